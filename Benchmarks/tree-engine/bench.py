@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""Tree-engine benchmark: ChurnGrid's compiled forest against the libraries' own predictors,
+on the same rows, the same thread counts, in the same run.
+
+Usage: bench.py [--rows N] [--repeat R] [--threads 1,2] [--out DIR] [--json FILE]
+
+Builds (once, cached in DIR) a 40-feature synthetic subscriber table with ~1% missing values,
+trains XGBoost 300 trees x depth 6, XGBoost 1000 x depth 8 and LightGBM 300 x 63 leaves on it,
+then for each model and thread count measures:
+  reference  XGBoost Booster.predict on a prebuilt DMatrix / inplace_predict, LightGBM predict
+  churngrid  `churngrid model bench` (rows read once, scored R times, median)
+and the single-row latency and TreeSHAP throughput of both on one thread. Prints a table of
+rows/s with the ratio churngrid / reference, and checks both engines scored the same rows
+(sum of margins).
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def make_data(n, seed=7):
+    """Subscriber-like features: heavy-tailed usage and bills, counts, flags, ~1% missing."""
+    rng = np.random.default_rng(seed)
+    f = 40
+    X = np.empty((n, f), dtype=np.float32)
+    X[:, 0] = rng.gamma(2.0, 18.0, n)                  # tenure months
+    X[:, 1] = rng.lognormal(3.2, 0.6, n)               # ARPU
+    X[:, 2] = rng.normal(0, 0.15, n)                   # ARPU trend
+    for j in range(3, 12):
+        X[:, j] = rng.lognormal(2 + 0.2 * j, 1.0, n)   # usage volumes
+    for j in range(12, 20):
+        X[:, j] = rng.normal(0, 0.3, n)                # usage trends
+    for j in range(20, 28):
+        X[:, j] = rng.poisson(0.3 + 0.1 * (j - 20), n)  # support calls, complaints, late payments...
+    X[:, 28] = rng.integers(-30, 720, n)               # days to contract end
+    X[:, 29] = rng.integers(0, 365, n)                 # days to promo end
+    X[:, 30] = rng.random(n)                           # off-net share
+    X[:, 31] = rng.integers(0, 2, n)                   # prepaid flag
+    X[:, 32] = rng.integers(0, 12, n)                  # region
+    for j in range(33, 40):
+        X[:, j] = rng.normal(0, 1, n)
+    X[rng.random(X.shape) < 0.01] = np.nan
+    z = (-3.2 - 0.03 * np.nan_to_num(X[:, 0]) - 3 * np.nan_to_num(X[:, 2]) - 2 * np.nan_to_num(X[:, 12])
+         + 0.5 * np.nan_to_num(X[:, 21]) + 0.4 * np.nan_to_num(X[:, 22]) + 1.5 * (np.nan_to_num(X[:, 28], nan=400) < 30)
+         + 1.2 * np.nan_to_num(X[:, 30]) + 0.3 * np.nan_to_num(X[:, 33]) * np.nan_to_num(X[:, 34]))
+    y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(np.float32)
+    return X, y
+
+
+def write_csv(path, X):
+    names = [f"f{j}" for j in range(X.shape[1])]
+    with open(path, "w") as fh:
+        fh.write("subscriber_id," + ",".join(names) + "\n")
+        for start in range(0, X.shape[0], 100_000):
+            block = X[start:start + 100_000]
+            lines = []
+            for i, row in enumerate(block):
+                cells = ["" if np.isnan(v) else "%.9g" % v for v in row]
+                lines.append(f"{start + i}," + ",".join(cells))
+            fh.write("\n".join(lines) + "\n")
+
+
+def timed(fn, repeat):
+    fn()  # warm-up
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--out", default=os.path.join(ROOT, ".churngrid", "bench", "tree-engine"))
+    ap.add_argument("--json", default=None, help="also write all figures to this file")
+    ap.add_argument("--binary", default=os.path.join(ROOT, ".build", "release", "churngrid"))
+    args = ap.parse_args()
+    threads = [int(t) for t in args.threads.split(",")]
+    os.makedirs(args.out, exist_ok=True)
+
+    import xgboost as xgb
+    import lightgbm as lgb
+
+    data_csv = os.path.join(args.out, f"rows_{args.rows}.csv")
+    X, y = make_data(args.rows)
+    if not os.path.exists(data_csv):
+        log(f"writing {args.rows} rows to {data_csv}")
+        write_csv(data_csv + ".tmp", X)
+        os.rename(data_csv + ".tmp", data_csv)
+
+    train_n = min(args.rows, 200_000)
+    models = []
+    for name, depth, trees in [("xgb_300_d6", 6, 300), ("xgb_1000_d8", 8, 1000)]:
+        path = os.path.join(args.out, name + ".json")
+        if not os.path.exists(path):
+            log(f"training {name}")
+            b = xgb.train({"objective": "binary:logistic", "max_depth": depth, "eta": 0.05, "tree_method": "hist",
+                           "nthread": 2, "min_child_weight": 0.5, "seed": 1},
+                          xgb.DMatrix(X[:train_n], y[:train_n]), trees)
+            b.save_model(path)
+        models.append((name, path, "xgboost"))
+    path = os.path.join(args.out, "lgb_300_63.txt")
+    if not os.path.exists(path):
+        log("training lgb_300_63")
+        b = lgb.train({"objective": "binary", "num_leaves": 63, "learning_rate": 0.05, "verbose": -1, "num_threads": 2,
+                       "min_data_in_leaf": 5}, lgb.Dataset(X[:train_n], y[:train_n], feature_name=[f"f{j}" for j in range(X.shape[1])]), 300)
+        b.save_model(path)
+    models.append(("lgb_300_63", path, "lightgbm"))
+
+    # The reference predictors read the same CSV cells ChurnGrid reads.
+    results = []
+    single = X[:2000]
+    shap_rows = {"xgb_300_d6": 200, "xgb_1000_d8": 20, "lgb_300_63": 100}
+    for name, path, library in models:
+        for t in threads:
+            log(f"{name}: {t} thread(s)")
+            ref = {}
+            if library == "xgboost":
+                booster = xgb.Booster(model_file=path)
+                booster.set_param({"nthread": t})
+                dm = xgb.DMatrix(X, nthread=t)
+                ref["reference"] = "xgboost predict(DMatrix)"
+                sec = timed(lambda: booster.predict(dm), args.repeat)
+                ref["reference_rows_per_second"] = args.rows / sec
+                sec = timed(lambda: booster.inplace_predict(X), args.repeat)
+                ref["reference_inplace_rows_per_second"] = args.rows / sec
+                margin_sum = float(np.sum(booster.predict(dm, output_margin=True).astype(np.float64)))
+            else:
+                booster = lgb.Booster(model_file=path)
+                ref["reference"] = "lightgbm predict"
+                sec = timed(lambda: booster.predict(X, num_threads=t), args.repeat)
+                ref["reference_rows_per_second"] = args.rows / sec
+                margin_sum = float(np.sum(booster.predict(X, raw_score=True, num_threads=t)))
+            if t == 1:
+                lat = []
+                for i in range(len(single)):
+                    row = single[i:i + 1]
+                    t0 = time.perf_counter()
+                    if library == "xgboost":
+                        booster.inplace_predict(row)
+                    else:
+                        booster.predict(row, num_threads=1)
+                    lat.append(time.perf_counter() - t0)
+                lat.sort()
+                ref["reference_single_row_us_p50"] = lat[len(lat) // 2] * 1e6
+                ref["reference_single_row_us_p99"] = lat[len(lat) * 99 // 100] * 1e6
+                n = shap_rows[name]
+                sub = X[:n]
+                if library == "xgboost":
+                    booster.set_param({"nthread": 1})
+                    dsub = xgb.DMatrix(sub, nthread=1)
+                    sec = timed(lambda: booster.predict(dsub, pred_contribs=True), 1)
+                    ref["reference_shap_rows_per_second"] = n / sec
+                    sec = timed(lambda: booster.predict(dsub, pred_contribs=True, approx_contribs=True), 1)
+                    ref["reference_approx_rows_per_second"] = n / sec
+                    booster.set_param({"nthread": t})
+                else:
+                    sec = timed(lambda: booster.predict(sub, pred_contrib=True, num_threads=1), 1)
+                    ref["reference_shap_rows_per_second"] = n / sec
+
+            cmd = [args.binary, "model", "bench", "--model", path, "--input", data_csv, "--threads", str(t),
+                   "--repeat", str(args.repeat), "--json"]
+            if t == 1:
+                cmd += ["--single-row", "2000", "--explain-rows", str(shap_rows[name])]
+            ours = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+            row = {"model": name, "threads": t, **ref, "churngrid": ours}
+            row["ratio"] = ours["rows_per_second"] / ref["reference_rows_per_second"]
+            row["same_rows"] = abs(ours["margin_checksum"] - margin_sum) <= 1e-3 * max(1.0, abs(margin_sum))
+            results.append(row)
+
+    print(f"\nTree engine, {args.rows} rows x 40 features, median of {args.repeat} (same run, same machine)\n")
+    print(f"{'model':<12} {'thr':>3} {'reference rows/s':>17} {'churngrid rows/s':>17} {'ratio':>6}  same rows")
+    for r in results:
+        print(f"{r['model']:<12} {r['threads']:>3} {r['reference_rows_per_second']:>17,.0f} "
+              f"{r['churngrid']['rows_per_second']:>17,.0f} {r['ratio']:>5.2f}x  {r['same_rows']}")
+    print(f"\n{'model':<12} {'single row p50 (ref / ours)':>30} {'TreeSHAP rows/s (ref / ours)':>32} {'approx rows/s (ref / ours)':>30}")
+    for r in results:
+        if r["threads"] != 1:
+            continue
+        c = r["churngrid"]
+        approx = (f"{r['reference_approx_rows_per_second']:,.0f} / {c['approx_contribs_rows_per_second']:,.0f}"
+                  if "reference_approx_rows_per_second" in r else f"— / {c['approx_contribs_rows_per_second']:,.0f}")
+        print(f"{r['model']:<12} {r['reference_single_row_us_p50']:>14.1f} µs / {c['single_row_ns_p50'] / 1000:>6.2f} µs "
+              f"{r['reference_shap_rows_per_second']:>16,.0f} / {c['shap_rows_per_second']:>10,.0f} {approx:>30}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=2)
+    if not all(r["same_rows"] for r in results):
+        log("error: ChurnGrid and the reference did not score the same rows (margin sums differ)")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+# ChurnGrid — everything a fresh Debian machine needs is installed by these targets.
+#   make demo   run the main job (see README)
+#   make test   install what the tests need, build, run every test
+#   make bench  tree-engine benchmark against XGBoost / LightGBM (same run, same machine)
+
+SHELL := /bin/bash
+export PATH := /opt/swift/usr/bin:$(PATH)
+PYTHON ?= python3
+SWIFT_BUILD_FLAGS ?=
+
+.PHONY: all build release test test-deps deps demo bench clean
+
+all: build
+
+# Debian packages: C libraries the package links against (libpq, libzmq in later modules).
+deps:
+	@missing=""; for p in pkg-config; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+# Python packages the parity tests and the benchmark use as references (never at run time).
+test-deps: deps
+	@$(PYTHON) -c "import numpy" 2>/dev/null || $(PYTHON) -m pip install -q numpy
+	@$(PYTHON) -c "import xgboost" 2>/dev/null || $(PYTHON) -m pip install -q xgboost-cpu
+	@$(PYTHON) -c "import lightgbm" 2>/dev/null || $(PYTHON) -m pip install -q lightgbm
+	@$(PYTHON) -c "import xgboost, lightgbm; print('references: xgboost', xgboost.__version__, '/ lightgbm', lightgbm.__version__)"
+
+build: deps
+	swift build $(SWIFT_BUILD_FLAGS)
+
+release: deps
+	swift build -c release $(SWIFT_BUILD_FLAGS)
+
+test: test-deps
+	swift test $(SWIFT_BUILD_FLAGS)
+
+# Until the cluster lands, the demo trains a churn model on a small synthetic base and
+# scores it with reasons through the same CLI an operator would use.
+demo: test-deps release
+	@bash Deploy/local/demo.sh
+
+bench: test-deps release
+	$(PYTHON) Benchmarks/tree-engine/bench.py
+
+clean:
+	rm -rf .build .churngrid

@@ -1,0 +1,48 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// Hot paths are plain unsafe-pointer loops; these flags keep the optimiser from
+/// inserting exclusivity checks into them. They change no semantics.
+let performance: [SwiftSetting] = [
+    .unsafeFlags(["-enforce-exclusivity=unchecked"]),
+]
+
+let package = Package(
+    name: "ChurnGrid",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "churngrid", targets: ["churngrid"]),
+        .library(name: "TreeModel", targets: ["TreeModel"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // Tree ensembles: loading XGBoost/LightGBM files, compiling, scoring, explaining.
+        .target(name: "TreeModel", swiftSettings: performance),
+        // Columnar tables read from and written to CSV.
+        .target(name: "FeatureTable", swiftSettings: performance),
+        // Scoring whole files and measuring the engine: what `churngrid model` does.
+        .target(
+            name: "BatchScoring",
+            dependencies: [
+                "TreeModel", "FeatureTable",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "churngrid",
+            dependencies: [
+                "BatchScoring", "TreeModel", "FeatureTable",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "TreeModelTests", dependencies: ["TreeModel"]),
+        .testTarget(name: "FeatureTableTests", dependencies: ["FeatureTable"]),
+        // Parity with the real XGBoost/LightGBM (trained by the tests through python3).
+        .testTarget(name: "ParityTests", dependencies: ["TreeModel", "FeatureTable", "BatchScoring"], path: "Tests/Parity", exclude: ["make_fixtures.py"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,124 @@
+import TreeModel
+
+/// Measures the scoring engine on a CSV file: what `churngrid model bench` does. The rows are
+/// read once (not timed); block scoring is timed `repeat` times and the median reported, so a
+/// passing hiccup on a shared machine does not decide the figure.
+public struct EngineBenchmark: Sendable {
+    /// What to measure.
+    public struct Options: Sendable {
+        public var threads: Int = 1
+        public var repeats: Int = 5
+        /// Rows scored one at a time through the single-row path (0 = skip).
+        public var singleRowSamples: Int = 0
+        /// Rows explained by exact TreeSHAP and by the path attribution on one thread (0 = skip).
+        public var explainRows: Int = 0
+
+        public init(threads: Int = 1, repeats: Int = 5, singleRowSamples: Int = 0, explainRows: Int = 0) {
+            self.threads = threads
+            self.repeats = repeats
+            self.singleRowSamples = singleRowSamples
+            self.explainRows = explainRows
+        }
+    }
+
+    /// Figures of one run (JSON keys in snake_case).
+    public struct Result: Sendable, Codable {
+        public var rows: Int
+        public var threads: Int
+        public var repeats: Int
+        public var trees: Int
+        public var maxDepth: Int
+        /// Median over the repeats.
+        public var rowsPerSecond: Double
+        public var nsPerRow: Double
+        public var rowsPerSecondMin: Double
+        public var rowsPerSecondMax: Double
+        public var singleRowNsP50: Double?
+        public var singleRowNsP99: Double?
+        public var shapRowsPerSecond: Double?
+        public var approxContribsRowsPerSecond: Double?
+        /// Sum of margins, so a run can be checked against another engine's on the same rows.
+        public var marginChecksum: Double
+
+        enum CodingKeys: String, CodingKey {
+            case rows, threads, trees
+            case repeats = "repeat", maxDepth = "max_depth"
+            case rowsPerSecond = "rows_per_second", nsPerRow = "ns_per_row"
+            case rowsPerSecondMin = "rows_per_second_min", rowsPerSecondMax = "rows_per_second_max"
+            case singleRowNsP50 = "single_row_ns_p50", singleRowNsP99 = "single_row_ns_p99"
+            case shapRowsPerSecond = "shap_rows_per_second", approxContribsRowsPerSecond = "approx_contribs_rows_per_second"
+            case marginChecksum = "margin_checksum"
+        }
+    }
+
+    public init() {}
+
+    /// Runs the benchmark.
+    /// - Throws: `ModelError` or `TableError` for bad files.
+    public func run(modelPath: String, input: String, options: Options) throws -> Result {
+        let model = try TreeEnsemble.load(path: modelPath)
+        let forest = try CompiledForest(model)
+        let columns = try InputColumns(path: input, model: model)
+        let rows = columns.rowCount
+        guard rows > 0 else { throw ModelError(.invalidInput, file: input, "input has no rows to score") }
+        let clock = ContinuousClock()
+        var margins = [Double](repeating: 0, count: rows)
+        var rates: [Double] = []
+        try columns.withFeatureColumns { (c: FeatureColumns) throws(ModelError) in
+            try margins.withUnsafeMutableBufferPointer { m throws(ModelError) in
+                // One untimed pass warms caches and pages in the output.
+                try forest.score(c, margins: m.baseAddress!, threads: options.threads)
+                for _ in 0..<max(1, options.repeats) {
+                    let t0 = clock.now
+                    try forest.score(c, margins: m.baseAddress!, threads: options.threads)
+                    rates.append(Double(rows) / seconds(clock.now - t0))
+                }
+            }
+        }
+        rates.sort()
+        let median = rates[rates.count / 2]
+        var result = Result(
+            rows: rows, threads: options.threads, repeats: rates.count, trees: model.trees.count,
+            maxDepth: model.maxDepth, rowsPerSecond: median, nsPerRow: 1e9 / median,
+            rowsPerSecondMin: rates.first!, rowsPerSecondMax: rates.last!,
+            marginChecksum: margins.reduce(0, +))
+
+        if options.singleRowSamples > 0 {
+            var row = [Float](repeating: 0, count: model.featureCount)
+            var times: [Double] = []
+            let n = min(options.singleRowSamples, rows)
+            var sink = 0.0
+            for pass in 0..<2 {
+                for r in 0..<n {
+                    columns.row(r, into: &row)
+                    let t0 = clock.now
+                    sink += row.withUnsafeBufferPointer { forest.margin(row: $0) }
+                    if pass == 1 { times.append(seconds(clock.now - t0) * 1e9) }
+                }
+            }
+            times.sort()
+            result.singleRowNsP50 = times[times.count / 2]
+            result.singleRowNsP99 = times[min(times.count - 1, times.count * 99 / 100)]
+            if sink.isNaN { print("") }  // keeps the calls from being optimised away
+        }
+
+        if options.explainRows > 0 {
+            let explainer = TreeExplainer(model)
+            let n = min(options.explainRows, rows)
+            var row = [Float](repeating: 0, count: model.featureCount)
+            var phi = [Double](repeating: 0, count: explainer.contributionCount)
+            for method in [TreeExplainer.Method.exact, .approximate] {
+                let t0 = clock.now
+                for r in 0..<n {
+                    columns.row(r, into: &row)
+                    row.withUnsafeBufferPointer { x in
+                        phi.withUnsafeMutableBufferPointer { explainer.contributions(row: x, into: $0, method: method) }
+                    }
+                }
+                let rate = Double(n) / seconds(clock.now - t0)
+                if method == .exact { result.shapRowsPerSecond = rate } else { result.approxContribsRowsPerSecond = rate }
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,69 @@
+import TreeModel
+
+/// What `churngrid model inspect` reports about a model file.
+public struct ModelSummary: Sendable, Codable {
+    public var file: String
+    public var library: String
+    public var libraryVersion: String?
+    public var objective: String
+    public var trees: Int
+    public var maxDepth: Int
+    public var nodes: Int
+    public var leaves: Int
+    public var features: Int
+    public var featureNames: [String]
+    public var featureTypes: [String]?
+    /// Base score as written in the file (probability space for logistic objectives).
+    public var baseScore: Double
+    /// The same base score as a margin, the value summation starts from.
+    public var baseMargin: Double
+
+    enum CodingKeys: String, CodingKey {
+        case file, library, objective, trees, nodes, leaves, features
+        case libraryVersion = "library_version", maxDepth = "max_depth"
+        case featureNames = "feature_names", featureTypes = "feature_types"
+        case baseScore = "base_score", baseMargin = "base_margin"
+    }
+
+    /// Summarises `model`, loaded from `file`.
+    public init(_ model: TreeEnsemble, file: String) {
+        self.file = file
+        self.library = model.library.rawValue
+        self.libraryVersion = model.libraryVersion
+        self.objective = model.objective.description
+        self.trees = model.trees.count
+        self.maxDepth = model.maxDepth
+        self.nodes = model.nodeCount
+        self.leaves = model.trees.reduce(0) { sum, t in sum + t.left.filter { $0 < 0 }.count }
+        self.features = model.featureCount
+        self.featureNames = model.featureNames
+        self.featureTypes = model.featureTypes
+        self.baseScore = model.baseScore
+        self.baseMargin = model.baseMargin
+    }
+
+    /// A human-readable report, one fact per line.
+    public var text: String {
+        var lines = [
+            "file:        \(file)",
+            "library:     \(library)\(libraryVersion.map { " \($0)" } ?? "")",
+            "objective:   \(objective)",
+            "trees:       \(trees)",
+            "max depth:   \(maxDepth)",
+            "nodes:       \(nodes) (\(leaves) leaves)",
+            "base score:  \(baseScore) (margin \(baseMargin))",
+            "features:    \(features)",
+        ]
+        for (i, name) in featureNames.enumerated() {
+            let type = featureTypes.flatMap { i < $0.count ? " (\($0[i]))" : nil } ?? ""
+            lines.append("  \(String(i).leftPadded(to: 4)) \(name)\(type)")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension String {
+    func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+}

@@ -1,0 +1,263 @@
+import Dispatch
+import Synchronization
+
+/// Column-major input for block scoring: `columns[j]` points at `rowCount` values of model
+/// feature j (the way a shard stores profiles). NaN means missing.
+public struct FeatureColumns: @unchecked Sendable {
+    // @unchecked: the pointers are only read; the caller keeps the memory alive and unchanged
+    // for the duration of the scoring call, as documented on the scoring methods.
+
+    /// One pointer per model feature, in model order.
+    public var columns: [UnsafePointer<Float>]
+    /// Number of rows every column holds.
+    public var rowCount: Int
+
+    /// Wraps column pointers; each must hold at least `rowCount` values.
+    public init(columns: [UnsafePointer<Float>], rowCount: Int) {
+        self.columns = columns
+        self.rowCount = rowCount
+    }
+}
+
+extension CompiledForest {
+    /// Scores every row of `input`, writing margins (and, when given, the model's output such
+    /// as probabilities) for rows `0..<input.rowCount`.
+    ///
+    /// Allocates only per-thread scratch (one block buffer per thread), never per row.
+    /// - Parameters:
+    ///   - input: one column per model feature; must stay alive and unchanged during the call.
+    ///   - margins: receives `input.rowCount` raw margins.
+    ///   - outputs: optionally receives `transform(margin:)` of each margin.
+    ///   - threads: worker threads to use (1 scores on the calling thread).
+    /// - Throws: `ModelError` with code `invalidInput` if the column count differs from the model's.
+    public func score(
+        _ input: FeatureColumns,
+        margins: UnsafeMutablePointer<Double>,
+        outputs: UnsafeMutablePointer<Double>? = nil,
+        threads: Int = 1
+    ) throws(ModelError) {
+        guard input.columns.count == featureCount else {
+            throw ModelError(.invalidInput, file: "<input>",
+                             "got \(input.columns.count) feature columns; the model reads \(featureCount)")
+        }
+        let rows = input.rowCount
+        guard rows > 0 else { return }
+        let blocks = (rows + blockRows - 1) / blockRows
+        let workers = max(1, min(threads, blocks))
+        if workers == 1 {
+            scoreBlocks(input, 0..<blocks, margins: margins, outputs: outputs)
+            return
+        }
+        // Blocks are handed out in chunks from a shared counter so that a slow thread
+        // (or a busy core) does not hold the others up at the end.
+        let cursor = Atomic<Int>(0)
+        let chunk = max(1, min(64, blocks / (workers * 8)))
+        let out = SendablePointers(margins: margins, outputs: outputs)
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while true {
+                let first = cursor.wrappingAdd(chunk, ordering: .relaxed).oldValue
+                if first >= blocks { break }
+                scoreBlocks(input, first..<min(blocks, first + chunk), margins: out.margins, outputs: out.outputs)
+            }
+        }
+    }
+
+    /// Scores rows given as arrays, one array per feature column. Convenience for tests and tools.
+    public func score(columns: [[Float]], threads: Int = 1) throws(ModelError) -> (margins: [Double], outputs: [Double]) {
+        let rows = columns.first?.count ?? 0
+        for (j, c) in columns.enumerated() where c.count != rows {
+            throw ModelError(.invalidInput, file: "<input>", "column \(j) has \(c.count) rows, column 0 has \(rows)")
+        }
+        var margins = [Double](repeating: 0, count: rows)
+        var outputs = [Double](repeating: 0, count: rows)
+        var pointers: [UnsafePointer<Float>] = []
+        for c in columns {
+            // Arrays of columns are kept alive by `columns` for the whole call.
+            pointers.append(c.withUnsafeBufferPointer { $0.baseAddress ?? UnsafePointer(bitPattern: 8)! })
+        }
+        let input = FeatureColumns(columns: pointers, rowCount: rows)
+        try withExtendedLifetime(columns) { () throws(ModelError) in
+            try margins.withUnsafeMutableBufferPointer { m throws(ModelError) in
+                try outputs.withUnsafeMutableBufferPointer { o throws(ModelError) in
+                    try score(input, margins: m.baseAddress!, outputs: o.baseAddress!, threads: threads)
+                }
+            }
+        }
+        return (margins, outputs)
+    }
+
+    /// Margin of one row (`row[j]` = feature j, NaN = missing) with no batching overhead and no
+    /// heap allocation.
+    /// - Precondition: `row.count == featureCount`.
+    public func margin(row: UnsafeBufferPointer<Float>) -> Double {
+        precondition(row.count >= featureCount, "row has \(row.count) values; the model reads \(featureCount)")
+        return withUnsafeTemporaryAllocation(of: Float.self, capacity: scratchFloats) { scratch in
+            let buf = scratch.baseAddress!
+            for (v, view) in views.enumerated() {
+                buf[v * blockRows] = Self.viewValue(row[view.feature], view.kind)
+            }
+            if let leaves = leafFloat {
+                return Double(walkAll(buf, leaves, start: Float(model.baseMargin)))
+            }
+            return walkAll(buf, leafDouble!, start: 0.0)
+        }
+    }
+
+    /// Margin of one row given as an array. Convenience for tools.
+    public func margin(row: [Float]) -> Double {
+        row.withUnsafeBufferPointer { margin(row: $0) }
+    }
+
+    // MARK: Kernels
+
+    @inline(__always)
+    static func viewValue(_ x: Float, _ kind: ViewKind) -> Float {
+        switch kind {
+        case .nanHigh: return x.isNaN ? .infinity : x
+        case .nanLow: return x.isNaN ? -.infinity : x
+        case .nanZero: return x.isNaN ? 0 : x
+        case .zeroHigh: return (x.isNaN || (x >= -1e-35 && x <= 1e-35)) ? .infinity : x
+        case .zeroLow: return (x.isNaN || (x >= -1e-35 && x <= 1e-35)) ? -.infinity : x
+        }
+    }
+
+    /// One step down a tree: the left child, plus one when the value is at or above the threshold.
+    /// Written with a bit cast so the compiler emits a flag-to-register move, never a branch
+    /// (the outcome is data dependent and would be mispredicted half the time).
+    @inline(__always)
+    static func step(_ i: Int, _ n: Node, _ x: Float) -> Int {
+        i &+ Int(n.delta) &+ Int(unsafeBitCast(x >= n.threshold, to: UInt8.self))
+    }
+
+    /// Sum of all trees for the single row at offset 0 of `buf`, in tree order.
+    @inline(__always)
+    private func walkAll<Leaf: BinaryFloatingPoint>(_ buf: UnsafeMutablePointer<Float>, _ leaves: UnsafeMutablePointer<Leaf>, start: Leaf) -> Leaf {
+        var acc = start
+        let nodes = self.nodes
+        var t = 0
+        // Four trees at a time, walked to the deepest one's depth (a leaf loops on itself),
+        // so that four independent chains of loads are in flight; leaves are added in tree order.
+        while t &+ 4 <= treeCount {
+            var i0 = Int(treeRoot[t]), i1 = Int(treeRoot[t &+ 1]), i2 = Int(treeRoot[t &+ 2]), i3 = Int(treeRoot[t &+ 3])
+            let depth = max(max(treeDepth[t], treeDepth[t &+ 1]), max(treeDepth[t &+ 2], treeDepth[t &+ 3]))
+            for _ in 0..<Int(depth) {
+                let n0 = nodes[i0], n1 = nodes[i1], n2 = nodes[i2], n3 = nodes[i3]
+                i0 = Self.step(i0, n0, buf[Int(n0.offset)])
+                i1 = Self.step(i1, n1, buf[Int(n1.offset)])
+                i2 = Self.step(i2, n2, buf[Int(n2.offset)])
+                i3 = Self.step(i3, n3, buf[Int(n3.offset)])
+            }
+            acc += leaves[i0]
+            acc += leaves[i1]
+            acc += leaves[i2]
+            acc += leaves[i3]
+            t &+= 4
+        }
+        while t < treeCount {
+            var i = Int(treeRoot[t])
+            for _ in 0..<Int(treeDepth[t]) {
+                let n = nodes[i]
+                i = Self.step(i, n, buf[Int(n.offset)])
+            }
+            acc += leaves[i]
+            t &+= 1
+        }
+        return acc
+    }
+
+    /// Scores blocks `range` of `input` on the calling thread, with one scratch buffer.
+    private func scoreBlocks(_ input: FeatureColumns, _ range: Range<Int>, margins: UnsafeMutablePointer<Double>, outputs: UnsafeMutablePointer<Double>?) {
+        let b = blockRows
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchFloats)
+        defer { scratch.deallocate() }
+        let accF = UnsafeMutablePointer<Float>.allocate(capacity: b)
+        defer { accF.deallocate() }
+        let accD = UnsafeMutablePointer<Double>.allocate(capacity: b)
+        defer { accD.deallocate() }
+        for block in range {
+            let first = block * b
+            let rows = min(b, input.rowCount - first)
+            fillViews(input, first: first, rows: rows, into: scratch)
+            if let leaves = leafFloat {
+                accF.update(repeating: Float(model.baseMargin), count: rows)
+                accumulate(scratch, rows: rows, leaves: leaves, acc: accF)
+                for r in 0..<rows { margins[first + r] = Double(accF[r]) }
+            } else {
+                accD.update(repeating: 0, count: rows)
+                accumulate(scratch, rows: rows, leaves: leafDouble!, acc: accD)
+                for r in 0..<rows { margins[first + r] = accD[r] }
+            }
+            if let outputs {
+                for r in first..<(first + rows) { outputs[r] = model.transform(margin: margins[r]) }
+            }
+        }
+    }
+
+    /// Transposes the block's rows of every needed feature into the scratch views.
+    @inline(__always)
+    private func fillViews(_ input: FeatureColumns, first: Int, rows: Int, into scratch: UnsafeMutablePointer<Float>) {
+        let b = blockRows
+        for (v, view) in views.enumerated() {
+            let src = input.columns[view.feature] + first
+            let dst = scratch + v * b
+            switch view.kind {
+            case .nanHigh: for r in 0..<rows { let x = src[r]; dst[r] = x.isNaN ? .infinity : x }
+            case .nanLow: for r in 0..<rows { let x = src[r]; dst[r] = x.isNaN ? -.infinity : x }
+            default: for r in 0..<rows { dst[r] = Self.viewValue(src[r], view.kind) }
+            }
+        }
+    }
+
+    /// Adds every tree's leaf to `acc[r]` for the block's rows, trees in model order.
+    @inline(__always)
+    private func accumulate<Leaf: BinaryFloatingPoint>(_ x: UnsafeMutablePointer<Float>, rows: Int, leaves: UnsafeMutablePointer<Leaf>, acc: UnsafeMutablePointer<Leaf>) {
+        let nodes = self.nodes
+        for t in 0..<treeCount {
+            let root = Int(treeRoot[t])
+            let depth = Int(treeDepth[t])
+            var r = 0
+            // Eight independent walks at a time: their loads overlap instead of waiting on each other.
+            while r &+ 8 <= rows {
+                var i0 = root, i1 = root, i2 = root, i3 = root, i4 = root, i5 = root, i6 = root, i7 = root
+                let p = x + r
+                for _ in 0..<depth {
+                    let n0 = nodes[i0], n1 = nodes[i1], n2 = nodes[i2], n3 = nodes[i3]
+                    let n4 = nodes[i4], n5 = nodes[i5], n6 = nodes[i6], n7 = nodes[i7]
+                    i0 = Self.step(i0, n0, p[Int(n0.offset)])
+                    i1 = Self.step(i1, n1, p[Int(n1.offset) &+ 1])
+                    i2 = Self.step(i2, n2, p[Int(n2.offset) &+ 2])
+                    i3 = Self.step(i3, n3, p[Int(n3.offset) &+ 3])
+                    i4 = Self.step(i4, n4, p[Int(n4.offset) &+ 4])
+                    i5 = Self.step(i5, n5, p[Int(n5.offset) &+ 5])
+                    i6 = Self.step(i6, n6, p[Int(n6.offset) &+ 6])
+                    i7 = Self.step(i7, n7, p[Int(n7.offset) &+ 7])
+                }
+                acc[r] += leaves[i0]
+                acc[r &+ 1] += leaves[i1]
+                acc[r &+ 2] += leaves[i2]
+                acc[r &+ 3] += leaves[i3]
+                acc[r &+ 4] += leaves[i4]
+                acc[r &+ 5] += leaves[i5]
+                acc[r &+ 6] += leaves[i6]
+                acc[r &+ 7] += leaves[i7]
+                r &+= 8
+            }
+            while r < rows {
+                var i = root
+                for _ in 0..<depth {
+                    let n = nodes[i]
+                    i = Self.step(i, n, x[Int(n.offset) &+ r])
+                }
+                acc[r] += leaves[i]
+                r &+= 1
+            }
+        }
+    }
+}
+
+/// Output pointers handed to scoring threads; each thread writes disjoint rows.
+private struct SendablePointers: @unchecked Sendable {
+    // @unchecked: threads write disjoint index ranges (one block each), never the same element.
+    var margins: UnsafeMutablePointer<Double>
+    var outputs: UnsafeMutablePointer<Double>?
+}

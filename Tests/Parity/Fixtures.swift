@@ -1,0 +1,101 @@
+import FeatureTable
+import Foundation
+import Testing
+import TreeModel
+
+/// Models trained by the real XGBoost and LightGBM (through `make_fixtures.py`) with the
+/// libraries' own predictions and contributions. Trained once per script version and cached
+/// under `.churngrid/test-fixtures/` in the package.
+enum Fixtures {
+    /// Every model the script trains; the tests are parameterised over these names.
+    static let xgboostModels = [
+        "xgb_logistic_d3_50", "xgb_logistic_d6_300", "xgb_logitraw_d5_80", "xgb_sqerr_d4_60",
+        "xgb_reglogistic_d5_40", "xgb_stump_1", "xgb_lossguide_d0", "xgb_logistic_d8_1000",
+    ]
+    static let lightgbmModels = [
+        "lgb_binary_31", "lgb_deep_63", "lgb_zero_as_missing", "lgb_no_missing", "lgb_sigmoid_2",
+    ]
+    static let allModels = xgboostModels + lightgbmModels
+
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The fixture directory, generated on first use (thread-safe: a static let runs once).
+    static let directory: Result<URL, FixtureError> = generate()
+
+    struct FixtureError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    private static func generate() -> Result<URL, FixtureError> {
+        let script = packageRoot.appendingPathComponent("Tests/Parity/make_fixtures.py")
+        guard let source = try? Data(contentsOf: script) else {
+            return .failure(FixtureError(description: "cannot read \(script.path)"))
+        }
+        // FNV-1a of the script: a changed script trains new fixtures.
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in source { hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3 }
+        let dir = packageRoot.appendingPathComponent(".churngrid/test-fixtures/\(String(hash, radix: 16))")
+        let manifest = dir.appendingPathComponent("manifest.csv")
+        if FileManager.default.fileExists(atPath: manifest.path) { return .success(dir) }
+        let tmp = dir.path + ".tmp-\(getpid())"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", script.path, tmp]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.standardError
+        do { try p.run() } catch {
+            return .failure(FixtureError(description: "cannot run python3: \(error)"))
+        }
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            return .failure(FixtureError(description:
+                "make_fixtures.py failed (run `make test-deps` to install xgboost and lightgbm):\n" + String(decoding: stderr, as: UTF8.self)))
+        }
+        try? FileManager.default.removeItem(at: dir)
+        do { try FileManager.default.moveItem(atPath: tmp, toPath: dir.path) } catch {
+            return .failure(FixtureError(description: "cannot move fixtures into place: \(error)"))
+        }
+        return .success(dir)
+    }
+
+    static func path(_ name: String) throws -> String {
+        try directory.get().appendingPathComponent(name).path
+    }
+
+    static func modelFile(_ name: String) throws -> String {
+        try path(name + (name.hasPrefix("lgb") ? ".txt" : ".json"))
+    }
+
+    static func inputFile(_ name: String) throws -> String {
+        if name.hasPrefix("lgb_deep") { return try path("data_col.csv") }
+        if ["xgb_logistic_d6_300", "xgb_reglogistic_d5_40", "xgb_stump_1", "xgb_logistic_d8_1000"].contains(name) {
+            return try path("data_f.csv")
+        }
+        return try path("data_named.csv")
+    }
+
+    /// A numeric CSV with a header, as columns.
+    static func matrix(_ file: String) throws -> (header: [String], columns: [[Float64]]) {
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: true)
+        let header = lines.removeFirst().split(separator: ",").map(String.init)
+        var columns = [[Double]](repeating: [], count: header.count)
+        for line in lines {
+            for (j, cell) in line.split(separator: ",", omittingEmptySubsequences: false).enumerated() {
+                columns[j].append(Double(cell) ?? .nan)
+            }
+        }
+        return (header, columns)
+    }
+
+    /// The model's input rows as feature columns, read with ChurnGrid's own CSV reader.
+    static func features(for model: TreeEnsemble, name: String) throws -> [[Float]] {
+        let table = try CSVTable.read(path: try inputFile(name), numericColumns: Set(model.featureNames))
+        return try model.featureNames.map { n in
+            try #require(table.column(named: n), "input lacks column \(n)")
+        }
+    }
+}
