@@ -46,6 +46,8 @@ public struct TreeEnsemble: Sendable {
         case float32, float64
     }
 
+    /// Where the model was read from (a path, or a label such as "<memory>"), for error messages.
+    public var source: String
     /// Which library wrote the model.
     public var library: Library
     /// The library version recorded in the file, when there is one.

@@ -61,7 +61,7 @@ public final class CompiledForest: @unchecked Sendable {
         self.model = model
         let total = model.nodeCount
         guard total < Int(UInt32.max) / 2 else {
-            throw ModelError(.unsupported, file: "<model>", "model has \(total) nodes; at most 2^31 are supported")
+            throw ModelError(.unsupported, file: model.source, "model has \(total) nodes; at most 2^31 are supported")
         }
 
         // Views in first-use order.
@@ -84,7 +84,7 @@ public final class CompiledForest: @unchecked Sendable {
         // Views are known only after a pass over the splits; the block size depends on their number.
         for tree in model.trees { for n in 0..<tree.nodeCount where !tree.isLeaf(n) { _ = view(for: tree, n) } }
         guard views.count <= 8192 else {
-            throw ModelError(.unsupported, file: "<model>", "model uses \(views.count) feature views (features × missing-value rules); at most 8192 are supported")
+            throw ModelError(.unsupported, file: model.source, "model uses \(views.count) feature views (features × missing-value rules); at most 8192 are supported")
         }
         var blockRows = 128
         while views.count * blockRows > 65536 { blockRows /= 2 }
@@ -120,14 +120,14 @@ public final class CompiledForest: @unchecked Sendable {
                 if threshold == -.infinity && (kind == .nanLow || kind == .zeroLow) {
                     // Missing would map to −∞ and compare equal to the threshold, going right instead of left.
                     nodes.deallocate(); leafFloat?.deallocate(); leafDouble?.deallocate(); roots.deallocate(); depths.deallocate()
-                    throw ModelError(.unsupported, file: "<model>", field: "tree \(t) node \(n)",
+                    throw ModelError(.unsupported, file: model.source, field: "tree \(t) node \(n)",
                                      "a split at −∞ that sends missing values left cannot be compiled")
                 }
                 let left = next
                 next += 2
                 guard left - slot <= Int(UInt16.max) else {
                     nodes.deallocate(); leafFloat?.deallocate(); leafDouble?.deallocate(); roots.deallocate(); depths.deallocate()
-                    throw ModelError(.unsupported, file: "<model>", field: "tree \(t)",
+                    throw ModelError(.unsupported, file: model.source, field: "tree \(t)",
                                      "tree is too wide for the compact layout (\(left - slot) nodes between a node and its children; at most 65535)")
                 }
                 nodes[slot] = Node(threshold: threshold, offset: UInt16(v * blockRows), delta: UInt16(left - slot))

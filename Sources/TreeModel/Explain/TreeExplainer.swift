@@ -17,14 +17,68 @@ public final class TreeExplainer: @unchecked Sendable {
 
     /// The explained model.
     public let model: TreeEnsemble
-    private let trees: [FlatTree]
+    /// Every tree's nodes, one after another; child indices are absolute.
+    private let nodes: UnsafeMutablePointer<ExplainNode>
+    private let roots: [Int]
     private let maxDepth: Int
+    /// reciprocal[k] = 1/k for the path lengths TreeSHAP meets (k ≤ maxDepth + 2).
+    private let reciprocal: UnsafeMutablePointer<Double>
 
     /// Prepares `model` for explanation (computes each node's expected value).
     public init(_ model: TreeEnsemble) {
         self.model = model
-        self.trees = model.trees.map(FlatTree.init)
         self.maxDepth = model.maxDepth
+        nodes = .allocate(capacity: max(1, model.nodeCount))
+        reciprocal = .allocate(capacity: model.maxDepth + 3)
+        reciprocal[0] = 0
+        for k in 1..<(model.maxDepth + 3) { reciprocal[k] = 1 / Double(k) }
+        var roots: [Int] = []
+        var base = 0
+        for tree in model.trees {
+            roots.append(base)
+            let mean = Self.expectedValues(tree)
+            for n in 0..<tree.nodeCount {
+                let leaf = tree.isLeaf(n)
+                (nodes + base + n).initialize(to: ExplainNode(
+                    left: leaf ? -1 : Int32(base) + tree.left[n], right: leaf ? -1 : Int32(base) + tree.right[n],
+                    feature: tree.feature[n], threshold: tree.threshold[n],
+                    defaultLeft: tree.defaultLeft[n], missing: tree.missing[n],
+                    value: tree.leafValue[n], cover: tree.cover[n], mean: mean[n]))
+            }
+            base += tree.nodeCount
+        }
+        self.roots = roots
+    }
+
+    deinit {
+        nodes.deinitialize(count: model.nodeCount)
+        nodes.deallocate()
+        reciprocal.deallocate()
+    }
+
+    /// Each node's expected value: the cover-weighted mean of the leaves below it.
+    private static func expectedValues(_ tree: DecisionTree) -> [Double] {
+        var mean = [Double](repeating: 0, count: tree.nodeCount)
+        // Node ids need not put parents before children: walk pre-order, then fill bottom-up.
+        var order: [Int] = []
+        var stack = [0]
+        while let n = stack.popLast() {
+            order.append(n)
+            if !tree.isLeaf(n) {
+                stack.append(Int(tree.left[n]))
+                stack.append(Int(tree.right[n]))
+            }
+        }
+        for n in order.reversed() {
+            if tree.isLeaf(n) {
+                mean[n] = tree.leafValue[n]
+            } else {
+                let l = Int(tree.left[n]), r = Int(tree.right[n])
+                let c = tree.cover[n]
+                mean[n] = c > 0 ? (mean[l] * tree.cover[l] + mean[r] * tree.cover[r]) / c : 0.5 * (mean[l] + mean[r])
+            }
+        }
+        return mean
     }
 
     /// Number of contribution slots: one per feature, then the bias (expected margin).
@@ -43,15 +97,15 @@ public final class TreeExplainer: @unchecked Sendable {
         phi[f] = model.baseMargin
         switch method {
         case .approximate:
-            for tree in trees { tree.pathAttribution(row, phi) }
+            for root in roots { pathAttribution(root, row, phi) }
         case .exact:
             let pathCapacity = (maxDepth + 2) * (maxDepth + 3) / 2
             withUnsafeTemporaryAllocation(of: PathElement.self, capacity: pathCapacity) { path in
-                for tree in trees {
-                    phi[f] += tree.mean[0]
-                    if tree.left[0] < 0 { continue }
-                    tree.shap(node: 0, row: row, phi: phi, path: path.baseAddress!, depth: 0,
-                              zeroFraction: 1, oneFraction: 1, feature: -1)
+                for root in roots {
+                    phi[f] += nodes[root].mean
+                    if nodes[root].left < 0 { continue }
+                    shap(node: root, row: row, phi: phi, path: path.baseAddress!, depth: 0,
+                         zeroFraction: 1, oneFraction: 1, feature: -1)
                 }
             }
         }
@@ -107,54 +161,53 @@ struct PathElement {
     var weight: Double
 }
 
-/// A tree with its nodes' expected values, in the arrays TreeSHAP walks.
-private struct FlatTree {
-    let tree: DecisionTree
-    let left: [Int32]
-    let mean: [Double]
+/// A node as TreeSHAP reads it: routing, leaf value, cover and expected value together.
+struct ExplainNode {
+    var left: Int32
+    var right: Int32
+    var feature: Int32
+    var threshold: Float
+    var defaultLeft: Bool
+    var missing: DecisionTree.MissingRule
+    var value: Double
+    var cover: Double
+    var mean: Double
 
-    init(_ tree: DecisionTree) {
-        self.tree = tree
-        self.left = tree.left
-        var mean = [Double](repeating: 0, count: tree.nodeCount)
-        // Node ids need not put parents before children: walk pre-order, then fill bottom-up.
-        var order: [Int] = []
-        var stack = [0]
-        while let n = stack.popLast() {
-            order.append(n)
-            if !tree.isLeaf(n) {
-                stack.append(Int(tree.left[n]))
-                stack.append(Int(tree.right[n]))
-            }
+    var isLeaf: Bool { left < 0 }
+
+    /// The child `x` leads to, with the library's missing-value rules (as `DecisionTree.next`).
+    @inline(__always)
+    func next(_ value: Float) -> Int {
+        var x = value
+        switch missing {
+        case .nanDefault:
+            if x.isNaN { return Int(defaultLeft ? left : right) }
+        case .nanAsZero:
+            if x.isNaN { x = 0 }
+        case .zeroDefault:
+            if x.isNaN || (x >= -1e-35 && x <= 1e-35) { return Int(defaultLeft ? left : right) }
         }
-        for n in order.reversed() {
-            if tree.isLeaf(n) {
-                mean[n] = tree.leafValue[n]
-            } else {
-                let l = Int(tree.left[n]), r = Int(tree.right[n])
-                let c = tree.cover[n]
-                mean[n] = c > 0 ? (mean[l] * tree.cover[l] + mean[r] * tree.cover[r]) / c : 0.5 * (mean[l] + mean[r])
-            }
-        }
-        self.mean = mean
+        return Int(x < threshold ? left : right)
     }
+}
 
+extension TreeExplainer {
     /// XGBoost's approx_contribs: each split's feature gets the change in expected value along the path.
-    func pathAttribution(_ row: UnsafeBufferPointer<Float>, _ phi: UnsafeMutableBufferPointer<Double>) {
+    private func pathAttribution(_ root: Int, _ row: UnsafeBufferPointer<Float>, _ phi: UnsafeMutableBufferPointer<Double>) {
         let f = phi.count - 1
-        var n = 0
-        var value = mean[0]
+        var n = root
+        var value = nodes[n].mean
         phi[f] += value
-        while !tree.isLeaf(n) {
-            let feature = Int(tree.feature[n])
-            n = tree.next(n, value: row[feature])
-            let v = mean[n]
+        while !nodes[n].isLeaf {
+            let feature = Int(nodes[n].feature)
+            n = nodes[n].next(row[feature])
+            let v = nodes[n].mean
             phi[feature] += v - value
             value = v
         }
     }
 
-    func shap(
+    private func shap(
         node: Int, row: UnsafeBufferPointer<Float>, phi: UnsafeMutableBufferPointer<Double>,
         path parent: UnsafeMutablePointer<PathElement>, depth: Int,
         zeroFraction: Double, oneFraction: Double, feature: Int
@@ -165,23 +218,22 @@ private struct FlatTree {
         var depth = depth
         extend(path, depth, zeroFraction, oneFraction, feature)
 
-        if tree.isLeaf(node) {
-            let value = tree.leafValue[node]
+        let me = nodes[node]
+        if me.isLeaf {
             if depth > 0 {
                 for i in 1...depth {
                     let w = unwoundSum(path, depth, i)
                     let e = path[i]
-                    phi[e.feature] += w * (e.oneFraction - e.zeroFraction) * value
+                    phi[e.feature] += w * (e.oneFraction - e.zeroFraction) * me.value
                 }
             }
             return
         }
-        let split = Int(tree.feature[node])
-        let hot = tree.next(node, value: row[split])
-        let cold = hot == Int(tree.left[node]) ? Int(tree.right[node]) : Int(tree.left[node])
-        let cover = tree.cover[node]
-        let hotZero = cover > 0 ? tree.cover[hot] / cover : 0
-        let coldZero = cover > 0 ? tree.cover[cold] / cover : 0
+        let split = Int(me.feature)
+        let hot = me.next(row[split])
+        let cold = hot == Int(me.left) ? Int(me.right) : Int(me.left)
+        let hotZero = me.cover > 0 ? nodes[hot].cover / me.cover : 0
+        let coldZero = me.cover > 0 ? nodes[cold].cover / me.cover : 0
         var incomingZero = 1.0
         var incomingOne = 1.0
         // A feature split on again higher up: undo its earlier entry and carry its fractions.
@@ -199,14 +251,19 @@ private struct FlatTree {
              zeroFraction: coldZero * incomingZero, oneFraction: 0, feature: split)
     }
 
+    // The path arithmetic below is Lundberg's, with every division by a small integer turned
+    // into a multiplication by `reciprocal[k]` = 1/k and the test on the path fraction hoisted
+    // out of the loops: the divisions were most of TreeSHAP's time.
+
     @inline(__always)
     private func extend(_ path: UnsafeMutablePointer<PathElement>, _ depth: Int, _ zero: Double, _ one: Double, _ feature: Int) {
         path[depth] = PathElement(feature: feature, zeroFraction: zero, oneFraction: one, weight: depth == 0 ? 1 : 0)
-        let d1 = Double(depth + 1)
+        let inv = reciprocal[depth + 1]
+        let oneScaled = one * inv, zeroScaled = zero * inv
         var i = depth - 1
         while i >= 0 {
-            path[i + 1].weight += one * path[i].weight * Double(i + 1) / d1
-            path[i].weight = zero * path[i].weight * Double(depth - i) / d1
+            path[i + 1].weight += oneScaled * path[i].weight * Double(i + 1)
+            path[i].weight = zeroScaled * path[i].weight * Double(depth - i)
             i -= 1
         }
     }
@@ -215,18 +272,24 @@ private struct FlatTree {
     private func unwind(_ path: UnsafeMutablePointer<PathElement>, _ depth: Int, _ index: Int) {
         let one = path[index].oneFraction
         let zero = path[index].zeroFraction
-        var nextOne = path[depth].weight
         let d1 = Double(depth + 1)
+        let inv = reciprocal[depth + 1]
         var i = depth - 1
-        while i >= 0 {
-            if one != 0 {
+        if one != 0 {
+            let scale = d1 / one
+            var nextOne = path[depth].weight
+            while i >= 0 {
                 let tmp = path[i].weight
-                path[i].weight = nextOne * d1 / (Double(i + 1) * one)
-                nextOne = tmp - path[i].weight * zero * Double(depth - i) / d1
-            } else {
-                path[i].weight = path[i].weight * d1 / (zero * Double(depth - i))
+                path[i].weight = nextOne * scale * reciprocal[i + 1]
+                nextOne = tmp - path[i].weight * zero * Double(depth - i) * inv
+                i -= 1
             }
-            i -= 1
+        } else {
+            let scale = d1 / zero
+            while i >= 0 {
+                path[i].weight = path[i].weight * scale * reciprocal[depth - i]
+                i -= 1
+            }
         }
         for j in index..<depth {
             path[j].feature = path[j + 1].feature
@@ -239,19 +302,25 @@ private struct FlatTree {
     private func unwoundSum(_ path: UnsafeMutablePointer<PathElement>, _ depth: Int, _ index: Int) -> Double {
         let one = path[index].oneFraction
         let zero = path[index].zeroFraction
-        var nextOne = path[depth].weight
-        var total = 0.0
         let d1 = Double(depth + 1)
+        var total = 0.0
         var i = depth - 1
-        while i >= 0 {
-            if one != 0 {
-                let tmp = nextOne * d1 / (Double(i + 1) * one)
+        if one != 0 {
+            let scale = d1 / one
+            let zeroScaled = zero * reciprocal[depth + 1]
+            var nextOne = path[depth].weight
+            while i >= 0 {
+                let tmp = nextOne * scale * reciprocal[i + 1]
                 total += tmp
-                nextOne = path[i].weight - tmp * zero * Double(depth - i) / d1
-            } else if zero != 0 {
-                total += path[i].weight / zero / (Double(depth - i) / d1)
+                nextOne = path[i].weight - tmp * zeroScaled * Double(depth - i)
+                i -= 1
             }
-            i -= 1
+        } else if zero != 0 {
+            let scale = d1 / zero
+            while i >= 0 {
+                total += path[i].weight * scale * reciprocal[depth - i]
+                i -= 1
+            }
         }
         return total
     }

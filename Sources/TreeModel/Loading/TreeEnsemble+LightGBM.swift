@@ -72,6 +72,7 @@ extension TreeEnsemble {
             throw ModelError(.inconsistent, file: file, "model has no trees")
         }
         return TreeEnsemble(
+            source: file,
             library: .lightgbm,
             libraryVersion: version,
             objective: .lightgbmBinary(sigmoid: sigmoid),

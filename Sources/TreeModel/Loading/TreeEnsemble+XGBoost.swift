@@ -112,6 +112,7 @@ extension TreeEnsemble {
         }
 
         return TreeEnsemble(
+            source: file,
             library: .xgboost,
             libraryVersion: version,
             objective: objective,
