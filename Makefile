@@ -12,9 +12,12 @@ SWIFT_BUILD_FLAGS ?=
 
 all: build
 
-# Debian packages: C libraries the package links against (libpq, libzmq in later modules).
+# Debian packages: the C libraries the package links against and the PostgreSQL server that
+# the tests and the demo run privately (Deploy/local/pg.sh).
+DEBIAN_PACKAGES := pkg-config libpq-dev postgresql postgresql-client
+
 deps:
-	@missing=""; for p in pkg-config; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
@@ -34,8 +37,10 @@ build: deps
 release: deps
 	swift build -c release $(SWIFT_BUILD_FLAGS)
 
+# The tests start a private PostgreSQL under .churngrid/pg-test; it is stopped afterwards
+# whatever the outcome.
 test: test-deps
-	swift test $(SWIFT_BUILD_FLAGS)
+	@rc=0; swift test $(SWIFT_BUILD_FLAGS) || rc=$$?; bash Deploy/local/pg.sh stop .churngrid/pg-test || true; exit $$rc
 
 # Until the cluster lands, the demo trains a churn model on a small synthetic base and
 # scores it with reasons through the same CLI an operator would use.

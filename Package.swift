@@ -23,6 +23,14 @@ let package = Package(
         .target(name: "TreeModel", swiftSettings: performance),
         // Columnar tables read from and written to CSV.
         .target(name: "FeatureTable", swiftSettings: performance),
+        // libpq, from Debian's libpq-dev.
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        // PostgreSQL through libpq: statements, binary COPY in and out, errors with SQLSTATE.
+        .target(name: "Postgres", dependencies: ["CLibPQ"], swiftSettings: performance),
+        // The subscriber feature catalogue, in-memory columnar profiles, the synthetic base.
+        .target(name: "SubscriberProfiles", swiftSettings: performance),
+        // Profiles in PostgreSQL: schema migrations, loading shards, writing a generated base.
+        .target(name: "ProfileDatabase", dependencies: ["Postgres", "SubscriberProfiles"], swiftSettings: performance),
         // Scoring whole files and measuring the engine: what `churngrid model` does.
         .target(
             name: "BatchScoring",
@@ -34,15 +42,19 @@ let package = Package(
         .executableTarget(
             name: "churngrid",
             dependencies: [
-                "BatchScoring", "TreeModel", "FeatureTable",
+                "BatchScoring", "TreeModel", "FeatureTable", "SubscriberProfiles", "ProfileDatabase", "Postgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TreeModelTests", dependencies: ["TreeModel"]),
         .testTarget(name: "FeatureTableTests", dependencies: ["FeatureTable"]),
+        .testTarget(name: "SubscriberProfilesTests", dependencies: ["SubscriberProfiles"]),
+        // Against a real PostgreSQL started by the test harness (Deploy/local/pg.sh).
+        .testTarget(name: "ProfileDatabaseTests", dependencies: ["ProfileDatabase", "Postgres", "SubscriberProfiles", "TestSupport"]),
         // Parity with the real XGBoost/LightGBM (trained by the tests through python3).
-        .testTarget(name: "ParityTests", dependencies: ["TreeModel", "FeatureTable", "BatchScoring"], path: "Tests/Parity", exclude: ["make_fixtures.py"]),
+        .testTarget(name: "ParityTests", dependencies: ["TreeModel", "FeatureTable", "BatchScoring", "TestSupport"], path: "Tests/Parity", exclude: ["make_fixtures.py"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,6 +1,7 @@
 import FeatureTable
 import Foundation
 import Testing
+import TestSupport
 import TreeModel
 
 /// Models trained by the real XGBoost and LightGBM (through `make_fixtures.py`) with the
@@ -39,20 +40,10 @@ enum Fixtures {
         let manifest = dir.appendingPathComponent("manifest.csv")
         if FileManager.default.fileExists(atPath: manifest.path) { return .success(dir) }
         let tmp = dir.path + ".tmp-\(getpid())"
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", script.path, tmp]
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.standardError
-        do { try p.run() } catch {
-            return .failure(FixtureError(description: "cannot run python3: \(error)"))
-        }
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
+        let (status, output) = runCommand("python3 \(shellQuoted(script.path)) \(shellQuoted(tmp))")
+        guard status == 0 else {
             return .failure(FixtureError(description:
-                "make_fixtures.py failed (run `make test-deps` to install xgboost and lightgbm):\n" + String(decoding: stderr, as: UTF8.self)))
+                "make_fixtures.py failed (run `make test-deps` to install xgboost and lightgbm):\n" + output))
         }
         try? FileManager.default.removeItem(at: dir)
         do { try FileManager.default.moveItem(atPath: tmp, toPath: dir.path) } catch {

@@ -1,0 +1,241 @@
+/// A shard's subscriber profiles held in memory as `Float32` columns, with the subscriber ids
+/// and an id → row index. There is no object per subscriber.
+///
+/// Rows live in chunks of `chunkRows`; within a chunk each feature is one contiguous column, the
+/// layout the scorer reads. Growing adds a chunk (never copies, never over-allocates by more than
+/// one chunk); removing a row moves the last row into its place, so rows stay dense.
+///
+/// Memory per subscriber: 4 bytes per feature + 8 for the id + 5–11 for the index
+/// (36 features: about 160 bytes).
+///
+/// Not thread-safe: a shard actor owns its store.
+public final class ProfileStore {
+    /// Rows per chunk (a multiple of every scoring block size).
+    public static let chunkRows = 1 << 16
+
+    /// Features per profile.
+    public let featureCount: Int
+    private var chunks: [Chunk] = []
+    /// Number of subscribers held.
+    public private(set) var count = 0
+    private var index = IdIndex()
+
+    final class Chunk {
+        let ids: UnsafeMutablePointer<Int64>
+        /// Column-major: feature j of row r at `values[j * chunkRows + r]`.
+        let values: UnsafeMutablePointer<Float>
+
+        init(featureCount: Int) {
+            ids = .allocate(capacity: ProfileStore.chunkRows)
+            values = .allocate(capacity: ProfileStore.chunkRows * featureCount)
+        }
+
+        deinit {
+            ids.deallocate()
+            values.deallocate()
+        }
+    }
+
+    /// An empty store for profiles of `featureCount` features.
+    public init(featureCount: Int = FeatureCatalogue.count) {
+        precondition(featureCount > 0)
+        self.featureCount = featureCount
+    }
+
+    @inline(__always)
+    private func locate(_ row: Int) -> (Chunk, Int) {
+        (chunks[row >> 16], row & (Self.chunkRows - 1))
+    }
+
+    /// The subscriber id at `row`.
+    public func id(at row: Int) -> Int64 {
+        precondition(row >= 0 && row < count, "row \(row) out of 0..<\(count)")
+        let (c, r) = locate(row)
+        return c.ids[r]
+    }
+
+    /// The row of subscriber `id`, or nil when the shard does not hold it.
+    public func row(of id: Int64) -> Int? {
+        index.find(id) { self.id(at: $0) }
+    }
+
+    /// Feature `feature` of `row`.
+    public func value(row: Int, feature: Int) -> Float {
+        precondition(row >= 0 && row < count && feature >= 0 && feature < featureCount)
+        let (c, r) = locate(row)
+        return c.values[feature * Self.chunkRows + r]
+    }
+
+    /// Copies `row`'s features into `out` (at least `featureCount` slots).
+    public func profile(row: Int, into out: UnsafeMutableBufferPointer<Float>) {
+        precondition(row >= 0 && row < count && out.count >= featureCount)
+        let (c, r) = locate(row)
+        for j in 0..<featureCount { out[j] = c.values[j * Self.chunkRows + r] }
+    }
+
+    /// The profile of subscriber `id`, or nil when unknown.
+    public func profile(of id: Int64) -> [Float]? {
+        guard let row = row(of: id) else { return nil }
+        var out = [Float](repeating: 0, count: featureCount)
+        out.withUnsafeMutableBufferPointer { profile(row: row, into: $0) }
+        return out
+    }
+
+    /// Inserts subscriber `id` or replaces its profile.
+    /// - Returns: true when the subscriber is new to the shard.
+    @discardableResult
+    public func upsert(id: Int64, profile: UnsafeBufferPointer<Float>) -> Bool {
+        precondition(profile.count >= featureCount, "profile has \(profile.count) values; the store holds \(featureCount)")
+        if let row = row(of: id) {
+            write(row: row, profile)
+            return false
+        }
+        let row = count
+        if row >> 16 == chunks.count { chunks.append(Chunk(featureCount: featureCount)) }
+        let (c, r) = locate(row)
+        c.ids[r] = id
+        count += 1
+        write(row: row, profile)
+        index.insert(id, row: row) { self.id(at: $0) }
+        return true
+    }
+
+    /// Inserts or replaces a profile given as an array.
+    @discardableResult
+    public func upsert(id: Int64, profile: [Float]) -> Bool {
+        profile.withUnsafeBufferPointer { upsert(id: id, profile: $0) }
+    }
+
+    private func write(row: Int, _ profile: UnsafeBufferPointer<Float>) {
+        let (c, r) = locate(row)
+        for j in 0..<featureCount { c.values[j * Self.chunkRows + r] = profile[j] }
+    }
+
+    /// Removes subscriber `id`; the last row moves into its place.
+    /// - Returns: false when the shard did not hold it.
+    @discardableResult
+    public func remove(id: Int64) -> Bool {
+        guard let row = row(of: id) else { return false }
+        index.remove(id) { self.id(at: $0) }
+        let last = count - 1
+        if row != last {
+            let (dst, d) = locate(row)
+            let (src, s) = locate(last)
+            let moved = src.ids[s]
+            dst.ids[d] = moved
+            for j in 0..<featureCount { dst.values[j * Self.chunkRows + d] = src.values[j * Self.chunkRows + s] }
+            index.update(moved, row: row) { self.id(at: $0) }
+        }
+        count -= 1
+        if chunks.count > (count + Self.chunkRows - 1) >> 16 + 1 { chunks.removeLast() }
+        return true
+    }
+
+    /// Prepares room for `additional` more subscribers (one index resize instead of several).
+    public func reserve(_ additional: Int) {
+        index.reserve(count + additional) { self.id(at: $0) }
+    }
+
+    /// Calls `body` for consecutive runs of rows, each with one contiguous column per feature
+    /// (`columns[j]` points at `rows` values) and the run's subscriber ids; the pointers are valid
+    /// only during the call. This is how a scorer walks the shard.
+    public func forEachRun(_ body: (_ firstRow: Int, _ rows: Int, _ ids: UnsafePointer<Int64>, _ columns: [UnsafePointer<Float>]) throws -> Void) rethrows {
+        var first = 0
+        for c in chunks where first < count {
+            let rows = min(Self.chunkRows, count - first)
+            let columns = (0..<featureCount).map { UnsafePointer(c.values + $0 * Self.chunkRows) }
+            try body(first, rows, c.ids, columns)
+            first += rows
+        }
+    }
+
+    /// Bytes held for profiles, ids and the index (what the store itself costs; excludes allocator overhead).
+    public var residentBytes: Int {
+        chunks.count * Self.chunkRows * (8 + 4 * featureCount) + index.bytes
+    }
+}
+
+/// Open-addressing hash index from subscriber id to row, storing only `row + 1` in 32 bits:
+/// the id of a slot is read back from the store's id column. Linear probing, load ≤ 3/4,
+/// backward-shift deletion (no tombstones).
+struct IdIndex {
+    private var slots: [UInt32] = []
+    private var mask = 0
+    private var used = 0
+
+    var bytes: Int { slots.count * 4 }
+
+    @inline(__always)
+    static func hash(_ id: Int64) -> Int {
+        // splitmix64 finaliser: consecutive ids spread over the table.
+        var z = UInt64(bitPattern: id) &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return Int(truncatingIfNeeded: z ^ (z >> 31))
+    }
+
+    func find(_ id: Int64, idAt: (Int) -> Int64) -> Int? {
+        guard !slots.isEmpty else { return nil }
+        var i = Self.hash(id) & mask
+        while true {
+            let s = slots[i]
+            if s == 0 { return nil }
+            if idAt(Int(s) - 1) == id { return Int(s) - 1 }
+            i = (i + 1) & mask
+        }
+    }
+
+    mutating func reserve(_ n: Int, idAt: (Int) -> Int64) {
+        var capacity = max(16, slots.count)
+        while n * 4 > capacity * 3 { capacity *= 2 }
+        if capacity != slots.count { rehash(capacity, idAt: idAt) }
+    }
+
+    private mutating func rehash(_ capacity: Int, idAt: (Int) -> Int64) {
+        let old = slots
+        slots = [UInt32](repeating: 0, count: capacity)
+        mask = capacity - 1
+        for s in old where s != 0 {
+            var i = Self.hash(idAt(Int(s) - 1)) & mask
+            while slots[i] != 0 { i = (i + 1) & mask }
+            slots[i] = s
+        }
+    }
+
+    /// Adds `id` (not present) at `row`.
+    mutating func insert(_ id: Int64, row: Int, idAt: (Int) -> Int64) {
+        precondition(row < Int(UInt32.max), "a shard holds at most 2^32 - 1 subscribers")
+        reserve(used + 1, idAt: idAt)
+        var i = Self.hash(id) & mask
+        while slots[i] != 0 { i = (i + 1) & mask }
+        slots[i] = UInt32(row + 1)
+        used += 1
+    }
+
+    /// Points `id` (present) at `row`.
+    mutating func update(_ id: Int64, row: Int, idAt: (Int) -> Int64) {
+        var i = Self.hash(id) & mask
+        while idAt(Int(slots[i]) - 1) != id { i = (i + 1) & mask }
+        slots[i] = UInt32(row + 1)
+    }
+
+    /// Removes `id` (present), shifting later entries of its probe run back.
+    mutating func remove(_ id: Int64, idAt: (Int) -> Int64) {
+        var i = Self.hash(id) & mask
+        while idAt(Int(slots[i]) - 1) != id { i = (i + 1) & mask }
+        var hole = i
+        var j = (i + 1) & mask
+        while slots[j] != 0 {
+            let home = Self.hash(idAt(Int(slots[j]) - 1)) & mask
+            // Move j into the hole unless its home lies cyclically in (hole, j].
+            let inRange = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j)
+            if !inRange {
+                slots[hole] = slots[j]
+                hole = j
+            }
+            j = (j + 1) & mask
+        }
+        slots[hole] = 0
+        used -= 1
+    }
+}

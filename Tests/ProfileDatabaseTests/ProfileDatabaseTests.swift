@@ -1,0 +1,107 @@
+import Foundation
+import Postgres
+import ProfileDatabase
+import SubscriberProfiles
+import Testing
+
+@Suite("Profiles in PostgreSQL")
+struct ProfileDatabaseTests {
+    @Test("migrations apply once and are a no-op the second time")
+    func migrations() throws {
+        let db = try PostgresConnection(url: try TestDatabase.fresh())
+        #expect(try ProfileSchema.migrate(db) == ProfileSchema.migrations.map(\.version))
+        #expect(try ProfileSchema.migrate(db) == [])
+        let columns = try db.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'subscriber_profiles' ORDER BY ordinal_position")
+        #expect(columns.rows.map { $0[0]! } == ["subscriber_id", "shard_key"] + FeatureCatalogue.names + ["updated_at"])
+    }
+
+    @Test("SQL computes the same shard key and shard as Swift")
+    func shardKeyParity() throws {
+        let db = try PostgresConnection(url: try TestDatabase.fresh())
+        try ProfileSchema.migrate(db)
+        var ids: [Int64] = [Int64.min, -1, 0, 1, 4_294_967_295, 4_294_967_296, Int64.max]
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<300 { ids.append(Int64.random(in: Int64.min...Int64.max, using: &rng)) }
+        for _ in 0..<300 { ids.append(Int64.random(in: 1_000_000_000..<1_100_000_000, using: &rng)) }
+        let list = ids.map(String.init).joined(separator: ",")
+        let rows = try db.query("SELECT id, churngrid_shard_key(id), churngrid_shard(id, 1024) FROM unnest(ARRAY[\(list)]::bigint[]) AS id").rows
+        #expect(rows.count == ids.count)
+        for row in rows {
+            let id = Int64(row[0]!)!
+            #expect(Int32(row[1]!)! == ShardKey.key(id), "id \(id)")
+            #expect(Int(row[2]!)! == ShardKey.shard(of: id, shardCount: 1024), "id \(id)")
+        }
+    }
+
+    @Test("a generated base loads into PostgreSQL and each shard loads exactly its subscribers")
+    func generateAndLoad() throws {
+        let url = try TestDatabase.fresh()
+        let db = try PostgresConnection(url: url)
+        let base = SyntheticBase(seed: 5)
+        let n = 50_000
+        let report = try BaseLoader(connection: db).load(base, count: n)
+        #expect(report.rows == n)
+        #expect(try db.query("SELECT count(*), count(DISTINCT subscriber_id) FROM subscriber_profiles").rows[0] == [String(n), String(n)])
+
+        let shardCount = 16
+        let shards = [0, 1, 2, 7, 15]
+        let (stores, load) = try ProfileLoader(connection: db).load(shards: shards, shardCount: shardCount)
+        var expected: [Int: Int] = [:]
+        var profiles: [Int64: [Float]] = [:]
+        base.generate(0..<n) { id, p, _ in
+            let s = ShardKey.shard(of: id, shardCount: shardCount)
+            if shards.contains(s) {
+                expected[s, default: 0] += 1
+                profiles[id] = Array(p)
+            }
+        }
+        #expect(load.rows == profiles.count)
+        for s in shards {
+            #expect(stores[s]!.count == expected[s] ?? 0, "shard \(s)")
+        }
+        // Every value survives the round trip, NULL as NaN.
+        for (id, p) in profiles.prefix(2_000) {
+            let s = ShardKey.shard(of: id, shardCount: shardCount)
+            let got = try #require(stores[s]!.profile(of: id))
+            for j in 0..<p.count { #expect(got[j] == p[j] || (got[j].isNaN && p[j].isNaN), "id \(id) feature \(FeatureCatalogue.names[j])") }
+        }
+    }
+
+    @Test("a server error carries its SQLSTATE and message")
+    func serverError() throws {
+        let db = try PostgresConnection(url: try TestDatabase.fresh())
+        #expect {
+            try db.execute("SELECT * FROM no_such_table")
+        } throws: { e in
+            let e = e as! PostgresError
+            return e.code == .server && e.sqlState == "42P01" && e.message.contains("no_such_table")
+        }
+        // The connection is still usable afterwards.
+        #expect(try db.query("SELECT 1 + $1::int", ["2"]).scalar == "3")
+    }
+
+    @Test("connecting to a server that is not there names the endpoint, without the password")
+    func connectionRefused() {
+        #expect {
+            _ = try PostgresConnection(url: "postgresql://churn:secret@127.0.0.1:1/db?connect_timeout=2")
+        } throws: { e in
+            let e = e as! PostgresError
+            return e.code == .connection && e.context.contains("127.0.0.1:1") && !e.description.contains("secret")
+        }
+    }
+
+    @Test("a COPY aborted by the caller stores nothing")
+    func abortedCopy() throws {
+        let db = try PostgresConnection(url: try TestDatabase.fresh())
+        try db.execute("CREATE TABLE t (a bigint)")
+        struct Stop: Error {}
+        #expect(throws: Stop.self) {
+            try db.copyIn("COPY t FROM STDIN") { writer in
+                try writer.write(Array("1\n2\n".utf8))
+                throw Stop()
+            }
+        }
+        #expect(try db.query("SELECT count(*) FROM t").scalar == "0")
+        #expect(try db.copyIn("COPY t FROM STDIN") { try $0.write(Array("1\n2\n".utf8)) } == 2)
+    }
+}

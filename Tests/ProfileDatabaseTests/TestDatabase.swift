@@ -1,0 +1,35 @@
+import Foundation
+import Postgres
+import Testing
+import TestSupport
+
+/// A real PostgreSQL for the tests: the private cluster of `Deploy/local/pg.sh`, under
+/// `.churngrid/pg-test`, started once per test run; every test gets a database of its own.
+enum TestDatabase {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+
+    struct StartError: Error, CustomStringConvertible { var description: String }
+
+    /// URL of the server's `postgres` database (the server starts on first use).
+    static let server: Result<String, StartError> = {
+        let script = packageRoot.appendingPathComponent("Deploy/local/pg.sh").path
+        let dir = packageRoot.appendingPathComponent(".churngrid/pg-test").path
+        let (status, output) = runCommand("bash \(shellQuoted(script)) start \(shellQuoted(dir))")
+        let url = output.split(separator: "\n").last.map(String.init) ?? ""
+        guard status == 0, url.hasPrefix("postgresql://") else {
+            return .failure(StartError(description: "pg.sh start failed (make test installs postgresql): \(output)"))
+        }
+        return .success(url)
+    }()
+
+    /// A new, empty database; its URL.
+    static func fresh() throws -> String {
+        let url = try server.get()
+        let name = "t_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        let admin = try PostgresConnection(url: url)
+        try admin.execute("CREATE DATABASE \(name)")
+        // Same server, other database: replace the path's last component.
+        return String(url[..<url.lastIndex(of: "/")!]) + "/" + name
+    }
+}
