@@ -30,7 +30,7 @@ let package = Package(
         // The subscriber feature catalogue, in-memory columnar profiles, the synthetic base.
         .target(name: "SubscriberProfiles", swiftSettings: performance),
         // Profiles in PostgreSQL: schema migrations, loading shards, writing a generated base.
-        .target(name: "ProfileDatabase", dependencies: ["Postgres", "SubscriberProfiles"], swiftSettings: performance),
+        .target(name: "ProfileDatabase", dependencies: ["Postgres", "SubscriberProfiles", "FeatureTable"], swiftSettings: performance),
         // Scoring whole files and measuring the engine: what `churngrid model` does.
         .target(
             name: "BatchScoring",
@@ -52,9 +52,9 @@ let package = Package(
         .testTarget(name: "FeatureTableTests", dependencies: ["FeatureTable"]),
         .testTarget(name: "SubscriberProfilesTests", dependencies: ["SubscriberProfiles"]),
         // Against a real PostgreSQL started by the test harness (Deploy/local/pg.sh).
-        .testTarget(name: "ProfileDatabaseTests", dependencies: ["ProfileDatabase", "Postgres", "SubscriberProfiles", "TestSupport"]),
+        .testTarget(name: "ProfileDatabaseTests", dependencies: ["ProfileDatabase", "Postgres", "SubscriberProfiles", "FeatureTable", "TestSupport"]),
         // Parity with the real XGBoost/LightGBM (trained by the tests through python3).
-        .testTarget(name: "ParityTests", dependencies: ["TreeModel", "FeatureTable", "BatchScoring", "TestSupport"], path: "Tests/Parity", exclude: ["make_fixtures.py"]),
+        .testTarget(name: "ParityTests", dependencies: ["TreeModel", "FeatureTable", "BatchScoring", "SubscriberProfiles", "TestSupport"], path: "Tests/Parity", exclude: ["make_fixtures.py"]),
     ],
     swiftLanguageModes: [.v6]
 )

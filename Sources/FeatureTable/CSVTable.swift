@@ -18,6 +18,8 @@ public struct CSVTable: Sendable {
     public let rowCount: Int
     /// Parsed numeric columns, by header position.
     public let numeric: [Int: [Float]]
+    /// The 1-based line on which each row starts (the header is line 1).
+    public let lines: [Int32]
     /// Raw cells of the other columns: `cells[column][row]` is a range of `bytes`.
     private let cells: [Int: [Range<Int>]]
     private let bytes: [UInt8]
@@ -50,6 +52,7 @@ public struct CSVTable: Sendable {
         for (k, i) in rawIndex.enumerated() { rawSlot[i] = k }
 
         var rows = 0
+        var lines: [Int32] = []
         var fields: [CSVScanner.Field] = []
         fields.reserveCapacity(header.count)
         while true {
@@ -72,8 +75,10 @@ public struct CSVTable: Sendable {
                 }
             }
             rows += 1
+            lines.append(Int32(truncatingIfNeeded: line))
         }
         self.header = header
+        self.lines = lines
         self.rowCount = rows
         var numericByColumn: [Int: [Float]] = [:]
         for (k, i) in numericIndex.enumerated() { numericByColumn[i] = numeric[k] }
@@ -87,6 +92,15 @@ public struct CSVTable: Sendable {
     /// The numeric column called `name`, if it was requested and exists.
     public func column(named name: String) -> [Float]? {
         header.firstIndex(of: name).flatMap { numeric[$0] }
+    }
+
+    /// A non-numeric cell's text, quotes removed.
+    public func text(column: Int, row: Int) -> String {
+        let raw = rawCell(column: column, row: row)
+        if raw.first == UInt8(ascii: "\""), raw.count >= 2, raw.last == UInt8(ascii: "\"") {
+            return String(decoding: raw.dropFirst().dropLast(), as: UTF8.self).replacingDoubledQuotes()
+        }
+        return String(decoding: raw, as: UTF8.self)
     }
 
     /// The raw bytes of a non-numeric cell, exactly as written (quotes included).

@@ -1,9 +1,10 @@
+import Dispatch
 import Postgres
 import SubscriberProfiles
 
 /// Loads shards' profiles from `subscriber_profiles` with one binary COPY: each shard is one
 /// range of `shard_key`, read through the index; rows are placed straight into column stores.
-public struct ProfileLoader {
+public struct ProfileLoader: Sendable {
     /// What a load did.
     public struct Report: Sendable {
         public var rows: Int
@@ -11,11 +12,38 @@ public struct ProfileLoader {
         public var rowsPerSecond: Double { seconds > 0 ? Double(rows) / seconds : 0 }
     }
 
-    let connection: PostgresConnection
+    let url: String
 
-    /// A loader reading through `connection`.
-    public init(connection: PostgresConnection) {
-        self.connection = connection
+    /// A loader reading from the database at `url`.
+    public init(url: String) {
+        self.url = url
+    }
+
+    /// Loads `shards` over `streams` parallel COPY streams (one connection and one thread each,
+    /// every stream filling its own shards' stores), which keeps PostgreSQL busy on more than one
+    /// core; a single stream is bound by one backend's COPY speed.
+    public func load(shards: [Int], shardCount: Int, streams: Int) throws -> (stores: [Int: ProfileStore], report: Report) {
+        let groups = max(1, min(streams, shards.count))
+        if groups == 1 { return try load(shards: shards, shardCount: shardCount) }
+        let sorted = shards.sorted()
+        // Contiguous runs of shards per stream, so each stream's query is one key range.
+        let per = (sorted.count + groups - 1) / groups
+        let parts = stride(from: 0, to: sorted.count, by: per).map { Array(sorted[$0..<min(sorted.count, $0 + per)]) }
+        let results = ResultSlots<(stores: [Int: ProfileStore], report: Report)>(count: parts.count)
+        let clock = ContinuousClock()
+        let start = clock.now
+        DispatchQueue.concurrentPerform(iterations: parts.count) { i in
+            results.set(i, Result { try load(shards: parts[i], shardCount: shardCount) })
+        }
+        var stores: [Int: ProfileStore] = [:]
+        var rows = 0
+        for r in results.values {
+            let (s, report) = try r!.get()
+            stores.merge(s) { a, _ in a }
+            rows += report.rows
+        }
+        let d = clock.now - start
+        return (stores, Report(rows: rows, seconds: Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18))
     }
 
     /// The SQL selecting the profiles of `shards` (of `shardCount`).
@@ -37,11 +65,17 @@ public struct ProfileLoader {
     /// Loads the profiles of `shards` into one store per shard (NULL becomes NaN, missing).
     /// - Throws: `PostgresError`, including when the table's columns are not what the catalogue says.
     public func load(shards: [Int], shardCount: Int) throws -> (stores: [Int: ProfileStore], report: Report) {
+        let connection = try PostgresConnection(url: url)
         let clock = ContinuousClock()
         let start = clock.now
         let f = FeatureCatalogue.count
         var stores: [Int: ProfileStore] = [:]
         for s in shards { stores[s] = ProfileStore(featureCount: f) }
+        // Size each store for its expected share of the table (one index resize instead of many).
+        if let estimate = try? connection.query("SELECT reltuples::bigint FROM pg_class WHERE relname = 'subscriber_profiles'").scalar,
+           let total = Int(estimate), total > 0 {
+            for store in stores.values { store.reserve(total / shardCount + total / shardCount / 8) }
+        }
         // Stores indexed by shard for the row loop (a dictionary lookup per row would cost more).
         let first = shards.min() ?? 0
         var byShard = [ProfileStore?](repeating: nil, count: (shards.max() ?? 0) - first + 1)
@@ -72,4 +106,26 @@ public struct ProfileLoader {
         let seconds = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
         return (stores, Report(rows: decoder.rows, seconds: seconds))
     }
+}
+
+/// One result slot per parallel task, each written by exactly one task.
+final class ResultSlots<T>: @unchecked Sendable {
+    // @unchecked: slot i is written only by task i, into its own element of a fixed buffer,
+    // and the slots are read only after every task has finished.
+    private let slots: UnsafeMutablePointer<Result<T, Error>?>
+    private let count: Int
+
+    init(count: Int) {
+        self.count = count
+        slots = .allocate(capacity: count)
+        slots.initialize(repeating: nil, count: count)
+    }
+
+    deinit {
+        slots.deinitialize(count: count)
+        slots.deallocate()
+    }
+
+    func set(_ i: Int, _ value: Result<T, Error>) { slots[i] = value }
+    var values: [Result<T, Error>?] { Array(UnsafeBufferPointer(start: slots, count: count)) }
 }

@@ -2,8 +2,9 @@
 /// and an id → row index. There is no object per subscriber.
 ///
 /// Rows live in chunks of `chunkRows`; within a chunk each feature is one contiguous column, the
-/// layout the scorer reads. Growing adds a chunk (never copies, never over-allocates by more than
-/// one chunk); removing a row moves the last row into its place, so rows stay dense.
+/// layout the scorer reads. The first chunk starts small and doubles up to `chunkRows` (a shard of
+/// a few thousand subscribers does not reserve 64K rows); after that growing adds a chunk and never
+/// copies. Removing a row moves the last row into its place, so rows stay dense.
 ///
 /// Memory per subscriber: 4 bytes per feature + 8 for the id + 5–11 for the index
 /// (36 features: about 160 bytes).
@@ -21,13 +22,26 @@ public final class ProfileStore {
     private var index = IdIndex()
 
     final class Chunk {
+        /// Rows the chunk has room for (the column stride).
+        let capacity: Int
         let ids: UnsafeMutablePointer<Int64>
-        /// Column-major: feature j of row r at `values[j * chunkRows + r]`.
+        /// Column-major: feature j of row r at `values[j * capacity + r]`.
         let values: UnsafeMutablePointer<Float>
 
-        init(featureCount: Int) {
-            ids = .allocate(capacity: ProfileStore.chunkRows)
-            values = .allocate(capacity: ProfileStore.chunkRows * featureCount)
+        init(featureCount: Int, capacity: Int = ProfileStore.chunkRows) {
+            self.capacity = capacity
+            ids = .allocate(capacity: capacity)
+            values = .allocate(capacity: capacity * featureCount)
+        }
+
+        /// A bigger copy of the first `rows` rows of this chunk.
+        func grown(to capacity: Int, rows: Int, featureCount: Int) -> Chunk {
+            let c = Chunk(featureCount: featureCount, capacity: capacity)
+            c.ids.update(from: ids, count: rows)
+            for j in 0..<featureCount {
+                (c.values + j * capacity).update(from: values + j * self.capacity, count: rows)
+            }
+            return c
         }
 
         deinit {
@@ -63,14 +77,14 @@ public final class ProfileStore {
     public func value(row: Int, feature: Int) -> Float {
         precondition(row >= 0 && row < count && feature >= 0 && feature < featureCount)
         let (c, r) = locate(row)
-        return c.values[feature * Self.chunkRows + r]
+        return c.values[feature * c.capacity + r]
     }
 
     /// Copies `row`'s features into `out` (at least `featureCount` slots).
     public func profile(row: Int, into out: UnsafeMutableBufferPointer<Float>) {
         precondition(row >= 0 && row < count && out.count >= featureCount)
         let (c, r) = locate(row)
-        for j in 0..<featureCount { out[j] = c.values[j * Self.chunkRows + r] }
+        for j in 0..<featureCount { out[j] = c.values[j * c.capacity + r] }
     }
 
     /// The profile of subscriber `id`, or nil when unknown.
@@ -91,7 +105,7 @@ public final class ProfileStore {
             return false
         }
         let row = count
-        if row >> 16 == chunks.count { chunks.append(Chunk(featureCount: featureCount)) }
+        ensureRoom(forRow: row)
         let (c, r) = locate(row)
         c.ids[r] = id
         count += 1
@@ -108,7 +122,17 @@ public final class ProfileStore {
 
     private func write(row: Int, _ profile: UnsafeBufferPointer<Float>) {
         let (c, r) = locate(row)
-        for j in 0..<featureCount { c.values[j * Self.chunkRows + r] = profile[j] }
+        for j in 0..<featureCount { c.values[j * c.capacity + r] = profile[j] }
+    }
+
+    /// Makes sure `row` has a slot: a new full chunk, or a bigger first chunk.
+    private func ensureRoom(forRow row: Int) {
+        let chunk = row >> 16
+        if chunk == chunks.count {
+            chunks.append(Chunk(featureCount: featureCount, capacity: chunk == 0 ? 1024 : Self.chunkRows))
+        } else if chunk == 0, row >= chunks[0].capacity {
+            chunks[0] = chunks[0].grown(to: min(Self.chunkRows, chunks[0].capacity * 2), rows: count, featureCount: featureCount)
+        }
     }
 
     /// Removes subscriber `id`; the last row moves into its place.
@@ -123,7 +147,7 @@ public final class ProfileStore {
             let (src, s) = locate(last)
             let moved = src.ids[s]
             dst.ids[d] = moved
-            for j in 0..<featureCount { dst.values[j * Self.chunkRows + d] = src.values[j * Self.chunkRows + s] }
+            for j in 0..<featureCount { dst.values[j * dst.capacity + d] = src.values[j * src.capacity + s] }
             index.update(moved, row: row) { self.id(at: $0) }
         }
         count -= 1
@@ -134,6 +158,12 @@ public final class ProfileStore {
     /// Prepares room for `additional` more subscribers (one index resize instead of several).
     public func reserve(_ additional: Int) {
         index.reserve(count + additional) { self.id(at: $0) }
+        let rows = min(Self.chunkRows, count + additional)
+        if chunks.isEmpty {
+            chunks.append(Chunk(featureCount: featureCount, capacity: max(rows, 1)))
+        } else if chunks.count == 1, chunks[0].capacity < rows {
+            chunks[0] = chunks[0].grown(to: rows, rows: count, featureCount: featureCount)
+        }
     }
 
     /// Calls `body` for consecutive runs of rows, each with one contiguous column per feature
@@ -143,7 +173,7 @@ public final class ProfileStore {
         var first = 0
         for c in chunks where first < count {
             let rows = min(Self.chunkRows, count - first)
-            let columns = (0..<featureCount).map { UnsafePointer(c.values + $0 * Self.chunkRows) }
+            let columns = (0..<featureCount).map { UnsafePointer(c.values + $0 * c.capacity) }
             try body(first, rows, c.ids, columns)
             first += rows
         }
@@ -151,7 +181,7 @@ public final class ProfileStore {
 
     /// Bytes held for profiles, ids and the index (what the store itself costs; excludes allocator overhead).
     public var residentBytes: Int {
-        chunks.count * Self.chunkRows * (8 + 4 * featureCount) + index.bytes
+        chunks.reduce(0) { $0 + $1.capacity * (8 + 4 * featureCount) } + index.bytes
     }
 }
 

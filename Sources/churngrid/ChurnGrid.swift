@@ -10,7 +10,7 @@ struct ChurnGrid: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "churngrid",
         abstract: "ChurnGrid: churn scoring for a telecom operator's whole subscriber base.",
-        subcommands: [ModelCommand.self, Generate.self]
+        subcommands: [ModelCommand.self, Generate.self, ProfilesCommand.self]
     )
 }
 

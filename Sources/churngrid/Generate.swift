@@ -30,7 +30,7 @@ struct Generate: ParsableCommand {
         let base = SyntheticBase(seed: seed)
         let bar = ProgressBar(label: "generating", total: subscribers)
         if let postgres {
-            do {
+            try reportingPostgresErrors {
                 let connection = try PostgresConnection(url: postgres)
                 let report = try BaseLoader(connection: connection).load(base, count: subscribers) { p in
                     bar.update(p.rows, seconds: p.seconds)
@@ -39,9 +39,6 @@ struct Generate: ParsableCommand {
                 print("\(report.rows) subscribers into \(connection.endpoint) in \(String(format: "%.1f", report.seconds)) s "
                       + "(COPY \(String(format: "%.1f", report.copySeconds)) s, shard index \(String(format: "%.1f", report.indexSeconds)) s), "
                       + "churn rate \(String(format: "%.2f", 100 * Double(report.churned) / Double(report.rows)))%")
-            } catch let e as PostgresError {
-                FileHandle.standardError.write(Data("\nerror: \(e)\n".utf8))
-                throw ExitCode(1)
             }
         } else if let out {
             try reportingErrors {

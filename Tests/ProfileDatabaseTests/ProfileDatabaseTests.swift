@@ -1,3 +1,4 @@
+import FeatureTable
 import Foundation
 import Postgres
 import ProfileDatabase
@@ -45,7 +46,7 @@ struct ProfileDatabaseTests {
 
         let shardCount = 16
         let shards = [0, 1, 2, 7, 15]
-        let (stores, load) = try ProfileLoader(connection: db).load(shards: shards, shardCount: shardCount)
+        let (stores, load) = try ProfileLoader(url: url).load(shards: shards, shardCount: shardCount, streams: 2)
         var expected: [Int: Int] = [:]
         var profiles: [Int64: [Float]] = [:]
         base.generate(0..<n) { id, p, _ in
@@ -103,5 +104,86 @@ struct ProfileDatabaseTests {
         }
         #expect(try db.query("SELECT count(*) FROM t").scalar == "0")
         #expect(try db.copyIn("COPY t FROM STDIN") { try $0.write(Array("1\n2\n".utf8)) } == 2)
+    }
+}
+
+@Suite("Importing profiles from CSV")
+struct ProfileImportTests {
+    /// A CSV with the catalogue's columns; `cell(row, feature)` gives each feature cell's text.
+    static func csv(ids: [String], extraHeader: String = "", cell: (Int, Int) -> String = { r, j in "\(r).\(j)" },
+                    drop: String? = nil) -> String {
+        let names = FeatureCatalogue.names.filter { $0 != drop }
+        var lines = ["subscriber_id," + names.joined(separator: ",") + extraHeader]
+        for (r, id) in ids.enumerated() {
+            let cells = FeatureCatalogue.names.indices.filter { FeatureCatalogue.names[$0] != drop }.map { cell(r, $0) }
+            lines.append(id + "," + cells.joined(separator: ",") + (extraHeader.isEmpty ? "" : ",1"))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func write(_ text: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("cg-import-\(UUID()).csv").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test("a valid file is upserted: new rows inserted, known rows updated, empty and NaN stored as NULL")
+    func upsert() throws {
+        let db = try PostgresConnection(url: try TestDatabase.fresh())
+        let first = try ProfileImport(path: try Self.write(Self.csv(ids: ["1", "2", "3"], extraHeader: ",churned_30d") { r, j in
+            j == 2 ? "" : (j == 3 ? "NaN" : "\(r + 1)")
+        }))
+        #expect(try first.upsert(into: db) == .init(inserted: 3, updated: 0))
+        let second = try ProfileImport(path: try Self.write(Self.csv(ids: ["3", "4"]) { r, j in "\(10 * (r + 1))" }))
+        #expect(try second.upsert(into: db) == .init(inserted: 1, updated: 1))
+        let rows = try db.query("SELECT subscriber_id, tenure_months, days_to_contract_end, days_to_promo_end FROM subscriber_profiles ORDER BY 1").rows
+        #expect(rows == [["1", "1", nil, nil], ["2", "2", nil, nil], ["3", "10", "10", "10"], ["4", "20", "20", "20"]])
+    }
+
+    struct Bad: Sendable, CustomTestStringConvertible {
+        var label: String
+        var text: String
+        var line: Int
+        var column: String?
+        var mentions: String
+        var testDescription: String { label }
+    }
+
+    static let bad: [Bad] = [
+        Bad(label: "missing feature column", text: csv(ids: ["1"], drop: "arpu_30d"), line: 1, column: nil, mentions: "arpu_30d"),
+        Bad(label: "missing id column", text: csv(ids: ["1"]).replacingOccurrences(of: "subscriber_id", with: "msisdn"),
+            line: 1, column: "subscriber_id", mentions: "no subscriber_id"),
+        Bad(label: "non-numeric cell", text: csv(ids: ["1", "2"]) { r, j in r == 1 && j == 9 ? "12,5".replacingOccurrences(of: ",", with: "x") : "1" },
+            line: 3, column: "arpu_30d", mentions: "'12x5' is not a number"),
+        Bad(label: "duplicate id", text: csv(ids: ["7", "8", "7"]), line: 4, column: "subscriber_id", mentions: "first on line 2"),
+        Bad(label: "bad id", text: csv(ids: ["7", "S8"]), line: 3, column: "subscriber_id", mentions: "'S8' is not an integer"),
+        Bad(label: "infinity", text: csv(ids: ["1", "2"]) { r, j in r == 1 && j == 0 ? "inf" : "1" },
+            line: 3, column: "tenure_months", mentions: "not a finite number"),
+        Bad(label: "short line", text: csv(ids: ["1"]) + "2,3\n", line: 3, column: nil, mentions: "expected 37 fields"),
+    ]
+
+    @Test("a bad file is refused with the line and column of the problem, and nothing is written", arguments: bad)
+    func refused(_ c: Bad) throws {
+        let path = try Self.write(c.text)
+        #expect {
+            _ = try ProfileImport(path: path)
+        } throws: { e in
+            guard let e = e as? TableError else { return false }
+            return e.line == c.line && e.column == c.column && e.description.contains(c.mentions) && e.file == path
+        }
+    }
+
+    @Test("loading from a table that lacks a catalogue column names the column")
+    func tableMissingColumn() throws {
+        let url = try TestDatabase.fresh()
+        let db = try PostgresConnection(url: url)
+        try ProfileSchema.migrate(db)
+        try db.execute("ALTER TABLE subscriber_profiles DROP COLUMN dropped_call_rate")
+        #expect {
+            _ = try ProfileLoader(url: url).load(shards: [0], shardCount: 4)
+        } throws: { e in
+            let e = e as! PostgresError
+            return e.sqlState == "42703" && e.message.contains("dropped_call_rate")
+        }
     }
 }

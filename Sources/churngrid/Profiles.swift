@@ -1,0 +1,134 @@
+import ArgumentParser
+import Foundation
+import Postgres
+import ProfileDatabase
+import SubscriberProfiles
+
+struct ProfilesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "profiles",
+        abstract: "Subscriber profiles in PostgreSQL.",
+        subcommands: [Migrate.self, Import.self, Load.self]
+    )
+
+    struct Migrate: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create or upgrade ChurnGrid's tables.")
+
+        @Option(help: "PostgreSQL URL.")
+        var postgres: String
+
+        func run() throws {
+            try reportingPostgresErrors {
+                let applied = try ProfileSchema.migrate(try PostgresConnection(url: postgres))
+                print(applied.isEmpty ? "schema up to date" : "applied migrations \(applied.map(String.init).joined(separator: ", "))")
+            }
+        }
+    }
+
+    struct Import: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Upsert profiles from a CSV export (subscriber_id and every catalogue feature; empty or NaN = missing).")
+
+        @Option(help: "CSV file with a header.")
+        var input: String
+
+        @Option(help: "PostgreSQL URL.")
+        var postgres: String
+
+        func run() throws {
+            try reportingErrors {
+                try reportingPostgresErrors {
+                    let file = try ProfileImport(path: input)
+                    let report = try file.upsert(into: try PostgresConnection(url: postgres))
+                    print("\(report.inserted) subscribers added, \(report.updated) updated")
+                }
+            }
+        }
+    }
+
+    struct Load: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Load shards' profiles into memory as a worker does, and report speed and memory.")
+
+        @Option(help: "PostgreSQL URL.")
+        var postgres: String
+
+        @Option(help: "Shards in the cluster.")
+        var shardCount: Int = 1024
+
+        @Option(help: "Shards to load: 'all', or a range such as 0-511.")
+        var shards: String = "all"
+
+        @Option(help: "Parallel COPY streams (connections).")
+        var streams: Int = 2
+
+        @Flag(help: "Print one JSON object.")
+        var json = false
+
+        func run() throws {
+            let list: [Int]
+            if shards == "all" {
+                list = Array(0..<shardCount)
+            } else {
+                let parts = shards.split(separator: "-").compactMap { Int($0) }
+                guard parts.count == 2, parts[0] <= parts[1], parts[0] >= 0, parts[1] < shardCount else {
+                    throw ValidationError("--shards takes 'all' or FIRST-LAST within 0..<\(shardCount)")
+                }
+                list = Array(parts[0]...parts[1])
+            }
+            try reportingPostgresErrors {
+                let before = residentBytes()
+                let (stores, report) = try ProfileLoader(url: postgres).load(shards: list, shardCount: shardCount, streams: streams)
+                let after = residentBytes()
+                let held = stores.values.reduce(0) { $0 + $1.residentBytes }
+                let rows = max(report.rows, 1)
+                let result = LoadResult(
+                    shards: list.count, rows: report.rows, seconds: report.seconds, rowsPerSecond: report.rowsPerSecond,
+                    storeBytesPerSubscriber: Double(held) / Double(rows),
+                    residentBytesPerSubscriber: Double(after - before) / Double(rows))
+                if json {
+                    try printJSON(result)
+                } else {
+                    print(String(format: "%d subscribers in %d shards in %.2f s: %.0f profiles/s; %.0f B/subscriber held (%.0f B resident)",
+                                 result.rows, result.shards, result.seconds, result.rowsPerSecond,
+                                 result.storeBytesPerSubscriber, result.residentBytesPerSubscriber))
+                }
+                withExtendedLifetime(stores) {}
+            }
+        }
+    }
+
+    struct LoadResult: Codable {
+        var shards: Int
+        var rows: Int
+        var seconds: Double
+        var rowsPerSecond: Double
+        var storeBytesPerSubscriber: Double
+        var residentBytesPerSubscriber: Double
+
+        enum CodingKeys: String, CodingKey {
+            case shards, rows, seconds
+            case rowsPerSecond = "rows_per_second"
+            case storeBytesPerSubscriber = "store_bytes_per_subscriber"
+            case residentBytesPerSubscriber = "resident_bytes_per_subscriber"
+        }
+    }
+}
+
+/// Resident set size of this process, from /proc/self/statm.
+func residentBytes() -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    let fields = text.split(separator: " ")
+    guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+}
+
+/// Runs `body`, turning a PostgreSQL error into one clear line on stderr and exit code 1.
+func reportingPostgresErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let e as PostgresError {
+        FileHandle.standardError.write(Data("error: \(e)\n".utf8))
+        throw ExitCode(1)
+    }
+}
