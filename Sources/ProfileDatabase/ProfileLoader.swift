@@ -42,8 +42,7 @@ public struct ProfileLoader: Sendable {
             stores.merge(s) { a, _ in a }
             rows += report.rows
         }
-        let d = clock.now - start
-        return (stores, Report(rows: rows, seconds: Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18))
+        return (stores, Report(rows: rows, seconds: seconds(clock.now - start)))
     }
 
     /// The SQL selecting the profiles of `shards` (of `shardCount`).
@@ -102,9 +101,7 @@ public struct ProfileLoader: Sendable {
             }
         }
         try decoder.finish()
-        let d = clock.now - start
-        let seconds = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
-        return (stores, Report(rows: decoder.rows, seconds: seconds))
+        return (stores, Report(rows: decoder.rows, seconds: seconds(clock.now - start)))
     }
 }
 

@@ -31,6 +31,19 @@ public struct TreeEnsemble: Sendable {
             }
         }
 
+        /// Turns a margin into the output, with the library's own arithmetic.
+        @inlinable
+        public func transform(margin: Double) -> Double {
+            switch self {
+            case .binaryLogistic, .regressionLogistic:
+                return Double(xgboostSigmoid(Float(margin)))
+            case .binaryLogitRaw, .squaredError:
+                return margin
+            case .lightgbmBinary(let s):
+                return 1.0 / (1.0 + exp(-s * margin))
+            }
+        }
+
         /// Whether the output is a probability (a sigmoid of the margin).
         public var producesProbability: Bool {
             switch self {
@@ -80,14 +93,7 @@ public struct TreeEnsemble: Sendable {
     /// with the library's own arithmetic.
     @inlinable
     public func transform(margin: Double) -> Double {
-        switch objective {
-        case .binaryLogistic, .regressionLogistic:
-            return Double(xgboostSigmoid(Float(margin)))
-        case .binaryLogitRaw, .squaredError:
-            return margin
-        case .lightgbmBinary(let s):
-            return 1.0 / (1.0 + exp(-s * margin))
-        }
+        objective.transform(margin: margin)
     }
 }
 

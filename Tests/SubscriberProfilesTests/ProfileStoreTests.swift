@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import SubscriberProfiles
 
@@ -151,29 +152,8 @@ struct FeatureCatalogueTests {
         for name in FeatureCatalogue.names {
             #expect(name.allSatisfy { $0.isLowercase || $0.isNumber || $0 == "_" }, "\(name)")
         }
-        let root = #filePath.split(separator: "/").dropLast(3).joined(separator: "/")
-        let doc = try String(decoding: FileManagerless.read("/" + root + "/docs/features.md"), as: UTF8.self)
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let doc = try String(contentsOf: root.appendingPathComponent("docs/features.md"), encoding: .utf8)
         for name in FeatureCatalogue.names { #expect(doc.contains("`\(name)`"), "docs/features.md lacks \(name)") }
     }
 }
-
-/// Reads a small file without Foundation.
-enum FileManagerless {
-    struct Unreadable: Error { var path: String }
-    static func read(_ path: String) throws -> [UInt8] {
-        guard let f = fopen(path, "rb") else { throw Unreadable(path: path) }
-        defer { fclose(f) }
-        var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = fread(&buf, 1, buf.count, f)
-            if n <= 0 { break }
-            out.append(contentsOf: buf[0..<n])
-        }
-        return out
-    }
-}
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -168,6 +168,8 @@ extension CompiledForest {
     /// Scores blocks `range` of `input` on the calling thread, with one scratch buffer.
     private func scoreBlocks(_ input: FeatureColumns, _ range: Range<Int>, margins: UnsafeMutablePointer<Double>, outputs: UnsafeMutablePointer<Double>?) {
         let b = blockRows
+        let objective = model.objective
+        let baseMargin = model.baseMargin
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchFloats)
         defer { scratch.deallocate() }
         let accF = UnsafeMutablePointer<Float>.allocate(capacity: b)
@@ -179,7 +181,7 @@ extension CompiledForest {
             let rows = min(b, input.rowCount - first)
             fillViews(input, first: first, rows: rows, into: scratch)
             if let leaves = leafFloat {
-                accF.update(repeating: Float(model.baseMargin), count: rows)
+                accF.update(repeating: Float(baseMargin), count: rows)
                 accumulate(scratch, rows: rows, leaves: leaves, acc: accF)
                 for r in 0..<rows { margins[first + r] = Double(accF[r]) }
             } else {
@@ -188,7 +190,7 @@ extension CompiledForest {
                 for r in 0..<rows { margins[first + r] = accD[r] }
             }
             if let outputs {
-                for r in first..<(first + rows) { outputs[r] = model.transform(margin: margins[r]) }
+                for r in first..<(first + rows) { outputs[r] = objective.transform(margin: margins[r]) }
             }
         }
     }
