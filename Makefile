@@ -14,7 +14,7 @@ all: build
 
 # Debian packages: the C libraries the package links against and the PostgreSQL server that
 # the tests and the demo run privately (Deploy/local/pg.sh).
-DEBIAN_PACKAGES := pkg-config libpq-dev postgresql postgresql-client
+DEBIAN_PACKAGES := pkg-config libpq-dev libzmq3-dev postgresql postgresql-client
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

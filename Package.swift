@@ -23,6 +23,10 @@ let package = Package(
         .target(name: "TreeModel", swiftSettings: performance),
         // Columnar tables read from and written to CSV.
         .target(name: "FeatureTable", swiftSettings: performance),
+        // libzmq, from Debian's libzmq3-dev.
+        .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
+        // ZeroMQ for Swift: context, sockets, multipart messages, polling, CURVE.
+        .target(name: "ZeroMQ", dependencies: ["CZeroMQ"], swiftSettings: performance),
         // libpq, from Debian's libpq-dev.
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         // PostgreSQL through libpq: statements, binary COPY in and out, errors with SQLSTATE.
@@ -51,6 +55,8 @@ let package = Package(
         .testTarget(name: "TreeModelTests", dependencies: ["TreeModel"]),
         .testTarget(name: "FeatureTableTests", dependencies: ["FeatureTable"]),
         .testTarget(name: "SubscriberProfilesTests", dependencies: ["SubscriberProfiles"]),
+        // Real libzmq sockets over tcp://127.0.0.1.
+        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         // Against a real PostgreSQL started by the test harness (Deploy/local/pg.sh).
         .testTarget(name: "ProfileDatabaseTests", dependencies: ["ProfileDatabase", "Postgres", "SubscriberProfiles", "FeatureTable", "TestSupport"]),
         // Parity with the real XGBoost/LightGBM (trained by the tests through python3).
