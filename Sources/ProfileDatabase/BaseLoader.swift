@@ -34,6 +34,7 @@ public struct BaseLoader {
     /// - Parameter progress: called from the calling thread about twice a second.
     /// - Throws: `PostgresError`; on failure the table is left empty or as it was (one transaction).
     public func load(_ base: SyntheticBase, count: Int, progress: (Progress) -> Void = { _ in }) throws -> Report {
+        precondition(count >= 1, "a generated base has at least one subscriber")
         try ProfileSchema.migrate(connection)
         let clock = ContinuousClock()
         let start = clock.now

@@ -43,14 +43,6 @@ public struct TreeEnsemble: Sendable {
                 return 1.0 / (1.0 + exp(-s * margin))
             }
         }
-
-        /// Whether the output is a probability (a sigmoid of the margin).
-        public var producesProbability: Bool {
-            switch self {
-            case .binaryLogistic, .regressionLogistic, .lightgbmBinary: true
-            case .binaryLogitRaw, .squaredError: false
-            }
-        }
     }
 
     /// The numeric type in which the library sums tree outputs; matching it makes our
@@ -174,14 +166,6 @@ public struct DecisionTree: Sendable {
             }
         }
         return Int(x < threshold[node] ? left[node] : right[node])
-    }
-
-    /// The leaf a row reaches; `value(f)` gives the row's value of feature f.
-    @inlinable
-    public func leaf(_ value: (Int) -> Float) -> Int {
-        var n = 0
-        while !isLeaf(n) { n = next(n, value: value(Int(feature[n]))) }
-        return n
     }
 
     /// Checks that the arrays describe one tree rooted at 0 whose children are in range and

@@ -62,18 +62,6 @@ struct JSONField {
         return m
     }
 
-    /// The names of this object's members, in file order.
-    func memberNames() throws(ModelError) -> [String] {
-        guard kind == .object else { throw error("expected an object, found \(kindName)") }
-        var names: [String] = []
-        var key = index + 1
-        for _ in 0..<Int(token.count) {
-            names.append(decodeString(tape.tokens[key]))
-            key = Int(tape.tokens[key + 1].next)
-        }
-        return names
-    }
-
     private func keyEquals(_ k: JSONTape.Token, _ name: String) -> Bool {
         var utf8 = name.utf8.makeIterator()
         var i = Int(k.start)
@@ -97,12 +85,6 @@ struct JSONField {
             i = Int(tape.tokens[i].next)
         }
         return out
-    }
-
-    /// Number of elements of an array.
-    func arrayCount() throws(ModelError) -> Int {
-        guard kind == .array else { throw error("expected an array, found \(kindName)") }
-        return Int(token.count)
     }
 
     /// An array of numbers parsed as `Float` straight from their decimal text (as XGBoost wrote them).
