@@ -40,7 +40,43 @@ struct JSONTape {
         self.bytes = b
         tokens.reserveCapacity(input.count / 8)
         var parser = Parser(bytes: self.bytes, end: input.count)
-        try parser.parseDocument(into: &tokens)
+        do {
+            try parser.parseDocument(into: &tokens)
+        } catch {
+            var e = error
+            e.path = Self.openPath(tokens, bytes)
+            throw e
+        }
+    }
+
+    /// Where parsing stopped, as a field path ("learner.gradient_booster.model.trees[3].split_conditions[7]"),
+    /// recovered from the containers still open in a partial tape.
+    static func openPath(_ tokens: [Token], _ bytes: [UInt8]) -> String {
+        var path = ""
+        var i = 0
+        // Containers still open have no `end` yet; walk down through them.
+        while i < tokens.count, tokens[i].kind == .array || tokens[i].kind == .object, tokens[i].end == 0 {
+            let isObject = tokens[i].kind == .object
+            var child = i + 1
+            var n = 0
+            var key = ""
+            while child < tokens.count {
+                if isObject {
+                    key = String(decoding: bytes[Int(tokens[child].start)..<Int(tokens[child].end)], as: UTF8.self)
+                    child += 1
+                    if child >= tokens.count { break }
+                }
+                let t = tokens[child]
+                let open = (t.kind == .array || t.kind == .object) && t.end == 0
+                if open || Int(t.next) >= tokens.count { break }
+                child = Int(t.next)
+                n += 1
+            }
+            path += isObject ? (path.isEmpty ? key : "." + key) : "[\(n)]"
+            guard child < tokens.count else { break }
+            i = child
+        }
+        return path
     }
 
     /// The root value.
@@ -51,6 +87,8 @@ struct JSONTape {
 struct JSONSyntaxError: Error {
     var offset: Int
     var message: String
+    /// The field being read when parsing stopped.
+    var path = ""
 }
 
 private struct Parser {

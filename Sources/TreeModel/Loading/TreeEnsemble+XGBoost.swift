@@ -23,7 +23,7 @@ extension TreeEnsemble {
             if bytes.count > 1, bytes[0] == UInt8(ascii: "{"), [UInt8(ascii: "L"), UInt8(ascii: "i"), UInt8(ascii: "U"), UInt8(ascii: "l")].contains(bytes[1]) {
                 message += " (this looks like UBJSON; save the model with a .json file name)"
             }
-            throw ModelError(.malformed, file: file, message)
+            throw ModelError(.malformed, file: file, field: error.path.isEmpty ? nil : error.path, message)
         }
         let root = JSONField(tape: tape, index: tape.root, path: "", file: file)
         let version = try root.optionalMember("version").map { v throws(ModelError) in
