@@ -67,10 +67,10 @@ struct JSONTape {
                     if child >= tokens.count { break }
                 }
                 let t = tokens[child]
-                let open = (t.kind == .array || t.kind == .object) && t.end == 0
-                if open || Int(t.next) >= tokens.count { break }
+                if (t.kind == .array || t.kind == .object) && t.end == 0 { break }  // failed inside this child
                 child = Int(t.next)
-                n += 1
+                n += 1  // this child is complete: the failure is at or after the next one
+                if child >= tokens.count { break }
             }
             path += isObject ? (path.isEmpty ? key : "." + key) : "[\(n)]"
             guard child < tokens.count else { break }
