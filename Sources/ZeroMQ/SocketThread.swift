@@ -1,0 +1,187 @@
+import CZeroMQ
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One dedicated thread that owns ZeroMQ sockets and is the only thread that touches them, so
+/// blocking libzmq calls never run on Swift's cooperative pool.
+///
+/// Async code hands work to it with `perform` (the closure runs on the I/O thread, its result is
+/// awaited) or `enqueue` (fire and forget). Sockets registered with `Loop.watch` have their
+/// handler called on the I/O thread whenever a message can be read. A pipe wakes the thread's
+/// `zmq_poll` when work is queued. Handlers and closures must not block: they run between polls.
+public final class SocketThread: Sendable {
+    /// Everything only the I/O thread may use: the sockets and their handlers.
+    public final class Loop {
+        /// A socket created on this loop, named for use from other threads.
+        public struct SocketID: Hashable, Sendable {
+            let raw: Int
+        }
+
+        let context: ZMQContext
+        private var sockets: [SocketID: ZMQSocket] = [:]
+        private var handlers: [SocketID: (ZMQSocket) -> Void] = [:]
+        private var nextID = 0
+        fileprivate var stopping = false
+
+        init(context: ZMQContext) {
+            self.context = context
+        }
+
+        /// Creates a socket owned by this loop.
+        public func makeSocket(_ kind: ZMQSocket.Kind) throws(ZMQError) -> (SocketID, ZMQSocket) {
+            let socket = try ZMQSocket(context, kind)
+            let id = SocketID(raw: nextID)
+            nextID += 1
+            sockets[id] = socket
+            return (id, socket)
+        }
+
+        /// The socket called `id`, if it is still open.
+        public func socket(_ id: SocketID) -> ZMQSocket? { sockets[id] }
+
+        /// Calls `handler` on this thread whenever `id` has a message to read. The handler should
+        /// read with `wait: false` until nothing is left.
+        public func watch(_ id: SocketID, _ handler: @escaping (ZMQSocket) -> Void) {
+            handlers[id] = handler
+        }
+
+        /// Closes socket `id` and forgets its handler.
+        public func close(_ id: SocketID) {
+            handlers[id] = nil
+            sockets.removeValue(forKey: id)?.close()
+        }
+
+        fileprivate func pollOnce(wakeFD: Int32) -> Bool {
+            let watched = handlers.keys.compactMap { id in sockets[id].map { (id, $0) } }
+            var items = [zmq_pollitem_t(socket: nil, fd: wakeFD, events: Int16(ZMQ_POLLIN), revents: 0)]
+            items += watched.map { zmq_pollitem_t(socket: $0.1.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0) }
+            let n = zmq_poll(&items, Int32(items.count), -1)
+            if n < 0 { return czmq_errno() != ETERM }
+            for (k, (id, socket)) in watched.enumerated() where items[k + 1].revents & Int16(ZMQ_POLLIN) != 0 {
+                handlers[id]?(socket)
+            }
+            return true
+        }
+
+        fileprivate func closeAll() {
+            handlers.removeAll()
+            for socket in sockets.values { socket.close() }
+            sockets.removeAll()
+        }
+    }
+
+    private struct Queue: ~Copyable {
+        var work: [@Sendable (Loop) -> Void] = []
+        var stopped = false
+    }
+
+    private let queue = Mutex(Queue())
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
+    private let finished = Mutex<Bool>(false)
+    /// The thread's name, for logs.
+    public let name: String
+
+    /// Starts the I/O thread.
+    /// - Throws: `ZMQError` if the wake-up pipe cannot be created.
+    public init(name: String, context: ZMQContext) throws(ZMQError) {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw ZMQError("create the wake-up pipe of \(name)", errno: errno) }
+        for fd in fds {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+        wakeRead = fds[0]
+        wakeWrite = fds[1]
+        self.name = name
+        let loop = Loop(context: context)
+        let box = Unmanaged.passRetained(Runner(owner: self, loop: loop))
+        var thread = pthread_t()
+        pthread_create(&thread, nil, { arg in
+            let runner = Unmanaged<Runner>.fromOpaque(arg!).takeRetainedValue()
+            runner.owner.run(runner.loop)
+            return nil
+        }, box.toOpaque())
+        pthread_detach(thread)
+    }
+
+    deinit {
+        close(wakeRead)
+        close(wakeWrite)
+    }
+
+    private final class Runner {
+        let owner: SocketThread
+        let loop: Loop
+        init(owner: SocketThread, loop: Loop) {
+            self.owner = owner
+            self.loop = loop
+        }
+    }
+
+    /// Queues `work` to run on the I/O thread. Returns false once the thread has stopped.
+    @discardableResult
+    public func enqueue(_ work: @escaping @Sendable (Loop) -> Void) -> Bool {
+        let accepted = queue.withLock { q -> Bool in
+            guard !q.stopped else { return false }
+            q.work.append(work)
+            return true
+        }
+        if accepted { wake() }
+        return accepted
+    }
+
+    /// Runs `body` on the I/O thread and returns its result.
+    /// - Throws: what `body` throws, or `ZMQError` (`ETERM`) when the thread has stopped.
+    public func perform<T: Sendable>(_ body: @escaping @Sendable (Loop) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
+            let accepted = enqueue { loop in
+                continuation.resume(with: Result { try body(loop) })
+            }
+            if !accepted { continuation.resume(throwing: ZMQError("run work on stopped thread \(name)", errno: ETERM)) }
+        }
+    }
+
+    /// Stops the thread after the work already queued: sockets are closed on the I/O thread.
+    /// Waits until it has finished.
+    public func stop() async {
+        let already = queue.withLock { q -> Bool in
+            defer { q.stopped = true }
+            return q.stopped
+        }
+        if !already { wake() }
+        while !finished.withLock({ $0 }) {
+            try? await Task.sleep(for: .milliseconds(1))
+        }
+    }
+
+    private func wake() {
+        var one: UInt8 = 1
+        _ = write(wakeWrite, &one, 1)  // a full pipe already means "wake up": nothing is lost
+    }
+
+    private func run(_ loop: Loop) {
+        var drain = [UInt8](repeating: 0, count: 256)
+        while true {
+            let (work, stopped) = queue.withLock { q -> ([@Sendable (Loop) -> Void], Bool) in
+                defer { q.work.removeAll() }
+                return (q.work, q.stopped)
+            }
+            for item in work { item(loop) }
+            if stopped { break }
+            guard loop.pollOnce(wakeFD: wakeRead) else { break }
+            while read(wakeRead, &drain, drain.count) > 0 {}
+        }
+        // Work queued after the stop was refused by `enqueue`; anything that slipped in runs now.
+        let rest = queue.withLock { q -> [@Sendable (Loop) -> Void] in
+            q.stopped = true
+            defer { q.work.removeAll() }
+            return q.work
+        }
+        for item in rest { item(loop) }
+        loop.closeAll()
+        finished.withLock { $0 = true }
+    }
+}
