@@ -27,6 +27,8 @@ let package = Package(
         .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
         // ZeroMQ for Swift: context, sockets, multipart messages, polling, CURVE.
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"], swiftSettings: performance),
+        // ChurnGrid's binary wire format for remote calls (the actor system's serialization).
+        .target(name: "WireFormat", swiftSettings: performance),
         // libpq, from Debian's libpq-dev.
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         // PostgreSQL through libpq: statements, binary COPY in and out, errors with SQLSTATE.
@@ -57,6 +59,7 @@ let package = Package(
         .testTarget(name: "SubscriberProfilesTests", dependencies: ["SubscriberProfiles"]),
         // Real libzmq sockets over tcp://127.0.0.1.
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
+        .testTarget(name: "WireFormatTests", dependencies: ["WireFormat"]),
         // Against a real PostgreSQL started by the test harness (Deploy/local/pg.sh).
         .testTarget(name: "ProfileDatabaseTests", dependencies: ["ProfileDatabase", "Postgres", "SubscriberProfiles", "FeatureTable", "TestSupport"]),
         // Parity with the real XGBoost/LightGBM (trained by the tests through python3).

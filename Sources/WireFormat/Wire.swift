@@ -1,0 +1,288 @@
+/// ChurnGrid's binary wire format: what remote calls' arguments and results are encoded with
+/// (the actor system's serialization requirement). Compact and explicit: little-endian fixed-width
+/// numbers, LEB128 lengths, UTF-8 strings, and bulk arrays of numbers (ids, scores, profile
+/// columns) as one length-prefixed run of raw bytes that is copied with a single `memcpy`.
+/// Decoding never traps on bad input: a truncated or malformed frame throws `WireError` with the
+/// offset and what was expected.
+public protocol WireCodable: Sendable {
+    /// Appends this value.
+    func encode(to writer: inout WireWriter)
+    /// Reads a value.
+    /// - Throws: `WireError` when the bytes are not a value of this type.
+    init(from reader: inout WireReader) throws(WireError)
+}
+
+/// Input that is not a valid encoding.
+public struct WireError: Error, Sendable, CustomStringConvertible {
+    /// Byte offset in the frame where reading failed.
+    public var offset: Int
+    /// What was expected there.
+    public var expected: String
+
+    public init(offset: Int, expected: String) {
+        self.offset = offset
+        self.expected = expected
+    }
+
+    public var description: String { "malformed frame at byte \(offset): expected \(expected)" }
+}
+
+/// Builds an encoded frame.
+public struct WireWriter: Sendable {
+    /// The bytes written so far.
+    public private(set) var bytes: [UInt8] = []
+
+    public init(capacity: Int = 64) {
+        bytes.reserveCapacity(capacity)
+    }
+
+    /// Appends a value.
+    public mutating func write<T: WireCodable>(_ value: T) {
+        value.encode(to: &self)
+    }
+
+    /// Appends a fixed-width integer, little-endian.
+    public mutating func writeFixed<T: FixedWidthInteger>(_ v: T) {
+        withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    /// Appends an unsigned LEB128 length or count.
+    public mutating func writeLength(_ n: Int) {
+        precondition(n >= 0)
+        var v = UInt64(n)
+        while v >= 0x80 {
+            bytes.append(UInt8(v & 0x7F) | 0x80)
+            v >>= 7
+        }
+        bytes.append(UInt8(v))
+    }
+
+    /// Appends raw bytes with their length.
+    public mutating func writeBytes(_ raw: UnsafeRawBufferPointer) {
+        writeLength(raw.count)
+        bytes.append(contentsOf: raw)
+    }
+}
+
+/// Reads an encoded frame from the front.
+public struct WireReader {
+    private let base: UnsafeRawBufferPointer
+    /// Bytes consumed so far.
+    public private(set) var offset = 0
+
+    /// Reads from `bytes`, which must stay valid while the reader is used.
+    public init(_ bytes: UnsafeRawBufferPointer) {
+        base = bytes
+    }
+
+    /// Bytes left.
+    public var remaining: Int { base.count - offset }
+
+    /// Reads a value.
+    public mutating func read<T: WireCodable>(_: T.Type = T.self) throws(WireError) -> T {
+        try T(from: &self)
+    }
+
+    /// Reads a fixed-width little-endian integer.
+    public mutating func readFixed<T: FixedWidthInteger>(_: T.Type = T.self) throws(WireError) -> T {
+        let n = MemoryLayout<T>.size
+        guard remaining >= n else { throw WireError(offset: offset, expected: "\(n) bytes of \(T.self), found \(remaining)") }
+        let v = base.loadUnaligned(fromByteOffset: offset, as: T.self)
+        offset += n
+        return T(littleEndian: v)
+    }
+
+    /// Reads an unsigned LEB128 length, refusing one longer than what is left (`limit` bytes per unit).
+    public mutating func readLength(unit: Int = 1) throws(WireError) -> Int {
+        let start = offset
+        var v: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            guard offset < base.count else { throw WireError(offset: start, expected: "a length, found end of frame") }
+            let b = base[offset]
+            offset += 1
+            guard shift < 63 else { throw WireError(offset: start, expected: "a length of at most 9 bytes") }
+            v |= UInt64(b & 0x7F) << shift
+            if b & 0x80 == 0 { break }
+            shift += 7
+        }
+        guard v <= UInt64(remaining / max(unit, 1)) else {
+            throw WireError(offset: start, expected: "at most \(remaining / max(unit, 1)) items as the frame holds, found a length of \(v)")
+        }
+        return Int(v)
+    }
+
+    /// Reads length-prefixed raw bytes without copying; the buffer is valid as long as the input.
+    public mutating func readBytes(unit: Int = 1) throws(WireError) -> UnsafeRawBufferPointer {
+        let n = try readLength(unit: unit) * unit
+        defer { offset += n }
+        return UnsafeRawBufferPointer(rebasing: base[offset..<(offset + n)])
+    }
+
+    /// Checks that the whole frame was read.
+    public func finish() throws(WireError) {
+        guard remaining == 0 else { throw WireError(offset: offset, expected: "end of frame, found \(remaining) more bytes") }
+    }
+}
+
+// MARK: Conformances
+
+extension Int64: WireCodable {
+    public func encode(to w: inout WireWriter) { w.writeFixed(self) }
+    public init(from r: inout WireReader) throws(WireError) { self = try r.readFixed() }
+}
+
+extension UInt64: WireCodable {
+    public func encode(to w: inout WireWriter) { w.writeFixed(self) }
+    public init(from r: inout WireReader) throws(WireError) { self = try r.readFixed() }
+}
+
+extension Int32: WireCodable {
+    public func encode(to w: inout WireWriter) { w.writeFixed(self) }
+    public init(from r: inout WireReader) throws(WireError) { self = try r.readFixed() }
+}
+
+extension UInt32: WireCodable {
+    public func encode(to w: inout WireWriter) { w.writeFixed(self) }
+    public init(from r: inout WireReader) throws(WireError) { self = try r.readFixed() }
+}
+
+extension Int: WireCodable {
+    public func encode(to w: inout WireWriter) { w.writeFixed(Int64(self)) }
+    public init(from r: inout WireReader) throws(WireError) { self = Int(try r.readFixed(Int64.self)) }
+}
+
+extension UInt8: WireCodable {
+    public func encode(to w: inout WireWriter) { w.writeFixed(self) }
+    public init(from r: inout WireReader) throws(WireError) { self = try r.readFixed() }
+}
+
+extension Bool: WireCodable {
+    public func encode(to w: inout WireWriter) { w.writeFixed(UInt8(self ? 1 : 0)) }
+    public init(from r: inout WireReader) throws(WireError) {
+        let at = r.offset
+        switch try r.readFixed(UInt8.self) {
+        case 0: self = false
+        case 1: self = true
+        case let b: throw WireError(offset: at, expected: "a Bool (0 or 1), found \(b)")
+        }
+    }
+}
+
+extension Float: WireCodable {
+    public func encode(to w: inout WireWriter) { w.writeFixed(bitPattern) }
+    public init(from r: inout WireReader) throws(WireError) { self = Float(bitPattern: try r.readFixed()) }
+}
+
+extension Double: WireCodable {
+    public func encode(to w: inout WireWriter) { w.writeFixed(bitPattern) }
+    public init(from r: inout WireReader) throws(WireError) { self = Double(bitPattern: try r.readFixed()) }
+}
+
+extension String: WireCodable {
+    public func encode(to w: inout WireWriter) {
+        var s = self
+        s.withUTF8 { w.writeBytes(UnsafeRawBufferPointer($0)) }
+    }
+
+    public init(from r: inout WireReader) throws(WireError) {
+        let at = r.offset
+        let raw = try r.readBytes()
+        guard let s = String(validating: raw.bindMemory(to: UInt8.self), as: UTF8.self) else {
+            throw WireError(offset: at, expected: "UTF-8 text")
+        }
+        self = s
+    }
+}
+
+extension Optional: WireCodable where Wrapped: WireCodable {
+    public func encode(to w: inout WireWriter) {
+        switch self {
+        case .none: w.writeFixed(UInt8(0))
+        case .some(let v): w.writeFixed(UInt8(1)); v.encode(to: &w)
+        }
+    }
+
+    public init(from r: inout WireReader) throws(WireError) {
+        self = try Bool(from: &r) ? .some(try Wrapped(from: &r)) : .none
+    }
+}
+
+/// Element types whose arrays travel as raw bytes (bulk payloads: ids, scores, profile columns).
+public protocol WireBulkElement: WireCodable, BitwiseCopyable {}
+extension Float: WireBulkElement {}
+extension Double: WireBulkElement {}
+extension Int64: WireBulkElement {}
+extension Int32: WireBulkElement {}
+extension UInt8: WireBulkElement {}
+
+/// An array of numbers sent as one raw run (little-endian platforms only, as every ChurnGrid node is).
+public struct BulkArray<Element: WireBulkElement>: WireCodable, Equatable where Element: Equatable {
+    public var elements: [Element]
+
+    public init(_ elements: [Element]) {
+        self.elements = elements
+    }
+
+    public func encode(to w: inout WireWriter) {
+        w.writeLength(elements.count)
+        elements.withUnsafeBytes { w.append(contentsOf: $0) }
+    }
+
+    public init(from r: inout WireReader) throws(WireError) {
+        let raw = try r.readBytes(unit: MemoryLayout<Element>.stride)
+        elements = [Element](unsafeUninitializedCapacity: raw.count / MemoryLayout<Element>.stride) { buffer, count in
+            UnsafeMutableRawBufferPointer(buffer).copyMemory(from: raw)
+            count = raw.count / MemoryLayout<Element>.stride
+        }
+    }
+}
+
+extension WireWriter {
+    fileprivate mutating func append(contentsOf raw: UnsafeRawBufferPointer) {
+        bytes.append(contentsOf: raw)
+    }
+}
+
+extension Array: WireCodable where Element: WireCodable {
+    public func encode(to w: inout WireWriter) {
+        w.writeLength(count)
+        for e in self { e.encode(to: &w) }
+    }
+
+    public init(from r: inout WireReader) throws(WireError) {
+        // Every element takes at least one byte, so a count beyond what is left is refused up front.
+        let n = try r.readLength(unit: 1)
+        var out: [Element] = []
+        out.reserveCapacity(n)
+        for _ in 0..<n { out.append(try Element(from: &r)) }
+        self = out
+    }
+}
+
+extension WireCodable {
+    /// This value as a frame.
+    public func wireBytes() -> [UInt8] {
+        var w = WireWriter()
+        encode(to: &w)
+        return w.bytes
+    }
+
+    /// Decodes a whole frame as this type.
+    /// - Throws: `WireError`, including when bytes are left over.
+    public static func decode(_ bytes: [UInt8]) throws(WireError) -> Self {
+        var failure: WireError? = nil
+        var result: Self? = nil
+        bytes.withUnsafeBytes { raw in
+            var r = WireReader(raw)
+            do throws(WireError) {
+                result = try Self(from: &r)
+                try r.finish()
+            } catch {
+                failure = error
+            }
+        }
+        if let failure { throw failure }
+        return result!
+    }
+}
