@@ -29,6 +29,8 @@ let package = Package(
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"], swiftSettings: performance),
         // ChurnGrid's binary wire format for remote calls (the actor system's serialization).
         .target(name: "WireFormat", swiftSettings: performance),
+        // The cluster's actor system: identities, handshake, liveness (transport integration in progress).
+        .target(name: "ClusterSystem", dependencies: ["WireFormat"], swiftSettings: performance),
         // libpq, from Debian's libpq-dev.
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         // PostgreSQL through libpq: statements, binary COPY in and out, errors with SQLSTATE.
@@ -60,6 +62,7 @@ let package = Package(
         // Real libzmq sockets over tcp://127.0.0.1.
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "WireFormatTests", dependencies: ["WireFormat"]),
+        .testTarget(name: "ClusterSystemTests", dependencies: ["ClusterSystem", "WireFormat"]),
         // Against a real PostgreSQL started by the test harness (Deploy/local/pg.sh).
         .testTarget(name: "ProfileDatabaseTests", dependencies: ["ProfileDatabase", "Postgres", "SubscriberProfiles", "FeatureTable", "TestSupport"]),
         // Parity with the real XGBoost/LightGBM (trained by the tests through python3).

@@ -1,0 +1,112 @@
+import WireFormat
+
+/// What two nodes say before any call crosses between them.
+public enum HandshakeMessage: Sendable, Equatable, WireCodable {
+    /// The connecting side introduces itself.
+    case hello(protocolVersion: UInt32, cluster: String, node: NodeID)
+    /// The accepting side agrees and introduces itself.
+    case welcome(protocolVersion: UInt32, node: NodeID)
+    /// The accepting side refuses, saying why.
+    case refused(reason: String)
+
+    public func encode(to w: inout WireWriter) {
+        switch self {
+        case let .hello(v, cluster, node): w.write(UInt8(1)); w.write(v); w.write(cluster); w.write(node)
+        case let .welcome(v, node): w.write(UInt8(2)); w.write(v); w.write(node)
+        case let .refused(reason): w.write(UInt8(3)); w.write(reason)
+        }
+    }
+
+    public init(from r: inout WireReader) throws(WireError) {
+        let at = r.offset
+        switch try r.read(UInt8.self) {
+        case 1: self = .hello(protocolVersion: try r.read(), cluster: try r.read(), node: try r.read())
+        case 2: self = .welcome(protocolVersion: try r.read(), node: try r.read())
+        case 3: self = .refused(reason: try r.read())
+        case let tag: throw WireError(offset: at, expected: "a handshake message tag 1–3, found \(tag)")
+        }
+    }
+}
+
+/// The handshake between this node and one peer, as a pure state machine: feed it events, do
+/// what the returned action says. No sockets or clocks inside, so every path is testable.
+public struct Handshake: Sendable {
+    /// This side's settings.
+    public struct Local: Sendable {
+        public var node: NodeID
+        public var cluster: String
+        public var protocolVersion: UInt32
+
+        public init(node: NodeID, cluster: String, protocolVersion: UInt32) {
+            self.node = node
+            self.cluster = cluster
+            self.protocolVersion = protocolVersion
+        }
+    }
+
+    public enum State: Sendable, Equatable {
+        case idle
+        case helloSent
+        case established(peer: NodeID)
+        case failed(reason: String)
+    }
+
+    /// What the caller must do next.
+    public enum Action: Sendable, Equatable {
+        case send(HandshakeMessage)
+        /// Send this, then treat the peer as connected.
+        case sendAndEstablish(HandshakeMessage, peer: NodeID)
+        /// The peer is connected.
+        case establish(peer: NodeID)
+        /// Send this refusal (if any), log the reason, and drop the peer.
+        case refuse(HandshakeMessage?, reason: String)
+        /// Nothing to do.
+        case none
+    }
+
+    public let local: Local
+    public private(set) var state: State = .idle
+
+    public init(local: Local) {
+        self.local = local
+    }
+
+    /// This side starts the handshake (it connected to the peer).
+    public mutating func start() -> Action {
+        guard state == .idle else { return .none }
+        state = .helloSent
+        return .send(.hello(protocolVersion: local.protocolVersion, cluster: local.cluster, node: local.node))
+    }
+
+    /// A handshake message arrived from the peer.
+    public mutating func received(_ message: HandshakeMessage) -> Action {
+        switch (state, message) {
+        case let (.idle, .hello(version, cluster, node)):
+            if version != local.protocolVersion {
+                return fail("\(node) speaks protocol \(version); this node speaks \(local.protocolVersion)", tellPeer: true)
+            }
+            if cluster != local.cluster {
+                return fail("\(node) belongs to cluster '\(cluster)'; this node to '\(local.cluster)'", tellPeer: true)
+            }
+            state = .established(peer: node)
+            return .sendAndEstablish(.welcome(protocolVersion: local.protocolVersion, node: local.node), peer: node)
+        case let (.helloSent, .welcome(version, node)):
+            guard version == local.protocolVersion else {
+                return fail("\(node) answered with protocol \(version); this node speaks \(local.protocolVersion)", tellPeer: false)
+            }
+            state = .established(peer: node)
+            return .establish(peer: node)
+        case let (.helloSent, .refused(reason)):
+            return fail("refused by the peer: \(reason)", tellPeer: false)
+        case (.established, .hello), (.established, .welcome):
+            return .none  // a duplicate after a reconnect: harmless
+        default:
+            return fail("unexpected \(message) in state \(state)", tellPeer: false)
+        }
+    }
+
+    private mutating func fail(_ reason: String, tellPeer: Bool) -> Action {
+        state = .failed(reason: reason)
+        return .refuse(tellPeer ? .refused(reason: reason) : nil, reason: reason)
+    }
+}
