@@ -127,34 +127,23 @@ public struct WireReader {
 
 // MARK: Conformances
 
-extension Int64: WireCodable {
+/// Fixed-width integers travel as their little-endian bytes.
+public protocol WireFixedWidthInteger: FixedWidthInteger, WireCodable {}
+
+extension WireFixedWidthInteger {
     public func encode(to w: inout WireWriter) { w.writeFixed(self) }
     public init(from r: inout WireReader) throws(WireError) { self = try r.readFixed() }
 }
 
-extension UInt64: WireCodable {
-    public func encode(to w: inout WireWriter) { w.writeFixed(self) }
-    public init(from r: inout WireReader) throws(WireError) { self = try r.readFixed() }
-}
-
-extension Int32: WireCodable {
-    public func encode(to w: inout WireWriter) { w.writeFixed(self) }
-    public init(from r: inout WireReader) throws(WireError) { self = try r.readFixed() }
-}
-
-extension UInt32: WireCodable {
-    public func encode(to w: inout WireWriter) { w.writeFixed(self) }
-    public init(from r: inout WireReader) throws(WireError) { self = try r.readFixed() }
-}
+extension Int64: WireFixedWidthInteger {}
+extension UInt64: WireFixedWidthInteger {}
+extension Int32: WireFixedWidthInteger {}
+extension UInt32: WireFixedWidthInteger {}
+extension UInt8: WireFixedWidthInteger {}
 
 extension Int: WireCodable {
     public func encode(to w: inout WireWriter) { w.writeFixed(Int64(self)) }
     public init(from r: inout WireReader) throws(WireError) { self = Int(try r.readFixed(Int64.self)) }
-}
-
-extension UInt8: WireCodable {
-    public func encode(to w: inout WireWriter) { w.writeFixed(self) }
-    public init(from r: inout WireReader) throws(WireError) { self = try r.readFixed() }
 }
 
 extension Bool: WireCodable {

@@ -3,6 +3,7 @@ import BatchScoring
 import FeatureTable
 import Foundation
 import Logging
+import Postgres
 import TreeModel
 
 @main
@@ -30,16 +31,21 @@ func makeLogger(_ label: String) -> Logger {
 
 func defaultThreads() -> Int { ProcessInfo.processInfo.activeProcessorCount }
 
-/// Runs `body`, turning ChurnGrid's errors into one clear line on stderr and exit code 1.
+/// Runs `body`, turning ChurnGrid's errors (model, table, PostgreSQL) into one clear line on
+/// stderr and exit code 1.
 func reportingErrors(_ body: () throws -> Void) throws {
     do {
         try body()
     } catch let e as ModelError {
-        FileHandle.standardError.write(Data("error: \(e)\n".utf8))
-        throw ExitCode(1)
+        fail(e)
     } catch let e as TableError {
+        fail(e)
+    } catch let e as PostgresError {
+        fail(e)
+    }
+    func fail(_ e: CustomStringConvertible) -> Never {
         FileHandle.standardError.write(Data("error: \(e)\n".utf8))
-        throw ExitCode(1)
+        Foundation.exit(1)
     }
 }
 

@@ -30,7 +30,7 @@ struct Generate: ParsableCommand {
         let base = SyntheticBase(seed: seed)
         let bar = ProgressBar(label: "generating", total: subscribers)
         if let postgres {
-            try reportingPostgresErrors {
+            try reportingErrors {
                 let connection = try PostgresConnection(url: postgres)
                 let report = try BaseLoader(connection: connection).load(base, count: subscribers) { p in
                     bar.update(p.rows, seconds: p.seconds)

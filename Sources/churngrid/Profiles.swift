@@ -18,7 +18,7 @@ struct ProfilesCommand: ParsableCommand {
         var postgres: String
 
         func run() throws {
-            try reportingPostgresErrors {
+            try reportingErrors {
                 let applied = try ProfileSchema.migrate(try PostgresConnection(url: postgres))
                 print(applied.isEmpty ? "schema up to date" : "applied migrations \(applied.map(String.init).joined(separator: ", "))")
             }
@@ -37,11 +37,9 @@ struct ProfilesCommand: ParsableCommand {
 
         func run() throws {
             try reportingErrors {
-                try reportingPostgresErrors {
-                    let file = try ProfileImport(path: input)
-                    let report = try file.upsert(into: try PostgresConnection(url: postgres))
-                    print("\(report.inserted) subscribers added, \(report.updated) updated")
-                }
+                let file = try ProfileImport(path: input)
+                let report = try file.upsert(into: try PostgresConnection(url: postgres))
+                print("\(report.inserted) subscribers added, \(report.updated) updated")
             }
         }
     }
@@ -76,7 +74,7 @@ struct ProfilesCommand: ParsableCommand {
                 }
                 list = Array(parts[0]...parts[1])
             }
-            try reportingPostgresErrors {
+            try reportingErrors {
                 let before = residentBytes()
                 let (stores, report) = try ProfileLoader(url: postgres).load(shards: list, shardCount: shardCount, streams: streams)
                 let after = residentBytes()
@@ -121,14 +119,4 @@ func residentBytes() -> Int {
     let fields = text.split(separator: " ")
     guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
     return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
-}
-
-/// Runs `body`, turning a PostgreSQL error into one clear line on stderr and exit code 1.
-func reportingPostgresErrors(_ body: () throws -> Void) throws {
-    do {
-        try body()
-    } catch let e as PostgresError {
-        FileHandle.standardError.write(Data("error: \(e)\n".utf8))
-        throw ExitCode(1)
-    }
 }
