@@ -29,8 +29,14 @@ let package = Package(
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"], swiftSettings: performance),
         // ChurnGrid's binary wire format for remote calls (the actor system's serialization).
         .target(name: "WireFormat", swiftSettings: performance),
-        // The cluster's actor system: identities, handshake, liveness (transport integration in progress).
-        .target(name: "ClusterSystem", dependencies: ["WireFormat"], swiftSettings: performance),
+        // ChurnGrid's DistributedActorSystem over ZeroMQ: identities, handshake, calls, heartbeats, backpressure.
+        .target(
+            name: "ClusterSystem",
+            dependencies: ["WireFormat", "ZeroMQ", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: performance
+        ),
+        // A probe actor, probe nodes and the RPC benchmark: what checks and measures the transport.
+        .target(name: "ClusterDiagnostics", dependencies: ["ClusterSystem", "WireFormat", "ZeroMQ"]),
         // libpq, from Debian's libpq-dev.
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         // PostgreSQL through libpq: statements, binary COPY in and out, errors with SQLSTATE.
@@ -51,6 +57,7 @@ let package = Package(
             name: "churngrid",
             dependencies: [
                 "BatchScoring", "TreeModel", "FeatureTable", "SubscriberProfiles", "ProfileDatabase", "Postgres",
+                "ClusterSystem", "ClusterDiagnostics", "ZeroMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -63,6 +70,11 @@ let package = Package(
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "WireFormatTests", dependencies: ["WireFormat"]),
         .testTarget(name: "ClusterSystemTests", dependencies: ["ClusterSystem", "WireFormat"]),
+        // Several `churngrid` processes on 127.0.0.1 calling each other through the actor system.
+        .testTarget(
+            name: "ClusterIntegrationTests",
+            dependencies: ["ClusterSystem", "ClusterDiagnostics", "WireFormat", "ZeroMQ", "TestSupport", .product(name: "Logging", package: "swift-log")]
+        ),
         // Against a real PostgreSQL started by the test harness (Deploy/local/pg.sh).
         .testTarget(name: "ProfileDatabaseTests", dependencies: ["ProfileDatabase", "Postgres", "SubscriberProfiles", "FeatureTable", "TestSupport"]),
         // Parity with the real XGBoost/LightGBM (trained by the tests through python3).

@@ -3,3 +3,7 @@
 
 // errno as a function: Swift cannot read the C macro portably.
 static inline int czmq_errno(void) { return zmq_errno(); }
+
+#include <sys/prctl.h>
+// Names the calling thread (at most 15 characters), for top -H, perf and gdb.
+static inline void czmq_name_thread(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }

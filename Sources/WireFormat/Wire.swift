@@ -36,6 +36,17 @@ public struct WireWriter: Sendable {
         bytes.reserveCapacity(capacity)
     }
 
+    /// Makes room for `additional` more bytes (before a large write).
+    public mutating func reserve(_ additional: Int) {
+        bytes.reserveCapacity(bytes.count + additional)
+    }
+
+    /// Hands the bytes over, leaving the writer empty (no copy).
+    public mutating func take() -> [UInt8] {
+        defer { bytes = [] }
+        return bytes
+    }
+
     /// Appends a value.
     public mutating func write<T: WireCodable>(_ value: T) {
         value.encode(to: &self)
@@ -214,6 +225,7 @@ public struct BulkArray<Element: WireBulkElement>: WireCodable, Equatable where 
     }
 
     public func encode(to w: inout WireWriter) {
+        w.reserve(elements.count * MemoryLayout<Element>.stride + 10)
         w.writeLength(elements.count)
         elements.withUnsafeBytes { w.append(contentsOf: $0) }
     }

@@ -22,8 +22,10 @@ public final class SocketThread: Sendable {
         let context: ZMQContext
         private var sockets: [SocketID: ZMQSocket] = [:]
         private var handlers: [SocketID: (ZMQSocket) -> Void] = [:]
+        private var paused: Set<SocketID> = []
         private var nextID = 0
-        fileprivate var stopping = false
+        private var tick: (interval: Duration, handler: () -> Void)?
+        private var nextTick = ContinuousClock.now
 
         init(context: ZMQContext) {
             self.context = context
@@ -47,20 +49,43 @@ public final class SocketThread: Sendable {
             handlers[id] = handler
         }
 
+        /// Stops (true) or resumes (false) calling `id`'s handler. While paused, libzmq queues
+        /// inbound messages up to the receive high-water mark and then stops reading from the
+        /// peers: this is how a busy node pushes back on its callers.
+        public func pause(_ id: SocketID, _ pause: Bool) {
+            if pause { paused.insert(id) } else { paused.remove(id) }
+        }
+
+        /// Calls `handler` on this thread about every `interval` (timers: call deadlines, heartbeats).
+        public func every(_ interval: Duration, _ handler: @escaping () -> Void) {
+            tick = (interval, handler)
+            nextTick = .now + interval
+        }
+
         /// Closes socket `id` and forgets its handler.
         public func close(_ id: SocketID) {
             handlers[id] = nil
+            paused.remove(id)
             sockets.removeValue(forKey: id)?.close()
         }
 
-        fileprivate func pollOnce(wakeFD: Int32) -> Bool {
-            let watched = handlers.keys.compactMap { id in sockets[id].map { (id, $0) } }
+        fileprivate func pollOnce(wakeFD: Int32, block: Bool) -> Bool {
+            let watched = handlers.keys.compactMap { id in paused.contains(id) ? nil : sockets[id].map { (id, $0) } }
             var items = [zmq_pollitem_t(socket: nil, fd: wakeFD, events: Int16(ZMQ_POLLIN), revents: 0)]
             items += watched.map { zmq_pollitem_t(socket: $0.1.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0) }
-            let n = zmq_poll(&items, Int32(items.count), -1)
+            var timeout = block ? -1 : 0
+            if block, tick != nil {
+                let left = nextTick - .now
+                timeout = max(0, Int(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000) + 1)
+            }
+            let n = zmq_poll(&items, Int32(items.count), timeout)
             if n < 0 { return czmq_errno() != ETERM }
             for (k, (id, socket)) in watched.enumerated() where items[k + 1].revents & Int16(ZMQ_POLLIN) != 0 {
                 handlers[id]?(socket)
+            }
+            if let tick, ContinuousClock.now >= nextTick {
+                nextTick = .now + tick.interval
+                tick.handler()
             }
             return true
         }
@@ -75,6 +100,9 @@ public final class SocketThread: Sendable {
     private struct Queue: ~Copyable {
         var work: [@Sendable (Loop) -> Void] = []
         var stopped = false
+        /// The thread is (about to be) blocked in `zmq_poll` and needs the pipe to wake up.
+        /// While it is busy, queued work is picked up without a write to the pipe.
+        var sleeping = false
     }
 
     private let queue = Mutex(Queue())
@@ -124,12 +152,13 @@ public final class SocketThread: Sendable {
     /// Queues `work` to run on the I/O thread. Returns false once the thread has stopped.
     @discardableResult
     public func enqueue(_ work: @escaping @Sendable (Loop) -> Void) -> Bool {
-        let accepted = queue.withLock { q -> Bool in
-            guard !q.stopped else { return false }
+        let (accepted, mustWake) = queue.withLock { q -> (Bool, Bool) in
+            guard !q.stopped else { return (false, false) }
             q.work.append(work)
-            return true
+            defer { q.sleeping = false }
+            return (true, q.sleeping)
         }
-        if accepted { wake() }
+        if mustWake { wake() }
         return accepted
     }
 
@@ -163,15 +192,26 @@ public final class SocketThread: Sendable {
     }
 
     private func run(_ loop: Loop) {
+        czmq_name_thread(String(name.prefix(15)))
         var drain = [UInt8](repeating: 0, count: 256)
         while true {
-            let (work, stopped) = queue.withLock { q -> ([@Sendable (Loop) -> Void], Bool) in
-                defer { q.work.removeAll() }
-                return (q.work, q.stopped)
+            var work: [@Sendable (Loop) -> Void] = []
+            let stopped = queue.withLock { q -> Bool in
+                swap(&work, &q.work)
+                // Nothing queued: the thread will block in the poll, so the next enqueue must
+                // write to the pipe. With work in hand it comes back here without blocking.
+                q.sleeping = work.isEmpty
+                return q.stopped
             }
             for item in work { item(loop) }
             if stopped { break }
-            guard loop.pollOnce(wakeFD: wakeRead) else { break }
+            if !work.isEmpty {
+                // Work ran; more may have been queued meanwhile without a wake-up. Handle sockets
+                // without blocking, then look at the queue again.
+                guard loop.pollOnce(wakeFD: wakeRead, block: false) else { break }
+                continue
+            }
+            guard loop.pollOnce(wakeFD: wakeRead, block: true) else { break }
             while read(wakeRead, &drain, drain.count) > 0 {}
         }
         // Work queued after the stop was refused by `enqueue`; anything that slipped in runs now.

@@ -28,6 +28,11 @@ public final class ZMQMessage {
     public convenience init<C: Collection>(_ bytes: C) where C.Element == UInt8 {
         self.init(size: bytes.count)
         let p = zmq_msg_data(msg).assumingMemoryBound(to: UInt8.self)
+        let copied = bytes.withContiguousStorageIfAvailable { source -> Bool in
+            if let base = source.baseAddress { p.update(from: base, count: source.count) }
+            return true
+        }
+        if copied == true { return }
         var i = 0
         for b in bytes {
             p[i] = b
@@ -49,6 +54,27 @@ public final class ZMQMessage {
         }, nil)
     }
 
+    /// A part that takes over `bytes` without copying them: the array is kept alive (and never
+    /// mutated) until libzmq has sent it. For payloads built by an encoder, bulk ones above all.
+    public init(moving bytes: [UInt8]) {
+        msg = .allocate(capacity: 1)
+        guard bytes.count > 256 else {
+            // Small parts: a copy into libzmq's own (often inline) storage is cheaper than sharing.
+            zmq_msg_init_size(msg, bytes.count)
+            bytes.withUnsafeBytes { raw in
+                if let base = raw.baseAddress { zmq_msg_data(msg).copyMemory(from: base, byteCount: raw.count) }
+            }
+            return
+        }
+        let box = Unmanaged.passRetained(ByteBox(bytes))
+        // A native array's storage does not move while the box holds the only reference to it
+        // unmutated; the box is released by libzmq's free callback once the bytes are sent.
+        let base = box.takeUnretainedValue().bytes.withUnsafeBytes { UnsafeMutableRawPointer(mutating: $0.baseAddress!) }
+        zmq_msg_init_data(msg, base, bytes.count, { _, hint in
+            Unmanaged<ByteBox>.fromOpaque(hint!).release()
+        }, box.toOpaque())
+    }
+
     deinit {
         zmq_msg_close(msg)
         msg.deallocate()
@@ -67,4 +93,10 @@ public final class ZMQMessage {
 
     /// A copy of the bytes.
     public var bytes: [UInt8] { withBytes { Array($0) } }
+}
+
+/// Keeps a moved array alive while libzmq sends it.
+private final class ByteBox {
+    let bytes: [UInt8]
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
 }

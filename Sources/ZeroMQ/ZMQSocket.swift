@@ -123,6 +123,8 @@ public final class ZMQSocket {
     /// An integer socket option.
     public struct IntOption: Sendable {
         let raw: Int32
+        /// libzmq takes this option as an `int64_t` rather than an `int`.
+        var wide = false
         /// Milliseconds a blocking receive waits before returning nil (-1 = forever).
         public static let receiveTimeout = IntOption(raw: ZMQ_RCVTIMEO)
         /// Milliseconds a blocking send waits before failing with EAGAIN (-1 = forever).
@@ -137,8 +139,10 @@ public final class ZMQSocket {
         public static let immediate = IntOption(raw: ZMQ_IMMEDIATE)
         /// 1: a ROUTER fails sends to unknown peers instead of dropping them.
         public static let routerMandatory = IntOption(raw: ZMQ_ROUTER_MANDATORY)
+        /// 1: a ROUTER hands a routing id over to a new connection that claims it (a peer reconnecting).
+        public static let routerHandover = IntOption(raw: ZMQ_ROUTER_HANDOVER)
         /// Largest inbound message in bytes; a peer sending a larger one is disconnected (-1 = no limit).
-        public static let maxMessageSize = IntOption(raw: ZMQ_MAXMSGSIZE)
+        public static let maxMessageSize = IntOption(raw: ZMQ_MAXMSGSIZE, wide: true)
     }
 
     /// A bytes or text socket option.
@@ -153,8 +157,13 @@ public final class ZMQSocket {
     }
 
     /// Sets an integer option.
-    public func set(_ option: IntOption, _ value: Int32) throws(ZMQError) {
-        try setOption(option.raw, value)
+    public func set(_ option: IntOption, _ value: Int) throws(ZMQError) {
+        if option.wide {
+            var v = Int64(value)
+            guard zmq_setsockopt(handle, option.raw, &v, MemoryLayout<Int64>.size) == 0 else { throw ZMQError("set option \(option.raw) on \(kind)") }
+        } else {
+            try setOption(option.raw, Int32(clamping: value))
+        }
     }
 
     /// Sets a bytes option.
@@ -168,8 +177,14 @@ public final class ZMQSocket {
     }
 
     /// Reads an integer option.
-    public func get(_ option: IntOption) throws(ZMQError) -> Int32 {
-        try intOption(option.raw)
+    public func get(_ option: IntOption) throws(ZMQError) -> Int {
+        if option.wide {
+            var v: Int64 = 0
+            var size = MemoryLayout<Int64>.size
+            guard zmq_getsockopt(handle, option.raw, &v, &size) == 0 else { throw ZMQError("get option \(option.raw) on \(kind)") }
+            return Int(v)
+        }
+        return Int(try intOption(option.raw))
     }
 
     /// Sets an integer option by libzmq number (`ZMQ_…`).

@@ -7,11 +7,11 @@ import Postgres
 import TreeModel
 
 @main
-struct ChurnGrid: ParsableCommand {
+struct ChurnGrid: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "churngrid",
         abstract: "ChurnGrid: churn scoring for a telecom operator's whole subscriber base.",
-        subcommands: [ModelCommand.self, Generate.self, ProfilesCommand.self]
+        subcommands: [ModelCommand.self, Generate.self, ProfilesCommand.self, ClusterCommand.self, BenchCommand.self]
     )
 }
 

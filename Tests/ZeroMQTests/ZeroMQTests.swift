@@ -15,7 +15,7 @@ struct ZeroMQTests {
     }
 
     /// A socket with a receive timeout, so a missing message fails the test instead of hanging it.
-    private func socket(_ kind: ZMQSocket.Kind, timeout: Int32 = 5000) throws -> ZMQSocket {
+    private func socket(_ kind: ZMQSocket.Kind, timeout: Int = 5000) throws -> ZMQSocket {
         let s = try ZMQSocket(context, kind)
         try s.set(.receiveTimeout, timeout)
         return s

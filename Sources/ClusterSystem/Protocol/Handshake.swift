@@ -6,14 +6,14 @@ public enum HandshakeMessage: Sendable, Equatable, WireCodable {
     case hello(protocolVersion: UInt32, cluster: String, node: NodeID)
     /// The accepting side agrees and introduces itself.
     case welcome(protocolVersion: UInt32, node: NodeID)
-    /// The accepting side refuses, saying why.
-    case refused(reason: String)
+    /// The accepting side (`node`) refuses, saying why.
+    case refused(reason: String, node: NodeID)
 
     public func encode(to w: inout WireWriter) {
         switch self {
         case let .hello(v, cluster, node): w.write(UInt8(1)); w.write(v); w.write(cluster); w.write(node)
         case let .welcome(v, node): w.write(UInt8(2)); w.write(v); w.write(node)
-        case let .refused(reason): w.write(UInt8(3)); w.write(reason)
+        case let .refused(reason, node): w.write(UInt8(3)); w.write(reason); w.write(node)
         }
     }
 
@@ -22,7 +22,7 @@ public enum HandshakeMessage: Sendable, Equatable, WireCodable {
         switch try r.read(UInt8.self) {
         case 1: self = .hello(protocolVersion: try r.read(), cluster: try r.read(), node: try r.read())
         case 2: self = .welcome(protocolVersion: try r.read(), node: try r.read())
-        case 3: self = .refused(reason: try r.read())
+        case 3: self = .refused(reason: try r.read(), node: try r.read())
         case let tag: throw WireError(offset: at, expected: "a handshake message tag 1–3, found \(tag)")
         }
     }
@@ -96,8 +96,8 @@ public struct Handshake: Sendable {
             }
             state = .established(peer: node)
             return .establish(peer: node)
-        case let (.helloSent, .refused(reason)):
-            return fail("refused by the peer: \(reason)", tellPeer: false)
+        case let (.helloSent, .refused(reason, node)):
+            return fail("refused by \(node): \(reason)", tellPeer: false)
         case (.established, .hello), (.established, .welcome):
             return .none  // a duplicate after a reconnect: harmless
         default:
@@ -107,6 +107,6 @@ public struct Handshake: Sendable {
 
     private mutating func fail(_ reason: String, tellPeer: Bool) -> Action {
         state = .failed(reason: reason)
-        return .refuse(tellPeer ? .refused(reason: reason) : nil, reason: reason)
+        return .refuse(tellPeer ? .refused(reason: reason, node: local.node) : nil, reason: reason)
     }
 }

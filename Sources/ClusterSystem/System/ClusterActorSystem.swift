@@ -1,0 +1,218 @@
+import Distributed
+import Logging
+import Synchronization
+import WireFormat
+import ZeroMQ
+
+/// ChurnGrid's `DistributedActorSystem`: distributed actors on different processes and machines
+/// call each other over ZeroMQ.
+///
+/// Each node binds one ROUTER socket that receives calls and opens one DEALER per node it calls,
+/// all owned by a dedicated I/O thread (`SocketThread`); no libzmq call runs on the cooperative
+/// pool. Arguments and results use `WireFormat` (the serialization requirement is `WireCodable`).
+/// Nodes shake hands (protocol version, cluster name) before any call, callers ping the nodes they
+/// call and fail a silent node's calls as `.unreachable`; every call has a timeout
+/// (`ClusterActorSystem.$callTimeout` overrides it per task) and can be cancelled. Calls on the
+/// wire to one node are bounded (the rest wait), and inbound calls run on a fixed set of tasks
+/// behind a bounded queue: when it is full the node stops reading and TCP pushes back.
+public final class ClusterActorSystem: DistributedActorSystem, Sendable {
+    public typealias ActorID = ClusterSystem.ActorID
+    public typealias SerializationRequirement = any WireCodable
+    public typealias InvocationEncoder = ClusterInvocationEncoder
+    public typealias InvocationDecoder = ClusterInvocationDecoder
+    public typealias ResultHandler = ClusterResultHandler
+
+    /// This node's identity (its endpoint is the bound one, or `Configuration.advertise`).
+    public let node: NodeID
+    public let configuration: Configuration
+    let logger: Logger
+    let thread: SocketThread
+    let transport: Transport
+    private let context: ZMQContext
+    private let inbound: InboundQueue
+    private let actors = Mutex<[String: WeakActor]>([:])
+    private let nextCallID = Atomic<UInt64>(1)
+    private let nextActorNumber = Atomic<Int>(1)
+    private let executors = Mutex<[Task<Void, Never>]>([])
+    private let stopped = Atomic<Bool>(false)
+
+    /// Connection events (handshakes, nodes lost), for membership and failover.
+    public let peerEvents: AsyncStream<PeerEvent>
+
+    /// Overrides the configured call timeout for calls made by the current task.
+    @TaskLocal public static var callTimeout: Duration? = nil
+    @TaskLocal static var nextActorName: String? = nil
+
+    private struct WeakActor {
+        weak var actor: (any DistributedActor)?
+    }
+
+    /// Starts the node: binds its ROUTER and starts the I/O thread and the call executors.
+    /// - Throws: `ZMQError` when the endpoint cannot be bound (in use, bad address).
+    public init(_ configuration: Configuration) async throws {
+        self.configuration = configuration
+        context = try ZMQContext(ioThreads: 1)
+        thread = try SocketThread(name: "cg-io", context: context)
+        inbound = InboundQueue()
+        let (events, continuation) = AsyncStream<PeerEvent>.makeStream(bufferingPolicy: .bufferingNewest(1024))
+        peerEvents = events
+        let transport = Transport(configuration: configuration, context: context, inbound: inbound, events: continuation)
+        self.transport = transport
+        do {
+            node = try await thread.perform { loop in try transport.bind(on: loop) }
+        } catch {
+            await thread.stop()
+            throw error
+        }
+        var logger = configuration.logger
+        logger[metadataKey: "node"] = "\(node.name)"
+        self.logger = logger
+        logger.info("listening", metadata: ["endpoint": "\(node.endpoint)", "cluster": "\(configuration.cluster)",
+                                             "curve": "\(configuration.options.curve != nil)"])
+        let tasks = (0..<max(1, configuration.options.inboundConcurrency)).map { _ in
+            Task { [inbound, weak self] in
+                while let call = await inbound.next() {
+                    guard let self else { return }
+                    await self.execute(call)
+                    let left = inbound.done()
+                    if transport.routerPaused.load(ordering: .relaxed), left <= self.configuration.options.inboundQueueLimit / 2 {
+                        self.thread.enqueue { _ in transport.resumeRouter() }
+                    }
+                }
+            }
+        }
+        executors.withLock { $0 = tasks }
+    }
+
+    /// Stops the node: pending calls fail with `.shutdown`, executing calls finish, sockets close.
+    public func shutdown() async {
+        guard !stopped.exchange(true, ordering: .relaxed) else { return }
+        let transport = transport
+        try? await thread.perform { _ in transport.shutdown() }
+        inbound.finish()
+        for task in executors.withLock({ $0 }) { await task.value }
+        await thread.stop()
+        context.shutdown()
+        logger.info("stopped")
+    }
+
+    // MARK: Connecting
+
+    /// Shakes hands with the node listening at `endpoint` and returns its identity.
+    /// - Throws: `RemoteCallError` `.refused` (wrong cluster, version or credentials) or
+    ///   `.unreachable` when no handshake completes within `timeout`.
+    public func connect(to endpoint: String, timeout: Duration = .seconds(10)) async throws -> NodeID {
+        let transport = transport
+        let timer = Task {
+            try await Task.sleep(for: timeout)
+            transport.connectTimedOut(endpoint, after: timeout)
+        }
+        defer { timer.cancel() }
+        return try await withUnsafeThrowingContinuation { c in
+            transport.connect(endpoint, continuation: c)
+        }
+    }
+
+    /// Creates a local actor with a chosen name ("shard/17", "coordinator") instead of a generated one.
+    public func withActorName<T>(_ name: String, _ make: () throws -> T) rethrows -> T {
+        try Self.$nextActorName.withValue(name, operation: make)
+    }
+
+    // MARK: DistributedActorSystem
+
+    public func resolve<Act>(id: ActorID, as actorType: Act.Type) throws -> Act? where Act: DistributedActor, Act.ID == ActorID {
+        guard id.node == node else { return nil }  // remote: Swift makes a proxy that calls `remoteCall`
+        guard let actor = actors.withLock({ $0[id.name]?.actor }) as? Act else {
+            throw RemoteCallError(code: .actorNotFound, node: "\(node)", actor: id.name, method: "", message: "no \(Act.self) named '\(id.name)' on this node")
+        }
+        return actor
+    }
+
+    public func assignID<Act>(_ actorType: Act.Type) -> ActorID where Act: DistributedActor, Act.ID == ActorID {
+        let name = Self.nextActorName ?? "\(Act.self)/\(nextActorNumber.add(1, ordering: .relaxed).oldValue)"
+        return ActorID(node: node, name: name)
+    }
+
+    public func actorReady<Act>(_ actor: Act) where Act: DistributedActor, Act.ID == ActorID {
+        let replaced = actors.withLock { table -> Bool in
+            defer { table[actor.id.name] = WeakActor(actor: actor) }
+            return table[actor.id.name]?.actor != nil
+        }
+        if replaced { logger.warning("an actor replaced another of the same name", metadata: ["actor": "\(actor.id.name)"]) }
+    }
+
+    public func resignID(_ id: ActorID) {
+        actors.withLock { table in
+            if table[id.name]?.actor == nil || table[id.name]?.actor?.id == AnyHashable(id) { table[id.name] = nil }
+        }
+    }
+
+    public func makeInvocationEncoder() -> InvocationEncoder {
+        ClusterInvocationEncoder()
+    }
+
+    public func remoteCall<Act, Err, Res>(
+        on actor: Act, target: RemoteCallTarget, invocation: inout InvocationEncoder, throwing: Err.Type, returning: Res.Type
+    ) async throws -> Res where Act: DistributedActor, Act.ID == ActorID, Err: Error, Res: WireCodable {
+        let reply = try await send(to: actor.id, target: target, payload: invocation.payload())
+        do {
+            return try reply.message.withBytes { raw throws(WireError) in
+                var r = WireReader(raw)
+                let value = try Res(from: &r)
+                try r.finish()
+                return value
+            }
+        } catch {
+            throw RemoteCallError(code: .malformedReply, node: "\(actor.id.node)", actor: actor.id.name, method: demangledMethod(target.identifier),
+                                  message: "the reply is not a \(Res.self): \(error)")
+        }
+    }
+
+    public func remoteCallVoid<Act, Err>(
+        on actor: Act, target: RemoteCallTarget, invocation: inout InvocationEncoder, throwing: Err.Type
+    ) async throws where Act: DistributedActor, Act.ID == ActorID, Err: Error {
+        _ = try await send(to: actor.id, target: target, payload: invocation.payload())
+    }
+
+    private func send(to actor: ActorID, target: RemoteCallTarget, payload: ZMQMessage) async throws -> ZMQPayload {
+        try Task.checkCancellation()
+        let callID = nextCallID.add(1, ordering: .relaxed).oldValue
+        let timeout = Self.callTimeout ?? configuration.options.callTimeout
+        let transport = transport
+        let method = target.identifier
+        let part = ZMQPayload(message: payload)
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (c: UnsafeContinuation<ZMQPayload, Error>) in
+                // The calling task hands the message to libzmq itself; the I/O thread only receives.
+                transport.startCall(callID, to: actor, method: method, timeout: timeout, payload: part.message, continuation: c)
+            }
+        } onCancel: {
+            transport.cancelCall(callID)
+        }
+    }
+
+    // MARK: Executing inbound calls
+
+    private func execute(_ call: InboundCall) async {
+        let handler = ClusterResultHandler(link: call.link, callID: call.header.callID)
+        if ContinuousClock.now - call.received > .microseconds(Int64(clamping: call.header.timeoutMicroseconds)) {
+            return  // the caller has given up already
+        }
+        guard let actor = actors.withLock({ $0[call.header.actor]?.actor }) else {
+            handler.fail(RemoteFailure(code: .actorNotFound, message: "no actor named '\(call.header.actor)' on \(node)"))
+            return
+        }
+        do {
+            var decoder = try ClusterInvocationDecoder(payload: call.payload)
+            try await executeDistributedTarget(on: actor, target: RemoteCallTarget(call.header.method), invocationDecoder: &decoder, handler: handler)
+        } catch let error as RemoteCallError {
+            handler.fail(RemoteFailure(code: error.code, message: error.message))
+        } catch {
+            // Thrown by the runtime before the method ran: unknown method (different builds), bad arguments.
+            handler.fail(RemoteFailure(code: .invalidInvocation, message: "\(error)"))
+        }
+        if !handler.hasAnswered {
+            handler.fail(RemoteFailure(code: .invalidInvocation, message: "the call completed without a result"))
+        }
+    }
+}
