@@ -50,6 +50,7 @@ demo: release
 
 bench: test-deps release
 	$(PYTHON) Benchmarks/tree-engine/bench.py
+	bash Benchmarks/rpc/run.sh
 
 clean:
 	rm -rf .build .churngrid
