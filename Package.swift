@@ -17,6 +17,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // Tree ensembles: loading XGBoost/LightGBM files, compiling, scoring, explaining.
@@ -45,6 +46,16 @@ let package = Package(
         .target(name: "SubscriberProfiles", swiftSettings: performance),
         // Profiles in PostgreSQL: schema migrations, loading shards, writing a generated base.
         .target(name: "ProfileDatabase", dependencies: ["Postgres", "SubscriberProfiles", "FeatureTable"], swiftSettings: performance),
+        // The cluster: coordinator, workers, shard actors, rescoring jobs into PostgreSQL, live queries.
+        .target(
+            name: "ChurnCluster",
+            dependencies: [
+                "ClusterSystem", "WireFormat", "TreeModel", "SubscriberProfiles", "ProfileDatabase", "Postgres",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: performance
+        ),
         // Scoring whole files and measuring the engine: what `churngrid model` does.
         .target(
             name: "BatchScoring",
@@ -57,7 +68,8 @@ let package = Package(
             name: "churngrid",
             dependencies: [
                 "BatchScoring", "TreeModel", "FeatureTable", "SubscriberProfiles", "ProfileDatabase", "Postgres",
-                "ClusterSystem", "ClusterDiagnostics", "ZeroMQ",
+                "ClusterSystem", "ClusterDiagnostics", "ZeroMQ", "ChurnCluster",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

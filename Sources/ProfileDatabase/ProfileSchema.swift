@@ -39,6 +39,86 @@ public enum ProfileSchema {
             );
             CREATE INDEX subscriber_profiles_shard_key ON subscriber_profiles (shard_key);
             """),
+        Migration(version: 2, name: "cluster, shard map, scoring jobs and churn scores", sql: """
+            -- The cluster's fixed shard count (chosen once) and the shard map's epoch.
+            CREATE TABLE churngrid_cluster (
+                singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+                shard_count integer NOT NULL CHECK (shard_count > 0),
+                epoch bigint NOT NULL DEFAULT 0,
+                created_at timestamptz NOT NULL DEFAULT now()
+            );
+            CREATE TABLE churngrid_shard_map (
+                shard integer PRIMARY KEY,
+                node text,
+                epoch bigint NOT NULL
+            );
+            CREATE TABLE scoring_models (
+                version text PRIMARY KEY,
+                source text NOT NULL,
+                features text[] NOT NULL,
+                first_used_at timestamptz NOT NULL DEFAULT now()
+            );
+            CREATE TABLE scoring_jobs (
+                id bigserial PRIMARY KEY,
+                model_version text NOT NULL REFERENCES scoring_models (version),
+                state text NOT NULL CHECK (state IN ('running', 'completed', 'failed')),
+                shard_count integer NOT NULL,
+                shards_done integer NOT NULL DEFAULT 0,
+                subscribers bigint NOT NULL DEFAULT 0,
+                started_at timestamptz NOT NULL DEFAULT now(),
+                finished_at timestamptz,
+                error text
+            );
+            -- One row per shard written: the guard that makes a shard's scores land exactly once.
+            CREATE TABLE scoring_job_shards (
+                job_id bigint NOT NULL REFERENCES scoring_jobs (id) ON DELETE CASCADE,
+                shard integer NOT NULL,
+                subscribers integer NOT NULL,
+                node text NOT NULL,
+                written_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (job_id, shard)
+            );
+            -- Partitioned by job: a job writes its own partition without index maintenance; the
+            -- unique index is built when the job completes (which also proves exactly-once).
+            CREATE TABLE churn_scores (
+                job_id bigint NOT NULL,
+                subscriber_id bigint NOT NULL,
+                probability real NOT NULL,
+                risk_band smallint NOT NULL,
+                region smallint,
+                reason1 smallint, reason2 smallint, reason3 smallint,
+                contribution1 real, contribution2 real, contribution3 real
+            ) PARTITION BY LIST (job_id);
+            CREATE TABLE scoring_job_summaries (
+                job_id bigint PRIMARY KEY REFERENCES scoring_jobs (id) ON DELETE CASCADE,
+                subscribers bigint NOT NULL,
+                mean_probability double precision NOT NULL,
+                deciles double precision[] NOT NULL,
+                histogram bigint[] NOT NULL,
+                per_band jsonb NOT NULL,
+                per_region jsonb NOT NULL
+            );
+            -- The job readers see: switched in the same transaction that completes a job.
+            CREATE TABLE churngrid_published (
+                singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+                job_id bigint NOT NULL REFERENCES scoring_jobs (id),
+                published_at timestamptz NOT NULL DEFAULT now()
+            );
+            CREATE FUNCTION churngrid_risk_band(band smallint) RETURNS text
+                LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+                RETURN (ARRAY['low', 'medium', 'high', 'very_high'])[band + 1];
+            -- The current scores: always the latest completed job, never a partial one.
+            CREATE VIEW churn_scores_current AS
+                SELECT s.subscriber_id, s.probability, churngrid_risk_band(s.risk_band) AS risk_band, s.region,
+                       m.features[s.reason1 + 1] AS reason1, s.contribution1,
+                       m.features[s.reason2 + 1] AS reason2, s.contribution2,
+                       m.features[s.reason3 + 1] AS reason3, s.contribution3,
+                       s.job_id, j.model_version, j.finished_at AS scored_at
+                FROM churn_scores s
+                JOIN scoring_jobs j ON j.id = s.job_id
+                JOIN scoring_models m ON m.version = j.model_version
+                WHERE s.job_id = (SELECT job_id FROM churngrid_published);
+            """),
     ]
 
     /// Applies the migrations `connection`'s database lacks.

@@ -150,6 +150,8 @@ extension Int64: WireFixedWidthInteger {}
 extension UInt64: WireFixedWidthInteger {}
 extension Int32: WireFixedWidthInteger {}
 extension UInt32: WireFixedWidthInteger {}
+extension Int16: WireFixedWidthInteger {}
+extension UInt16: WireFixedWidthInteger {}
 extension UInt8: WireFixedWidthInteger {}
 
 extension Int: WireCodable {
@@ -214,6 +216,7 @@ extension Float: WireBulkElement {}
 extension Double: WireBulkElement {}
 extension Int64: WireBulkElement {}
 extension Int32: WireBulkElement {}
+extension Int16: WireBulkElement {}
 extension UInt8: WireBulkElement {}
 
 /// An array of numbers sent as one raw run (little-endian platforms only, as every ChurnGrid node is).

@@ -11,7 +11,11 @@ struct ChurnGrid: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "churngrid",
         abstract: "ChurnGrid: churn scoring for a telecom operator's whole subscriber base.",
-        subcommands: [ModelCommand.self, Generate.self, ProfilesCommand.self, ClusterCommand.self, BenchCommand.self]
+        subcommands: [
+            ModelCommand.self, Generate.self, ProfilesCommand.self,
+            CoordinatorCommand.self, WorkerCommand.self, RescoreCommand.self, ScoreCommand.self, StatusCommand.self,
+            ClusterCommand.self, BenchCommand.self,
+        ]
     )
 }
 

@@ -42,6 +42,10 @@ public final class ChildProcess: @unchecked Sendable {
 
     deinit {
         kill(SIGKILL)
+        if !reaped {
+            var s: Int32 = 0
+            _ = waitpid(pid, &s, 0)  // no zombies left behind by a test
+        }
         close(stdinWrite)
     }
 

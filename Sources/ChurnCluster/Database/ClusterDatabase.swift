@@ -1,0 +1,244 @@
+import Postgres
+import ProfileDatabase
+import SubscriberProfiles
+
+/// The coordinator's state in PostgreSQL — cluster settings, shard map, models, jobs, scores —
+/// on one connection used only from a thread of its own.
+final class ClusterDatabase: @unchecked Sendable {
+    // @unchecked: `connection` is only used inside `thread.run`, which serialises every use.
+    private let connection: PostgresConnection
+    private let thread: BlockingThread
+    let url: String
+
+    /// Connects and brings the schema up to date.
+    static func open(url: String) async throws -> ClusterDatabase {
+        let thread = BlockingThread(name: "cg-db")
+        let connection = try await thread.run { () throws -> UncheckedConnection in
+            let c = try PostgresConnection(url: url)
+            _ = try ProfileSchema.migrate(c)
+            return UncheckedConnection(connection: c)
+        }
+        return ClusterDatabase(connection: connection.connection, thread: thread, url: url)
+    }
+
+    private init(connection: PostgresConnection, thread: BlockingThread, url: String) {
+        self.connection = connection
+        self.thread = thread
+        self.url = url
+    }
+
+    func close() {
+        thread.stop()
+    }
+
+    private func run<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
+        let c = UncheckedConnection(connection: connection)
+        return try await thread.run { try body(c.connection) }
+    }
+
+    // MARK: Cluster and shard map
+
+    /// The cluster's shard count (stored on first start and immutable after) and its shard map.
+    func loadCluster(requestedShardCount: Int) async throws -> ShardMap {
+        try await run { c in
+            try c.query("INSERT INTO churngrid_cluster (shard_count) VALUES ($1) ON CONFLICT (singleton) DO NOTHING", [String(requestedShardCount)])
+            let row = try c.query("SELECT shard_count, epoch FROM churngrid_cluster").rows[0]
+            let count = Int(row[0]!)!, epoch = Int64(row[1]!)!
+            var owners = [String?](repeating: nil, count: count)
+            for r in try c.query("SELECT shard, node FROM churngrid_shard_map WHERE shard < $1", [String(count)]).rows {
+                owners[Int(r[0]!)!] = r[1]
+            }
+            return ShardMap(shardCount: count, epoch: epoch, owners: owners)
+        }
+    }
+
+    /// Stores the shard map and its epoch in one transaction.
+    func save(_ map: ShardMap) async throws {
+        try await run { c in
+            try c.execute("BEGIN")
+            do {
+                try c.query("UPDATE churngrid_cluster SET epoch = $1", [String(map.epoch)])
+                try c.query("""
+                    INSERT INTO churngrid_shard_map (shard, node, epoch)
+                    SELECT s - 1, (($1)::text[])[s], $2 FROM generate_series(1, $3) AS s
+                    ON CONFLICT (shard) DO UPDATE SET node = EXCLUDED.node, epoch = EXCLUDED.epoch
+                    """, [Self.textArray(map.owners), String(map.epoch), String(map.shardCount)])
+                try c.execute("COMMIT")
+            } catch {
+                try? c.execute("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    // MARK: Jobs
+
+    /// Records the model (once per version).
+    func register(model: ScoringModel) async throws {
+        let version = model.version, source = model.source, features = Self.textArray(model.featureNames)
+        try await run { c in
+            _ = try c.query("INSERT INTO scoring_models (version, source, features) VALUES ($1, $2, $3) ON CONFLICT (version) DO NOTHING",
+                        [version, source, features])
+        }
+    }
+
+    /// Jobs left running by a previous coordinator: marked failed, their partial scores dropped.
+    func failInterruptedJobs(reason: String) async throws -> [Int64] {
+        try await run { c in
+            let ids = try c.query("UPDATE scoring_jobs SET state = 'failed', finished_at = now(), error = $1 WHERE state = 'running' RETURNING id", [reason])
+                .rows.compactMap { $0[0].flatMap(Int64.init) }
+            for id in ids { try c.execute("DROP TABLE IF EXISTS churn_scores_job_\(id)") }
+            return ids
+        }
+    }
+
+    /// Creates a job and its empty partition.
+    func startJob(modelVersion: String, shardCount: Int) async throws -> Int64 {
+        try await run { c in
+            try c.execute("BEGIN")
+            do {
+                let id = Int64(try c.query("INSERT INTO scoring_jobs (model_version, state, shard_count) VALUES ($1, 'running', $2) RETURNING id",
+                                           [modelVersion, String(shardCount)]).scalar!)!
+                try c.execute("CREATE TABLE churn_scores_job_\(id) PARTITION OF churn_scores FOR VALUES IN (\(id))")
+                try c.execute("COMMIT")
+                return id
+            } catch {
+                try? c.execute("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    /// Writes a shard's scores for a job in one transaction, unless that shard was written already.
+    /// - Returns: false when the shard's scores were already there (a retry's duplicate, dropped).
+    func write(job: Int64, scores: ShardScores, node: String) async throws -> Bool {
+        try await run { c in
+            try c.execute("BEGIN")
+            do {
+                let claimed = try c.query("""
+                    INSERT INTO scoring_job_shards (job_id, shard, subscribers, node) VALUES ($1, $2, $3, $4)
+                    ON CONFLICT DO NOTHING RETURNING shard
+                    """, [String(job), String(scores.shard), String(scores.count), node]).rows.count == 1
+                guard claimed else {
+                    try c.execute("ROLLBACK")
+                    return false
+                }
+                try c.copyIn("""
+                    COPY churn_scores_job_\(job) (job_id, subscriber_id, probability, risk_band, region,
+                        reason1, reason2, reason3, contribution1, contribution2, contribution3) FROM STDIN (FORMAT binary)
+                    """) { w in
+                    var e = BinaryCopyEncoder()
+                    for i in 0..<scores.count {
+                        e.beginRow(fields: 11)
+                        e.int64(job)
+                        e.int64(scores.ids.elements[i])
+                        e.float32OrNull(scores.probabilities.elements[i])
+                        e.int16(Int16(scores.bands.elements[i]))
+                        let region = scores.regions.elements[i]
+                        if region < 0 { e.null() } else { e.int16(region) }
+                        for k in 0..<3 {
+                            let r = scores.reasons.elements[3 * i + k]
+                            if r < 0 { e.null() } else { e.int16(r) }
+                        }
+                        for k in 0..<3 {
+                            if scores.reasons.elements[3 * i + k] < 0 { e.null() } else { e.float32OrNull(scores.contributions.elements[3 * i + k]) }
+                        }
+                        if e.bytes.count > 1 << 20 { try w.write(e.take()) }
+                    }
+                    e.finish()
+                    try w.write(e.take())
+                }
+                try c.query("UPDATE scoring_jobs SET shards_done = shards_done + 1, subscribers = subscribers + $2 WHERE id = $1",
+                            [String(job), String(scores.count)])
+                try c.execute("COMMIT")
+                return true
+            } catch {
+                try? c.execute("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    /// Completes a job: builds its unique index (proving one row per subscriber), stores its
+    /// summary, marks it completed and makes it the published one — all in one transaction, so
+    /// readers of `churn_scores_current` switch from the previous job to this one at once.
+    /// Older jobs' partitions beyond the last `keep` completed ones are dropped afterwards.
+    func publish(job: Int64, keep: Int = 3) async throws {
+        try await run { c in
+            try c.execute("BEGIN")
+            do {
+                try c.execute("CREATE UNIQUE INDEX churn_scores_job_\(job)_subscriber ON churn_scores_job_\(job) (subscriber_id)")
+                try c.execute("""
+                    INSERT INTO scoring_job_summaries (job_id, subscribers, mean_probability, deciles, histogram, per_band, per_region)
+                    WITH s AS (SELECT * FROM churn_scores_job_\(job)),
+                    buckets AS (
+                        SELECT b, count(s.subscriber_id) AS n
+                        FROM generate_series(1, 20) AS b
+                        LEFT JOIN s ON least(width_bucket(s.probability, 0, 1, 20), 20) = b
+                        GROUP BY b)
+                    SELECT \(job), count(*), coalesce(avg(probability), 0),
+                        coalesce(percentile_cont(ARRAY[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]) WITHIN GROUP (ORDER BY probability),
+                                 ARRAY[]::double precision[]),
+                        (SELECT array_agg(n ORDER BY b) FROM buckets),
+                        (SELECT coalesce(jsonb_object_agg(churngrid_risk_band(risk_band), n), '{}') FROM
+                            (SELECT risk_band, count(*) AS n FROM s GROUP BY risk_band) AS bands),
+                        (SELECT coalesce(jsonb_object_agg(coalesce(region::text, 'unknown'), n), '{}') FROM
+                            (SELECT region, count(*) AS n FROM s GROUP BY region) AS regions)
+                    FROM s
+                    """)
+                try c.execute("UPDATE scoring_jobs SET state = 'completed', finished_at = now() WHERE id = \(job)")
+                try c.execute("""
+                    INSERT INTO churngrid_published (job_id) VALUES (\(job))
+                    ON CONFLICT (singleton) DO UPDATE SET job_id = EXCLUDED.job_id, published_at = now()
+                    """)
+                try c.execute("COMMIT")
+            } catch {
+                try? c.execute("ROLLBACK")
+                throw error
+            }
+            // Retention: keep the newest completed jobs' scores (readers may still be on the previous one).
+            let old = try c.query("""
+                SELECT id FROM scoring_jobs WHERE state = 'completed' AND id <> $1
+                ORDER BY id DESC OFFSET $2
+                """, [String(job), String(keep - 1)]).rows.compactMap { $0[0].flatMap(Int64.init) }
+            for id in old { try c.execute("DROP TABLE IF EXISTS churn_scores_job_\(id)") }
+        }
+    }
+
+    /// Marks a job failed and drops its partial scores: nothing of it is ever published.
+    func fail(job: Int64, reason: String) async throws {
+        try await run { c in
+            try c.query("UPDATE scoring_jobs SET state = 'failed', finished_at = now(), error = $2 WHERE id = $1 AND state = 'running'",
+                        [String(job), reason])
+            try c.execute("DROP TABLE IF EXISTS churn_scores_job_\(job)")
+        }
+    }
+
+    /// A PostgreSQL text[] literal.
+    static func textArray(_ values: [String?]) -> String {
+        "{" + values.map { v in
+            guard let v else { return "NULL" }
+            return "\"" + v.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        }.joined(separator: ",") + "}"
+    }
+
+    static func textArray(_ values: [String]) -> String { textArray(values.map { Optional($0) }) }
+}
+
+/// Carries a connection to its thread. `@unchecked Sendable`: the connection is handed over, then
+/// only that thread uses it.
+struct UncheckedConnection: @unchecked Sendable {
+    let connection: PostgresConnection
+}
+
+extension String {
+    fileprivate func replacingOccurrences(of target: String, with replacement: String) -> String {
+        var out = ""
+        var rest = Substring(self)
+        while let r = rest.firstRange(of: target) {
+            out += rest[..<r.lowerBound] + replacement
+            rest = rest[r.upperBound...]
+        }
+        return out + rest
+    }
+}

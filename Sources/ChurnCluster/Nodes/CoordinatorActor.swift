@@ -1,0 +1,299 @@
+import ClusterSystem
+import Distributed
+import Logging
+import WireFormat
+
+/// The coordinator (named `coordinator`): owns the shard map, places shards on workers, runs
+/// rescoring jobs into PostgreSQL and routes live queries to the owning shard.
+public distributed actor CoordinatorActor {
+    public typealias ActorSystem = ClusterActorSystem
+
+    /// The name of the coordinator actor.
+    public static let name = "coordinator"
+
+    /// Tuning.
+    public struct Settings: Sendable {
+        /// Shard rescoring calls in flight per worker (each uses all of the worker's cores).
+        public var shardsInFlightPerWorker = 2
+        /// Attempts per shard before a job fails.
+        public var attemptsPerShard = 5
+        /// How long loading assigned shards may take.
+        public var assignTimeout: Duration = .seconds(900)
+        /// How long one shard's rescoring may take.
+        public var rescoreTimeout: Duration = .seconds(300)
+
+        public init() {}
+    }
+
+    struct Member {
+        let node: NodeID
+        let actor: WorkerActor
+    }
+
+    struct Run {
+        var status: JobStatus
+        let started: ContinuousClock.Instant
+    }
+
+    let database: ClusterDatabase
+    let model: ScoringModel
+    let package: ModelPackage
+    let settings: Settings
+    let logger: Logger
+    private var map: ShardMap
+    private var members: [String: Member] = [:]
+    /// Shards whose owner has loaded them (queries and jobs go there).
+    private var ready: Set<Int> = []
+    private var run: Run?
+    private var membershipBusy = false
+    private var membershipWaiters: [CheckedContinuation<Void, Never>] = []
+
+    init(actorSystem: ClusterActorSystem, database: ClusterDatabase, model: ScoringModel, package: ModelPackage,
+         map: ShardMap, settings: Settings, logger: Logger) {
+        self.actorSystem = actorSystem
+        self.database = database
+        self.model = model
+        self.package = package
+        self.map = map
+        self.settings = settings
+        self.logger = logger
+    }
+
+    // MARK: Membership
+
+    /// A worker joins (or rejoins after a restart): the shard map is rebalanced over all workers,
+    /// moved shards are loaded by their new owners before the map flips, then released by the old.
+    /// - Returns: the number of shards the worker hosts.
+    public distributed func register(worker node: NodeID) async throws -> Int {
+        await lockMembership()
+        defer { unlockMembership() }
+        if let old = members[node.name], old.node != node {
+            logger.notice("worker restarted", metadata: ["worker": "\(node.name)"])
+            members[node.name] = nil
+            for s in map.shards(of: node.name) { ready.remove(s) }
+        }
+        let actor = try WorkerActor.resolve(id: ActorID(node: node, name: WorkerActor.name), using: actorSystem)
+        members[node.name] = Member(node: node, actor: actor)
+        logger.info("worker joined", metadata: ["worker": "\(node)"])
+        try await rebalance()
+        return map.shards(of: node.name).count
+    }
+
+    /// A worker was lost (unreachable): its shards move to the survivors, which reload them from
+    /// PostgreSQL; a running job re-runs them there.
+    func workerLost(endpoint: String, reason: String) async {
+        await lockMembership()
+        defer { unlockMembership() }
+        guard let (name, _) = members.first(where: { $0.value.node.endpoint == endpoint }) else { return }
+        logger.error("worker lost", metadata: ["worker": "\(name)", "reason": "\(reason)"])
+        members[name] = nil
+        for s in map.shards(of: name) { ready.remove(s) }
+        do {
+            try await rebalance()
+        } catch {
+            logger.error("could not move the lost worker's shards", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func rebalance() async throws {
+        let (next, moves) = map.rebalanced(over: Array(members.keys))
+        guard !moves.isEmpty else { return }
+        let previous = map
+        var byTarget: [String: [Int]] = [:]
+        for m in moves { byTarget[m.to, default: []].append(m.shard) }
+        // Load first (the old owners keep answering), then flip the map.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (name, shards) in byTarget {
+                guard let member = members[name] else { continue }
+                let assignment = Assignment(shardCount: map.shardCount, shards: shards, epoch: next.epoch, model: package, postgresURL: database.url)
+                let timeout = settings.assignTimeout
+                group.addTask {
+                    _ = try await ClusterActorSystem.$callTimeout.withValue(timeout) { try await member.actor.assign(assignment) }
+                }
+            }
+            try await group.waitForAll()
+        }
+        map = next
+        for m in moves { ready.insert(m.shard) }
+        try await database.save(map)
+        logger.info("shard map changed", metadata: ["epoch": "\(map.epoch)", "moved": "\(moves.count)", "workers": "\(members.count)"])
+        // Old owners that are still members drop what moved away.
+        var released: [String: [Int]] = [:]
+        for m in moves { if let old = previous.owners[m.shard], old != m.to { released[old, default: []].append(m.shard) } }
+        for (name, shards) in released {
+            if let member = members[name] { try? await member.actor.release(shards) }
+        }
+    }
+
+    /// Membership changes run one at a time, in arrival order (actor methods interleave at awaits).
+    private func lockMembership() async {
+        if !membershipBusy {
+            membershipBusy = true
+            return
+        }
+        await withCheckedContinuation { membershipWaiters.append($0) }
+    }
+
+    private func unlockMembership() {
+        if membershipWaiters.isEmpty {
+            membershipBusy = false
+        } else {
+            membershipWaiters.removeFirst().resume()  // ownership passes to the next change
+        }
+    }
+
+    // MARK: Jobs
+
+    /// Starts rescoring the whole base (refused while a job runs).
+    /// - Returns: the job id.
+    public distributed func startRescore() async throws -> Int64 {
+        if let run, run.status.state == "running" {
+            throw ClusterError("job \(run.status.id) is still running (\(run.status.shardsDone)/\(run.status.shardCount) shards)")
+        }
+        guard !members.isEmpty else { throw ClusterError("no workers have joined yet") }
+        let id = try await database.startJob(modelVersion: model.version, shardCount: map.shardCount)
+        run = Run(status: JobStatus(id: id, state: "running", modelVersion: model.version, shardsDone: 0, shardCount: map.shardCount,
+                                    subscribers: 0, seconds: 0, retries: 0, error: nil), started: .now)
+        logger.info("rescoring started", metadata: ["job": "\(id)", "shards": "\(map.shardCount)", "model": "\(model.version)"])
+        Task { await self.execute(job: id) }
+        return id
+    }
+
+    /// The current or last job.
+    public distributed func job() -> JobStatus? {
+        guard var status = run?.status else { return nil }
+        if status.state == "running" { status.seconds = seconds(ContinuousClock.now - run!.started) }
+        return status
+    }
+
+    private func execute(job id: Int64) async {
+        var pending = Array(0..<map.shardCount)
+        var attempts: [Int: Int] = [:]
+        var busy: [String: Int] = [:]
+        var failure: String?
+        await withTaskGroup(of: (Int, String, Result<(written: Bool, subscribers: Int), Error>).self) { group in
+            var inFlight = 0
+            while failure == nil && (!pending.isEmpty || inFlight > 0) {
+                // Dispatch what can go now.
+                var waiting: [Int] = []
+                for shard in pending {
+                    guard let owner = map.owners[shard], ready.contains(shard), let member = members[owner],
+                          busy[owner, default: 0] < settings.shardsInFlightPerWorker else {
+                        waiting.append(shard)
+                        continue
+                    }
+                    busy[owner, default: 0] += 1
+                    inFlight += 1
+                    let shardActor = try? ShardActor.resolve(id: ActorID(node: member.node, name: ShardActor.name(shard)), using: actorSystem)
+                    let database = database, timeout = settings.rescoreTimeout
+                    group.addTask {
+                        do {
+                            guard let shardActor else { throw ClusterError("cannot address shard \(shard) on \(owner)") }
+                            let scores = try await ClusterActorSystem.$callTimeout.withValue(timeout) { try await shardActor.rescore() }
+                            let written = try await database.write(job: id, scores: scores, node: owner)
+                            return (shard, owner, .success((written, scores.count)))
+                        } catch {
+                            return (shard, owner, .failure(error))
+                        }
+                    }
+                }
+                pending = waiting
+                if inFlight == 0 {
+                    // Nothing can run: shards without a ready owner (a worker was lost, its shards are moving).
+                    if members.isEmpty { failure = "no workers left" }
+                    try? await Task.sleep(for: .milliseconds(100))
+                    continue
+                }
+                guard let (shard, owner, result) = await group.next() else { break }
+                inFlight -= 1
+                busy[owner, default: 1] -= 1
+                switch result {
+                case .success(let outcome):
+                    if !outcome.written { logger.warning("a shard's scores were already written; the duplicate was dropped", metadata: ["job": "\(id)", "shard": "\(shard)"]) }
+                    if var r = run, r.status.id == id {
+                        r.status.shardsDone += 1
+                        if outcome.written { r.status.subscribers += outcome.subscribers }
+                        run = r
+                    }
+                case .failure(let error):
+                    attempts[shard, default: 0] += 1
+                    run?.status.retries += 1
+                    logger.warning("shard rescoring failed; it will be retried", metadata: ["job": "\(id)", "shard": "\(shard)", "worker": "\(owner)",
+                                                                                           "attempt": "\(attempts[shard]!)", "error": "\(error)"])
+                    if attempts[shard]! >= settings.attemptsPerShard {
+                        failure = "shard \(shard) failed \(attempts[shard]!) times; last error: \(error)"
+                    } else {
+                        pending.append(shard)
+                    }
+                }
+            }
+            group.cancelAll()
+        }
+        await finish(job: id, failure: failure)
+    }
+
+    private func finish(job id: Int64, failure: String?) async {
+        do {
+            if let failure {
+                try await database.fail(job: id, reason: failure)
+                run?.status.state = "failed"
+                run?.status.error = failure
+                logger.error("rescoring failed; nothing published", metadata: ["job": "\(id)", "error": "\(failure)"])
+            } else {
+                try await database.publish(job: id)
+                run?.status.state = "completed"
+                logger.info("rescoring completed and published", metadata: ["job": "\(id)"])
+            }
+        } catch {
+            try? await database.fail(job: id, reason: "publishing failed: \(error)")
+            run?.status.state = "failed"
+            run?.status.error = "publishing failed: \(error)"
+            logger.error("publishing failed; nothing published", metadata: ["job": "\(id)", "error": "\(error)"])
+        }
+        if let r = run { run?.status.seconds = seconds(ContinuousClock.now - r.started) }
+    }
+
+    // MARK: Queries and status
+
+    /// One subscriber's score computed now by the shard that holds it.
+    public distributed func score(_ subscriberID: Int64) async throws -> ScoreLookup {
+        let shard = map.shard(of: subscriberID)
+        guard let owner = map.owners[shard], ready.contains(shard), let member = members[owner] else {
+            return .unavailable(shard: shard, reason: "shard \(shard) has no ready worker (workers: \(members.count))")
+        }
+        let actor = try ShardActor.resolve(id: ActorID(node: member.node, name: ShardActor.name(shard)), using: actorSystem)
+        var answer = try await actor.lookup(subscriberID)
+        if case .found(var s) = answer {
+            s.epoch = map.epoch
+            answer = .found(s)
+        }
+        return answer
+    }
+
+    /// The shard map (for clients that route queries themselves).
+    public distributed func shardMap() -> ShardMap { map }
+
+    /// Nodes, shards, memory, model, epoch and the current or last job.
+    public distributed func status() async -> ClusterStatus {
+        var workers: [WorkerStatus] = [], silent: [String] = []
+        for (name, member) in members.sorted(by: { $0.key < $1.key }) {
+            do {
+                workers.append(try await ClusterActorSystem.$callTimeout.withValue(.seconds(3)) { try await member.actor.status() })
+            } catch {
+                silent.append(name)
+            }
+        }
+        return ClusterStatus(coordinator: "\(actorSystem.node)", shardCount: map.shardCount, epoch: map.epoch, modelVersion: model.version,
+                             unassignedShards: map.shardCount - ready.count, workers: workers, silentWorkers: silent, job: job())
+    }
+}
+
+/// A request the coordinator refuses, with the reason.
+public struct ClusterError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+func seconds(_ d: Duration) -> Double {
+    Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+}

@@ -1,0 +1,209 @@
+import ClusterSystem
+import WireFormat
+
+/// The model as the coordinator distributes it: its bytes and version id.
+public struct ModelPackage: Sendable, WireCodable {
+    public var version: String
+    public var source: String
+    public var bytes: BulkArray<UInt8>
+
+    public init(version: String, source: String, bytes: [UInt8]) {
+        self.version = version
+        self.source = source
+        self.bytes = BulkArray(bytes)
+    }
+
+    public func encode(to w: inout WireWriter) { w.write(version); w.write(source); w.write(bytes) }
+    public init(from r: inout WireReader) throws(WireError) { version = try r.read(); source = try r.read(); bytes = try r.read() }
+}
+
+/// What the coordinator tells a worker to host.
+public struct Assignment: Sendable, WireCodable {
+    public var shardCount: Int
+    /// Shards to load (added to what the worker already hosts).
+    public var shards: [Int]
+    public var epoch: Int64
+    public var model: ModelPackage
+    /// Where the profiles are.
+    public var postgresURL: String
+
+    public func encode(to w: inout WireWriter) { w.write(shardCount); w.write(shards); w.write(epoch); w.write(model); w.write(postgresURL) }
+    public init(from r: inout WireReader) throws(WireError) {
+        shardCount = try r.read(); shards = try r.read(); epoch = try r.read(); model = try r.read(); postgresURL = try r.read()
+    }
+
+    public init(shardCount: Int, shards: [Int], epoch: Int64, model: ModelPackage, postgresURL: String) {
+        self.shardCount = shardCount
+        self.shards = shards
+        self.epoch = epoch
+        self.model = model
+        self.postgresURL = postgresURL
+    }
+}
+
+/// A worker's state, for `churngrid status`.
+public struct WorkerStatus: Sendable, WireCodable, Codable {
+    public var name: String
+    public var endpoint: String
+    public var shards: Int
+    public var subscribers: Int
+    /// Bytes held by the shards' profile stores.
+    public var profileBytes: Int
+    /// The process's resident memory.
+    public var residentBytes: Int
+    public var modelVersion: String
+    public var cores: Int
+
+    public func encode(to w: inout WireWriter) {
+        w.write(name); w.write(endpoint); w.write(shards); w.write(subscribers); w.write(profileBytes); w.write(residentBytes)
+        w.write(modelVersion); w.write(cores)
+    }
+
+    public init(from r: inout WireReader) throws(WireError) {
+        name = try r.read(); endpoint = try r.read(); shards = try r.read(); subscribers = try r.read()
+        profileBytes = try r.read(); residentBytes = try r.read(); modelVersion = try r.read(); cores = try r.read()
+    }
+
+    public init(name: String, endpoint: String, shards: Int, subscribers: Int, profileBytes: Int, residentBytes: Int, modelVersion: String, cores: Int) {
+        self.name = name
+        self.endpoint = endpoint
+        self.shards = shards
+        self.subscribers = subscribers
+        self.profileBytes = profileBytes
+        self.residentBytes = residentBytes
+        self.modelVersion = modelVersion
+        self.cores = cores
+    }
+}
+
+/// A rescoring job's progress.
+public struct JobStatus: Sendable, WireCodable, Codable {
+    public var id: Int64
+    /// running, completed or failed.
+    public var state: String
+    public var modelVersion: String
+    public var shardsDone: Int
+    public var shardCount: Int
+    public var subscribers: Int
+    public var seconds: Double
+    /// Shards re-run after a worker was lost or a call failed.
+    public var retries: Int
+    public var error: String?
+
+    public var subscribersPerSecond: Double { seconds > 0 ? Double(subscribers) / seconds : 0 }
+
+    public func encode(to w: inout WireWriter) {
+        w.write(id); w.write(state); w.write(modelVersion); w.write(shardsDone); w.write(shardCount); w.write(subscribers)
+        w.write(seconds); w.write(retries); w.write(error)
+    }
+
+    public init(from r: inout WireReader) throws(WireError) {
+        id = try r.read(); state = try r.read(); modelVersion = try r.read(); shardsDone = try r.read(); shardCount = try r.read()
+        subscribers = try r.read(); seconds = try r.read(); retries = try r.read(); error = try r.read()
+    }
+
+    public init(id: Int64, state: String, modelVersion: String, shardsDone: Int, shardCount: Int, subscribers: Int, seconds: Double, retries: Int, error: String?) {
+        self.id = id
+        self.state = state
+        self.modelVersion = modelVersion
+        self.shardsDone = shardsDone
+        self.shardCount = shardCount
+        self.subscribers = subscribers
+        self.seconds = seconds
+        self.retries = retries
+        self.error = error
+    }
+}
+
+/// The whole cluster, for `churngrid status`.
+public struct ClusterStatus: Sendable, WireCodable, Codable {
+    public var coordinator: String
+    public var shardCount: Int
+    public var epoch: Int64
+    public var modelVersion: String
+    public var unassignedShards: Int
+    public var workers: [WorkerStatus]
+    /// Workers that did not answer the status request.
+    public var silentWorkers: [String]
+    public var job: JobStatus?
+
+    public func encode(to w: inout WireWriter) {
+        w.write(coordinator); w.write(shardCount); w.write(epoch); w.write(modelVersion); w.write(unassignedShards)
+        w.write(workers); w.write(silentWorkers); w.write(job)
+    }
+
+    public init(from r: inout WireReader) throws(WireError) {
+        coordinator = try r.read(); shardCount = try r.read(); epoch = try r.read(); modelVersion = try r.read()
+        unassignedShards = try r.read(); workers = try r.read(); silentWorkers = try r.read(); job = try r.read()
+    }
+
+    public init(coordinator: String, shardCount: Int, epoch: Int64, modelVersion: String, unassignedShards: Int, workers: [WorkerStatus], silentWorkers: [String], job: JobStatus?) {
+        self.coordinator = coordinator
+        self.shardCount = shardCount
+        self.epoch = epoch
+        self.modelVersion = modelVersion
+        self.unassignedShards = unassignedShards
+        self.workers = workers
+        self.silentWorkers = silentWorkers
+        self.job = job
+    }
+}
+
+/// One subscriber's score computed now, for `churngrid score`.
+public struct LiveScore: Sendable, WireCodable, Codable {
+    public var subscriberID: Int64
+    public var probability: Double
+    public var riskBand: String
+    public var reasons: [Reason]
+    public var modelVersion: String
+    public var shard: Int
+    public var node: String
+    public var epoch: Int64
+
+    public func encode(to w: inout WireWriter) {
+        w.write(subscriberID); w.write(probability); w.write(riskBand); w.write(reasons); w.write(modelVersion); w.write(shard); w.write(node); w.write(epoch)
+    }
+
+    public init(from r: inout WireReader) throws(WireError) {
+        subscriberID = try r.read(); probability = try r.read(); riskBand = try r.read(); reasons = try r.read()
+        modelVersion = try r.read(); shard = try r.read(); node = try r.read(); epoch = try r.read()
+    }
+
+    public init(subscriberID: Int64, probability: Double, riskBand: String, reasons: [Reason], modelVersion: String, shard: Int, node: String, epoch: Int64) {
+        self.subscriberID = subscriberID
+        self.probability = probability
+        self.riskBand = riskBand
+        self.reasons = reasons
+        self.modelVersion = modelVersion
+        self.shard = shard
+        self.node = node
+        self.epoch = epoch
+    }
+}
+
+/// The answer to a live query.
+public enum ScoreLookup: Sendable, WireCodable {
+    case found(LiveScore)
+    /// No such subscriber in its shard.
+    case notFound(subscriberID: Int64, shard: Int)
+    /// The shard has no ready owner right now (a move or failover in progress).
+    case unavailable(shard: Int, reason: String)
+
+    public func encode(to w: inout WireWriter) {
+        switch self {
+        case .found(let s): w.write(UInt8(1)); w.write(s)
+        case .notFound(let id, let shard): w.write(UInt8(2)); w.write(id); w.write(shard)
+        case .unavailable(let shard, let reason): w.write(UInt8(3)); w.write(shard); w.write(reason)
+        }
+    }
+
+    public init(from r: inout WireReader) throws(WireError) {
+        let at = r.offset
+        switch try r.read(UInt8.self) {
+        case 1: self = .found(try r.read())
+        case 2: self = .notFound(subscriberID: try r.read(), shard: try r.read())
+        case 3: self = .unavailable(shard: try r.read(), reason: try r.read())
+        case let t: throw WireError(offset: at, expected: "a score lookup tag 1–3, found \(t)")
+        }
+    }
+}

@@ -1,0 +1,152 @@
+import ClusterSystem
+import Logging
+import ServiceLifecycle
+import SubscriberProfiles
+import WireFormat
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `churngrid coordinator`: the coordinator node as a service that stops cleanly on SIGTERM
+/// (a running job is marked failed with its reason; nothing half-written is published).
+public final class CoordinatorService: Service, Sendable {
+    /// What the coordinator needs.
+    public struct Configuration: Sendable {
+        public var node: ClusterActorSystem.Configuration
+        public var postgresURL: String
+        /// The model file every shard scores with.
+        public var modelPath: String
+        /// Shards of a new cluster (an existing cluster keeps its own).
+        public var shardCount = 1024
+        public var settings = CoordinatorActor.Settings()
+
+        public init(node: ClusterActorSystem.Configuration, postgresURL: String, modelPath: String) {
+            self.node = node
+            self.postgresURL = postgresURL
+            self.modelPath = modelPath
+        }
+    }
+
+    public let system: ClusterActorSystem
+    public let coordinator: CoordinatorActor
+    private let database: ClusterDatabase
+    private let logger: Logger
+
+    /// Starts the node: schema, shard map, model, then listens.
+    public init(_ configuration: Configuration) async throws {
+        logger = configuration.node.logger
+        let bytes = try readFile(configuration.modelPath)
+        let model = try ScoringModel(bytes: bytes, source: configuration.modelPath)
+        database = try await ClusterDatabase.open(url: configuration.postgresURL)
+        let interrupted = try await database.failInterruptedJobs(reason: "the coordinator stopped while the job was running")
+        if !interrupted.isEmpty { logger.warning("jobs interrupted by a coordinator stop were marked failed", metadata: ["jobs": "\(interrupted)"]) }
+        try await database.register(model: model)
+        var map = try await database.loadCluster(requestedShardCount: configuration.shardCount)
+        if map.shardCount != configuration.shardCount {
+            logger.notice("the cluster's shard count is fixed; keeping it", metadata: ["shards": "\(map.shardCount)", "requested": "\(configuration.shardCount)"])
+        }
+        // Workers re-register after a coordinator start; until then no shard is ready.
+        map = ShardMap(shardCount: map.shardCount, epoch: map.epoch)
+        system = try await ClusterActorSystem(configuration.node)
+        let package = ModelPackage(version: model.version, source: configuration.modelPath, bytes: bytes)
+        let system = system, database = database, logger = logger
+        coordinator = system.withActorName(CoordinatorActor.name) {
+            CoordinatorActor(actorSystem: system, database: database, model: model, package: package, map: map,
+                             settings: configuration.settings, logger: logger)
+        }
+        logger.info("coordinator ready", metadata: ["endpoint": "\(system.node.endpoint)", "shards": "\(map.shardCount)", "model": "\(model.version)"])
+    }
+
+    public func run() async throws {
+        let coordinator = coordinator
+        let events = Task {
+            for await event in system.peerEvents {
+                if case .unreachable(let endpoint, _, let reason) = event {
+                    await coordinator.whenLocal { await $0.workerLost(endpoint: endpoint, reason: reason) }
+                }
+            }
+        }
+        try? await gracefulShutdown()
+        events.cancel()
+        logger.info("coordinator stopping")
+        if let job = await coordinator.whenLocal({ $0.job() }) ?? nil, job.state == "running" {
+            try? await database.fail(job: job.id, reason: "the coordinator was stopped")
+        }
+        await system.shutdown()
+        database.close()
+    }
+}
+
+/// `churngrid worker`: a worker node as a service; joins the coordinator, hosts its shards.
+public final class WorkerService: Service, Sendable {
+    public struct Configuration: Sendable {
+        public var node: ClusterActorSystem.Configuration
+        public var coordinator: String
+        /// Cores used to score a shard.
+        public var threads: Int
+
+        public init(node: ClusterActorSystem.Configuration, coordinator: String, threads: Int) {
+            self.node = node
+            self.coordinator = coordinator
+            self.threads = threads
+        }
+    }
+
+    public let system: ClusterActorSystem
+    public let worker: WorkerActor
+    private let configuration: Configuration
+    private let logger: Logger
+
+    public init(_ configuration: Configuration) async throws {
+        self.configuration = configuration
+        logger = configuration.node.logger
+        let system = try await ClusterActorSystem(configuration.node)
+        self.system = system
+        let threads = configuration.threads, logger = logger
+        worker = system.withActorName(WorkerActor.name) { WorkerActor(actorSystem: system, threads: threads, logger: logger) }
+    }
+
+    /// Joins the coordinator (and again whenever it restarts), then serves until SIGTERM.
+    public func run() async throws {
+        try await join()
+        let coordinatorEndpoint = configuration.coordinator
+        let events = Task { [weak self] in
+            guard let self else { return }
+            var known: UInt64?
+            for await event in system.peerEvents {
+                guard case .connected(let node) = event, node.endpoint == coordinatorEndpoint else { continue }
+                if let k = known, k != node.incarnation {
+                    logger.notice("the coordinator restarted; joining again")
+                    try? await join()
+                }
+                known = node.incarnation
+            }
+        }
+        try? await gracefulShutdown()
+        events.cancel()
+        logger.info("worker stopping")
+        await system.shutdown()
+    }
+
+    private func join() async throws {
+        let node = try await system.connect(to: configuration.coordinator, timeout: .seconds(60))
+        let coordinator = try CoordinatorActor.resolve(id: ActorID(node: node, name: CoordinatorActor.name), using: system)
+        let shards = try await ClusterActorSystem.$callTimeout.withValue(.seconds(1800)) {
+            try await coordinator.register(worker: system.node)
+        }
+        logger.info("joined the cluster", metadata: ["coordinator": "\(node)", "shards": "\(shards)"])
+    }
+}
+
+func readFile(_ path: String) throws -> [UInt8] {
+    guard let f = fopen(path, "rb") else { throw ClusterError("cannot open \(path): \(String(cString: strerror(errno)))") }
+    defer { fclose(f) }
+    var out: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let n = fread(&buffer, 1, buffer.count, f)
+        if n <= 0 { break }
+        out += buffer[0..<n]
+    }
+    return out
+}

@@ -1,0 +1,126 @@
+import SubscriberProfiles
+import TreeModel
+import WireFormat
+
+/// A shard's scores from one rescoring job, column by column (bulk arrays on the wire):
+/// per subscriber the probability, risk band, home region and top-3 reasons (feature index in
+/// the model, -1 for none) with their contributions to the margin.
+public struct ShardScores: Sendable, WireCodable {
+    public var shard: Int
+    public var modelVersion: String
+    public var ids: BulkArray<Int64>
+    public var probabilities: BulkArray<Float>
+    public var bands: BulkArray<UInt8>
+    public var regions: BulkArray<Int16>
+    /// 3 per subscriber.
+    public var reasons: BulkArray<Int16>
+    /// 3 per subscriber.
+    public var contributions: BulkArray<Float>
+
+    public var count: Int { ids.elements.count }
+
+    public func encode(to w: inout WireWriter) {
+        w.write(shard); w.write(modelVersion); w.write(ids); w.write(probabilities); w.write(bands)
+        w.write(regions); w.write(reasons); w.write(contributions)
+    }
+
+    public init(from r: inout WireReader) throws(WireError) {
+        let at = r.offset
+        shard = try r.read(); modelVersion = try r.read(); ids = try r.read(); probabilities = try r.read()
+        bands = try r.read(); regions = try r.read(); reasons = try r.read(); contributions = try r.read()
+        let n = ids.elements.count
+        guard probabilities.elements.count == n, bands.elements.count == n, regions.elements.count == n,
+              reasons.elements.count == 3 * n, contributions.elements.count == 3 * n else {
+            throw WireError(offset: at, expected: "shard scores with matching column lengths (\(n) subscribers)")
+        }
+    }
+
+    init(shard: Int, modelVersion: String, capacity n: Int) {
+        self.shard = shard
+        self.modelVersion = modelVersion
+        ids = BulkArray([]); probabilities = BulkArray([]); bands = BulkArray([]); regions = BulkArray([])
+        reasons = BulkArray([]); contributions = BulkArray([])
+        ids.elements.reserveCapacity(n); probabilities.elements.reserveCapacity(n); bands.elements.reserveCapacity(n)
+        regions.elements.reserveCapacity(n); reasons.elements.reserveCapacity(3 * n); contributions.elements.reserveCapacity(3 * n)
+    }
+}
+
+/// One reason, as a live query returns it.
+public struct Reason: Sendable, Equatable, WireCodable, Codable {
+    public var feature: String
+    public var contribution: Double
+
+    public init(feature: String, contribution: Double) {
+        self.feature = feature
+        self.contribution = contribution
+    }
+
+    public func encode(to w: inout WireWriter) { w.write(feature); w.write(contribution) }
+    public init(from r: inout WireReader) throws(WireError) { feature = try r.read(); contribution = try r.read() }
+}
+
+extension ScoringModel {
+    /// Scores every subscriber of `store` with `threads` cores and explains each with its top-3
+    /// reasons (path attribution: the same method a live query uses, so both agree).
+    public func score(shard: Int, store: ProfileStore, threads: Int) throws -> ShardScores {
+        var out = ShardScores(shard: shard, modelVersion: version, capacity: store.count)
+        let f = featureNames.count
+        var margins = [Double](), probabilities = [Double]()
+        var row = [Float](repeating: 0, count: f)
+        var phi = [Double](repeating: 0, count: explainer.contributionCount)
+        try store.forEachRun { (_: Int, rows: Int, ids: UnsafePointer<Int64>, columns: [UnsafePointer<Float>]) throws in
+            let input = FeatureColumns(columns: profileColumn.map { columns[$0] }, rowCount: rows)
+            margins = [Double](repeating: 0, count: rows)
+            probabilities = [Double](repeating: 0, count: rows)
+            try margins.withUnsafeMutableBufferPointer { m throws(ModelError) in
+                try probabilities.withUnsafeMutableBufferPointer { p throws(ModelError) in
+                    try forest.score(input, margins: m.baseAddress!, outputs: p.baseAddress!, threads: threads)
+                }
+            }
+            for i in 0..<rows {
+                let p = probabilities[i]
+                out.ids.elements.append(ids[i])
+                out.probabilities.elements.append(Float(p))
+                out.bands.elements.append(RiskBand(probability: p).rawValue)
+                let region = regionColumn.map { columns[$0][i] } ?? .nan
+                out.regions.elements.append(region.isNaN ? -1 : Int16(clamping: Int(region)))
+                for j in 0..<f { row[j] = input.columns[j][i] }
+                appendReasons(row: &row, phi: &phi, to: &out)
+            }
+        }
+        return out
+    }
+
+    private func appendReasons(row: inout [Float], phi: inout [Double], to out: inout ShardScores) {
+        row.withUnsafeBufferPointer { r in
+            phi.withUnsafeMutableBufferPointer { p in explainer.contributions(row: r, into: p, method: .approximate) }
+        }
+        // Top 3 positive contributions, biggest first.
+        var best: [(Int16, Double)] = []
+        for j in 0..<featureNames.count where phi[j] > 0 {
+            if best.count == 3, phi[j] <= best[2].1 { continue }
+            let at = best.firstIndex { $0.1 < phi[j] } ?? best.count
+            best.insert((Int16(j), phi[j]), at: at)
+            if best.count > 3 { best.removeLast() }
+        }
+        for k in 0..<3 {
+            out.reasons.elements.append(k < best.count ? best[k].0 : -1)
+            out.contributions.elements.append(k < best.count ? Float(best[k].1) : 0)
+        }
+    }
+
+    /// One subscriber's probability, band and top-3 reasons from its profile (catalogue order).
+    public func score(profile: [Float]) -> (probability: Double, band: RiskBand, reasons: [Reason]) {
+        var row = profileColumn.map { profile[$0] }
+        let margin = forest.margin(row: row)
+        let p = forest.transform(margin: margin)
+        var phi = [Double](repeating: 0, count: explainer.contributionCount)
+        var scores = ShardScores(shard: 0, modelVersion: version, capacity: 1)
+        appendReasons(row: &row, phi: &phi, to: &scores)
+        var reasons: [Reason] = []
+        for k in 0..<3 where scores.reasons.elements[k] >= 0 {
+            reasons.append(Reason(feature: featureNames[Int(scores.reasons.elements[k])], contribution: Double(scores.contributions.elements[k])))
+        }
+        return (p, RiskBand(probability: p), reasons)
+    }
+}

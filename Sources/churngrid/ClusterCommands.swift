@@ -1,0 +1,230 @@
+import ArgumentParser
+import ChurnCluster
+import ClusterSystem
+import Foundation
+import Logging
+import ServiceLifecycle
+
+struct CoordinatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coordinator",
+        abstract: "Run the coordinator: shard map, rescoring jobs into PostgreSQL, live query routing. Stops cleanly on SIGTERM.")
+
+    @Option(help: "Endpoint to listen on (tcp://HOST:PORT).")
+    var listen: String = "tcp://127.0.0.1:7400"
+
+    @Option(help: "PostgreSQL URL (profiles in, scores out).")
+    var postgres: String
+
+    @Option(help: "Model file (XGBoost JSON or LightGBM text).")
+    var model: String = "models/churn-default.json"
+
+    @Option(help: "Shards of a new cluster (fixed once created).")
+    var shards: Int = 1024
+
+    @Option(help: "Cluster name.")
+    var cluster: String = "churngrid"
+
+    func run() async throws {
+        let logger = makeLogger("churngrid.coordinator")
+        var node = ClusterActorSystem.Configuration(name: "coordinator", listen: listen, cluster: cluster, logger: logger)
+        node.options.unreachableAfter = .seconds(3)
+        var configuration = CoordinatorService.Configuration(node: node, postgresURL: postgres, modelPath: model)
+        configuration.shardCount = shards
+        try await reportingClusterErrors {
+            let service = try await CoordinatorService(configuration)
+            print("coordinator listening \(service.system.node.endpoint)")
+            fflush(nil)
+            let group = ServiceGroup(configuration: .init(services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+        }
+    }
+}
+
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run a worker: joins the coordinator, loads its shards, scores them. Stops cleanly on SIGTERM.")
+
+    @Option(help: "The coordinator's endpoint.")
+    var coordinator: String
+
+    @Option(help: "Endpoint to listen on (tcp://HOST:PORT; port * picks a free one).")
+    var listen: String = "tcp://127.0.0.1:*"
+
+    @Option(help: "Worker name (unique in the cluster).")
+    var name: String = "worker-\(getpid())"
+
+    @Option(help: "Cores used to score a shard.")
+    var threads: Int = defaultThreads()
+
+    @Option(help: "Cluster name.")
+    var cluster: String = "churngrid"
+
+    func run() async throws {
+        let logger = makeLogger("churngrid.worker")
+        var node = ClusterActorSystem.Configuration(name: name, listen: listen, cluster: cluster, logger: logger)
+        node.options.unreachableAfter = .seconds(3)
+        try await reportingClusterErrors {
+            let service = try await WorkerService(.init(node: node, coordinator: coordinator, threads: threads))
+            print("worker listening \(service.system.node.endpoint)")
+            fflush(nil)
+            let group = ServiceGroup(configuration: .init(services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+        }
+    }
+}
+
+struct RescoreCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rescore",
+        abstract: "Start rescoring the whole base; with --wait, show progress and the summary.")
+
+    @Option(help: "The coordinator's endpoint.")
+    var coordinator: String = "tcp://127.0.0.1:7400"
+
+    @Flag(help: "Wait for the job, showing shards done, subscribers/s and ETA.")
+    var wait = false
+
+    @Flag(help: "Print the final job status as JSON.")
+    var json = false
+
+    func run() async throws {
+        let logger = makeLogger("churngrid.rescore")
+        try await reportingClusterErrors {
+            let client = try await ClusterClient.connect(coordinator, logger: quiet(logger))
+            let id = try await client.coordinator.startRescore()
+            if !wait {
+                if json { try printJSON(["job_id": id]) } else { print("job \(id) started") }
+                await client.close()
+                return
+            }
+            let status = try await waitForJob(client, id: id, showProgress: !json)
+            await client.close()
+            if json { try printJSON(status) } else { print(jobSummary(status)) }
+            if status.state != "completed" { throw ExitCode(1) }
+        }
+    }
+}
+
+/// Polls the job until it ends, drawing a progress line.
+func waitForJob(_ client: ClusterClient, id: Int64, showProgress: Bool) async throws -> JobStatus {
+    while true {
+        guard let status = try await client.coordinator.job(), status.id == id else {
+            throw ClusterError("the coordinator no longer knows job \(id) (it restarted?)")
+        }
+        if showProgress {
+            let rate = status.subscribersPerSecond
+            let left = status.shardCount - status.shardsDone
+            let eta = status.shardsDone > 0 ? status.seconds / Double(status.shardsDone) * Double(left) : 0
+            let width = 30, filled = status.shardCount > 0 ? width * status.shardsDone / status.shardCount : 0
+            let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
+            FileHandle.standardError.write(Data(String(format: "\r  job %lld [%@] %d/%d shards  %d subscribers  %.0f/s  ETA %.0fs   ",
+                id, bar, status.shardsDone, status.shardCount, status.subscribers, rate, eta).utf8))
+        }
+        if status.state != "running" {
+            if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
+            return status
+        }
+        try await Task.sleep(for: .milliseconds(200))
+    }
+}
+
+func jobSummary(_ s: JobStatus) -> String {
+    var text = "job \(s.id) \(s.state): \(s.subscribers) subscribers in \(s.shardsDone)/\(s.shardCount) shards, "
+        + String(format: "%.1f s (%.0f subscribers/s)", s.seconds, s.subscribersPerSecond)
+        + ", model \(s.modelVersion), \(s.retries) shard retries"
+    if let e = s.error { text += "\n  error: \(e)" }
+    return text
+}
+
+struct ScoreCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "score",
+        abstract: "One subscriber's churn score computed now: probability, risk band, top-3 reasons, model, shard and node.")
+
+    @Argument(help: "Subscriber id.")
+    var subscriber: Int64
+
+    @Option(help: "The coordinator's endpoint.")
+    var coordinator: String = "tcp://127.0.0.1:7400"
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() async throws {
+        let logger = makeLogger("churngrid.score")
+        try await reportingClusterErrors {
+            let client = try await ClusterClient.connect(coordinator, logger: quiet(logger))
+            let answer = try await client.coordinator.score(subscriber)
+            await client.close()
+            switch answer {
+            case .found(let s):
+                if json { try printJSON(s) } else { print(describe(s)) }
+            case .notFound(let id, let shard):
+                if json { try printJSON(["error": "not found", "subscriber_id": "\(id)", "shard": "\(shard)"]) }
+                FileHandle.standardError.write(Data("not found: subscriber \(id) is not in shard \(shard)\n".utf8))
+                throw ExitCode(2)
+            case .unavailable(let shard, let reason):
+                FileHandle.standardError.write(Data("unavailable: shard \(shard): \(reason)\n".utf8))
+                throw ExitCode(3)
+            }
+        }
+    }
+}
+
+func describe(_ s: LiveScore) -> String {
+    let reasons = s.reasons.map { String(format: "%@ (+%.2f)", $0.feature, $0.contribution) }.joined(separator: ", ")
+    return String(format: "subscriber %lld  p=%.4f  %@  reasons: %@  [model %@, shard %d on %@, epoch %lld]",
+                  s.subscriberID, s.probability, s.riskBand, reasons.isEmpty ? "none" : reasons, s.modelVersion, s.shard, s.node, s.epoch)
+}
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Nodes, their shards, subscribers and memory, the model, the shard map epoch and the running or last job.")
+
+    @Option(help: "The coordinator's endpoint.")
+    var coordinator: String = "tcp://127.0.0.1:7400"
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() async throws {
+        let logger = makeLogger("churngrid.status")
+        try await reportingClusterErrors {
+            let client = try await ClusterClient.connect(coordinator, logger: quiet(logger))
+            let status = try await client.coordinator.status()
+            await client.close()
+            if json { try printJSON(status); return }
+            print("coordinator \(status.coordinator)")
+            print("shards \(status.shardCount), epoch \(status.epoch), model \(status.modelVersion), unassigned \(status.unassignedShards)")
+            for w in status.workers {
+                print(String(format: "  %@  %@  %d shards  %d subscribers  profiles %.1f MB (%.0f B/subscriber)  RSS %.1f MB  %d cores",
+                             w.name, w.endpoint, w.shards, w.subscribers, Double(w.profileBytes) / 1e6,
+                             w.subscribers > 0 ? Double(w.profileBytes) / Double(w.subscribers) : 0, Double(w.residentBytes) / 1e6, w.cores))
+            }
+            for s in status.silentWorkers { print("  \(s)  (not answering)") }
+            if let job = status.job { print(jobSummary(job)) }
+        }
+    }
+}
+
+/// Client commands log only warnings and errors.
+func quiet(_ logger: Logger) -> Logger {
+    var l = logger
+    l.logLevel = .warning
+    return l
+}
+
+/// Cluster errors as one clear line and exit code 1.
+func reportingClusterErrors(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let e as ExitCode {
+        throw e
+    } catch {
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        throw ExitCode(1)
+    }
+}
