@@ -42,9 +42,8 @@ release: deps
 test: test-deps
 	@rc=0; swift test $(SWIFT_BUILD_FLAGS) || rc=$$?; bash Deploy/local/pg.sh stop .churngrid/pg-test || true; exit $$rc
 
-# Until the cluster lands, the demo generates a base into a private PostgreSQL, loads its
-# shards and scores it with the committed default model and reasons (Deploy/local/demo.sh).
-# It needs no Python packages (the model is committed).
+# The main job: a local cluster (coordinator + 2 workers) rescoring a synthetic base into a private
+# PostgreSQL (Deploy/local/demo.sh; SUBSCRIBERS=N, WORKERS=W, KEEP_RUNNING=1).
 demo: release
 	@bash Deploy/local/demo.sh
 

@@ -126,6 +126,7 @@ public enum ProfileSchema {
     /// - Throws: `PostgresError`; a failed migration is rolled back whole.
     @discardableResult
     public static func migrate(_ connection: PostgresConnection) throws(PostgresError) -> [Int] {
+        try connection.execute("SET client_min_messages TO warning")  // no NOTICEs for what already exists
         try connection.query("SELECT pg_advisory_lock($1)", [String(lockID)])
         defer { _ = try? connection.query("SELECT pg_advisory_unlock($1)", [String(lockID)]) }
         try connection.execute("""

@@ -13,7 +13,7 @@ struct ChurnGrid: AsyncParsableCommand {
         abstract: "ChurnGrid: churn scoring for a telecom operator's whole subscriber base.",
         subcommands: [
             ModelCommand.self, Generate.self, ProfilesCommand.self,
-            CoordinatorCommand.self, WorkerCommand.self, RescoreCommand.self, ScoreCommand.self, StatusCommand.self,
+            DemoCommand.self, CoordinatorCommand.self, WorkerCommand.self, RescoreCommand.self, ScoreCommand.self, StatusCommand.self,
             ClusterCommand.self, BenchCommand.self,
         ]
     )

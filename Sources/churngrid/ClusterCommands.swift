@@ -113,17 +113,17 @@ func waitForJob(_ client: ClusterClient, id: Int64, showProgress: Bool) async th
         guard let status = try await client.coordinator.job(), status.id == id else {
             throw ClusterError("the coordinator no longer knows job \(id) (it restarted?)")
         }
-        if showProgress {
+        if showProgress && (isatty(2) == 1 || status.state != "running" || Int(status.seconds * 5) % 25 == 0) {
             let rate = status.subscribersPerSecond
             let left = status.shardCount - status.shardsDone
             let eta = status.shardsDone > 0 ? status.seconds / Double(status.shardsDone) * Double(left) : 0
             let width = 30, filled = status.shardCount > 0 ? width * status.shardsDone / status.shardCount : 0
             let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
-            FileHandle.standardError.write(Data(String(format: "\r  job %lld [%@] %d/%d shards  %d subscribers  %.0f/s  ETA %.0fs   ",
+            FileHandle.standardError.write(Data(String(format: (isatty(2) == 1 ? "\r" : "") + "  job %lld [%@] %d/%d shards  %d subscribers  %.0f/s  ETA %.0fs   " + (isatty(2) == 1 ? "" : "\n"),
                 id, bar, status.shardsDone, status.shardCount, status.subscribers, rate, eta).utf8))
         }
         if status.state != "running" {
-            if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
+            if showProgress && isatty(2) == 1 { FileHandle.standardError.write(Data("\n".utf8)) }
             return status
         }
         try await Task.sleep(for: .milliseconds(200))
@@ -198,7 +198,7 @@ struct StatusCommand: AsyncParsableCommand {
             await client.close()
             if json { try printJSON(status); return }
             print("coordinator \(status.coordinator)")
-            print("shards \(status.shardCount), epoch \(status.epoch), model \(status.modelVersion), unassigned \(status.unassignedShards)")
+            print("shards \(status.shardCount), epoch \(status.epoch), model \(status.modelVersion), unassigned \(status.unassignedShards), moving \(status.movingShards)")
             for w in status.workers {
                 print(String(format: "  %@  %@  %d shards  %d subscribers  profiles %.1f MB (%.0f B/subscriber)  RSS %.1f MB  %d cores",
                              w.name, w.endpoint, w.shards, w.subscribers, Double(w.profileBytes) / 1e6,

@@ -45,6 +45,8 @@ public distributed actor CoordinatorActor {
     /// Shards whose owner has loaded them (queries and jobs go there).
     private var ready: Set<Int> = []
     private var run: Run?
+    /// Shards being loaded by their new owner right now.
+    private var moving = 0
     private var membershipBusy = false
     private var membershipWaiters: [CheckedContinuation<Void, Never>] = []
 
@@ -102,6 +104,8 @@ public distributed actor CoordinatorActor {
         var byTarget: [String: [Int]] = [:]
         for m in moves { byTarget[m.to, default: []].append(m.shard) }
         // Load first (the old owners keep answering), then flip the map.
+        moving = moves.count
+        defer { moving = 0 }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (name, shards) in byTarget {
                 guard let member = members[name] else { continue }
@@ -284,7 +288,7 @@ public distributed actor CoordinatorActor {
             }
         }
         return ClusterStatus(coordinator: "\(actorSystem.node)", shardCount: map.shardCount, epoch: map.epoch, modelVersion: model.version,
-                             unassignedShards: map.shardCount - ready.count, workers: workers, silentWorkers: silent, job: job())
+                             unassignedShards: map.shardCount - ready.count, movingShards: moving, workers: workers, silentWorkers: silent, job: job())
     }
 }
 

@@ -122,6 +122,8 @@ public struct ClusterStatus: Sendable, WireCodable, Codable {
     public var epoch: Int64
     public var modelVersion: String
     public var unassignedShards: Int
+    /// Shards being loaded by a new owner (a join, leave or failover in progress).
+    public var movingShards: Int
     public var workers: [WorkerStatus]
     /// Workers that did not answer the status request.
     public var silentWorkers: [String]
@@ -129,15 +131,17 @@ public struct ClusterStatus: Sendable, WireCodable, Codable {
 
     public func encode(to w: inout WireWriter) {
         w.write(coordinator); w.write(shardCount); w.write(epoch); w.write(modelVersion); w.write(unassignedShards)
-        w.write(workers); w.write(silentWorkers); w.write(job)
+        w.write(movingShards); w.write(workers); w.write(silentWorkers); w.write(job)
     }
 
     public init(from r: inout WireReader) throws(WireError) {
         coordinator = try r.read(); shardCount = try r.read(); epoch = try r.read(); modelVersion = try r.read()
-        unassignedShards = try r.read(); workers = try r.read(); silentWorkers = try r.read(); job = try r.read()
+        unassignedShards = try r.read(); movingShards = try r.read(); workers = try r.read(); silentWorkers = try r.read(); job = try r.read()
     }
 
-    public init(coordinator: String, shardCount: Int, epoch: Int64, modelVersion: String, unassignedShards: Int, workers: [WorkerStatus], silentWorkers: [String], job: JobStatus?) {
+    public init(coordinator: String, shardCount: Int, epoch: Int64, modelVersion: String, unassignedShards: Int, movingShards: Int,
+                workers: [WorkerStatus], silentWorkers: [String], job: JobStatus?) {
+        self.movingShards = movingShards
         self.coordinator = coordinator
         self.shardCount = shardCount
         self.epoch = epoch
