@@ -74,7 +74,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Postgres"], path: "Tests/TestSupport"),
         .testTarget(name: "TreeModelTests", dependencies: ["TreeModel"]),
         .testTarget(name: "FeatureTableTests", dependencies: ["FeatureTable"]),
         .testTarget(name: "SubscriberProfilesTests", dependencies: ["SubscriberProfiles"]),
@@ -89,6 +89,12 @@ let package = Package(
         ),
         // Against a real PostgreSQL started by the test harness (Deploy/local/pg.sh).
         .testTarget(name: "ProfileDatabaseTests", dependencies: ["ProfileDatabase", "Postgres", "SubscriberProfiles", "FeatureTable", "TestSupport"]),
+        // A coordinator and workers as real processes, a real PostgreSQL: jobs, exactly-once, failover, queries.
+        .testTarget(
+            name: "ChurnClusterTests",
+            dependencies: ["ChurnCluster", "ClusterSystem", "ProfileDatabase", "Postgres", "SubscriberProfiles", "TreeModel", "TestSupport",
+                           .product(name: "Logging", package: "swift-log")]
+        ),
         // Parity with the real XGBoost/LightGBM (trained by the tests through python3).
         .testTarget(name: "ParityTests", dependencies: ["TreeModel", "FeatureTable", "BatchScoring", "SubscriberProfiles", "TestSupport"], path: "Tests/Parity", exclude: ["make_fixtures.py"]),
     ],

@@ -70,6 +70,7 @@ public final class ZMQSocket {
     /// - Returns: false when `wait` is false and the part could not be queued now (high-water mark reached).
     @discardableResult
     public func send(_ part: ZMQMessage, more: Bool = false, wait: Bool = true) throws(ZMQError) -> Bool {
+        guard !closed else { throw ZMQError("send on closed \(kind)", errno: ENOTSOCK) }  // never touch a freed socket
         var flags: Int32 = more ? ZMQ_SNDMORE : 0
         if !wait { flags |= ZMQ_DONTWAIT }
         if zmq_msg_send(part.msg, handle, flags) >= 0 { return true }
@@ -98,6 +99,7 @@ public final class ZMQSocket {
 
     /// Receives one part, or nil when `wait` is false and none is ready.
     public func receivePart(wait: Bool = true) throws(ZMQError) -> ZMQMessage? {
+        guard !closed else { throw ZMQError("receive on closed \(kind)", errno: ENOTSOCK) }
         let m = ZMQMessage()
         if zmq_msg_recv(m.msg, handle, wait ? 0 : ZMQ_DONTWAIT) >= 0 { return m }
         let e = czmq_errno()

@@ -4,6 +4,7 @@ import Postgres
 import ProfileDatabase
 import SubscriberProfiles
 import Testing
+import TestSupport
 
 @Suite("Profiles in PostgreSQL")
 struct ProfileDatabaseTests {

@@ -37,6 +37,8 @@ final class Link: Sendable {
         var lastHeard = ContinuousClock.now
         var lastPing = ContinuousClock.now
         var pingSeq: UInt64 = 0
+        /// This node opened the link to call the other (rather than only to answer its hello).
+        var dialed = true
 
         var node: NodeID? {
             if case .established(let n) = phase { n } else { nil }

@@ -148,7 +148,10 @@ final class Transport: @unchecked Sendable {
             return (link, true)
         }
         if created {
-            if sayHello { winner.state.withLock { sendHello(&$0) } }
+            winner.state.withLock { s in
+                s.dialed = sayHello
+                if sayHello { sendHello(&s) }
+            }
         } else {
             socket.close()
         }
@@ -198,6 +201,7 @@ final class Transport: @unchecked Sendable {
             case .refused(let reason):
                 return (.refused, reason)
             case .connecting, .established:
+                s.dialed = true
                 if case .connecting = s.phase, s.handshake.state == .idle { sendHello(&s) }
                 s.waiting.append(Link.Waiting(callID: callID, header: header, payload: payload))
                 flush(&s)
@@ -487,7 +491,7 @@ final class Transport: @unchecked Sendable {
         for id in expired { fail(id, .timedOut, "no reply within the call's timeout") }
 
         for link in links.withLock({ Array($0.byEndpoint.values) }) {
-            let lost = link.state.withLock { s -> (NodeID, String, [UInt64])? in
+            let lost = link.state.withLock { s -> (NodeID, String, [UInt64], Bool)? in
                 while let parts = s.outbox.first, s.trySend(parts) { s.outbox.removeFirst() }
                 switch s.phase {
                 case .established(let node):
@@ -495,7 +499,7 @@ final class Transport: @unchecked Sendable {
                         let reason = "no answer for \(now - s.lastHeard) (limit \(options.unreachableAfter))"
                         s.phase = .unreachable(reason)
                         let doomed = Array(s.inFlight) + s.waiting.map(\.callID)
-                        return (node, reason, doomed)
+                        return (node, reason, doomed, s.dialed)
                     }
                     if now - s.lastPing >= options.heartbeatInterval {
                         s.pingSeq += 1
@@ -513,10 +517,16 @@ final class Transport: @unchecked Sendable {
                 }
                 return nil
             }
-            if let (node, reason, doomed) = lost {
-                logger.error("node unreachable", metadata: ["peer": "\(node)", "reason": "\(reason)"])
+            if let (node, reason, doomed, dialed) = lost {
                 for id in doomed { fail(id, .unreachable, "\(node) is unreachable: \(reason)") }
-                events.yield(.unreachable(endpoint: link.endpoint, node: node, reason: reason))
+                if dialed {
+                    logger.error("node unreachable", metadata: ["peer": "\(node)", "reason": "\(reason)"])
+                    events.yield(.unreachable(endpoint: link.endpoint, node: node, reason: reason))
+                } else {
+                    // A node that only called this one (a CLI client, say) went away: forget it.
+                    logger.info("caller went away", metadata: ["peer": "\(node)"])
+                    forget(link)
+                }
             }
         }
         // Forget callers silent for long (their process is gone); a live caller pings.
@@ -524,6 +534,16 @@ final class Transport: @unchecked Sendable {
         for (id, s) in sessions where now - s.lastHeard > forgetAfter {
             sessions[id] = nil
         }
+    }
+
+    /// Closes a link and drops every trace of it.
+    private func forget(_ link: Link) {
+        links.withLock { l in
+            if l.byEndpoint[link.endpoint] === link { l.byEndpoint[link.endpoint] = nil }
+            for (rid, other) in l.byRoutingID where other === link { l.byRoutingID[rid] = nil }
+        }
+        for (rid, s) in sessions where s.link === link { sessions[rid] = nil }
+        link.state.withLock { $0.socket.close() }
     }
 
     // MARK: Shutdown

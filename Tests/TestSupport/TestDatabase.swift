@@ -1,18 +1,16 @@
 import Foundation
 import Postgres
-import Testing
-import TestSupport
 
 /// A real PostgreSQL for the tests: the private cluster of `Deploy/local/pg.sh`, under
 /// `.churngrid/pg-test`, started once per test run; every test gets a database of its own.
-enum TestDatabase {
-    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+public enum TestDatabase {
+    public static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
 
-    struct StartError: Error, CustomStringConvertible { var description: String }
+    public struct StartError: Error, CustomStringConvertible { public var description: String }
 
     /// URL of the server's `postgres` database (the server starts on first use).
-    static let server: Result<String, StartError> = {
+    public static let server: Result<String, StartError> = {
         let script = packageRoot.appendingPathComponent("Deploy/local/pg.sh").path
         let dir = packageRoot.appendingPathComponent(".churngrid/pg-test").path
         let (status, output) = runCommand("bash \(shellQuoted(script)) start \(shellQuoted(dir))")
@@ -24,7 +22,7 @@ enum TestDatabase {
     }()
 
     /// A new, empty database; its URL.
-    static func fresh() throws -> String {
+    public static func fresh() throws -> String {
         let url = try server.get()
         let name = "t_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
         let admin = try PostgresConnection(url: url)
