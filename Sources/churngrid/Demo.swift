@@ -165,11 +165,8 @@ func stopPrivatePostgres() {
 func shell(_ command: String) throws -> String {
     let out = FileManager.default.temporaryDirectory.appendingPathComponent("churngrid-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).out").path
     defer { try? FileManager.default.removeItem(atPath: out) }
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/bin/sh")
-    p.arguments = ["-c", "\(command) > '\(out)' 2>&1 < /dev/null"]
-    try p.run()
-    p.waitUntilExit()
+    // system(3), not Foundation's Process: its waitUntilExit was seen to hang here.
+    _ = system("\(command) > '\(out)' 2>&1 < /dev/null")
     return (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
 }
 
