@@ -2,36 +2,43 @@ import Postgres
 import ProfileDatabase
 import SubscriberProfiles
 
-/// The coordinator's state in PostgreSQL — cluster settings, shard map, models, jobs, scores —
-/// on one connection used only from a thread of its own.
+/// The coordinator's state in PostgreSQL — cluster settings, shard map, models, jobs, scores.
+/// Each connection is used only from a thread of its own (libpq blocks); the first serves
+/// everything, the others only write job scores, so several shards are written at once.
 final class ClusterDatabase: @unchecked Sendable {
-    // @unchecked: `connection` is only used inside `thread.run`, which serialises every use.
-    private let connection: PostgresConnection
-    private let thread: BlockingThread
+    // @unchecked: each connection is only used inside its own thread's `run`, which serialises it.
+    private let connections: [(connection: PostgresConnection, thread: BlockingThread)]
     let url: String
 
-    /// Connects and brings the schema up to date.
-    static func open(url: String) async throws -> ClusterDatabase {
-        let thread = BlockingThread(name: "cg-db")
-        let connection = try await thread.run { () throws -> UncheckedConnection in
-            let c = try PostgresConnection(url: url)
-            _ = try ProfileSchema.migrate(c)
-            return UncheckedConnection(connection: c)
+    /// Connections that write scores (the first included).
+    var writers: Int { connections.count }
+
+    /// Connects `connections` times and brings the schema up to date.
+    static func open(url: String, connections: Int = 2) async throws -> ClusterDatabase {
+        var opened: [(PostgresConnection, BlockingThread)] = []
+        for i in 0..<max(1, connections) {
+            let thread = BlockingThread(name: "cg-db-\(i)")
+            let c = try await thread.run { () throws -> UncheckedConnection in
+                let c = try PostgresConnection(url: url)
+                if i == 0 { _ = try ProfileSchema.migrate(c) }
+                return UncheckedConnection(connection: c)
+            }
+            opened.append((c.connection, thread))
         }
-        return ClusterDatabase(connection: connection.connection, thread: thread, url: url)
+        return ClusterDatabase(connections: opened, url: url)
     }
 
-    private init(connection: PostgresConnection, thread: BlockingThread, url: String) {
-        self.connection = connection
-        self.thread = thread
+    private init(connections: [(connection: PostgresConnection, thread: BlockingThread)], url: String) {
+        self.connections = connections
         self.url = url
     }
 
     func close() {
-        thread.stop()
+        for c in connections { c.thread.stop() }
     }
 
-    private func run<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
+    private func run<T: Sendable>(on index: Int = 0, _ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
+        let (connection, thread) = connections[index % connections.count]
         let c = UncheckedConnection(connection: connection)
         return try await thread.run { try body(c.connection) }
     }
@@ -111,8 +118,8 @@ final class ClusterDatabase: @unchecked Sendable {
 
     /// Writes a shard's scores for a job in one transaction, unless that shard was written already.
     /// - Returns: false when the shard's scores were already there (a retry's duplicate, dropped).
-    func write(job: Int64, scores: ShardScores, node: String) async throws -> Bool {
-        try await run { c in
+    func write(job: Int64, scores: ShardScores, node: String, connection index: Int = 0) async throws -> Bool {
+        try await run(on: index) { c in
             try c.execute("BEGIN")
             do {
                 let claimed = try c.query("""

@@ -170,18 +170,59 @@ public distributed actor CoordinatorActor {
         return status
     }
 
+    /// What a job's task reports.
+    private enum Step: Sendable {
+        case scored(shard: Int, owner: String, ShardScores)
+        case scoringFailed(shard: Int, owner: String, Error)
+        case written(shard: Int, connection: Int, written: Bool, subscribers: Int)
+        case writeFailed(shard: Int, connection: Int, ShardScores, owner: String, Error)
+    }
+
+    /// Runs a job: every shard is rescored by its owner (a few at a time per worker) and its scores
+    /// written by one of the database's writer connections while the workers go on scoring. A shard
+    /// whose call or write fails is retried (on whichever worker owns it by then); the database's
+    /// per-shard guard drops a duplicate write. Scores waiting to be written are bounded: when the
+    /// database falls behind, no new shard is dispatched.
     private func execute(job id: Int64) async {
-        var pending = Array(0..<map.shardCount)
-        var attempts: [Int: Int] = [:]
-        var busy: [String: Int] = [:]
-        var failure: String?
-        await withTaskGroup(of: (Int, String, Result<(written: Bool, subscribers: Int), Error>).self) { group in
+        let maxWaitingWrites = 2 * database.writers + 2
+        let shardCount = map.shardCount, writers = database.writers
+        let failure = await withTaskGroup(of: Step.self) { group -> String? in
+            var pending = Array(0..<shardCount)
+            var attempts: [Int: Int] = [:]
+            var busy: [String: Int] = [:]
+            var toWrite: [(shard: Int, owner: String, scores: ShardScores)] = []
+            var freeConnections = Array(0..<writers)
+            var failure: String?
             var inFlight = 0
-            while failure == nil && (!pending.isEmpty || inFlight > 0) {
-                // Dispatch what can go now.
+            func startWrites() {
+                while !toWrite.isEmpty, let connection = freeConnections.popLast() {
+                    let (shard, owner, scores) = toWrite.removeFirst()
+                    let database = database
+                    inFlight += 1
+                    group.addTask {
+                        do {
+                            let written = try await database.write(job: id, scores: scores, node: owner, connection: connection)
+                            return .written(shard: shard, connection: connection, written: written, subscribers: scores.count)
+                        } catch {
+                            return .writeFailed(shard: shard, connection: connection, scores, owner: owner, error)
+                        }
+                    }
+                }
+            }
+            func retry(_ shard: Int, _ error: Error, _ what: String) {
+                attempts[shard, default: 0] += 1
+                run?.status.retries += 1
+                logger.warning("shard \(what) failed; it will be retried", metadata: ["job": "\(id)", "shard": "\(shard)",
+                                                                                   "attempt": "\(attempts[shard]!)", "error": "\(error)"])
+                if attempts[shard]! >= settings.attemptsPerShard {
+                    failure = "shard \(shard) failed \(attempts[shard]!) times; last error: \(error)"
+                }
+            }
+            while failure == nil && (!pending.isEmpty || inFlight > 0 || !toWrite.isEmpty) {
+                // Dispatch scoring while the writers keep up.
                 var waiting: [Int] = []
                 for shard in pending {
-                    guard let owner = map.owners[shard], ready.contains(shard), let member = members[owner],
+                    guard toWrite.count < maxWaitingWrites, let owner = map.owners[shard], ready.contains(shard), let member = members[owner],
                           busy[owner, default: 0] < settings.shardsInFlightPerWorker else {
                         waiting.append(shard)
                         continue
@@ -189,49 +230,50 @@ public distributed actor CoordinatorActor {
                     busy[owner, default: 0] += 1
                     inFlight += 1
                     let shardActor = try? ShardActor.resolve(id: ActorID(node: member.node, name: ShardActor.name(shard)), using: actorSystem)
-                    let database = database, timeout = settings.rescoreTimeout
+                    let timeout = settings.rescoreTimeout
                     group.addTask {
                         do {
                             guard let shardActor else { throw ClusterError("cannot address shard \(shard) on \(owner)") }
-                            let scores = try await ClusterActorSystem.$callTimeout.withValue(timeout) { try await shardActor.rescore() }
-                            let written = try await database.write(job: id, scores: scores, node: owner)
-                            return (shard, owner, .success((written, scores.count)))
+                            return .scored(shard: shard, owner: owner, try await ClusterActorSystem.$callTimeout.withValue(timeout) { try await shardActor.rescore() })
                         } catch {
-                            return (shard, owner, .failure(error))
+                            return .scoringFailed(shard: shard, owner: owner, error)
                         }
                     }
                 }
                 pending = waiting
+                startWrites()
                 if inFlight == 0 {
                     // Nothing can run: shards without a ready owner (a worker was lost, its shards are moving).
                     if members.isEmpty { failure = "no workers left" }
                     try? await Task.sleep(for: .milliseconds(100))
                     continue
                 }
-                guard let (shard, owner, result) = await group.next() else { break }
+                guard let step = await group.next() else { break }
                 inFlight -= 1
-                busy[owner, default: 1] -= 1
-                switch result {
-                case .success(let outcome):
-                    if !outcome.written { logger.warning("a shard's scores were already written; the duplicate was dropped", metadata: ["job": "\(id)", "shard": "\(shard)"]) }
+                switch step {
+                case .scored(let shard, let owner, let scores):
+                    busy[owner, default: 1] -= 1
+                    toWrite.append((shard, owner, scores))
+                case .scoringFailed(let shard, let owner, let error):
+                    busy[owner, default: 1] -= 1
+                    retry(shard, error, "rescoring")
+                    pending.append(shard)
+                case .written(let shard, let connection, let written, let subscribers):
+                    freeConnections.append(connection)
+                    if !written { logger.warning("a shard's scores were already written; the duplicate was dropped", metadata: ["job": "\(id)", "shard": "\(shard)"]) }
                     if var r = run, r.status.id == id {
                         r.status.shardsDone += 1
-                        if outcome.written { r.status.subscribers += outcome.subscribers }
+                        if written { r.status.subscribers += subscribers }
                         run = r
                     }
-                case .failure(let error):
-                    attempts[shard, default: 0] += 1
-                    run?.status.retries += 1
-                    logger.warning("shard rescoring failed; it will be retried", metadata: ["job": "\(id)", "shard": "\(shard)", "worker": "\(owner)",
-                                                                                           "attempt": "\(attempts[shard]!)", "error": "\(error)"])
-                    if attempts[shard]! >= settings.attemptsPerShard {
-                        failure = "shard \(shard) failed \(attempts[shard]!) times; last error: \(error)"
-                    } else {
-                        pending.append(shard)
-                    }
+                case .writeFailed(let shard, let connection, let scores, let owner, let error):
+                    freeConnections.append(connection)
+                    retry(shard, error, "write")
+                    toWrite.append((shard, owner, scores))
                 }
             }
             group.cancelAll()
+            return failure
         }
         await finish(job: id, failure: failure)
     }

@@ -18,6 +18,8 @@ public final class CoordinatorService: Service, Sendable {
         public var modelPath: String
         /// Shards of a new cluster (an existing cluster keeps its own).
         public var shardCount = 1024
+        /// PostgreSQL connections writing a job's scores in parallel.
+        public var writers = 2
         public var settings = CoordinatorActor.Settings()
 
         public init(node: ClusterActorSystem.Configuration, postgresURL: String, modelPath: String) {
@@ -37,7 +39,7 @@ public final class CoordinatorService: Service, Sendable {
         logger = configuration.node.logger
         let bytes = try readFile(configuration.modelPath)
         let model = try ScoringModel(bytes: bytes, source: configuration.modelPath)
-        database = try await ClusterDatabase.open(url: configuration.postgresURL)
+        database = try await ClusterDatabase.open(url: configuration.postgresURL, connections: configuration.writers)
         let interrupted = try await database.failInterruptedJobs(reason: "the coordinator stopped while the job was running")
         if !interrupted.isEmpty { logger.warning("jobs interrupted by a coordinator stop were marked failed", metadata: ["jobs": "\(interrupted)"]) }
         try await database.register(model: model)

@@ -60,9 +60,10 @@ public struct Reason: Sendable, Equatable, WireCodable, Codable {
 }
 
 extension ScoringModel {
-    /// Scores every subscriber of `store` with `threads` cores and explains each with its top-3
-    /// reasons (path attribution: the same method a live query uses, so both agree).
-    public func score(shard: Int, store: ProfileStore, threads: Int) throws -> ShardScores {
+    /// Scores every subscriber of `store` with `threads` cores and explains those at risk (band
+    /// medium or above: probability ≥ `reasonsFrom`) with their top-3 reasons (path attribution:
+    /// the same method a live query uses, so both agree).
+    public func score(shard: Int, store: ProfileStore, threads: Int, reasonsFrom: Double = RiskBand.thresholds[0]) throws -> ShardScores {
         var out = ShardScores(shard: shard, modelVersion: version, capacity: store.count)
         let f = featureNames.count
         var margins = [Double](), probabilities = [Double]()
@@ -84,8 +85,15 @@ extension ScoringModel {
                 out.bands.elements.append(RiskBand(probability: p).rawValue)
                 let region = regionColumn.map { columns[$0][i] } ?? .nan
                 out.regions.elements.append(region.isNaN ? -1 : Int16(clamping: Int(region)))
-                for j in 0..<f { row[j] = input.columns[j][i] }
-                appendReasons(row: &row, phi: &phi, to: &out)
+                if p >= reasonsFrom {
+                    for j in 0..<f { row[j] = input.columns[j][i] }
+                    appendReasons(row: &row, phi: &phi, to: &out)
+                } else {
+                    // A low-risk subscriber gets no offer, so a job spends no time explaining it
+                    // (a live query always explains).
+                    out.reasons.elements.append(contentsOf: [-1, -1, -1])
+                    out.contributions.elements.append(contentsOf: [0, 0, 0])
+                }
             }
         }
         return out
