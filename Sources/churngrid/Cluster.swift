@@ -88,7 +88,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks against their references, measured in the same run.",
-        subcommands: [RPC.self]
+        subcommands: [RPC.self, Queries.self]
     )
 
     struct RPC: AsyncParsableCommand {

@@ -4,6 +4,7 @@ import ClusterSystem
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 struct CoordinatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -227,4 +228,79 @@ func reportingClusterErrors(_ body: () async throws -> Void) async throws {
         FileHandle.standardError.write(Data("error: \(error)\n".utf8))
         throw ExitCode(1)
     }
+}
+
+extension BenchCommand {
+    struct Queries: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Live-query latency through the coordinator at a steady rate (random subscribers of a generated base).")
+
+        @Option(help: "The coordinator's endpoint.")
+        var coordinator: String = "tcp://127.0.0.1:7400"
+
+        @Option(help: "Queries per second.")
+        var rate = 200
+
+        @Option(help: "Seconds to run.")
+        var duration = 10.0
+
+        @Option(help: "Subscribers in the base (ids 1000000000 …).")
+        var subscribers = 1_000_000
+
+        @Flag(help: "Print JSON.")
+        var json = false
+
+        func run() async throws {
+            let logger = quiet(makeLogger("churngrid.bench"))
+            try await reportingClusterErrors {
+                let client = try await ClusterClient.connect(coordinator, logger: logger)
+                var latencies: [Double] = []
+                var failed = 0, notFound = 0
+                let interval = Duration.seconds(1.0 / Double(max(1, rate)))
+                let start = ContinuousClock.now
+                var next = start
+                let stop = watchStandardInput()
+                while ContinuousClock.now - start < .seconds(duration), !stop.isSet {
+                    let id = 1_000_000_000 + Int64.random(in: 0..<Int64(subscribers))
+                    let t = ContinuousClock.now
+                    do {
+                        switch try await client.coordinator.score(id) {
+                        case .found: break
+                        case .notFound: notFound += 1
+                        case .unavailable: failed += 1
+                        }
+                        latencies.append(seconds(ContinuousClock.now - t) * 1e6)
+                    } catch {
+                        failed += 1
+                    }
+                    next += interval
+                    let wait = next - ContinuousClock.now
+                    if wait > .zero { try await Task.sleep(for: wait) }
+                }
+                await client.close()
+                latencies.sort()
+                func pct(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
+                let result = ["queries": Double(latencies.count), "failed": Double(failed), "not_found": Double(notFound),
+                              "p50_us": pct(0.5), "p99_us": pct(0.99), "p999_us": pct(0.999), "max_us": latencies.last ?? 0]
+                if json { try printJSON(result) } else { print(result.sorted { $0.key < $1.key }.map { "\($0.key) \(Int($0.value))" }.joined(separator: "  ")) }
+            }
+        }
+    }
+}
+
+
+/// Set once standard input is closed (the parent process asks this one to finish).
+final class StopFlag: Sendable {
+    let flag = Atomic<Bool>(false)
+    var isSet: Bool { flag.load(ordering: .relaxed) }
+}
+
+func watchStandardInput() -> StopFlag {
+    let stop = StopFlag()
+    Thread.detachNewThread {
+        var byte: UInt8 = 0
+        while read(0, &byte, 1) > 0 {}
+        stop.flag.store(true, ordering: .relaxed)
+    }
+    return stop
 }

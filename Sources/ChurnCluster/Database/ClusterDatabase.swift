@@ -116,49 +116,52 @@ final class ClusterDatabase: @unchecked Sendable {
         }
     }
 
-    /// Writes a shard's scores for a job in one transaction, unless that shard was written already.
-    /// - Returns: false when the shard's scores were already there (a retry's duplicate, dropped).
-    func write(job: Int64, scores: ShardScores, node: String, connection index: Int = 0) async throws -> Bool {
+    /// Writes several shards' scores for a job in one transaction, skipping any shard already
+    /// written (a retry's duplicate).
+    /// - Returns: the shards written now.
+    func write(job: Int64, batch: [(scores: ShardScores, node: String)], connection index: Int = 0) async throws -> Set<Int> {
         try await run(on: index) { c in
             try c.execute("BEGIN")
             do {
-                let claimed = try c.query("""
-                    INSERT INTO scoring_job_shards (job_id, shard, subscribers, node) VALUES ($1, $2, $3, $4)
+                let values = batch.enumerated().map { i, _ in "($1, $\(3 * i + 2)::integer, $\(3 * i + 3)::integer, $\(3 * i + 4))" }
+                let parameters = [String(job)] + batch.flatMap { [String($0.scores.shard), String($0.scores.count), $0.node] }
+                let claimed = Set(try c.query("""
+                    INSERT INTO scoring_job_shards (job_id, shard, subscribers, node) VALUES \(values.joined(separator: ", "))
                     ON CONFLICT DO NOTHING RETURNING shard
-                    """, [String(job), String(scores.shard), String(scores.count), node]).rows.count == 1
-                guard claimed else {
+                    """, parameters).rows.compactMap { $0[0].flatMap(Int.init) })
+                guard !claimed.isEmpty else {
                     try c.execute("ROLLBACK")
-                    return false
+                    return []
                 }
                 try c.copyIn("""
                     COPY churn_scores_job_\(job) (job_id, subscriber_id, probability, risk_band, region,
                         reason1, reason2, reason3, contribution1, contribution2, contribution3) FROM STDIN (FORMAT binary)
                     """) { w in
                     var e = BinaryCopyEncoder()
-                    for i in 0..<scores.count {
-                        e.beginRow(fields: 11)
-                        e.int64(job)
-                        e.int64(scores.ids.elements[i])
-                        e.float32OrNull(scores.probabilities.elements[i])
-                        e.int16(Int16(scores.bands.elements[i]))
-                        let region = scores.regions.elements[i]
-                        if region < 0 { e.null() } else { e.int16(region) }
-                        for k in 0..<3 {
-                            let r = scores.reasons.elements[3 * i + k]
-                            if r < 0 { e.null() } else { e.int16(r) }
+                    for (scores, _) in batch where claimed.contains(scores.shard) {
+                        for i in 0..<scores.count {
+                            e.beginRow(fields: 11)
+                            e.int64(job)
+                            e.int64(scores.ids.elements[i])
+                            e.float32OrNull(scores.probabilities.elements[i])
+                            e.int16(Int16(scores.bands.elements[i]))
+                            let region = scores.regions.elements[i]
+                            if region < 0 { e.null() } else { e.int16(region) }
+                            for k in 0..<3 {
+                                let r = scores.reasons.elements[3 * i + k]
+                                if r < 0 { e.null() } else { e.int16(r) }
+                            }
+                            for k in 0..<3 {
+                                if scores.reasons.elements[3 * i + k] < 0 { e.null() } else { e.float32OrNull(scores.contributions.elements[3 * i + k]) }
+                            }
+                            if e.bytes.count > 1 << 20 { try w.write(e.take()) }
                         }
-                        for k in 0..<3 {
-                            if scores.reasons.elements[3 * i + k] < 0 { e.null() } else { e.float32OrNull(scores.contributions.elements[3 * i + k]) }
-                        }
-                        if e.bytes.count > 1 << 20 { try w.write(e.take()) }
                     }
                     e.finish()
                     try w.write(e.take())
                 }
-                try c.query("UPDATE scoring_jobs SET shards_done = shards_done + 1, subscribers = subscribers + $2 WHERE id = $1",
-                            [String(job), String(scores.count)])
                 try c.execute("COMMIT")
-                return true
+                return claimed
             } catch {
                 try? c.execute("ROLLBACK")
                 throw error
@@ -193,7 +196,12 @@ final class ClusterDatabase: @unchecked Sendable {
                             (SELECT region, count(*) AS n FROM s GROUP BY region) AS regions)
                     FROM s
                     """)
-                try c.execute("UPDATE scoring_jobs SET state = 'completed', finished_at = now() WHERE id = \(job)")
+                try c.execute("""
+                    UPDATE scoring_jobs SET state = 'completed', finished_at = now(),
+                        shards_done = (SELECT count(*) FROM scoring_job_shards WHERE job_id = \(job)),
+                        subscribers = (SELECT coalesce(sum(subscribers), 0) FROM scoring_job_shards WHERE job_id = \(job))
+                    WHERE id = \(job)
+                    """)
                 try c.execute("""
                     INSERT INTO churngrid_published (job_id) VALUES (\(job))
                     ON CONFLICT (singleton) DO UPDATE SET job_id = EXCLUDED.job_id, published_at = now()

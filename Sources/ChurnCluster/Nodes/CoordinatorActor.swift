@@ -174,8 +174,8 @@ public distributed actor CoordinatorActor {
     private enum Step: Sendable {
         case scored(shard: Int, owner: String, ShardScores)
         case scoringFailed(shard: Int, owner: String, Error)
-        case written(shard: Int, connection: Int, written: Bool, subscribers: Int)
-        case writeFailed(shard: Int, connection: Int, ShardScores, owner: String, Error)
+        case written(connection: Int, [(shard: Int, written: Bool, subscribers: Int)])
+        case writeFailed(connection: Int, [(shard: Int, owner: String, scores: ShardScores)], Error)
     }
 
     /// Runs a job: every shard is rescored by its owner (a few at a time per worker) and its scores
@@ -184,7 +184,7 @@ public distributed actor CoordinatorActor {
     /// per-shard guard drops a duplicate write. Scores waiting to be written are bounded: when the
     /// database falls behind, no new shard is dispatched.
     private func execute(job id: Int64) async {
-        let maxWaitingWrites = 2 * database.writers + 2
+        let maxWaitingWrites = 64 * database.writers
         let shardCount = map.shardCount, writers = database.writers
         let failure = await withTaskGroup(of: Step.self) { group -> String? in
             var pending = Array(0..<shardCount)
@@ -195,16 +195,22 @@ public distributed actor CoordinatorActor {
             var failure: String?
             var inFlight = 0
             func startWrites() {
+                // Each write takes the waiting shards up to ~64k rows: one transaction, one COPY.
                 while !toWrite.isEmpty, let connection = freeConnections.popLast() {
-                    let (shard, owner, scores) = toWrite.removeFirst()
+                    var batch: [(shard: Int, owner: String, scores: ShardScores)] = []
+                    var rows = 0
+                    while let next = toWrite.first, batch.isEmpty || rows + next.scores.count <= 65_536 {
+                        batch.append(toWrite.removeFirst())
+                        rows += next.scores.count
+                    }
                     let database = database
                     inFlight += 1
                     group.addTask {
                         do {
-                            let written = try await database.write(job: id, scores: scores, node: owner, connection: connection)
-                            return .written(shard: shard, connection: connection, written: written, subscribers: scores.count)
+                            let written = try await database.write(job: id, batch: batch.map { ($0.scores, $0.owner) }, connection: connection)
+                            return .written(connection: connection, batch.map { ($0.shard, written.contains($0.shard), $0.scores.count) })
                         } catch {
-                            return .writeFailed(shard: shard, connection: connection, scores, owner: owner, error)
+                            return .writeFailed(connection: connection, batch, error)
                         }
                     }
                 }
@@ -258,18 +264,22 @@ public distributed actor CoordinatorActor {
                     busy[owner, default: 1] -= 1
                     retry(shard, error, "rescoring")
                     pending.append(shard)
-                case .written(let shard, let connection, let written, let subscribers):
+                case .written(let connection, let shards):
                     freeConnections.append(connection)
-                    if !written { logger.warning("a shard's scores were already written; the duplicate was dropped", metadata: ["job": "\(id)", "shard": "\(shard)"]) }
-                    if var r = run, r.status.id == id {
-                        r.status.shardsDone += 1
-                        if written { r.status.subscribers += subscribers }
-                        run = r
+                    for (shard, written, subscribers) in shards {
+                        if !written { logger.warning("a shard's scores were already written; the duplicate was dropped", metadata: ["job": "\(id)", "shard": "\(shard)"]) }
+                        if var r = run, r.status.id == id {
+                            r.status.shardsDone += 1
+                            if written { r.status.subscribers += subscribers }
+                            run = r
+                        }
                     }
-                case .writeFailed(let shard, let connection, let scores, let owner, let error):
+                case .writeFailed(let connection, let batch, let error):
                     freeConnections.append(connection)
-                    retry(shard, error, "write")
-                    toWrite.append((shard, owner, scores))
+                    for entry in batch {
+                        retry(entry.shard, error, "write")
+                        toWrite.append(entry)
+                    }
                 }
             }
             group.cancelAll()

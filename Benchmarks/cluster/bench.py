@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Full-base rescoring on a local cluster (coordinator + 2 workers, one machine), with its
+references measured in the same run on the same machine and the same rows:
+
+  * ChurnGrid: `churngrid rescore --wait` from the request to the published job (scores for every
+    subscriber, risk bands, top-3 reasons for those at risk, written to PostgreSQL, indexed,
+    summarised and published);
+  * XGBoost's own predictor on the same rows (the profiles read back from PostgreSQL), 2 threads,
+    prediction only (building the DMatrix is not counted);
+  * psql's COPY of the same number of score rows into an unindexed table;
+  * live-query latency at a steady rate while the job runs (`churngrid bench queries`).
+
+Usage: python3 Benchmarks/cluster/bench.py [--subscribers 10000000] [--rate 200]
+(after `make release`). Results: .churngrid/bench/cluster.json
+"""
+import argparse, json, os, subprocess, sys, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.join(ROOT, ".build/release/churngrid")
+MODEL = os.path.join(ROOT, "models/churn-default.json")
+
+
+def sh(*args, **kw):
+    return subprocess.run(args, check=True, capture_output=True, text=True, **kw).stdout
+
+
+def psql(url, sql):
+    return sh("psql", url, "-qAtX", "-c", sql).strip()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--subscribers", type=int, default=10_000_000)
+    ap.add_argument("--rate", type=int, default=200)
+    a = ap.parse_args()
+    os.chdir(ROOT)
+    pgdir = os.path.join(ROOT, ".churngrid/pg-bench")
+    url = sh("bash", "Deploy/local/pg.sh", "start", pgdir).strip().splitlines()[-1]
+    procs = []
+    try:
+        print(f"generating {a.subscribers:,} subscribers …", flush=True)
+        sh(BIN, "generate", "--subscribers", str(a.subscribers), "--postgres", url)
+        logs = os.path.join(ROOT, ".churngrid/bench/cluster-logs")
+        os.makedirs(logs, exist_ok=True)
+        coord = subprocess.Popen([BIN, "coordinator", "--listen", "tcp://127.0.0.1:*", "--postgres", url, "--model", MODEL],
+                                 stdout=subprocess.PIPE, stderr=open(f"{logs}/coordinator.log", "w"), stdin=subprocess.PIPE, text=True)
+        procs.append(coord)
+        endpoint = coord.stdout.readline().split()[-1]
+        for i in (1, 2):
+            procs.append(subprocess.Popen([BIN, "worker", "--coordinator", endpoint, "--name", f"worker-{i}", "--threads", "1"],
+                                          stdout=open(f"{logs}/worker-{i}.log", "w"), stderr=subprocess.STDOUT, stdin=subprocess.PIPE))
+        t = time.time()
+        while True:
+            st = json.loads(sh(BIN, "status", "--coordinator", endpoint, "--json"))
+            if len(st["workers"]) == 2 and st["unassignedShards"] == 0 and st["movingShards"] == 0:
+                break
+            time.sleep(0.5)
+        load_s = time.time() - t
+        workers = st["workers"]
+        print(f"cluster ready in {load_s:.1f} s", flush=True)
+
+        # Rescoring, with live queries at a steady rate meanwhile.
+        queries = subprocess.Popen([BIN, "bench", "queries", "--coordinator", endpoint, "--rate", str(a.rate), "--duration", "600",
+                                    "--subscribers", str(a.subscribers), "--json"], stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True)
+        time.sleep(1)
+        t = time.time()
+        job = json.loads(sh(BIN, "rescore", "--wait", "--json", "--coordinator", endpoint))
+        rescore_s = time.time() - t
+        q = json.loads(queries.communicate(input="")[0] or "{}")  # closing stdin ends the query load
+        print(f"rescored in {rescore_s:.1f} s: {job['state']}", flush=True)
+
+        written = int(psql(url, "SELECT count(*) FROM churn_scores_current"))
+        distinct = int(psql(url, "SELECT count(DISTINCT subscriber_id) FROM churn_scores_current"))
+
+        # Reference 1: psql COPY of the same number of score rows.
+        dump = os.path.join(ROOT, ".churngrid/bench/scores.copy")
+        sh("psql", url, "-qAtX", "-c", f"\\copy (SELECT * FROM churn_scores WHERE job_id = {job['id']}) TO '{dump}' (FORMAT binary)")
+        psql(url, "DROP TABLE IF EXISTS bench_copy_target; CREATE TABLE bench_copy_target (LIKE churn_scores)")
+        t = time.time()
+        sh("psql", url, "-qAtX", "-c", f"\\copy bench_copy_target FROM '{dump}' (FORMAT binary)")
+        copy_s = time.time() - t
+        psql(url, "DROP TABLE bench_copy_target")
+        os.remove(dump)
+
+        # Reference 2: XGBoost's predictor on the same rows, 2 threads.
+        import numpy as np, xgboost as xgb
+        features = json.load(open(MODEL))["learner"]["feature_names"]
+        cols = ", ".join(f"coalesce({f}, 'NaN'::real)" for f in features)
+        raw = subprocess.run(["psql", url, "-qAtX", "-c", f"COPY (SELECT {cols} FROM subscriber_profiles) TO STDOUT (FORMAT binary)"],
+                             check=True, capture_output=True).stdout
+        dtype = np.dtype([("n", ">i2")] + [(f"l{i}", ">i4") if k == 0 else (f"v{i}", ">f4") for i in range(len(features)) for k in (0, 1)])
+        rows = np.frombuffer(raw[19:len(raw) - 2], dtype=dtype)
+        X = np.empty((len(rows), len(features)), dtype=np.float32)
+        for i in range(len(features)):
+            X[:, i] = rows[f"v{i}"]
+        booster = xgb.Booster(model_file=MODEL)
+        booster.set_param({"nthread": 2})
+        d = xgb.DMatrix(X, missing=np.nan, nthread=2, feature_names=features)
+        t = time.time()
+        booster.predict(d)
+        xgb_s = time.time() - t
+
+        out = {
+            "subscribers": a.subscribers, "workers": 2, "threads_per_worker": 1,
+            "rescore_seconds": rescore_s, "job_seconds": job["seconds"], "job_state": job["state"],
+            "scores_written": written, "distinct_subscribers": distinct,
+            "xgboost_predict_seconds_2_threads": xgb_s, "ratio_to_xgboost": rescore_s / xgb_s,
+            "psql_copy_seconds": copy_s, "ratio_to_psql_copy": rescore_s / copy_s,
+            "cluster_load_seconds": load_s,
+            "worker_profile_bytes_per_subscriber": sum(w["profileBytes"] for w in workers) / max(1, sum(w["subscribers"] for w in workers)),
+            "worker_resident_bytes_per_subscriber": sum(w["residentBytes"] for w in workers) / max(1, sum(w["subscribers"] for w in workers)),
+            "query_rate": a.rate, "queries": q,
+        }
+        os.makedirs(os.path.join(ROOT, ".churngrid/bench"), exist_ok=True)
+        json.dump(out, open(os.path.join(ROOT, ".churngrid/bench/cluster.json"), "w"), indent=1)
+        print(json.dumps(out, indent=1))
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(20)
+            except Exception:
+                p.kill()
+        sh("bash", "Deploy/local/pg.sh", "stop", pgdir)
+
+
+if __name__ == "__main__":
+    main()
