@@ -15,7 +15,7 @@ struct ProbeProcess {
     /// Starts a probe node named `name` with extra command-line options.
     static func start(_ name: String, _ options: [String] = []) async throws -> ProbeProcess {
         let log = "/tmp/churngrid-test-\(getpid())-\(name)-\(UInt32.random(in: 0...UInt32.max)).log"
-        let child = try ChildProcess(try churngridExecutable(), ["cluster", "probe-node", "--name", name, "--unreachable-after-ms", "1000"] + options, logPath: log)
+        let child = try ChildProcess(try churngridExecutable(), ["cluster", "probe-node", "--name", name, "--unreachable-after-ms", "3000"] + options, logPath: log)
         let line = try await child.line(startingWith: "listening ")
         return ProbeProcess(child: child, endpoint: String(line.split(separator: " ")[1]))
     }
@@ -36,7 +36,7 @@ func localNode(_ name: String, curve: CurveKeyPair? = nil, configure: (inout Clu
     var logger = Logger(label: "test.\(name)")
     logger.logLevel = .warning
     var configuration = ClusterActorSystem.Configuration(name: name, logger: logger)
-    configuration.options.unreachableAfter = .seconds(1)
+    configuration.options.unreachableAfter = .seconds(3)  // generous: CI machines are busy
     configuration.options.curve = curve
     configure(&configuration.options)
     let system = try await ClusterActorSystem(configuration)
