@@ -192,18 +192,14 @@ final class ChildNode {
     }
 }
 
-private let stopRequested = Atomic<Bool>(false)
+private let signalled = Atomic<Bool>(false)
 
 /// Returns after SIGTERM or SIGINT, or once standard input is closed (the parent is gone).
 func waitForStopRequest() async {
-    signal(SIGTERM) { _ in stopRequested.store(true, ordering: .relaxed) }
-    signal(SIGINT) { _ in stopRequested.store(true, ordering: .relaxed) }
-    Thread.detachNewThread {
-        var byte: UInt8 = 0
-        while read(0, &byte, 1) > 0 {}
-        stopRequested.store(true, ordering: .relaxed)
-    }
-    while !stopRequested.load(ordering: .relaxed) {
+    signal(SIGTERM) { _ in signalled.store(true, ordering: .relaxed) }
+    signal(SIGINT) { _ in signalled.store(true, ordering: .relaxed) }
+    let stdinClosed = watchStandardInput()
+    while !signalled.load(ordering: .relaxed) && !stdinClosed.isSet {
         try? await Task.sleep(for: .milliseconds(50))
     }
 }

@@ -34,10 +34,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         configuration.shardCount = shards
         try await reportingClusterErrors {
             let service = try await CoordinatorService(configuration)
-            print("coordinator listening \(service.system.node.endpoint)")
-            fflush(nil)
-            let group = ServiceGroup(configuration: .init(services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-            try await group.run()
+            try await runUntilSignalled(service, announcing: "coordinator listening \(service.system.node.endpoint)", logger: logger)
         }
     }
 }
@@ -68,12 +65,17 @@ struct WorkerCommand: AsyncParsableCommand {
         node.options.unreachableAfter = .seconds(3)
         try await reportingClusterErrors {
             let service = try await WorkerService(.init(node: node, coordinator: coordinator, threads: threads))
-            print("worker listening \(service.system.node.endpoint)")
-            fflush(nil)
-            let group = ServiceGroup(configuration: .init(services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-            try await group.run()
+            try await runUntilSignalled(service, announcing: "worker listening \(service.system.node.endpoint)", logger: logger)
         }
     }
+}
+
+/// Prints the line a parent process waits for (the endpoint), then runs `service` until SIGTERM/SIGINT.
+func runUntilSignalled(_ service: some Service, announcing line: String, logger: Logger) async throws {
+    print(line)
+    fflush(nil)
+    let group = ServiceGroup(configuration: .init(services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    try await group.run()
 }
 
 struct RescoreCommand: AsyncParsableCommand {

@@ -89,7 +89,6 @@ struct DemoCommand: AsyncParsableCommand {
             }
 
             say("\n[5/5] Live queries (computed now by the owning shard)")
-            var queried: [String] = []
             let median = try db.query("SELECT subscriber_id FROM churn_scores_current ORDER BY probability OFFSET (SELECT count(*) / 2 FROM churn_scores_current) LIMIT 1").scalar
             for text in [top.first?[0], median, "1"].compactMap({ $0 ?? nil }) {
                 guard let sid = Int64(text) else { continue }
@@ -101,7 +100,6 @@ struct DemoCommand: AsyncParsableCommand {
                 case .notFound(let id, let shard): say("  subscriber \(id): not found (shard \(shard))  (\(micros) µs)")
                 case .unavailable(let shard, let reason): say("  shard \(shard) unavailable: \(reason)")
                 }
-                queried.append(text)
             }
             await client.close()
 

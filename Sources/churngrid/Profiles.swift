@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChurnCluster
 import Foundation
 import Postgres
 import ProfileDatabase
@@ -75,9 +76,9 @@ struct ProfilesCommand: ParsableCommand {
                 list = Array(parts[0]...parts[1])
             }
             try reportingErrors {
-                let before = residentBytes()
+                let before = processResidentBytes()
                 let (stores, report) = try ProfileLoader(url: postgres).load(shards: list, shardCount: shardCount, streams: streams)
-                let after = residentBytes()
+                let after = processResidentBytes()
                 let held = stores.values.reduce(0) { $0 + $1.residentBytes }
                 let rows = max(report.rows, 1)
                 let result = LoadResult(
@@ -111,12 +112,4 @@ struct ProfilesCommand: ParsableCommand {
             case residentBytesPerSubscriber = "resident_bytes_per_subscriber"
         }
     }
-}
-
-/// Resident set size of this process, from /proc/self/statm.
-func residentBytes() -> Int {
-    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
-    let fields = text.split(separator: " ")
-    guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
-    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
 }

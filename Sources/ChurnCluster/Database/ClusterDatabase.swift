@@ -1,3 +1,4 @@
+import Foundation
 import Postgres
 import ProfileDatabase
 import SubscriberProfiles
@@ -244,16 +245,4 @@ final class ClusterDatabase: @unchecked Sendable {
 /// only that thread uses it.
 struct UncheckedConnection: @unchecked Sendable {
     let connection: PostgresConnection
-}
-
-extension String {
-    fileprivate func replacingOccurrences(of target: String, with replacement: String) -> String {
-        var out = ""
-        var rest = Substring(self)
-        while let r = rest.firstRange(of: target) {
-            out += rest[..<r.lowerBound] + replacement
-            rest = rest[r.upperBound...]
-        }
-        return out + rest
-    }
 }

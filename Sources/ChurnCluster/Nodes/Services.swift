@@ -2,10 +2,8 @@ import ClusterSystem
 import Logging
 import ServiceLifecycle
 import SubscriberProfiles
+import TreeModel
 import WireFormat
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// `churngrid coordinator`: the coordinator node as a service that stops cleanly on SIGTERM
 /// (a running job is marked failed with its reason; nothing half-written is published).
@@ -37,7 +35,7 @@ public final class CoordinatorService: Service, Sendable {
     /// Starts the node: schema, shard map, model, then listens.
     public init(_ configuration: Configuration) async throws {
         logger = configuration.node.logger
-        let bytes = try readFile(configuration.modelPath)
+        let bytes = try TreeEnsemble.bytes(ofFile: configuration.modelPath)
         let model = try ScoringModel(bytes: bytes, source: configuration.modelPath)
         database = try await ClusterDatabase.open(url: configuration.postgresURL, connections: configuration.writers)
         let interrupted = try await database.failInterruptedJobs(reason: "the coordinator stopped while the job was running")
@@ -138,17 +136,4 @@ public final class WorkerService: Service, Sendable {
         }
         logger.info("joined the cluster", metadata: ["coordinator": "\(node)", "shards": "\(shards)"])
     }
-}
-
-func readFile(_ path: String) throws -> [UInt8] {
-    guard let f = fopen(path, "rb") else { throw ClusterError("cannot open \(path): \(String(cString: strerror(errno)))") }
-    defer { fclose(f) }
-    var out: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        let n = fread(&buffer, 1, buffer.count, f)
-        if n <= 0 { break }
-        out += buffer[0..<n]
-    }
-    return out
 }

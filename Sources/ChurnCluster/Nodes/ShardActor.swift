@@ -39,9 +39,6 @@ public distributed actor ShardActor {
     public distributed func rescore() throws -> ShardScores {
         try model.score(shard: shard, store: store, threads: threads)
     }
-
-    /// Subscribers held.
-    public distributed func subscriberCount() -> Int { store.count }
 }
 
 /// A shard's store handed from the loading thread to its actor.

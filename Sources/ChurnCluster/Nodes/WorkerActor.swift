@@ -77,13 +77,13 @@ public distributed actor WorkerActor {
     public distributed func status() -> WorkerStatus {
         WorkerStatus(name: actorSystem.node.name, endpoint: actorSystem.node.endpoint, shards: shards.count,
                      subscribers: held.values.reduce(0) { $0 + $1.subscribers },
-                     profileBytes: held.values.reduce(0) { $0 + $1.bytes }, residentBytes: residentMemory(),
+                     profileBytes: held.values.reduce(0) { $0 + $1.bytes }, residentBytes: processResidentBytes(),
                      modelVersion: model?.version ?? "", cores: threads)
     }
 }
 
 /// This process's resident set size in bytes (from /proc/self/statm).
-func residentMemory() -> Int {
+public func processResidentBytes() -> Int {
     guard let f = fopen("/proc/self/statm", "r") else { return 0 }
     defer { fclose(f) }
     var line = [CChar](repeating: 0, count: 256)

@@ -28,9 +28,6 @@ public struct ShardMap: Sendable, Equatable, WireCodable {
         owners.indices.filter { owners[$0] == node }
     }
 
-    /// Shards with no owner.
-    public var unowned: [Int] { owners.indices.filter { owners[$0] == nil } }
-
     /// A map spreading the shards evenly over `nodes` while moving as few as possible: a node
     /// keeps its shards up to its fair share (⌊shards/nodes⌋ or one more); shards of departed
     /// nodes and the excess of overloaded ones go to the least loaded nodes. The epoch increases

@@ -5,7 +5,7 @@ public struct RemoteCallError: Error, Sendable, CustomStringConvertible {
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         private enum Base: UInt8 {
             case remoteThrew = 1, timedOut, unreachable, refused, actorNotFound, nodeRestarted
-            case invalidInvocation, shutdown, noSession, malformedReply, cancelledLocally
+            case invalidInvocation, shutdown, noSession, malformedReply
         }
 
         private let base: Base
@@ -36,8 +36,6 @@ public struct RemoteCallError: Error, Sendable, CustomStringConvertible {
         public static let shutdown = Code(.shutdown)
         /// The callee has no handshake from this connection (it restarted, or forgot us).
         static let noSession = Code(.noSession)
-        /// The caller's task was cancelled (surfaced as `CancellationError`, never sent).
-        static let cancelledLocally = Code(.cancelledLocally)
         /// The reply could not be decoded as the declared result type.
         public static let malformedReply = Code(.malformedReply)
 
@@ -53,7 +51,6 @@ public struct RemoteCallError: Error, Sendable, CustomStringConvertible {
             case .shutdown: "shutting down"
             case .noSession: "no session"
             case .malformedReply: "malformed reply"
-            case .cancelledLocally: "cancelled"
             }
         }
     }

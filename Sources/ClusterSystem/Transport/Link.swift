@@ -34,7 +34,6 @@ final class Link: Sendable {
         /// Replies and control messages libzmq could not take yet; the I/O thread retries them.
         var outbox: [[ZMQMessage]] = []
         var connectWaiters: [UnsafeContinuation<NodeID, Error>] = []
-        var lastHeard = ContinuousClock.now
         var lastPing = ContinuousClock.now
         var pingSeq: UInt64 = 0
         /// This node opened the link to call the other (rather than only to answer its hello).

@@ -66,12 +66,14 @@ final class Transport: @unchecked Sendable {
     private var router: ZMQSocket!
     private var routerID: SocketThread.Loop.SocketID!
     private var sessions: [[UInt8]: Session] = [:]
+    /// When each node (by endpoint) was last heard from; any message counts.
+    private var liveness: PeerLiveness<String>
 
-    /// A node that shook hands with this one, by the routing id of its link.
+    /// A node that shook hands with this one, by the routing id of its link. It lives as long
+    /// as the link, or until the node restarts (a new incarnation replaces it).
     struct Session {
         let node: NodeID
         let link: Link
-        var lastHeard: ContinuousClock.Instant
     }
 
     init(configuration: ClusterActorSystem.Configuration, context: ZMQContext, inbound: InboundQueue, events: AsyncStream<PeerEvent>.Continuation) {
@@ -82,6 +84,7 @@ final class Transport: @unchecked Sendable {
         self.logger = logger
         self.inbound = inbound
         self.events = events
+        liveness = PeerLiveness(timeout: configuration.options.unreachableAfter)
     }
 
     private var options: ClusterActorSystem.Options { configuration.options }
@@ -226,8 +229,13 @@ final class Transport: @unchecked Sendable {
         if sent > 0 { s.waiting.removeFirst(sent) }
     }
 
-    /// Resolves a call with an error (if it is still pending) and tells the callee to drop it.
+    /// Resolves a call with a `RemoteCallError` (if it is still pending) and tells the callee to drop it.
     private func fail(_ callID: UInt64, _ code: RemoteCallError.Code, _ reason: String) {
+        fail(callID) { error(code, actor: $0.actor, method: $0.method, reason) }
+    }
+
+    /// Resolves a call with the error `makeError` gives (if it is still pending) and tells the callee to drop it.
+    private func fail(_ callID: UInt64, with makeError: (Pending) -> Error) {
         guard let call = calls.withLock({ $0.pending.removeValue(forKey: callID) }) else { return }
         call.link.state.withLock { s in
             if s.inFlight.remove(callID) != nil {
@@ -237,7 +245,7 @@ final class Transport: @unchecked Sendable {
             }
             flush(&s)
         }
-        call.continuation.resume(throwing: code == .cancelledLocally ? CancellationError() : error(code, actor: call.actor, method: call.method, reason))
+        call.continuation.resume(throwing: makeError(call))
     }
 
     /// The caller's task was cancelled.
@@ -248,7 +256,7 @@ final class Transport: @unchecked Sendable {
             if c.cancelledBeforeStart.count > 4096 { c.cancelledBeforeStart.remove(c.cancelledBeforeStart.min()!) }
             return false
         }
-        if known { fail(callID, .cancelledLocally, "cancelled") }
+        if known { fail(callID) { _ in CancellationError() } }
     }
 
     /// Waits for the handshake with the node at `endpoint`.
@@ -296,29 +304,27 @@ final class Transport: @unchecked Sendable {
             }
             let rid = parts[0].bytes
             let now = ContinuousClock.now
-            var session = sessions[rid]
-            guard let envelope = decodeEnvelope(parts[1], from: session.map { "\($0.node)" } ?? "unknown connection") else { continue }
+            guard let envelope = decodeEnvelope(parts[1], from: sessions[rid]) else { continue }
             if case .handshake(let message) = envelope {
                 handshake(message, routingID: rid)
                 continue
             }
-            guard session != nil else {
+            guard let session = sessions[rid] else {
                 // A sender that never shook hands (a stray client, or a caller from before our restart).
                 logger.warning("dropped a message from a connection without a handshake", metadata: ["kind": "\(envelope.kind)"])
                 answerUnknown(envelope, routingID: rid)
                 continue
             }
-            session!.lastHeard = now
-            sessions[rid] = session
-            let link = session!.link
+            liveness.heard(from: session.link.endpoint, at: now)
+            let link = session.link
             switch envelope {
             case .ping(let seq):
                 link.state.withLock { $0.send([ZMQMessage(Envelope.pong(seq).wireBytes())]) }
             case .pong:
-                link.state.withLock { $0.lastHeard = now }
+                break  // heard: that is all a pong is for
             case .call(let header):
                 guard parts.count == 3 else {
-                    logger.warning("dropped a call without its arguments part", metadata: ["peer": "\(session!.node)", "parts": "\(parts.count)"])
+                    logger.warning("dropped a call without its arguments part", metadata: ["peer": "\(session.node)", "parts": "\(parts.count)"])
                     link.state.withLock { $0.send([ZMQMessage(Envelope.failure(callID: header.callID, RemoteFailure(code: .invalidInvocation, message: "a call has 2 parts; this one had \(parts.count - 1)")).wireBytes())]) }
                     continue
                 }
@@ -334,27 +340,17 @@ final class Transport: @unchecked Sendable {
                     logger.notice("inbound queue full: not reading new messages until it drains", metadata: ["outstanding": "\(outstanding)"])
                 }
             case .reply(let callID):
-                link.state.withLock { $0.lastHeard = now }
-                guard let call = calls.withLock({ $0.pending.removeValue(forKey: callID) }) else { continue }  // the caller gave up
-                link.state.withLock { s in
-                    s.inFlight.remove(callID)
-                    flush(&s)
-                }
+                guard let call = settle(callID, on: link) else { continue }  // the caller gave up
                 if parts.count == 3 {
                     call.continuation.resume(returning: ZMQPayload(message: parts[2]))
                 } else {
                     call.continuation.resume(throwing: error(.malformedReply, actor: call.actor, method: call.method, "a reply of \(parts.count - 1) parts"))
                 }
             case .failure(let callID, let failure):
-                link.state.withLock { $0.lastHeard = now }
                 if failure.code == .noSession { lostSession(link) }
-                guard let call = calls.withLock({ $0.pending.removeValue(forKey: callID) }) else { continue }
-                link.state.withLock { s in
-                    s.inFlight.remove(callID)
-                    flush(&s)
-                }
+                guard let call = settle(callID, on: link) else { continue }
                 let code = failure.code == .noSession ? .nodeRestarted : failure.code
-                call.continuation.resume(throwing: RemoteCallError(code: code, node: "\(session!.node)", actor: call.actor.name, method: demangledMethod(call.method),
+                call.continuation.resume(throwing: RemoteCallError(code: code, node: "\(session.node)", actor: call.actor.name, method: demangledMethod(call.method),
                     message: failure.message, remoteErrorType: failure.errorType.isEmpty ? nil : failure.errorType))
             case .cancel(let callID):
                 _ = inbound.cancel(link: link, callID: callID)
@@ -362,6 +358,17 @@ final class Transport: @unchecked Sendable {
                 break
             }
         }
+    }
+
+    /// A call's answer arrived: the call leaves the table and its link's wire slot, and waiting
+    /// calls take the slot. Nil if the caller had given up already.
+    private func settle(_ callID: UInt64, on link: Link) -> Pending? {
+        guard let call = calls.withLock({ $0.pending.removeValue(forKey: callID) }) else { return nil }
+        link.state.withLock { s in
+            s.inFlight.remove(callID)
+            flush(&s)
+        }
+        return call
     }
 
     /// A hello, welcome or refusal arrived.
@@ -417,13 +424,13 @@ final class Transport: @unchecked Sendable {
         for (other, s) in sessions where s.node.endpoint == node.endpoint && s.node.incarnation != node.incarnation {
             sessions[other] = nil  // that node restarted
         }
-        sessions[rid] = Session(node: node, link: link, lastHeard: .now)
+        sessions[rid] = Session(node: node, link: link)
+        liveness.heard(from: link.endpoint, at: .now)
         links.withLock { $0.byRoutingID[rid] = link }
         let (waiters, stale, wasConnected) = link.state.withLock { s -> ([UnsafeContinuation<NodeID, Error>], [UInt64], Bool) in
             let previous = s.node
             also(&s)
             s.phase = .established(node)
-            s.lastHeard = .now
             // A hello from the peer also answers ours.
             if case .helloSent = s.handshake.state { _ = s.handshake.received(.welcome(protocolVersion: configuration.protocolVersion, node: node)) }
             var stale: [UInt64] = []
@@ -490,17 +497,31 @@ final class Transport: @unchecked Sendable {
         }
         for id in expired { fail(id, .timedOut, "no reply within the call's timeout") }
 
+        for endpoint in liveness.expire(at: now) {
+            guard let link = links.withLock({ $0.byEndpoint[endpoint] }) else { continue }
+            let reason = "no answer for more than \(options.unreachableAfter)"
+            let lost = link.state.withLock { s -> (NodeID, [UInt64], Bool)? in
+                guard case .established(let node) = s.phase else { return nil }
+                s.phase = .unreachable(reason)
+                return (node, Array(s.inFlight) + s.waiting.map(\.callID), s.dialed)
+            }
+            guard let (node, doomed, dialed) = lost else { continue }
+            for id in doomed { fail(id, .unreachable, "\(node) is unreachable: \(reason)") }
+            if dialed {
+                logger.error("node unreachable", metadata: ["peer": "\(node)", "reason": "\(reason)"])
+                events.yield(.unreachable(endpoint: link.endpoint, node: node, reason: reason))
+            } else {
+                // A node that only called this one (a CLI client, say) went away: forget it.
+                logger.info("caller went away", metadata: ["peer": "\(node)"])
+                forget(link)
+            }
+        }
+
         for link in links.withLock({ Array($0.byEndpoint.values) }) {
-            let lost = link.state.withLock { s -> (NodeID, String, [UInt64], Bool)? in
+            link.state.withLock { s in
                 while let parts = s.outbox.first, s.trySend(parts) { s.outbox.removeFirst() }
                 switch s.phase {
-                case .established(let node):
-                    if now - s.lastHeard > options.unreachableAfter {
-                        let reason = "no answer for \(now - s.lastHeard) (limit \(options.unreachableAfter))"
-                        s.phase = .unreachable(reason)
-                        let doomed = Array(s.inFlight) + s.waiting.map(\.callID)
-                        return (node, reason, doomed, s.dialed)
-                    }
+                case .established:
                     if now - s.lastPing >= options.heartbeatInterval {
                         s.pingSeq += 1
                         s.lastPing = now
@@ -515,24 +536,7 @@ final class Transport: @unchecked Sendable {
                 case .refused:
                     break
                 }
-                return nil
             }
-            if let (node, reason, doomed, dialed) = lost {
-                for id in doomed { fail(id, .unreachable, "\(node) is unreachable: \(reason)") }
-                if dialed {
-                    logger.error("node unreachable", metadata: ["peer": "\(node)", "reason": "\(reason)"])
-                    events.yield(.unreachable(endpoint: link.endpoint, node: node, reason: reason))
-                } else {
-                    // A node that only called this one (a CLI client, say) went away: forget it.
-                    logger.info("caller went away", metadata: ["peer": "\(node)"])
-                    forget(link)
-                }
-            }
-        }
-        // Forget callers silent for long (their process is gone); a live caller pings.
-        let forgetAfter = options.unreachableAfter * 4
-        for (id, s) in sessions where now - s.lastHeard > forgetAfter {
-            sessions[id] = nil
         }
     }
 
@@ -543,6 +547,7 @@ final class Transport: @unchecked Sendable {
             for (rid, other) in l.byRoutingID where other === link { l.byRoutingID[rid] = nil }
         }
         for (rid, s) in sessions where s.link === link { sessions[rid] = nil }
+        liveness.forget(link.endpoint)
         link.state.withLock { $0.socket.close() }
     }
 
@@ -568,7 +573,9 @@ final class Transport: @unchecked Sendable {
 
     // MARK: Helpers
 
-    private func decodeEnvelope(_ part: ZMQMessage, from: String) -> Envelope? {
+    /// The envelope of a message from `session` (nil: a connection without a handshake); a
+    /// malformed one is logged (the sender formatted only then) and dropped.
+    private func decodeEnvelope(_ part: ZMQMessage, from session: Session?) -> Envelope? {
         do {
             return try part.withBytes { raw throws(WireError) in
                 var r = WireReader(raw)
@@ -577,7 +584,8 @@ final class Transport: @unchecked Sendable {
                 return e
             }
         } catch {
-            logger.warning("dropped a malformed message", metadata: ["peer": "\(from)", "bytes": "\(part.count)", "error": "\(error)"])
+            logger.warning("dropped a malformed message", metadata: ["peer": "\(session.map { "\($0.node)" } ?? "connection without a handshake")",
+                                                                    "bytes": "\(part.count)", "error": "\(error)"])
             return nil
         }
     }

@@ -13,6 +13,12 @@ extension TreeEnsemble {
         return try parse(bytes, file: path)
     }
 
+    /// A model file's bytes (for distributing a model to other nodes).
+    /// - Throws: `ModelError` (`unreadable`) naming the file.
+    public static func bytes(ofFile path: String) throws(ModelError) -> [UInt8] {
+        try readWholeFile(path)
+    }
+
     /// Parses model bytes (XGBoost JSON or LightGBM text); `file` names them in errors.
     public static func parse(_ bytes: [UInt8], file: String) throws(ModelError) -> TreeEnsemble {
         var i = 0
