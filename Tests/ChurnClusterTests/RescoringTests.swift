@@ -23,8 +23,10 @@ struct RescoringTests {
 
     /// A database with `subscribers` generated profiles, and a cluster over it.
     static func cluster(subscribers: Int, shards: Int, name: String) async throws -> (url: String, cluster: LocalCluster, client: ClusterClient) {
-        let url = try TestDatabase.fresh()
-        _ = try BaseLoader(connection: try PostgresConnection(url: url)).load(SyntheticBase(seed: 7), count: subscribers) { _ in }
+        let url = try await TestDatabase.fresh()
+        try await onOwnThread {  // seconds of blocking work: off the cooperative pool
+            _ = try BaseLoader(connection: try PostgresConnection(url: url)).load(SyntheticBase(seed: 7), count: subscribers) { _ in }
+        }
         let cluster = try await LocalCluster.start(executable: try churngridExecutable(), postgresURL: url, model: model, workers: 2, threads: 1,
                                                    shards: shards, logDirectory: "/tmp/churngrid-test-\(getpid())-\(name)", logger: logger)
         let client = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: logger)

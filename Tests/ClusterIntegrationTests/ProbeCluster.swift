@@ -23,11 +23,12 @@ struct ProbeProcess {
     /// Waits until the node's log contains `text`.
     func waitForLog(_ text: String, timeout: Duration = .seconds(10)) async -> Bool {
         let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
+        while true {
+            let late = ContinuousClock.now >= deadline  // looked at once more after the deadline
             if child.log.contains(text) { return true }
+            if late { return false }
             try? await Task.sleep(for: .milliseconds(20))
         }
-        return false
     }
 }
 

@@ -21,14 +21,15 @@ enum Fixtures {
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
 
-    /// The fixture directory, generated on first use (thread-safe: a static let runs once).
-    static let directory: Result<URL, FixtureError> = generate()
+    /// The fixture directory, generated once on first use; every test awaits the same generation
+    /// (none blocks a thread of the cooperative pool while the script trains).
+    private static let generation = Task<Result<URL, FixtureError>, Never> { await generate() }
 
     struct FixtureError: Error, CustomStringConvertible {
         var description: String
     }
 
-    private static func generate() -> Result<URL, FixtureError> {
+    private static func generate() async -> Result<URL, FixtureError> {
         let script = packageRoot.appendingPathComponent("Tests/Parity/make_fixtures.py")
         guard let source = try? Data(contentsOf: script) else {
             return .failure(FixtureError(description: "cannot read \(script.path)"))
@@ -40,7 +41,7 @@ enum Fixtures {
         let manifest = dir.appendingPathComponent("manifest.csv")
         if FileManager.default.fileExists(atPath: manifest.path) { return .success(dir) }
         let tmp = dir.path + ".tmp-\(getpid())"
-        let (status, output) = runCommand("python3 \(shellQuoted(script.path)) \(shellQuoted(tmp))")
+        let (status, output) = await runCommand("python3 \(shellQuoted(script.path)) \(shellQuoted(tmp))")
         guard status == 0 else {
             return .failure(FixtureError(description:
                 "make_fixtures.py failed (run `make test-deps` to install xgboost and lightgbm):\n" + output))
@@ -52,20 +53,20 @@ enum Fixtures {
         return .success(dir)
     }
 
-    static func path(_ name: String) throws -> String {
-        try directory.get().appendingPathComponent(name).path
+    static func path(_ name: String) async throws -> String {
+        try await generation.value.get().appendingPathComponent(name).path
     }
 
-    static func modelFile(_ name: String) throws -> String {
-        try path(name + (name.hasPrefix("lgb") ? ".txt" : ".json"))
+    static func modelFile(_ name: String) async throws -> String {
+        try await path(name + (name.hasPrefix("lgb") ? ".txt" : ".json"))
     }
 
-    static func inputFile(_ name: String) throws -> String {
-        if name.hasPrefix("lgb_deep") { return try path("data_col.csv") }
+    static func inputFile(_ name: String) async throws -> String {
+        if name.hasPrefix("lgb_deep") { return try await path("data_col.csv") }
         if ["xgb_logistic_d6_300", "xgb_reglogistic_d5_40", "xgb_stump_1", "xgb_logistic_d8_1000"].contains(name) {
-            return try path("data_f.csv")
+            return try await path("data_f.csv")
         }
-        return try path("data_named.csv")
+        return try await path("data_named.csv")
     }
 
     /// A numeric CSV with a header, as columns.
@@ -83,8 +84,8 @@ enum Fixtures {
     }
 
     /// The model's input rows as feature columns, read with ChurnGrid's own CSV reader.
-    static func features(for model: TreeEnsemble, name: String) throws -> [[Float]] {
-        let table = try CSVTable.read(path: try inputFile(name), numericColumns: Set(model.featureNames))
+    static func features(for model: TreeEnsemble, name: String) async throws -> [[Float]] {
+        let table = try CSVTable.read(path: try await inputFile(name), numericColumns: Set(model.featureNames))
         return try model.featureNames.map { n in
             try #require(table.column(named: n), "input lacks column \(n)")
         }

@@ -9,8 +9,8 @@ import TestSupport
 @Suite("Profiles in PostgreSQL")
 struct ProfileDatabaseTests {
     @Test("migrations apply once and are a no-op the second time")
-    func migrations() throws {
-        let db = try PostgresConnection(url: try TestDatabase.fresh())
+    func migrations() async throws {
+        let db = try PostgresConnection(url: try await TestDatabase.fresh())
         #expect(try ProfileSchema.migrate(db) == ProfileSchema.migrations.map(\.version))
         #expect(try ProfileSchema.migrate(db) == [])
         let columns = try db.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'subscriber_profiles' ORDER BY ordinal_position")
@@ -18,8 +18,8 @@ struct ProfileDatabaseTests {
     }
 
     @Test("SQL computes the same shard key and shard as Swift")
-    func shardKeyParity() throws {
-        let db = try PostgresConnection(url: try TestDatabase.fresh())
+    func shardKeyParity() async throws {
+        let db = try PostgresConnection(url: try await TestDatabase.fresh())
         try ProfileSchema.migrate(db)
         var ids: [Int64] = [Int64.min, -1, 0, 1, 4_294_967_295, 4_294_967_296, Int64.max]
         var rng = SystemRandomNumberGenerator()
@@ -36,8 +36,8 @@ struct ProfileDatabaseTests {
     }
 
     @Test("a generated base loads into PostgreSQL and each shard loads exactly its subscribers")
-    func generateAndLoad() throws {
-        let url = try TestDatabase.fresh()
+    func generateAndLoad() async throws {
+        let url = try await TestDatabase.fresh()
         let db = try PostgresConnection(url: url)
         let base = SyntheticBase(seed: 5)
         let n = 50_000
@@ -70,8 +70,8 @@ struct ProfileDatabaseTests {
     }
 
     @Test("a server error carries its SQLSTATE and message")
-    func serverError() throws {
-        let db = try PostgresConnection(url: try TestDatabase.fresh())
+    func serverError() async throws {
+        let db = try PostgresConnection(url: try await TestDatabase.fresh())
         #expect {
             try db.execute("SELECT * FROM no_such_table")
         } throws: { e in
@@ -93,8 +93,8 @@ struct ProfileDatabaseTests {
     }
 
     @Test("a COPY aborted by the caller stores nothing")
-    func abortedCopy() throws {
-        let db = try PostgresConnection(url: try TestDatabase.fresh())
+    func abortedCopy() async throws {
+        let db = try PostgresConnection(url: try await TestDatabase.fresh())
         try db.execute("CREATE TABLE t (a bigint)")
         struct Stop: Error {}
         #expect(throws: Stop.self) {
@@ -129,8 +129,8 @@ struct ProfileImportTests {
     }
 
     @Test("a valid file is upserted: new rows inserted, known rows updated, empty and NaN stored as NULL")
-    func upsert() throws {
-        let db = try PostgresConnection(url: try TestDatabase.fresh())
+    func upsert() async throws {
+        let db = try PostgresConnection(url: try await TestDatabase.fresh())
         let first = try ProfileImport(path: try Self.write(Self.csv(ids: ["1", "2", "3"], extraHeader: ",churned_30d") { r, j in
             j == 2 ? "" : (j == 3 ? "NaN" : "\(r + 1)")
         }))
@@ -175,8 +175,8 @@ struct ProfileImportTests {
     }
 
     @Test("loading from a table that lacks a catalogue column names the column")
-    func tableMissingColumn() throws {
-        let url = try TestDatabase.fresh()
+    func tableMissingColumn() async throws {
+        let url = try await TestDatabase.fresh()
         let db = try PostgresConnection(url: url)
         try ProfileSchema.migrate(db)
         try db.execute("ALTER TABLE subscriber_profiles DROP COLUMN dropped_call_rate")

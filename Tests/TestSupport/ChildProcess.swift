@@ -66,9 +66,12 @@ public final class ChildProcess: @unchecked Sendable {
     /// Waits until a line of the log starts with `prefix` and returns it.
     public func line(startingWith prefix: String, timeout: Duration = .seconds(30)) async throws -> String {
         let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
+        while true {
+            // Looked at once more after the deadline: a busy machine may wake this task late.
+            let late = ContinuousClock.now >= deadline
             if let line = log.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) { return String(line) }
             if hasExited { throw ChildError("the child exited (status \(status)) before printing '\(prefix)'; its log:\n\(log)") }
+            if late { break }
             try await Task.sleep(for: .milliseconds(20))
         }
         throw ChildError("no line starting with '\(prefix)' within \(timeout); log:\n\(log)")

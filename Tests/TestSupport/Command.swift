@@ -1,12 +1,22 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Runs a shell command line and returns its exit status and combined output.
 ///
+/// The command is waited for on a thread of its own: Swift concurrency's cooperative pool has one
+/// thread per core (two here), and a test holding one of them for the seconds a fixture script
+/// or `initdb` takes stalls every other test's tasks — the cluster tests' calls time out then.
 /// Uses `popen`/`pclose` rather than Foundation's `Process`, whose `waitUntilExit` can hang on
-/// Linux when the test's cooperative threads are all blocked (seen with parallel tests here).
-public func runCommand(_ commandLine: String) -> (status: Int32, output: String) {
+/// Linux when the cooperative threads are busy.
+public func runCommand(_ commandLine: String) async -> (status: Int32, output: String) {
+    await withCheckedContinuation { continuation in
+        Thread { continuation.resume(returning: runCommandWaiting(commandLine)) }.start()
+    }
+}
+
+private func runCommandWaiting(_ commandLine: String) -> (status: Int32, output: String) {
     guard let pipe = popen(commandLine + " 2>&1", "r") else { return (-1, "popen failed: \(errno)") }
     var output: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 4096)

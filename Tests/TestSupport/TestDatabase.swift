@@ -9,21 +9,27 @@ public enum TestDatabase {
 
     public struct StartError: Error, CustomStringConvertible { public var description: String }
 
-    /// URL of the server's `postgres` database (the server starts on first use).
-    public static let server: Result<String, StartError> = {
+    /// The server's start, once per test run; every test awaits the same one (none blocks a
+    /// thread of the cooperative pool while `initdb` runs).
+    private static let starting = Task<Result<String, StartError>, Never> {
         let script = packageRoot.appendingPathComponent("Deploy/local/pg.sh").path
         let dir = packageRoot.appendingPathComponent(".churngrid/pg-test").path
-        let (status, output) = runCommand("bash \(shellQuoted(script)) start \(shellQuoted(dir))")
+        let (status, output) = await runCommand("bash \(shellQuoted(script)) start \(shellQuoted(dir))")
         let url = output.split(separator: "\n").last.map(String.init) ?? ""
         guard status == 0, url.hasPrefix("postgresql://") else {
             return .failure(StartError(description: "pg.sh start failed (make test installs postgresql): \(output)"))
         }
         return .success(url)
-    }()
+    }
+
+    /// URL of the server's `postgres` database (the server starts on first use).
+    public static func server() async throws -> String {
+        try await starting.value.get()
+    }
 
     /// A new, empty database; its URL.
-    public static func fresh() throws -> String {
-        let url = try server.get()
+    public static func fresh() async throws -> String {
+        let url = try await server()
         let name = "t_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
         let admin = try PostgresConnection(url: url)
         try admin.execute("CREATE DATABASE \(name)")
