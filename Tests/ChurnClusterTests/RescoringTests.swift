@@ -56,7 +56,30 @@ struct RescoringTests {
         let counts = try db.query("SELECT count(*), count(DISTINCT subscriber_id) FROM churn_scores_current").rows[0]
         #expect(counts[0] == String(n) && counts[1] == String(n))
         #expect(try db.query("SELECT count(*) FROM scoring_job_shards WHERE job_id = $1", [String(id)]).scalar == "64")
-        #expect(try db.query("SELECT subscribers FROM scoring_job_summaries WHERE job_id = $1", [String(id)]).scalar == String(n))
+        // The summary the coordinator accumulated equals what PostgreSQL computes from the rows.
+        let stored = try db.query("""
+            SELECT subscribers, mean_probability, array_to_string(deciles, ','), array_to_string(histogram, ','), per_band::text, per_region::text
+            FROM scoring_job_summaries WHERE job_id = $1
+            """, [String(id)]).rows[0]
+        let computed = try db.query("""
+            WITH s AS (SELECT * FROM churn_scores WHERE job_id = \(id))
+            SELECT count(*), avg(probability),
+                array_to_string(percentile_cont(ARRAY[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]) WITHIN GROUP (ORDER BY probability), ','),
+                (SELECT string_agg(n::text, ',' ORDER BY b) FROM (SELECT b, (SELECT count(*) FROM s WHERE least(width_bucket(probability, 0, 1, 20), 20) = b) AS n
+                                                          FROM generate_series(1, 20) AS b) AS h),
+                (SELECT jsonb_object_agg(churngrid_risk_band(risk_band), n)::text FROM (SELECT risk_band, count(*) AS n FROM s GROUP BY risk_band) AS x),
+                (SELECT jsonb_object_agg(coalesce(region::text, 'unknown'), n)::text FROM (SELECT region, count(*) AS n FROM s GROUP BY region) AS x)
+            FROM s
+            """).rows[0]
+        #expect(stored[0] == String(n) && stored[0] == computed[0])
+        #expect(abs(Double(stored[1]!)! - Double(computed[1]!)!) < 1e-9)
+        let decileError = zip(stored[2]!.split(separator: ","), computed[2]!.split(separator: ",")).map { abs(Double($0)! - Double($1)!) }
+        #expect(decileError.count == 9 && decileError.max()! < 1e-6, "deciles \(stored[2]!) vs \(computed[2]!)")
+        #expect(stored[3] == computed[3], "histogram")
+        // Bands with no subscriber are stored as 0; PostgreSQL's aggregate leaves them out.
+        let bands = try db.query("SELECT coalesce(jsonb_object_agg(key, value) FILTER (WHERE value::text <> '0'), '{}')::text FROM jsonb_each($1::jsonb)", [stored[4]]).scalar
+        #expect(bands == computed[4], "per band")
+        #expect(stored[5] == computed[5], "per region")
         #expect(try db.query("SELECT count(*) FROM subscriber_profiles p LEFT JOIN churn_scores_current s USING (subscriber_id) WHERE s.subscriber_id IS NULL").scalar == "0")
 
         // The tree engine on the same profiles, read back from PostgreSQL.

@@ -171,32 +171,29 @@ final class ClusterDatabase: @unchecked Sendable {
     }
 
     /// Completes a job: builds its unique index (proving one row per subscriber), stores its
-    /// summary, marks it completed and makes it the published one — all in one transaction, so
-    /// readers of `churn_scores_current` switch from the previous job to this one at once.
-    /// Older jobs' partitions beyond the last `keep` completed ones are dropped afterwards.
-    func publish(job: Int64, keep: Int = 3) async throws {
+    /// summary (accumulated by the coordinator from the scores it wrote; checked against the
+    /// shards' claimed counts), marks it completed and makes it the published one — all in one
+    /// transaction, so readers of `churn_scores_current` switch from the previous job to this one
+    /// at once. Older jobs' partitions beyond the last `keep` completed ones are dropped afterwards.
+    func publish(job: Int64, summary: JobSummary, keep: Int = 3) async throws {
+        let bands = "{" + RiskBand.allCases.map { "\"\($0.description)\": \(summary.perBand[Int($0.rawValue)])" }.joined(separator: ", ") + "}"
+        let regions = "{" + summary.perRegion.sorted { $0.key < $1.key }
+            .map { "\"\($0.key < 0 ? "unknown" : String($0.key))\": \($0.value)" }.joined(separator: ", ") + "}"
+        let parameters = [String(job), String(summary.subscribers), String(summary.mean),
+                          "{" + summary.deciles.map { String($0) }.joined(separator: ",") + "}",
+                          "{" + summary.histogram.map { String($0) }.joined(separator: ",") + "}", bands, regions]
         try await run { c in
             try c.execute("BEGIN")
             do {
                 try c.execute("CREATE UNIQUE INDEX churn_scores_job_\(job)_subscriber ON churn_scores_job_\(job) (subscriber_id)")
-                try c.execute("""
+                let claimed = try c.query("SELECT coalesce(sum(subscribers), 0) FROM scoring_job_shards WHERE job_id = $1", [String(job)]).scalar
+                guard claimed == String(summary.subscribers) else {
+                    throw ClusterError("job \(job): the shards claim \(claimed ?? "no") subscribers but \(summary.subscribers) scores were written")
+                }
+                try c.query("""
                     INSERT INTO scoring_job_summaries (job_id, subscribers, mean_probability, deciles, histogram, per_band, per_region)
-                    WITH s AS (SELECT * FROM churn_scores_job_\(job)),
-                    buckets AS (
-                        SELECT b, count(s.subscriber_id) AS n
-                        FROM generate_series(1, 20) AS b
-                        LEFT JOIN s ON least(width_bucket(s.probability, 0, 1, 20), 20) = b
-                        GROUP BY b)
-                    SELECT \(job), count(*), coalesce(avg(probability), 0),
-                        coalesce(percentile_cont(ARRAY[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]) WITHIN GROUP (ORDER BY probability),
-                                 ARRAY[]::double precision[]),
-                        (SELECT array_agg(n ORDER BY b) FROM buckets),
-                        (SELECT coalesce(jsonb_object_agg(churngrid_risk_band(risk_band), n), '{}') FROM
-                            (SELECT risk_band, count(*) AS n FROM s GROUP BY risk_band) AS bands),
-                        (SELECT coalesce(jsonb_object_agg(coalesce(region::text, 'unknown'), n), '{}') FROM
-                            (SELECT region, count(*) AS n FROM s GROUP BY region) AS regions)
-                    FROM s
-                    """)
+                    VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb)
+                    """, parameters)
                 try c.execute("""
                     UPDATE scoring_jobs SET state = 'completed', finished_at = now(),
                         shards_done = (SELECT count(*) FROM scoring_job_shards WHERE job_id = \(job)),

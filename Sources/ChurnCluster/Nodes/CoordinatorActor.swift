@@ -174,7 +174,7 @@ public distributed actor CoordinatorActor {
     private enum Step: Sendable {
         case scored(shard: Int, owner: String, ShardScores)
         case scoringFailed(shard: Int, owner: String, Error)
-        case written(connection: Int, [(shard: Int, written: Bool, subscribers: Int)])
+        case written(connection: Int, [(written: Bool, scores: ShardScores)])
         case writeFailed(connection: Int, [(shard: Int, owner: String, scores: ShardScores)], Error)
     }
 
@@ -186,13 +186,14 @@ public distributed actor CoordinatorActor {
     private func execute(job id: Int64) async {
         let maxWaitingWrites = 64 * database.writers
         let shardCount = map.shardCount, writers = database.writers
-        let failure = await withTaskGroup(of: Step.self) { group -> String? in
+        let (failure, summary) = await withTaskGroup(of: Step.self) { group -> (String?, JobSummary) in
             var pending = Array(0..<shardCount)
             var attempts: [Int: Int] = [:]
             var busy: [String: Int] = [:]
             var toWrite: [(shard: Int, owner: String, scores: ShardScores)] = []
             var freeConnections = Array(0..<writers)
             var failure: String?
+            var summary = JobSummary()
             var inFlight = 0
             func startWrites() {
                 // Each write takes the waiting shards up to ~64k rows: one transaction, one COPY.
@@ -208,7 +209,7 @@ public distributed actor CoordinatorActor {
                     group.addTask {
                         do {
                             let written = try await database.write(job: id, batch: batch.map { ($0.scores, $0.owner) }, connection: connection)
-                            return .written(connection: connection, batch.map { ($0.shard, written.contains($0.shard), $0.scores.count) })
+                            return .written(connection: connection, batch.map { (written.contains($0.shard), $0.scores) })
                         } catch {
                             return .writeFailed(connection: connection, batch, error)
                         }
@@ -266,11 +267,15 @@ public distributed actor CoordinatorActor {
                     pending.append(shard)
                 case .written(let connection, let shards):
                     freeConnections.append(connection)
-                    for (shard, written, subscribers) in shards {
-                        if !written { logger.warning("a shard's scores were already written; the duplicate was dropped", metadata: ["job": "\(id)", "shard": "\(shard)"]) }
+                    for (written, scores) in shards {
+                        if written {
+                            summary.add(scores)
+                        } else {
+                            logger.warning("a shard's scores were already written; the duplicate was dropped", metadata: ["job": "\(id)", "shard": "\(scores.shard)"])
+                        }
                         if var r = run, r.status.id == id {
                             r.status.shardsDone += 1
-                            if written { r.status.subscribers += subscribers }
+                            if written { r.status.subscribers += scores.count }
                             run = r
                         }
                     }
@@ -283,12 +288,12 @@ public distributed actor CoordinatorActor {
                 }
             }
             group.cancelAll()
-            return failure
+            return (failure, summary)
         }
-        await finish(job: id, failure: failure)
+        await finish(job: id, failure: failure, summary: summary)
     }
 
-    private func finish(job id: Int64, failure: String?) async {
+    private func finish(job id: Int64, failure: String?, summary: JobSummary) async {
         do {
             if let failure {
                 try await database.fail(job: id, reason: failure)
@@ -296,7 +301,7 @@ public distributed actor CoordinatorActor {
                 run?.status.error = failure
                 logger.error("rescoring failed; nothing published", metadata: ["job": "\(id)", "error": "\(failure)"])
             } else {
-                try await database.publish(job: id)
+                try await database.publish(job: id, summary: summary)
                 run?.status.state = "completed"
                 logger.info("rescoring completed and published", metadata: ["job": "\(id)"])
             }

@@ -1,0 +1,71 @@
+/// A rescoring job's summary, accumulated by the coordinator from the scores it writes, so that
+/// publishing a job does not scan its 10M rows again (that scan, with the percentiles' sort, took
+/// longer than writing them).
+///
+/// Count, mean, the 20-bin histogram and the counts per band and per region are exact. Deciles are
+/// read from a 2^20-bin histogram of the probabilities, interpolated like PostgreSQL's
+/// `percentile_cont` between the values at ranks ⌊f·(n−1)⌋ and ⌈f·(n−1)⌉, each taken as its
+/// bin's centre: within 2^-21 (≈ 4.8e-7) of the exact figure, whatever the base's size, in 4 MiB.
+struct JobSummary: Sendable {
+    static let fineBins = 1 << 20
+    static let histogramBins = 20
+
+    private(set) var subscribers = 0
+    private var sum = 0.0
+    private var fine = [UInt32](repeating: 0, count: fineBins)
+    private(set) var histogram = [Int](repeating: 0, count: histogramBins)
+    private(set) var perBand = [Int](repeating: 0, count: RiskBand.allCases.count)
+    /// Region code → subscribers; -1 = unknown.
+    private(set) var perRegion: [Int16: Int] = [:]
+
+    /// Adds a shard's scores.
+    mutating func add(_ scores: ShardScores) {
+        let n = scores.count
+        subscribers += n
+        scores.probabilities.elements.withUnsafeBufferPointer { p in
+            for i in 0..<n {
+                let v = Double(p[i])
+                sum += v
+                fine[Self.bin(v, of: Self.fineBins)] &+= 1
+                // PostgreSQL's least(width_bucket(p, 0, 1, 20), 20), zero-based.
+                histogram[Self.bin(v, of: Self.histogramBins)] += 1
+            }
+        }
+        for b in scores.bands.elements where Int(b) < perBand.count { perBand[Int(b)] += 1 }
+        for r in scores.regions.elements { perRegion[r, default: 0] += 1 }
+    }
+
+    var mean: Double { subscribers == 0 ? 0 : sum / Double(subscribers) }
+
+    /// The 10th … 90th percentiles (none for an empty job).
+    var deciles: [Double] {
+        guard subscribers > 0 else { return [] }
+        let positions = (1...9).map { Double($0) / 10 * Double(subscribers - 1) }
+        var ranks: [Int] = []
+        for p in positions { ranks += [Int(p.rounded(.down)), Int(p.rounded(.up))] }
+        let values = valuesAt(sortedRanks: ranks)
+        return positions.enumerated().map { k, p in
+            let low = values[2 * k], high = values[2 * k + 1]
+            return low + (p - p.rounded(.down)) * (high - low)
+        }
+    }
+
+    /// The (approximate) value at each 0-based rank, ranks ascending.
+    private func valuesAt(sortedRanks ranks: [Int]) -> [Double] {
+        var out: [Double] = []
+        var seen = 0, bin = 0
+        for rank in ranks {
+            while seen + Int(fine[bin]) <= rank {
+                seen += Int(fine[bin])
+                bin += 1
+            }
+            out.append((Double(bin) + 0.5) / Double(Self.fineBins))
+        }
+        return out
+    }
+
+    private static func bin(_ p: Double, of bins: Int) -> Int {
+        guard p > 0 else { return 0 }  // NaN too (never produced, but never out of range)
+        return min(Int(p * Double(bins)), bins - 1)
+    }
+}
