@@ -10,7 +10,7 @@ references measured in the same run on the same machine and the same rows:
   * psql's COPY of the same number of score rows into an unindexed table;
   * live-query latency at a steady rate while the job runs (`churngrid bench queries`).
 
-Usage: python3 Benchmarks/cluster/bench.py [--subscribers 10000000] [--rate 200]
+Usage: python3 Benchmarks/cluster/bench.py [--subscribers 10000000] [--rate 200] [--reuse-base]
 (after `make release`). Results: .churngrid/bench/cluster.json
 """
 import argparse, json, os, subprocess, sys, time
@@ -32,14 +32,24 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--subscribers", type=int, default=10_000_000)
     ap.add_argument("--rate", type=int, default=200)
+    ap.add_argument("--reuse-base", action="store_true", help="keep the base already in .churngrid/pg-bench if it has this many subscribers")
     a = ap.parse_args()
     os.chdir(ROOT)
     pgdir = os.path.join(ROOT, ".churngrid/pg-bench")
     url = sh("bash", "Deploy/local/pg.sh", "start", pgdir).strip().splitlines()[-1]
     procs = []
     try:
-        print(f"generating {a.subscribers:,} subscribers …", flush=True)
-        sh(BIN, "generate", "--subscribers", str(a.subscribers), "--postgres", url)
+        have = None
+        if a.reuse_base:
+            try:
+                have = int(psql(url, "SELECT count(*) FROM subscriber_profiles"))
+            except subprocess.CalledProcessError:
+                pass
+        if have == a.subscribers:
+            print(f"reusing the base of {have:,} subscribers", flush=True)
+        else:
+            print(f"generating {a.subscribers:,} subscribers …", flush=True)
+            sh(BIN, "generate", "--subscribers", str(a.subscribers), "--postgres", url)
         logs = os.path.join(ROOT, ".churngrid/bench/cluster-logs")
         os.makedirs(logs, exist_ok=True)
         coord = subprocess.Popen([BIN, "coordinator", "--listen", "tcp://127.0.0.1:*", "--postgres", url, "--model", MODEL],

@@ -3,8 +3,13 @@ import Synchronization
 import Glibc
 #endif
 
-/// A thread of its own for blocking work (libpq calls, loading shards from PostgreSQL), so that
-/// it never occupies Swift's cooperative pool. Work runs in order, one item at a time.
+/// A thread of its own for blocking or long work (libpq calls, loading shards from PostgreSQL,
+/// scoring a shard), so that it never occupies Swift's cooperative pool. Work runs in order, one
+/// item at a time.
+///
+/// Bulk work runs at a lower priority (`niceness` > 0): on a node whose cores a job saturates,
+/// the kernel then hands a core to the threads answering live queries and heartbeats at once
+/// instead of after the bulk work's time slice.
 final class BlockingThread: @unchecked Sendable {
     // @unchecked: `work`/`stopped` are only touched with `lock` held; the pthread objects are
     // created in init and destroyed never (the thread lives as long as the process's node).
@@ -13,9 +18,11 @@ final class BlockingThread: @unchecked Sendable {
     private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     let name: String
+    let niceness: Int32
 
-    init(name: String) {
+    init(name: String, niceness: Int32 = 0) {
         self.name = name
+        self.niceness = niceness
         pthread_mutex_init(lock, nil)
         pthread_cond_init(condition, nil)
         let box = Unmanaged.passRetained(self)
@@ -52,6 +59,11 @@ final class BlockingThread: @unchecked Sendable {
     }
 
     private func loop() {
+        if niceness != 0 {
+            // Linux: `who` 0 is the calling thread, whose nice value is its own (and inherited by
+            // the threads it starts).
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, niceness)
+        }
         while true {
             pthread_mutex_lock(lock)
             while work.isEmpty && !stopped { pthread_cond_wait(condition, lock) }
@@ -62,5 +74,29 @@ final class BlockingThread: @unchecked Sendable {
             if done { return }
             for item in items { item() }
         }
+    }
+}
+
+/// A worker's scoring threads (one per core it was given), below normal priority: a rescoring
+/// job's shards run here, one shard per thread at a time, so the shard actors stay free to
+/// answer live queries while their shard is being rescored.
+final class ScoringThreads: Sendable {
+    private let threads: [BlockingThread]
+    private let next = Atomic<Int>(0)
+
+    init(count: Int) {
+        threads = (0..<max(1, count)).map { BlockingThread(name: "cg-score-\($0)", niceness: 5) }
+    }
+
+    var count: Int { threads.count }
+
+    /// Runs `body` on the next thread in turn.
+    func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        let i = next.add(1, ordering: .relaxed).oldValue
+        return try await threads[i % threads.count].run(body)
+    }
+
+    func stop() {
+        for t in threads { t.stop() }
     }
 }

@@ -18,7 +18,9 @@ final class ClusterDatabase: @unchecked Sendable {
     static func open(url: String, connections: Int = 2) async throws -> ClusterDatabase {
         var opened: [(PostgresConnection, BlockingThread)] = []
         for i in 0..<max(1, connections) {
-            let thread = BlockingThread(name: "cg-db-\(i)")
+            // Below normal priority: encoding COPY rows is bulk work; the coordinator's query
+            // routing goes first.
+            let thread = BlockingThread(name: "cg-db-\(i)", niceness: 5)
             let c = try await thread.run { () throws -> UncheckedConnection in
                 let c = try PostgresConnection(url: url)
                 if i == 0 { _ = try ProfileSchema.migrate(c) }

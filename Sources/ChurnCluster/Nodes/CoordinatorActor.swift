@@ -13,7 +13,8 @@ public distributed actor CoordinatorActor {
 
     /// Tuning.
     public struct Settings: Sendable {
-        /// Shard rescoring calls in flight per worker (each uses all of the worker's cores).
+        /// Shard rescoring calls in flight per worker, at least: a worker gets one more than its
+        /// scoring threads, so a shard's scores are on the wire while the next is scored.
         public var shardsInFlightPerWorker = 2
         /// Attempts per shard before a job fails.
         public var attemptsPerShard = 5
@@ -28,6 +29,8 @@ public distributed actor CoordinatorActor {
     struct Member {
         let node: NodeID
         let actor: WorkerActor
+        /// Its scoring threads.
+        let cores: Int
     }
 
     struct Run {
@@ -75,7 +78,8 @@ public distributed actor CoordinatorActor {
             for s in map.shards(of: node.name) { ready.remove(s) }
         }
         let actor = try WorkerActor.resolve(id: ActorID(node: node, name: WorkerActor.name), using: actorSystem)
-        members[node.name] = Member(node: node, actor: actor)
+        let cores = try await actor.status().cores
+        members[node.name] = Member(node: node, actor: actor, cores: cores)
         logger.info("worker joined", metadata: ["worker": "\(node)"])
         try await rebalance()
         return map.shards(of: node.name).count
@@ -230,7 +234,7 @@ public distributed actor CoordinatorActor {
                 var waiting: [Int] = []
                 for shard in pending {
                     guard toWrite.count < maxWaitingWrites, let owner = map.owners[shard], ready.contains(shard), let member = members[owner],
-                          busy[owner, default: 0] < settings.shardsInFlightPerWorker else {
+                          busy[owner, default: 0] < max(settings.shardsInFlightPerWorker, member.cores + 1) else {
                         waiting.append(shard)
                         continue
                     }

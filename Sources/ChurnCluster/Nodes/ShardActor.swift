@@ -12,14 +12,14 @@ public distributed actor ShardActor {
     let shard: Int
     private let store: ProfileStore
     private let model: ScoringModel
-    private let threads: Int
+    private let scoring: ScoringThreads
 
-    init(actorSystem: ClusterActorSystem, shard: Int, store: LoadedShard, model: ScoringModel, threads: Int) {
+    init(actorSystem: ClusterActorSystem, shard: Int, store: LoadedShard, model: ScoringModel, scoring: ScoringThreads) {
         self.actorSystem = actorSystem
         self.shard = shard
         self.store = store.store
         self.model = model
-        self.threads = threads
+        self.scoring = scoring
     }
 
     /// The actor name of shard `shard`.
@@ -35,14 +35,18 @@ public distributed actor ShardActor {
                                 modelVersion: model.version, shard: shard, node: actorSystem.node.name, epoch: 0))
     }
 
-    /// Scores every subscriber of the shard (all the node's cores) with top-3 reasons.
-    public distributed func rescore() throws -> ShardScores {
-        try model.score(shard: shard, store: store, threads: threads)
+    /// Scores every subscriber of the shard with top-3 reasons for those at risk, on one of the
+    /// worker's scoring threads: the actor answers lookups meanwhile (the store is only read).
+    public distributed func rescore() async throws -> ShardScores {
+        let (model, shard, loaded) = (model, shard, LoadedShard(store: store))
+        return try await scoring.run { try model.score(shard: shard, store: loaded.store, threads: 1) }
     }
 }
 
-/// A shard's store handed from the loading thread to its actor.
+/// A shard's store handed from the loading thread to its actor, and from the actor to a scoring
+/// thread.
 struct LoadedShard: @unchecked Sendable {
-    // @unchecked: ownership moves with the value; after the hand-off only the shard actor uses it.
+    // @unchecked: a store is never changed after loading; the loading thread hands it over and
+    // from then on the shard actor and the scoring threads only read it.
     let store: ProfileStore
 }

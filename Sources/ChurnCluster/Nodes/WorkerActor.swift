@@ -19,13 +19,13 @@ public distributed actor WorkerActor {
     private var shards: [Int: ShardActor] = [:]
     private var held: [Int: (subscribers: Int, bytes: Int)] = [:]
     private var model: ScoringModel?
-    private let threads: Int
-    private let loader = BlockingThread(name: "cg-load")
+    private let scoring: ScoringThreads
+    private let loader = BlockingThread(name: "cg-load", niceness: 5)
     private let logger: Logger
 
     public init(actorSystem: ClusterActorSystem, threads: Int, logger: Logger) {
         self.actorSystem = actorSystem
-        self.threads = threads
+        scoring = ScoringThreads(count: threads)
         self.logger = logger
     }
 
@@ -56,9 +56,12 @@ public distributed actor WorkerActor {
             subscribers += store.store.count
             let system = actorSystem
             shards[shard] = system.withActorName(ShardActor.name(shard)) {
-                ShardActor(actorSystem: system, shard: shard, store: store, model: model, threads: threads)
+                ShardActor(actorSystem: system, shard: shard, store: store, model: model, scoring: scoring)
             }
         }
+        // Loading went through libpq's buffers and growing columns: give the freed heap back to
+        // the system, or it stays in the process's resident set next to the profiles.
+        releaseFreedHeap()
         logger.info("shards loaded", metadata: ["shards": "\(wanted.count)", "subscribers": "\(subscribers)",
                                                   "seconds": "\(ContinuousClock.now - start)", "model": "\(model.version)"])
         return assignment.shards.map { held[$0]?.subscribers ?? 0 }
@@ -70,6 +73,7 @@ public distributed actor WorkerActor {
             self.shards[s] = nil
             held[s] = nil
         }
+        releaseFreedHeap()
         logger.info("shards released", metadata: ["shards": "\(shards.count)"])
     }
 
@@ -78,7 +82,7 @@ public distributed actor WorkerActor {
         WorkerStatus(name: actorSystem.node.name, endpoint: actorSystem.node.endpoint, shards: shards.count,
                      subscribers: held.values.reduce(0) { $0 + $1.subscribers },
                      profileBytes: held.values.reduce(0) { $0 + $1.bytes }, residentBytes: processResidentBytes(),
-                     modelVersion: model?.version ?? "", cores: threads)
+                     modelVersion: model?.version ?? "", cores: scoring.count)
     }
 }
 
@@ -91,4 +95,12 @@ public func processResidentBytes() -> Int {
     let fields = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self).split(separator: " ")
     guard fields.count >= 2, let pages = Int(fields[1]) else { return 0 }
     return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+}
+
+/// Returns the heap's free pages to the system (glibc's `malloc_trim`, looked up at run time:
+/// Swift's Glibc module does not declare it). A no-op elsewhere.
+func releaseFreedHeap() {
+    typealias Trim = @convention(c) (Int) -> Int32
+    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return }
+    _ = unsafeBitCast(symbol, to: Trim.self)(0)
 }
