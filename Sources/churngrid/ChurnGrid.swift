@@ -14,6 +14,7 @@ struct ChurnGrid: AsyncParsableCommand {
         subcommands: [
             ModelCommand.self, Generate.self, ProfilesCommand.self,
             DemoCommand.self, CoordinatorCommand.self, WorkerCommand.self, RescoreCommand.self, ScoreCommand.self, StatusCommand.self,
+            NodesCommand.self,
             ClusterCommand.self, BenchCommand.self,
         ]
     )

@@ -26,10 +26,13 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Cluster name.")
     var cluster: String = "churngrid"
 
+    @Option(help: "Seconds without a heartbeat after which a worker counts as lost and its shards move to the others.")
+    var unreachableAfter: Double = 3
+
     func run() async throws {
         let logger = makeLogger("churngrid.coordinator")
         var node = ClusterActorSystem.Configuration(name: "coordinator", listen: listen, cluster: cluster, logger: logger)
-        node.options.unreachableAfter = .seconds(3)
+        node.options.unreachableAfter = .milliseconds(Int(unreachableAfter * 1000))
         var configuration = CoordinatorService.Configuration(node: node, postgresURL: postgres, modelPath: model)
         configuration.shardCount = shards
         try await reportingClusterErrors {
@@ -159,7 +162,7 @@ struct ScoreCommand: AsyncParsableCommand {
         let logger = makeLogger("churngrid.score")
         try await reportingClusterErrors {
             let client = try await ClusterClient.connect(coordinator, logger: quiet(logger))
-            let answer = try await client.coordinator.score(subscriber)
+            let answer = try await client.score(subscriber)
             await client.close()
             switch answer {
             case .found(let s):
@@ -209,6 +212,58 @@ struct StatusCommand: AsyncParsableCommand {
             }
             for s in status.silentWorkers { print("  \(s)  (not answering)") }
             if let job = status.job { print(jobSummary(job)) }
+        }
+    }
+}
+
+struct NodesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "nodes",
+        abstract: "The cluster's members: list them, drain one.",
+        subcommands: [List.self, Drain.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Members with their state (active, draining) and shards.")
+
+        @Option(help: "The coordinator's endpoint.")
+        var coordinator: String = "tcp://127.0.0.1:7400"
+
+        @Flag(help: "Print JSON.")
+        var json = false
+
+        func run() async throws {
+            let logger = makeLogger("churngrid.nodes")
+            try await reportingClusterErrors {
+                let client = try await ClusterClient.connect(coordinator, logger: quiet(logger))
+                let nodes = try await client.coordinator.nodes()
+                await client.close()
+                if json { try printJSON(nodes); return }
+                for n in nodes {
+                    print("\(n.name)  \(n.state)  \(n.endpoint)  \(n.shards) shards (\(n.readyShards) ready)")
+                }
+            }
+        }
+    }
+
+    struct Drain: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Move a worker's shards to the other workers (it keeps answering until each batch has moved), then stop it.")
+
+        @Argument(help: "The worker's name.")
+        var node: String
+
+        @Option(help: "The coordinator's endpoint.")
+        var coordinator: String = "tcp://127.0.0.1:7400"
+
+        func run() async throws {
+            let logger = makeLogger("churngrid.nodes")
+            try await reportingClusterErrors {
+                let client = try await ClusterClient.connect(coordinator, logger: quiet(logger))
+                let start = ContinuousClock.now
+                let moved = try await ClusterActorSystem.$callTimeout.withValue(.seconds(3600)) { try await client.coordinator.drain(node) }
+                await client.close()
+                print("\(node) drained: \(moved) shards moved in \(ContinuousClock.now - start); it has left the cluster")
+            }
         }
     }
 }
@@ -266,7 +321,7 @@ extension BenchCommand {
                     let id = 1_000_000_000 + Int64.random(in: 0..<Int64(subscribers))
                     let t = ContinuousClock.now
                     do {
-                        switch try await client.coordinator.score(id) {
+                        switch try await client.score(id) {
                         case .found: break
                         case .notFound: notFound += 1
                         case .unavailable: failed += 1

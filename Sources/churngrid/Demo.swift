@@ -93,7 +93,7 @@ struct DemoCommand: AsyncParsableCommand {
             for text in [top.first?[0], median, "1"].compactMap({ $0 ?? nil }) {
                 guard let sid = Int64(text) else { continue }
                 let clock = ContinuousClock.now
-                let answer = try await client.coordinator.score(sid)
+                let answer = try await client.score(sid)
                 let micros = Int(seconds(ContinuousClock.now - clock) * 1e6)
                 switch answer {
                 case .found(let s): say("  \(describe(s))  (\(micros) µs)")

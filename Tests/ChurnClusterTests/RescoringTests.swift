@@ -5,6 +5,7 @@ import Logging
 import Postgres
 import ProfileDatabase
 import SubscriberProfiles
+import Synchronization
 import Testing
 import TestSupport
 import TreeModel
@@ -142,5 +143,146 @@ struct RescoringTests {
         #expect(status.workers.map(\.name) == ["worker-2"])
         #expect(status.unassignedShards == 0)
         await client.close()
+    }
+
+    /// Queries at a steady pace from their own task until `stop`: how many were answered and how many failed.
+    final class QueryLoad: Sendable {
+        private final class Flag: Sendable { let raised = Atomic<Bool>(false) }
+        private let stopped = Flag()
+        private let task: Task<(answered: Int, failed: [String]), Never>
+
+        init(client: ClusterClient, ids: [Int64]) {
+            let stopped = stopped
+            task = Task {
+                var answered = 0, failed: [String] = []
+                var i = 0
+                while !stopped.raised.load(ordering: .relaxed) {
+                    let id = ids[i % ids.count]
+                    // Alternately straight to the shard's node (cached map) and through the coordinator.
+                    do {
+                        let answer = i % 2 == 0 ? try await client.score(id) : try await client.coordinator.score(id)
+                        if case .found(let s) = answer, s.subscriberID == id { answered += 1 } else { failed.append("\(id): \(answer)") }
+                    } catch {
+                        failed.append("\(id): \(error)")
+                    }
+                    i += 1
+                    try? await Task.sleep(for: .milliseconds(4))
+                }
+                return (answered, failed)
+            }
+        }
+
+        /// Stops after the query under way (none is cancelled) and returns the counts.
+        func finish() async -> (answered: Int, failed: [String]) {
+            stopped.raised.store(true, ordering: .relaxed)
+            return await task.value
+        }
+    }
+
+    static func waitForBalance(_ client: ClusterClient, workers: Int) async throws -> ClusterStatus {
+        let deadline = ContinuousClock.now + .seconds(300)
+        while ContinuousClock.now < deadline {
+            let s = try await client.coordinator.status()
+            if s.workers.count == workers, s.unassignedShards == 0, s.movingShards == 0, s.silentWorkers.isEmpty { return s }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw ClusterError("the cluster did not settle on \(workers) workers")
+    }
+
+    @Test("a worker joins under steady query load and is drained again, then another stops on SIGTERM: no query fails, every move is visible")
+    func joinAndDrainUnderLoad() async throws {
+        let n = 30_000
+        let (url, cluster, client) = try await Self.cluster(subscribers: n, shards: 128, name: "join-drain")
+        defer { cluster.stop() }
+        let db = try PostgresConnection(url: url)
+        let ids = try db.query("SELECT subscriber_id FROM subscriber_profiles ORDER BY random() LIMIT 500").rows.map { Int64($0[0]!)! }
+        let epochBefore = try await client.coordinator.status().epoch
+        let load = QueryLoad(client: client, ids: ids)
+        try await Task.sleep(for: .milliseconds(300))
+
+        // Join: the newcomer takes its fair share while queries go on.
+        try cluster.addWorker("worker-3", threads: 1)
+        let joined = try await Self.waitForBalance(client, workers: 3)
+        #expect(joined.workers.map(\.shards).sorted() == [42, 43, 43])
+        #expect(joined.workers.map(\.subscribers).reduce(0, +) == n)
+        #expect(joined.epoch > epochBefore)
+        let listed = try await client.coordinator.nodes()
+        #expect(listed.map(\.name) == ["worker-1", "worker-2", "worker-3"] && listed.allSatisfy { $0.state == "active" && $0.readyShards == $0.shards })
+
+        // Drain with the command an operator types: the shards go back, the worker exits by itself.
+        let drained = await runCommand("\(shellQuoted(try churngridExecutable())) nodes drain worker-3 --coordinator \(cluster.coordinatorEndpoint)")
+        #expect(drained.status == 0, "\(drained.output)")
+        #expect(drained.output.contains("worker-3 drained"))
+        let afterDrain = try await Self.waitForBalance(client, workers: 2)
+        #expect(afterDrain.workers.map(\.name) == ["worker-1", "worker-2"] && afterDrain.workers.map(\.subscribers).reduce(0, +) == n)
+        #expect(try await Self.waitUntilExited(cluster, "worker-3"))
+
+        // SIGTERM on a worker drains it the same way before it exits.
+        kill(try #require(cluster.pid("worker-2")), SIGTERM)
+        let afterStop = try await Self.waitForBalance(client, workers: 1)
+        #expect(afterStop.workers.first?.shards == 128 && afterStop.workers.first?.subscribers == n)
+        #expect(try await Self.waitUntilExited(cluster, "worker-2"))
+        try await Task.sleep(for: .milliseconds(300))
+
+        let (answered, failed) = await load.finish()
+        #expect(failed.isEmpty, "\(failed.count) failed queries, e.g. \(failed.prefix(3))")
+        #expect(answered > 100)
+        await client.close()
+    }
+
+    static func waitUntilExited(_ cluster: LocalCluster, _ name: String) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while cluster.isRunning(name) {
+            if ContinuousClock.now > deadline { return false }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return true
+    }
+
+    @Test("a worker joining during a job: the job completes with every subscriber exactly once")
+    func joinDuringJob() async throws {
+        let n = 100_000
+        let (url, cluster, client) = try await Self.cluster(subscribers: n, shards: 256, name: "join-job")
+        defer { cluster.stop() }
+        let id = try await client.coordinator.startRescore()
+        _ = try await Self.waitForJob(client, id) { $0.shardsDone >= 5 || $0.state != "running" }
+        try cluster.addWorker("worker-3", threads: 1)
+        let job = try await Self.waitForJob(client, id)
+        #expect(job.state == "completed", "\(job.error ?? "")")
+        let db = try PostgresConnection(url: url)
+        // The newcomer took shards over while the job ran, and scored some of them for it.
+        #expect(try db.query("SELECT count(*) > 0 FROM scoring_job_shards WHERE job_id = $1 AND node = 'worker-3'", [String(id)]).scalar == "t")
+        let counts = try db.query("SELECT count(*), count(DISTINCT subscriber_id) FROM churn_scores_current").rows[0]
+        #expect(counts[0] == String(n) && counts[1] == String(n))
+        #expect(try await Self.waitForBalance(client, workers: 3).workers.map(\.subscribers).reduce(0, +) == n)
+        await client.close()
+    }
+
+    @Test("the coordinator killed with SIGKILL mid-job: on restart the job is failed with its reason, nothing of it published; workers rejoin and the next job is exactly once")
+    func coordinatorKilledMidJob() async throws {
+        let n = 40_000
+        let (url, cluster, client) = try await Self.cluster(subscribers: n, shards: 256, name: "coordinator-kill")
+        defer { cluster.stop() }
+        let id = try await client.coordinator.startRescore()
+        _ = try await Self.waitForJob(client, id) { $0.shardsDone >= 10 || $0.state != "running" }
+        kill(try #require(cluster.pid("coordinator")), SIGKILL)
+        await client.close()
+        try await cluster.restartCoordinator()
+
+        let db = try PostgresConnection(url: url)
+        let row = try db.query("SELECT state, error FROM scoring_jobs WHERE id = $1", [String(id)]).rows[0]
+        #expect(row[0] == "failed")
+        #expect(row[1]?.contains("coordinator stopped") == true, "\(row[1] ?? "no reason")")
+        #expect(try db.query("SELECT count(*) FROM churngrid_published").scalar == "0")
+        #expect(try db.query("SELECT to_regclass('churn_scores_job_\(id)') IS NULL").scalar == "t")
+
+        let again = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: Self.logger)
+        _ = try await Self.waitForBalance(again, workers: 2)
+        let next = try await again.coordinator.startRescore()
+        let job = try await Self.waitForJob(again, next)
+        #expect(job.state == "completed", "\(job.error ?? "")")
+        let counts = try db.query("SELECT count(*), count(DISTINCT subscriber_id), min(job_id) FROM churn_scores_current").rows[0]
+        #expect(counts[0] == String(n) && counts[1] == String(n) && counts[2] == String(next))
+        await again.close()
     }
 }

@@ -4,9 +4,12 @@ import Logging
 /// A coordinator and workers started as separate `churngrid` processes on 127.0.0.1: what
 /// `churngrid demo` and the benchmarks run. Each process's output goes to a log file.
 public final class LocalCluster: @unchecked Sendable {
-    // @unchecked: the process list is built in `start` and only read afterwards.
+    // @unchecked: the process list changes only in the owner's calls (`start`, `addWorker`,
+    // `restartCoordinator`), made one at a time.
     public private(set) var coordinatorEndpoint = ""
     public let logDirectory: String
+    private let executable: String
+    private var coordinatorArguments: [String] = []
     private var processes: [(name: String, process: Process)] = []
 
     /// Starts a coordinator and `workers` workers and waits until every shard is loaded.
@@ -16,10 +19,10 @@ public final class LocalCluster: @unchecked Sendable {
     public static func start(executable: String, postgresURL: String, model: String, workers: Int, threads: Int,
                              shards: Int = 1024, logDirectory: String, logger: Logger) async throws -> LocalCluster {
         try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
-        let cluster = LocalCluster(logDirectory: logDirectory)
+        let cluster = LocalCluster(executable: executable, logDirectory: logDirectory)
+        cluster.coordinatorArguments = ["coordinator", "--listen", "tcp://127.0.0.1:*", "--postgres", postgresURL, "--model", model, "--shards", String(shards)]
         do {
-            try cluster.spawn(executable, "coordinator", ["coordinator", "--listen", "tcp://127.0.0.1:*", "--postgres", postgresURL,
-                                                           "--model", model, "--shards", String(shards)])
+            try cluster.spawn(executable, "coordinator", cluster.coordinatorArguments)
             cluster.coordinatorEndpoint = try await cluster.endpoint(of: "coordinator", prefix: "coordinator listening ")
             for i in 1...max(1, workers) {
                 try cluster.spawn(executable, "worker-\(i)", ["worker", "--coordinator", cluster.coordinatorEndpoint, "--name", "worker-\(i)",
@@ -33,7 +36,8 @@ public final class LocalCluster: @unchecked Sendable {
         }
     }
 
-    private init(logDirectory: String) {
+    private init(executable: String, logDirectory: String) {
+        self.executable = executable
         self.logDirectory = logDirectory
     }
 
@@ -41,15 +45,18 @@ public final class LocalCluster: @unchecked Sendable {
     public func logPath(_ name: String) -> String { "\(logDirectory)/\(name).log" }
 
     /// The pid of process `name`.
-    public func pid(_ name: String) -> Int32? { processes.first { $0.name == name }?.process.processIdentifier }
+    public func pid(_ name: String) -> Int32? { processes.last { $0.name == name }?.process.processIdentifier }
 
     @discardableResult
-    private func spawn(_ executable: String, _ name: String, _ arguments: [String]) throws -> Process {
+    private func spawn(_ executable: String, _ name: String, _ arguments: [String], appendLog: Bool = false) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        _ = FileManager.default.createFile(atPath: logPath(name), contents: nil)
+        if !appendLog || !FileManager.default.fileExists(atPath: logPath(name)) {
+            _ = FileManager.default.createFile(atPath: logPath(name), contents: nil)
+        }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath(name)))
+        if appendLog { log.seekToEndOfFile() }
         process.standardOutput = log
         process.standardError = log
         process.standardInput = Pipe()  // closed if this process dies
@@ -58,14 +65,15 @@ public final class LocalCluster: @unchecked Sendable {
         return process
     }
 
-    private func endpoint(of name: String, prefix: String) async throws -> String {
+    private func endpoint(of name: String, prefix: String, occurrence: Int = 1) async throws -> String {
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
             let text = (try? String(contentsOfFile: logPath(name), encoding: .utf8)) ?? ""
-            if let line = text.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) {
-                return String(line.dropFirst(prefix.count))
+            let lines = text.split(separator: "\n").filter { $0.hasPrefix(prefix) }
+            if lines.count >= occurrence {
+                return String(lines[occurrence - 1].dropFirst(prefix.count))
             }
-            if let p = processes.first(where: { $0.name == name })?.process, !p.isRunning {
+            if let p = processes.last(where: { $0.name == name })?.process, !p.isRunning {
                 throw ClusterError("\(name) exited (status \(p.terminationStatus)); see \(logPath(name)):\n\(text.suffix(2000))")
             }
             try await Task.sleep(for: .milliseconds(50))
@@ -80,7 +88,7 @@ public final class LocalCluster: @unchecked Sendable {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if let s = try? await client.coordinator.status(), s.workers.count >= workers, s.unassignedShards == 0, s.movingShards == 0 { return }
-            for (name, p) in processes where !p.isRunning {
+            for (name, p) in processes where !p.isRunning && p.terminationStatus != 0 {  // a drained worker exits 0
                 throw ClusterError("\(name) exited (status \(p.terminationStatus)); see \(logPath(name))")
             }
             try await Task.sleep(for: .milliseconds(200))
@@ -88,13 +96,36 @@ public final class LocalCluster: @unchecked Sendable {
         throw ClusterError("the cluster was not ready within \(timeout)")
     }
 
-    /// Stops every process with SIGTERM (SIGKILL after 20 s) and waits for them.
+    /// Stops the cluster: the coordinator first (so the workers do not drain their shards onto
+    /// each other), then the workers, with SIGTERM (SIGKILL after 20 s), waiting for each.
     public func stop() {
-        for (_, p) in processes.reversed() where p.isRunning { p.terminate() }
-        let deadline = Date().addingTimeInterval(20)
-        for (_, p) in processes {
-            while p.isRunning && Date() < deadline { usleep(20_000) }
-            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        let coordinators = processes.filter { $0.name == "coordinator" }, workers = processes.filter { $0.name != "coordinator" }
+        for group in [coordinators, workers] {
+            for (_, p) in group where p.isRunning { p.terminate() }
+            let deadline = Date().addingTimeInterval(20)
+            for (_, p) in group {
+                while p.isRunning && Date() < deadline { usleep(20_000) }
+                if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+            }
         }
+    }
+
+    /// Starts one more worker, `name`, that joins the running cluster (it does not wait for the
+    /// rebalance).
+    public func addWorker(_ name: String, threads: Int) throws {
+        try spawn(executable, name, ["worker", "--coordinator", coordinatorEndpoint, "--name", name, "--threads", String(threads)])
+    }
+
+    /// Starts the coordinator again on the same endpoint (after it was killed) and waits until it
+    /// listens; the workers re-register by themselves.
+    public func restartCoordinator() async throws {
+        processes.removeAll { $0.name == "coordinator" && !$0.process.isRunning }
+        try spawn(executable, "coordinator", coordinatorArguments.map { $0 == "tcp://127.0.0.1:*" ? coordinatorEndpoint : $0 }, appendLog: true)
+        _ = try await endpoint(of: "coordinator", prefix: "coordinator listening ", occurrence: 2)
+    }
+
+    /// Whether process `name` is still running.
+    public func isRunning(_ name: String) -> Bool {
+        processes.last { $0.name == name }?.process.isRunning ?? false
     }
 }

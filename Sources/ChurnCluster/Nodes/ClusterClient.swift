@@ -1,10 +1,14 @@
 import ClusterSystem
 import Logging
+import Synchronization
 
-/// What `churngrid rescore | score | status` use: a short-lived node that talks to the coordinator.
+/// What `churngrid rescore | score | status | nodes` and the query benchmark use: a short-lived
+/// node that talks to the coordinator, and sends live queries straight to the worker holding
+/// the subscriber's shard.
 public struct ClusterClient: Sendable {
     public let system: ClusterActorSystem
     public let coordinator: CoordinatorActor
+    private let routing = RoutingCache()
 
     /// Connects to the coordinator at `endpoint`. The client listens on an ephemeral port of
     /// `listen`'s host (answers travel back over a connection to it).
@@ -22,7 +26,51 @@ public struct ClusterClient: Sendable {
         }
     }
 
+    private init(system: ClusterActorSystem, coordinator: CoordinatorActor) {
+        self.system = system
+        self.coordinator = coordinator
+    }
+
+    /// One subscriber's live score, asked of the owning shard directly (one hop instead of two).
+    /// The shard map is cached; a shard that moved (the old owner released it, or the node is
+    /// gone or restarted) refreshes the map and is asked again, and when the map has no ready
+    /// owner the coordinator answers (`unavailable`, or after a move it routes itself).
+    public func score(_ subscriberID: Int64) async throws -> ScoreLookup {
+        for attempt in 0..<3 {
+            let table = try await routing(refresh: attempt > 0)
+            let shard = table.map.shard(of: subscriberID)
+            guard let node = table.node(serving: shard) else { break }
+            do {
+                let actor = try ShardActor.resolve(id: ActorID(node: node, name: ShardActor.name(shard)), using: system)
+                var answer = try await actor.lookup(subscriberID)
+                if case .found(var s) = answer {
+                    s.epoch = table.map.epoch
+                    answer = .found(s)
+                }
+                return answer
+            } catch let error as RemoteCallError where [.actorNotFound, .unreachable, .nodeRestarted, .refused].contains(error.code) {
+                continue  // stale map: refresh and ask the new owner
+            }
+        }
+        return try await coordinator.score(subscriberID)
+    }
+
+    /// The cached routing table (fetched on first use or when `refresh`).
+    private func routing(refresh: Bool) async throws -> Routing {
+        if !refresh, let cached = routing.table.withLock({ $0 }) { return cached }
+        let fresh = try await coordinator.routing()
+        routing.table.withLock { current in
+            if current == nil || current!.map.epoch <= fresh.map.epoch { current = fresh }
+        }
+        return fresh
+    }
+
     public func close() async {
         await system.shutdown()
     }
+}
+
+/// The routing table a client shares between its queries.
+final class RoutingCache: Sendable {
+    let table = Mutex<Routing?>(nil)
 }

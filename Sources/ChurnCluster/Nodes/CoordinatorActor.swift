@@ -22,6 +22,10 @@ public distributed actor CoordinatorActor {
         public var assignTimeout: Duration = .seconds(900)
         /// How long one shard's rescoring may take.
         public var rescoreTimeout: Duration = .seconds(300)
+        /// Shards moved per step of a rebalance: each step loads its shards on their new owners,
+        /// flips the map (a new epoch) and releases them on the old owners, so a move never holds
+        /// the whole node's worth of shards twice and queries see each batch switch at once.
+        public var moveBatch = 128
 
         public init() {}
     }
@@ -50,6 +54,8 @@ public distributed actor CoordinatorActor {
     private var run: Run?
     /// Shards being loaded by their new owner right now.
     private var moving = 0
+    /// Members whose shards are moving away before they leave.
+    private var draining: Set<String> = []
     private var membershipBusy = false
     private var membershipWaiters: [CheckedContinuation<Void, Never>] = []
 
@@ -93,6 +99,7 @@ public distributed actor CoordinatorActor {
         guard let (name, _) = members.first(where: { $0.value.node.endpoint == endpoint }) else { return }
         logger.error("worker lost", metadata: ["worker": "\(name)", "reason": "\(reason)"])
         members[name] = nil
+        draining.remove(name)
         for s in map.shards(of: name) { ready.remove(s) }
         do {
             try await rebalance()
@@ -101,36 +108,99 @@ public distributed actor CoordinatorActor {
         }
     }
 
+    /// Spreads the shards over the members that are not draining, moving as few as possible,
+    /// in batches of `moveBatch`: for each batch the new owners load the shards (the old owners
+    /// keep answering meanwhile), the map flips to a new epoch and is saved, and the old owners
+    /// release the shards (calls still addressed there fail as "not found" and are redirected).
     private func rebalance() async throws {
-        let (next, moves) = map.rebalanced(over: Array(members.keys))
-        guard !moves.isEmpty else { return }
-        let previous = map
-        var byTarget: [String: [Int]] = [:]
-        for m in moves { byTarget[m.to, default: []].append(m.shard) }
-        // Load first (the old owners keep answering), then flip the map.
+        let placement = members.keys.filter { !draining.contains($0) }
+        let (target, moves) = map.rebalanced(over: Array(placement))
+        guard !moves.isEmpty else {
+            if target.epoch != map.epoch {  // no member left: every shard is unowned now
+                map = target
+                try await database.save(map)
+            }
+            return
+        }
+        let start = ContinuousClock.now
         moving = moves.count
         defer { moving = 0 }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for (name, shards) in byTarget {
-                guard let member = members[name] else { continue }
-                let assignment = Assignment(shardCount: map.shardCount, shards: shards, epoch: next.epoch, model: package, postgresURL: database.url)
-                let timeout = settings.assignTimeout
-                group.addTask {
-                    _ = try await ClusterActorSystem.$callTimeout.withValue(timeout) { try await member.actor.assign(assignment) }
+        var batchStart = 0
+        while batchStart < moves.count {
+            let batch = Array(moves[batchStart..<min(moves.count, batchStart + max(1, settings.moveBatch))])
+            batchStart += batch.count
+            let previous = map, next = map.moving(batch)
+            var byTarget: [String: [Int]] = [:]
+            for m in batch { byTarget[m.to, default: []].append(m.shard) }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (name, shards) in byTarget {
+                    guard let member = members[name] else { continue }
+                    let assignment = Assignment(shardCount: map.shardCount, shards: shards, epoch: next.epoch, model: package, postgresURL: database.url)
+                    let timeout = settings.assignTimeout
+                    group.addTask {
+                        _ = try await ClusterActorSystem.$callTimeout.withValue(timeout) { try await member.actor.assign(assignment) }
+                    }
                 }
+                try await group.waitForAll()
             }
-            try await group.waitForAll()
+            map = next
+            for m in batch { ready.insert(m.shard) }
+            try await database.save(map)
+            moving -= batch.count
+            // Old owners that are still members drop what moved away.
+            var released: [String: [Int]] = [:]
+            for m in batch { if let old = previous.owners[m.shard], old != m.to { released[old, default: []].append(m.shard) } }
+            for (name, shards) in released {
+                if let member = members[name] { try? await member.actor.release(shards) }
+            }
         }
-        map = next
-        for m in moves { ready.insert(m.shard) }
-        try await database.save(map)
-        logger.info("shard map changed", metadata: ["epoch": "\(map.epoch)", "moved": "\(moves.count)", "workers": "\(members.count)"])
-        // Old owners that are still members drop what moved away.
-        var released: [String: [Int]] = [:]
-        for m in moves { if let old = previous.owners[m.shard], old != m.to { released[old, default: []].append(m.shard) } }
-        for (name, shards) in released {
-            if let member = members[name] { try? await member.actor.release(shards) }
+        logger.info("shard map changed", metadata: ["epoch": "\(map.epoch)", "moved": "\(moves.count)", "workers": "\(placement.count)",
+                                                    "seconds": "\(ContinuousClock.now - start)"])
+    }
+
+    /// Moves every shard of worker `name` to the other workers, then tells it to leave (its
+    /// process exits cleanly). A worker stopped with SIGTERM asks for this itself.
+    /// - Returns: the number of shards moved.
+    public distributed func drain(_ name: String) async throws -> Int {
+        await lockMembership()
+        defer { unlockMembership() }
+        guard let member = members[name] else {
+            throw ClusterError("no worker named '\(name)' (members: \(members.keys.sorted().joined(separator: ", ")))")
         }
+        guard members.keys.contains(where: { $0 != name && !draining.contains($0) }) else {
+            throw ClusterError("'\(name)' is the last worker: its shards have nowhere to go")
+        }
+        let shards = map.shards(of: name).count
+        logger.notice("draining worker", metadata: ["worker": "\(name)", "shards": "\(shards)"])
+        draining.insert(name)
+        do {
+            try await rebalance()
+        } catch {
+            draining.remove(name)
+            throw error
+        }
+        draining.remove(name)
+        members[name] = nil
+        logger.notice("worker drained; it leaves", metadata: ["worker": "\(name)", "moved": "\(shards)"])
+        try? await ClusterActorSystem.$callTimeout.withValue(.seconds(5)) { try await member.actor.leave() }
+        return shards
+    }
+
+    /// The members with their state.
+    public distributed func nodes() -> [NodeInfo] {
+        members.sorted { $0.key < $1.key }.map { name, member in
+            let owned = map.shards(of: name)
+            return NodeInfo(state: draining.contains(name) ? "draining" : "active", name: name, endpoint: member.node.endpoint,
+                            shards: owned.count, readyShards: owned.filter { ready.contains($0) }.count)
+        }
+    }
+
+    /// The shard map and the owners' node ids, for clients that send queries straight to the
+    /// owning node.
+    public distributed func routing() -> Routing {
+        var owners = map.owners
+        for s in owners.indices where !ready.contains(s) { owners[s] = nil }
+        return Routing(map: ShardMap(shardCount: map.shardCount, epoch: map.epoch, owners: owners), nodes: members.values.map(\.node))
     }
 
     /// Membership changes run one at a time, in arrival order (actor methods interleave at awaits).
@@ -320,19 +390,28 @@ public distributed actor CoordinatorActor {
 
     // MARK: Queries and status
 
-    /// One subscriber's score computed now by the shard that holds it.
+    /// One subscriber's score computed now by the shard that holds it. A shard that moved while
+    /// the call was under way (the old owner released it) is asked again at its new owner.
     public distributed func score(_ subscriberID: Int64) async throws -> ScoreLookup {
         let shard = map.shard(of: subscriberID)
-        guard let owner = map.owners[shard], ready.contains(shard), let member = members[owner] else {
-            return .unavailable(shard: shard, reason: "shard \(shard) has no ready worker (workers: \(members.count))")
+        var attempt = 0
+        while true {
+            guard let owner = map.owners[shard], ready.contains(shard), let member = members[owner] else {
+                return .unavailable(shard: shard, reason: "shard \(shard) has no ready worker (workers: \(members.count))")
+            }
+            let epoch = map.epoch
+            do {
+                let actor = try ShardActor.resolve(id: ActorID(node: member.node, name: ShardActor.name(shard)), using: actorSystem)
+                var answer = try await actor.lookup(subscriberID)
+                if case .found(var s) = answer {
+                    s.epoch = epoch
+                    answer = .found(s)
+                }
+                return answer
+            } catch let error as RemoteCallError where error.code == .actorNotFound && attempt < 3 && map.epoch != epoch {
+                attempt += 1  // moved meanwhile: the map has changed; ask the new owner
+            }
         }
-        let actor = try ShardActor.resolve(id: ActorID(node: member.node, name: ShardActor.name(shard)), using: actorSystem)
-        var answer = try await actor.lookup(subscriberID)
-        if case .found(var s) = answer {
-            s.epoch = map.epoch
-            answer = .found(s)
-        }
-        return answer
     }
 
     /// The shard map (for clients that route queries themselves).

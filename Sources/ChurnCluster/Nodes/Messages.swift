@@ -211,3 +211,49 @@ public enum ScoreLookup: Sendable, WireCodable {
         }
     }
 }
+
+/// A cluster member as `churngrid nodes list` shows it.
+public struct NodeInfo: Sendable, WireCodable, Codable {
+    /// `active` (in the placement), `draining` (its shards are moving away, then it leaves).
+    public var state: String
+    public var name: String
+    public var endpoint: String
+    /// Shards the shard map gives it.
+    public var shards: Int
+    /// Of those, shards loaded and serving.
+    public var readyShards: Int
+
+    public init(state: String, name: String, endpoint: String, shards: Int, readyShards: Int) {
+        self.state = state
+        self.name = name
+        self.endpoint = endpoint
+        self.shards = shards
+        self.readyShards = readyShards
+    }
+
+    public func encode(to w: inout WireWriter) { w.write(state); w.write(name); w.write(endpoint); w.write(shards); w.write(readyShards) }
+    public init(from r: inout WireReader) throws(WireError) {
+        state = try r.read(); name = try r.read(); endpoint = try r.read(); shards = try r.read(); readyShards = try r.read()
+    }
+}
+
+/// What a client needs to send a query straight to the node holding the shard: the shard map
+/// (owners of shards that are not ready are left out) and the owners' node ids.
+public struct Routing: Sendable, WireCodable {
+    public var map: ShardMap
+    public var nodes: [NodeID]
+
+    public init(map: ShardMap, nodes: [NodeID]) {
+        self.map = map
+        self.nodes = nodes
+    }
+
+    /// The node serving `shard`, if any.
+    public func node(serving shard: Int) -> NodeID? {
+        guard let owner = map.owners[shard] else { return nil }
+        return nodes.first { $0.name == owner }
+    }
+
+    public func encode(to w: inout WireWriter) { w.write(map); w.write(nodes) }
+    public init(from r: inout WireReader) throws(WireError) { map = try r.read(); nodes = try r.read() }
+}

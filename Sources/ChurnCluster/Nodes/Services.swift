@@ -77,13 +77,17 @@ public final class CoordinatorService: Service, Sendable {
     }
 }
 
-/// `churngrid worker`: a worker node as a service; joins the coordinator, hosts its shards.
+/// `churngrid worker`: a worker node as a service; joins the coordinator, hosts its shards. On
+/// SIGTERM it asks the coordinator to drain it (its shards move to the other workers while it
+/// keeps answering) and exits when that is done; drained by `churngrid nodes drain`, it exits too.
 public final class WorkerService: Service, Sendable {
     public struct Configuration: Sendable {
         public var node: ClusterActorSystem.Configuration
         public var coordinator: String
         /// Cores used to score a shard.
         public var threads: Int
+        /// How long a SIGTERM waits for the coordinator to move this worker's shards away.
+        public var drainTimeout: Duration = .seconds(600)
 
         public init(node: ClusterActorSystem.Configuration, coordinator: String, threads: Int) {
             self.node = node
@@ -96,14 +100,19 @@ public final class WorkerService: Service, Sendable {
     public let worker: WorkerActor
     private let configuration: Configuration
     private let logger: Logger
+    private let left: AsyncStream<Void>
+    private let leave: AsyncStream<Void>.Continuation
 
     public init(_ configuration: Configuration) async throws {
         self.configuration = configuration
         logger = configuration.node.logger
         let system = try await ClusterActorSystem(configuration.node)
         self.system = system
-        let threads = configuration.threads, logger = logger
-        worker = system.withActorName(WorkerActor.name) { WorkerActor(actorSystem: system, threads: threads, logger: logger) }
+        (left, leave) = AsyncStream.makeStream(of: Void.self)
+        let threads = configuration.threads, logger = logger, leave = leave
+        worker = system.withActorName(WorkerActor.name) {
+            WorkerActor(actorSystem: system, threads: threads, logger: logger) { leave.yield() }
+        }
     }
 
     /// Joins the coordinator (and again whenever it restarts), then serves until SIGTERM.
@@ -122,10 +131,34 @@ public final class WorkerService: Service, Sendable {
                 known = node.incarnation
             }
         }
-        try? await gracefulShutdown()
+        // Runs until the coordinator says it has drained us, or until SIGTERM.
+        let signalled = await withGracefulShutdownHandler {
+            for await _ in left { return false }
+            return true
+        } onGracefulShutdown: { [leave] in
+            leave.finish()
+        }
         events.cancel()
+        if signalled { await drainBeforeStopping() }
         logger.info("worker stopping")
         await system.shutdown()
+    }
+
+    /// SIGTERM: the coordinator moves this worker's shards to the others first (the worker keeps
+    /// answering until each batch has flipped), so stopping a worker loses no query.
+    private func drainBeforeStopping() async {
+        do {
+            // A coordinator that is gone (the whole cluster is stopping) is not waited for long.
+            let node = try await system.connect(to: configuration.coordinator, timeout: .seconds(2))
+            let coordinator = try CoordinatorActor.resolve(id: ActorID(node: node, name: CoordinatorActor.name), using: system)
+            logger.notice("asking the coordinator to move this worker's shards away before stopping")
+            let moved = try await ClusterActorSystem.$callTimeout.withValue(configuration.drainTimeout) {
+                try await coordinator.drain(system.node.name)
+            }
+            logger.notice("drained", metadata: ["moved": "\(moved)"])
+        } catch {
+            logger.warning("stopping without a drain", metadata: ["error": "\(error)"])
+        }
     }
 
     private func join() async throws {

@@ -22,9 +22,12 @@ public distributed actor WorkerActor {
     private let scoring: ScoringThreads
     private let loader = BlockingThread(name: "cg-load", niceness: 5)
     private let logger: Logger
+    private let onLeave: @Sendable () -> Void
 
-    public init(actorSystem: ClusterActorSystem, threads: Int, logger: Logger) {
+    /// - Parameter onLeave: called when the coordinator has drained this worker and tells it to go.
+    public init(actorSystem: ClusterActorSystem, threads: Int, logger: Logger, onLeave: @escaping @Sendable () -> Void = {}) {
         self.actorSystem = actorSystem
+        self.onLeave = onLeave
         scoring = ScoringThreads(count: threads)
         self.logger = logger
     }
@@ -75,6 +78,12 @@ public distributed actor WorkerActor {
         }
         releaseFreedHeap()
         logger.info("shards released", metadata: ["shards": "\(shards.count)"])
+    }
+
+    /// The coordinator has moved every shard away: the worker process stops.
+    public distributed func leave() {
+        logger.notice("drained by the coordinator; leaving", metadata: ["shards": "\(shards.count)"])
+        onLeave()
     }
 
     /// What this worker holds.

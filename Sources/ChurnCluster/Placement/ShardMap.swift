@@ -66,6 +66,14 @@ public struct ShardMap: Sendable, Equatable, WireCodable {
         return (ShardMap(shardCount: shardCount, epoch: epoch + (changed ? 1 : 0), owners: next), moves)
     }
 
+    /// This map with `moves` applied and the epoch increased: one step of a rebalance that moves
+    /// shards in bounded batches.
+    public func moving(_ moves: [(shard: Int, to: String)]) -> ShardMap {
+        var next = owners
+        for m in moves { next[m.shard] = m.to }
+        return ShardMap(shardCount: shardCount, epoch: epoch + 1, owners: next)
+    }
+
     public func encode(to w: inout WireWriter) {
         w.write(shardCount); w.write(epoch); w.write(owners)
     }
