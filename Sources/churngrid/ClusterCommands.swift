@@ -77,7 +77,9 @@ struct WorkerCommand: AsyncParsableCommand {
 func runUntilSignalled(_ service: some Service, announcing line: String, logger: Logger) async throws {
     print(line)
     fflush(nil)
-    let group = ServiceGroup(configuration: .init(services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    // A service that ends by itself (a drained worker) ends the process normally.
+    let group = ServiceGroup(configuration: .init(services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+                                                  gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
     try await group.run()
 }
 
@@ -290,7 +292,7 @@ func reportingClusterErrors(_ body: () async throws -> Void) async throws {
 extension BenchCommand {
     struct Queries: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Live-query latency through the coordinator at a steady rate (random subscribers of a generated base).")
+            abstract: "Live-query latency at a steady rate (random subscribers of a generated base), straight to the owning node or through the coordinator.")
 
         @Option(help: "The coordinator's endpoint.")
         var coordinator: String = "tcp://127.0.0.1:7400"
@@ -304,8 +306,15 @@ extension BenchCommand {
         @Option(help: "Subscribers in the base (ids 1000000000 …).")
         var subscribers = 1_000_000
 
+        @Option(help: "direct: to the owning node with the client's cached shard map (what `churngrid score` does); coordinator: through the coordinator.")
+        var via = "direct"
+
         @Flag(help: "Print JSON.")
         var json = false
+
+        func validate() throws {
+            guard ["direct", "coordinator"].contains(via) else { throw ValidationError("--via is direct or coordinator, not '\(via)'") }
+        }
 
         func run() async throws {
             let logger = quiet(makeLogger("churngrid.bench"))
@@ -321,7 +330,7 @@ extension BenchCommand {
                     let id = 1_000_000_000 + Int64.random(in: 0..<Int64(subscribers))
                     let t = ContinuousClock.now
                     do {
-                        switch try await client.score(id) {
+                        switch try await (via == "direct" ? client.score(id) : client.coordinator.score(id)) {
                         case .found: break
                         case .notFound: notFound += 1
                         case .unavailable: failed += 1

@@ -216,12 +216,14 @@ struct RescoringTests {
         let afterDrain = try await Self.waitForBalance(client, workers: 2)
         #expect(afterDrain.workers.map(\.name) == ["worker-1", "worker-2"] && afterDrain.workers.map(\.subscribers).reduce(0, +) == n)
         #expect(try await Self.waitUntilExited(cluster, "worker-3"))
+        #expect(cluster.exitStatus("worker-3") == 0, "a drained worker exits cleanly")
 
         // SIGTERM on a worker drains it the same way before it exits.
         kill(try #require(cluster.pid("worker-2")), SIGTERM)
         let afterStop = try await Self.waitForBalance(client, workers: 1)
         #expect(afterStop.workers.first?.shards == 128 && afterStop.workers.first?.subscribers == n)
         #expect(try await Self.waitUntilExited(cluster, "worker-2"))
+        #expect(cluster.exitStatus("worker-2") == 0, "a worker stopped with SIGTERM exits cleanly")
         try await Task.sleep(for: .milliseconds(300))
 
         let (answered, failed) = await load.finish()

@@ -124,6 +124,12 @@ public final class LocalCluster: @unchecked Sendable {
         _ = try await endpoint(of: "coordinator", prefix: "coordinator listening ", occurrence: 2)
     }
 
+    /// The exit status of process `name` once it has exited.
+    public func exitStatus(_ name: String) -> Int32? {
+        guard let p = processes.last(where: { $0.name == name })?.process, !p.isRunning else { return nil }
+        return p.terminationStatus
+    }
+
     /// Whether process `name` is still running.
     public func isRunning(_ name: String) -> Bool {
         processes.last { $0.name == name }?.process.isRunning ?? false
