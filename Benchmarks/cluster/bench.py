@@ -15,6 +15,8 @@ Usage: python3 Benchmarks/cluster/bench.py [--subscribers 10000000] [--rate 200]
 """
 import argparse, json, os, subprocess, sys, time
 
+from local import stop_cluster
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, ".build/release/churngrid")
 MODEL = os.path.join(ROOT, "models/churn-default.json")
@@ -54,11 +56,11 @@ def main():
         os.makedirs(logs, exist_ok=True)
         coord = subprocess.Popen([BIN, "coordinator", "--listen", "tcp://127.0.0.1:*", "--postgres", url, "--model", MODEL],
                                  stdout=subprocess.PIPE, stderr=open(f"{logs}/coordinator.log", "w"), stdin=subprocess.PIPE, text=True)
-        procs.append(coord)
+        procs.append(("coordinator", coord))
         endpoint = coord.stdout.readline().split()[-1]
         for i in (1, 2):
-            procs.append(subprocess.Popen([BIN, "worker", "--coordinator", endpoint, "--name", f"worker-{i}", "--threads", "1"],
-                                          stdout=open(f"{logs}/worker-{i}.log", "w"), stderr=subprocess.STDOUT, stdin=subprocess.PIPE))
+            procs.append((f"worker-{i}", subprocess.Popen([BIN, "worker", "--coordinator", endpoint, "--name", f"worker-{i}", "--threads", "1"],
+                                          stdout=open(f"{logs}/worker-{i}.log", "w"), stderr=subprocess.STDOUT, stdin=subprocess.PIPE)))
         t = time.time()
         while True:
             st = json.loads(sh(BIN, "status", "--coordinator", endpoint, "--json"))
@@ -125,13 +127,7 @@ def main():
         json.dump(out, open(os.path.join(ROOT, ".churngrid/bench/cluster.json"), "w"), indent=1)
         print(json.dumps(out, indent=1))
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(20)
-            except Exception:
-                p.kill()
+        stop_cluster(procs)
         sh("bash", "Deploy/local/pg.sh", "stop", pgdir)
 
 

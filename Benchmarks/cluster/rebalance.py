@@ -16,6 +16,8 @@ Usage: python3 Benchmarks/cluster/rebalance.py [--subscribers 10000000] [--rate 
 """
 import argparse, json, os, signal, subprocess, time
 
+from local import stop_cluster
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, ".build/release/churngrid")
 MODEL = os.path.join(ROOT, "models/churn-default.json")
@@ -123,15 +125,7 @@ def main():
         json.dump(out, open(os.path.join(ROOT, ".churngrid/bench/rebalance.json"), "w"), indent=1)
         print(json.dumps(out, indent=1))
     finally:
-        order = ["coordinator"] + [n for n in procs if n != "coordinator"]
-        for n in order:
-            p = procs[n]
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(20)
-                except Exception:
-                    p.kill()
+        stop_cluster(list(procs.items()))
         sh("bash", "Deploy/local/pg.sh", "stop", pgdir)
 
 

@@ -34,13 +34,21 @@ struct RescoringTests {
         return (url, cluster, client)
     }
 
-    static func waitForJob(_ client: ClusterClient, _ id: Int64, until: (JobStatus) -> Bool = { $0.state != "running" }) async throws -> JobStatus {
-        let deadline = ContinuousClock.now + .seconds(600)
+    /// Polls `probe` until it returns a value.
+    static func eventually<T>(_ what: String, timeout: Duration = .seconds(600), _ probe: () async throws -> T?) async throws -> T {
+        let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if let s = try await client.coordinator.job(), s.id == id, until(s) { return s }
+            if let value = try await probe() { return value }
             try await Task.sleep(for: .milliseconds(50))
         }
-        throw ClusterError("job \(id) did not finish")
+        throw ClusterError("\(what) within \(timeout)")
+    }
+
+    static func waitForJob(_ client: ClusterClient, _ id: Int64, until: (JobStatus) -> Bool = { $0.state != "running" }) async throws -> JobStatus {
+        try await eventually("job \(id) did not finish") {
+            guard let s = try await client.coordinator.job(), s.id == id, until(s) else { return nil }
+            return s
+        }
     }
 
     @Test("every subscriber is scored exactly once, the published scores are the tree engine's, a live query equals the job")
@@ -180,13 +188,10 @@ struct RescoringTests {
     }
 
     static func waitForBalance(_ client: ClusterClient, workers: Int) async throws -> ClusterStatus {
-        let deadline = ContinuousClock.now + .seconds(300)
-        while ContinuousClock.now < deadline {
+        try await eventually("the cluster did not settle on \(workers) workers", timeout: .seconds(300)) {
             let s = try await client.coordinator.status()
-            if s.workers.count == workers, s.unassignedShards == 0, s.movingShards == 0, s.silentWorkers.isEmpty { return s }
-            try await Task.sleep(for: .milliseconds(100))
+            return s.workers.count == workers && s.unassignedShards == 0 && s.movingShards == 0 && s.silentWorkers.isEmpty ? s : nil
         }
-        throw ClusterError("the cluster did not settle on \(workers) workers")
     }
 
     @Test("a worker joins under steady query load and is drained again, then another stops on SIGTERM: no query fails, every move is visible")
@@ -233,12 +238,7 @@ struct RescoringTests {
     }
 
     static func waitUntilExited(_ cluster: LocalCluster, _ name: String) async throws -> Bool {
-        let deadline = ContinuousClock.now + .seconds(30)
-        while cluster.isRunning(name) {
-            if ContinuousClock.now > deadline { return false }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        return true
+        (try? await eventually("\(name) did not exit", timeout: .seconds(30)) { cluster.isRunning(name) ? nil : true }) ?? false
     }
 
     @Test("a worker joining during a job: the job completes with every subscriber exactly once")
