@@ -100,15 +100,15 @@ struct RescoreCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = makeLogger("churngrid.rescore")
         try await reportingClusterErrors {
-            let client = try await ClusterClient.connect(coordinator, logger: quiet(logger))
-            let id = try await client.coordinator.startRescore()
-            if !wait {
-                if json { try printJSON(["job_id": id]) } else { print("job \(id) started") }
-                await client.close()
-                return
+            let status = try await withCoordinator(coordinator, logger: logger) { client -> JobStatus? in
+                let id = try await client.coordinator.startRescore()
+                guard wait else {
+                    if json { try printJSON(["job_id": id]) } else { print("job \(id) started") }
+                    return nil
+                }
+                return try await waitForJob(client, id: id, showProgress: !json)
             }
-            let status = try await waitForJob(client, id: id, showProgress: !json)
-            await client.close()
+            guard let status else { return }
             if json { try printJSON(status) } else { print(jobSummary(status)) }
             if status.state != "completed" { throw ExitCode(1) }
         }
@@ -163,9 +163,7 @@ struct ScoreCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = makeLogger("churngrid.score")
         try await reportingClusterErrors {
-            let client = try await ClusterClient.connect(coordinator, logger: quiet(logger))
-            let answer = try await client.score(subscriber)
-            await client.close()
+            let answer = try await withCoordinator(coordinator, logger: logger) { try await $0.score(subscriber) }
             switch answer {
             case .found(let s):
                 if json { try printJSON(s) } else { print(describe(s)) }
@@ -201,9 +199,7 @@ struct StatusCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = makeLogger("churngrid.status")
         try await reportingClusterErrors {
-            let client = try await ClusterClient.connect(coordinator, logger: quiet(logger))
-            let status = try await client.coordinator.status()
-            await client.close()
+            let status = try await withCoordinator(coordinator, logger: logger) { try await $0.coordinator.status() }
             if json { try printJSON(status); return }
             print("coordinator \(status.coordinator)")
             print("shards \(status.shardCount), epoch \(status.epoch), model \(status.modelVersion), unassigned \(status.unassignedShards), moving \(status.movingShards)")
@@ -236,9 +232,7 @@ struct NodesCommand: AsyncParsableCommand {
         func run() async throws {
             let logger = makeLogger("churngrid.nodes")
             try await reportingClusterErrors {
-                let client = try await ClusterClient.connect(coordinator, logger: quiet(logger))
-                let nodes = try await client.coordinator.nodes()
-                await client.close()
+                let nodes = try await withCoordinator(coordinator, logger: logger) { try await $0.coordinator.nodes() }
                 if json { try printJSON(nodes); return }
                 for n in nodes {
                     print("\(n.name)  \(n.state)  \(n.endpoint)  \(n.shards) shards (\(n.readyShards) ready)")
@@ -260,13 +254,27 @@ struct NodesCommand: AsyncParsableCommand {
         func run() async throws {
             let logger = makeLogger("churngrid.nodes")
             try await reportingClusterErrors {
-                let client = try await ClusterClient.connect(coordinator, logger: quiet(logger))
                 let start = ContinuousClock.now
-                let moved = try await ClusterActorSystem.$callTimeout.withValue(.seconds(3600)) { try await client.coordinator.drain(node) }
-                await client.close()
+                let moved = try await withCoordinator(coordinator, logger: logger) { client in
+                    try await ClusterActorSystem.$callTimeout.withValue(.seconds(3600)) { try await client.coordinator.drain(node) }
+                }
                 print("\(node) drained: \(moved) shards moved in \(ContinuousClock.now - start); it has left the cluster")
             }
         }
+    }
+}
+
+/// Connects a client to the coordinator at `endpoint`, runs `body` with it and closes it, also
+/// when `body` throws. Client commands log only warnings and errors.
+func withCoordinator<T>(_ endpoint: String, logger: Logger, _ body: (ClusterClient) async throws -> T) async throws -> T {
+    let client = try await ClusterClient.connect(endpoint, logger: quiet(logger))
+    do {
+        let result = try await body(client)
+        await client.close()
+        return result
+    } catch {
+        await client.close()
+        throw error
     }
 }
 
@@ -306,50 +314,57 @@ extension BenchCommand {
         @Option(help: "Subscribers in the base (ids 1000000000 …).")
         var subscribers = 1_000_000
 
+        enum Route: String, ExpressibleByArgument, CaseIterable {
+            case direct, coordinator
+        }
+
         @Option(help: "direct: to the owning node with the client's cached shard map (what `churngrid score` does); coordinator: through the coordinator.")
-        var via = "direct"
+        var via = Route.direct
 
         @Flag(help: "Print JSON.")
         var json = false
 
-        func validate() throws {
-            guard ["direct", "coordinator"].contains(via) else { throw ValidationError("--via is direct or coordinator, not '\(via)'") }
-        }
-
         func run() async throws {
-            let logger = quiet(makeLogger("churngrid.bench"))
+            let logger = makeLogger("churngrid.bench")
             try await reportingClusterErrors {
-                let client = try await ClusterClient.connect(coordinator, logger: logger)
-                var latencies: [Double] = []
-                var failed = 0, notFound = 0
-                let interval = Duration.seconds(1.0 / Double(max(1, rate)))
-                let start = ContinuousClock.now
-                var next = start
-                let stop = watchStandardInput()
-                while ContinuousClock.now - start < .seconds(duration), !stop.isSet {
-                    let id = 1_000_000_000 + Int64.random(in: 0..<Int64(subscribers))
-                    let t = ContinuousClock.now
-                    do {
-                        switch try await (via == "direct" ? client.score(id) : client.coordinator.score(id)) {
-                        case .found: break
-                        case .notFound: notFound += 1
-                        case .unavailable: failed += 1
-                        }
-                        latencies.append(seconds(ContinuousClock.now - t) * 1e6)
-                    } catch {
-                        failed += 1
-                    }
-                    next += interval
-                    let wait = next - ContinuousClock.now
-                    if wait > .zero { try await Task.sleep(for: wait) }
+                let (latencies, failed, notFound) = try await withCoordinator(coordinator, logger: logger) { client in
+                    try await measure(client)
                 }
-                await client.close()
-                latencies.sort()
                 func pct(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
                 let result = ["queries": Double(latencies.count), "failed": Double(failed), "not_found": Double(notFound),
                               "p50_us": pct(0.5), "p99_us": pct(0.99), "p999_us": pct(0.999), "max_us": latencies.last ?? 0]
                 if json { try printJSON(result) } else { print(result.sorted { $0.key < $1.key }.map { "\($0.key) \(Int($0.value))" }.joined(separator: "  ")) }
             }
+        }
+
+        /// Queries at the steady rate until the duration is over or standard input closes.
+        /// - Returns: the latencies in µs (sorted), failed and not-found counts.
+        private func measure(_ client: ClusterClient) async throws -> ([Double], Int, Int) {
+            var latencies: [Double] = []
+            var failed = 0, notFound = 0
+            let interval = Duration.seconds(1.0 / Double(max(1, rate)))
+            let start = ContinuousClock.now
+            var next = start
+            let stop = watchStandardInput()
+            while ContinuousClock.now - start < .seconds(duration), !stop.isSet {
+                let id = 1_000_000_000 + Int64.random(in: 0..<Int64(subscribers))
+                let t = ContinuousClock.now
+                do {
+                    switch try await (via == .direct ? client.score(id) : client.coordinator.score(id)) {
+                    case .found: break
+                    case .notFound: notFound += 1
+                    case .unavailable: failed += 1
+                    }
+                    latencies.append(seconds(ContinuousClock.now - t) * 1e6)
+                } catch {
+                    failed += 1
+                }
+                next += interval
+                let wait = next - ContinuousClock.now
+                if wait > .zero { try await Task.sleep(for: wait) }
+            }
+            latencies.sort()
+            return (latencies, failed, notFound)
         }
     }
 }

@@ -95,8 +95,4 @@ final class ScoringThreads: Sendable {
         let i = next.add(1, ordering: .relaxed).oldValue
         return try await threads[i % threads.count].run(body)
     }
-
-    func stop() {
-        for t in threads { t.stop() }
-    }
 }

@@ -9,7 +9,8 @@ public final class LocalCluster: @unchecked Sendable {
     public private(set) var coordinatorEndpoint = ""
     public let logDirectory: String
     private let executable: String
-    private var coordinatorArguments: [String] = []
+    /// The coordinator's command line, given where it listens.
+    private var coordinatorArguments: (_ listen: String) -> [String] = { _ in [] }
     private var processes: [(name: String, process: Process)] = []
 
     /// Starts a coordinator and `workers` workers and waits until every shard is loaded.
@@ -20,9 +21,9 @@ public final class LocalCluster: @unchecked Sendable {
                              shards: Int = 1024, logDirectory: String, logger: Logger) async throws -> LocalCluster {
         try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
         let cluster = LocalCluster(executable: executable, logDirectory: logDirectory)
-        cluster.coordinatorArguments = ["coordinator", "--listen", "tcp://127.0.0.1:*", "--postgres", postgresURL, "--model", model, "--shards", String(shards)]
+        cluster.coordinatorArguments = { ["coordinator", "--listen", $0, "--postgres", postgresURL, "--model", model, "--shards", String(shards)] }
         do {
-            try cluster.spawn(executable, "coordinator", cluster.coordinatorArguments)
+            try cluster.spawn(executable, "coordinator", cluster.coordinatorArguments("tcp://127.0.0.1:*"))
             cluster.coordinatorEndpoint = try await cluster.endpoint(of: "coordinator", prefix: "coordinator listening ")
             for i in 1...max(1, workers) {
                 try cluster.spawn(executable, "worker-\(i)", ["worker", "--coordinator", cluster.coordinatorEndpoint, "--name", "worker-\(i)",
@@ -120,7 +121,7 @@ public final class LocalCluster: @unchecked Sendable {
     /// listens; the workers re-register by themselves.
     public func restartCoordinator() async throws {
         processes.removeAll { $0.name == "coordinator" && !$0.process.isRunning }
-        try spawn(executable, "coordinator", coordinatorArguments.map { $0 == "tcp://127.0.0.1:*" ? coordinatorEndpoint : $0 }, appendLog: true)
+        try spawn(executable, "coordinator", coordinatorArguments(coordinatorEndpoint), appendLog: true)
         _ = try await endpoint(of: "coordinator", prefix: "coordinator listening ", occurrence: 2)
     }
 

@@ -54,8 +54,9 @@ public distributed actor CoordinatorActor {
     private var run: Run?
     /// Shards being loaded by their new owner right now.
     private var moving = 0
-    /// Members whose shards are moving away before they leave.
-    private var draining: Set<String> = []
+    /// The member whose shards are moving away before it leaves (membership changes run one at
+    /// a time, so there is at most one).
+    private var draining: String?
     private var membershipBusy = false
     private var membershipWaiters: [CheckedContinuation<Void, Never>] = []
 
@@ -99,7 +100,6 @@ public distributed actor CoordinatorActor {
         guard let (name, _) = members.first(where: { $0.value.node.endpoint == endpoint }) else { return }
         logger.error("worker lost", metadata: ["worker": "\(name)", "reason": "\(reason)"])
         members[name] = nil
-        draining.remove(name)
         for s in map.shards(of: name) { ready.remove(s) }
         do {
             try await rebalance()
@@ -113,7 +113,7 @@ public distributed actor CoordinatorActor {
     /// keep answering meanwhile), the map flips to a new epoch and is saved, and the old owners
     /// release the shards (calls still addressed there fail as "not found" and are redirected).
     private func rebalance() async throws {
-        let placement = members.keys.filter { !draining.contains($0) }
+        let placement = members.keys.filter { $0 != draining }
         let (target, moves) = map.rebalanced(over: Array(placement))
         guard !moves.isEmpty else {
             if target.epoch != map.epoch {  // no member left: every shard is unowned now
@@ -167,19 +167,14 @@ public distributed actor CoordinatorActor {
         guard let member = members[name] else {
             throw ClusterError("no worker named '\(name)' (members: \(members.keys.sorted().joined(separator: ", ")))")
         }
-        guard members.keys.contains(where: { $0 != name && !draining.contains($0) }) else {
+        guard members.count > 1 else {
             throw ClusterError("'\(name)' is the last worker: its shards have nowhere to go")
         }
         let shards = map.shards(of: name).count
         logger.notice("draining worker", metadata: ["worker": "\(name)", "shards": "\(shards)"])
-        draining.insert(name)
-        do {
-            try await rebalance()
-        } catch {
-            draining.remove(name)
-            throw error
-        }
-        draining.remove(name)
+        draining = name
+        defer { draining = nil }
+        try await rebalance()
         members[name] = nil
         logger.notice("worker drained; it leaves", metadata: ["worker": "\(name)", "moved": "\(shards)"])
         try? await ClusterActorSystem.$callTimeout.withValue(.seconds(5)) { try await member.actor.leave() }
@@ -190,7 +185,7 @@ public distributed actor CoordinatorActor {
     public distributed func nodes() -> [NodeInfo] {
         members.sorted { $0.key < $1.key }.map { name, member in
             let owned = map.shards(of: name)
-            return NodeInfo(state: draining.contains(name) ? "draining" : "active", name: name, endpoint: member.node.endpoint,
+            return NodeInfo(state: name == draining ? "draining" : "active", name: name, endpoint: member.node.endpoint,
                             shards: owned.count, readyShards: owned.filter { ready.contains($0) }.count)
         }
     }
@@ -349,7 +344,7 @@ public distributed actor CoordinatorActor {
                         }
                         if var r = run, r.status.id == id {
                             r.status.shardsDone += 1
-                            if written { r.status.subscribers += scores.count }
+                            r.status.subscribers = summary.subscribers
                             run = r
                         }
                     }

@@ -10,14 +10,14 @@ public distributed actor ShardActor {
     public typealias ActorSystem = ClusterActorSystem
 
     let shard: Int
-    private let store: ProfileStore
+    private let loaded: LoadedShard
     private let model: ScoringModel
     private let scoring: ScoringThreads
 
     init(actorSystem: ClusterActorSystem, shard: Int, store: LoadedShard, model: ScoringModel, scoring: ScoringThreads) {
         self.actorSystem = actorSystem
         self.shard = shard
-        self.store = store.store
+        loaded = store
         self.model = model
         self.scoring = scoring
     }
@@ -27,7 +27,7 @@ public distributed actor ShardActor {
 
     /// One subscriber's score computed now from its in-memory profile.
     public distributed func lookup(_ subscriberID: Int64) -> ScoreLookup {
-        guard let profile = store.profile(of: subscriberID) else {
+        guard let profile = loaded.store.profile(of: subscriberID) else {
             return .notFound(subscriberID: subscriberID, shard: shard)
         }
         let (p, band, reasons) = model.score(profile: profile)
@@ -38,8 +38,8 @@ public distributed actor ShardActor {
     /// Scores every subscriber of the shard with top-3 reasons for those at risk, on one of the
     /// worker's scoring threads: the actor answers lookups meanwhile (the store is only read).
     public distributed func rescore() async throws -> ShardScores {
-        let (model, shard, loaded) = (model, shard, LoadedShard(store: store))
-        return try await scoring.run { try model.score(shard: shard, store: loaded.store, threads: 1) }
+        let (model, shard, loaded) = (model, shard, loaded)
+        return try await scoring.run { try model.score(shard: shard, store: loaded.store) }
     }
 }
 

@@ -15,8 +15,9 @@ struct JobSummary: Sendable {
     private var fine = [UInt32](repeating: 0, count: fineBins)
     private(set) var histogram = [Int](repeating: 0, count: histogramBins)
     private(set) var perBand = [Int](repeating: 0, count: RiskBand.allCases.count)
-    /// Region code → subscribers; -1 = unknown.
-    private(set) var perRegion: [Int16: Int] = [:]
+    /// Subscribers per region code (Int16, offset by 32768; -1 = unknown): a counter per code
+    /// instead of a dictionary update per row.
+    private var regionCounts = [Int](repeating: 0, count: 1 << 16)
 
     /// Adds a shard's scores.
     mutating func add(_ scores: ShardScores) {
@@ -32,7 +33,14 @@ struct JobSummary: Sendable {
             }
         }
         for b in scores.bands.elements where Int(b) < perBand.count { perBand[Int(b)] += 1 }
-        for r in scores.regions.elements { perRegion[r, default: 0] += 1 }
+        for r in scores.regions.elements { regionCounts[Int(r) + 32768] += 1 }
+    }
+
+    /// Region code → subscribers, for the regions that have any (-1 = unknown).
+    var perRegion: [Int16: Int] {
+        var out: [Int16: Int] = [:]
+        for (i, n) in regionCounts.enumerated() where n > 0 { out[Int16(i - 32768)] = n }
+        return out
     }
 
     var mean: Double { subscribers == 0 ? 0 : sum / Double(subscribers) }

@@ -60,10 +60,10 @@ public struct Reason: Sendable, Equatable, WireCodable, Codable {
 }
 
 extension ScoringModel {
-    /// Scores every subscriber of `store` with `threads` cores and explains those at risk (band
+    /// Scores every subscriber of `store` on the calling thread and explains those at risk (band
     /// medium or above: probability ≥ `reasonsFrom`) with their top-3 reasons (path attribution:
     /// the same method a live query uses, so both agree).
-    public func score(shard: Int, store: ProfileStore, threads: Int, reasonsFrom: Double = RiskBand.thresholds[0]) throws -> ShardScores {
+    public func score(shard: Int, store: ProfileStore, reasonsFrom: Double = RiskBand.thresholds[0]) throws -> ShardScores {
         var out = ShardScores(shard: shard, modelVersion: version, capacity: store.count)
         let f = featureNames.count
         var margins = [Double](), probabilities = [Double]()
@@ -75,7 +75,7 @@ extension ScoringModel {
             probabilities = [Double](repeating: 0, count: rows)
             try margins.withUnsafeMutableBufferPointer { m throws(ModelError) in
                 try probabilities.withUnsafeMutableBufferPointer { p throws(ModelError) in
-                    try forest.score(input, margins: m.baseAddress!, outputs: p.baseAddress!, threads: threads)
+                    try forest.score(input, margins: m.baseAddress!, outputs: p.baseAddress!, threads: 1)
                 }
             }
             for i in 0..<rows {
