@@ -119,6 +119,10 @@ public enum ProfileSchema {
                 JOIN scoring_models m ON m.version = j.model_version
                 WHERE s.job_id = (SELECT job_id FROM churngrid_published);
             """),
+        Migration(version: 3, name: "standby copies in the shard map", sql: """
+            -- The worker holding a warm copy of the shard, which takes over when the owner is lost.
+            ALTER TABLE churngrid_shard_map ADD COLUMN standby text;
+            """),
     ]
 
     /// Applies the migrations `connection`'s database lacks.

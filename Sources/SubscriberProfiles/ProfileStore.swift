@@ -179,10 +179,53 @@ public final class ProfileStore {
         }
     }
 
+    /// The whole store as two flat arrays, the form a shard travels in between nodes: the ids in
+    /// row order and the values feature-major (`values[j * count + r]` is feature `j` of row `r`).
+    public func exported() -> (ids: [Int64], values: [Float]) {
+        let n = count, f = featureCount
+        let ids = [Int64](unsafeUninitializedCapacity: n) { out, filled in
+            forEachRun { first, rows, runIDs, _ in (out.baseAddress! + first).update(from: runIDs, count: rows) }
+            filled = n
+        }
+        let values = [Float](unsafeUninitializedCapacity: n * f) { out, filled in
+            forEachRun { first, rows, _, columns in
+                for j in 0..<f { (out.baseAddress! + j * n + first).update(from: columns[j], count: rows) }
+            }
+            filled = n * f
+        }
+        return (ids, values)
+    }
+
+    /// A store holding what `exported()` produced.
+    /// - Throws: `ProfileStoreError` when the arrays do not fit together or an id repeats.
+    public convenience init(featureCount: Int, ids: [Int64], values: [Float]) throws(ProfileStoreError) {
+        self.init(featureCount: featureCount)
+        let n = ids.count
+        guard values.count == n * featureCount else {
+            throw ProfileStoreError("\(values.count) values for \(n) subscribers of \(featureCount) features (expected \(n * featureCount))")
+        }
+        reserve(n)
+        var profile = [Float](repeating: 0, count: featureCount)
+        try values.withUnsafeBufferPointer { v throws(ProfileStoreError) in
+            for r in 0..<n {
+                for j in 0..<featureCount { profile[j] = v[j * n + r] }
+                guard upsert(id: ids[r], profile: profile) else {
+                    throw ProfileStoreError("subscriber \(ids[r]) appears twice")
+                }
+            }
+        }
+    }
+
     /// Bytes held for profiles, ids and the index (what the store itself costs; excludes allocator overhead).
     public var residentBytes: Int {
         chunks.reduce(0) { $0 + $1.capacity * (8 + 4 * featureCount) } + index.bytes
     }
+}
+
+/// A store that cannot be built from what it was given.
+public struct ProfileStoreError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// Open-addressing hash index from subscriber id to row, storing only `row + 1` in 32 bits:

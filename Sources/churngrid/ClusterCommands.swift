@@ -6,6 +6,8 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
+extension CoordinatorActor.Handoff: ExpressibleByArgument {}
+
 struct CoordinatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "coordinator",
@@ -29,12 +31,20 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Seconds without a heartbeat after which a worker counts as lost and its shards move to the others.")
     var unreachableAfter: Double = 3
 
+    @Option(help: "Where a moved shard's new holder takes its profiles from while another worker holds them: stream (over ZeroMQ from that worker) or postgres.")
+    var handoff: CoordinatorActor.Handoff = .stream
+
+    @Flag(help: "Keep a warm standby copy of every shard on a second worker (twice the profile memory): a lost worker's shards are served again as soon as the loss is detected, and queries reach the standby meanwhile.")
+    var standbys = false
+
     func run() async throws {
         let logger = makeLogger("churngrid.coordinator")
         var node = ClusterActorSystem.Configuration(name: "coordinator", listen: listen, cluster: cluster, logger: logger)
         node.options.unreachableAfter = .milliseconds(Int(unreachableAfter * 1000))
         var configuration = CoordinatorService.Configuration(node: node, postgresURL: postgres, modelPath: model)
         configuration.shardCount = shards
+        configuration.settings.handoff = handoff
+        configuration.settings.standbys = standbys
         try await reportingClusterErrors {
             let service = try await CoordinatorService(configuration)
             try await runUntilSignalled(service, announcing: "coordinator listening \(service.system.node.endpoint)", logger: logger)
@@ -204,9 +214,10 @@ struct StatusCommand: AsyncParsableCommand {
             print("coordinator \(status.coordinator)")
             print("shards \(status.shardCount), epoch \(status.epoch), model \(status.modelVersion), unassigned \(status.unassignedShards), moving \(status.movingShards)")
             for w in status.workers {
-                print(String(format: "  %@  %@  %d shards  %d subscribers  profiles %.1f MB (%.0f B/subscriber)  RSS %.1f MB  %d cores",
+                print(String(format: "  %@  %@  %d shards  %d subscribers  profiles %.1f MB (%.0f B/subscriber)  standby %d shards %.1f MB  RSS %.1f MB  %d cores",
                              w.name, w.endpoint, w.shards, w.subscribers, Double(w.profileBytes) / 1e6,
-                             w.subscribers > 0 ? Double(w.profileBytes) / Double(w.subscribers) : 0, Double(w.residentBytes) / 1e6, w.cores))
+                             w.subscribers > 0 ? Double(w.profileBytes) / Double(w.subscribers) : 0, w.standbyShards, Double(w.standbyBytes) / 1e6,
+                             Double(w.residentBytes) / 1e6, w.cores))
             }
             for s in status.silentWorkers { print("  \(s)  (not answering)") }
             if let job = status.job { print(jobSummary(job)) }
@@ -235,7 +246,7 @@ struct NodesCommand: AsyncParsableCommand {
                 let nodes = try await withCoordinator(coordinator, logger: logger) { try await $0.coordinator.nodes() }
                 if json { try printJSON(nodes); return }
                 for n in nodes {
-                    print("\(n.name)  \(n.state)  \(n.endpoint)  \(n.shards) shards (\(n.readyShards) ready)")
+                    print("\(n.name)  \(n.state)  \(n.endpoint)  \(n.shards) shards (\(n.readyShards) ready), standby for \(n.standbyShards)")
                 }
             }
         }

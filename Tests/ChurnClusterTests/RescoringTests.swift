@@ -23,13 +23,14 @@ struct RescoringTests {
     }
 
     /// A database with `subscribers` generated profiles, and a cluster over it.
-    static func cluster(subscribers: Int, shards: Int, name: String) async throws -> (url: String, cluster: LocalCluster, client: ClusterClient) {
+    static func cluster(subscribers: Int, shards: Int, name: String, coordinatorOptions: [String] = []) async throws -> (url: String, cluster: LocalCluster, client: ClusterClient) {
         let url = try await TestDatabase.fresh()
         try await onOwnThread {  // seconds of blocking work: off the cooperative pool
             _ = try BaseLoader(connection: try PostgresConnection(url: url)).load(SyntheticBase(seed: 7), count: subscribers) { _ in }
         }
         let cluster = try await LocalCluster.start(executable: try churngridExecutable(), postgresURL: url, model: model, workers: 2, threads: 1,
-                                                   shards: shards, logDirectory: "/tmp/churngrid-test-\(getpid())-\(name)", logger: logger)
+                                                   shards: shards, coordinatorOptions: coordinatorOptions,
+                                                   logDirectory: "/tmp/churngrid-test-\(getpid())-\(name)", logger: logger)
         let client = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: logger)
         return (url, cluster, client)
     }
@@ -202,13 +203,19 @@ struct RescoringTests {
         let db = try PostgresConnection(url: url)
         let ids = try db.query("SELECT subscriber_id FROM subscriber_profiles ORDER BY random() LIMIT 500").rows.map { Int64($0[0]!)! }
         let epochBefore = try await client.coordinator.status().epoch
+        let before = try await Self.scores(client, ids.prefix(200))
         let load = QueryLoad(client: client, ids: ids)
         try await Task.sleep(for: .milliseconds(300))
 
-        // Join: the newcomer takes its fair share while queries go on.
+        // Join: the newcomer takes its fair share while queries go on; its shards' profiles are
+        // streamed from their old owners, and answer exactly as before.
         try cluster.addWorker("worker-3", threads: 1)
         let joined = try await Self.waitForBalance(client, workers: 3)
         #expect(joined.workers.map(\.shards).sorted() == [42, 43, 43])
+        let after = try await Self.scores(client, ids.prefix(200))
+        #expect(after.values.contains { $0.node == "worker-3" })
+        #expect(after.mapValues(\.probability) == before.mapValues(\.probability))
+        #expect(try String(contentsOfFile: cluster.logPath("worker-3"), encoding: .utf8).contains("streamedSubscribers"))
         #expect(joined.workers.map(\.subscribers).reduce(0, +) == n)
         #expect(joined.epoch > epochBefore)
         let listed = try await client.coordinator.nodes()
@@ -234,6 +241,51 @@ struct RescoringTests {
         let (answered, failed) = await load.finish()
         #expect(failed.isEmpty, "\(failed.count) failed queries, e.g. \(failed.prefix(3))")
         #expect(answered > 100)
+        await client.close()
+    }
+
+    /// Live scores of `ids` with the node that answered.
+    static func scores(_ client: ClusterClient, _ ids: some Sequence<Int64>) async throws -> [Int64: (probability: Double, node: String)] {
+        var out: [Int64: (probability: Double, node: String)] = [:]
+        for id in ids {
+            guard case .found(let s) = try await client.score(id) else { throw ClusterError("subscriber \(id) was not answered") }
+            out[id] = (s.probability, s.node)
+        }
+        return out
+    }
+
+    @Test("with standbys, a worker killed with SIGKILL during a job and under query load: no query fails, its standbys take over, the job is exactly once")
+    func standbysTakeOverFromKilledWorker() async throws {
+        let n = 60_000
+        let (url, cluster, client) = try await Self.cluster(subscribers: n, shards: 128, name: "standby-kill", coordinatorOptions: ["--standbys"])
+        defer { cluster.stop() }
+        // Every shard has a standby on the other worker before anything is killed.
+        let placed = try await Self.eventually("standbys were not placed") {
+            let nodes = try await client.coordinator.nodes()
+            return nodes.count == 2 && nodes.allSatisfy({ $0.standbyShards == 64 && $0.readyShards == 64 }) ? nodes : nil
+        }
+        #expect(placed.map(\.shards) == [64, 64])
+        let db = try PostgresConnection(url: url)
+        let ids = try db.query("SELECT subscriber_id FROM subscriber_profiles ORDER BY random() LIMIT 500").rows.map { Int64($0[0]!)! }
+        let before = try await Self.scores(client, ids.prefix(100))
+        let load = QueryLoad(client: client, ids: ids)
+        let id = try await client.coordinator.startRescore()
+        _ = try await Self.waitForJob(client, id) { $0.shardsDone >= 10 || $0.state != "running" }
+        kill(try #require(cluster.pid("worker-1")), SIGKILL)
+        let job = try await Self.waitForJob(client, id)
+        #expect(job.state == "completed", "\(job.error ?? "")")
+        let counts = try db.query("SELECT count(*), count(DISTINCT subscriber_id) FROM churn_scores_current").rows[0]
+        #expect(counts[0] == String(n) && counts[1] == String(n))
+        let status = try await Self.waitForBalance(client, workers: 1)
+        #expect(status.workers.first?.shards == 128 && status.workers.first?.subscribers == n)
+        try await Task.sleep(for: .milliseconds(300))
+        let (answered, failed) = await load.finish()
+        #expect(failed.isEmpty, "\(failed.count) failed queries, e.g. \(failed.prefix(3))")
+        #expect(answered > 50)
+        // The standby copies answer exactly as the lost owner did.
+        let after = try await Self.scores(client, ids.prefix(100))
+        #expect(after.mapValues(\.probability) == before.mapValues(\.probability))
+        #expect(after.values.allSatisfy { $0.node == "worker-2" })
         await client.close()
     }
 
@@ -286,5 +338,41 @@ struct RescoringTests {
         let counts = try db.query("SELECT count(*), count(DISTINCT subscriber_id), min(job_id) FROM churn_scores_current").rows[0]
         #expect(counts[0] == String(n) && counts[1] == String(n) && counts[2] == String(next))
         await again.close()
+    }
+}
+
+@Suite("Shard placement")
+struct ShardPlacementTests {
+    @Test("standbys go to a node other than the owner, evenly, and stay where they are when nodes join")
+    func standbys() {
+        let (map, _) = ShardMap(shardCount: 12).rebalanced(over: ["a", "b", "c"])
+        let placed = map.withStandbys(over: ["a", "b", "c"])
+        for s in 0..<12 { #expect(placed.standbys[s] != nil && placed.standbys[s] != placed.owners[s]) }
+        #expect(["a", "b", "c"].map { placed.standbyShards(of: $0).count } == [4, 4, 4])
+        #expect(ShardMap(shardCount: 4).rebalanced(over: ["a"]).map.withStandbys(over: ["a"]).standbys.allSatisfy { $0 == nil })
+
+        let (grown, moves) = placed.rebalanced(over: ["a", "b", "c", "d"])
+        let regrown = grown.withStandbys(over: ["a", "b", "c", "d"])
+        #expect(moves.count == 3)
+        let kept = (0..<12).filter { regrown.standbys[$0] == placed.standbys[$0] }.count
+        #expect(kept >= 12 - 3 - 3, "a join re-places only the standbys it has to (kept \(kept) of 12)")
+    }
+
+    @Test("losing a node: its standbys become the owners, it is nobody's standby, the epoch increases")
+    func losing() {
+        let placed = ShardMap(shardCount: 8).rebalanced(over: ["a", "b"]).map.withStandbys(over: ["a", "b"])
+        let (after, promoted) = placed.losing("a")
+        #expect(after.epoch == placed.epoch + 1)
+        #expect(after.owners.allSatisfy { $0 == "b" } && after.standbys.allSatisfy { $0 == nil })
+        #expect(promoted["b"] == placed.shards(of: "a"))
+    }
+
+    @Test("a drained or lost owner's shards go to their standby when it has room")
+    func homelessGoToStandby() {
+        let placed = ShardMap(shardCount: 9).rebalanced(over: ["a", "b", "c"]).map.withStandbys(over: ["a", "b", "c"])
+        let (after, moves) = placed.rebalanced(over: ["b", "c"])
+        #expect(moves.count == 3)
+        for m in moves { #expect(m.to == placed.standbys[m.shard]) }
+        #expect(after.shards(of: "b").count + after.shards(of: "c").count == 9)
     }
 }

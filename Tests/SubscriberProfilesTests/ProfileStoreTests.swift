@@ -157,3 +157,33 @@ struct FeatureCatalogueTests {
         for name in FeatureCatalogue.names { #expect(doc.contains("`\(name)`"), "docs/features.md lacks \(name)") }
     }
 }
+
+@Suite("A shard's store in its travelling form")
+struct ProfileStoreExportTests {
+    @Test("exported and rebuilt, a store answers exactly as before, across chunk boundaries and after removals")
+    func roundTrip() throws {
+        let store = ProfileStore(featureCount: 3)
+        let n = ProfileStore.chunkRows + 1_000
+        for i in 0..<n { store.upsert(id: Int64(i) * 7 + 1, profile: [Float(i), i % 5 == 0 ? .nan : -Float(i), Float(i % 13)]) }
+        for i in stride(from: 0, to: n, by: 97) { store.remove(id: Int64(i) * 7 + 1) }
+        let (ids, values) = store.exported()
+        let copy = try ProfileStore(featureCount: 3, ids: ids, values: values)
+        #expect(copy.count == store.count)
+        for i in 0..<n {
+            let id = Int64(i) * 7 + 1
+            let a = store.profile(of: id), b = copy.profile(of: id)
+            #expect(a?.map(\.bitPattern) == b?.map(\.bitPattern), "subscriber \(id)")
+        }
+    }
+
+    @Test("arrays that do not fit together, or a repeated id, are refused with what is wrong")
+    func refusesBadInput() {
+        #expect(throws: ProfileStoreError.self) { try ProfileStore(featureCount: 2, ids: [1, 2], values: [1, 2, 3]) }
+        do {
+            _ = try ProfileStore(featureCount: 1, ids: [5, 5], values: [1, 2])
+            Issue.record("a repeated id was accepted")
+        } catch {
+            #expect(error.description.contains("subscriber 5 appears twice"))
+        }
+    }
+}

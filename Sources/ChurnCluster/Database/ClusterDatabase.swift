@@ -69,10 +69,10 @@ final class ClusterDatabase: @unchecked Sendable {
             do {
                 try c.query("UPDATE churngrid_cluster SET epoch = $1", [String(map.epoch)])
                 try c.query("""
-                    INSERT INTO churngrid_shard_map (shard, node, epoch)
-                    SELECT s - 1, (($1)::text[])[s], $2 FROM generate_series(1, $3) AS s
-                    ON CONFLICT (shard) DO UPDATE SET node = EXCLUDED.node, epoch = EXCLUDED.epoch
-                    """, [Self.textArray(map.owners), String(map.epoch), String(map.shardCount)])
+                    INSERT INTO churngrid_shard_map (shard, node, standby, epoch)
+                    SELECT s - 1, (($1)::text[])[s], (($4)::text[])[s], $2 FROM generate_series(1, $3) AS s
+                    ON CONFLICT (shard) DO UPDATE SET node = EXCLUDED.node, standby = EXCLUDED.standby, epoch = EXCLUDED.epoch
+                    """, [Self.textArray(map.owners), String(map.epoch), String(map.shardCount), Self.textArray(map.standbys)])
                 try c.execute("COMMIT")
             } catch {
                 try? c.execute("ROLLBACK")

@@ -17,11 +17,14 @@ public final class LocalCluster: @unchecked Sendable {
     /// - Parameters:
     ///   - executable: the `churngrid` binary.
     ///   - threads: cores each worker scores with.
+    ///   - coordinatorOptions: further options of `churngrid coordinator` (`--standbys`, `--handoff postgres`).
     public static func start(executable: String, postgresURL: String, model: String, workers: Int, threads: Int,
-                             shards: Int = 1024, logDirectory: String, logger: Logger) async throws -> LocalCluster {
+                             shards: Int = 1024, coordinatorOptions: [String] = [], logDirectory: String, logger: Logger) async throws -> LocalCluster {
         try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
         let cluster = LocalCluster(executable: executable, logDirectory: logDirectory)
-        cluster.coordinatorArguments = { ["coordinator", "--listen", $0, "--postgres", postgresURL, "--model", model, "--shards", String(shards)] }
+        cluster.coordinatorArguments = {
+            ["coordinator", "--listen", $0, "--postgres", postgresURL, "--model", model, "--shards", String(shards)] + coordinatorOptions
+        }
         do {
             try cluster.spawn(executable, "coordinator", cluster.coordinatorArguments("tcp://127.0.0.1:*"))
             cluster.coordinatorEndpoint = try await cluster.endpoint(of: "coordinator", prefix: "coordinator listening ")

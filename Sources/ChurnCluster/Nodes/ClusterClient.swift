@@ -33,8 +33,8 @@ public struct ClusterClient: Sendable {
 
     /// One subscriber's live score, asked of the owning shard directly (one hop instead of two).
     /// The shard map is cached; a shard that moved (the old owner released it, or the node is
-    /// gone or restarted) refreshes the map and is asked again, and when the map has no ready
-    /// owner the coordinator answers (`unavailable`, or after a move it routes itself).
+    /// gone or restarted) refreshes the map and is asked again — an unreachable owner's standby
+    /// answers first, when the shard has one — and when the map has no ready owner the coordinator answers (`unavailable`, or after a move it routes itself).
     public func score(_ subscriberID: Int64) async throws -> ScoreLookup {
         for attempt in 0..<3 {
             let table = try await routing(refresh: attempt > 0)
@@ -49,6 +49,18 @@ public struct ClusterClient: Sendable {
                 }
                 return answer
             } catch let error as RemoteCallError where [.actorNotFound, .unreachable, .nodeRestarted, .refused].contains(error.code) {
+                routing.invalidate(epoch: table.map.epoch)  // the next query asks for the map again
+                // The owner is gone before the coordinator has noticed: its standby, if the shard
+                // has one, holds the same profiles and answers.
+                if error.code == .unreachable || error.code == .nodeRestarted, let standby = table.standby(of: shard),
+                   let actor = try? ShardActor.resolve(id: ActorID(node: standby, name: ShardActor.standbyName(shard)), using: system),
+                   case var answer? = try? await actor.lookup(subscriberID) {
+                    if case .found(var s) = answer {
+                        s.epoch = table.map.epoch
+                        answer = .found(s)
+                    }
+                    return answer
+                }
                 continue  // stale map: refresh and ask the new owner
             }
         }
@@ -73,4 +85,9 @@ public struct ClusterClient: Sendable {
 /// The routing table a client shares between its queries.
 final class RoutingCache: Sendable {
     let table = Mutex<Routing?>(nil)
+
+    /// Drops the cached table if it is still the one of `epoch`.
+    func invalidate(epoch: Int64) {
+        table.withLock { if $0?.map.epoch == epoch { $0 = nil } }
+    }
 }

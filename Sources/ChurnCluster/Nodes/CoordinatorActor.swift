@@ -26,8 +26,21 @@ public distributed actor CoordinatorActor {
         /// flips the map (a new epoch) and releases them on the old owners, so a move never holds
         /// the whole node's worth of shards twice and queries see each batch switch at once.
         public var moveBatch = 128
+        /// Where a shard's new holder takes its profiles from while another worker holds them.
+        public var handoff: Handoff = .stream
+        /// Keep a warm standby copy of every shard on a second worker (twice the memory), so a
+        /// lost worker's shards are served again as soon as the loss is detected.
+        public var standbys = false
 
         public init() {}
+    }
+
+    /// How a moved shard's profiles reach its new holder.
+    public enum Handoff: String, Sendable, CaseIterable {
+        /// Streamed over ZeroMQ from the worker holding them (PostgreSQL when none can).
+        case stream
+        /// Reloaded from PostgreSQL.
+        case postgres
     }
 
     struct Member {
@@ -83,6 +96,7 @@ public distributed actor CoordinatorActor {
             logger.notice("worker restarted", metadata: ["worker": "\(node.name)"])
             members[node.name] = nil
             for s in map.shards(of: node.name) { ready.remove(s) }
+            await promoteStandbys(replacing: node.name)  // its copies are gone
         }
         let actor = try WorkerActor.resolve(id: ActorID(node: node, name: WorkerActor.name), using: actorSystem)
         let cores = try await actor.status().cores
@@ -101,6 +115,7 @@ public distributed actor CoordinatorActor {
         logger.error("worker lost", metadata: ["worker": "\(name)", "reason": "\(reason)"])
         members[name] = nil
         for s in map.shards(of: name) { ready.remove(s) }
+        await promoteStandbys(replacing: name)
         do {
             try await rebalance()
         } catch {
@@ -108,54 +123,118 @@ public distributed actor CoordinatorActor {
         }
     }
 
-    /// Spreads the shards over the members that are not draining, moving as few as possible,
-    /// in batches of `moveBatch`: for each batch the new owners load the shards (the old owners
-    /// keep answering meanwhile), the map flips to a new epoch and is saved, and the old owners
-    /// release the shards (calls still addressed there fail as "not found" and are redirected).
-    private func rebalance() async throws {
-        let placement = members.keys.filter { $0 != draining }
-        let (target, moves) = map.rebalanced(over: Array(placement))
-        guard !moves.isEmpty else {
-            if target.epoch != map.epoch {  // no member left: every shard is unowned now
-                map = target
-                try await database.save(map)
-            }
+    /// The standbys of a lost worker's shards become their owners at once (they hold the
+    /// profiles; no load): one call per standby worker, then one map flip. Shards without a
+    /// standby, or whose standby fails to take over, stay unowned for `rebalance` to reload.
+    private func promoteStandbys(replacing lost: String) async {
+        var (next, promoted) = map.losing(lost)
+        guard !promoted.isEmpty else {
+            map = next
+            try? await database.save(map)
             return
         }
         let start = ContinuousClock.now
-        moving = moves.count
-        defer { moving = 0 }
-        var batchStart = 0
-        while batchStart < moves.count {
-            let batch = Array(moves[batchStart..<min(moves.count, batchStart + max(1, settings.moveBatch))])
-            batchStart += batch.count
-            let previous = map, next = map.moving(batch)
-            var byTarget: [String: [Int]] = [:]
-            for m in batch { byTarget[m.to, default: []].append(m.shard) }
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for (name, shards) in byTarget {
-                    guard let member = members[name] else { continue }
-                    let assignment = Assignment(shardCount: map.shardCount, shards: shards, epoch: next.epoch, model: package, postgresURL: database.url)
-                    let timeout = settings.assignTimeout
-                    group.addTask {
-                        _ = try await ClusterActorSystem.$callTimeout.withValue(timeout) { try await member.actor.assign(assignment) }
+        await withTaskGroup(of: (String, [Int], Bool).self) { group in
+            for (name, shards) in promoted {
+                guard let member = members[name] else { continue }
+                let assignment = Assignment(shardCount: map.shardCount, shards: shards, roles: Array(repeating: .owner, count: shards.count),
+                                            sources: Array(repeating: member.node, count: shards.count), epoch: next.epoch, model: package,
+                                            postgresURL: database.url)
+                group.addTask {
+                    do {
+                        _ = try await ClusterActorSystem.$callTimeout.withValue(.seconds(30)) { try await member.actor.assign(assignment) }
+                        return (name, shards, true)
+                    } catch {
+                        return (name, shards, false)
                     }
                 }
-                try await group.waitForAll()
             }
-            map = next
-            for m in batch { ready.insert(m.shard) }
-            try await database.save(map)
-            moving -= batch.count
-            // Old owners that are still members drop what moved away.
-            var released: [String: [Int]] = [:]
-            for m in batch { if let old = previous.owners[m.shard], old != m.to { released[old, default: []].append(m.shard) } }
-            for (name, shards) in released {
-                if let member = members[name] { try? await member.actor.release(shards) }
+            for await (name, shards, ok) in group where !ok || members[name] == nil {
+                logger.warning("a standby could not take over; its shards will be reloaded", metadata: ["worker": "\(name)", "shards": "\(shards.count)"])
+                next = next.withoutOwner(shards)
             }
         }
-        logger.info("shard map changed", metadata: ["epoch": "\(map.epoch)", "moved": "\(moves.count)", "workers": "\(placement.count)",
+        map = next
+        let taken = promoted.values.flatMap { $0 }.filter { map.owners[$0] != nil }
+        for s in taken { ready.insert(s) }
+        try? await database.save(map)
+        logger.notice("standbys took over the lost worker's shards", metadata: ["worker": "\(lost)", "shards": "\(taken.count)",
+                                                                               "epoch": "\(map.epoch)", "seconds": "\(ContinuousClock.now - start)"])
+    }
+
+    /// Spreads the shards over the members that are not draining, moving as few as possible,
+    /// and (with standbys) gives each a standby on another member, in batches of `moveBatch`:
+    /// for each batch the new holders take the profiles (streamed from a current holder, or from
+    /// PostgreSQL) while the old owners keep answering, the map flips to a new epoch and is saved,
+    /// and the old holders release their roles (calls still addressed there fail as "not found"
+    /// and are redirected). Shards whose owner changes go first; standby placements after.
+    private func rebalance() async throws {
+        let placement = Array(members.keys.filter { $0 != draining })
+        var (target, _) = map.rebalanced(over: placement)
+        if settings.standbys { target = target.withStandbys(over: placement, previous: map) }
+        let ownerChanges = (0..<map.shardCount).filter { target.owners[$0] != map.owners[$0] || (target.owners[$0] != nil && !ready.contains($0)) }
+        let standbyChanges = (0..<map.shardCount).filter { target.owners[$0] == map.owners[$0] && target.standbys[$0] != map.standbys[$0] }
+        let changed = ownerChanges + standbyChanges
+        guard !changed.isEmpty else { return }
+        let start = ContinuousClock.now
+        moving = ownerChanges.count
+        defer { moving = 0 }
+        var batchStart = 0
+        while batchStart < changed.count {
+            let batch = Array(changed[batchStart..<min(changed.count, batchStart + max(1, settings.moveBatch))])
+            batchStart += batch.count
+            try await move(batch, to: target)
+            moving = max(0, ownerChanges.count - batchStart)
+        }
+        logger.info("shard map changed", metadata: ["epoch": "\(map.epoch)", "ownersMoved": "\(ownerChanges.count)",
+                                                    "standbysPlaced": "\(standbyChanges.count)", "workers": "\(placement.count)",
                                                     "seconds": "\(ContinuousClock.now - start)"])
+    }
+
+    /// One step of a rebalance: `shards` take `target`'s owner and standby.
+    private func move(_ shards: [Int], to target: ShardMap) async throws {
+        let previous = map, next = map.adopting(target, shards: shards)
+        var work: [String: (shards: [Int], roles: [ShardRole], sources: [NodeID?])] = [:]
+        func add(_ name: String, _ shard: Int, _ role: ShardRole) {
+            // A holder that is still a member streams its copy (the owner while it answers, else the standby).
+            var source: NodeID?
+            if settings.handoff == .stream {
+                let holders = [previous.owners[shard], previous.standbys[shard]].compactMap { $0 }.filter { $0 != name }
+                source = holders.lazy.compactMap { self.members[$0]?.node }.first
+            }
+            if previous.owners[shard] == name || previous.standbys[shard] == name { source = members[name]?.node }  // its own copy
+            work[name, default: ([], [], [])].shards.append(shard)
+            work[name]!.roles.append(role)
+            work[name]!.sources.append(source)
+        }
+        for s in shards {
+            if let owner = next.owners[s], owner != previous.owners[s] || !ready.contains(s) { add(owner, s, .owner) }
+            if let standby = next.standbys[s], standby != previous.standbys[s] { add(standby, s, .standby) }
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (name, w) in work {
+                guard let member = members[name] else { continue }
+                let assignment = Assignment(shardCount: map.shardCount, shards: w.shards, roles: w.roles, sources: w.sources, epoch: next.epoch,
+                                            model: package, postgresURL: database.url)
+                let timeout = settings.assignTimeout
+                group.addTask {
+                    _ = try await ClusterActorSystem.$callTimeout.withValue(timeout) { try await member.actor.assign(assignment) }
+                }
+            }
+            try await group.waitForAll()
+        }
+        map = next
+        for s in shards where map.owners[s] != nil { ready.insert(s) }
+        try await database.save(map)
+        // Holders that are still members drop the roles they no longer have.
+        var released: [String: (owned: [Int], standby: [Int])] = [:]
+        for s in shards {
+            if let old = previous.owners[s], old != next.owners[s] { released[old, default: ([], [])].owned.append(s) }
+            if let old = previous.standbys[s], old != next.standbys[s] { released[old, default: ([], [])].standby.append(s) }
+        }
+        for (name, r) in released {
+            if let member = members[name] { try? await member.actor.release(owned: r.owned, standby: r.standby) }
+        }
     }
 
     /// Moves every shard of worker `name` to the other workers, then tells it to leave (its
@@ -186,7 +265,8 @@ public distributed actor CoordinatorActor {
         members.sorted { $0.key < $1.key }.map { name, member in
             let owned = map.shards(of: name)
             return NodeInfo(state: name == draining ? "draining" : "active", name: name, endpoint: member.node.endpoint,
-                            shards: owned.count, readyShards: owned.filter { ready.contains($0) }.count)
+                            shards: owned.count, readyShards: owned.filter { ready.contains($0) }.count,
+                            standbyShards: map.standbyShards(of: name).count)
         }
     }
 
@@ -195,7 +275,8 @@ public distributed actor CoordinatorActor {
     public distributed func routing() -> Routing {
         var owners = map.owners
         for s in owners.indices where !ready.contains(s) { owners[s] = nil }
-        return Routing(map: ShardMap(shardCount: map.shardCount, epoch: map.epoch, owners: owners), nodes: members.values.map(\.node))
+        return Routing(map: ShardMap(shardCount: map.shardCount, epoch: map.epoch, owners: owners, standbys: map.standbys),
+                       nodes: members.values.map(\.node))
     }
 
     /// Membership changes run one at a time, in arrival order (actor methods interleave at awaits).
@@ -405,6 +486,15 @@ public distributed actor CoordinatorActor {
                 return answer
             } catch let error as RemoteCallError where error.code == .actorNotFound && attempt < 3 && map.epoch != epoch {
                 attempt += 1  // moved meanwhile: the map has changed; ask the new owner
+            } catch let error as RemoteCallError where [.unreachable, .nodeRestarted].contains(error.code) {
+                // The owner is gone and its loss not yet handled: its standby holds the same profiles.
+                if let standby = map.standbys[shard], let holder = members[standby], attempt < 3 {
+                    attempt += 1
+                    let actor = try ShardActor.resolve(id: ActorID(node: holder.node, name: ShardActor.standbyName(shard)), using: actorSystem)
+                    if let answer = try? await actor.lookup(subscriberID) { return answer }
+                    continue
+                }
+                throw error
             }
         }
     }

@@ -17,27 +17,80 @@ public struct ModelPackage: Sendable, WireCodable {
     public init(from r: inout WireReader) throws(WireError) { version = try r.read(); source = try r.read(); bytes = try r.read() }
 }
 
-/// What the coordinator tells a worker to host.
+/// What a worker hosts a shard as.
+public enum ShardRole: UInt8, Sendable, WireCodable {
+    /// Answers queries and jobs (actor `shard/N`).
+    case owner = 0
+    /// Holds a warm copy and answers queries only when a client cannot reach the owner (actor
+    /// `standby/N`); takes over at once when the owner is lost.
+    case standby = 1
+
+    public func encode(to w: inout WireWriter) { w.write(rawValue) }
+    public init(from r: inout WireReader) throws(WireError) {
+        let at = r.offset
+        guard let role = ShardRole(rawValue: try r.read()) else { throw WireError(offset: at, expected: "a shard role (0 owner, 1 standby)") }
+        self = role
+    }
+}
+
+/// What the coordinator tells a worker to host: shards, each with its role and where its
+/// profiles come from (the worker's own copy, a peer streaming its copy, or PostgreSQL).
 public struct Assignment: Sendable, WireCodable {
     public var shardCount: Int
-    /// Shards to load (added to what the worker already hosts).
+    /// Shards to host (added to what the worker already hosts).
     public var shards: [Int]
+    /// The role per shard.
+    public var roles: [ShardRole]
+    /// Per shard, the node to stream the profiles from when the worker has no copy; nil means
+    /// load them from PostgreSQL.
+    public var sources: [NodeID?]
     public var epoch: Int64
     public var model: ModelPackage
     /// Where the profiles are.
     public var postgresURL: String
 
-    public func encode(to w: inout WireWriter) { w.write(shardCount); w.write(shards); w.write(epoch); w.write(model); w.write(postgresURL) }
-    public init(from r: inout WireReader) throws(WireError) {
-        shardCount = try r.read(); shards = try r.read(); epoch = try r.read(); model = try r.read(); postgresURL = try r.read()
+    public func encode(to w: inout WireWriter) {
+        w.write(shardCount); w.write(shards); w.write(roles); w.write(sources); w.write(epoch); w.write(model); w.write(postgresURL)
     }
 
-    public init(shardCount: Int, shards: [Int], epoch: Int64, model: ModelPackage, postgresURL: String) {
+    public init(from r: inout WireReader) throws(WireError) {
+        let at = r.offset
+        shardCount = try r.read(); shards = try r.read(); roles = try r.read(); sources = try r.read()
+        epoch = try r.read(); model = try r.read(); postgresURL = try r.read()
+        guard roles.count == shards.count, sources.count == shards.count else {
+            throw WireError(offset: at, expected: "an assignment with a role and a source per shard (\(shards.count) shards, \(roles.count) roles, \(sources.count) sources)")
+        }
+    }
+
+    public init(shardCount: Int, shards: [Int], roles: [ShardRole]? = nil, sources: [NodeID?]? = nil, epoch: Int64, model: ModelPackage, postgresURL: String) {
         self.shardCount = shardCount
         self.shards = shards
+        self.roles = roles ?? Array(repeating: .owner, count: shards.count)
+        self.sources = sources ?? Array(repeating: nil, count: shards.count)
         self.epoch = epoch
         self.model = model
         self.postgresURL = postgresURL
+    }
+}
+
+/// A shard's profiles as they travel from one worker to another (the store's flat form).
+public struct ShardState: Sendable, WireCodable {
+    public var shard: Int
+    public var featureCount: Int
+    public var ids: BulkArray<Int64>
+    /// Feature-major: feature j of subscriber r at `j * ids.count + r`.
+    public var values: BulkArray<Float>
+
+    public init(shard: Int, featureCount: Int, ids: [Int64], values: [Float]) {
+        self.shard = shard
+        self.featureCount = featureCount
+        self.ids = BulkArray(ids)
+        self.values = BulkArray(values)
+    }
+
+    public func encode(to w: inout WireWriter) { w.write(shard); w.write(featureCount); w.write(ids); w.write(values) }
+    public init(from r: inout WireReader) throws(WireError) {
+        shard = try r.read(); featureCount = try r.read(); ids = try r.read(); values = try r.read()
     }
 }
 
@@ -45,29 +98,38 @@ public struct Assignment: Sendable, WireCodable {
 public struct WorkerStatus: Sendable, WireCodable, Codable {
     public var name: String
     public var endpoint: String
+    /// Shards it owns.
     public var shards: Int
+    /// Shards it holds a standby copy of.
+    public var standbyShards: Int
+    /// Subscribers in the shards it owns.
     public var subscribers: Int
-    /// Bytes held by the shards' profile stores.
+    /// Bytes held by the profile stores of the shards it owns.
     public var profileBytes: Int
+    /// Bytes held by its standby copies (of shards it does not own).
+    public var standbyBytes: Int
     /// The process's resident memory.
     public var residentBytes: Int
     public var modelVersion: String
     public var cores: Int
 
     public func encode(to w: inout WireWriter) {
-        w.write(name); w.write(endpoint); w.write(shards); w.write(subscribers); w.write(profileBytes); w.write(residentBytes)
+        w.write(name); w.write(endpoint); w.write(shards); w.write(standbyShards); w.write(subscribers); w.write(profileBytes); w.write(standbyBytes); w.write(residentBytes)
         w.write(modelVersion); w.write(cores)
     }
 
     public init(from r: inout WireReader) throws(WireError) {
-        name = try r.read(); endpoint = try r.read(); shards = try r.read(); subscribers = try r.read()
-        profileBytes = try r.read(); residentBytes = try r.read(); modelVersion = try r.read(); cores = try r.read()
+        name = try r.read(); endpoint = try r.read(); shards = try r.read(); standbyShards = try r.read(); subscribers = try r.read()
+        profileBytes = try r.read(); standbyBytes = try r.read(); residentBytes = try r.read(); modelVersion = try r.read(); cores = try r.read()
     }
 
-    public init(name: String, endpoint: String, shards: Int, subscribers: Int, profileBytes: Int, residentBytes: Int, modelVersion: String, cores: Int) {
+    public init(name: String, endpoint: String, shards: Int, standbyShards: Int, subscribers: Int, profileBytes: Int, standbyBytes: Int,
+                residentBytes: Int, modelVersion: String, cores: Int) {
         self.name = name
         self.endpoint = endpoint
         self.shards = shards
+        self.standbyShards = standbyShards
+        self.standbyBytes = standbyBytes
         self.subscribers = subscribers
         self.profileBytes = profileBytes
         self.residentBytes = residentBytes
@@ -222,18 +284,25 @@ public struct NodeInfo: Sendable, WireCodable, Codable {
     public var shards: Int
     /// Of those, shards loaded and serving.
     public var readyShards: Int
+    /// Shards it holds a standby copy of.
+    public var standbyShards: Int
 
-    public init(state: String, name: String, endpoint: String, shards: Int, readyShards: Int) {
+    public init(state: String, name: String, endpoint: String, shards: Int, readyShards: Int, standbyShards: Int) {
         self.state = state
         self.name = name
         self.endpoint = endpoint
         self.shards = shards
         self.readyShards = readyShards
+        self.standbyShards = standbyShards
     }
 
-    public func encode(to w: inout WireWriter) { w.write(state); w.write(name); w.write(endpoint); w.write(shards); w.write(readyShards) }
+    public func encode(to w: inout WireWriter) {
+        w.write(state); w.write(name); w.write(endpoint); w.write(shards); w.write(readyShards); w.write(standbyShards)
+    }
+
     public init(from r: inout WireReader) throws(WireError) {
         state = try r.read(); name = try r.read(); endpoint = try r.read(); shards = try r.read(); readyShards = try r.read()
+        standbyShards = try r.read()
     }
 }
 
@@ -252,6 +321,12 @@ public struct Routing: Sendable, WireCodable {
     public func node(serving shard: Int) -> NodeID? {
         guard let owner = map.owners[shard] else { return nil }
         return nodes.first { $0.name == owner }
+    }
+
+    /// The node holding `shard`'s standby copy, if any.
+    public func standby(of shard: Int) -> NodeID? {
+        guard let standby = map.standbys[shard] else { return nil }
+        return nodes.first { $0.name == standby }
     }
 
     public func encode(to w: inout WireWriter) { w.write(map); w.write(nodes) }

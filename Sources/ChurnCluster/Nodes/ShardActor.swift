@@ -25,6 +25,9 @@ public distributed actor ShardActor {
     /// The actor name of shard `shard`.
     public static func name(_ shard: Int) -> String { "shard/\(shard)" }
 
+    /// The actor name of shard `shard`'s standby copy.
+    public static func standbyName(_ shard: Int) -> String { "standby/\(shard)" }
+
     /// One subscriber's score computed now from its in-memory profile.
     public distributed func lookup(_ subscriberID: Int64) -> ScoreLookup {
         guard let profile = loaded.store.profile(of: subscriberID) else {

@@ -8,16 +8,22 @@ import WireFormat
 import Glibc
 #endif
 
-/// A worker node's control actor (named `worker`): the coordinator tells it which shards to host
-/// and with which model; it loads their profiles from PostgreSQL and starts one `ShardActor` each.
+/// A worker node's control actor (named `worker`): the coordinator tells it which shards to host,
+/// as owner or standby, and with which model; it takes their profiles from a peer or PostgreSQL
+/// and starts one `ShardActor` per role (`shard/N` for the owner, `standby/N` for a standby).
 public distributed actor WorkerActor {
     public typealias ActorSystem = ClusterActorSystem
 
     /// The name every worker gives this actor.
     public static let name = "worker"
 
-    private var shards: [Int: ShardActor] = [:]
-    private var held: [Int: (subscribers: Int, bytes: Int)] = [:]
+    /// Shards streamed from one peer at a time.
+    static let streamsInFlight = 4
+
+    /// The profiles held, per shard (shared by its actors; dropped when no role is left).
+    private var stores: [Int: LoadedShard] = [:]
+    private var owned: [Int: ShardActor] = [:]
+    private var standing: [Int: ShardActor] = [:]
     private var model: ScoringModel?
     private let scoring: ScoringThreads
     private let loader = BlockingThread(name: "cg-load", niceness: 5)
@@ -32,66 +38,142 @@ public distributed actor WorkerActor {
         self.logger = logger
     }
 
-    /// Loads `assignment.shards` (replacing the model if its version changed) and hosts them.
-    /// - Returns: the subscribers loaded per shard, in the assignment's order.
+    /// Hosts `assignment.shards` in their roles (replacing the model if its version changed):
+    /// profiles it holds already are reused, the others are streamed from the named peer or, when
+    /// there is none or it fails, loaded from PostgreSQL. A shard it owned and now stands by for
+    /// keeps answering as owner until the coordinator releases that role after the map flips.
+    /// - Returns: the subscribers held per shard, in the assignment's order.
     public distributed func assign(_ assignment: Assignment) async throws -> [Int] {
         if model?.version != assignment.model.version {
             let next = try ScoringModel(bytes: assignment.model.bytes.elements, source: assignment.model.source)
             if model != nil {
-                // Existing shards keep their profiles and take the new model.
-                for (shard, _) in shards { shards[shard] = nil }
-                logger.notice("model changed: shards will be reloaded", metadata: ["model": "\(next.version)"])
+                // The shards keep their profiles and answer with the new model.
+                logger.notice("model changed", metadata: ["model": "\(next.version)"])
+                for shard in Array(owned.keys) {
+                    owned[shard] = nil
+                    owned[shard] = hostActor(shard, name: ShardActor.name(shard), model: next)
+                }
+                for shard in Array(standing.keys) {
+                    standing[shard] = nil
+                    standing[shard] = hostActor(shard, name: ShardActor.standbyName(shard), model: next)
+                }
             }
             model = next
         }
-        let model = model!
-        let wanted = assignment.shards.filter { shards[$0] == nil }
-        let url = assignment.postgresURL, count = assignment.shardCount
         let start = ContinuousClock.now
-        let loaded = try await loader.run { () throws -> [Int: LoadedShard] in
-            let (stores, _) = try ProfileLoader(url: url).load(shards: wanted, shardCount: count, streams: 2)
-            return stores.mapValues { LoadedShard(store: $0) }
+        var fromPeers: [NodeID: [Int]] = [:], fromDatabase: [Int] = []
+        for (shard, source) in zip(assignment.shards, assignment.sources) where stores[shard] == nil {
+            if let source, source != actorSystem.node { fromPeers[source, default: []].append(shard) } else { fromDatabase.append(shard) }
         }
-        var subscribers = 0
-        for shard in wanted {
-            let store = loaded[shard] ?? LoadedShard(store: ProfileStore())
-            held[shard] = (store.store.count, store.store.residentBytes)
-            subscribers += store.store.count
-            let system = actorSystem
-            shards[shard] = system.withActorName(ShardActor.name(shard)) {
-                ShardActor(actorSystem: system, shard: shard, store: store, model: model, scoring: scoring)
+        var streamed = 0
+        for (peer, shards) in fromPeers {
+            let (states, failed) = await stream(shards, from: peer)
+            for state in states {
+                let store = try await loader.run { () throws -> LoadedShard in
+                    LoadedShard(store: try ProfileStore(featureCount: state.featureCount, ids: state.ids.elements, values: state.values.elements))
+                }
+                stores[state.shard] = store
+                streamed += store.store.count
+            }
+            fromDatabase += failed
+        }
+        if !fromDatabase.isEmpty {
+            let url = assignment.postgresURL, count = assignment.shardCount, wanted = fromDatabase
+            let loaded = try await loader.run { () throws -> [Int: LoadedShard] in
+                let (stores, _) = try ProfileLoader(url: url).load(shards: wanted, shardCount: count, streams: 2)
+                return stores.mapValues { LoadedShard(store: $0) }
+            }
+            for shard in fromDatabase { stores[shard] = loaded[shard] ?? LoadedShard(store: ProfileStore()) }
+        }
+        for (shard, role) in zip(assignment.shards, assignment.roles) {
+            switch role {
+            case .owner:
+                if owned[shard] == nil { owned[shard] = hostActor(shard, name: ShardActor.name(shard), model: model!) }
+            case .standby:
+                if standing[shard] == nil { standing[shard] = hostActor(shard, name: ShardActor.standbyName(shard), model: model!) }
             }
         }
         // Loading went through libpq's buffers and growing columns: give the freed heap back to
         // the system, or it stays in the process's resident set next to the profiles.
-        releaseFreedHeap()
-        logger.info("shards loaded", metadata: ["shards": "\(wanted.count)", "subscribers": "\(subscribers)",
-                                                  "seconds": "\(ContinuousClock.now - start)", "model": "\(model.version)"])
-        return assignment.shards.map { held[$0]?.subscribers ?? 0 }
+        if !fromDatabase.isEmpty || streamed > 0 { releaseFreedHeap() }
+        logger.info("shards hosted", metadata: ["shards": "\(assignment.shards.count)", "streamed": "\(fromPeers.values.reduce(0) { $0 + $1.count })",
+                                                 "streamedSubscribers": "\(streamed)", "fromPostgres": "\(fromDatabase.count)",
+                                                 "seconds": "\(ContinuousClock.now - start)", "model": "\(model!.version)"])
+        return assignment.shards.map { stores[$0]?.store.count ?? 0 }
     }
 
-    /// Stops hosting `shards` (they moved to another worker).
-    public distributed func release(_ shards: [Int]) {
-        for s in shards {
-            self.shards[s] = nil
-            held[s] = nil
+    /// Streams `shards` from `peer`'s worker a few at a time.
+    /// - Returns: the states received and the shards that could not be streamed.
+    private func stream(_ shards: [Int], from peer: NodeID) async -> (states: [ShardState], failed: [Int]) {
+        guard let source = try? WorkerActor.resolve(id: ActorID(node: peer, name: WorkerActor.name), using: actorSystem) else { return ([], shards) }
+        let logger = logger
+        return await withTaskGroup(of: (Int, ShardState?).self) { group in
+            var next = 0, states: [ShardState] = [], failed: [Int] = []
+            func startOne() {
+                let shard = shards[next]
+                next += 1
+                group.addTask {
+                    do {
+                        return (shard, try await source.export(shard))
+                    } catch {
+                        logger.warning("streaming a shard from its holder failed; loading it from PostgreSQL",
+                                       metadata: ["shard": "\(shard)", "peer": "\(peer)", "error": "\(error)"])
+                        return (shard, nil)
+                    }
+                }
+            }
+            while next < min(shards.count, Self.streamsInFlight) { startOne() }
+            while let (shard, state) = await group.next() {
+                if let state { states.append(state) } else { failed.append(shard) }
+                if next < shards.count { startOne() }
+            }
+            return (states, failed)
         }
+    }
+
+    private func hostActor(_ shard: Int, name: String, model: ScoringModel) -> ShardActor {
+        let system = actorSystem, store = stores[shard]!, scoring = scoring
+        return system.withActorName(name) { ShardActor(actorSystem: system, shard: shard, store: store, model: model, scoring: scoring) }
+    }
+
+    /// A shard's profiles, for a worker taking it over.
+    /// - Throws: `ClusterError` when this worker does not hold the shard.
+    public distributed func export(_ shard: Int) async throws -> ShardState {
+        guard let loaded = stores[shard] else { throw ClusterError("\(actorSystem.node.name) does not hold shard \(shard)") }
+        let (ids, values) = loaded.store.exported()
+        return ShardState(shard: shard, featureCount: loaded.store.featureCount, ids: ids, values: values)
+    }
+
+    /// Stops hosting `owned` as owner and `standby` as standby (the map has moved them); a
+    /// shard's profiles go when it has no role left here.
+    public distributed func release(owned: [Int], standby: [Int]) {
+        for s in owned { self.owned[s] = nil }
+        for s in standby { standing[s] = nil }
+        for s in Set(owned + standby) where self.owned[s] == nil && standing[s] == nil { stores[s] = nil }
         releaseFreedHeap()
-        logger.info("shards released", metadata: ["shards": "\(shards.count)"])
+        logger.info("shards released", metadata: ["owned": "\(owned.count)", "standby": "\(standby.count)"])
     }
 
     /// The coordinator has moved every shard away: the worker process stops.
     public distributed func leave() {
-        logger.notice("drained by the coordinator; leaving", metadata: ["shards": "\(shards.count)"])
+        logger.notice("drained by the coordinator; leaving", metadata: ["shards": "\(owned.count)"])
         onLeave()
     }
 
     /// What this worker holds.
     public distributed func status() -> WorkerStatus {
-        WorkerStatus(name: actorSystem.node.name, endpoint: actorSystem.node.endpoint, shards: shards.count,
-                     subscribers: held.values.reduce(0) { $0 + $1.subscribers },
-                     profileBytes: held.values.reduce(0) { $0 + $1.bytes }, residentBytes: processResidentBytes(),
-                     modelVersion: model?.version ?? "", cores: scoring.count)
+        var subscribers = 0, bytes = 0, standbyBytes = 0
+        for (shard, loaded) in stores {
+            if owned[shard] != nil {
+                subscribers += loaded.store.count
+                bytes += loaded.store.residentBytes
+            } else {
+                standbyBytes += loaded.store.residentBytes
+            }
+        }
+        return WorkerStatus(name: actorSystem.node.name, endpoint: actorSystem.node.endpoint, shards: owned.count,
+                            standbyShards: standing.count, subscribers: subscribers, profileBytes: bytes, standbyBytes: standbyBytes,
+                            residentBytes: processResidentBytes(), modelVersion: model?.version ?? "", cores: scoring.count)
     }
 }
 

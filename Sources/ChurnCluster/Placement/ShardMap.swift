@@ -10,12 +10,21 @@ public struct ShardMap: Sendable, Equatable, WireCodable {
     public private(set) var epoch: Int64
     /// Owner node name per shard; nil while a shard has no owner.
     public private(set) var owners: [String?]
+    /// The node holding a warm copy of each shard (a standby), nil where there is none. A standby
+    /// answers no job; it takes over the shard at once when the owner is lost.
+    public private(set) var standbys: [String?]
 
-    public init(shardCount: Int, epoch: Int64 = 0, owners: [String?]? = nil) {
+    public init(shardCount: Int, epoch: Int64 = 0, owners: [String?]? = nil, standbys: [String?]? = nil) {
         precondition(shardCount > 0)
         self.shardCount = shardCount
         self.epoch = epoch
         self.owners = owners ?? Array(repeating: nil, count: shardCount)
+        self.standbys = standbys ?? Array(repeating: nil, count: shardCount)
+    }
+
+    /// Shards for which `node` is the standby, ascending.
+    public func standbyShards(of node: String) -> [Int] {
+        standbys.indices.filter { standbys[$0] == node }
     }
 
     /// The shard a subscriber belongs to.
@@ -57,13 +66,85 @@ public struct ShardMap: Sendable, Equatable, WireCodable {
         }
         var moves: [(shard: Int, to: String)] = []
         for shard in homeless {
-            let target = names.min { (held[$0, default: 0] - quota[$0]!, $0) < (held[$1, default: 0] - quota[$1]!, $1) }!
+            // The shard's standby takes it when it has room (it holds the profiles already).
+            let standby = standbys[shard].flatMap { alive.contains($0) && held[$0, default: 0] < quota[$0]! ? $0 : nil }
+            let target = standby ?? names.min { (held[$0, default: 0] - quota[$0]!, $0) < (held[$1, default: 0] - quota[$1]!, $1) }!
             held[target, default: 0] += 1
             next[shard] = target
             moves.append((shard, target))
         }
         let changed = next != owners
-        return (ShardMap(shardCount: shardCount, epoch: epoch + (changed ? 1 : 0), owners: next), moves)
+        return (ShardMap(shardCount: shardCount, epoch: epoch + (changed ? 1 : 0), owners: next, standbys: standbys), moves)
+    }
+
+    /// This map with a standby for every shard on a node of `nodes` other than its owner (none
+    /// with fewer than two nodes), spread evenly and moving as few as possible: a standby stays
+    /// where it is while its node is in `nodes`, is not the owner and is within its fair share.
+    /// A shard without a standby prefers `previous`'s owner of it (which holds its profiles).
+    /// The epoch is left as it is (the caller flips it when the change takes effect).
+    public func withStandbys(over nodes: [String], previous: ShardMap? = nil) -> ShardMap {
+        var next = [String?](repeating: nil, count: shardCount)
+        let names = nodes.sorted()
+        if names.count >= 2 {
+            let quota = (shardCount + names.count - 1) / names.count
+            var held: [String: Int] = [:]
+            var homeless: [Int] = []
+            for shard in 0..<shardCount {
+                guard let owner = owners[shard] else { continue }
+                if let s = standbys[shard], s != owner, names.contains(s), held[s, default: 0] < quota {
+                    next[shard] = s
+                    held[s, default: 0] += 1
+                } else {
+                    homeless.append(shard)
+                }
+            }
+            for shard in homeless {
+                let owner = owners[shard]!
+                let holder = previous?.owners[shard].flatMap { $0 != owner && names.contains($0) && held[$0, default: 0] < quota ? $0 : nil }
+                let target = holder ?? names.filter { $0 != owner }.min { (held[$0, default: 0], $0) < (held[$1, default: 0], $1) }!
+                held[target, default: 0] += 1
+                next[shard] = target
+            }
+        }
+        return ShardMap(shardCount: shardCount, epoch: epoch, owners: owners, standbys: next)
+    }
+
+    /// This map with `target`'s owner and standby for `shards` and the epoch increased: one step
+    /// of a change applied in bounded batches.
+    public func adopting(_ target: ShardMap, shards: [Int]) -> ShardMap {
+        var next = self
+        for s in shards {
+            next.owners[s] = target.owners[s]
+            next.standbys[s] = target.standbys[s]
+        }
+        next.epoch = epoch + 1
+        return next
+    }
+
+    /// This map with `shards` unowned (same epoch).
+    public func withoutOwner(_ shards: [Int]) -> ShardMap {
+        var next = self
+        for s in shards { next.owners[s] = nil }
+        return next
+    }
+
+    /// This map with `node` gone: its shards lose their owner, or their standby takes over; it is
+    /// no shard's standby any more. The epoch increases.
+    /// - Returns: the new map and the shards whose standby became the owner (by new owner).
+    public func losing(_ node: String) -> (map: ShardMap, promoted: [String: [Int]]) {
+        var next = self
+        var promoted: [String: [Int]] = [:]
+        for s in 0..<shardCount {
+            if owners[s] == node {
+                next.owners[s] = standbys[s]
+                if let standby = standbys[s] { promoted[standby, default: []].append(s) }
+                next.standbys[s] = nil
+            } else if standbys[s] == node {
+                next.standbys[s] = nil
+            }
+        }
+        next.epoch = epoch + 1
+        return (next, promoted)
     }
 
     /// This map with `moves` applied and the epoch increased: one step of a rebalance that moves
@@ -71,11 +152,11 @@ public struct ShardMap: Sendable, Equatable, WireCodable {
     public func moving(_ moves: [(shard: Int, to: String)]) -> ShardMap {
         var next = owners
         for m in moves { next[m.shard] = m.to }
-        return ShardMap(shardCount: shardCount, epoch: epoch + 1, owners: next)
+        return ShardMap(shardCount: shardCount, epoch: epoch + 1, owners: next, standbys: standbys)
     }
 
     public func encode(to w: inout WireWriter) {
-        w.write(shardCount); w.write(epoch); w.write(owners)
+        w.write(shardCount); w.write(epoch); w.write(owners); w.write(standbys)
     }
 
     public init(from r: inout WireReader) throws(WireError) {
@@ -83,8 +164,9 @@ public struct ShardMap: Sendable, Equatable, WireCodable {
         shardCount = try r.read()
         epoch = try r.read()
         owners = try r.read()
-        guard shardCount > 0, owners.count == shardCount else {
-            throw WireError(offset: at, expected: "a shard map with one owner per shard (\(shardCount) shards, \(owners.count) owners)")
+        standbys = try r.read()
+        guard shardCount > 0, owners.count == shardCount, standbys.count == shardCount else {
+            throw WireError(offset: at, expected: "a shard map with one owner and one standby slot per shard (\(shardCount) shards, \(owners.count) owners, \(standbys.count) standbys)")
         }
     }
 }

@@ -142,8 +142,11 @@ public final class ClusterActorSystem: DistributedActorSystem, Sendable {
     }
 
     public func resignID(_ id: ActorID) {
+        // Called from the actor's deinit, when weak references to it already read nil: an entry
+        // still holding a live actor belongs to a newer actor of the same name (a shard that
+        // moved away and came back while a call held the old one) and stays.
         actors.withLock { table in
-            if table[id.name]?.actor == nil || table[id.name]?.actor?.id == AnyHashable(id) { table[id.name] = nil }
+            if table[id.name] != nil, table[id.name]!.actor == nil { table[id.name] = nil }
         }
     }
 
