@@ -312,7 +312,7 @@ struct RescoringTests {
         await client.close()
     }
 
-    @Test("the coordinator killed with SIGKILL mid-job: on restart the job is failed with its reason, nothing of it published; workers rejoin and the next job is exactly once")
+    @Test("the coordinator killed with SIGKILL mid-job: on restart the job is failed with its reason, nothing of it published; workers rejoin keeping their shards and the next job is exactly once")
     func coordinatorKilledMidJob() async throws {
         let n = 40_000
         let (url, cluster, client) = try await Self.cluster(subscribers: n, shards: 256, name: "coordinator-kill")
@@ -332,6 +332,15 @@ struct RescoringTests {
 
         let again = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: Self.logger)
         _ = try await Self.waitForBalance(again, workers: 2)
+        // The workers kept their shards across the coordinator's restart: adopted, not reloaded.
+        let log = try String(contentsOfFile: cluster.logPath("coordinator"), encoding: .utf8)
+        #expect(log.components(separatedBy: "adopted the shards the worker still hosts").count - 1 == 2)
+        for worker in ["worker-1", "worker-2"] {
+            let lines = try String(contentsOfFile: cluster.logPath(worker), encoding: .utf8).split(separator: "\n")
+            let rejoined = try #require(lines.firstIndex { $0.contains("the coordinator restarted") }, "\(worker) did not notice the restart")
+            let hosted = lines[rejoined...].filter { $0.contains("shards hosted") }
+            #expect(!hosted.isEmpty && hosted.allSatisfy { $0.contains("fromPostgres=0") && $0.contains("streamed=0") }, "\(worker) reloaded after the restart: \(hosted)")
+        }
         let next = try await again.coordinator.startRescore()
         let job = try await Self.waitForJob(again, next)
         #expect(job.state == "completed", "\(job.error ?? "")")

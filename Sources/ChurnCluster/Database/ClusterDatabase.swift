@@ -54,11 +54,12 @@ final class ClusterDatabase: @unchecked Sendable {
             try c.query("INSERT INTO churngrid_cluster (shard_count) VALUES ($1) ON CONFLICT (singleton) DO NOTHING", [String(requestedShardCount)])
             let row = try c.query("SELECT shard_count, epoch FROM churngrid_cluster").rows[0]
             let count = Int(row[0]!)!, epoch = Int64(row[1]!)!
-            var owners = [String?](repeating: nil, count: count)
-            for r in try c.query("SELECT shard, node FROM churngrid_shard_map WHERE shard < $1", [String(count)]).rows {
+            var owners = [String?](repeating: nil, count: count), standbys = owners
+            for r in try c.query("SELECT shard, node, standby FROM churngrid_shard_map WHERE shard < $1", [String(count)]).rows {
                 owners[Int(r[0]!)!] = r[1]
+                standbys[Int(r[0]!)!] = r[2]
             }
-            return ShardMap(shardCount: count, epoch: epoch, owners: owners)
+            return ShardMap(shardCount: count, epoch: epoch, owners: owners, standbys: standbys)
         }
     }
 

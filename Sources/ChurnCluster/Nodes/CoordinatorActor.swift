@@ -31,6 +31,10 @@ public distributed actor CoordinatorActor {
         /// Keep a warm standby copy of every shard on a second worker (twice the memory), so a
         /// lost worker's shards are served again as soon as the loss is detected.
         public var standbys = false
+        /// After a restart, how long the coordinator waits for the workers of the saved shard map
+        /// to register again before it moves their shards elsewhere (they keep their shards, so a
+        /// coordinator restart reloads nothing).
+        public var rejoinGrace: Duration = .seconds(15)
 
         public init() {}
     }
@@ -72,9 +76,15 @@ public distributed actor CoordinatorActor {
     private var draining: String?
     private var membershipBusy = false
     private var membershipWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Workers of the map a previous coordinator saved that have not registered again yet.
+    private var awaited: Set<String>
+    private let rejoinDeadline: ContinuousClock.Instant
+    private var rejoinTimer: Task<Void, Never>?
 
+    /// - Parameter saved: the shard map a previous coordinator left (its owners are waited for
+    ///   for `settings.rejoinGrace`); `map` starts with no owner.
     init(actorSystem: ClusterActorSystem, database: ClusterDatabase, model: ScoringModel, package: ModelPackage,
-         map: ShardMap, settings: Settings, logger: Logger) {
+         map: ShardMap, saved: ShardMap? = nil, settings: Settings, logger: Logger) {
         self.actorSystem = actorSystem
         self.database = database
         self.model = model
@@ -82,6 +92,8 @@ public distributed actor CoordinatorActor {
         self.map = map
         self.settings = settings
         self.logger = logger
+        awaited = Set((saved?.owners ?? []).compactMap { $0 })
+        rejoinDeadline = .now + settings.rejoinGrace
     }
 
     // MARK: Membership
@@ -100,10 +112,72 @@ public distributed actor CoordinatorActor {
         }
         let actor = try WorkerActor.resolve(id: ActorID(node: node, name: WorkerActor.name), using: actorSystem)
         let cores = try await actor.status().cores
-        members[node.name] = Member(node: node, actor: actor, cores: cores)
+        let member = Member(node: node, actor: actor, cores: cores)
+        members[node.name] = member
+        awaited.remove(node.name)
         logger.info("worker joined", metadata: ["worker": "\(node)"])
-        try await rebalance()
+        let holdings = try await adopt(from: member)
+        if !awaited.isEmpty && ContinuousClock.now < rejoinDeadline {
+            // After a restart: the other workers of the saved map still hold their shards.
+            logger.notice("waiting for the saved map's workers to register again before moving their shards",
+                          metadata: ["waiting": "\(awaited.sorted())", "until": "\(rejoinDeadline - .now)"])
+            if rejoinTimer == nil {
+                let deadline = rejoinDeadline
+                rejoinTimer = Task {
+                    try? await Task.sleep(until: deadline)
+                    await self.rebalanceAfterRejoinGrace()
+                }
+            }
+        } else {
+            try await rebalance()
+        }
+        // Fencing: what the worker hosts that the map gives to others is dropped.
+        let strayOwned = holdings.owned.filter { map.owners[$0] != node.name }
+        let strayStandby = holdings.standby.filter { map.standbys[$0] != node.name }
+        if !strayOwned.isEmpty || !strayStandby.isEmpty {
+            logger.notice("the worker hosted shards the map gives to others; released", metadata: ["worker": "\(node.name)",
+                                                                                                    "owned": "\(strayOwned.count)", "standby": "\(strayStandby.count)"])
+            try await actor.release(owned: strayOwned, standby: strayStandby)
+        }
         return map.shards(of: node.name).count
+    }
+
+    /// A worker registering with shards it still hosts (the coordinator restarted, the worker did
+    /// not) keeps those nobody owns: they are ready at once, nothing is reloaded. It is told the
+    /// coordinator's model (its profiles stay).
+    /// - Returns: what it hosted.
+    private func adopt(from member: Member) async throws -> Holdings {
+        let name = member.node.name
+        let holdings = try await member.actor.holdings()
+        let owned = holdings.owned.filter { map.owners[$0] == nil }
+        let standby = settings.standbys ? holdings.standby.filter { map.standbys[$0] == nil && map.owners[$0] != name && !owned.contains($0) } : []
+        guard !owned.isEmpty || !standby.isEmpty else { return holdings }
+        let next = map.giving(name, owned: owned, standby: standby)
+        let shards = owned + standby
+        let assignment = Assignment(shardCount: map.shardCount, shards: shards,
+                                    roles: Array(repeating: .owner, count: owned.count) + Array(repeating: .standby, count: standby.count),
+                                    sources: Array(repeating: member.node, count: shards.count), epoch: next.epoch, model: package,
+                                    postgresURL: database.url)
+        _ = try await ClusterActorSystem.$callTimeout.withValue(settings.assignTimeout) { try await member.actor.assign(assignment) }
+        map = next
+        for s in owned { ready.insert(s) }
+        try await database.save(map)
+        logger.notice("adopted the shards the worker still hosts", metadata: ["worker": "\(name)", "owned": "\(owned.count)", "standby": "\(standby.count)"])
+        return holdings
+    }
+
+    /// The saved map's workers had their time to register again: the shards of those that did not
+    /// move to the members.
+    private func rebalanceAfterRejoinGrace() async {
+        await lockMembership()
+        defer { unlockMembership() }
+        if !awaited.isEmpty { logger.warning("workers of the saved map did not register again", metadata: ["workers": "\(awaited.sorted())"]) }
+        awaited = []
+        do {
+            try await rebalance()
+        } catch {
+            logger.error("could not place the shards after the rejoin grace", metadata: ["error": "\(error)"])
+        }
     }
 
     /// A worker was lost (unreachable): its shards move to the survivors, which reload them from

@@ -73,6 +73,20 @@ public struct Assignment: Sendable, WireCodable {
     }
 }
 
+/// The shards a worker hosts, by role (what a coordinator that restarted adopts).
+public struct Holdings: Sendable, WireCodable {
+    public var owned: [Int]
+    public var standby: [Int]
+
+    public init(owned: [Int], standby: [Int]) {
+        self.owned = owned
+        self.standby = standby
+    }
+
+    public func encode(to w: inout WireWriter) { w.write(owned); w.write(standby) }
+    public init(from r: inout WireReader) throws(WireError) { owned = try r.read(); standby = try r.read() }
+}
+
 /// A shard's profiles as they travel from one worker to another (the store's flat form).
 public struct ShardState: Sendable, WireCodable {
     public var shard: Int

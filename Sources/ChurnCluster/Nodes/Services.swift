@@ -41,17 +41,19 @@ public final class CoordinatorService: Service, Sendable {
         let interrupted = try await database.failInterruptedJobs(reason: "the coordinator stopped while the job was running")
         if !interrupted.isEmpty { logger.warning("jobs interrupted by a coordinator stop were marked failed", metadata: ["jobs": "\(interrupted)"]) }
         try await database.register(model: model)
-        var map = try await database.loadCluster(requestedShardCount: configuration.shardCount)
+        let saved = try await database.loadCluster(requestedShardCount: configuration.shardCount)
+        var map = saved
         if map.shardCount != configuration.shardCount {
             logger.notice("the cluster's shard count is fixed; keeping it", metadata: ["shards": "\(map.shardCount)", "requested": "\(configuration.shardCount)"])
         }
-        // Workers re-register after a coordinator start; until then no shard is ready.
+        // Workers re-register after a coordinator start and keep the shards they host; until then
+        // no shard is ready.
         map = ShardMap(shardCount: map.shardCount, epoch: map.epoch)
         system = try await ClusterActorSystem(configuration.node)
         let package = ModelPackage(version: model.version, source: configuration.modelPath, bytes: bytes)
         let system = system, database = database, logger = logger
         coordinator = system.withActorName(CoordinatorActor.name) {
-            CoordinatorActor(actorSystem: system, database: database, model: model, package: package, map: map,
+            CoordinatorActor(actorSystem: system, database: database, model: model, package: package, map: map, saved: saved,
                              settings: configuration.settings, logger: logger)
         }
         logger.info("coordinator ready", metadata: ["endpoint": "\(system.node.endpoint)", "shards": "\(map.shardCount)", "model": "\(model.version)"])

@@ -154,6 +154,11 @@ public distributed actor WorkerActor {
         logger.info("shards released", metadata: ["owned": "\(owned.count)", "standby": "\(standby.count)"])
     }
 
+    /// The shards hosted, by role.
+    public distributed func holdings() -> Holdings {
+        Holdings(owned: owned.keys.sorted(), standby: standing.keys.sorted())
+    }
+
     /// The coordinator has moved every shard away: the worker process stops.
     public distributed func leave() {
         logger.notice("drained by the coordinator; leaving", metadata: ["shards": "\(owned.count)"])

@@ -121,6 +121,15 @@ public struct ShardMap: Sendable, Equatable, WireCodable {
         return next
     }
 
+    /// This map with `node` as the owner of `owned` and the standby of `standby`, epoch increased.
+    public func giving(_ node: String, owned: [Int], standby: [Int]) -> ShardMap {
+        var next = self
+        for s in owned { next.owners[s] = node }
+        for s in standby { next.standbys[s] = node }
+        next.epoch = epoch + 1
+        return next
+    }
+
     /// This map with `shards` unowned (same epoch).
     public func withoutOwner(_ shards: [Int]) -> ShardMap {
         var next = self
