@@ -34,6 +34,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Where a moved shard's new holder takes its profiles from while another worker holds them: stream (over ZeroMQ from that worker) or postgres.")
     var handoff: CoordinatorActor.Handoff = .stream
 
+    @Option(help: "After a restart, seconds to wait for the saved shard map's workers to register again (keeping the shards they host) before their shards move to the workers present.")
+    var rejoinGrace: Double = 15
+
     @Flag(help: "Keep a warm standby copy of every shard on a second worker (twice the profile memory): a lost worker's shards are served again as soon as the loss is detected, and queries reach the standby meanwhile.")
     var standbys = false
 
@@ -45,6 +48,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         configuration.shardCount = shards
         configuration.settings.handoff = handoff
         configuration.settings.standbys = standbys
+        configuration.settings.rejoinGrace = .milliseconds(Int(max(0, rejoinGrace) * 1000))
         try await reportingClusterErrors {
             let service = try await CoordinatorService(configuration)
             try await runUntilSignalled(service, announcing: "coordinator listening \(service.system.node.endpoint)", logger: logger)
