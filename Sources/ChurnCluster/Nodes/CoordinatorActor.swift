@@ -568,7 +568,7 @@ public distributed actor CoordinatorActor {
                     if let answer = try? await actor.lookup(subscriberID) { return answer }
                     continue
                 }
-                throw error
+                return .unavailable(shard: shard, reason: "shard \(shard) has no ready worker: its owner \(owner) is unreachable and is being failed over (\(error.message))")
             }
         }
     }

@@ -19,6 +19,8 @@ public distributed actor WorkerActor {
 
     /// Shards streamed from one peer at a time.
     static let streamsInFlight = 4
+    /// How long streaming one shard may take before the rest come from PostgreSQL.
+    static let exportTimeout: Duration = .seconds(10)
 
     /// The profiles held, per shard (shared by its actors; dropped when no role is left).
     private var stores: [Int: LoadedShard] = [:]
@@ -109,12 +111,17 @@ public distributed actor WorkerActor {
         let logger = logger
         return await withTaskGroup(of: (Int, ShardState?).self) { group in
             var next = 0, states: [ShardState] = [], failed: [Int] = []
+            var peerFailed = false
             func startOne() {
                 let shard = shards[next]
                 next += 1
+                if peerFailed {  // one failure and the rest come from PostgreSQL: no timeout per shard
+                    failed.append(shard)
+                    return
+                }
                 group.addTask {
                     do {
-                        return (shard, try await source.export(shard))
+                        return (shard, try await ClusterActorSystem.$callTimeout.withValue(Self.exportTimeout) { try await source.export(shard) })
                     } catch {
                         logger.warning("streaming a shard from its holder failed; loading it from PostgreSQL",
                                        metadata: ["shard": "\(shard)", "peer": "\(peer)", "error": "\(error)"])
@@ -124,8 +131,12 @@ public distributed actor WorkerActor {
             }
             while next < min(shards.count, Self.streamsInFlight) { startOne() }
             while let (shard, state) = await group.next() {
-                if let state { states.append(state) } else { failed.append(shard) }
-                if next < shards.count { startOne() }
+                if let state { states.append(state) } else { failed.append(shard); peerFailed = true }
+                if peerFailed {
+                    while next < shards.count { startOne() }  // each goes straight to `failed`
+                } else if next < shards.count {
+                    startOne()
+                }
             }
             return (states, failed)
         }

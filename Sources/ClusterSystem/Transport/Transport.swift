@@ -135,30 +135,35 @@ final class Transport: @unchecked Sendable {
     /// The link to `endpoint`, created on first use. A link this node opens to call someone says
     /// hello at once; one opened only to answer a hello (`sayHello: false`) waits until a call needs it.
     func link(to endpoint: String, sayHello: Bool = true) throws -> Link {
-        if let l = links.withLock({ $0.byEndpoint[endpoint] }) { return l }
-        let socket = try ZMQSocket(context, .dealer)
-        try socket.set(.routingID, routingID)
-        try socket.set(.linger, 0)
-        try socket.set(.sendHighWaterMark, 100_000)
-        try socket.set(.maxMessageSize, options.maxMessageBytes)
-        if let keys = options.curve { try socket.makeCurveClient(keys, serverKey: keys.publicKey) }
-        try socket.connect(endpoint)
-        let link = Link(endpoint: endpoint, socket: socket,
-                        handshake: Handshake(local: .init(node: local, cluster: configuration.cluster, protocolVersion: configuration.protocolVersion)))
-        let (winner, created) = links.withLock { l -> (Link, Bool) in
-            if let other = l.byEndpoint[endpoint] { return (other, false) }
+        // One socket per endpoint, created and connected under the lock: two callers racing to
+        // dial the same node must not both connect with this node's routing id (the peer's
+        // ROUTER hands the id over to the later connection, and the earlier one's hello is lost).
+        let (link, created) = try links.withLock { l throws -> (Link, Bool) in
+            if let existing = l.byEndpoint[endpoint] { return (existing, false) }
+            let socket = try ZMQSocket(context, .dealer)
+            do {
+                try socket.set(.routingID, routingID)
+                try socket.set(.linger, 0)
+                try socket.set(.sendHighWaterMark, 100_000)
+                try socket.set(.maxMessageSize, options.maxMessageBytes)
+                if let keys = options.curve { try socket.makeCurveClient(keys, serverKey: keys.publicKey) }
+                try socket.connect(endpoint)
+            } catch {
+                socket.close()
+                throw error
+            }
+            let link = Link(endpoint: endpoint, socket: socket,
+                            handshake: Handshake(local: .init(node: local, cluster: configuration.cluster, protocolVersion: configuration.protocolVersion)))
             l.byEndpoint[endpoint] = link
             return (link, true)
         }
         if created {
-            winner.state.withLock { s in
+            link.state.withLock { s in
                 s.dialed = sayHello
                 if sayHello { sendHello(&s) }
             }
-        } else {
-            socket.close()
         }
-        return winner
+        return link
     }
 
     private func sendHello(_ s: inout Link.State) {
