@@ -196,7 +196,8 @@ public final class ProfileStore {
         return (ids, values)
     }
 
-    /// A store holding what `exported()` produced.
+    /// A store holding what `exported()` produced: each column is copied a chunk at a time, then
+    /// the index is built from the ids.
     /// - Throws: `ProfileStoreError` when the arrays do not fit together or an id repeats.
     public convenience init(featureCount: Int, ids: [Int64], values: [Float]) throws(ProfileStoreError) {
         self.init(featureCount: featureCount)
@@ -205,12 +206,24 @@ public final class ProfileStore {
             throw ProfileStoreError("\(values.count) values for \(n) subscribers of \(featureCount) features (expected \(n * featureCount))")
         }
         reserve(n)
-        var profile = [Float](repeating: 0, count: featureCount)
-        try values.withUnsafeBufferPointer { v throws(ProfileStoreError) in
-            for r in 0..<n {
-                for j in 0..<featureCount { profile[j] = v[j * n + r] }
-                guard upsert(id: ids[r], profile: profile) else {
-                    throw ProfileStoreError("subscriber \(ids[r]) appears twice")
+        try ids.withUnsafeBufferPointer { idp throws(ProfileStoreError) in
+            try values.withUnsafeBufferPointer { v throws(ProfileStoreError) in
+                while count < n {
+                    let first = count
+                    ensureRoom(forRow: first)
+                    let (c, r) = locate(first)
+                    let rows = min(c.capacity - r, n - first)
+                    (c.ids + r).update(from: idp.baseAddress! + first, count: rows)
+                    for j in 0..<featureCount {
+                        (c.values + j * c.capacity + r).update(from: v.baseAddress! + j * n + first, count: rows)
+                    }
+                    count = first + rows
+                    for row in first..<count {
+                        guard index.find(idp[row], idAt: { self.id(at: $0) }) == nil else {
+                            throw ProfileStoreError("subscriber \(idp[row]) appears twice")
+                        }
+                        index.insert(idp[row], row: row) { self.id(at: $0) }
+                    }
                 }
             }
         }

@@ -41,25 +41,16 @@ public struct ClusterClient: Sendable {
             let shard = table.map.shard(of: subscriberID)
             guard let node = table.node(serving: shard) else { break }
             do {
-                let actor = try ShardActor.resolve(id: ActorID(node: node, name: ShardActor.name(shard)), using: system)
-                var answer = try await actor.lookup(subscriberID)
-                if case .found(var s) = answer {
-                    s.epoch = table.map.epoch
-                    answer = .found(s)
-                }
-                return answer
+                let actor = try ShardActor.resolve(shard: shard, on: node, using: system)
+                return try await actor.lookup(subscriberID).stamped(epoch: table.map.epoch)
             } catch let error as RemoteCallError where [.actorNotFound, .unreachable, .nodeRestarted, .refused].contains(error.code) {
                 routing.invalidate(epoch: table.map.epoch)  // the next query asks for the map again
                 // The owner is gone before the coordinator has noticed: its standby, if the shard
                 // has one, holds the same profiles and answers.
                 if error.code == .unreachable || error.code == .nodeRestarted, let standby = table.standby(of: shard),
-                   let actor = try? ShardActor.resolve(id: ActorID(node: standby, name: ShardActor.standbyName(shard)), using: system),
-                   case var answer? = try? await actor.lookup(subscriberID) {
-                    if case .found(var s) = answer {
-                        s.epoch = table.map.epoch
-                        answer = .found(s)
-                    }
-                    return answer
+                   let actor = try? ShardActor.resolve(shard: shard, role: .standby, on: standby, using: system),
+                   let answer = try? await actor.lookup(subscriberID) {
+                    return answer.stamped(epoch: table.map.epoch)
                 }
                 continue  // stale map: refresh and ask the new owner
             }

@@ -156,8 +156,7 @@ public distributed actor CoordinatorActor {
         let shards = owned + standby
         let assignment = Assignment(shardCount: map.shardCount, shards: shards,
                                     roles: Array(repeating: .owner, count: owned.count) + Array(repeating: .standby, count: standby.count),
-                                    sources: Array(repeating: member.node, count: shards.count), epoch: next.epoch, model: package,
-                                    postgresURL: database.url)
+                                    epoch: next.epoch, model: package, postgresURL: database.url)
         _ = try await ClusterActorSystem.$callTimeout.withValue(settings.assignTimeout) { try await member.actor.assign(assignment) }
         map = next
         for s in owned { ready.insert(s) }
@@ -210,10 +209,11 @@ public distributed actor CoordinatorActor {
         let start = ContinuousClock.now
         await withTaskGroup(of: (String, [Int], Bool).self) { group in
             for (name, shards) in promoted {
-                guard let member = members[name] else { continue }
-                let assignment = Assignment(shardCount: map.shardCount, shards: shards, roles: Array(repeating: .owner, count: shards.count),
-                                            sources: Array(repeating: member.node, count: shards.count), epoch: next.epoch, model: package,
-                                            postgresURL: database.url)
+                guard let member = members[name] else {
+                    group.addTask { (name, shards, false) }
+                    continue
+                }
+                let assignment = Assignment(shardCount: map.shardCount, shards: shards, epoch: next.epoch, model: package, postgresURL: database.url)
                 group.addTask {
                     do {
                         _ = try await ClusterActorSystem.$callTimeout.withValue(.seconds(30)) { try await member.actor.assign(assignment) }
@@ -223,7 +223,7 @@ public distributed actor CoordinatorActor {
                     }
                 }
             }
-            for await (name, shards, ok) in group where !ok || members[name] == nil {
+            for await (name, shards, ok) in group where !ok {
                 logger.warning("a standby could not take over; its shards will be reloaded", metadata: ["worker": "\(name)", "shards": "\(shards.count)"])
                 next = next.withoutOwner(shards)
             }
@@ -270,13 +270,13 @@ public distributed actor CoordinatorActor {
         let previous = map, next = map.adopting(target, shards: shards)
         var work: [String: (shards: [Int], roles: [ShardRole], sources: [NodeID?])] = [:]
         func add(_ name: String, _ shard: Int, _ role: ShardRole) {
-            // A holder that is still a member streams its copy (the owner while it answers, else the standby).
+            // A holder that is still a member streams its copy (the owner while it answers, else the
+            // standby); a worker that holds the shard already keeps its own.
             var source: NodeID?
             if settings.handoff == .stream {
                 let holders = [previous.owners[shard], previous.standbys[shard]].compactMap { $0 }.filter { $0 != name }
                 source = holders.lazy.compactMap { self.members[$0]?.node }.first
             }
-            if previous.owners[shard] == name || previous.standbys[shard] == name { source = members[name]?.node }  // its own copy
             work[name, default: ([], [], [])].shards.append(shard)
             work[name]!.roles.append(role)
             work[name]!.sources.append(source)
@@ -460,7 +460,7 @@ public distributed actor CoordinatorActor {
                     }
                     busy[owner, default: 0] += 1
                     inFlight += 1
-                    let shardActor = try? ShardActor.resolve(id: ActorID(node: member.node, name: ShardActor.name(shard)), using: actorSystem)
+                    let shardActor = try? ShardActor.resolve(shard: shard, on: member.node, using: actorSystem)
                     let timeout = settings.rescoreTimeout
                     group.addTask {
                         do {
@@ -551,21 +551,15 @@ public distributed actor CoordinatorActor {
             }
             let epoch = map.epoch
             do {
-                let actor = try ShardActor.resolve(id: ActorID(node: member.node, name: ShardActor.name(shard)), using: actorSystem)
-                var answer = try await actor.lookup(subscriberID)
-                if case .found(var s) = answer {
-                    s.epoch = epoch
-                    answer = .found(s)
-                }
-                return answer
+                return try await ShardActor.resolve(shard: shard, on: member.node, using: actorSystem).lookup(subscriberID).stamped(epoch: epoch)
             } catch let error as RemoteCallError where error.code == .actorNotFound && attempt < 3 && map.epoch != epoch {
                 attempt += 1  // moved meanwhile: the map has changed; ask the new owner
             } catch let error as RemoteCallError where [.unreachable, .nodeRestarted].contains(error.code) {
                 // The owner is gone and its loss not yet handled: its standby holds the same profiles.
                 if let standby = map.standbys[shard], let holder = members[standby], attempt < 3 {
                     attempt += 1
-                    let actor = try ShardActor.resolve(id: ActorID(node: holder.node, name: ShardActor.standbyName(shard)), using: actorSystem)
-                    if let answer = try? await actor.lookup(subscriberID) { return answer }
+                    let actor = try ShardActor.resolve(shard: shard, role: .standby, on: holder.node, using: actorSystem)
+                    if let answer = try? await actor.lookup(subscriberID) { return answer.stamped(epoch: epoch) }
                     continue
                 }
                 return .unavailable(shard: shard, reason: "shard \(shard) has no ready worker: its owner \(owner) is unreachable and is being failed over (\(error.message))")

@@ -269,6 +269,13 @@ public enum ScoreLookup: Sendable, WireCodable {
     /// The shard has no ready owner right now (a move or failover in progress).
     case unavailable(shard: Int, reason: String)
 
+    /// This answer with the shard map epoch it was routed by.
+    func stamped(epoch: Int64) -> ScoreLookup {
+        guard case .found(var s) = self else { return self }
+        s.epoch = epoch
+        return .found(s)
+    }
+
     public func encode(to w: inout WireWriter) {
         switch self {
         case .found(let s): w.write(UInt8(1)); w.write(s)

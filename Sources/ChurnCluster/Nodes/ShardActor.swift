@@ -22,11 +22,18 @@ public distributed actor ShardActor {
         self.scoring = scoring
     }
 
-    /// The actor name of shard `shard`.
-    public static func name(_ shard: Int) -> String { "shard/\(shard)" }
+    /// The actor name of shard `shard` in `role`: `shard/N` for the owner, `standby/N` for the standby.
+    public static func name(_ shard: Int, role: ShardRole = .owner) -> String {
+        switch role {
+        case .owner: "shard/\(shard)"
+        case .standby: "standby/\(shard)"
+        }
+    }
 
-    /// The actor name of shard `shard`'s standby copy.
-    public static func standbyName(_ shard: Int) -> String { "standby/\(shard)" }
+    /// Shard `shard`'s actor in `role` on `node`.
+    public static func resolve(shard: Int, role: ShardRole = .owner, on node: NodeID, using system: ClusterActorSystem) throws -> ShardActor {
+        try resolve(id: ActorID(node: node, name: name(shard, role: role)), using: system)
+    }
 
     /// One subscriber's score computed now from its in-memory profile.
     public distributed func lookup(_ subscriberID: Int64) -> ScoreLookup {

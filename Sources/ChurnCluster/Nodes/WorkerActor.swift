@@ -53,11 +53,11 @@ public distributed actor WorkerActor {
                 logger.notice("model changed", metadata: ["model": "\(next.version)"])
                 for shard in Array(owned.keys) {
                     owned[shard] = nil
-                    owned[shard] = hostActor(shard, name: ShardActor.name(shard), model: next)
+                    owned[shard] = hostActor(shard, role: .owner, model: next)
                 }
                 for shard in Array(standing.keys) {
                     standing[shard] = nil
-                    standing[shard] = hostActor(shard, name: ShardActor.standbyName(shard), model: next)
+                    standing[shard] = hostActor(shard, role: .standby, model: next)
                 }
             }
             model = next
@@ -65,11 +65,12 @@ public distributed actor WorkerActor {
         let start = ContinuousClock.now
         var fromPeers: [NodeID: [Int]] = [:], fromDatabase: [Int] = []
         for (shard, source) in zip(assignment.shards, assignment.sources) where stores[shard] == nil {
-            if let source, source != actorSystem.node { fromPeers[source, default: []].append(shard) } else { fromDatabase.append(shard) }
+            if let source { fromPeers[source, default: []].append(shard) } else { fromDatabase.append(shard) }
         }
-        var streamed = 0
+        var streamed = 0, streamedShards = 0
         for (peer, shards) in fromPeers {
             let (states, failed) = await stream(shards, from: peer)
+            streamedShards += states.count
             for state in states {
                 let store = try await loader.run { () throws -> LoadedShard in
                     LoadedShard(store: try ProfileStore(featureCount: state.featureCount, ids: state.ids.elements, values: state.values.elements))
@@ -90,15 +91,15 @@ public distributed actor WorkerActor {
         for (shard, role) in zip(assignment.shards, assignment.roles) {
             switch role {
             case .owner:
-                if owned[shard] == nil { owned[shard] = hostActor(shard, name: ShardActor.name(shard), model: model!) }
+                if owned[shard] == nil { owned[shard] = hostActor(shard, role: .owner, model: model!) }
             case .standby:
-                if standing[shard] == nil { standing[shard] = hostActor(shard, name: ShardActor.standbyName(shard), model: model!) }
+                if standing[shard] == nil { standing[shard] = hostActor(shard, role: .standby, model: model!) }
             }
         }
         // Loading went through libpq's buffers and growing columns: give the freed heap back to
         // the system, or it stays in the process's resident set next to the profiles.
         if !fromDatabase.isEmpty || streamed > 0 { releaseFreedHeap() }
-        logger.info("shards hosted", metadata: ["shards": "\(assignment.shards.count)", "streamed": "\(fromPeers.values.reduce(0) { $0 + $1.count })",
+        logger.info("shards hosted", metadata: ["shards": "\(assignment.shards.count)", "streamed": "\(streamedShards)",
                                                  "streamedSubscribers": "\(streamed)", "fromPostgres": "\(fromDatabase.count)",
                                                  "seconds": "\(ContinuousClock.now - start)", "model": "\(model!.version)"])
         return assignment.shards.map { stores[$0]?.store.count ?? 0 }
@@ -142,9 +143,9 @@ public distributed actor WorkerActor {
         }
     }
 
-    private func hostActor(_ shard: Int, name: String, model: ScoringModel) -> ShardActor {
+    private func hostActor(_ shard: Int, role: ShardRole, model: ScoringModel) -> ShardActor {
         let system = actorSystem, store = stores[shard]!, scoring = scoring
-        return system.withActorName(name) { ShardActor(actorSystem: system, shard: shard, store: store, model: model, scoring: scoring) }
+        return system.withActorName(ShardActor.name(shard, role: role)) { ShardActor(actorSystem: system, shard: shard, store: store, model: model, scoring: scoring) }
     }
 
     /// A shard's profiles, for a worker taking it over.

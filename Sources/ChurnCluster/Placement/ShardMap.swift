@@ -156,14 +156,6 @@ public struct ShardMap: Sendable, Equatable, WireCodable {
         return (next, promoted)
     }
 
-    /// This map with `moves` applied and the epoch increased: one step of a rebalance that moves
-    /// shards in bounded batches.
-    public func moving(_ moves: [(shard: Int, to: String)]) -> ShardMap {
-        var next = owners
-        for m in moves { next[m.shard] = m.to }
-        return ShardMap(shardCount: shardCount, epoch: epoch + 1, owners: next, standbys: standbys)
-    }
-
     public func encode(to w: inout WireWriter) {
         w.write(shardCount); w.write(epoch); w.write(owners); w.write(standbys)
     }
