@@ -13,6 +13,10 @@ let package = Package(
     products: [
         .executable(name: "churngrid", targets: ["churngrid"]),
         .library(name: "TreeModel", targets: ["TreeModel"]),
+        // For the fuzz targets (Fuzz/, a package of its own that depends on this one).
+        .library(name: "WireFormat", targets: ["WireFormat"]),
+        .library(name: "FeatureTable", targets: ["FeatureTable"]),
+        .library(name: "ClusterSystem", targets: ["ClusterSystem"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -33,7 +37,8 @@ let package = Package(
         // ChurnGrid's DistributedActorSystem over ZeroMQ: identities, handshake, calls, heartbeats, backpressure.
         .target(
             name: "ClusterSystem",
-            dependencies: ["WireFormat", "ZeroMQ", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["WireFormat", "ZeroMQ", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "UnixSignals", package: "swift-service-lifecycle")],
             swiftSettings: performance
         ),
         // A probe actor, probe nodes and the RPC benchmark: what checks and measures the transport.

@@ -58,3 +58,16 @@ public struct ProbeError: Error, CustomStringConvertible {
     public var message: String
     public var description: String { "probe failure: \(message)" }
 }
+
+extension ProbeActor: AccessControlled {
+    /// Transport checks and benchmarks: any authenticated caller.
+    public static let access: [String: Set<Role>] = [
+        "ping()": Role.readers,
+        "nodeName()": Role.readers,
+        "echo(_:)": Role.readers,
+        "sum(_:)": Role.readers,
+        "fail(_:)": Role.readers,
+        "sleep(milliseconds:)": Role.readers,
+        "askNode(at:)": Role.readers,
+    ]
+}

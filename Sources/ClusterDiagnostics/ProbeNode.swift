@@ -19,7 +19,7 @@ public final class ProbeNode: Sendable {
         self.system = system
         probe = system.withActorName(ProbeActor.name) { ProbeActor(actorSystem: system) }
         if rawEcho {
-            let host = configuration.listen.split(separator: ":").dropLast().joined(separator: ":")
+            let host = (configuration.listen ?? "tcp://127.0.0.1:*").split(separator: ":").dropLast().joined(separator: ":")
             let server = try RawEchoServer(endpoint: host + ":*")
             self.rawEcho = server
             rawEchoEndpoint = server.endpoint

@@ -51,9 +51,9 @@ public enum RPCBenchmark {
     ///   - client: this process's node.
     ///   - server: the probe node's call endpoint; `rawEcho` its raw echo endpoint.
     ///   - progress: called with a line per finished step.
-    public static func run(client: ClusterActorSystem, server: String, rawEcho: String, options: Options,
+    public static func run(client: ClusterActorSystem, server: String, serverKey: String = "", rawEcho: String, options: Options,
                            progress: @Sendable (String) -> Void) async throws -> Result {
-        let node = try await client.connect(to: server)
+        let node = try await client.connect(to: server, publicKey: serverKey)
         let probe = try ProbeActor.resolve(id: ActorID(node: node, name: ProbeActor.name), using: client)
 
         // Latency: warm both paths, then measure one after the other.

@@ -27,18 +27,8 @@ public final class PostgresConnection {
 
     deinit { PQfinish(conn) }
 
-    /// The URL with any password replaced by `***`.
-    public static func redacted(_ url: String) -> String {
-        let chars = Array(url)
-        guard let at = chars.lastIndex(of: "@") else { return url }
-        var schemeEnd = 0
-        for i in 0..<max(0, chars.count - 2) where chars[i] == ":" && chars[i + 1] == "/" && chars[i + 2] == "/" {
-            schemeEnd = i + 3
-            break
-        }
-        guard schemeEnd > 0, schemeEnd < at, let colon = chars[schemeEnd..<at].firstIndex(of: ":") else { return url }
-        return String(chars[..<colon]) + ":***" + String(chars[at...])
-    }
+    /// The connection string with every password replaced by `***` (see `ConnectionString`).
+    public static func redacted(_ url: String) -> String { ConnectionString.redacted(url) }
 
     /// Whether the connection is still usable.
     public var isOpen: Bool { PQstatus(conn) == CONNECTION_OK }

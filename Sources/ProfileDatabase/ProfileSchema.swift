@@ -123,6 +123,21 @@ public enum ProfileSchema {
             -- The worker holding a warm copy of the shard, which takes over when the owner is lost.
             ALTER TABLE churngrid_shard_map ADD COLUMN standby text;
             """),
+        Migration(version: 4, name: "audit log", sql: """
+            -- Who did what to the cluster: every admin and operator action, with the caller's name,
+            -- role and key (or token), as the node that carried it out saw it.
+            CREATE TABLE churngrid_audit_log (
+                id bigserial PRIMARY KEY,
+                at timestamptz NOT NULL DEFAULT now(),
+                actor text NOT NULL,
+                roles text NOT NULL,
+                credential text NOT NULL,
+                action text NOT NULL,
+                target text NOT NULL,
+                outcome text NOT NULL
+            );
+            CREATE INDEX churngrid_audit_log_at ON churngrid_audit_log (at);
+            """),
     ]
 
     /// Applies the migrations `connection`'s database lacks.

@@ -23,6 +23,10 @@ public final class SocketThread: Sendable {
         private var sockets: [SocketID: ZMQSocket] = [:]
         private var handlers: [SocketID: (ZMQSocket) -> Void] = [:]
         private var paused: Set<SocketID> = []
+        /// Plain file descriptors watched for input (sockets used by other threads under a lock
+        /// are watched by their `ZMQSocket.fileDescriptor()`), by a key the caller chooses.
+        private var descriptors: [Int: (fd: Int32, handler: () -> Void)] = [:]
+        private var pausedDescriptors: Set<Int> = []
         private var nextID = 0
         private var tick: (interval: Duration, handler: () -> Void)?
         private var nextTick = ContinuousClock.now
@@ -49,6 +53,24 @@ public final class SocketThread: Sendable {
             handlers[id] = handler
         }
 
+        /// Calls `handler` on this thread whenever `fd` is readable; `key` names the watch for
+        /// `unwatch`. For a socket used by other threads under a lock: poll its descriptor here
+        /// and take the lock only to receive.
+        public func watch(fd: Int32, key: Int, _ handler: @escaping () -> Void) {
+            descriptors[key] = (fd, handler)
+        }
+
+        /// Stops watching the descriptor watched as `key`.
+        public func unwatch(key: Int) {
+            descriptors[key] = nil
+            pausedDescriptors.remove(key)
+        }
+
+        /// Stops (true) or resumes (false) calling the handler of the descriptor watched as `key`.
+        public func pause(key: Int, _ pause: Bool) {
+            if pause { pausedDescriptors.insert(key) } else { pausedDescriptors.remove(key) }
+        }
+
         /// Stops (true) or resumes (false) calling `id`'s handler. While paused, libzmq queues
         /// inbound messages up to the receive high-water mark and then stops reading from the
         /// peers: this is how a busy node pushes back on its callers.
@@ -73,6 +95,8 @@ public final class SocketThread: Sendable {
             let watched = handlers.keys.compactMap { id in paused.contains(id) ? nil : sockets[id].map { (id, $0) } }
             var items = [zmq_pollitem_t(socket: nil, fd: wakeFD, events: Int16(ZMQ_POLLIN), revents: 0)]
             items += watched.map { zmq_pollitem_t(socket: $0.1.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0) }
+            let fds = descriptors.filter { !pausedDescriptors.contains($0.key) }.map { ($0.key, $0.value.fd) }
+            items += fds.map { zmq_pollitem_t(socket: nil, fd: $0.1, events: Int16(ZMQ_POLLIN), revents: 0) }
             var timeout = block ? -1 : 0
             if block, tick != nil {
                 let left = nextTick - .now
@@ -83,6 +107,9 @@ public final class SocketThread: Sendable {
             for (k, (id, socket)) in watched.enumerated() where items[k + 1].revents & Int16(ZMQ_POLLIN) != 0 {
                 handlers[id]?(socket)
             }
+            for (k, (key, _)) in fds.enumerated() where items[k + 1 + watched.count].revents & Int16(ZMQ_POLLIN) != 0 {
+                descriptors[key]?.handler()
+            }
             if let tick, ContinuousClock.now >= nextTick {
                 nextTick = .now + tick.interval
                 tick.handler()
@@ -92,6 +119,7 @@ public final class SocketThread: Sendable {
 
         fileprivate func closeAll() {
             handlers.removeAll()
+            descriptors.removeAll()
             for socket in sockets.values { socket.close() }
             sockets.removeAll()
         }

@@ -93,6 +93,13 @@ public final class ZMQMessage {
 
     /// A copy of the bytes.
     public var bytes: [UInt8] { withBytes { Array($0) } }
+
+    /// A metadata property of a received part (`"User-Id"`: what the ZAP handler said of the
+    /// connection it came on; `"Peer-Address"`), or nil when the connection carries none.
+    public func property(_ name: String) -> String? {
+        guard let value = zmq_msg_gets(msg, name) else { return nil }
+        return String(cString: value)
+    }
 }
 
 /// Keeps a moved array alive while libzmq sends it.

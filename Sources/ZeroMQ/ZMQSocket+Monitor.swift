@@ -18,6 +18,10 @@ public struct ZMQSocketEvent: Sendable, CustomStringConvertible {
         public static let problems: Int32 = ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
             | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
 
+        /// A dialled peer refused this socket during the ZMTP handshake (CURVE keys).
+        public static let handshakeFailures: Int32 = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
+            | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+
         public var description: String {
             switch self {
             case .accepted: "accepted"
@@ -63,6 +67,21 @@ extension CurveKeyPair {
         guard key.count == 32 else { return nil }
         var out = [CChar](repeating: 0, count: 41)
         guard zmq_z85_encode(&out, key, key.count) != nil else { return nil }
+        return string(nulTerminated: out)
+    }
+
+    /// Whether `key` is a CURVE key in Z85 (40 characters that decode to 32 bytes).
+    public static func isValidKey(_ key: String) -> Bool {
+        guard key.utf8.count == 40 else { return false }
+        var out = [UInt8](repeating: 0, count: 32)
+        return zmq_z85_decode(&out, key) != nil
+    }
+
+    /// The public key that belongs to the Z85 secret key `secretKey`, or nil if it is not one.
+    public static func publicKey(ofSecret secretKey: String) -> String? {
+        guard isValidKey(secretKey) else { return nil }
+        var out = [CChar](repeating: 0, count: 41)
+        guard zmq_curve_public(&out, secretKey) == 0 else { return nil }
         return string(nulTerminated: out)
     }
 }

@@ -120,6 +120,29 @@ public final class ZMQSocket {
         return parts
     }
 
+    // MARK: Readiness without polling the socket
+
+    /// The file descriptor libzmq signals when this socket may have work (`ZMQ_FD`). Polling it
+    /// (rather than the socket) lets one thread wait while others use the socket under a lock;
+    /// it is edge-triggered: after it fires, read `hasInput` and receive until nothing is left.
+    public func fileDescriptor() throws(ZMQError) -> Int32 {
+        var fd: Int32 = -1
+        var size = MemoryLayout<Int32>.size
+        guard zmq_getsockopt(handle, ZMQ_FD, &fd, &size) == 0 else { throw ZMQError("get the file descriptor of \(kind)") }
+        return fd
+    }
+
+    /// Whether a message can be received now (`ZMQ_EVENTS`). Reading it also processes libzmq's
+    /// pending commands, which re-arms `fileDescriptor()`: call it after every send made on a
+    /// socket whose descriptor another thread polls, since a send may consume the signal.
+    public var hasInput: Bool {
+        guard !closed else { return false }
+        var events: Int32 = 0
+        var size = MemoryLayout<Int32>.size
+        guard zmq_getsockopt(handle, ZMQ_EVENTS, &events, &size) == 0 else { return false }
+        return events & Int32(ZMQ_POLLIN) != 0
+    }
+
     // MARK: Options
 
     /// An integer socket option.

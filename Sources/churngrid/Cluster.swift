@@ -17,14 +17,10 @@ struct NodeOptions: ParsableArguments {
     @Option(help: "Cluster name; nodes of other clusters are refused.")
     var cluster: String = "churngrid"
 
-    @Option(help: "CURVE key file (two lines: public and secret key, Z85) shared by the cluster; peers without it are refused.")
-    var curveKeys: String?
+    @OptionGroup var security: ListenerSecurityOptions
 
     @Option(help: "Milliseconds of silence after which a node is unreachable.")
     var unreachableAfterMs: Int = 2000
-
-    @Option(help: "Largest message accepted, in bytes.")
-    var maxMessageBytes: Int = 1 << 30
 
     @Option(help: .hidden)
     var protocolVersion: UInt32 = ClusterActorSystem.protocolVersion
@@ -33,14 +29,7 @@ struct NodeOptions: ParsableArguments {
         var c = ClusterActorSystem.Configuration(name: name, listen: listen, cluster: cluster, logger: logger)
         c.protocolVersion = protocolVersion
         c.options.unreachableAfter = .milliseconds(unreachableAfterMs)
-        c.options.maxMessageBytes = maxMessageBytes
-        if let curveKeys {
-            let lines = try String(contentsOfFile: curveKeys, encoding: .utf8).split(whereSeparator: \.isNewline).map(String.init)
-            guard lines.count >= 2, lines[0].count == 40, lines[1].count == 40 else {
-                throw ValidationError("\(curveKeys): expected two lines of 40 Z85 characters (public key, secret key)")
-            }
-            c.options.curve = CurveKeyPair(publicKey: lines[0], secretKey: lines[1])
-        }
+        try security.apply(to: &c)
         return c
     }
 }
@@ -51,16 +40,6 @@ struct ClusterCommand: ParsableCommand {
         abstract: "Cluster transport tools: CURVE keys and probe nodes.",
         subcommands: [Keys.self, ProbeNodeCommand.self]
     )
-
-    struct Keys: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print a new CURVE key pair for the cluster (public line, secret line).")
-
-        func run() throws {
-            let keys = try CurveKeyPair.generate()
-            print(keys.publicKey)
-            print(keys.secretKey)
-        }
-    }
 
     struct ProbeNodeCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -78,6 +57,8 @@ struct ClusterCommand: ParsableCommand {
             print("listening \(probe.system.node.endpoint) \(String(probe.system.node.incarnation, radix: 16))")
             if let raw = probe.rawEchoEndpoint { print("raw-echo \(raw)") }
             fflush(nil)  // the parent reads these lines before anything else
+            let reloads = probe.system.reloadingAuthorizedKeysOnHangup(node.security.authorizedKeys)
+            defer { reloads?.cancel() }
             await waitForStopRequest()
             await probe.shutdown()
         }

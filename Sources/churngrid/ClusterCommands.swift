@@ -16,8 +16,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Endpoint to listen on (tcp://HOST:PORT).")
     var listen: String = "tcp://127.0.0.1:7400"
 
-    @Option(help: "PostgreSQL URL (profiles in, scores out).")
-    var postgres: String
+    @Option(help: "PostgreSQL URL (profiles in, scores out), without a password: the password comes from PGPASSWORD or PGPASSFILE. Default: CHURNGRID_POSTGRES_URL.")
+    var postgres: String?
 
     @Option(help: "Model file (XGBoost JSON or LightGBM text).")
     var model: String = "models/churn-default.json"
@@ -40,11 +40,18 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Flag(help: "Keep a warm standby copy of every shard on a second worker (twice the profile memory): a lost worker's shards are served again as soon as the loss is detected, and queries reach the standby meanwhile.")
     var standbys = false
 
+    @Option(help: "The coordinator's name (default: its key's name, or 'coordinator').")
+    var name: String?
+
+    @OptionGroup var security: ListenerSecurityOptions
+
     func run() async throws {
         let logger = makeLogger("churngrid.coordinator")
-        var node = ClusterActorSystem.Configuration(name: "coordinator", listen: listen, cluster: cluster, logger: logger)
+        var node = ClusterActorSystem.Configuration(name: try name ?? security.keyName() ?? "coordinator", listen: listen, cluster: cluster, logger: logger)
         node.options.unreachableAfter = .milliseconds(Int(unreachableAfter * 1000))
-        var configuration = CoordinatorService.Configuration(node: node, postgresURL: postgres, modelPath: model)
+        try security.apply(to: &node)
+        var configuration = CoordinatorService.Configuration(node: node, postgresURL: try postgresURL(option: postgres), modelPath: model)
+        configuration.authorizedKeysPath = security.authorizedKeys
         configuration.shardCount = shards
         configuration.settings.handoff = handoff
         configuration.settings.standbys = standbys
@@ -64,11 +71,22 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "The coordinator's endpoint.")
     var coordinator: String
 
+    @Option(help: "The coordinator's public key file (NAME.pub), on a cluster with CURVE.")
+    var coordinatorKey: String?
+
     @Option(help: "Endpoint to listen on (tcp://HOST:PORT; port * picks a free one).")
     var listen: String = "tcp://127.0.0.1:*"
 
-    @Option(help: "Worker name (unique in the cluster).")
-    var name: String = "worker-\(getpid())"
+    @Option(help: "The endpoint other nodes dial, when it differs from the bound one (a wildcard address, NAT).")
+    var advertise: String?
+
+    @Option(help: "Worker name, unique in the cluster (default: its key's name, or worker-PID).")
+    var name: String?
+
+    @Option(help: "This worker's own PostgreSQL URL, without a password (PGPASSWORD or PGPASSFILE). Default: CHURNGRID_POSTGRES_URL.")
+    var postgres: String?
+
+    @OptionGroup var security: ListenerSecurityOptions
 
     @Option(help: "Cores used to score a shard.")
     var threads: Int = defaultThreads()
@@ -78,10 +96,18 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = makeLogger("churngrid.worker")
-        var node = ClusterActorSystem.Configuration(name: name, listen: listen, cluster: cluster, logger: logger)
+        var node = ClusterActorSystem.Configuration(name: try name ?? security.keyName() ?? "worker-\(getpid())", listen: listen, cluster: cluster, logger: logger)
+        node.advertise = advertise
         node.options.unreachableAfter = .seconds(3)
+        try security.apply(to: &node)
+        var configuration = WorkerService.Configuration(node: node, coordinator: coordinator, threads: threads, postgresURL: try postgresURL(option: postgres))
+        if security.curveKeys != nil {
+            guard let coordinatorKey else { throw ValidationError("--curve-keys needs --coordinator-key (the coordinator's NAME.pub)") }
+            configuration.coordinatorKey = try NodeKeyFile.loadPublicKey(path: coordinatorKey)
+        }
+        configuration.authorizedKeysPath = security.authorizedKeys
         try await reportingClusterErrors {
-            let service = try await WorkerService(.init(node: node, coordinator: coordinator, threads: threads))
+            let service = try await WorkerService(configuration)
             try await runUntilSignalled(service, announcing: "worker listening \(service.system.node.endpoint)", logger: logger)
         }
     }
@@ -102,8 +128,7 @@ struct RescoreCommand: AsyncParsableCommand {
         commandName: "rescore",
         abstract: "Start rescoring the whole base; with --wait, show progress and the summary.")
 
-    @Option(help: "The coordinator's endpoint.")
-    var coordinator: String = "tcp://127.0.0.1:7400"
+    @OptionGroup var target: CoordinatorOptions
 
     @Flag(help: "Wait for the job, showing shards done, subscribers/s and ETA.")
     var wait = false
@@ -114,7 +139,7 @@ struct RescoreCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = makeLogger("churngrid.rescore")
         try await reportingClusterErrors {
-            let status = try await withCoordinator(coordinator, logger: logger) { client -> JobStatus? in
+            let status = try await withCoordinator(target, logger: logger) { client -> JobStatus? in
                 let id = try await client.coordinator.startRescore()
                 guard wait else {
                     if json { try printJSON(["job_id": id]) } else { print("job \(id) started") }
@@ -168,8 +193,7 @@ struct ScoreCommand: AsyncParsableCommand {
     @Argument(help: "Subscriber id.")
     var subscriber: Int64
 
-    @Option(help: "The coordinator's endpoint.")
-    var coordinator: String = "tcp://127.0.0.1:7400"
+    @OptionGroup var target: CoordinatorOptions
 
     @Flag(help: "Print JSON.")
     var json = false
@@ -177,7 +201,7 @@ struct ScoreCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = makeLogger("churngrid.score")
         try await reportingClusterErrors {
-            let answer = try await withCoordinator(coordinator, logger: logger) { try await $0.score(subscriber) }
+            let answer = try await withCoordinator(target, logger: logger) { try await $0.score(subscriber) }
             switch answer {
             case .found(let s):
                 if json { try printJSON(s) } else { print(describe(s)) }
@@ -204,8 +228,7 @@ struct StatusCommand: AsyncParsableCommand {
         commandName: "status",
         abstract: "Nodes, their shards, subscribers and memory, the model, the shard map epoch and the running or last job.")
 
-    @Option(help: "The coordinator's endpoint.")
-    var coordinator: String = "tcp://127.0.0.1:7400"
+    @OptionGroup var target: CoordinatorOptions
 
     @Flag(help: "Print JSON.")
     var json = false
@@ -213,7 +236,7 @@ struct StatusCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = makeLogger("churngrid.status")
         try await reportingClusterErrors {
-            let status = try await withCoordinator(coordinator, logger: logger) { try await $0.coordinator.status() }
+            let status = try await withCoordinator(target, logger: logger) { try await $0.coordinator.status() }
             if json { try printJSON(status); return }
             print("coordinator \(status.coordinator)")
             print("shards \(status.shardCount), epoch \(status.epoch), model \(status.modelVersion), unassigned \(status.unassignedShards), moving \(status.movingShards)")
@@ -238,8 +261,7 @@ struct NodesCommand: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Members with their state (active, draining) and shards.")
 
-        @Option(help: "The coordinator's endpoint.")
-        var coordinator: String = "tcp://127.0.0.1:7400"
+        @OptionGroup var target: CoordinatorOptions
 
         @Flag(help: "Print JSON.")
         var json = false
@@ -247,7 +269,7 @@ struct NodesCommand: AsyncParsableCommand {
         func run() async throws {
             let logger = makeLogger("churngrid.nodes")
             try await reportingClusterErrors {
-                let nodes = try await withCoordinator(coordinator, logger: logger) { try await $0.coordinator.nodes() }
+                let nodes = try await withCoordinator(target, logger: logger) { try await $0.coordinator.nodes() }
                 if json { try printJSON(nodes); return }
                 for n in nodes {
                     print("\(n.name)  \(n.state)  \(n.endpoint)  \(n.shards) shards (\(n.readyShards) ready), standby for \(n.standbyShards)")
@@ -263,14 +285,13 @@ struct NodesCommand: AsyncParsableCommand {
         @Argument(help: "The worker's name.")
         var node: String
 
-        @Option(help: "The coordinator's endpoint.")
-        var coordinator: String = "tcp://127.0.0.1:7400"
+        @OptionGroup var target: CoordinatorOptions
 
         func run() async throws {
             let logger = makeLogger("churngrid.nodes")
             try await reportingClusterErrors {
                 let start = ContinuousClock.now
-                let moved = try await withCoordinator(coordinator, logger: logger) { client in
+                let moved = try await withCoordinator(target, logger: logger) { client in
                     try await ClusterActorSystem.$callTimeout.withValue(.seconds(3600)) { try await client.coordinator.drain(node) }
                 }
                 print("\(node) drained: \(moved) shards moved in \(ContinuousClock.now - start); it has left the cluster")
@@ -281,8 +302,8 @@ struct NodesCommand: AsyncParsableCommand {
 
 /// Connects a client to the coordinator at `endpoint`, runs `body` with it and closes it, also
 /// when `body` throws. Client commands log only warnings and errors.
-func withCoordinator<T>(_ endpoint: String, logger: Logger, _ body: (ClusterClient) async throws -> T) async throws -> T {
-    let client = try await ClusterClient.connect(endpoint, logger: quiet(logger))
+func withCoordinator<T>(_ target: CoordinatorOptions, logger: Logger, _ body: (ClusterClient) async throws -> T) async throws -> T {
+    let client = try await ClusterClient.connect(target.coordinator, credentials: try target.credentials(), logger: quiet(logger))
     do {
         let result = try await body(client)
         await client.close()
@@ -306,6 +327,11 @@ func reportingClusterErrors(_ body: () async throws -> Void) async throws {
         try await body()
     } catch let e as ExitCode {
         throw e
+    } catch let e as ValidationError {
+        throw e
+    } catch let e as RemoteCallError where e.code == .notAuthorized {
+        FileHandle.standardError.write(Data("\(e.message)\n".utf8))  // "not authorized: <method> needs role <r>"
+        throw ExitCode(4)
     } catch {
         FileHandle.standardError.write(Data("error: \(error)\n".utf8))
         throw ExitCode(1)
@@ -317,8 +343,7 @@ extension BenchCommand {
         static let configuration = CommandConfiguration(
             abstract: "Live-query latency at a steady rate (random subscribers of a generated base), straight to the owning node or through the coordinator.")
 
-        @Option(help: "The coordinator's endpoint.")
-        var coordinator: String = "tcp://127.0.0.1:7400"
+        @OptionGroup var target: CoordinatorOptions
 
         @Option(help: "Queries per second.")
         var rate = 200
@@ -342,7 +367,7 @@ extension BenchCommand {
         func run() async throws {
             let logger = makeLogger("churngrid.bench")
             try await reportingClusterErrors {
-                let (latencies, failed, notFound) = try await withCoordinator(coordinator, logger: logger) { client in
+                let (latencies, failed, notFound) = try await withCoordinator(target, logger: logger) { client in
                     try await measure(client)
                 }
                 func pct(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }

@@ -26,6 +26,9 @@ struct DemoCommand: AsyncParsableCommand {
     @Flag(help: "Leave the cluster (and the private PostgreSQL) running and print how to query it.")
     var keepRunning = false
 
+    @Flag(help: "Run the cluster without CURVE (by default every node has its own key under .churngrid/demo/keys and only authorized keys get in).")
+    var insecure = false
+
     @Flag(help: "End with one JSON object (subscribers, job_id, rescore_seconds, scores_written, postgres_url, …).")
     var json = false
 
@@ -47,12 +50,14 @@ struct DemoCommand: AsyncParsableCommand {
             say(String(format: "  %d subscribers in %.1f s, churn rate %.2f%%", generated.rows, generated.seconds,
                        100 * Double(generated.churned) / Double(max(1, generated.rows))))
 
-            say("\n[2/5] Starting a coordinator and \(workers) workers on 127.0.0.1 (each loads its shards)")
+            say("\n[2/5] Starting a coordinator and \(workers) workers on 127.0.0.1 (each loads its shards)"
+                + (insecure ? ", without CURVE" : ", CURVE on: a key per node in .churngrid/demo/keys, admin key 'demo' for this client"))
             let start = ContinuousClock.now
             let cluster = try await LocalCluster.start(executable: try ownExecutable(), postgresURL: url, model: model, workers: workers,
                                                        threads: max(1, defaultThreads() / max(1, workers)),
+                                                       keyDirectory: insecure ? nil : ".churngrid/demo/keys",
                                                        logDirectory: ".churngrid/demo/logs", logger: logger)
-            let client = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: logger)
+            let client = try await ClusterClient.connect(cluster.coordinatorEndpoint, credentials: cluster.credentials, logger: logger)
             let status = try await client.coordinator.status()
             say(String(format: "  ready in %.1f s: coordinator %@, shard map epoch %lld, model %@", seconds(ContinuousClock.now - start),
                        cluster.coordinatorEndpoint, status.epoch, status.modelVersion))
@@ -107,10 +112,10 @@ struct DemoCommand: AsyncParsableCommand {
                 say("""
 
                     The cluster is still running (logs in \(cluster.logDirectory)):
-                      churngrid status --coordinator \(cluster.coordinatorEndpoint)
-                      churngrid score \(top.first?[0] ?? "ID") --coordinator \(cluster.coordinatorEndpoint)
-                      churngrid rescore --wait --coordinator \(cluster.coordinatorEndpoint)
-                      psql '\(url)' -c 'SELECT * FROM churn_scores_current ORDER BY probability DESC LIMIT 10'
+                      churngrid status \(cluster.clientOptions.joined(separator: " "))
+                      churngrid score \(top.first?[0] ?? "ID") \(cluster.clientOptions.joined(separator: " "))
+                      churngrid rescore --wait \(cluster.clientOptions.joined(separator: " "))
+                      psql '\(PostgresConnection.redacted(url))' -c 'SELECT * FROM churn_scores_current ORDER BY probability DESC LIMIT 10'
                     Stop it with: kill \(["coordinator"] .compactMap { cluster.pid($0) }.map(String.init).joined()) \((1...workers).compactMap { cluster.pid("worker-\($0)") }.map(String.init).joined(separator: " "))\(ownDatabase ? " && bash Deploy/local/pg.sh stop" : "")
                     """)
             } else {
@@ -121,7 +126,7 @@ struct DemoCommand: AsyncParsableCommand {
             if json {
                 try printJSON(DemoResult(subscribers: subscribers, workers: workers, job_id: id, rescore_seconds: job.seconds,
                                          subscribers_per_second: job.subscribersPerSecond, scores_written: written,
-                                         postgres_url: url, coordinator: cluster.coordinatorEndpoint, model_version: job.modelVersion,
+                                         postgres_url: PostgresConnection.redacted(url), coordinator: cluster.coordinatorEndpoint, model_version: job.modelVersion,
                                          mean_probability: Double(summary[1] ?? "0") ?? 0, kept_running: keepRunning))
             }
         }

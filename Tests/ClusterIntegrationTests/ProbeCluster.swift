@@ -33,12 +33,13 @@ struct ProbeProcess {
 }
 
 /// This test process's own node, with a probe of its own so other nodes can call back.
-func localNode(_ name: String, curve: CurveKeyPair? = nil, configure: (inout ClusterActorSystem.Options) -> Void = { _ in }) async throws -> (ClusterActorSystem, ProbeActor) {
+func localNode(_ name: String, curve: CurveKeyPair? = nil, authorized: AuthorizedKeys? = nil, configure: (inout ClusterActorSystem.Options) -> Void = { _ in }) async throws -> (ClusterActorSystem, ProbeActor) {
     var logger = Logger(label: "test.\(name)")
     logger.logLevel = .warning
     var configuration = ClusterActorSystem.Configuration(name: name, logger: logger)
     configuration.options.unreachableAfter = .seconds(3)  // generous: CI machines are busy
     configuration.options.curve = curve
+    configuration.options.authorizedKeys = authorized
     configure(&configuration.options)
     let system = try await ClusterActorSystem(configuration)
     let probe = system.withActorName(ProbeActor.name) { ProbeActor(actorSystem: system) }
@@ -46,8 +47,8 @@ func localNode(_ name: String, curve: CurveKeyPair? = nil, configure: (inout Clu
 }
 
 /// The probe of the node at `endpoint`, after a handshake.
-func probe(at endpoint: String, from system: ClusterActorSystem) async throws -> ProbeActor {
-    let node = try await system.connect(to: endpoint)
+func probe(at endpoint: String, key: String = "", from system: ClusterActorSystem) async throws -> ProbeActor {
+    let node = try await system.connect(to: endpoint, publicKey: key)
     return try ProbeActor.resolve(id: ActorID(node: node, name: ProbeActor.name), using: system)
 }
 

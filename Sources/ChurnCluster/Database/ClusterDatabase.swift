@@ -82,6 +82,16 @@ final class ClusterDatabase: @unchecked Sendable {
         }
     }
 
+    // MARK: Audit
+
+    /// Records an action in `churngrid_audit_log`.
+    func audit(actor: String, roles: String, credential: String, action: String, target: String, outcome: String) async throws {
+        try await run { c in
+            _ = try c.query("INSERT INTO churngrid_audit_log (actor, roles, credential, action, target, outcome) VALUES ($1, $2, $3, $4, $5, $6)",
+                            [actor, roles, credential, action, target, outcome])
+        }
+    }
+
     // MARK: Jobs
 
     /// Records the model (once per version).

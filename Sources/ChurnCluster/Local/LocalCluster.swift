@@ -1,3 +1,4 @@
+import ClusterSystem
 import Foundation
 import Logging
 
@@ -12,25 +13,36 @@ public final class LocalCluster: @unchecked Sendable {
     /// The coordinator's command line, given where it listens.
     private var coordinatorArguments: (_ listen: String) -> [String] = { _ in [] }
     private var processes: [(name: String, process: Process)] = []
+    /// The PostgreSQL URL, handed to the processes in their environment (never in argv).
+    private var postgresURL = ""
+    /// With CURVE: where every node's key and the authorized-keys file are.
+    public private(set) var keyDirectory: String?
+    /// With CURVE: what a client of this cluster presents (an admin key named "demo").
+    public private(set) var credentials: ClusterClient.Credentials?
 
     /// Starts a coordinator and `workers` workers and waits until every shard is loaded.
     /// - Parameters:
     ///   - executable: the `churngrid` binary.
     ///   - threads: cores each worker scores with.
     ///   - coordinatorOptions: further options of `churngrid coordinator` (`--standbys`, `--handoff postgres`).
+    ///   - keyDirectory: with a folder, the cluster runs with CURVE: a key per node and an admin
+    ///     key "demo" for clients are written there with the authorized-keys file.
     public static func start(executable: String, postgresURL: String, model: String, workers: Int, threads: Int,
-                             shards: Int = 1024, coordinatorOptions: [String] = [], logDirectory: String, logger: Logger) async throws -> LocalCluster {
+                             shards: Int = 1024, coordinatorOptions: [String] = [], keyDirectory: String? = nil,
+                             logDirectory: String, logger: Logger) async throws -> LocalCluster {
         try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
         let cluster = LocalCluster(executable: executable, logDirectory: logDirectory)
+        cluster.postgresURL = postgresURL
+        if let keyDirectory { try cluster.makeKeys(in: keyDirectory, workers: max(1, workers)) }
+        let security = cluster.listenerOptions("coordinator")
         cluster.coordinatorArguments = {
-            ["coordinator", "--listen", $0, "--postgres", postgresURL, "--model", model, "--shards", String(shards)] + coordinatorOptions
+            ["coordinator", "--listen", $0, "--model", model, "--shards", String(shards)] + security + coordinatorOptions
         }
         do {
             try cluster.spawn(executable, "coordinator", cluster.coordinatorArguments("tcp://127.0.0.1:*"))
             cluster.coordinatorEndpoint = try await cluster.endpoint(of: "coordinator", prefix: "coordinator listening ")
             for i in 1...max(1, workers) {
-                try cluster.spawn(executable, "worker-\(i)", ["worker", "--coordinator", cluster.coordinatorEndpoint, "--name", "worker-\(i)",
-                                                              "--threads", String(threads)])
+                try cluster.spawn(executable, "worker-\(i)", cluster.workerArguments("worker-\(i)", threads: threads))
             }
             try await cluster.waitUntilReady(workers: max(1, workers), logger: logger)
             return cluster
@@ -45,6 +57,58 @@ public final class LocalCluster: @unchecked Sendable {
         self.logDirectory = logDirectory
     }
 
+    // MARK: Keys
+
+    private var authorizedKeysPath: String { "\(keyDirectory ?? "")/authorized_keys" }
+
+    /// Writes a key per node, the client key "demo" (admin) and the authorized-keys file.
+    private func makeKeys(in directory: String, workers: Int) throws {
+        try? FileManager.default.removeItem(atPath: directory)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        keyDirectory = directory
+        let coordinator = try NodeKeyFile.generate(name: "coordinator")
+        try coordinator.write(to: directory)
+        let demo = try NodeKeyFile.generate(name: "demo")
+        try demo.write(to: directory)
+        var lines = ["# role public-key name (churngrid demo)",
+                     "coordinator \(coordinator.keys.publicKey) coordinator",
+                     "admin \(demo.keys.publicKey) demo"]
+        for i in 1...workers {
+            let worker = try NodeKeyFile.generate(name: "worker-\(i)")
+            try worker.write(to: directory)
+            lines.append("worker \(worker.keys.publicKey) worker-\(i)")
+        }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: authorizedKeysPath, atomically: true, encoding: .utf8)
+        credentials = ClusterClient.Credentials(key: demo, coordinatorKey: coordinator.keys.publicKey)
+    }
+
+    /// The security options of node `name` (none without CURVE).
+    private func listenerOptions(_ name: String) -> [String] {
+        guard let keyDirectory else { return [] }
+        return ["--curve-keys", "\(keyDirectory)/\(name).key", "--authorized-keys", authorizedKeysPath]
+    }
+
+    private func workerArguments(_ name: String, threads: Int) -> [String] {
+        var arguments = ["worker", "--coordinator", coordinatorEndpoint, "--name", name, "--threads", String(threads)] + listenerOptions(name)
+        if let keyDirectory { arguments += ["--coordinator-key", "\(keyDirectory)/coordinator.pub"] }
+        return arguments
+    }
+
+    /// The options a `churngrid` client command needs to reach this cluster.
+    public var clientOptions: [String] {
+        var options = ["--coordinator", coordinatorEndpoint]
+        if let keyDirectory { options += ["--curve-keys", "\(keyDirectory)/demo.key", "--coordinator-key", "\(keyDirectory)/coordinator.pub"] }
+        return options
+    }
+
+    /// Adds `line` ("ROLE KEY NAME") to the authorized keys and makes every running node read
+    /// them again (SIGHUP).
+    public func authorize(_ line: String) throws {
+        let text = (try? String(contentsOfFile: authorizedKeysPath, encoding: .utf8)) ?? ""
+        try (text + line + "\n").write(toFile: authorizedKeysPath, atomically: true, encoding: .utf8)
+        for (_, p) in processes where p.isRunning { kill(p.processIdentifier, SIGHUP) }
+    }
+
     /// The log file of process `name` ("coordinator", "worker-1").
     public func logPath(_ name: String) -> String { "\(logDirectory)/\(name).log" }
 
@@ -56,6 +120,9 @@ public final class LocalCluster: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["CHURNGRID_POSTGRES_URL"] = postgresURL
+        process.environment = environment
         if !appendLog || !FileManager.default.fileExists(atPath: logPath(name)) {
             _ = FileManager.default.createFile(atPath: logPath(name), contents: nil)
         }
@@ -87,7 +154,7 @@ public final class LocalCluster: @unchecked Sendable {
 
     /// Waits until `workers` workers have joined and every shard is loaded.
     public func waitUntilReady(workers: Int, timeout: Duration = .seconds(1800), logger: Logger) async throws {
-        let client = try await ClusterClient.connect(coordinatorEndpoint, logger: logger)
+        let client = try await ClusterClient.connect(coordinatorEndpoint, credentials: credentials, logger: logger)
         defer { Task { await client.close() } }
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
@@ -117,7 +184,13 @@ public final class LocalCluster: @unchecked Sendable {
     /// Starts one more worker, `name`, that joins the running cluster (it does not wait for the
     /// rebalance).
     public func addWorker(_ name: String, threads: Int) throws {
-        try spawn(executable, name, ["worker", "--coordinator", coordinatorEndpoint, "--name", name, "--threads", String(threads)])
+        if let keyDirectory, !FileManager.default.fileExists(atPath: "\(keyDirectory)/\(name).key") {
+            let key = try NodeKeyFile.generate(name: name)
+            try key.write(to: keyDirectory)
+            try authorize("worker \(key.keys.publicKey) \(name)")
+            usleep(300_000)  // the running nodes read the keys again before the newcomer knocks
+        }
+        try spawn(executable, name, workerArguments(name, threads: threads))
     }
 
     /// Starts the coordinator again on the same endpoint (after it was killed) and waits until it

@@ -10,14 +10,27 @@ public struct ClusterClient: Sendable {
     public let coordinator: CoordinatorActor
     private let routing = RoutingCache()
 
-    /// Connects to the coordinator at `endpoint`. The client listens on an ephemeral port of
-    /// `listen`'s host (answers travel back over a connection to it).
-    public static func connect(_ endpoint: String, listen: String = "tcp://127.0.0.1:*", logger: Logger) async throws -> ClusterClient {
-        var configuration = ClusterActorSystem.Configuration(name: "client", listen: listen, logger: logger)
-        configuration.options.inboundConcurrency = 2
+    /// How a client authenticates on a cluster with CURVE: its own key (its name is the key's
+    /// name, which the nodes' authorized keys bind to a role) and the coordinator's public key.
+    public struct Credentials: Sendable {
+        public var key: NodeKeyFile
+        public var coordinatorKey: String
+
+        public init(key: NodeKeyFile, coordinatorKey: String) {
+            self.key = key
+            self.coordinatorKey = coordinatorKey
+        }
+    }
+
+    /// Connects to the coordinator at `endpoint`. The client opens no listening socket: answers
+    /// come back on the connections it opens, so it works from another host and behind NAT.
+    public static func connect(_ endpoint: String, credentials: Credentials? = nil, logger: Logger) async throws -> ClusterClient {
+        var configuration = ClusterActorSystem.Configuration(name: credentials?.key.name ?? "client", listen: nil, logger: logger)
+        configuration.options.inboundConcurrency = 1
+        configuration.options.curve = credentials?.key.keys
         let system = try await ClusterActorSystem(configuration)
         do {
-            let node = try await system.connect(to: endpoint, timeout: .seconds(10))
+            let node = try await system.connect(to: endpoint, publicKey: credentials?.coordinatorKey ?? "", timeout: .seconds(10))
             let coordinator = try CoordinatorActor.resolve(id: ActorID(node: node, name: CoordinatorActor.name), using: system)
             return ClusterClient(system: system, coordinator: coordinator)
         } catch {

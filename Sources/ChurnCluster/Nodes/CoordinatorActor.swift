@@ -102,6 +102,12 @@ public distributed actor CoordinatorActor {
     /// moved shards are loaded by their new owners before the map flips, then released by the old.
     /// - Returns: the number of shards the worker hosts.
     public distributed func register(worker node: NodeID) async throws -> Int {
+        // A worker registers itself, as it introduced itself in its handshake: nobody can make
+        // the coordinator dial another endpoint, or take over another worker's name.
+        if let caller = ClusterActorSystem.caller, caller.node != node {
+            throw ClusterError("a worker registers only itself: the caller is \(caller.node), the registration names \(node)")
+        }
+        guard !node.endpoint.isEmpty else { throw ClusterError("'\(node.name)' listens nowhere: a worker needs --listen") }
         await lockMembership()
         defer { unlockMembership() }
         if let old = members[node.name], old.node != node {
@@ -156,7 +162,7 @@ public distributed actor CoordinatorActor {
         let shards = owned + standby
         let assignment = Assignment(shardCount: map.shardCount, shards: shards,
                                     roles: Array(repeating: .owner, count: owned.count) + Array(repeating: .standby, count: standby.count),
-                                    epoch: next.epoch, model: package, postgresURL: database.url)
+                                    epoch: next.epoch, model: package)
         _ = try await ClusterActorSystem.$callTimeout.withValue(settings.assignTimeout) { try await member.actor.assign(assignment) }
         map = next
         for s in owned { ready.insert(s) }
@@ -213,7 +219,7 @@ public distributed actor CoordinatorActor {
                     group.addTask { (name, shards, false) }
                     continue
                 }
-                let assignment = Assignment(shardCount: map.shardCount, shards: shards, epoch: next.epoch, model: package, postgresURL: database.url)
+                let assignment = Assignment(shardCount: map.shardCount, shards: shards, epoch: next.epoch, model: package)
                 group.addTask {
                     do {
                         _ = try await ClusterActorSystem.$callTimeout.withValue(.seconds(30)) { try await member.actor.assign(assignment) }
@@ -289,7 +295,7 @@ public distributed actor CoordinatorActor {
             for (name, w) in work {
                 guard let member = members[name] else { continue }
                 let assignment = Assignment(shardCount: map.shardCount, shards: w.shards, roles: w.roles, sources: w.sources, epoch: next.epoch,
-                                            model: package, postgresURL: database.url)
+                                            model: package)
                 let timeout = settings.assignTimeout
                 group.addTask {
                     _ = try await ClusterActorSystem.$callTimeout.withValue(timeout) { try await member.actor.assign(assignment) }
@@ -315,9 +321,17 @@ public distributed actor CoordinatorActor {
     /// process exits cleanly). A worker stopped with SIGTERM asks for this itself.
     /// - Returns: the number of shards moved.
     public distributed func drain(_ name: String) async throws -> Int {
+        let caller = ClusterActorSystem.caller
+        if let caller, !caller.roles.contains(.admin) {
+            // A worker's key may drain that worker only (it does so when it is stopped).
+            guard caller.roles.contains(.worker), caller.node.name == name else {
+                throw NotAuthorized(method: "CoordinatorActor.drain(_:)", needed: Role.admins, caller: "\(caller)")
+            }
+        }
         await lockMembership()
         defer { unlockMembership() }
         guard let member = members[name] else {
+            await audit(caller, action: "drain", target: name, outcome: "refused: no such worker")
             throw ClusterError("no worker named '\(name)' (members: \(members.keys.sorted().joined(separator: ", ")))")
         }
         guard members.count > 1 else {
@@ -331,7 +345,22 @@ public distributed actor CoordinatorActor {
         members[name] = nil
         logger.notice("worker drained; it leaves", metadata: ["worker": "\(name)", "moved": "\(shards)"])
         try? await ClusterActorSystem.$callTimeout.withValue(.seconds(5)) { try await member.actor.leave() }
+        await audit(caller, action: "drain", target: name, outcome: "drained: \(shards) shards moved")
         return shards
+    }
+
+    /// Writes an action to the audit log (who, with which key, what, when); a failure to write
+    /// is logged, not thrown: the action has happened.
+    private func audit(_ caller: Caller?, action: String, target: String, outcome: String) async {
+        let actor = caller.map { $0.publicKey.isEmpty ? $0.node.name : $0.name } ?? "local"
+        let roles = caller.map { $0.roles.map(\.rawValue).sorted().joined(separator: ",") } ?? ""
+        let credential = caller.map { $0.publicKey.isEmpty ? "none (insecure cluster)" : "curve:\($0.publicKey)" } ?? "none"
+        logger.notice("audit", metadata: ["actor": "\(actor)", "action": "\(action)", "target": "\(target)", "outcome": "\(outcome)"])
+        do {
+            try await database.audit(actor: actor, roles: roles, credential: credential, action: action, target: target, outcome: outcome)
+        } catch {
+            logger.error("could not write the audit log", metadata: ["action": "\(action)", "error": "\(error)"])
+        }
     }
 
     /// The members with their state.
@@ -383,6 +412,7 @@ public distributed actor CoordinatorActor {
         run = Run(status: JobStatus(id: id, state: "running", modelVersion: model.version, shardsDone: 0, shardCount: map.shardCount,
                                     subscribers: 0, seconds: 0, retries: 0, error: nil), started: .now)
         logger.info("rescoring started", metadata: ["job": "\(id)", "shards": "\(map.shardCount)", "model": "\(model.version)"])
+        await audit(ClusterActorSystem.caller, action: "rescore", target: "job \(id)", outcome: "started")
         Task { await self.execute(job: id) }
         return id
     }
@@ -583,6 +613,21 @@ public distributed actor CoordinatorActor {
         return ClusterStatus(coordinator: "\(actorSystem.node)", shardCount: map.shardCount, epoch: map.epoch, modelVersion: model.version,
                              unassignedShards: map.shardCount - ready.count, movingShards: moving, workers: workers, silentWorkers: silent, job: job())
     }
+}
+
+extension CoordinatorActor: AccessControlled {
+    /// The one role table of the coordinator's methods (docs/security.md).
+    public static let access: [String: Set<Role>] = [
+        "register(worker:)": [.worker],
+        "drain(_:)": [.admin, .worker],  // a worker only itself (checked in the method)
+        "startRescore()": Role.operators,
+        "nodes()": Role.readers,
+        "routing()": Role.readers,
+        "job()": Role.readers,
+        "score(_:)": Role.readers,
+        "shardMap()": Role.readers,
+        "status()": Role.readers,
+    ]
 }
 
 /// A request the coordinator refuses, with the reason.

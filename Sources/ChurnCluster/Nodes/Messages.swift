@@ -46,30 +46,35 @@ public struct Assignment: Sendable, WireCodable {
     public var sources: [NodeID?]
     public var epoch: Int64
     public var model: ModelPackage
-    /// Where the profiles are.
-    public var postgresURL: String
+    // No database settings travel with an assignment: each worker has its own (`--postgres`
+    // with the password from PGPASSWORD/PGPASSFILE), so no secret crosses the wire.
 
     public func encode(to w: inout WireWriter) {
-        w.write(shardCount); w.write(shards); w.write(roles); w.write(sources); w.write(epoch); w.write(model); w.write(postgresURL)
+        w.write(shardCount); w.write(shards); w.write(roles); w.write(sources); w.write(epoch); w.write(model)
     }
 
     public init(from r: inout WireReader) throws(WireError) {
         let at = r.offset
         shardCount = try r.read(); shards = try r.read(); roles = try r.read(); sources = try r.read()
-        epoch = try r.read(); model = try r.read(); postgresURL = try r.read()
+        epoch = try r.read(); model = try r.read()
         guard roles.count == shards.count, sources.count == shards.count else {
             throw WireError(offset: at, expected: "an assignment with a role and a source per shard (\(shards.count) shards, \(roles.count) roles, \(sources.count) sources)")
         }
+        guard (1...ShardMap.maxShardCount).contains(shardCount) else {
+            throw WireError(offset: at, expected: "a shard count of 1–\(ShardMap.maxShardCount), found \(shardCount)")
+        }
+        guard shards.allSatisfy({ (0..<shardCount).contains($0) }), Set(shards).count == shards.count else {
+            throw WireError(offset: at, expected: "distinct shard numbers below the shard count \(shardCount)")
+        }
     }
 
-    public init(shardCount: Int, shards: [Int], roles: [ShardRole]? = nil, sources: [NodeID?]? = nil, epoch: Int64, model: ModelPackage, postgresURL: String) {
+    public init(shardCount: Int, shards: [Int], roles: [ShardRole]? = nil, sources: [NodeID?]? = nil, epoch: Int64, model: ModelPackage) {
         self.shardCount = shardCount
         self.shards = shards
         self.roles = roles ?? Array(repeating: .owner, count: shards.count)
         self.sources = sources ?? Array(repeating: nil, count: shards.count)
         self.epoch = epoch
         self.model = model
-        self.postgresURL = postgresURL
     }
 }
 
@@ -104,7 +109,11 @@ public struct ShardState: Sendable, WireCodable {
 
     public func encode(to w: inout WireWriter) { w.write(shard); w.write(featureCount); w.write(ids); w.write(values) }
     public init(from r: inout WireReader) throws(WireError) {
+        let at = r.offset
         shard = try r.read(); featureCount = try r.read(); ids = try r.read(); values = try r.read()
+        guard (1...65_536).contains(featureCount), ids.elements.count.multipliedReportingOverflow(by: featureCount) == (values.elements.count, false) else {
+            throw WireError(offset: at, expected: "a shard's profiles: 1–65536 features and features × subscribers values (\(featureCount) × \(ids.elements.count) ≠ \(values.elements.count))")
+        }
     }
 }
 

@@ -19,6 +19,8 @@ public final class CoordinatorService: Service, Sendable {
         /// PostgreSQL connections writing a job's scores in parallel.
         public var writers = 2
         public var settings = CoordinatorActor.Settings()
+        /// The authorized-keys file to read again on SIGHUP (nil: none, or no CURVE).
+        public var authorizedKeysPath: String?
 
         public init(node: ClusterActorSystem.Configuration, postgresURL: String, modelPath: String) {
             self.node = node
@@ -31,9 +33,11 @@ public final class CoordinatorService: Service, Sendable {
     public let coordinator: CoordinatorActor
     private let database: ClusterDatabase
     private let logger: Logger
+    private let configuration: Configuration
 
     /// Starts the node: schema, shard map, model, then listens.
     public init(_ configuration: Configuration) async throws {
+        self.configuration = configuration
         logger = configuration.node.logger
         let bytes = try TreeEnsemble.bytes(ofFile: configuration.modelPath)
         let model = try ScoringModel(bytes: bytes, source: configuration.modelPath)
@@ -61,6 +65,8 @@ public final class CoordinatorService: Service, Sendable {
 
     public func run() async throws {
         let coordinator = coordinator
+        let reloads = system.reloadingAuthorizedKeysOnHangup(configuration.authorizedKeysPath)
+        defer { reloads?.cancel() }
         let events = Task {
             for await event in system.peerEvents {
                 if case .unreachable(let endpoint, _, let reason) = event {
@@ -86,15 +92,22 @@ public final class WorkerService: Service, Sendable {
     public struct Configuration: Sendable {
         public var node: ClusterActorSystem.Configuration
         public var coordinator: String
+        /// The coordinator's CURVE public key ("" on a cluster without CURVE).
+        public var coordinatorKey: String = ""
         /// Cores used to score a shard.
         public var threads: Int
+        /// This worker's own PostgreSQL settings (the password from PGPASSWORD or PGPASSFILE).
+        public var postgresURL: String
         /// How long a SIGTERM waits for the coordinator to move this worker's shards away.
         public var drainTimeout: Duration = .seconds(600)
+        /// The authorized-keys file to read again on SIGHUP.
+        public var authorizedKeysPath: String?
 
-        public init(node: ClusterActorSystem.Configuration, coordinator: String, threads: Int) {
+        public init(node: ClusterActorSystem.Configuration, coordinator: String, threads: Int, postgresURL: String) {
             self.node = node
             self.coordinator = coordinator
             self.threads = threads
+            self.postgresURL = postgresURL
         }
     }
 
@@ -111,14 +124,16 @@ public final class WorkerService: Service, Sendable {
         let system = try await ClusterActorSystem(configuration.node)
         self.system = system
         (left, leave) = AsyncStream.makeStream(of: Void.self)
-        let threads = configuration.threads, logger = logger, leave = leave
+        let threads = configuration.threads, logger = logger, leave = leave, url = configuration.postgresURL
         worker = system.withActorName(WorkerActor.name) {
-            WorkerActor(actorSystem: system, threads: threads, logger: logger) { leave.yield() }
+            WorkerActor(actorSystem: system, threads: threads, postgresURL: url, logger: logger) { leave.yield() }
         }
     }
 
     /// Joins the coordinator (and again whenever it restarts), then serves until SIGTERM.
     public func run() async throws {
+        let reloads = system.reloadingAuthorizedKeysOnHangup(configuration.authorizedKeysPath)
+        defer { reloads?.cancel() }
         try await join()
         let coordinatorEndpoint = configuration.coordinator
         let events = Task { [weak self] in
@@ -151,7 +166,7 @@ public final class WorkerService: Service, Sendable {
     private func drainBeforeStopping() async {
         do {
             // A coordinator that is gone (the whole cluster is stopping) is not waited for long.
-            let node = try await system.connect(to: configuration.coordinator, timeout: .seconds(2))
+            let node = try await system.connect(to: configuration.coordinator, publicKey: configuration.coordinatorKey, timeout: .seconds(2))
             let coordinator = try CoordinatorActor.resolve(id: ActorID(node: node, name: CoordinatorActor.name), using: system)
             logger.notice("asking the coordinator to move this worker's shards away before stopping")
             let moved = try await ClusterActorSystem.$callTimeout.withValue(configuration.drainTimeout) {
@@ -164,7 +179,7 @@ public final class WorkerService: Service, Sendable {
     }
 
     private func join() async throws {
-        let node = try await system.connect(to: configuration.coordinator, timeout: .seconds(60))
+        let node = try await system.connect(to: configuration.coordinator, publicKey: configuration.coordinatorKey, timeout: .seconds(60))
         let coordinator = try CoordinatorActor.resolve(id: ActorID(node: node, name: CoordinatorActor.name), using: system)
         let shards = try await ClusterActorSystem.$callTimeout.withValue(.seconds(1800)) {
             try await coordinator.register(worker: system.node)
@@ -172,3 +187,4 @@ public final class WorkerService: Service, Sendable {
         logger.info("joined the cluster", metadata: ["coordinator": "\(node)", "shards": "\(shards)"])
     }
 }
+

@@ -53,6 +53,14 @@ public distributed actor ShardActor {
     }
 }
 
+extension ShardActor: AccessControlled {
+    /// Anyone who may read scores asks a shard directly; only the coordinator runs jobs on it.
+    public static let access: [String: Set<Role>] = [
+        "lookup(_:)": Role.readers,
+        "rescore()": [.coordinator],
+    ]
+}
+
 /// A shard's store handed from the loading thread to its actor, and from the actor to a scoring
 /// thread.
 struct LoadedShard: @unchecked Sendable {

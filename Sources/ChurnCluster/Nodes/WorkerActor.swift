@@ -31,11 +31,17 @@ public distributed actor WorkerActor {
     private let loader = BlockingThread(name: "cg-load", niceness: 5)
     private let logger: Logger
     private let onLeave: @Sendable () -> Void
+    /// This worker's own PostgreSQL settings (never received from the coordinator).
+    private let postgresURL: String
 
-    /// - Parameter onLeave: called when the coordinator has drained this worker and tells it to go.
-    public init(actorSystem: ClusterActorSystem, threads: Int, logger: Logger, onLeave: @escaping @Sendable () -> Void = {}) {
+    /// - Parameters:
+    ///   - postgresURL: where this worker loads profiles from (its own setting; the password comes
+    ///     from PGPASSWORD or PGPASSFILE, never from the wire).
+    ///   - onLeave: called when the coordinator has drained this worker and tells it to go.
+    public init(actorSystem: ClusterActorSystem, threads: Int, postgresURL: String, logger: Logger, onLeave: @escaping @Sendable () -> Void = {}) {
         self.actorSystem = actorSystem
         self.onLeave = onLeave
+        self.postgresURL = postgresURL
         scoring = ScoringThreads(count: threads)
         self.logger = logger
     }
@@ -81,7 +87,7 @@ public distributed actor WorkerActor {
             fromDatabase += failed
         }
         if !fromDatabase.isEmpty {
-            let url = assignment.postgresURL, count = assignment.shardCount, wanted = fromDatabase
+            let url = postgresURL, count = assignment.shardCount, wanted = fromDatabase
             let loaded = try await loader.run { () throws -> [Int: LoadedShard] in
                 let (stores, _) = try ProfileLoader(url: url).load(shards: wanted, shardCount: count, streams: 2)
                 return stores.mapValues { LoadedShard(store: $0) }
@@ -192,6 +198,19 @@ public distributed actor WorkerActor {
                             standbyShards: standing.count, subscribers: subscribers, profileBytes: bytes, standbyBytes: standbyBytes,
                             residentBytes: processResidentBytes(), modelVersion: model?.version ?? "", cores: scoring.count)
     }
+}
+
+extension WorkerActor: AccessControlled {
+    /// Only the coordinator places and removes shards; workers stream shards to each other;
+    /// everyone with a reader's role may see a worker's status.
+    public static let access: [String: Set<Role>] = [
+        "assign(_:)": [.coordinator],
+        "release(owned:standby:)": [.coordinator],
+        "holdings()": [.coordinator],
+        "leave()": [.coordinator],
+        "export(_:)": [.worker],
+        "status()": Role.readers,
+    ]
 }
 
 /// This process's resident set size in bytes (from /proc/self/statm).

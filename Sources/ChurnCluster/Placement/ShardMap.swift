@@ -6,6 +6,8 @@ import WireFormat
 public struct ShardMap: Sendable, Equatable, WireCodable {
     /// Number of shards (fixed for the cluster's life).
     public let shardCount: Int
+    /// The most shards a cluster may have (a decoded map or assignment claiming more is refused).
+    public static let maxShardCount = 1 << 20
     /// Increases on every change of ownership.
     public private(set) var epoch: Int64
     /// Owner node name per shard; nil while a shard has no owner.
@@ -166,7 +168,7 @@ public struct ShardMap: Sendable, Equatable, WireCodable {
         epoch = try r.read()
         owners = try r.read()
         standbys = try r.read()
-        guard shardCount > 0, owners.count == shardCount, standbys.count == shardCount else {
+        guard (1...Self.maxShardCount).contains(shardCount), owners.count == shardCount, standbys.count == shardCount else {
             throw WireError(offset: at, expected: "a shard map with one owner and one standby slot per shard (\(shardCount) shards, \(owners.count) owners, \(standbys.count) standbys)")
         }
     }

@@ -44,6 +44,15 @@ public struct Handshake: Sendable {
         }
     }
 
+    /// How the connection a hello came on was authenticated.
+    public enum Credentials: Sendable, Equatable {
+        /// No CURVE on this node: nobody is authenticated and every caller holds every role.
+        case insecure
+        /// The CURVE key the connection was made with (the ZAP handler admitted it), and what the
+        /// authorized keys say of it (nil: not listed any more).
+        case key(String, AuthorizedKeys.Grant?)
+    }
+
     public enum State: Sendable, Equatable {
         case idle
         case helloSent
@@ -65,10 +74,16 @@ public struct Handshake: Sendable {
     }
 
     public let local: Local
+    /// The CURVE key the peer must present in its welcome (the key this side dialled it with);
+    /// "" without CURVE.
+    public let peerKey: String
     public private(set) var state: State = .idle
+    /// Who the peer is and what it may do, once a hello was accepted.
+    public private(set) var caller: Caller?
 
-    public init(local: Local) {
+    public init(local: Local, peerKey: String = "") {
         self.local = local
+        self.peerKey = peerKey
     }
 
     /// This side starts the handshake (it connected to the peer).
@@ -78,8 +93,10 @@ public struct Handshake: Sendable {
         return .send(.hello(protocolVersion: local.protocolVersion, cluster: local.cluster, node: local.node))
     }
 
-    /// A handshake message arrived from the peer.
-    public mutating func received(_ message: HandshakeMessage) -> Action {
+    /// A handshake message arrived from the peer, on a connection authenticated as `credentials`.
+    /// A hello is accepted only when its node's key is the connection's key and its name is the
+    /// name that key is authorized under (a node cannot speak for another).
+    public mutating func received(_ message: HandshakeMessage, credentials: Credentials = .insecure) -> Action {
         switch (state, message) {
         case let (.idle, .hello(version, cluster, node)):
             if version != local.protocolVersion {
@@ -88,11 +105,29 @@ public struct Handshake: Sendable {
             if cluster != local.cluster {
                 return fail("\(node) belongs to cluster '\(cluster)'; this node to '\(local.cluster)'", tellPeer: true)
             }
+            switch credentials {
+            case .insecure:
+                caller = Caller(node: node, name: node.name, publicKey: "", roles: Set(Role.allCases))
+            case .key(let key, let grant):
+                guard let grant else {
+                    return fail("the key \(key.prefix(8))… is not (or no longer) authorized", tellPeer: true)
+                }
+                guard node.publicKey == key else {
+                    return fail("'\(node.name)' claims key \(node.publicKey.prefix(8))… but connected with \(key.prefix(8))…", tellPeer: true)
+                }
+                guard node.name == grant.name else {
+                    return fail("the key \(key.prefix(8))… belongs to '\(grant.name)', not to '\(node.name)'", tellPeer: true)
+                }
+                caller = Caller(node: node, name: grant.name, publicKey: key, roles: grant.roles)
+            }
             state = .established(peer: node)
             return .sendAndEstablish(.welcome(protocolVersion: local.protocolVersion, node: local.node), peer: node)
         case let (.helloSent, .welcome(version, node)):
             guard version == local.protocolVersion else {
                 return fail("\(node) answered with protocol \(version); this node speaks \(local.protocolVersion)", tellPeer: false)
+            }
+            guard peerKey.isEmpty || node.publicKey == peerKey else {
+                return fail("\(node) presents key \(node.publicKey.prefix(8))…, not the key \(peerKey.prefix(8))… it was dialled with", tellPeer: false)
             }
             state = .established(peer: node)
             return .establish(peer: node)

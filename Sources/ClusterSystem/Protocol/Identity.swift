@@ -1,7 +1,9 @@
 import WireFormat
 
-/// A ChurnGrid process in the cluster: its name and the endpoint its ROUTER listens on.
-/// The incarnation changes on every start, so a restarted node is never mistaken for the old one.
+/// A ChurnGrid process in the cluster: its name, the endpoint its ROUTER listens on ("" for a
+/// pure client, which listens nowhere) and its CURVE public key ("" on a cluster without CURVE),
+/// which is what others need to open an authenticated link to it. The incarnation changes on
+/// every start, so a restarted node is never mistaken for the old one.
 public struct NodeID: Hashable, Sendable, CustomStringConvertible, WireCodable {
     /// Operator-facing name (e.g. "worker-2").
     public var name: String
@@ -9,21 +11,28 @@ public struct NodeID: Hashable, Sendable, CustomStringConvertible, WireCodable {
     public var endpoint: String
     /// Random per process start.
     public var incarnation: UInt64
+    /// Its CURVE public key in Z85 ("" without CURVE).
+    public var publicKey: String
 
-    public init(name: String, endpoint: String, incarnation: UInt64) {
+    public init(name: String, endpoint: String, incarnation: UInt64, publicKey: String = "") {
         self.name = name
         self.endpoint = endpoint
         self.incarnation = incarnation
+        self.publicKey = publicKey
     }
 
     public var description: String { "\(name)@\(endpoint)#\(String(incarnation, radix: 16))" }
 
     public func encode(to w: inout WireWriter) {
-        w.write(name); w.write(endpoint); w.write(incarnation)
+        w.write(name); w.write(endpoint); w.write(incarnation); w.write(publicKey)
     }
 
     public init(from r: inout WireReader) throws(WireError) {
-        name = try r.read(); endpoint = try r.read(); incarnation = try r.read()
+        let at = r.offset
+        name = try r.read(); endpoint = try r.read(); incarnation = try r.read(); publicKey = try r.read()
+        guard name.utf8.count <= 128, endpoint.utf8.count <= 256, publicKey.isEmpty || publicKey.utf8.count == 40 else {
+            throw WireError(offset: at, expected: "a node id (name ≤ 128 bytes, endpoint ≤ 256, key empty or 40 Z85 characters)")
+        }
     }
 }
 

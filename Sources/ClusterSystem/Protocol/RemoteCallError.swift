@@ -5,7 +5,7 @@ public struct RemoteCallError: Error, Sendable, CustomStringConvertible {
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         private enum Base: UInt8 {
             case remoteThrew = 1, timedOut, unreachable, refused, actorNotFound, nodeRestarted
-            case invalidInvocation, shutdown, noSession, malformedReply
+            case invalidInvocation, shutdown, noSession, malformedReply, notAuthorized
         }
 
         private let base: Base
@@ -38,6 +38,9 @@ public struct RemoteCallError: Error, Sendable, CustomStringConvertible {
         static let noSession = Code(.noSession)
         /// The reply could not be decoded as the declared result type.
         public static let malformedReply = Code(.malformedReply)
+        /// The caller's key does not hold a role the method needs; `message` says which
+        /// ("not authorized: CoordinatorActor.drain(_:) needs role admin").
+        public static let notAuthorized = Code(.notAuthorized)
 
         public var description: String {
             switch base {
@@ -51,6 +54,7 @@ public struct RemoteCallError: Error, Sendable, CustomStringConvertible {
             case .shutdown: "shutting down"
             case .noSession: "no session"
             case .malformedReply: "malformed reply"
+            case .notAuthorized: "not authorized"
             }
         }
     }
@@ -77,6 +81,7 @@ public struct RemoteCallError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
+        if code == .notAuthorized { return message }  // "not authorized: <method> needs role <r>"
         let type = remoteErrorType.map { " [\($0)]" } ?? ""
         return "remote call \(method) to \(actor) on \(node): \(code): \(message)\(type)"
     }

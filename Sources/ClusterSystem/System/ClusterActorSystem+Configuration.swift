@@ -9,8 +9,10 @@ extension ClusterActorSystem {
     public struct Configuration: Sendable {
         /// Operator-facing node name ("coordinator", "worker-2").
         public var name: String
-        /// Where this node's ROUTER listens for calls (`tcp://127.0.0.1:*` picks a free port).
-        public var listen: String
+        /// Where this node's ROUTER listens for calls (`tcp://127.0.0.1:*` picks a free port);
+        /// nil for a pure client (the CLI, an event producer), which opens no listening socket:
+        /// answers come back on the connections it opened, so it works behind NAT.
+        public var listen: String?
         /// The endpoint other nodes should dial, when it differs from the bound one (a wildcard
         /// interface, NAT). Default: the bound endpoint.
         public var advertise: String?
@@ -24,7 +26,7 @@ extension ClusterActorSystem {
         /// Where the system logs (structured, swift-log).
         public var logger: Logger
 
-        public init(name: String, listen: String = "tcp://127.0.0.1:*", cluster: String = "churngrid", options: Options = Options(), logger: Logger? = nil) {
+        public init(name: String, listen: String? = "tcp://127.0.0.1:*", cluster: String = "churngrid", options: Options = Options(), logger: Logger? = nil) {
             self.name = name
             self.listen = listen
             self.cluster = cluster
@@ -48,11 +50,18 @@ extension ClusterActorSystem {
         /// Inbound calls queued or executing before this node stops reading from its peers (libzmq
         /// then holds further messages and TCP pushes back on the callers).
         public var inboundQueueLimit: Int = 4096
-        /// Largest message accepted; a peer sending a larger one is disconnected by libzmq.
-        public var maxMessageBytes: Int = 1 << 30
-        /// With a cluster key pair, every connection is CURVE-encrypted and only peers holding the
-        /// cluster's key pair are accepted.
+        /// Largest message accepted; a peer sending a larger one is disconnected by libzmq. The
+        /// default holds the largest real message with room to spare (a shard's profiles streamed
+        /// in a handoff, or a model's bytes in an assignment); raise it for very wide schemas.
+        public var maxMessageBytes: Int = ClusterActorSystem.Options.defaultMaxMessageBytes
+        public static let defaultMaxMessageBytes = 256 << 20
+        /// This node's own CURVE key pair. With it, every connection is CURVE-encrypted and
+        /// authenticated: this node dials others with their public key (`NodeID.publicKey`),
+        /// and admits only the keys in `authorizedKeys`.
         public var curve: CurveKeyPair?
+        /// Who may connect to this node and what each may call (`ROLE PUBLIC_KEY NAME` lines).
+        /// With `curve` and no list, nobody can connect (a pure client needs none).
+        public var authorizedKeys: AuthorizedKeys?
 
         public init() {}
     }

@@ -1,6 +1,7 @@
 import Distributed
 import Logging
 import Synchronization
+import UnixSignals
 import WireFormat
 import ZeroMQ
 
@@ -31,7 +32,12 @@ public final class ClusterActorSystem: DistributedActorSystem, Sendable {
     private let context: ZMQContext
     private let inbound: InboundQueue
     private let actors = Mutex<[String: WeakActor]>([:])
-    private let nextCallID = Atomic<UInt64>(1)
+    /// Call ids start at a random point: a reply settles only a call made on the link it came
+    /// back on, and ids are not guessable across links either.
+    private let nextCallID = Atomic<UInt64>(UInt64.random(in: 1...(UInt64.max / 2)))
+    /// Roles allowed per method identifier, learnt from the actor types' `access` tables (a
+    /// method's mangled name is demangled once, not per call).
+    private let accessCache = Mutex<[String: AccessRule]>([:])
     private let nextActorNumber = Atomic<Int>(1)
     private let executors = Mutex<[Task<Void, Never>]>([])
     private let stopped = Atomic<Bool>(false)
@@ -42,6 +48,15 @@ public final class ClusterActorSystem: DistributedActorSystem, Sendable {
     /// Overrides the configured call timeout for calls made by the current task.
     @TaskLocal public static var callTimeout: Duration? = nil
     @TaskLocal static var nextActorName: String? = nil
+    /// The authenticated caller of the distributed method being executed (nil outside one):
+    /// for methods that check more than their role (a worker may drain only itself) and for
+    /// audit logs.
+    @TaskLocal public static var caller: Caller? = nil
+
+    private struct AccessRule {
+        let method: String
+        let roles: Set<Role>
+    }
 
     private struct WeakActor {
         weak var actor: (any DistributedActor)?
@@ -56,7 +71,7 @@ public final class ClusterActorSystem: DistributedActorSystem, Sendable {
         inbound = InboundQueue()
         let (events, continuation) = AsyncStream<PeerEvent>.makeStream(bufferingPolicy: .bufferingNewest(1024))
         peerEvents = events
-        let transport = Transport(configuration: configuration, context: context, inbound: inbound, events: continuation)
+        let transport = Transport(configuration: configuration, context: context, thread: thread, inbound: inbound, events: continuation)
         self.transport = transport
         do {
             node = try await thread.perform { loop in try transport.bind(on: loop) }
@@ -67,8 +82,11 @@ public final class ClusterActorSystem: DistributedActorSystem, Sendable {
         var logger = configuration.logger
         logger[metadataKey: "node"] = "\(node.name)"
         self.logger = logger
-        logger.info("listening", metadata: ["endpoint": "\(node.endpoint)", "cluster": "\(configuration.cluster)",
-                                             "curve": "\(configuration.options.curve != nil)"])
+        if configuration.listen != nil {
+            logger.info("listening", metadata: ["endpoint": "\(node.endpoint)", "cluster": "\(configuration.cluster)",
+                                                 "curve": "\(configuration.options.curve != nil)",
+                                                 "authorized keys": "\(configuration.options.authorizedKeys?.entries.count ?? 0)"])
+        }
         let tasks = (0..<max(1, configuration.options.inboundConcurrency)).map { _ in
             Task { [inbound, weak self] in
                 while let call = await inbound.next() {
@@ -98,10 +116,11 @@ public final class ClusterActorSystem: DistributedActorSystem, Sendable {
 
     // MARK: Connecting
 
-    /// Shakes hands with the node listening at `endpoint` and returns its identity.
-    /// - Throws: `RemoteCallError` `.refused` (wrong cluster, version or credentials) or
-    ///   `.unreachable` when no handshake completes within `timeout`.
-    public func connect(to endpoint: String, timeout: Duration = .seconds(10)) async throws -> NodeID {
+    /// Shakes hands with the node listening at `endpoint` (whose CURVE public key is `publicKey`
+    /// on a cluster with CURVE) and returns its identity.
+    /// - Throws: `RemoteCallError` `.refused` (wrong cluster, version or key; this node's key not
+    ///   authorized there) or `.unreachable` when no handshake completes within `timeout`.
+    public func connect(to endpoint: String, publicKey: String = "", timeout: Duration = .seconds(10)) async throws -> NodeID {
         let transport = transport
         let timer = Task {
             try await Task.sleep(for: timeout)
@@ -109,8 +128,34 @@ public final class ClusterActorSystem: DistributedActorSystem, Sendable {
         }
         defer { timer.cancel() }
         return try await withUnsafeThrowingContinuation { c in
-            transport.connect(endpoint, continuation: c)
+            transport.connect(endpoint, serverKey: publicKey, continuation: c)
         }
+    }
+
+    /// Reads the authorized-keys file at `path` again on every SIGHUP (sessions of removed keys
+    /// are closed); a file that does not parse is logged and the previous list kept.
+    /// - Returns: the watching task (nil without a file); cancel it when the node stops.
+    public func reloadingAuthorizedKeysOnHangup(_ path: String?) -> Task<Void, Never>? {
+        guard let path else { return nil }
+        let logger = logger
+        return Task { [weak self] in
+            for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                guard let self else { return }
+                do {
+                    let keys = try AuthorizedKeys.load(path: path)
+                    self.reloadAuthorizedKeys(keys)
+                    logger.notice("SIGHUP: authorized keys read again", metadata: ["file": "\(path)", "keys": "\(keys.entries.count)"])
+                } catch {
+                    logger.error("SIGHUP: the authorized keys cannot be read; keeping the previous list", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    /// Replaces who may connect and what each may call (on SIGHUP): the sessions of keys no
+    /// longer listed are closed, the others take their new roles.
+    public func reloadAuthorizedKeys(_ keys: AuthorizedKeys) {
+        transport.reload(keys)
     }
 
     /// Creates a local actor with a chosen name ("shard/17", "coordinator") instead of a generated one.
@@ -197,7 +242,7 @@ public final class ClusterActorSystem: DistributedActorSystem, Sendable {
     // MARK: Executing inbound calls
 
     private func execute(_ call: InboundCall) async {
-        let handler = ClusterResultHandler(link: call.link, callID: call.header.callID)
+        let handler = ClusterResultHandler(transport: transport, rid: call.rid, callID: call.header.callID)
         if ContinuousClock.now - call.received > .microseconds(Int64(clamping: call.header.timeoutMicroseconds)) {
             return  // the caller has given up already
         }
@@ -205,9 +250,20 @@ public final class ClusterActorSystem: DistributedActorSystem, Sendable {
             handler.fail(RemoteFailure(code: .actorNotFound, message: "no actor named '\(call.header.actor)' on \(node)"))
             return
         }
+        // Authorization, before a byte of the arguments is decoded.
+        let rule = accessRule(for: call.header.method, on: actor)
+        guard call.caller.holds(any: rule.roles) else {
+            let refusal = NotAuthorized(method: rule.method, needed: rule.roles, caller: "\(call.caller)")
+            logger.warning("refused a call", metadata: ["caller": "\(call.caller)", "method": "\(rule.method)", "needs": "\(refusal.neededDescription)"])
+            handler.fail(RemoteFailure(code: .notAuthorized, message: refusal.description))
+            return
+        }
         do {
             var decoder = try ClusterInvocationDecoder(payload: call.payload)
-            try await executeDistributedTarget(on: actor, target: RemoteCallTarget(call.header.method), invocationDecoder: &decoder, handler: handler)
+            try await Self.$caller.withValue(call.caller) {
+                try await executeDistributedTarget(on: actor, target: RemoteCallTarget(call.header.method), invocationDecoder: &decoder, handler: handler)
+            }
+            if decoder.leftover != 0 { logger.warning("a call's arguments had trailing bytes", metadata: ["method": "\(rule.method)", "bytes": "\(decoder.leftover)"]) }
         } catch let error as RemoteCallError {
             handler.fail(RemoteFailure(code: error.code, message: error.message))
         } catch {
@@ -217,5 +273,51 @@ public final class ClusterActorSystem: DistributedActorSystem, Sendable {
         if !handler.hasAnswered {
             handler.fail(RemoteFailure(code: .invalidInvocation, message: "the call completed without a result"))
         }
+    }
+
+        /// Who may call `identifier` on `actor` (deny by default: a method its type does not list,
+    /// or a type that lists none, is refused to everyone).
+    private func accessRule(for identifier: String, on actor: any DistributedActor) -> AccessRule {
+        if let known = accessCache.withLock({ $0[identifier] }) { return known }
+        let full = demangledMethod(identifier)  // "CoordinatorActor.drain(Swift.String)"
+        let short = selector(full)  // "drain(_:)"
+        let table = (type(of: actor) as? any AccessControlled.Type)?.access ?? [:]
+        let rule = AccessRule(method: (full.split(separator: "(").first.map(String.init) ?? full) + String(short.drop { $0 != "(" }), roles: table[short] ?? [])
+        accessCache.withLock { cache in
+            if cache.count < 4096 { cache[identifier] = rule }
+        }
+        return rule
+    }
+}
+
+/// `Type.method(label: Type, Type)` as the demangler prints it → `method(label:_:)`.
+func selector(_ demangled: String) -> String {
+    guard let open = demangled.firstIndex(of: "(") else { return demangled }
+    let head = demangled[..<open].split(separator: ".").last.map(String.init) ?? ""
+    let inner = demangled[demangled.index(after: open)...].dropLast(demangled.hasSuffix(")") ? 1 : 0)
+    var params: [String] = [], current = "", depth = 0
+    for ch in inner {
+        switch ch {
+        case "(", "<", "[": depth += 1; current.append(ch)
+        case ")", ">", "]": depth -= 1; current.append(ch)
+        case "," where depth == 0: params.append(current); current = ""
+        default: current.append(ch)
+        }
+    }
+    if !current.trimmingSpaces.isEmpty { params.append(current) }
+    let labels = params.map { p -> String in
+        let t = p.trimmingSpaces
+        if let colon = t.firstIndex(of: ":"), !t[..<colon].contains(where: { "(<[. ".contains($0) }) { return String(t[..<colon]) + ":" }
+        return "_:"
+    }
+    return head + "(" + labels.joined() + ")"
+}
+
+extension String {
+    fileprivate var trimmingSpaces: String {
+        var s = Substring(self)
+        while s.first == " " { s.removeFirst() }
+        while s.last == " " { s.removeLast() }
+        return String(s)
     }
 }

@@ -4,13 +4,15 @@ import WireFormat
 import ZeroMQ
 
 /// Records a remote call's arguments in the wire format: the generic substitutions (mangled type
-/// names), then each argument's own encoding. Nothing else (no names, no JSON).
+/// names), then each argument's own encoding, then one byte with the number of arguments (so the
+/// callee can refuse trailing bytes before the method runs). Nothing else (no names, no JSON).
 public struct ClusterInvocationEncoder: DistributedTargetInvocationEncoder {
     public typealias SerializationRequirement = any WireCodable
 
     private var generics: [String] = []
     private var arguments = WireWriter(capacity: 64)
     private var started = false
+    private var count = 0
 
     init() {}
 
@@ -31,6 +33,7 @@ public struct ClusterInvocationEncoder: DistributedTargetInvocationEncoder {
     public mutating func recordArgument<Value: WireCodable>(_ argument: RemoteCallArgument<Value>) throws {
         start()
         argument.value.encode(to: &arguments)
+        count += 1
     }
 
     public mutating func recordErrorType<E: Error>(_ type: E.Type) throws {}
@@ -42,6 +45,7 @@ public struct ClusterInvocationEncoder: DistributedTargetInvocationEncoder {
     /// The call's payload part, handed to libzmq without copying.
     mutating func payload() -> ZMQMessage {
         start()
+        arguments.write(UInt8(truncatingIfNeeded: count))
         return ZMQMessage(moving: arguments.take())
     }
 }
@@ -54,12 +58,20 @@ public struct ClusterInvocationDecoder: DistributedTargetInvocationDecoder {
     private var reader: WireReader
     private var generics: [String] = []
     private var argumentIndex = 0
+    private let argumentCount: Int
 
     init(payload: ZMQPayload) throws(WireError) {
         self.payload = payload.message
-        // The message owns the bytes and outlives the reader (both live in this decoder).
-        reader = payload.message.withBytes { WireReader($0) }
+        // The message owns the bytes and outlives the reader (both live in this decoder); the
+        // last byte is the argument count.
+        guard payload.message.count >= 1 else { throw WireError(offset: 0, expected: "a call's arguments (at least their count)") }
+        argumentCount = payload.message.withBytes { Int($0[$0.count - 1]) }
+        reader = payload.message.withBytes { WireReader(UnsafeRawBufferPointer(rebasing: $0.dropLast())) }
         generics = try reader.read([String].self)
+        guard generics.count <= 16 else { throw WireError(offset: 0, expected: "at most 16 generic substitutions, found \(generics.count)") }
+        if argumentCount == 0, reader.remaining != 0 {
+            throw WireError(offset: reader.offset, expected: "no arguments; \(reader.remaining) bytes follow")
+        }
     }
 
     public mutating func decodeGenericSubstitutions() throws -> [Any.Type] {
@@ -73,12 +85,22 @@ public struct ClusterInvocationDecoder: DistributedTargetInvocationDecoder {
 
     public mutating func decodeNextArgument<Argument: WireCodable>() throws -> Argument {
         defer { argumentIndex += 1 }
+        guard argumentIndex < argumentCount else {
+            throw RemoteCallError(code: .invalidInvocation, node: "", actor: "", method: "",
+                                  message: "the call carries \(argumentCount) arguments; the method takes more")
+        }
+        let value: Argument
         do {
-            return try reader.read(Argument.self)
+            value = try reader.read(Argument.self)
         } catch {
             throw RemoteCallError(code: .invalidInvocation, node: "", actor: "", method: "",
                                   message: "argument \(argumentIndex + 1) (\(Argument.self)): \(error)")
         }
+        if argumentIndex + 1 == argumentCount, reader.remaining != 0 {
+            throw RemoteCallError(code: .invalidInvocation, node: "", actor: "", method: "",
+                                  message: "\(reader.remaining) bytes after the last argument (\(Argument.self))")
+        }
+        return value
     }
 
     public mutating func decodeErrorType() throws -> Any.Type? { nil }
@@ -93,12 +115,15 @@ public struct ClusterInvocationDecoder: DistributedTargetInvocationDecoder {
 public final class ClusterResultHandler: DistributedTargetInvocationResultHandler, Sendable {
     public typealias SerializationRequirement = any WireCodable
 
-    let link: Link
+    let transport: Transport
+    /// The ROUTER connection the call came on: the answer goes back there and nowhere else.
+    let rid: [UInt8]
     let callID: UInt64
     private let answered = Atomic<Bool>(false)
 
-    init(link: Link, callID: UInt64) {
-        self.link = link
+    init(transport: Transport, rid: [UInt8], callID: UInt64) {
+        self.transport = transport
+        self.rid = rid
         self.callID = callID
     }
 
@@ -115,6 +140,10 @@ public final class ClusterResultHandler: DistributedTargetInvocationResultHandle
     }
 
     public func onThrow<Err: Error>(error: Err) async throws {
+        if let refusal = error as? NotAuthorized {  // a method's own check (a worker draining another)
+            fail(RemoteFailure(code: .notAuthorized, message: refusal.description))
+            return
+        }
         fail(RemoteFailure(code: .remoteThrew, errorType: String(reflecting: type(of: error as any Error)), message: "\(error)"))
     }
 
@@ -127,7 +156,7 @@ public final class ClusterResultHandler: DistributedTargetInvocationResultHandle
         guard !answered.exchange(true, ordering: .acquiringAndReleasing) else { return }
         var parts = [ZMQMessage(envelope.wireBytes())]
         if let payload { parts.append(ZMQMessage(moving: payload)) }
-        link.state.withLock { $0.send(parts) }
+        transport.reply(to: rid, parts)
     }
 }
 

@@ -4,8 +4,10 @@ import Synchronization
 struct InboundCall: @unchecked Sendable {
     // @unchecked: the messages are handed over by the I/O thread and only read afterwards, by
     // the one task that executes the call.
-    /// Where the result goes: the link back to the calling node.
-    let link: Link
+    /// Where the result goes: the ROUTER connection the call came on.
+    let rid: [UInt8]
+    /// Who called, as authenticated by the handshake.
+    let caller: Caller
     let header: CallHeader
     let payload: ZMQPayload
     let received: ContinuousClock.Instant
@@ -70,9 +72,9 @@ final class InboundQueue: Sendable {
 
     /// Removes a queued call the caller has given up on.
     /// - Returns: whether it was still queued.
-    func cancel(link: Link, callID: UInt64) -> Bool {
+    func cancel(rid: [UInt8], callID: UInt64) -> Bool {
         state.withLock { s in
-            guard let i = s.items[s.head...].firstIndex(where: { $0.header.callID == callID && $0.link === link }) else { return false }
+            guard let i = s.items[s.head...].firstIndex(where: { $0.header.callID == callID && $0.rid == rid }) else { return false }
             s.items.remove(at: i)
             s.outstanding -= 1
             return true

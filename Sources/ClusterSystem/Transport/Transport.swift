@@ -12,18 +12,20 @@ struct ZMQPayload: @unchecked Sendable {
 
 /// A peer's event, as the system reports it to whoever watches `ClusterActorSystem.peerEvents`.
 public enum PeerEvent: Sendable, Equatable {
-    /// The handshake with a node succeeded.
+    /// The handshake with a node this node dialled succeeded.
     case connected(NodeID)
-    /// A node stopped answering (or refused us); its calls failed.
+    /// A node this node dialled stopped answering (or refused us); its calls failed.
     case unreachable(endpoint: String, node: NodeID?, reason: String)
 }
 
-/// The node's messaging: one ROUTER that receives everything (owned by the I/O thread) and one
-/// `Link` per other node for sending; the table of calls waiting for replies; handshakes,
-/// heartbeats and timeouts.
+/// The node's messaging: one ROUTER that receives calls and sends their answers back on the
+/// connection each came on (none for a pure client), and one `Link` (a DEALER) per node this
+/// node calls, on which the replies come back; the table of calls waiting for replies;
+/// handshakes, authentication, heartbeats and timeouts.
 ///
 /// `@unchecked Sendable`: the members marked "I/O thread" are only touched on the system's
-/// `SocketThread`; everything else is behind a `Mutex` (links, calls) or immutable.
+/// `SocketThread`; everything else is behind a lock (links, calls, the ROUTER, the authorized
+/// keys) or immutable after `bind`.
 final class Transport: @unchecked Sendable {
     /// A call waiting for its reply.
     struct Pending {
@@ -41,133 +43,172 @@ final class Transport: @unchecked Sendable {
         var shuttingDown = false
     }
 
-    struct Links {
-        var byEndpoint: [String: Link] = [:]
-        /// Links by the routing id their node's messages arrive with (set once the handshake tells us).
-        var byRoutingID: [[UInt8]: Link] = [:]
-    }
-
     let configuration: ClusterActorSystem.Configuration
     let logger: Logger
     let inbound: InboundQueue
     let events: AsyncStream<PeerEvent>.Continuation
     let context: ZMQContext
+    let thread: SocketThread
     /// This node; set by `bind` before any other use.
     private(set) var local: NodeID!
-    /// The routing id this node's links announce (derived from the incarnation).
-    private(set) var routingID: [UInt8] = []
+    /// This node's ROUTER (nil for a pure client); set by `bind`.
+    private(set) var router: RouterPort?
     private let calls = Guarded(Calls())
-    private let links = Guarded(Links())
+    private let links = Guarded([String: Link]())
+    /// Who may connect, and as what (reloaded on SIGHUP). Nil: no CURVE, nobody is authenticated.
+    private let authorized = Mutex<AuthorizedKeys?>(nil)
+    private let nextWatchKey = Atomic<Int>(1)
     /// Whether the ROUTER is paused because too many inbound calls are outstanding.
     let routerPaused = Atomic<Bool>(false)
 
     // I/O thread only.
     private var loop: SocketThread.Loop!
-    private var router: ZMQSocket!
-    private var routerID: SocketThread.Loop.SocketID!
     private var sessions: [[UInt8]: Session] = [:]
-    /// When each node (by endpoint) was last heard from; any message counts.
-    private var liveness: PeerLiveness<String>
+    /// When each caller's connection was last heard from; silent ones lose their session.
+    private var sessionLiveness: PeerLiveness<[UInt8]>
+    /// When each node this node dials was last heard from; silent ones are unreachable.
+    private var linkLiveness: PeerLiveness<String>
+    /// Links' handshake monitors (an inproc PAIR per link, reporting CURVE refusals).
+    private var monitors: [Int: SocketThread.Loop.SocketID] = [:]
 
-    /// A node that shook hands with this one, by the routing id of its link. It lives as long
-    /// as the link, or until the node restarts (a new incarnation replaces it).
+    /// A node that shook hands on one of the ROUTER's connections, and what it may do.
     struct Session {
-        let node: NodeID
-        let link: Link
+        let caller: Caller
     }
 
-    init(configuration: ClusterActorSystem.Configuration, context: ZMQContext, inbound: InboundQueue, events: AsyncStream<PeerEvent>.Continuation) {
+    static let routerWatchKey = 0
+
+    init(configuration: ClusterActorSystem.Configuration, context: ZMQContext, thread: SocketThread, inbound: InboundQueue,
+         events: AsyncStream<PeerEvent>.Continuation) {
         self.configuration = configuration
         self.context = context
+        self.thread = thread
         var logger = configuration.logger
         logger[metadataKey: "node"] = "\(configuration.name)"
         self.logger = logger
         self.inbound = inbound
         self.events = events
-        liveness = PeerLiveness(timeout: configuration.options.unreachableAfter)
+        authorized.withLock { $0 = configuration.options.authorizedKeys }
+        sessionLiveness = PeerLiveness(timeout: configuration.options.unreachableAfter * 2)
+        linkLiveness = PeerLiveness(timeout: configuration.options.unreachableAfter)
     }
 
     private var options: ClusterActorSystem.Options { configuration.options }
+    private var curve: CurveKeyPair? { options.curve }
 
     // MARK: Start (I/O thread)
 
-    /// Binds the ROUTER, starts the ZAP handler (CURVE), the socket monitor and the timer.
+    /// Binds the ROUTER (unless this is a pure client), starts the ZAP handler (CURVE), the
+    /// socket monitor and the timer.
     /// - Returns: this node's identity.
     func bind(on loop: SocketThread.Loop) throws -> NodeID {
         self.loop = loop
-        if let keys = options.curve {
+        let incarnation = UInt64.random(in: 1...UInt64.max)
+        let publicKey = curve?.publicKey ?? ""
+        loop.every(min(options.heartbeatInterval / 2, .milliseconds(20))) { [unowned self] in self.onTick() }
+        guard let listen = configuration.listen else {
+            local = NodeID(name: configuration.name, endpoint: "", incarnation: incarnation, publicKey: publicKey)
+            return local
+        }
+        if let keys = curve {
             // libzmq asks the ZAP handler of the socket's context about every CURVE client; it
             // must be bound before the server socket accepts anyone.
             let (zapID, zap) = try loop.makeSocket(.rep)
             try zap.bind("inproc://zeromq.zap.01")
-            loop.watch(zapID) { [unowned self] s in self.answerZAP(s, clusterKey: keys.publicKey) }
+            loop.watch(zapID) { [unowned self] s in self.answerZAP(s) }
+            _ = keys
         }
-        let (id, socket) = try loop.makeSocket(.router)
+        let (_, socket) = try loop.makeSocket(.router)
         try socket.set(.maxMessageSize, options.maxMessageBytes)
         try socket.set(.receiveHighWaterMark, 100_000)
-        try socket.set(.routerHandover, 1)  // a peer's reconnection takes over its routing id
+        try socket.set(.sendHighWaterMark, 100_000)
+        try socket.set(.routerMandatory, 1)  // a full caller queue is EAGAIN (kept), not a silent drop
         try socket.set(.linger, 0)
-        if let keys = options.curve { try socket.makeCurveServer(keys) }
+        if let keys = curve { try socket.makeCurveServer(keys) }
         let monitorEndpoint = "inproc://churngrid-router-monitor-\(UInt64.random(in: 0...UInt64.max))"
         try socket.monitor(monitorEndpoint, events: ZMQSocketEvent.Kind.problems)
         let (monitorID, monitor) = try loop.makeSocket(.pair)
         try monitor.connect(monitorEndpoint)
         loop.watch(monitorID) { [unowned self] s in self.logMonitorEvents(s) }
 
-        let bound = try socket.bind(configuration.listen)
-        router = socket
-        routerID = id
-        let incarnation = UInt64.random(in: 1...UInt64.max)
-        local = NodeID(name: configuration.name, endpoint: configuration.advertise ?? bound, incarnation: incarnation)
-        routingID = Self.routingID(incarnation)
-        loop.watch(id) { [unowned self] s in self.drainRouter(s) }
-        loop.every(min(options.heartbeatInterval / 2, .milliseconds(20))) { [unowned self] in self.onTick() }
+        let bound = try socket.bind(listen)
+        let port = RouterPort(socket: socket, fd: try socket.fileDescriptor())
+        router = port
+        local = NodeID(name: configuration.name, endpoint: configuration.advertise ?? bound, incarnation: incarnation, publicKey: publicKey)
+        loop.watch(fd: port.fd, key: Self.routerWatchKey) { [unowned self] in self.drainRouter() }
         return local
-    }
-
-    /// A node's links announce this routing id (a leading non-zero byte: libzmq reserves ids starting with 0).
-    static func routingID(_ incarnation: UInt64) -> [UInt8] {
-        [0x43] + withUnsafeBytes(of: incarnation.littleEndian, Array.init)
     }
 
     // MARK: Links (any thread)
 
-    /// The link to `endpoint`, created on first use. A link this node opens to call someone says
-    /// hello at once; one opened only to answer a hello (`sayHello: false`) waits until a call needs it.
-    func link(to endpoint: String, sayHello: Bool = true) throws -> Link {
+    /// The link to the node at `endpoint` whose CURVE key is `serverKey`, created on first use;
+    /// it says hello at once.
+    func link(to endpoint: String, serverKey: String) throws -> Link {
+        if curve != nil, !CurveKeyPair.isValidKey(serverKey) {
+            throw RemoteCallError(code: .refused, node: endpoint, actor: "", method: "connect",
+                                  message: "no CURVE public key for \(endpoint): this cluster authenticates every node (give the node's key, e.g. --coordinator-key)")
+        }
+        if endpoint.isEmpty {
+            throw RemoteCallError(code: .unreachable, node: "a pure client", actor: "", method: "connect",
+                                  message: "the node listens nowhere (a client): it cannot be called")
+        }
         // One socket per endpoint, created and connected under the lock: two callers racing to
-        // dial the same node must not both connect with this node's routing id (the peer's
-        // ROUTER hands the id over to the later connection, and the earlier one's hello is lost).
-        let (link, created) = try links.withLock { l throws -> (Link, Bool) in
-            if let existing = l.byEndpoint[endpoint] { return (existing, false) }
+        // dial the same node must not both connect.
+        let (link, created, replaced) = try links.withLock { l throws -> (Link, Bool, Link?) in
+            var replaced: Link?
+            if let existing = l[endpoint] {
+                if existing.serverKey == (curve == nil ? "" : serverKey) { return (existing, false, nil) }
+                replaced = existing  // the node there now has another key (rotated, or replaced)
+            }
             let socket = try ZMQSocket(context, .dealer)
+            let link: Link
             do {
-                try socket.set(.routingID, routingID)
                 try socket.set(.linger, 0)
                 try socket.set(.sendHighWaterMark, 100_000)
+                try socket.set(.receiveHighWaterMark, 100_000)
                 try socket.set(.maxMessageSize, options.maxMessageBytes)
-                if let keys = options.curve { try socket.makeCurveClient(keys, serverKey: keys.publicKey) }
+                let key = nextWatchKey.add(1, ordering: .relaxed).oldValue
+                if let keys = curve {
+                    try socket.makeCurveClient(keys, serverKey: serverKey)
+                    try socket.monitor("inproc://churngrid-link-monitor-\(key)",
+                                       events: ZMQSocketEvent.Kind.handshakeFailures)
+                }
+                let fd = try socket.fileDescriptor()
                 try socket.connect(endpoint)
+                link = Link(endpoint: endpoint, serverKey: curve == nil ? "" : serverKey, socket: socket, fd: fd, watchKey: key,
+                            handshake: Handshake(local: handshakeLocal, peerKey: curve == nil ? "" : serverKey))
             } catch {
                 socket.close()
                 throw error
             }
-            let link = Link(endpoint: endpoint, socket: socket,
-                            handshake: Handshake(local: .init(node: local, cluster: configuration.cluster, protocolVersion: configuration.protocolVersion)))
-            l.byEndpoint[endpoint] = link
-            return (link, true)
+            l[endpoint] = link
+            return (link, true, replaced)
         }
+        if let replaced { thread.enqueue { [self] _ in forget(replaced) } }
         if created {
-            link.state.withLock { s in
-                s.dialed = sayHello
-                if sayHello { sendHello(&s) }
+            mutate(link) { s in sendHello(&s) }
+            thread.enqueue { [self] loop in
+                loop.watch(fd: link.fd, key: link.watchKey) { [unowned self] in self.drainLink(link) }
+                if curve != nil, let (id, monitor) = try? loop.makeSocket(.pair) {
+                    if (try? monitor.connect("inproc://churngrid-link-monitor-\(link.watchKey)")) != nil {
+                        monitors[link.watchKey] = id
+                        loop.watch(id) { [unowned self] s in self.linkMonitorEvents(s, link: link) }
+                    } else {
+                        loop.close(id)
+                    }
+                }
+                drainLink(link)
             }
         }
         return link
     }
 
+    private var handshakeLocal: Handshake.Local {
+        .init(node: local, cluster: configuration.cluster, protocolVersion: configuration.protocolVersion)
+    }
+
     private func sendHello(_ s: inout Link.State) {
-        s.handshake = Handshake(local: s.handshake.local)
+        s.handshake = Handshake(local: s.handshake.local, peerKey: s.handshake.peerKey)
         if case .send(let hello) = s.handshake.start() {
             // Queued by libzmq until the connection is up.
             s.send([ZMQMessage(Envelope.handshake(hello).wireBytes())])
@@ -175,13 +216,31 @@ final class Transport: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` on the link's state under its lock; if a send inside consumed libzmq's
+    /// readiness signal while a reply is waiting, the I/O thread is asked to read it.
+    @discardableResult
+    private func mutate<R>(_ link: Link, _ body: (inout Link.State) -> R) -> R {
+        let (result, pending) = link.state.withLock { s -> (R, Bool) in
+            let r = body(&s)
+            return (r, !s.closed && s.socket.hasInput)
+        }
+        if pending { thread.enqueue { [self] _ in drainLink(link) } }
+        return result
+    }
+
+    /// The ids of the calls waiting for a reply (tests: forged replies).
+    var pendingCallIDs: [UInt64] { calls.withLock { Array($0.pending.keys) } }
+
     // MARK: Outbound calls (the caller's task)
 
     /// Starts a call; `continuation` is resumed exactly once with the reply or an error.
     func startCall(_ callID: UInt64, to actor: ActorID, method: String, timeout: Duration, payload: ZMQMessage, continuation: UnsafeContinuation<ZMQPayload, Error>) {
         let link: Link
         do {
-            link = try self.link(to: actor.node.endpoint)
+            link = try self.link(to: actor.node.endpoint, serverKey: actor.node.publicKey)
+        } catch let error as RemoteCallError {
+            continuation.resume(throwing: self.error(error.code, actor: actor, method: method, error.message))
+            return
         } catch {
             continuation.resume(throwing: self.error(.unreachable, actor: actor, method: method, "\(error)"))
             return
@@ -200,7 +259,7 @@ final class Transport: @unchecked Sendable {
         }
         let micros = UInt64(clamping: timeout.components.seconds * 1_000_000 + timeout.components.attoseconds / 1_000_000_000_000)
         let header = Envelope.call(CallHeader(callID: callID, actor: actor.name, incarnation: actor.node.incarnation, method: method, timeoutMicroseconds: micros)).wireBytes()
-        let problem = link.state.withLock { s -> (RemoteCallError.Code, String)? in
+        let problem = mutate(link) { s -> (RemoteCallError.Code, String)? in
             switch s.phase {
             case .established(let node) where node.incarnation != actor.node.incarnation:
                 return (.nodeRestarted, "\(actor.node.endpoint) is now \(node); the actor's node \(actor.node) is gone")
@@ -209,7 +268,6 @@ final class Transport: @unchecked Sendable {
             case .refused(let reason):
                 return (.refused, reason)
             case .connecting, .established:
-                s.dialed = true
                 if case .connecting = s.phase, s.handshake.state == .idle { sendHello(&s) }
                 s.waiting.append(Link.Waiting(callID: callID, header: header, payload: payload))
                 flush(&s)
@@ -242,7 +300,7 @@ final class Transport: @unchecked Sendable {
     /// Resolves a call with the error `makeError` gives (if it is still pending) and tells the callee to drop it.
     private func fail(_ callID: UInt64, with makeError: (Pending) -> Error) {
         guard let call = calls.withLock({ $0.pending.removeValue(forKey: callID) }) else { return }
-        call.link.state.withLock { s in
+        mutate(call.link) { s in
             if s.inFlight.remove(callID) != nil {
                 if case .established = s.phase { s.send([ZMQMessage(Envelope.cancel(callID: callID).wireBytes())]) }
             } else {
@@ -258,17 +316,17 @@ final class Transport: @unchecked Sendable {
         let known = calls.withLock { c -> Bool in
             if c.pending[callID] != nil { return true }
             c.cancelledBeforeStart.insert(callID)
-            if c.cancelledBeforeStart.count > 4096 { c.cancelledBeforeStart.remove(c.cancelledBeforeStart.min()!) }
+            if c.cancelledBeforeStart.count > 4096, let oldest = c.cancelledBeforeStart.first { c.cancelledBeforeStart.remove(oldest) }
             return false
         }
         if known { fail(callID) { _ in CancellationError() } }
     }
 
-    /// Waits for the handshake with the node at `endpoint`.
-    func connect(_ endpoint: String, continuation: UnsafeContinuation<NodeID, Error>) {
+    /// Waits for the handshake with the node at `endpoint` whose key is `serverKey`.
+    func connect(_ endpoint: String, serverKey: String, continuation: UnsafeContinuation<NodeID, Error>) {
         do {
-            let link = try self.link(to: endpoint)
-            let node = link.state.withLock { s -> NodeID? in
+            let link = try self.link(to: endpoint, serverKey: serverKey)
+            let node = mutate(link) { s -> NodeID? in
                 switch s.phase {
                 case .established(let node): return node
                 case .refused, .unreachable:
@@ -290,154 +348,88 @@ final class Transport: @unchecked Sendable {
 
     /// Fails connects to `endpoint` still waiting after `timeout`.
     func connectTimedOut(_ endpoint: String, after timeout: Duration) {
-        guard let link = links.withLock({ $0.byEndpoint[endpoint] }) else { return }
+        guard let link = links.withLock({ $0[endpoint] }) else { return }
         let (waiters, reason) = link.state.withLock { s -> ([UnsafeContinuation<NodeID, Error>], String) in
             defer { s.connectWaiters.removeAll() }
             if case .refused(let r) = s.phase { return (s.connectWaiters, r) }
-            return (s.connectWaiters, "no handshake within \(timeout): is a ChurnGrid node listening there, with the same CURVE keys?")
+            return (s.connectWaiters, "no handshake within \(timeout): is a ChurnGrid node listening there, with the key given for it?")
         }
         for w in waiters { w.resume(throwing: RemoteCallError(code: .unreachable, node: endpoint, actor: "", method: "connect", message: reason)) }
     }
 
-    // MARK: Receiving (I/O thread)
+    // MARK: Receiving answers on links (I/O thread)
 
-    private func drainRouter(_ socket: ZMQSocket) {
-        while !routerPaused.load(ordering: .relaxed), let parts = try? socket.receive(wait: false) {
-            guard parts.count >= 2 else {
-                logger.warning("dropped a message without an envelope", metadata: ["parts": "\(parts.count)"])
-                continue
+    /// Reads everything that arrived on a link: handshake answers, pongs, replies, failures.
+    private func drainLink(_ link: Link) {
+        let now = ContinuousClock.now
+        while true {
+            let parts = link.state.withLock { s -> [ZMQMessage]? in
+                s.closed ? nil : (try? s.socket.receive(wait: false)) ?? nil
             }
-            let rid = parts[0].bytes
-            let now = ContinuousClock.now
-            guard let envelope = decodeEnvelope(parts[1], from: sessions[rid]) else { continue }
-            if case .handshake(let message) = envelope {
-                handshake(message, routingID: rid)
-                continue
-            }
-            guard let session = sessions[rid] else {
-                // A sender that never shook hands (a stray client, or a caller from before our restart).
-                logger.warning("dropped a message from a connection without a handshake", metadata: ["kind": "\(envelope.kind)"])
-                answerUnknown(envelope, routingID: rid)
-                continue
-            }
-            liveness.heard(from: session.link.endpoint, at: now)
-            let link = session.link
+            guard let parts else { return }
+            guard let first = parts.first, let envelope = decodeEnvelope(first, from: link.endpoint) else { continue }
+            if case .established = link.state.withLock({ $0.phase }) { linkLiveness.heard(from: link.endpoint, at: now) }
             switch envelope {
-            case .ping(let seq):
-                link.state.withLock { $0.send([ZMQMessage(Envelope.pong(seq).wireBytes())]) }
+            case .handshake(let message):
+                linkHandshake(message, link: link)
             case .pong:
                 break  // heard: that is all a pong is for
-            case .call(let header):
-                guard parts.count == 3 else {
-                    logger.warning("dropped a call without its arguments part", metadata: ["peer": "\(session.node)", "parts": "\(parts.count)"])
-                    link.state.withLock { $0.send([ZMQMessage(Envelope.failure(callID: header.callID, RemoteFailure(code: .invalidInvocation, message: "a call has 2 parts; this one had \(parts.count - 1)")).wireBytes())]) }
-                    continue
-                }
-                guard header.incarnation == local.incarnation else {
-                    link.state.withLock { $0.send([ZMQMessage(Envelope.failure(callID: header.callID, RemoteFailure(code: .nodeRestarted,
-                        message: "the call was for incarnation \(String(header.incarnation, radix: 16)); this node is \(local!)")).wireBytes())]) }
-                    continue
-                }
-                let outstanding = inbound.push(InboundCall(link: link, header: header, payload: ZMQPayload(message: parts[2]), received: now))
-                if outstanding >= options.inboundQueueLimit {
-                    routerPaused.store(true, ordering: .relaxed)
-                    loop.pause(routerID, true)
-                    logger.notice("inbound queue full: not reading new messages until it drains", metadata: ["outstanding": "\(outstanding)"])
-                }
             case .reply(let callID):
                 guard let call = settle(callID, on: link) else { continue }  // the caller gave up
-                if parts.count == 3 {
-                    call.continuation.resume(returning: ZMQPayload(message: parts[2]))
+                if parts.count == 2 {
+                    call.continuation.resume(returning: ZMQPayload(message: parts[1]))
                 } else {
-                    call.continuation.resume(throwing: error(.malformedReply, actor: call.actor, method: call.method, "a reply of \(parts.count - 1) parts"))
+                    call.continuation.resume(throwing: error(.malformedReply, actor: call.actor, method: call.method, "a reply of \(parts.count) parts"))
                 }
             case .failure(let callID, let failure):
                 if failure.code == .noSession { lostSession(link) }
                 guard let call = settle(callID, on: link) else { continue }
                 let code = failure.code == .noSession ? .nodeRestarted : failure.code
-                call.continuation.resume(throwing: RemoteCallError(code: code, node: "\(session.node)", actor: call.actor.name, method: demangledMethod(call.method),
+                let node = link.state.withLock { $0.node.map { "\($0)" } } ?? link.endpoint
+                call.continuation.resume(throwing: RemoteCallError(code: code, node: node, actor: call.actor.name, method: demangledMethod(call.method),
                     message: failure.message, remoteErrorType: failure.errorType.isEmpty ? nil : failure.errorType))
-            case .cancel(let callID):
-                _ = inbound.cancel(link: link, callID: callID)
-            case .handshake:
-                break
+            case .call, .ping, .cancel:
+                logger.warning("dropped a message a callee never sends", metadata: ["peer": "\(link.endpoint)", "kind": "\(envelope.kind)"])
             }
         }
     }
 
-    /// A call's answer arrived: the call leaves the table and its link's wire slot, and waiting
-    /// calls take the slot. Nil if the caller had given up already.
+    /// A call's answer arrived on `link`: the call leaves the table and the link's wire slot, and
+    /// waiting calls take the slot. Nil if the caller had given up already, or if the call was
+    /// not made on this link (nobody but the callee can answer a call).
     private func settle(_ callID: UInt64, on link: Link) -> Pending? {
-        guard let call = calls.withLock({ $0.pending.removeValue(forKey: callID) }) else { return nil }
-        link.state.withLock { s in
+        let call = calls.withLock { c -> Pending? in
+            guard let call = c.pending[callID], call.link === link else { return nil }
+            return c.pending.removeValue(forKey: callID)
+        }
+        guard let call else { return nil }
+        mutate(link) { s in
             s.inFlight.remove(callID)
             flush(&s)
         }
         return call
     }
 
-    /// A hello, welcome or refusal arrived.
-    private func handshake(_ message: HandshakeMessage, routingID rid: [UInt8]) {
-        switch message {
-        case .hello(_, _, let node):
-            var check = Handshake(local: .init(node: local, cluster: configuration.cluster, protocolVersion: configuration.protocolVersion))
-            let action = check.received(message)
-            guard let link = try? link(to: node.endpoint, sayHello: false) else {
-                logger.error("cannot open a link to a node saying hello", metadata: ["peer": "\(node)"])
-                return
-            }
-            switch action {
-            case .sendAndEstablish(let welcome, let node):
-                accept(node, routingID: rid, link: link) { s in s.send([ZMQMessage(Envelope.handshake(welcome).wireBytes())]) }
-            case .refuse(let refusal, let reason):
-                logger.error("refused a node", metadata: ["peer": "\(node)", "reason": "\(reason)"])
-                link.state.withLock { s in
-                    if let refusal { s.send([ZMQMessage(Envelope.handshake(refusal).wireBytes())]) }
-                    if s.node == nil { s.phase = .refused(reason) }
-                }
-            case .none, .send, .establish:
-                break
-            }
-        case .welcome(_, let node), .refused(_, let node):
-            guard let link = links.withLock({ $0.byEndpoint[node.endpoint] }) else {
-                logger.warning("dropped a handshake answer from a node this node did not call", metadata: ["peer": "\(node)"])
-                return
-            }
-            let action = link.state.withLock { $0.handshake.received(message) }
-            switch action {
-            case .establish(let node):
-                accept(node, routingID: rid, link: link) { _ in }
-            case .refuse(_, let reason):
-                logger.error("handshake refused", metadata: ["peer": "\(node.endpoint)", "reason": "\(reason)"])
-                let (waiters, doomed) = link.state.withLock { s -> ([UnsafeContinuation<NodeID, Error>], [UInt64]) in
-                    s.phase = .refused(reason)
-                    defer { s.connectWaiters.removeAll() }
-                    return (s.connectWaiters, Array(s.inFlight) + s.waiting.map(\.callID))
-                }
-                for id in doomed { fail(id, .refused, reason) }
-                for w in waiters { w.resume(throwing: RemoteCallError(code: .refused, node: node.endpoint, actor: "", method: "connect", message: reason)) }
-                events.yield(.unreachable(endpoint: node.endpoint, node: nil, reason: reason))
-            case .none, .send, .sendAndEstablish:
-                break
-            }
+    /// A welcome or refusal arrived on a link this node dialled.
+    private func linkHandshake(_ message: HandshakeMessage, link: Link) {
+        let action = link.state.withLock { $0.handshake.received(message) }
+        switch action {
+        case .establish(let node):
+            established(node, link: link)
+        case .refuse(_, let reason):
+            refuse(link, reason: reason)
+        case .none, .send, .sendAndEstablish:
+            break
         }
     }
 
-    /// Both directions between this node and `node` are open: record the session, mark the link
-    /// established (failing calls addressed to a previous incarnation), wake connects.
-    private func accept(_ node: NodeID, routingID rid: [UInt8], link: Link, _ also: (inout Link.State) -> Void) {
-        for (other, s) in sessions where s.node.endpoint == node.endpoint && s.node.incarnation != node.incarnation {
-            sessions[other] = nil  // that node restarted
-        }
-        sessions[rid] = Session(node: node, link: link)
-        liveness.heard(from: link.endpoint, at: .now)
-        links.withLock { $0.byRoutingID[rid] = link }
-        let (waiters, stale, wasConnected) = link.state.withLock { s -> ([UnsafeContinuation<NodeID, Error>], [UInt64], Bool) in
+    /// The node at the end of `link` said welcome: mark the link established (failing calls
+    /// addressed to a previous incarnation), send waiting calls, wake connects.
+    private func established(_ node: NodeID, link: Link) {
+        linkLiveness.heard(from: link.endpoint, at: .now)
+        let (waiters, stale, wasConnected) = mutate(link) { s -> ([UnsafeContinuation<NodeID, Error>], [UInt64], Bool) in
             let previous = s.node
-            also(&s)
             s.phase = .established(node)
-            // A hello from the peer also answers ours.
-            if case .helloSent = s.handshake.state { _ = s.handshake.received(.welcome(protocolVersion: configuration.protocolVersion, node: node)) }
             var stale: [UInt64] = []
             if let previous, previous.incarnation != node.incarnation { stale = Array(s.inFlight) }
             flush(&s)
@@ -452,38 +444,175 @@ final class Transport: @unchecked Sendable {
         for w in waiters { w.resume(returning: node) }
     }
 
-    private func answerUnknown(_ envelope: Envelope, routingID rid: [UInt8]) {
-        // The reply can only travel over a link to the sender's endpoint, which an unknown sender
-        // has not told us; a known link with that routing id (our session was dropped) is used.
-        guard let link = links.withLock({ $0.byRoutingID[rid] }) else { return }
-        let callID: UInt64
-        switch envelope {
-        case .call(let h): callID = h.callID
-        case .ping: callID = 0
-        default: return
+    /// The node refused this one (handshake or CURVE authentication): fail what waits on the link.
+    private func refuse(_ link: Link, reason: String) {
+        let (waiters, doomed, already) = link.state.withLock { s -> ([UnsafeContinuation<NodeID, Error>], [UInt64], Bool) in
+            var already = false
+            if case .refused = s.phase { already = true }
+            s.phase = .refused(reason)
+            defer { s.connectWaiters.removeAll() }
+            return (s.connectWaiters, Array(s.inFlight) + s.waiting.map(\.callID), already)
         }
-        link.state.withLock { $0.send([ZMQMessage(Envelope.failure(callID: callID, RemoteFailure(code: .noSession, message: "no handshake from this node: say hello first")).wireBytes())]) }
+        linkLiveness.forget(link.endpoint)
+        if !already { logger.error("refused by a node", metadata: ["peer": "\(link.endpoint)", "reason": "\(reason)"]) }
+        for id in doomed { fail(id, .refused, reason) }
+        for w in waiters { w.resume(throwing: RemoteCallError(code: .refused, node: link.endpoint, actor: "", method: "connect", message: reason)) }
+        if !already { events.yield(.unreachable(endpoint: link.endpoint, node: nil, reason: reason)) }
     }
 
-    /// The callee no longer knows this node (it restarted at the same endpoint): shake hands again.
+    /// The callee no longer knows this node (it restarted at the same endpoint, or dropped the
+    /// session): shake hands again.
     private func lostSession(_ link: Link) {
-        let doomed = link.state.withLock { s -> [UInt64]? in
+        let doomed = mutate(link) { s -> [UInt64]? in
             guard case .established(let node) = s.phase else { return nil }
             logger.warning("peer lost this node's session; shaking hands again", metadata: ["peer": "\(node)"])
             s.phase = .connecting
             sendHello(&s)
             return Array(s.inFlight)
         }
-        for id in doomed ?? [] { fail(id, .nodeRestarted, "\(link.endpoint) no longer knows this node (it restarted)") }
+        for id in doomed ?? [] { fail(id, .nodeRestarted, "\(link.endpoint) no longer knows this node (it restarted, or dropped the session)") }
+    }
+
+    // MARK: Receiving calls on the ROUTER (I/O thread)
+
+    private func drainRouter() {
+        guard let router else { return }
+        while !routerPaused.load(ordering: .relaxed) {
+            let parts = router.state.withLock { s -> [ZMQMessage]? in
+                s.closed ? nil : (try? s.socket.receive(wait: false)) ?? nil
+            }
+            guard let parts else { return }
+            received(parts, on: router)
+        }
+    }
+
+    private func received(_ parts: [ZMQMessage], on router: RouterPort) {
+        guard parts.count >= 2 else {
+            logger.warning("dropped a message without an envelope", metadata: ["parts": "\(parts.count)"])
+            return
+        }
+        let rid = parts[0].bytes
+        let now = ContinuousClock.now
+        // The key the connection authenticated with (the ZAP handler's user id), on every message:
+        // a session is bound to its connection and key.
+        let key = curve == nil ? "" : (parts[1].property("User-Id") ?? "")
+        let session = sessions[rid].flatMap { $0.caller.publicKey == key ? $0 : nil }
+        guard let envelope = decodeEnvelope(parts[1], from: session.map { "\($0.caller.node)" } ?? "a connection without a handshake") else { return }
+        if case .handshake(let message) = envelope {
+            hello(message, rid: rid, key: key, router: router)
+            return
+        }
+        guard let session else {
+            // A sender that never shook hands (a stray client, or a caller from before our restart).
+            logger.notice("answered a message from a connection without a handshake", metadata: ["kind": "\(envelope.kind)"])
+            let callID: UInt64
+            switch envelope {
+            case .call(let h): callID = h.callID
+            case .ping: callID = 0
+            default: return
+            }
+            answer(rid, [ZMQMessage(Envelope.failure(callID: callID, RemoteFailure(code: .noSession, message: "no handshake from this connection: say hello first")).wireBytes())])
+            return
+        }
+        sessionLiveness.heard(from: rid, at: now)
+        switch envelope {
+        case .ping(let seq):
+            answer(rid, [ZMQMessage(Envelope.pong(seq).wireBytes())])
+        case .call(let header):
+            guard parts.count == 3 else {
+                answer(rid, [ZMQMessage(Envelope.failure(callID: header.callID, RemoteFailure(code: .invalidInvocation, message: "a call has 2 parts; this one had \(parts.count - 1)")).wireBytes())])
+                return
+            }
+            guard header.incarnation == local.incarnation else {
+                answer(rid, [ZMQMessage(Envelope.failure(callID: header.callID, RemoteFailure(code: .nodeRestarted,
+                    message: "the call was for incarnation \(String(header.incarnation, radix: 16)); this node is \(local!)")).wireBytes())])
+                return
+            }
+            let outstanding = inbound.push(InboundCall(rid: rid, caller: session.caller, header: header, payload: ZMQPayload(message: parts[2]), received: now))
+            if outstanding >= options.inboundQueueLimit {
+                routerPaused.store(true, ordering: .relaxed)
+                loop.pause(key: Self.routerWatchKey, true)
+                logger.notice("inbound queue full: not reading new messages until it drains", metadata: ["outstanding": "\(outstanding)"])
+            }
+        case .cancel(let callID):
+            _ = inbound.cancel(rid: rid, callID: callID)
+        case .pong, .reply, .failure, .handshake:
+            logger.warning("dropped a message a caller never sends", metadata: ["peer": "\(session.caller.node)", "kind": "\(envelope.kind)"])
+        }
+    }
+
+    /// A hello arrived on the ROUTER's connection `rid`, authenticated with `key`.
+    private func hello(_ message: HandshakeMessage, rid: [UInt8], key: String, router: RouterPort) {
+        guard case .hello(_, _, let claimed) = message else {
+            logger.warning("dropped a handshake answer sent to this node's listening socket")
+            return
+        }
+        let credentials: Handshake.Credentials = curve == nil ? .insecure : .key(key, authorized.withLock { $0?.grant(for: key) })
+        var check = Handshake(local: handshakeLocal)
+        switch check.received(message, credentials: credentials) {
+        case .sendAndEstablish(let welcome, let node):
+            guard let caller = check.caller else { return }
+            let known = sessions[rid]?.caller == caller
+            sessions[rid] = Session(caller: caller)
+            sessionLiveness.heard(from: rid, at: .now)
+            answer(rid, [ZMQMessage(Envelope.handshake(welcome).wireBytes())])
+            if !known { logger.info("session opened", metadata: ["peer": "\(node)", "as": "\(caller)", "roles": "\(caller.roles.map(\.rawValue).sorted())"]) }
+        case .refuse(let refusal, let reason):
+            sessions[rid] = nil
+            sessionLiveness.forget(rid)
+            logger.error("refused a node", metadata: ["peer": "\(claimed)", "reason": "\(reason)"])
+            if let refusal { answer(rid, [ZMQMessage(Envelope.handshake(refusal).wireBytes())]) }
+        case .none, .send, .establish:
+            break
+        }
+    }
+
+    /// Sends on the ROUTER to the connection `rid` (I/O thread).
+    private func answer(_ rid: [UInt8], _ parts: [ZMQMessage]) {
+        router?.state.withLock { $0.send(to: ZMQMessage(rid), parts) }
+    }
+
+    /// Sends an executed call's answer to the connection it came on (any thread).
+    func reply(to rid: [UInt8], _ parts: [ZMQMessage]) {
+        guard let router else { return }
+        let pending = router.state.withLock { s -> Bool in
+            s.send(to: ZMQMessage(rid), parts)
+            return !s.closed && s.socket.hasInput
+        }
+        if pending { thread.enqueue { [self] _ in drainRouter() } }
     }
 
     /// Asks the ROUTER to be read again (the executing tasks drained the inbound queue).
     func resumeRouter() {
         guard routerPaused.load(ordering: .relaxed) else { return }
         routerPaused.store(false, ordering: .relaxed)
-        loop.pause(routerID, false)
+        loop.pause(key: Self.routerWatchKey, false)
         logger.notice("inbound queue drained: reading messages again")
-        drainRouter(router)
+        drainRouter()
+    }
+
+    // MARK: Authorized keys
+
+    /// Replaces the authorized keys (SIGHUP): sessions whose key is no longer listed, or is now
+    /// listed under another name, are closed (their next message is answered "no session", and
+    /// their hello is refused); the others take their new roles at once.
+    func reload(_ keys: AuthorizedKeys) {
+        authorized.withLock { $0 = keys }
+        thread.enqueue { [self] _ in
+            var closed = 0
+            for (rid, session) in sessions {
+                let caller = session.caller
+                if let grant = keys.grant(for: caller.publicKey), grant.name == caller.name {
+                    sessions[rid] = Session(caller: Caller(node: caller.node, name: caller.name, publicKey: caller.publicKey, roles: grant.roles))
+                } else {
+                    sessions[rid] = nil
+                    sessionLiveness.forget(rid)
+                    closed += 1
+                    logger.notice("closed the session of a key no longer authorized", metadata: ["peer": "\(caller.node)", "as": "\(caller)"])
+                }
+            }
+            logger.notice("authorized keys reloaded", metadata: ["keys": "\(keys.entries.count)", "sessions closed": "\(closed)"])
+        }
     }
 
     // MARK: Timers and heartbeats (I/O thread)
@@ -502,28 +631,40 @@ final class Transport: @unchecked Sendable {
         }
         for id in expired { fail(id, .timedOut, "no reply within the call's timeout") }
 
-        for endpoint in liveness.expire(at: now) {
-            guard let link = links.withLock({ $0.byEndpoint[endpoint] }) else { continue }
-            let reason = "no answer for more than \(options.unreachableAfter)"
-            let lost = link.state.withLock { s -> (NodeID, [UInt64], Bool)? in
-                guard case .established(let node) = s.phase else { return nil }
-                s.phase = .unreachable(reason)
-                return (node, Array(s.inFlight) + s.waiting.map(\.callID), s.dialed)
-            }
-            guard let (node, doomed, dialed) = lost else { continue }
-            for id in doomed { fail(id, .unreachable, "\(node) is unreachable: \(reason)") }
-            if dialed {
-                logger.error("node unreachable", metadata: ["peer": "\(node)", "reason": "\(reason)"])
-                events.yield(.unreachable(endpoint: link.endpoint, node: node, reason: reason))
-            } else {
-                // A node that only called this one (a CLI client, say) went away: forget it.
-                logger.info("caller went away", metadata: ["peer": "\(node)"])
-                forget(link)
+        for rid in sessionLiveness.expire(at: now) {
+            if let session = sessions.removeValue(forKey: rid) {
+                logger.info("caller went away", metadata: ["peer": "\(session.caller.node)"])
             }
         }
 
-        for link in links.withLock({ Array($0.byEndpoint.values) }) {
-            link.state.withLock { s in
+        for endpoint in linkLiveness.expire(at: now) {
+            guard let link = links.withLock({ $0[endpoint] }) else { continue }
+            let reason = "no answer for more than \(options.unreachableAfter)"
+            let lost = link.state.withLock { s -> (NodeID, [UInt64])? in
+                guard case .established(let node) = s.phase else { return nil }
+                s.phase = .unreachable(reason)
+                return (node, Array(s.inFlight) + s.waiting.map(\.callID))
+            }
+            guard let (node, doomed) = lost else { continue }
+            for id in doomed { fail(id, .unreachable, "\(node) is unreachable: \(reason)") }
+            logger.error("node unreachable", metadata: ["peer": "\(node)", "reason": "\(reason)"])
+            events.yield(.unreachable(endpoint: link.endpoint, node: node, reason: reason))
+        }
+
+        if let router {
+            let more = router.state.withLock { s -> Bool in
+                while let message = s.outbox.first, s.trySend(message) { s.outbox.removeFirst() }
+                if s.dropped > 0 {
+                    logger.warning("dropped answers to callers that did not read them", metadata: ["dropped": "\(s.dropped)"])
+                    s.dropped = 0
+                }
+                return !s.closed && s.socket.hasInput
+            }
+            if more { drainRouter() }  // a safety net for a readiness signal consumed by a send
+        }
+
+        for link in links.withLock({ Array($0.values) }) {
+            let more = link.state.withLock { s -> Bool in
                 while let parts = s.outbox.first, s.trySend(parts) { s.outbox.removeFirst() }
                 switch s.phase {
                 case .established:
@@ -534,53 +675,68 @@ final class Transport: @unchecked Sendable {
                     }
                     flush(&s)
                 case .connecting, .unreachable:
-                    // Retry the handshake of links this node wants (not of those opened only to answer).
-                    if s.handshake.state == .idle && s.helloSentAt == nil { break }
                     if let at = s.helloSentAt, now - at < options.heartbeatInterval * 5 { break }
                     sendHello(&s)
                 case .refused:
                     break
                 }
+                return !s.closed && s.socket.hasInput
             }
+            if more { drainLink(link) }
         }
     }
 
-    /// Closes a link and drops every trace of it.
+    /// Closes a link and drops every trace of it (I/O thread).
     private func forget(_ link: Link) {
         links.withLock { l in
-            if l.byEndpoint[link.endpoint] === link { l.byEndpoint[link.endpoint] = nil }
-            for (rid, other) in l.byRoutingID where other === link { l.byRoutingID[rid] = nil }
+            if l[link.endpoint] === link { l[link.endpoint] = nil }
         }
-        for (rid, s) in sessions where s.link === link { sessions[rid] = nil }
-        liveness.forget(link.endpoint)
-        link.state.withLock { $0.socket.close() }
+        loop.unwatch(key: link.watchKey)
+        if let monitor = monitors.removeValue(forKey: link.watchKey) { loop.close(monitor) }
+        linkLiveness.forget(link.endpoint)
+        let (doomed, waiters) = link.state.withLock { s -> ([UInt64], [UnsafeContinuation<NodeID, Error>]) in
+            s.closed = true
+            s.socket.close()
+            defer { s.connectWaiters.removeAll() }
+            return (Array(s.inFlight) + s.waiting.map(\.callID), s.connectWaiters)
+        }
+        for id in doomed { fail(id, .unreachable, "the link to \(link.endpoint) was replaced (the node's key changed)") }
+        for w in waiters { w.resume(throwing: RemoteCallError(code: .unreachable, node: link.endpoint, actor: "", method: "connect", message: "the link was replaced")) }
     }
 
     // MARK: Shutdown
 
-    /// Fails every pending call, refuses new ones and closes the links.
+    /// Fails every pending call, refuses new ones and closes the sockets (I/O thread).
     func shutdown() {
         let doomed = calls.withLock { c -> [UInt64] in
             c.shuttingDown = true
             return Array(c.pending.keys)
         }
         for id in doomed { fail(id, .shutdown, "the local actor system is shutting down") }
-        for link in links.withLock({ Array($0.byEndpoint.values) }) {
+        for link in links.withLock({ Array($0.values) }) {
+            loop.unwatch(key: link.watchKey)
             let waiters = link.state.withLock { s -> [UnsafeContinuation<NodeID, Error>] in
+                s.closed = true
                 s.socket.close()
                 defer { s.connectWaiters.removeAll() }
                 return s.connectWaiters
             }
             for w in waiters { w.resume(throwing: RemoteCallError(code: .shutdown, node: link.endpoint, actor: "", method: "connect", message: "the local actor system is shutting down")) }
         }
+        if let router {
+            loop.unwatch(key: Self.routerWatchKey)
+            router.state.withLock { s in
+                s.closed = true
+                s.socket.close()
+            }
+        }
         events.finish()
     }
 
     // MARK: Helpers
 
-    /// The envelope of a message from `session` (nil: a connection without a handshake); a
-    /// malformed one is logged (the sender formatted only then) and dropped.
-    private func decodeEnvelope(_ part: ZMQMessage, from session: Session?) -> Envelope? {
+    /// The envelope of a message from `peer`; a malformed one is logged and dropped.
+    private func decodeEnvelope(_ part: ZMQMessage, from peer: @autoclosure () -> String) -> Envelope? {
         do {
             return try part.withBytes { raw throws(WireError) in
                 var r = WireReader(raw)
@@ -589,8 +745,7 @@ final class Transport: @unchecked Sendable {
                 return e
             }
         } catch {
-            logger.warning("dropped a malformed message", metadata: ["peer": "\(session.map { "\($0.node)" } ?? "connection without a handshake")",
-                                                                    "bytes": "\(part.count)", "error": "\(error)"])
+            logger.warning("dropped a malformed message", metadata: ["peer": "\(peer())", "bytes": "\(part.count)", "error": "\(error)"])
             return nil
         }
     }
@@ -599,19 +754,24 @@ final class Transport: @unchecked Sendable {
         RemoteCallError(code: code, node: "\(actor.node)", actor: actor.name, method: demangledMethod(method), message: message)
     }
 
-    private func answerZAP(_ socket: ZMQSocket, clusterKey: String) {
+    /// Answers libzmq's ZAP requests: a CURVE client is admitted only if its key is authorized;
+    /// its key becomes the connection's user id, which every message it sends carries.
+    private func answerZAP(_ socket: ZMQSocket) {
         while let parts = try? socket.receive(wait: false) {
             // ZAP request: version, request id, domain, address, identity, mechanism, credentials.
             guard parts.count >= 6 else { continue }
             let requestID = parts[1].bytes
-            let address = String(decoding: parts[3].bytes, as: UTF8.self)
-            let mechanism = String(decoding: parts[5].bytes, as: UTF8.self)
+            let address = String(decoding: parts[3].bytes.prefix(64), as: UTF8.self)
+            let mechanism = String(decoding: parts[5].bytes.prefix(16), as: UTF8.self)
             let key = parts.count >= 7 ? CurveKeyPair.z85(parts[6].bytes) : nil
-            let ok = mechanism == "CURVE" && key == clusterKey
+            let grant = key.flatMap { k in authorized.withLock { $0?.grant(for: k) } }
+            let ok = mechanism == "CURVE" && grant != nil
             if !ok {
-                logger.error("refused a connection without the cluster's CURVE key", metadata: ["address": "\(address)", "mechanism": "\(mechanism)"])
+                logger.error("refused a connection whose key is not authorized",
+                             metadata: ["address": "\(address)", "mechanism": "\(mechanism)", "key": "\(key.map { String($0.prefix(8)) + "…" } ?? "none")"])
             }
-            _ = try? socket.send([Array("1.0".utf8), requestID, Array((ok ? "200" : "400").utf8), Array((ok ? "OK" : "not a cluster member").utf8), [], []])
+            _ = try? socket.send([Array("1.0".utf8), requestID, Array((ok ? "200" : "400").utf8), Array((ok ? "OK" : "not authorized").utf8),
+                                  Array((ok ? key ?? "" : "").utf8), []])
         }
     }
 
@@ -623,6 +783,18 @@ final class Transport: @unchecked Sendable {
             } else {
                 logger.warning("connection refused by libzmq", metadata: ["address": "\(event.address)", "event": "\(event.kind)", "code": "\(event.value)"])
             }
+        }
+    }
+
+    /// A dialled node's CURVE handshake failed: it does not accept this node's key (or presents
+    /// another key than the one it was dialled with). Fail the link's calls at once.
+    private func linkMonitorEvents(_ socket: ZMQSocket, link: Link) {
+        while let parts = try? socket.receive(wait: false) {
+            guard let event = ZMQSocketEvent(parts) else { continue }
+            let reason = event.kind == .handshakeFailedAuth
+                ? "\(link.endpoint) did not accept this node's key (CURVE authentication refused: is the key in its authorized keys?)"
+                : "the CURVE handshake with \(link.endpoint) failed (\(event.kind)): is its public key the one given for it?"
+            refuse(link, reason: reason)
         }
     }
 }
