@@ -91,11 +91,28 @@ struct BenchCommand: ParsableCommand {
         @Flag(help: "Print one JSON object.")
         var json = false
 
+        @Flag(help: "Both nodes with their own CURVE keys (encrypted, authenticated) instead of plain TCP; the raw reference stays plain.")
+        var curve = false
+
         func run() async throws {
             let logger = makeLogger("churngrid.bench")
-            let server = try ChildNode.start(arguments: ["cluster", "probe-node", "--name", "bench-server", "--raw-echo"])
+            var serverArguments = ["cluster", "probe-node", "--name", "bench-server", "--raw-echo"]
+            var clientKey: NodeKeyFile?, serverKey = ""
+            if curve {
+                let directory = ".churngrid/bench/keys"
+                try? FileManager.default.removeItem(atPath: directory)
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                let server = try NodeKeyFile.generate(name: "bench-server"), client = try NodeKeyFile.generate(name: "bench-client")
+                try server.write(to: directory)
+                try "reader \(client.keys.publicKey) bench-client\n".write(toFile: "\(directory)/authorized_keys", atomically: true, encoding: .utf8)
+                serverArguments += ["--curve-keys", "\(directory)/bench-server.key", "--authorized-keys", "\(directory)/authorized_keys"]
+                clientKey = client
+                serverKey = server.keys.publicKey
+            }
+            let server = try ChildNode.start(arguments: serverArguments)
             defer { server.stop() }
-            var configuration = ClusterActorSystem.Configuration(name: "bench-client", logger: logger)
+            var configuration = ClusterActorSystem.Configuration(name: "bench-client", listen: nil, logger: logger)
+            configuration.options.curve = clientKey?.keys
             configuration.options.maxInFlightPerPeer = max(1024, inFlight)
             let client = try await ClusterActorSystem(configuration)
             var options = RPCBenchmark.Options()
@@ -104,7 +121,7 @@ struct BenchCommand: ParsableCommand {
             options.inFlight = inFlight
             options.bulkCalls = bulkCalls
             let json = json
-            let result = try await RPCBenchmark.run(client: client, server: server.endpoint, rawEcho: server.rawEcho ?? "", options: options) { line in
+            let result = try await RPCBenchmark.run(client: client, server: server.endpoint, serverKey: serverKey, rawEcho: server.rawEcho ?? "", options: options) { line in
                 if !json { print(line) }
             }
             await client.shutdown()

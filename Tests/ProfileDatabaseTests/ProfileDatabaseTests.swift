@@ -92,6 +92,20 @@ struct ProfileDatabaseTests {
         }
     }
 
+    @Test("a password is redacted in every form libpq takes", arguments: [
+        ("postgresql://churn:s3cr%40t@db.example:5432/churn?sslmode=require", "postgresql://churn:***@db.example:5432/churn?sslmode=require"),
+        ("postgres://churn@db:5432/churn?password=s3cr%40t&sslmode=require", "postgres://churn@db:5432/churn?password=***&sslmode=require"),
+        ("postgresql://db/churn?sslmode=require&Password=s3cr%40t", "postgresql://db/churn?sslmode=require&password=***"),
+        ("host=db port=5432 password=s3cr@t user=churn", "host=db port=5432 password=*** user=churn"),
+        ("host=db password = 's3cr @t\\' x' dbname=churn", "host=db password = *** dbname=churn"),
+        ("postgresql://churn@db:5432/churn", "postgresql://churn@db:5432/churn"),
+    ])
+    func redaction(url: String, shown: String) {
+        #expect(ConnectionString.redacted(url) == shown)
+        #expect(!ConnectionString.redacted(url).contains("s3cr"))
+        #expect(ConnectionString.containsPassword(url) == (url != shown))
+    }
+
     @Test("a COPY aborted by the caller stores nothing")
     func abortedCopy() async throws {
         let db = try PostgresConnection(url: try await TestDatabase.fresh())

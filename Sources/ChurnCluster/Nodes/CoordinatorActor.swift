@@ -117,7 +117,7 @@ public distributed actor CoordinatorActor {
             await promoteStandbys(replacing: node.name)  // its copies are gone
         }
         let actor = try WorkerActor.resolve(id: ActorID(node: node, name: WorkerActor.name), using: actorSystem)
-        let cores = try await actor.status().cores
+        let cores = min(max(1, try await actor.status().cores), 4096)  // a worker's claim, bounded
         let member = Member(node: node, actor: actor, cores: cores)
         members[node.name] = member
         awaited.remove(node.name)

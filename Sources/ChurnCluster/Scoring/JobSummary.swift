@@ -74,6 +74,7 @@ struct JobSummary: Sendable {
 
     private static func bin(_ p: Double, of bins: Int) -> Int {
         guard p > 0 else { return 0 }  // NaN too (never produced, but never out of range)
+        guard p < 1 else { return bins - 1 }  // 1 and +infinity (a decoded value is checked, but never trap here)
         return min(Int(p * Double(bins)), bins - 1)
     }
 }

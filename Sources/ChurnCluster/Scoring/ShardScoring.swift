@@ -33,6 +33,12 @@ public struct ShardScores: Sendable, WireCodable {
               reasons.elements.count == 3 * n, contributions.elements.count == 3 * n else {
             throw WireError(offset: at, expected: "shard scores with matching column lengths (\(n) subscribers)")
         }
+        guard bands.elements.allSatisfy({ Int($0) < RiskBand.allCases.count }) else {
+            throw WireError(offset: at, expected: "risk bands 0–\(RiskBand.allCases.count - 1)")
+        }
+        guard probabilities.elements.allSatisfy({ $0 >= 0 && $0 <= 1 }) else {  // NaN and infinities fail too
+            throw WireError(offset: at, expected: "probabilities between 0 and 1")
+        }
     }
 
     init(shard: Int, modelVersion: String, capacity n: Int) {
