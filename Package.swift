@@ -86,7 +86,7 @@ let package = Package(
         // Real libzmq sockets over tcp://127.0.0.1.
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "WireFormatTests", dependencies: ["WireFormat"]),
-        .testTarget(name: "ClusterSystemTests", dependencies: ["ClusterSystem", "WireFormat"]),
+        .testTarget(name: "ClusterSystemTests", dependencies: ["ClusterSystem", "WireFormat", "ZeroMQ"]),
         // Several `churngrid` processes on 127.0.0.1 calling each other through the actor system.
         .testTarget(
             name: "ClusterIntegrationTests",
