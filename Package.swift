@@ -97,7 +97,7 @@ let package = Package(
         // A coordinator and workers as real processes, a real PostgreSQL: jobs, exactly-once, failover, queries.
         .testTarget(
             name: "ChurnClusterTests",
-            dependencies: ["ChurnCluster", "ClusterSystem", "ProfileDatabase", "Postgres", "SubscriberProfiles", "TreeModel", "TestSupport",
+            dependencies: ["ChurnCluster", "ClusterSystem", "ProfileDatabase", "Postgres", "SubscriberProfiles", "TreeModel", "TestSupport", "WireFormat", "ZeroMQ",
                            .product(name: "Logging", package: "swift-log")]
         ),
         // Parity with the real XGBoost/LightGBM (trained by the tests through python3).

@@ -56,6 +56,10 @@ public final class ClusterActorSystem: DistributedActorSystem, Sendable {
     private struct AccessRule {
         let method: String
         let roles: Set<Role>
+        /// The method's parameter count and whether it is generic (from its demangled name): a
+        /// call claiming other arguments is refused before the method runs.
+        let arity: Int
+        let generic: Bool
     }
 
     private struct WeakActor {
@@ -260,6 +264,10 @@ public final class ClusterActorSystem: DistributedActorSystem, Sendable {
         }
         do {
             var decoder = try ClusterInvocationDecoder(payload: call.payload)
+            guard decoder.argumentCount == rule.arity, rule.generic || decoder.genericCount == 0 else {
+                handler.fail(RemoteFailure(code: .invalidInvocation, message: "\(rule.method) takes \(rule.arity) arguments\(rule.generic ? "" : " and no generic substitutions"); the call carries \(decoder.argumentCount)\(decoder.genericCount > 0 ? " and \(decoder.genericCount) substitutions" : "")"))
+                return
+            }
             try await Self.$caller.withValue(call.caller) {
                 try await executeDistributedTarget(on: actor, target: RemoteCallTarget(call.header.method), invocationDecoder: &decoder, handler: handler)
             }
@@ -282,7 +290,9 @@ public final class ClusterActorSystem: DistributedActorSystem, Sendable {
         let full = demangledMethod(identifier)  // "CoordinatorActor.drain(Swift.String)"
         let short = selector(full)  // "drain(_:)"
         let table = (type(of: actor) as? any AccessControlled.Type)?.access ?? [:]
-        let rule = AccessRule(method: (full.split(separator: "(").first.map(String.init) ?? full) + String(short.drop { $0 != "(" }), roles: table[short] ?? [])
+        let name = full.split(separator: "(").first.map(String.init) ?? full
+        let rule = AccessRule(method: name + String(short.drop { $0 != "(" }), roles: table[short] ?? [],
+                              arity: short.filter { $0 == ":" }.count, generic: name.contains("<"))
         accessCache.withLock { cache in
             if cache.count < 4096 { cache[identifier] = rule }
         }

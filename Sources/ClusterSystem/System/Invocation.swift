@@ -58,7 +58,10 @@ public struct ClusterInvocationDecoder: DistributedTargetInvocationDecoder {
     private var reader: WireReader
     private var generics: [String] = []
     private var argumentIndex = 0
-    private let argumentCount: Int
+    /// The number of arguments the caller recorded (the payload's last byte).
+    let argumentCount: Int
+    /// The number of generic substitutions the caller recorded.
+    var genericCount: Int { generics.count }
 
     init(payload: ZMQPayload) throws(WireError) {
         self.payload = payload.message
