@@ -19,24 +19,43 @@ public enum ConnectionString {
     }
 
     private static func redactedURL(_ c: [Character]) -> String {
-        var out = c
         guard let schemeEnd = indexAfter("://", in: c) else { return String(c) }
-        // The authority ends at the first '/', '?' or '#' after the scheme.
-        let authorityEnd = c[schemeEnd...].firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? c.count
-        if let at = c[schemeEnd..<authorityEnd].lastIndex(of: "@"), let colon = c[schemeEnd..<at].firstIndex(of: ":") {
-            out = Array(c[..<(colon + 1)]) + Array("***") + Array(c[at...])
+        var out = c
+        // As libpq reads it: the user info runs to the first '@' unless a '/' comes first, and the
+        // password is what follows its first ':' (it may hold '?' or '#').
+        if let stop = c[schemeEnd...].firstIndex(where: { $0 == "@" || $0 == "/" }), c[stop] == "@",
+           let colon = c[schemeEnd..<stop].firstIndex(of: ":") {
+            out = Array(c[..<(colon + 1)]) + Array("***") + Array(c[stop...])
         }
-        // Query parameters: password=… up to the next '&' or '#'.
-        guard let q = out.firstIndex(of: "?") else { return String(out) }
+        // Query parameters after the host part: a key that percent-decodes to "password".
+        let hostStart = out.firstIndex(of: "@").map { $0 + 1 } ?? schemeEnd
+        guard let q = out[hostStart...].firstIndex(of: "?") else { return String(out) }
         var result = Array(out[...q])
         let query = String(out[(q + 1)...])
         let pairs = query.split(separator: "&", omittingEmptySubsequences: false).map { pair -> String in
-            let lower = pair.lowercased()
-            if lower.hasPrefix("password=") { return "password=***" }
+            let key = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            if percentDecoded(key).lowercased() == "password" { return "password=***" }
             return String(pair)
         }
         result += Array(pairs.joined(separator: "&"))
         return String(result)
+    }
+
+    /// `%XX` sequences decoded (a malformed one is kept as it is).
+    private static func percentDecoded(_ text: String) -> String {
+        var bytes: [UInt8] = []
+        let u = Array(text.utf8)
+        var i = 0
+        while i < u.count {
+            if u[i] == UInt8(ascii: "%"), i + 2 < u.count, let v = UInt8(String(decoding: u[(i + 1)...(i + 2)], as: UTF8.self), radix: 16) {
+                bytes.append(v)
+                i += 3
+            } else {
+                bytes.append(u[i])
+                i += 1
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     private static func redactedConninfo(_ c: [Character]) -> String {

@@ -20,8 +20,11 @@ struct ListenerSecurityOptions: ParsableArguments {
     @Option(help: "Largest message accepted, in MiB (the largest real one is a shard's profiles or a model).")
     var maxMessageMb: Int = ClusterActorSystem.Options.defaultMaxMessageBytes >> 20
 
-    /// Applies the keys to `configuration`; refuses a non-loopback listener without CURVE.
+    /// Applies the keys to `configuration`; refuses a non-loopback listener without CURVE. A
+    /// SIGHUP from now on is ignored until the node watches for it (an operator's reload during
+    /// start-up must not kill the process).
     func apply(to configuration: inout ClusterActorSystem.Configuration) throws {
+        signal(SIGHUP, SIG_IGN)
         guard (1...4096).contains(maxMessageMb) else { throw ValidationError("--max-message-mb: 1–4096") }
         configuration.options.maxMessageBytes = maxMessageMb << 20
         if let curveKeys {

@@ -110,12 +110,48 @@ struct HostileCallTests {
         }
         #expect(checked >= 15 * Self.hostilePayloads.count)
 
+        // A method of one actor type sent to another is no method of it (and what is learnt about
+        // it there does not change who may call it on its own type).
+        for method in try await Self.methods(of: "WorkerActor") {
+            for actor in [targets[0].actor, targets[2].actor] {
+                guard case .failure(let error) = await Self.rawCall(system, actor, method, [0, 0]) else {
+                    Issue.record("\(actor.name) ran \(method)"); continue
+                }
+                #expect([.notAuthorized, .invalidInvocation].contains(error.code), "\(actor.name) \(method): \(error)")
+            }
+        }
+
+        // A worker's key cannot make the coordinator take its endpoint for another member's.
+        let impostor = try NodeKeyFile.generate(name: "worker-9")
+        try cluster.authorize("worker \(impostor.keys.publicKey) worker-9")
+        try await Task.sleep(for: .milliseconds(500))
+        var impostorConfiguration = ClusterActorSystem.Configuration(name: "worker-9", logger: logger)
+        impostorConfiguration.advertise = worker.endpoint
+        impostorConfiguration.options.curve = impostor.keys
+        impostorConfiguration.options.authorizedKeys = try AuthorizedKeys.load(path: "\(keys)/authorized_keys")
+        let impostorSystem = try await ClusterActorSystem(impostorConfiguration)
+        defer { Task { await impostorSystem.shutdown() } }
+        let coordinatorForImpostor = try CoordinatorActor.resolve(id: ActorID(node: try await impostorSystem.connect(to: cluster.coordinatorEndpoint, publicKey: coordinatorKey),
+                                                                              name: CoordinatorActor.name), using: impostorSystem)
+        do {
+            _ = try await coordinatorForImpostor.register(worker: impostorSystem.node)
+            Issue.record("the coordinator took worker-9 at \(worker.name)'s endpoint")
+        } catch {
+            #expect("\(error)".contains("claims the endpoint"), "\(error)")
+        }
+        #expect(try await coordinator.nodes().map(\.name).sorted() == ["worker-1", "worker-2"])
+
+        // The coordinator still places shards: a third worker joins and takes its share.
+        try cluster.addWorker("worker-3", threads: 1)
+        try await cluster.waitUntilReady(workers: 3, timeout: .seconds(120), logger: logger)
+        #expect(try await coordinator.nodes().first { $0.name == "worker-3" }.map { $0.shards > 0 } == true)
+
         // The method names are the runtime's own: a well-formed call by the same route succeeds.
         let status = try #require(try await Self.methods(of: "CoordinatorActor").first { $0.contains("6status") })
         guard case .success(let bytes) = await Self.rawCall(system, targets[0].actor, status, [0, 0]) else {
             Issue.record("a valid raw status call failed"); return
         }
-        #expect(try ClusterStatus.decode(bytes).workers.count == 2)
+        #expect(try ClusterStatus.decode(bytes).workers.count == 3)
         // And the cluster still serves everyone.
         #expect(try await coordinator.status().unassignedShards == 0)
         if case .found = try await coordinator.score(1_000_000_001) {} else { Issue.record("no live score after the hostile calls") }

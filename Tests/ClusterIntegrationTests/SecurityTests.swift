@@ -140,10 +140,14 @@ struct SecurityTests {
         let (caller, _) = try await localNode("caller", curve: a.keys, authorized: authorized)
         defer { Task { await caller.shutdown() } }
         let p = try await probe(at: callee.endpoint, key: b.keys.publicKey, from: caller)
-        let slow = Task { try await p.sleep(milliseconds: 800) }
-        try await Task.sleep(for: .milliseconds(200))
-        let ids = caller.transport.pendingCallIDs
-        #expect(!ids.isEmpty)
+        let slow = Task { try await p.sleep(milliseconds: 3000) }
+        var ids: [UInt64] = []
+        let deadline = ContinuousClock.now + .seconds(2)
+        while ids.isEmpty, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+            ids = caller.transport.pendingCallIDs
+        }
+        try #require(!ids.isEmpty, "the call is under way")
 
         // The forger is authorized, says a proper hello to the caller's own listening socket, then
         // answers the caller's pending call ids with a forged result.
@@ -161,6 +165,7 @@ struct SecurityTests {
         Int(12345).encode(to: &forged)
         for id in ids { try forger.send([Envelope.reply(callID: id).wireBytes(), forged.take()]) }
 
-        #expect(try await slow.value == 800, "the genuine reply settles the call")
+        #expect(try await slow.value == 3000, "the genuine reply settles the call")
+        #expect(caller.transport.strayAnswers.load(ordering: .relaxed) >= ids.count, "the forged replies arrived and were dropped")
     }
 }

@@ -99,6 +99,8 @@ struct ProfileDatabaseTests {
         ("host=db port=5432 password=s3cr@t user=churn", "host=db port=5432 password=*** user=churn"),
         ("host=db password = 's3cr @t\\' x' dbname=churn", "host=db password = *** dbname=churn"),
         ("postgresql://churn@db:5432/churn", "postgresql://churn@db:5432/churn"),
+        ("postgresql://churn:s3cr?t#x@db/churn", "postgresql://churn:***@db/churn"),
+        ("postgresql://db/churn?pass%77ord=s3cr3t", "postgresql://db/churn?password=***"),
     ])
     func redaction(url: String, shown: String) {
         #expect(ConnectionString.redacted(url) == shown)

@@ -1,6 +1,7 @@
 import ClusterSystem
 import Distributed
 import Logging
+import SubscriberProfiles
 import WireFormat
 
 /// The coordinator (named `coordinator`): owns the shard map, places shards on workers, runs
@@ -109,6 +110,10 @@ public distributed actor CoordinatorActor {
         }
         guard !node.endpoint.isEmpty else { throw ClusterError("'\(node.name)' listens nowhere: a worker needs --listen") }
         await lockMembership()
+        if let (other, _) = members.first(where: { $0.key != node.name && $0.value.node.endpoint == node.endpoint }) {
+            unlockMembership()
+            throw ClusterError("'\(node.name)' claims the endpoint \(node.endpoint) of member '\(other)'")
+        }
         defer { unlockMembership() }
         if let old = members[node.name], old.node != node {
             logger.notice("worker restarted", metadata: ["worker": "\(node.name)"])
@@ -187,10 +192,12 @@ public distributed actor CoordinatorActor {
 
     /// A worker was lost (unreachable): its shards move to the survivors, which reload them from
     /// PostgreSQL; a running job re-runs them there.
-    func workerLost(endpoint: String, reason: String) async {
+    func workerLost(endpoint: String, publicKey: String, reason: String) async {
         await lockMembership()
         defer { unlockMembership() }
-        guard let (name, _) = members.first(where: { $0.value.node.endpoint == endpoint }) else { return }
+        // The link that failed is the member's own (its endpoint and its key): a node that claimed
+        // a member's endpoint with another key cannot get the member declared lost.
+        guard let (name, _) = members.first(where: { $0.value.node.endpoint == endpoint && $0.value.node.publicKey == publicKey }) else { return }
         logger.error("worker lost", metadata: ["worker": "\(name)", "reason": "\(reason)"])
         members[name] = nil
         for s in map.shards(of: name) { ready.remove(s) }
@@ -491,11 +498,18 @@ public distributed actor CoordinatorActor {
                     busy[owner, default: 0] += 1
                     inFlight += 1
                     let shardActor = try? ShardActor.resolve(shard: shard, on: member.node, using: actorSystem)
-                    let timeout = settings.rescoreTimeout
+                    let timeout = settings.rescoreTimeout, modelVersion = model.version, shardCount = map.shardCount
                     group.addTask {
                         do {
                             guard let shardActor else { throw ClusterError("cannot address shard \(shard) on \(owner)") }
-                            return .scored(shard: shard, owner: owner, try await ClusterActorSystem.$callTimeout.withValue(timeout) { try await shardActor.rescore() })
+                            let scores = try await ClusterActorSystem.$callTimeout.withValue(timeout) { try await shardActor.rescore() }
+                            // A worker answers for the shard it was asked about, with the cluster's model, and only
+                            // with that shard's subscribers: nothing else is written.
+                            guard scores.shard == shard, scores.modelVersion == modelVersion,
+                                  scores.ids.elements.allSatisfy({ ShardKey.shard(of: $0, shardCount: shardCount) == shard }) else {
+                                throw ClusterError("\(owner) answered for shard \(scores.shard) with model \(scores.modelVersion) and subscribers of other shards, asked for shard \(shard) with \(modelVersion)")
+                            }
+                            return .scored(shard: shard, owner: owner, scores)
                         } catch {
                             return .scoringFailed(shard: shard, owner: owner, error)
                         }

@@ -69,8 +69,8 @@ public final class CoordinatorService: Service, Sendable {
         defer { reloads?.cancel() }
         let events = Task {
             for await event in system.peerEvents {
-                if case .unreachable(let endpoint, _, let reason) = event {
-                    await coordinator.whenLocal { await $0.workerLost(endpoint: endpoint, reason: reason) }
+                if case .unreachable(let endpoint, let key, _, let reason) = event {
+                    await coordinator.whenLocal { await $0.workerLost(endpoint: endpoint, publicKey: key, reason: reason) }
                 }
             }
         }

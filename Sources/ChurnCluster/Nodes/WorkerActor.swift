@@ -68,6 +68,7 @@ public distributed actor WorkerActor {
             }
             model = next
         }
+        guard let model else { throw ClusterError("no model to score with") }
         let start = ContinuousClock.now
         var fromPeers: [NodeID: [Int]] = [:], fromDatabase: [Int] = []
         for (shard, source) in zip(assignment.shards, assignment.sources) where stores[shard] == nil {
@@ -97,9 +98,9 @@ public distributed actor WorkerActor {
         for (shard, role) in zip(assignment.shards, assignment.roles) {
             switch role {
             case .owner:
-                if owned[shard] == nil { owned[shard] = hostActor(shard, role: .owner, model: model!) }
+                if owned[shard] == nil { owned[shard] = hostActor(shard, role: .owner, model: model) }
             case .standby:
-                if standing[shard] == nil { standing[shard] = hostActor(shard, role: .standby, model: model!) }
+                if standing[shard] == nil { standing[shard] = hostActor(shard, role: .standby, model: model) }
             }
         }
         // Loading went through libpq's buffers and growing columns: give the freed heap back to
@@ -107,7 +108,7 @@ public distributed actor WorkerActor {
         if !fromDatabase.isEmpty || streamed > 0 { releaseFreedHeap() }
         logger.info("shards hosted", metadata: ["shards": "\(assignment.shards.count)", "streamed": "\(streamedShards)",
                                                  "streamedSubscribers": "\(streamed)", "fromPostgres": "\(fromDatabase.count)",
-                                                 "seconds": "\(ContinuousClock.now - start)", "model": "\(model!.version)"])
+                                                 "seconds": "\(ContinuousClock.now - start)", "model": "\(model.version)"])
         return assignment.shards.map { stores[$0]?.store.count ?? 0 }
     }
 
@@ -128,7 +129,10 @@ public distributed actor WorkerActor {
                 }
                 group.addTask {
                     do {
-                        return (shard, try await ClusterActorSystem.$callTimeout.withValue(Self.exportTimeout) { try await source.export(shard) })
+                        let state = try await ClusterActorSystem.$callTimeout.withValue(Self.exportTimeout) { try await source.export(shard) }
+                        // The peer answers for the shard asked for, or not at all.
+                        guard state.shard == shard else { throw ClusterError("\(peer.name) sent shard \(state.shard) when asked for shard \(shard)") }
+                        return (shard, state)
                     } catch {
                         logger.warning("streaming a shard from its holder failed; loading it from PostgreSQL",
                                        metadata: ["shard": "\(shard)", "peer": "\(peer)", "error": "\(error)"])
@@ -150,7 +154,7 @@ public distributed actor WorkerActor {
     }
 
     private func hostActor(_ shard: Int, role: ShardRole, model: ScoringModel) -> ShardActor {
-        let system = actorSystem, store = stores[shard]!, scoring = scoring
+        let system = actorSystem, store = stores[shard] ?? LoadedShard(store: ProfileStore()), scoring = scoring
         return system.withActorName(ShardActor.name(shard, role: role)) { ShardActor(actorSystem: system, shard: shard, store: store, model: model, scoring: scoring) }
     }
 

@@ -119,7 +119,7 @@ public struct NodeKeyFile: Sendable {
     public func write(to directory: String, replacing: Bool = false) throws(AuthorizedKeysError) -> (secret: String, public: String) {
         let secretPath = "\(directory)/\(name).key", publicPath = "\(directory)/\(name).pub"
         func put(_ path: String, _ text: String, mode: mode_t) throws(AuthorizedKeysError) {
-            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | (replacing ? 0 : O_EXCL), mode)
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | (replacing ? 0 : O_EXCL), mode)
             guard fd >= 0 else { throw AuthorizedKeysError(source: path, line: 0, message: "cannot create it: \(String(cString: strerror(errno)))") }
             defer { close(fd) }
             fchmod(fd, mode)

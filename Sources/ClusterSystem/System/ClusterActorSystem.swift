@@ -37,7 +37,14 @@ public final class ClusterActorSystem: DistributedActorSystem, Sendable {
     private let nextCallID = Atomic<UInt64>(UInt64.random(in: 1...(UInt64.max / 2)))
     /// Roles allowed per method identifier, learnt from the actor types' `access` tables (a
     /// method's mangled name is demangled once, not per call).
-    private let accessCache = Mutex<[String: AccessRule]>([:])
+    private let accessCache = Mutex<[AccessKey: AccessRule]>([:])
+
+    /// A method identifier as sent to an actor of one type (the identifier is the caller's word:
+    /// the rule is learnt per actor type, never carried over from another).
+    private struct AccessKey: Hashable {
+        let type: ObjectIdentifier
+        let identifier: String
+    }
     private let nextActorNumber = Atomic<Int>(1)
     private let executors = Mutex<[Task<Void, Never>]>([])
     private let stopped = Atomic<Bool>(false)
@@ -128,7 +135,7 @@ public final class ClusterActorSystem: DistributedActorSystem, Sendable {
         let transport = transport
         let timer = Task {
             try await Task.sleep(for: timeout)
-            transport.connectTimedOut(endpoint, after: timeout)
+            transport.connectTimedOut(endpoint, serverKey: publicKey, after: timeout)
         }
         defer { timer.cancel() }
         return try await withUnsafeThrowingContinuation { c in
@@ -246,7 +253,7 @@ public final class ClusterActorSystem: DistributedActorSystem, Sendable {
     // MARK: Executing inbound calls
 
     private func execute(_ call: InboundCall) async {
-        let handler = ClusterResultHandler(transport: transport, rid: call.rid, callID: call.header.callID)
+        let handler = ClusterResultHandler(transport: transport, rid: call.rid, callerKey: call.caller.publicKey, callID: call.header.callID)
         if ContinuousClock.now - call.received > .microseconds(Int64(clamping: call.header.timeoutMicroseconds)) {
             return  // the caller has given up already
         }
@@ -286,15 +293,19 @@ public final class ClusterActorSystem: DistributedActorSystem, Sendable {
         /// Who may call `identifier` on `actor` (deny by default: a method its type does not list,
     /// or a type that lists none, is refused to everyone).
     private func accessRule(for identifier: String, on actor: any DistributedActor) -> AccessRule {
-        if let known = accessCache.withLock({ $0[identifier] }) { return known }
+        let actorType = type(of: actor)
+        let key = AccessKey(type: ObjectIdentifier(actorType), identifier: identifier)
+        if let known = accessCache.withLock({ $0[key] }) { return known }
         let full = demangledMethod(identifier)  // "CoordinatorActor.drain(Swift.String)"
         let short = selector(full)  // "drain(_:)"
-        let table = (type(of: actor) as? any AccessControlled.Type)?.access ?? [:]
+        // A method of another type sent to this actor is no method of it.
+        let ownType = full.split(separator: "(").first.map { $0.split(separator: ".").dropLast().last.map(String.init) ?? "" } ?? ""
+        let table = ownType == "\(actorType)" ? (actorType as? any AccessControlled.Type)?.access ?? [:] : [:]
         let name = full.split(separator: "(").first.map(String.init) ?? full
         let rule = AccessRule(method: name + String(short.drop { $0 != "(" }), roles: table[short] ?? [],
                               arity: short.filter { $0 == ":" }.count, generic: name.contains("<"))
         accessCache.withLock { cache in
-            if cache.count < 4096 { cache[identifier] = rule }
+            if cache.count < 4096 { cache[key] = rule }
         }
         return rule
     }

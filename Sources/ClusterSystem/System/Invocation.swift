@@ -121,12 +121,15 @@ public final class ClusterResultHandler: DistributedTargetInvocationResultHandle
     let transport: Transport
     /// The ROUTER connection the call came on: the answer goes back there and nowhere else.
     let rid: [UInt8]
+    /// The key of the caller (the answer goes only to a connection still holding its session).
+    let callerKey: String
     let callID: UInt64
     private let answered = Atomic<Bool>(false)
 
-    init(transport: Transport, rid: [UInt8], callID: UInt64) {
+    init(transport: Transport, rid: [UInt8], callerKey: String, callID: UInt64) {
         self.transport = transport
         self.rid = rid
+        self.callerKey = callerKey
         self.callID = callID
     }
 
@@ -159,7 +162,7 @@ public final class ClusterResultHandler: DistributedTargetInvocationResultHandle
         guard !answered.exchange(true, ordering: .acquiringAndReleasing) else { return }
         var parts = [ZMQMessage(envelope.wireBytes())]
         if let payload { parts.append(ZMQMessage(moving: payload)) }
-        transport.reply(to: rid, parts)
+        transport.reply(to: rid, caller: callerKey, parts)
     }
 }
 

@@ -61,6 +61,9 @@ final class InboundQueue: Sendable {
         }
     }
 
+    /// Calls queued or executing.
+    var outstanding: Int { state.withLock { $0.outstanding } }
+
     /// One call finished executing.
     /// - Returns: calls still outstanding.
     func done() -> Int {

@@ -64,6 +64,7 @@ final class Link: Sendable {
     let endpoint: String
     /// The CURVE key the node was dialled with ("" without CURVE).
     let serverKey: String
+    var key: Transport.LinkKey { Transport.LinkKey(endpoint: endpoint, serverKey: serverKey) }
     /// The socket's file descriptor, polled by the I/O thread.
     let fd: Int32
     /// Names this link's descriptor watch on the I/O thread.
@@ -82,27 +83,43 @@ final class Link: Sendable {
 /// This node's ROUTER: inbound calls arrive on it (read by the I/O thread) and their answers
 /// leave on it, to the connection each call came on (sent by the executing task, under the lock).
 final class RouterPort: Sendable {
-    /// Answers kept while a caller's queue is full; beyond this the oldest are dropped and logged
-    /// (their callers time out rather than this node's memory growing without bound).
-    static let outboxLimit = 4096
+    /// Answers kept for one caller whose queue is full; beyond this its newest are dropped and
+    /// logged (that caller times out rather than this node's memory growing without bound).
+    static let perConnectionLimit = 1024
+    /// Answers kept for all callers together.
+    static let totalLimit = 8192
 
     struct State {
         let socket: ZMQSocket
-        var outbox: [[ZMQMessage]] = []
+        /// Per connection, in order: a caller that does not read delays only its own answers.
+        var queued: [[UInt8]: [[ZMQMessage]]] = [:]
+        var queuedCount = 0
         var dropped = 0
         var closed = false
 
         /// Sends to the connection `rid` now, or keeps it for later. A connection that is gone
         /// (libzmq: no such peer) loses the message: its caller is gone too.
-        mutating func send(to rid: ZMQMessage, _ parts: [ZMQMessage]) {
+        mutating func send(to rid: [UInt8], _ parts: [ZMQMessage]) {
             guard !closed else { return }
-            let message = [rid] + parts
-            if !outbox.isEmpty || !trySend(message) {
-                if outbox.count >= RouterPort.outboxLimit {
-                    outbox.removeFirst()
-                    dropped += 1
-                }
-                outbox.append(message)
+            let message = [ZMQMessage(rid)] + parts
+            if queued[rid] == nil, trySend(message) { return }
+            guard (queued[rid]?.count ?? 0) < RouterPort.perConnectionLimit, queuedCount < RouterPort.totalLimit else {
+                dropped += 1
+                return
+            }
+            queued[rid, default: []].append(message)
+            queuedCount += 1
+        }
+
+        /// Sends what was kept, connection by connection, as far as each connection takes it.
+        mutating func retry() {
+            for rid in Array(queued.keys) {
+                var list = queued[rid] ?? []
+                var sent = 0
+                while sent < list.count, trySend(list[sent]) { sent += 1 }
+                list.removeFirst(sent)
+                queuedCount -= sent
+                queued[rid] = list.isEmpty ? nil : list
             }
         }
 

@@ -14,8 +14,9 @@ struct ZMQPayload: @unchecked Sendable {
 public enum PeerEvent: Sendable, Equatable {
     /// The handshake with a node this node dialled succeeded.
     case connected(NodeID)
-    /// A node this node dialled stopped answering (or refused us); its calls failed.
-    case unreachable(endpoint: String, node: NodeID?, reason: String)
+    /// A node this node dialled (at `endpoint` with CURVE key `publicKey`, "" without CURVE)
+    /// stopped answering, or refused us; its calls failed.
+    case unreachable(endpoint: String, publicKey: String, node: NodeID?, reason: String)
 }
 
 /// The node's messaging: one ROUTER that receives calls and sends their answers back on the
@@ -54,10 +55,18 @@ final class Transport: @unchecked Sendable {
     /// This node's ROUTER (nil for a pure client); set by `bind`.
     private(set) var router: RouterPort?
     private let calls = Guarded(Calls())
-    private let links = Guarded([String: Link]())
+    /// Links by the node they dial: its endpoint and the key it was dialled with (so a node
+    /// claiming another's endpoint with its own key can never displace that node's link).
+    private let links = Guarded([LinkKey: Link]())
+    /// The caller key of each open session, by connection: an answer goes out only if the
+    /// connection it is for still belongs to the key that made the call.
+    private let sessionKeys = Mutex<[[UInt8]: String]>([:])
     /// Who may connect, and as what (reloaded on SIGHUP). Nil: no CURVE, nobody is authenticated.
     private let authorized = Mutex<AuthorizedKeys?>(nil)
     private let nextWatchKey = Atomic<Int>(1)
+    /// Answers (replies, failures, pongs) that arrived on the ROUTER, where no answer belongs:
+    /// dropped, never matched to a call (tests: forged replies).
+    let strayAnswers = Atomic<Int>(0)
     /// Whether the ROUTER is paused because too many inbound calls are outstanding.
     let routerPaused = Atomic<Bool>(false)
 
@@ -67,7 +76,9 @@ final class Transport: @unchecked Sendable {
     /// When each caller's connection was last heard from; silent ones lose their session.
     private var sessionLiveness: PeerLiveness<[UInt8]>
     /// When each node this node dials was last heard from; silent ones are unreachable.
-    private var linkLiveness: PeerLiveness<String>
+    private var linkLiveness: PeerLiveness<LinkKey>
+    /// When a refused key was last logged (the ZAP handler logs each at most once a minute).
+    private var refusalsLogged: [String: ContinuousClock.Instant] = [:]
     /// Links' handshake monitors (an inproc PAIR per link, reporting CURVE refusals).
     private var monitors: [Int: SocketThread.Loop.SocketID] = [:]
 
@@ -77,6 +88,13 @@ final class Transport: @unchecked Sendable {
     }
 
     static let routerWatchKey = 0
+    /// How often a link that was refused says hello again (the operator may have fixed the keys).
+    static let refusedRetry: Duration = .seconds(5)
+
+    struct LinkKey: Hashable {
+        let endpoint: String
+        let serverKey: String
+    }
 
     init(configuration: ClusterActorSystem.Configuration, context: ZMQContext, thread: SocketThread, inbound: InboundQueue,
          events: AsyncStream<PeerEvent>.Continuation) {
@@ -154,12 +172,9 @@ final class Transport: @unchecked Sendable {
         }
         // One socket per endpoint, created and connected under the lock: two callers racing to
         // dial the same node must not both connect.
-        let (link, created, replaced) = try links.withLock { l throws -> (Link, Bool, Link?) in
-            var replaced: Link?
-            if let existing = l[endpoint] {
-                if existing.serverKey == (curve == nil ? "" : serverKey) { return (existing, false, nil) }
-                replaced = existing  // the node there now has another key (rotated, or replaced)
-            }
+        let key = LinkKey(endpoint: endpoint, serverKey: curve == nil ? "" : serverKey)
+        let (link, created) = try links.withLock { l throws -> (Link, Bool) in
+            if let existing = l[key] { return (existing, false) }
             let socket = try ZMQSocket(context, .dealer)
             let link: Link
             do {
@@ -181,10 +196,9 @@ final class Transport: @unchecked Sendable {
                 socket.close()
                 throw error
             }
-            l[endpoint] = link
-            return (link, true, replaced)
+            l[key] = link
+            return (link, true)
         }
-        if let replaced { thread.enqueue { [self] _ in forget(replaced) } }
         if created {
             mutate(link) { s in sendHello(&s) }
             thread.enqueue { [self] loop in
@@ -246,8 +260,8 @@ final class Transport: @unchecked Sendable {
             return
         }
         let deadline = ContinuousClock.now + timeout
-        let refusal = calls.withLock { c -> RemoteCallError? in
-            if c.cancelledBeforeStart.remove(callID) != nil { return nil }
+        let refusal = calls.withLock { c -> Error? in
+            if c.cancelledBeforeStart.remove(callID) != nil { return CancellationError() }
             if c.shuttingDown { return error(.shutdown, actor: actor, method: method, "the local actor system is shutting down") }
             c.pending[callID] = Pending(continuation: continuation, link: link, actor: actor, method: method, deadline: deadline)
             if deadline < c.earliestDeadline { c.earliestDeadline = deadline }
@@ -267,6 +281,8 @@ final class Transport: @unchecked Sendable {
                 return (.unreachable, reason)
             case .refused(let reason):
                 return (.refused, reason)
+            case _ where s.closed:
+                return (.unreachable, "the link to \(link.endpoint) was closed")
             case .connecting, .established:
                 if case .connecting = s.phase, s.handshake.state == .idle { sendHello(&s) }
                 s.waiting.append(Link.Waiting(callID: callID, header: header, payload: payload))
@@ -327,6 +343,10 @@ final class Transport: @unchecked Sendable {
         do {
             let link = try self.link(to: endpoint, serverKey: serverKey)
             let node = mutate(link) { s -> NodeID? in
+                if s.closed {
+                    continuation.resume(throwing: RemoteCallError(code: .unreachable, node: endpoint, actor: "", method: "connect", message: "the link was closed"))
+                    return nil
+                }
                 switch s.phase {
                 case .established(let node): return node
                 case .refused, .unreachable:
@@ -346,9 +366,9 @@ final class Transport: @unchecked Sendable {
         }
     }
 
-    /// Fails connects to `endpoint` still waiting after `timeout`.
-    func connectTimedOut(_ endpoint: String, after timeout: Duration) {
-        guard let link = links.withLock({ $0[endpoint] }) else { return }
+    /// Fails connects to `endpoint` (dialled with `serverKey`) still waiting after `timeout`.
+    func connectTimedOut(_ endpoint: String, serverKey: String, after timeout: Duration) {
+        guard let link = links.withLock({ $0[LinkKey(endpoint: endpoint, serverKey: curve == nil ? "" : serverKey)] }) else { return }
         let (waiters, reason) = link.state.withLock { s -> ([UnsafeContinuation<NodeID, Error>], String) in
             defer { s.connectWaiters.removeAll() }
             if case .refused(let r) = s.phase { return (s.connectWaiters, r) }
@@ -368,7 +388,7 @@ final class Transport: @unchecked Sendable {
             }
             guard let parts else { return }
             guard let first = parts.first, let envelope = decodeEnvelope(first, from: link.endpoint) else { continue }
-            if case .established = link.state.withLock({ $0.phase }) { linkLiveness.heard(from: link.endpoint, at: now) }
+            if case .established = link.state.withLock({ $0.phase }) { linkLiveness.heard(from: link.key, at: now) }
             switch envelope {
             case .handshake(let message):
                 linkHandshake(message, link: link)
@@ -426,7 +446,7 @@ final class Transport: @unchecked Sendable {
     /// The node at the end of `link` said welcome: mark the link established (failing calls
     /// addressed to a previous incarnation), send waiting calls, wake connects.
     private func established(_ node: NodeID, link: Link) {
-        linkLiveness.heard(from: link.endpoint, at: .now)
+        linkLiveness.heard(from: link.key, at: .now)
         let (waiters, stale, wasConnected) = mutate(link) { s -> ([UnsafeContinuation<NodeID, Error>], [UInt64], Bool) in
             let previous = s.node
             s.phase = .established(node)
@@ -453,11 +473,11 @@ final class Transport: @unchecked Sendable {
             defer { s.connectWaiters.removeAll() }
             return (s.connectWaiters, Array(s.inFlight) + s.waiting.map(\.callID), already)
         }
-        linkLiveness.forget(link.endpoint)
+        linkLiveness.forget(link.key)
         if !already { logger.error("refused by a node", metadata: ["peer": "\(link.endpoint)", "reason": "\(reason)"]) }
         for id in doomed { fail(id, .refused, reason) }
         for w in waiters { w.resume(throwing: RemoteCallError(code: .refused, node: link.endpoint, actor: "", method: "connect", message: reason)) }
-        if !already { events.yield(.unreachable(endpoint: link.endpoint, node: nil, reason: reason)) }
+        if !already { events.yield(.unreachable(endpoint: link.endpoint, publicKey: link.serverKey, node: nil, reason: reason)) }
     }
 
     /// The callee no longer knows this node (it restarted at the same endpoint, or dropped the
@@ -537,6 +557,7 @@ final class Transport: @unchecked Sendable {
         case .cancel(let callID):
             _ = inbound.cancel(rid: rid, callID: callID)
         case .pong, .reply, .failure, .handshake:
+            strayAnswers.add(1, ordering: .relaxed)
             logger.warning("dropped a message a caller never sends", metadata: ["peer": "\(session.caller.node)", "kind": "\(envelope.kind)"])
         }
     }
@@ -554,11 +575,13 @@ final class Transport: @unchecked Sendable {
             guard let caller = check.caller else { return }
             let known = sessions[rid]?.caller == caller
             sessions[rid] = Session(caller: caller)
+            sessionKeys.withLock { $0[rid] = caller.publicKey }
             sessionLiveness.heard(from: rid, at: .now)
             answer(rid, [ZMQMessage(Envelope.handshake(welcome).wireBytes())])
             if !known { logger.info("session opened", metadata: ["peer": "\(node)", "as": "\(caller)", "roles": "\(caller.roles.map(\.rawValue).sorted())"]) }
         case .refuse(let refusal, let reason):
             sessions[rid] = nil
+            sessionKeys.withLock { $0[rid] = nil }
             sessionLiveness.forget(rid)
             logger.error("refused a node", metadata: ["peer": "\(claimed)", "reason": "\(reason)"])
             if let refusal { answer(rid, [ZMQMessage(Envelope.handshake(refusal).wireBytes())]) }
@@ -569,14 +592,20 @@ final class Transport: @unchecked Sendable {
 
     /// Sends on the ROUTER to the connection `rid` (I/O thread).
     private func answer(_ rid: [UInt8], _ parts: [ZMQMessage]) {
-        router?.state.withLock { $0.send(to: ZMQMessage(rid), parts) }
+        router?.state.withLock { $0.send(to: rid, parts) }
     }
 
-    /// Sends an executed call's answer to the connection it came on (any thread).
-    func reply(to rid: [UInt8], _ parts: [ZMQMessage]) {
+    /// Sends an executed call's answer to the connection it came on (any thread) — only if that
+    /// connection still has a session of the key that made the call: a connection that took over
+    /// a closed one's routing id never receives its answers.
+    func reply(to rid: [UInt8], caller key: String, _ parts: [ZMQMessage]) {
         guard let router else { return }
+        guard sessionKeys.withLock({ $0[rid] }) == key else {
+            logger.notice("dropped an answer: the caller's connection is gone", metadata: ["bytes": "\(parts.reduce(0) { $0 + $1.count })"])
+            return
+        }
         let pending = router.state.withLock { s -> Bool in
-            s.send(to: ZMQMessage(rid), parts)
+            s.send(to: rid, parts)
             return !s.closed && s.socket.hasInput
         }
         if pending { thread.enqueue { [self] _ in drainRouter() } }
@@ -606,6 +635,7 @@ final class Transport: @unchecked Sendable {
                     sessions[rid] = Session(caller: Caller(node: caller.node, name: caller.name, publicKey: caller.publicKey, roles: grant.roles))
                 } else {
                     sessions[rid] = nil
+                    sessionKeys.withLock { $0[rid] = nil }
                     sessionLiveness.forget(rid)
                     closed += 1
                     logger.notice("closed the session of a key no longer authorized", metadata: ["peer": "\(caller.node)", "as": "\(caller)"])
@@ -632,13 +662,14 @@ final class Transport: @unchecked Sendable {
         for id in expired { fail(id, .timedOut, "no reply within the call's timeout") }
 
         for rid in sessionLiveness.expire(at: now) {
+            sessionKeys.withLock { $0[rid] = nil }
             if let session = sessions.removeValue(forKey: rid) {
                 logger.info("caller went away", metadata: ["peer": "\(session.caller.node)"])
             }
         }
 
-        for endpoint in linkLiveness.expire(at: now) {
-            guard let link = links.withLock({ $0[endpoint] }) else { continue }
+        for key in linkLiveness.expire(at: now) {
+            guard let link = links.withLock({ $0[key] }) else { continue }
             let reason = "no answer for more than \(options.unreachableAfter)"
             let lost = link.state.withLock { s -> (NodeID, [UInt64])? in
                 guard case .established(let node) = s.phase else { return nil }
@@ -648,12 +679,12 @@ final class Transport: @unchecked Sendable {
             guard let (node, doomed) = lost else { continue }
             for id in doomed { fail(id, .unreachable, "\(node) is unreachable: \(reason)") }
             logger.error("node unreachable", metadata: ["peer": "\(node)", "reason": "\(reason)"])
-            events.yield(.unreachable(endpoint: link.endpoint, node: node, reason: reason))
+            events.yield(.unreachable(endpoint: link.endpoint, publicKey: link.serverKey, node: node, reason: reason))
         }
 
         if let router {
             let more = router.state.withLock { s -> Bool in
-                while let message = s.outbox.first, s.trySend(message) { s.outbox.removeFirst() }
+                s.retry()
                 if s.dropped > 0 {
                     logger.warning("dropped answers to callers that did not read them", metadata: ["dropped": "\(s.dropped)"])
                     s.dropped = 0
@@ -662,6 +693,9 @@ final class Transport: @unchecked Sendable {
             }
             if more { drainRouter() }  // a safety net for a readiness signal consumed by a send
         }
+
+        // The executors finished every call before the pause was seen: nobody asked to resume.
+        if routerPaused.load(ordering: .relaxed), inbound.outstanding <= options.inboundQueueLimit / 2 { resumeRouter() }
 
         for link in links.withLock({ Array($0.values) }) {
             let more = link.state.withLock { s -> Bool in
@@ -678,7 +712,10 @@ final class Transport: @unchecked Sendable {
                     if let at = s.helloSentAt, now - at < options.heartbeatInterval * 5 { break }
                     sendHello(&s)
                 case .refused:
-                    break
+                    // The operator may have fixed the keys (SIGHUP there): try again now and then.
+                    if let at = s.helloSentAt, now - at < Self.refusedRetry { break }
+                    s.phase = .connecting
+                    sendHello(&s)
                 }
                 return !s.closed && s.socket.hasInput
             }
@@ -689,19 +726,20 @@ final class Transport: @unchecked Sendable {
     /// Closes a link and drops every trace of it (I/O thread).
     private func forget(_ link: Link) {
         links.withLock { l in
-            if l[link.endpoint] === link { l[link.endpoint] = nil }
+            if l[link.key] === link { l[link.key] = nil }
         }
         loop.unwatch(key: link.watchKey)
         if let monitor = monitors.removeValue(forKey: link.watchKey) { loop.close(monitor) }
-        linkLiveness.forget(link.endpoint)
+        linkLiveness.forget(link.key)
         let (doomed, waiters) = link.state.withLock { s -> ([UInt64], [UnsafeContinuation<NodeID, Error>]) in
             s.closed = true
+            s.phase = .refused("the link was closed")
             s.socket.close()
             defer { s.connectWaiters.removeAll() }
             return (Array(s.inFlight) + s.waiting.map(\.callID), s.connectWaiters)
         }
-        for id in doomed { fail(id, .unreachable, "the link to \(link.endpoint) was replaced (the node's key changed)") }
-        for w in waiters { w.resume(throwing: RemoteCallError(code: .unreachable, node: link.endpoint, actor: "", method: "connect", message: "the link was replaced")) }
+        for id in doomed { fail(id, .unreachable, "the link to \(link.endpoint) was closed") }
+        for w in waiters { w.resume(throwing: RemoteCallError(code: .unreachable, node: link.endpoint, actor: "", method: "connect", message: "the link was closed")) }
     }
 
     // MARK: Shutdown
@@ -717,6 +755,7 @@ final class Transport: @unchecked Sendable {
             loop.unwatch(key: link.watchKey)
             let waiters = link.state.withLock { s -> [UnsafeContinuation<NodeID, Error>] in
                 s.closed = true
+                s.phase = .refused("the local actor system is shutting down")
                 s.socket.close()
                 defer { s.connectWaiters.removeAll() }
                 return s.connectWaiters
@@ -767,8 +806,15 @@ final class Transport: @unchecked Sendable {
             let grant = key.flatMap { k in authorized.withLock { $0?.grant(for: k) } }
             let ok = mechanism == "CURVE" && grant != nil
             if !ok {
-                logger.error("refused a connection whose key is not authorized",
-                             metadata: ["address": "\(address)", "mechanism": "\(mechanism)", "key": "\(key.map { String($0.prefix(8)) + "…" } ?? "none")"])
+                // Once per key and minute: a refused peer keeps reconnecting.
+                let shown = key.map { String($0.prefix(8)) + "…" } ?? "none"
+                let now = ContinuousClock.now
+                if refusalsLogged[shown].map({ now - $0 > .seconds(60) }) ?? true {
+                    if refusalsLogged.count > 1024 { refusalsLogged.removeAll() }
+                    refusalsLogged[shown] = now
+                    logger.error("refused a connection whose key is not authorized",
+                                 metadata: ["address": "\(address)", "mechanism": "\(mechanism)", "key": "\(shown)"])
+                }
             }
             _ = try? socket.send([Array("1.0".utf8), requestID, Array((ok ? "200" : "400").utf8), Array((ok ? "OK" : "not authorized").utf8),
                                   Array((ok ? key ?? "" : "").utf8), []])
