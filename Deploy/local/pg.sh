@@ -4,6 +4,7 @@
 #   pg.sh url [DIR]     prints the URL of the running server
 #   pg.sh status [DIR]  exit 0 when running
 #   pg.sh stop [DIR]    stops it (data is kept)
+#   pg.sh restart [DIR] stops it and starts it again on the same port (fault tests)
 # DIR defaults to .churngrid/pg in the project. The cluster belongs to the `postgres` user when
 # run as root (initdb refuses root), listens on 127.0.0.1 only, on a free port, trust auth.
 # It is tuned for disposable data (fsync off): never point it at data you need to keep.
@@ -30,7 +31,8 @@ case "$cmd" in
       as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 \
         || { echo "pg.sh: initdb failed, see $dir/initdb.log" >&2; cat "$dir/initdb.log" >&2; exit 1; }
     fi
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    if [ "${PG_SAME_PORT:-0}" = 1 ] && [ -f "$dir/port" ]; then port=$(cat "$dir/port"); else
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); fi
     echo "$port" >"$dir/port"
     mkdir -p "$dir/sock"; [ "$(id -u)" = 0 ] && chown postgres "$dir/sock" "$dir/port"
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o \
@@ -42,5 +44,7 @@ case "$cmd" in
   url) running || { echo "pg.sh: not running ($dir)" >&2; exit 1; }; url ;;
   status) running ;;
   stop) if running; then as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null; fi ;;
+  restart) if running; then as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null; fi
+    PG_SAME_PORT=1 exec "$0" start "$dir" ;;
   *) echo "usage: pg.sh start|url|status|stop [DIR]" >&2; exit 2 ;;
 esac

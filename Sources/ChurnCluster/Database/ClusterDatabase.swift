@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Postgres
 import ProfileDatabase
 import SubscriberProfiles
@@ -8,15 +9,34 @@ import SubscriberProfiles
 /// everything, the others only write job scores, so several shards are written at once.
 final class ClusterDatabase: @unchecked Sendable {
     // @unchecked: each connection is only used inside its own thread's `run`, which serialises it.
-    private let connections: [(connection: PostgresConnection, thread: BlockingThread)]
+    private let connections: [Slot]
     let url: String
+    private let logger: Logger
+
+    /// One connection and the thread that uses it. A connection the server dropped (a PostgreSQL
+    /// restart, a failover) is opened again on its next use, so the coordinator recovers by itself.
+    final class Slot: @unchecked Sendable {
+        // @unchecked: `connection` is read and replaced only on `thread`.
+        var connection: PostgresConnection
+        let thread: BlockingThread
+        /// Reconnections made (tests and logs: a fault test asserts the fault happened).
+        var reconnects = 0
+
+        init(connection: PostgresConnection, thread: BlockingThread) {
+            self.connection = connection
+            self.thread = thread
+        }
+    }
+
+    /// Connections opened again after the server dropped them, over all slots.
+    var reconnects: Int { connections.reduce(0) { $0 + $1.reconnects } }
 
     /// Connections that write scores (the first included).
     var writers: Int { connections.count }
 
     /// Connects `connections` times and brings the schema up to date.
-    static func open(url: String, connections: Int = 2) async throws -> ClusterDatabase {
-        var opened: [(PostgresConnection, BlockingThread)] = []
+    static func open(url: String, connections: Int = 2, logger: Logger) async throws -> ClusterDatabase {
+        var opened: [Slot] = []
         for i in 0..<max(1, connections) {
             // Below normal priority: encoding COPY rows is bulk work; the coordinator's query
             // routing goes first.
@@ -26,12 +46,13 @@ final class ClusterDatabase: @unchecked Sendable {
                 if i == 0 { _ = try ProfileSchema.migrate(c) }
                 return UncheckedConnection(connection: c)
             }
-            opened.append((c.connection, thread))
+            opened.append(Slot(connection: c.connection, thread: thread))
         }
-        return ClusterDatabase(connections: opened, url: url)
+        return ClusterDatabase(connections: opened, url: url, logger: logger)
     }
 
-    private init(connections: [(connection: PostgresConnection, thread: BlockingThread)], url: String) {
+    private init(connections: [Slot], url: String, logger: Logger) {
+        self.logger = logger
         self.connections = connections
         self.url = url
     }
@@ -41,9 +62,18 @@ final class ClusterDatabase: @unchecked Sendable {
     }
 
     private func run<T: Sendable>(on index: Int = 0, _ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
-        let (connection, thread) = connections[index % connections.count]
-        let c = UncheckedConnection(connection: connection)
-        return try await thread.run { try body(c.connection) }
+        let slot = connections[index % connections.count]
+        let url = url, logger = logger
+        return try await slot.thread.run {
+            if !slot.connection.isOpen {
+                // Throws the connection error (naming the server, never the password) while the
+                // server is still away; the next call tries again.
+                slot.connection = try PostgresConnection(url: url)
+                slot.reconnects += 1
+                logger.notice("reconnected to PostgreSQL", metadata: ["server": "\(slot.connection.endpoint)", "reconnects": "\(slot.reconnects)"])
+            }
+            return try body(slot.connection)
+        }
     }
 
     // MARK: Cluster and shard map
@@ -207,12 +237,14 @@ final class ClusterDatabase: @unchecked Sendable {
                     INSERT INTO scoring_job_summaries (job_id, subscribers, mean_probability, deciles, histogram, per_band, per_region)
                     VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb)
                     """, parameters)
-                try c.execute("""
+                // Only a running job is published (never one that a restarted coordinator failed).
+                let updated = try c.query("""
                     UPDATE scoring_jobs SET state = 'completed', finished_at = now(),
                         shards_done = (SELECT count(*) FROM scoring_job_shards WHERE job_id = \(job)),
                         subscribers = (SELECT coalesce(sum(subscribers), 0) FROM scoring_job_shards WHERE job_id = \(job))
-                    WHERE id = \(job)
-                    """)
+                    WHERE id = \(job) AND state = 'running' RETURNING id
+                    """).rows.count
+                guard updated == 1 else { throw ClusterError("job \(job) is no longer running: not published") }
                 try c.execute("""
                     INSERT INTO churngrid_published (job_id) VALUES (\(job))
                     ON CONFLICT (singleton) DO UPDATE SET job_id = EXCLUDED.job_id, published_at = now()
@@ -231,12 +263,24 @@ final class ClusterDatabase: @unchecked Sendable {
         }
     }
 
-    /// Marks a job failed and drops its partial scores: nothing of it is ever published.
-    func fail(job: Int64, reason: String) async throws {
+    /// Marks a running job failed and drops its partial scores, in one transaction: nothing of it
+    /// is ever published. A job that is no longer running (published already, or failed) is left
+    /// as it is — its partition too.
+    /// - Returns: whether the job was still running.
+    @discardableResult
+    func fail(job: Int64, reason: String) async throws -> Bool {
         try await run { c in
-            try c.query("UPDATE scoring_jobs SET state = 'failed', finished_at = now(), error = $2 WHERE id = $1 AND state = 'running'",
-                        [String(job), reason])
-            try c.execute("DROP TABLE IF EXISTS churn_scores_job_\(job)")
+            try c.execute("BEGIN")
+            do {
+                let matched = try c.query("UPDATE scoring_jobs SET state = 'failed', finished_at = now(), error = $2 WHERE id = $1 AND state = 'running' RETURNING id",
+                                          [String(job), reason]).rows.count == 1
+                if matched { try c.execute("DROP TABLE IF EXISTS churn_scores_job_\(job)") }
+                try c.execute("COMMIT")
+                return matched
+            } catch {
+                try? c.execute("ROLLBACK")
+                throw error
+            }
         }
     }
 

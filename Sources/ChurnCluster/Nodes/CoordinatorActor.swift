@@ -70,6 +70,8 @@ public distributed actor CoordinatorActor {
     /// Shards whose owner has loaded them (queries and jobs go there).
     private var ready: Set<Int> = []
     private var run: Run?
+    /// Failed jobs whose state could not be written (the database was away), by id.
+    private var unrecordedFailures: [Int64: String] = [:]
     /// Shards being loaded by their new owner right now.
     private var moving = 0
     /// The member whose shards are moving away before it leaves (membership changes run one at
@@ -415,6 +417,7 @@ public distributed actor CoordinatorActor {
             throw ClusterError("job \(run.status.id) is still running (\(run.status.shardsDone)/\(run.status.shardCount) shards)")
         }
         guard !members.isEmpty else { throw ClusterError("no workers have joined yet") }
+        await writeUnrecordedFailures()
         let id = try await database.startJob(modelVersion: model.version, shardCount: map.shardCount)
         run = Run(status: JobStatus(id: id, state: "running", modelVersion: model.version, shardsDone: 0, shardCount: map.shardCount,
                                     subscribers: 0, seconds: 0, retries: 0, error: nil), started: .now)
@@ -562,24 +565,45 @@ public distributed actor CoordinatorActor {
     }
 
     private func finish(job id: Int64, failure: String?, summary: JobSummary) async {
-        do {
-            if let failure {
-                try await database.fail(job: id, reason: failure)
-                run?.status.state = "failed"
-                run?.status.error = failure
-                logger.error("rescoring failed; nothing published", metadata: ["job": "\(id)", "error": "\(failure)"])
-            } else {
+        if let failure {
+            run?.status.state = "failed"
+            run?.status.error = failure
+            logger.error("rescoring failed; nothing published", metadata: ["job": "\(id)", "error": "\(failure)"])
+            await recordFailure(job: id, reason: failure)
+        } else {
+            do {
                 try await database.publish(job: id, summary: summary)
                 run?.status.state = "completed"
                 logger.info("rescoring completed and published", metadata: ["job": "\(id)"])
+            } catch {
+                run?.status.state = "failed"
+                run?.status.error = "publishing failed: \(error)"
+                logger.error("publishing failed; nothing published", metadata: ["job": "\(id)", "error": "\(error)"])
+                await recordFailure(job: id, reason: "publishing failed: \(error)")
             }
-        } catch {
-            try? await database.fail(job: id, reason: "publishing failed: \(error)")
-            run?.status.state = "failed"
-            run?.status.error = "publishing failed: \(error)"
-            logger.error("publishing failed; nothing published", metadata: ["job": "\(id)", "error": "\(error)"])
         }
         if let r = run { run?.status.seconds = seconds(ContinuousClock.now - r.started) }
+    }
+
+    /// Writes a job's failure (guarded: a job that is no longer running keeps its state and its
+    /// scores). While the database is away the failure is kept and written before the next job
+    /// starts, or when `status` is asked — never lost, never left 'running'.
+    private func recordFailure(job id: Int64, reason: String) async {
+        unrecordedFailures[id] = reason
+        await writeUnrecordedFailures()
+    }
+
+    private func writeUnrecordedFailures() async {
+        for (job, reason) in unrecordedFailures.sorted(by: { $0.key < $1.key }) {
+            do {
+                try await database.fail(job: job, reason: reason)
+                unrecordedFailures[job] = nil
+            } catch {
+                logger.warning("a failed job's state cannot be written yet; it will be written once the database is back",
+                               metadata: ["job": "\(job)", "error": "\(error)"])
+                return
+            }
+        }
     }
 
     // MARK: Queries and status
@@ -616,6 +640,7 @@ public distributed actor CoordinatorActor {
 
     /// Nodes, shards, memory, model, epoch and the current or last job.
     public distributed func status() async -> ClusterStatus {
+        if !unrecordedFailures.isEmpty { await writeUnrecordedFailures() }
         var workers: [WorkerStatus] = [], silent: [String] = []
         for (name, member) in members.sorted(by: { $0.key < $1.key }) {
             do {

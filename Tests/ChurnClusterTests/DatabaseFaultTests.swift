@@ -1,0 +1,83 @@
+import ChurnCluster
+import ClusterSystem
+import Foundation
+import Logging
+import Postgres
+import ProfileDatabase
+import SubscriberProfiles
+import Testing
+import TestSupport
+
+/// The cluster's own PostgreSQL (a private server of this test, not the shared one) stopped while
+/// a job runs, then started again: the coordinator reconnects by itself, the failed job's state is
+/// written once the database is back (never left 'running'), and the next job is exactly once.
+@Suite("PostgreSQL going away during a job", .serialized)
+struct DatabaseFaultTests {
+    static let model = TestDatabase.packageRoot.appendingPathComponent("models/churn-default.json").path
+    static let script = TestDatabase.packageRoot.appendingPathComponent("Deploy/local/pg.sh").path
+
+    @Test("stopped mid-job: the job fails with the reason, the coordinator reconnects, the failure is recorded once the server is back, the next job is exactly once")
+    func restartMidJob() async throws {
+        let dir = "/tmp/churngrid-test-\(getpid())-pg-fault"
+        let (status, output) = await runCommand("bash \(shellQuoted(Self.script)) start \(shellQuoted(dir)) 2>&1")
+        try #require(status == 0, "\(output)")
+        defer { Task { _ = await runCommand("bash \(shellQuoted(Self.script)) stop \(shellQuoted(dir))") } }
+        let url = try #require(output.split(separator: "\n").last.map(String.init))
+        let n = 200_000
+        try await onOwnThread {
+            _ = try BaseLoader(connection: try PostgresConnection(url: url)).load(SyntheticBase(seed: 11), count: n) { _ in }
+        }
+        var logger = Logger(label: "test.pg-fault")
+        logger.logLevel = .warning
+        let logs = "/tmp/churngrid-test-\(getpid())-pg-fault-logs"
+        let cluster = try await LocalCluster.start(executable: try churngridExecutable(), postgresURL: url, model: Self.model, workers: 2, threads: 1,
+                                                   shards: 256, logDirectory: logs, logger: logger)
+        defer { cluster.stop() }
+        let client = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: logger)
+        defer { Task { await client.close() } }
+
+        // The server stops once the job has written its first shards.
+        let first = try await client.coordinator.startRescore()
+        var stoppedMidJob = false
+        for _ in 0..<3000 {
+            guard let job = try await client.coordinator.job() else { break }
+            if job.state != "running" { break }
+            if job.shardsDone >= 1 {
+                _ = await runCommand("bash \(shellQuoted(Self.script)) stop \(shellQuoted(dir))")
+                stoppedMidJob = job.state == "running"
+                break
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        try #require(stoppedMidJob, "the job ended before the server could be stopped under it")
+        var failed: JobStatus?
+        for _ in 0..<600 {
+            if let job = try await client.coordinator.job(), job.id == first, job.state != "running" { failed = job; break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(failed?.state == "failed", "\(String(describing: failed))")
+        #expect(failed?.error?.isEmpty == false)
+
+        // The server comes back (same port); asking the status writes the recorded failure.
+        let (restarted, text) = await runCommand("PG_SAME_PORT=1 bash \(shellQuoted(Self.script)) start \(shellQuoted(dir)) 2>&1")
+        #expect(restarted == 0, "\(text)")
+        _ = try await client.coordinator.status()
+        let db = try PostgresConnection(url: url)
+        let row = try db.query("SELECT state, error FROM scoring_jobs WHERE id = $1", [String(first)]).rows.first
+        #expect(row?[0] == "failed", "job \(first) is \(String(describing: row?[0]))")
+        #expect(try db.query("SELECT count(*) FROM pg_tables WHERE tablename = $1", ["churn_scores_job_\(first)"]).scalar == "0")
+
+        // The next job runs on the reconnected coordinator and scores everyone exactly once.
+        let second = try await client.coordinator.startRescore()
+        var done: JobStatus?
+        for _ in 0..<1200 {
+            if let job = try await client.coordinator.job(), job.id == second, job.state != "running" { done = job; break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(done?.state == "completed", "\(String(describing: done))")
+        let counts = try db.query("SELECT count(*), count(DISTINCT subscriber_id) FROM churn_scores_current").rows.first
+        #expect(counts?[0] == String(n) && counts?[1] == String(n), "\(String(describing: counts))")
+        let log = (try? String(contentsOfFile: cluster.logPath("coordinator"), encoding: .utf8)) ?? ""
+        #expect(log.contains("reconnected to PostgreSQL"), "the coordinator reconnected (the fault happened)")
+    }
+}
