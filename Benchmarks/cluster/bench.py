@@ -39,6 +39,8 @@ def main():
     os.chdir(ROOT)
     pgdir = os.path.join(ROOT, ".churngrid/pg-bench")
     url = sh("bash", "Deploy/local/pg.sh", "start", pgdir).strip().splitlines()[-1]
+    # Every churngrid process (coordinator, workers) reads its own PostgreSQL settings.
+    os.environ["CHURNGRID_POSTGRES_URL"] = url
     procs = []
     try:
         have = None

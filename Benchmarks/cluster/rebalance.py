@@ -71,6 +71,8 @@ def main():
     os.chdir(ROOT)
     pgdir = os.path.join(ROOT, ".churngrid/pg-bench")
     url = sh("bash", "Deploy/local/pg.sh", "start", pgdir).strip().splitlines()[-1]
+    # Every churngrid process (coordinator, workers) reads its own PostgreSQL settings.
+    os.environ["CHURNGRID_POSTGRES_URL"] = url
     have = int(sh("psql", url, "-qAtX", "-c", "SELECT count(*) FROM subscriber_profiles").strip() or 0)
     if have != a.subscribers:
         print(f"generating {a.subscribers:,} subscribers …", flush=True)

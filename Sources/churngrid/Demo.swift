@@ -17,7 +17,7 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Worker processes.")
     var workers = 2
 
-    @Option(help: "PostgreSQL URL (default: a private server under .churngrid/pg, started and stopped here).")
+    @Option(help: "PostgreSQL URL without a password (PGPASSWORD or PGPASSFILE; default: a private server under .churngrid/pg, started and stopped here).")
     var postgres: String?
 
     @Option(help: "Model file.")
@@ -38,7 +38,7 @@ struct DemoCommand: AsyncParsableCommand {
         let say: (String) -> Void = { line in if json { FileHandle.standardError.write(Data((line + "\n").utf8)) } else { print(line) } }
         try await reportingClusterErrors {
             let ownDatabase = postgres == nil
-            let url = try postgres ?? startPrivatePostgres()
+            let url = try postgres.map { try postgresURL(option: $0) } ?? startPrivatePostgres()
             say("ChurnGrid demo: \(subscribers) subscribers, \(workers) workers, PostgreSQL \(PostgresConnection.redacted(url))")
 
             say("\n[1/5] Generating the synthetic base into subscriber_profiles")

@@ -31,7 +31,7 @@ struct Generate: ParsableCommand {
         let bar = ProgressBar(label: "generating", total: subscribers)
         if let postgres {
             try reportingErrors {
-                let connection = try PostgresConnection(url: postgres)
+                let connection = try PostgresConnection(url: try postgresURL(option: postgres))
                 let report = try BaseLoader(connection: connection).load(base, count: subscribers) { p in
                     bar.update(p.rows, seconds: p.seconds)
                 }

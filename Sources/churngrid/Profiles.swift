@@ -15,12 +15,12 @@ struct ProfilesCommand: ParsableCommand {
     struct Migrate: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create or upgrade ChurnGrid's tables.")
 
-        @Option(help: "PostgreSQL URL.")
-        var postgres: String
+        @Option(help: "PostgreSQL URL without a password (PGPASSWORD or PGPASSFILE). Default: CHURNGRID_POSTGRES_URL.")
+        var postgres: String?
 
         func run() throws {
             try reportingErrors {
-                let applied = try ProfileSchema.migrate(try PostgresConnection(url: postgres))
+                let applied = try ProfileSchema.migrate(try PostgresConnection(url: try postgresURL(option: postgres)))
                 print(applied.isEmpty ? "schema up to date" : "applied migrations \(applied.map(String.init).joined(separator: ", "))")
             }
         }
@@ -33,13 +33,13 @@ struct ProfilesCommand: ParsableCommand {
         @Option(help: "CSV file with a header.")
         var input: String
 
-        @Option(help: "PostgreSQL URL.")
-        var postgres: String
+        @Option(help: "PostgreSQL URL without a password (PGPASSWORD or PGPASSFILE). Default: CHURNGRID_POSTGRES_URL.")
+        var postgres: String?
 
         func run() throws {
             try reportingErrors {
                 let file = try ProfileImport(path: input)
-                let report = try file.upsert(into: try PostgresConnection(url: postgres))
+                let report = try file.upsert(into: try PostgresConnection(url: try postgresURL(option: postgres)))
                 print("\(report.inserted) subscribers added, \(report.updated) updated")
             }
         }
@@ -49,8 +49,8 @@ struct ProfilesCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Load shards' profiles into memory as a worker does, and report speed and memory.")
 
-        @Option(help: "PostgreSQL URL.")
-        var postgres: String
+        @Option(help: "PostgreSQL URL without a password (PGPASSWORD or PGPASSFILE). Default: CHURNGRID_POSTGRES_URL.")
+        var postgres: String?
 
         @Option(help: "Shards in the cluster.")
         var shardCount: Int = 1024
@@ -77,7 +77,7 @@ struct ProfilesCommand: ParsableCommand {
             }
             try reportingErrors {
                 let before = processResidentBytes()
-                let (stores, report) = try ProfileLoader(url: postgres).load(shards: list, shardCount: shardCount, streams: streams)
+                let (stores, report) = try ProfileLoader(url: try postgresURL(option: postgres)).load(shards: list, shardCount: shardCount, streams: streams)
                 let after = processResidentBytes()
                 let held = stores.values.reduce(0) { $0 + $1.residentBytes }
                 let rows = max(report.rows, 1)
