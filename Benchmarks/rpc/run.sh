@@ -26,4 +26,5 @@ rows = [
 print(f"{'':24}{'raw libzmq':>12}{'call plain':>12}{'ratio':>8}{'call CURVE':>12}{'CURVE/plain':>13}")
 for name, raw, call in rows:
     print(f"{name:24}{r[raw]:12.2f}{r[call]:12.2f}{r[call] / r[raw]:7.2f}×{c[call]:12.2f}{c[call] / r[call]:12.2f}×")
+print(f"an unlisted key refused after {c.get('refusal_p50_ms', float('nan')):.1f} ms (median), {c.get('refusal_max_ms', float('nan')):.1f} ms (worst of 20)")
 PY

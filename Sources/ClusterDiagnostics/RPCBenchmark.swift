@@ -27,6 +27,10 @@ public enum RPCBenchmark {
 
     /// The figures; raw_* are libzmq's DEALER→ROUTER echo, call_* ChurnGrid's distributed call.
     public struct Result: Codable, Sendable {
+        /// With CURVE: how long a node whose key the server does not list waits for its refusal
+        /// (a fresh node per attempt, connect to error), median and worst of the attempts.
+        public var refusal_p50_ms: Double?
+        public var refusal_max_ms: Double?
         public var raw_p50_us: Double
         public var raw_p99_us: Double
         public var raw_p999_us: Double
@@ -51,6 +55,26 @@ public enum RPCBenchmark {
     ///   - client: this process's node.
     ///   - server: the probe node's call endpoint; `rawEcho` its raw echo endpoint.
     ///   - progress: called with a line per finished step.
+    /// Times the refusal of `attempts` nodes with unlisted keys at the CURVE server `server`.
+    /// - Returns: the milliseconds each waited for its `.refused` error (sorted).
+    public static func refusals(server: String, serverKey: String, attempts: Int) async throws -> [Double] {
+        var times: [Double] = []
+        for i in 0..<attempts {
+            var configuration = ClusterActorSystem.Configuration(name: "stranger-\(i)", listen: nil)
+            configuration.logger.logLevel = .critical
+            configuration.options.curve = try CurveKeyPair.generate()
+            let stranger = try await ClusterActorSystem(configuration)
+            let t = ContinuousClock.now
+            do {
+                _ = try await stranger.connect(to: server, publicKey: serverKey, timeout: .seconds(10))
+            } catch let error as RemoteCallError where error.code == .refused {
+                times.append(micros(ContinuousClock.now - t) / 1000)
+            }
+            await stranger.shutdown()
+        }
+        return times.sorted()
+    }
+
     public static func run(client: ClusterActorSystem, server: String, serverKey: String = "", rawEcho: String, options: Options,
                            progress: @Sendable (String) -> Void) async throws -> Result {
         let node = try await client.connect(to: server, publicKey: serverKey)

@@ -121,8 +121,14 @@ struct BenchCommand: ParsableCommand {
             options.inFlight = inFlight
             options.bulkCalls = bulkCalls
             let json = json
-            let result = try await RPCBenchmark.run(client: client, server: server.endpoint, serverKey: serverKey, rawEcho: server.rawEcho ?? "", options: options) { line in
+            var result = try await RPCBenchmark.run(client: client, server: server.endpoint, serverKey: serverKey, rawEcho: server.rawEcho ?? "", options: options) { line in
                 if !json { print(line) }
+            }
+            if curve {
+                let times = try await RPCBenchmark.refusals(server: server.endpoint, serverKey: serverKey, attempts: 20)
+                result.refusal_p50_ms = times.isEmpty ? nil : times[times.count / 2]
+                result.refusal_max_ms = times.last
+                if !json { print("refusal of an unlisted key: p50 \(result.refusal_p50_ms ?? -1) ms, max \(result.refusal_max_ms ?? -1) ms (\(times.count) of 20 refused)") }
             }
             await client.shutdown()
             if json {
