@@ -70,6 +70,8 @@ public distributed actor CoordinatorActor {
     /// Shards whose owner has loaded them (queries and jobs go there).
     private var ready: Set<Int> = []
     private var run: Run?
+    /// Workers drained away (told to leave); a new registration of the name clears it.
+    private var drained: Set<String> = []
     /// Failed jobs whose state could not be written (the database was away), by id.
     private var unrecordedFailures: [Int64: String] = [:]
     /// Shards being loaded by their new owner right now.
@@ -127,6 +129,7 @@ public distributed actor CoordinatorActor {
         let cores = min(max(1, try await actor.status().cores), 4096)  // a worker's claim, bounded
         let member = Member(node: node, actor: actor, cores: cores)
         members[node.name] = member
+        drained.remove(node.name)
         awaited.remove(node.name)
         logger.info("worker joined", metadata: ["worker": "\(node)"])
         let holdings = try await adopt(from: member)
@@ -326,6 +329,15 @@ public distributed actor CoordinatorActor {
         }
     }
 
+    /// A worker's sign of life, every second: whether this coordinator counts it as a member. A
+    /// worker that was failed over while it was frozen (or that a restarted coordinator does not
+    /// know yet) hears `.unknown` and registers again; one drained away hears `.leaving`.
+    public distributed func heartbeat(worker node: NodeID) -> Membership {
+        if let caller = ClusterActorSystem.caller, caller.node != node { return .unknown }
+        if members[node.name]?.node == node { return .member }
+        return drained.contains(node.name) ? .leaving : .unknown
+    }
+
     /// Moves every shard of worker `name` to the other workers, then tells it to leave (its
     /// process exits cleanly). A worker stopped with SIGTERM asks for this itself.
     /// - Returns: the number of shards moved.
@@ -352,6 +364,7 @@ public distributed actor CoordinatorActor {
         defer { draining = nil }
         try await rebalance()
         members[name] = nil
+        drained.insert(name)
         logger.notice("worker drained; it leaves", metadata: ["worker": "\(name)", "moved": "\(shards)"])
         try? await ClusterActorSystem.$callTimeout.withValue(.seconds(5)) { try await member.actor.leave() }
         await audit(caller, action: "drain", target: name, outcome: "drained: \(shards) shards moved")
@@ -658,6 +671,7 @@ extension CoordinatorActor: AccessControlled {
     /// The one role table of the coordinator's methods (docs/security.md).
     public static let access: [String: Set<Role>] = [
         "register(worker:)": [.worker],
+        "heartbeat(worker:)": [.worker],
         "drain(_:)": [.admin, .worker],  // a worker only itself (checked in the method)
         "startRescore()": Role.operators,
         "nodes()": Role.readers,

@@ -362,3 +362,21 @@ public struct Routing: Sendable, WireCodable {
     public func encode(to w: inout WireWriter) { w.write(map); w.write(nodes) }
     public init(from r: inout WireReader) throws(WireError) { map = try r.read(); nodes = try r.read() }
 }
+
+/// What the coordinator answers a worker's heartbeat.
+public enum Membership: UInt8, Sendable, WireCodable {
+    /// The worker is a member: nothing to do.
+    case member = 0
+    /// The coordinator does not count it (failed over while frozen or cut off, or the coordinator
+    /// restarted): it registers again.
+    case unknown = 1
+    /// It was drained away and is being told to leave.
+    case leaving = 2
+
+    public func encode(to w: inout WireWriter) { w.write(rawValue) }
+    public init(from r: inout WireReader) throws(WireError) {
+        let at = r.offset
+        guard let m = Membership(rawValue: try r.read()) else { throw WireError(offset: at, expected: "a membership (0 member, 1 unknown, 2 leaving)") }
+        self = m
+    }
+}

@@ -135,17 +135,14 @@ public final class WorkerService: Service, Sendable {
         let reloads = system.reloadingAuthorizedKeysOnHangup(configuration.authorizedKeysPath)
         defer { reloads?.cancel() }
         try await join()
-        let coordinatorEndpoint = configuration.coordinator
+        // One heartbeat a second; the coordinator's answer says whether it still counts this
+        // worker: one that was failed over while frozen or cut off, or that a restarted
+        // coordinator does not know, registers again (and drops what the map gave to others).
         let events = Task { [weak self] in
-            guard let self else { return }
-            var known: UInt64?
-            for await event in system.peerEvents {
-                guard case .connected(let node) = event, node.endpoint == coordinatorEndpoint else { continue }
-                if let k = known, k != node.incarnation {
-                    logger.notice("the coordinator restarted; joining again")
-                    try? await join()
-                }
-                known = node.incarnation
+            while !Task.isCancelled {
+                try? await Task.sleep(for: Self.heartbeatInterval)
+                guard let self else { return }
+                await self.heartbeat()
             }
         }
         // Runs until the coordinator says it has drained us, or until SIGTERM.
@@ -175,6 +172,21 @@ public final class WorkerService: Service, Sendable {
             logger.notice("drained", metadata: ["moved": "\(moved)"])
         } catch {
             logger.warning("stopping without a drain", metadata: ["error": "\(error)"])
+        }
+    }
+
+    static let heartbeatInterval: Duration = .seconds(1)
+
+    private func heartbeat() async {
+        do {
+            let node = try await system.connect(to: configuration.coordinator, publicKey: configuration.coordinatorKey, timeout: .seconds(2))
+            let coordinator = try CoordinatorActor.resolve(id: ActorID(node: node, name: CoordinatorActor.name), using: system)
+            let membership = try await ClusterActorSystem.$callTimeout.withValue(.seconds(2)) { try await coordinator.heartbeat(worker: system.node) }
+            guard membership == .unknown else { return }
+            logger.notice("the coordinator does not count this worker as a member (failed over while unreachable, or the coordinator restarted); joining again")
+            try await join()
+        } catch {
+            logger.debug("heartbeat failed", metadata: ["error": "\(error)"])
         }
     }
 
