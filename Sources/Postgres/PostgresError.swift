@@ -41,6 +41,15 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         self.context = context
     }
 
+    /// Whether the server could not be reached or dropped the connection (a restart, a failover,
+    /// a network cut) rather than refusing a statement: worth retrying once it is back. A
+    /// statement cut off this way may or may not have committed.
+    public var isUnavailable: Bool {
+        if code == .connection { return true }
+        guard let sqlState else { return code == .server || code == .copy }  // libpq: "server closed the connection"
+        return sqlState.hasPrefix("08") || ["57P01", "57P02", "57P03"].contains(sqlState)
+    }
+
     public var description: String {
         var s = "PostgreSQL \(code)"
         if let sqlState { s += " [\(sqlState)]" }

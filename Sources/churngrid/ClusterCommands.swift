@@ -40,6 +40,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Flag(help: "Keep a warm standby copy of every shard on a second worker (twice the profile memory): a lost worker's shards are served again as soon as the loss is detected, and queries reach the standby meanwhile.")
     var standbys = false
 
+    @Option(help: "Seconds a job waits for PostgreSQL to come back (its writes retried meanwhile) before it fails.")
+    var databaseDeadline: Double = 120
+
+    @Option(help: "Seconds a job waits for shards without a ready owner before it fails.")
+    var unownedDeadline: Double = 600
+
     @Option(help: "The coordinator's name (default: its key's name, or 'coordinator').")
     var name: String?
 
@@ -56,6 +62,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
         configuration.settings.handoff = handoff
         configuration.settings.standbys = standbys
         configuration.settings.rejoinGrace = .milliseconds(Int(max(0, rejoinGrace) * 1000))
+        configuration.settings.databaseDeadline = .milliseconds(Int(max(0, databaseDeadline) * 1000))
+        configuration.settings.unownedShardDeadline = .milliseconds(Int(max(0, unownedDeadline) * 1000))
         try await reportingClusterErrors {
             let service = try await CoordinatorService(configuration)
             try await runUntilSignalled(service, announcing: "coordinator listening \(service.system.node.endpoint)", logger: logger)

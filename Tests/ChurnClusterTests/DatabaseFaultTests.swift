@@ -16,7 +16,7 @@ struct DatabaseFaultTests {
     static let model = TestDatabase.packageRoot.appendingPathComponent("models/churn-default.json").path
     static let script = TestDatabase.packageRoot.appendingPathComponent("Deploy/local/pg.sh").path
 
-    @Test("stopped mid-job: the job fails with the reason, the coordinator reconnects, the failure is recorded once the server is back, the next job is exactly once")
+    @Test("stopped mid-job past the deadline: the job fails with the reason, the coordinator reconnects, the failure is recorded once the server is back, the next job is exactly once")
     func restartMidJob() async throws {
         let dir = "/tmp/churngrid-test-\(getpid())-pg-fault"
         let (status, output) = await runCommand("bash \(shellQuoted(Self.script)) start \(shellQuoted(dir)) 2>&1")
@@ -31,7 +31,7 @@ struct DatabaseFaultTests {
         logger.logLevel = .warning
         let logs = "/tmp/churngrid-test-\(getpid())-pg-fault-logs"
         let cluster = try await LocalCluster.start(executable: try churngridExecutable(), postgresURL: url, model: Self.model, workers: 2, threads: 1,
-                                                   shards: 256, logDirectory: logs, logger: logger)
+                                                   shards: 256, coordinatorOptions: ["--database-deadline", "3"], logDirectory: logs, logger: logger)
         defer { cluster.stop() }
         let client = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: logger)
         defer { Task { await client.close() } }
@@ -79,5 +79,50 @@ struct DatabaseFaultTests {
         #expect(counts?[0] == String(n) && counts?[1] == String(n), "\(String(describing: counts))")
         let log = (try? String(contentsOfFile: cluster.logPath("coordinator"), encoding: .utf8)) ?? ""
         #expect(log.contains("reconnected to PostgreSQL"), "the coordinator reconnected (the fault happened)")
+    }
+
+    @Test("restarted mid-job: the job's writes wait for the server and the job completes with every subscriber exactly once")
+    func restartedMidJob() async throws {
+        let dir = "/tmp/churngrid-test-\(getpid())-pg-restart"
+        let (status, output) = await runCommand("bash \(shellQuoted(Self.script)) start \(shellQuoted(dir)) 2>&1")
+        try #require(status == 0, "\(output)")
+        defer { Task { _ = await runCommand("bash \(shellQuoted(Self.script)) stop \(shellQuoted(dir))") } }
+        let url = try #require(output.split(separator: "\n").last.map(String.init))
+        let n = 200_000
+        try await onOwnThread {
+            _ = try BaseLoader(connection: try PostgresConnection(url: url)).load(SyntheticBase(seed: 17), count: n) { _ in }
+        }
+        var logger = Logger(label: "test.pg-restart")
+        logger.logLevel = .warning
+        let cluster = try await LocalCluster.start(executable: try churngridExecutable(), postgresURL: url, model: Self.model, workers: 2, threads: 1,
+                                                   shards: 256, logDirectory: "/tmp/churngrid-test-\(getpid())-pg-restart-logs", logger: logger)
+        defer { cluster.stop() }
+        let client = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: logger)
+        defer { Task { await client.close() } }
+
+        let id = try await client.coordinator.startRescore()
+        var restartedMidJob = false
+        for _ in 0..<3000 {
+            guard let job = try await client.coordinator.job(), job.state == "running" else { break }
+            if job.shardsDone >= 1 {
+                let (restarted, text) = await runCommand("bash \(shellQuoted(Self.script)) restart \(shellQuoted(dir)) 2>&1")
+                #expect(restarted == 0, "\(text)")
+                restartedMidJob = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        try #require(restartedMidJob, "the job ended before the server could be restarted under it")
+        var done: JobStatus?
+        for _ in 0..<1200 {
+            if let job = try await client.coordinator.job(), job.id == id, job.state != "running" { done = job; break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(done?.state == "completed", "\(String(describing: done))")
+        #expect((done?.retries ?? 0) > 0, "the job's writes were retried: the restart happened under it")
+        let db = try PostgresConnection(url: url)
+        let counts = try db.query("SELECT count(*), count(DISTINCT subscriber_id) FROM churn_scores_current").rows.first
+        #expect(counts?[0] == String(n) && counts?[1] == String(n), "\(String(describing: counts))")
+        #expect(try db.query("SELECT job_id FROM churngrid_published").scalar == String(id))
     }
 }

@@ -263,6 +263,16 @@ final class ClusterDatabase: @unchecked Sendable {
         }
     }
 
+    /// Whether `job` is completed and the published one (a publish whose COMMIT was cut off).
+    func isPublished(job: Int64) async throws -> Bool {
+        try await run { c in
+            try c.query("""
+                SELECT 1 FROM scoring_jobs j JOIN churngrid_published p ON p.job_id = j.id
+                WHERE j.id = $1 AND j.state = 'completed'
+                """, [String(job)]).rows.count == 1
+        }
+    }
+
     /// Marks a running job failed and drops its partial scores, in one transaction: nothing of it
     /// is ever published. A job that is no longer running (published already, or failed) is left
     /// as it is — its partition too.

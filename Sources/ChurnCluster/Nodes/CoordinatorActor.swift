@@ -1,6 +1,7 @@
 import ClusterSystem
 import Distributed
 import Logging
+import Postgres
 import SubscriberProfiles
 import WireFormat
 
@@ -36,6 +37,11 @@ public distributed actor CoordinatorActor {
         /// to register again before it moves their shards elsewhere (they keep their shards, so a
         /// coordinator restart reloads nothing).
         public var rejoinGrace: Duration = .seconds(15)
+        /// How long a job waits for PostgreSQL to come back (its writes are retried meanwhile,
+        /// without counting against a shard's attempts) before it fails.
+        public var databaseDeadline: Duration = .seconds(120)
+        /// How long a job waits for shards that have no ready owner before it fails.
+        public var unownedShardDeadline: Duration = .seconds(600)
 
         public init() {}
     }
@@ -472,7 +478,13 @@ public distributed actor CoordinatorActor {
             var failure: String?
             var summary = JobSummary()
             var inFlight = 0
+            // Shards counted in the summary, and shards whose write was cut off by the database
+            // going away (its COMMIT may have happened: a later "already written" is then ours).
+            var counted = Set<Int>(), outcomeUnknown = Set<Int>()
+            var databaseDownSince: ContinuousClock.Instant?, writesPausedUntil = ContinuousClock.now
+            var stalledSince: ContinuousClock.Instant?
             func startWrites() {
+                guard ContinuousClock.now >= writesPausedUntil else { return }
                 // Each write takes the waiting shards up to ~64k rows: one transaction, one COPY.
                 while !toWrite.isEmpty, let connection = freeConnections.popLast() {
                     var batch: [(shard: Int, owner: String, scores: ShardScores)] = []
@@ -534,11 +546,20 @@ public distributed actor CoordinatorActor {
                 pending = waiting
                 startWrites()
                 if inFlight == 0 {
-                    // Nothing can run: shards without a ready owner (a worker was lost, its shards are moving).
+                    // Nothing can run: shards without a ready owner (a worker was lost, its shards are
+                    // moving), or writes waiting for the database to come back.
                     if members.isEmpty { failure = "no workers left" }
+                    if !pending.isEmpty && toWrite.isEmpty {
+                        let since = stalledSince ?? .now
+                        stalledSince = since
+                        if ContinuousClock.now - since > settings.unownedShardDeadline {
+                            failure = "\(pending.count) shards had no ready owner for \(settings.unownedShardDeadline) (first: shard \(pending.min() ?? -1))"
+                        }
+                    }
                     try? await Task.sleep(for: .milliseconds(100))
                     continue
                 }
+                stalledSince = nil
                 guard let step = await group.next() else { break }
                 inFlight -= 1
                 switch step {
@@ -551,9 +572,14 @@ public distributed actor CoordinatorActor {
                     pending.append(shard)
                 case .written(let connection, let shards):
                     freeConnections.append(connection)
+                    databaseDownSince = nil
                     for (written, scores) in shards {
-                        if written {
+                        let ours = !written && outcomeUnknown.contains(scores.shard) && !counted.contains(scores.shard)
+                        outcomeUnknown.remove(scores.shard)
+                        if written || ours {
+                            if ours { logger.notice("a write cut off by the database going away had committed; counted once", metadata: ["job": "\(id)", "shard": "\(scores.shard)"]) }
                             summary.add(scores)
+                            counted.insert(scores.shard)
                         } else {
                             logger.warning("a shard's scores were already written; the duplicate was dropped", metadata: ["job": "\(id)", "shard": "\(scores.shard)"])
                         }
@@ -565,9 +591,25 @@ public distributed actor CoordinatorActor {
                     }
                 case .writeFailed(let connection, let batch, let error):
                     freeConnections.append(connection)
-                    for entry in batch {
-                        retry(entry.shard, error, "write")
-                        toWrite.append(entry)
+                    if let e = error as? PostgresError, e.isUnavailable {
+                        // The database went away: wait for it (a shard's attempts are not spent on
+                        // that), up to the deadline.
+                        let since = databaseDownSince ?? .now
+                        databaseDownSince = since
+                        writesPausedUntil = .now + .milliseconds(500)
+                        run?.status.retries += batch.count
+                        for entry in batch { outcomeUnknown.insert(entry.shard) }
+                        toWrite.insert(contentsOf: batch, at: 0)
+                        logger.warning("PostgreSQL is unavailable; the job's writes wait for it", metadata: ["job": "\(id)", "shards": "\(batch.count)",
+                                                                                                         "for": "\(ContinuousClock.now - since)", "error": "\(e)"])
+                        if ContinuousClock.now - since > settings.databaseDeadline {
+                            failure = "PostgreSQL was unavailable for more than \(settings.databaseDeadline): \(e)"
+                        }
+                    } else {
+                        for entry in batch {
+                            retry(entry.shard, error, "write")
+                            toWrite.append(entry)
+                        }
                     }
                 }
             }
@@ -585,7 +627,7 @@ public distributed actor CoordinatorActor {
             await recordFailure(job: id, reason: failure)
         } else {
             do {
-                try await database.publish(job: id, summary: summary)
+                try await publishWaitingForTheDatabase(job: id, summary: summary)
                 run?.status.state = "completed"
                 logger.info("rescoring completed and published", metadata: ["job": "\(id)"])
             } catch {
@@ -596,6 +638,25 @@ public distributed actor CoordinatorActor {
             }
         }
         if let r = run { run?.status.seconds = seconds(ContinuousClock.now - r.started) }
+    }
+
+    /// Publishes, waiting for PostgreSQL (up to the deadline) when it is away; a publish whose
+    /// COMMIT was cut off is found published on the next try.
+    private func publishWaitingForTheDatabase(job id: Int64, summary: JobSummary) async throws {
+        let start = ContinuousClock.now
+        var cutOff = false
+        while true {
+            do {
+                if cutOff, try await database.isPublished(job: id) { return }
+                try await database.publish(job: id, summary: summary)
+                return
+            } catch let e as PostgresError where e.isUnavailable && ContinuousClock.now - start < settings.databaseDeadline {
+                cutOff = true
+                run?.status.retries += 1
+                logger.warning("PostgreSQL is unavailable; publishing waits for it", metadata: ["job": "\(id)", "error": "\(e)"])
+                try? await Task.sleep(for: .milliseconds(500))
+            }
+        }
     }
 
     /// Writes a job's failure (guarded: a job that is no longer running keeps its state and its
