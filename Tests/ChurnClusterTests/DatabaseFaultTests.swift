@@ -125,4 +125,46 @@ struct DatabaseFaultTests {
         #expect(counts?[0] == String(n) && counts?[1] == String(n), "\(String(describing: counts))")
         #expect(try db.query("SELECT job_id FROM churngrid_published").scalar == String(id))
     }
+
+    @Test("a worker joins while PostgreSQL is down: the shards move (streamed), nothing is half-applied, and the map is saved once the server is back")
+    func joinWhileDown() async throws {
+        let dir = "/tmp/churngrid-test-\(getpid())-pg-join"
+        let (status, output) = await runCommand("bash \(shellQuoted(Self.script)) start \(shellQuoted(dir)) 2>&1")
+        try #require(status == 0, "\(output)")
+        defer { Task { _ = await runCommand("bash \(shellQuoted(Self.script)) stop \(shellQuoted(dir))") } }
+        let url = try #require(output.split(separator: "\n").last.map(String.init))
+        try await onOwnThread {
+            _ = try BaseLoader(connection: try PostgresConnection(url: url)).load(SyntheticBase(seed: 19), count: 6_000) { _ in }
+        }
+        var logger = Logger(label: "test.pg-join")
+        logger.logLevel = .warning
+        let cluster = try await LocalCluster.start(executable: try churngridExecutable(), postgresURL: url, model: Self.model, workers: 2, threads: 1,
+                                                   shards: 48, logDirectory: "/tmp/churngrid-test-\(getpid())-pg-join-logs", logger: logger)
+        defer { cluster.stop() }
+        let client = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: logger)
+        defer { Task { await client.close() } }
+        let before = try await client.coordinator.status().epoch
+
+        _ = await runCommand("bash \(shellQuoted(Self.script)) stop \(shellQuoted(dir))")
+        try cluster.addWorker("worker-3", threads: 1)
+        try await cluster.waitUntilReady(workers: 3, timeout: .seconds(120), logger: logger)
+        let joined = try await client.coordinator.status()
+        #expect(joined.epoch > before)
+        #expect(joined.workers.allSatisfy { $0.shards > 0 }, "\(joined.workers.map { ($0.name, $0.shards) })")
+        let log = (try? String(contentsOfFile: cluster.logPath("coordinator"), encoding: .utf8)) ?? ""
+        #expect(log.contains("the shard map could not be saved"), "the save failed while the server was down")
+
+        let (restarted, text) = await runCommand("PG_SAME_PORT=1 bash \(shellQuoted(Self.script)) start \(shellQuoted(dir)) 2>&1")
+        #expect(restarted == 0, "\(text)")
+        var saved: String?
+        for _ in 0..<100 {
+            _ = try await client.coordinator.status()
+            saved = try? PostgresConnection(url: url).query("SELECT epoch FROM churngrid_cluster").scalar
+            if saved == String(joined.epoch) { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(saved == String(joined.epoch), "saved epoch \(String(describing: saved)), in memory \(joined.epoch)")
+        let nodes = try PostgresConnection(url: url).query("SELECT count(DISTINCT node) FROM churngrid_shard_map").scalar
+        #expect(nodes == "3")
+    }
 }

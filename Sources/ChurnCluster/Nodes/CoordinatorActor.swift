@@ -80,6 +80,9 @@ public distributed actor CoordinatorActor {
     private var drained: Set<String> = []
     /// Failed jobs whose state could not be written (the database was away), by id.
     private var unrecordedFailures: [Int64: String] = [:]
+    /// The map in memory is newer than the saved one (the database was away when it changed).
+    private var mapUnsaved = false
+    private var savingMap = false
     /// Shards being loaded by their new owner right now.
     private var moving = 0
     /// The member whose shards are moving away before it leaves (membership changes run one at
@@ -182,7 +185,7 @@ public distributed actor CoordinatorActor {
         _ = try await ClusterActorSystem.$callTimeout.withValue(settings.assignTimeout) { try await member.actor.assign(assignment) }
         map = next
         for s in owned { ready.insert(s) }
-        try await database.save(map)
+        await saveMap()
         logger.notice("adopted the shards the worker still hosts", metadata: ["worker": "\(name)", "owned": "\(owned.count)", "standby": "\(standby.count)"])
         return holdings
     }
@@ -227,7 +230,7 @@ public distributed actor CoordinatorActor {
         var (next, promoted) = map.losing(lost)
         guard !promoted.isEmpty else {
             map = next
-            try? await database.save(map)
+            await saveMap()
             return
         }
         let start = ContinuousClock.now
@@ -255,7 +258,7 @@ public distributed actor CoordinatorActor {
         map = next
         let taken = promoted.values.flatMap { $0 }.filter { map.owners[$0] != nil }
         for s in taken { ready.insert(s) }
-        try? await database.save(map)
+        await saveMap()
         logger.notice("standbys took over the lost worker's shards", metadata: ["worker": "\(lost)", "shards": "\(taken.count)",
                                                                                "epoch": "\(map.epoch)", "seconds": "\(ContinuousClock.now - start)"])
     }
@@ -323,7 +326,7 @@ public distributed actor CoordinatorActor {
         }
         map = next
         for s in shards where map.owners[s] != nil { ready.insert(s) }
-        try await database.save(map)
+        await saveMap()
         // Holders that are still members drop the roles they no longer have.
         var released: [String: (owned: [Int], standby: [Int])] = [:]
         for s in shards {
@@ -335,11 +338,20 @@ public distributed actor CoordinatorActor {
         }
     }
 
+    private func savedMap() { savingMap = false }
+
     /// A worker's sign of life, every second: whether this coordinator counts it as a member. A
     /// worker that was failed over while it was frozen (or that a restarted coordinator does not
     /// know yet) hears `.unknown` and registers again; one drained away hears `.leaving`.
     public distributed func heartbeat(worker node: NodeID) -> Membership {
         if let caller = ClusterActorSystem.caller, caller.node != node { return .unknown }
+        if mapUnsaved && !savingMap {
+            savingMap = true
+            Task {
+                await self.saveMap()
+                await self.savedMap()
+            }
+        }
         if members[node.name]?.node == node { return .member }
         return drained.contains(node.name) ? .leaving : .unknown
     }
@@ -640,6 +652,20 @@ public distributed actor CoordinatorActor {
         if let r = run { run?.status.seconds = seconds(ContinuousClock.now - r.started) }
     }
 
+    /// Saves the shard map (for a coordinator that restarts). The map in memory is the truth: a
+    /// database that is away does not undo or stop a membership change; the map is saved again
+    /// when the next worker heartbeat, status or job finds it unsaved.
+    private func saveMap() async {
+        do {
+            try await database.save(map)
+            if mapUnsaved { logger.notice("the shard map is saved again", metadata: ["epoch": "\(map.epoch)"]) }
+            mapUnsaved = false
+        } catch {
+            if !mapUnsaved { logger.warning("the shard map could not be saved; it will be once the database is back", metadata: ["epoch": "\(map.epoch)", "error": "\(error)"]) }
+            mapUnsaved = true
+        }
+    }
+
     /// Publishes, waiting for PostgreSQL (up to the deadline) when it is away; a publish whose
     /// COMMIT was cut off is found published on the next try.
     private func publishWaitingForTheDatabase(job id: Int64, summary: JobSummary) async throws {
@@ -715,6 +741,7 @@ public distributed actor CoordinatorActor {
     /// Nodes, shards, memory, model, epoch and the current or last job.
     public distributed func status() async -> ClusterStatus {
         if !unrecordedFailures.isEmpty { await writeUnrecordedFailures() }
+        if mapUnsaved { await saveMap() }
         var workers: [WorkerStatus] = [], silent: [String] = []
         for (name, member) in members.sorted(by: { $0.key < $1.key }) {
             do {
