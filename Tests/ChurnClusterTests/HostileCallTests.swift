@@ -45,7 +45,7 @@ struct HostileCallTests {
 
     /// Payloads no method may accept: empty, a count byte alone claiming arguments, random bytes,
     /// a huge element count, a generics list naming no type, bytes after "no arguments".
-    static var hostilePayloads: [[UInt8]] {
+    static let hostilePayloads: [[UInt8]] = {
         var huge = WireWriter(capacity: 16)
         huge.write([String]())
         var out: [[UInt8]] = [
@@ -55,10 +55,10 @@ struct HostileCallTests {
             [1, 3, 0x41, 0x42, 0x43, 0],  // one generic substitution naming "ABC", no arguments
             [0, 1, 2, 3, 4, 0],  // no generics, "no arguments", yet bytes follow
         ]
-        var rng = SystemRandomNumberGenerator()
+        var rng = SeededGenerator("hostile arguments")
         for length in [7, 64, 4096] { out.append((0..<length).map { _ in UInt8.random(in: 0...255, using: &rng) }) }
         return out
-    }
+    }()
 
     @Test("every method of the coordinator, the workers and the shards answers hostile arguments with a typed error and the nodes keep serving")
     func everyMethod() async throws {

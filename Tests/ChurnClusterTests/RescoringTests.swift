@@ -135,9 +135,10 @@ struct RescoringTests {
         let ids = try PostgresConnection(url: url).query("SELECT subscriber_id FROM subscriber_profiles ORDER BY random() LIMIT 300").rows.map { Int64($0[0]!)! }
         let load = QueryLoad(client: client, ids: ids)
         let id = try await client.coordinator.startRescore()
-        _ = try await Self.waitForJob(client, id) { $0.shardsDone >= 20 || $0.state != "running" }
+        let atKill = try await Self.waitForJob(client, id) { $0.shardsDone >= 20 || $0.state != "running" }
         let victim = try #require(cluster.pid("worker-1"))
         kill(victim, SIGKILL)
+        try #require(atKill.state == "running" && atKill.shardsDone < 256, "the worker must die while the job runs (it was \(atKill.state), \(atKill.shardsDone) shards done)")
         let job = try await Self.waitForJob(client, id)
 
         let db = try PostgresConnection(url: url)
@@ -145,6 +146,9 @@ struct RescoringTests {
             let counts = try db.query("SELECT count(*), count(DISTINCT subscriber_id) FROM churn_scores_current").rows[0]
             #expect(counts[0] == String(n) && counts[1] == String(n))
             #expect(try db.query("SELECT count(*) FROM scoring_job_shards WHERE job_id = $1", [String(id)]).scalar == "256")
+            // The fault reached the job: the survivor scored shards the dead worker owned when it started.
+            let survivor = Int(try db.query("SELECT count(*) FROM scoring_job_shards WHERE job_id = $1 AND node = 'worker-2'", [String(id)]).scalar ?? "0") ?? 0
+            #expect(survivor > 128, "worker-2 scored \(survivor) of 256 shards (it owned 128 when the job started)")
         } else {
             // The other acceptable outcome: a clean failure with nothing published.
             Issue.record("the job failed instead of re-running the lost shards: \(job.error ?? "")")
@@ -278,12 +282,15 @@ struct RescoringTests {
         let before = try await Self.scores(client, ids.prefix(100))
         let load = QueryLoad(client: client, ids: ids)
         let id = try await client.coordinator.startRescore()
-        _ = try await Self.waitForJob(client, id) { $0.shardsDone >= 10 || $0.state != "running" }
+        let atKill = try await Self.waitForJob(client, id) { $0.shardsDone >= 10 || $0.state != "running" }
         kill(try #require(cluster.pid("worker-1")), SIGKILL)
+        try #require(atKill.state == "running" && atKill.shardsDone < 128, "the worker must die while the job runs (it was \(atKill.state), \(atKill.shardsDone) shards done)")
         let job = try await Self.waitForJob(client, id)
         #expect(job.state == "completed", "\(job.error ?? "")")
         let counts = try db.query("SELECT count(*), count(DISTINCT subscriber_id) FROM churn_scores_current").rows[0]
         #expect(counts[0] == String(n) && counts[1] == String(n))
+        let survivor = Int(try db.query("SELECT count(*) FROM scoring_job_shards WHERE job_id = $1 AND node = 'worker-2'", [String(id)]).scalar ?? "0") ?? 0
+        #expect(survivor > 64, "worker-2 scored \(survivor) of 128 shards (it owned 64 when the job started): its standbys took over mid-job")
         let status = try await Self.waitForBalance(client, workers: 1)
         #expect(status.workers.first?.shards == 128 && status.workers.first?.subscribers == n)
         try await Task.sleep(for: .milliseconds(300))
@@ -326,8 +333,9 @@ struct RescoringTests {
         let (url, cluster, client) = try await Self.cluster(subscribers: n, shards: 256, name: "coordinator-kill")
         defer { cluster.stop() }
         let id = try await client.coordinator.startRescore()
-        _ = try await Self.waitForJob(client, id) { $0.shardsDone >= 10 || $0.state != "running" }
+        let atKill = try await Self.waitForJob(client, id) { $0.shardsDone >= 10 || $0.state != "running" }
         kill(try #require(cluster.pid("coordinator")), SIGKILL)
+        try #require(atKill.state == "running" && atKill.shardsDone < 256, "the coordinator must die while the job runs (it was \(atKill.state), \(atKill.shardsDone) shards done)")
         await client.close()
         try await cluster.restartCoordinator()
 

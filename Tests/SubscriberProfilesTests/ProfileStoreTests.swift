@@ -1,12 +1,13 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import SubscriberProfiles
 
 @Suite("Profile store")
 struct ProfileStoreTests {
     @Test("random inserts, updates and removals agree with a dictionary")
     func modelBased() {
-        var rng = SystemRandomNumberGenerator()
+        var rng = SeededGenerator("random inserts, updates and removals")
         let store = ProfileStore(featureCount: 3)
         var reference: [Int64: [Float]] = [:]
         for step in 0..<60_000 {
