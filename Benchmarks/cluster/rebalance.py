@@ -73,7 +73,11 @@ def main():
     url = sh("bash", "Deploy/local/pg.sh", "start", pgdir).strip().splitlines()[-1]
     # Every churngrid process (coordinator, workers) reads its own PostgreSQL settings.
     os.environ["CHURNGRID_POSTGRES_URL"] = url
-    have = int(sh("psql", url, "-qAtX", "-c", "SELECT count(*) FROM subscriber_profiles").strip() or 0)
+    try:
+        have = int(sh("psql", url, "-qAtX", "-c", "SELECT count(*) FROM subscriber_profiles").strip() or 0)
+    except subprocess.CalledProcessError:
+        print(f"no base in {pgdir} yet (bench.py makes one; this script generates it now)", flush=True)
+        have = 0
     if have != a.subscribers:
         print(f"generating {a.subscribers:,} subscribers …", flush=True)
         sh(BIN, "generate", "--subscribers", str(a.subscribers), "--postgres", url)

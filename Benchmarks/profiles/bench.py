@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Profiles benchmark: generating a base into PostgreSQL and loading shards from it, each beside
-psql's own COPY of the same rows, in the same run, on the same private server.
+psql's own binary COPY of the same rows, in the same run, on the same private server.
 
 Usage: bench.py [--subscribers N] [--json FILE]
 
 Measures
   generate    `churngrid generate --subscribers N --postgres URL` (data generated, binary COPY,
-              shard index built) against psql `\\copy ... FROM file.csv` of the same N rows into the
+              shard index built) against psql `\\copy ... FROM file (FORMAT binary)` of the same N rows into the
               same table definition, index built the same way (the reference does no generating);
   load        `churngrid profiles load` (all 1024 shards, 1 and 2 COPY streams) against psql
               `\\copy (SELECT the same columns) TO /dev/null (FORMAT binary)`;
@@ -49,13 +49,14 @@ print(f"generating {n:,} subscribers into {url}", file=sys.stderr)
 gen_s, gen_out = timed([BIN, "generate", "--subscribers", str(n), "--postgres", url])
 print(gen_out.strip(), file=sys.stderr)
 
-# Reference: psql loads the same rows, from CSV, into an identical table; index built after, as ours.
-csv_path = os.path.join(work, "profiles.csv")
-psql(f"\\copy (SELECT subscriber_id, {cols} FROM subscriber_profiles) TO '{csv_path}' (FORMAT csv)")
+# Reference: psql loads the same rows, in PostgreSQL's binary COPY format like ours, into an
+# identical table; index built after, as ours.
+csv_path = os.path.join(work, "profiles.bin")
+psql(f"\\copy (SELECT subscriber_id, {cols} FROM subscriber_profiles) TO '{csv_path}' (FORMAT binary)")
 psql("DROP TABLE IF EXISTS reference_profiles; CREATE TABLE reference_profiles (LIKE subscriber_profiles INCLUDING ALL); "
      "DROP INDEX IF EXISTS reference_profiles_shard_key_idx")
 t0 = time.perf_counter()
-psql(f"\\copy reference_profiles (subscriber_id, {cols}) FROM '{csv_path}' (FORMAT csv)")
+psql(f"\\copy reference_profiles (subscriber_id, {cols}) FROM '{csv_path}' (FORMAT binary)")
 ref_copy_s = time.perf_counter() - t0
 t1 = time.perf_counter()
 psql("CREATE INDEX ON reference_profiles (shard_key)")
