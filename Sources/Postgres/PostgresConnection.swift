@@ -1,4 +1,7 @@
 import CLibPQ
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One connection to PostgreSQL through libpq.
 ///
@@ -9,11 +12,25 @@ public final class PostgresConnection {
     /// Where this connection goes, without the password, for messages.
     public let endpoint: String
 
-    /// Connects to `url` (`postgresql://user@host:port/db?…`, any form libpq accepts).
+    /// Connection settings applied unless the URL says otherwise: a connect timeout, and TCP
+    /// keepalives and a user timeout so a server that vanished from the network (a partition, a
+    /// dead host) is noticed within about half a minute instead of the kernel's two hours.
+    public static let resilientDefaults: [(String, String)] = [
+        ("connect_timeout", "10"),
+        ("keepalives", "1"), ("keepalives_idle", "10"), ("keepalives_interval", "5"), ("keepalives_count", "3"),
+        ("tcp_user_timeout", "30000"),
+    ]
+
+    /// Connects to `url` (`postgresql://user@host:port/db?…`, any form libpq accepts, several
+    /// hosts with `target_session_attrs=read-write` included); `defaults` apply where the URL
+    /// names no value of its own.
     /// - Throws: `PostgresError` with code `connection` and libpq's reason.
-    public init(url: String) throws(PostgresError) {
+    public init(url: String, defaults: [(String, String)] = PostgresConnection.resilientDefaults) throws(PostgresError) {
         let endpoint = Self.redacted(url)
-        guard let c = PQconnectdb(url) else {
+        // Defaults first, then the URL (expanded in place): libpq lets later values override.
+        let keywords = defaults.map(\.0) + ["dbname"], values = defaults.map(\.1) + [url]
+        let connection: OpaquePointer? = keywords.withCStrings { k in values.withCStrings { v in PQconnectdbParams(k, v, 1) } }
+        guard let c = connection else {
             throw PostgresError(.connection, message: "libpq could not allocate a connection", context: "connect to \(endpoint)")
         }
         guard PQstatus(c) == CONNECTION_OK else {
@@ -26,6 +43,15 @@ public final class PostgresConnection {
     }
 
     deinit { PQfinish(conn) }
+
+    /// Breaks off whatever this connection is waiting for, from another thread: its socket is
+    /// shut down, so a call blocked on a server that stopped answering (a stalled or frozen
+    /// server) returns with a connection error, and the connection counts as closed afterwards.
+    /// Safe only while the owning thread is inside a call on this connection, or idle.
+    public func interrupt() {
+        let fd = PQsocket(conn)
+        if fd >= 0 { _ = shutdown(fd, Int32(SHUT_RDWR)) }
+    }
 
     /// The connection string with every password replaced by `***` (see `ConnectionString`).
     public static func redacted(_ url: String) -> String { ConnectionString.redacted(url) }
@@ -205,3 +231,13 @@ extension String {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+extension Array where Element == String {
+    /// Runs `body` with the strings as a NULL-terminated array of C strings.
+    fileprivate func withCStrings<R>(_ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+        let copies = map { strdup($0) }
+        defer { copies.forEach { free($0) } }
+        let pointers = copies.map { UnsafePointer<CChar>($0) } + [nil]
+        return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+}

@@ -43,6 +43,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Seconds a job waits for PostgreSQL to come back (its writes retried meanwhile) before it fails.")
     var databaseDeadline: Double = 120
 
+    @Option(help: "Seconds one PostgreSQL call may wait for the server before its connection is cut and the call retried (a stalled server).")
+    var statementTimeout: Double = 300
+
     @Option(help: "Seconds a job waits for shards without a ready owner before it fails.")
     var unownedDeadline: Double = 600
 
@@ -64,6 +67,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         configuration.settings.rejoinGrace = .milliseconds(Int(max(0, rejoinGrace) * 1000))
         configuration.settings.databaseDeadline = .milliseconds(Int(max(0, databaseDeadline) * 1000))
         configuration.settings.unownedShardDeadline = .milliseconds(Int(max(0, unownedDeadline) * 1000))
+        configuration.settings.statementTimeout = .milliseconds(Int(max(1, statementTimeout) * 1000))
         try await reportingClusterErrors {
             let service = try await CoordinatorService(configuration)
             try await runUntilSignalled(service, announcing: "coordinator listening \(service.system.node.endpoint)", logger: logger)

@@ -167,4 +167,71 @@ struct DatabaseFaultTests {
         let nodes = try PostgresConnection(url: url).query("SELECT count(DISTINCT node) FROM churngrid_shard_map").scalar
         #expect(nodes == "3")
     }
+
+    /// The private server's processes (postmaster and backends), for SIGSTOP/SIGCONT.
+    static func serverProcesses(_ dir: String) async -> [pid_t] {
+        guard let text = try? String(contentsOfFile: "\(dir)/data/postmaster.pid", encoding: .utf8),
+              let first = text.split(separator: "\n").first, let postmaster = pid_t(first) else { return [] }
+        let (_, children) = await runCommand("pgrep -P \(postmaster)")
+        return [postmaster] + children.split(separator: "\n").compactMap { pid_t($0) }
+    }
+
+    @Test("stalled (SIGSTOP) past the statement timeout and the deadline: the job fails while the server is still frozen, instead of hanging; once it thaws the failure is recorded and the next job is exactly once")
+    func stalledServer() async throws {
+        let dir = "/tmp/churngrid-test-\(getpid())-pg-stall"
+        let (status, output) = await runCommand("bash \(shellQuoted(Self.script)) start \(shellQuoted(dir)) 2>&1")
+        try #require(status == 0, "\(output)")
+        defer { Task { _ = await runCommand("bash \(shellQuoted(Self.script)) stop \(shellQuoted(dir))") } }
+        let base = try #require(output.split(separator: "\n").last.map(String.init))
+        let url = base + "?connect_timeout=2"
+        let n = 200_000
+        try await onOwnThread {
+            _ = try BaseLoader(connection: try PostgresConnection(url: url)).load(SyntheticBase(seed: 23), count: n) { _ in }
+        }
+        var logger = Logger(label: "test.pg-stall")
+        logger.logLevel = .warning
+        let cluster = try await LocalCluster.start(executable: try churngridExecutable(), postgresURL: url, model: Self.model, workers: 2, threads: 1,
+                                                   shards: 256, coordinatorOptions: ["--database-deadline", "3", "--statement-timeout", "2"],
+                                                   logDirectory: "/tmp/churngrid-test-\(getpid())-pg-stall-logs", logger: logger)
+        defer { cluster.stop() }
+        let client = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: logger)
+        defer { Task { await client.close() } }
+
+        let first = try await client.coordinator.startRescore()
+        var frozen: [pid_t] = []
+        for _ in 0..<3000 {
+            guard let job = try await client.coordinator.job(), job.state == "running" else { break }
+            if job.shardsDone >= 1 {
+                frozen = await Self.serverProcesses(dir)
+                for pid in frozen { kill(pid, SIGSTOP) }
+                break
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        try #require(!frozen.isEmpty, "the job ended before the server could be frozen under it")
+        var failed: JobStatus?
+        for _ in 0..<400 {
+            if let job = try await client.coordinator.job(), job.id == first, job.state != "running" { failed = job; break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        for pid in frozen { kill(pid, SIGCONT) }  // only now: the job had to end while the server was frozen
+        #expect(failed?.state == "failed", "the job ended while the server was frozen: \(String(describing: failed))")
+        #expect(failed?.error?.contains("unavailable") == true, "\(String(describing: failed?.error))")
+        let log = (try? String(contentsOfFile: cluster.logPath("coordinator"), encoding: .utf8)) ?? ""
+        #expect(log.contains("longer than the statement timeout"), "the watchdog cut a stalled call")
+
+        // Thawed: the failure is written, the next job is exactly once.
+        _ = try await client.coordinator.status()
+        let db = try PostgresConnection(url: url)
+        #expect(try db.query("SELECT state FROM scoring_jobs WHERE id = $1", [String(first)]).scalar == "failed")
+        let second = try await client.coordinator.startRescore()
+        var done: JobStatus?
+        for _ in 0..<1200 {
+            if let job = try await client.coordinator.job(), job.id == second, job.state != "running" { done = job; break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(done?.state == "completed", "\(String(describing: done))")
+        let counts = try db.query("SELECT count(*), count(DISTINCT subscriber_id) FROM churn_scores_current").rows.first
+        #expect(counts?[0] == String(n) && counts?[1] == String(n), "\(String(describing: counts))")
+    }
 }

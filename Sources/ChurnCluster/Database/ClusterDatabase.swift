@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Logging
 import Postgres
 import ProfileDatabase
@@ -16,17 +17,47 @@ final class ClusterDatabase: @unchecked Sendable {
     /// One connection and the thread that uses it. A connection the server dropped (a PostgreSQL
     /// restart, a failover) is opened again on its next use, so the coordinator recovers by itself.
     final class Slot: @unchecked Sendable {
-        // @unchecked: `connection` is read and replaced only on `thread`.
+        // @unchecked: `connection` is replaced only on `thread`, under `lock`; the watchdog reads it
+        // under `lock` too.
         var connection: PostgresConnection
         let thread: BlockingThread
         /// Reconnections made (tests and logs: a fault test asserts the fault happened).
         var reconnects = 0
+        /// The call running on `thread`, for the watchdog (nil when idle).
+        private var running: UInt64?
+        private var nextCall: UInt64 = 0
+        private let lock = NSLock()
 
         init(connection: PostgresConnection, thread: BlockingThread) {
             self.connection = connection
             self.thread = thread
         }
+
+        func begin() -> UInt64 {
+            lock.withLock {
+                nextCall += 1
+                running = nextCall
+                return nextCall
+            }
+        }
+
+        func end() { lock.withLock { running = nil } }
+
+        func replace(_ connection: PostgresConnection) { lock.withLock { self.connection = connection } }
+
+        /// Breaks off call `call` if it is still running (the server stopped answering).
+        func interrupt(_ call: UInt64) -> Bool {
+            lock.withLock {
+                guard running == call else { return false }
+                connection.interrupt()
+                return true
+            }
+        }
     }
+
+    /// How long one call may wait for the server before its connection is cut (a stalled or
+    /// frozen server); the call then fails as unavailable and is retried after a reconnect.
+    let statementTimeout: Duration
 
     /// Connections opened again after the server dropped them, over all slots.
     var reconnects: Int { connections.reduce(0) { $0 + $1.reconnects } }
@@ -35,7 +66,7 @@ final class ClusterDatabase: @unchecked Sendable {
     var writers: Int { connections.count }
 
     /// Connects `connections` times and brings the schema up to date.
-    static func open(url: String, connections: Int = 2, logger: Logger) async throws -> ClusterDatabase {
+    static func open(url: String, connections: Int = 2, statementTimeout: Duration = .seconds(300), logger: Logger) async throws -> ClusterDatabase {
         var opened: [Slot] = []
         for i in 0..<max(1, connections) {
             // Below normal priority: encoding COPY rows is bulk work; the coordinator's query
@@ -48,11 +79,12 @@ final class ClusterDatabase: @unchecked Sendable {
             }
             opened.append(Slot(connection: c.connection, thread: thread))
         }
-        return ClusterDatabase(connections: opened, url: url, logger: logger)
+        return ClusterDatabase(connections: opened, url: url, statementTimeout: statementTimeout, logger: logger)
     }
 
-    private init(connections: [Slot], url: String, logger: Logger) {
+    private init(connections: [Slot], url: String, statementTimeout: Duration, logger: Logger) {
         self.logger = logger
+        self.statementTimeout = statementTimeout
         self.connections = connections
         self.url = url
     }
@@ -63,12 +95,23 @@ final class ClusterDatabase: @unchecked Sendable {
 
     private func run<T: Sendable>(on index: Int = 0, _ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
         let slot = connections[index % connections.count]
-        let url = url, logger = logger
+        let url = url, logger = logger, timeout = statementTimeout
+        let call = Mutex<UInt64?>(nil)
+        // The watchdog: a call still waiting for the server after the timeout has its socket cut.
+        let watchdog = Task {
+            try? await Task.sleep(for: timeout)
+            guard !Task.isCancelled, let id = call.withLock({ $0 }), slot.interrupt(id) else { return }
+            logger.warning("a PostgreSQL call waited longer than the statement timeout; its connection was cut", metadata: ["timeout": "\(timeout)"])
+        }
+        defer { watchdog.cancel() }
         return try await slot.thread.run {
+            let id = slot.begin()
+            call.withLock { $0 = id }
+            defer { slot.end() }
             if !slot.connection.isOpen {
                 // Throws the connection error (naming the server, never the password) while the
                 // server is still away; the next call tries again.
-                slot.connection = try PostgresConnection(url: url)
+                slot.replace(try PostgresConnection(url: url))
                 slot.reconnects += 1
                 logger.notice("reconnected to PostgreSQL", metadata: ["server": "\(slot.connection.endpoint)", "reconnects": "\(slot.reconnects)"])
             }

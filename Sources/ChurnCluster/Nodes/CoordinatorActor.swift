@@ -40,6 +40,9 @@ public distributed actor CoordinatorActor {
         /// How long a job waits for PostgreSQL to come back (its writes are retried meanwhile,
         /// without counting against a shard's attempts) before it fails.
         public var databaseDeadline: Duration = .seconds(120)
+        /// How long one PostgreSQL call may wait for the server before its connection is cut and
+        /// the call retried (a stalled server).
+        public var statementTimeout: Duration = .seconds(300)
         /// How long a job waits for shards that have no ready owner before it fails.
         public var unownedShardDeadline: Duration = .seconds(600)
 

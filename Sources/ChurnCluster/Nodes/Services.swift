@@ -41,7 +41,8 @@ public final class CoordinatorService: Service, Sendable {
         logger = configuration.node.logger
         let bytes = try TreeEnsemble.bytes(ofFile: configuration.modelPath)
         let model = try ScoringModel(bytes: bytes, source: configuration.modelPath)
-        database = try await ClusterDatabase.open(url: configuration.postgresURL, connections: configuration.writers, logger: configuration.node.logger)
+        database = try await ClusterDatabase.open(url: configuration.postgresURL, connections: configuration.writers,
+                                              statementTimeout: configuration.settings.statementTimeout, logger: configuration.node.logger)
         let interrupted = try await database.failInterruptedJobs(reason: "the coordinator stopped while the job was running")
         if !interrupted.isEmpty { logger.warning("jobs interrupted by a coordinator stop were marked failed", metadata: ["jobs": "\(interrupted)"]) }
         try await database.register(model: model)
