@@ -2,13 +2,14 @@
 #   make demo   run the main job (see README)
 #   make test   install what the tests need, build, run every test
 #   make bench  tree-engine benchmark against XGBoost / LightGBM (same run, same machine)
+#   make fuzz   each libFuzzer target for FUZZ_SECONDS (default 60); make fuzz-smoke: 20 s each
 
 SHELL := /bin/bash
 export PATH := /opt/swift/usr/bin:$(PATH)
 PYTHON ?= python3
 SWIFT_BUILD_FLAGS ?=
 
-.PHONY: all build release test test-deps deps demo bench clean
+.PHONY: all build release test test-deps deps demo bench fuzz fuzz-build fuzz-smoke clean
 
 all: build
 
@@ -51,5 +52,21 @@ bench: test-deps release
 	$(PYTHON) Benchmarks/tree-engine/bench.py
 	bash Benchmarks/rpc/run.sh
 
+# Fuzzing (docs/fuzzing.md): the decoders and loaders under libFuzzer and AddressSanitizer. Fuzz/ is
+# a package of its own (the main package keeps one executable), built into .build-fuzz.
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 20
+FUZZ_TARGETS ?= wire frame xgboost lightgbm csv
+
+fuzz-build: deps
+	swift build -c release --package-path Fuzz --scratch-path .build-fuzz \
+	  -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
+
+fuzz: fuzz-build
+	bash Fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-smoke: fuzz-build
+	bash Fuzz/run.sh $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)
+
 clean:
-	rm -rf .build .churngrid
+	rm -rf .build .build-fuzz .build-fuzzwork .churngrid

@@ -10,7 +10,8 @@ import Darwin
 ///
 /// Rules: the first line is the header; fields follow RFC 4180 (quotes, doubled quotes,
 /// quoted commas and newlines); an empty numeric cell or `NaN`/`nan` is missing (NaN);
-/// `inf`/`-inf` are values. Every line must have as many fields as the header.
+/// `inf`/`-inf` are values. Every line must have as many fields as the header, and a quote
+/// that is opened must be closed (an error names the line it was opened on).
 public struct CSVTable: Sendable {
     /// Column names from the header, in file order.
     public let header: [String]
@@ -34,7 +35,13 @@ public struct CSVTable: Sendable {
     /// Parses CSV `bytes`; `file` names them in errors.
     public init(bytes: [UInt8], file: String, numericColumns: Set<String>) throws(TableError) {
         var scanner = CSVScanner(bytes: bytes)
-        guard let headerFields = scanner.nextRecord() else {
+        let first: [CSVScanner.Field]?
+        do throws(CSVScanner.UnterminatedQuote) {
+            first = try scanner.nextRecord()
+        } catch {
+            throw error.tableError(file: file, header: nil)
+        }
+        guard let headerFields = first else {
             throw TableError(file: file, line: 1, "file is empty; expected a header line")
         }
         let header = headerFields.map { scanner.text($0) }
@@ -57,7 +64,13 @@ public struct CSVTable: Sendable {
         fields.reserveCapacity(header.count)
         while true {
             let line = scanner.line
-            guard scanner.nextRecord(into: &fields) else { break }
+            let more: Bool
+            do throws(CSVScanner.UnterminatedQuote) {
+                more = try scanner.nextRecord(into: &fields)
+            } catch {
+                throw error.tableError(file: file, header: header)
+            }
+            guard more else { break }
             if fields.count == 1 && fields[0].range.isEmpty { continue }  // blank line
             guard fields.count == header.count else {
                 throw TableError(file: file, line: line, "expected \(header.count) fields as in the header, found \(fields.count)")
@@ -150,19 +163,36 @@ struct CSVScanner {
         self.bytes = bytes
     }
 
-    mutating func nextRecord() -> [Field]? {
+    /// A quoted field whose closing quote never comes: the rest of the file would silently become
+    /// one cell.
+    struct UnterminatedQuote: Error {
+        /// 1-based line of the opening quote.
+        var line: Int
+        /// 0-based position of the field in its record.
+        var field: Int
+
+        func tableError(file: String, header: [String]?) -> TableError {
+            let column = header.flatMap { field < $0.count ? $0[field] : nil }
+            return TableError(file: file, line: line, column: column,
+                              "quoted field opened on this line is never closed (a '\"' without its closing quote)")
+        }
+    }
+
+    mutating func nextRecord() throws(UnterminatedQuote) -> [Field]? {
         var fields: [Field] = []
-        return nextRecord(into: &fields) ? fields : nil
+        return try nextRecord(into: &fields) ? fields : nil
     }
 
     /// Reads the next record into `fields`; false at end of input.
-    mutating func nextRecord(into fields: inout [Field]) -> Bool {
+    /// - Throws: `UnterminatedQuote` when a quoted field runs to the end of the input.
+    mutating func nextRecord(into fields: inout [Field]) throws(UnterminatedQuote) -> Bool {
         fields.removeAll(keepingCapacity: true)
         guard pos < bytes.count else { return false }
         let n = bytes.count
         while true {
             let start = pos
             if pos < n && bytes[pos] == UInt8(ascii: "\"") {
+                let openLine = line
                 pos += 1
                 let contentStart = pos
                 while pos < n {
@@ -173,8 +203,9 @@ struct CSVScanner {
                     if bytes[pos] == 0x0A { line += 1 }
                     pos += 1
                 }
+                guard pos < n else { throw UnterminatedQuote(line: openLine, field: fields.count) }
                 let contentEnd = pos
-                if pos < n { pos += 1 }  // closing quote
+                pos += 1  // closing quote
                 // Anything between the closing quote and the separator is kept in the raw cell.
                 while pos < n && bytes[pos] != UInt8(ascii: ",") && bytes[pos] != 0x0A { pos += 1 }
                 var rawEnd = pos
@@ -213,9 +244,10 @@ struct CSVScanner {
         return withUnsafeTemporaryAllocation(of: CChar.self, capacity: len + 1) { buf -> Float? in
             for i in 0..<len { buf[i] = CChar(bitPattern: bytes[r.lowerBound + i]) }
             buf[len] = 0
+            guard let start = buf.baseAddress else { return nil }  // never: the buffer holds len + 1 bytes
             var end: UnsafeMutablePointer<CChar>? = nil
-            let v = strtof(buf.baseAddress!, &end)
-            guard end == buf.baseAddress! + len else { return nil }
+            let v = strtof(start, &end)
+            guard end == start + len else { return nil }
             return v
         }
     }

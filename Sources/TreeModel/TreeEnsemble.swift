@@ -169,7 +169,9 @@ public struct DecisionTree: Sendable {
     }
 
     /// Checks that the arrays describe one tree rooted at 0 whose children are in range and
-    /// reached once, so nothing downstream can loop or index out of bounds.
+    /// reached once, no deeper than `ModelLimits.maximumTreeDepth`, and whose nodes not reached
+    /// from the root are leaves, so nothing downstream (compiling, scoring, TreeSHAP) can loop,
+    /// index out of bounds or overflow.
     func validate(featureCount: Int, file: String, field: String) throws(ModelError) {
         let n = left.count
         guard n > 0 else { throw ModelError(.inconsistent, file: file, field: field, "tree has no nodes") }
@@ -178,8 +180,12 @@ public struct DecisionTree: Sendable {
         }
         var seen = [Bool](repeating: false, count: n)
         seen[0] = true
-        var stack = [0]
-        while let node = stack.popLast() {
+        var stack = [(node: 0, depth: 0)]
+        while let (node, depth) = stack.popLast() {
+            guard depth <= ModelLimits.maximumTreeDepth else {
+                throw ModelError(.unsupported, file: file, field: field,
+                                 "tree is deeper than \(ModelLimits.maximumTreeDepth) levels (node \(node) is at depth \(depth)); at most \(ModelLimits.maximumTreeDepth) are supported")
+            }
             let l = Int(left[node]), r = Int(right[node])
             if l < 0 && r < 0 {
                 guard leafValue[node].isFinite else {
@@ -202,8 +208,14 @@ public struct DecisionTree: Sendable {
             }
             seen[l] = true
             seen[r] = true
-            stack.append(l)
-            stack.append(r)
+            stack.append((l, depth + 1))
+            stack.append((r, depth + 1))
+        }
+        // A node no path reaches is never scored, but it must not look like a split: the compiler
+        // and the explainer read every inner node's feature and children.
+        if let node = seen.indices.first(where: { !seen[$0] && left[$0] >= 0 }) {
+            throw ModelError(.inconsistent, file: file, field: field,
+                             "node \(node) is not reachable from the root but has children \(left[node]) and \(right[node]); expected -1 (a leaf)")
         }
     }
 }

@@ -3,13 +3,23 @@
 /// numbers, LEB128 lengths, UTF-8 strings, and bulk arrays of numbers (ids, scores, profile
 /// columns) as one length-prefixed run of raw bytes that is copied with a single `memcpy`.
 /// Decoding never traps on bad input: a truncated or malformed frame throws `WireError` with the
-/// offset and what was expected.
+/// offset and what was expected. It never allocates more than a small multiple of the frame: a
+/// count is refused unless that many elements of at least `minimumEncodedSize` bytes fit in the
+/// bytes left, and capacity reserved ahead of decoding never exceeds the bytes left.
 public protocol WireCodable: Sendable {
     /// Appends this value.
     func encode(to writer: inout WireWriter)
     /// Reads a value.
     /// - Throws: `WireError` when the bytes are not a value of this type.
     init(from reader: inout WireReader) throws(WireError)
+    /// The fewest bytes any value of this type encodes to (at least 1). An array's count is
+    /// checked against the bytes left divided by this before anything is allocated; a type
+    /// whose every value takes, say, 8 bytes should say so. Defaults to 1.
+    static var minimumEncodedSize: Int { get }
+}
+
+extension WireCodable {
+    public static var minimumEncodedSize: Int { 1 }
 }
 
 /// Input that is not a valid encoding.
@@ -103,8 +113,10 @@ public struct WireReader {
         return T(littleEndian: v)
     }
 
-    /// Reads an unsigned LEB128 length, refusing one longer than what is left (`limit` bytes per unit).
+    /// Reads an unsigned LEB128 length or count, refusing one that cannot fit in what is left when
+    /// each item takes at least `unit` bytes (values below 1 count as 1).
     public mutating func readLength(unit: Int = 1) throws(WireError) -> Int {
+        let unit = max(unit, 1)
         let start = offset
         var v: UInt64 = 0
         var shift: UInt64 = 0
@@ -117,14 +129,18 @@ public struct WireReader {
             if b & 0x80 == 0 { break }
             shift += 7
         }
-        guard v <= UInt64(remaining / max(unit, 1)) else {
-            throw WireError(offset: start, expected: "at most \(remaining / max(unit, 1)) items as the frame holds, found a length of \(v)")
+        let fit = remaining / unit
+        guard v <= UInt64(fit) else {
+            let what = unit == 1 ? "items" : "items of at least \(unit) bytes"
+            throw WireError(offset: start, expected: "at most \(fit) \(what) as the frame holds, found a length of \(v)")
         }
         return Int(v)
     }
 
-    /// Reads length-prefixed raw bytes without copying; the buffer is valid as long as the input.
+    /// Reads length-prefixed raw bytes without copying (`unit` bytes per counted item, values
+    /// below 1 count as 1); the buffer is valid as long as the input.
     public mutating func readBytes(unit: Int = 1) throws(WireError) -> UnsafeRawBufferPointer {
+        let unit = max(unit, 1)
         let n = try readLength(unit: unit) * unit
         defer { offset += n }
         return UnsafeRawBufferPointer(rebasing: base[offset..<(offset + n)])
@@ -144,6 +160,7 @@ public protocol WireFixedWidthInteger: FixedWidthInteger, WireCodable {}
 extension WireFixedWidthInteger {
     public func encode(to w: inout WireWriter) { w.writeFixed(self) }
     public init(from r: inout WireReader) throws(WireError) { self = try r.readFixed() }
+    public static var minimumEncodedSize: Int { MemoryLayout<Self>.size }
 }
 
 extension Int64: WireFixedWidthInteger {}
@@ -157,6 +174,7 @@ extension UInt8: WireFixedWidthInteger {}
 extension Int: WireCodable {
     public func encode(to w: inout WireWriter) { w.writeFixed(Int64(self)) }
     public init(from r: inout WireReader) throws(WireError) { self = Int(try r.readFixed(Int64.self)) }
+    public static var minimumEncodedSize: Int { 8 }
 }
 
 extension Bool: WireCodable {
@@ -174,11 +192,13 @@ extension Bool: WireCodable {
 extension Float: WireCodable {
     public func encode(to w: inout WireWriter) { w.writeFixed(bitPattern) }
     public init(from r: inout WireReader) throws(WireError) { self = Float(bitPattern: try r.readFixed()) }
+    public static var minimumEncodedSize: Int { 4 }
 }
 
 extension Double: WireCodable {
     public func encode(to w: inout WireWriter) { w.writeFixed(bitPattern) }
     public init(from r: inout WireReader) throws(WireError) { self = Double(bitPattern: try r.readFixed()) }
+    public static var minimumEncodedSize: Int { 8 }
 }
 
 extension String: WireCodable {
@@ -255,10 +275,13 @@ extension Array: WireCodable where Element: WireCodable {
     }
 
     public init(from r: inout WireReader) throws(WireError) {
-        // Every element takes at least one byte, so a count beyond what is left is refused up front.
-        let n = try r.readLength(unit: 1)
+        // A count that cannot fit (each element takes at least `minimumEncodedSize` bytes) is refused
+        // up front; what is reserved before decoding never exceeds the bytes left, so an element
+        // type much larger in memory than on the wire (String: 16 bytes, 1 on the wire) grows only
+        // with elements actually decoded.
+        let n = try r.readLength(unit: Element.minimumEncodedSize)
         var out: [Element] = []
-        out.reserveCapacity(n)
+        out.reserveCapacity(Swift.min(n, r.remaining / Swift.max(MemoryLayout<Element>.stride, 1)))
         for _ in 0..<n { out.append(try Element(from: &r)) }
         self = out
     }
@@ -275,18 +298,16 @@ extension WireCodable {
     /// Decodes a whole frame as this type.
     /// - Throws: `WireError`, including when bytes are left over.
     public static func decode(_ bytes: [UInt8]) throws(WireError) -> Self {
-        var failure: WireError? = nil
-        var result: Self? = nil
-        bytes.withUnsafeBytes { raw in
+        let result: Result<Self, WireError> = bytes.withUnsafeBytes { raw in
             var r = WireReader(raw)
             do throws(WireError) {
-                result = try Self(from: &r)
+                let value = try Self(from: &r)
                 try r.finish()
+                return .success(value)
             } catch {
-                failure = error
+                return .failure(error)
             }
         }
-        if let failure { throw failure }
-        return result!
+        return try result.get()
     }
 }

@@ -54,3 +54,56 @@ struct CSVTableTests {
         #expect(throws: TableError.self) { _ = try table("") }
     }
 }
+
+/// CSV files written to hurt: quotes never closed, odd line endings. Each is an error naming
+/// its line, or reads as documented; none traps.
+@Suite("CSV tables: hostile input")
+struct CSVHostileInputTests {
+    private func failure(_ text: String, numeric: Set<String> = ["a", "b"]) -> TableError? {
+        do {
+            _ = try CSVTable(bytes: Array(text.utf8), file: "in.csv", numericColumns: numeric)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test("a quote never closed is an error naming the line it was opened on and its column")
+    func unterminatedQuote() throws {
+        // It used to swallow the rest of the file into one cell (then complain about a field count).
+        let e = try #require(failure("id,a,b\n1,2,3\n\"oops,4,5\n6,7,8\n"))
+        #expect(e.line == 3 && e.column == "id", "\(e)")
+        #expect(e.description == "in.csv:3: column 'id': quoted field opened on this line is never closed (a '\"' without its closing quote)")
+    }
+
+    @Test("an unclosed quote in the last column of the last line is an error, not a cell")
+    func unterminatedLastCell() throws {
+        // The field count matched, so this used to load with the note "\"2\n".
+        let e = try #require(failure("a,note\n1,\"2\n", numeric: ["a"]))
+        #expect(e.line == 2 && e.column == "note", "\(e)")
+    }
+
+    @Test("an unclosed quote in the header is an error on line 1")
+    func unterminatedHeader() throws {
+        // This used to read as a header of two columns, the second "a\n1,2\n", and no rows.
+        let e = try #require(failure("id,\"a\n1,2\n", numeric: []))
+        #expect(e.line == 1 && e.column == nil, "\(e)")
+        #expect(e.message.contains("never closed"))
+    }
+
+    @Test("the line named is where the quote opened, after newlines inside earlier quoted cells")
+    func lineAfterQuotedNewlines() throws {
+        let e = try #require(failure("id,a,b\n\"x\ny\",1,\"2\n"))
+        #expect(e.line == 3 && e.column == "b", "\(e)")
+    }
+
+    @Test("a closed quote at the very end of the file is fine; so are a lone CR and a NUL")
+    func edges() throws {
+        let t = try CSVTable(bytes: Array("id,a\n\"x\"\"y\",1\n\"z\",\r".utf8) + [0x0A, 0x00, 0x2C, 0x32], file: "in.csv", numericColumns: ["a"])
+        #expect(t.rowCount == 3)
+        #expect(t.text(column: 0, row: 0) == "x\"y")
+        #expect(t.column(named: "a")?[1].isNaN == true)
+        #expect(t.rawCell(column: 0, row: 2) == [0x00])
+        #expect(t.column(named: "a")?[2] == 2)
+    }
+}

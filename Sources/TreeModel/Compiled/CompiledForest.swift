@@ -54,14 +54,20 @@ public final class CompiledForest: @unchecked Sendable {
     let treeCount: Int
 
     /// Compiles `model`.
-    /// - Throws: `ModelError` if a split cannot be expressed (a non-finite threshold on a
-    ///   default-left split), or the model exceeds the compact layout's limits (8,192 feature
-    ///   views, 65,535 nodes between a node and its children, 2^31 nodes).
+    /// - Throws: `ModelError` if a tree is not a valid tree (children out of range, a feature the
+    ///   model does not have, deeper than `ModelLimits.maximumTreeDepth`: a model built in memory
+    ///   rather than loaded is checked here as the loaders check a file), a split cannot be
+    ///   expressed (a non-finite threshold on a default-left split), or the model exceeds the
+    ///   compact layout's limits (8,192 feature views, 65,535 nodes between a node and its
+    ///   children, 2^31 nodes).
     public init(_ model: TreeEnsemble) throws(ModelError) {
         self.model = model
         let total = model.nodeCount
         guard total < Int(UInt32.max) / 2 else {
             throw ModelError(.unsupported, file: model.source, "model has \(total) nodes; at most 2^31 are supported")
+        }
+        for (t, tree) in model.trees.enumerated() {
+            try tree.validate(featureCount: model.featureCount, file: model.source, field: "tree \(t)")
         }
 
         // Views in first-use order.

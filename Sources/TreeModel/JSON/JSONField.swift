@@ -139,7 +139,9 @@ struct JSONField {
         var i = index + 1
         var bad: Int? = nil
         tape.bytes.withUnsafeBufferPointer { buf in
-            buf.baseAddress!.withMemoryRebound(to: CChar.self, capacity: buf.count) { base in
+            // The tape's bytes always end with a NUL, so there is a base address; without one there is nothing to read.
+            guard let start = buf.baseAddress else { if n > 0 { bad = 0 }; return }
+            start.withMemoryRebound(to: CChar.self, capacity: buf.count) { base in
                 var endp: UnsafeMutablePointer<CChar>? = nil
                 for k in 0..<n {
                     let t = tape.tokens[i]

@@ -41,6 +41,9 @@ extension TreeEnsemble {
         guard maxFeature >= 0 else {
             throw header.error("max_feature_idx", "expected a non-negative index, found \(maxFeature)", .inconsistent)
         }
+        guard maxFeature < ModelLimits.maximumFeatures else {
+            throw header.error("max_feature_idx", "declares \(maxFeature) + 1 features; at most \(ModelLimits.maximumFeatures) are supported", .unsupported)
+        }
         let featureCount = maxFeature + 1
         var names = header.value("feature_names").map { $0.split(separator: " ").map(String.init) } ?? []
         if names.isEmpty {
@@ -50,6 +53,7 @@ extension TreeEnsemble {
         }
 
         var trees: [DecisionTree] = []
+        var nodes = 0
         var sawEnd = false
         while let section = try reader.nextSection() {
             guard let first = section.first else { continue }
@@ -63,7 +67,13 @@ extension TreeEnsemble {
             guard Int(first.key.dropFirst(5)) == trees.count else {
                 throw ModelError(.malformed, file: file, line: first.line, "expected 'Tree=\(trees.count)', found '\(first.key)'")
             }
-            trees.append(try lightgbmTree(section, featureCount: featureCount, file: file))
+            let tree = try lightgbmTree(section, featureCount: featureCount, file: file)
+            nodes += tree.nodeCount
+            guard nodes <= ModelLimits.maximumNodes else {
+                throw ModelError(.unsupported, file: file, line: first.line,
+                                 "the model has more than \(ModelLimits.maximumNodes) nodes up to \(first.key); at most that many are supported")
+            }
+            trees.append(tree)
         }
         guard sawEnd else {
             throw ModelError(.malformed, file: file, line: reader.line, "file ends before 'end of trees' after \(trees.count) trees (truncated?)")
@@ -88,6 +98,9 @@ extension TreeEnsemble {
     private static func lightgbmTree(_ s: LightGBMSection, featureCount: Int, file: String) throws(ModelError) -> DecisionTree {
         let leaves = try s.int("num_leaves")
         guard leaves >= 1 else { throw s.error("num_leaves", "expected at least 1, found \(leaves)", .inconsistent) }
+        guard leaves <= ModelLimits.maximumLeaves else {
+            throw s.error("num_leaves", "declares \(leaves) leaves; at most \(ModelLimits.maximumLeaves) are supported", .unsupported)
+        }
         if let cats = try s.optionalInt("num_cat"), cats > 0 {
             throw s.error("num_cat", "tree has \(cats) categorical splits; categorical splits are not supported (retrain with numeric encoding)", .unsupported)
         }
@@ -122,8 +135,8 @@ extension TreeEnsemble {
             if d & 1 != 0 {
                 throw s.error("decision_type", "node \(i) is a categorical split; categorical splits are not supported", .unsupported)
             }
-            for c in [leftChild[i], rightChild[i]] where c >= inner || c < -leaves {
-                throw s.error(c >= 0 ? "left_child" : "right_child", "node \(i) has child \(c); expected 0..<\(inner) or ~0..~\(leaves - 1)", .inconsistent)
+            for (key, c) in [("left_child", leftChild[i]), ("right_child", rightChild[i])] where c >= inner || c < -leaves {
+                throw s.error(key, "node \(i) has child \(c); expected 0..<\(inner) or ~0..~\(leaves - 1)", .inconsistent)
             }
             tree.left[i] = node(leftChild[i])
             tree.right[i] = node(rightChild[i])
@@ -180,6 +193,12 @@ struct LightGBMSection {
         return ModelError(code, file: file, field: where_, line: entry(key)?.line ?? first?.line, message)
     }
 
+    /// What to reserve for `count` space-separated values of `text`: never more than the line can
+    /// hold (one digit and one space per value), whatever count the file declares.
+    static func capacity(_ count: Int, _ text: String) -> Int {
+        max(0, min(count, text.utf8.count / 2 + 1))
+    }
+
     func int(_ key: String) throws(ModelError) -> Int {
         guard let v = try optionalInt(key) else { throw error(key, "required key is missing", .malformed) }
         return v
@@ -194,7 +213,7 @@ struct LightGBMSection {
     func ints(_ key: String, count: Int) throws(ModelError) -> [Int] {
         guard let text = value(key) else { throw error(key, "required key is missing (truncated?)", .malformed) }
         var out: [Int] = []
-        out.reserveCapacity(count)
+        out.reserveCapacity(Self.capacity(count, text))
         for (i, part) in text.split(separator: " ").enumerated() {
             guard let v = Int(part) else { throw error(key, "value \(i) '\(part)' is not an integer", .malformed) }
             out.append(v)
@@ -211,7 +230,7 @@ struct LightGBMSection {
     func optionalDoubles(_ key: String, count: Int) throws(ModelError) -> [Double]? {
         guard let text = value(key) else { return nil }
         var out: [Double] = []
-        out.reserveCapacity(count)
+        out.reserveCapacity(Self.capacity(count, text))
         for (i, part) in text.split(separator: " ").enumerated() {
             // LightGBM writes very large thresholds as 1.0000000180025095e-35 or 1e+300; Double(...) parses all of them.
             guard let v = Double(part) else { throw error(key, "value \(i) '\(part)' is not a number", .malformed) }

@@ -52,6 +52,10 @@ extension TreeEnsemble {
         guard featureCount > 0 else {
             throw try params.member("num_feature").error("expected a positive feature count, found \(featureCount)", code: .inconsistent)
         }
+        guard featureCount <= ModelLimits.maximumFeatures else {
+            throw try params.member("num_feature").error(
+                "declares \(featureCount) features; at most \(ModelLimits.maximumFeatures) are supported", code: .unsupported)
+        }
         if let numClass = try params.optionalMember("num_class"), try numClass.integer() > 1 {
             throw numClass.error("multi-class models are not supported (num_class = \(try numClass.integer())); expected a binary or regression model", code: .unsupported)
         }
@@ -83,6 +87,9 @@ extension TreeEnsemble {
         let types = try learner.optionalMember("feature_types").map { f throws(ModelError) in
             try f.elements().map { e throws(ModelError) in try e.string() }
         }
+        if let types, !types.isEmpty, types.count != featureCount {
+            throw try learner.member("feature_types").error("expected \(featureCount) types (num_feature), found \(types.count)", code: .inconsistent)
+        }
 
         // Booster
         let booster = try learner.member("gradient_booster")
@@ -107,8 +114,14 @@ extension TreeEnsemble {
 
         var trees: [DecisionTree] = []
         trees.reserveCapacity(treeFields.count)
+        var nodes = 0
         for field in treeFields {
-            trees.append(try xgboostTree(field, featureCount: featureCount, featureTypes: types))
+            let tree = try xgboostTree(field, featureCount: featureCount, featureTypes: types)
+            nodes += tree.nodeCount
+            guard nodes <= ModelLimits.maximumNodes else {
+                throw field.error("the model has more than \(ModelLimits.maximumNodes) nodes up to this tree; at most that many are supported", code: .unsupported)
+            }
+            trees.append(tree)
         }
 
         return TreeEnsemble(
@@ -146,6 +159,9 @@ extension TreeEnsemble {
         let param = try field.member("tree_param")
         let n = try param.member("num_nodes").integer()
         guard n > 0 else { throw try param.member("num_nodes").error("expected at least one node, found \(n)", code: .inconsistent) }
+        guard n <= ModelLimits.maximumNodes else {
+            throw try param.member("num_nodes").error("declares \(n) nodes; at most \(ModelLimits.maximumNodes) are supported", code: .unsupported)
+        }
         if let leafVector = try param.optionalMember("size_leaf_vector"), try leafVector.integer() > 1 {
             throw leafVector.error("vector leaves (multi-target trees) are not supported", code: .unsupported)
         }
