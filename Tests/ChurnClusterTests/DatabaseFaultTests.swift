@@ -16,25 +16,45 @@ struct DatabaseFaultTests {
     static let model = TestDatabase.packageRoot.appendingPathComponent("models/churn-default.json").path
     static let script = TestDatabase.packageRoot.appendingPathComponent("Deploy/local/pg.sh").path
 
+    /// A private PostgreSQL of this test (so it can be stopped, restarted and frozen without
+    /// touching the shared one), a generated base in it, and a cluster over it.
+    struct Setup {
+        let dir: String, url: String, subscribers: Int
+        let cluster: LocalCluster, client: ClusterClient, logger: Logger
+
+        static func start(_ name: String, subscribers: Int, shards: Int, seed: UInt64, urlSuffix: String = "",
+                          coordinatorOptions: [String] = []) async throws -> Setup {
+            let dir = "/tmp/churngrid-test-\(getpid())-\(name)"
+            let (status, output) = await runCommand("bash \(shellQuoted(script)) start \(shellQuoted(dir)) 2>&1")
+            try #require(status == 0, "\(output)")
+            let url = try #require(output.split(separator: "\n").last.map(String.init)) + urlSuffix
+            try await onOwnThread {
+                _ = try BaseLoader(connection: try PostgresConnection(url: url)).load(SyntheticBase(seed: seed), count: subscribers) { _ in }
+            }
+            var logger = Logger(label: "test.\(name)")
+            logger.logLevel = .warning
+            let cluster = try await LocalCluster.start(executable: try churngridExecutable(), postgresURL: url, model: DatabaseFaultTests.model, workers: 2,
+                                                       threads: 1, shards: shards, coordinatorOptions: coordinatorOptions,
+                                                       logDirectory: "\(dir)-logs", logger: logger)
+            let client = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: logger)
+            return Setup(dir: dir, url: url, subscribers: subscribers, cluster: cluster, client: client, logger: logger)
+        }
+
+        func stop() {
+            cluster.stop()
+            let client = client, dir = dir
+            Task {
+                await client.close()
+                _ = await runCommand("bash \(shellQuoted(DatabaseFaultTests.script)) stop \(shellQuoted(dir))")
+            }
+        }
+    }
+
     @Test("stopped mid-job past the deadline: the job fails with the reason, the coordinator reconnects, the failure is recorded once the server is back, the next job is exactly once")
     func restartMidJob() async throws {
-        let dir = "/tmp/churngrid-test-\(getpid())-pg-fault"
-        let (status, output) = await runCommand("bash \(shellQuoted(Self.script)) start \(shellQuoted(dir)) 2>&1")
-        try #require(status == 0, "\(output)")
-        defer { Task { _ = await runCommand("bash \(shellQuoted(Self.script)) stop \(shellQuoted(dir))") } }
-        let url = try #require(output.split(separator: "\n").last.map(String.init))
-        let n = 200_000
-        try await onOwnThread {
-            _ = try BaseLoader(connection: try PostgresConnection(url: url)).load(SyntheticBase(seed: 11), count: n) { _ in }
-        }
-        var logger = Logger(label: "test.pg-fault")
-        logger.logLevel = .warning
-        let logs = "/tmp/churngrid-test-\(getpid())-pg-fault-logs"
-        let cluster = try await LocalCluster.start(executable: try churngridExecutable(), postgresURL: url, model: Self.model, workers: 2, threads: 1,
-                                                   shards: 256, coordinatorOptions: ["--database-deadline", "3"], logDirectory: logs, logger: logger)
-        defer { cluster.stop() }
-        let client = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: logger)
-        defer { Task { await client.close() } }
+        let setup = try await Setup.start("pg-fault", subscribers: 200_000, shards: 256, seed: 11, coordinatorOptions: ["--database-deadline", "3"])
+        defer { setup.stop() }
+        let (dir, url, cluster, client, n) = (setup.dir, setup.url, setup.cluster, setup.client, setup.subscribers)
 
         // The server stops once the job has written its first shards.
         let first = try await client.coordinator.startRescore()
@@ -83,22 +103,9 @@ struct DatabaseFaultTests {
 
     @Test("restarted mid-job: the job's writes wait for the server and the job completes with every subscriber exactly once")
     func restartedMidJob() async throws {
-        let dir = "/tmp/churngrid-test-\(getpid())-pg-restart"
-        let (status, output) = await runCommand("bash \(shellQuoted(Self.script)) start \(shellQuoted(dir)) 2>&1")
-        try #require(status == 0, "\(output)")
-        defer { Task { _ = await runCommand("bash \(shellQuoted(Self.script)) stop \(shellQuoted(dir))") } }
-        let url = try #require(output.split(separator: "\n").last.map(String.init))
-        let n = 200_000
-        try await onOwnThread {
-            _ = try BaseLoader(connection: try PostgresConnection(url: url)).load(SyntheticBase(seed: 17), count: n) { _ in }
-        }
-        var logger = Logger(label: "test.pg-restart")
-        logger.logLevel = .warning
-        let cluster = try await LocalCluster.start(executable: try churngridExecutable(), postgresURL: url, model: Self.model, workers: 2, threads: 1,
-                                                   shards: 256, logDirectory: "/tmp/churngrid-test-\(getpid())-pg-restart-logs", logger: logger)
-        defer { cluster.stop() }
-        let client = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: logger)
-        defer { Task { await client.close() } }
+        let setup = try await Setup.start("pg-restart", subscribers: 200_000, shards: 256, seed: 17)
+        defer { setup.stop() }
+        let (dir, url, client, n) = (setup.dir, setup.url, setup.client, setup.subscribers)
 
         let id = try await client.coordinator.startRescore()
         var restartedMidJob = false
@@ -128,21 +135,9 @@ struct DatabaseFaultTests {
 
     @Test("a worker joins while PostgreSQL is down: the shards move (streamed), nothing is half-applied, and the map is saved once the server is back")
     func joinWhileDown() async throws {
-        let dir = "/tmp/churngrid-test-\(getpid())-pg-join"
-        let (status, output) = await runCommand("bash \(shellQuoted(Self.script)) start \(shellQuoted(dir)) 2>&1")
-        try #require(status == 0, "\(output)")
-        defer { Task { _ = await runCommand("bash \(shellQuoted(Self.script)) stop \(shellQuoted(dir))") } }
-        let url = try #require(output.split(separator: "\n").last.map(String.init))
-        try await onOwnThread {
-            _ = try BaseLoader(connection: try PostgresConnection(url: url)).load(SyntheticBase(seed: 19), count: 6_000) { _ in }
-        }
-        var logger = Logger(label: "test.pg-join")
-        logger.logLevel = .warning
-        let cluster = try await LocalCluster.start(executable: try churngridExecutable(), postgresURL: url, model: Self.model, workers: 2, threads: 1,
-                                                   shards: 48, logDirectory: "/tmp/churngrid-test-\(getpid())-pg-join-logs", logger: logger)
-        defer { cluster.stop() }
-        let client = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: logger)
-        defer { Task { await client.close() } }
+        let setup = try await Setup.start("pg-join", subscribers: 6_000, shards: 48, seed: 19)
+        defer { setup.stop() }
+        let (dir, url, cluster, client, logger) = (setup.dir, setup.url, setup.cluster, setup.client, setup.logger)
         let before = try await client.coordinator.status().epoch
 
         _ = await runCommand("bash \(shellQuoted(Self.script)) stop \(shellQuoted(dir))")
@@ -178,24 +173,10 @@ struct DatabaseFaultTests {
 
     @Test("stalled (SIGSTOP) past the statement timeout and the deadline: the job fails while the server is still frozen, instead of hanging; once it thaws the failure is recorded and the next job is exactly once")
     func stalledServer() async throws {
-        let dir = "/tmp/churngrid-test-\(getpid())-pg-stall"
-        let (status, output) = await runCommand("bash \(shellQuoted(Self.script)) start \(shellQuoted(dir)) 2>&1")
-        try #require(status == 0, "\(output)")
-        defer { Task { _ = await runCommand("bash \(shellQuoted(Self.script)) stop \(shellQuoted(dir))") } }
-        let base = try #require(output.split(separator: "\n").last.map(String.init))
-        let url = base + "?connect_timeout=2"
-        let n = 200_000
-        try await onOwnThread {
-            _ = try BaseLoader(connection: try PostgresConnection(url: url)).load(SyntheticBase(seed: 23), count: n) { _ in }
-        }
-        var logger = Logger(label: "test.pg-stall")
-        logger.logLevel = .warning
-        let cluster = try await LocalCluster.start(executable: try churngridExecutable(), postgresURL: url, model: Self.model, workers: 2, threads: 1,
-                                                   shards: 256, coordinatorOptions: ["--database-deadline", "3", "--statement-timeout", "2"],
-                                                   logDirectory: "/tmp/churngrid-test-\(getpid())-pg-stall-logs", logger: logger)
-        defer { cluster.stop() }
-        let client = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: logger)
-        defer { Task { await client.close() } }
+        let setup = try await Setup.start("pg-stall", subscribers: 200_000, shards: 256, seed: 23, urlSuffix: "?connect_timeout=2",
+                                          coordinatorOptions: ["--database-deadline", "3", "--statement-timeout", "2"])
+        defer { setup.stop() }
+        let (dir, url, cluster, client, n) = (setup.dir, setup.url, setup.cluster, setup.client, setup.subscribers)
 
         let first = try await client.coordinator.startRescore()
         var frozen: [pid_t] = []
