@@ -88,6 +88,8 @@ public distributed actor CoordinatorActor {
     private var savingMap = false
     /// Shards being loaded by their new owner right now.
     private var moving = 0
+    /// Counts the starts and ends of moves (a status that straddles one reports it as moving).
+    private var moves = 0
     /// The member whose shards are moving away before it leaves (membership changes run one at
     /// a time, so there is at most one).
     private var draining: String?
@@ -297,6 +299,8 @@ public distributed actor CoordinatorActor {
 
     /// One step of a rebalance: `shards` take `target`'s owner and standby.
     private func move(_ shards: [Int], to target: ShardMap) async throws {
+        moves &+= 1
+        defer { moves &+= 1 }
         let previous = map, next = map.adopting(target, shards: shards)
         var work: [String: (shards: [Int], roles: [ShardRole], sources: [NodeID?])] = [:]
         func add(_ name: String, _ shard: Int, _ role: ShardRole) {
@@ -745,6 +749,9 @@ public distributed actor CoordinatorActor {
     public distributed func status() async -> ClusterStatus {
         if !unrecordedFailures.isEmpty { await writeUnrecordedFailures() }
         if mapUnsaved { await saveMap() }
+        // The workers are asked one after the other while shards may move: a status whose
+        // answers straddle a move says so (moving > 0), never a settled cluster it did not see.
+        let movesBefore = moves, movingBefore = moving
         var workers: [WorkerStatus] = [], silent: [String] = []
         for (name, member) in members.sorted(by: { $0.key < $1.key }) {
             do {
@@ -754,7 +761,9 @@ public distributed actor CoordinatorActor {
             }
         }
         return ClusterStatus(coordinator: "\(actorSystem.node)", shardCount: map.shardCount, epoch: map.epoch, modelVersion: model.version,
-                             unassignedShards: map.shardCount - ready.count, movingShards: moving, workers: workers, silentWorkers: silent, job: job())
+                             unassignedShards: map.shardCount - ready.count,
+                             movingShards: moves != movesBefore || movingBefore > 0 ? max(1, moving, movingBefore) : moving,
+                             workers: workers, silentWorkers: silent, job: job())
     }
 }
 
