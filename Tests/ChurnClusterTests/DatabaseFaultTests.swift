@@ -16,6 +16,16 @@ struct DatabaseFaultTests {
     static let model = TestDatabase.packageRoot.appendingPathComponent("models/churn-default.json").path
     static let script = TestDatabase.packageRoot.appendingPathComponent("Deploy/local/pg.sh").path
 
+    /// Job `id` once it has ended, or nil if it still runs after `within`.
+    static func ended(_ client: ClusterClient, _ id: Int64, within: Duration) async throws -> JobStatus? {
+        let deadline = ContinuousClock.now + within
+        while ContinuousClock.now < deadline {
+            if let job = try await client.coordinator.job(), job.id == id, job.state != "running" { return job }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return nil
+    }
+
     /// A private PostgreSQL of this test (so it can be stopped, restarted and frozen without
     /// touching the shared one), a generated base in it, and a cluster over it.
     struct Setup {
@@ -70,11 +80,7 @@ struct DatabaseFaultTests {
             try await Task.sleep(for: .milliseconds(5))
         }
         try #require(stoppedMidJob, "the job ended before the server could be stopped under it")
-        var failed: JobStatus?
-        for _ in 0..<600 {
-            if let job = try await client.coordinator.job(), job.id == first, job.state != "running" { failed = job; break }
-            try await Task.sleep(for: .milliseconds(100))
-        }
+        let failed = try await Self.ended(client, first, within: .seconds(60))
         #expect(failed?.state == "failed", "\(String(describing: failed))")
         #expect(failed?.error?.isEmpty == false)
 
@@ -89,11 +95,7 @@ struct DatabaseFaultTests {
 
         // The next job runs on the reconnected coordinator and scores everyone exactly once.
         let second = try await client.coordinator.startRescore()
-        var done: JobStatus?
-        for _ in 0..<1200 {
-            if let job = try await client.coordinator.job(), job.id == second, job.state != "running" { done = job; break }
-            try await Task.sleep(for: .milliseconds(100))
-        }
+        let done = try await Self.ended(client, second, within: .seconds(120))
         #expect(done?.state == "completed", "\(String(describing: done))")
         let counts = try db.query("SELECT count(*), count(DISTINCT subscriber_id) FROM churn_scores_current").rows.first
         #expect(counts?[0] == String(n) && counts?[1] == String(n), "\(String(describing: counts))")
@@ -120,11 +122,7 @@ struct DatabaseFaultTests {
             try await Task.sleep(for: .milliseconds(5))
         }
         try #require(restartedMidJob, "the job ended before the server could be restarted under it")
-        var done: JobStatus?
-        for _ in 0..<1200 {
-            if let job = try await client.coordinator.job(), job.id == id, job.state != "running" { done = job; break }
-            try await Task.sleep(for: .milliseconds(100))
-        }
+        let done = try await Self.ended(client, id, within: .seconds(120))
         #expect(done?.state == "completed", "\(String(describing: done))")
         #expect((done?.retries ?? 0) > 0, "the job's writes were retried: the restart happened under it")
         let db = try PostgresConnection(url: url)
@@ -190,11 +188,7 @@ struct DatabaseFaultTests {
             try await Task.sleep(for: .milliseconds(5))
         }
         try #require(!frozen.isEmpty, "the job ended before the server could be frozen under it")
-        var failed: JobStatus?
-        for _ in 0..<400 {
-            if let job = try await client.coordinator.job(), job.id == first, job.state != "running" { failed = job; break }
-            try await Task.sleep(for: .milliseconds(100))
-        }
+        let failed = try await Self.ended(client, first, within: .seconds(40))
         for pid in frozen { kill(pid, SIGCONT) }  // only now: the job had to end while the server was frozen
         #expect(failed?.state == "failed", "the job ended while the server was frozen: \(String(describing: failed))")
         #expect(failed?.error?.contains("unavailable") == true, "\(String(describing: failed?.error))")
@@ -206,11 +200,7 @@ struct DatabaseFaultTests {
         let db = try PostgresConnection(url: url)
         #expect(try db.query("SELECT state FROM scoring_jobs WHERE id = $1", [String(first)]).scalar == "failed")
         let second = try await client.coordinator.startRescore()
-        var done: JobStatus?
-        for _ in 0..<1200 {
-            if let job = try await client.coordinator.job(), job.id == second, job.state != "running" { done = job; break }
-            try await Task.sleep(for: .milliseconds(100))
-        }
+        let done = try await Self.ended(client, second, within: .seconds(120))
         #expect(done?.state == "completed", "\(String(describing: done))")
         let counts = try db.query("SELECT count(*), count(DISTINCT subscriber_id) FROM churn_scores_current").rows.first
         #expect(counts?[0] == String(n) && counts?[1] == String(n), "\(String(describing: counts))")
