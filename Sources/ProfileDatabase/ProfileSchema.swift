@@ -138,6 +138,24 @@ public enum ProfileSchema {
             );
             CREATE INDEX churngrid_audit_log_at ON churngrid_audit_log (at);
             """),
+        Migration(version: 5, name: "coordinator lease and terms", sql: """
+            -- The coordinator's lease: one holder at a time, by term (compare-and-set). A standby
+            -- coordinator takes the lease (term + 1) when the holder stopped renewing it. Every
+            -- write a coordinator makes first takes a KEY SHARE lock on this row with its own term:
+            -- a takeover changes `term` (a unique key), so it waits for those writes to commit,
+            -- and every later write of the old holder finds its term gone and is refused.
+            CREATE TABLE churngrid_lease (
+                singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+                term bigint NOT NULL UNIQUE CHECK (term > 0),
+                holder text NOT NULL,
+                endpoint text NOT NULL,
+                renewals bigint NOT NULL DEFAULT 0,
+                acquired_at timestamptz NOT NULL DEFAULT now(),
+                renewed_at timestamptz NOT NULL DEFAULT now()
+            );
+            -- The term of the coordinator that ran each job.
+            ALTER TABLE scoring_jobs ADD COLUMN term bigint;
+            """),
     ]
 
     /// Applies the migrations `connection`'s database lacks.

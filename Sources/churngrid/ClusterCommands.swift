@@ -49,8 +49,14 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Seconds a job waits for shards without a ready owner before it fails.")
     var unownedDeadline: Double = 600
 
-    @Option(help: "The coordinator's name (default: its key's name, or 'coordinator').")
+    @Option(help: "Seconds a shard's rescoring may make no progress before it runs again elsewhere (its standby, or the worker it is moved to); the first answer counts.")
+    var stragglerSeconds: Double = 60
+
+    @Option(help: "The coordinator's name (default: its key's name, or 'coordinator'). Coordinators sharing a database need distinct names.")
     var name: String?
+
+    @Option(help: "Seconds of lease: a standby coordinator on the same database takes over when the leader has not renewed its lease for this long. The leader renews every second.")
+    var leaseSeconds: Double = 15
 
     @OptionGroup var security: ListenerSecurityOptions
 
@@ -62,11 +68,13 @@ struct CoordinatorCommand: AsyncParsableCommand {
         var configuration = CoordinatorService.Configuration(node: node, postgresURL: try postgresURL(option: postgres), modelPath: model)
         configuration.authorizedKeysPath = security.authorizedKeys
         configuration.shardCount = shards
+        configuration.leasePeriod = .milliseconds(Int(max(2, leaseSeconds) * 1000))
         configuration.settings.handoff = handoff
         configuration.settings.standbys = standbys
         configuration.settings.rejoinGrace = .milliseconds(Int(max(0, rejoinGrace) * 1000))
         configuration.settings.databaseDeadline = .milliseconds(Int(max(0, databaseDeadline) * 1000))
         configuration.settings.unownedShardDeadline = .milliseconds(Int(max(0, unownedDeadline) * 1000))
+        configuration.settings.stragglerDeadline = .milliseconds(Int(max(0.2, stragglerSeconds) * 1000))
         configuration.settings.statementTimeout = .milliseconds(Int(max(1, statementTimeout) * 1000))
         try await reportingClusterErrors {
             let service = try await CoordinatorService(configuration)
@@ -80,10 +88,10 @@ struct WorkerCommand: AsyncParsableCommand {
         commandName: "worker",
         abstract: "Run a worker: joins the coordinator, loads its shards, scores them. Stops cleanly on SIGTERM.")
 
-    @Option(help: "The coordinator's endpoint.")
+    @Option(help: "The coordinator's endpoint; several separated by commas (a leader and its standbys: the worker follows whichever leads).")
     var coordinator: String
 
-    @Option(help: "The coordinator's public key file (NAME.pub), on a cluster with CURVE.")
+    @Option(help: "The coordinator's public key file (NAME.pub), on a cluster with CURVE; with several coordinators, their files separated by commas in the order of --coordinator.")
     var coordinatorKey: String?
 
     @Option(help: "Endpoint to listen on (tcp://HOST:PORT; port * picks a free one).")
@@ -112,10 +120,12 @@ struct WorkerCommand: AsyncParsableCommand {
         node.advertise = advertise
         node.options.unreachableAfter = .seconds(3)
         try security.apply(to: &node)
-        var configuration = WorkerService.Configuration(node: node, coordinator: coordinator, threads: threads, postgresURL: try postgresURL(option: postgres))
+        let coordinators = coordinator.split(separator: ",").map { String($0) }.filter { !$0.isEmpty }
+        guard !coordinators.isEmpty else { throw ValidationError("--coordinator: give the coordinator's endpoint") }
+        var configuration = WorkerService.Configuration(node: node, coordinators: coordinators, threads: threads, postgresURL: try postgresURL(option: postgres))
         if security.curveKeys != nil {
             guard let coordinatorKey else { throw ValidationError("--curve-keys needs --coordinator-key (the coordinator's NAME.pub)") }
-            configuration.coordinatorKey = try NodeKeyFile.loadPublicKey(path: coordinatorKey)
+            configuration.coordinatorKeys = try coordinatorKeys(coordinatorKey)
         }
         configuration.authorizedKeysPath = security.authorizedKeys
         try await reportingClusterErrors {

@@ -67,20 +67,20 @@ func isLoopback(_ endpoint: String) -> Bool {
 /// How a command reaches the coordinator: its endpoint, and on a cluster with CURVE the
 /// caller's own key and the coordinator's public key.
 struct CoordinatorOptions: ParsableArguments {
-    @Option(help: "The coordinator's endpoint.")
+    @Option(help: "The coordinator's endpoint; several separated by commas (a leader and its standbys: the one that leads answers).")
     var coordinator: String = "tcp://127.0.0.1:7400"
 
     @Option(help: "This caller's CURVE key file (NAME.key); its name and role come from the nodes' authorized keys.")
     var curveKeys: String?
 
-    @Option(help: "The coordinator's public key file (NAME.pub), to reach a cluster with CURVE.")
+    @Option(help: "The coordinator's public key file (NAME.pub), to reach a cluster with CURVE; with several coordinators, their files separated by commas in the order of --coordinator.")
     var coordinatorKey: String?
 
     func credentials() throws -> ClusterClient.Credentials? {
         switch (curveKeys, coordinatorKey) {
         case (nil, nil): return nil
         case (let keys?, let coordinatorKey?):
-            return ClusterClient.Credentials(key: try NodeKeyFile.load(path: keys), coordinatorKey: try NodeKeyFile.loadPublicKey(path: coordinatorKey))
+            return ClusterClient.Credentials(key: try NodeKeyFile.load(path: keys), coordinatorKeys: try coordinatorKeys(coordinatorKey))
         case (nil, _): throw ValidationError("--coordinator-key needs --curve-keys (this caller's own key)")
         case (_, nil): throw ValidationError("--curve-keys needs --coordinator-key (the coordinator's public key, NAME.pub)")
         }
@@ -126,4 +126,9 @@ extension ClusterCommand {
             print("\(publicPath): \(file.keys.publicKey)")
         }
     }
+}
+
+/// The public keys of `--coordinator-key` files (several separated by commas).
+func coordinatorKeys(_ paths: String) throws -> [String] {
+    try paths.split(separator: ",").map { try NodeKeyFile.loadPublicKey(path: String($0)) }
 }

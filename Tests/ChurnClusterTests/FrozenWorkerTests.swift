@@ -66,4 +66,103 @@ struct FrozenWorkerTests {
         #expect(counts?[0] == String(n) && counts?[1] == String(n), "\(String(describing: counts))")
         #expect(try db.query("SELECT count(DISTINCT node) FROM scoring_job_shards WHERE job_id = $1", [String(id)]).scalar == "2", "both workers scored")
     }
+
+    static func cluster(_ name: String, subscribers n: Int, shards: Int, seed: UInt64, options: [String] = []) async throws -> (url: String, cluster: LocalCluster, client: ClusterClient) {
+        let url = try await TestDatabase.fresh()
+        try await onOwnThread {
+            _ = try BaseLoader(connection: try PostgresConnection(url: url)).load(SyntheticBase(seed: seed), count: n) { _ in }
+        }
+        var logger = Logger(label: "test.\(name)")
+        logger.logLevel = .warning
+        let cluster = try await LocalCluster.start(executable: try churngridExecutable(), postgresURL: url, model: Self.model, workers: 2, threads: 1,
+                                                   shards: shards, coordinatorOptions: options,
+                                                   logDirectory: "/tmp/churngrid-test-\(getpid())-\(name)", logger: logger)
+        return (url, cluster, try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: logger))
+    }
+
+    static func ended(_ client: ClusterClient, _ id: Int64) async throws -> JobStatus? {
+        for _ in 0..<3000 {
+            if let j = try await client.coordinator.job(), j.id == id, j.state != "running" { return j }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return nil
+    }
+
+    @Test("frozen for 30 s in the middle of a job: failed over, the job completes exactly once on the survivor; resumed, the worker serves again")
+    func frozenMidJob() async throws {
+        let n = 150_000
+        let (url, cluster, client) = try await Self.cluster("frozen-mid-job", subscribers: n, shards: 128, seed: 31)
+        defer { cluster.stop() }
+        defer { Task { await client.close() } }
+        let pid = try #require(cluster.pid("worker-1"))
+        let id = try await client.coordinator.startRescore()
+        var frozenMidJob = false
+        for _ in 0..<6000 {
+            guard let job = try await client.coordinator.job(), job.state == "running" else { break }
+            if job.shardsDone >= 1 {
+                kill(pid, SIGSTOP)
+                frozenMidJob = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        try #require(frozenMidJob, "the job ended before the worker could be frozen under it")
+        try await Task.sleep(for: .seconds(30))
+        let job = try await client.coordinator.job()
+        kill(pid, SIGCONT)
+        let resumedAt = ContinuousClock.now
+        let done = try #require(try await Self.ended(client, id))
+        #expect(done.state == "completed", "\(done)")
+        #expect(done.retries > 0 || job?.state == "completed", "the frozen worker's shards were re-run (retries \(done.retries))")
+
+        // Resumed: it registers again and owns ready shards.
+        var serving: Duration?
+        for _ in 0..<600 {
+            let nodes = try await client.coordinator.nodes()
+            if let w1 = nodes.first(where: { $0.name == "worker-1" }), w1.shards > 0, w1.readyShards == w1.shards {
+                serving = ContinuousClock.now - resumedAt
+                break
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let back = try #require(serving, "worker-1 never served again after it resumed")
+        print("frozen worker: serving shards again \(back) after SIGCONT")
+        let db = try PostgresConnection(url: url)
+        let counts = try db.query("SELECT count(*), count(DISTINCT subscriber_id) FROM churn_scores_current").rows.first
+        #expect(counts?[0] == String(n) && counts?[1] == String(n), "\(String(describing: counts))")
+        #expect(try db.query("SELECT job_id FROM churngrid_published").scalar == String(id))
+    }
+
+    @Test("a slow but live worker (stopped and continued in a duty cycle, never long enough to be failed over): its stragglers run elsewhere and the job completes exactly once")
+    func slowWorker() async throws {
+        let n = 120_000
+        let (url, cluster, client) = try await Self.cluster("straggler", subscribers: n, shards: 128, seed: 37, options: ["--straggler-seconds", "1"])
+        defer { cluster.stop() }
+        defer { Task { await client.close() } }
+        let pid = try #require(cluster.pid("worker-1"))
+        // 1.5 s stopped, 0.3 s running: heartbeats get through (the limit is 3 s), scoring crawls.
+        let slowing = Task.detached {
+            while !Task.isCancelled {
+                kill(pid, SIGSTOP)
+                try? await Task.sleep(for: .milliseconds(1500))
+                kill(pid, SIGCONT)
+                try? await Task.sleep(for: .milliseconds(300))
+            }
+            kill(pid, SIGCONT)
+        }
+        let id = try await client.coordinator.startRescore()
+        let done = try await Self.ended(client, id)
+        slowing.cancel()
+        _ = await slowing.value
+        kill(pid, SIGCONT)
+        let job = try #require(done)
+        #expect(job.state == "completed", "\(job)")
+        #expect(job.stragglers > 0, "shards on the slow worker ran again elsewhere (stragglers \(job.stragglers))")
+        #expect(cluster.isRunning("worker-1"))
+        let db = try PostgresConnection(url: url)
+        let counts = try db.query("SELECT count(*), count(DISTINCT subscriber_id) FROM churn_scores_current").rows.first
+        #expect(counts?[0] == String(n) && counts?[1] == String(n), "\(String(describing: counts))")
+        let log = (try? String(contentsOfFile: cluster.logPath("coordinator"), encoding: .utf8)) ?? ""
+        #expect(log.contains("straggler"), "the coordinator logged its stragglers")
+    }
 }

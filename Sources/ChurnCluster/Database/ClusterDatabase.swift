@@ -59,6 +59,22 @@ final class ClusterDatabase: @unchecked Sendable {
     /// frozen server); the call then fails as unavailable and is retried after a reconnect.
     let statementTimeout: Duration
 
+    /// libpq's resilient defaults, the coordinator's name in `pg_stat_activity`, and a bound on a
+    /// transaction left idle (a coordinator frozen inside one would otherwise hold its locks, and a
+    /// standby's takeover would wait for them).
+    static let connectionDefaults = PostgresConnection.resilientDefaults + [
+        ("application_name", "churngrid-coordinator"),
+        ("options", "-c idle_in_transaction_session_timeout=10000"),
+    ]
+
+    /// The term this coordinator holds the lease for (nil: none — it writes nothing).
+    private let heldTerm = Mutex<Int64?>(nil)
+
+    /// Every fenced write (map, job state, scores, publish) is made in this term from now on.
+    func lead(term: Int64) { heldTerm.withLock { $0 = term } }
+
+    var term: Int64? { heldTerm.withLock { $0 } }
+
     /// Connections opened again after the server dropped them, over all slots.
     var reconnects: Int { connections.reduce(0) { $0 + $1.reconnects } }
 
@@ -73,7 +89,7 @@ final class ClusterDatabase: @unchecked Sendable {
             // routing goes first.
             let thread = BlockingThread(name: "cg-db-\(i)", niceness: 5)
             let c = try await thread.run { () throws -> UncheckedConnection in
-                let c = try PostgresConnection(url: url)
+                let c = try PostgresConnection(url: url, defaults: Self.connectionDefaults)
                 if i == 0 { _ = try ProfileSchema.migrate(c) }
                 return UncheckedConnection(connection: c)
             }
@@ -111,7 +127,7 @@ final class ClusterDatabase: @unchecked Sendable {
             if !slot.connection.isOpen {
                 // Throws the connection error (naming the server, never the password) while the
                 // server is still away; the next call tries again.
-                slot.replace(try PostgresConnection(url: url))
+                slot.replace(try PostgresConnection(url: url, defaults: Self.connectionDefaults))
                 slot.reconnects += 1
                 logger.notice("reconnected to PostgreSQL", metadata: ["server": "\(slot.connection.endpoint)", "reconnects": "\(slot.reconnects)"])
             }
@@ -138,6 +154,7 @@ final class ClusterDatabase: @unchecked Sendable {
 
     /// Stores the shard map and its epoch in one transaction.
     func save(_ map: ShardMap) async throws {
+        let term = term
         try await run { c in
             try c.execute("BEGIN")
             do {
@@ -147,6 +164,7 @@ final class ClusterDatabase: @unchecked Sendable {
                     SELECT s - 1, (($1)::text[])[s], (($4)::text[])[s], $2 FROM generate_series(1, $3) AS s
                     ON CONFLICT (shard) DO UPDATE SET node = EXCLUDED.node, standby = EXCLUDED.standby, epoch = EXCLUDED.epoch
                     """, [Self.textArray(map.owners), String(map.epoch), String(map.shardCount), Self.textArray(map.standbys)])
+                try Self.fence(c, term: term)
                 try c.execute("COMMIT")
             } catch {
                 try? c.execute("ROLLBACK")
@@ -176,24 +194,122 @@ final class ClusterDatabase: @unchecked Sendable {
         }
     }
 
-    /// Jobs left running by a previous coordinator: marked failed, their partial scores dropped.
+    /// Jobs left running by a previous coordinator (or an earlier term): marked failed; their
+    /// partial scores are dropped by `dropFailedPartitions`.
     func failInterruptedJobs(reason: String) async throws -> [Int64] {
+        let term = term
+        let ids = try await run { c in
+            try c.execute("BEGIN")
+            do {
+                let ids = try c.query("""
+                    UPDATE scoring_jobs SET state = 'failed', finished_at = now(), error = $1
+                    WHERE state = 'running' AND (term IS NULL OR term < $2) RETURNING id
+                    """, [reason, String(term ?? 0)]).rows.compactMap { $0[0].flatMap(Int64.init) }
+                try Self.fence(c, term: term)
+                try c.execute("COMMIT")
+                return ids
+            } catch {
+                try? c.execute("ROLLBACK")
+                throw error
+            }
+        }
+        await dropFailedPartitions()
+        return ids
+    }
+
+    /// Drops the partitions of failed jobs that still exist. Dropping a partition locks the
+    /// scores' parent table, so each drop waits at most 2 s for its lock (a frozen writer of an
+    /// earlier term may still hold one) and is otherwise left for the next call: a failed job's
+    /// rows are never published, so leaving them a while harms nothing.
+    func dropFailedPartitions() async {
+        _ = try? await run { c in
+            let ids = try c.query("""
+                SELECT id FROM scoring_jobs WHERE state = 'failed' AND to_regclass('churn_scores_job_' || id) IS NOT NULL
+                """).rows.compactMap { $0[0].flatMap(Int64.init) }
+            for id in ids { try? Self.dropPartition(c, job: id) }
+        }
+    }
+
+    /// Drops one job's partition, waiting at most 2 s for the lock (lock_not_available otherwise).
+    static func dropPartition(_ c: PostgresConnection, job: Int64) throws {
+        try c.execute("BEGIN")
+        do {
+            try c.execute("SET LOCAL lock_timeout = '2s'")
+            try c.execute("DROP TABLE IF EXISTS churn_scores_job_\(job)")
+            try c.execute("COMMIT")
+        } catch {
+            try? c.execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    // MARK: Lease
+
+    /// The coordinator lease's record (nil: no coordinator has held it yet).
+    func leaseRecord() async throws -> CoordinatorLease.Record? {
+        try await run { c in try Self.leaseRecord(c) }
+    }
+
+    private static func leaseRecord(_ c: PostgresConnection) throws -> CoordinatorLease.Record? {
+        guard let r = try c.query("SELECT term, holder, endpoint, renewals FROM churngrid_lease").rows.first,
+              let term = r[0].flatMap(Int64.init), let renewals = r[3].flatMap(Int64.init) else { return nil }
+        return CoordinatorLease.Record(term: term, holder: r[1] ?? "", endpoint: r[2] ?? "", renewals: renewals)
+    }
+
+    /// Takes the lease if its record is still `replacing` (nil: there is none yet).
+    /// - Returns: the new term, or nil and the record found when another coordinator got there first.
+    func acquireLease(replacing: CoordinatorLease.Record?, holder: String, endpoint: String) async throws -> (term: Int64?, current: CoordinatorLease.Record?) {
         try await run { c in
-            let ids = try c.query("UPDATE scoring_jobs SET state = 'failed', finished_at = now(), error = $1 WHERE state = 'running' RETURNING id", [reason])
-                .rows.compactMap { $0[0].flatMap(Int64.init) }
-            for id in ids { try c.execute("DROP TABLE IF EXISTS churn_scores_job_\(id)") }
-            return ids
+            let taken: String?
+            if let replacing {
+                // Waits for the old holder's fenced writes in flight (they hold KEY SHARE on the row).
+                taken = try c.query("""
+                    UPDATE churngrid_lease SET term = term + 1, holder = $1, endpoint = $2, renewals = 0, acquired_at = now(), renewed_at = now()
+                    WHERE term = $3 AND renewals = $4 RETURNING term
+                    """, [holder, endpoint, String(replacing.term), String(replacing.renewals)]).scalar
+            } else {
+                taken = try c.query("""
+                    INSERT INTO churngrid_lease (term, holder, endpoint) VALUES (1, $1, $2) ON CONFLICT (singleton) DO NOTHING RETURNING term
+                    """, [holder, endpoint]).scalar
+            }
+            if let taken, let term = Int64(taken) { return (term, nil) }
+            return (nil, try Self.leaseRecord(c))
+        }
+    }
+
+    /// Renews the lease of `term`.
+    /// - Returns: nil when renewed; otherwise the record that holds the lease now.
+    func renewLease(term: Int64) async throws -> CoordinatorLease.Record?? {
+        try await run { c in
+            if try c.query("UPDATE churngrid_lease SET renewals = renewals + 1, renewed_at = now() WHERE term = $1 RETURNING term", [String(term)]).rows.count == 1 {
+                return nil
+            }
+            return .some(try Self.leaseRecord(c))
+        }
+    }
+
+    /// Refuses the transaction unless this coordinator still holds the lease in `term`: called just
+    /// before COMMIT, it takes a KEY SHARE lock on the lease row, so a takeover (which changes the
+    /// term, a key) waits until this transaction has committed, and every transaction after a
+    /// takeover finds the term gone.
+    static func fence(_ c: PostgresConnection, term: Int64?) throws {
+        guard let term else { throw LeaseLost(term: nil, current: nil) }
+        if try c.query("SELECT 1 FROM churngrid_lease WHERE term = $1 FOR KEY SHARE", [String(term)]).rows.count != 1 {
+            throw LeaseLost(term: term, current: try? leaseRecord(c))
         }
     }
 
     /// Creates a job and its empty partition.
     func startJob(modelVersion: String, shardCount: Int) async throws -> Int64 {
-        try await run { c in
+        let term = term
+        return try await run { c in
             try c.execute("BEGIN")
             do {
-                let id = Int64(try c.query("INSERT INTO scoring_jobs (model_version, state, shard_count) VALUES ($1, 'running', $2) RETURNING id",
-                                           [modelVersion, String(shardCount)]).scalar!)!
+                guard let inserted = try c.query("INSERT INTO scoring_jobs (model_version, state, shard_count, term) VALUES ($1, 'running', $2, $3) RETURNING id",
+                                                 [modelVersion, String(shardCount), term.map { String($0) }]).scalar,
+                      let id = Int64(inserted) else { throw ClusterError("PostgreSQL returned no job id") }
                 try c.execute("CREATE TABLE churn_scores_job_\(id) PARTITION OF churn_scores FOR VALUES IN (\(id))")
+                try Self.fence(c, term: term)
                 try c.execute("COMMIT")
                 return id
             } catch {
@@ -207,7 +323,8 @@ final class ClusterDatabase: @unchecked Sendable {
     /// written (a retry's duplicate).
     /// - Returns: the shards written now.
     func write(job: Int64, batch: [(scores: ShardScores, node: String)], connection index: Int = 0) async throws -> Set<Int> {
-        try await run(on: index) { c in
+        let term = term
+        return try await run(on: index) { c in
             try c.execute("BEGIN")
             do {
                 let values = batch.enumerated().map { i, _ in "($1, $\(3 * i + 2)::integer, $\(3 * i + 3)::integer, $\(3 * i + 4))" }
@@ -247,6 +364,7 @@ final class ClusterDatabase: @unchecked Sendable {
                     e.finish()
                     try w.write(e.take())
                 }
+                try Self.fence(c, term: term)
                 try c.execute("COMMIT")
                 return claimed
             } catch {
@@ -268,6 +386,7 @@ final class ClusterDatabase: @unchecked Sendable {
         let parameters = [String(job), String(summary.subscribers), String(summary.mean),
                           "{" + summary.deciles.map { String($0) }.joined(separator: ",") + "}",
                           "{" + summary.histogram.map { String($0) }.joined(separator: ",") + "}", bands, regions]
+        let term = term
         try await run { c in
             try c.execute("BEGIN")
             do {
@@ -292,6 +411,7 @@ final class ClusterDatabase: @unchecked Sendable {
                     INSERT INTO churngrid_published (job_id) VALUES (\(job))
                     ON CONFLICT (singleton) DO UPDATE SET job_id = EXCLUDED.job_id, published_at = now()
                     """)
+                try Self.fence(c, term: term)
                 try c.execute("COMMIT")
             } catch {
                 try? c.execute("ROLLBACK")
@@ -302,7 +422,7 @@ final class ClusterDatabase: @unchecked Sendable {
                 SELECT id FROM scoring_jobs WHERE state = 'completed' AND id <> $1
                 ORDER BY id DESC OFFSET $2
                 """, [String(job), String(keep - 1)]).rows.compactMap { $0[0].flatMap(Int64.init) }
-            for id in old { try c.execute("DROP TABLE IF EXISTS churn_scores_job_\(id)") }
+            for id in old { try? Self.dropPartition(c, job: id) }  // left for the next publish if its lock is busy
         }
     }
 
@@ -322,18 +442,21 @@ final class ClusterDatabase: @unchecked Sendable {
     /// - Returns: whether the job was still running.
     @discardableResult
     func fail(job: Int64, reason: String) async throws -> Bool {
-        try await run { c in
+        let term = term
+        return try await run { c in
             try c.execute("BEGIN")
+            let matched: Bool
             do {
-                let matched = try c.query("UPDATE scoring_jobs SET state = 'failed', finished_at = now(), error = $2 WHERE id = $1 AND state = 'running' RETURNING id",
-                                          [String(job), reason]).rows.count == 1
-                if matched { try c.execute("DROP TABLE IF EXISTS churn_scores_job_\(job)") }
+                matched = try c.query("UPDATE scoring_jobs SET state = 'failed', finished_at = now(), error = $2 WHERE id = $1 AND state = 'running' RETURNING id",
+                                      [String(job), reason]).rows.count == 1
+                try Self.fence(c, term: term)
                 try c.execute("COMMIT")
-                return matched
             } catch {
                 try? c.execute("ROLLBACK")
                 throw error
             }
+            if matched { try? Self.dropPartition(c, job: job) }  // else by the next dropFailedPartitions
+            return matched
         }
     }
 
@@ -346,6 +469,27 @@ final class ClusterDatabase: @unchecked Sendable {
     }
 
     static func textArray(_ values: [String]) -> String { textArray(values.map { Optional($0) }) }
+}
+
+/// A write refused because this coordinator no longer holds the lease in its term: another
+/// coordinator has taken over (this one steps down).
+public struct LeaseLost: Error, CustomStringConvertible, Sendable {
+    public let term: Int64?
+    public let current: CoordinatorLease.Record?
+    /// Set when the error was carried as text (from a job's write task).
+    public var reason: String?
+
+    public init(term: Int64?, current: CoordinatorLease.Record?, reason: String? = nil) {
+        self.term = term
+        self.current = current
+        self.reason = reason
+    }
+
+    public var description: String {
+        if let reason { return reason }
+        guard let term else { return "this coordinator holds no lease: it writes nothing" }
+        return "this coordinator's lease (term \(term)) was taken over" + (current.map { " by \($0)" } ?? "") + ": the write was refused"
+    }
 }
 
 /// Carries a connection to its thread. `@unchecked Sendable`: the connection is handed over, then

@@ -7,11 +7,15 @@ import Logging
 public final class LocalCluster: @unchecked Sendable {
     // @unchecked: the process list changes only in the owner's calls (`start`, `addWorker`,
     // `restartCoordinator`), made one at a time.
-    public private(set) var coordinatorEndpoint = ""
+    /// Where clients reach the coordinators: their endpoints separated by commas (the one that
+    /// leads answers).
+    public var coordinatorEndpoint: String { coordinatorEndpoints.joined(separator: ",") }
+    /// Each coordinator's endpoint: "coordinator" first, then "coordinator-2", …
+    public private(set) var coordinatorEndpoints: [String] = []
     public let logDirectory: String
     private let executable: String
     /// The coordinator's command line, given where it listens.
-    private var coordinatorArguments: (_ listen: String) -> [String] = { _ in [] }
+    private var coordinatorArguments: (_ name: String, _ listen: String) -> [String] = { _, _ in [] }
     private var processes: [(name: String, process: Process)] = []
     /// The PostgreSQL URL, handed to the processes in their environment (never in argv).
     private var postgresURL = ""
@@ -27,20 +31,26 @@ public final class LocalCluster: @unchecked Sendable {
     ///   - coordinatorOptions: further options of `churngrid coordinator` (`--standbys`, `--handoff postgres`).
     ///   - keyDirectory: with a folder, the cluster runs with CURVE: a key per node and an admin
     ///     key "demo" for clients are written there with the authorized-keys file.
+    ///   - coordinators: with more than one, "coordinator" leads (it starts first) and
+    ///     "coordinator-2", … stand by on the same database; workers and clients know them all.
     public static func start(executable: String, postgresURL: String, model: String, workers: Int, threads: Int,
                              shards: Int = 1024, coordinatorOptions: [String] = [], keyDirectory: String? = nil,
-                             logDirectory: String, logger: Logger) async throws -> LocalCluster {
+                             coordinators: Int = 1, logDirectory: String, logger: Logger) async throws -> LocalCluster {
         try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
         let cluster = LocalCluster(executable: executable, logDirectory: logDirectory)
         cluster.postgresURL = postgresURL
-        if let keyDirectory { try cluster.makeKeys(in: keyDirectory, workers: max(1, workers)) }
-        let security = cluster.listenerOptions("coordinator")
-        cluster.coordinatorArguments = {
-            ["coordinator", "--listen", $0, "--model", model, "--shards", String(shards)] + security + coordinatorOptions
+        let coordinatorNames = (1...max(1, coordinators)).map { $0 == 1 ? "coordinator" : "coordinator-\($0)" }
+        if let keyDirectory { try cluster.makeKeys(in: keyDirectory, workers: max(1, workers), coordinators: coordinatorNames) }
+        cluster.coordinatorArguments = { name, listen in
+            ["coordinator", "--listen", listen, "--name", name, "--model", model, "--shards", String(shards)] + cluster.listenerOptions(name) + coordinatorOptions
         }
         do {
-            try cluster.spawn(executable, "coordinator", cluster.coordinatorArguments("tcp://127.0.0.1:*"))
-            cluster.coordinatorEndpoint = try await cluster.endpoint(of: "coordinator", prefix: "coordinator listening ")
+            for (i, name) in coordinatorNames.enumerated() {
+                try cluster.spawn(executable, name, cluster.coordinatorArguments(name, "tcp://127.0.0.1:*"))
+                cluster.coordinatorEndpoints.append(try await cluster.endpoint(of: name, prefix: "coordinator listening "))
+                // The first leads: the others start once it holds the lease.
+                if i == 0 { _ = try await cluster.endpoint(of: name, prefix: "coordinator leading term ") }
+            }
             for i in 1...max(1, workers) {
                 try cluster.spawn(executable, "worker-\(i)", cluster.workerArguments("worker-\(i)", threads: threads))
             }
@@ -62,24 +72,28 @@ public final class LocalCluster: @unchecked Sendable {
     private var authorizedKeysPath: String { "\(keyDirectory ?? "")/authorized_keys" }
 
     /// Writes a key per node, the client key "demo" (admin) and the authorized-keys file.
-    private func makeKeys(in directory: String, workers: Int) throws {
+    private func makeKeys(in directory: String, workers: Int, coordinators: [String]) throws {
         try? FileManager.default.removeItem(atPath: directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         keyDirectory = directory
-        let coordinator = try NodeKeyFile.generate(name: "coordinator")
-        try coordinator.write(to: directory)
+        var coordinatorKeys: [String] = []
+        var lines = ["# role public-key name (churngrid demo)"]
+        for name in coordinators {
+            let key = try NodeKeyFile.generate(name: name)
+            try key.write(to: directory)
+            coordinatorKeys.append(key.keys.publicKey)
+            lines.append("coordinator \(key.keys.publicKey) \(name)")
+        }
         let demo = try NodeKeyFile.generate(name: "demo")
         try demo.write(to: directory)
-        var lines = ["# role public-key name (churngrid demo)",
-                     "coordinator \(coordinator.keys.publicKey) coordinator",
-                     "admin \(demo.keys.publicKey) demo"]
+        lines.append("admin \(demo.keys.publicKey) demo")
         for i in 1...workers {
             let worker = try NodeKeyFile.generate(name: "worker-\(i)")
             try worker.write(to: directory)
             lines.append("worker \(worker.keys.publicKey) worker-\(i)")
         }
         try (lines.joined(separator: "\n") + "\n").write(toFile: authorizedKeysPath, atomically: true, encoding: .utf8)
-        credentials = ClusterClient.Credentials(key: demo, coordinatorKey: coordinator.keys.publicKey)
+        credentials = ClusterClient.Credentials(key: demo, coordinatorKeys: coordinatorKeys)
     }
 
     /// The security options of node `name` (none without CURVE).
@@ -90,15 +104,20 @@ public final class LocalCluster: @unchecked Sendable {
 
     private func workerArguments(_ name: String, threads: Int) -> [String] {
         var arguments = ["worker", "--coordinator", coordinatorEndpoint, "--name", name, "--threads", String(threads)] + listenerOptions(name)
-        if let keyDirectory { arguments += ["--coordinator-key", "\(keyDirectory)/coordinator.pub"] }
+        if let keyDirectory { arguments += ["--coordinator-key", coordinatorKeyFiles(keyDirectory)] }
         return arguments
     }
 
     /// The options a `churngrid` client command needs to reach this cluster.
     public var clientOptions: [String] {
         var options = ["--coordinator", coordinatorEndpoint]
-        if let keyDirectory { options += ["--curve-keys", "\(keyDirectory)/demo.key", "--coordinator-key", "\(keyDirectory)/coordinator.pub"] }
+        if let keyDirectory { options += ["--curve-keys", "\(keyDirectory)/demo.key", "--coordinator-key", coordinatorKeyFiles(keyDirectory)] }
         return options
+    }
+
+    /// The coordinators' public key files, in the order of their endpoints.
+    private func coordinatorKeyFiles(_ directory: String) -> String {
+        coordinatorEndpoints.indices.map { "\(directory)/\($0 == 0 ? "coordinator" : "coordinator-\($0 + 1)").pub" }.joined(separator: ",")
     }
 
     /// Adds `line` ("ROLE KEY NAME") to the authorized keys and makes every running node read
@@ -170,7 +189,7 @@ public final class LocalCluster: @unchecked Sendable {
     /// Stops the cluster: the coordinator first (so the workers do not drain their shards onto
     /// each other), then the workers, with SIGTERM (SIGKILL after 20 s), waiting for each.
     public func stop() {
-        let coordinators = processes.filter { $0.name == "coordinator" }, workers = processes.filter { $0.name != "coordinator" }
+        let coordinators = processes.filter { $0.name.hasPrefix("coordinator") }, workers = processes.filter { !$0.name.hasPrefix("coordinator") }
         for group in [coordinators, workers] {
             for (_, p) in group where p.isRunning { p.terminate() }
             let deadline = Date().addingTimeInterval(20)
@@ -195,10 +214,17 @@ public final class LocalCluster: @unchecked Sendable {
 
     /// Starts the coordinator again on the same endpoint (after it was killed) and waits until it
     /// listens; the workers re-register by themselves.
-    public func restartCoordinator() async throws {
-        processes.removeAll { $0.name == "coordinator" && !$0.process.isRunning }
-        try spawn(executable, "coordinator", coordinatorArguments(coordinatorEndpoint), appendLog: true)
-        _ = try await endpoint(of: "coordinator", prefix: "coordinator listening ", occurrence: 2)
+    /// - Parameter leading: wait until it leads (it took the lease back), not only until it listens.
+    public func restartCoordinator(_ name: String = "coordinator", leading: Bool = true) async throws {
+        let index = name == "coordinator" ? 0 : (Int(name.dropFirst("coordinator-".count)) ?? 1) - 1
+        guard coordinatorEndpoints.indices.contains(index) else { throw ClusterError("no coordinator named \(name)") }
+        let text = (try? String(contentsOfFile: logPath(name), encoding: .utf8)) ?? ""
+        let listened = text.components(separatedBy: "coordinator listening ").count - 1
+        let led = text.components(separatedBy: "coordinator leading term ").count - 1
+        processes.removeAll { $0.name == name && !$0.process.isRunning }
+        try spawn(executable, name, coordinatorArguments(name, coordinatorEndpoints[index]), appendLog: true)
+        _ = try await endpoint(of: name, prefix: "coordinator listening ", occurrence: listened + 1)
+        if leading { _ = try await endpoint(of: name, prefix: "coordinator leading term ", occurrence: led + 1) }
     }
 
     /// The exit status of process `name` once it has exited.

@@ -1,4 +1,5 @@
 import ClusterSystem
+import Foundation
 import Logging
 import Synchronization
 
@@ -14,29 +15,50 @@ public struct ClusterClient: Sendable {
     /// name, which the nodes' authorized keys bind to a role) and the coordinator's public key.
     public struct Credentials: Sendable {
         public var key: NodeKeyFile
-        public var coordinatorKey: String
+        /// The coordinators' public keys, in the order of their endpoints (one key: for all).
+        public var coordinatorKeys: [String]
 
         public init(key: NodeKeyFile, coordinatorKey: String) {
+            self.init(key: key, coordinatorKeys: [coordinatorKey])
+        }
+
+        public init(key: NodeKeyFile, coordinatorKeys: [String]) {
             self.key = key
-            self.coordinatorKey = coordinatorKey
+            self.coordinatorKeys = coordinatorKeys
+        }
+
+        func coordinatorKey(_ i: Int) -> String {
+            coordinatorKeys.isEmpty ? "" : coordinatorKeys[min(i, coordinatorKeys.count - 1)]
         }
     }
 
-    /// Connects to the coordinator at `endpoint`. The client opens no listening socket: answers
-    /// come back on the connections it opens, so it works from another host and behind NAT.
-    public static func connect(_ endpoint: String, credentials: Credentials? = nil, logger: Logger) async throws -> ClusterClient {
+    /// Connects to the leading coordinator: `endpoints` is one endpoint or several separated by
+    /// commas (a leader and its standbys; the first whose coordinator answers leads). The client
+    /// opens no listening socket: answers come back on the connections it opens, so it works from
+    /// another host and behind NAT.
+    public static func connect(_ endpoints: String, credentials: Credentials? = nil, logger: Logger) async throws -> ClusterClient {
+        let list = endpoints.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !list.isEmpty else { throw ClusterError("no coordinator endpoint given") }
         var configuration = ClusterActorSystem.Configuration(name: credentials?.key.name ?? "client", listen: nil, logger: logger)
         configuration.options.inboundConcurrency = 1
         configuration.options.curve = credentials?.key.keys
         let system = try await ClusterActorSystem(configuration)
-        do {
-            let node = try await system.connect(to: endpoint, publicKey: credentials?.coordinatorKey ?? "", timeout: .seconds(10))
-            let coordinator = try CoordinatorActor.resolve(id: ActorID(node: node, name: CoordinatorActor.name), using: system)
-            return ClusterClient(system: system, coordinator: coordinator)
-        } catch {
-            await system.shutdown()
-            throw error
+        var errors: [String] = []
+        for (i, endpoint) in list.enumerated() {
+            do {
+                let node = try await system.connect(to: endpoint, publicKey: credentials?.coordinatorKey(i) ?? "", timeout: .seconds(list.count > 1 ? 3 : 10))
+                let coordinator = try CoordinatorActor.resolve(id: ActorID(node: node, name: CoordinatorActor.name), using: system)
+                if list.count > 1 {
+                    // A standby has no coordinator actor: a cheap call finds the leader.
+                    _ = try await ClusterActorSystem.$callTimeout.withValue(.seconds(3)) { try await coordinator.job() }
+                }
+                return ClusterClient(system: system, coordinator: coordinator)
+            } catch {
+                errors.append("\(endpoint): \(error)")
+            }
         }
+        await system.shutdown()
+        throw ClusterError(list.count == 1 ? errors.joined() : "no coordinator leads: " + errors.joined(separator: "; "))
     }
 
     private init(system: ClusterActorSystem, coordinator: CoordinatorActor) {

@@ -45,6 +45,9 @@ public distributed actor CoordinatorActor {
         public var statementTimeout: Duration = .seconds(300)
         /// How long a job waits for shards that have no ready owner before it fails.
         public var unownedShardDeadline: Duration = .seconds(600)
+        /// How long a shard's rescoring may make no progress before it runs again elsewhere (its
+        /// standby, or the worker it is moved to); the first answer counts.
+        public var stragglerDeadline: Duration = .seconds(60)
 
         public init() {}
     }
@@ -70,6 +73,10 @@ public distributed actor CoordinatorActor {
     }
 
     let database: ClusterDatabase
+    /// The coordinator lease: this coordinator leads in `term`; orders to workers wait while the
+    /// lease has run out (PostgreSQL away) and stop once another coordinator has taken over.
+    let lease: LeaseKeeper
+    let term: Int64
     let model: ScoringModel
     let package: ModelPackage
     let settings: Settings
@@ -102,10 +109,12 @@ public distributed actor CoordinatorActor {
 
     /// - Parameter saved: the shard map a previous coordinator left (its owners are waited for
     ///   for `settings.rejoinGrace`); `map` starts with no owner.
-    init(actorSystem: ClusterActorSystem, database: ClusterDatabase, model: ScoringModel, package: ModelPackage,
+    init(actorSystem: ClusterActorSystem, database: ClusterDatabase, lease: LeaseKeeper, term: Int64, model: ScoringModel, package: ModelPackage,
          map: ShardMap, saved: ShardMap? = nil, settings: Settings, logger: Logger) {
         self.actorSystem = actorSystem
         self.database = database
+        self.lease = lease
+        self.term = term
         self.model = model
         self.package = package
         self.map = map
@@ -167,7 +176,8 @@ public distributed actor CoordinatorActor {
         if !strayOwned.isEmpty || !strayStandby.isEmpty {
             logger.notice("the worker hosted shards the map gives to others; released", metadata: ["worker": "\(node.name)",
                                                                                                     "owned": "\(strayOwned.count)", "standby": "\(strayStandby.count)"])
-            try await actor.release(owned: strayOwned, standby: strayStandby)
+            try await lease.held()
+            try await actor.release(owned: strayOwned, standby: strayStandby, term: term)
         }
         return map.shards(of: node.name).count
     }
@@ -182,11 +192,12 @@ public distributed actor CoordinatorActor {
         let owned = holdings.owned.filter { map.owners[$0] == nil }
         let standby = settings.standbys ? holdings.standby.filter { map.standbys[$0] == nil && map.owners[$0] != name && !owned.contains($0) } : []
         guard !owned.isEmpty || !standby.isEmpty else { return holdings }
+        try await lease.held()
         let next = map.giving(name, owned: owned, standby: standby)
         let shards = owned + standby
         let assignment = Assignment(shardCount: map.shardCount, shards: shards,
                                     roles: Array(repeating: .owner, count: owned.count) + Array(repeating: .standby, count: standby.count),
-                                    epoch: next.epoch, model: package)
+                                    epoch: next.epoch, term: term, model: package)
         _ = try await ClusterActorSystem.$callTimeout.withValue(settings.assignTimeout) { try await member.actor.assign(assignment) }
         map = next
         for s in owned { ready.insert(s) }
@@ -232,6 +243,7 @@ public distributed actor CoordinatorActor {
     /// profiles; no load): one call per standby worker, then one map flip. Shards without a
     /// standby, or whose standby fails to take over, stay unowned for `rebalance` to reload.
     private func promoteStandbys(replacing lost: String) async {
+        do { try await lease.held() } catch { return }  // stepping down
         var (next, promoted) = map.losing(lost)
         guard !promoted.isEmpty else {
             map = next
@@ -245,7 +257,7 @@ public distributed actor CoordinatorActor {
                     group.addTask { (name, shards, false) }
                     continue
                 }
-                let assignment = Assignment(shardCount: map.shardCount, shards: shards, epoch: next.epoch, model: package)
+                let assignment = Assignment(shardCount: map.shardCount, shards: shards, epoch: next.epoch, term: term, model: package)
                 group.addTask {
                     do {
                         _ = try await ClusterActorSystem.$callTimeout.withValue(.seconds(30)) { try await member.actor.assign(assignment) }
@@ -301,6 +313,7 @@ public distributed actor CoordinatorActor {
     private func move(_ shards: [Int], to target: ShardMap) async throws {
         moves &+= 1
         defer { moves &+= 1 }
+        try await lease.held()
         let previous = map, next = map.adopting(target, shards: shards)
         var work: [String: (shards: [Int], roles: [ShardRole], sources: [NodeID?])] = [:]
         func add(_ name: String, _ shard: Int, _ role: ShardRole) {
@@ -323,7 +336,7 @@ public distributed actor CoordinatorActor {
             for (name, w) in work {
                 guard let member = members[name] else { continue }
                 let assignment = Assignment(shardCount: map.shardCount, shards: w.shards, roles: w.roles, sources: w.sources, epoch: next.epoch,
-                                            model: package)
+                                            term: term, model: package)
                 let timeout = settings.assignTimeout
                 group.addTask {
                     _ = try await ClusterActorSystem.$callTimeout.withValue(timeout) { try await member.actor.assign(assignment) }
@@ -341,7 +354,7 @@ public distributed actor CoordinatorActor {
             if let old = previous.standbys[s], old != next.standbys[s] { released[old, default: ([], [])].standby.append(s) }
         }
         for (name, r) in released {
-            if let member = members[name] { try? await member.actor.release(owned: r.owned, standby: r.standby) }
+            if let member = members[name] { try? await member.actor.release(owned: r.owned, standby: r.standby, term: term) }
         }
     }
 
@@ -391,7 +404,7 @@ public distributed actor CoordinatorActor {
         members[name] = nil
         drained.insert(name)
         logger.notice("worker drained; it leaves", metadata: ["worker": "\(name)", "moved": "\(shards)"])
-        try? await ClusterActorSystem.$callTimeout.withValue(.seconds(5)) { try await member.actor.leave() }
+        try? await ClusterActorSystem.$callTimeout.withValue(.seconds(5)) { try await member.actor.leave(term: term) }
         await audit(caller, action: "drain", target: name, outcome: "drained: \(shards) shards moved")
         return shards
     }
@@ -456,7 +469,13 @@ public distributed actor CoordinatorActor {
         }
         guard !members.isEmpty else { throw ClusterError("no workers have joined yet") }
         await writeUnrecordedFailures()
-        let id = try await database.startJob(modelVersion: model.version, shardCount: map.shardCount)
+        let id: Int64
+        do {
+            id = try await database.startJob(modelVersion: model.version, shardCount: map.shardCount)
+        } catch let error as LeaseLost {
+            lease.lost(error)
+            throw ClusterError("this coordinator has lost its lease and is stepping down; ask the coordinator that took over")
+        }
         run = Run(status: JobStatus(id: id, state: "running", modelVersion: model.version, shardsDone: 0, shardCount: map.shardCount,
                                     subscribers: 0, seconds: 0, retries: 0, error: nil), started: .now)
         logger.info("rescoring started", metadata: ["job": "\(id)", "shards": "\(map.shardCount)", "model": "\(model.version)"])
@@ -472,170 +491,133 @@ public distributed actor CoordinatorActor {
         return status
     }
 
-    /// What a job's task reports.
-    private enum Step: Sendable {
-        case scored(shard: Int, owner: String, ShardScores)
-        case scoringFailed(shard: Int, owner: String, Error)
-        case written(connection: Int, [(written: Bool, scores: ShardScores)])
-        case writeFailed(connection: Int, [(shard: Int, owner: String, scores: ShardScores)], Error)
+    /// Where a job's shards can run now: ready owners and standbys that are members.
+    private func jobPlacement() -> JobRun.Placement {
+        JobRun.Placement(owners: map.owners.indices.map { s in map.owners[s].flatMap { ready.contains(s) && members[$0] != nil ? $0 : nil } },
+                         standbys: map.standbys.map { $0.flatMap { members[$0] != nil ? $0 : nil } },
+                         cores: members.mapValues(\.cores))
     }
 
-    /// Runs a job: every shard is rescored by its owner (a few at a time per worker) and its scores
-    /// written by one of the database's writer connections while the workers go on scoring. A shard
-    /// whose call or write fails is retried (on whichever worker owns it by then); the database's
-    /// per-shard guard drops a duplicate write. Scores waiting to be written are bounded: when the
-    /// database falls behind, no new shard is dispatched.
+    /// Runs a job: `JobRun` decides (every shard rescored by its owner a few at a time per worker,
+    /// its scores written by one of the database's writer connections while the workers go on
+    /// scoring, retries, stragglers, deadlines); this carries its actions out and feeds the
+    /// outcomes back, with a tick every 200 ms.
     private func execute(job id: Int64) async {
-        let maxWaitingWrites = 64 * database.writers
-        let shardCount = map.shardCount, writers = database.writers
-        let (failure, summary) = await withTaskGroup(of: Step.self) { group -> (String?, JobSummary) in
-            var pending = Array(0..<shardCount)
-            var attempts: [Int: Int] = [:]
-            var busy: [String: Int] = [:]
-            var toWrite: [(shard: Int, owner: String, scores: ShardScores)] = []
-            var freeConnections = Array(0..<writers)
-            var failure: String?
-            var summary = JobSummary()
-            var inFlight = 0
-            // Shards counted in the summary, and shards whose write was cut off by the database
-            // going away (its COMMIT may have happened: a later "already written" is then ours).
-            var counted = Set<Int>(), outcomeUnknown = Set<Int>()
-            var databaseDownSince: ContinuousClock.Instant?, writesPausedUntil = ContinuousClock.now
-            var stalledSince: ContinuousClock.Instant?
-            func startWrites() {
-                guard ContinuousClock.now >= writesPausedUntil else { return }
-                // Each write takes the waiting shards up to ~64k rows: one transaction, one COPY.
-                while !toWrite.isEmpty, let connection = freeConnections.popLast() {
-                    var batch: [(shard: Int, owner: String, scores: ShardScores)] = []
-                    var rows = 0
-                    while let next = toWrite.first, batch.isEmpty || rows + next.scores.count <= 65_536 {
-                        batch.append(toWrite.removeFirst())
-                        rows += next.scores.count
-                    }
-                    let database = database
-                    inFlight += 1
-                    group.addTask {
-                        do {
-                            let written = try await database.write(job: id, batch: batch.map { ($0.scores, $0.owner) }, connection: connection)
-                            return .written(connection: connection, batch.map { (written.contains($0.shard), $0.scores) })
-                        } catch {
-                            return .writeFailed(connection: connection, batch, error)
-                        }
-                    }
-                }
-            }
-            func retry(_ shard: Int, _ error: Error, _ what: String) {
-                attempts[shard, default: 0] += 1
-                run?.status.retries += 1
-                logger.warning("shard \(what) failed; it will be retried", metadata: ["job": "\(id)", "shard": "\(shard)",
-                                                                                   "attempt": "\(attempts[shard]!)", "error": "\(error)"])
-                if attempts[shard]! >= settings.attemptsPerShard {
-                    failure = "shard \(shard) failed \(attempts[shard]!) times; last error: \(error)"
-                }
-            }
-            while failure == nil && (!pending.isEmpty || inFlight > 0 || !toWrite.isEmpty) {
-                // Dispatch scoring while the writers keep up.
-                var waiting: [Int] = []
-                for shard in pending {
-                    guard toWrite.count < maxWaitingWrites, let owner = map.owners[shard], ready.contains(shard), let member = members[owner],
-                          busy[owner, default: 0] < max(settings.shardsInFlightPerWorker, member.cores + 1) else {
-                        waiting.append(shard)
-                        continue
-                    }
-                    busy[owner, default: 0] += 1
-                    inFlight += 1
-                    let shardActor = try? ShardActor.resolve(shard: shard, on: member.node, using: actorSystem)
-                    let timeout = settings.rescoreTimeout, modelVersion = model.version, shardCount = map.shardCount
-                    group.addTask {
-                        do {
-                            guard let shardActor else { throw ClusterError("cannot address shard \(shard) on \(owner)") }
-                            let scores = try await ClusterActorSystem.$callTimeout.withValue(timeout) { try await shardActor.rescore() }
-                            // A worker answers for the shard it was asked about, with the cluster's model, and only
-                            // with that shard's subscribers: nothing else is written.
-                            guard scores.shard == shard, scores.modelVersion == modelVersion,
-                                  scores.ids.elements.allSatisfy({ ShardKey.shard(of: $0, shardCount: shardCount) == shard }) else {
-                                throw ClusterError("\(owner) answered for shard \(scores.shard) with model \(scores.modelVersion) and subscribers of other shards, asked for shard \(shard) with \(modelVersion)")
+        var settings = JobRun.Settings()
+        settings.attemptsPerShard = self.settings.attemptsPerShard
+        settings.shardsInFlightPerWorker = self.settings.shardsInFlightPerWorker
+        settings.maxWaitingWrites = 64 * database.writers
+        settings.writers = database.writers
+        settings.databaseDeadline = self.settings.databaseDeadline
+        settings.unownedShardDeadline = self.settings.unownedShardDeadline
+        settings.stragglerDeadline = self.settings.stragglerDeadline
+        var job = JobRun(shardCount: map.shardCount, settings: settings)
+        let (failure, summary) = await withTaskGroup(of: JobRun.Event.self) { group -> (String?, JobSummary) in
+            var actions = job.start(now: .now, placement: jobPlacement())
+            var ticking = false
+            while true {
+                for action in actions {
+                    switch action {
+                    case .score(let shard, let node, let role):
+                        startScoring(shard, on: node, role: role, in: &group)
+                    case .write(let connection, let entries):
+                        let database = database
+                        group.addTask {
+                            do {
+                                let claimed = try await database.write(job: id, batch: entries.map { ($0.scores, $0.node) }, connection: connection)
+                                return .written(connection: connection, claimed: claimed)
+                            } catch let error as LeaseLost {
+                                return .writeFailed(connection: connection, .leaseLost("\(error)"))
+                            } catch let error as PostgresError where error.isUnavailable {
+                                return .writeFailed(connection: connection, .unavailable("\(error)"))
+                            } catch {
+                                return .writeFailed(connection: connection, .other("\(error)"))
                             }
-                            return .scored(shard: shard, owner: owner, scores)
-                        } catch {
-                            return .scoringFailed(shard: shard, owner: owner, error)
                         }
+                    case .relieve(let shard, let node):
+                        Task { await self.relieve(shard: shard, from: node) }
+                    case .note(let note):
+                        log(note, job: id)
+                    case .finished(let failure):
+                        group.cancelAll()
+                        return (failure, job.summary)
                     }
                 }
-                pending = waiting
-                startWrites()
-                if inFlight == 0 {
-                    // Nothing can run: shards without a ready owner (a worker was lost, its shards are
-                    // moving), or writes waiting for the database to come back.
-                    if members.isEmpty { failure = "no workers left" }
-                    if !pending.isEmpty && toWrite.isEmpty {
-                        let since = stalledSince ?? .now
-                        stalledSince = since
-                        if ContinuousClock.now - since > settings.unownedShardDeadline {
-                            failure = "\(pending.count) shards had no ready owner for \(settings.unownedShardDeadline) (first: shard \(pending.min() ?? -1))"
-                        }
+                if !ticking {
+                    ticking = true
+                    group.addTask {
+                        try? await Task.sleep(for: .milliseconds(200))
+                        return .tick
                     }
-                    try? await Task.sleep(for: .milliseconds(100))
-                    continue
                 }
-                stalledSince = nil
-                guard let step = await group.next() else { break }
-                inFlight -= 1
-                switch step {
-                case .scored(let shard, let owner, let scores):
-                    busy[owner, default: 1] -= 1
-                    toWrite.append((shard, owner, scores))
-                case .scoringFailed(let shard, let owner, let error):
-                    busy[owner, default: 1] -= 1
-                    retry(shard, error, "rescoring")
-                    pending.append(shard)
-                case .written(let connection, let shards):
-                    freeConnections.append(connection)
-                    databaseDownSince = nil
-                    for (written, scores) in shards {
-                        let ours = !written && outcomeUnknown.contains(scores.shard) && !counted.contains(scores.shard)
-                        outcomeUnknown.remove(scores.shard)
-                        if written || ours {
-                            if ours { logger.notice("a write cut off by the database going away had committed; counted once", metadata: ["job": "\(id)", "shard": "\(scores.shard)"]) }
-                            summary.add(scores)
-                            counted.insert(scores.shard)
-                        } else {
-                            logger.warning("a shard's scores were already written; the duplicate was dropped", metadata: ["job": "\(id)", "shard": "\(scores.shard)"])
-                        }
-                        if var r = run, r.status.id == id {
-                            r.status.shardsDone += 1
-                            r.status.subscribers = summary.subscribers
-                            run = r
-                        }
-                    }
-                case .writeFailed(let connection, let batch, let error):
-                    freeConnections.append(connection)
-                    if let e = error as? PostgresError, e.isUnavailable {
-                        // The database went away: wait for it (a shard's attempts are not spent on
-                        // that), up to the deadline.
-                        let since = databaseDownSince ?? .now
-                        databaseDownSince = since
-                        writesPausedUntil = .now + .milliseconds(500)
-                        run?.status.retries += batch.count
-                        for entry in batch { outcomeUnknown.insert(entry.shard) }
-                        toWrite.insert(contentsOf: batch, at: 0)
-                        logger.warning("PostgreSQL is unavailable; the job's writes wait for it", metadata: ["job": "\(id)", "shards": "\(batch.count)",
-                                                                                                         "for": "\(ContinuousClock.now - since)", "error": "\(e)"])
-                        if ContinuousClock.now - since > settings.databaseDeadline {
-                            failure = "PostgreSQL was unavailable for more than \(settings.databaseDeadline): \(e)"
-                        }
-                    } else {
-                        for entry in batch {
-                            retry(entry.shard, error, "write")
-                            toWrite.append(entry)
-                        }
-                    }
+                guard let event = await group.next() else { return ("the job's tasks ended unexpectedly", job.summary) }
+                if case .tick = event { ticking = false }
+                if case .writeFailed(_, .leaseLost(let reason)) = event { lease.lost(LeaseLost(term: term, current: nil, reason: reason)) }
+                actions = job.handle(event, now: .now, placement: jobPlacement())
+                if var r = run, r.status.id == id {
+                    r.status.shardsDone = job.shardsDone
+                    r.status.subscribers = job.summary.subscribers
+                    r.status.retries = job.retries
+                    r.status.stragglers = job.stragglers
+                    run = r
                 }
             }
-            group.cancelAll()
-            return (failure, summary)
         }
         await finish(job: id, failure: failure, summary: summary)
+    }
+
+    /// Calls `rescore` on the shard's actor in `role` on `node`; checks the answer is for the shard,
+    /// with the cluster's model, and only that shard's subscribers.
+    private func startScoring(_ shard: Int, on node: String, role: ShardRole, in group: inout TaskGroup<JobRun.Event>) {
+        let timeout = settings.rescoreTimeout, modelVersion = model.version, shardCount = map.shardCount
+        let shardActor = members[node].flatMap { try? ShardActor.resolve(shard: shard, role: role, on: $0.node, using: actorSystem) }
+        group.addTask {
+            do {
+                guard let shardActor else { throw ClusterError("cannot address shard \(shard) on \(node)") }
+                let scores = try await ClusterActorSystem.$callTimeout.withValue(timeout) { try await shardActor.rescore() }
+                guard scores.shard == shard, scores.modelVersion == modelVersion,
+                      scores.ids.elements.allSatisfy({ ShardKey.shard(of: $0, shardCount: shardCount) == shard }) else {
+                    throw ClusterError("\(node) answered for shard \(scores.shard) with model \(scores.modelVersion) and subscribers of other shards, asked for shard \(shard) with \(modelVersion)")
+                }
+                return .scored(shard: shard, node: node, scores)
+            } catch {
+                return .scoringFailed(shard: shard, node: node, error: "\(error)")
+            }
+        }
+    }
+
+    private func log(_ note: JobRun.Note, job id: Int64) {
+        switch note {
+        case .retrying(let shard, let attempt, let what, let error):
+            logger.warning("shard \(what) failed; it will be retried", metadata: ["job": "\(id)", "shard": "\(shard)", "attempt": "\(attempt)", "error": "\(error)"])
+        case .databaseAway(let shards, let error):
+            logger.warning("PostgreSQL is unavailable; the job's writes wait for it", metadata: ["job": "\(id)", "shards": "\(shards)", "error": "\(error)"])
+        case .straggler(let shard, let node, let to):
+            logger.warning("a shard's rescoring made no progress past the straggler deadline; running it again elsewhere",
+                           metadata: ["job": "\(id)", "shard": "\(shard)", "slow": "\(node)", "to": "\(to)", "deadline": "\(settings.stragglerDeadline)"])
+        case .duplicateDropped(let shard):
+            logger.notice("a shard's second answer or write was dropped (it was written once)", metadata: ["job": "\(id)", "shard": "\(shard)"])
+        case .cutOffCommitCounted(let shard):
+            logger.notice("a write cut off by the database going away had committed; counted once", metadata: ["job": "\(id)", "shard": "\(shard)"])
+        }
+    }
+
+    /// Moves a straggler's shard away from the slow worker to the member with the fewest shards
+    /// (a membership change: one move step, the map flips, the slow worker releases it).
+    private func relieve(shard: Int, from slow: String) async {
+        await lockMembership()
+        defer { unlockMembership() }
+        guard map.owners[shard] == slow,
+              let other = members.keys.filter({ $0 != slow && $0 != draining }).min(by: { map.shards(of: $0).count < map.shards(of: $1).count }) else { return }
+        var owners = map.owners, standbys = map.standbys
+        owners[shard] = other
+        if standbys[shard] == other { standbys[shard] = settings.standbys ? slow : nil }
+        do {
+            try await move([shard], to: ShardMap(shardCount: map.shardCount, epoch: map.epoch, owners: owners, standbys: standbys))
+            logger.notice("moved a straggler's shard away from its slow worker", metadata: ["shard": "\(shard)", "from": "\(slow)", "to": "\(other)"])
+        } catch {
+            logger.warning("could not move a straggler's shard", metadata: ["shard": "\(shard)", "from": "\(slow)", "error": "\(error)"])
+        }
     }
 
     private func finish(job id: Int64, failure: String?, summary: JobSummary) async {
@@ -667,6 +649,8 @@ public distributed actor CoordinatorActor {
             try await database.save(map)
             if mapUnsaved { logger.notice("the shard map is saved again", metadata: ["epoch": "\(map.epoch)"]) }
             mapUnsaved = false
+        } catch let error as LeaseLost {
+            lease.lost(error)
         } catch {
             if !mapUnsaved { logger.warning("the shard map could not be saved; it will be once the database is back", metadata: ["epoch": "\(map.epoch)", "error": "\(error)"]) }
             mapUnsaved = true
@@ -705,6 +689,11 @@ public distributed actor CoordinatorActor {
             do {
                 try await database.fail(job: job, reason: reason)
                 unrecordedFailures[job] = nil
+            } catch let error as LeaseLost {
+                // The coordinator that took over fails this job itself (it was running in our term).
+                unrecordedFailures = [:]
+                lease.lost(error)
+                return
             } catch {
                 logger.warning("a failed job's state cannot be written yet; it will be written once the database is back",
                                metadata: ["job": "\(job)", "error": "\(error)"])

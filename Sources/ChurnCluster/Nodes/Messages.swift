@@ -45,18 +45,21 @@ public struct Assignment: Sendable, WireCodable {
     /// load them from PostgreSQL.
     public var sources: [NodeID?]
     public var epoch: Int64
+    /// The coordinator's lease term: a worker refuses an order older than one it has obeyed
+    /// (a coordinator that lost its lease while frozen cannot move shards).
+    public var term: Int64
     public var model: ModelPackage
     // No database settings travel with an assignment: each worker has its own (`--postgres`
     // with the password from PGPASSWORD/PGPASSFILE), so no secret crosses the wire.
 
     public func encode(to w: inout WireWriter) {
-        w.write(shardCount); w.write(shards); w.write(roles); w.write(sources); w.write(epoch); w.write(model)
+        w.write(shardCount); w.write(shards); w.write(roles); w.write(sources); w.write(epoch); w.write(term); w.write(model)
     }
 
     public init(from r: inout WireReader) throws(WireError) {
         let at = r.offset
         shardCount = try r.read(); shards = try r.read(); roles = try r.read(); sources = try r.read()
-        epoch = try r.read(); model = try r.read()
+        epoch = try r.read(); term = try r.read(); model = try r.read()
         guard roles.count == shards.count, sources.count == shards.count else {
             throw WireError(offset: at, expected: "an assignment with a role and a source per shard (\(shards.count) shards, \(roles.count) roles, \(sources.count) sources)")
         }
@@ -68,8 +71,9 @@ public struct Assignment: Sendable, WireCodable {
         }
     }
 
-    public init(shardCount: Int, shards: [Int], roles: [ShardRole]? = nil, sources: [NodeID?]? = nil, epoch: Int64, model: ModelPackage) {
+    public init(shardCount: Int, shards: [Int], roles: [ShardRole]? = nil, sources: [NodeID?]? = nil, epoch: Int64, term: Int64, model: ModelPackage) {
         self.shardCount = shardCount
+        self.term = term
         self.shards = shards
         self.roles = roles ?? Array(repeating: .owner, count: shards.count)
         self.sources = sources ?? Array(repeating: nil, count: shards.count)
@@ -173,18 +177,21 @@ public struct JobStatus: Sendable, WireCodable, Codable {
     public var seconds: Double
     /// Shards re-run after a worker was lost or a call failed.
     public var retries: Int
+    /// Shards whose rescoring made no progress past the straggler deadline and were run again
+    /// elsewhere (the standby, or a worker the shard moved to); the first answer counts.
+    public var stragglers: Int = 0
     public var error: String?
 
     public var subscribersPerSecond: Double { seconds > 0 ? Double(subscribers) / seconds : 0 }
 
     public func encode(to w: inout WireWriter) {
         w.write(id); w.write(state); w.write(modelVersion); w.write(shardsDone); w.write(shardCount); w.write(subscribers)
-        w.write(seconds); w.write(retries); w.write(error)
+        w.write(seconds); w.write(retries); w.write(stragglers); w.write(error)
     }
 
     public init(from r: inout WireReader) throws(WireError) {
         id = try r.read(); state = try r.read(); modelVersion = try r.read(); shardsDone = try r.read(); shardCount = try r.read()
-        subscribers = try r.read(); seconds = try r.read(); retries = try r.read(); error = try r.read()
+        subscribers = try r.read(); seconds = try r.read(); retries = try r.read(); stragglers = try r.read(); error = try r.read()
     }
 
     public init(id: Int64, state: String, modelVersion: String, shardsDone: Int, shardCount: Int, subscribers: Int, seconds: Double, retries: Int, error: String?) {

@@ -1,5 +1,7 @@
 import ClusterSystem
+import Foundation
 import Logging
+import Synchronization
 import ServiceLifecycle
 import SubscriberProfiles
 import TreeModel
@@ -7,6 +9,12 @@ import WireFormat
 
 /// `churngrid coordinator`: the coordinator node as a service that stops cleanly on SIGTERM
 /// (a running job is marked failed with its reason; nothing half-written is published).
+///
+/// Several coordinators may run against one database: the one holding the lease in PostgreSQL
+/// leads, the others stand by (listening, but with no coordinator actor, so workers and clients
+/// try the next endpoint) and take over when the leader stops renewing the lease. A leader that
+/// finds another coordinator has taken its lease steps down: the service ends with
+/// `SteppedDown`, and its supervisor (systemd, Kubernetes) starts it again as a standby.
 public final class CoordinatorService: Service, Sendable {
     /// What the coordinator needs.
     public struct Configuration: Sendable {
@@ -21,6 +29,8 @@ public final class CoordinatorService: Service, Sendable {
         public var settings = CoordinatorActor.Settings()
         /// The authorized-keys file to read again on SIGHUP (nil: none, or no CURVE).
         public var authorizedKeysPath: String?
+        /// How long a standby waits for an unrenewed lease before it takes over.
+        public var leasePeriod: Duration = .seconds(15)
 
         public init(node: ClusterActorSystem.Configuration, postgresURL: String, modelPath: String) {
             self.node = node
@@ -29,45 +39,65 @@ public final class CoordinatorService: Service, Sendable {
         }
     }
 
+    /// The coordinator lost its lease to another coordinator and stopped leading.
+    public struct SteppedDown: Error, CustomStringConvertible {
+        public let reason: String
+        public var description: String { "stepped down: \(reason)" }
+    }
+
     public let system: ClusterActorSystem
-    public let coordinator: CoordinatorActor
+    /// The coordinator actor, once this process leads.
+    public var coordinator: CoordinatorActor? { leading.withLock { $0 } }
+    private let leading = Mutex<CoordinatorActor?>(nil)
     private let database: ClusterDatabase
+    private let lease: LeaseKeeper
+    private let model: ScoringModel
+    private let package: ModelPackage
     private let logger: Logger
     private let configuration: Configuration
 
-    /// Starts the node: schema, shard map, model, then listens.
+    /// Starts the node: model, schema, then listens (as a standby until `run` takes the lease).
     public init(_ configuration: Configuration) async throws {
         self.configuration = configuration
         logger = configuration.node.logger
         let bytes = try TreeEnsemble.bytes(ofFile: configuration.modelPath)
-        let model = try ScoringModel(bytes: bytes, source: configuration.modelPath)
+        model = try ScoringModel(bytes: bytes, source: configuration.modelPath)
+        package = ModelPackage(version: model.version, source: configuration.modelPath, bytes: bytes)
         database = try await ClusterDatabase.open(url: configuration.postgresURL, connections: configuration.writers,
-                                              statementTimeout: configuration.settings.statementTimeout, logger: configuration.node.logger)
-        let interrupted = try await database.failInterruptedJobs(reason: "the coordinator stopped while the job was running")
-        if !interrupted.isEmpty { logger.warning("jobs interrupted by a coordinator stop were marked failed", metadata: ["jobs": "\(interrupted)"]) }
-        try await database.register(model: model)
-        let saved = try await database.loadCluster(requestedShardCount: configuration.shardCount)
-        var map = saved
-        if map.shardCount != configuration.shardCount {
-            logger.notice("the cluster's shard count is fixed; keeping it", metadata: ["shards": "\(map.shardCount)", "requested": "\(configuration.shardCount)"])
+                                                  statementTimeout: configuration.settings.statementTimeout, logger: configuration.node.logger)
+        do {
+            system = try await ClusterActorSystem(configuration.node)
+        } catch {
+            database.close()
+            throw error
         }
-        // Workers re-register after a coordinator start and keep the shards they host; until then
-        // no shard is ready.
-        map = ShardMap(shardCount: map.shardCount, epoch: map.epoch)
-        system = try await ClusterActorSystem(configuration.node)
-        let package = ModelPackage(version: model.version, source: configuration.modelPath, bytes: bytes)
-        let system = system, database = database, logger = logger
-        coordinator = system.withActorName(CoordinatorActor.name) {
-            CoordinatorActor(actorSystem: system, database: database, model: model, package: package, map: map, saved: saved,
-                             settings: configuration.settings, logger: logger)
-        }
-        logger.info("coordinator ready", metadata: ["endpoint": "\(system.node.endpoint)", "shards": "\(map.shardCount)", "model": "\(model.version)"])
+        lease = LeaseKeeper(name: system.node.name, endpoint: system.node.endpoint, period: configuration.leasePeriod, database: database, logger: logger)
     }
 
+    /// Takes the lease (standing by while another coordinator holds it), loads the cluster and
+    /// serves until SIGTERM, or until another coordinator takes the lease over.
     public func run() async throws {
-        let coordinator = coordinator
         let reloads = system.reloadingAuthorizedKeysOnHangup(configuration.authorizedKeysPath)
         defer { reloads?.cancel() }
+        let lease = lease, database = database, system = system, logger = logger
+        // Standing by ends with the lease, or with SIGTERM.
+        let term: Int64? = try? await cancelWhenGracefulShutdown { try await lease.acquire() }
+        guard let term, !Task.isShuttingDownGracefully else {
+            logger.info("coordinator stopping (was standing by)")
+            await system.shutdown()
+            database.close()
+            return
+        }
+        let coordinator: CoordinatorActor
+        do {
+            coordinator = try await lead(term: term)
+        } catch {
+            await system.shutdown()
+            database.close()
+            throw error
+        }
+        print("coordinator leading term \(term)")
+        fflush(nil)
         let events = Task {
             for await event in system.peerEvents {
                 if case .unreachable(let endpoint, let key, _, let reason) = event {
@@ -75,14 +105,49 @@ public final class CoordinatorService: Service, Sendable {
                 }
             }
         }
-        try? await gracefulShutdown()
+        // Serves until SIGTERM or until the lease is lost.
+        let steppedDown = await withGracefulShutdownHandler {
+            await lease.keep()
+        } onGracefulShutdown: {
+            lease.stop()
+        }
         events.cancel()
+        if let steppedDown {
+            logger.error("another coordinator took the lease over; stepping down", metadata: ["reason": "\(steppedDown)"])
+            await system.shutdown()
+            database.close()
+            throw SteppedDown(reason: steppedDown)
+        }
         logger.info("coordinator stopping")
         if let job = await coordinator.whenLocal({ $0.job() }) ?? nil, job.state == "running" {
             try? await database.fail(job: job.id, reason: "the coordinator was stopped")
         }
         await system.shutdown()
         database.close()
+    }
+
+    /// Having taken the lease: fails the jobs of earlier terms, loads the shard map and starts the
+    /// coordinator actor (workers re-register and keep the shards they host).
+    private func lead(term: Int64) async throws -> CoordinatorActor {
+        let interrupted = try await database.failInterruptedJobs(reason: "the coordinator stopped while the job was running")
+        if !interrupted.isEmpty { logger.warning("jobs interrupted by a coordinator stop were marked failed", metadata: ["jobs": "\(interrupted)"]) }
+        try await database.register(model: model)
+        let saved = try await database.loadCluster(requestedShardCount: configuration.shardCount)
+        if saved.shardCount != configuration.shardCount {
+            logger.notice("the cluster's shard count is fixed; keeping it", metadata: ["shards": "\(saved.shardCount)", "requested": "\(configuration.shardCount)"])
+        }
+        // Workers re-register after a coordinator start and keep the shards they host; until then
+        // no shard is ready.
+        let map = ShardMap(shardCount: saved.shardCount, epoch: saved.epoch)
+        let system = system, database = database, lease = lease, model = model, package = package, settings = configuration.settings, logger = logger
+        let coordinator = system.withActorName(CoordinatorActor.name) {
+            CoordinatorActor(actorSystem: system, database: database, lease: lease, term: term, model: model, package: package, map: map, saved: saved,
+                             settings: settings, logger: logger)
+        }
+        leading.withLock { $0 = coordinator }
+        logger.info("coordinator ready", metadata: ["endpoint": "\(system.node.endpoint)", "term": "\(term)", "shards": "\(map.shardCount)",
+                                                    "model": "\(model.version)"])
+        return coordinator
     }
 }
 
@@ -92,9 +157,11 @@ public final class CoordinatorService: Service, Sendable {
 public final class WorkerService: Service, Sendable {
     public struct Configuration: Sendable {
         public var node: ClusterActorSystem.Configuration
-        public var coordinator: String
-        /// The coordinator's CURVE public key ("" on a cluster without CURVE).
-        public var coordinatorKey: String = ""
+        /// The coordinators' endpoints: the one holding the lease leads, the others stand by.
+        public var coordinators: [String]
+        /// Each coordinator's CURVE public key, in the same order ("" on a cluster without CURVE;
+        /// one key for all when only one is given).
+        public var coordinatorKeys: [String] = []
         /// Cores used to score a shard.
         public var threads: Int
         /// This worker's own PostgreSQL settings (the password from PGPASSWORD or PGPASSFILE).
@@ -104,9 +171,9 @@ public final class WorkerService: Service, Sendable {
         /// The authorized-keys file to read again on SIGHUP.
         public var authorizedKeysPath: String?
 
-        public init(node: ClusterActorSystem.Configuration, coordinator: String, threads: Int, postgresURL: String) {
+        public init(node: ClusterActorSystem.Configuration, coordinators: [String], threads: Int, postgresURL: String) {
             self.node = node
-            self.coordinator = coordinator
+            self.coordinators = coordinators
             self.threads = threads
             self.postgresURL = postgresURL
         }
@@ -118,6 +185,8 @@ public final class WorkerService: Service, Sendable {
     private let logger: Logger
     private let left: AsyncStream<Void>
     private let leave: AsyncStream<Void>.Continuation
+    /// The coordinator endpoint tried first (the last one that answered as leader).
+    private let current = Mutex(0)
 
     public init(_ configuration: Configuration) async throws {
         self.configuration = configuration
@@ -159,13 +228,43 @@ public final class WorkerService: Service, Sendable {
         await system.shutdown()
     }
 
+    /// The coordinator endpoints in the order to try them: the last leader first.
+    private func candidates() -> [(endpoint: String, key: String)] {
+        let first = current.withLock { $0 }
+        let all = configuration.coordinators.enumerated().map { i, endpoint in
+            (endpoint, configuration.coordinatorKeys.isEmpty ? "" : configuration.coordinatorKeys[min(i, configuration.coordinatorKeys.count - 1)])
+        }
+        guard first < all.count else { return all }
+        return Array(all[first...] + all[..<first])
+    }
+
+    /// The leading coordinator: the first endpoint whose coordinator actor answers (a standby has
+    /// none and answers "not found"), trying the last leader first.
+    private func leader(timeout: Duration) async throws -> CoordinatorActor {
+        var errors: [String] = []
+        for (endpoint, key) in candidates() {
+            do {
+                let node = try await system.connect(to: endpoint, publicKey: key, timeout: timeout)
+                let coordinator = try CoordinatorActor.resolve(id: ActorID(node: node, name: CoordinatorActor.name), using: system)
+                if configuration.coordinators.count > 1 {
+                    // Only the leader has the actor: a cheap call tells.
+                    _ = try await ClusterActorSystem.$callTimeout.withValue(timeout) { try await coordinator.heartbeat(worker: system.node) }
+                }
+                if let i = configuration.coordinators.firstIndex(of: endpoint) { current.withLock { $0 = i } }
+                return coordinator
+            } catch {
+                errors.append("\(endpoint): \(error)")
+            }
+        }
+        throw ClusterError("no coordinator leads: " + errors.joined(separator: "; "))
+    }
+
     /// SIGTERM: the coordinator moves this worker's shards to the others first (the worker keeps
     /// answering until each batch has flipped), so stopping a worker loses no query.
     private func drainBeforeStopping() async {
         do {
             // A coordinator that is gone (the whole cluster is stopping) is not waited for long.
-            let node = try await system.connect(to: configuration.coordinator, publicKey: configuration.coordinatorKey, timeout: .seconds(2))
-            let coordinator = try CoordinatorActor.resolve(id: ActorID(node: node, name: CoordinatorActor.name), using: system)
+            let coordinator = try await leader(timeout: .seconds(2))
             logger.notice("asking the coordinator to move this worker's shards away before stopping")
             let moved = try await ClusterActorSystem.$callTimeout.withValue(configuration.drainTimeout) {
                 try await coordinator.drain(system.node.name)
@@ -180,24 +279,45 @@ public final class WorkerService: Service, Sendable {
 
     private func heartbeat() async {
         do {
-            let node = try await system.connect(to: configuration.coordinator, publicKey: configuration.coordinatorKey, timeout: .seconds(2))
-            let coordinator = try CoordinatorActor.resolve(id: ActorID(node: node, name: CoordinatorActor.name), using: system)
+            let coordinator = try await leader(timeout: .seconds(2))
             let membership = try await ClusterActorSystem.$callTimeout.withValue(.seconds(2)) { try await coordinator.heartbeat(worker: system.node) }
             guard membership == .unknown else { return }
-            logger.notice("the coordinator does not count this worker as a member (failed over while unreachable, or the coordinator restarted); joining again")
-            try await join()
+            logger.notice("the coordinator does not count this worker as a member (failed over while unreachable, the coordinator restarted, or a standby took over); joining again")
+            try await join(coordinator)
         } catch {
             logger.debug("heartbeat failed", metadata: ["error": "\(error)"])
         }
     }
 
-    private func join() async throws {
-        let node = try await system.connect(to: configuration.coordinator, publicKey: configuration.coordinatorKey, timeout: .seconds(60))
-        let coordinator = try CoordinatorActor.resolve(id: ActorID(node: node, name: CoordinatorActor.name), using: system)
-        let shards = try await ClusterActorSystem.$callTimeout.withValue(.seconds(1800)) {
-            try await coordinator.register(worker: system.node)
+    /// Registers with the leading coordinator; while none answers (it is starting, or a standby is
+    /// taking over) tries again every second. A coordinator that refuses (not authorized, a name
+    /// or endpoint taken) ends the worker with its reason.
+    private func join(_ known: CoordinatorActor? = nil) async throws {
+        var waited = false
+        while true {
+            let coordinator: CoordinatorActor
+            do {
+                if let known { coordinator = known } else { coordinator = try await leader(timeout: .seconds(5)) }
+            } catch {
+                if !waited { logger.notice("waiting for a leading coordinator", metadata: ["coordinators": "\(configuration.coordinators)", "error": "\(error)"]) }
+                waited = true
+                try await Task.sleep(for: .seconds(1))
+                continue
+            }
+            let shards: Int
+            do {
+                shards = try await ClusterActorSystem.$callTimeout.withValue(.seconds(1800)) {
+                    try await coordinator.register(worker: system.node)
+                }
+            } catch let error as RemoteCallError where known == nil && [.actorNotFound, .unreachable, .nodeRestarted, .timedOut].contains(error.code) {
+                // Not leading (yet, or any more): look again.
+                if !waited { logger.notice("waiting for a leading coordinator", metadata: ["error": "\(error)"]) }
+                waited = true
+                try await Task.sleep(for: .seconds(1))
+                continue
+            }
+            logger.info("joined the cluster", metadata: ["coordinator": "\(coordinator.id.node)", "shards": "\(shards)"])
+            return
         }
-        logger.info("joined the cluster", metadata: ["coordinator": "\(node)", "shards": "\(shards)"])
     }
 }
-

@@ -33,6 +33,8 @@ public distributed actor WorkerActor {
     private let onLeave: @Sendable () -> Void
     /// This worker's own PostgreSQL settings (never received from the coordinator).
     private let postgresURL: String
+    /// The newest coordinator order obeyed: (lease term, map epoch). Older orders are refused.
+    private var obeyed: (term: Int64, epoch: Int64) = (0, 0)
 
     /// - Parameters:
     ///   - postgresURL: where this worker loads profiles from (its own setting; the password comes
@@ -52,6 +54,7 @@ public distributed actor WorkerActor {
     /// keeps answering as owner until the coordinator releases that role after the map flips.
     /// - Returns: the subscribers held per shard, in the assignment's order.
     public distributed func assign(_ assignment: Assignment) async throws -> [Int] {
+        try obey(term: assignment.term, epoch: assignment.epoch, "assign")
         if model?.version != assignment.model.version {
             let next = try ScoringModel(bytes: assignment.model.bytes.elements, source: assignment.model.source)
             if model != nil {
@@ -153,6 +156,18 @@ public distributed actor WorkerActor {
         }
     }
 
+    /// Fencing: an order from an older lease term than one already obeyed (a coordinator that was
+    /// frozen or cut off while another took over), or from an older map epoch in the same term, is
+    /// refused.
+    private func obey(term: Int64, epoch: Int64?, _ order: String) throws {
+        if term < obeyed.term || (term == obeyed.term && epoch.map { $0 < obeyed.epoch } ?? false) {
+            logger.warning("refused an order from a stale coordinator", metadata: ["order": "\(order)", "term": "\(term)", "epoch": "\(epoch.map { "\($0)" } ?? "-")",
+                                                                                "obeyed": "term \(obeyed.term) epoch \(obeyed.epoch)"])
+            throw ClusterError("stale coordinator order (\(order)): term \(term)\(epoch.map { " epoch \($0)" } ?? "") is older than term \(obeyed.term) epoch \(obeyed.epoch) already obeyed")
+        }
+        if term > obeyed.term { obeyed = (term, epoch ?? 0) } else if let epoch { obeyed.epoch = max(obeyed.epoch, epoch) }
+    }
+
     private func hostActor(_ shard: Int, role: ShardRole, model: ScoringModel) -> ShardActor {
         let system = actorSystem, store = stores[shard] ?? LoadedShard(store: ProfileStore()), scoring = scoring
         return system.withActorName(ShardActor.name(shard, role: role)) { ShardActor(actorSystem: system, shard: shard, store: store, model: model, scoring: scoring) }
@@ -168,7 +183,8 @@ public distributed actor WorkerActor {
 
     /// Stops hosting `owned` as owner and `standby` as standby (the map has moved them); a
     /// shard's profiles go when it has no role left here.
-    public distributed func release(owned: [Int], standby: [Int]) {
+    public distributed func release(owned: [Int], standby: [Int], term: Int64) throws {
+        try obey(term: term, epoch: nil, "release")
         for s in owned { self.owned[s] = nil }
         for s in standby { standing[s] = nil }
         for s in Set(owned + standby) where self.owned[s] == nil && standing[s] == nil { stores[s] = nil }
@@ -182,7 +198,8 @@ public distributed actor WorkerActor {
     }
 
     /// The coordinator has moved every shard away: the worker process stops.
-    public distributed func leave() {
+    public distributed func leave(term: Int64) throws {
+        try obey(term: term, epoch: nil, "leave")
         logger.notice("drained by the coordinator; leaving", metadata: ["shards": "\(owned.count)"])
         onLeave()
     }
@@ -209,9 +226,9 @@ extension WorkerActor: AccessControlled {
     /// everyone with a reader's role may see a worker's status.
     public static let access: [String: Set<Role>] = [
         "assign(_:)": [.coordinator],
-        "release(owned:standby:)": [.coordinator],
+        "release(owned:standby:term:)": [.coordinator],
         "holdings()": [.coordinator],
-        "leave()": [.coordinator],
+        "leave(term:)": [.coordinator],
         "export(_:)": [.worker],
         "status()": Role.readers,
     ]
