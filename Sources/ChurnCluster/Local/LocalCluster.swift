@@ -102,8 +102,8 @@ public final class LocalCluster: @unchecked Sendable {
         return ["--curve-keys", "\(keyDirectory)/\(name).key", "--authorized-keys", authorizedKeysPath]
     }
 
-    private func workerArguments(_ name: String, threads: Int) -> [String] {
-        var arguments = ["worker", "--coordinator", coordinatorEndpoint, "--name", name, "--threads", String(threads)] + listenerOptions(name)
+    private func workerArguments(_ name: String, threads: Int, coordinator: String? = nil) -> [String] {
+        var arguments = ["worker", "--coordinator", coordinator ?? coordinatorEndpoint, "--name", name, "--threads", String(threads)] + listenerOptions(name)
         if let keyDirectory { arguments += ["--coordinator-key", coordinatorKeyFiles(keyDirectory)] }
         return arguments
     }
@@ -202,14 +202,17 @@ public final class LocalCluster: @unchecked Sendable {
 
     /// Starts one more worker, `name`, that joins the running cluster (it does not wait for the
     /// rebalance).
-    public func addWorker(_ name: String, threads: Int) throws {
+    /// - Parameters:
+    ///   - coordinator: the endpoint it dials instead of the coordinators' (a proxy).
+    ///   - arguments: further options (`--listen`, `--advertise`).
+    public func addWorker(_ name: String, threads: Int, coordinator: String? = nil, arguments: [String] = []) throws {
         if let keyDirectory, !FileManager.default.fileExists(atPath: "\(keyDirectory)/\(name).key") {
             let key = try NodeKeyFile.generate(name: name)
             try key.write(to: keyDirectory)
             try authorize("worker \(key.keys.publicKey) \(name)")
             usleep(300_000)  // the running nodes read the keys again before the newcomer knocks
         }
-        try spawn(executable, name, workerArguments(name, threads: threads))
+        try spawn(executable, name, workerArguments(name, threads: threads, coordinator: coordinator) + arguments)
     }
 
     /// Starts the coordinator again on the same endpoint (after it was killed) and waits until it
