@@ -205,4 +205,93 @@ struct DatabaseFaultTests {
         let counts = try db.query("SELECT count(*), count(DISTINCT subscriber_id) FROM churn_scores_current").rows.first
         #expect(counts?[0] == String(n) && counts?[1] == String(n), "\(String(describing: counts))")
     }
+
+    /// Holds `churngrid_published` locked (a transaction of the test's own), so a job's publication
+    /// stops in the middle of its transaction; returns once the coordinator's publish waits on it.
+    static func holdPublication(_ url: String) async throws -> PostgresConnection {
+        let holder = try PostgresConnection(url: url)
+        try holder.execute("BEGIN")
+        try holder.execute("LOCK TABLE churngrid_published IN ACCESS EXCLUSIVE MODE")
+        return holder
+    }
+
+    /// Whether the coordinator's publish transaction is waiting for the lock on `churngrid_published`.
+    static func publishWaiting(_ url: String) throws -> Bool {
+        try PostgresConnection(url: url).query("""
+            SELECT count(*) FROM pg_stat_activity
+            WHERE application_name = 'churngrid-coordinator' AND wait_event_type = 'Lock' AND query LIKE '%churngrid_published%'
+            """).scalar != "0"
+    }
+
+    @Test("restarted in the middle of a publication (its transaction under way): the publish is retried after the reconnect and the job completes, published once, exactly once")
+    func restartedMidPublish() async throws {
+        let setup = try await Setup.start("pg-publish", subscribers: 60_000, shards: 64, seed: 43)
+        defer { setup.stop() }
+        let (dir, url, cluster, client, n) = (setup.dir, setup.url, setup.cluster, setup.client, setup.subscribers)
+        let holder = try await Self.holdPublication(url)
+        let id = try await client.coordinator.startRescore()
+        var midPublish = false
+        for _ in 0..<1200 {
+            if try Self.publishWaiting(url) { midPublish = true; break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try #require(midPublish, "the publication never started")
+        #expect(try await client.coordinator.job()?.state == "running")
+        // The restart ends the holder's transaction too.
+        let (restarted, text) = await runCommand("bash \(shellQuoted(Self.script)) restart \(shellQuoted(dir)) 2>&1")
+        #expect(restarted == 0, "\(text)")
+        _ = holder
+        let done = try #require(try await Self.ended(client, id, within: .seconds(120)))
+        #expect(done.state == "completed", "\(done)")
+        #expect(done.retries > 0, "the publish was retried (retries \(done.retries))")
+        let db = try PostgresConnection(url: url)
+        #expect(try db.query("SELECT job_id FROM churngrid_published").scalar == String(id))
+        let counts = try db.query("SELECT count(*), count(DISTINCT subscriber_id) FROM churn_scores_current").rows.first
+        #expect(counts?[0] == String(n) && counts?[1] == String(n), "\(String(describing: counts))")
+        #expect(try db.query("SELECT count(*) FROM scoring_job_summaries WHERE job_id = $1", [String(id)]).scalar == "1")
+        let log = (try? String(contentsOfFile: cluster.logPath("coordinator"), encoding: .utf8)) ?? ""
+        #expect(log.contains("publishing waits for it"), "the publish was cut off and waited for the server")
+    }
+
+    @Test("SIGTERM in the middle of a publication: the coordinator stops cleanly and the job ends either published whole or failed with nothing of it published — never half, never running")
+    func sigtermMidPublish() async throws {
+        let setup = try await Setup.start("pg-sigterm", subscribers: 40_000, shards: 64, seed: 47)
+        defer { setup.stop() }
+        let (url, cluster, client, n) = (setup.url, setup.cluster, setup.client, setup.subscribers)
+        // A first job published, so a failed second one must leave it in place.
+        let first = try await client.coordinator.startRescore()
+        #expect(try await Self.ended(client, first, within: .seconds(120))?.state == "completed")
+        let holder = try await Self.holdPublication(url)
+        let second = try await client.coordinator.startRescore()
+        var midPublish = false
+        for _ in 0..<1200 {
+            if try Self.publishWaiting(url) { midPublish = true; break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try #require(midPublish, "the publication never started")
+        kill(try #require(cluster.pid("coordinator")), SIGTERM)
+        try await Task.sleep(for: .seconds(1))
+        try holder.execute("COMMIT")  // the publication may go on now
+        var status: Int32?
+        for _ in 0..<600 where status == nil {
+            status = cluster.exitStatus("coordinator")
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(status == 0, "the coordinator stopped cleanly (status \(String(describing: status)))")
+        let db = try PostgresConnection(url: url)
+        let state = try db.query("SELECT state FROM scoring_jobs WHERE id = $1", [String(second)]).scalar
+        let published = try db.query("SELECT job_id FROM churngrid_published").scalar
+        switch state {
+        case "completed":
+            #expect(published == String(second))
+        case "failed":
+            #expect(published == String(first), "a failed job is never published")
+            #expect(try db.query("SELECT count(*) FROM scoring_job_summaries WHERE job_id = $1", [String(second)]).scalar == "0")
+        default:
+            Issue.record("job \(second) is \(state ?? "missing") after the coordinator stopped")
+        }
+        let counts = try db.query("SELECT count(*), count(DISTINCT subscriber_id) FROM churn_scores_current").rows.first
+        #expect(counts?[0] == String(n) && counts?[1] == String(n), "\(String(describing: counts))")
+        print("SIGTERM mid-publish: job \(second) ended \(state ?? "?")")
+    }
 }
