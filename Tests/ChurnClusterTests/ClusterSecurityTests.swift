@@ -89,8 +89,8 @@ struct ClusterSecurityTests {
         let admin = try #require(cluster.credentials)
         let client = try await ClusterClient.connect(endpoint, credentials: admin, logger: logger)
         let job = try await client.coordinator.startRescore()
-        while try await client.coordinator.job()?.state == "running" { try await Task.sleep(for: .milliseconds(100)) }
-        #expect(try await client.coordinator.job()?.state == "completed")
+        while try await client.coordinator.job()?.state == .running { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(try await client.coordinator.job()?.state == .completed)
         #expect(try await ClusterActorSystem.$callTimeout.withValue(.seconds(120)) { try await client.coordinator.drain("worker-2") } > 0)
         await client.close()
         let audit = try await onOwnThread {

@@ -41,7 +41,7 @@ struct CoordinatorTakeoverTests {
     /// Waits until job `id` runs with at least one shard written.
     static func midJob(_ client: ClusterClient, _ id: Int64) async throws -> Bool {
         for _ in 0..<6000 {
-            guard let job = try await client.coordinator.job(), job.id == id, job.state == "running" else { return false }
+            guard let job = try await client.coordinator.job(), job.id == id, job.state == .running else { return false }
             if job.shardsDone >= 1 { return true }
             try await Task.sleep(for: .milliseconds(5))
         }
@@ -116,7 +116,7 @@ struct CoordinatorTakeoverTests {
 
         let second = try await next.coordinator.startRescore()
         let done = try #require(try await DatabaseFaultTests.ended(next, second, within: .seconds(300)))
-        #expect(done.state == "completed", "\(done)")
+        #expect(done.state == .completed, "\(done)")
         #expect(try db.query("SELECT term FROM scoring_jobs WHERE id = $1", [String(second)]).scalar == "2")
         #expect(try db.query("SELECT job_id FROM churngrid_published").scalar == String(second))
         try Self.checkPublished(url: url, subscribers: n, shards: shards)
@@ -150,7 +150,7 @@ struct CoordinatorTakeoverTests {
         #expect(log1.contains("stepping down"), "the old leader said why it stopped")
 
         let done = try #require(try await DatabaseFaultTests.ended(client2, second, within: .seconds(300)))
-        #expect(done.state == "completed", "\(done)")
+        #expect(done.state == .completed, "\(done)")
         let db = try PostgresConnection(url: url)
         let firstJob = try db.query("SELECT state FROM scoring_jobs WHERE id = $1", [String(first)]).scalar
         #expect(firstJob == "failed", "the frozen leader's job was never published (\(String(describing: firstJob)))")

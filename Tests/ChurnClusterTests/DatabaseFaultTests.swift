@@ -20,7 +20,7 @@ struct DatabaseFaultTests {
     static func ended(_ client: ClusterClient, _ id: Int64, within: Duration) async throws -> JobStatus? {
         let deadline = ContinuousClock.now + within
         while ContinuousClock.now < deadline {
-            if let job = try await client.coordinator.job(), job.id == id, job.state != "running" { return job }
+            if let job = try await client.coordinator.job(), job.id == id, job.state != .running { return job }
             try await Task.sleep(for: .milliseconds(100))
         }
         return nil
@@ -71,17 +71,17 @@ struct DatabaseFaultTests {
         var stoppedMidJob = false
         for _ in 0..<3000 {
             guard let job = try await client.coordinator.job() else { break }
-            if job.state != "running" { break }
+            if job.state != .running { break }
             if job.shardsDone >= 1 {
                 _ = await runCommand("bash \(shellQuoted(Self.script)) stop \(shellQuoted(dir))")
-                stoppedMidJob = job.state == "running"
+                stoppedMidJob = job.state == .running
                 break
             }
             try await Task.sleep(for: .milliseconds(5))
         }
         try #require(stoppedMidJob, "the job ended before the server could be stopped under it")
         let failed = try await Self.ended(client, first, within: .seconds(60))
-        #expect(failed?.state == "failed", "\(String(describing: failed))")
+        #expect(failed?.state == .failed, "\(String(describing: failed))")
         #expect(failed?.error?.isEmpty == false)
 
         // The server comes back (same port); asking the status writes the recorded failure.
@@ -96,7 +96,7 @@ struct DatabaseFaultTests {
         // The next job runs on the reconnected coordinator and scores everyone exactly once.
         let second = try await client.coordinator.startRescore()
         let done = try await Self.ended(client, second, within: .seconds(120))
-        #expect(done?.state == "completed", "\(String(describing: done))")
+        #expect(done?.state == .completed, "\(String(describing: done))")
         let counts = try db.query("SELECT count(*), count(DISTINCT subscriber_id) FROM churn_scores_current").rows.first
         #expect(counts?[0] == String(n) && counts?[1] == String(n), "\(String(describing: counts))")
         let log = (try? String(contentsOfFile: cluster.logPath("coordinator"), encoding: .utf8)) ?? ""
@@ -112,7 +112,7 @@ struct DatabaseFaultTests {
         let id = try await client.coordinator.startRescore()
         var restartedMidJob = false
         for _ in 0..<3000 {
-            guard let job = try await client.coordinator.job(), job.state == "running" else { break }
+            guard let job = try await client.coordinator.job(), job.state == .running else { break }
             if job.shardsDone >= 1 {
                 let (restarted, text) = await runCommand("bash \(shellQuoted(Self.script)) restart \(shellQuoted(dir)) 2>&1")
                 #expect(restarted == 0, "\(text)")
@@ -123,7 +123,7 @@ struct DatabaseFaultTests {
         }
         try #require(restartedMidJob, "the job ended before the server could be restarted under it")
         let done = try await Self.ended(client, id, within: .seconds(120))
-        #expect(done?.state == "completed", "\(String(describing: done))")
+        #expect(done?.state == .completed, "\(String(describing: done))")
         #expect((done?.retries ?? 0) > 0, "the job's writes were retried: the restart happened under it")
         let db = try PostgresConnection(url: url)
         let counts = try db.query("SELECT count(*), count(DISTINCT subscriber_id) FROM churn_scores_current").rows.first
@@ -179,7 +179,7 @@ struct DatabaseFaultTests {
         let first = try await client.coordinator.startRescore()
         var frozen: [pid_t] = []
         for _ in 0..<3000 {
-            guard let job = try await client.coordinator.job(), job.state == "running" else { break }
+            guard let job = try await client.coordinator.job(), job.state == .running else { break }
             if job.shardsDone >= 1 {
                 frozen = await Self.serverProcesses(dir)
                 for pid in frozen { kill(pid, SIGSTOP) }
@@ -190,7 +190,7 @@ struct DatabaseFaultTests {
         try #require(!frozen.isEmpty, "the job ended before the server could be frozen under it")
         let failed = try await Self.ended(client, first, within: .seconds(40))
         for pid in frozen { kill(pid, SIGCONT) }  // only now: the job had to end while the server was frozen
-        #expect(failed?.state == "failed", "the job ended while the server was frozen: \(String(describing: failed))")
+        #expect(failed?.state == .failed, "the job ended while the server was frozen: \(String(describing: failed))")
         #expect(failed?.error?.contains("unavailable") == true, "\(String(describing: failed?.error))")
         let log = (try? String(contentsOfFile: cluster.logPath("coordinator"), encoding: .utf8)) ?? ""
         #expect(log.contains("longer than the statement timeout"), "the watchdog cut a stalled call")
@@ -201,7 +201,7 @@ struct DatabaseFaultTests {
         #expect(try db.query("SELECT state FROM scoring_jobs WHERE id = $1", [String(first)]).scalar == "failed")
         let second = try await client.coordinator.startRescore()
         let done = try await Self.ended(client, second, within: .seconds(120))
-        #expect(done?.state == "completed", "\(String(describing: done))")
+        #expect(done?.state == .completed, "\(String(describing: done))")
         let counts = try db.query("SELECT count(*), count(DISTINCT subscriber_id) FROM churn_scores_current").rows.first
         #expect(counts?[0] == String(n) && counts?[1] == String(n), "\(String(describing: counts))")
     }
@@ -236,13 +236,13 @@ struct DatabaseFaultTests {
             try await Task.sleep(for: .milliseconds(50))
         }
         try #require(midPublish, "the publication never started")
-        #expect(try await client.coordinator.job()?.state == "running")
+        #expect(try await client.coordinator.job()?.state == .running)
         // The restart ends the holder's transaction too.
         let (restarted, text) = await runCommand("bash \(shellQuoted(Self.script)) restart \(shellQuoted(dir)) 2>&1")
         #expect(restarted == 0, "\(text)")
         _ = holder
         let done = try #require(try await Self.ended(client, id, within: .seconds(120)))
-        #expect(done.state == "completed", "\(done)")
+        #expect(done.state == .completed, "\(done)")
         #expect(done.retries > 0, "the publish was retried (retries \(done.retries))")
         let db = try PostgresConnection(url: url)
         #expect(try db.query("SELECT job_id FROM churngrid_published").scalar == String(id))
@@ -260,7 +260,7 @@ struct DatabaseFaultTests {
         let (url, cluster, client, n) = (setup.url, setup.cluster, setup.client, setup.subscribers)
         // A first job published, so a failed second one must leave it in place.
         let first = try await client.coordinator.startRescore()
-        #expect(try await Self.ended(client, first, within: .seconds(120))?.state == "completed")
+        #expect(try await Self.ended(client, first, within: .seconds(120))?.state == .completed)
         let holder = try await Self.holdPublication(url)
         let second = try await client.coordinator.startRescore()
         var midPublish = false

@@ -57,10 +57,10 @@ struct FrozenWorkerTests {
         let id = try await client.coordinator.startRescore()
         var job: JobStatus?
         for _ in 0..<600 {
-            if let j = try await client.coordinator.job(), j.id == id, j.state != "running" { job = j; break }
+            if let j = try await client.coordinator.job(), j.id == id, j.state != .running { job = j; break }
             try await Task.sleep(for: .milliseconds(100))
         }
-        #expect(job?.state == "completed", "\(String(describing: job))")
+        #expect(job?.state == .completed, "\(String(describing: job))")
         let db = try PostgresConnection(url: url)
         let counts = try db.query("SELECT count(*), count(DISTINCT subscriber_id) FROM churn_scores_current").rows.first
         #expect(counts?[0] == String(n) && counts?[1] == String(n), "\(String(describing: counts))")
@@ -82,7 +82,7 @@ struct FrozenWorkerTests {
 
     static func ended(_ client: ClusterClient, _ id: Int64) async throws -> JobStatus? {
         for _ in 0..<3000 {
-            if let j = try await client.coordinator.job(), j.id == id, j.state != "running" { return j }
+            if let j = try await client.coordinator.job(), j.id == id, j.state != .running { return j }
             try await Task.sleep(for: .milliseconds(100))
         }
         return nil
@@ -98,7 +98,7 @@ struct FrozenWorkerTests {
         let id = try await client.coordinator.startRescore()
         var frozenMidJob = false
         for _ in 0..<6000 {
-            guard let job = try await client.coordinator.job(), job.state == "running" else { break }
+            guard let job = try await client.coordinator.job(), job.state == .running else { break }
             if job.shardsDone >= 1 {
                 kill(pid, SIGSTOP)
                 frozenMidJob = true
@@ -112,8 +112,8 @@ struct FrozenWorkerTests {
         kill(pid, SIGCONT)
         let resumedAt = ContinuousClock.now
         let done = try #require(try await Self.ended(client, id))
-        #expect(done.state == "completed", "\(done)")
-        #expect(done.retries > 0 || job?.state == "completed", "the frozen worker's shards were re-run (retries \(done.retries))")
+        #expect(done.state == .completed, "\(done)")
+        #expect(done.retries > 0 || job?.state == .completed, "the frozen worker's shards were re-run (retries \(done.retries))")
 
         // Resumed: it registers again and owns ready shards.
         var serving: Duration?
@@ -140,13 +140,13 @@ struct FrozenWorkerTests {
         defer { cluster.stop() }
         defer { Task { await client.close() } }
         let pid = try #require(cluster.pid("worker-1"))
-        // 1.5 s stopped, 0.3 s running: heartbeats get through (the limit is 3 s), scoring crawls.
+        // 1.2 s stopped, 0.6 s running: heartbeats get through (the limit is 3 s), scoring crawls.
         let slowing = Task.detached {
             while !Task.isCancelled {
                 kill(pid, SIGSTOP)
-                try? await Task.sleep(for: .milliseconds(1500))
+                try? await Task.sleep(for: .milliseconds(1200))
                 kill(pid, SIGCONT)
-                try? await Task.sleep(for: .milliseconds(300))
+                try? await Task.sleep(for: .milliseconds(600))
             }
             kill(pid, SIGCONT)
         }
@@ -156,7 +156,7 @@ struct FrozenWorkerTests {
         _ = await slowing.value
         kill(pid, SIGCONT)
         let job = try #require(done)
-        #expect(job.state == "completed", "\(job)")
+        #expect(job.state == .completed, "\(job)")
         #expect(job.stragglers > 0, "shards on the slow worker ran again elsewhere (stragglers \(job.stragglers))")
         #expect(cluster.isRunning("worker-1"))
         let db = try PostgresConnection(url: url)

@@ -46,7 +46,7 @@ struct HandoffFaultTests {
 
         let id = try await client.coordinator.startRescore()
         let done = try #require(try await FrozenWorkerTests.ended(client, id))
-        #expect(done.state == "completed", "\(done)")
+        #expect(done.state == .completed, "\(done)")
         try CoordinatorTakeoverTests.checkPublished(url: url, subscribers: n, shards: shards)
     }
 }

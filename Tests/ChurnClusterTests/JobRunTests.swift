@@ -232,4 +232,21 @@ struct JobRunTests {
         let none = JobRun.Placement(owners: [nil], standbys: [nil], cores: [:])
         #expect(Self.finished(empty.start(now: t0, placement: none)) == .some("no workers left"))
     }
+
+    @Test("a node that does not answer: its shards wait without spending their attempts, and the node gets no call while it cools down")
+    func nodeFault() throws {
+        var settings = JobRun.Settings()
+        settings.attemptsPerShard = 1
+        let placement = Self.placement(1, owners: ["w1"])
+        var job = JobRun(shardCount: 1, settings: settings)
+        _ = job.start(now: t0, placement: placement)
+        var actions = job.handle(.scoringFailed(shard: 0, node: "w1", error: "node unreachable", nodeFault: true), now: t0, placement: placement)
+        #expect(Self.finished(actions) == nil, "a node fault spends no attempt")
+        #expect(Self.scoreActions(actions).isEmpty, "no call while the node cools down")
+        actions = job.handle(.tick, now: t0 + .milliseconds(500), placement: placement)
+        #expect(Self.scoreActions(actions).isEmpty)
+        actions = job.handle(.tick, now: t0 + .milliseconds(1100), placement: placement)
+        #expect(Self.scoreActions(actions).map(\.node) == ["w1"])
+        #expect(job.retries == 1)
+    }
 }

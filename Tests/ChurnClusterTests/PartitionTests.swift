@@ -41,7 +41,7 @@ struct PartitionTests {
         let id = try await client.coordinator.startRescore()
         var cutMidJob = false
         for _ in 0..<6000 {
-            guard let job = try await client.coordinator.job(), job.state == "running" else { break }
+            guard let job = try await client.coordinator.job(), job.state == .running else { break }
             if job.shardsDone >= 1 {
                 toCoordinator.cut()
                 toWorker.cut()
@@ -52,7 +52,7 @@ struct PartitionTests {
         }
         try #require(cutMidJob, "the job ended before the partition could be cut under it")
         let done = try #require(try await FrozenWorkerTests.ended(client, id))
-        #expect(done.state == "completed", "\(done)")
+        #expect(done.state == .completed, "\(done)")
         #expect(done.retries > 0, "worker-p's shards were re-run elsewhere (retries \(done.retries))")
         let nodes = try await client.coordinator.nodes().map(\.name)
         #expect(nodes == ["worker-1"], "worker-p is not a member while cut off: \(nodes)")
@@ -85,7 +85,7 @@ struct PartitionTests {
         // The next job runs on both, exactly once.
         let next = try await client.coordinator.startRescore()
         let second = try #require(try await FrozenWorkerTests.ended(client, next))
-        #expect(second.state == "completed", "\(second)")
+        #expect(second.state == .completed, "\(second)")
         counts = try db.query("SELECT count(*), count(DISTINCT subscriber_id) FROM churn_scores_current").rows.first
         #expect(counts?[0] == String(n) && counts?[1] == String(n), "\(String(describing: counts))")
         #expect(try db.query("SELECT count(DISTINCT node) FROM scoring_job_shards WHERE job_id = $1", [String(next)]).scalar == "2", "both workers scored")

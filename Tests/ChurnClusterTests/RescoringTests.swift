@@ -45,7 +45,7 @@ struct RescoringTests {
         throw ClusterError("\(what) within \(timeout)")
     }
 
-    static func waitForJob(_ client: ClusterClient, _ id: Int64, until: (JobStatus) -> Bool = { $0.state != "running" }) async throws -> JobStatus {
+    static func waitForJob(_ client: ClusterClient, _ id: Int64, until: (JobStatus) -> Bool = { $0.state != .running }) async throws -> JobStatus {
         try await eventually("job \(id) did not finish") {
             guard let s = try await client.coordinator.job(), s.id == id, until(s) else { return nil }
             return s
@@ -59,7 +59,7 @@ struct RescoringTests {
         defer { cluster.stop() }
         let id = try await client.coordinator.startRescore()
         let job = try await Self.waitForJob(client, id)
-        #expect(job.state == "completed", "\(job.error ?? "")")
+        #expect(job.state == .completed, "\(job.error ?? "")")
         #expect(job.subscribers == n && job.shardsDone == 64)
 
         let db = try PostgresConnection(url: url)
@@ -135,14 +135,14 @@ struct RescoringTests {
         let ids = try PostgresConnection(url: url).query("SELECT subscriber_id FROM subscriber_profiles ORDER BY random() LIMIT 300").rows.map { Int64($0[0]!)! }
         let load = QueryLoad(client: client, ids: ids)
         let id = try await client.coordinator.startRescore()
-        let atKill = try await Self.waitForJob(client, id) { $0.shardsDone >= 20 || $0.state != "running" }
+        let atKill = try await Self.waitForJob(client, id) { $0.shardsDone >= 20 || $0.state != .running }
         let victim = try #require(cluster.pid("worker-1"))
         kill(victim, SIGKILL)
-        try #require(atKill.state == "running" && atKill.shardsDone < 256, "the worker must die while the job runs (it was \(atKill.state), \(atKill.shardsDone) shards done)")
+        try #require(atKill.state == .running && atKill.shardsDone < 256, "the worker must die while the job runs (it was \(atKill.state), \(atKill.shardsDone) shards done)")
         let job = try await Self.waitForJob(client, id)
 
         let db = try PostgresConnection(url: url)
-        if job.state == "completed" {
+        if job.state == .completed {
             let counts = try db.query("SELECT count(*), count(DISTINCT subscriber_id) FROM churn_scores_current").rows[0]
             #expect(counts[0] == String(n) && counts[1] == String(n))
             #expect(try db.query("SELECT count(*) FROM scoring_job_shards WHERE job_id = $1", [String(id)]).scalar == "256")
@@ -231,7 +231,7 @@ struct RescoringTests {
         #expect(joined.workers.map(\.subscribers).reduce(0, +) == n)
         #expect(joined.epoch > epochBefore)
         let listed = try await client.coordinator.nodes()
-        #expect(listed.map(\.name) == ["worker-1", "worker-2", "worker-3"] && listed.allSatisfy { $0.state == "active" && $0.readyShards == $0.shards })
+        #expect(listed.map(\.name) == ["worker-1", "worker-2", "worker-3"] && listed.allSatisfy { $0.state == .active && $0.readyShards == $0.shards })
 
         // Drain with the command an operator types: the shards go back, the worker exits by itself.
         let drained = await runCommand("\(shellQuoted(try churngridExecutable())) nodes drain worker-3 --coordinator \(cluster.coordinatorEndpoint)")
@@ -282,11 +282,11 @@ struct RescoringTests {
         let before = try await Self.scores(client, ids.prefix(100))
         let load = QueryLoad(client: client, ids: ids)
         let id = try await client.coordinator.startRescore()
-        let atKill = try await Self.waitForJob(client, id) { $0.shardsDone >= 10 || $0.state != "running" }
+        let atKill = try await Self.waitForJob(client, id) { $0.shardsDone >= 10 || $0.state != .running }
         kill(try #require(cluster.pid("worker-1")), SIGKILL)
-        try #require(atKill.state == "running" && atKill.shardsDone < 128, "the worker must die while the job runs (it was \(atKill.state), \(atKill.shardsDone) shards done)")
+        try #require(atKill.state == .running && atKill.shardsDone < 128, "the worker must die while the job runs (it was \(atKill.state), \(atKill.shardsDone) shards done)")
         let job = try await Self.waitForJob(client, id)
-        #expect(job.state == "completed", "\(job.error ?? "")")
+        #expect(job.state == .completed, "\(job.error ?? "")")
         let counts = try db.query("SELECT count(*), count(DISTINCT subscriber_id) FROM churn_scores_current").rows[0]
         #expect(counts[0] == String(n) && counts[1] == String(n))
         let survivor = Int(try db.query("SELECT count(*) FROM scoring_job_shards WHERE job_id = $1 AND node = 'worker-2'", [String(id)]).scalar ?? "0") ?? 0
@@ -314,10 +314,10 @@ struct RescoringTests {
         let (url, cluster, client) = try await Self.cluster(subscribers: n, shards: 256, name: "join-job")
         defer { cluster.stop() }
         let id = try await client.coordinator.startRescore()
-        _ = try await Self.waitForJob(client, id) { $0.shardsDone >= 5 || $0.state != "running" }
+        _ = try await Self.waitForJob(client, id) { $0.shardsDone >= 5 || $0.state != .running }
         try cluster.addWorker("worker-3", threads: 1)
         let job = try await Self.waitForJob(client, id)
-        #expect(job.state == "completed", "\(job.error ?? "")")
+        #expect(job.state == .completed, "\(job.error ?? "")")
         let db = try PostgresConnection(url: url)
         // The newcomer took shards over while the job ran, and scored some of them for it.
         #expect(try db.query("SELECT count(*) > 0 FROM scoring_job_shards WHERE job_id = $1 AND node = 'worker-3'", [String(id)]).scalar == "t")
@@ -333,9 +333,9 @@ struct RescoringTests {
         let (url, cluster, client) = try await Self.cluster(subscribers: n, shards: 256, name: "coordinator-kill")
         defer { cluster.stop() }
         let id = try await client.coordinator.startRescore()
-        let atKill = try await Self.waitForJob(client, id) { $0.shardsDone >= 10 || $0.state != "running" }
+        let atKill = try await Self.waitForJob(client, id) { $0.shardsDone >= 10 || $0.state != .running }
         kill(try #require(cluster.pid("coordinator")), SIGKILL)
-        try #require(atKill.state == "running" && atKill.shardsDone < 256, "the coordinator must die while the job runs (it was \(atKill.state), \(atKill.shardsDone) shards done)")
+        try #require(atKill.state == .running && atKill.shardsDone < 256, "the coordinator must die while the job runs (it was \(atKill.state), \(atKill.shardsDone) shards done)")
         await client.close()
         try await cluster.restartCoordinator()
 
@@ -359,7 +359,7 @@ struct RescoringTests {
         }
         let next = try await again.coordinator.startRescore()
         let job = try await Self.waitForJob(again, next)
-        #expect(job.state == "completed", "\(job.error ?? "")")
+        #expect(job.state == .completed, "\(job.error ?? "")")
         let counts = try db.query("SELECT count(*), count(DISTINCT subscriber_id), min(job_id) FROM churn_scores_current").rows[0]
         #expect(counts[0] == String(n) && counts[1] == String(n) && counts[2] == String(next))
         await again.close()

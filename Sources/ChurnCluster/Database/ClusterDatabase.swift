@@ -141,12 +141,16 @@ final class ClusterDatabase: @unchecked Sendable {
     func loadCluster(requestedShardCount: Int) async throws -> ShardMap {
         try await run { c in
             try c.query("INSERT INTO churngrid_cluster (shard_count) VALUES ($1) ON CONFLICT (singleton) DO NOTHING", [String(requestedShardCount)])
-            let row = try c.query("SELECT shard_count, epoch FROM churngrid_cluster").rows[0]
-            let count = Int(row[0]!)!, epoch = Int64(row[1]!)!
+            guard let row = try c.query("SELECT shard_count, epoch FROM churngrid_cluster").rows.first,
+                  let count = row[0].flatMap({ Int($0) }), (1...ShardMap.maxShardCount).contains(count),
+                  let epoch = row[1].flatMap({ Int64($0) }) else {
+                throw ClusterError("churngrid_cluster holds no valid shard count and epoch")
+            }
             var owners = [String?](repeating: nil, count: count), standbys = owners
-            for r in try c.query("SELECT shard, node, standby FROM churngrid_shard_map WHERE shard < $1", [String(count)]).rows {
-                owners[Int(r[0]!)!] = r[1]
-                standbys[Int(r[0]!)!] = r[2]
+            for r in try c.query("SELECT shard, node, standby FROM churngrid_shard_map WHERE shard >= 0 AND shard < $1", [String(count)]).rows {
+                guard let shard = r[0].flatMap({ Int($0) }), owners.indices.contains(shard) else { continue }
+                owners[shard] = r[1]
+                standbys[shard] = r[2]
             }
             return ShardMap(shardCount: count, epoch: epoch, owners: owners, standbys: standbys)
         }
@@ -156,19 +160,13 @@ final class ClusterDatabase: @unchecked Sendable {
     func save(_ map: ShardMap) async throws {
         let term = term
         try await run { c in
-            try c.execute("BEGIN")
-            do {
+            try Self.transaction(c, fencedBy: term) {
                 try c.query("UPDATE churngrid_cluster SET epoch = $1", [String(map.epoch)])
                 try c.query("""
                     INSERT INTO churngrid_shard_map (shard, node, standby, epoch)
                     SELECT s - 1, (($1)::text[])[s], (($4)::text[])[s], $2 FROM generate_series(1, $3) AS s
                     ON CONFLICT (shard) DO UPDATE SET node = EXCLUDED.node, standby = EXCLUDED.standby, epoch = EXCLUDED.epoch
                     """, [Self.textArray(map.owners), String(map.epoch), String(map.shardCount), Self.textArray(map.standbys)])
-                try Self.fence(c, term: term)
-                try c.execute("COMMIT")
-            } catch {
-                try? c.execute("ROLLBACK")
-                throw error
             }
         }
     }
@@ -199,18 +197,12 @@ final class ClusterDatabase: @unchecked Sendable {
     func failInterruptedJobs(reason: String) async throws -> [Int64] {
         let term = term
         let ids = try await run { c in
-            try c.execute("BEGIN")
-            do {
+            try Self.transaction(c, fencedBy: term) {
                 let ids = try c.query("""
                     UPDATE scoring_jobs SET state = 'failed', finished_at = now(), error = $1
                     WHERE state = 'running' AND (term IS NULL OR term < $2) RETURNING id
                     """, [reason, String(term ?? 0)]).rows.compactMap { $0[0].flatMap(Int64.init) }
-                try Self.fence(c, term: term)
-                try c.execute("COMMIT")
                 return ids
-            } catch {
-                try? c.execute("ROLLBACK")
-                throw error
             }
         }
         await dropFailedPartitions()
@@ -232,14 +224,9 @@ final class ClusterDatabase: @unchecked Sendable {
 
     /// Drops one job's partition, waiting at most 2 s for the lock (lock_not_available otherwise).
     static func dropPartition(_ c: PostgresConnection, job: Int64) throws {
-        try c.execute("BEGIN")
-        do {
+        try Self.transaction(c) {
             try c.execute("SET LOCAL lock_timeout = '2s'")
             try c.execute("DROP TABLE IF EXISTS churn_scores_job_\(job)")
-            try c.execute("COMMIT")
-        } catch {
-            try? c.execute("ROLLBACK")
-            throw error
         }
     }
 
@@ -288,6 +275,21 @@ final class ClusterDatabase: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` in one transaction: COMMIT when it returns (fenced: only while this coordinator
+    /// still holds the lease in `term`, checked just before COMMIT), ROLLBACK when it throws.
+    static func transaction<T>(_ c: PostgresConnection, fencedBy term: Int64?? = .none, _ body: () throws -> T) throws -> T {
+        try c.execute("BEGIN")
+        do {
+            let result = try body()
+            if case .some(let term) = term { try fence(c, term: term) }
+            try c.execute("COMMIT")
+            return result
+        } catch {
+            try? c.execute("ROLLBACK")
+            throw error
+        }
+    }
+
     /// Refuses the transaction unless this coordinator still holds the lease in `term`: called just
     /// before COMMIT, it takes a KEY SHARE lock on the lease row, so a takeover (which changes the
     /// term, a key) waits until this transaction has committed, and every transaction after a
@@ -303,18 +305,12 @@ final class ClusterDatabase: @unchecked Sendable {
     func startJob(modelVersion: String, shardCount: Int) async throws -> Int64 {
         let term = term
         return try await run { c in
-            try c.execute("BEGIN")
-            do {
+            try Self.transaction(c, fencedBy: term) {
                 guard let inserted = try c.query("INSERT INTO scoring_jobs (model_version, state, shard_count, term) VALUES ($1, 'running', $2, $3) RETURNING id",
                                                  [modelVersion, String(shardCount), term.map { String($0) }]).scalar,
                       let id = Int64(inserted) else { throw ClusterError("PostgreSQL returned no job id") }
                 try c.execute("CREATE TABLE churn_scores_job_\(id) PARTITION OF churn_scores FOR VALUES IN (\(id))")
-                try Self.fence(c, term: term)
-                try c.execute("COMMIT")
                 return id
-            } catch {
-                try? c.execute("ROLLBACK")
-                throw error
             }
         }
     }
@@ -325,8 +321,7 @@ final class ClusterDatabase: @unchecked Sendable {
     func write(job: Int64, batch: [(scores: ShardScores, node: String)], connection index: Int = 0) async throws -> Set<Int> {
         let term = term
         return try await run(on: index) { c in
-            try c.execute("BEGIN")
-            do {
+            try Self.transaction(c, fencedBy: term) {
                 let values = batch.enumerated().map { i, _ in "($1, $\(3 * i + 2)::integer, $\(3 * i + 3)::integer, $\(3 * i + 4))" }
                 let parameters = [String(job)] + batch.flatMap { [String($0.scores.shard), String($0.scores.count), $0.node] }
                 let claimed = Set(try c.query("""
@@ -334,7 +329,6 @@ final class ClusterDatabase: @unchecked Sendable {
                     ON CONFLICT DO NOTHING RETURNING shard
                     """, parameters).rows.compactMap { $0[0].flatMap(Int.init) })
                 guard !claimed.isEmpty else {
-                    try c.execute("ROLLBACK")
                     return []
                 }
                 try c.copyIn("""
@@ -364,12 +358,7 @@ final class ClusterDatabase: @unchecked Sendable {
                     e.finish()
                     try w.write(e.take())
                 }
-                try Self.fence(c, term: term)
-                try c.execute("COMMIT")
                 return claimed
-            } catch {
-                try? c.execute("ROLLBACK")
-                throw error
             }
         }
     }
@@ -388,8 +377,7 @@ final class ClusterDatabase: @unchecked Sendable {
                           "{" + summary.histogram.map { String($0) }.joined(separator: ",") + "}", bands, regions]
         let term = term
         try await run { c in
-            try c.execute("BEGIN")
-            do {
+            try Self.transaction(c, fencedBy: term) {
                 try c.execute("CREATE UNIQUE INDEX churn_scores_job_\(job)_subscriber ON churn_scores_job_\(job) (subscriber_id)")
                 let claimed = try c.query("SELECT coalesce(sum(subscribers), 0) FROM scoring_job_shards WHERE job_id = $1", [String(job)]).scalar
                 guard claimed == String(summary.subscribers) else {
@@ -411,11 +399,6 @@ final class ClusterDatabase: @unchecked Sendable {
                     INSERT INTO churngrid_published (job_id) VALUES (\(job))
                     ON CONFLICT (singleton) DO UPDATE SET job_id = EXCLUDED.job_id, published_at = now()
                     """)
-                try Self.fence(c, term: term)
-                try c.execute("COMMIT")
-            } catch {
-                try? c.execute("ROLLBACK")
-                throw error
             }
             // Retention: keep the newest completed jobs' scores (readers may still be on the previous one).
             let old = try c.query("""
@@ -444,16 +427,9 @@ final class ClusterDatabase: @unchecked Sendable {
     func fail(job: Int64, reason: String) async throws -> Bool {
         let term = term
         return try await run { c in
-            try c.execute("BEGIN")
-            let matched: Bool
-            do {
-                matched = try c.query("UPDATE scoring_jobs SET state = 'failed', finished_at = now(), error = $2 WHERE id = $1 AND state = 'running' RETURNING id",
-                                      [String(job), reason]).rows.count == 1
-                try Self.fence(c, term: term)
-                try c.execute("COMMIT")
-            } catch {
-                try? c.execute("ROLLBACK")
-                throw error
+            let matched = try Self.transaction(c, fencedBy: term) {
+                try c.query("UPDATE scoring_jobs SET state = 'failed', finished_at = now(), error = $2 WHERE id = $1 AND state = 'running' RETURNING id",
+                            [String(job), reason]).rows.count == 1
             }
             if matched { try? Self.dropPartition(c, job: job) }  // else by the next dropFailedPartitions
             return matched

@@ -28,6 +28,8 @@ struct JobRun {
         var stragglerDeadline: Duration = .seconds(60)
         /// How long writes pause after the database was found away.
         var writePause: Duration = .milliseconds(500)
+        /// How long a node that did not answer gets no call (its loss is being detected).
+        var nodeCooldown: Duration = .seconds(1)
     }
 
     /// Where the job's shards can run now, from the coordinator's map and members.
@@ -49,7 +51,9 @@ struct JobRun {
 
     enum Event: Sendable {
         case scored(shard: Int, node: String, ShardScores)
-        case scoringFailed(shard: Int, node: String, error: String)
+        /// `nodeFault`: the node did not answer at all (unreachable, restarted): the shard's
+        /// attempts are not spent on it, and the node gets no call for `nodeCooldown`.
+        case scoringFailed(shard: Int, node: String, error: String, nodeFault: Bool = false)
         /// A write committed: per entry, whether its shard was claimed now (false: it was written
         /// before — a retry's duplicate).
         case written(connection: Int, claimed: Set<Int>)
@@ -117,6 +121,8 @@ struct JobRun {
     private var databaseDownSince: ContinuousClock.Instant?
     private var writesPausedUntil: ContinuousClock.Instant?
     private var stalledSince: ContinuousClock.Instant?
+    /// Nodes that did not answer, and until when they get no call.
+    private var cooling: [String: ContinuousClock.Instant] = [:]
 
     init(shardCount: Int, settings: Settings) {
         self.shardCount = shardCount
@@ -148,11 +154,19 @@ struct JobRun {
                 accepted.insert(shard)
                 toWrite.append(Entry(shard: shard, node: node, scores: scores))
             }
-        case .scoringFailed(let shard, let node, let error):
+        case .scoringFailed(let shard, let node, let error, let nodeFault):
             finishCall(shard, node)
             // Another call for it is still running, or it has been answered: nothing to retry.
             if !accepted.contains(shard) && (calls[shard] ?? []).isEmpty {
-                out += retry(shard, "rescoring", error)
+                if nodeFault {
+                    // The node's fault, not the shard's: retried once the node answers again or
+                    // the shard has moved, without spending its attempts.
+                    cooling[node] = now + settings.nodeCooldown
+                    retries += 1
+                    out.append(.note(.retrying(shard: shard, attempt: attempts[shard] ?? 0, what: "rescoring (node not answering)", error: error)))
+                } else {
+                    out += retry(shard, "rescoring", error)
+                }
                 pending.append(shard)
             }
         case .written(let connection, let claimed):
@@ -258,6 +272,7 @@ struct JobRun {
         var waiting: [Int] = [], seen = Set<Int>()
         for shard in pending where !accepted.contains(shard) && seen.insert(shard).inserted {
             guard toWrite.count < settings.maxWaitingWrites, let node = placement.owners[safe: shard] ?? nil,
+                  cooling[node].map({ now >= $0 }) ?? true,
                   busy[node, default: 0] < max(settings.shardsInFlightPerWorker, (placement.cores[node] ?? 1) + 1),
                   // A straggler waits for its move away from the slow node, unless nothing runs.
                   relieved[shard] != node || (calls[shard] ?? []).isEmpty,

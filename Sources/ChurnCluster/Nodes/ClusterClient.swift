@@ -71,25 +71,28 @@ public struct ClusterClient: Sendable {
     /// gone or restarted) refreshes the map and is asked again — an unreachable owner's standby
     /// answers first, when the shard has one — and when the map has no ready owner the coordinator answers (`unavailable`, or after a move it routes itself).
     public func score(_ subscriberID: Int64) async throws -> ScoreLookup {
-        for attempt in 0..<3 {
+        var attempt = 0
+        while true {
             let table = try await routing(refresh: attempt > 0)
             let shard = table.map.shard(of: subscriberID)
             guard let node = table.node(serving: shard) else { break }
             do {
                 let actor = try ShardActor.resolve(shard: shard, on: node, using: system)
                 return try await actor.lookup(subscriberID).stamped(epoch: table.map.epoch)
-            } catch let error as RemoteCallError where [.actorNotFound, .unreachable, .nodeRestarted, .refused].contains(error.code) {
+            } catch let error as RemoteCallError {
+                let next = QueryRouting.next(after: error.code, attempt: attempt)
+                attempt += 1
+                guard next != .giveUp else { break }
                 routing.invalidate(epoch: table.map.epoch)  // the next query asks for the map again
-                // The owner is gone before the coordinator has noticed: its standby, if the shard
-                // has one, holds the same profiles and answers.
-                if error.code == .unreachable || error.code == .nodeRestarted, let standby = table.standby(of: shard),
+                if next == .standbyThenMap, let standby = table.standby(of: shard),
                    let actor = try? ShardActor.resolve(shard: shard, role: .standby, on: standby, using: system),
                    let answer = try? await actor.lookup(subscriberID) {
                     return answer.stamped(epoch: table.map.epoch)
                 }
-                continue  // stale map: refresh and ask the new owner
             }
         }
+        // No owner in the client's map, or nothing more to try: the coordinator answers
+        // (`unavailable`, or after a move it routes itself).
         return try await coordinator.score(subscriberID)
     }
 

@@ -201,8 +201,8 @@ public distributed actor CoordinatorActor {
         _ = try await ClusterActorSystem.$callTimeout.withValue(settings.assignTimeout) { try await member.actor.assign(assignment) }
         map = next
         for s in owned { ready.insert(s) }
-        await saveMap()
         logger.notice("adopted the shards the worker still hosts", metadata: ["worker": "\(name)", "owned": "\(owned.count)", "standby": "\(standby.count)"])
+        await saveMap()
         return holdings
     }
 
@@ -427,7 +427,7 @@ public distributed actor CoordinatorActor {
     public distributed func nodes() -> [NodeInfo] {
         members.sorted { $0.key < $1.key }.map { name, member in
             let owned = map.shards(of: name)
-            return NodeInfo(state: name == draining ? "draining" : "active", name: name, endpoint: member.node.endpoint,
+            return NodeInfo(state: name == draining ? .draining : .active, name: name, endpoint: member.node.endpoint,
                             shards: owned.count, readyShards: owned.filter { ready.contains($0) }.count,
                             standbyShards: map.standbyShards(of: name).count)
         }
@@ -464,7 +464,7 @@ public distributed actor CoordinatorActor {
     /// Starts rescoring the whole base (refused while a job runs).
     /// - Returns: the job id.
     public distributed func startRescore() async throws -> Int64 {
-        if let run, run.status.state == "running" {
+        if let run, run.status.state == .running {
             throw ClusterError("job \(run.status.id) is still running (\(run.status.shardsDone)/\(run.status.shardCount) shards)")
         }
         guard !members.isEmpty else { throw ClusterError("no workers have joined yet") }
@@ -476,7 +476,7 @@ public distributed actor CoordinatorActor {
             lease.lost(error)
             throw ClusterError("this coordinator has lost its lease and is stepping down; ask the coordinator that took over")
         }
-        run = Run(status: JobStatus(id: id, state: "running", modelVersion: model.version, shardsDone: 0, shardCount: map.shardCount,
+        run = Run(status: JobStatus(id: id, state: .running, modelVersion: model.version, shardsDone: 0, shardCount: map.shardCount,
                                     subscribers: 0, seconds: 0, retries: 0, error: nil), started: .now)
         logger.info("rescoring started", metadata: ["job": "\(id)", "shards": "\(map.shardCount)", "model": "\(model.version)"])
         await audit(ClusterActorSystem.caller, action: "rescore", target: "job \(id)", outcome: "started")
@@ -487,7 +487,7 @@ public distributed actor CoordinatorActor {
     /// The current or last job.
     public distributed func job() -> JobStatus? {
         guard var status = run?.status else { return nil }
-        if status.state == "running" { status.seconds = seconds(ContinuousClock.now - run!.started) }
+        if status.state == .running { status.seconds = seconds(ContinuousClock.now - run!.started) }
         return status
     }
 
@@ -580,6 +580,8 @@ public distributed actor CoordinatorActor {
                     throw ClusterError("\(node) answered for shard \(scores.shard) with model \(scores.modelVersion) and subscribers of other shards, asked for shard \(shard) with \(modelVersion)")
                 }
                 return .scored(shard: shard, node: node, scores)
+            } catch let error as RemoteCallError where [.unreachable, .nodeRestarted].contains(error.code) {
+                return .scoringFailed(shard: shard, node: node, error: "\(error)", nodeFault: true)
             } catch {
                 return .scoringFailed(shard: shard, node: node, error: "\(error)")
             }
@@ -622,17 +624,17 @@ public distributed actor CoordinatorActor {
 
     private func finish(job id: Int64, failure: String?, summary: JobSummary) async {
         if let failure {
-            run?.status.state = "failed"
+            run?.status.state = .failed
             run?.status.error = failure
             logger.error("rescoring failed; nothing published", metadata: ["job": "\(id)", "error": "\(failure)"])
             await recordFailure(job: id, reason: failure)
         } else {
             do {
                 try await publishWaitingForTheDatabase(job: id, summary: summary)
-                run?.status.state = "completed"
+                run?.status.state = .completed
                 logger.info("rescoring completed and published", metadata: ["job": "\(id)"])
             } catch {
-                run?.status.state = "failed"
+                run?.status.state = .failed
                 run?.status.error = "publishing failed: \(error)"
                 logger.error("publishing failed; nothing published", metadata: ["job": "\(id)", "error": "\(error)"])
                 await recordFailure(job: id, reason: "publishing failed: \(error)")
@@ -716,17 +718,24 @@ public distributed actor CoordinatorActor {
             let epoch = map.epoch
             do {
                 return try await ShardActor.resolve(shard: shard, on: member.node, using: actorSystem).lookup(subscriberID).stamped(epoch: epoch)
-            } catch let error as RemoteCallError where error.code == .actorNotFound && attempt < 3 && map.epoch != epoch {
-                attempt += 1  // moved meanwhile: the map has changed; ask the new owner
-            } catch let error as RemoteCallError where [.unreachable, .nodeRestarted].contains(error.code) {
-                // The owner is gone and its loss not yet handled: its standby holds the same profiles.
-                if let standby = map.standbys[shard], let holder = members[standby], attempt < 3 {
-                    attempt += 1
-                    let actor = try ShardActor.resolve(shard: shard, role: .standby, on: holder.node, using: actorSystem)
-                    if let answer = try? await actor.lookup(subscriberID) { return answer.stamped(epoch: epoch) }
-                    continue
+            } catch let error as RemoteCallError {
+                let next = QueryRouting.next(after: error.code, attempt: attempt)
+                attempt += 1
+                switch next {
+                case .standbyThenMap:
+                    if let standby = map.standbys[shard], let holder = members[standby],
+                       let actor = try? ShardActor.resolve(shard: shard, role: .standby, on: holder.node, using: actorSystem),
+                       let answer = try? await actor.lookup(subscriberID) {
+                        return answer.stamped(epoch: epoch)
+                    }
+                    if map.epoch == epoch {
+                        return .unavailable(shard: shard, reason: "shard \(shard) has no ready worker: its owner \(owner) is unreachable and is being failed over (\(error.message))")
+                    }
+                case .map:
+                    if map.epoch == epoch { throw error }  // the coordinator's own map has not moved: nothing newer to ask
+                case .giveUp:
+                    throw error
                 }
-                return .unavailable(shard: shard, reason: "shard \(shard) has no ready worker: its owner \(owner) is unreachable and is being failed over (\(error.message))")
             }
         }
     }

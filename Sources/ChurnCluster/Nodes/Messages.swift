@@ -165,11 +165,43 @@ public struct WorkerStatus: Sendable, WireCodable, Codable {
     }
 }
 
+/// A rescoring job's state (the `state` column of `scoring_jobs`).
+public enum JobState: String, Sendable, Codable, CaseIterable, CustomStringConvertible, WireCodable {
+    case running, completed, failed
+
+    public var description: String { rawValue }
+
+    public func encode(to w: inout WireWriter) { w.write(rawValue) }
+    public init(from r: inout WireReader) throws(WireError) {
+        let at = r.offset
+        let text: String = try r.read()
+        guard let state = JobState(rawValue: text) else { throw WireError(offset: at, expected: "a job state (running, completed, failed)") }
+        self = state
+    }
+}
+
+/// A cluster member's state, as the coordinator sees it.
+public enum NodeState: String, Sendable, Codable, CaseIterable, CustomStringConvertible, WireCodable {
+    /// Hosts its share of the shards.
+    case active
+    /// Its shards are moving away before it leaves.
+    case draining
+
+    public var description: String { rawValue }
+
+    public func encode(to w: inout WireWriter) { w.write(rawValue) }
+    public init(from r: inout WireReader) throws(WireError) {
+        let at = r.offset
+        let text: String = try r.read()
+        guard let state = NodeState(rawValue: text) else { throw WireError(offset: at, expected: "a node state (active, draining)") }
+        self = state
+    }
+}
+
 /// A rescoring job's progress.
 public struct JobStatus: Sendable, WireCodable, Codable {
     public var id: Int64
-    /// running, completed or failed.
-    public var state: String
+    public var state: JobState
     public var modelVersion: String
     public var shardsDone: Int
     public var shardCount: Int
@@ -194,7 +226,7 @@ public struct JobStatus: Sendable, WireCodable, Codable {
         subscribers = try r.read(); seconds = try r.read(); retries = try r.read(); stragglers = try r.read(); error = try r.read()
     }
 
-    public init(id: Int64, state: String, modelVersion: String, shardsDone: Int, shardCount: Int, subscribers: Int, seconds: Double, retries: Int, error: String?) {
+    public init(id: Int64, state: JobState, modelVersion: String, shardsDone: Int, shardCount: Int, subscribers: Int, seconds: Double, retries: Int, error: String?) {
         self.id = id
         self.state = state
         self.modelVersion = modelVersion
@@ -313,8 +345,7 @@ public enum ScoreLookup: Sendable, WireCodable {
 
 /// A cluster member as `churngrid nodes list` shows it.
 public struct NodeInfo: Sendable, WireCodable, Codable {
-    /// `active` (in the placement), `draining` (its shards are moving away, then it leaves).
-    public var state: String
+    public var state: NodeState
     public var name: String
     public var endpoint: String
     /// Shards the shard map gives it.
@@ -324,7 +355,7 @@ public struct NodeInfo: Sendable, WireCodable, Codable {
     /// Shards it holds a standby copy of.
     public var standbyShards: Int
 
-    public init(state: String, name: String, endpoint: String, shards: Int, readyShards: Int, standbyShards: Int) {
+    public init(state: NodeState, name: String, endpoint: String, shards: Int, readyShards: Int, standbyShards: Int) {
         self.state = state
         self.name = name
         self.endpoint = endpoint

@@ -119,7 +119,7 @@ public final class CoordinatorService: Service, Sendable {
             throw SteppedDown(reason: steppedDown)
         }
         logger.info("coordinator stopping")
-        if let job = await coordinator.whenLocal({ $0.job() }) ?? nil, job.state == "running" {
+        if let job = await coordinator.whenLocal({ $0.job() }) ?? nil, job.state == .running {
             try? await database.fail(job: job.id, reason: "the coordinator was stopped")
         }
         await system.shutdown()
