@@ -171,7 +171,7 @@ struct RescoreCommand: AsyncParsableCommand {
             }
             guard let status else { return }
             if json { try printJSON(status) } else { print(jobSummary(status)) }
-            if status.state != "completed" { throw ExitCode(1) }
+            if status.state != .completed { throw ExitCode(1) }
         }
     }
 }
@@ -182,7 +182,7 @@ func waitForJob(_ client: ClusterClient, id: Int64, showProgress: Bool) async th
         guard let status = try await client.coordinator.job(), status.id == id else {
             throw ClusterError("the coordinator no longer knows job \(id) (it restarted?)")
         }
-        if showProgress && (isatty(2) == 1 || status.state != "running" || Int(status.seconds * 5) % 25 == 0) {
+        if showProgress && (isatty(2) == 1 || status.state != .running || Int(status.seconds * 5) % 25 == 0) {
             let rate = status.subscribersPerSecond
             let left = status.shardCount - status.shardsDone
             let eta = status.shardsDone > 0 ? status.seconds / Double(status.shardsDone) * Double(left) : 0
@@ -191,7 +191,7 @@ func waitForJob(_ client: ClusterClient, id: Int64, showProgress: Bool) async th
             FileHandle.standardError.write(Data(String(format: (isatty(2) == 1 ? "\r" : "") + "  job %lld [%@] %d/%d shards  %d subscribers  %.0f/s  ETA %.0fs   " + (isatty(2) == 1 ? "" : "\n"),
                 id, bar, status.shardsDone, status.shardCount, status.subscribers, rate, eta).utf8))
         }
-        if status.state != "running" {
+        if status.state != .running {
             if showProgress && isatty(2) == 1 { FileHandle.standardError.write(Data("\n".utf8)) }
             return status
         }

@@ -70,7 +70,7 @@ struct DemoCommand: AsyncParsableCommand {
             let id = try await client.coordinator.startRescore()
             let job = try await waitForJob(client, id: id, showProgress: true)
             say("  " + jobSummary(job))
-            guard job.state == "completed" else {
+            guard job.state == .completed else {
                 await client.close()
                 if !keepRunning { cluster.stop(); if ownDatabase { stopPrivatePostgres() } }
                 throw ExitCode(1)
