@@ -111,6 +111,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Cores used to score a shard.")
     var threads: Int = defaultThreads()
 
+    @Option(help: "Memory this worker may use for its shards and itself: bytes with K, M or G, or a percentage of the machine's (or the cgroup's) memory. The coordinator places shards within it.")
+    var maxMemory: String = "80%"
+
     @Option(help: "Cluster name.")
     var cluster: String = "churngrid"
 
@@ -128,6 +131,10 @@ struct WorkerCommand: AsyncParsableCommand {
             configuration.coordinatorKeys = try coordinatorKeys(coordinatorKey)
         }
         configuration.authorizedKeysPath = security.authorizedKeys
+        guard let memory = MemorySize.parse(maxMemory) else {
+            throw ValidationError("--max-memory: bytes with K, M or G (e.g. 8G), or a percentage of the machine's memory (e.g. 80%)")
+        }
+        configuration.maxMemory = memory
         try await reportingClusterErrors {
             let service = try await WorkerService(configuration)
             try await runUntilSignalled(service, announcing: "worker listening \(service.system.node.endpoint)", logger: logger)

@@ -165,4 +165,42 @@ struct FrozenWorkerTests {
         let log = (try? String(contentsOfFile: cluster.logPath("coordinator"), encoding: .utf8)) ?? ""
         #expect(log.contains("straggler"), "the coordinator logged its stragglers")
     }
+
+    @Test("a worker without room (--max-memory below what it needs) joins but is given no shards, nothing is left without an owner, and a drain that would need its room is refused")
+    func memoryLimit() async throws {
+        let n = 60_000, shards = 64
+        let (_, cluster, client) = try await Self.cluster("max-memory", subscribers: n, shards: shards, seed: 59)
+        defer { cluster.stop() }
+        defer { Task { await client.close() } }
+        // 8 MiB: less than the process itself needs, so no room for any shard.
+        let limit = 8 << 20
+        try cluster.addWorker("worker-small", threads: 1, arguments: ["--max-memory", "8M"])
+        var small: WorkerStatus?
+        for _ in 0..<600 {
+            let s = try await client.coordinator.status()
+            if s.workers.count == 3, s.unassignedShards == 0, s.movingShards == 0, let w = s.workers.first(where: { $0.name == "worker-small" }) {
+                small = w
+                break
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let w = try #require(small, "worker-small never joined")
+        #expect(w.maxMemory == limit)
+        #expect(w.shards == 0, "worker-small was given \(w.shards) shards it has no room for")
+        let log = (try? String(contentsOfFile: cluster.logPath("worker-small"), encoding: .utf8)) ?? ""
+        #expect(log.contains("joined the cluster"))
+
+        // Draining worker-1 moves its shards to worker-2 (no limit); draining worker-2 then would
+        // need worker-small's room: refused, and nothing loses its owner.
+        _ = try await client.coordinator.drain("worker-1")
+        do {
+            _ = try await client.coordinator.drain("worker-2")
+            Issue.record("draining onto a worker without room was accepted")
+        } catch {
+            #expect("\(error)".contains("room for 0 of the 64 shards"), "\(error)")
+        }
+        let after = try await client.coordinator.status()
+        #expect(after.unassignedShards == 0, "no shard lost its owner")
+        #expect(after.workers.first { $0.name == "worker-2" }?.shards == shards)
+    }
 }

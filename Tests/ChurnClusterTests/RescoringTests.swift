@@ -368,6 +368,33 @@ struct RescoringTests {
 
 @Suite("Shard placement")
 struct ShardPlacementTests {
+    @Test("memory limits: a worker gets no more shards than it has room for, the others share the rest; shards nobody has room for stay without an owner")
+    func capacity() {
+        let (map, _) = ShardMap(shardCount: 100).rebalanced(over: ["a", "b", "c"], capacity: ["a": 10])
+        #expect(map.shards(of: "a").count == 10)
+        #expect(map.shards(of: "b").count + map.shards(of: "c").count == 90)
+        #expect(abs(map.shards(of: "b").count - map.shards(of: "c").count) <= 1)
+        #expect(map.owners.allSatisfy { $0 != nil })
+
+        // Room shrinks (a restarted worker with a lower limit): only the excess moves.
+        let (shrunk, moves) = map.rebalanced(over: ["a", "b", "c"], capacity: ["a": 10, "b": 40])
+        #expect(shrunk.shards(of: "b").count == 40 && shrunk.shards(of: "c").count == 50)
+        #expect(moves.count == 5)
+
+        // Not enough room anywhere: what fits is placed, the rest has no owner.
+        let (full, _) = ShardMap(shardCount: 100).rebalanced(over: ["a", "b"], capacity: ["a": 30, "b": 20])
+        #expect(full.shards(of: "a").count == 30 && full.shards(of: "b").count == 20)
+        #expect(full.owners.filter { $0 == nil }.count == 50)
+        // A worker with room joins: everything is placed.
+        let (joined, _) = full.rebalanced(over: ["a", "b", "c"], capacity: ["a": 30, "b": 20])
+        #expect(joined.owners.allSatisfy { $0 != nil })
+        #expect(joined.shards(of: "c").count == 50)
+
+        // No limits: as even as before.
+        let (even, _) = ShardMap(shardCount: 10).rebalanced(over: ["a", "b", "c"])
+        #expect(["a", "b", "c"].map { even.shards(of: $0).count } == [4, 3, 3])
+    }
+
     @Test("standbys go to a node other than the owner, evenly, and stay where they are when nodes join")
     func standbys() {
         let (map, _) = ShardMap(shardCount: 12).rebalanced(over: ["a", "b", "c"])

@@ -171,6 +171,16 @@ final class ClusterDatabase: @unchecked Sendable {
         }
     }
 
+    /// The number of subscriber profiles, estimated from the planner's statistics (counted when
+    /// there are none yet).
+    func estimatedSubscribers() async throws -> Int {
+        try await run { c in
+            let estimate = Int(try c.query("SELECT coalesce((SELECT reltuples::bigint FROM pg_class WHERE relname = 'subscriber_profiles' AND relkind = 'r'), 0)").scalar ?? "0") ?? 0
+            if estimate > 0 { return estimate }
+            return Int(try c.query("SELECT count(*) FROM subscriber_profiles").scalar ?? "0") ?? 0
+        }
+    }
+
     // MARK: Audit
 
     /// Records an action in `churngrid_audit_log`.

@@ -65,6 +65,9 @@ public distributed actor CoordinatorActor {
         let actor: WorkerActor
         /// Its scoring threads.
         let cores: Int
+        /// The memory it may use (0: no limit), and what it uses besides profiles.
+        var maxMemory = 0
+        var overhead = 0
     }
 
     struct Run {
@@ -106,12 +109,18 @@ public distributed actor CoordinatorActor {
     private var awaited: Set<String>
     private let rejoinDeadline: ContinuousClock.Instant
     private var rejoinTimer: Task<Void, Never>?
+    /// The profile bytes of one shard copy: estimated from the base's size until shards are loaded,
+    /// then measured from what the workers hold.
+    private var shardBytes: Int
 
     /// - Parameter saved: the shard map a previous coordinator left (its owners are waited for
     ///   for `settings.rejoinGrace`); `map` starts with no owner.
     init(actorSystem: ClusterActorSystem, database: ClusterDatabase, lease: LeaseKeeper, term: Int64, model: ScoringModel, package: ModelPackage,
-         map: ShardMap, saved: ShardMap? = nil, settings: Settings, logger: Logger) {
+         map: ShardMap, saved: ShardMap? = nil, settings: Settings, estimatedSubscribers: Int = 0, logger: Logger) {
         self.actorSystem = actorSystem
+        // A profile: its id, its features as Float32, and about half as much again for the index
+        // and the chunks' slack.
+        shardBytes = max(1, estimatedSubscribers * (8 + 4 * FeatureCatalogue.count) * 3 / 2 / max(1, map.shardCount))
         self.database = database
         self.lease = lease
         self.term = term
@@ -149,8 +158,10 @@ public distributed actor CoordinatorActor {
             await promoteStandbys(replacing: node.name)  // its copies are gone
         }
         let actor = try WorkerActor.resolve(id: ActorID(node: node, name: WorkerActor.name), using: actorSystem)
-        let cores = min(max(1, try await actor.status().cores), 4096)  // a worker's claim, bounded
-        let member = Member(node: node, actor: actor, cores: cores)
+        let status = try await actor.status()
+        let cores = min(max(1, status.cores), 4096)  // a worker's claim, bounded
+        let member = Member(node: node, actor: actor, cores: cores, maxMemory: max(0, status.maxMemory),
+                            overhead: max(0, status.residentBytes - status.profileBytes - status.standbyBytes))
         members[node.name] = member
         drained.remove(node.name)
         awaited.remove(node.name)
@@ -288,7 +299,13 @@ public distributed actor CoordinatorActor {
     /// and are redirected). Shards whose owner changes go first; standby placements after.
     private func rebalance() async throws {
         let placement = Array(members.keys.filter { $0 != draining })
-        var (target, _) = map.rebalanced(over: placement)
+        let capacity = await capacities(of: placement)
+        var (target, _) = map.rebalanced(over: placement, capacity: capacity)
+        let homeless = target.owners.filter { $0 == nil }.count
+        if homeless > 0 && !placement.isEmpty {
+            logger.error("no worker has room for some shards (worker --max-memory): they stay without an owner until a worker with room joins",
+                         metadata: ["shards": "\(homeless)", "shardBytes": "\(shardBytes)", "room": "\(capacity.sorted { $0.key < $1.key })"])
+        }
         if settings.standbys { target = target.withStandbys(over: placement, previous: map) }
         let ownerChanges = (0..<map.shardCount).filter { target.owners[$0] != map.owners[$0] || (target.owners[$0] != nil && !ready.contains($0)) }
         let standbyChanges = (0..<map.shardCount).filter { target.owners[$0] == map.owners[$0] && target.standbys[$0] != map.standbys[$0] }
@@ -307,6 +324,31 @@ public distributed actor CoordinatorActor {
         logger.info("shard map changed", metadata: ["epoch": "\(map.epoch)", "ownersMoved": "\(ownerChanges.count)",
                                                     "standbysPlaced": "\(standbyChanges.count)", "workers": "\(placement.count)",
                                                     "seconds": "\(ContinuousClock.now - start)"])
+    }
+
+    /// The shards each of `names` has room for within its `--max-memory` (none listed: no limit),
+    /// at the measured size of a shard copy; with standbys, half (each worker holds about as many
+    /// standby copies as shards it owns).
+    private func capacities(of names: [String]) async -> [String: Int] {
+        var limited: [String: Member] = [:]
+        for name in names { if let m = members[name], m.maxMemory > 0 { limited[name] = m } }
+        guard !limited.isEmpty else { return [:] }
+        // What a shard copy costs, from what the workers hold now (when they hold anything): its
+        // profiles, or what the workers' resident memory grew by per copy since they registered
+        // (allocator slack, load buffers), whichever is more.
+        var profiles = 0, grown = 0, copies = 0
+        for member in members.values {
+            if let s = try? await ClusterActorSystem.$callTimeout.withValue(.seconds(3), operation: { try await member.actor.status() }) {
+                profiles += s.profileBytes + s.standbyBytes
+                grown += max(0, s.residentBytes - member.overhead)
+                copies += s.shards + s.standbyShards
+            }
+        }
+        if copies > 0 && profiles > 0 { shardBytes = max(1, max(profiles, grown) / copies) }
+        return limited.mapValues { m in
+            let room = max(0, (m.maxMemory - m.overhead) / shardBytes)
+            return settings.standbys ? room / 2 : room
+        }
     }
 
     /// One step of a rebalance: `shards` take `target`'s owner and standby.
@@ -395,6 +437,12 @@ public distributed actor CoordinatorActor {
         }
         guard members.count > 1 else {
             throw ClusterError("'\(name)' is the last worker: its shards have nowhere to go")
+        }
+        let remaining = members.keys.filter { $0 != name }
+        let room = await capacities(of: remaining)
+        if remaining.allSatisfy({ room[$0] != nil }), case let total = room.values.reduce(0, +), total < map.shardCount {
+            await audit(caller, action: "drain", target: name, outcome: "refused: no room")
+            throw ClusterError("cannot drain '\(name)': the other workers have room for \(total) of the \(map.shardCount) shards within their --max-memory (\(room.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")))")
         }
         let shards = map.shards(of: name).count
         logger.notice("draining worker", metadata: ["worker": "\(name)", "shards": "\(shards)"])

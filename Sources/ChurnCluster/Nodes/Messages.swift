@@ -139,19 +139,23 @@ public struct WorkerStatus: Sendable, WireCodable, Codable {
     public var residentBytes: Int
     public var modelVersion: String
     public var cores: Int
+    /// The memory it may use (`worker --max-memory`; 0: no limit): shards are placed within it.
+    public var maxMemory: Int = 0
 
     public func encode(to w: inout WireWriter) {
         w.write(name); w.write(endpoint); w.write(shards); w.write(standbyShards); w.write(subscribers); w.write(profileBytes); w.write(standbyBytes); w.write(residentBytes)
-        w.write(modelVersion); w.write(cores)
+        w.write(modelVersion); w.write(cores); w.write(maxMemory)
     }
 
     public init(from r: inout WireReader) throws(WireError) {
         name = try r.read(); endpoint = try r.read(); shards = try r.read(); standbyShards = try r.read(); subscribers = try r.read()
         profileBytes = try r.read(); standbyBytes = try r.read(); residentBytes = try r.read(); modelVersion = try r.read(); cores = try r.read()
+        maxMemory = try r.read()
     }
 
     public init(name: String, endpoint: String, shards: Int, standbyShards: Int, subscribers: Int, profileBytes: Int, standbyBytes: Int,
-                residentBytes: Int, modelVersion: String, cores: Int) {
+                residentBytes: Int, modelVersion: String, cores: Int, maxMemory: Int = 0) {
+        self.maxMemory = maxMemory
         self.name = name
         self.endpoint = endpoint
         self.shards = shards

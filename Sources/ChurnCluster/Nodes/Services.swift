@@ -139,10 +139,11 @@ public final class CoordinatorService: Service, Sendable {
         // Workers re-register after a coordinator start and keep the shards they host; until then
         // no shard is ready.
         let map = ShardMap(shardCount: saved.shardCount, epoch: saved.epoch)
+        let subscribers = (try? await database.estimatedSubscribers()) ?? 0
         let system = system, database = database, lease = lease, model = model, package = package, settings = configuration.settings, logger = logger
         let coordinator = system.withActorName(CoordinatorActor.name) {
             CoordinatorActor(actorSystem: system, database: database, lease: lease, term: term, model: model, package: package, map: map, saved: saved,
-                             settings: settings, logger: logger)
+                             settings: settings, estimatedSubscribers: subscribers, logger: logger)
         }
         leading.withLock { $0 = coordinator }
         logger.info("coordinator ready", metadata: ["endpoint": "\(system.node.endpoint)", "term": "\(term)", "shards": "\(map.shardCount)",
@@ -170,6 +171,8 @@ public final class WorkerService: Service, Sendable {
         public var drainTimeout: Duration = .seconds(600)
         /// The authorized-keys file to read again on SIGHUP.
         public var authorizedKeysPath: String?
+        /// The memory this worker may use (0: no limit): the coordinator places shards within it.
+        public var maxMemory = 0
 
         public init(node: ClusterActorSystem.Configuration, coordinators: [String], threads: Int, postgresURL: String) {
             self.node = node
@@ -194,9 +197,9 @@ public final class WorkerService: Service, Sendable {
         let system = try await ClusterActorSystem(configuration.node)
         self.system = system
         (left, leave) = AsyncStream.makeStream(of: Void.self)
-        let threads = configuration.threads, logger = logger, leave = leave, url = configuration.postgresURL
+        let threads = configuration.threads, logger = logger, leave = leave, url = configuration.postgresURL, maxMemory = configuration.maxMemory
         worker = system.withActorName(WorkerActor.name) {
-            WorkerActor(actorSystem: system, threads: threads, postgresURL: url, logger: logger) { leave.yield() }
+            WorkerActor(actorSystem: system, threads: threads, postgresURL: url, maxMemory: maxMemory, logger: logger) { leave.yield() }
         }
     }
 

@@ -33,6 +33,8 @@ public distributed actor WorkerActor {
     private let onLeave: @Sendable () -> Void
     /// This worker's own PostgreSQL settings (never received from the coordinator).
     private let postgresURL: String
+    /// The memory this worker may use (0: no limit).
+    private let maxMemory: Int
     /// The newest coordinator order obeyed: (lease term, map epoch). Older orders are refused.
     private var obeyed: (term: Int64, epoch: Int64) = (0, 0)
 
@@ -40,8 +42,10 @@ public distributed actor WorkerActor {
     ///   - postgresURL: where this worker loads profiles from (its own setting; the password comes
     ///     from PGPASSWORD or PGPASSFILE, never from the wire).
     ///   - onLeave: called when the coordinator has drained this worker and tells it to go.
-    public init(actorSystem: ClusterActorSystem, threads: Int, postgresURL: String, logger: Logger, onLeave: @escaping @Sendable () -> Void = {}) {
+    public init(actorSystem: ClusterActorSystem, threads: Int, postgresURL: String, maxMemory: Int = 0, logger: Logger,
+                onLeave: @escaping @Sendable () -> Void = {}) {
         self.actorSystem = actorSystem
+        self.maxMemory = maxMemory
         self.onLeave = onLeave
         self.postgresURL = postgresURL
         scoring = ScoringThreads(count: threads)
@@ -72,6 +76,7 @@ public distributed actor WorkerActor {
             model = next
         }
         guard let model else { throw ClusterError("no model to score with") }
+        try checkRoom(for: assignment.shards.filter { stores[$0] == nil }.count)
         let start = ContinuousClock.now
         var fromPeers: [NodeID: [Int]] = [:], fromDatabase: [Int] = []
         for (shard, source) in zip(assignment.shards, assignment.sources) where stores[shard] == nil {
@@ -156,6 +161,20 @@ public distributed actor WorkerActor {
         }
     }
 
+    /// Refuses to load `newShards` more when, at the size of the shards held now, they would take
+    /// this worker past `--max-memory` (the coordinator places within each worker's room; this
+    /// guards against its estimate being off).
+    private func checkRoom(for newShards: Int) throws {
+        guard maxMemory > 0, newShards > 0, !stores.isEmpty else { return }
+        let held = stores.values.reduce(0) { $0 + $1.store.residentBytes }
+        let perShard = held / stores.count
+        let resident = processResidentBytes()
+        if resident + newShards * perShard > maxMemory {
+            let room = max(0, (maxMemory - resident) / max(1, perShard))
+            throw ClusterError("\(actorSystem.node.name) has room for \(room) more shards within --max-memory \(maxMemory) bytes (resident \(resident), \(perShard) bytes per shard), asked to load \(newShards)")
+        }
+    }
+
     /// Fencing: an order from an older lease term than one already obeyed (a coordinator that was
     /// frozen or cut off while another took over), or from an older map epoch in the same term, is
     /// refused.
@@ -217,7 +236,7 @@ public distributed actor WorkerActor {
         }
         return WorkerStatus(name: actorSystem.node.name, endpoint: actorSystem.node.endpoint, shards: owned.count,
                             standbyShards: standing.count, subscribers: subscribers, profileBytes: bytes, standbyBytes: standbyBytes,
-                            residentBytes: processResidentBytes(), modelVersion: model?.version ?? "", cores: scoring.count)
+                            residentBytes: processResidentBytes(), modelVersion: model?.version ?? "", cores: scoring.count, maxMemory: maxMemory)
     }
 }
 

@@ -44,22 +44,23 @@ public struct ShardMap: Sendable, Equatable, WireCodable {
     /// nodes and the excess of overloaded ones go to the least loaded nodes. The epoch increases
     /// if anything changed.
     /// - Returns: the new map and the shards that changed owner (with their new owner).
-    public func rebalanced(over nodes: [String]) -> (map: ShardMap, moves: [(shard: Int, to: String)]) {
+    /// - Parameter capacity: the shards each node has room for (its memory limit); a node
+    ///   without an entry has room for any number. Shares are filled like water: a node with less
+    ///   room than its fair share gets what it has room for, the rest is shared among the others;
+    ///   shards nobody has room for stay without an owner.
+    public func rebalanced(over nodes: [String], capacity: [String: Int] = [:]) -> (map: ShardMap, moves: [(shard: Int, to: String)]) {
         guard !nodes.isEmpty else {
             let changed = owners.contains { $0 != nil }
             return (ShardMap(shardCount: shardCount, epoch: epoch + (changed ? 1 : 0)), [])
         }
         let names = nodes.sorted()
         let alive = Set(names)
-        // Fair shares: the first `extra` nodes (by name) may hold one more.
-        let base = shardCount / names.count, extra = shardCount % names.count
-        var quota: [String: Int] = [:]
-        for (i, n) in names.enumerated() { quota[n] = base + (i < extra ? 1 : 0) }
+        let quota = Self.quotas(shardCount, over: names, capacity: capacity)
         var held: [String: Int] = [:]
         var next = owners
         var homeless: [Int] = []
         for shard in 0..<shardCount {
-            if let owner = owners[shard], alive.contains(owner), held[owner, default: 0] < quota[owner]! {
+            if let owner = owners[shard], alive.contains(owner), held[owner, default: 0] < quota[owner, default: 0] {
                 held[owner, default: 0] += 1
             } else {
                 next[shard] = nil
@@ -69,14 +70,43 @@ public struct ShardMap: Sendable, Equatable, WireCodable {
         var moves: [(shard: Int, to: String)] = []
         for shard in homeless {
             // The shard's standby takes it when it has room (it holds the profiles already).
-            let standby = standbys[shard].flatMap { alive.contains($0) && held[$0, default: 0] < quota[$0]! ? $0 : nil }
-            let target = standby ?? names.min { (held[$0, default: 0] - quota[$0]!, $0) < (held[$1, default: 0] - quota[$1]!, $1) }!
+            let standby = standbys[shard].flatMap { alive.contains($0) && held[$0, default: 0] < quota[$0, default: 0] ? $0 : nil }
+            let roomy = names.filter { held[$0, default: 0] < quota[$0, default: 0] }
+            guard let target = standby ?? roomy.min(by: { (held[$0, default: 0] - quota[$0, default: 0], $0) < (held[$1, default: 0] - quota[$1, default: 0], $1) }) else {
+                continue  // no node has room: the shard stays without an owner
+            }
             held[target, default: 0] += 1
             next[shard] = target
             moves.append((shard, target))
         }
         let changed = next != owners
         return (ShardMap(shardCount: shardCount, epoch: epoch + (changed ? 1 : 0), owners: next, standbys: standbys), moves)
+    }
+
+    /// Each node's share of `count` shards: even, except that no node gets more than its
+    /// `capacity`; what a full node cannot take is shared among the others. The remainder of an
+    /// even split goes to the first nodes by name. The shares add up to at most `count`.
+    static func quotas(_ count: Int, over names: [String], capacity: [String: Int]) -> [String: Int] {
+        var quota: [String: Int] = [:]
+        var open = names, left = count
+        // Water-filling: nodes whose room is below the even share of what is left are filled up.
+        while !open.isEmpty {
+            let share = left / open.count
+            let full = open.filter { capacity[$0].map { $0 < share } ?? false }
+            if full.isEmpty { break }
+            for n in full {
+                let room = max(0, capacity[n] ?? 0)
+                quota[n] = room
+                left -= room
+            }
+            open.removeAll { full.contains($0) }
+        }
+        guard !open.isEmpty else { return quota }
+        let base = left / open.count, extra = left % open.count
+        for (i, n) in open.enumerated() {
+            quota[n] = min(base + (i < extra ? 1 : 0), capacity[n] ?? Int.max)
+        }
+        return quota
     }
 
     /// This map with a standby for every shard on a node of `nodes` other than its owner (none
