@@ -100,9 +100,8 @@ public distributed actor CoordinatorActor {
     private var moving = 0
     /// Counts the starts and ends of moves (a status that straddles one reports it as moving).
     private var moves = 0
-    /// The member whose shards are moving away before it leaves (membership changes run one at
-    /// a time, so there is at most one).
-    private var draining: String?
+    /// The members whose shards are moving away before they leave.
+    private var draining: Set<String> = []
     private var membershipBusy = false
     private var membershipWaiters: [CheckedContinuation<Void, Never>] = []
     /// Workers of the map a previous coordinator saved that have not registered again yet.
@@ -112,6 +111,7 @@ public distributed actor CoordinatorActor {
     /// The profile bytes of one shard copy: estimated from the base's size until shards are loaded,
     /// then measured from what the workers hold.
     private var shardBytes: Int
+    private var shardBytesMeasured: ContinuousClock.Instant?
 
     /// - Parameter saved: the shard map a previous coordinator left (its owners are waited for
     ///   for `settings.rejoinGrace`); `map` starts with no owner.
@@ -298,32 +298,43 @@ public distributed actor CoordinatorActor {
     /// and the old holders release their roles (calls still addressed there fail as "not found"
     /// and are redirected). Shards whose owner changes go first; standby placements after.
     private func rebalance() async throws {
-        let placement = Array(members.keys.filter { $0 != draining })
-        let capacity = await capacities(of: placement)
-        var (target, _) = map.rebalanced(over: placement, capacity: capacity)
-        let homeless = target.owners.filter { $0 == nil }.count
-        if homeless > 0 && !placement.isEmpty {
-            logger.error("no worker has room for some shards (worker --max-memory): they stay without an owner until a worker with room joins",
-                         metadata: ["shards": "\(homeless)", "shardBytes": "\(shardBytes)", "room": "\(capacity.sorted { $0.key < $1.key })"])
-        }
-        if settings.standbys { target = target.withStandbys(over: placement, previous: map) }
-        let ownerChanges = (0..<map.shardCount).filter { target.owners[$0] != map.owners[$0] || (target.owners[$0] != nil && !ready.contains($0)) }
-        let standbyChanges = (0..<map.shardCount).filter { target.owners[$0] == map.owners[$0] && target.standbys[$0] != map.standbys[$0] }
-        let changed = ownerChanges + standbyChanges
-        guard !changed.isEmpty else { return }
         let start = ContinuousClock.now
-        moving = ownerChanges.count
+        var ownersMoved = 0, standbysPlaced = 0, steps = 0
         defer { moving = 0 }
-        var batchStart = 0
-        while batchStart < changed.count {
-            let batch = Array(changed[batchStart..<min(changed.count, batchStart + max(1, settings.moveBatch))])
-            batchStart += batch.count
+        // One batch per step, planned afresh each time: between steps, membership changes waiting
+        // for the lock (a drain, a registration, a lost worker) go first, so none waits behind a
+        // whole rebalance — at most behind one batch's loading.
+        while steps <= 4 * (map.shardCount / max(1, settings.moveBatch) + 1) {
+            let placement = Array(members.keys.filter { !draining.contains($0) })
+            let capacity = await capacities(of: placement)
+            var (target, _) = map.rebalanced(over: placement, capacity: capacity)
+            let homeless = target.owners.filter { $0 == nil }.count
+            if steps == 0 && homeless > 0 && !placement.isEmpty {
+                logger.error("no worker has room for some shards (worker --max-memory): they stay without an owner until a worker with room joins",
+                             metadata: ["shards": "\(homeless)", "shardBytes": "\(shardBytes)", "room": "\(capacity.sorted { $0.key < $1.key })"])
+            }
+            if settings.standbys { target = target.withStandbys(over: placement, previous: map) }
+            let ownerChanges = (0..<map.shardCount).filter { target.owners[$0] != map.owners[$0] || (target.owners[$0] != nil && !ready.contains($0)) }
+            let standbyChanges = (0..<map.shardCount).filter { target.owners[$0] == map.owners[$0] && target.standbys[$0] != map.standbys[$0] }
+            let changed = ownerChanges + standbyChanges
+            guard !changed.isEmpty else { break }
+            moving = ownerChanges.count
+            let batch = Array(changed.prefix(max(1, settings.moveBatch)))
             try await move(batch, to: target)
-            moving = max(0, ownerChanges.count - batchStart)
+            let owners = Set(ownerChanges)
+            ownersMoved += batch.filter { owners.contains($0) }.count
+            standbysPlaced += batch.count - batch.filter { owners.contains($0) }.count
+            steps += 1
+            if !membershipWaiters.isEmpty {
+                unlockMembership()  // the next change goes first
+                await lockMembership()
+            }
         }
-        logger.info("shard map changed", metadata: ["epoch": "\(map.epoch)", "ownersMoved": "\(ownerChanges.count)",
-                                                    "standbysPlaced": "\(standbyChanges.count)", "workers": "\(placement.count)",
-                                                    "seconds": "\(ContinuousClock.now - start)"])
+        if steps > 0 {
+            logger.info("shard map changed", metadata: ["epoch": "\(map.epoch)", "ownersMoved": "\(ownersMoved)",
+                                                        "standbysPlaced": "\(standbysPlaced)", "steps": "\(steps)",
+                                                        "workers": "\(members.count - draining.count)", "seconds": "\(ContinuousClock.now - start)"])
+        }
     }
 
     /// The shards each of `names` has room for within its `--max-memory` (none listed: no limit),
@@ -336,15 +347,32 @@ public distributed actor CoordinatorActor {
         // What a shard copy costs, from what the workers hold now (when they hold anything): its
         // profiles, or what the workers' resident memory grew by per copy since they registered
         // (allocator slack, load buffers), whichever is more.
-        var profiles = 0, grown = 0, copies = 0
-        for member in members.values {
-            if let s = try? await ClusterActorSystem.$callTimeout.withValue(.seconds(3), operation: { try await member.actor.status() }) {
+        // Measured at most every 10 s, asking the workers at once with a short timeout (one that
+        // does not answer is left out).
+        if shardBytesMeasured.map({ ContinuousClock.now - $0 > .seconds(10) }) ?? true {
+            let asked = names.compactMap { members[$0] }
+            let answers = await withTaskGroup(of: (WorkerStatus, Int)?.self) { group in
+                for member in asked {
+                    group.addTask {
+                        guard let s = try? await ClusterActorSystem.$callTimeout.withValue(.seconds(1), operation: { try await member.actor.status() }) else { return nil }
+                        return (s, member.overhead)
+                    }
+                }
+                var all: [(WorkerStatus, Int)] = []
+                for await answer in group { if let answer { all.append(answer) } }
+                return all
+            }
+            var profiles = 0, grown = 0, copies = 0
+            for (s, overhead) in answers {
                 profiles += s.profileBytes + s.standbyBytes
-                grown += max(0, s.residentBytes - member.overhead)
+                grown += max(0, s.residentBytes - overhead)
                 copies += s.shards + s.standbyShards
             }
+            if copies > 0 && profiles > 0 {
+                shardBytes = max(1, max(profiles, grown) / copies)
+                shardBytesMeasured = .now
+            }
         }
-        if copies > 0 && profiles > 0 { shardBytes = max(1, max(profiles, grown) / copies) }
         return limited.mapValues { m in
             let room = max(0, (m.maxMemory - m.overhead) / shardBytes)
             return settings.standbys ? room / 2 : room
@@ -446,8 +474,8 @@ public distributed actor CoordinatorActor {
         }
         let shards = map.shards(of: name).count
         logger.notice("draining worker", metadata: ["worker": "\(name)", "shards": "\(shards)"])
-        draining = name
-        defer { draining = nil }
+        draining.insert(name)
+        defer { draining.remove(name) }
         try await rebalance()
         members[name] = nil
         drained.insert(name)
@@ -475,7 +503,7 @@ public distributed actor CoordinatorActor {
     public distributed func nodes() -> [NodeInfo] {
         members.sorted { $0.key < $1.key }.map { name, member in
             let owned = map.shards(of: name)
-            return NodeInfo(state: name == draining ? .draining : .active, name: name, endpoint: member.node.endpoint,
+            return NodeInfo(state: draining.contains(name) ? .draining : .active, name: name, endpoint: member.node.endpoint,
                             shards: owned.count, readyShards: owned.filter { ready.contains($0) }.count,
                             standbyShards: map.standbyShards(of: name).count)
         }
@@ -658,7 +686,7 @@ public distributed actor CoordinatorActor {
         await lockMembership()
         defer { unlockMembership() }
         guard map.owners[shard] == slow,
-              let other = members.keys.filter({ $0 != slow && $0 != draining }).min(by: { map.shards(of: $0).count < map.shards(of: $1).count }) else { return }
+              let other = members.keys.filter({ $0 != slow && !draining.contains($0) }).min(by: { map.shards(of: $0).count < map.shards(of: $1).count }) else { return }
         var owners = map.owners, standbys = map.standbys
         owners[shard] = other
         if standbys[shard] == other { standbys[shard] = settings.standbys ? slow : nil }
