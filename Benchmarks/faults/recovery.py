@@ -61,7 +61,7 @@ class Cluster:
         return json.loads(sh(BIN, "status", "--coordinator", self.endpoint, "--json", timeout=30))
 
     def nodes(self):
-        return json.loads(sh(BIN, "nodes", "--coordinator", self.endpoint, "--json", timeout=30))
+        return json.loads(sh(BIN, "nodes", "list", "--coordinator", self.endpoint, "--json", timeout=30))
 
     def ready(self, timeout=900):
         t = time.time()
@@ -176,7 +176,8 @@ def main():
         took = None
         while time.time() - killed < a.lease + 120:
             try:
-                st = cluster.status()
+                # Asked at the standby's own endpoint: the takeover's time, not a client's search.
+                st = json.loads(sh(BIN, "status", "--coordinator", cluster.endpoints[1], "--json", timeout=30))
                 if st["coordinator"].startswith("coordinator-2@") and len(st["workers"]) == 2 and st["unassignedShards"] == 0:
                     took = time.time() - killed
                     break

@@ -115,4 +115,16 @@ struct CoordinatorLeaseTests {
         #expect(a.acquired(term: 9, sentAt: t0) == .wait)
         #expect(a.term == nil)
     }
+
+    @Test("a read that took longer than a renewal interval (the database stalled) restarts the standby's watch, like an outage")
+    func stalledRead() {
+        var b = CoordinatorLease(name: "b", period: period)
+        let held = record("a", term: 2, renewals: 3)
+        _ = b.observed(held, sentAt: t0, at: t0)
+        // The database froze for longer than the lease; the read comes back with the same record.
+        let back = t0 + period + .seconds(3)
+        #expect(b.observed(held, sentAt: t0 + .seconds(1), at: back) == .wait, "the stalled period does not count")
+        #expect(b.observed(held, sentAt: back + .seconds(1), at: back + .seconds(1)) == .wait)
+        #expect(b.observed(held, sentAt: back + period, at: back + period) == .acquire(replacing: held))
+    }
 }

@@ -48,11 +48,13 @@ struct CoordinatorTakeoverTests {
         return false
     }
 
-    /// A client of whichever coordinator leads once `name` leads and every shard is ready there.
+    /// A client of coordinator `name` once it leads and every shard is ready there (asked at its own
+    /// endpoint: the figure is the takeover's, not a client's search for the leader).
     static func ledBy(_ name: String, _ cluster: LocalCluster, within: Duration) async throws -> ClusterClient? {
         let deadline = ContinuousClock.now + within
+        let index = name == "coordinator" ? 0 : (Int(name.dropFirst("coordinator-".count)) ?? 1) - 1
         while ContinuousClock.now < deadline {
-            if let client = try? await ClusterClient.connect(cluster.coordinatorEndpoint, logger: logger) {
+            if let client = try? await ClusterClient.connect(cluster.coordinatorEndpoints[index], logger: logger) {
                 if let s = try? await client.coordinator.status(), s.coordinator.hasPrefix(name + "@"), s.unassignedShards == 0, s.workers.count == 2 {
                     return client
                 }

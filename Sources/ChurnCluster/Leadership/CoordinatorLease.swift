@@ -100,12 +100,18 @@ public struct CoordinatorLease: Sendable {
         }
     }
 
-    /// The record read at `now` (nil: there is none yet).
-    public mutating func observed(_ record: Record?, at now: ContinuousClock.Instant) -> Action {
+    /// The record read at `now` (nil: there is none yet), by a read sent at `sentAt`. A read that
+    /// took longer than `renewInterval` means the database was stalled meanwhile — the holder
+    /// could not renew either — so, like an outage, it restarts the watch.
+    public mutating func observed(_ record: Record?, sentAt: ContinuousClock.Instant? = nil, at now: ContinuousClock.Instant) -> Action {
         switch state {
         case .standby(let seen, let since):
             guard let record else { return .acquire(replacing: nil) }
             if record.holder == name { return .acquire(replacing: record) }
+            if let sentAt, now - sentAt > renewInterval {
+                state = .standby(record: record, since: now)
+                return .wait
+            }
             if record == seen, let since {
                 return now - since >= period ? .acquire(replacing: record) : .wait
             }
@@ -153,9 +159,11 @@ public struct CoordinatorLease: Sendable {
 
     /// The database says the term is no longer ours (a renewal matched nothing, or a fenced write
     /// found another term).
-    public mutating func fenced(_ current: Record?) -> Action {
+    public mutating func fenced(_ current: Record?, detail: String? = nil) -> Action {
         let held = term.map { "term \($0)" } ?? "no term"
-        return stepDown(current.map { "\($0) holds the lease now; this coordinator held \(held)" } ?? "the lease record is gone; this coordinator held \(held)")
+        return stepDown(current.map { "\($0) holds the lease now; this coordinator held \(held)" }
+                        ?? detail.map { "\($0) (this coordinator held \(held))" }
+                        ?? "another coordinator's term holds the lease now; this coordinator held \(held)")
     }
 
     private mutating func stepDown(_ reason: String) -> Action {

@@ -39,6 +39,7 @@ public final class LeaseKeeper: Sendable {
             while true {
                 switch action {
                 case .observe:
+                    let sentAt = ContinuousClock.now
                     do {
                         let record = try await database.leaseRecord()
                         if databaseAway { logger.notice("PostgreSQL is back; watching the lease again") }
@@ -49,7 +50,7 @@ public final class LeaseKeeper: Sendable {
                                           metadata: ["holder": "\(record)", "period": "\(period)"])
                         }
                         let at = ContinuousClock.now
-                        action = machine.withLock { $0.observed(record, at: at) }
+                        action = machine.withLock { $0.observed(record, sentAt: sentAt, at: at) }
                     } catch {
                         if !databaseAway { logger.warning("cannot read the coordinator lease; waiting for PostgreSQL", metadata: ["error": "\(error)"]) }
                         databaseAway = true
@@ -140,7 +141,7 @@ public final class LeaseKeeper: Sendable {
 
     /// A fenced write found the term gone: step down.
     func lost(_ error: LeaseLost) {
-        let action = machine.withLock { $0.fenced(error.current) }
+        let action = machine.withLock { $0.fenced(error.current, detail: "\(error)") }
         if case .stepDown(let reason) = action { stepDown.yield(reason) }
     }
 

@@ -43,20 +43,35 @@ public struct ClusterClient: Sendable {
         configuration.options.inboundConcurrency = 1
         configuration.options.curve = credentials?.key.keys
         let system = try await ClusterActorSystem(configuration)
-        var errors: [String] = []
+        // Every endpoint at once: the first that answers as leader wins; the others are not waited
+        // for (a dead endpoint's handshake only times out in the background).
+        let (answers, answer) = AsyncStream.makeStream(of: (CoordinatorActor?, String).self)
         for (i, endpoint) in list.enumerated() {
-            do {
-                let node = try await system.connect(to: endpoint, publicKey: credentials?.coordinatorKey(i) ?? "", timeout: .seconds(list.count > 1 ? 3 : 10))
-                let coordinator = try CoordinatorActor.resolve(id: ActorID(node: node, name: CoordinatorActor.name), using: system)
-                if list.count > 1 {
-                    // A standby has no coordinator actor: a cheap call finds the leader.
-                    _ = try await ClusterActorSystem.$callTimeout.withValue(.seconds(3)) { try await coordinator.job() }
+            Task {
+                do {
+                    let node = try await system.connect(to: endpoint, publicKey: credentials?.coordinatorKey(i) ?? "", timeout: .seconds(list.count > 1 ? 3 : 10))
+                    let coordinator = try CoordinatorActor.resolve(id: ActorID(node: node, name: CoordinatorActor.name), using: system)
+                    if list.count > 1 {
+                        // A standby has no coordinator actor: a cheap call finds the leader.
+                        _ = try await ClusterActorSystem.$callTimeout.withValue(.seconds(5)) { try await coordinator.job() }
+                    }
+                    answer.yield((coordinator, ""))
+                } catch {
+                    answer.yield((nil, "\(endpoint): \(error)"))
                 }
-                return ClusterClient(system: system, coordinator: coordinator)
-            } catch {
-                errors.append("\(endpoint): \(error)")
             }
         }
+        var leader: CoordinatorActor?, errors: [String] = []
+        for await (coordinator, error) in answers {
+            if let coordinator {
+                leader = coordinator
+                break
+            }
+            errors.append(error)
+            if errors.count == list.count { break }
+        }
+        answer.finish()
+        if let leader { return ClusterClient(system: system, coordinator: leader) }
         await system.shutdown()
         throw ClusterError(list.count == 1 ? errors.joined() : "no coordinator leads: " + errors.joined(separator: "; "))
     }

@@ -540,6 +540,12 @@ public distributed actor CoordinatorActor {
     /// Starts rescoring the whole base (refused while a job runs).
     /// - Returns: the job id.
     public distributed func startRescore() async throws -> Int64 {
+        if !awaited.isEmpty {
+            // Just started (or took over): the saved map's workers are registering again; the job
+            // waits for them a little rather than being refused or running on part of the cluster.
+            let deadline = min(rejoinDeadline, ContinuousClock.now + .seconds(10))
+            while !awaited.isEmpty && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        }
         if let run, run.status.state == .running {
             throw ClusterError("job \(run.status.id) is still running (\(run.status.shardsDone)/\(run.status.shardCount) shards)")
         }
