@@ -174,7 +174,7 @@ struct RescoreCommand: AsyncParsableCommand {
                     if json { try printJSON(["job_id": id]) } else { print("job \(id) started") }
                     return nil
                 }
-                return try await waitForJob(client, id: id, showProgress: !json)
+                return try await waitForJob(client, id: id, showProgress: !json, target: target, logger: logger)
             }
             guard let status else { return }
             if json { try printJSON(status) } else { print(jobSummary(status)) }
@@ -183,11 +183,34 @@ struct RescoreCommand: AsyncParsableCommand {
     }
 }
 
-/// Polls the job until it ends, drawing a progress line.
-func waitForJob(_ client: ClusterClient, id: Int64, showProgress: Bool) async throws -> JobStatus {
+/// Polls the job until it ends, drawing a progress line. With `target`, a coordinator that stops
+/// answering (it was stopped, or a standby took over) is looked for again at the target's
+/// endpoints, and the job's end is read from whichever leads (a job interrupted by a takeover is
+/// reported failed, with the reason the new leader recorded).
+func waitForJob(_ client: ClusterClient, id: Int64, showProgress: Bool, target: CoordinatorOptions? = nil, logger: Logger? = nil) async throws -> JobStatus {
+    var client = client, reconnected: [ClusterClient] = []
+    defer { for c in reconnected { Task { await c.close() } } }
+    var since: ContinuousClock.Instant?
     while true {
-        guard let status = try await client.coordinator.job(), status.id == id else {
-            throw ClusterError("the coordinator no longer knows job \(id) (it restarted?)")
+        let answer: JobStatus?
+        do {
+            answer = try await client.coordinator.job(id: id)
+            since = nil
+        } catch let error as RemoteCallError where target != nil && [.unreachable, .actorNotFound, .nodeRestarted, .timedOut].contains(error.code) {
+            // The coordinator is gone: find the one that leads now (for up to two minutes).
+            let start = since ?? .now
+            since = start
+            guard ContinuousClock.now - start < .seconds(120), let target, let logger else { throw error }
+            if showProgress { FileHandle.standardError.write(Data("\n  the coordinator stopped answering (\(error.code)); looking for the one that leads …\n".utf8)) }
+            try await Task.sleep(for: .seconds(1))
+            if let next = try? await ClusterClient.connect(target.coordinator, credentials: try target.credentials(), logger: quiet(logger)) {
+                reconnected.append(next)
+                client = next
+            }
+            continue
+        }
+        guard let status = answer else {
+            throw ClusterError("the coordinator knows no job \(id)")
         }
         if showProgress && (isatty(2) == 1 || status.state != .running || Int(status.seconds * 5) % 25 == 0) {
             let rate = status.subscribersPerSecond

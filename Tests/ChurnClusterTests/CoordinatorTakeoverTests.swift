@@ -96,7 +96,16 @@ struct CoordinatorTakeoverTests {
         let n = 60_000, shards = 96
         let (url, cluster, client) = try await Self.start("takeover-kill", subscribers: n, shards: shards)
         defer { cluster.stop() }
-        let first = try await client.coordinator.startRescore()
+        // An operator's `rescore --wait` given both coordinators: it follows the takeover and
+        // reports how the job ended.
+        let waiting = try ChildProcess(try churngridExecutable(), ["rescore", "--wait", "--json", "--coordinator", cluster.coordinatorEndpoint],
+                                       logPath: cluster.logPath("rescore-wait"))
+        var started: JobStatus?
+        for _ in 0..<600 where started == nil {
+            started = try await client.coordinator.job()
+            if started == nil { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        let first = try #require(started?.id, "the CLI started no job")
         #expect(try await client.coordinator.status().coordinator.hasPrefix("coordinator@"))
         #expect(Self.log(cluster, "coordinator-2").contains("standing by"), "the second coordinator stands by")
         try #require(try await Self.midJob(client, first), "the job ended before the leader could be killed under it")
@@ -115,6 +124,9 @@ struct CoordinatorTakeoverTests {
         #expect(lease?[0] == "2" && lease?[1] == "coordinator-2", "\(String(describing: lease))")
         let interrupted = try db.query("SELECT state, term FROM scoring_jobs WHERE id = $1", [String(first)]).rows.first
         #expect(interrupted?[0] == "failed" && interrupted?[1] == "1", "\(String(describing: interrupted))")
+        let cliStatus = try await waiting.wait(timeout: .seconds(120))
+        #expect(cliStatus == 1, "rescore --wait exits 1 for a failed job: \(waiting.log)")
+        #expect(waiting.log.contains("\"failed\"") && waiting.log.contains("coordinator stopped"), "rescore --wait followed the takeover: \(waiting.log)")
 
         let second = try await next.coordinator.startRescore()
         let done = try #require(try await DatabaseFaultTests.ended(next, second, within: .seconds(300)))

@@ -419,6 +419,22 @@ final class ClusterDatabase: @unchecked Sendable {
         }
     }
 
+    /// A job's recorded state (a job this coordinator did not run: an earlier term's, or one that
+    /// ended before a restart); nil when there is no such job.
+    func jobStatus(_ id: Int64) async throws -> JobStatus? {
+        try await run { c in
+            guard let r = try c.query("""
+                SELECT state, model_version, shards_done, shard_count, subscribers,
+                       extract(epoch FROM coalesce(finished_at, now()) - started_at), error
+                FROM scoring_jobs WHERE id = $1
+                """, [String(id)]).rows.first,
+                  let state = r[0].flatMap({ JobState(rawValue: $0) }) else { return nil }
+            return JobStatus(id: id, state: state, modelVersion: r[1] ?? "", shardsDone: r[2].flatMap { Int($0) } ?? 0,
+                             shardCount: r[3].flatMap { Int($0) } ?? 0, subscribers: r[4].flatMap { Int($0) } ?? 0,
+                             seconds: r[5].flatMap { Double($0) } ?? 0, retries: 0, error: r[6])
+        }
+    }
+
     /// Whether `job` is completed and the published one (a publish whose COMMIT was cut off).
     func isPublished(job: Int64) async throws -> Bool {
         try await run { c in

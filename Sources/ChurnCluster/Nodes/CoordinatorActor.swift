@@ -566,6 +566,14 @@ public distributed actor CoordinatorActor {
         return id
     }
 
+    /// Job `id`: the current or last job as this coordinator runs it, else as recorded in
+    /// PostgreSQL (a job of an earlier term or before a restart: failed by the coordinator that took
+    /// over, or ended); nil when there is no such job.
+    public distributed func job(id: Int64) async throws -> JobStatus? {
+        if let status = job(), status.id == id { return status }
+        return try await database.jobStatus(id)
+    }
+
     /// The current or last job.
     public distributed func job() -> JobStatus? {
         guard var status = run?.status else { return nil }
@@ -857,6 +865,7 @@ extension CoordinatorActor: AccessControlled {
         "nodes()": Role.readers,
         "routing()": Role.readers,
         "job()": Role.readers,
+        "job(id:)": Role.readers,
         "score(_:)": Role.readers,
         "shardMap()": Role.readers,
         "status()": Role.readers,
