@@ -249,4 +249,20 @@ struct JobRunTests {
         #expect(Self.scoreActions(actions).map(\.node) == ["w1"])
         #expect(job.retries == 1)
     }
+
+    @Test("reconnecting to PostgreSQL backs off exponentially with jitter, up to 5 s, and starts again after a success")
+    func reconnectBackoff() {
+        var b = ReconnectBackoff()
+        #expect(b.mayTry(at: t0))
+        b.failed(at: t0, jitter: 0.5)
+        #expect(!b.mayTry(at: t0 + .milliseconds(99)) && b.mayTry(at: t0 + .milliseconds(100)))
+        b.failed(at: t0, jitter: 0.5)
+        #expect(!b.mayTry(at: t0 + .milliseconds(199)) && b.mayTry(at: t0 + .milliseconds(200)))
+        for _ in 0..<20 { b.failed(at: t0, jitter: 1) }
+        #expect(!b.mayTry(at: t0 + .seconds(2)) && b.mayTry(at: t0 + .milliseconds(2_401)), "capped at 2 s + 20%")
+        b.failed(at: t0, jitter: 0)
+        #expect(b.mayTry(at: t0 + .milliseconds(1_601)), "jitter 0 waits 80%")
+        b.succeeded()
+        #expect(b.mayTry(at: t0) && b.failures == 0)
+    }
 }

@@ -23,6 +23,8 @@ final class ClusterDatabase: @unchecked Sendable {
         let thread: BlockingThread
         /// Reconnections made (tests and logs: a fault test asserts the fault happened).
         var reconnects = 0
+        /// When the next reconnection may be tried (only touched on `thread`).
+        var backoff = ReconnectBackoff()
         /// The call running on `thread`, for the watchdog (nil when idle).
         private var running: UInt64?
         private var nextCall: UInt64 = 0
@@ -126,8 +128,19 @@ final class ClusterDatabase: @unchecked Sendable {
             defer { slot.end() }
             if !slot.connection.isOpen {
                 // Throws the connection error (naming the server, never the password) while the
-                // server is still away; the next call tries again.
-                slot.replace(try PostgresConnection(url: url, defaults: Self.connectionDefaults))
+                // server is still away; a later call tries again, after the backoff.
+                if let notBefore = slot.backoff.notBefore, ContinuousClock.now < notBefore {
+                    let wait = notBefore - ContinuousClock.now
+                    usleep(UInt32(clamping: wait.components.seconds * 1_000_000 + wait.components.attoseconds / 1_000_000_000_000))
+                }
+                let now = ContinuousClock.now
+                do {
+                    slot.replace(try PostgresConnection(url: url, defaults: Self.connectionDefaults))
+                } catch {
+                    slot.backoff.failed(at: now, jitter: Double.random(in: 0...1))
+                    throw error
+                }
+                slot.backoff.succeeded()
                 slot.reconnects += 1
                 logger.notice("reconnected to PostgreSQL", metadata: ["server": "\(slot.connection.endpoint)", "reconnects": "\(slot.reconnects)"])
             }
