@@ -115,6 +115,7 @@ def scenario(url, a, handoff, standbys, phases):
                                  stdout=subprocess.PIPE, stderr=open(f"{logs}/coordinator.log", "w"), stdin=subprocess.PIPE, text=True)
         procs["coordinator"] = coord
         endpoint = coord.stdout.readline().split()[-1]
+        coord.stdout.readline()  # "coordinator leading term N": it holds the lease and serves
 
         def worker(name):
             procs[name] = subprocess.Popen([BIN, "worker", "--coordinator", endpoint, "--name", name, "--threads", "1"],
