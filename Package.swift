@@ -101,7 +101,7 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log")]
         ),
         // Parity with the real XGBoost/LightGBM (trained by the tests through python3).
-        .testTarget(name: "ParityTests", dependencies: ["TreeModel", "FeatureTable", "BatchScoring", "SubscriberProfiles", "TestSupport"], path: "Tests/Parity", exclude: ["make_fixtures.py"]),
+        .testTarget(name: "ParityTests", dependencies: ["TreeModel", "FeatureTable", "BatchScoring", "SubscriberProfiles", "TestSupport"], path: "Tests/Parity", exclude: ["make_fixtures.py", "make_categorical_fixtures.py"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -145,3 +145,22 @@ for name, params in [("binary", {}), ("zero-as-missing", {"zero_as_missing": Tru
     ds = lgb.Dataset(X, label=y, feature_name=["tenure", "bill", "calls", "region"], free_raw_data=False)
     b = lgb.train({"objective": "binary", "num_leaves": 6, "min_data_in_leaf": 5, "verbose": -1, "seed": 1, **params}, ds, 3)
     put("lightgbm", f"{name}.txt", b.model_to_string())
+
+# Categorical splits: "plan" holds category codes 0-5 (NaN for 10%); XGBoost partition and one-hot
+# splits, LightGBM bitsets.
+crng = np.random.default_rng(12)
+Xc = crng.normal(size=(400, 4)).astype(np.float32)
+Xc[:, 3] = crng.integers(0, 6, 400)
+Xc[crng.random(400) < 0.1, 3] = np.nan
+yc = ((np.nan_to_num(Xc[:, 3], nan=1) % 2 == 0) ^ (Xc[:, 1] > 0)).astype(np.float32)
+for name, onehot in [("categorical-d3", 1), ("categorical-onehot-d2", 8)]:
+    d = xgb.DMatrix(Xc, label=yc, feature_names=["tenure", "bill", "calls", "plan"],
+                    feature_types=["q", "q", "q", "c"], enable_categorical=True)
+    b = xgb.train({"objective": "binary:logistic", "max_depth": 3 if onehot == 1 else 2, "eta": 0.3, "seed": 1,
+                   "max_cat_to_onehot": onehot}, d, 3)
+    path = os.path.join(tmp, "m.json")
+    b.save_model(path)
+    put("xgboost", f"{name}.json", open(path, "rb").read())
+ds = lgb.Dataset(Xc, label=yc, feature_name=["tenure", "bill", "calls", "plan"], categorical_feature=[3], free_raw_data=False)
+b = lgb.train({"objective": "binary", "num_leaves": 6, "min_data_in_leaf": 5, "min_data_per_group": 5, "verbose": -1, "seed": 1}, ds, 3)
+put("lightgbm", "categorical.txt", b.model_to_string())

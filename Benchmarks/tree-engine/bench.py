@@ -6,7 +6,10 @@ Usage: bench.py [--rows N] [--repeat R] [--threads 1,2] [--out DIR] [--json FILE
 
 Builds (once, cached in DIR) a 40-feature synthetic subscriber table with ~1% missing values,
 trains XGBoost 300 trees x depth 6, XGBoost 1000 x depth 8 and LightGBM 300 x 63 leaves on it,
-then for each model and thread count measures:
+and a second table whose region, tariff plan, device brand, contract type and payment method
+columns are category codes (12, 40, 300, 3 and 5 categories, ~1% NaN), on which it trains
+XGBoost 300 x depth 6 and LightGBM 300 x 63 leaves with native categorical splits
+(xgb_cat_300_d6, lgb_cat_300_63); then for each model and thread count measures:
   reference  XGBoost Booster.predict on a prebuilt DMatrix / inplace_predict, LightGBM predict
   churngrid  `churngrid model bench` (rows read once, scored R times, median)
 and the single-row latency and TreeSHAP throughput of both on one thread. Prints a table of
@@ -59,6 +62,27 @@ def make_data(n, seed=7):
     return X, y
 
 
+# Categorical columns of the categorical table and their category counts.
+CAT_COLUMNS = {32: 12, 35: 40, 36: 300, 37: 3, 38: 5}
+
+
+def make_cat_data(n, seed=11):
+    """The subscriber table with region, tariff plan, device brand, contract type and payment
+    method as category codes (skewed: a few big categories, a long tail), ~1% of them NaN."""
+    X, _ = make_data(n)
+    rng = np.random.default_rng(seed)
+    z = (-3.0 - 0.03 * np.nan_to_num(X[:, 0]) - 3 * np.nan_to_num(X[:, 2]) + 0.5 * np.nan_to_num(X[:, 21])
+         + 1.5 * (np.nan_to_num(X[:, 28], nan=400) < 30) + 1.2 * np.nan_to_num(X[:, 30]))
+    for j, k in CAT_COLUMNS.items():
+        p = 1.0 / np.arange(1, k + 1) ** 0.9
+        codes = rng.choice(k, size=n, p=p / p.sum())
+        z += rng.normal(0, 0.8, k)[codes]
+        X[:, j] = codes
+        X[rng.random(n) < 0.01, j] = np.nan
+    y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(np.float32)
+    return X, y
+
+
 def write_csv(path, X):
     names = [f"f{j}" for j in range(X.shape[1])]
     with open(path, "w") as fh:
@@ -106,8 +130,16 @@ def main():
         write_csv(data_csv + ".tmp", X)
         os.rename(data_csv + ".tmp", data_csv)
 
+    cat_csv = os.path.join(args.out, f"rows_cat_{args.rows}.csv")
+    Xc, yc = make_cat_data(args.rows)
+    if not os.path.exists(cat_csv):
+        log(f"writing {args.rows} categorical rows to {cat_csv}")
+        write_csv(cat_csv + ".tmp", Xc)
+        os.rename(cat_csv + ".tmp", cat_csv)
+    cat_types = ["c" if j in CAT_COLUMNS else "q" for j in range(Xc.shape[1])]
+
     train_n = min(args.rows, 200_000)
-    models = []
+    models = []  # (name, model file, library, rows, their CSV, XGBoost feature types)
     for name, depth, trees in [("xgb_300_d6", 6, 300), ("xgb_1000_d8", 8, 1000)]:
         path = os.path.join(args.out, name + ".json")
         if not os.path.exists(path):
@@ -116,20 +148,43 @@ def main():
                            "nthread": 2, "min_child_weight": 0.5, "seed": 1},
                           xgb.DMatrix(X[:train_n], y[:train_n]), trees)
             b.save_model(path)
-        models.append((name, path, "xgboost"))
+        models.append((name, path, "xgboost", X, data_csv, None))
     path = os.path.join(args.out, "lgb_300_63.txt")
     if not os.path.exists(path):
         log("training lgb_300_63")
         b = lgb.train({"objective": "binary", "num_leaves": 63, "learning_rate": 0.05, "verbose": -1, "num_threads": 2,
                        "min_data_in_leaf": 5}, lgb.Dataset(X[:train_n], y[:train_n], feature_name=[f"f{j}" for j in range(X.shape[1])]), 300)
         b.save_model(path)
-    models.append(("lgb_300_63", path, "lightgbm"))
+    models.append(("lgb_300_63", path, "lightgbm", X, data_csv, None))
+    path = os.path.join(args.out, "xgb_cat_300_d6.json")
+    if not os.path.exists(path):
+        log("training xgb_cat_300_d6")
+        b = xgb.train({"objective": "binary:logistic", "max_depth": 6, "eta": 0.05, "tree_method": "hist",
+                       "nthread": 2, "min_child_weight": 0.5, "seed": 1, "max_cat_to_onehot": 1},
+                      xgb.DMatrix(Xc[:train_n], yc[:train_n], feature_types=cat_types, enable_categorical=True), 300)
+        b.save_model(path)
+    models.append(("xgb_cat_300_d6", path, "xgboost", Xc, cat_csv, cat_types))
+    path = os.path.join(args.out, "lgb_cat_300_63.txt")
+    if not os.path.exists(path):
+        log("training lgb_cat_300_63")
+        b = lgb.train({"objective": "binary", "num_leaves": 63, "learning_rate": 0.05, "verbose": -1, "num_threads": 2,
+                       "min_data_in_leaf": 5, "min_data_per_group": 20, "max_cat_threshold": 64},
+                      lgb.Dataset(Xc[:train_n], yc[:train_n], feature_name=[f"f{j}" for j in range(Xc.shape[1])],
+                                  categorical_feature=sorted(CAT_COLUMNS)), 300)
+        b.save_model(path)
+    models.append(("lgb_cat_300_63", path, "lightgbm", Xc, cat_csv, None))
 
     # The reference predictors read the same CSV cells ChurnGrid reads.
     results = []
-    single = X[:2000]
-    shap_rows = {"xgb_300_d6": 200, "xgb_1000_d8": 20, "lgb_300_63": 100}
-    for name, path, library in models:
+    shap_rows = {"xgb_300_d6": 200, "xgb_1000_d8": 20, "lgb_300_63": 100, "xgb_cat_300_d6": 200, "lgb_cat_300_63": 100}
+    for name, path, library, X, data_csv, types in models:
+        single = X[:2000]
+
+        def dmatrix(M, nthread):
+            if types is None:
+                return xgb.DMatrix(M, nthread=nthread)
+            return xgb.DMatrix(M, nthread=nthread, feature_types=types, enable_categorical=True)
+
         for t in threads:
             log(f"{name}: {t} thread(s)")
             ref = {}
@@ -137,7 +192,7 @@ def main():
                 booster = xgb.Booster(model_file=path)
                 booster.set_param({"nthread": t})
                 # XGBoost caches predictions per DMatrix: each timed call gets a fresh one, built untimed.
-                sec = timed(lambda d: booster.predict(d), args.repeat, setup=lambda: xgb.DMatrix(X, nthread=t))
+                sec = timed(lambda d: booster.predict(d), args.repeat, setup=lambda: dmatrix(X, t))
                 ref["reference_dmatrix_rows_per_second"] = args.rows / sec
                 sec = timed(lambda _: booster.inplace_predict(X), args.repeat)
                 ref["reference_inplace_rows_per_second"] = args.rows / sec
@@ -146,7 +201,7 @@ def main():
                 ref["reference"] = ("xgboost predict(DMatrix)" if best == ref["reference_dmatrix_rows_per_second"]
                                     else "xgboost inplace_predict")
                 ref["reference_rows_per_second"] = best
-                margin_sum = float(np.sum(booster.predict(xgb.DMatrix(X, nthread=t), output_margin=True).astype(np.float64)))
+                margin_sum = float(np.sum(booster.predict(dmatrix(X, t), output_margin=True).astype(np.float64)))
             else:
                 booster = lgb.Booster(model_file=path)
                 ref["reference"] = "lightgbm predict"
@@ -171,10 +226,10 @@ def main():
                 if library == "xgboost":
                     booster.set_param({"nthread": 1})
                     sec = timed(lambda d: booster.predict(d, pred_contribs=True), 1,
-                                setup=lambda: xgb.DMatrix(sub, nthread=1))
+                                setup=lambda: dmatrix(sub, 1))
                     ref["reference_shap_rows_per_second"] = n / sec
                     sec = timed(lambda d: booster.predict(d, pred_contribs=True, approx_contribs=True), 1,
-                                setup=lambda: xgb.DMatrix(sub, nthread=1))
+                                setup=lambda: dmatrix(sub, 1))
                     ref["reference_approx_rows_per_second"] = n / sec
                     booster.set_param({"nthread": t})
                 else:
@@ -192,22 +247,22 @@ def main():
             results.append(row)
 
     print(f"\nTree engine, {args.rows} rows x 40 features, median of {args.repeat} (same run, same machine)\n")
-    print(f"{'model':<12} {'thr':>3} {'reference':<26} {'reference rows/s':>17} {'churngrid rows/s':>17} {'ratio':>6}  same rows")
+    print(f"{'model':<14} {'thr':>3} {'reference':<26} {'reference rows/s':>17} {'churngrid rows/s':>17} {'ratio':>6}  same rows")
     for r in results:
-        print(f"{r['model']:<12} {r['threads']:>3} {r['reference']:<26} {r['reference_rows_per_second']:>17,.0f} "
+        print(f"{r['model']:<14} {r['threads']:>3} {r['reference']:<26} {r['reference_rows_per_second']:>17,.0f} "
               f"{r['churngrid']['rows_per_second']:>17,.0f} {r['ratio']:>5.2f}x  {r['same_rows']}")
     for r in results:
         if "reference_dmatrix_rows_per_second" in r:
             print(f"  {r['model']} {r['threads']} thr: xgboost predict(DMatrix) {r['reference_dmatrix_rows_per_second']:,.0f}, "
                   f"inplace_predict {r['reference_inplace_rows_per_second']:,.0f} rows/s")
-    print(f"\n{'model':<12} {'single row p50 (ref / ours)':>30} {'TreeSHAP rows/s (ref / ours)':>32} {'approx rows/s (ref / ours)':>30}")
+    print(f"\n{'model':<14} {'single row p50 (ref / ours)':>30} {'TreeSHAP rows/s (ref / ours)':>32} {'approx rows/s (ref / ours)':>30}")
     for r in results:
         if r["threads"] != 1:
             continue
         c = r["churngrid"]
         approx = (f"{r['reference_approx_rows_per_second']:,.0f} / {c['approx_contribs_rows_per_second']:,.0f}"
                   if "reference_approx_rows_per_second" in r else f"— / {c['approx_contribs_rows_per_second']:,.0f}")
-        print(f"{r['model']:<12} {r['reference_single_row_us_p50']:>14.1f} µs / {c['single_row_ns_p50'] / 1000:>6.2f} µs "
+        print(f"{r['model']:<14} {r['reference_single_row_us_p50']:>14.1f} µs / {c['single_row_ns_p50'] / 1000:>6.2f} µs "
               f"{r['reference_shap_rows_per_second']:>16,.0f} / {c['shap_rows_per_second']:>10,.0f} {approx:>30}")
     if args.json:
         with open(args.json, "w") as fh:

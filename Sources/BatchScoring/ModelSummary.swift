@@ -10,6 +10,8 @@ public struct ModelSummary: Sendable, Codable {
     public var maxDepth: Int
     public var nodes: Int
     public var leaves: Int
+    /// Inner nodes that split on a category set rather than a threshold.
+    public var categoricalSplits: Int
     public var features: Int
     public var featureNames: [String]
     public var featureTypes: [String]?
@@ -20,7 +22,7 @@ public struct ModelSummary: Sendable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case file, library, objective, trees, nodes, leaves, features
-        case libraryVersion = "library_version", maxDepth = "max_depth"
+        case libraryVersion = "library_version", maxDepth = "max_depth", categoricalSplits = "categorical_splits"
         case featureNames = "feature_names", featureTypes = "feature_types"
         case baseScore = "base_score", baseMargin = "base_margin"
     }
@@ -35,6 +37,7 @@ public struct ModelSummary: Sendable, Codable {
         self.maxDepth = model.maxDepth
         self.nodes = model.nodeCount
         self.leaves = model.trees.reduce(0) { sum, t in sum + t.left.filter { $0 < 0 }.count }
+        self.categoricalSplits = model.categoricalSplitCount
         self.features = model.featureCount
         self.featureNames = model.featureNames
         self.featureTypes = model.featureTypes
@@ -50,7 +53,7 @@ public struct ModelSummary: Sendable, Codable {
             "objective:   \(objective)",
             "trees:       \(trees)",
             "max depth:   \(maxDepth)",
-            "nodes:       \(nodes) (\(leaves) leaves)",
+            "nodes:       \(nodes) (\(leaves) leaves\(categoricalSplits > 0 ? ", \(categoricalSplits) categorical splits" : ""))",
             "base score:  \(baseScore) (margin \(baseMargin))",
             "features:    \(features)",
         ]

@@ -71,6 +71,10 @@ public struct TreeEnsemble: Sendable {
     public var trees: [DecisionTree]
     /// How the library accumulates tree outputs.
     public var accumulation: Accumulation
+    /// Category names per feature, when the file stores them (XGBoost 3.x keeps the categories of a
+    /// DataFrame it was trained on): code `c` of feature `j` is `categoryNames[j][c]`; empty for a
+    /// numeric feature. nil when the file has none, as for a model trained on category codes.
+    public var categoryNames: [[String]]? = nil
 
     /// Number of input features the model reads.
     public var featureCount: Int { featureNames.count }
@@ -80,6 +84,9 @@ public struct TreeEnsemble: Sendable {
 
     /// Total number of nodes, leaves included.
     public var nodeCount: Int { trees.reduce(0) { $0 + $1.nodeCount } }
+
+    /// Number of categorical splits, all trees together.
+    public var categoricalSplitCount: Int { trees.reduce(0) { $0 + $1.categoricalSplitCount } }
 
     /// Turns a margin into the model's output (probability for logistic objectives),
     /// with the library's own arithmetic.
@@ -102,6 +109,8 @@ func xgboostSigmoid(_ x: Float) -> Float {
 /// Split semantics, whatever the source library: a row goes to `left` when its value is
 /// **less than** `threshold` (a `Float`); LightGBM's `value <= t` on doubles is converted to the
 /// equivalent `Float` bound when loading. How a missing value is routed is given by `missing`.
+/// A categorical split (`categories[node]` not nil) ignores `threshold` and routes by its
+/// `CategorySet` instead, NaN still by `missing` and `defaultLeft`.
 public struct DecisionTree: Sendable {
     /// How a split routes a missing value (NaN).
     public enum MissingRule: UInt8, Sendable {
@@ -129,12 +138,25 @@ public struct DecisionTree: Sendable {
     public var leafValue: [Double]
     /// Training cover (XGBoost: sum of hessians, LightGBM: sample count), used by TreeSHAP.
     public var cover: [Double]
+    /// Per node, the category set of a categorical split; nil for a numeric split or a leaf.
+    /// Empty when the tree has no categorical split.
+    public var categories: [CategorySet?] = []
 
     /// Number of nodes, leaves included.
     public var nodeCount: Int { left.count }
 
     /// Whether `node` is a leaf.
     @inlinable public func isLeaf(_ node: Int) -> Bool { left[node] < 0 }
+
+    /// The category set of `node` when it is a categorical split.
+    @inlinable public func categorySet(_ node: Int) -> CategorySet? {
+        categories.isEmpty ? nil : categories[node]
+    }
+
+    /// Number of categorical splits (inner nodes with a category set).
+    public var categoricalSplitCount: Int {
+        categories.indices.reduce(0) { $0 + (categories[$1] != nil && !isLeaf($1) ? 1 : 0) }
+    }
 
     /// Depth of the tree (a single leaf has depth 0).
     public var depth: Int {
@@ -165,6 +187,9 @@ public struct DecisionTree: Sendable {
                 return Int(defaultLeft[node] ? left[node] : right[node])
             }
         }
+        if let set = categorySet(node) {
+            return Int(set.goesLeft(x) ? left[node] : right[node])
+        }
         return Int(x < threshold[node] ? left[node] : right[node])
     }
 
@@ -177,6 +202,9 @@ public struct DecisionTree: Sendable {
         guard n > 0 else { throw ModelError(.inconsistent, file: file, field: field, "tree has no nodes") }
         for a in [right.count, feature.count, threshold.count, defaultLeft.count, missing.count, leafValue.count, cover.count] where a != n {
             throw ModelError(.inconsistent, file: file, field: field, "node arrays have different lengths (\(n) vs \(a))")
+        }
+        guard categories.isEmpty || categories.count == n else {
+            throw ModelError(.inconsistent, file: file, field: field, "node arrays have different lengths (\(n) vs \(categories.count) category sets)")
         }
         var seen = [Bool](repeating: false, count: n)
         seen[0] = true
@@ -203,8 +231,19 @@ public struct DecisionTree: Sendable {
             guard f >= 0, f < featureCount else {
                 throw ModelError(.inconsistent, file: file, field: field, "node \(node) splits on feature \(f); the model has \(featureCount) features")
             }
-            guard !threshold[node].isNaN else {
-                throw ModelError(.inconsistent, file: file, field: field, "node \(node) has a NaN threshold")
+            if let set = categorySet(node) {
+                guard missing[node] == .nanDefault else {
+                    throw ModelError(.unsupported, file: file, field: field,
+                                     "node \(node) is a categorical split with missing rule \(missing[node]); categorical splits route NaN by default side only")
+                }
+                guard set.words.count <= ModelLimits.maximumCategories / 32 else {
+                    throw ModelError(.unsupported, file: file, field: field,
+                                     "node \(node) has a category set of \(set.words.count * 32) bits; categories are 0 ..< \(ModelLimits.maximumCategories)")
+                }
+            } else {
+                guard !threshold[node].isNaN else {
+                    throw ModelError(.inconsistent, file: file, field: field, "node \(node) has a NaN threshold")
+                }
             }
             seen[l] = true
             seen[r] = true

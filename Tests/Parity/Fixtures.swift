@@ -23,14 +23,16 @@ enum Fixtures {
 
     /// The fixture directory, generated once on first use; every test awaits the same generation
     /// (none blocks a thread of the cooperative pool while the script trains).
-    private static let generation = Task<Result<URL, FixtureError>, Never> { await generate() }
+    private static let generation = Task<Result<URL, FixtureError>, Never> { await generate(script: "make_fixtures.py") }
 
     struct FixtureError: Error, CustomStringConvertible {
         var description: String
     }
 
-    private static func generate() async -> Result<URL, FixtureError> {
-        let script = packageRoot.appendingPathComponent("Tests/Parity/make_fixtures.py")
+    /// Runs `Tests/Parity/<script> DIR` unless DIR (named by a hash of the script) already holds
+    /// its `manifest.csv`, and returns DIR.
+    static func generate(script name: String) async -> Result<URL, FixtureError> {
+        let script = packageRoot.appendingPathComponent("Tests/Parity/" + name)
         guard let source = try? Data(contentsOf: script) else {
             return .failure(FixtureError(description: "cannot read \(script.path)"))
         }
@@ -44,7 +46,7 @@ enum Fixtures {
         let (status, output) = await runCommand("python3 \(shellQuoted(script.path)) \(shellQuoted(tmp))")
         guard status == 0 else {
             return .failure(FixtureError(description:
-                "make_fixtures.py failed (run `make test-deps` to install xgboost and lightgbm):\n" + output))
+                "\(name) failed (run `make test-deps` to install xgboost and lightgbm):\n" + output))
         }
         try? FileManager.default.removeItem(at: dir)
         do { try FileManager.default.moveItem(atPath: tmp, toPath: dir.path) } catch {
@@ -85,7 +87,12 @@ enum Fixtures {
 
     /// The model's input rows as feature columns, read with ChurnGrid's own CSV reader.
     static func features(for model: TreeEnsemble, name: String) async throws -> [[Float]] {
-        let table = try CSVTable.read(path: try await inputFile(name), numericColumns: Set(model.featureNames))
+        try features(for: model, file: try await inputFile(name))
+    }
+
+    /// The rows of the CSV `file` as `model`'s feature columns, read with ChurnGrid's own CSV reader.
+    static func features(for model: TreeEnsemble, file: String) throws -> [[Float]] {
+        let table = try CSVTable.read(path: file, numericColumns: Set(model.featureNames))
         return try model.featureNames.map { n in
             try #require(table.column(named: n), "input lacks column \(n)")
         }

@@ -15,17 +15,22 @@ enum ModelFiles {
         numNodes: String = "\"5\"",
         numTrees: String = "\"1\"",
         featureNames: String = "[\"tenure\", \"bill\"]",
-        extraLearner: String = ""
+        extraLearner: String = "",
+        categories: String = "[]",
+        categoriesNodes: String = "[]",
+        categoriesSegments: String = "[]",
+        categoriesSizes: String = "[]",
+        extraModel: String = ""
     ) -> String {
         """
         {"learner": {
           "attributes": {}, "feature_names": \(featureNames), "feature_types": [],
-          "gradient_booster": {"model": {
+          "gradient_booster": {"model": {\(extraModel)
             "gbtree_model_param": {"num_parallel_tree": "1", "num_trees": \(numTrees)},
             "iteration_indptr": [0, 1], "tree_info": [0],
             "trees": [{
-              "base_weights": [0, 0, 0, 0, 0], "categories": [], "categories_nodes": [],
-              "categories_segments": [], "categories_sizes": [],
+              "base_weights": [0, 0, 0, 0, 0], "categories": \(categories), "categories_nodes": \(categoriesNodes),
+              "categories_segments": \(categoriesSegments), "categories_sizes": \(categoriesSizes),
               "default_left": \(defaultLeft), "id": 0,
               "left_children": \(left), "loss_changes": [1, 1, 0, 0, 0],
               "parents": [2147483647, 0, 0, 1, 1], "right_children": [2, 4, -1, -1, -1],
@@ -48,6 +53,9 @@ enum ModelFiles {
         decisionType: String = "2 10",
         numCat: String = "0",
         leftChild: String = "-1 -2",
+        catBoundaries: String? = nil,
+        catThreshold: String? = nil,
+        featureInfos: String = "[0:1] [0:5]",
         end: Bool = true
     ) -> String {
         var s = """
@@ -59,7 +67,7 @@ enum ModelFiles {
         max_feature_idx=1
         objective=\(objective)
         feature_names=tenure bill
-        feature_infos=[0:1] [0:5]
+        feature_infos=\(featureInfos)
         tree_sizes=400
 
         Tree=0
@@ -76,7 +84,7 @@ enum ModelFiles {
         leaf_count=5 3 2
         internal_value=0 0
         internal_weight=0 0
-        internal_count=10 5
+        internal_count=10 5\(catBoundaries.map { "\ncat_boundaries=" + $0 } ?? "")\(catThreshold.map { "\ncat_threshold=" + $0 } ?? "")
         is_linear=0
         shrinkage=1
 
@@ -88,5 +96,38 @@ enum ModelFiles {
 
     static func load(_ text: String, file: String = "m.json") throws(ModelError) -> TreeEnsemble {
         try TreeEnsemble.parse(Array(text.utf8), file: file)
+    }
+
+    // MARK: Categorical
+
+    /// The XGBoost tree of `xgboost()` with a categorical root: feature 0 (a plan code) in
+    /// `categories` goes right (leaf 0.3), every other value left to node 1; NaN goes left.
+    static func xgboostCategorical(
+        categories: String = "[0, 3, 33]",
+        segments: String = "[0]",
+        sizes: String = "[3]",
+        nodes: String = "[0]",
+        splitType: String = "[1, 0, 0, 0, 0]",
+        defaultLeft: String = "[1, 0, 0, 0, 0]",
+        extraModel: String = ""
+    ) -> String {
+        xgboost(defaultLeft: defaultLeft, splitType: splitType, conditions: "[1E-45, -1.0, 0.3, -0.4, 0.2]",
+                featureNames: "[\"plan\", \"bill\"]", categories: categories, categoriesNodes: nodes,
+                categoriesSegments: segments, categoriesSizes: sizes, extraModel: extraModel)
+    }
+
+    /// The LightGBM tree of `lightgbm()` with a categorical root: feature 0 (a plan code) in the
+    /// bitset goes left (leaf -0.5), every other value, NaN included, right to node 1.
+    /// The default bitset holds categories 0, 3 and 33.
+    static func lightgbmCategorical(
+        decisionType: String = "9 10",
+        threshold: String = "0 2",
+        numCat: String = "1",
+        catBoundaries: String = "0 2",
+        catThreshold: String = "9 2",
+        featureInfos: String = "-1:0:1:2:3:7:33:40 [0:5]"
+    ) -> String {
+        lightgbm(threshold: threshold, decisionType: decisionType, numCat: numCat,
+                 catBoundaries: catBoundaries, catThreshold: catThreshold, featureInfos: featureInfos)
     }
 }

@@ -96,11 +96,24 @@ extension CompiledForest {
             for (v, view) in views.enumerated() {
                 buf[v * blockRows] = Self.viewValue(row[view.feature], view.kind)
             }
-            if let leaves = leafFloat {
-                return Double(walkAll(buf, leaves, start: Float(model.baseMargin)))
+            if let mixedNodes, let categoryWords {
+                return walkAll(MixedStep(nodes: mixedNodes, words: categoryWords), buf)
+            } else if let nodes {
+                return walkAll(NumericStep(nodes: nodes), buf)
             }
-            return walkAll(buf, leafDouble!, start: 0.0)
+            return 0
         }
+    }
+
+    /// The single-row walk over every tree, in the model's accumulation type.
+    @inline(__always)
+    private func walkAll<S: ForestStep>(_ s: S, _ buf: UnsafeMutablePointer<Float>) -> Double {
+        if let leaves = leafFloat {
+            return Double(walkAll(s, buf, leaves, start: Float(model.baseMargin)))
+        } else if let leaves = leafDouble {
+            return walkAll(s, buf, leaves, start: 0.0)
+        }
+        return 0
     }
 
     /// Margin of one row given as an array. Convenience for tools.
@@ -118,6 +131,8 @@ extension CompiledForest {
         case .nanZero: return x.isNaN ? 0 : x
         case .zeroHigh: return (x.isNaN || (x >= -1e-35 && x <= 1e-35)) ? .infinity : x
         case .zeroLow: return (x.isNaN || (x >= -1e-35 && x <= 1e-35)) ? -.infinity : x
+        case .categoryXGBoost: return categoryCode(x, .xgboost)
+        case .categoryLightGBM: return categoryCode(x, .lightgbm)
         }
     }
 
@@ -131,9 +146,8 @@ extension CompiledForest {
 
     /// Sum of all trees for the single row at offset 0 of `buf`, in tree order.
     @inline(__always)
-    private func walkAll<Leaf: BinaryFloatingPoint>(_ buf: UnsafeMutablePointer<Float>, _ leaves: UnsafeMutablePointer<Leaf>, start: Leaf) -> Leaf {
+    private func walkAll<S: ForestStep, Leaf: BinaryFloatingPoint>(_ s: S, _ buf: UnsafeMutablePointer<Float>, _ leaves: UnsafeMutablePointer<Leaf>, start: Leaf) -> Leaf {
         var acc = start
-        let nodes = self.nodes
         var t = 0
         // Four trees at a time, walked to the deepest one's depth (a leaf loops on itself),
         // so that four independent chains of loads are in flight; leaves are added in tree order.
@@ -141,11 +155,10 @@ extension CompiledForest {
             var i0 = Int(treeRoot[t]), i1 = Int(treeRoot[t &+ 1]), i2 = Int(treeRoot[t &+ 2]), i3 = Int(treeRoot[t &+ 3])
             let depth = max(max(treeDepth[t], treeDepth[t &+ 1]), max(treeDepth[t &+ 2], treeDepth[t &+ 3]))
             for _ in 0..<Int(depth) {
-                let n0 = nodes[i0], n1 = nodes[i1], n2 = nodes[i2], n3 = nodes[i3]
-                i0 = Self.step(i0, n0, buf[Int(n0.offset)])
-                i1 = Self.step(i1, n1, buf[Int(n1.offset)])
-                i2 = Self.step(i2, n2, buf[Int(n2.offset)])
-                i3 = Self.step(i3, n3, buf[Int(n3.offset)])
+                i0 = s.next(i0, buf)
+                i1 = s.next(i1, buf)
+                i2 = s.next(i2, buf)
+                i3 = s.next(i3, buf)
             }
             acc += leaves[i0]
             acc += leaves[i1]
@@ -156,8 +169,7 @@ extension CompiledForest {
         while t < treeCount {
             var i = Int(treeRoot[t])
             for _ in 0..<Int(treeDepth[t]) {
-                let n = nodes[i]
-                i = Self.step(i, n, buf[Int(n.offset)])
+                i = s.next(i, buf)
             }
             acc += leaves[i]
             t &+= 1
@@ -184,9 +196,9 @@ extension CompiledForest {
                 accF.update(repeating: Float(baseMargin), count: rows)
                 accumulate(scratch, rows: rows, leaves: leaves, acc: accF)
                 for r in 0..<rows { margins[first + r] = Double(accF[r]) }
-            } else {
+            } else if let leaves = leafDouble {
                 accD.update(repeating: 0, count: rows)
-                accumulate(scratch, rows: rows, leaves: leafDouble!, acc: accD)
+                accumulate(scratch, rows: rows, leaves: leaves, acc: accD)
                 for r in 0..<rows { margins[first + r] = accD[r] }
             }
             if let outputs {
@@ -205,15 +217,26 @@ extension CompiledForest {
             switch view.kind {
             case .nanHigh: for r in 0..<rows { let x = src[r]; dst[r] = x.isNaN ? .infinity : x }
             case .nanLow: for r in 0..<rows { let x = src[r]; dst[r] = x.isNaN ? -.infinity : x }
+            case .categoryXGBoost: for r in 0..<rows { dst[r] = Self.categoryCode(src[r], .xgboost) }
+            case .categoryLightGBM: for r in 0..<rows { dst[r] = Self.categoryCode(src[r], .lightgbm) }
             default: for r in 0..<rows { dst[r] = Self.viewValue(src[r], view.kind) }
             }
         }
     }
 
-    /// Adds every tree's leaf to `acc[r]` for the block's rows, trees in model order.
+    /// Adds every tree's leaf to `acc[r]` for the block's rows, trees in model order, through
+    /// whichever node layout the model was compiled to.
     @inline(__always)
     private func accumulate<Leaf: BinaryFloatingPoint>(_ x: UnsafeMutablePointer<Float>, rows: Int, leaves: UnsafeMutablePointer<Leaf>, acc: UnsafeMutablePointer<Leaf>) {
-        let nodes = self.nodes
+        if let mixedNodes, let categoryWords {
+            accumulate(MixedStep(nodes: mixedNodes, words: categoryWords), x, rows: rows, leaves: leaves, acc: acc)
+        } else if let nodes {
+            accumulate(NumericStep(nodes: nodes), x, rows: rows, leaves: leaves, acc: acc)
+        }
+    }
+
+    @inline(__always)
+    private func accumulate<S: ForestStep, Leaf: BinaryFloatingPoint>(_ s: S, _ x: UnsafeMutablePointer<Float>, rows: Int, leaves: UnsafeMutablePointer<Leaf>, acc: UnsafeMutablePointer<Leaf>) {
         for t in 0..<treeCount {
             let root = Int(treeRoot[t])
             let depth = Int(treeDepth[t])
@@ -223,16 +246,14 @@ extension CompiledForest {
                 var i0 = root, i1 = root, i2 = root, i3 = root, i4 = root, i5 = root, i6 = root, i7 = root
                 let p = x + r
                 for _ in 0..<depth {
-                    let n0 = nodes[i0], n1 = nodes[i1], n2 = nodes[i2], n3 = nodes[i3]
-                    let n4 = nodes[i4], n5 = nodes[i5], n6 = nodes[i6], n7 = nodes[i7]
-                    i0 = Self.step(i0, n0, p[Int(n0.offset)])
-                    i1 = Self.step(i1, n1, p[Int(n1.offset) &+ 1])
-                    i2 = Self.step(i2, n2, p[Int(n2.offset) &+ 2])
-                    i3 = Self.step(i3, n3, p[Int(n3.offset) &+ 3])
-                    i4 = Self.step(i4, n4, p[Int(n4.offset) &+ 4])
-                    i5 = Self.step(i5, n5, p[Int(n5.offset) &+ 5])
-                    i6 = Self.step(i6, n6, p[Int(n6.offset) &+ 6])
-                    i7 = Self.step(i7, n7, p[Int(n7.offset) &+ 7])
+                    i0 = s.next(i0, p)
+                    i1 = s.next(i1, p + 1)
+                    i2 = s.next(i2, p + 2)
+                    i3 = s.next(i3, p + 3)
+                    i4 = s.next(i4, p + 4)
+                    i5 = s.next(i5, p + 5)
+                    i6 = s.next(i6, p + 6)
+                    i7 = s.next(i7, p + 7)
                 }
                 acc[r] += leaves[i0]
                 acc[r &+ 1] += leaves[i1]
@@ -247,8 +268,7 @@ extension CompiledForest {
             while r < rows {
                 var i = root
                 for _ in 0..<depth {
-                    let n = nodes[i]
-                    i = Self.step(i, n, x[Int(n.offset) &+ r])
+                    i = s.next(i, x + r)
                 }
                 acc[r] += leaves[i]
                 r &+= 1

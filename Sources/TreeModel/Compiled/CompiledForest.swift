@@ -12,6 +12,12 @@
 /// - Rows are scored in blocks of `blockRows` (views transposed into a small buffer that stays
 ///   in L1), tree by tree, several rows interleaved so their dependent loads overlap. Each row
 ///   sums its trees in model order, in the library's precision, so margins equal the library's.
+/// - A model with categorical splits is laid out in 16-byte nodes (`MixedNode`) instead: a
+///   categorical feature's view holds each row's *category code* (NaN → 0, no category → 1,
+///   category c → c + 2) as a float's bit pattern, and each node carries a bitset over codes saying
+///   which go right. Every step takes the same branch-free form, `node + delta + ((x ≥ threshold) |
+///   bit)`: a numeric node's bitset is the shared all-zero word, a categorical node's threshold is
+///   NaN. See `CompiledForest+Categories.swift`.
 ///
 /// Instances are immutable and safe to share between threads.
 public final class CompiledForest: @unchecked Sendable {
@@ -27,6 +33,8 @@ public final class CompiledForest: @unchecked Sendable {
     /// How a view derives from its feature column.
     enum ViewKind: UInt8 {
         case nanHigh, nanLow, nanZero, zeroHigh, zeroLow
+        /// Category codes as XGBoost / LightGBM read them (`CategorySet.Reading`), as bit patterns.
+        case categoryXGBoost, categoryLightGBM
     }
 
     struct View: Hashable {
@@ -43,8 +51,29 @@ public final class CompiledForest: @unchecked Sendable {
         var delta: UInt16
     }
 
+    /// A node of the layout for models with categorical splits (16 bytes).
+    struct MixedNode {
+        /// Go right iff view value ≥ threshold. NaN for leaves and categorical splits.
+        var threshold: Float
+        /// View index × blockRows, as in `Node`.
+        var offset: UInt16
+        /// Distance from this node to its left child, as in `Node`.
+        var delta: UInt16
+        /// Where the node's code bitset starts in `categoryWords` (0, the all-zero word, for
+        /// numeric splits and leaves).
+        var words: UInt32
+        /// Index of the bitset's last word, which is read for every code beyond it (0 for numeric
+        /// splits and leaves).
+        var last: UInt32
+    }
+
     let views: [View]
-    let nodes: UnsafeMutablePointer<Node>
+    /// The numeric layout's nodes (nil when the model has categorical splits).
+    let nodes: UnsafeMutablePointer<Node>?
+    /// The mixed layout's nodes (nil when the model has no categorical split).
+    let mixedNodes: UnsafeMutablePointer<MixedNode>?
+    /// Code bitsets of the mixed layout's categorical splits; word 0 is 0.
+    let categoryWords: UnsafeMutablePointer<UInt32>?
     let nodeCount: Int
     /// Leaf values by absolute node index (only leaves are meaningful), in the accumulation type.
     let leafFloat: UnsafeMutablePointer<Float>?
@@ -59,26 +88,41 @@ public final class CompiledForest: @unchecked Sendable {
     ///   rather than loaded is checked here as the loaders check a file), a split cannot be
     ///   expressed (a non-finite threshold on a default-left split), or the model exceeds the
     ///   compact layout's limits (8,192 feature views, 65,535 nodes between a node and its
-    ///   children, 2^31 nodes).
+    ///   children, 2^31 nodes, `ModelLimits.maximumCategoryWords` words of category bitsets).
     public init(_ model: TreeEnsemble) throws(ModelError) {
         self.model = model
         let total = model.nodeCount
         guard total < Int(UInt32.max) / 2 else {
             throw ModelError(.unsupported, file: model.source, "model has \(total) nodes; at most 2^31 are supported")
         }
+        var categoryWordCount = 1
         for (t, tree) in model.trees.enumerated() {
             try tree.validate(featureCount: model.featureCount, file: model.source, field: "tree \(t)")
+            for n in 0..<tree.nodeCount where !tree.isLeaf(n) {
+                guard let set = tree.categorySet(n) else { continue }
+                categoryWordCount += Self.compiledWordCount(set)
+                guard categoryWordCount <= ModelLimits.maximumCategoryWords else {
+                    throw ModelError(.unsupported, file: model.source, field: "tree \(t) node \(n)",
+                                     "category bitsets up to this split need more than \(ModelLimits.maximumCategoryWords) words; at most that many are supported")
+                }
+            }
         }
+        let mixed = categoryWordCount > 1
 
         // Views in first-use order.
         var viewIndex: [View: Int] = [:]
         var views: [View] = []
         func view(for tree: DecisionTree, _ n: Int) -> Int {
             let kind: ViewKind
-            switch tree.missing[n] {
-            case .nanDefault: kind = tree.defaultLeft[n] ? .nanLow : .nanHigh
-            case .nanAsZero: kind = .nanZero
-            case .zeroDefault: kind = tree.defaultLeft[n] ? .zeroLow : .zeroHigh
+            if let set = tree.categorySet(n) {
+                // NaN's side is in each node's bitset, so one view serves every node on the feature.
+                kind = set.reading == .xgboost ? .categoryXGBoost : .categoryLightGBM
+            } else {
+                switch tree.missing[n] {
+                case .nanDefault: kind = tree.defaultLeft[n] ? .nanLow : .nanHigh
+                case .nanAsZero: kind = .nanZero
+                case .zeroDefault: kind = tree.defaultLeft[n] ? .zeroLow : .zeroHigh
+                }
             }
             let v = View(feature: Int(tree.feature[n]), kind: kind)
             if let i = viewIndex[v] { return i }
@@ -96,11 +140,24 @@ public final class CompiledForest: @unchecked Sendable {
         while views.count * blockRows > 65536 { blockRows /= 2 }
         self.blockRows = blockRows
 
-        let nodes = UnsafeMutablePointer<Node>.allocate(capacity: max(total, 1))
+        let nodes: UnsafeMutablePointer<Node>? = mixed ? nil : .allocate(capacity: max(total, 1))
+        let mixedNodes: UnsafeMutablePointer<MixedNode>? = mixed ? .allocate(capacity: max(total, 1)) : nil
+        let categoryWords: UnsafeMutablePointer<UInt32>? = mixed ? .allocate(capacity: categoryWordCount) : nil
+        categoryWords?[0] = 0
+        var nextWord = 1
         let leafFloat: UnsafeMutablePointer<Float>? = model.accumulation == .float32 ? .allocate(capacity: max(total, 1)) : nil
         let leafDouble: UnsafeMutablePointer<Double>? = model.accumulation == .float64 ? .allocate(capacity: max(total, 1)) : nil
         let roots = UnsafeMutablePointer<UInt32>.allocate(capacity: max(model.trees.count, 1))
         let depths = UnsafeMutablePointer<Int32>.allocate(capacity: max(model.trees.count, 1))
+        func deallocateAll() {
+            nodes?.deallocate(); mixedNodes?.deallocate(); categoryWords?.deallocate()
+            leafFloat?.deallocate(); leafDouble?.deallocate(); roots.deallocate(); depths.deallocate()
+        }
+        func place(_ slot: Int, threshold: Float, offset: Int, delta: Int, words: Int = 0, last: Int = 0) {
+            nodes?[slot] = Node(threshold: threshold, offset: UInt16(offset), delta: UInt16(delta))
+            mixedNodes?[slot] = MixedNode(threshold: threshold, offset: UInt16(offset), delta: UInt16(delta),
+                                          words: UInt32(words), last: UInt32(last))
+        }
 
         var next = 0
         for (t, tree) in model.trees.enumerated() {
@@ -115,7 +172,7 @@ public final class CompiledForest: @unchecked Sendable {
                 let (n, slot) = queue[head]
                 head += 1
                 if tree.isLeaf(n) {
-                    nodes[slot] = Node(threshold: .nan, offset: 0, delta: 0)
+                    place(slot, threshold: .nan, offset: 0, delta: 0)
                     leafFloat?[slot] = Float(tree.leafValue[n])
                     leafDouble?[slot] = tree.leafValue[n]
                     continue
@@ -123,20 +180,28 @@ public final class CompiledForest: @unchecked Sendable {
                 let v = view(for: tree, n)
                 let threshold = tree.threshold[n]
                 let kind = views[v].kind
-                if threshold == -.infinity && (kind == .nanLow || kind == .zeroLow) {
+                let set = tree.categorySet(n)
+                if set == nil && threshold == -.infinity && (kind == .nanLow || kind == .zeroLow) {
                     // Missing would map to −∞ and compare equal to the threshold, going right instead of left.
-                    nodes.deallocate(); leafFloat?.deallocate(); leafDouble?.deallocate(); roots.deallocate(); depths.deallocate()
+                    deallocateAll()
                     throw ModelError(.unsupported, file: model.source, field: "tree \(t) node \(n)",
                                      "a split at −∞ that sends missing values left cannot be compiled")
                 }
                 let left = next
                 next += 2
                 guard left - slot <= Int(UInt16.max) else {
-                    nodes.deallocate(); leafFloat?.deallocate(); leafDouble?.deallocate(); roots.deallocate(); depths.deallocate()
+                    deallocateAll()
                     throw ModelError(.unsupported, file: model.source, field: "tree \(t)",
                                      "tree is too wide for the compact layout (\(left - slot) nodes between a node and its children; at most 65535)")
                 }
-                nodes[slot] = Node(threshold: threshold, offset: UInt16(v * blockRows), delta: UInt16(left - slot))
+                if let set, let categoryWords {
+                    let bits = Self.compiledWords(set, nanGoesRight: !tree.defaultLeft[n])
+                    for (k, w) in bits.enumerated() { categoryWords[nextWord + k] = w }
+                    place(slot, threshold: .nan, offset: v * blockRows, delta: left - slot, words: nextWord, last: bits.count - 1)
+                    nextWord += bits.count
+                } else {
+                    place(slot, threshold: threshold, offset: v * blockRows, delta: left - slot)
+                }
                 leafFloat?[slot] = 0
                 leafDouble?[slot] = 0
                 queue.append((Int(tree.left[n]), left))
@@ -145,6 +210,8 @@ public final class CompiledForest: @unchecked Sendable {
         }
         self.views = views
         self.nodes = nodes
+        self.mixedNodes = mixedNodes
+        self.categoryWords = categoryWords
         self.nodeCount = next
         self.leafFloat = leafFloat
         self.leafDouble = leafDouble
@@ -154,7 +221,9 @@ public final class CompiledForest: @unchecked Sendable {
     }
 
     deinit {
-        nodes.deallocate()
+        nodes?.deallocate()
+        mixedNodes?.deallocate()
+        categoryWords?.deallocate()
         leafFloat?.deallocate()
         leafDouble?.deallocate()
         treeRoot.deallocate()

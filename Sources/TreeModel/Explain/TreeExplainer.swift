@@ -25,6 +25,8 @@ public final class TreeExplainer: @unchecked Sendable {
     public let model: TreeEnsemble
     /// Every tree's nodes, one after another; child indices are absolute.
     private let nodes: UnsafeMutablePointer<ExplainNode>
+    /// The category bitsets of every categorical split, one after another (`ExplainNode.categoryWords`).
+    private let categoryWords: UnsafeMutablePointer<UInt32>
     private let roots: [Int]
     private let maxDepth: Int
     /// reciprocal[k] = 1/k for the path lengths TreeSHAP meets (k ≤ maxDepth + 2).
@@ -66,18 +68,34 @@ public final class TreeExplainer: @unchecked Sendable {
         reciprocal = .allocate(capacity: model.maxDepth + 3)
         reciprocal[0] = 0
         for k in 1..<(model.maxDepth + 3) { reciprocal[k] = 1 / Double(k) }
+        var wordCount = 0
+        for tree in model.trees {
+            for n in 0..<tree.nodeCount where !tree.isLeaf(n) { wordCount += tree.categorySet(n)?.words.count ?? 0 }
+        }
+        categoryWords = .allocate(capacity: max(1, wordCount))
         var roots: [Int] = []
         var base = 0
+        var nextWord = 0
         for tree in model.trees {
             roots.append(base)
             let mean = Self.expectedValues(tree)
             for n in 0..<tree.nodeCount {
                 let leaf = tree.isLeaf(n)
-                (nodes + base + n).initialize(to: ExplainNode(
+                var node = ExplainNode(
                     left: leaf ? -1 : Int32(base) + tree.left[n], right: leaf ? -1 : Int32(base) + tree.right[n],
                     feature: tree.feature[n], threshold: tree.threshold[n],
                     defaultLeft: tree.defaultLeft[n], missing: tree.missing[n],
-                    value: tree.leafValue[n], cover: tree.cover[n], mean: mean[n]))
+                    value: tree.leafValue[n], cover: tree.cover[n], mean: mean[n])
+                if !leaf, let set = tree.categorySet(n) {
+                    (categoryWords + nextWord).initialize(from: set.words, count: set.words.count)
+                    node.categoryWords = categoryWords + nextWord
+                    node.categoryWordCount = Int32(set.words.count)
+                    node.isCategorical = true
+                    node.inSetGoesLeft = set.inSetGoesLeft
+                    node.reading = set.reading
+                    nextWord += set.words.count
+                }
+                (nodes + base + n).initialize(to: node)
             }
             base += tree.nodeCount
         }
@@ -87,6 +105,7 @@ public final class TreeExplainer: @unchecked Sendable {
     deinit {
         nodes.deinitialize(count: model.nodeCount)
         nodes.deallocate()
+        categoryWords.deallocate()
         reciprocal.deallocate()
     }
 
@@ -219,10 +238,17 @@ struct ExplainNode {
     var value: Double
     var cover: Double
     var mean: Double
+    /// A categorical split's set, as in `CategorySet`: its words (in the explainer's storage),
+    /// which side the set goes to and how a value becomes a category.
+    var isCategorical = false
+    var inSetGoesLeft = false
+    var reading = CategorySet.Reading.xgboost
+    var categoryWordCount: Int32 = 0
+    var categoryWords: UnsafeMutablePointer<UInt32>? = nil
 
     var isLeaf: Bool { left < 0 }
 
-    /// The child `x` leads to, with the library's missing-value rules (as `DecisionTree.next`).
+    /// The child `x` leads to, with the library's missing-value and category rules (as `DecisionTree.next`).
     @inline(__always)
     func next(_ value: Float) -> Int {
         var x = value
@@ -233,6 +259,13 @@ struct ExplainNode {
             if x.isNaN { x = 0 }
         case .zeroDefault:
             if x.isNaN || (x >= -1e-35 && x <= 1e-35) { return Int(defaultLeft ? left : right) }
+        }
+        if isCategorical {
+            var inSet = false
+            if let c = reading.category(of: x), c >> 5 < Int(categoryWordCount), let words = categoryWords {
+                inSet = (words[c >> 5] >> UInt32(c & 31)) & 1 != 0
+            }
+            return Int(inSet == inSetGoesLeft ? left : right)
         }
         return Int(x < threshold ? left : right)
     }

@@ -19,4 +19,13 @@ public enum ModelLimits {
     /// deeper than any boosted tree (XGBoost's default is 6, LightGBM's leaf-wise trees of 131,072
     /// leaves are rarely deeper than a few dozen levels).
     public static let maximumTreeDepth = 1024
+
+    /// Category codes a categorical split may name: `0 ..< 2^24`. XGBoost's own bound (it reads
+    /// larger codes as no category); a LightGBM bitset longer than 2^24 bits is refused too.
+    public static let maximumCategories = 1 << 24
+
+    /// 32-bit words of category bitsets in one model, all splits together (64 MiB). A categorical
+    /// split costs a word per 32 categories up to its largest, however few it lists, so this bounds
+    /// what a small file naming a few huge categories could make the loader and compiler allocate.
+    public static let maximumCategoryWords = 1 << 24
 }

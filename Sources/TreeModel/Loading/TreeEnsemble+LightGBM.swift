@@ -2,7 +2,8 @@ extension TreeEnsemble {
     /// Reads a model written by LightGBM's `Booster.save_model("m.txt")` (format v3/v4).
     ///
     /// Supported: objective `binary`, numeric splits with every `decision_type` missing-value
-    /// mode (None, Zero, NaN; default left or right).
+    /// mode (None, Zero, NaN; default left or right), categorical splits (`decision_type` bit 0,
+    /// category bitsets in `cat_boundaries` / `cat_threshold`).
     /// - Parameters:
     ///   - bytes: the file's contents.
     ///   - file: the name to use in error messages.
@@ -52,8 +53,11 @@ extension TreeEnsemble {
             throw header.error("feature_names", "expected \(featureCount) names (max_feature_idx + 1), found \(names.count)", .inconsistent)
         }
 
+        let declaredCategories = try lightgbmDeclaredCategories(header, featureCount: featureCount)
+
         var trees: [DecisionTree] = []
         var nodes = 0
+        var categoryWords = 0
         var sawEnd = false
         while let section = try reader.nextSection() {
             guard let first = section.first else { continue }
@@ -67,7 +71,8 @@ extension TreeEnsemble {
             guard Int(first.key.dropFirst(5)) == trees.count else {
                 throw ModelError(.malformed, file: file, line: first.line, "expected 'Tree=\(trees.count)', found '\(first.key)'")
             }
-            let tree = try lightgbmTree(section, featureCount: featureCount, file: file)
+            let tree = try lightgbmTree(section, featureCount: featureCount, declaredCategories: declaredCategories,
+                                        categoryWords: &categoryWords, file: file)
             nodes += tree.nodeCount
             guard nodes <= ModelLimits.maximumNodes else {
                 throw ModelError(.unsupported, file: file, line: first.line,
@@ -95,14 +100,14 @@ extension TreeEnsemble {
         )
     }
 
-    private static func lightgbmTree(_ s: LightGBMSection, featureCount: Int, file: String) throws(ModelError) -> DecisionTree {
+    private static func lightgbmTree(
+        _ s: LightGBMSection, featureCount: Int, declaredCategories: [Set<Int>?],
+        categoryWords: inout Int, file: String
+    ) throws(ModelError) -> DecisionTree {
         let leaves = try s.int("num_leaves")
         guard leaves >= 1 else { throw s.error("num_leaves", "expected at least 1, found \(leaves)", .inconsistent) }
         guard leaves <= ModelLimits.maximumLeaves else {
             throw s.error("num_leaves", "declares \(leaves) leaves; at most \(ModelLimits.maximumLeaves) are supported", .unsupported)
-        }
-        if let cats = try s.optionalInt("num_cat"), cats > 0 {
-            throw s.error("num_cat", "tree has \(cats) categorical splits; categorical splits are not supported (retrain with numeric encoding)", .unsupported)
         }
         if let linear = try s.optionalInt("is_linear"), linear != 0 {
             throw s.error("is_linear", "linear trees are not supported", .unsupported)
@@ -120,6 +125,7 @@ extension TreeEnsemble {
         let leftChild = try s.ints("left_child", count: inner)
         let rightChild = try s.ints("right_child", count: inner)
         let internalCount = try s.optionalDoubles("internal_count", count: inner) ?? [Double](repeating: 1, count: inner)
+        let bitsets = try lightgbmCategoryBitsets(s, categoryWords: &categoryWords)
 
         // LightGBM numbers inner nodes 0..<inner and refers to leaf k as ~k; we put leaf k at inner + k.
         func node(_ child: Int) -> Int32 { Int32(clamping: child >= 0 ? child : inner + ~child) }
@@ -130,11 +136,9 @@ extension TreeEnsemble {
             defaultLeft: [Bool](repeating: false, count: total),
             missing: [DecisionTree.MissingRule](repeating: .nanDefault, count: total),
             leafValue: [Double](repeating: 0, count: total), cover: [Double](repeating: 0, count: total))
+        var categories: [CategorySet?] = []
         for i in 0..<inner {
             let d = decision[i]
-            if d & 1 != 0 {
-                throw s.error("decision_type", "node \(i) is a categorical split; categorical splits are not supported", .unsupported)
-            }
             for (key, c) in [("left_child", leftChild[i]), ("right_child", rightChild[i])] where c >= inner || c < -leaves {
                 throw s.error(key, "node \(i) has child \(c); expected 0..<\(inner) or ~0..~\(leaves - 1)", .inconsistent)
             }
@@ -143,6 +147,28 @@ extension TreeEnsemble {
             tree.feature[i] = Int32(clamping: splitFeature[i])
             guard !threshold[i].isNaN else {
                 throw s.error("threshold", "node \(i) has a NaN threshold", .inconsistent)
+            }
+            tree.cover[i] = internalCount[i]
+            if d & 1 != 0 {
+                // Categorical: `threshold` is the index of the node's bitset; NaN, negative codes and
+                // categories outside the bitset go right whatever the missing type (CategoricalDecision).
+                let k = threshold[i]
+                guard k >= 0, k < Double(bitsets.count), k == k.rounded(.towardZero) else {
+                    throw s.error("threshold", "node \(i) is a categorical split whose threshold \(k) is not the index of one of the tree's \(bitsets.count) category bitsets (num_cat)", .inconsistent)
+                }
+                let words = bitsets[Int(k)]
+                let f = splitFeature[i]
+                if f >= 0, f < declaredCategories.count, let declared = declaredCategories[f] {
+                    let set = CategorySet(words: words, inSetGoesLeft: true, reading: .lightgbm)
+                    if let c = set.categories.first(where: { !declared.contains($0) }) {
+                        throw s.error("cat_threshold", "node \(i)'s category bitset \(Int(k)) has category \(c), which feature \(f) does not declare in feature_infos", .inconsistent)
+                    }
+                }
+                if categories.isEmpty { categories = [CategorySet?](repeating: nil, count: total) }
+                categories[i] = CategorySet(words: words, inSetGoesLeft: true, reading: .lightgbm)
+                tree.missing[i] = .nanDefault
+                tree.defaultLeft[i] = false
+                continue
             }
             tree.threshold[i] = lessThanBound(forAtMost: threshold[i])
             tree.defaultLeft[i] = d & 2 != 0
@@ -153,14 +179,81 @@ extension TreeEnsemble {
             default:
                 throw s.error("decision_type", "node \(i) has unknown missing type \((d >> 2) & 3) in decision_type \(d)", .malformed)
             }
-            tree.cover[i] = internalCount[i]
         }
+        tree.categories = categories
         for k in 0..<leaves {
             tree.leafValue[inner + k] = leafValue[k]
             tree.cover[inner + k] = leafCount[k]
         }
         try tree.validate(featureCount: featureCount, file: s.file, field: s.name)
         return tree
+    }
+
+    /// A tree's category bitsets: `cat_boundaries` (num_cat + 1 ascending offsets from 0) cuts
+    /// `cat_threshold` (32-bit words) into one bitset per categorical split; bit c set = category c
+    /// goes left.
+    /// - Throws: `ModelError` naming the key when the counts, offsets or words do not agree.
+    private static func lightgbmCategoryBitsets(_ s: LightGBMSection, categoryWords: inout Int) throws(ModelError) -> [[UInt32]] {
+        let count = try s.optionalInt("num_cat") ?? 0
+        guard count > 0 else { return [] }
+        guard count <= ModelLimits.maximumLeaves else {
+            throw s.error("num_cat", "declares \(count) categorical splits; a tree has at most \(ModelLimits.maximumLeaves - 1) splits", .inconsistent)
+        }
+        guard s.value("cat_boundaries") != nil else {
+            throw s.error("cat_boundaries", "required key is missing (num_cat = \(count) categorical splits need their bitsets' offsets)", .malformed)
+        }
+        let boundaries = try s.ints("cat_boundaries", count: count + 1)
+        guard let text = s.value("cat_threshold") else { throw s.error("cat_threshold", "required key is missing (num_cat = \(count))", .malformed) }
+        var words: [UInt32] = []
+        words.reserveCapacity(LightGBMSection.capacity(boundaries.last ?? 0, text))
+        for (i, part) in text.split(separator: " ").enumerated() {
+            guard let w = UInt32(part) else { throw s.error("cat_threshold", "value \(i) '\(part)' is not a 32-bit unsigned integer", .malformed) }
+            words.append(w)
+        }
+        guard boundaries[0] == 0 else {
+            throw s.error("cat_boundaries", "expected the first offset to be 0, found \(boundaries[0])", .inconsistent)
+        }
+        for k in 0..<count where boundaries[k + 1] < boundaries[k] {
+            throw s.error("cat_boundaries", "offsets must not decrease: bitset \(k) would be words \(boundaries[k]) ..< \(boundaries[k + 1])", .inconsistent)
+        }
+        guard boundaries[count] == words.count else {
+            throw s.error("cat_threshold", "cat_boundaries ends at word \(boundaries[count]) but cat_threshold has \(words.count) words (a bitset of the wrong length)", .inconsistent)
+        }
+        var sets: [[UInt32]] = []
+        sets.reserveCapacity(count)
+        for k in 0..<count {
+            let length = boundaries[k + 1] - boundaries[k]
+            guard length <= ModelLimits.maximumCategories / 32 else {
+                throw s.error("cat_boundaries", "bitset \(k) has \(length) words; categories are 0 ..< \(ModelLimits.maximumCategories) (\(ModelLimits.maximumCategories / 32) words)", .unsupported)
+            }
+            categoryWords += length
+            guard categoryWords <= ModelLimits.maximumCategoryWords else {
+                throw s.error("cat_threshold", "category bitsets up to this one need more than \(ModelLimits.maximumCategoryWords) words; at most that many are supported", .unsupported)
+            }
+            sets.append(Array(words[boundaries[k]..<boundaries[k + 1]]))
+        }
+        return sets
+    }
+
+    /// The categories LightGBM lists for each categorical feature in the header's `feature_infos`
+    /// (`-1:0:3:7` — the categories it saw; numeric features have `[min:max]`, unused ones `none`).
+    /// - Returns: per feature, its categories, or nil when not a categorical feature or when the
+    ///   header has no usable `feature_infos`.
+    private static func lightgbmDeclaredCategories(_ header: LightGBMSection, featureCount: Int) throws(ModelError) -> [Set<Int>?] {
+        guard let text = header.value("feature_infos") else { return [] }
+        let infos = text.split(separator: " ", omittingEmptySubsequences: true)
+        guard infos.count == featureCount else {
+            throw header.error("feature_infos", "expected \(featureCount) entries (max_feature_idx + 1), found \(infos.count)", .inconsistent)
+        }
+        return infos.map { info -> Set<Int>? in
+            if info.hasPrefix("[") || info == "none" { return nil }
+            var out = Set<Int>()
+            for part in info.split(separator: ":") {
+                guard let c = Int(part) else { return nil }
+                out.insert(c)
+            }
+            return out
+        }
     }
 
     /// The `Float` bound `b` such that, for every `Float` x, `Double(x) <= t` exactly when `x < b`.

@@ -9,7 +9,8 @@ extension TreeEnsemble {
     ///
     /// Supported: `gbtree` boosters with one output, objectives `binary:logistic`,
     /// `binary:logitraw`, `reg:logistic` and `reg:squarederror`, numeric splits with
-    /// `default_left` routing, scalar and vector (3.x) `base_score`.
+    /// `default_left` routing, categorical splits (`enable_categorical`, with the category names
+    /// 3.x stores for a DataFrame), scalar and vector (3.x) `base_score`.
     /// - Parameters:
     ///   - bytes: the file's contents.
     ///   - file: the name to use in error messages.
@@ -112,11 +113,14 @@ extension TreeEnsemble {
             }
         }
 
+        let categoryNames = try xgboostCategoryNames(model, featureCount: featureCount)
+
         var trees: [DecisionTree] = []
         trees.reserveCapacity(treeFields.count)
         var nodes = 0
+        var categoryWords = 0
         for field in treeFields {
-            let tree = try xgboostTree(field, featureCount: featureCount, featureTypes: types)
+            let tree = try xgboostTree(field, featureCount: featureCount, categoryNames: categoryNames, categoryWords: &categoryWords)
             nodes += tree.nodeCount
             guard nodes <= ModelLimits.maximumNodes else {
                 throw field.error("the model has more than \(ModelLimits.maximumNodes) nodes up to this tree; at most that many are supported", code: .unsupported)
@@ -134,7 +138,8 @@ extension TreeEnsemble {
             baseMargin: Double(baseMargin),
             baseScore: Double(baseScore),
             trees: trees,
-            accumulation: .float32
+            accumulation: .float32,
+            categoryNames: categoryNames
         )
     }
 
@@ -155,7 +160,9 @@ extension TreeEnsemble {
         return v
     }
 
-    private static func xgboostTree(_ field: JSONField, featureCount: Int, featureTypes: [String]?) throws(ModelError) -> DecisionTree {
+    private static func xgboostTree(
+        _ field: JSONField, featureCount: Int, categoryNames: [[String]]?, categoryWords: inout Int
+    ) throws(ModelError) -> DecisionTree {
         let param = try field.member("tree_param")
         let n = try param.member("num_nodes").integer()
         guard n > 0 else { throw try param.member("num_nodes").error("expected at least one node, found \(n)", code: .inconsistent) }
@@ -171,18 +178,9 @@ extension TreeEnsemble {
         let conditions = try field.member("split_conditions").floats(count: n)
         let defaultLeft = try field.member("default_left").integers(count: n)
         let hessian = try field.member("sum_hessian").doubles(count: n)
-        if let splitType = try field.optionalMember("split_type") {
-            let kinds = try splitType.integers(count: n)
-            if let node = kinds.indices.first(where: { kinds[$0] != 0 && left[$0] >= 0 }) {
-                var message = "node \(node) is a categorical split; categorical splits are not supported"
-                if let types = featureTypes, splitIndex[node] >= 0, splitIndex[node] < types.count {
-                    message += " (feature \(splitIndex[node]) has type '\(types[splitIndex[node]])')"
-                }
-                throw ModelError(.unsupported, file: field.file, field: splitType.path + "[\(node)]",
-                                 message + "; retrain with numeric (one-hot or ordinal) encoding")
-            }
-        }
-        for node in 0..<n where left[node] >= 0 && !conditions[node].isFinite {
+        let categories = try xgboostCategorySets(field, nodeCount: n, left: left, splitIndex: splitIndex,
+                                                 names: categoryNames, words: &categoryWords)
+        for node in 0..<n where left[node] >= 0 && !conditions[node].isFinite && (categories.isEmpty || categories[node] == nil) {
             // XGBoost never writes such a split; an infinite threshold would break the routing we compile to.
             throw ModelError(.inconsistent, file: field.file, field: field.path + ".split_conditions[\(node)]",
                              "split threshold \(conditions[node]) is not finite")
@@ -195,7 +193,8 @@ extension TreeEnsemble {
             defaultLeft: defaultLeft.map { $0 != 0 },
             missing: [DecisionTree.MissingRule](repeating: .nanDefault, count: n),
             leafValue: conditions.map(Double.init),
-            cover: hessian
+            cover: hessian,
+            categories: categories
         )
         try tree.validate(featureCount: featureCount, file: field.file, field: field.path)
         return tree
