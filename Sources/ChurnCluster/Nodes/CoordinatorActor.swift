@@ -160,8 +160,9 @@ public distributed actor CoordinatorActor {
         let actor = try WorkerActor.resolve(id: ActorID(node: node, name: WorkerActor.name), using: actorSystem)
         let status = try await actor.status()
         let cores = min(max(1, status.cores), 4096)  // a worker's claim, bounded
-        let member = Member(node: node, actor: actor, cores: cores, maxMemory: max(0, status.maxMemory),
-                            overhead: max(0, status.residentBytes - status.profileBytes - status.standbyBytes))
+        let member = Member(node: node, actor: actor, cores: cores, maxMemory: Self.claimedBytes(status.maxMemory),
+                            overhead: Self.claimedBytes(Self.claimedBytes(status.residentBytes) - Self.claimedBytes(status.profileBytes)
+                                                        - Self.claimedBytes(status.standbyBytes)))
         members[node.name] = member
         drained.remove(node.name)
         awaited.remove(node.name)
@@ -337,6 +338,9 @@ public distributed actor CoordinatorActor {
         }
     }
 
+    /// A byte count a worker reports, bounded to 0…1 PiB.
+    static func claimedBytes(_ bytes: Int) -> Int { min(max(0, bytes), 1 << 50) }
+
     /// The shards each of `names` has room for within its `--max-memory` (none listed: no limit),
     /// at the measured size of a shard copy; with standbys, half (each worker holds about as many
     /// standby copies as shards it owns).
@@ -364,9 +368,10 @@ public distributed actor CoordinatorActor {
             }
             var profiles = 0, grown = 0, copies = 0
             for (s, overhead) in answers {
-                profiles += s.profileBytes + s.standbyBytes
-                grown += max(0, s.residentBytes - overhead)
-                copies += s.shards + s.standbyShards
+                // A worker's figures are its claims: bounded, so no sum can overflow.
+                profiles += Self.claimedBytes(s.profileBytes) + Self.claimedBytes(s.standbyBytes)
+                grown += max(0, Self.claimedBytes(s.residentBytes) - overhead)
+                copies += min(max(0, s.shards), ShardMap.maxShardCount) + min(max(0, s.standbyShards), ShardMap.maxShardCount)
             }
             if copies > 0 && profiles > 0 {
                 shardBytes = max(1, max(profiles, grown) / copies)

@@ -243,18 +243,21 @@ public final class WorkerService: Service, Sendable {
 
     /// The leading coordinator: the first endpoint whose coordinator actor answers (a standby has
     /// none and answers "not found"), trying the last leader first.
-    private func leader(timeout: Duration) async throws -> CoordinatorActor {
+    /// - Returns: the leader, and its answer to this worker's heartbeat when one was needed to
+    ///   tell the leader from the standbys.
+    private func leader(timeout: Duration) async throws -> (coordinator: CoordinatorActor, membership: Membership?) {
         var errors: [String] = []
         for (endpoint, key) in candidates() {
             do {
                 let node = try await system.connect(to: endpoint, publicKey: key, timeout: timeout)
                 let coordinator = try CoordinatorActor.resolve(id: ActorID(node: node, name: CoordinatorActor.name), using: system)
+                var membership: Membership?
                 if configuration.coordinators.count > 1 {
-                    // Only the leader has the actor: a cheap call tells.
-                    _ = try await ClusterActorSystem.$callTimeout.withValue(timeout) { try await coordinator.heartbeat(worker: system.node) }
+                    // Only the leader has the actor: the heartbeat tells.
+                    membership = try await ClusterActorSystem.$callTimeout.withValue(timeout) { try await coordinator.heartbeat(worker: system.node) }
                 }
                 if let i = configuration.coordinators.firstIndex(of: endpoint) { current.withLock { $0 = i } }
-                return coordinator
+                return (coordinator, membership)
             } catch {
                 errors.append("\(endpoint): \(error)")
             }
@@ -267,7 +270,7 @@ public final class WorkerService: Service, Sendable {
     private func drainBeforeStopping() async {
         do {
             // A coordinator that is gone (the whole cluster is stopping) is not waited for long.
-            let coordinator = try await leader(timeout: .seconds(2))
+            let coordinator = try await leader(timeout: .seconds(2)).coordinator
             logger.notice("asking the coordinator to move this worker's shards away before stopping")
             let moved = try await ClusterActorSystem.$callTimeout.withValue(configuration.drainTimeout) {
                 try await coordinator.drain(system.node.name)
@@ -282,8 +285,11 @@ public final class WorkerService: Service, Sendable {
 
     private func heartbeat() async {
         do {
-            let coordinator = try await leader(timeout: .seconds(2))
-            let membership = try await ClusterActorSystem.$callTimeout.withValue(.seconds(2)) { try await coordinator.heartbeat(worker: system.node) }
+            let (coordinator, probed) = try await leader(timeout: .seconds(2))
+            let membership: Membership
+            if let probed { membership = probed } else {
+                membership = try await ClusterActorSystem.$callTimeout.withValue(.seconds(2)) { try await coordinator.heartbeat(worker: system.node) }
+            }
             guard membership == .unknown else { return }
             logger.notice("the coordinator does not count this worker as a member (failed over while unreachable, the coordinator restarted, or a standby took over); joining again")
             try await join(coordinator)
@@ -300,7 +306,7 @@ public final class WorkerService: Service, Sendable {
         while true {
             let coordinator: CoordinatorActor
             do {
-                if let known { coordinator = known } else { coordinator = try await leader(timeout: .seconds(5)) }
+                if let known { coordinator = known } else { coordinator = try await leader(timeout: .seconds(5)).coordinator }
             } catch {
                 if !waited { logger.notice("waiting for a leading coordinator", metadata: ["coordinators": "\(configuration.coordinators)", "error": "\(error)"]) }
                 waited = true
