@@ -25,8 +25,22 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-# Python packages the parity tests and the benchmark use as references (never at run time).
+# Tools Deploy/check.sh runs (DeployTests): systemd-analyze, docker-compose (config only: no
+# container engine is needed; without recommends, so docker.io is not pulled in), yamllint,
+# promtool, shellcheck.
+DEPLOY_PACKAGES := systemd docker-compose yamllint prometheus shellcheck
+
+# Python packages the parity tests and the benchmark use as references (never at run time), and
+# kubernetes-validate (offline Kubernetes schemas) for Deploy/check.sh.
 test-deps: deps
+	@missing=""; for p in $(DEPLOY_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@$(PYTHON) -c "import kubernetes_validate" 2>/dev/null || $(PYTHON) -m pip install -q kubernetes-validate
+	@$(PYTHON) -c "import openapi_spec_validator" 2>/dev/null || $(PYTHON) -m pip install -q openapi-spec-validator
 	@$(PYTHON) -c "import numpy" 2>/dev/null || $(PYTHON) -m pip install -q numpy
 	@$(PYTHON) -c "import xgboost" 2>/dev/null || $(PYTHON) -m pip install -q xgboost-cpu
 	@$(PYTHON) -c "import lightgbm" 2>/dev/null || $(PYTHON) -m pip install -q lightgbm

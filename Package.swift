@@ -22,6 +22,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // Tree ensembles: loading XGBoost/LightGBM files, compiling, scoring, explaining.
@@ -57,9 +63,27 @@ let package = Package(
             dependencies: [
                 "ClusterSystem", "WireFormat", "TreeModel", "SubscriberProfiles", "ProfileDatabase", "Postgres",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: performance
+        ),
+        // The HTTP side: the API with bearer tokens and sessions, the dashboard, /metrics, /healthz, /readyz.
+        .target(
+            name: "ChurnHTTP",
+            dependencies: [
+                "ChurnCluster", "ClusterSystem", "Postgres", "WireFormat",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         // Scoring whole files and measuring the engine: what `churngrid model` does.
         .target(
@@ -73,7 +97,7 @@ let package = Package(
             name: "churngrid",
             dependencies: [
                 "BatchScoring", "TreeModel", "FeatureTable", "SubscriberProfiles", "ProfileDatabase", "Postgres",
-                "ClusterSystem", "ClusterDiagnostics", "ZeroMQ", "ChurnCluster",
+                "ClusterSystem", "ClusterDiagnostics", "ZeroMQ", "ChurnCluster", "ChurnHTTP",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -97,7 +121,7 @@ let package = Package(
         // A coordinator and workers as real processes, a real PostgreSQL: jobs, exactly-once, failover, queries.
         .testTarget(
             name: "ChurnClusterTests",
-            dependencies: ["ChurnCluster", "ClusterSystem", "ProfileDatabase", "Postgres", "SubscriberProfiles", "TreeModel", "TestSupport", "WireFormat", "ZeroMQ",
+            dependencies: ["ChurnCluster", "ChurnHTTP", "ClusterSystem", "ProfileDatabase", "Postgres", "SubscriberProfiles", "TreeModel", "TestSupport", "WireFormat", "ZeroMQ",
                            .product(name: "Logging", package: "swift-log")]
         ),
         // Parity with the real XGBoost/LightGBM (trained by the tests through python3).

@@ -156,6 +156,21 @@ public enum ProfileSchema {
             -- The term of the coordinator that ran each job.
             ALTER TABLE scoring_jobs ADD COLUMN term bigint;
             """),
+        Migration(version: 6, name: "HTTP API tokens and the highest-risk subscribers of a job", sql: """
+            -- Bearer tokens of the HTTP API: only the SHA-256 of each token is kept (the token is
+            -- shown once, when created). A revoked token keeps its row (and its name) for the audit.
+            CREATE TABLE churngrid_api_tokens (
+                name text PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9._@-]{1,64}$'),
+                role text NOT NULL CHECK (role IN ('reader', 'operator', 'admin')),
+                token_sha256 text NOT NULL UNIQUE CHECK (token_sha256 ~ '^[0-9a-f]{64}$'),
+                created_at timestamptz NOT NULL DEFAULT now(),
+                created_by text NOT NULL,
+                revoked_at timestamptz
+            );
+            -- A job's ten highest-risk subscribers with their reasons (the dashboard's panel),
+            -- collected while its scores are written: no scan of the scores afterwards.
+            ALTER TABLE scoring_job_summaries ADD COLUMN top_risk jsonb NOT NULL DEFAULT '[]';
+            """),
     ]
 
     /// Applies the migrations `connection`'s database lacks.

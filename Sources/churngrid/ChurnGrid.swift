@@ -14,7 +14,7 @@ struct ChurnGrid: AsyncParsableCommand {
         subcommands: [
             ModelCommand.self, Generate.self, ProfilesCommand.self,
             DemoCommand.self, CoordinatorCommand.self, WorkerCommand.self, RescoreCommand.self, ScoreCommand.self, StatusCommand.self,
-            NodesCommand.self,
+            NodesCommand.self, TokensCommand.self,
             ClusterCommand.self, BenchCommand.self,
         ]
     )
@@ -29,10 +29,16 @@ struct ModelCommand: ParsableCommand {
 }
 
 /// Logs go to standard error so that standard output stays clean for JSON and data.
+/// The first call sets the process's logging up; later ones only make a logger.
 func makeLogger(_ label: String) -> Logger {
-    LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+    _ = loggingBootstrapped
     return Logger(label: label)
 }
+
+private let loggingBootstrapped: Bool = {
+    LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+    return true
+}()
 
 func defaultThreads() -> Int { ProcessInfo.processInfo.activeProcessorCount }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChurnCluster
+import ChurnHTTP
 import ClusterSystem
 import Foundation
 import Logging
@@ -60,8 +61,33 @@ struct CoordinatorCommand: AsyncParsableCommand {
 
     @OptionGroup var security: ListenerSecurityOptions
 
+    @Option(help: "Serve the HTTP API, the dashboard, /metrics, /healthz and /readyz on HOST:PORT (port 0 picks a free one). A non-loopback address needs --tls-cert and --tls-key, or --insecure.")
+    var http: String?
+
+    @Option(help: "PEM certificate chain file for HTTPS on --http.")
+    var tlsCert: String?
+
+    @Option(help: "PEM private key file for HTTPS on --http (keep it readable by this user only).")
+    var tlsKey: String?
+
     func run() async throws {
         let logger = makeLogger("churngrid.coordinator")
+        var httpConfiguration: APIServer.Configuration?
+        if let http {
+            guard let (host, port) = APIServer.Configuration.parse(address: http) else { throw ValidationError("--http: HOST:PORT, e.g. 127.0.0.1:8080") }
+            var c = APIServer.Configuration(host: host, port: port, logger: makeLogger("churngrid.http"))
+            switch (tlsCert, tlsKey) {
+            case (let cert?, let key?): c.tls = (cert, key)
+            case (nil, nil):
+                guard isLoopback(host) || security.insecure else {
+                    throw ValidationError("--http \(http) is not a loopback address and no --tls-cert/--tls-key were given: tokens would cross the network in clear. Give a certificate and key, or --insecure to accept that.")
+                }
+            default: throw ValidationError("--tls-cert and --tls-key go together")
+            }
+            httpConfiguration = c
+        } else if tlsCert != nil || tlsKey != nil {
+            throw ValidationError("--tls-cert/--tls-key need --http")
+        }
         var node = ClusterActorSystem.Configuration(name: try name ?? security.keyName() ?? "coordinator", listen: listen, cluster: cluster, logger: logger)
         node.options.unreachableAfter = .milliseconds(Int(unreachableAfter * 1000))
         try security.apply(to: &node)
@@ -78,7 +104,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
         configuration.settings.statementTimeout = .milliseconds(Int(max(1, statementTimeout) * 1000))
         try await reportingClusterErrors {
             let service = try await CoordinatorService(configuration)
-            try await runUntilSignalled(service, announcing: "coordinator listening \(service.system.node.endpoint)", logger: logger)
+            var services: [any Service] = [service]
+            if let httpConfiguration {
+                let store = try await APIStore.open(url: configuration.postgresURL, logger: logger)
+                services.append(APIServer(httpConfiguration, coordinator: service, store: store))
+            }
+            try await runUntilSignalled(services, announcing: "coordinator listening \(service.system.node.endpoint)", logger: logger)
         }
     }
 }
@@ -117,8 +148,15 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Cluster name.")
     var cluster: String = "churngrid"
 
+    @Option(help: "Serve /metrics, /healthz and /readyz over plain HTTP on HOST:PORT (no subscriber data; port 0 picks a free one).")
+    var metrics: String?
+
     func run() async throws {
         let logger = makeLogger("churngrid.worker")
+        let metricsAddress = try metrics.map { address in
+            guard let parsed = APIServer.Configuration.parse(address: address) else { throw ValidationError("--metrics: HOST:PORT, e.g. 0.0.0.0:9464") }
+            return parsed
+        }
         var node = ClusterActorSystem.Configuration(name: try name ?? security.keyName() ?? "worker-\(getpid())", listen: listen, cluster: cluster, logger: logger)
         node.advertise = advertise
         node.options.unreachableAfter = .seconds(3)
@@ -137,17 +175,24 @@ struct WorkerCommand: AsyncParsableCommand {
         configuration.maxMemory = memory
         try await reportingClusterErrors {
             let service = try await WorkerService(configuration)
-            try await runUntilSignalled(service, announcing: "worker listening \(service.system.node.endpoint)", logger: logger)
+            var services: [any Service] = [service]
+            if let (host, port) = metricsAddress { services.append(WorkerHTTP(host: host, port: port, service: service, logger: makeLogger("churngrid.http"))) }
+            try await runUntilSignalled(services, announcing: "worker listening \(service.system.node.endpoint)", logger: logger)
         }
     }
 }
 
 /// Prints the line a parent process waits for (the endpoint), then runs `service` until SIGTERM/SIGINT.
 func runUntilSignalled(_ service: some Service, announcing line: String, logger: Logger) async throws {
+    try await runUntilSignalled([service], announcing: line, logger: logger)
+}
+
+/// The same for several services (a node and its HTTP server): when one ends, all end.
+func runUntilSignalled(_ services: [any Service], announcing line: String, logger: Logger) async throws {
     print(line)
     fflush(nil)
     // A service that ends by itself (a drained worker) ends the process normally.
-    let group = ServiceGroup(configuration: .init(services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+    let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },
                                                   gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
     try await group.run()
 }

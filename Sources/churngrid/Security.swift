@@ -14,7 +14,7 @@ struct ListenerSecurityOptions: ParsableArguments {
     @Option(help: "Who may connect and what each may call: lines 'ROLE PUBLIC_KEY NAME' (roles: reader, operator, admin, worker, coordinator). Read again on SIGHUP.")
     var authorizedKeys: String?
 
-    @Flag(help: "Allow listening on an address other than loopback without CURVE (anyone who reaches the port can do anything).")
+    @Flag(help: "Allow listening on an address other than loopback without CURVE (anyone who reaches the port can do anything), and the coordinator's --http there without TLS.")
     var insecure = false
 
     @Option(help: "Largest message accepted, in MiB (the largest real one is a shard's profiles or a model).")

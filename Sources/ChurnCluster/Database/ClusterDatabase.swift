@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Logging
+import Metrics
 import Postgres
 import ProfileDatabase
 import SubscriberProfiles
@@ -111,7 +112,7 @@ final class ClusterDatabase: @unchecked Sendable {
         for c in connections { c.thread.stop() }
     }
 
-    private func run<T: Sendable>(on index: Int = 0, _ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
+    func run<T: Sendable>(on index: Int = 0, _ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
         let slot = connections[index % connections.count]
         let url = url, logger = logger, timeout = statementTimeout
         let call = Mutex<UInt64?>(nil)
@@ -381,6 +382,7 @@ final class ClusterDatabase: @unchecked Sendable {
                     e.finish()
                     try w.write(e.take())
                 }
+                Counter(label: "churngrid_copy_rows_total").increment(by: batch.filter { claimed.contains($0.scores.shard) }.reduce(0) { $0 + $1.scores.count })
                 return claimed
             }
         }
@@ -391,13 +393,14 @@ final class ClusterDatabase: @unchecked Sendable {
     /// shards' claimed counts), marks it completed and makes it the published one — all in one
     /// transaction, so readers of `churn_scores_current` switch from the previous job to this one
     /// at once. Older jobs' partitions beyond the last `keep` completed ones are dropped afterwards.
-    func publish(job: Int64, summary: JobSummary, keep: Int = 3) async throws {
+    func publish(job: Int64, summary: JobSummary, featureNames: [String], keep: Int = 3) async throws {
         let bands = "{" + RiskBand.allCases.map { "\"\($0.description)\": \(summary.perBand[Int($0.rawValue)])" }.joined(separator: ", ") + "}"
         let regions = "{" + summary.perRegion.sorted { $0.key < $1.key }
             .map { "\"\($0.key < 0 ? "unknown" : String($0.key))\": \($0.value)" }.joined(separator: ", ") + "}"
         let parameters = [String(job), String(summary.subscribers), String(summary.mean),
                           "{" + summary.deciles.map { String($0) }.joined(separator: ",") + "}",
-                          "{" + summary.histogram.map { String($0) }.joined(separator: ",") + "}", bands, regions]
+                          "{" + summary.histogram.map { String($0) }.joined(separator: ",") + "}", bands, regions,
+                          Self.topRiskJSON(summary.top, featureNames: featureNames)]
         let term = term
         try await run { c in
             try Self.transaction(c, fencedBy: term) {
@@ -407,8 +410,8 @@ final class ClusterDatabase: @unchecked Sendable {
                     throw ClusterError("job \(job): the shards claim \(claimed ?? "no") subscribers but \(summary.subscribers) scores were written")
                 }
                 try c.query("""
-                    INSERT INTO scoring_job_summaries (job_id, subscribers, mean_probability, deciles, histogram, per_band, per_region)
-                    VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb)
+                    INSERT INTO scoring_job_summaries (job_id, subscribers, mean_probability, deciles, histogram, per_band, per_region, top_risk)
+                    VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8::jsonb)
                     """, parameters)
                 // Only a running job is published (never one that a restarted coordinator failed).
                 let updated = try c.query("""
@@ -430,6 +433,31 @@ final class ClusterDatabase: @unchecked Sendable {
                 """, [String(job), String(keep - 1)]).rows.compactMap { $0[0].flatMap(Int64.init) }
             for id in old { try? Self.dropPartition(c, job: id) }  // left for the next publish if its lock is busy
         }
+    }
+
+    /// The riskiest subscribers as the summary's JSON array (snake_case keys, reasons by name).
+    static func topRiskJSON(_ top: [JobSummary.TopRisk], featureNames: [String]) -> String {
+        func quoted(_ s: String) -> String {
+            "\"" + s.unicodeScalars.map { c -> String in
+                switch c {
+                case "\"": return "\\\""
+                case "\\": return "\\\\"
+                case _ where c.value < 0x20: return String(format: "\\u%04x", c.value)
+                default: return String(c)
+                }
+            }.joined() + "\""
+        }
+        let rows = top.map { t -> String in
+            let reasons = (0..<min(t.reasons.count, t.contributions.count)).compactMap { k -> String? in
+                let f = Int(t.reasons[k])
+                guard f >= 0, f < featureNames.count else { return nil }
+                return "{\"feature\": \(quoted(featureNames[f])), \"contribution\": \(Double(t.contributions[k]))}"
+            }
+            let band = RiskBand(rawValue: t.band)?.description ?? "unknown"
+            return "{\"subscriber_id\": \(t.id), \"probability\": \(Double(t.probability)), \"risk_band\": \(quoted(band)), "
+                + "\"region\": \(t.region < 0 ? "null" : String(t.region)), \"reasons\": [\(reasons.joined(separator: ", "))]}"
+        }
+        return "[" + rows.joined(separator: ", ") + "]"
     }
 
     /// A job's recorded state (a job this coordinator did not run: an earlier term's, or one that

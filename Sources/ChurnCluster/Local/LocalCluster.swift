@@ -230,6 +230,15 @@ public final class LocalCluster: @unchecked Sendable {
         if leading { _ = try await endpoint(of: name, prefix: "coordinator leading term ", occurrence: led + 1) }
     }
 
+    /// The base URL of node `name`'s HTTP server (`http://127.0.0.1:PORT`): a coordinator started
+    /// with `--http`, or a worker with `--metrics` (its latest start).
+    public func httpURL(of name: String = "coordinator") async throws -> String {
+        let prefix = name.hasPrefix("coordinator") ? "http listening " : "metrics listening "
+        let text = (try? String(contentsOfFile: logPath(name), encoding: .utf8)) ?? ""
+        let occurrence = max(1, text.components(separatedBy: prefix).count - 1)
+        return try await endpoint(of: name, prefix: prefix, occurrence: occurrence)
+    }
+
     /// The exit status of process `name` once it has exited.
     public func exitStatus(_ name: String) -> Int32? {
         guard let p = processes.last(where: { $0.name == name })?.process, !p.isRunning else { return nil }

@@ -9,7 +9,7 @@ import Synchronization
 public struct ClusterClient: Sendable {
     public let system: ClusterActorSystem
     public let coordinator: CoordinatorActor
-    private let routing = RoutingCache()
+    private let router: ScoreRouter
 
     /// How a client authenticates on a cluster with CURVE: its own key (its name is the key's
     /// name, which the nodes' authorized keys bind to a role) and the coordinator's public key.
@@ -79,59 +79,21 @@ public struct ClusterClient: Sendable {
     private init(system: ClusterActorSystem, coordinator: CoordinatorActor) {
         self.system = system
         self.coordinator = coordinator
+        router = ScoreRouter(system: system, coordinator: coordinator)
     }
 
-    /// One subscriber's live score, asked of the owning shard directly (one hop instead of two).
-    /// The shard map is cached; a shard that moved (the old owner released it, or the node is
-    /// gone or restarted) refreshes the map and is asked again — an unreachable owner's standby
-    /// answers first, when the shard has one — and when the map has no ready owner the coordinator answers (`unavailable`, or after a move it routes itself).
-    public func score(_ subscriberID: Int64) async throws -> ScoreLookup {
-        var attempt = 0
-        while true {
-            let table = try await routing(refresh: attempt > 0)
-            let shard = table.map.shard(of: subscriberID)
-            guard let node = table.node(serving: shard) else { break }
-            do {
-                let actor = try ShardActor.resolve(shard: shard, on: node, using: system)
-                return try await actor.lookup(subscriberID).stamped(epoch: table.map.epoch)
-            } catch let error as RemoteCallError {
-                let next = QueryRouting.next(after: error.code, attempt: attempt)
-                attempt += 1
-                guard next != .giveUp else { break }
-                routing.invalidate(epoch: table.map.epoch)  // the next query asks for the map again
-                if next == .standbyThenMap, let standby = table.standby(of: shard),
-                   let actor = try? ShardActor.resolve(shard: shard, role: .standby, on: standby, using: system),
-                   let answer = try? await actor.lookup(subscriberID) {
-                    return answer.stamped(epoch: table.map.epoch)
-                }
-            }
-        }
-        // No owner in the client's map, or nothing more to try: the coordinator answers
-        // (`unavailable`, or after a move it routes itself).
-        return try await coordinator.score(subscriberID)
+    /// One subscriber's live score, asked of the owning shard directly (one hop instead of two;
+    /// see `ScoreRouter`).
+    public func score(_ subscriberID: Int64, explain: ExplainMode = .approx) async throws -> ScoreLookup {
+        try await router.score(subscriberID, explain: explain)
     }
 
-    /// The cached routing table (fetched on first use or when `refresh`).
-    private func routing(refresh: Bool) async throws -> Routing {
-        if !refresh, let cached = routing.table.withLock({ $0 }) { return cached }
-        let fresh = try await coordinator.routing()
-        routing.table.withLock { current in
-            if current == nil || current!.map.epoch <= fresh.map.epoch { current = fresh }
-        }
-        return fresh
+    /// Many subscribers' live scores, one call per worker.
+    public func scores(_ ids: [Int64], explain: ExplainMode = .approx) async throws -> BatchAnswer {
+        try await router.scores(ids, explain: explain)
     }
 
     public func close() async {
         await system.shutdown()
-    }
-}
-
-/// The routing table a client shares between its queries.
-final class RoutingCache: Sendable {
-    let table = Mutex<Routing?>(nil)
-
-    /// Drops the cached table if it is still the one of `epoch`.
-    func invalidate(epoch: Int64) {
-        table.withLock { if $0?.map.epoch == epoch { $0 = nil } }
     }
 }

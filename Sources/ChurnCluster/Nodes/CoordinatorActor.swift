@@ -1,6 +1,7 @@
 import ClusterSystem
 import Distributed
 import Logging
+import Metrics
 import Postgres
 import SubscriberProfiles
 import WireFormat
@@ -100,6 +101,8 @@ public distributed actor CoordinatorActor {
     private var moving = 0
     /// Counts the starts and ends of moves (a status that straddles one reports it as moving).
     private var moves = 0
+    /// When each member's last heartbeat came (workers send one a second).
+    private var lastHeartbeat: [String: ContinuousClock.Instant] = [:]
     /// The members whose shards are moving away before they leave.
     private var draining: Set<String> = []
     private var membershipBusy = false
@@ -447,7 +450,10 @@ public distributed actor CoordinatorActor {
                 await self.savedMap()
             }
         }
-        if members[node.name]?.node == node { return .member }
+        if members[node.name]?.node == node {
+            lastHeartbeat[node.name] = .now
+            return .member
+        }
         return drained.contains(node.name) ? .leaving : .unknown
     }
 
@@ -490,12 +496,44 @@ public distributed actor CoordinatorActor {
         return shards
     }
 
+    // MARK: HTTP API tokens
+
+    /// Stores a new HTTP API token: only its SHA-256 (hex) crosses the wire and is kept; the
+    /// token itself is made and shown by the caller (`churngrid tokens create`).
+    public distributed func addToken(name: String, role: String, sha256: String) async throws {
+        let caller = ClusterActorSystem.caller
+        guard ["reader", "operator", "admin"].contains(role) else { throw ClusterError("role '\(role)': a token's role is reader, operator or admin") }
+        guard sha256.utf8.count == 64, sha256.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else {
+            throw ClusterError("a token's hash is 64 lower-case hex digits (SHA-256)")
+        }
+        let by = caller.map { $0.publicKey.isEmpty && $0.credential == nil ? $0.node.name : $0.name } ?? "local"
+        do {
+            try await database.addToken(name: name, role: role, sha256: sha256, createdBy: by)
+        } catch {
+            await audit(caller, action: "token create", target: name, outcome: "refused: \(error)")
+            throw error
+        }
+        await audit(caller, action: "token create", target: name, outcome: "created with role \(role)")
+    }
+
+    /// Revokes token `name`. - Returns: whether a live token of that name was revoked.
+    public distributed func revokeToken(name: String) async throws -> Bool {
+        let revoked = try await database.revokeToken(name: name)
+        await audit(ClusterActorSystem.caller, action: "token revoke", target: name, outcome: revoked ? "revoked" : "no live token of that name")
+        return revoked
+    }
+
+    /// Every token's record (name, role, hash, who made it, when; revoked ones too).
+    public distributed func tokens() async throws -> [APITokenRecord] {
+        try await database.tokens()
+    }
+
     /// Writes an action to the audit log (who, with which key, what, when); a failure to write
     /// is logged, not thrown: the action has happened.
     private func audit(_ caller: Caller?, action: String, target: String, outcome: String) async {
-        let actor = caller.map { $0.publicKey.isEmpty ? $0.node.name : $0.name } ?? "local"
+        let actor = caller.map { $0.publicKey.isEmpty && $0.credential == nil ? $0.node.name : $0.name } ?? "local"
         let roles = caller.map { $0.roles.map(\.rawValue).sorted().joined(separator: ",") } ?? ""
-        let credential = caller.map { $0.publicKey.isEmpty ? "none (insecure cluster)" : "curve:\($0.publicKey)" } ?? "none"
+        let credential = caller.map { $0.credential ?? ($0.publicKey.isEmpty ? "none (insecure cluster)" : "curve:\($0.publicKey)") } ?? "none"
         logger.notice("audit", metadata: ["actor": "\(actor)", "action": "\(action)", "target": "\(target)", "outcome": "\(outcome)"])
         do {
             try await database.audit(actor: actor, roles: roles, credential: credential, action: action, target: target, outcome: outcome)
@@ -736,6 +774,7 @@ public distributed actor CoordinatorActor {
             }
         }
         if let r = run { run?.status.seconds = seconds(ContinuousClock.now - r.started) }
+        Counter(label: "churngrid_jobs_total", dimensions: [("outcome", run?.status.state == .completed ? "completed" : "failed")]).increment()
     }
 
     /// Saves the shard map (for a coordinator that restarts). The map in memory is the truth: a
@@ -762,7 +801,7 @@ public distributed actor CoordinatorActor {
         while true {
             do {
                 if cutOff, try await database.isPublished(job: id) { return }
-                try await database.publish(job: id, summary: summary)
+                try await database.publish(job: id, summary: summary, featureNames: model.featureNames)
                 return
             } catch let e as PostgresError where e.isUnavailable && ContinuousClock.now - start < settings.databaseDeadline {
                 cutOff = true
@@ -835,6 +874,14 @@ public distributed actor CoordinatorActor {
         }
     }
 
+    /// What the coordinator's metrics, `/readyz` and `/v1/cluster` read without asking the workers.
+    public func overview() -> CoordinatorOverview {
+        let now = ContinuousClock.now
+        let silent = members.keys.filter { name in lastHeartbeat[name].map { now - $0 > .seconds(3) } ?? false }.sorted()
+        return CoordinatorOverview(term: term, epoch: map.epoch, shardCount: map.shardCount, owned: map.owners.filter { $0 != nil }.count,
+                                   ready: ready.count, moving: moving, nodes: nodes(), silent: silent, job: job())
+    }
+
     /// The shard map (for clients that route queries themselves).
     public distributed func shardMap() -> ShardMap { map }
 
@@ -874,6 +921,9 @@ extension CoordinatorActor: AccessControlled {
         "score(_:)": Role.readers,
         "shardMap()": Role.readers,
         "status()": Role.readers,
+        "addToken(name:role:sha256:)": Role.admins,
+        "revokeToken(name:)": Role.admins,
+        "tokens()": Role.admins,
     ]
 }
 

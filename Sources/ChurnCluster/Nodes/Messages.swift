@@ -422,3 +422,23 @@ public enum Membership: UInt8, Sendable, WireCodable {
         self = m
     }
 }
+
+/// The coordinator's view of the cluster without asking the workers (metrics, readiness).
+public struct CoordinatorOverview: Sendable {
+    public var term: Int64
+    public var epoch: Int64
+    public var shardCount: Int
+    /// Shards with an owner in the map.
+    public var owned: Int
+    /// Shards whose owner has loaded them.
+    public var ready: Int
+    /// Shards being loaded by a new owner now.
+    public var moving: Int
+    public var nodes: [NodeInfo]
+    /// Members whose heartbeat has been missing for more than 3 s.
+    public var silent: [String]
+    public var job: JobStatus?
+
+    /// Every shard owned and ready (the coordinator's `/readyz`).
+    public var isReady: Bool { shardCount > 0 && ready == shardCount }
+}

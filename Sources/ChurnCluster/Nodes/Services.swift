@@ -1,6 +1,7 @@
 import ClusterSystem
 import Foundation
 import Logging
+import Metrics
 import Synchronization
 import ServiceLifecycle
 import SubscriberProfiles
@@ -101,6 +102,7 @@ public final class CoordinatorService: Service, Sendable {
         let events = Task {
             for await event in system.peerEvents {
                 if case .unreachable(let endpoint, let key, _, let reason) = event {
+                    Counter(label: "churngrid_heartbeats_missed_total").increment()
                     await coordinator.whenLocal { await $0.workerLost(endpoint: endpoint, publicKey: key, reason: reason) }
                 }
             }

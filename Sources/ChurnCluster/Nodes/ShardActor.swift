@@ -45,6 +45,16 @@ public distributed actor ShardActor {
                                 modelVersion: model.version, shard: shard, node: actorSystem.node.name, epoch: 0))
     }
 
+    /// One subscriber's score, explained the way the caller asks.
+    public distributed func lookup(_ subscriberID: Int64, explain: ExplainMode) -> ScoreLookup {
+        guard let profile = loaded.store.profile(of: subscriberID) else {
+            return .notFound(subscriberID: subscriberID, shard: shard)
+        }
+        let (p, band, reasons) = model.score(profile: profile, explain: explain)
+        return .found(LiveScore(subscriberID: subscriberID, probability: p, riskBand: band.description, reasons: reasons,
+                                modelVersion: model.version, shard: shard, node: actorSystem.node.name, epoch: 0))
+    }
+
     /// Scores every subscriber of the shard with top-3 reasons for those at risk, on one of the
     /// worker's scoring threads: the actor answers lookups meanwhile (the store is only read).
     public distributed func rescore() async throws -> ShardScores {
@@ -57,6 +67,7 @@ extension ShardActor: AccessControlled {
     /// Anyone who may read scores asks a shard directly; only the coordinator runs jobs on it.
     public static let access: [String: Set<Role>] = [
         "lookup(_:)": Role.readers,
+        "lookup(_:explain:)": Role.readers,
         "rescore()": [.coordinator],
     ]
 }

@@ -37,6 +37,8 @@ public distributed actor WorkerActor {
     private let maxMemory: Int
     /// The newest coordinator order obeyed: (lease term, map epoch). Older orders are refused.
     private var obeyed: (term: Int64, epoch: Int64) = (0, 0)
+    /// The shards of the assignment being loaded now.
+    private var loading: Set<Int> = []
 
     /// - Parameters:
     ///   - postgresURL: where this worker loads profiles from (its own setting; the password comes
@@ -78,6 +80,8 @@ public distributed actor WorkerActor {
         guard let model else { throw ClusterError("no model to score with") }
         try checkRoom(for: assignment.shards.filter { stores[$0] == nil }.count)
         let start = ContinuousClock.now
+        loading.formUnion(assignment.shards)
+        defer { loading.subtract(assignment.shards) }
         var fromPeers: [NodeID: [Int]] = [:], fromDatabase: [Int] = []
         for (shard, source) in zip(assignment.shards, assignment.sources) where stores[shard] == nil {
             if let source { fromPeers[source, default: []].append(shard) } else { fromDatabase.append(shard) }
@@ -223,6 +227,22 @@ public distributed actor WorkerActor {
         onLeave()
     }
 
+    /// The profiles of the shards among `shards` this worker owns.
+    func ownedStores(_ shards: [Int32]) -> [Int: LoadedShard] {
+        var out: [Int: LoadedShard] = [:]
+        for s in Set(shards) where owned[Int(s)] != nil { out[Int(s)] = stores[Int(s)] }
+        return out
+    }
+
+    /// The model its shards score with (nil before the first assignment).
+    var currentModel: ScoringModel? { model }
+
+    /// What the worker's metrics and `/readyz` read: its status and the shards of an assignment
+    /// it is still loading (ready: hosting some and loading none).
+    public func localStatus() -> (status: WorkerStatus, loading: Int) {
+        (status(), loading.count)
+    }
+
     /// What this worker holds.
     public distributed func status() -> WorkerStatus {
         var subscribers = 0, bytes = 0, standbyBytes = 0
@@ -250,6 +270,7 @@ extension WorkerActor: AccessControlled {
         "leave(term:)": [.coordinator],
         "export(_:)": [.worker],
         "status()": Role.readers,
+        "lookup(batch:)": Role.readers,
     ]
 }
 

@@ -18,6 +18,20 @@ struct JobSummary: Sendable {
     /// Subscribers per region code (Int16, offset by 32768; -1 = unknown): a counter per code
     /// instead of a dictionary update per row.
     private var regionCounts = [Int](repeating: 0, count: 1 << 16)
+    /// The highest-risk subscribers so far, riskiest first (at most `topCount`).
+    private(set) var top: [TopRisk] = []
+    static let topCount = 10
+
+    /// One of the riskiest subscribers: id, probability, band, region and reasons (model feature
+    /// indices, -1 none) with their contributions.
+    struct TopRisk: Sendable {
+        var id: Int64
+        var probability: Float
+        var band: UInt8
+        var region: Int16
+        var reasons: [Int16]
+        var contributions: [Float]
+    }
 
     /// Adds a shard's scores.
     mutating func add(_ scores: ShardScores) {
@@ -33,6 +47,13 @@ struct JobSummary: Sendable {
             }
         }
         for b in scores.bands.elements where Int(b) < perBand.count { perBand[Int(b)] += 1 }
+        let p = scores.probabilities.elements
+        for i in 0..<n where top.count < Self.topCount || p[i] > top[top.count - 1].probability {
+            let entry = TopRisk(id: scores.ids.elements[i], probability: p[i], band: scores.bands.elements[i], region: scores.regions.elements[i],
+                                reasons: Array(scores.reasons.elements[3 * i..<3 * i + 3]), contributions: Array(scores.contributions.elements[3 * i..<3 * i + 3]))
+            top.insert(entry, at: top.firstIndex { $0.probability < entry.probability } ?? top.count)
+            if top.count > Self.topCount { top.removeLast() }
+        }
         for r in scores.regions.elements { regionCounts[Int(r) + 32768] += 1 }
     }
 

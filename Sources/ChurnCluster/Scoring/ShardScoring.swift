@@ -105,9 +105,9 @@ extension ScoringModel {
         return out
     }
 
-    private func appendReasons(row: inout [Float], phi: inout [Double], to out: inout ShardScores) {
+    private func appendReasons(row: inout [Float], phi: inout [Double], to out: inout ShardScores, method: TreeExplainer.Method = .approximate) {
         row.withUnsafeBufferPointer { r in
-            phi.withUnsafeMutableBufferPointer { p in explainer.contributions(row: r, into: p, method: .approximate) }
+            phi.withUnsafeMutableBufferPointer { p in explainer.contributions(row: r, into: p, method: method) }
         }
         // Top 3 positive contributions, biggest first.
         var best: [(Int16, Double)] = []
@@ -124,13 +124,13 @@ extension ScoringModel {
     }
 
     /// One subscriber's probability, band and top-3 reasons from its profile (catalogue order).
-    public func score(profile: [Float]) -> (probability: Double, band: RiskBand, reasons: [Reason]) {
+    public func score(profile: [Float], explain: ExplainMode = .approx) -> (probability: Double, band: RiskBand, reasons: [Reason]) {
         var row = profileColumn.map { profile[$0] }
         let margin = forest.margin(row: row)
         let p = forest.transform(margin: margin)
         var phi = [Double](repeating: 0, count: explainer.contributionCount)
         var scores = ShardScores(shard: 0, modelVersion: version, capacity: 1)
-        appendReasons(row: &row, phi: &phi, to: &scores)
+        appendReasons(row: &row, phi: &phi, to: &scores, method: explain.method)
         var reasons: [Reason] = []
         for k in 0..<3 where scores.reasons.elements[k] >= 0 {
             reasons.append(Reason(feature: featureNames[Int(scores.reasons.elements[k])], contribution: Double(scores.contributions.elements[k])))

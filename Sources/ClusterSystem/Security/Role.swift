@@ -42,12 +42,15 @@ public struct Caller: Sendable, Hashable, CustomStringConvertible {
     public var publicKey: String
     /// What it may do.
     public var roles: Set<Role>
+    /// How it authenticated when not by a CURVE key (the HTTP API's "token:NAME"), for the audit log.
+    public var credential: String?
 
-    public init(node: NodeID, name: String, publicKey: String, roles: Set<Role>) {
+    public init(node: NodeID, name: String, publicKey: String, roles: Set<Role>, credential: String? = nil) {
         self.node = node
         self.name = name
         self.publicKey = publicKey
         self.roles = roles
+        self.credential = credential
     }
 
     /// Whether it holds one of `roles`.
@@ -55,7 +58,8 @@ public struct Caller: Sendable, Hashable, CustomStringConvertible {
 
     /// For audit logs: the name and the start of the key.
     public var description: String {
-        publicKey.isEmpty ? "\(node.name) (no key: insecure cluster)" : "\(name) (key \(publicKey.prefix(8))…)"
+        if let credential { return "\(name) (\(credential))" }
+        return publicKey.isEmpty ? "\(node.name) (no key: insecure cluster)" : "\(name) (key \(publicKey.prefix(8))…)"
     }
 }
 

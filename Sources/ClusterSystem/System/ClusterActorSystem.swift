@@ -114,6 +114,12 @@ public final class ClusterActorSystem: DistributedActorSystem, Sendable {
     }
 
     /// Stops the node: pending calls fail with `.shutdown`, executing calls finish, sockets close.
+    /// The transport's queues now (the nodes' metrics).
+    public var transportStats: TransportStats {
+        TransportStats(outboundInFlight: transport.pendingCallCount, inboundOutstanding: inbound.outstanding,
+                       inboundPaused: transport.routerPaused.load(ordering: .relaxed))
+    }
+
     public func shutdown() async {
         guard !stopped.exchange(true, ordering: .relaxed) else { return }
         let transport = transport
@@ -341,4 +347,14 @@ extension String {
         while s.last == " " { s.removeLast() }
         return String(s)
     }
+}
+
+/// What a node's transport holds in flight and queued.
+public struct TransportStats: Sendable {
+    /// Calls this node made that wait for their reply.
+    public var outboundInFlight: Int
+    /// Calls received and queued or executing.
+    public var inboundOutstanding: Int
+    /// Whether reading new calls is paused (too many outstanding: backpressure).
+    public var inboundPaused: Bool
 }

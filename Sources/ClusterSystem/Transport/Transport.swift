@@ -245,6 +245,9 @@ final class Transport: @unchecked Sendable {
     /// The ids of the calls waiting for a reply (tests: forged replies).
     var pendingCallIDs: [UInt64] { calls.withLock { Array($0.pending.keys) } }
 
+    /// Outbound calls waiting for their reply.
+    var pendingCallCount: Int { calls.withLock { $0.pending.count } }
+
     // MARK: Outbound calls (the caller's task)
 
     /// Starts a call; `continuation` is resumed exactly once with the reply or an error.

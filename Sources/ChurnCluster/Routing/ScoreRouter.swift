@@ -1,0 +1,151 @@
+import ClusterSystem
+import Synchronization
+
+/// Live queries, routed to the worker owning the subscriber's shard with a cached shard map:
+/// what `ClusterClient` (a separate process) and the coordinator's HTTP API share. One hop to
+/// the owner; on failure `QueryRouting` says what to try next (the standby, a fresh map), and
+/// when nothing is left the coordinator answers (`unavailable`, or it routes itself).
+public final class ScoreRouter: Sendable {
+    let system: ClusterActorSystem
+    let coordinator: CoordinatorActor
+    private let cache = Mutex<Routing?>(nil)
+
+    public init(system: ClusterActorSystem, coordinator: CoordinatorActor) {
+        self.system = system
+        self.coordinator = coordinator
+    }
+
+    /// The cached routing table (fetched on first use or when `refresh`).
+    public func routing(refresh: Bool = false) async throws -> Routing {
+        if !refresh, let cached = cache.withLock({ $0 }) { return cached }
+        let fresh = try await coordinator.routing()
+        cache.withLock { current in
+            if current.map({ $0.map.epoch <= fresh.map.epoch }) ?? true { current = fresh }
+        }
+        return fresh
+    }
+
+    /// Drops the cached table if it is still the one of `epoch`.
+    private func invalidate(epoch: Int64) {
+        cache.withLock { if $0?.map.epoch == epoch { $0 = nil } }
+    }
+
+    /// One subscriber's live score.
+    public func score(_ subscriberID: Int64, explain: ExplainMode = .approx) async throws -> ScoreLookup {
+        var attempt = 0
+        while true {
+            let table = try await routing(refresh: attempt > 0)
+            let shard = table.map.shard(of: subscriberID)
+            guard let node = table.node(serving: shard) else { break }
+            do {
+                let actor = try ShardActor.resolve(shard: shard, on: node, using: system)
+                return try await ask(actor, subscriberID, explain).stamped(epoch: table.map.epoch)
+            } catch let error as RemoteCallError {
+                let next = QueryRouting.next(after: error.code, attempt: attempt)
+                attempt += 1
+                guard next != .giveUp else { break }
+                invalidate(epoch: table.map.epoch)  // the next query asks for the map again
+                if next == .standbyThenMap, let standby = table.standby(of: shard),
+                   let actor = try? ShardActor.resolve(shard: shard, role: .standby, on: standby, using: system),
+                   let answer = try? await ask(actor, subscriberID, explain) {
+                    return answer.stamped(epoch: table.map.epoch)
+                }
+            }
+        }
+        return try await coordinator.score(subscriberID)
+    }
+
+    private func ask(_ actor: ShardActor, _ id: Int64, _ explain: ExplainMode) async throws -> ScoreLookup {
+        // The default mode goes through the method every node version has (rolling upgrades).
+        explain == .approx ? try await actor.lookup(id) : try await actor.lookup(id, explain: explain)
+    }
+
+    /// Many subscribers' live scores: one call per worker with the ids of its shards, all workers
+    /// at once; ids whose worker could not answer (or no longer owns the shard) go the way of a
+    /// single query.
+    public func scores(_ ids: [Int64], explain: ExplainMode = .approx) async throws -> BatchAnswer {
+        let table = try await routing()
+        var answer = BatchAnswer(count: ids.count, epoch: table.map.epoch)
+        var perNode: [NodeID: (indices: [Int], ids: [Int64], shards: [Int32])] = [:]
+        var alone: [Int] = []
+        for (i, id) in ids.enumerated() {
+            let shard = table.map.shard(of: id)
+            answer.shards[i] = Int32(shard)
+            if let node = table.node(serving: shard) {
+                perNode[node, default: ([], [], [])].indices.append(i)
+                perNode[node, default: ([], [], [])].ids.append(id)
+                perNode[node, default: ([], [], [])].shards.append(Int32(shard))
+            } else {
+                alone.append(i)
+            }
+        }
+        let system = system
+        let replies = await withTaskGroup(of: (NodeID, Result<BatchScores, any Error>).self) { group in
+            for (node, part) in perNode {
+                group.addTask {
+                    do {
+                        let worker = try WorkerActor.resolve(id: ActorID(node: node, name: WorkerActor.name), using: system)
+                        return (node, .success(try await worker.lookup(batch: LookupBatch(ids: part.ids, shards: part.shards, explain: explain))))
+                    } catch {
+                        return (node, .failure(error))
+                    }
+                }
+            }
+            var out: [(NodeID, Result<BatchScores, any Error>)] = []
+            for await reply in group { out.append(reply) }
+            return out
+        }
+        for (node, result) in replies {
+            guard let part = perNode[node] else { continue }
+            switch result {
+            case .success(let scores) where scores.count == part.indices.count:
+                let p = Int32(answer.parts.count)
+                answer.parts.append(scores)
+                for (row, i) in part.indices.enumerated() {
+                    switch scores.outcome(row) {
+                    case .found: answer.entries[i] = .scored(part: p, row: Int32(row))
+                    case .notFound: answer.entries[i] = .notFound
+                    case .notHere: alone.append(i)
+                    }
+                }
+            default:
+                alone += part.indices
+            }
+        }
+        if !alone.isEmpty { invalidate(epoch: table.map.epoch) }
+        for i in alone.sorted() {
+            switch try await score(ids[i], explain: explain) {
+            case .found(let live): answer.entries[i] = .live(live)
+            case .notFound: answer.entries[i] = .notFound
+            case .unavailable(_, let reason): answer.entries[i] = .unavailable(reason)
+            }
+        }
+        return answer
+    }
+}
+
+/// The answer to a batch of live queries, in the order of the ids asked.
+public struct BatchAnswer: Sendable {
+    public enum Entry: Sendable {
+        /// Row `row` of `parts[part]`.
+        case scored(part: Int32, row: Int32)
+        /// Answered by the single-query path (a moved shard, a worker that failed).
+        case live(LiveScore)
+        case notFound
+        case unavailable(String)
+    }
+
+    /// The workers' answers.
+    public var parts: [BatchScores] = []
+    public var entries: [Entry]
+    /// The shard of each id.
+    public var shards: [Int32]
+    /// The shard map's epoch the batch was routed with.
+    public var epoch: Int64
+
+    init(count: Int, epoch: Int64) {
+        entries = Array(repeating: .unavailable("not asked"), count: count)
+        shards = Array(repeating: 0, count: count)
+        self.epoch = epoch
+    }
+}

@@ -1,0 +1,172 @@
+import ClusterSystem
+import Distributed
+import SubscriberProfiles
+import TreeModel
+import WireFormat
+
+/// Many subscribers' live scores asked of one worker at once: the ids with the shard each
+/// belongs to (the caller's shard map), and how to explain them.
+public struct LookupBatch: Sendable, WireCodable {
+    public var ids: BulkArray<Int64>
+    public var shards: BulkArray<Int32>
+    public var explain: ExplainMode
+
+    public init(ids: [Int64], shards: [Int32], explain: ExplainMode) {
+        self.ids = BulkArray(ids)
+        self.shards = BulkArray(shards)
+        self.explain = explain
+    }
+
+    public func encode(to w: inout WireWriter) { w.write(ids); w.write(shards); w.write(explain) }
+    public init(from r: inout WireReader) throws(WireError) {
+        let at = r.offset
+        ids = try r.read(); shards = try r.read(); explain = try r.read()
+        guard ids.elements.count == shards.elements.count else { throw WireError(offset: at, expected: "as many shards as ids in a lookup batch") }
+        guard ids.elements.count <= Self.maxCount else { throw WireError(offset: at, expected: "at most \(Self.maxCount) ids in a lookup batch") }
+    }
+
+    /// The most ids one batch may carry (the HTTP API takes up to 10,000 per request).
+    public static let maxCount = 10_000
+}
+
+/// What a lookup found for one id of a batch.
+public enum LookupOutcome: UInt8, Sendable, CaseIterable {
+    case found = 0
+    /// No such subscriber in its shard.
+    case notFound = 1
+    /// This worker does not own the shard (it moved): ask again with a fresh map.
+    case notHere = 2
+}
+
+/// A worker's answer to a `LookupBatch`, column by column, in the batch's order.
+public struct BatchScores: Sendable, WireCodable {
+    public var outcomes: BulkArray<UInt8>
+    public var probabilities: BulkArray<Double>
+    /// 3 per id: the model feature index of each reason (-1: none).
+    public var reasons: BulkArray<Int16>
+    /// 3 per id.
+    public var contributions: BulkArray<Float>
+    /// The model's feature names (what `reasons` index).
+    public var featureNames: [String]
+    public var modelVersion: String
+    public var node: String
+
+    public var count: Int { outcomes.elements.count }
+
+    public func outcome(_ i: Int) -> LookupOutcome { LookupOutcome(rawValue: outcomes.elements[i]) ?? .notHere }
+
+    /// Reason `k` (0–2) of row `i`: its feature name and contribution, nil when it has none.
+    public func reason(_ i: Int, _ k: Int) -> (feature: String, contribution: Double)? {
+        let f = Int(reasons.elements[3 * i + k])
+        guard f >= 0, f < featureNames.count else { return nil }
+        return (featureNames[f], Double(contributions.elements[3 * i + k]))
+    }
+
+    public func encode(to w: inout WireWriter) {
+        w.write(outcomes); w.write(probabilities); w.write(reasons); w.write(contributions)
+        w.write(featureNames); w.write(modelVersion); w.write(node)
+    }
+
+    public init(from r: inout WireReader) throws(WireError) {
+        let at = r.offset
+        outcomes = try r.read(); probabilities = try r.read(); reasons = try r.read(); contributions = try r.read()
+        featureNames = try r.read(); modelVersion = try r.read(); node = try r.read()
+        let n = outcomes.elements.count
+        guard probabilities.elements.count == n, reasons.elements.count == 3 * n, contributions.elements.count == 3 * n else {
+            throw WireError(offset: at, expected: "batch scores with matching column lengths (\(n) ids)")
+        }
+        guard outcomes.elements.allSatisfy({ Int($0) < LookupOutcome.allCases.count }) else {
+            throw WireError(offset: at, expected: "lookup outcomes 0–\(LookupOutcome.allCases.count - 1)")
+        }
+        guard reasons.elements.allSatisfy({ $0 >= -1 && Int($0) < featureNames.count }) else {
+            throw WireError(offset: at, expected: "reason indices below the \(featureNames.count) feature names")
+        }
+    }
+
+    init(capacity n: Int, model: ScoringModel?, node: String) {
+        outcomes = BulkArray([]); probabilities = BulkArray([]); reasons = BulkArray([]); contributions = BulkArray([])
+        outcomes.elements.reserveCapacity(n); probabilities.elements.reserveCapacity(n)
+        reasons.elements.reserveCapacity(3 * n); contributions.elements.reserveCapacity(3 * n)
+        featureNames = model?.featureNames ?? []
+        modelVersion = model?.version ?? ""
+        self.node = node
+    }
+
+    mutating func append(_ outcome: LookupOutcome) {
+        outcomes.elements.append(outcome.rawValue)
+        probabilities.elements.append(0)
+        reasons.elements.append(contentsOf: [-1, -1, -1])
+        contributions.elements.append(contentsOf: [0, 0, 0])
+    }
+}
+
+extension ScoringModel {
+    /// Scores and explains the subscribers of `batch` found in `stores` (shard → profiles) on
+    /// the calling thread; ids whose shard is not in `stores` are `notHere`.
+    func score(batch: LookupBatch, stores: [Int: LoadedShard], node: String) -> BatchScores {
+        let n = batch.ids.elements.count
+        var out = BatchScores(capacity: n, model: self, node: node)
+        let f = featureNames.count
+        var row = [Float](repeating: 0, count: f)
+        var phi = [Double](repeating: 0, count: explainer.contributionCount)
+        var profile = [Float](repeating: 0, count: stores.values.first?.store.featureCount ?? 0)
+        let method = batch.explain.method
+        for i in 0..<n {
+            let id = batch.ids.elements[i]
+            guard let loaded = stores[Int(batch.shards.elements[i])] else {
+                out.append(.notHere)
+                continue
+            }
+            let store = loaded.store
+            guard let r = store.row(of: id) else {
+                out.append(.notFound)
+                continue
+            }
+            if profile.count < store.featureCount { profile = [Float](repeating: 0, count: store.featureCount) }
+            profile.withUnsafeMutableBufferPointer { store.profile(row: r, into: $0) }
+            for j in 0..<f { row[j] = profile[profileColumn[j]] }
+            let p = row.withUnsafeBufferPointer { forest.transform(margin: forest.margin(row: $0)) }
+            row.withUnsafeBufferPointer { r in
+                phi.withUnsafeMutableBufferPointer { explainer.contributions(row: r, into: $0, method: method) }
+            }
+            // Top 3 positive contributions, biggest first.
+            var top: (Int, Int, Int) = (-1, -1, -1)
+            for j in 0..<f where phi[j] > 0 {
+                if top.0 < 0 || phi[j] > phi[top.0] {
+                    top = (j, top.0, top.1)
+                } else if top.1 < 0 || phi[j] > phi[top.1] {
+                    top = (top.0, j, top.1)
+                } else if top.2 < 0 || phi[j] > phi[top.2] {
+                    top.2 = j
+                }
+            }
+            out.outcomes.elements.append(LookupOutcome.found.rawValue)
+            out.probabilities.elements.append(p)
+            for j in [top.0, top.1, top.2] {
+                out.reasons.elements.append(Int16(j))
+                out.contributions.elements.append(j >= 0 ? Float(phi[j]) : 0)
+            }
+        }
+        return out
+    }
+}
+
+extension WorkerActor {
+    /// Many subscribers' live scores with reasons (the HTTP API's batch endpoint): computed off
+    /// this actor, so it goes on placing and serving shards meanwhile. Ids of shards this worker
+    /// does not own come back `notHere`.
+    public distributed func lookup(batch: LookupBatch) async -> BatchScores {
+        let stores = ownedStores(batch.shards.elements)
+        let model = currentModel, node = actorSystem.node.name
+        return await Self.score(batch, stores: stores, model: model, node: node)
+    }
+
+    private nonisolated static func score(_ batch: LookupBatch, stores: [Int: LoadedShard], model: ScoringModel?, node: String) async -> BatchScores {
+        guard let model else {
+            var out = BatchScores(capacity: batch.ids.elements.count, model: nil, node: node)
+            for _ in batch.ids.elements { out.append(.notHere) }
+            return out
+        }
+        return model.score(batch: batch, stores: stores, node: node)
+    }
+}

@@ -1,0 +1,149 @@
+import ClusterSystem
+
+/// Every route of the coordinator's HTTP server with the role it needs: parsing a method and a
+/// path is pure, so the table is tested against the OpenAPI document without a server.
+public enum APIRoute: Sendable, Equatable {
+    case dashboard(asset: DashboardAsset)
+    case openAPI
+    case healthz
+    case readyz
+    case metrics
+    case createSession
+    case deleteSession
+    case score(subscriberID: Int64)
+    case batchScores
+    case startJob
+    case jobs
+    case job(id: Int64)
+    case jobSummary(id: Int64)
+    case stream
+    case cluster
+    case drain(node: String)
+    case tokens
+    case createToken
+    case revokeToken(name: String)
+
+    /// The path template as the OpenAPI document names it (metrics and logs use it, never the raw
+    /// path: ids would make one series per subscriber).
+    public var template: String {
+        switch self {
+        case .dashboard(let asset): asset.path
+        case .openAPI: "/openapi.json"
+        case .healthz: "/healthz"
+        case .readyz: "/readyz"
+        case .metrics: "/metrics"
+        case .createSession, .deleteSession: "/v1/session"
+        case .score: "/v1/subscribers/{id}/score"
+        case .batchScores: "/v1/scores:batch"
+        case .startJob, .jobs: "/v1/jobs"
+        case .job: "/v1/jobs/{id}"
+        case .jobSummary: "/v1/jobs/{id}/summary"
+        case .stream: "/v1/stream"
+        case .cluster: "/v1/cluster"
+        case .drain: "/v1/nodes/{name}:drain"
+        case .tokens, .createToken: "/v1/tokens"
+        case .revokeToken: "/v1/tokens/{name}:revoke"
+        }
+    }
+
+    /// Who may call it: nil = anyone (the page, the document, health, metrics, signing in).
+    public var roles: Set<Role>? {
+        switch self {
+        case .dashboard, .openAPI, .healthz, .readyz, .metrics, .createSession, .deleteSession: nil
+        case .score, .batchScores, .jobs, .job, .jobSummary, .stream, .cluster: Role.readers
+        case .startJob: Role.operators
+        case .drain, .tokens, .createToken, .revokeToken: Role.admins
+        }
+    }
+
+    /// The method and path templates of every route (what the OpenAPI document must describe).
+    public static let table: [(method: String, template: String)] = [
+        ("GET", "/"), ("GET", "/dashboard.js"), ("GET", "/dashboard.css"), ("GET", "/openapi.json"), ("GET", "/healthz"), ("GET", "/readyz"),
+        ("GET", "/metrics"), ("POST", "/v1/session"), ("DELETE", "/v1/session"), ("GET", "/v1/subscribers/{id}/score"),
+        ("POST", "/v1/scores:batch"), ("POST", "/v1/jobs"), ("GET", "/v1/jobs"), ("GET", "/v1/jobs/{id}"),
+        ("GET", "/v1/jobs/{id}/summary"), ("GET", "/v1/stream"), ("GET", "/v1/cluster"), ("POST", "/v1/nodes/{name}:drain"),
+        ("GET", "/v1/tokens"), ("POST", "/v1/tokens"), ("POST", "/v1/tokens/{name}:revoke"),
+    ]
+
+    /// The route of `method` `path` (the path without its query).
+    /// - Throws: `Problem` — not found, method not allowed (with `Allow`), or a malformed id.
+    public static func parse(method: String, path: String) throws(Problem) -> APIRoute {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
+        func only(_ allowed: [String: APIRoute]) throws(Problem) -> APIRoute {
+            let m = method == "HEAD" ? "GET" : method
+            if let route = allowed[m] { return route }
+            var problem = Problem(.methodNotAllowed, "\(method) is not allowed on \(path); allowed: \(allowed.keys.sorted().joined(separator: ", "))")
+            problem.headers[.allow] = allowed.keys.sorted().joined(separator: ", ")
+            throw problem
+        }
+        func id(_ text: String, _ what: String) throws(Problem) -> Int64 {
+            guard let v = Int64(text), v >= 0 else {
+                throw Problem(.invalidParameter, "\(what) must be a non-negative integer, got '\(text.prefix(40))'", field: "id")
+            }
+            return v
+        }
+        switch parts {
+        case [""]: return try only(["GET": .dashboard(asset: .page)])
+        case ["dashboard.js"]: return try only(["GET": .dashboard(asset: .script)])
+        case ["dashboard.css"]: return try only(["GET": .dashboard(asset: .style)])
+        case ["openapi.json"]: return try only(["GET": .openAPI])
+        case ["healthz"]: return try only(["GET": .healthz])
+        case ["readyz"]: return try only(["GET": .readyz])
+        case ["metrics"]: return try only(["GET": .metrics])
+        case ["v1", "session"]: return try only(["POST": .createSession, "DELETE": .deleteSession])
+        case let p where p.count == 4 && p[0] == "v1" && p[1] == "subscribers" && p[3] == "score":
+            let subscriber = try id(p[2], "the subscriber id")
+            return try only(["GET": .score(subscriberID: subscriber)])
+        case ["v1", "scores:batch"]: return try only(["POST": .batchScores])
+        case ["v1", "jobs"]: return try only(["GET": .jobs, "POST": .startJob])
+        case let p where p.count == 3 && p[0] == "v1" && p[1] == "jobs":
+            let job = try id(p[2], "the job id")
+            return try only(["GET": .job(id: job)])
+        case let p where p.count == 4 && p[0] == "v1" && p[1] == "jobs" && p[3] == "summary":
+            let job = try id(p[2], "the job id")
+            return try only(["GET": .jobSummary(id: job)])
+        case ["v1", "stream"]: return try only(["GET": .stream])
+        case ["v1", "cluster"]: return try only(["GET": .cluster])
+        case let p where p.count == 3 && p[0] == "v1" && p[1] == "nodes" && p[2].hasSuffix(":drain") && p[2].count > 6:
+            return try only(["POST": .drain(node: String(p[2].dropLast(6)).removingPercentEncoding())])
+        case ["v1", "tokens"]: return try only(["GET": .tokens, "POST": .createToken])
+        case let p where p.count == 3 && p[0] == "v1" && p[1] == "tokens" && p[2].hasSuffix(":revoke") && p[2].count > 7:
+            return try only(["POST": .revokeToken(name: String(p[2].dropLast(7)).removingPercentEncoding())])
+        default:
+            throw Problem(.notFound, "no resource at \(path.prefix(200)) (the API is described at /openapi.json)")
+        }
+    }
+}
+
+/// The dashboard's files.
+public enum DashboardAsset: Sendable, Equatable {
+    case page, script, style
+
+    var path: String {
+        switch self {
+        case .page: "/"
+        case .script: "/dashboard.js"
+        case .style: "/dashboard.css"
+        }
+    }
+}
+
+extension String {
+    /// `%XX` sequences decoded (invalid ones kept as they are).
+    func removingPercentEncoding() -> String {
+        guard contains("%") else { return self }
+        var out: [UInt8] = []
+        let u = Array(utf8)
+        var i = 0
+        while i < u.count {
+            if u[i] == UInt8(ascii: "%"), i + 2 < u.count, let h = UInt8(String(decoding: u[i + 1...i + 2], as: UTF8.self), radix: 16) {
+                out.append(h)
+                i += 3
+            } else {
+                out.append(u[i])
+                i += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

@@ -1,0 +1,553 @@
+import ChurnCluster
+import ClusterSystem
+import Foundation
+import Hummingbird
+import Metrics
+import NIOCore
+
+/// One request's handler: what each route does. JSON keys are snake_case.
+struct Handlers {
+    let server: APIServer
+    let request: Request
+    let identity: APIIdentity?
+    let requestID: String
+
+    func handle(_ route: APIRoute) async throws -> Response {
+        switch route {
+        case .dashboard(let asset): return dashboard(asset)
+        case .openAPI: return text(OpenAPIDocument.json, type: "application/json")
+        case .healthz: return json(status: .ok) { o in o.object { o in o.key("status"); o.string("up") } }
+        case .readyz: return try await readyz()
+        case .metrics:
+            let body = await NodeMetrics.exposition(system: server.coordinatorService.system)
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        case .createSession: return try await createSession()
+        case .deleteSession: return deleteSession()
+        case .score(let id): return try await score(id)
+        case .batchScores: return try await batch()
+        case .startJob: return try await startJob()
+        case .jobs: return try await jobs()
+        case .job(let id): return try await job(id)
+        case .jobSummary(let id): return try await summary(id)
+        case .stream: return try stream()
+        case .cluster: return try await cluster()
+        case .drain(let node): return try await drain(node)
+        case .tokens: return try await listTokens()
+        case .createToken: return try await createToken()
+        case .revokeToken(let name): return try await revokeToken(name)
+        }
+    }
+
+    // MARK: Helpers
+
+    func json(status: HTTPResponse.Status, headers: HTTPFields = [:], _ write: (inout JSONOut) -> Void) -> Response {
+        var o = JSONOut()
+        write(&o)
+        var h = headers
+        h[.contentType] = "application/json"
+        h[.cacheControl] = "no-store"
+        return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: o.bytes)))
+    }
+
+    func text(_ body: String, type: String, cache: Bool = false) -> Response {
+        var h: HTTPFields = [.contentType: type]
+        h[.cacheControl] = cache ? "max-age=300" : "no-store"
+        return Response(status: .ok, headers: h, body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    func leader() throws(Problem) -> CoordinatorActor {
+        guard let c = server.coordinator else { throw server.notLeading() }
+        return c
+    }
+
+    /// The request's identity as a cluster caller (the audit log names the token).
+    var caller: Caller? {
+        identity.map { Caller(node: server.coordinatorService.system.node, name: $0.name, publicKey: "", roles: [$0.role], credential: "token:\($0.name)") }
+    }
+
+    /// The JSON body, decoded.
+    func body<T: Decodable>(_ type: T.Type) async throws -> T {
+        if let contentType = request.headers[.contentType], !contentType.lowercased().hasPrefix("application/json") {
+            throw Problem(.unsupportedMediaType, "send the body as application/json, not \(contentType.prefix(60))")
+        }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: server.configuration.maxBodyBytes)
+        } catch is NIOTooManyBytesError {
+            throw Problem(.bodyTooLarge, "the body is larger than \(server.configuration.maxBodyBytes) bytes")
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(buffer: buffer))
+        } catch let DecodingError.typeMismatch(_, c), let DecodingError.valueNotFound(_, c) {
+            throw Problem(.invalidBody, "\(fieldName(c.codingPath)): \(c.debugDescription)", field: fieldName(c.codingPath))
+        } catch let DecodingError.keyNotFound(key, c) {
+            let field = fieldName(c.codingPath + [key])
+            throw Problem(.invalidBody, "\(field) is missing", field: field)
+        } catch let DecodingError.dataCorrupted(c) {
+            throw Problem(.invalidBody, "the body is not valid JSON: \(c.underlyingError.map { "\($0)" } ?? c.debugDescription)".prefix(300).description,
+                          field: c.codingPath.isEmpty ? nil : fieldName(c.codingPath))
+        }
+    }
+
+    func fieldName(_ path: [any CodingKey]) -> String {
+        path.reduce("") { s, k in k.intValue.map { "\(s)[\($0)]" } ?? (s.isEmpty ? k.stringValue : "\(s).\(k.stringValue)") }
+    }
+
+    func explainMode() throws(Problem) -> ExplainMode {
+        guard let value = request.uri.queryParameters["explain"] else { return .approx }
+        guard let mode = ExplainMode(name: String(value)) else {
+            throw Problem(.invalidParameter, "explain must be 'approx' or 'exact', got '\(value.prefix(40))'", field: "explain")
+        }
+        return mode
+    }
+
+    // MARK: Health
+
+    func readyz() async throws -> Response {
+        guard let c = server.coordinator else {
+            return json(status: .serviceUnavailable) { o in o.object { o in o.key("ready"); o.bool(false); o.key("reason"); o.string("standing by: another coordinator leads") } }
+        }
+        let view = await c.whenLocal { $0.overview() }
+        let ready = view?.isReady ?? false
+        return json(status: ready ? .ok : .serviceUnavailable) { o in
+            o.object { o in
+                o.key("ready"); o.bool(ready)
+                o.key("shards"); o.int(view?.shardCount ?? 0)
+                o.key("ready_shards"); o.int(view?.ready ?? 0)
+                if !ready { o.key("reason"); o.string("\((view?.shardCount ?? 0) - (view?.ready ?? 0)) shards have no ready owner") }
+            }
+        }
+    }
+
+    // MARK: Sessions
+
+    struct SessionRequest: Decodable { var token: String }
+
+    func createSession() async throws -> Response {
+        let posted = try await body(SessionRequest.self)
+        guard let identity = server.tokens.identity(of: posted.token) else {
+            throw Problem(.unauthorized, "the token is not valid (unknown, revoked or malformed)", field: "token")
+        }
+        let id = SessionTable.newID(), now = ContinuousClock.now
+        server.sessions.withLock { $0.open(id: id, identity: identity, now: now) }
+        let secure = server.configuration.tls != nil ? "; Secure" : ""
+        var headers: HTTPFields = [:]
+        headers[.setCookie] = "churngrid_session=\(id); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(Int(SessionTable.lifetime.components.seconds))\(secure)"
+        return json(status: .ok, headers: headers) { o in o.object { o in o.key("name"); o.string(identity.name); o.key("role"); o.string(identity.role.rawValue) } }
+    }
+
+    func deleteSession() -> Response {
+        if let id = request.cookies["churngrid_session"]?.value { server.sessions.withLock { $0.close(id: id) } }
+        var headers: HTTPFields = [:]
+        headers[.setCookie] = "churngrid_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
+        return Response(status: .noContent, headers: headers)
+    }
+
+    // MARK: Scores
+
+    func score(_ id: Int64) async throws -> Response {
+        let explain = try explainMode()
+        let router = try server.router()
+        let start = ContinuousClock.now
+        defer { Metrics.Timer(label: "churngrid_query_duration_seconds", dimensions: [("kind", "single")]).record(duration: ContinuousClock.now - start) }
+        let answer: ScoreLookup
+        do {
+            answer = try await router.score(id, explain: explain)
+        } catch {
+            Counter(label: "churngrid_queries_total", dimensions: [("outcome", "error")]).increment()
+            var p = Problem(.unavailable, "subscriber \(id): the query failed: \(error)")
+            p.headers[.retryAfter] = "1"
+            throw p
+        }
+        switch answer {
+        case .found(let s):
+            Counter(label: "churngrid_queries_total", dimensions: [("outcome", "found")]).increment()
+            return json(status: .ok) { o in Self.write(s, explain: explain, to: &o) }
+        case .notFound(_, let shard):
+            Counter(label: "churngrid_queries_total", dimensions: [("outcome", "not_found")]).increment()
+            throw Problem(.unknownSubscriber, "no subscriber \(id) (its shard \(shard) does not hold it)", field: "id")
+        case .unavailable(_, let reason):
+            Counter(label: "churngrid_queries_total", dimensions: [("outcome", "unavailable")]).increment()
+            var p = Problem(.unavailable, reason)
+            p.headers[.retryAfter] = "1"
+            throw p
+        }
+    }
+
+    static func write(_ s: LiveScore, explain: ExplainMode, to o: inout JSONOut) {
+        o.object { o in
+            o.key("subscriber_id"); o.int(s.subscriberID)
+            o.key("probability"); o.double(s.probability)
+            o.key("risk_band"); o.string(s.riskBand)
+            o.key("reasons")
+            o.array { o in for r in s.reasons { o.object { o in o.key("feature"); o.string(r.feature); o.key("contribution"); o.double(r.contribution) } } }
+            o.key("explain"); o.string(explain.description)
+            o.key("model_version"); o.string(s.modelVersion)
+            o.key("shard"); o.int(s.shard)
+            o.key("node"); o.string(s.node)
+            o.key("epoch"); o.int(s.epoch)
+        }
+    }
+
+    struct BatchRequest: Decodable {
+        var subscriberIDs: [Int64]
+        var explain: String?
+        enum CodingKeys: String, CodingKey {
+            case subscriberIDs = "subscriber_ids"
+            case explain
+        }
+    }
+
+    func batch() async throws -> Response {
+        let posted = try await body(BatchRequest.self)
+        guard posted.subscriberIDs.count <= LookupBatch.maxCount else {
+            throw Problem(.tooManyIds, "\(posted.subscriberIDs.count) ids; at most \(LookupBatch.maxCount) per request", field: "subscriber_ids")
+        }
+        var explain = ExplainMode.approx
+        if let name = posted.explain {
+            guard let mode = ExplainMode(name: name) else { throw Problem(.invalidBody, "explain must be 'approx' or 'exact', got '\(name.prefix(40))'", field: "explain") }
+            explain = mode
+        }
+        if let i = posted.subscriberIDs.firstIndex(where: { $0 < 0 }) {
+            throw Problem(.invalidBody, "subscriber ids are non-negative", field: "subscriber_ids[\(i)]")
+        }
+        let router = try server.router()
+        let start = ContinuousClock.now
+        defer { Metrics.Timer(label: "churngrid_query_duration_seconds", dimensions: [("kind", "batch")]).record(duration: ContinuousClock.now - start) }
+        let answer: BatchAnswer
+        do {
+            answer = try await router.scores(posted.subscriberIDs, explain: explain)
+        } catch {
+            Counter(label: "churngrid_queries_total", dimensions: [("outcome", "error")]).increment(by: posted.subscriberIDs.count)
+            var p = Problem(.unavailable, "the batch failed: \(error)")
+            p.headers[.retryAfter] = "1"
+            throw p
+        }
+        var found = 0, missing = 0, unavailable = 0
+        var o = JSONOut(capacity: 64 + 220 * posted.subscriberIDs.count)
+        let ids = posted.subscriberIDs
+        o.object { o in
+            o.key("scores")
+            o.array { o in
+                for (i, entry) in answer.entries.enumerated() {
+                    switch entry {
+                    case .scored(let p, let row):
+                        found += 1
+                        let part = answer.parts[Int(p)], r = Int(row)
+                        let probability = part.probabilities.elements[r]
+                        o.object { o in
+                            o.key("subscriber_id"); o.int(ids[i])
+                            o.key("probability"); o.double(probability)
+                            o.key("risk_band"); o.string(RiskBand(probability: probability).description)
+                            o.key("reasons")
+                            o.array { o in
+                                for k in 0..<3 {
+                                    if let reason = part.reason(r, k) {
+                                        o.object { o in o.key("feature"); o.string(reason.feature); o.key("contribution"); o.double(reason.contribution) }
+                                    }
+                                }
+                            }
+                            o.key("explain"); o.string(explain.description)
+                            o.key("model_version"); o.string(part.modelVersion)
+                            o.key("shard"); o.int(answer.shards[i])
+                            o.key("node"); o.string(part.node)
+                            o.key("epoch"); o.int(answer.epoch)
+                        }
+                    case .live(let s):
+                        found += 1
+                        Self.write(s, explain: explain, to: &o)
+                    default: break
+                    }
+                }
+            }
+            o.key("not_found")
+            o.array { o in
+                for (i, entry) in answer.entries.enumerated() { if case .notFound = entry { missing += 1; o.int(ids[i]) } }
+            }
+            o.key("unavailable")
+            o.array { o in
+                for (i, entry) in answer.entries.enumerated() {
+                    if case .unavailable(let reason) = entry {
+                        unavailable += 1
+                        o.object { o in o.key("subscriber_id"); o.int(ids[i]); o.key("reason"); o.string(reason) }
+                    }
+                }
+            }
+            o.key("epoch"); o.int(answer.epoch)
+        }
+        Counter(label: "churngrid_queries_total", dimensions: [("outcome", "found")]).increment(by: found)
+        Counter(label: "churngrid_queries_total", dimensions: [("outcome", "not_found")]).increment(by: missing)
+        Counter(label: "churngrid_queries_total", dimensions: [("outcome", "unavailable")]).increment(by: unavailable)
+        return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(bytes: o.bytes)))
+    }
+
+    // MARK: Jobs
+
+    static func write(_ j: JobStatus, published: Bool?, to o: inout JSONOut) {
+        o.object { o in
+            o.key("id"); o.int(j.id)
+            o.key("state"); o.string(j.state.rawValue)
+            o.key("model_version"); o.string(j.modelVersion)
+            o.key("shards_done"); o.int(j.shardsDone)
+            o.key("shard_count"); o.int(j.shardCount)
+            o.key("subscribers"); o.int(j.subscribers)
+            o.key("seconds"); o.double(j.seconds)
+            o.key("subscribers_per_second"); o.double(j.subscribersPerSecond)
+            o.key("retries"); o.int(j.retries)
+            o.key("stragglers"); o.int(j.stragglers)
+            o.key("error"); if let e = j.error { o.string(e) } else { o.null() }
+            if let published { o.key("published"); o.bool(published) }
+        }
+    }
+
+    static func write(_ j: JobRecord, live: JobStatus?, to o: inout JSONOut) {
+        o.object { o in
+            o.key("id"); o.int(j.id)
+            o.key("state"); o.string((live?.state ?? j.state).rawValue)
+            o.key("model_version"); o.string(j.modelVersion)
+            o.key("shards_done"); o.int(live?.shardsDone ?? j.shardsDone)
+            o.key("shard_count"); o.int(j.shardCount)
+            o.key("subscribers"); o.int(live?.subscribers ?? j.subscribers)
+            o.key("seconds"); o.double(live?.seconds ?? j.seconds)
+            o.key("started_at"); o.string(j.startedAt)
+            o.key("finished_at"); if let f = j.finishedAt { o.string(f) } else { o.null() }
+            o.key("error"); if let e = live?.error ?? j.error { o.string(e) } else { o.null() }
+            o.key("published"); o.bool(j.published)
+        }
+    }
+
+    func startJob() async throws -> Response {
+        let c = try leader()
+        let id: Int64
+        do {
+            id = try await ClusterActorSystem.$caller.withValue(caller) { try await c.startRescore() }
+        } catch let error as ClusterError {
+            if error.description.contains("still running") { throw Problem(.conflict, error.description) }
+            var p = Problem(.unavailable, error.description)
+            p.headers[.retryAfter] = "5"
+            throw p
+        }
+        let status = try await c.job(id: id)
+        var headers: HTTPFields = [:]
+        headers[.location] = "/v1/jobs/\(id)"
+        return json(status: .accepted, headers: headers) { o in
+            if let status { Self.write(status, published: false, to: &o) } else { o.object { o in o.key("id"); o.int(id); o.key("state"); o.string("running") } }
+        }
+    }
+
+    func jobs() async throws -> Response {
+        var limit = 20
+        if let text = request.uri.queryParameters["limit"] {
+            guard let n = Int(String(text)), (1...100).contains(n) else { throw Problem(.invalidParameter, "limit must be 1–100, got '\(text.prefix(20))'", field: "limit") }
+            limit = n
+        }
+        let records = try await dbRead { try await server.store.jobs(limit: limit) }
+        let published = try await dbRead { try await server.store.publishedJob() }
+        let live: JobStatus? = (try? await server.coordinator?.job()) ?? nil
+        return json(status: .ok) { o in
+            o.object { o in
+                o.key("jobs")
+                o.array { o in for r in records { Self.write(r, live: live.flatMap { $0.id == r.id ? $0 : nil }, to: &o) } }
+                o.key("published_job_id"); if let published { o.int(published) } else { o.null() }
+            }
+        }
+    }
+
+    func job(_ id: Int64) async throws -> Response {
+        let c = try leader()
+        guard let status = try await c.job(id: id) else { throw Problem(.unknownJob, "no job \(id)", field: "id") }
+        let published = try await dbRead { try await server.store.publishedJob() }
+        return json(status: .ok) { o in Self.write(status, published: published == id, to: &o) }
+    }
+
+    func summary(_ id: Int64) async throws -> Response {
+        if let summary = try await dbRead({ try await server.store.summaryJSON(job: id) }) {
+            return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: summary)))
+        }
+        guard let record = try await dbRead({ try await server.store.job(id) }) else { throw Problem(.unknownJob, "no job \(id)", field: "id") }
+        throw Problem(.conflict, "job \(id) is \(record.state.rawValue): only a completed job has a summary")
+    }
+
+    /// A database read; the database being away is a 503 with a retry, never a 500.
+    func dbRead<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            var p = Problem(.unavailable, "PostgreSQL could not be read: \(error)")
+            p.headers[.retryAfter] = "2"
+            throw p
+        }
+    }
+
+    /// Server-Sent Events: `job` (the current or last job, on change and at least every 5 s)
+    /// and `cluster` (the nodes, every 2 s), until the client goes away.
+    func stream() throws -> Response {
+        let c = try leader()
+        var headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-store"]
+        headers[.init("X-Accel-Buffering")!] = "no"
+        return Response(status: .ok, headers: headers, body: .init { writer in
+            var last = "", tick = 0
+            while !Task.isCancelled {
+                let job = try await c.job()
+                var o = JSONOut()
+                if let job { Self.write(job, published: nil, to: &o) } else { o.null() }
+                if o.text != last || tick % 10 == 0 {
+                    try await writer.write(ByteBuffer(string: "event: job\ndata: \(o.text)\n\n"))
+                    last = o.text
+                }
+                if tick % 4 == 0, let view = await c.whenLocal({ $0.overview() }) {
+                    var n = JSONOut()
+                    Self.writeOverview(view, to: &n)
+                    try await writer.write(ByteBuffer(string: "event: cluster\ndata: \(n.text)\n\n"))
+                }
+                tick += 1
+                try await Task.sleep(for: .milliseconds(500))
+            }
+            try await writer.finish(nil)
+        })
+    }
+
+    static func writeOverview(_ v: CoordinatorOverview, to o: inout JSONOut) {
+        o.object { o in
+            o.key("term"); o.int(v.term)
+            o.key("epoch"); o.int(v.epoch)
+            o.key("shard_count"); o.int(v.shardCount)
+            o.key("ready_shards"); o.int(v.ready)
+            o.key("moving_shards"); o.int(v.moving)
+            o.key("nodes")
+            o.array { o in
+                for n in v.nodes {
+                    o.object { o in
+                        o.key("name"); o.string(n.name)
+                        o.key("state"); o.string(n.state.rawValue)
+                        o.key("shards"); o.int(n.shards)
+                        o.key("ready_shards"); o.int(n.readyShards)
+                        o.key("standby_shards"); o.int(n.standbyShards)
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: Cluster and nodes
+
+    func cluster() async throws -> Response {
+        let c = try leader()
+        let status = try await c.status()
+        guard let view = await c.whenLocal({ $0.overview() }) else { throw server.notLeading() }
+        let info = Dictionary(view.nodes.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        return json(status: .ok) { o in
+            o.object { o in
+                o.key("coordinator"); o.string(server.coordinatorService.system.node.name)
+                o.key("endpoint"); o.string(server.coordinatorService.system.node.endpoint)
+                o.key("term"); o.int(view.term)
+                o.key("epoch"); o.int(status.epoch)
+                o.key("shard_count"); o.int(status.shardCount)
+                o.key("ready_shards"); o.int(view.ready)
+                o.key("unassigned_shards"); o.int(status.unassignedShards)
+                o.key("moving_shards"); o.int(status.movingShards)
+                o.key("model_version"); o.string(status.modelVersion)
+                o.key("nodes")
+                o.array { o in
+                    for w in status.workers {
+                        let n = info[w.name]
+                        o.object { o in
+                            o.key("name"); o.string(w.name)
+                            o.key("endpoint"); o.string(w.endpoint)
+                            o.key("state"); o.string(n?.state.rawValue ?? "active")
+                            o.key("shards"); o.int(w.shards)
+                            o.key("ready_shards"); o.int(n?.readyShards ?? 0)
+                            o.key("standby_shards"); o.int(w.standbyShards)
+                            o.key("subscribers"); o.int(w.subscribers)
+                            o.key("profile_bytes"); o.int(w.profileBytes)
+                            o.key("standby_bytes"); o.int(w.standbyBytes)
+                            o.key("resident_bytes"); o.int(w.residentBytes)
+                            o.key("max_memory_bytes"); o.int(w.maxMemory)
+                            o.key("cores"); o.int(w.cores)
+                            o.key("model_version"); o.string(w.modelVersion)
+                        }
+                    }
+                }
+                o.key("silent_nodes"); o.array { o in for s in status.silentWorkers { o.string(s) } }
+                o.key("job"); if let j = status.job { Self.write(j, published: nil, to: &o) } else { o.null() }
+            }
+        }
+    }
+
+    func drain(_ name: String) async throws -> Response {
+        let c = try leader()
+        guard let view = await c.whenLocal({ $0.overview() }), view.nodes.contains(where: { $0.name == name }) else {
+            throw Problem(.unknownNode, "no worker named '\(name.prefix(80))'", field: "name")
+        }
+        do {
+            let moved = try await ClusterActorSystem.$caller.withValue(caller) { try await c.drain(name) }
+            return json(status: .ok) { o in o.object { o in o.key("node"); o.string(name); o.key("shards_moved"); o.int(moved) } }
+        } catch let error as ClusterError {
+            if error.description.hasPrefix("no worker named") { throw Problem(.unknownNode, error.description, field: "name") }
+            throw Problem(.conflict, error.description)
+        }
+    }
+
+    // MARK: Tokens
+
+    func listTokens() async throws -> Response {
+        let records = try await dbRead { try await server.store.tokens() }
+        return json(status: .ok) { o in
+            o.object { o in
+                o.key("tokens")
+                o.array { o in
+                    for t in records {
+                        o.object { o in
+                            o.key("name"); o.string(t.name)
+                            o.key("role"); o.string(t.role)
+                            o.key("created_at"); o.string(t.createdAt)
+                            o.key("created_by"); o.string(t.createdBy)
+                            o.key("revoked_at"); if let r = t.revokedAt { o.string(r) } else { o.null() }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    struct TokenRequest: Decodable { var name: String; var role: String }
+
+    func createToken() async throws -> Response {
+        let posted = try await body(TokenRequest.self)
+        guard ["reader", "operator", "admin"].contains(posted.role) else {
+            throw Problem(.invalidBody, "role must be reader, operator or admin, got '\(posted.role.prefix(40))'", field: "role")
+        }
+        guard !posted.name.isEmpty, posted.name.utf8.count <= 64, posted.name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._@-".contains($0)) }) else {
+            throw Problem(.invalidBody, "name: 1–64 letters, digits, '.', '_', '@', '-'", field: "name")
+        }
+        let c = try leader()
+        let (token, hash) = APIToken.generate()
+        do {
+            try await ClusterActorSystem.$caller.withValue(caller) { try await c.addToken(name: posted.name, role: posted.role, sha256: hash) }
+        } catch let error as ClusterError {
+            throw Problem(.conflict, error.description, field: "name")
+        }
+        if let records = try? await server.store.tokens() { server.tokens.replace(with: records) }
+        return json(status: .created) { o in
+            o.object { o in o.key("name"); o.string(posted.name); o.key("role"); o.string(posted.role); o.key("token"); o.string(token) }
+        }
+    }
+
+    func revokeToken(_ name: String) async throws -> Response {
+        let c = try leader()
+        let revoked = try await ClusterActorSystem.$caller.withValue(caller) { try await c.revokeToken(name: name) }
+        guard revoked else { throw Problem(.unknownToken, "no live token named '\(name.prefix(80))'", field: "name") }
+        if let records = try? await server.store.tokens() { server.tokens.replace(with: records) }
+        return json(status: .ok) { o in o.object { o in o.key("name"); o.string(name); o.key("revoked"); o.bool(true) } }
+    }
+
+    // MARK: Dashboard
+
+    func dashboard(_ asset: DashboardAsset) -> Response {
+        switch asset {
+        case .page: return text(Dashboard.html, type: "text/html; charset=utf-8")
+        case .script: return text(Dashboard.script, type: "text/javascript; charset=utf-8")
+        case .style: return text(Dashboard.style, type: "text/css; charset=utf-8")
+        }
+    }
+}

@@ -1,0 +1,1708 @@
+/// The OpenAPI 3.1 document of the coordinator's HTTP API, served at `/openapi.json`: the
+/// contract the handlers are tested against (every route in `APIRoute.table` is described, and
+/// every response of the API test is validated against its schema).
+enum OpenAPIDocument {
+    static let json = #"""
+    {
+     "openapi": "3.1.0",
+     "info": {
+      "title": "ChurnGrid HTTP API",
+      "version": "1.0.0",
+      "description": "Live churn scores with reasons, rescoring jobs, the cluster, tokens. JSON keys are snake_case; errors are RFC 9457 problem documents (application/problem+json) with a stable `type`. Authenticate with `Authorization: Bearer TOKEN` (`churngrid tokens create`) or the dashboard's session cookie. Roles: reader (reads), operator (also jobs), admin (also nodes and tokens). Bodies are limited to 1 MiB."
+     },
+     "servers": [
+      {
+       "url": "/"
+      }
+     ],
+     "components": {
+      "securitySchemes": {
+       "bearer": {
+        "type": "http",
+        "scheme": "bearer"
+       },
+       "session": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "churngrid_session"
+       }
+      },
+      "schemas": {
+       "Problem": {
+        "type": "object",
+        "description": "RFC 9457 problem details. `type` is stable per kind of error.",
+        "required": [
+         "type",
+         "title",
+         "status",
+         "detail",
+         "instance"
+        ],
+        "additionalProperties": false,
+        "properties": {
+         "type": {
+          "type": "string",
+          "enum": [
+           "/problems/unauthorized",
+           "/problems/forbidden",
+           "/problems/not-found",
+           "/problems/method-not-allowed",
+           "/problems/unknown-subscriber",
+           "/problems/unknown-job",
+           "/problems/unknown-node",
+           "/problems/unknown-token",
+           "/problems/invalid-parameter",
+           "/problems/invalid-body",
+           "/problems/body-too-large",
+           "/problems/too-many-ids",
+           "/problems/unsupported-media-type",
+           "/problems/conflict",
+           "/problems/unavailable",
+           "/problems/not-leading",
+           "/problems/internal-error"
+          ]
+         },
+         "title": {
+          "type": "string"
+         },
+         "status": {
+          "type": "integer"
+         },
+         "detail": {
+          "type": "string"
+         },
+         "instance": {
+          "type": "string"
+         },
+         "field": {
+          "type": "string",
+          "description": "The offending parameter or body field (`subscriber_ids[3]`)."
+         }
+        }
+       },
+       "Reason": {
+        "type": "object",
+        "required": [
+         "feature",
+         "contribution"
+        ],
+        "additionalProperties": false,
+        "properties": {
+         "feature": {
+          "type": "string"
+         },
+         "contribution": {
+          "type": "number"
+         }
+        }
+       },
+       "Score": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "subscriber_id",
+         "probability",
+         "risk_band",
+         "reasons",
+         "explain",
+         "model_version",
+         "shard",
+         "node",
+         "epoch"
+        ],
+        "properties": {
+         "subscriber_id": {
+          "type": "integer",
+          "format": "int64",
+          "minimum": 0
+         },
+         "probability": {
+          "type": "number",
+          "minimum": 0,
+          "maximum": 1
+         },
+         "risk_band": {
+          "type": "string",
+          "enum": [
+           "low",
+           "medium",
+           "high",
+           "very_high"
+          ]
+         },
+         "reasons": {
+          "type": "array",
+          "maxItems": 3,
+          "items": {
+           "$ref": "#/components/schemas/Reason"
+          },
+          "description": "Top reasons (positive contributions to the margin), strongest first."
+         },
+         "explain": {
+          "type": "string",
+          "enum": [
+           "approx",
+           "exact"
+          ]
+         },
+         "model_version": {
+          "type": "string"
+         },
+         "shard": {
+          "type": "integer"
+         },
+         "node": {
+          "type": "string"
+         },
+         "epoch": {
+          "type": "integer"
+         }
+        }
+       },
+       "BatchRequest": {
+        "type": "object",
+        "required": [
+         "subscriber_ids"
+        ],
+        "additionalProperties": false,
+        "properties": {
+         "subscriber_ids": {
+          "type": "array",
+          "maxItems": 10000,
+          "items": {
+           "type": "integer",
+           "format": "int64",
+           "minimum": 0
+          }
+         },
+         "explain": {
+          "type": "string",
+          "enum": [
+           "approx",
+           "exact"
+          ],
+          "default": "approx"
+         }
+        }
+       },
+       "BatchScores": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "scores",
+         "not_found",
+         "unavailable",
+         "epoch"
+        ],
+        "properties": {
+         "scores": {
+          "type": "array",
+          "items": {
+           "$ref": "#/components/schemas/Score"
+          }
+         },
+         "not_found": {
+          "type": "array",
+          "items": {
+           "type": "integer",
+           "format": "int64",
+           "minimum": 0
+          }
+         },
+         "unavailable": {
+          "type": "array",
+          "items": {
+           "type": "object",
+           "required": [
+            "subscriber_id",
+            "reason"
+           ],
+           "additionalProperties": false,
+           "properties": {
+            "subscriber_id": {
+             "type": "integer",
+             "format": "int64",
+             "minimum": 0
+            },
+            "reason": {
+             "type": "string"
+            }
+           }
+          }
+         },
+         "epoch": {
+          "type": "integer"
+         }
+        }
+       },
+       "Job": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "id",
+         "state",
+         "model_version",
+         "shards_done",
+         "shard_count",
+         "subscribers",
+         "seconds",
+         "subscribers_per_second",
+         "retries",
+         "stragglers",
+         "error"
+        ],
+        "properties": {
+         "id": {
+          "type": "integer",
+          "format": "int64",
+          "minimum": 0
+         },
+         "state": {
+          "type": "string",
+          "enum": [
+           "running",
+           "completed",
+           "failed"
+          ]
+         },
+         "model_version": {
+          "type": "string"
+         },
+         "shards_done": {
+          "type": "integer"
+         },
+         "shard_count": {
+          "type": "integer"
+         },
+         "subscribers": {
+          "type": "integer"
+         },
+         "seconds": {
+          "type": "number"
+         },
+         "subscribers_per_second": {
+          "type": "number"
+         },
+         "retries": {
+          "type": "integer"
+         },
+         "stragglers": {
+          "type": "integer"
+         },
+         "error": {
+          "type": [
+           "string",
+           "null"
+          ]
+         },
+         "published": {
+          "type": "boolean"
+         }
+        }
+       },
+       "JobRecord": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "id",
+         "state",
+         "model_version",
+         "shards_done",
+         "shard_count",
+         "subscribers",
+         "seconds",
+         "started_at",
+         "finished_at",
+         "error",
+         "published"
+        ],
+        "properties": {
+         "id": {
+          "type": "integer",
+          "format": "int64",
+          "minimum": 0
+         },
+         "state": {
+          "type": "string",
+          "enum": [
+           "running",
+           "completed",
+           "failed"
+          ]
+         },
+         "model_version": {
+          "type": "string"
+         },
+         "shards_done": {
+          "type": "integer"
+         },
+         "shard_count": {
+          "type": "integer"
+         },
+         "subscribers": {
+          "type": "integer"
+         },
+         "seconds": {
+          "type": "number"
+         },
+         "started_at": {
+          "type": "string",
+          "format": "date-time"
+         },
+         "finished_at": {
+          "type": [
+           "string",
+           "null"
+          ],
+          "format": "date-time"
+         },
+         "error": {
+          "type": [
+           "string",
+           "null"
+          ]
+         },
+         "published": {
+          "type": "boolean"
+         }
+        }
+       },
+       "JobList": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "jobs",
+         "published_job_id"
+        ],
+        "properties": {
+         "jobs": {
+          "type": "array",
+          "items": {
+           "$ref": "#/components/schemas/JobRecord"
+          }
+         },
+         "published_job_id": {
+          "type": [
+           "integer",
+           "null"
+          ]
+         }
+        }
+       },
+       "JobSummary": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "job_id",
+         "subscribers",
+         "mean_probability",
+         "deciles",
+         "histogram",
+         "per_band",
+         "per_region",
+         "top_risk",
+         "model_version",
+         "finished_at"
+        ],
+        "properties": {
+         "job_id": {
+          "type": "integer",
+          "format": "int64",
+          "minimum": 0
+         },
+         "subscribers": {
+          "type": "integer"
+         },
+         "mean_probability": {
+          "type": "number"
+         },
+         "deciles": {
+          "type": "array",
+          "items": {
+           "type": "number"
+          },
+          "maxItems": 9,
+          "description": "10th … 90th percentiles of the probability."
+         },
+         "histogram": {
+          "type": "array",
+          "items": {
+           "type": "integer"
+          },
+          "minItems": 20,
+          "maxItems": 20,
+          "description": "Subscribers per probability bin of width 0.05."
+         },
+         "per_band": {
+          "type": "object",
+          "additionalProperties": {
+           "type": "integer"
+          }
+         },
+         "per_region": {
+          "type": "object",
+          "additionalProperties": {
+           "type": "integer"
+          },
+          "description": "Subscribers per home region code (\"unknown\" for none)."
+         },
+         "top_risk": {
+          "type": "array",
+          "maxItems": 10,
+          "items": {
+           "type": "object",
+           "additionalProperties": false,
+           "required": [
+            "subscriber_id",
+            "probability",
+            "risk_band",
+            "region",
+            "reasons"
+           ],
+           "properties": {
+            "subscriber_id": {
+             "type": "integer",
+             "format": "int64",
+             "minimum": 0
+            },
+            "probability": {
+             "type": "number"
+            },
+            "risk_band": {
+             "type": "string",
+             "enum": [
+              "low",
+              "medium",
+              "high",
+              "very_high"
+             ]
+            },
+            "region": {
+             "type": [
+              "integer",
+              "null"
+             ]
+            },
+            "reasons": {
+             "type": "array",
+             "items": {
+              "$ref": "#/components/schemas/Reason"
+             }
+            }
+           }
+          }
+         },
+         "model_version": {
+          "type": "string"
+         },
+         "finished_at": {
+          "type": [
+           "string",
+           "null"
+          ]
+         }
+        }
+       },
+       "ClusterNode": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "name",
+         "endpoint",
+         "state",
+         "shards",
+         "ready_shards",
+         "standby_shards",
+         "subscribers",
+         "profile_bytes",
+         "standby_bytes",
+         "resident_bytes",
+         "max_memory_bytes",
+         "cores",
+         "model_version"
+        ],
+        "properties": {
+         "name": {
+          "type": "string"
+         },
+         "endpoint": {
+          "type": "string"
+         },
+         "state": {
+          "type": "string",
+          "enum": [
+           "active",
+           "draining"
+          ]
+         },
+         "shards": {
+          "type": "integer"
+         },
+         "ready_shards": {
+          "type": "integer"
+         },
+         "standby_shards": {
+          "type": "integer"
+         },
+         "subscribers": {
+          "type": "integer"
+         },
+         "profile_bytes": {
+          "type": "integer"
+         },
+         "standby_bytes": {
+          "type": "integer"
+         },
+         "resident_bytes": {
+          "type": "integer"
+         },
+         "max_memory_bytes": {
+          "type": "integer",
+          "description": "0: no limit."
+         },
+         "cores": {
+          "type": "integer"
+         },
+         "model_version": {
+          "type": "string"
+         }
+        }
+       },
+       "Cluster": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "coordinator",
+         "endpoint",
+         "term",
+         "epoch",
+         "shard_count",
+         "ready_shards",
+         "unassigned_shards",
+         "moving_shards",
+         "model_version",
+         "nodes",
+         "silent_nodes",
+         "job"
+        ],
+        "properties": {
+         "coordinator": {
+          "type": "string"
+         },
+         "endpoint": {
+          "type": "string"
+         },
+         "term": {
+          "type": "integer",
+          "description": "The coordinator lease's term."
+         },
+         "epoch": {
+          "type": "integer",
+          "description": "The shard map's epoch."
+         },
+         "shard_count": {
+          "type": "integer"
+         },
+         "ready_shards": {
+          "type": "integer"
+         },
+         "unassigned_shards": {
+          "type": "integer"
+         },
+         "moving_shards": {
+          "type": "integer"
+         },
+         "model_version": {
+          "type": "string"
+         },
+         "nodes": {
+          "type": "array",
+          "items": {
+           "$ref": "#/components/schemas/ClusterNode"
+          }
+         },
+         "silent_nodes": {
+          "type": "array",
+          "items": {
+           "type": "string"
+          }
+         },
+         "job": {
+          "oneOf": [
+           {
+            "$ref": "#/components/schemas/Job"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         }
+        }
+       },
+       "Drained": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "node",
+         "shards_moved"
+        ],
+        "properties": {
+         "node": {
+          "type": "string"
+         },
+         "shards_moved": {
+          "type": "integer"
+         }
+        }
+       },
+       "Token": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "name",
+         "role",
+         "created_at",
+         "created_by",
+         "revoked_at"
+        ],
+        "properties": {
+         "name": {
+          "type": "string"
+         },
+         "role": {
+          "type": "string",
+          "enum": [
+           "reader",
+           "operator",
+           "admin"
+          ]
+         },
+         "created_at": {
+          "type": "string"
+         },
+         "created_by": {
+          "type": "string"
+         },
+         "revoked_at": {
+          "type": [
+           "string",
+           "null"
+          ]
+         }
+        }
+       },
+       "TokenList": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "tokens"
+        ],
+        "properties": {
+         "tokens": {
+          "type": "array",
+          "items": {
+           "$ref": "#/components/schemas/Token"
+          }
+         }
+        }
+       },
+       "TokenRequest": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "name",
+         "role"
+        ],
+        "properties": {
+         "name": {
+          "type": "string",
+          "pattern": "^[A-Za-z0-9._@-]{1,64}$"
+         },
+         "role": {
+          "type": "string",
+          "enum": [
+           "reader",
+           "operator",
+           "admin"
+          ]
+         }
+        }
+       },
+       "TokenCreated": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "name",
+         "role",
+         "token"
+        ],
+        "properties": {
+         "name": {
+          "type": "string"
+         },
+         "role": {
+          "type": "string"
+         },
+         "token": {
+          "type": "string",
+          "description": "Shown only in this answer; only its SHA-256 is stored."
+         }
+        }
+       },
+       "TokenRevoked": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "name",
+         "revoked"
+        ],
+        "properties": {
+         "name": {
+          "type": "string"
+         },
+         "revoked": {
+          "type": "boolean"
+         }
+        }
+       },
+       "SessionRequest": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "token"
+        ],
+        "properties": {
+         "token": {
+          "type": "string"
+         }
+        }
+       },
+       "Session": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "name",
+         "role"
+        ],
+        "properties": {
+         "name": {
+          "type": "string"
+         },
+         "role": {
+          "type": "string"
+         }
+        }
+       },
+       "Health": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "status"
+        ],
+        "properties": {
+         "status": {
+          "type": "string",
+          "enum": [
+           "up"
+          ]
+         }
+        }
+       },
+       "Ready": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "ready"
+        ],
+        "properties": {
+         "ready": {
+          "type": "boolean"
+         },
+         "shards": {
+          "type": "integer"
+         },
+         "ready_shards": {
+          "type": "integer"
+         },
+         "reason": {
+          "type": "string"
+         }
+        }
+       }
+      },
+      "responses": {
+       "Problem400": {
+        "description": "The request is malformed: a parameter, a field of the body or the JSON itself (see `field`).",
+        "content": {
+         "application/problem+json": {
+          "schema": {
+           "$ref": "#/components/schemas/Problem"
+          }
+         }
+        }
+       },
+       "Problem401": {
+        "description": "No valid bearer token or session.",
+        "content": {
+         "application/problem+json": {
+          "schema": {
+           "$ref": "#/components/schemas/Problem"
+          }
+         }
+        }
+       },
+       "Problem403": {
+        "description": "The token's role may not call this.",
+        "content": {
+         "application/problem+json": {
+          "schema": {
+           "$ref": "#/components/schemas/Problem"
+          }
+         }
+        }
+       },
+       "Problem404": {
+        "description": "No such resource (subscriber, job, node or token).",
+        "content": {
+         "application/problem+json": {
+          "schema": {
+           "$ref": "#/components/schemas/Problem"
+          }
+         }
+        }
+       },
+       "Problem405": {
+        "description": "Method not allowed here.",
+        "content": {
+         "application/problem+json": {
+          "schema": {
+           "$ref": "#/components/schemas/Problem"
+          }
+         }
+        }
+       },
+       "Problem409": {
+        "description": "Conflicts with the cluster's state (a job running, a node that cannot drain, a name taken, a job without summary).",
+        "content": {
+         "application/problem+json": {
+          "schema": {
+           "$ref": "#/components/schemas/Problem"
+          }
+         }
+        }
+       },
+       "Problem413": {
+        "description": "The body is larger than 1 MiB.",
+        "content": {
+         "application/problem+json": {
+          "schema": {
+           "$ref": "#/components/schemas/Problem"
+          }
+         }
+        }
+       },
+       "Problem415": {
+        "description": "The body is not application/json.",
+        "content": {
+         "application/problem+json": {
+          "schema": {
+           "$ref": "#/components/schemas/Problem"
+          }
+         }
+        }
+       },
+       "Problem503": {
+        "description": "Not available now: this coordinator stands by, a shard has no ready worker, or PostgreSQL is away. Retry after `Retry-After` seconds.",
+        "content": {
+         "application/problem+json": {
+          "schema": {
+           "$ref": "#/components/schemas/Problem"
+          }
+         }
+        }
+       }
+      }
+     },
+     "paths": {
+      "/": {
+       "get": {
+        "operationId": "dashboard",
+        "summary": "The dashboard page (loads without a token; its data needs a session).",
+        "security": [],
+        "responses": {
+         "200": {
+          "description": "HTML page",
+          "content": {
+           "text/html": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          }
+         }
+        }
+       }
+      },
+      "/dashboard.js": {
+       "get": {
+        "operationId": "dashboardScript",
+        "summary": "The dashboard's script.",
+        "security": [],
+        "responses": {
+         "200": {
+          "description": "JavaScript",
+          "content": {
+           "text/javascript": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          }
+         }
+        }
+       }
+      },
+      "/dashboard.css": {
+       "get": {
+        "operationId": "dashboardStyle",
+        "summary": "The dashboard's style.",
+        "security": [],
+        "responses": {
+         "200": {
+          "description": "CSS",
+          "content": {
+           "text/css": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          }
+         }
+        }
+       }
+      },
+      "/openapi.json": {
+       "get": {
+        "operationId": "openapi",
+        "summary": "This document.",
+        "security": [],
+        "responses": {
+         "200": {
+          "description": "OpenAPI 3.1 document",
+          "content": {
+           "application/json": {
+            "schema": {
+             "type": "object"
+            }
+           }
+          }
+         }
+        }
+       }
+      },
+      "/healthz": {
+       "get": {
+        "operationId": "healthz",
+        "summary": "The process is up (liveness).",
+        "security": [],
+        "responses": {
+         "200": {
+          "description": "Up",
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Health"
+            }
+           }
+          }
+         }
+        }
+       }
+      },
+      "/readyz": {
+       "get": {
+        "operationId": "readyz",
+        "summary": "Readiness: this coordinator leads and every shard has a ready owner.",
+        "security": [],
+        "responses": {
+         "200": {
+          "description": "Ready",
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Ready"
+            }
+           }
+          }
+         },
+         "503": {
+          "description": "Not ready (standing by, or shards without a ready owner).",
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Ready"
+            }
+           }
+          }
+         }
+        }
+       }
+      },
+      "/metrics": {
+       "get": {
+        "operationId": "metrics",
+        "summary": "Prometheus metrics (text format 0.0.4).",
+        "security": [],
+        "responses": {
+         "200": {
+          "description": "Metrics",
+          "content": {
+           "text/plain": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          }
+         }
+        }
+       }
+      },
+      "/v1/session": {
+       "post": {
+        "operationId": "createSession",
+        "summary": "Sign in with a token: sets the HttpOnly session cookie the dashboard uses (the token never goes in a URL).",
+        "security": [],
+        "requestBody": {
+         "required": true,
+         "content": {
+          "application/json": {
+           "schema": {
+            "$ref": "#/components/schemas/SessionRequest"
+           }
+          }
+         }
+        },
+        "responses": {
+         "200": {
+          "description": "Signed in; `Set-Cookie: churngrid_session=…; HttpOnly; SameSite=Strict`",
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Session"
+            }
+           }
+          }
+         },
+         "400": {
+          "$ref": "#/components/responses/Problem400"
+         },
+         "401": {
+          "$ref": "#/components/responses/Problem401"
+         },
+         "413": {
+          "$ref": "#/components/responses/Problem413"
+         },
+         "415": {
+          "$ref": "#/components/responses/Problem415"
+         }
+        }
+       },
+       "delete": {
+        "operationId": "deleteSession",
+        "summary": "Sign out.",
+        "security": [],
+        "responses": {
+         "204": {
+          "description": "Signed out; the cookie is cleared."
+         }
+        }
+       }
+      },
+      "/v1/subscribers/{id}/score": {
+       "get": {
+        "operationId": "getScore",
+        "summary": "One subscriber's churn score computed now from its in-memory profile, with its reasons.",
+        "security": [
+         {
+          "bearer": []
+         },
+         {
+          "session": []
+         }
+        ],
+        "parameters": [
+         {
+          "name": "id",
+          "in": "path",
+          "required": true,
+          "schema": {
+           "type": "integer",
+           "format": "int64",
+           "minimum": 0
+          }
+         },
+         {
+          "name": "explain",
+          "in": "query",
+          "required": false,
+          "schema": {
+           "type": "string",
+           "enum": [
+            "approx",
+            "exact"
+           ],
+           "default": "approx"
+          },
+          "description": "approx: path attribution (what jobs store); exact: TreeSHAP."
+         }
+        ],
+        "responses": {
+         "200": {
+          "description": "The live score",
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Score"
+            }
+           }
+          }
+         },
+         "400": {
+          "$ref": "#/components/responses/Problem400"
+         },
+         "401": {
+          "$ref": "#/components/responses/Problem401"
+         },
+         "403": {
+          "$ref": "#/components/responses/Problem403"
+         },
+         "404": {
+          "$ref": "#/components/responses/Problem404"
+         },
+         "503": {
+          "$ref": "#/components/responses/Problem503"
+         }
+        }
+       }
+      },
+      "/v1/scores:batch": {
+       "post": {
+        "operationId": "batchScores",
+        "summary": "Up to 10,000 subscribers' live scores with reasons, in the order asked.",
+        "security": [
+         {
+          "bearer": []
+         },
+         {
+          "session": []
+         }
+        ],
+        "requestBody": {
+         "required": true,
+         "content": {
+          "application/json": {
+           "schema": {
+            "$ref": "#/components/schemas/BatchRequest"
+           }
+          }
+         }
+        },
+        "responses": {
+         "200": {
+          "description": "Scores; unknown ids in `not_found`",
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/BatchScores"
+            }
+           }
+          }
+         },
+         "400": {
+          "$ref": "#/components/responses/Problem400"
+         },
+         "401": {
+          "$ref": "#/components/responses/Problem401"
+         },
+         "403": {
+          "$ref": "#/components/responses/Problem403"
+         },
+         "413": {
+          "$ref": "#/components/responses/Problem413"
+         },
+         "415": {
+          "$ref": "#/components/responses/Problem415"
+         },
+         "503": {
+          "$ref": "#/components/responses/Problem503"
+         }
+        }
+       }
+      },
+      "/v1/jobs": {
+       "get": {
+        "operationId": "listJobs",
+        "summary": "The most recent rescoring jobs, newest first.",
+        "security": [
+         {
+          "bearer": []
+         },
+         {
+          "session": []
+         }
+        ],
+        "parameters": [
+         {
+          "name": "limit",
+          "in": "query",
+          "required": false,
+          "schema": {
+           "type": "integer",
+           "minimum": 1,
+           "maximum": 100,
+           "default": 20
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "description": "Jobs",
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/JobList"
+            }
+           }
+          }
+         },
+         "400": {
+          "$ref": "#/components/responses/Problem400"
+         },
+         "401": {
+          "$ref": "#/components/responses/Problem401"
+         },
+         "403": {
+          "$ref": "#/components/responses/Problem403"
+         },
+         "503": {
+          "$ref": "#/components/responses/Problem503"
+         }
+        }
+       },
+       "post": {
+        "operationId": "startJob",
+        "summary": "Start rescoring the whole base (role operator). Refused while a job runs.",
+        "security": [
+         {
+          "bearer": []
+         },
+         {
+          "session": []
+         }
+        ],
+        "responses": {
+         "202": {
+          "description": "Started",
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Job"
+            }
+           }
+          },
+          "headers": {
+           "Location": {
+            "schema": {
+             "type": "string"
+            },
+            "description": "/v1/jobs/{id}"
+           }
+          }
+         },
+         "401": {
+          "$ref": "#/components/responses/Problem401"
+         },
+         "403": {
+          "$ref": "#/components/responses/Problem403"
+         },
+         "409": {
+          "$ref": "#/components/responses/Problem409"
+         },
+         "503": {
+          "$ref": "#/components/responses/Problem503"
+         }
+        }
+       }
+      },
+      "/v1/jobs/{id}": {
+       "get": {
+        "operationId": "getJob",
+        "summary": "A job's progress or outcome.",
+        "security": [
+         {
+          "bearer": []
+         },
+         {
+          "session": []
+         }
+        ],
+        "parameters": [
+         {
+          "name": "id",
+          "in": "path",
+          "required": true,
+          "schema": {
+           "type": "integer",
+           "format": "int64",
+           "minimum": 0
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "description": "The job",
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Job"
+            }
+           }
+          }
+         },
+         "400": {
+          "$ref": "#/components/responses/Problem400"
+         },
+         "401": {
+          "$ref": "#/components/responses/Problem401"
+         },
+         "403": {
+          "$ref": "#/components/responses/Problem403"
+         },
+         "404": {
+          "$ref": "#/components/responses/Problem404"
+         },
+         "503": {
+          "$ref": "#/components/responses/Problem503"
+         }
+        }
+       }
+      },
+      "/v1/jobs/{id}/summary": {
+       "get": {
+        "operationId": "getJobSummary",
+        "summary": "A completed job's summary: histogram, deciles, bands, regions, the ten highest-risk subscribers.",
+        "security": [
+         {
+          "bearer": []
+         },
+         {
+          "session": []
+         }
+        ],
+        "parameters": [
+         {
+          "name": "id",
+          "in": "path",
+          "required": true,
+          "schema": {
+           "type": "integer",
+           "format": "int64",
+           "minimum": 0
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "description": "The summary",
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/JobSummary"
+            }
+           }
+          }
+         },
+         "400": {
+          "$ref": "#/components/responses/Problem400"
+         },
+         "401": {
+          "$ref": "#/components/responses/Problem401"
+         },
+         "403": {
+          "$ref": "#/components/responses/Problem403"
+         },
+         "404": {
+          "$ref": "#/components/responses/Problem404"
+         },
+         "409": {
+          "$ref": "#/components/responses/Problem409"
+         },
+         "503": {
+          "$ref": "#/components/responses/Problem503"
+         }
+        }
+       }
+      },
+      "/v1/stream": {
+       "get": {
+        "operationId": "stream",
+        "summary": "Server-Sent Events: `job` (the current or last job as a Job, or null; on change and every 5 s) and `cluster` (term, epoch, shards, nodes; every 2 s).",
+        "security": [
+         {
+          "bearer": []
+         },
+         {
+          "session": []
+         }
+        ],
+        "responses": {
+         "200": {
+          "description": "An event stream",
+          "content": {
+           "text/event-stream": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          }
+         },
+         "401": {
+          "$ref": "#/components/responses/Problem401"
+         },
+         "403": {
+          "$ref": "#/components/responses/Problem403"
+         },
+         "503": {
+          "$ref": "#/components/responses/Problem503"
+         }
+        }
+       }
+      },
+      "/v1/cluster": {
+       "get": {
+        "operationId": "getCluster",
+        "summary": "Nodes, shards, epoch, term, moves, the current job.",
+        "security": [
+         {
+          "bearer": []
+         },
+         {
+          "session": []
+         }
+        ],
+        "responses": {
+         "200": {
+          "description": "The cluster",
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Cluster"
+            }
+           }
+          }
+         },
+         "401": {
+          "$ref": "#/components/responses/Problem401"
+         },
+         "403": {
+          "$ref": "#/components/responses/Problem403"
+         },
+         "503": {
+          "$ref": "#/components/responses/Problem503"
+         }
+        }
+       }
+      },
+      "/v1/nodes/{name}:drain": {
+       "post": {
+        "operationId": "drainNode",
+        "summary": "Move every shard off a worker (role admin); answers when done, and the worker exits.",
+        "security": [
+         {
+          "bearer": []
+         },
+         {
+          "session": []
+         }
+        ],
+        "parameters": [
+         {
+          "name": "name",
+          "in": "path",
+          "required": true,
+          "schema": {
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "description": "Drained",
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/Drained"
+            }
+           }
+          }
+         },
+         "401": {
+          "$ref": "#/components/responses/Problem401"
+         },
+         "403": {
+          "$ref": "#/components/responses/Problem403"
+         },
+         "404": {
+          "$ref": "#/components/responses/Problem404"
+         },
+         "409": {
+          "$ref": "#/components/responses/Problem409"
+         },
+         "503": {
+          "$ref": "#/components/responses/Problem503"
+         }
+        }
+       }
+      },
+      "/v1/tokens": {
+       "get": {
+        "operationId": "listTokens",
+        "summary": "Every token (role admin): names, roles, who made them, when; never the tokens.",
+        "security": [
+         {
+          "bearer": []
+         },
+         {
+          "session": []
+         }
+        ],
+        "responses": {
+         "200": {
+          "description": "Tokens",
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/TokenList"
+            }
+           }
+          }
+         },
+         "401": {
+          "$ref": "#/components/responses/Problem401"
+         },
+         "403": {
+          "$ref": "#/components/responses/Problem403"
+         },
+         "503": {
+          "$ref": "#/components/responses/Problem503"
+         }
+        }
+       },
+       "post": {
+        "operationId": "createToken",
+        "summary": "Create a token (role admin); it is shown only in this answer.",
+        "security": [
+         {
+          "bearer": []
+         },
+         {
+          "session": []
+         }
+        ],
+        "requestBody": {
+         "required": true,
+         "content": {
+          "application/json": {
+           "schema": {
+            "$ref": "#/components/schemas/TokenRequest"
+           }
+          }
+         }
+        },
+        "responses": {
+         "201": {
+          "description": "Created",
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/TokenCreated"
+            }
+           }
+          }
+         },
+         "400": {
+          "$ref": "#/components/responses/Problem400"
+         },
+         "401": {
+          "$ref": "#/components/responses/Problem401"
+         },
+         "403": {
+          "$ref": "#/components/responses/Problem403"
+         },
+         "409": {
+          "$ref": "#/components/responses/Problem409"
+         },
+         "413": {
+          "$ref": "#/components/responses/Problem413"
+         },
+         "415": {
+          "$ref": "#/components/responses/Problem415"
+         },
+         "503": {
+          "$ref": "#/components/responses/Problem503"
+         }
+        }
+       }
+      },
+      "/v1/tokens/{name}:revoke": {
+       "post": {
+        "operationId": "revokeToken",
+        "summary": "Revoke a token (role admin): refused everywhere within 2 s, its sessions end.",
+        "security": [
+         {
+          "bearer": []
+         },
+         {
+          "session": []
+         }
+        ],
+        "parameters": [
+         {
+          "name": "name",
+          "in": "path",
+          "required": true,
+          "schema": {
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "description": "Revoked",
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/TokenRevoked"
+            }
+           }
+          }
+         },
+         "401": {
+          "$ref": "#/components/responses/Problem401"
+         },
+         "403": {
+          "$ref": "#/components/responses/Problem403"
+         },
+         "404": {
+          "$ref": "#/components/responses/Problem404"
+         },
+         "503": {
+          "$ref": "#/components/responses/Problem503"
+         }
+        }
+       }
+      }
+     }
+    }
+    """#
+}

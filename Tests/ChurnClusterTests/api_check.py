@@ -1,0 +1,307 @@
+#!/usr/bin/env python3
+"""Exercises every endpoint of a running coordinator's HTTP API, with and without the right
+token, and validates every response against the OpenAPI document the server serves.
+
+usage: api_check.py BASE_URL WORKER_METRICS_URL SUBSCRIBER_ID WORKER_TO_DRAIN
+env:   CG_READER, CG_OPERATOR, CG_ADMIN  bearer tokens of each role (never on the command line)
+Exits non-zero with a message naming the failed check."""
+import json, os, subprocess, sys, time, urllib.error, urllib.request
+from http.cookies import SimpleCookie
+
+import jsonschema
+from openapi_spec_validator import validate as validate_spec
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+base, worker_metrics, subscriber, drain_target = sys.argv[1].rstrip("/"), sys.argv[2].rstrip("/"), int(sys.argv[3]), sys.argv[4]
+tokens = {r: os.environ[f"CG_{r.upper()}"] for r in ("reader", "operator", "admin")}
+checks = 0
+
+
+def fail(msg):
+    print(f"FAILED: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def request(method, path, token=None, body=None, headers=None, raw=None, cookie=None, timeout=30):
+    h = dict(headers or {})
+    data = raw
+    if body is not None:
+        data = json.dumps(body).encode()
+        h.setdefault("Content-Type", "application/json")
+    if token:
+        h["Authorization"] = f"Bearer {token}"
+    if cookie:
+        h["Cookie"] = cookie
+    req = urllib.request.Request(base + path, data=data, method=method, headers=h)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+doc_status, _, doc_bytes = request("GET", "/openapi.json")
+if doc_status != 200:
+    fail(f"/openapi.json answered {doc_status}")
+doc = json.loads(doc_bytes)
+validate_spec(doc)
+registry = Registry().with_resource("urn:churngrid", Resource.from_contents(doc, default_specification=DRAFT202012))
+
+
+def pointer(*parts):
+    return "#/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def template_of(path):
+    """The document's path template matching a concrete path."""
+    bare = path.split("?")[0]
+    for template in doc["paths"]:
+        t, p = template.split("/"), bare.split("/")
+        if len(t) != len(p):
+            continue
+        ok = True
+        for a, b in zip(t, p):
+            if "{" in a:
+                prefix, rest = a.split("{", 1)
+                suffix = rest.split("}", 1)[1]
+                if not (b.startswith(prefix) and b.endswith(suffix) and len(b) > len(prefix) + len(suffix)):
+                    ok = False
+            elif a != b:
+                ok = False
+        if ok:
+            return template
+    return None
+
+
+def check(method, path, expect, token=None, problem_type=None, field=None, **kw):
+    """Sends the request, checks the status (and problem type/field), validates the body against
+    the document's schema for that status and content type. Returns (headers, parsed body)."""
+    global checks
+    status, headers, body = request(method, path, token=token, **kw)
+    what = f"{method} {path}"
+    if status != expect:
+        fail(f"{what}: expected {expect}, got {status}: {body[:300]!r}")
+    template = template_of(path)
+    ctype = headers.get("Content-Type", "").split(";")[0]
+    parsed = None
+    if template is not None:
+        op = doc["paths"][template].get(method.lower())
+        if op is None:
+            if status != 405:
+                fail(f"{what}: the document has no {method} on {template} but the server answered {status}")
+        else:
+            responses = op["responses"]
+            spec = responses.get(str(status))
+            if spec is None:
+                fail(f"{what}: status {status} is not documented for {method} {template}")
+            ref = pointer("paths", template, method.lower(), "responses", str(status))
+            if "$ref" in spec:
+                ref = spec["$ref"]
+                spec = doc["components"]["responses"][ref.split("/")[-1]]
+            content = spec.get("content", {})
+            if content:
+                if ctype not in content:
+                    fail(f"{what}: content type {ctype!r} is not documented (documented: {list(content)})")
+                if ctype.endswith("json"):
+                    parsed = json.loads(body)
+                    schema_ref = f"urn:churngrid{ref}/content/{ctype.replace('/', '~1')}/schema"
+                    try:
+                        jsonschema.Draft202012Validator({"$ref": schema_ref}, registry=registry).validate(parsed)
+                    except jsonschema.ValidationError as e:
+                        fail(f"{what}: the response does not match the document: {e.message} at {list(e.absolute_path)}")
+    elif status != 404:
+        fail(f"{what}: no documented path but status {status}")
+    if parsed is None and ctype.endswith("json"):
+        parsed = json.loads(body)
+    if problem_type:
+        if ctype != "application/problem+json":
+            fail(f"{what}: expected a problem document, got {ctype}")
+        if parsed["type"] != f"/problems/{problem_type}":
+            fail(f"{what}: expected problem {problem_type}, got {parsed['type']}: {parsed.get('detail')}")
+        if parsed["status"] != status:
+            fail(f"{what}: problem status {parsed['status']} differs from the HTTP status {status}")
+        if field is not None and parsed.get("field") != field:
+            fail(f"{what}: expected the problem to name field {field!r}, got {parsed.get('field')!r}")
+    checks += 1
+    return headers, parsed
+
+
+# Health, readiness, the document, the page.
+check("GET", "/healthz", 200)
+check("GET", "/readyz", 200)
+check("GET", "/", 200)
+check("GET", "/dashboard.js", 200)
+check("GET", "/dashboard.css", 200)
+
+# Nothing without a token: every protected route answers 401 with a WWW-Authenticate challenge.
+for method, path in [("GET", "/v1/cluster"), ("GET", f"/v1/subscribers/{subscriber}/score"), ("POST", "/v1/scores:batch"),
+                     ("GET", "/v1/jobs"), ("POST", "/v1/jobs"), ("GET", "/v1/jobs/1"), ("GET", "/v1/jobs/1/summary"),
+                     ("GET", "/v1/stream"), ("POST", f"/v1/nodes/{drain_target}:drain"), ("GET", "/v1/tokens"),
+                     ("POST", "/v1/tokens"), ("POST", "/v1/tokens/x:revoke")]:
+    h, _ = check(method, path, 401, problem_type="unauthorized")
+    if "Bearer" not in h.get("WWW-Authenticate", ""):
+        fail(f"{method} {path}: 401 without a Bearer challenge")
+check("GET", "/v1/cluster", 401, token="cgt_not-a-real-token", problem_type="unauthorized")
+check("GET", "/v1/cluster", 401, headers={"Authorization": "Basic YWxhZGRpbjpvcGVu"}, problem_type="unauthorized")
+
+# Roles: reader reads; operator also starts jobs; admin also drains and manages tokens.
+reader, operator, admin = tokens["reader"], tokens["operator"], tokens["admin"]
+check("POST", "/v1/jobs", 403, token=reader, problem_type="forbidden")
+check("GET", "/v1/tokens", 403, token=reader, problem_type="forbidden")
+check("GET", "/v1/tokens", 403, token=operator, problem_type="forbidden")
+check("POST", f"/v1/nodes/{drain_target}:drain", 403, token=operator, problem_type="forbidden")
+
+# The cluster.
+_, cluster = check("GET", "/v1/cluster", 200, token=reader)
+if cluster["ready_shards"] != cluster["shard_count"] or not cluster["nodes"]:
+    fail(f"/v1/cluster: not every shard ready or no nodes: {cluster}")
+if sum(n["shards"] for n in cluster["nodes"]) != cluster["shard_count"]:
+    fail("/v1/cluster: the nodes' shards do not add up to the shard count")
+
+# Live scores.
+_, score = check("GET", f"/v1/subscribers/{subscriber}/score", 200, token=reader)
+if score["subscriber_id"] != subscriber or score["explain"] != "approx" or not score["reasons"]:
+    fail(f"score: unexpected {score}")
+if score["node"] not in {n["name"] for n in cluster["nodes"]}:
+    fail(f"score: answered by {score['node']}, not a node of the cluster")
+_, exact = check("GET", f"/v1/subscribers/{subscriber}/score?explain=exact", 200, token=reader)
+if exact["explain"] != "exact" or abs(exact["probability"] - score["probability"]) > 1e-12:
+    fail(f"exact score differs in probability or mode: {exact}")
+check("GET", f"/v1/subscribers/{subscriber}/score?explain=shap", 400, token=reader, problem_type="invalid-parameter", field="explain")
+check("GET", "/v1/subscribers/5/score", 404, token=reader, problem_type="unknown-subscriber")
+check("GET", "/v1/subscribers/12ab/score", 400, token=reader, problem_type="invalid-parameter", field="id")
+check("GET", "/v1/subscribers/-3/score", 400, token=reader, problem_type="invalid-parameter", field="id")
+check("GET", "/v1/subscribers/99999999999999999999999/score", 400, token=reader, problem_type="invalid-parameter", field="id")
+
+# Batch.
+ids = [subscriber, subscriber + 1, 5, subscriber + 2]
+_, batch = check("POST", "/v1/scores:batch", 200, token=reader, body={"subscriber_ids": ids})
+if [s["subscriber_id"] for s in batch["scores"]] != [subscriber, subscriber + 1, subscriber + 2] or batch["not_found"] != [5]:
+    fail(f"batch: wrong split or order: {[s['subscriber_id'] for s in batch['scores']]} / {batch['not_found']}")
+if abs(batch["scores"][0]["probability"] - score["probability"]) > 1e-12 or batch["scores"][0]["reasons"] != score["reasons"]:
+    fail(f"batch and single scores differ: {batch['scores'][0]} vs {score}")
+_, batch_exact = check("POST", "/v1/scores:batch", 200, token=reader, body={"subscriber_ids": [subscriber], "explain": "exact"})
+if batch_exact["scores"][0]["reasons"] != exact["reasons"]:
+    fail("batch exact reasons differ from the single exact reasons")
+check("POST", "/v1/scores:batch", 400, token=reader, body={"subscriber_ids": list(range(10001))}, problem_type="too-many-ids", field="subscriber_ids")
+check("POST", "/v1/scores:batch", 400, token=reader, raw=b'{"subscriber_ids": [1, 2', headers={"Content-Type": "application/json"}, problem_type="invalid-body")
+check("POST", "/v1/scores:batch", 400, token=reader, body={"subscriber_ids": ["1000000001"]}, problem_type="invalid-body", field="subscriber_ids[0]")
+check("POST", "/v1/scores:batch", 400, token=reader, body={"ids": [1]}, problem_type="invalid-body", field="subscriber_ids")
+check("POST", "/v1/scores:batch", 400, token=reader, body={"subscriber_ids": [1], "explain": "x"}, problem_type="invalid-body", field="explain")
+check("POST", "/v1/scores:batch", 415, token=reader, raw=b"subscriber_ids=1", headers={"Content-Type": "application/x-www-form-urlencoded"}, problem_type="unsupported-media-type")
+check("POST", "/v1/scores:batch", 413, token=reader, raw=b"[" + b"1," * (600 * 1024) + b"1]", headers={"Content-Type": "application/json"}, problem_type="body-too-large")
+
+# Jobs.
+_, jobs = check("GET", "/v1/jobs", 200, token=reader)
+published = jobs["published_job_id"]
+if published is None:
+    fail("no published job (the test runs one first)")
+check("GET", "/v1/jobs?limit=0", 400, token=reader, problem_type="invalid-parameter", field="limit")
+check("GET", f"/v1/jobs/{published}", 200, token=reader)
+check("GET", "/v1/jobs/987654", 404, token=reader, problem_type="unknown-job")
+_, summary = check("GET", f"/v1/jobs/{published}/summary", 200, token=reader)
+if sum(summary["histogram"]) != summary["subscribers"] or sum(summary["per_band"].values()) != summary["subscribers"]:
+    fail("summary: histogram or bands do not add up to the subscribers")
+p = [t["probability"] for t in summary["top_risk"]]
+if len(p) != 10 or p != sorted(p, reverse=True):
+    fail(f"summary: top_risk is not the ten riskiest in order: {p}")
+check("GET", "/v1/jobs/987654/summary", 404, token=reader, problem_type="unknown-job")
+h, started = check("POST", "/v1/jobs", 202, token=operator)
+if h.get("Location") != f"/v1/jobs/{started['id']}":
+    fail(f"POST /v1/jobs: Location {h.get('Location')}")
+deadline = time.time() + 120
+while True:
+    _, job = check("GET", f"/v1/jobs/{started['id']}", 200, token=reader)
+    if job["state"] != "running":
+        break
+    if time.time() > deadline:
+        fail("the job started through the API did not end within 120 s")
+    time.sleep(0.3)
+if job["state"] != "completed" or not job["published"]:
+    fail(f"the job started through the API did not complete and publish: {job}")
+
+# The event stream: the first events arrive at once.
+req = urllib.request.Request(base + "/v1/stream", headers={"Authorization": f"Bearer {reader}"})
+with urllib.request.urlopen(req, timeout=10) as r:
+    if not r.headers.get("Content-Type", "").startswith("text/event-stream"):
+        fail(f"/v1/stream: content type {r.headers.get('Content-Type')}")
+    seen = set()
+    while len(seen) < 2:
+        line = r.readline().decode()
+        if line.startswith("event: "):
+            seen.add(line.strip()[7:])
+        elif line.startswith("data: "):
+            json.loads(line[6:])
+    if seen != {"job", "cluster"}:
+        fail(f"/v1/stream: events {seen}")
+checks += 1
+
+# Routes and methods.
+check("GET", "/v1/nothing-here", 404, token=reader, problem_type="not-found")
+h, _ = check("DELETE", "/v1/cluster", 405, token=reader, problem_type="method-not-allowed")
+if "GET" not in h.get("Allow", ""):
+    fail("405 without an Allow header")
+
+# Sessions (the dashboard): a cookie stands for the token; signing out ends it.
+check("POST", "/v1/session", 401, body={"token": "cgt_wrong"}, problem_type="unauthorized", field="token")
+check("POST", "/v1/session", 400, body={"tok": reader}, problem_type="invalid-body", field="token")
+h, who = check("POST", "/v1/session", 200, body={"token": reader})
+set_cookie = h.get("Set-Cookie", "")
+if "HttpOnly" not in set_cookie or "SameSite=Strict" not in set_cookie:
+    fail(f"session cookie lacks HttpOnly or SameSite=Strict: {set_cookie}")
+morsel = SimpleCookie(set_cookie)["churngrid_session"]
+cookie = f"churngrid_session={morsel.value}"
+if reader in set_cookie:
+    fail("the session cookie carries the token itself")
+check("GET", "/v1/cluster", 200, cookie=cookie)
+check("POST", "/v1/jobs", 403, cookie=cookie, problem_type="forbidden")
+check("DELETE", "/v1/session", 204, cookie=cookie)
+check("GET", "/v1/cluster", 401, cookie=cookie, problem_type="unauthorized")
+
+# Tokens (admin): listed without secrets; created through the API; revoked everywhere.
+status, _, listing = request("GET", "/v1/tokens", token=admin)
+for secret in tokens.values():
+    if secret.encode() in listing:
+        fail("GET /v1/tokens shows a token")
+_, listed = check("GET", "/v1/tokens", 200, token=admin)
+if not {"reader", "operator", "admin"} <= {t["role"] for t in listed["tokens"]}:
+    fail("GET /v1/tokens misses the test's tokens")
+_, created = check("POST", "/v1/tokens", 201, token=admin, body={"name": "made-by-api", "role": "reader"})
+check("POST", "/v1/tokens", 409, token=admin, body={"name": "made-by-api", "role": "reader"}, problem_type="conflict", field="name")
+check("POST", "/v1/tokens", 400, token=admin, body={"name": "bad name!", "role": "reader"}, problem_type="invalid-body", field="name")
+check("POST", "/v1/tokens", 400, token=admin, body={"name": "x", "role": "root"}, problem_type="invalid-body", field="role")
+check("GET", "/v1/cluster", 200, token=created["token"])
+check("POST", "/v1/tokens/made-by-api:revoke", 200, token=admin)
+check("GET", "/v1/cluster", 401, token=created["token"], problem_type="unauthorized")
+check("POST", "/v1/tokens/made-by-api:revoke", 404, token=admin, problem_type="unknown-token")
+
+# Metrics: Prometheus text that promtool accepts, on the coordinator and on a worker.
+for url in (base + "/metrics", worker_metrics + "/metrics"):
+    text = urllib.request.urlopen(url, timeout=10).read()
+    result = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True)
+    if result.returncode != 0:
+        fail(f"promtool check metrics {url}: {result.stdout.decode()} {result.stderr.decode()}")
+    checks += 1
+coordinator_metrics = urllib.request.urlopen(base + "/metrics", timeout=10).read().decode()
+for name in ("churngrid_http_requests_total", "churngrid_query_duration_seconds_bucket", "churngrid_jobs_total", "churngrid_copy_rows_total",
+             "churngrid_shards", "churngrid_node_shards", "churngrid_coordinator_leading", "process_resident_memory_bytes",
+             "churngrid_transport_outbound_in_flight"):
+    if name not in coordinator_metrics:
+        fail(f"the coordinator's metrics lack {name}")
+if 'churngrid_http_requests_total{route="/v1/subscribers/{id}/score",code="200"}' not in coordinator_metrics:
+    fail("request counts are not labelled by route template and code")
+
+# Nodes (admin).
+check("POST", "/v1/nodes/no-such-worker:drain", 404, token=admin, problem_type="unknown-node", field="name")
+_, drained = check("POST", f"/v1/nodes/{drain_target}:drain", 200, token=admin, timeout=300)
+if drained["node"] != drain_target or drained["shards_moved"] <= 0:
+    fail(f"drain: {drained}")
+_, after = check("GET", "/v1/cluster", 200, token=reader)
+if drain_target in {n["name"] for n in after["nodes"]}:
+    fail("the drained worker is still a member")
+urllib.request.urlopen(base + "/metrics", timeout=10).read()
+if f'node="{drain_target}"' in urllib.request.urlopen(base + "/metrics", timeout=10).read().decode():
+    fail("the drained worker still has shard series in the coordinator's metrics")
+
+print(json.dumps({"checks": checks}))
