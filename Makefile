@@ -29,6 +29,8 @@ deps:
 # container engine is needed; without recommends, so docker.io is not pulled in), yamllint,
 # promtool, shellcheck.
 DEPLOY_PACKAGES := systemd docker-compose yamllint prometheus shellcheck
+# Headless Chromium and its WebDriver for the dashboard test (DashboardTests, with selenium).
+DEPLOY_PACKAGES += chromium chromium-driver
 
 # Python packages the parity tests and the benchmark use as references (never at run time), and
 # kubernetes-validate (offline Kubernetes schemas) for Deploy/check.sh.
@@ -41,6 +43,7 @@ test-deps: deps
 	fi
 	@$(PYTHON) -c "import kubernetes_validate" 2>/dev/null || $(PYTHON) -m pip install -q kubernetes-validate
 	@$(PYTHON) -c "import openapi_spec_validator" 2>/dev/null || $(PYTHON) -m pip install -q openapi-spec-validator
+	@$(PYTHON) -c "import selenium" 2>/dev/null || $(PYTHON) -m pip install -q selenium
 	@$(PYTHON) -c "import numpy" 2>/dev/null || $(PYTHON) -m pip install -q numpy
 	@$(PYTHON) -c "import xgboost" 2>/dev/null || $(PYTHON) -m pip install -q xgboost-cpu
 	@$(PYTHON) -c "import lightgbm" 2>/dev/null || $(PYTHON) -m pip install -q lightgbm

@@ -17,6 +17,7 @@ enum Dashboard {
     <html lang="en">
     <head>
     <meta charset="utf-8">
+    <link rel="icon" href="data:,">
     <meta name="viewport" content="width=device-width, initial-scale=1">
     <title>ChurnGrid</title>
     <link rel="stylesheet" href="/dashboard.css">
@@ -44,10 +45,10 @@ enum Dashboard {
         <form id="signin-form" class="card signin-card" autocomplete="off">
           <h1>Sign in</h1>
           <p class="muted">Paste an API token. An administrator makes one with
-            <code>churngrid tokens create NAME --role reader</code>; it is sent once and kept
+            <code>churngrid tokens create --name NAME --role reader</code>; it is sent once and kept
             by the coordinator as a session cookie, never stored by this page.</p>
           <label for="signin-token">API token</label>
-          <input id="signin-token" name="token" type="password" spellcheck="false" placeholder="cgt_…" required>
+          <input id="signin-token" name="token" type="password" autocomplete="off" spellcheck="false" placeholder="cgt_…" required>
           <button type="submit" class="button" id="signin-submit">Sign in</button>
           <p id="signin-error" class="error" role="alert" hidden></p>
         </form>
@@ -178,6 +179,7 @@ enum Dashboard {
           if (value == null || value === false) continue;
           if (key === 'text') e.textContent = String(value);
           else if (key === 'class') e.className = value;
+          else if (key === 'style') e.style.cssText = value;  // through the CSSOM: allowed by a strict CSP
           else e.setAttribute(key, String(value));
         }
         for (const child of children.flat()) {
@@ -360,7 +362,7 @@ enum Dashboard {
         if (!state.job) renderJob(latest ? fromRecord(latest) : null);
         const published = answer.value.published_job_id;
         if (published == null) {
-          for (const id of ['histogram', 'bands', 'top-risk']) fill(id, muted('No job has been published yet: run one with `churngrid rescore`.'), '');
+          for (const id of ['histogram', 'bands', 'top-risk']) fill(id, muted('No job has been published yet: run one with churngrid rescore.'), '');
           return;
         }
         if (published === state.summaryJob) return;
@@ -418,8 +420,9 @@ enum Dashboard {
       }
 
       function onJob(job, generation) {
+        const changed = JSON.stringify(job) !== JSON.stringify(state.job);
         state.job = job;
-        renderJob(job);
+        if (changed) renderJob(job);  // the stream repeats an unchanged job every 5 s
         // A job that has just completed is the published one: its summary replaces the shown one.
         if (job && job.state === 'completed' && job.id !== state.summaryJob && job.id !== state.checkedJob && state.ready) {
           state.checkedJob = job.id;
@@ -438,11 +441,12 @@ enum Dashboard {
           refreshCluster(generation);  // a node joined or left: read it all again
           return;
         }
+        const before = JSON.stringify(c);
         Object.assign(c, { term: view.term, epoch: view.epoch, shard_count: view.shard_count, ready_shards: view.ready_shards, moving_shards: view.moving_shards });
         for (const n of view.nodes) {
           Object.assign(known.get(n.name), { state: n.state, shards: n.shards, ready_shards: n.ready_shards, standby_shards: n.standby_shards });
         }
-        renderCluster();
+        if (JSON.stringify(c) !== before) renderCluster();  // drawn again only when something moved
       }
 
       // MARK: Panels
@@ -540,7 +544,7 @@ enum Dashboard {
           const height = count > 0 ? Math.max(1.5, 100 * Math.sqrt(count / peak)) : 0;
           return el('div', { class: 'bin band-' + bandOf(low + 1e-9), 'data-count': count,
             title: low.toFixed(2) + '–' + high.toFixed(2) + ': ' + fmtInt(count) + ' subscribers (' + fmtPct(share) + ')' },
-            el('span', { class: 'bin-label', text: count > 0 ? fmtPct(share, share < 0.01 ? 2 : 1) : '' }),
+            el('span', { class: 'bin-label', text: count === 0 ? '' : share < 0.0001 ? '<0.01%' : fmtPct(share, share < 0.01 ? 2 : 1) }),
             el('div', { class: 'bin-bar', style: 'height: ' + height.toFixed(2) + '%' }));
         });
         const axis = el('div', { class: 'hist-axis' }, ['0', '0.25', '0.5', '0.75', '1'].map((t) => el('span', { text: t })));
@@ -736,7 +740,7 @@ enum Dashboard {
     .signin-card label { font-weight: 600; font-size: 13px; }
 
     /* Cards */
-    .grid { display: grid; grid-template-columns: repeat(3, minmax(0, 1fr)); gap: 18px; align-items: start; }
+    .grid { display: grid; grid-template-columns: repeat(3, minmax(0, 1fr)); gap: 18px; align-items: stretch; }
     .span-2 { grid-column: span 2; }
     .card { background: var(--card); border: 1px solid var(--line); border-radius: var(--radius); box-shadow: var(--shadow); }
     .card > header { display: flex; align-items: baseline; justify-content: space-between; gap: 12px; padding: 14px 18px 0; }
@@ -749,6 +753,7 @@ enum Dashboard {
     /* Figures */
     .stats { display: grid; grid-template-columns: repeat(auto-fit, minmax(120px, 1fr)); gap: 10px; margin-bottom: 14px; }
     .stats.compact { grid-template-columns: repeat(auto-fit, minmax(110px, 1fr)); margin: 12px 0 4px; }
+    #job .stats.compact { grid-template-columns: repeat(2, minmax(0, 1fr)); }
     .stat { background: #f7f9fc; border: 1px solid var(--line); border-radius: 8px; padding: 9px 11px; }
     .stat.good { background: var(--good-soft); border-color: #c4ead6; }
     .stat.warn { background: var(--warn-soft); border-color: #f3dfa9; }
@@ -824,7 +829,9 @@ enum Dashboard {
       font-variant-numeric: tabular-nums; }
 
     /* Histogram */
-    .hist { display: flex; align-items: stretch; gap: 4px; height: 190px; padding-top: 4px; border-bottom: 1px solid #cfd5e1; }
+    #histogram { display: flex; flex-direction: column; }
+    #histogram > .body { flex: 1; display: flex; flex-direction: column; }
+    .hist { flex: 1; display: flex; align-items: stretch; gap: 4px; min-height: 200px; padding-top: 4px; border-bottom: 1px solid #cfd5e1; }
     .bin { flex: 1; display: flex; flex-direction: column; justify-content: flex-end; align-items: center; min-width: 0; }
     .bin-bar { width: 100%; border-radius: 3px 3px 0 0; min-height: 0; }
     .bin:hover .bin-bar { filter: brightness(0.92); }

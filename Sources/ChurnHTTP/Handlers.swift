@@ -149,25 +149,25 @@ struct Handlers {
         let explain = try explainMode()
         let router = try server.router()
         let start = ContinuousClock.now
-        defer { Metrics.Timer(label: "churngrid_query_duration_seconds", dimensions: [("kind", "single")]).record(duration: ContinuousClock.now - start) }
+        defer { MetricHandles.shared.timer("churngrid_query_duration_seconds", [("kind", "single")]).record(duration: ContinuousClock.now - start) }
         let answer: ScoreLookup
         do {
             answer = try await router.score(id, explain: explain)
         } catch {
-            Counter(label: "churngrid_queries_total", dimensions: [("outcome", "error")]).increment()
+            MetricHandles.shared.counter("churngrid_queries_total", [("outcome", "error")]).increment()
             var p = Problem(.unavailable, "subscriber \(id): the query failed: \(error)")
             p.headers[.retryAfter] = "1"
             throw p
         }
         switch answer {
         case .found(let s):
-            Counter(label: "churngrid_queries_total", dimensions: [("outcome", "found")]).increment()
+            MetricHandles.shared.counter("churngrid_queries_total", [("outcome", "found")]).increment()
             return json(status: .ok) { o in Self.write(s, explain: explain, to: &o) }
         case .notFound(_, let shard):
-            Counter(label: "churngrid_queries_total", dimensions: [("outcome", "not_found")]).increment()
+            MetricHandles.shared.counter("churngrid_queries_total", [("outcome", "not_found")]).increment()
             throw Problem(.unknownSubscriber, "no subscriber \(id) (its shard \(shard) does not hold it)", field: "id")
         case .unavailable(_, let reason):
-            Counter(label: "churngrid_queries_total", dimensions: [("outcome", "unavailable")]).increment()
+            MetricHandles.shared.counter("churngrid_queries_total", [("outcome", "unavailable")]).increment()
             var p = Problem(.unavailable, reason)
             p.headers[.retryAfter] = "1"
             throw p
@@ -213,12 +213,12 @@ struct Handlers {
         }
         let router = try server.router()
         let start = ContinuousClock.now
-        defer { Metrics.Timer(label: "churngrid_query_duration_seconds", dimensions: [("kind", "batch")]).record(duration: ContinuousClock.now - start) }
+        defer { MetricHandles.shared.timer("churngrid_query_duration_seconds", [("kind", "batch")]).record(duration: ContinuousClock.now - start) }
         let answer: BatchAnswer
         do {
             answer = try await router.scores(posted.subscriberIDs, explain: explain)
         } catch {
-            Counter(label: "churngrid_queries_total", dimensions: [("outcome", "error")]).increment(by: posted.subscriberIDs.count)
+            MetricHandles.shared.counter("churngrid_queries_total", [("outcome", "error")]).increment(by: posted.subscriberIDs.count)
             var p = Problem(.unavailable, "the batch failed: \(error)")
             p.headers[.retryAfter] = "1"
             throw p
@@ -275,9 +275,9 @@ struct Handlers {
             }
             o.key("epoch"); o.int(answer.epoch)
         }
-        Counter(label: "churngrid_queries_total", dimensions: [("outcome", "found")]).increment(by: found)
-        Counter(label: "churngrid_queries_total", dimensions: [("outcome", "not_found")]).increment(by: missing)
-        Counter(label: "churngrid_queries_total", dimensions: [("outcome", "unavailable")]).increment(by: unavailable)
+        MetricHandles.shared.counter("churngrid_queries_total", [("outcome", "found")]).increment(by: found)
+        MetricHandles.shared.counter("churngrid_queries_total", [("outcome", "not_found")]).increment(by: missing)
+        MetricHandles.shared.counter("churngrid_queries_total", [("outcome", "unavailable")]).increment(by: unavailable)
         return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(bytes: o.bytes)))
     }
 
@@ -543,11 +543,18 @@ struct Handlers {
 
     // MARK: Dashboard
 
+    /// The page and its files, with a policy that lets the page load only from this server and
+    /// never be framed (the dashboard needs nothing else).
     func dashboard(_ asset: DashboardAsset) -> Response {
+        var response: Response
         switch asset {
-        case .page: return text(Dashboard.html, type: "text/html; charset=utf-8")
-        case .script: return text(Dashboard.script, type: "text/javascript; charset=utf-8")
-        case .style: return text(Dashboard.style, type: "text/css; charset=utf-8")
+        case .page: response = text(Dashboard.html, type: "text/html; charset=utf-8")
+        case .script: response = text(Dashboard.script, type: "text/javascript; charset=utf-8", cache: true)
+        case .style: response = text(Dashboard.style, type: "text/css; charset=utf-8", cache: true)
         }
+        response.headers[.contentSecurityPolicy] = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+        response.headers[.init("X-Content-Type-Options")!] = "nosniff"
+        response.headers[.init("Referrer-Policy")!] = "no-referrer"
+        return response
     }
 }

@@ -1,6 +1,7 @@
 import ChurnCluster
 import ClusterSystem
 import CoreMetrics
+import Metrics
 import Prometheus
 import Synchronization
 
@@ -53,6 +54,7 @@ public enum MetricCatalogue {
         "churngrid_http_request_duration_seconds": "HTTP request latency from arrival to response, by route template.",
         "churngrid_queries_total": "Live score queries (single and batch ids), by outcome: found, not_found, unavailable, error.",
         "churngrid_query_duration_seconds": "Live query latency at the coordinator's HTTP API, by kind (single or batch request).",
+        "churngrid_query_fallbacks_total": "Live queries that a worker's batch call could not answer (the call failed, or the shard had moved) and that went the single-query way.",
         "churngrid_jobs_total": "Rescoring jobs ended, by outcome (completed or failed).",
         "churngrid_job_running": "1 while a rescoring job runs.",
         "churngrid_job_shards_done": "Shards of the current or last job written.",
@@ -125,5 +127,33 @@ struct CatalogueMetricsFactory: MetricsFactory {
 
     func destroyTimer(_ handler: any TimerHandler) {
         if let h = handler as? DurationHistogram { registry.unregisterDurationHistogram(h) }
+    }
+}
+
+/// Metric handles made once and reused: making one per request went through the registry's lock,
+/// its dictionaries and the help-text check each time (a visible share of a request's CPU).
+final class MetricHandles: Sendable {
+    static let shared = MetricHandles()
+    private let counters = Mutex<[String: Metrics.Counter]>([:])
+    private let timers = Mutex<[String: Metrics.Timer]>([:])
+
+    private static func key(_ label: String, _ dimensions: [(String, String)]) -> String {
+        dimensions.reduce(label) { $0 + "\u{1}" + $1.0 + "=" + $1.1 }
+    }
+
+    func counter(_ label: String, _ dimensions: [(String, String)] = []) -> Metrics.Counter {
+        let k = Self.key(label, dimensions)
+        if let c = counters.withLock({ $0[k] }) { return c }
+        let c = Metrics.Counter(label: label, dimensions: dimensions)
+        counters.withLock { $0[k] = $0[k] ?? c }
+        return counters.withLock { $0[k] ?? c }
+    }
+
+    func timer(_ label: String, _ dimensions: [(String, String)] = []) -> Metrics.Timer {
+        let k = Self.key(label, dimensions)
+        if let t = timers.withLock({ $0[k] }) { return t }
+        let t = Metrics.Timer(label: label, dimensions: dimensions)
+        timers.withLock { $0[k] = $0[k] ?? t }
+        return timers.withLock { $0[k] ?? t }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChurnHTTP
 import ClusterDiagnostics
 import ClusterSystem
 import Foundation
@@ -69,7 +70,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks against their references, measured in the same run.",
-        subcommands: [RPC.self, Queries.self]
+        subcommands: [RPC.self, Queries.self, HTTP.self]
     )
 
     struct RPC: AsyncParsableCommand {
@@ -205,5 +206,70 @@ func waitForStopRequest() async {
     let stdinClosed = watchStandardInput()
     while !signalled.load(ordering: .relaxed) && !stdinClosed.isSet {
         try? await Task.sleep(for: .milliseconds(50))
+    }
+}
+
+extension BenchCommand {
+    /// `churngrid bench http`: open-loop load on the coordinator's HTTP API.
+    struct HTTP: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "http",
+            abstract: "Open-loop load on the HTTP API (live scores or batches of random ids): latency from each request's scheduled send, failures included; the bearer token comes from CHURNGRID_TOKEN.")
+
+        @Option(help: "The API's base URL (http://HOST:PORT).")
+        var url: String
+
+        @Option(help: "Requests per second.")
+        var rate: Double = 1000
+
+        @Option(help: "Seconds to run.")
+        var duration: Double = 10
+
+        @Option(help: "Keep-alive connections (requests pipeline on each).")
+        var connections = 32
+
+        @Option(help: "Subscribers in the base (ids 1000000000 …).")
+        var subscribers = 1_000_000
+
+        @Option(help: "Ids per request: 0 asks GET /v1/subscribers/{id}/score, more POSTs /v1/scores:batch.")
+        var batch = 0
+
+        @Option(help: "Seed of the random ids.")
+        var seed: UInt64 = 1
+
+        @Flag(help: "Print JSON.")
+        var json = false
+
+        func run() async throws {
+            guard url.hasPrefix("http://"), let (host, port) = APIServer.Configuration.parse(address: String(url.dropFirst(7).split(separator: "/").first ?? "")) else {
+                throw ValidationError("--url: http://HOST:PORT")
+            }
+            guard rate > 0, duration > 0, connections > 0, subscribers > 0, (0...10_000).contains(batch) else { throw ValidationError("rate, duration, connections and subscribers are positive; batch 0–10000") }
+            let token = ProcessInfo.processInfo.environment["CHURNGRID_TOKEN"] ?? ""
+            let auth = token.isEmpty ? "" : "Authorization: Bearer \(token)\r\n"
+            let (n, batch, seed) = (UInt64(subscribers), batch, seed)
+            let request: @Sendable (Int) -> [UInt8] = { i in
+                // A cheap, reproducible random id per request (splitmix64 of the index).
+                func id(_ k: UInt64) -> UInt64 {
+                    var z = (UInt64(i) &* 0x9E37_79B9_7F4A_7C15) &+ k &+ seed
+                    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+                    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+                    return 1_000_000_000 + (z ^ (z >> 31)) % n
+                }
+                if batch == 0 {
+                    return Array("GET /v1/subscribers/\(id(0))/score HTTP/1.1\r\nHost: \(host)\r\n\(auth)\r\n".utf8)
+                }
+                let body = "{\"subscriber_ids\":[" + (0..<batch).map { String(id(UInt64($0) &* 7919)) }.joined(separator: ",") + "]}"
+                return Array("POST /v1/scores:batch HTTP/1.1\r\nHost: \(host)\r\n\(auth)Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
+            }
+            let result = try await HTTPLoadGenerator.run(.init(host: host, port: port, rate: rate, duration: .milliseconds(Int(duration * 1000)),
+                                                              connections: connections, request: request))
+            if json {
+                try printJSON(result)
+            } else {
+                print(String(format: "%d requests at %.0f/s: %d ok, %d failed; achieved %.0f/s; latency from the scheduled send p50 %.0f µs, p90 %.0f µs, p99 %.0f µs, p99.9 %.0f µs, max %.0f µs",
+                             result.requests, result.rate, result.ok, result.failed, result.achieved_per_second, result.p50_us, result.p90_us, result.p99_us, result.p999_us, result.max_us))
+            }
+        }
     }
 }

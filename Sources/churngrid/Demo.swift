@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChurnCluster
+import ChurnHTTP
 import Foundation
 import Logging
 import Postgres
@@ -29,6 +30,9 @@ struct DemoCommand: AsyncParsableCommand {
     @Flag(help: "Run the cluster without CURVE (by default every node has its own key under .churngrid/demo/keys and only authorized keys get in).")
     var insecure = false
 
+    @Option(help: "Where the coordinator serves the HTTP API and the dashboard (HOST:PORT; port 0 picks a free one; empty: none).")
+    var http = "127.0.0.1:0"
+
     @Flag(help: "End with one JSON object (subscribers, job_id, rescore_seconds, scores_written, postgres_url, …).")
     var json = false
 
@@ -55,6 +59,7 @@ struct DemoCommand: AsyncParsableCommand {
             let start = ContinuousClock.now
             let cluster = try await LocalCluster.start(executable: try ownExecutable(), postgresURL: url, model: model, workers: workers,
                                                        threads: max(1, defaultThreads() / max(1, workers)),
+                                                       coordinatorOptions: http.isEmpty ? [] : ["--http", http],
                                                        keyDirectory: insecure ? nil : ".churngrid/demo/keys",
                                                        logDirectory: ".churngrid/demo/logs", logger: logger)
             let client = try await ClusterClient.connect(cluster.coordinatorEndpoint, credentials: cluster.credentials, logger: logger)
@@ -106,6 +111,22 @@ struct DemoCommand: AsyncParsableCommand {
                 case .unavailable(let shard, let reason): say("  shard \(shard) unavailable: \(reason)")
                 }
             }
+            var dashboard: String?
+            if !http.isEmpty {
+                // A reader token for the dashboard and the API: only its hash crosses the wire.
+                let base = try await cluster.httpURL()
+                let (token, hash) = APIToken.generate()
+                let name = "demo-reader-\(Int(Date().timeIntervalSince1970))"
+                try await client.coordinator.addToken(name: name, role: "reader", sha256: hash)
+                dashboard = base + "/"
+                say("""
+
+                    Dashboard and HTTP API: \(base)/  (API described at \(base)/openapi.json\(keepRunning ? "" : "; up until the demo ends: KEEP_RUNNING=1 keeps it"))
+                      a reader token '\(name)' (sign in with it on the dashboard; shown only now):
+                      \(token)
+                      curl -H 'Authorization: Bearer \(token)' \(base)/v1/subscribers/\(top.first?[0] ?? "ID")/score
+                    """)
+            }
             await client.close()
 
             if keepRunning {
@@ -127,7 +148,7 @@ struct DemoCommand: AsyncParsableCommand {
                 try printJSON(DemoResult(subscribers: subscribers, workers: workers, job_id: id, rescore_seconds: job.seconds,
                                          subscribers_per_second: job.subscribersPerSecond, scores_written: written,
                                          postgres_url: PostgresConnection.redacted(url), coordinator: cluster.coordinatorEndpoint, model_version: job.modelVersion,
-                                         mean_probability: Double(summary[1] ?? "0") ?? 0, kept_running: keepRunning))
+                                         mean_probability: Double(summary[1] ?? "0") ?? 0, kept_running: keepRunning, dashboard: dashboard))
             }
         }
     }
@@ -145,6 +166,7 @@ struct DemoResult: Encodable {
     var model_version: String
     var mean_probability: Double
     var kept_running: Bool
+    var dashboard: String?
 }
 
 func ownExecutable() throws -> String {

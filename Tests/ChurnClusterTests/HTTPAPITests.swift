@@ -74,6 +74,49 @@ struct HTTPAPITests {
         #expect(logs[0].contains("request="))
     }
 
+    @Test("HTTPS with a certificate and key: the API answers over TLS, plain HTTP is refused, and the session cookie is Secure")
+    func tls() async throws {
+        let directory = "/tmp/churngrid-test-\(getpid())-tls"
+        try? FileManager.default.removeItem(atPath: directory)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let (made, madeOutput) = await runCommand("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout \(directory)/key.pem -out \(directory)/cert.pem")
+        try #require(made == 0, "openssl: \(madeOutput)")
+        let url = try await TestDatabase.fresh()
+        try await onOwnThread {
+            _ = try BaseLoader(connection: try PostgresConnection(url: url)).load(SyntheticBase(seed: 5), count: 2_000) { _ in }
+        }
+        let cluster = try await LocalCluster.start(executable: try churngridExecutable(), postgresURL: url, model: Self.model, workers: 1, threads: 1, shards: 8,
+                                                   coordinatorOptions: ["--http", "127.0.0.1:0", "--tls-cert", "\(directory)/cert.pem", "--tls-key", "\(directory)/key.pem"],
+                                                   logDirectory: "\(directory)/logs", logger: Self.logger)
+        defer { cluster.stop() }
+        let base = try await cluster.httpURL()
+        #expect(base.hasPrefix("https://"))
+        let client = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: Self.logger)
+        defer { Task { await client.close() } }
+        let (token, hash) = APIToken.generate()
+        try await client.coordinator.addToken(name: "tls-reader", role: "reader", sha256: hash)
+        try await Task.sleep(for: .milliseconds(2500))
+        let script = """
+            import json, ssl, sys, urllib.request, urllib.error, os
+            base, cafile = sys.argv[1], sys.argv[2]
+            ctx = ssl.create_default_context(cafile=cafile)
+            token = os.environ["CG_TOKEN"]
+            r = urllib.request.urlopen(urllib.request.Request(base + "/v1/cluster", headers={"Authorization": "Bearer " + token}), context=ctx, timeout=10)
+            assert r.status == 200 and json.load(r)["shard_count"] == 8
+            r = urllib.request.urlopen(urllib.request.Request(base + "/v1/session", data=json.dumps({"token": token}).encode(), headers={"Content-Type": "application/json"}), context=ctx, timeout=10)
+            assert "Secure" in r.headers["Set-Cookie"] and "HttpOnly" in r.headers["Set-Cookie"], r.headers["Set-Cookie"]
+            try:
+                urllib.request.urlopen(base.replace("https://", "http://") + "/healthz", timeout=5)
+                sys.exit("plain HTTP was answered on the TLS port")
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
+            print("tls ok")
+            """
+        try script.write(toFile: "\(directory)/check.py", atomically: true, encoding: .utf8)
+        let (status, output) = await runCommand("CG_TOKEN=\(shellQuoted(token)) python3 \(directory)/check.py \(shellQuoted(base)) \(directory)/cert.pem")
+        #expect(status == 0 && output.contains("tls ok"), "\(output)")
+    }
+
     @Test("a non-loopback --http without TLS is refused unless --insecure; TLS needs both files")
     func refusesPlainHTTPOffLoopback() async throws {
         let exe = try churngridExecutable()

@@ -28,12 +28,12 @@ struct HandshakeTests {
         #expect(client.state == .established(peer: Self.b) && server.state == .established(peer: Self.a))
     }
 
-    @Test("a wrong protocol version or cluster name is refused with a reason both sides can log", arguments: [
-        (UInt32(2), "churngrid-prod", "protocol 2"),
-        (UInt32(1), "churngrid-test", "cluster 'churngrid-test'"),
+    @Test("a protocol version the server no longer speaks, or another cluster, is refused with a reason both sides can log", arguments: [
+        (UInt32(1), "churngrid-prod", "protocol 1"),
+        (UInt32(3), "churngrid-test", "cluster 'churngrid-test'"),
     ])
     func refused(version: UInt32, cluster: String, mentions: String) throws {
-        var client = Self.side(Self.a, cluster: cluster, version: version), server = Self.side(Self.b)
+        var client = Self.side(Self.a, cluster: cluster, version: version), server = Self.side(Self.b, version: 3)
         guard case .send(let hello) = client.start() else { return }
         guard case .refuse(let message?, let reason) = server.received(try Self.overTheWire(hello)) else {
             Issue.record("server accepted a mismatched peer"); return
@@ -44,6 +44,26 @@ struct HandshakeTests {
         }
         #expect(clientReason.contains(mentions))
         if case .failed = client.state {} else { Issue.record("client state \(client.state)") }
+    }
+
+    @Test("rolling upgrades: a node and one a version newer agree on the older version, whichever dials")
+    func previousVersion() throws {
+        for (clientVersion, serverVersion) in [(UInt32(2), UInt32(3)), (3, 2)] {
+            var client = Self.side(Self.a, version: clientVersion), server = Self.side(Self.b, version: serverVersion)
+            guard case .send(let hello) = client.start() else { Issue.record("no hello"); return }
+            guard case .sendAndEstablish(let welcome, _) = server.received(try Self.overTheWire(hello)) else {
+                Issue.record("v\(serverVersion) refused v\(clientVersion)"); return
+            }
+            #expect(client.received(try Self.overTheWire(welcome)) == .establish(peer: Self.b))
+            #expect(client.negotiatedVersion == 2 && server.negotiatedVersion == 2)
+        }
+        // Two versions apart: the newer side refuses (the older one cannot know it is too old).
+        var client = Self.side(Self.a, version: 4), server = Self.side(Self.b, version: 2)
+        guard case .send(let hello) = client.start(), case .sendAndEstablish(let welcome, _) = server.received(try Self.overTheWire(hello)) else {
+            Issue.record("no welcome"); return
+        }
+        guard case .refuse(nil, let reason) = client.received(try Self.overTheWire(welcome)) else { Issue.record("v4 accepted v2"); return }
+        #expect(reason.contains("protocol 2") && reason.contains("3–4"))
     }
 
     @Test("an unexpected message fails the handshake instead of being trusted")

@@ -1,4 +1,5 @@
 import ClusterSystem
+import Metrics
 import Synchronization
 
 /// Live queries, routed to the worker owning the subscriber's shard with a cached shard map:
@@ -9,10 +10,29 @@ public final class ScoreRouter: Sendable {
     let system: ClusterActorSystem
     let coordinator: CoordinatorActor
     private let cache = Mutex<Routing?>(nil)
+    /// Whether single queries are coalesced into batch calls per worker (see `LookupCoalescing`).
+    let coalesce: Bool
+    private let coalescing = Mutex<[CoalesceKey: LookupCoalescing<Waiting>]>([:])
 
-    public init(system: ClusterActorSystem, coordinator: CoordinatorActor) {
+    struct CoalesceKey: Hashable {
+        let node: NodeID
+        let explain: ExplainMode
+    }
+
+    /// A query waiting in a batch: nil resumes it to go the single-query way.
+    struct Waiting: Sendable {
+        let id: Int64
+        let shard: Int32
+        let epoch: Int64
+        let answer: CheckedContinuation<ScoreLookup?, Never>
+    }
+
+    /// - Parameter coalesce: send concurrent single queries for one worker in shared batch calls
+    ///   (a server with many callers: the HTTP API); a client with one query at a time gains nothing.
+    public init(system: ClusterActorSystem, coordinator: CoordinatorActor, coalesce: Bool = false) {
         self.system = system
         self.coordinator = coordinator
+        self.coalesce = coalesce
     }
 
     /// The cached routing table (fetched on first use or when `refresh`).
@@ -32,6 +52,13 @@ public final class ScoreRouter: Sendable {
 
     /// One subscriber's live score.
     public func score(_ subscriberID: Int64, explain: ExplainMode = .approx) async throws -> ScoreLookup {
+        if coalesce, let table = try? await routing() {
+            let shard = table.map.shard(of: subscriberID)
+            if let node = table.node(serving: shard),
+               let answer = await coalesced(subscriberID, shard: shard, node: node, explain: explain, epoch: table.map.epoch) {
+                return answer
+            }
+        }
         var attempt = 0
         while true {
             let table = try await routing(refresh: attempt > 0)
@@ -53,6 +80,54 @@ public final class ScoreRouter: Sendable {
             }
         }
         return try await coordinator.score(subscriberID)
+    }
+
+    /// One query through its worker's coalesced batch calls; nil when that did not answer it (the
+    /// call failed, or the worker no longer owns the shard): the caller goes the single way.
+    private func coalesced(_ id: Int64, shard: Int, node: NodeID, explain: ExplainMode, epoch: Int64) async -> ScoreLookup? {
+        let key = CoalesceKey(node: node, explain: explain)
+        return await withCheckedContinuation { continuation in
+            let waiting = Waiting(id: id, shard: Int32(shard), epoch: epoch, answer: continuation)
+            if let batch = coalescing.withLock({ $0[key, default: LookupCoalescing()].enqueue(waiting) }) { send(batch, key) }
+        }
+    }
+
+    /// Sends a coalesced batch, answers its queries, then the next batch that waited.
+    private func send(_ batch: [Waiting], _ key: CoalesceKey) {
+        let system = system
+        Task {
+            var next: [Waiting]? = batch
+            while let items = next {
+                let request = LookupBatch(ids: items.map(\.id), shards: items.map(\.shard), explain: key.explain)
+                let scores: BatchScores?
+                do {
+                    scores = try await WorkerActor.resolve(id: ActorID(node: key.node, name: WorkerActor.name), using: system).lookup(batch: request)
+                } catch {
+                    scores = nil
+                    Counter(label: "churngrid_query_fallbacks_total").increment(by: items.count)
+                    system.configuration.logger.debug("a coalesced batch call failed; its queries go one by one", metadata: ["node": "\(key.node)", "error": "\(error)"])
+                }
+                for (row, item) in items.enumerated() {
+                    guard let scores, scores.count == items.count else {
+                        item.answer.resume(returning: nil)
+                        continue
+                    }
+                    switch scores.outcome(row) {
+                    case .found:
+                        let reasons = (0..<3).compactMap { scores.reason(row, $0) }.map { Reason(feature: $0.feature, contribution: $0.contribution) }
+                        let p = scores.probabilities.elements[row]
+                        item.answer.resume(returning: .found(LiveScore(subscriberID: item.id, probability: p, riskBand: RiskBand(probability: p).description,
+                                                                       reasons: reasons, modelVersion: scores.modelVersion, shard: Int(item.shard),
+                                                                       node: scores.node, epoch: item.epoch)))
+                    case .notFound: item.answer.resume(returning: .notFound(subscriberID: item.id, shard: Int(item.shard)))
+                    case .notHere:
+                        invalidate(epoch: item.epoch)
+                        item.answer.resume(returning: nil)
+                    }
+                }
+                next = coalescing.withLock { $0[key]?.completed() }
+            }
+        }
     }
 
     private func ask(_ actor: ShardActor, _ id: Int64, _ explain: ExplainMode) async throws -> ScoreLookup {
@@ -113,6 +188,7 @@ public final class ScoreRouter: Sendable {
             }
         }
         if !alone.isEmpty { invalidate(epoch: table.map.epoch) }
+        if !alone.isEmpty { Counter(label: "churngrid_query_fallbacks_total").increment(by: alone.count) }
         for i in alone.sorted() {
             switch try await score(ids[i], explain: explain) {
             case .found(let live): answer.entries[i] = .live(live)

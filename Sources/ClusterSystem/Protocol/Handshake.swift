@@ -42,6 +42,14 @@ public struct Handshake: Sendable {
             self.cluster = cluster
             self.protocolVersion = protocolVersion
         }
+
+        /// The oldest version this side still speaks: the previous one, so a cluster upgrades one
+        /// node at a time (old and new nodes talk in the older version meanwhile).
+        public var minimumProtocolVersion: UInt32 { max(1, protocolVersion &- 1) }
+
+        var versions: String {
+            minimumProtocolVersion == protocolVersion ? "\(protocolVersion)" : "\(minimumProtocolVersion)–\(protocolVersion)"
+        }
     }
 
     /// How the connection a hello came on was authenticated.
@@ -80,6 +88,8 @@ public struct Handshake: Sendable {
     public private(set) var state: State = .idle
     /// Who the peer is and what it may do, once a hello was accepted.
     public private(set) var caller: Caller?
+    /// The version both sides speak on this connection, once established: the older of the two.
+    public private(set) var negotiatedVersion: UInt32?
 
     public init(local: Local, peerKey: String = "") {
         self.local = local
@@ -99,8 +109,10 @@ public struct Handshake: Sendable {
     public mutating func received(_ message: HandshakeMessage, credentials: Credentials = .insecure) -> Action {
         switch (state, message) {
         case let (.idle, .hello(version, cluster, node)):
-            if version != local.protocolVersion {
-                return fail("\(node) speaks protocol \(version); this node speaks \(local.protocolVersion)", tellPeer: true)
+            // A newer peer is welcomed in this side's version (it still speaks it, or refuses the
+            // welcome); an older one only if this side still speaks its version.
+            if version < local.minimumProtocolVersion {
+                return fail("\(node) speaks protocol \(version); this node speaks \(local.versions)", tellPeer: true)
             }
             if cluster != local.cluster {
                 return fail("\(node) belongs to cluster '\(cluster)'; this node to '\(local.cluster)'", tellPeer: true)
@@ -121,15 +133,18 @@ public struct Handshake: Sendable {
                 caller = Caller(node: node, name: grant.name, publicKey: key, roles: grant.roles)
             }
             state = .established(peer: node)
-            return .sendAndEstablish(.welcome(protocolVersion: local.protocolVersion, node: local.node), peer: node)
+            let agreed = min(version, local.protocolVersion)
+            negotiatedVersion = agreed
+            return .sendAndEstablish(.welcome(protocolVersion: agreed, node: local.node), peer: node)
         case let (.helloSent, .welcome(version, node)):
-            guard version == local.protocolVersion else {
-                return fail("\(node) answered with protocol \(version); this node speaks \(local.protocolVersion)", tellPeer: false)
+            guard version >= local.minimumProtocolVersion, version <= local.protocolVersion else {
+                return fail("\(node) answered with protocol \(version); this node speaks \(local.versions)", tellPeer: false)
             }
             guard peerKey.isEmpty || node.publicKey == peerKey else {
                 return fail("\(node) presents key \(node.publicKey.prefix(8))…, not the key \(peerKey.prefix(8))… it was dialled with", tellPeer: false)
             }
             state = .established(peer: node)
+            negotiatedVersion = version
             return .establish(peer: node)
         case let (.helloSent, .refused(reason, node)):
             return fail("refused by \(node): \(reason)", tellPeer: false)
