@@ -30,7 +30,7 @@ deps:
 # promtool, shellcheck.
 DEPLOY_PACKAGES := systemd docker-compose yamllint prometheus shellcheck
 # Headless Chromium and its WebDriver for the dashboard test (DashboardTests, with selenium).
-DEPLOY_PACKAGES += chromium chromium-driver
+DEPLOY_PACKAGES += chromium chromium-driver curl openssl
 
 # Python packages the parity tests and the benchmark use as references (never at run time), and
 # kubernetes-validate (offline Kubernetes schemas) for Deploy/check.sh.

@@ -45,6 +45,7 @@ let package = Package(
         .target(
             name: "ClusterSystem",
             dependencies: ["WireFormat", "ZeroMQ", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "Metrics", package: "swift-metrics"),
                            .product(name: "UnixSignals", package: "swift-service-lifecycle")],
             swiftSettings: performance
         ),

@@ -82,11 +82,13 @@ public final class APIServer: Service, Sendable {
     public func run() async throws {
         let logger = configuration.logger
         let responder = APIResponder(server: self)
-        var server: HTTPServerBuilder = .http1()
+        // An idle connection (a slow client, a slow-loris) is closed after a minute.
+        let http1: HTTPServerBuilder = .http1(configuration: .init(idleTimeout: .seconds(60)))
+        var server = http1
         if let tls = configuration.tls {
             let chain = try NIOSSLCertificate.fromPEMFile(tls.certificate).map { NIOSSLCertificateSource.certificate($0) }
             let key = try NIOSSLPrivateKey(file: tls.key, format: .pem)
-            server = try .tls(.http1(), tlsConfiguration: TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key)))
+            server = try .tls(http1, tlsConfiguration: TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key)))
         }
         let scheme = configuration.tls == nil ? "http" : "https"
         let app = Application(
@@ -202,13 +204,20 @@ struct APIResponder: HTTPResponder {
         guard let needed = route.roles else { return nil }
         var identity: APIIdentity?
         if let header = request.headers[.authorization] {
-            guard header.hasPrefix("Bearer "), let found = server.tokens.identity(of: header.dropFirst(7).trimmingSpaces()) else {
+            guard header.count > 7, header.prefix(7).lowercased() == "bearer ", let found = server.tokens.identity(of: header.dropFirst(7).trimmingSpaces()) else {
                 throw unauthorized("the bearer token is not valid (unknown, revoked or malformed)")
             }
             identity = found
         } else if let session = request.cookies["churngrid_session"]?.value {
+            // The session cookie reads only: a page on another site (or a sibling subdomain, which
+            // SameSite does not stop) cannot make a signed-in browser start a job or drain a node.
+            guard request.method == .get || request.method == .head else {
+                throw Problem(.forbidden, "a session cookie may only read; send 'Authorization: Bearer TOKEN' to \(request.method.rawValue) \(route.template)")
+            }
             let now = ContinuousClock.now
             identity = server.sessions.withLock { $0.identity(of: session, now: now) }
+            // A session ends with its token (at once here; the refresh prunes the table too).
+            if let found = identity, !server.tokens.isLive(hash: found.tokenHash) { identity = nil }
             if identity == nil { throw unauthorized("the session has ended (expired, signed out, its token revoked, or the coordinator restarted): sign in again") }
         }
         guard let identity else { throw unauthorized("send 'Authorization: Bearer TOKEN' (`churngrid tokens create`)") }

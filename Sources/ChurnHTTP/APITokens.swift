@@ -85,6 +85,8 @@ public struct SessionTable: Sendable {
     public static let lifetime: Duration = .seconds(8 * 3600)
     /// Sessions kept at most (the oldest go first).
     public static let capacity = 10_000
+    /// Sessions one token may hold at once.
+    public static let perToken = 16
 
     private var sessions: [String: Session] = [:]
 
@@ -94,6 +96,12 @@ public struct SessionTable: Sendable {
 
     /// Opens a session for `identity` under `id` (a random id made by the caller).
     public mutating func open(id: String, identity: APIIdentity, now: ContinuousClock.Instant) {
+        // One token may hold a few sessions (a few browsers); beyond that its oldest goes, so one
+        // token cannot push everyone else's sessions out.
+        let own = sessions.filter { $0.value.identity.tokenHash == identity.tokenHash }
+        if own.count >= Self.perToken, let oldest = own.min(by: { $0.value.expires < $1.value.expires })?.key {
+            sessions[oldest] = nil
+        }
         if sessions.count >= Self.capacity, let oldest = sessions.min(by: { $0.value.expires < $1.value.expires })?.key {
             sessions[oldest] = nil
         }

@@ -567,17 +567,26 @@ enum Dashboard {
             el('td', { class: 'num', text: fmtPct(total ? perBand[b] / total : 0) }),
             el('td', { class: 'bar-cell' }, meter(total ? perBand[b] / total : 0, 'band-' + b))));
         const perRegion = s.per_region || {};
+        const perRegionBand = s.per_region_band || {};
         const regions = Object.keys(perRegion).sort((a, b) => (a === 'unknown') - (b === 'unknown') || Number(a) - Number(b));
         const peak = Math.max(1, ...regions.map((r) => perRegion[r]));
-        const regionRows = regions.map((r) =>
-          el('tr', { 'data-region': r, 'data-count': perRegion[r] },
+        // Per region: subscribers, then each band's count, and the share at high risk or above.
+        const regionRows = regions.map((r) => {
+          const byBand = perRegionBand[r] || {};
+          const atRisk = (byBand.high || 0) + (byBand.very_high || 0);
+          const attributes = { 'data-region': r, 'data-count': perRegion[r] };
+          for (const b of BANDS) attributes['data-band-' + b.replace('_', '-')] = byBand[b] || 0;
+          return el('tr', attributes,
             el('td', { text: r === 'unknown' ? 'Unknown' : 'Region ' + r }),
             el('td', { class: 'num', text: fmtInt(perRegion[r]) }),
-            el('td', { class: 'num', text: fmtPct(total ? perRegion[r] / total : 0) }),
-            el('td', { class: 'bar-cell' }, meter(perRegion[r] / peak))));
+            ...BANDS.map((b) => el('td', { class: 'num band-count', text: fmtInt(byBand[b] || 0) })),
+            el('td', { class: 'num', text: fmtPct(perRegion[r] ? atRisk / perRegion[r] : 0) }),
+            el('td', { class: 'bar-cell' }, meter(perRegion[r] / peak)));
+        });
         fill('bands', [
           table(['Risk band', { class: 'num', text: 'Subscribers' }, { class: 'num', text: 'Share' }, ''], bandRows, { id: 'bands-table' }),
-          table(['Region', { class: 'num', text: 'Subscribers' }, { class: 'num', text: 'Share' }, ''], regionRows, { id: 'regions-table', class: 'table regions' }),
+          table(['Region', { class: 'num', text: 'Subscribers' }, ...BANDS.map((b) => ({ class: 'num', text: BAND_LABELS[b] || b })),
+                 { class: 'num', text: 'High or above' }, ''], regionRows, { id: 'regions-table', class: 'table regions' }),
         ], 'job #' + s.job_id);
       }
 

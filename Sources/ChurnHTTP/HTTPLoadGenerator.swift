@@ -229,11 +229,15 @@ final class ResponseReader: ChannelInboundHandler {
             }
             guard end > 0 else { return nil }
             let status = Int(bytes[9] &- 48) * 100 + Int(bytes[10] &- 48) * 10 + Int(bytes[11] &- 48)
-            // Content-Length, case-insensitively.
+            // Content-Length, case-insensitively, at the start of a header line.
             var length = 0
             let key = Array("content-length:".utf8)
             var j = 0
             while j + key.count < end {
+                guard j >= 2, bytes[j - 1] == 10, bytes[j - 2] == 13 else {
+                    j += 1
+                    continue
+                }
                 var match = true
                 for k in 0..<key.count where (bytes[j + k] | 0x20) != key[k] {
                     match = false
@@ -242,7 +246,7 @@ final class ResponseReader: ChannelInboundHandler {
                 if match {
                     var v = j + key.count
                     while v < end, bytes[v] == 32 { v += 1 }
-                    while v < end, bytes[v] >= 48, bytes[v] <= 57 { length = length * 10 + Int(bytes[v] - 48); v += 1 }
+                    while v < end, bytes[v] >= 48, bytes[v] <= 57, length < 1 << 40 { length = length &* 10 &+ Int(bytes[v] - 48); v += 1 }
                     break
                 }
                 j += 1

@@ -155,9 +155,7 @@ struct Handlers {
             answer = try await router.score(id, explain: explain)
         } catch {
             MetricHandles.shared.counter("churngrid_queries_total", [("outcome", "error")]).increment()
-            var p = Problem(.unavailable, "subscriber \(id): the query failed: \(error)")
-            p.headers[.retryAfter] = "1"
-            throw p
+            throw unavailable("subscriber \(id): the query failed", error)
         }
         switch answer {
         case .found(let s):
@@ -189,6 +187,9 @@ struct Handlers {
         }
     }
 
+    /// The most ids of one batch explained exactly.
+    static let maxExactBatch = 1000
+
     struct BatchRequest: Decodable {
         var subscriberIDs: [Int64]
         var explain: String?
@@ -208,6 +209,11 @@ struct Handlers {
             guard let mode = ExplainMode(name: name) else { throw Problem(.invalidBody, "explain must be 'approx' or 'exact', got '\(name.prefix(40))'", field: "explain") }
             explain = mode
         }
+        // Exact TreeSHAP costs tens of times the approximation: a smaller batch keeps one request
+        // from holding the workers.
+        if explain == .exact, posted.subscriberIDs.count > Self.maxExactBatch {
+            throw Problem(.tooManyIds, "\(posted.subscriberIDs.count) ids with explain=exact; at most \(Self.maxExactBatch) per request (or explain=approx, up to \(LookupBatch.maxCount))", field: "subscriber_ids")
+        }
         if let i = posted.subscriberIDs.firstIndex(where: { $0 < 0 }) {
             throw Problem(.invalidBody, "subscriber ids are non-negative", field: "subscriber_ids[\(i)]")
         }
@@ -219,9 +225,7 @@ struct Handlers {
             answer = try await router.scores(posted.subscriberIDs, explain: explain)
         } catch {
             MetricHandles.shared.counter("churngrid_queries_total", [("outcome", "error")]).increment(by: posted.subscriberIDs.count)
-            var p = Problem(.unavailable, "the batch failed: \(error)")
-            p.headers[.retryAfter] = "1"
-            throw p
+            throw unavailable("the batch failed", error)
         }
         var found = 0, missing = 0, unavailable = 0
         var o = JSONOut(capacity: 64 + 220 * posted.subscriberIDs.count)
@@ -327,11 +331,14 @@ struct Handlers {
             p.headers[.retryAfter] = "5"
             throw p
         }
-        let status = try await c.job(id: id)
+        let status = try? await c.job(id: id)  // started either way: a failed read-back still answers 202
         var headers: HTTPFields = [:]
         headers[.location] = "/v1/jobs/\(id)"
         return json(status: .accepted, headers: headers) { o in
-            if let status { Self.write(status, published: false, to: &o) } else { o.object { o in o.key("id"); o.int(id); o.key("state"); o.string("running") } }
+            if let status = status ?? nil { Self.write(status, published: false, to: &o) } else {
+                Self.write(JobStatus(id: id, state: .running, modelVersion: "", shardsDone: 0, shardCount: 0, subscribers: 0, seconds: 0, retries: 0, error: nil),
+                           published: false, to: &o)
+            }
         }
     }
 
@@ -354,8 +361,18 @@ struct Handlers {
     }
 
     func job(_ id: Int64) async throws -> Response {
-        let c = try leader()
-        guard let status = try await c.job(id: id) else { throw Problem(.unknownJob, "no job \(id)", field: "id") }
+        // The leader knows the running job live; a standby (or any job) reads PostgreSQL.
+        let live: JobStatus?? = try? await server.coordinator?.job(id: id)
+        let status: JobStatus?
+        if let live = live ?? nil {
+            status = live
+        } else if let record = try await dbRead({ try await server.store.job(id) }) {
+            status = JobStatus(id: record.id, state: record.state, modelVersion: record.modelVersion, shardsDone: record.shardsDone, shardCount: record.shardCount,
+                               subscribers: record.subscribers, seconds: record.seconds, retries: 0, error: record.error)
+        } else {
+            status = nil
+        }
+        guard let status else { throw Problem(.unknownJob, "no job \(id)", field: "id") }
         let published = try await dbRead { try await server.store.publishedJob() }
         return json(status: .ok) { o in Self.write(status, published: published == id, to: &o) }
     }
@@ -372,11 +389,20 @@ struct Handlers {
     func dbRead<T>(_ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
+        } catch let problem as Problem {
+            throw problem
         } catch {
-            var p = Problem(.unavailable, "PostgreSQL could not be read: \(error)")
-            p.headers[.retryAfter] = "2"
-            throw p
+            throw unavailable("PostgreSQL could not be read", error)
         }
+    }
+
+    /// A 503 for a failure inside the cluster: the caller gets what failed and the request id;
+    /// the error itself (hosts, SQL, nodes) goes to the log only.
+    func unavailable(_ what: String, _ error: any Error, retryAfter: Int = 1) -> Problem {
+        server.configuration.logger.warning("\(what)", metadata: ["request": "\(requestID)", "error": "\(error)"])
+        var p = Problem(.unavailable, "\(what); try again (request \(requestID) in the coordinator's log)")
+        p.headers[.retryAfter] = String(retryAfter)
+        return p
     }
 
     /// Server-Sent Events: `job` (the current or last job, on change and at least every 5 s)
@@ -385,9 +411,14 @@ struct Handlers {
         let c = try leader()
         var headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-store"]
         headers[.init("X-Accel-Buffering")!] = "no"
+        let server = server, identity = identity, session = request.headers[.authorization] == nil ? request.cookies["churngrid_session"]?.value : nil
         return Response(status: .ok, headers: headers, body: .init { writer in
             var last = "", tick = 0
             while !Task.isCancelled {
+                // The stream lasts as long as the caller may read: a revoked token or an ended
+                // session ends it.
+                if let identity, !server.tokens.isLive(hash: identity.tokenHash) { break }
+                if let session, server.sessions.withLock({ $0.identity(of: session, now: .now) }) == nil { break }
                 let job = try await c.job()
                 var o = JSONOut()
                 if let job { Self.write(job, published: nil, to: &o) } else { o.null() }
@@ -479,12 +510,18 @@ struct Handlers {
         guard let view = await c.whenLocal({ $0.overview() }), view.nodes.contains(where: { $0.name == name }) else {
             throw Problem(.unknownNode, "no worker named '\(name.prefix(80))'", field: "name")
         }
+        // The drain goes on if the caller gives up waiting (a proxy's timeout): it runs in a task
+        // of its own, which the request only waits for.
+        let caller = caller
+        let drain = Task { try await ClusterActorSystem.$caller.withValue(caller) { try await c.drain(name) } }
         do {
-            let moved = try await ClusterActorSystem.$caller.withValue(caller) { try await c.drain(name) }
+            let moved = try await drain.value
             return json(status: .ok) { o in o.object { o in o.key("node"); o.string(name); o.key("shards_moved"); o.int(moved) } }
         } catch let error as ClusterError {
             if error.description.hasPrefix("no worker named") { throw Problem(.unknownNode, error.description, field: "name") }
             throw Problem(.conflict, error.description)
+        } catch {
+            throw unavailable("draining \(name) failed", error, retryAfter: 5)
         }
     }
 
@@ -526,6 +563,8 @@ struct Handlers {
             try await ClusterActorSystem.$caller.withValue(caller) { try await c.addToken(name: posted.name, role: posted.role, sha256: hash) }
         } catch let error as ClusterError {
             throw Problem(.conflict, error.description, field: "name")
+        } catch {
+            throw unavailable("the token could not be stored", error, retryAfter: 2)
         }
         if let records = try? await server.store.tokens() { server.tokens.replace(with: records) }
         return json(status: .created) { o in
@@ -535,7 +574,12 @@ struct Handlers {
 
     func revokeToken(_ name: String) async throws -> Response {
         let c = try leader()
-        let revoked = try await ClusterActorSystem.$caller.withValue(caller) { try await c.revokeToken(name: name) }
+        let revoked: Bool
+        do {
+            revoked = try await ClusterActorSystem.$caller.withValue(caller) { try await c.revokeToken(name: name) }
+        } catch {
+            throw unavailable("the token could not be revoked", error, retryAfter: 2)
+        }
         guard revoked else { throw Problem(.unknownToken, "no live token named '\(name.prefix(80))'", field: "name") }
         if let records = try? await server.store.tokens() { server.tokens.replace(with: records) }
         return json(status: .ok) { o in o.object { o in o.key("name"); o.string(name); o.key("revoked"); o.bool(true) } }

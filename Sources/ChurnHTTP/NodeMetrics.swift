@@ -55,6 +55,7 @@ public enum MetricCatalogue {
         "churngrid_queries_total": "Live score queries (single and batch ids), by outcome: found, not_found, unavailable, error.",
         "churngrid_query_duration_seconds": "Live query latency at the coordinator's HTTP API, by kind (single or batch request).",
         "churngrid_query_fallbacks_total": "Live queries that a worker's batch call could not answer (the call failed, or the shard had moved) and that went the single-query way.",
+        "churngrid_call_duration_seconds": "Latency of the distributed calls this node makes, from the call to its reply or failure, by method.",
         "churngrid_jobs_total": "Rescoring jobs ended, by outcome (completed or failed).",
         "churngrid_job_running": "1 while a rescoring job runs.",
         "churngrid_job_shards_done": "Shards of the current or last job written.",

@@ -400,6 +400,7 @@ enum OpenAPIDocument {
          "histogram",
          "per_band",
          "per_region",
+         "per_region_band",
          "top_risk",
          "model_version",
          "finished_at"
@@ -445,6 +446,34 @@ enum OpenAPIDocument {
            "type": "integer"
           },
           "description": "Subscribers per home region code (\"unknown\" for none)."
+         },
+         "per_region_band": {
+          "type": "object",
+          "description": "Subscribers per home region code and risk band.",
+          "additionalProperties": {
+           "type": "object",
+           "additionalProperties": false,
+           "required": [
+            "low",
+            "medium",
+            "high",
+            "very_high"
+           ],
+           "properties": {
+            "low": {
+             "type": "integer"
+            },
+            "medium": {
+             "type": "integer"
+            },
+            "high": {
+             "type": "integer"
+            },
+            "very_high": {
+             "type": "integer"
+            }
+           }
+          }
          },
          "top_risk": {
           "type": "array",
@@ -1188,7 +1217,7 @@ enum OpenAPIDocument {
       "/v1/scores:batch": {
        "post": {
         "operationId": "batchScores",
-        "summary": "Up to 10,000 subscribers' live scores with reasons, in the order asked.",
+        "summary": "Up to 10,000 subscribers' live scores with reasons (1,000 with explain=exact), in the order asked; ids whose worker could not answer after one retry with a fresh shard map are listed in `unavailable`.",
         "security": [
          {
           "bearer": []

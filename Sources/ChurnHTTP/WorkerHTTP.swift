@@ -36,7 +36,7 @@ public final class WorkerHTTP: Service, Sendable {
     }
 
     public func run() async throws {
-        let worker = service.worker, system = service.system
+        let worker = service.worker, system = service.system, service = service
         let responder = CallbackResponder<BasicRequestContext> { request, _ in
             func json(_ status: HTTPResponse.Status, _ text: String) -> Response {
                 Response(status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: text)))
@@ -54,9 +54,12 @@ public final class WorkerHTTP: Service, Sendable {
             case "/readyz":
                 let s = await worker.whenLocal { $0.localStatus() }
                 let hosted = (s?.status.shards ?? 0) + (s?.status.standbyShards ?? 0), loading = s?.loading ?? 0
-                let ready = hosted > 0 && loading == 0
+                // Ready: registered with the leading coordinator, every shard it was given loaded,
+                // none being loaded now (a worker given no shard is ready too: it has nothing to load).
+                let joined = service.hasJoined
+                let ready = joined && loading == 0
                 return json(ready ? .ok : .serviceUnavailable,
-                            #"{"ready":\#(ready),"hosted_shards":\#(hosted),"loading_shards":\#(loading)}"#)
+                            #"{"ready":\#(ready),"joined":\#(joined),"hosted_shards":\#(hosted),"loading_shards":\#(loading)}"#)
             default:
                 return Response(status: .notFound, headers: [.contentType: "application/problem+json"],
                                 body: .init(byteBuffer: ByteBuffer(string: Problem(.notFound, "a worker serves /metrics, /healthz and /readyz").json(instance: String(request.uri.path.prefix(200))))))

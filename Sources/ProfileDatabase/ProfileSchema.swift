@@ -171,6 +171,10 @@ public enum ProfileSchema {
             -- collected while its scores are written: no scan of the scores afterwards.
             ALTER TABLE scoring_job_summaries ADD COLUMN top_risk jsonb NOT NULL DEFAULT '[]';
             """),
+        Migration(version: 7, name: "risk bands per region in a job's summary", sql: """
+            -- Subscribers per home region and risk band: {"3": {"low": …, "medium": …, "high": …, "very_high": …}}.
+            ALTER TABLE scoring_job_summaries ADD COLUMN per_region_band jsonb NOT NULL DEFAULT '{}';
+            """),
     ]
 
     /// Applies the migrations `connection`'s database lacks.

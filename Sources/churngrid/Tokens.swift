@@ -51,7 +51,18 @@ struct TokensCommand: ParsableCommand {
             try await reportingClusterErrors {
                 let records = try await withCoordinator(target, logger: logger) { try await $0.coordinator.tokens() }
                 if json {
-                    try printJSON(records.map { ["name": $0.name, "role": $0.role, "created_at": $0.createdAt, "created_by": $0.createdBy, "revoked_at": $0.revokedAt ?? ""] })
+                    struct Row: Encodable {
+                        var name, role, created_at, created_by: String
+                        var revoked_at: String?
+                        func encode(to encoder: any Encoder) throws {
+                            var c = encoder.container(keyedBy: CodingKeys.self)
+                            try c.encode(name, forKey: .name); try c.encode(role, forKey: .role)
+                            try c.encode(created_at, forKey: .created_at); try c.encode(created_by, forKey: .created_by)
+                            try c.encode(revoked_at, forKey: .revoked_at)  // null when live
+                        }
+                        enum CodingKeys: String, CodingKey { case name, role, created_at, created_by, revoked_at }
+                    }
+                    try printJSON(records.map { Row(name: $0.name, role: $0.role, created_at: $0.createdAt, created_by: $0.createdBy, revoked_at: $0.revokedAt) })
                 } else {
                     print("NAME                 ROLE      CREATED               BY                   REVOKED")
                     for r in records {

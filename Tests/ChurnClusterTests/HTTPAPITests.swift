@@ -97,7 +97,7 @@ struct HTTPAPITests {
         try await client.coordinator.addToken(name: "tls-reader", role: "reader", sha256: hash)
         try await Task.sleep(for: .milliseconds(2500))
         let script = """
-            import json, ssl, sys, urllib.request, urllib.error, os
+            import http.client, json, ssl, sys, urllib.request, urllib.error, os
             base, cafile = sys.argv[1], sys.argv[2]
             ctx = ssl.create_default_context(cafile=cafile)
             token = os.environ["CG_TOKEN"]
@@ -108,13 +108,51 @@ struct HTTPAPITests {
             try:
                 urllib.request.urlopen(base.replace("https://", "http://") + "/healthz", timeout=5)
                 sys.exit("plain HTTP was answered on the TLS port")
-            except (urllib.error.URLError, ConnectionError, OSError):
+            except (urllib.error.URLError, ConnectionError, OSError, http.client.HTTPException):
                 pass
             print("tls ok")
             """
         try script.write(toFile: "\(directory)/check.py", atomically: true, encoding: .utf8)
         let (status, output) = await runCommand("CG_TOKEN=\(shellQuoted(token)) python3 \(directory)/check.py \(shellQuoted(base)) \(directory)/cert.pem")
         #expect(status == 0 && output.contains("tls ok"), "\(output)")
+    }
+
+    @Test("a standby coordinator: healthy, not ready, its API answers not-leading; once it takes over it serves the API")
+    func standby() async throws {
+        let url = try await TestDatabase.fresh()
+        try await onOwnThread {
+            _ = try BaseLoader(connection: try PostgresConnection(url: url)).load(SyntheticBase(seed: 6), count: 2_000) { _ in }
+        }
+        let cluster = try await LocalCluster.start(executable: try churngridExecutable(), postgresURL: url, model: Self.model, workers: 1, threads: 1, shards: 8,
+                                                   coordinatorOptions: ["--http", "127.0.0.1:0", "--lease-seconds", "3", "--rejoin-grace", "5"],
+                                                   coordinators: 2, logDirectory: "/tmp/churngrid-test-\(getpid())-http-standby", logger: Self.logger)
+        defer { cluster.stop() }
+        let leader = try await cluster.httpURL(of: "coordinator"), standby = try await cluster.httpURL(of: "coordinator-2")
+        let client = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: Self.logger)
+        defer { Task { await client.close() } }
+        let (token, hash) = APIToken.generate()
+        try await client.coordinator.addToken(name: "ha-reader", role: "reader", sha256: hash)
+        try await Task.sleep(for: .milliseconds(2500))
+        func get(_ base: String, _ path: String) async -> String {
+            await runCommand("curl -s -o /dev/null -w '%{http_code}' -H \(shellQuoted("Authorization: Bearer \(token)")) \(shellQuoted(base + path))").output
+        }
+        #expect(await get(leader, "/readyz") == "200")
+        #expect(await get(standby, "/healthz") == "200")
+        #expect(await get(standby, "/readyz") == "503")
+        #expect(await get(standby, "/v1/cluster") == "503")
+        let body = await runCommand("curl -s -H \(shellQuoted("Authorization: Bearer \(token)")) \(shellQuoted(standby + "/v1/cluster"))").output
+        #expect(body.contains("/problems/not-leading"), "\(body)")
+        // The leader dies: the standby takes the lease, its workers rejoin, and its API serves.
+        kill(try #require(cluster.pid("coordinator")), SIGKILL)
+        let deadline = ContinuousClock.now + .seconds(60)
+        var ready = false
+        while !ready, ContinuousClock.now < deadline {
+            ready = await get(standby, "/readyz") == "200"
+            if !ready { try await Task.sleep(for: .milliseconds(250)) }
+        }
+        #expect(ready, "the standby never became ready after the leader died")
+        #expect(await get(standby, "/v1/cluster") == "200")
+        #expect(await get(standby, "/v1/subscribers/1000000001/score") == "200")
     }
 
     @Test("a non-loopback --http without TLS is refused unless --insecure; TLS needs both files")
@@ -176,7 +214,7 @@ struct HTTPAPIUnitTests {
                 let route = try APIRoute.parse(method: "GET", path: bad)
                 Issue.record("\(bad) parsed as \(route)")
             } catch {
-                #expect(error.type == .invalidParameter || error.type == .notFound, "\(bad): \(error)")
+                #expect(error.type == .invalidParameter && error.field == "id", "\(bad): \(error)")
             }
         }
         #expect(try APIRoute.parse(method: "POST", path: "/v1/nodes/worker%2D1:drain") == .drain(node: "worker-1"))
@@ -196,6 +234,11 @@ struct HTTPAPIUnitTests {
         #expect(table.identity(of: "s2", now: t0) == nil)
         #expect(table.identity(of: "s1", now: t0 + SessionTable.lifetime + .seconds(1)) == nil)
         #expect(table.count == 0)
+        // One token cannot fill the table: beyond its share, its own oldest session goes.
+        for i in 0..<(SessionTable.perToken + 5) { table.open(id: "x\(i)", identity: identity, now: t0 + .seconds(i)) }
+        #expect(table.count == SessionTable.perToken)
+        #expect(table.identity(of: "x0", now: t0 + .seconds(60)) == nil)
+        #expect(table.identity(of: "x\(SessionTable.perToken + 4)", now: t0 + .seconds(60)) == identity)
     }
 
     @Test("tokens: random, hashed, looked up by hash, revoked ones refused")

@@ -147,10 +147,14 @@ check("GET", "/v1/cluster", 401, headers={"Authorization": "Basic YWxhZGRpbjpvcG
 
 # Roles: reader reads; operator also starts jobs; admin also drains and manages tokens.
 reader, operator, admin = tokens["reader"], tokens["operator"], tokens["admin"]
-check("POST", "/v1/jobs", 403, token=reader, problem_type="forbidden")
-check("GET", "/v1/tokens", 403, token=reader, problem_type="forbidden")
-check("GET", "/v1/tokens", 403, token=operator, problem_type="forbidden")
-check("POST", f"/v1/nodes/{drain_target}:drain", 403, token=operator, problem_type="forbidden")
+# The role table: each role is refused what needs a stronger one (checked before any body or id).
+for method, path, weaker in [("POST", "/v1/jobs", ["reader"]),
+                             ("POST", f"/v1/nodes/{drain_target}:drain", ["reader", "operator"]),
+                             ("GET", "/v1/tokens", ["reader", "operator"]),
+                             ("POST", "/v1/tokens", ["reader", "operator"]),
+                             ("POST", "/v1/tokens/anything:revoke", ["reader", "operator"])]:
+    for role in weaker:
+        check(method, path, 403, token=tokens[role], problem_type="forbidden")
 
 # The cluster.
 _, cluster = check("GET", "/v1/cluster", 200, token=reader)
@@ -185,6 +189,7 @@ _, batch_exact = check("POST", "/v1/scores:batch", 200, token=reader, body={"sub
 if batch_exact["scores"][0]["reasons"] != exact["reasons"]:
     fail("batch exact reasons differ from the single exact reasons")
 check("POST", "/v1/scores:batch", 400, token=reader, body={"subscriber_ids": list(range(10001))}, problem_type="too-many-ids", field="subscriber_ids")
+check("POST", "/v1/scores:batch", 400, token=reader, body={"subscriber_ids": list(range(1001)), "explain": "exact"}, problem_type="too-many-ids", field="subscriber_ids")
 check("POST", "/v1/scores:batch", 400, token=reader, raw=b'{"subscriber_ids": [1, 2', headers={"Content-Type": "application/json"}, problem_type="invalid-body")
 check("POST", "/v1/scores:batch", 400, token=reader, body={"subscriber_ids": ["1000000001"]}, problem_type="invalid-body", field="subscriber_ids[0]")
 check("POST", "/v1/scores:batch", 400, token=reader, body={"ids": [1]}, problem_type="invalid-body", field="subscriber_ids")
@@ -203,6 +208,12 @@ check("GET", "/v1/jobs/987654", 404, token=reader, problem_type="unknown-job")
 _, summary = check("GET", f"/v1/jobs/{published}/summary", 200, token=reader)
 if sum(summary["histogram"]) != summary["subscribers"] or sum(summary["per_band"].values()) != summary["subscribers"]:
     fail("summary: histogram or bands do not add up to the subscribers")
+for region, count in summary["per_region"].items():
+    if sum(summary["per_region_band"].get(region, {}).values()) != count:
+        fail(f"summary: region {region}'s bands do not add up to its subscribers")
+for band in ("low", "medium", "high", "very_high"):
+    if sum(b[band] for b in summary["per_region_band"].values()) != summary["per_band"][band]:
+        fail(f"summary: band {band} over the regions differs from per_band")
 p = [t["probability"] for t in summary["top_risk"]]
 if len(p) != 10 or p != sorted(p, reverse=True):
     fail(f"summary: top_risk is not the ten riskiest in order: {p}")
@@ -256,6 +267,13 @@ if reader in set_cookie:
     fail("the session cookie carries the token itself")
 check("GET", "/v1/cluster", 200, cookie=cookie)
 check("POST", "/v1/jobs", 403, cookie=cookie, problem_type="forbidden")
+# A session cookie only reads, even an admin's: a cross-site page cannot drain or revoke through it.
+_, _ = check("POST", "/v1/session", 200, body={"token": admin})
+h, _ = check("POST", "/v1/session", 200, body={"token": admin})
+admin_cookie = "churngrid_session=" + SimpleCookie(h.get("Set-Cookie", ""))["churngrid_session"].value
+check("POST", f"/v1/nodes/{drain_target}:drain", 403, cookie=admin_cookie, problem_type="forbidden")
+check("POST", "/v1/tokens/test-reader:revoke", 403, cookie=admin_cookie, problem_type="forbidden")
+check("GET", "/v1/tokens", 200, cookie=admin_cookie)
 check("DELETE", "/v1/session", 204, cookie=cookie)
 check("GET", "/v1/cluster", 401, cookie=cookie, problem_type="unauthorized")
 
@@ -272,9 +290,33 @@ check("POST", "/v1/tokens", 409, token=admin, body={"name": "made-by-api", "role
 check("POST", "/v1/tokens", 400, token=admin, body={"name": "bad name!", "role": "reader"}, problem_type="invalid-body", field="name")
 check("POST", "/v1/tokens", 400, token=admin, body={"name": "x", "role": "root"}, problem_type="invalid-body", field="role")
 check("GET", "/v1/cluster", 200, token=created["token"])
+h, _ = check("POST", "/v1/session", 200, body={"token": created["token"]})
+doomed_cookie = "churngrid_session=" + SimpleCookie(h.get("Set-Cookie", ""))["churngrid_session"].value
+stream = urllib.request.urlopen(urllib.request.Request(base + "/v1/stream", headers={"Authorization": f"Bearer {created['token']}"}), timeout=15)
+stream.readline()
 check("POST", "/v1/tokens/made-by-api:revoke", 200, token=admin)
 check("GET", "/v1/cluster", 401, token=created["token"], problem_type="unauthorized")
+check("GET", "/v1/cluster", 401, cookie=doomed_cookie, problem_type="unauthorized")
+# Its event stream ends too (within the stream's half-second tick).
+ended_at = time.time() + 10
+while stream.readline():
+    if time.time() > ended_at:
+        fail("the event stream of a revoked token did not end")
+checks += 1
 check("POST", "/v1/tokens/made-by-api:revoke", 404, token=admin, problem_type="unknown-token")
+
+# A worker's own health: up, and ready (joined, nothing loading).
+for path, key, value in (("/healthz", "status", "up"), ("/readyz", "ready", True)):
+    answer = json.load(urllib.request.urlopen(worker_metrics + path, timeout=10))
+    if answer.get(key) != value:
+        fail(f"worker {path}: {answer}")
+    checks += 1
+try:
+    urllib.request.urlopen(worker_metrics + "/v1/cluster", timeout=10)
+    fail("a worker's metrics port answered an API path")
+except urllib.error.HTTPError as e:
+    if e.code != 404:
+        fail(f"a worker's metrics port answered {e.code} to an API path")
 
 # Metrics: Prometheus text that promtool accepts, on the coordinator and on a worker.
 for url in (base + "/metrics", worker_metrics + "/metrics"):
@@ -284,7 +326,7 @@ for url in (base + "/metrics", worker_metrics + "/metrics"):
         fail(f"promtool check metrics {url}: {result.stdout.decode()} {result.stderr.decode()}")
     checks += 1
 coordinator_metrics = urllib.request.urlopen(base + "/metrics", timeout=10).read().decode()
-for name in ("churngrid_http_requests_total", "churngrid_query_duration_seconds_bucket", "churngrid_jobs_total", "churngrid_copy_rows_total",
+for name in ("churngrid_call_duration_seconds_bucket", "churngrid_http_requests_total", "churngrid_query_duration_seconds_bucket", "churngrid_jobs_total", "churngrid_copy_rows_total",
              "churngrid_shards", "churngrid_node_shards", "churngrid_coordinator_leading", "process_resident_memory_bytes",
              "churngrid_transport_outbound_in_flight"):
     if name not in coordinator_metrics:

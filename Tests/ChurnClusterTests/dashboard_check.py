@@ -248,6 +248,7 @@ return {
   histogram_header: text(q('#histogram header')),
   bands: all('#bands tr[data-band]', (r) => [r.dataset.band, r.dataset.count]),
   regions: all('#bands tr[data-region]', (r) => [r.dataset.region, r.dataset.count]),
+  region_bands: all('#bands tr[data-region]', (r) => [r.dataset.region, [r.dataset.bandLow, r.dataset.bandMedium, r.dataset.bandHigh, r.dataset.bandVeryHigh]]),
   bands_text: text(q('#bands')),
   top: all('#top-risk tr[data-subscriber-id]', (r) => ({ id: r.dataset.subscriberId, text: text(r.querySelector('.subscriber-link')) })),
   job: { id: job.dataset.jobId || null, state: job.dataset.state || null, shards: text(q('#job-shards')),
@@ -315,6 +316,8 @@ def run_browser(driver, base, token, timeout, screenshot, check, api, cluster, j
     # Bands and regions.
     check.equal("#bands per band", {b: int(c) for b, c in page["bands"]}, summary["per_band"])
     check.equal("#bands per region", {r: int(c) for r, c in page["regions"]}, summary["per_region"])
+    check.equal("#bands per region and band", {r: [int(c) for c in cs] for r, cs in page["region_bands"]},
+                {r: [b["low"], b["medium"], b["high"], b["very_high"]] for r, b in summary["per_region_band"].items()})
     check.true("#bands shows the counts with thousands separators", all(fmt_int(c) in page["bands_text"] for c in summary["per_band"].values()))
 
     # The ten riskiest, in order.

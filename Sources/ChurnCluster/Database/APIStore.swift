@@ -61,7 +61,7 @@ public final class APIStore: Sendable {
             try c.query("""
                 SELECT json_build_object('job_id', s.job_id, 'subscribers', s.subscribers, 'mean_probability', s.mean_probability,
                                          'deciles', s.deciles, 'histogram', s.histogram, 'per_band', s.per_band,
-                                         'per_region', s.per_region, 'top_risk', s.top_risk,
+                                         'per_region', s.per_region, 'per_region_band', s.per_region_band, 'top_risk', s.top_risk,
                                          'model_version', j.model_version,
                                          'finished_at', to_char(j.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))::text
                 FROM scoring_job_summaries s JOIN scoring_jobs j ON j.id = s.job_id WHERE s.job_id = $1

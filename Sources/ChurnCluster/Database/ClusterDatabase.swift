@@ -397,10 +397,13 @@ final class ClusterDatabase: @unchecked Sendable {
         let bands = "{" + RiskBand.allCases.map { "\"\($0.description)\": \(summary.perBand[Int($0.rawValue)])" }.joined(separator: ", ") + "}"
         let regions = "{" + summary.perRegion.sorted { $0.key < $1.key }
             .map { "\"\($0.key < 0 ? "unknown" : String($0.key))\": \($0.value)" }.joined(separator: ", ") + "}"
+        let regionBands = "{" + summary.perRegionBand.sorted { $0.key < $1.key }.map { region, counts in
+            "\"\(region < 0 ? "unknown" : String(region))\": {" + RiskBand.allCases.map { "\"\($0.description)\": \(counts[Int($0.rawValue)])" }.joined(separator: ", ") + "}"
+        }.joined(separator: ", ") + "}"
         let parameters = [String(job), String(summary.subscribers), String(summary.mean),
                           "{" + summary.deciles.map { String($0) }.joined(separator: ",") + "}",
                           "{" + summary.histogram.map { String($0) }.joined(separator: ",") + "}", bands, regions,
-                          Self.topRiskJSON(summary.top, featureNames: featureNames)]
+                          Self.topRiskJSON(summary.top, featureNames: featureNames), regionBands]
         let term = term
         try await run { c in
             try Self.transaction(c, fencedBy: term) {
@@ -410,8 +413,8 @@ final class ClusterDatabase: @unchecked Sendable {
                     throw ClusterError("job \(job): the shards claim \(claimed ?? "no") subscribers but \(summary.subscribers) scores were written")
                 }
                 try c.query("""
-                    INSERT INTO scoring_job_summaries (job_id, subscribers, mean_probability, deciles, histogram, per_band, per_region, top_risk)
-                    VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8::jsonb)
+                    INSERT INTO scoring_job_summaries (job_id, subscribers, mean_probability, deciles, histogram, per_band, per_region, top_risk, per_region_band)
+                    VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8::jsonb, $9::jsonb)
                     """, parameters)
                 // Only a running job is published (never one that a restarted coordinator failed).
                 let updated = try c.query("""

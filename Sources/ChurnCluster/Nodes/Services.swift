@@ -192,6 +192,11 @@ public final class WorkerService: Service, Sendable {
     private let leave: AsyncStream<Void>.Continuation
     /// The coordinator endpoint tried first (the last one that answered as leader).
     private let current = Mutex(0)
+    private let joinedCluster = Mutex(false)
+
+    /// Whether the worker has registered with a leading coordinator and loaded what it was given
+    /// (a worker's `/readyz`, with no assignment being loaded).
+    public var hasJoined: Bool { joinedCluster.withLock { $0 } }
 
     public init(_ configuration: Configuration) async throws {
         self.configuration = configuration
@@ -328,6 +333,7 @@ public final class WorkerService: Service, Sendable {
                 continue
             }
             logger.info("joined the cluster", metadata: ["coordinator": "\(coordinator.id.node)", "shards": "\(shards)"])
+            joinedCluster.withLock { $0 = true }
             return
         }
     }

@@ -37,8 +37,9 @@ public distributed actor WorkerActor {
     private let maxMemory: Int
     /// The newest coordinator order obeyed: (lease term, map epoch). Older orders are refused.
     private var obeyed: (term: Int64, epoch: Int64) = (0, 0)
-    /// The shards of the assignment being loaded now.
-    private var loading: Set<Int> = []
+    /// The shards of the assignments being loaded now, each with the number of assignments
+    /// loading it (two may overlap while the actor waits for a load).
+    private var loading: [Int: Int] = [:]
 
     /// - Parameters:
     ///   - postgresURL: where this worker loads profiles from (its own setting; the password comes
@@ -80,8 +81,13 @@ public distributed actor WorkerActor {
         guard let model else { throw ClusterError("no model to score with") }
         try checkRoom(for: assignment.shards.filter { stores[$0] == nil }.count)
         let start = ContinuousClock.now
-        loading.formUnion(assignment.shards)
-        defer { loading.subtract(assignment.shards) }
+        for shard in assignment.shards { loading[shard, default: 0] += 1 }
+        defer {
+            for shard in assignment.shards {
+                loading[shard, default: 1] -= 1
+                if loading[shard] == 0 { loading[shard] = nil }
+            }
+        }
         var fromPeers: [NodeID: [Int]] = [:], fromDatabase: [Int] = []
         for (shard, source) in zip(assignment.shards, assignment.sources) where stores[shard] == nil {
             if let source { fromPeers[source, default: []].append(shard) } else { fromDatabase.append(shard) }

@@ -7,18 +7,31 @@
 struct LookupCoalescing<Item> {
     let maxBatch: Int
     let maxInFlight: Int
+    /// Queries that may wait at most (a worker whose calls hang must not gather an unbounded queue).
+    let maxWaiting: Int
     private(set) var waiting: [Item] = []
     private(set) var inFlight = 0
 
-    init(maxBatch: Int = 512, maxInFlight: Int = 4) {
-        self.maxBatch = max(1, maxBatch)
-        self.maxInFlight = max(1, maxInFlight)
+    enum Enqueued {
+        /// Send this batch now.
+        case send([Item])
+        /// It waits for the next call.
+        case queued
+        /// Too many wait already: the query goes its own way.
+        case full
     }
 
-    /// A query arrived. - Returns: a batch to send now, if a call may start.
-    mutating func enqueue(_ item: Item) -> [Item]? {
+    init(maxBatch: Int = 512, maxInFlight: Int = 4, maxWaiting: Int = 8192) {
+        self.maxBatch = max(1, maxBatch)
+        self.maxInFlight = max(1, maxInFlight)
+        self.maxWaiting = max(1, maxWaiting)
+    }
+
+    /// A query arrived.
+    mutating func enqueue(_ item: Item) -> Enqueued {
+        guard waiting.count < maxWaiting else { return .full }
         waiting.append(item)
-        return take()
+        return take().map { .send($0) } ?? .queued
     }
 
     /// A call ended (answered or failed). - Returns: the next batch to send, if any waits.

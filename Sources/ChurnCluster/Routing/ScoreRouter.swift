@@ -88,7 +88,11 @@ public final class ScoreRouter: Sendable {
         let key = CoalesceKey(node: node, explain: explain)
         return await withCheckedContinuation { continuation in
             let waiting = Waiting(id: id, shard: Int32(shard), epoch: epoch, answer: continuation)
-            if let batch = coalescing.withLock({ $0[key, default: LookupCoalescing()].enqueue(waiting) }) { send(batch, key) }
+            switch coalescing.withLock({ $0[key, default: LookupCoalescing()].enqueue(waiting) }) {
+            case .send(let batch): send(batch, key)
+            case .queued: break
+            case .full: continuation.resume(returning: nil)
+            }
         }
     }
 
@@ -139,62 +143,76 @@ public final class ScoreRouter: Sendable {
     /// at once; ids whose worker could not answer (or no longer owns the shard) go the way of a
     /// single query.
     public func scores(_ ids: [Int64], explain: ExplainMode = .approx) async throws -> BatchAnswer {
-        let table = try await routing()
+        var table = try await routing()
         var answer = BatchAnswer(count: ids.count, epoch: table.map.epoch)
-        var perNode: [NodeID: (indices: [Int], ids: [Int64], shards: [Int32])] = [:]
-        var alone: [Int] = []
-        for (i, id) in ids.enumerated() {
-            let shard = table.map.shard(of: id)
-            answer.shards[i] = Int32(shard)
-            if let node = table.node(serving: shard) {
-                perNode[node, default: ([], [], [])].indices.append(i)
-                perNode[node, default: ([], [], [])].ids.append(id)
-                perNode[node, default: ([], [], [])].shards.append(Int32(shard))
-            } else {
-                alone.append(i)
+        var pending = Array(ids.indices)
+        // Two rounds at most: the ids a worker could not answer (it failed, or no longer owns the
+        // shard) are asked once more with a fresh map, each worker in one call again; what is
+        // still unanswered is reported unavailable, id by id (never 10,000 single queries).
+        for round in 0..<2 {
+            if round > 0 {
+                guard !pending.isEmpty else { break }
+                Counter(label: "churngrid_query_fallbacks_total").increment(by: pending.count)
+                invalidate(epoch: table.map.epoch)
+                table = try await routing(refresh: true)
+                answer.epoch = table.map.epoch
             }
-        }
-        let system = system
-        let replies = await withTaskGroup(of: (NodeID, Result<BatchScores, any Error>).self) { group in
-            for (node, part) in perNode {
-                group.addTask {
-                    do {
-                        let worker = try WorkerActor.resolve(id: ActorID(node: node, name: WorkerActor.name), using: system)
-                        return (node, .success(try await worker.lookup(batch: LookupBatch(ids: part.ids, shards: part.shards, explain: explain))))
-                    } catch {
-                        return (node, .failure(error))
-                    }
+            var perNode: [NodeID: (indices: [Int], ids: [Int64], shards: [Int32])] = [:]
+            var unowned: [Int] = []
+            for i in pending {
+                let shard = table.map.shard(of: ids[i])
+                answer.shards[i] = Int32(shard)
+                if let node = table.node(serving: shard) {
+                    perNode[node, default: ([], [], [])].indices.append(i)
+                    perNode[node, default: ([], [], [])].ids.append(ids[i])
+                    perNode[node, default: ([], [], [])].shards.append(Int32(shard))
+                } else {
+                    unowned.append(i)
+                    answer.entries[i] = .unavailable("shard \(shard) has no ready worker")
                 }
             }
-            var out: [(NodeID, Result<BatchScores, any Error>)] = []
-            for await reply in group { out.append(reply) }
-            return out
-        }
-        for (node, result) in replies {
-            guard let part = perNode[node] else { continue }
-            switch result {
-            case .success(let scores) where scores.count == part.indices.count:
-                let p = Int32(answer.parts.count)
-                answer.parts.append(scores)
-                for (row, i) in part.indices.enumerated() {
-                    switch scores.outcome(row) {
-                    case .found: answer.entries[i] = .scored(part: p, row: Int32(row))
-                    case .notFound: answer.entries[i] = .notFound
-                    case .notHere: alone.append(i)
+            let system = system
+            let replies = await withTaskGroup(of: (NodeID, Result<BatchScores, any Error>).self) { group in
+                for (node, part) in perNode {
+                    group.addTask {
+                        do {
+                            let worker = try WorkerActor.resolve(id: ActorID(node: node, name: WorkerActor.name), using: system)
+                            return (node, .success(try await worker.lookup(batch: LookupBatch(ids: part.ids, shards: part.shards, explain: explain))))
+                        } catch {
+                            return (node, .failure(error))
+                        }
                     }
                 }
-            default:
-                alone += part.indices
+                var out: [(NodeID, Result<BatchScores, any Error>)] = []
+                for await reply in group { out.append(reply) }
+                return out
             }
-        }
-        if !alone.isEmpty { invalidate(epoch: table.map.epoch) }
-        if !alone.isEmpty { Counter(label: "churngrid_query_fallbacks_total").increment(by: alone.count) }
-        for i in alone.sorted() {
-            switch try await score(ids[i], explain: explain) {
-            case .found(let live): answer.entries[i] = .live(live)
-            case .notFound: answer.entries[i] = .notFound
-            case .unavailable(_, let reason): answer.entries[i] = .unavailable(reason)
+            var again: [Int] = []
+            for (node, result) in replies {
+                guard let part = perNode[node] else { continue }
+                switch result {
+                case .success(let scores) where scores.count == part.indices.count:
+                    let p = Int32(answer.parts.count)
+                    answer.parts.append(scores)
+                    for (row, i) in part.indices.enumerated() {
+                        switch scores.outcome(row) {
+                        case .found: answer.entries[i] = .scored(part: p, row: Int32(row))
+                        case .notFound: answer.entries[i] = .notFound
+                        case .notHere:
+                            again.append(i)
+                            answer.entries[i] = .unavailable("shard \(part.shards[row]) moved while the batch was asked")
+                        }
+                    }
+                case .success:
+                    again += part.indices
+                    for i in part.indices { answer.entries[i] = .unavailable("worker \(node.name) answered a malformed batch") }
+                case .failure(let error):
+                    again += part.indices
+                    let reason = (error as? RemoteCallError).map { "worker \(node.name) did not answer (\($0.code))" } ?? "worker \(node.name) did not answer"
+                    for i in part.indices { answer.entries[i] = .unavailable(reason) }
+                }
             }
+            pending = again + unowned
         }
         return answer
     }

@@ -161,12 +161,30 @@ extension WorkerActor {
         return await Self.score(batch, stores: stores, model: model, node: node)
     }
 
+    /// Scores the batch in slices of 256, yielding between them: a large batch (or an exact one)
+    /// never holds one of the few pool threads long enough to delay this worker's heartbeats or
+    /// its other calls.
     private nonisolated static func score(_ batch: LookupBatch, stores: [Int: LoadedShard], model: ScoringModel?, node: String) async -> BatchScores {
         guard let model else {
             var out = BatchScores(capacity: batch.ids.elements.count, model: nil, node: node)
             for _ in batch.ids.elements { out.append(.notHere) }
             return out
         }
-        return model.score(batch: batch, stores: stores, node: node)
+        let n = batch.ids.elements.count, slice = 256
+        guard n > slice else { return model.score(batch: batch, stores: stores, node: node) }
+        var out = BatchScores(capacity: n, model: model, node: node)
+        var start = 0
+        while start < n {
+            let end = min(n, start + slice)
+            let part = model.score(batch: LookupBatch(ids: Array(batch.ids.elements[start..<end]), shards: Array(batch.shards.elements[start..<end]),
+                                                      explain: batch.explain), stores: stores, node: node)
+            out.outcomes.elements += part.outcomes.elements
+            out.probabilities.elements += part.probabilities.elements
+            out.reasons.elements += part.reasons.elements
+            out.contributions.elements += part.contributions.elements
+            start = end
+            await Task.yield()
+        }
+        return out
     }
 }

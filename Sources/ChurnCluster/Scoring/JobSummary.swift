@@ -18,6 +18,8 @@ struct JobSummary: Sendable {
     /// Subscribers per region code (Int16, offset by 32768; -1 = unknown): a counter per code
     /// instead of a dictionary update per row.
     private var regionCounts = [Int](repeating: 0, count: 1 << 16)
+    /// Subscribers per region code and risk band (4 counters per code, same offset).
+    private var regionBandCounts = [Int](repeating: 0, count: (1 << 16) * RiskBand.allCases.count)
     /// The highest-risk subscribers so far, riskiest first (at most `topCount`).
     private(set) var top: [TopRisk] = []
     static let topCount = 10
@@ -55,12 +57,26 @@ struct JobSummary: Sendable {
             if top.count > Self.topCount { top.removeLast() }
         }
         for r in scores.regions.elements { regionCounts[Int(r) + 32768] += 1 }
+        let bands = RiskBand.allCases.count
+        for (r, b) in zip(scores.regions.elements, scores.bands.elements) where Int(b) < bands {
+            regionBandCounts[(Int(r) + 32768) * bands + Int(b)] += 1
+        }
     }
 
     /// Region code → subscribers, for the regions that have any (-1 = unknown).
     var perRegion: [Int16: Int] {
         var out: [Int16: Int] = [:]
         for (i, n) in regionCounts.enumerated() where n > 0 { out[Int16(i - 32768)] = n }
+        return out
+    }
+
+    /// Region code → subscribers per risk band (low … very high), for the regions that have any.
+    var perRegionBand: [Int16: [Int]] {
+        let bands = RiskBand.allCases.count
+        var out: [Int16: [Int]] = [:]
+        for (i, n) in regionCounts.enumerated() where n > 0 {
+            out[Int16(i - 32768)] = Array(regionBandCounts[i * bands..<(i + 1) * bands])
+        }
         return out
     }
 

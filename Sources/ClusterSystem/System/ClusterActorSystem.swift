@@ -1,5 +1,6 @@
 import Distributed
 import Logging
+import Metrics
 import Synchronization
 import UnixSignals
 import WireFormat
@@ -246,6 +247,8 @@ public final class ClusterActorSystem: DistributedActorSystem, Sendable {
         let transport = transport
         let method = target.identifier
         let part = ZMQPayload(message: payload)
+        let start = ContinuousClock.now
+        defer { CallTimers.shared.timer(for: method).record(duration: ContinuousClock.now - start) }
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (c: UnsafeContinuation<ZMQPayload, Error>) in
                 // The calling task hands the message to libzmq itself; the I/O thread only receives.
@@ -357,4 +360,21 @@ public struct TransportStats: Sendable {
     public var inboundOutstanding: Int
     /// Whether reading new calls is paused (too many outstanding: backpressure).
     public var inboundPaused: Bool
+}
+
+/// The latency histogram of outgoing calls per method (`churngrid_call_duration_seconds`), from
+/// the call to its reply or failure. A method's label is demangled once, not per call.
+final class CallTimers: Sendable {
+    static let shared = CallTimers()
+    private let timers = Mutex<[String: Metrics.Timer]>([:])
+
+    func timer(for identifier: String) -> Metrics.Timer {
+        if let t = timers.withLock({ $0[identifier] }) { return t }
+        let t = Metrics.Timer(label: "churngrid_call_duration_seconds", dimensions: [("method", demangledMethod(identifier))])
+        return timers.withLock { table in
+            if let existing = table[identifier] { return existing }
+            table[identifier] = t
+            return t
+        }
+    }
 }
