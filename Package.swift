@@ -57,6 +57,8 @@ let package = Package(
         .target(name: "Postgres", dependencies: ["CLibPQ"], swiftSettings: performance),
         // The subscriber feature catalogue, in-memory columnar profiles, the synthetic base.
         .target(name: "SubscriberProfiles", swiftSettings: performance),
+        // Subscriber events: the catalogue, the NDJSON wire form, windowed per-subscriber state, a synthetic stream.
+        .target(name: "SubscriberEvents", dependencies: ["SubscriberProfiles", "WireFormat"], swiftSettings: performance),
         // Profiles in PostgreSQL: schema migrations, loading shards, writing a generated base.
         .target(name: "ProfileDatabase", dependencies: ["Postgres", "SubscriberProfiles", "FeatureTable"], swiftSettings: performance),
         // The cluster: coordinator, workers, shard actors, rescoring jobs into PostgreSQL, live queries.
@@ -100,7 +102,7 @@ let package = Package(
         .executableTarget(
             name: "churngrid",
             dependencies: [
-                "BatchScoring", "TreeModel", "FeatureTable", "SubscriberProfiles", "ProfileDatabase", "Postgres",
+                "BatchScoring", "TreeModel", "FeatureTable", "SubscriberProfiles", "SubscriberEvents", "ProfileDatabase", "Postgres",
                 "ClusterSystem", "ClusterDiagnostics", "ZeroMQ", "ChurnCluster", "ChurnHTTP",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -111,6 +113,7 @@ let package = Package(
         .testTarget(name: "TreeModelTests", dependencies: ["TreeModel"]),
         .testTarget(name: "FeatureTableTests", dependencies: ["FeatureTable"]),
         .testTarget(name: "SubscriberProfilesTests", dependencies: ["SubscriberProfiles", "TestSupport"]),
+        .testTarget(name: "SubscriberEventsTests", dependencies: ["SubscriberEvents", "SubscriberProfiles", "TestSupport"]),
         // Real libzmq sockets over tcp://127.0.0.1.
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "WireFormatTests", dependencies: ["WireFormat"]),

@@ -3,11 +3,22 @@ import FeatureTable
 import Foundation
 import Postgres
 import ProfileDatabase
+import SubscriberEvents
 import SubscriberProfiles
 
+/// `churngrid generate …` (the base, the default) and `churngrid generate events …`.
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Generate a synthetic subscriber base (reproducible for a seed) into a CSV file or PostgreSQL.")
+        abstract: "Generate a synthetic subscriber base, or an event stream for it (reproducible for a seed).",
+        subcommands: [GenerateBase.self, GenerateEvents.self],
+        defaultSubcommand: GenerateBase.self
+    )
+}
+
+struct GenerateBase: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "base",
+        abstract: "Generate a synthetic subscriber base (reproducible for a seed) into a CSV file or PostgreSQL (the default).")
 
     @Option(help: "Number of subscribers.")
     var subscribers: Int
@@ -65,6 +76,79 @@ struct Generate: ParsableCommand {
                 bar.finish()
                 print("\(subscribers) subscribers written to \(out), churn rate \(String(format: "%.2f", 100 * Double(churned) / Double(subscribers)))%")
             }
+        }
+    }
+}
+
+struct GenerateEvents: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "events",
+        abstract: "Generate a realistic NDJSON event stream for the synthetic base of the same seed (docs/events.md).")
+
+    @Option(help: "Number of subscribers of the base (ids as `churngrid generate`).")
+    var subscribers: Int
+
+    @Option(help: "Number of event lines.")
+    var events: Int
+
+    @Option(help: "Seed: of the base (as `churngrid generate --seed`) and of the stream.")
+    var seed: UInt64 = 1
+
+    @Option(help: "The stream's first instant, RFC 3339.")
+    var start: String = "2026-12-01T00:00:00Z"
+
+    @Option(help: "Share of lines repeating an earlier event (same source and event_id).")
+    var duplicates: Double = 0.005
+
+    @Option(help: "Share of events sent late (hours to ten days before the stream's clock).")
+    var late: Double = 0.005
+
+    @Option(help: "NDJSON file to write ('-' for standard output).")
+    var out: String
+
+    func validate() throws {
+        guard subscribers >= 1 else { throw ValidationError("--subscribers must be at least 1") }
+        guard events >= 0 else { throw ValidationError("--events must be 0 or more") }
+        guard Timestamp.parse(start) != nil else { throw ValidationError("--start must be an RFC 3339 time with a zone") }
+        guard (0...1).contains(duplicates), (0...1).contains(late) else { throw ValidationError("--duplicates and --late are shares between 0 and 1") }
+    }
+
+    func run() throws {
+        var options = EventGenerator.Options(subscribers: subscribers, events: events, seed: seed)
+        options.start = Timestamp.parse(start)!
+        options.duplicateShare = duplicates
+        options.lateShare = late
+        let bar = ProgressBar(label: "events", total: events)
+        var generator = EventGenerator(options)
+        let file: UnsafeMutablePointer<FILE>? = out == "-" ? fdopen(1, "w") : fopen(out, "w")
+        guard let file else {
+            FileHandle.standardError.write(Data("error: cannot write \(out): \(String(cString: strerror(errno)))\n".utf8))
+            Foundation.exit(1)
+        }
+        let clock = ContinuousClock()
+        let started = clock.now
+        var written = 0
+        var line = [UInt8]()
+        line.reserveCapacity(256)
+        generator.generate { event in
+            line.removeAll(keepingCapacity: true)
+            line.append(contentsOf: event.ndjson.utf8)
+            line.append(0x0A)
+            _ = line.withUnsafeBufferPointer { fwrite($0.baseAddress, 1, $0.count, file) }
+            written += 1
+            if written % 65536 == 0 {
+                let d = clock.now - started
+                bar.update(written, seconds: Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18)
+            }
+        }
+        let failed = ferror(file) != 0
+        if out != "-" { if fclose(file) != 0 || failed { fail() } } else if fflush(file) != 0 || failed { fail() }
+        bar.finish()
+        let span = Double(generator.spanMillis) / 86_400_000
+        FileHandle.standardError.write(Data("\(written) events for \(subscribers) subscribers over \(String(format: "%.2f", span)) days written to \(out)\n".utf8))
+        func fail() -> Never {
+            FileHandle.standardError.write(Data("error: writing \(out) failed: \(String(cString: strerror(errno)))\n".utf8))
+            Foundation.exit(1)
         }
     }
 }

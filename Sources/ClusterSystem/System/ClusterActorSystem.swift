@@ -114,13 +114,13 @@ public final class ClusterActorSystem: DistributedActorSystem, Sendable {
         executors.withLock { $0 = tasks }
     }
 
-    /// Stops the node: pending calls fail with `.shutdown`, executing calls finish, sockets close.
     /// The transport's queues now (the nodes' metrics).
     public var transportStats: TransportStats {
         TransportStats(outboundInFlight: transport.pendingCallCount, inboundOutstanding: inbound.outstanding,
                        inboundPaused: transport.routerPaused.load(ordering: .relaxed))
     }
 
+    /// Stops the node: pending calls fail with `.shutdown`, executing calls finish, sockets close.
     public func shutdown() async {
         guard !stopped.exchange(true, ordering: .relaxed) else { return }
         let transport = transport
