@@ -780,6 +780,11 @@ enum Dashboard {
     .table .num { text-align: right; white-space: nowrap; }
     .table .sub { font-size: 11.5px; color: var(--ink-2); margin-top: 2px; }
     .table .bar-cell { width: 28%; }
+    /* Regions × bands: seven columns in a narrow card; compact, and scrolls sideways if it must. */
+    #bands .body, #bands { overflow-x: auto; }
+    .table.regions th, .table.regions td { padding: 6px 5px; font-size: 12.5px; }
+    .table.regions td:first-child { white-space: nowrap; }
+    .table.regions .bar-cell { width: 12%; }
     .regions td { padding-top: 4px; padding-bottom: 4px; }
     .node-name { font-weight: 600; }
     .node-name .sub { font-weight: 400; }
