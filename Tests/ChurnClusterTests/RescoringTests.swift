@@ -134,6 +134,7 @@ struct RescoringTests {
         defer { cluster.stop() }
         let ids = try PostgresConnection(url: url).query("SELECT subscriber_id FROM subscriber_profiles ORDER BY random() LIMIT 300").rows.map { Int64($0[0]!)! }
         let load = QueryLoad(client: client, ids: ids)
+        try await Task.sleep(for: .seconds(1))  // the load runs before the fault too (a loaded machine answers slowly after it)
         let id = try await client.coordinator.startRescore()
         // Killed at the first shard written: scoring runs ahead of writing (a write takes many
         // shards at once), so a later kill could come after the victim had delivered all its shards.
