@@ -25,28 +25,14 @@ public final class APIStore: Sendable {
     /// The most recent jobs, newest first.
     public func jobs(limit: Int) async throws -> [JobRecord] {
         try await database.run { c in
-            try c.query("""
-                SELECT j.id, j.state, j.model_version, j.shards_done, j.shard_count, j.subscribers,
-                       to_char(j.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-                       to_char(j.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-                       extract(epoch FROM coalesce(j.finished_at, now()) - j.started_at), j.error,
-                       j.id = (SELECT job_id FROM churngrid_published), j.term
-                FROM scoring_jobs j ORDER BY j.id DESC LIMIT $1
-                """, [String(limit)]).rows.compactMap(JobRecord.init(row:))
+            try c.query(JobRecord.select + " ORDER BY j.id DESC LIMIT $1", [String(limit)]).rows.compactMap(JobRecord.init(row:))
         }
     }
 
     /// Job `id` as recorded, nil when there is none.
     public func job(_ id: Int64) async throws -> JobRecord? {
         try await database.run { c in
-            try c.query("""
-                SELECT j.id, j.state, j.model_version, j.shards_done, j.shard_count, j.subscribers,
-                       to_char(j.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-                       to_char(j.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-                       extract(epoch FROM coalesce(j.finished_at, now()) - j.started_at), j.error,
-                       j.id = (SELECT job_id FROM churngrid_published), j.term
-                FROM scoring_jobs j WHERE j.id = $1
-                """, [String(id)]).rows.first.flatMap(JobRecord.init(row:))
+            try c.query(JobRecord.select + " WHERE j.id = $1", [String(id)]).rows.first.flatMap(JobRecord.init(row:))
         }
     }
 
@@ -84,6 +70,16 @@ public struct JobRecord: Sendable {
     public var error: String?
     public var published: Bool
     public var term: Int64?
+
+    /// The columns `init(row:)` reads, from `scoring_jobs j`.
+    static let select = """
+        SELECT j.id, j.state, j.model_version, j.shards_done, j.shard_count, j.subscribers,
+               to_char(j.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+               to_char(j.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+               extract(epoch FROM coalesce(j.finished_at, now()) - j.started_at), j.error,
+               j.id = (SELECT job_id FROM churngrid_published), j.term
+        FROM scoring_jobs j
+        """
 
     init?(row r: [String?]) {
         guard r.count >= 12, let id = r[0].flatMap({ Int64($0) }), let state = r[1].flatMap({ JobState(rawValue: $0) }) else { return nil }
