@@ -65,7 +65,8 @@ let package = Package(
         .target(
             name: "ChurnCluster",
             dependencies: [
-                "ClusterSystem", "WireFormat", "TreeModel", "SubscriberProfiles", "ProfileDatabase", "Postgres",
+                "ClusterSystem", "WireFormat", "TreeModel", "SubscriberProfiles", "SubscriberEvents", "ProfileDatabase", "Postgres", "ZeroMQ",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -128,7 +129,7 @@ let package = Package(
         // A coordinator and workers as real processes, a real PostgreSQL: jobs, exactly-once, failover, queries.
         .testTarget(
             name: "ChurnClusterTests",
-            dependencies: ["ChurnCluster", "ChurnHTTP", "ClusterSystem", "ProfileDatabase", "Postgres", "SubscriberProfiles", "TreeModel", "TestSupport", "WireFormat", "ZeroMQ",
+            dependencies: ["ChurnCluster", "ChurnHTTP", "ClusterSystem", "ProfileDatabase", "Postgres", "SubscriberEvents", "SubscriberProfiles", "TreeModel", "TestSupport", "WireFormat", "ZeroMQ",
                            .product(name: "Logging", package: "swift-log")],
             exclude: ["api_check.py", "dashboard_check.py"]
         ),

@@ -67,9 +67,12 @@ public struct ProfileImport: Sendable {
     }
 
     /// Inserts new subscribers and replaces the profiles of known ones (stamping `updated_at`),
-    /// in one transaction.
+    /// in one transaction, and records `asOf` (ms since 1970; nil: now): when the warehouse took
+    /// these profiles. A shard loaded from PostgreSQL afterwards replays the events its owners
+    /// received after the newest `asOf`, so events that arrived after the extract are never lost
+    /// (the import is taken as a full refresh: the events before `asOf` are in its profiles).
     /// - Throws: `PostgresError`; nothing is written then.
-    public func upsert(into connection: PostgresConnection) throws -> Report {
+    public func upsert(into connection: PostgresConnection, asOf: Int64? = nil) throws -> Report {
         try ProfileSchema.migrate(connection)
         let columns = ProfileSchema.featureColumns
         try connection.execute("BEGIN")
@@ -88,6 +91,12 @@ public struct ProfileImport: Sendable {
                 }
                 encoder.finish()
                 try writer.write(encoder.take())
+            }
+            if let asOf {
+                try connection.query("INSERT INTO churngrid_profile_snapshots (as_of, source) VALUES (timestamptz 'epoch' + $1::bigint * interval '1 millisecond', 'import')",
+                                     [String(asOf)])
+            } else {
+                try connection.execute("INSERT INTO churngrid_profile_snapshots (as_of, source) VALUES (now(), 'import')")
             }
             let counts = try connection.query("""
                 WITH up AS (

@@ -175,6 +175,86 @@ public enum ProfileSchema {
             -- Subscribers per home region and risk band: {"3": {"low": …, "medium": …, "high": …, "very_high": …}}.
             ALTER TABLE scoring_job_summaries ADD COLUMN per_region_band jsonb NOT NULL DEFAULT '{}';
             """),
+        Migration(version: 8, name: "subscriber events, their owners, retention triggers and profile snapshots", sql: """
+            -- The durable log of applied events (docs/events.md). Partitioned by the day of the event's
+            -- own time `at`: a re-sent event (same source, event_id and at) always meets its first copy
+            -- in the same partition, so (source, event_id, at) is unique for as long as the partition is
+            -- kept (the retention). Rows are written by the shard's owner under the fence below, numbered
+            -- per shard (`seq`, increasing in the order applied; gaps where a duplicate was refused).
+            CREATE TABLE subscriber_events (
+                source text NOT NULL,
+                event_id text NOT NULL,
+                at timestamptz NOT NULL,
+                subscriber_id bigint NOT NULL,
+                shard integer NOT NULL,
+                seq bigint NOT NULL,
+                type smallint NOT NULL,
+                value double precision NOT NULL,
+                -- The owner's clock when it applied the event (ms since 1970): what a replay uses as now.
+                received_ms bigint NOT NULL,
+                PRIMARY KEY (source, event_id, at)
+            ) PARTITION BY RANGE (at);
+            CREATE INDEX subscriber_events_shard_seq ON subscriber_events (shard, seq);
+            -- The fence: a shard's events are written only by the owner named here, under the
+            -- (term, epoch) it took the shard in; a new owner raises it before it replays the log.
+            CREATE TABLE churngrid_event_owners (
+                shard integer PRIMARY KEY,
+                node text NOT NULL,
+                term bigint NOT NULL,
+                epoch bigint NOT NULL,
+                since timestamptz NOT NULL DEFAULT now()
+            );
+            -- Fired triggers (the durable feed). `trigger_id` is derived from the rule and the event,
+            -- so a replay that fires it again writes nothing new. Partitioned like the events.
+            CREATE TABLE retention_triggers (
+                trigger_id text NOT NULL,
+                event_at timestamptz NOT NULL,
+                rule text NOT NULL,
+                subscriber_id bigint NOT NULL,
+                source text NOT NULL,
+                event_id text NOT NULL,
+                event_type text NOT NULL,
+                probability_before real NOT NULL,
+                probability_after real NOT NULL,
+                band text NOT NULL,
+                reasons text[] NOT NULL,
+                contributions real[] NOT NULL,
+                model_version text NOT NULL,
+                node text NOT NULL,
+                fired_at timestamptz NOT NULL,
+                PRIMARY KEY (trigger_id, event_at)
+            ) PARTITION BY RANGE (event_at);
+            CREATE INDEX retention_triggers_subscriber ON retention_triggers (subscriber_id, event_at);
+            -- When the profiles in subscriber_profiles were taken (a generated base, a warehouse import):
+            -- a shard loaded from them replays the events its owner received after the newest `as_of`.
+            CREATE TABLE churngrid_profile_snapshots (
+                id bigserial PRIMARY KEY,
+                as_of timestamptz NOT NULL,
+                source text NOT NULL,
+                recorded_at timestamptz NOT NULL DEFAULT now()
+            );
+            -- The daily partitions of both tables for [from, to): created when missing.
+            CREATE FUNCTION churngrid_event_partitions(from_day date, to_day date) RETURNS integer
+                LANGUAGE plpgsql AS $$
+            DECLARE d date; made integer := 0;
+            BEGIN
+                PERFORM pg_advisory_xact_lock(7236828316512383589);
+                d := from_day;
+                WHILE d < to_day LOOP
+                    IF to_regclass('subscriber_events_p' || to_char(d, 'YYYYMMDD')) IS NULL THEN
+                        EXECUTE format('CREATE TABLE subscriber_events_p%s PARTITION OF subscriber_events FOR VALUES FROM (%L) TO (%L)',
+                                       to_char(d, 'YYYYMMDD'), d::timestamp AT TIME ZONE 'UTC', (d + 1)::timestamp AT TIME ZONE 'UTC');
+                        made := made + 1;
+                    END IF;
+                    IF to_regclass('retention_triggers_p' || to_char(d, 'YYYYMMDD')) IS NULL THEN
+                        EXECUTE format('CREATE TABLE retention_triggers_p%s PARTITION OF retention_triggers FOR VALUES FROM (%L) TO (%L)',
+                                       to_char(d, 'YYYYMMDD'), d::timestamp AT TIME ZONE 'UTC', (d + 1)::timestamp AT TIME ZONE 'UTC');
+                    END IF;
+                    d := d + 1;
+                END LOOP;
+                RETURN made;
+            END $$;
+            """),
     ]
 
     /// Applies the migrations `connection`'s database lacks.

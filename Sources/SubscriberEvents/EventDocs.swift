@@ -97,6 +97,78 @@ extension EventCatalogue {
         a deterministic function of the state, the event and now: the same events replayed from a
         copy of the state give the same state and the same feature values.
 
+        A subscriber's state is made on its first event, seeded from its profile so that the windowed
+        features keep their imported values (`WindowedState.seeded`): counts and sums spread evenly
+        over their windows, trends as the 3 months before, the last activity and top-up days from the
+        days-since features.
+
+        ## Sending events
+
+        `churngrid events replay --input FILE.ndjson [--rate N] [--coordinator ADDR] [--json]` streams a
+        file (`-`: standard input) at N events a second (0: as fast as the cluster takes them), open
+        loop: event k is due at start + k/N, and its acknowledgement latency counts from then.
+        `ClusterClient.send(events:)` is the same path for programs. Events go straight to the worker
+        owning the subscriber's shard (the cached shard map, as queries), in batches of up to 10,000,
+        several in flight. Each event gets one answer:
+
+        | answer | meaning | the producer |
+        |---|---|---|
+        | `accepted` | logged durably and applied, with its shard's sequence number | done |
+        | `duplicate` | the same (`source`, `event_id`, `at`) was logged before; not applied again | done |
+        | `rejected` | wrong in itself (a reason above, or `unknown_subscriber`) | done; `replay` names the line |
+        | `not_owner` | the worker no longer owns the shard (it moved, failed over) | resends with a fresh map |
+        | `busy` | the worker's queue is full (bounded: 200,000 events) | resends after the delay given |
+        | `retry` | the outcome is unknown (the database went away mid-write) | resends; if it had been logged it comes back `duplicate` |
+
+        `replay --json` prints one line at the end: `{"events", "accepted", "duplicates", "rejected",
+        "rejected_by_reason": {…}, "events_per_second", "triggers", "ack_us": {"p50", "p99", "p999", "max"},
+        "trigger_us": {…}, "resent", "unsettled", "seconds"}`; it exits 4 when some events were still
+        unsettled at the end (send the file again: nothing is applied twice).
+
+        ## Durability: logged before acknowledged, applied exactly once
+
+        The owning worker takes everything waiting (up to 8,192 events) and, in one PostgreSQL
+        transaction: checks it still holds each shard's **fence** (`churngrid_event_owners`: the
+        node and the (term, epoch) it took the shard in, read `FOR SHARE`) and inserts the events into
+        **`subscriber_events`** with `ON CONFLICT DO NOTHING`. Only then does it apply them in memory,
+        in sequence order, and acknowledge. So:
+
+        - An acknowledged event is in the log. It survives SIGKILL of its worker, of the coordinator,
+          and a PostgreSQL restart; a write whose outcome is unknown is answered `retry`, and the
+          shard replays the log before it takes more events, so memory and log never disagree.
+        - Each shard numbers its events (`seq`); the in-memory state records the last number applied.
+          A shard streamed to another worker carries its profiles, its windowed states, its triggers'
+          cool-downs and that number; the receiver replays the log after it. A shard loaded from
+          PostgreSQL replays every event received after the profiles' snapshot (`as_of` in
+          `churngrid_profile_snapshots`, written by `generate` and `profiles import --as-of`), so the
+          nightly refresh never drops the events that arrived after the extract was taken. A standby
+          copy follows the log every 2 seconds and replays the rest when it is promoted.
+        - A new owner raises the fence before it replays (waiting for the previous owner's write in
+          progress to commit): a stale owner that wakes up can no longer log, so it cannot acknowledge
+          what the new owner would never see; its events are answered `not_owner`.
+        - Duplicates: `subscriber_events` is partitioned by the day of `at` (PostgreSQL requires the
+          partition key in a unique constraint), so its primary key is (`source`, `event_id`, `at`). A
+          re-sent event carries the same `at` and always meets its first copy; duplicates are detected
+          for as long as the day's partition is kept. An `event_id` reused with another `at` is taken
+          as another event.
+        - Retention: the coordinator creates the daily partitions ahead and drops those older than
+          `--event-retention-days` (default 30) every hour, for the events and `retention_triggers`.
+          Keep it longer than the interval between profile refreshes.
+
+        Each applied event rescores its subscriber with the shard's model (the probability before and
+        after); the reasons are computed for the triggers it fires. `churngrid score ID` shows the last
+        events applied to a subscriber and `churngrid status` the events, triggers, lag and the event
+        state's bytes per subscriber of each worker.
+
+        ## Triggers
+
+        Rules (`coordinator --triggers FILE`, see `docs/triggers.md`; the default is
+        `Deploy/triggers.json`) are evaluated on every applied event. A fired trigger is written to
+        `retention_triggers` (the durable feed; its id is derived from the rule and the event, so a
+        replay never writes it twice) and published at once, best-effort, on the worker's ZeroMQ PUB
+        socket (`worker --triggers-publish tcp://HOST:PORT`; with CURVE only authorized keys may
+        subscribe). `churngrid triggers tail [--json]` subscribes to every worker's.
+
         """
         return s
     }

@@ -84,6 +84,8 @@ public enum RejectionReason: String, Sendable, CaseIterable, Hashable, Codable {
     case inFuture = "in_future"
     /// `at` is older than now − the allowed lateness (`WindowedState.allowedLatenessMillis`).
     case tooLate = "too_late"
+    /// No profile of `subscriber_id` in the cluster (checked by the owning worker, not the parser).
+    case unknownSubscriber = "unknown_subscriber"
 
     public var code: String { rawValue }
 }
@@ -94,6 +96,12 @@ public struct EventRejection: Error, Sendable, Equatable, CustomStringConvertibl
     public var line: Int
     public var detail: String
     public var description: String { "line \(line): \(reason.code): \(detail)" }
+
+    public init(reason: RejectionReason, line: Int, detail: String) {
+        self.reason = reason
+        self.line = line
+        self.detail = detail
+    }
 }
 
 /// What a line gave.
@@ -618,7 +626,7 @@ public enum Timestamp {
         return out + "Z"
     }
 
-    static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
+    public static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
         let q = a / b
         return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
     }

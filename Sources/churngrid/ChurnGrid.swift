@@ -14,7 +14,7 @@ struct ChurnGrid: AsyncParsableCommand {
         subcommands: [
             ModelCommand.self, Generate.self, ProfilesCommand.self,
             DemoCommand.self, CoordinatorCommand.self, WorkerCommand.self, RescoreCommand.self, ScoreCommand.self, StatusCommand.self,
-            NodesCommand.self, TokensCommand.self,
+            NodesCommand.self, TokensCommand.self, EventsCommand.self, TriggersCommand.self,
             ClusterCommand.self, BenchCommand.self,
         ]
     )

@@ -6,6 +6,8 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import Synchronization
+import SubscriberEvents
+import SubscriberProfiles
 
 extension CoordinatorActor.Handoff: ExpressibleByArgument {}
 
@@ -70,8 +72,25 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "PEM private key file for HTTPS on --http (keep it readable by this user only).")
     var tlsKey: String?
 
+    @Option(help: "Trigger rules file (JSON, docs/triggers.md; the repository's default is Deploy/triggers.json): every worker fires them on the events it applies. Without it no triggers fire.")
+    var triggers: String?
+
+    @Option(help: "Days of subscriber events and fired triggers kept in PostgreSQL (older daily partitions are dropped; keep it longer than the interval between profile refreshes).")
+    var eventRetentionDays: Int = 30
+
     func run() async throws {
         let logger = makeLogger("churngrid.coordinator")
+        var triggerPackage = TriggerPackage.none
+        if let triggers {
+            guard let data = FileManager.default.contents(atPath: triggers) else { throw ValidationError("--triggers: cannot read \(triggers)") }
+            do {
+                _ = try TriggerRules.parse(Array(data), file: triggers, featureNames: FeatureCatalogue.names)
+            } catch {
+                throw ValidationError("--triggers: \(error)")
+            }
+            triggerPackage = TriggerPackage(source: triggers, bytes: Array(data))
+        }
+        guard eventRetentionDays >= 10 else { throw ValidationError("--event-retention-days: at least 10 (events may arrive 7 days late)") }
         var httpConfiguration: APIServer.Configuration?
         if let http {
             guard let (host, port) = APIServer.Configuration.parse(address: http) else { throw ValidationError("--http: HOST:PORT, e.g. 127.0.0.1:8080") }
@@ -102,6 +121,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
         configuration.settings.unownedShardDeadline = .milliseconds(Int(max(0, unownedDeadline) * 1000))
         configuration.settings.stragglerDeadline = .milliseconds(Int(max(0.2, stragglerSeconds) * 1000))
         configuration.settings.statementTimeout = .milliseconds(Int(max(1, statementTimeout) * 1000))
+        configuration.settings.triggers = triggerPackage
+        configuration.settings.eventRetentionDays = eventRetentionDays
         try await reportingClusterErrors {
             let service = try await CoordinatorService(configuration)
             var services: [any Service] = [service]
@@ -151,6 +172,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Serve /metrics, /healthz and /readyz over plain HTTP on HOST:PORT (no subscriber data; port 0 picks a free one).")
     var metrics: String?
 
+    @Option(help: "Publish the triggers this worker fires on a ZeroMQ PUB socket bound here (tcp://HOST:PORT; with CURVE, subscribers need an authorized key): `churngrid triggers tail` subscribes to every worker's.")
+    var triggersPublish: String?
+
     func run() async throws {
         let logger = makeLogger("churngrid.worker")
         let metricsAddress = try metrics.map { address in
@@ -173,6 +197,7 @@ struct WorkerCommand: AsyncParsableCommand {
             throw ValidationError("--max-memory: bytes with K, M or G (e.g. 8G), or a percentage of the machine's memory (e.g. 80%)")
         }
         configuration.maxMemory = memory
+        configuration.triggersPublish = triggersPublish
         try await reportingClusterErrors {
             let service = try await WorkerService(configuration)
             var services: [any Service] = [service]
@@ -298,10 +323,22 @@ struct ScoreCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = makeLogger("churngrid.score")
         try await reportingClusterErrors {
-            let answer = try await withCoordinator(target, logger: logger) { try await $0.score(subscriber) }
+            let (answer, recent) = try await withCoordinator(target, logger: logger) { client in
+                let answer = try await client.score(subscriber)
+                let recent = (try? await client.recentEvents(of: subscriber)) ?? []
+                return (answer, recent)
+            }
             switch answer {
             case .found(let s):
-                if json { try printJSON(s) } else { print(describe(s)) }
+                if json {
+                    try printJSON(ScoreWithEvents(score: s, recentEvents: recent))
+                } else {
+                    print(describe(s))
+                    for e in recent.reversed() {
+                        print(String(format: "  event %@  %@%@  %@/%@  seq %lld  → p=%.4f", Timestamp.format(e.at), e.type,
+                                     e.value == 1 ? "" : String(format: " %g", e.value), e.source, e.eventID, e.seq, e.probabilityAfter))
+                    }
+                }
             case .notFound(let id, let shard):
                 if json { try printJSON(["error": "not found", "subscriber_id": "\(id)", "shard": "\(shard)"]) }
                 FileHandle.standardError.write(Data("not found: subscriber \(id) is not in shard \(shard)\n".utf8))
@@ -333,8 +370,11 @@ struct StatusCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = makeLogger("churngrid.status")
         try await reportingClusterErrors {
-            let status = try await withCoordinator(target, logger: logger) { try await $0.coordinator.status() }
-            if json { try printJSON(status); return }
+            let (status, events) = try await withCoordinator(target, logger: logger) { client in
+                let status = try await client.coordinator.status()
+                return (status, (try? await client.eventStatus()) ?? [])
+            }
+            if json { try printJSON(StatusWithEvents(status: status, events: events)); return }
             print("coordinator \(status.coordinator)")
             print("shards \(status.shardCount), epoch \(status.epoch), model \(status.modelVersion), unassigned \(status.unassignedShards), moving \(status.movingShards)")
             for w in status.workers {
@@ -342,6 +382,13 @@ struct StatusCommand: AsyncParsableCommand {
                              w.name, w.endpoint, w.shards, w.subscribers, Double(w.profileBytes) / 1e6,
                              w.subscribers > 0 ? Double(w.profileBytes) / Double(w.subscribers) : 0, w.standbyShards, Double(w.standbyBytes) / 1e6,
                              Double(w.residentBytes) / 1e6, w.cores))
+            }
+            for e in events {
+                let feed = e.triggerFeed.isEmpty ? "" : "; triggers on " + e.triggerFeed
+                print("  \(e.name)  " + String(format: "events: %d applied, %d duplicates, %d rejected, %d triggers; lag %.1f s; state for %d subscribers (%.0f B each)",
+                                                e.stats.applied, e.stats.duplicates, e.stats.rejected, e.stats.triggers, Double(e.stats.lagMillis) / 1000,
+                                                e.stats.subscribersWithState,
+                                                e.stats.subscribersWithState > 0 ? Double(e.stats.stateBytes) / Double(e.stats.subscribersWithState) : 0) + feed)
             }
             for s in status.silentWorkers { print("  \(s)  (not answering)") }
             if let job = status.job { print(jobSummary(job)) }
@@ -521,4 +568,28 @@ func watchStandardInput() -> StopFlag {
         stop.flag.store(true, ordering: .relaxed)
     }
     return stop
+}
+
+/// `score --json`: the live score's keys, and the last events applied to the subscriber.
+struct ScoreWithEvents: Encodable {
+    let score: LiveScore
+    let recentEvents: [RecentEvent]
+    enum Keys: String, CodingKey { case recentEvents = "recent_events" }
+    func encode(to encoder: Encoder) throws {
+        try score.encode(to: encoder)
+        var c = encoder.container(keyedBy: Keys.self)
+        try c.encode(recentEvents, forKey: .recentEvents)
+    }
+}
+
+/// `status --json`: the cluster's keys, and each worker's event figures under `events`.
+struct StatusWithEvents: Encodable {
+    let status: ClusterStatus
+    let events: [WorkerEventStatus]
+    enum Keys: String, CodingKey { case events }
+    func encode(to encoder: Encoder) throws {
+        try status.encode(to: encoder)
+        var c = encoder.container(keyedBy: Keys.self)
+        try c.encode(events, forKey: .events)
+    }
 }

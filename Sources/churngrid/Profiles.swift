@@ -3,6 +3,7 @@ import ChurnCluster
 import Foundation
 import Postgres
 import ProfileDatabase
+import SubscriberEvents
 import SubscriberProfiles
 
 struct ProfilesCommand: ParsableCommand {
@@ -36,10 +37,18 @@ struct ProfilesCommand: ParsableCommand {
         @Option(help: "PostgreSQL URL without a password (PGPASSWORD or PGPASSFILE). Default: CHURNGRID_POSTGRES_URL.")
         var postgres: String?
 
+        @Option(name: .customLong("as-of"), help: "When the warehouse took these profiles (RFC 3339; default: now). Shards loaded from PostgreSQL afterwards replay the events received after it.")
+        var asOf: String?
+
         func run() throws {
             try reportingErrors {
+                var asOfMillis: Int64?
+                if let asOf {
+                    guard let t = Timestamp.parse(asOf) else { throw ValidationError("--as-of: an RFC 3339 time with a zone, e.g. 2026-12-03T02:00:00Z") }
+                    asOfMillis = t
+                }
                 let file = try ProfileImport(path: input)
-                let report = try file.upsert(into: try PostgresConnection(url: try postgresURL(option: postgres)))
+                let report = try file.upsert(into: try PostgresConnection(url: try postgresURL(option: postgres)), asOf: asOfMillis)
                 print("\(report.inserted) subscribers added, \(report.updated) updated")
             }
         }

@@ -19,6 +19,8 @@ public final class LocalCluster: @unchecked Sendable {
     private var processes: [(name: String, process: Process)] = []
     /// The PostgreSQL URL, handed to the processes in their environment (never in argv).
     private var postgresURL = ""
+    /// Further options of every `churngrid worker` (`--triggers-publish tcp://127.0.0.1:*`).
+    private var workerOptions: [String] = []
     /// With CURVE: where every node's key and the authorized-keys file are.
     public private(set) var keyDirectory: String?
     /// With CURVE: what a client of this cluster presents (an admin key named "demo").
@@ -35,10 +37,11 @@ public final class LocalCluster: @unchecked Sendable {
     ///     "coordinator-2", … stand by on the same database; workers and clients know them all.
     public static func start(executable: String, postgresURL: String, model: String, workers: Int, threads: Int,
                              shards: Int = 1024, coordinatorOptions: [String] = [], keyDirectory: String? = nil,
-                             coordinators: Int = 1, logDirectory: String, logger: Logger) async throws -> LocalCluster {
+                             coordinators: Int = 1, workerOptions: [String] = [], logDirectory: String, logger: Logger) async throws -> LocalCluster {
         try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
         let cluster = LocalCluster(executable: executable, logDirectory: logDirectory)
         cluster.postgresURL = postgresURL
+        cluster.workerOptions = workerOptions
         let coordinatorNames = (1...max(1, coordinators)).map { $0 == 1 ? "coordinator" : "coordinator-\($0)" }
         if let keyDirectory { try cluster.makeKeys(in: keyDirectory, workers: max(1, workers), coordinators: coordinatorNames) }
         cluster.coordinatorArguments = { name, listen in
@@ -103,7 +106,7 @@ public final class LocalCluster: @unchecked Sendable {
     }
 
     private func workerArguments(_ name: String, threads: Int, coordinator: String? = nil) -> [String] {
-        var arguments = ["worker", "--coordinator", coordinator ?? coordinatorEndpoint, "--name", name, "--threads", String(threads)] + listenerOptions(name)
+        var arguments = ["worker", "--coordinator", coordinator ?? coordinatorEndpoint, "--name", name, "--threads", String(threads)] + listenerOptions(name) + workerOptions
         if let keyDirectory { arguments += ["--coordinator-key", coordinatorKeyFiles(keyDirectory)] }
         return arguments
     }

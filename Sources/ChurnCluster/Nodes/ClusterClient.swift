@@ -1,6 +1,7 @@
 import ClusterSystem
 import Foundation
 import Logging
+import SubscriberEvents
 import Synchronization
 
 /// What `churngrid rescore | score | status | nodes` and the query benchmark use: a short-lived
@@ -43,6 +44,17 @@ public struct ClusterClient: Sendable {
         configuration.options.inboundConcurrency = 1
         configuration.options.curve = credentials?.key.keys
         let system = try await ClusterActorSystem(configuration)
+        do {
+            let leader = try await findLeader(list, credentials: credentials, system: system)
+            return ClusterClient(system: system, coordinator: leader, endpoints: list, credentials: credentials)
+        } catch {
+            await system.shutdown()
+            throw error
+        }
+    }
+
+    /// The leading coordinator among `list`, reached over `system`.
+    static func findLeader(_ list: [String], credentials: Credentials?, system: ClusterActorSystem) async throws -> CoordinatorActor {
         // Every endpoint at once: the first that answers as leader wins; the others are not waited
         // for (a dead endpoint's handshake only times out in the background).
         let (answers, answer) = AsyncStream.makeStream(of: (CoordinatorActor?, String).self)
@@ -71,15 +83,25 @@ public struct ClusterClient: Sendable {
             if errors.count == list.count { break }
         }
         answer.finish()
-        if let leader { return ClusterClient(system: system, coordinator: leader) }
-        await system.shutdown()
+        if let leader { return leader }
         throw ClusterError(list.count == 1 ? errors.joined() : "no coordinator leads: " + errors.joined(separator: "; "))
     }
 
-    private init(system: ClusterActorSystem, coordinator: CoordinatorActor) {
+    private let endpoints: [String]
+    private let credentials: Credentials?
+
+    private init(system: ClusterActorSystem, coordinator: CoordinatorActor, endpoints: [String], credentials: Credentials?) {
         self.system = system
         self.coordinator = coordinator
+        self.endpoints = endpoints
+        self.credentials = credentials
         router = ScoreRouter(system: system, coordinator: coordinator)
+    }
+
+    /// A router over the coordinator that leads now (after a restart or a takeover the one this
+    /// client connected to is gone).
+    func reconnectedRouter() async throws -> ScoreRouter {
+        ScoreRouter(system: system, coordinator: try await Self.findLeader(endpoints, credentials: credentials, system: system))
     }
 
     /// One subscriber's live score, asked of the owning shard directly (one hop instead of two;
@@ -91,6 +113,35 @@ public struct ClusterClient: Sendable {
     /// Many subscribers' live scores, one call per worker.
     public func scores(_ ids: [Int64], explain: ExplainMode = .approx) async throws -> BatchAnswer {
         try await router.scores(ids, explain: explain)
+    }
+
+    /// Sends events to the workers owning their subscribers and waits for each one's outcome
+    /// (see `EventSender`): `accepted`, `duplicate` or `rejected`, or `retry` for those the cluster
+    /// had not settled by `deadline`.
+    /// - Returns: an ack per event, in order, and how many sends were repeated (not owner, busy,
+    ///   unknown outcome).
+    public func send(events: [SubscriberEvent], deadline: Duration = .seconds(60)) async throws -> (acks: [EventAck], resent: Int) {
+        var sender = EventSender(system: system, router: router, reconnect: { try await self.reconnectedRouter() })
+        return try await sender.send(events, deadline: deadline)
+    }
+
+    /// The last events applied to a subscriber, from the worker owning it (empty when none).
+    public func recentEvents(of subscriberID: Int64) async throws -> [RecentEvent] {
+        let table = try await router.routing()
+        let shard = table.map.shard(of: subscriberID)
+        guard let node = table.node(serving: shard) else { return [] }
+        return try await WorkerActor.resolve(id: ActorID(node: node, name: WorkerActor.name), using: system).recentEvents(subscriberID, shard: shard)
+    }
+
+    /// Every worker's event figures and trigger feed.
+    public func eventStatus() async throws -> [WorkerEventStatus] {
+        let table = try await router.routing(refresh: true)
+        var out: [WorkerEventStatus] = []
+        for node in table.nodes {
+            let worker = try WorkerActor.resolve(id: ActorID(node: node, name: WorkerActor.name), using: system)
+            if let s = try? await ClusterActorSystem.$callTimeout.withValue(.seconds(5), operation: { try await worker.eventStatus() }) { out.append(s) }
+        }
+        return out.sorted { $0.name < $1.name }
     }
 
     public func close() async {

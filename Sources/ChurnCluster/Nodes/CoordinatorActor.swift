@@ -49,6 +49,10 @@ public distributed actor CoordinatorActor {
         /// How long a shard's rescoring may make no progress before it runs again elsewhere (its
         /// standby, or the worker it is moved to); the first answer counts.
         public var stragglerDeadline: Duration = .seconds(60)
+        /// The trigger rules every worker applies to events (`--triggers FILE`; none by default).
+        public var triggers: TriggerPackage = .none
+        /// Days of events and fired triggers kept in PostgreSQL (older daily partitions are dropped).
+        public var eventRetentionDays = 30
 
         public init() {}
     }
@@ -212,7 +216,7 @@ public distributed actor CoordinatorActor {
         let shards = owned + standby
         let assignment = Assignment(shardCount: map.shardCount, shards: shards,
                                     roles: Array(repeating: .owner, count: owned.count) + Array(repeating: .standby, count: standby.count),
-                                    epoch: next.epoch, term: term, model: package)
+                                    epoch: next.epoch, term: term, model: package, triggers: settings.triggers)
         _ = try await ClusterActorSystem.$callTimeout.withValue(settings.assignTimeout) { try await member.actor.assign(assignment) }
         map = next
         for s in owned { ready.insert(s) }
@@ -272,7 +276,7 @@ public distributed actor CoordinatorActor {
                     group.addTask { (name, shards, false) }
                     continue
                 }
-                let assignment = Assignment(shardCount: map.shardCount, shards: shards, epoch: next.epoch, term: term, model: package)
+                let assignment = Assignment(shardCount: map.shardCount, shards: shards, epoch: next.epoch, term: term, model: package, triggers: settings.triggers)
                 group.addTask {
                     do {
                         _ = try await ClusterActorSystem.$callTimeout.withValue(.seconds(30)) { try await member.actor.assign(assignment) }
@@ -414,7 +418,7 @@ public distributed actor CoordinatorActor {
             for (name, w) in work {
                 guard let member = members[name] else { continue }
                 let assignment = Assignment(shardCount: map.shardCount, shards: w.shards, roles: w.roles, sources: w.sources, epoch: next.epoch,
-                                            term: term, model: package)
+                                            term: term, model: package, triggers: settings.triggers)
                 let timeout = settings.assignTimeout
                 group.addTask {
                     _ = try await ClusterActorSystem.$callTimeout.withValue(timeout) { try await member.actor.assign(assignment) }

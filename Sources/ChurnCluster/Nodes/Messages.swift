@@ -49,17 +49,20 @@ public struct Assignment: Sendable, WireCodable {
     /// (a coordinator that lost its lease while frozen cannot move shards).
     public var term: Int64
     public var model: ModelPackage
+    /// The coordinator's trigger rules (`coordinator --triggers`).
+    public var triggers: TriggerPackage = .none
     // No database settings travel with an assignment: each worker has its own (`--postgres`
     // with the password from PGPASSWORD/PGPASSFILE), so no secret crosses the wire.
 
     public func encode(to w: inout WireWriter) {
-        w.write(shardCount); w.write(shards); w.write(roles); w.write(sources); w.write(epoch); w.write(term); w.write(model)
+        w.write(shardCount); w.write(shards); w.write(roles); w.write(sources); w.write(epoch); w.write(term); w.write(model); w.write(triggers)
     }
 
     public init(from r: inout WireReader) throws(WireError) {
         let at = r.offset
         shardCount = try r.read(); shards = try r.read(); roles = try r.read(); sources = try r.read()
         epoch = try r.read(); term = try r.read(); model = try r.read()
+        triggers = r.remaining > 0 ? try r.read() : .none  // from a coordinator one version older
         guard roles.count == shards.count, sources.count == shards.count else {
             throw WireError(offset: at, expected: "an assignment with a role and a source per shard (\(shards.count) shards, \(roles.count) roles, \(sources.count) sources)")
         }
@@ -71,7 +74,9 @@ public struct Assignment: Sendable, WireCodable {
         }
     }
 
-    public init(shardCount: Int, shards: [Int], roles: [ShardRole]? = nil, sources: [NodeID?]? = nil, epoch: Int64, term: Int64, model: ModelPackage) {
+    public init(shardCount: Int, shards: [Int], roles: [ShardRole]? = nil, sources: [NodeID?]? = nil, epoch: Int64, term: Int64, model: ModelPackage,
+                triggers: TriggerPackage = .none) {
+        self.triggers = triggers
         self.shardCount = shardCount
         self.term = term
         self.shards = shards
@@ -103,6 +108,9 @@ public struct ShardState: Sendable, WireCodable {
     public var ids: BulkArray<Int64>
     /// Feature-major: feature j of subscriber r at `j * ids.count + r`.
     public var values: BulkArray<Float>
+    /// The shard's event state (its sequence number, windowed buckets, cool-downs), from a sender
+    /// that has one; a receiver replays the log beyond it.
+    var events: ShardEventSnapshot?
 
     public init(shard: Int, featureCount: Int, ids: [Int64], values: [Float]) {
         self.shard = shard
@@ -111,10 +119,11 @@ public struct ShardState: Sendable, WireCodable {
         self.values = BulkArray(values)
     }
 
-    public func encode(to w: inout WireWriter) { w.write(shard); w.write(featureCount); w.write(ids); w.write(values) }
+    public func encode(to w: inout WireWriter) { w.write(shard); w.write(featureCount); w.write(ids); w.write(values); w.write(events) }
     public init(from r: inout WireReader) throws(WireError) {
         let at = r.offset
         shard = try r.read(); featureCount = try r.read(); ids = try r.read(); values = try r.read()
+        events = r.remaining > 0 ? try r.read() : nil  // a peer one version older sends none
         guard (1...65_536).contains(featureCount), ids.elements.count.multipliedReportingOverflow(by: featureCount) == (values.elements.count, false) else {
             throw WireError(offset: at, expected: "a shard's profiles: 1–65536 features and features × subscribers values (\(featureCount) × \(ids.elements.count) ≠ \(values.elements.count))")
         }

@@ -107,6 +107,24 @@ public final class CoordinatorService: Service, Sendable {
                 }
             }
         }
+        // The event log's daily partitions: made ahead, dropped after the retention, every hour.
+        let retention = configuration.settings.eventRetentionDays
+        let partitions = Task {
+            while !Task.isCancelled {
+                do {
+                    let dropped = try await database.run { c in
+                        let day = Int32(clamping: Int64(Date().timeIntervalSince1970) / 86_400)
+                        try EventLog.ensurePartitions(c, around: day)
+                        return try EventLog.dropPartitions(c, olderThan: retention, today: day)
+                    }
+                    if !dropped.isEmpty { logger.notice("dropped event partitions past the retention", metadata: ["partitions": "\(dropped)", "days": "\(retention)"]) }
+                } catch {
+                    logger.warning("could not maintain the event log's partitions", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: .seconds(3600))
+            }
+        }
+        defer { partitions.cancel() }
         // Serves until SIGTERM or until the lease is lost.
         let steppedDown = await withGracefulShutdownHandler {
             await lease.keep()
@@ -175,6 +193,8 @@ public final class WorkerService: Service, Sendable {
         public var authorizedKeysPath: String?
         /// The memory this worker may use (0: no limit): the coordinator places shards within it.
         public var maxMemory = 0
+        /// Where fired triggers are published (a ZeroMQ PUB endpoint to bind, e.g. tcp://0.0.0.0:7500).
+        public var triggersPublish: String?
 
         public init(node: ClusterActorSystem.Configuration, coordinators: [String], threads: Int, postgresURL: String) {
             self.node = node
@@ -214,6 +234,9 @@ public final class WorkerService: Service, Sendable {
     public func run() async throws {
         let reloads = system.reloadingAuthorizedKeysOnHangup(configuration.authorizedKeysPath)
         defer { reloads?.cancel() }
+        if let endpoint = configuration.triggersPublish {
+            _ = try await worker.whenLocal { try await $0.publishTriggers(on: endpoint) }
+        }
         try await join()
         // One heartbeat a second; the coordinator's answer says whether it still counts this
         // worker: one that was failed over while frozen or cut off, or that a restarted
@@ -235,6 +258,7 @@ public final class WorkerService: Service, Sendable {
         events.cancel()
         if signalled { await drainBeforeStopping() }
         logger.info("worker stopping")
+        await worker.whenLocal { await $0.stopEvents() }
         await system.shutdown()
     }
 

@@ -2,8 +2,10 @@ import ClusterSystem
 import Distributed
 import Logging
 import ProfileDatabase
+import SubscriberEvents
 import SubscriberProfiles
 import WireFormat
+import ZeroMQ
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -40,6 +42,14 @@ public distributed actor WorkerActor {
     /// The shards of the assignments being loaded now, each with the number of assignments
     /// loading it (two may overlap while the actor waits for a load).
     private var loading: [Int: Int] = [:]
+    /// The event path: logs, applies and acknowledges subscriber events for the shards owned here.
+    let events: EventIngest
+    /// The trigger rules in force (as the coordinator sent them).
+    private var triggers = TriggerPackage.none
+    /// Where fired triggers are published (`--triggers-publish`), as subscribers connect to it.
+    private var triggerFeedEndpoint = ""
+    private var standbyRefresh: Task<Void, Never>?
+    private var eventsModel = ""
 
     /// - Parameters:
     ///   - postgresURL: where this worker loads profiles from (its own setting; the password comes
@@ -53,6 +63,31 @@ public distributed actor WorkerActor {
         self.postgresURL = postgresURL
         scoring = ScoringThreads(count: threads)
         self.logger = logger
+        events = EventIngest(postgresURL: postgresURL, node: actorSystem.node.name, logger: logger)
+    }
+
+    /// Publishes fired triggers on a ZeroMQ PUB socket bound at `endpoint` (with CURVE, secured
+    /// like the cluster: subscribers present an authorized key and know this node's public key).
+    /// - Returns: the endpoint subscribers connect to.
+    public func publishTriggers(on endpoint: String) async throws -> String {
+        let system = actorSystem
+        let bound = try await events.publish(on: endpoint) { try system.makeSocket(.pub, server: true) }
+        // A wildcard host is advertised as the host of this node's own endpoint.
+        var advertised = bound
+        for wildcard in ["tcp://0.0.0.0:", "tcp://*:", "tcp://[::]:"] where bound.hasPrefix(wildcard) {
+            let port = bound.dropFirst(wildcard.count)
+            let node = actorSystem.node.endpoint
+            if let colon = node.lastIndex(of: ":") { advertised = String(node[..<colon]) + ":" + port }
+        }
+        triggerFeedEndpoint = advertised
+        logger.notice("publishing triggers", metadata: ["endpoint": "\(advertised)"])
+        return advertised
+    }
+
+    /// Stops the event path (before the node shuts down: its PUB socket closes first).
+    public func stopEvents() async {
+        standbyRefresh?.cancel()
+        await events.stop()
     }
 
     /// Hosts `assignment.shards` in their roles (replacing the model if its version changed):
@@ -79,6 +114,22 @@ public distributed actor WorkerActor {
             model = next
         }
         guard let model else { throw ClusterError("no model to score with") }
+        if eventsModel != model.version || triggers != assignment.triggers {
+            let rules: TriggerRules?
+            do {
+                rules = assignment.triggers.bytes.elements.isEmpty ? nil
+                    : try TriggerRules.parse(assignment.triggers.bytes.elements, file: assignment.triggers.source, featureNames: FeatureCatalogue.names)
+            } catch {
+                throw ClusterError("the coordinator's trigger rules do not load here: \(error)")
+            }
+            try await events.configure(model: model, rules: rules, shardCount: assignment.shardCount)
+            triggers = assignment.triggers
+            eventsModel = model.version
+        }
+        if standbyRefresh == nil {
+            let events = events
+            standbyRefresh = Task { await events.refreshStandbys() }
+        }
         try checkRoom(for: assignment.shards.filter { stores[$0] == nil }.count)
         let start = ContinuousClock.now
         for shard in assignment.shards { loading[shard, default: 0] += 1 }
@@ -93,10 +144,12 @@ public distributed actor WorkerActor {
             if let source { fromPeers[source, default: []].append(shard) } else { fromDatabase.append(shard) }
         }
         var streamed = 0, streamedShards = 0
+        var snapshots: [Int: ShardEventSnapshot] = [:]
         for (peer, shards) in fromPeers {
             let (states, failed) = await stream(shards, from: peer)
             streamedShards += states.count
             for state in states {
+                if let snapshot = state.events, snapshot.shard == state.shard { snapshots[state.shard] = snapshot }
                 let store = try await loader.run { () throws -> LoadedShard in
                     LoadedShard(store: try ProfileStore(featureCount: state.featureCount, ids: state.ids.elements, values: state.values.elements))
                 }
@@ -113,6 +166,16 @@ public distributed actor WorkerActor {
             }
             for shard in fromDatabase { stores[shard] = loaded[shard] ?? LoadedShard(store: ProfileStore()) }
         }
+        // The event path: owners raise their shards' fences and replay the log beyond their copies
+        // before they answer as owners; standbys follow the log.
+        let loadedFromDatabase = Set(fromDatabase)
+        func item(_ shard: Int) -> (shard: Int, store: LoadedShard, snapshot: ShardEventSnapshot?, fromDatabase: Bool)? {
+            stores[shard].map { (shard, $0, snapshots[shard], loadedFromDatabase.contains(shard)) }
+        }
+        let owners = zip(assignment.shards, assignment.roles).filter { $0.1 == .owner }.compactMap { item($0.0) }
+        let followers = zip(assignment.shards, assignment.roles).filter { $0.1 == .standby && owned[$0.0] == nil }.compactMap { item($0.0) }
+        try await events.own(owners, term: assignment.term, epoch: assignment.epoch)
+        try await events.standBy(followers)
         for (shard, role) in zip(assignment.shards, assignment.roles) {
             switch role {
             case .owner:
@@ -206,19 +269,45 @@ public distributed actor WorkerActor {
     /// - Throws: `ClusterError` when this worker does not hold the shard.
     public distributed func export(_ shard: Int) async throws -> ShardState {
         guard let loaded = stores[shard] else { throw ClusterError("\(actorSystem.node.name) does not hold shard \(shard)") }
-        let (ids, values) = loaded.store.exported()
-        return ShardState(shard: shard, featureCount: loaded.store.featureCount, ids: ids, values: values)
+        // Taken on the event thread between two groups: the profiles and the event state agree.
+        let (ids, values, snapshot) = try await events.export(shard, store: loaded)
+        var state = ShardState(shard: shard, featureCount: loaded.store.featureCount, ids: ids, values: values)
+        state.events = snapshot
+        return state
     }
 
     /// Stops hosting `owned` as owner and `standby` as standby (the map has moved them); a
     /// shard's profiles go when it has no role left here.
-    public distributed func release(owned: [Int], standby: [Int], term: Int64) throws {
+    public distributed func release(owned: [Int], standby: [Int], term: Int64) async throws {
         try obey(term: term, epoch: nil, "release")
         for s in owned { self.owned[s] = nil }
         for s in standby { standing[s] = nil }
-        for s in Set(owned + standby) where self.owned[s] == nil && standing[s] == nil { stores[s] = nil }
+        let gone = Set(owned + standby).filter { self.owned[$0] == nil && standing[$0] == nil }
+        for s in gone { stores[s] = nil }
+        await events.release(Array(gone))
+        // An owner that stays as standby follows the log from now on.
+        let demoted = owned.filter { standing[$0] != nil }.compactMap { s in stores[s].map { (shard: s, store: $0, snapshot: ShardEventSnapshot?.none, fromDatabase: false) } }
+        try? await events.standBy(demoted)
         releaseFreedHeap()
         logger.info("shards released", metadata: ["owned": "\(owned.count)", "standby": "\(standby.count)"])
+    }
+
+    /// Logs, applies and acknowledges subscriber events sent to this worker (each with the shard
+    /// the sender's map gives it); see `EventIngest`.
+    public distributed func ingest(_ batch: EventBatch) async -> EventAcks {
+        await events.ingest(batch)
+    }
+
+    /// The last events applied to `subscriber` of `shard` (newest last; empty when none or when
+    /// this worker does not hold the shard).
+    public distributed func recentEvents(_ subscriber: Int64, shard: Int) async -> [RecentEvent] {
+        await events.recent(subscriber, shard: shard)
+    }
+
+    /// The event path's counters and where triggers are published ("" when they are not).
+    public distributed func eventStatus() async -> WorkerEventStatus {
+        WorkerEventStatus(name: actorSystem.node.name, stats: await events.stats(), triggerFeed: triggerFeedEndpoint,
+                          publicKey: actorSystem.node.publicKey)
     }
 
     /// The shards hosted, by role.
@@ -277,6 +366,9 @@ extension WorkerActor: AccessControlled {
         "export(_:)": [.worker],
         "status()": Role.readers,
         "lookup(batch:)": Role.readers,
+        "ingest(_:)": Role.operators,
+        "recentEvents(_:shard:)": Role.readers,
+        "eventStatus()": Role.readers,
     ]
 }
 

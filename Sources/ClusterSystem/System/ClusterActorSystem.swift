@@ -132,6 +132,21 @@ public final class ClusterActorSystem: DistributedActorSystem, Sendable {
         logger.info("stopped")
     }
 
+    // MARK: Side sockets
+
+    /// A socket in this node's ZeroMQ context, secured like its calls. With CURVE, a `server`
+    /// socket (one that binds, e.g. a PUB feed) takes this node's keys and its clients are admitted
+    /// by the same handler as the node's calls (its authorized keys); a client socket presents this
+    /// node's keys to the server whose public key is `serverKey`. Without CURVE, a plain socket.
+    /// The caller closes it before the system shuts down.
+    public func makeSocket(_ kind: ZMQSocket.Kind, server: Bool, serverKey: String = "") throws(ZMQError) -> ZMQSocket {
+        let socket = try ZMQSocket(context, kind)
+        if let keys = configuration.options.curve {
+            if server { try socket.makeCurveServer(keys) } else { try socket.makeCurveClient(keys, serverKey: serverKey) }
+        }
+        return socket
+    }
+
     // MARK: Connecting
 
     /// Shakes hands with the node listening at `endpoint` (whose CURVE public key is `publicKey`

@@ -1,0 +1,543 @@
+import Foundation
+import Logging
+import Metrics
+import Postgres
+import SubscriberEvents
+import SubscriberProfiles
+import Synchronization
+import ZeroMQ
+
+/// A worker's event path: batches sent to it (`WorkerActor.ingest`) wait in one bounded queue; one
+/// thread takes everything waiting (up to `maxGroupEvents`), checks each event (owned shard, known
+/// subscriber, valid, not too late), numbers it in its shard, logs the group in one PostgreSQL
+/// transaction under the shards' fences (duplicates refused there), applies what was logged,
+/// publishes the triggers it fired, and acknowledges. A full queue answers `busy` with a delay:
+/// producers slow down, nothing piles up. The same thread replays the log for shards this worker
+/// takes over and keeps its standby copies current from the log, so a shard's state only ever
+/// changes on it.
+final class EventIngest: Sendable {
+    struct Settings: Sendable {
+        /// Events waiting at most; a batch that does not fit is answered `busy`.
+        var maxQueuedEvents = 200_000
+        /// Events logged in one transaction at most.
+        var maxGroupEvents = 8_192
+        /// The delay a `busy` answer asks for.
+        var retryAfterMillis: Int64 = 20
+        /// How often standby copies read the events their owners logged.
+        var standbyRefresh: Duration = .seconds(2)
+    }
+
+    private struct Waiting {
+        let batch: EventBatch
+        let answer: CheckedContinuation<EventAcks, Never>
+    }
+
+    private struct Queue {
+        var waiting: [Waiting] = []
+        var events = 0
+        var draining = false
+    }
+
+    let settings: Settings
+    private let thread = BlockingThread(name: "cg-events")
+    private let queue = Mutex(Queue())
+    private let confined: Confined
+    private let logger: Logger
+
+    init(postgresURL: String, node: String, settings: Settings = Settings(), logger: Logger) {
+        self.settings = settings
+        self.logger = logger
+        confined = Confined(postgresURL: postgresURL, node: node, logger: logger)
+    }
+
+    // MARK: Ingest
+
+    /// Logs, applies and acknowledges `batch` (or answers `busy` when the queue is full).
+    func ingest(_ batch: EventBatch) async -> EventAcks {
+        guard batch.count > 0 else { return EventAcks(count: 0) }
+        return await withCheckedContinuation { continuation in
+            let start: Bool? = queue.withLock { q in
+                guard q.events + batch.count <= settings.maxQueuedEvents else { return nil }
+                q.waiting.append(Waiting(batch: batch, answer: continuation))
+                q.events += batch.count
+                if q.draining { return false }
+                q.draining = true
+                return true
+            }
+            switch start {
+            case nil:
+                var acks = EventAcks(count: batch.count)
+                for i in 0..<batch.count { acks.set(i, .busy) }
+                acks.retryAfterMillis = settings.retryAfterMillis
+                Counter(label: "churngrid_events_busy_total").increment(by: batch.count)
+                continuation.resume(returning: acks)
+            case true?:
+                Task { await self.drain() }
+            case false?:
+                break
+            }
+        }
+    }
+
+    /// Processes groups until the queue is empty.
+    private func drain() async {
+        while true {
+            let group: [Waiting] = queue.withLock { q in
+                var taken = 0, n = 0
+                while n < q.waiting.count, taken == 0 || taken + q.waiting[n].batch.count <= settings.maxGroupEvents {
+                    taken += q.waiting[n].batch.count
+                    n += 1
+                }
+                let group = Array(q.waiting.prefix(n))
+                q.waiting.removeFirst(n)
+                q.events -= taken
+                if group.isEmpty { q.draining = false }
+                return group
+            }
+            if group.isEmpty { return }
+            let batches = group.map(\.batch), confined = confined
+            let acks = (try? await thread.run { confined.process(batches) })
+                ?? batches.map { b in
+                    var a = EventAcks(count: b.count)
+                    for i in 0..<b.count { a.set(i, .retry) }
+                    return a
+                }
+            for (w, a) in zip(group, acks) { w.answer.resume(returning: a) }
+        }
+    }
+
+    // MARK: Shards
+
+    /// The model and trigger rules events are applied with (a new model or rule set applies to
+    /// the events after it).
+    func configure(model: ScoringModel, rules: TriggerRules?, shardCount: Int) async throws {
+        let confined = confined
+        try await thread.run { confined.configure(model: model, rules: rules, shardCount: shardCount) }
+    }
+
+    /// This worker owns `shards` from now on under (term, epoch): raises their fences in the log
+    /// (waiting for a previous owner's write in progress) and replays what the log holds beyond
+    /// each copy (all events received after the profiles' `as_of` for a copy loaded from
+    /// PostgreSQL; those after its sequence number for one streamed or already held).
+    /// - Throws: when a shard's fence is held by a newer owner, or PostgreSQL cannot be reached.
+    func own(_ shards: [(shard: Int, store: LoadedShard, snapshot: ShardEventSnapshot?, fromDatabase: Bool)], term: Int64, epoch: Int64) async throws {
+        guard !shards.isEmpty else { return }
+        let confined = confined
+        let items = shards.map { OwnItem(shard: $0.shard, store: $0.store, snapshot: $0.snapshot, fromDatabase: $0.fromDatabase) }
+        try await thread.run { try confined.own(items, term: term, epoch: epoch) }
+    }
+
+    /// Holds `shards` as standby copies (kept current from the log every `standbyRefresh`).
+    func standBy(_ shards: [(shard: Int, store: LoadedShard, snapshot: ShardEventSnapshot?, fromDatabase: Bool)]) async throws {
+        guard !shards.isEmpty else { return }
+        let confined = confined
+        let items = shards.map { OwnItem(shard: $0.shard, store: $0.store, snapshot: $0.snapshot, fromDatabase: $0.fromDatabase) }
+        try await thread.run { try confined.standBy(items) }
+    }
+
+    /// Drops the event state of `shards`.
+    func release(_ shards: [Int]) async {
+        let confined = confined
+        _ = try? await thread.run { confined.release(shards) }
+    }
+
+    /// A shard's event state, taken between two groups (consistent with its profiles), and the
+    /// profiles themselves.
+    func export(_ shard: Int, store: LoadedShard) async throws -> (ids: [Int64], values: [Float], events: ShardEventSnapshot?) {
+        let confined = confined
+        return try await thread.run {
+            let (ids, values) = store.store.exported()
+            return (ids, values, confined.slots[shard]?.events.snapshot)
+        }
+    }
+
+    /// The last events applied to `subscriber` (newest last).
+    func recent(_ subscriber: Int64, shard: Int) async -> [RecentEvent] {
+        let confined = confined
+        return (try? await thread.run { confined.slots[shard]?.events.subscribers[subscriber]?.recent ?? [] }) ?? []
+    }
+
+    /// Counters for `status`.
+    func stats() async -> EventStats {
+        let confined = confined
+        return (try? await thread.run { confined.stats() }) ?? EventStats()
+    }
+
+    /// Publishes fired triggers on `endpoint` (a ZeroMQ PUB socket bound on the event thread).
+    /// - Returns: the bound endpoint.
+    func publish(on endpoint: String, socket: @escaping @Sendable () throws -> ZMQSocket) async throws -> String {
+        let confined = confined
+        return try await thread.run { try confined.bindPublisher(endpoint, socket) }
+    }
+
+    /// Refreshes standby copies from the log, forever (until the task is cancelled).
+    func refreshStandbys() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: settings.standbyRefresh)
+            let confined = confined
+            _ = try? await thread.run { confined.refreshStandbys() }
+        }
+    }
+
+    func stop() async {
+        let confined = confined
+        _ = try? await thread.run { confined.close() }
+        thread.stop()
+    }
+}
+
+/// Event figures of one worker (`churngrid status`).
+public struct EventStats: Sendable, Codable {
+    public var applied = 0
+    public var duplicates = 0
+    public var rejected = 0
+    public var triggers = 0
+    /// ms from the newest event of the last group (its `at`) to its application: how far behind
+    /// the stream the worker is (0 when events arrive as they happen).
+    public var lagMillis: Int64 = 0
+    /// Subscribers with event state, and its bytes.
+    public var subscribersWithState = 0
+    public var stateBytes = 0
+    public init() {}
+}
+
+struct OwnItem: @unchecked Sendable {
+    // @unchecked: the store is handed to the event thread, which from then on is the only writer.
+    let shard: Int
+    let store: LoadedShard
+    let snapshot: ShardEventSnapshot?
+    let fromDatabase: Bool
+}
+
+/// What the event thread alone touches.
+final class Confined: @unchecked Sendable {
+    // @unchecked: every member is read and written only on `EventIngest`'s thread.
+    enum Role { case owner(term: Int64, epoch: Int64), standby }
+
+    final class Slot {
+        let store: LoadedShard
+        let events: ShardEvents
+        var role: Role
+        /// Another owner holds the fence now: events for it are refused until it is released.
+        var lost = false
+        /// The last write's outcome is unknown: replay the log before taking more events.
+        var unsynced = false
+        init(store: LoadedShard, events: ShardEvents, role: Role) {
+            self.store = store
+            self.events = events
+            self.role = role
+        }
+    }
+
+    let postgresURL: String
+    let node: String
+    let logger: Logger
+    var connection: PostgresConnection?
+    var slots: [Int: Slot] = [:]
+    var applier: EventApplier?
+    var shardCount = 0
+    var publisher: ZMQSocket?
+    /// Triggers fired whose row could not be written yet (the database was away).
+    var pendingTriggers: [FiredTrigger] = []
+    var counts = EventStats()
+    var partitionsDay: Int32 = .min
+
+    init(postgresURL: String, node: String, logger: Logger) {
+        self.postgresURL = postgresURL
+        self.node = node
+        self.logger = logger
+    }
+
+    static func nowMillis() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) }
+
+    func db() throws -> PostgresConnection {
+        if let c = connection, c.isOpen { return c }
+        connection = nil
+        let c = try PostgresConnection(url: postgresURL)
+        try c.execute("SET synchronous_commit TO on")
+        connection = c
+        partitionsDay = .min
+        return c
+    }
+
+    func close() {
+        publisher?.close()
+        publisher = nil
+        connection = nil
+    }
+
+    func configure(model: ScoringModel, rules: TriggerRules?, shardCount: Int) {
+        applier = EventApplier(model: model, binding: ProfileSchemaBinding(featureNames: FeatureCatalogue.names), rules: rules, node: node)
+        self.shardCount = shardCount
+    }
+
+    func bindPublisher(_ endpoint: String, _ make: () throws -> ZMQSocket) throws -> String {
+        let socket = try make()
+        try socket.set(.sendHighWaterMark, 100_000)
+        try socket.set(.linger, 0)
+        let bound = try socket.bind(endpoint)
+        publisher = socket
+        return bound
+    }
+
+    // MARK: Groups
+
+    private struct Candidate {
+        let batch: Int
+        let index: Int
+        let event: SubscriberEvent
+        let shard: Int
+        let seq: Int64
+    }
+
+    func process(_ batches: [EventBatch]) -> [EventAcks] {
+        var acks = batches.map { EventAcks(count: $0.count) }
+        guard let applier else {
+            for b in acks.indices { for i in 0..<acks[b].count { acks[b].set(i, .notOwner) } }
+            return acks
+        }
+        let now = Self.nowMillis()
+        // Shards whose last write had an unknown outcome replay the log first.
+        let unsynced = slots.filter { $0.value.unsynced }.map(\.key)
+        if !unsynced.isEmpty { try? catchUp(unsynced, now: now) }
+
+        var candidates: [Candidate] = []
+        var nextSeq: [Int: Int64] = [:]
+        var seen = Set<EventKey>()
+        var newest: Int64 = .min
+        for (b, batch) in batches.enumerated() {
+            for i in 0..<batch.count {
+                let event = batch.event(i)
+                let shard = Int(batch.shards.elements[i])
+                guard let slot = slots[shard], case .owner = slot.role, !slot.lost, !slot.unsynced,
+                      ShardKey.shard(of: event.subscriberID, shardCount: shardCount) == shard else {
+                    acks[b].set(i, .notOwner)
+                    continue
+                }
+                if let reason = event.rejection(now: now) {
+                    acks[b].set(i, .rejected, reason: reason)
+                    counts.rejected += 1
+                    continue
+                }
+                guard slot.store.store.row(of: event.subscriberID) != nil else {
+                    acks[b].set(i, .rejected, reason: .unknownSubscriber)
+                    counts.rejected += 1
+                    continue
+                }
+                guard seen.insert(EventKey(event)).inserted else {
+                    acks[b].set(i, .duplicate)
+                    counts.duplicates += 1
+                    continue
+                }
+                let seq = (nextSeq[shard] ?? slot.events.appliedSeq) + 1
+                nextSeq[shard] = seq
+                candidates.append(Candidate(batch: b, index: i, event: event, shard: shard, seq: seq))
+                newest = max(newest, event.at)
+            }
+        }
+        guard !candidates.isEmpty else { return acks }
+
+        // Log them.
+        let fences: [(shard: Int, term: Int64, epoch: Int64)] = nextSeq.keys.sorted().compactMap { s in
+            guard case .owner(let term, let epoch)? = slots[s]?.role else { return nil }
+            return (s, term, epoch)
+        }
+        let logged: Set<ShardSeq>, lost: Set<Int>
+        do {
+            let c = try db()
+            try ensurePartitions(c, now: now)
+            (logged, lost) = try EventLog.append(c, candidates.map { LoggedEvent(event: $0.event, shard: $0.shard, seq: $0.seq, receivedMillis: now) },
+                                                  fences: fences, node: node, receivedMillis: now)
+        } catch {
+            // The transaction may or may not have committed: these shards replay the log before
+            // their next events, and the senders resend (what was logged comes back a duplicate).
+            logger.warning("logging events failed; the senders resend them", metadata: ["events": "\(candidates.count)", "error": "\(error)"])
+            if (error as? PostgresError)?.isUnavailable ?? true { connection = nil }
+            for s in nextSeq.keys { slots[s]?.unsynced = true }
+            for c in candidates { acks[c.batch].set(c.index, .retry) }
+            Counter(label: "churngrid_events_retried_total").increment(by: candidates.count)
+            return acks
+        }
+        for s in lost {
+            slots[s]?.lost = true
+            logger.warning("another owner holds the shard's event fence now; its events go there", metadata: ["shard": "\(s)"])
+        }
+
+        // Apply what was logged, in sequence order.
+        var fired: [FiredTrigger] = []
+        var applied = 0
+        for c in candidates {
+            if lost.contains(c.shard) {
+                acks[c.batch].set(c.index, .notOwner)
+                continue
+            }
+            guard logged.contains(ShardSeq(shard: c.shard, seq: c.seq)), let slot = slots[c.shard] else {
+                acks[c.batch].set(c.index, .duplicate)
+                counts.duplicates += 1
+                continue
+            }
+            switch applier.apply(c.event, seq: c.seq, now: now, events: slot.events, store: slot.store.store) {
+            case .applied(_, _, let triggers):
+                acks[c.batch].set(c.index, .accepted, seq: c.seq)
+                fired += triggers
+                applied += 1
+            case .rejected(let reason):
+                // Logged, but the subscriber's own state refuses it (e.g. later than its newest day
+                // allows): a replay refuses it the same way.
+                acks[c.batch].set(c.index, .rejected, reason: reason)
+                counts.rejected += 1
+                slot.events.appliedSeq = max(slot.events.appliedSeq, c.seq)
+            }
+        }
+        counts.applied += applied
+        counts.lagMillis = newest == .min ? 0 : max(0, now - newest)
+        Counter(label: "churngrid_events_applied_total").increment(by: applied)
+        if !fired.isEmpty {
+            publish(fired)
+            counts.triggers += fired.count
+            Counter(label: "churngrid_triggers_fired_total").increment(by: fired.count)
+        }
+        writeTriggers(fired)
+        return acks
+    }
+
+    /// Publishes triggers on the PUB socket, best-effort (a slow subscriber loses messages, never
+    /// slows the events).
+    private func publish(_ triggers: [FiredTrigger]) {
+        guard let publisher else { return }
+        for t in triggers {
+            _ = try? publisher.send([Array("trigger".utf8), t.wireBytes()], wait: false)
+        }
+    }
+
+    /// Writes fired triggers (and those waiting from before); keeps them when the database is away.
+    private func writeTriggers(_ triggers: [FiredTrigger]) {
+        pendingTriggers += triggers
+        guard !pendingTriggers.isEmpty else { return }
+        do {
+            try EventLog.insert(try db(), triggers: pendingTriggers)
+            pendingTriggers.removeAll(keepingCapacity: true)
+        } catch {
+            if (error as? PostgresError)?.isUnavailable ?? true { connection = nil }
+            if pendingTriggers.count > 1_000_000 {
+                // Bounded: the oldest are dropped from memory; a replay of the log writes them again.
+                logger.error("too many triggers wait for the database; the oldest are dropped from memory (the log's replay writes them)",
+                             metadata: ["waiting": "\(pendingTriggers.count)"])
+                pendingTriggers.removeFirst(pendingTriggers.count - 1_000_000)
+            }
+        }
+    }
+
+    private func ensurePartitions(_ c: PostgresConnection, now: Int64) throws {
+        let day = Int32(clamping: Timestamp.floorDiv(now, Timestamp.millisPerDay))
+        guard day != partitionsDay else { return }
+        try EventLog.ensurePartitions(c, around: day)
+        partitionsDay = day
+    }
+
+    // MARK: Replay
+
+    /// Applies what the log holds for `shards` beyond their copies (no publishing: what was fired
+    /// then was published then; trigger rows are written again, idempotently).
+    func catchUp(_ shards: [Int], now: Int64, receivedAfter: [Int: Int64] = [:]) throws {
+        guard let applier else { return }
+        let c = try db()
+        for s in shards {
+            guard let slot = slots[s] else { continue }
+            var total = 0
+            while true {
+                let rows = try EventLog.events(c, shard: s, afterSeq: slot.events.appliedSeq, receivedAfter: receivedAfter[s])
+                if rows.isEmpty { break }
+                var fired: [FiredTrigger] = []
+                for row in rows {
+                    if case .applied(_, _, let t) = applier.apply(row.event, seq: row.seq, now: row.receivedMillis, events: slot.events, store: slot.store.store) {
+                        fired += t
+                    }
+                    slot.events.appliedSeq = max(slot.events.appliedSeq, row.seq)
+                }
+                total += rows.count
+                writeTriggers(fired)
+            }
+            // Past the log's last number even when nothing was replayed (a copy loaded from
+            // PostgreSQL skips what its profiles already include).
+            if let last = try EventLog.lastSeqs(c, shards: [s])[s] { slot.events.appliedSeq = max(slot.events.appliedSeq, last) }
+            slot.unsynced = false
+            if total > 0 { logger.info("replayed the shard's events from the log", metadata: ["shard": "\(s)", "events": "\(total)"]) }
+        }
+    }
+
+    func own(_ items: [OwnItem], term: Int64, epoch: Int64) throws {
+        let c = try db()
+        try ensurePartitions(c, now: Self.nowMillis())
+        let held = try EventLog.fence(c, shards: items.map(\.shard), node: node, term: term, epoch: epoch)
+        let refused = items.map(\.shard).filter { !held.contains($0) }
+        guard refused.isEmpty else {
+            throw ClusterError("\(node) cannot own shards \(refused.prefix(8)) under term \(term) epoch \(epoch): a newer owner holds their event fence")
+        }
+        var asOf: [Int: Int64] = [:]
+        let profilesAsOf = try EventLog.profilesAsOf(c) ?? 0
+        for item in items {
+            let slot = adopt(item, role: .owner(term: term, epoch: epoch))
+            slot.lost = false
+            if item.fromDatabase && item.snapshot == nil && slot.events.appliedSeq == 0 { asOf[item.shard] = profilesAsOf }
+        }
+        try catchUp(items.map(\.shard), now: Self.nowMillis(), receivedAfter: asOf)
+    }
+
+    func standBy(_ items: [OwnItem]) throws {
+        var asOf: [Int: Int64] = [:]
+        let fresh = items.filter { $0.fromDatabase && $0.snapshot == nil && slots[$0.shard] == nil }
+        if !fresh.isEmpty {
+            let profilesAsOf = try EventLog.profilesAsOf(try db()) ?? 0
+            for item in fresh { asOf[item.shard] = profilesAsOf }
+        }
+        for item in items { _ = adopt(item, role: .standby) }
+        try catchUp(items.map(\.shard), now: Self.nowMillis(), receivedAfter: asOf)
+    }
+
+    /// The slot of `item`'s shard: the one held (same profiles) or a new one.
+    private func adopt(_ item: OwnItem, role: Role) -> Slot {
+        if let slot = slots[item.shard], slot.store.store === item.store.store {
+            slot.role = role
+            return slot
+        }
+        let events = item.snapshot.map(ShardEvents.init) ?? ShardEvents(shard: item.shard)
+        let slot = Slot(store: item.store, events: events, role: role)
+        slots[item.shard] = slot
+        return slot
+    }
+
+    func release(_ shards: [Int]) {
+        for s in shards { slots[s] = nil }
+    }
+
+    func refreshStandbys() {
+        let standbys = slots.filter { if case .standby = $0.value.role { return true } else { return false } }.map(\.key)
+        guard !standbys.isEmpty else { return }
+        do {
+            try catchUp(standbys, now: Self.nowMillis())
+        } catch {
+            logger.debug("standby copies could not read the log", metadata: ["error": "\(error)"])
+            if (error as? PostgresError)?.isUnavailable ?? true { connection = nil }
+        }
+    }
+
+    func stats() -> EventStats {
+        var s = counts
+        s.subscribersWithState = slots.values.reduce(0) { $0 + $1.events.subscribers.count }
+        s.stateBytes = slots.values.reduce(0) { $0 + $1.events.bytes }
+        return s
+    }
+}
+
+/// An event's identity within a group.
+struct EventKey: Hashable {
+    let source: String
+    let eventID: String
+    let at: Int64
+    init(_ e: SubscriberEvent) {
+        source = e.source
+        eventID = e.eventID
+        at = e.at
+    }
+}

@@ -1,0 +1,193 @@
+import Postgres
+import SubscriberEvents
+
+/// An event as the log holds it.
+struct LoggedEvent: Sendable {
+    var event: SubscriberEvent
+    var shard: Int
+    var seq: Int64
+    /// The owner's clock when it applied the event: the `now` a replay applies it with.
+    var receivedMillis: Int64
+}
+
+/// The durable event log in PostgreSQL (`subscriber_events`, `churngrid_event_owners`,
+/// `retention_triggers`; migration 8): what `EventIngest` writes before it acknowledges, and what a
+/// shard's new holder replays. Every function runs on the caller's thread on a connection the
+/// caller owns.
+enum EventLog {
+    /// Days of partitions kept ahead of and behind today: events may be 7 days late and a day early.
+    static let partitionDaysBehind = WindowedState.allowedLatenessDays + 2
+    static let partitionDaysAhead = 3
+
+    /// Creates the missing daily partitions around `day` (days since 1970).
+    static func ensurePartitions(_ c: PostgresConnection, around day: Int32) throws {
+        let from = Int(day) - partitionDaysBehind, to = Int(day) + partitionDaysAhead
+        try c.query("SELECT churngrid_event_partitions(date '1970-01-01' + $1::int, date '1970-01-01' + $2::int)", [String(from), String(to)])
+    }
+
+    /// Drops the daily partitions of events and triggers whose whole day is older than
+    /// `retentionDays` before `day`.
+    /// - Returns: the partitions dropped.
+    static func dropPartitions(_ c: PostgresConnection, olderThan retentionDays: Int, today day: Int32) throws -> [String] {
+        let cutoff = Int(day) - max(retentionDays, partitionDaysBehind + 1)
+        let rows = try c.query("""
+            SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+            WHERE p.relname IN ('subscriber_events', 'retention_triggers')
+              AND substring(c.relname FROM '_p([0-9]{8})$') IS NOT NULL
+              AND to_date(substring(c.relname FROM '_p([0-9]{8})$'), 'YYYYMMDD') < date '1970-01-01' + $1::int
+            """, [String(cutoff)]).rows.compactMap { $0[0] }
+        for name in rows where name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) {
+            try c.execute("DROP TABLE IF EXISTS \(name)")
+        }
+        return rows
+    }
+
+    /// Raises the fence of `shards` to this owner's (term, epoch), waiting for a previous owner's
+    /// write in progress to commit.
+    /// - Returns: the shards whose fence is now this owner's; the others are held under a newer
+    ///   (term, epoch) by another owner (this node is stale for them).
+    static func fence(_ c: PostgresConnection, shards: [Int], node: String, term: Int64, epoch: Int64) throws -> Set<Int> {
+        guard !shards.isEmpty else { return [] }
+        let rows = try c.query("""
+            INSERT INTO churngrid_event_owners AS o (shard, node, term, epoch)
+            SELECT s, $2, $3, $4 FROM unnest($1::int[]) AS s
+            ON CONFLICT (shard) DO UPDATE SET node = EXCLUDED.node, term = EXCLUDED.term, epoch = EXCLUDED.epoch, since = now()
+            WHERE (o.term, o.epoch) <= (EXCLUDED.term, EXCLUDED.epoch)
+            RETURNING shard
+            """, [intArray(shards), node, String(term), String(epoch)])
+        return Set(rows.rows.compactMap { $0[0].flatMap(Int.init) })
+    }
+
+    /// The highest sequence number logged for each of `shards` (0 when none).
+    static func lastSeqs(_ c: PostgresConnection, shards: [Int]) throws -> [Int: Int64] {
+        guard !shards.isEmpty else { return [:] }
+        var out: [Int: Int64] = [:]
+        for s in shards { out[s] = 0 }
+        let rows = try c.query("""
+            SELECT s, (SELECT max(seq) FROM subscriber_events e WHERE e.shard = s) FROM unnest($1::int[]) AS s
+            """, [intArray(shards)])
+        for row in rows.rows {
+            if let s = row[0].flatMap(Int.init), let seq = row[1].flatMap(Int64.init) { out[s] = seq }
+        }
+        return out
+    }
+
+    /// The events of `shard` after `seq`, or (when `receivedAfter` is set) those received after
+    /// that time, in sequence order; at most `limit`.
+    static func events(_ c: PostgresConnection, shard: Int, afterSeq seq: Int64, receivedAfter: Int64? = nil, limit: Int = 50_000) throws -> [LoggedEvent] {
+        let condition = receivedAfter == nil ? "" : " AND received_ms > $4"
+        var parameters = [String(shard), String(seq), String(limit)]
+        if let receivedAfter { parameters.append(String(receivedAfter)) }
+        let rows = try c.query("""
+            SELECT source, event_id, (extract(epoch FROM at) * 1000)::bigint, subscriber_id, seq, type, value::text, received_ms
+            FROM subscriber_events WHERE shard = $1 AND seq > $2\(condition) ORDER BY seq LIMIT $3
+            """, parameters)
+        var out: [LoggedEvent] = []
+        out.reserveCapacity(rows.rows.count)
+        for row in rows.rows {
+            guard row.count == 8, let source = row[0], let id = row[1], let at = row[2].flatMap(Int64.init), let subscriber = row[3].flatMap(Int64.init),
+                  let seq = row[4].flatMap(Int64.init), let type = row[5].flatMap(Int.init), type >= 0, type < EventType.allCases.count,
+                  let value = row[6].flatMap(Double.init), let received = row[7].flatMap(Int64.init) else {
+                throw PostgresError(.protocolViolation, message: "a row that is not an event: \(row)", context: "replaying the events of shard \(shard)")
+            }
+            var e = SubscriberEvent(eventID: id, source: source, subscriberID: subscriber, type: EventType.allCases[type], at: at)
+            e.value = value
+            out.append(LoggedEvent(event: e, shard: shard, seq: seq, receivedMillis: received))
+        }
+        return out
+    }
+
+    /// The newest `as_of` of the profiles in `subscriber_profiles` (ms since 1970), nil when none
+    /// was recorded.
+    static func profilesAsOf(_ c: PostgresConnection) throws -> Int64? {
+        let rows = try c.query("SELECT (extract(epoch FROM max(as_of)) * 1000)::bigint FROM churngrid_profile_snapshots").rows
+        return rows.first.flatMap { $0.first ?? nil }.flatMap(Int64.init)
+    }
+
+    /// One write of a group of events: in one transaction, checks that this owner still holds
+    /// the fence of every shard it writes, and logs the events of the shards it holds (refusing
+    /// the duplicates of rows logged before).
+    /// - Returns: the (shard, sequence number)s logged now (the others were duplicates), and the shards
+    ///   whose fence another owner holds now (their events were not written).
+    static func append(_ c: PostgresConnection, _ rows: [LoggedEvent], fences: [(shard: Int, term: Int64, epoch: Int64)], node: String,
+                       receivedMillis: Int64) throws -> (logged: Set<ShardSeq>, lost: Set<Int>) {
+        try c.execute("BEGIN")
+        do {
+            let held = Set(try c.query("""
+                SELECT o.shard FROM churngrid_event_owners o
+                JOIN unnest($1::int[], $2::bigint[], $3::bigint[]) AS f(shard, term, epoch)
+                  ON o.shard = f.shard AND o.term = f.term AND o.epoch = f.epoch AND o.node = $4
+                FOR SHARE OF o
+                """, [intArray(fences.map(\.shard)), intArray(fences.map(\.term)), intArray(fences.map(\.epoch)), node]).rows.compactMap { $0[0].flatMap(Int.init) })
+            let lost = Set(fences.map(\.shard)).subtracting(held)
+            let kept = rows.filter { held.contains($0.shard) }
+            var logged = Set<ShardSeq>()
+            if !kept.isEmpty {
+                let result = try c.query("""
+                    INSERT INTO subscriber_events (source, event_id, at, subscriber_id, shard, seq, type, value, received_ms)
+                    SELECT s, e, timestamptz 'epoch' + a * interval '1 millisecond', sub, sh, sq, t, v, $9
+                    FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::int[], $6::bigint[], $7::smallint[], $8::float8[])
+                      AS u(s, e, a, sub, sh, sq, t, v)
+                    ON CONFLICT DO NOTHING RETURNING shard, seq
+                    """, [ClusterDatabase.textArray(kept.map(\.event.source)), ClusterDatabase.textArray(kept.map(\.event.eventID)),
+                          intArray(kept.map(\.event.at)), intArray(kept.map(\.event.subscriberID)), intArray(kept.map(\.shard)),
+                          intArray(kept.map(\.seq)), intArray(kept.map { $0.event.type.index }), doubleArray(kept.map(\.event.value)),
+                          String(receivedMillis)])
+                logged.reserveCapacity(result.rows.count)
+                for row in result.rows {
+                    if row.count == 2, let shard = row[0].flatMap(Int.init), let seq = row[1].flatMap(Int64.init) { logged.insert(ShardSeq(shard: shard, seq: seq)) }
+                }
+            }
+            try c.execute("COMMIT")
+            return (logged, lost)
+        } catch {
+            try? c.execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// Writes fired triggers (those written before, by a replay or a resend, are skipped).
+    static func insert(_ c: PostgresConnection, triggers: [FiredTrigger]) throws {
+        guard !triggers.isEmpty else { return }
+        func reasonsArray(_ t: FiredTrigger) -> String {
+            "{" + t.reasons.map { "\"" + $0.feature.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }.joined(separator: ",") + "}"
+        }
+        try c.query("""
+            INSERT INTO retention_triggers (trigger_id, event_at, rule, subscriber_id, source, event_id, event_type, probability_before,
+                                            probability_after, band, reasons, contributions, model_version, node, fired_at)
+            SELECT id, timestamptz 'epoch' + ea * interval '1 millisecond', r, sub, s, e, et, pb, pa, b, rs::text[], cs::real[], mv, n,
+                   timestamptz 'epoch' + fa * interval '1 millisecond'
+            FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::float8[], $9::float8[],
+                        $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[])
+              AS u(id, ea, r, sub, s, e, et, pb, pa, b, rs, cs, mv, n, fa)
+            ON CONFLICT DO NOTHING
+            """, [ClusterDatabase.textArray(triggers.map(\.triggerID)), intArray(triggers.map(\.eventAt)), ClusterDatabase.textArray(triggers.map(\.rule)),
+                  intArray(triggers.map(\.subscriberID)), ClusterDatabase.textArray(triggers.map(\.source)), ClusterDatabase.textArray(triggers.map(\.eventID)),
+                  ClusterDatabase.textArray(triggers.map(\.eventType)), doubleArray(triggers.map(\.probabilityBefore)),
+                  doubleArray(triggers.map(\.probabilityAfter)), ClusterDatabase.textArray(triggers.map(\.band)),
+                  ClusterDatabase.textArray(triggers.map(reasonsArray)),
+                  ClusterDatabase.textArray(triggers.map { "{" + $0.reasons.map { String(Float($0.contribution)) }.joined(separator: ",") + "}" }),
+                  ClusterDatabase.textArray(triggers.map(\.modelVersion)), ClusterDatabase.textArray(triggers.map(\.node)),
+                  intArray(triggers.map(\.firedAt))])
+    }
+
+    static func intArray<T: BinaryInteger>(_ values: [T]) -> String {
+        var s = "{"
+        s.reserveCapacity(values.count * 8 + 2)
+        for (i, v) in values.enumerated() {
+            if i > 0 { s += "," }
+            s += String(v)
+        }
+        return s + "}"
+    }
+
+    static func doubleArray(_ values: [Double]) -> String {
+        "{" + values.map { $0.isFinite ? "\($0)" : "NaN" }.joined(separator: ",") + "}"
+    }
+}
+
+/// An event's place in the log.
+struct ShardSeq: Hashable {
+    let shard: Int
+    let seq: Int64
+}

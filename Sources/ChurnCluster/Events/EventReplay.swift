@@ -1,0 +1,229 @@
+import Foundation
+import Histogram
+import SubscriberEvents
+import Synchronization
+
+/// `churngrid events replay`: streams an NDJSON file to the cluster at a rate (open loop: event k
+/// is due at start + k / rate, and its acknowledgement latency counts from then, whether or not the
+/// sender kept up), with up to `inFlight` sends outstanding. Lines that do not parse are counted by
+/// reason and named with their line number; the stream goes on. While it runs it subscribes to the
+/// workers' trigger feeds and times event → trigger from the event's due time.
+public struct EventReplay {
+    public struct Options: Sendable {
+        /// Events per second; 0: as fast as the cluster takes them.
+        public var rate: Double = 0
+        /// Sends outstanding at most.
+        public var inFlight = 16
+        /// Events per send at most.
+        public var chunk = 2_000
+        /// How long one send may keep resending its unsettled events.
+        public var deadline: Duration = .seconds(120)
+        /// Subscribe to the trigger feeds and time them.
+        public var watchTriggers = true
+        public init() {}
+    }
+
+    /// Percentiles in µs.
+    public struct Percentiles: Sendable, Codable {
+        public var p50: UInt64 = 0
+        public var p99: UInt64 = 0
+        public var p999: UInt64 = 0
+        public var max: UInt64 = 0
+        init(_ h: Histogram<UInt64>) {
+            guard h.totalCount > 0 else { return }
+            p50 = h.valueAtPercentile(50)
+            p99 = h.valueAtPercentile(99)
+            p999 = h.valueAtPercentile(99.9)
+            max = h.max
+        }
+        public init() {}
+    }
+
+    /// The summary `replay --json` prints (keys as the issue names them).
+    public struct Report: Sendable, Codable {
+        public var events = 0
+        public var accepted = 0
+        public var duplicates = 0
+        public var rejected = 0
+        public var rejectedByReason: [String: Int] = [:]
+        public var eventsPerSecond = 0.0
+        public var triggers = 0
+        public var ackUs = Percentiles()
+        public var triggerUs = Percentiles()
+        /// Sends repeated (not owner, busy, unknown outcome).
+        public var resent = 0
+        /// Events the cluster had not settled by the deadline (send them again: never applied twice).
+        public var unsettled = 0
+        public var seconds = 0.0
+
+        enum CodingKeys: String, CodingKey {
+            case events, accepted, duplicates, rejected, triggers, resent, unsettled, seconds
+            case rejectedByReason = "rejected_by_reason"
+            case eventsPerSecond = "events_per_second"
+            case ackUs = "ack_us"
+            case triggerUs = "trigger_us"
+        }
+    }
+
+    private struct Sent: Sendable {
+        var acks: [EventAck]
+        var resent: Int
+        var due: [UInt64]
+        var done: UInt64
+        var failed: Bool
+    }
+
+    let client: ClusterClient
+    let options: Options
+
+    public init(client: ClusterClient, options: Options) {
+        self.client = client
+        self.options = options
+    }
+
+    /// Replays `file` (read to its end).
+    /// - Parameters:
+    ///   - onRejectedLine: each line that did not parse (or that the cluster rejected, with the
+    ///     line number it came from).
+    ///   - progress: called about once a second with the events sent so far.
+    public func run(_ file: UnsafeMutablePointer<FILE>, onRejectedLine: @escaping @Sendable (EventRejection) -> Void,
+                    progress: @escaping @Sendable (Int) -> Void = { _ in }) async throws -> Report {
+        var report = Report()
+        let triggerHistogram = Mutex(Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three))
+        let triggerCount = Atomic(0)
+        let dueTimes = Mutex<[EventKey: UInt64]>([:])
+        var feed: TriggerFeed?
+        if options.watchTriggers {
+            let feeds = try await client.eventStatus()
+            feed = try TriggerFeed(system: client.system, feeds: feeds) { trigger, arrived in
+                triggerCount.add(1, ordering: .relaxed)
+                let key = EventKey(source: trigger.source, eventID: trigger.eventID, at: trigger.eventAt)
+                if let due = dueTimes.withLock({ $0[key] }) {
+                    _ = triggerHistogram.withLock { $0.record(max(1, (arrived &- min(arrived, due)) / 1000)) }
+                }
+            }
+        }
+        defer { feed?.stop() }
+
+        var ackHistogram = Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
+        let parser = EventParser()
+        let start = DispatchTime.now().uptimeNanoseconds
+        let interval = options.rate > 0 ? 1e9 / options.rate : 0
+        var lineNumber = 0, k = 0
+        var chunk: [SubscriberEvent] = [], due: [UInt64] = [], lines: [Int] = []
+        var lastProgress = start
+        var lineBuffer: UnsafeMutablePointer<CChar>?
+        var capacity = 0
+        defer { free(lineBuffer) }
+        let client = client, deadline = options.deadline
+
+        func merge(_ sent: Sent, lines: [Int]) {
+            report.resent += sent.resent
+            for (i, ack) in sent.acks.enumerated() {
+                if !sent.failed { _ = ackHistogram.record(max(1, (sent.done &- min(sent.done, sent.due[i])) / 1000)) }
+                switch ack.status {
+                case .accepted: report.accepted += 1
+                case .duplicate: report.duplicates += 1
+                case .rejected:
+                    report.rejected += 1
+                    let reason = ack.reason ?? .malformedJSON
+                    report.rejectedByReason[reason.code, default: 0] += 1
+                    onRejectedLine(EventRejection(reason: reason, line: lines[i], detail: "rejected by the cluster"))
+                default: report.unsettled += 1
+                }
+            }
+        }
+
+        try await withThrowingTaskGroup(of: (Sent, [Int]).self) { group in
+            var outstanding = 0
+            func flush() {
+                guard !chunk.isEmpty else { return }
+                let events = chunk, dueTimes2 = due, lineNumbers = lines
+                if options.watchTriggers {
+                    dueTimes.withLock { m in for (e, d) in zip(events, dueTimes2) { m[EventKey(e)] = d } }
+                }
+                group.addTask {
+                    do {
+                        let (acks, resent) = try await client.send(events: events, deadline: deadline)
+                        return (Sent(acks: acks, resent: resent, due: dueTimes2, done: DispatchTime.now().uptimeNanoseconds, failed: false), lineNumbers)
+                    } catch {
+                        let none = [EventAck](repeating: EventAck(status: .retry, seq: 0, reason: nil), count: events.count)
+                        return (Sent(acks: none, resent: 0, due: dueTimes2, done: DispatchTime.now().uptimeNanoseconds, failed: true), lineNumbers)
+                    }
+                }
+                outstanding += 1
+                chunk.removeAll(keepingCapacity: true)
+                due.removeAll(keepingCapacity: true)
+                lines.removeAll(keepingCapacity: true)
+            }
+            while getline(&lineBuffer, &capacity, file) > 0 {
+                lineNumber += 1
+                guard let lineBuffer else { break }
+                let length = strlen(lineBuffer)
+                let parsed = lineBuffer.withMemoryRebound(to: UInt8.self, capacity: length) { p in
+                    var n = length
+                    if n > 0 && p[n - 1] == 0x0A { n -= 1 }
+                    return parser.parse(buffer: UnsafeBufferPointer(start: p, count: n), lineNumber: lineNumber)
+                }
+                switch parsed {
+                case .blank: continue
+                case .rejected(let r):
+                    report.events += 1
+                    report.rejected += 1
+                    report.rejectedByReason[r.reason.code, default: 0] += 1
+                    onRejectedLine(r)
+                    continue
+                case .event(let event):
+                    report.events += 1
+                    let scheduled = interval > 0 ? start &+ UInt64(Double(k) * interval) : DispatchTime.now().uptimeNanoseconds
+                    k += 1
+                    if interval > 0 {
+                        let now = DispatchTime.now().uptimeNanoseconds
+                        if scheduled > now {
+                            flush()  // what is due goes now; this one waits for its time
+                            try await Task.sleep(nanoseconds: scheduled - now)
+                        }
+                    }
+                    chunk.append(event)
+                    due.append(scheduled)
+                    lines.append(lineNumber)
+                    if chunk.count >= options.chunk { flush() }
+                }
+                while outstanding >= options.inFlight, let (sent, nums) = try await group.next() {
+                    outstanding -= 1
+                    merge(sent, lines: nums)
+                }
+                let now = DispatchTime.now().uptimeNanoseconds
+                if now - lastProgress > 1_000_000_000 {
+                    lastProgress = now
+                    progress(k)
+                    if options.watchTriggers {
+                        // Due times older than 30 s are no longer waited for.
+                        let horizon = now > 30_000_000_000 ? now - 30_000_000_000 : 0
+                        dueTimes.withLock { m in m = m.filter { $0.value >= horizon } }
+                    }
+                }
+            }
+            flush()
+            while let (sent, nums) = try await group.next() { merge(sent, lines: nums) }
+        }
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        report.seconds = elapsed
+        report.eventsPerSecond = elapsed > 0 ? Double(report.accepted + report.duplicates + report.rejected) / elapsed : 0
+        report.ackUs = Percentiles(ackHistogram)
+        // Triggers still on the wire arrive within a moment.
+        if options.watchTriggers { try? await Task.sleep(for: .milliseconds(300)) }
+        feed?.stop()
+        report.triggers = triggerCount.load(ordering: .relaxed)
+        report.triggerUs = Percentiles(triggerHistogram.withLock { $0 })
+        return report
+    }
+}
+
+extension EventKey {
+    init(source: String, eventID: String, at: Int64) {
+        self.source = source
+        self.eventID = eventID
+        self.at = at
+    }
+}
