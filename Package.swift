@@ -114,7 +114,7 @@ let package = Package(
         .testTarget(name: "TreeModelTests", dependencies: ["TreeModel"]),
         .testTarget(name: "FeatureTableTests", dependencies: ["FeatureTable"]),
         .testTarget(name: "SubscriberProfilesTests", dependencies: ["SubscriberProfiles", "TestSupport"]),
-        .testTarget(name: "SubscriberEventsTests", dependencies: ["SubscriberEvents", "SubscriberProfiles", "TestSupport"]),
+        .testTarget(name: "SubscriberEventsTests", dependencies: ["SubscriberEvents", "SubscriberProfiles", "TestSupport", "WireFormat"]),
         // Real libzmq sockets over tcp://127.0.0.1.
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "WireFormatTests", dependencies: ["WireFormat"]),

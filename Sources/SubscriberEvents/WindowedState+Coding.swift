@@ -11,7 +11,8 @@ import WireFormat
 ///     last days    LEB128 age (today − day) each             (if present)
 ///     masks        UInt32 each, non-zero                      (if present)
 ///     each ring    LEB128 n (days covered: the oldest non-empty age + 1), ⌈n/8⌉ bytes of bitmap
-///                  (bit a: age a is non-empty), then each non-empty bucket as LEB128, by age
+///                  (bit a: age a is non-empty), then each non-empty bucket, by age, as the zigzag
+///                  LEB128 of its difference to the previous one (the first's to 0)
 ///     sparse       LEB128 count, then per entry, oldest first: LEB128 age, a tag (the series'
 ///                  raw value, + 0x80 when the amount is exactly 1) and otherwise the Float amount
 ///
@@ -66,9 +67,15 @@ extension WindowedState: WireCodable {
                 if ringValue(s, age: a) != 0 { byte |= 1 << UInt8(a % 8) }
                 if a % 8 == 7 || a == n - 1 { w.writeFixed(byte); byte = 0 }
             }
+            // Neighbouring days hold similar amounts: each bucket goes as its difference to the
+            // previous non-empty one (zigzag), which keeps seeded rings at about a byte a day.
+            var previous: Int64 = 0
             for a in 0..<n {
-                let v = ringValue(s, age: a)
-                if v != 0 { w.writeLength(Int(v)) }
+                let v = Int64(ringValue(s, age: a))
+                guard v != 0 else { continue }
+                let delta = v - previous
+                w.writeLength(Int(delta >= 0 ? 2 * delta : -2 * delta - 1))
+                previous = v
             }
         }
         if !sparse.isEmpty {
@@ -116,8 +123,12 @@ extension WindowedState: WireCodable {
         // A last day must be a day (not Int32.min, which means none).
         let oldestAge = Int(today) - Int(Int32.min) - 1
         var lastActivity = Int32.min, lastTopup = Int32.min
-        if present & Part.lastActivity != 0 { lastActivity = Int32(Int(today) - Int(try r.readVarUInt(max: UInt64(oldestAge), "the last activity's age"))) }
-        if present & Part.lastTopup != 0 { lastTopup = Int32(Int(today) - Int(try r.readVarUInt(max: UInt64(oldestAge), "the last top-up's age"))) }
+        if present & Part.lastActivity != 0 {
+            lastActivity = Int32(Int(today) - Int(try r.readVarUInt(max: UInt64(oldestAge), "the last activity's age (at most \(oldestAge))")))
+        }
+        if present & Part.lastTopup != 0 {
+            lastTopup = Int32(Int(today) - Int(try r.readVarUInt(max: UInt64(oldestAge), "the last top-up's age (at most \(oldestAge))")))
+        }
         var state = WindowedState(today: today, lastActivityDay: lastActivity, lastTopupDay: lastTopup)
         if present & Part.activeMask != 0 { state.activeMask = try r.readMask("the active days' mask") }
         if present & Part.roamingMask != 0 { state.roamingMask = try r.readMask("the roaming days' mask") }
@@ -146,11 +157,17 @@ extension WindowedState: WireCodable {
         }
         func marked(_ a: Int) -> Bool { a < 64 ? (bitmap.0 >> UInt64(a)) & 1 != 0 : (bitmap.1 >> UInt64(a - 64)) & 1 != 0 }
         guard marked(n - 1) else { throw WireError(offset: at, expected: "the \(s.name) ring's oldest covered day to be non-empty") }
-        let most = UInt64(Self.maximumDaily(s))
+        let most = Int64(Self.maximumDaily(s))
+        var previous: Int64 = 0
         for a in 0..<n where marked(a) {
-            let v = try r.readVarUInt(max: most, "a \(s.name) bucket of at most \(most)")
-            guard v > 0 else { throw WireError(offset: r.offset - 1, expected: "a non-zero \(s.name) bucket (its bit is set)") }
+            let at = r.offset
+            let zigzag = Int64(try r.readVarUInt(max: UInt64(2 * most), "a \(s.name) bucket's difference"))
+            let v = previous + (zigzag & 1 == 0 ? zigzag / 2 : -(zigzag + 1) / 2)
+            guard v > 0, v <= most else {
+                throw WireError(offset: at, expected: "a \(s.name) bucket of 1…\(most) (its bit is set), found \(v)")
+            }
             setRingValue(s, age: a, UInt32(v))
+            previous = v
         }
     }
 

@@ -32,8 +32,12 @@ import SubscriberProfiles
 ///
 /// A missing (NaN) or absent feature seeds nothing for its series: it reads 0 (the days-since
 /// features read nil, so the profile keeps its NaN). Negative counts and sums seed nothing (a
-/// negative days-since counts as 0: today); infinite and huge values are clamped: a day of a counting series holds at most 65,535 (the rings' UInt16),
-/// a day of data at most UInt32.max tenths, a window of a `Float` sum at most `maximumSeededSum`.
+/// negative days-since counts as 0: today); infinite and huge values are clamped: a day of a
+/// counting series holds at most 65,535 (the rings' UInt16), a day of data at most UInt32.max
+/// tenths, a window of a `Float` sum at most `maximumSeededSum`.
+///
+/// Seed at the day `apply` will advance the state to (the later of the event's day and now's):
+/// seeded at an earlier day, the state first ages the seeded buckets by the difference.
 extension WindowedState {
     /// Each `Float` sum (revenue, top-up amount, outage hours) is seeded as one entry per this many
     /// days of its window, rather than one a day: 3 entries for 30 days keep the sparse list small.
@@ -219,14 +223,13 @@ extension WindowedState {
     init(today: Int32, lastActivityDay: Int32, lastTopupDay: Int32) {
         self.init()
         guard today != .min else { return }
-        var marks: [(day: Int32, series: Series)] = []
-        if lastActivityDay != .min, lastActivityDay <= today { marks.append((lastActivityDay, .activeDays)) }
-        if lastTopupDay != .min, lastTopupDay <= today { marks.append((lastTopupDay, .topupDays)) }
-        if marks.count == 2, marks[1].day < marks[0].day { marks.swapAt(0, 1) }
-        for m in marks {
-            advance(to: m.day)
-            add(m.series, day: m.day, 1)
-        }
+        let activity = lastActivityDay != .min && lastActivityDay <= today
+        let topup = lastTopupDay != .min && lastTopupDay <= today
+        // Oldest first: the state only moves forward.
+        let topupFirst = topup && (!activity || lastTopupDay < lastActivityDay)
+        if topupFirst { advance(to: lastTopupDay); add(.topupDays, day: lastTopupDay, 1) }
+        if activity { advance(to: lastActivityDay); add(.activeDays, day: lastActivityDay, 1) }
+        if topup, !topupFirst { advance(to: lastTopupDay); add(.topupDays, day: lastTopupDay, 1) }
         advance(to: today)
         activeMask = 0
     }

@@ -384,7 +384,8 @@ struct StatusCommand: AsyncParsableCommand {
                              Double(w.residentBytes) / 1e6, w.cores))
             }
             for e in events {
-                let feed = e.triggerFeed.isEmpty ? "" : "; triggers on " + e.triggerFeed
+                let groups = e.stats.groups > 0 ? String(format: "; %d groups, %.2f ms each", e.stats.groups, Double(e.stats.writeMicros) / Double(e.stats.groups) / 1000) : ""
+                let feed = groups + (e.triggerFeed.isEmpty ? "" : "; triggers on " + e.triggerFeed)
                 print("  \(e.name)  " + String(format: "events: %d applied, %d duplicates, %d rejected, %d triggers; lag %.1f s; state for %d subscribers (%.0f B each)",
                                                 e.stats.applied, e.stats.duplicates, e.stats.rejected, e.stats.triggers, Double(e.stats.lagMillis) / 1000,
                                                 e.stats.subscribersWithState,

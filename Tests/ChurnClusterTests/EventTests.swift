@@ -192,7 +192,9 @@ struct EventTests {
         let (started, output) = await runCommand("bash \(shellQuoted(script)) start \(shellQuoted(dir)) 2>&1")
         try #require(started == 0, "\(output)")
         let url = try #require(output.split(separator: "\n").last.map(String.init))
-        defer { Task { _ = await runCommand("bash \(shellQuoted(script)) stop \(shellQuoted(dir))") } }
+        // Stopped before the test returns (a task started in a defer may never run: the test
+        // process can exit first and leave the server behind).
+        defer { _ = system("bash \(shellQuoted(script)) stop \(shellQuoted(dir)) >/dev/null 2>&1") }
         try await onOwnThread {
             _ = try BaseLoader(connection: try PostgresConnection(url: url)).load(SyntheticBase(seed: 7), count: Self.subscribers) { _ in }
         }

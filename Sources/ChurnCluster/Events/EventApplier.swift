@@ -21,10 +21,14 @@ struct EventApplier: Sendable {
     func apply(_ event: SubscriberEvent, seq: Int64, now: Int64, events: ShardEvents, store: ProfileStore) -> Result {
         guard var profile = store.profile(of: event.subscriberID) else { return .rejected(.unknownSubscriber) }
         let nowDay = Int32(clamping: Timestamp.floorDiv(now, Timestamp.millisPerDay))
-        var state = events.subscribers[event.subscriberID]
-            ?? SubscriberEventState(window: WindowedState.seeded(from: profile, featureNames: binding.featureNames, day: nowDay))
+        // Taken out of the table while it changes (no copy-on-write copy of its buckets), put back after.
+        let held = events.subscribers.removeValue(forKey: event.subscriberID)
+        var state = held ?? SubscriberEventState(window: WindowedState.seeded(from: profile, featureNames: binding.featureNames, day: nowDay))
         let outcome = state.window.apply(event, now: now)
-        if let rejection = outcome.rejection { return .rejected(rejection) }
+        if let rejection = outcome.rejection {
+            if let held { events.subscribers[event.subscriberID] = held }
+            return .rejected(rejection)
+        }
         let before = model.probability(profile: profile)
         binding.apply(outcome.writes, to: &profile)
         store.upsert(id: event.subscriberID, profile: profile)
@@ -34,6 +38,12 @@ struct EventApplier: Sendable {
         state.note(Float(after), day: nowDay)
         var fired: [FiredTrigger] = []
         if let rules {
+            // Once a day (by the events' own clock, so a replay expires at the same points): the
+            // cool-downs older than the longest rule's are forgotten (they can no longer hold a rule back).
+            if nowDay > events.cooldownDay {
+                events.cooldownDay = nowDay
+                events.cooldowns.expire(before: now &- rules.longestCooldownMillis)
+            }
             let context = TriggerContext(eventType: event.type, probabilityBefore: before, probabilityAfter: after,
                                          lowestProbability7d: lowest, billShock: outcome.billShock, profile: profile)
             let matched = rules.matching(context)

@@ -198,6 +198,9 @@ public struct EventStats: Sendable, Codable {
     /// Subscribers with event state, and its bytes.
     public var subscribersWithState = 0
     public var stateBytes = 0
+    /// Groups written (one PostgreSQL transaction each) and the µs spent logging and applying them.
+    public var groups = 0
+    public var writeMicros = 0
     public init() {}
 }
 
@@ -255,6 +258,8 @@ final class Confined: @unchecked Sendable {
         connection = nil
         let c = try PostgresConnection(url: postgresURL)
         try c.execute("SET synchronous_commit TO on")
+        try c.execute("SET client_min_messages TO warning")
+        try EventLog.prepare(c)
         connection = c
         partitionsDay = .min
         return c
@@ -343,6 +348,11 @@ final class Confined: @unchecked Sendable {
             return (s, term, epoch)
         }
         let logged: Set<ShardSeq>, lost: Set<Int>
+        let writeStart = ContinuousClock.now
+        defer {
+            counts.groups += 1
+            counts.writeMicros += Int((ContinuousClock.now - writeStart) / .microseconds(1))
+        }
         do {
             let c = try db()
             try ensurePartitions(c, now: now)

@@ -15,6 +15,15 @@ struct LoggedEvent: Sendable {
 /// shard's new holder replays. Every function runs on the caller's thread on a connection the
 /// caller owns.
 enum EventLog {
+    /// The session's staging table for `append` (emptied at every commit); made once per connection.
+    static func prepare(_ c: PostgresConnection) throws {
+        try c.execute("""
+            CREATE TEMP TABLE IF NOT EXISTS churngrid_event_stage (
+                source text, event_id text, at_ms bigint, subscriber_id bigint, shard integer, seq bigint, type smallint, value double precision
+            ) ON COMMIT DELETE ROWS
+            """)
+    }
+
     /// Days of partitions kept ahead of and behind today: events may be 7 days late and a day early.
     static let partitionDaysBehind = WindowedState.allowedLatenessDays + 2
     static let partitionDaysAhead = 3
@@ -113,31 +122,51 @@ enum EventLog {
                        receivedMillis: Int64) throws -> (logged: Set<ShardSeq>, lost: Set<Int>) {
         try c.execute("BEGIN")
         do {
-            let held = Set(try c.query("""
-                SELECT o.shard FROM churngrid_event_owners o
-                JOIN unnest($1::int[], $2::bigint[], $3::bigint[]) AS f(shard, term, epoch)
-                  ON o.shard = f.shard AND o.term = f.term AND o.epoch = f.epoch AND o.node = $4
-                FOR SHARE OF o
-                """, [intArray(fences.map(\.shard)), intArray(fences.map(\.term)), intArray(fences.map(\.epoch)), node]).rows.compactMap { $0[0].flatMap(Int.init) })
-            let lost = Set(fences.map(\.shard)).subtracting(held)
-            let kept = rows.filter { held.contains($0.shard) }
-            var logged = Set<ShardSeq>()
-            if !kept.isEmpty {
-                let result = try c.query("""
+            // Binary COPY into the session's staging table (cheap for the server to read).
+            try c.copyIn("COPY churngrid_event_stage FROM STDIN (FORMAT binary)") { writer in
+                var encoder = BinaryCopyEncoder()
+                for row in rows {
+                    encoder.beginRow(fields: 8)
+                    encoder.text(row.event.source)
+                    encoder.text(row.event.eventID)
+                    encoder.int64(row.event.at)
+                    encoder.int64(row.event.subscriberID)
+                    encoder.int32(Int32(truncatingIfNeeded: row.shard))
+                    encoder.int64(row.seq)
+                    encoder.int16(Int16(row.event.type.index))
+                    encoder.float64(row.event.value)
+                    if encoder.bytes.count >= 1 << 20 { try writer.write(encoder.take()) }
+                }
+                encoder.finish()
+                try writer.write(encoder.take())
+            }
+            // One statement: the fences this owner still holds (locked FOR SHARE, so a new owner's
+            // raise waits for this commit), and the insert of the events of those shards, which
+            // says what was new ('h' rows: shards held; 'i' rows: events logged).
+            let result = try c.query("""
+                WITH held AS (
+                    SELECT o.shard FROM churngrid_event_owners o
+                    JOIN unnest($1::int[], $2::bigint[], $3::bigint[]) AS f(shard, term, epoch)
+                      ON o.shard = f.shard AND o.term = f.term AND o.epoch = f.epoch AND o.node = $4
+                    FOR SHARE OF o),
+                ins AS (
                     INSERT INTO subscriber_events (source, event_id, at, subscriber_id, shard, seq, type, value, received_ms)
-                    SELECT s, e, timestamptz 'epoch' + a * interval '1 millisecond', sub, sh, sq, t, v, $9
-                    FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::int[], $6::bigint[], $7::smallint[], $8::float8[])
-                      AS u(s, e, a, sub, sh, sq, t, v)
-                    ON CONFLICT DO NOTHING RETURNING shard, seq
-                    """, [ClusterDatabase.textArray(kept.map(\.event.source)), ClusterDatabase.textArray(kept.map(\.event.eventID)),
-                          intArray(kept.map(\.event.at)), intArray(kept.map(\.event.subscriberID)), intArray(kept.map(\.shard)),
-                          intArray(kept.map(\.seq)), intArray(kept.map { $0.event.type.index }), doubleArray(kept.map(\.event.value)),
-                          String(receivedMillis)])
-                logged.reserveCapacity(result.rows.count)
-                for row in result.rows {
-                    if row.count == 2, let shard = row[0].flatMap(Int.init), let seq = row[1].flatMap(Int64.init) { logged.insert(ShardSeq(shard: shard, seq: seq)) }
+                    SELECT source, event_id, timestamptz 'epoch' + at_ms * interval '1 millisecond', subscriber_id, shard, seq, type, value, $5
+                    FROM churngrid_event_stage WHERE shard IN (SELECT shard FROM held)
+                    ON CONFLICT DO NOTHING RETURNING shard, seq)
+                SELECT 'h', shard, 0 FROM held UNION ALL SELECT 'i', shard, seq FROM ins
+                """, [intArray(fences.map(\.shard)), intArray(fences.map(\.term)), intArray(fences.map(\.epoch)), node, String(receivedMillis)])
+            var held = Set<Int>(), logged = Set<ShardSeq>()
+            logged.reserveCapacity(result.rows.count)
+            for row in result.rows {
+                guard row.count == 3, let shard = row[1].flatMap(Int.init) else { continue }
+                if row[0] == "h" {
+                    held.insert(shard)
+                } else if let seq = row[2].flatMap(Int64.init) {
+                    logged.insert(ShardSeq(shard: shard, seq: seq))
                 }
             }
+            let lost = Set(fences.map(\.shard)).subtracting(held)
             try c.execute("COMMIT")
             return (logged, lost)
         } catch {

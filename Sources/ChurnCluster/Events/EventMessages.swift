@@ -262,7 +262,7 @@ public struct WorkerEventStatus: Sendable, WireCodable, Codable {
     public func encode(to w: inout WireWriter) {
         w.write(name); w.write(triggerFeed); w.write(publicKey)
         w.write(stats.applied); w.write(stats.duplicates); w.write(stats.rejected); w.write(stats.triggers); w.write(stats.lagMillis)
-        w.write(stats.subscribersWithState); w.write(stats.stateBytes)
+        w.write(stats.subscribersWithState); w.write(stats.stateBytes); w.write(stats.groups); w.write(stats.writeMicros)
     }
 
     public init(from r: inout WireReader) throws(WireError) {
@@ -270,5 +270,6 @@ public struct WorkerEventStatus: Sendable, WireCodable, Codable {
         stats = EventStats()
         stats.applied = try r.read(); stats.duplicates = try r.read(); stats.rejected = try r.read(); stats.triggers = try r.read()
         stats.lagMillis = try r.read(); stats.subscribersWithState = try r.read(); stats.stateBytes = try r.read()
+        stats.groups = try r.read(); stats.writeMicros = try r.read()
     }
 }

@@ -72,6 +72,8 @@ final class ShardEvents: @unchecked Sendable {
     var appliedSeq: Int64 = 0
     var subscribers: [Int64: SubscriberEventState] = [:]
     var cooldowns = TriggerCooldowns()
+    /// The day the cool-downs were last expired (see `EventApplier`).
+    var cooldownDay: Int32 = .min
     /// Events applied here since the shard was hosted (live and replayed).
     var applied = 0
 
