@@ -15,7 +15,7 @@ extension EventCatalogue {
 
             {"event_id": "b-42", "source": "billing", "subscriber_id": 1000000123, "type": "complaint", "at": "2026-12-03T10:15:00Z", "value": 1.0}
 
-        - `event_id`: 1–\(EventParser.maxIDBytes) bytes of UTF-8, no control characters; (`source`, `event_id`) is unique.
+        - `event_id`: 1–\(EventParser.maxIDBytes) bytes of UTF-8, no control characters; (`source`, `event_id`) is unique: a re-sent event keeps its `at`, and the log's key is (`source`, `event_id`, `at`) (see "Durability").
         - `source`: optional, default `\(EventParser.defaultSource)`; the same limits.
         - `subscriber_id`: a positive integer below 2^63.
         - `type`: one of the types below.
@@ -141,8 +141,13 @@ extension EventCatalogue {
           cool-downs and that number; the receiver replays the log after it. A shard loaded from
           PostgreSQL replays every event received after the profiles' snapshot (`as_of` in
           `churngrid_profile_snapshots`, written by `generate` and `profiles import --as-of`), so the
-          nightly refresh never drops the events that arrived after the extract was taken. A standby
-          copy follows the log every 2 seconds and replays the rest when it is promoted.
+          nightly refresh never drops the events that arrived after the extract was taken (an import
+          is a full refresh as of its `as_of`: give `--as-of` the time the warehouse took the extract;
+          the default is the import's start). Such a copy never applies an event received before
+          that time, also after it moves. The retention never drops a partition a load from
+          PostgreSQL would still replay. A copy that arrives with no event state (from a peer one
+          version older) is loaded from PostgreSQL instead. A standby copy follows the log every
+          2 seconds and replays the rest when it is promoted.
         - A new owner raises the fence before it replays (waiting for the previous owner's write in
           progress to commit): a stale owner that wakes up can no longer log, so it cannot acknowledge
           what the new owner would never see; its events are answered `not_owner`.
@@ -162,8 +167,9 @@ extension EventCatalogue {
 
         ## Triggers
 
-        Rules (`coordinator --triggers FILE`, see `docs/triggers.md`; the default is
-        `Deploy/triggers.json`) are evaluated on every applied event. A fired trigger is written to
+        Rules (`coordinator --triggers FILE`, see `docs/triggers.md`; without the flag the coordinator
+        uses `Deploy/triggers.json` when it is there, and `--triggers none` fires none) are evaluated on
+        every applied event, by the worker that applies it. A fired trigger is written to
         `retention_triggers` (the durable feed; its id is derived from the rule and the event, so a
         replay never writes it twice) and published at once, best-effort, on the worker's ZeroMQ PUB
         socket (`worker --triggers-publish tcp://HOST:PORT`; with CURVE only authorized keys may

@@ -59,9 +59,15 @@ extension WindowedState {
     ///   - day: The day of the subscriber's first event (days since 1970-01-01 UTC). `Int32.min`
     ///     (no day) gives the empty state.
     public static func seeded(from profile: [Float], featureNames: [String] = FeatureCatalogue.names, day: Int32) -> WindowedState {
+        seeded(from: profile, day: day) { featureNames.firstIndex(of: $0) }
+    }
+
+    /// The seeding with a feature's column given by `column` (a schema binding's index: no
+    /// search through the names per feature, which a worker seeding on every first event pays).
+    static func seeded(from profile: [Float], day: Int32, column: (String) -> Int?) -> WindowedState {
         guard day != .min else { return WindowedState() }
         func value(_ feature: String) -> Double? {
-            guard let k = featureNames.firstIndex(of: feature), k < profile.count, !profile[k].isNaN else { return nil }
+            guard let k = column(feature), k < profile.count, !profile[k].isNaN else { return nil }
             return Double(profile[k])
         }
         let plan = seedPlan
@@ -118,7 +124,7 @@ extension WindowedState {
 
     /// `seeded(from:featureNames:day:)` with the schema of `binding`.
     public static func seeded(from profile: [Float], binding: ProfileSchemaBinding, day: Int32) -> WindowedState {
-        seeded(from: profile, featureNames: binding.featureNames, day: day)
+        seeded(from: profile, day: day) { binding.column(of: $0) }
     }
 
     // MARK: Plan

@@ -285,6 +285,9 @@ public struct EventOutcome: Sendable, Equatable {
 public struct ProfileSchemaBinding: Sendable {
     public let featureNames: [String]
     private let index: [String: Int]
+
+    /// The column of `feature` in this schema (the first of duplicate names), or nil.
+    public func column(of feature: String) -> Int? { index[feature] }
     /// One line per catalogue feature the schema lacks.
     public let warnings: [String]
 

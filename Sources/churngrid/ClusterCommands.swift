@@ -72,7 +72,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "PEM private key file for HTTPS on --http (keep it readable by this user only).")
     var tlsKey: String?
 
-    @Option(help: "Trigger rules file (JSON, docs/triggers.md; the repository's default is Deploy/triggers.json): every worker fires them on the events it applies. Without it no triggers fire.")
+    @Option(help: "Trigger rules file (JSON, docs/triggers.md): every worker fires them on the events it applies. Default: Deploy/triggers.json when it exists; 'none' fires no triggers.")
     var triggers: String?
 
     @Option(help: "Days of subscriber events and fired triggers kept in PostgreSQL (older daily partitions are dropped; keep it longer than the interval between profile refreshes).")
@@ -81,7 +81,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = makeLogger("churngrid.coordinator")
         var triggerPackage = TriggerPackage.none
-        if let triggers {
+        let triggers = triggers ?? (FileManager.default.fileExists(atPath: TriggerRules.defaultFileName) ? TriggerRules.defaultFileName : nil)
+        if triggers == nil { logger.warning("no trigger rules (no --triggers, and no Deploy/triggers.json here): events fire no triggers") }
+        if let triggers, triggers != "none" {
             guard let data = FileManager.default.contents(atPath: triggers) else { throw ValidationError("--triggers: cannot read \(triggers)") }
             do {
                 _ = try TriggerRules.parse(Array(data), file: triggers, featureNames: FeatureCatalogue.names)
@@ -386,8 +388,9 @@ struct StatusCommand: AsyncParsableCommand {
             for e in events {
                 let groups = e.stats.groups > 0 ? String(format: "; %d groups, %.2f ms each", e.stats.groups, Double(e.stats.writeMicros) / Double(e.stats.groups) / 1000) : ""
                 let feed = groups + (e.triggerFeed.isEmpty ? "" : "; triggers on " + e.triggerFeed)
-                print("  \(e.name)  " + String(format: "events: %d applied, %d duplicates, %d rejected, %d triggers; lag %.1f s; state for %d subscribers (%.0f B each)",
-                                                e.stats.applied, e.stats.duplicates, e.stats.rejected, e.stats.triggers, Double(e.stats.lagMillis) / 1000,
+                print("  \(e.name)  " + String(format: "events: %.0f/s, triggers %.1f/s, lag %.1f s; %d applied, %d duplicates, %d rejected, %d triggers; state for %d subscribers (%.0f B each)",
+                                                e.stats.eventsPerSecond, e.stats.triggersPerSecond, Double(e.stats.lagMillis) / 1000,
+                                                e.stats.applied, e.stats.duplicates, e.stats.rejected, e.stats.triggers,
                                                 e.stats.subscribersWithState,
                                                 e.stats.subscribersWithState > 0 ? Double(e.stats.stateBytes) / Double(e.stats.subscribersWithState) : 0) + feed)
             }

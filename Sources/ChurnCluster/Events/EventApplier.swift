@@ -23,7 +23,7 @@ struct EventApplier: Sendable {
         let nowDay = Int32(clamping: Timestamp.floorDiv(now, Timestamp.millisPerDay))
         // Taken out of the table while it changes (no copy-on-write copy of its buckets), put back after.
         let held = events.subscribers.removeValue(forKey: event.subscriberID)
-        var state = held ?? SubscriberEventState(window: WindowedState.seeded(from: profile, featureNames: binding.featureNames, day: nowDay))
+        var state = held ?? SubscriberEventState(window: WindowedState.seeded(from: profile, binding: binding, day: nowDay))
         let outcome = state.window.apply(event, now: now)
         if let rejection = outcome.rejection {
             if let held { events.subscribers[event.subscriberID] = held }

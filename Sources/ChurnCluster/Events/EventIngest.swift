@@ -135,6 +135,12 @@ final class EventIngest: Sendable {
         try await thread.run { try confined.standBy(items) }
     }
 
+    /// Whether the event thread holds `shard`'s event state.
+    func holds(_ shard: Int) async -> Bool {
+        let confined = confined
+        return (try? await thread.run { confined.holds(shard) }) ?? false
+    }
+
     /// Drops the event state of `shards`.
     func release(_ shards: [Int]) async {
         let confined = confined
@@ -198,6 +204,9 @@ public struct EventStats: Sendable, Codable {
     /// Subscribers with event state, and its bytes.
     public var subscribersWithState = 0
     public var stateBytes = 0
+    /// Events applied and triggers fired per second over the last 10 seconds.
+    public var eventsPerSecond = 0.0
+    public var triggersPerSecond = 0.0
     /// Groups written (one PostgreSQL transaction each) and the µs spent logging and applying them.
     public var groups = 0
     public var writeMicros = 0
@@ -243,6 +252,8 @@ final class Confined: @unchecked Sendable {
     /// Triggers fired whose row could not be written yet (the database was away).
     var pendingTriggers: [FiredTrigger] = []
     var counts = EventStats()
+    /// (when, events applied, triggers fired) about once a second over the last minute: the rates.
+    var samples: [(at: ContinuousClock.Instant, applied: Int, triggers: Int)] = []
     var partitionsDay: Int32 = .min
 
     init(postgresURL: String, node: String, logger: Logger) {
@@ -259,6 +270,9 @@ final class Confined: @unchecked Sendable {
         let c = try PostgresConnection(url: postgresURL)
         try c.execute("SET synchronous_commit TO on")
         try c.execute("SET client_min_messages TO warning")
+        // A write stuck behind a lock, or a session left in a transaction by a cut connection,
+        // must not hold a shard's fence or keys for long.
+        try c.execute("SET lock_timeout TO '10s'; SET idle_in_transaction_session_timeout TO '30s'; SET statement_timeout TO '60s'")
         try EventLog.prepare(c)
         connection = c
         partitionsDay = .min
@@ -272,6 +286,10 @@ final class Confined: @unchecked Sendable {
     }
 
     func configure(model: ScoringModel, rules: TriggerRules?, shardCount: Int) {
+        // Cool-downs are kept per rule index: a different rule set starts them afresh.
+        if let previous = applier?.rules?.fingerprint, previous != rules?.fingerprint {
+            for slot in slots.values { slot.events.cooldowns = TriggerCooldowns() }
+        }
         applier = EventApplier(model: model, binding: ProfileSchemaBinding(featureNames: FeatureCatalogue.names), rules: rules, node: node)
         self.shardCount = shardCount
     }
@@ -295,7 +313,26 @@ final class Confined: @unchecked Sendable {
         let seq: Int64
     }
 
+    /// A copy of an event later in the same group than its first copy.
+    private struct Copy {
+        let batch: Int, index: Int
+        let first: (batch: Int, index: Int)
+    }
+
     func process(_ batches: [EventBatch]) -> [EventAcks] {
+        var copies: [Copy] = []
+        var acks = processGroup(batches, copies: &copies)
+        // A copy is settled with its first: a duplicate once that is logged, else as it is.
+        for c in copies {
+            let status = acks[c.first.batch].status(c.first.index)
+            let logged = status == .accepted || status == .duplicate
+            acks[c.batch].set(c.index, logged ? .duplicate : status, reason: acks[c.first.batch].reason(c.first.index))
+            if logged { counts.duplicates += 1 }
+        }
+        return acks
+    }
+
+    private func processGroup(_ batches: [EventBatch], copies: inout [Copy]) -> [EventAcks] {
         var acks = batches.map { EventAcks(count: $0.count) }
         guard let applier else {
             for b in acks.indices { for i in 0..<acks[b].count { acks[b].set(i, .notOwner) } }
@@ -304,19 +341,23 @@ final class Confined: @unchecked Sendable {
         let now = Self.nowMillis()
         // Shards whose last write had an unknown outcome replay the log first.
         let unsynced = slots.filter { $0.value.unsynced }.map(\.key)
-        if !unsynced.isEmpty { try? catchUp(unsynced, now: now) }
+        if !unsynced.isEmpty { try? catchUp(unsynced, now: now, fenced: true) }
 
         var candidates: [Candidate] = []
         var nextSeq: [Int: Int64] = [:]
-        var seen = Set<EventKey>()
+        var firstCopy: [EventKey: (batch: Int, index: Int)] = [:]
         var newest: Int64 = .min
         for (b, batch) in batches.enumerated() {
             for i in 0..<batch.count {
                 let event = batch.event(i)
                 let shard = Int(batch.shards.elements[i])
-                guard let slot = slots[shard], case .owner = slot.role, !slot.lost, !slot.unsynced,
+                guard let slot = slots[shard], case .owner = slot.role, !slot.lost,
                       ShardKey.shard(of: event.subscriberID, shardCount: shardCount) == shard else {
                     acks[b].set(i, .notOwner)
+                    continue
+                }
+                guard !slot.unsynced else {
+                    acks[b].set(i, .retry)  // the log could not be read back yet (PostgreSQL away)
                     continue
                 }
                 if let reason = event.rejection(now: now) {
@@ -329,11 +370,12 @@ final class Confined: @unchecked Sendable {
                     counts.rejected += 1
                     continue
                 }
-                guard seen.insert(EventKey(event)).inserted else {
-                    acks[b].set(i, .duplicate)
-                    counts.duplicates += 1
+                if let first = firstCopy[EventKey(event)] {
+                    // Settled with its first copy: a duplicate once that is logged, else as it.
+                    copies.append(Copy(batch: b, index: i, first: first))
                     continue
                 }
+                firstCopy[EventKey(event)] = (b, i)
                 let seq = (nextSeq[shard] ?? slot.events.appliedSeq) + 1
                 nextSeq[shard] = seq
                 candidates.append(Candidate(batch: b, index: i, event: event, shard: shard, seq: seq))
@@ -400,6 +442,7 @@ final class Confined: @unchecked Sendable {
             }
         }
         counts.applied += applied
+        sample()
         counts.lagMillis = newest == .min ? 0 : max(0, now - newest)
         Counter(label: "churngrid_events_applied_total").increment(by: applied)
         if !fired.isEmpty {
@@ -430,8 +473,9 @@ final class Confined: @unchecked Sendable {
         } catch {
             if (error as? PostgresError)?.isUnavailable ?? true { connection = nil }
             if pendingTriggers.count > 1_000_000 {
-                // Bounded: the oldest are dropped from memory; a replay of the log writes them again.
-                logger.error("too many triggers wait for the database; the oldest are dropped from memory (the log's replay writes them)",
+                // Bounded: the oldest are dropped from memory (they were published; their rows are
+                // written again only if the shard's log is replayed, e.g. by its next owner).
+                logger.error("too many triggers wait for the database; the oldest are dropped from memory",
                              metadata: ["waiting": "\(pendingTriggers.count)"])
                 pendingTriggers.removeFirst(pendingTriggers.count - 1_000_000)
             }
@@ -449,14 +493,17 @@ final class Confined: @unchecked Sendable {
 
     /// Applies what the log holds for `shards` beyond their copies (no publishing: what was fired
     /// then was published then; trigger rows are written again, idempotently).
-    func catchUp(_ shards: [Int], now: Int64, receivedAfter: [Int: Int64] = [:]) throws {
+    func catchUp(_ shards: [Int], now: Int64, fenced: Bool = false) throws {
         guard let applier else { return }
         let c = try db()
         for s in shards {
             guard let slot = slots[s] else { continue }
             var total = 0
+            // A copy loaded from PostgreSQL never applies what was received before its profiles'
+            // snapshot (`receivedFloor`): its profiles hold those already.
+            let floor = slot.events.receivedFloor > 0 ? slot.events.receivedFloor : nil
             while true {
-                let rows = try EventLog.events(c, shard: s, afterSeq: slot.events.appliedSeq, receivedAfter: receivedAfter[s])
+                let rows = try EventLog.events(c, shard: s, afterSeq: slot.events.appliedSeq, receivedAfter: floor)
                 if rows.isEmpty { break }
                 var fired: [FiredTrigger] = []
                 for row in rows {
@@ -468,9 +515,9 @@ final class Confined: @unchecked Sendable {
                 total += rows.count
                 writeTriggers(fired)
             }
-            // Past the log's last number even when nothing was replayed (a copy loaded from
-            // PostgreSQL skips what its profiles already include).
-            if let last = try EventLog.lastSeqs(c, shards: [s])[s] { slot.events.appliedSeq = max(slot.events.appliedSeq, last) }
+            // An owner numbers its next events past the log's last number (held under its fence:
+            // nobody else writes the shard). A standby never jumps: its owner is writing meanwhile.
+            if fenced, let last = try EventLog.lastSeqs(c, shards: [s])[s] { slot.events.appliedSeq = max(slot.events.appliedSeq, last) }
             slot.unsynced = false
             if total > 0 { logger.info("replayed the shard's events from the log", metadata: ["shard": "\(s)", "events": "\(total)"]) }
         }
@@ -479,39 +526,59 @@ final class Confined: @unchecked Sendable {
     func own(_ items: [OwnItem], term: Int64, epoch: Int64) throws {
         let c = try db()
         try ensurePartitions(c, now: Self.nowMillis())
+        let floor = try EventLog.profilesAsOf(c) ?? 0
+        // Every slot first (a copy with no event state cannot be owned: it is refused before any
+        // fence moves), then the fences, all or none.
+        var prepared: [(OwnItem, Slot)] = []
+        for item in items {
+            guard let slot = adopt(item, role: slots[item.shard]?.role ?? .standby, floor: floor) else {
+                throw ClusterError("\(node) holds shard \(item.shard) without its event state; it must be loaded again")
+            }
+            prepared.append((item, slot))
+        }
         let held = try EventLog.fence(c, shards: items.map(\.shard), node: node, term: term, epoch: epoch)
         let refused = items.map(\.shard).filter { !held.contains($0) }
         guard refused.isEmpty else {
             throw ClusterError("\(node) cannot own shards \(refused.prefix(8)) under term \(term) epoch \(epoch): a newer owner holds their event fence")
         }
-        var asOf: [Int: Int64] = [:]
-        let profilesAsOf = try EventLog.profilesAsOf(c) ?? 0
-        for item in items {
-            let slot = adopt(item, role: .owner(term: term, epoch: epoch))
+        for (_, slot) in prepared {
+            slot.role = .owner(term: term, epoch: epoch)
             slot.lost = false
-            if item.fromDatabase && item.snapshot == nil && slot.events.appliedSeq == 0 { asOf[item.shard] = profilesAsOf }
         }
-        try catchUp(items.map(\.shard), now: Self.nowMillis(), receivedAfter: asOf)
+        try catchUp(items.map(\.shard), now: Self.nowMillis(), fenced: true)
     }
 
     func standBy(_ items: [OwnItem]) throws {
-        var asOf: [Int: Int64] = [:]
-        let fresh = items.filter { $0.fromDatabase && $0.snapshot == nil && slots[$0.shard] == nil }
-        if !fresh.isEmpty {
-            let profilesAsOf = try EventLog.profilesAsOf(try db()) ?? 0
-            for item in fresh { asOf[item.shard] = profilesAsOf }
+        let floor = try EventLog.profilesAsOf(try db()) ?? 0
+        for item in items {
+            guard adopt(item, role: .standby, floor: floor) != nil else {
+                throw ClusterError("\(node) holds shard \(item.shard) without its event state; it must be loaded again")
+            }
         }
-        for item in items { _ = adopt(item, role: .standby) }
-        try catchUp(items.map(\.shard), now: Self.nowMillis(), receivedAfter: asOf)
+        try catchUp(items.map(\.shard), now: Self.nowMillis())
     }
 
-    /// The slot of `item`'s shard: the one held (same profiles) or a new one.
-    private func adopt(_ item: OwnItem, role: Role) -> Slot {
+    /// Whether this worker has the event state of `shard` (a copy without it must be loaded again).
+    func holds(_ shard: Int) -> Bool { slots[shard] != nil }
+
+    /// The slot of `item`'s shard: the one held (same profiles), one from the snapshot streamed
+    /// with the profiles, or a new one for profiles fresh from PostgreSQL (which never apply events
+    /// received before `floor`, the profiles' snapshot). Nil for profiles that came with no event
+    /// state from anywhere: replaying the log onto them could apply events twice.
+    private func adopt(_ item: OwnItem, role: Role, floor: Int64) -> Slot? {
         if let slot = slots[item.shard], slot.store.store === item.store.store {
             slot.role = role
             return slot
         }
-        let events = item.snapshot.map(ShardEvents.init) ?? ShardEvents(shard: item.shard)
+        let events: ShardEvents
+        if let snapshot = item.snapshot {
+            events = ShardEvents(snapshot)
+        } else if item.fromDatabase {
+            events = ShardEvents(shard: item.shard)
+            events.receivedFloor = floor
+        } else {
+            return nil
+        }
         let slot = Slot(store: item.store, events: events, role: role)
         slots[item.shard] = slot
         return slot
@@ -532,8 +599,24 @@ final class Confined: @unchecked Sendable {
         }
     }
 
+    /// Notes the counters at most once a second (the rates read them).
+    func sample() {
+        let now = ContinuousClock.now
+        if let last = samples.last, now - last.at < .seconds(1) { return }
+        samples.append((now, counts.applied, counts.triggers))
+        if samples.count > 61 { samples.removeFirst(samples.count - 61) }
+    }
+
     func stats() -> EventStats {
+        sample()
         var s = counts
+        // Over the last 10 seconds (or what there is of them).
+        let now = ContinuousClock.now
+        if let base = samples.first(where: { now - $0.at <= .seconds(11) }), let last = samples.last, last.at > base.at {
+            let seconds = Double((last.at - base.at) / .milliseconds(1)) / 1000
+            s.eventsPerSecond = Double(last.applied - base.applied) / seconds
+            s.triggersPerSecond = Double(last.triggers - base.triggers) / seconds
+        }
         s.subscribersWithState = slots.values.reduce(0) { $0 + $1.events.subscribers.count }
         s.stateBytes = slots.values.reduce(0) { $0 + $1.events.bytes }
         return s

@@ -38,7 +38,12 @@ enum EventLog {
     /// `retentionDays` before `day`.
     /// - Returns: the partitions dropped.
     static func dropPartitions(_ c: PostgresConnection, olderThan retentionDays: Int, today day: Int32) throws -> [String] {
-        let cutoff = Int(day) - max(retentionDays, partitionDaysBehind + 1)
+        var cutoff = Int(day) - max(retentionDays, partitionDaysBehind + 1)
+        // Never the events a load from PostgreSQL would still replay (received after the newest
+        // profile snapshot).
+        if let asOf = try profilesAsOf(c) { cutoff = min(cutoff, Int(asOf / 86_400_000) - 1) }
+        try c.execute("SET lock_timeout TO '5s'")
+        defer { try? c.execute("SET lock_timeout TO 0") }
         let rows = try c.query("""
             SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
             WHERE p.relname IN ('subscriber_events', 'retention_triggers')
@@ -57,14 +62,24 @@ enum EventLog {
     ///   (term, epoch) by another owner (this node is stale for them).
     static func fence(_ c: PostgresConnection, shards: [Int], node: String, term: Int64, epoch: Int64) throws -> Set<Int> {
         guard !shards.isEmpty else { return [] }
-        let rows = try c.query("""
+        // All or none: a refused shard leaves every fence as it was.
+        try c.execute("BEGIN")
+        let rows: PostgresRows
+        do {
+            rows = try c.query("""
             INSERT INTO churngrid_event_owners AS o (shard, node, term, epoch)
             SELECT s, $2, $3, $4 FROM unnest($1::int[]) AS s
             ON CONFLICT (shard) DO UPDATE SET node = EXCLUDED.node, term = EXCLUDED.term, epoch = EXCLUDED.epoch, since = now()
             WHERE (o.term, o.epoch) <= (EXCLUDED.term, EXCLUDED.epoch)
             RETURNING shard
             """, [intArray(shards), node, String(term), String(epoch)])
-        return Set(rows.rows.compactMap { $0[0].flatMap(Int.init) })
+        } catch {
+            try? c.execute("ROLLBACK")
+            throw error
+        }
+        let held = Set(rows.rows.compactMap { $0[0].flatMap(Int.init) })
+        try c.execute(held.count == Set(shards).count ? "COMMIT" : "ROLLBACK")
+        return held
     }
 
     /// The highest sequence number logged for each of `shards` (0 when none).

@@ -263,6 +263,7 @@ public struct WorkerEventStatus: Sendable, WireCodable, Codable {
         w.write(name); w.write(triggerFeed); w.write(publicKey)
         w.write(stats.applied); w.write(stats.duplicates); w.write(stats.rejected); w.write(stats.triggers); w.write(stats.lagMillis)
         w.write(stats.subscribersWithState); w.write(stats.stateBytes); w.write(stats.groups); w.write(stats.writeMicros)
+        w.write(stats.eventsPerSecond); w.write(stats.triggersPerSecond)
     }
 
     public init(from r: inout WireReader) throws(WireError) {
@@ -271,5 +272,6 @@ public struct WorkerEventStatus: Sendable, WireCodable, Codable {
         stats.applied = try r.read(); stats.duplicates = try r.read(); stats.rejected = try r.read(); stats.triggers = try r.read()
         stats.lagMillis = try r.read(); stats.subscribersWithState = try r.read(); stats.stateBytes = try r.read()
         stats.groups = try r.read(); stats.writeMicros = try r.read()
+        stats.eventsPerSecond = try r.read(); stats.triggersPerSecond = try r.read()
     }
 }

@@ -74,6 +74,9 @@ final class ShardEvents: @unchecked Sendable {
     var cooldowns = TriggerCooldowns()
     /// The day the cool-downs were last expired (see `EventApplier`).
     var cooldownDay: Int32 = .min
+    /// For a copy whose profiles came from PostgreSQL: events received up to this time (ms) are
+    /// in its profiles already and are never applied to it (0: none).
+    var receivedFloor: Int64 = 0
     /// Events applied here since the shard was hosted (live and replayed).
     var applied = 0
 
@@ -86,12 +89,15 @@ final class ShardEvents: @unchecked Sendable {
 
     var snapshot: ShardEventSnapshot {
         let ids = subscribers.keys.sorted()
-        return ShardEventSnapshot(shard: shard, appliedSeq: appliedSeq, ids: ids, states: ids.map { subscribers[$0]! }, cooldowns: cooldowns)
+        var s = ShardEventSnapshot(shard: shard, appliedSeq: appliedSeq, ids: ids, states: ids.compactMap { subscribers[$0] }, cooldowns: cooldowns)
+        s.receivedFloor = receivedFloor
+        return s
     }
 
     init(_ s: ShardEventSnapshot) {
         shard = s.shard
         appliedSeq = s.appliedSeq
+        receivedFloor = s.receivedFloor
         cooldowns = s.cooldowns
         subscribers.reserveCapacity(s.ids.elements.count)
         for (id, state) in zip(s.ids.elements, s.states) { subscribers[id] = state }
@@ -105,6 +111,7 @@ struct ShardEventSnapshot: Sendable, WireCodable {
     var ids: BulkArray<Int64>
     var states: [SubscriberEventState]
     var cooldowns: TriggerCooldowns
+    var receivedFloor: Int64 = 0
 
     init(shard: Int, appliedSeq: Int64, ids: [Int64], states: [SubscriberEventState], cooldowns: TriggerCooldowns) {
         self.shard = shard
@@ -114,10 +121,11 @@ struct ShardEventSnapshot: Sendable, WireCodable {
         self.cooldowns = cooldowns
     }
 
-    func encode(to w: inout WireWriter) { w.write(shard); w.write(appliedSeq); w.write(ids); w.write(states); w.write(cooldowns) }
+    func encode(to w: inout WireWriter) { w.write(shard); w.write(appliedSeq); w.write(ids); w.write(states); w.write(cooldowns); w.write(receivedFloor) }
     init(from r: inout WireReader) throws(WireError) {
         let at = r.offset
         shard = try r.read(); appliedSeq = try r.read(); ids = try r.read(); states = try r.read(); cooldowns = try r.read()
+        receivedFloor = try r.read()
         guard ids.elements.count == states.count, Set(ids.elements).count == ids.elements.count else {
             throw WireError(offset: at, expected: "one event state per distinct subscriber")
         }

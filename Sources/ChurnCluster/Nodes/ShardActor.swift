@@ -75,7 +75,11 @@ extension ShardActor: AccessControlled {
 /// A shard's store handed from the loading thread to its actor, and from the actor to a scoring
 /// thread.
 struct LoadedShard: @unchecked Sendable {
-    // @unchecked: a store is never changed after loading; the loading thread hands it over and
-    // from then on the shard actor and the scoring threads only read it.
+    // @unchecked: a store's rows (ids, index, chunks) never change after loading; the loading
+    // thread hands it over, and from then on only the worker's event thread (`EventIngest`) writes
+    // to it, and only feature values of existing rows, one aligned Float at a time. The shard
+    // actor and the scoring threads read it meanwhile: a lookup or a job reading a subscriber
+    // while an event updates it may see some features from before the event and others from
+    // after (the event's own rescoring, and every read after it, see the whole update).
     let store: ProfileStore
 }

@@ -139,6 +139,11 @@ public distributed actor WorkerActor {
                 if loading[shard] == 0 { loading[shard] = nil }
             }
         }
+        // A copy held here whose event state the event thread does not have (an earlier
+        // assignment failed half-way) is dropped and loaded again.
+        for shard in assignment.shards where stores[shard] != nil && owned[shard] == nil && standing[shard] == nil {
+            if !(await events.holds(shard)) { stores[shard] = nil }
+        }
         var fromPeers: [NodeID: [Int]] = [:], fromDatabase: [Int] = []
         for (shard, source) in zip(assignment.shards, assignment.sources) where stores[shard] == nil {
             if let source { fromPeers[source, default: []].append(shard) } else { fromDatabase.append(shard) }
@@ -149,7 +154,13 @@ public distributed actor WorkerActor {
             let (states, failed) = await stream(shards, from: peer)
             streamedShards += states.count
             for state in states {
-                if let snapshot = state.events, snapshot.shard == state.shard { snapshots[state.shard] = snapshot }
+                // Profiles with no event state (a peer one version older) cannot be told which
+                // events they hold: they come from PostgreSQL instead.
+                guard let snapshot = state.events, snapshot.shard == state.shard else {
+                    fromDatabase.append(state.shard)
+                    continue
+                }
+                snapshots[state.shard] = snapshot
                 let store = try await loader.run { () throws -> LoadedShard in
                     LoadedShard(store: try ProfileStore(featureCount: state.featureCount, ids: state.ids.elements, values: state.values.elements))
                 }
