@@ -77,7 +77,7 @@ let package = Package(
         .target(
             name: "ChurnHTTP",
             dependencies: [
-                "ChurnCluster", "ClusterSystem", "Postgres", "WireFormat",
+                "ChurnCluster", "ClusterSystem", "Postgres", "SubscriberEvents", "WireFormat",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -22,6 +22,7 @@ public enum APIRoute: Sendable, Equatable {
     case tokens
     case createToken
     case revokeToken(name: String)
+    case postEvents
 
     /// The path template as the OpenAPI document names it (metrics and logs use it, never the raw
     /// path: ids would make one series per subscriber).
@@ -43,6 +44,7 @@ public enum APIRoute: Sendable, Equatable {
         case .drain: "/v1/nodes/{name}:drain"
         case .tokens, .createToken: "/v1/tokens"
         case .revokeToken: "/v1/tokens/{name}:revoke"
+        case .postEvents: "/v1/events"
         }
     }
 
@@ -51,7 +53,7 @@ public enum APIRoute: Sendable, Equatable {
         switch self {
         case .dashboard, .openAPI, .healthz, .readyz, .metrics, .createSession, .deleteSession: nil
         case .score, .batchScores, .jobs, .job, .jobSummary, .stream, .cluster: Role.readers
-        case .startJob: Role.operators
+        case .startJob, .postEvents: Role.operators
         case .drain, .tokens, .createToken, .revokeToken: Role.admins
         }
     }
@@ -62,7 +64,7 @@ public enum APIRoute: Sendable, Equatable {
         ("GET", "/metrics"), ("POST", "/v1/session"), ("DELETE", "/v1/session"), ("GET", "/v1/subscribers/{id}/score"),
         ("POST", "/v1/scores:batch"), ("POST", "/v1/jobs"), ("GET", "/v1/jobs"), ("GET", "/v1/jobs/{id}"),
         ("GET", "/v1/jobs/{id}/summary"), ("GET", "/v1/stream"), ("GET", "/v1/cluster"), ("POST", "/v1/nodes/{name}:drain"),
-        ("GET", "/v1/tokens"), ("POST", "/v1/tokens"), ("POST", "/v1/tokens/{name}:revoke"),
+        ("GET", "/v1/tokens"), ("POST", "/v1/tokens"), ("POST", "/v1/tokens/{name}:revoke"), ("POST", "/v1/events"),
     ]
 
     /// The route of `method` `path` (the path without its query).
@@ -103,6 +105,7 @@ public enum APIRoute: Sendable, Equatable {
             let job = try id(p[2], "the job id")
             return try only(["GET": .jobSummary(id: job)])
         case ["v1", "stream"]: return try only(["GET": .stream])
+        case ["v1", "events"]: return try only(["POST": .postEvents])
         case ["v1", "cluster"]: return try only(["GET": .cluster])
         case let p where p.count == 3 && p[0] == "v1" && p[1] == "nodes" && p[2].hasSuffix(":drain") && p[2].count > 6:
             return try only(["POST": .drain(node: String(p[2].dropLast(6)).removingPercentEncoding())])

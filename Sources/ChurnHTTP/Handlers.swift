@@ -4,6 +4,7 @@ import Foundation
 import Hummingbird
 import Metrics
 import NIOCore
+import SubscriberEvents
 
 /// One request's handler: what each route does. JSON keys are snake_case.
 struct Handlers {
@@ -35,6 +36,7 @@ struct Handlers {
         case .tokens: return try await listTokens()
         case .createToken: return try await createToken()
         case .revokeToken(let name): return try await revokeToken(name)
+        case .postEvents: return try await postEvents()
         }
     }
 
@@ -283,6 +285,84 @@ struct Handlers {
         MetricHandles.shared.counter("churngrid_queries_total", [("outcome", "not_found")]).increment(by: missing)
         MetricHandles.shared.counter("churngrid_queries_total", [("outcome", "unavailable")]).increment(by: unavailable)
         return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(bytes: o.bytes)))
+    }
+
+    // MARK: Events
+
+    /// `POST /v1/events`: NDJSON events (docs/events.md), at most `EventBatch.maxCount` a request,
+    /// sent to the owning workers; every line answered with its outcome, in order.
+    func postEvents() async throws -> Response {
+        guard let contentType = request.headers[.contentType], contentType.lowercased().hasPrefix("application/x-ndjson") else {
+            throw Problem(.unsupportedMediaType, "send events as application/x-ndjson: one JSON object a line (docs/events.md)")
+        }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: server.configuration.maxBodyBytes)
+        } catch is NIOTooManyBytesError {
+            throw Problem(.bodyTooLarge, "the body is larger than \(server.configuration.maxBodyBytes) bytes")
+        }
+        let lines = EventParser().parseAll(Array(buffer.readableBytesView))
+        var events: [SubscriberEvent] = [], eventLines: [Int] = []
+        var results: [(line: Int, status: String, seq: Int64?, reason: String?)] = []
+        var byReason: [String: Int] = [:]
+        for (k, parsed) in lines.enumerated() {
+            switch parsed {
+            case .blank: continue
+            case .event(let e):
+                events.append(e)
+                eventLines.append(k + 1)
+            case .rejected(let r):
+                results.append((r.line, "rejected", nil, r.reason.code))
+                byReason[r.reason.code, default: 0] += 1
+            }
+        }
+        let unparsed = results.count
+        guard events.count <= EventBatch.maxCount else {
+            throw Problem(.tooManyEvents, "\(events.count) events; at most \(EventBatch.maxCount) per request")
+        }
+        let router = try server.router()
+        let acks: [EventAck]
+        do {
+            acks = try await router.send(events: events, deadline: .seconds(10)).acks
+        } catch {
+            throw unavailable("the events could not be sent", error)
+        }
+        var accepted = 0, duplicates = 0, unsettled = 0
+        for (line, ack) in zip(eventLines, acks) {
+            switch ack.status {
+            case .accepted: accepted += 1
+            case .duplicate: duplicates += 1
+            case .rejected: byReason[ack.reason?.code ?? "rejected", default: 0] += 1
+            default: unsettled += 1
+            }
+            let status = ack.status.isFinal ? ack.status.description : "retry"
+            results.append((line, status, ack.status == .accepted ? ack.seq : nil, ack.reason?.code))
+        }
+        results.sort { $0.line < $1.line }
+        let rejected = byReason.values.reduce(0, +)
+        MetricHandles.shared.counter("churngrid_http_events_total", [("outcome", "accepted")]).increment(by: accepted)
+        return json(status: .ok, headers: [.cacheControl: "no-store"]) { o in
+            o.object { o in
+                o.key("events"); o.int(events.count + unparsed)
+                o.key("accepted"); o.int(accepted)
+                o.key("duplicates"); o.int(duplicates)
+                o.key("rejected"); o.int(rejected)
+                o.key("unsettled"); o.int(unsettled)
+                o.key("rejected_by_reason")
+                o.object { o in for (k, v) in byReason.sorted(by: { $0.key < $1.key }) { o.key(dynamic: k); o.int(v) } }
+                o.key("results")
+                o.array { o in
+                    for r in results {
+                        o.object { o in
+                            o.key("line"); o.int(r.line)
+                            o.key("status"); o.string(r.status)
+                            if let seq = r.seq { o.key("seq"); o.int(seq) }
+                            if let reason = r.reason { o.key("reason"); o.string(reason) }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     // MARK: Jobs

@@ -8,7 +8,7 @@ enum OpenAPIDocument {
      "info": {
       "title": "ChurnGrid HTTP API",
       "version": "1.0.0",
-      "description": "Live churn scores with reasons, rescoring jobs, the cluster, tokens. JSON keys are snake_case; errors are RFC 9457 problem documents (application/problem+json) with a stable `type`. Authenticate with `Authorization: Bearer TOKEN` (`churngrid tokens create`) or the dashboard's session cookie. Roles: reader (reads), operator (also jobs), admin (also nodes and tokens). Bodies are limited to 1 MiB."
+      "description": "Live churn scores with reasons, rescoring jobs, the cluster, tokens. JSON keys are snake_case; errors are RFC 9457 problem documents (application/problem+json) with a stable `type`. Authenticate with `Authorization: Bearer TOKEN` (`churngrid tokens create`) or the dashboard's session cookie. Roles: reader (reads), operator (also jobs and events), admin (also nodes and tokens). Bodies are limited to 1 MiB."
      },
      "servers": [
       {
@@ -55,6 +55,7 @@ enum OpenAPIDocument {
            "/problems/invalid-body",
            "/problems/body-too-large",
            "/problems/too-many-ids",
+           "/problems/too-many-events",
            "/problems/unsupported-media-type",
            "/problems/conflict",
            "/problems/unavailable",
@@ -855,6 +856,81 @@ enum OpenAPIDocument {
          },
          "reason": {
           "type": "string"
+         }
+        }
+       },
+       "EventResults": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "events",
+         "accepted",
+         "duplicates",
+         "rejected",
+         "unsettled",
+         "rejected_by_reason",
+         "results"
+        ],
+        "properties": {
+         "events": {
+          "type": "integer",
+          "minimum": 0
+         },
+         "accepted": {
+          "type": "integer",
+          "minimum": 0
+         },
+         "duplicates": {
+          "type": "integer",
+          "minimum": 0
+         },
+         "rejected": {
+          "type": "integer",
+          "minimum": 0
+         },
+         "unsettled": {
+          "type": "integer",
+          "minimum": 0
+         },
+         "rejected_by_reason": {
+          "type": "object",
+          "additionalProperties": {
+           "type": "integer",
+           "minimum": 1
+          }
+         },
+         "results": {
+          "type": "array",
+          "items": {
+           "type": "object",
+           "additionalProperties": false,
+           "required": [
+            "line",
+            "status"
+           ],
+           "properties": {
+            "line": {
+             "type": "integer",
+             "minimum": 1
+            },
+            "status": {
+             "type": "string",
+             "enum": [
+              "accepted",
+              "duplicate",
+              "rejected",
+              "retry"
+             ]
+            },
+            "seq": {
+             "type": "integer",
+             "minimum": 1
+            },
+            "reason": {
+             "type": "string"
+            }
+           }
+          }
          }
         }
        }
@@ -1724,6 +1800,60 @@ enum OpenAPIDocument {
          },
          "404": {
           "$ref": "#/components/responses/Problem404"
+         },
+         "503": {
+          "$ref": "#/components/responses/Problem503"
+         }
+        }
+       }
+      },
+      "/v1/events": {
+       "post": {
+        "operationId": "postEvents",
+        "summary": "Up to 10,000 subscriber events (NDJSON, one event a line, docs/events.md) sent to the workers owning their subscribers: each is logged durably and applied before it is answered `accepted`; a re-sent event is a `duplicate` and is not applied again; a wrong line is `rejected` with its reason; `retry` means the cluster had not settled it within 10 s (send it again).",
+        "security": [
+         {
+          "bearer": []
+         },
+         {
+          "session": []
+         }
+        ],
+        "requestBody": {
+         "required": true,
+         "content": {
+          "application/x-ndjson": {
+           "schema": {
+            "type": "string"
+           }
+          }
+         }
+        },
+        "responses": {
+         "200": {
+          "description": "One result per non-blank line, in line order",
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/EventResults"
+            }
+           }
+          }
+         },
+         "400": {
+          "$ref": "#/components/responses/Problem400"
+         },
+         "401": {
+          "$ref": "#/components/responses/Problem401"
+         },
+         "403": {
+          "$ref": "#/components/responses/Problem403"
+         },
+         "413": {
+          "$ref": "#/components/responses/Problem413"
+         },
+         "415": {
+          "$ref": "#/components/responses/Problem415"
          },
          "503": {
           "$ref": "#/components/responses/Problem503"

@@ -15,6 +15,7 @@ public enum ProblemType: String, Sendable, CaseIterable {
     case invalidBody = "invalid-body"
     case bodyTooLarge = "body-too-large"
     case tooManyIds = "too-many-ids"
+    case tooManyEvents = "too-many-events"
     case unsupportedMediaType = "unsupported-media-type"
     case conflict
     case unavailable
@@ -30,7 +31,7 @@ public enum ProblemType: String, Sendable, CaseIterable {
         case .forbidden: .forbidden
         case .notFound, .unknownSubscriber, .unknownJob, .unknownNode, .unknownToken: .notFound
         case .methodNotAllowed: .methodNotAllowed
-        case .invalidParameter, .invalidBody, .tooManyIds: .badRequest
+        case .invalidParameter, .invalidBody, .tooManyIds, .tooManyEvents: .badRequest
         case .bodyTooLarge: .contentTooLarge
         case .unsupportedMediaType: .unsupportedMediaType
         case .conflict: .conflict
@@ -53,6 +54,7 @@ public enum ProblemType: String, Sendable, CaseIterable {
         case .invalidBody: "Invalid request body"
         case .bodyTooLarge: "Request body too large"
         case .tooManyIds: "Too many ids in one batch"
+        case .tooManyEvents: "Too many events in one request"
         case .unsupportedMediaType: "Unsupported media type"
         case .conflict: "Conflicts with the cluster's state"
         case .unavailable: "Temporarily unavailable"

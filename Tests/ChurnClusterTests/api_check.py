@@ -138,7 +138,7 @@ check("GET", "/dashboard.css", 200)
 for method, path in [("GET", "/v1/cluster"), ("GET", f"/v1/subscribers/{subscriber}/score"), ("POST", "/v1/scores:batch"),
                      ("GET", "/v1/jobs"), ("POST", "/v1/jobs"), ("GET", "/v1/jobs/1"), ("GET", "/v1/jobs/1/summary"),
                      ("GET", "/v1/stream"), ("POST", f"/v1/nodes/{drain_target}:drain"), ("GET", "/v1/tokens"),
-                     ("POST", "/v1/tokens"), ("POST", "/v1/tokens/x:revoke")]:
+                     ("POST", "/v1/tokens"), ("POST", "/v1/tokens/x:revoke"), ("POST", "/v1/events")]:
     h, _ = check(method, path, 401, problem_type="unauthorized")
     if "Bearer" not in h.get("WWW-Authenticate", ""):
         fail(f"{method} {path}: 401 without a Bearer challenge")
@@ -149,6 +149,7 @@ check("GET", "/v1/cluster", 401, headers={"Authorization": "Basic YWxhZGRpbjpvcG
 reader, operator, admin = tokens["reader"], tokens["operator"], tokens["admin"]
 # The role table: each role is refused what needs a stronger one (checked before any body or id).
 for method, path, weaker in [("POST", "/v1/jobs", ["reader"]),
+                             ("POST", "/v1/events", ["reader"]),
                              ("POST", f"/v1/nodes/{drain_target}:drain", ["reader", "operator"]),
                              ("GET", "/v1/tokens", ["reader", "operator"]),
                              ("POST", "/v1/tokens", ["reader", "operator"]),
@@ -333,6 +334,26 @@ for name in ("churngrid_call_duration_seconds_bucket", "churngrid_http_requests_
         fail(f"the coordinator's metrics lack {name}")
 if 'churngrid_http_requests_total{route="/v1/subscribers/{id}/score",code="200"}' not in coordinator_metrics:
     fail("request counts are not labelled by route template and code")
+
+# Events (operator): NDJSON lines, each answered in order; a re-send is a duplicate.
+now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+lines = [json.dumps({"event_id": f"api-{int(time.time() * 1000)}", "source": "api-check", "subscriber_id": subscriber, "type": "complaint", "at": now}),
+         "{not json",
+         json.dumps({"event_id": "api-unknown", "subscriber_id": 5, "type": "complaint", "at": now}),
+         ""]
+ndjson = {"Content-Type": "application/x-ndjson"}
+_, sent = check("POST", "/v1/events", 200, token=operator, raw="\n".join(lines).encode(), headers=ndjson)
+if [(r["line"], r["status"], r.get("reason")) for r in sent["results"]] != [(1, "accepted", None), (2, "rejected", "malformed_json"), (3, "rejected", "unknown_subscriber")]:
+    fail(f"events: unexpected results {sent}")
+if sent["events"] != 3 or sent["accepted"] != 1 or sent["rejected"] != 2 or sent["rejected_by_reason"] != {"malformed_json": 1, "unknown_subscriber": 1}:
+    fail(f"events: unexpected counts {sent}")
+_, again = check("POST", "/v1/events", 200, token=operator, raw=lines[0].encode(), headers=ndjson)
+if again["results"] != [{"line": 1, "status": "duplicate"}]:
+    fail(f"events: a re-sent event is not a duplicate: {again}")
+_, after_event = check("GET", f"/v1/subscribers/{subscriber}/score", 200, token=reader)
+check("POST", "/v1/events", 415, token=operator, body={"events": []}, problem_type="unsupported-media-type")
+too_many = "\n".join(json.dumps({"event_id": f"m{i}", "subscriber_id": subscriber, "type": "sms", "at": now}) for i in range(10001))
+check("POST", "/v1/events", 400, token=operator, raw=too_many.encode(), headers=ndjson, problem_type="too-many-events")
 
 # Nodes (admin).
 check("POST", "/v1/nodes/no-such-worker:drain", 404, token=admin, problem_type="unknown-node", field="name")

@@ -91,14 +91,14 @@ public struct EventReplay {
         var report = Report()
         let triggerHistogram = Mutex(Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three))
         let triggerCount = Atomic(0)
-        let dueTimes = Mutex<[EventKey: UInt64]>([:])
+        let dueTimes = Mutex(DueTimes())
         var feed: TriggerFeed?
         if options.watchTriggers {
             let feeds = try await client.eventStatus()
             feed = try TriggerFeed(system: client.system, feeds: feeds) { trigger, arrived in
                 triggerCount.add(1, ordering: .relaxed)
                 let key = EventKey(source: trigger.source, eventID: trigger.eventID, at: trigger.eventAt)
-                if let due = dueTimes.withLock({ $0[key] }) {
+                if let due = dueTimes.withLock({ $0.times[key] }) {
                     _ = triggerHistogram.withLock { $0.record(max(1, (arrived &- min(arrived, due)) / 1000)) }
                 }
             }
@@ -140,7 +140,7 @@ public struct EventReplay {
                 guard !chunk.isEmpty else { return }
                 let events = chunk, dueTimes2 = due, lineNumbers = lines
                 if options.watchTriggers {
-                    dueTimes.withLock { m in for (e, d) in zip(events, dueTimes2) { m[EventKey(e)] = d } }
+                    dueTimes.withLock { m in for (e, d) in zip(events, dueTimes2) { m.add(EventKey(e), d) } }
                 }
                 group.addTask {
                     do {
@@ -200,7 +200,7 @@ public struct EventReplay {
                     if options.watchTriggers {
                         // Due times older than 30 s are no longer waited for.
                         let horizon = now > 30_000_000_000 ? now - 30_000_000_000 : 0
-                        dueTimes.withLock { m in m = m.filter { $0.value >= horizon } }
+                        dueTimes.withLock { $0.drop(before: horizon) }
                     }
                 }
             }
@@ -225,5 +225,30 @@ extension EventKey {
         self.source = source
         self.eventID = eventID
         self.at = at
+    }
+}
+
+/// The due times of the events sent, for timing their triggers: kept in send order, so the old
+/// ones leave from the front in time proportional to what leaves (a filter over the whole map once
+/// a second would stall the sender, and show up as latency).
+struct DueTimes {
+    var times: [EventKey: UInt64] = [:]
+    private var order: [(key: EventKey, due: UInt64)] = []
+    private var head = 0
+
+    mutating func add(_ key: EventKey, _ due: UInt64) {
+        times[key] = due
+        order.append((key, due))
+    }
+
+    mutating func drop(before horizon: UInt64) {
+        while head < order.count, order[head].due < horizon {
+            if times[order[head].key] == order[head].due { times[order[head].key] = nil }
+            head += 1
+        }
+        if head > 65_536, head * 2 > order.count {
+            order.removeFirst(head)
+            head = 0
+        }
     }
 }

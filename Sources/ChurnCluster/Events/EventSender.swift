@@ -115,3 +115,12 @@ struct EventSender {
         return (acks, resent)
     }
 }
+
+extension ScoreRouter {
+    /// Sends events to the workers owning their subscribers (see `EventSender`): what the
+    /// coordinator's HTTP API uses (`POST /v1/events`).
+    public func send(events: [SubscriberEvent], deadline: Duration) async throws -> (acks: [EventAck], resent: Int) {
+        var sender = EventSender(system: system, router: self, reconnect: { self })
+        return try await sender.send(events, deadline: deadline)
+    }
+}
