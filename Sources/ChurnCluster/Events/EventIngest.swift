@@ -124,7 +124,7 @@ final class EventIngest: Sendable {
         guard !shards.isEmpty else { return }
         let confined = confined
         let items = shards.map { OwnItem(shard: $0.shard, store: $0.store, snapshot: $0.snapshot, fromDatabase: $0.fromDatabase) }
-        try await thread.run { try confined.own(items, term: term, epoch: epoch) }
+        try await thread.run { try confined.ownOrDefer(items, term: term, epoch: epoch) }
     }
 
     /// Holds `shards` as standby copies (kept current from the log every `standbyRefresh`).
@@ -252,6 +252,8 @@ final class Confined: @unchecked Sendable {
     /// Triggers fired whose row could not be written yet (the database was away).
     var pendingTriggers: [FiredTrigger] = []
     var counts = EventStats()
+    /// Ownerships waiting for PostgreSQL (see `ownOrDefer`).
+    var pendingOwn: [([OwnItem], Int64, Int64)] = []
     /// (when, events applied, triggers fired) about once a second over the last minute: the rates.
     var samples: [(at: ContinuousClock.Instant, applied: Int, triggers: Int)] = []
     var partitionsDay: Int32 = .min
@@ -548,6 +550,19 @@ final class Confined: @unchecked Sendable {
         try catchUp(items.map(\.shard), now: Self.nowMillis(), fenced: true)
     }
 
+    /// Owns `items`, or, while PostgreSQL cannot be reached, takes them over later (every standby
+    /// refresh): the shards move and answer queries meanwhile; their events are refused until the
+    /// fences are raised and the log replayed.
+    func ownOrDefer(_ items: [OwnItem], term: Int64, epoch: Int64) throws {
+        do {
+            try own(items, term: term, epoch: epoch)
+        } catch let error as PostgresError where error.isUnavailable {
+            connection = nil
+            logger.warning("PostgreSQL is away: the shards' events wait until their fences can be raised", metadata: ["shards": "\(items.count)", "error": "\(error)"])
+            pendingOwn.append((items, term, epoch))
+        }
+    }
+
     func standBy(_ items: [OwnItem]) throws {
         let floor = try EventLog.profilesAsOf(try db()) ?? 0
         for item in items {
@@ -589,6 +604,16 @@ final class Confined: @unchecked Sendable {
     }
 
     func refreshStandbys() {
+        if !pendingOwn.isEmpty {
+            let waiting = pendingOwn
+            pendingOwn = []
+            for (items, term, epoch) in waiting {
+                do { try own(items, term: term, epoch: epoch) } catch {
+                    if (error as? PostgresError)?.isUnavailable ?? false { pendingOwn.append((items, term, epoch)) }
+                    logger.warning("taking over the shards' events failed", metadata: ["error": "\(error)"])
+                }
+            }
+        }
         let standbys = slots.filter { if case .standby = $0.value.role { return true } else { return false } }.map(\.key)
         guard !standbys.isEmpty else { return }
         do {

@@ -1,6 +1,7 @@
 import ClusterSystem
 import Distributed
 import Logging
+import Postgres
 import ProfileDatabase
 import SubscriberEvents
 import SubscriberProfiles
@@ -186,7 +187,12 @@ public distributed actor WorkerActor {
         let owners = zip(assignment.shards, assignment.roles).filter { $0.1 == .owner }.compactMap { item($0.0) }
         let followers = zip(assignment.shards, assignment.roles).filter { $0.1 == .standby && owned[$0.0] == nil }.compactMap { item($0.0) }
         try await events.own(owners, term: assignment.term, epoch: assignment.epoch)
-        try await events.standBy(followers)
+        do {
+            try await events.standBy(followers)
+        } catch let error as PostgresError where error.isUnavailable {
+            // The standby copies follow the log once PostgreSQL is back (they hold their own profiles).
+            logger.warning("PostgreSQL is away: standby copies follow the log once it is back", metadata: ["error": "\(error)"])
+        }
         for (shard, role) in zip(assignment.shards, assignment.roles) {
             switch role {
             case .owner:
