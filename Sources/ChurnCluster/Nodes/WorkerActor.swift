@@ -186,7 +186,14 @@ public distributed actor WorkerActor {
         }
         let owners = zip(assignment.shards, assignment.roles).filter { $0.1 == .owner }.compactMap { item($0.0) }
         let followers = zip(assignment.shards, assignment.roles).filter { $0.1 == .standby && owned[$0.0] == nil }.compactMap { item($0.0) }
-        try await events.own(owners, term: assignment.term, epoch: assignment.epoch)
+        // The shards answer queries at once; their events are refused until the fences are raised
+        // and the log replayed on the event thread (in order with what that thread does next).
+        let events = events, logger = logger, term = assignment.term, epoch = assignment.epoch
+        Task {
+            do { try await events.own(owners, term: term, epoch: epoch) } catch {
+                logger.warning("taking over the shards' events failed", metadata: ["error": "\(error)"])
+            }
+        }
         do {
             try await events.standBy(followers)
         } catch let error as PostgresError where error.isUnavailable {
