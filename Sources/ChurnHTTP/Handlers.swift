@@ -67,17 +67,21 @@ struct Handlers {
         identity.map { Caller(node: server.coordinatorService.system.node, name: $0.name, publicKey: "", roles: [$0.role], credential: "token:\($0.name)") }
     }
 
+    /// The body, up to the configured limit.
+    func collectBody() async throws -> ByteBuffer {
+        do {
+            return try await request.body.collect(upTo: server.configuration.maxBodyBytes)
+        } catch is NIOTooManyBytesError {
+            throw Problem(.bodyTooLarge, "the body is larger than \(server.configuration.maxBodyBytes) bytes")
+        }
+    }
+
     /// The JSON body, decoded.
     func body<T: Decodable>(_ type: T.Type) async throws -> T {
         if let contentType = request.headers[.contentType], !contentType.lowercased().hasPrefix("application/json") {
             throw Problem(.unsupportedMediaType, "send the body as application/json, not \(contentType.prefix(60))")
         }
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: server.configuration.maxBodyBytes)
-        } catch is NIOTooManyBytesError {
-            throw Problem(.bodyTooLarge, "the body is larger than \(server.configuration.maxBodyBytes) bytes")
-        }
+        let buffer = try await collectBody()
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer: buffer))
         } catch let DecodingError.typeMismatch(_, c), let DecodingError.valueNotFound(_, c) {
@@ -295,12 +299,7 @@ struct Handlers {
         guard let contentType = request.headers[.contentType], contentType.lowercased().hasPrefix("application/x-ndjson") else {
             throw Problem(.unsupportedMediaType, "send events as application/x-ndjson: one JSON object a line (docs/events.md)")
         }
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: server.configuration.maxBodyBytes)
-        } catch is NIOTooManyBytesError {
-            throw Problem(.bodyTooLarge, "the body is larger than \(server.configuration.maxBodyBytes) bytes")
-        }
+        let buffer = try await collectBody()
         let lines = EventParser().parseAll(Array(buffer.readableBytesView))
         var events: [SubscriberEvent] = [], eventLines: [Int] = []
         var results: [(line: Int, status: String, seq: Int64?, reason: String?)] = []

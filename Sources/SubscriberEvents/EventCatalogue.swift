@@ -31,6 +31,9 @@ public enum EventType: String, Sendable, CaseIterable, Hashable {
     public var index: Int { Self.indexTable[self]! }
     private static let indexTable: [EventType: Int] = Dictionary(uniqueKeysWithValues: allCases.enumerated().map { ($1, $0) })
 
+    /// Every type by its wire code (`allCases` is rebuilt on each use; the event path reads this).
+    public static let byIndex: [EventType] = allCases
+
     /// The type named `name` on the wire, or nil.
     public init?(wireName name: some StringProtocol) {
         self.init(rawValue: String(name))

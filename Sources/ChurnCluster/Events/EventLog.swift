@@ -114,7 +114,7 @@ enum EventLog {
                   let value = row[6].flatMap(Double.init), let received = row[7].flatMap(Int64.init) else {
                 throw PostgresError(.protocolViolation, message: "a row that is not an event: \(row)", context: "replaying the events of shard \(shard)")
             }
-            var e = SubscriberEvent(eventID: id, source: source, subscriberID: subscriber, type: EventType.allCases[type], at: at)
+            var e = SubscriberEvent(eventID: id, source: source, subscriberID: subscriber, type: EventType.byIndex[type], at: at)
             e.value = value
             out.append(LoggedEvent(event: e, shard: shard, seq: seq, receivedMillis: received))
         }

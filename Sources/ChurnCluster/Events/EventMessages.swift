@@ -32,7 +32,7 @@ public struct EventBatch: Sendable, WireCodable {
     /// Event `i` (the type index is checked at decoding).
     public func event(_ i: Int) -> SubscriberEvent {
         var e = SubscriberEvent(eventID: eventIDs[i], source: sources[i], subscriberID: subscriberIDs.elements[i],
-                                type: EventType.allCases[Int(types.elements[i])], at: at.elements[i])
+                                type: EventType.byIndex[Int(types.elements[i])], at: at.elements[i])
         e.value = values.elements[i]
         return e
     }

@@ -70,7 +70,6 @@ public struct EventReplay {
         var resent: Int
         var due: [UInt64]
         var done: UInt64
-        var failed: Bool
     }
 
     let client: ClusterClient
@@ -120,7 +119,8 @@ public struct EventReplay {
         func merge(_ sent: Sent, lines: [Int]) {
             report.resent += sent.resent
             for (i, ack) in sent.acks.enumerated() {
-                if !sent.failed { _ = ackHistogram.record(max(1, (sent.done &- min(sent.done, sent.due[i])) / 1000)) }
+                // A failed send counts too, timed to when it failed (no failure leaves the figures).
+                _ = ackHistogram.record(max(1, (sent.done &- min(sent.done, sent.due[i])) / 1000))
                 switch ack.status {
                 case .accepted: report.accepted += 1
                 case .duplicate: report.duplicates += 1
@@ -145,10 +145,10 @@ public struct EventReplay {
                 group.addTask {
                     do {
                         let (acks, resent) = try await client.send(events: events, deadline: deadline)
-                        return (Sent(acks: acks, resent: resent, due: dueTimes2, done: DispatchTime.now().uptimeNanoseconds, failed: false), lineNumbers)
+                        return (Sent(acks: acks, resent: resent, due: dueTimes2, done: DispatchTime.now().uptimeNanoseconds), lineNumbers)
                     } catch {
                         let none = [EventAck](repeating: EventAck(status: .retry, seq: 0, reason: nil), count: events.count)
-                        return (Sent(acks: none, resent: 0, due: dueTimes2, done: DispatchTime.now().uptimeNanoseconds, failed: true), lineNumbers)
+                        return (Sent(acks: none, resent: 0, due: dueTimes2, done: DispatchTime.now().uptimeNanoseconds), lineNumbers)
                     }
                 }
                 outstanding += 1
