@@ -160,7 +160,7 @@ struct RescoringTests {
         let status = try await Self.waitForBalance(client, workers: 1)
         #expect(status.workers.map(\.name) == ["worker-2"])
         #expect(status.unassignedShards == 0)
-        let (answered, failed) = await load.finish()
+        let (answered, failed) = await load.finish(atLeast: 51)
         // Without standbys the lost shards are unavailable until reloaded: said so, never an error.
         #expect(failed.allSatisfy { $0.contains("unavailable") && $0.contains("no ready worker") }, "\(failed.filter { !$0.contains("unavailable") }.prefix(3))")
         #expect(answered > 50)
@@ -169,23 +169,31 @@ struct RescoringTests {
         await client.close()
     }
 
-    /// Queries at a steady pace from their own task until `stop`: how many were answered and how many failed.
+    /// Queries at a steady pace from their own task until `finish`: how many were answered and how many failed.
     final class QueryLoad: Sendable {
-        private final class Flag: Sendable { let raised = Atomic<Bool>(false) }
-        private let stopped = Flag()
+        private final class Flags: Sendable {
+            let stopped = Atomic<Bool>(false)
+            let answered = Atomic<Int>(0)
+        }
+        private let flags = Flags()
         private let task: Task<(answered: Int, failed: [String]), Never>
 
         init(client: ClusterClient, ids: [Int64]) {
-            let stopped = stopped
+            let flags = flags
             task = Task {
                 var answered = 0, failed: [String] = []
                 var i = 0
-                while !stopped.raised.load(ordering: .relaxed) {
+                while !flags.stopped.load(ordering: .relaxed) {
                     let id = ids[i % ids.count]
                     // Alternately straight to the shard's node (cached map) and through the coordinator.
                     do {
                         let answer = i % 2 == 0 ? try await client.score(id) : try await client.coordinator.score(id)
-                        if case .found(let s) = answer, s.subscriberID == id { answered += 1 } else { failed.append("\(id): \(answer)") }
+                        if case .found(let s) = answer, s.subscriberID == id {
+                            answered += 1
+                            flags.answered.store(answered, ordering: .relaxed)
+                        } else {
+                            failed.append("\(id): \(answer)")
+                        }
                     } catch {
                         failed.append("\(id): \(error)")
                     }
@@ -196,9 +204,16 @@ struct RescoringTests {
             }
         }
 
-        /// Stops after the query under way (none is cancelled) and returns the counts.
-        func finish() async -> (answered: Int, failed: [String]) {
-            stopped.raised.store(true, ordering: .relaxed)
+        /// Goes on until at least `answers` queries were answered in all (or `timeout` passed: a
+        /// loaded machine runs the fault faster or slower than the queries, so the count is not
+        /// a measure of time), then stops after the query under way (none is cancelled) and
+        /// returns the counts.
+        func finish(atLeast answers: Int = 0, timeout: Duration = .seconds(120)) async -> (answered: Int, failed: [String]) {
+            let deadline = ContinuousClock.now + timeout
+            while flags.answered.load(ordering: .relaxed) < answers, ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            flags.stopped.store(true, ordering: .relaxed)
             return await task.value
         }
     }
@@ -253,7 +268,7 @@ struct RescoringTests {
         #expect(cluster.exitStatus("worker-2") == 0, "a worker stopped with SIGTERM exits cleanly")
         try await Task.sleep(for: .milliseconds(300))
 
-        let (answered, failed) = await load.finish()
+        let (answered, failed) = await load.finish(atLeast: 101)
         #expect(failed.isEmpty, "\(failed.count) failed queries, e.g. \(failed.prefix(3))")
         #expect(answered > 100)
         await client.close()
@@ -297,7 +312,7 @@ struct RescoringTests {
         let status = try await Self.waitForBalance(client, workers: 1)
         #expect(status.workers.first?.shards == 128 && status.workers.first?.subscribers == n)
         try await Task.sleep(for: .milliseconds(300))
-        let (answered, failed) = await load.finish()
+        let (answered, failed) = await load.finish(atLeast: 51)
         #expect(failed.isEmpty, "\(failed.count) failed queries, e.g. \(failed.prefix(3))")
         #expect(answered > 50)
         // The standby copies answer exactly as the lost owner did.
