@@ -61,11 +61,15 @@ let package = Package(
         .target(name: "SubscriberEvents", dependencies: ["SubscriberProfiles", "WireFormat"], swiftSettings: performance),
         // Profiles in PostgreSQL: schema migrations, loading shards, writing a generated base.
         .target(name: "ProfileDatabase", dependencies: ["Postgres", "SubscriberProfiles", "FeatureTable"], swiftSettings: performance),
+        // Retention decisions: CLV, campaign files, next-best action, contact policy, control groups (pure).
+        .target(name: "Retention", dependencies: ["SubscriberProfiles"], swiftSettings: performance),
+        // Measuring retention: outcomes, uplift with its confidence interval, Qini and uplift@k (pure).
+        .target(name: "Uplift", dependencies: ["FeatureTable"], swiftSettings: performance),
         // The cluster: coordinator, workers, shard actors, rescoring jobs into PostgreSQL, live queries.
         .target(
             name: "ChurnCluster",
             dependencies: [
-                "ClusterSystem", "WireFormat", "TreeModel", "SubscriberProfiles", "SubscriberEvents", "ProfileDatabase", "Postgres", "ZeroMQ",
+                "ClusterSystem", "WireFormat", "TreeModel", "SubscriberProfiles", "SubscriberEvents", "ProfileDatabase", "Postgres", "ZeroMQ", "Retention", "Uplift",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -104,7 +108,7 @@ let package = Package(
             name: "churngrid",
             dependencies: [
                 "BatchScoring", "TreeModel", "FeatureTable", "SubscriberProfiles", "SubscriberEvents", "ProfileDatabase", "Postgres",
-                "ClusterSystem", "ClusterDiagnostics", "ZeroMQ", "ChurnCluster", "ChurnHTTP",
+                "ClusterSystem", "ClusterDiagnostics", "ZeroMQ", "ChurnCluster", "ChurnHTTP", "Retention", "Uplift",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -115,6 +119,9 @@ let package = Package(
         .testTarget(name: "FeatureTableTests", dependencies: ["FeatureTable"]),
         .testTarget(name: "SubscriberProfilesTests", dependencies: ["SubscriberProfiles", "TestSupport"]),
         .testTarget(name: "SubscriberEventsTests", dependencies: ["SubscriberEvents", "SubscriberProfiles", "TestSupport", "WireFormat"]),
+        .testTarget(name: "RetentionTests", dependencies: ["Retention", "SubscriberProfiles", "TestSupport"]),
+        // Against scikit-uplift (python3) on the same data.
+        .testTarget(name: "UpliftTests", dependencies: ["Uplift", "TestSupport"]),
         // Real libzmq sockets over tcp://127.0.0.1.
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "WireFormatTests", dependencies: ["WireFormat"]),
