@@ -33,7 +33,7 @@ DEPLOY_PACKAGES := systemd docker-compose yamllint prometheus shellcheck
 DEPLOY_PACKAGES += chromium chromium-driver curl openssl
 
 # Python packages the parity tests and the benchmark use as references (never at run time), and
-# kubernetes-validate (offline Kubernetes schemas) for Deploy/check.sh.
+# kubernetes-validate (offline Kubernetes schemas) for Deploy/check.sh, scikit-uplift for the uplift metrics.
 test-deps: deps
 	@missing=""; for p in $(DEPLOY_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -47,6 +47,7 @@ test-deps: deps
 	@$(PYTHON) -c "import numpy" 2>/dev/null || $(PYTHON) -m pip install -q numpy
 	@$(PYTHON) -c "import xgboost" 2>/dev/null || $(PYTHON) -m pip install -q xgboost-cpu
 	@$(PYTHON) -c "import lightgbm" 2>/dev/null || $(PYTHON) -m pip install -q lightgbm
+	@$(PYTHON) -c "import sklift" 2>/dev/null || $(PYTHON) -m pip install -q scikit-uplift
 	@$(PYTHON) -c "import xgboost, lightgbm; print('references: xgboost', xgboost.__version__, '/ lightgbm', lightgbm.__version__)"
 
 build: deps

@@ -65,6 +65,8 @@ let package = Package(
         .target(name: "Retention", dependencies: ["SubscriberProfiles"], swiftSettings: performance),
         // Measuring retention: outcomes, uplift with its confidence interval, Qini and uplift@k (pure).
         .target(name: "Uplift", dependencies: ["FeatureTable"], swiftSettings: performance),
+        // A synthetic world to prove retention strategies in: hidden responses to offers, month-by-month runs (`churngrid simulate`).
+        .target(name: "Simulation", dependencies: ["SubscriberProfiles", "TreeModel", "Retention", "Uplift"], swiftSettings: performance),
         // The cluster: coordinator, workers, shard actors, rescoring jobs into PostgreSQL, live queries.
         .target(
             name: "ChurnCluster",
@@ -81,7 +83,7 @@ let package = Package(
         .target(
             name: "ChurnHTTP",
             dependencies: [
-                "ChurnCluster", "ClusterSystem", "Postgres", "SubscriberEvents", "WireFormat",
+                "ChurnCluster", "ClusterSystem", "Postgres", "SubscriberEvents", "WireFormat", "Retention", "Uplift",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -108,7 +110,7 @@ let package = Package(
             name: "churngrid",
             dependencies: [
                 "BatchScoring", "TreeModel", "FeatureTable", "SubscriberProfiles", "SubscriberEvents", "ProfileDatabase", "Postgres",
-                "ClusterSystem", "ClusterDiagnostics", "ZeroMQ", "ChurnCluster", "ChurnHTTP", "Retention", "Uplift",
+                "ClusterSystem", "ClusterDiagnostics", "ZeroMQ", "ChurnCluster", "ChurnHTTP", "Retention", "Uplift", "Simulation",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -120,6 +122,7 @@ let package = Package(
         .testTarget(name: "SubscriberProfilesTests", dependencies: ["SubscriberProfiles", "TestSupport"]),
         .testTarget(name: "SubscriberEventsTests", dependencies: ["SubscriberEvents", "SubscriberProfiles", "TestSupport", "WireFormat"]),
         .testTarget(name: "RetentionTests", dependencies: ["Retention", "SubscriberProfiles", "TestSupport"]),
+        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Retention", "TestSupport"]),
         // Against scikit-uplift (python3) on the same data.
         .testTarget(name: "UpliftTests", dependencies: ["Uplift", "TestSupport"]),
         // Real libzmq sockets over tcp://127.0.0.1.
@@ -137,7 +140,7 @@ let package = Package(
         .testTarget(
             name: "ChurnClusterTests",
             dependencies: ["ChurnCluster", "ChurnHTTP", "ClusterSystem", "ProfileDatabase", "Postgres", "SubscriberEvents", "SubscriberProfiles", "TreeModel", "TestSupport", "WireFormat", "ZeroMQ",
-                           .product(name: "Logging", package: "swift-log")],
+                           "Retention", "Uplift", .product(name: "Logging", package: "swift-log")],
             exclude: ["api_check.py", "dashboard_check.py"]
         ),
         // Parity with the real XGBoost/LightGBM (trained by the tests through python3).

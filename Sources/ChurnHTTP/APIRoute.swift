@@ -23,6 +23,10 @@ public enum APIRoute: Sendable, Equatable {
     case createToken
     case revokeToken(name: String)
     case postEvents
+    case runCampaign
+    case campaignReport(run: Int64)
+    case campaignActions(run: Int64)
+    case importOutcomes
 
     /// The path template as the OpenAPI document names it (metrics and logs use it, never the raw
     /// path: ids would make one series per subscriber).
@@ -45,6 +49,10 @@ public enum APIRoute: Sendable, Equatable {
         case .tokens, .createToken: "/v1/tokens"
         case .revokeToken: "/v1/tokens/{name}:revoke"
         case .postEvents: "/v1/events"
+        case .runCampaign: "/v1/campaigns/runs"
+        case .campaignReport: "/v1/campaigns/runs/{run}/report"
+        case .campaignActions: "/v1/campaigns/runs/{run}/actions.csv"
+        case .importOutcomes: "/v1/outcomes"
         }
     }
 
@@ -53,7 +61,7 @@ public enum APIRoute: Sendable, Equatable {
         switch self {
         case .dashboard, .openAPI, .healthz, .readyz, .metrics, .createSession, .deleteSession: nil
         case .score, .batchScores, .jobs, .job, .jobSummary, .stream, .cluster: Role.readers
-        case .startJob, .postEvents: Role.operators
+        case .startJob, .postEvents, .runCampaign, .campaignReport, .campaignActions, .importOutcomes: Role.operators
         case .drain, .tokens, .createToken, .revokeToken: Role.admins
         }
     }
@@ -65,6 +73,7 @@ public enum APIRoute: Sendable, Equatable {
         ("POST", "/v1/scores:batch"), ("POST", "/v1/jobs"), ("GET", "/v1/jobs"), ("GET", "/v1/jobs/{id}"),
         ("GET", "/v1/jobs/{id}/summary"), ("GET", "/v1/stream"), ("GET", "/v1/cluster"), ("POST", "/v1/nodes/{name}:drain"),
         ("GET", "/v1/tokens"), ("POST", "/v1/tokens"), ("POST", "/v1/tokens/{name}:revoke"), ("POST", "/v1/events"),
+        ("POST", "/v1/campaigns/runs"), ("GET", "/v1/campaigns/runs/{run}/report"), ("GET", "/v1/campaigns/runs/{run}/actions.csv"), ("POST", "/v1/outcomes"),
     ]
 
     /// The route of `method` `path` (the path without its query).
@@ -78,9 +87,9 @@ public enum APIRoute: Sendable, Equatable {
             problem.headers[.allow] = allowed.keys.sorted().joined(separator: ", ")
             throw problem
         }
-        func id(_ text: String, _ what: String) throws(Problem) -> Int64 {
+        func id(_ text: String, _ what: String, field: String = "id") throws(Problem) -> Int64 {
             guard let v = Int64(text), v >= 0 else {
-                throw Problem(.invalidParameter, "\(what) must be a non-negative integer, got '\(text.prefix(40))'", field: "id")
+                throw Problem(.invalidParameter, "\(what) must be a non-negative integer, got '\(text.prefix(40))'", field: field)
             }
             return v
         }
@@ -106,6 +115,14 @@ public enum APIRoute: Sendable, Equatable {
             return try only(["GET": .jobSummary(id: job)])
         case ["v1", "stream"]: return try only(["GET": .stream])
         case ["v1", "events"]: return try only(["POST": .postEvents])
+        case ["v1", "campaigns", "runs"]: return try only(["POST": .runCampaign])
+        case let p where p.count == 5 && p[0] == "v1" && p[1] == "campaigns" && p[2] == "runs" && p[4] == "report":
+            let run = try id(p[3], "the run id", field: "run")
+            return try only(["GET": .campaignReport(run: run)])
+        case let p where p.count == 5 && p[0] == "v1" && p[1] == "campaigns" && p[2] == "runs" && p[4] == "actions.csv":
+            let run = try id(p[3], "the run id", field: "run")
+            return try only(["GET": .campaignActions(run: run)])
+        case ["v1", "outcomes"]: return try only(["POST": .importOutcomes])
         case ["v1", "cluster"]: return try only(["GET": .cluster])
         case let p where p.count == 3 && p[0] == "v1" && p[1] == "nodes" && p[2].hasSuffix(":drain") && p[2].count > 6:
             return try only(["POST": .drain(node: String(p[2].dropLast(6)).removingPercentEncoding())])

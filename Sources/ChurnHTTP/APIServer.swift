@@ -23,6 +23,9 @@ public final class APIServer: Service, Sendable {
         public var tls: (certificate: String, key: String)?
         /// The largest request body accepted (413 beyond).
         public var maxBodyBytes = 1 << 20
+        /// The largest outcomes file `POST /v1/outcomes` accepts (413 beyond): 5 million outcomes
+        /// (`CoordinatorActor.maxOutcomesPerImport`) of about 50 bytes a line.
+        public var maxOutcomesBodyBytes = 256 << 20
         public var logger: Logger
 
         public init(host: String, port: Int, tls: (certificate: String, key: String)? = nil, logger: Logger) {

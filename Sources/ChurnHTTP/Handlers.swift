@@ -37,6 +37,10 @@ struct Handlers {
         case .createToken: return try await createToken()
         case .revokeToken(let name): return try await revokeToken(name)
         case .postEvents: return try await postEvents()
+        case .runCampaign: return try await runCampaign()
+        case .campaignReport(let run): return try await campaignReport(run)
+        case .campaignActions(let run): return try await campaignActions(run)
+        case .importOutcomes: return try await importOutcomes()
         }
     }
 
@@ -67,12 +71,13 @@ struct Handlers {
         identity.map { Caller(node: server.coordinatorService.system.node, name: $0.name, publicKey: "", roles: [$0.role], credential: "token:\($0.name)") }
     }
 
-    /// The body, up to the configured limit.
-    func collectBody() async throws -> ByteBuffer {
+    /// The body, up to `limit` (the configured limit unless the route has its own).
+    func collectBody(limit: Int? = nil) async throws -> ByteBuffer {
+        let limit = limit ?? server.configuration.maxBodyBytes
         do {
-            return try await request.body.collect(upTo: server.configuration.maxBodyBytes)
+            return try await request.body.collect(upTo: limit)
         } catch is NIOTooManyBytesError {
-            throw Problem(.bodyTooLarge, "the body is larger than \(server.configuration.maxBodyBytes) bytes")
+            throw Problem(.bodyTooLarge, "the body is larger than \(limit) bytes")
         }
     }
 

@@ -8,7 +8,7 @@ enum OpenAPIDocument {
      "info": {
       "title": "ChurnGrid HTTP API",
       "version": "1.0.0",
-      "description": "Live churn scores with reasons, rescoring jobs, the cluster, tokens. JSON keys are snake_case; errors are RFC 9457 problem documents (application/problem+json) with a stable `type`. Authenticate with `Authorization: Bearer TOKEN` (`churngrid tokens create`) or the dashboard's session cookie. Roles: reader (reads), operator (also jobs and events), admin (also nodes and tokens). Bodies are limited to 1 MiB."
+      "description": "Live churn scores with reasons, rescoring jobs, events, campaign runs and outcomes, the cluster, tokens. JSON keys are snake_case; errors are RFC 9457 problem documents (application/problem+json) with a stable `type`. Authenticate with `Authorization: Bearer TOKEN` (`churngrid tokens create`) or the dashboard's session cookie. Roles: reader (reads), operator (also jobs, events, campaign runs and outcomes), admin (also nodes and tokens). Bodies are limited to 1 MiB (outcomes files to 256 MiB)."
      },
      "servers": [
       {
@@ -51,6 +51,8 @@ enum OpenAPIDocument {
            "/problems/unknown-job",
            "/problems/unknown-node",
            "/problems/unknown-token",
+           "/problems/unknown-run",
+           "/problems/unknown-subscribers",
            "/problems/invalid-parameter",
            "/problems/invalid-body",
            "/problems/body-too-large",
@@ -74,6 +76,14 @@ enum OpenAPIDocument {
          },
          "instance": {
           "type": "string"
+         },
+         "lines": {
+          "type": "array",
+          "items": {
+           "type": "integer",
+           "minimum": 1
+          },
+          "description": "The offending lines of an uploaded file (1-based; the header is line 1): a malformed outcome, unknown subscribers."
          },
          "field": {
           "type": "string",
@@ -859,6 +869,413 @@ enum OpenAPIDocument {
          }
         }
        },
+       "CampaignArmCounts": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "treatment",
+         "control"
+        ],
+        "properties": {
+         "treatment": {
+          "type": "integer",
+          "minimum": 0
+         },
+         "control": {
+          "type": "integer",
+          "minimum": 0
+         }
+        }
+       },
+       "CampaignRunSummary": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "run_id",
+         "campaign",
+         "job_id",
+         "model_version",
+         "scanned",
+         "in_cell",
+         "eligible",
+         "treatment",
+         "control",
+         "suppressed_by_policy",
+         "no_capacity",
+         "per_channel",
+         "per_cell",
+         "budget_used",
+         "expected_saved_clv",
+         "seconds"
+        ],
+        "description": "A campaign run's summary, the JSON of `churngrid campaign run --json`.",
+        "properties": {
+         "run_id": {
+          "type": "integer",
+          "format": "int64",
+          "minimum": 0
+         },
+         "campaign": {
+          "type": "string",
+          "description": "The campaign's name."
+         },
+         "job_id": {
+          "type": "integer",
+          "format": "int64",
+          "minimum": 0,
+          "description": "The published job the run decided over."
+         },
+         "model_version": {
+          "type": "string"
+         },
+         "scanned": {
+          "type": "integer",
+          "minimum": 0,
+          "description": "Subscribers of the job looked at."
+         },
+         "in_cell": {
+          "type": "integer",
+          "minimum": 0,
+          "description": "Subscribers in a cell of the strategy matrix that has offers."
+         },
+         "eligible": {
+          "type": "integer",
+          "minimum": 0,
+          "description": "Subscribers with at least one offer they are eligible for."
+         },
+         "treatment": {
+          "type": "integer",
+          "minimum": 0,
+          "description": "Subscribers to contact."
+         },
+         "control": {
+          "type": "integer",
+          "minimum": 0,
+          "description": "Subscribers held out as the control group (never contacted)."
+         },
+         "suppressed_by_policy": {
+          "type": "integer",
+          "minimum": 0,
+          "description": "Subscribers the contact policy forbade contacting."
+         },
+         "no_capacity": {
+          "type": "integer",
+          "minimum": 0,
+          "description": "Subscribers left out by channel capacity or the budget."
+         },
+         "per_channel": {
+          "type": "object",
+          "description": "Per channel.",
+          "additionalProperties": {
+           "$ref": "#/components/schemas/CampaignArmCounts"
+          }
+         },
+         "per_cell": {
+          "type": "object",
+          "description": "Per strategy-matrix cell (tier/band).",
+          "additionalProperties": {
+           "$ref": "#/components/schemas/CampaignArmCounts"
+          }
+         },
+         "budget_used": {
+          "type": "number",
+          "minimum": 0
+         },
+         "expected_saved_clv": {
+          "type": "number",
+          "description": "Expected CLV saved by the treatment, before costs, on the model's estimates."
+         },
+         "seconds": {
+          "type": "number",
+          "minimum": 0
+         }
+        }
+       },
+       "CampaignReportArm": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "subscribers",
+         "churned",
+         "churn_rate"
+        ],
+        "properties": {
+         "subscribers": {
+          "type": "integer",
+          "minimum": 0
+         },
+         "churned": {
+          "type": "integer",
+          "minimum": 0
+         },
+         "churn_rate": {
+          "type": [
+           "number",
+           "null"
+          ],
+          "minimum": 0,
+          "maximum": 1,
+          "description": "Null when the arm has no observed subscriber."
+         }
+        }
+       },
+       "CampaignReportGroup": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "treatment",
+         "control",
+         "uplift_pp",
+         "uplift_ci95_pp",
+         "uplift_wald_ci95_pp",
+         "retained",
+         "saved_clv",
+         "offer_cost",
+         "net_value"
+        ],
+        "properties": {
+         "treatment": {
+          "$ref": "#/components/schemas/CampaignReportArm"
+         },
+         "control": {
+          "$ref": "#/components/schemas/CampaignReportArm"
+         },
+         "uplift_pp": {
+          "type": [
+           "number",
+           "null"
+          ],
+          "description": "Control churn rate − treatment churn rate, in percentage points; null when an arm is empty."
+         },
+         "uplift_ci95_pp": {
+          "type": [
+           "array",
+           "null"
+          ],
+          "items": {
+           "type": "number"
+          },
+          "minItems": 2,
+          "maxItems": 2,
+          "description": "Newcombe's 95% interval of the uplift, [low, high] in percentage points; null when an arm is empty."
+         },
+         "uplift_wald_ci95_pp": {
+          "type": [
+           "array",
+           "null"
+          ],
+          "items": {
+           "type": "number"
+          },
+          "minItems": 2,
+          "maxItems": 2,
+          "description": "The Wald 95% interval, for reference only; null when an arm is empty."
+         },
+         "retained": {
+          "type": [
+           "number",
+           "null"
+          ],
+          "description": "Subscribers kept: uplift × the treated (an estimate, fractional; negative when contacts made people leave)."
+         },
+         "saved_clv": {
+          "type": [
+           "number",
+           "null"
+          ],
+          "description": "retained × the mean CLV of the treated."
+         },
+         "offer_cost": {
+          "type": "number",
+          "description": "The cost of the treated subscribers' offers."
+         },
+         "net_value": {
+          "type": [
+           "number",
+           "null"
+          ],
+          "description": "saved_clv − offer_cost."
+         }
+        }
+       },
+       "CampaignReport": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "run_id",
+         "window_days",
+         "treatment",
+         "control",
+         "uplift_pp",
+         "uplift_ci95_pp",
+         "uplift_wald_ci95_pp",
+         "retained",
+         "saved_clv",
+         "offer_cost",
+         "net_value",
+         "unobserved",
+         "per_offer",
+         "per_channel",
+         "per_reason",
+         "per_cell",
+         "qini",
+         "uplift_at_30pct"
+        ],
+        "description": "A run measured against its control group (docs/retention.md), the JSON of `churngrid campaign report RUN --json`. A value that cannot be estimated is null, never absent. Outcomes from `churngrid simulate` make these results on the synthetic base.",
+        "properties": {
+         "run_id": {
+          "type": "string",
+          "description": "The run's id (as a string)."
+         },
+         "window_days": {
+          "type": "number",
+          "description": "Days after the run in which an outcome counts."
+         },
+         "treatment": {
+          "$ref": "#/components/schemas/CampaignReportArm"
+         },
+         "control": {
+          "$ref": "#/components/schemas/CampaignReportArm"
+         },
+         "uplift_pp": {
+          "type": [
+           "number",
+           "null"
+          ],
+          "description": "Control churn rate − treatment churn rate, in percentage points; null when an arm is empty."
+         },
+         "uplift_ci95_pp": {
+          "type": [
+           "array",
+           "null"
+          ],
+          "items": {
+           "type": "number"
+          },
+          "minItems": 2,
+          "maxItems": 2,
+          "description": "Newcombe's 95% interval of the uplift, [low, high] in percentage points; null when an arm is empty."
+         },
+         "uplift_wald_ci95_pp": {
+          "type": [
+           "array",
+           "null"
+          ],
+          "items": {
+           "type": "number"
+          },
+          "minItems": 2,
+          "maxItems": 2,
+          "description": "The Wald 95% interval, for reference only; null when an arm is empty."
+         },
+         "retained": {
+          "type": [
+           "number",
+           "null"
+          ],
+          "description": "Subscribers kept: uplift × the treated (an estimate, fractional; negative when contacts made people leave)."
+         },
+         "saved_clv": {
+          "type": [
+           "number",
+           "null"
+          ],
+          "description": "retained × the mean CLV of the treated."
+         },
+         "offer_cost": {
+          "type": "number",
+          "description": "The cost of the treated subscribers' offers."
+         },
+         "net_value": {
+          "type": [
+           "number",
+           "null"
+          ],
+          "description": "saved_clv − offer_cost."
+         },
+         "unobserved": {
+          "type": "object",
+          "additionalProperties": false,
+          "required": [
+           "treatment",
+           "control"
+          ],
+          "description": "Subscribers of the run without an outcome in the window, left out of every figure.",
+          "properties": {
+           "treatment": {
+            "type": "integer",
+            "minimum": 0
+           },
+           "control": {
+            "type": "integer",
+            "minimum": 0
+           }
+          }
+         },
+         "per_offer": {
+          "type": "object",
+          "description": "Per offer id (a control subscriber counts under the offer it would have had).",
+          "additionalProperties": {
+           "$ref": "#/components/schemas/CampaignReportGroup"
+          }
+         },
+         "per_channel": {
+          "type": "object",
+          "description": "Per channel.",
+          "additionalProperties": {
+           "$ref": "#/components/schemas/CampaignReportGroup"
+          }
+         },
+         "per_reason": {
+          "type": "object",
+          "description": "Per the subscriber's top churn reason.",
+          "additionalProperties": {
+           "$ref": "#/components/schemas/CampaignReportGroup"
+          }
+         },
+         "per_cell": {
+          "type": "object",
+          "description": "Per strategy-matrix cell (tier/band).",
+          "additionalProperties": {
+           "$ref": "#/components/schemas/CampaignReportGroup"
+          }
+         },
+         "qini": {
+          "type": [
+           "number",
+           "null"
+          ],
+          "description": "The Qini coefficient of the run's ranking by expected value; null where undefined."
+         },
+         "uplift_at_30pct": {
+          "type": [
+           "number",
+           "null"
+          ],
+          "description": "Uplift among the top 30% by expected value, as a fraction of retention (as scikit-uplift gives it); null where undefined."
+         }
+        }
+       },
+       "OutcomesImported": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "inserted",
+         "replaced"
+        ],
+        "properties": {
+         "inserted": {
+          "type": "integer",
+          "minimum": 0,
+          "description": "Outcomes stored."
+         },
+         "replaced": {
+          "type": "integer",
+          "minimum": 0,
+          "description": "Outcomes that replaced one of the same subscriber at the same time."
+         }
+        }
+       },
        "EventResults": {
         "type": "object",
         "additionalProperties": false,
@@ -967,7 +1384,7 @@ enum OpenAPIDocument {
         }
        },
        "Problem404": {
-        "description": "No such resource (subscriber, job, node or token).",
+        "description": "No such resource (subscriber, job, node, token or campaign run).",
         "content": {
          "application/problem+json": {
           "schema": {
@@ -987,7 +1404,7 @@ enum OpenAPIDocument {
         }
        },
        "Problem409": {
-        "description": "Conflicts with the cluster's state (a job running, a node that cannot drain, a name taken, a job without summary).",
+        "description": "Conflicts with the cluster's state (a job running, a node that cannot drain, a name taken, a job without summary, a campaign with no published job or another job published than the one named, another campaign run deciding).",
         "content": {
          "application/problem+json": {
           "schema": {
@@ -997,7 +1414,7 @@ enum OpenAPIDocument {
         }
        },
        "Problem413": {
-        "description": "The body is larger than 1 MiB.",
+        "description": "The body is larger than the endpoint's limit (1 MiB; 256 MiB for outcomes).",
         "content": {
          "application/problem+json": {
           "schema": {
@@ -1007,7 +1424,17 @@ enum OpenAPIDocument {
         }
        },
        "Problem415": {
-        "description": "The body is not application/json.",
+        "description": "The body is not of the endpoint's type (application/json; application/x-ndjson for events; text/csv for outcomes).",
+        "content": {
+         "application/problem+json": {
+          "schema": {
+           "$ref": "#/components/schemas/Problem"
+          }
+         }
+        }
+       },
+       "Problem422": {
+        "description": "The body is well formed but names what the cluster does not have (outcomes of unknown subscribers, with their `lines`); nothing was stored.",
         "content": {
          "application/problem+json": {
           "schema": {
@@ -1800,6 +2227,266 @@ enum OpenAPIDocument {
          },
          "404": {
           "$ref": "#/components/responses/Problem404"
+         },
+         "503": {
+          "$ref": "#/components/responses/Problem503"
+         }
+        }
+       }
+      },
+      "/v1/campaigns/runs": {
+       "post": {
+        "operationId": "runCampaign",
+        "summary": "Decide a campaign over the published job (role operator; docs/retention.md): offers by value tier × risk band and reason, the contact policy, a control group, capacity and budget; the run, its actions and contacts are recorded in one transaction. The body is the campaign file (at most 1 MiB; example Deploy/campaign.json). Answers when the run is recorded; one run at a time.",
+        "security": [
+         {
+          "bearer": []
+         },
+         {
+          "session": []
+         }
+        ],
+        "parameters": [
+         {
+          "name": "job",
+          "in": "query",
+          "required": false,
+          "description": "The published job the run must decide over (409 if another job is published).",
+          "schema": {
+           "type": "integer",
+           "format": "int64",
+           "minimum": 0
+          }
+         }
+        ],
+        "requestBody": {
+         "required": true,
+         "content": {
+          "application/json": {
+           "schema": {
+            "type": "object",
+            "description": "The campaign file (docs/retention.md)."
+           }
+          }
+         }
+        },
+        "responses": {
+         "200": {
+          "description": "The run's summary",
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/CampaignRunSummary"
+            }
+           }
+          }
+         },
+         "400": {
+          "$ref": "#/components/responses/Problem400"
+         },
+         "401": {
+          "$ref": "#/components/responses/Problem401"
+         },
+         "403": {
+          "$ref": "#/components/responses/Problem403"
+         },
+         "409": {
+          "$ref": "#/components/responses/Problem409"
+         },
+         "413": {
+          "$ref": "#/components/responses/Problem413"
+         },
+         "415": {
+          "$ref": "#/components/responses/Problem415"
+         },
+         "503": {
+          "$ref": "#/components/responses/Problem503"
+         }
+        }
+       }
+      },
+      "/v1/campaigns/runs/{run}/report": {
+       "get": {
+        "operationId": "getCampaignReport",
+        "summary": "A run's measured result (role operator): churn in treatment vs control over the outcomes observed within `window_days` after the run, uplift with its 95% interval, retained subscribers, net value, per offer, channel, reason and cell; Qini and uplift@30%.",
+        "security": [
+         {
+          "bearer": []
+         },
+         {
+          "session": []
+         }
+        ],
+        "parameters": [
+         {
+          "name": "run",
+          "in": "path",
+          "required": true,
+          "schema": {
+           "type": "integer",
+           "format": "int64",
+           "minimum": 0
+          }
+         },
+         {
+          "name": "window_days",
+          "in": "query",
+          "required": false,
+          "schema": {
+           "type": "integer",
+           "minimum": 1,
+           "maximum": 3650,
+           "default": 30
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "description": "The report",
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/CampaignReport"
+            }
+           }
+          }
+         },
+         "400": {
+          "$ref": "#/components/responses/Problem400"
+         },
+         "401": {
+          "$ref": "#/components/responses/Problem401"
+         },
+         "403": {
+          "$ref": "#/components/responses/Problem403"
+         },
+         "404": {
+          "$ref": "#/components/responses/Problem404"
+         },
+         "503": {
+          "$ref": "#/components/responses/Problem503"
+         }
+        }
+       }
+      },
+      "/v1/campaigns/runs/{run}/actions.csv": {
+       "get": {
+        "operationId": "exportCampaignActions",
+        "summary": "A run's treatment actions on one channel as CSV (role operator), in priority order, for the channel's system: subscriber_id, offer_id, channel, send_after, priority, expected_value, reasons (;-separated), script.",
+        "security": [
+         {
+          "bearer": []
+         },
+         {
+          "session": []
+         }
+        ],
+        "parameters": [
+         {
+          "name": "run",
+          "in": "path",
+          "required": true,
+          "schema": {
+           "type": "integer",
+           "format": "int64",
+           "minimum": 0
+          }
+         },
+         {
+          "name": "channel",
+          "in": "query",
+          "required": true,
+          "schema": {
+           "type": "string",
+           "enum": [
+            "sms",
+            "push",
+            "email",
+            "call",
+            "robot_call"
+           ]
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "description": "CSV with a header line",
+          "content": {
+           "text/csv": {
+            "schema": {
+             "type": "string"
+            }
+           }
+          }
+         },
+         "400": {
+          "$ref": "#/components/responses/Problem400"
+         },
+         "401": {
+          "$ref": "#/components/responses/Problem401"
+         },
+         "403": {
+          "$ref": "#/components/responses/Problem403"
+         },
+         "404": {
+          "$ref": "#/components/responses/Problem404"
+         },
+         "503": {
+          "$ref": "#/components/responses/Problem503"
+         }
+        }
+       }
+      },
+      "/v1/outcomes": {
+       "post": {
+        "operationId": "importOutcomes",
+        "summary": "Import observed outcomes (role operator), all or nothing: CSV with a header naming subscriber_id, churned (0/1), accepted (0/1 or empty, optional column) and observed_at (ISO 8601), at most 256 MiB and 5,000,000 outcomes. A malformed line is a 400 naming it; outcomes of unknown subscribers a 422 naming their lines. A subscriber's outcome at the same time as a stored one replaces it.",
+        "security": [
+         {
+          "bearer": []
+         },
+         {
+          "session": []
+         }
+        ],
+        "requestBody": {
+         "required": true,
+         "content": {
+          "text/csv": {
+           "schema": {
+            "type": "string"
+           }
+          }
+         }
+        },
+        "responses": {
+         "200": {
+          "description": "Stored",
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/OutcomesImported"
+            }
+           }
+          }
+         },
+         "400": {
+          "$ref": "#/components/responses/Problem400"
+         },
+         "401": {
+          "$ref": "#/components/responses/Problem401"
+         },
+         "403": {
+          "$ref": "#/components/responses/Problem403"
+         },
+         "413": {
+          "$ref": "#/components/responses/Problem413"
+         },
+         "415": {
+          "$ref": "#/components/responses/Problem415"
+         },
+         "422": {
+          "$ref": "#/components/responses/Problem422"
          },
          "503": {
           "$ref": "#/components/responses/Problem503"

@@ -11,6 +11,8 @@ public enum ProblemType: String, Sendable, CaseIterable {
     case unknownJob = "unknown-job"
     case unknownNode = "unknown-node"
     case unknownToken = "unknown-token"
+    case unknownRun = "unknown-run"
+    case unknownSubscribers = "unknown-subscribers"
     case invalidParameter = "invalid-parameter"
     case invalidBody = "invalid-body"
     case bodyTooLarge = "body-too-large"
@@ -29,10 +31,11 @@ public enum ProblemType: String, Sendable, CaseIterable {
         switch self {
         case .unauthorized: .unauthorized
         case .forbidden: .forbidden
-        case .notFound, .unknownSubscriber, .unknownJob, .unknownNode, .unknownToken: .notFound
+        case .notFound, .unknownSubscriber, .unknownJob, .unknownNode, .unknownToken, .unknownRun: .notFound
         case .methodNotAllowed: .methodNotAllowed
         case .invalidParameter, .invalidBody, .tooManyIds, .tooManyEvents: .badRequest
         case .bodyTooLarge: .contentTooLarge
+        case .unknownSubscribers: .unprocessableContent
         case .unsupportedMediaType: .unsupportedMediaType
         case .conflict: .conflict
         case .unavailable, .notLeading: .serviceUnavailable
@@ -50,6 +53,8 @@ public enum ProblemType: String, Sendable, CaseIterable {
         case .unknownJob: "No such job"
         case .unknownNode: "No such node"
         case .unknownToken: "No such token"
+        case .unknownRun: "No such campaign run"
+        case .unknownSubscribers: "Subscribers the base does not have"
         case .invalidParameter: "Invalid parameter"
         case .invalidBody: "Invalid request body"
         case .bodyTooLarge: "Request body too large"
@@ -70,6 +75,8 @@ public struct Problem: Error, Sendable, CustomStringConvertible {
     public var detail: String
     /// The offending field or parameter ("subscriber_ids[3]", "id"), when there is one.
     public var field: String?
+    /// The offending lines of an uploaded file (1-based; the header is line 1), when there are some.
+    public var lines: [Int] = []
     /// Extra headers (WWW-Authenticate, Allow, Retry-After).
     public var headers: HTTPFields = [:]
 
@@ -91,6 +98,7 @@ public struct Problem: Error, Sendable, CustomStringConvertible {
             o.key("detail"); o.string(detail)
             o.key("instance"); o.string(instance)
             if let field { o.key("field"); o.string(field) }
+            if !lines.isEmpty { o.key("lines"); o.array { o in for l in lines { o.int(l) } } }
         }
         return o.text
     }

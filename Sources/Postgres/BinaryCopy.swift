@@ -68,6 +68,27 @@ public struct BinaryCopyEncoder {
     /// A NULL field.
     public mutating func null() { append32(0xFFFF_FFFF) }
 
+    /// A `text[]` field (one dimension, no NULL elements; an empty array for none).
+    public mutating func textArray(_ elements: [String]) {
+        guard !elements.isEmpty else {
+            append32(12); append32(0); append32(0); append32(25)  // ndim 0, no nulls, element type text
+            return
+        }
+        let payload = elements.reduce(0) { $0 + 4 + $1.utf8.count }
+        append32(UInt32(20 + payload))
+        append32(1); append32(0); append32(25)  // one dimension, no nulls, element type text (OID 25)
+        append32(UInt32(elements.count)); append32(1)  // its length and lower bound
+        for e in elements {
+            append32(UInt32(e.utf8.count))
+            bytes.append(contentsOf: e.utf8)
+        }
+    }
+
+    /// A `timestamptz` field from microseconds since 1970-01-01T00:00:00Z (PostgreSQL counts from 2000).
+    public mutating func timestamp(microsecondsSince1970 us: Int64) {
+        int64(us &- 946_684_800_000_000)
+    }
+
     /// Ends the stream.
     public mutating func finish() { append16(-1) }
 

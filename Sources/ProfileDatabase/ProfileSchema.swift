@@ -255,6 +255,93 @@ public enum ProfileSchema {
                 RETURN made;
             END $$;
             """),
+        Migration(version: 9, name: "customer lifetime value, retention campaigns, contact policy and outcomes", sql: """
+            -- CLV of each scored subscriber (docs/retention.md): m × Σ_{t=1..H} (1 − p)^t / (1 + d)^t with the
+            -- cluster's settings at the time of the job; NULL where the job did not know the revenue.
+            ALTER TABLE churn_scores ADD COLUMN clv real;
+            CREATE OR REPLACE VIEW churn_scores_current AS
+                SELECT s.subscriber_id, s.probability, churngrid_risk_band(s.risk_band) AS risk_band, s.region,
+                       m.features[s.reason1 + 1] AS reason1, s.contribution1,
+                       m.features[s.reason2 + 1] AS reason2, s.contribution2,
+                       m.features[s.reason3 + 1] AS reason3, s.contribution3,
+                       s.job_id, j.model_version, j.finished_at AS scored_at, s.clv
+                FROM churn_scores s
+                JOIN scoring_jobs j ON j.id = s.job_id
+                JOIN scoring_models m ON m.version = j.model_version
+                WHERE s.job_id = (SELECT job_id FROM churngrid_published);
+            -- The CLV settings every job uses (coordinator --clv-…), recorded per job.
+            ALTER TABLE scoring_jobs ADD COLUMN clv_settings jsonb;
+            -- One campaign run: its file as given, the job and model it decided over, its totals.
+            CREATE TABLE campaign_runs (
+                run_id bigserial PRIMARY KEY,
+                campaign text NOT NULL,
+                config jsonb NOT NULL,
+                job_id bigint REFERENCES scoring_jobs (id),
+                model_version text NOT NULL,
+                term bigint,
+                started_at timestamptz NOT NULL,
+                finished_at timestamptz NOT NULL DEFAULT now(),
+                created_by text NOT NULL,
+                summary jsonb NOT NULL
+            );
+            CREATE INDEX campaign_runs_campaign ON campaign_runs (campaign, started_at);
+            -- What a run decided per subscriber. A control row names the offer it would have had and is
+            -- never contacted. `priority` is the rank in the run's fill order (1 = decided first).
+            CREATE TABLE campaign_actions (
+                run_id bigint NOT NULL REFERENCES campaign_runs (run_id) ON DELETE CASCADE,
+                subscriber_id bigint NOT NULL,
+                arm text NOT NULL CHECK (arm IN ('treatment', 'control')),
+                offer_id text NOT NULL,
+                channel text NOT NULL,
+                cost real NOT NULL,
+                priority integer NOT NULL,
+                expected_value real NOT NULL,
+                probability real NOT NULL,
+                clv real NOT NULL,
+                tier text NOT NULL,
+                band text NOT NULL,
+                reasons text[] NOT NULL,
+                script text,
+                send_after timestamptz NOT NULL,
+                PRIMARY KEY (run_id, subscriber_id)
+            );
+            CREATE INDEX campaign_actions_subscriber ON campaign_actions (subscriber_id);
+            -- Every contact made (treatment actions of runs and real-time decisions): what the contact
+            -- policy counts. Kept for `--contact-retention-days`.
+            CREATE TABLE contact_history (
+                subscriber_id bigint NOT NULL,
+                channel text NOT NULL,
+                at timestamptz NOT NULL,
+                run_id bigint,
+                offer_id text NOT NULL
+            );
+            CREATE INDEX contact_history_subscriber ON contact_history (subscriber_id, at);
+            CREATE INDEX contact_history_at ON contact_history (at);
+            -- Consent per channel (a row with consented = false withholds the channel) and the
+            -- do-not-contact list: maintained by the operator's CRM.
+            CREATE TABLE contact_consent (
+                subscriber_id bigint NOT NULL,
+                channel text NOT NULL,
+                consented boolean NOT NULL,
+                updated_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (subscriber_id, channel)
+            );
+            CREATE TABLE do_not_contact (
+                subscriber_id bigint PRIMARY KEY,
+                since timestamptz NOT NULL DEFAULT now(),
+                note text
+            );
+            -- Observed outcomes (churngrid outcomes import): whether the subscriber churned and whether
+            -- it accepted the offer it was made (NULL = not known), as observed at a time.
+            CREATE TABLE subscriber_outcomes (
+                subscriber_id bigint NOT NULL,
+                observed_at timestamptz NOT NULL,
+                churned boolean NOT NULL,
+                accepted boolean,
+                imported_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (subscriber_id, observed_at)
+            );
+            """),
     ]
 
     /// Applies the migrations `connection`'s database lacks.

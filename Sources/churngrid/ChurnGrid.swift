@@ -14,8 +14,8 @@ struct ChurnGrid: AsyncParsableCommand {
         subcommands: [
             ModelCommand.self, Generate.self, ProfilesCommand.self,
             DemoCommand.self, CoordinatorCommand.self, WorkerCommand.self, RescoreCommand.self, ScoreCommand.self, StatusCommand.self,
-            NodesCommand.self, TokensCommand.self, EventsCommand.self, TriggersCommand.self,
-            ClusterCommand.self, BenchCommand.self,
+            NodesCommand.self, TokensCommand.self, EventsCommand.self, TriggersCommand.self, CampaignCommand.self, OutcomesCommand.self,
+            ClusterCommand.self, BenchCommand.self, SimulateCommand.self,
         ]
     )
 }

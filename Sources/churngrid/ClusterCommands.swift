@@ -4,6 +4,7 @@ import ChurnHTTP
 import ClusterSystem
 import Foundation
 import Logging
+import Retention
 import ServiceLifecycle
 import Synchronization
 import SubscriberEvents
@@ -78,8 +79,26 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Days of subscriber events and fired triggers kept in PostgreSQL (older daily partitions are dropped; keep it longer than the interval between profile refreshes).")
     var eventRetentionDays: Int = 30
 
+    @Option(help: "CLV: the share of a subscriber's revenue (arpu_30d) that is margin (docs/retention.md).")
+    var clvMarginRate: Double = 0.35
+
+    @Option(help: "CLV: the monthly discount rate.")
+    var clvMonthlyDiscount: Double = 0.01
+
+    @Option(help: "CLV: the horizon in months.")
+    var clvHorizonMonths: Int = 24
+
+    @Option(help: "Days contacts and campaign runs (with their actions) are kept in PostgreSQL; longer than any campaign's contact-policy window.")
+    var contactRetentionDays: Int = 400
+
     func run() async throws {
         let logger = makeLogger("churngrid.coordinator")
+        let clv: CLVSettings
+        do {
+            clv = try CLVSettings(marginRate: clvMarginRate, monthlyDiscount: clvMonthlyDiscount, horizonMonths: clvHorizonMonths)
+        } catch {
+            throw ValidationError("\(error)")
+        }
         var triggerPackage = TriggerPackage.none
         let triggers = triggers ?? (FileManager.default.fileExists(atPath: TriggerRules.defaultFileName) ? TriggerRules.defaultFileName : nil)
         if triggers == nil { logger.warning("no trigger rules (no --triggers, and no Deploy/triggers.json here): events fire no triggers") }
@@ -92,6 +111,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
             }
             triggerPackage = TriggerPackage(source: triggers, bytes: Array(data))
         }
+        guard contactRetentionDays >= 1 else { throw ValidationError("--contact-retention-days: at least 1") }
         guard eventRetentionDays >= 10 else { throw ValidationError("--event-retention-days: at least 10 (events may arrive 7 days late)") }
         var httpConfiguration: APIServer.Configuration?
         if let http {
@@ -125,6 +145,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
         configuration.settings.statementTimeout = .milliseconds(Int(max(1, statementTimeout) * 1000))
         configuration.settings.triggers = triggerPackage
         configuration.settings.eventRetentionDays = eventRetentionDays
+        configuration.settings.clv = clv
+        configuration.settings.contactRetentionDays = contactRetentionDays
         try await reportingClusterErrors {
             let service = try await CoordinatorService(configuration)
             var services: [any Service] = [service]

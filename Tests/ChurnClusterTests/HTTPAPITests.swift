@@ -58,7 +58,7 @@ struct HTTPAPITests {
         try await Task.sleep(for: .milliseconds(2500))  // the server reads the tokens every 2 s
 
         let script = TestDatabase.packageRoot.appendingPathComponent("Tests/ChurnClusterTests/api_check.py").path
-        let line = environment.joined(separator: " ") + " python3 " + [script, base, workerMetrics, "1000000042", "worker-3"].map(shellQuoted).joined(separator: " ")
+        let line = environment.joined(separator: " ") + " python3 " + [script, base, workerMetrics, "1000000042", "worker-3", "1000000000", "40000"].map(shellQuoted).joined(separator: " ")
         let (status, output) = await runCommand(line)
         #expect(status == 0, "api_check.py failed:\n\(output)")
         #expect(output.contains("\"checks\""))
@@ -185,7 +185,7 @@ struct HTTPAPIUnitTests {
         #expect(documented == routed, "documented but not routed: \(documented.subtracting(routed)); routed but not documented: \(routed.subtracting(documented))")
         // Every routed template parses back to a route with that template.
         for (method, template) in APIRoute.table {
-            let path = template.replacingOccurrences(of: "{id}", with: "42").replacingOccurrences(of: "{name}", with: "worker-1")
+            let path = template.replacingOccurrences(of: "{id}", with: "42").replacingOccurrences(of: "{name}", with: "worker-1").replacingOccurrences(of: "{run}", with: "7")
             #expect(try APIRoute.parse(method: method, path: path).template == template)
         }
     }
@@ -218,6 +218,22 @@ struct HTTPAPIUnitTests {
             }
         }
         #expect(try APIRoute.parse(method: "POST", path: "/v1/nodes/worker%2D1:drain") == .drain(node: "worker-1"))
+        #expect(try APIRoute.parse(method: "GET", path: "/v1/campaigns/runs/7/report") == .campaignReport(run: 7))
+        #expect(try APIRoute.parse(method: "GET", path: "/v1/campaigns/runs/7/actions.csv") == .campaignActions(run: 7))
+        for bad in ["/v1/campaigns/runs/x/report", "/v1/campaigns/runs/-7/actions.csv"] {
+            do {
+                let route = try APIRoute.parse(method: "GET", path: bad)
+                Issue.record("\(bad) parsed as \(route)")
+            } catch {
+                #expect(error.type == .invalidParameter && error.field == "run", "\(bad): \(error)")
+            }
+        }
+        do {
+            _ = try APIRoute.parse(method: "GET", path: "/v1/campaigns/runs")
+            Issue.record("GET /v1/campaigns/runs parsed")
+        } catch {
+            #expect(error.type == .methodNotAllowed && error.headers[.allow] == "POST")
+        }
         #expect(try APIRoute.parse(method: "HEAD", path: "/healthz") == .healthz)
     }
 

@@ -2,10 +2,11 @@
 """Exercises every endpoint of a running coordinator's HTTP API, with and without the right
 token, and validates every response against the OpenAPI document the server serves.
 
-usage: api_check.py BASE_URL WORKER_METRICS_URL SUBSCRIBER_ID WORKER_TO_DRAIN
+usage: api_check.py BASE_URL WORKER_METRICS_URL SUBSCRIBER_ID WORKER_TO_DRAIN FIRST_SUBSCRIBER_ID SUBSCRIBERS
+       (the base's ids are FIRST_SUBSCRIBER_ID … FIRST_SUBSCRIBER_ID + SUBSCRIBERS - 1: outcomes are imported for all)
 env:   CG_READER, CG_OPERATOR, CG_ADMIN  bearer tokens of each role (never on the command line)
 Exits non-zero with a message naming the failed check."""
-import json, os, subprocess, sys, time, urllib.error, urllib.request
+import csv, io, json, os, subprocess, sys, time, urllib.error, urllib.request
 from http.cookies import SimpleCookie
 
 import jsonschema
@@ -14,8 +15,10 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 base, worker_metrics, subscriber, drain_target = sys.argv[1].rstrip("/"), sys.argv[2].rstrip("/"), int(sys.argv[3]), sys.argv[4]
+first_id, base_size = int(sys.argv[5]), int(sys.argv[6])
 tokens = {r: os.environ[f"CG_{r.upper()}"] for r in ("reader", "operator", "admin")}
 checks = 0
+last_body = b""
 
 
 def fail(msg):
@@ -76,9 +79,11 @@ def template_of(path):
 
 def check(method, path, expect, token=None, problem_type=None, field=None, **kw):
     """Sends the request, checks the status (and problem type/field), validates the body against
-    the document's schema for that status and content type. Returns (headers, parsed body)."""
-    global checks
+    the document's schema for that status and content type. Returns (headers, parsed body); the
+    raw body is left in `last_body`."""
+    global checks, last_body
     status, headers, body = request(method, path, token=token, **kw)
+    last_body = body
     what = f"{method} {path}"
     if status != expect:
         fail(f"{what}: expected {expect}, got {status}: {body[:300]!r}")
@@ -138,7 +143,9 @@ check("GET", "/dashboard.css", 200)
 for method, path in [("GET", "/v1/cluster"), ("GET", f"/v1/subscribers/{subscriber}/score"), ("POST", "/v1/scores:batch"),
                      ("GET", "/v1/jobs"), ("POST", "/v1/jobs"), ("GET", "/v1/jobs/1"), ("GET", "/v1/jobs/1/summary"),
                      ("GET", "/v1/stream"), ("POST", f"/v1/nodes/{drain_target}:drain"), ("GET", "/v1/tokens"),
-                     ("POST", "/v1/tokens"), ("POST", "/v1/tokens/x:revoke"), ("POST", "/v1/events")]:
+                     ("POST", "/v1/tokens"), ("POST", "/v1/tokens/x:revoke"), ("POST", "/v1/events"),
+                     ("POST", "/v1/campaigns/runs"), ("GET", "/v1/campaigns/runs/1/report"), ("GET", "/v1/campaigns/runs/1/actions.csv?channel=sms"),
+                     ("POST", "/v1/outcomes")]:
     h, _ = check(method, path, 401, problem_type="unauthorized")
     if "Bearer" not in h.get("WWW-Authenticate", ""):
         fail(f"{method} {path}: 401 without a Bearer challenge")
@@ -150,6 +157,10 @@ reader, operator, admin = tokens["reader"], tokens["operator"], tokens["admin"]
 # The role table: each role is refused what needs a stronger one (checked before any body or id).
 for method, path, weaker in [("POST", "/v1/jobs", ["reader"]),
                              ("POST", "/v1/events", ["reader"]),
+                             ("POST", "/v1/campaigns/runs", ["reader"]),
+                             ("GET", "/v1/campaigns/runs/1/report", ["reader"]),
+                             ("GET", "/v1/campaigns/runs/1/actions.csv?channel=sms", ["reader"]),
+                             ("POST", "/v1/outcomes", ["reader"]),
                              ("POST", f"/v1/nodes/{drain_target}:drain", ["reader", "operator"]),
                              ("GET", "/v1/tokens", ["reader", "operator"]),
                              ("POST", "/v1/tokens", ["reader", "operator"]),
@@ -354,6 +365,77 @@ _, after_event = check("GET", f"/v1/subscribers/{subscriber}/score", 200, token=
 check("POST", "/v1/events", 415, token=operator, body={"events": []}, problem_type="unsupported-media-type")
 too_many = "\n".join(json.dumps({"event_id": f"m{i}", "subscriber_id": subscriber, "type": "sms", "at": now}) for i in range(10001))
 check("POST", "/v1/events", 400, token=operator, raw=too_many.encode(), headers=ndjson, problem_type="too-many-events")
+
+# Campaigns (operator): a run over the published job (the one started above), its exports,
+# outcomes for the whole base, and the run's report.
+campaign_bytes = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "Deploy", "campaign.json"), "rb").read()
+campaign = json.loads(campaign_bytes)
+json_type = {"Content-Type": "application/json"}
+check("POST", "/v1/campaigns/runs", 403, token=reader, raw=campaign_bytes, headers=json_type, problem_type="forbidden")
+check("POST", "/v1/campaigns/runs", 403, cookie=admin_cookie, raw=campaign_bytes, headers=json_type, problem_type="forbidden")
+bad_campaign = json.loads(campaign_bytes)
+bad_campaign["offers"][1]["cost"] = -1
+_, p = check("POST", "/v1/campaigns/runs", 400, token=operator, body=bad_campaign, problem_type="invalid-body", field="offers[1].cost")
+if "out_of_range" not in p["detail"]:
+    fail(f"a bad campaign's problem does not say what is wrong: {p}")
+check("POST", "/v1/campaigns/runs", 400, token=operator, raw=b'{"name": ', headers=json_type, problem_type="invalid-body")
+check("POST", "/v1/campaigns/runs?job=latest", 400, token=operator, raw=campaign_bytes, headers=json_type, problem_type="invalid-parameter", field="job")
+check("POST", "/v1/campaigns/runs?job=987654", 409, token=operator, raw=campaign_bytes, headers=json_type, problem_type="conflict")
+check("POST", "/v1/campaigns/runs", 415, token=operator, raw=campaign_bytes, headers={"Content-Type": "text/plain"}, problem_type="unsupported-media-type")
+check("POST", "/v1/campaigns/runs", 413, token=operator, raw=b" " * (1 << 20) + campaign_bytes, headers=json_type, problem_type="body-too-large")
+_, run = check("POST", f"/v1/campaigns/runs?job={started['id']}", 200, token=operator, raw=campaign_bytes, headers=json_type, timeout=300)
+if run["job_id"] != started["id"] or run["campaign"] != campaign["name"] or run["treatment"] <= 0 or run["control"] <= 0:
+    fail(f"campaign run: unexpected summary {run}")
+if sum(c["treatment"] for c in run["per_channel"].values()) != run["treatment"] or sum(c["control"] for c in run["per_cell"].values()) != run["control"]:
+    fail(f"campaign run: per_channel or per_cell do not add up: {run}")
+run_id = run["run_id"]
+for channel in ("sms", "push", "email", "call", "robot_call"):
+    h, _ = check("GET", f"/v1/campaigns/runs/{run_id}/actions.csv?channel={channel}", 200, token=operator)
+    rows = list(csv.reader(io.StringIO(last_body.decode())))
+    if not h.get("Content-Type", "").startswith("text/csv") or not rows or rows[0][:3] != ["subscriber_id", "offer_id", "channel"]:
+        fail(f"export {channel}: not CSV with a header: {h.get('Content-Type')} {rows[:1]}")
+    expected = run["per_channel"].get(channel, {}).get("treatment", 0)
+    if len(rows) - 1 != expected or any(r[2] != channel for r in rows[1:]):
+        fail(f"export {channel}: {len(rows) - 1} actions, the run has {expected} treated on {channel}")
+check("GET", f"/v1/campaigns/runs/{run_id}/actions.csv?channel=fax", 400, token=operator, problem_type="invalid-parameter", field="channel")
+check("GET", f"/v1/campaigns/runs/{run_id}/actions.csv", 400, token=operator, problem_type="invalid-parameter", field="channel")
+check("GET", "/v1/campaigns/runs/987654/actions.csv?channel=sms", 404, token=operator, problem_type="unknown-run", field="run")
+check("GET", "/v1/campaigns/runs/x/actions.csv?channel=sms", 400, token=operator, problem_type="invalid-parameter", field="run")
+
+# Outcomes (operator): all or nothing; a bad line or an unknown subscriber is named by its line.
+csv_type = {"Content-Type": "text/csv"}
+observed = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 2))  # after the run's start
+header = "subscriber_id,churned,accepted,observed_at\n"
+_, p = check("POST", "/v1/outcomes", 400, token=operator, raw=(header + f"{first_id},1,,{observed}\n{first_id + 1},2,,{observed}\n").encode(),
+             headers=csv_type, problem_type="invalid-body", field="churned")
+if p.get("lines") != [3] or ":3:" not in p["detail"]:
+    fail(f"outcomes: a bad line is not named: {p}")
+_, p = check("POST", "/v1/outcomes", 422, token=operator, raw=(header + f"{first_id},1,,{observed}\n5,0,1,{observed}\n").encode(),
+             headers=csv_type, problem_type="unknown-subscribers", field="subscriber_id")
+if p.get("lines") != [3]:
+    fail(f"outcomes: unknown subscribers are not named by line: {p}")
+check("POST", "/v1/outcomes", 415, token=operator, body={"subscriber_id": first_id}, problem_type="unsupported-media-type")
+# Every subscriber of the base (over 1 MiB: the outcomes limit is larger), about 15% churned.
+lines = [header.strip()] + [f"{first_id + i},{1 if (i * 2654435761) % 100 < 15 else 0},{'' if i % 3 else (i // 3) % 2},{observed}" for i in range(base_size)]
+outcomes_csv = ("\n".join(lines) + "\n").encode()
+_, imported = check("POST", "/v1/outcomes", 200, token=operator, raw=outcomes_csv, headers=csv_type, timeout=120)
+if imported != {"inserted": base_size, "replaced": 0}:
+    fail(f"outcomes: {imported}, expected {base_size} inserted (the refused files wrote nothing)")
+_, again = check("POST", "/v1/outcomes", 200, token=operator, raw=outcomes_csv, headers=csv_type, timeout=120)
+if again != {"inserted": 0, "replaced": base_size}:
+    fail(f"outcomes imported again: {again}, expected {base_size} replaced")
+
+# The report: every subscriber of the run has an outcome in the window.
+_, report = check("GET", f"/v1/campaigns/runs/{run_id}/report?window_days=30", 200, token=operator)
+if (report["run_id"] != str(run_id) or report["treatment"]["subscribers"] != run["treatment"] or report["control"]["subscribers"] != run["control"]
+        or report["unobserved"] != {"treatment": 0, "control": 0} or report["uplift_pp"] is None or len(report["uplift_ci95_pp"]) != 2):
+    fail(f"campaign report: unexpected {report}")
+if set(report["per_channel"]) != {c for c, n in run["per_channel"].items() if n["treatment"] + n["control"] > 0}:
+    fail(f"campaign report: channels {sorted(report['per_channel'])} differ from the run's {run['per_channel']}")
+check("GET", f"/v1/campaigns/runs/{run_id}/report", 200, token=operator)
+check("GET", f"/v1/campaigns/runs/{run_id}/report?window_days=0", 400, token=operator, problem_type="invalid-parameter", field="window_days")
+check("GET", "/v1/campaigns/runs/987654/report", 404, token=operator, problem_type="unknown-run", field="run")
+check("GET", "/v1/campaigns/runs", 405, token=operator, problem_type="method-not-allowed")
 
 # Nodes (admin).
 check("POST", "/v1/nodes/no-such-worker:drain", 404, token=admin, problem_type="unknown-node", field="name")

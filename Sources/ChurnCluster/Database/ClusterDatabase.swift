@@ -3,6 +3,7 @@ import Synchronization
 import Logging
 import Metrics
 import Postgres
+import Retention
 import ProfileDatabase
 import SubscriberProfiles
 
@@ -326,12 +327,13 @@ final class ClusterDatabase: @unchecked Sendable {
     }
 
     /// Creates a job and its empty partition.
-    func startJob(modelVersion: String, shardCount: Int) async throws -> Int64 {
+    func startJob(modelVersion: String, shardCount: Int, clv: CLVSettings) async throws -> Int64 {
         let term = term
+        let settings = "{\"margin_rate\": \(clv.marginRate), \"monthly_discount\": \(clv.monthlyDiscount), \"horizon_months\": \(clv.horizonMonths)}"
         return try await run { c in
             try Self.transaction(c, fencedBy: term) {
-                guard let inserted = try c.query("INSERT INTO scoring_jobs (model_version, state, shard_count, term) VALUES ($1, 'running', $2, $3) RETURNING id",
-                                                 [modelVersion, String(shardCount), term.map { String($0) }]).scalar,
+                guard let inserted = try c.query("INSERT INTO scoring_jobs (model_version, state, shard_count, term, clv_settings) VALUES ($1, 'running', $2, $3, $4::jsonb) RETURNING id",
+                                                 [modelVersion, String(shardCount), term.map { String($0) }, settings]).scalar,
                       let id = Int64(inserted) else { throw ClusterError("PostgreSQL returned no job id") }
                 try c.execute("CREATE TABLE churn_scores_job_\(id) PARTITION OF churn_scores FOR VALUES IN (\(id))")
                 return id
@@ -342,7 +344,7 @@ final class ClusterDatabase: @unchecked Sendable {
     /// Writes several shards' scores for a job in one transaction, skipping any shard already
     /// written (a retry's duplicate).
     /// - Returns: the shards written now.
-    func write(job: Int64, batch: [(scores: ShardScores, node: String)], connection index: Int = 0) async throws -> Set<Int> {
+    func write(job: Int64, batch: [(scores: ShardScores, node: String)], clv: CLVSettings, connection index: Int = 0) async throws -> Set<Int> {
         let term = term
         return try await run(on: index) { c in
             try Self.transaction(c, fencedBy: term) {
@@ -357,12 +359,13 @@ final class ClusterDatabase: @unchecked Sendable {
                 }
                 try c.copyIn("""
                     COPY churn_scores_job_\(job) (job_id, subscriber_id, probability, risk_band, region,
-                        reason1, reason2, reason3, contribution1, contribution2, contribution3) FROM STDIN (FORMAT binary)
+                        reason1, reason2, reason3, contribution1, contribution2, contribution3, clv) FROM STDIN (FORMAT binary)
                     """) { w in
                     var e = BinaryCopyEncoder()
                     for (scores, _) in batch where claimed.contains(scores.shard) {
+                        let revenue = scores.arpu.elements
                         for i in 0..<scores.count {
-                            e.beginRow(fields: 11)
+                            e.beginRow(fields: 12)
                             e.int64(job)
                             e.int64(scores.ids.elements[i])
                             e.float32OrNull(scores.probabilities.elements[i])
@@ -375,6 +378,12 @@ final class ClusterDatabase: @unchecked Sendable {
                             }
                             for k in 0..<3 {
                                 if scores.reasons.elements[3 * i + k] < 0 { e.null() } else { e.float32OrNull(scores.contributions.elements[3 * i + k]) }
+                            }
+                            // Unknown revenue (or a worker that did not send it): no CLV rather than a made-up one.
+                            if i < revenue.count, revenue[i].isFinite {
+                                e.float32OrNull(Float(clv.clv(probability: Double(scores.probabilities.elements[i]), arpu: Double(revenue[i]))))
+                            } else {
+                                e.null()
                             }
                             if e.bytes.count > 1 << 20 { try w.write(e.take()) }
                         }

@@ -3,6 +3,7 @@ import Distributed
 import Logging
 import Metrics
 import Postgres
+import Retention
 import SubscriberProfiles
 import WireFormat
 
@@ -53,6 +54,12 @@ public distributed actor CoordinatorActor {
         public var triggers: TriggerPackage = .none
         /// Days of events and fired triggers kept in PostgreSQL (older daily partitions are dropped).
         public var eventRetentionDays = 30
+        /// How every job values its subscribers (`--clv-margin-rate`, `--clv-monthly-discount`,
+        /// `--clv-horizon-months`): the `clv` of their scores, and the value tiers of campaigns.
+        public var clv = CLVSettings.default
+        /// Days contacts and campaign runs (with their actions) are kept (`--contact-retention-days`):
+        /// at least the longest contact-policy window of any campaign, or its caps stop counting.
+        public var contactRetentionDays = 400
 
         public init() {}
     }
@@ -110,6 +117,8 @@ public distributed actor CoordinatorActor {
     /// The members whose shards are moving away before they leave.
     private var draining: Set<String> = []
     private var membershipBusy = false
+    /// A campaign run is deciding (one at a time: each reads the contacts the previous one wrote).
+    var campaignBusy = false
     private var membershipWaiters: [CheckedContinuation<Void, Never>] = []
     /// Workers of the map a previous coordinator saved that have not registered again yet.
     private var awaited: Set<String>
@@ -532,9 +541,25 @@ public distributed actor CoordinatorActor {
         try await database.tokens()
     }
 
+    /// Every shard's ready owner, or the shards that have none (a campaign pass needs them all).
+    func readyOwners() -> (owners: [(shard: Int, node: NodeID)], missing: [Int]) {
+        var owners: [(shard: Int, node: NodeID)] = [], missing: [Int] = []
+        for shard in 0..<map.shardCount {
+            if ready.contains(shard), let name = map.owners[shard], let member = members[name] {
+                owners.append((shard, member.node))
+            } else {
+                missing.append(shard)
+            }
+        }
+        return (owners, missing)
+    }
+
+    /// The shard count of the cluster.
+    var shardCount: Int { map.shardCount }
+
     /// Writes an action to the audit log (who, with which key, what, when); a failure to write
     /// is logged, not thrown: the action has happened.
-    private func audit(_ caller: Caller?, action: String, target: String, outcome: String) async {
+    func audit(_ caller: Caller?, action: String, target: String, outcome: String) async {
         let actor = caller.map { $0.publicKey.isEmpty && $0.credential == nil ? $0.node.name : $0.name } ?? "local"
         let roles = caller.map { $0.roles.map(\.rawValue).sorted().joined(separator: ",") } ?? ""
         let credential = caller.map { $0.credential ?? ($0.publicKey.isEmpty ? "none (insecure cluster)" : "curve:\($0.publicKey)") } ?? "none"
@@ -600,7 +625,7 @@ public distributed actor CoordinatorActor {
         await writeUnrecordedFailures()
         let id: Int64
         do {
-            id = try await database.startJob(modelVersion: model.version, shardCount: map.shardCount)
+            id = try await database.startJob(modelVersion: model.version, shardCount: map.shardCount, clv: settings.clv)
         } catch let error as LeaseLost {
             lease.lost(error)
             throw ClusterError("this coordinator has lost its lease and is stepping down; ask the coordinator that took over")
@@ -659,9 +684,10 @@ public distributed actor CoordinatorActor {
                         startScoring(shard, on: node, role: role, in: &group)
                     case .write(let connection, let entries):
                         let database = database
+                        let clv = self.settings.clv
                         group.addTask {
                             do {
-                                let claimed = try await database.write(job: id, batch: entries.map { ($0.scores, $0.node) }, connection: connection)
+                                let claimed = try await database.write(job: id, batch: entries.map { ($0.scores, $0.node) }, clv: clv, connection: connection)
                                 return .written(connection: connection, claimed: claimed)
                             } catch let error as LeaseLost {
                                 return .writeFailed(connection: connection, .leaseLost("\(error)"))
@@ -928,6 +954,10 @@ extension CoordinatorActor: AccessControlled {
         "addToken(name:role:sha256:)": Role.admins,
         "revokeToken(name:)": Role.admins,
         "tokens()": Role.admins,
+        "runCampaign(_:)": Role.operators,
+        "exportCampaign(run:channel:)": Role.operators,
+        "campaignReport(run:windowDays:)": Role.operators,
+        "importOutcomes(_:)": Role.operators,
     ]
 }
 

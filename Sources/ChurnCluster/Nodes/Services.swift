@@ -109,6 +109,7 @@ public final class CoordinatorService: Service, Sendable {
         }
         // The event log's daily partitions: made ahead, dropped after the retention, every hour.
         let retention = configuration.settings.eventRetentionDays
+        let contactRetention = configuration.settings.contactRetentionDays
         let partitions = Task {
             while !Task.isCancelled {
                 do {
@@ -120,6 +121,15 @@ public final class CoordinatorService: Service, Sendable {
                     if !dropped.isEmpty { logger.notice("dropped event partitions past the retention", metadata: ["partitions": "\(dropped)", "days": "\(retention)"]) }
                 } catch {
                     logger.warning("could not maintain the event log's partitions", metadata: ["error": "\(error)"])
+                }
+                // Contacts and campaign runs (their actions with them) past their retention.
+                do {
+                    let (contacts, runs) = try await database.pruneCampaigns(olderThanDays: contactRetention)
+                    if contacts + runs > 0 {
+                        logger.notice("dropped contacts and campaign runs past the retention", metadata: ["contacts": "\(contacts)", "runs": "\(runs)", "days": "\(contactRetention)"])
+                    }
+                } catch {
+                    logger.warning("could not drop old contacts and campaign runs", metadata: ["error": "\(error)"])
                 }
                 try? await Task.sleep(for: .seconds(3600))
             }

@@ -1,5 +1,6 @@
 import ClusterSystem
 import Distributed
+import Retention
 import SubscriberProfiles
 import TreeModel
 import WireFormat
@@ -61,6 +62,29 @@ public distributed actor ShardActor {
         let (model, shard, loaded) = (model, shard, loaded)
         return try await scoring.run { try model.score(shard: shard, store: loaded.store) }
     }
+
+    /// A campaign run's first pass: the distribution of the shard's values if retained.
+    public distributed func campaignValues(_ clv: CLVWire) async throws -> BulkArray<UInt8> {
+        let settings = try clv.settings()
+        let (model, loaded) = (model, loaded)
+        return try await scoring.run { BulkArray(model.campaignValues(store: loaded.store, clv: settings).encodedBytes) }
+    }
+
+    /// A campaign run's second pass: the shard's subscribers with an offer worth making, ranked
+    /// (on a scoring thread; lookups are answered meanwhile).
+    public distributed func campaignCandidates(_ request: CampaignDecisionRequest) async throws -> ShardCandidates {
+        let campaign: Campaign
+        do {
+            campaign = try Campaign.parse(request.campaign.elements, source: request.source)
+        } catch {
+            throw ClusterError("\(error)")
+        }
+        let settings = try request.clv.settings()
+        let tiers = ValueTiers(cuts: request.cuts)
+        let (model, shard, loaded) = (model, shard, loaded)
+        let nba = NextBestAction(campaign: campaign)
+        return try await scoring.run { try model.campaignCandidates(shard: shard, store: loaded.store, decide: nba, clv: settings, tiers: tiers) }
+    }
 }
 
 extension ShardActor: AccessControlled {
@@ -69,6 +93,8 @@ extension ShardActor: AccessControlled {
         "lookup(_:)": Role.readers,
         "lookup(_:explain:)": Role.readers,
         "rescore()": [.coordinator],
+        "campaignValues(_:)": [.coordinator],
+        "campaignCandidates(_:)": [.coordinator],
     ]
 }
 

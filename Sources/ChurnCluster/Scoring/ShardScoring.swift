@@ -16,21 +16,27 @@ public struct ShardScores: Sendable, WireCodable {
     public var reasons: BulkArray<Int16>
     /// 3 per subscriber.
     public var contributions: BulkArray<Float>
+    /// The revenue (`arpu_30d`) each subscriber's CLV is computed from (NaN = unknown): the
+    /// coordinator applies the cluster's CLV settings when it writes the scores. Empty from a
+    /// worker one version older (its CLVs are written as NULL).
+    public var arpu: BulkArray<Float>
 
     public var count: Int { ids.elements.count }
 
     public func encode(to w: inout WireWriter) {
         w.write(shard); w.write(modelVersion); w.write(ids); w.write(probabilities); w.write(bands)
-        w.write(regions); w.write(reasons); w.write(contributions)
+        w.write(regions); w.write(reasons); w.write(contributions); w.write(arpu)
     }
 
     public init(from r: inout WireReader) throws(WireError) {
         let at = r.offset
         shard = try r.read(); modelVersion = try r.read(); ids = try r.read(); probabilities = try r.read()
         bands = try r.read(); regions = try r.read(); reasons = try r.read(); contributions = try r.read()
+        arpu = r.remaining > 0 ? try r.read() : BulkArray([])
         let n = ids.elements.count
         guard probabilities.elements.count == n, bands.elements.count == n, regions.elements.count == n,
-              reasons.elements.count == 3 * n, contributions.elements.count == 3 * n else {
+              reasons.elements.count == 3 * n, contributions.elements.count == 3 * n,
+              arpu.elements.isEmpty || arpu.elements.count == n else {
             throw WireError(offset: at, expected: "shard scores with matching column lengths (\(n) subscribers)")
         }
         guard bands.elements.allSatisfy({ Int($0) < RiskBand.allCases.count }) else {
@@ -45,8 +51,8 @@ public struct ShardScores: Sendable, WireCodable {
         self.shard = shard
         self.modelVersion = modelVersion
         ids = BulkArray([]); probabilities = BulkArray([]); bands = BulkArray([]); regions = BulkArray([])
-        reasons = BulkArray([]); contributions = BulkArray([])
-        ids.elements.reserveCapacity(n); probabilities.elements.reserveCapacity(n); bands.elements.reserveCapacity(n)
+        reasons = BulkArray([]); contributions = BulkArray([]); arpu = BulkArray([])
+        ids.elements.reserveCapacity(n); arpu.elements.reserveCapacity(n); probabilities.elements.reserveCapacity(n); bands.elements.reserveCapacity(n)
         regions.elements.reserveCapacity(n); reasons.elements.reserveCapacity(3 * n); contributions.elements.reserveCapacity(3 * n)
     }
 }
@@ -66,6 +72,9 @@ public struct Reason: Sendable, Equatable, WireCodable, Codable {
 }
 
 extension ScoringModel {
+    /// The profile column of the revenue CLV is computed from.
+    var arpuColumn: Int? { FeatureCatalogue.index(of: "arpu_30d") }
+
     /// Scores every subscriber of `store` on the calling thread and explains those at risk (band
     /// medium or above: probability ≥ `reasonsFrom`) with their top-3 reasons (path attribution:
     /// the same method a live query uses, so both agree).
@@ -91,6 +100,7 @@ extension ScoringModel {
                 out.bands.elements.append(RiskBand(probability: p).rawValue)
                 let region = regionColumn.map { columns[$0][i] } ?? .nan
                 out.regions.elements.append(region.isNaN ? -1 : Int16(clamping: Int(region)))
+                out.arpu.elements.append(arpuColumn.map { columns[$0][i] } ?? .nan)
                 if p >= reasonsFrom {
                     for j in 0..<f { row[j] = input.columns[j][i] }
                     appendReasons(row: &row, phi: &phi, to: &out)
@@ -106,21 +116,26 @@ extension ScoringModel {
     }
 
     private func appendReasons(row: inout [Float], phi: inout [Double], to out: inout ShardScores, method: TreeExplainer.Method = .approximate) {
+        let best = topReasons(row: &row, phi: &phi, method: method)
+        for k in 0..<3 {
+            out.reasons.elements.append(k < best.count ? Int16(best[k].feature) : -1)
+            out.contributions.elements.append(k < best.count ? Float(best[k].contribution) : 0)
+        }
+    }
+
+    /// The top 3 positive contributions to `row`'s margin, biggest first (model feature indices).
+    func topReasons(row: inout [Float], phi: inout [Double], method: TreeExplainer.Method = .approximate) -> [(feature: Int, contribution: Double)] {
         row.withUnsafeBufferPointer { r in
             phi.withUnsafeMutableBufferPointer { p in explainer.contributions(row: r, into: p, method: method) }
         }
-        // Top 3 positive contributions, biggest first.
-        var best: [(Int16, Double)] = []
+        var best: [(feature: Int, contribution: Double)] = []
         for j in 0..<featureNames.count where phi[j] > 0 {
-            if best.count == 3, phi[j] <= best[2].1 { continue }
-            let at = best.firstIndex { $0.1 < phi[j] } ?? best.count
-            best.insert((Int16(j), phi[j]), at: at)
+            if best.count == 3, phi[j] <= best[2].contribution { continue }
+            let at = best.firstIndex { $0.contribution < phi[j] } ?? best.count
+            best.insert((j, phi[j]), at: at)
             if best.count > 3 { best.removeLast() }
         }
-        for k in 0..<3 {
-            out.reasons.elements.append(k < best.count ? best[k].0 : -1)
-            out.contributions.elements.append(k < best.count ? Float(best[k].1) : 0)
-        }
+        return best
     }
 
     /// One subscriber's probability, band and top-3 reasons from its profile (catalogue order).

@@ -1,0 +1,277 @@
+import Foundation
+import Postgres
+
+/// What campaign runs read from and write to PostgreSQL (docs/retention.md): the contact policy's
+/// state, a run's actions and contacts (one transaction), exports, outcomes and what a report
+/// attributes. The decisions themselves are made by the shards and the coordinator.
+extension ClusterDatabase {
+    /// The published job and its model, if any.
+    func publishedJob() async throws -> (id: Int64, modelVersion: String)? {
+        try await run { c in
+            guard let r = try c.query("SELECT j.id, j.model_version FROM churngrid_published p JOIN scoring_jobs j ON j.id = p.job_id").rows.first,
+                  let id = r[0].flatMap({ Int64($0) }), let version = r[1] else { return nil }
+            return (id, version)
+        }
+    }
+
+    /// The contact policy's state for a run at `now`: contacts since `contactsSince`, refusals
+    /// (an outcome with accepted = false after a contact) since `refusalsSince`, channels
+    /// withheld by consent and the do-not-contact list. Only subscribers with something on
+    /// record appear (a run that contacts thousands a day keeps this small).
+    func contactPolicyRows(contactsSince: Int64, refusalsSince: Int64) async throws -> ContactPolicyRows {
+        try await run { c in
+            var rows = ContactPolicyRows()
+            for r in try c.query("""
+                SELECT subscriber_id, channel, floor(extract(epoch FROM at))::bigint FROM contact_history
+                WHERE at > to_timestamp($1)
+                """, [String(contactsSince)]).rows {
+                guard let id = r[0].flatMap({ Int64($0) }), let channel = r[1], let at = r[2].flatMap({ Int64($0) }) else { continue }
+                rows.contacts[id, default: []].append((channel, at))
+            }
+            for r in try c.query("""
+                SELECT subscriber_id, floor(extract(epoch FROM max(observed_at)))::bigint FROM subscriber_outcomes
+                WHERE accepted = false AND observed_at > to_timestamp($1) GROUP BY subscriber_id
+                """, [String(refusalsSince)]).rows {
+                guard let id = r[0].flatMap({ Int64($0) }), let at = r[1].flatMap({ Int64($0) }) else { continue }
+                rows.refusals[id] = at
+            }
+            for r in try c.query("SELECT subscriber_id, channel FROM contact_consent WHERE NOT consented").rows {
+                guard let id = r[0].flatMap({ Int64($0) }), let channel = r[1] else { continue }
+                rows.withheld[id, default: []].append(channel)
+            }
+            for r in try c.query("SELECT subscriber_id FROM do_not_contact").rows {
+                if let id = r[0].flatMap({ Int64($0) }) { rows.doNotContact.insert(id) }
+            }
+            return rows
+        }
+    }
+
+    /// Writes a run: its row, every action (both arms) and the treatment arm's contacts, in one
+    /// transaction fenced by this coordinator's term — a run is recorded whole or not at all.
+    /// - Returns: the run's id.
+    func writeCampaignRun(_ run: CampaignRunRecord, actions: [CampaignActionRow]) async throws -> Int64 {
+        let term = term
+        return try await self.run { c in
+            try Self.transaction(c, fencedBy: term) {
+                guard let inserted = try c.query("""
+                    INSERT INTO campaign_runs (campaign, config, job_id, model_version, term, started_at, created_by, summary)
+                    VALUES ($1, $2::jsonb, $3, $4, $5, to_timestamp($6::double precision / 1000), $7, '{}')
+                    RETURNING run_id
+                    """, [run.campaign, run.config, run.jobID.map { String($0) }, run.modelVersion, term.map { String($0) },
+                          String(run.startedMillis), run.createdBy]).scalar, let id = Int64(inserted) else {
+                    throw ClusterError("PostgreSQL returned no campaign run id")
+                }
+                // The summary names the run, so it is written once the id is known.
+                try c.query("UPDATE campaign_runs SET summary = $2::jsonb WHERE run_id = $1", [String(id), run.summary(id)])
+                try c.copyIn("""
+                    COPY campaign_actions (run_id, subscriber_id, arm, offer_id, channel, cost, priority, expected_value,
+                        probability, clv, tier, band, reasons, script, send_after) FROM STDIN (FORMAT binary)
+                    """) { w in
+                    var e = BinaryCopyEncoder()
+                    for a in actions {
+                        e.beginRow(fields: 15)
+                        e.int64(id); e.int64(a.subscriberID); e.text(a.treated ? "treatment" : "control"); e.text(a.offerID); e.text(a.channel)
+                        e.float32OrNull(a.cost); e.int32(a.priority); e.float32OrNull(a.expectedValue); e.float32OrNull(a.probability)
+                        e.float32OrNull(a.clv); e.text(a.tier); e.text(a.band); e.textArray(a.reasons)
+                        if let script = a.script { e.text(script) } else { e.null() }
+                        e.timestamp(microsecondsSince1970: a.sendAfterMillis * 1000)
+                        if e.bytes.count > 1 << 20 { try w.write(e.take()) }
+                    }
+                    e.finish()
+                    try w.write(e.take())
+                }
+                try c.copyIn("COPY contact_history (subscriber_id, channel, at, run_id, offer_id) FROM STDIN (FORMAT binary)") { w in
+                    var e = BinaryCopyEncoder()
+                    for a in actions where a.treated {
+                        e.beginRow(fields: 5)
+                        e.int64(a.subscriberID); e.text(a.channel); e.timestamp(microsecondsSince1970: a.sendAfterMillis * 1000)
+                        e.int64(id); e.text(a.offerID)
+                        if e.bytes.count > 1 << 20 { try w.write(e.take()) }
+                    }
+                    e.finish()
+                    try w.write(e.take())
+                }
+                return id
+            }
+        }
+    }
+
+    /// Drops contacts and campaign runs (with their actions) older than `days` (the coordinator's
+    /// hourly maintenance; `--contact-retention-days`).
+    /// - Returns: contacts and runs dropped.
+    func pruneCampaigns(olderThanDays days: Int) async throws -> (contacts: Int, runs: Int) {
+        try await run { c in
+            let contacts = try c.query("WITH d AS (DELETE FROM contact_history WHERE at < now() - make_interval(days => $1) RETURNING 1) SELECT count(*) FROM d",
+                                       [String(days)]).scalar
+            let runs = try c.query("WITH d AS (DELETE FROM campaign_runs WHERE started_at < now() - make_interval(days => $1) RETURNING 1) SELECT count(*) FROM d",
+                                   [String(days)]).scalar
+            return (Int(contacts ?? "0") ?? 0, Int(runs ?? "0") ?? 0)
+        }
+    }
+
+    /// A run's treatment actions on `channel`, as CSV lines (header first) for the channel's system.
+    func exportCampaignActions(run id: Int64, channel: String) async throws -> String {
+        try await run { c in
+            guard try c.query("SELECT 1 FROM campaign_runs WHERE run_id = $1", [String(id)]).rows.count == 1 else {
+                throw CampaignRefusal(.unknownRun, "campaign run \(id) does not exist", field: "run")
+            }
+            var out = "subscriber_id,offer_id,channel,send_after,priority,expected_value,reasons,script\n"
+            try c.copyOut("""
+                COPY (SELECT subscriber_id, offer_id, channel, to_char(send_after AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), priority,
+                             expected_value, array_to_string(reasons, ';'), script
+                      FROM campaign_actions WHERE run_id = \(id) AND arm = 'treatment' AND channel = '\(channel.replacingOccurrences(of: "'", with: "''"))'
+                      ORDER BY priority) TO STDOUT (FORMAT csv)
+                """) { chunk in
+                out += String(decoding: chunk, as: UTF8.self)
+            }
+            return out
+        }
+    }
+
+    /// Stores outcomes (one transaction): every subscriber must exist (the first unknown ones are
+    /// named with their lines, and nothing is written); a second outcome of a subscriber at the same
+    /// time replaces the first.
+    /// - Returns: rows inserted and rows replaced.
+    func importOutcomes(_ batch: OutcomeBatch) async throws -> (inserted: Int, replaced: Int) {
+        try await run { c in
+            try Self.transaction(c) {
+                try c.execute("CREATE TEMP TABLE IF NOT EXISTS churngrid_outcome_stage (line integer, subscriber_id bigint, observed_at timestamptz, churned boolean, accepted boolean) ON COMMIT DELETE ROWS")
+                try c.copyIn("COPY churngrid_outcome_stage (line, subscriber_id, observed_at, churned, accepted) FROM STDIN (FORMAT csv)") { w in
+                    var text = ""
+                    text.reserveCapacity(1 << 20)
+                    for i in 0..<batch.ids.count {
+                        let accepted = batch.accepted[i] < 0 ? "" : (batch.accepted[i] == 1 ? "t" : "f")
+                        text += "\(batch.lines[i]),\(batch.ids[i]),\(Self.iso(millis: batch.observedAtMillis[i])),\(batch.churned[i] == 1 ? "t" : "f"),\(accepted)\n"
+                        if text.utf8.count > 1 << 20 { try w.write(Array(text.utf8)); text.removeAll(keepingCapacity: true) }
+                    }
+                    try w.write(Array(text.utf8))
+                }
+                let unknown = try c.query("""
+                    SELECT s.line, s.subscriber_id FROM churngrid_outcome_stage s
+                    WHERE NOT EXISTS (SELECT 1 FROM subscriber_profiles p WHERE p.subscriber_id = s.subscriber_id)
+                    ORDER BY s.line LIMIT 5
+                    """).rows
+                if !unknown.isEmpty {
+                    let named = unknown.map { "line \($0[0] ?? "?"): subscriber \($0[1] ?? "?")" }.joined(separator: "; ")
+                    throw CampaignRefusal(.unknownSubscribers, "\(batch.source): unknown subscribers (\(named)); nothing was imported",
+                                          lines: unknown.compactMap { $0[0].flatMap { Int($0) } })
+                }
+                let counts = try c.query("""
+                    WITH latest AS (SELECT DISTINCT ON (subscriber_id, observed_at) * FROM churngrid_outcome_stage ORDER BY subscriber_id, observed_at, line DESC),
+                    up AS (INSERT INTO subscriber_outcomes (subscriber_id, observed_at, churned, accepted)
+                           SELECT subscriber_id, observed_at, churned, accepted FROM latest
+                           ON CONFLICT (subscriber_id, observed_at) DO UPDATE SET churned = excluded.churned, accepted = excluded.accepted, imported_at = now()
+                           RETURNING (xmax = 0) AS inserted)
+                    SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up
+                    """).rows.first
+                return (Int(counts?[0] ?? "0") ?? 0, Int(counts?[1] ?? "0") ?? 0)
+            }
+        }
+    }
+
+    static func iso(millis: Int64) -> String {
+        let seconds = Double(millis) / 1000
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: Date(timeIntervalSince1970: seconds))
+    }
+
+    /// A run's actions joined with the outcomes observed in (run start, run start + `windowDays`]:
+    /// what a report attributes (the newest outcome in the window per subscriber).
+    func campaignRunForReport(run id: Int64, windowDays: Int) async throws -> CampaignReportRows {
+        try await run { c in
+            guard let header = try c.query("""
+                SELECT campaign, floor(extract(epoch FROM started_at) * 1000)::bigint, summary::text FROM campaign_runs WHERE run_id = $1
+                """, [String(id)]).rows.first, let started = header[1].flatMap({ Int64($0) }) else {
+                throw CampaignRefusal(.unknownRun, "campaign run \(id) does not exist", field: "run")
+            }
+            var rows = CampaignReportRows(campaign: header[0] ?? "", startedMillis: started, summary: header[2] ?? "{}")
+            try c.copyOut("""
+                COPY (SELECT a.subscriber_id, a.arm = 'treatment', a.offer_id, a.channel, a.cost, a.expected_value, a.clv, a.tier || '/' || a.band,
+                             coalesce(a.reasons[1], ''), o.churned, o.accepted, floor(extract(epoch FROM o.observed_at) * 1000)::bigint
+                      FROM campaign_actions a
+                      LEFT JOIN LATERAL (SELECT churned, accepted, observed_at FROM subscriber_outcomes o
+                                         WHERE o.subscriber_id = a.subscriber_id AND o.observed_at > '\(Self.iso(millis: started))'::timestamptz
+                                           AND o.observed_at <= '\(Self.iso(millis: started))'::timestamptz + make_interval(days => \(windowDays))
+                                         ORDER BY o.observed_at DESC LIMIT 1) o ON true
+                      WHERE a.run_id = \(id) ORDER BY a.priority) TO STDOUT (FORMAT text)
+                """) { chunk in
+                rows.text += String(decoding: chunk, as: UTF8.self)
+            }
+            return rows
+        }
+    }
+}
+
+/// The contact policy's state as PostgreSQL holds it (see `contactPolicyRows`).
+struct ContactPolicyRows: Sendable {
+    /// Per subscriber: (channel, seconds since 1970) of each contact in the window.
+    var contacts: [Int64: [(channel: String, at: Int64)]] = [:]
+    /// Per subscriber: the latest refusal (seconds since 1970).
+    var refusals: [Int64: Int64] = [:]
+    /// Per subscriber: channels without consent.
+    var withheld: [Int64: [String]] = [:]
+    var doNotContact: Set<Int64> = []
+}
+
+/// A campaign run's row.
+struct CampaignRunRecord: Sendable {
+    var campaign: String
+    /// The campaign file as given (JSON).
+    var config: String
+    var jobID: Int64?
+    var modelVersion: String
+    var startedMillis: Int64
+    var createdBy: String
+    /// The run's totals as JSON, given its id.
+    var summary: @Sendable (Int64) -> String
+}
+
+/// One decided action (a row of `campaign_actions`).
+struct CampaignActionRow: Sendable {
+    var subscriberID: Int64
+    var treated: Bool
+    var offerID: String
+    var channel: String
+    var cost: Float
+    var priority: Int32
+    var expectedValue: Float
+    var probability: Float
+    var clv: Float
+    var tier: String
+    var band: String
+    var reasons: [String]
+    var script: String?
+    var sendAfterMillis: Int64
+}
+
+/// Parsed outcomes on their way to `subscriber_outcomes`.
+public struct OutcomeBatch: Sendable {
+    public var source: String
+    public var lines: [Int32]
+    public var ids: [Int64]
+    /// 0 or 1.
+    public var churned: [UInt8]
+    /// 0, 1, or −1 for unknown.
+    public var accepted: [Int8]
+    public var observedAtMillis: [Int64]
+
+    public init(source: String, lines: [Int32], ids: [Int64], churned: [UInt8], accepted: [Int8], observedAtMillis: [Int64]) {
+        self.source = source
+        self.lines = lines
+        self.ids = ids
+        self.churned = churned
+        self.accepted = accepted
+        self.observedAtMillis = observedAtMillis
+    }
+}
+
+/// A run's actions with their attributed outcomes, as PostgreSQL's text COPY lines:
+/// subscriber, treated (t/f), offer, channel, cost, expected value, clv, cell, first reason,
+/// churned (t/f/\N), accepted (t/f/\N), observed at (ms since 1970, \N).
+struct CampaignReportRows: Sendable {
+    var campaign: String
+    var startedMillis: Int64
+    var summary: String
+    var text = ""
+}
