@@ -99,7 +99,7 @@ extension ScoringModel {
                 out.probabilities.elements.append(Float(p))
                 out.bands.elements.append(RiskBand(probability: p).rawValue)
                 let region = regionColumn.map { columns[$0][i] } ?? .nan
-                out.regions.elements.append(region.isNaN ? -1 : Int16(clamping: Int(region)))
+                out.regions.elements.append(region.isFinite && region > -32_768 && region < 32_768 ? Int16(region) : -1)  // a hostile import never traps
                 out.arpu.elements.append(arpuColumn.map { columns[$0][i] } ?? .nan)
                 if p >= reasonsFrom {
                     for j in 0..<f { row[j] = input.columns[j][i] }
