@@ -135,13 +135,18 @@ struct RescoringTests {
         let ids = try PostgresConnection(url: url).query("SELECT subscriber_id FROM subscriber_profiles ORDER BY random() LIMIT 300").rows.map { Int64($0[0]!)! }
         let load = QueryLoad(client: client, ids: ids)
         try await Task.sleep(for: .seconds(1))  // the load runs before the fault too (a loaded machine answers slowly after it)
+        // The job's writes are held (a lock on the shards' ledger) from its start until the worker
+        // is dead, so the kill always lands while the job runs, however loaded the machine: a small
+        // job could otherwise finish before a poll saw it running.
+        let holder = try PostgresConnection(url: url)
+        try holder.execute("BEGIN")
+        try holder.execute("LOCK TABLE scoring_job_shards IN ACCESS EXCLUSIVE MODE")
         let id = try await client.coordinator.startRescore()
-        // Killed at the first shard written: scoring runs ahead of writing (a write takes many
-        // shards at once), so a later kill could come after the victim had delivered all its shards.
-        let atKill = try await Self.waitForJob(client, id) { $0.shardsDone >= 1 || $0.state != .running }
         let victim = try #require(cluster.pid("worker-1"))
         kill(victim, SIGKILL)
-        try #require(atKill.state == .running && atKill.shardsDone < 256, "the worker must die while the job runs (it was \(atKill.state), \(atKill.shardsDone) shards done)")
+        let atKill = try #require(try await client.coordinator.job())
+        try holder.execute("COMMIT")
+        try #require(atKill.id == id && atKill.state == .running && atKill.shardsDone == 0, "the worker must die while the job runs (it was \(atKill.state), \(atKill.shardsDone) shards done)")
         let job = try await Self.waitForJob(client, id)
 
         let db = try PostgresConnection(url: url)
