@@ -95,15 +95,16 @@ struct FrozenWorkerTests {
         defer { cluster.stop() }
         defer { Task { await client.close() } }
         let pid = try #require(cluster.pid("worker-1"))
+        // The job's writes are held (a lock on the shards' ledger) until the worker is frozen, so
+        // the freeze always lands while the job runs, however loaded the machine.
+        let holder = try PostgresConnection(url: url)
+        try holder.execute("BEGIN")
+        try holder.execute("LOCK TABLE scoring_job_shards IN ACCESS EXCLUSIVE MODE")
         let id = try await client.coordinator.startRescore()
-        var frozenMidJob = false
-        // Frozen as soon as the job runs: waiting for a shard to be *written* first could see the
-        // job end on a loaded machine (scoring runs ahead of writing, and a write takes many
-        // shards at once).
-        if let job = try await client.coordinator.job(), job.id == id, job.state == .running {
-            kill(pid, SIGSTOP)
-            frozenMidJob = true
-        }
+        kill(pid, SIGSTOP)
+        let atFreeze = try await client.coordinator.job()
+        try holder.execute("COMMIT")
+        let frozenMidJob = atFreeze?.id == id && atFreeze?.state == .running
         try #require(frozenMidJob, "the job ended before the worker could be frozen under it")
         try await Task.sleep(for: .seconds(30))
         let job = try await client.coordinator.job()
