@@ -135,13 +135,13 @@ extension ClusterDatabase {
     func importOutcomes(_ batch: OutcomeBatch) async throws -> (inserted: Int, replaced: Int) {
         try await run { c in
             try Self.transaction(c) {
-                try c.execute("CREATE TEMP TABLE IF NOT EXISTS churngrid_outcome_stage (line integer, subscriber_id bigint, observed_at timestamptz, churned boolean, accepted boolean) ON COMMIT DELETE ROWS")
-                try c.copyIn("COPY churngrid_outcome_stage (line, subscriber_id, observed_at, churned, accepted) FROM STDIN (FORMAT csv)") { w in
+                try c.execute("CREATE TEMP TABLE IF NOT EXISTS churngrid_outcome_stage (line integer, subscriber_id bigint, observed_ms bigint, churned boolean, accepted boolean) ON COMMIT DELETE ROWS")
+                try c.copyIn("COPY churngrid_outcome_stage (line, subscriber_id, observed_ms, churned, accepted) FROM STDIN (FORMAT csv)") { w in
                     var text = ""
                     text.reserveCapacity(1 << 20)
                     for i in 0..<batch.ids.count {
                         let accepted = batch.accepted[i] < 0 ? "" : (batch.accepted[i] == 1 ? "t" : "f")
-                        text += "\(batch.lines[i]),\(batch.ids[i]),\(Self.iso(millis: batch.observedAtMillis[i])),\(batch.churned[i] == 1 ? "t" : "f"),\(accepted)\n"
+                        text += "\(batch.lines[i]),\(batch.ids[i]),\(batch.observedAtMillis[i]),\(batch.churned[i] == 1 ? "t" : "f"),\(accepted)\n"
                         if text.utf8.count > 1 << 20 { try w.write(Array(text.utf8)); text.removeAll(keepingCapacity: true) }
                     }
                     try w.write(Array(text.utf8))
@@ -157,7 +157,8 @@ extension ClusterDatabase {
                                           lines: unknown.compactMap { $0[0].flatMap { Int($0) } })
                 }
                 let counts = try c.query("""
-                    WITH latest AS (SELECT DISTINCT ON (subscriber_id, observed_at) * FROM churngrid_outcome_stage ORDER BY subscriber_id, observed_at, line DESC),
+                    WITH staged AS (SELECT line, subscriber_id, to_timestamp(observed_ms / 1000.0) AS observed_at, churned, accepted FROM churngrid_outcome_stage),
+                    latest AS (SELECT DISTINCT ON (subscriber_id, observed_at) * FROM staged ORDER BY subscriber_id, observed_at, line DESC),
                     up AS (INSERT INTO subscriber_outcomes (subscriber_id, observed_at, churned, accepted)
                            SELECT subscriber_id, observed_at, churned, accepted FROM latest
                            ON CONFLICT (subscriber_id, observed_at) DO UPDATE SET churned = excluded.churned, accepted = excluded.accepted, imported_at = now()
@@ -167,13 +168,6 @@ extension ClusterDatabase {
                 return (Int(counts?[0] ?? "0") ?? 0, Int(counts?[1] ?? "0") ?? 0)
             }
         }
-    }
-
-    static func iso(millis: Int64) -> String {
-        let seconds = Double(millis) / 1000
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.string(from: Date(timeIntervalSince1970: seconds))
     }
 
     /// A run's actions joined with the outcomes observed in (run start, run start + `windowDays`]:
@@ -191,8 +185,8 @@ extension ClusterDatabase {
                              coalesce(a.reasons[1], ''), o.churned, o.accepted, floor(extract(epoch FROM o.observed_at) * 1000)::bigint
                       FROM campaign_actions a
                       LEFT JOIN LATERAL (SELECT churned, accepted, observed_at FROM subscriber_outcomes o
-                                         WHERE o.subscriber_id = a.subscriber_id AND o.observed_at > '\(Self.iso(millis: started))'::timestamptz
-                                           AND o.observed_at <= '\(Self.iso(millis: started))'::timestamptz + make_interval(days => \(windowDays))
+                                         WHERE o.subscriber_id = a.subscriber_id AND o.observed_at > to_timestamp(\(started) / 1000.0)
+                                           AND o.observed_at <= to_timestamp(\(started) / 1000.0) + make_interval(days => \(windowDays))
                                          ORDER BY o.observed_at DESC LIMIT 1) o ON true
                       WHERE a.run_id = \(id) ORDER BY a.priority) TO STDOUT (FORMAT text)
                 """) { chunk in

@@ -519,7 +519,7 @@ public distributed actor CoordinatorActor {
         guard sha256.utf8.count == 64, sha256.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else {
             throw ClusterError("a token's hash is 64 lower-case hex digits (SHA-256)")
         }
-        let by = caller.map { $0.publicKey.isEmpty && $0.credential == nil ? $0.node.name : $0.name } ?? "local"
+        let by = Self.callerName(caller)
         do {
             try await database.addToken(name: name, role: role, sha256: sha256, createdBy: by)
         } catch {
@@ -560,7 +560,7 @@ public distributed actor CoordinatorActor {
     /// Writes an action to the audit log (who, with which key, what, when); a failure to write
     /// is logged, not thrown: the action has happened.
     func audit(_ caller: Caller?, action: String, target: String, outcome: String) async {
-        let actor = caller.map { $0.publicKey.isEmpty && $0.credential == nil ? $0.node.name : $0.name } ?? "local"
+        let actor = Self.callerName(caller)
         let roles = caller.map { $0.roles.map(\.rawValue).sorted().joined(separator: ",") } ?? ""
         let credential = caller.map { $0.credential ?? ($0.publicKey.isEmpty ? "none (insecure cluster)" : "curve:\($0.publicKey)") } ?? "none"
         logger.notice("audit", metadata: ["actor": "\(actor)", "action": "\(action)", "target": "\(target)", "outcome": "\(outcome)"])
