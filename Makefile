@@ -33,7 +33,8 @@ DEPLOY_PACKAGES := systemd docker-compose yamllint prometheus shellcheck
 DEPLOY_PACKAGES += chromium chromium-driver curl openssl
 
 # Python packages the parity tests and the benchmark use as references (never at run time), and
-# kubernetes-validate (offline Kubernetes schemas) for Deploy/check.sh, scikit-uplift for the uplift metrics.
+# kubernetes-validate (offline Kubernetes schemas) for Deploy/check.sh, scikit-uplift for the uplift metrics,
+# Evidently for the drift (PSI) comparison (its 0.7 series imports only with pandas 2).
 test-deps: deps
 	@missing=""; for p in $(DEPLOY_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -48,6 +49,7 @@ test-deps: deps
 	@$(PYTHON) -c "import xgboost" 2>/dev/null || $(PYTHON) -m pip install -q xgboost-cpu
 	@$(PYTHON) -c "import lightgbm" 2>/dev/null || $(PYTHON) -m pip install -q lightgbm
 	@$(PYTHON) -c "import sklift" 2>/dev/null || $(PYTHON) -m pip install -q scikit-uplift
+	@$(PYTHON) -c "import evidently" 2>/dev/null || $(PYTHON) -m pip install -q "evidently>=0.7,<0.8" "pandas<3"
 	@$(PYTHON) -c "import xgboost, lightgbm; print('references: xgboost', xgboost.__version__, '/ lightgbm', lightgbm.__version__)"
 
 build: deps
@@ -57,16 +59,25 @@ release: deps
 	swift build -c release $(SWIFT_BUILD_FLAGS)
 
 # The tests start a private PostgreSQL under .churngrid/pg-test; it is stopped afterwards
-# whatever the outcome.
+# whatever the outcome. tools/run_tests.py runs them with line-buffered output under a time limit
+# (TEST_TIME_LIMIT seconds): a test that hangs fails the run, naming the tests still running and
+# showing the test process's threads, instead of running into CI's limit.
+TEST_TIME_LIMIT ?= 2400
 test: test-deps
-	@rc=0; swift test $(SWIFT_BUILD_FLAGS) || rc=$$?; bash Deploy/local/pg.sh stop .churngrid/pg-test || true; exit $$rc
+	swift build --build-tests $(SWIFT_BUILD_FLAGS)
+	@rc=0; $(PYTHON) tools/run_tests.py --limit $(TEST_TIME_LIMIT) -- $(SWIFT_BUILD_FLAGS) || rc=$$?; \
+	  bash Deploy/local/pg.sh stop .churngrid/pg-test || true; exit $$rc
 
 # The main job: a local cluster (coordinator + 2 workers) rescoring a synthetic base into a private
 # PostgreSQL (Deploy/local/demo.sh; SUBSCRIBERS=N, WORKERS=W, KEEP_RUNNING=1).
 demo: release
 	@bash Deploy/local/demo.sh
 
+# lleaves (LLVM-compiled LightGBM models) is one more reference of the tree-engine benchmark, not
+# needed by the tests; if it cannot be installed the benchmark runs without it and says so.
 bench: test-deps release
+	@$(PYTHON) -c "import lleaves" 2>/dev/null || $(PYTHON) -m pip install -q lleaves llvmlite==0.44.0 \
+	  || echo "lleaves could not be installed: the tree-engine benchmark runs without its lleaves reference"
 	$(PYTHON) Benchmarks/tree-engine/bench.py
 	bash Benchmarks/rpc/run.sh
 

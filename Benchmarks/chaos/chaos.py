@@ -76,7 +76,7 @@ class Run:
 
     def client(self, args, timeout, stdin_close_first=False):
         """Runs a churngrid client command with a bound; returns (rc, stdout, stderr, timed_out).
-        Its standard input stays open while it runs (`bench queries` stops when it closes); past
+        Its standard input stays open while it runs (`bench queries --stop-on-stdin-eof` stops when it closes); past
         the timeout it is asked to finish by closing it (stdin_close_first), then killed."""
         import tempfile
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
@@ -358,7 +358,7 @@ class Work:
         while not self.run.work_over.is_set():
             t = now()
             d = a.query_chunk
-            rc, out, err, timed_out = self.run.client(["bench", "queries", "--coordinator", self.cluster.endpoints, "--rate", str(a.query_rate),
+            rc, out, err, timed_out = self.run.client(["bench", "queries", "--stop-on-stdin-eof", "--coordinator", self.cluster.endpoints, "--rate", str(a.query_rate),
                                                       "--duration", str(d), "--subscribers", str(self.cluster.base_size), "--json"],
                                                      timeout=d + 30, stdin_close_first=True)
             self.queries["runs"] += 1

@@ -3,8 +3,10 @@
 references measured in the same run on the same machine and the same rows:
 
   * ChurnGrid: `churngrid rescore --wait` from the request to the published job (scores for every
-    subscriber, risk bands, top-3 reasons for those at risk, written to PostgreSQL, indexed,
-    summarised and published);
+    subscriber, risk bands, top-3 reasons for every subscriber, written to PostgreSQL, indexed,
+    summarised and published): the first job under live-query load, then `--jobs N` more without
+    it, alternating `--reasons none` and the default (reasons for all) when `--compare-reasons`;
+    medians of those warm jobs are the figures compared;
   * XGBoost's own predictor on the same rows (the profiles read back from PostgreSQL), 2 threads,
     prediction only (building the DMatrix is not counted): the faster of predict() on a fresh
     DMatrix and inplace_predict(), the median of three warm runs each (a repeated predict() on
@@ -13,23 +15,16 @@ references measured in the same run on the same machine and the same rows:
   * live-query latency at a steady rate while the job runs (`churngrid bench queries`).
 
 Usage: python3 Benchmarks/cluster/bench.py [--subscribers 10000000] [--rate 200] [--reuse-base]
+       [--jobs 3] [--compare-reasons]
 (after `make release`). Results: .churngrid/bench/cluster.json
 """
 import argparse, json, os, subprocess, sys, time
 
-from local import stop_cluster
+from local import psql, sh, stop_cluster
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, ".build/release/churngrid")
 MODEL = os.path.join(ROOT, "models/churn-default.json")
-
-
-def sh(*args, **kw):
-    return subprocess.run(args, check=True, capture_output=True, text=True, **kw).stdout
-
-
-def psql(url, sql):
-    return sh("psql", url, "-qAtX", "-c", sql).strip()
 
 
 def main():
@@ -37,6 +32,8 @@ def main():
     ap.add_argument("--subscribers", type=int, default=10_000_000)
     ap.add_argument("--rate", type=int, default=200)
     ap.add_argument("--reuse-base", action="store_true", help="keep the base already in .churngrid/pg-bench if it has this many subscribers")
+    ap.add_argument("--jobs", type=int, default=0, help="warm jobs after the first (without query load), each kind")
+    ap.add_argument("--compare-reasons", action="store_true", help="also run --jobs jobs with --reasons none, alternating")
     a = ap.parse_args()
     os.chdir(ROOT)
     pgdir = os.path.join(ROOT, ".churngrid/pg-bench")
@@ -77,7 +74,7 @@ def main():
         print(f"cluster ready in {load_s:.1f} s", flush=True)
 
         # Rescoring, with live queries at a steady rate meanwhile.
-        queries = subprocess.Popen([BIN, "bench", "queries", "--coordinator", endpoint, "--rate", str(a.rate), "--duration", "600",
+        queries = subprocess.Popen([BIN, "bench", "queries", "--stop-on-stdin-eof", "--coordinator", endpoint, "--rate", str(a.rate), "--duration", "600",
                                     "--subscribers", str(a.subscribers), "--json"], stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True)
         time.sleep(1)
         t = time.time()
@@ -85,6 +82,25 @@ def main():
         rescore_s = time.time() - t
         q = json.loads(queries.communicate(input="")[0] or "{}")  # closing stdin ends the query load
         print(f"rescored in {rescore_s:.1f} s: {job['state']}", flush=True)
+
+        # Warm jobs without query load: reasons for all (the default) and, alternating, none.
+        warm = {"all": [], "none": []}
+        kinds = ["none", "all"] if a.compare_reasons else ["all"]
+        for i in range(a.jobs):
+            for kind in kinds:
+                t = time.time()
+                j = json.loads(sh(BIN, "rescore", "--wait", "--json", "--reasons", kind, "--coordinator", endpoint))
+                warm[kind].append(time.time() - t)
+                print(f"job {j['id']} (reasons {kind}): {warm[kind][-1]:.1f} s, {j['state']}", flush=True)
+                if j["state"] != "completed":
+                    raise SystemExit(f"job {j['id']} {j['state']}: {j.get('error')}")
+                job = j if kind == "all" else job
+        # Each round ends with a default job, so the one published last (read below) has reasons for all.
+        def median(xs):
+            xs = sorted(xs)
+            return None if not xs else xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+        warm_all, warm_none = median(warm["all"]), median(warm["none"])
+        explained = int(psql(url, "SELECT count(*) FROM churn_scores_current WHERE reason1 IS NOT NULL"))
 
         written = int(psql(url, "SELECT count(*) FROM churn_scores_current"))
         distinct = int(psql(url, "SELECT count(DISTINCT subscriber_id) FROM churn_scores_current"))
@@ -136,6 +152,11 @@ def main():
             "xgboost_predict_seconds_2_threads": xgb_s, "ratio_to_xgboost": rescore_s / xgb_s,
             "xgboost_predict_dmatrix_runs": runs, "xgboost_inplace_predict_runs": inplace,
             "psql_copy_seconds": copy_s, "ratio_to_psql_copy": rescore_s / copy_s,
+            "warm_jobs_reasons_all_seconds": warm["all"], "warm_jobs_reasons_none_seconds": warm["none"],
+            "warm_median_reasons_all_seconds": warm_all, "warm_median_reasons_none_seconds": warm_none,
+            "ratio_reasons_all_to_none": warm_all / warm_none if warm_all and warm_none else None,
+            "warm_ratio_to_xgboost": warm_all / xgb_s if warm_all else None,
+            "subscribers_with_reasons": explained,
             "cluster_load_seconds": load_s,
             "worker_profile_bytes_per_subscriber": sum(w["profileBytes"] for w in workers) / max(1, sum(w["subscribers"] for w in workers)),
             "worker_resident_bytes_per_subscriber": sum(w["residentBytes"] for w in workers) / max(1, sum(w["subscribers"] for w in workers)),

@@ -48,7 +48,7 @@ class Queries:
     """`churngrid bench queries` in the background until stopped."""
 
     def __init__(self, endpoint, rate, subscribers):
-        self.p = subprocess.Popen([BIN, "bench", "queries", "--coordinator", endpoint, "--rate", str(rate), "--duration", "3600",
+        self.p = subprocess.Popen([BIN, "bench", "queries", "--stop-on-stdin-eof", "--coordinator", endpoint, "--rate", str(rate), "--duration", "3600",
                                    "--subscribers", str(subscribers), "--json"], stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True)
         time.sleep(1)
 

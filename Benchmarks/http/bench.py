@@ -19,7 +19,7 @@ Usage: python3 Benchmarks/http/bench.py [--subscribers 1000000] [--duration 15] 
 import argparse, json, os, re, shutil, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cluster"))
-from local import stop_cluster  # noqa: E402
+from local import start_workers, stop_cluster  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, ".build/release/churngrid")
@@ -87,14 +87,7 @@ def main():
                 endpoint = line.split()[-1]
             if line.startswith("http listening "):
                 base = line.split()[-1]
-        for i in (1, 2):
-            procs.append((f"worker-{i}", subprocess.Popen([BIN, "worker", "--coordinator", endpoint, "--name", f"worker-{i}", "--threads", "1"],
-                                                          stdout=open(f"{logs}/worker-{i}.log", "w"), stderr=subprocess.STDOUT, stdin=subprocess.PIPE)))
-        while True:
-            st = json.loads(sh(BIN, "status", "--coordinator", endpoint, "--json"))
-            if len(st["workers"]) == 2 and st["unassignedShards"] == 0 and st["movingShards"] == 0:
-                break
-            time.sleep(0.5)
+        st = start_workers(BIN, endpoint, logs, procs)
         job = json.loads(sh(BIN, "rescore", "--wait", "--json", "--coordinator", endpoint))
         print(f"cluster ready, job {job['id']} {job['state']} in {job['seconds']:.1f} s", flush=True)
         token = sh(BIN, "tokens", "create", "--role", "reader", "--name", f"bench-{int(time.time())}", "--coordinator", endpoint).strip().splitlines()[-1]

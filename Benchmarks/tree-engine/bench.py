@@ -12,11 +12,16 @@ XGBoost 300 x depth 6 and LightGBM 300 x 63 leaves with native categorical split
 (xgb_cat_300_d6, lgb_cat_300_63); then for each model and thread count measures:
   reference  XGBoost Booster.predict on a prebuilt DMatrix / inplace_predict, LightGBM predict
   churngrid  `churngrid model bench` (rows read once, scored R times, median)
+  lleaves    (LightGBM models, when the `lleaves` package is installed) the LLVM-compiled model's
+             predict on the same rows as float64 (its input type, converted untimed); compile time
+             is excluded and reported (the compiled library is cached in DIR, keyed by the model
+             file's hash), and its probabilities are checked against LightGBM's
 and the single-row latency and TreeSHAP throughput of both on one thread. Prints a table of
 rows/s with the ratio churngrid / reference, and checks both engines scored the same rows
 (sum of margins).
 """
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -108,6 +113,36 @@ def timed(fn, repeat, setup=None):
     return statistics.median(times)
 
 
+def lleaves_model(path, out):
+    """The model compiled by lleaves (None when lleaves is not installed), the seconds its compilation
+    took (measured when it was compiled; kept beside the cached library, which is keyed by the model
+    file's hash) and whether it was loaded from that cache."""
+    try:
+        import lleaves
+    except ImportError:
+        return None, None, False
+    import hashlib
+    with open(path, "rb") as fh:
+        digest = hashlib.sha256(fh.read()).hexdigest()[:16]
+    cache = os.path.join(out, f"{os.path.basename(path)}.{digest}.lleaves")
+    info = cache + ".json"
+    cached = os.path.exists(cache) and os.path.exists(info)
+    if not cached and os.path.exists(cache):
+        os.remove(cache)
+    model = lleaves.Model(model_file=path)
+    log(f"lleaves: {'loading' if cached else 'compiling'} {os.path.basename(path)}")
+    t0 = time.perf_counter()
+    model.compile(cache=cache)
+    seconds = time.perf_counter() - t0
+    if cached:
+        with open(info) as fh:
+            seconds = json.load(fh)["compile_seconds"]
+    else:
+        with open(info, "w") as fh:
+            json.dump({"compile_seconds": seconds}, fh)
+    return model, seconds, cached
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -116,6 +151,9 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, ".churngrid", "bench", "tree-engine"))
     ap.add_argument("--json", default=None, help="also write all figures to this file")
     ap.add_argument("--binary", default=os.path.join(ROOT, ".build", "release", "churngrid"))
+    ap.add_argument("--baseline-binary", default=None,
+                    help="also time this churngrid build on the same rows (before/after a change)")
+    ap.add_argument("--models", default=None, help="only these models (comma-separated names), e.g. lgb_300_63")
     args = ap.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
     os.makedirs(args.out, exist_ok=True)
@@ -174,11 +212,19 @@ def main():
         b.save_model(path)
     models.append(("lgb_cat_300_63", path, "lightgbm", Xc, cat_csv, None))
 
+    if args.models:
+        models = [m for m in models if m[0] in args.models.split(",")]
+    if any(m[2] == "lightgbm" for m in models) and importlib.util.find_spec("lleaves") is None:
+        log("lleaves is not installed: LightGBM models are measured without the lleaves reference "
+            "(pip install lleaves llvmlite==0.44.0)")
+
     # The reference predictors read the same CSV cells ChurnGrid reads.
     results = []
     shap_rows = {"xgb_300_d6": 200, "xgb_1000_d8": 20, "lgb_300_63": 100, "xgb_cat_300_d6": 200, "lgb_cat_300_63": 100}
     for name, path, library, X, data_csv, types in models:
         single = X[:2000]
+        ll, ll_compile, ll_cached = lleaves_model(path, args.out) if library == "lightgbm" else (None, None, False)
+        X64 = np.ascontiguousarray(X, dtype=np.float64) if ll is not None else None
 
         def dmatrix(M, nthread):
             if types is None:
@@ -208,6 +254,13 @@ def main():
                 sec = timed(lambda _: booster.predict(X, num_threads=t), args.repeat)
                 ref["reference_rows_per_second"] = args.rows / sec
                 margin_sum = float(np.sum(booster.predict(X, raw_score=True, num_threads=t)))
+                if ll is not None:
+                    sec = timed(lambda _: ll.predict(X64, n_jobs=t), args.repeat)
+                    ref["lleaves_rows_per_second"] = args.rows / sec
+                    ref["lleaves_compile_seconds"] = ll_compile
+                    ref["lleaves_cached"] = ll_cached
+                    diff = np.abs(ll.predict(X64, n_jobs=t) - booster.predict(X, num_threads=t))
+                    ref["lleaves_max_abs_diff"] = float(np.max(diff))
             if t == 1:
                 lat = []
                 for i in range(len(single)):
@@ -244,6 +297,11 @@ def main():
             row = {"model": name, "threads": t, **ref, "churngrid": ours}
             row["ratio"] = ours["rows_per_second"] / ref["reference_rows_per_second"]
             row["same_rows"] = abs(ours["margin_checksum"] - margin_sum) <= 1e-3 * max(1.0, abs(margin_sum))
+            if args.baseline_binary:
+                cmd[0] = args.baseline_binary
+                base = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+                row["baseline"] = base
+                row["same_rows"] = row["same_rows"] and abs(base["margin_checksum"] - margin_sum) <= 1e-3 * max(1.0, abs(margin_sum))
             results.append(row)
 
     print(f"\nTree engine, {args.rows} rows x 40 features, median of {args.repeat} (same run, same machine)\n")
@@ -264,9 +322,32 @@ def main():
                   if "reference_approx_rows_per_second" in r else f"— / {c['approx_contribs_rows_per_second']:,.0f}")
         print(f"{r['model']:<14} {r['reference_single_row_us_p50']:>14.1f} µs / {c['single_row_ns_p50'] / 1000:>6.2f} µs "
               f"{r['reference_shap_rows_per_second']:>16,.0f} / {c['shap_rows_per_second']:>10,.0f} {approx:>30}")
+    lleaves_rows = [r for r in results if "lleaves_rows_per_second" in r]
+    if lleaves_rows:
+        print(f"\nLightGBM models against lleaves (LLVM-compiled), same rows, same run\n")
+        print(f"{'model':<14} {'thr':>3} {'lightgbm rows/s':>16} {'lleaves rows/s':>15} {'churngrid rows/s':>17} "
+              f"{'vs lleaves':>10} {'lleaves compile':>16}  max |p_lleaves - p_lightgbm|")
+        for r in lleaves_rows:
+            compiled = f"{r['lleaves_compile_seconds']:.1f} s" + (" (cached)" if r["lleaves_cached"] else "")
+            print(f"{r['model']:<14} {r['threads']:>3} {r['reference_rows_per_second']:>16,.0f} {r['lleaves_rows_per_second']:>15,.0f} "
+                  f"{r['churngrid']['rows_per_second']:>17,.0f} {r['churngrid']['rows_per_second'] / r['lleaves_rows_per_second']:>9.2f}x "
+                  f"{compiled:>16}  {r['lleaves_max_abs_diff']:.3g}")
+    elif any(r["reference"] == "lightgbm predict" for r in results):
+        print("\nlleaves is not installed: no lleaves reference (pip install lleaves llvmlite==0.44.0)")
+    if args.baseline_binary:
+        print(f"\nBaseline build {args.baseline_binary}, same rows, same run\n")
+        print(f"{'model':<14} {'thr':>3} {'baseline rows/s':>16} {'churngrid rows/s':>17} {'after / before':>15}")
+        for r in results:
+            b = r["baseline"]["rows_per_second"]
+            print(f"{r['model']:<14} {r['threads']:>3} {b:>16,.0f} {r['churngrid']['rows_per_second']:>17,.0f} "
+                  f"{r['churngrid']['rows_per_second'] / b:>14.2f}x")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=2)
+    lleaves_differ = [r for r in lleaves_rows if r["lleaves_max_abs_diff"] > 1e-12]
+    if lleaves_differ:
+        log(f"error: lleaves and LightGBM predicted different probabilities on {lleaves_differ[0]['model']}")
+        sys.exit(1)
     if not all(r["same_rows"] for r in results):
         log("error: ChurnGrid and the reference did not score the same rows (margin sums differ)")
         sys.exit(1)

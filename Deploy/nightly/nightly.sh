@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ChurnGrid's nightly pipeline: import → rescore → campaign → export. One run, top to bottom;
+# ChurnGrid's nightly pipeline: import → rescore (and its drift, logged) → campaign → export. One run, top to bottom;
 # the first step that fails stops the run with a non-zero exit status and a line saying which
 # step failed (systemd then starts churngrid-failure@…, Kubernetes marks the Job failed).
 # Run by Deploy/systemd/churngrid-nightly.service and Deploy/k8s/nightly-cronjob.yaml.
@@ -78,6 +78,13 @@ printf '%s\n' "$out" >&2
 job=$(printf '%s\n' "$out" | sed -n 's/^job \([0-9][0-9]*\) completed:.*/\1/p' | head -1)
 [ -n "$job" ] || die "could not read the completed job's id from: $out"
 log "job $job completed and published"
+# The job's drift against its model version's reference (docs/models.md): logged, never fatal
+# here (ChurnGridModelDrift alerts on it; `churngrid drift --fail-on act` would stop the run).
+if drift=$("$CHURNGRID" drift --job "$job" --wait "${client[@]}" 2>&1); then
+  log "$(printf '%s\n' "$drift" | head -1)"
+else
+  log "WARNING: the job's drift could not be read: $drift"
+fi
 
 # ---------------------------------------------------------------------------------------------
 step="3/4 campaign"

@@ -37,6 +37,9 @@ public struct EngineBenchmark: Sendable {
         public var singleRowNsP99: Double?
         public var shapRowsPerSecond: Double?
         public var approxContribsRowsPerSecond: Double?
+        /// Every row scored with its top-3 reasons by path attribution tabulated per leaf
+        /// (`LeafAttribution`, what jobs store), one thread, median over the repeats.
+        public var reasonsRowsPerSecond: Double?
         /// Sum of margins, so a run can be checked against another engine's on the same rows.
         public var marginChecksum: Double
 
@@ -47,6 +50,7 @@ public struct EngineBenchmark: Sendable {
             case rowsPerSecondMin = "rows_per_second_min", rowsPerSecondMax = "rows_per_second_max"
             case singleRowNsP50 = "single_row_ns_p50", singleRowNsP99 = "single_row_ns_p99"
             case shapRowsPerSecond = "shap_rows_per_second", approxContribsRowsPerSecond = "approx_contribs_rows_per_second"
+            case reasonsRowsPerSecond = "scores_with_reasons_rows_per_second"
             case marginChecksum = "margin_checksum"
         }
     }
@@ -117,6 +121,28 @@ public struct EngineBenchmark: Sendable {
                 }
                 let rate = Double(n) / seconds(clock.now - t0)
                 if method == .exact { result.shapRowsPerSecond = rate } else { result.approxContribsRowsPerSecond = rate }
+            }
+            if let tables = LeafAttribution(forest) {
+                var outputs = [Double](repeating: 0, count: rows)
+                var features = [Int16](repeating: 0, count: 3 * rows), values = [Float](repeating: 0, count: 3 * rows)
+                var rates: [Double] = []
+                try columns.withFeatureColumns { (c: FeatureColumns) throws(ModelError) in
+                    try margins.withUnsafeMutableBufferPointer { m throws(ModelError) in
+                        try outputs.withUnsafeMutableBufferPointer { o throws(ModelError) in
+                            try features.withUnsafeMutableBufferPointer { f throws(ModelError) in
+                                try values.withUnsafeMutableBufferPointer { v throws(ModelError) in
+                                    for pass in 0...max(1, options.repeats) {
+                                        let t0 = clock.now
+                                        try tables.score(c, margins: m.baseAddress!, outputs: o.baseAddress!, top: 3, features: f.baseAddress!, values: v.baseAddress!)
+                                        if pass > 0 { rates.append(Double(rows) / seconds(clock.now - t0)) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                rates.sort()
+                result.reasonsRowsPerSecond = rates[rates.count / 2]
             }
         }
         return result

@@ -16,6 +16,7 @@ public enum APIRoute: Sendable, Equatable {
     case jobs
     case job(id: Int64)
     case jobSummary(id: Int64)
+    case jobDrift(id: Int64)
     case stream
     case cluster
     case drain(node: String)
@@ -43,6 +44,7 @@ public enum APIRoute: Sendable, Equatable {
         case .startJob, .jobs: "/v1/jobs"
         case .job: "/v1/jobs/{id}"
         case .jobSummary: "/v1/jobs/{id}/summary"
+        case .jobDrift: "/v1/jobs/{id}/drift"
         case .stream: "/v1/stream"
         case .cluster: "/v1/cluster"
         case .drain: "/v1/nodes/{name}:drain"
@@ -60,7 +62,7 @@ public enum APIRoute: Sendable, Equatable {
     public var roles: Set<Role>? {
         switch self {
         case .dashboard, .openAPI, .healthz, .readyz, .metrics, .createSession, .deleteSession: nil
-        case .score, .batchScores, .jobs, .job, .jobSummary, .stream, .cluster: Role.readers
+        case .score, .batchScores, .jobs, .job, .jobSummary, .jobDrift, .stream, .cluster: Role.readers
         case .startJob, .postEvents, .runCampaign, .campaignReport, .campaignActions, .importOutcomes: Role.operators
         case .drain, .tokens, .createToken, .revokeToken: Role.admins
         }
@@ -71,7 +73,7 @@ public enum APIRoute: Sendable, Equatable {
         ("GET", "/"), ("GET", "/dashboard.js"), ("GET", "/dashboard.css"), ("GET", "/openapi.json"), ("GET", "/healthz"), ("GET", "/readyz"),
         ("GET", "/metrics"), ("POST", "/v1/session"), ("DELETE", "/v1/session"), ("GET", "/v1/subscribers/{id}/score"),
         ("POST", "/v1/scores:batch"), ("POST", "/v1/jobs"), ("GET", "/v1/jobs"), ("GET", "/v1/jobs/{id}"),
-        ("GET", "/v1/jobs/{id}/summary"), ("GET", "/v1/stream"), ("GET", "/v1/cluster"), ("POST", "/v1/nodes/{name}:drain"),
+        ("GET", "/v1/jobs/{id}/summary"), ("GET", "/v1/jobs/{id}/drift"), ("GET", "/v1/stream"), ("GET", "/v1/cluster"), ("POST", "/v1/nodes/{name}:drain"),
         ("GET", "/v1/tokens"), ("POST", "/v1/tokens"), ("POST", "/v1/tokens/{name}:revoke"), ("POST", "/v1/events"),
         ("POST", "/v1/campaigns/runs"), ("GET", "/v1/campaigns/runs/{run}/report"), ("GET", "/v1/campaigns/runs/{run}/actions.csv"), ("POST", "/v1/outcomes"),
     ]
@@ -113,6 +115,9 @@ public enum APIRoute: Sendable, Equatable {
         case let p where p.count == 4 && p[0] == "v1" && p[1] == "jobs" && p[3] == "summary":
             let job = try id(p[2], "the job id")
             return try only(["GET": .jobSummary(id: job)])
+        case let p where p.count == 4 && p[0] == "v1" && p[1] == "jobs" && p[3] == "drift":
+            let job = try id(p[2], "the job id")
+            return try only(["GET": .jobDrift(id: job)])
         case ["v1", "stream"]: return try only(["GET": .stream])
         case ["v1", "events"]: return try only(["POST": .postEvents])
         case ["v1", "campaigns", "runs"]: return try only(["POST": .runCampaign])

@@ -30,6 +30,7 @@ struct Handlers {
         case .jobs: return try await jobs()
         case .job(let id): return try await job(id)
         case .jobSummary(let id): return try await summary(id)
+        case .jobDrift(let id): return try await drift(id)
         case .stream: return try stream()
         case .cluster: return try await cluster()
         case .drain(let node): return try await drain(node)
@@ -467,6 +468,17 @@ struct Handlers {
         }
         guard let record = try await dbRead({ try await server.store.job(id) }) else { throw Problem(.unknownJob, "no job \(id)", field: "id") }
         throw Problem(.conflict, "job \(id) is \(record.state.rawValue): only a completed job has a summary")
+    }
+
+    /// A job's drift against its model version's reference (docs/models.md).
+    func drift(_ id: Int64) async throws -> Response {
+        if let drift = try await dbRead({ try await server.store.driftJSON(job: id) }) {
+            return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: drift)))
+        }
+        guard let record = try await dbRead({ try await server.store.job(id) }) else { throw Problem(.unknownJob, "no job \(id)", field: "id") }
+        throw Problem(.conflict, record.state == .completed
+            ? "job \(id) has no drift measured: it is measured just after publication (try again), and not for jobs scored before drift was"
+            : "job \(id) is \(record.state.rawValue): only a completed job has a drift")
     }
 
     /// A database read; the database being away is a 503 with a retry, never a 500.

@@ -57,6 +57,8 @@ public enum MetricCatalogue {
         "churngrid_query_fallbacks_total": "Live queries that a worker's batch call could not answer (the call failed, or the shard had moved) and that went the single-query way.",
         "churngrid_call_duration_seconds": "Latency of the distributed calls this node makes, from the call to its reply or failure, by method.",
         "churngrid_jobs_total": "Rescoring jobs ended, by outcome (completed or failed).",
+        "churngrid_model_drift_psi_max": "The last measured job's highest population stability index, over the model's features and the score (act from 0.25).",
+        "churngrid_model_drift_features": "The model's features (and the score) at each drift level in the last measured job: stable, watch (PSI >= 0.1), act (>= 0.25).",
         "churngrid_job_running": "1 while a rescoring job runs.",
         "churngrid_job_shards_done": "Shards of the current or last job written.",
         "churngrid_job_shards": "Shards of the current or last job.",

@@ -400,6 +400,62 @@ enum OpenAPIDocument {
          }
         }
        },
+       "JobDrift": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "job_id",
+         "model_version",
+         "reference_job_id",
+         "features"
+        ],
+        "properties": {
+         "job_id": {
+          "type": "integer",
+          "format": "int64",
+          "minimum": 0
+         },
+         "model_version": {
+          "type": "string"
+         },
+         "reference_job_id": {
+          "type": "integer",
+          "format": "int64",
+          "minimum": 0,
+          "description": "The job whose population is the reference (this job when it took the reference: every PSI 0)."
+         },
+         "features": {
+          "type": "array",
+          "description": "Every feature the model reads and the score (named \"(score)\"), highest PSI first.",
+          "items": {
+           "type": "object",
+           "additionalProperties": false,
+           "required": [
+            "feature",
+            "psi",
+            "level"
+           ],
+           "properties": {
+            "feature": {
+             "type": "string"
+            },
+            "psi": {
+             "type": "number",
+             "minimum": 0
+            },
+            "level": {
+             "type": "string",
+             "enum": [
+              "stable",
+              "watch",
+              "act"
+             ]
+            }
+           }
+          }
+         }
+        }
+       },
        "JobSummary": {
         "type": "object",
         "additionalProperties": false,
@@ -1404,7 +1460,7 @@ enum OpenAPIDocument {
         }
        },
        "Problem409": {
-        "description": "Conflicts with the cluster's state (a job running, a node that cannot drain, a name taken, a job without summary, a campaign with no published job or another job published than the one named, another campaign run deciding).",
+        "description": "Conflicts with the cluster's state (a job running, a node that cannot drain, a name taken, a job without summary or drift, a campaign with no published job or another job published than the one named, another campaign run deciding).",
         "content": {
          "application/problem+json": {
           "schema": {
@@ -1950,6 +2006,62 @@ enum OpenAPIDocument {
            "application/json": {
             "schema": {
              "$ref": "#/components/schemas/JobSummary"
+            }
+           }
+          }
+         },
+         "400": {
+          "$ref": "#/components/responses/Problem400"
+         },
+         "401": {
+          "$ref": "#/components/responses/Problem401"
+         },
+         "403": {
+          "$ref": "#/components/responses/Problem403"
+         },
+         "404": {
+          "$ref": "#/components/responses/Problem404"
+         },
+         "409": {
+          "$ref": "#/components/responses/Problem409"
+         },
+         "503": {
+          "$ref": "#/components/responses/Problem503"
+         }
+        }
+       }
+      },
+      "/v1/jobs/{id}/drift": {
+       "get": {
+        "operationId": "getJobDrift",
+        "summary": "A completed job's drift: the population stability index of every feature the model reads and of the score against the model version's reference (docs/models.md), worst first; watch from 0.1, act from 0.25.",
+        "security": [
+         {
+          "bearer": []
+         },
+         {
+          "session": []
+         }
+        ],
+        "parameters": [
+         {
+          "name": "id",
+          "in": "path",
+          "required": true,
+          "schema": {
+           "type": "integer",
+           "format": "int64",
+           "minimum": 0
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "description": "The drift",
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/JobDrift"
             }
            }
           }

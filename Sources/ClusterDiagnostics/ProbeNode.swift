@@ -20,7 +20,9 @@ public final class ProbeNode: Sendable {
         probe = system.withActorName(ProbeActor.name) { ProbeActor(actorSystem: system) }
         if rawEcho {
             let host = (configuration.listen ?? "tcp://127.0.0.1:*").split(separator: ":").dropLast().joined(separator: ":")
-            let server = try RawEchoServer(endpoint: host + ":*")
+            // With CURVE the echo is a CURVE server with this node's keys (in a context of its own,
+            // without a ZAP handler: any client key is admitted), so the reference pays the cipher too.
+            let server = try RawEchoServer(endpoint: host + ":*", curve: configuration.options.curve)
             self.rawEcho = server
             rawEchoEndpoint = server.endpoint
         } else {
@@ -45,10 +47,11 @@ final class RawEchoServer: @unchecked Sendable {
     private let context: ZMQContext
     private let socket: ZMQSocket
 
-    init(endpoint: String) throws {
+    init(endpoint: String, curve: CurveKeyPair?) throws {
         context = try ZMQContext(ioThreads: 1)
         socket = try ZMQSocket(context, .router)
         try socket.set(.linger, 0)
+        if let curve { try socket.makeCurveServer(curve) }
         self.endpoint = try socket.bind(endpoint)
         let box = Unmanaged.passRetained(self)
         var thread = pthread_t()

@@ -75,13 +75,16 @@ public enum RPCBenchmark {
         return times.sorted()
     }
 
-    public static func run(client: ClusterActorSystem, server: String, serverKey: String = "", rawEcho: String, options: Options,
+    /// With CURVE (`rawCurve`: this side's keys), the raw reference is a CURVE client of the echo
+    /// (whose key is `serverKey`), so both sides of the comparison pay the cipher.
+    public static func run(client: ClusterActorSystem, server: String, serverKey: String = "", rawEcho: String, rawCurve: CurveKeyPair? = nil, options: Options,
                            progress: @Sendable (String) -> Void) async throws -> Result {
+        let raw = RawTarget(endpoint: rawEcho, curve: rawCurve, serverKey: serverKey)
         let node = try await client.connect(to: server, publicKey: serverKey)
         let probe = try ProbeActor.resolve(id: ActorID(node: node, name: ProbeActor.name), using: client)
 
         // Latency: warm both paths, then measure one after the other.
-        var rawLatency = try await onThread { try rawRoundTrips(rawEcho, count: options.latencyCalls) }
+        var rawLatency = try await onThread { try rawRoundTrips(raw, count: options.latencyCalls) }
         for _ in 0..<2_000 { try await probe.ping() }
         var callLatency = [Double]()
         callLatency.reserveCapacity(options.latencyCalls)
@@ -96,13 +99,13 @@ public enum RPCBenchmark {
         progress("latency: raw p50 \(fmt(rawLatency.pct(0.5))) µs, call p50 \(fmt(callLatency.pct(0.5))) µs")
 
         // Pipelined: the same number in flight on both.
-        let rawRate = try await onThread { try rawPipelined(rawEcho, count: options.pipelinedCalls, inFlight: options.inFlight, size: 16) }
+        let rawRate = try await onThread { try rawPipelined(raw, count: options.pipelinedCalls, inFlight: options.inFlight, size: 16) }
         let callRate = try await pipelined(options.pipelinedCalls, tasks: options.inFlight) { try await probe.ping() }
         progress("pipelined: raw \(Int(rawRate)) msgs/s, calls \(Int(callRate)) calls/s")
 
         // Bulk: 1M Float32 per call, acknowledged.
         let bytes = options.bulkFloats * 4
-        let rawBulk = try await onThread { try rawPipelined(rawEcho, count: options.bulkCalls, inFlight: options.bulkInFlight, size: bytes) } * Double(bytes) / 1e9
+        let rawBulk = try await onThread { try rawPipelined(raw, count: options.bulkCalls, inFlight: options.bulkInFlight, size: bytes) } * Double(bytes) / 1e9
         let column = BulkArray((0..<options.bulkFloats).map { Float($0 % 1000) })
         let callBulk = try await pipelined(options.bulkCalls, tasks: options.bulkInFlight) { _ = try await probe.sum(column) } * Double(bytes) / 1e9
         progress("bulk: raw \(fmt(rawBulk)) GB/s, calls \(fmt(callBulk)) GB/s")
@@ -130,15 +133,23 @@ public enum RPCBenchmark {
         return Double(total) / seconds(ContinuousClock.now - start)
     }
 
-    private static func rawSocket(_ endpoint: String) throws -> (ZMQContext, ZMQSocket) {
+    /// The raw echo and how to reach it.
+    struct RawTarget: Sendable {
+        let endpoint: String
+        let curve: CurveKeyPair?
+        let serverKey: String
+    }
+
+    private static func rawSocket(_ target: RawTarget) throws -> (ZMQContext, ZMQSocket) {
         let context = try ZMQContext(ioThreads: 1)
         let socket = try ZMQSocket(context, .dealer)
         try socket.set(.linger, 0)
-        try socket.connect(endpoint)
+        if let curve = target.curve { try socket.makeCurveClient(curve, serverKey: target.serverKey) }
+        try socket.connect(target.endpoint)
         return (context, socket)
     }
 
-    private static func rawRoundTrips(_ endpoint: String, count: Int) throws -> [Double] {
+    private static func rawRoundTrips(_ endpoint: RawTarget, count: Int) throws -> [Double] {
         let (context, socket) = try rawSocket(endpoint)
         defer { socket.close(); _ = context }
         let message = [UInt8](repeating: 7, count: 16)
@@ -158,7 +169,7 @@ public enum RPCBenchmark {
         return samples
     }
 
-    private static func rawPipelined(_ endpoint: String, count: Int, inFlight: Int, size: Int) throws -> Double {
+    private static func rawPipelined(_ endpoint: RawTarget, count: Int, inFlight: Int, size: Int) throws -> Double {
         let (context, socket) = try rawSocket(endpoint)
         defer { socket.close(); _ = context }
         let payload = [UInt8](repeating: 7, count: size)

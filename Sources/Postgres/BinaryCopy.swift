@@ -68,6 +68,12 @@ public struct BinaryCopyEncoder {
     /// A NULL field.
     public mutating func null() { append32(0xFFFF_FFFF) }
 
+    /// A `bytea` field (at most 1 GB, PostgreSQL's limit for a field).
+    public mutating func bytea(_ b: [UInt8]) {
+        append32(UInt32(truncatingIfNeeded: b.count))
+        bytes.append(contentsOf: b)
+    }
+
     /// A `text[]` field (one dimension, no NULL elements; an empty array for none).
     public mutating func textArray(_ elements: [String]) {
         guard !elements.isEmpty else {

@@ -342,6 +342,70 @@ public enum ProfileSchema {
                 PRIMARY KEY (subscriber_id, observed_at)
             );
             """),
+        Migration(version: 10, name: "profile generation and per-shard profile snapshots", sql: """
+            -- The generation of subscriber_profiles: raised by every statement that changes the table
+            -- (an import, generate, any SQL), in that statement's transaction. A snapshot records the
+            -- generation its profiles descend from and loads only while it is still the current one.
+            CREATE TABLE churngrid_profile_generation (
+                singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+                generation bigint NOT NULL
+            );
+            INSERT INTO churngrid_profile_generation VALUES (true, 1);
+            -- One compact snapshot per shard (ProfileSnapshotFormat: ids, packed feature columns, the
+            -- shard's event state, checksum), written by `churngrid profiles snapshot`: a worker loading
+            -- the shard reads it instead of the wide table and replays the events after applied_seq.
+            CREATE TABLE churngrid_shard_snapshots (
+                shard integer PRIMARY KEY,
+                shard_count integer NOT NULL,
+                generation bigint NOT NULL,
+                applied_seq bigint NOT NULL,
+                subscribers integer NOT NULL,
+                format integer NOT NULL,
+                taken_at timestamptz NOT NULL,
+                written_at timestamptz NOT NULL DEFAULT now(),
+                node text NOT NULL,
+                data bytea NOT NULL
+            );
+            -- Already compact: stored out of line without PostgreSQL's own compression (cheaper to read).
+            ALTER TABLE churngrid_shard_snapshots ALTER COLUMN data SET STORAGE EXTERNAL;
+            CREATE FUNCTION churngrid_profiles_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                UPDATE churngrid_profile_generation SET generation = generation + 1;
+                DELETE FROM churngrid_shard_snapshots;
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER subscriber_profiles_changed AFTER INSERT OR UPDATE OR DELETE ON subscriber_profiles
+                FOR EACH STATEMENT EXECUTE FUNCTION churngrid_profiles_changed();
+            CREATE TRIGGER subscriber_profiles_truncated AFTER TRUNCATE ON subscriber_profiles
+                FOR EACH STATEMENT EXECUTE FUNCTION churngrid_profiles_changed();
+            """),
+        Migration(version: 11, name: "model drift: reference populations and per-job PSI", sql: """
+            -- A model version's reference population (docs/models.md, "Drift"): per feature the edges
+            -- of its bins (the distinct deciles of a sample of the first job that scored the version)
+            -- and the counts of that job in them, plus the score's ('(score)', 20 equal-width bins).
+            CREATE TABLE model_drift_reference (
+                model_version text NOT NULL,
+                feature text NOT NULL,
+                edges double precision[] NOT NULL,
+                counts bigint[] NOT NULL,
+                job_id bigint NOT NULL,
+                taken_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (model_version, feature)
+            );
+            -- Every job's population stability index per feature and for the score against its model
+            -- version's reference; level: stable (< 0.1), watch (>= 0.1), act (>= 0.25).
+            CREATE TABLE model_drift (
+                job_id bigint NOT NULL,
+                model_version text NOT NULL,
+                reference_job_id bigint NOT NULL,
+                feature text NOT NULL,
+                psi double precision NOT NULL,
+                level text NOT NULL CHECK (level IN ('stable', 'watch', 'act')),
+                counts bigint[] NOT NULL,
+                measured_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (job_id, feature)
+            );
+            """),
     ]
 
     /// Applies the migrations `connection`'s database lacks.

@@ -15,7 +15,7 @@ struct ChurnGrid: AsyncParsableCommand {
             ModelCommand.self, Generate.self, ProfilesCommand.self,
             DemoCommand.self, CoordinatorCommand.self, WorkerCommand.self, RescoreCommand.self, ScoreCommand.self, StatusCommand.self,
             NodesCommand.self, TokensCommand.self, EventsCommand.self, TriggersCommand.self, CampaignCommand.self, OutcomesCommand.self,
-            ClusterCommand.self, BenchCommand.self, SimulateCommand.self,
+            ClusterCommand.self, BenchCommand.self, SimulateCommand.self, DriftCommand.self,
         ]
     )
 }
@@ -165,6 +165,7 @@ extension ModelCommand {
                     }
                     if let s = r.shapRowsPerSecond { print("TreeSHAP: \(Int(s)) rows/s (1 thread)") }
                     if let a = r.approxContribsRowsPerSecond { print("path attribution: \(Int(a)) rows/s (1 thread)") }
+                    if let a = r.reasonsRowsPerSecond { print("scores with top-3 reasons for every row (leaf tables): \(Int(a)) rows/s (1 thread)") }
                 }
             }
         }

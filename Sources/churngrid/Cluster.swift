@@ -92,7 +92,7 @@ struct BenchCommand: ParsableCommand {
         @Flag(help: "Print one JSON object.")
         var json = false
 
-        @Flag(help: "Both nodes with their own CURVE keys (encrypted, authenticated) instead of plain TCP; the raw reference stays plain.")
+        @Flag(help: "Both nodes with their own CURVE keys (encrypted, authenticated) instead of plain TCP; the raw reference uses CURVE too.")
         var curve = false
 
         func run() async throws {
@@ -122,7 +122,7 @@ struct BenchCommand: ParsableCommand {
             options.inFlight = inFlight
             options.bulkCalls = bulkCalls
             let json = json
-            var result = try await RPCBenchmark.run(client: client, server: server.endpoint, serverKey: serverKey, rawEcho: server.rawEcho ?? "", options: options) { line in
+            var result = try await RPCBenchmark.run(client: client, server: server.endpoint, serverKey: serverKey, rawEcho: server.rawEcho ?? "", rawCurve: clientKey?.keys, options: options) { line in
                 if !json { print(line) }
             }
             if curve {

@@ -41,6 +41,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "After a restart, seconds to wait for the saved shard map's workers to register again (keeping the shards they host) before their shards move to the workers present.")
     var rejoinGrace: Double = 15
 
+    @Option(help: "Workers to wait for before placing shards for the first time (each shard is then loaded once, on its final owner); queries and jobs are refused meanwhile. A coordinator whose workers already host shards (a restart, a takeover) does not wait.")
+    var minWorkers: Int = 1
+
     @Flag(help: "Keep a warm standby copy of every shard on a second worker (twice the profile memory): a lost worker's shards are served again as soon as the loss is detected, and queries reach the standby meanwhile.")
     var standbys = false
 
@@ -138,6 +141,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
         configuration.leasePeriod = .milliseconds(Int(max(2, leaseSeconds) * 1000))
         configuration.settings.handoff = handoff
         configuration.settings.standbys = standbys
+        guard minWorkers >= 1 else { throw ValidationError("--min-workers: at least 1") }
+        configuration.settings.minWorkers = minWorkers
         configuration.settings.rejoinGrace = .milliseconds(Int(max(0, rejoinGrace) * 1000))
         configuration.settings.databaseDeadline = .milliseconds(Int(max(0, databaseDeadline) * 1000))
         configuration.settings.unownedShardDeadline = .milliseconds(Int(max(0, unownedDeadline) * 1000))
@@ -259,16 +264,27 @@ struct RescoreCommand: AsyncParsableCommand {
     @Flag(help: "Print the final job status as JSON.")
     var json = false
 
+    @Option(help: "Who gets top-3 reasons stored: all (default), at-risk (band medium or above), none.")
+    var reasons: JobReasons = .all
+
+    @Option(name: .customLong("explain-method"), help: "How reasons are computed: approx (path attribution, default) or exact (TreeSHAP).")
+    var explainMethod: ExplainMethod = .approx
+
     func run() async throws {
         let logger = makeLogger("churngrid.rescore")
+        let options = RescoreOptions(reasons: reasons.setting, method: explainMethod == .exact ? .exact : .approx)
         try await reportingClusterErrors {
             let status = try await withCoordinator(target, logger: logger) { client -> JobStatus? in
-                let id = try await client.coordinator.startRescore()
+                // The standard job through the method every coordinator version answers.
+                let id = options == .standard ? try await client.coordinator.startRescore() : try await client.coordinator.startRescore(options)
                 guard wait else {
                     if json { try printJSON(["job_id": id]) } else { print("job \(id) started") }
                     return nil
                 }
-                return try await waitForJob(client, id: id, showProgress: !json, target: target, logger: logger)
+                var status = try await waitForJob(client, id: id, showProgress: !json, target: target, logger: logger)
+                // Where the time went (a coordinator one version older has no such method).
+                status.timeline = try? await client.coordinator.jobTimeline(id: id)
+                return status
             }
             guard let status else { return }
             if json { try printJSON(status) } else { print(jobSummary(status)) }
@@ -328,6 +344,10 @@ func jobSummary(_ s: JobStatus) -> String {
         + String(format: "%.1f s (%.0f subscribers/s)", s.seconds, s.subscribersPerSecond)
         + ", model \(s.modelVersion), \(s.retries) shard retries"
     if let e = s.error { text += "\n  error: \(e)" }
+    if let t = s.timeline {
+        text += String(format: "\n  timeline: last scores in at %.1f s, last write at %.1f s, publication %.1f s (shard calls %.1f s, writes %.1f s over %d transactions)",
+                       t.scoringEnded, t.writingEnded, t.publish, t.shardCalls, t.writeBusy, t.writes)
+    }
     return text
 }
 
@@ -401,6 +421,7 @@ struct StatusCommand: AsyncParsableCommand {
             if json { try printJSON(StatusWithEvents(status: status, events: events)); return }
             print("coordinator \(status.coordinator)")
             print("shards \(status.shardCount), epoch \(status.epoch), model \(status.modelVersion), unassigned \(status.unassignedShards), moving \(status.movingShards)")
+            if let starting = status.starting { print("starting: \(starting) before shards are placed") }
             for w in status.workers {
                 print(String(format: "  %@  %@  %d shards  %d subscribers  profiles %.1f MB (%.0f B/subscriber)  standby %d shards %.1f MB  RSS %.1f MB  %d cores",
                              w.name, w.endpoint, w.shards, w.subscribers, Double(w.profileBytes) / 1e6,
@@ -417,7 +438,13 @@ struct StatusCommand: AsyncParsableCommand {
                                                 e.stats.subscribersWithState > 0 ? Double(e.stats.stateBytes) / Double(e.stats.subscribersWithState) : 0) + feed)
             }
             for s in status.silentWorkers { print("  \(s)  (not answering)") }
+            for l in status.shardLoads ?? [] where l.fromTable + l.fromSnapshot + l.streamed + l.snapshotsWritten > 0 {
+                print("  \(l.worker)  shards loaded: \(l.fromSnapshot) from snapshots, \(l.fromTable) from subscriber_profiles, \(l.streamed) streamed"
+                      + (l.snapshotsRejected > 0 ? "; \(l.snapshotsRejected) snapshots rejected (last: \(l.lastRejection))" : "")
+                      + (l.snapshotsWritten > 0 ? "; \(l.snapshotsWritten) snapshots written" : ""))
+            }
             if let job = status.job { print(jobSummary(job)) }
+            if let drift = status.drift { print(driftSummary(drift)) }
         }
     }
 }
@@ -511,18 +538,30 @@ func reportingClusterErrors(_ body: () async throws -> Void) async throws {
 extension BenchCommand {
     struct Queries: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Live-query latency at a steady rate (random subscribers of a generated base), straight to the owning node or through the coordinator.")
+            abstract: "Open-loop live queries at a fixed rate (random subscribers of a generated base), straight to the owning worker or through the coordinator: latency from each query's scheduled send, failures included (HdrHistogram), and the rate achieved.")
 
         @OptionGroup var target: CoordinatorOptions
 
-        @Option(help: "Queries per second.")
-        var rate = 200
+        @Option(help: "Queries per second, sent on schedule whatever happened to the earlier ones.")
+        var rate = 200.0
 
         @Option(help: "Seconds to run.")
         var duration = 10.0
 
+        @Option(help: "Client connections (each its own node; query i goes to connection i mod C).")
+        var connections = 1
+
+        @Option(help: "Batch calls per worker and connection on the wire at once (concurrent queries to a worker share batch calls).")
+        var inFlight = 4
+
         @Option(help: "Subscribers in the base (ids 1000000000 …).")
         var subscribers = 1_000_000
+
+        @Option(help: "Seed of the random ids.")
+        var seed: UInt64 = 1
+
+        @Option(help: "Seconds to wait for the last answers after the schedule ends (unanswered ones fail).")
+        var drain = 5.0
 
         enum Route: String, ExpressibleByArgument, CaseIterable {
             case direct, coordinator
@@ -531,51 +570,92 @@ extension BenchCommand {
         @Option(help: "direct: to the owning node with the client's cached shard map (what `churngrid score` does); coordinator: through the coordinator.")
         var via = Route.direct
 
+        @Flag(help: "Also end the schedule early when standard input closes (scripts that stop the load when their work is done).")
+        var stopOnStdinEof = false
+
         @Flag(help: "Print JSON.")
         var json = false
+
+        func validate() throws {
+            guard rate > 0, duration > 0, (1...64).contains(connections), (1...256).contains(inFlight), subscribers > 0, drain >= 0, drain <= 3600 else {
+                throw ValidationError("rate, duration and subscribers are positive, connections 1–64, in-flight 1–256, drain 0–3600 s")
+            }
+            guard rate * duration <= Double(OpenLoopRecorder.maxQueries) else {
+                throw ValidationError("at most \(OpenLoopRecorder.maxQueries) queries per run (rate × duration)")
+            }
+        }
 
         func run() async throws {
             let logger = makeLogger("churngrid.bench")
             try await reportingClusterErrors {
-                let (latencies, failed, notFound) = try await withCoordinator(target, logger: logger) { client in
-                    try await measure(client)
-                }
-                func pct(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
-                let result = ["queries": Double(latencies.count), "failed": Double(failed), "not_found": Double(notFound),
-                              "p50_us": pct(0.5), "p99_us": pct(0.99), "p999_us": pct(0.999), "max_us": latencies.last ?? 0]
-                if json { try printJSON(result) } else { print(result.sorted { $0.key < $1.key }.map { "\($0.key) \(Int($0.value))" }.joined(separator: "  ")) }
-            }
-        }
-
-        /// Queries at the steady rate until the duration is over or standard input closes.
-        /// - Returns: the latencies in µs (sorted), failed and not-found counts.
-        private func measure(_ client: ClusterClient) async throws -> ([Double], Int, Int) {
-            var latencies: [Double] = []
-            var failed = 0, notFound = 0
-            let interval = Duration.seconds(1.0 / Double(max(1, rate)))
-            let start = ContinuousClock.now
-            var next = start
-            let stop = watchStandardInput()
-            while ContinuousClock.now - start < .seconds(duration), !stop.isSet {
-                let id = 1_000_000_000 + Int64.random(in: 0..<Int64(subscribers))
-                let t = ContinuousClock.now
+                var clients: [ClusterClient] = []
                 do {
-                    switch try await (via == .direct ? client.score(id) : client.coordinator.score(id)) {
-                    case .found: break
-                    case .notFound: notFound += 1
-                    case .unavailable: failed += 1
+                    for _ in 0..<connections {
+                        let client = try await ClusterClient.connect(target.coordinator, credentials: try target.credentials(), batchesInFlight: inFlight, logger: quiet(logger))
+                        clients.append(client)
+                        try await client.prepareRouting()
                     }
-                    latencies.append(seconds(ContinuousClock.now - t) * 1e6)
                 } catch {
-                    failed += 1
+                    for c in clients { await c.close() }
+                    throw error
                 }
-                next += interval
-                let wait = next - ContinuousClock.now
-                if wait > .zero { try await Task.sleep(for: wait) }
+                let direct = via == .direct
+                let targets: [QueryLoadGenerator.Target] = clients.map { client in
+                    { id, done in
+                        if direct {
+                            client.submit(id) { outcome in
+                                switch outcome {
+                                case .found: done(.found)
+                                case .notFound: done(.notFound)
+                                case .unavailable, .failed: done(.failed)
+                                }
+                            }
+                        } else {
+                            Task {
+                                switch try? await client.coordinator.score(id) {
+                                case .found: done(.found)
+                                case .notFound: done(.notFound)
+                                case .unavailable, nil: done(.failed)
+                                }
+                            }
+                        }
+                    }
+                }
+                var options = QueryLoadGenerator.Options(rate: rate, seconds: duration, subscribers: subscribers)
+                options.seed = seed
+                options.drain = .milliseconds(Int(drain * 1000))
+                if stopOnStdinEof {
+                    let stop = watchStandardInput()
+                    options.stop = { stop.isSet }
+                }
+                let result = await QueryLoadGenerator.run(options, targets: targets)
+                let batches = clients.reduce((calls: 0, queries: 0)) { ($0.calls + $1.coalescingCounts.calls, $0.queries + $1.coalescingCounts.queries) }
+                for c in clients { await c.close() }
+                if json {
+                    try printJSON(QueriesReport(result: result, connections: connections, batchCalls: batches.calls, batchedQueries: batches.queries))
+                } else {
+                    print(String(format: "%d queries at %.0f/s over %d connection(s): %d failed, %d not found; achieved %.0f/s; latency from the scheduled send p50 %.0f µs, p90 %.0f µs, p99 %.0f µs, p99.9 %.0f µs, max %.0f µs; %d batch calls carried %d queries",
+                                 result.queries, result.rate, connections, result.failed, result.not_found, result.achieved_per_second,
+                                 result.p50_us, result.p90_us, result.p99_us, result.p999_us, result.max_us, batches.calls, batches.queries))
+                }
             }
-            latencies.sort()
-            return (latencies, failed, notFound)
         }
+    }
+}
+
+/// `bench queries --json`: the open-loop figures, the connections, and how the client batched.
+struct QueriesReport: Encodable {
+    let result: OpenLoopResult
+    let connections: Int
+    let batchCalls: Int
+    let batchedQueries: Int
+    enum Keys: String, CodingKey { case connections, batch_calls, batched_queries }
+    func encode(to encoder: Encoder) throws {
+        try result.encode(to: encoder)
+        var c = encoder.container(keyedBy: Keys.self)
+        try c.encode(connections, forKey: .connections)
+        try c.encode(batchCalls, forKey: .batch_calls)
+        try c.encode(batchedQueries, forKey: .batched_queries)
     }
 }
 
@@ -617,5 +697,20 @@ struct StatusWithEvents: Encodable {
         try status.encode(to: encoder)
         var c = encoder.container(keyedBy: Keys.self)
         try c.encode(events, forKey: .events)
+    }
+}
+
+/// `rescore --reasons`.
+enum JobReasons: String, ExpressibleByArgument, CaseIterable {
+    case all
+    case atRisk = "at-risk"
+    case none
+
+    var setting: RescoreOptions.Reasons {
+        switch self {
+        case .all: .all
+        case .atRisk: .atRisk
+        case .none: .none
+        }
     }
 }

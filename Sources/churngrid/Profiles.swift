@@ -10,7 +10,7 @@ struct ProfilesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "profiles",
         abstract: "Subscriber profiles in PostgreSQL.",
-        subcommands: [Migrate.self, Import.self, Load.self]
+        subcommands: [Migrate.self, Import.self, Load.self, ProfileSnapshotCommand.self]
     )
 
     struct Migrate: ParsableCommand {

@@ -7,7 +7,7 @@ import TestSupport
 
 /// Campaign runs on a real cluster (a coordinator and two `churngrid` workers) over a real
 /// PostgreSQL, driven with the commands an operator types.
-@Suite("Retention campaigns on a local cluster", .serialized)
+@Suite("Retention campaigns on a local cluster", .serialized, .timeLimit(.minutes(10)))
 struct CampaignTests {
     static let campaignJSON = """
         {"name": "test-retention",

@@ -11,7 +11,7 @@ import TestSupport
 /// A coordinator and two workers with their own CURVE keys as real processes: roles per method
 /// as the CLI reports them, a worker's key limited to itself, SIGHUP granting a new key, the
 /// audit log, and no password in any log or command line.
-@Suite("Cluster security: keys, roles, audit, secrets", .serialized)
+@Suite("Cluster security: keys, roles, audit, secrets", .serialized, .timeLimit(.minutes(10)))
 struct ClusterSecurityTests {
     static let model = TestDatabase.packageRoot.appendingPathComponent("models/churn-default.json").path
 

@@ -11,7 +11,7 @@ import TestSupport
 /// Two coordinators on one database (real `churngrid` processes): one leads, the other stands by
 /// and takes the lease over when the leader stops renewing it; the old leader's writes are fenced
 /// by its term, so at most one coordinator publishes.
-@Suite("Two coordinators: lease, takeover and fencing", .serialized)
+@Suite("Two coordinators: lease, takeover and fencing", .serialized, .timeLimit(.minutes(10)))
 struct CoordinatorTakeoverTests {
     static let model = TestDatabase.packageRoot.appendingPathComponent("models/churn-default.json").path
     static let lease = 4.0

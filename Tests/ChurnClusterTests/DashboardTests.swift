@@ -16,7 +16,7 @@ import Glibc
 /// The coordinator's dashboard in a real headless Chromium (Debian `chromium` and
 /// `chromium-driver`, Python `selenium`: `make test-deps`): `dashboard_check.py` signs in with a
 /// reader token, waits for the first render and checks every panel against the API's own answers.
-@Suite(.serialized)
+@Suite(.serialized, .timeLimit(.minutes(10)))
 struct DashboardTests {
     static let model = TestDatabase.packageRoot.appendingPathComponent("models/churn-default.json").path
     static let script = TestDatabase.packageRoot.appendingPathComponent("Tests/ChurnClusterTests/dashboard_check.py").path

@@ -11,7 +11,7 @@ import TestSupport
 /// The cluster's own PostgreSQL (a private server of this test, not the shared one) stopped while
 /// a job runs, then started again: the coordinator reconnects by itself, the failed job's state is
 /// written once the database is back (never left 'running'), and the next job is exactly once.
-@Suite("PostgreSQL going away during a job", .serialized)
+@Suite("PostgreSQL going away during a job", .serialized, .timeLimit(.minutes(10)))
 struct DatabaseFaultTests {
     static let model = TestDatabase.packageRoot.appendingPathComponent("models/churn-default.json").path
     static let script = TestDatabase.packageRoot.appendingPathComponent("Deploy/local/pg.sh").path

@@ -13,7 +13,7 @@ import TreeModel
 /// Subscriber events on a real cluster: `churngrid` processes (a coordinator, two workers publishing
 /// their triggers), a real PostgreSQL, `churngrid events replay` and `churngrid triggers tail` as
 /// the operator runs them.
-@Suite("Real-time events: logged once, applied once, triggers fired", .serialized)
+@Suite("Real-time events: logged once, applied once, triggers fired", .serialized, .timeLimit(.minutes(10)))
 struct EventTests {
     static let model = RescoringTests.model
     static let triggers = TestDatabase.packageRoot.appendingPathComponent("Deploy/triggers.json").path

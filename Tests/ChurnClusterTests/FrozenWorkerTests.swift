@@ -10,7 +10,7 @@ import TestSupport
 
 /// A worker frozen (SIGSTOP: a hung disk, a long pause) long enough to be failed over, then
 /// resumed: it registers again by itself, takes shards again, and the next job is exactly once.
-@Suite("A frozen worker that comes back", .serialized)
+@Suite("A frozen worker that comes back", .serialized, .timeLimit(.minutes(10)))
 struct FrozenWorkerTests {
     static let model = TestDatabase.packageRoot.appendingPathComponent("models/churn-default.json").path
 

@@ -12,7 +12,7 @@ import TestSupport
 /// The coordinator's HTTP API against a real cluster (a coordinator and workers as `churngrid`
 /// processes, a real PostgreSQL): every endpoint with and without the right token, every response
 /// validated against the OpenAPI document, metrics through promtool (Tests/ChurnClusterTests/api_check.py).
-@Suite("HTTP API", .serialized)
+@Suite("HTTP API", .serialized, .timeLimit(.minutes(10)))
 struct HTTPAPITests {
     static let model = TestDatabase.packageRoot.appendingPathComponent("models/churn-default.json").path
 

@@ -9,7 +9,7 @@ import Testing
 import TestSupport
 
 /// The worker a joining worker streams its shards from dies during the handoff.
-@Suite("A stream source killed mid-handoff", .serialized)
+@Suite("A stream source killed mid-handoff", .serialized, .timeLimit(.minutes(10)))
 struct HandoffFaultTests {
     @Test("the source is frozen, then killed, while a joining worker streams from it: the joiner loads those shards from PostgreSQL, the source's shards move, and the next job is exactly once")
     func sourceKilled() async throws {

@@ -13,7 +13,7 @@ import ZeroMQ
 /// Hostile arguments for every distributed method of the cluster's actors, sent by a caller that
 /// holds every role (so nothing stops at authorization and every decoder is reached): each is
 /// answered with a typed error, no node crashes, and the cluster keeps serving.
-@Suite("Hostile arguments for every method", .serialized)
+@Suite("Hostile arguments for every method", .serialized, .timeLimit(.minutes(10)))
 struct HostileCallTests {
     static let model = TestDatabase.packageRoot.appendingPathComponent("models/churn-default.json").path
 

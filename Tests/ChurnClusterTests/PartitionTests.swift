@@ -10,7 +10,7 @@ import TestSupport
 
 /// A network partition between the coordinator and one worker (a TCP proxy the test controls,
 /// both directions), cut while a job runs and healed afterwards.
-@Suite("Network partition between the coordinator and a worker", .serialized)
+@Suite("Network partition between the coordinator and a worker", .serialized, .timeLimit(.minutes(10)))
 struct PartitionTests {
     static let model = TestDatabase.packageRoot.appendingPathComponent("models/churn-default.json").path
 

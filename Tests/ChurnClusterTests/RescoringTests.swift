@@ -12,7 +12,7 @@ import TreeModel
 
 /// A coordinator and two workers as separate `churngrid` processes on 127.0.0.1, over a real
 /// PostgreSQL holding a synthetic base.
-@Suite("Rescoring jobs and live queries on a local cluster", .serialized)
+@Suite("Rescoring jobs and live queries on a local cluster", .serialized, .timeLimit(.minutes(10)))
 struct RescoringTests {
     static let model = TestDatabase.packageRoot.appendingPathComponent("models/churn-default.json").path
 
@@ -96,20 +96,27 @@ struct RescoringTests {
         let scoring = try ScoringModel(bytes: Array(try Data(contentsOf: URL(fileURLWithPath: Self.model))), source: Self.model)
         let (stores, _) = try ProfileLoader(url: url).load(shards: Array(0..<64), shardCount: 64)
         var published: [Int64: Float] = [:]
-        for r in try db.query("SELECT subscriber_id, probability FROM churn_scores_current").rows {
+        var publishedReasons: [Int64: [String]] = [:]
+        for r in try db.query("SELECT subscriber_id, probability, reason1, reason2, reason3 FROM churn_scores_current").rows {
             published[Int64(r[0]!)!] = Float(r[1]!)!
+            publishedReasons[Int64(r[0]!)!] = r[2...].compactMap { $0 }
         }
-        var worst = 0.0, checked = 0
+        var worst = 0.0, checked = 0, reasonsDiffering = 0, lowRiskExplained = 0
         for store in stores.values {
             for row in 0..<store.count {
                 let profile = (0..<FeatureCatalogue.count).map { store.value(row: row, feature: $0) }
-                let p = scoring.score(profile: profile).probability
+                let (p, band, reasons) = scoring.score(profile: profile)
                 worst = max(worst, abs(Double(published[store.id(at: row)] ?? -1) - p))
+                // Every subscriber's stored reasons are the live query's, low risk included.
+                if publishedReasons[store.id(at: row)] != reasons.map(\.feature) { reasonsDiffering += 1 }
+                if band == .low && !reasons.isEmpty && publishedReasons[store.id(at: row)]?.isEmpty == false { lowRiskExplained += 1 }
                 checked += 1
             }
         }
         #expect(checked == n)
         #expect(worst < 1e-6, "largest difference between a published score and the engine: \(worst)")
+        #expect(reasonsDiffering == 0, "\(reasonsDiffering) of \(n) subscribers' stored reasons differ from a live query's")
+        #expect(lowRiskExplained > n / 2, "only \(lowRiskExplained) low-risk subscribers have stored reasons")
 
         // Live queries: the job's score and first reason for unchanged subscribers; a clear "not found".
         for r in try db.query("SELECT subscriber_id, probability, reason1 FROM churn_scores_current ORDER BY probability DESC LIMIT 5").rows {
@@ -124,6 +131,25 @@ struct RescoringTests {
             Issue.record("an unknown subscriber was not reported as not found"); return
         }
         #expect(missing == 1)
+
+        // Per job: reasons only from band medium up, or none at all; the scores are the same.
+        for (options, label) in [(RescoreOptions(reasons: .atRisk), "at-risk"), (RescoreOptions(reasons: .none), "none")] {
+            let next = try await client.coordinator.startRescore(options)
+            let done = try await Self.waitForJob(client, next)
+            #expect(done.state == .completed, "\(label): \(done.error ?? "")")
+            let row = try db.query("""
+                SELECT count(*), count(*) FILTER (WHERE reason1 IS NOT NULL AND risk_band = 'low'),
+                       count(*) FILTER (WHERE reason1 IS NOT NULL), count(*) FILTER (WHERE risk_band <> 'low')
+                FROM churn_scores_current
+                """).rows[0]
+            #expect(row[0] == String(n), "\(label)")
+            #expect(row[1] == "0", "\(label): \(row[1] ?? "?") low-risk subscribers with reasons")
+            if options.reasons == .none {
+                #expect(row[2] == "0", "no reasons: \(row[2] ?? "?") rows have one")
+            } else {
+                #expect(Int(row[2] ?? "") ?? 0 > 0 && row[2] == row[3], "at-risk: \(row[2] ?? "?") explained of \(row[3] ?? "?") at risk")
+            }
+        }
         await client.close()
     }
 
@@ -134,7 +160,8 @@ struct RescoringTests {
         defer { cluster.stop() }
         let ids = try PostgresConnection(url: url).query("SELECT subscriber_id FROM subscriber_profiles ORDER BY random() LIMIT 300").rows.map { Int64($0[0]!)! }
         let load = QueryLoad(client: client, ids: ids)
-        try await Task.sleep(for: .seconds(1))  // the load runs before the fault too (a loaded machine answers slowly after it)
+        await load.waitForAnswers(10)  // the load runs before the fault too
+        let early = load.answeredSoFar
         // The job's writes are held (a lock on the shards' ledger) from its start until the worker
         // is dead, so the kill always lands while the job runs, however loaded the machine: a small
         // job could otherwise finish before a poll saw it running.
@@ -165,10 +192,12 @@ struct RescoringTests {
         let status = try await Self.waitForBalance(client, workers: 1)
         #expect(status.workers.map(\.name) == ["worker-2"])
         #expect(status.unassignedShards == 0)
-        let (answered, failed) = await load.finish(atLeast: 51)
+        let (_, failed, late) = await load.finish(answering: 20)
+        print("query load: \(load.summary)")
         // Without standbys the lost shards are unavailable until reloaded: said so, never an error.
         #expect(failed.allSatisfy { $0.contains("unavailable") && $0.contains("no ready worker") }, "\(failed.filter { !$0.contains("unavailable") }.prefix(3))")
-        #expect(answered > 50)
+        // Answered before the fault and again once the cluster settled on the survivor.
+        #expect(early >= 10 && late >= 20, "answered \(early) before, \(late) after: \(load.summary)")
         let after = try await Self.scores(client, ids)
         #expect(after.count == ids.count && after.values.allSatisfy { $0.node == "worker-2" })
         await client.close()
@@ -179,47 +208,86 @@ struct RescoringTests {
         private final class Flags: Sendable {
             let stopped = Atomic<Bool>(false)
             let answered = Atomic<Int>(0)
+            let asked = Atomic<Int>(0)
+            let slowestMilliseconds = Atomic<Int>(0)
+            /// Queries that took over a second: when they were sent (ms into the load), which way,
+            /// how long they took and how they ended.
+            let slow = Mutex<[String]>([])
         }
         private let flags = Flags()
+        private let started = ContinuousClock.now
         private let task: Task<(answered: Int, failed: [String]), Never>
 
         init(client: ClusterClient, ids: [Int64]) {
             let flags = flags
+            let begin = started
             task = Task {
                 var answered = 0, failed: [String] = []
                 var i = 0
                 while !flags.stopped.load(ordering: .relaxed) {
                     let id = ids[i % ids.count]
+                    let sent = ContinuousClock.now
+                    var outcome = ""
                     // Alternately straight to the shard's node (cached map) and through the coordinator.
                     do {
                         let answer = i % 2 == 0 ? try await client.score(id) : try await client.coordinator.score(id)
                         if case .found(let s) = answer, s.subscriberID == id {
                             answered += 1
                             flags.answered.store(answered, ordering: .relaxed)
+                            outcome = "answered"
                         } else {
-                            failed.append("\(id): \(answer)")
+                            outcome = "\(id): \(answer)"
+                            failed.append(outcome)
                         }
                     } catch {
-                        failed.append("\(id): \(error)")
+                        outcome = "\(id): \(error)"
+                        failed.append(outcome)
+                    }
+                    let took = ContinuousClock.now - sent
+                    let ms = Int(took.components.seconds * 1000 + took.components.attoseconds / 1_000_000_000_000_000)
+                    if ms > flags.slowestMilliseconds.load(ordering: .relaxed) { flags.slowestMilliseconds.store(ms, ordering: .relaxed) }
+                    if ms > 1000 {
+                        let at = sent - begin
+                        let note = "at \(at.components.seconds) s \(i % 2 == 0 ? "direct" : "via coordinator") \(ms) ms: "
+                            + outcome.prefix(200)
+                        flags.slow.withLock { if $0.count < 40 { $0.append(note) } }
                     }
                     i += 1
+                    flags.asked.store(i, ordering: .relaxed)
                     try? await Task.sleep(for: .milliseconds(4))
                 }
                 return (answered, failed)
             }
         }
 
-        /// Goes on until at least `answers` queries were answered in all (or `timeout` passed: a
-        /// loaded machine runs the fault faster or slower than the queries, so the count is not
-        /// a measure of time), then stops after the query under way (none is cancelled) and
-        /// returns the counts.
-        func finish(atLeast answers: Int = 0, timeout: Duration = .seconds(120)) async -> (answered: Int, failed: [String]) {
+        /// What the load did so far (for a failed expectation's message).
+        var summary: String {
+            "\(flags.asked.load(ordering: .relaxed)) queries in \(ContinuousClock.now - started), \(flags.answered.load(ordering: .relaxed)) answered, "
+                + "the slowest took \(flags.slowestMilliseconds.load(ordering: .relaxed)) ms; over a second: "
+                + flags.slow.withLock { $0.joined(separator: "; ") }
+        }
+
+        /// Queries answered so far.
+        var answeredSoFar: Int { flags.answered.load(ordering: .relaxed) }
+
+        /// Waits until the load has had `answers` answers so far (at most `timeout`).
+        func waitForAnswers(_ answers: Int, timeout: Duration = .seconds(120)) async {
             let deadline = ContinuousClock.now + timeout
-            while flags.answered.load(ordering: .relaxed) < answers, ContinuousClock.now < deadline {
-                try? await Task.sleep(for: .milliseconds(50))
+            while answeredSoFar < answers, ContinuousClock.now < deadline, !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(20))
             }
+        }
+
+        /// Goes on until `more` further queries were answered from now (or `timeout` passed: how
+        /// fast a loaded machine answers is no measure of the cluster, so no count is asked of a
+        /// span of time), then stops after the query under way (none is cancelled) and returns
+        /// the counts in all and how many were answered from now on.
+        func finish(answering more: Int = 0, timeout: Duration = .seconds(300)) async -> (answered: Int, failed: [String], late: Int) {
+            let mark = answeredSoFar
+            await waitForAnswers(mark + more, timeout: timeout)
             flags.stopped.store(true, ordering: .relaxed)
-            return await task.value
+            let (answered, failed) = await task.value
+            return (answered, failed, answered - mark)
         }
     }
 
@@ -240,7 +308,8 @@ struct RescoringTests {
         let epochBefore = try await client.coordinator.status().epoch
         let before = try await Self.scores(client, ids.prefix(200))
         let load = QueryLoad(client: client, ids: ids)
-        try await Task.sleep(for: .milliseconds(300))
+        await load.waitForAnswers(10)
+        let early = load.answeredSoFar
 
         // Join: the newcomer takes its fair share while queries go on; its shards' profiles are
         // streamed from their old owners, and answer exactly as before.
@@ -271,19 +340,21 @@ struct RescoringTests {
         #expect(afterStop.workers.first?.shards == 128 && afterStop.workers.first?.subscribers == n)
         #expect(try await Self.waitUntilExited(cluster, "worker-2"))
         #expect(cluster.exitStatus("worker-2") == 0, "a worker stopped with SIGTERM exits cleanly")
-        try await Task.sleep(for: .milliseconds(300))
-
-        let (answered, failed) = await load.finish(atLeast: 101)
+        let (_, failed, late) = await load.finish(answering: 20)
+        print("query load: \(load.summary)")
         #expect(failed.isEmpty, "\(failed.count) failed queries, e.g. \(failed.prefix(3))")
-        #expect(answered > 100)
+        #expect(early >= 10 && late >= 20, "answered \(early) before, \(late) after: \(load.summary)")
         await client.close()
     }
 
     /// Live scores of `ids` with the node that answered.
     static func scores(_ client: ClusterClient, _ ids: some Sequence<Int64>) async throws -> [Int64: (probability: Double, node: String)] {
         var out: [Int64: (probability: Double, node: String)] = [:]
+        let deadline = ContinuousClock.now + .seconds(300)
         for id in ids {
-            guard case .found(let s) = try await client.score(id) else { throw ClusterError("subscriber \(id) was not answered") }
+            guard ContinuousClock.now < deadline else { throw ClusterError("\(out.count) subscribers answered in 300 s; the rest were not asked") }
+            let answer = try await client.score(id)
+            guard case .found(let s) = answer else { throw ClusterError("subscriber \(id) was not answered: \(answer)") }
             out[id] = (s.probability, s.node)
         }
         return out
@@ -304,6 +375,8 @@ struct RescoringTests {
         let ids = try db.query("SELECT subscriber_id FROM subscriber_profiles ORDER BY random() LIMIT 500").rows.map { Int64($0[0]!)! }
         let before = try await Self.scores(client, ids.prefix(100))
         let load = QueryLoad(client: client, ids: ids)
+        await load.waitForAnswers(10)
+        let early = load.answeredSoFar
         let id = try await client.coordinator.startRescore()
         let atKill = try await Self.waitForJob(client, id) { $0.shardsDone >= 10 || $0.state != .running }
         kill(try #require(cluster.pid("worker-1")), SIGKILL)
@@ -316,10 +389,10 @@ struct RescoringTests {
         #expect(survivor > 64, "worker-2 scored \(survivor) of 128 shards (it owned 64 when the job started): its standbys took over mid-job")
         let status = try await Self.waitForBalance(client, workers: 1)
         #expect(status.workers.first?.shards == 128 && status.workers.first?.subscribers == n)
-        try await Task.sleep(for: .milliseconds(300))
-        let (answered, failed) = await load.finish(atLeast: 51)
+        let (_, failed, late) = await load.finish(answering: 20)
+        print("query load: \(load.summary)")
         #expect(failed.isEmpty, "\(failed.count) failed queries, e.g. \(failed.prefix(3))")
-        #expect(answered > 50)
+        #expect(early >= 10 && late >= 20, "answered \(early) before, \(late) after: \(load.summary)")
         // The standby copies answer exactly as the lost owner did.
         let after = try await Self.scores(client, ids.prefix(100))
         #expect(after.mapValues(\.probability) == before.mapValues(\.probability))

@@ -141,7 +141,7 @@ check("GET", "/dashboard.css", 200)
 
 # Nothing without a token: every protected route answers 401 with a WWW-Authenticate challenge.
 for method, path in [("GET", "/v1/cluster"), ("GET", f"/v1/subscribers/{subscriber}/score"), ("POST", "/v1/scores:batch"),
-                     ("GET", "/v1/jobs"), ("POST", "/v1/jobs"), ("GET", "/v1/jobs/1"), ("GET", "/v1/jobs/1/summary"),
+                     ("GET", "/v1/jobs"), ("POST", "/v1/jobs"), ("GET", "/v1/jobs/1"), ("GET", "/v1/jobs/1/summary"), ("GET", "/v1/jobs/1/drift"),
                      ("GET", "/v1/stream"), ("POST", f"/v1/nodes/{drain_target}:drain"), ("GET", "/v1/tokens"),
                      ("POST", "/v1/tokens"), ("POST", "/v1/tokens/x:revoke"), ("POST", "/v1/events"),
                      ("POST", "/v1/campaigns/runs"), ("GET", "/v1/campaigns/runs/1/report"), ("GET", "/v1/campaigns/runs/1/actions.csv?channel=sms"),
@@ -217,6 +217,19 @@ if published is None:
 check("GET", "/v1/jobs?limit=0", 400, token=reader, problem_type="invalid-parameter", field="limit")
 check("GET", f"/v1/jobs/{published}", 200, token=reader)
 check("GET", "/v1/jobs/987654", 404, token=reader, problem_type="unknown-job")
+# The published job's drift (measured just after publication: it may take a moment). It is the
+# model version's first job, so it took the reference: every PSI is 0.
+for _ in range(120):
+    status, _, _ = request("GET", f"/v1/jobs/{published}/drift", token=reader)
+    if status != 409:
+        break
+    time.sleep(0.5)
+_, drift = check("GET", f"/v1/jobs/{published}/drift", 200, token=reader)
+if drift["job_id"] != published or drift["reference_job_id"] != published or not drift["features"]:
+    fail(f"drift: {drift}")
+if any(f["psi"] != 0 or f["level"] != "stable" for f in drift["features"]) or "(score)" not in [f["feature"] for f in drift["features"]]:
+    fail(f"drift of the reference job: {drift['features'][:3]}")
+check("GET", "/v1/jobs/987654/drift", 404, token=reader, problem_type="unknown-job")
 _, summary = check("GET", f"/v1/jobs/{published}/summary", 200, token=reader)
 if sum(summary["histogram"]) != summary["subscribers"] or sum(summary["per_band"].values()) != summary["subscribers"]:
     fail("summary: histogram or bands do not add up to the subscribers")

@@ -10,7 +10,7 @@ import Glibc
 
 /// Real `churngrid` processes on 127.0.0.1 calling each other (and this test process) through
 /// ChurnGrid's actor system over libzmq.
-@Suite("Distributed calls between processes", .serialized)
+@Suite("Distributed calls between processes", .serialized, .timeLimit(.minutes(10)))
 struct ClusterCallTests {
     @Test("calls go both ways across three processes, with bulk payloads and typed remote errors")
     func callsAcrossProcesses() async throws {

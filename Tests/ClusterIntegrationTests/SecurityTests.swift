@@ -11,7 +11,7 @@ import Glibc
 
 /// Per-node CURVE keys, authorized keys with roles, names bound to keys, replies bound to links:
 /// real `churngrid` processes and real libzmq sockets.
-@Suite("Authentication and authorization between processes", .serialized)
+@Suite("Authentication and authorization between processes", .serialized, .timeLimit(.minutes(10)))
 struct SecurityTests {
     /// A folder of key files for one test.
     struct Keys {

@@ -17,7 +17,9 @@ public final class ChildProcess: @unchecked Sendable {
     /// Starts `executable` with `arguments`.
     public init(_ executable: String, _ arguments: [String], logPath: String) throws {
         var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw ChildError("pipe failed: \(errno)") }
+        // Close-on-exec from the start: a process another test spawns meanwhile must not inherit
+        // the write end (this child would then never see end of file). dup2 onto 0 clears it there.
+        guard closeOnExecPipe(&fds) == 0 else { throw ChildError("pipe failed: \(errno)") }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -34,7 +36,6 @@ public final class ChildProcess: @unchecked Sendable {
             close(fds[1])
             throw ChildError("cannot start \(executable): error \(rc)")
         }
-        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
         pid = child
         stdinWrite = fds[1]
         self.logPath = logPath

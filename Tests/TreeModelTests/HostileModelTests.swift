@@ -192,7 +192,7 @@ struct HostileModelTests {
                                  featureNames: (0..<6).map { "f\($0)" }, featureTypes: nil, baseMargin: 0, baseScore: 0,
                                  trees: [tree, CompileLimitTests.completeTree(depth: 3)], accumulation: .float64)
         let forest = try CompiledForest(model)
-        let recurrences = TreeExplainer(model)
+        let recurrences = TreeExplainer(model, linear: false)
         let quadrature = TreeExplainer(model, quadrature: true)
         for _ in 0..<20 {
             let row = (0..<6).map { _ in rng.next() % 10 == 0 ? Float.nan : Float(rng.next() % 120) / 100 }

@@ -105,7 +105,7 @@ extension CoordinatorActor {
         logger.info("campaign run started", metadata: ["campaign": "\(campaign.name)", "job": "\(published.id)", "offers": "\(campaign.offers.count)"])
 
         // First pass: the distribution of values if retained → the tiers' cut values.
-        let histograms = try await campaignPass(what: "values") { actor in
+        let histograms = try await everyShardPass(what: "values") { actor in
             try ValueHistogram(encodedBytes: try await actor.campaignValues(CLVWire(clv)).elements)
         }
         var merged = ValueHistogram()
@@ -115,7 +115,7 @@ extension CoordinatorActor {
         // Second pass: every shard's candidates.
         let request = CampaignDecisionRequest(campaign: request.config.elements, source: request.source, clv: CLVWire(clv), cuts: tiers.cuts)
         let shardCount = shardCount, version = model.version
-        let parts = try await campaignPass(what: "candidates") { actor in try await actor.campaignCandidates(request) }
+        let parts = try await everyShardPass(what: "candidates") { actor in try await actor.campaignCandidates(request) }
         var scanned = 0, inCell = 0
         for (shard, part) in parts {
             guard part.shard == shard, part.modelVersion == version,
@@ -230,7 +230,9 @@ extension CoordinatorActor {
 
     /// One call per shard to its ready owner, `campaignCallsPerWorker` per worker at a time; a
     /// shard whose call fails is asked again (its owner may have changed) up to three times.
-    private func campaignPass<T: Sendable>(what: String, _ call: @escaping @Sendable (ShardActor) async throws -> T) async throws -> [(Int, T)] {
+    func everyShardPass<T: Sendable>(what: String, of owner: String = "campaign",
+                                     otherwise: String = "nothing was written — run it again once `churngrid status` shows every shard ready",
+                                     _ call: @escaping @Sendable (ShardActor) async throws -> T) async throws -> [(Int, T)] {
         var results: [Int: T] = [:]
         var failures: [Int: String] = [:]
         for attempt in 0..<3 {
@@ -274,13 +276,13 @@ extension CoordinatorActor {
                 }
             }
             if !failures.isEmpty {
-                logger.warning("campaign pass: some shards did not answer; asking again", metadata: ["pass": "\(what)", "shards": "\(failures.count)", "attempt": "\(attempt + 1)"])
+                logger.warning("\(owner) pass: some shards did not answer; asking again", metadata: ["pass": "\(what)", "shards": "\(failures.count)", "attempt": "\(attempt + 1)"])
             }
         }
         let missing = (0..<shardCount).filter { results[$0] == nil }
         guard missing.isEmpty else {
             let why = missing.prefix(3).map { "shard \($0): \(failures[$0] ?? "no ready worker")" }.joined(separator: "; ")
-            throw ClusterError("the campaign's \(what) pass could not reach \(missing.count) shards (\(why)); nothing was written — run it again once `churngrid status` shows every shard ready")
+            throw ClusterError("the \(owner)'s \(what) pass could not reach \(missing.count) shards (\(why)); \(otherwise)")
         }
         return results.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }

@@ -1,4 +1,5 @@
 import Postgres
+import ProfileDatabase
 import SubscriberEvents
 
 /// An event as the log holds it.
@@ -42,6 +43,10 @@ enum EventLog {
         // Never the events a load from PostgreSQL would still replay (received after the newest
         // profile snapshot).
         if let asOf = try profilesAsOf(c) { cutoff = min(cutoff, Int(asOf / 86_400_000) - 1) }
+        // Nor those a load from a profile snapshot would replay (received after it was taken, so
+        // at most the allowed lateness older): snapshots that old are deleted first — their shards
+        // load from subscriber_profiles instead.
+        try ProfileSnapshotStore.dropTaken(before: cutoff + WindowedState.allowedLatenessDays + 2, c)
         try c.execute("SET lock_timeout TO '5s'")
         defer { try? c.execute("SET lock_timeout TO 0") }
         let rows = try c.query("""

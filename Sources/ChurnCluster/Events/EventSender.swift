@@ -63,7 +63,12 @@ struct EventSender {
                         group.addTask {
                             do {
                                 let worker = try WorkerActor.resolve(id: ActorID(node: node, name: WorkerActor.name), using: system)
-                                return (part, .success(try await worker.ingest(batch)))
+                                // A slow acknowledgement (a loaded worker or database) is waited for
+                                // up to the send's deadline rather than the default call timeout:
+                                // resending it would only come back a duplicate. A dead worker still
+                                // fails the call as soon as the transport finds it unreachable.
+                                let wait = max(end - ContinuousClock.now, .seconds(1))
+                                return (part, .success(try await ClusterActorSystem.$callTimeout.withValue(wait) { try await worker.ingest(batch) }))
                             } catch {
                                 return (part, .failure(error))
                             }

@@ -33,11 +33,13 @@ public final class LocalCluster: @unchecked Sendable {
     ///   - coordinatorOptions: further options of `churngrid coordinator` (`--standbys`, `--handoff postgres`).
     ///   - keyDirectory: with a folder, the cluster runs with CURVE: a key per node and an admin
     ///     key "demo" for clients are written there with the authorized-keys file.
+    ///   - waitForReady: false returns once the processes run (a `--min-workers` start waits for more).
     ///   - coordinators: with more than one, "coordinator" leads (it starts first) and
     ///     "coordinator-2", … stand by on the same database; workers and clients know them all.
     public static func start(executable: String, postgresURL: String, model: String, workers: Int, threads: Int,
                              shards: Int = 1024, coordinatorOptions: [String] = [], keyDirectory: String? = nil,
-                             coordinators: Int = 1, workerOptions: [String] = [], logDirectory: String, logger: Logger) async throws -> LocalCluster {
+                             coordinators: Int = 1, workerOptions: [String] = [], logDirectory: String, logger: Logger,
+                             waitForReady: Bool = true) async throws -> LocalCluster {
         try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
         let cluster = LocalCluster(executable: executable, logDirectory: logDirectory)
         cluster.postgresURL = postgresURL
@@ -57,7 +59,7 @@ public final class LocalCluster: @unchecked Sendable {
             for i in 1...max(1, workers) {
                 try cluster.spawn(executable, "worker-\(i)", cluster.workerArguments("worker-\(i)", threads: threads))
             }
-            try await cluster.waitUntilReady(workers: max(1, workers), logger: logger)
+            if waitForReady { try await cluster.waitUntilReady(workers: max(1, workers), logger: logger) }
             return cluster
         } catch {
             cluster.stop()

@@ -37,7 +37,11 @@ public struct ClusterClient: Sendable {
     /// commas (a leader and its standbys; the first whose coordinator answers leads). The client
     /// opens no listening socket: answers come back on the connections it opens, so it works from
     /// another host and behind NAT.
-    public static func connect(_ endpoints: String, credentials: Credentials? = nil, logger: Logger) async throws -> ClusterClient {
+    ///
+    /// Live queries made concurrently through one client are coalesced: those for one worker
+    /// share batch calls (`LookupCoalescing`), up to `batchesInFlight` of them on the wire per
+    /// worker at once; a single query at a time goes alone, without waiting for a timer.
+    public static func connect(_ endpoints: String, credentials: Credentials? = nil, batchesInFlight: Int = 4, logger: Logger) async throws -> ClusterClient {
         let list = endpoints.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard !list.isEmpty else { throw ClusterError("no coordinator endpoint given") }
         var configuration = ClusterActorSystem.Configuration(name: credentials?.key.name ?? "client", listen: nil, logger: logger)
@@ -46,7 +50,7 @@ public struct ClusterClient: Sendable {
         let system = try await ClusterActorSystem(configuration)
         do {
             let leader = try await findLeader(list, credentials: credentials, system: system)
-            return ClusterClient(system: system, coordinator: leader, endpoints: list, credentials: credentials)
+            return ClusterClient(system: system, coordinator: leader, endpoints: list, credentials: credentials, batchesInFlight: batchesInFlight)
         } catch {
             await system.shutdown()
             throw error
@@ -90,12 +94,12 @@ public struct ClusterClient: Sendable {
     private let endpoints: [String]
     private let credentials: Credentials?
 
-    private init(system: ClusterActorSystem, coordinator: CoordinatorActor, endpoints: [String], credentials: Credentials?) {
+    private init(system: ClusterActorSystem, coordinator: CoordinatorActor, endpoints: [String], credentials: Credentials?, batchesInFlight: Int) {
         self.system = system
         self.coordinator = coordinator
         self.endpoints = endpoints
         self.credentials = credentials
-        router = ScoreRouter(system: system, coordinator: coordinator)
+        router = ScoreRouter(system: system, coordinator: coordinator, coalesce: true, batchesInFlight: batchesInFlight)
     }
 
     /// A router over the coordinator that leads now (after a restart or a takeover the one this
@@ -109,6 +113,21 @@ public struct ClusterClient: Sendable {
     public func score(_ subscriberID: Int64, explain: ExplainMode = .approx) async throws -> ScoreLookup {
         try await router.score(subscriberID, explain: explain)
     }
+
+    /// Starts one live query without waiting for it; `done` is called exactly once with how it
+    /// ended (see `ScoreRouter.submit`). Fetch the routing table first (`prepareRouting`) so the
+    /// first queries need not each ask the coordinator for it.
+    public func submit(_ subscriberID: Int64, explain: ExplainMode = .approx, _ done: @escaping @Sendable (ScoreRouter.Outcome) -> Void) {
+        router.submit(subscriberID, explain: explain, done)
+    }
+
+    /// Fetches and caches the shard map.
+    public func prepareRouting() async throws {
+        _ = try await router.routing()
+    }
+
+    /// Coalesced batch calls sent so far and the queries they carried.
+    public var coalescingCounts: (calls: Int, queries: Int) { router.coalescingCounts }
 
     /// Many subscribers' live scores, one call per worker.
     public func scores(_ ids: [Int64], explain: ExplainMode = .approx) async throws -> BatchAnswer {

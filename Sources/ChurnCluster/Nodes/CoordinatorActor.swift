@@ -60,6 +60,9 @@ public distributed actor CoordinatorActor {
         /// Days contacts and campaign runs (with their actions) are kept (`--contact-retention-days`):
         /// at least the longest contact-policy window of any campaign, or its caps stop counting.
         public var contactRetentionDays = 400
+        /// Workers to wait for before shards are first placed (`--min-workers`; 1: place at once);
+        /// see `StartGate`.
+        public var minWorkers = 1
 
         public init() {}
     }
@@ -119,6 +122,11 @@ public distributed actor CoordinatorActor {
     private var membershipBusy = false
     /// A campaign run is deciding (one at a time: each reads the contacts the previous one wrote).
     var campaignBusy = false
+    /// The last job's drift (`CoordinatorDrift`), and whether the stored one was read at start.
+    var lastDrift: DriftReport?
+    var driftLoaded = false
+    /// The last queued drift measurement (each waits for the one before).
+    var driftTail: Task<Void, Never>?
     private var membershipWaiters: [CheckedContinuation<Void, Never>] = []
     /// Workers of the map a previous coordinator saved that have not registered again yet.
     private var awaited: Set<String>
@@ -128,6 +136,8 @@ public distributed actor CoordinatorActor {
     /// then measured from what the workers hold.
     private var shardBytes: Int
     private var shardBytesMeasured: ContinuousClock.Instant?
+    /// Whether shards may be placed yet (`--min-workers`).
+    var startGate: StartGate
 
     /// - Parameter saved: the shard map a previous coordinator left (its owners are waited for
     ///   for `settings.rejoinGrace`); `map` starts with no owner.
@@ -147,6 +157,7 @@ public distributed actor CoordinatorActor {
         self.logger = logger
         awaited = Set((saved?.owners ?? []).compactMap { $0 })
         rejoinDeadline = .now + settings.rejoinGrace
+        startGate = StartGate(minWorkers: settings.minWorkers)
     }
 
     // MARK: Membership
@@ -184,7 +195,10 @@ public distributed actor CoordinatorActor {
         awaited.remove(node.name)
         logger.info("worker joined", metadata: ["worker": "\(node)"])
         let holdings = try await adopt(from: member)
-        if !awaited.isEmpty && ContinuousClock.now < rejoinDeadline {
+        if case .wait = gateRegistered(node.name, holdings: holdings) {
+            // --min-workers: nothing is placed before enough workers are here (each shard is then
+            // loaded once, on its final owner).
+        } else if !awaited.isEmpty && ContinuousClock.now < rejoinDeadline {
             // After a restart: the other workers of the saved map still hold their shards.
             logger.notice("waiting for the saved map's workers to register again before moving their shards",
                           metadata: ["waiting": "\(awaited.sorted())", "until": "\(rejoinDeadline - .now)"])
@@ -258,6 +272,7 @@ public distributed actor CoordinatorActor {
         guard let (name, _) = members.first(where: { $0.value.node.endpoint == endpoint && $0.value.node.publicKey == publicKey }) else { return }
         logger.error("worker lost", metadata: ["worker": "\(name)", "reason": "\(reason)"])
         members[name] = nil
+        gateLeft(name)
         for s in map.shards(of: name) { ready.remove(s) }
         await promoteStandbys(replacing: name)
         do {
@@ -315,6 +330,7 @@ public distributed actor CoordinatorActor {
     /// and the old holders release their roles (calls still addressed there fail as "not found"
     /// and are redirected). Shards whose owner changes go first; standby placements after.
     private func rebalance() async throws {
+        guard startGate.isOpen else { return }  // --min-workers: nothing is placed before enough workers are here
         let start = ContinuousClock.now
         var ownersMoved = 0, standbysPlaced = 0, steps = 0
         defer { moving = 0 }
@@ -502,6 +518,7 @@ public distributed actor CoordinatorActor {
         defer { draining.remove(name) }
         try await rebalance()
         members[name] = nil
+        gateLeft(name)
         drained.insert(name)
         logger.notice("worker drained; it leaves", metadata: ["worker": "\(name)", "moved": "\(shards)"])
         try? await ClusterActorSystem.$callTimeout.withValue(.seconds(5)) { try await member.actor.leave(term: term) }
@@ -609,9 +626,15 @@ public distributed actor CoordinatorActor {
 
     // MARK: Jobs
 
-    /// Starts rescoring the whole base (refused while a job runs).
+    /// Starts rescoring the whole base with top-3 reasons for everyone (refused while a job runs).
     /// - Returns: the job id.
     public distributed func startRescore() async throws -> Int64 {
+        try await startRescore(.standard)
+    }
+
+    /// Starts rescoring the whole base with the reasons `options` asks for (refused while a job runs).
+    /// - Returns: the job id.
+    public distributed func startRescore(_ options: RescoreOptions) async throws -> Int64 {
         if !awaited.isEmpty {
             // Just started (or took over): the saved map's workers are registering again; the job
             // waits for them a little rather than being refused or running on part of the cluster.
@@ -621,6 +644,7 @@ public distributed actor CoordinatorActor {
         if let run, run.status.state == .running {
             throw ClusterError("job \(run.status.id) is still running (\(run.status.shardsDone)/\(run.status.shardCount) shards)")
         }
+        if let refusal = startGate.refusal { throw ClusterError(refusal) }
         guard !members.isEmpty else { throw ClusterError("no workers have joined yet") }
         await writeUnrecordedFailures()
         let id: Int64
@@ -632,9 +656,10 @@ public distributed actor CoordinatorActor {
         }
         run = Run(status: JobStatus(id: id, state: .running, modelVersion: model.version, shardsDone: 0, shardCount: map.shardCount,
                                     subscribers: 0, seconds: 0, retries: 0, error: nil), started: .now)
-        logger.info("rescoring started", metadata: ["job": "\(id)", "shards": "\(map.shardCount)", "model": "\(model.version)"])
+        logger.info("rescoring started", metadata: ["job": "\(id)", "shards": "\(map.shardCount)", "model": "\(model.version)",
+                                                    "reasons": "\(options.reasons)", "explain_method": "\(options.method)"])
         await audit(ClusterActorSystem.caller, action: "rescore", target: "job \(id)", outcome: "started")
-        Task { await self.execute(job: id) }
+        Task { await self.execute(job: id, options: options) }
         return id
     }
 
@@ -644,6 +669,13 @@ public distributed actor CoordinatorActor {
     public distributed func job(id: Int64) async throws -> JobStatus? {
         if let status = job(), status.id == id { return status }
         return try await database.jobStatus(id)
+    }
+
+    /// Where the time of job `id` went (`JobTimeline`), once it has ended on this coordinator;
+    /// nil for a job it did not run or that is still running.
+    public distributed func jobTimeline(id: Int64) -> JobTimeline? {
+        guard let status = run?.status, status.id == id, status.state != .running else { return nil }
+        return status.timeline
     }
 
     /// The current or last job.
@@ -664,7 +696,7 @@ public distributed actor CoordinatorActor {
     /// its scores written by one of the database's writer connections while the workers go on
     /// scoring, retries, stragglers, deadlines); this carries its actions out and feeds the
     /// outcomes back, with a tick every 200 ms.
-    private func execute(job id: Int64) async {
+    private func execute(job id: Int64, options: RescoreOptions) async {
         var settings = JobRun.Settings()
         settings.attemptsPerShard = self.settings.attemptsPerShard
         settings.shardsInFlightPerWorker = self.settings.shardsInFlightPerWorker
@@ -674,14 +706,16 @@ public distributed actor CoordinatorActor {
         settings.unownedShardDeadline = self.settings.unownedShardDeadline
         settings.stragglerDeadline = self.settings.stragglerDeadline
         var job = JobRun(shardCount: map.shardCount, settings: settings)
+        var clock = JobTimekeeper(start: run?.started ?? .now)
         let (failure, summary) = await withTaskGroup(of: JobRun.Event.self) { group -> (String?, JobSummary) in
             var actions = job.start(now: .now, placement: jobPlacement())
             var ticking = false
             while true {
                 for action in actions {
+                    clock.acted(action, now: .now)
                     switch action {
                     case .score(let shard, let node, let role):
-                        startScoring(shard, on: node, role: role, in: &group)
+                        startScoring(shard, on: node, role: role, options: options, in: &group)
                     case .write(let connection, let entries):
                         let database = database
                         let clv = self.settings.clv
@@ -714,6 +748,7 @@ public distributed actor CoordinatorActor {
                     }
                 }
                 guard let event = await group.next() else { return ("the job's tasks ended unexpectedly", job.summary) }
+                clock.happened(event, now: .now)
                 if case .tick = event { ticking = false }
                 if case .writeFailed(_, .leaseLost(let reason)) = event { lease.lost(LeaseLost(term: term, current: nil, reason: reason)) }
                 actions = job.handle(event, now: .now, placement: jobPlacement())
@@ -726,18 +761,21 @@ public distributed actor CoordinatorActor {
                 }
             }
         }
-        await finish(job: id, failure: failure, summary: summary)
+        await finish(job: id, failure: failure, summary: summary, clock: clock)
     }
 
     /// Calls `rescore` on the shard's actor in `role` on `node`; checks the answer is for the shard,
     /// with the cluster's model, and only that shard's subscribers.
-    private func startScoring(_ shard: Int, on node: String, role: ShardRole, in group: inout TaskGroup<JobRun.Event>) {
+    private func startScoring(_ shard: Int, on node: String, role: ShardRole, options: RescoreOptions, in group: inout TaskGroup<JobRun.Event>) {
         let timeout = settings.rescoreTimeout, modelVersion = model.version, shardCount = map.shardCount
         let shardActor = members[node].flatMap { try? ShardActor.resolve(shard: shard, role: role, on: $0.node, using: actorSystem) }
         group.addTask {
             do {
                 guard let shardActor else { throw ClusterError("cannot address shard \(shard) on \(node)") }
-                let scores = try await ClusterActorSystem.$callTimeout.withValue(timeout) { try await shardActor.rescore() }
+                let scores = try await ClusterActorSystem.$callTimeout.withValue(timeout) {
+                    // The standard job through the method every worker version answers.
+                    options == .standard ? try await shardActor.rescore() : try await shardActor.rescore(options)
+                }
                 guard scores.shard == shard, scores.modelVersion == modelVersion,
                       scores.ids.elements.allSatisfy({ ShardKey.shard(of: $0, shardCount: shardCount) == shard }) else {
                     throw ClusterError("\(node) answered for shard \(scores.shard) with model \(scores.modelVersion) and subscribers of other shards, asked for shard \(shard) with \(modelVersion)")
@@ -785,7 +823,18 @@ public distributed actor CoordinatorActor {
         }
     }
 
-    private func finish(job id: Int64, failure: String?, summary: JobSummary) async {
+    private func finish(job id: Int64, failure: String?, summary: JobSummary, clock: JobTimekeeper) async {
+        var clock = clock
+        var publishing: ContinuousClock.Instant?
+        defer {
+            clock.ended(publishing: publishing, now: .now)
+            let t = clock.timeline
+            if run?.status.id == id { run?.status.timeline = t }
+            logger.info("job timeline", metadata: [
+                "job": "\(id)", "scoring_ended_s": "\(t.scoringEnded)", "writing_ended_s": "\(t.writingEnded)",
+                "publish_s": "\(t.publish)", "total_s": "\(t.total)", "shard_calls_s": "\(t.shardCalls)",
+                "write_busy_s": "\(t.writeBusy)", "writes": "\(t.writes)"])
+        }
         if let failure {
             run?.status.state = .failed
             run?.status.error = failure
@@ -793,9 +842,11 @@ public distributed actor CoordinatorActor {
             await recordFailure(job: id, reason: failure)
         } else {
             do {
+                publishing = .now
                 try await publishWaitingForTheDatabase(job: id, summary: summary)
                 run?.status.state = .completed
                 logger.info("rescoring completed and published", metadata: ["job": "\(id)"])
+                queueDriftMeasurement(job: id, scoreHistogram: summary.histogram.map { Int64($0) })
             } catch {
                 run?.status.state = .failed
                 run?.status.error = "publishing failed: \(error)"
@@ -874,6 +925,7 @@ public distributed actor CoordinatorActor {
     /// the call was under way (the old owner released it) is asked again at its new owner.
     public distributed func score(_ subscriberID: Int64) async throws -> ScoreLookup {
         let shard = map.shard(of: subscriberID)
+        if let refusal = startGate.refusal { return .unavailable(shard: shard, reason: refusal) }
         var attempt = 0
         while true {
             guard let owner = map.owners[shard], ready.contains(shard), let member = members[owner] else {
@@ -933,7 +985,15 @@ public distributed actor CoordinatorActor {
         return ClusterStatus(coordinator: "\(actorSystem.node)", shardCount: map.shardCount, epoch: map.epoch, modelVersion: model.version,
                              unassignedShards: map.shardCount - ready.count,
                              movingShards: moves != movesBefore || movingBefore > 0 ? max(1, moving, movingBefore) : moving,
-                             workers: workers, silentWorkers: silent, job: job())
+                             workers: workers, silentWorkers: silent, job: job(), starting: startGate.waiting,
+                             shardLoads: await shardLoads(), drift: await latestDrift())
+    }
+
+    /// Job `job`'s drift against its model version's reference (0: the last job measured); nil
+    /// when none was measured.
+    public distributed func drift(job: Int64) async throws -> DriftReport? {
+        if job == 0 { return await latestDrift() }
+        return try await database.drift(job: job)
     }
 }
 
@@ -944,10 +1004,13 @@ extension CoordinatorActor: AccessControlled {
         "heartbeat(worker:)": [.worker],
         "drain(_:)": [.admin, .worker],  // a worker only itself (checked in the method)
         "startRescore()": Role.operators,
+        "jobTimeline(id:)": Role.readers,
+        "startRescore(_:)": Role.operators,
         "nodes()": Role.readers,
         "routing()": Role.readers,
         "job()": Role.readers,
         "job(id:)": Role.readers,
+        "drift(job:)": Role.readers,
         "score(_:)": Role.readers,
         "shardMap()": Role.readers,
         "status()": Role.readers,
@@ -958,6 +1021,7 @@ extension CoordinatorActor: AccessControlled {
         "exportCampaign(run:channel:)": Role.operators,
         "campaignReport(run:windowDays:)": Role.operators,
         "importOutcomes(_:)": Role.operators,
+        "snapshotProfiles()": Role.operators,
     ]
 }
 

@@ -111,6 +111,9 @@ public struct ShardState: Sendable, WireCodable {
     /// The shard's event state (its sequence number, windowed buckets, cool-downs), from a sender
     /// that has one; a receiver replays the log beyond it.
     var events: ShardEventSnapshot?
+    /// The generation of `subscriber_profiles` the profiles descend from (0: unknown); see
+    /// `ProfileSnapshotStore`.
+    var profileGeneration: Int64 = 0
 
     public init(shard: Int, featureCount: Int, ids: [Int64], values: [Float]) {
         self.shard = shard
@@ -119,11 +122,12 @@ public struct ShardState: Sendable, WireCodable {
         self.values = BulkArray(values)
     }
 
-    public func encode(to w: inout WireWriter) { w.write(shard); w.write(featureCount); w.write(ids); w.write(values); w.write(events) }
+    public func encode(to w: inout WireWriter) { w.write(shard); w.write(featureCount); w.write(ids); w.write(values); w.write(events); w.write(profileGeneration) }
     public init(from r: inout WireReader) throws(WireError) {
         let at = r.offset
         shard = try r.read(); featureCount = try r.read(); ids = try r.read(); values = try r.read()
         events = r.remaining > 0 ? try r.read() : nil  // a peer one version older sends none
+        profileGeneration = r.remaining > 0 ? try r.read() : 0  // likewise
         guard (1...65_536).contains(featureCount), ids.elements.count.multipliedReportingOverflow(by: featureCount) == (values.elements.count, false) else {
             throw WireError(offset: at, expected: "a shard's profiles: 1–65536 features and features × subscribers values (\(featureCount) × \(ids.elements.count) ≠ \(values.elements.count))")
         }
@@ -226,6 +230,10 @@ public struct JobStatus: Sendable, WireCodable, Codable {
     /// elsewhere (the standby, or a worker the shard moved to); the first answer counts.
     public var stragglers: Int = 0
     public var error: String?
+    /// Where the time went, once the job has ended on the coordinator that ran it. Not on the
+    /// wire (a `JobStatus` is nested in `ClusterStatus`, so a field added here would break older
+    /// peers): `CoordinatorActor.jobTimeline(id:)` answers it, and `rescore --json` shows it.
+    public var timeline: JobTimeline?
 
     public var subscribersPerSecond: Double { seconds > 0 ? Double(subscribers) / seconds : 0 }
 
@@ -265,19 +273,38 @@ public struct ClusterStatus: Sendable, WireCodable, Codable {
     /// Workers that did not answer the status request.
     public var silentWorkers: [String]
     public var job: JobStatus?
+    /// While the coordinator waits for `--min-workers` before placing shards: "waiting for 1 more
+    /// worker (1 of 2)"; nil once shards are placed.
+    public var starting: String?
+    /// How each worker got the shards it loaded (PostgreSQL table, snapshot, stream).
+    public var shardLoads: [ShardLoads]?
+    /// The last job's drift against its model version's reference (nil: none measured yet).
+    public var drift: DriftReport?
 
     public func encode(to w: inout WireWriter) {
         w.write(coordinator); w.write(shardCount); w.write(epoch); w.write(modelVersion); w.write(unassignedShards)
         w.write(movingShards); w.write(workers); w.write(silentWorkers); w.write(job)
+        w.write(starting); w.write(shardLoads ?? [])
+        w.write(drift)
     }
 
     public init(from r: inout WireReader) throws(WireError) {
         coordinator = try r.read(); shardCount = try r.read(); epoch = try r.read(); modelVersion = try r.read()
         unassignedShards = try r.read(); movingShards = try r.read(); workers = try r.read(); silentWorkers = try r.read(); job = try r.read()
+        // Fields a coordinator one version older does not send.
+        if r.remaining > 0 {
+            starting = try r.read()
+            shardLoads = try r.read([ShardLoads].self)
+        }
+        if r.remaining > 0 { drift = try r.read() }
     }
 
     public init(coordinator: String, shardCount: Int, epoch: Int64, modelVersion: String, unassignedShards: Int, movingShards: Int,
-                workers: [WorkerStatus], silentWorkers: [String], job: JobStatus?) {
+                workers: [WorkerStatus], silentWorkers: [String], job: JobStatus?, starting: String? = nil, shardLoads: [ShardLoads]? = nil,
+                drift: DriftReport? = nil) {
+        self.drift = drift
+        self.starting = starting
+        self.shardLoads = shardLoads
         self.movingShards = movingShards
         self.coordinator = coordinator
         self.shardCount = shardCount

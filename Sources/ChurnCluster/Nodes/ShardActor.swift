@@ -56,11 +56,28 @@ public distributed actor ShardActor {
                                 modelVersion: model.version, shard: shard, node: actorSystem.node.name, epoch: 0))
     }
 
-    /// Scores every subscriber of the shard with top-3 reasons for those at risk, on one of the
-    /// worker's scoring threads: the actor answers lookups meanwhile (the store is only read).
+    /// Scores every subscriber of the shard with top-3 reasons for everyone (path attribution),
+    /// on one of the worker's scoring threads: the actor answers lookups meanwhile (the store is
+    /// only read).
     public distributed func rescore() async throws -> ShardScores {
+        try await rescore(.standard)
+    }
+
+    /// Scores every subscriber of the shard with the reasons `options` asks for. (A job with the
+    /// standard options calls `rescore()`, which a worker one version older also answers.)
+    public distributed func rescore(_ options: RescoreOptions) async throws -> ShardScores {
         let (model, shard, loaded) = (model, shard, loaded)
-        return try await scoring.run { try model.score(shard: shard, store: loaded.store) }
+        return try await scoring.run { try model.score(shard: shard, store: loaded.store, options: options) }
+    }
+
+    /// Drift for a job: a sample of the model's features (a new reference) or their counts in
+    /// the reference's bins, on a scoring thread (lookups are answered meanwhile).
+    public distributed func drift(_ request: DriftRequest) async throws -> ShardDrift {
+        guard request.modelVersion == model.version else {
+            throw ClusterError("shard \(shard) serves model \(model.version); the drift request is for \(request.modelVersion)")
+        }
+        let (model, shard, loaded) = (model, shard, loaded)
+        return try await scoring.run { try model.drift(shard: shard, store: loaded.store, request: request) }
     }
 
     /// A campaign run's first pass: the distribution of the shard's values if retained.
@@ -93,7 +110,9 @@ extension ShardActor: AccessControlled {
         "lookup(_:)": Role.readers,
         "lookup(_:explain:)": Role.readers,
         "rescore()": [.coordinator],
+        "rescore(_:)": [.coordinator],
         "campaignValues(_:)": [.coordinator],
+        "drift(_:)": [.coordinator],
         "campaignCandidates(_:)": [.coordinator],
     ]
 }
@@ -108,4 +127,7 @@ struct LoadedShard: @unchecked Sendable {
     // while an event updates it may see some features from before the event and others from
     // after (the event's own rescoring, and every read after it, see the whole update).
     let store: ProfileStore
+    /// The `subscriber_profiles` generation the profiles descend from (0: unknown, e.g. streamed
+    /// from a peer one version older): a snapshot of them is written only while it is current.
+    var generation: Int64 = 0
 }

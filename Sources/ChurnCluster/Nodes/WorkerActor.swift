@@ -32,10 +32,10 @@ public distributed actor WorkerActor {
     private var model: ScoringModel?
     private let scoring: ScoringThreads
     private let loader = BlockingThread(name: "cg-load", niceness: 5)
-    private let logger: Logger
+    let logger: Logger
     private let onLeave: @Sendable () -> Void
     /// This worker's own PostgreSQL settings (never received from the coordinator).
-    private let postgresURL: String
+    let postgresURL: String
     /// The memory this worker may use (0: no limit).
     private let maxMemory: Int
     /// The newest coordinator order obeyed: (lease term, map epoch). Older orders are refused.
@@ -51,6 +51,8 @@ public distributed actor WorkerActor {
     private var triggerFeedEndpoint = ""
     private var standbyRefresh: Task<Void, Never>?
     private var eventsModel = ""
+    /// How the shards loaded here came (table, snapshot, stream): `shardLoads()`.
+    var loadCounts = ShardLoads(worker: "")
 
     /// - Parameters:
     ///   - postgresURL: where this worker loads profiles from (its own setting; the password comes
@@ -163,20 +165,26 @@ public distributed actor WorkerActor {
                 }
                 snapshots[state.shard] = snapshot
                 let store = try await loader.run { () throws -> LoadedShard in
-                    LoadedShard(store: try ProfileStore(featureCount: state.featureCount, ids: state.ids.elements, values: state.values.elements))
+                    LoadedShard(store: try ProfileStore(featureCount: state.featureCount, ids: state.ids.elements, values: state.values.elements),
+                                generation: state.profileGeneration)
                 }
                 stores[state.shard] = store
                 streamed += store.store.count
             }
             fromDatabase += failed
         }
+        loadCounts.streamed += streamedShards
+        var fromSnapshots = 0
         if !fromDatabase.isEmpty {
+            // From each shard's snapshot when it has a valid one (profiles and event state, like a
+            // stream), else from the wide table (ShardLoading).
             let url = postgresURL, count = assignment.shardCount, wanted = fromDatabase
-            let loaded = try await loader.run { () throws -> [Int: LoadedShard] in
-                let (stores, _) = try ProfileLoader(url: url).load(shards: wanted, shardCount: count, streams: 2)
-                return stores.mapValues { LoadedShard(store: $0) }
-            }
-            for shard in fromDatabase { stores[shard] = loaded[shard] ?? LoadedShard(store: ProfileStore()) }
+            let loaded = try await loader.run { try ShardLoading.load(url: url, shards: wanted, shardCount: count) }
+            for shard in fromDatabase { stores[shard] = loaded.stores[shard] ?? LoadedShard(store: ProfileStore()) }
+            for (shard, events) in loaded.events { snapshots[shard] = events }
+            noteLoads(loaded)
+            fromSnapshots = loaded.events.count
+            fromDatabase = loaded.fromTable
         }
         // The event path: owners raise their shards' fences and replay the log beyond their copies
         // before they answer as owners; standbys follow the log.
@@ -210,9 +218,9 @@ public distributed actor WorkerActor {
         }
         // Loading went through libpq's buffers and growing columns: give the freed heap back to
         // the system, or it stays in the process's resident set next to the profiles.
-        if !fromDatabase.isEmpty || streamed > 0 { releaseFreedHeap() }
+        if !fromDatabase.isEmpty || streamed > 0 || fromSnapshots > 0 { releaseFreedHeap() }
         logger.info("shards hosted", metadata: ["shards": "\(assignment.shards.count)", "streamed": "\(streamedShards)",
-                                                 "streamedSubscribers": "\(streamed)", "fromPostgres": "\(fromDatabase.count)",
+                                                 "streamedSubscribers": "\(streamed)", "fromPostgres": "\(fromDatabase.count)", "fromSnapshots": "\(fromSnapshots)",
                                                  "seconds": "\(ContinuousClock.now - start)", "model": "\(model.version)"])
         return assignment.shards.map { stores[$0]?.store.count ?? 0 }
     }
@@ -297,6 +305,7 @@ public distributed actor WorkerActor {
         let (ids, values, snapshot) = try await events.export(shard, store: loaded)
         var state = ShardState(shard: shard, featureCount: loaded.store.featureCount, ids: ids, values: values)
         state.events = snapshot
+        state.profileGeneration = loaded.generation
         return state
     }
 
@@ -393,6 +402,8 @@ extension WorkerActor: AccessControlled {
         "ingest(_:)": Role.operators,
         "recentEvents(_:shard:)": Role.readers,
         "eventStatus()": Role.readers,
+        "writeSnapshots(_:shardCount:)": [.coordinator],
+        "shardLoads()": Role.readers,
     ]
 }
 

@@ -12,27 +12,61 @@ public final class ScoreRouter: Sendable {
     private let cache = Mutex<Routing?>(nil)
     /// Whether single queries are coalesced into batch calls per worker (see `LookupCoalescing`).
     let coalesce: Bool
+    /// Batch calls kept in flight per worker (the coalescer's pipelining depth).
+    let batchesInFlight: Int
     private let coalescing = Mutex<[CoalesceKey: LookupCoalescing<Waiting>]>([:])
+    /// Coalesced batch calls sent and the queries they carried (tests, benchmarks).
+    private let batchCalls = Atomic<Int>(0), batchedQueries = Atomic<Int>(0)
 
     struct CoalesceKey: Hashable {
         let node: NodeID
         let explain: ExplainMode
     }
 
-    /// A query waiting in a batch: nil resumes it to go the single-query way.
+    /// A query waiting in a batch; `deliver` gets its row of the answer, or nil: the query goes
+    /// the single-query way (the call failed, or the worker no longer owns the shard).
     struct Waiting: Sendable {
         let id: Int64
         let shard: Int32
         let epoch: Int64
-        let answer: CheckedContinuation<ScoreLookup?, Never>
+        let deliver: @Sendable (AnsweredRow?) -> Void
     }
 
-    /// - Parameter coalesce: send concurrent single queries for one worker in shared batch calls
-    ///   (a server with many callers: the HTTP API); a client with one query at a time gains nothing.
-    public init(system: ClusterActorSystem, coordinator: CoordinatorActor, coalesce: Bool = false) {
+    /// One query's row of a batch answer (the batch is shared by its queries, not copied).
+    struct AnsweredRow: Sendable {
+        let scores: SharedBatchScores
+        let row: Int
+    }
+
+    final class SharedBatchScores: Sendable {
+        let scores: BatchScores
+        init(_ scores: BatchScores) { self.scores = scores }
+    }
+
+    /// How a query submitted with `submit` ended.
+    public enum Outcome: Sendable, Equatable {
+        case found
+        case notFound
+        /// The shard had no ready owner.
+        case unavailable
+        /// The query threw (the coordinator could not be asked either).
+        case failed
+    }
+
+    /// - Parameters:
+    ///   - coalesce: send concurrent single queries for one worker in shared batch calls.
+    ///   - batchesInFlight: batch calls on the wire per worker before further queries wait for
+    ///     the next one (the pipelining depth).
+    public init(system: ClusterActorSystem, coordinator: CoordinatorActor, coalesce: Bool = false, batchesInFlight: Int = 4) {
         self.system = system
         self.coordinator = coordinator
         self.coalesce = coalesce
+        self.batchesInFlight = max(1, batchesInFlight)
+    }
+
+    /// Coalesced batch calls sent so far, and the queries they carried.
+    public var coalescingCounts: (calls: Int, queries: Int) {
+        (batchCalls.load(ordering: .relaxed), batchedQueries.load(ordering: .relaxed))
     }
 
     /// The cached routing table (fetched on first use or when `refresh`).
@@ -85,51 +119,91 @@ public final class ScoreRouter: Sendable {
     /// One query through its worker's coalesced batch calls; nil when that did not answer it (the
     /// call failed, or the worker no longer owns the shard): the caller goes the single way.
     private func coalesced(_ id: Int64, shard: Int, node: NodeID, explain: ExplainMode, epoch: Int64) async -> ScoreLookup? {
-        let key = CoalesceKey(node: node, explain: explain)
-        return await withCheckedContinuation { continuation in
-            let waiting = Waiting(id: id, shard: Int32(shard), epoch: epoch, answer: continuation)
-            switch coalescing.withLock({ $0[key, default: LookupCoalescing()].enqueue(waiting) }) {
-            case .send(let batch): send(batch, key)
-            case .queued: break
-            case .full: continuation.resume(returning: nil)
+        await withCheckedContinuation { continuation in
+            enqueue(id, shard: shard, node: node, explain: explain, epoch: epoch) { row in
+                continuation.resume(returning: row.map { Self.lookup($0, id: id, shard: shard, epoch: epoch) })
             }
         }
     }
 
-    /// Sends a coalesced batch, answers its queries, then the next batch that waited.
-    private func send(_ batch: [Waiting], _ key: CoalesceKey) {
-        let system = system
-        Task {
-            var next: [Waiting]? = batch
-            while let items = next {
-                let request = LookupBatch(ids: items.map(\.id), shards: items.map(\.shard), explain: key.explain)
-                let scores: BatchScores?
+    /// Puts a query in its worker's coalescing queue (sending a batch if a call is free).
+    private func enqueue(_ id: Int64, shard: Int, node: NodeID, explain: ExplainMode, epoch: Int64, _ deliver: @escaping @Sendable (AnsweredRow?) -> Void) {
+        let key = CoalesceKey(node: node, explain: explain)
+        let waiting = Waiting(id: id, shard: Int32(shard), epoch: epoch, deliver: deliver)
+        let inFlight = batchesInFlight
+        switch coalescing.withLock({ $0[key, default: LookupCoalescing(maxInFlight: inFlight)].enqueue(waiting) }) {
+        case .send(let batch): send(batch, key)
+        case .queued: break
+        case .full: deliver(nil)
+        }
+    }
+
+    /// Row `row` of a batch answer as the single query's answer.
+    private static func lookup(_ answer: AnsweredRow, id: Int64, shard: Int, epoch: Int64) -> ScoreLookup {
+        let scores = answer.scores.scores, row = answer.row
+        guard scores.outcome(row) == .found else { return .notFound(subscriberID: id, shard: shard) }
+        let reasons = (0..<3).compactMap { scores.reason(row, $0) }.map { Reason(feature: $0.feature, contribution: $0.contribution) }
+        let p = scores.probabilities.elements[row]
+        return .found(LiveScore(subscriberID: id, probability: p, riskBand: RiskBand(probability: p).description, reasons: reasons,
+                                modelVersion: scores.modelVersion, shard: shard, node: scores.node, epoch: epoch))
+    }
+
+    /// Starts one live query without waiting for it (an open-loop load generator, a server with
+    /// many callers): with coalescing and a cached map it joins its worker's next batch call
+    /// without a task of its own; otherwise, or when the batch could not answer it, it goes the
+    /// single-query way on a task. `done` is called exactly once.
+    public func submit(_ subscriberID: Int64, explain: ExplainMode = .approx, _ done: @escaping @Sendable (Outcome) -> Void) {
+        let single: @Sendable () -> Void = { [self] in
+            Task {
                 do {
-                    scores = try await WorkerActor.resolve(id: ActorID(node: key.node, name: WorkerActor.name), using: system).lookup(batch: request)
+                    switch try await score(subscriberID, explain: explain) {
+                    case .found: done(.found)
+                    case .notFound: done(.notFound)
+                    case .unavailable: done(.unavailable)
+                    }
                 } catch {
-                    scores = nil
-                    Counter(label: "churngrid_query_fallbacks_total").increment(by: items.count)
-                    system.configuration.logger.debug("a coalesced batch call failed; its queries go one by one", metadata: ["node": "\(key.node)", "error": "\(error)"])
+                    done(.failed)
                 }
-                for (row, item) in items.enumerated() {
-                    guard let scores, scores.count == items.count else {
-                        item.answer.resume(returning: nil)
-                        continue
-                    }
-                    switch scores.outcome(row) {
-                    case .found:
-                        let reasons = (0..<3).compactMap { scores.reason(row, $0) }.map { Reason(feature: $0.feature, contribution: $0.contribution) }
-                        let p = scores.probabilities.elements[row]
-                        item.answer.resume(returning: .found(LiveScore(subscriberID: item.id, probability: p, riskBand: RiskBand(probability: p).description,
-                                                                       reasons: reasons, modelVersion: scores.modelVersion, shard: Int(item.shard),
-                                                                       node: scores.node, epoch: item.epoch)))
-                    case .notFound: item.answer.resume(returning: .notFound(subscriberID: item.id, shard: Int(item.shard)))
-                    case .notHere:
-                        invalidate(epoch: item.epoch)
-                        item.answer.resume(returning: nil)
-                    }
+            }
+        }
+        guard coalesce, let table = cache.withLock({ $0 }) else { return single() }
+        let shard = table.map.shard(of: subscriberID)
+        guard let node = table.node(serving: shard) else { return single() }
+        enqueue(subscriberID, shard: shard, node: node, explain: explain, epoch: table.map.epoch) { answer in
+            guard let answer else { return single() }
+            done(answer.scores.scores.outcome(answer.row) == .found ? .found : .notFound)
+        }
+    }
+
+    /// Sends a coalesced batch on a task of its own; when it is answered, the batch that waited
+    /// meanwhile leaves at once, then this one's queries are answered.
+    private func send(_ items: [Waiting], _ key: CoalesceKey) {
+        let system = system
+        batchCalls.add(1, ordering: .relaxed)
+        batchedQueries.add(items.count, ordering: .relaxed)
+        Task {
+            let request = LookupBatch(ids: items.map(\.id), shards: items.map(\.shard), explain: key.explain)
+            var scores: SharedBatchScores?
+            do {
+                let answer = try await WorkerActor.resolve(id: ActorID(node: key.node, name: WorkerActor.name), using: system).lookup(batch: request)
+                if answer.count == items.count { scores = SharedBatchScores(answer) }
+            } catch {
+                Counter(label: "churngrid_query_fallbacks_total").increment(by: items.count)
+                system.configuration.logger.debug("a coalesced batch call failed; its queries go one by one", metadata: ["node": "\(key.node)", "error": "\(error)"])
+            }
+            // Answering runs the callers' code: the wire slot goes to the next batch first.
+            if let next = coalescing.withLock({ $0[key]?.completed() }) { send(next, key) }
+            for (row, item) in items.enumerated() {
+                guard let scores else {
+                    item.deliver(nil)
+                    continue
                 }
-                next = coalescing.withLock { $0[key]?.completed() }
+                if scores.scores.outcome(row) == .notHere {
+                    invalidate(epoch: item.epoch)
+                    item.deliver(nil)
+                } else {
+                    item.deliver(AnsweredRow(scores: scores, row: row))
+                }
             }
         }
     }

@@ -32,6 +32,9 @@ public final class ScoringModel: Sendable {
     public let source: String
     public let forest: CompiledForest
     public let explainer: TreeExplainer
+    /// Path attribution tabulated per leaf: jobs and live queries explain with it (nil for a model
+    /// too big to tabulate, which falls back to `explainer`).
+    public let attribution: LeafAttribution?
     /// The model's feature names, in model order.
     public let featureNames: [String]
     /// For each model feature, the profile column (`FeatureCatalogue` index) it reads.
@@ -45,6 +48,7 @@ public final class ScoringModel: Sendable {
         let model = try TreeEnsemble.parse(bytes, file: source)
         forest = try CompiledForest(model)
         explainer = TreeExplainer(model)
+        attribution = LeafAttribution(forest)
         featureNames = model.featureNames
         version = Self.version(of: bytes)
         self.source = source

@@ -75,40 +75,70 @@ extension ScoringModel {
     /// The profile column of the revenue CLV is computed from.
     var arpuColumn: Int? { FeatureCatalogue.index(of: "arpu_30d") }
 
-    /// Scores every subscriber of `store` on the calling thread and explains those at risk (band
-    /// medium or above: probability ≥ `reasonsFrom`) with their top-3 reasons (path attribution:
-    /// the same method a live query uses, so both agree).
-    public func score(shard: Int, store: ProfileStore, reasonsFrom: Double = RiskBand.thresholds[0]) throws -> ShardScores {
+    /// Scores every subscriber of `store` on the calling thread with top-3 reasons for those
+    /// `options` asks for: by default everyone, by path attribution (the method a live query uses
+    /// by default, so both agree), tabulated per leaf so reasons cost little more than the walk.
+    public func score(shard: Int, store: ProfileStore, options: RescoreOptions = .standard) throws -> ShardScores {
         var out = ShardScores(shard: shard, modelVersion: version, capacity: store.count)
         let f = featureNames.count
+        let reasonsFrom = options.reasonsFrom
+        let arpuColumn = arpuColumn  // looked up by name: once, not per row
+        let tabulated = options.method == .approx && options.reasons != .none ? attribution : nil
         var margins = [Double](), probabilities = [Double]()
+        var features = [Int16](), values = [Float]()
         var row = [Float](repeating: 0, count: f)
         var phi = [Double](repeating: 0, count: explainer.contributionCount)
         try store.forEachRun { (_: Int, rows: Int, ids: UnsafePointer<Int64>, columns: [UnsafePointer<Float>]) throws in
             let input = FeatureColumns(columns: profileColumn.map { columns[$0] }, rowCount: rows)
             margins = [Double](repeating: 0, count: rows)
             probabilities = [Double](repeating: 0, count: rows)
+            if tabulated != nil {
+                features = [Int16](repeating: -1, count: 3 * rows)
+                values = [Float](repeating: 0, count: 3 * rows)
+            }
             try margins.withUnsafeMutableBufferPointer { m throws(ModelError) in
                 try probabilities.withUnsafeMutableBufferPointer { p throws(ModelError) in
-                    try forest.score(input, margins: m.baseAddress!, outputs: p.baseAddress!, threads: 1)
+                    if let tabulated {
+                        try features.withUnsafeMutableBufferPointer { fe throws(ModelError) in
+                            try values.withUnsafeMutableBufferPointer { v throws(ModelError) in
+                                try tabulated.score(input, margins: m.baseAddress!, outputs: p.baseAddress!, top: 3, features: fe.baseAddress!, values: v.baseAddress!)
+                            }
+                        }
+                    } else {
+                        try forest.score(input, margins: m.baseAddress!, outputs: p.baseAddress!, threads: 1)
+                    }
                 }
+            }
+            out.ids.elements.append(contentsOf: UnsafeBufferPointer(start: ids, count: rows))
+            let explainedFrom = out.reasons.elements.count
+            if tabulated != nil {
+                out.reasons.elements.append(contentsOf: features)
+                out.contributions.elements.append(contentsOf: values)
+            } else if options.reasons == .none {
+                out.reasons.elements.append(contentsOf: repeatElement(-1, count: 3 * rows))
+                out.contributions.elements.append(contentsOf: repeatElement(0, count: 3 * rows))
             }
             for i in 0..<rows {
                 let p = probabilities[i]
-                out.ids.elements.append(ids[i])
                 out.probabilities.elements.append(Float(p))
                 out.bands.elements.append(RiskBand(probability: p).rawValue)
                 let region = regionColumn.map { columns[$0][i] } ?? .nan
                 out.regions.elements.append(region.isFinite && region > -32_768 && region < 32_768 ? Int16(region) : -1)  // a hostile import never traps
                 out.arpu.elements.append(arpuColumn.map { columns[$0][i] } ?? .nan)
-                if p >= reasonsFrom {
-                    for j in 0..<f { row[j] = input.columns[j][i] }
-                    appendReasons(row: &row, phi: &phi, to: &out)
-                } else {
-                    // A low-risk subscriber gets no offer, so a job spends no time explaining it
-                    // (a live query always explains).
+                if tabulated != nil || options.reasons == .none {
+                    if p < reasonsFrom && options.reasons != .none {
+                        // Explained in the same walk, but not asked for: stored as none.
+                        for k in 0..<3 {
+                            out.reasons.elements[explainedFrom + 3 * i + k] = -1
+                            out.contributions.elements[explainedFrom + 3 * i + k] = 0
+                        }
+                    }
+                } else if p < reasonsFrom {
                     out.reasons.elements.append(contentsOf: [-1, -1, -1])
                     out.contributions.elements.append(contentsOf: [0, 0, 0])
+                } else {
+                    for j in 0..<f { row[j] = input.columns[j][i] }
+                    appendReasons(row: &row, phi: &phi, to: &out, method: options.method.method)
                 }
             }
         }
@@ -125,11 +155,20 @@ extension ScoringModel {
 
     /// The top 3 positive contributions to `row`'s margin, biggest first (model feature indices).
     func topReasons(row: inout [Float], phi: inout [Double], method: TreeExplainer.Method = .approximate) -> [(feature: Int, contribution: Double)] {
-        row.withUnsafeBufferPointer { r in
-            phi.withUnsafeMutableBufferPointer { p in explainer.contributions(row: r, into: p, method: method) }
+        if method == .approximate, let attribution, let all = try? attribution.contributions(row: row) {
+            for j in 0..<featureNames.count { phi[j] = all[j] }
+        } else {
+            row.withUnsafeBufferPointer { r in
+                phi.withUnsafeMutableBufferPointer { p in explainer.contributions(row: r, into: p, method: method) }
+            }
         }
+        return Self.top3(phi, count: featureNames.count)
+    }
+
+    /// The 3 largest positive values of `phi[0..<count]`, biggest first (ties: lower index first).
+    static func top3(_ phi: [Double], count: Int) -> [(feature: Int, contribution: Double)] {
         var best: [(feature: Int, contribution: Double)] = []
-        for j in 0..<featureNames.count where phi[j] > 0 {
+        for j in 0..<count where phi[j] > 0 {
             if best.count == 3, phi[j] <= best[2].contribution { continue }
             let at = best.firstIndex { $0.contribution < phi[j] } ?? best.count
             best.insert((j, phi[j]), at: at)
@@ -141,15 +180,21 @@ extension ScoringModel {
     /// One subscriber's probability, band and top-3 reasons from its profile (catalogue order).
     public func score(profile: [Float], explain: ExplainMode = .approx) -> (probability: Double, band: RiskBand, reasons: [Reason]) {
         var row = profileColumn.map { profile[$0] }
-        let margin = forest.margin(row: row)
-        let p = forest.transform(margin: margin)
         var phi = [Double](repeating: 0, count: explainer.contributionCount)
-        var scores = ShardScores(shard: 0, modelVersion: version, capacity: 1)
-        appendReasons(row: &row, phi: &phi, to: &scores, method: explain.method)
-        var reasons: [Reason] = []
-        for k in 0..<3 where scores.reasons.elements[k] >= 0 {
-            reasons.append(Reason(feature: featureNames[Int(scores.reasons.elements[k])], contribution: Double(scores.contributions.elements[k])))
+        let margin: Double
+        if explain == .approx, let attribution, let (m, all) = try? attribution.explain(row: row) {
+            // Margin and reasons from one walk of the trees.
+            margin = m
+            phi = all
+        } else {
+            margin = forest.margin(row: row)
+            row.withUnsafeBufferPointer { r in
+                phi.withUnsafeMutableBufferPointer { p in explainer.contributions(row: r, into: p, method: explain.method) }
+            }
         }
+        let p = forest.transform(margin: margin)
+        // Contributions as a job stores them (Float).
+        let reasons = Self.top3(phi, count: featureNames.count).map { Reason(feature: featureNames[$0.feature], contribution: Double(Float($0.contribution))) }
         return (p, RiskBand(probability: p), reasons)
     }
 }

@@ -39,6 +39,8 @@ public final class ClusterActorSystem: DistributedActorSystem, Sendable {
     /// Roles allowed per method identifier, learnt from the actor types' `access` tables (a
     /// method's mangled name is demangled once, not per call).
     private let accessCache = Mutex<[AccessKey: AccessRule]>([:])
+    /// Methods' types, resolved on their first call instead of demangled on every one.
+    private let targets = ResolvedTargets()
 
     /// A method identifier as sent to an actor of one type (the identifier is the caller's word:
     /// the rule is learnt per actor type, never carried over from another).
@@ -299,8 +301,13 @@ public final class ClusterActorSystem: DistributedActorSystem, Sendable {
                 handler.fail(RemoteFailure(code: .invalidInvocation, message: "\(rule.method) takes \(rule.arity) arguments\(rule.generic ? "" : " and no generic substitutions"); the call carries \(decoder.argumentCount)\(decoder.genericCount > 0 ? " and \(decoder.genericCount) substitutions" : "")"))
                 return
             }
+            let resolved = targets.target(call.header.method)
             try await Self.$caller.withValue(call.caller) {
-                try await executeDistributedTarget(on: actor, target: RemoteCallTarget(call.header.method), invocationDecoder: &decoder, handler: handler)
+                if let resolved {
+                    try await execute(resolved, on: actor, decoder: &decoder, handler: handler)
+                } else {
+                    try await executeDistributedTarget(on: actor, target: RemoteCallTarget(call.header.method), invocationDecoder: &decoder, handler: handler)
+                }
             }
             if decoder.leftover != 0 { logger.warning("a call's arguments had trailing bytes", metadata: ["method": "\(rule.method)", "bytes": "\(decoder.leftover)"]) }
         } catch let error as RemoteCallError {

@@ -55,6 +55,8 @@ final class Transport: @unchecked Sendable {
     /// This node's ROUTER (nil for a pure client); set by `bind`.
     private(set) var router: RouterPort?
     private let calls = Guarded(Calls())
+    /// Answers of executed calls on their way to the ROUTER (see `ReplyOutbox`).
+    private let replies = ReplyOutbox()
     /// Links by the node they dial: its endpoint and the key it was dialled with (so a node
     /// claiming another's endpoint with its own key can never displace that node's link).
     private let links = Guarded([LinkKey: Link]())
@@ -382,38 +384,64 @@ final class Transport: @unchecked Sendable {
 
     // MARK: Receiving answers on links (I/O thread)
 
+    /// Messages read from a socket per hold of its mutex: a burst is received at once, then
+    /// handled without the lock (the tasks sending on that socket wait less).
+    static let receiveBurst = 32
+
     /// Reads everything that arrived on a link: handshake answers, pongs, replies, failures.
+    /// Reads until libzmq has nothing more *after* the last burst was handled (a receive that
+    /// finds nothing also processes libzmq's pending commands), so a readiness signal consumed
+    /// by a send made while handling — settling a reply sends the calls that waited for its
+    /// slot — loses no input.
     private func drainLink(_ link: Link) {
         let now = ContinuousClock.now
+        var heard = false
+        defer {
+            // Once per drain, not per message: a sign of life is a sign of life.
+            if heard, case .established = link.state.withLock({ $0.phase }) { linkLiveness.heard(from: link.key, at: now) }
+        }
+        var burst: [[ZMQMessage]] = []
         while true {
-            let parts = link.state.withLock { s -> [ZMQMessage]? in
-                s.closed ? nil : (try? s.socket.receive(wait: false)) ?? nil
+            let more = link.state.withLock { s -> Bool in
+                while burst.count < Self.receiveBurst, !s.closed, let parts = (try? s.socket.receive(wait: false)) ?? nil { burst.append(parts) }
+                return burst.count == Self.receiveBurst
             }
-            guard let parts else { return }
-            guard let first = parts.first, let envelope = decodeEnvelope(first, from: link.endpoint) else { continue }
-            if case .established = link.state.withLock({ $0.phase }) { linkLiveness.heard(from: link.key, at: now) }
-            switch envelope {
-            case .handshake(let message):
-                linkHandshake(message, link: link)
-            case .pong:
-                break  // heard: that is all a pong is for
-            case .reply(let callID):
-                guard let call = settle(callID, on: link) else { continue }  // the caller gave up
-                if parts.count == 2 {
-                    call.continuation.resume(returning: ZMQPayload(message: parts[1]))
-                } else {
-                    call.continuation.resume(throwing: error(.malformedReply, actor: call.actor, method: call.method, "a reply of \(parts.count) parts"))
-                }
-            case .failure(let callID, let failure):
-                if failure.code == .noSession { lostSession(link) }
-                guard let call = settle(callID, on: link) else { continue }
-                let code = failure.code == .noSession ? .nodeRestarted : failure.code
-                let node = link.state.withLock { $0.node.map { "\($0)" } } ?? link.endpoint
-                call.continuation.resume(throwing: RemoteCallError(code: code, node: node, actor: call.actor.name, method: demangledMethod(call.method),
-                    message: failure.message, remoteErrorType: failure.errorType.isEmpty ? nil : failure.errorType))
-            case .call, .ping, .cancel:
-                logger.warning("dropped a message a callee never sends", metadata: ["peer": "\(link.endpoint)", "kind": "\(envelope.kind)"])
+            for parts in burst {
+                heard = true
+                handleLinkMessage(parts, on: link)
             }
+            // Handling a burst may send (calls that waited for a slot, a hello): a send may
+            // consume libzmq's readiness signal, so read once more after it.
+            let handled = !burst.isEmpty
+            burst.removeAll(keepingCapacity: true)
+            guard more || handled else { return }
+        }
+    }
+
+    /// One message that arrived on a link this node dialled.
+    private func handleLinkMessage(_ parts: [ZMQMessage], on link: Link) {
+        guard let first = parts.first, let envelope = decodeEnvelope(first, from: link.endpoint) else { return }
+        switch envelope {
+        case .handshake(let message):
+            linkHandshake(message, link: link)
+        case .pong:
+            break  // heard: that is all a pong is for
+        case .reply(let callID):
+            guard let call = settle(callID, on: link) else { return }  // the caller gave up
+            if parts.count == 2 {
+                call.continuation.resume(returning: ZMQPayload(message: parts[1]))
+            } else {
+                call.continuation.resume(throwing: error(.malformedReply, actor: call.actor, method: call.method, "a reply of \(parts.count) parts"))
+            }
+        case .failure(let callID, let failure):
+            if failure.code == .noSession { lostSession(link) }
+            guard let call = settle(callID, on: link) else { return }
+            let code = failure.code == .noSession ? .nodeRestarted : failure.code
+            let node = link.state.withLock { $0.node.map { "\($0)" } } ?? link.endpoint
+            call.continuation.resume(throwing: RemoteCallError(code: code, node: node, actor: call.actor.name, method: demangledMethod(call.method),
+                message: failure.message, remoteErrorType: failure.errorType.isEmpty ? nil : failure.errorType))
+        case .call, .ping, .cancel:
+            logger.warning("dropped a message a callee never sends", metadata: ["peer": "\(link.endpoint)", "kind": "\(envelope.kind)"])
         }
     }
 
@@ -426,7 +454,9 @@ final class Transport: @unchecked Sendable {
             return c.pending.removeValue(forKey: callID)
         }
         guard let call else { return nil }
-        mutate(link) { s in
+        // Only ever called from `drainLink`, which reads again after handling a burst: no need
+        // to ask libzmq whether the sends below consumed its readiness signal.
+        link.state.withLock { s in
             s.inFlight.remove(callID)
             flush(&s)
         }
@@ -500,12 +530,19 @@ final class Transport: @unchecked Sendable {
 
     private func drainRouter() {
         guard let router else { return }
+        var burst: [[ZMQMessage]] = []
         while !routerPaused.load(ordering: .relaxed) {
-            let parts = router.state.withLock { s -> [ZMQMessage]? in
-                s.closed ? nil : (try? s.socket.receive(wait: false)) ?? nil
+            // A burst per hold of the mutex (the executors' replies wait less for it); the limit
+            // on outstanding calls may be passed by at most a burst.
+            let more = router.state.withLock { s -> Bool in
+                while burst.count < Self.receiveBurst, !s.closed, let parts = (try? s.socket.receive(wait: false)) ?? nil { burst.append(parts) }
+                return burst.count == Self.receiveBurst
             }
-            guard let parts else { return }
-            received(parts, on: router)
+            for parts in burst { received(parts, on: router) }
+            // Handling may have answered (pongs, refusals) on the ROUTER: read once more after.
+            let handled = !burst.isEmpty
+            burst.removeAll(keepingCapacity: true)
+            guard more || handled else { return }
         }
     }
 
@@ -602,16 +639,40 @@ final class Transport: @unchecked Sendable {
     /// connection still has a session of the key that made the call: a connection that took over
     /// a closed one's routing id never receives its answers.
     func reply(to rid: [UInt8], caller key: String, _ parts: [ZMQMessage]) {
-        guard let router else { return }
+        guard router != nil else { return }
         guard sessionKeys.withLock({ $0[rid] }) == key else {
             logger.notice("dropped an answer: the caller's connection is gone", metadata: ["bytes": "\(parts.reduce(0) { $0 + $1.count })"])
             return
         }
-        let pending = router.state.withLock { s -> Bool in
-            s.send(to: rid, parts)
-            return !s.closed && s.socket.hasInput
+        guard replies.add(rid: rid, parts) else { return }  // the executor sending now takes it along
+        sendReplies(rounds: Self.senderRounds)
+    }
+
+    /// Rounds of answers an executor sends before it hands the rest to the I/O thread (an
+    /// executor belongs to its calls, not to sending everybody's answers forever).
+    static let senderRounds = 8
+
+    /// The sender's loop: every answer waiting goes to libzmq under one hold of the ROUTER's
+    /// mutex; after `rounds` rounds the I/O thread takes over (it sends nothing but answers here,
+    /// never runs a method). A send may consume libzmq's readiness signal: the ROUTER is checked
+    /// once per round, and read if input waits.
+    private func sendReplies(rounds: Int?) {
+        guard let router else { return }
+        var round = 0
+        while true {
+            let answers = replies.take()
+            if answers.isEmpty { return }
+            let pending = router.state.withLock { s -> Bool in
+                for a in answers { s.send(to: a.rid, a.parts) }
+                return !s.closed && s.socket.hasInput
+            }
+            if pending { thread.enqueue { [self] _ in drainRouter() } }
+            round += 1
+            if let rounds, round >= rounds {
+                thread.enqueue { [self] _ in sendReplies(rounds: nil) }
+                return
+            }
         }
-        if pending { thread.enqueue { [self] _ in drainRouter() } }
     }
 
     /// Asks the ROUTER to be read again (the executing tasks drained the inbound queue).

@@ -55,9 +55,23 @@ extension CompiledForest {
 }
 
 /// One step down a tree, for the scoring kernels: which node a row at `p` goes to from node `i`.
+/// A node is loaded once (`load`) and serves both the step (`next`) and the kernels' test whether
+/// a walk has reached its leaf (`delta` is 0 only for leaves, which loop on themselves).
 protocol ForestStep {
-    /// The child of node `i` for the row whose view block starts at `p` (`p[offset]` is its value).
-    func next(_ i: Int, _ p: UnsafePointer<Float>) -> Int
+    associatedtype Loaded
+    /// Node `i` of the layout.
+    func load(_ i: Int) -> Loaded
+    /// Distance from the node to its left child: 0 for a leaf, at least 1 for a split.
+    func delta(_ n: Loaded) -> UInt16
+    /// The child of node `i` (loaded as `n`) for the row whose view block starts at `p`
+    /// (`p[offset]` is its value); `i` itself when `n` is a leaf.
+    func next(_ i: Int, _ n: Loaded, _ p: UnsafePointer<Float>) -> Int
+}
+
+extension ForestStep {
+    /// The child of node `i` for the row whose view block starts at `p`.
+    @inline(__always)
+    func next(_ i: Int, _ p: UnsafePointer<Float>) -> Int { next(i, load(i), p) }
 }
 
 /// Steps through the numeric layout (8-byte nodes).
@@ -65,9 +79,14 @@ struct NumericStep: ForestStep {
     let nodes: UnsafeMutablePointer<CompiledForest.Node>
 
     @inline(__always)
-    func next(_ i: Int, _ p: UnsafePointer<Float>) -> Int {
-        let n = nodes[i]
-        return CompiledForest.step(i, n, p[Int(n.offset)])
+    func load(_ i: Int) -> CompiledForest.Node { nodes[i] }
+
+    @inline(__always)
+    func delta(_ n: CompiledForest.Node) -> UInt16 { n.delta }
+
+    @inline(__always)
+    func next(_ i: Int, _ n: CompiledForest.Node, _ p: UnsafePointer<Float>) -> Int {
+        CompiledForest.step(i, n, p[Int(n.offset)])
     }
 }
 
@@ -77,8 +96,13 @@ struct MixedStep: ForestStep {
     let words: UnsafeMutablePointer<UInt32>
 
     @inline(__always)
-    func next(_ i: Int, _ p: UnsafePointer<Float>) -> Int {
-        let n = nodes[i]
+    func load(_ i: Int) -> CompiledForest.MixedNode { nodes[i] }
+
+    @inline(__always)
+    func delta(_ n: CompiledForest.MixedNode) -> UInt16 { n.delta }
+
+    @inline(__always)
+    func next(_ i: Int, _ n: CompiledForest.MixedNode, _ p: UnsafePointer<Float>) -> Int {
         let x = p[Int(n.offset)]
         let code = x.bitPattern
         let word = words[Int(n.words &+ min(code &>> 5, n.last))]

@@ -153,12 +153,27 @@ extension CompiledForest {
         // so that four independent chains of loads are in flight; leaves are added in tree order.
         while t &+ 4 <= treeCount {
             var i0 = Int(treeRoot[t]), i1 = Int(treeRoot[t &+ 1]), i2 = Int(treeRoot[t &+ 2]), i3 = Int(treeRoot[t &+ 3])
-            let depth = max(max(treeDepth[t], treeDepth[t &+ 1]), max(treeDepth[t &+ 2], treeDepth[t &+ 3]))
-            for _ in 0..<Int(depth) {
-                i0 = s.next(i0, buf)
-                i1 = s.next(i1, buf)
-                i2 = s.next(i2, buf)
-                i3 = s.next(i3, buf)
+            if treeUntilLeaves[t] || treeUntilLeaves[t &+ 1] || treeUntilLeaves[t &+ 2] || treeUntilLeaves[t &+ 3] {
+                // Unbalanced trees: until the four walks stand on leaves (see CompiledForest+Kernels.swift).
+                var n0 = s.load(i0), n1 = s.load(i1), n2 = s.load(i2), n3 = s.load(i3)
+                while (s.delta(n0) | s.delta(n1) | s.delta(n2) | s.delta(n3)) != 0 {
+                    i0 = s.next(i0, n0, buf)
+                    i1 = s.next(i1, n1, buf)
+                    i2 = s.next(i2, n2, buf)
+                    i3 = s.next(i3, n3, buf)
+                    n0 = s.load(i0)
+                    n1 = s.load(i1)
+                    n2 = s.load(i2)
+                    n3 = s.load(i3)
+                }
+            } else {
+                let depth = max(max(treeDepth[t], treeDepth[t &+ 1]), max(treeDepth[t &+ 2], treeDepth[t &+ 3]))
+                for _ in 0..<Int(depth) {
+                    i0 = s.next(i0, buf)
+                    i1 = s.next(i1, buf)
+                    i2 = s.next(i2, buf)
+                    i3 = s.next(i3, buf)
+                }
             }
             acc += leaves[i0]
             acc += leaves[i1]
@@ -168,8 +183,16 @@ extension CompiledForest {
         }
         while t < treeCount {
             var i = Int(treeRoot[t])
-            for _ in 0..<Int(treeDepth[t]) {
-                i = s.next(i, buf)
+            if treeUntilLeaves[t] {
+                var n = s.load(i)
+                while s.delta(n) != 0 {
+                    i = s.next(i, n, buf)
+                    n = s.load(i)
+                }
+            } else {
+                for _ in 0..<Int(treeDepth[t]) {
+                    i = s.next(i, buf)
+                }
             }
             acc += leaves[i]
             t &+= 1
@@ -209,7 +232,7 @@ extension CompiledForest {
 
     /// Transposes the block's rows of every needed feature into the scratch views.
     @inline(__always)
-    private func fillViews(_ input: FeatureColumns, first: Int, rows: Int, into scratch: UnsafeMutablePointer<Float>) {
+    func fillViews(_ input: FeatureColumns, first: Int, rows: Int, into scratch: UnsafeMutablePointer<Float>) {
         let b = blockRows
         for (v, view) in views.enumerated() {
             let src = input.columns[view.feature] + first
@@ -224,55 +247,21 @@ extension CompiledForest {
         }
     }
 
-    /// Adds every tree's leaf to `acc[r]` for the block's rows, trees in model order, through
-    /// whichever node layout the model was compiled to.
+    /// Adds every tree's leaf to `acc[r]` for the block's rows, trees in model order.
     @inline(__always)
     private func accumulate<Leaf: BinaryFloatingPoint>(_ x: UnsafeMutablePointer<Float>, rows: Int, leaves: UnsafeMutablePointer<Leaf>, acc: UnsafeMutablePointer<Leaf>) {
-        if let mixedNodes, let categoryWords {
-            accumulate(MixedStep(nodes: mixedNodes, words: categoryWords), x, rows: rows, leaves: leaves, acc: acc)
-        } else if let nodes {
-            accumulate(NumericStep(nodes: nodes), x, rows: rows, leaves: leaves, acc: acc)
-        }
+        walkBlock(x, rows: rows, into: AccumulateLeaves(leaves: leaves, acc: acc))
     }
 
+    /// Walks every tree for the block's rows, trees in model order, through whichever node
+    /// layout the model was compiled to, handing each row's leaf to `sink` (kernels:
+    /// `CompiledForest+Kernels.swift`).
     @inline(__always)
-    private func accumulate<S: ForestStep, Leaf: BinaryFloatingPoint>(_ s: S, _ x: UnsafeMutablePointer<Float>, rows: Int, leaves: UnsafeMutablePointer<Leaf>, acc: UnsafeMutablePointer<Leaf>) {
-        for t in 0..<treeCount {
-            let root = Int(treeRoot[t])
-            let depth = Int(treeDepth[t])
-            var r = 0
-            // Eight independent walks at a time: their loads overlap instead of waiting on each other.
-            while r &+ 8 <= rows {
-                var i0 = root, i1 = root, i2 = root, i3 = root, i4 = root, i5 = root, i6 = root, i7 = root
-                let p = x + r
-                for _ in 0..<depth {
-                    i0 = s.next(i0, p)
-                    i1 = s.next(i1, p + 1)
-                    i2 = s.next(i2, p + 2)
-                    i3 = s.next(i3, p + 3)
-                    i4 = s.next(i4, p + 4)
-                    i5 = s.next(i5, p + 5)
-                    i6 = s.next(i6, p + 6)
-                    i7 = s.next(i7, p + 7)
-                }
-                acc[r] += leaves[i0]
-                acc[r &+ 1] += leaves[i1]
-                acc[r &+ 2] += leaves[i2]
-                acc[r &+ 3] += leaves[i3]
-                acc[r &+ 4] += leaves[i4]
-                acc[r &+ 5] += leaves[i5]
-                acc[r &+ 6] += leaves[i6]
-                acc[r &+ 7] += leaves[i7]
-                r &+= 8
-            }
-            while r < rows {
-                var i = root
-                for _ in 0..<depth {
-                    i = s.next(i, x + r)
-                }
-                acc[r] += leaves[i]
-                r &+= 1
-            }
+    func walkBlock<K: LeafSink>(_ x: UnsafeMutablePointer<Float>, rows: Int, into sink: K) {
+        if let mixedNodes, let categoryWords {
+            accumulate(MixedStep(nodes: mixedNodes, words: categoryWords), x, rows: rows, into: sink)
+        } else if let nodes {
+            accumulate(NumericStep(nodes: nodes), x, rows: rows, into: sink)
         }
     }
 }

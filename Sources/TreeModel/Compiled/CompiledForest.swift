@@ -80,7 +80,13 @@ public final class CompiledForest: @unchecked Sendable {
     let leafDouble: UnsafeMutablePointer<Double>?
     let treeRoot: UnsafeMutablePointer<UInt32>
     let treeDepth: UnsafeMutablePointer<Int32>
+    /// Per tree, whether the block kernels walk it until leaves rather than for its full depth
+    /// (`CompiledForest+WalkPlan.swift`).
+    let treeUntilLeaves: UnsafeMutablePointer<Bool>
     let treeCount: Int
+    /// For each slot of the layout, the node of its tree (`model.trees[t]` index) placed there
+    /// (`LeafAttribution` tabulates per leaf slot).
+    let slotNode: [Int32]
 
     /// Compiles `model`.
     /// - Throws: `ModelError` if a tree is not a valid tree (children out of range, a feature the
@@ -149,9 +155,11 @@ public final class CompiledForest: @unchecked Sendable {
         let leafDouble: UnsafeMutablePointer<Double>? = model.accumulation == .float64 ? .allocate(capacity: max(total, 1)) : nil
         let roots = UnsafeMutablePointer<UInt32>.allocate(capacity: max(model.trees.count, 1))
         let depths = UnsafeMutablePointer<Int32>.allocate(capacity: max(model.trees.count, 1))
+        let untilLeaves = UnsafeMutablePointer<Bool>.allocate(capacity: max(model.trees.count, 1))
         func deallocateAll() {
             nodes?.deallocate(); mixedNodes?.deallocate(); categoryWords?.deallocate()
             leafFloat?.deallocate(); leafDouble?.deallocate(); roots.deallocate(); depths.deallocate()
+            untilLeaves.deallocate()
         }
         func place(_ slot: Int, threshold: Float, offset: Int, delta: Int, words: Int = 0, last: Int = 0) {
             nodes?[slot] = Node(threshold: threshold, offset: UInt16(offset), delta: UInt16(delta))
@@ -160,17 +168,20 @@ public final class CompiledForest: @unchecked Sendable {
         }
 
         var next = 0
+        var slotNode = [Int32](repeating: -1, count: max(total, 1))
         for (t, tree) in model.trees.enumerated() {
             // Breadth-first placement: each inner node reserves two adjacent slots for its children.
             let root = next
             roots[t] = UInt32(root)
             depths[t] = Int32(tree.depth)
+            untilLeaves[t] = Self.walksUntilLeaves(tree)
             var queue: [(source: Int, slot: Int)] = [(0, root)]
             next += 1
             var head = 0
             while head < queue.count {
                 let (n, slot) = queue[head]
                 head += 1
+                slotNode[slot] = Int32(n)
                 if tree.isLeaf(n) {
                     place(slot, threshold: .nan, offset: 0, delta: 0)
                     leafFloat?[slot] = Float(tree.leafValue[n])
@@ -217,7 +228,9 @@ public final class CompiledForest: @unchecked Sendable {
         self.leafDouble = leafDouble
         self.treeRoot = roots
         self.treeDepth = depths
+        self.treeUntilLeaves = untilLeaves
         self.treeCount = model.trees.count
+        self.slotNode = slotNode
     }
 
     deinit {
@@ -228,6 +241,7 @@ public final class CompiledForest: @unchecked Sendable {
         leafDouble?.deallocate()
         treeRoot.deallocate()
         treeDepth.deallocate()
+        treeUntilLeaves.deallocate()
     }
 
     /// Number of input features (the length of a row, the number of columns).

@@ -8,7 +8,8 @@ import Darwin
 ///
 /// `exact` is path-dependent TreeSHAP (Lundberg et al. 2018), the algorithm behind XGBoost's
 /// `predict(pred_contribs=True)` and LightGBM's `pred_contrib`; contributions plus the bias sum
-/// to the margin. `approximate` is the per-path attribution of XGBoost's `approx_contribs=True`
+/// to the margin, computed by one walk per tree (`LinearShapForest`) where the tree allows and by
+/// Lundberg's path recurrences otherwise. `approximate` is the per-path attribution of XGBoost's `approx_contribs=True`
 /// (Saabas): one walk per tree, cheap enough for a full-base rescoring.
 public final class TreeExplainer: @unchecked Sendable {
     // @unchecked: all storage is written in `init` and only read afterwards.
@@ -24,17 +25,20 @@ public final class TreeExplainer: @unchecked Sendable {
     /// The explained model.
     public let model: TreeEnsemble
     /// Every tree's nodes, one after another; child indices are absolute.
-    private let nodes: UnsafeMutablePointer<ExplainNode>
+    let nodes: UnsafeMutablePointer<ExplainNode>
     /// The category bitsets of every categorical split, one after another (`ExplainNode.categoryWords`).
     private let categoryWords: UnsafeMutablePointer<UInt32>
-    private let roots: [Int]
-    private let maxDepth: Int
+    let roots: [Int]
+    let maxDepth: Int
     /// reciprocal[k] = 1/k for the path lengths TreeSHAP meets (k ≤ maxDepth + 2).
     private let reciprocal: UnsafeMutablePointer<Double>
     /// Gauss–Legendre nodes on [0, 1] and their weights, for trees deeper than
     /// `recurrenceDepthLimit` (empty otherwise); see `leafByQuadrature`.
-    private let quadratureNodes: [Double]
+    let quadratureNodes: [Double]
     private let quadratureWeights: [Double]
+    /// The one-walk-per-tree layout exact TreeSHAP uses for the trees it accepts (see
+    /// `LinearShapForest`); the others take the path recurrences or the quadrature above.
+    let linear: LinearShapForest?
 
     /// The deepest tree for which exact TreeSHAP uses Lundberg's path recurrences (XGBoost's and
     /// LightGBM's own arithmetic). Their unwinding step divides by path fractions and loses about
@@ -51,11 +55,12 @@ public final class TreeExplainer: @unchecked Sendable {
     /// recursion and its path buffer of (depth + 2)(depth + 3)/2 elements. The loaders refuse a
     /// deeper tree in a file, and `CompiledForest.init` one built in memory.
     public convenience init(_ model: TreeEnsemble) {
-        self.init(model, quadrature: false)
+        self.init(model, quadrature: false, linear: true)
     }
 
-    /// `quadrature: true` uses quadrature at any depth (for tests comparing the two methods).
-    init(_ model: TreeEnsemble, quadrature: Bool) {
+    /// `quadrature: true` uses per-leaf quadrature at any depth and `linear: false` keeps every
+    /// tree on the per-leaf algorithms (for tests comparing the methods).
+    init(_ model: TreeEnsemble, quadrature: Bool = false, linear: Bool = false) {
         self.model = model
         self.maxDepth = model.maxDepth
         if quadrature || maxDepth > Self.recurrenceDepthLimit {
@@ -100,6 +105,7 @@ public final class TreeExplainer: @unchecked Sendable {
             base += tree.nodeCount
         }
         self.roots = roots
+        self.linear = linear && !quadrature ? LinearShapForest(model, base: roots) : nil
     }
 
     deinit {
@@ -110,7 +116,7 @@ public final class TreeExplainer: @unchecked Sendable {
     }
 
     /// Each node's expected value: the cover-weighted mean of the leaves below it.
-    private static func expectedValues(_ tree: DecisionTree) -> [Double] {
+    static func expectedValues(_ tree: DecisionTree) -> [Double] {
         var mean = [Double](repeating: 0, count: tree.nodeCount)
         // Node ids need not put parents before children: walk pre-order, then fill bottom-up.
         var order: [Int] = []
@@ -151,6 +157,8 @@ public final class TreeExplainer: @unchecked Sendable {
         switch method {
         case .approximate:
             for root in roots { pathAttribution(root, row, phi) }
+        case .exact where linear != nil:
+            exactByWalk(row: row, phi: phi)
         case .exact where !quadratureNodes.isEmpty:
             let pathCapacity = (maxDepth + 2) * (maxDepth + 3) / 2
             withUnsafeTemporaryAllocation(of: PathElement.self, capacity: pathCapacity) { path in
@@ -287,7 +295,7 @@ extension TreeExplainer {
         }
     }
 
-    private func shap(
+    func shap(
         node: Int, row: UnsafeBufferPointer<Float>, phi: UnsafeMutableBufferPointer<Double>,
         path parent: UnsafeMutablePointer<PathElement>, depth: Int,
         zeroFraction: Double, oneFraction: Double, feature: Int
@@ -333,7 +341,7 @@ extension TreeExplainer {
 
     /// Exact TreeSHAP for deep trees: the same walk as `shap`, keeping each path element's feature
     /// and fractions (a feature met again is merged into one element) but no weights.
-    private func shapByQuadrature(
+    func shapByQuadrature(
         node: Int, row: UnsafeBufferPointer<Float>, phi: UnsafeMutableBufferPointer<Double>,
         path parent: UnsafeMutablePointer<PathElement>, depth: Int,
         zeroFraction: Double, oneFraction: Double, feature: Int, scratch: UnsafeMutablePointer<Double>

@@ -1,0 +1,98 @@
+import Postgres
+
+/// Drift references and per-job drift in PostgreSQL (`model_drift_reference`, `model_drift`).
+extension ClusterDatabase {
+    /// The reference of `modelVersion`, if one was taken.
+    func driftReference(modelVersion: String) async throws -> DriftReference? {
+        try await run { c in
+            let rows = try c.query("SELECT feature, edges, counts, job_id FROM model_drift_reference WHERE model_version = $1", [modelVersion]).rows
+            guard let first = rows.first, let job = first[3].flatMap({ Int64($0) }) else { return nil }
+            var bins: [String: (edges: [Float], counts: [Int64])] = [:]
+            for r in rows {
+                guard let name = r[0], let edges = Self.numbers(r[1]).map({ $0.map { Float($0) } }),
+                      let counts = Self.integers(r[2]) else {
+                    throw ClusterError("model_drift_reference of model \(modelVersion) has a malformed row for '\(r[0] ?? "?")'")
+                }
+                bins[name] = (edges, counts)
+            }
+            return DriftReference(job: job, bins: bins)
+        }
+    }
+
+    /// Stores a reference (the first one stored for a version stays: a second coordinator that
+    /// took one at the same time keeps the first; the job's own drift rows are stored after).
+    /// - Returns: the reference that is stored.
+    func saveDriftReference(modelVersion: String, _ reference: DriftReference) async throws -> DriftReference {
+        let term = term
+        try await run { c in
+            try Self.transaction(c, fencedBy: term) {
+                for (name, bin) in reference.bins.sorted(by: { $0.key < $1.key }) {
+                    _ = try c.query("""
+                        INSERT INTO model_drift_reference (model_version, feature, edges, counts, job_id) VALUES ($1, $2, $3, $4, $5)
+                        ON CONFLICT (model_version, feature) DO NOTHING
+                        """, [modelVersion, name, Self.numberArray(bin.edges.map(Double.init)), Self.integerArray(bin.counts), String(reference.job)])
+                }
+            }
+        }
+        return try await driftReference(modelVersion: modelVersion) ?? reference
+    }
+
+    /// Stores a job's drift (once: a job measured again keeps its first rows).
+    func save(drift report: DriftReport, counts: [String: [Int64]]) async throws {
+        let term = term
+        try await run { c in
+            try Self.transaction(c, fencedBy: term) {
+                for f in report.features {
+                    _ = try c.query("""
+                        INSERT INTO model_drift (job_id, model_version, reference_job_id, feature, psi, level, counts) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                        ON CONFLICT (job_id, feature) DO NOTHING
+                        """, [String(report.job), report.modelVersion, String(report.referenceJob), f.feature, String(f.psi), f.level.rawValue,
+                              Self.integerArray(counts[f.feature] ?? [])])
+                }
+            }
+        }
+    }
+
+    /// The drift of `job`, or of the last job that has any when nil.
+    func drift(job: Int64?) async throws -> DriftReport? {
+        try await run { c in
+            let id: Int64?
+            if let job { id = job } else { id = try c.query("SELECT max(job_id) FROM model_drift").scalar.flatMap { Int64($0) } }
+            guard let id else { return nil }
+            let rows = try c.query("SELECT model_version, reference_job_id, feature, psi FROM model_drift WHERE job_id = $1", [String(id)]).rows
+            guard let first = rows.first else { return nil }
+            return DriftReport(job: id, modelVersion: first[0] ?? "", referenceJob: first[1].flatMap { Int64($0) } ?? 0,
+                               features: rows.map { FeatureDrift(feature: $0[2] ?? "", psi: $0[3].flatMap { Double($0) } ?? 0) })
+        }
+    }
+
+    /// A PostgreSQL numeric array literal ({1,2.5,…}); Double's description reads back exactly.
+    static func numberArray(_ values: [Double]) -> String {
+        "{" + values.map { "\($0)" }.joined(separator: ",") + "}"
+    }
+
+    /// A PostgreSQL bigint[] literal.
+    static func integerArray(_ values: [Int64]) -> String {
+        "{" + values.map { String($0) }.joined(separator: ",") + "}"
+    }
+
+    /// The integers of a PostgreSQL bigint[]'s text; nil when it is not one.
+    static func integers(_ text: String?) -> [Int64]? { elements(text) { Int64($0) } }
+
+    /// The numbers of a PostgreSQL array's text ({1,2.5,…}); nil when it is not one.
+    static func numbers(_ text: String?) -> [Double]? { elements(text) { Double($0) } }
+
+    /// The elements of a one-dimensional PostgreSQL array's text, each read by `parse`; nil when
+    /// the text is not such an array or an element does not parse.
+    private static func elements<T>(_ text: String?, _ parse: (Substring) -> T?) -> [T]? {
+        guard let text, text.hasPrefix("{"), text.hasSuffix("}") else { return nil }
+        let inner = text.dropFirst().dropLast()
+        if inner.isEmpty { return [] }
+        var out: [T] = []
+        for part in inner.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let v = parse(part) else { return nil }
+            out.append(v)
+        }
+        return out
+    }
+}

@@ -1,0 +1,152 @@
+import SubscriberProfiles
+import WireFormat
+
+/// What the coordinator asks a shard for when it measures drift: a sample of the model's features
+/// (to cut a new reference's bins) when `edges` is empty, else each feature's counts in its bins.
+public struct DriftRequest: Sendable, WireCodable {
+    /// The model version the bins belong to: a shard serving another version refuses.
+    public var modelVersion: String
+    /// Rows to sample (evenly spaced over the shard) when taking a reference.
+    public var sampleRows: Int
+    /// Each model feature's edges, one feature after another (`edgeCounts[j]` for feature j).
+    public var edges: BulkArray<Float>
+    public var edgeCounts: BulkArray<Int32>
+
+    /// At most this many rows are sampled per shard, and at most this many edges per feature.
+    public static let maxSampleRows = 100_000
+    public static let maxEdges = 64
+
+    public init(modelVersion: String, sampleRows: Int) {
+        self.modelVersion = modelVersion
+        self.sampleRows = sampleRows
+        edges = BulkArray([])
+        edgeCounts = BulkArray([])
+    }
+
+    public init(modelVersion: String, edges: [[Float]]) {
+        self.modelVersion = modelVersion
+        sampleRows = 0
+        self.edges = BulkArray(edges.flatMap { $0 })
+        edgeCounts = BulkArray(edges.map { Int32($0.count) })
+    }
+
+    public var isSample: Bool { edgeCounts.elements.isEmpty }
+
+    public func encode(to w: inout WireWriter) {
+        w.write(modelVersion); w.write(sampleRows); w.write(edges); w.write(edgeCounts)
+    }
+
+    public init(from r: inout WireReader) throws(WireError) {
+        modelVersion = try r.read(); sampleRows = try r.read(); edges = try r.read(); edgeCounts = try r.read()
+    }
+
+    /// Each feature's edges, checked against a model of `features` features: a clear refusal for a
+    /// request no coordinator sends (wrong feature count, edges out of order or not numbers).
+    func validatedEdges(features: Int) throws(ClusterError) -> [[Float]] {
+        guard isSample || edgeCounts.elements.count == features else {
+            throw ClusterError("the drift request has bins for \(edgeCounts.elements.count) features; the model reads \(features)")
+        }
+        guard (0...Self.maxSampleRows).contains(sampleRows) else {
+            throw ClusterError("the drift request asks for \(sampleRows) sample rows (0–\(Self.maxSampleRows))")
+        }
+        var out: [[Float]] = []
+        var at = 0
+        for (j, n) in edgeCounts.elements.enumerated() {
+            guard (0...Int32(Self.maxEdges)).contains(n), at + Int(n) <= edges.elements.count else {
+                throw ClusterError("the drift request's feature \(j) claims \(n) edges (0–\(Self.maxEdges), \(edges.elements.count - at) left)")
+            }
+            let e = Array(edges.elements[at..<at + Int(n)])
+            guard e.allSatisfy({ $0.isFinite }), zip(e, e.dropFirst()).allSatisfy({ $0 < $1 }) else {
+                throw ClusterError("the drift request's edges of feature \(j) are not finite and ascending")
+            }
+            out.append(e)
+            at += Int(n)
+        }
+        guard at == edges.elements.count else {
+            throw ClusterError("the drift request carries \(edges.elements.count - at) edges beyond its features'")
+        }
+        return out
+    }
+}
+
+/// A shard's answer to a `DriftRequest`.
+public struct ShardDrift: Sendable, WireCodable {
+    public var shard: Int
+    public var modelVersion: String
+    public var subscribers: Int
+    /// Sampled rows, row after row, the model's features in its order (empty when counting).
+    public var sample: BulkArray<Float>
+    /// Each feature's bin counts (its edges + 2), one feature after another (empty when sampling).
+    public var counts: BulkArray<Int64>
+
+    public init(shard: Int, modelVersion: String, subscribers: Int, sample: [Float], counts: [Int64]) {
+        self.shard = shard
+        self.modelVersion = modelVersion
+        self.subscribers = subscribers
+        self.sample = BulkArray(sample)
+        self.counts = BulkArray(counts)
+    }
+
+    public func encode(to w: inout WireWriter) {
+        w.write(shard); w.write(modelVersion); w.write(subscribers); w.write(sample); w.write(counts)
+    }
+
+    public init(from r: inout WireReader) throws(WireError) {
+        shard = try r.read(); modelVersion = try r.read(); subscribers = try r.read(); sample = try r.read(); counts = try r.read()
+    }
+}
+
+extension ScoringModel {
+    /// Adds `rows` values of a column to their bins (`edges.count + 2` of them). Few edges (the
+    /// deciles give at most 9): the bin is the number of edges below the value, counted without
+    /// branching; many: a binary search.
+    static func count(_ column: UnsafePointer<Float>, rows: Int, edges: UnsafeBufferPointer<Float>, into bins: UnsafeMutableBufferPointer<Int64>) {
+        let missing = edges.count + 1
+        if edges.count <= 16 {
+            for r in 0..<rows {
+                let v = column[r]
+                if v.isNaN {
+                    bins[missing] += 1
+                    continue
+                }
+                var b = 0
+                for k in 0..<edges.count { b &+= edges[k] < v ? 1 : 0 }
+                bins[b] += 1
+            }
+        } else {
+            for r in 0..<rows { bins[PopulationStability.bin(column[r], edges: edges)] += 1 }
+        }
+    }
+
+    /// Measures what `request` asks on a shard's store (a scoring thread runs it; the store is
+    /// only read).
+    func drift(shard: Int, store: ProfileStore, request: DriftRequest) throws -> ShardDrift {
+        let columns = profileColumn
+        let edges = try request.validatedEdges(features: columns.count)
+        let n = store.count
+        if request.isSample {
+            let want = min(request.sampleRows, n)
+            var sample: [Float] = []
+            sample.reserveCapacity(want * columns.count)
+            if want > 0 {
+                // Evenly spaced rows: the same rows every time for the same shard.
+                for k in 0..<want {
+                    let row = k * n / want
+                    for c in columns { sample.append(store.value(row: row, feature: c)) }
+                }
+            }
+            return ShardDrift(shard: shard, modelVersion: version, subscribers: n, sample: sample, counts: [])
+        }
+        var bins = edges.map { [Int64](repeating: 0, count: PopulationStability.binCount(edges: $0.count)) }
+        // Column by column over the store's contiguous runs (no per-value lookup of the row).
+        store.forEachRun { _, rows, _, runColumns in
+            for (j, c) in columns.enumerated() where c >= 0 && c < runColumns.count {
+                let column = runColumns[c]
+                edges[j].withUnsafeBufferPointer { e in
+                    bins[j].withUnsafeMutableBufferPointer { b in Self.count(column, rows: rows, edges: e, into: b) }
+                }
+            }
+        }
+        return ShardDrift(shard: shard, modelVersion: version, subscribers: n, sample: [], counts: bins.flatMap { $0 })
+    }
+}
