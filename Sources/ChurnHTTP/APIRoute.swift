@@ -28,6 +28,7 @@ public enum APIRoute: Sendable, Equatable {
     case campaignReport(run: Int64)
     case campaignActions(run: Int64)
     case importOutcomes
+    case eraseSubscribers
 
     /// The path template as the OpenAPI document names it (metrics and logs use it, never the raw
     /// path: ids would make one series per subscriber).
@@ -55,6 +56,7 @@ public enum APIRoute: Sendable, Equatable {
         case .campaignReport: "/v1/campaigns/runs/{run}/report"
         case .campaignActions: "/v1/campaigns/runs/{run}/actions.csv"
         case .importOutcomes: "/v1/outcomes"
+        case .eraseSubscribers: "/v1/subscribers:erase"
         }
     }
 
@@ -64,7 +66,7 @@ public enum APIRoute: Sendable, Equatable {
         case .dashboard, .openAPI, .healthz, .readyz, .metrics, .createSession, .deleteSession: nil
         case .score, .batchScores, .jobs, .job, .jobSummary, .jobDrift, .stream, .cluster: Role.readers
         case .startJob, .postEvents, .runCampaign, .campaignReport, .campaignActions, .importOutcomes: Role.operators
-        case .drain, .tokens, .createToken, .revokeToken: Role.admins
+        case .drain, .tokens, .createToken, .revokeToken, .eraseSubscribers: Role.admins
         }
     }
 
@@ -76,6 +78,7 @@ public enum APIRoute: Sendable, Equatable {
         ("GET", "/v1/jobs/{id}/summary"), ("GET", "/v1/jobs/{id}/drift"), ("GET", "/v1/stream"), ("GET", "/v1/cluster"), ("POST", "/v1/nodes/{name}:drain"),
         ("GET", "/v1/tokens"), ("POST", "/v1/tokens"), ("POST", "/v1/tokens/{name}:revoke"), ("POST", "/v1/events"),
         ("POST", "/v1/campaigns/runs"), ("GET", "/v1/campaigns/runs/{run}/report"), ("GET", "/v1/campaigns/runs/{run}/actions.csv"), ("POST", "/v1/outcomes"),
+        ("POST", "/v1/subscribers:erase"),
     ]
 
     /// The route of `method` `path` (the path without its query).
@@ -128,6 +131,7 @@ public enum APIRoute: Sendable, Equatable {
             let run = try id(p[3], "the run id", field: "run")
             return try only(["GET": .campaignActions(run: run)])
         case ["v1", "outcomes"]: return try only(["POST": .importOutcomes])
+        case ["v1", "subscribers:erase"]: return try only(["POST": .eraseSubscribers])
         case ["v1", "cluster"]: return try only(["GET": .cluster])
         case let p where p.count == 3 && p[0] == "v1" && p[1] == "nodes" && p[2].hasSuffix(":drain") && p[2].count > 6:
             return try only(["POST": .drain(node: String(p[2].dropLast(6)).removingPercentEncoding())])

@@ -5,6 +5,7 @@ import Hummingbird
 import Metrics
 import NIOCore
 import SubscriberEvents
+import WireFormat
 
 /// One request's handler: what each route does. JSON keys are snake_case.
 struct Handlers {
@@ -42,6 +43,7 @@ struct Handlers {
         case .campaignReport(let run): return try await campaignReport(run)
         case .campaignActions(let run): return try await campaignActions(run)
         case .importOutcomes: return try await importOutcomes()
+        case .eraseSubscribers: return try await eraseSubscribers()
         }
     }
 
@@ -679,6 +681,50 @@ struct Handlers {
         guard revoked else { throw Problem(.unknownToken, "no live token named '\(name.prefix(80))'", field: "name") }
         if let records = try? await server.store.tokens() { server.tokens.replace(with: records) }
         return json(status: .ok) { o in o.object { o in o.key("name"); o.string(name); o.key("revoked"); o.bool(true) } }
+    }
+
+    struct ErasureBody: Decodable {
+        var subscriberIDs: [Int64]
+        enum CodingKeys: String, CodingKey { case subscriberIDs = "subscriber_ids" }
+    }
+
+    /// `POST /v1/subscribers:erase` (admin): `churngrid subscribers erase` over HTTP (docs/models.md, "Erasure").
+    func eraseSubscribers() async throws -> Response {
+        let posted = try await body(ErasureBody.self)
+        guard Set(posted.subscriberIDs).count <= Erasure.maxSubscribers else {
+            throw Problem(.tooManyIds, "\(Set(posted.subscriberIDs).count) subscribers; at most \(Erasure.maxSubscribers) per erasure", field: "subscriber_ids")
+        }
+        let ids: [Int64]
+        do { ids = try Erasure.validated(posted.subscriberIDs) } catch {
+            throw Problem(.invalidBody, error.description, field: "subscriber_ids")
+        }
+        let c = try leader()
+        let report: ErasureReport
+        do {
+            report = try await ClusterActorSystem.$caller.withValue(caller) {
+                try await ClusterActorSystem.$callTimeout.withValue(.seconds(600)) { try await c.erase(subscribers: BulkArray(ids)) }
+            }
+        } catch let refusal as ErasureRefusal {
+            throw Problem(.conflict, refusal.description)
+        } catch let error as ClusterError {
+            // Not every worker confirmed, or PostgreSQL failed: nothing is half-done that a retry does not finish.
+            var p = Problem(.unavailable, error.description)
+            p.headers[.retryAfter] = "5"
+            throw p
+        } catch {
+            throw unavailable("the erasure did not finish; run it again", error, retryAfter: 5)
+        }
+        return json(status: .ok) { o in
+            o.object { o in
+                o.key("subscribers"); o.int(report.subscribers)
+                o.key("found_in_memory"); o.int(report.foundInMemory)
+                o.key("copies"); o.int(report.copies)
+                o.key("workers"); o.int(report.workers)
+                o.key("rows"); o.object { o in for (table, n) in report.rows.sorted(by: { $0.key < $1.key }) { o.key(dynamic: table); o.int(n) } }
+                o.key("snapshots"); o.int(report.snapshots)
+                o.key("seconds"); o.double(report.seconds)
+            }
+        }
     }
 
     // MARK: Dashboard

@@ -845,6 +845,69 @@ enum OpenAPIDocument {
          }
         }
        },
+       "ErasureRequest": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "subscriber_ids"
+        ],
+        "properties": {
+         "subscriber_ids": {
+          "type": "array",
+          "minItems": 1,
+          "maxItems": 10000,
+          "items": {
+           "type": "integer",
+           "format": "int64",
+           "minimum": 1
+          }
+         }
+        }
+       },
+       "ErasureReport": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "subscribers",
+         "found_in_memory",
+         "copies",
+         "workers",
+         "rows",
+         "snapshots",
+         "seconds"
+        ],
+        "properties": {
+         "subscribers": {
+          "type": "integer",
+          "description": "Distinct ids asked for."
+         },
+         "found_in_memory": {
+          "type": "integer",
+          "description": "Ids some shard held."
+         },
+         "copies": {
+          "type": "integer",
+          "description": "In-memory copies erased (an owner and its standby are two)."
+         },
+         "workers": {
+          "type": "integer"
+         },
+         "rows": {
+          "type": "object",
+          "description": "Rows deleted per table.",
+          "additionalProperties": {
+           "type": "integer"
+          }
+         },
+         "snapshots": {
+          "type": "integer",
+          "description": "Shard snapshots deleted (written again by churngrid profiles snapshot)."
+         },
+         "seconds": {
+          "type": "number"
+         }
+        }
+       },
        "TokenRevoked": {
         "type": "object",
         "additionalProperties": false,
@@ -2339,6 +2402,63 @@ enum OpenAPIDocument {
          },
          "404": {
           "$ref": "#/components/responses/Problem404"
+         },
+         "503": {
+          "$ref": "#/components/responses/Problem503"
+         }
+        }
+       }
+      },
+      "/v1/subscribers:erase": {
+       "post": {
+        "operationId": "eraseSubscribers",
+        "summary": "Erase subscribers who asked to be forgotten (role admin; docs/models.md, Erasure): every worker erases them from every shard, standby and loading copy, then one PostgreSQL transaction deletes their profiles, scores, events, triggers, campaign actions, contacts, consent and outcomes and the shards' snapshots. The audit log records that it happened. 409 while a job, a campaign run or another erasure runs; 503 when a worker did not confirm or PostgreSQL failed (run it again: erasing twice is harmless).",
+        "security": [
+         {
+          "bearer": []
+         },
+         {
+          "session": []
+         }
+        ],
+        "requestBody": {
+         "required": true,
+         "content": {
+          "application/json": {
+           "schema": {
+            "$ref": "#/components/schemas/ErasureRequest"
+           }
+          }
+         }
+        },
+        "responses": {
+         "200": {
+          "description": "Erased",
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/ErasureReport"
+            }
+           }
+          }
+         },
+         "400": {
+          "$ref": "#/components/responses/Problem400"
+         },
+         "401": {
+          "$ref": "#/components/responses/Problem401"
+         },
+         "403": {
+          "$ref": "#/components/responses/Problem403"
+         },
+         "409": {
+          "$ref": "#/components/responses/Problem409"
+         },
+         "413": {
+          "$ref": "#/components/responses/Problem413"
+         },
+         "415": {
+          "$ref": "#/components/responses/Problem415"
          },
          "503": {
           "$ref": "#/components/responses/Problem503"

@@ -52,6 +52,12 @@ public struct TriggerCooldowns: Sendable, Equatable {
         lastFired = lastFired.filter { $0.value >= millis }
     }
 
+    /// Forgets every firing for `subscribers` (erased subscribers).
+    public mutating func forget(subscribers: Set<Int64>) {
+        guard !subscribers.isEmpty, lastFired.keys.contains(where: { subscribers.contains($0.subscriber) }) else { return }
+        lastFired = lastFired.filter { !subscribers.contains($0.key.subscriber) }
+    }
+
     /// Approximate bytes in memory: the struct, the hash table's header, its slots and occupancy bitmap.
     public var bytes: Int {
         let slots = lastFired.capacity

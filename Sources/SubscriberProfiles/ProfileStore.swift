@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A shard's subscriber profiles held in memory as `Float32` columns, with the subscriber ids
 /// and an id → row index. There is no object per subscriber.
 ///
@@ -5,6 +7,12 @@
 /// layout the scorer reads. The first chunk starts small and doubles up to `chunkRows` (a shard of
 /// a few thousand subscribers does not reserve 64K rows); after that growing adds a chunk and never
 /// copies. Removing a row moves the last row into its place, so rows stay dense.
+///
+/// Erasing a subscriber (`erase(id:)`, a subscriber who asked to be forgotten) is safe while
+/// others read the store: its values are overwritten with NaN and its id with `erasedID`, and
+/// its row becomes a hole that every walk (`forEachRun`, `exported`) and `count` skip. Nothing
+/// moves, so a lookup of another subscriber running meanwhile is never misled; the hole goes
+/// when the shard is next exported (streamed, snapshotted) and rebuilt.
 ///
 /// Memory per subscriber: 4 bytes per feature + 8 for the id + 5–11 for the index
 /// (36 features: about 160 bytes).
@@ -17,9 +25,20 @@ public final class ProfileStore {
     /// Features per profile.
     public let featureCount: Int
     private var chunks: [Chunk] = []
-    /// Number of subscribers held.
-    public private(set) var count = 0
+    /// Rows in use, holes of erased subscribers included.
+    public private(set) var rowCount = 0
     private var index = IdIndex()
+    /// The rows of erased subscribers, ascending (read by walks on other threads: behind a lock).
+    private let holes = Mutex<[Int]>([])
+
+    /// The id an erased subscriber's row holds from then on (never a subscriber's: ids are positive).
+    public static let erasedID = Int64.min
+
+    /// Number of subscribers held (erased ones excluded).
+    public var count: Int { rowCount - holes.withLock { $0.count } }
+
+    /// Rows that are holes left by erased subscribers.
+    public var erasedRows: Int { holes.withLock { $0.count } }
 
     final class Chunk {
         /// Rows the chunk has room for (the column stride).
@@ -63,26 +82,27 @@ public final class ProfileStore {
 
     /// The subscriber id at `row`.
     public func id(at row: Int) -> Int64 {
-        precondition(row >= 0 && row < count, "row \(row) out of 0..<\(count)")
+        precondition(row >= 0 && row < rowCount, "row \(row) out of 0..<\(rowCount)")
         let (c, r) = locate(row)
         return c.ids[r]
     }
 
     /// The row of subscriber `id`, or nil when the shard does not hold it.
     public func row(of id: Int64) -> Int? {
-        index.find(id) { self.id(at: $0) }
+        guard id != Self.erasedID else { return nil }
+        return index.find(id) { self.id(at: $0) }
     }
 
     /// Feature `feature` of `row`.
     public func value(row: Int, feature: Int) -> Float {
-        precondition(row >= 0 && row < count && feature >= 0 && feature < featureCount)
+        precondition(row >= 0 && row < rowCount && feature >= 0 && feature < featureCount)
         let (c, r) = locate(row)
         return c.values[feature * c.capacity + r]
     }
 
     /// Copies `row`'s features into `out` (at least `featureCount` slots).
     public func profile(row: Int, into out: UnsafeMutableBufferPointer<Float>) {
-        precondition(row >= 0 && row < count && out.count >= featureCount)
+        precondition(row >= 0 && row < rowCount && out.count >= featureCount)
         let (c, r) = locate(row)
         for j in 0..<featureCount { out[j] = c.values[j * c.capacity + r] }
     }
@@ -104,11 +124,11 @@ public final class ProfileStore {
             write(row: row, profile)
             return false
         }
-        let row = count
+        let row = rowCount
         ensureRoom(forRow: row)
         let (c, r) = locate(row)
         c.ids[r] = id
-        count += 1
+        rowCount += 1
         write(row: row, profile)
         index.insert(id, row: row) { self.id(at: $0) }
         return true
@@ -131,65 +151,115 @@ public final class ProfileStore {
         if chunk == chunks.count {
             chunks.append(Chunk(featureCount: featureCount, capacity: chunk == 0 ? 1024 : Self.chunkRows))
         } else if chunk == 0, row >= chunks[0].capacity {
-            chunks[0] = chunks[0].grown(to: min(Self.chunkRows, chunks[0].capacity * 2), rows: count, featureCount: featureCount)
+            chunks[0] = chunks[0].grown(to: min(Self.chunkRows, chunks[0].capacity * 2), rows: rowCount, featureCount: featureCount)
         }
     }
 
-    /// Removes subscriber `id`; the last row moves into its place.
+    /// Removes subscriber `id`; the last row moves into its place. Not to be called while others
+    /// read the store (rows move); `erase(id:)` is.
     /// - Returns: false when the shard did not hold it.
     @discardableResult
     public func remove(id: Int64) -> Bool {
         guard let row = row(of: id) else { return false }
         index.remove(id) { self.id(at: $0) }
-        let last = count - 1
+        let last = rowCount - 1
         if row != last {
             let (dst, d) = locate(row)
             let (src, s) = locate(last)
             let moved = src.ids[s]
             dst.ids[d] = moved
             for j in 0..<featureCount { dst.values[j * dst.capacity + d] = src.values[j * src.capacity + s] }
-            index.update(moved, row: row) { self.id(at: $0) }
+            if moved == Self.erasedID {
+                // The last row is a hole: it moves, and so does its (dead) index slot.
+                index.repoint(row: last, to: row)
+                holes.withLock { h in
+                    if let k = h.firstIndex(of: last) { h.remove(at: k) }
+                    h.insert(row, at: h.firstIndex { $0 > row } ?? h.count)
+                }
+            } else {
+                index.update(moved, row: row) { self.id(at: $0) }
+            }
         }
-        count -= 1
-        if chunks.count > (count + Self.chunkRows - 1) >> 16 + 1 { chunks.removeLast() }
+        rowCount -= 1
+        if chunks.count > (rowCount + Self.chunkRows - 1) >> 16 + 1 { chunks.removeLast() }
+        return true
+    }
+
+    /// Erases subscriber `id`: its values become NaN and its id `erasedID`, and its row a hole
+    /// that walks skip. Safe while lookups of other subscribers and walks run on other threads
+    /// (nothing moves; a walk already past the row's run may still have read it). The store's one
+    /// writer calls it (on a worker: the event thread).
+    /// - Returns: false when the shard did not hold it.
+    @discardableResult
+    public func erase(id: Int64) -> Bool {
+        guard let row = row(of: id) else { return false }
+        let (c, r) = locate(row)
+        // The hole first: a walk that starts from now on skips the row before its id changes.
+        holes.withLock { h in h.insert(row, at: h.firstIndex { $0 > row } ?? h.count) }
+        c.ids[r] = Self.erasedID
+        for j in 0..<featureCount { c.values[j * c.capacity + r] = .nan }
         return true
     }
 
     /// Prepares room for `additional` more subscribers (one index resize instead of several).
     public func reserve(_ additional: Int) {
-        index.reserve(count + additional) { self.id(at: $0) }
-        let rows = min(Self.chunkRows, count + additional)
+        index.reserve(rowCount + additional) { self.id(at: $0) }
+        let rows = min(Self.chunkRows, rowCount + additional)
         if chunks.isEmpty {
             chunks.append(Chunk(featureCount: featureCount, capacity: max(rows, 1)))
         } else if chunks.count == 1, chunks[0].capacity < rows {
-            chunks[0] = chunks[0].grown(to: rows, rows: count, featureCount: featureCount)
+            chunks[0] = chunks[0].grown(to: rows, rows: rowCount, featureCount: featureCount)
         }
     }
 
     /// Calls `body` for consecutive runs of rows, each with one contiguous column per feature
     /// (`columns[j]` points at `rows` values) and the run's subscriber ids; the pointers are valid
-    /// only during the call. This is how a scorer walks the shard.
+    /// only during the call. Holes of erased subscribers are never in a run. This is how a scorer
+    /// walks the shard.
     public func forEachRun(_ body: (_ firstRow: Int, _ rows: Int, _ ids: UnsafePointer<Int64>, _ columns: [UnsafePointer<Float>]) throws -> Void) rethrows {
+        try walk(skipping: holes.withLock { $0 }, body)
+    }
+
+    private func walk(skipping skipped: [Int], _ body: (_ firstRow: Int, _ rows: Int, _ ids: UnsafePointer<Int64>, _ columns: [UnsafePointer<Float>]) throws -> Void) rethrows {
+        var hole = 0
         var first = 0
-        for c in chunks where first < count {
-            let rows = min(Self.chunkRows, count - first)
-            let columns = (0..<featureCount).map { UnsafePointer(c.values + $0 * c.capacity) }
-            try body(first, rows, c.ids, columns)
-            first += rows
+        for c in chunks where first < rowCount {
+            let rows = min(Self.chunkRows, rowCount - first)
+            var start = first
+            let end = first + rows
+            while start < end {
+                while hole < skipped.count && skipped[hole] < start { hole += 1 }
+                let stop = hole < skipped.count ? min(end, skipped[hole]) : end
+                if stop > start {
+                    let offset = start - first
+                    let columns = (0..<featureCount).map { UnsafePointer(c.values + $0 * c.capacity + offset) }
+                    try body(start, stop - start, c.ids + offset, columns)
+                }
+                start = stop + (stop < end ? 1 : 0)  // past the hole
+            }
+            first = end
         }
     }
 
     /// The whole store as two flat arrays, the form a shard travels in between nodes: the ids in
-    /// row order and the values feature-major (`values[j * count + r]` is feature `j` of row `r`).
+    /// row order and the values feature-major (`values[j * count + r]` is feature `j` of the
+    /// `r`-th subscriber); holes of erased subscribers are left out.
     public func exported() -> (ids: [Int64], values: [Float]) {
-        let n = count, f = featureCount
+        let skipped = holes.withLock { $0 }
+        let n = rowCount - skipped.count, f = featureCount
         let ids = [Int64](unsafeUninitializedCapacity: n) { out, filled in
-            forEachRun { first, rows, runIDs, _ in (out.baseAddress! + first).update(from: runIDs, count: rows) }
+            var at = 0
+            walk(skipping: skipped) { _, rows, runIDs, _ in
+                (out.baseAddress! + at).update(from: runIDs, count: rows)
+                at += rows
+            }
             filled = n
         }
         let values = [Float](unsafeUninitializedCapacity: n * f) { out, filled in
-            forEachRun { first, rows, _, columns in
-                for j in 0..<f { (out.baseAddress! + j * n + first).update(from: columns[j], count: rows) }
+            var at = 0
+            walk(skipping: skipped) { _, rows, _, columns in
+                for j in 0..<f { (out.baseAddress! + j * n + at).update(from: columns[j], count: rows) }
+                at += rows
             }
             filled = n * f
         }
@@ -208,8 +278,8 @@ public final class ProfileStore {
         reserve(n)
         try ids.withUnsafeBufferPointer { idp throws(ProfileStoreError) in
             try values.withUnsafeBufferPointer { v throws(ProfileStoreError) in
-                while count < n {
-                    let first = count
+                while rowCount < n {
+                    let first = rowCount
                     ensureRoom(forRow: first)
                     let (c, r) = locate(first)
                     let rows = min(c.capacity - r, n - first)
@@ -217,8 +287,8 @@ public final class ProfileStore {
                     for j in 0..<featureCount {
                         (c.values + j * c.capacity + r).update(from: v.baseAddress! + j * n + first, count: rows)
                     }
-                    count = first + rows
-                    for row in first..<count {
+                    rowCount = first + rows
+                    for row in first..<rowCount {
                         guard index.find(idp[row], idAt: { self.id(at: $0) }) == nil else {
                             throw ProfileStoreError("subscriber \(idp[row]) appears twice")
                         }
@@ -303,6 +373,15 @@ struct IdIndex {
         var i = Self.hash(id) & mask
         while idAt(Int(slots[i]) - 1) != id { i = (i + 1) & mask }
         slots[i] = UInt32(row + 1)
+    }
+
+    /// Points the slot of `row` at `newRow` (a hole's dead slot, whose id cannot be looked up:
+    /// found by a scan; only when a hole moves).
+    mutating func repoint(row: Int, to newRow: Int) {
+        for i in slots.indices where slots[i] == UInt32(row + 1) {
+            slots[i] = UInt32(newRow + 1)
+            return
+        }
     }
 
     /// Removes `id` (present), shifting later entries of its probe run back.

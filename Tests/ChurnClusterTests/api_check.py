@@ -145,7 +145,7 @@ for method, path in [("GET", "/v1/cluster"), ("GET", f"/v1/subscribers/{subscrib
                      ("GET", "/v1/stream"), ("POST", f"/v1/nodes/{drain_target}:drain"), ("GET", "/v1/tokens"),
                      ("POST", "/v1/tokens"), ("POST", "/v1/tokens/x:revoke"), ("POST", "/v1/events"),
                      ("POST", "/v1/campaigns/runs"), ("GET", "/v1/campaigns/runs/1/report"), ("GET", "/v1/campaigns/runs/1/actions.csv?channel=sms"),
-                     ("POST", "/v1/outcomes")]:
+                     ("POST", "/v1/outcomes"), ("POST", "/v1/subscribers:erase")]:
     h, _ = check(method, path, 401, problem_type="unauthorized")
     if "Bearer" not in h.get("WWW-Authenticate", ""):
         fail(f"{method} {path}: 401 without a Bearer challenge")
@@ -449,6 +449,24 @@ check("GET", f"/v1/campaigns/runs/{run_id}/report", 200, token=operator)
 check("GET", f"/v1/campaigns/runs/{run_id}/report?window_days=0", 400, token=operator, problem_type="invalid-parameter", field="window_days")
 check("GET", "/v1/campaigns/runs/987654/report", 404, token=operator, problem_type="unknown-run", field="run")
 check("GET", "/v1/campaigns/runs", 405, token=operator, problem_type="method-not-allowed")
+
+# Erasure (admin): the subscriber is gone from the cluster; bad bodies and weaker roles are refused.
+erased_id = first_id + 7
+for weaker in (reader, operator):
+    check("POST", "/v1/subscribers:erase", 403, token=weaker, body={"subscriber_ids": [erased_id]}, problem_type="forbidden")
+check("POST", "/v1/subscribers:erase", 400, token=admin, body={"subscriber_ids": []}, problem_type="invalid-body", field="subscriber_ids")
+check("POST", "/v1/subscribers:erase", 400, token=admin, body={"subscriber_ids": [0]}, problem_type="invalid-body", field="subscriber_ids")
+check("POST", "/v1/subscribers:erase", 400, token=admin, body={"subscriber_ids": list(range(1, 10_002))}, problem_type="too-many-ids", field="subscriber_ids")
+check("POST", "/v1/subscribers:erase", 400, token=admin, body={"ids": [erased_id]}, problem_type="invalid-body")
+check("POST", "/v1/subscribers:erase", 415, token=admin, raw=b"1", headers={"Content-Type": "text/plain"}, problem_type="unsupported-media-type")
+check("GET", f"/v1/subscribers/{erased_id}/score", 200, token=reader)
+_, erasure = check("POST", "/v1/subscribers:erase", 200, token=admin, body={"subscriber_ids": [erased_id, erased_id]}, timeout=120)
+if erasure["subscribers"] != 1 or erasure["found_in_memory"] != 1 or erasure["rows"].get("subscriber_profiles") != 1:
+    fail(f"erasure: {erasure}")
+check("GET", f"/v1/subscribers/{erased_id}/score", 404, token=reader, problem_type="unknown-subscriber")
+_, again = check("POST", "/v1/subscribers:erase", 200, token=admin, body={"subscriber_ids": [erased_id]}, timeout=120)
+if again["found_in_memory"] != 0 or any(again["rows"].values()):
+    fail(f"erasing again found something: {again}")
 
 # Nodes (admin).
 check("POST", "/v1/nodes/no-such-worker:drain", 404, token=admin, problem_type="unknown-node", field="name")

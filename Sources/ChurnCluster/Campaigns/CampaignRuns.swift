@@ -86,6 +86,7 @@ extension CoordinatorActor {
             throw CampaignRefusal(.invalidCampaign, "\(error)", field: (error as any Error as? CampaignError)?.field)
         }
         guard !campaignBusy else { throw CampaignRefusal(.conflict, "another campaign run is deciding; run this one when it has finished") }
+        guard !erasing else { throw CampaignRefusal(.conflict, "subscribers are being erased; run the campaign when the erasure has finished") }
         campaignBusy = true
         defer { campaignBusy = false }
         guard let published = try await database.publishedJob() else {

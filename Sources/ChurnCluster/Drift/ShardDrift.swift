@@ -129,10 +129,16 @@ extension ScoringModel {
             var sample: [Float] = []
             sample.reserveCapacity(want * columns.count)
             if want > 0 {
-                // Evenly spaced rows: the same rows every time for the same shard.
-                for k in 0..<want {
-                    let row = k * n / want
-                    for c in columns { sample.append(store.value(row: row, feature: c)) }
+                // Evenly spaced subscribers (the k-th of `want` is the (k·n/want)-th held, holes of
+                // erased ones skipped): the same rows every time for the same shard.
+                var k = 0, seen = 0
+                store.forEachRun { _, rows, _, runColumns in
+                    while k < want, k * n / want < seen + rows {
+                        let r = k * n / want - seen
+                        for c in columns { sample.append(c >= 0 && c < runColumns.count ? runColumns[c][r] : .nan) }
+                        k += 1
+                    }
+                    seen += rows
                 }
             }
             return ShardDrift(shard: shard, modelVersion: version, subscribers: n, sample: sample, counts: [])

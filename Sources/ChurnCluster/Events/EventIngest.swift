@@ -39,9 +39,9 @@ final class EventIngest: Sendable {
     }
 
     let settings: Settings
-    private let thread = BlockingThread(name: "cg-events")
+    let thread = BlockingThread(name: "cg-events")
     private let queue = Mutex(Queue())
-    private let confined: Confined
+    let confined: Confined
     private let logger: Logger
 
     init(postgresURL: String, node: String, settings: Settings = Settings(), logger: Logger) {
@@ -257,6 +257,8 @@ final class Confined: @unchecked Sendable {
     /// (when, events applied, triggers fired) about once a second over the last minute: the rates.
     var samples: [(at: ContinuousClock.Instant, applied: Int, triggers: Int)] = []
     var partitionsDay: Int32 = .min
+    /// Subscribers erased here (see `RememberedErasures`).
+    var erasures = RememberedErasures()
 
     init(postgresURL: String, node: String, logger: Logger) {
         self.postgresURL = postgresURL
@@ -594,6 +596,10 @@ final class Confined: @unchecked Sendable {
         } else {
             return nil
         }
+        // A copy that arrives after an erasure (streamed, or loaded before the table was cleaned)
+        // loses the erased subscribers before it serves.
+        cleanArriving([item.shard: item.store])
+        forgetErased(in: events)
         let slot = Slot(store: item.store, events: events, role: role)
         slots[item.shard] = slot
         return slot

@@ -122,6 +122,8 @@ public distributed actor CoordinatorActor {
     private var membershipBusy = false
     /// A campaign run is deciding (one at a time: each reads the contacts the previous one wrote).
     var campaignBusy = false
+    /// An erasure is running (`erase(subscribers:)`): jobs and campaign runs wait for it.
+    var erasing = false
     /// The last job's drift (`CoordinatorDrift`), and whether the stored one was read at start.
     var lastDrift: DriftReport?
     var driftLoaded = false
@@ -574,6 +576,11 @@ public distributed actor CoordinatorActor {
     /// The shard count of the cluster.
     var shardCount: Int { map.shardCount }
 
+    /// Every member's worker actor, by name.
+    func memberWorkers() -> [(name: String, worker: WorkerActor)] {
+        members.sorted { $0.key < $1.key }.map { ($0.key, $0.value.actor) }
+    }
+
     /// Writes an action to the audit log (who, with which key, what, when); a failure to write
     /// is logged, not thrown: the action has happened.
     func audit(_ caller: Caller?, action: String, target: String, outcome: String) async {
@@ -608,7 +615,7 @@ public distributed actor CoordinatorActor {
     }
 
     /// Membership changes run one at a time, in arrival order (actor methods interleave at awaits).
-    private func lockMembership() async {
+    func lockMembership() async {
         if !membershipBusy {
             membershipBusy = true
             return
@@ -616,7 +623,7 @@ public distributed actor CoordinatorActor {
         await withCheckedContinuation { membershipWaiters.append($0) }
     }
 
-    private func unlockMembership() {
+    func unlockMembership() {
         if membershipWaiters.isEmpty {
             membershipBusy = false
         } else {
@@ -645,6 +652,7 @@ public distributed actor CoordinatorActor {
             throw ClusterError("job \(run.status.id) is still running (\(run.status.shardsDone)/\(run.status.shardCount) shards)")
         }
         if let refusal = startGate.refusal { throw ClusterError(refusal) }
+        guard !erasing else { throw ClusterError("subscribers are being erased; start the job when the erasure has finished") }
         guard !members.isEmpty else { throw ClusterError("no workers have joined yet") }
         await writeUnrecordedFailures()
         let id: Int64
@@ -1022,6 +1030,7 @@ extension CoordinatorActor: AccessControlled {
         "campaignReport(run:windowDays:)": Role.operators,
         "importOutcomes(_:)": Role.operators,
         "snapshotProfiles()": Role.operators,
+        "erase(subscribers:)": Role.admins,
     ]
 }
 

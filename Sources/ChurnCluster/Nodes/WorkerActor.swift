@@ -26,7 +26,7 @@ public distributed actor WorkerActor {
     static let exportTimeout: Duration = .seconds(10)
 
     /// The profiles held, per shard (shared by its actors; dropped when no role is left).
-    private var stores: [Int: LoadedShard] = [:]
+    var stores: [Int: LoadedShard] = [:]
     private var owned: [Int: ShardActor] = [:]
     private var standing: [Int: ShardActor] = [:]
     private var model: ScoringModel?
@@ -186,6 +186,11 @@ public distributed actor WorkerActor {
             fromSnapshots = loaded.events.count
             fromDatabase = loaded.fromTable
         }
+        // Copies that arrived after an erasure lose the erased subscribers before they answer.
+        let arriving = assignment.shards.reduce(into: [Int: LoadedShard]()) { out, s in if owned[s] == nil && standing[s] == nil { out[s] = stores[s] } }
+        if !arriving.isEmpty, try await events.cleanArriving(arriving) > 0 {
+            logger.info("erased subscribers removed from arriving copies", metadata: ["shards": "\(arriving.count)"])
+        }
         // The event path: owners raise their shards' fences and replay the log beyond their copies
         // before they answer as owners; standbys follow the log.
         let loadedFromDatabase = Set(fromDatabase)
@@ -283,7 +288,7 @@ public distributed actor WorkerActor {
     /// Fencing: an order from an older lease term than one already obeyed (a coordinator that was
     /// frozen or cut off while another took over), or from an older map epoch in the same term, is
     /// refused.
-    private func obey(term: Int64, epoch: Int64?, _ order: String) throws {
+    func obey(term: Int64, epoch: Int64?, _ order: String) throws {
         if term < obeyed.term || (term == obeyed.term && epoch.map { $0 < obeyed.epoch } ?? false) {
             logger.warning("refused an order from a stale coordinator", metadata: ["order": "\(order)", "term": "\(term)", "epoch": "\(epoch.map { "\($0)" } ?? "-")",
                                                                                 "obeyed": "term \(obeyed.term) epoch \(obeyed.epoch)"])
@@ -404,6 +409,8 @@ extension WorkerActor: AccessControlled {
         "eventStatus()": Role.readers,
         "writeSnapshots(_:shardCount:)": [.coordinator],
         "shardLoads()": Role.readers,
+        "erase(_:term:)": [.coordinator],
+        "profilesErased(from:to:term:)": [.coordinator],
     ]
 }
 

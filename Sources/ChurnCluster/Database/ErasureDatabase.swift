@@ -1,0 +1,67 @@
+import Postgres
+import SubscriberProfiles
+
+/// What an erasure deleted from PostgreSQL.
+struct DatabaseErasure: Sendable {
+    /// Rows deleted per table (for `scoring_job_summaries`: the job summaries whose top list lost an entry).
+    var rows: [String: Int] = [:]
+    /// Shard snapshots deleted with the profiles (by the table's trigger).
+    var snapshots = 0
+    /// `subscriber_profiles`' generation before and after, when profiles were deleted.
+    var generation: (from: Int64, to: Int64)?
+}
+
+extension ClusterDatabase {
+    /// The tables holding rows of a subscriber, besides `subscriber_profiles` and the job summaries.
+    static let erasedTables = ["churn_scores", "subscriber_events", "retention_triggers", "campaign_actions", "contact_history",
+                               "contact_consent", "do_not_contact", "subscriber_outcomes"]
+
+    /// Deletes every row of `ids` in one transaction fenced by the lease: profiles (which deletes
+    /// the shards' snapshots and raises the profiles' generation), scores of every job kept, events,
+    /// triggers, campaign actions, contacts, consent, the do-not-contact list, outcomes, and their
+    /// entries in the job summaries' top-risk lists.
+    func erase(_ ids: [Int64], shardCount: Int) async throws -> DatabaseErasure {
+        let term = term
+        let list = "{" + ids.map(String.init).joined(separator: ",") + "}"
+        // Events are found through their shard's index (shard, seq): the shard count never changes.
+        let shards = "{" + Set(ids.map { ShardKey.shard(of: $0, shardCount: shardCount) }).sorted().map(String.init).joined(separator: ",") + "}"
+        return try await run { c in
+            try Self.transaction(c, fencedBy: term) {
+                var out = DatabaseErasure()
+                func count(_ sql: String, _ parameters: [String] = [list]) throws -> Int {
+                    Int(try c.query(sql, parameters).scalar ?? "0") ?? 0
+                }
+                let profiles = try count("SELECT count(*) FROM subscriber_profiles WHERE subscriber_id = ANY($1::bigint[])")
+                if profiles > 0 {
+                    // The trigger on subscriber_profiles raises the generation and deletes every snapshot.
+                    guard let before = try c.query("SELECT generation FROM churngrid_profile_generation FOR UPDATE").scalar.flatMap({ Int64($0) }) else {
+                        throw ClusterError("churngrid_profile_generation has no row")
+                    }
+                    out.snapshots = try count("SELECT count(*) FROM churngrid_shard_snapshots", [])
+                    out.rows["subscriber_profiles"] = try count("WITH d AS (DELETE FROM subscriber_profiles WHERE subscriber_id = ANY($1::bigint[]) RETURNING 1) SELECT count(*) FROM d")
+                    let after = try c.query("SELECT generation FROM churngrid_profile_generation").scalar.flatMap { Int64($0) } ?? before
+                    out.generation = (before, after)
+                } else {
+                    out.rows["subscriber_profiles"] = 0
+                }
+                for table in Self.erasedTables where table != "subscriber_events" {
+                    out.rows[table] = try count("WITH d AS (DELETE FROM \(table) WHERE subscriber_id = ANY($1::bigint[]) RETURNING 1) SELECT count(*) FROM d")
+                }
+                out.rows["subscriber_events"] = try count("""
+                    WITH d AS (DELETE FROM subscriber_events WHERE shard = ANY($2::integer[]) AND subscriber_id = ANY($1::bigint[]) RETURNING 1)
+                    SELECT count(*) FROM d
+                    """, [list, shards])
+                out.rows["scoring_job_summaries"] = try count("""
+                    WITH d AS (
+                        UPDATE scoring_job_summaries SET top_risk = (
+                            SELECT coalesce(jsonb_agg(e ORDER BY n), '[]'::jsonb) FROM jsonb_array_elements(top_risk) WITH ORDINALITY AS t(e, n)
+                            WHERE NOT ((e->>'subscriber_id')::bigint = ANY($1::bigint[])))
+                        WHERE EXISTS (SELECT 1 FROM jsonb_array_elements(top_risk) e WHERE (e->>'subscriber_id')::bigint = ANY($1::bigint[]))
+                        RETURNING 1)
+                    SELECT count(*) FROM d
+                    """)
+                return out
+            }
+        }
+    }
+}

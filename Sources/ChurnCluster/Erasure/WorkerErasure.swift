@@ -1,0 +1,128 @@
+import ClusterSystem
+import Distributed
+import SubscriberProfiles
+import WireFormat
+
+/// Erased ids a worker remembers (most recent kept, at most `Erasure.remembered`): a copy that
+/// arrives after the erasure (streamed from a peer that exported it just before, loaded from a
+/// table not yet cleaned) is cleaned of them before it answers. Touched only on the event thread.
+struct RememberedErasures {
+    private(set) var ids: Set<Int64> = []
+    private var order: [Int64] = []
+    private var head = 0
+
+    var isEmpty: Bool { ids.isEmpty }
+
+    mutating func remember(_ new: [Int64], limit: Int = Erasure.remembered) {
+        for id in new where ids.insert(id).inserted { order.append(id) }
+        while ids.count > limit, head < order.count {
+            ids.remove(order[head])
+            head += 1
+        }
+        if head > 4096 && head * 2 > order.count {
+            order.removeFirst(head)
+            head = 0
+        }
+    }
+}
+
+extension Confined {
+    /// Erases `ids` from `stores` (every copy the worker holds) and from its shards' event state
+    /// (windowed buckets, recent events, cool-downs, triggers waiting to be written), and
+    /// remembers them. Runs on the event thread: between two event groups, and the store's one writer.
+    func erase(_ ids: [Int64], stores: [Int: LoadedShard]) -> WorkerErasure {
+        erasures.remember(ids)
+        var found = Set<Int64>(), copies = 0
+        var cleaned: [ObjectIdentifier] = []
+        for loaded in stores.values {
+            cleaned.append(ObjectIdentifier(loaded.store))
+            for id in ids where loaded.store.erase(id: id) {
+                found.insert(id)
+                copies += 1
+            }
+        }
+        let erased = Set(ids)
+        for slot in slots.values {
+            if !cleaned.contains(ObjectIdentifier(slot.store.store)) {
+                for id in ids where slot.store.store.erase(id: id) {
+                    found.insert(id)
+                    copies += 1
+                }
+            }
+            forget(erased, in: slot.events)
+        }
+        pendingTriggers.removeAll { erased.contains($0.subscriberID) }
+        return WorkerErasure(found: found.sorted(), copies: copies)
+    }
+
+    /// Cleans copies arriving on this worker of every id erased before (see `RememberedErasures`).
+    /// - Returns: the rows erased.
+    @discardableResult
+    func cleanArriving(_ stores: [Int: LoadedShard]) -> Int {
+        guard !erasures.isEmpty else { return 0 }
+        var n = 0
+        for loaded in stores.values {
+            for id in erasures.ids where loaded.store.erase(id: id) { n += 1 }
+        }
+        return n
+    }
+
+    /// Drops erased subscribers' event state from a shard's events (a slot adopted from a snapshot).
+    func forgetErased(in events: ShardEvents) {
+        guard !erasures.isEmpty else { return }
+        forget(erasures.ids, in: events)
+    }
+
+    private func forget(_ ids: Set<Int64>, in events: ShardEvents) {
+        if events.subscribers.count < ids.count {
+            for id in events.subscribers.keys where ids.contains(id) { events.subscribers[id] = nil }
+        } else {
+            for id in ids { events.subscribers[id] = nil }
+        }
+        events.cooldowns.forget(subscribers: ids)
+    }
+}
+
+extension EventIngest {
+    /// See `Confined.erase`: on the event thread, between two groups.
+    func erase(_ ids: [Int64], stores: [Int: LoadedShard]) async throws -> WorkerErasure {
+        let confined = confined
+        return try await thread.run { confined.erase(ids, stores: stores) }
+    }
+
+    /// See `Confined.cleanArriving`.
+    func cleanArriving(_ stores: [Int: LoadedShard]) async throws -> Int {
+        let confined = confined
+        return try await thread.run { confined.cleanArriving(stores) }
+    }
+}
+
+extension WorkerActor {
+    /// Erases `ids` from every copy of a shard this worker holds (owner, standby, loading) and
+    /// from their event state, and remembers them for copies that arrive later (coordinator only).
+    public distributed func erase(_ ids: BulkArray<Int64>, term: Int64) async throws -> WorkerErasure {
+        try obey(term: term, epoch: nil, "erase")
+        let wanted = try Erasure.validated(ids.elements)
+        let held = stores
+        let result = try await events.erase(wanted, stores: held)
+        // Counts only: the ids themselves stay out of the logs.
+        logger.notice("erased subscribers", metadata: ["subscribers": "\(wanted.count)", "found": "\(result.found.elements.count)",
+                                                        "copies": "\(result.copies)", "shards": "\(held.count)"])
+        return result
+    }
+
+    /// The erasure's PostgreSQL transaction moved `subscriber_profiles` from generation `from` to
+    /// `to`: copies that descended from `from` are, now erased here as there, those of `to` (so
+    /// their snapshots can still be written).
+    /// - Returns: the copies moved to `to`.
+    public distributed func profilesErased(from: Int64, to: Int64, term: Int64) throws -> Int {
+        try obey(term: term, epoch: nil, "profilesErased")
+        guard from > 0, to > from else { return 0 }
+        var moved = 0
+        for (shard, loaded) in stores where loaded.generation == from {
+            stores[shard]?.generation = to
+            moved += 1
+        }
+        return moved
+    }
+}
