@@ -406,6 +406,33 @@ public enum ProfileSchema {
                 PRIMARY KEY (job_id, feature)
             );
             """),
+        Migration(version: 12, name: "model registry and the served model", sql: """
+            -- Every model version brought to the cluster (docs/models.md, "Registry"): its file as given,
+            -- its features, who added it and when. `version` is the model's own id (the FNV-1a of its
+            -- bytes, as every answer and job names it).
+            CREATE TABLE model_registry (
+                name text NOT NULL CHECK (name ~ '^[a-z0-9][a-z0-9_.-]{0,63}$'),
+                version text NOT NULL,
+                source text NOT NULL,
+                format text NOT NULL,
+                features text[] NOT NULL,
+                bytes bytea NOT NULL,
+                sha256 text NOT NULL,
+                added_by text NOT NULL,
+                added_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (name, version)
+            );
+            -- The model the cluster serves (one row): what a coordinator that starts or takes over
+            -- serves, so a restart never rolls a deployment back.
+            CREATE TABLE model_served (
+                singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+                name text NOT NULL,
+                version text NOT NULL,
+                since timestamptz NOT NULL DEFAULT now(),
+                deployed_by text NOT NULL,
+                FOREIGN KEY (name, version) REFERENCES model_registry (name, version)
+            );
+            """),
     ]
 
     /// Applies the migrations `connection`'s database lacks.

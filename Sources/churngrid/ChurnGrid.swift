@@ -15,7 +15,7 @@ struct ChurnGrid: AsyncParsableCommand {
             ModelCommand.self, Generate.self, ProfilesCommand.self,
             DemoCommand.self, CoordinatorCommand.self, WorkerCommand.self, RescoreCommand.self, ScoreCommand.self, StatusCommand.self,
             NodesCommand.self, TokensCommand.self, EventsCommand.self, TriggersCommand.self, CampaignCommand.self, OutcomesCommand.self,
-            ClusterCommand.self, BenchCommand.self, SimulateCommand.self, DriftCommand.self, SubscribersCommand.self,
+            ClusterCommand.self, BenchCommand.self, SimulateCommand.self, DriftCommand.self, SubscribersCommand.self, ModelsCommand.self,
         ]
     )
 }

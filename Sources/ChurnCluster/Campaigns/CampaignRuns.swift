@@ -87,6 +87,7 @@ extension CoordinatorActor {
         }
         guard !campaignBusy else { throw CampaignRefusal(.conflict, "another campaign run is deciding; run this one when it has finished") }
         guard !erasing else { throw CampaignRefusal(.conflict, "subscribers are being erased; run the campaign when the erasure has finished") }
+        guard !deploying else { throw CampaignRefusal(.conflict, "a model is being deployed; run the campaign when the deployment has finished") }
         campaignBusy = true
         defer { campaignBusy = false }
         guard let published = try await database.publishedJob() else {

@@ -66,6 +66,15 @@ extension ClusterDatabase {
         }
     }
 
+    /// The drift of the last job measured that scored with `modelVersion`, if any.
+    func lastDrift(modelVersion: String) async throws -> DriftReport? {
+        let job = try await run { c in
+            try c.query("SELECT max(job_id) FROM model_drift WHERE model_version = $1", [modelVersion]).scalar.flatMap { Int64($0) }
+        }
+        guard let job else { return nil }
+        return try await drift(job: job)
+    }
+
     /// A PostgreSQL numeric array literal ({1,2.5,…}); Double's description reads back exactly.
     static func numberArray(_ values: [Double]) -> String {
         "{" + values.map { "\($0)" }.joined(separator: ",") + "}"

@@ -17,6 +17,7 @@ extension CoordinatorActor {
             throw ErasureRefusal("job \(job.id) is running (\(job.shardsDone)/\(job.shardCount) shards): erase when it has finished, or its scores of these subscribers would be written after the erasure")
         }
         guard !campaignBusy else { throw ErasureRefusal("a campaign run is deciding: erase when it has finished") }
+        guard !deploying else { throw ErasureRefusal("a model is being deployed: erase when it has finished") }
         erasing = true
         defer { erasing = false }
         let start = ContinuousClock.now
@@ -27,21 +28,7 @@ extension CoordinatorActor {
 
         let workers = memberWorkers()
         let term = term, wire = BulkArray(ids), timeout = Self.erasureCallTimeout
-        let answers = await withTaskGroup(of: (String, Result<WorkerErasure, any Error>).self) { group in
-            for (name, worker) in workers {
-                group.addTask {
-                    do {
-                        let r = try await ClusterActorSystem.$callTimeout.withValue(timeout) { try await worker.erase(wire, term: term) }
-                        return (name, .success(r))
-                    } catch {
-                        return (name, .failure(error))
-                    }
-                }
-            }
-            var all: [(String, Result<WorkerErasure, any Error>)] = []
-            for await a in group { all.append(a) }
-            return all.sorted { $0.0 < $1.0 }
-        }
+        let answers = await Self.onEveryWorker(workers, timeout: timeout) { try await $0.erase(wire, term: term) }
         var report = ErasureReport()
         report.subscribers = ids.count
         var found = Set<Int64>()

@@ -95,8 +95,13 @@ public distributed actor CoordinatorActor {
     /// lease has run out (PostgreSQL away) and stop once another coordinator has taken over.
     let lease: LeaseKeeper
     let term: Int64
-    let model: ScoringModel
-    let package: ModelPackage
+    /// The model the cluster serves (changed by `deployModel`, between jobs).
+    var model: ScoringModel
+    var package: ModelPackage
+    /// Its registry name.
+    var modelName = ModelRegistry.defaultName
+    /// A deployment is running (`deployModel`): jobs, campaign runs and erasures wait for it.
+    var deploying = false
     let settings: Settings
     let logger: Logger
     private var map: ShardMap
@@ -144,7 +149,7 @@ public distributed actor CoordinatorActor {
     /// - Parameter saved: the shard map a previous coordinator left (its owners are waited for
     ///   for `settings.rejoinGrace`); `map` starts with no owner.
     init(actorSystem: ClusterActorSystem, database: ClusterDatabase, lease: LeaseKeeper, term: Int64, model: ScoringModel, package: ModelPackage,
-         map: ShardMap, saved: ShardMap? = nil, settings: Settings, estimatedSubscribers: Int = 0, logger: Logger) {
+         modelName: String = ModelRegistry.defaultName, map: ShardMap, saved: ShardMap? = nil, settings: Settings, estimatedSubscribers: Int = 0, logger: Logger) {
         self.actorSystem = actorSystem
         // A profile: its id, its features as Float32, and about half as much again for the index
         // and the chunks' slack.
@@ -154,6 +159,7 @@ public distributed actor CoordinatorActor {
         self.term = term
         self.model = model
         self.package = package
+        self.modelName = modelName
         self.map = map
         self.settings = settings
         self.logger = logger
@@ -653,6 +659,7 @@ public distributed actor CoordinatorActor {
         }
         if let refusal = startGate.refusal { throw ClusterError(refusal) }
         guard !erasing else { throw ClusterError("subscribers are being erased; start the job when the erasure has finished") }
+        guard !deploying else { throw ClusterError("a model is being deployed; start the job when the deployment has finished") }
         guard !members.isEmpty else { throw ClusterError("no workers have joined yet") }
         await writeUnrecordedFailures()
         let id: Int64
@@ -1031,6 +1038,11 @@ extension CoordinatorActor: AccessControlled {
         "importOutcomes(_:)": Role.operators,
         "snapshotProfiles()": Role.operators,
         "erase(subscribers:)": Role.admins,
+        "addModel(name:source:bytes:)": Role.admins,
+        "models()": Role.readers,
+        "model(name:)": Role.readers,
+        "removeModel(name:version:)": Role.admins,
+        "deployModel(name:version:)": Role.admins,
     ]
 }
 

@@ -161,7 +161,17 @@ public final class CoordinatorService: Service, Sendable {
     private func lead(term: Int64) async throws -> CoordinatorActor {
         let interrupted = try await database.failInterruptedJobs(reason: "the coordinator stopped while the job was running")
         if !interrupted.isEmpty { logger.warning("jobs interrupted by a coordinator stop were marked failed", metadata: ["jobs": "\(interrupted)"]) }
-        try await database.register(model: model)
+        // The model served: the registry's record of the last deployment, or the --model file
+        // when it is new to the registry (registered as model `churn`).
+        let served = try await database.modelToServe(startup: package, features: model.featureNames, name: ModelRegistry.defaultName, by: system.node.name)
+        var serving = model, servingPackage = package
+        if served.version != package.version {
+            let source = "registry:\(served.name)/\(served.version)"
+            serving = try ScoringModel(bytes: served.bytes, source: source)
+            servingPackage = ModelPackage(version: serving.version, source: source, bytes: served.bytes)
+        }
+        logger.notice("serving model", metadata: ["name": "\(served.name)", "version": "\(served.version)", "why": "\(served.reason)"])
+        try await database.register(model: serving)
         let saved = try await database.loadCluster(requestedShardCount: configuration.shardCount)
         if saved.shardCount != configuration.shardCount {
             logger.notice("the cluster's shard count is fixed; keeping it", metadata: ["shards": "\(saved.shardCount)", "requested": "\(configuration.shardCount)"])
@@ -170,9 +180,10 @@ public final class CoordinatorService: Service, Sendable {
         // no shard is ready.
         let map = ShardMap(shardCount: saved.shardCount, epoch: saved.epoch)
         let subscribers = (try? await database.estimatedSubscribers()) ?? 0
-        let system = system, database = database, lease = lease, model = model, package = package, settings = configuration.settings, logger = logger
+        let system = system, database = database, lease = lease, settings = configuration.settings, logger = logger
+        let model = serving, package = servingPackage, name = served.name
         let coordinator = system.withActorName(CoordinatorActor.name) {
-            CoordinatorActor(actorSystem: system, database: database, lease: lease, term: term, model: model, package: package, map: map, saved: saved,
+            CoordinatorActor(actorSystem: system, database: database, lease: lease, term: term, model: model, package: package, modelName: name, map: map, saved: saved,
                              settings: settings, estimatedSubscribers: subscribers, logger: logger)
         }
         leading.withLock { $0 = coordinator }

@@ -12,7 +12,7 @@ public distributed actor ShardActor {
 
     let shard: Int
     private let loaded: LoadedShard
-    private let model: ScoringModel
+    private var model: ScoringModel
     private let scoring: ScoringThreads
 
     init(actorSystem: ClusterActorSystem, shard: Int, store: LoadedShard, model: ScoringModel, scoring: ScoringThreads) {
@@ -34,6 +34,13 @@ public distributed actor ShardActor {
     /// Shard `shard`'s actor in `role` on `node`.
     public static func resolve(shard: Int, role: ShardRole = .owner, on node: NodeID, using system: ClusterActorSystem) throws -> ShardActor {
         try resolve(id: ActorID(node: node, name: name(shard, role: role)), using: system)
+    }
+
+    /// Answers with `next` from now on (a deployment, or an assignment with another model): the
+    /// switch is one step of this actor, so each answer comes wholly from one version. A job pass
+    /// already running keeps the model it started with.
+    func use(_ next: ScoringModel) {
+        model = next
     }
 
     /// One subscriber's score computed now from its in-memory profile.

@@ -27,11 +27,13 @@ public distributed actor WorkerActor {
 
     /// The profiles held, per shard (shared by its actors; dropped when no role is left).
     var stores: [Int: LoadedShard] = [:]
-    private var owned: [Int: ShardActor] = [:]
-    private var standing: [Int: ShardActor] = [:]
-    private var model: ScoringModel?
+    var owned: [Int: ShardActor] = [:]
+    var standing: [Int: ShardActor] = [:]
+    var model: ScoringModel?
+    /// A model loaded ahead of a deployment's switch (`prepareModel`).
+    var preparedModel: ScoringModel?
     private let scoring: ScoringThreads
-    private let loader = BlockingThread(name: "cg-load", niceness: 5)
+    let loader = BlockingThread(name: "cg-load", niceness: 5)
     let logger: Logger
     private let onLeave: @Sendable () -> Void
     /// This worker's own PostgreSQL settings (never received from the coordinator).
@@ -46,11 +48,11 @@ public distributed actor WorkerActor {
     /// The event path: logs, applies and acknowledges subscriber events for the shards owned here.
     let events: EventIngest
     /// The trigger rules in force (as the coordinator sent them).
-    private var triggers = TriggerPackage.none
+    var triggers = TriggerPackage.none
     /// Where fired triggers are published (`--triggers-publish`), as subscribers connect to it.
     private var triggerFeedEndpoint = ""
     private var standbyRefresh: Task<Void, Never>?
-    private var eventsModel = ""
+    var eventsModel = ""
     /// How the shards loaded here came (table, snapshot, stream): `shardLoads()`.
     var loadCounts = ShardLoads(worker: "")
 
@@ -101,20 +103,20 @@ public distributed actor WorkerActor {
     public distributed func assign(_ assignment: Assignment) async throws -> [Int] {
         try obey(term: assignment.term, epoch: assignment.epoch, "assign")
         if model?.version != assignment.model.version {
-            let next = try ScoringModel(bytes: assignment.model.bytes.elements, source: assignment.model.source)
+            let next: ScoringModel
+            if let prepared = preparedModel, prepared.version == assignment.model.version {
+                next = prepared
+            } else {
+                next = try ScoringModel(bytes: assignment.model.bytes.elements, source: assignment.model.source)
+            }
             if model != nil {
-                // The shards keep their profiles and answer with the new model.
+                // The shards keep their profiles and answer with the new model (switched in place:
+                // no query finds a shard missing).
                 logger.notice("model changed", metadata: ["model": "\(next.version)"])
-                for shard in Array(owned.keys) {
-                    owned[shard] = nil
-                    owned[shard] = hostActor(shard, role: .owner, model: next)
-                }
-                for shard in Array(standing.keys) {
-                    standing[shard] = nil
-                    standing[shard] = hostActor(shard, role: .standby, model: next)
-                }
+                await switchShards(to: next)
             }
             model = next
+            preparedModel = nil
         }
         guard let model else { throw ClusterError("no model to score with") }
         if eventsModel != model.version || triggers != assignment.triggers {
@@ -410,6 +412,8 @@ extension WorkerActor: AccessControlled {
         "writeSnapshots(_:shardCount:)": [.coordinator],
         "shardLoads()": Role.readers,
         "erase(_:term:)": [.coordinator],
+        "prepareModel(_:term:)": [.coordinator],
+        "switchModel(version:term:)": [.coordinator],
         "profilesErased(from:to:term:)": [.coordinator],
     ]
 }

@@ -1,0 +1,143 @@
+import Foundation
+import Postgres
+
+/// The model registry's tables (`model_registry`, `model_served`; migration 12).
+extension ClusterDatabase {
+    private static let registryColumns = """
+        name, version, source, format, array_to_json(features)::text, octet_length(bytes), sha256, added_by,
+        (extract(epoch FROM added_at) * 1000)::bigint,
+        EXISTS (SELECT 1 FROM model_served s WHERE s.name = r.name AND s.version = r.version)
+        """
+
+    private static func registered(_ row: [String?]) throws -> RegisteredModel {
+        guard row.count == 10, let name = row[0], let version = row[1], let features = row[4],
+              let names = try? JSONDecoder().decode([String].self, from: Data(features.utf8)) else {
+            throw ClusterError("model_registry has a malformed row (\(row.first.flatMap { $0 } ?? "?"))")
+        }
+        return RegisteredModel(name: name, version: version, source: row[2] ?? "", format: row[3] ?? "", features: names,
+                               bytes: row[5].flatMap { Int($0) } ?? 0, sha256: row[6] ?? "", addedBy: row[7] ?? "",
+                               addedAt: row[8].flatMap { Int64($0) } ?? 0, served: row[9] == "t")
+    }
+
+    /// Adds a model version (nothing when that name already has that version).
+    /// - Returns: the stored entry and whether it is new.
+    func addModel(name: String, version: String, source: String, features: [String], bytes: [UInt8], by: String) async throws -> (RegisteredModel, Bool) {
+        let hex = Self.hex(bytes), format = ModelRegistry.format(of: bytes), names = Self.textArray(features)
+        return try await run { c in
+            let inserted = try c.query("""
+                INSERT INTO model_registry (name, version, source, format, features, bytes, sha256, added_by)
+                VALUES ($1, $2, $3, $4, $5, decode($6, 'hex'), encode(sha256(decode($6, 'hex')), 'hex'), $7)
+                ON CONFLICT (name, version) DO NOTHING RETURNING 1
+                """, [name, version, source, format, names, hex, by]).rows.count == 1
+            let row = try c.query("SELECT \(Self.registryColumns) FROM model_registry r WHERE name = $1 AND version = $2", [name, version]).rows
+            guard let first = row.first else { throw ClusterError("model \(name) version \(version) vanished while it was added") }
+            return (try Self.registered(first), inserted)
+        }
+    }
+
+    /// Every registered version, by name, newest first.
+    func registeredModels(name: String? = nil) async throws -> [RegisteredModel] {
+        try await run { c in
+            let rows = try c.query("SELECT \(Self.registryColumns) FROM model_registry r WHERE $1::text IS NULL OR name = $1 ORDER BY name, added_at DESC, version",
+                                   [name]).rows
+            return try rows.map(Self.registered)
+        }
+    }
+
+    /// A registered version's entry and file bytes (`version` exact or a unique prefix).
+    func registeredModel(name: String, version: String) async throws -> (RegisteredModel, [UInt8]) {
+        try await run { c in
+            let versions = try c.query("SELECT version FROM model_registry WHERE name = $1", [name]).rows.compactMap { $0[0] }
+            let exact = try ModelRegistry.resolve(version, among: versions, model: name)
+            let rows = try c.query("SELECT \(Self.registryColumns), encode(bytes, 'hex') FROM model_registry r WHERE name = $1 AND version = $2",
+                                   [name, exact]).rows
+            guard let row = rows.first, let hex = row[10], let bytes = Self.unhex(hex) else {
+                throw ClusterError("model \(name) version \(exact) has no readable file in model_registry")
+            }
+            return (try Self.registered(Array(row.prefix(10))), bytes)
+        }
+    }
+
+    /// Removes a version (refused for the one served).
+    /// - Returns: the version removed.
+    func removeModel(name: String, version: String) async throws -> String {
+        let term = term
+        return try await run { c in
+            try Self.transaction(c, fencedBy: term) {
+                let versions = try c.query("SELECT version FROM model_registry WHERE name = $1 FOR UPDATE", [name]).rows.compactMap { $0[0] }
+                let exact = try ModelRegistry.resolve(version, among: versions, model: name)
+                if try c.query("SELECT 1 FROM model_served WHERE name = $1 AND version = $2", [name, exact]).rows.count == 1 {
+                    throw ClusterError("model \(name) version \(exact) is the one the cluster serves: deploy another first (churngrid models deploy)")
+                }
+                _ = try c.query("DELETE FROM model_registry WHERE name = $1 AND version = $2", [name, exact])
+                return exact
+            }
+        }
+    }
+
+    /// Records the model served (fenced by the lease).
+    func setServed(name: String, version: String, by: String) async throws {
+        let term = term
+        try await run { c in
+            try Self.transaction(c, fencedBy: term) {
+                _ = try c.query("""
+                    INSERT INTO model_served (singleton, name, version, deployed_by) VALUES (true, $1, $2, $3)
+                    ON CONFLICT (singleton) DO UPDATE SET name = EXCLUDED.name, version = EXCLUDED.version, deployed_by = EXCLUDED.deployed_by, since = now()
+                    """, [name, version, by])
+            }
+        }
+    }
+
+    /// What a coordinator that starts (or takes over) serves: registers the `--model` file as
+    /// model `name`, and serves it only when no model is recorded as served yet (a new cluster);
+    /// otherwise the model deployed last stays (a restart never changes or rolls back the model:
+    /// `churngrid models deploy` does).
+    /// - Returns: the model served (name, version and bytes) and why.
+    func modelToServe(startup: ModelPackage, features: [String], name: String, by: String) async throws -> (name: String, version: String, bytes: [UInt8], reason: String) {
+        let (_, inserted) = try await addModel(name: name, version: startup.version, source: startup.source, features: features,
+                                               bytes: startup.bytes.elements, by: by)
+        let served = try await run { c in
+            try c.query("SELECT name, version FROM model_served").rows.first.map { ($0[0] ?? "", $0[1] ?? "") }
+        }
+        guard let served else {
+            try await setServed(name: name, version: startup.version, by: by)
+            return (name, startup.version, startup.bytes.elements, "--model (no model was served yet)")
+        }
+        if served.0 == name && served.1 == startup.version { return (name, startup.version, startup.bytes.elements, "--model, the model served") }
+        let (_, bytes) = try await registeredModel(name: served.0, version: served.1)
+        return (served.0, served.1, bytes, "the model deployed last (model_served); --model \(startup.source) is registered as \(name) \(startup.version)\(inserted ? " (new)" : "")"
+                + " but not served: churngrid models deploy \(name) --version \(startup.version) serves it")
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8](repeating: 0, count: bytes.count * 2)
+        for (i, b) in bytes.enumerated() {
+            out[2 * i] = digits[Int(b >> 4)]
+            out[2 * i + 1] = digits[Int(b & 15)]
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func unhex(_ text: String) -> [UInt8]? {
+        let u = Array(text.utf8)
+        guard u.count % 2 == 0 else { return nil }
+        func v(_ c: UInt8) -> UInt8? {
+            switch c {
+            case 0x30...0x39: c - 0x30
+            case 0x61...0x66: c - 0x61 + 10
+            case 0x41...0x46: c - 0x41 + 10
+            default: nil
+            }
+        }
+        var out = [UInt8]()
+        out.reserveCapacity(u.count / 2)
+        var i = 0
+        while i < u.count {
+            guard let h = v(u[i]), let l = v(u[i + 1]) else { return nil }
+            out.append(h << 4 | l)
+            i += 2
+        }
+        return out
+    }
+}

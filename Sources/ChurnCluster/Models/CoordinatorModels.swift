@@ -1,0 +1,157 @@
+import ClusterSystem
+import Distributed
+import WireFormat
+
+extension CoordinatorActor {
+    /// How long a worker may take to load a model ahead of a deployment.
+    static let prepareTimeout: Duration = .seconds(120)
+    /// How long a worker may take to switch.
+    static let switchTimeout: Duration = .seconds(10)
+
+    /// Registers a model file under `name` (admin). It is parsed and compiled here first: a file
+    /// that does not load, or reads a feature the profiles lack, is refused with the reason.
+    /// - Returns: the entry (the same entry when that name already has that version).
+    public distributed func addModel(name: String, source: String, bytes: BulkArray<UInt8>) async throws -> RegisteredModel {
+        let caller = ClusterActorSystem.caller
+        let name = try ModelRegistry.validName(name)
+        let data = bytes.elements
+        guard !data.isEmpty, data.count <= ModelRegistry.maxBytes else {
+            throw ClusterError("model file \(source.prefix(200)) has \(data.count) bytes; a model is 1 byte to \(ModelRegistry.maxBytes >> 20) MiB")
+        }
+        let file = String(source.prefix(400))
+        let loaded: ScoringModel
+        do {
+            loaded = try await Task.detached { try ScoringModel(bytes: data, source: file) }.value
+        } catch {
+            throw ClusterError("model \(name) not added: \(error)")
+        }
+        let (entry, inserted) = try await database.addModel(name: name, version: loaded.version, source: file, features: loaded.featureNames,
+                                                            bytes: data, by: Self.callerName(caller))
+        await audit(caller, action: "models add", target: "\(name) \(loaded.version)", outcome: inserted ? "added" : "already registered")
+        logger.notice("model registered", metadata: ["name": "\(name)", "version": "\(loaded.version)", "features": "\(loaded.featureNames.count)",
+                                                      "new": "\(inserted)"])
+        return entry
+    }
+
+    /// Every registered model version (readers).
+    public distributed func models() async throws -> [RegisteredModel] {
+        try await database.registeredModels()
+    }
+
+    /// One model's versions, newest first, each with the drift of its last measured job (readers).
+    public distributed func model(name: String) async throws -> ModelDetails {
+        let versions = try await database.registeredModels(name: try ModelRegistry.validName(name))
+        guard !versions.isEmpty else { throw ClusterError("no model named '\(name)' is registered (churngrid models list)") }
+        var drift: [DriftReport?] = []
+        for v in versions { drift.append(try await database.lastDrift(modelVersion: v.version)) }
+        return ModelDetails(name: name, versions: versions, drift: drift)
+    }
+
+    /// Removes a registered version (admin); the one served is refused.
+    /// - Returns: the version removed.
+    public distributed func removeModel(name: String, version: String) async throws -> String {
+        let caller = ClusterActorSystem.caller
+        let name = try ModelRegistry.validName(name)
+        let removed = try await database.removeModel(name: name, version: version)
+        await audit(caller, action: "models remove", target: "\(name) \(removed)", outcome: "removed")
+        return removed
+    }
+
+    /// Deploys a registered version as the model the cluster serves (admin): every worker loads it
+    /// first (all or nothing: one that cannot and nothing changes), the choice is recorded (a
+    /// restart keeps it), then every worker switches, each shard in one step between two answers:
+    /// no query fails, every answer names the version it came from, no profile is reloaded.
+    /// Refused while a job, a campaign run, an erasure or another deployment runs (a job never
+    /// mixes versions).
+    public distributed func deployModel(name: String, version: String) async throws -> ModelDeployment {
+        let caller = ClusterActorSystem.caller
+        let name = try ModelRegistry.validName(name)
+        guard !deploying else { throw ClusterError("another deployment is running; deploy when it has finished") }
+        if let job = job(), job.state == .running {
+            throw ClusterError("job \(job.id) is running (\(job.shardsDone)/\(job.shardCount) shards): deploy when it has finished (a job never mixes model versions)")
+        }
+        guard !campaignBusy else { throw ClusterError("a campaign run is deciding: deploy when it has finished") }
+        guard !erasing else { throw ClusterError("subscribers are being erased: deploy when the erasure has finished") }
+        deploying = true
+        defer { deploying = false }
+        let start = ContinuousClock.now
+        let (entry, bytes) = try await database.registeredModel(name: name, version: version)
+        let previous = package.version
+        if entry.version == previous && name == modelName {
+            return ModelDeployment(name: name, version: entry.version, previous: "", workers: 0, switchSeconds: 0, seconds: seconds(ContinuousClock.now - start))
+        }
+        let source = "registry:\(name)/\(entry.version)"
+        let next: ScoringModel
+        do {
+            next = try await Task.detached { try ScoringModel(bytes: bytes, source: source) }.value
+        } catch {
+            throw ClusterError("model \(name) \(entry.version) does not load here: \(error)")
+        }
+        let nextPackage = ModelPackage(version: next.version, source: source, bytes: bytes)
+        // No joins, moves or failovers meanwhile: every worker asked below is every worker there is.
+        await lockMembership()
+        defer { unlockMembership() }
+        let workers = memberWorkers()
+        let term = term
+
+        // 1. Every worker loads it (all or nothing).
+        let prepared = await Self.onEveryWorker(workers, timeout: Self.prepareTimeout) { try await $0.prepareModel(nextPackage, term: term) }
+        let failed = prepared.compactMap { name, result -> String? in
+            if case .failure(let error) = result { return "\(name) (\(error))" }
+            return nil
+        }
+        guard failed.isEmpty else {
+            await audit(caller, action: "models deploy", target: "\(name) \(entry.version)", outcome: "failed: not every worker loaded it")
+            throw ClusterError("model \(name) \(entry.version) not deployed: \(failed.joined(separator: ", ")) could not load it; the cluster still serves \(previous)")
+        }
+        // 2. Recorded: a coordinator that starts or takes over from now on serves it.
+        do {
+            try await database.register(model: next)
+            try await database.setServed(name: name, version: next.version, by: Self.callerName(caller))
+        } catch let error as LeaseLost {
+            lease.lost(error)
+            throw ClusterError("this coordinator has lost its lease and is stepping down; nothing was deployed")
+        }
+        // 3. The switch: from here on new assignments carry the new model too.
+        model = next
+        package = nextPackage
+        modelName = name
+        let switchStart = ContinuousClock.now
+        let switched = await Self.onEveryWorker(workers, timeout: Self.switchTimeout) { try await $0.switchModel(version: next.version, term: term) }
+        let switchSeconds = seconds(ContinuousClock.now - switchStart)
+        var count = 0
+        for (worker, result) in switched {
+            switch result {
+            case .success: count += 1
+            case .failure(let error):
+                // It switches when it registers again (its assignment carries the model), or it is lost.
+                logger.warning("a worker did not confirm the switch", metadata: ["worker": "\(worker)", "model": "\(next.version)", "error": "\(error)"])
+            }
+        }
+        let report = ModelDeployment(name: name, version: next.version, previous: previous, workers: count, switchSeconds: switchSeconds,
+                                     seconds: seconds(ContinuousClock.now - start))
+        await audit(caller, action: "models deploy", target: "\(name) \(next.version)", outcome: "deployed (previous \(previous))")
+        logger.notice("model deployed", metadata: ["name": "\(name)", "version": "\(next.version)", "previous": "\(previous)",
+                                                    "workers": "\(count)", "switchSeconds": "\(switchSeconds)", "seconds": "\(report.seconds)"])
+        return report
+    }
+
+    /// Calls `body` on every worker at once, each under `timeout`.
+    static func onEveryWorker<T: Sendable>(_ workers: [(name: String, worker: WorkerActor)], timeout: Duration,
+                                           _ body: @escaping @Sendable (WorkerActor) async throws -> T) async -> [(String, Result<T, any Error>)] {
+        await withTaskGroup(of: (String, Result<T, any Error>).self) { group in
+            for (name, worker) in workers {
+                group.addTask {
+                    do {
+                        return (name, .success(try await ClusterActorSystem.$callTimeout.withValue(timeout) { try await body(worker) }))
+                    } catch {
+                        return (name, .failure(error))
+                    }
+                }
+            }
+            var all: [(String, Result<T, any Error>)] = []
+            for await a in group { all.append(a) }
+            return all.sorted { $0.0 < $1.0 }
+        }
+    }
+}

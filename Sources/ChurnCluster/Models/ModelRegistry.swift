@@ -1,0 +1,137 @@
+import Foundation
+import WireFormat
+
+/// The model registry (docs/models.md, "Registry"): every model version brought to the cluster,
+/// stored in PostgreSQL (`model_registry`) with its file, features, who added it and when; and
+/// the one the cluster serves (`model_served`). `churngrid models add|list|show|remove|deploy`.
+public enum ModelRegistry {
+    /// The name `coordinator --model FILE` registers its file under.
+    public static let defaultName = "churn"
+    /// A model file's size at most (the biggest operator models are a few tens of MB of JSON).
+    public static let maxBytes = 64 << 20
+
+    /// A registry name: 1–64 of a–z, 0–9, '_', '.', '-', starting with a letter or digit.
+    public static func validName(_ name: String) throws(ClusterError) -> String {
+        let ok = !name.isEmpty && name.utf8.count <= 64
+            && name.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F || $0 == 0x2E || $0 == 0x2D }
+            && name.utf8.first.map { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) } == true
+        guard ok else { throw ClusterError("model name '\(name.prefix(80))' is not valid: 1–64 of a–z, 0–9, '_', '.', '-', starting with a letter or digit") }
+        return name
+    }
+
+    /// The file format of model bytes, by their contents: "xgboost" (JSON) or "lightgbm" (text).
+    public static func format(of bytes: [UInt8]) -> String {
+        let first = bytes.first { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }
+        return first == UInt8(ascii: "{") ? "xgboost" : "lightgbm"
+    }
+
+    /// The version `asked` names among `versions`: itself, or the one version it is a prefix of
+    /// (at least 6 characters, e.g. `m-3f2a`).
+    /// - Throws: `ClusterError` naming the versions there are, when none or several match.
+    public static func resolve(_ asked: String, among versions: [String], model name: String) throws(ClusterError) -> String {
+        if versions.contains(asked) { return asked }
+        let matches = asked.count >= 6 ? versions.filter { $0.hasPrefix(asked) } : []
+        if matches.count == 1, let only = matches.first { return only }
+        if versions.isEmpty { throw ClusterError("no model named '\(name)' is registered (churngrid models list)") }
+        if matches.count > 1 { throw ClusterError("version '\(asked)' of model '\(name)' is ambiguous: \(matches.sorted().joined(separator: ", "))") }
+        throw ClusterError("model '\(name)' has no version '\(asked.prefix(80))'; its versions: \(versions.sorted().joined(separator: ", "))")
+    }
+}
+
+/// One registered model version (without its bytes).
+public struct RegisteredModel: Sendable, Codable, WireCodable, Equatable {
+    public var name: String
+    public var version: String
+    /// The file it was added from.
+    public var source: String
+    /// "xgboost" or "lightgbm".
+    public var format: String
+    public var features: [String]
+    public var bytes: Int
+    public var sha256: String
+    public var addedBy: String
+    /// ms since 1970.
+    public var addedAt: Int64
+    /// Whether the cluster serves it now.
+    public var served: Bool
+
+    public init(name: String, version: String, source: String, format: String, features: [String], bytes: Int, sha256: String,
+                addedBy: String, addedAt: Int64, served: Bool) {
+        self.name = name; self.version = version; self.source = source; self.format = format; self.features = features
+        self.bytes = bytes; self.sha256 = sha256; self.addedBy = addedBy; self.addedAt = addedAt; self.served = served
+    }
+
+    public func encode(to w: inout WireWriter) {
+        w.write(name); w.write(version); w.write(source); w.write(format); w.write(features); w.write(bytes); w.write(sha256)
+        w.write(addedBy); w.write(addedAt); w.write(served)
+    }
+
+    public init(from r: inout WireReader) throws(WireError) {
+        name = try r.read(); version = try r.read(); source = try r.read(); format = try r.read(); features = try r.read()
+        bytes = try r.read(); sha256 = try r.read(); addedBy = try r.read(); addedAt = try r.read(); served = try r.read()
+    }
+}
+
+/// A model's versions with the drift of each version's last measured job (`models show`).
+public struct ModelDetails: Sendable, Codable, WireCodable {
+    public var name: String
+    /// Newest first.
+    public var versions: [RegisteredModel]
+    /// Per version (same order): its last measured job's drift, nil when none was measured.
+    public var drift: [DriftReport?]
+
+    public init(name: String, versions: [RegisteredModel], drift: [DriftReport?]) {
+        self.name = name
+        self.versions = versions
+        self.drift = drift
+    }
+
+    public func encode(to w: inout WireWriter) {
+        w.write(name); w.write(versions)
+        w.write(drift.count)
+        for d in drift {
+            w.write(d != nil)
+            if let d { w.write(d) }
+        }
+    }
+
+    public init(from r: inout WireReader) throws(WireError) {
+        name = try r.read(); versions = try r.read()
+        let at = r.offset
+        let n: Int = try r.read()
+        guard n == versions.count else { throw WireError(offset: at, expected: "one drift entry per version") }
+        drift = []
+        for _ in 0..<n {
+            let present: Bool = try r.read()
+            drift.append(present ? try r.read(DriftReport.self) : nil)
+        }
+    }
+}
+
+/// What a deployment did (`models deploy`).
+public struct ModelDeployment: Sendable, Codable, WireCodable, Equatable {
+    public var name: String
+    public var version: String
+    /// The version served before ("" when the same was already served: nothing changed).
+    public var previous: String
+    /// Workers switched.
+    public var workers: Int
+    /// From the first worker told to switch to the last one's answer: the window in which some
+    /// shards answered with the old version and others with the new.
+    public var switchSeconds: Double
+    /// The whole deployment (loading the model on every worker included).
+    public var seconds: Double
+
+    public init(name: String, version: String, previous: String, workers: Int, switchSeconds: Double, seconds: Double) {
+        self.name = name; self.version = version; self.previous = previous; self.workers = workers
+        self.switchSeconds = switchSeconds; self.seconds = seconds
+    }
+
+    public func encode(to w: inout WireWriter) {
+        w.write(name); w.write(version); w.write(previous); w.write(workers); w.write(switchSeconds); w.write(seconds)
+    }
+
+    public init(from r: inout WireReader) throws(WireError) {
+        name = try r.read(); version = try r.read(); previous = try r.read(); workers = try r.read(); switchSeconds = try r.read(); seconds = try r.read()
+    }
+}

@@ -1,0 +1,162 @@
+import ArgumentParser
+import ChurnCluster
+import ClusterSystem
+import Foundation
+import TreeModel
+import WireFormat
+
+/// `churngrid models …`: the model registry and deployments (docs/models.md, "Registry").
+struct ModelsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "models",
+        abstract: "The model registry: add, list, show and remove model versions, and deploy one as the model the cluster serves.",
+        subcommands: [AddModel.self, ListModels.self, ShowModel.self, RemoveModel.self, DeployModel.self])
+}
+
+struct AddModel: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "add",
+        abstract: "Register a model file (admin): an XGBoost JSON or LightGBM text model whose features are subscriber profile features. Deploy it with `models deploy`.")
+
+    @OptionGroup var target: CoordinatorOptions
+
+    @Option(help: "The model's name in the registry (a–z, 0–9, '_', '.', '-').")
+    var name: String
+
+    @Option(help: "The model file.")
+    var file: String
+
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    func run() async throws {
+        let logger = makeLogger("churngrid.models")
+        let bytes: [UInt8]
+        do { bytes = try TreeEnsemble.bytes(ofFile: file) } catch { throw ValidationError("\(error)") }
+        try await reportingClusterErrors {
+            let entry = try await withCoordinator(target, logger: logger) { client in
+                try await ClusterActorSystem.$callTimeout.withValue(.seconds(300)) {
+                    try await client.coordinator.addModel(name: name, source: (file as NSString).lastPathComponent, bytes: BulkArray(bytes))
+                }
+            }
+            if json { try printJSON(entry) } else {
+                print("model \(entry.name) version \(entry.version): \(entry.format), \(entry.features.count) features, \(entry.bytes) bytes"
+                      + (entry.served ? " (served)" : "; deploy it with `churngrid models deploy \(entry.name) --version \(entry.version)`"))
+            }
+        }
+    }
+}
+
+struct ListModels: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "Every registered model version; the one served is marked.")
+
+    @OptionGroup var target: CoordinatorOptions
+
+    @Flag(help: "Print a JSON array.")
+    var json = false
+
+    func run() async throws {
+        let logger = makeLogger("churngrid.models")
+        try await reportingClusterErrors {
+            let all = try await withCoordinator(target, logger: logger) { client in try await client.coordinator.models() }
+            if json { try printJSON(all) } else {
+                if all.isEmpty { print("no models registered") }
+                for m in all { print(modelLine(m)) }
+            }
+        }
+    }
+}
+
+struct ShowModel: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show", abstract: "A model's versions: features, file, who added them and when, and the drift of each version's last measured job.")
+
+    @OptionGroup var target: CoordinatorOptions
+
+    @Argument(help: "The model's name.")
+    var name: String
+
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    func run() async throws {
+        let logger = makeLogger("churngrid.models")
+        try await reportingClusterErrors {
+            let details = try await withCoordinator(target, logger: logger) { client in try await client.coordinator.model(name: name) }
+            if json { try printJSON(details) } else {
+                for (m, drift) in zip(details.versions, details.drift) {
+                    print(modelLine(m))
+                    print("  features (\(m.features.count)): \(m.features.joined(separator: ", "))")
+                    print("  sha256 \(m.sha256)")
+                    print("  " + (drift.map(driftSummary) ?? "drift: no job of this version measured yet"))
+                }
+            }
+        }
+    }
+}
+
+struct RemoveModel: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "remove", abstract: "Remove a registered version (admin); the one served is refused.")
+
+    @OptionGroup var target: CoordinatorOptions
+
+    @Argument(help: "The model's name.")
+    var name: String
+
+    @Option(help: "The version (or a unique prefix of at least 6 characters).")
+    var version: String
+
+    func run() async throws {
+        let logger = makeLogger("churngrid.models")
+        try await reportingClusterErrors {
+            let removed = try await withCoordinator(target, logger: logger) { client in try await client.coordinator.removeModel(name: name, version: version) }
+            print("removed model \(name) version \(removed)")
+        }
+    }
+}
+
+struct DeployModel: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "deploy",
+        abstract: "Serve a registered version (admin): every worker loads it, then every shard switches between two answers; no query fails, no profile is reloaded.",
+        discussion: "Refused while a job, a campaign run or an erasure runs. A restarted coordinator keeps serving it. Rescore afterwards: the published scores are the previous model's until the next job.")
+
+    @OptionGroup var target: CoordinatorOptions
+
+    @Argument(help: "The model's name.")
+    var name: String
+
+    @Option(help: "The version (or a unique prefix of at least 6 characters).")
+    var version: String
+
+    @Option(name: .customLong("as"), help: "champion (the only role built: challengers are not yet).")
+    var role: String = "champion"
+
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    func validate() throws {
+        guard role == "champion" else { throw ValidationError("--as \(role): only champion deployments are built (challengers with --traffic are not yet)") }
+    }
+
+    func run() async throws {
+        let logger = makeLogger("churngrid.models")
+        try await reportingClusterErrors {
+            let report = try await withCoordinator(target, logger: logger) { client in
+                try await ClusterActorSystem.$callTimeout.withValue(.seconds(600)) { try await client.coordinator.deployModel(name: name, version: version) }
+            }
+            if json { try printJSON(report) } else if report.previous.isEmpty {
+                print("model \(report.name) \(report.version) is already served: nothing changed")
+            } else {
+                print(String(format: "deployed model %@ %@ (was %@) on %d workers: switched within %.3f s, %.2f s in all",
+                             report.name, report.version, report.previous, report.workers, report.switchSeconds, report.seconds))
+            }
+        }
+    }
+}
+
+/// One line per registered version.
+func modelLine(_ m: RegisteredModel) -> String {
+    let added = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(m.addedAt) / 1000))
+    return "\(m.served ? "*" : " ") \(m.name) \(m.version)  \(m.format), \(m.features.count) features, \(m.bytes) B, from \(m.source), added by \(m.addedBy) at \(added)\(m.served ? "  (served)" : "")"
+}

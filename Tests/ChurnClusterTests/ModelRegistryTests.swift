@@ -1,0 +1,145 @@
+import ChurnCluster
+import ClusterSystem
+import Foundation
+import Postgres
+import SubscriberProfiles
+import Synchronization
+import Testing
+import TestSupport
+
+@Suite("Model registry and deployment on a local cluster: add, list, show, remove; a hot swap under query load", .serialized, .timeLimit(.minutes(10)))
+struct ModelRegistryTests {
+    /// The default model with another base score: another version whose every probability differs.
+    static func variant(_ name: String, replacing: String = "\"base_score\":\"[3.2799017E-2]\"", with: String = "\"base_score\":\"[9.0E-2]\"") throws -> String {
+        let text = try String(contentsOfFile: RescoringTests.model, encoding: .utf8)
+        try #require(text.contains(replacing), "the default model no longer has \(replacing)")
+        let path = "/tmp/churngrid-test-\(getpid())-\(name).json"
+        try text.replacingOccurrences(of: replacing, with: with).write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// The JSON object or array on the last line of a command's output that has one.
+    static func json(_ output: String) -> Any? {
+        let line = output.split(separator: "\n").last { $0.hasPrefix("{") || $0.hasPrefix("[") } ?? ""
+        return try? JSONSerialization.jsonObject(with: Data(line.utf8))
+    }
+
+    @Test("models add/list/show/remove with bad input refused; models deploy under query load: no query fails, each shard's answers go from the old version to the new once, standbys too; a job after it scores with the new version; a restarted coordinator keeps serving it")
+    func registryAndHotSwap() async throws {
+        let (url, cluster, client) = try await EventTests.cluster(name: "models", standbys: true)
+        defer { cluster.stop() }
+        defer { Task { await client.close() } }
+        let db = try PostgresConnection(url: url)
+        let churngrid = shellQuoted(try churngridExecutable())
+        let at = "--coordinator \(cluster.coordinatorEndpoint)"
+        let v1 = ScoringModel.version(of: Array(try Data(contentsOf: URL(fileURLWithPath: RescoringTests.model))))
+
+        // The --model file is registered as `churn` and served.
+        let listed = await runCommand("\(churngrid) models list \(at) --json")
+        let first = Self.json(listed.output) as? [[String: Any]] ?? []
+        #expect(listed.status == 0 && first.count == 1 && first[0]["name"] as? String == "churn" && first[0]["version"] as? String == v1
+                && first[0]["served"] as? Bool == true, "\(listed.output)")
+
+        // A second version; adding it again changes nothing.
+        let variant = try Self.variant("variant")
+        let v2 = ScoringModel.version(of: Array(try Data(contentsOf: URL(fileURLWithPath: variant))))
+        let added = await runCommand("\(churngrid) models add --name churn --file \(variant) \(at) --json")
+        let entry = Self.json(added.output) as? [String: Any] ?? [:]
+        #expect(added.status == 0 && entry["version"] as? String == v2 && entry["served"] as? Bool == false && entry["format"] as? String == "xgboost", "\(added.output)")
+        #expect(await runCommand("\(churngrid) models add --name churn --file \(variant) \(at)").status == 0)
+        #expect(try db.query("SELECT count(*) FROM model_registry").scalar == "2")
+
+        // Bad input: a clear error, nothing registered.
+        let unknownFeature = try Self.variant("unknown-feature", replacing: "\"tenure_months\"", with: "\"tenure_monthz\"")
+        let refused = await runCommand("\(churngrid) models add --name churn --file \(unknownFeature) \(at)")
+        #expect(refused.status != 0 && refused.output.contains("model feature 'tenure_monthz' is not a subscriber profile feature"), "\(refused.output)")
+        let corrupt = "/tmp/churngrid-test-\(getpid())-corrupt.json"
+        try "{\"learner\": [1, 2".write(toFile: corrupt, atomically: true, encoding: .utf8)
+        let broken = await runCommand("\(churngrid) models add --name churn --file \(corrupt) \(at)")
+        #expect(broken.status != 0 && broken.output.contains("corrupt.json"), "\(broken.output)")
+        let badName = await runCommand("\(churngrid) models add --name 'Churn!' --file \(variant) \(at)")
+        #expect(badName.status != 0 && badName.output.contains("model name 'Churn!' is not valid"), "\(badName.output)")
+        let noVersion = await runCommand("\(churngrid) models deploy churn --version m-0000000000 \(at)")
+        #expect(noVersion.status != 0 && noVersion.output.contains("model 'churn' has no version 'm-0000000000'"), "\(noVersion.output)")
+        #expect(try db.query("SELECT count(*) FROM model_registry").scalar == "2")
+
+        // The hot swap under query load: every shard's answers, in order.
+        let stop = Atomic<Bool>(false)
+        let answers = Mutex<[Int: [String]]>([:])
+        let failures = Mutex<[String]>([])
+        let load = Task {
+            var i: Int64 = 0
+            while !stop.load(ordering: .relaxed) {
+                let id = 1_000_000_000 + (i * 7919) % Int64(EventTests.subscribers)
+                i += 1
+                do {
+                    switch try await client.score(id) {
+                    case .found(let s): answers.withLock { $0[s.shard, default: []].append(s.modelVersion) }
+                    case .notFound: failures.withLock { $0.append("\(id): not found") }
+                    case .unavailable(let shard, let reason): failures.withLock { $0.append("\(id): shard \(shard) unavailable: \(reason)") }
+                    }
+                } catch {
+                    failures.withLock { $0.append("\(id): \(error)") }
+                }
+            }
+        }
+        _ = try await RescoringTests.eventually("no answers before the deployment") { answers.withLock { $0.values.map(\.count).reduce(0, +) } > 200 ? true : nil }
+        let deployed = await runCommand("\(churngrid) models deploy churn --version \(v2.prefix(8)) \(at) --json")
+        let countAtDeploy = answers.withLock { $0.values.map(\.count).reduce(0, +) }
+        _ = try await RescoringTests.eventually("no answers after the deployment") { answers.withLock { $0.values.map(\.count).reduce(0, +) } > countAtDeploy + 200 ? true : nil }
+        stop.store(true, ordering: .relaxed)
+        await load.value
+        let report = Self.json(deployed.output) as? [String: Any] ?? [:]
+        #expect(deployed.status == 0 && report["version"] as? String == v2 && report["previous"] as? String == v1 && report["workers"] as? Int == 2, "\(deployed.output)")
+        #expect(failures.withLock { $0 }.isEmpty, "queries failed during the deployment: \(failures.withLock { $0.prefix(5) })")
+        let perShard = answers.withLock { $0 }
+        for (shard, versions) in perShard {
+            // v1 … v1 v2 … v2: one switch, never back.
+            let firstNew = versions.firstIndex(of: v2) ?? versions.count
+            #expect(versions[..<firstNew].allSatisfy { $0 == v1 } && versions[firstNew...].allSatisfy { $0 == v2 }, "shard \(shard): \(versions)")
+        }
+        #expect(perShard.values.contains { $0.first == v1 } && perShard.values.allSatisfy { $0.last == v2 }, "the load saw both versions")
+
+        // Standbys switched too; the cluster's status names the new version.
+        let map = try await client.coordinator.shardMap()
+        let nodes = try await client.coordinator.routing().nodes
+        #expect(try await client.coordinator.status().modelVersion == v2)
+        let sample = try #require(perShard.keys.first)
+        let sampleID = try #require(try db.query("SELECT subscriber_id FROM subscriber_profiles WHERE churngrid_shard(subscriber_id, $1) = $2 LIMIT 1",
+                                                 [String(EventTests.shards), String(sample)]).scalar.flatMap { Int64($0) })
+        let standbyNode = try #require(nodes.first { $0.name == map.standbys[sample] })
+        let standbyAnswer = try await ShardActor.resolve(shard: sample, role: .standby, on: standbyNode, using: client.system).lookup(sampleID)
+        guard case .found(let fromStandby) = standbyAnswer else { Issue.record("the standby does not hold \(sampleID)"); return }
+        #expect(fromStandby.modelVersion == v2)
+
+        // A job after it scores with the new version, and its scores are the live answers'.
+        let job = try await client.coordinator.startRescore()
+        let done = try await RescoringTests.waitForJob(client, job)
+        #expect(done.state == .completed && done.modelVersion == v2, "\(done)")
+        let stored = try #require(try db.query("SELECT probability, model_version FROM churn_scores_current WHERE subscriber_id = $1", [String(sampleID)]).rows.first)
+        guard case .found(let live) = try await client.score(sampleID) else { Issue.record("no live answer for \(sampleID)"); return }
+        #expect(stored[1] == v2 && stored[0].flatMap(Float.init) == Float(live.probability), "job \(stored) vs live \(live.probability)")
+
+        // show names both versions; the served one cannot be removed, the other can.
+        let shown = await runCommand("\(churngrid) models show churn \(at)")
+        #expect(shown.status == 0 && shown.output.contains("* churn \(v2)") && shown.output.contains("  churn \(v1)"), "\(shown.output)")
+        let keep = await runCommand("\(churngrid) models remove churn --version \(v2) \(at)")
+        #expect(keep.status != 0 && keep.output.contains("is the one the cluster serves"), "\(keep.output)")
+
+        // A restarted coordinator (still started with --model = v1) keeps serving v2.
+        kill(try #require(cluster.pid("coordinator")), SIGKILL)
+        try await Task.sleep(for: .seconds(1))
+        try await cluster.restartCoordinator()
+        let restarted = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: RescoringTests.logger)
+        defer { Task { await restarted.close() } }
+        _ = try await RescoringTests.waitForBalance(restarted, workers: 2)
+        #expect(try String(contentsOfFile: cluster.logPath("coordinator"), encoding: .utf8).contains("why=the model deployed last (model_served)"))
+        #expect(try await restarted.coordinator.status().modelVersion == v2)
+        guard case .found(let after) = try await restarted.score(sampleID) else { Issue.record("no answer after the restart"); return }
+        #expect(after.modelVersion == v2)
+        let removed = await runCommand("\(churngrid) models remove churn --version \(v1) \(at)")
+        #expect(removed.status == 0 && removed.output.contains("removed model churn version \(v1)"), "\(removed.output)")
+        let audit = try db.query("SELECT action FROM churngrid_audit_log WHERE action LIKE 'models %' ORDER BY id").rows.compactMap { $0[0] }
+        #expect(audit.contains("models add") && audit.contains("models deploy") && audit.contains("models remove"), "\(audit)")
+    }
+}
