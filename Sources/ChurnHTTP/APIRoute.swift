@@ -29,6 +29,8 @@ public enum APIRoute: Sendable, Equatable {
     case campaignActions(run: Int64)
     case importOutcomes
     case eraseSubscribers
+    case models
+    case deployModel(name: String)
 
     /// The path template as the OpenAPI document names it (metrics and logs use it, never the raw
     /// path: ids would make one series per subscriber).
@@ -57,6 +59,8 @@ public enum APIRoute: Sendable, Equatable {
         case .campaignActions: "/v1/campaigns/runs/{run}/actions.csv"
         case .importOutcomes: "/v1/outcomes"
         case .eraseSubscribers: "/v1/subscribers:erase"
+        case .models: "/v1/models"
+        case .deployModel: "/v1/models/{name}:deploy"
         }
     }
 
@@ -64,9 +68,9 @@ public enum APIRoute: Sendable, Equatable {
     public var roles: Set<Role>? {
         switch self {
         case .dashboard, .openAPI, .healthz, .readyz, .metrics, .createSession, .deleteSession: nil
-        case .score, .batchScores, .jobs, .job, .jobSummary, .jobDrift, .stream, .cluster: Role.readers
+        case .score, .batchScores, .jobs, .job, .jobSummary, .jobDrift, .stream, .cluster, .models: Role.readers
         case .startJob, .postEvents, .runCampaign, .campaignReport, .campaignActions, .importOutcomes: Role.operators
-        case .drain, .tokens, .createToken, .revokeToken, .eraseSubscribers: Role.admins
+        case .drain, .tokens, .createToken, .revokeToken, .eraseSubscribers, .deployModel: Role.admins
         }
     }
 
@@ -78,7 +82,7 @@ public enum APIRoute: Sendable, Equatable {
         ("GET", "/v1/jobs/{id}/summary"), ("GET", "/v1/jobs/{id}/drift"), ("GET", "/v1/stream"), ("GET", "/v1/cluster"), ("POST", "/v1/nodes/{name}:drain"),
         ("GET", "/v1/tokens"), ("POST", "/v1/tokens"), ("POST", "/v1/tokens/{name}:revoke"), ("POST", "/v1/events"),
         ("POST", "/v1/campaigns/runs"), ("GET", "/v1/campaigns/runs/{run}/report"), ("GET", "/v1/campaigns/runs/{run}/actions.csv"), ("POST", "/v1/outcomes"),
-        ("POST", "/v1/subscribers:erase"),
+        ("POST", "/v1/subscribers:erase"), ("GET", "/v1/models"), ("POST", "/v1/models/{name}:deploy"),
     ]
 
     /// The route of `method` `path` (the path without its query).
@@ -132,6 +136,9 @@ public enum APIRoute: Sendable, Equatable {
             return try only(["GET": .campaignActions(run: run)])
         case ["v1", "outcomes"]: return try only(["POST": .importOutcomes])
         case ["v1", "subscribers:erase"]: return try only(["POST": .eraseSubscribers])
+        case ["v1", "models"]: return try only(["GET": .models])
+        case let p where p.count == 3 && p[0] == "v1" && p[1] == "models" && p[2].hasSuffix(":deploy") && p[2].count > 7:
+            return try only(["POST": .deployModel(name: String(p[2].dropLast(7)).removingPercentEncoding())])
         case ["v1", "cluster"]: return try only(["GET": .cluster])
         case let p where p.count == 3 && p[0] == "v1" && p[1] == "nodes" && p[2].hasSuffix(":drain") && p[2].count > 6:
             return try only(["POST": .drain(node: String(p[2].dropLast(6)).removingPercentEncoding())])

@@ -44,6 +44,8 @@ struct Handlers {
         case .campaignActions(let run): return try await campaignActions(run)
         case .importOutcomes: return try await importOutcomes()
         case .eraseSubscribers: return try await eraseSubscribers()
+        case .models: return try await models()
+        case .deployModel(let name): return try await deployModel(name)
         }
     }
 
@@ -722,6 +724,74 @@ struct Handlers {
                 o.key("workers"); o.int(report.workers)
                 o.key("rows"); o.object { o in for (table, n) in report.rows.sorted(by: { $0.key < $1.key }) { o.key(dynamic: table); o.int(n) } }
                 o.key("snapshots"); o.int(report.snapshots)
+                o.key("seconds"); o.double(report.seconds)
+            }
+        }
+    }
+
+    /// `GET /v1/models` (reader): every registered model version (`churngrid models list`).
+    func models() async throws -> Response {
+        let c = try leader()
+        let all: [RegisteredModel]
+        do { all = try await c.models() } catch { throw unavailable("the model registry could not be read", error) }
+        return json(status: .ok) { o in
+            o.object { o in
+                o.key("models")
+                o.array { o in
+                    for m in all {
+                        o.object { o in
+                            o.key("name"); o.string(m.name)
+                            o.key("version"); o.string(m.version)
+                            o.key("served"); o.bool(m.served)
+                            o.key("format"); o.string(m.format)
+                            o.key("features"); o.array { o in for f in m.features { o.string(f) } }
+                            o.key("bytes"); o.int(m.bytes)
+                            o.key("sha256"); o.string(m.sha256)
+                            o.key("source"); o.string(m.source)
+                            o.key("added_by"); o.string(m.addedBy)
+                            o.key("added_at"); o.string(Date(timeIntervalSince1970: Double(m.addedAt) / 1000).formatted(.iso8601))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    struct DeployBody: Decodable { var version: String }
+
+    /// `POST /v1/models/{name}:deploy` (admin): `churngrid models deploy` over HTTP (docs/models.md, "Deployment").
+    func deployModel(_ name: String) async throws -> Response {
+        let posted = try await body(DeployBody.self)
+        guard !posted.version.isEmpty, posted.version.utf8.count <= 128 else { throw Problem(.invalidBody, "version: 1–128 characters", field: "version") }
+        do { _ = try ModelRegistry.validName(name) } catch { throw Problem(.invalidParameter, error.description, field: "name") }
+        let c = try leader()
+        let report: ModelDeployment
+        do {
+            report = try await ClusterActorSystem.$caller.withValue(caller) {
+                try await ClusterActorSystem.$callTimeout.withValue(.seconds(600)) { try await c.deployModel(name: name, version: posted.version) }
+            }
+        } catch let refusal as ModelRefusal {
+            switch refusal.kind {
+            case .unknownModel: throw Problem(.unknownModel, refusal.description, field: "name")
+            case .unknownVersion: throw Problem(.unknownModel, refusal.description, field: "version")
+            case .ambiguousVersion: throw Problem(.invalidBody, refusal.description, field: "version")
+            case .busy, .served: throw Problem(.conflict, refusal.description)
+            }
+        } catch let error as ClusterError {
+            // Not every worker loaded it (nothing changed), or the registry could not be read.
+            var p = Problem(.unavailable, error.description)
+            p.headers[.retryAfter] = "5"
+            throw p
+        } catch {
+            throw unavailable("the deployment did not finish", error, retryAfter: 5)
+        }
+        return json(status: .ok) { o in
+            o.object { o in
+                o.key("name"); o.string(report.name)
+                o.key("version"); o.string(report.version)
+                o.key("previous"); if report.previous.isEmpty { o.null() } else { o.string(report.previous) }
+                o.key("workers"); o.int(report.workers)
+                o.key("switch_seconds"); o.double(report.switchSeconds)
                 o.key("seconds"); o.double(report.seconds)
             }
         }

@@ -52,6 +52,7 @@ enum OpenAPIDocument {
            "/problems/unknown-node",
            "/problems/unknown-token",
            "/problems/unknown-run",
+           "/problems/unknown-model",
            "/problems/unknown-subscribers",
            "/problems/invalid-parameter",
            "/problems/invalid-body",
@@ -842,6 +843,126 @@ enum OpenAPIDocument {
          "token": {
           "type": "string",
           "description": "Shown only in this answer; only its SHA-256 is stored."
+         }
+        }
+       },
+       "ModelList": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "models"
+        ],
+        "properties": {
+         "models": {
+          "type": "array",
+          "items": {
+           "$ref": "#/components/schemas/RegisteredModel"
+          }
+         }
+        }
+       },
+       "RegisteredModel": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "name",
+         "version",
+         "served",
+         "format",
+         "features",
+         "bytes",
+         "sha256",
+         "source",
+         "added_by",
+         "added_at"
+        ],
+        "properties": {
+         "name": {
+          "type": "string"
+         },
+         "version": {
+          "type": "string"
+         },
+         "served": {
+          "type": "boolean"
+         },
+         "format": {
+          "type": "string",
+          "enum": [
+           "xgboost",
+           "lightgbm"
+          ]
+         },
+         "features": {
+          "type": "array",
+          "items": {
+           "type": "string"
+          }
+         },
+         "bytes": {
+          "type": "integer"
+         },
+         "sha256": {
+          "type": "string"
+         },
+         "source": {
+          "type": "string"
+         },
+         "added_by": {
+          "type": "string"
+         },
+         "added_at": {
+          "type": "string",
+          "format": "date-time"
+         }
+        }
+       },
+       "DeployRequest": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "version"
+        ],
+        "properties": {
+         "version": {
+          "type": "string",
+          "description": "The version, or a unique prefix of at least 6 characters."
+         }
+        }
+       },
+       "ModelDeployment": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "name",
+         "version",
+         "previous",
+         "workers",
+         "switch_seconds",
+         "seconds"
+        ],
+        "properties": {
+         "name": {
+          "type": "string"
+         },
+         "version": {
+          "type": "string"
+         },
+         "previous": {
+          "type": [
+           "string",
+           "null"
+          ]
+         },
+         "workers": {
+          "type": "integer"
+         },
+         "switch_seconds": {
+          "type": "number",
+          "description": "The window in which some shards answered with the old version and others with the new."
+         },
+         "seconds": {
+          "type": "number"
          }
         }
        },
@@ -2402,6 +2523,111 @@ enum OpenAPIDocument {
          },
          "404": {
           "$ref": "#/components/responses/Problem404"
+         },
+         "503": {
+          "$ref": "#/components/responses/Problem503"
+         }
+        }
+       }
+      },
+      "/v1/models": {
+       "get": {
+        "operationId": "listModels",
+        "summary": "Every registered model version, the one served marked (role reader; churngrid models list; docs/models.md, Registry).",
+        "security": [
+         {
+          "bearer": []
+         },
+         {
+          "session": []
+         }
+        ],
+        "responses": {
+         "200": {
+          "description": "The registry",
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/ModelList"
+            }
+           }
+          }
+         },
+         "401": {
+          "$ref": "#/components/responses/Problem401"
+         },
+         "403": {
+          "$ref": "#/components/responses/Problem403"
+         },
+         "503": {
+          "$ref": "#/components/responses/Problem503"
+         }
+        }
+       }
+      },
+      "/v1/models/{name}:deploy": {
+       "post": {
+        "operationId": "deployModel",
+        "summary": "Serve a registered version (role admin; churngrid models deploy; docs/models.md, Deployment): every worker loads it first (all or nothing), then every shard and standby switches between two answers; no query fails, no profile is reloaded. 409 while a job, a campaign run, an erasure or another deployment runs.",
+        "security": [
+         {
+          "bearer": []
+         },
+         {
+          "session": []
+         }
+        ],
+        "parameters": [
+         {
+          "name": "name",
+          "in": "path",
+          "required": true,
+          "schema": {
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "required": true,
+         "content": {
+          "application/json": {
+           "schema": {
+            "$ref": "#/components/schemas/DeployRequest"
+           }
+          }
+         }
+        },
+        "responses": {
+         "200": {
+          "description": "Deployed (previous is null when the version was already served)",
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/ModelDeployment"
+            }
+           }
+          }
+         },
+         "400": {
+          "$ref": "#/components/responses/Problem400"
+         },
+         "401": {
+          "$ref": "#/components/responses/Problem401"
+         },
+         "403": {
+          "$ref": "#/components/responses/Problem403"
+         },
+         "404": {
+          "$ref": "#/components/responses/Problem404"
+         },
+         "409": {
+          "$ref": "#/components/responses/Problem409"
+         },
+         "413": {
+          "$ref": "#/components/responses/Problem413"
+         },
+         "415": {
+          "$ref": "#/components/responses/Problem415"
          },
          "503": {
           "$ref": "#/components/responses/Problem503"

@@ -12,6 +12,7 @@ public enum ProblemType: String, Sendable, CaseIterable {
     case unknownNode = "unknown-node"
     case unknownToken = "unknown-token"
     case unknownRun = "unknown-run"
+    case unknownModel = "unknown-model"
     case unknownSubscribers = "unknown-subscribers"
     case invalidParameter = "invalid-parameter"
     case invalidBody = "invalid-body"
@@ -31,7 +32,7 @@ public enum ProblemType: String, Sendable, CaseIterable {
         switch self {
         case .unauthorized: .unauthorized
         case .forbidden: .forbidden
-        case .notFound, .unknownSubscriber, .unknownJob, .unknownNode, .unknownToken, .unknownRun: .notFound
+        case .notFound, .unknownSubscriber, .unknownJob, .unknownNode, .unknownToken, .unknownRun, .unknownModel: .notFound
         case .methodNotAllowed: .methodNotAllowed
         case .invalidParameter, .invalidBody, .tooManyIds, .tooManyEvents: .badRequest
         case .bodyTooLarge: .contentTooLarge
@@ -54,6 +55,7 @@ public enum ProblemType: String, Sendable, CaseIterable {
         case .unknownNode: "No such node"
         case .unknownToken: "No such token"
         case .unknownRun: "No such campaign run"
+        case .unknownModel: "No such model or model version"
         case .unknownSubscribers: "Subscribers the base does not have"
         case .invalidParameter: "Invalid parameter"
         case .invalidBody: "Invalid request body"

@@ -145,7 +145,7 @@ for method, path in [("GET", "/v1/cluster"), ("GET", f"/v1/subscribers/{subscrib
                      ("GET", "/v1/stream"), ("POST", f"/v1/nodes/{drain_target}:drain"), ("GET", "/v1/tokens"),
                      ("POST", "/v1/tokens"), ("POST", "/v1/tokens/x:revoke"), ("POST", "/v1/events"),
                      ("POST", "/v1/campaigns/runs"), ("GET", "/v1/campaigns/runs/1/report"), ("GET", "/v1/campaigns/runs/1/actions.csv?channel=sms"),
-                     ("POST", "/v1/outcomes"), ("POST", "/v1/subscribers:erase")]:
+                     ("POST", "/v1/outcomes"), ("POST", "/v1/subscribers:erase"), ("GET", "/v1/models"), ("POST", "/v1/models/churn:deploy")]:
     h, _ = check(method, path, 401, problem_type="unauthorized")
     if "Bearer" not in h.get("WWW-Authenticate", ""):
         fail(f"{method} {path}: 401 without a Bearer challenge")
@@ -449,6 +449,22 @@ check("GET", f"/v1/campaigns/runs/{run_id}/report", 200, token=operator)
 check("GET", f"/v1/campaigns/runs/{run_id}/report?window_days=0", 400, token=operator, problem_type="invalid-parameter", field="window_days")
 check("GET", "/v1/campaigns/runs/987654/report", 404, token=operator, problem_type="unknown-run", field="run")
 check("GET", "/v1/campaigns/runs", 405, token=operator, problem_type="method-not-allowed")
+
+# The model registry (reader) and deployments (admin): the served version again changes nothing.
+_, listed_models = check("GET", "/v1/models", 200, token=reader)
+served = [m for m in listed_models["models"] if m["served"]]
+if len(served) != 1 or served[0]["name"] != "churn" or not served[0]["version"].startswith("m-") or not served[0]["features"]:
+    fail(f"models: {listed_models}")
+for weaker in (reader, operator):
+    check("POST", "/v1/models/churn:deploy", 403, token=weaker, body={"version": served[0]["version"]}, problem_type="forbidden")
+_, same = check("POST", "/v1/models/churn:deploy", 200, token=admin, body={"version": served[0]["version"][:10]})
+if same["version"] != served[0]["version"] or same["previous"] is not None:
+    fail(f"deploying the served version: {same}")
+check("POST", "/v1/models/churn:deploy", 404, token=admin, body={"version": "m-0000000000"}, problem_type="unknown-model", field="version")
+check("POST", "/v1/models/nosuchmodel:deploy", 404, token=admin, body={"version": served[0]["version"]}, problem_type="unknown-model", field="name")
+check("POST", "/v1/models/Bad%20Name:deploy", 400, token=admin, body={"version": "m-1"}, problem_type="invalid-parameter", field="name")
+check("POST", "/v1/models/churn:deploy", 400, token=admin, body={"v": "m-1"}, problem_type="invalid-body")
+check("GET", "/v1/models/churn:deploy", 405, token=admin, problem_type="method-not-allowed")
 
 # Erasure (admin): the subscriber is gone from the cluster; bad bodies and weaker roles are refused.
 erased_id = first_id + 7

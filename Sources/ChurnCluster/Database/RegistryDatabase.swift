@@ -67,7 +67,7 @@ extension ClusterDatabase {
                 let versions = try c.query("SELECT version FROM model_registry WHERE name = $1 FOR UPDATE", [name]).rows.compactMap { $0[0] }
                 let exact = try ModelRegistry.resolve(version, among: versions, model: name)
                 if try c.query("SELECT 1 FROM model_served WHERE name = $1 AND version = $2", [name, exact]).rows.count == 1 {
-                    throw ClusterError("model \(name) version \(exact) is the one the cluster serves: deploy another first (churngrid models deploy)")
+                    throw ModelRefusal(.served, "model \(name) version \(exact) is the one the cluster serves: deploy another first (churngrid models deploy)")
                 }
                 _ = try c.query("DELETE FROM model_registry WHERE name = $1 AND version = $2", [name, exact])
                 return exact

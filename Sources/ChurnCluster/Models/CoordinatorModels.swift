@@ -41,7 +41,7 @@ extension CoordinatorActor {
     /// One model's versions, newest first, each with the drift of its last measured job (readers).
     public distributed func model(name: String) async throws -> ModelDetails {
         let versions = try await database.registeredModels(name: try ModelRegistry.validName(name))
-        guard !versions.isEmpty else { throw ClusterError("no model named '\(name)' is registered (churngrid models list)") }
+        guard !versions.isEmpty else { throw ModelRefusal(.unknownModel, "no model named '\(name)' is registered (churngrid models list)") }
         var drift: [DriftReport?] = []
         for v in versions { drift.append(try await database.lastDrift(modelVersion: v.version)) }
         return ModelDetails(name: name, versions: versions, drift: drift)
@@ -66,12 +66,12 @@ extension CoordinatorActor {
     public distributed func deployModel(name: String, version: String) async throws -> ModelDeployment {
         let caller = ClusterActorSystem.caller
         let name = try ModelRegistry.validName(name)
-        guard !deploying else { throw ClusterError("another deployment is running; deploy when it has finished") }
+        guard !deploying else { throw ModelRefusal(.busy, "another deployment is running; deploy when it has finished") }
         if let job = job(), job.state == .running {
-            throw ClusterError("job \(job.id) is running (\(job.shardsDone)/\(job.shardCount) shards): deploy when it has finished (a job never mixes model versions)")
+            throw ModelRefusal(.busy, "job \(job.id) is running (\(job.shardsDone)/\(job.shardCount) shards): deploy when it has finished (a job never mixes model versions)")
         }
-        guard !campaignBusy else { throw ClusterError("a campaign run is deciding: deploy when it has finished") }
-        guard !erasing else { throw ClusterError("subscribers are being erased: deploy when the erasure has finished") }
+        guard !campaignBusy else { throw ModelRefusal(.busy, "a campaign run is deciding: deploy when it has finished") }
+        guard !erasing else { throw ModelRefusal(.busy, "subscribers are being erased: deploy when the erasure has finished") }
         deploying = true
         defer { deploying = false }
         let start = ContinuousClock.now

@@ -27,14 +27,34 @@ public enum ModelRegistry {
 
     /// The version `asked` names among `versions`: itself, or the one version it is a prefix of
     /// (at least 6 characters, e.g. `m-3f2a`).
-    /// - Throws: `ClusterError` naming the versions there are, when none or several match.
-    public static func resolve(_ asked: String, among versions: [String], model name: String) throws(ClusterError) -> String {
+    /// - Throws: `ModelRefusal` naming the versions there are, when none or several match.
+    public static func resolve(_ asked: String, among versions: [String], model name: String) throws(ModelRefusal) -> String {
         if versions.contains(asked) { return asked }
         let matches = asked.count >= 6 ? versions.filter { $0.hasPrefix(asked) } : []
         if matches.count == 1, let only = matches.first { return only }
-        if versions.isEmpty { throw ClusterError("no model named '\(name)' is registered (churngrid models list)") }
-        if matches.count > 1 { throw ClusterError("version '\(asked)' of model '\(name)' is ambiguous: \(matches.sorted().joined(separator: ", "))") }
-        throw ClusterError("model '\(name)' has no version '\(asked.prefix(80))'; its versions: \(versions.sorted().joined(separator: ", "))")
+        if versions.isEmpty { throw ModelRefusal(.unknownModel, "no model named '\(name)' is registered (churngrid models list)") }
+        if matches.count > 1 { throw ModelRefusal(.ambiguousVersion, "version '\(asked)' of model '\(name)' is ambiguous: \(matches.sorted().joined(separator: ", "))") }
+        throw ModelRefusal(.unknownVersion, "model '\(name)' has no version '\(asked.prefix(80))'; its versions: \(versions.sorted().joined(separator: ", "))")
+    }
+}
+
+/// A registry operation refused for a reason its caller can act on. A caller in the coordinator's
+/// process (the HTTP API) answers with the status the kind means; a remote caller sees the text.
+public struct ModelRefusal: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable, Hashable {
+        case unknownModel, unknownVersion, ambiguousVersion
+        /// A job, a campaign run, an erasure or another deployment is running.
+        case busy
+        /// The served version cannot be removed.
+        case served
+    }
+
+    public var kind: Kind
+    public var description: String
+
+    public init(_ kind: Kind, _ description: String) {
+        self.kind = kind
+        self.description = description
     }
 }
 
