@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""A model deployment and an erasure under open-loop query load (docs/models.md, "Deployment",
+"Erasure"), on a local cluster (coordinator with standbys + 2 workers, one machine) over the base in
+.churngrid/pg-bench (generated when it does not have --subscribers profiles).
+
+Each phase runs `churngrid bench queries --rate R --duration D` (open loop, latency from each
+query's scheduled send, failures counted) and does its operation at D/2:
+
+  * reference: the same load with nothing else running;
+  * deploy: `models deploy` of a second version of the default model (another base score, so
+    every probability differs) — the coordinator's `switchSeconds` is the window from the first
+    worker told to switch to the last one's confirmation (every shard's answers change version
+    inside it); reference: the raw libzmq round trip between two processes (`bench rpc`);
+  * erase: `subscribers erase` of K subscribers (K = --erase, default 1,000) after a job, so every
+    table holds their rows; reference, same run: psql deleting the rows of K *other* subscribers
+    from the same tables in one transaction (what the PostgreSQL part costs by itself).
+
+Usage: python3 Benchmarks/cluster/admin_ops.py --subscribers N [--rate R] [--duration D] [--erase K]   (after `make release`)
+Results: .churngrid/bench/admin_ops.json (PostgreSQL runs with fsync off here: see Deploy/local/pg.sh)
+"""
+import argparse, json, os, subprocess, sys, threading, time
+
+from local import psql, sh, start_workers, stop_cluster
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.join(ROOT, ".build/release/churngrid")
+MODEL = os.path.join(ROOT, "models/churn-default.json")
+TABLES = ["subscriber_profiles", "churn_scores", "subscriber_events", "retention_triggers", "campaign_actions", "contact_history",
+          "contact_consent", "do_not_contact", "subscriber_outcomes"]
+
+
+def load(endpoint, rate, duration, subscribers, at_half=None):
+    """`bench queries` for `duration` s; `at_half()` runs at duration/2 (its result returned too)."""
+    p = subprocess.Popen([BIN, "bench", "queries", "--coordinator", endpoint, "--rate", str(rate), "--duration", str(duration),
+                          "--subscribers", str(subscribers), "--json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    result = {}
+    if at_half:
+        time.sleep(duration / 2)
+        t = time.time()
+        result["op"] = at_half()
+        result["op_wall_seconds"] = time.time() - t
+    out, _ = p.communicate(timeout=duration + 120)
+    line = [l for l in out.splitlines() if l.startswith("{")][-1]
+    result["queries"] = json.loads(line)
+    return result
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--subscribers", type=int, default=2_000_000)
+    ap.add_argument("--rate", type=float, default=5000)
+    ap.add_argument("--duration", type=float, default=20)
+    ap.add_argument("--erase", type=int, default=1000)
+    a = ap.parse_args()
+    pgdir = os.path.join(ROOT, ".churngrid/pg-bench")
+    url = sh("bash", "Deploy/local/pg.sh", "start", pgdir).strip().splitlines()[-1]
+    os.environ["CHURNGRID_POSTGRES_URL"] = url
+    have = int(psql(url, "SELECT CASE WHEN to_regclass('subscriber_profiles') IS NULL THEN 0 ELSE (SELECT count(*) FROM subscriber_profiles) END"))
+    if have < a.subscribers + 2 * a.erase:
+        print(f"generating {a.subscribers:,} subscribers", flush=True)
+        sh(BIN, "generate", "--subscribers", str(a.subscribers), "--postgres", url)
+    have = int(psql(url, "SELECT count(*) FROM subscriber_profiles"))
+    # A new cluster each run: the served model and the registry start from --model.
+    psql(url, "DO $$ BEGIN IF to_regclass('model_served') IS NOT NULL THEN DELETE FROM model_served; DELETE FROM model_registry; END IF; END $$")
+    variant = os.path.join(ROOT, ".churngrid/bench/churn-variant.json")
+    os.makedirs(os.path.dirname(variant), exist_ok=True)
+    text = open(MODEL).read()
+    assert '"base_score":"[3.2799017E-2]"' in text
+    open(variant, "w").write(text.replace('"base_score":"[3.2799017E-2]"', '"base_score":"[9.0E-2]"'))
+    logs = os.path.join(ROOT, ".churngrid/bench/admin-ops-logs")
+    os.makedirs(logs, exist_ok=True)
+    out = {"subscribers": have, "workers": 2, "threads_per_worker": 1, "standbys": True, "rate": a.rate, "duration": a.duration,
+           "postgres": "private PostgreSQL 15, fsync off (Deploy/local/pg.sh)", "cores": os.cpu_count()}
+    procs = []
+    try:
+        coord = subprocess.Popen([BIN, "coordinator", "--listen", "tcp://127.0.0.1:*", "--postgres", url, "--model", MODEL, "--standbys"],
+                                 stdout=subprocess.PIPE, stderr=open(f"{logs}/coordinator.log", "w"), stdin=subprocess.PIPE, text=True)
+        procs.append(("coordinator", coord))
+        endpoint = coord.stdout.readline().split()[-1]
+        coord.stdout.readline()
+        start_workers(BIN, endpoint, logs, procs)
+        # Every shard has its standby (a copy on the other worker) before the load starts.
+        while True:
+            st = json.loads(sh(BIN, "status", "--coordinator", endpoint, "--json"))
+            if sum(w["standbyShards"] for w in st["workers"]) == sum(w["shards"] for w in st["workers"]) and st["movingShards"] == 0:
+                break
+            time.sleep(1)
+        print("cluster ready", flush=True)
+        added = json.loads(sh(BIN, "models", "add", "--name", "churn", "--file", variant, "--coordinator", endpoint, "--json"))
+        v1 = [m for m in json.loads(sh(BIN, "models", "list", "--coordinator", endpoint, "--json")) if m["served"]][0]["version"]
+        out["versions"] = [v1, added["version"]]
+
+        out["reference"] = load(endpoint, a.rate, a.duration, have)
+        print("reference", json.dumps(out["reference"]["queries"]), flush=True)
+        out["deploy"] = load(endpoint, a.rate, a.duration, have,
+                             lambda: json.loads(sh(BIN, "models", "deploy", "churn", "--version", added["version"], "--coordinator", endpoint, "--json")))
+        print("deploy", json.dumps(out["deploy"]), flush=True)
+        out["rpc"] = json.loads(sh(BIN, "bench", "rpc", "--calls", "20000", "--json"))
+
+        # Erasure: a job first (every subscriber has scores), then K victims erased under load.
+        job = json.loads(sh(BIN, "rescore", "--wait", "--json", "--coordinator", endpoint))
+        ids = [int(x) for x in psql(url, f"SELECT subscriber_id FROM subscriber_profiles ORDER BY subscriber_id DESC LIMIT {2 * a.erase}").split()]
+        victims, others = ids[:a.erase], ids[a.erase:]
+        idfile = os.path.join(ROOT, ".churngrid/bench/erase-ids.txt")
+        open(idfile, "w").write("\n".join(map(str, victims)) + "\n")
+        out["erase"] = load(endpoint, a.rate, a.duration, have,
+                            lambda: json.loads(sh(BIN, "subscribers", "erase", "--input", idfile, "--coordinator", endpoint, "--json")))
+        print("erase", json.dumps(out["erase"]), flush=True)
+    finally:
+        stop_cluster(procs)
+    # The reference: the same deletes for K other subscribers, by psql alone, in one transaction.
+    lst = "{" + ",".join(map(str, others)) + "}"
+    statements = ";\n".join(f"DELETE FROM {t} WHERE subscriber_id = ANY('{lst}'::bigint[])" for t in TABLES)
+    t = time.time()
+    sh("psql", url, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", f"BEGIN;\n{statements};\nCOMMIT;")
+    out["psql_delete_seconds"] = time.time() - t
+    d, r = out["deploy"], out["reference"]
+    out["summary"] = {
+        "deploy_failed_queries": d["queries"]["failed"], "reference_failed_queries": r["queries"]["failed"],
+        "deploy_switch_seconds": d["op"]["switchSeconds"], "deploy_seconds": d["op"]["seconds"],
+        "raw_zmq_rtt_p50_us": out["rpc"].get("raw_p50_us"),
+        "switch_window_in_raw_round_trips": d["op"]["switchSeconds"] * 1e6 / out["rpc"]["raw_p50_us"] if out["rpc"].get("raw_p50_us") else None,
+        "p99_us_during_deploy": d["queries"]["p99_us"], "p99_us_reference": r["queries"]["p99_us"],
+        "erase_seconds": out["erase"]["op"]["seconds"], "erase_failed_queries": out["erase"]["queries"]["failed"],
+        "p99_us_during_erase": out["erase"]["queries"]["p99_us"],
+        "psql_delete_seconds": out["psql_delete_seconds"], "erase_to_psql_delete": out["erase"]["op"]["seconds"] / out["psql_delete_seconds"],
+    }
+    json.dump(out, open(os.path.join(ROOT, ".churngrid/bench/admin_ops.json"), "w"), indent=1)
+    print(json.dumps(out["summary"], indent=1))
+
+
+if __name__ == "__main__":
+    main()
