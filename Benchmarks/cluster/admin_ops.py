@@ -55,7 +55,8 @@ def main():
     pgdir = os.path.join(ROOT, ".churngrid/pg-bench")
     url = sh("bash", "Deploy/local/pg.sh", "start", pgdir).strip().splitlines()[-1]
     os.environ["CHURNGRID_POSTGRES_URL"] = url
-    have = int(psql(url, "SELECT CASE WHEN to_regclass('subscriber_profiles') IS NULL THEN 0 ELSE (SELECT count(*) FROM subscriber_profiles) END"))
+    exists = psql(url, "SELECT to_regclass('subscriber_profiles') IS NOT NULL") == "t"
+    have = int(psql(url, "SELECT count(*) FROM subscriber_profiles")) if exists else 0
     if have < a.subscribers + 2 * a.erase:
         print(f"generating {a.subscribers:,} subscribers", flush=True)
         sh(BIN, "generate", "--subscribers", str(a.subscribers), "--postgres", url)
