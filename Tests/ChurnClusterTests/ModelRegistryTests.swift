@@ -52,7 +52,7 @@ struct ModelRegistryTests {
         // Bad input: a clear error, nothing registered.
         let unknownFeature = try Self.variant("unknown-feature", replacing: "\"tenure_months\"", with: "\"tenure_monthz\"")
         let refused = await runCommand("\(churngrid) models add --name churn --file \(unknownFeature) \(at)")
-        #expect(refused.status != 0 && refused.output.contains("model feature 'tenure_monthz' is not a subscriber profile feature"), "\(refused.output)")
+        #expect(refused.status != 0 && refused.output.contains("model feature 'tenure_monthz' is not a subscriber profile feature (closest: 'tenure_months'"), "\(refused.output)")
         let corrupt = "/tmp/churngrid-test-\(getpid())-corrupt.json"
         try "{\"learner\": [1, 2".write(toFile: corrupt, atomically: true, encoding: .utf8)
         let broken = await runCommand("\(churngrid) models add --name churn --file \(corrupt) \(at)")

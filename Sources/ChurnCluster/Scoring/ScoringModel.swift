@@ -60,7 +60,8 @@ public final class ScoringModel: Sendable {
             } else if name == "f\(i)", i < catalogue.count {
                 columns.append(i)  // a model trained without names reads the catalogue in order
             } else {
-                throw ModelError(.invalidInput, file: source, "model feature '\(name)' is not a subscriber profile feature (see docs/features.md)")
+                let near = NameSuggestions.nearest(to: name, among: catalogue).map { "'\($0)'" }.joined(separator: ", ")
+                throw ModelError(.invalidInput, file: source, "model feature '\(name)' is not a subscriber profile feature (closest: \(near); see docs/features.md)")
             }
         }
         profileColumn = columns
