@@ -117,7 +117,7 @@ extension EventCatalogue {
         | `duplicate` | the same (`source`, `event_id`, `at`) was logged before; not applied again | done |
         | `rejected` | wrong in itself (a reason above, or `unknown_subscriber`) | done; `replay` names the line |
         | `not_owner` | the worker no longer owns the shard (it moved, failed over) | resends with a fresh map |
-        | `busy` | the worker's queue is full (bounded: 200,000 events) | resends after the delay given |
+        | `busy` | the worker's queue is full (bounded: 200,000 events, and the oldest waiting batch at most 0.5 s old) | resends after the delay given |
         | `retry` | the outcome is unknown (the database went away mid-write) | resends; if it had been logged it comes back `duplicate` |
 
         `replay --json` prints one line at the end: `{"events", "accepted", "duplicates", "rejected",

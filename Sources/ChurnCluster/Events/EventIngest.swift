@@ -19,6 +19,10 @@ final class EventIngest: Sendable {
     struct Settings: Sendable {
         /// Events waiting at most; a batch that does not fit is answered `busy`.
         var maxQueuedEvents = 200_000
+        /// How long the oldest waiting batch may have waited: beyond it, new batches are answered
+        /// `busy` even when there is room (an acknowledgement never waits behind seconds of
+        /// backlog while PostgreSQL is slow; producers back off instead).
+        var maxQueueWait: Duration = .milliseconds(500)
         /// Events logged in one transaction at most.
         var maxGroupEvents = 8_192
         /// The delay a `busy` answer asks for.
@@ -30,6 +34,7 @@ final class EventIngest: Sendable {
     private struct Waiting {
         let batch: EventBatch
         let answer: CheckedContinuation<EventAcks, Never>
+        let since: ContinuousClock.Instant
     }
 
     private struct Queue {
@@ -56,9 +61,10 @@ final class EventIngest: Sendable {
     func ingest(_ batch: EventBatch) async -> EventAcks {
         guard batch.count > 0 else { return EventAcks(count: 0) }
         return await withCheckedContinuation { continuation in
+            let now = ContinuousClock.now
             let start: Bool? = queue.withLock { q in
-                guard q.events + batch.count <= settings.maxQueuedEvents else { return nil }
-                q.waiting.append(Waiting(batch: batch, answer: continuation))
+                guard Self.admits(batch.count, queued: q.events, oldestWait: q.waiting.first.map { now - $0.since } ?? .zero, settings) else { return nil }
+                q.waiting.append(Waiting(batch: batch, answer: continuation, since: now))
                 q.events += batch.count
                 if q.draining { return false }
                 q.draining = true
@@ -77,6 +83,14 @@ final class EventIngest: Sendable {
                 break
             }
         }
+    }
+
+    /// Whether a batch of `count` events is queued (else answered `busy`): it fits within
+    /// `maxQueuedEvents` beside the `queued` ones, and the oldest waiting batch has not waited
+    /// longer than `maxQueueWait`.
+    static func admits(_ count: Int, queued: Int, oldestWait: Duration, _ settings: Settings) -> Bool {
+        if queued == 0 { return count <= settings.maxQueuedEvents }
+        return queued + count <= settings.maxQueuedEvents && oldestWait <= settings.maxQueueWait
     }
 
     /// Processes groups until the queue is empty.
