@@ -498,6 +498,14 @@ struct Handlers {
 
     /// A 503 for a failure inside the cluster: the caller gets what failed and the request id;
     /// the error itself (hosts, SQL, nodes) goes to the log only.
+    /// A cluster operation that stopped with a reason the caller should read (which worker, which
+    /// step) and that a retry finishes: 503 with the reason and `Retry-After`.
+    func retryLater(_ error: ClusterError, after seconds: Int = 5) -> Problem {
+        var p = Problem(.unavailable, error.description)
+        p.headers[.retryAfter] = String(seconds)
+        return p
+    }
+
     func unavailable(_ what: String, _ error: any Error, retryAfter: Int = 1) -> Problem {
         server.configuration.logger.warning("\(what)", metadata: ["request": "\(requestID)", "error": "\(error)"])
         var p = Problem(.unavailable, "\(what); try again (request \(requestID) in the coordinator's log)")
@@ -710,9 +718,7 @@ struct Handlers {
             throw Problem(.conflict, refusal.description)
         } catch let error as ClusterError {
             // Not every worker confirmed, or PostgreSQL failed: nothing is half-done that a retry does not finish.
-            var p = Problem(.unavailable, error.description)
-            p.headers[.retryAfter] = "5"
-            throw p
+            throw retryLater(error)
         } catch {
             throw unavailable("the erasure did not finish; run it again", error, retryAfter: 5)
         }
@@ -779,9 +785,7 @@ struct Handlers {
             }
         } catch let error as ClusterError {
             // Not every worker loaded it (nothing changed), or the registry could not be read.
-            var p = Problem(.unavailable, error.description)
-            p.headers[.retryAfter] = "5"
-            throw p
+            throw retryLater(error)
         } catch {
             throw unavailable("the deployment did not finish", error, retryAfter: 5)
         }
