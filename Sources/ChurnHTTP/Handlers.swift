@@ -781,7 +781,7 @@ struct Handlers {
             case .unknownModel: throw Problem(.unknownModel, refusal.description, field: "name")
             case .unknownVersion: throw Problem(.unknownModel, refusal.description, field: "version")
             case .ambiguousVersion: throw Problem(.invalidBody, refusal.description, field: "version")
-            case .busy, .served: throw Problem(.conflict, refusal.description)
+            case .busy, .served, .unloadable: throw Problem(.conflict, refusal.description)
             }
         } catch let error as ClusterError {
             // Not every worker loaded it (nothing changed), or the registry could not be read.
@@ -797,6 +797,7 @@ struct Handlers {
                 o.key("workers"); o.int(report.workers)
                 o.key("switch_seconds"); o.double(report.switchSeconds)
                 o.key("seconds"); o.double(report.seconds)
+                o.key("unconfirmed_workers"); o.array { o in for w in report.unconfirmed { o.string(w) } }
             }
         }
     }

@@ -939,7 +939,8 @@ enum OpenAPIDocument {
          "previous",
          "workers",
          "switch_seconds",
-         "seconds"
+         "seconds",
+         "unconfirmed_workers"
         ],
         "properties": {
          "name": {
@@ -963,6 +964,13 @@ enum OpenAPIDocument {
          },
          "seconds": {
           "type": "number"
+         },
+         "unconfirmed_workers": {
+          "type": "array",
+          "description": "Workers that did not switch even when asked again: they answer with the old version until the deployment is run again.",
+          "items": {
+           "type": "string"
+          }
          }
         }
        },
@@ -979,8 +987,7 @@ enum OpenAPIDocument {
           "maxItems": 10000,
           "items": {
            "type": "integer",
-           "format": "int64",
-           "minimum": 1
+           "format": "int64"
           }
          }
         }

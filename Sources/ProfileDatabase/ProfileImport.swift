@@ -37,6 +37,9 @@ public struct ProfileImport: Sendable {
             guard let id = Int64(text.trimmingSpaces()) else {
                 throw TableError(file: path, line: Int(table.lines[r]), column: "subscriber_id", "'\(text)' is not an integer subscriber id")
             }
+            guard id != ProfileStore.erasedID else {
+                throw TableError(file: path, line: Int(table.lines[r]), column: "subscriber_id", "\(id) is reserved (it marks an erased subscriber in memory); use another id")
+            }
             if let earlier = firstLine.updateValue(table.lines[r], forKey: id) {
                 throw TableError(file: path, line: Int(table.lines[r]), column: "subscriber_id",
                                  "subscriber \(id) appears again (first on line \(earlier)); a file holds one profile per subscriber")

@@ -91,6 +91,10 @@ public struct ProfileLoader: Sendable {
                 guard let id = try row.int64() else {
                     throw PostgresError(.protocolViolation, message: "subscriber_id is NULL", context: "loading profiles")
                 }
+                guard id != ProfileStore.erasedID else {
+                    throw PostgresError(.protocolViolation, message: "subscriber_id \(id) is reserved (it marks an erased subscriber in memory): change it in subscriber_profiles",
+                                        context: "loading profiles")
+                }
                 for j in 0..<f { profile[j] = try row.float32OrNaN() }
                 let shard = ShardKey.shard(of: id, shardCount: shardCount)
                 guard shard >= first, shard - first < byShard.count, let store = byShard[shard - first] else {

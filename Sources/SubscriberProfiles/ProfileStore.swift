@@ -31,7 +31,8 @@ public final class ProfileStore {
     /// The rows of erased subscribers, ascending (read by walks on other threads: behind a lock).
     private let holes = Mutex<[Int]>([])
 
-    /// The id an erased subscriber's row holds from then on (never a subscriber's: ids are positive).
+    /// The id an erased subscriber's row holds from then on (never a subscriber's: imports and
+    /// loads refuse it, and a store never holds it otherwise).
     public static let erasedID = Int64.min
 
     /// Number of subscribers held (erased ones excluded).
@@ -120,6 +121,7 @@ public final class ProfileStore {
     @discardableResult
     public func upsert(id: Int64, profile: UnsafeBufferPointer<Float>) -> Bool {
         precondition(profile.count >= featureCount, "profile has \(profile.count) values; the store holds \(featureCount)")
+        precondition(id != Self.erasedID, "subscriber id \(id) is reserved (loaders refuse it)")
         if let row = row(of: id) {
             write(row: row, profile)
             return false
@@ -289,6 +291,7 @@ public final class ProfileStore {
                     }
                     rowCount = first + rows
                     for row in first..<rowCount {
+                        guard idp[row] != Self.erasedID else { throw ProfileStoreError("subscriber id \(idp[row]) is reserved (an erased subscriber's marker)") }
                         guard index.find(idp[row], idAt: { self.id(at: $0) }) == nil else {
                             throw ProfileStoreError("subscriber \(idp[row]) appears twice")
                         }

@@ -151,6 +151,10 @@ struct DeployModel: AsyncParsableCommand {
                 print(String(format: "deployed model %@ %@ (was %@) on %d workers: switched within %.3f s, %.2f s in all",
                              report.name, report.version, report.previous, report.workers, report.switchSeconds, report.seconds))
             }
+            if !report.unconfirmed.isEmpty {
+                print("not switched (they answer with the old version until `models deploy` is run again): \(report.unconfirmed.joined(separator: "; "))")
+                throw ExitCode(1)
+            }
         }
     }
 }

@@ -38,7 +38,7 @@ struct EraseSubscribers: AsyncParsableCommand {
     func subscriberIDs() throws -> [Int64] {
         var out: [Int64] = []
         for (k, text) in ids.enumerated() {
-            guard let id = Int64(text), id > 0 else { throw ValidationError("argument \(k + 1), '\(text.prefix(40))', is not a subscriber id (a positive integer)") }
+            guard let id = Int64(text), id != Int64.min else { throw ValidationError("argument \(k + 1), '\(text.prefix(40))', is not a subscriber id (an integer)") }
             out.append(id)
         }
         if let input {
@@ -49,7 +49,7 @@ struct EraseSubscribers: AsyncParsableCommand {
             for (k, raw) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
                 let line = raw.trimmingCharacters(in: .whitespaces.union(CharacterSet(charactersIn: "\r")))
                 if line.isEmpty || line.hasPrefix("#") { continue }
-                guard let id = Int64(line), id > 0 else { throw ValidationError("\(input):\(k + 1): '\(line.prefix(40))' is not a subscriber id (a positive integer)") }
+                guard let id = Int64(line), id != Int64.min else { throw ValidationError("\(input):\(k + 1): '\(line.prefix(40))' is not a subscriber id (an integer)") }
                 out.append(id)
             }
         }

@@ -174,4 +174,50 @@ struct ErasureClusterTests {
             guard case .found = try await client.score(id) else { Issue.record("control subscriber \(id) is gone after the failover"); continue }
         }
     }
+
+    @Test("a worker frozen during an erasure (failed over, so not asked) comes back: its copies are dropped and loaded again, never adopted; the erased subscribers stay gone and a job scores everyone else")
+    func workerAwayDuringErasure() async throws {
+        let n = 8_000
+        let (url, cluster, client) = try await FrozenWorkerTests.cluster("erase-frozen", subscribers: n, shards: 32, seed: 21)
+        defer { cluster.stop() }
+        defer { Task { await client.close() } }
+        let db = try PostgresConnection(url: url)
+        let map = try await client.coordinator.shardMap()
+        // Victims on worker-1's shards: its stale copies are what could bring them back.
+        let onWorker1 = try db.query("SELECT subscriber_id FROM subscriber_profiles ORDER BY subscriber_id").rows.compactMap { $0[0].flatMap(Int64.init) }
+            .filter { map.owners[ShardKey.shard(of: $0, shardCount: 32)] == "worker-1" }
+        let victims = Array(onWorker1.prefix(5))
+        try #require(victims.count == 5, "worker-1 owns no subscribers: \(map.owners)")
+        let pid = try #require(cluster.pid("worker-1"))
+        kill(pid, SIGSTOP)
+        _ = try await RescoringTests.eventually("worker-1 was never failed over while frozen", timeout: .seconds(60)) { () -> Bool? in
+            let status = try await client.coordinator.status()
+            return try await client.coordinator.nodes().map(\.name) == ["worker-2"] && status.unassignedShards == 0 && status.movingShards == 0 ? true : nil
+        }
+        let report: ErasureReport
+        do {
+            report = try await client.coordinator.erase(subscribers: BulkArray(victims))
+        } catch {
+            kill(pid, SIGCONT)
+            throw error
+        }
+        kill(pid, SIGCONT)
+        #expect(report.workers == 1 && report.foundInMemory == 5 && report.rows["subscriber_profiles"] == 5, "\(report)")
+        // worker-1 rejoins and gets shards again: loaded afresh, not from its stale copies.
+        _ = try await RescoringTests.eventually("worker-1 did not rejoin and host shards", timeout: .seconds(120)) { () -> Bool? in
+            let nodes = try await client.coordinator.nodes()
+            let status = try await client.coordinator.status()
+            return nodes.count == 2 && nodes.allSatisfy({ $0.shards > 0 && $0.readyShards == $0.shards }) && status.unassignedShards == 0 && status.movingShards == 0 ? true : nil
+        }
+        let log = try String(contentsOfFile: cluster.logPath("coordinator"), encoding: .utf8)
+        #expect(log.contains("a worker came back after an erasure it missed: its copies are dropped and loaded again"), "the coordinator did not drop worker-1's copies")
+        for id in victims {
+            if case .found = try await client.score(id) { Issue.record("erased subscriber \(id) is back after worker-1 rejoined") }
+        }
+        let job = try await client.coordinator.startRescore()
+        let done = try await RescoringTests.waitForJob(client, job)
+        #expect(done.state == .completed && done.subscribers == n - 5, "\(done)")
+        let list = "{" + victims.map(String.init).joined(separator: ",") + "}"
+        #expect(try db.query("SELECT count(*) FROM churn_scores WHERE subscriber_id = ANY($1::bigint[])", [list]).scalar == "0")
+    }
 }

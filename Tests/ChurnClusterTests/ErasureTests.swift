@@ -9,16 +9,17 @@ import WireFormat
 
 @Suite("Erasure: requests, a worker's part on its event thread, what it remembers")
 struct ErasureTests {
-    @Test("ids are positive, each once, at most 10,000 distinct; the first bad one is named with its position")
+    @Test("ids are any subscriber id but the erased marker, each once, at most 10,000 distinct; the first bad one is named with its position")
     func validation() throws {
         #expect(try Erasure.validated([5, 3, 5, 9]) == [5, 3, 9])
         #expect(throws: ClusterError.self) { try Erasure.validated([]) }
         do {
-            _ = try Erasure.validated([4, 0, 7])
-            Issue.record("id 0 accepted")
+            _ = try Erasure.validated([4, .min, 7])
+            Issue.record("the erased marker accepted")
         } catch {
-            #expect(error.description.contains("subscriber id 0 (position 2)"), "\(error)")
+            #expect(error.description.contains("subscriber id -9223372036854775808 (position 2)"), "\(error)")
         }
+        #expect(try Erasure.validated([0, -5]) == [0, -5], "imports accept any other id, so erasure does")
         #expect(try Erasure.validated(Array(repeating: 10_000, count: 20_000) + Array(1...9_999)).count == 10_000)
         do {
             _ = try Erasure.validated(Array(1...10_001))

@@ -63,6 +63,17 @@ struct ModelRegistryTests {
         #expect(noVersion.status != 0 && noVersion.output.contains("model 'churn' has no version 'm-0000000000'"), "\(noVersion.output)")
         #expect(try db.query("SELECT count(*) FROM model_registry").scalar == "2")
 
+        // Refused while a job runs (its writes held by a lock, so it is running when asked): a job never mixes versions.
+        let holder = try PostgresConnection(url: url)
+        try holder.execute("BEGIN")
+        try holder.execute("LOCK TABLE scoring_job_shards IN ACCESS EXCLUSIVE MODE")
+        let held = try await client.coordinator.startRescore()
+        let during = await runCommand("\(churngrid) models deploy churn --version \(v2) \(at)")
+        try holder.execute("COMMIT")
+        #expect(during.status != 0 && during.output.contains("job \(held) is running"), "\(during.output)")
+        let heldJob = try await RescoringTests.waitForJob(client, held)
+        #expect(heldJob.state == .completed && heldJob.modelVersion == v1, "\(heldJob)")
+
         // The hot swap under query load: every shard's answers, in order.
         let stop = Atomic<Bool>(false)
         let answers = Mutex<[Int: [String]]>([:])

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import TestSupport
 @testable import SubscriberProfiles
@@ -78,25 +79,35 @@ struct ProfileStoreErasureTests {
         #expect(walked.count == reference.count && walked.allSatisfy { reference[$0.key]?[0] == $0.value })
     }
 
-    @Test("lookups of other subscribers stay right while erasures happen on another thread")
+    @Test("while erasures happen on another thread, lookups of the others stay right and one of a subscriber being erased answers its own profile or nothing, never another's")
     func concurrentLookups() async {
         let n = 200_000
         let store = Self.store(n)
         let shared = UncheckedBox(store)
+        let flags = Flags()
         let wrong = await withTaskGroup(of: Int.self) { group in
             group.addTask {
                 await onOwnThread {
+                    flags.start()
                     // Erase every even id below 20,000 while the reader runs.
                     for id in stride(from: Int64(2), to: 20_000, by: 2) { shared.value.erase(id: id) }
+                    flags.erasing.store(false, ordering: .relaxed)
                     return 0
                 }
             }
             group.addTask {
                 await onOwnThread {
-                    var wrong = 0
-                    for round in 0..<20 {
-                        for i in stride(from: 1 + round % 2, to: n, by: 7) where i % 2 == 1 || i >= 20_000 {
-                            if shared.value.profile(of: Int64(i))?[0] != Float(i) { wrong += 1 }
+                    flags.start()
+                    var wrong = 0, rounds = 0
+                    while flags.erasing.load(ordering: .relaxed) || rounds < 2 {
+                        rounds += 1
+                        for i in 1..<20_100 {
+                            let p = shared.value.profile(of: Int64(i))
+                            if i % 2 == 1 || i >= 20_000 {
+                                if p?[0] != Float(i) { wrong += 1 }
+                            } else if let p, !(p[0] == Float(i) || p[0].isNaN) {
+                                wrong += 1  // another subscriber's profile
+                            }
                         }
                     }
                     return wrong
@@ -104,8 +115,21 @@ struct ProfileStoreErasureTests {
             }
             return await group.reduce(0, +)
         }
-        #expect(wrong == 0, "subscribers never erased were looked up wrong \(wrong) times")
+        #expect(wrong == 0, "lookups answered wrong \(wrong) times")
         #expect(store.count == n - 9_999)
+        for id in stride(from: Int64(2), to: 20_000, by: 2) { #expect(store.profile(of: id) == nil) }
+    }
+}
+
+/// The two threads' start line and the writer's "done".
+final class Flags: Sendable {
+    let started = Atomic<Int>(0)
+    let erasing = Atomic<Bool>(true)
+
+    /// Returns once both threads have arrived.
+    func start() {
+        started.add(1, ordering: .relaxed)
+        while started.load(ordering: .relaxed) < 2 {}
     }
 }
 

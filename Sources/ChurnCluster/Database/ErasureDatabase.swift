@@ -11,16 +11,28 @@ struct DatabaseErasure: Sendable {
     var generation: (from: Int64, to: Int64)?
 }
 
+/// One row of `churngrid_audit_log`.
+struct AuditEntry: Sendable {
+    var actor, roles, credential, action, target, outcome: String
+}
+
 extension ClusterDatabase {
     /// The tables holding rows of a subscriber, besides `subscriber_profiles` and the job summaries.
     static let erasedTables = ["churn_scores", "subscriber_events", "retention_triggers", "campaign_actions", "contact_history",
                                "contact_consent", "do_not_contact", "subscriber_outcomes"]
 
+    /// Whether any erasure is recorded in the audit log.
+    func erasuresOnRecord() async throws -> Bool {
+        try await run { c in
+            try c.query("SELECT EXISTS (SELECT 1 FROM churngrid_audit_log WHERE action = 'erase' AND outcome = 'erased')").scalar == "t"
+        }
+    }
+
     /// Deletes every row of `ids` in one transaction fenced by the lease: profiles (which deletes
     /// the shards' snapshots and raises the profiles' generation), scores of every job kept, events,
     /// triggers, campaign actions, contacts, consent, the do-not-contact list, outcomes, and their
     /// entries in the job summaries' top-risk lists.
-    func erase(_ ids: [Int64], shardCount: Int) async throws -> DatabaseErasure {
+    func erase(_ ids: [Int64], shardCount: Int, audit: AuditEntry) async throws -> DatabaseErasure {
         let term = term
         let list = "{" + ids.map(String.init).joined(separator: ",") + "}"
         // Events are found through their shard's index (shard, seq): the shard count never changes.
@@ -60,6 +72,8 @@ extension ClusterDatabase {
                         RETURNING 1)
                     SELECT count(*) FROM d
                     """)
+                _ = try c.query("INSERT INTO churngrid_audit_log (actor, roles, credential, action, target, outcome) VALUES ($1, $2, $3, $4, $5, $6)",
+                                [audit.actor, audit.roles, audit.credential, audit.action, audit.target, audit.outcome])
                 return out
             }
         }

@@ -18,6 +18,12 @@ extension CoordinatorActor {
         }
         guard !campaignBusy else { throw ErasureRefusal("a campaign run is deciding: erase when it has finished") }
         guard !deploying else { throw ErasureRefusal("a model is being deployed: erase when it has finished") }
+        guard !jobStarting else { throw ErasureRefusal("a job is being started: erase when it has finished") }
+        // After a coordinator start, workers of the saved map that have not registered again may
+        // hold copies: they could not be asked.
+        guard awaited.isEmpty else {
+            throw ErasureRefusal("workers of the saved shard map have not registered again yet (\(awaited.sorted().joined(separator: ", "))): erase when they have, or when the rejoin grace has passed")
+        }
         erasing = true
         defer { erasing = false }
         let start = ContinuousClock.now
@@ -51,7 +57,10 @@ extension CoordinatorActor {
 
         let deleted: DatabaseErasure
         do {
-            deleted = try await database.erase(ids, shardCount: shardCount)
+            // The audit row is written in the erasure's own transaction: no erasure without its record.
+            let (actor, roles, credential) = Self.auditFields(caller)
+            deleted = try await database.erase(ids, shardCount: shardCount, audit: AuditEntry(actor: actor, roles: roles, credential: credential, action: "erase",
+                                                                                              target: target, outcome: "erased"))
         } catch let error as LeaseLost {
             lease.lost(error)
             throw ClusterError("this coordinator has lost its lease and is stepping down: the subscribers are erased from memory, not from PostgreSQL; run the erasure again on the coordinator that took over")
@@ -72,7 +81,7 @@ extension CoordinatorActor {
             }
         }
         report.seconds = seconds(ContinuousClock.now - start)
-        await audit(caller, action: "erase", target: target, outcome: "erased")
+        lastErasure = .now
         logger.notice("subscribers erased", metadata: ["subscribers": "\(ids.count)", "inMemory": "\(report.foundInMemory)", "copies": "\(report.copies)",
                                                         "workers": "\(report.workers)", "rows": "\(deleted.rows.values.reduce(0, +))",
                                                         "snapshots": "\(deleted.snapshots)", "seconds": "\(report.seconds)"])

@@ -18,13 +18,14 @@ public enum Erasure {
     /// streamed from a source that had not erased yet can still arrive.
     static let remembered = 1_000_000
 
-    /// The ids of a request: positive, at most `maxSubscribers`, each once (in the order given).
+    /// The ids of a request: any subscriber id (`ProfileStore.erasedID` is none), at most
+    /// `maxSubscribers`, each once (in the order given).
     /// - Throws: `ClusterError` naming the first bad id.
     public static func validated(_ ids: [Int64]) throws(ClusterError) -> [Int64] {
         guard !ids.isEmpty else { throw ClusterError("no subscriber ids to erase") }
         var seen = Set<Int64>(), out: [Int64] = []
         for (k, id) in ids.enumerated() {
-            guard id > 0 else { throw ClusterError("subscriber id \(id) (position \(k + 1)) is not a subscriber id: ids are positive") }
+            guard id != ProfileStore.erasedID else { throw ClusterError("subscriber id \(id) (position \(k + 1)) is not a subscriber id: it marks erased rows") }
             if seen.insert(id).inserted { out.append(id) }
         }
         guard out.count <= maxSubscribers else {

@@ -62,7 +62,16 @@ extension Confined {
         guard !erasures.isEmpty else { return 0 }
         var n = 0
         for loaded in stores.values {
-            for id in erasures.ids where loaded.store.erase(id: id) { n += 1 }
+            if loaded.store.count < erasures.ids.count {
+                // Fewer subscribers than remembered ids: look each subscriber up instead.
+                var found: [Int64] = []
+                loaded.store.forEachRun { _, rows, ids, _ in
+                    for r in 0..<rows where erasures.ids.contains(ids[r]) { found.append(ids[r]) }
+                }
+                for id in found where loaded.store.erase(id: id) { n += 1 }
+            } else {
+                for id in erasures.ids where loaded.store.erase(id: id) { n += 1 }
+            }
         }
         return n
     }

@@ -52,6 +52,7 @@ extension CoordinatorActor {
     public distributed func removeModel(name: String, version: String) async throws -> String {
         let caller = ClusterActorSystem.caller
         let name = try ModelRegistry.validName(name)
+        guard !deploying else { throw ModelRefusal(.busy, "a model is being deployed: remove versions when it has finished") }
         let removed = try await database.removeModel(name: name, version: version)
         await audit(caller, action: "models remove", target: "\(name) \(removed)", outcome: "removed")
         return removed
@@ -72,20 +73,27 @@ extension CoordinatorActor {
         }
         guard !campaignBusy else { throw ModelRefusal(.busy, "a campaign run is deciding: deploy when it has finished") }
         guard !erasing else { throw ModelRefusal(.busy, "subscribers are being erased: deploy when the erasure has finished") }
+        guard !jobStarting else { throw ModelRefusal(.busy, "a job is being started: deploy when it has finished (a job never mixes model versions)") }
         deploying = true
         defer { deploying = false }
         let start = ContinuousClock.now
         let (entry, bytes) = try await database.registeredModel(name: name, version: version)
         let previous = package.version
         if entry.version == previous && name == modelName {
-            return ModelDeployment(name: name, version: entry.version, previous: "", workers: 0, switchSeconds: 0, seconds: seconds(ContinuousClock.now - start))
+            // Served already: done, unless a worker missed the switch (then it is pushed again).
+            let statuses = await Self.onEveryWorker(memberWorkers(), timeout: .seconds(5)) { try await $0.status() }
+            let behind = statuses.filter { if case .success(let s) = $0.1 { return s.modelVersion != previous } else { return true } }
+            if behind.isEmpty {
+                return ModelDeployment(name: name, version: entry.version, previous: "", workers: 0, switchSeconds: 0, seconds: seconds(ContinuousClock.now - start))
+            }
+            logger.notice("workers not on the served model: pushing it again", metadata: ["workers": "\(behind.map(\.0))", "model": "\(previous)"])
         }
         let source = "registry:\(name)/\(entry.version)"
         let next: ScoringModel
         do {
             next = try await Task.detached { try ScoringModel(bytes: bytes, source: source) }.value
         } catch {
-            throw ClusterError("model \(name) \(entry.version) does not load here: \(error)")
+            throw ModelRefusal(.unloadable, "model \(name) \(entry.version) does not load here: \(error)")
         }
         let nextPackage = ModelPackage(version: next.version, source: source, bytes: bytes)
         // No joins, moves or failovers meanwhile: every worker asked below is every worker there is.
@@ -120,17 +128,39 @@ extension CoordinatorActor {
         let switched = await Self.onEveryWorker(workers, timeout: Self.switchTimeout) { try await $0.switchModel(version: next.version, term: term) }
         let switchSeconds = seconds(ContinuousClock.now - switchStart)
         var count = 0
+        var missed: [(name: String, worker: WorkerActor)] = []
         for (worker, result) in switched {
             switch result {
             case .success: count += 1
             case .failure(let error):
-                // It switches when it registers again (its assignment carries the model), or it is lost.
-                logger.warning("a worker did not confirm the switch", metadata: ["worker": "\(worker)", "model": "\(next.version)", "error": "\(error)"])
+                logger.warning("a worker did not confirm the switch; asking it again", metadata: ["worker": "\(worker)", "model": "\(next.version)", "error": "\(error)"])
+                if let w = workers.first(where: { $0.name == worker }) { missed.append(w) }
             }
         }
-        let report = ModelDeployment(name: name, version: next.version, previous: previous, workers: count, switchSeconds: switchSeconds,
+        // Asked again (loading it again if it lost the prepared copy); still not: reported, and
+        // `models deploy` again pushes it (a served version is pushed to workers not on it).
+        var unconfirmed: [String] = []
+        if !missed.isEmpty {
+            let again = await Self.onEveryWorker(missed, timeout: Self.prepareTimeout) { w in
+                _ = try await w.prepareModel(nextPackage, term: term)
+                try await w.switchModel(version: next.version, term: term)
+            }
+            for (worker, result) in again {
+                switch result {
+                case .success: count += 1
+                case .failure(let error): unconfirmed.append("\(worker) (\(error))")
+                }
+            }
+        }
+        var report = ModelDeployment(name: name, version: next.version, previous: previous, workers: count, switchSeconds: switchSeconds,
                                      seconds: seconds(ContinuousClock.now - start))
-        await audit(caller, action: "models deploy", target: "\(name) \(next.version)", outcome: "deployed (previous \(previous))")
+        report.unconfirmed = unconfirmed
+        if !unconfirmed.isEmpty {
+            logger.error("workers did not switch to the deployed model: they answer with the old one until `models deploy` is run again",
+                         metadata: ["workers": "\(unconfirmed)", "model": "\(next.version)"])
+        }
+        await audit(caller, action: "models deploy", target: "\(name) \(next.version)",
+                    outcome: unconfirmed.isEmpty ? "deployed (previous \(previous))" : "deployed (previous \(previous)); not switched: \(unconfirmed.count) workers")
         logger.notice("model deployed", metadata: ["name": "\(name)", "version": "\(next.version)", "previous": "\(previous)",
                                                     "workers": "\(count)", "switchSeconds": "\(switchSeconds)", "seconds": "\(report.seconds)"])
         return report

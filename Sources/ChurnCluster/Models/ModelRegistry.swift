@@ -47,6 +47,8 @@ public struct ModelRefusal: Error, Sendable, CustomStringConvertible {
         case busy
         /// The served version cannot be removed.
         case served
+        /// The version does not load (it loaded when it was added: another build, a changed catalogue).
+        case unloadable
     }
 
     public var kind: Kind
@@ -141,6 +143,9 @@ public struct ModelDeployment: Sendable, Codable, WireCodable, Equatable {
     public var switchSeconds: Double
     /// The whole deployment (loading the model on every worker included).
     public var seconds: Double
+    /// Workers that did not confirm the switch, even when asked again (with why): they still
+    /// answer with the old version; `models deploy` again finishes the deployment.
+    public var unconfirmed: [String] = []
 
     public init(name: String, version: String, previous: String, workers: Int, switchSeconds: Double, seconds: Double) {
         self.name = name; self.version = version; self.previous = previous; self.workers = workers
@@ -148,10 +153,11 @@ public struct ModelDeployment: Sendable, Codable, WireCodable, Equatable {
     }
 
     public func encode(to w: inout WireWriter) {
-        w.write(name); w.write(version); w.write(previous); w.write(workers); w.write(switchSeconds); w.write(seconds)
+        w.write(name); w.write(version); w.write(previous); w.write(workers); w.write(switchSeconds); w.write(seconds); w.write(unconfirmed)
     }
 
     public init(from r: inout WireReader) throws(WireError) {
         name = try r.read(); version = try r.read(); previous = try r.read(); workers = try r.read(); switchSeconds = try r.read(); seconds = try r.read()
+        if r.remaining > 0 { unconfirmed = try r.read() }
     }
 }

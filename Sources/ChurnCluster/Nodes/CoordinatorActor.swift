@@ -102,6 +102,8 @@ public distributed actor CoordinatorActor {
     var modelName = ModelRegistry.defaultName
     /// A deployment is running (`deployModel`): jobs, campaign runs and erasures wait for it.
     var deploying = false
+    /// A job is being started (between its checks and its record): erasures and deployments wait.
+    var jobStarting = false
     let settings: Settings
     let logger: Logger
     private var map: ShardMap
@@ -129,6 +131,12 @@ public distributed actor CoordinatorActor {
     var campaignBusy = false
     /// An erasure is running (`erase(subscribers:)`): jobs and campaign runs wait for it.
     var erasing = false
+    /// When this coordinator last erased subscribers, and when each worker it lost was lost: a
+    /// worker that comes back after an erasure it missed has its copies dropped (`register`).
+    var lastErasure: ContinuousClock.Instant?
+    private var lostAt: [String: ContinuousClock.Instant] = [:]
+    /// Whether the audit log holds an erasure from before this coordinator led.
+    let erasuresOnRecord: Bool
     /// The last job's drift (`CoordinatorDrift`), and whether the stored one was read at start.
     var lastDrift: DriftReport?
     var driftLoaded = false
@@ -136,7 +144,7 @@ public distributed actor CoordinatorActor {
     var driftTail: Task<Void, Never>?
     private var membershipWaiters: [CheckedContinuation<Void, Never>] = []
     /// Workers of the map a previous coordinator saved that have not registered again yet.
-    private var awaited: Set<String>
+    var awaited: Set<String>
     private let rejoinDeadline: ContinuousClock.Instant
     private var rejoinTimer: Task<Void, Never>?
     /// The profile bytes of one shard copy: estimated from the base's size until shards are loaded,
@@ -149,7 +157,8 @@ public distributed actor CoordinatorActor {
     /// - Parameter saved: the shard map a previous coordinator left (its owners are waited for
     ///   for `settings.rejoinGrace`); `map` starts with no owner.
     init(actorSystem: ClusterActorSystem, database: ClusterDatabase, lease: LeaseKeeper, term: Int64, model: ScoringModel, package: ModelPackage,
-         modelName: String = ModelRegistry.defaultName, map: ShardMap, saved: ShardMap? = nil, settings: Settings, estimatedSubscribers: Int = 0, logger: Logger) {
+         modelName: String = ModelRegistry.defaultName, map: ShardMap, saved: ShardMap? = nil, settings: Settings, estimatedSubscribers: Int = 0,
+         erasuresOnRecord: Bool = false, logger: Logger) {
         self.actorSystem = actorSystem
         // A profile: its id, its features as Float32, and about half as much again for the index
         // and the chunks' slack.
@@ -160,6 +169,7 @@ public distributed actor CoordinatorActor {
         self.model = model
         self.package = package
         self.modelName = modelName
+        self.erasuresOnRecord = erasuresOnRecord
         self.map = map
         self.settings = settings
         self.logger = logger
@@ -186,6 +196,7 @@ public distributed actor CoordinatorActor {
             throw ClusterError("'\(node.name)' claims the endpoint \(node.endpoint) of member '\(other)'")
         }
         defer { unlockMembership() }
+        let known = members[node.name] != nil || awaited.contains(node.name)
         if let old = members[node.name], old.node != node {
             logger.notice("worker restarted", metadata: ["worker": "\(node.name)"])
             members[node.name] = nil
@@ -193,6 +204,16 @@ public distributed actor CoordinatorActor {
             await promoteStandbys(replacing: node.name)  // its copies are gone
         }
         let actor = try WorkerActor.resolve(id: ActorID(node: node, name: WorkerActor.name), using: actorSystem)
+        if missedAnErasure(node.name, known: known) {
+            // Its copies may hold subscribers erased while it was away: dropped, loaded again.
+            let held = try await actor.holdings()
+            if !held.owned.isEmpty || !held.standby.isEmpty {
+                logger.notice("a worker came back after an erasure it missed: its copies are dropped and loaded again",
+                              metadata: ["worker": "\(node.name)", "owned": "\(held.owned.count)", "standby": "\(held.standby.count)"])
+                try await lease.held()
+                try await actor.release(owned: held.owned, standby: held.standby, term: term)
+            }
+        }
         let status = try await actor.status()
         let cores = min(max(1, status.cores), 4096)  // a worker's claim, bounded
         let member = Member(node: node, actor: actor, cores: cores, maxMemory: Self.claimedBytes(status.maxMemory),
@@ -280,6 +301,7 @@ public distributed actor CoordinatorActor {
         guard let (name, _) = members.first(where: { $0.value.node.endpoint == endpoint && $0.value.node.publicKey == publicKey }) else { return }
         logger.error("worker lost", metadata: ["worker": "\(name)", "reason": "\(reason)"])
         members[name] = nil
+        lostAt[name] = .now
         gateLeft(name)
         for s in map.shards(of: name) { ready.remove(s) }
         await promoteStandbys(replacing: name)
@@ -582,6 +604,15 @@ public distributed actor CoordinatorActor {
     /// The shard count of the cluster.
     var shardCount: Int { map.shardCount }
 
+    /// Whether worker `name`, registering, may have been away during an erasure: not when it was a
+    /// member (or of the saved map) all along; when it was lost before this coordinator's last
+    /// erasure; and, when this coordinator never saw it, whenever any erasure happened before.
+    func missedAnErasure(_ name: String, known: Bool) -> Bool {
+        if known { return false }
+        if let lost = lostAt[name] { return lastErasure.map { $0 > lost } ?? false }
+        return lastErasure != nil || erasuresOnRecord
+    }
+
     /// Every member's worker actor, by name.
     func memberWorkers() -> [(name: String, worker: WorkerActor)] {
         members.sorted { $0.key < $1.key }.map { ($0.key, $0.value.actor) }
@@ -590,15 +621,19 @@ public distributed actor CoordinatorActor {
     /// Writes an action to the audit log (who, with which key, what, when); a failure to write
     /// is logged, not thrown: the action has happened.
     func audit(_ caller: Caller?, action: String, target: String, outcome: String) async {
-        let actor = Self.callerName(caller)
-        let roles = caller.map { $0.roles.map(\.rawValue).sorted().joined(separator: ",") } ?? ""
-        let credential = caller.map { $0.credential ?? ($0.publicKey.isEmpty ? "none (insecure cluster)" : "curve:\($0.publicKey)") } ?? "none"
+        let (actor, roles, credential) = Self.auditFields(caller)
         logger.notice("audit", metadata: ["actor": "\(actor)", "action": "\(action)", "target": "\(target)", "outcome": "\(outcome)"])
         do {
             try await database.audit(actor: actor, roles: roles, credential: credential, action: action, target: target, outcome: outcome)
         } catch {
             logger.error("could not write the audit log", metadata: ["action": "\(action)", "error": "\(error)"])
         }
+    }
+
+    /// Who the audit log names for `caller`: its name, roles and credential.
+    static func auditFields(_ caller: Caller?) -> (actor: String, roles: String, credential: String) {
+        (callerName(caller), caller.map { $0.roles.map(\.rawValue).sorted().joined(separator: ",") } ?? "",
+         caller.map { $0.credential ?? ($0.publicKey.isEmpty ? "none (insecure cluster)" : "curve:\($0.publicKey)") } ?? "none")
     }
 
     /// The members with their state.
@@ -661,6 +696,10 @@ public distributed actor CoordinatorActor {
         guard !erasing else { throw ClusterError("subscribers are being erased; start the job when the erasure has finished") }
         guard !deploying else { throw ClusterError("a model is being deployed; start the job when the deployment has finished") }
         guard !members.isEmpty else { throw ClusterError("no workers have joined yet") }
+        guard !jobStarting else { throw ClusterError("another job is being started") }
+        // From here to `run` being set, erasures and deployments are refused (they check this).
+        jobStarting = true
+        defer { jobStarting = false }
         await writeUnrecordedFailures()
         let id: Int64
         do {
@@ -782,7 +821,8 @@ public distributed actor CoordinatorActor {
     /// Calls `rescore` on the shard's actor in `role` on `node`; checks the answer is for the shard,
     /// with the cluster's model, and only that shard's subscribers.
     private func startScoring(_ shard: Int, on node: String, role: ShardRole, options: RescoreOptions, in group: inout TaskGroup<JobRun.Event>) {
-        let timeout = settings.rescoreTimeout, modelVersion = model.version, shardCount = map.shardCount
+        // The job's own version (recorded when it started): a shard that answers with another is refused.
+        let timeout = settings.rescoreTimeout, modelVersion = run?.status.modelVersion ?? model.version, shardCount = map.shardCount
         let shardActor = members[node].flatMap { try? ShardActor.resolve(shard: shard, role: role, on: $0.node, using: actorSystem) }
         group.addTask {
             do {

@@ -180,11 +180,12 @@ public final class CoordinatorService: Service, Sendable {
         // no shard is ready.
         let map = ShardMap(shardCount: saved.shardCount, epoch: saved.epoch)
         let subscribers = (try? await database.estimatedSubscribers()) ?? 0
+        let erased = try await database.erasuresOnRecord()
         let system = system, database = database, lease = lease, settings = configuration.settings, logger = logger
         let model = serving, package = servingPackage, name = served.name
         let coordinator = system.withActorName(CoordinatorActor.name) {
             CoordinatorActor(actorSystem: system, database: database, lease: lease, term: term, model: model, package: package, modelName: name, map: map, saved: saved,
-                             settings: settings, estimatedSubscribers: subscribers, logger: logger)
+                             settings: settings, estimatedSubscribers: subscribers, erasuresOnRecord: erased, logger: logger)
         }
         leading.withLock { $0 = coordinator }
         logger.info("coordinator ready", metadata: ["endpoint": "\(system.node.endpoint)", "term": "\(term)", "shards": "\(map.shardCount)",

@@ -217,10 +217,11 @@ public distributed actor WorkerActor {
         }
         for (shard, role) in zip(assignment.shards, assignment.roles) {
             switch role {
+            // The model now (a deployment may have switched it while the profiles loaded).
             case .owner:
-                if owned[shard] == nil { owned[shard] = hostActor(shard, role: .owner, model: model) }
+                if owned[shard] == nil { owned[shard] = hostActor(shard, role: .owner, model: self.model ?? model) }
             case .standby:
-                if standing[shard] == nil { standing[shard] = hostActor(shard, role: .standby, model: model) }
+                if standing[shard] == nil { standing[shard] = hostActor(shard, role: .standby, model: self.model ?? model) }
             }
         }
         // Loading went through libpq's buffers and growing columns: give the freed heap back to
