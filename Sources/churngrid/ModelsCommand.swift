@@ -10,7 +10,7 @@ struct ModelsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "models",
         abstract: "The model registry: add, list, show and remove model versions, and deploy one as the model the cluster serves.",
-        subcommands: [AddModel.self, ListModels.self, ShowModel.self, RemoveModel.self, DeployModel.self])
+        subcommands: [AddModel.self, ListModels.self, ShowModel.self, RemoveModel.self, DeployModel.self, CompareModels.self])
 }
 
 struct AddModel: AsyncParsableCommand {
@@ -155,6 +155,44 @@ struct DeployModel: AsyncParsableCommand {
                 print("not switched (they answer with the old version until `models deploy` is run again): \(report.unconfirmed.joined(separator: "; "))")
                 throw ExitCode(1)
             }
+        }
+    }
+}
+
+struct CompareModels: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare",
+        abstract: "Compare the served model with another registered version over the live base (operator): score distributions, top-decile agreement, and AUC and lift against the outcomes imported.",
+        discussion: "Every shard's owner scores its subscribers with both versions (two passes). Labels are the latest outcome of each subscriber (`churngrid outcomes import`); without any, AUC and lift are absent.")
+
+    @OptionGroup var target: CoordinatorOptions
+
+    @Argument(help: "The model's name.")
+    var name: String
+
+    @Option(help: "The version to compare with the served one (or a unique prefix of at least 6 characters).")
+    var version: String
+
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    func run() async throws {
+        let logger = makeLogger("churngrid.models")
+        try await reportingClusterErrors {
+            let c = try await withCoordinator(target, logger: logger) { client in
+                try await ClusterActorSystem.$callTimeout.withValue(.seconds(3600)) { try await client.coordinator.compareModels(name: name, version: version) }
+            }
+            if json { try printJSON(c); return }
+            func f(_ v: Double?, _ format: String = "%.4f") -> String { v.map { String(format: format, $0) } ?? "—" }
+            print("model \(c.name) over \(c.subscribers) subscribers (\(c.labelled) with an outcome, \(c.churned) churned), \(String(format: "%.1f", c.seconds)) s")
+            print("                      served \(c.champion.version)   other \(c.challenger.version)")
+            print("  mean probability    \(f(c.champion.meanProbability))               \(f(c.challenger.meanProbability))")
+            print("  median              \(f(c.champion.deciles[4]))               \(f(c.challenger.deciles[4]))")
+            print("  90th percentile     \(f(c.champion.deciles[8]))               \(f(c.challenger.deciles[8]))")
+            print("  AUC                 \(f(c.champion.auc))               \(f(c.challenger.auc))")
+            print("  lift, top decile    \(f(c.champion.liftTopDecile, "%.2f"))×                \(f(c.challenger.liftTopDecile, "%.2f"))×")
+            print("  top decile          \(c.champion.topDecile)                   \(c.challenger.topDecile)")
+            print(String(format: "  in both top deciles: %.1f%%", c.topDecileAgreement * 100))
         }
     }
 }

@@ -131,6 +131,37 @@ struct ModelRegistryTests {
         guard case .found(let live) = try await client.score(sampleID) else { Issue.record("no live answer for \(sampleID)"); return }
         #expect(stored[1] == v2 && stored[0].flatMap(Float.init) == Float(live.probability), "job \(stored) vs live \(live.probability)")
 
+        // compare: the served v2 against v1 over the live base, with outcomes for 4,000 subscribers.
+        // v2 only shifts every margin (another base score): the same ranking, so the same top decile
+        // and AUC; higher probabilities.
+        _ = try db.query("""
+            INSERT INTO subscriber_outcomes (subscriber_id, observed_at, churned)
+            SELECT subscriber_id, now(), (subscriber_id % 7 = 0) OR probability > 0.3 FROM churn_scores_current WHERE subscriber_id % 5 = 0
+            """)
+        let compared = await runCommand("\(churngrid) models compare churn --version \(v1) \(at) --json")
+        let c = Self.json(compared.output) as? [String: Any] ?? [:]
+        let served = c["champion"] as? [String: Any] ?? [:], other = c["challenger"] as? [String: Any] ?? [:]
+        #expect(compared.status == 0 && c["subscribers"] as? Int == EventTests.subscribers && c["labelled"] as? Int == EventTests.subscribers / 5, "\(compared.output)")
+        #expect(served["version"] as? String == v2 && other["version"] as? String == v1)
+        #expect((c["topDecileAgreement"] as? Double ?? 0) >= 0.99, "\(c)")
+        #expect((served["meanProbability"] as? Double ?? 0) > (other["meanProbability"] as? Double ?? 1), "\(c)")
+        // The AUC against a direct computation over the job's stored scores (the served model's).
+        let labelled = try db.query("SELECT s.probability, o.churned FROM churn_scores_current s JOIN subscriber_outcomes o USING (subscriber_id)").rows
+        let positives = labelled.filter { $0[1] == "t" }.compactMap { $0[0].flatMap(Double.init) }, negatives = labelled.filter { $0[1] == "f" }.compactMap { $0[0].flatMap(Double.init) }
+        var wins = 0.0
+        let sortedNegatives = negatives.sorted()
+        for p in positives {
+            let below = sortedNegatives.firstIndex { $0 >= p } ?? sortedNegatives.count
+            let ties = sortedNegatives[below...].prefix { $0 == p }.count
+            wins += Double(below) + 0.5 * Double(ties)
+        }
+        let auc = wins / (Double(positives.count) * Double(negatives.count))
+        let servedAUC = served["auc"] as? Double ?? 0, otherAUC = other["auc"] as? Double ?? 0
+        #expect(abs(servedAUC - auc) < 2e-3 && abs(otherAUC - auc) < 2e-3, "AUC \(servedAUC) / \(otherAUC), direct \(auc)")
+        #expect(abs((served["liftTopDecile"] as? Double ?? 0) - (other["liftTopDecile"] as? Double ?? -1)) < 0.05, "\(c)")
+        let text = await runCommand("\(churngrid) models compare churn --version \(v1) \(at)")
+        #expect(text.status == 0 && text.output.contains("in both top deciles"), "\(text.output)")
+
         // show names both versions; the served one cannot be removed, the other can.
         let shown = await runCommand("\(churngrid) models show churn \(at)")
         #expect(shown.status == 0 && shown.output.contains("* churn \(v2)") && shown.output.contains("  churn \(v1)"), "\(shown.output)")

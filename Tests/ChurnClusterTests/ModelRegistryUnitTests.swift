@@ -53,3 +53,37 @@ struct ModelRegistryUnitTests {
         #expect(try ModelDeployment.decode(d.take()) == deployment)
     }
 }
+
+@Suite("Model comparison: deciles, AUC and lift from histograms")
+struct ModelComparisonTests {
+    static func histogram(_ ps: [Double]) -> [Int64] {
+        var h = [Int64](repeating: 0, count: ComparisonHistograms.bins)
+        for p in ps { h[ComparisonHistograms.bin(p)] += 1 }
+        return h
+    }
+
+    @Test("the AUC from histograms equals the Mann–Whitney statistic of the scores (ties in a bin counted half)")
+    func auc() throws {
+        var rng = SystemRandomNumberGenerator()
+        let pos = (0..<3_000).map { _ in Double.random(in: 0.2...1, using: &rng) }, neg = (0..<7_000).map { _ in Double.random(in: 0...0.8, using: &rng) }
+        var wins = 0.0
+        for p in pos { for n in neg { wins += p > n ? 1 : (p == n ? 0.5 : 0) } }
+        let exact = wins / Double(pos.count * neg.count)
+        let fromHistograms = try #require(ComparisonHistograms.auc(positive: Self.histogram(pos), negative: Self.histogram(neg)))
+        #expect(abs(fromHistograms - exact) < 1e-4, "\(fromHistograms) vs \(exact)")
+        #expect(ComparisonHistograms.auc(positive: Self.histogram(pos), negative: Self.histogram([])) == nil)
+    }
+
+    @Test("deciles, the top-decile threshold and the lift")
+    func decilesAndLift() throws {
+        let ps = (0..<10_000).map { Double($0) / 10_000 }
+        let h = Self.histogram(ps)
+        #expect(abs(ComparisonHistograms.quantile(h, 0.5) - 0.5) < 2e-4)
+        let cut = ComparisonHistograms.threshold(h, 0.9)
+        #expect(abs(Double(ps.filter { $0 >= cut }.count) - 1_000) <= 2, "the top decile holds a tenth")
+        // Churners exactly the top fifth: the top decile all churn, the rate overall is 20%: lift 5.
+        let pos = Self.histogram(ps.filter { $0 >= 0.8 }), neg = Self.histogram(ps.filter { $0 < 0.8 })
+        let lift = try #require(ComparisonHistograms.lift(positive: pos, negative: neg, threshold: cut))
+        #expect(abs(lift - 5) < 0.01, "\(lift)")
+    }
+}

@@ -109,6 +109,18 @@ extension ClusterDatabase {
                 + " but not served: churngrid models deploy \(name) --version \(startup.version) serves it")
     }
 
+    /// The latest outcome observed of every subscriber that has one: the ids that churned and those that did not.
+    func latestOutcomes() async throws -> (churned: [Int64], retained: [Int64]) {
+        try await run { c in
+            var churned: [Int64] = [], retained: [Int64] = []
+            for row in try c.query("SELECT DISTINCT ON (subscriber_id) subscriber_id, churned FROM subscriber_outcomes ORDER BY subscriber_id, observed_at DESC").rows {
+                guard let id = row[0].flatMap({ Int64($0) }) else { continue }
+                if row[1] == "t" { churned.append(id) } else { retained.append(id) }
+            }
+            return (churned, retained)
+        }
+    }
+
     static func hex(_ bytes: [UInt8]) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out = [UInt8](repeating: 0, count: bytes.count * 2)

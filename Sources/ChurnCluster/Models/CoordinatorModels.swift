@@ -1,5 +1,6 @@
 import ClusterSystem
 import Distributed
+import SubscriberProfiles
 import WireFormat
 
 extension CoordinatorActor {
@@ -183,5 +184,84 @@ extension CoordinatorActor {
             for await a in group { all.append(a) }
             return all.sorted { $0.0 < $1.0 }
         }
+    }
+}
+
+extension CoordinatorActor {
+    /// Compares the served model with another registered version over the live base (operators):
+    /// every shard's owner scores its subscribers with both (two passes: histograms, then the
+    /// top-decile counts); the outcomes imported (`outcomes import`, the latest per subscriber)
+    /// label subscribers for AUC and lift. See `ModelComparison`.
+    public distributed func compareModels(name: String, version: String) async throws -> ModelComparison {
+        let name = try ModelRegistry.validName(name)
+        guard !deploying, !erasing else { throw ModelRefusal(.busy, "a deployment or an erasure is running: compare when it has finished") }
+        let start = ContinuousClock.now
+        let (entry, bytes) = try await database.registeredModel(name: name, version: version)
+        let other = ModelPackage(version: entry.version, source: "registry:\(name)/\(entry.version)", bytes: bytes)
+        let (owners, missing) = readyOwners()
+        guard missing.isEmpty else {
+            throw ClusterError("shards \(missing.prefix(8).map(String.init).joined(separator: ", ")) have no ready owner: compare when the cluster has settled")
+        }
+        var shardsOf: [String: Set<Int>] = [:]
+        for (shard, node) in owners { shardsOf[node.name, default: []].insert(shard) }
+        let workers = memberWorkers().filter { shardsOf[$0.name] != nil }
+        // The labels, sent to the worker owning each subscriber's shard.
+        let (churnedIDs, retainedIDs) = try await database.latestOutcomes()
+        var ownerOfShard = [String?](repeating: nil, count: shardCount)
+        for (shard, node) in owners where shard < shardCount { ownerOfShard[shard] = node.name }
+        var labels: [String: (churned: [Int64], retained: [Int64])] = [:]
+        for (ids, churned) in [(churnedIDs, true), (retainedIDs, false)] {
+            for id in ids {
+                guard let owner = ownerOfShard[ShardKey.shard(of: id, shardCount: shardCount)] else { continue }
+                if churned { labels[owner, default: ([], [])].churned.append(id) } else { labels[owner, default: ([], [])].retained.append(id) }
+            }
+        }
+        let term = term, version = entry.version
+        let prepared = await Self.onEveryWorker(workers, timeout: Self.prepareTimeout) { try await $0.prepareComparison(other, term: term) }
+        if let failed = prepared.first(where: { if case .failure = $0.1 { true } else { false } }), case .failure(let error) = failed.1 {
+            throw ClusterError("\(failed.0) could not load model \(name) \(version): \(error)")
+        }
+        let requests = Dictionary(uniqueKeysWithValues: workers.map { w in
+            (w.name, CompareRequest(version: version, churned: labels[w.name]?.churned ?? [], retained: labels[w.name]?.retained ?? [], thresholds: []))
+        })
+        let first = await Self.onEveryWorker(workers, timeout: settings.rescoreTimeout) { w in
+            guard let r = requests[w.id.node.name] else { throw ClusterError("no request for \(w.id.node.name)") }
+            return try await w.compareModels(r, term: term)
+        }
+        var histograms = [Int64](repeating: 0, count: 6 * ComparisonHistograms.bins)
+        var subscribers = 0
+        for (worker, result) in first {
+            let part: ComparisonPart
+            switch result {
+            case .success(let p): part = p
+            case .failure(let error): throw ClusterError("\(worker) could not compare: \(error)")
+            }
+            guard part.histograms.elements.count == histograms.count else { throw ClusterError("\(worker) answered a comparison without its histograms") }
+            subscribers += part.subscribers
+            for (i, c) in part.histograms.elements.enumerated() { histograms[i] += Int64(c) }
+        }
+        let b = ComparisonHistograms.bins
+        let cuts = [ComparisonHistograms.threshold(Array(histograms[0..<b]), 0.9), ComparisonHistograms.threshold(Array(histograms[b..<(2 * b)]), 0.9)]
+        let second = await Self.onEveryWorker(workers, timeout: settings.rescoreTimeout) {
+            try await $0.compareModels(CompareRequest(version: version, churned: [], retained: [], thresholds: cuts), term: term)
+        }
+        var top = [0, 0, 0], counted = 0
+        for (worker, result) in second {
+            switch result {
+            case .success(let p) where p.top.count == 3:
+                counted += p.subscribers
+                for k in 0..<3 { top[k] += p.top[k] }
+            case .success: throw ClusterError("\(worker) answered the second pass without its counts")
+            case .failure(let error): throw ClusterError("\(worker) could not compare: \(error)")
+            }
+        }
+        guard counted == subscribers else {
+            throw ClusterError("the shards moved during the comparison (\(subscribers) subscribers, then \(counted)): run it again")
+        }
+        let report = ModelComparison.make(name: name, versions: (package.version, version), subscribers: subscribers, histograms: histograms, top: top,
+                                          seconds: seconds(ContinuousClock.now - start))
+        logger.info("models compared", metadata: ["name": "\(name)", "served": "\(package.version)", "other": "\(version)", "subscribers": "\(subscribers)",
+                                                   "agreement": "\(report.topDecileAgreement)", "seconds": "\(report.seconds)"])
+        return report
     }
 }

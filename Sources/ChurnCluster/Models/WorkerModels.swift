@@ -2,6 +2,7 @@ import ClusterSystem
 import Distributed
 import SubscriberEvents
 import SubscriberProfiles
+import TreeModel
 
 extension WorkerActor {
     /// Loads (parses and compiles) a model ahead of a deployment's switch, so the switch itself
@@ -52,5 +53,71 @@ extension EventIngest {
     func replaceModel(_ model: ScoringModel) async throws {
         let confined = confined
         try await thread.run { confined.configure(model: model, rules: confined.applier?.rules, shardCount: confined.shardCount) }
+    }
+}
+
+extension WorkerActor {
+    /// Loads the other version of a comparison (coordinator only).
+    public distributed func prepareComparison(_ package: ModelPackage, term: Int64) async throws -> String {
+        try obey(term: term, epoch: nil, "prepareComparison")
+        if comparisonModel?.version == package.version { return package.version }
+        let bytes = package.bytes.elements, source = package.source
+        do {
+            comparisonModel = try await loader.run { try ScoringModel(bytes: bytes, source: source) }
+        } catch {
+            throw ClusterError("\(actorSystem.node.name) cannot load model \(package.version): \(error)")
+        }
+        return package.version
+    }
+
+    /// Scores every subscriber of the shards owned here with the served model and the prepared
+    /// other version, on a scoring thread: their histograms (first pass) or their top-decile
+    /// counts against `request.thresholds` (second pass). See `ModelComparison`.
+    public distributed func compareModels(_ request: CompareRequest, term: Int64) async throws -> ComparisonPart {
+        try obey(term: term, epoch: nil, "compareModels")
+        guard let champion = model else { throw ClusterError("\(actorSystem.node.name) serves no model yet") }
+        guard let challenger = comparisonModel, challenger.version == request.version else {
+            throw ClusterError("\(actorSystem.node.name) has not loaded model \(request.version) to compare with")
+        }
+        guard request.thresholds.isEmpty || request.thresholds.count == 2 else { throw ClusterError("a comparison's second pass has two thresholds") }
+        let held = owned.keys.sorted().compactMap { stores[$0] }
+        let churned = Set(request.churned.elements), retained = Set(request.retained.elements), thresholds = request.thresholds
+        return try await scoring.run { try Self.compare(held, champion, challenger, churned: churned, retained: retained, thresholds: thresholds) }
+    }
+
+    static func compare(_ stores: [LoadedShard], _ a: ScoringModel, _ b: ScoringModel, churned: Set<Int64>, retained: Set<Int64>,
+                        thresholds: [Double]) throws -> ComparisonPart {
+        let bins = ComparisonHistograms.bins
+        let histograms = !thresholds.isEmpty
+        var h = [Int32](repeating: 0, count: histograms ? 0 : 6 * bins)
+        var top = [0, 0, 0], subscribers = 0
+        var ma = [Double](), pa = [Double](), mb = [Double](), pb = [Double]()
+        for loaded in stores {
+            try loaded.store.forEachRun { (_: Int, rows: Int, ids: UnsafePointer<Int64>, columns: [UnsafePointer<Float>]) throws in
+                subscribers += rows
+                ma = [Double](repeating: 0, count: rows); pa = ma; mb = ma; pb = ma
+                try a.forest.score(FeatureColumns(columns: a.profileColumn.map { columns[$0] }, rowCount: rows), margins: &ma, outputs: &pa)
+                try b.forest.score(FeatureColumns(columns: b.profileColumn.map { columns[$0] }, rowCount: rows), margins: &mb, outputs: &pb)
+                for i in 0..<rows {
+                    if histograms {
+                        if pa[i] >= thresholds[0] { top[0] += 1 }
+                        if pb[i] >= thresholds[1] { top[1] += 1 }
+                        if pa[i] >= thresholds[0] && pb[i] >= thresholds[1] { top[2] += 1 }
+                        continue
+                    }
+                    let x = ComparisonHistograms.bin(pa[i]), y = ComparisonHistograms.bin(pb[i])
+                    h[x] &+= 1
+                    h[bins + y] &+= 1
+                    if churned.contains(ids[i]) {
+                        h[2 * bins + x] &+= 1
+                        h[3 * bins + y] &+= 1
+                    } else if retained.contains(ids[i]) {
+                        h[4 * bins + x] &+= 1
+                        h[5 * bins + y] &+= 1
+                    }
+                }
+            }
+        }
+        return ComparisonPart(subscribers: subscribers, histograms: h, top: histograms ? top : [])
     }
 }

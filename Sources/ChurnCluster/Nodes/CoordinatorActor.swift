@@ -1083,6 +1083,7 @@ extension CoordinatorActor: AccessControlled {
         "model(name:)": Role.readers,
         "removeModel(name:version:)": Role.admins,
         "deployModel(name:version:)": Role.admins,
+        "compareModels(name:version:)": Role.operators,
     ]
 }
 

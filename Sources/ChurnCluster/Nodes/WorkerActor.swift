@@ -32,7 +32,9 @@ public distributed actor WorkerActor {
     var model: ScoringModel?
     /// A model loaded ahead of a deployment's switch (`prepareModel`).
     var preparedModel: ScoringModel?
-    private let scoring: ScoringThreads
+    /// The other version of a comparison (`prepareComparison`).
+    var comparisonModel: ScoringModel?
+    let scoring: ScoringThreads
     let loader = BlockingThread(name: "cg-load", niceness: 5)
     let logger: Logger
     private let onLeave: @Sendable () -> Void
@@ -415,6 +417,8 @@ extension WorkerActor: AccessControlled {
         "erase(_:term:)": [.coordinator],
         "prepareModel(_:term:)": [.coordinator],
         "switchModel(version:term:)": [.coordinator],
+        "prepareComparison(_:term:)": [.coordinator],
+        "compareModels(_:term:)": [.coordinator],
         "profilesErased(from:to:term:)": [.coordinator],
     ]
 }
