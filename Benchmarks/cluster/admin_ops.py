@@ -11,6 +11,10 @@ query's scheduled send, failures counted) and does its operation at D/2:
     every probability differs) — the coordinator's `switchSeconds` is the window from the first
     worker told to switch to the last one's confirmation (every shard's answers change version
     inside it); reference: the raw libzmq round trip between two processes (`bench rpc`);
+  * compare (no load): `models compare` of the served version (the second) with the first over the
+    whole base, with outcomes drawn for a fifth of the subscribers (churned with the job's
+    probability); reference, same run: XGBoost's own `inplace_predict` of both model files on the
+    same rows (read back from PostgreSQL, not timed), 2 threads (the cluster's two scoring threads);
   * erase: `subscribers erase` of K subscribers (K = --erase, default 1,000) after a job, so every
     table holds their rows; reference, same run: psql deleting the rows of K *other* subscribers
     from the same tables in one transaction (what the PostgreSQL part costs by itself).
@@ -98,8 +102,15 @@ def main():
         print("deploy", json.dumps(out["deploy"]), flush=True)
         out["rpc"] = json.loads(sh(BIN, "bench", "rpc", "--calls", "20000", "--json"))
 
-        # Erasure: a job first (every subscriber has scores), then K victims erased under load.
+        # A job first (every subscriber has scores: the outcomes and the erasure use them).
         job = json.loads(sh(BIN, "rescore", "--wait", "--json", "--coordinator", endpoint))
+        psql(url, "TRUNCATE subscriber_outcomes")
+        psql(url, "INSERT INTO subscriber_outcomes (subscriber_id, observed_at, churned) SELECT subscriber_id, now(), random() < probability FROM churn_scores_current WHERE subscriber_id % 5 = 0")
+        t = time.time()
+        out["compare"] = json.loads(sh(BIN, "models", "compare", "churn", "--version", v1, "--coordinator", endpoint, "--json"))
+        out["compare_wall_seconds"] = time.time() - t
+        print("compare", json.dumps(out["compare"]), flush=True)
+        # Erasure: K victims erased under load.
         ids = [int(x) for x in psql(url, f"SELECT subscriber_id FROM subscriber_profiles ORDER BY subscriber_id DESC LIMIT {2 * a.erase}").split()]
         victims, others = ids[:a.erase], ids[a.erase:]
         idfile = os.path.join(ROOT, ".churngrid/bench/erase-ids.txt")
@@ -115,6 +126,29 @@ def main():
     t = time.time()
     sh("psql", url, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", f"BEGIN;\n{statements};\nCOMMIT;")
     out["psql_delete_seconds"] = time.time() - t
+    # The reference of the comparison: XGBoost predicting both files on the same rows.
+    import numpy as np, xgboost as xgb
+    features = json.load(open(MODEL))["learner"]["feature_names"]
+    cols = ", ".join(f"coalesce({f}, 'NaN'::real)" for f in features)
+    raw = subprocess.run(["psql", url, "-qAtX", "-c", f"COPY (SELECT {cols} FROM subscriber_profiles) TO STDOUT (FORMAT binary)"],
+                         check=True, capture_output=True).stdout
+    dtype = np.dtype([("n", ">i2")] + [(f"l{i}", ">i4") if k == 0 else (f"v{i}", ">f4") for i in range(len(features)) for k in (0, 1)])
+    rows = np.frombuffer(raw[19:len(raw) - 2], dtype=dtype)
+    X = np.column_stack([rows[f"v{i}"].astype(np.float32) for i in range(len(features))])
+    del raw, rows
+    boosters = []
+    for path in (MODEL, variant):
+        b = xgb.Booster(model_file=path)
+        b.set_param({"nthread": 2})
+        boosters.append(b)
+    runs = []
+    for _ in range(3):
+        t = time.time()
+        for b in boosters:
+            b.inplace_predict(X)
+        runs.append(time.time() - t)
+    out["xgboost_predict_both_seconds_runs"] = runs
+    out["xgboost_predict_both_seconds"] = sorted(runs)[1]
     d, r = out["deploy"], out["reference"]
     out["summary"] = {
         "deploy_failed_queries": d["queries"]["failed"], "reference_failed_queries": r["queries"]["failed"],
@@ -125,6 +159,10 @@ def main():
         "erase_seconds": out["erase"]["op"]["seconds"], "erase_failed_queries": out["erase"]["queries"]["failed"],
         "p99_us_during_erase": out["erase"]["queries"]["p99_us"],
         "psql_delete_seconds": out["psql_delete_seconds"], "erase_to_psql_delete": out["erase"]["op"]["seconds"] / out["psql_delete_seconds"],
+        "compare_seconds": out["compare"]["seconds"], "xgboost_predict_both_seconds": out["xgboost_predict_both_seconds"],
+        "compare_to_xgboost": out["compare"]["seconds"] / out["xgboost_predict_both_seconds"],
+        "compare_top_decile_agreement": out["compare"]["topDecileAgreement"],
+        "compare_auc": [out["compare"]["champion"]["auc"], out["compare"]["challenger"]["auc"]],
     }
     json.dump(out, open(os.path.join(ROOT, ".churngrid/bench/admin_ops.json"), "w"), indent=1)
     print(json.dumps(out["summary"], indent=1))
