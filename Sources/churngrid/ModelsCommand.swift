@@ -152,7 +152,7 @@ struct DeployModel: AsyncParsableCommand {
                              report.name, report.version, report.previous, report.workers, report.switchSeconds, report.seconds))
             }
             if !report.unconfirmed.isEmpty {
-                print("not switched (they answer with the old version until `models deploy` is run again): \(report.unconfirmed.joined(separator: "; "))")
+                FileHandle.standardError.write(Data("not switched (they answer with the old version until `models deploy` is run again): \(report.unconfirmed.joined(separator: "; "))\n".utf8))
                 throw ExitCode(1)
             }
         }

@@ -161,6 +161,25 @@ struct ModelRegistryTests {
         #expect(abs((served["liftTopDecile"] as? Double ?? 0) - (other["liftTopDecile"] as? Double ?? -1)) < 0.05, "\(c)")
         let text = await runCommand("\(churngrid) models compare churn --version \(v1) \(at)")
         #expect(text.status == 0 && text.output.contains("in both top deciles"), "\(text.output)")
+        // A version that ranks differently (two features' names swapped: it reads each from the
+        // other's column): its top decile overlaps only partly, and its AUC is its own.
+        let swapped = try Self.variant("swapped", replacing: "\"tenure_months\"", with: "\"__swap__\"")
+        let swappedText = try String(contentsOfFile: swapped, encoding: .utf8)
+            .replacingOccurrences(of: "\"complaints_90d\"", with: "\"tenure_months\"").replacingOccurrences(of: "\"__swap__\"", with: "\"complaints_90d\"")
+        try swappedText.write(toFile: swapped, atomically: true, encoding: .utf8)
+        let v3 = ScoringModel.version(of: Array(swappedText.utf8))
+        #expect(await runCommand("\(churngrid) models add --name churn --file \(swapped) \(at)").status == 0)
+        let reordered = await runCommand("\(churngrid) models compare churn --version \(v3) \(at) --json")
+        let r = Self.json(reordered.output) as? [String: Any] ?? [:]
+        let rServed = r["champion"] as? [String: Any] ?? [:], rOther = r["challenger"] as? [String: Any] ?? [:]
+        let agreement = r["topDecileAgreement"] as? Double ?? -1
+        #expect(reordered.status == 0 && agreement > 0.05 && agreement < 0.99, "\(reordered.output)")
+        #expect(abs((rServed["auc"] as? Double ?? 0) - auc) < 2e-3, "the served version's AUC is the same whatever it is compared with: \(rServed)")
+        #expect(abs((rOther["auc"] as? Double ?? 0) - auc) > 0.005, "the reordered version's AUC is its own: \(rOther)")
+        for side in [rServed, rOther] {
+            let top = side["topDecile"] as? Int ?? 0
+            #expect(abs(top - EventTests.subscribers / 10) <= EventTests.subscribers / 50, "a top decile holds about a tenth: \(top)")
+        }
 
         // show names both versions; the served one cannot be removed, the other can.
         let shown = await runCommand("\(churngrid) models show churn \(at)")

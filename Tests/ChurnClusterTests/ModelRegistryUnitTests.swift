@@ -1,6 +1,7 @@
 @testable import ChurnCluster
 import Foundation
 import Testing
+import TestSupport
 import WireFormat
 
 @Suite("Model registry: names, versions by prefix, formats, the wire forms")
@@ -62,28 +63,46 @@ struct ModelComparisonTests {
         return h
     }
 
-    @Test("the AUC from histograms equals the Mann–Whitney statistic of the scores (ties in a bin counted half)")
-    func auc() throws {
-        var rng = SystemRandomNumberGenerator()
-        let pos = (0..<3_000).map { _ in Double.random(in: 0.2...1, using: &rng) }, neg = (0..<7_000).map { _ in Double.random(in: 0...0.8, using: &rng) }
+    /// The Mann–Whitney statistic: a churner scoring above a non-churner, ties counted half.
+    static func mannWhitney(_ pos: [Double], _ neg: [Double]) -> Double {
         var wins = 0.0
         for p in pos { for n in neg { wins += p > n ? 1 : (p == n ? 0.5 : 0) } }
-        let exact = wins / Double(pos.count * neg.count)
-        let fromHistograms = try #require(ComparisonHistograms.auc(positive: Self.histogram(pos), negative: Self.histogram(neg)))
-        #expect(abs(fromHistograms - exact) < 1e-4, "\(fromHistograms) vs \(exact)")
+        return wins / Double(pos.count * neg.count)
+    }
+
+    @Test("on scores that tie (k/20, each its own bin), the AUC from histograms is exactly the Mann–Whitney statistic")
+    func aucWithTies() throws {
+        var rng = SeededGenerator("auc with ties")
+        let pos = (0..<2_000).map { _ in Double(Int.random(in: 6...20, using: &rng)) / 20 }, neg = (0..<5_000).map { _ in Double(Int.random(in: 0...14, using: &rng)) / 20 }
+        let auc = try #require(ComparisonHistograms.auc(positive: Self.histogram(pos), negative: Self.histogram(neg)))
+        #expect(abs(auc - Self.mannWhitney(pos, neg)) < 1e-12, "\(auc) vs \(Self.mannWhitney(pos, neg))")
         #expect(ComparisonHistograms.auc(positive: Self.histogram(pos), negative: Self.histogram([])) == nil)
     }
 
-    @Test("deciles, the top-decile threshold and the lift")
-    func decilesAndLift() throws {
+    @Test("the top-decile cut: a tenth exactly when scores are spread; a crowded bin at the cut goes in or out, whichever is nearer a tenth")
+    func topCut() throws {
+        let spread = (0..<10_000).map { Double($0) / 10_000 }
+        let cut = ComparisonHistograms.topCut(Self.histogram(spread), share: 0.1)
+        #expect(spread.filter { $0 >= cut }.count == 1_000)
+        // 700 above 0.9, 600 tied at 0.5, the rest low: the tied bin in would make 1,300 (13%), out 700 (7%) → in (nearer 10%).
+        let crowded = Array(repeating: 0.95, count: 700) + Array(repeating: 0.5, count: 600) + Array(repeating: 0.01, count: 8_700)
+        let c = ComparisonHistograms.topCut(Self.histogram(crowded), share: 0.1)
+        #expect(crowded.filter { $0 >= c }.count == 1_300)
+        // 900 above, 600 tied: in would be 15%, out 9% → out.
+        let crowded2 = Array(repeating: 0.95, count: 900) + Array(repeating: 0.5, count: 600) + Array(repeating: 0.01, count: 8_500)
+        let c2 = ComparisonHistograms.topCut(Self.histogram(crowded2), share: 0.1)
+        #expect(crowded2.filter { $0 >= c2 }.count == 900)
+        #expect(abs(ComparisonHistograms.quantile(Self.histogram(spread), 0.5) - 0.5) < 2e-4)
+    }
+
+    @Test("the lift of the top decile: the churners are exactly the top fifth, so the top decile all churn against a fifth overall (5×)")
+    func lift() throws {
         let ps = (0..<10_000).map { Double($0) / 10_000 }
-        let h = Self.histogram(ps)
-        #expect(abs(ComparisonHistograms.quantile(h, 0.5) - 0.5) < 2e-4)
-        let cut = ComparisonHistograms.threshold(h, 0.9)
-        #expect(abs(Double(ps.filter { $0 >= cut }.count) - 1_000) <= 2, "the top decile holds a tenth")
-        // Churners exactly the top fifth: the top decile all churn, the rate overall is 20%: lift 5.
-        let pos = Self.histogram(ps.filter { $0 >= 0.8 }), neg = Self.histogram(ps.filter { $0 < 0.8 })
-        let lift = try #require(ComparisonHistograms.lift(positive: pos, negative: neg, threshold: cut))
-        #expect(abs(lift - 5) < 0.01, "\(lift)")
+        let cut = ComparisonHistograms.topCut(Self.histogram(ps), share: 0.1)
+        let lift = try #require(ComparisonHistograms.lift(positive: Self.histogram(ps.filter { $0 >= 0.8 }), negative: Self.histogram(ps.filter { $0 < 0.8 }), threshold: cut))
+        #expect(abs(lift - 5) < 1e-9, "\(lift)")
+        // Churners the bottom fifth: none in the top decile.
+        let none = ComparisonHistograms.lift(positive: Self.histogram(ps.filter { $0 < 0.2 }), negative: Self.histogram(ps.filter { $0 >= 0.2 }), threshold: cut)
+        #expect(none == 0)
     }
 }

@@ -24,8 +24,15 @@ extension CoordinatorActor {
         guard awaited.isEmpty else {
             throw ErasureRefusal("workers of the saved shard map have not registered again yet (\(awaited.sorted().joined(separator: ", "))): erase when they have, or when the rejoin grace has passed")
         }
+        guard !mapUnsaved else {
+            throw ErasureRefusal("the shard map's last change is not saved yet (PostgreSQL was away): erase when it is, so that a coordinator taking over knows which workers were asked")
+        }
+        guard !comparing else { throw ErasureRefusal("a model comparison is running: erase when it has finished") }
         erasing = true
         defer { erasing = false }
+        // From now on a worker that comes back without having been asked drops its copies, even
+        // if this erasure stops half-way.
+        lastErasure = .now
         let start = ContinuousClock.now
         let target = "subscribers " + ids.map(String.init).joined(separator: ",")
         // No shard moves, joins or failovers meanwhile: every copy is on a worker asked below.
@@ -81,7 +88,6 @@ extension CoordinatorActor {
             }
         }
         report.seconds = seconds(ContinuousClock.now - start)
-        lastErasure = .now
         logger.notice("subscribers erased", metadata: ["subscribers": "\(ids.count)", "inMemory": "\(report.foundInMemory)", "copies": "\(report.copies)",
                                                         "workers": "\(report.workers)", "rows": "\(deleted.rows.values.reduce(0, +))",
                                                         "snapshots": "\(deleted.snapshots)", "seconds": "\(report.seconds)"])

@@ -75,6 +75,7 @@ extension CoordinatorActor {
         guard !campaignBusy else { throw ModelRefusal(.busy, "a campaign run is deciding: deploy when it has finished") }
         guard !erasing else { throw ModelRefusal(.busy, "subscribers are being erased: deploy when the erasure has finished") }
         guard !jobStarting else { throw ModelRefusal(.busy, "a job is being started: deploy when it has finished (a job never mixes model versions)") }
+        guard !comparing else { throw ModelRefusal(.busy, "a model comparison is running: deploy when it has finished") }
         deploying = true
         defer { deploying = false }
         let start = ContinuousClock.now
@@ -142,7 +143,8 @@ extension CoordinatorActor {
         // `models deploy` again pushes it (a served version is pushed to workers not on it).
         var unconfirmed: [String] = []
         if !missed.isEmpty {
-            let again = await Self.onEveryWorker(missed, timeout: Self.prepareTimeout) { w in
+            // Briefly (the membership lock is held: a worker that is gone must not delay its failover).
+            let again = await Self.onEveryWorker(missed, timeout: Self.switchTimeout) { w in
                 _ = try await w.prepareModel(nextPackage, term: term)
                 try await w.switchModel(version: next.version, term: term)
             }
@@ -194,8 +196,11 @@ extension CoordinatorActor {
     /// label subscribers for AUC and lift. See `ModelComparison`.
     public distributed func compareModels(name: String, version: String) async throws -> ModelComparison {
         let name = try ModelRegistry.validName(name)
-        guard !deploying, !erasing else { throw ModelRefusal(.busy, "a deployment or an erasure is running: compare when it has finished") }
+        guard !deploying, !erasing, !comparing else { throw ModelRefusal(.busy, "a deployment, an erasure or another comparison is running: compare when it has finished") }
+        comparing = true
+        defer { comparing = false }
         let start = ContinuousClock.now
+        let served = package.version
         let (entry, bytes) = try await database.registeredModel(name: name, version: version)
         let other = ModelPackage(version: entry.version, source: "registry:\(name)/\(entry.version)", bytes: bytes)
         let (owners, missing) = readyOwners()
@@ -222,7 +227,8 @@ extension CoordinatorActor {
             throw ClusterError("\(failed.0) could not load model \(name) \(version): \(error)")
         }
         let requests = Dictionary(uniqueKeysWithValues: workers.map { w in
-            (w.name, CompareRequest(version: version, churned: labels[w.name]?.churned ?? [], retained: labels[w.name]?.retained ?? [], thresholds: []))
+            (w.name, CompareRequest(version: version, shards: (shardsOf[w.name] ?? []).sorted(), churned: labels[w.name]?.churned ?? [],
+                                    retained: labels[w.name]?.retained ?? [], thresholds: []))
         })
         let first = await Self.onEveryWorker(workers, timeout: settings.rescoreTimeout) { w in
             guard let r = requests[w.id.node.name] else { throw ClusterError("no request for \(w.id.node.name)") }
@@ -237,28 +243,31 @@ extension CoordinatorActor {
             case .failure(let error): throw ClusterError("\(worker) could not compare: \(error)")
             }
             guard part.histograms.elements.count == histograms.count else { throw ClusterError("\(worker) answered a comparison without its histograms") }
+            guard part.version == served else { throw ClusterError("\(worker) scored with model \(part.version), not the served \(served): compare when every worker serves it") }
             subscribers += part.subscribers
             for (i, c) in part.histograms.elements.enumerated() { histograms[i] += Int64(c) }
         }
         let b = ComparisonHistograms.bins
-        let cuts = [ComparisonHistograms.threshold(Array(histograms[0..<b]), 0.9), ComparisonHistograms.threshold(Array(histograms[b..<(2 * b)]), 0.9)]
-        let second = await Self.onEveryWorker(workers, timeout: settings.rescoreTimeout) {
-            try await $0.compareModels(CompareRequest(version: version, churned: [], retained: [], thresholds: cuts), term: term)
+        guard subscribers > 0 else { throw ClusterError("the cluster holds no subscribers to compare") }
+        let cuts = [ComparisonHistograms.topCut(Array(histograms[0..<b]), share: 0.1), ComparisonHistograms.topCut(Array(histograms[b..<(2 * b)]), share: 0.1)]
+        let second = await Self.onEveryWorker(workers, timeout: settings.rescoreTimeout) { w in
+            guard let first = requests[w.id.node.name] else { throw ClusterError("no request for \(w.id.node.name)") }
+            return try await w.compareModels(CompareRequest(version: version, shards: first.shards, churned: [], retained: [], thresholds: cuts), term: term)
         }
         var top = [0, 0, 0], counted = 0
         for (worker, result) in second {
             switch result {
-            case .success(let p) where p.top.count == 3:
+            case .success(let p) where p.top.count == 3 && p.version == served:
                 counted += p.subscribers
                 for k in 0..<3 { top[k] += p.top[k] }
-            case .success: throw ClusterError("\(worker) answered the second pass without its counts")
+            case .success: throw ClusterError("\(worker) answered the second pass without its counts, or with another model than the served \(served)")
             case .failure(let error): throw ClusterError("\(worker) could not compare: \(error)")
             }
         }
         guard counted == subscribers else {
             throw ClusterError("the shards moved during the comparison (\(subscribers) subscribers, then \(counted)): run it again")
         }
-        let report = ModelComparison.make(name: name, versions: (package.version, version), subscribers: subscribers, histograms: histograms, top: top,
+        let report = ModelComparison.make(name: name, versions: (served, version), subscribers: subscribers, histograms: histograms, top: top,
                                           seconds: seconds(ContinuousClock.now - start))
         logger.info("models compared", metadata: ["name": "\(name)", "served": "\(package.version)", "other": "\(version)", "subscribers": "\(subscribers)",
                                                    "agreement": "\(report.topDecileAgreement)", "seconds": "\(report.seconds)"])

@@ -28,10 +28,23 @@ public enum ComparisonHistograms {
         return 1
     }
 
-    /// The lower edge of the bin holding the `q`-quantile: scores at or above it form the top
-    /// 1 − q (give or take the subscribers of that one bin).
-    public static func threshold(_ h: [Int64], _ q: Double) -> Double {
-        quantile(h, q) - 1.0 / Double(bins)
+    /// The bin edge whose scores at or above it come closest to the top `share` of the counted
+    /// (tree models tie many subscribers at one score: a crowded bin at the cut goes in whole or
+    /// not at all, whichever is nearer).
+    public static func topCut(_ h: [Int64], share: Double) -> Double {
+        let total = h.reduce(0, +)
+        guard total > 0 else { return 1 }
+        let target = share * Double(total)
+        var above: Int64 = 0  // in the bins above i
+        for i in stride(from: h.count - 1, through: 0, by: -1) {
+            let with = above + h[i]
+            if Double(with) >= target {
+                let include = abs(Double(with) - target) <= abs(Double(above) - target)
+                return Double(include ? i : i + 1) / Double(bins)
+            }
+            above = with
+        }
+        return 0
     }
 
     /// The area under the ROC curve of scores whose histograms are `positive` (churned) and
@@ -63,27 +76,32 @@ public enum ComparisonHistograms {
 /// worker's subscribers (churned or not), and — in the second pass — both thresholds.
 public struct CompareRequest: Sendable, WireCodable {
     public var version: String
+    /// The shards the worker compares (it owns each, or refuses: a shard moving is never counted twice).
+    public var shards: [Int]
     public var churned: BulkArray<Int64>
     public var retained: BulkArray<Int64>
     /// Second pass: the top-decile thresholds (champion, challenger); empty in the first.
     public var thresholds: [Double]
 
-    public init(version: String, churned: [Int64], retained: [Int64], thresholds: [Double]) {
+    public init(version: String, shards: [Int], churned: [Int64], retained: [Int64], thresholds: [Double]) {
         self.version = version
+        self.shards = shards
         self.churned = BulkArray(churned)
         self.retained = BulkArray(retained)
         self.thresholds = thresholds
     }
 
-    public func encode(to w: inout WireWriter) { w.write(version); w.write(churned); w.write(retained); w.write(thresholds) }
+    public func encode(to w: inout WireWriter) { w.write(version); w.write(shards); w.write(churned); w.write(retained); w.write(thresholds) }
     public init(from r: inout WireReader) throws(WireError) {
-        version = try r.read(); churned = try r.read(); retained = try r.read(); thresholds = try r.read()
+        version = try r.read(); shards = try r.read(); churned = try r.read(); retained = try r.read(); thresholds = try r.read()
     }
 }
 
 /// One worker's part of a comparison: six histograms (champion, challenger; each for everyone,
 /// churners and non-churners) in the first pass, the top-decile counts in the second.
 public struct ComparisonPart: Sendable, WireCodable {
+    /// The served version the worker scored with (the coordinator refuses a part of another).
+    public var version: String
     public var subscribers: Int
     /// 6 × `ComparisonHistograms.bins` counts: champion all, challenger all, champion churned,
     /// challenger churned, champion retained, challenger retained.
@@ -91,16 +109,17 @@ public struct ComparisonPart: Sendable, WireCodable {
     /// Second pass: in the champion's top decile, in the challenger's, in both.
     public var top: [Int]
 
-    public init(subscribers: Int, histograms: [Int32], top: [Int]) {
+    public init(version: String, subscribers: Int, histograms: [Int32], top: [Int]) {
+        self.version = version
         self.subscribers = subscribers
         self.histograms = BulkArray(histograms)
         self.top = top
     }
 
-    public func encode(to w: inout WireWriter) { w.write(subscribers); w.write(histograms); w.write(top) }
+    public func encode(to w: inout WireWriter) { w.write(version); w.write(subscribers); w.write(histograms); w.write(top) }
     public init(from r: inout WireReader) throws(WireError) {
         let at = r.offset
-        subscribers = try r.read(); histograms = try r.read(); top = try r.read()
+        version = try r.read(); subscribers = try r.read(); histograms = try r.read(); top = try r.read()
         guard histograms.elements.isEmpty || histograms.elements.count == 6 * ComparisonHistograms.bins, top.isEmpty || top.count == 3 else {
             throw WireError(offset: at, expected: "6 histograms of \(ComparisonHistograms.bins) bins, or 3 top-decile counts")
         }
@@ -129,7 +148,8 @@ public struct ModelComparison: Sendable, Codable, WireCodable, Equatable {
     public var churned: Int
     public var champion: Side
     public var challenger: Side
-    /// In both top deciles, over the smaller top decile.
+    /// In both top deciles, over the larger top decile (nested top deciles of different sizes do
+    /// not read as agreeing).
     public var topDecileAgreement: Double
     public var seconds: Double
 
@@ -164,15 +184,15 @@ public struct ModelComparison: Sendable, Codable, WireCodable, Equatable {
             let total = Double(all.reduce(0, +))
             // The mean from bin centres (within half a bin).
             let mean = total > 0 ? all.enumerated().reduce(0.0) { $0 + Double($1.element) * (Double($1.offset) + 0.5) / Double(b) } / total : .nan
-            let cut = ComparisonHistograms.threshold(all, 0.9)
+            let cut = ComparisonHistograms.topCut(all, share: 0.1)
             return Side(version: version, meanProbability: mean, deciles: (1...9).map { ComparisonHistograms.quantile(all, Double($0) / 10) },
                         topDecile: top, auc: ComparisonHistograms.auc(positive: part(2 + k), negative: part(4 + k)),
                         liftTopDecile: ComparisonHistograms.lift(positive: part(2 + k), negative: part(4 + k), threshold: cut))
         }
         let a = side(0, versions.0, top: top.count == 3 ? top[0] : 0), c = side(1, versions.1, top: top.count == 3 ? top[1] : 0)
-        let smaller = min(a.topDecile, c.topDecile)
+        let larger = max(a.topDecile, c.topDecile)
         return ModelComparison(name: name, subscribers: subscribers, labelled: labelled, churned: churned, champion: a, challenger: c,
-                               topDecileAgreement: smaller > 0 && top.count == 3 ? Double(top[2]) / Double(smaller) : 0, seconds: seconds)
+                               topDecileAgreement: larger > 0 && top.count == 3 ? Double(top[2]) / Double(larger) : 0, seconds: seconds)
     }
 
     init(name: String, subscribers: Int, labelled: Int, churned: Int, champion: Side, challenger: Side, topDecileAgreement: Double, seconds: Double) {

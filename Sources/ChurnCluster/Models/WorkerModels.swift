@@ -34,10 +34,11 @@ extension WorkerActor {
             throw ClusterError("\(actorSystem.node.name) has not loaded model \(version): prepare it first")
         }
         await switchShards(to: next)
-        model = next
-        preparedModel = nil
+        // The event path too before the switch counts as done: if it fails, a retry does it all again.
         try await events.replaceModel(next)
         eventsModel = next.version
+        model = next
+        preparedModel = nil
         logger.notice("model deployed", metadata: ["model": "\(version)", "shards": "\(owned.count)", "standbys": "\(standing.count)"])
     }
 
@@ -80,9 +81,18 @@ extension WorkerActor {
             throw ClusterError("\(actorSystem.node.name) has not loaded model \(request.version) to compare with")
         }
         guard request.thresholds.isEmpty || request.thresholds.count == 2 else { throw ClusterError("a comparison's second pass has two thresholds") }
-        let held = owned.keys.sorted().compactMap { stores[$0] }
+        var held: [LoadedShard] = []
+        for shard in Set(request.shards).sorted() {
+            guard owned[shard] != nil, let store = stores[shard] else {
+                throw ClusterError("\(actorSystem.node.name) does not own shard \(shard) (it moved): run the comparison again")
+            }
+            held.append(store)
+        }
         let churned = Set(request.churned.elements), retained = Set(request.retained.elements), thresholds = request.thresholds
-        return try await scoring.run { try Self.compare(held, champion, challenger, churned: churned, retained: retained, thresholds: thresholds) }
+        let shards = held
+        var part = try await scoring.run { try Self.compare(shards, champion, challenger, churned: churned, retained: retained, thresholds: thresholds) }
+        part.version = champion.version
+        return part
     }
 
     static func compare(_ stores: [LoadedShard], _ a: ScoringModel, _ b: ScoringModel, churned: Set<Int64>, retained: Set<Int64>,
@@ -118,6 +128,6 @@ extension WorkerActor {
                 }
             }
         }
-        return ComparisonPart(subscribers: subscribers, histograms: h, top: histograms ? top : [])
+        return ComparisonPart(version: a.version, subscribers: subscribers, histograms: h, top: histograms ? top : [])
     }
 }

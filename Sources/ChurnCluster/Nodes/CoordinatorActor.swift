@@ -104,6 +104,8 @@ public distributed actor CoordinatorActor {
     var deploying = false
     /// A job is being started (between its checks and its record): erasures and deployments wait.
     var jobStarting = false
+    /// A model comparison is running (`compareModels`): deployments and erasures wait.
+    var comparing = false
     let settings: Settings
     let logger: Logger
     private var map: ShardMap
@@ -116,7 +118,7 @@ public distributed actor CoordinatorActor {
     /// Failed jobs whose state could not be written (the database was away), by id.
     private var unrecordedFailures: [Int64: String] = [:]
     /// The map in memory is newer than the saved one (the database was away when it changed).
-    private var mapUnsaved = false
+    var mapUnsaved = false
     private var savingMap = false
     /// Shards being loaded by their new owner right now.
     private var moving = 0
