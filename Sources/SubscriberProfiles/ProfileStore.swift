@@ -189,8 +189,10 @@ public final class ProfileStore {
 
     /// Erases subscriber `id`: its values become NaN and its id `erasedID`, and its row a hole
     /// that walks skip. Safe while lookups of other subscribers and walks run on other threads
-    /// (nothing moves; a walk already past the row's run may still have read it). The store's one
-    /// writer calls it (on a worker: the event thread).
+    /// (nothing moves), but a walk that started before it may still meet the row, with its old
+    /// values or with `erasedID` and NaN. On a worker, exports run on the same event thread and
+    /// jobs and campaign passes are refused during an erasure; a drift pass that overlaps one
+    /// counts the row as missing. The store's one writer calls it (on a worker: the event thread).
     /// - Returns: false when the shard did not hold it.
     @discardableResult
     public func erase(id: Int64) -> Bool {

@@ -17,8 +17,9 @@ struct AuditEntry: Sendable {
 }
 
 extension ClusterDatabase {
-    /// The tables holding rows of a subscriber, besides `subscriber_profiles` and the job summaries.
-    static let erasedTables = ["churn_scores", "subscriber_events", "retention_triggers", "campaign_actions", "contact_history",
+    /// The tables holding rows of a subscriber found by `subscriber_id` alone (besides
+    /// `subscriber_profiles`, `subscriber_events` — found through its shard — and the job summaries).
+    static let erasedTables = ["churn_scores", "retention_triggers", "campaign_actions", "contact_history",
                                "contact_consent", "do_not_contact", "subscriber_outcomes"]
 
     /// Whether any erasure is recorded in the audit log.
@@ -56,7 +57,7 @@ extension ClusterDatabase {
                 } else {
                     out.rows["subscriber_profiles"] = 0
                 }
-                for table in Self.erasedTables where table != "subscriber_events" {
+                for table in Self.erasedTables {
                     out.rows[table] = try count("WITH d AS (DELETE FROM \(table) WHERE subscriber_id = ANY($1::bigint[]) RETURNING 1) SELECT count(*) FROM d")
                 }
                 out.rows["subscriber_events"] = try count("""

@@ -33,9 +33,9 @@ extension Confined {
     func erase(_ ids: [Int64], stores: [Int: LoadedShard]) -> WorkerErasure {
         erasures.remember(ids)
         var found = Set<Int64>(), copies = 0
-        var cleaned: [ObjectIdentifier] = []
+        var cleaned = Set<ObjectIdentifier>()
         for loaded in stores.values {
-            cleaned.append(ObjectIdentifier(loaded.store))
+            cleaned.insert(ObjectIdentifier(loaded.store))
             for id in ids where loaded.store.erase(id: id) {
                 found.insert(id)
                 copies += 1

@@ -610,9 +610,8 @@ final class Confined: @unchecked Sendable {
         } else {
             return nil
         }
-        // A copy that arrives after an erasure (streamed, or loaded before the table was cleaned)
-        // loses the erased subscribers before it serves.
-        cleanArriving([item.shard: item.store])
+        // Event state that arrives after an erasure (with a streamed copy or a snapshot) loses the
+        // erased subscribers; the profiles were cleaned by `WorkerActor.assign` before hosting.
         forgetErased(in: events)
         let slot = Slot(store: item.store, events: events, role: role)
         slots[item.shard] = slot
