@@ -176,7 +176,7 @@ struct DriftTests {
     @Test("edges and counts go to PostgreSQL's array text and back exactly")
     func arrays() {
         let values: [Double] = [0, -1.5, 1e-30, Double(Float(0.1)), 123456789012, Double(Float.leastNormalMagnitude)]
-        #expect(ClusterDatabase.numbers(ClusterDatabase.numberArray(values)) == values)
+        #expect(ClusterDatabase.numbers(EventLog.doubleArray(values)) == values)
         #expect(ClusterDatabase.numbers("{}") == [])
         #expect(ClusterDatabase.numbers("{1,x}") == nil)
         #expect(ClusterDatabase.numbers("1,2") == nil)

@@ -30,7 +30,7 @@ extension ClusterDatabase {
                     _ = try c.query("""
                         INSERT INTO model_drift_reference (model_version, feature, edges, counts, job_id) VALUES ($1, $2, $3, $4, $5)
                         ON CONFLICT (model_version, feature) DO NOTHING
-                        """, [modelVersion, name, Self.numberArray(bin.edges.map(Double.init)), Self.integerArray(bin.counts), String(reference.job)])
+                        """, [modelVersion, name, EventLog.doubleArray(bin.edges.map(Double.init)), EventLog.intArray(bin.counts), String(reference.job)])
                 }
             }
         }
@@ -47,7 +47,7 @@ extension ClusterDatabase {
                         INSERT INTO model_drift (job_id, model_version, reference_job_id, feature, psi, level, counts) VALUES ($1, $2, $3, $4, $5, $6, $7)
                         ON CONFLICT (job_id, feature) DO NOTHING
                         """, [String(report.job), report.modelVersion, String(report.referenceJob), f.feature, String(f.psi), f.level.rawValue,
-                              Self.integerArray(counts[f.feature] ?? [])])
+                              EventLog.intArray(counts[f.feature] ?? [])])
                 }
             }
         }
@@ -73,16 +73,6 @@ extension ClusterDatabase {
         }
         guard let job else { return nil }
         return try await drift(job: job)
-    }
-
-    /// A PostgreSQL numeric array literal ({1,2.5,…}); Double's description reads back exactly.
-    static func numberArray(_ values: [Double]) -> String {
-        "{" + values.map { "\($0)" }.joined(separator: ",") + "}"
-    }
-
-    /// A PostgreSQL bigint[] literal.
-    static func integerArray(_ values: [Int64]) -> String {
-        "{" + values.map { String($0) }.joined(separator: ",") + "}"
     }
 
     /// The integers of a PostgreSQL bigint[]'s text; nil when it is not one.

@@ -78,7 +78,8 @@ public enum PopulationStability {
         guard reference.count == current.count, !reference.isEmpty,
               reference.allSatisfy({ $0 >= 0 }), current.allSatisfy({ $0 >= 0 }) else { return nil }
         let kept = reference.indices.filter { reference[$0] > 0 || current[$0] > 0 }
-        let r = Double(kept.reduce(Int64(0)) { $0 + reference[$1] }), c = Double(kept.reduce(Int64(0)) { $0 + current[$1] })
+        // Summed as Double: counts read back from PostgreSQL cannot overflow an integer sum.
+        let r = kept.reduce(0.0) { $0 + Double(reference[$1]) }, c = kept.reduce(0.0) { $0 + Double(current[$1]) }
         guard r > 0, c > 0 else { return nil }
         let p = shares(kept.map { reference[$0] }, total: r), q = shares(kept.map { current[$0] }, total: c)
         var sum = 0.0
