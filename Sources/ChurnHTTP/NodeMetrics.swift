@@ -76,6 +76,11 @@ public enum MetricCatalogue {
         "churngrid_profile_bytes": "Bytes of subscriber profiles held in memory by this worker, by role.",
         "churngrid_profile_subscribers": "Subscribers held by this worker as owner.",
         "churngrid_api_sessions": "Dashboard sessions open on this coordinator.",
+        "churngrid_events_applied_total": "Subscriber events logged and applied by this worker.",
+        "churngrid_events_busy_total": "Subscriber events answered busy (the queue was full or too slow): the producer resends them later.",
+        "churngrid_events_retried_total": "Subscriber events whose logging failed (PostgreSQL away): the producer resends them.",
+        "churngrid_triggers_fired_total": "Retention triggers fired by this worker's owned shards.",
+        "churngrid_live_decisions_total": "Fired triggers handled by the live campaign on this worker, by outcome: treatment, control, a policy reason, no_cell, no_offer, no_capacity, no_budget, already, too_old, not_owned, dropped.",
     ]
 }
 

@@ -433,6 +433,117 @@ public enum ProfileSchema {
                 FOREIGN KEY (name, version) REFERENCES model_registry (name, version)
             );
             """),
+        Migration(version: 13, name: "real-time retention: the live campaign, its quotas and decided triggers", sql: """
+            -- The campaign decided in real time (docs/retention.md, "Real time"): at most one, a campaign run
+            -- of its own (its actions are the triggers decided). Workers read it from here; a change of
+            -- `contact_generation` (a batch run or an outcomes import wrote contacts or refusals) makes
+            -- their in-memory contact state stale: their next decisions are refused until they reload it.
+            CREATE TABLE campaign_live (
+                singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+                run_id bigint NOT NULL REFERENCES campaign_runs (run_id) ON DELETE CASCADE,
+                -- The campaign file as given (its bytes: workers parse what the operator wrote).
+                config text NOT NULL,
+                tier_cuts float8[] NOT NULL,
+                clv_margin_rate float8 NOT NULL,
+                clv_monthly_discount float8 NOT NULL,
+                clv_horizon_months integer NOT NULL,
+                capacity jsonb NOT NULL,
+                budget float8,
+                max_trigger_age_seconds integer NOT NULL,
+                contact_generation bigint NOT NULL DEFAULT 1,
+                started_at timestamptz NOT NULL DEFAULT now(),
+                started_by text NOT NULL
+            );
+            -- Capacity (per channel) and budget leased to each worker by the coordinator: a worker
+            -- spends only what it was granted; the coordinator grants no more than the campaign has and
+            -- takes back what a lost worker had not spent.
+            CREATE TABLE campaign_live_quotas (
+                run_id bigint NOT NULL REFERENCES campaign_runs (run_id) ON DELETE CASCADE,
+                node text NOT NULL,
+                resource text NOT NULL,
+                granted float8 NOT NULL DEFAULT 0,
+                used float8 NOT NULL DEFAULT 0 CHECK (used <= granted + 1e-6),
+                PRIMARY KEY (run_id, node, resource)
+            );
+            -- A decided trigger's action: which trigger, which worker, when.
+            ALTER TABLE campaign_actions ADD COLUMN trigger_id text, ADD COLUMN decided_by text, ADD COLUMN decided_at timestamptz;
+            CREATE SEQUENCE churngrid_live_priority CYCLE MAXVALUE 2147483647;
+            -- Records decided triggers of the live run `p_run` for worker `p_node`, whose contact state
+            -- is of `p_generation`: one status per row. In order, a row is 'already' (the subscriber has
+            -- an action in the run: a replayed or second trigger), 'do_not_contact', 'no_consent',
+            -- 'no_capacity' or 'no_budget' (the worker's lease has no room; a control row needs the
+            -- room too but spends none), else 'decided' (the action, and for the treatment arm the
+            -- contact, written). Every row is 'ended' when the run is no longer live and 'stale' when
+            -- the contact state changed since the worker read it.
+            CREATE FUNCTION churngrid_live_decide(p_run bigint, p_node text, p_generation bigint, ids bigint[], arms text[], offers text[],
+                                                  channels text[], costs float8[], evs float8[], probs float8[], clvs float8[], tiers text[],
+                                                  bands text[], reasons text[], scripts text[], send_after_ms bigint[], trigger_ids text[])
+                RETURNS text[] LANGUAGE plpgsql AS $$
+            DECLARE
+                live record;
+                result text[] := '{}';
+                n integer := coalesce(array_length(ids, 1), 0);
+                capped boolean;
+                inserted integer;
+            BEGIN
+                SELECT run_id, contact_generation, capacity, budget INTO live FROM campaign_live FOR SHARE;
+                IF NOT FOUND OR live.run_id <> p_run THEN RETURN array_fill('ended'::text, ARRAY[n]); END IF;
+                IF live.contact_generation <> p_generation THEN RETURN array_fill('stale'::text, ARRAY[n]); END IF;
+                FOR i IN 1..n LOOP
+                    IF EXISTS (SELECT 1 FROM do_not_contact WHERE subscriber_id = ids[i]) THEN
+                        result := result || 'do_not_contact'::text; CONTINUE;
+                    END IF;
+                    IF EXISTS (SELECT 1 FROM contact_consent WHERE subscriber_id = ids[i] AND channel = channels[i] AND NOT consented) THEN
+                        result := result || 'no_consent'::text; CONTINUE;
+                    END IF;
+                    INSERT INTO campaign_actions (run_id, subscriber_id, arm, offer_id, channel, cost, priority, expected_value, probability, clv,
+                                                  tier, band, reasons, script, send_after, trigger_id, decided_by, decided_at)
+                    VALUES (p_run, ids[i], arms[i], offers[i], channels[i], costs[i], nextval('churngrid_live_priority')::integer, evs[i], probs[i],
+                            clvs[i], tiers[i], bands[i], reasons[i]::text[], scripts[i], to_timestamp(send_after_ms[i] / 1000.0), trigger_ids[i],
+                            p_node, clock_timestamp())
+                    ON CONFLICT (run_id, subscriber_id) DO NOTHING;
+                    GET DIAGNOSTICS inserted = ROW_COUNT;
+                    IF inserted = 0 THEN result := result || 'already'::text; CONTINUE; END IF;
+                    capped := live.capacity ? channels[i];
+                    IF arms[i] = 'treatment' THEN
+                        IF capped THEN
+                            UPDATE campaign_live_quotas SET used = used + 1
+                            WHERE run_id = p_run AND node = p_node AND resource = channels[i] AND used + 1 <= granted;
+                            IF NOT FOUND THEN
+                                DELETE FROM campaign_actions WHERE run_id = p_run AND subscriber_id = ids[i];
+                                result := result || 'no_capacity'::text; CONTINUE;
+                            END IF;
+                        END IF;
+                        IF live.budget IS NOT NULL THEN
+                            UPDATE campaign_live_quotas SET used = used + costs[i]
+                            WHERE run_id = p_run AND node = p_node AND resource = 'budget' AND used + costs[i] <= granted;
+                            IF NOT FOUND THEN
+                                IF capped THEN
+                                    UPDATE campaign_live_quotas SET used = used - 1 WHERE run_id = p_run AND node = p_node AND resource = channels[i];
+                                END IF;
+                                DELETE FROM campaign_actions WHERE run_id = p_run AND subscriber_id = ids[i];
+                                result := result || 'no_budget'::text; CONTINUE;
+                            END IF;
+                        END IF;
+                        INSERT INTO contact_history (subscriber_id, channel, at, run_id, offer_id)
+                        VALUES (ids[i], channels[i], to_timestamp(send_after_ms[i] / 1000.0), p_run, offers[i]);
+                    ELSE
+                        IF capped AND NOT EXISTS (SELECT 1 FROM campaign_live_quotas WHERE run_id = p_run AND node = p_node
+                                                  AND resource = channels[i] AND used + 1 <= granted) THEN
+                            DELETE FROM campaign_actions WHERE run_id = p_run AND subscriber_id = ids[i];
+                            result := result || 'no_capacity'::text; CONTINUE;
+                        END IF;
+                        IF live.budget IS NOT NULL AND NOT EXISTS (SELECT 1 FROM campaign_live_quotas WHERE run_id = p_run AND node = p_node
+                                                                   AND resource = 'budget' AND used + costs[i] <= granted) THEN
+                            DELETE FROM campaign_actions WHERE run_id = p_run AND subscriber_id = ids[i];
+                            result := result || 'no_budget'::text; CONTINUE;
+                        END IF;
+                    END IF;
+                    result := result || 'decided'::text;
+                END LOOP;
+                RETURN result;
+            END $$;
+            """),
     ]
 
     /// Applies the migrations `connection`'s database lacks.

@@ -8,7 +8,7 @@ struct CampaignCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "campaign",
         abstract: "Retention campaigns: decide offers over the published scores, export them, report their uplift (docs/retention.md).",
-        subcommands: [Run.self, Export.self, Report.self]
+        subcommands: [Run.self, Export.self, Report.self, LiveCampaignCommand.self]
     )
 
     struct Run: AsyncParsableCommand {

@@ -203,31 +203,36 @@ extension CoordinatorActor {
         let summary = fill.summary
         let timings = (decide: seconds(decided - clock), total: { seconds(ContinuousClock.now - clock) })
         let name = campaign.name, modelVersion = version, jobID = published.id
-        let perChannel = summary.perChannel
-        let perCell = summary.perCell
         let (scannedAll, inCellAll) = (scanned, inCell)
         let record = CampaignRunRecord(
             campaign: name, config: String(decoding: request.campaign.elements, as: UTF8.self), jobID: jobID, modelVersion: modelVersion,
             startedMillis: Int64(started.timeIntervalSince1970 * 1000), createdBy: Self.callerName(caller),
-            summary: { id in
-                Self.runSummaryJSON(run: id, campaign: name, job: jobID, model: modelVersion, scanned: scannedAll, inCell: inCellAll, summary: summary,
-                                    perChannel: perChannel, perCell: perCell, seconds: nil)
+            summary: { id, dropped in
+                let s = summary.removing(dropped)
+                return Self.runSummaryJSON(run: id, campaign: name, job: jobID, model: modelVersion, scanned: scannedAll, inCell: inCellAll, summary: s,
+                                           perChannel: s.perChannel, perCell: s.perCell, seconds: nil)
             })
         let runID: Int64
+        let dropped: [CampaignActionRow]
         do {
-            runID = try await database.writeCampaignRun(record, actions: actions)
+            (runID, dropped) = try await database.writeCampaignRun(record, actions: actions, liveSince: rows.readAtMillis)
         } catch let error as LeaseLost {
             lease.lost(error)
             throw ClusterError("this coordinator has lost its lease and is stepping down; nothing of the run was written")
         }
-        await audit(caller, action: "campaign run", target: "\(name) run \(runID)", outcome: "ok: \(summary.treatment) treatment, \(summary.control) control")
+        if !dropped.isEmpty {
+            logger.notice("subscribers the live campaign decided for while the run decided were left out of it",
+                          metadata: ["run": "\(runID)", "actions": "\(dropped.count)"])
+        }
+        let written = summary.removing(dropped)
+        await audit(caller, action: "campaign run", target: "\(name) run \(runID)", outcome: "ok: \(written.treatment) treatment, \(written.control) control")
         logger.info("campaign run recorded", metadata: [
-            "run": "\(runID)", "campaign": "\(name)", "eligible": "\(summary.eligible)", "treatment": "\(summary.treatment)",
-            "control": "\(summary.control)", "suppressed": "\(summary.suppressedByPolicy)", "decide_seconds": "\(timings.decide)",
+            "run": "\(runID)", "campaign": "\(name)", "eligible": "\(written.eligible)", "treatment": "\(written.treatment)",
+            "control": "\(written.control)", "suppressed": "\(written.suppressedByPolicy)", "decide_seconds": "\(timings.decide)",
             "seconds": "\(timings.total())",
         ])
-        return Self.runSummaryJSON(run: runID, campaign: name, job: jobID, model: modelVersion, scanned: scanned, inCell: inCell, summary: summary,
-                                   perChannel: perChannel, perCell: perCell, seconds: timings.total())
+        return Self.runSummaryJSON(run: runID, campaign: name, job: jobID, model: modelVersion, scanned: scanned, inCell: inCell, summary: written,
+                                   perChannel: written.perChannel, perCell: written.perCell, seconds: timings.total())
     }
 
     /// One call per shard to its ready owner, `campaignCallsPerWorker` per worker at a time; a
@@ -354,5 +359,31 @@ extension CoordinatorActor {
         } catch {
             throw ClusterError("campaign run \(run): \(error)")
         }
+    }
+}
+
+extension CampaignFill.Summary {
+    /// The totals without `rows` (actions left out of the run when it was written): each counts
+    /// as suppressed by the contact policy instead (the live campaign contacted the subscriber).
+    func removing(_ rows: [CampaignActionRow]) -> CampaignFill.Summary {
+        var s = self
+        for a in rows {
+            let channel = Channel(rawValue: a.channel)
+            if a.treated {
+                s.treatment -= 1
+                s.budgetUsed -= Double(a.cost)
+                s.expectedSavedCLV -= Double(a.expectedValue) + Double(a.cost)
+                if let channel { s.perChannel[channel]?.treatment -= 1 }
+                s.perCell[a.tier + "/" + a.band]?.treatment -= 1
+            } else {
+                s.control -= 1
+                if let channel { s.perChannel[channel]?.control -= 1 }
+                s.perCell[a.tier + "/" + a.band]?.control -= 1
+            }
+            s.suppressedByPolicy += 1
+        }
+        s.perChannel = s.perChannel.filter { $0.value != CampaignFill.ArmCounts() }
+        s.perCell = s.perCell.filter { $0.value != CampaignFill.ArmCounts() }
+        return s
     }
 }

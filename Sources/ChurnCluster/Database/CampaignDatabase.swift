@@ -21,6 +21,9 @@ extension ClusterDatabase {
     func contactPolicyRows(contactsSince: Int64, refusalsSince: Int64) async throws -> ContactPolicyRows {
         try await run { c in
             var rows = ContactPolicyRows()
+            // When this was read, by PostgreSQL's clock: live decisions recorded since are checked
+            // again when the run is written (`writeCampaignRun`).
+            rows.readAtMillis = try c.query("SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint").scalar.flatMap { Int64($0) } ?? 0
             for r in try c.query("""
                 SELECT subscriber_id, channel, floor(extract(epoch FROM at))::bigint FROM contact_history
                 WHERE at > to_timestamp($1)
@@ -48,11 +51,25 @@ extension ClusterDatabase {
 
     /// Writes a run: its row, every action (both arms) and the treatment arm's contacts, in one
     /// transaction fenced by this coordinator's term — a run is recorded whole or not at all.
-    /// - Returns: the run's id.
-    func writeCampaignRun(_ run: CampaignRunRecord, actions: [CampaignActionRow]) async throws -> Int64 {
+    ///
+    /// With a live campaign: the run raises its contact generation first (live decisions wait for
+    /// this transaction, then reload the contact state), and drops the actions of subscribers the
+    /// live campaign decided for since `liveSince` (the run did not see those contacts).
+    /// - Returns: the run's id and the actions dropped for that reason.
+    func writeCampaignRun(_ run: CampaignRunRecord, actions all: [CampaignActionRow], liveSince: Int64) async throws -> (id: Int64, dropped: [CampaignActionRow]) {
         let term = term
         return try await self.run { c in
             try Self.transaction(c, fencedBy: term) {
+                var actions = all, dropped: [CampaignActionRow] = []
+                if let live = try c.query("UPDATE campaign_live SET contact_generation = contact_generation + 1 RETURNING run_id").scalar {
+                    let decided = Set(try c.query("""
+                        SELECT DISTINCT subscriber_id FROM campaign_actions WHERE run_id = $1 AND decided_at >= to_timestamp($2::double precision / 1000)
+                        """, [live, String(liveSince)]).rows.compactMap { $0[0].flatMap { Int64($0) } })
+                    if !decided.isEmpty {
+                        dropped = actions.filter { decided.contains($0.subscriberID) }
+                        actions.removeAll { decided.contains($0.subscriberID) }
+                    }
+                }
                 guard let inserted = try c.query("""
                     INSERT INTO campaign_runs (campaign, config, job_id, model_version, term, started_at, created_by, summary)
                     VALUES ($1, $2::jsonb, $3, $4, $5, to_timestamp($6::double precision / 1000), $7, '{}')
@@ -62,7 +79,7 @@ extension ClusterDatabase {
                     throw ClusterError("PostgreSQL returned no campaign run id")
                 }
                 // The summary names the run, so it is written once the id is known.
-                try c.query("UPDATE campaign_runs SET summary = $2::jsonb WHERE run_id = $1", [String(id), run.summary(id)])
+                try c.query("UPDATE campaign_runs SET summary = $2::jsonb WHERE run_id = $1", [String(id), run.summary(id, dropped)])
                 try c.copyIn("""
                     COPY campaign_actions (run_id, subscriber_id, arm, offer_id, channel, cost, priority, expected_value,
                         probability, clv, tier, band, reasons, script, send_after) FROM STDIN (FORMAT binary)
@@ -91,7 +108,7 @@ extension ClusterDatabase {
                     e.finish()
                     try w.write(e.take())
                 }
-                return id
+                return (id, dropped)
             }
         }
     }
@@ -103,7 +120,10 @@ extension ClusterDatabase {
         try await run { c in
             let contacts = try c.query("WITH d AS (DELETE FROM contact_history WHERE at < now() - make_interval(days => $1) RETURNING 1) SELECT count(*) FROM d",
                                        [String(days)]).scalar
-            let runs = try c.query("WITH d AS (DELETE FROM campaign_runs WHERE started_at < now() - make_interval(days => $1) RETURNING 1) SELECT count(*) FROM d",
+            let runs = try c.query("""
+                WITH d AS (DELETE FROM campaign_runs WHERE started_at < now() - make_interval(days => $1)
+                           AND run_id NOT IN (SELECT run_id FROM campaign_live) RETURNING 1) SELECT count(*) FROM d
+                """,
                                    [String(days)]).scalar
             return (Int(contacts ?? "0") ?? 0, Int(runs ?? "0") ?? 0)
         }
@@ -165,6 +185,8 @@ extension ClusterDatabase {
                            RETURNING (xmax = 0) AS inserted)
                     SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up
                     """).rows.first
+                // Refusals are part of the contact state the live campaign's workers hold.
+                try c.query("UPDATE campaign_live SET contact_generation = contact_generation + 1")
                 return (Int(counts?[0] ?? "0") ?? 0, Int(counts?[1] ?? "0") ?? 0)
             }
         }
@@ -206,6 +228,8 @@ struct ContactPolicyRows: Sendable {
     /// Per subscriber: channels without consent.
     var withheld: [Int64: [String]] = [:]
     var doNotContact: Set<Int64> = []
+    /// When PostgreSQL read them (ms since 1970).
+    var readAtMillis: Int64 = 0
 }
 
 /// A campaign run's row.
@@ -217,8 +241,8 @@ struct CampaignRunRecord: Sendable {
     var modelVersion: String
     var startedMillis: Int64
     var createdBy: String
-    /// The run's totals as JSON, given its id.
-    var summary: @Sendable (Int64) -> String
+    /// The run's totals as JSON, given its id and the actions dropped when it was written.
+    var summary: @Sendable (Int64, [CampaignActionRow]) -> String
 }
 
 /// One decided action (a row of `campaign_actions`).

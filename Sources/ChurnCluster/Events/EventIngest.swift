@@ -53,7 +53,11 @@ final class EventIngest: Sendable {
         self.settings = settings
         self.logger = logger
         confined = Confined(postgresURL: postgresURL, node: node, logger: logger)
+        confined.live = LiveDecisions(postgresURL: postgresURL, node: node, logger: logger)
     }
+
+    /// The live campaign's decisions (fed by this path's triggers).
+    var live: LiveDecisions? { confined.live }
 
     // MARK: Ingest
 
@@ -203,6 +207,7 @@ final class EventIngest: Sendable {
         let confined = confined
         _ = try? await thread.run { confined.close() }
         thread.stop()
+        confined.live?.stop()
     }
 }
 
@@ -224,6 +229,11 @@ public struct EventStats: Sendable, Codable {
     /// Groups written (one PostgreSQL transaction each) and the µs spent logging and applying them.
     public var groups = 0
     public var writeMicros = 0
+    /// The live campaign's run this worker decides triggers for (0: none), the triggers it
+    /// recorded an action for, and those it decided no action for (or could not act on).
+    public var liveRun: Int64 = 0
+    public var liveDecided = 0
+    public var liveSkipped = 0
     public init() {}
 }
 
@@ -248,6 +258,9 @@ final class Confined: @unchecked Sendable {
         var lost = false
         /// The last write's outcome is unknown: replay the log before taking more events.
         var unsynced = false
+        /// Triggers this copy fired while it stood by (its owner fired them too): decided here if
+        /// it becomes the owner, since its owner may have died before recording their decisions.
+        var firedAsStandby: [FiredTrigger] = []
         init(store: LoadedShard, events: ShardEvents, role: Role) {
             self.store = store
             self.events = events
@@ -273,6 +286,8 @@ final class Confined: @unchecked Sendable {
     var partitionsDay: Int32 = .min
     /// Subscribers erased here (see `RememberedErasures`).
     var erasures = RememberedErasures()
+    /// Where triggers fired on owned shards go to be decided (set once, at start).
+    var live: LiveDecisions?
 
     init(postgresURL: String, node: String, logger: Logger) {
         self.postgresURL = postgresURL
@@ -281,6 +296,10 @@ final class Confined: @unchecked Sendable {
     }
 
     static func nowMillis() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) }
+    /// What a standby copy remembers of the triggers it fired (`Slot.firedAsStandby`): the longest
+    /// trigger age a live campaign may decide (a day), at most this many per shard.
+    static let standbyTriggerMemoryMillis: Int64 = 86_400_000
+    static let standbyTriggerMemory = 10_000
 
     func db() throws -> PostgresConnection {
         if let c = connection, c.isOpen { return c }
@@ -310,6 +329,7 @@ final class Confined: @unchecked Sendable {
         }
         applier = EventApplier(model: model, binding: ProfileSchemaBinding(featureNames: FeatureCatalogue.names), rules: rules, node: node)
         self.shardCount = shardCount
+        live?.shardCount = shardCount
     }
 
     func bindPublisher(_ endpoint: String, _ make: () throws -> ZMQSocket) throws -> String {
@@ -469,7 +489,23 @@ final class Confined: @unchecked Sendable {
             Counter(label: "churngrid_triggers_fired_total").increment(by: fired.count)
         }
         writeTriggers(fired)
+        decideLive(fired)
         return acks
+    }
+
+    /// Hands triggers fired on owned shards to the live campaign's decisions, with their profiles.
+    private func decideLive(_ fired: [FiredTrigger]) {
+        guard let live, !fired.isEmpty else { return }
+        var inputs: [LiveInput] = []
+        inputs.reserveCapacity(fired.count)
+        for t in fired {
+            let shard = ShardKey.shard(of: t.subscriberID, shardCount: shardCount)
+            guard let slot = slots[shard], case .owner = slot.role, !slot.lost, let profile = slot.store.store.profile(of: t.subscriberID) else { continue }
+            inputs.append(LiveInput(trigger: t, shard: shard, profile: profile))
+        }
+        guard !inputs.isEmpty else { return }
+        let owned = Set(slots.compactMap { s, slot -> Int? in if case .owner = slot.role, !slot.lost { return s } else { return nil } })
+        live.submit(inputs, owned: owned)
     }
 
     /// Publishes triggers on the PUB socket, best-effort (a slow subscriber loses messages, never
@@ -532,6 +568,16 @@ final class Confined: @unchecked Sendable {
                 }
                 total += rows.count
                 writeTriggers(fired)
+                // An owner taking the shard over decides what its previous owner fired but may not
+                // have recorded (recorded ones come back 'already'); a standby never decides.
+                if fenced {
+                    decideLive(fired)
+                } else if live != nil, !fired.isEmpty {
+                    slot.firedAsStandby += fired
+                    let oldest = Self.nowMillis() - Self.standbyTriggerMemoryMillis
+                    slot.firedAsStandby.removeAll { $0.firedAt < oldest }
+                    if slot.firedAsStandby.count > Self.standbyTriggerMemory { slot.firedAsStandby.removeFirst(slot.firedAsStandby.count - Self.standbyTriggerMemory) }
+                }
             }
             // An owner numbers its next events past the log's last number (held under its fence:
             // nobody else writes the shard). A standby never jumps: its owner is writing meanwhile.
@@ -559,10 +605,14 @@ final class Confined: @unchecked Sendable {
         guard refused.isEmpty else {
             throw ClusterError("\(node) cannot own shards \(refused.prefix(8)) under term \(term) epoch \(epoch): a newer owner holds their event fence")
         }
+        var firedAsStandby: [FiredTrigger] = []
         for (_, slot) in prepared {
             slot.role = .owner(term: term, epoch: epoch)
             slot.lost = false
+            firedAsStandby += slot.firedAsStandby
+            slot.firedAsStandby = []
         }
+        decideLive(firedAsStandby)
         try catchUp(items.map(\.shard), now: Self.nowMillis(), fenced: true)
     }
 
@@ -663,6 +713,11 @@ final class Confined: @unchecked Sendable {
         }
         s.subscribersWithState = slots.values.reduce(0) { $0 + $1.events.subscribers.count }
         s.stateBytes = slots.values.reduce(0) { $0 + $1.events.bytes }
+        if let live {
+            s.liveRun = live.runID.load(ordering: .relaxed)
+            s.liveDecided = live.decided.load(ordering: .relaxed)
+            s.liveSkipped = live.skipped.load(ordering: .relaxed)
+        }
         return s
     }
 }

@@ -264,6 +264,7 @@ public struct WorkerEventStatus: Sendable, WireCodable, Codable {
         w.write(stats.applied); w.write(stats.duplicates); w.write(stats.rejected); w.write(stats.triggers); w.write(stats.lagMillis)
         w.write(stats.subscribersWithState); w.write(stats.stateBytes); w.write(stats.groups); w.write(stats.writeMicros)
         w.write(stats.eventsPerSecond); w.write(stats.triggersPerSecond)
+        w.write(stats.liveRun); w.write(stats.liveDecided); w.write(stats.liveSkipped)
     }
 
     public init(from r: inout WireReader) throws(WireError) {
@@ -273,5 +274,8 @@ public struct WorkerEventStatus: Sendable, WireCodable, Codable {
         stats.lagMillis = try r.read(); stats.subscribersWithState = try r.read(); stats.stateBytes = try r.read()
         stats.groups = try r.read(); stats.writeMicros = try r.read()
         stats.eventsPerSecond = try r.read(); stats.triggersPerSecond = try r.read()
+        if r.remaining > 0 {  // from a worker one version older: no live campaign figures
+            stats.liveRun = try r.read(); stats.liveDecided = try r.read(); stats.liveSkipped = try r.read()
+        }
     }
 }

@@ -1086,6 +1086,9 @@ extension CoordinatorActor: AccessControlled {
         "removeModel(name:version:)": Role.admins,
         "deployModel(name:version:)": Role.admins,
         "compareModels(name:version:)": Role.operators,
+        "startLiveCampaign(_:)": Role.operators,
+        "stopLiveCampaign()": Role.operators,
+        "liveCampaignStatus()": Role.readers,
     ]
 }
 

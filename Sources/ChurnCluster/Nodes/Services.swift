@@ -135,6 +135,14 @@ public final class CoordinatorService: Service, Sendable {
             }
         }
         defer { partitions.cancel() }
+        // The live campaign's capacity and budget, leased to the workers (docs/retention.md, "Real time").
+        let leases = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: CoordinatorActor.liveLeaseInterval)
+                await coordinator.whenLocal { await $0.keepLiveLeases() }
+            }
+        }
+        defer { leases.cancel() }
         // Serves until SIGTERM or until the lease is lost.
         let steppedDown = await withGracefulShutdownHandler {
             await lease.keep()

@@ -353,6 +353,14 @@ public distributed actor WorkerActor {
                           publicKey: actorSystem.node.publicKey)
     }
 
+    /// The coordinator started, replaced or stopped the live campaign: it is read again now
+    /// (rather than at the next poll). Nothing is taken from the wire: the campaign is read from
+    /// PostgreSQL with this worker's own credentials.
+    public distributed func liveCampaignChanged(term: Int64) throws {
+        try obey(term: term, epoch: nil, "liveCampaignChanged")
+        events.live?.poke()
+    }
+
     /// The shards hosted, by role.
     public distributed func holdings() -> Holdings {
         Holdings(owned: owned.keys.sorted(), standby: standing.keys.sorted())
@@ -420,6 +428,7 @@ extension WorkerActor: AccessControlled {
         "prepareComparison(_:term:)": [.coordinator],
         "compareModels(_:term:)": [.coordinator],
         "profilesErased(from:to:term:)": [.coordinator],
+        "liveCampaignChanged(term:)": [.coordinator],
     ]
 }
 

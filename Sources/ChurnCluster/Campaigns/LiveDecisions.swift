@@ -1,0 +1,331 @@
+import Dispatch
+import Foundation
+import Logging
+import Metrics
+import Postgres
+import Retention
+import SubscriberProfiles
+import Synchronization
+
+/// A fired trigger on its way to the live campaign's decision, with the profile it fired on.
+struct LiveInput: Sendable {
+    let trigger: FiredTrigger
+    let shard: Int
+    /// The subscriber's profile after the event (catalogue order).
+    let profile: [Float]
+}
+
+/// A worker's real-time retention decisions (docs/retention.md, "Real time"): the event thread
+/// hands over the triggers its owned shards fire (after the events are logged and applied, so an
+/// acknowledgement never waits for a decision); this thread decides each with the live campaign
+/// (`LiveDecider`) against the contact state of the worker's owned shards, held in memory, and the
+/// capacity and budget the coordinator leased to it, and records the decided ones in one
+/// PostgreSQL transaction per group (`churngrid_live_decide`), which checks the lease, consent,
+/// the do-not-contact list and that the subscriber has no action in the run yet.
+///
+/// Exactly once: a subscriber gets at most one action per live run, whichever trigger comes
+/// first. Triggers that fired on a worker that died before recording them fire again when the new
+/// owner replays the shard's log, and are decided there (replayed ones already recorded come back
+/// 'already'). Triggers received longer ago than the campaign's `max_trigger_age_seconds`, or
+/// before it went live, are not decided.
+///
+/// The contact state is loaded per owned shard when the campaign goes live or a shard is taken
+/// over, and again whenever a batch run or an outcomes import changed it (the live campaign's
+/// `contact_generation`; a write with an older generation is refused as stale and decided again
+/// after the reload).
+final class LiveDecisions: @unchecked Sendable {
+    // @unchecked: `inbox` is a Mutex; everything else is touched only on this object's thread.
+    private struct Inbox {
+        var inputs: [LiveInput] = []
+        var owned: Set<Int> = []
+        var poked = false
+        var stopped = false
+    }
+
+    /// The live campaign as this worker runs it.
+    private struct Live {
+        let record: LiveCampaignRecord
+        let decider: LiveDecider
+        var room: [String: Double] = [:]
+    }
+
+    /// Triggers waiting at most (beyond them, the oldest are dropped: a replay of the log would
+    /// not bring them back either, but a worker that far behind has no real-time to keep).
+    static let maxWaiting = 100_000
+    /// How often the live campaign's row and this worker's leases are read.
+    static let pollInterval: Duration = .seconds(1)
+
+    private let inbox = Mutex(Inbox())
+    private let wake = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+    private let postgresURL: String
+    private let node: String
+    private let logger: Logger
+    private let shardCountBox = Atomic(0)
+
+    private var connection: PostgresConnection?
+    private var live: Live?
+    private var contacts = ShardContactState()
+    private var loadedShards: Set<Int> = []
+    private var owned: Set<Int> = []
+    private var retry: [LiveInput] = []
+    private var lastPoll: ContinuousClock.Instant?
+
+    /// Counters for `status` (`EventStats.live…`).
+    let decided = Atomic(0)
+    let skipped = Atomic(0)
+    let runID = Atomic<Int64>(0)
+
+    static let arpuColumn = FeatureCatalogue.names.firstIndex(of: "arpu_30d")
+    static let regionColumn = FeatureCatalogue.names.firstIndex(of: "region")
+    static let featureIndex: [String: Int] = Dictionary(uniqueKeysWithValues: FeatureCatalogue.names.enumerated().map { ($1, $0) })
+
+    init(postgresURL: String, node: String, logger: Logger) {
+        self.postgresURL = postgresURL
+        self.node = node
+        self.logger = logger
+        let thread = Thread { [self] in loop() }
+        thread.name = "cg-live"
+        thread.start()
+    }
+
+    var shardCount: Int {
+        get { shardCountBox.load(ordering: .relaxed) }
+        set { shardCountBox.store(newValue, ordering: .relaxed) }
+    }
+
+    /// Hands over triggers fired on owned shards (`owned`: every shard the worker owns now).
+    func submit(_ inputs: [LiveInput], owned: Set<Int>) {
+        inbox.withLock { box in
+            box.owned = owned
+            box.inputs += inputs
+            if box.inputs.count > Self.maxWaiting {
+                let dropped = box.inputs.count - Self.maxWaiting
+                box.inputs.removeFirst(dropped)
+                Counter(label: "churngrid_live_decisions_total", dimensions: [("outcome", "dropped")]).increment(by: dropped)
+            }
+        }
+        wake.signal()
+    }
+
+    /// Reads the live campaign again now (the coordinator started or stopped one).
+    func poke() {
+        inbox.withLock { $0.poked = true }
+        wake.signal()
+    }
+
+    func stop() {
+        let first = inbox.withLock { box in
+            defer { box.stopped = true }
+            return !box.stopped
+        }
+        guard first else { return }
+        wake.signal()
+        finished.wait()
+    }
+
+    // MARK: The thread
+
+    private func loop() {
+        while true {
+            _ = wake.wait(timeout: .now() + .milliseconds(Int(Self.pollInterval / .milliseconds(1))))
+            let (inputs, ownedNow, poked, stopped) = inbox.withLock { box in
+                defer { box.inputs.removeAll(keepingCapacity: true); box.poked = false }
+                return (box.inputs, box.owned, box.poked, box.stopped)
+            }
+            if stopped { break }
+            if !inputs.isEmpty { owned = ownedNow }
+            if poked || lastPoll.map({ ContinuousClock.now - $0 >= Self.pollInterval }) ?? true {
+                poll()
+            }
+            let work = retry + inputs
+            retry = []
+            guard !work.isEmpty else { continue }
+            decide(work)
+        }
+        connection = nil
+        finished.signal()
+    }
+
+    private func db() throws -> PostgresConnection {
+        if let c = connection, c.isOpen { return c }
+        connection = nil
+        let c = try PostgresConnection(url: postgresURL)
+        // A worker that dies while its write waits must not have it land later: the server checks
+        // the connection every second while a statement runs and cancels it when the worker is gone.
+        try c.execute("SET client_min_messages TO warning; SET lock_timeout TO '30s'; SET statement_timeout TO '60s'; SET client_connection_check_interval TO '1s'")
+        connection = c
+        return c
+    }
+
+    /// Reads the live campaign (started, replaced, stopped, contact state changed) and the leases.
+    private func poll() {
+        lastPoll = .now
+        do {
+            let c = try db()
+            guard let record = try LiveCampaignStore.current(c) else {
+                if let live {
+                    logger.notice("the live campaign ended", metadata: ["run": "\(live.record.runID)"])
+                }
+                live = nil
+                runID.store(0, ordering: .relaxed)
+                return
+            }
+            if live?.record.runID != record.runID {
+                let campaign = try Campaign.parse(Array(record.config.utf8), source: "campaign_live (run \(record.runID))")
+                let clv = try CLVSettings(marginRate: record.clv.marginRate, monthlyDiscount: record.clv.monthlyDiscount, horizonMonths: record.clv.horizonMonths)
+                live = Live(record: record, decider: LiveDecider(campaign: campaign, tiers: ValueTiers(cuts: record.tierCuts), clv: clv))
+                loadedShards = []
+                contacts = ShardContactState()
+                runID.store(record.runID, ordering: .relaxed)
+                logger.notice("deciding triggers with the live campaign", metadata: ["run": "\(record.runID)", "campaign": "\(record.campaign)"])
+            } else if contacts.generation != record.generation {
+                loadedShards = []  // reloaded before the next decisions
+            }
+            if let run = live?.record.runID { live?.room = try LiveCampaignStore.room(c, run: run, node: node) }
+        } catch {
+            if (error as? PostgresError)?.isUnavailable ?? false { connection = nil }
+            logger.warning("could not read the live campaign", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Loads the contact state of the owned shards not loaded yet (all of them after a change).
+    private func ensureContacts() throws {
+        guard let live, shardCount > 0 else { return }
+        let missing = owned.subtracting(loadedShards)
+        guard !missing.isEmpty else { return }
+        let since = Int64(Date().timeIntervalSince1970) - Int64(live.decider.policy.historyDays + 1) * 86_400
+        let started = ContinuousClock.now
+        let state = try LiveCampaignStore.contactState(try db(), shards: missing.sorted(), shardCount: shardCount, since: since)
+        if loadedShards.isEmpty || state.generation != contacts.generation {
+            // A first load or a new generation: only what was read now counts; the rest is read again.
+            contacts = state
+            loadedShards = missing
+        } else {
+            contacts.histories.merge(state.histories) { _, new in new }
+            contacts.withheld.merge(state.withheld) { _, new in new }
+            contacts.doNotContact.formUnion(state.doNotContact)
+            loadedShards.formUnion(missing)
+        }
+        logger.info("loaded the contact state of owned shards", metadata: ["shards": "\(missing.count)", "subscribers": "\(state.histories.count)",
+                                                                          "generation": "\(state.generation)", "seconds": "\(ContinuousClock.now - started)"])
+    }
+
+    /// Decides and records `inputs`; what could not be recorded now (PostgreSQL away, stale
+    /// contact state twice) waits for the next round.
+    private func decide(_ inputs: [LiveInput]) {
+        guard live != nil else {
+            skipped.add(inputs.count, ordering: .relaxed)
+            return
+        }
+        var pending = inputs
+        for _ in 0..<2 {
+            do {
+                try ensureContacts()
+                pending = try decideOnce(pending)
+                if pending.isEmpty { return }
+                // Stale: the contact state changed under the decisions; read it again.
+                loadedShards = []
+            } catch {
+                if (error as? PostgresError)?.isUnavailable ?? true { connection = nil }
+                logger.warning("recording live decisions failed; they are decided again", metadata: ["triggers": "\(pending.count)", "error": "\(error)"])
+                break
+            }
+        }
+        retry = Array(pending.suffix(Self.maxWaiting))
+        if !retry.isEmpty { Thread.sleep(forTimeInterval: 0.05) }  // a database away is not hammered
+    }
+
+    /// One round: decide, record, apply the statuses. Returns the inputs refused as stale.
+    private func decideOnce(_ inputs: [LiveInput]) throws -> [LiveInput] {
+        guard var live else { return [] }
+        let decider = live.decider
+        let campaign = decider.campaign
+        let nowMillis = Int64(Date().timeIntervalSince1970 * 1000)
+        let now = nowMillis / 1000
+        let oldest = max(live.record.startedMillis, nowMillis - Int64(live.record.maxTriggerAgeSeconds) * 1000)
+        var rows: [LiveActionRow] = []
+        var sources: [LiveInput] = []
+        var room = live.room
+        var outcomes: [String: Int] = [:]
+        for input in inputs {
+            let t = input.trigger
+            // Received before the campaign went live, or too long ago to act on in real time.
+            guard t.firedAt >= oldest else {
+                outcomes["too_old", default: 0] += 1
+                continue
+            }
+            guard loadedShards.contains(input.shard) else {  // no longer owned here
+                outcomes["not_owned", default: 0] += 1
+                continue
+            }
+            let profile = input.profile
+            func feature(_ c: Int) -> Double { c >= 0 && c < profile.count ? Double(profile[c]) : .nan }
+            let reasons = TopReasons(t.reasons.filter { $0.contribution > 0 }.compactMap { Self.featureIndex[$0.feature] })
+            let subject = LiveDecider.Subject(subscriberID: t.subscriberID, probability: t.probabilityAfter, reasons: reasons,
+                                              arpu: Self.arpuColumn.map(feature) ?? .nan, region: Self.regionColumn.map(feature) ?? .nan)
+            let id = t.subscriberID
+            let permissions = ContactPermissions(doNotContact: contacts.doNotContact.contains(id), withheld: contacts.withheld[id] ?? [])
+            let outcome = decider.decide(subject, feature: feature, history: contacts.histories[id] ?? ContactHistory(), permissions: permissions, now: now) { channel, cost in
+                (campaign.capacity[channel] == nil || (room[channel.rawValue] ?? 0) >= 1) && (campaign.budget == nil || (room["budget"] ?? 0) >= cost)
+            }
+            switch outcome {
+            case .action(let o, let arm, let ev, _, let sendAfter):
+                let offer = campaign.offers[o]
+                let facts = decider.facts(subject)
+                if arm == .treatment {
+                    if campaign.capacity[offer.channel] != nil { room[offer.channel.rawValue, default: 0] -= 1 }
+                    if campaign.budget != nil { room["budget", default: 0] -= offer.cost }
+                }
+                let values = t.reasons.reduce(into: [Int: Double]()) { out, r in if let f = Self.featureIndex[r.feature] { out[f] = feature(f) } }
+                rows.append(LiveActionRow(
+                    subscriberID: id, treated: arm == .treatment, offerID: offer.id, channel: offer.channel.rawValue, cost: offer.cost,
+                    expectedValue: ev, probability: t.probabilityAfter, clv: facts.clv, tier: campaign.tierName(facts.tier), band: facts.band.wireName,
+                    reasons: reasons.map { FeatureCatalogue.names[$0] },
+                    script: offer.channel.isCall ? CallScript.text(offer: offer, reasons: reasons) { values[$0] ?? .nan } : nil,
+                    sendAfterMillis: sendAfter * 1000, triggerID: t.triggerID))
+                sources.append(input)
+            case .noCell: outcomes["no_cell", default: 0] += 1
+            case .noOffer: outcomes["no_offer", default: 0] += 1
+            case .suppressed(let why): outcomes[why.wireName, default: 0] += 1
+            case .noCapacity: outcomes["no_capacity", default: 0] += 1
+            }
+        }
+        var stale: [LiveInput] = []
+        if !rows.isEmpty {
+            let statuses = try LiveCampaignStore.record(try db(), run: live.record.runID, node: node, generation: contacts.generation, rows)
+            for (i, status) in statuses.enumerated() {
+                let row = rows[i]
+                switch status {
+                case "decided":
+                    if row.treated, let channel = Channel(rawValue: row.channel) {
+                        contacts.histories[row.subscriberID, default: ContactHistory()].record(channel, at: row.sendAfterMillis / 1000)
+                        if campaign.capacity[channel] != nil { live.room[row.channel, default: 0] -= 1 }
+                        if campaign.budget != nil { live.room["budget", default: 0] -= row.cost }
+                    }
+                    decided.add(1, ordering: .relaxed)
+                case "stale":
+                    stale.append(sources[i])
+                case "ended":
+                    self.live = nil
+                    runID.store(0, ordering: .relaxed)
+                    lastPoll = nil
+                    return []
+                case "no_capacity":
+                    live.room[row.channel] = 0
+                case "no_budget":
+                    live.room["budget"] = 0
+                default:
+                    break
+                }
+                if status != "stale" { outcomes[status == "decided" ? (row.treated ? "treatment" : "control") : status, default: 0] += 1 }
+            }
+            self.live = live
+        }
+        for (outcome, n) in outcomes {
+            if outcome != "treatment" && outcome != "control" { skipped.add(n, ordering: .relaxed) }
+            Counter(label: "churngrid_live_decisions_total", dimensions: [("outcome", outcome)]).increment(by: n)
+        }
+        return stale
+    }
+}

@@ -1,0 +1,234 @@
+@testable import ChurnCluster
+import ClusterSystem
+import Foundation
+import Postgres
+import ProfileDatabase
+import Retention
+import SubscriberEvents
+import SubscriberProfiles
+import Testing
+import TestSupport
+
+/// The live campaign on a real cluster (a coordinator and two `churngrid` workers, real
+/// PostgreSQL): fired triggers decided on the worker that fired them, with the batch run's rules.
+@Suite("Real-time retention: triggers decided on their worker", .serialized, .timeLimit(.minutes(10)))
+struct LiveCampaignTests {
+    /// Every port-out inquiry fires, every time.
+    static let rules = #"{"cooldown_hours": 0, "rules": [{"name": "port_out", "when": {"event": ["port_out_inquiry"]}}]}"#
+
+    static func campaign(name: String, callCapacity: Int?, control: Double) -> String {
+        """
+        {"name": "\(name)",
+         "value_tiers": [0.5],
+         "offers": [
+           {"id": "retention_call", "channel": "call", "cost": 0.01, "acceptance": 1, "retention_effect": 1, "eligible": {},
+            "description": "a call from the loyalty team"},
+           {"id": "port_sms", "channel": "sms", "cost": 0.005, "acceptance": 1, "retention_effect": 0.5, "eligible": {}}],
+         "matrix": {"tier0": {"low": ["retention_call", "port_sms"], "medium": ["retention_call", "port_sms"],
+                              "high": ["retention_call", "port_sms"], "very_high": ["retention_call", "port_sms"]},
+                    "tier1": {"low": ["retention_call", "port_sms"], "medium": ["retention_call", "port_sms"],
+                              "high": ["retention_call", "port_sms"], "very_high": ["retention_call", "port_sms"]}},
+         "contact_policy": {"channels": {"call": {"max": 1, "days": 30}, "sms": {"max": 1, "days": 7}},
+                            "global": {"max": 2, "days": 30}, "cooldown_after_refusal_days": 60},
+         \(callCapacity.map { "\"capacity\": {\"call\": \($0)}," } ?? "")
+         "budget": 1000,
+         "control_fraction": \(control)}
+        """
+    }
+
+    static func cluster(name: String, standbys: Bool) async throws -> (url: String, cluster: LocalCluster, client: ClusterClient, dir: String) {
+        let dir = "/tmp/churngrid-test-\(getpid())-\(name)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let rules = "\(dir)/rules.json"
+        try Data(Self.rules.utf8).write(to: URL(fileURLWithPath: rules))
+        let url = try await TestDatabase.fresh()
+        try await onOwnThread {
+            _ = try BaseLoader(connection: try PostgresConnection(url: url)).load(SyntheticBase(seed: 11), count: 5_000) { _ in }
+        }
+        let cluster = try await LocalCluster.start(executable: try churngridExecutable(), postgresURL: url, model: RescoringTests.model, workers: 2, threads: 1,
+                                                   shards: 32, coordinatorOptions: ["--triggers", rules] + (standbys ? ["--standbys"] : []),
+                                                   logDirectory: dir, logger: RescoringTests.logger)
+        let client = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: RescoringTests.logger)
+        return (url, cluster, client, dir)
+    }
+
+    /// One port-out inquiry per subscriber, now; every one must be accepted.
+    static func inquire(_ client: ClusterClient, _ ids: [Int64], tag: String) async throws {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let events = ids.map { SubscriberEvent(eventID: "\(tag)-\($0)", source: "test", subscriberID: $0, type: .portOutInquiry, at: now) }
+        let (acks, _) = try await client.send(events: events)
+        let refused = acks.filter { $0.status != .accepted }
+        #expect(refused.isEmpty, "\(refused.count) of \(ids.count) events not accepted: \(refused.prefix(3))")
+    }
+
+    /// The workers' live figures summed: (decided, skipped).
+    static func liveCounts(_ client: ClusterClient) async throws -> (decided: Int, skipped: Int) {
+        let all = try await client.eventStatus()
+        return (all.reduce(0) { $0 + $1.stats.liveDecided }, all.reduce(0) { $0 + $1.stats.liveSkipped })
+    }
+
+    static func ids(_ db: PostgresConnection, _ sql: String) throws -> [Int64] {
+        try db.query(sql).rows.compactMap { $0[0].flatMap { Int64($0) } }
+    }
+
+    @Test("a trigger becomes an action on its worker: cell, reason, policy (do-not-contact, caps, a refusal imported while live), control by the documented hash, leased capacity never exceeded; one action per subscriber; stop ends it")
+    func triggersDecided() async throws {
+        let (url, cluster, client, dir) = try await Self.cluster(name: "live", standbys: false)
+        defer { cluster.stop() }
+        let db = try PostgresConnection(url: url)
+        let cli = "\(shellQuoted(try churngridExecutable()))"
+        let target = "--coordinator \(cluster.coordinatorEndpoint)"
+        let name = "live-test"
+        let config = "\(dir)/live.json"
+        try Data(Self.campaign(name: name, callCapacity: 30, control: 0.2).utf8).write(to: URL(fileURLWithPath: config))
+
+        let all = try Self.ids(db, "SELECT subscriber_id FROM subscriber_profiles ORDER BY subscriber_id LIMIT 430")
+        let banned = Array(all[0..<20]), capped = Array(all[20..<40]), refusing = Array(all[400..<410]), late = Array(all[410..<430])
+        let open = Array(all[40..<400])
+        try db.execute("INSERT INTO do_not_contact (subscriber_id) SELECT unnest('{\(banned.map(String.init).joined(separator: ","))}'::bigint[])")
+        // Two contacts yesterday: the global cap (2 in 30 days) is reached.
+        try db.execute("""
+            INSERT INTO contact_history (subscriber_id, channel, at, offer_id)
+            SELECT id, c, now() - interval '1 day', 'earlier' FROM unnest('{\(capped.map(String.init).joined(separator: ","))}'::bigint[]) id, unnest('{sms,call}'::text[]) c
+            """)
+
+        // A bad file is named; nothing goes live.
+        let bad = "\(dir)/bad.json"
+        try Data(Self.campaign(name: name, callCapacity: 30, control: 1.5).utf8).write(to: URL(fileURLWithPath: bad))
+        let refused = await runCommand("\(cli) campaign live start --config \(bad) \(target)")
+        #expect(refused.status != 0 && refused.output.contains("control_fraction"), "\(refused.output)")
+
+        let started = await runCommand("\(cli) campaign live start --config \(config) --json \(target)")
+        try #require(started.status == 0, "\(started.output)")
+        let run = try #require((try CampaignTests.json(started.output))["run_id"] as? Int64)
+
+        try await Self.inquire(client, banned + capped + open, tag: "first")
+        let first = banned.count + capped.count + open.count
+        let counts = try await RescoringTests.eventually("every trigger decided", timeout: .seconds(120)) { () async throws -> (Int, Int)? in
+            let c = try await Self.liveCounts(client)
+            return c.decided + c.skipped >= first ? (c.decided, c.skipped) : nil
+        }
+        let actions = try db.query("""
+            SELECT subscriber_id, arm, offer_id, channel, cost, trigger_id, decided_by, script IS NOT NULL FROM campaign_actions WHERE run_id = $1
+            """, [String(run)]).rows
+        #expect(actions.count == counts.0, "\(actions.count) actions written, the workers decided \(counts.0)")
+        let byID = Dictionary(actions.map { (Int64($0[0]!)!, $0) }, uniquingKeysWith: { a, _ in a })
+        #expect(byID.count == actions.count, "one action per subscriber")
+        #expect(banned.allSatisfy { byID[$0] == nil }, "a do-not-contact subscriber got an action")
+        #expect(capped.allSatisfy { byID[$0] == nil }, "a subscriber at the global cap got an action")
+        #expect(actions.count >= open.count * 9 / 10, "only \(actions.count) of \(open.count) open subscribers got an action")
+        let control = ControlGroup(campaign: name, fraction: 0.2)
+        var calls = 0, cost = 0.0, controls = 0
+        for a in actions {
+            let id = Int64(a[0]!)!
+            #expect((a[1] == "control") == control.contains(id), "subscriber \(id): arm \(a[1]!) is not the documented hash's")
+            if a[1] == "control" { controls += 1 } else {
+                if a[3] == "call" { calls += 1 }
+                cost += Double(a[4]!)!
+            }
+            #expect((a[3] == "call") == (a[7] == "t"), "a call carries a script, nothing else does")
+        }
+        #expect(calls > 0 && calls <= 30, "\(calls) calls made of a capacity of 30")
+        #expect(cost <= 1000)
+        #expect(controls > 0 && Double(controls) < Double(actions.count) * 0.4, "\(controls) controls of \(actions.count)")
+        let orphans = try db.query("""
+            SELECT count(*) FROM campaign_actions a WHERE run_id = $1 AND NOT EXISTS (SELECT 1 FROM retention_triggers t WHERE t.trigger_id = a.trigger_id)
+            """, [String(run)]).scalar
+        #expect(orphans == "0", "every action names a fired trigger")
+        let contacts = try db.query("SELECT count(*) FILTER (WHERE a.arm = 'treatment'), count(*) FILTER (WHERE a.arm = 'control') FROM contact_history h JOIN campaign_actions a ON a.run_id = h.run_id AND a.subscriber_id = h.subscriber_id WHERE h.run_id = $1", [String(run)]).rows.first
+        #expect(contacts?[0] == String(actions.count - controls) && contacts?[1] == "0", "treatment contacted once each, control never: \(contacts ?? [])")
+        let granted = try db.query("SELECT coalesce(sum(granted), 0), coalesce(sum(used), 0) FROM campaign_live_quotas WHERE run_id = $1 AND resource = 'call'", [String(run)]).rows.first
+        #expect((Double(granted?[0] ?? "99") ?? 99) <= 30 && Double(granted?[1] ?? "-1") == Double(calls), "call leases: \(granted ?? [])")
+
+        // The same subscribers again: the triggers fire, nobody gets a second action in the run.
+        try await Self.inquire(client, banned + capped + open, tag: "second")
+        _ = try await RescoringTests.eventually("the second triggers decided", timeout: .seconds(120)) { () async throws -> Bool? in
+            let c = try await Self.liveCounts(client)
+            return c.decided + c.skipped >= 2 * first ? true : nil
+        }
+        #expect(try db.query("SELECT count(*) FROM campaign_actions WHERE run_id = $1", [String(run)]).scalar == String(actions.count))
+
+        // A refusal imported while live (the contact state's generation changes): honoured at once.
+        let csv = "\(dir)/outcomes.csv"
+        let yesterday = ISO8601DateFormatter().string(from: Date().addingTimeInterval(-86_400))
+        try Data(("subscriber_id,churned,accepted,observed_at\n" + refusing.map { "\($0),0,0,\(yesterday)" }.joined(separator: "\n") + "\n").utf8)
+            .write(to: URL(fileURLWithPath: csv))
+        let imported = await runCommand("\(cli) outcomes import --input \(csv) \(target)")
+        try #require(imported.status == 0, "\(imported.output)")
+        try await Self.inquire(client, refusing, tag: "refusing")
+        _ = try await RescoringTests.eventually("the refusing subscribers' triggers decided", timeout: .seconds(120)) { () async throws -> Bool? in
+            let c = try await Self.liveCounts(client)
+            return c.decided + c.skipped >= 2 * first + refusing.count ? true : nil
+        }
+        let refusedActions = try db.query("SELECT count(*) FROM campaign_actions WHERE run_id = $1 AND subscriber_id = ANY($2::bigint[])",
+                                          [String(run), "{\(refusing.map(String.init).joined(separator: ","))}"]).scalar
+        #expect(refusedActions == "0", "a subscriber who refused yesterday got an action")
+
+        let status = await runCommand("\(cli) campaign live status --json \(target)")
+        let shown = try CampaignTests.json(status.output)
+        #expect(shown["run_id"] as? Int64 == run && (shown["treatment"] as? Int) == actions.count - controls && (shown["control"] as? Int) == controls,
+                "\(status.output)")
+
+        // Stopped: triggers are no longer decided.
+        let stopped = await runCommand("\(cli) campaign live stop --json \(target)")
+        let stoppedRun = try CampaignTests.json(stopped.output)["run_id"] as? Int64
+        #expect(stopped.status == 0 && stoppedRun == run, "\(stopped.output)")
+        try await Self.inquire(client, late, tag: "late")
+        _ = try await RescoringTests.eventually("the triggers after the stop handled", timeout: .seconds(120)) { () async throws -> Bool? in
+            let c = try await Self.liveCounts(client)
+            return c.decided + c.skipped >= 2 * first + refusing.count + late.count ? true : nil
+        }
+        let afterStop = try db.query("SELECT count(*) FROM campaign_actions WHERE subscriber_id = ANY($1::bigint[])", ["{\(late.map(String.init).joined(separator: ","))}"]).scalar
+        #expect(afterStop == "0", "a trigger after the stop was decided")
+        let none = await runCommand("\(cli) campaign live status \(target)")
+        #expect(none.output.contains("no campaign is live"), "\(none.output)")
+    }
+
+    @Test("the owner SIGKILLed while its decisions wait for the database: its standby, promoted, decides the triggers the dead owner fired; one action each")
+    func ownerKilledBeforeRecording() async throws {
+        let (url, cluster, client, dir) = try await Self.cluster(name: "live-kill", standbys: true)
+        defer { cluster.stop() }
+        let db = try PostgresConnection(url: url)
+        let cli = "\(shellQuoted(try churngridExecutable()))"
+        let config = "\(dir)/live.json"
+        try Data(Self.campaign(name: "live-kill", callCapacity: nil, control: 0).utf8).write(to: URL(fileURLWithPath: config))
+        let started = await runCommand("\(cli) campaign live start --config \(config) --json --coordinator \(cluster.coordinatorEndpoint)")
+        try #require(started.status == 0, "\(started.output)")
+        let run = try #require((try CampaignTests.json(started.output))["run_id"] as? Int64)
+
+        // Subscribers whose shards worker-1 owns.
+        let routing = try await client.coordinator.routing()
+        let shardCount = routing.map.shardCount
+        let candidates = try Self.ids(db, "SELECT subscriber_id FROM subscriber_profiles ORDER BY subscriber_id LIMIT 2000")
+        let victims = Array(candidates.filter { routing.node(serving: ShardKey.shard(of: $0, shardCount: shardCount))?.name == "worker-1" }.prefix(100))
+        try #require(victims.count == 100)
+
+        // Hold every live decision: the row their write reads is locked.
+        let holder = try PostgresConnection(url: url)
+        try holder.execute("BEGIN")
+        _ = try holder.query("SELECT 1 FROM campaign_live FOR UPDATE")
+        try await Self.inquire(client, victims, tag: "kill")
+        let list = "{\(victims.map(String.init).joined(separator: ","))}"
+        _ = try await RescoringTests.eventually("worker-1 fired the triggers", timeout: .seconds(60)) { () throws -> Bool? in
+            try db.query("SELECT count(*) FROM retention_triggers WHERE node = 'worker-1' AND subscriber_id = ANY($1::bigint[])", [list]).scalar == "100" ? true : nil
+        }
+        try await Task.sleep(for: .seconds(3))  // the standby follows the log (every 2 s)
+        kill(try #require(cluster.pid("worker-1")), SIGKILL)
+        _ = try await RescoringTests.eventually("worker-2 serves every shard", timeout: .seconds(120)) { () async throws -> Bool? in
+            let r = try await client.coordinator.routing()
+            return (0..<shardCount).allSatisfy { r.node(serving: $0)?.name == "worker-2" } ? true : nil
+        }
+        try await Task.sleep(for: .seconds(2))  // the dead worker's waiting write is cancelled by the server
+        try holder.execute("COMMIT")
+
+        let decided = try await RescoringTests.eventually("the victims' triggers decided", timeout: .seconds(120)) { () throws -> [[String?]]? in
+            let rows = try db.query("SELECT subscriber_id, decided_by FROM campaign_actions WHERE run_id = $1 AND subscriber_id = ANY($2::bigint[])",
+                                    [String(run), list]).rows
+            return rows.count == victims.count ? rows : nil
+        }
+        #expect(Set(decided.map { $0[0]! }).count == victims.count, "one action per subscriber")
+        #expect(decided.allSatisfy { $0[1] == "worker-2" }, "the dead worker's decisions landed after it died: \(decided.filter { $0[1] != "worker-2" }.prefix(3))")
+        let triggersByDead = try db.query("SELECT count(*) FROM retention_triggers WHERE node = 'worker-1' AND subscriber_id = ANY($1::bigint[])", [list]).scalar
+        #expect(triggersByDead == "100", "the triggers fired on the worker that died")
+    }
+}
