@@ -122,7 +122,9 @@ extension EventCatalogue {
 
         `replay --json` prints one line at the end: `{"events", "accepted", "duplicates", "rejected",
         "rejected_by_reason": {…}, "events_per_second", "triggers", "ack_us": {"p50", "p99", "p999", "max"},
-        "trigger_us": {…}, "resent", "unsettled", "seconds"}`; it exits 4 when some events were still
+        "trigger_us": {…}, "resent", "unsettled", "seconds", "started_at_us"}` (`started_at_us`: the
+        wall-clock time, µs since 1970, at which the first event was due; with `--rate R` event k of the
+        file was due at `started_at_us + k × 10⁶ / R`); it exits 4 when some events were still
         unsettled at the end (send the file again: nothing is applied twice).
 
         ## Durability: logged before acknowledged, applied exactly once

@@ -55,9 +55,13 @@ public struct EventReplay {
         /// Events the cluster had not settled by the deadline (send them again: never applied twice).
         public var unsettled = 0
         public var seconds = 0.0
+        /// When the first event was due, wall clock (µs since 1970): event k was due at this plus
+        /// k / rate (what a benchmark joins with times recorded elsewhere, e.g. in PostgreSQL).
+        public var startedAtMicros: Int64 = 0
 
         enum CodingKeys: String, CodingKey {
             case events, accepted, duplicates, rejected, triggers, resent, unsettled, seconds
+            case startedAtMicros = "started_at_us"
             case rejectedByReason = "rejected_by_reason"
             case eventsPerSecond = "events_per_second"
             case ackUs = "ack_us"
@@ -107,6 +111,7 @@ public struct EventReplay {
         var ackHistogram = Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
         let parser = EventParser()
         let start = DispatchTime.now().uptimeNanoseconds
+        report.startedAtMicros = Int64((Date().timeIntervalSince1970 * 1e6).rounded())
         let interval = options.rate > 0 ? 1e9 / options.rate : 0
         var lineNumber = 0, k = 0
         var chunk: [SubscriberEvent] = [], due: [UInt64] = [], lines: [Int] = []
