@@ -41,6 +41,11 @@ def percentile(sorted_values, p):
     return sorted_values[k]
 
 
+def worker_stats(endpoint):
+    st = json.loads(sh(BIN, "status", "--coordinator", endpoint, "--json"))
+    return {w["name"]: w["stats"] for w in st.get("events", [])}
+
+
 def open_loop(url, endpoint, streams, run, rate, share, duration, replay_log):
     """One open-loop replay at `share`% of `rate`; event → decided action from the actions' decided_at."""
     r = rate * share / 100
@@ -172,7 +177,16 @@ def main():
 
         out["open_loop"] = {}
         for share in [int(x) for x in a.shares.split(",") if x]:
+            before = worker_stats(endpoint)
             out["open_loop"][str(share)] = open_loop(url, endpoint, streams, run, rate, share, a.duration, replay_log)
+            after = worker_stats(endpoint)
+            # Where the event thread's time went: groups written (one transaction each) and µs per group.
+            groups = sum(after[w]["groups"] - before.get(w, {}).get("groups", 0) for w in after)
+            micros = sum(after[w]["writeMicros"] - before.get(w, {}).get("writeMicros", 0) for w in after)
+            applied = sum(after[w]["applied"] - before.get(w, {}).get("applied", 0) for w in after)
+            out["open_loop"][str(share)]["event_thread"] = {"groups": groups, "events_per_group": ratio(applied, groups),
+                                                            "us_per_group": ratio(micros, groups)}
+            print(f"  event thread: {groups:,} groups, {ratio(applied, groups):,.1f} events and {ratio(micros, groups):,.0f} µs each", flush=True)
         st = json.loads(sh(BIN, "status", "--coordinator", endpoint, "--json"))
         out["workers_live"] = [{"name": w["name"], "liveDecided": w["stats"].get("liveDecided"), "liveSkipped": w["stats"].get("liveSkipped")}
                                for w in st.get("events", [])]

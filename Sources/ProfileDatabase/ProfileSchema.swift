@@ -469,11 +469,11 @@ public enum ProfileSchema {
             ALTER TABLE campaign_actions ADD COLUMN trigger_id text, ADD COLUMN decided_by text, ADD COLUMN decided_at timestamptz;
             CREATE SEQUENCE churngrid_live_priority CYCLE MAXVALUE 2147483647;
             -- Records decided triggers of the live run `p_run` for worker `p_node`, whose contact state
-            -- is of `p_generation`: one status per row. In order, a row is 'already' (the subscriber has
-            -- an action in the run: a replayed or second trigger), 'do_not_contact', 'no_consent',
-            -- 'no_capacity' or 'no_budget' (the worker's lease has no room; a control row needs the
-            -- room too but spends none), else 'decided' (the action, and for the treatment arm the
-            -- contact, written). Every row is 'ended' when the run is no longer live and 'stale' when
+            -- is of `p_generation`: one status per row. In order, a row is 'do_not_contact' or
+            -- 'no_consent' (the CRM's tables, read now), 'already' (the subscriber has an action in the
+            -- run: a replayed or second trigger), 'no_budget' or 'no_capacity' (the worker's lease has no
+            -- room; a control row needs the room too but spends none), else 'decided' (the action, and
+            -- for the treatment arm the contact, written). Every row is 'ended' when the run is no longer live and 'stale' when
             -- the contact state changed since the worker read it.
             CREATE FUNCTION churngrid_live_decide(p_run bigint, p_node text, p_generation bigint, ids bigint[], arms text[], offers text[],
                                                   channels text[], costs float8[], evs float8[], probs float8[], clvs float8[], tiers text[],
@@ -506,23 +506,25 @@ public enum ProfileSchema {
                     IF inserted = 0 THEN result := result || 'already'::text; CONTINUE; END IF;
                     capped := live.capacity ? channels[i];
                     IF arms[i] = 'treatment' THEN
-                        IF capped THEN
-                            UPDATE campaign_live_quotas SET used = used + 1
-                            WHERE run_id = p_run AND node = p_node AND resource = channels[i] AND used + 1 <= granted;
-                            IF NOT FOUND THEN
-                                DELETE FROM campaign_actions WHERE run_id = p_run AND subscriber_id = ids[i];
-                                result := result || 'no_capacity'::text; CONTINUE;
-                            END IF;
-                        END IF;
+                        -- The budget's row before the channel's, the order the coordinator's lease
+                        -- round locks them in (by resource name): no deadlock between the two.
                         IF live.budget IS NOT NULL THEN
                             UPDATE campaign_live_quotas SET used = used + costs[i]
                             WHERE run_id = p_run AND node = p_node AND resource = 'budget' AND used + costs[i] <= granted;
                             IF NOT FOUND THEN
-                                IF capped THEN
-                                    UPDATE campaign_live_quotas SET used = used - 1 WHERE run_id = p_run AND node = p_node AND resource = channels[i];
-                                END IF;
                                 DELETE FROM campaign_actions WHERE run_id = p_run AND subscriber_id = ids[i];
                                 result := result || 'no_budget'::text; CONTINUE;
+                            END IF;
+                        END IF;
+                        IF capped THEN
+                            UPDATE campaign_live_quotas SET used = used + 1
+                            WHERE run_id = p_run AND node = p_node AND resource = channels[i] AND used + 1 <= granted;
+                            IF NOT FOUND THEN
+                                IF live.budget IS NOT NULL THEN
+                                    UPDATE campaign_live_quotas SET used = used - costs[i] WHERE run_id = p_run AND node = p_node AND resource = 'budget';
+                                END IF;
+                                DELETE FROM campaign_actions WHERE run_id = p_run AND subscriber_id = ids[i];
+                                result := result || 'no_capacity'::text; CONTINUE;
                             END IF;
                         END IF;
                         INSERT INTO contact_history (subscriber_id, channel, at, run_id, offer_id)

@@ -111,10 +111,10 @@ extension CoordinatorActor {
     /// One round of leasing (`LiveQuotas`): members low on capacity or budget get more, workers no
     /// longer members give back what they did not spend. Called every `liveLeaseInterval`.
     func keepLiveLeases() async {
-        let names = memberWorkers().map(\.name)
+        let names = memberWorkers().map(\.name), waitingFor = awaited
         do {
             try await lease.held()
-            let changed = try await database.leaseLiveQuotas(members: names) { live in
+            let changed = try await database.leaseLiveQuotas(members: names, keeping: waitingFor) { live in
                 // The dearest offer is the budget's smallest useful chunk.
                 let campaign = try? Campaign.parse(Array(live.config.utf8), source: "campaign_live")
                 return ["budget": campaign?.offers.map(\.cost).max() ?? 1]

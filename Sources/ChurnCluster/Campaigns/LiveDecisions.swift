@@ -70,6 +70,13 @@ final class LiveDecisions: @unchecked Sendable {
     private var owned: Set<Int> = []
     private var retry: [LiveInput] = []
     private var lastPoll: ContinuousClock.Instant?
+    private var pollFailed = false
+    /// Triggers whose lease had no room, waiting for the coordinator's next top-up (at most `leaseWait`).
+    private var waitingForRoom: [LiveInput] = []
+    /// How long a trigger waits for its lease to be topped up before it is dropped as `no_capacity`
+    /// (a lease round runs every 0.5 s: a dry lease is refilled within one while the total lasts).
+    static let leaseWait: Int64 = 2_000
+    private var roomRead: ContinuousClock.Instant?
 
     /// Counters for `status` (`EventStats.live…`).
     let decided = Atomic(0)
@@ -79,6 +86,9 @@ final class LiveDecisions: @unchecked Sendable {
     static let arpuColumn = FeatureCatalogue.names.firstIndex(of: "arpu_30d")
     static let regionColumn = FeatureCatalogue.names.firstIndex(of: "region")
     static let featureIndex: [String: Int] = Dictionary(uniqueKeysWithValues: FeatureCatalogue.names.enumerated().map { ($1, $0) })
+
+    /// A value as the `real` columns take it (a profile's extreme revenue must not fail the write).
+    static func real(_ v: Double) -> Double { v.isNaN ? 0 : min(max(v, -3e38), 3e38) }
 
     init(postgresURL: String, node: String, logger: Logger) {
         self.postgresURL = postgresURL
@@ -133,15 +143,21 @@ final class LiveDecisions: @unchecked Sendable {
                 defer { box.inputs.removeAll(keepingCapacity: true); box.poked = false }
                 return (box.inputs, box.owned, box.poked, box.stopped)
             }
-            if stopped { break }
             if !inputs.isEmpty { owned = ownedNow }
             if poked || lastPoll.map({ ContinuousClock.now - $0 >= Self.pollInterval }) ?? true {
                 poll()
             }
             let work = retry + inputs
             retry = []
-            guard !work.isEmpty else { continue }
-            decide(work)
+            if !work.isEmpty { decide(work) }
+            retry += waitingForRoom
+            waitingForRoom = []
+            if stopped {
+                // What is still waiting gets one more chance (the node is stopping: no waiting for a database away).
+                if !retry.isEmpty { decide(retry) }
+                if !retry.isEmpty { logger.warning("live decisions not recorded at stop; the shard's next owner decides them if it replays them", metadata: ["triggers": "\(retry.count)"]) }
+                break
+            }
         }
         connection = nil
         finished.signal()
@@ -161,6 +177,8 @@ final class LiveDecisions: @unchecked Sendable {
     /// Reads the live campaign (started, replaced, stopped, contact state changed) and the leases.
     private func poll() {
         lastPoll = .now
+        pollFailed = true
+        defer { if pollFailed { lastPoll = .now - Self.pollInterval + .milliseconds(200) } }  // failed: again soon
         do {
             let c = try db()
             guard let record = try LiveCampaignStore.current(c) else {
@@ -169,6 +187,7 @@ final class LiveDecisions: @unchecked Sendable {
                 }
                 live = nil
                 runID.store(0, ordering: .relaxed)
+                pollFailed = false
                 return
             }
             if live?.record.runID != record.runID {
@@ -182,11 +201,19 @@ final class LiveDecisions: @unchecked Sendable {
             } else if contacts.generation != record.generation {
                 loadedShards = []  // reloaded before the next decisions
             }
-            if let run = live?.record.runID { live?.room = try LiveCampaignStore.room(c, run: run, node: node) }
+            try readRoom()
+            pollFailed = false
         } catch {
             if (error as? PostgresError)?.isUnavailable ?? false { connection = nil }
             logger.warning("could not read the live campaign", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// Reads what this worker's leases have left.
+    private func readRoom() throws {
+        guard let run = live?.record.runID else { return }
+        live?.room = try LiveCampaignStore.room(try db(), run: run, node: node)
+        roomRead = .now
     }
 
     /// Loads the contact state of the owned shards not loaded yet (all of them after a change).
@@ -196,9 +223,13 @@ final class LiveDecisions: @unchecked Sendable {
         guard !missing.isEmpty else { return }
         let since = Int64(Date().timeIntervalSince1970) - Int64(live.decider.policy.historyDays + 1) * 86_400
         let started = ContinuousClock.now
-        let state = try LiveCampaignStore.contactState(try db(), shards: missing.sorted(), shardCount: shardCount, since: since)
-        if loadedShards.isEmpty || state.generation != contacts.generation {
-            // A first load or a new generation: only what was read now counts; the rest is read again.
+        var state = try LiveCampaignStore.contactState(try db(), shards: missing.sorted(), shardCount: shardCount, since: since)
+        if !loadedShards.isEmpty && state.generation != contacts.generation {
+            // The state changed since the shards held were read: all of them are read again.
+            state = try LiveCampaignStore.contactState(try db(), shards: owned.sorted(), shardCount: shardCount, since: since)
+            contacts = state
+            loadedShards = owned
+        } else if loadedShards.isEmpty {
             contacts = state
             loadedShards = missing
         } else {
@@ -215,19 +246,46 @@ final class LiveDecisions: @unchecked Sendable {
     /// contact state twice) waits for the next round.
     private func decide(_ inputs: [LiveInput]) {
         guard live != nil else {
-            skipped.add(inputs.count, ordering: .relaxed)
+            if pollFailed {
+                retry = Array(inputs.suffix(Self.maxWaiting))  // not known yet whether a campaign is live
+            } else {
+                skipped.add(inputs.count, ordering: .relaxed)
+            }
             return
         }
         var pending = inputs
-        for _ in 0..<2 {
+        for _ in 0..<3 {
             do {
                 try ensureContacts()
+                if roomRead.map({ ContinuousClock.now - $0 > .milliseconds(200) }) ?? true { try readRoom() }
                 pending = try decideOnce(pending)
                 if pending.isEmpty { return }
-                // Stale: the contact state changed under the decisions; read it again.
-                loadedShards = []
+                if live == nil {
+                    // The run ended under the decisions: they go to the campaign live now, if any.
+                    poll()
+                    if live == nil {
+                        if pollFailed { retry = Array(pending.suffix(Self.maxWaiting)) } else { skipped.add(pending.count, ordering: .relaxed) }
+                        return
+                    }
+                } else {
+                    // Stale: the contact state changed under the decisions; read it again.
+                    loadedShards = []
+                }
+            } catch let error as PostgresError where !error.isUnavailable {
+                // A statement the database refuses (not a lost connection): recorded one by one, so
+                // one bad row cannot hold the others back forever.
+                logger.warning("recording live decisions failed; recording them one by one", metadata: ["triggers": "\(pending.count)", "error": "\(error)"])
+                pending = pending.flatMap { input -> [LiveInput] in
+                    do { return try decideOnce([input]) } catch {
+                        logger.error("a live decision could not be recorded; dropped", metadata: ["trigger": "\(input.trigger.triggerID)", "error": "\(error)"])
+                        Counter(label: "churngrid_live_decisions_total", dimensions: [("outcome", "error")]).increment()
+                        skipped.add(1, ordering: .relaxed)
+                        return []
+                    }
+                }
+                if pending.isEmpty { return }
             } catch {
-                if (error as? PostgresError)?.isUnavailable ?? true { connection = nil }
+                connection = nil
                 logger.warning("recording live decisions failed; they are decided again", metadata: ["triggers": "\(pending.count)", "error": "\(error)"])
                 break
             }
@@ -239,6 +297,7 @@ final class LiveDecisions: @unchecked Sendable {
     /// One round: decide, record, apply the statuses. Returns the inputs refused as stale.
     private func decideOnce(_ inputs: [LiveInput]) throws -> [LiveInput] {
         guard var live else { return [] }
+        let waitingBefore = waitingForRoom.count
         let decider = live.decider
         let campaign = decider.campaign
         let nowMillis = Int64(Date().timeIntervalSince1970 * 1000)
@@ -280,7 +339,7 @@ final class LiveDecisions: @unchecked Sendable {
                 let values = t.reasons.reduce(into: [Int: Double]()) { out, r in if let f = Self.featureIndex[r.feature] { out[f] = feature(f) } }
                 rows.append(LiveActionRow(
                     subscriberID: id, treated: arm == .treatment, offerID: offer.id, channel: offer.channel.rawValue, cost: offer.cost,
-                    expectedValue: ev, probability: t.probabilityAfter, clv: facts.clv, tier: campaign.tierName(facts.tier), band: facts.band.wireName,
+                    expectedValue: Self.real(ev), probability: Self.real(t.probabilityAfter), clv: Self.real(facts.clv), tier: campaign.tierName(facts.tier), band: facts.band.wireName,
                     reasons: reasons.map { FeatureCatalogue.names[$0] },
                     script: offer.channel.isCall ? CallScript.text(offer: offer, reasons: reasons) { values[$0] ?? .nan } : nil,
                     sendAfterMillis: sendAfter * 1000, triggerID: t.triggerID))
@@ -288,7 +347,8 @@ final class LiveDecisions: @unchecked Sendable {
             case .noCell: outcomes["no_cell", default: 0] += 1
             case .noOffer: outcomes["no_offer", default: 0] += 1
             case .suppressed(let why): outcomes[why.wireName, default: 0] += 1
-            case .noCapacity: outcomes["no_capacity", default: 0] += 1
+            case .noCapacity:
+                if nowMillis - t.firedAt < Self.leaseWait { waitingForRoom.append(input) } else { outcomes["no_capacity", default: 0] += 1 }
             }
         }
         var stale: [LiveInput] = []
@@ -307,14 +367,17 @@ final class LiveDecisions: @unchecked Sendable {
                 case "stale":
                     stale.append(sources[i])
                 case "ended":
+                    // Another run is live, or none: every input goes back (`decide` polls and retries).
                     self.live = nil
                     runID.store(0, ordering: .relaxed)
-                    lastPoll = nil
-                    return []
-                case "no_capacity":
-                    live.room[row.channel] = 0
-                case "no_budget":
-                    live.room["budget"] = 0
+                    waitingForRoom.removeSubrange(waitingBefore...)
+                    return inputs
+                case "no_capacity", "no_budget":
+                    if status == "no_capacity" { live.room[row.channel] = 0 } else { live.room["budget"] = 0 }
+                    if nowMillis - sources[i].trigger.firedAt < Self.leaseWait {
+                        waitingForRoom.append(sources[i])
+                        continue
+                    }
                 default:
                     break
                 }

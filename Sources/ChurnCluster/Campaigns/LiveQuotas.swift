@@ -5,8 +5,10 @@
 ///
 /// Rules, per limited resource (`budget`, and each channel with a `capacity`):
 /// 1. A worker that is not a member any more (lost, drained) gives back what it has not spent:
-///    its grant becomes what it used. A lost worker that still writes finds no room.
-/// 2. Each member whose room (granted − used) is below half a chunk gets one more chunk, or what
+///    its grant becomes what it used. A lost worker that still writes finds no room. Workers the
+///    coordinator still waits for (after a takeover, those of the saved map) keep their leases.
+/// 2. Each member whose room (granted − used) is below half a chunk (and below one unit: the
+///    dearest offer must stay affordable) gets one more chunk, or what
 ///    is left of the total, members in name order. A chunk is the total over 4 × members, at least
 ///    one contact (capacity) or the dearest offer's cost (budget), so most of the total stays with
 ///    the coordinator until a worker needs it.
@@ -39,9 +41,9 @@ public struct LiveQuotas: Sendable, Equatable {
 
     /// The leases after one round, given the current ones and the members: only the changed or new
     /// leases are returned.
-    public func round(_ leases: [Lease], members: [String]) -> [Lease] {
+    public func round(_ leases: [Lease], members: [String], keeping: Set<String> = []) -> [Lease] {
         var changed: [Lease] = []
-        let memberSet = Set(members)
+        let memberSet = Set(members).union(keeping)
         for (resource, total) in totals.sorted(by: { $0.key < $1.key }) {
             var mine = leases.filter { $0.resource == resource }
             // 1. What departed workers did not spend comes back.
@@ -58,7 +60,7 @@ public struct LiveQuotas: Sendable, Equatable {
             // 2. Members low on room get a chunk.
             for node in members.sorted() {
                 var lease = mine.first { $0.node == node } ?? Lease(node: node, resource: resource, granted: 0, used: 0)
-                guard lease.granted - lease.used < chunk / 2, left > 0 else { continue }
+                guard lease.granted - lease.used < max(chunk / 2, unit), left > 0 else { continue }
                 var add = min(chunk, left)
                 if resource != "budget" { add = add.rounded(.down) }
                 guard add > 0 else { continue }

@@ -52,24 +52,15 @@ extension ClusterDatabase {
     /// Writes a run: its row, every action (both arms) and the treatment arm's contacts, in one
     /// transaction fenced by this coordinator's term — a run is recorded whole or not at all.
     ///
-    /// With a live campaign: the run raises its contact generation first (live decisions wait for
-    /// this transaction, then reload the contact state), and drops the actions of subscribers the
-    /// live campaign decided for since `liveSince` (the run did not see those contacts).
+    /// With a live campaign: the run raises its contact generation at the end (live decisions wait
+    /// for this transaction, then reload the contact state), and drops the actions of subscribers
+    /// the live campaign decided for since `liveSince` − 60 s (the run may not have seen those contacts).
     /// - Returns: the run's id and the actions dropped for that reason.
     func writeCampaignRun(_ run: CampaignRunRecord, actions all: [CampaignActionRow], liveSince: Int64) async throws -> (id: Int64, dropped: [CampaignActionRow]) {
         let term = term
         return try await self.run { c in
             try Self.transaction(c, fencedBy: term) {
-                var actions = all, dropped: [CampaignActionRow] = []
-                if let live = try c.query("UPDATE campaign_live SET contact_generation = contact_generation + 1 RETURNING run_id").scalar {
-                    let decided = Set(try c.query("""
-                        SELECT DISTINCT subscriber_id FROM campaign_actions WHERE run_id = $1 AND decided_at >= to_timestamp($2::double precision / 1000)
-                        """, [live, String(liveSince)]).rows.compactMap { $0[0].flatMap { Int64($0) } })
-                    if !decided.isEmpty {
-                        dropped = actions.filter { decided.contains($0.subscriberID) }
-                        actions.removeAll { decided.contains($0.subscriberID) }
-                    }
-                }
+                let actions = all
                 guard let inserted = try c.query("""
                     INSERT INTO campaign_runs (campaign, config, job_id, model_version, term, started_at, created_by, summary)
                     VALUES ($1, $2::jsonb, $3, $4, $5, to_timestamp($6::double precision / 1000), $7, '{}')
@@ -78,8 +69,6 @@ extension ClusterDatabase {
                           String(run.startedMillis), run.createdBy]).scalar, let id = Int64(inserted) else {
                     throw ClusterError("PostgreSQL returned no campaign run id")
                 }
-                // The summary names the run, so it is written once the id is known.
-                try c.query("UPDATE campaign_runs SET summary = $2::jsonb WHERE run_id = $1", [String(id), run.summary(id, dropped)])
                 try c.copyIn("""
                     COPY campaign_actions (run_id, subscriber_id, arm, offer_id, channel, cost, priority, expected_value,
                         probability, clv, tier, band, reasons, script, send_after) FROM STDIN (FORMAT binary)
@@ -108,6 +97,27 @@ extension ClusterDatabase {
                     e.finish()
                     try w.write(e.take())
                 }
+                // Last (the live campaign's row is held only from here to COMMIT): its contact state
+                // changes, so its workers' next writes wait for this commit and then reload; and the
+                // subscribers it decided for that this run may not have seen are left out of the run.
+                // A live decision committed after the run read the contacts was made at most a live
+                // statement's timeout (60 s) before it committed: everything decided since `liveSince`
+                // less that is left out (more than needed, never less).
+                var dropped: [CampaignActionRow] = []
+                if let live = try c.query("UPDATE campaign_live SET contact_generation = contact_generation + 1 RETURNING run_id").scalar {
+                    let decided = Set(try c.query("""
+                        SELECT DISTINCT subscriber_id FROM campaign_actions
+                        WHERE run_id = $1 AND decided_at >= to_timestamp($2::double precision / 1000) - interval '60 seconds'
+                        """, [live, String(liveSince)]).rows.compactMap { $0[0].flatMap { Int64($0) } })
+                    dropped = actions.filter { decided.contains($0.subscriberID) }
+                    if !dropped.isEmpty {
+                        let ids = EventLog.intArray(dropped.map(\.subscriberID))
+                        try c.query("DELETE FROM campaign_actions WHERE run_id = $1 AND subscriber_id = ANY($2::bigint[])", [String(id), ids])
+                        try c.query("DELETE FROM contact_history WHERE run_id = $1 AND subscriber_id = ANY($2::bigint[])", [String(id), ids])
+                    }
+                }
+                // The summary names the run, so it is written once the id is known.
+                try c.query("UPDATE campaign_runs SET summary = $2::jsonb WHERE run_id = $1", [String(id), run.summary(id, dropped)])
                 return (id, dropped)
             }
         }

@@ -158,7 +158,7 @@ extension ClusterDatabase {
                 }
                 if let replaced { try Self.endLive(c, run: replaced) }
                 let cap = "{" + capacity.sorted { $0.key < $1.key }.map { "\"\($0.key)\": \($0.value)" }.joined(separator: ", ") + "}"
-                // The generation continues from the one before: a worker's state of the old run is never taken for current.
+                // A new run's generation is its start time: never one a worker holds for the run before.
                 try c.query("""
                     INSERT INTO campaign_live (run_id, config, tier_cuts, clv_margin_rate, clv_monthly_discount, clv_horizon_months, capacity, budget,
                                                max_trigger_age_seconds, contact_generation, started_at, started_by)
@@ -228,7 +228,7 @@ extension ClusterDatabase {
     /// One round of leasing (`LiveQuotas`) over the live campaign's leases, fenced; nothing when
     /// no campaign is live.
     /// - Returns: the leases changed.
-    func leaseLiveQuotas(members: [String], units: @escaping @Sendable (LiveCampaignRecord) -> [String: Double]) async throws -> [LiveQuotas.Lease] {
+    func leaseLiveQuotas(members: [String], keeping: Set<String>, units: @escaping @Sendable (LiveCampaignRecord) -> [String: Double]) async throws -> [LiveQuotas.Lease] {
         let term = term
         return try await run { c in
             try Self.transaction(c, fencedBy: term) {
@@ -239,11 +239,11 @@ extension ClusterDatabase {
                 let capacity = (try? JSONSerialization.jsonObject(with: Data((row[1] ?? "{}").utf8))) as? [String: Int] ?? [:]
                 let quotas = LiveQuotas(totals: LiveQuotas.totals(capacity: capacity, budget: row[2].flatMap { Double($0) }), units: units(live))
                 var leases: [LiveQuotas.Lease] = []
-                for r in try c.query("SELECT node, resource, granted, used FROM campaign_live_quotas WHERE run_id = $1 FOR UPDATE", [String(run)]).rows {
+                for r in try c.query("SELECT node, resource, granted, used FROM campaign_live_quotas WHERE run_id = $1 ORDER BY node, resource FOR UPDATE", [String(run)]).rows {
                     guard let node = r[0], let resource = r[1], let granted = r[2].flatMap({ Double($0) }), let used = r[3].flatMap({ Double($0) }) else { continue }
                     leases.append(.init(node: node, resource: resource, granted: granted, used: used))
                 }
-                let changed = quotas.round(leases, members: members)
+                let changed = quotas.round(leases, members: members, keeping: keeping)
                 for l in changed {
                     try c.query("""
                         INSERT INTO campaign_live_quotas (run_id, node, resource, granted) VALUES ($1, $2, $3, $4)

@@ -572,7 +572,7 @@ final class Confined: @unchecked Sendable {
                 // have recorded (recorded ones come back 'already'); a standby never decides.
                 if fenced {
                     decideLive(fired)
-                } else if live != nil, !fired.isEmpty {
+                } else if let live, live.runID.load(ordering: .relaxed) != 0, !fired.isEmpty {
                     slot.firedAsStandby += fired
                     let oldest = Self.nowMillis() - Self.standbyTriggerMemoryMillis
                     slot.firedAsStandby.removeAll { $0.firedAt < oldest }
