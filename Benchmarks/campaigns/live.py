@@ -195,9 +195,16 @@ def main():
     finally:
         stop_cluster(procs)
 
+    result = os.path.join(OUTDIR, "live-nolive.json" if a.no_live else "live.json")
+    with open(result, "w") as f:  # kept even if the reference below fails
+        json.dump(out, f, indent=1)
     print("reference: churngrid bench rpc …", flush=True)
-    text = sh(BIN, "bench", "rpc", "--json")
-    rpc = json.loads(text[text.index("{"):])
+    try:
+        r = subprocess.run([BIN, "bench", "rpc", "--json"], capture_output=True, text=True, timeout=300)
+        rpc = json.loads(r.stdout[r.stdout.index("{"):])
+    except (subprocess.TimeoutExpired, ValueError) as e:
+        print(f"  bench rpc failed ({e}); no raw libzmq reference in this run", flush=True)
+        rpc = {"raw_p50_us": float("nan"), "raw_p99_us": float("nan")}
     out["reference_rpc"] = rpc
     print(f"\n== event → decided action{' (no live campaign: event path only)' if a.no_live else ''}; maximum {rate:,.0f} events/s; "
           f"raw libzmq round trip p50 {rpc['raw_p50_us']:.1f} µs, p99 {rpc['raw_p99_us']:.1f} µs (reference)")
@@ -208,7 +215,6 @@ def main():
               f"event → action p50 {act['p50']:,.0f} / p99 {act['p99']:,.0f} / p99.9 {act['p999']:,.0f} µs ({x['actions_timed']:,} actions)")
         x["ratio_action_p99_to_trigger_p99"] = ratio(act["p99"], trg["p99"])
         x["ratio_action_p99_to_raw_p99"] = ratio(act["p99"], rpc["raw_p99_us"])
-    result = os.path.join(OUTDIR, "live-nolive.json" if a.no_live else "live.json")
     with open(result, "w") as f:
         json.dump(out, f, indent=1)
     print(f"\nresults: {result}")

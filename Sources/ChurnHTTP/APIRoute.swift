@@ -28,6 +28,9 @@ public enum APIRoute: Sendable, Equatable {
     case campaignReport(run: Int64)
     case campaignActions(run: Int64)
     case importOutcomes
+    case liveCampaign
+    case startLiveCampaign
+    case stopLiveCampaign
     case eraseSubscribers
     case models
     case deployModel(name: String)
@@ -58,6 +61,7 @@ public enum APIRoute: Sendable, Equatable {
         case .campaignReport: "/v1/campaigns/runs/{run}/report"
         case .campaignActions: "/v1/campaigns/runs/{run}/actions.csv"
         case .importOutcomes: "/v1/outcomes"
+        case .liveCampaign, .startLiveCampaign, .stopLiveCampaign: "/v1/campaigns/live"
         case .eraseSubscribers: "/v1/subscribers:erase"
         case .models: "/v1/models"
         case .deployModel: "/v1/models/{name}:deploy"
@@ -68,8 +72,8 @@ public enum APIRoute: Sendable, Equatable {
     public var roles: Set<Role>? {
         switch self {
         case .dashboard, .openAPI, .healthz, .readyz, .metrics, .createSession, .deleteSession: nil
-        case .score, .batchScores, .jobs, .job, .jobSummary, .jobDrift, .stream, .cluster, .models: Role.readers
-        case .startJob, .postEvents, .runCampaign, .campaignReport, .campaignActions, .importOutcomes: Role.operators
+        case .score, .batchScores, .jobs, .job, .jobSummary, .jobDrift, .stream, .cluster, .models, .liveCampaign: Role.readers
+        case .startJob, .postEvents, .runCampaign, .campaignReport, .campaignActions, .importOutcomes, .startLiveCampaign, .stopLiveCampaign: Role.operators
         case .drain, .tokens, .createToken, .revokeToken, .eraseSubscribers, .deployModel: Role.admins
         }
     }
@@ -82,6 +86,7 @@ public enum APIRoute: Sendable, Equatable {
         ("GET", "/v1/jobs/{id}/summary"), ("GET", "/v1/jobs/{id}/drift"), ("GET", "/v1/stream"), ("GET", "/v1/cluster"), ("POST", "/v1/nodes/{name}:drain"),
         ("GET", "/v1/tokens"), ("POST", "/v1/tokens"), ("POST", "/v1/tokens/{name}:revoke"), ("POST", "/v1/events"),
         ("POST", "/v1/campaigns/runs"), ("GET", "/v1/campaigns/runs/{run}/report"), ("GET", "/v1/campaigns/runs/{run}/actions.csv"), ("POST", "/v1/outcomes"),
+        ("GET", "/v1/campaigns/live"), ("PUT", "/v1/campaigns/live"), ("DELETE", "/v1/campaigns/live"),
         ("POST", "/v1/subscribers:erase"), ("GET", "/v1/models"), ("POST", "/v1/models/{name}:deploy"),
     ]
 
@@ -128,6 +133,7 @@ public enum APIRoute: Sendable, Equatable {
         case ["v1", "stream"]: return try only(["GET": .stream])
         case ["v1", "events"]: return try only(["POST": .postEvents])
         case ["v1", "campaigns", "runs"]: return try only(["POST": .runCampaign])
+        case ["v1", "campaigns", "live"]: return try only(["GET": .liveCampaign, "PUT": .startLiveCampaign, "DELETE": .stopLiveCampaign])
         case let p where p.count == 5 && p[0] == "v1" && p[1] == "campaigns" && p[2] == "runs" && p[4] == "report":
             let run = try id(p[3], "the run id", field: "run")
             return try only(["GET": .campaignReport(run: run)])

@@ -47,6 +47,44 @@ extension Handlers {
         return rawJSON(summary)
     }
 
+    /// `PUT /v1/campaigns/live[?max_trigger_age_seconds=600]`: the campaign file made the live
+    /// campaign (docs/retention.md, "Real time"), replacing the one live before.
+    func startLiveCampaign() async throws -> Response {
+        if let contentType = request.headers[.contentType], !contentType.lowercased().hasPrefix("application/json") {
+            throw Problem(.unsupportedMediaType, "send the campaign file as application/json, not \(contentType.prefix(60))")
+        }
+        var age = LiveCampaignRequest.defaultMaxTriggerAgeSeconds
+        if let text = request.uri.queryParameters["max_trigger_age_seconds"] {
+            guard let n = Int(String(text)), (1...86_400).contains(n) else {
+                throw Problem(.invalidParameter, "max_trigger_age_seconds must be 1–86400, got '\(text.prefix(20))'", field: "max_trigger_age_seconds")
+            }
+            age = n
+        }
+        let bytes = Array(try await collectBody(limit: Campaign.maxFileBytes).readableBytesView)
+        do {
+            _ = try Campaign.parse(bytes, source: Self.bodySource)
+        } catch {
+            throw Problem(.invalidBody, "\(error)", field: error.field)
+        }
+        let c = try leader()
+        let started = try await campaignCall("starting the live campaign failed") {
+            try await c.startLiveCampaign(LiveCampaignRequest(config: bytes, source: Self.bodySource, maxTriggerAgeSeconds: age))
+        }
+        return rawJSON(started)
+    }
+
+    /// `GET /v1/campaigns/live`: the live campaign and its run's totals (`run_id` null: none).
+    func liveCampaign() async throws -> Response {
+        let c = try leader()
+        return rawJSON(try await campaignCall("reading the live campaign failed") { try await c.liveCampaignStatus() })
+    }
+
+    /// `DELETE /v1/campaigns/live`: ends the live campaign; its run's summary (`run_id` null: none was live).
+    func stopLiveCampaign() async throws -> Response {
+        let c = try leader()
+        return rawJSON(try await campaignCall("stopping the live campaign failed") { try await c.stopLiveCampaign() })
+    }
+
     /// `GET /v1/campaigns/runs/{run}/report[?window_days=30]`: the run measured against its control group.
     func campaignReport(_ run: Int64) async throws -> Response {
         var window = 30

@@ -1134,6 +1134,129 @@ enum OpenAPIDocument {
          }
         }
        },
+       "LiveCampaignStarted": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "run_id",
+         "campaign",
+         "tier_cuts",
+         "replaced_run",
+         "max_trigger_age_seconds"
+        ],
+        "properties": {
+         "run_id": {
+          "type": "integer",
+          "format": "int64",
+          "description": "The live campaign's own run (campaign_runs)."
+         },
+         "campaign": {
+          "type": "string"
+         },
+         "tier_cuts": {
+          "type": "array",
+          "items": {
+           "type": "number"
+          },
+          "description": "The value tiers' cut values, from the whole base now."
+         },
+         "replaced_run": {
+          "type": [
+           "integer",
+           "null"
+          ],
+          "format": "int64",
+          "description": "The run that was live before (ended now), if any."
+         },
+         "max_trigger_age_seconds": {
+          "type": "integer",
+          "minimum": 1
+         }
+        }
+       },
+       "LiveCampaignStatus": {
+        "type": "object",
+        "description": "The live campaign's run and its totals so far (`run_id` null: no campaign is live). The same keys as `churngrid campaign live status --json`.",
+        "required": [
+         "run_id"
+        ],
+        "properties": {
+         "run_id": {
+          "type": [
+           "integer",
+           "null"
+          ],
+          "format": "int64"
+         },
+         "campaign": {
+          "type": "string"
+         },
+         "live": {
+          "type": "boolean"
+         },
+         "treatment": {
+          "type": "integer",
+          "minimum": 0
+         },
+         "control": {
+          "type": "integer",
+          "minimum": 0
+         },
+         "budget_used": {
+          "type": "number"
+         },
+         "per_channel": {
+          "type": "object",
+          "additionalProperties": {
+           "$ref": "#/components/schemas/CampaignArmCounts"
+          }
+         },
+         "leases": {
+          "type": "array",
+          "items": {
+           "type": "object",
+           "required": [
+            "node",
+            "resource",
+            "granted",
+            "used"
+           ],
+           "properties": {
+            "node": {
+             "type": "string"
+            },
+            "resource": {
+             "type": "string"
+            },
+            "granted": {
+             "type": "number"
+            },
+            "used": {
+             "type": "number"
+            }
+           }
+          }
+         },
+         "tier_cuts": {
+          "type": "array",
+          "items": {
+           "type": "number"
+          }
+         },
+         "max_trigger_age_seconds": {
+          "type": "integer"
+         },
+         "contact_generation": {
+          "type": "integer"
+         },
+         "started_at_ms": {
+          "type": "integer"
+         },
+         "started_by": {
+          "type": "string"
+         }
+        }
+       },
        "CampaignRunSummary": {
         "type": "object",
         "additionalProperties": false,
@@ -2763,6 +2886,143 @@ enum OpenAPIDocument {
          },
          "415": {
           "$ref": "#/components/responses/Problem415"
+         },
+         "503": {
+          "$ref": "#/components/responses/Problem503"
+         }
+        }
+       }
+      },
+      "/v1/campaigns/live": {
+       "get": {
+        "operationId": "getLiveCampaign",
+        "summary": "The live campaign (role reader; docs/retention.md, \"Real time\"): its run, actions per arm and channel so far, budget used and each worker's lease.",
+        "security": [
+         {
+          "bearer": []
+         },
+         {
+          "session": []
+         }
+        ],
+        "responses": {
+         "200": {
+          "description": "The live campaign, or `run_id` null",
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/LiveCampaignStatus"
+            }
+           }
+          }
+         },
+         "401": {
+          "$ref": "#/components/responses/Problem401"
+         },
+         "403": {
+          "$ref": "#/components/responses/Problem403"
+         },
+         "503": {
+          "$ref": "#/components/responses/Problem503"
+         }
+        }
+       },
+       "put": {
+        "operationId": "startLiveCampaign",
+        "summary": "Make a campaign live (role operator): every trigger a worker fires is decided on that worker with it — cell, reasons, contact policy, control group, capacity and budget leased to the workers — and recorded as an action of its own run. Value tiers are cut now over the whole base. Replaces the campaign live before. The body is the campaign file.",
+        "security": [
+         {
+          "bearer": []
+         },
+         {
+          "session": []
+         }
+        ],
+        "parameters": [
+         {
+          "name": "max_trigger_age_seconds",
+          "in": "query",
+          "required": false,
+          "description": "Triggers received longer ago than this are not decided (default 600).",
+          "schema": {
+           "type": "integer",
+           "minimum": 1,
+           "maximum": 86400
+          }
+         }
+        ],
+        "requestBody": {
+         "required": true,
+         "content": {
+          "application/json": {
+           "schema": {
+            "type": "object",
+            "description": "The campaign file (docs/retention.md)."
+           }
+          }
+         }
+        },
+        "responses": {
+         "200": {
+          "description": "The campaign is live",
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/LiveCampaignStarted"
+            }
+           }
+          }
+         },
+         "400": {
+          "$ref": "#/components/responses/Problem400"
+         },
+         "401": {
+          "$ref": "#/components/responses/Problem401"
+         },
+         "403": {
+          "$ref": "#/components/responses/Problem403"
+         },
+         "409": {
+          "$ref": "#/components/responses/Problem409"
+         },
+         "413": {
+          "$ref": "#/components/responses/Problem413"
+         },
+         "415": {
+          "$ref": "#/components/responses/Problem415"
+         },
+         "503": {
+          "$ref": "#/components/responses/Problem503"
+         }
+        }
+       },
+       "delete": {
+        "operationId": "stopLiveCampaign",
+        "summary": "End the live campaign (role operator): triggers are no longer decided; its run's summary is written and returned (`run_id` null: none was live).",
+        "security": [
+         {
+          "bearer": []
+         },
+         {
+          "session": []
+         }
+        ],
+        "responses": {
+         "200": {
+          "description": "The ended run's summary",
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/LiveCampaignStatus"
+            }
+           }
+          }
+         },
+         "401": {
+          "$ref": "#/components/responses/Problem401"
+         },
+         "403": {
+          "$ref": "#/components/responses/Problem403"
          },
          "503": {
           "$ref": "#/components/responses/Problem503"

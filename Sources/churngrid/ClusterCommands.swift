@@ -430,7 +430,8 @@ struct StatusCommand: AsyncParsableCommand {
             }
             for e in events {
                 let groups = e.stats.groups > 0 ? String(format: "; %d groups, %.2f ms each", e.stats.groups, Double(e.stats.writeMicros) / Double(e.stats.groups) / 1000) : ""
-                let feed = groups + (e.triggerFeed.isEmpty ? "" : "; triggers on " + e.triggerFeed)
+                let live = e.stats.liveRun > 0 ? "; live campaign run \(e.stats.liveRun): \(e.stats.liveDecided) actions, \(e.stats.liveSkipped) triggers without" : ""
+                let feed = groups + live + (e.triggerFeed.isEmpty ? "" : "; triggers on " + e.triggerFeed)
                 print("  \(e.name)  " + String(format: "events: %.0f/s, triggers %.1f/s, lag %.1f s; %d applied, %d duplicates, %d rejected, %d triggers; state for %d subscribers (%.0f B each)",
                                                 e.stats.eventsPerSecond, e.stats.triggersPerSecond, Double(e.stats.lagMillis) / 1000,
                                                 e.stats.applied, e.stats.duplicates, e.stats.rejected, e.stats.triggers,

@@ -145,7 +145,8 @@ for method, path in [("GET", "/v1/cluster"), ("GET", f"/v1/subscribers/{subscrib
                      ("GET", "/v1/stream"), ("POST", f"/v1/nodes/{drain_target}:drain"), ("GET", "/v1/tokens"),
                      ("POST", "/v1/tokens"), ("POST", "/v1/tokens/x:revoke"), ("POST", "/v1/events"),
                      ("POST", "/v1/campaigns/runs"), ("GET", "/v1/campaigns/runs/1/report"), ("GET", "/v1/campaigns/runs/1/actions.csv?channel=sms"),
-                     ("POST", "/v1/outcomes"), ("POST", "/v1/subscribers:erase"), ("GET", "/v1/models"), ("POST", "/v1/models/churn:deploy")]:
+                     ("POST", "/v1/outcomes"), ("POST", "/v1/subscribers:erase"), ("GET", "/v1/models"), ("POST", "/v1/models/churn:deploy"),
+                     ("GET", "/v1/campaigns/live"), ("PUT", "/v1/campaigns/live"), ("DELETE", "/v1/campaigns/live")]:
     h, _ = check(method, path, 401, problem_type="unauthorized")
     if "Bearer" not in h.get("WWW-Authenticate", ""):
         fail(f"{method} {path}: 401 without a Bearer challenge")
@@ -161,6 +162,8 @@ for method, path, weaker in [("POST", "/v1/jobs", ["reader"]),
                              ("GET", "/v1/campaigns/runs/1/report", ["reader"]),
                              ("GET", "/v1/campaigns/runs/1/actions.csv?channel=sms", ["reader"]),
                              ("POST", "/v1/outcomes", ["reader"]),
+                             ("PUT", "/v1/campaigns/live", ["reader"]),
+                             ("DELETE", "/v1/campaigns/live", ["reader"]),
                              ("POST", f"/v1/nodes/{drain_target}:drain", ["reader", "operator"]),
                              ("GET", "/v1/tokens", ["reader", "operator"]),
                              ("POST", "/v1/tokens", ["reader", "operator"]),
@@ -449,6 +452,27 @@ check("GET", f"/v1/campaigns/runs/{run_id}/report", 200, token=operator)
 check("GET", f"/v1/campaigns/runs/{run_id}/report?window_days=0", 400, token=operator, problem_type="invalid-parameter", field="window_days")
 check("GET", "/v1/campaigns/runs/987654/report", 404, token=operator, problem_type="unknown-run", field="run")
 check("GET", "/v1/campaigns/runs", 405, token=operator, problem_type="method-not-allowed")
+
+# The live campaign: started (operator), read (reader), stopped; a bad file and a bad age refused.
+_, none_live = check("GET", "/v1/campaigns/live", 200, token=reader)
+if none_live["run_id"] is not None:
+    fail(f"a live campaign before any was started: {none_live}")
+check("PUT", "/v1/campaigns/live", 400, token=operator, body=bad_campaign, problem_type="invalid-body", field="offers[1].cost")
+check("PUT", "/v1/campaigns/live?max_trigger_age_seconds=0", 400, token=operator, raw=campaign_bytes, headers=json_type,
+      problem_type="invalid-parameter", field="max_trigger_age_seconds")
+_, live = check("PUT", "/v1/campaigns/live", 200, token=operator, raw=campaign_bytes, headers=json_type, timeout=300)
+if live["campaign"] != campaign["name"] or live["replaced_run"] is not None or len(live["tier_cuts"]) != len(campaign["value_tiers"]):
+    fail(f"live campaign start: unexpected {live}")
+_, live_status = check("GET", "/v1/campaigns/live", 200, token=reader)
+if live_status["run_id"] != live["run_id"] or live_status["campaign"] != campaign["name"]:
+    fail(f"live campaign status: unexpected {live_status}")
+_, ended = check("DELETE", "/v1/campaigns/live", 200, token=operator)
+if ended["run_id"] != live["run_id"]:
+    fail(f"live campaign stop: unexpected {ended}")
+_, after = check("DELETE", "/v1/campaigns/live", 200, token=operator)
+if after["run_id"] is not None:
+    fail(f"a second stop found a live campaign: {after}")
+check("POST", "/v1/campaigns/live", 405, token=operator, problem_type="method-not-allowed")
 
 # The model registry (reader) and deployments (admin): the served version again changes nothing.
 _, listed_models = check("GET", "/v1/models", 200, token=reader)
