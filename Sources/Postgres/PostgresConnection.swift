@@ -83,6 +83,39 @@ public final class PostgresConnection {
         return PostgresRows(result!)
     }
 
+    /// The statements prepared on this connection (`prepare`), by name.
+    public private(set) var preparedNames: Set<String> = []
+
+    /// Prepares `sql` as statement `name` on this connection (parsed and analysed once; with
+    /// `plan_cache_mode` `force_generic_plan`, planned once too).
+    /// - Throws: `PostgresError` with the server's SQLSTATE and message.
+    public func prepare(_ name: String, _ sql: String, parameters: Int) throws(PostgresError) {
+        let result = PQprepare(conn, name, sql, Int32(parameters), nil)
+        defer { PQclear(result) }
+        try check(result, sql: sql, accept: [PGRES_COMMAND_OK])
+        preparedNames.insert(name)
+    }
+
+    /// Runs the prepared statement `name` (preparing it from `sql` first if this connection has not)
+    /// with `$1, $2…` parameters sent as text (nil = NULL); its rows as text.
+    /// - Throws: `PostgresError` with the server's SQLSTATE and message.
+    @discardableResult
+    public func query(prepared name: String, _ sql: String, _ parameters: [String?]) throws(PostgresError) -> PostgresRows {
+        if !preparedNames.contains(name) { try prepare(name, sql, parameters: parameters.count) }
+        var owned: [UnsafeMutablePointer<CChar>?] = parameters.map { $0.map { strdup($0) } ?? nil }
+        defer { owned.forEach { free($0) } }
+        let result: OpaquePointer? = owned.withUnsafeMutableBufferPointer { p in
+            guard let base = p.baseAddress else { return PQexecPrepared(conn, name, 0, nil, nil, nil, 0) }
+            return base.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: p.count) { values in
+                PQexecPrepared(conn, name, Int32(parameters.count), values, nil, nil, 0)
+            }
+        }
+        defer { PQclear(result) }
+        try check(result, sql: sql, accept: [PGRES_COMMAND_OK, PGRES_TUPLES_OK])
+        guard let result else { throw PostgresError(.connection, message: "libpq returned no result", context: PostgresConnection.summary(sql)) }
+        return PostgresRows(result)
+    }
+
     /// Streams data into `COPY … FROM STDIN`; `body` writes with the given writer.
     /// - Returns: the number of rows the server stored.
     /// - Throws: `PostgresError`; if `body` throws, the COPY is aborted (nothing is stored) and the error rethrown.

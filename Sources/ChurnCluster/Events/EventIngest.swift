@@ -310,6 +310,9 @@ final class Confined: @unchecked Sendable {
         // A write stuck behind a lock, or a session left in a transaction by a cut connection,
         // must not hold a shard's fence or keys for long.
         try c.execute("SET lock_timeout TO '10s'; SET idle_in_transaction_session_timeout TO '30s'; SET statement_timeout TO '60s'")
+        // The log's statements are prepared once per connection and planned once: planning an insert
+        // into the partitioned log costs more than the insert of a small group.
+        try c.execute("SET plan_cache_mode TO force_generic_plan")
         try EventLog.prepare(c)
         connection = c
         partitionsDay = .min

@@ -164,7 +164,7 @@ enum EventLog {
             // One statement: the fences this owner still holds (locked FOR SHARE, so a new owner's
             // raise waits for this commit), and the insert of the events of those shards, which
             // says what was new ('h' rows: shards held; 'i' rows: events logged).
-            let result = try c.query("""
+            let result = try c.query(prepared: "cg_events_append", """
                 WITH held AS (
                     SELECT o.shard FROM churngrid_event_owners o
                     JOIN unnest($1::int[], $2::bigint[], $3::bigint[]) AS f(shard, term, epoch)
@@ -198,14 +198,14 @@ enum EventLog {
 
     /// Groups of at most this many events are written by `appendSmall`: one statement, one round
     /// trip. Larger ones go through binary COPY, which costs more round trips but less per event.
-    static let smallGroup = 256
+    static let smallGroup = 128
 
     /// `append` for a small group, in one statement (its own transaction): the same fence check and
     /// insert, the events passed as arrays. At moderate rates groups are small and the event thread
     /// spends its time on round trips, not rows: one instead of five (BEGIN, COPY, query, COMMIT).
     static func appendSmall(_ c: PostgresConnection, _ rows: [LoggedEvent], fences: [(shard: Int, term: Int64, epoch: Int64)], node: String,
                             receivedMillis: Int64) throws -> (logged: Set<ShardSeq>, lost: Set<Int>) {
-        let result = try c.query("""
+        let result = try c.query(prepared: "cg_events_append_small", """
             WITH held AS (
                 SELECT o.shard FROM churngrid_event_owners o
                 JOIN unnest($1::int[], $2::bigint[], $3::bigint[]) AS f(shard, term, epoch)
