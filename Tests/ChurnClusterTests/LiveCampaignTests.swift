@@ -130,8 +130,9 @@ struct LiveCampaignTests {
             #expect((a[3] == "call") == (a[7] == "t"), "a call carries a script, nothing else does")
         }
         #expect(calls > 0 && calls <= 30, "\(calls) calls made of a capacity of 30")
-        // Leased in chunks, topped up as the workers spend: most of the budget is spent, never more.
-        #expect(cost <= 1 + 1e-6 && cost >= 0.6, "spent \(cost) of a budget of 1")
+        // Leased in chunks (a first 0.125 to each worker), topped up as the workers spend: more than
+        // the first grants is spent (a top-up reached a waiting trigger), never more than the budget.
+        #expect(cost <= 1 + 1e-6 && cost > 0.3, "spent \(cost) of a budget of 1")
         #expect(controls > 0 && Double(controls) < Double(actions.count) * 0.4, "\(controls) controls of \(actions.count)")
         let orphans = try db.query("""
             SELECT count(*) FROM campaign_actions a WHERE run_id = $1 AND NOT EXISTS (SELECT 1 FROM retention_triggers t WHERE t.trigger_id = a.trigger_id)

@@ -138,18 +138,23 @@ final class LiveDecisions: @unchecked Sendable {
 
     private func loop() {
         while true {
-            _ = wake.wait(timeout: .now() + .milliseconds(Int(Self.pollInterval / .milliseconds(1))))
+            // Triggers waiting (for a lease's top-up, or for the database) are tried again soon.
+            _ = wake.wait(timeout: .now() + .milliseconds(retry.isEmpty ? Int(Self.pollInterval / .milliseconds(1)) : 250))
             let (inputs, ownedNow, poked, stopped) = inbox.withLock { box in
                 defer { box.inputs.removeAll(keepingCapacity: true); box.poked = false }
                 return (box.inputs, box.owned, box.poked, box.stopped)
             }
             if !inputs.isEmpty { owned = ownedNow }
-            if poked || lastPoll.map({ ContinuousClock.now - $0 >= Self.pollInterval }) ?? true {
-                poll()
-            }
+            // A change the coordinator announced is read before deciding; the periodic reads come
+            // after the decisions, off their path.
+            let due = lastPoll.map({ ContinuousClock.now - $0 >= Self.pollInterval }) ?? true
+            if poked || (due && live == nil) { poll() }
             let work = retry + inputs
+            if !retry.isEmpty && live != nil { try? readRoom() }  // what waited for room decides with the leases as they are now
             retry = []
             if !work.isEmpty { decide(work) }
+            if !poked && due && live != nil { poll() }
+            if live != nil, roomRead.map({ ContinuousClock.now - $0 > .milliseconds(200) }) ?? true { try? readRoom() }
             retry += waitingForRoom
             waitingForRoom = []
             if stopped {
@@ -257,7 +262,6 @@ final class LiveDecisions: @unchecked Sendable {
         for _ in 0..<3 {
             do {
                 try ensureContacts()
-                if roomRead.map({ ContinuousClock.now - $0 > .milliseconds(200) }) ?? true { try readRoom() }
                 pending = try decideOnce(pending)
                 if pending.isEmpty { return }
                 if live == nil {

@@ -231,7 +231,19 @@ extension ClusterDatabase {
     func leaseLiveQuotas(members: [String], keeping: Set<String>, units: @escaping @Sendable (LiveCampaignRecord) -> [String: Double]) async throws -> [LiveQuotas.Lease] {
         let term = term
         return try await run { c in
-            try Self.transaction(c, fencedBy: term) {
+            // Most rounds change nothing: they read without a lock and stop there, so the workers'
+            // writes (which spend the same rows) never wait for them.
+            guard let peek = try c.query("SELECT run_id, capacity::text, budget FROM campaign_live").rows.first,
+                  let peekRun = peek[0].flatMap({ Int64($0) }), let peekLive = try LiveCampaignStore.current(c) else { return [] }
+            let peekCapacity = (try? JSONSerialization.jsonObject(with: Data((peek[1] ?? "{}").utf8))) as? [String: Int] ?? [:]
+            let peekQuotas = LiveQuotas(totals: LiveQuotas.totals(capacity: peekCapacity, budget: peek[2].flatMap { Double($0) }), units: units(peekLive))
+            var seen: [LiveQuotas.Lease] = []
+            for r in try c.query("SELECT node, resource, granted, used FROM campaign_live_quotas WHERE run_id = $1", [String(peekRun)]).rows {
+                guard let node = r[0], let resource = r[1], let granted = r[2].flatMap({ Double($0) }), let used = r[3].flatMap({ Double($0) }) else { continue }
+                seen.append(.init(node: node, resource: resource, granted: granted, used: used))
+            }
+            guard !peekQuotas.round(seen, members: members, keeping: keeping).isEmpty else { return [] }
+            return try Self.transaction(c, fencedBy: term) {
                 // SKIP LOCKED: while a batch run's write holds the row, this round is skipped rather
                 // than holding the coordinator's connection.
                 guard let row = try c.query("SELECT run_id, capacity::text, budget FROM campaign_live FOR SHARE SKIP LOCKED").rows.first,
