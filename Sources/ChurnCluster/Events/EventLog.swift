@@ -165,11 +165,7 @@ enum EventLog {
             // raise waits for this commit), and the insert of the events of those shards, which
             // says what was new ('h' rows: shards held; 'i' rows: events logged).
             let result = try c.query(prepared: "cg_events_append", """
-                WITH held AS (
-                    SELECT o.shard FROM churngrid_event_owners o
-                    JOIN unnest($1::int[], $2::bigint[], $3::bigint[]) AS f(shard, term, epoch)
-                      ON o.shard = f.shard AND o.term = f.term AND o.epoch = f.epoch AND o.node = $4
-                    FOR SHARE OF o),
+                \(heldFences),
                 ins AS (
                     INSERT INTO subscriber_events (source, event_id, at, subscriber_id, shard, seq, type, value, received_ms)
                     SELECT source, event_id, timestamptz 'epoch' + at_ms * interval '1 millisecond', subscriber_id, shard, seq, type, value, $5
@@ -177,19 +173,9 @@ enum EventLog {
                     ON CONFLICT DO NOTHING RETURNING shard, seq)
                 SELECT 'h', shard, 0 FROM held UNION ALL SELECT 'i', shard, seq FROM ins
                 """, [intArray(fences.map(\.shard)), intArray(fences.map(\.term)), intArray(fences.map(\.epoch)), node, String(receivedMillis)])
-            var held = Set<Int>(), logged = Set<ShardSeq>()
-            logged.reserveCapacity(result.rows.count)
-            for row in result.rows {
-                guard row.count == 3, let shard = row[1].flatMap(Int.init) else { continue }
-                if row[0] == "h" {
-                    held.insert(shard)
-                } else if let seq = row[2].flatMap(Int64.init) {
-                    logged.insert(ShardSeq(shard: shard, seq: seq))
-                }
-            }
-            let lost = Set(fences.map(\.shard)).subtracting(held)
+            let outcome = appended(result, fences: fences)
             try c.execute("COMMIT")
-            return (logged, lost)
+            return outcome
         } catch {
             try? c.execute("ROLLBACK")
             throw error
@@ -206,11 +192,7 @@ enum EventLog {
     static func appendSmall(_ c: PostgresConnection, _ rows: [LoggedEvent], fences: [(shard: Int, term: Int64, epoch: Int64)], node: String,
                             receivedMillis: Int64) throws -> (logged: Set<ShardSeq>, lost: Set<Int>) {
         let result = try c.query(prepared: "cg_events_append_small", """
-            WITH held AS (
-                SELECT o.shard FROM churngrid_event_owners o
-                JOIN unnest($1::int[], $2::bigint[], $3::bigint[]) AS f(shard, term, epoch)
-                  ON o.shard = f.shard AND o.term = f.term AND o.epoch = f.epoch AND o.node = $4
-                FOR SHARE OF o),
+            \(heldFences),
             ins AS (
                 INSERT INTO subscriber_events (source, event_id, at, subscriber_id, shard, seq, type, value, received_ms)
                 SELECT s, e, timestamptz 'epoch' + a * interval '1 millisecond', sub, sh, sq, t, v, $5
@@ -223,7 +205,24 @@ enum EventLog {
                   ClusterDatabase.textArray(rows.map(\.event.source)), ClusterDatabase.textArray(rows.map(\.event.eventID)),
                   intArray(rows.map(\.event.at)), intArray(rows.map(\.event.subscriberID)), intArray(rows.map(\.shard)), intArray(rows.map(\.seq)),
                   intArray(rows.map { $0.event.type.index }), exactDoubleArray(rows.map(\.event.value))])
+        return appended(result, fences: fences)
+    }
+
+    /// The fences this owner still holds ($1–$3: shards, terms, epochs; $4: the node), locked FOR
+    /// SHARE so that a new owner's raise waits for the insert's commit: the `held` CTE of both appends.
+    static let heldFences = """
+        WITH held AS (
+            SELECT o.shard FROM churngrid_event_owners o
+            JOIN unnest($1::int[], $2::bigint[], $3::bigint[]) AS f(shard, term, epoch)
+              ON o.shard = f.shard AND o.term = f.term AND o.epoch = f.epoch AND o.node = $4
+            FOR SHARE OF o)
+        """
+
+    /// What an append's statement answered ('h' rows: shards held; 'i' rows: events logged): the
+    /// events logged, and the shards whose fence another owner holds now.
+    static func appended(_ result: PostgresRows, fences: [(shard: Int, term: Int64, epoch: Int64)]) -> (logged: Set<ShardSeq>, lost: Set<Int>) {
         var held = Set<Int>(), logged = Set<ShardSeq>()
+        logged.reserveCapacity(result.rows.count)
         for row in result.rows {
             guard row.count == 3, let shard = row[1].flatMap(Int.init) else { continue }
             if row[0] == "h" {
