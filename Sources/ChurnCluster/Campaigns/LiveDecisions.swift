@@ -87,6 +87,13 @@ final class LiveDecisions: @unchecked Sendable {
     static let regionColumn = FeatureCatalogue.names.firstIndex(of: "region")
     static let featureIndex: [String: Int] = Dictionary(uniqueKeysWithValues: FeatureCatalogue.names.enumerated().map { ($1, $0) })
 
+    /// An error that says nothing about the rows (a lock or statement timeout, a deadlock, a
+    /// serialization failure, the server short of resources): the same write is tried again later.
+    static func isTransient(_ error: PostgresError) -> Bool {
+        guard let state = error.sqlState else { return false }
+        return ["55P03", "57014", "40P01", "40001"].contains(state) || state.hasPrefix("53")
+    }
+
     /// A value as the `real` columns take it (a profile's extreme revenue must not fail the write).
     static func real(_ v: Double) -> Double { v.isNaN ? 0 : min(max(v, -3e38), 3e38) }
 
@@ -275,7 +282,7 @@ final class LiveDecisions: @unchecked Sendable {
                     // Stale: the contact state changed under the decisions; read it again.
                     loadedShards = []
                 }
-            } catch let error as PostgresError where !error.isUnavailable {
+            } catch let error as PostgresError where !error.isUnavailable && !Self.isTransient(error) {
                 // A statement the database refuses (not a lost connection): recorded one by one, so
                 // one bad row cannot hold the others back forever.
                 logger.warning("recording live decisions failed; recording them one by one", metadata: ["triggers": "\(pending.count)", "error": "\(error)"])
@@ -289,7 +296,7 @@ final class LiveDecisions: @unchecked Sendable {
                 }
                 if pending.isEmpty { return }
             } catch {
-                connection = nil
+                if !((error as? PostgresError).map(Self.isTransient) ?? false) { connection = nil }
                 logger.warning("recording live decisions failed; they are decided again", metadata: ["triggers": "\(pending.count)", "error": "\(error)"])
                 break
             }
