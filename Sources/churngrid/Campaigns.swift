@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChurnCluster
+import ClusterSystem
 import Foundation
 import Retention
 import Uplift
@@ -34,7 +35,10 @@ struct CampaignCommand: ParsableCommand {
                 let campaign = try Campaign.parse(Array(data), source: config)
                 if !json { FileHandle.standardError.write(Data("deciding campaign \(campaign.name) over the published job …\n".utf8)) }
                 let summary = try await withCoordinator(target, logger: logger) { client in
-                    try await client.coordinator.runCampaign(CampaignRunRequest(config: Array(data), source: config, job: job))
+                    // A run scores and explains the whole base: minutes on a large one, not the default call timeout.
+                    try await ClusterActorSystem.$callTimeout.withValue(.seconds(3600)) {
+                        try await client.coordinator.runCampaign(CampaignRunRequest(config: Array(data), source: config, job: job))
+                    }
                 }
                 if json {
                     print(summary)
@@ -79,7 +83,7 @@ struct CampaignCommand: ParsableCommand {
                     throw ValidationError("--channel \(channel): one of \(Channel.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
                 let csv = try await withCoordinator(target, logger: logger) { client in
-                    try await client.coordinator.exportCampaign(run: run, channel: channel)
+                    try await ClusterActorSystem.$callTimeout.withValue(.seconds(600)) { try await client.coordinator.exportCampaign(run: run, channel: channel) }
                 }
                 if out == "-" {
                     print(csv, terminator: "")
@@ -115,7 +119,7 @@ struct CampaignCommand: ParsableCommand {
             try await reportingClusterErrors {
                 guard (1...365).contains(windowDays) else { throw ValidationError("--window-days: 1 to 365") }
                 let report = try await withCoordinator(target, logger: logger) { client in
-                    try await client.coordinator.campaignReport(run: run, windowDays: windowDays)
+                    try await ClusterActorSystem.$callTimeout.withValue(.seconds(600)) { try await client.coordinator.campaignReport(run: run, windowDays: windowDays) }
                 }
                 if json { print(report) } else { print(Self.describe(report)) }
             }
@@ -166,7 +170,7 @@ struct OutcomesCommand: ParsableCommand {
                 let batch = OutcomeBatch(source: input, lines: file.lines, ids: o.subscriberIDs, churned: o.churned.map { $0 ? 1 : 0 },
                                          accepted: o.accepted.map { $0.map { $0 ? 1 : 0 } ?? -1 }, observedAtMillis: o.observedAt)
                 let counts = try await withCoordinator(target, logger: logger) { client in
-                    try await client.coordinator.importOutcomes(OutcomeBatchWire(batch))
+                    try await ClusterActorSystem.$callTimeout.withValue(.seconds(600)) { try await client.coordinator.importOutcomes(OutcomeBatchWire(batch)) }
                 }
                 print("\(counts.first ?? 0) outcomes added, \(counts.dropFirst().first ?? 0) replaced")
             }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChurnCluster
+import ClusterSystem
 import Foundation
 import Retention
 
@@ -35,7 +36,10 @@ struct LiveCampaignCommand: ParsableCommand {
                 let campaign = try Campaign.parse(Array(data), source: config)
                 if !json { FileHandle.standardError.write(Data("cutting value tiers over the base and making \(campaign.name) live …\n".utf8)) }
                 let out = try await withCoordinator(target, logger: logger) { client in
-                    try await client.coordinator.startLiveCampaign(LiveCampaignRequest(config: Array(data), source: config, maxTriggerAgeSeconds: maxTriggerAge))
+                    // The value tiers are cut over the whole base first: more than the default call timeout on a large one.
+                    try await ClusterActorSystem.$callTimeout.withValue(.seconds(3600)) {
+                        try await client.coordinator.startLiveCampaign(LiveCampaignRequest(config: Array(data), source: config, maxTriggerAgeSeconds: maxTriggerAge))
+                    }
                 }
                 if json {
                     print(out)
