@@ -368,31 +368,32 @@ final class LiveDecisions: @unchecked Sendable {
             for (i, status) in statuses.enumerated() {
                 let row = rows[i]
                 switch status {
-                case "decided":
+                case .decided:
                     if row.treated, let channel = Channel(rawValue: row.channel) {
                         contacts.histories[row.subscriberID, default: ContactHistory()].record(channel, at: row.sendAfterMillis / 1000)
                         if campaign.capacity[channel] != nil { live.room[row.channel, default: 0] -= 1 }
                         if campaign.budget != nil { live.room["budget", default: 0] -= row.cost }
                     }
                     decided.add(1, ordering: .relaxed)
-                case "stale":
+                case .stale:
                     stale.append(sources[i])
-                case "ended":
+                    continue
+                case .ended:
                     // Another run is live, or none: every input goes back (`decide` polls and retries).
                     self.live = nil
                     runID.store(0, ordering: .relaxed)
                     waitingForRoom.removeSubrange(waitingBefore...)
                     return inputs
-                case "no_capacity", "no_budget":
-                    if status == "no_capacity" { live.room[row.channel] = 0 } else { live.room["budget"] = 0 }
+                case .noCapacity, .noBudget:
+                    if status == .noCapacity { live.room[row.channel] = 0 } else { live.room["budget"] = 0 }
                     if nowMillis - sources[i].trigger.firedAt < Self.leaseWait {
                         waitingForRoom.append(sources[i])
                         continue
                     }
-                default:
+                case .already, .doNotContact, .noConsent:
                     break
                 }
-                if status != "stale" { outcomes[status == "decided" ? (row.treated ? "treatment" : "control") : status, default: 0] += 1 }
+                outcomes[status == .decided ? (row.treated ? "treatment" : "control") : status.rawValue, default: 0] += 1
             }
             self.live = live
         }

@@ -94,8 +94,14 @@ enum LiveCampaignStore {
         }
     }
 
+    /// What `churngrid_live_decide` answered for one row (migration 13).
+    enum RecordStatus: String, Sendable {
+        case decided, already, stale, ended
+        case doNotContact = "do_not_contact", noConsent = "no_consent", noCapacity = "no_capacity", noBudget = "no_budget"
+    }
+
     /// Records decided triggers (`churngrid_live_decide`, one transaction): one status per row.
-    static func record(_ c: PostgresConnection, run: Int64, node: String, generation: Int64, _ rows: [LiveActionRow]) throws -> [String] {
+    static func record(_ c: PostgresConnection, run: Int64, node: String, generation: Int64, _ rows: [LiveActionRow]) throws -> [RecordStatus] {
         guard !rows.isEmpty else { return [] }
         func text(_ f: (LiveActionRow) -> String) -> String { ClusterDatabase.textArray(rows.map(f)) }
         func numbers(_ f: (LiveActionRow) -> Double) -> String { EventLog.doubleArray(rows.map(f)) }
@@ -108,7 +114,10 @@ enum LiveCampaignStore {
                   text(\.band), reasons, ClusterDatabase.textArray(rows.map(\.script)), EventLog.intArray(rows.map(\.sendAfterMillis)), text(\.triggerID)])
             .rows.map { $0.first.flatMap { $0 } ?? "" }
         guard statuses.count == rows.count else { throw ClusterError("churngrid_live_decide answered \(statuses.count) statuses for \(rows.count) rows") }
-        return statuses
+        return try statuses.map { text in
+            guard let status = RecordStatus(rawValue: text) else { throw ClusterError("churngrid_live_decide answered an unknown status '\(text.prefix(40))'") }
+            return status
+        }
     }
 }
 
@@ -233,29 +242,17 @@ extension ClusterDatabase {
         return try await run { c in
             // Most rounds change nothing: they read without a lock and stop there, so the workers'
             // writes (which spend the same rows) never wait for them.
-            guard let peek = try c.query("SELECT run_id, capacity::text, budget FROM campaign_live").rows.first,
-                  let peekRun = peek[0].flatMap({ Int64($0) }), let peekLive = try LiveCampaignStore.current(c) else { return [] }
-            let peekCapacity = (try? JSONSerialization.jsonObject(with: Data((peek[1] ?? "{}").utf8))) as? [String: Int] ?? [:]
-            let peekQuotas = LiveQuotas(totals: LiveQuotas.totals(capacity: peekCapacity, budget: peek[2].flatMap { Double($0) }), units: units(peekLive))
-            var seen: [LiveQuotas.Lease] = []
-            for r in try c.query("SELECT node, resource, granted, used FROM campaign_live_quotas WHERE run_id = $1", [String(peekRun)]).rows {
-                guard let node = r[0], let resource = r[1], let granted = r[2].flatMap({ Double($0) }), let used = r[3].flatMap({ Double($0) }) else { continue }
-                seen.append(.init(node: node, resource: resource, granted: granted, used: used))
-            }
-            guard !peekQuotas.round(seen, members: members, keeping: keeping).isEmpty else { return [] }
+            guard let row = try c.query("SELECT run_id, capacity::text, budget FROM campaign_live").rows.first,
+                  let run = row[0].flatMap({ Int64($0) }), let live = try LiveCampaignStore.current(c) else { return [] }
+            let capacity = (try? JSONSerialization.jsonObject(with: Data((row[1] ?? "{}").utf8))) as? [String: Int] ?? [:]
+            let quotas = LiveQuotas(totals: LiveQuotas.totals(capacity: capacity, budget: row[2].flatMap { Double($0) }), units: units(live))
+            guard !quotas.round(try Self.leases(c, run: run, locked: false), members: members, keeping: keeping).isEmpty else { return [] }
             return try Self.transaction(c, fencedBy: term) {
                 // SKIP LOCKED: while a batch run's write holds the row, this round is skipped rather
-                // than holding the coordinator's connection.
-                guard let row = try c.query("SELECT run_id, capacity::text, budget FROM campaign_live FOR SHARE SKIP LOCKED").rows.first,
-                      let run = row[0].flatMap({ Int64($0) }), let live = try LiveCampaignStore.current(c) else { return [] }
-                let capacity = (try? JSONSerialization.jsonObject(with: Data((row[1] ?? "{}").utf8))) as? [String: Int] ?? [:]
-                let quotas = LiveQuotas(totals: LiveQuotas.totals(capacity: capacity, budget: row[2].flatMap { Double($0) }), units: units(live))
-                var leases: [LiveQuotas.Lease] = []
-                for r in try c.query("SELECT node, resource, granted, used FROM campaign_live_quotas WHERE run_id = $1 ORDER BY node, resource FOR UPDATE", [String(run)]).rows {
-                    guard let node = r[0], let resource = r[1], let granted = r[2].flatMap({ Double($0) }), let used = r[3].flatMap({ Double($0) }) else { continue }
-                    leases.append(.init(node: node, resource: resource, granted: granted, used: used))
-                }
-                let changed = quotas.round(leases, members: members, keeping: keeping)
+                // than holding the coordinator's connection. A run's totals never change; another run
+                // live by now waits for the next round.
+                guard try c.query("SELECT run_id FROM campaign_live FOR SHARE SKIP LOCKED").scalar.flatMap({ Int64($0) }) == run else { return [] }
+                let changed = quotas.round(try Self.leases(c, run: run, locked: true), members: members, keeping: keeping)
                 for l in changed {
                     try c.query("""
                         INSERT INTO campaign_live_quotas (run_id, node, resource, granted) VALUES ($1, $2, $3, $4)
@@ -264,6 +261,15 @@ extension ClusterDatabase {
                 }
                 return changed
             }
+        }
+    }
+
+    /// The leases of `run`; `locked`: FOR UPDATE, in the order the workers' writes lock them.
+    private static func leases(_ c: PostgresConnection, run: Int64, locked: Bool) throws -> [LiveQuotas.Lease] {
+        try c.query("SELECT node, resource, granted, used FROM campaign_live_quotas WHERE run_id = $1" + (locked ? " ORDER BY node, resource FOR UPDATE" : ""),
+                    [String(run)]).rows.compactMap { r in
+            guard let node = r[0], let resource = r[1], let granted = r[2].flatMap({ Double($0) }), let used = r[3].flatMap({ Double($0) }) else { return nil }
+            return LiveQuotas.Lease(node: node, resource: resource, granted: granted, used: used)
         }
     }
 }
