@@ -281,6 +281,7 @@ struct RescoreCommand: AsyncParsableCommand {
                     if json { try printJSON(["job_id": id]) } else { print("job \(id) started") }
                     return nil
                 }
+                logger.info("rescoring job started; waiting for it to end", metadata: ["job": "\(id)"])
                 var status = try await waitForJob(client, id: id, showProgress: !json, target: target, logger: logger)
                 // Where the time went (a coordinator one version older has no such method).
                 status.timeline = try? await client.coordinator.jobTimeline(id: id)

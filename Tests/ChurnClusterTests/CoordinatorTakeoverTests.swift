@@ -106,6 +106,10 @@ struct CoordinatorTakeoverTests {
         let first = try #require(started?.id, "the CLI started no job")
         #expect(try await client.coordinator.status().coordinator.hasPrefix("coordinator@"))
         #expect(Self.log(cluster, "coordinator-2").contains("standing by"), "the second coordinator stands by")
+        // The CLI has its job's id (it logs it) before the leader goes: killed earlier, the CLI's
+        // start itself would fail, which is another test's matter.
+        for _ in 0..<600 where !waiting.log.contains("rescoring job started") { try await Task.sleep(for: .milliseconds(20)) }
+        try #require(waiting.log.contains("rescoring job started"), "the CLI never had its job's id: \(waiting.log)")
         try #require(try await Self.midJob(client, first), "the job ended before the leader could be killed under it")
         let killedAt = ContinuousClock.now
         kill(try #require(cluster.pid("coordinator")), SIGKILL)

@@ -20,7 +20,13 @@ struct DatabaseFaultTests {
     static func ended(_ client: ClusterClient, _ id: Int64, within: Duration) async throws -> JobStatus? {
         let deadline = ContinuousClock.now + within
         while ContinuousClock.now < deadline {
-            if let job = try await client.coordinator.job(), job.id == id, job.state != .running { return job }
+            do {
+                if let job = try await client.coordinator.job(), job.id == id, job.state != .running { return job }
+            } catch let error as RemoteCallError where error.code == .timedOut {
+                // A loaded machine (CI runs the suites side by side) may keep one poll past its
+                // timeout; the deadline still bounds the wait.
+                print("job \(id): a status poll timed out (\(error)); asking again")
+            }
             try await Task.sleep(for: .milliseconds(100))
         }
         return nil

@@ -79,12 +79,16 @@ extension CoordinatorActor {
             let request = DriftRequest(modelVersion: version, sampleRows: DriftAssembly.sampleRows(shardCount: shardCount))
             let samples = try await everyShardPass(what: "sample", of: "drift measurement", otherwise: Self.driftRetried) { try await $0.drift(request) }
             try Self.check(samples, version: version, edges: nil)
-            edges = try DriftAssembly.edges(samples: samples.map { $0.1.sample.elements }, features: names.count)
+            // Sorting a few million sampled values is CPU work: off the coordinator's actor, which
+            // keeps answering (status, job) meanwhile.
+            let rows = samples.map { $0.1.sample.elements }, width = names.count
+            edges = try await Task.detached { try DriftAssembly.edges(samples: rows, features: width) }.value
         }
         let request = DriftRequest(modelVersion: version, edges: edges)
         let answers = try await everyShardPass(what: "counts", of: "drift measurement", otherwise: Self.driftRetried) { try await $0.drift(request) }
         try Self.check(answers, version: version, edges: edges)
-        let counts = try DriftAssembly.counts(answers: answers.map { $0.1.counts.elements }, edges: edges)
+        let counted = answers.map { $0.1.counts.elements }
+        let counts = try await Task.detached { [edges] in try DriftAssembly.counts(answers: counted, edges: edges) }.value
         var current: [String: [Int64]] = [:]
         for (j, name) in names.enumerated() { current[name] = counts[j] }
         current[DriftReport.scoreName] = scoreHistogram
