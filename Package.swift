@@ -71,7 +71,7 @@ let package = Package(
         .target(
             name: "ChurnCluster",
             dependencies: [
-                "ClusterSystem", "WireFormat", "TreeModel", "SubscriberProfiles", "SubscriberEvents", "ProfileDatabase", "Postgres", "ZeroMQ", "Retention", "Uplift",
+                "ClusterSystem", "WireFormat", "TreeModel", "SubscriberProfiles", "SubscriberEvents", "ProfileDatabase", "Postgres", "ZeroMQ", "Retention", "Uplift", "FeatureTable",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

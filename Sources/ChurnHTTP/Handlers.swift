@@ -784,7 +784,7 @@ struct Handlers {
             case .unknownModel: throw Problem(.unknownModel, refusal.description, field: "name")
             case .unknownVersion: throw Problem(.unknownModel, refusal.description, field: "version")
             case .ambiguousVersion: throw Problem(.invalidBody, refusal.description, field: "version")
-            case .busy, .served, .unloadable: throw Problem(.conflict, refusal.description)
+            case .busy, .served, .unloadable, .referenceExists: throw Problem(.conflict, refusal.description)
             }
         } catch let error as ClusterError {
             // Not every worker loaded it (nothing changed), or the registry could not be read.

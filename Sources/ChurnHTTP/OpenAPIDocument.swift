@@ -423,7 +423,7 @@ enum OpenAPIDocument {
           "type": "integer",
           "format": "int64",
           "minimum": 0,
-          "description": "The job whose population is the reference (this job when it took the reference: every PSI 0)."
+          "description": "The job whose population is the reference (this job when it took the reference: every PSI 0); 0 when the reference is the file given to `churngrid models add --reference`."
          },
          "features": {
           "type": "array",

@@ -66,6 +66,7 @@ struct DriftCommand: AsyncParsableCommand {
 func driftSummary(_ d: DriftReport) -> String {
     if d.isReference { return "drift: job \(d.job) took the reference of model \(d.modelVersion) (\(d.features.count) PSIs of 0 by definition)" }
     let act = d.at(.act).map(\.feature), watch = d.at(.watch).map(\.feature)
-    return "drift of job \(d.job) against job \(d.referenceJob) (model \(d.modelVersion)): "
+    let against = d.referenceJob == 0 ? "the reference file given to models add" : "job \(d.referenceJob)"
+    return "drift of job \(d.job) against \(against) (model \(d.modelVersion)): "
         + (act.isEmpty && watch.isEmpty ? "stable (every PSI below 0.1)" : "act: \(act.isEmpty ? "none" : act.joined(separator: ", ")); watch: \(watch.isEmpty ? "none" : watch.joined(separator: ", "))")
 }

@@ -26,6 +26,10 @@ struct AddModel: AsyncParsableCommand {
     @Option(help: "The model file.")
     var file: String
 
+    @Option(help: ArgumentHelp("A CSV of rows (a header naming the model's features) whose distribution is the model's drift reference, instead of the first job that scores it.",
+                               valueName: "csv"))
+    var reference: String?
+
     @Flag(help: "Print one JSON object.")
     var json = false
 
@@ -33,12 +37,29 @@ struct AddModel: AsyncParsableCommand {
         let logger = makeLogger("churngrid.models")
         let bytes: [UInt8]
         do { bytes = try TreeEnsemble.bytes(ofFile: file) } catch { throw ValidationError("\(error)") }
+        var upload: DriftReferenceUpload?
+        if let reference {
+            // Binned and scored here: only the bins cross the wire.
+            let start = ContinuousClock.now
+            logger.info("reading the drift reference", metadata: ["file": "\(reference)"])
+            do {
+                let model = try ScoringModel(bytes: bytes, source: file)
+                upload = try DriftReferenceUpload.read(path: reference, model: model)
+            } catch {
+                throw ValidationError("\(error)")
+            }
+            logger.info("drift reference binned", metadata: ["file": "\(reference)", "rows": "\(upload?.rows ?? 0)",
+                                                            "seconds": "\(String(format: "%.2f", (ContinuousClock.now - start) / .seconds(1)))"])
+        }
         try await reportingClusterErrors {
             let entry = try await withCoordinator(target, logger: logger) { client in
                 try await ClusterActorSystem.$callTimeout.withValue(.seconds(300)) {
-                    try await client.coordinator.addModel(name: name, source: (file as NSString).lastPathComponent, bytes: BulkArray(bytes))
+                    let source = (file as NSString).lastPathComponent
+                    if let upload { return try await client.coordinator.addModel(name: name, source: source, bytes: BulkArray(bytes), reference: upload) }
+                    return try await client.coordinator.addModel(name: name, source: source, bytes: BulkArray(bytes))
                 }
             }
+            if let upload, !json { print("drift reference: \(upload.rows) rows of \(upload.source), \(upload.features.count) features and the score binned") }
             if json { try printJSON(entry) } else {
                 print("model \(entry.name) version \(entry.version): \(entry.format), \(entry.features.count) features, \(entry.bytes) bytes"
                       + (entry.served ? " (served)" : "; deploy it with `churngrid models deploy \(entry.name) --version \(entry.version)`"))

@@ -1,7 +1,9 @@
 import ChurnCluster
 import Foundation
 import Postgres
+import ProfileDatabase
 import SubscriberEvents
+import SubscriberProfiles
 import Testing
 import TestSupport
 
@@ -76,5 +78,76 @@ struct DriftClusterTests {
         #expect(unknown.status == 1 && unknown.output.contains("job 999999 has no drift measured"), "\(unknown.output)")
         let stored = try db.query("SELECT count(*), count(*) FILTER (WHERE level = 'act') FROM model_drift WHERE job_id = $1", [String(second)]).rows[0]
         #expect(stored[0] == String(features.count + 1) && (Int(stored[1] ?? "0") ?? 0) >= 1, "\(stored)")
+    }
+
+    /// The base as the profile table has it, as a CSV (header: subscriber_id and every profile
+    /// feature; missing values empty), `shift` added to the named features.
+    static func writeBase(url: String, to path: String, shift: [String: Float] = [:], dropping: String? = nil) throws -> Int {
+        let (stores, _) = try ProfileLoader(url: url).load(shards: Array(0..<EventTests.shards), shardCount: EventTests.shards)
+        let names = FeatureCatalogue.names
+        let kept = names.indices.filter { names[$0] != dropping }
+        var text = (["subscriber_id"] + kept.map { names[$0] }).joined(separator: ",") + "\n"
+        var rows = 0
+        for store in stores.values {
+            for row in 0..<store.count {
+                var line = String(store.id(at: row))
+                for f in kept {
+                    let v = store.value(row: row, feature: f) + (shift[names[f]] ?? 0)
+                    line += v.isNaN ? "," : ",\(v)"
+                }
+                text += line + "\n"
+                rows += 1
+            }
+        }
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return rows
+    }
+
+    @Test("a reference file given to models add: the version's first job is measured against it (the shifted feature at 'act', every other feature at exactly 0); a second reference is refused and nothing changes; a file without a feature's column is refused naming it")
+    func referenceFile() async throws {
+        let (url, cluster, client) = try await EventTests.cluster(name: "drift-file", standbys: false)
+        defer { cluster.stop() }
+        defer { Task { await client.close() } }
+        let db = try PostgresConnection(url: url)
+        let features = try ScoringModel(bytes: Array(try Data(contentsOf: URL(fileURLWithPath: EventTests.model))), source: EventTests.model).featureNames
+        let churngrid = shellQuoted(try churngridExecutable())
+        let add = "\(churngrid) models add --name churn --file \(shellQuoted(EventTests.model)) --coordinator \(cluster.coordinatorEndpoint) --reference"
+
+        // A file without one of the model's columns: refused before anything is sent.
+        let broken = "/tmp/churngrid-test-\(getpid())-reference-broken.csv"
+        _ = try await onOwnThread { try Self.writeBase(url: url, to: broken, dropping: "complaints_90d") }
+        let refused = await runCommand("\(add) \(broken)")
+        #expect(refused.status != 0 && refused.output.contains(broken) && refused.output.contains("complaints_90d"), "\(refused.output)")
+        #expect(try db.query("SELECT count(*) FROM model_drift_reference").scalar == "0")
+
+        // The base as it is, but three more complaints for everyone: the reference the base has
+        // drifted away from.
+        let path = "/tmp/churngrid-test-\(getpid())-reference.csv"
+        let rows = try await onOwnThread { try Self.writeBase(url: url, to: path, shift: ["complaints_90d": 3]) }
+        #expect(rows == EventTests.subscribers)
+        let added = await runCommand("\(add) \(path)")
+        #expect(added.status == 0 && added.output.contains("drift reference: \(rows) rows of"), "\(added.output)")
+        let stored = try db.query("SELECT count(*), count(*) FILTER (WHERE job_id = 0), min(array_length(counts, 1)) FROM model_drift_reference").rows[0]
+        #expect(stored[0] == String(features.count + 1) && stored[1] == stored[0], "\(stored)")
+        let audit = try db.query("SELECT outcome FROM churngrid_audit_log WHERE action = 'models add' ORDER BY id DESC LIMIT 1").scalar ?? ""
+        #expect(audit.contains("with the drift reference of churngrid-test-") && audit.contains("(\(rows) rows)"), "\(audit)")
+
+        let first = try await client.coordinator.startRescore()
+        #expect(try await RescoringTests.waitForJob(client, first).state == .completed)
+        let drift = try await Self.drift(client, job: first)
+        #expect(!drift.isReference && drift.referenceJob == 0, "measured against the file, not taken from the job: \(drift.referenceJob)")
+        let complaints = try #require(drift.features.first { $0.feature == "complaints_90d" })
+        #expect(complaints.level == .act && complaints.psi >= 0.25, "complaints_90d: \(complaints)")
+        // The file's bins hold the same subscribers as the shards' profiles.
+        let others = drift.features.filter { $0.feature != "complaints_90d" && $0.feature != DriftReport.scoreName }
+        #expect(others.count == features.count - 1 && others.allSatisfy { $0.psi == 0 }, "\(others.filter { $0.psi != 0 })")
+        let text = await runCommand("\(churngrid) drift --coordinator \(cluster.coordinatorEndpoint) --job \(first)")
+        #expect(text.status == 0 && text.output.contains("drift of job \(first) against the reference file given to models add"), "\(text.output)")
+
+        // A second reference for the version: refused, the first kept.
+        let before = try db.query("SELECT feature, edges::text, counts::text FROM model_drift_reference ORDER BY feature").rows
+        let again = await runCommand("\(add) \(path)")
+        #expect(again.status != 0 && again.output.contains("already has a drift reference (from a file)"), "\(again.output)")
+        #expect(try db.query("SELECT feature, edges::text, counts::text FROM model_drift_reference ORDER BY feature").rows == before)
     }
 }

@@ -205,4 +205,86 @@ struct DriftTests {
         #expect(throws: ClusterError.self) { try DriftAssembly.edges(samples: [[1, 2, 3]], features: 2) }
         #expect(DriftAssembly.scoreEdges.count == JobSummary.histogramBins - 1)
     }
+
+    @Test("a reference file's bins: each feature cut at the deciles of every row, the rows counted in them, the scores in the job's 20 bins; one that does not fit the model is refused naming what")
+    func referenceFromFile() throws {
+        let a: [Float] = (1...100).map(Float.init), b: [Float] = (0..<100).map { $0 % 10 == 0 ? .nan : Float($0 % 2) }
+        let p: [Float] = (0..<100).map { (Float($0) + 0.5) / 100 }
+        let upload = DriftReferenceUpload.build(source: "ref.csv", featureNames: ["a", "b"], columns: [a, b], probabilities: p)
+        #expect(upload.rows == 100 && upload.source == "ref.csv")
+        #expect(upload.features[0] == ReferenceBins(feature: "a", edges: [10, 20, 30, 40, 50, 60, 70, 80, 90], counts: [10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 0]))
+        // b: 10 missing, 40 zeros, 50 ones.
+        #expect(upload.features[1] == ReferenceBins(feature: "b", edges: [0, 1], counts: [40, 50, 0, 10]))
+        #expect(upload.score == [Int64](repeating: 5, count: 20))
+        // It survives the wire, and stores as the reference a job would have taken.
+        let decoded = try DriftReferenceUpload.decode(upload.wireBytes())
+        #expect(decoded == upload)
+        let reference = try decoded.validated(modelFeatures: ["b", "a"])
+        #expect(reference.job == 0 && reference.bins.count == 3)
+        #expect(reference.bins[DriftReport.scoreName]?.edges == DriftAssembly.scoreEdges && reference.bins[DriftReport.scoreName]?.counts == upload.score)
+
+        func refused(_ u: DriftReferenceUpload, features: [String] = ["a", "b"], _ words: String) {
+            do {
+                _ = try u.validated(modelFeatures: features)
+                Issue.record("accepted: \(words)")
+            } catch {
+                #expect(error.description.contains(words), "\(error)")
+            }
+        }
+        refused(upload, features: ["a", "b", "c"], "no bins for model feature(s) c")
+        refused(upload, features: ["a"], "bins for 'b', which the model does not read")
+        var twice = upload; twice.features.append(upload.features[0])
+        refused(twice, "feature 'a' twice")
+        var unsorted = upload; unsorted.features[0].edges.swapAt(0, 1)
+        refused(unsorted, "edges of 'a' are not finite and ascending")
+        var infinite = upload; infinite.features[0].edges[8] = .infinity
+        refused(infinite, "edges of 'a' are not finite and ascending")
+        var short = upload; short.features[1].counts.removeLast()
+        refused(short, "3 counts for 'b'; its bins are 4")
+        var off = upload; off.features[1].counts[0] += 1
+        refused(off, "counts for 'b' add up to 101, not its 100 rows")
+        var negative = upload; negative.features[1].counts[0] = -1; negative.features[1].counts[1] = 91
+        refused(negative, "count out of range for 'b'")
+        var score = upload; score.score[0] += 1
+        refused(score, "counts for the score add up to 101")
+        var empty = upload; empty.rows = 0
+        refused(empty, "has 0 rows")
+    }
+
+    @Test("a reference CSV without one of the model's columns, or without rows, is refused naming the file and the column")
+    func referenceFileErrors() throws {
+        let model = try ScoringModel(bytes: Array(try Data(contentsOf: URL(fileURLWithPath: RescoringTests.model))), source: RescoringTests.model)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cg-reference-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let all = model.featureNames
+        let missing = dir + "/missing.csv"
+        try (all.dropLast().joined(separator: ",") + "\n" + all.dropLast().map { _ in "1" }.joined(separator: ",") + "\n").write(toFile: missing, atomically: true, encoding: .utf8)
+        #expect(throws: (any Error).self) { try DriftReferenceUpload.read(path: missing, model: model) }
+        do { _ = try DriftReferenceUpload.read(path: missing, model: model) } catch {
+            #expect("\(error)".contains(missing) && "\(error)".contains(all.last ?? "?"), "\(error)")
+        }
+        let empty = dir + "/empty.csv"
+        try (all.joined(separator: ",") + "\n").write(toFile: empty, atomically: true, encoding: .utf8)
+        do { _ = try DriftReferenceUpload.read(path: empty, model: model); Issue.record("a file without rows was read") } catch {
+            #expect("\(error)".contains(empty) && "\(error)".contains("no rows"), "\(error)")
+        }
+        let bad = dir + "/bad.csv"
+        try (all.joined(separator: ",") + "\n" + all.map { _ in "x" }.joined(separator: ",") + "\n").write(toFile: bad, atomically: true, encoding: .utf8)
+        do { _ = try DriftReferenceUpload.read(path: bad, model: model); Issue.record("a bad cell was read") } catch {
+            #expect("\(error)".contains("\(bad):2: column '\(all[0])': 'x' is not a number"), "\(error)")
+        }
+        // A good file: every row scored as the engine scores it.
+        let good = dir + "/good.csv"
+        try (all.joined(separator: ",") + "\n" + all.map { _ in "1" }.joined(separator: ",") + "\n" + all.map { _ in "" }.joined(separator: ",") + "\n")
+            .write(toFile: good, atomically: true, encoding: .utf8)
+        let upload = try DriftReferenceUpload.read(path: good, model: model)
+        #expect(upload.rows == 2 && upload.source == "good.csv" && upload.features.map(\.feature) == all)
+        let p1 = Float(model.forest.transform(margin: model.forest.margin(row: [Float](repeating: 1, count: all.count))))
+        let p2 = Float(model.forest.transform(margin: model.forest.margin(row: [Float](repeating: .nan, count: all.count))))
+        var expected = [Int64](repeating: 0, count: 20)
+        expected[JobSummary.scoreBin(p1)] += 1; expected[JobSummary.scoreBin(p2)] += 1
+        #expect(upload.score == expected)
+        #expect(upload.features.allSatisfy { $0.edges == [1] && $0.counts == [1, 0, 1] })
+    }
 }

@@ -25,16 +25,19 @@ extension ClusterDatabase {
     func saveDriftReference(modelVersion: String, _ reference: DriftReference) async throws -> DriftReference {
         let term = term
         try await run { c in
-            try Self.transaction(c, fencedBy: term) {
-                for (name, bin) in reference.bins.sorted(by: { $0.key < $1.key }) {
-                    _ = try c.query("""
-                        INSERT INTO model_drift_reference (model_version, feature, edges, counts, job_id) VALUES ($1, $2, $3, $4, $5)
-                        ON CONFLICT (model_version, feature) DO NOTHING
-                        """, [modelVersion, name, EventLog.doubleArray(bin.edges.map(Double.init)), EventLog.intArray(bin.counts), String(reference.job)])
-                }
-            }
+            try Self.transaction(c, fencedBy: term) { try Self.insert(c, reference: reference, modelVersion: modelVersion) }
         }
         return try await driftReference(modelVersion: modelVersion) ?? reference
+    }
+
+    /// Inserts a reference's rows (in the caller's transaction; rows already there stay).
+    static func insert(_ c: PostgresConnection, reference: DriftReference, modelVersion: String) throws {
+        for (name, bin) in reference.bins.sorted(by: { $0.key < $1.key }) {
+            _ = try c.query("""
+                INSERT INTO model_drift_reference (model_version, feature, edges, counts, job_id) VALUES ($1, $2, $3, $4, $5)
+                ON CONFLICT (model_version, feature) DO NOTHING
+                """, [modelVersion, name, EventLog.doubleArray(bin.edges.map(Double.init)), EventLog.intArray(bin.counts), String(reference.job)])
+        }
     }
 
     /// Stores a job's drift (once: a job measured again keeps its first rows).

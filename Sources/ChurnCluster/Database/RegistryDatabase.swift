@@ -19,20 +19,40 @@ extension ClusterDatabase {
                                addedAt: row[8].flatMap { Int64($0) } ?? 0, served: row[9] == "t")
     }
 
-    /// Adds a model version (nothing when that name already has that version).
+    /// Adds a model version (nothing when that name already has that version). With `reference`,
+    /// the version's drift reference is stored in the same transaction (refused, and nothing
+    /// added, when the version already has one).
     /// - Returns: the stored entry and whether it is new.
-    func addModel(name: String, version: String, source: String, features: [String], bytes: [UInt8], by: String) async throws -> (RegisteredModel, Bool) {
+    func addModel(name: String, version: String, source: String, features: [String], bytes: [UInt8], by: String,
+                  reference: DriftReference? = nil) async throws -> (RegisteredModel, Bool) {
         let hex = Self.hex(bytes), format = ModelRegistry.format(of: bytes), names = Self.textArray(features)
-        return try await run { c in
-            let inserted = try c.query("""
-                INSERT INTO model_registry (name, version, source, format, features, bytes, sha256, added_by)
-                VALUES ($1, $2, $3, $4, $5, decode($6, 'hex'), encode(sha256(decode($6, 'hex')), 'hex'), $7)
-                ON CONFLICT (name, version) DO NOTHING RETURNING 1
-                """, [name, version, source, format, names, hex, by]).rows.count == 1
-            let row = try c.query("SELECT \(Self.registryColumns) FROM model_registry r WHERE name = $1 AND version = $2", [name, version]).rows
-            guard let first = row.first else { throw ClusterError("model \(name) version \(version) vanished while it was added") }
-            return (try Self.registered(first), inserted)
+        guard let reference else {
+            return try await run { c in try Self.insertModel(c, name: name, version: version, source: source, format: format, names: names, hex: hex, by: by) }
         }
+        let term = term
+        return try await run { c in
+            try Self.transaction(c, fencedBy: term) {
+                let result = try Self.insertModel(c, name: name, version: version, source: source, format: format, names: names, hex: hex, by: by)
+                if let held = try c.query("SELECT job_id FROM model_drift_reference WHERE model_version = $1 LIMIT 1", [version]).scalar {
+                    throw ModelRefusal(.referenceExists, "model \(name) version \(version) already has a drift reference "
+                                       + (held == "0" ? "(from a file)" : "(taken by job \(held))") + "; it is kept, and nothing was added")
+                }
+                try Self.insert(c, reference: reference, modelVersion: version)
+                return result
+            }
+        }
+    }
+
+    private static func insertModel(_ c: PostgresConnection, name: String, version: String, source: String, format: String, names: String,
+                                    hex: String, by: String) throws -> (RegisteredModel, Bool) {
+        let inserted = try c.query("""
+            INSERT INTO model_registry (name, version, source, format, features, bytes, sha256, added_by)
+            VALUES ($1, $2, $3, $4, $5, decode($6, 'hex'), encode(sha256(decode($6, 'hex')), 'hex'), $7)
+            ON CONFLICT (name, version) DO NOTHING RETURNING 1
+            """, [name, version, source, format, names, hex, by]).rows.count == 1
+        let row = try c.query("SELECT \(Self.registryColumns) FROM model_registry r WHERE name = $1 AND version = $2", [name, version]).rows
+        guard let first = row.first else { throw ClusterError("model \(name) version \(version) vanished while it was added") }
+        return (try Self.registered(first), inserted)
     }
 
     /// Every registered version, by name, newest first.

@@ -31,7 +31,8 @@ public struct DriftReport: Sendable, WireCodable, Codable, Equatable {
 
     public var job: Int64
     public var modelVersion: String
-    /// The job whose population is the reference (this job when it took the reference).
+    /// The job whose population is the reference (this job when it took the reference; 0 when
+    /// the reference is a file's, given to `models add --reference`).
     public var referenceJob: Int64
     public var features: [FeatureDrift]
 

@@ -13,6 +13,18 @@ extension CoordinatorActor {
     /// that does not load, or reads a feature the profiles lack, is refused with the reason.
     /// - Returns: the entry (the same entry when that name already has that version).
     public distributed func addModel(name: String, source: String, bytes: BulkArray<UInt8>) async throws -> RegisteredModel {
+        try await registerModel(name: name, source: source, bytes: bytes, reference: nil)
+    }
+
+    /// Registers a model file with its drift reference taken from a file of rows (admin; `churngrid
+    /// models add --reference CSV`): the reference is checked against the model (every feature
+    /// binned, counts adding up) and stored with it in one transaction; a version that already has
+    /// a reference keeps it and the call is refused.
+    public distributed func addModel(name: String, source: String, bytes: BulkArray<UInt8>, reference: DriftReferenceUpload) async throws -> RegisteredModel {
+        try await registerModel(name: name, source: source, bytes: bytes, reference: reference)
+    }
+
+    private func registerModel(name: String, source: String, bytes: BulkArray<UInt8>, reference upload: DriftReferenceUpload?) async throws -> RegisteredModel {
         let caller = ClusterActorSystem.caller
         let name = try ModelRegistry.validName(name)
         let data = bytes.elements
@@ -26,11 +38,24 @@ extension CoordinatorActor {
         } catch {
             throw ClusterError("model \(name) not added: \(error)")
         }
-        let (entry, inserted) = try await database.addModel(name: name, version: loaded.version, source: file, features: loaded.featureNames,
-                                                            bytes: data, by: Self.callerName(caller))
-        await audit(caller, action: "models add", target: "\(name) \(loaded.version)", outcome: inserted ? "added" : "already registered")
+        let reference: DriftReference?
+        do {
+            reference = try upload?.validated(modelFeatures: loaded.featureNames)
+        } catch {
+            throw ClusterError("model \(name) not added: \(error)")
+        }
+        let entry: RegisteredModel, inserted: Bool
+        do {
+            (entry, inserted) = try await database.addModel(name: name, version: loaded.version, source: file, features: loaded.featureNames,
+                                                            bytes: data, by: Self.callerName(caller), reference: reference)
+        } catch let refusal as ModelRefusal {
+            await audit(caller, action: "models add", target: "\(name) \(loaded.version)", outcome: "refused: a drift reference exists")
+            throw refusal
+        }
+        let withReference = upload.map { " with the drift reference of \($0.source.prefix(200)) (\($0.rows) rows)" } ?? ""
+        await audit(caller, action: "models add", target: "\(name) \(loaded.version)", outcome: (inserted ? "added" : "already registered") + withReference)
         logger.notice("model registered", metadata: ["name": "\(name)", "version": "\(loaded.version)", "features": "\(loaded.featureNames.count)",
-                                                      "new": "\(inserted)"])
+                                                      "new": "\(inserted)", "drift_reference": "\(upload.map { "\($0.source.prefix(200)), \($0.rows) rows" } ?? "first job")"])
         return entry
     }
 

@@ -49,6 +49,8 @@ public struct ModelRefusal: Error, Sendable, CustomStringConvertible {
         case served
         /// The version does not load (it loaded when it was added: another build, a changed catalogue).
         case unloadable
+        /// The version already has a drift reference (a file's, or its first job's): it is kept.
+        case referenceExists
     }
 
     public var kind: Kind

@@ -1081,6 +1081,7 @@ extension CoordinatorActor: AccessControlled {
         "snapshotProfiles()": Role.operators,
         "erase(subscribers:)": Role.admins,
         "addModel(name:source:bytes:)": Role.admins,
+        "addModel(name:source:bytes:reference:)": Role.admins,
         "models()": Role.readers,
         "model(name:)": Role.readers,
         "removeModel(name:version:)": Role.admins,

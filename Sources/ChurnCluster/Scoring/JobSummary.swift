@@ -109,6 +109,10 @@ struct JobSummary: Sendable {
         return out
     }
 
+    /// The bin of the score's histogram (`histogramBins`) that probability `p` counts in, as a
+    /// job counts it.
+    static func scoreBin(_ p: Float) -> Int { bin(Double(p), of: histogramBins) }
+
     private static func bin(_ p: Double, of bins: Int) -> Int {
         guard p > 0 else { return 0 }  // NaN too (never produced, but never out of range)
         guard p < 1 else { return bins - 1 }  // 1 and +infinity (a decoded value is checked, but never trap here)
