@@ -271,7 +271,7 @@ struct Handlers {
                                 }
                             }
                             o.key("explain"); o.string(explain.description)
-                            o.key("model_version"); o.string(part.modelVersion)
+                            o.key("model_version"); o.string(part.modelVersion(r))
                             o.key("shard"); o.int(answer.shards[i])
                             o.key("node"); o.string(part.node)
                             o.key("epoch"); o.int(answer.epoch)
@@ -766,18 +766,43 @@ struct Handlers {
         }
     }
 
-    struct DeployBody: Decodable { var version: String }
+    struct DeployBody: Decodable {
+        var version: String
+        var role: String?
+        var traffic: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case version, traffic
+            case role = "as"
+        }
+    }
 
     /// `POST /v1/models/{name}:deploy` (admin): `churngrid models deploy` over HTTP (docs/models.md, "Deployment").
     func deployModel(_ name: String) async throws -> Response {
         let posted = try await body(DeployBody.self)
         guard !posted.version.isEmpty, posted.version.utf8.count <= 128 else { throw Problem(.invalidBody, "version: 1–128 characters", field: "version") }
         do { _ = try ModelRegistry.validName(name) } catch { throw Problem(.invalidParameter, error.description, field: "name") }
+        let asChallenger: Double?
+        switch posted.role ?? "champion" {
+        case "champion":
+            guard posted.traffic == nil else { throw Problem(.invalidBody, "traffic is a challenger's share: send it with \"as\": \"challenger\"", field: "traffic") }
+            asChallenger = nil
+        case "challenger":
+            guard let traffic = posted.traffic, traffic.isFinite, traffic > 0, traffic <= 100 else {
+                throw Problem(.invalidBody, "a challenger needs traffic: a percentage above 0 and at most 100", field: "traffic")
+            }
+            asChallenger = traffic
+        default:
+            throw Problem(.invalidBody, "as: champion or challenger", field: "as")
+        }
         let c = try leader()
         let report: ModelDeployment
         do {
             report = try await ClusterActorSystem.$caller.withValue(caller) {
-                try await ClusterActorSystem.$callTimeout.withValue(.seconds(600)) { try await c.deployModel(name: name, version: posted.version) }
+                try await ClusterActorSystem.$callTimeout.withValue(.seconds(600)) {
+                    if let asChallenger { return try await c.deployChallenger(name: name, version: posted.version, trafficPercent: asChallenger) }
+                    return try await c.deployModel(name: name, version: posted.version)
+                }
             }
         } catch let refusal as ModelRefusal {
             switch refusal.kind {
@@ -801,6 +826,7 @@ struct Handlers {
                 o.key("switch_seconds"); o.double(report.switchSeconds)
                 o.key("seconds"); o.double(report.seconds)
                 o.key("unconfirmed_workers"); o.array { o in for w in report.unconfirmed { o.string(w) } }
+                o.key("challenger_percent"); if let p = report.challengerPercent { o.double(p) } else { o.null() }
             }
         }
     }

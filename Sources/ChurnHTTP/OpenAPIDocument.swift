@@ -927,6 +927,17 @@ enum OpenAPIDocument {
          "version": {
           "type": "string",
           "description": "The version, or a unique prefix of at least 6 characters."
+         },
+         "as": {
+          "type": "string",
+          "enum": ["champion", "challenger"],
+          "description": "champion (the default) serves it alone and ends any challenger; challenger serves it beside the champion for a share of live answers (docs/models.md, Champion and challenger)."
+         },
+         "traffic": {
+          "type": "number",
+          "exclusiveMinimum": 0,
+          "maximum": 100,
+          "description": "A challenger's share of live answers, in percent (required with as = challenger; refused otherwise)."
          }
         }
        },
@@ -971,6 +982,13 @@ enum OpenAPIDocument {
           "items": {
            "type": "string"
           }
+         },
+         "challenger_percent": {
+          "type": [
+           "number",
+           "null"
+          ],
+          "description": "Set when the version was deployed as challenger: its share of live answers, in percent."
          }
         }
        },

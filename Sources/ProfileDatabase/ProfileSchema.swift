@@ -546,6 +546,19 @@ public enum ProfileSchema {
                 RETURN result;
             END $$;
             """),
+        Migration(version: 14, name: "a challenger beside the served model", sql: """
+            -- The challenger (docs/models.md, "Champion and challenger"): another version of the served
+            -- model answering a deterministic share of live queries, in basis points (10000 = all).
+            -- Deploying a champion (or promoting the challenger) clears it.
+            ALTER TABLE model_served
+                ADD COLUMN challenger_version text,
+                ADD COLUMN challenger_basis_points integer CHECK (challenger_basis_points BETWEEN 1 AND 10000),
+                ADD COLUMN challenger_since timestamptz,
+                ADD COLUMN challenger_by text,
+                ADD CONSTRAINT model_served_challenger_registered FOREIGN KEY (name, challenger_version) REFERENCES model_registry (name, version),
+                ADD CONSTRAINT model_served_challenger_complete CHECK ((challenger_version IS NULL) = (challenger_basis_points IS NULL)),
+                ADD CONSTRAINT model_served_challenger_other CHECK (challenger_version IS DISTINCT FROM version);
+            """),
     ]
 
     /// Applies the migrations `connection`'s database lacks.

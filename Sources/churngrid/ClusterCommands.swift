@@ -421,7 +421,8 @@ struct StatusCommand: AsyncParsableCommand {
             }
             if json { try printJSON(StatusWithEvents(status: status, events: events)); return }
             print("coordinator \(status.coordinator)")
-            print("shards \(status.shardCount), epoch \(status.epoch), model \(status.modelVersion), unassigned \(status.unassignedShards), moving \(status.movingShards)")
+            let challenger = status.challenger.map { String(format: " (challenger %@ for %.2f%% of live answers)", $0.version, $0.percent) } ?? ""
+            print("shards \(status.shardCount), epoch \(status.epoch), model \(status.modelVersion)\(challenger), unassigned \(status.unassignedShards), moving \(status.movingShards)")
             if let starting = status.starting { print("starting: \(starting) before shards are placed") }
             for w in status.workers {
                 print(String(format: "  %@  %@  %d shards  %d subscribers  profiles %.1f MB (%.0f B/subscriber)  standby %d shards %.1f MB  RSS %.1f MB  %d cores",

@@ -10,7 +10,7 @@ struct ModelsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "models",
         abstract: "The model registry: add, list, show and remove model versions, and deploy one as the model the cluster serves.",
-        subcommands: [AddModel.self, ListModels.self, ShowModel.self, RemoveModel.self, DeployModel.self, CompareModels.self])
+        subcommands: [AddModel.self, ListModels.self, ShowModel.self, RemoveModel.self, DeployModel.self, PromoteModel.self, CompareModels.self])
 }
 
 struct AddModel: AsyncParsableCommand {
@@ -79,10 +79,12 @@ struct ListModels: AsyncParsableCommand {
     func run() async throws {
         let logger = makeLogger("churngrid.models")
         try await reportingClusterErrors {
-            let all = try await withCoordinator(target, logger: logger) { client in try await client.coordinator.models() }
+            let (all, challenger) = try await withCoordinator(target, logger: logger) { client in
+                (try await client.coordinator.models(), try? await client.coordinator.status().challenger)
+            }
             if json { try printJSON(all) } else {
                 if all.isEmpty { print("no models registered") }
-                for m in all { print(modelLine(m)) }
+                for m in all { print(modelLine(m, challenger: challenger)) }
             }
         }
     }
@@ -106,7 +108,7 @@ struct ShowModel: AsyncParsableCommand {
             let details = try await withCoordinator(target, logger: logger) { client in try await client.coordinator.model(name: name) }
             if json { try printJSON(details) } else {
                 for (m, drift) in zip(details.versions, details.drift) {
-                    print(modelLine(m))
+                    print(modelLine(m, challenger: details.challenger))
                     print("  features (\(m.features.count)): \(m.features.joined(separator: ", "))")
                     print("  sha256 \(m.sha256)")
                     print("  " + (drift.map(driftSummary) ?? "drift: no job of this version measured yet"))
@@ -139,8 +141,13 @@ struct RemoveModel: AsyncParsableCommand {
 struct DeployModel: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "deploy",
-        abstract: "Serve a registered version (admin): every worker loads it, then every shard switches between two answers; no query fails, no profile is reloaded.",
-        discussion: "Refused while a job, a campaign run or an erasure runs. A restarted coordinator keeps serving it. Rescore afterwards: the published scores are the previous model's until the next job.")
+        abstract: "Serve a registered version (admin) as the champion, or as its challenger for a share of live answers: every worker loads it, then every shard switches between two answers; no query fails, no profile is reloaded.",
+        discussion: """
+            Refused while a job, a campaign run or an erasure runs. A restarted coordinator keeps serving it. As champion: rescore afterwards (the published \
+            scores are the previous model's until the next job); a challenger ends with it. As challenger (--traffic PCT): it answers the live queries of a \
+            deterministic PCT% of subscribers (a hash of the model's name and the subscriber id, docs/models.md); jobs, campaigns, drift and triggers stay on \
+            the champion. `models promote NAME` makes it the champion; deploying the champion's own version again ends it.
+            """)
 
     @OptionGroup var target: CoordinatorOptions
 
@@ -150,32 +157,83 @@ struct DeployModel: AsyncParsableCommand {
     @Option(help: "The version (or a unique prefix of at least 6 characters).")
     var version: String
 
-    @Option(name: .customLong("as"), help: "champion (the only role built: challengers are not yet).")
+    @Option(name: .customLong("as"), help: "champion or challenger.")
     var role: String = "champion"
+
+    @Option(help: ArgumentHelp("A challenger's share of live answers, in percent (above 0, at most 100).", valueName: "pct"))
+    var traffic: Double?
 
     @Flag(help: "Print one JSON object.")
     var json = false
 
     func validate() throws {
-        guard role == "champion" else { throw ValidationError("--as \(role): only champion deployments are built (challengers with --traffic are not yet)") }
+        guard role == "champion" || role == "challenger" else { throw ValidationError("--as \(role): champion or challenger") }
+        if role == "challenger" {
+            guard let traffic else { throw ValidationError("--as challenger needs --traffic PCT (its share of live answers)") }
+            guard traffic.isFinite, traffic > 0, traffic <= 100 else { throw ValidationError("--traffic \(traffic): a percentage above 0 and at most 100") }
+        } else if traffic != nil {
+            throw ValidationError("--traffic is a challenger's share: use it with --as challenger")
+        }
     }
 
     func run() async throws {
         let logger = makeLogger("churngrid.models")
         try await reportingClusterErrors {
             let report = try await withCoordinator(target, logger: logger) { client in
-                try await ClusterActorSystem.$callTimeout.withValue(.seconds(600)) { try await client.coordinator.deployModel(name: name, version: version) }
+                try await ClusterActorSystem.$callTimeout.withValue(.seconds(600)) {
+                    if role == "challenger", let traffic {
+                        return try await client.coordinator.deployChallenger(name: name, version: version, trafficPercent: traffic)
+                    }
+                    return try await client.coordinator.deployModel(name: name, version: version)
+                }
             }
-            if json { try printJSON(report) } else if report.previous.isEmpty {
-                print("model \(report.name) \(report.version) is already served: nothing changed")
-            } else {
-                print(String(format: "deployed model %@ %@ (was %@) on %d workers: switched within %.3f s, %.2f s in all",
-                             report.name, report.version, report.previous, report.workers, report.switchSeconds, report.seconds))
+            try printDeployment(report, json: json)
+        }
+    }
+}
+
+/// Prints a deployment's report; exits 1 when some workers did not switch.
+func printDeployment(_ report: ModelDeployment, json: Bool) throws {
+    if json { try printJSON(report) } else if let percent = report.challengerPercent {
+        print(String(format: "deployed model %@ %@ as challenger for %.2f%% of live answers%@ on %d workers: switched within %.3f s, %.2f s in all",
+                     report.name, report.version, percent, report.previous.isEmpty ? "" : " (replacing challenger \(report.previous))",
+                     report.workers, report.switchSeconds, report.seconds))
+    } else if report.previous.isEmpty {
+        print("model \(report.name) \(report.version) is already served: nothing changed")
+    } else if report.previous == report.version {
+        print(String(format: "model %@ %@ serves alone again (its challenger ended) on %d workers: switched within %.3f s", report.name, report.version,
+                     report.workers, report.switchSeconds))
+    } else {
+        print(String(format: "deployed model %@ %@ (was %@) on %d workers: switched within %.3f s, %.2f s in all",
+                     report.name, report.version, report.previous, report.workers, report.switchSeconds, report.seconds))
+    }
+    if !report.unconfirmed.isEmpty {
+        FileHandle.standardError.write(Data("not switched (they answer as before until `models deploy` is run again): \(report.unconfirmed.joined(separator: "; "))\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+struct PromoteModel: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "promote",
+        abstract: "Make the challenger of a model its champion (admin): every shard switches between two answers, and the challenger ends.",
+        discussion: "Refused while a job, a campaign run or an erasure runs, and when the model has no challenger. Rescore afterwards: the published scores are the previous champion's until the next job.")
+
+    @OptionGroup var target: CoordinatorOptions
+
+    @Argument(help: "The model's name.")
+    var name: String
+
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    func run() async throws {
+        let logger = makeLogger("churngrid.models")
+        try await reportingClusterErrors {
+            let report = try await withCoordinator(target, logger: logger) { client in
+                try await ClusterActorSystem.$callTimeout.withValue(.seconds(600)) { try await client.coordinator.promoteChallenger(name: name) }
             }
-            if !report.unconfirmed.isEmpty {
-                FileHandle.standardError.write(Data("not switched (they answer with the old version until `models deploy` is run again): \(report.unconfirmed.joined(separator: "; "))\n".utf8))
-                throw ExitCode(1)
-            }
+            try printDeployment(report, json: json)
         }
     }
 }
@@ -219,7 +277,9 @@ struct CompareModels: AsyncParsableCommand {
 }
 
 /// One line per registered version.
-func modelLine(_ m: RegisteredModel) -> String {
+func modelLine(_ m: RegisteredModel, challenger: ChallengerStatus?) -> String {
     let added = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(m.addedAt) / 1000))
-    return "\(m.served ? "*" : " ") \(m.name) \(m.version)  \(m.format), \(m.features.count) features, \(m.bytes) B, from \(m.source), added by \(m.addedBy) at \(added)\(m.served ? "  (served)" : "")"
+    let isChallenger = m.served == false && challenger?.version == m.version
+    let role = m.served ? "  (served)" : isChallenger ? String(format: "  (challenger, %.2f%% of live answers)", challenger?.percent ?? 0) : ""
+    return "\(m.served ? "*" : isChallenger ? "~" : " ") \(m.name) \(m.version)  \(m.format), \(m.features.count) features, \(m.bytes) B, from \(m.source), added by \(m.addedBy) at \(added)\(role)"
 }

@@ -488,6 +488,13 @@ check("POST", "/v1/models/churn:deploy", 404, token=admin, body={"version": "m-0
 check("POST", "/v1/models/nosuchmodel:deploy", 404, token=admin, body={"version": served[0]["version"]}, problem_type="unknown-model", field="name")
 check("POST", "/v1/models/Bad%20Name:deploy", 400, token=admin, body={"version": "m-1"}, problem_type="invalid-parameter", field="name")
 check("POST", "/v1/models/churn:deploy", 400, token=admin, body={"v": "m-1"}, problem_type="invalid-body")
+# Challengers: a share is needed (and only for a challenger); the champion cannot challenge itself.
+v = served[0]["version"]
+check("POST", "/v1/models/churn:deploy", 400, token=admin, body={"version": v, "as": "challenger"}, problem_type="invalid-body", field="traffic")
+check("POST", "/v1/models/churn:deploy", 400, token=admin, body={"version": v, "as": "challenger", "traffic": 0}, problem_type="invalid-body", field="traffic")
+check("POST", "/v1/models/churn:deploy", 400, token=admin, body={"version": v, "traffic": 10}, problem_type="invalid-body", field="traffic")
+check("POST", "/v1/models/churn:deploy", 400, token=admin, body={"version": v, "as": "referee"}, problem_type="invalid-body", field="as")
+check("POST", "/v1/models/churn:deploy", 409, token=admin, body={"version": v, "as": "challenger", "traffic": 10}, problem_type="conflict")
 check("GET", "/v1/models/churn:deploy", 405, token=admin, problem_type="method-not-allowed")
 
 # Erasure (admin): the subscriber is gone from the cluster; bad bodies and weaker roles are refused.

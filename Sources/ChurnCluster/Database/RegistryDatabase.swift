@@ -89,6 +89,10 @@ extension ClusterDatabase {
                 if try c.query("SELECT 1 FROM model_served WHERE name = $1 AND version = $2", [name, exact]).rows.count == 1 {
                     throw ModelRefusal(.served, "model \(name) version \(exact) is the one the cluster serves: deploy another first (churngrid models deploy)")
                 }
+                if try c.query("SELECT 1 FROM model_served WHERE name = $1 AND challenger_version = $2", [name, exact]).rows.count == 1 {
+                    throw ModelRefusal(.served, "model \(name) version \(exact) is the challenger the cluster serves: end it first "
+                                       + "(churngrid models deploy \(name) --version <the champion's> ends it; models promote \(name) makes it the champion)")
+                }
                 _ = try c.query("DELETE FROM model_registry WHERE name = $1 AND version = $2", [name, exact])
                 return exact
             }
@@ -102,10 +106,36 @@ extension ClusterDatabase {
             try Self.transaction(c, fencedBy: term) {
                 _ = try c.query("""
                     INSERT INTO model_served (singleton, name, version, deployed_by) VALUES (true, $1, $2, $3)
-                    ON CONFLICT (singleton) DO UPDATE SET name = EXCLUDED.name, version = EXCLUDED.version, deployed_by = EXCLUDED.deployed_by, since = now()
+                    ON CONFLICT (singleton) DO UPDATE SET name = EXCLUDED.name, version = EXCLUDED.version, deployed_by = EXCLUDED.deployed_by, since = now(),
+                        challenger_version = NULL, challenger_basis_points = NULL, challenger_since = NULL, challenger_by = NULL
                     """, [name, version, by])
             }
         }
+    }
+
+    /// Records the challenger of the served model `name` (nil: none), fenced by the lease.
+    func setChallenger(name: String, version: String?, basisPoints: Int, by: String) async throws {
+        let term = term
+        try await run { c in
+            try Self.transaction(c, fencedBy: term) {
+                let updated = try c.query("""
+                    UPDATE model_served SET challenger_version = $2, challenger_basis_points = $3,
+                        challenger_since = CASE WHEN $2::text IS NULL THEN NULL ELSE now() END, challenger_by = CASE WHEN $2::text IS NULL THEN NULL ELSE $4 END
+                    WHERE name = $1 RETURNING 1
+                    """, [name, version, version == nil ? nil : String(basisPoints), by]).rows.count
+                guard updated == 1 else { throw ClusterError("model \(name) is not the model served (model_served): no challenger recorded") }
+            }
+        }
+    }
+
+    /// The challenger recorded beside the served model: its version, share and file bytes (nil: none).
+    func servedChallenger() async throws -> (name: String, version: String, basisPoints: Int, bytes: [UInt8])? {
+        let row = try await run { c in
+            try c.query("SELECT name, challenger_version, challenger_basis_points FROM model_served WHERE challenger_version IS NOT NULL").rows.first
+        }
+        guard let row, let name = row[0], let version = row[1], let bp = row[2].flatMap({ Int($0) }) else { return nil }
+        let (_, bytes) = try await registeredModel(name: name, version: version)
+        return (name, version, bp, bytes)
     }
 
     /// What a coordinator that starts (or takes over) serves: registers the `--model` file as

@@ -70,7 +70,11 @@ extension CoordinatorActor {
         guard !versions.isEmpty else { throw ModelRefusal(.unknownModel, "no model named '\(name)' is registered (churngrid models list)") }
         var drift: [DriftReport?] = []
         for v in versions { drift.append(try await database.lastDrift(modelVersion: v.version)) }
-        return ModelDetails(name: name, versions: versions, drift: drift)
+        var details = ModelDetails(name: name, versions: versions, drift: drift)
+        if let challenger, challenger.name == name {
+            details.challenger = ChallengerStatus(version: challenger.model.version, percent: Double(challenger.basisPoints) / 100)
+        }
+        return details
     }
 
     /// Removes a registered version (admin); the one served is refused.
@@ -90,9 +94,19 @@ extension CoordinatorActor {
     /// no query fails, every answer names the version it came from, no profile is reloaded.
     /// Refused while a job, a campaign run, an erasure or another deployment runs (a job never
     /// mixes versions).
+    ///
+    /// A challenger served beside the model ends with any champion deployment: deploying the
+    /// version served already ends it, and `promoteChallenger` deploys the challenger's version.
     public distributed func deployModel(name: String, version: String) async throws -> ModelDeployment {
-        let caller = ClusterActorSystem.caller
         let name = try ModelRegistry.validName(name)
+        try checkDeployable()
+        deploying = true
+        defer { deploying = false }
+        return try await deployChampion(name: name, version: version, action: "models deploy")
+    }
+
+    /// Refuses a deployment while anything that must not see two versions runs.
+    func checkDeployable() throws {
         guard !deploying else { throw ModelRefusal(.busy, "another deployment is running; deploy when it has finished") }
         if let job = job(), job.state == .running {
             throw ModelRefusal(.busy, "job \(job.id) is running (\(job.shardsDone)/\(job.shardCount) shards): deploy when it has finished (a job never mixes model versions)")
@@ -101,12 +115,15 @@ extension CoordinatorActor {
         guard !erasing else { throw ModelRefusal(.busy, "subscribers are being erased: deploy when the erasure has finished") }
         guard !jobStarting else { throw ModelRefusal(.busy, "a job is being started: deploy when it has finished (a job never mixes model versions)") }
         guard !comparing else { throw ModelRefusal(.busy, "a model comparison is running: deploy when it has finished") }
-        deploying = true
-        defer { deploying = false }
+    }
+
+    /// The deployment of a champion (`deploying` set by the caller).
+    func deployChampion(name: String, version: String, action: String) async throws -> ModelDeployment {
+        let caller = ClusterActorSystem.caller
         let start = ContinuousClock.now
         let (entry, bytes) = try await database.registeredModel(name: name, version: version)
         let previous = package.version
-        if entry.version == previous && name == modelName {
+        if entry.version == previous && name == modelName && challenger == nil {
             // Served already: done, unless a worker missed the switch (then it is pushed again).
             let statuses = await Self.onEveryWorker(memberWorkers(), timeout: .seconds(5)) { try await $0.status() }
             let behind = statuses.filter { if case .success(let s) = $0.1 { return s.modelVersion != previous } else { return true } }
@@ -136,7 +153,7 @@ extension CoordinatorActor {
             return nil
         }
         guard failed.isEmpty else {
-            await audit(caller, action: "models deploy", target: "\(name) \(entry.version)", outcome: "failed: not every worker loaded it")
+            await audit(caller, action: action, target: "\(name) \(entry.version)", outcome: "failed: not every worker loaded it")
             throw ClusterError("model \(name) \(entry.version) not deployed: \(failed.joined(separator: ", ")) could not load it; the cluster still serves \(previous)")
         }
         // 2. Recorded: a coordinator that starts or takes over from now on serves it.
@@ -147,10 +164,12 @@ extension CoordinatorActor {
             lease.lost(error)
             throw ClusterError("this coordinator has lost its lease and is stepping down; nothing was deployed")
         }
-        // 3. The switch: from here on new assignments carry the new model too.
+        // 3. The switch: from here on new assignments carry the new model too (and no challenger).
+        let endedChallenger = challenger?.model.version
         model = next
         package = nextPackage
         modelName = name
+        challenger = nil
         let switchStart = ContinuousClock.now
         let switched = await Self.onEveryWorker(workers, timeout: Self.switchTimeout) { try await $0.switchModel(version: next.version, term: term) }
         let switchSeconds = seconds(ContinuousClock.now - switchStart)
@@ -187,10 +206,12 @@ extension CoordinatorActor {
             logger.error("workers did not switch to the deployed model: they answer with the old one until `models deploy` is run again",
                          metadata: ["workers": "\(unconfirmed)", "model": "\(next.version)"])
         }
-        await audit(caller, action: "models deploy", target: "\(name) \(next.version)",
-                    outcome: unconfirmed.isEmpty ? "deployed (previous \(previous))" : "deployed (previous \(previous)); not switched: \(unconfirmed.count) workers")
+        let ended = endedChallenger.map { "; challenger \($0) ended" } ?? ""
+        await audit(caller, action: action, target: "\(name) \(next.version)",
+                    outcome: (unconfirmed.isEmpty ? "deployed (previous \(previous))" : "deployed (previous \(previous)); not switched: \(unconfirmed.count) workers") + ended)
         logger.notice("model deployed", metadata: ["name": "\(name)", "version": "\(next.version)", "previous": "\(previous)",
-                                                    "workers": "\(count)", "switchSeconds": "\(switchSeconds)", "seconds": "\(report.seconds)"])
+                                                    "workers": "\(count)", "switchSeconds": "\(switchSeconds)", "seconds": "\(report.seconds)",
+                                                    "challenger_ended": "\(endedChallenger ?? "-")"])
         return report
     }
 

@@ -103,6 +103,8 @@ public struct ModelDetails: Sendable, Codable, WireCodable {
     public var versions: [RegisteredModel]
     /// Per version (same order): its last measured job's drift, nil when none was measured.
     public var drift: [DriftReport?]
+    /// The challenger served beside this model (nil: none).
+    public var challenger: ChallengerStatus?
 
     public init(name: String, versions: [RegisteredModel], drift: [DriftReport?]) {
         self.name = name
@@ -117,6 +119,7 @@ public struct ModelDetails: Sendable, Codable, WireCodable {
             w.write(d != nil)
             if let d { w.write(d) }
         }
+        w.write(challenger)
     }
 
     public init(from r: inout WireReader) throws(WireError) {
@@ -129,6 +132,7 @@ public struct ModelDetails: Sendable, Codable, WireCodable {
             let present: Bool = try r.read()
             drift.append(present ? try r.read(DriftReport.self) : nil)
         }
+        if r.remaining > 0 { challenger = try r.read() }
     }
 }
 
@@ -148,6 +152,8 @@ public struct ModelDeployment: Sendable, Codable, WireCodable, Equatable {
     /// Workers that did not confirm the switch, even when asked again (with why): they still
     /// answer with the old version; `models deploy` again finishes the deployment.
     public var unconfirmed: [String] = []
+    /// Set when the version was deployed as challenger: its share of live answers, in percent.
+    public var challengerPercent: Double?
 
     public init(name: String, version: String, previous: String, workers: Int, switchSeconds: Double, seconds: Double) {
         self.name = name; self.version = version; self.previous = previous; self.workers = workers
@@ -156,10 +162,12 @@ public struct ModelDeployment: Sendable, Codable, WireCodable, Equatable {
 
     public func encode(to w: inout WireWriter) {
         w.write(name); w.write(version); w.write(previous); w.write(workers); w.write(switchSeconds); w.write(seconds); w.write(unconfirmed)
+        w.write(challengerPercent)
     }
 
     public init(from r: inout WireReader) throws(WireError) {
         name = try r.read(); version = try r.read(); previous = try r.read(); workers = try r.read(); switchSeconds = try r.read(); seconds = try r.read()
         if r.remaining > 0 { unconfirmed = try r.read() }
+        if r.remaining > 0 { challengerPercent = try r.read() }
     }
 }

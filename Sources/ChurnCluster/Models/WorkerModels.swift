@@ -3,6 +3,7 @@ import Distributed
 import SubscriberEvents
 import SubscriberProfiles
 import TreeModel
+import WireFormat
 
 extension WorkerActor {
     /// Loads (parses and compiles) a model ahead of a deployment's switch, so the switch itself
@@ -11,6 +12,11 @@ extension WorkerActor {
     public distributed func prepareModel(_ package: ModelPackage, term: Int64) async throws -> String {
         try obey(term: term, epoch: nil, "prepareModel")
         if model?.version == package.version || preparedModel?.version == package.version { return package.version }
+        if let challenger, challenger.model.version == package.version {
+            // Promoting the challenger: it is loaded already.
+            preparedModel = challenger.model
+            return package.version
+        }
         let bytes = package.bytes.elements, source = package.source
         let next: ScoringModel
         do {
@@ -27,12 +33,21 @@ extension WorkerActor {
 
     /// Switches every shard held here (owner and standby) and the event path to the prepared
     /// model `version` (coordinator only). Each shard switches in one step between two answers.
+    /// A challenger ends with it (a new champion, or the challenger promoted).
     public distributed func switchModel(version: String, term: Int64) async throws {
         try obey(term: term, epoch: nil, "switchModel")
-        if model?.version == version { return }
+        if model?.version == version {
+            if challenger != nil, let model {
+                challenger = nil
+                await switchShards(to: model)
+                logger.notice("challenger ended", metadata: ["model": "\(version)"])
+            }
+            return
+        }
         guard let next = preparedModel, next.version == version else {
             throw ClusterError("\(actorSystem.node.name) has not loaded model \(version): prepare it first")
         }
+        challenger = nil
         await switchShards(to: next)
         // The event path too before the switch counts as done: if it fails, a retry does it all again.
         try await events.replaceModel(next)
@@ -42,10 +57,91 @@ extension WorkerActor {
         logger.notice("model deployed", metadata: ["model": "\(version)", "shards": "\(owned.count)", "standbys": "\(standing.count)"])
     }
 
-    /// Every hosted shard answers with `next` from now on.
+    /// Every hosted shard answers with `next` (and the challenger held now) from now on.
     func switchShards(to next: ScoringModel) async {
-        for actor in owned.values { await actor.whenLocal { $0.use(next) } }
-        for actor in standing.values { await actor.whenLocal { $0.use(next) } }
+        let challenger = challenger
+        for actor in owned.values { await actor.whenLocal { $0.use(next, challenger: challenger) } }
+        for actor in standing.values { await actor.whenLocal { $0.use(next, challenger: challenger) } }
+    }
+
+    /// Serves `order`'s challenger beside the model from now on — the prepared version (or the
+    /// one served already, at another share) — or none (coordinator only). Each shard switches in
+    /// one step between two answers.
+    public distributed func switchChallenger(_ order: ChallengerOrder, term: Int64) async throws {
+        try obey(term: term, epoch: nil, "switchChallenger")
+        guard let model else { throw ClusterError("\(actorSystem.node.name) serves no model yet") }
+        guard let version = order.version else {
+            guard challenger != nil else { return }
+            challenger = nil
+            await switchShards(to: model)
+            logger.notice("challenger ended", metadata: ["model": "\(model.version)"])
+            return
+        }
+        let loaded: ScoringModel
+        if let c = challenger, c.model.version == version {
+            loaded = c.model
+        } else if let prepared = preparedModel, prepared.version == version {
+            loaded = prepared
+        } else {
+            throw ClusterError("\(actorSystem.node.name) has not loaded model \(version): prepare it first")
+        }
+        guard version != model.version else { throw ClusterError("model \(version) is the champion; it cannot also be its challenger") }
+        challenger = ServedChallenger(name: order.name, model: loaded, basisPoints: order.basisPoints)
+        if preparedModel?.version == version { preparedModel = nil }
+        await switchShards(to: model)
+        logger.notice("challenger deployed", metadata: ["model": "\(version)", "champion": "\(model.version)", "basis_points": "\(order.basisPoints)",
+                                                         "shards": "\(owned.count)", "standbys": "\(standing.count)"])
+    }
+
+    /// Takes an assignment's challenger (loading it when it is new here).
+    func follow(challenger package: ChallengerPackage?) async throws {
+        guard let package else {
+            if challenger != nil, let model {
+                challenger = nil
+                await switchShards(to: model)
+            }
+            return
+        }
+        if let c = challenger, c.model.version == package.model.version, c.name == package.name, c.basisPoints == package.basisPoints { return }
+        let loaded: ScoringModel
+        if let c = challenger, c.model.version == package.model.version {
+            loaded = c.model
+        } else if let prepared = preparedModel, prepared.version == package.model.version {
+            loaded = prepared
+        } else {
+            let bytes = package.model.bytes.elements, source = package.model.source
+            do {
+                loaded = try await loader.run { try ScoringModel(bytes: bytes, source: source) }
+            } catch {
+                throw ClusterError("\(actorSystem.node.name) cannot load challenger \(package.model.version): \(error)")
+            }
+        }
+        challenger = ServedChallenger(name: package.name, model: loaded, basisPoints: package.basisPoints)
+        if let model { await switchShards(to: model) }
+    }
+}
+
+/// What a worker serves as challenger: a version of model `name` it has prepared, at a share of
+/// `basisPoints`, or none (`version` nil).
+public struct ChallengerOrder: Sendable, WireCodable {
+    public var name: String
+    public var version: String?
+    public var basisPoints: Int
+
+    public init(name: String, version: String?, basisPoints: Int) {
+        self.name = name
+        self.version = version
+        self.basisPoints = basisPoints
+    }
+
+    public func encode(to w: inout WireWriter) { w.write(name); w.write(version); w.write(basisPoints) }
+
+    public init(from r: inout WireReader) throws(WireError) {
+        let at = r.offset
+        name = try r.read(); version = try r.read(); basisPoints = try r.read()
+        guard version == nil || (1...ChallengerSplit.basis).contains(basisPoints) else {
+            throw WireError(offset: at, expected: "a challenger share of 1–\(ChallengerSplit.basis) basis points, found \(basisPoints)")
+        }
     }
 }
 

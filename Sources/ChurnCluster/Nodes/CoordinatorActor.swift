@@ -100,6 +100,8 @@ public distributed actor CoordinatorActor {
     var package: ModelPackage
     /// Its registry name.
     var modelName = ModelRegistry.defaultName
+    /// The challenger served beside it (`models deploy --as challenger`), carried by every assignment.
+    var challenger: ChallengerPackage?
     /// A deployment is running (`deployModel`): jobs, campaign runs and erasures wait for it.
     var deploying = false
     /// A job is being started (between its checks and its record): erasures and deployments wait.
@@ -160,8 +162,9 @@ public distributed actor CoordinatorActor {
     ///   for `settings.rejoinGrace`); `map` starts with no owner.
     init(actorSystem: ClusterActorSystem, database: ClusterDatabase, lease: LeaseKeeper, term: Int64, model: ScoringModel, package: ModelPackage,
          modelName: String = ModelRegistry.defaultName, map: ShardMap, saved: ShardMap? = nil, settings: Settings, estimatedSubscribers: Int = 0,
-         erasuresOnRecord: Bool = false, logger: Logger) {
+         erasuresOnRecord: Bool = false, challenger: ChallengerPackage? = nil, logger: Logger) {
         self.actorSystem = actorSystem
+        self.challenger = challenger
         // A profile: its id, its features as Float32, and about half as much again for the index
         // and the chunks' slack.
         shardBytes = max(1, estimatedSubscribers * (8 + 4 * FeatureCatalogue.count) * 3 / 2 / max(1, map.shardCount))
@@ -270,7 +273,8 @@ public distributed actor CoordinatorActor {
         let shards = owned + standby
         let assignment = Assignment(shardCount: map.shardCount, shards: shards,
                                     roles: Array(repeating: .owner, count: owned.count) + Array(repeating: .standby, count: standby.count),
-                                    epoch: next.epoch, term: term, model: package, triggers: settings.triggers)
+                                    epoch: next.epoch, term: term, model: package, triggers: settings.triggers,
+                                    challenger: challenger)
         _ = try await ClusterActorSystem.$callTimeout.withValue(settings.assignTimeout) { try await member.actor.assign(assignment) }
         map = next
         for s in owned { ready.insert(s) }
@@ -332,7 +336,8 @@ public distributed actor CoordinatorActor {
                     group.addTask { (name, shards, false) }
                     continue
                 }
-                let assignment = Assignment(shardCount: map.shardCount, shards: shards, epoch: next.epoch, term: term, model: package, triggers: settings.triggers)
+                let assignment = Assignment(shardCount: map.shardCount, shards: shards, epoch: next.epoch, term: term, model: package, triggers: settings.triggers,
+                                    challenger: challenger)
                 group.addTask {
                     do {
                         _ = try await ClusterActorSystem.$callTimeout.withValue(.seconds(30)) { try await member.actor.assign(assignment) }
@@ -475,7 +480,8 @@ public distributed actor CoordinatorActor {
             for (name, w) in work {
                 guard let member = members[name] else { continue }
                 let assignment = Assignment(shardCount: map.shardCount, shards: w.shards, roles: w.roles, sources: w.sources, epoch: next.epoch,
-                                            term: term, model: package, triggers: settings.triggers)
+                                            term: term, model: package, triggers: settings.triggers,
+                                    challenger: challenger)
                 let timeout = settings.assignTimeout
                 group.addTask {
                     _ = try await ClusterActorSystem.$callTimeout.withValue(timeout) { try await member.actor.assign(assignment) }
@@ -1043,7 +1049,8 @@ public distributed actor CoordinatorActor {
                              unassignedShards: map.shardCount - ready.count,
                              movingShards: moves != movesBefore || movingBefore > 0 ? max(1, moving, movingBefore) : moving,
                              workers: workers, silentWorkers: silent, job: job(), starting: startGate.waiting,
-                             shardLoads: await shardLoads(), drift: await latestDrift())
+                             shardLoads: await shardLoads(), drift: await latestDrift(),
+                             challenger: challenger.map { ChallengerStatus(version: $0.model.version, percent: Double($0.basisPoints) / 100) })
     }
 
     /// Job `job`'s drift against its model version's reference (0: the last job measured); nil
@@ -1086,6 +1093,8 @@ extension CoordinatorActor: AccessControlled {
         "model(name:)": Role.readers,
         "removeModel(name:version:)": Role.admins,
         "deployModel(name:version:)": Role.admins,
+        "deployChallenger(name:version:trafficPercent:)": Role.admins,
+        "promoteChallenger(name:)": Role.admins,
         "compareModels(name:version:)": Role.operators,
         "startLiveCampaign(_:)": Role.operators,
         "stopLiveCampaign()": Role.operators,

@@ -51,11 +51,14 @@ public struct Assignment: Sendable, WireCodable {
     public var model: ModelPackage
     /// The coordinator's trigger rules (`coordinator --triggers`).
     public var triggers: TriggerPackage = .none
+    /// The challenger served beside the model (nil: none; `models deploy --as challenger`).
+    public var challenger: ChallengerPackage?
     // No database settings travel with an assignment: each worker has its own (`--postgres`
     // with the password from PGPASSWORD/PGPASSFILE), so no secret crosses the wire.
 
     public func encode(to w: inout WireWriter) {
         w.write(shardCount); w.write(shards); w.write(roles); w.write(sources); w.write(epoch); w.write(term); w.write(model); w.write(triggers)
+        w.write(challenger)
     }
 
     public init(from r: inout WireReader) throws(WireError) {
@@ -63,6 +66,7 @@ public struct Assignment: Sendable, WireCodable {
         shardCount = try r.read(); shards = try r.read(); roles = try r.read(); sources = try r.read()
         epoch = try r.read(); term = try r.read(); model = try r.read()
         triggers = r.remaining > 0 ? try r.read() : .none  // from a coordinator one version older
+        challenger = r.remaining > 0 ? try r.read() : nil
         guard roles.count == shards.count, sources.count == shards.count else {
             throw WireError(offset: at, expected: "an assignment with a role and a source per shard (\(shards.count) shards, \(roles.count) roles, \(sources.count) sources)")
         }
@@ -75,8 +79,9 @@ public struct Assignment: Sendable, WireCodable {
     }
 
     public init(shardCount: Int, shards: [Int], roles: [ShardRole]? = nil, sources: [NodeID?]? = nil, epoch: Int64, term: Int64, model: ModelPackage,
-                triggers: TriggerPackage = .none) {
+                triggers: TriggerPackage = .none, challenger: ChallengerPackage? = nil) {
         self.triggers = triggers
+        self.challenger = challenger
         self.shardCount = shardCount
         self.term = term
         self.shards = shards
@@ -280,12 +285,15 @@ public struct ClusterStatus: Sendable, WireCodable, Codable {
     public var shardLoads: [ShardLoads]?
     /// The last job's drift against its model version's reference (nil: none measured yet).
     public var drift: DriftReport?
+    /// The challenger served beside the model (nil: none).
+    public var challenger: ChallengerStatus?
 
     public func encode(to w: inout WireWriter) {
         w.write(coordinator); w.write(shardCount); w.write(epoch); w.write(modelVersion); w.write(unassignedShards)
         w.write(movingShards); w.write(workers); w.write(silentWorkers); w.write(job)
         w.write(starting); w.write(shardLoads ?? [])
         w.write(drift)
+        w.write(challenger)
     }
 
     public init(from r: inout WireReader) throws(WireError) {
@@ -297,12 +305,14 @@ public struct ClusterStatus: Sendable, WireCodable, Codable {
             shardLoads = try r.read([ShardLoads].self)
         }
         if r.remaining > 0 { drift = try r.read() }
+        if r.remaining > 0 { challenger = try r.read() }
     }
 
     public init(coordinator: String, shardCount: Int, epoch: Int64, modelVersion: String, unassignedShards: Int, movingShards: Int,
                 workers: [WorkerStatus], silentWorkers: [String], job: JobStatus?, starting: String? = nil, shardLoads: [ShardLoads]? = nil,
-                drift: DriftReport? = nil) {
+                drift: DriftReport? = nil, challenger: ChallengerStatus? = nil) {
         self.drift = drift
+        self.challenger = challenger
         self.starting = starting
         self.shardLoads = shardLoads
         self.movingShards = movingShards

@@ -190,10 +190,23 @@ public final class CoordinatorService: Service, Sendable {
         let subscribers = (try? await database.estimatedSubscribers()) ?? 0
         let erased = try await database.erasuresOnRecord()
         let system = system, database = database, lease = lease, settings = configuration.settings, logger = logger
-        let model = serving, package = servingPackage, name = served.name
+        // The challenger deployed beside it, if any (one that no longer loads here is not served).
+        var challenger: ChallengerPackage?
+        if let c = try await database.servedChallenger() {
+            let source = "registry:\(c.name)/\(c.version)"
+            do {
+                let loaded = try ScoringModel(bytes: c.bytes, source: source)
+                challenger = ChallengerPackage(name: c.name, model: ModelPackage(version: loaded.version, source: source, bytes: c.bytes), basisPoints: c.basisPoints)
+                logger.notice("serving a challenger", metadata: ["name": "\(c.name)", "version": "\(c.version)", "basis_points": "\(c.basisPoints)"])
+            } catch {
+                logger.error("the challenger recorded in model_served does not load: not served (models deploy ends or replaces it)",
+                             metadata: ["name": "\(c.name)", "version": "\(c.version)", "error": "\(error)"])
+            }
+        }
+        let model = serving, package = servingPackage, name = served.name, servedChallenger = challenger
         let coordinator = system.withActorName(CoordinatorActor.name) {
             CoordinatorActor(actorSystem: system, database: database, lease: lease, term: term, model: model, package: package, modelName: name, map: map, saved: saved,
-                             settings: settings, estimatedSubscribers: subscribers, erasuresOnRecord: erased, logger: logger)
+                             settings: settings, estimatedSubscribers: subscribers, erasuresOnRecord: erased, challenger: servedChallenger, logger: logger)
         }
         leading.withLock { $0 = coordinator }
         logger.info("coordinator ready", metadata: ["endpoint": "\(system.node.endpoint)", "term": "\(term)", "shards": "\(map.shardCount)",

@@ -13,13 +13,16 @@ public distributed actor ShardActor {
     let shard: Int
     private let loaded: LoadedShard
     private var model: ScoringModel
+    /// Answers live queries for its share of subscribers (never jobs, campaigns or drift).
+    private var challenger: ServedChallenger?
     private let scoring: ScoringThreads
 
-    init(actorSystem: ClusterActorSystem, shard: Int, store: LoadedShard, model: ScoringModel, scoring: ScoringThreads) {
+    init(actorSystem: ClusterActorSystem, shard: Int, store: LoadedShard, model: ScoringModel, challenger: ServedChallenger?, scoring: ScoringThreads) {
         self.actorSystem = actorSystem
         self.shard = shard
         loaded = store
         self.model = model
+        self.challenger = challenger
         self.scoring = scoring
     }
 
@@ -39,8 +42,14 @@ public distributed actor ShardActor {
     /// Answers with `next` from now on (a deployment, or an assignment with another model): the
     /// switch is one step of this actor, so each answer comes wholly from one version. A job pass
     /// already running keeps the model it started with.
-    func use(_ next: ScoringModel) {
+    func use(_ next: ScoringModel, challenger: ServedChallenger?) {
         model = next
+        self.challenger = challenger
+    }
+
+    /// The version that answers a live query for `subscriberID`.
+    private func answering(_ subscriberID: Int64) -> ScoringModel {
+        challenger?.model(for: subscriberID, champion: model) ?? model
     }
 
     /// One subscriber's score computed now from its in-memory profile.
@@ -48,6 +57,7 @@ public distributed actor ShardActor {
         guard let profile = loaded.store.profile(of: subscriberID) else {
             return .notFound(subscriberID: subscriberID, shard: shard)
         }
+        let model = answering(subscriberID)
         let (p, band, reasons) = model.score(profile: profile)
         return .found(LiveScore(subscriberID: subscriberID, probability: p, riskBand: band.description, reasons: reasons,
                                 modelVersion: model.version, shard: shard, node: actorSystem.node.name, epoch: 0))
@@ -58,6 +68,7 @@ public distributed actor ShardActor {
         guard let profile = loaded.store.profile(of: subscriberID) else {
             return .notFound(subscriberID: subscriberID, shard: shard)
         }
+        let model = answering(subscriberID)
         let (p, band, reasons) = model.score(profile: profile, explain: explain)
         return .found(LiveScore(subscriberID: subscriberID, probability: p, riskBand: band.description, reasons: reasons,
                                 modelVersion: model.version, shard: shard, node: actorSystem.node.name, epoch: 0))

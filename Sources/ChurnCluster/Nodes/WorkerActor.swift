@@ -30,6 +30,8 @@ public distributed actor WorkerActor {
     var owned: [Int: ShardActor] = [:]
     var standing: [Int: ShardActor] = [:]
     var model: ScoringModel?
+    /// The challenger its shards answer a share of live queries with (`models deploy --as challenger`).
+    var challenger: ServedChallenger?
     /// A model loaded ahead of a deployment's switch (`prepareModel`).
     var preparedModel: ScoringModel?
     /// The other version of a comparison (`prepareComparison`).
@@ -121,6 +123,7 @@ public distributed actor WorkerActor {
             preparedModel = nil
         }
         guard let model else { throw ClusterError("no model to score with") }
+        try await follow(challenger: assignment.challenger)
         if eventsModel != model.version || triggers != assignment.triggers {
             let rules: TriggerRules?
             do {
@@ -304,7 +307,10 @@ public distributed actor WorkerActor {
 
     private func hostActor(_ shard: Int, role: ShardRole, model: ScoringModel) -> ShardActor {
         let system = actorSystem, store = stores[shard] ?? LoadedShard(store: ProfileStore()), scoring = scoring
-        return system.withActorName(ShardActor.name(shard, role: role)) { ShardActor(actorSystem: system, shard: shard, store: store, model: model, scoring: scoring) }
+        let challenger = challenger
+        return system.withActorName(ShardActor.name(shard, role: role)) {
+            ShardActor(actorSystem: system, shard: shard, store: store, model: model, challenger: challenger, scoring: scoring)
+        }
     }
 
     /// A shard's profiles, for a worker taking it over.
@@ -382,6 +388,8 @@ public distributed actor WorkerActor {
 
     /// The model its shards score with (nil before the first assignment).
     var currentModel: ScoringModel? { model }
+    /// The challenger beside it.
+    var currentChallenger: ServedChallenger? { challenger }
 
     /// What the worker's metrics and `/readyz` read: its status and the shards of an assignment
     /// it is still loading (ready: hosting some and loading none).
@@ -425,6 +433,7 @@ extension WorkerActor: AccessControlled {
         "erase(_:term:)": [.coordinator],
         "prepareModel(_:term:)": [.coordinator],
         "switchModel(version:term:)": [.coordinator],
+        "switchChallenger(_:term:)": [.coordinator],
         "prepareComparison(_:term:)": [.coordinator],
         "compareModels(_:term:)": [.coordinator],
         "profilesErased(from:to:term:)": [.coordinator],

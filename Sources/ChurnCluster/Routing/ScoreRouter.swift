@@ -145,7 +145,7 @@ public final class ScoreRouter: Sendable {
         let reasons = (0..<3).compactMap { scores.reason(row, $0) }.map { Reason(feature: $0.feature, contribution: $0.contribution) }
         let p = scores.probabilities.elements[row]
         return .found(LiveScore(subscriberID: id, probability: p, riskBand: RiskBand(probability: p).description, reasons: reasons,
-                                modelVersion: scores.modelVersion, shard: shard, node: scores.node, epoch: epoch))
+                                modelVersion: scores.modelVersion(row), shard: shard, node: scores.node, epoch: epoch))
     }
 
     /// Starts one live query without waiting for it (an open-loop load generator, a server with

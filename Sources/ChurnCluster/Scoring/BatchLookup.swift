@@ -50,49 +50,75 @@ public struct BatchScores: Sendable, WireCodable {
     public var featureNames: [String]
     public var modelVersion: String
     public var node: String
+    /// The challenger's version and feature names when it answered some rows (`fromChallenger`
+    /// marks them, 1 per row; empty when it answered none).
+    public var challengerVersion = ""
+    public var challengerFeatureNames: [String] = []
+    public var fromChallenger = BulkArray<UInt8>([])
 
     public var count: Int { outcomes.elements.count }
 
     public func outcome(_ i: Int) -> LookupOutcome { LookupOutcome(rawValue: outcomes.elements[i]) ?? .notHere }
 
+    /// Whether row `i` was answered by the challenger.
+    public func isChallenger(_ i: Int) -> Bool { i < fromChallenger.elements.count && fromChallenger.elements[i] == 1 }
+
+    /// The version that answered row `i`.
+    public func modelVersion(_ i: Int) -> String { isChallenger(i) ? challengerVersion : modelVersion }
+
     /// Reason `k` (0–2) of row `i`: its feature name and contribution, nil when it has none.
     public func reason(_ i: Int, _ k: Int) -> (feature: String, contribution: Double)? {
         let f = Int(reasons.elements[3 * i + k])
-        guard f >= 0, f < featureNames.count else { return nil }
-        return (featureNames[f], Double(contributions.elements[3 * i + k]))
+        let names = isChallenger(i) ? challengerFeatureNames : featureNames
+        guard f >= 0, f < names.count else { return nil }
+        return (names[f], Double(contributions.elements[3 * i + k]))
     }
 
     public func encode(to w: inout WireWriter) {
         w.write(outcomes); w.write(probabilities); w.write(reasons); w.write(contributions)
         w.write(featureNames); w.write(modelVersion); w.write(node)
+        w.write(challengerVersion); w.write(challengerFeatureNames); w.write(fromChallenger)
     }
 
     public init(from r: inout WireReader) throws(WireError) {
         let at = r.offset
         outcomes = try r.read(); probabilities = try r.read(); reasons = try r.read(); contributions = try r.read()
         featureNames = try r.read(); modelVersion = try r.read(); node = try r.read()
+        if r.remaining > 0 {  // a worker one version older sends none
+            challengerVersion = try r.read(); challengerFeatureNames = try r.read(); fromChallenger = try r.read()
+        }
         let n = outcomes.elements.count
         guard probabilities.elements.count == n, reasons.elements.count == 3 * n, contributions.elements.count == 3 * n else {
             throw WireError(offset: at, expected: "batch scores with matching column lengths (\(n) ids)")
         }
+        guard fromChallenger.elements.isEmpty || (fromChallenger.elements.count == n && fromChallenger.elements.allSatisfy({ $0 <= 1 })) else {
+            throw WireError(offset: at, expected: "a challenger mark (0 or 1) per row of the batch scores")
+        }
         guard outcomes.elements.allSatisfy({ Int($0) < LookupOutcome.allCases.count }) else {
             throw WireError(offset: at, expected: "lookup outcomes 0–\(LookupOutcome.allCases.count - 1)")
         }
-        guard reasons.elements.allSatisfy({ $0 >= -1 && Int($0) < featureNames.count }) else {
-            throw WireError(offset: at, expected: "reason indices below the \(featureNames.count) feature names")
+        let widest = max(featureNames.count, challengerFeatureNames.count)
+        guard reasons.elements.allSatisfy({ $0 >= -1 && Int($0) < widest }) else {
+            throw WireError(offset: at, expected: "reason indices below the \(widest) feature names")
         }
     }
 
-    init(capacity n: Int, model: ScoringModel?, node: String) {
+    init(capacity n: Int, model: ScoringModel?, challenger: ServedChallenger? = nil, node: String) {
         outcomes = BulkArray([]); probabilities = BulkArray([]); reasons = BulkArray([]); contributions = BulkArray([])
         outcomes.elements.reserveCapacity(n); probabilities.elements.reserveCapacity(n)
         reasons.elements.reserveCapacity(3 * n); contributions.elements.reserveCapacity(3 * n)
         featureNames = model?.featureNames ?? []
         modelVersion = model?.version ?? ""
         self.node = node
+        if let challenger {
+            challengerVersion = challenger.model.version
+            challengerFeatureNames = challenger.model.featureNames
+            fromChallenger.elements.reserveCapacity(n)
+        }
     }
 
     mutating func append(_ outcome: LookupOutcome) {
+        if !challengerVersion.isEmpty { fromChallenger.elements.append(0) }
         outcomes.elements.append(outcome.rawValue)
         probabilities.elements.append(0)
         reasons.elements.append(contentsOf: [-1, -1, -1])
@@ -102,15 +128,14 @@ public struct BatchScores: Sendable, WireCodable {
 
 extension ScoringModel {
     /// Scores and explains the subscribers of `batch` found in `stores` (shard → profiles) on
-    /// the calling thread; ids whose shard is not in `stores` are `notHere`.
-    func score(batch: LookupBatch, stores: [Int: LoadedShard], node: String) -> BatchScores {
+    /// the calling thread, each with the version that answers for it (this model, or `challenger`
+    /// within its share); ids whose shard is not in `stores` are `notHere`.
+    func score(batch: LookupBatch, stores: [Int: LoadedShard], challenger: ServedChallenger? = nil, node: String) -> BatchScores {
         let n = batch.ids.elements.count
-        var out = BatchScores(capacity: n, model: self, node: node)
-        let f = featureNames.count
-        var row = [Float](repeating: 0, count: f)
-        var phi = [Double](repeating: 0, count: explainer.contributionCount)
+        var out = BatchScores(capacity: n, model: self, challenger: challenger, node: node)
         var profile = [Float](repeating: 0, count: stores.values.first?.store.featureCount ?? 0)
         let method = batch.explain.method
+        var champion = RowScratch(self), other = challenger.map { RowScratch($0.model) }
         for i in 0..<n {
             let id = batch.ids.elements[i]
             guard let loaded = stores[Int(batch.shards.elements[i])] else {
@@ -124,30 +149,61 @@ extension ScoringModel {
             }
             if profile.count < store.featureCount { profile = [Float](repeating: 0, count: store.featureCount) }
             profile.withUnsafeMutableBufferPointer { store.profile(row: r, into: $0) }
-            for j in 0..<f { row[j] = profile[profileColumn[j]] }
-            let p = row.withUnsafeBufferPointer { forest.transform(margin: forest.margin(row: $0)) }
-            row.withUnsafeBufferPointer { r in
-                phi.withUnsafeMutableBufferPointer { explainer.contributions(row: r, into: $0, method: method) }
-            }
-            // Top 3 positive contributions, biggest first.
-            var top: (Int, Int, Int) = (-1, -1, -1)
-            for j in 0..<f where phi[j] > 0 {
-                if top.0 < 0 || phi[j] > phi[top.0] {
-                    top = (j, top.0, top.1)
-                } else if top.1 < 0 || phi[j] > phi[top.1] {
-                    top = (top.0, j, top.1)
-                } else if top.2 < 0 || phi[j] > phi[top.2] {
-                    top.2 = j
-                }
+            let answersChallenger = challenger.map { ChallengerSplit.answersChallenger(name: $0.name, subscriber: id, basisPoints: $0.basisPoints) } ?? false
+            let scored: (p: Double, reasons: Reasons3)
+            if answersChallenger, let s = other?.score(profile, method: method) {
+                scored = s
+                out.fromChallenger.elements.append(1)
+            } else {
+                scored = champion.score(profile, method: method)
+                if challenger != nil { out.fromChallenger.elements.append(0) }
             }
             out.outcomes.elements.append(LookupOutcome.found.rawValue)
-            out.probabilities.elements.append(p)
-            for j in [top.0, top.1, top.2] {
-                out.reasons.elements.append(Int16(j))
-                out.contributions.elements.append(j >= 0 ? Float(phi[j]) : 0)
-            }
+            out.probabilities.elements.append(scored.p)
+            let (a, b, c) = scored.reasons
+            out.reasons.elements.append(Int16(a.0)); out.reasons.elements.append(Int16(b.0)); out.reasons.elements.append(Int16(c.0))
+            out.contributions.elements.append(a.1); out.contributions.elements.append(b.1); out.contributions.elements.append(c.1)
         }
         return out
+    }
+}
+
+/// Three reasons: feature index (-1: none) and contribution.
+private typealias Reasons3 = ((Int, Float), (Int, Float), (Int, Float))
+
+/// One model's buffers for scoring and explaining one profile after another.
+private struct RowScratch {
+    let model: ScoringModel
+    var row: [Float]
+    var phi: [Double]
+
+    init(_ model: ScoringModel) {
+        self.model = model
+        row = [Float](repeating: 0, count: model.featureNames.count)
+        phi = [Double](repeating: 0, count: model.explainer.contributionCount)
+    }
+
+    /// The probability of `profile` and its top 3 positive contributions, biggest first (feature
+    /// index and contribution; -1 and 0 where there are fewer).
+    mutating func score(_ profile: [Float], method: TreeExplainer.Method) -> (p: Double, reasons: Reasons3) {
+        let f = row.count, model = model
+        for j in 0..<f { row[j] = profile[model.profileColumn[j]] }
+        let p = row.withUnsafeBufferPointer { model.forest.transform(margin: model.forest.margin(row: $0)) }
+        row.withUnsafeBufferPointer { r in
+            phi.withUnsafeMutableBufferPointer { model.explainer.contributions(row: r, into: $0, method: method) }
+        }
+        var top: (Int, Int, Int) = (-1, -1, -1)
+        for j in 0..<f where phi[j] > 0 {
+            if top.0 < 0 || phi[j] > phi[top.0] {
+                top = (j, top.0, top.1)
+            } else if top.1 < 0 || phi[j] > phi[top.1] {
+                top = (top.0, j, top.1)
+            } else if top.2 < 0 || phi[j] > phi[top.2] {
+                top.2 = j
+            }
+        }
+        func at(_ j: Int) -> (Int, Float) { (j, j >= 0 ? Float(phi[j]) : 0) }
+        return (p, (at(top.0), at(top.1), at(top.2)))
     }
 }
 
@@ -157,28 +213,30 @@ extension WorkerActor {
     /// does not own come back `notHere`.
     public distributed func lookup(batch: LookupBatch) async -> BatchScores {
         let stores = ownedStores(batch.shards.elements)
-        let model = currentModel, node = actorSystem.node.name
-        return await Self.score(batch, stores: stores, model: model, node: node)
+        let model = currentModel, challenger = currentChallenger, node = actorSystem.node.name
+        return await Self.score(batch, stores: stores, model: model, challenger: challenger, node: node)
     }
 
     /// Scores the batch in slices of 256, yielding between them: a large batch (or an exact one)
     /// never holds one of the few pool threads long enough to delay this worker's heartbeats or
     /// its other calls.
-    private nonisolated static func score(_ batch: LookupBatch, stores: [Int: LoadedShard], model: ScoringModel?, node: String) async -> BatchScores {
+    private nonisolated static func score(_ batch: LookupBatch, stores: [Int: LoadedShard], model: ScoringModel?, challenger: ServedChallenger?,
+                                          node: String) async -> BatchScores {
         guard let model else {
             var out = BatchScores(capacity: batch.ids.elements.count, model: nil, node: node)
             for _ in batch.ids.elements { out.append(.notHere) }
             return out
         }
         let n = batch.ids.elements.count, slice = 256
-        guard n > slice else { return model.score(batch: batch, stores: stores, node: node) }
-        var out = BatchScores(capacity: n, model: model, node: node)
+        guard n > slice else { return model.score(batch: batch, stores: stores, challenger: challenger, node: node) }
+        var out = BatchScores(capacity: n, model: model, challenger: challenger, node: node)
         var start = 0
         while start < n {
             let end = min(n, start + slice)
             let part = model.score(batch: LookupBatch(ids: Array(batch.ids.elements[start..<end]), shards: Array(batch.shards.elements[start..<end]),
-                                                      explain: batch.explain), stores: stores, node: node)
+                                                      explain: batch.explain), stores: stores, challenger: challenger, node: node)
             out.outcomes.elements += part.outcomes.elements
+            out.fromChallenger.elements += part.fromChallenger.elements
             out.probabilities.elements += part.probabilities.elements
             out.reasons.elements += part.reasons.elements
             out.contributions.elements += part.contributions.elements
