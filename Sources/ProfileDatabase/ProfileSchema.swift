@@ -558,6 +558,21 @@ public enum ProfileSchema {
                 ADD CONSTRAINT model_served_challenger_registered FOREIGN KEY (name, challenger_version) REFERENCES model_registry (name, version),
                 ADD CONSTRAINT model_served_challenger_complete CHECK ((challenger_version IS NULL) = (challenger_basis_points IS NULL)),
                 ADD CONSTRAINT model_served_challenger_other CHECK (challenger_version IS DISTINCT FROM version);
+            -- Jobs score the challenger in shadow: its probability of every subscriber, one partition per
+            -- job (created with the job when it has a challenger, unique by subscriber when published,
+            -- dropped with the job's scores).
+            ALTER TABLE scoring_jobs ADD COLUMN challenger_version text;
+            CREATE TABLE churn_shadow_scores (
+                job_id bigint NOT NULL,
+                subscriber_id bigint NOT NULL,
+                probability real NOT NULL
+            ) PARTITION BY LIST (job_id);
+            -- The published job's shadow scores, with the challenger version they came from.
+            CREATE VIEW churn_scores_challenger AS
+                SELECT h.subscriber_id, h.probability, j.challenger_version AS model_version, h.job_id
+                FROM churn_shadow_scores h
+                JOIN churngrid_published p ON p.job_id = h.job_id
+                JOIN scoring_jobs j ON j.id = h.job_id;
             """),
     ]
 

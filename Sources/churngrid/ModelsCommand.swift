@@ -241,30 +241,40 @@ struct PromoteModel: AsyncParsableCommand {
 struct CompareModels: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "compare",
-        abstract: "Compare the served model with another registered version over the live base (operator): score distributions, top-decile agreement, and AUC and lift against the outcomes imported.",
-        discussion: "Every shard's owner scores its subscribers with both versions (two passes). Labels are the latest outcome of each subscriber (`churngrid outcomes import`); without any, AUC and lift are absent.")
+        abstract: "Compare the served model with another registered version over the live base, or a job's champion scores with its challenger's shadow scores (operator): score distributions, top-decile agreement, and AUC and lift against the outcomes imported.",
+        discussion: "With --version, every shard's owner scores its subscribers with both versions (two passes). With --job, both sides are the job's stored scores (the job must have had a challenger). Labels are the latest outcome of each subscriber (`churngrid outcomes import`); without any, AUC and lift are absent.")
 
     @OptionGroup var target: CoordinatorOptions
 
     @Argument(help: "The model's name.")
     var name: String
 
-    @Option(help: "The version to compare with the served one (or a unique prefix of at least 6 characters).")
-    var version: String
+    @Option(help: "The version to compare with the served one over the live base (or a unique prefix of at least 6 characters).")
+    var version: String?
+
+    @Option(help: "A completed job whose champion and challenger (scored in shadow) to compare.")
+    var job: Int64?
 
     @Flag(help: "Print one JSON object.")
     var json = false
+
+    func validate() throws {
+        guard (version == nil) != (job == nil) else { throw ValidationError("give either --version V (over the live base) or --job ID (a job's shadow scores)") }
+    }
 
     func run() async throws {
         let logger = makeLogger("churngrid.models")
         try await reportingClusterErrors {
             let c = try await withCoordinator(target, logger: logger) { client in
-                try await ClusterActorSystem.$callTimeout.withValue(.seconds(3600)) { try await client.coordinator.compareModels(name: name, version: version) }
+                try await ClusterActorSystem.$callTimeout.withValue(.seconds(3600)) {
+                    if let job { return try await client.coordinator.compareJob(name: name, job: job) }
+                    return try await client.coordinator.compareModels(name: name, version: version ?? "")
+                }
             }
             if json { try printJSON(c); return }
             func f(_ v: Double?, _ format: String = "%.4f") -> String { v.map { String(format: format, $0) } ?? "—" }
             print("model \(c.name) over \(c.subscribers) subscribers (\(c.labelled) with an outcome, \(c.churned) churned), \(String(format: "%.1f", c.seconds)) s")
-            print("                      served \(c.champion.version)   other \(c.challenger.version)")
+            print("                      \(job == nil ? "served" : "champion") \(c.champion.version)   \(job == nil ? "other" : "challenger") \(c.challenger.version)")
             print("  mean probability    \(f(c.champion.meanProbability))               \(f(c.challenger.meanProbability))")
             print("  median              \(f(c.champion.deciles[4]))               \(f(c.challenger.deciles[4]))")
             print("  90th percentile     \(f(c.champion.deciles[8]))               \(f(c.challenger.deciles[8]))")

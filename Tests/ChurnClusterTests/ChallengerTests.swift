@@ -34,7 +34,7 @@ struct ChallengerTests {
         }
     }
 
-    @Test("models deploy --as challenger --traffic 20 under query load: no query fails, each subscriber answered by the version its hash names (single and coalesced queries, a worker that joins after), about 20% by the challenger; jobs stay on the champion; a restarted coordinator keeps it; promote makes it the champion; bad input refused")
+    @Test("models deploy --as challenger --traffic 20 under query load: no query fails, each subscriber answered by the version its hash names (single and coalesced queries, a worker that joins after), about 20% by the challenger; a job publishes the champion and scores the challenger in shadow, compared by models compare --job; erasure takes shadow scores too; a restarted coordinator keeps it; promote makes it the champion; bad input refused")
     func challengerOnCluster() async throws {
         let (url, cluster, client) = try await EventTests.cluster(name: "challenger", standbys: true)
         defer { cluster.stop() }
@@ -139,11 +139,57 @@ struct ChallengerTests {
         let removeChallenger = await runCommand("\(churngrid) models remove churn --version \(v2) \(at)")
         #expect(removeChallenger.status != 0 && removeChallenger.output.contains("is the challenger the cluster serves"), "\(removeChallenger.output)")
 
-        // A job scores with the champion alone.
+        // A job publishes the champion's scores and scores the challenger in shadow, each the engine's.
         let job = try await client.coordinator.startRescore()
         let done = try await RescoringTests.waitForJob(client, job)
         #expect(done.state == .completed && done.modelVersion == v1, "\(done)")
         #expect(try db.query("SELECT count(*) FROM churn_scores_current WHERE model_version <> $1", [v1]).scalar == "0")
+        #expect(try db.query("SELECT challenger_version FROM scoring_jobs WHERE id = $1", [String(job)]).scalar == v2)
+        let shadowCount = try db.query("SELECT count(*), count(DISTINCT subscriber_id), min(model_version), max(model_version) FROM churn_scores_challenger").rows[0]
+        #expect(shadowCount == [String(EventTests.subscribers), String(EventTests.subscribers), v2, v2], "\(shadowCount)")
+        var shadowWrong = 0
+        for row in try db.query("SELECT subscriber_id, probability FROM churn_scores_challenger WHERE subscriber_id % 17 = 0").rows {
+            guard let id = row[0].flatMap(Int64.init), let p = row[1].flatMap(Float.init), let profile = profiles[id] else { shadowWrong += 1; continue }
+            if abs(Double(p) - v2Model.score(profile: profile).probability) > 1e-6 { shadowWrong += 1 }
+        }
+        #expect(shadowWrong == 0, "\(shadowWrong) shadow scores are not the challenger's")
+
+        // compare --job: both sides from the job's stored scores, against outcomes for a fifth of the base.
+        _ = try db.query("""
+            INSERT INTO subscriber_outcomes (subscriber_id, observed_at, churned)
+            SELECT subscriber_id, now(), (subscriber_id % 7 = 0) OR probability > 0.3 FROM churn_scores_current WHERE subscriber_id % 5 = 0
+            """)
+        let compared = await runCommand("\(churngrid) models compare churn --job \(job) \(at) --json")
+        let c = ModelRegistryTests.json(compared.output) as? [String: Any] ?? [:]
+        let championSide = c["champion"] as? [String: Any] ?? [:], challengerSide = c["challenger"] as? [String: Any] ?? [:]
+        #expect(compared.status == 0 && c["subscribers"] as? Int == EventTests.subscribers && c["labelled"] as? Int == EventTests.subscribers / 5,
+                "\(compared.output)")
+        #expect(championSide["version"] as? String == v1 && challengerSide["version"] as? String == v2)
+        // v2 only shifts every margin: the same ranking, so the same top decile and AUC, higher probabilities.
+        #expect((c["topDecileAgreement"] as? Double ?? 0) >= 0.99, "\(c)")
+        #expect((challengerSide["meanProbability"] as? Double ?? 0) > (championSide["meanProbability"] as? Double ?? 1), "\(c)")
+        let labelled = try db.query("SELECT s.probability, o.churned FROM churn_scores_current s JOIN subscriber_outcomes o USING (subscriber_id)").rows
+        let positives = labelled.filter { $0[1] == "t" }.compactMap { $0[0].flatMap(Double.init) }
+        let negatives = labelled.filter { $0[1] == "f" }.compactMap { $0[0].flatMap(Double.init) }.sorted()
+        var wins = 0.0
+        for p in positives {
+            let below = negatives.firstIndex { $0 >= p } ?? negatives.count
+            wins += Double(below) + 0.5 * Double(negatives[below...].prefix { $0 == p }.count)
+        }
+        let auc = wins / (Double(positives.count) * Double(negatives.count))
+        #expect(abs((championSide["auc"] as? Double ?? 0) - auc) < 2e-3 && abs((challengerSide["auc"] as? Double ?? 0) - auc) < 2e-3,
+                "AUC \(championSide["auc"] ?? "-") / \(challengerSide["auc"] ?? "-"), direct \(auc)")
+        let noJob = await runCommand("\(churngrid) models compare churn --job 999999 \(at)")
+        #expect(noJob.status != 0 && noJob.output.contains("there is no job 999999"), "\(noJob.output)")
+        let both = await runCommand("\(churngrid) models compare churn --job \(job) --version \(v2) \(at)")
+        #expect(both.status != 0 && both.output.contains("either --version V"), "\(both.output)")
+
+        // An erased subscriber's shadow score goes with its other rows.
+        let victim = try #require(profiles.keys.min())
+        let erased = await runCommand("\(churngrid) subscribers erase \(victim) \(at)")
+        #expect(erased.status == 0, "\(erased.output)")
+        #expect(try db.query("SELECT count(*) FROM churn_shadow_scores WHERE subscriber_id = $1", [String(victim)]).scalar == "0")
+        profiles[victim] = nil
 
         // A worker that joins gets shards with the challenger (it travels with assignments), and a
         // restarted coordinator keeps serving it.
@@ -174,6 +220,13 @@ struct ChallengerTests {
             guard case .found(let s) = try await restarted.score(id) else { Issue.record("no answer for \(id) after the promotion"); continue }
             #expect(s.modelVersion == v2)
         }
+        // A job after the promotion has no challenger: nothing in shadow, and nothing to compare.
+        let plain = try await restarted.coordinator.startRescore()
+        #expect(try await RescoringTests.waitForJob(restarted, plain).state == .completed)
+        #expect(try db.query("SELECT challenger_version IS NULL, to_regclass('churn_shadow_scores_job_' || id) IS NULL FROM scoring_jobs WHERE id = $1",
+                             [String(plain)]).rows.first == ["t", "t"])
+        let none = await runCommand("\(churngrid) models compare churn --job \(plain) \(at)")
+        #expect(none.status != 0 && none.output.contains("had no challenger"), "\(none.output)")
         let audit = try db.query("SELECT action, target FROM churngrid_audit_log WHERE action LIKE 'models %' ORDER BY id").rows
         #expect(audit.contains { $0[0] == "models deploy" && ($0[1] ?? "").contains("as challenger at 20.0%") } && audit.contains { $0[0] == "models promote" },
                 "\(audit)")

@@ -252,6 +252,7 @@ final class ClusterDatabase: @unchecked Sendable {
         try Self.transaction(c) {
             try c.execute("SET LOCAL lock_timeout = '2s'")
             try c.execute("DROP TABLE IF EXISTS churn_scores_job_\(job)")
+            try c.execute("DROP TABLE IF EXISTS churn_shadow_scores_job_\(job)")
         }
     }
 
@@ -326,16 +327,21 @@ final class ClusterDatabase: @unchecked Sendable {
         }
     }
 
-    /// Creates a job and its empty partition.
-    func startJob(modelVersion: String, shardCount: Int, clv: CLVSettings) async throws -> Int64 {
+    /// Creates a job and its empty partition (and its shadow scores' when it has a challenger).
+    func startJob(modelVersion: String, shardCount: Int, clv: CLVSettings, challenger: String? = nil) async throws -> Int64 {
         let term = term
         let settings = "{\"margin_rate\": \(clv.marginRate), \"monthly_discount\": \(clv.monthlyDiscount), \"horizon_months\": \(clv.horizonMonths)}"
         return try await run { c in
             try Self.transaction(c, fencedBy: term) {
-                guard let inserted = try c.query("INSERT INTO scoring_jobs (model_version, state, shard_count, term, clv_settings) VALUES ($1, 'running', $2, $3, $4::jsonb) RETURNING id",
-                                                 [modelVersion, String(shardCount), term.map { String($0) }, settings]).scalar,
+                guard let inserted = try c.query("""
+                    INSERT INTO scoring_jobs (model_version, state, shard_count, term, clv_settings, challenger_version)
+                    VALUES ($1, 'running', $2, $3, $4::jsonb, $5) RETURNING id
+                    """, [modelVersion, String(shardCount), term.map { String($0) }, settings, challenger]).scalar,
                       let id = Int64(inserted) else { throw ClusterError("PostgreSQL returned no job id") }
                 try c.execute("CREATE TABLE churn_scores_job_\(id) PARTITION OF churn_scores FOR VALUES IN (\(id))")
+                if challenger != nil {
+                    try c.execute("CREATE TABLE churn_shadow_scores_job_\(id) PARTITION OF churn_shadow_scores FOR VALUES IN (\(id))")
+                }
                 return id
             }
         }
@@ -391,6 +397,24 @@ final class ClusterDatabase: @unchecked Sendable {
                     e.finish()
                     try w.write(e.take())
                 }
+                // The challenger's shadow scores, in the same transaction (exactly once with the shard's).
+                let shadowed = batch.filter { claimed.contains($0.scores.shard) && !$0.scores.shadow.elements.isEmpty }
+                if !shadowed.isEmpty {
+                    try c.copyIn("COPY churn_shadow_scores_job_\(job) (job_id, subscriber_id, probability) FROM STDIN (FORMAT binary)") { w in
+                        var e = BinaryCopyEncoder()
+                        for (scores, _) in shadowed {
+                            for i in 0..<scores.count {
+                                e.beginRow(fields: 3)
+                                e.int64(job)
+                                e.int64(scores.ids.elements[i])
+                                e.float32OrNull(scores.shadow.elements[i])
+                                if e.bytes.count > 1 << 20 { try w.write(e.take()) }
+                            }
+                        }
+                        e.finish()
+                        try w.write(e.take())
+                    }
+                }
                 Counter(label: "churngrid_copy_rows_total").increment(by: batch.filter { claimed.contains($0.scores.shard) }.reduce(0) { $0 + $1.scores.count })
                 return claimed
             }
@@ -420,6 +444,14 @@ final class ClusterDatabase: @unchecked Sendable {
                 let claimed = try c.query("SELECT coalesce(sum(subscribers), 0) FROM scoring_job_shards WHERE job_id = $1", [String(job)]).scalar
                 guard claimed == String(summary.subscribers) else {
                     throw ClusterError("job \(job): the shards claim \(claimed ?? "no") subscribers but \(summary.subscribers) scores were written")
+                }
+                // A challenger's shadow scores: one per subscriber, as many as the champion's.
+                if try c.query("SELECT to_regclass('churn_shadow_scores_job_\(job)') IS NOT NULL").scalar == "t" {
+                    try c.execute("CREATE UNIQUE INDEX churn_shadow_scores_job_\(job)_subscriber ON churn_shadow_scores_job_\(job) (subscriber_id)")
+                    let shadow = try c.query("SELECT count(*) FROM churn_shadow_scores_job_\(job)").scalar
+                    guard shadow == String(summary.subscribers) else {
+                        throw ClusterError("job \(job): \(shadow ?? "no") shadow scores of the challenger for \(summary.subscribers) subscribers")
+                    }
                 }
                 try c.query("""
                     INSERT INTO scoring_job_summaries (job_id, subscribers, mean_probability, deciles, histogram, per_band, per_region, top_risk, per_region_band)

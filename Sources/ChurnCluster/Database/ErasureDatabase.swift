@@ -19,7 +19,7 @@ struct AuditEntry: Sendable {
 extension ClusterDatabase {
     /// The tables holding rows of a subscriber found by `subscriber_id` alone (besides
     /// `subscriber_profiles`, `subscriber_events` — found through its shard — and the job summaries).
-    static let erasedTables = ["churn_scores", "retention_triggers", "campaign_actions", "contact_history",
+    static let erasedTables = ["churn_scores", "churn_shadow_scores", "retention_triggers", "campaign_actions", "contact_history",
                                "contact_consent", "do_not_contact", "subscriber_outcomes"]
 
     /// Whether any erasure is recorded in the audit log.

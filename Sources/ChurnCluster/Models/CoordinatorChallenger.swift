@@ -84,6 +84,25 @@ extension CoordinatorActor {
         return try await deployChampion(name: name, version: challenger.model.version, action: "models promote")
     }
 
+    /// Compares a job's champion scores with its challenger's shadow scores (operators): both
+    /// read back from PostgreSQL (the job's own partitions), as `compareModels` compares over
+    /// the live base — distributions, top-decile agreement, and AUC and lift against the latest
+    /// outcome of each subscriber.
+    public distributed func compareJob(name: String, job: Int64) async throws -> ModelComparison {
+        let name = try ModelRegistry.validName(name)
+        let start = ContinuousClock.now
+        let (champion, shadow, subscribers, histograms) = try await database.shadowHistograms(job: job)
+        guard subscribers > 0 else { throw ClusterError("job \(job) scored no subscribers") }
+        let b = ComparisonHistograms.bins
+        let cuts = [ComparisonHistograms.topCut(Array(histograms[0..<b]), share: 0.1), ComparisonHistograms.topCut(Array(histograms[b..<(2 * b)]), share: 0.1)]
+        let top = try await database.shadowTopCounts(job: job, cuts: cuts)
+        let report = ModelComparison.make(name: name, versions: (champion, shadow), subscribers: subscribers, histograms: histograms, top: top,
+                                          seconds: seconds(ContinuousClock.now - start))
+        logger.info("job's champion and shadow scores compared", metadata: ["job": "\(job)", "champion": "\(champion)", "challenger": "\(shadow)",
+                                                                             "subscribers": "\(subscribers)", "agreement": "\(report.topDecileAgreement)"])
+        return report
+    }
+
     /// Tells every worker to serve `order`, asking again once (loading it again) those that did
     /// not confirm. - Returns: workers switched, the switch window, and the workers that still
     /// did not (they are told again by their next assignment or deployment).

@@ -711,7 +711,7 @@ public distributed actor CoordinatorActor {
         await writeUnrecordedFailures()
         let id: Int64
         do {
-            id = try await database.startJob(modelVersion: model.version, shardCount: map.shardCount, clv: settings.clv)
+            id = try await database.startJob(modelVersion: model.version, shardCount: map.shardCount, clv: settings.clv, challenger: challenger?.model.version)
         } catch let error as LeaseLost {
             lease.lost(error)
             throw ClusterError("this coordinator has lost its lease and is stepping down; ask the coordinator that took over")
@@ -831,6 +831,8 @@ public distributed actor CoordinatorActor {
     private func startScoring(_ shard: Int, on node: String, role: ShardRole, options: RescoreOptions, in group: inout TaskGroup<JobRun.Event>) {
         // The job's own version (recorded when it started): a shard that answers with another is refused.
         let timeout = settings.rescoreTimeout, modelVersion = run?.status.modelVersion ?? model.version, shardCount = map.shardCount
+        // The challenger scored in shadow (fixed while a job runs: deployments wait for it).
+        let shadowVersion = challenger?.model.version ?? ""
         let shardActor = members[node].flatMap { try? ShardActor.resolve(shard: shard, role: role, on: $0.node, using: actorSystem) }
         group.addTask {
             do {
@@ -842,6 +844,9 @@ public distributed actor CoordinatorActor {
                 guard scores.shard == shard, scores.modelVersion == modelVersion,
                       scores.ids.elements.allSatisfy({ ShardKey.shard(of: $0, shardCount: shardCount) == shard }) else {
                     throw ClusterError("\(node) answered for shard \(scores.shard) with model \(scores.modelVersion) and subscribers of other shards, asked for shard \(shard) with \(modelVersion)")
+                }
+                guard scores.shadowVersion == shadowVersion || scores.count == 0 else {
+                    throw ClusterError("\(node) scored shard \(shard) in shadow with challenger '\(scores.shadowVersion)', not the job's '\(shadowVersion)'")
                 }
                 return .scored(shard: shard, node: node, scores)
             } catch let error as RemoteCallError where [.unreachable, .nodeRestarted].contains(error.code) {
@@ -1096,6 +1101,7 @@ extension CoordinatorActor: AccessControlled {
         "deployChallenger(name:version:trafficPercent:)": Role.admins,
         "promoteChallenger(name:)": Role.admins,
         "compareModels(name:version:)": Role.operators,
+        "compareJob(name:job:)": Role.operators,
         "startLiveCampaign(_:)": Role.operators,
         "stopLiveCampaign()": Role.operators,
         "liveCampaignStatus()": Role.readers,

@@ -84,8 +84,9 @@ public distributed actor ShardActor {
     /// Scores every subscriber of the shard with the reasons `options` asks for. (A job with the
     /// standard options calls `rescore()`, which a worker one version older also answers.)
     public distributed func rescore(_ options: RescoreOptions) async throws -> ShardScores {
-        let (model, shard, loaded) = (model, shard, loaded)
-        return try await scoring.run { try model.score(shard: shard, store: loaded.store, options: options) }
+        // The challenger, if any, is scored in shadow in the same walk (it answers no job).
+        let (model, shard, loaded, shadow) = (model, shard, loaded, challenger?.model)
+        return try await scoring.run { try model.score(shard: shard, store: loaded.store, options: options, shadow: shadow) }
     }
 
     /// Drift for a job: a sample of the model's features (a new reference) or their counts in

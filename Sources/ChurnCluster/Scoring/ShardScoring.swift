@@ -20,12 +20,17 @@ public struct ShardScores: Sendable, WireCodable {
     /// coordinator applies the cluster's CLV settings when it writes the scores. Empty from a
     /// worker one version older (its CLVs are written as NULL).
     public var arpu: BulkArray<Float>
+    /// The challenger's version and its probability of each subscriber, scored in shadow (empty
+    /// without a challenger, or from a worker one version older).
+    public var shadowVersion = ""
+    public var shadow = BulkArray<Float>([])
 
     public var count: Int { ids.elements.count }
 
     public func encode(to w: inout WireWriter) {
         w.write(shard); w.write(modelVersion); w.write(ids); w.write(probabilities); w.write(bands)
         w.write(regions); w.write(reasons); w.write(contributions); w.write(arpu)
+        w.write(shadowVersion); w.write(shadow)
     }
 
     public init(from r: inout WireReader) throws(WireError) {
@@ -33,11 +38,16 @@ public struct ShardScores: Sendable, WireCodable {
         shard = try r.read(); modelVersion = try r.read(); ids = try r.read(); probabilities = try r.read()
         bands = try r.read(); regions = try r.read(); reasons = try r.read(); contributions = try r.read()
         arpu = r.remaining > 0 ? try r.read() : BulkArray([])
+        if r.remaining > 0 { shadowVersion = try r.read(); shadow = try r.read() }
         let n = ids.elements.count
         guard probabilities.elements.count == n, bands.elements.count == n, regions.elements.count == n,
               reasons.elements.count == 3 * n, contributions.elements.count == 3 * n,
-              arpu.elements.isEmpty || arpu.elements.count == n else {
+              arpu.elements.isEmpty || arpu.elements.count == n, shadow.elements.isEmpty || shadow.elements.count == n,
+              shadow.elements.isEmpty == shadowVersion.isEmpty || n == 0 else {
             throw WireError(offset: at, expected: "shard scores with matching column lengths (\(n) subscribers)")
+        }
+        guard shadow.elements.allSatisfy({ $0 >= 0 && $0 <= 1 }) else {
+            throw WireError(offset: at, expected: "shadow probabilities between 0 and 1")
         }
         guard bands.elements.allSatisfy({ Int($0) < RiskBand.allCases.count }) else {
             throw WireError(offset: at, expected: "risk bands 0–\(RiskBand.allCases.count - 1)")
@@ -78,8 +88,13 @@ extension ScoringModel {
     /// Scores every subscriber of `store` on the calling thread with top-3 reasons for those
     /// `options` asks for: by default everyone, by path attribution (the method a live query uses
     /// by default, so both agree), tabulated per leaf so reasons cost little more than the walk.
-    public func score(shard: Int, store: ProfileStore, options: RescoreOptions = .standard) throws -> ShardScores {
+    public func score(shard: Int, store: ProfileStore, options: RescoreOptions = .standard, shadow: ScoringModel? = nil) throws -> ShardScores {
         var out = ShardScores(shard: shard, modelVersion: version, capacity: store.count)
+        var shadowMargins = [Double](), shadowProbabilities = [Double]()
+        if let shadow {
+            out.shadowVersion = shadow.version
+            out.shadow.elements.reserveCapacity(store.count)
+        }
         let f = featureNames.count
         let reasonsFrom = options.reasonsFrom
         let arpuColumn = arpuColumn  // looked up by name: once, not per row
@@ -110,6 +125,14 @@ extension ScoringModel {
                 }
             }
             out.ids.elements.append(contentsOf: UnsafeBufferPointer(start: ids, count: rows))
+            if let shadow {
+                // The challenger in the same walk: the same rows, in the same order, at the same moment.
+                shadowMargins = [Double](repeating: 0, count: rows)
+                shadowProbabilities = [Double](repeating: 0, count: rows)
+                try shadow.forest.score(FeatureColumns(columns: shadow.profileColumn.map { columns[$0] }, rowCount: rows),
+                                        margins: &shadowMargins, outputs: &shadowProbabilities)
+                for p in shadowProbabilities { out.shadow.elements.append(Float(p)) }
+            }
             let explainedFrom = out.reasons.elements.count
             if tabulated != nil {
                 out.reasons.elements.append(contentsOf: features)
