@@ -34,6 +34,7 @@ public enum APIRoute: Sendable, Equatable {
     case eraseSubscribers
     case models
     case deployModel(name: String)
+    case promoteModel(name: String)
 
     /// The path template as the OpenAPI document names it (metrics and logs use it, never the raw
     /// path: ids would make one series per subscriber).
@@ -65,6 +66,7 @@ public enum APIRoute: Sendable, Equatable {
         case .eraseSubscribers: "/v1/subscribers:erase"
         case .models: "/v1/models"
         case .deployModel: "/v1/models/{name}:deploy"
+        case .promoteModel: "/v1/models/{name}:promote"
         }
     }
 
@@ -74,7 +76,7 @@ public enum APIRoute: Sendable, Equatable {
         case .dashboard, .openAPI, .healthz, .readyz, .metrics, .createSession, .deleteSession: nil
         case .score, .batchScores, .jobs, .job, .jobSummary, .jobDrift, .stream, .cluster, .models, .liveCampaign: Role.readers
         case .startJob, .postEvents, .runCampaign, .campaignReport, .campaignActions, .importOutcomes, .startLiveCampaign, .stopLiveCampaign: Role.operators
-        case .drain, .tokens, .createToken, .revokeToken, .eraseSubscribers, .deployModel: Role.admins
+        case .drain, .tokens, .createToken, .revokeToken, .eraseSubscribers, .deployModel, .promoteModel: Role.admins
         }
     }
 
@@ -88,6 +90,7 @@ public enum APIRoute: Sendable, Equatable {
         ("POST", "/v1/campaigns/runs"), ("GET", "/v1/campaigns/runs/{run}/report"), ("GET", "/v1/campaigns/runs/{run}/actions.csv"), ("POST", "/v1/outcomes"),
         ("GET", "/v1/campaigns/live"), ("PUT", "/v1/campaigns/live"), ("DELETE", "/v1/campaigns/live"),
         ("POST", "/v1/subscribers:erase"), ("GET", "/v1/models"), ("POST", "/v1/models/{name}:deploy"),
+        ("POST", "/v1/models/{name}:promote"),
     ]
 
     /// The route of `method` `path` (the path without its query).
@@ -145,6 +148,8 @@ public enum APIRoute: Sendable, Equatable {
         case ["v1", "models"]: return try only(["GET": .models])
         case let p where p.count == 3 && p[0] == "v1" && p[1] == "models" && p[2].hasSuffix(":deploy") && p[2].count > 7:
             return try only(["POST": .deployModel(name: String(p[2].dropLast(7)).removingPercentEncoding())])
+        case let p where p.count == 3 && p[0] == "v1" && p[1] == "models" && p[2].hasSuffix(":promote") && p[2].count > 8:
+            return try only(["POST": .promoteModel(name: String(p[2].dropLast(8)).removingPercentEncoding())])
         case ["v1", "cluster"]: return try only(["GET": .cluster])
         case let p where p.count == 3 && p[0] == "v1" && p[1] == "nodes" && p[2].hasSuffix(":drain") && p[2].count > 6:
             return try only(["POST": .drain(node: String(p[2].dropLast(6)).removingPercentEncoding())])

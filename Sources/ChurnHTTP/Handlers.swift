@@ -49,6 +49,7 @@ struct Handlers {
         case .eraseSubscribers: return try await eraseSubscribers()
         case .models: return try await models()
         case .deployModel(let name): return try await deployModel(name)
+        case .promoteModel(let name): return try await promoteModel(name)
         }
     }
 
@@ -796,20 +797,38 @@ struct Handlers {
             throw Problem(.invalidBody, "as: champion or challenger", field: "as")
         }
         let c = try leader()
-        let report: ModelDeployment
-        do {
-            report = try await ClusterActorSystem.$caller.withValue(caller) {
+        return try await deployment {
+            try await ClusterActorSystem.$caller.withValue(caller) {
                 try await ClusterActorSystem.$callTimeout.withValue(.seconds(600)) {
                     if let asChallenger { return try await c.deployChallenger(name: name, version: posted.version, trafficPercent: asChallenger) }
                     return try await c.deployModel(name: name, version: posted.version)
                 }
             }
+        }
+    }
+
+    /// `POST /v1/models/{name}:promote` (admin): `churngrid models promote` over HTTP (docs/models.md, "Champion and challenger").
+    func promoteModel(_ name: String) async throws -> Response {
+        do { _ = try ModelRegistry.validName(name) } catch { throw Problem(.invalidParameter, error.description, field: "name") }
+        let c = try leader()
+        return try await deployment {
+            try await ClusterActorSystem.$caller.withValue(caller) {
+                try await ClusterActorSystem.$callTimeout.withValue(.seconds(600)) { try await c.promoteChallenger(name: name) }
+            }
+        }
+    }
+
+    /// A deployment's answer, or its refusal as the status it means.
+    private func deployment(_ deploy: () async throws -> ModelDeployment) async throws -> Response {
+        let report: ModelDeployment
+        do {
+            report = try await deploy()
         } catch let refusal as ModelRefusal {
             switch refusal.kind {
             case .unknownModel: throw Problem(.unknownModel, refusal.description, field: "name")
             case .unknownVersion: throw Problem(.unknownModel, refusal.description, field: "version")
             case .ambiguousVersion: throw Problem(.invalidBody, refusal.description, field: "version")
-            case .busy, .served, .unloadable, .referenceExists: throw Problem(.conflict, refusal.description)
+            case .busy, .served, .unloadable, .referenceExists, .noChallenger: throw Problem(.conflict, refusal.description)
             }
         } catch let error as ClusterError {
             // Not every worker loaded it (nothing changed), or the registry could not be read.

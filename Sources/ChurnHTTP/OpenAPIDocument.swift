@@ -2783,6 +2783,60 @@ enum OpenAPIDocument {
         }
        }
       },
+      "/v1/models/{name}:promote": {
+       "post": {
+        "operationId": "promoteModel",
+        "summary": "Make the model's challenger its champion (role admin; churngrid models promote; docs/models.md, Champion and challenger): a champion deployment of the challenger's version, which every worker has loaded already; the challenger ends. 409 when the model has no challenger, or while a job, a campaign run, an erasure or another deployment runs.",
+        "security": [
+         {
+          "bearer": []
+         },
+         {
+          "session": []
+         }
+        ],
+        "parameters": [
+         {
+          "name": "name",
+          "in": "path",
+          "required": true,
+          "schema": {
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "description": "Promoted",
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/ModelDeployment"
+            }
+           }
+          }
+         },
+         "400": {
+          "$ref": "#/components/responses/Problem400"
+         },
+         "401": {
+          "$ref": "#/components/responses/Problem401"
+         },
+         "403": {
+          "$ref": "#/components/responses/Problem403"
+         },
+         "404": {
+          "$ref": "#/components/responses/Problem404"
+         },
+         "409": {
+          "$ref": "#/components/responses/Problem409"
+         },
+         "503": {
+          "$ref": "#/components/responses/Problem503"
+         }
+        }
+       }
+      },
       "/v1/subscribers:erase": {
        "post": {
         "operationId": "eraseSubscribers",

@@ -249,7 +249,7 @@ struct CompareModels: AsyncParsableCommand {
     @Argument(help: "The model's name.")
     var name: String
 
-    @Option(help: "The version to compare with the served one over the live base (or a unique prefix of at least 6 characters).")
+    @Option(help: "The version to compare with the served one over the live base (or a unique prefix of at least 6 characters); without it and --job, the challenger's.")
     var version: String?
 
     @Option(help: "A completed job whose champion and challenger (scored in shadow) to compare.")
@@ -259,7 +259,7 @@ struct CompareModels: AsyncParsableCommand {
     var json = false
 
     func validate() throws {
-        guard (version == nil) != (job == nil) else { throw ValidationError("give either --version V (over the live base) or --job ID (a job's shadow scores)") }
+        guard version == nil || job == nil else { throw ValidationError("give either --version V (over the live base) or --job ID (a job's shadow scores), not both") }
     }
 
     func run() async throws {
@@ -268,7 +268,12 @@ struct CompareModels: AsyncParsableCommand {
             let c = try await withCoordinator(target, logger: logger) { client in
                 try await ClusterActorSystem.$callTimeout.withValue(.seconds(3600)) {
                     if let job { return try await client.coordinator.compareJob(name: name, job: job) }
-                    return try await client.coordinator.compareModels(name: name, version: version ?? "")
+                    if let version { return try await client.coordinator.compareModels(name: name, version: version) }
+                    // Neither: the served model against its challenger, over the live base.
+                    guard let challenger = try await client.coordinator.status().challenger, challenger.name == name else {
+                        throw ClusterError("model '\(name)' has no challenger: give --version V (any registered version) or --job ID")
+                    }
+                    return try await client.coordinator.compareModels(name: name, version: challenger.version)
                 }
             }
             if json { try printJSON(c); return }
@@ -289,7 +294,7 @@ struct CompareModels: AsyncParsableCommand {
 /// One line per registered version.
 func modelLine(_ m: RegisteredModel, challenger: ChallengerStatus?) -> String {
     let added = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(m.addedAt) / 1000))
-    let isChallenger = m.served == false && challenger?.version == m.version
+    let isChallenger = m.served == false && challenger?.version == m.version && challenger?.name == m.name
     let role = m.served ? "  (served)" : isChallenger ? String(format: "  (challenger, %.2f%% of live answers)", challenger?.percent ?? 0) : ""
     return "\(m.served ? "*" : isChallenger ? "~" : " ") \(m.name) \(m.version)  \(m.format), \(m.features.count) features, \(m.bytes) B, from \(m.source), added by \(m.addedBy) at \(added)\(role)"
 }

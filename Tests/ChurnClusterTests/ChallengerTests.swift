@@ -133,7 +133,7 @@ struct ChallengerTests {
         let share = Double(byChallenger) / Double(profiles.count)
         #expect(abs(share - 0.2) < 0.02, "challenger share \(share)")
         let status = try await client.coordinator.status()
-        #expect(status.modelVersion == v1 && status.challenger == ChallengerStatus(version: v2, percent: 20))
+        #expect(status.modelVersion == v1 && status.challenger == ChallengerStatus(name: "churn", version: v2, percent: 20))
         let listed = await runCommand("\(churngrid) models list \(at)")
         #expect(listed.output.contains("~ churn \(v2)") && listed.output.contains("(challenger, 20.00% of live answers)"), "\(listed.output)")
         let removeChallenger = await runCommand("\(churngrid) models remove churn --version \(v2) \(at)")
@@ -183,6 +183,13 @@ struct ChallengerTests {
         #expect(noJob.status != 0 && noJob.output.contains("there is no job 999999"), "\(noJob.output)")
         let both = await runCommand("\(churngrid) models compare churn --job \(job) --version \(v2) \(at)")
         #expect(both.status != 0 && both.output.contains("either --version V"), "\(both.output)")
+        let wrongName = await runCommand("\(churngrid) models compare churn_90d --job \(job) \(at)")
+        #expect(wrongName.status != 0 && wrongName.output.contains("not a registered version of model 'churn_90d'"), "\(wrongName.output)")
+        // Neither flag: the champion against its challenger over the live base.
+        let live = await runCommand("\(churngrid) models compare churn \(at) --json")
+        let l = ModelRegistryTests.json(live.output) as? [String: Any] ?? [:]
+        #expect(live.status == 0 && (l["challenger"] as? [String: Any])?["version"] as? String == v2 && (l["topDecileAgreement"] as? Double ?? 0) >= 0.99,
+                "\(live.output)")
 
         // An erased subscriber's shadow score goes with its other rows.
         let victim = try #require(profiles.keys.min())
@@ -201,7 +208,7 @@ struct ChallengerTests {
         let restarted = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: RescoringTests.logger)
         defer { Task { await restarted.close() } }
         _ = try await RescoringTests.waitForBalance(restarted, workers: 3)
-        #expect(try await restarted.coordinator.status().challenger == ChallengerStatus(version: v2, percent: 20))
+        #expect(try await restarted.coordinator.status().challenger == ChallengerStatus(name: "churn", version: v2, percent: 20))
         var onNewWorker = 0
         for id in profiles.keys.sorted().prefix(1_000) {
             guard case .found(let s) = try await restarted.score(id) else { Issue.record("no answer for \(id) after the restart"); continue }

@@ -145,7 +145,7 @@ for method, path in [("GET", "/v1/cluster"), ("GET", f"/v1/subscribers/{subscrib
                      ("GET", "/v1/stream"), ("POST", f"/v1/nodes/{drain_target}:drain"), ("GET", "/v1/tokens"),
                      ("POST", "/v1/tokens"), ("POST", "/v1/tokens/x:revoke"), ("POST", "/v1/events"),
                      ("POST", "/v1/campaigns/runs"), ("GET", "/v1/campaigns/runs/1/report"), ("GET", "/v1/campaigns/runs/1/actions.csv?channel=sms"),
-                     ("POST", "/v1/outcomes"), ("POST", "/v1/subscribers:erase"), ("GET", "/v1/models"), ("POST", "/v1/models/churn:deploy"),
+                     ("POST", "/v1/outcomes"), ("POST", "/v1/subscribers:erase"), ("GET", "/v1/models"), ("POST", "/v1/models/churn:deploy"), ("POST", "/v1/models/churn:promote"),
                      ("GET", "/v1/campaigns/live"), ("PUT", "/v1/campaigns/live"), ("DELETE", "/v1/campaigns/live")]:
     h, _ = check(method, path, 401, problem_type="unauthorized")
     if "Bearer" not in h.get("WWW-Authenticate", ""):
@@ -495,6 +495,10 @@ check("POST", "/v1/models/churn:deploy", 400, token=admin, body={"version": v, "
 check("POST", "/v1/models/churn:deploy", 400, token=admin, body={"version": v, "traffic": 10}, problem_type="invalid-body", field="traffic")
 check("POST", "/v1/models/churn:deploy", 400, token=admin, body={"version": v, "as": "referee"}, problem_type="invalid-body", field="as")
 check("POST", "/v1/models/churn:deploy", 409, token=admin, body={"version": v, "as": "challenger", "traffic": 10}, problem_type="conflict")
+for weaker in (reader, operator):
+    check("POST", "/v1/models/churn:promote", 403, token=weaker, problem_type="forbidden")
+check("POST", "/v1/models/churn:promote", 409, token=admin, problem_type="conflict")
+check("GET", "/v1/models/churn:promote", 405, token=admin, problem_type="method-not-allowed")
 check("GET", "/v1/models/churn:deploy", 405, token=admin, problem_type="method-not-allowed")
 
 # Erasure (admin): the subscriber is gone from the cluster; bad bodies and weaker roles are refused.

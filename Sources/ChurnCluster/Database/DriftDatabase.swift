@@ -31,13 +31,17 @@ extension ClusterDatabase {
     }
 
     /// Inserts a reference's rows (in the caller's transaction; rows already there stay).
-    static func insert(_ c: PostgresConnection, reference: DriftReference, modelVersion: String) throws {
+    /// - Returns: the rows inserted (fewer than the bins when another reference got there first).
+    @discardableResult
+    static func insert(_ c: PostgresConnection, reference: DriftReference, modelVersion: String) throws -> Int {
+        var inserted = 0
         for (name, bin) in reference.bins.sorted(by: { $0.key < $1.key }) {
-            _ = try c.query("""
+            inserted += try c.query("""
                 INSERT INTO model_drift_reference (model_version, feature, edges, counts, job_id) VALUES ($1, $2, $3, $4, $5)
-                ON CONFLICT (model_version, feature) DO NOTHING
-                """, [modelVersion, name, EventLog.doubleArray(bin.edges.map(Double.init)), EventLog.intArray(bin.counts), String(reference.job)])
+                ON CONFLICT (model_version, feature) DO NOTHING RETURNING 1
+                """, [modelVersion, name, EventLog.doubleArray(bin.edges.map(Double.init)), EventLog.intArray(bin.counts), String(reference.job)]).rows.count
         }
+        return inserted
     }
 
     /// Stores a job's drift (once: a job measured again keeps its first rows).

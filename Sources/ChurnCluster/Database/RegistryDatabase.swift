@@ -37,7 +37,11 @@ extension ClusterDatabase {
                     throw ModelRefusal(.referenceExists, "model \(name) version \(version) already has a drift reference "
                                        + (held == "0" ? "(from a file)" : "(taken by job \(held))") + "; it is kept, and nothing was added")
                 }
-                try Self.insert(c, reference: reference, modelVersion: version)
+                // A first job storing its reference meanwhile wins: nothing of the file's is kept.
+                guard try Self.insert(c, reference: reference, modelVersion: version) == reference.bins.count else {
+                    throw ModelRefusal(.referenceExists, "model \(name) version \(version) got a drift reference from a job while the file's was added; "
+                                       + "it is kept, and nothing was added")
+                }
                 return result
             }
         }

@@ -3,58 +3,68 @@ import Postgres
 /// A job's champion scores and its challenger's shadow scores, read back for `models compare
 /// --job` (docs/models.md, "Champion and challenger").
 extension ClusterDatabase {
-    /// Job `job`'s champion and challenger versions and both sides' probabilities counted as
-    /// `ModelComparison.make` reads them (6 × `ComparisonHistograms.bins`: champion, challenger;
-    /// everyone, churned, retained — the latest outcome of each subscriber is its label), and the
-    /// subscribers counted.
-    func shadowHistograms(job: Int64) async throws -> (champion: String, challenger: String, subscribers: Int, histograms: [Int64]) {
+    /// What `ModelComparison.make` needs of job `job` (of model `name`): both versions, the
+    /// subscribers counted, both sides' probabilities counted in 6 × `ComparisonHistograms.bins`
+    /// (champion, challenger; everyone, churned, retained — the latest outcome of each subscriber
+    /// is its label), and the top-decile counts at both sides' cuts. One read-only transaction, so
+    /// the job's partitions cannot be dropped (by a later job's publication) half-way.
+    func shadowComparison(job: Int64, name: String) async throws -> (champion: String, challenger: String, subscribers: Int, histograms: [Int64], top: [Int]) {
         try await run { c in
-            guard let row = try c.query("SELECT model_version, challenger_version, state FROM scoring_jobs WHERE id = $1", [String(job)]).rows.first else {
-                throw ClusterError("there is no job \(job)")
+            do {
+                return try Self.transaction(c) {
+                    try c.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    return try Self.shadowComparison(c, job: job, name: name)
+                }
+            } catch let error as PostgresError where error.sqlState == "42P01" {
+                throw ClusterError("job \(job)'s scores were dropped while they were read (the newest completed jobs' are kept): compare a newer job")
             }
-            guard let champion = row[0], let challenger = row[1] else {
-                throw ClusterError("job \(job) had no challenger: nothing was scored in shadow (churngrid models deploy NAME --version V --as challenger)")
-            }
-            guard row[2] == "completed" else { throw ClusterError("job \(job) is \(row[2] ?? "unknown"), not completed: its shadow scores are not all written") }
-            guard try c.query("SELECT to_regclass('churn_shadow_scores_job_\(job)') IS NOT NULL AND to_regclass('churn_scores_job_\(job)') IS NOT NULL").scalar == "t" else {
-                throw ClusterError("job \(job)'s scores were dropped (the newest completed jobs' are kept): compare a newer job")
-            }
-            let b = ComparisonHistograms.bins
-            var h = [Int64](repeating: 0, count: 6 * b)
-            let rows = try c.query("""
-                WITH labels AS (SELECT DISTINCT ON (subscriber_id) subscriber_id, churned FROM subscriber_outcomes ORDER BY subscriber_id, observed_at DESC)
-                SELECT 0, least(\(b - 1), greatest(0, floor(s.probability::float8 * \(b))))::int AS bin, l.churned, count(*)
-                FROM churn_scores_job_\(job) s LEFT JOIN labels l USING (subscriber_id) WHERE s.probability IS NOT NULL GROUP BY 2, 3
-                UNION ALL
-                SELECT 1, least(\(b - 1), greatest(0, floor(h.probability::float8 * \(b))))::int AS bin, l.churned, count(*)
-                FROM churn_shadow_scores_job_\(job) h LEFT JOIN labels l USING (subscriber_id) GROUP BY 2, 3
-                """).rows
-            var subscribers = 0, shadowed = 0
-            for r in rows {
-                guard let side = r[0].flatMap(Int.init), (0...1).contains(side), let bin = r[1].flatMap(Int.init), (0..<b).contains(bin),
-                      let count = r[3].flatMap(Int64.init) else { throw ClusterError("job \(job): an unreadable row of its score counts") }
-                h[side * b + bin] += count
-                if r[2] == "t" { h[(2 + side) * b + bin] += count } else if r[2] == "f" { h[(4 + side) * b + bin] += count }
-                if side == 0 { subscribers += Int(count) } else { shadowed += Int(count) }
-            }
-            guard shadowed == subscribers else {
-                throw ClusterError("job \(job) has \(subscribers) champion scores but \(shadowed) shadow scores")
-            }
-            return (champion, challenger, subscribers, h)
         }
     }
 
-    /// Job `job`'s subscribers in the champion's top decile (probability at or above `cuts[0]`),
-    /// in the challenger's (`cuts[1]`), and in both.
-    func shadowTopCounts(job: Int64, cuts: [Double]) async throws -> [Int] {
-        try await run { c in
-            let row = try c.query("""
-                SELECT count(*) FILTER (WHERE s.probability >= $1::float8), count(*) FILTER (WHERE h.probability >= $2::float8),
-                       count(*) FILTER (WHERE s.probability >= $1::float8 AND h.probability >= $2::float8)
-                FROM churn_scores_job_\(job) s JOIN churn_shadow_scores_job_\(job) h USING (subscriber_id)
-                """, [String(cuts[0]), String(cuts[1])]).rows.first
-            guard let row, row.count == 3 else { throw ClusterError("job \(job): no top-decile counts") }
-            return row.map { $0.flatMap(Int.init) ?? 0 }
+    private static func shadowComparison(_ c: PostgresConnection, job: Int64, name: String) throws -> (String, String, Int, [Int64], [Int]) {
+        guard let row = try c.query("SELECT model_version, challenger_version, state FROM scoring_jobs WHERE id = $1", [String(job)]).rows.first else {
+            throw ClusterError("there is no job \(job)")
         }
+        guard let champion = row[0], let challenger = row[1] else {
+            throw ClusterError("job \(job) had no challenger: nothing was scored in shadow (churngrid models deploy NAME --version V --as challenger)")
+        }
+        guard row[2] == "completed" else { throw ClusterError("job \(job) is \(row[2] ?? "unknown"), not completed: its shadow scores are not all written") }
+        guard try c.query("SELECT 1 FROM model_registry WHERE name = $1 AND version = $2", [name, champion]).rows.count == 1 else {
+            throw ClusterError("job \(job) scored model version \(champion), which is not a registered version of model '\(name)'")
+        }
+        guard try c.query("SELECT to_regclass('churn_shadow_scores_job_\(job)') IS NOT NULL AND to_regclass('churn_scores_job_\(job)') IS NOT NULL").scalar == "t" else {
+            throw ClusterError("job \(job)'s scores were dropped (the newest completed jobs' are kept): compare a newer job")
+        }
+        let b = ComparisonHistograms.bins
+        var h = [Int64](repeating: 0, count: 6 * b)
+        let rows = try c.query("""
+            WITH labels AS (SELECT DISTINCT ON (subscriber_id) subscriber_id, churned FROM subscriber_outcomes ORDER BY subscriber_id, observed_at DESC)
+            SELECT 0, least(\(b - 1), greatest(0, floor(s.probability::float8 * \(b))))::int AS bin, l.churned, count(*)
+            FROM churn_scores_job_\(job) s LEFT JOIN labels l USING (subscriber_id) WHERE s.probability IS NOT NULL GROUP BY 2, 3
+            UNION ALL
+            SELECT 1, least(\(b - 1), greatest(0, floor(h.probability::float8 * \(b))))::int AS bin, l.churned, count(*)
+            FROM churn_shadow_scores_job_\(job) h LEFT JOIN labels l USING (subscriber_id) GROUP BY 2, 3
+            """).rows
+        var subscribers = 0, shadowed = 0
+        for r in rows {
+            guard let side = r[0].flatMap(Int.init), (0...1).contains(side), let bin = r[1].flatMap(Int.init), (0..<b).contains(bin),
+                  let count = r[3].flatMap(Int64.init) else { throw ClusterError("job \(job): an unreadable row of its score counts") }
+            h[side * b + bin] += count
+            if r[2] == "t" { h[(2 + side) * b + bin] += count } else if r[2] == "f" { h[(4 + side) * b + bin] += count }
+            if side == 0 { subscribers += Int(count) } else { shadowed += Int(count) }
+        }
+        guard subscribers > 0 else { throw ClusterError("job \(job) scored no subscribers") }
+        guard shadowed == subscribers else {
+            throw ClusterError("job \(job) has \(subscribers) champion scores but \(shadowed) shadow scores")
+        }
+        // Each side's top decile as the live comparison cuts it, and who is in both.
+        let cuts = [ComparisonHistograms.topCut(Array(h[0..<b]), share: 0.1), ComparisonHistograms.topCut(Array(h[b..<(2 * b)]), share: 0.1)]
+        let top = try c.query("""
+            SELECT count(*) FILTER (WHERE s.probability >= $1::float8), count(*) FILTER (WHERE h.probability >= $2::float8),
+                   count(*) FILTER (WHERE s.probability >= $1::float8 AND h.probability >= $2::float8)
+            FROM churn_scores_job_\(job) s JOIN churn_shadow_scores_job_\(job) h USING (subscriber_id)
+            """, [String(cuts[0]), String(cuts[1])]).rows.first
+        guard let top, top.count == 3 else { throw ClusterError("job \(job): no top-decile counts") }
+        return (champion, challenger, subscribers, h, top.map { $0.flatMap(Int.init) ?? 0 })
     }
 }

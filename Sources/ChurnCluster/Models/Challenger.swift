@@ -82,15 +82,22 @@ struct ServedChallenger: Sendable {
 
 /// The challenger as `status` shows it.
 public struct ChallengerStatus: Sendable, WireCodable, Codable, Equatable {
+    /// The model it challenges (the served one).
+    public var name: String
     public var version: String
     /// Its share of live answers, in percent.
     public var percent: Double
 
-    public init(version: String, percent: Double) {
+    public init(name: String, version: String, percent: Double) {
+        self.name = name
         self.version = version
         self.percent = percent
     }
 
-    public func encode(to w: inout WireWriter) { w.write(version); w.write(percent) }
-    public init(from r: inout WireReader) throws(WireError) { version = try r.read(); percent = try r.read() }
+    init(_ package: ChallengerPackage) {
+        self.init(name: package.name, version: package.model.version, percent: Double(package.basisPoints) / 100)
+    }
+
+    public func encode(to w: inout WireWriter) { w.write(name); w.write(version); w.write(percent) }
+    public init(from r: inout WireReader) throws(WireError) { name = try r.read(); version = try r.read(); percent = try r.read() }
 }

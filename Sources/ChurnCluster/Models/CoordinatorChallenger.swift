@@ -76,7 +76,7 @@ extension CoordinatorActor {
     public distributed func promoteChallenger(name: String) async throws -> ModelDeployment {
         let name = try ModelRegistry.validName(name)
         guard let challenger, challenger.name == name else {
-            throw ModelRefusal(.unknownVersion, "model '\(name)' has no challenger to promote (churngrid models deploy \(name) --version V --as challenger)")
+            throw ModelRefusal(.noChallenger, "model '\(name)' has no challenger to promote (churngrid models deploy \(name) --version V --as challenger)")
         }
         try checkDeployable()
         deploying = true
@@ -91,11 +91,7 @@ extension CoordinatorActor {
     public distributed func compareJob(name: String, job: Int64) async throws -> ModelComparison {
         let name = try ModelRegistry.validName(name)
         let start = ContinuousClock.now
-        let (champion, shadow, subscribers, histograms) = try await database.shadowHistograms(job: job)
-        guard subscribers > 0 else { throw ClusterError("job \(job) scored no subscribers") }
-        let b = ComparisonHistograms.bins
-        let cuts = [ComparisonHistograms.topCut(Array(histograms[0..<b]), share: 0.1), ComparisonHistograms.topCut(Array(histograms[b..<(2 * b)]), share: 0.1)]
-        let top = try await database.shadowTopCounts(job: job, cuts: cuts)
+        let (champion, shadow, subscribers, histograms, top) = try await database.shadowComparison(job: job, name: name)
         let report = ModelComparison.make(name: name, versions: (champion, shadow), subscribers: subscribers, histograms: histograms, top: top,
                                           seconds: seconds(ContinuousClock.now - start))
         logger.info("job's champion and shadow scores compared", metadata: ["job": "\(job)", "champion": "\(champion)", "challenger": "\(shadow)",

@@ -72,7 +72,7 @@ extension CoordinatorActor {
         for v in versions { drift.append(try await database.lastDrift(modelVersion: v.version)) }
         var details = ModelDetails(name: name, versions: versions, drift: drift)
         if let challenger, challenger.name == name {
-            details.challenger = ChallengerStatus(version: challenger.model.version, percent: Double(challenger.basisPoints) / 100)
+            details.challenger = ChallengerStatus(challenger)
         }
         return details
     }
@@ -128,7 +128,17 @@ extension CoordinatorActor {
             let statuses = await Self.onEveryWorker(memberWorkers(), timeout: .seconds(5)) { try await $0.status() }
             let behind = statuses.filter { if case .success(let s) = $0.1 { return s.modelVersion != previous } else { return true } }
             if behind.isEmpty {
-                return ModelDeployment(name: name, version: entry.version, previous: "", workers: 0, switchSeconds: 0, seconds: seconds(ContinuousClock.now - start))
+                // A worker that missed the end of a challenger still serves it (its status does not
+                // say): the switch to the served version ends it there, and is nothing elsewhere.
+                let term = term
+                let ended = await Self.onEveryWorker(memberWorkers(), timeout: Self.switchTimeout) { try await $0.switchModel(version: previous, term: term) }
+                let unconfirmed = ended.compactMap { name, result -> String? in
+                    if case .failure(let error) = result { return "\(name) (\(error))" }
+                    return nil
+                }
+                var report = ModelDeployment(name: name, version: entry.version, previous: "", workers: 0, switchSeconds: 0, seconds: seconds(ContinuousClock.now - start))
+                report.unconfirmed = unconfirmed
+                return report
             }
             logger.notice("workers not on the served model: pushing it again", metadata: ["workers": "\(behind.map(\.0))", "model": "\(previous)"])
         }

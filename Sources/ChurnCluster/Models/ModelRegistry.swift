@@ -51,6 +51,8 @@ public struct ModelRefusal: Error, Sendable, CustomStringConvertible {
         case unloadable
         /// The version already has a drift reference (a file's, or its first job's): it is kept.
         case referenceExists
+        /// The model has no challenger to promote.
+        case noChallenger
     }
 
     public var kind: Kind

@@ -93,8 +93,10 @@ extension WorkerActor {
                                                          "shards": "\(owned.count)", "standbys": "\(standing.count)"])
     }
 
-    /// Takes an assignment's challenger (loading it when it is new here).
-    func follow(challenger package: ChallengerPackage?) async throws {
+    /// Takes an assignment's challenger (loading it when it is new here). One that does not load
+    /// here is logged and not served (the champion answers alone; jobs refuse this worker's shards
+    /// until it is fixed, since their shadow scores are missing): the assignment itself goes on.
+    func follow(challenger package: ChallengerPackage?) async {
         guard let package else {
             if challenger != nil, let model {
                 challenger = nil
@@ -112,8 +114,17 @@ extension WorkerActor {
             let bytes = package.model.bytes.elements, source = package.model.source
             do {
                 loaded = try await loader.run { try ScoringModel(bytes: bytes, source: source) }
+                guard loaded.version == package.model.version else {
+                    throw ClusterError("the bytes sent as \(package.model.version) are model \(loaded.version)")
+                }
             } catch {
-                throw ClusterError("\(actorSystem.node.name) cannot load challenger \(package.model.version): \(error)")
+                logger.error("the challenger does not load here: not served (the champion answers alone)",
+                             metadata: ["model": "\(package.model.version)", "error": "\(error)"])
+                if challenger != nil, let model {
+                    challenger = nil
+                    await switchShards(to: model)
+                }
+                return
             }
         }
         challenger = ServedChallenger(name: package.name, model: loaded, basisPoints: package.basisPoints)

@@ -1055,7 +1055,7 @@ public distributed actor CoordinatorActor {
                              movingShards: moves != movesBefore || movingBefore > 0 ? max(1, moving, movingBefore) : moving,
                              workers: workers, silentWorkers: silent, job: job(), starting: startGate.waiting,
                              shardLoads: await shardLoads(), drift: await latestDrift(),
-                             challenger: challenger.map { ChallengerStatus(version: $0.model.version, percent: Double($0.basisPoints) / 100) })
+                             challenger: challenger.map(ChallengerStatus.init))
     }
 
     /// Job `job`'s drift against its model version's reference (0: the last job measured); nil

@@ -199,8 +199,10 @@ public final class CoordinatorService: Service, Sendable {
                 challenger = ChallengerPackage(name: c.name, model: ModelPackage(version: loaded.version, source: source, bytes: c.bytes), basisPoints: c.basisPoints)
                 logger.notice("serving a challenger", metadata: ["name": "\(c.name)", "version": "\(c.version)", "basis_points": "\(c.basisPoints)"])
             } catch {
-                logger.error("the challenger recorded in model_served does not load: not served (models deploy ends or replaces it)",
+                // Ended, and recorded so (status, models list and models remove agree with what is served).
+                logger.error("the challenger recorded in model_served does not load here: it is ended (deploy it again once it loads)",
                              metadata: ["name": "\(c.name)", "version": "\(c.version)", "error": "\(error)"])
+                try await database.setChallenger(name: c.name, version: nil, basisPoints: 0, by: "\(system.node.name) (it did not load)")
             }
         }
         let model = serving, package = servingPackage, name = served.name, servedChallenger = challenger

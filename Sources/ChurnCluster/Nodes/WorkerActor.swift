@@ -123,7 +123,7 @@ public distributed actor WorkerActor {
             preparedModel = nil
         }
         guard let model else { throw ClusterError("no model to score with") }
-        try await follow(challenger: assignment.challenger)
+        await follow(challenger: assignment.challenger)
         if eventsModel != model.version || triggers != assignment.triggers {
             let rules: TriggerRules?
             do {
