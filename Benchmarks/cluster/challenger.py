@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""A challenger beside the served model (docs/models.md, "Champion and challenger"), on a local
+cluster (coordinator + 2 workers × 1 scoring thread, one machine) over the base in
+.churngrid/pg-bench (generated when it does not have --subscribers profiles).
+
+Phases, each with its reference in the same run:
+
+  * reference: `churngrid bench queries --rate R --duration D` (open loop, latency from each
+    query's scheduled send, failures counted) with nothing else running;
+  * deploy: the same load, `models deploy … --as challenger --traffic 10` at D/2 (failed queries,
+    p99, the switch window — reference: the raw libzmq round trip of `bench rpc`);
+  * served: the same load with the challenger answering 10% (the cost of the split on live
+    answers, against the reference phase);
+  * jobs: `rescore --wait` without a challenger (before the deployment) and with one (scored in
+    shadow), median of --jobs runs each; the shadow's extra time against XGBoost's own
+    `inplace_predict` of the challenger's file on the same rows with 2 threads (read back from
+    PostgreSQL, not timed), median of 3;
+  * compare: `models compare --job` (both sides read back from PostgreSQL) against
+    `models compare --version` (both scored over the live base), same run.
+
+Usage: python3 Benchmarks/cluster/challenger.py --subscribers N [--rate R] [--duration D] [--jobs K]   (after `make release`)
+Results: .churngrid/bench/challenger.json (PostgreSQL runs with fsync off here: see Deploy/local/pg.sh)
+"""
+import argparse, json, os, subprocess, sys, time
+
+from local import psql, sh, start_workers, stop_cluster
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.join(ROOT, ".build/release/churngrid")
+MODEL = os.path.join(ROOT, "models/churn-default.json")
+
+
+def load(endpoint, rate, duration, subscribers, at_half=None):
+    """`bench queries` for `duration` s; `at_half()` runs at duration/2 (its result returned too)."""
+    p = subprocess.Popen([BIN, "bench", "queries", "--coordinator", endpoint, "--rate", str(rate), "--duration", str(duration),
+                          "--subscribers", str(subscribers), "--json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    result = {}
+    if at_half:
+        time.sleep(duration / 2)
+        t = time.time()
+        result["op"] = at_half()
+        result["op_wall_seconds"] = time.time() - t
+    out, _ = p.communicate(timeout=duration + 120)
+    line = [l for l in out.splitlines() if l.startswith("{")][-1]
+    result["queries"] = json.loads(line)
+    return result
+
+
+def jobs(endpoint, k):
+    """`rescore --wait` k times: each job's seconds (the coordinator's own figure)."""
+    out = []
+    for _ in range(k):
+        j = json.loads(sh(BIN, "rescore", "--wait", "--json", "--coordinator", endpoint))
+        assert j["state"] == "completed", j
+        out.append(j["seconds"])
+    return out
+
+
+def median(xs):
+    s = sorted(xs)
+    return s[len(s) // 2] if len(s) % 2 else (s[len(s) // 2 - 1] + s[len(s) // 2]) / 2
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--subscribers", type=int, default=2_000_000)
+    ap.add_argument("--rate", type=float, default=5000)
+    ap.add_argument("--duration", type=float, default=20)
+    ap.add_argument("--jobs", type=int, default=3)
+    a = ap.parse_args()
+    pgdir = os.path.join(ROOT, ".churngrid/pg-bench")
+    url = sh("bash", "Deploy/local/pg.sh", "start", pgdir).strip().splitlines()[-1]
+    os.environ["CHURNGRID_POSTGRES_URL"] = url
+    exists = psql(url, "SELECT to_regclass('subscriber_profiles') IS NOT NULL") == "t"
+    have = int(psql(url, "SELECT count(*) FROM subscriber_profiles")) if exists else 0
+    if have < a.subscribers:
+        print(f"generating {a.subscribers:,} subscribers", flush=True)
+        sh(BIN, "generate", "--subscribers", str(a.subscribers), "--postgres", url)
+    have = int(psql(url, "SELECT count(*) FROM subscriber_profiles"))
+    # A new cluster each run: the served model and the registry start from --model.
+    psql(url, "DO $$ BEGIN IF to_regclass('model_served') IS NOT NULL THEN DELETE FROM model_served; DELETE FROM model_registry; END IF; END $$")
+    variant = os.path.join(ROOT, ".churngrid/bench/churn-variant.json")
+    os.makedirs(os.path.dirname(variant), exist_ok=True)
+    text = open(MODEL).read()
+    assert '"base_score":"[3.2799017E-2]"' in text
+    open(variant, "w").write(text.replace('"base_score":"[3.2799017E-2]"', '"base_score":"[9.0E-2]"'))
+    logs = os.path.join(ROOT, ".churngrid/bench/challenger-logs")
+    os.makedirs(logs, exist_ok=True)
+    out = {"subscribers": have, "workers": 2, "threads_per_worker": 1, "rate": a.rate, "duration": a.duration,
+           "postgres": "private PostgreSQL 15, fsync off (Deploy/local/pg.sh)", "cores": os.cpu_count()}
+    procs = []
+    try:
+        coord = subprocess.Popen([BIN, "coordinator", "--listen", "tcp://127.0.0.1:*", "--postgres", url, "--model", MODEL],
+                                 stdout=subprocess.PIPE, stderr=open(f"{logs}/coordinator.log", "w"), stdin=subprocess.PIPE, text=True)
+        procs.append(("coordinator", coord))
+        endpoint = coord.stdout.readline().split()[-1]
+        coord.stdout.readline()
+        start_workers(BIN, endpoint, logs, procs)
+        print("cluster ready", flush=True)
+        added = json.loads(sh(BIN, "models", "add", "--name", "churn", "--file", variant, "--coordinator", endpoint, "--json"))
+        v1 = [m for m in json.loads(sh(BIN, "models", "list", "--coordinator", endpoint, "--json")) if m["served"]][0]["version"]
+        v2 = added["version"]
+        out["versions"] = {"champion": v1, "challenger": v2}
+
+        out["jobs_plain_seconds"] = jobs(endpoint, a.jobs)
+        print("plain jobs", out["jobs_plain_seconds"], flush=True)
+        out["reference"] = load(endpoint, a.rate, a.duration, have)
+        print("reference", json.dumps(out["reference"]["queries"]), flush=True)
+        out["deploy"] = load(endpoint, a.rate, a.duration, have,
+                             lambda: json.loads(sh(BIN, "models", "deploy", "churn", "--version", v2, "--as", "challenger", "--traffic", "10",
+                                                   "--coordinator", endpoint, "--json")))
+        print("deploy", json.dumps(out["deploy"]), flush=True)
+        out["served"] = load(endpoint, a.rate, a.duration, have)
+        print("served", json.dumps(out["served"]["queries"]), flush=True)
+        out["rpc"] = json.loads(sh(BIN, "bench", "rpc", "--calls", "20000", "--json"))
+        out["jobs_shadow_seconds"] = jobs(endpoint, a.jobs)
+        print("shadow jobs", out["jobs_shadow_seconds"], flush=True)
+        last = int(psql(url, "SELECT max(id) FROM scoring_jobs WHERE state = 'completed'"))
+        out["shadow_rows"] = int(psql(url, "SELECT count(*) FROM churn_scores_challenger"))
+        psql(url, "TRUNCATE subscriber_outcomes")
+        psql(url, "INSERT INTO subscriber_outcomes (subscriber_id, observed_at, churned) SELECT subscriber_id, now(), random() < probability FROM churn_scores_current WHERE subscriber_id % 5 = 0")
+        t = time.time()
+        out["compare_job"] = json.loads(sh(BIN, "models", "compare", "churn", "--job", str(last), "--coordinator", endpoint, "--json"))
+        out["compare_job_wall_seconds"] = time.time() - t
+        t = time.time()
+        out["compare_live"] = json.loads(sh(BIN, "models", "compare", "churn", "--version", v2, "--coordinator", endpoint, "--json"))
+        out["compare_live_wall_seconds"] = time.time() - t
+        print("compare --job", out["compare_job_wall_seconds"], "--version", out["compare_live_wall_seconds"], flush=True)
+    finally:
+        stop_cluster(procs)
+    # The shadow's reference: XGBoost predicting the challenger's file on the same rows, 2 threads.
+    import numpy as np, xgboost as xgb
+    features = json.load(open(MODEL))["learner"]["feature_names"]
+    cols = ", ".join(f"coalesce({f}, 'NaN'::real)" for f in features)
+    raw = subprocess.run(["psql", url, "-qAtX", "-c", f"COPY (SELECT {cols} FROM subscriber_profiles) TO STDOUT (FORMAT binary)"],
+                         check=True, capture_output=True).stdout
+    dtype = np.dtype([("n", ">i2")] + [(f"l{i}", ">i4") if k == 0 else (f"v{i}", ">f4") for i in range(len(features)) for k in (0, 1)])
+    rows = np.frombuffer(raw[19:len(raw) - 2], dtype=dtype)
+    X = np.column_stack([rows[f"v{i}"].astype(np.float32) for i in range(len(features))])
+    del raw, rows
+    b = xgb.Booster(model_file=variant)
+    b.set_param({"nthread": 2})
+    runs = []
+    for _ in range(3):
+        t = time.time()
+        b.inplace_predict(X)
+        runs.append(time.time() - t)
+    out["xgboost_predict_challenger_seconds_runs"] = runs
+    plain, shadow = median(out["jobs_plain_seconds"]), median(out["jobs_shadow_seconds"])
+    r, d, s = out["reference"]["queries"], out["deploy"], out["served"]["queries"]
+    out["summary"] = {
+        "deploy_failed_queries": d["queries"]["failed"], "deploy_switch_seconds": d["op"]["switchSeconds"],
+        "raw_zmq_rtt_p50_us": out["rpc"].get("raw_p50_us"),
+        "switch_window_in_raw_round_trips": d["op"]["switchSeconds"] * 1e6 / out["rpc"]["raw_p50_us"] if out["rpc"].get("raw_p50_us") else None,
+        "p99_us": {"reference": r["p99_us"], "during_deploy": d["queries"]["p99_us"], "challenger_served": s["p99_us"]},
+        "p50_us": {"reference": r["p50_us"], "during_deploy": d["queries"]["p50_us"], "challenger_served": s["p50_us"]},
+        "served_failed_queries": s["failed"],
+        "job_plain_seconds": plain, "job_shadow_seconds": shadow, "shadow_extra_seconds": shadow - plain,
+        "shadow_job_to_plain": shadow / plain,
+        "xgboost_predict_challenger_seconds": median(runs), "shadow_extra_to_xgboost_predict": (shadow - plain) / median(runs),
+        "shadow_rows": out["shadow_rows"],
+        "compare_job_seconds": out["compare_job"]["seconds"], "compare_live_seconds": out["compare_live"]["seconds"],
+        "compare_job_agreement": out["compare_job"]["topDecileAgreement"],
+        "compare_job_auc": [out["compare_job"]["champion"]["auc"], out["compare_job"]["challenger"]["auc"]],
+    }
+    json.dump(out, open(os.path.join(ROOT, ".churngrid/bench/challenger.json"), "w"), indent=1)
+    print(json.dumps(out["summary"], indent=1))
+
+
+if __name__ == "__main__":
+    main()
