@@ -264,4 +264,86 @@ struct LiveCampaignTests {
         }
         #expect(decided.allSatisfy { $0[1] == "worker-2" }, "the dead worker's decisions landed after it died: \(decided.filter { $0[1] != "worker-2" }.prefix(3))")
     }
+
+    @Test("a batch run while the live campaign decides: subscribers decided live while the run was deciding are left out of it, the live workers see the run's contacts at once after it, and no subscriber is ever contacted beyond the policy")
+    func batchRunBesideLive() async throws {
+        let (url, cluster, client, dir) = try await Self.cluster(name: "live-batch", standbys: false)
+        defer { cluster.stop() }
+        let db = try PostgresConnection(url: url)
+        let cli = "\(shellQuoted(try churngridExecutable()))"
+        let target = "--coordinator \(cluster.coordinatorEndpoint)"
+        let live = "\(dir)/live.json", batch = "\(dir)/batch.json"
+        try Data(Self.campaign(name: "live-side", callCapacity: nil, control: 0).utf8).write(to: URL(fileURLWithPath: live))
+        try Data(Self.campaign(name: "batch-side", callCapacity: nil, control: 0).utf8).write(to: URL(fileURLWithPath: batch))
+        let started = await runCommand("\(cli) campaign live start --config \(live) --json \(target)")
+        try #require(started.status == 0, "\(started.output)")
+        let liveRun = try #require((try CampaignTests.json(started.output))["run_id"] as? Int64)
+        let job = try await client.coordinator.startRescore()
+        #expect(try await RescoringTests.waitForJob(client, job).state == .completed)
+        let all = try Self.ids(db, "SELECT subscriber_id FROM subscriber_profiles ORDER BY subscriber_id")
+        let during = Array(all[0..<200]), after = Array(all[200..<400])
+
+        // The run decides, then waits to write (the published job's row is held, which its record
+        // references): the live campaign decides for `during` meanwhile.
+        let holder = try PostgresConnection(url: url)
+        try holder.execute("BEGIN")
+        _ = try holder.query("SELECT 1 FROM scoring_jobs WHERE id = $1 FOR UPDATE", [String(job)])
+        let running = try ChildProcess(try churngridExecutable(), ["campaign", "run", "--config", batch, "--json", "--coordinator", cluster.coordinatorEndpoint],
+                                       logPath: "\(dir)/batch-run.log")
+        _ = try await RescoringTests.eventually("the run waits to write", timeout: .seconds(120)) { () throws -> Bool? in
+            try db.query("""
+                SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE NOT l.granted AND a.query LIKE '%INSERT INTO campaign_runs%'
+                """).scalar == "1" ? true : nil
+        }
+        try await Self.inquire(client, during, tag: "during")
+        _ = try await RescoringTests.eventually("the live decisions during the run", timeout: .seconds(120)) { () async throws -> Bool? in
+            let c = try await Self.liveCounts(client)
+            return c.decided + c.skipped >= during.count ? true : nil
+        }
+        let liveDuring = try db.query("SELECT count(*) FROM campaign_actions WHERE run_id = $1", [String(liveRun)]).scalar
+        #expect(liveDuring == String(during.count), "every subscriber triggered during the run got a live action: \(liveDuring ?? "-")")
+        try holder.execute("COMMIT")
+        let status = try await running.wait(timeout: .seconds(120))
+        try #require(status == 0, "campaign run: \(running.log)")
+        let summary = try CampaignTests.json(running.log)
+        let batchRun = try #require(summary["run_id"] as? Int64)
+
+        // The run left out every subscriber decided live while it decided — it had read their
+        // contacts before those were made (the fault this covers: 200 actions dropped).
+        let list = "{\(during.map(String.init).joined(separator: ","))}"
+        #expect(try db.query("SELECT count(*) FROM campaign_actions WHERE run_id = $1 AND subscriber_id = ANY($2::bigint[])", [String(batchRun), list]).scalar == "0")
+        #expect(Self.log(cluster).contains("were left out of it") && Self.log(cluster).contains("actions=\(during.count)"),
+                "the coordinator says how many it left out")
+        let treated = Int(try db.query("SELECT count(*) FROM campaign_actions WHERE run_id = $1 AND arm = 'treatment'", [String(batchRun)]).scalar ?? "") ?? 0
+        #expect(treated > 1_000 && (summary["treatment"] as? Int) == treated, "the run treated the others: \(treated), summary \(summary["treatment"] ?? "-")")
+
+        // After the run: the live workers see its contacts at once (its generation), so a
+        // subscriber it called gets no second call live — the other channel, within the global cap.
+        let calledByRun = Set(try Self.ids(db, "SELECT subscriber_id FROM campaign_actions WHERE run_id = \(batchRun) AND channel = 'call' AND arm = 'treatment'"))
+        let afterCalled = after.filter { calledByRun.contains($0) }
+        try #require(afterCalled.count >= 100, "the run called \(afterCalled.count) of the next 200")
+        let decidedBefore = try await Self.liveCounts(client)
+        try await Self.inquire(client, afterCalled, tag: "after")
+        _ = try await RescoringTests.eventually("the live decisions after the run", timeout: .seconds(120)) { () async throws -> Bool? in
+            let c = try await Self.liveCounts(client)
+            return c.decided + c.skipped >= decidedBefore.decided + decidedBefore.skipped + afterCalled.count ? true : nil
+        }
+        let afterList = "{\(afterCalled.map(String.init).joined(separator: ","))}"
+        let liveAfter = try db.query("SELECT channel, count(*) FROM campaign_actions WHERE run_id = $1 AND subscriber_id = ANY($2::bigint[]) GROUP BY 1",
+                                     [String(liveRun), afterList]).rows
+        #expect(liveAfter.allSatisfy { $0[0] == "sms" } && liveAfter.contains { $0[0] == "sms" && Int($0[1] ?? "") == afterCalled.count },
+                "called by the run, offered the SMS live: \(liveAfter)")
+
+        // Nobody, across both runs, beyond the policy (call 1 in 30 days, SMS 1 in 7, 2 in all in 30).
+        let over = try db.query("""
+            SELECT subscriber_id, count(*) FILTER (WHERE channel = 'call'), count(*) FILTER (WHERE channel = 'sms'), count(*)
+            FROM contact_history GROUP BY subscriber_id
+            HAVING count(*) FILTER (WHERE channel = 'call') > 1 OR count(*) FILTER (WHERE channel = 'sms') > 1 OR count(*) > 2
+            """).rows
+        #expect(over.isEmpty, "contacted beyond the policy: \(over.prefix(5))")
+    }
+
+    static func log(_ cluster: LocalCluster) -> String {
+        (try? String(contentsOfFile: cluster.logPath("coordinator"), encoding: .utf8)) ?? ""
+    }
 }
