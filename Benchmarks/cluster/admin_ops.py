@@ -24,7 +24,7 @@ Results: .churngrid/bench/admin_ops.json (PostgreSQL runs with fsync off here: s
 """
 import argparse, json, os, subprocess, sys, threading, time
 
-from local import psql, sh, start_workers, stop_cluster
+from local import profile_matrix, psql, query_load, sh, start_workers, stop_cluster
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, ".build/release/churngrid")
@@ -34,19 +34,7 @@ TABLES = ["subscriber_profiles", "churn_scores", "subscriber_events", "retention
 
 
 def load(endpoint, rate, duration, subscribers, at_half=None):
-    """`bench queries` for `duration` s; `at_half()` runs at duration/2 (its result returned too)."""
-    p = subprocess.Popen([BIN, "bench", "queries", "--coordinator", endpoint, "--rate", str(rate), "--duration", str(duration),
-                          "--subscribers", str(subscribers), "--json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    result = {}
-    if at_half:
-        time.sleep(duration / 2)
-        t = time.time()
-        result["op"] = at_half()
-        result["op_wall_seconds"] = time.time() - t
-    out, _ = p.communicate(timeout=duration + 120)
-    line = [l for l in out.splitlines() if l.startswith("{")][-1]
-    result["queries"] = json.loads(line)
-    return result
+    return query_load(BIN, endpoint, rate, duration, subscribers, at_half)
 
 
 def main():
@@ -127,15 +115,8 @@ def main():
     sh("psql", url, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", f"BEGIN;\n{statements};\nCOMMIT;")
     out["psql_delete_seconds"] = time.time() - t
     # The reference of the comparison: XGBoost predicting both files on the same rows.
-    import numpy as np, xgboost as xgb
-    features = json.load(open(MODEL))["learner"]["feature_names"]
-    cols = ", ".join(f"coalesce({f}, 'NaN'::real)" for f in features)
-    raw = subprocess.run(["psql", url, "-qAtX", "-c", f"COPY (SELECT {cols} FROM subscriber_profiles) TO STDOUT (FORMAT binary)"],
-                         check=True, capture_output=True).stdout
-    dtype = np.dtype([("n", ">i2")] + [(f"l{i}", ">i4") if k == 0 else (f"v{i}", ">f4") for i in range(len(features)) for k in (0, 1)])
-    rows = np.frombuffer(raw[19:len(raw) - 2], dtype=dtype)
-    X = np.column_stack([rows[f"v{i}"].astype(np.float32) for i in range(len(features))])
-    del raw, rows
+    import xgboost as xgb
+    X = profile_matrix(url, MODEL)
     boosters = []
     for path in (MODEL, variant):
         b = xgb.Booster(model_file=path)

@@ -23,7 +23,7 @@ Results: .churngrid/bench/challenger.json (PostgreSQL runs with fsync off here: 
 """
 import argparse, json, os, subprocess, sys, time
 
-from local import psql, sh, start_workers, stop_cluster
+from local import profile_matrix, psql, query_load, sh, start_coordinator, start_workers, stop_cluster
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, ".build/release/churngrid")
@@ -31,19 +31,7 @@ MODEL = os.path.join(ROOT, "models/churn-default.json")
 
 
 def load(endpoint, rate, duration, subscribers, at_half=None):
-    """`bench queries` for `duration` s; `at_half()` runs at duration/2 (its result returned too)."""
-    p = subprocess.Popen([BIN, "bench", "queries", "--coordinator", endpoint, "--rate", str(rate), "--duration", str(duration),
-                          "--subscribers", str(subscribers), "--json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    result = {}
-    if at_half:
-        time.sleep(duration / 2)
-        t = time.time()
-        result["op"] = at_half()
-        result["op_wall_seconds"] = time.time() - t
-    out, _ = p.communicate(timeout=duration + 120)
-    line = [l for l in out.splitlines() if l.startswith("{")][-1]
-    result["queries"] = json.loads(line)
-    return result
+    return query_load(BIN, endpoint, rate, duration, subscribers, at_half)
 
 
 def jobs(endpoint, k):
@@ -90,11 +78,7 @@ def main():
            "postgres": "private PostgreSQL 15, fsync off (Deploy/local/pg.sh)", "cores": os.cpu_count()}
     procs = []
     try:
-        coord = subprocess.Popen([BIN, "coordinator", "--listen", "tcp://127.0.0.1:*", "--postgres", url, "--model", MODEL],
-                                 stdout=subprocess.PIPE, stderr=open(f"{logs}/coordinator.log", "w"), stdin=subprocess.PIPE, text=True)
-        procs.append(("coordinator", coord))
-        endpoint = coord.stdout.readline().split()[-1]
-        coord.stdout.readline()
+        endpoint = start_coordinator(BIN, url, MODEL, logs, procs)
         start_workers(BIN, endpoint, logs, procs)
         print("cluster ready", flush=True)
         added = json.loads(sh(BIN, "models", "add", "--name", "churn", "--file", variant, "--coordinator", endpoint, "--json"))
@@ -129,15 +113,8 @@ def main():
     finally:
         stop_cluster(procs)
     # The shadow's reference: XGBoost predicting the challenger's file on the same rows, 2 threads.
-    import numpy as np, xgboost as xgb
-    features = json.load(open(MODEL))["learner"]["feature_names"]
-    cols = ", ".join(f"coalesce({f}, 'NaN'::real)" for f in features)
-    raw = subprocess.run(["psql", url, "-qAtX", "-c", f"COPY (SELECT {cols} FROM subscriber_profiles) TO STDOUT (FORMAT binary)"],
-                         check=True, capture_output=True).stdout
-    dtype = np.dtype([("n", ">i2")] + [(f"l{i}", ">i4") if k == 0 else (f"v{i}", ">f4") for i in range(len(features)) for k in (0, 1)])
-    rows = np.frombuffer(raw[19:len(raw) - 2], dtype=dtype)
-    X = np.column_stack([rows[f"v{i}"].astype(np.float32) for i in range(len(features))])
-    del raw, rows
+    import xgboost as xgb
+    X = profile_matrix(url, MODEL)
     b = xgb.Booster(model_file=variant)
     b.set_param({"nthread": 2})
     runs = []

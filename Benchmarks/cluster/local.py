@@ -40,3 +40,45 @@ def start_workers(binary, endpoint, logs, procs, count=2, threads=1):
         if len(st["workers"]) == count and st["unassignedShards"] == 0 and st["movingShards"] == 0:
             return st
         time.sleep(0.5)
+
+
+def start_coordinator(binary, url, model, logs, procs, extra=()):
+    """Starts a coordinator (logging to `logs`/coordinator.log), adds it to `procs`; its endpoint."""
+    coord = subprocess.Popen([binary, "coordinator", "--listen", "tcp://127.0.0.1:*", "--postgres", url, "--model", model, *extra],
+                             stdout=subprocess.PIPE, stderr=open(f"{logs}/coordinator.log", "w"), stdin=subprocess.PIPE, text=True)
+    procs.append(("coordinator", coord))
+    endpoint = coord.stdout.readline().split()[-1]
+    coord.stdout.readline()
+    return endpoint
+
+
+def query_load(binary, endpoint, rate, duration, subscribers, at_half=None):
+    """`churngrid bench queries` (open loop) for `duration` s; `at_half()` runs at duration/2, its
+    result and wall time returned with the load's JSON."""
+    import json, time
+    p = subprocess.Popen([binary, "bench", "queries", "--coordinator", endpoint, "--rate", str(rate), "--duration", str(duration),
+                          "--subscribers", str(subscribers), "--json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    result = {}
+    if at_half:
+        time.sleep(duration / 2)
+        t = time.time()
+        result["op"] = at_half()
+        result["op_wall_seconds"] = time.time() - t
+    out, _ = p.communicate(timeout=duration + 120)
+    line = [l for l in out.splitlines() if l.startswith("{")][-1]
+    result["queries"] = json.loads(line)
+    return result
+
+
+def profile_matrix(url, model):
+    """The model's features of every profile, read back from PostgreSQL (binary COPY), as a
+    float32 NumPy matrix in the model's column order: the rows a reference predictor scores."""
+    import json
+    import numpy as np
+    features = json.load(open(model))["learner"]["feature_names"]
+    cols = ", ".join(f"coalesce({f}, 'NaN'::real)" for f in features)
+    raw = subprocess.run(["psql", url, "-qAtX", "-c", f"COPY (SELECT {cols} FROM subscriber_profiles) TO STDOUT (FORMAT binary)"],
+                         check=True, capture_output=True).stdout
+    dtype = np.dtype([("n", ">i2")] + [(f"l{i}", ">i4") if k == 0 else (f"v{i}", ">f4") for i in range(len(features)) for k in (0, 1)])
+    rows = np.frombuffer(raw[19:len(raw) - 2], dtype=dtype)
+    return np.column_stack([rows[f"v{i}"].astype(np.float32) for i in range(len(features))])

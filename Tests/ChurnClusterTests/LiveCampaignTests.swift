@@ -343,6 +343,54 @@ struct LiveCampaignTests {
         #expect(over.isEmpty, "contacted beyond the policy: \(over.prefix(5))")
     }
 
+    @Test("a worker SIGKILLed while it holds a lease of the live budget: the coordinator takes back what it did not spend, and the survivor spends the whole budget, never more")
+    func leaseTakenBack() async throws {
+        let (url, cluster, client, dir) = try await Self.cluster(name: "live-lease", standbys: false)
+        defer { cluster.stop() }
+        let db = try PostgresConnection(url: url)
+        let config = "\(dir)/live.json"
+        try Data(Self.campaign(name: "live-lease", callCapacity: nil, control: 0, budget: 1).utf8).write(to: URL(fileURLWithPath: config))
+        let started = await runCommand("\(shellQuoted(try churngridExecutable())) campaign live start --config \(config) --json --coordinator \(cluster.coordinatorEndpoint)")
+        try #require(started.status == 0, "\(started.output)")
+        let run = try #require((try CampaignTests.json(started.output))["run_id"] as? Int64)
+        // Both workers hold a first chunk of the budget (1 / (4 × 2)), unspent.
+        let lease = { (node: String) throws -> (granted: Double, used: Double)? in
+            guard let r = try db.query("SELECT granted, used FROM campaign_live_quotas WHERE run_id = $1 AND node = $2 AND resource = 'budget'",
+                                       [String(run), node]).rows.first, let g = r[0].flatMap(Double.init), let u = r[1].flatMap(Double.init) else { return nil }
+            return (g, u)
+        }
+        let held = try await RescoringTests.eventually("both workers hold a lease", timeout: .seconds(60)) { () throws -> Double? in
+            guard let l = try lease("worker-2"), l.granted > 0, try lease("worker-1") != nil else { return nil }
+            return l.granted
+        }
+        #expect(abs(held - 0.125) < 1e-9, "worker-2's first chunk: \(held)")
+
+        // worker-2 dies with its lease unspent: taken back once it is no longer a member.
+        kill(try #require(cluster.pid("worker-2")), SIGKILL)
+        let back = try await RescoringTests.eventually("worker-2's lease taken back", timeout: .seconds(120)) { () throws -> (granted: Double, used: Double)? in
+            guard let l = try lease("worker-2"), l.granted <= l.used + 1e-9 else { return nil }
+            return l
+        }
+        #expect(back.used == 0, "worker-2 spent nothing: \(back)")
+        _ = try await RescoringTests.eventually("worker-1 serves every shard", timeout: .seconds(120)) { () async throws -> Bool? in
+            let r = try await client.coordinator.routing()
+            return (0..<r.map.shardCount).allSatisfy { r.node(serving: $0)?.name == "worker-1" } ? true : nil
+        }
+        // Far more triggers than the budget pays for, all on worker-1: it spends what worker-2 gave
+        // back too (without it, at most 1 − 0.125).
+        let ids = try Self.ids(db, "SELECT subscriber_id FROM subscriber_profiles ORDER BY subscriber_id LIMIT 400")
+        try await Self.inquire(client, ids, tag: "lease")
+        let spent = try await RescoringTests.eventually("the budget spent", timeout: .seconds(120)) { () throws -> Double? in
+            let s = try db.query("SELECT coalesce(sum(cost), 0) FROM campaign_actions WHERE run_id = $1 AND arm = 'treatment'", [String(run)]).scalar.flatMap(Double.init) ?? 0
+            return s > 1 - 0.125 + 0.02 ? s : nil
+        }
+        try await Task.sleep(for: .seconds(2))  // decisions still in flight land (or find no room)
+        let total = try db.query("SELECT coalesce(sum(cost), 0) FROM campaign_actions WHERE run_id = $1 AND arm = 'treatment'", [String(run)]).scalar.flatMap(Double.init) ?? 0
+        #expect(spent > 0.895 && total <= 1 + 1e-6, "spent \(total) of a budget of 1 (worker-2 gave back 0.125)")
+        let granted = try db.query("SELECT sum(granted) FROM campaign_live_quotas WHERE run_id = $1 AND resource = 'budget'", [String(run)]).scalar.flatMap(Double.init) ?? 99
+        #expect(granted <= 1 + 1e-9, "granted \(granted) of a budget of 1")
+    }
+
     static func log(_ cluster: LocalCluster) -> String {
         (try? String(contentsOfFile: cluster.logPath("coordinator"), encoding: .utf8)) ?? ""
     }
