@@ -85,7 +85,7 @@ bench: test-deps release
 # a package of its own (the main package keeps one executable), built into .build-fuzz.
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 20
-FUZZ_TARGETS ?= wire frame xgboost lightgbm csv
+FUZZ_TARGETS ?= wire frame xgboost lightgbm csv schema
 
 fuzz-build: deps
 	swift build -c release --package-path Fuzz --scratch-path .build-fuzz \

@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "WireFormat", targets: ["WireFormat"]),
         .library(name: "FeatureTable", targets: ["FeatureTable"]),
         .library(name: "ClusterSystem", targets: ["ClusterSystem"]),
+        .library(name: "SubscriberProfiles", targets: ["SubscriberProfiles"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

@@ -23,5 +23,6 @@ let package = Package(
         fuzzTarget("FuzzXGBoost", ["TreeModel"]),
         fuzzTarget("FuzzLightGBM", ["TreeModel"]),
         fuzzTarget("FuzzCSV", ["FeatureTable"]),
+        fuzzTarget("FuzzSchema", ["SubscriberProfiles"]),
     ]
 )

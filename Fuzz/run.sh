@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs libFuzzer targets built by `make fuzz-build` (docs/fuzzing.md).
-#   Fuzz/run.sh SECONDS [TARGET...]     TARGET ∈ wire frame xgboost lightgbm csv (default: all)
+#   Fuzz/run.sh SECONDS [TARGET...]     TARGET ∈ wire frame xgboost lightgbm csv schema (default: all)
 # Each target starts from its committed seeds (Fuzz/Corpus/TARGET, never written to) plus what
 # earlier runs found (.build-fuzz/runs/corpus/TARGET). A crash, a timeout (25 s for one input), a
 # leak or an allocation of 128 MB or more fails the target; the input that did it is kept in
@@ -11,13 +11,13 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(wire frame xgboost lightgbm csv)
-declare -A exe=([wire]=FuzzWire [frame]=FuzzFrame [xgboost]=FuzzXGBoost [lightgbm]=FuzzLightGBM [csv]=FuzzCSV)
+[ ${#targets[@]} -eq 0 ] && targets=(wire frame xgboost lightgbm csv schema)
+declare -A exe=([wire]=FuzzWire [frame]=FuzzFrame [xgboost]=FuzzXGBoost [lightgbm]=FuzzLightGBM [csv]=FuzzCSV [schema]=FuzzSchema)
 bin=.build-fuzz/release
 passed=0
 failed=0
 for t in "${targets[@]}"; do
-    if [ -z "${exe[$t]:-}" ]; then echo "unknown fuzz target '$t' (wire frame xgboost lightgbm csv)" >&2; exit 2; fi
+    if [ -z "${exe[$t]:-}" ]; then echo "unknown fuzz target '$t' (wire frame xgboost lightgbm csv schema)" >&2; exit 2; fi
     work=.build-fuzz/runs/corpus/$t
     artifacts=.build-fuzz/runs/crashes/$t/
     log=.build-fuzz/runs/logs/$t.log

@@ -3,30 +3,36 @@ import Postgres
 import SubscriberProfiles
 
 /// Profiles read from a CSV export (a data-warehouse extract) and upserted into
-/// `subscriber_profiles`.
+/// `subscriber_profiles`, by the feature schema in force (`FeatureSchema`, docs/models.md).
 ///
 /// Rules, each failure naming the file, line and column:
-/// - the header must have `subscriber_id` and every catalogue feature; other columns (such as
-///   `churned_30d`) are ignored;
-/// - `subscriber_id` must be an integer, and appear once in the file;
+/// - the header must have the schema's id column and every schema feature (an import is a full
+///   refresh of the profiles it holds); other columns (such as `churned_30d`) are ignored;
+/// - the id must be an integer, and appear once in the file;
 /// - a feature cell that is empty or `NaN` is missing (stored as NULL); anything else must be a
-///   finite number (an infinity in an export is a bug upstream, so it is refused).
+///   value of the feature's type (`FeatureSchema.value(of:feature:)`): a finite number, a whole
+///   number, a boolean, a category by name or code (an infinity in an export is a bug upstream,
+///   so it is refused).
 public struct ProfileImport: Sendable {
+    /// The schema the file was read by.
+    public let schema: FeatureSchema
     /// The rows of a valid file, in file order.
     public let ids: [Int64]
-    /// `features[j][r]`: catalogue feature j of row r (NaN = missing).
+    /// `features[j][r]`: schema feature j of row r (NaN = missing; a category's code, a boolean's 0/1).
     public let features: [[Float]]
 
-    /// Reads and checks `path`.
+    /// Reads and checks `path` by `schema` (default: the built-in catalogue).
     /// - Throws: `TableError` naming the line and column of the first problem.
-    public init(path: String) throws(TableError) {
-        let table = try CSVTable.read(path: path, numericColumns: Set(FeatureCatalogue.names))
-        guard let idColumn = table.header.firstIndex(of: "subscriber_id") else {
-            throw TableError(file: path, line: 1, column: "subscriber_id", "the header has no subscriber_id column")
+    public init(path: String, schema: FeatureSchema = .catalogue) throws(TableError) {
+        let numberColumns = schema.features.filter { $0.kind == .number }.map(\.name)
+        let table = try CSVTable.read(path: path, numericColumns: Set(numberColumns))
+        guard let idColumn = table.header.firstIndex(of: schema.id) else {
+            throw TableError(file: path, line: 1, column: schema.id, "the header has no \(schema.id) column (the schema's id)")
         }
-        let missing = FeatureCatalogue.names.filter { table.column(named: $0) == nil }
+        let missing = schema.names.filter { !table.header.contains($0) }
         guard missing.isEmpty else {
-            throw TableError(file: path, line: 1, "the header lacks feature column(s) \(missing.joined(separator: ", "))")
+            let shown = missing.prefix(20).joined(separator: ", ") + (missing.count > 20 ? " and \(missing.count - 20) more" : "")
+            throw TableError(file: path, line: 1, "the header lacks feature column(s) \(shown)")
         }
         var ids: [Int64] = []
         ids.reserveCapacity(table.rowCount)
@@ -35,25 +41,39 @@ public struct ProfileImport: Sendable {
         for r in 0..<table.rowCount {
             let text = table.text(column: idColumn, row: r)
             guard let id = Int64(text.trimmingSpaces()) else {
-                throw TableError(file: path, line: Int(table.lines[r]), column: "subscriber_id", "'\(text)' is not an integer subscriber id")
+                throw TableError(file: path, line: Int(table.lines[r]), column: schema.id, "'\(text)' is not an integer subscriber id")
             }
             guard id != ProfileStore.erasedID else {
-                throw TableError(file: path, line: Int(table.lines[r]), column: "subscriber_id", "\(id) is reserved (it marks an erased subscriber in memory); use another id")
+                throw TableError(file: path, line: Int(table.lines[r]), column: schema.id, "\(id) is reserved (it marks an erased subscriber in memory); use another id")
             }
             if let earlier = firstLine.updateValue(table.lines[r], forKey: id) {
-                throw TableError(file: path, line: Int(table.lines[r]), column: "subscriber_id",
+                throw TableError(file: path, line: Int(table.lines[r]), column: schema.id,
                                  "subscriber \(id) appears again (first on line \(earlier)); a file holds one profile per subscriber")
             }
             ids.append(id)
         }
         var features: [[Float]] = []
-        for name in FeatureCatalogue.names {
-            let column = table.column(named: name)!
-            if let r = column.firstIndex(where: { $0.isInfinite }) {
-                throw TableError(file: path, line: Int(table.lines[r]), column: name, "\(column[r]) is not a finite number")
+        features.reserveCapacity(schema.count)
+        for (j, feature) in schema.features.enumerated() {
+            if feature.kind == .number, let column = table.column(named: feature.name) {
+                if let r = column.firstIndex(where: { $0.isInfinite }) {
+                    throw TableError(file: path, line: Int(table.lines[r]), column: feature.name, "\(column[r]) is not a finite number")
+                }
+                features.append(column)
+                continue
+            }
+            guard let c = table.header.firstIndex(of: feature.name) else { continue }  // checked above
+            var column = [Float](repeating: .nan, count: table.rowCount)
+            for r in 0..<table.rowCount {
+                switch schema.value(of: table.text(column: c, row: r), feature: j) {
+                case .success(let v): column[r] = v
+                case .failure(let problem):
+                    throw TableError(file: path, line: Int(table.lines[r]), column: feature.name, "\(problem) (a \(feature.kind.name) feature)")
+                }
             }
             features.append(column)
         }
+        self.schema = schema
         self.ids = ids
         self.features = features
     }
@@ -74,15 +94,17 @@ public struct ProfileImport: Sendable {
     /// these profiles. A shard loaded from PostgreSQL afterwards replays the events its owners
     /// received after the newest `asOf`, so events that arrived after the extract are never lost
     /// (the import is taken as a full refresh: the events before `asOf` are in its profiles).
-    /// - Throws: `PostgresError`; nothing is written then.
+    /// - Throws: `ProfileImport.SchemaMismatch` when the file was read by a schema other than the
+    ///   one in force; `PostgresError`. Nothing is written then.
     public func upsert(into connection: PostgresConnection, asOf: Int64? = nil) throws -> Report {
-        try ProfileSchema.migrate(connection)
-        let columns = ProfileSchema.featureColumns
+        let inForce = try FeatureSchemaStore.current(connection)
+        try Self.check(schema, against: inForce)
+        let columns = schema.names.joined(separator: ", ")
         try connection.execute("BEGIN")
         do {
             try connection.execute("""
                 CREATE TEMP TABLE import_profiles (subscriber_id bigint NOT NULL, \
-                \(FeatureCatalogue.names.map { "\($0) real" }.joined(separator: ", "))) ON COMMIT DROP
+                \(schema.names.map { "\($0) real" }.joined(separator: ", "))) ON COMMIT DROP
                 """)
             try connection.copyIn("COPY import_profiles (subscriber_id, \(columns)) FROM STDIN (FORMAT binary)") { writer in
                 var encoder = BinaryCopyEncoder()
@@ -101,12 +123,21 @@ public struct ProfileImport: Sendable {
             } else {
                 try connection.execute("INSERT INTO churngrid_profile_snapshots (as_of, source) VALUES (now(), 'import')")
             }
+            // Staged as real (a Float32 each, as profiles hold them), cast to each column's type.
+            let values = schema.features.map { f -> String in
+                switch f.kind {
+                case .number: f.name
+                case .integer: "\(f.name)::integer"
+                case .boolean: "\(f.name)::integer::boolean"
+                case .category: "\(f.name)::smallint"
+                }
+            }.joined(separator: ", ")
             let counts = try connection.query("""
                 WITH up AS (
                     INSERT INTO subscriber_profiles (subscriber_id, \(columns))
-                    SELECT subscriber_id, \(columns) FROM import_profiles
+                    SELECT subscriber_id, \(values) FROM import_profiles
                     ON CONFLICT (subscriber_id) DO UPDATE SET \
-                \(FeatureCatalogue.names.map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")), updated_at = now()
+                \(schema.names.map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")), updated_at = now()
                     RETURNING (xmax = 0) AS inserted)
                 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up
                 """)
@@ -117,6 +148,37 @@ public struct ProfileImport: Sendable {
             try? connection.execute("ROLLBACK")
             throw error
         }
+    }
+
+    /// A file read by a schema that is not the one in force.
+    public struct SchemaMismatch: Error, Sendable, CustomStringConvertible {
+        public var message: String
+        public var description: String { message }
+    }
+
+    /// The file's schema must have exactly the features of the one in force, with the same types
+    /// and categories (descriptions may differ): else its columns or codes would not be the table's.
+    static func check(_ schema: FeatureSchema, against inForce: FeatureSchemaStore.Stored) throws(SchemaMismatch) {
+        let theirs = Dictionary(inForce.schema.features.map { ($0.name, $0.kind) }, uniquingKeysWith: { a, _ in a })
+        let ours = Set(schema.names)
+        var problems: [String] = []
+        let extra = schema.names.filter { theirs[$0] == nil }
+        if !extra.isEmpty { problems.append("not in the database: \(extra.prefix(10).joined(separator: ", "))") }
+        let lacking = inForce.schema.names.filter { !ours.contains($0) }
+        if !lacking.isEmpty { problems.append("missing from the file's schema: \(lacking.prefix(10).joined(separator: ", "))") }
+        for f in schema.features {
+            if let kind = theirs[f.name], kind != f.kind {
+                problems.append("\(f.name) is \(f.kind.name)\(Self.categories(f.kind)) here but \(kind.name)\(Self.categories(kind)) in the database")
+            }
+        }
+        guard problems.isEmpty else {
+            throw SchemaMismatch(message: "the import's schema is not the one in force (version \(inForce.version)): \(problems.prefix(5).joined(separator: "; ")). Run churngrid profiles migrate --schema FILE first, or import by the schema in force")
+        }
+    }
+
+    static func categories(_ kind: FeatureSchema.Kind) -> String {
+        guard case .category(let names) = kind else { return "" }
+        return " [" + names.prefix(8).joined(separator: ", ") + (names.count > 8 ? ", …" : "") + "]"
     }
 }
 

@@ -574,6 +574,22 @@ public enum ProfileSchema {
                 JOIN churngrid_published p ON p.job_id = h.job_id
                 JOIN scoring_jobs j ON j.id = h.job_id;
             """),
+        Migration(version: 15, name: "the feature schema as data", sql: """
+            -- The feature schema (docs/models.md, "The feature schema"): every version applied by
+            -- `profiles migrate --schema`, the newest in force. subscriber_profiles has one column per
+            -- feature of it. A database starts with the built-in catalogue as version 1.
+            CREATE TABLE churngrid_feature_schema (
+                version integer PRIMARY KEY CHECK (version > 0),
+                document jsonb NOT NULL,
+                features integer NOT NULL CHECK (features > 0),
+                summary text NOT NULL,
+                applied_by text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            );
+            INSERT INTO churngrid_feature_schema (version, document, features, summary, applied_by)
+            VALUES (1, $schema$\(FeatureSchema.catalogue.document())$schema$, \(FeatureSchema.catalogue.count),
+                    'the built-in catalogue', 'churngrid');
+            """),
     ]
 
     /// Applies the migrations `connection`'s database lacks.

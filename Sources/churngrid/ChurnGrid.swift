@@ -4,6 +4,8 @@ import FeatureTable
 import Foundation
 import Logging
 import Postgres
+import ProfileDatabase
+import SubscriberProfiles
 import TreeModel
 
 @main
@@ -52,6 +54,14 @@ func reportingErrors(_ body: () throws -> Void) throws {
     } catch let e as TableError {
         fail(e)
     } catch let e as PostgresError {
+        fail(e)
+    } catch let e as FeatureSchemaError {
+        fail(e)
+    } catch let e as SchemaChange.Refusal {
+        fail(e)
+    } catch let e as FeatureSchemaStore.Failure {
+        fail(e)
+    } catch let e as ProfileImport.SchemaMismatch {
         fail(e)
     }
     func fail(_ e: CustomStringConvertible) -> Never {

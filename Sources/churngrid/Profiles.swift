@@ -10,29 +10,77 @@ struct ProfilesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "profiles",
         abstract: "Subscriber profiles in PostgreSQL.",
-        subcommands: [Migrate.self, Import.self, Load.self, ProfileSnapshotCommand.self]
+        subcommands: [Migrate.self, Import.self, Load.self, Schema.self, ProfileSnapshotCommand.self]
     )
 
     struct Migrate: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create or upgrade ChurnGrid's tables.")
+        static let configuration = CommandConfiguration(
+            abstract: "Create or upgrade ChurnGrid's tables; with --schema, make subscriber_profiles hold a feature schema.",
+            discussion: """
+                With --schema FILE (docs/models.md, "The feature schema"), features the table lacks get a \
+                column (online: no rewrite, loads and queries go on) and the file becomes the schema in \
+                force. Columns the file leaves out are dropped, with their data, only with --allow-drop, \
+                and never while a registered model or the built-in catalogue reads them. A type never \
+                changes in place; categories may only be added at the end.
+                """)
 
         @Option(help: "PostgreSQL URL without a password (PGPASSWORD or PGPASSFILE). Default: CHURNGRID_POSTGRES_URL.")
         var postgres: String?
 
+        @Option(help: "A feature schema file (JSON) to apply.")
+        var schema: String?
+
+        @Flag(name: .customLong("allow-drop"), help: "Drop the columns (and data) of features the schema leaves out.")
+        var allowDrop = false
+
+        func run() throws {
+            if allowDrop && schema == nil { throw ValidationError("--allow-drop goes with --schema FILE") }
+            try reportingErrors {
+                let connection = try PostgresConnection(url: try postgresURL(option: postgres))
+                let applied = try ProfileSchema.migrate(connection)
+                print(applied.isEmpty ? "tables up to date" : "applied migrations \(applied.map(String.init).joined(separator: ", "))")
+                guard let schema else { return }
+                let file = try FeatureSchema.parse(try readSchemaFile(schema), source: schema)
+                let result = try FeatureSchemaStore.apply(file, to: connection, allowDrop: allowDrop, appliedBy: operatingSystemUser())
+                print(result.change.isEmpty
+                      ? "feature schema unchanged (version \(result.version), \(file.count) features)"
+                      : "feature schema version \(result.version) (\(file.count) features): \(result.change.summary)")
+            }
+        }
+    }
+
+    struct Schema: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the feature schema in force (or the built-in default) as a schema file.")
+
+        @Option(help: "PostgreSQL URL without a password (PGPASSWORD or PGPASSFILE). Default: CHURNGRID_POSTGRES_URL.")
+        var postgres: String?
+
+        @Flag(name: .customLong("default"), help: "Print the built-in catalogue's schema (Deploy/schema/default.json) without a database.")
+        var builtIn = false
+
         func run() throws {
             try reportingErrors {
-                let applied = try ProfileSchema.migrate(try PostgresConnection(url: try postgresURL(option: postgres)))
-                print(applied.isEmpty ? "schema up to date" : "applied migrations \(applied.map(String.init).joined(separator: ", "))")
+                if builtIn {
+                    print(FeatureSchema.catalogue.document(), terminator: "")
+                    return
+                }
+                let stored = try FeatureSchemaStore.current(try PostgresConnection(url: try postgresURL(option: postgres)))
+                FileHandle.standardError.write(Data("feature schema version \(stored.version), \(stored.schema.count) features\n".utf8))
+                print(stored.schema.document(), terminator: "")
             }
         }
     }
 
     struct Import: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Upsert profiles from a CSV export (subscriber_id and every catalogue feature; empty or NaN = missing).")
+            abstract: "Upsert profiles from a CSV export (the id column and every feature of the schema in force; empty or NaN = missing).")
 
         @Option(help: "CSV file with a header.")
         var input: String
+
+        @Option(help: "The feature schema file the export follows (default: the schema in force); it must match the one in force.")
+        var schema: String?
 
         @Option(help: "PostgreSQL URL without a password (PGPASSWORD or PGPASSFILE). Default: CHURNGRID_POSTGRES_URL.")
         var postgres: String?
@@ -47,8 +95,10 @@ struct ProfilesCommand: ParsableCommand {
                     guard let t = Timestamp.parse(asOf) else { throw ValidationError("--as-of: an RFC 3339 time with a zone, e.g. 2026-12-03T02:00:00Z") }
                     asOfMillis = t
                 }
-                let file = try ProfileImport(path: input)
-                let report = try file.upsert(into: try PostgresConnection(url: try postgresURL(option: postgres)), asOf: asOfMillis)
+                let connection = try PostgresConnection(url: try postgresURL(option: postgres))
+                let byFile = try schema.map { path in try FeatureSchema.parse(try readSchemaFile(path), source: path) }
+                let file = try ProfileImport(path: input, schema: try byFile ?? FeatureSchemaStore.current(connection).schema)
+                let report = try file.upsert(into: connection, asOf: asOfMillis)
                 print("\(report.inserted) subscribers added, \(report.updated) updated")
             }
         }
@@ -121,4 +171,18 @@ struct ProfilesCommand: ParsableCommand {
             case residentBytesPerSubscriber = "resident_bytes_per_subscriber"
         }
     }
+}
+
+/// A schema file's bytes (at most `FeatureSchema.maxFileBytes` are accepted by the parser).
+func readSchemaFile(_ path: String) throws -> [UInt8] {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw ValidationError("--schema \(path): cannot read the file")
+    }
+    return Array(data)
+}
+
+/// The operating-system user running the command (who applied a change, for the audit log).
+func operatingSystemUser() -> String {
+    if let entry = getpwuid(getuid()), let name = entry.pointee.pw_name { return String(cString: name) }
+    return "uid \(getuid())"
 }

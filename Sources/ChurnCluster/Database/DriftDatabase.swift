@@ -24,7 +24,7 @@ extension ClusterDatabase {
     /// - Returns: the reference that is stored.
     func saveDriftReference(modelVersion: String, _ reference: DriftReference) async throws -> DriftReference {
         let term = term
-        try await run { c in
+        _ = try await run { c in
             try Self.transaction(c, fencedBy: term) { try Self.insert(c, reference: reference, modelVersion: modelVersion) }
         }
         return try await driftReference(modelVersion: modelVersion) ?? reference

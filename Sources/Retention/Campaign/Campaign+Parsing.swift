@@ -26,9 +26,9 @@ extension Campaign {
         guard bytes.count <= maxFileBytes else {
             throw top.error(.fileTooLarge, "the file has \(bytes.count) bytes, at most \(maxFileBytes) are read", "shorten it")
         }
-        var reader = CampaignJSONReader(bytes)
-        let root: CampaignJSON
-        do throws(CampaignJSONReader.Failure) {
+        var reader = StrictJSONReader(bytes)
+        let root: StrictJSON
+        do throws(StrictJSONReader.Failure) {
             root = try reader.document()
         } catch {
             let (line, column) = reader.lineAndColumn(error.offset)
@@ -63,7 +63,7 @@ struct CampaignPlace {
 
 /// Checks a parsed JSON document against the campaign format and builds the typed campaign.
 struct CampaignFileReader {
-    func campaign(_ root: CampaignJSON, _ place: CampaignPlace) throws(CampaignError) -> Campaign {
+    func campaign(_ root: StrictJSON, _ place: CampaignPlace) throws(CampaignError) -> Campaign {
         let f = try fields(root, place, allowed: Campaign.topKeys, what: "the campaign")
         for k in ["name", "value_tiers", "offers", "matrix", "control_fraction"] where f[k] == nil {
             throw place.key(k).error(.missingKey, "the campaign has no \(k)", Self.missingFix[k] ?? "add it")
@@ -111,7 +111,7 @@ struct CampaignFileReader {
 
     // MARK: Sections
 
-    func tierCuts(_ value: CampaignJSON?, _ at: CampaignPlace) throws(CampaignError) -> [Double] {
+    func tierCuts(_ value: StrictJSON?, _ at: CampaignPlace) throws(CampaignError) -> [Double] {
         guard case .array(let items)? = value else { throw wrongType(value, at, "an array of quantile cut points") }
         guard items.count <= Campaign.maxTierCuts else {
             throw at.error(.outOfRange, "\(items.count) cut points, at most \(Campaign.maxTierCuts)", "use fewer tiers")
@@ -128,7 +128,7 @@ struct CampaignFileReader {
         return cuts
     }
 
-    func offerList(_ value: CampaignJSON?, _ at: CampaignPlace) throws(CampaignError) -> [Offer] {
+    func offerList(_ value: StrictJSON?, _ at: CampaignPlace) throws(CampaignError) -> [Offer] {
         guard case .array(let items)? = value else { throw wrongType(value, at, "an array of offers") }
         guard items.count <= Campaign.maxOffers else {
             throw at.error(.outOfRange, "\(items.count) offers, at most \(Campaign.maxOffers)", "split the campaign")
@@ -146,7 +146,7 @@ struct CampaignFileReader {
         return offers
     }
 
-    func offer(_ value: CampaignJSON, _ at: CampaignPlace) throws(CampaignError) -> Offer {
+    func offer(_ value: StrictJSON, _ at: CampaignPlace) throws(CampaignError) -> Offer {
         let f = try fields(value, at, allowed: Campaign.offerKeys, what: "an offer")
         for k in ["id", "channel", "cost", "acceptance", "retention_effect"] where f[k] == nil {
             throw at.key(k).error(.missingKey, "the offer has no \(k)", "add \"\(k)\"")
@@ -210,7 +210,7 @@ struct CampaignFileReader {
                      effectByReason: byReason, eligibility: rules, description: description)
     }
 
-    func strategyMatrix(_ value: CampaignJSON?, _ at: CampaignPlace, cuts: Int, offers: [Offer]) throws(CampaignError) -> StrategyMatrix {
+    func strategyMatrix(_ value: StrictJSON?, _ at: CampaignPlace, cuts: Int, offers: [Offer]) throws(CampaignError) -> StrategyMatrix {
         let tierNames = Campaign.tierNames(cuts: cuts)
         var matrix = StrategyMatrix(tierCount: tierNames.count)
         for (tierName, row) in try fields(value, at, allowed: nil, what: "the matrix") {
@@ -242,7 +242,7 @@ struct CampaignFileReader {
         return matrix
     }
 
-    func contactPolicy(_ value: CampaignJSON, _ at: CampaignPlace) throws(CampaignError) -> ContactPolicyRules {
+    func contactPolicy(_ value: StrictJSON, _ at: CampaignPlace) throws(CampaignError) -> ContactPolicyRules {
         let f = try fields(value, at, allowed: Campaign.policyKeys, what: "contact_policy")
         var rules = ContactPolicyRules()
         if let v = f["channels"] {
@@ -264,7 +264,7 @@ struct CampaignFileReader {
         return rules
     }
 
-    func cap(_ value: CampaignJSON, _ at: CampaignPlace) throws(CampaignError) -> ContactPolicyRules.Cap {
+    func cap(_ value: StrictJSON, _ at: CampaignPlace) throws(CampaignError) -> ContactPolicyRules.Cap {
         let f = try fields(value, at, allowed: ["max", "days"], what: "a contact cap")
         for k in ["max", "days"] where f[k] == nil {
             throw at.key(k).error(.missingKey, "the cap has no \(k)", "write it as {\"max\": K, \"days\": D}: at most K contacts in D days")
@@ -273,7 +273,7 @@ struct CampaignFileReader {
                      days: try integer(f["days"], at.key("days"), min: 1, max: 3_650, meaning: "days"))
     }
 
-    func quietHours(_ value: CampaignJSON, _ at: CampaignPlace) throws(CampaignError) -> QuietHours {
+    func quietHours(_ value: StrictJSON, _ at: CampaignPlace) throws(CampaignError) -> QuietHours {
         let f = try fields(value, at, allowed: ["from", "to"], what: "quiet hours")
         func time(_ k: String) throws(CampaignError) -> Int {
             guard let v = f[k] else {
@@ -299,7 +299,7 @@ struct CampaignFileReader {
     // MARK: Values
 
     /// An object's members in file order, refusing keys given twice and, when `allowed` is given, keys outside it.
-    func fields(_ value: CampaignJSON?, _ place: CampaignPlace, allowed: [String]?, what: String) throws(CampaignError) -> KeyValuePairs {
+    func fields(_ value: StrictJSON?, _ place: CampaignPlace, allowed: [String]?, what: String) throws(CampaignError) -> KeyValuePairs {
         guard case .object(let pairs)? = value else { throw wrongType(value, place, "an object {…}") }
         var seen = Set<String>()
         for (k, _) in pairs {
@@ -314,13 +314,13 @@ struct CampaignFileReader {
 
     /// An object's members, in file order, with lookup by key.
     struct KeyValuePairs: Sequence {
-        var pairs: [(key: String, value: CampaignJSON)]
-        subscript(_ k: String) -> CampaignJSON? { pairs.first { $0.key == k }?.value }
+        var pairs: [(key: String, value: StrictJSON)]
+        subscript(_ k: String) -> StrictJSON? { pairs.first { $0.key == k }?.value }
         var isEmpty: Bool { pairs.isEmpty }
-        func makeIterator() -> IndexingIterator<[(key: String, value: CampaignJSON)]> { pairs.makeIterator() }
+        func makeIterator() -> IndexingIterator<[(key: String, value: StrictJSON)]> { pairs.makeIterator() }
     }
 
-    func number(_ value: CampaignJSON?, _ place: CampaignPlace, min: Double, max: Double,
+    func number(_ value: StrictJSON?, _ place: CampaignPlace, min: Double, max: Double,
                 minIncluded: Bool = true, maxIncluded: Bool = true) throws(CampaignError) -> Double {
         guard case .number(let x)? = value else { throw wrongType(value, place, "a number") }
         let lower = (minIncluded ? "≥ " : "> ") + plain(min), upper = (maxIncluded ? "≤ " : "< ") + plain(max)
@@ -330,13 +330,13 @@ struct CampaignFileReader {
         return x
     }
 
-    func integer(_ value: CampaignJSON?, _ place: CampaignPlace, min: Int, max: Int, meaning: String) throws(CampaignError) -> Int {
+    func integer(_ value: StrictJSON?, _ place: CampaignPlace, min: Int, max: Int, meaning: String) throws(CampaignError) -> Int {
         let x = try number(value, place, min: Double(min), max: Double(max))
         guard x == x.rounded() else { throw place.error(.outOfRange, "must be a whole number of \(meaning), got \(plain(x))", "give an integer from \(min) to \(max)") }
         return Int(x)
     }
 
-    func identifier(_ value: CampaignJSON?, _ place: CampaignPlace, what: String) throws(CampaignError) -> String {
+    func identifier(_ value: StrictJSON?, _ place: CampaignPlace, what: String) throws(CampaignError) -> String {
         guard case .string(let s)? = value else { throw wrongType(value, place, "a string") }
         guard (1...64).contains(s.utf8.count), s.utf8.allSatisfy({ b in
             (0x61...0x7A).contains(b) || (0x41...0x5A).contains(b) || (0x30...0x39).contains(b) || b == 0x5F || b == 0x2D || b == 0x2E
@@ -364,7 +364,7 @@ struct CampaignFileReader {
         return i
     }
 
-    func wrongType(_ value: CampaignJSON?, _ place: CampaignPlace, _ expected: String) -> CampaignError {
+    func wrongType(_ value: StrictJSON?, _ place: CampaignPlace, _ expected: String) -> CampaignError {
         guard let value else { return place.error(.missingKey, "missing, expected \(expected)", "add it") }
         return place.error(.wrongType, "found \(value.typeName), expected \(expected)", "write \(expected) there")
     }

@@ -1,16 +1,17 @@
-/// A JSON value of a campaign file. Objects keep their members in file order, duplicates
-/// included, so that validation can refuse a key given twice and report problems in file order
-/// (Foundation's `JSONSerialization` loses both, and cannot tell `true` from `1`).
-indirect enum CampaignJSON {
-    case object([(key: String, value: CampaignJSON)])
-    case array([CampaignJSON])
+/// A JSON value of a file an operator writes by hand (a campaign file, a feature schema).
+/// Objects keep their members in file order, duplicates included, so that validation can refuse a
+/// key given twice and report problems in file order (Foundation's `JSONSerialization` loses both,
+/// and cannot tell `true` from `1`).
+package indirect enum StrictJSON {
+    case object([(key: String, value: StrictJSON)])
+    case array([StrictJSON])
     case string(String)
     /// Possibly infinite (`1e999`): validation refuses it with the field's path.
     case number(Double)
     case bool(Bool)
     case null
 
-    var typeName: String {
+    package var typeName: String {
         switch self {
         case .object: "an object"
         case .array: "an array"
@@ -24,19 +25,19 @@ indirect enum CampaignJSON {
 
 /// A strict RFC 8259 reader: one document, nothing after it, at most `maxDepth` levels. Errors
 /// carry the line and column (from 1) of the offending byte.
-struct CampaignJSONReader {
-    struct Failure: Error {
-        var offset: Int
-        var problem: String
+package struct StrictJSONReader {
+    package struct Failure: Error {
+        package var offset: Int
+        package var problem: String
     }
 
-    static let maxDepth = 32
+    package static let maxDepth = 32
     let bytes: [UInt8]
     var i = 0
 
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    package init(_ bytes: [UInt8]) { self.bytes = bytes }
 
-    mutating func document() throws(Failure) -> CampaignJSON {
+    package mutating func document() throws(Failure) -> StrictJSON {
         // A UTF-8 byte-order mark is tolerated: editors on some systems write one.
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { i = 3 }
         skipSpace()
@@ -47,7 +48,7 @@ struct CampaignJSONReader {
     }
 
     /// Line and column (from 1) of byte `offset`.
-    func lineAndColumn(_ offset: Int) -> (Int, Int) {
+    package func lineAndColumn(_ offset: Int) -> (Int, Int) {
         var line = 1, column = 1
         for b in bytes.prefix(offset) {
             if b == 0x0A { line += 1; column = 1 } else if b & 0xC0 != 0x80 { column += 1 }
@@ -61,13 +62,13 @@ struct CampaignJSONReader {
         while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x09 { i += 1 }
     }
 
-    private mutating func value(depth: Int) throws(Failure) -> CampaignJSON {
+    private mutating func value(depth: Int) throws(Failure) -> StrictJSON {
         guard depth <= Self.maxDepth else { throw fail("nested deeper than \(Self.maxDepth) levels") }
         guard i < bytes.count else { throw fail("the document ends where a value was expected") }
         switch bytes[i] {
         case UInt8(ascii: "{"):
             i += 1
-            var members: [(key: String, value: CampaignJSON)] = []
+            var members: [(key: String, value: StrictJSON)] = []
             skipSpace()
             if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
             while true {
@@ -87,7 +88,7 @@ struct CampaignJSONReader {
             }
         case UInt8(ascii: "["):
             i += 1
-            var items: [CampaignJSON] = []
+            var items: [StrictJSON] = []
             skipSpace()
             if i < bytes.count, bytes[i] == UInt8(ascii: "]") { i += 1; return .array(items) }
             while true {

@@ -1,0 +1,130 @@
+import Postgres
+import SubscriberProfiles
+
+/// The feature schema in PostgreSQL: reading the one in force, and applying a new one to
+/// `subscriber_profiles` (`churngrid profiles migrate --schema FILE`).
+public enum FeatureSchemaStore {
+    /// A stored schema and its version.
+    public struct Stored: Sendable {
+        public var version: Int
+        public var schema: FeatureSchema
+    }
+
+    /// What applying a schema did.
+    public struct Applied: Sendable {
+        /// The version in force afterwards (unchanged when there was nothing to do).
+        public var version: Int
+        public var change: SchemaChange
+    }
+
+    /// A schema that cannot be applied (the reason names the columns), or a stored one that cannot be read.
+    public struct Failure: Error, Sendable, CustomStringConvertible {
+        public var message: String
+        public var description: String { message }
+    }
+
+    /// Longest wait for `subscriber_profiles`' lock when altering it: a long load or import holds
+    /// a lock that conflicts, and every query queued behind a waiting `ALTER` would wait too.
+    public static let lockTimeout = "5s"
+
+    /// The schema in force (the newest version), migrating the database first.
+    /// - Throws: `PostgresError`, or `Failure` when the stored document is not a valid schema.
+    public static func current(_ connection: PostgresConnection) throws -> Stored {
+        try ProfileSchema.migrate(connection)
+        return try newest(connection)
+    }
+
+    static func newest(_ connection: PostgresConnection) throws -> Stored {
+        guard let row = try connection.query("SELECT version, document::text FROM churngrid_feature_schema ORDER BY version DESC LIMIT 1").rows.first,
+              let version = row[0].flatMap({ Int($0) }), let document = row[1] else {
+            throw Failure(message: "churngrid_feature_schema is empty: the database has no feature schema (run churngrid profiles migrate)")
+        }
+        do {
+            return Stored(version: version, schema: try FeatureSchema.parse(Array(document.utf8), source: "churngrid_feature_schema version \(version)"))
+        } catch {
+            throw Failure(message: "the stored feature schema cannot be read: \(error)")
+        }
+    }
+
+    /// The feature columns of `subscriber_profiles` (every column but the id, the shard key and
+    /// `updated_at`), in table order, with their types.
+    public static func columns(_ connection: PostgresConnection) throws(PostgresError) -> [SchemaChange.Column] {
+        try connection.query("""
+            SELECT a.attname, format_type(a.atttypid, NULL)
+            FROM pg_attribute a
+            WHERE a.attrelid = 'subscriber_profiles'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+            ORDER BY a.attnum
+            """).rows.compactMap { row in
+            guard let name = row[0], let type = row[1], !FeatureSchema.tableColumns.contains(name) else { return nil }
+            return SchemaChange.Column(name: name, type: type)
+        }
+    }
+
+    /// What must not be dropped, and why: the catalogue features (the cluster loads them into
+    /// every shard) and every feature a registered model reads.
+    static func readers(_ connection: PostgresConnection) throws(PostgresError) -> [String: String] {
+        var readers: [String: String] = [:]
+        for name in FeatureCatalogue.names { readers[name] = "the built-in catalogue the workers load" }
+        for row in try connection.query("""
+            SELECT f, string_agg(DISTINCT name || ' ' || left(version, 12), ', ')
+            FROM model_registry, unnest(features) AS f GROUP BY f
+            """).rows {
+            if let f = row[0], let models = row[1] { readers[f] = "model \(models)" }
+        }
+        return readers
+    }
+
+    /// Plans and applies `schema` in one transaction: `subscriber_profiles` gains (and, with
+    /// `allowDrop`, loses) columns, the schema becomes the newest version, and the audit log
+    /// records who did it. Nothing changes when the plan is refused or anything fails; applying
+    /// the schema in force again changes nothing.
+    /// - Parameter appliedBy: who applies it (the operating-system user of the CLI).
+    /// - Throws: `SchemaChange.Refusal`, `Failure`, `PostgresError` (a busy table: a lock timeout).
+    @discardableResult
+    public static func apply(_ schema: FeatureSchema, to connection: PostgresConnection, allowDrop: Bool,
+                             appliedBy: String) throws -> Applied {
+        try ProfileSchema.migrate(connection)
+        try connection.execute("BEGIN")
+        let applied: Applied
+        do {
+            applied = try applyInTransaction(schema, connection, allowDrop: allowDrop, appliedBy: appliedBy)
+        } catch {
+            try? connection.execute("ROLLBACK")
+            throw error
+        }
+        try connection.execute(applied.change.isEmpty ? "ROLLBACK" : "COMMIT")
+        return applied
+    }
+
+    private static func applyInTransaction(_ schema: FeatureSchema, _ connection: PostgresConnection, allowDrop: Bool,
+                                           appliedBy: String) throws -> Applied {
+        // One schema change at a time: the version row is taken under this lock.
+        try connection.execute("LOCK TABLE churngrid_feature_schema IN EXCLUSIVE MODE")
+        try connection.execute("SET LOCAL lock_timeout = '\(lockTimeout)'")
+        let stored = try newest(connection)
+        let change = try SchemaChange.plan(columns: try columns(connection), stored: stored.schema, to: schema,
+                                           allowDrop: allowDrop, readers: try readers(connection))
+        if change.isEmpty { return Applied(version: stored.version, change: change) }
+        if let alter = change.alterSQL { try alterTable(alter, connection) }
+        let version = stored.version + 1
+        try connection.query("""
+            INSERT INTO churngrid_feature_schema (version, document, features, summary, applied_by)
+            VALUES ($1, $2::jsonb, $3, $4, $5)
+            """, [String(version), schema.document(), String(schema.count), change.summary, appliedBy])
+        try connection.query("""
+            INSERT INTO churngrid_audit_log (actor, roles, credential, action, target, outcome)
+            VALUES ($1, 'database', 'postgres', 'profiles.migrate', $2, $3)
+            """, [appliedBy, "feature schema version \(version)", change.summary])
+        return Applied(version: version, change: change)
+    }
+
+    /// Runs `sql`, saying what a lock timeout means.
+    private static func alterTable(_ sql: String, _ connection: PostgresConnection) throws {
+        do {
+            try connection.execute(sql)
+        } catch {
+            guard error.sqlState == "55P03" else { throw error }
+            throw Failure(message: "subscriber_profiles stayed locked for \(lockTimeout) (a load or an import is reading or writing it): nothing was changed; run the migration again when it has finished")
+        }
+    }
+}
