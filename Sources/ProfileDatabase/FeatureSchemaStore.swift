@@ -31,10 +31,12 @@ public enum FeatureSchemaStore {
     /// - Throws: `PostgresError`, or `Failure` when the stored document is not a valid schema.
     public static func current(_ connection: PostgresConnection) throws -> Stored {
         try ProfileSchema.migrate(connection)
-        return try newest(connection)
+        return try inForce(connection)
     }
 
-    static func newest(_ connection: PostgresConnection) throws -> Stored {
+    /// The schema in force in a database already migrated.
+    /// - Throws: `PostgresError`, or `Failure` when the stored document is not a valid schema.
+    public static func inForce(_ connection: PostgresConnection) throws -> Stored {
         guard let row = try connection.query("SELECT version, document::text FROM churngrid_feature_schema ORDER BY version DESC LIMIT 1").rows.first,
               let version = row[0].flatMap({ Int($0) }), let document = row[1] else {
             throw Failure(message: "churngrid_feature_schema is empty: the database has no feature schema (run churngrid profiles migrate)")
@@ -101,7 +103,7 @@ public enum FeatureSchemaStore {
         // One schema change at a time: the version row is taken under this lock.
         try connection.execute("LOCK TABLE churngrid_feature_schema IN EXCLUSIVE MODE")
         try connection.execute("SET LOCAL lock_timeout = '\(lockTimeout)'")
-        let stored = try newest(connection)
+        let stored = try inForce(connection)
         let change = try SchemaChange.plan(columns: try columns(connection), stored: stored.schema, to: schema,
                                            allowDrop: allowDrop, readers: try readers(connection))
         if change.isEmpty { return Applied(version: stored.version, change: change) }

@@ -1,5 +1,6 @@
 @testable import ChurnCluster
 import Foundation
+import SubscriberProfiles
 import Testing
 import TestSupport
 import WireFormat
@@ -12,6 +13,20 @@ struct ModelRegistryUnitTests {
         for bad in ["", "Churn", "-churn", "churn model", "churn/1", "ç", String(repeating: "a", count: 65)] {
             #expect(throws: ClusterError.self, "\(bad)") { try ModelRegistry.validName(bad) }
         }
+    }
+
+    @Test("a model's features are checked against the schema in force: one it lacks is named with the schema's closest names, one it has that the workers do not hold is said to be so")
+    func featureCheck() throws {
+        let schema = try FeatureSchema(id: "subscriber_id", features: FeatureSchema.catalogue.features + [.init(name: "contract", kind: .category(["a", "b"]))])
+        let held = FeatureCatalogue.names
+        #expect(ModelFeatureCheck.problem(modelFeatures: ["arpu_30d", "region"], held: held, schema: schema, schemaVersion: 2) == nil)
+        #expect(ModelFeatureCheck.problem(modelFeatures: ["f0", "f1", "f2"], held: held, schema: schema, schemaVersion: 2) == nil)
+        let lacking = ModelFeatureCheck.problem(modelFeatures: ["arpu_30d", "arpu_30"], held: held, schema: schema, schemaVersion: 2) ?? ""
+        #expect(lacking.contains("model feature 'arpu_30' is not a subscriber profile feature: the feature schema in force (version 2) has no such feature (closest: 'arpu_30d')"), "\(lacking)")
+        let notHeld = ModelFeatureCheck.problem(modelFeatures: ["contract"], held: held, schema: schema, schemaVersion: 2) ?? ""
+        #expect(notHeld.contains("'contract' is in the feature schema (version 2) but not held in memory"), "\(notHeld)")
+        let unnamed = ModelFeatureCheck.problem(modelFeatures: (0...held.count).map { "f\($0)" }, held: held, schema: schema, schemaVersion: 2) ?? ""
+        #expect(unnamed.contains("'f\(held.count)'"), "an unnamed model reads one column more than the profiles have: \(unnamed)")
     }
 
     @Test("a version is named whole or by a unique prefix of at least 6 characters; otherwise the versions there are are named")

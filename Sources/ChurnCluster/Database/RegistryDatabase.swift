@@ -1,5 +1,6 @@
 import Foundation
 import Postgres
+import ProfileDatabase
 
 /// The model registry's tables (`model_registry`, `model_served`; migration 12).
 extension ClusterDatabase {
@@ -57,6 +58,11 @@ extension ClusterDatabase {
         let row = try c.query("SELECT \(Self.registryColumns) FROM model_registry r WHERE name = $1 AND version = $2", [name, version]).rows
         guard let first = row.first else { throw ClusterError("model \(name) version \(version) vanished while it was added") }
         return (try Self.registered(first), inserted)
+    }
+
+    /// The feature schema in force (`profiles migrate --schema`).
+    func featureSchema() async throws -> FeatureSchemaStore.Stored {
+        try await run { c in try FeatureSchemaStore.inForce(c) }
     }
 
     /// Every registered version, by name, newest first.

@@ -1,6 +1,7 @@
 import ClusterSystem
 import Distributed
 import SubscriberProfiles
+import TreeModel
 import WireFormat
 
 extension CoordinatorActor {
@@ -36,7 +37,7 @@ extension CoordinatorActor {
         do {
             loaded = try await Task.detached { try ScoringModel(bytes: data, source: file) }.value
         } catch {
-            throw ClusterError("model \(name) not added: \(error)")
+            throw ClusterError("model \(name) not added: \(await featureProblem(data, source: file) ?? "\(error)")")
         }
         let reference: DriftReference?
         do {
@@ -57,6 +58,15 @@ extension CoordinatorActor {
         logger.notice("model registered", metadata: ["name": "\(name)", "version": "\(loaded.version)", "features": "\(loaded.featureNames.count)",
                                                       "new": "\(inserted)", "drift_reference": "\(upload.map { "\($0.source.prefix(200)), \($0.rows) rows" } ?? "first job")"])
         return entry
+    }
+
+    /// When model bytes parse but read features the profiles lack: which, told against the feature
+    /// schema in force (nil: another problem, or the schema cannot be read now).
+    private func featureProblem(_ bytes: [UInt8], source: String) async -> String? {
+        guard let features = try? await Task.detached(operation: { try TreeEnsemble.parse(bytes, file: source).featureNames }).value,
+              let stored = try? await database.featureSchema() else { return nil }
+        return ModelFeatureCheck.problem(modelFeatures: features, held: FeatureCatalogue.names, schema: stored.schema, schemaVersion: stored.version)
+            .map { "\(source): \($0)" }
     }
 
     /// Every registered model version (readers).
