@@ -37,14 +37,25 @@ public enum FeatureSchemaStore {
     /// The schema in force in a database already migrated.
     /// - Throws: `PostgresError`, or `Failure` when the stored document is not a valid schema.
     public static func inForce(_ connection: PostgresConnection) throws -> Stored {
-        guard let row = try connection.query("SELECT version, document::text FROM churngrid_feature_schema ORDER BY version DESC LIMIT 1").rows.first,
+        guard let row = try newestRow(connection),
               let version = row[0].flatMap({ Int($0) }), let document = row[1] else {
             throw Failure(message: "churngrid_feature_schema is empty: the database has no feature schema (run churngrid profiles migrate)")
         }
         do {
-            return Stored(version: version, schema: try FeatureSchema.parse(Array(document.utf8), source: "churngrid_feature_schema version \(version)"))
+            // PostgreSQL prints jsonb with more spaces than a file may have had: no file-size limit here.
+            return Stored(version: version, schema: try FeatureSchema.parse(Array(document.utf8), source: "churngrid_feature_schema version \(version)", limit: .max))
         } catch {
             throw Failure(message: "the stored feature schema cannot be read: \(error)")
+        }
+    }
+
+    /// The newest schema row (version, document), nil when there is none.
+    private static func newestRow(_ connection: PostgresConnection) throws -> [String?]? {
+        do {
+            return try connection.query("SELECT version, document::text FROM churngrid_feature_schema ORDER BY version DESC LIMIT 1").rows.first
+        } catch {
+            guard error.sqlState == "42P01" else { throw error }
+            throw Failure(message: "the database has no feature schema yet (no churngrid_feature_schema): run churngrid profiles migrate")
         }
     }
 
@@ -100,9 +111,14 @@ public enum FeatureSchemaStore {
 
     private static func applyInTransaction(_ schema: FeatureSchema, _ connection: PostgresConnection, allowDrop: Bool,
                                            appliedBy: String) throws -> Applied {
-        // One schema change at a time: the version row is taken under this lock.
-        try connection.execute("LOCK TABLE churngrid_feature_schema IN EXCLUSIVE MODE")
+        let document = schema.document()
+        guard document.utf8.count <= FeatureSchema.maxFileBytes else {
+            throw Failure(message: "the schema's document has \(document.utf8.count) bytes, more than the \(FeatureSchema.maxFileBytes) a schema file may have (so it could not be printed and applied again): shorten the descriptions")
+        }
         try connection.execute("SET LOCAL lock_timeout = '\(lockTimeout)'")
+        // One schema change at a time: the version row is taken under this lock.
+        try lock("LOCK TABLE churngrid_feature_schema IN EXCLUSIVE MODE", connection,
+                 "another profiles migrate --schema is applying a schema (churngrid_feature_schema stayed locked for \(lockTimeout)): nothing was changed; run it again when that has finished")
         let stored = try inForce(connection)
         let change = try SchemaChange.plan(columns: try columns(connection), stored: stored.schema, to: schema,
                                            allowDrop: allowDrop, readers: try readers(connection))
@@ -112,7 +128,7 @@ public enum FeatureSchemaStore {
         try connection.query("""
             INSERT INTO churngrid_feature_schema (version, document, features, summary, applied_by)
             VALUES ($1, $2::jsonb, $3, $4, $5)
-            """, [String(version), schema.document(), String(schema.count), change.summary, appliedBy])
+            """, [String(version), document, String(schema.count), change.summary, appliedBy])
         try connection.query("""
             INSERT INTO churngrid_audit_log (actor, roles, credential, action, target, outcome)
             VALUES ($1, 'database', 'postgres', 'profiles.migrate', $2, $3)
@@ -122,11 +138,16 @@ public enum FeatureSchemaStore {
 
     /// Runs `sql`, saying what a lock timeout means.
     private static func alterTable(_ sql: String, _ connection: PostgresConnection) throws {
+        try lock(sql, connection, "subscriber_profiles stayed locked for \(lockTimeout) (a load or an import is reading or writing it): nothing was changed; run the migration again when it has finished")
+    }
+
+    /// Runs `sql`; a lock timeout becomes `Failure(message: timedOut)`.
+    private static func lock(_ sql: String, _ connection: PostgresConnection, _ timedOut: String) throws {
         do {
             try connection.execute(sql)
         } catch {
             guard error.sqlState == "55P03" else { throw error }
-            throw Failure(message: "subscriber_profiles stayed locked for \(lockTimeout) (a load or an import is reading or writing it): nothing was changed; run the migration again when it has finished")
+            throw Failure(message: timedOut)
         }
     }
 }

@@ -24,12 +24,13 @@ public struct ProfileImport: Sendable {
     /// Reads and checks `path` by `schema` (default: the built-in catalogue).
     /// - Throws: `TableError` naming the line and column of the first problem.
     public init(path: String, schema: FeatureSchema = .catalogue) throws(TableError) {
-        let numberColumns = schema.features.filter { $0.kind == .number }.map(\.name)
+        let headers = schema.features.map { $0.column ?? $0.name }
+        let numberColumns = schema.features.filter { $0.kind == .number }.map { $0.column ?? $0.name }
         let table = try CSVTable.read(path: path, numericColumns: Set(numberColumns))
         guard let idColumn = table.header.firstIndex(of: schema.id) else {
             throw TableError(file: path, line: 1, column: schema.id, "the header has no \(schema.id) column (the schema's id)")
         }
-        let missing = schema.names.filter { !table.header.contains($0) }
+        let missing = headers.filter { !table.header.contains($0) }
         guard missing.isEmpty else {
             let shown = missing.prefix(20).joined(separator: ", ") + (missing.count > 20 ? " and \(missing.count - 20) more" : "")
             throw TableError(file: path, line: 1, "the header lacks feature column(s) \(shown)")
@@ -55,20 +56,21 @@ public struct ProfileImport: Sendable {
         var features: [[Float]] = []
         features.reserveCapacity(schema.count)
         for (j, feature) in schema.features.enumerated() {
-            if feature.kind == .number, let column = table.column(named: feature.name) {
+            let header = headers[j]
+            if feature.kind == .number, let column = table.column(named: header) {
                 if let r = column.firstIndex(where: { $0.isInfinite }) {
-                    throw TableError(file: path, line: Int(table.lines[r]), column: feature.name, "\(column[r]) is not a finite number")
+                    throw TableError(file: path, line: Int(table.lines[r]), column: header, "\(column[r]) is not a finite number")
                 }
                 features.append(column)
                 continue
             }
-            guard let c = table.header.firstIndex(of: feature.name) else { continue }  // checked above
+            guard let c = table.header.firstIndex(of: header) else { continue }  // checked above
             var column = [Float](repeating: .nan, count: table.rowCount)
             for r in 0..<table.rowCount {
                 switch schema.value(of: table.text(column: c, row: r), feature: j) {
                 case .success(let v): column[r] = v
                 case .failure(let problem):
-                    throw TableError(file: path, line: Int(table.lines[r]), column: feature.name, "\(problem) (a \(feature.kind.name) feature)")
+                    throw TableError(file: path, line: Int(table.lines[r]), column: header, "\(problem) (a \(feature.kind.name) feature)")
                 }
             }
             features.append(column)
@@ -157,8 +159,9 @@ public struct ProfileImport: Sendable {
     }
 
     /// The file's schema must have exactly the features of the one in force, with the same types
-    /// and categories (descriptions may differ): else its columns or codes would not be the table's.
-    static func check(_ schema: FeatureSchema, against inForce: FeatureSchemaStore.Stored) throws(SchemaMismatch) {
+    /// and categories (headers and descriptions may differ): else its columns or codes would not
+    /// be the table's.
+    public static func check(_ schema: FeatureSchema, against inForce: FeatureSchemaStore.Stored) throws(SchemaMismatch) {
         let theirs = Dictionary(inForce.schema.features.map { ($0.name, $0.kind) }, uniquingKeysWith: { a, _ in a })
         let ours = Set(schema.names)
         var problems: [String] = []

@@ -59,15 +59,25 @@ struct ProfilesCommand: ParsableCommand {
         @Flag(name: .customLong("default"), help: "Print the built-in catalogue's schema (Deploy/schema/default.json) without a database.")
         var builtIn = false
 
+        @Flag(help: "Print it as a Markdown page (docs/features.md is the default schema's).")
+        var markdown = false
+
         func run() throws {
             try reportingErrors {
                 if builtIn {
-                    print(FeatureSchema.catalogue.document(), terminator: "")
+                    print(markdown ? FeatureSchema.catalogueDocumentation() : FeatureSchema.catalogue.document(), terminator: "")
                     return
                 }
-                let stored = try FeatureSchemaStore.current(try PostgresConnection(url: try postgresURL(option: postgres)))
+                // Read only: no migration (a read-only role can print the schema).
+                let stored = try FeatureSchemaStore.inForce(try PostgresConnection(url: try postgresURL(option: postgres)))
                 FileHandle.standardError.write(Data("feature schema version \(stored.version), \(stored.schema.count) features\n".utf8))
-                print(stored.schema.document(), terminator: "")
+                if markdown {
+                    print(stored.schema.markdown(title: "Subscriber features (schema version \(stored.version))",
+                                                 introduction: "The feature schema in force, in column order (docs/models.md, \"The feature schema\")."),
+                          terminator: "")
+                } else {
+                    print(stored.schema.document(), terminator: "")
+                }
             }
         }
     }
@@ -96,8 +106,10 @@ struct ProfilesCommand: ParsableCommand {
                     asOfMillis = t
                 }
                 let connection = try PostgresConnection(url: try postgresURL(option: postgres))
+                let inForce = try FeatureSchemaStore.current(connection)
                 let byFile = try schema.map { path in try FeatureSchema.parse(try readSchemaFile(path), source: path) }
-                let file = try ProfileImport(path: input, schema: try byFile ?? FeatureSchemaStore.current(connection).schema)
+                if let byFile { try ProfileImport.check(byFile, against: inForce) }  // before reading the whole export
+                let file = try ProfileImport(path: input, schema: byFile ?? inForce.schema)
                 let report = try file.upsert(into: connection, asOf: asOfMillis)
                 print("\(report.inserted) subscribers added, \(report.updated) updated")
             }
@@ -175,7 +187,13 @@ struct ProfilesCommand: ParsableCommand {
 
 /// A schema file's bytes (at most `FeatureSchema.maxFileBytes` are accepted by the parser).
 func readSchemaFile(_ path: String) throws -> [UInt8] {
-    guard let data = FileManager.default.contents(atPath: path) else {
+    guard let handle = FileHandle(forReadingAtPath: path) else {
+        throw ValidationError("--schema \(path): cannot open the file")
+    }
+    defer { try? handle.close() }
+    // One byte more than a schema may have: the parser refuses it with the limit named (and a
+    // path such as /dev/zero is not read for ever).
+    guard let data = try? handle.read(upToCount: FeatureSchema.maxFileBytes + 1) else {
         throw ValidationError("--schema \(path): cannot read the file")
     }
     return Array(data)

@@ -52,10 +52,11 @@ struct ModelRegistryTests {
         // Bad input: a clear error, nothing registered.
         let unknownFeature = try Self.variant("unknown-feature", replacing: "\"tenure_months\"", with: "\"tenure_monthz\"")
         let refused = await runCommand("\(churngrid) models add --name churn --file \(unknownFeature) \(at)")
-        #expect(refused.status != 0 && refused.output.contains("model feature 'tenure_monthz' is not a subscriber profile feature: the feature schema in force (version 1) has no such feature (closest: 'tenure_months')"),
+        #expect(refused.status != 0 && refused.output.contains("model feature 'tenure_monthz' is not a subscriber profile feature: neither the feature schema in force (version 1) nor the profiles the workers hold have it (closest: 'tenure_months')"),
                 "\(refused.output)")
         // A feature the schema has (added by profiles migrate --schema) that the workers do not hold: said so.
         let schemaFile = "/tmp/churngrid-test-\(getpid())-schema.json"
+        defer { try? FileManager.default.removeItem(atPath: schemaFile) }
         let withContract = try FeatureSchema(id: "subscriber_id", features: FeatureSchema.catalogue.features + [.init(name: "contract", kind: .category(["monthly", "yearly"]))])
         try withContract.document().write(toFile: schemaFile, atomically: true, encoding: .utf8)
         let migrated = await runCommand("\(churngrid) profiles migrate --schema \(schemaFile) --postgres \(url)")

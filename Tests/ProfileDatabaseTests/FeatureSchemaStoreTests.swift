@@ -78,6 +78,16 @@ struct FeatureSchemaStoreTests {
         #expect(try db.query("SELECT count(*) FROM subscriber_profiles").scalar == "3")
 
         // A value that is not a category names its line and column, with the closest categories.
+        // A warehouse export with its own headers, mapped by a schema file's `column`s (same
+        // features, types and categories as the schema in force).
+        var mapped = schema.features
+        for i in mapped.indices where !FeatureCatalogue.names.contains(mapped[i].name) { mapped[i].column = "Telco " + mapped[i].name }
+        let mapping = try FeatureSchema(id: "customerID", features: mapped)
+        let exportText = ["customerID," + mapped.map { $0.column ?? $0.name }.joined(separator: ","),
+                          "12,\(catalogueCells),40,no,0,55.5"].joined(separator: "\n")
+        #expect(try ProfileImport(path: try ProfileImportTests.write(exportText), schema: mapping).upsert(into: db) == .init(inserted: 0, updated: 1))
+        #expect(try db.query("SELECT tenure, senior_citizen, contract, monthly_charges FROM subscriber_profiles WHERE subscriber_id = 12").rows == [["40", "f", "0", "55.5"]])
+
         let bad = try ProfileImportTests.write([header, "14,\(catalogueCells),5,Yes,Two years,1"].joined(separator: "\n"))
         #expect { _ = try ProfileImport(path: bad, schema: schema) } throws: { e in
             guard let e = e as? TableError else { return false }
@@ -207,6 +217,8 @@ struct FeatureSchemaStoreTests {
         #expect(dropped.status == 0 && dropped.output.contains("feature schema version 3 (36 features): dropped 4 column(s)"), "\(dropped.output)")
         let db = try PostgresConnection(url: url)
         #expect(try FeatureSchemaStore.columns(db).map(\.name) == FeatureCatalogue.names)
+        let dropAlone = await runCommand("\(cli) profiles migrate --allow-drop --postgres \(url)")
+        #expect(dropAlone.status != 0 && dropAlone.output.contains("--allow-drop goes with --schema FILE"), "\(dropAlone.output)")
     }
 
     static let defaultSchemaPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

@@ -156,6 +156,7 @@ struct FeatureCatalogueTests {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let doc = try String(contentsOf: root.appendingPathComponent("docs/features.md"), encoding: .utf8)
         for name in FeatureCatalogue.names { #expect(doc.contains("`\(name)`"), "docs/features.md lacks \(name)") }
+        #expect(doc == FeatureSchema.catalogueDocumentation(), "docs/features.md is not the default schema's page: churngrid profiles schema --default --markdown > docs/features.md")
     }
 }
 

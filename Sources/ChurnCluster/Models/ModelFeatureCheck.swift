@@ -10,11 +10,12 @@ enum ModelFeatureCheck {
     static func problem(modelFeatures: [String], held: [String], schema: FeatureSchema, schemaVersion: Int) -> String? {
         let heldSet = Set(held)
         for (i, name) in modelFeatures.enumerated() where !heldSet.contains(name) && !(name == "f\(i)" && i < held.count) {
+            // Suggest only what a model can read today: the features the workers hold.
+            let near = NameSuggestions.nearest(to: name, among: held).map { "'\($0)'" }.joined(separator: ", ")
             if schema.index(of: name) != nil {
-                return "model feature '\(name)' is in the feature schema (version \(schemaVersion)) but not held in memory: the workers hold the built-in catalogue's \(held.count) features only (docs/models.md, \"What the cluster reads\")"
+                return "model feature '\(name)' is in the feature schema (version \(schemaVersion)) but not held in memory: in this release the workers hold and models read the built-in catalogue's \(held.count) features only (docs/models.md, \"What the cluster reads\"; closest held: \(near.isEmpty ? "none" : near))"
             }
-            let near = NameSuggestions.nearest(to: name, among: schema.names).map { "'\($0)'" }.joined(separator: ", ")
-            return "model feature '\(name)' is not a subscriber profile feature: the feature schema in force (version \(schemaVersion)) has no such feature (closest: \(near.isEmpty ? "none" : near)); add it with churngrid profiles migrate --schema FILE"
+            return "model feature '\(name)' is not a subscriber profile feature: neither the feature schema in force (version \(schemaVersion)) nor the profiles the workers hold have it (closest: \(near.isEmpty ? "none" : near))"
         }
         return nil
     }

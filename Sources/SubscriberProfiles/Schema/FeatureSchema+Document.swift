@@ -9,6 +9,7 @@ extension FeatureSchema {
             if case .category(let names) = f.kind {
                 parts.append("\"categories\": [\(names.map(Self.quoted).joined(separator: ", "))]")
             }
+            if let column = f.column { parts.append("\"column\": \(Self.quoted(column))") }
             if let unit = f.unit { parts.append("\"unit\": \(Self.quoted(unit))") }
             if let description = f.description { parts.append("\"description\": \(Self.quoted(description))") }
             if let group = f.group { parts.append("\"group\": \(Self.quoted(group))") }

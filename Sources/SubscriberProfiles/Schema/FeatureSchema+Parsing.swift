@@ -2,7 +2,7 @@ extension FeatureSchema {
     /// Top-level keys, in documentation order.
     static let topKeys = ["id", "features"]
     /// A feature's keys, in documentation order.
-    static let featureKeys = ["name", "type", "categories", "unit", "description", "group"]
+    static let featureKeys = ["name", "type", "categories", "column", "unit", "description", "group"]
 
     /// Reads and checks a schema file:
     /// `{"id": "subscriber_id", "features": [{"name": "tenure", "type": "number", "unit": "months",
@@ -13,10 +13,12 @@ extension FeatureSchema {
     /// (and only for) a category. Unknown keys are refused (a misspelt `categroies` would otherwise
     /// pass silently).
     /// - Throws: `FeatureSchemaError` for the first problem in file order, naming the field's path.
-    public static func parse(_ bytes: [UInt8], source: String) throws(FeatureSchemaError) -> FeatureSchema {
+    /// - Parameter limit: the largest file read (a document stored by the database, which
+    ///   PostgreSQL prints with more spaces than it was given, is read with a larger one).
+    public static func parse(_ bytes: [UInt8], source: String, limit: Int = maxFileBytes) throws(FeatureSchemaError) -> FeatureSchema {
         let top = SchemaPlace(source: source)
-        guard bytes.count <= maxFileBytes else {
-            throw top.error(.fileTooLarge, "the file has \(bytes.count) bytes, at most \(maxFileBytes) are read", "shorten the descriptions")
+        guard bytes.count <= limit else {
+            throw top.error(.fileTooLarge, "the file has \(bytes.count) bytes, at most \(limit) are read", "shorten the descriptions")
         }
         var reader = StrictJSONReader(bytes)
         let root: StrictJSON
@@ -79,7 +81,7 @@ extension FeatureSchema {
             if case .null = v { return nil }
             return try string(v, place.key(key))
         }
-        return Feature(name: name, kind: kind, unit: try text("unit"), description: try text("description"), group: try text("group"))
+        return Feature(name: name, kind: kind, column: try text("column"), unit: try text("unit"), description: try text("description"), group: try text("group"))
     }
 
     /// The members of an object, refusing unknown and repeated keys.
@@ -103,6 +105,8 @@ extension FeatureSchema {
 
     static func string(_ value: StrictJSON, _ place: SchemaPlace) throws(FeatureSchemaError) -> String {
         guard case .string(let s) = value else { throw place.error(.wrongType, "is \(value.typeName), not a string", "write it in quotes") }
+        // PostgreSQL's text and jsonb cannot hold U+0000.
+        guard !s.unicodeScalars.contains("\u{0}") else { throw place.error(.wrongType, "holds the character U+0000", "remove it") }
         return s
     }
 }

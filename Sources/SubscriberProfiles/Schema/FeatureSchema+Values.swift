@@ -10,17 +10,17 @@ extension FeatureSchema {
     public static let maxExactInteger = 16_777_216
 
     /// The in-memory value of the text `cell` for feature `j` (NaN = missing: an empty cell,
-    /// `NaN`, `nan` or `null`).
+    /// `NaN` or `nan`, as for number columns read by `CSVTable`).
     ///
     /// - number: any finite number;
     /// - integer: a whole number of at most `maxExactInteger` in magnitude (`3.0` is 3);
     /// - boolean: `true`/`false`, `1`/`0`, `t`/`f`, `yes`/`no` (any case) as 1 or 0;
     /// - category: a category's name, else its code (a whole number below the category count).
-    ///   A name is matched first, so a category literally named `2` is that category.
+    ///   (`1.0` is code 1). A name is matched first, so a category literally named `2` is that category.
     public func value(of cell: some StringProtocol, feature j: Int) -> Result<Float, ValueProblem> {
         guard features.indices.contains(j) else { return .failure(ValueProblem(message: "no feature \(j) in the schema")) }
         let text = cell.trimmingSpaces()
-        if text.isEmpty || text == "NaN" || text == "nan" || text == "null" { return .success(.nan) }
+        if text.isEmpty || Self.missingWords.contains(String(text)) { return .success(.nan) }
         func fail(_ m: String) -> Result<Float, ValueProblem> {
             .failure(ValueProblem(message: "'\(String(text.prefix(40)))' \(m)"))
         }
@@ -44,7 +44,8 @@ extension FeatureSchema {
             }
         case .category(let names):
             if let code = code(of: String(text), feature: j) { return .success(Float(code)) }
-            if let code = Int(text) {
+            if let number = Double(text), number.isFinite, number.rounded() == number, abs(number) < 1e9 {
+                let code = Int(number)
                 guard code >= 0, code < names.count else {
                     return fail("is not a category of '\(features[j].name)', nor a code 0–\(names.count - 1)")
                 }

@@ -47,6 +47,9 @@ public struct FeatureSchema: Sendable, Equatable {
         /// Column name, also the name models read it by.
         public var name: String
         public var kind: Kind
+        /// The import file's header for it, when that is not `name` (a warehouse export's
+        /// `MonthlyCharges` for `monthly_charges`).
+        public var column: String?
         /// Unit of the value (documentation only).
         public var unit: String?
         /// What the value means, and what missing means for it (documentation only).
@@ -54,16 +57,17 @@ public struct FeatureSchema: Sendable, Equatable {
         /// A heading to group it under (documentation only).
         public var group: String?
 
-        public init(name: String, kind: Kind, unit: String? = nil, description: String? = nil, group: String? = nil) {
+        public init(name: String, kind: Kind, column: String? = nil, unit: String? = nil, description: String? = nil, group: String? = nil) {
             self.name = name
             self.kind = kind
+            self.column = column
             self.unit = unit
             self.description = description
             self.group = group
         }
     }
 
-    /// The column of an import file that holds the subscriber id (in PostgreSQL it is always
+    /// The header of an import file's subscriber-id column (in PostgreSQL it is always
     /// `subscriber_profiles.subscriber_id`).
     public let id: String
     /// Every feature, in column order.
@@ -87,7 +91,7 @@ public struct FeatureSchema: Sendable, Equatable {
     /// - Throws: `FeatureSchemaError` for the first problem, as `parse` would report it.
     public init(id: String, features: [Feature], source: String = "schema") throws(FeatureSchemaError) {
         let top = SchemaPlace(source: source)
-        try Self.checkName(id, top.key("id"), isID: true)
+        try Self.checkHeader(id, top.key("id"))
         guard !features.isEmpty else {
             throw top.key("features").error(.missingKey, "the schema has no features", "list at least one feature")
         }
@@ -95,16 +99,21 @@ public struct FeatureSchema: Sendable, Equatable {
             throw top.key("features").error(.tooMany, "\(features.count) features; a schema holds at most \(Self.maxFeatures) (PostgreSQL's 1,600 columns a table)",
                                              "keep the features your models, triggers and campaigns read")
         }
-        var positions: [String: Int] = [:]
+        var positions: [String: Int] = [:], headers: [String: Int] = [:]
         var codes: [Int: [String: Int]] = [:]
         for (i, f) in features.enumerated() {
             let place = top.key("features").item(i)
-            try Self.checkName(f.name, place.key("name"), isID: false)
-            if f.name == id {
-                throw place.key("name").error(.duplicateName, "'\(f.name)' is the schema's id column", "give the feature another name")
-            }
+            try Self.checkName(f.name, place.key("name"))
             if let earlier = positions.updateValue(i, forKey: f.name) {
                 throw place.key("name").error(.duplicateName, "'\(f.name)' is also features[\(earlier)]", "give each feature its own name")
+            }
+            let header = f.column ?? f.name
+            if let column = f.column { try Self.checkHeader(column, place.key("column")) }
+            if header == id {
+                throw place.key(f.column == nil ? "name" : "column").error(.duplicateName, "'\(header)' is the schema's id column", "give the feature another column")
+            }
+            if let earlier = headers.updateValue(i, forKey: header) {
+                throw place.key(f.column == nil ? "name" : "column").error(.duplicateName, "column '\(header)' is also features[\(earlier)]'s", "give each feature its own column")
             }
             if case .category(let names) = f.kind {
                 let list = place.key("categories")
@@ -118,6 +127,10 @@ public struct FeatureSchema: Sendable, Equatable {
                 for (c, name) in names.enumerated() {
                     guard !name.isEmpty, name.utf8.count <= 256 else {
                         throw list.item(c).error(.badCategories, "a category is 1–256 bytes", "name the value")
+                    }
+                    guard name.first != " ", name.last != " ", !Self.missingWords.contains(name) else {
+                        throw list.item(c).error(.badCategories, "'\(name)' could never be matched: cells are read without surrounding spaces, and an empty cell, NaN or nan is missing",
+                                                 "name the value without surrounding spaces, and not NaN")
                     }
                     if let earlier = byName.updateValue(c, forKey: name) {
                         throw list.item(c).error(.duplicateName, "'\(name)' is also categories[\(earlier)]", "list each value once")
@@ -162,22 +175,42 @@ public struct FeatureSchema: Sendable, Equatable {
         "unique", "user", "using", "variadic", "verbose", "when", "where", "window", "with",
     ]
 
+    /// PostgreSQL's system columns: every table has them, so no feature can be called so.
+    static let systemColumns: Set<String> = ["tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"]
+
+    /// Cell texts that mean missing in every type.
+    static let missingWords: Set<String> = ["NaN", "nan"]
+
     /// A name must be a column name ChurnGrid can write unquoted: 1–63 bytes of `a-z 0-9 _`,
-    /// not starting with a digit, not a reserved word, not one of the table's own columns.
-    static func checkName(_ name: String, _ place: SchemaPlace, isID: Bool) throws(FeatureSchemaError) {
+    /// not starting with a digit, not a reserved word or system column, not one of the table's
+    /// own columns.
+    static func checkName(_ name: String, _ place: SchemaPlace) throws(FeatureSchemaError) {
         let bytes = Array(name.utf8)
         let valid = !bytes.isEmpty && bytes.count <= 63
             && bytes.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F }
             && !(bytes[0] >= 0x30 && bytes[0] <= 0x39)
         guard valid else {
             throw place.error(.badName, "'\(String(name.prefix(80)))' is not 1–63 characters of a-z, 0-9 and _ starting with a letter or _",
-                              "use a lowercase snake_case name, e.g. \(suggestedName(name))")
+                              "use a lowercase snake_case name, e.g. \(suggestedName(name)) (and \"column\": \"\(String(name.prefix(80)))\" if the import file's header is that)")
         }
         guard !reservedWords.contains(name) else {
             throw place.error(.badName, "'\(name)' is a word PostgreSQL reserves", "name it more precisely, e.g. \(name)_value")
         }
-        if !isID, tableColumns.contains(name) {
+        guard !systemColumns.contains(name) else {
+            throw place.error(.badName, "'\(name)' is a system column of every PostgreSQL table", "name it more precisely, e.g. \(name)_value")
+        }
+        guard !tableColumns.contains(name) else {
             throw place.error(.badName, "'\(name)' is a column subscriber_profiles keeps for itself", "give the feature another name")
+        }
+    }
+
+    /// An import file's header: 1–256 bytes, no control characters, no surrounding spaces (cells
+    /// and headers are matched as written).
+    static func checkHeader(_ header: String, _ place: SchemaPlace) throws(FeatureSchemaError) {
+        guard !header.isEmpty, header.utf8.count <= 256, header.first != " ", header.last != " ",
+              !header.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            throw place.error(.badName, "'\(String(header.prefix(80)))' is not a column header of 1–256 bytes without control characters or surrounding spaces",
+                              "write the header as the import file has it")
         }
     }
 
