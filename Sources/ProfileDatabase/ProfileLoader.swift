@@ -13,10 +13,32 @@ public struct ProfileLoader: Sendable {
     }
 
     let url: String
+    /// The features loaded, in store column order (default: the built-in catalogue's).
+    let features: [FeatureSchema.Feature]
 
     /// A loader reading from the database at `url`.
     public init(url: String) {
         self.url = url
+        features = FeatureSchema.catalogue.features
+    }
+
+    /// A loader of the named features of `schema` only, in that order (what a store holding only
+    /// what its models read would load).
+    /// - Throws: `FeatureSchemaStore.Failure` naming a feature the schema lacks, with the closest names.
+    public init(url: String, schema: FeatureSchema, features names: [String]) throws {
+        self.url = url
+        var features: [FeatureSchema.Feature] = []
+        var seen = Set<String>()
+        for name in names {
+            guard let j = schema.index(of: name) else {
+                let near = NameSuggestions.nearest(to: name, among: schema.names).joined(separator: ", ")
+                throw FeatureSchemaStore.Failure(message: "feature '\(name)' is not in the feature schema (closest: \(near.isEmpty ? "none" : near))")
+            }
+            guard seen.insert(name).inserted else { throw FeatureSchemaStore.Failure(message: "feature '\(name)' is named twice") }
+            features.append(schema.features[j])
+        }
+        guard !features.isEmpty else { throw FeatureSchemaStore.Failure(message: "no features to load") }
+        self.features = features
     }
 
     /// Loads `shards` over `streams` parallel COPY streams (one connection and one thread each,
@@ -45,8 +67,9 @@ public struct ProfileLoader: Sendable {
         return (stores, Report(rows: rows, seconds: seconds(clock.now - start)))
     }
 
-    /// The SQL selecting the profiles of `shards` (of `shardCount`).
-    public static func selectSQL(shards: [Int], shardCount: Int) -> String {
+    /// The SQL selecting the profiles of `shards` (of `shardCount`): the id and each feature as
+    /// a `real` (a boolean as 0/1, a category as its code).
+    public static func selectSQL(shards: [Int], shardCount: Int, features: [FeatureSchema.Feature] = FeatureSchema.catalogue.features) -> String {
         // Adjacent shards merge into one key range.
         var ranges: [Range<Int64>] = []
         for s in shards.sorted() {
@@ -58,16 +81,23 @@ public struct ProfileLoader: Sendable {
             }
         }
         let condition = ranges.isEmpty ? "false" : ranges.map { "(shard_key >= \($0.lowerBound) AND shard_key < \($0.upperBound))" }.joined(separator: " OR ")
-        return "SELECT subscriber_id, \(ProfileSchema.featureColumns) FROM subscriber_profiles WHERE \(condition)"
+        let columns = features.map { f -> String in
+            switch f.kind {
+            case .number: f.name
+            case .integer, .category: "\(f.name)::real"
+            case .boolean: "\(f.name)::integer::real"
+            }
+        }.joined(separator: ", ")
+        return "SELECT subscriber_id, \(columns) FROM subscriber_profiles WHERE \(condition)"
     }
 
     /// Loads the profiles of `shards` into one store per shard (NULL becomes NaN, missing).
-    /// - Throws: `PostgresError`, including when the table's columns are not what the catalogue says.
+    /// - Throws: `PostgresError`, including when the table lacks a column the loader reads.
     public func load(shards: [Int], shardCount: Int) throws -> (stores: [Int: ProfileStore], report: Report) {
         let connection = try PostgresConnection(url: url)
         let clock = ContinuousClock()
         let start = clock.now
-        let f = FeatureCatalogue.count
+        let f = features.count
         var stores: [Int: ProfileStore] = [:]
         for s in shards { stores[s] = ProfileStore(featureCount: f) }
         // Size each store for its expected share of the table (one index resize instead of many).
@@ -81,7 +111,7 @@ public struct ProfileLoader: Sendable {
         for s in shards { byShard[s - first] = stores[s] }
         var decoder = BinaryCopyDecoder()
         var profile = [Float](repeating: 0, count: f)
-        let sql = "COPY (\(Self.selectSQL(shards: shards, shardCount: shardCount))) TO STDOUT (FORMAT binary)"
+        let sql = "COPY (\(Self.selectSQL(shards: shards, shardCount: shardCount, features: features))) TO STDOUT (FORMAT binary)"
         try connection.copyOut(sql) { chunk in
             try decoder.feed(chunk) { row in
                 guard row.fieldCount == f + 1 else {

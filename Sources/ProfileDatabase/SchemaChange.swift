@@ -86,10 +86,10 @@ public struct SchemaChange: Sendable, Equatable {
         if !dropped.isEmpty {
             let read = dropped.compactMap { name in readers[name].map { "\(name) (read by \($0))" } }
             guard read.isEmpty else {
-                throw Refusal(message: "the schema leaves out columns that are still read: \(read.joined(separator: ", ")). Keep them in the schema")
+                throw Refusal(message: "the schema leaves out columns that are still read: \(Self.listed(read)). Keep them in the schema")
             }
             guard allowDrop else {
-                throw Refusal(message: "the schema leaves out \(dropped.count) column(s) of subscriber_profiles: \(dropped.joined(separator: ", ")). Their data would be lost: pass --allow-drop to drop them, or keep them in the schema")
+                throw Refusal(message: "the schema leaves out \(dropped.count) column(s) of subscriber_profiles: \(Self.listed(dropped)). Their data would be lost: pass --allow-drop to drop them, or keep them in the schema")
             }
         }
         let documentChanges = stored.map { $0 != schema } ?? true
@@ -102,13 +102,18 @@ public struct SchemaChange: Sendable, Equatable {
         return clauses.isEmpty ? nil : "ALTER TABLE subscriber_profiles " + clauses.joined(separator: ", ")
     }
 
+    /// The first ten names, then how many more (a wide schema adds hundreds at once).
+    static func listed(_ names: [String]) -> String {
+        names.prefix(10).joined(separator: ", ") + (names.count > 10 ? " and \(names.count - 10) more" : "")
+    }
+
     /// One line saying what the change does.
     public var summary: String {
         if isEmpty { return "schema unchanged" }
         var parts: [String] = []
-        if !added.isEmpty { parts.append("added \(added.count) column(s): \(added.map(\.name).joined(separator: ", "))") }
-        if !dropped.isEmpty { parts.append("dropped \(dropped.count) column(s): \(dropped.joined(separator: ", "))") }
-        if !extended.isEmpty { parts.append("new categories for \(extended.keys.sorted().joined(separator: ", "))") }
+        if !added.isEmpty { parts.append("added \(added.count) column(s): \(Self.listed(added.map(\.name)))") }
+        if !dropped.isEmpty { parts.append("dropped \(dropped.count) column(s): \(Self.listed(dropped))") }
+        if !extended.isEmpty { parts.append("new categories for \(Self.listed(extended.keys.sorted()))") }
         if parts.isEmpty { parts.append("descriptions updated") }
         return parts.joined(separator: "; ")
     }

@@ -132,6 +132,10 @@ struct ProfilesCommand: ParsableCommand {
         @Option(help: "Parallel COPY streams (connections).")
         var streams: Int = 2
 
+        @Option(help: ArgumentHelp("Load only these features of the schema in force (comma-separated), as a store holding only what its models read would; default: the built-in catalogue's.",
+                                   valueName: "names"))
+        var features: String?
+
         @Flag(help: "Print one JSON object.")
         var json = false
 
@@ -147,20 +151,28 @@ struct ProfilesCommand: ParsableCommand {
                 list = Array(parts[0]...parts[1])
             }
             try reportingErrors {
+                let url = try postgresURL(option: postgres)
+                let loader: ProfileLoader
+                if let features {
+                    let names = features.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+                    loader = try ProfileLoader(url: url, schema: try FeatureSchemaStore.inForce(try PostgresConnection(url: url)).schema, features: names)
+                } else {
+                    loader = ProfileLoader(url: url)
+                }
                 let before = processResidentBytes()
-                let (stores, report) = try ProfileLoader(url: try postgresURL(option: postgres)).load(shards: list, shardCount: shardCount, streams: streams)
+                let (stores, report) = try loader.load(shards: list, shardCount: shardCount, streams: streams)
                 let after = processResidentBytes()
                 let held = stores.values.reduce(0) { $0 + $1.residentBytes }
                 let rows = max(report.rows, 1)
                 let result = LoadResult(
-                    shards: list.count, rows: report.rows, seconds: report.seconds, rowsPerSecond: report.rowsPerSecond,
+                    shards: list.count, features: stores.values.first?.featureCount ?? 0, rows: report.rows, seconds: report.seconds, rowsPerSecond: report.rowsPerSecond,
                     storeBytesPerSubscriber: Double(held) / Double(rows),
                     residentBytesPerSubscriber: Double(after - before) / Double(rows))
                 if json {
                     try printJSON(result)
                 } else {
-                    print(String(format: "%d subscribers in %d shards in %.2f s: %.0f profiles/s; %.0f B/subscriber held (%.0f B resident)",
-                                 result.rows, result.shards, result.seconds, result.rowsPerSecond,
+                    print(String(format: "%d subscribers × %d features in %d shards in %.2f s: %.0f profiles/s; %.0f B/subscriber held (%.0f B resident)",
+                                 result.rows, result.features, result.shards, result.seconds, result.rowsPerSecond,
                                  result.storeBytesPerSubscriber, result.residentBytesPerSubscriber))
                 }
                 withExtendedLifetime(stores) {}
@@ -170,6 +182,7 @@ struct ProfilesCommand: ParsableCommand {
 
     struct LoadResult: Codable {
         var shards: Int
+        var features: Int
         var rows: Int
         var seconds: Double
         var rowsPerSecond: Double
@@ -177,7 +190,7 @@ struct ProfilesCommand: ParsableCommand {
         var residentBytesPerSubscriber: Double
 
         enum CodingKeys: String, CodingKey {
-            case shards, rows, seconds
+            case shards, features, rows, seconds
             case rowsPerSecond = "rows_per_second"
             case storeBytesPerSubscriber = "store_bytes_per_subscriber"
             case residentBytesPerSubscriber = "resident_bytes_per_subscriber"

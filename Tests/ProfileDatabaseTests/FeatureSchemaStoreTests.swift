@@ -55,7 +55,8 @@ struct FeatureSchemaStoreTests {
 
     @Test("profiles are imported by the schema: categories by name or code, booleans, integers; a file by another schema is refused")
     func importBySchema() async throws {
-        let db = try PostgresConnection(url: try await TestDatabase.fresh())
+        let url = try await TestDatabase.fresh()
+        let db = try PostgresConnection(url: url)
         let schema = try Self.extended()
         try FeatureSchemaStore.apply(schema, to: db, allowDrop: false, appliedBy: "test")
         let header = "subscriber_id," + schema.names.joined(separator: ",")
@@ -76,6 +77,22 @@ struct FeatureSchemaStoreTests {
             (e as? ProfileImport.SchemaMismatch)?.message.contains("missing from the file's schema: tenure, senior_citizen, contract, monthly_charges") == true
         }
         #expect(try db.query("SELECT count(*) FROM subscriber_profiles").scalar == "3")
+
+        // Loaded as a store holding only some features: each as its in-memory value, in the order asked.
+        let loader = try ProfileLoader(url: url, schema: schema, features: ["contract", "senior_citizen", "tenure", "arpu_30d", "monthly_charges"])
+        let (stores, report) = try loader.load(shards: [0, 1], shardCount: 2)
+        #expect(report.rows == 3)
+        var held: [Int64: [Float]] = [:]
+        for store in stores.values {
+            #expect(store.featureCount == 5)
+            for row in 0..<store.count { held[store.id(at: row)] = (0..<5).map { store.value(row: row, feature: $0) } }
+        }
+        #expect(held[10].map { Array($0.prefix(4)) } == [2, 1, 12, 1] && held[10]?[4] == Float(70.35))
+        #expect(held[11].map { Array($0.prefix(4)) } == [0, 0, 3, 1] && held[11]?[4].isNaN == true)
+        #expect(held[12].map { [$0[0], $0[1], $0[3]] } == [1, 1, 1] && held[12]?[2].isNaN == true && held[12]?[4].isNaN == true, "\(String(describing: held[12]))")
+        #expect { _ = try ProfileLoader(url: url, schema: schema, features: ["contracts"]) } throws: { e in
+            (e as? FeatureSchemaStore.Failure)?.message.contains("closest: contract") == true
+        }
 
         // A value that is not a category names its line and column, with the closest categories.
         // A warehouse export with its own headers, mapped by a schema file's `column`s (same
