@@ -120,6 +120,9 @@ public enum FeatureSchemaStore {
         try lock("LOCK TABLE churngrid_feature_schema IN EXCLUSIVE MODE", connection,
                  "another profiles migrate --schema is applying a schema (churngrid_feature_schema stayed locked for \(lockTimeout)): nothing was changed; run it again when that has finished")
         let stored = try inForce(connection)
+        // No model is registered between reading what models read and dropping a column.
+        try lock("LOCK TABLE model_registry IN SHARE MODE", connection,
+                 "model_registry stayed locked for \(lockTimeout) (a model is being added or removed): nothing was changed; run it again")
         let change = try SchemaChange.plan(columns: try columns(connection), stored: stored.schema, to: schema,
                                            allowDrop: allowDrop, readers: try readers(connection))
         if change.isEmpty { return Applied(version: stored.version, change: change) }

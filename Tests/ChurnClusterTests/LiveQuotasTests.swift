@@ -1,4 +1,5 @@
 @testable import ChurnCluster
+import Retention
 import Testing
 
 /// The live campaign's leases of capacity and budget.
@@ -51,5 +52,34 @@ struct LiveQuotasTests {
         #expect(Self.sum(leases, "call") == 3 && leases.filter { $0.resource == "call" }.allSatisfy { $0.granted == 1 })
         #expect(Self.sum(leases, "sms") == 0)
         #expect(LiveQuotas.totals(capacity: ["call": 5], budget: 10) == ["call": 5, "budget": 10])
+    }
+
+    @Test("a trigger that finds its lease dry waits from then, however long it queued: while the campaign has room not leased out yet, long enough for late lease rounds; once all is leased, briefly")
+    func dryWait() throws {
+        let fired: Int64 = 1_000_000
+        let trigger = FiredTrigger(triggerID: "t", rule: "r", subscriberID: 1, source: "s", eventID: "e", eventType: "complaint", eventAt: fired,
+                                   probabilityBefore: 0.1, probabilityAfter: 0.5, band: "very_high", reasons: [], modelVersion: "m", node: "w1", firedAt: fired)
+        let input = LiveInput(trigger: trigger, shard: 0, profile: [])
+        // Decided 10 s after it fired (a backlog): it still gets its wait.
+        let first = try #require(LiveDecisions.waiting(input, now: fired + 10_000, unleased: false))
+        #expect(first.drySince == fired + 10_000)
+        let again = try #require(LiveDecisions.waiting(first, now: fired + 10_000 + LiveDecisions.leaseWait - 1, unleased: false))
+        #expect(again.drySince == fired + 10_000, "the wait is counted from when it first found no room")
+        #expect(LiveDecisions.waiting(again, now: fired + 10_000 + LiveDecisions.leaseWait, unleased: false) == nil, "then it is dropped as no_capacity")
+        #expect(LiveDecisions.waiting(again, now: fired + 10_000 + LiveDecisions.leaseWait, unleased: true) != nil, "unless the campaign has room not leased yet")
+        #expect(LiveDecisions.waiting(again, now: fired + 10_000 + LiveDecisions.leaseWaitUnleased, unleased: true) == nil)
+    }
+
+    @Test("unleased room: budget left beyond what was granted (at least the cheapest offer), or a channel's capacity")
+    func unleasedRoom() throws {
+        let budgeted = try Campaign.parse(Array(LiveCampaignTests.campaign(name: "c", callCapacity: nil, control: 0, budget: 1).utf8), source: "c.json")
+        let cheapest = budgeted.offers.map(\.cost).min() ?? 0
+        #expect(LiveDecisions.hasUnleasedRoom(budgeted, leased: [:]))
+        #expect(LiveDecisions.hasUnleasedRoom(budgeted, leased: ["budget": 1 - cheapest]))
+        #expect(!LiveDecisions.hasUnleasedRoom(budgeted, leased: ["budget": 1 - cheapest / 2]), "less than any offer costs")
+        #expect(!LiveDecisions.hasUnleasedRoom(budgeted, leased: ["budget": 1]))
+        let capped = try Campaign.parse(Array(LiveCampaignTests.campaign(name: "c", callCapacity: 30, control: 0, budget: 5).utf8), source: "c.json")
+        #expect(LiveDecisions.hasUnleasedRoom(capped, leased: ["call": 29, "budget": 5]), "a call left to lease")
+        #expect(!LiveDecisions.hasUnleasedRoom(capped, leased: ["call": 30, "budget": 5]))
     }
 }

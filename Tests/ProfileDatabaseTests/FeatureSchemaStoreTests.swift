@@ -173,6 +173,40 @@ struct FeatureSchemaStoreTests {
         #expect(try FeatureSchemaStore.columns(db).map(\.name) == grown.names)
     }
 
+    @Test("text of every kind (quotes, backslashes, tabs, non-ASCII) survives the trip through PostgreSQL's jsonb")
+    func textRoundTrip() async throws {
+        let db = try PostgresConnection(url: try await TestDatabase.fresh())
+        let schema = try FeatureSchema(id: "Kunden-Nr.", features: FeatureSchema.catalogue.features + [
+            .init(name: "tarif", kind: .category(["Grün \"Spar\"", "back\\slash", "日本 プラン", "tab\there", "emoji 📶"]), column: "Tarif (aktuell)",
+                  unit: "€/Monat", description: "Line one\nline two — with 'quotes' and $schema$ and \u{1}", group: "vertrag"),
+        ])
+        try FeatureSchemaStore.apply(schema, to: db, allowDrop: false, appliedBy: "test")
+        #expect(try FeatureSchemaStore.inForce(db).schema == schema)
+    }
+
+    @Test("two schema changes at once: the second waits for the first at most the lock timeout, then gives up changing nothing")
+    func concurrentMigrate() async throws {
+        let url = try await TestDatabase.fresh()
+        let db = try PostgresConnection(url: url)
+        try ProfileSchema.migrate(db)
+        let first = try PostgresConnection(url: url)
+        try first.execute("BEGIN")
+        try first.execute("LOCK TABLE churngrid_feature_schema IN EXCLUSIVE MODE")  // what a migrate in progress holds
+        let schema = try Self.extended()
+        let failure = await onOwnThread { () -> Error? in
+            do {
+                _ = try FeatureSchemaStore.apply(schema, to: db, allowDrop: false, appliedBy: "test")
+                return nil
+            } catch {
+                return error
+            }
+        }
+        #expect((failure as? FeatureSchemaStore.Failure)?.message.contains("another profiles migrate --schema is applying a schema") == true, "\(String(describing: failure))")
+        #expect(try FeatureSchemaStore.columns(db).count == FeatureCatalogue.count)
+        try first.execute("COMMIT")
+        #expect(try FeatureSchemaStore.apply(schema, to: db, allowDrop: false, appliedBy: "test").version == 2)
+    }
+
     @Test("a table held by a long load is not waited on for ever: the change gives up after the lock timeout, changing nothing, and goes through once the load is over")
     func busyTable() async throws {
         let url = try await TestDatabase.fresh()

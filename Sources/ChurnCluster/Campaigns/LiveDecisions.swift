@@ -13,6 +13,9 @@ struct LiveInput: Sendable {
     let shard: Int
     /// The subscriber's profile after the event (catalogue order).
     let profile: [Float]
+    /// When it first found its lease with no room (ms since 1970; nil: not yet): it waits
+    /// `LiveDecisions.leaseWait` from then, however long it queued before.
+    var drySince: Int64? = nil
 }
 
 /// A worker's real-time retention decisions (docs/retention.md, "Real time"): the event thread
@@ -47,6 +50,9 @@ final class LiveDecisions: @unchecked Sendable {
         let record: LiveCampaignRecord
         let decider: LiveDecider
         var room: [String: Double] = [:]
+        /// The campaign has capacity or budget not leased to any worker yet: a dry lease will be
+        /// topped up from it, so a trigger waits longer for that (`leaseWaitUnleased`).
+        var unleased = true
     }
 
     /// Triggers waiting at most (beyond them, the oldest are dropped: a replay of the log would
@@ -74,8 +80,14 @@ final class LiveDecisions: @unchecked Sendable {
     /// Triggers whose lease had no room, waiting for the coordinator's next top-up (at most `leaseWait`).
     private var waitingForRoom: [LiveInput] = []
     /// How long a trigger waits for its lease to be topped up before it is dropped as `no_capacity`
-    /// (a lease round runs every 0.5 s: a dry lease is refilled within one while the total lasts).
+    /// once the campaign has leased out all it has (`leaseWaitUnleased` while it has not),
+    /// counted from when it first found the lease dry (a lease round runs every 0.5 s: a dry lease
+    /// is refilled within one while the total lasts; counted from the trigger's firing, a backlog
+    /// on a loaded machine would drop triggers the budget still had room for).
     static let leaseWait: Int64 = 2_000
+    /// How long a trigger waits while the campaign still has room that no worker has been leased
+    /// (the coordinator's next rounds give it out; a loaded machine can delay them by seconds).
+    static let leaseWaitUnleased: Int64 = 30_000
     private var roomRead: ContinuousClock.Instant?
 
     /// Counters for `status` (`EventStats.live…`).
@@ -139,6 +151,25 @@ final class LiveDecisions: @unchecked Sendable {
         guard first else { return }
         wake.signal()
         finished.wait()
+    }
+
+    /// `input`, marked as waiting for room since it first found none, while it may still wait;
+    /// nil once it has waited `leaseWait`.
+    static func waiting(_ input: LiveInput, now: Int64, unleased: Bool) -> LiveInput? {
+        var waiting = input
+        let since = input.drySince ?? now
+        waiting.drySince = since
+        return now - since < (unleased ? leaseWaitUnleased : leaseWait) ? waiting : nil
+    }
+
+    /// Whether `campaign` has capacity or budget left that is not leased to any worker (`leased`:
+    /// granted so far per resource, spent or not): enough for one more contact.
+    static func hasUnleasedRoom(_ campaign: Campaign, leased: [String: Double]) -> Bool {
+        if let budget = campaign.budget {
+            let cheapest = campaign.offers.map(\.cost).min() ?? 0
+            if budget - (leased["budget"] ?? 0) >= max(cheapest, 1e-9) { return true }
+        }
+        return campaign.capacity.contains { channel, total in Double(total) - (leased[channel.rawValue] ?? 0) >= 1 }
     }
 
     // MARK: The thread
@@ -225,6 +256,9 @@ final class LiveDecisions: @unchecked Sendable {
     private func readRoom() throws {
         guard let run = live?.record.runID else { return }
         live?.room = try LiveCampaignStore.room(try db(), run: run, node: node)
+        if let campaign = live?.decider.campaign {
+            live?.unleased = Self.hasUnleasedRoom(campaign, leased: try LiveCampaignStore.leased(try db(), run: run))
+        }
         roomRead = .now
     }
 
@@ -359,7 +393,7 @@ final class LiveDecisions: @unchecked Sendable {
             case .noOffer: outcomes["no_offer", default: 0] += 1
             case .suppressed(let why): outcomes[why.wireName, default: 0] += 1
             case .noCapacity:
-                if nowMillis - t.firedAt < Self.leaseWait { waitingForRoom.append(input) } else { outcomes["no_capacity", default: 0] += 1 }
+                if let waiting = Self.waiting(input, now: nowMillis, unleased: live.unleased) { waitingForRoom.append(waiting) } else { outcomes["no_capacity", default: 0] += 1 }
             }
         }
         var stale: [LiveInput] = []
@@ -386,8 +420,8 @@ final class LiveDecisions: @unchecked Sendable {
                     return inputs
                 case .noCapacity, .noBudget:
                     if status == .noCapacity { live.room[row.channel] = 0 } else { live.room["budget"] = 0 }
-                    if nowMillis - sources[i].trigger.firedAt < Self.leaseWait {
-                        waitingForRoom.append(sources[i])
+                    if let waiting = Self.waiting(sources[i], now: nowMillis, unleased: live.unleased) {
+                        waitingForRoom.append(waiting)
                         continue
                     }
                 case .already, .doNotContact, .noConsent:

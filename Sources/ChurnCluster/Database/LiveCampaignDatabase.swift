@@ -54,6 +54,15 @@ enum LiveCampaignStore {
         return out
     }
 
+    /// What the run has leased out so far, per resource, to every worker (used or not).
+    static func leased(_ c: PostgresConnection, run: Int64) throws -> [String: Double] {
+        var out: [String: Double] = [:]
+        for r in try c.query("SELECT resource, sum(granted) FROM campaign_live_quotas WHERE run_id = $1 GROUP BY resource", [String(run)]).rows {
+            if let resource = r[0], let granted = r[1].flatMap({ Double($0) }) { out[resource] = granted }
+        }
+        return out
+    }
+
     /// The contact state of `shards` as of one snapshot: the generation it belongs to, contacts and
     /// refusals since `since` (seconds), withheld consent and the do-not-contact list.
     static func contactState(_ c: PostgresConnection, shards: [Int], shardCount: Int, since: Int64) throws -> ShardContactState {

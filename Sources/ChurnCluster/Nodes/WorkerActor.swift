@@ -170,6 +170,13 @@ public distributed actor WorkerActor {
                     fromDatabase.append(state.shard)
                     continue
                 }
+                // Profiles of another width would be read out of bounds by this worker's models.
+                guard state.featureCount == FeatureCatalogue.count else {
+                    logger.warning("a peer sent profiles of another width; loading the shard from PostgreSQL",
+                                   metadata: ["shard": "\(state.shard)", "peer": "\(peer)", "features": "\(state.featureCount)", "expected": "\(FeatureCatalogue.count)"])
+                    fromDatabase.append(state.shard)
+                    continue
+                }
                 snapshots[state.shard] = snapshot
                 let store = try await loader.run { () throws -> LoadedShard in
                     LoadedShard(store: try ProfileStore(featureCount: state.featureCount, ids: state.ids.elements, values: state.values.elements),
