@@ -1,3 +1,5 @@
+import SubscriberProfiles
+
 /// The wire form of events: NDJSON, one JSON object a line,
 ///
 ///     {"event_id": "b-42", "source": "billing", "subscriber_id": 1000000123, "type": "complaint",
@@ -257,26 +259,7 @@ public struct EventParser: Sendable {
     }
 
     /// `s` as a JSON string literal.
-    public static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 || u.value == 0x7F {
-                    let hex = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out + "\""
-    }
+    public static func jsonString(_ s: String) -> String { StrictJSONReader.literal(s) }
 
     /// A finite number as JSON (shortest form that reads back exactly).
     public static func jsonNumber(_ x: Double) -> String {

@@ -184,15 +184,17 @@ struct FeatureSchemaStoreTests {
         #expect(try FeatureSchemaStore.inForce(db).schema == schema)
     }
 
-    @Test("two schema changes at once: the second waits for the first at most the lock timeout, then gives up changing nothing")
-    func concurrentMigrate() async throws {
+    /// Applies the extended schema while another session holds `lock` (taken in its transaction):
+    /// the error it gives up with, and the columns afterwards; then the lock is released and the
+    /// same change goes through.
+    static func applyWhileLocked(_ lock: String) async throws -> (error: Error?, columnsWhileLocked: Int) {
         let url = try await TestDatabase.fresh()
         let db = try PostgresConnection(url: url)
         try ProfileSchema.migrate(db)
-        let first = try PostgresConnection(url: url)
-        try first.execute("BEGIN")
-        try first.execute("LOCK TABLE churngrid_feature_schema IN EXCLUSIVE MODE")  // what a migrate in progress holds
-        let schema = try Self.extended()
+        let holder = try PostgresConnection(url: url)
+        try holder.execute("BEGIN")
+        try holder.execute(lock)
+        let schema = try extended()
         let failure = await onOwnThread { () -> Error? in
             do {
                 _ = try FeatureSchemaStore.apply(schema, to: db, allowDrop: false, appliedBy: "test")
@@ -201,34 +203,25 @@ struct FeatureSchemaStoreTests {
                 return error
             }
         }
-        #expect((failure as? FeatureSchemaStore.Failure)?.message.contains("another profiles migrate --schema is applying a schema") == true, "\(String(describing: failure))")
-        #expect(try FeatureSchemaStore.columns(db).count == FeatureCatalogue.count)
-        try first.execute("COMMIT")
+        let columns = try FeatureSchemaStore.columns(db).count
+        #expect(try Self.version(db) == "1")
+        try holder.execute("COMMIT")
         #expect(try FeatureSchemaStore.apply(schema, to: db, allowDrop: false, appliedBy: "test").version == 2)
+        return (failure, columns)
+    }
+
+    @Test("two schema changes at once: the second waits for the first at most the lock timeout, then gives up changing nothing")
+    func concurrentMigrate() async throws {
+        let (failure, columns) = try await Self.applyWhileLocked("LOCK TABLE churngrid_feature_schema IN EXCLUSIVE MODE")  // what a migrate in progress holds
+        #expect((failure as? FeatureSchemaStore.Failure)?.message.contains("another profiles migrate --schema is applying a schema") == true, "\(String(describing: failure))")
+        #expect(columns == FeatureCatalogue.count)
     }
 
     @Test("a table held by a long load is not waited on for ever: the change gives up after the lock timeout, changing nothing, and goes through once the load is over")
     func busyTable() async throws {
-        let url = try await TestDatabase.fresh()
-        let db = try PostgresConnection(url: url)
-        try ProfileSchema.migrate(db)
-        let loader = try PostgresConnection(url: url)
-        try loader.execute("BEGIN")
-        try loader.execute("LOCK TABLE subscriber_profiles IN ACCESS SHARE MODE")  // what a COPY out holds
-        let schema = try Self.extended()
-        let failure = await onOwnThread { () -> Error? in
-            do {
-                _ = try FeatureSchemaStore.apply(schema, to: db, allowDrop: false, appliedBy: "test")
-                return nil
-            } catch {
-                return error
-            }
-        }
+        let (failure, columns) = try await Self.applyWhileLocked("LOCK TABLE subscriber_profiles IN ACCESS SHARE MODE")  // what a COPY out holds
         #expect((failure as? FeatureSchemaStore.Failure)?.message.contains("stayed locked for 5s") == true, "\(String(describing: failure))")
-        #expect(try FeatureSchemaStore.columns(db).count == FeatureCatalogue.count)
-        #expect(try Self.version(db) == "1")
-        try loader.execute("COMMIT")
-        #expect(try FeatureSchemaStore.apply(schema, to: db, allowDrop: false, appliedBy: "test").version == 2)
+        #expect(columns == FeatureCatalogue.count)
     }
 
     @Test("churngrid profiles migrate --schema, profiles schema and profiles import --schema, as an operator runs them")

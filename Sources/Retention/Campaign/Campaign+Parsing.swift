@@ -26,14 +26,10 @@ extension Campaign {
         guard bytes.count <= maxFileBytes else {
             throw top.error(.fileTooLarge, "the file has \(bytes.count) bytes, at most \(maxFileBytes) are read", "shorten it")
         }
-        var reader = StrictJSONReader(bytes)
         let root: StrictJSON
-        do throws(StrictJSONReader.Failure) {
-            root = try reader.document()
-        } catch {
-            let (line, column) = reader.lineAndColumn(error.offset)
-            throw top.error(.malformedJSON, "not valid JSON: \(error.problem) (line \(line), column \(column))",
-                            "fix the JSON syntax there; the file must be one object")
+        switch StrictJSONReader.read(bytes) {
+        case .success(let document): root = document
+        case .failure(let error): throw top.error(.malformedJSON, "\(error)", "fix the JSON syntax there; the file must be one object")
         }
         return try CampaignFileReader().campaign(root, top)
     }

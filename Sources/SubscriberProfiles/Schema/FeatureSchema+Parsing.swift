@@ -20,14 +20,10 @@ extension FeatureSchema {
         guard bytes.count <= limit else {
             throw top.error(.fileTooLarge, "the file has \(bytes.count) bytes, at most \(limit) are read", "shorten the descriptions")
         }
-        var reader = StrictJSONReader(bytes)
         let root: StrictJSON
-        do throws(StrictJSONReader.Failure) {
-            root = try reader.document()
-        } catch {
-            let (line, column) = reader.lineAndColumn(error.offset)
-            throw top.error(.malformedJSON, "not valid JSON: \(error.problem) (line \(line), column \(column))",
-                            "fix the JSON syntax there; the file must be one object")
+        switch StrictJSONReader.read(bytes) {
+        case .success(let document): root = document
+        case .failure(let error): throw top.error(.malformedJSON, "\(error)", "fix the JSON syntax there; the file must be one object")
         }
         let members = try object(root, top, keys: topKeys)
         guard let idValue = members["id"] else { throw top.error(.missingKey, "no 'id'", "add \"id\": \"subscriber_id\" (the import file's id column)") }

@@ -37,6 +37,47 @@ package struct StrictJSONReader {
 
     package init(_ bytes: [UInt8]) { self.bytes = bytes }
 
+    /// A document that is not valid JSON: what is wrong, and where (from 1).
+    package struct SyntaxError: Error, CustomStringConvertible {
+        package var problem: String
+        package var line: Int
+        package var column: Int
+        package var description: String { "not valid JSON: \(problem) (line \(line), column \(column))" }
+    }
+
+    /// Reads `bytes` as one document.
+    package static func read(_ bytes: [UInt8]) -> Result<StrictJSON, SyntaxError> {
+        var reader = StrictJSONReader(bytes)
+        do throws(Failure) {
+            return .success(try reader.document())
+        } catch {
+            let (line, column) = reader.lineAndColumn(error.offset)
+            return .failure(SyntaxError(problem: error.problem, line: line, column: column))
+        }
+    }
+
+    /// `s` as a JSON string literal (control characters escaped).
+    package static func literal(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 || u.value == 0x7F {
+                    let hex = String(u.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        return out + "\""
+    }
+
     package mutating func document() throws(Failure) -> StrictJSON {
         // A UTF-8 byte-order mark is tolerated: editors on some systems write one.
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { i = 3 }
