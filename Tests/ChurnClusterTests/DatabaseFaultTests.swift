@@ -101,7 +101,7 @@ struct DatabaseFaultTests {
 
         // The next job runs on the reconnected coordinator and scores everyone exactly once.
         let second = try await client.coordinator.startRescore()
-        let done = try await Self.ended(client, second, within: .seconds(120))
+        let done = try await Self.ended(client, second, within: .seconds(300))
         #expect(done?.state == .completed, "\(String(describing: done))")
         let counts = try db.query("SELECT count(*), count(DISTINCT subscriber_id) FROM churn_scores_current").rows.first
         #expect(counts?[0] == String(n) && counts?[1] == String(n), "\(String(describing: counts))")
@@ -128,7 +128,7 @@ struct DatabaseFaultTests {
             try await Task.sleep(for: .milliseconds(5))
         }
         try #require(restartedMidJob, "the job ended before the server could be restarted under it")
-        let done = try await Self.ended(client, id, within: .seconds(120))
+        let done = try await Self.ended(client, id, within: .seconds(300))
         #expect(done?.state == .completed, "\(String(describing: done))")
         #expect((done?.retries ?? 0) > 0, "the job's writes were retried: the restart happened under it")
         let db = try PostgresConnection(url: url)
@@ -206,7 +206,7 @@ struct DatabaseFaultTests {
         let db = try PostgresConnection(url: url)
         #expect(try db.query("SELECT state FROM scoring_jobs WHERE id = $1", [String(first)]).scalar == "failed")
         let second = try await client.coordinator.startRescore()
-        let done = try await Self.ended(client, second, within: .seconds(120))
+        let done = try await Self.ended(client, second, within: .seconds(300))
         #expect(done?.state == .completed, "\(String(describing: done))")
         let counts = try db.query("SELECT count(*), count(DISTINCT subscriber_id) FROM churn_scores_current").rows.first
         #expect(counts?[0] == String(n) && counts?[1] == String(n), "\(String(describing: counts))")
@@ -254,7 +254,7 @@ struct DatabaseFaultTests {
         let (restarted, text) = await runCommand("bash \(shellQuoted(Self.script)) restart \(shellQuoted(dir)) 2>&1")
         #expect(restarted == 0, "\(text)")
         _ = holder
-        let done = try #require(try await Self.ended(client, id, within: .seconds(120)))
+        let done = try #require(try await Self.ended(client, id, within: .seconds(300)))
         #expect(done.state == .completed, "\(done)")
         #expect(done.retries > 0, "the publish was retried (retries \(done.retries))")
         let db = try PostgresConnection(url: url)
@@ -273,7 +273,7 @@ struct DatabaseFaultTests {
         let (url, cluster, client, n) = (setup.url, setup.cluster, setup.client, setup.subscribers)
         // A first job published, so a failed second one must leave it in place.
         let first = try await client.coordinator.startRescore()
-        #expect(try await Self.ended(client, first, within: .seconds(120))?.state == .completed)
+        #expect(try await Self.ended(client, first, within: .seconds(300))?.state == .completed)
         let holder = try await Self.holdPublication(url)
         let second = try await client.coordinator.startRescore()
         var midPublish = false
