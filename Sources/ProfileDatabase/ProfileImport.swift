@@ -126,14 +126,7 @@ public struct ProfileImport: Sendable {
                 try connection.execute("INSERT INTO churngrid_profile_snapshots (as_of, source) VALUES (now(), 'import')")
             }
             // Staged as real (a Float32 each, as profiles hold them), cast to each column's type.
-            let values = schema.features.map { f -> String in
-                switch f.kind {
-                case .number: f.name
-                case .integer: "\(f.name)::integer"
-                case .boolean: "\(f.name)::integer::boolean"
-                case .category: "\(f.name)::smallint"
-                }
-            }.joined(separator: ", ")
+            let values = schema.features.map { $0.kind.fromReal($0.name) }.joined(separator: ", ")
             let counts = try connection.query("""
                 WITH up AS (
                     INSERT INTO subscriber_profiles (subscriber_id, \(columns))

@@ -81,13 +81,7 @@ public struct ProfileLoader: Sendable {
             }
         }
         let condition = ranges.isEmpty ? "false" : ranges.map { "(shard_key >= \($0.lowerBound) AND shard_key < \($0.upperBound))" }.joined(separator: " OR ")
-        let columns = features.map { f -> String in
-            switch f.kind {
-            case .number: f.name
-            case .integer, .category: "\(f.name)::real"
-            case .boolean: "\(f.name)::integer::real"
-            }
-        }.joined(separator: ", ")
+        let columns = features.map { $0.kind.asReal($0.name) }.joined(separator: ", ")
         return "SELECT subscriber_id, \(columns) FROM subscriber_profiles WHERE \(condition)"
     }
 

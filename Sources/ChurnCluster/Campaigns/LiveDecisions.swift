@@ -255,10 +255,9 @@ final class LiveDecisions: @unchecked Sendable {
     /// Reads what this worker's leases have left.
     private func readRoom() throws {
         guard let run = live?.record.runID else { return }
-        live?.room = try LiveCampaignStore.room(try db(), run: run, node: node)
-        if let campaign = live?.decider.campaign {
-            live?.unleased = Self.hasUnleasedRoom(campaign, leased: try LiveCampaignStore.leased(try db(), run: run))
-        }
+        let (left, leased) = try LiveCampaignStore.room(try db(), run: run, node: node)
+        live?.room = left
+        if let campaign = live?.decider.campaign { live?.unleased = Self.hasUnleasedRoom(campaign, leased: leased) }
         roomRead = .now
     }
 

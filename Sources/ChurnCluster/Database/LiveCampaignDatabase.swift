@@ -45,22 +45,19 @@ enum LiveCampaignStore {
         return (run, g)
     }
 
-    /// What `node` has left of each resource it leases in `run`.
-    static func room(_ c: PostgresConnection, run: Int64, node: String) throws -> [String: Double] {
-        var out: [String: Double] = [:]
-        for r in try c.query("SELECT resource, granted - used FROM campaign_live_quotas WHERE run_id = $1 AND node = $2", [String(run), node]).rows {
-            if let resource = r[0], let left = r[1].flatMap({ Double($0) }) { out[resource] = left }
+    /// What `node` has left of each resource it leases in `run`, and what the run has leased out
+    /// so far to every worker (used or not), per resource: one query.
+    static func room(_ c: PostgresConnection, run: Int64, node: String) throws -> (left: [String: Double], leased: [String: Double]) {
+        var left: [String: Double] = [:], leased: [String: Double] = [:]
+        for r in try c.query("""
+            SELECT resource, sum(granted - used) FILTER (WHERE node = $2), sum(granted)
+            FROM campaign_live_quotas WHERE run_id = $1 GROUP BY resource
+            """, [String(run), node]).rows {
+            guard let resource = r[0] else { continue }
+            if let l = r[1].flatMap({ Double($0) }) { left[resource] = l }
+            if let g = r[2].flatMap({ Double($0) }) { leased[resource] = g }
         }
-        return out
-    }
-
-    /// What the run has leased out so far, per resource, to every worker (used or not).
-    static func leased(_ c: PostgresConnection, run: Int64) throws -> [String: Double] {
-        var out: [String: Double] = [:]
-        for r in try c.query("SELECT resource, sum(granted) FROM campaign_live_quotas WHERE run_id = $1 GROUP BY resource", [String(run)]).rows {
-            if let resource = r[0], let granted = r[1].flatMap({ Double($0) }) { out[resource] = granted }
-        }
-        return out
+        return (left, leased)
     }
 
     /// The contact state of `shards` as of one snapshot: the generation it belongs to, contacts and

@@ -38,6 +38,24 @@ public struct FeatureSchema: Sendable, Equatable {
             }
         }
 
+        /// `column` read as the `real` a profile holds (a boolean as 0/1, a category as its code).
+        public func asReal(_ column: String) -> String {
+            switch self {
+            case .number: column
+            case .integer, .category: "\(column)::real"
+            case .boolean: "\(column)::integer::real"
+            }
+        }
+
+        /// A `real` (`value`, as `asReal` gives it) cast back to the column's type.
+        public func fromReal(_ value: String) -> String {
+            switch self {
+            case .number: value
+            case .boolean: "\(value)::integer::boolean"
+            case .integer, .category: "\(value)::\(sqlType)"
+            }
+        }
+
         /// Every type name, in documentation order.
         public static let names = ["number", "integer", "boolean", "category"]
     }
