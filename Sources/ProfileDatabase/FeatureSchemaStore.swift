@@ -73,11 +73,11 @@ public enum FeatureSchemaStore {
         }
     }
 
-    /// What must not be dropped, and why: the catalogue features (the cluster loads them into
-    /// every shard) and every feature a registered model reads.
+    /// What must not be dropped, and why: every feature a registered model reads. (The built-in
+    /// catalogue's features may go: the workers then hold them as missing, and trigger rules and
+    /// campaign eligibility that read them never match.)
     static func readers(_ connection: PostgresConnection) throws(PostgresError) -> [String: String] {
         var readers: [String: String] = [:]
-        for name in FeatureCatalogue.names { readers[name] = "the built-in catalogue the workers load" }
         for row in try connection.query("""
             SELECT f, string_agg(DISTINCT name || ' ' || left(version, 12), ', ')
             FROM model_registry, unnest(features) AS f GROUP BY f

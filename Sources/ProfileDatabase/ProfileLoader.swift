@@ -15,11 +15,15 @@ public struct ProfileLoader: Sendable {
     let url: String
     /// The features loaded, in store column order (default: the built-in catalogue's).
     let features: [FeatureSchema.Feature]
+    /// Features the table has no column for: read as missing (NaN).
+    let absent: Set<String>
 
-    /// A loader reading from the database at `url`.
-    public init(url: String) {
+    /// A loader of the built-in catalogue's features from the database at `url`; those named in
+    /// `absent` (a schema in force without them) are read as missing.
+    public init(url: String, absent: Set<String> = []) {
         self.url = url
         features = FeatureSchema.catalogue.features
+        self.absent = absent
     }
 
     /// A loader of the named features of `schema` only, in that order (what a store holding only
@@ -39,6 +43,7 @@ public struct ProfileLoader: Sendable {
         }
         guard !features.isEmpty else { throw FeatureSchemaStore.Failure(message: "no features to load") }
         self.features = features
+        absent = []
     }
 
     /// Loads `shards` over `streams` parallel COPY streams (one connection and one thread each,
@@ -69,7 +74,8 @@ public struct ProfileLoader: Sendable {
 
     /// The SQL selecting the profiles of `shards` (of `shardCount`): the id and each feature as
     /// a `real` (a boolean as 0/1, a category as its code).
-    public static func selectSQL(shards: [Int], shardCount: Int, features: [FeatureSchema.Feature] = FeatureSchema.catalogue.features) -> String {
+    public static func selectSQL(shards: [Int], shardCount: Int, features: [FeatureSchema.Feature] = FeatureSchema.catalogue.features,
+                                 absent: Set<String> = []) -> String {
         // Adjacent shards merge into one key range.
         var ranges: [Range<Int64>] = []
         for s in shards.sorted() {
@@ -81,7 +87,7 @@ public struct ProfileLoader: Sendable {
             }
         }
         let condition = ranges.isEmpty ? "false" : ranges.map { "(shard_key >= \($0.lowerBound) AND shard_key < \($0.upperBound))" }.joined(separator: " OR ")
-        let columns = features.map { $0.kind.asReal($0.name) }.joined(separator: ", ")
+        let columns = features.map { absent.contains($0.name) ? "NULL::real" : $0.kind.asReal($0.name) }.joined(separator: ", ")
         return "SELECT subscriber_id, \(columns) FROM subscriber_profiles WHERE \(condition)"
     }
 
@@ -105,7 +111,7 @@ public struct ProfileLoader: Sendable {
         for s in shards { byShard[s - first] = stores[s] }
         var decoder = BinaryCopyDecoder()
         var profile = [Float](repeating: 0, count: f)
-        let sql = "COPY (\(Self.selectSQL(shards: shards, shardCount: shardCount, features: features))) TO STDOUT (FORMAT binary)"
+        let sql = "COPY (\(Self.selectSQL(shards: shards, shardCount: shardCount, features: features, absent: absent))) TO STDOUT (FORMAT binary)"
         try connection.copyOut(sql) { chunk in
             try decoder.feed(chunk) { row in
                 guard row.fieldCount == f + 1 else {

@@ -22,14 +22,23 @@ public final class ProfileStore {
     /// Rows per chunk (a multiple of every scoring block size).
     public static let chunkRows = 1 << 16
 
-    /// Features per profile.
+    /// Features per profile that the store's own columns hold (the built-in catalogue's, on a
+    /// worker): events update them, and a shard travels and is snapshotted with them.
     public let featureCount: Int
+
+    /// The extra features attached (`attach`), or nil.
+    public var extras: ExtraColumns? { extraBlock.withLock { $0 } }
+
+    /// Columns a walk and a profile read: the store's own, then the attached extras'.
+    public var width: Int { featureCount + (extras?.names.count ?? 0) }
     private var chunks: [Chunk] = []
     /// Rows in use, holes of erased subscribers included.
     public private(set) var rowCount = 0
     private var index = IdIndex()
     /// The rows of erased subscribers, ascending (read by walks on other threads: behind a lock).
     private let holes = Mutex<[Int]>([])
+    /// Schema features held beside the catalogue's, aligned with the rows (see `attach`).
+    private let extraBlock = Mutex<ExtraColumns?>(nil)
 
     /// The id an erased subscriber's row holds from then on (never a subscriber's: imports and
     /// loads refuse it, and a store never holds it otherwise).
@@ -94,26 +103,44 @@ public final class ProfileStore {
         return index.find(id) { self.id(at: $0) }
     }
 
-    /// Feature `feature` of `row`.
+    /// Feature `feature` of `row` (an index past `featureCount` reads the attached extras).
     public func value(row: Int, feature: Int) -> Float {
-        precondition(row >= 0 && row < rowCount && feature >= 0 && feature < featureCount)
+        precondition(row >= 0 && row < rowCount && feature >= 0)
+        guard feature < featureCount else { return extras?.value(row: row, feature: feature - featureCount) ?? .nan }
         let (c, r) = locate(row)
         return c.values[feature * c.capacity + r]
     }
 
-    /// Copies `row`'s features into `out` (at least `featureCount` slots).
+    /// Copies `row`'s features into `out` (at least `featureCount` slots): the store's own, then
+    /// as many of the attached extras as `out` has room for (NaN past the extras).
     public func profile(row: Int, into out: UnsafeMutableBufferPointer<Float>) {
         precondition(row >= 0 && row < rowCount && out.count >= featureCount)
         let (c, r) = locate(row)
         for j in 0..<featureCount { out[j] = c.values[j * c.capacity + r] }
+        guard out.count > featureCount else { return }
+        let extras = extras
+        for j in featureCount..<out.count { out[j] = extras?.value(row: row, feature: j - featureCount) ?? .nan }
     }
 
-    /// The profile of subscriber `id`, or nil when unknown.
+    /// The profile of subscriber `id` (`width` values: the store's own, then the extras), or nil
+    /// when unknown.
     public func profile(of id: Int64) -> [Float]? {
         guard let row = row(of: id) else { return nil }
-        var out = [Float](repeating: 0, count: featureCount)
+        var out = [Float](repeating: 0, count: width)
         out.withUnsafeMutableBufferPointer { profile(row: row, into: $0) }
         return out
+    }
+
+    /// Attaches `block` (nil: none) in one step: walks and profiles read its features after the
+    /// store's own from then on. A walk that started before keeps the block it took. The rows of
+    /// erased subscribers are cleared in it (an erasure may have run while it was built).
+    /// - Throws: `ProfileStoreError` when the block's rows are not the store's.
+    public func attach(_ block: ExtraColumns?) throws(ProfileStoreError) {
+        if let block, block.rows != rowCount {
+            throw ProfileStoreError("extra columns of \(block.rows) rows for a store of \(rowCount)")
+        }
+        extraBlock.withLock { $0 = block }
+        if let block { for row in holes.withLock({ $0 }) { block.clear(row: row) } }
     }
 
     /// Inserts subscriber `id` or replaces its profile.
@@ -202,6 +229,7 @@ public final class ProfileStore {
         holes.withLock { h in h.insert(row, at: h.firstIndex { $0 > row } ?? h.count) }
         c.ids[r] = Self.erasedID
         for j in 0..<featureCount { c.values[j * c.capacity + r] = .nan }
+        extras?.clear(row: row)
         return true
     }
 
@@ -217,14 +245,20 @@ public final class ProfileStore {
     }
 
     /// Calls `body` for consecutive runs of rows, each with one contiguous column per feature
-    /// (`columns[j]` points at `rows` values) and the run's subscriber ids; the pointers are valid
-    /// only during the call. Holes of erased subscribers are never in a run. This is how a scorer
-    /// walks the shard.
+    /// (`columns[j]` points at `rows` values; `width` columns: the store's own, then the attached
+    /// extras', NaN for rows past them) and the run's subscriber ids; the pointers are valid only
+    /// during the call. Holes of erased subscribers are never in a run. This is how a scorer walks
+    /// the shard.
     public func forEachRun(_ body: (_ firstRow: Int, _ rows: Int, _ ids: UnsafePointer<Int64>, _ columns: [UnsafePointer<Float>]) throws -> Void) rethrows {
         try walk(skipping: holes.withLock { $0 }, body)
     }
 
     private func walk(skipping skipped: [Int], _ body: (_ firstRow: Int, _ rows: Int, _ ids: UnsafePointer<Int64>, _ columns: [UnsafePointer<Float>]) throws -> Void) rethrows {
+        let extras = extras
+        let extraCount = extras?.names.count ?? 0
+        // Rows past the extras' (none on a worker: its stores never gain rows once loaded) end
+        // a run there and read NaN.
+        let extraRows = extras?.rows ?? Int.max
         var hole = 0
         var first = 0
         for c in chunks where first < rowCount {
@@ -233,17 +267,28 @@ public final class ProfileStore {
             let end = first + rows
             while start < end {
                 while hole < skipped.count && skipped[hole] < start { hole += 1 }
-                let stop = hole < skipped.count ? min(end, skipped[hole]) : end
+                var stop = hole < skipped.count ? min(end, skipped[hole]) : end
+                if start < extraRows && stop > extraRows { stop = extraRows }
                 if stop > start {
                     let offset = start - first
-                    let columns = (0..<featureCount).map { UnsafePointer(c.values + $0 * c.capacity + offset) }
+                    var columns = (0..<featureCount).map { UnsafePointer(c.values + $0 * c.capacity + offset) }
+                    if let extras {
+                        for k in 0..<extraCount { columns.append(extras.column(k, from: start) ?? Self.missingColumn) }
+                    }
                     try body(start, stop - start, c.ids + offset, columns)
                 }
-                start = stop + (stop < end ? 1 : 0)  // past the hole
+                start = stop + (stop < end && (hole < skipped.count && stop == skipped[hole]) ? 1 : 0)  // past the hole
             }
             first = end
         }
     }
+
+    /// `chunkRows` missing values: the column of an extra feature past the extras' rows.
+    nonisolated(unsafe) private static let missingColumn: UnsafePointer<Float> = {
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: chunkRows)
+        p.initialize(repeating: .nan, count: chunkRows)
+        return UnsafePointer(p)
+    }()
 
     /// The whole store as two flat arrays, the form a shard travels in between nodes: the ids in
     /// row order and the values feature-major (`values[j * count + r]` is feature `j` of the
@@ -306,7 +351,7 @@ public final class ProfileStore {
 
     /// Bytes held for profiles, ids and the index (what the store itself costs; excludes allocator overhead).
     public var residentBytes: Int {
-        chunks.reduce(0) { $0 + $1.capacity * (8 + 4 * featureCount) } + index.bytes
+        chunks.reduce(0) { $0 + $1.capacity * (8 + 4 * featureCount) } + index.bytes + (extras?.residentBytes ?? 0)
     }
 }
 

@@ -3,6 +3,7 @@ import Foundation
 import SubscriberProfiles
 import Testing
 import TestSupport
+@testable import TreeModel
 import WireFormat
 
 @Suite("Model registry: names, versions by prefix, formats, the wire forms")
@@ -15,18 +16,32 @@ struct ModelRegistryUnitTests {
         }
     }
 
-    @Test("a model's features are checked against the schema in force: one it lacks is named with the schema's closest names, one it has that the workers do not hold is said to be so")
+    @Test("a model's features are checked against the schema in force: one it lacks is named with the schema's closest names; one the schema added is readable; a catalogue feature the schema dropped, or a category code beyond the schema's, is refused")
     func featureCheck() throws {
         let schema = try FeatureSchema(id: "subscriber_id", features: FeatureSchema.catalogue.features + [.init(name: "contract", kind: .category(["a", "b"]))])
-        let held = FeatureCatalogue.names
-        #expect(ModelFeatureCheck.problem(modelFeatures: ["arpu_30d", "region"], held: held, schema: schema, schemaVersion: 2) == nil)
-        #expect(ModelFeatureCheck.problem(modelFeatures: ["f0", "f1", "f2"], held: held, schema: schema, schemaVersion: 2) == nil)
-        let lacking = ModelFeatureCheck.problem(modelFeatures: ["arpu_30d", "arpu_30"], held: held, schema: schema, schemaVersion: 2) ?? ""
-        #expect(lacking.contains("model feature 'arpu_30' is not a subscriber profile feature: neither the feature schema in force (version 2) nor the profiles the workers hold have it (closest: 'arpu_30d')"), "\(lacking)")
-        let notHeld = ModelFeatureCheck.problem(modelFeatures: ["contract"], held: held, schema: schema, schemaVersion: 2) ?? ""
-        #expect(notHeld.contains("'contract' is in the feature schema (version 2) but not held in memory") && notHeld.contains("closest held: '"), "\(notHeld)")
-        let unnamed = ModelFeatureCheck.problem(modelFeatures: (0...held.count).map { "f\($0)" }, held: held, schema: schema, schemaVersion: 2) ?? ""
-        #expect(unnamed.contains("'f\(held.count)'"), "an unnamed model reads one column more than the profiles have: \(unnamed)")
+        #expect(ModelFeatureCheck.problem(modelFeatures: ["arpu_30d", "region"], schema: schema, schemaVersion: 2) == nil)
+        #expect(ModelFeatureCheck.problem(modelFeatures: ["f0", "f1", "f2"], schema: schema, schemaVersion: 2) == nil)
+        #expect(ModelFeatureCheck.problem(modelFeatures: ["contract", "arpu_30d"], schema: schema, schemaVersion: 2) == nil)
+        let lacking = ModelFeatureCheck.problem(modelFeatures: ["arpu_30d", "arpu_30"], schema: schema, schemaVersion: 2) ?? ""
+        #expect(lacking.contains("model feature 'arpu_30' is not a subscriber profile feature: the feature schema in force (version 2) does not have it (closest: 'arpu_30d'"), "\(lacking)")
+        let catalogue = FeatureCatalogue.names
+        let unnamed = ModelFeatureCheck.problem(modelFeatures: (0...catalogue.count).map { "f\($0)" }, schema: schema, schemaVersion: 2) ?? ""
+        #expect(unnamed.contains("'f\(catalogue.count)'"), "an unnamed model reads one column more than the catalogue has: \(unnamed)")
+        // A schema of its own (the catalogue dropped): a catalogue feature is no longer readable.
+        let own = try FeatureSchema(id: "customer_id", features: [.init(name: "tenure", kind: .integer), .init(name: "contract", kind: .category(["a", "b", "c"]))])
+        let dropped = ModelFeatureCheck.problem(modelFeatures: ["tenure", "arpu_30d"], schema: own, schemaVersion: 3) ?? ""
+        #expect(dropped.contains("model feature 'arpu_30d' is a built-in catalogue feature that the feature schema in force (version 3) does not have"), "\(dropped)")
+        // A categorical split on code 5 of a 3-category feature.
+        var tree = DecisionTree(left: [1, -1, -1], right: [2, -1, -1], feature: [1, 0, 0], threshold: [0, 0, 0], defaultLeft: [true, true, true],
+                                missing: [.nanDefault, .nanDefault, .nanDefault], leafValue: [0, -1, 1], cover: [2, 1, 1], categories: [])
+        tree.categories = [CategorySet(categories: [0, 5], inSetGoesLeft: false, reading: .xgboost), nil, nil]
+        let model = TreeEnsemble(source: "m.json", library: .xgboost, libraryVersion: nil, objective: .binaryLogistic, featureNames: ["tenure", "contract"],
+                                 featureTypes: nil, baseMargin: 0, baseScore: 0.5, trees: [tree], accumulation: .float32)
+        let codes = ModelFeatureCheck.problem(model: model, schema: own, schemaVersion: 3) ?? ""
+        #expect(codes.contains("model feature 'contract' splits on category code 5, but the feature schema in force (version 3) gives it 3 categories (codes 0–2)"), "\(codes)")
+        tree.categories = [CategorySet(categories: [0, 2], inSetGoesLeft: false, reading: .xgboost), nil, nil]
+        #expect(ModelFeatureCheck.problem(model: TreeEnsemble(source: "m.json", library: .xgboost, libraryVersion: nil, objective: .binaryLogistic, featureNames: ["tenure", "contract"],
+                                                              featureTypes: nil, baseMargin: 0, baseScore: 0.5, trees: [tree], accumulation: .float32), schema: own, schemaVersion: 3) == nil)
     }
 
     @Test("a version is named whole or by a unique prefix of at least 6 characters; otherwise the versions there are are named")

@@ -41,7 +41,7 @@ extension ScoringModel {
         var ranked = RankedOffers()
         let k = ShardCandidates.offersPerSubscriber
         try store.forEachRun { (_: Int, rows: Int, ids: UnsafePointer<Int64>, columns: [UnsafePointer<Float>]) throws in
-            let input = FeatureColumns(columns: profileColumn.map { columns[$0] }, rowCount: rows)
+            let input = try self.input(columns, rows: rows)
             margins = [Double](repeating: 0, count: rows)
             probabilities = [Double](repeating: 0, count: rows)
             try margins.withUnsafeMutableBufferPointer { m throws(ModelError) in
@@ -61,7 +61,9 @@ extension ScoringModel {
                 out.inCell += 1
                 for j in 0..<f { row[j] = input.columns[j][i] }
                 let top = topReasons(row: &row, phi: &phi)
-                let reasons = TopReasons(top.map { profileColumn[$0.feature] })
+                // Campaign reasons name catalogue features (call scripts and offers know them); an extra
+                // schema feature is left out of them.
+                let reasons = TopReasons(top.map { profileColumn[$0.feature] }.filter { $0 < FeatureCatalogue.count })
                 let worth = clv.clv(probability: p, arpu: arpu)
                 let facts = SubscriberFacts(subscriberID: ids[i], probability: p, band: band, clv: worth, valueIfRetained: value,
                                             tier: tier, reasons: reasons)
@@ -75,7 +77,7 @@ extension ScoringModel {
                 let region = regionColumn.map { columns[$0][i] } ?? .nan
                 out.regions.elements.append(region.isFinite && region >= 0 && region < 32_767 ? Int16(region) : -1)
                 for r in 0..<3 {
-                    let c = r < top.count ? profileColumn[top[r].feature] : -1
+                    let c = r < top.count && profileColumn[top[r].feature] < FeatureCatalogue.count ? profileColumn[top[r].feature] : -1
                     out.reasons.elements.append(Int16(clamping: c))
                     out.reasonValues.elements.append(c >= 0 ? columns[c][i] : .nan)
                 }

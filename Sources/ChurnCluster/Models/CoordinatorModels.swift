@@ -1,4 +1,5 @@
 import ClusterSystem
+import ProfileDatabase
 import Distributed
 import SubscriberProfiles
 import TreeModel
@@ -37,8 +38,9 @@ extension CoordinatorActor {
         do {
             loaded = try await Task.detached { try ScoringModel(bytes: data, source: file) }.value
         } catch {
-            throw ClusterError("model \(name) not added: \(await featureProblem(data, source: file) ?? "\(error)")")
+            throw ClusterError("model \(name) not added: \(error)")
         }
+        if let problem = try await featureProblem(data, source: file) { throw ClusterError("model \(name) not added: \(problem)") }
         let reference: DriftReference?
         do {
             reference = try upload?.validated(modelFeatures: loaded.featureNames)
@@ -60,13 +62,18 @@ extension CoordinatorActor {
         return entry
     }
 
-    /// When model bytes parse but read features the profiles lack: which, told against the feature
-    /// schema in force (nil: another problem, or the schema cannot be read now).
-    private func featureProblem(_ bytes: [UInt8], source: String) async -> String? {
-        guard let features = try? await Task.detached(operation: { try TreeEnsemble.parse(bytes, file: source).featureNames }).value,
-              let stored = try? await database.featureSchema() else { return nil }
-        return ModelFeatureCheck.problem(modelFeatures: features, held: FeatureCatalogue.names, schema: stored.schema, schemaVersion: stored.version)
-            .map { "\(source): \($0)" }
+    /// What in model bytes the profiles cannot give it (a feature the schema in force lacks, a
+    /// category code beyond the schema's), nil when nothing.
+    /// - Throws: when the schema in force cannot be read (the model is then not added).
+    func featureProblem(_ bytes: [UInt8], source: String) async throws -> String? {
+        let model = try await Task.detached(operation: { try TreeEnsemble.parse(bytes, file: source) }).value
+        let stored: FeatureSchemaStore.Stored
+        do {
+            stored = try await database.featureSchema()
+        } catch {
+            throw ClusterError("the feature schema in force cannot be read to check \(source)'s features: \(error)")
+        }
+        return ModelFeatureCheck.problem(model: model, schema: stored.schema, schemaVersion: stored.version).map { "\(source): \($0)" }
     }
 
     /// Every registered model version (readers).

@@ -20,7 +20,9 @@ extension WorkerActor {
         let bytes = package.bytes.elements, source = package.source
         let next: ScoringModel
         do {
-            next = try await loader.run { try ScoringModel(bytes: bytes, source: source) }
+            // Its extra columns are loaded on every held shard before it is (and while the served
+            // model keeps answering).
+            next = try await compile(bytes: bytes, source: source)
         } catch {
             throw ClusterError("\(actorSystem.node.name) cannot load model \(package.version): \(error)")
         }
@@ -113,7 +115,7 @@ extension WorkerActor {
         } else {
             let bytes = package.model.bytes.elements, source = package.model.source
             do {
-                loaded = try await loader.run { try ScoringModel(bytes: bytes, source: source) }
+                loaded = try await compile(bytes: bytes, source: source)
                 guard loaded.version == package.model.version else {
                     throw ClusterError("the bytes sent as \(package.model.version) are model \(loaded.version)")
                 }
@@ -171,7 +173,7 @@ extension WorkerActor {
         if comparisonModel?.version == package.version { return package.version }
         let bytes = package.bytes.elements, source = package.source
         do {
-            comparisonModel = try await loader.run { try ScoringModel(bytes: bytes, source: source) }
+            comparisonModel = try await compile(bytes: bytes, source: source)
         } catch {
             throw ClusterError("\(actorSystem.node.name) cannot load model \(package.version): \(error)")
         }
@@ -213,8 +215,8 @@ extension WorkerActor {
             try loaded.store.forEachRun { (_: Int, rows: Int, ids: UnsafePointer<Int64>, columns: [UnsafePointer<Float>]) throws in
                 subscribers += rows
                 ma = [Double](repeating: 0, count: rows); pa = ma; mb = ma; pb = ma
-                try a.forest.score(FeatureColumns(columns: a.profileColumn.map { columns[$0] }, rowCount: rows), margins: &ma, outputs: &pa)
-                try b.forest.score(FeatureColumns(columns: b.profileColumn.map { columns[$0] }, rowCount: rows), margins: &mb, outputs: &pb)
+                try a.forest.score(a.input(columns, rows: rows), margins: &ma, outputs: &pa)
+                try b.forest.score(b.input(columns, rows: rows), margins: &mb, outputs: &pb)
                 for i in 0..<rows {
                     if histograms {
                         if pa[i] >= thresholds[0] { top[0] += 1 }

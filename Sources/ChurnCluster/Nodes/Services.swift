@@ -169,6 +169,12 @@ public final class CoordinatorService: Service, Sendable {
     private func lead(term: Int64) async throws -> CoordinatorActor {
         let interrupted = try await database.failInterruptedJobs(reason: "the coordinator stopped while the job was running")
         if !interrupted.isEmpty { logger.warning("jobs interrupted by a coordinator stop were marked failed", metadata: ["jobs": "\(interrupted)"]) }
+        // The --model file must read what the profiles can hold (checked as `models add` checks).
+        let stored = try await database.featureSchema()
+        let startupModel = try TreeEnsemble.parse(package.bytes.elements, file: configuration.modelPath)
+        if let problem = ModelFeatureCheck.problem(model: startupModel, schema: stored.schema, schemaVersion: stored.version) {
+            throw ClusterError("--model \(configuration.modelPath): \(problem)")
+        }
         // The model served: the registry's record of the last deployment, or the --model file
         // when it is new to the registry (registered as model `churn`).
         let served = try await database.modelToServe(startup: package, features: model.featureNames, name: ModelRegistry.defaultName, by: system.node.name)

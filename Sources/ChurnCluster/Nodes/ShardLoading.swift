@@ -78,8 +78,13 @@ enum ShardLoading {
         if !rest.isEmpty {
             // The generation first: a change that commits during the COPY makes these profiles
             // newer than the generation recorded, never older (their snapshot is then refused).
-            let generation = try ProfileSnapshotStore.currentGeneration(try PostgresConnection(url: url))
-            let (stores, _) = try ProfileLoader(url: url).load(shards: rest, shardCount: shardCount, streams: streams)
+            let connection = try PostgresConnection(url: url)
+            let generation = try ProfileSnapshotStore.currentGeneration(connection)
+            // A schema in force without some of the catalogue's features (migrated with
+            // --allow-drop): the workers hold them as missing.
+            let columns = Set(try FeatureSchemaStore.columns(connection).map(\.name))
+            let absent = Set(FeatureCatalogue.names.filter { !columns.contains($0) })
+            let (stores, _) = try ProfileLoader(url: url, absent: absent).load(shards: rest, shardCount: shardCount, streams: streams)
             for s in rest { out.stores[s] = LoadedShard(store: stores[s] ?? ProfileStore(), generation: generation) }
             out.fromTable = rest
         }

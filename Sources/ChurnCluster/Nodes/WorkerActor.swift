@@ -36,6 +36,13 @@ public distributed actor WorkerActor {
     var preparedModel: ScoringModel?
     /// The other version of a comparison (`prepareComparison`).
     var comparisonModel: ScoringModel?
+    /// Schema features every held shard keeps beside the catalogue's because a model loaded here
+    /// reads them (append-only while the worker runs: models compiled earlier keep their columns).
+    var extraLayout: [String] = []
+    /// The last change of extra columns: the next one waits for it.
+    var extrasWork: Task<Void, Error>?
+    /// The cluster's shard count, from the last assignment (0 before the first).
+    var shardCount = 0
     let scoring: ScoringThreads
     let loader = BlockingThread(name: "cg-load", niceness: 5)
     let logger: Logger
@@ -106,12 +113,14 @@ public distributed actor WorkerActor {
     /// - Returns: the subscribers held per shard, in the assignment's order.
     public distributed func assign(_ assignment: Assignment) async throws -> [Int] {
         try obey(term: assignment.term, epoch: assignment.epoch, "assign")
+        shardCount = assignment.shardCount
         if model?.version != assignment.model.version {
             let next: ScoringModel
             if let prepared = preparedModel, prepared.version == assignment.model.version {
                 next = prepared
             } else {
-                next = try ScoringModel(bytes: assignment.model.bytes.elements, source: assignment.model.source)
+                // The extra columns it reads are loaded on the shards held here first.
+                next = try await compile(bytes: assignment.model.bytes.elements, source: assignment.model.source)
             }
             if model != nil {
                 // The shards keep their profiles and answer with the new model (switched in place:
@@ -205,6 +214,8 @@ public distributed actor WorkerActor {
         if !arriving.isEmpty, try await events.cleanArriving(arriving) > 0 {
             logger.info("erased subscribers removed from arriving copies", metadata: ["shards": "\(arriving.count)"])
         }
+        // The extra columns the models loaded here read, before the arriving copies answer.
+        if !arriving.isEmpty { try await holdExtras(adding: []) }
         // The event path: owners raise their shards' fences and replay the log beyond their copies
         // before they answer as owners; standbys follow the log.
         let loadedFromDatabase = Set(fromDatabase)

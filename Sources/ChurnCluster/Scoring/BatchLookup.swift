@@ -133,7 +133,7 @@ extension ScoringModel {
     func score(batch: LookupBatch, stores: [Int: LoadedShard], challenger: ServedChallenger? = nil, node: String) -> BatchScores {
         let n = batch.ids.elements.count
         var out = BatchScores(capacity: n, model: self, challenger: challenger, node: node)
-        var profile = [Float](repeating: 0, count: stores.values.first?.store.featureCount ?? 0)
+        var profile = [Float](repeating: 0, count: stores.values.first?.store.width ?? 0)
         let method = batch.explain.method
         var champion = RowScratch(self), other = challenger.map { RowScratch($0.model) }
         for i in 0..<n {
@@ -147,7 +147,7 @@ extension ScoringModel {
                 out.append(.notFound)
                 continue
             }
-            if profile.count < store.featureCount { profile = [Float](repeating: 0, count: store.featureCount) }
+            if profile.count != store.width { profile = [Float](repeating: 0, count: store.width) }
             profile.withUnsafeMutableBufferPointer { store.profile(row: r, into: $0) }
             let answersChallenger = challenger.map { ChallengerSplit.answersChallenger(name: $0.name, subscriber: id, basisPoints: $0.basisPoints) } ?? false
             let scored: (p: Double, reasons: Reasons3)
@@ -187,7 +187,7 @@ private struct RowScratch {
     /// index and contribution; -1 and 0 where there are fewer).
     mutating func score(_ profile: [Float], method: TreeExplainer.Method) -> (p: Double, reasons: Reasons3) {
         let f = row.count, model = model
-        for j in 0..<f { row[j] = profile[model.profileColumn[j]] }
+        for j in 0..<f { let c = model.profileColumn[j]; row[j] = c < profile.count ? profile[c] : .nan }
         let p = row.withUnsafeBufferPointer { model.forest.transform(margin: model.forest.margin(row: $0)) }
         row.withUnsafeBufferPointer { r in
             phi.withUnsafeMutableBufferPointer { model.explainer.contributions(row: r, into: $0, method: method) }

@@ -37,14 +37,20 @@ public final class ScoringModel: Sendable {
     public let attribution: LeafAttribution?
     /// The model's feature names, in model order.
     public let featureNames: [String]
-    /// For each model feature, the profile column (`FeatureCatalogue` index) it reads.
+    /// For each model feature, the profile column it reads: a `FeatureCatalogue` index, or
+    /// `FeatureCatalogue.count + k` for the k-th of the worker's extra columns.
     public let profileColumn: [Int]
+    /// The model's features that are not the catalogue's (schema features held as extra
+    /// columns), in model order.
+    public let extraFeatures: [String]
     /// The profile column of the home region, if the catalogue has one.
     let regionColumn: Int?
 
-    /// Parses and compiles model bytes.
-    /// - Throws: `ModelError` for a model that cannot be loaded, or whose features are not profile features.
-    public init(bytes: [UInt8], source: String) throws(ModelError) {
+    /// Parses and compiles model bytes. Features the built-in catalogue lacks read the extra
+    /// columns named by `extras` (a worker's layout), or, when `extras` is nil, are laid out in
+    /// model order (a coordinator, which only checks and distributes the model).
+    /// - Throws: `ModelError` for a model that cannot be loaded, or that reads a feature `extras` lacks.
+    public init(bytes: [UInt8], source: String, extras: [String]? = nil) throws(ModelError) {
         let model = try TreeEnsemble.parse(bytes, file: source)
         forest = try CompiledForest(model)
         explainer = TreeExplainer(model)
@@ -52,6 +58,8 @@ public final class ScoringModel: Sendable {
         featureNames = model.featureNames
         version = Self.version(of: bytes)
         self.source = source
+        let wanted = Self.extraFeatures(of: model.featureNames)
+        let layout = extras ?? wanted
         var columns: [Int] = []
         let catalogue = FeatureCatalogue.names
         for (i, name) in model.featureNames.enumerated() {
@@ -59,13 +67,42 @@ public final class ScoringModel: Sendable {
                 columns.append(c)
             } else if name == "f\(i)", i < catalogue.count {
                 columns.append(i)  // a model trained without names reads the catalogue in order
+            } else if let k = layout.firstIndex(of: name) {
+                columns.append(catalogue.count + k)
             } else {
-                let near = NameSuggestions.nearest(to: name, among: catalogue).map { "'\($0)'" }.joined(separator: ", ")
-                throw ModelError(.invalidInput, file: source, "model feature '\(name)' is not a subscriber profile feature (closest: \(near); see docs/features.md)")
+                let near = NameSuggestions.nearest(to: name, among: catalogue + layout).map { "'\($0)'" }.joined(separator: ", ")
+                throw ModelError(.invalidInput, file: source, "model feature '\(name)' is not held in this worker's profiles (closest: \(near); see docs/models.md, \"What the cluster reads\")")
             }
         }
         profileColumn = columns
+        extraFeatures = wanted
         regionColumn = catalogue.firstIndex(of: "region")
+    }
+
+    /// The model's input from a walk's columns (`ProfileStore.forEachRun`).
+    /// - Throws: `ModelError` when the store does not hold a column the model reads (its extra
+    ///   columns are not attached).
+    public func input(_ columns: [UnsafePointer<Float>], rows: Int) throws(ModelError) -> FeatureColumns {
+        var out: [UnsafePointer<Float>] = []
+        out.reserveCapacity(profileColumn.count)
+        for (i, c) in profileColumn.enumerated() {
+            guard c < columns.count else {
+                throw ModelError(.invalidInput, file: source, "model feature '\(featureNames[i])' is not held by this shard's profiles (\(columns.count) columns): its extra columns are not loaded")
+            }
+            out.append(columns[c])
+        }
+        return FeatureColumns(columns: out, rowCount: rows)
+    }
+
+    /// The features of a model (by name, in model order) that the built-in catalogue lacks: what
+    /// a worker must hold as extra columns to score it.
+    public static func extraFeatures(of names: [String]) -> [String] {
+        let catalogue = Set(FeatureCatalogue.names)
+        var out: [String] = [], seen = Set<String>()
+        for (i, name) in names.enumerated() where !catalogue.contains(name) && !(name == "f\(i)" && i < FeatureCatalogue.count) {
+            if seen.insert(name).inserted { out.append(name) }
+        }
+        return out
     }
 
     /// The version id of model bytes.

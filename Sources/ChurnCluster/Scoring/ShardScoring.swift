@@ -104,7 +104,7 @@ extension ScoringModel {
         var row = [Float](repeating: 0, count: f)
         var phi = [Double](repeating: 0, count: explainer.contributionCount)
         try store.forEachRun { (_: Int, rows: Int, ids: UnsafePointer<Int64>, columns: [UnsafePointer<Float>]) throws in
-            let input = FeatureColumns(columns: profileColumn.map { columns[$0] }, rowCount: rows)
+            let input = try self.input(columns, rows: rows)
             margins = [Double](repeating: 0, count: rows)
             probabilities = [Double](repeating: 0, count: rows)
             if tabulated != nil {
@@ -129,7 +129,7 @@ extension ScoringModel {
                 // The challenger in the same walk: the same rows, in the same order, at the same moment.
                 shadowMargins = [Double](repeating: 0, count: rows)
                 shadowProbabilities = [Double](repeating: 0, count: rows)
-                try shadow.forest.score(FeatureColumns(columns: shadow.profileColumn.map { columns[$0] }, rowCount: rows),
+                try shadow.forest.score(shadow.input(columns, rows: rows),
                                         margins: &shadowMargins, outputs: &shadowProbabilities)
                 for p in shadowProbabilities { out.shadow.elements.append(Float(p)) }
             }
@@ -202,7 +202,7 @@ extension ScoringModel {
 
     /// One subscriber's probability, band and top-3 reasons from its profile (catalogue order).
     public func score(profile: [Float], explain: ExplainMode = .approx) -> (probability: Double, band: RiskBand, reasons: [Reason]) {
-        var row = profileColumn.map { profile[$0] }
+        let row = profileColumn.map { $0 < profile.count ? profile[$0] : .nan }
         var phi = [Double](repeating: 0, count: explainer.contributionCount)
         let margin: Double
         if explain == .approx, let attribution, let (m, all) = try? attribution.explain(row: row) {

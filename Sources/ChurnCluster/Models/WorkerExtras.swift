@@ -1,0 +1,97 @@
+import Logging
+import Postgres
+import ProfileDatabase
+import SubscriberProfiles
+import TreeModel
+
+/// The schema features a worker holds beside the built-in catalogue's (docs/models.md, "What the
+/// cluster reads"): the ones the models it loads read. A model that reads more makes every held
+/// shard load them from PostgreSQL first, while the shards keep answering with what they serve;
+/// only then is the model compiled against them, so its switch (an epoch later) never finds a
+/// column missing. Shards that arrive later get the same columns before they answer.
+extension WorkerActor {
+    /// Compiles model bytes against this worker's profiles, loading the extra columns it reads
+    /// on every held shard first.
+    /// - Throws: `ModelError` for a model that does not load; `ClusterError` when its columns
+    ///   cannot be loaded (a feature the table lacks, PostgreSQL away): nothing served changes.
+    func compile(bytes: [UInt8], source: String) async throws -> ScoringModel {
+        let names = try await loader.run { try TreeEnsemble.parse(bytes, file: source).featureNames }
+        let layout = try await holdExtras(adding: ScoringModel.extraFeatures(of: names))
+        return try await loader.run { try ScoringModel(bytes: bytes, source: source, extras: layout) }
+    }
+
+    /// Makes every held shard carry the extra columns held now plus `names` (one change at a
+    /// time, in call order).
+    /// - Returns: the layout from then on.
+    @discardableResult
+    func holdExtras(adding names: [String]) async throws -> [String] {
+        let previous = extrasWork
+        let work = Task<[String], Error> {
+            _ = await previous?.result
+            return try await self.growExtras(adding: names)
+        }
+        extrasWork = Task { _ = try await work.value }
+        return try await work.value
+    }
+
+    private func growExtras(adding names: [String]) async throws -> [String] {
+        let layout = extraLayout + names.filter { !extraLayout.contains($0) }
+        // Until every held store carries the layout (shards may arrive while others load).
+        while true {
+            let stale = stores.filter { ($0.value.store.extras?.names ?? []) != layout }
+            if stale.isEmpty || (layout.isEmpty && stale.allSatisfy { $0.value.store.extras == nil }) { break }
+            let targets = stale.map { (shard: $0.key, loaded: $0.value) }
+            let url = postgresURL, count = shardCount
+            let started = ContinuousClock.now
+            do {
+                try await loader.run { try ExtraColumnLoading.attach(layout, to: targets.map { ($0.shard, $0.loaded.store) }, url: url, shardCount: count) }
+            } catch {
+                throw ClusterError("\(actorSystem.node.name) cannot load the extra feature column(s) \(layout.joined(separator: ", ")): \(error)")
+            }
+            logger.info("extra feature columns loaded", metadata: ["features": "\(layout.joined(separator: ","))", "shards": "\(targets.count)",
+                                                                   "seconds": "\(ContinuousClock.now - started)"])
+        }
+        extraLayout = layout
+        return layout
+    }
+}
+
+/// Building and attaching extra columns (blocking: runs on a loading thread).
+enum ExtraColumnLoading {
+    /// Attaches to each store a block of `layout`'s columns: those it holds already copied, the
+    /// others read from `subscriber_profiles` (one COPY for all the stores' shards), as the schema
+    /// in force types them.
+    static func attach(_ layout: [String], to targets: [(shard: Int, store: ProfileStore)], url: String, shardCount: Int) throws {
+        guard !targets.isEmpty else { return }
+        guard !layout.isEmpty else {
+            for t in targets { try t.store.attach(nil) }
+            return
+        }
+        let fetch = layout.filter { name in targets.contains { !($0.store.extras?.names.contains(name) ?? false) } }
+        var loaded: [Int: ProfileStore] = [:]
+        if !fetch.isEmpty {
+            guard shardCount > 0 else { throw ClusterError("no assignment yet: the shard count is unknown") }
+            let stored = try FeatureSchemaStore.inForce(try PostgresConnection(url: url))
+            loaded = try ProfileLoader(url: url, schema: stored.schema, features: fetch)
+                .load(shards: targets.map(\.shard), shardCount: shardCount, streams: 2).stores
+        }
+        for (shard, store) in targets {
+            let rows = store.rowCount
+            let block = ExtraColumns(names: layout, rows: rows)
+            let old = store.extras
+            let source = loaded[shard]
+            for (k, name) in layout.enumerated() {
+                if let old, let o = old.names.firstIndex(of: name) {
+                    for r in 0..<min(rows, old.rows) { block.set(row: r, feature: k, old.value(row: r, feature: o)) }
+                } else if let source, let f = fetch.firstIndex(of: name) {
+                    for r in 0..<rows {
+                        let id = store.id(at: r)
+                        guard id != ProfileStore.erasedID, let at = source.row(of: id) else { continue }
+                        block.set(row: r, feature: k, source.value(row: at, feature: f))
+                    }
+                }
+            }
+            try store.attach(block)
+        }
+    }
+}

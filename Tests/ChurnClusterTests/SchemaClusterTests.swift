@@ -1,0 +1,149 @@
+@testable import ChurnCluster
+import ClusterSystem
+import Foundation
+import Postgres
+import Testing
+import TestSupport
+
+/// A cluster on the operator's own feature schema: the public IBM Telco churn columns, the
+/// built-in catalogue dropped. `telco_models.py` makes the base (synthetic values with the
+/// dataset's columns and values), its schema, and an XGBoost and a LightGBM model trained on it,
+/// with each library's probability of every subscriber.
+@Suite("A cluster on the operator's own feature schema", .serialized)
+struct SchemaClusterTests {
+    static let script = TestDatabase.packageRoot.appendingPathComponent("Tests/ChurnClusterTests/telco_models.py").path
+    static let rows = 3000
+
+    /// customerID → (XGBoost's probability, LightGBM's).
+    static func expected(_ path: String) throws -> [Int64: (xgboost: Float, lightgbm: Double)] {
+        var out: [Int64: (Float, Double)] = [:]
+        for line in try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").dropFirst() {
+            let cells = line.split(separator: ",")
+            guard cells.count == 3, let id = Int64(cells[0]), let x = Double(cells[1]), let l = Double(cells[2]) else { continue }
+            out[id] = (Float(x), l)
+        }
+        return out
+    }
+
+    @Test("on the Telco columns (catalogue dropped), an XGBoost model scores every subscriber with XGBoost's own probability, by a job and live; a LightGBM model reading 4 more columns is deployed (the workers load them first) and scores with LightGBM's; a model reading a feature the schema lacks is refused with the schema's closest names")
+    func telco() async throws {
+        let url = try await TestDatabase.fresh()
+        let dir = "/tmp/churngrid-test-\(getpid())-telco"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let python = ProcessInfo.processInfo.environment["PYTHON"] ?? "python3"
+        let made = await runCommand("\(python) \(shellQuoted(Self.script)) \(dir) \(Self.rows) 11")
+        try #require(made.status == 0, "telco_models.py: \(made.output)")
+        let churngrid = shellQuoted(try churngridExecutable())
+        let schema = "\(dir)/telco_schema.json"
+
+        // The database takes the Telco schema in place of the catalogue, and the export as it is.
+        let migrated = await runCommand("\(churngrid) profiles migrate --schema \(schema) --allow-drop --postgres \(url)")
+        try #require(migrated.status == 0, "\(migrated.output)")
+        let imported = await runCommand("\(churngrid) profiles import --schema \(schema) --input \(dir)/telco.csv --postgres \(url)")
+        try #require(imported.status == 0, "\(imported.output)")
+        let db = try PostgresConnection(url: url)
+        #expect(try db.query("SELECT count(*) FROM subscriber_profiles").scalar == String(Self.rows))
+        #expect(try db.query("SELECT count(*) FROM information_schema.columns WHERE table_name = 'subscriber_profiles' AND column_name = 'arpu_30d'").scalar == "0",
+                "the catalogue's columns are dropped")
+        let expected = try Self.expected("\(dir)/telco_expected.csv")
+        try #require(expected.count == Self.rows)
+
+        let logs = "/tmp/churngrid-test-\(getpid())-telco-logs"
+        let cluster = try await LocalCluster.start(executable: try churngridExecutable(), postgresURL: url, model: "\(dir)/telco_xgboost.json", workers: 2,
+                                                   threads: 1, shards: 16, logDirectory: logs, logger: RescoringTests.logger)
+        defer { cluster.stop() }
+        let client = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: RescoringTests.logger)
+        defer { Task { await client.close() } }
+        let at = "--coordinator \(cluster.coordinatorEndpoint)"
+
+        /// A job's probabilities against the library's: how many differ.
+        func scoredByJob(_ library: String, _ want: (Int64) -> Float?) async throws -> (job: JobStatus, differing: Int, worst: Double) {
+            let id = try await client.coordinator.startRescore()
+            let job = try await RescoringTests.waitForJob(client, id)
+            var differing = 0, worst = 0.0, seen = 0
+            for r in try db.query("SELECT subscriber_id, probability FROM churn_scores WHERE job_id = $1", [String(id)]).rows {
+                guard let sid = Int64(r[0] ?? ""), let p = Float(r[1] ?? ""), let w = want(sid) else { differing += 1; continue }
+                seen += 1
+                if p != w { differing += 1; worst = max(worst, abs(Double(p) - Double(w))) }
+            }
+            #expect(seen == Self.rows, "\(library): \(seen) subscribers scored")
+            return (job, differing, worst)
+        }
+
+        // XGBoost, the --model file: every stored probability is XGBoost's own (both in float32).
+        let xgb = try await scoredByJob("xgboost") { expected[$0]?.xgboost }
+        #expect(xgb.job.state == .completed && xgb.job.subscribers == Self.rows, "\(xgb.job.error ?? "")")
+        #expect(xgb.differing == 0, "\(xgb.differing) of \(Self.rows) probabilities differ from XGBoost's (largest difference \(xgb.worst))")
+        // Reasons name the schema's features.
+        let telcoNames = Set(try db.query("SELECT jsonb_array_elements(document->'features')->>'name' FROM churngrid_feature_schema ORDER BY version DESC").rows.compactMap { $0[0] })
+        let reasons = try db.query("SELECT DISTINCT reason1 FROM churn_scores_current WHERE reason1 IS NOT NULL").rows.compactMap { $0[0] }
+        #expect(!reasons.isEmpty && reasons.allSatisfy { telcoNames.contains($0) }, "\(reasons)")
+        // Live queries answer the same.
+        for sid in expected.keys.sorted().prefix(40) {
+            guard case .found(let live) = try await client.coordinator.score(sid) else { Issue.record("subscriber \(sid) not found live"); continue }
+            #expect(Float(live.probability) == expected[sid]?.xgboost, "subscriber \(sid): live \(live.probability), XGBoost \(expected[sid]?.xgboost ?? -1)")
+            #expect(live.reasons.allSatisfy { telcoNames.contains($0.feature) })
+        }
+
+        // Bad input: a feature the schema lacks, named with the schema's closest names; nothing registered.
+        let text = try String(contentsOfFile: "\(dir)/telco_xgboost.json", encoding: .utf8)
+        try #require(text.contains("\"tenure\""))
+        try text.replacingOccurrences(of: "\"tenure\"", with: "\"tenur\"").write(toFile: "\(dir)/misnamed.json", atomically: true, encoding: .utf8)
+        let refused = await runCommand("\(churngrid) models add --name telco --file \(dir)/misnamed.json \(at)")
+        #expect(refused.status != 0 && refused.output.contains("model feature 'tenur' is not a subscriber profile feature") && refused.output.contains("'tenure'"),
+                "\(refused.output)")
+
+        // LightGBM, reading gender, streaming_tv, paperless_billing and total_charges too: added and
+        // deployed; the workers load those columns before they switch.
+        let added = await runCommand("\(churngrid) models add --name telco --file \(dir)/telco_lightgbm.txt \(at) --json")
+        try #require(added.status == 0, "\(added.output)")
+        let version = (ModelRegistryTests.json(added.output) as? [String: Any])?["version"] as? String ?? ""
+        // Queried throughout the deployment: no query fails, and each answer is one version's own
+        // probability — XGBoost's until the switch, LightGBM's from then on, never back.
+        let ids = expected.keys.sorted()
+        let querying = Task { () -> (queries: Int, failed: Int, wrong: Int, backwards: Int, lightgbm: Int) in
+            var queries = 0, failed = 0, wrong = 0, backwards = 0, lightgbm = 0, switched = false
+            while !Task.isCancelled {
+                let sid = ids[queries % ids.count]
+                queries += 1
+                let answer: ScoreLookup
+                do { answer = try await client.coordinator.score(sid) } catch {
+                    if !Task.isCancelled { failed += 1; print("query of \(sid) failed: \(error)") }  // (the one cut off at the end is not a failure)
+                    continue
+                }
+                guard case .found(let live) = answer, let want = expected[sid] else { failed += 1; print("query of \(sid): \(answer)"); continue }
+                if live.modelVersion == version {
+                    switched = true
+                    lightgbm += 1
+                    if abs(live.probability - want.lightgbm) > 1e-12 { wrong += 1 }
+                } else {
+                    if switched { backwards += 1 }
+                    if Float(live.probability) != want.xgboost { wrong += 1 }
+                }
+            }
+            return (queries, failed, wrong, backwards, lightgbm)
+        }
+        let deployed = await runCommand("\(churngrid) models deploy telco --version \(version) \(at)")
+        try await Task.sleep(for: .milliseconds(300))
+        querying.cancel()
+        let during = await querying.value
+        try #require(deployed.status == 0, "\(deployed.output)")
+        #expect(during.queries > 50 && during.failed == 0 && during.wrong == 0 && during.backwards == 0 && during.lightgbm > 0,
+                "queries during the deployment: \(during)")
+        let lgbm = try await scoredByJob("lightgbm") { expected[$0].map { Float($0.lightgbm) } }
+        #expect(lgbm.job.state == .completed && lgbm.job.modelVersion == version, "\(lgbm.job.error ?? "") \(lgbm.job.modelVersion)")
+        #expect(lgbm.differing == 0, "\(lgbm.differing) of \(Self.rows) probabilities differ from LightGBM's (largest difference \(lgbm.worst))")
+        for sid in expected.keys.sorted().suffix(40) {
+            guard case .found(let live) = try await client.coordinator.score(sid) else { Issue.record("subscriber \(sid) not found live"); continue }
+            #expect(live.modelVersion == version)
+            #expect(abs(live.probability - (expected[sid]?.lightgbm ?? -1)) < 1e-12, "subscriber \(sid): live \(live.probability), LightGBM \(expected[sid]?.lightgbm ?? -1)")
+        }
+        // Both workers loaded the new columns (and only those) for their shards.
+        var loadedOn = 0
+        for worker in 1...2 {
+            let log = (try? String(contentsOfFile: "\(logs)/worker-\(worker).log", encoding: .utf8)) ?? ""
+            if log.contains("extra feature columns loaded") && log.contains("total_charges") { loadedOn += 1 }
+        }
+        #expect(loadedOn == 2, "the workers' logs do not both show the extra columns loaded")
+    }
+}
