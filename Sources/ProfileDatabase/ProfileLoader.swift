@@ -18,12 +18,36 @@ public struct ProfileLoader: Sendable {
     /// Features the table has no column for: read as missing (NaN).
     let absent: Set<String>
 
-    /// A loader of the built-in catalogue's features from the database at `url`; those named in
-    /// `absent` (a schema in force without them) are read as missing.
-    public init(url: String, absent: Set<String> = []) {
+    /// A loader of the built-in catalogue's features from the database at `url` (every one a
+    /// `real` column, as the default schema has them).
+    public init(url: String) {
         self.url = url
         features = FeatureSchema.catalogue.features
+        absent = []
+    }
+
+    /// A loader of the built-in catalogue's features as the schema in force `schema` has them:
+    /// each read as its type there (a catalogue feature dropped and added again as an integer is
+    /// cast, not misread), those it lacks (dropped) read as missing.
+    public init(url: String, catalogueBy schema: FeatureSchema) {
+        self.url = url
+        var features: [FeatureSchema.Feature] = [], absent = Set<String>()
+        for f in FeatureSchema.catalogue.features {
+            if let j = schema.index(of: f.name) {
+                features.append(schema.features[j])
+            } else {
+                features.append(f)
+                absent.insert(f.name)
+            }
+        }
+        self.features = features
         self.absent = absent
+    }
+
+    /// The catalogue loader by the schema in force in the database at `url` (what a worker loads).
+    /// - Throws: `PostgresError`, or `FeatureSchemaStore.Failure` when there is no readable schema.
+    public static func catalogue(url: String, connection: PostgresConnection? = nil) throws -> ProfileLoader {
+        ProfileLoader(url: url, catalogueBy: try FeatureSchemaStore.inForce(try connection ?? PostgresConnection(url: url)).schema)
     }
 
     /// A loader of the named features of `schema` only, in that order (what a store holding only

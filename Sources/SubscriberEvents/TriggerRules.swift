@@ -62,6 +62,15 @@ public struct TriggerRules: Sendable {
         fingerprint = Self.fnv1a(canonicalBytes)
     }
 
+    /// The profile features the rules' conditions read, in first-use order.
+    public var featuresRead: [String] {
+        var out: [String] = [], seen = Set<String>()
+        for rule in rules {
+            for f in rule.when.features ?? [] where seen.insert(f.feature).inserted { out.append(f.feature) }
+        }
+        return out
+    }
+
     /// The longest cool-down of any rule, in milliseconds (0 without rules): cool-downs older than
     /// that can be forgotten (`TriggerCooldowns.expire(before: now - longestCooldownMillis)`).
     public var longestCooldownMillis: Int64 { rules.map(\.cooldownMillis).max() ?? 0 }

@@ -139,6 +139,8 @@ public final class ProfileStore {
         if let block, block.rows != rowCount {
             throw ProfileStoreError("extra columns of \(block.rows) rows for a store of \(rowCount)")
         }
+        // Erased rows cleared before the block is shared, and again after (an erasure between the two).
+        if let block { for row in holes.withLock({ $0 }) { block.clear(row: row) } }
         extraBlock.withLock { $0 = block }
         if let block { for row in holes.withLock({ $0 }) { block.clear(row: row) } }
     }

@@ -157,7 +157,7 @@ struct ProfilesCommand: ParsableCommand {
                     let names = features.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
                     loader = try ProfileLoader(url: url, schema: try FeatureSchemaStore.inForce(try PostgresConnection(url: url)).schema, features: names)
                 } else {
-                    loader = ProfileLoader(url: url)
+                    loader = try ProfileLoader.catalogue(url: url)
                 }
                 let before = processResidentBytes()
                 let (stores, report) = try loader.load(shards: list, shardCount: shardCount, streams: streams)

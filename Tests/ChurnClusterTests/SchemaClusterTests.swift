@@ -2,6 +2,7 @@
 import ClusterSystem
 import Foundation
 import Postgres
+import SubscriberEvents
 import Testing
 import TestSupport
 
@@ -48,9 +49,25 @@ struct SchemaClusterTests {
         let expected = try Self.expected("\(dir)/telco_expected.csv")
         try #require(expected.count == Self.rows)
 
+        // A trigger rule on two of the schema's own features, one of which no model reads yet.
+        let rulesFile = "\(dir)/telco_triggers.json"
+        try """
+            {"cooldown_hours": 1, "rules": [{"name": "month_to_month_paperless_complaint", "when": {"event": ["complaint"], "features": [
+              {"feature": "contract", "op": "==", "value": 0}, {"feature": "paperless_billing", "op": "==", "value": 1}]}}]}
+            """.write(toFile: rulesFile, atomically: true, encoding: .utf8)
+        // Rules naming a feature the schema lacks: the coordinator refuses to lead, naming it and the closest.
+        let badRules = "\(dir)/bad_triggers.json"
+        try """
+            {"rules": [{"name": "r", "when": {"event": ["complaint"], "features": [{"feature": "contrakt", "op": "==", "value": 0}]}}]}
+            """.write(toFile: badRules, atomically: true, encoding: .utf8)
+        let refusedRules = await runCommand("\(churngrid) coordinator --listen tcp://127.0.0.1:0 --postgres \(url) --model \(dir)/telco_xgboost.json --triggers \(badRules) 2>&1",
+                                            timeout: .seconds(120))
+        #expect(refusedRules.status != 0 && refusedRules.output.contains("--triggers:") && refusedRules.output.contains("contrakt")
+                && refusedRules.output.contains("contract"), "\(refusedRules.output)")
         let logs = "/tmp/churngrid-test-\(getpid())-telco-logs"
         let cluster = try await LocalCluster.start(executable: try churngridExecutable(), postgresURL: url, model: "\(dir)/telco_xgboost.json", workers: 2,
-                                                   threads: 1, shards: 16, logDirectory: logs, logger: RescoringTests.logger)
+                                                   threads: 1, shards: 16, coordinatorOptions: ["--triggers", rulesFile],
+                                                   logDirectory: logs, logger: RescoringTests.logger)
         defer { cluster.stop() }
         let client = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: RescoringTests.logger)
         defer { Task { await client.close() } }
@@ -84,6 +101,29 @@ struct SchemaClusterTests {
             #expect(Float(live.probability) == expected[sid]?.xgboost, "subscriber \(sid): live \(live.probability), XGBoost \(expected[sid]?.xgboost ?? -1)")
             #expect(live.reasons.allSatisfy { telcoNames.contains($0.feature) })
         }
+
+        // Complaints from 60 subscribers: the rule fires for exactly those on a month-to-month
+        // contract with paperless billing, as the export says.
+        let table = try String(contentsOfFile: "\(dir)/telco.csv", encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+        let header = table[0].map(String.init)
+        let contract = try #require(header.firstIndex(of: "Contract")), paperless = try #require(header.firstIndex(of: "PaperlessBilling"))
+        var shouldFire = Set<Int64>(), lines: [String] = []
+        let now = Int64(Date().timeIntervalSince1970 * 1000) - 60_000
+        for (k, row) in table.dropFirst().prefix(60).enumerated() {
+            guard let sid = Int64(row[0]) else { continue }
+            if row[contract] == "Month-to-month" && row[paperless] == "Yes" { shouldFire.insert(sid) }
+            lines.append("{\"event_id\":\"telco-\(k)\",\"subscriber_id\":\(sid),\"type\":\"complaint\",\"at\":\"\(Timestamp.format(now + Int64(k)))\"}")
+        }
+        try #require(!shouldFire.isEmpty && shouldFire.count < 60)
+        let stream = "\(dir)/complaints.ndjson"
+        try (lines.joined(separator: "\n") + "\n").write(toFile: stream, atomically: true, encoding: .utf8)
+        let replayed = try await EventTests.replay(stream, cluster: cluster, log: "\(dir)/replay.log")
+        #expect(replayed.status == 0, "\(replayed.report)")
+        let fired = try await RescoringTests.eventually("the triggers of the complaints were not all stored", timeout: .seconds(120)) { () -> Set<Int64>? in
+            let ids = Set(try db.query("SELECT subscriber_id FROM retention_triggers WHERE rule = 'month_to_month_paperless_complaint'").rows.compactMap { Int64($0[0] ?? "") })
+            return ids.count >= shouldFire.count ? ids : nil
+        }
+        #expect(fired == shouldFire, "fired for \(fired.subtracting(shouldFire)) and not for \(shouldFire.subtracting(fired))")
 
         // Bad input: a feature the schema lacks, named with the schema's closest names; nothing registered.
         let text = try String(contentsOfFile: "\(dir)/telco_xgboost.json", encoding: .utf8)

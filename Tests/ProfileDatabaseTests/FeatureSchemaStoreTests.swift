@@ -171,6 +171,23 @@ struct FeatureSchemaStoreTests {
         #expect(try FeatureSchemaStore.columns(db).map(\.name) == grown.names)
     }
 
+    @Test("a worker's catalogue load follows the schema in force: a catalogue feature dropped is missing, one dropped and added again as an integer is read as its value")
+    func catalogueBySchema() async throws {
+        let url = try await TestDatabase.fresh()
+        let db = try PostgresConnection(url: url)
+        let catalogue = FeatureSchema.catalogue.features
+        let without = try FeatureSchema(id: "subscriber_id", features: catalogue.filter { $0.name != "region" && $0.name != "arpu_30d" })
+        try FeatureSchemaStore.apply(without, to: db, allowDrop: true, appliedBy: "test")
+        let readded = try FeatureSchema(id: "subscriber_id", features: without.features + [.init(name: "region", kind: .integer)])
+        try FeatureSchemaStore.apply(readded, to: db, allowDrop: false, appliedBy: "test")
+        try db.execute("INSERT INTO subscriber_profiles (subscriber_id, region, tenure_months) VALUES (42, 12, 7)")
+        let (stores, _) = try ProfileLoader.catalogue(url: url).load(shards: [ShardKey.shard(of: 42, shardCount: 4)], shardCount: 4)
+        let profile = try #require(stores.values.lazy.compactMap { $0.profile(of: 42) }.first)
+        #expect(profile[FeatureCatalogue.index(of: "region")!] == 12, "an integer column is cast, not read as a float's bits")
+        #expect(profile[FeatureCatalogue.index(of: "tenure_months")!] == 7)
+        #expect(profile[FeatureCatalogue.index(of: "arpu_30d")!].isNaN, "a dropped catalogue feature is missing")
+    }
+
     @Test("text of every kind (quotes, backslashes, tabs, non-ASCII) survives the trip through PostgreSQL's jsonb")
     func textRoundTrip() async throws {
         let db = try PostgresConnection(url: try await TestDatabase.fresh())

@@ -75,7 +75,7 @@ struct EventApplier: Sendable {
 extension ScoringModel {
     /// One subscriber's probability from its profile (catalogue order), without reasons.
     public func probability(profile: [Float]) -> Double {
-        var row = [Float](repeating: 0, count: profileColumn.count)
+        var row = [Float](repeating: .nan, count: profileColumn.count)  // a column not held is missing, as in every other path
         for (i, c) in profileColumn.enumerated() where c < profile.count { row[i] = profile[c] }
         return forest.transform(margin: forest.margin(row: row))
     }

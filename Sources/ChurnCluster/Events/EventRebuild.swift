@@ -16,7 +16,7 @@ enum EventRebuild {
     }
 
     static func rebuild(url: String, shards: [Int], shardCount: Int, model: ScoringModel, rules: TriggerRules?) throws -> [Int: Shard] {
-        let (stores, _) = try ProfileLoader(url: url).load(shards: shards, shardCount: shardCount)
+        let (stores, _) = try ProfileLoader.catalogue(url: url).load(shards: shards, shardCount: shardCount)
         let c = try PostgresConnection(url: url)
         let asOf = try EventLog.profilesAsOf(c) ?? 0
         let applier = EventApplier(model: model, binding: ProfileSchemaBinding(featureNames: FeatureCatalogue.names), rules: rules, node: "rebuild")

@@ -41,13 +41,21 @@ extension WorkerActor {
             let stale = stores.filter { ($0.value.store.extras?.names ?? []) != layout }
             if stale.isEmpty || (layout.isEmpty && stale.allSatisfy { $0.value.store.extras == nil }) { break }
             let targets = stale.map { (shard: $0.key, loaded: $0.value) }
+            // The new blocks, and the columns read for them, beside the blocks they replace.
+            try checkRoom(forExtraBytes: targets.reduce(0) { $0 + 2 * $1.loaded.store.rowCount * layout.count * 4 })
             let url = postgresURL, count = shardCount
             let started = ContinuousClock.now
             do {
-                try await loader.run { try ExtraColumnLoading.attach(layout, to: targets.map { ($0.shard, $0.loaded.store) }, url: url, shardCount: count) }
+                let dropped = try await loader.run { try ExtraColumnLoading.attach(layout, to: targets.map { ($0.shard, $0.loaded.store) }, url: url, shardCount: count) }
+                if !dropped.isEmpty {
+                    logger.warning("features a model loaded here reads are no longer in the feature schema: held as missing",
+                                   metadata: ["features": "\(dropped.joined(separator: ","))"])
+                }
             } catch {
                 throw ClusterError("\(actorSystem.node.name) cannot load the extra feature column(s) \(layout.joined(separator: ", ")): \(error)")
             }
+            // The loaded copies and libpq's buffers are freed: give the heap back to the system.
+            releaseFreedHeap()
             logger.info("extra feature columns loaded", metadata: ["features": "\(layout.joined(separator: ","))", "shards": "\(targets.count)",
                                                                    "seconds": "\(ContinuousClock.now - started)"])
         }
@@ -61,37 +69,51 @@ enum ExtraColumnLoading {
     /// Attaches to each store a block of `layout`'s columns: those it holds already copied, the
     /// others read from `subscriber_profiles` (one COPY for all the stores' shards), as the schema
     /// in force types them.
-    static func attach(_ layout: [String], to targets: [(shard: Int, store: ProfileStore)], url: String, shardCount: Int) throws {
-        guard !targets.isEmpty else { return }
+    /// - Returns: the features of `layout` that the schema in force no longer has (dropped after
+    ///   a model that read them was loaded here): held as missing.
+    @discardableResult
+    static func attach(_ layout: [String], to targets: [(shard: Int, store: ProfileStore)], url: String, shardCount: Int) throws -> [String] {
+        guard !targets.isEmpty else { return [] }
         guard !layout.isEmpty else {
             for t in targets { try t.store.attach(nil) }
-            return
+            return []
         }
-        let fetch = layout.filter { name in targets.contains { !($0.store.extras?.names.contains(name) ?? false) } }
+        var fetch = layout.filter { name in targets.contains { !($0.store.extras?.names.contains(name) ?? false) } }
         var loaded: [Int: ProfileStore] = [:]
+        var dropped: [String] = []
         if !fetch.isEmpty {
             guard shardCount > 0 else { throw ClusterError("no assignment yet: the shard count is unknown") }
             let stored = try FeatureSchemaStore.inForce(try PostgresConnection(url: url))
-            loaded = try ProfileLoader(url: url, schema: stored.schema, features: fetch)
-                .load(shards: targets.map(\.shard), shardCount: shardCount, streams: 2).stores
+            dropped = fetch.filter { stored.schema.index(of: $0) == nil }
+            fetch.removeAll { stored.schema.index(of: $0) == nil }
+            if !fetch.isEmpty {
+                loaded = try ProfileLoader(url: url, schema: stored.schema, features: fetch)
+                    .load(shards: targets.map(\.shard), shardCount: shardCount, streams: 2).stores
+            }
         }
         for (shard, store) in targets {
             let rows = store.rowCount
             let block = ExtraColumns(names: layout, rows: rows)
             let old = store.extras
             let source = loaded[shard]
+            // Each row's row in the loaded copy, looked up once for all the columns (-1: none).
+            var at = [Int32](repeating: -1, count: source == nil ? 0 : rows)
+            if let source {
+                for r in 0..<rows {
+                    let id = store.id(at: r)
+                    if id != ProfileStore.erasedID, let a = source.row(of: id) { at[r] = Int32(truncatingIfNeeded: a) }
+                }
+            }
             for (k, name) in layout.enumerated() {
                 if let old, let o = old.names.firstIndex(of: name) {
                     for r in 0..<min(rows, old.rows) { block.set(row: r, feature: k, old.value(row: r, feature: o)) }
                 } else if let source, let f = fetch.firstIndex(of: name) {
-                    for r in 0..<rows {
-                        let id = store.id(at: r)
-                        guard id != ProfileStore.erasedID, let at = source.row(of: id) else { continue }
-                        block.set(row: r, feature: k, source.value(row: at, feature: f))
-                    }
+                    for r in 0..<rows where at[r] >= 0 { block.set(row: r, feature: k, source.value(row: Int(at[r]), feature: f)) }
                 }
             }
             try store.attach(block)
+            loaded[shard] = nil  // its copy of the columns goes as soon as they are in place
         }
+        return dropped
     }
 }

@@ -4,6 +4,7 @@ import Logging
 import Metrics
 import Synchronization
 import ServiceLifecycle
+import SubscriberEvents
 import SubscriberProfiles
 import TreeModel
 import WireFormat
@@ -169,8 +170,17 @@ public final class CoordinatorService: Service, Sendable {
     private func lead(term: Int64) async throws -> CoordinatorActor {
         let interrupted = try await database.failInterruptedJobs(reason: "the coordinator stopped while the job was running")
         if !interrupted.isEmpty { logger.warning("jobs interrupted by a coordinator stop were marked failed", metadata: ["jobs": "\(interrupted)"]) }
-        // The --model file must read what the profiles can hold (checked as `models add` checks).
+        // The --model file must read what the profiles can hold (checked as `models add` checks),
+        // and the trigger rules too.
         let stored = try await database.featureSchema()
+        let rules = configuration.settings.triggers
+        if !rules.bytes.elements.isEmpty {
+            do {
+                _ = try TriggerRules.parse(rules.bytes.elements, file: rules.source, featureNames: WorkerActor.ruleFeatureNames(schema: stored.schema.names))
+            } catch {
+                throw ClusterError("--triggers: \(error) (checked against the feature schema in force, version \(stored.version))")
+            }
+        }
         let startupModel = try TreeEnsemble.parse(package.bytes.elements, file: configuration.modelPath)
         if let problem = ModelFeatureCheck.problem(model: startupModel, schema: stored.schema, schemaVersion: stored.version) {
             throw ClusterError("--model \(configuration.modelPath): \(problem)")

@@ -80,11 +80,9 @@ enum ShardLoading {
             // newer than the generation recorded, never older (their snapshot is then refused).
             let connection = try PostgresConnection(url: url)
             let generation = try ProfileSnapshotStore.currentGeneration(connection)
-            // A schema in force without some of the catalogue's features (migrated with
-            // --allow-drop): the workers hold them as missing.
-            let columns = Set(try FeatureSchemaStore.columns(connection).map(\.name))
-            let absent = Set(FeatureCatalogue.names.filter { !columns.contains($0) })
-            let (stores, _) = try ProfileLoader(url: url, absent: absent).load(shards: rest, shardCount: shardCount, streams: streams)
+            // By the schema in force: a catalogue feature it lacks (migrated with --allow-drop) is
+            // held as missing.
+            let (stores, _) = try ProfileLoader.catalogue(url: url, connection: connection).load(shards: rest, shardCount: shardCount, streams: streams)
             for s in rest { out.stores[s] = LoadedShard(store: stores[s] ?? ProfileStore(), generation: generation) }
             out.fromTable = rest
         }

@@ -137,7 +137,7 @@ public distributed actor WorkerActor {
             let rules: TriggerRules?
             do {
                 rules = assignment.triggers.bytes.elements.isEmpty ? nil
-                    : try TriggerRules.parse(assignment.triggers.bytes.elements, file: assignment.triggers.source, featureNames: FeatureCatalogue.names)
+                    : try await parseRules(assignment.triggers)
             } catch {
                 throw ClusterError("the coordinator's trigger rules do not load here: \(error)")
             }
@@ -308,6 +308,16 @@ public distributed actor WorkerActor {
         if resident + newShards * perShard > maxMemory {
             let room = max(0, (maxMemory - resident) / max(1, perShard))
             throw ClusterError("\(actorSystem.node.name) has room for \(room) more shards within --max-memory \(maxMemory) bytes (resident \(resident), \(perShard) bytes per shard), asked to load \(newShards)")
+        }
+    }
+
+    /// Refuses to build `bytes` more of extra columns that would take the process past
+    /// `--max-memory` (a deployment that needs more columns than the worker has room for).
+    func checkRoom(forExtraBytes bytes: Int) throws {
+        guard maxMemory > 0, bytes > 0 else { return }
+        let resident = processResidentBytes()
+        if resident + bytes > maxMemory {
+            throw ClusterError("\(actorSystem.node.name) has no room for \(bytes) bytes of extra feature columns within --max-memory \(maxMemory) bytes (resident \(resident))")
         }
     }
 

@@ -1,0 +1,37 @@
+import Postgres
+import ProfileDatabase
+import SubscriberEvents
+import SubscriberProfiles
+
+/// Trigger rules on a worker: a rule's `features` conditions may read any feature of the schema
+/// in force (docs/triggers.md). Those the built-in catalogue lacks are held as extra columns
+/// (docs/models.md, "What the cluster reads"), loaded on every held shard before the rules apply.
+extension WorkerActor {
+    /// Parses `package`'s rules against the profiles held here, loading the extra columns they
+    /// read first.
+    /// - Throws: `TriggerRulesError` for rules that do not parse (a feature the schema lacks named
+    ///   with its closest names); `ClusterError` when their columns cannot be loaded.
+    func parseRules(_ package: TriggerPackage) async throws -> TriggerRules {
+        let bytes = package.bytes.elements, source = package.source
+        let catalogue = FeatureCatalogue.names
+        if case .success(let rules) = Self.parse(bytes, source, catalogue + extraLayout) { return rules }
+        // A feature not held here yet: read against the whole schema in force, then held.
+        let url = postgresURL
+        let schema = try await loader.run { try FeatureSchemaStore.inForce(try PostgresConnection(url: url)).schema.names }
+        let known = Set(catalogue)
+        let rules = try Self.parse(bytes, source, Self.ruleFeatureNames(schema: schema)).get()
+        let layout = try await holdExtras(adding: rules.featuresRead.filter { !known.contains($0) })
+        return try Self.parse(bytes, source, catalogue + layout).get()
+    }
+
+    private static func parse(_ bytes: [UInt8], _ source: String, _ names: [String]) -> Result<TriggerRules, TriggerRulesError> {
+        Result { () throws(TriggerRulesError) in try TriggerRules.parse(bytes, file: source, featureNames: names) }
+    }
+
+    /// The names trigger rules may read on a cluster whose schema in force has `schema`: the
+    /// catalogue's (held always), then the schema's others.
+    static func ruleFeatureNames(schema: [String]) -> [String] {
+        let known = Set(FeatureCatalogue.names)
+        return FeatureCatalogue.names + schema.filter { !known.contains($0) }
+    }
+}
