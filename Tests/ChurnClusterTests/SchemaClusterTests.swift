@@ -185,5 +185,16 @@ struct SchemaClusterTests {
             if log.contains("extra feature columns loaded") && log.contains("total_charges") { loadedOn += 1 }
         }
         #expect(loadedOn == 2, "the workers' logs do not both show the extra columns loaded")
+
+        // A third worker joins: the shards streamed to it (the catalogue's columns only) load their
+        // extra columns before they answer, and score with LightGBM's own probabilities.
+        try cluster.addWorker("worker-3", threads: 1)
+        let balanced = try await RescoringTests.waitForBalance(client, workers: 3)
+        let third = try #require(balanced.workers.first { $0.name == "worker-3" })
+        #expect(third.shards > 0, "no shard moved to worker-3")
+        let after = try await scoredByJob("lightgbm after a join") { expected[$0].map { Float($0.lightgbm) } }
+        #expect(after.job.state == .completed && after.differing == 0, "\(after.differing) differ after worker-3 joined (\(after.job.error ?? ""))")
+        let joinedLog = (try? String(contentsOfFile: "\(logs)/worker-3.log", encoding: .utf8)) ?? ""
+        #expect(joinedLog.contains("extra feature columns loaded") && joinedLog.contains("total_charges"), "worker-3 did not load the extra columns")
     }
 }
