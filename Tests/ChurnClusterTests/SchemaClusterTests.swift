@@ -64,6 +64,11 @@ struct SchemaClusterTests {
                                             timeout: .seconds(120))
         #expect(refusedRules.status != 0 && refusedRules.output.contains("--triggers:") && refusedRules.output.contains("contrakt")
                 && refusedRules.output.contains("contract"), "\(refusedRules.output)")
+        // The built-in default model reads catalogue features this schema dropped: with no model
+        // served yet, the coordinator does not start on it, and says why.
+        let unfit = await runCommand("\(churngrid) coordinator --listen tcp://127.0.0.1:0 --postgres \(url) --model \(shellQuoted(RescoringTests.model)) --triggers none 2>&1",
+                                     timeout: .seconds(120))
+        #expect(unfit.status != 0 && unfit.output.contains("is a built-in catalogue feature that the feature schema in force"), "\(unfit.output)")
         let logs = "/tmp/churngrid-test-\(getpid())-telco-logs"
         let cluster = try await LocalCluster.start(executable: try churngridExecutable(), postgresURL: url, model: "\(dir)/telco_xgboost.json", workers: 2,
                                                    threads: 1, shards: 16, coordinatorOptions: ["--triggers", rulesFile],
@@ -196,5 +201,20 @@ struct SchemaClusterTests {
         #expect(after.job.state == .completed && after.differing == 0, "\(after.differing) differ after worker-3 joined (\(after.job.error ?? ""))")
         let joinedLog = (try? String(contentsOfFile: "\(logs)/worker-3.log", encoding: .utf8)) ?? ""
         #expect(joinedLog.contains("extra feature columns loaded") && joinedLog.contains("total_charges"), "worker-3 did not load the extra columns")
+
+        // A coordinator restarted with the built-in default model as --model (which this schema
+        // cannot feed) still leads, and serves the model deployed last.
+        kill(try #require(cluster.pid("coordinator")), SIGKILL)
+        try await Task.sleep(for: .seconds(1))
+        try await cluster.restartCoordinator(model: RescoringTests.model)
+        let restarted = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: RescoringTests.logger)
+        defer { Task { await restarted.close() } }
+        let servedAfter = try await RescoringTests.eventually("no live answer after the restart", timeout: .seconds(120)) { () -> LiveScore? in
+            guard case .found(let live) = try? await restarted.coordinator.score(ids[0]) else { return nil }
+            return live
+        }
+        #expect(servedAfter.modelVersion == version && abs(servedAfter.probability - (expected[ids[0]]?.lightgbm ?? -1)) < 1e-12)
+        let coordinatorLog = (try? String(contentsOfFile: "\(logs)/coordinator.log", encoding: .utf8)) ?? ""
+        #expect(coordinatorLog.contains("--model does not fit the feature schema in force: not registered"))
     }
 }

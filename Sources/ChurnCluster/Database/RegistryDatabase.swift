@@ -153,11 +153,22 @@ extension ClusterDatabase {
     /// otherwise the model deployed last stays (a restart never changes or rolls back the model:
     /// `churngrid models deploy` does).
     /// - Returns: the model served (name, version and bytes) and why.
-    func modelToServe(startup: ModelPackage, features: [String], name: String, by: String) async throws -> (name: String, version: String, bytes: [UInt8], reason: String) {
-        let (_, inserted) = try await addModel(name: name, version: startup.version, source: startup.source, features: features,
+    /// - Parameter startupProblem: why the --model file cannot be served on the schema in force
+    ///   (nil: it can): it is then not registered, and the cluster starts only if a model is served.
+    func modelToServe(startup: ModelPackage, features: [String], name: String, by: String,
+                      startupProblem: String? = nil) async throws -> (name: String, version: String, bytes: [UInt8], reason: String) {
+        var inserted = false
+        if startupProblem == nil {
+            (_, inserted) = try await addModel(name: name, version: startup.version, source: startup.source, features: features,
                                                bytes: startup.bytes.elements, by: by)
+        }
         let served = try await run { c in
             try c.query("SELECT name, version FROM model_served").rows.first.map { ($0[0] ?? "", $0[1] ?? "") }
+        }
+        if let startupProblem {
+            guard let served else { throw ClusterError("--model \(startup.source): \(startupProblem)") }
+            let (_, bytes) = try await registeredModel(name: served.0, version: served.1)
+            return (served.0, served.1, bytes, "the model deployed last (model_served); --model \(startup.source) is not registered: \(startupProblem)")
         }
         guard let served else {
             try await setServed(name: name, version: startup.version, by: by)

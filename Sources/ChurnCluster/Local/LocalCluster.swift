@@ -223,14 +223,17 @@ public final class LocalCluster: @unchecked Sendable {
     /// Starts the coordinator again on the same endpoint (after it was killed) and waits until it
     /// listens; the workers re-register by themselves.
     /// - Parameter leading: wait until it leads (it took the lease back), not only until it listens.
-    public func restartCoordinator(_ name: String = "coordinator", leading: Bool = true) async throws {
+    /// - Parameter model: another `--model` file for it than the one it started with.
+    public func restartCoordinator(_ name: String = "coordinator", leading: Bool = true, model: String? = nil) async throws {
         let index = name == "coordinator" ? 0 : (Int(name.dropFirst("coordinator-".count)) ?? 1) - 1
         guard coordinatorEndpoints.indices.contains(index) else { throw ClusterError("no coordinator named \(name)") }
         let text = (try? String(contentsOfFile: logPath(name), encoding: .utf8)) ?? ""
         let listened = text.components(separatedBy: "coordinator listening ").count - 1
         let led = text.components(separatedBy: "coordinator leading term ").count - 1
         processes.removeAll { $0.name == name && !$0.process.isRunning }
-        try spawn(executable, name, coordinatorArguments(name, coordinatorEndpoints[index]), appendLog: true)
+        var arguments = coordinatorArguments(name, coordinatorEndpoints[index])
+        if let model, let i = arguments.firstIndex(of: "--model"), i + 1 < arguments.count { arguments[i + 1] = model }
+        try spawn(executable, name, arguments, appendLog: true)
         _ = try await endpoint(of: name, prefix: "coordinator listening ", occurrence: listened + 1)
         if leading { _ = try await endpoint(of: name, prefix: "coordinator leading term ", occurrence: led + 1) }
     }

@@ -181,13 +181,17 @@ public final class CoordinatorService: Service, Sendable {
                 throw ClusterError("--triggers: \(error) (checked against the feature schema in force, version \(stored.version))")
             }
         }
+        // A file that does not fit the schema is not registered; the cluster then serves what it
+        // served (a restart after a schema change never stops on an old --model), or does not start.
         let startupModel = try TreeEnsemble.parse(package.bytes.elements, file: configuration.modelPath)
-        if let problem = ModelFeatureCheck.problem(model: startupModel, schema: stored.schema, schemaVersion: stored.version) {
-            throw ClusterError("--model \(configuration.modelPath): \(problem)")
+        let startupProblem = ModelFeatureCheck.problem(model: startupModel, schema: stored.schema, schemaVersion: stored.version)
+        if let startupProblem {
+            logger.warning("--model does not fit the feature schema in force: not registered", metadata: ["model": "\(configuration.modelPath)", "problem": "\(startupProblem)"])
         }
         // The model served: the registry's record of the last deployment, or the --model file
         // when it is new to the registry (registered as model `churn`).
-        let served = try await database.modelToServe(startup: package, features: model.featureNames, name: ModelRegistry.defaultName, by: system.node.name)
+        let served = try await database.modelToServe(startup: package, features: model.featureNames, name: ModelRegistry.defaultName, by: system.node.name,
+                                                     startupProblem: startupProblem)
         var serving = model, servingPackage = package
         if served.version != package.version {
             let source = "registry:\(served.name)/\(served.version)"
