@@ -23,7 +23,7 @@ Results: .churngrid/bench/challenger.json (PostgreSQL runs with fsync off here: 
 """
 import argparse, json, os, subprocess, sys, time
 
-from local import profile_matrix, psql, query_load, sh, start_coordinator, start_workers, stop_cluster
+from local import bench_base, profile_matrix, psql, query_load, sh, start_coordinator, start_workers, stop_cluster
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, ".build/release/churngrid")
@@ -56,15 +56,7 @@ def main():
     ap.add_argument("--duration", type=float, default=20)
     ap.add_argument("--jobs", type=int, default=3)
     a = ap.parse_args()
-    pgdir = os.path.join(ROOT, ".churngrid/pg-bench")
-    url = sh("bash", "Deploy/local/pg.sh", "start", pgdir).strip().splitlines()[-1]
-    os.environ["CHURNGRID_POSTGRES_URL"] = url
-    exists = psql(url, "SELECT to_regclass('subscriber_profiles') IS NOT NULL") == "t"
-    have = int(psql(url, "SELECT count(*) FROM subscriber_profiles")) if exists else 0
-    if have < a.subscribers:
-        print(f"generating {a.subscribers:,} subscribers", flush=True)
-        sh(BIN, "generate", "--subscribers", str(a.subscribers), "--postgres", url)
-    have = int(psql(url, "SELECT count(*) FROM subscriber_profiles"))
+    url, have = bench_base(BIN, ROOT, a.subscribers)
     # A new cluster each run: the served model and the registry start from --model.
     psql(url, "DO $$ BEGIN IF to_regclass('model_served') IS NOT NULL THEN DELETE FROM model_served; DELETE FROM model_registry; END IF; END $$")
     variant = os.path.join(ROOT, ".churngrid/bench/churn-variant.json")

@@ -12,6 +12,21 @@ def psql(url, sql):
     return sh("psql", url, "-qAtX", "-c", sql).strip()
 
 
+def bench_base(binary, root, subscribers):
+    """Starts the benchmarks' PostgreSQL (.churngrid/pg-bench) and makes sure its base has at least
+    `subscribers` profiles (generated when it has fewer); (its URL, the profiles it has). The URL is
+    exported as CHURNGRID_POSTGRES_URL for the processes started afterwards."""
+    import os
+    url = sh("bash", "Deploy/local/pg.sh", "start", os.path.join(root, ".churngrid/pg-bench")).strip().splitlines()[-1]
+    os.environ["CHURNGRID_POSTGRES_URL"] = url
+    exists = psql(url, "SELECT to_regclass('subscriber_profiles') IS NOT NULL") == "t"
+    have = int(psql(url, "SELECT count(*) FROM subscriber_profiles")) if exists else 0
+    if have < subscribers:
+        print(f"generating {subscribers:,} subscribers", flush=True)
+        sh(binary, "generate", "--subscribers", str(subscribers), "--postgres", url)
+    return url, int(psql(url, "SELECT count(*) FROM subscriber_profiles"))
+
+
 def stop_cluster(procs):
     """Stops a local cluster's processes: the coordinator first (so the workers, stopping on
     SIGTERM, do not drain their shards onto each other), then the rest; SIGKILL after 20 s."""

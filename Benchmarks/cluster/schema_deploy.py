@@ -23,7 +23,7 @@ Results: .churngrid/bench/schema_deploy.json (PostgreSQL runs with fsync off her
 """
 import argparse, json, os, re, subprocess, time
 
-from local import psql, query_load, sh, start_coordinator, start_workers, stop_cluster
+from local import bench_base, psql, query_load, sh, start_coordinator, start_workers, stop_cluster
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, ".build/release/churngrid")
@@ -54,15 +54,7 @@ def main():
     ap.add_argument("--rate", type=float, default=5000)
     ap.add_argument("--duration", type=float, default=30)
     a = ap.parse_args()
-    pgdir = os.path.join(ROOT, ".churngrid/pg-bench")
-    url = sh("bash", "Deploy/local/pg.sh", "start", pgdir).strip().splitlines()[-1]
-    os.environ["CHURNGRID_POSTGRES_URL"] = url
-    exists = psql(url, "SELECT to_regclass('subscriber_profiles') IS NOT NULL") == "t"
-    have = int(psql(url, "SELECT count(*) FROM subscriber_profiles")) if exists else 0
-    if have < a.subscribers:
-        print(f"generating {a.subscribers:,} subscribers", flush=True)
-        sh(BIN, "generate", "--subscribers", str(a.subscribers), "--postgres", url)
-    have = int(psql(url, "SELECT count(*) FROM subscriber_profiles"))
+    url, have = bench_base(BIN, ROOT, a.subscribers)
     bench = os.path.join(ROOT, ".churngrid/bench")
     logs = os.path.join(bench, "schema-deploy-logs")
     os.makedirs(logs, exist_ok=True)

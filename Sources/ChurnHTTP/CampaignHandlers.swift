@@ -30,7 +30,7 @@ extension Handlers {
         // Checked here first, as the CLI does: a mistake in the file is named before anything is
         // asked of the cluster (the coordinator checks it again).
         do {
-            _ = try Campaign.parse(bytes, source: Self.bodySource)
+            _ = try Campaign.check(bytes, source: Self.bodySource)
         } catch {
             throw Problem(.invalidBody, "\(error)", field: error.field)
         }
@@ -62,7 +62,7 @@ extension Handlers {
         }
         let bytes = Array(try await collectBody(limit: Campaign.maxFileBytes).readableBytesView)
         do {
-            _ = try Campaign.parse(bytes, source: Self.bodySource)
+            _ = try Campaign.check(bytes, source: Self.bodySource)
         } catch {
             throw Problem(.invalidBody, "\(error)", field: error.field)
         }

@@ -32,7 +32,7 @@ struct CampaignCommand: ParsableCommand {
             try await reportingClusterErrors {
                 guard let data = FileManager.default.contents(atPath: config) else { throw ValidationError("--config: cannot read \(config)") }
                 // Checked here first: a mistake in the file is named before anything is asked of the cluster.
-                let campaign = try Campaign.parse(Array(data), source: config)
+                let campaign = try Campaign.check(Array(data), source: config)
                 if !json { FileHandle.standardError.write(Data("deciding campaign \(campaign.name) over the published job …\n".utf8)) }
                 let summary = try await withCoordinator(target, logger: logger) { client in
                     // A run scores and explains the whole base: minutes on a large one, not the default call timeout.

@@ -3,6 +3,7 @@ import ClusterSystem
 import Foundation
 import Postgres
 import SubscriberEvents
+import SubscriberProfiles
 import Testing
 import TestSupport
 
@@ -216,5 +217,60 @@ struct SchemaClusterTests {
         #expect(servedAfter.modelVersion == version && abs(servedAfter.probability - (expected[ids[0]]?.lightgbm ?? -1)) < 1e-12)
         let coordinatorLog = (try? String(contentsOfFile: "\(logs)/coordinator.log", encoding: .utf8)) ?? ""
         #expect(coordinatorLog.contains("--model does not fit the feature schema in force: not registered"))
+    }
+}
+
+extension SchemaClusterTests {
+    @Test("a campaign run's eligibility may select on a feature the schema adds: the workers load it before deciding, and every action's offer is one its subscriber is eligible for; a live campaign selecting on it is refused, saying why")
+    func campaignOnSchemaFeature() async throws {
+        let (url, cluster, client) = try await RescoringTests.cluster(subscribers: 20_000, shards: 32, name: "schema-campaign")
+        defer { cluster.stop() }
+        defer { Task { await client.close() } }
+        let db = try PostgresConnection(url: url)
+        let cli = shellQuoted(try churngridExecutable())
+        let at = "--coordinator \(cluster.coordinatorEndpoint)"
+        let dir = "/tmp/churngrid-test-\(getpid())-schema-campaign"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        // The running cluster's schema gains a contract type, filled for every subscriber.
+        let schema = try FeatureSchema(id: "subscriber_id", features: FeatureSchema.catalogue.features + [
+            .init(name: "contract", kind: .category(["Month-to-month", "One year", "Two year"]))])
+        try schema.document().write(toFile: "\(dir)/schema.json", atomically: true, encoding: .utf8)
+        let migrated = await runCommand("\(cli) profiles migrate --schema \(dir)/schema.json --postgres \(url)")
+        try #require(migrated.status == 0, "\(migrated.output)")
+        try db.execute("UPDATE subscriber_profiles SET contract = (subscriber_id % 3)::smallint")
+        let job = try await RescoringTests.waitForJob(client, try await client.coordinator.startRescore())
+        try #require(job.state == .completed)
+
+        let every = #"{"very_high": ["m2m_call", "annual_sms"], "high": ["m2m_call", "annual_sms"], "medium": ["m2m_call", "annual_sms"], "low": ["m2m_call", "annual_sms"]}"#
+        let config = """
+            {"name": "by-contract", "value_tiers": [0.3333, 0.6667],
+             "offers": [
+               {"id": "m2m_call", "channel": "call", "cost": 0.01, "acceptance": 0.5, "retention_effect": 0.5, "eligible": {"contract": [0]}},
+               {"id": "annual_sms", "channel": "sms", "cost": 0.01, "acceptance": 0.5, "retention_effect": 0.5, "eligible": {"contract": [1, 2]}}],
+             "matrix": {"high": \(every), "mid": \(every), "low": \(every)},
+             "control_fraction": 0.1}
+            """
+        try config.write(toFile: "\(dir)/campaign.json", atomically: true, encoding: .utf8)
+        let ran = await runCommand("\(cli) campaign run --config \(dir)/campaign.json --json \(at)")
+        try #require(ran.status == 0, "\(ran.output)")
+        let run = try CampaignTests.json(ran.output)
+        let rows = try db.query("""
+            SELECT a.offer_id, p.contract, count(*) FROM campaign_actions a JOIN subscriber_profiles p USING (subscriber_id)
+            WHERE a.run_id = $1 GROUP BY 1, 2 ORDER BY 1, 2
+            """, ["\(run["run_id"] ?? "")"]).rows
+        var byOffer: [String: [String: Int]] = [:]
+        for r in rows { byOffer[r[0] ?? "", default: [:]][r[1] ?? "null"] = Int(r[2] ?? "") ?? 0 }
+        #expect(Set(byOffer["m2m_call"]?.keys ?? [:].keys) == ["0"], "\(byOffer)")
+        #expect(Set(byOffer["annual_sms"]?.keys ?? [:].keys).isSubset(of: ["1", "2"]) && !(byOffer["annual_sms"] ?? [:]).isEmpty, "\(byOffer)")
+        let logs = (1...2).map { (try? String(contentsOfFile: cluster.logPath("worker-\($0)"), encoding: .utf8)) ?? "" }
+        #expect(logs.allSatisfy { $0.contains("extra feature columns loaded") && $0.contains("contract") }, "the workers did not both load the contract column")
+
+        // A misspelt schema feature: refused by the coordinator with the schema's closest names.
+        try config.replacingOccurrences(of: "\"contract\": [1, 2]", with: "\"contrct\": [1, 2]").write(toFile: "\(dir)/bad.json", atomically: true, encoding: .utf8)
+        let bad = await runCommand("\(cli) campaign run --config \(dir)/bad.json \(at)")
+        #expect(bad.status != 0 && bad.output.contains("contrct") && bad.output.contains("closest: \"contract\""), "\(bad.output)")
+        // The live campaign decides on the event path, which reads catalogue features only.
+        let live = await runCommand("\(cli) campaign live start --config \(dir)/campaign.json \(at)")
+        #expect(live.status != 0 && live.output.contains("a live campaign selects on catalogue features only"), "\(live.output)")
     }
 }

@@ -79,12 +79,8 @@ extension CoordinatorActor {
         let caller = ClusterActorSystem.caller
         let started = Date()
         let clock = ContinuousClock.now
-        let campaign: Campaign
-        do {
-            campaign = try Campaign.parse(request.config.elements, source: request.source)
-        } catch {
-            throw CampaignRefusal(.invalidCampaign, "\(error)", field: (error as any Error as? CampaignError)?.field)
-        }
+        // Eligibility may read any feature of the schema in force.
+        let (campaign, extras) = try await parseCampaign(request.config.elements, source: request.source)
         guard !campaignBusy else { throw CampaignRefusal(.conflict, "another campaign run is deciding; run this one when it has finished") }
         guard !erasing else { throw CampaignRefusal(.conflict, "subscribers are being erased; run the campaign when the erasure has finished") }
         guard !deploying else { throw CampaignRefusal(.conflict, "a model is being deployed; run the campaign when the deployment has finished") }
@@ -113,6 +109,9 @@ extension CoordinatorActor {
         var merged = ValueHistogram()
         for h in histograms { merged.merge(h.1) }
         let tiers = ValueTiers(histogram: merged, quantiles: campaign.valueTierCuts)
+
+        // Every worker holds the schema features its eligibility reads before any shard decides.
+        if !extras.isEmpty { try await holdEverywhere(extras, for: campaign.name) }
 
         // Second pass: every shard's candidates.
         let request = CampaignDecisionRequest(campaign: request.config.elements, source: request.source, clv: CLVWire(clv), cuts: tiers.cuts)
@@ -385,5 +384,35 @@ extension CampaignFill.Summary {
         s.perChannel = s.perChannel.filter { $0.value != CampaignFill.ArmCounts() }
         s.perCell = s.perCell.filter { $0.value != CampaignFill.ArmCounts() }
         return s
+    }
+}
+
+extension CoordinatorActor {
+    /// A campaign file parsed against the schema in force: its offers' eligibility may name any
+    /// of its features. Returns it and the features it reads that the catalogue lacks.
+    func parseCampaign(_ bytes: [UInt8], source: String) async throws -> (Campaign, [String]) {
+        let names = WorkerActor.ruleFeatureNames(schema: try await database.featureSchema().schema.names)
+        let campaign: Campaign
+        do {
+            campaign = try Campaign.parse(bytes, source: source, eligibilityFeatures: names)
+        } catch {
+            throw CampaignRefusal(.invalidCampaign, "\(error)", field: error.field)
+        }
+        let catalogue = Set(FeatureCatalogue.names)
+        return (campaign, campaign.eligibilityFeatureNames(among: names).filter { !catalogue.contains($0) })
+    }
+
+    /// Asks every worker to hold `features` (loading them on every shard it holds); all or nothing.
+    func holdEverywhere(_ features: [String], for campaign: String) async throws {
+        let term = term
+        let held = await Self.onEveryWorker(memberWorkers(), timeout: Self.prepareTimeout) { try await $0.holdFeatures(features, term: term) }
+        let failed = held.compactMap { name, result -> String? in
+            if case .failure(let error) = result { return "\(name) (\(error))" }
+            return nil
+        }
+        guard failed.isEmpty else {
+            throw ClusterError("campaign \(campaign) not decided: \(failed.joined(separator: ", ")) could not load the features its eligibility reads (\(features.joined(separator: ", ")))")
+        }
+        logger.info("workers hold the campaign's eligibility features", metadata: ["campaign": "\(campaign)", "features": "\(features.joined(separator: ","))"])
     }
 }

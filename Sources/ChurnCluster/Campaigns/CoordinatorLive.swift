@@ -37,11 +37,10 @@ extension CoordinatorActor {
     /// - Returns: JSON `{"run_id", "campaign", "tier_cuts", "replaced_run", "max_trigger_age_seconds"}`.
     public distributed func startLiveCampaign(_ request: LiveCampaignRequest) async throws -> String {
         let caller = ClusterActorSystem.caller
-        let campaign: Campaign
-        do {
-            campaign = try Campaign.parse(request.config.elements, source: request.source)
-        } catch {
-            throw CampaignRefusal(.invalidCampaign, "\(error)", field: (error as any Error as? CampaignError)?.field)
+        let (campaign, extras) = try await parseCampaign(request.config.elements, source: request.source)
+        guard extras.isEmpty else {
+            throw CampaignRefusal(.invalidCampaign, "the live campaign's eligibility reads \(extras.joined(separator: ", ")), which the built-in catalogue does not have: in this release a live campaign selects on catalogue features only (a campaign run may use any feature of the schema)",
+                                  field: "offers")
         }
         guard (1...86_400).contains(request.maxTriggerAgeSeconds) else {
             throw CampaignRefusal(.invalidArgument, "max trigger age: 1 to 86400 seconds, not \(request.maxTriggerAgeSeconds)", field: "max_trigger_age_seconds")

@@ -1,3 +1,5 @@
+import ClusterSystem
+import Distributed
 import Logging
 import Postgres
 import ProfileDatabase
@@ -10,6 +12,18 @@ import TreeModel
 /// only then is the model compiled against them, so its switch (an epoch later) never finds a
 /// column missing. Shards that arrive later get the same columns before they answer.
 extension WorkerActor {
+    /// Holds the schema features `names` on every shard held here, loading those not held yet
+    /// (coordinator only: before a campaign run whose eligibility reads them).
+    /// - Returns: the extra columns held from then on.
+    public distributed func holdFeatures(_ names: [String], term: Int64) async throws -> [String] {
+        try obey(term: term, epoch: nil, "holdFeatures")
+        guard names.count <= FeatureSchema.maxFeatures, names.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 63 }) else {
+            throw ClusterError("holdFeatures: at most \(FeatureSchema.maxFeatures) feature names of 1–63 bytes")
+        }
+        let catalogue = Set(FeatureCatalogue.names)
+        return try await holdExtras(adding: names.filter { !catalogue.contains($0) })
+    }
+
     /// Compiles model bytes against this worker's profiles, loading the extra columns it reads
     /// on every held shard first.
     /// - Throws: `ModelError` for a model that does not load; `ClusterError` when its columns

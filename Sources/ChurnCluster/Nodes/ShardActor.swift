@@ -111,7 +111,10 @@ public distributed actor ShardActor {
     public distributed func campaignCandidates(_ request: CampaignDecisionRequest) async throws -> ShardCandidates {
         let campaign: Campaign
         do {
-            campaign = try Campaign.parse(request.campaign.elements, source: request.source)
+            // Eligibility on the schema's own features reads the extra columns the coordinator
+            // had this worker hold before the run.
+            campaign = try Campaign.parse(request.campaign.elements, source: request.source,
+                                          eligibilityFeatures: FeatureCatalogue.names + (loaded.store.extras?.names ?? []))
         } catch {
             throw ClusterError("\(error)")
         }

@@ -460,6 +460,7 @@ extension WorkerActor: AccessControlled {
         "shardLoads()": Role.readers,
         "erase(_:term:)": [.coordinator],
         "prepareModel(_:term:)": [.coordinator],
+        "holdFeatures(_:term:)": [.coordinator],
         "switchModel(version:term:)": [.coordinator],
         "switchChallenger(_:term:)": [.coordinator],
         "prepareComparison(_:term:)": [.coordinator],

@@ -19,19 +19,45 @@ extension Campaign {
     /// - Parameters:
     ///   - bytes: the file's contents (UTF-8 JSON, at most `maxFileBytes`).
     ///   - source: its name, for errors.
+    ///   - eligibilityFeatures: the profile columns an offer's `eligible` may name, in column order
+    ///     (default: the built-in catalogue; on a cluster, the catalogue and the schema's others:
+    ///     `EligibilityRule.feature` indexes this list). Reasons always name catalogue features.
     /// - Throws: `CampaignError` for the first problem in file order, naming the field's path
     ///   (`offers[1].cost`), the problem and the fix.
-    public static func parse(_ bytes: [UInt8], source: String) throws(CampaignError) -> Campaign {
+    public static func parse(_ bytes: [UInt8], source: String, eligibilityFeatures: [String] = FeatureCatalogue.names) throws(CampaignError) -> Campaign {
         let top = CampaignPlace(source: source)
+        return try CampaignFileReader(eligibilityFeatures: eligibilityFeatures).campaign(try document(bytes, top), top)
+    }
+
+    /// Checks a campaign file where the feature schema in force is not at hand (the CLI, the HTTP
+    /// API, before asking the coordinator): everything `parse` checks, except that an offer's
+    /// `eligible` may name any feature — the coordinator checks those against the schema. The
+    /// result is for its name and counts, not for deciding (such a rule's `feature` is -1).
+    public static func check(_ bytes: [UInt8], source: String) throws(CampaignError) -> Campaign {
+        let top = CampaignPlace(source: source)
+        return try CampaignFileReader(anyEligibilityFeature: true).campaign(try document(bytes, top), top)
+    }
+
+    /// The file as one JSON document, size checked.
+    private static func document(_ bytes: [UInt8], _ top: CampaignPlace) throws(CampaignError) -> StrictJSON {
         guard bytes.count <= maxFileBytes else {
             throw top.error(.fileTooLarge, "the file has \(bytes.count) bytes, at most \(maxFileBytes) are read", "shorten it")
         }
-        let root: StrictJSON
         switch StrictJSONReader.read(bytes) {
-        case .success(let document): root = document
+        case .success(let document): return document
         case .failure(let error): throw top.error(.malformedJSON, "\(error)", "fix the JSON syntax there; the file must be one object")
         }
-        return try CampaignFileReader().campaign(root, top)
+    }
+
+    /// The features its offers' eligibility reads, by name from the list it was parsed with.
+    public func eligibilityFeatureNames(among names: [String]) -> [String] {
+        var out: [String] = [], seen = Set<String>()
+        for offer in offers {
+            for rule in offer.eligibility where names.indices.contains(rule.feature) && seen.insert(names[rule.feature]).inserted {
+                out.append(names[rule.feature])
+            }
+        }
+        return out
     }
 }
 
@@ -59,6 +85,11 @@ struct CampaignPlace {
 
 /// Checks a parsed JSON document against the campaign format and builds the typed campaign.
 struct CampaignFileReader {
+    /// What `eligible` may name (see `Campaign.parse`).
+    var eligibilityFeatures: [String] = FeatureCatalogue.names
+    /// `Campaign.check`: any name (checked later against the schema in force).
+    var anyEligibilityFeature = false
+
     func campaign(_ root: StrictJSON, _ place: CampaignPlace) throws(CampaignError) -> Campaign {
         let f = try fields(root, place, allowed: Campaign.topKeys, what: "the campaign")
         for k in ["name", "value_tiers", "offers", "matrix", "control_fraction"] where f[k] == nil {
@@ -180,7 +211,10 @@ struct CampaignFileReader {
         if let v = f["eligible"] {
             let eat = at.key("eligible")
             for (n, item) in try fields(v, eat, allowed: nil, what: "eligible") {
-                let feature = try feature(named: n, eat.key(n), what: "eligibility feature")
+                guard let feature = eligibilityFeatures.firstIndex(of: n) ?? (anyEligibilityFeature ? -1 : nil) else {
+                    throw eat.key(n).error(.unknownFeature, "unknown eligibility feature \(quoted(n)): the feature schema has no such feature",
+                                           "use a feature of the schema in force (docs/features.md, or the operator's schema); closest: \(closest(n, eligibilityFeatures))")
+                }
                 guard case .array(let values) = item else { throw wrongType(item, eat.key(n), "an array of allowed values") }
                 guard !values.isEmpty else {
                     throw eat.key(n).error(.emptyList, "no allowed values, so no subscriber would be eligible", "list the allowed values or remove \(quoted(n))")
