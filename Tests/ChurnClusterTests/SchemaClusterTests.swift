@@ -269,8 +269,55 @@ extension SchemaClusterTests {
         try config.replacingOccurrences(of: "\"contract\": [1, 2]", with: "\"contrct\": [1, 2]").write(toFile: "\(dir)/bad.json", atomically: true, encoding: .utf8)
         let bad = await runCommand("\(cli) campaign run --config \(dir)/bad.json \(at)")
         #expect(bad.status != 0 && bad.output.contains("contrct") && bad.output.contains("closest: \"contract\""), "\(bad.output)")
-        // The live campaign decides on the event path, which reads catalogue features only.
-        let live = await runCommand("\(cli) campaign live start --config \(dir)/campaign.json \(at)")
-        #expect(live.status != 0 && live.output.contains("a live campaign selects on catalogue features only"), "\(live.output)")
+    }
+
+    @Test("a live campaign's eligibility may select on a feature the schema adds: every worker holds it before the campaign goes live, a worker that joins later too, and each trigger's action is an offer its subscriber is eligible for")
+    func liveCampaignOnSchemaFeature() async throws {
+        let (url, cluster, client, dir) = try await LiveCampaignTests.cluster(name: "schema-live", standbys: false)
+        defer { cluster.stop() }
+        defer { Task { await client.close() } }
+        let db = try PostgresConnection(url: url)
+        let cli = shellQuoted(try churngridExecutable())
+        let at = "--coordinator \(cluster.coordinatorEndpoint)"
+        let schema = try FeatureSchema(id: "subscriber_id", features: FeatureSchema.catalogue.features + [
+            .init(name: "contract", kind: .category(["Month-to-month", "One year", "Two year"]))])
+        try schema.document().write(toFile: "\(dir)/schema.json", atomically: true, encoding: .utf8)
+        let migrated = await runCommand("\(cli) profiles migrate --schema \(dir)/schema.json --postgres \(url)")
+        try #require(migrated.status == 0, "\(migrated.output)")
+        try db.execute("UPDATE subscriber_profiles SET contract = (subscriber_id % 3)::smallint")
+        let cells = #"{"low": ["m2m_call", "annual_sms"], "medium": ["m2m_call", "annual_sms"], "high": ["m2m_call", "annual_sms"], "very_high": ["m2m_call", "annual_sms"]}"#
+        let config = """
+            {"name": "live-by-contract", "value_tiers": [0.5],
+             "offers": [
+               {"id": "m2m_call", "channel": "call", "cost": 0.01, "acceptance": 1, "retention_effect": 1, "eligible": {"contract": [0]}},
+               {"id": "annual_sms", "channel": "sms", "cost": 0.01, "acceptance": 1, "retention_effect": 1, "eligible": {"contract": [1, 2]}}],
+             "matrix": {"tier0": \(cells), "tier1": \(cells)},
+             "budget": 1000, "control_fraction": 0.1}
+            """
+        try config.write(toFile: "\(dir)/live.json", atomically: true, encoding: .utf8)
+        let started = await runCommand("\(cli) campaign live start --config \(dir)/live.json --json \(at)")
+        try #require(started.status == 0, "\(started.output)")
+        let run = try #require((try CampaignTests.json(started.output))["run_id"] as? Int64)
+
+        let ids = try LiveCampaignTests.ids(db, "SELECT subscriber_id FROM subscriber_profiles ORDER BY subscriber_id LIMIT 150")
+        try await LiveCampaignTests.inquire(client, ids, tag: "schema")
+        _ = try await RescoringTests.eventually("every trigger decided", timeout: .seconds(120)) { () async throws -> Int? in
+            let c = try await LiveCampaignTests.liveCounts(client)
+            return c.decided + c.skipped >= ids.count ? c.decided : nil
+        }
+        let rows = try db.query("""
+            SELECT a.offer_id, p.contract, count(*) FROM campaign_actions a JOIN subscriber_profiles p USING (subscriber_id)
+            WHERE a.run_id = $1 GROUP BY 1, 2
+            """, [String(run)]).rows
+        var byOffer: [String: Set<String>] = [:]
+        for r in rows { byOffer[r[0] ?? "", default: []].insert(r[1] ?? "null") }
+        #expect(byOffer["m2m_call"] == ["0"], "\(byOffer)")
+        #expect(byOffer["annual_sms"].map { !$0.isEmpty && $0.isSubset(of: ["1", "2"]) } ?? false, "\(byOffer)")
+
+        // A worker that joins while the campaign is live holds the feature too (its assignment names it).
+        try cluster.addWorker("worker-3", threads: 1)
+        _ = try await RescoringTests.waitForBalance(client, workers: 3)
+        let joined = (try? String(contentsOfFile: cluster.logPath("worker-3"), encoding: .utf8)) ?? ""
+        #expect(joined.contains("extra feature columns loaded") && joined.contains("contract"), "worker-3 does not hold the contract column")
     }
 }

@@ -37,11 +37,8 @@ extension CoordinatorActor {
     /// - Returns: JSON `{"run_id", "campaign", "tier_cuts", "replaced_run", "max_trigger_age_seconds"}`.
     public distributed func startLiveCampaign(_ request: LiveCampaignRequest) async throws -> String {
         let caller = ClusterActorSystem.caller
+        // Eligibility may read any feature of the schema in force: held on every worker first.
         let (campaign, extras) = try await parseCampaign(request.config.elements, source: request.source)
-        guard extras.isEmpty else {
-            throw CampaignRefusal(.invalidCampaign, "the live campaign's eligibility reads \(extras.joined(separator: ", ")), which the built-in catalogue does not have: in this release a live campaign selects on catalogue features only (a campaign run may use any feature of the schema)",
-                                  field: "offers")
-        }
         guard (1...86_400).contains(request.maxTriggerAgeSeconds) else {
             throw CampaignRefusal(.invalidArgument, "max trigger age: 1 to 86400 seconds, not \(request.maxTriggerAgeSeconds)", field: "max_trigger_age_seconds")
         }
@@ -52,6 +49,7 @@ extension CoordinatorActor {
         defer { campaignBusy = false }
         let started = Date()
         let clv = settings.clv
+        if !extras.isEmpty { try await holdEverywhere(extras, for: campaign.name) }
         let histograms = try await everyShardPass(what: "values", of: "live campaign") { actor in
             try ValueHistogram(encodedBytes: try await actor.campaignValues(CLVWire(clv)).elements)
         }
@@ -73,6 +71,8 @@ extension CoordinatorActor {
             lease.lost(error)
             throw ClusterError("this coordinator has lost its lease and is stepping down; the campaign did not go live")
         }
+        // Workers that join from now on hold them too (every assignment names them).
+        liveFeatures = extras
         await keepLiveLeases()
         await tellWorkersLiveChanged()
         await audit(caller, action: "campaign live start", target: "\(campaign.name) run \(run)", outcome: replaced.map { "ok: replaces run \($0)" } ?? "ok")

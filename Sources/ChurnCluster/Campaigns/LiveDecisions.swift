@@ -68,6 +68,9 @@ final class LiveDecisions: @unchecked Sendable {
     private let node: String
     private let logger: Logger
     private let shardCountBox = Atomic(0)
+    /// The extra columns the worker's profiles hold after the catalogue's (a profile handed over
+    /// has them in this order): what the live campaign's eligibility may name.
+    private let extraLayout = Mutex<[String]>([])
 
     private var connection: PostgresConnection?
     private var live: Live?
@@ -138,6 +141,12 @@ final class LiveDecisions: @unchecked Sendable {
     }
 
     /// Reads the live campaign again now (the coordinator started or stopped one).
+    /// The worker holds `layout` as extra columns from now on (it only grows).
+    func hold(_ layout: [String]) {
+        extraLayout.withLock { $0 = layout }
+        poke()
+    }
+
     func poke() {
         inbox.withLock { $0.poked = true }
         wake.signal()
@@ -234,7 +243,10 @@ final class LiveDecisions: @unchecked Sendable {
                 return
             }
             if live?.record.runID != record.runID {
-                let campaign = try Campaign.parse(Array(record.config.utf8), source: "campaign_live (run \(record.runID))")
+                // Eligibility on a schema feature reads the extra columns the coordinator had this
+                // worker hold before the campaign went live.
+                let campaign = try Campaign.parse(Array(record.config.utf8), source: "campaign_live (run \(record.runID))",
+                                                  eligibilityFeatures: FeatureCatalogue.names + extraLayout.withLock { $0 })
                 let clv = try CLVSettings(marginRate: record.clv.marginRate, monthlyDiscount: record.clv.monthlyDiscount, horizonMonths: record.clv.horizonMonths)
                 live = Live(record: record, decider: LiveDecider(campaign: campaign, tiers: ValueTiers(cuts: record.tierCuts), clv: clv))
                 loadedShards = []

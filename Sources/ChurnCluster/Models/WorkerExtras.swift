@@ -74,6 +74,7 @@ extension WorkerActor {
                                                                    "seconds": "\(ContinuousClock.now - started)"])
         }
         extraLayout = layout
+        events.live?.hold(layout)
         return layout
     }
 }

@@ -102,6 +102,9 @@ public distributed actor CoordinatorActor {
     var modelName = ModelRegistry.defaultName
     /// The challenger served beside it (`models deploy --as challenger`), carried by every assignment.
     var challenger: ChallengerPackage?
+    /// The live campaign's eligibility features beyond the catalogue: every assignment asks the
+    /// worker to hold them (set when it starts, and read back when this coordinator takes over).
+    var liveFeatures: [String] = []
     /// A deployment is running (`deployModel`): jobs, campaign runs and erasures wait for it.
     var deploying = false
     /// A job is being started (between its checks and its record): erasures and deployments wait.
@@ -274,7 +277,7 @@ public distributed actor CoordinatorActor {
         let assignment = Assignment(shardCount: map.shardCount, shards: shards,
                                     roles: Array(repeating: .owner, count: owned.count) + Array(repeating: .standby, count: standby.count),
                                     epoch: next.epoch, term: term, model: package, triggers: settings.triggers,
-                                    challenger: challenger)
+                                    challenger: challenger, features: liveFeatures)
         _ = try await ClusterActorSystem.$callTimeout.withValue(settings.assignTimeout) { try await member.actor.assign(assignment) }
         map = next
         for s in owned { ready.insert(s) }
@@ -337,7 +340,7 @@ public distributed actor CoordinatorActor {
                     continue
                 }
                 let assignment = Assignment(shardCount: map.shardCount, shards: shards, epoch: next.epoch, term: term, model: package, triggers: settings.triggers,
-                                    challenger: challenger)
+                                    challenger: challenger, features: liveFeatures)
                 group.addTask {
                     do {
                         _ = try await ClusterActorSystem.$callTimeout.withValue(.seconds(30)) { try await member.actor.assign(assignment) }
@@ -481,7 +484,7 @@ public distributed actor CoordinatorActor {
                 guard let member = members[name] else { continue }
                 let assignment = Assignment(shardCount: map.shardCount, shards: w.shards, roles: w.roles, sources: w.sources, epoch: next.epoch,
                                             term: term, model: package, triggers: settings.triggers,
-                                    challenger: challenger)
+                                    challenger: challenger, features: liveFeatures)
                 let timeout = settings.assignTimeout
                 group.addTask {
                     _ = try await ClusterActorSystem.$callTimeout.withValue(timeout) { try await member.actor.assign(assignment) }

@@ -1,4 +1,5 @@
 import ClusterSystem
+import SubscriberProfiles
 import WireFormat
 
 /// The model as the coordinator distributes it: its bytes and version id.
@@ -53,12 +54,15 @@ public struct Assignment: Sendable, WireCodable {
     public var triggers: TriggerPackage = .none
     /// The challenger served beside the model (nil: none; `models deploy --as challenger`).
     public var challenger: ChallengerPackage?
+    /// Schema features to hold beside the catalogue's and the models' (the live campaign's
+    /// eligibility reads them): loaded before the shards answer.
+    public var features: [String] = []
     // No database settings travel with an assignment: each worker has its own (`--postgres`
     // with the password from PGPASSWORD/PGPASSFILE), so no secret crosses the wire.
 
     public func encode(to w: inout WireWriter) {
         w.write(shardCount); w.write(shards); w.write(roles); w.write(sources); w.write(epoch); w.write(term); w.write(model); w.write(triggers)
-        w.write(challenger)
+        w.write(challenger); w.write(features)
     }
 
     public init(from r: inout WireReader) throws(WireError) {
@@ -67,6 +71,10 @@ public struct Assignment: Sendable, WireCodable {
         epoch = try r.read(); term = try r.read(); model = try r.read()
         triggers = r.remaining > 0 ? try r.read() : .none  // from a coordinator one version older
         challenger = r.remaining > 0 ? try r.read() : nil
+        features = r.remaining > 0 ? try r.read() : []
+        guard features.count <= FeatureSchema.maxFeatures, features.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 63 }) else {
+            throw WireError(offset: at, expected: "at most \(FeatureSchema.maxFeatures) feature names of 1–63 bytes")
+        }
         guard roles.count == shards.count, sources.count == shards.count else {
             throw WireError(offset: at, expected: "an assignment with a role and a source per shard (\(shards.count) shards, \(roles.count) roles, \(sources.count) sources)")
         }
@@ -79,8 +87,9 @@ public struct Assignment: Sendable, WireCodable {
     }
 
     public init(shardCount: Int, shards: [Int], roles: [ShardRole]? = nil, sources: [NodeID?]? = nil, epoch: Int64, term: Int64, model: ModelPackage,
-                triggers: TriggerPackage = .none, challenger: ChallengerPackage? = nil) {
+                triggers: TriggerPackage = .none, challenger: ChallengerPackage? = nil, features: [String] = []) {
         self.triggers = triggers
+        self.features = features
         self.challenger = challenger
         self.shardCount = shardCount
         self.term = term

@@ -2,6 +2,7 @@ import ClusterSystem
 import Foundation
 import Logging
 import Metrics
+import Retention
 import Synchronization
 import ServiceLifecycle
 import SubscriberEvents
@@ -229,6 +230,14 @@ public final class CoordinatorService: Service, Sendable {
         let coordinator = system.withActorName(CoordinatorActor.name) {
             CoordinatorActor(actorSystem: system, database: database, lease: lease, term: term, model: model, package: package, modelName: name, map: map, saved: saved,
                              settings: settings, estimatedSubscribers: subscribers, erasuresOnRecord: erased, challenger: servedChallenger, logger: logger)
+        }
+        // The live campaign's eligibility features beyond the catalogue: every worker holds them.
+        if let live = try? await database.run({ c in try LiveCampaignStore.current(c) }) {
+            let names = WorkerActor.ruleFeatureNames(schema: stored.schema.names), catalogue = Set(FeatureCatalogue.names)
+            if let campaign = try? Campaign.parse(Array(live.config.utf8), source: "campaign_live", eligibilityFeatures: names) {
+                let features = campaign.eligibilityFeatureNames(among: names).filter { !catalogue.contains($0) }
+                await coordinator.whenLocal { $0.liveFeatures = features }
+            }
         }
         leading.withLock { $0 = coordinator }
         logger.info("coordinator ready", metadata: ["endpoint": "\(system.node.endpoint)", "term": "\(term)", "shards": "\(map.shardCount)",

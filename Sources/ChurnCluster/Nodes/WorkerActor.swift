@@ -214,8 +214,11 @@ public distributed actor WorkerActor {
         if !arriving.isEmpty, try await events.cleanArriving(arriving) > 0 {
             logger.info("erased subscribers removed from arriving copies", metadata: ["shards": "\(arriving.count)"])
         }
-        // The extra columns the models loaded here read, before the arriving copies answer.
-        if !arriving.isEmpty { try await holdExtras(adding: []) }
+        // The extra columns the models loaded here read, and those the assignment names (the live
+        // campaign's eligibility), before the arriving copies answer.
+        let catalogue = Set(FeatureCatalogue.names)
+        let named = assignment.features.filter { !catalogue.contains($0) }
+        if !arriving.isEmpty || !named.isEmpty { try await holdExtras(adding: named) }
         // The event path: owners raise their shards' fences and replay the log beyond their copies
         // before they answer as owners; standbys follow the log.
         let loadedFromDatabase = Set(fromDatabase)
