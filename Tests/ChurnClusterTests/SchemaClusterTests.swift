@@ -221,7 +221,7 @@ struct SchemaClusterTests {
 }
 
 extension SchemaClusterTests {
-    @Test("a campaign run's eligibility may select on a feature the schema adds: the workers load it before deciding, and every action's offer is one its subscriber is eligible for; a live campaign selecting on it is refused, saying why")
+    @Test("a campaign run's eligibility may select on a feature the schema adds: the workers load it before deciding, and every action's offer is one its subscriber is eligible for; a misspelt one is refused with the schema's closest name")
     func campaignOnSchemaFeature() async throws {
         let (url, cluster, client) = try await RescoringTests.cluster(subscribers: 20_000, shards: 32, name: "schema-campaign")
         defer { cluster.stop() }
@@ -262,8 +262,8 @@ extension SchemaClusterTests {
         for r in rows { byOffer[r[0] ?? "", default: [:]][r[1] ?? "null"] = Int(r[2] ?? "") ?? 0 }
         #expect(Set(byOffer["m2m_call"]?.keys ?? [:].keys) == ["0"], "\(byOffer)")
         #expect(Set(byOffer["annual_sms"]?.keys ?? [:].keys).isSubset(of: ["1", "2"]) && !(byOffer["annual_sms"] ?? [:]).isEmpty, "\(byOffer)")
-        let logs = (1...2).map { (try? String(contentsOfFile: cluster.logPath("worker-\($0)"), encoding: .utf8)) ?? "" }
-        #expect(logs.allSatisfy { $0.contains("extra feature columns loaded") && $0.contains("contract") }, "the workers did not both load the contract column")
+        let logs = (1...2).map { ((try? String(contentsOfFile: cluster.logPath("worker-\($0)"), encoding: .utf8)) ?? "").split(separator: "\n") }
+        #expect(logs.allSatisfy { $0.contains { $0.contains("extra feature columns loaded") && $0.contains("features=contract ") } }, "the workers did not both load the contract column")
 
         // A misspelt schema feature: refused by the coordinator with the schema's closest names.
         try config.replacingOccurrences(of: "\"contract\": [1, 2]", with: "\"contrct\": [1, 2]").write(toFile: "\(dir)/bad.json", atomically: true, encoding: .utf8)
@@ -317,7 +317,24 @@ extension SchemaClusterTests {
         // A worker that joins while the campaign is live holds the feature too (its assignment names it).
         try cluster.addWorker("worker-3", threads: 1)
         _ = try await RescoringTests.waitForBalance(client, workers: 3)
-        let joined = (try? String(contentsOfFile: cluster.logPath("worker-3"), encoding: .utf8)) ?? ""
-        #expect(joined.contains("extra feature columns loaded") && joined.contains("contract"), "worker-3 does not hold the contract column")
+        let joined = ((try? String(contentsOfFile: cluster.logPath("worker-3"), encoding: .utf8)) ?? "").split(separator: "\n")
+        #expect(joined.contains { $0.contains("extra feature columns loaded") && $0.contains("features=contract ") }, "worker-3 does not hold the contract column")
+        // And decides triggers of its own shards by it.
+        let third = try await client.coordinator.routing()
+        let onThird = try LiveCampaignTests.ids(db, "SELECT subscriber_id FROM subscriber_profiles ORDER BY subscriber_id DESC LIMIT 600").filter {
+            third.node(serving: ShardKey.shard(of: $0, shardCount: 32))?.name == "worker-3"
+        }
+        try #require(onThird.count >= 20, "only \(onThird.count) of 600 subscribers are on worker-3")
+        let before = try await LiveCampaignTests.liveCounts(client)
+        try await LiveCampaignTests.inquire(client, onThird, tag: "joined")
+        _ = try await RescoringTests.eventually("worker-3's triggers decided", timeout: .seconds(120)) { () async throws -> Int? in
+            let c = try await LiveCampaignTests.liveCounts(client)
+            return c.decided + c.skipped >= before.decided + before.skipped + onThird.count ? c.decided : nil
+        }
+        let late = try db.query("""
+            SELECT a.offer_id, p.contract FROM campaign_actions a JOIN subscriber_profiles p USING (subscriber_id)
+            WHERE a.run_id = $1 AND a.subscriber_id = ANY($2::bigint[])
+            """, [String(run), "{" + onThird.map(String.init).joined(separator: ",") + "}"]).rows
+        #expect(!late.isEmpty && late.allSatisfy { ($0[0] == "m2m_call") == ($0[1] == "0") }, "worker-3's actions: \(late)")
     }
 }

@@ -110,7 +110,10 @@ extension CoordinatorActor {
         for h in histograms { merged.merge(h.1) }
         let tiers = ValueTiers(histogram: merged, quantiles: campaign.valueTierCuts)
 
-        // Every worker holds the schema features its eligibility reads before any shard decides.
+        // Every worker holds the schema features its eligibility reads before any shard decides,
+        // and one that joins while it runs too (its assignments name them).
+        runFeatures = extras
+        defer { runFeatures = [] }
         if !extras.isEmpty { try await holdEverywhere(extras, for: campaign.name) }
 
         // Second pass: every shard's candidates.

@@ -49,6 +49,12 @@ extension CoordinatorActor {
         defer { campaignBusy = false }
         let started = Date()
         let clv = settings.clv
+        // Named in assignments from now (a worker joining meanwhile holds them too); the previous
+        // list again if the campaign does not go live.
+        let previousFeatures = liveFeatures
+        var wentLive = false
+        liveFeatures = previousFeatures + extras.filter { !previousFeatures.contains($0) }
+        defer { if !wentLive { liveFeatures = previousFeatures } }
         if !extras.isEmpty { try await holdEverywhere(extras, for: campaign.name) }
         let histograms = try await everyShardPass(what: "values", of: "live campaign") { actor in
             try ValueHistogram(encodedBytes: try await actor.campaignValues(CLVWire(clv)).elements)
@@ -73,6 +79,7 @@ extension CoordinatorActor {
         }
         // Workers that join from now on hold them too (every assignment names them).
         liveFeatures = extras
+        wentLive = true
         await keepLiveLeases()
         await tellWorkersLiveChanged()
         await audit(caller, action: "campaign live start", target: "\(campaign.name) run \(run)", outcome: replaced.map { "ok: replaces run \($0)" } ?? "ok")
@@ -115,7 +122,7 @@ extension CoordinatorActor {
             try await lease.held()
             let changed = try await database.leaseLiveQuotas(members: names, keeping: waitingFor) { live in
                 // The dearest offer is the budget's smallest useful chunk.
-                let campaign = try? Campaign.parse(Array(live.config.utf8), source: "campaign_live")
+                let campaign = try? Campaign.check(Array(live.config.utf8), source: "campaign_live")
                 return ["budget": campaign?.offers.map(\.cost).max() ?? 1]
             }
             if !changed.isEmpty {

@@ -49,7 +49,9 @@ extension WorkerActor {
     }
 
     private func growExtras(adding names: [String]) async throws -> [String] {
-        let layout = extraLayout + names.filter { !extraLayout.contains($0) }
+        var grown = extraLayout
+        for name in names where !grown.contains(name) { grown.append(name) }  // each once
+        let layout = grown
         // Until every held store carries the layout (shards may arrive while others load).
         while true {
             let stale = stores.filter { ($0.value.store.extras?.names ?? []) != layout }

@@ -105,6 +105,11 @@ public distributed actor CoordinatorActor {
     /// The live campaign's eligibility features beyond the catalogue: every assignment asks the
     /// worker to hold them (set when it starts, and read back when this coordinator takes over).
     var liveFeatures: [String] = []
+    /// A running campaign run's eligibility features beyond the catalogue (held by a worker that
+    /// joins while it runs, so a shard moved to it can decide).
+    var runFeatures: [String] = []
+    /// What every assignment asks its worker to hold.
+    var heldFeatures: [String] { liveFeatures + runFeatures.filter { !liveFeatures.contains($0) } }
     /// A deployment is running (`deployModel`): jobs, campaign runs and erasures wait for it.
     var deploying = false
     /// A job is being started (between its checks and its record): erasures and deployments wait.
@@ -165,9 +170,10 @@ public distributed actor CoordinatorActor {
     ///   for `settings.rejoinGrace`); `map` starts with no owner.
     init(actorSystem: ClusterActorSystem, database: ClusterDatabase, lease: LeaseKeeper, term: Int64, model: ScoringModel, package: ModelPackage,
          modelName: String = ModelRegistry.defaultName, map: ShardMap, saved: ShardMap? = nil, settings: Settings, estimatedSubscribers: Int = 0,
-         erasuresOnRecord: Bool = false, challenger: ChallengerPackage? = nil, logger: Logger) {
+         erasuresOnRecord: Bool = false, challenger: ChallengerPackage? = nil, liveFeatures: [String] = [], logger: Logger) {
         self.actorSystem = actorSystem
         self.challenger = challenger
+        self.liveFeatures = liveFeatures
         // A profile: its id, its features as Float32, and about half as much again for the index
         // and the chunks' slack.
         shardBytes = max(1, estimatedSubscribers * (8 + 4 * FeatureCatalogue.count) * 3 / 2 / max(1, map.shardCount))
@@ -277,7 +283,7 @@ public distributed actor CoordinatorActor {
         let assignment = Assignment(shardCount: map.shardCount, shards: shards,
                                     roles: Array(repeating: .owner, count: owned.count) + Array(repeating: .standby, count: standby.count),
                                     epoch: next.epoch, term: term, model: package, triggers: settings.triggers,
-                                    challenger: challenger, features: liveFeatures)
+                                    challenger: challenger, features: heldFeatures)
         _ = try await ClusterActorSystem.$callTimeout.withValue(settings.assignTimeout) { try await member.actor.assign(assignment) }
         map = next
         for s in owned { ready.insert(s) }
@@ -340,7 +346,7 @@ public distributed actor CoordinatorActor {
                     continue
                 }
                 let assignment = Assignment(shardCount: map.shardCount, shards: shards, epoch: next.epoch, term: term, model: package, triggers: settings.triggers,
-                                    challenger: challenger, features: liveFeatures)
+                                    challenger: challenger, features: heldFeatures)
                 group.addTask {
                     do {
                         _ = try await ClusterActorSystem.$callTimeout.withValue(.seconds(30)) { try await member.actor.assign(assignment) }
@@ -484,7 +490,7 @@ public distributed actor CoordinatorActor {
                 guard let member = members[name] else { continue }
                 let assignment = Assignment(shardCount: map.shardCount, shards: w.shards, roles: w.roles, sources: w.sources, epoch: next.epoch,
                                             term: term, model: package, triggers: settings.triggers,
-                                    challenger: challenger, features: liveFeatures)
+                                    challenger: challenger, features: heldFeatures)
                 let timeout = settings.assignTimeout
                 group.addTask {
                     _ = try await ClusterActorSystem.$callTimeout.withValue(timeout) { try await member.actor.assign(assignment) }

@@ -69,6 +69,8 @@ public final class CoordinatorService: Service, Sendable {
         database = try await ClusterDatabase.open(url: configuration.postgresURL, connections: configuration.writers,
                                                   statementTimeout: configuration.settings.statementTimeout, logger: configuration.node.logger)
         do {
+            // Trigger rules that name a feature the schema lacks: refused now, not at a failover.
+            try await Self.checkRules(configuration.settings.triggers, database: database)
             system = try await ClusterActorSystem(configuration.node)
         } catch {
             database.close()
@@ -166,6 +168,17 @@ public final class CoordinatorService: Service, Sendable {
         database.close()
     }
 
+    /// Refuses trigger rules that name a feature the feature schema in force lacks.
+    private static func checkRules(_ rules: TriggerPackage, database: ClusterDatabase) async throws {
+        guard !rules.bytes.elements.isEmpty else { return }
+        let stored = try await database.featureSchema()
+        do {
+            _ = try TriggerRules.parse(rules.bytes.elements, file: rules.source, featureNames: WorkerActor.ruleFeatureNames(schema: stored.schema.names))
+        } catch {
+            throw ClusterError("--triggers: \(error) (checked against the feature schema in force, version \(stored.version))")
+        }
+    }
+
     /// Having taken the lease: fails the jobs of earlier terms, loads the shard map and starts the
     /// coordinator actor (workers re-register and keep the shards they host).
     private func lead(term: Int64) async throws -> CoordinatorActor {
@@ -174,14 +187,7 @@ public final class CoordinatorService: Service, Sendable {
         // The --model file must read what the profiles can hold (checked as `models add` checks),
         // and the trigger rules too.
         let stored = try await database.featureSchema()
-        let rules = configuration.settings.triggers
-        if !rules.bytes.elements.isEmpty {
-            do {
-                _ = try TriggerRules.parse(rules.bytes.elements, file: rules.source, featureNames: WorkerActor.ruleFeatureNames(schema: stored.schema.names))
-            } catch {
-                throw ClusterError("--triggers: \(error) (checked against the feature schema in force, version \(stored.version))")
-            }
-        }
+        try await Self.checkRules(configuration.settings.triggers, database: database)
         // A file that does not fit the schema is not registered; the cluster then serves what it
         // served (a restart after a schema change never stops on an old --model), or does not start.
         let startupModel = try TreeEnsemble.parse(package.bytes.elements, file: configuration.modelPath)
@@ -226,18 +232,24 @@ public final class CoordinatorService: Service, Sendable {
                 try await database.setChallenger(name: c.name, version: nil, basisPoints: 0, by: "\(system.node.name) (it did not load)")
             }
         }
-        let model = serving, package = servingPackage, name = served.name, servedChallenger = challenger
+        // The live campaign's eligibility features beyond the catalogue: every worker holds them
+        // (every assignment names them, from the first).
+        var liveFeatures: [String] = []
+        if let live = try await database.run({ c in try LiveCampaignStore.current(c) }) {
+            let names = WorkerActor.ruleFeatureNames(schema: stored.schema.names), catalogue = Set(FeatureCatalogue.names)
+            do {
+                let campaign = try Campaign.parse(Array(live.config.utf8), source: "campaign_live (run \(live.runID))", eligibilityFeatures: names)
+                liveFeatures = campaign.eligibilityFeatureNames(among: names).filter { !catalogue.contains($0) }
+            } catch {
+                logger.error("the live campaign no longer reads against the feature schema in force: its offers that select on a missing feature never match",
+                             metadata: ["run": "\(live.runID)", "error": "\(error)"])
+            }
+        }
+        let model = serving, package = servingPackage, name = served.name, servedChallenger = challenger, held = liveFeatures
         let coordinator = system.withActorName(CoordinatorActor.name) {
             CoordinatorActor(actorSystem: system, database: database, lease: lease, term: term, model: model, package: package, modelName: name, map: map, saved: saved,
-                             settings: settings, estimatedSubscribers: subscribers, erasuresOnRecord: erased, challenger: servedChallenger, logger: logger)
-        }
-        // The live campaign's eligibility features beyond the catalogue: every worker holds them.
-        if let live = try? await database.run({ c in try LiveCampaignStore.current(c) }) {
-            let names = WorkerActor.ruleFeatureNames(schema: stored.schema.names), catalogue = Set(FeatureCatalogue.names)
-            if let campaign = try? Campaign.parse(Array(live.config.utf8), source: "campaign_live", eligibilityFeatures: names) {
-                let features = campaign.eligibilityFeatureNames(among: names).filter { !catalogue.contains($0) }
-                await coordinator.whenLocal { $0.liveFeatures = features }
-            }
+                             settings: settings, estimatedSubscribers: subscribers, erasuresOnRecord: erased, challenger: servedChallenger,
+                             liveFeatures: held, logger: logger)
         }
         leading.withLock { $0 = coordinator }
         logger.info("coordinator ready", metadata: ["endpoint": "\(system.node.endpoint)", "term": "\(term)", "shards": "\(map.shardCount)",
