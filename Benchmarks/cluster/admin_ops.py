@@ -24,7 +24,7 @@ Results: .churngrid/bench/admin_ops.json (PostgreSQL runs with fsync off here: s
 """
 import argparse, json, os, subprocess, sys, threading, time
 
-from local import bench_base, profile_matrix, psql, query_load, sh, start_workers, stop_cluster
+from local import bench_base, wait_for_standbys, profile_matrix, psql, query_load, sh, start_workers, stop_cluster
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, ".build/release/churngrid")
@@ -65,11 +65,7 @@ def main():
         coord.stdout.readline()
         start_workers(BIN, endpoint, logs, procs)
         # Every shard has its standby (a copy on the other worker) before the load starts.
-        while True:
-            st = json.loads(sh(BIN, "status", "--coordinator", endpoint, "--json"))
-            if sum(w["standbyShards"] for w in st["workers"]) == sum(w["shards"] for w in st["workers"]) and st["movingShards"] == 0:
-                break
-            time.sleep(1)
+        wait_for_standbys(BIN, endpoint)
         print("cluster ready", flush=True)
         added = json.loads(sh(BIN, "models", "add", "--name", "churn", "--file", variant, "--coordinator", endpoint, "--json"))
         v1 = [m for m in json.loads(sh(BIN, "models", "list", "--coordinator", endpoint, "--json")) if m["served"]][0]["version"]

@@ -57,6 +57,16 @@ def start_workers(binary, endpoint, logs, procs, count=2, threads=1):
         time.sleep(0.5)
 
 
+def wait_for_standbys(binary, endpoint):
+    """Waits until every shard has its standby (a copy on another worker) and none is moving."""
+    import json, time
+    while True:
+        st = json.loads(sh(binary, "status", "--coordinator", endpoint, "--json"))
+        if sum(w["standbyShards"] for w in st["workers"]) == sum(w["shards"] for w in st["workers"]) and st["movingShards"] == 0:
+            return st
+        time.sleep(1)
+
+
 def start_coordinator(binary, url, model, logs, procs, extra=()):
     """Starts a coordinator (logging to `logs`/coordinator.log), adds it to `procs`; its endpoint."""
     coord = subprocess.Popen([binary, "coordinator", "--listen", "tcp://127.0.0.1:*", "--postgres", url, "--model", model, *extra],

@@ -23,7 +23,7 @@ Results: .churngrid/bench/schema_deploy.json (PostgreSQL runs with fsync off her
 """
 import argparse, json, os, re, subprocess, time
 
-from local import bench_base, psql, query_load, sh, start_coordinator, start_workers, stop_cluster
+from local import bench_base, wait_for_standbys, psql, query_load, sh, start_coordinator, start_workers, stop_cluster
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, ".build/release/churngrid")
@@ -97,11 +97,7 @@ def main():
     try:
         endpoint = start_coordinator(BIN, url, MODEL, logs, procs, ["--standbys"])
         start_workers(BIN, endpoint, logs, procs)
-        while True:
-            st = json.loads(sh(BIN, "status", "--coordinator", endpoint, "--json"))
-            if sum(w["standbyShards"] for w in st["workers"]) == sum(w["shards"] for w in st["workers"]) and st["movingShards"] == 0:
-                break
-            time.sleep(1)
+        wait_for_standbys(BIN, endpoint)
         print("cluster ready", flush=True)
         out["memory_before"] = worker_bytes(endpoint)
         out["reference"] = query_load(BIN, endpoint, a.rate, a.duration, have)

@@ -14,15 +14,21 @@ struct HandoffFaultTests {
     @Test("the source is frozen, then killed, while a joining worker streams from it: the joiner loads those shards from PostgreSQL, the source's shards move, and the next job is exactly once")
     func sourceKilled() async throws {
         let n = 100_000, shards = 96
-        let (url, cluster, client) = try await FrozenWorkerTests.cluster("handoff-kill", subscribers: n, shards: shards, seed: 53)
+        // A frozen worker is declared lost only after 15 s: on a loaded machine the coordinator may
+        // take seconds to admit the joiner, and the source must still be a member when it plans
+        // the handoff (else the joiner streams from the other worker and nothing fails).
+        let (url, cluster, client) = try await FrozenWorkerTests.cluster("handoff-kill", subscribers: n, shards: shards, seed: 53,
+                                                                         options: ["--unreachable-after", "15"])
         defer { cluster.stop() }
         defer { Task { await client.close() } }
         let source = try #require(cluster.pid("worker-1"))
         // Frozen first, so the handoff is under way (its streams wait on the source) when it dies.
         kill(source, SIGSTOP)
         try cluster.addWorker("worker-3", threads: 1)
+        // Killed once the coordinator has admitted the joiner (it plans the handoff with the
+        // frozen source still a member: the joiner's streams from it wait, then fail).
         var streaming = false
-        for _ in 0..<600 {
+        for _ in 0..<3000 {
             let log = (try? String(contentsOfFile: cluster.logPath("worker-3"), encoding: .utf8)) ?? ""
             let coordinator = (try? String(contentsOfFile: cluster.logPath("coordinator"), encoding: .utf8)) ?? ""
             if log.contains("listening"), coordinator.contains("worker=worker-3") { streaming = true; break }

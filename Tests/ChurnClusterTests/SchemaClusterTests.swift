@@ -221,6 +221,17 @@ struct SchemaClusterTests {
 }
 
 extension SchemaClusterTests {
+    /// The running cluster's schema gains a contract type (`profiles migrate --schema`), filled
+    /// for every subscriber: code `subscriber_id % 3`.
+    static func addContract(url: String, dir: String) async throws {
+        let schema = try FeatureSchema(id: "subscriber_id", features: FeatureSchema.catalogue.features + [
+            .init(name: "contract", kind: .category(["Month-to-month", "One year", "Two year"]))])
+        try schema.document().write(toFile: "\(dir)/schema.json", atomically: true, encoding: .utf8)
+        let migrated = await runCommand("\(shellQuoted(try churngridExecutable())) profiles migrate --schema \(dir)/schema.json --postgres \(url)")
+        try #require(migrated.status == 0, "\(migrated.output)")
+        try PostgresConnection(url: url).execute("UPDATE subscriber_profiles SET contract = (subscriber_id % 3)::smallint")
+    }
+
     @Test("a campaign run's eligibility may select on a feature the schema adds: the workers load it before deciding, and every action's offer is one its subscriber is eligible for; a misspelt one is refused with the schema's closest name")
     func campaignOnSchemaFeature() async throws {
         let (url, cluster, client) = try await RescoringTests.cluster(subscribers: 20_000, shards: 32, name: "schema-campaign")
@@ -231,13 +242,7 @@ extension SchemaClusterTests {
         let at = "--coordinator \(cluster.coordinatorEndpoint)"
         let dir = "/tmp/churngrid-test-\(getpid())-schema-campaign"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        // The running cluster's schema gains a contract type, filled for every subscriber.
-        let schema = try FeatureSchema(id: "subscriber_id", features: FeatureSchema.catalogue.features + [
-            .init(name: "contract", kind: .category(["Month-to-month", "One year", "Two year"]))])
-        try schema.document().write(toFile: "\(dir)/schema.json", atomically: true, encoding: .utf8)
-        let migrated = await runCommand("\(cli) profiles migrate --schema \(dir)/schema.json --postgres \(url)")
-        try #require(migrated.status == 0, "\(migrated.output)")
-        try db.execute("UPDATE subscriber_profiles SET contract = (subscriber_id % 3)::smallint")
+        try await Self.addContract(url: url, dir: dir)
         let job = try await RescoringTests.waitForJob(client, try await client.coordinator.startRescore())
         try #require(job.state == .completed)
 
@@ -279,12 +284,7 @@ extension SchemaClusterTests {
         let db = try PostgresConnection(url: url)
         let cli = shellQuoted(try churngridExecutable())
         let at = "--coordinator \(cluster.coordinatorEndpoint)"
-        let schema = try FeatureSchema(id: "subscriber_id", features: FeatureSchema.catalogue.features + [
-            .init(name: "contract", kind: .category(["Month-to-month", "One year", "Two year"]))])
-        try schema.document().write(toFile: "\(dir)/schema.json", atomically: true, encoding: .utf8)
-        let migrated = await runCommand("\(cli) profiles migrate --schema \(dir)/schema.json --postgres \(url)")
-        try #require(migrated.status == 0, "\(migrated.output)")
-        try db.execute("UPDATE subscriber_profiles SET contract = (subscriber_id % 3)::smallint")
+        try await Self.addContract(url: url, dir: dir)
         let cells = #"{"low": ["m2m_call", "annual_sms"], "medium": ["m2m_call", "annual_sms"], "high": ["m2m_call", "annual_sms"], "very_high": ["m2m_call", "annual_sms"]}"#
         let config = """
             {"name": "live-by-contract", "value_tiers": [0.5],
