@@ -43,6 +43,12 @@ public final class ExtraColumns: @unchecked Sendable {
         values[k * rows + row] = value
     }
 
+    /// Copies column `j` of `other` into column `k` (their common rows; only while the block is built).
+    public func copy(column k: Int, from other: ExtraColumns, column j: Int) {
+        guard k >= 0, k < names.count, j >= 0, j < other.names.count else { return }
+        (values + k * rows).update(from: other.values + j * other.rows, count: min(rows, other.rows))
+    }
+
     /// Every feature of `row` becomes missing (an erased subscriber's).
     func clear(row: Int) {
         guard row >= 0, row < rows else { return }

@@ -394,7 +394,7 @@ extension CoordinatorActor {
     /// A campaign file parsed against the schema in force: its offers' eligibility may name any
     /// of its features. Returns it and the features it reads that the catalogue lacks.
     func parseCampaign(_ bytes: [UInt8], source: String) async throws -> (Campaign, [String]) {
-        let names = WorkerActor.ruleFeatureNames(schema: try await database.featureSchema().schema.names)
+        let names = WorkerActor.readableFeatures(schema: try await database.featureSchema().schema.names)
         let campaign: Campaign
         do {
             campaign = try Campaign.parse(bytes, source: source, eligibilityFeatures: names)

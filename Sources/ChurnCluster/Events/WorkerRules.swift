@@ -19,7 +19,7 @@ extension WorkerActor {
         let url = postgresURL
         let schema = try await loader.run { try FeatureSchemaStore.inForce(try PostgresConnection(url: url)).schema.names }
         let known = Set(catalogue)
-        let rules = try Self.parse(bytes, source, Self.ruleFeatureNames(schema: schema)).get()
+        let rules = try Self.parse(bytes, source, Self.readableFeatures(schema: schema)).get()
         let layout = try await holdExtras(adding: rules.featuresRead.filter { !known.contains($0) })
         return try Self.parse(bytes, source, catalogue + layout).get()
     }
@@ -28,9 +28,9 @@ extension WorkerActor {
         Result { () throws(TriggerRulesError) in try TriggerRules.parse(bytes, file: source, featureNames: names) }
     }
 
-    /// The names trigger rules may read on a cluster whose schema in force has `schema`: the
-    /// catalogue's (held always), then the schema's others.
-    static func ruleFeatureNames(schema: [String]) -> [String] {
+    /// The features trigger rules and campaign eligibility may read on a cluster whose schema in
+    /// force has `schema`: the catalogue's (held always), then the schema's others.
+    static func readableFeatures(schema: [String]) -> [String] {
         let known = Set(FeatureCatalogue.names)
         return FeatureCatalogue.names + schema.filter { !known.contains($0) }
     }

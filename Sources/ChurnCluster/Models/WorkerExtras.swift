@@ -55,7 +55,7 @@ extension WorkerActor {
         // Until every held store carries the layout (shards may arrive while others load).
         while true {
             let stale = stores.filter { ($0.value.store.extras?.names ?? []) != layout }
-            if stale.isEmpty || (layout.isEmpty && stale.allSatisfy { $0.value.store.extras == nil }) { break }
+            if stale.isEmpty { break }
             let targets = stale.map { (shard: $0.key, loaded: $0.value) }
             // The new blocks, and the columns read for them, beside the blocks they replace.
             try checkRoom(forExtraBytes: targets.reduce(0) { $0 + 2 * $1.loaded.store.rowCount * layout.count * 4 })
@@ -123,7 +123,7 @@ enum ExtraColumnLoading {
             }
             for (k, name) in layout.enumerated() {
                 if let old, let o = old.names.firstIndex(of: name) {
-                    for r in 0..<min(rows, old.rows) { block.set(row: r, feature: k, old.value(row: r, feature: o)) }
+                    block.copy(column: k, from: old, column: o)
                 } else if let source, let f = fetch.firstIndex(of: name) {
                     for r in 0..<rows where at[r] >= 0 { block.set(row: r, feature: k, source.value(row: Int(at[r]), feature: f)) }
                 }

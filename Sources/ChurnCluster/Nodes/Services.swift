@@ -2,6 +2,7 @@ import ClusterSystem
 import Foundation
 import Logging
 import Metrics
+import ProfileDatabase
 import Retention
 import Synchronization
 import ServiceLifecycle
@@ -70,7 +71,7 @@ public final class CoordinatorService: Service, Sendable {
                                                   statementTimeout: configuration.settings.statementTimeout, logger: configuration.node.logger)
         do {
             // Trigger rules that name a feature the schema lacks: refused now, not at a failover.
-            try await Self.checkRules(configuration.settings.triggers, database: database)
+            try Self.checkRules(configuration.settings.triggers, against: try await database.featureSchema())
             system = try await ClusterActorSystem(configuration.node)
         } catch {
             database.close()
@@ -169,11 +170,10 @@ public final class CoordinatorService: Service, Sendable {
     }
 
     /// Refuses trigger rules that name a feature the feature schema in force lacks.
-    private static func checkRules(_ rules: TriggerPackage, database: ClusterDatabase) async throws {
+    private static func checkRules(_ rules: TriggerPackage, against stored: FeatureSchemaStore.Stored) throws {
         guard !rules.bytes.elements.isEmpty else { return }
-        let stored = try await database.featureSchema()
         do {
-            _ = try TriggerRules.parse(rules.bytes.elements, file: rules.source, featureNames: WorkerActor.ruleFeatureNames(schema: stored.schema.names))
+            _ = try TriggerRules.parse(rules.bytes.elements, file: rules.source, featureNames: WorkerActor.readableFeatures(schema: stored.schema.names))
         } catch {
             throw ClusterError("--triggers: \(error) (checked against the feature schema in force, version \(stored.version))")
         }
@@ -187,7 +187,7 @@ public final class CoordinatorService: Service, Sendable {
         // The --model file must read what the profiles can hold (checked as `models add` checks),
         // and the trigger rules too.
         let stored = try await database.featureSchema()
-        try await Self.checkRules(configuration.settings.triggers, database: database)
+        try Self.checkRules(configuration.settings.triggers, against: stored)
         // A file that does not fit the schema is not registered; the cluster then serves what it
         // served (a restart after a schema change never stops on an old --model), or does not start.
         let startupModel = try TreeEnsemble.parse(package.bytes.elements, file: configuration.modelPath)
@@ -236,7 +236,7 @@ public final class CoordinatorService: Service, Sendable {
         // (every assignment names them, from the first).
         var liveFeatures: [String] = []
         if let live = try await database.run({ c in try LiveCampaignStore.current(c) }) {
-            let names = WorkerActor.ruleFeatureNames(schema: stored.schema.names), catalogue = Set(FeatureCatalogue.names)
+            let names = WorkerActor.readableFeatures(schema: stored.schema.names), catalogue = Set(FeatureCatalogue.names)
             do {
                 let campaign = try Campaign.parse(Array(live.config.utf8), source: "campaign_live (run \(live.runID))", eligibilityFeatures: names)
                 liveFeatures = campaign.eligibilityFeatureNames(among: names).filter { !catalogue.contains($0) }

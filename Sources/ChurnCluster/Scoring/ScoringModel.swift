@@ -40,9 +40,6 @@ public final class ScoringModel: Sendable {
     /// For each model feature, the profile column it reads: a `FeatureCatalogue` index, or
     /// `FeatureCatalogue.count + k` for the k-th of the worker's extra columns.
     public let profileColumn: [Int]
-    /// The model's features that are not the catalogue's (schema features held as extra
-    /// columns), in model order.
-    public let extraFeatures: [String]
     /// The profile column of the home region, if the catalogue has one.
     let regionColumn: Int?
 
@@ -58,8 +55,7 @@ public final class ScoringModel: Sendable {
         featureNames = model.featureNames
         version = Self.version(of: bytes)
         self.source = source
-        let wanted = Self.extraFeatures(of: model.featureNames)
-        let layout = extras ?? wanted
+        let layout = extras ?? Self.extraFeatures(of: model.featureNames)
         var columns: [Int] = []
         let catalogue = FeatureCatalogue.names
         for (i, name) in model.featureNames.enumerated() {
@@ -75,7 +71,6 @@ public final class ScoringModel: Sendable {
             }
         }
         profileColumn = columns
-        extraFeatures = wanted
         regionColumn = catalogue.firstIndex(of: "region")
     }
 
