@@ -590,6 +590,57 @@ public enum ProfileSchema {
             VALUES (1, $schema$\(FeatureSchema.catalogue.document())$schema$, \(FeatureSchema.catalogue.count),
                     'the built-in catalogue', 'churngrid');
             """),
+        Migration(version: 16, name: "several models: active models with segments, per-model scores", sql: """
+            -- Models active beside the served one (docs/models.md, "Several models"): every job scores each
+            -- over its segment (canonical text; '' = every subscriber) in the same pass as the served model.
+            CREATE TABLE model_active (
+                name text PRIMARY KEY,
+                version text NOT NULL,
+                segment text NOT NULL DEFAULT '',
+                since timestamptz NOT NULL DEFAULT now(),
+                activated_by text NOT NULL,
+                FOREIGN KEY (name, version) REFERENCES model_registry (name, version)
+            );
+            -- Every model a job scored: the served one ('served') and those active beside it ('active'),
+            -- with how many subscribers each scored (set when the job is published).
+            CREATE TABLE scoring_job_models (
+                job_id bigint NOT NULL REFERENCES scoring_jobs (id) ON DELETE CASCADE,
+                model_name text NOT NULL,
+                model_version text NOT NULL REFERENCES scoring_models (version),
+                role text NOT NULL CHECK (role IN ('served', 'active')),
+                segment text NOT NULL DEFAULT '',
+                subscribers bigint,
+                PRIMARY KEY (job_id, model_name)
+            );
+            -- Scores are per model: the rows written so far are the served model's (named as it is served now).
+            DO $$ BEGIN
+                EXECUTE format('ALTER TABLE churn_scores ADD COLUMN model_name text NOT NULL DEFAULT %L',
+                               coalesce((SELECT name FROM model_served), 'churn'));
+            END $$;
+            ALTER TABLE churn_scores ALTER COLUMN model_name DROP DEFAULT;
+            INSERT INTO scoring_job_models (job_id, model_name, model_version, role, subscribers)
+                SELECT id, coalesce((SELECT name FROM model_served), 'churn'), model_version, 'served',
+                       CASE WHEN state = 'completed' THEN subscribers END
+                FROM scoring_jobs;
+            -- The published job's scores: one row per model and subscriber.
+            CREATE OR REPLACE VIEW churn_scores_current AS
+                SELECT s.subscriber_id, s.probability, churngrid_risk_band(s.risk_band) AS risk_band, s.region,
+                       m.features[s.reason1 + 1] AS reason1, s.contribution1,
+                       m.features[s.reason2 + 1] AS reason2, s.contribution2,
+                       m.features[s.reason3 + 1] AS reason3, s.contribution3,
+                       s.job_id, jm.model_version, j.finished_at AS scored_at, s.clv, s.model_name
+                FROM churn_scores s
+                JOIN scoring_jobs j ON j.id = s.job_id
+                JOIN scoring_job_models jm ON jm.job_id = s.job_id AND jm.model_name = s.model_name
+                JOIN scoring_models m ON m.version = jm.model_version
+                WHERE s.job_id = (SELECT job_id FROM churngrid_published);
+            -- The same rows by what they are: each model name's champion (a challenger's scores, in shadow,
+            -- are in churn_scores_challenger), one row per subscriber and model name.
+            CREATE VIEW churn_scores_champion AS
+                SELECT subscriber_id, model_name, model_version, probability, risk_band, region,
+                       reason1, contribution1, reason2, contribution2, reason3, contribution3, clv, job_id, scored_at
+                FROM churn_scores_current;
+            """),
     ]
 
     /// Applies the migrations `connection`'s database lacks.

@@ -10,7 +10,8 @@ struct ModelsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "models",
         abstract: "The model registry: add, list, show and remove model versions, and deploy one as the model the cluster serves.",
-        subcommands: [AddModel.self, ListModels.self, ShowModel.self, RemoveModel.self, DeployModel.self, PromoteModel.self, CompareModels.self])
+        subcommands: [AddModel.self, ListModels.self, ShowModel.self, RemoveModel.self, DeployModel.self, PromoteModel.self, CompareModels.self,
+                      ActivateModel.self, DeactivateModel.self])
 }
 
 struct AddModel: AsyncParsableCommand {
@@ -79,12 +80,16 @@ struct ListModels: AsyncParsableCommand {
     func run() async throws {
         let logger = makeLogger("churngrid.models")
         try await reportingClusterErrors {
-            let (all, challenger) = try await withCoordinator(target, logger: logger) { client in
-                (try await client.coordinator.models(), try? await client.coordinator.status().challenger)
+            let (all, challenger, active) = try await withCoordinator(target, logger: logger) { client in
+                (try await client.coordinator.models(), try? await client.coordinator.status().challenger, (try? await client.coordinator.activeModelList()) ?? [])
             }
             if json { try printJSON(all) } else {
                 if all.isEmpty { print("no models registered") }
-                for m in all { print(modelLine(m, challenger: challenger)) }
+                for m in all {
+                    let mark = active.first { $0.name == m.name && $0.version == m.version }
+                        .map { "  (active beside the served model, for " + ($0.segment.isEmpty ? "every subscriber" : "segment \($0.segment)") + ")" } ?? ""
+                    print(modelLine(m, challenger: challenger) + mark)
+                }
             }
         }
     }
@@ -297,4 +302,70 @@ func modelLine(_ m: RegisteredModel, challenger: ChallengerStatus?) -> String {
     let isChallenger = m.served == false && challenger?.version == m.version && challenger?.name == m.name
     let role = m.served ? "  (served)" : isChallenger ? String(format: "  (challenger, %.2f%% of live answers)", challenger?.percent ?? 0) : ""
     return "\(m.served ? "*" : isChallenger ? "~" : " ") \(m.name) \(m.version)  \(m.format), \(m.features.count) features, \(m.bytes) B, from \(m.source), added by \(m.addedBy) at \(added)\(role)"
+}
+
+struct ActivateModel: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "activate",
+        abstract: "Score a registered model beside the served one in every job (admin), for the subscribers of a segment or everyone.",
+        discussion: """
+            Every worker loads it first (the extra feature columns it and its segment read included); if one cannot, nothing changes. \
+            From the next job on, every job scores it in the same pass over the profiles as the served model, and stores its scores \
+            under its name (churn_scores.model_name; the view churn_scores_current). Activating an active model again changes its \
+            version or segment. Refused for the served model's name, and while a job, campaign run, erasure or deployment runs.
+            """)
+
+    @OptionGroup var target: CoordinatorOptions
+
+    @Argument(help: "The model's name.")
+    var name: String
+
+    @Option(help: "The version (or a unique prefix of at least 6 characters).")
+    var version: String
+
+    @Option(help: ArgumentHelp("The subscribers it scores: conditions on profile features joined by 'and', e.g. \"contract = 'Month-to-month' and tenure < 12\" or \"plan_type in (1, 2)\" (docs/models.md, \"Several models\"). Default: everyone.",
+                               valueName: "condition"))
+    var segment: String?
+
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    func run() async throws {
+        let logger = makeLogger("churngrid.models")
+        try await reportingClusterErrors {
+            let active = try await withCoordinator(target, logger: logger) { client in
+                try await ClusterActorSystem.$callTimeout.withValue(.seconds(600)) {
+                    try await client.coordinator.activateModel(name: name, version: version, segment: segment ?? "")
+                }
+            }
+            if json { try printJSON(active) } else {
+                print("model \(active.name) version \(active.version) is active beside the served model, for "
+                      + (active.segment.isEmpty ? "every subscriber" : "segment \(active.segment)") + ": every job from the next one scores it")
+            }
+        }
+    }
+}
+
+struct DeactivateModel: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "deactivate",
+        abstract: "Stop scoring an active model beside the served one (admin); its published scores stay until the next job.")
+
+    @OptionGroup var target: CoordinatorOptions
+
+    @Argument(help: "The model's name.")
+    var name: String
+
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    func run() async throws {
+        let logger = makeLogger("churngrid.models")
+        try await reportingClusterErrors {
+            let ended = try await withCoordinator(target, logger: logger) { client in
+                try await ClusterActorSystem.$callTimeout.withValue(.seconds(600)) { try await client.coordinator.deactivateModel(name: name) }
+            }
+            if json { try printJSON(ended) } else { print("model \(ended.name) version \(ended.version) is no longer active") }
+        }
+    }
 }

@@ -327,8 +327,10 @@ final class ClusterDatabase: @unchecked Sendable {
         }
     }
 
-    /// Creates a job and its empty partition (and its shadow scores' when it has a challenger).
-    func startJob(modelVersion: String, shardCount: Int, clv: CLVSettings, challenger: String? = nil) async throws -> Int64 {
+    /// Creates a job and its empty partition (and its shadow scores' when it has a challenger),
+    /// recording every model it scores: the served one (`modelName`) and `active` beside it.
+    func startJob(modelVersion: String, shardCount: Int, clv: CLVSettings, challenger: String? = nil, modelName: String = "churn",
+                  active: [(name: String, version: String, segment: String)] = []) async throws -> Int64 {
         let term = term
         let settings = "{\"margin_rate\": \(clv.marginRate), \"monthly_discount\": \(clv.monthlyDiscount), \"horizon_months\": \(clv.horizonMonths)}"
         return try await run { c in
@@ -338,6 +340,12 @@ final class ClusterDatabase: @unchecked Sendable {
                     VALUES ($1, 'running', $2, $3, $4::jsonb, $5) RETURNING id
                     """, [modelVersion, String(shardCount), term.map { String($0) }, settings, challenger]).scalar,
                       let id = Int64(inserted) else { throw ClusterError("PostgreSQL returned no job id") }
+                _ = try c.query("INSERT INTO scoring_job_models (job_id, model_name, model_version, role) VALUES ($1, $2, $3, 'served')",
+                                [String(id), modelName, modelVersion])
+                for a in active {
+                    _ = try c.query("INSERT INTO scoring_job_models (job_id, model_name, model_version, role, segment) VALUES ($1, $2, $3, 'active', $4)",
+                                    [String(id), a.name, a.version, a.segment])
+                }
                 try c.execute("CREATE TABLE churn_scores_job_\(id) PARTITION OF churn_scores FOR VALUES IN (\(id))")
                 if challenger != nil {
                     try c.execute("CREATE TABLE churn_shadow_scores_job_\(id) PARTITION OF churn_shadow_scores FOR VALUES IN (\(id))")
@@ -350,7 +358,7 @@ final class ClusterDatabase: @unchecked Sendable {
     /// Writes several shards' scores for a job in one transaction, skipping any shard already
     /// written (a retry's duplicate).
     /// - Returns: the shards written now.
-    func write(job: Int64, batch: [(scores: ShardScores, node: String)], clv: CLVSettings, connection index: Int = 0) async throws -> Set<Int> {
+    func write(job: Int64, batch: [(scores: ShardScores, node: String)], clv: CLVSettings, modelName: String = "churn", connection index: Int = 0) async throws -> Set<Int> {
         let term = term
         return try await run(on: index) { c in
             try Self.transaction(c, fencedBy: term) {
@@ -365,13 +373,13 @@ final class ClusterDatabase: @unchecked Sendable {
                 }
                 try c.copyIn("""
                     COPY churn_scores_job_\(job) (job_id, subscriber_id, probability, risk_band, region,
-                        reason1, reason2, reason3, contribution1, contribution2, contribution3, clv) FROM STDIN (FORMAT binary)
+                        reason1, reason2, reason3, contribution1, contribution2, contribution3, clv, model_name) FROM STDIN (FORMAT binary)
                     """) { w in
                     var e = BinaryCopyEncoder()
                     for (scores, _) in batch where claimed.contains(scores.shard) {
                         let revenue = scores.arpu.elements
                         for i in 0..<scores.count {
-                            e.beginRow(fields: 12)
+                            e.beginRow(fields: 13)
                             e.int64(job)
                             e.int64(scores.ids.elements[i])
                             e.float32OrNull(scores.probabilities.elements[i])
@@ -391,7 +399,31 @@ final class ClusterDatabase: @unchecked Sendable {
                             } else {
                                 e.null()
                             }
+                            e.text(modelName)
                             if e.bytes.count > 1 << 20 { try w.write(e.take()) }
+                        }
+                        // The models active beside it, each over its segment (no CLV: it is the served model's).
+                        for other in scores.others {
+                            for r in 0..<other.count {
+                                let i = Int(other.rows.elements[r])
+                                e.beginRow(fields: 13)
+                                e.int64(job)
+                                e.int64(scores.ids.elements[i])
+                                e.float32OrNull(other.probabilities.elements[r])
+                                e.int16(Int16(other.bands.elements[r]))
+                                let region = scores.regions.elements[i]
+                                if region < 0 { e.null() } else { e.int16(region) }
+                                for k in 0..<3 {
+                                    let reason = other.reasons.elements[3 * r + k]
+                                    if reason < 0 { e.null() } else { e.int16(reason) }
+                                }
+                                for k in 0..<3 {
+                                    if other.reasons.elements[3 * r + k] < 0 { e.null() } else { e.float32OrNull(other.contributions.elements[3 * r + k]) }
+                                }
+                                e.null()
+                                e.text(other.name)
+                                if e.bytes.count > 1 << 20 { try w.write(e.take()) }
+                            }
                         }
                     }
                     e.finish()
@@ -426,7 +458,7 @@ final class ClusterDatabase: @unchecked Sendable {
     /// shards' claimed counts), marks it completed and makes it the published one — all in one
     /// transaction, so readers of `churn_scores_current` switch from the previous job to this one
     /// at once. Older jobs' partitions beyond the last `keep` completed ones are dropped afterwards.
-    func publish(job: Int64, summary: JobSummary, featureNames: [String], keep: Int = 3) async throws {
+    func publish(job: Int64, summary: JobSummary, featureNames: [String], modelName: String = "churn", keep: Int = 3) async throws {
         let bands = "{" + RiskBand.allCases.map { "\"\($0.description)\": \(summary.perBand[Int($0.rawValue)])" }.joined(separator: ", ") + "}"
         let regions = "{" + summary.perRegion.sorted { $0.key < $1.key }
             .map { "\"\($0.key < 0 ? "unknown" : String($0.key))\": \($0.value)" }.joined(separator: ", ") + "}"
@@ -440,10 +472,25 @@ final class ClusterDatabase: @unchecked Sendable {
         let term = term
         try await run { c in
             try Self.transaction(c, fencedBy: term) {
-                try c.execute("CREATE UNIQUE INDEX churn_scores_job_\(job)_subscriber ON churn_scores_job_\(job) (subscriber_id)")
+                // One row per subscriber and model.
+                try c.execute("CREATE UNIQUE INDEX churn_scores_job_\(job)_subscriber ON churn_scores_job_\(job) (subscriber_id, model_name)")
                 let claimed = try c.query("SELECT coalesce(sum(subscribers), 0) FROM scoring_job_shards WHERE job_id = $1", [String(job)]).scalar
                 guard claimed == String(summary.subscribers) else {
                     throw ClusterError("job \(job): the shards claim \(claimed ?? "no") subscribers but \(summary.subscribers) scores were written")
+                }
+                // Every model's rows: as many as the shards scored of it (the served one's, everyone).
+                var written: [String: Int] = [:]
+                for row in try c.query("SELECT model_name, count(*) FROM churn_scores_job_\(job) GROUP BY 1").rows {
+                    if let name = row[0], let n = row[1].flatMap(Int.init) { written[name] = n }
+                }
+                let expected = summary.perModel.merging([modelName: summary.subscribers]) { _, served in served }
+                let models = try c.query("SELECT model_name FROM scoring_job_models WHERE job_id = $1", [String(job)]).rows.compactMap { $0[0] }
+                for name in Set(models).union(written.keys).union(expected.keys) {
+                    let rows = written[name] ?? 0, scored = expected[name] ?? 0
+                    guard rows == scored, models.contains(name) || rows == 0 else {
+                        throw ClusterError("job \(job): \(rows) scores of model \(name) were written but its shards scored \(scored)\(models.contains(name) ? "" : " (not a model of the job)")")
+                    }
+                    _ = try c.query("UPDATE scoring_job_models SET subscribers = $3 WHERE job_id = $1 AND model_name = $2", [String(job), name, String(rows)])
                 }
                 // A challenger's shadow scores: one per subscriber, as many as the champion's.
                 if try c.query("SELECT to_regclass('churn_shadow_scores_job_\(job)') IS NOT NULL").scalar == "t" {

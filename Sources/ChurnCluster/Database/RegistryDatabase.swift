@@ -103,8 +103,43 @@ extension ClusterDatabase {
                     throw ModelRefusal(.served, "model \(name) version \(exact) is the challenger the cluster serves: end it first "
                                        + "(churngrid models deploy \(name) --version <the champion's> ends it; models promote \(name) makes it the champion)")
                 }
+                if try c.query("SELECT 1 FROM model_active WHERE name = $1 AND version = $2", [name, exact]).rows.count == 1 {
+                    throw ModelRefusal(.served, "model \(name) version \(exact) is active beside the served model: deactivate it first (churngrid models deactivate \(name))")
+                }
                 _ = try c.query("DELETE FROM model_registry WHERE name = $1 AND version = $2", [name, exact])
                 return exact
+            }
+        }
+    }
+
+    /// The models active beside the served one, by name, with their files.
+    func activeModels() async throws -> [(name: String, version: String, segment: String, bytes: [UInt8])] {
+        try await run { c in
+            try c.query("""
+                SELECT a.name, a.version, a.segment, encode(r.bytes, 'hex') FROM model_active a
+                JOIN model_registry r USING (name, version) ORDER BY a.name
+                """).rows.compactMap { row in
+                guard let name = row[0], let version = row[1], let segment = row[2], let hex = row[3], let bytes = Self.unhex(hex) else { return nil }
+                return (name, version, segment, bytes)
+            }
+        }
+    }
+
+    /// Records a model active beside the served one (fenced by the lease): `name` at `version`
+    /// over `segment`, or, with `version` nil, `name` no longer active.
+    func setActive(name: String, version: String?, segment: String, by: String) async throws {
+        let term = term
+        try await run { c in
+            try Self.transaction(c, fencedBy: term) {
+                if let version {
+                    _ = try c.query("""
+                        INSERT INTO model_active (name, version, segment, activated_by) VALUES ($1, $2, $3, $4)
+                        ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version, segment = EXCLUDED.segment,
+                            activated_by = EXCLUDED.activated_by, since = now()
+                        """, [name, version, segment, by])
+                } else {
+                    _ = try c.query("DELETE FROM model_active WHERE name = $1", [name])
+                }
             }
         }
     }

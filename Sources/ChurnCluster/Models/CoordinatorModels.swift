@@ -116,6 +116,9 @@ extension CoordinatorActor {
     /// version served already ends it, and `promoteChallenger` deploys the challenger's version.
     public distributed func deployModel(name: String, version: String) async throws -> ModelDeployment {
         let name = try ModelRegistry.validName(name)
+        guard !activeModels.contains(where: { $0.name == name }) else {
+            throw ModelRefusal(.served, "model \(name) is active beside the served model: deactivate it first (churngrid models deactivate \(name)) to serve it")
+        }
         try checkDeployable()
         deploying = true
         defer { deploying = false }

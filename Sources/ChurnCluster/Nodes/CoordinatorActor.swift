@@ -102,6 +102,9 @@ public distributed actor CoordinatorActor {
     var modelName = ModelRegistry.defaultName
     /// The challenger served beside it (`models deploy --as challenger`), carried by every assignment.
     var challenger: ChallengerPackage?
+    /// The models active beside the served one (`models activate`), carried by every assignment
+    /// and scored in every job.
+    var activeModels: [ActiveModelPackage] = []
     /// The live campaign's eligibility features beyond the catalogue: every assignment asks the
     /// worker to hold them (set when it starts, and read back when this coordinator takes over).
     var liveFeatures: [String] = []
@@ -170,9 +173,11 @@ public distributed actor CoordinatorActor {
     ///   for `settings.rejoinGrace`); `map` starts with no owner.
     init(actorSystem: ClusterActorSystem, database: ClusterDatabase, lease: LeaseKeeper, term: Int64, model: ScoringModel, package: ModelPackage,
          modelName: String = ModelRegistry.defaultName, map: ShardMap, saved: ShardMap? = nil, settings: Settings, estimatedSubscribers: Int = 0,
-         erasuresOnRecord: Bool = false, challenger: ChallengerPackage? = nil, liveFeatures: [String] = [], logger: Logger) {
+         erasuresOnRecord: Bool = false, challenger: ChallengerPackage? = nil, liveFeatures: [String] = [], activeModels: [ActiveModelPackage] = [],
+         logger: Logger) {
         self.actorSystem = actorSystem
         self.challenger = challenger
+        self.activeModels = activeModels
         self.liveFeatures = liveFeatures
         // A profile: its id, its features as Float32, and about half as much again for the index
         // and the chunks' slack.
@@ -283,7 +288,7 @@ public distributed actor CoordinatorActor {
         let assignment = Assignment(shardCount: map.shardCount, shards: shards,
                                     roles: Array(repeating: .owner, count: owned.count) + Array(repeating: .standby, count: standby.count),
                                     epoch: next.epoch, term: term, model: package, triggers: settings.triggers,
-                                    challenger: challenger, features: heldFeatures)
+                                    challenger: challenger, features: heldFeatures, active: activeModels)
         _ = try await ClusterActorSystem.$callTimeout.withValue(settings.assignTimeout) { try await member.actor.assign(assignment) }
         map = next
         for s in owned { ready.insert(s) }
@@ -346,7 +351,7 @@ public distributed actor CoordinatorActor {
                     continue
                 }
                 let assignment = Assignment(shardCount: map.shardCount, shards: shards, epoch: next.epoch, term: term, model: package, triggers: settings.triggers,
-                                    challenger: challenger, features: heldFeatures)
+                                    challenger: challenger, features: heldFeatures, active: activeModels)
                 group.addTask {
                     do {
                         _ = try await ClusterActorSystem.$callTimeout.withValue(.seconds(30)) { try await member.actor.assign(assignment) }
@@ -490,7 +495,7 @@ public distributed actor CoordinatorActor {
                 guard let member = members[name] else { continue }
                 let assignment = Assignment(shardCount: map.shardCount, shards: w.shards, roles: w.roles, sources: w.sources, epoch: next.epoch,
                                             term: term, model: package, triggers: settings.triggers,
-                                    challenger: challenger, features: heldFeatures)
+                                    challenger: challenger, features: heldFeatures, active: activeModels)
                 let timeout = settings.assignTimeout
                 group.addTask {
                     _ = try await ClusterActorSystem.$callTimeout.withValue(timeout) { try await member.actor.assign(assignment) }
@@ -720,7 +725,8 @@ public distributed actor CoordinatorActor {
         await writeUnrecordedFailures()
         let id: Int64
         do {
-            id = try await database.startJob(modelVersion: model.version, shardCount: map.shardCount, clv: settings.clv, challenger: challenger?.model.version)
+            id = try await database.startJob(modelVersion: model.version, shardCount: map.shardCount, clv: settings.clv, challenger: challenger?.model.version,
+                                             modelName: modelName, active: activeModels.map { ($0.name, $0.model.version, $0.segment) })
         } catch let error as LeaseLost {
             lease.lost(error)
             throw ClusterError("this coordinator has lost its lease and is stepping down; ask the coordinator that took over")
@@ -789,10 +795,11 @@ public distributed actor CoordinatorActor {
                         startScoring(shard, on: node, role: role, options: options, in: &group)
                     case .write(let connection, let entries):
                         let database = database
-                        let clv = self.settings.clv
+                        let clv = self.settings.clv, name = modelName
                         group.addTask {
                             do {
-                                let claimed = try await database.write(job: id, batch: entries.map { ($0.scores, $0.node) }, clv: clv, connection: connection)
+                                let claimed = try await database.write(job: id, batch: entries.map { ($0.scores, $0.node) }, clv: clv, modelName: name,
+                                                                       connection: connection)
                                 return .written(connection: connection, claimed: claimed)
                             } catch let error as LeaseLost {
                                 return .writeFailed(connection: connection, .leaseLost("\(error)"))
@@ -842,6 +849,8 @@ public distributed actor CoordinatorActor {
         let timeout = settings.rescoreTimeout, modelVersion = run?.status.modelVersion ?? model.version, shardCount = map.shardCount
         // The challenger scored in shadow (fixed while a job runs: deployments wait for it).
         let shadowVersion = challenger?.model.version ?? ""
+        // So are the models active beside it (fixed too: activations wait for the job).
+        let others = activeModels.map { "\($0.name) \($0.model.version)" }
         let shardActor = members[node].flatMap { try? ShardActor.resolve(shard: shard, role: role, on: $0.node, using: actorSystem) }
         group.addTask {
             do {
@@ -856,6 +865,10 @@ public distributed actor CoordinatorActor {
                 }
                 guard scores.shadowVersion == shadowVersion || scores.count == 0 else {
                     throw ClusterError("\(node) scored shard \(shard) in shadow with challenger '\(scores.shadowVersion)', not the job's '\(shadowVersion)'")
+                }
+                let scoredOthers = scores.others.map { "\($0.name) \($0.version)" }
+                guard scoredOthers == others || (scores.count == 0 && scores.others.isEmpty) else {
+                    throw ClusterError("\(node) scored shard \(shard) with the active models [\(scoredOthers.joined(separator: ", "))], not the job's [\(others.joined(separator: ", "))]")
                 }
                 return .scored(shard: shard, node: node, scores)
             } catch let error as RemoteCallError where [.unreachable, .nodeRestarted].contains(error.code) {
@@ -959,7 +972,7 @@ public distributed actor CoordinatorActor {
         while true {
             do {
                 if cutOff, try await database.isPublished(job: id) { return }
-                try await database.publish(job: id, summary: summary, featureNames: model.featureNames)
+                try await database.publish(job: id, summary: summary, featureNames: model.featureNames, modelName: modelName)
                 return
             } catch let e as PostgresError where e.isUnavailable && ContinuousClock.now - start < settings.databaseDeadline {
                 cutOff = true
@@ -1109,6 +1122,9 @@ extension CoordinatorActor: AccessControlled {
         "deployModel(name:version:)": Role.admins,
         "deployChallenger(name:version:trafficPercent:)": Role.admins,
         "promoteChallenger(name:)": Role.admins,
+        "activateModel(name:version:segment:)": Role.admins,
+        "deactivateModel(name:)": Role.admins,
+        "activeModelList()": Role.readers,
         "compareModels(name:version:)": Role.operators,
         "compareJob(name:job:)": Role.operators,
         "startLiveCampaign(_:)": Role.operators,

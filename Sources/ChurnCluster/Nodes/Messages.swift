@@ -57,12 +57,14 @@ public struct Assignment: Sendable, WireCodable {
     /// Schema features to hold beside the catalogue's and the models' (the live campaign's
     /// eligibility reads them): loaded before the shards answer.
     public var features: [String] = []
+    /// The models active beside the served one (`models activate`), scored in every job.
+    public var active: [ActiveModelPackage] = []
     // No database settings travel with an assignment: each worker has its own (`--postgres`
     // with the password from PGPASSWORD/PGPASSFILE), so no secret crosses the wire.
 
     public func encode(to w: inout WireWriter) {
         w.write(shardCount); w.write(shards); w.write(roles); w.write(sources); w.write(epoch); w.write(term); w.write(model); w.write(triggers)
-        w.write(challenger); w.write(features)
+        w.write(challenger); w.write(features); w.write(active)
     }
 
     public init(from r: inout WireReader) throws(WireError) {
@@ -72,6 +74,10 @@ public struct Assignment: Sendable, WireCodable {
         triggers = r.remaining > 0 ? try r.read() : .none  // from a coordinator one version older
         challenger = r.remaining > 0 ? try r.read() : nil
         features = r.remaining > 0 ? try r.read() : []
+        active = r.remaining > 0 ? try r.read() : []
+        guard active.count <= maxActiveModels, Set(active.map(\.name)).count == active.count else {
+            throw WireError(offset: at, expected: "at most \(maxActiveModels) active models, each named once")
+        }
         guard features.count <= FeatureSchema.maxFeatures, features.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 63 }) else {
             throw WireError(offset: at, expected: "at most \(FeatureSchema.maxFeatures) feature names of 1–63 bytes")
         }
@@ -87,8 +93,9 @@ public struct Assignment: Sendable, WireCodable {
     }
 
     public init(shardCount: Int, shards: [Int], roles: [ShardRole]? = nil, sources: [NodeID?]? = nil, epoch: Int64, term: Int64, model: ModelPackage,
-                triggers: TriggerPackage = .none, challenger: ChallengerPackage? = nil, features: [String] = []) {
+                triggers: TriggerPackage = .none, challenger: ChallengerPackage? = nil, features: [String] = [], active: [ActiveModelPackage] = []) {
         self.triggers = triggers
+        self.active = active
         self.features = features
         self.challenger = challenger
         self.shardCount = shardCount

@@ -245,11 +245,24 @@ public final class CoordinatorService: Service, Sendable {
                              metadata: ["run": "\(live.runID)", "error": "\(error)"])
             }
         }
-        let model = serving, package = servingPackage, name = served.name, servedChallenger = challenger, held = liveFeatures
+        // The models active beside it (one that no longer fits is deactivated, and recorded so).
+        var active: [ActiveModelPackage] = []
+        for a in try await database.activeModels() {
+            do {
+                active.append(try CoordinatorActor.checkedActive(name: a.name, version: a.version, bytes: a.bytes, segment: a.segment,
+                                                                 servedName: served.name, schema: stored))
+                logger.notice("scoring an active model", metadata: ["name": "\(a.name)", "version": "\(a.version)", "segment": "\(a.segment)"])
+            } catch {
+                logger.error("an active model recorded in model_active does not load here or no longer fits the feature schema: it is deactivated (activate it again once it does)",
+                             metadata: ["name": "\(a.name)", "version": "\(a.version)", "error": "\(error)"])
+                try await database.setActive(name: a.name, version: nil, segment: "", by: "\(system.node.name) (it did not load)")
+            }
+        }
+        let model = serving, package = servingPackage, name = served.name, servedChallenger = challenger, held = liveFeatures, others = active
         let coordinator = system.withActorName(CoordinatorActor.name) {
             CoordinatorActor(actorSystem: system, database: database, lease: lease, term: term, model: model, package: package, modelName: name, map: map, saved: saved,
                              settings: settings, estimatedSubscribers: subscribers, erasuresOnRecord: erased, challenger: servedChallenger,
-                             liveFeatures: held, logger: logger)
+                             liveFeatures: held, activeModels: others, logger: logger)
         }
         leading.withLock { $0 = coordinator }
         logger.info("coordinator ready", metadata: ["endpoint": "\(system.node.endpoint)", "term": "\(term)", "shards": "\(map.shardCount)",

@@ -15,14 +15,18 @@ public distributed actor ShardActor {
     private var model: ScoringModel
     /// Answers live queries for its share of subscribers (never jobs, campaigns or drift).
     private var challenger: ServedChallenger?
+    /// The models active beside the served one: scored in jobs, over their segments.
+    private var others: [ServedActiveModel]
     private let scoring: ScoringThreads
 
-    init(actorSystem: ClusterActorSystem, shard: Int, store: LoadedShard, model: ScoringModel, challenger: ServedChallenger?, scoring: ScoringThreads) {
+    init(actorSystem: ClusterActorSystem, shard: Int, store: LoadedShard, model: ScoringModel, challenger: ServedChallenger?,
+         others: [ServedActiveModel], scoring: ScoringThreads) {
         self.actorSystem = actorSystem
         self.shard = shard
         loaded = store
         self.model = model
         self.challenger = challenger
+        self.others = others
         self.scoring = scoring
     }
 
@@ -45,6 +49,12 @@ public distributed actor ShardActor {
     func use(_ next: ScoringModel, challenger: ServedChallenger?) {
         model = next
         self.challenger = challenger
+    }
+
+    /// Scores `next` beside the served model in jobs from now on (one step: a job pass already
+    /// running keeps the models it started with).
+    func use(others next: [ServedActiveModel]) {
+        others = next
     }
 
     /// The version that answers a live query for `subscriberID`.
@@ -85,8 +95,9 @@ public distributed actor ShardActor {
     /// standard options calls `rescore()`, which a worker one version older also answers.)
     public distributed func rescore(_ options: RescoreOptions) async throws -> ShardScores {
         // The challenger, if any, is scored in shadow in the same walk (it answers no job).
-        let (model, shard, loaded, shadow) = (model, shard, loaded, challenger?.model)
-        return try await scoring.run { try model.score(shard: shard, store: loaded.store, options: options, shadow: shadow) }
+        // So are the models active beside it, each over its segment.
+        let (model, shard, loaded, shadow, others) = (model, shard, loaded, challenger?.model, others)
+        return try await scoring.run { try model.score(shard: shard, store: loaded.store, options: options, shadow: shadow, others: others) }
     }
 
     /// Drift for a job: a sample of the model's features (a new reference) or their counts in

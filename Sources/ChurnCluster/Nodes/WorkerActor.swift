@@ -32,6 +32,8 @@ public distributed actor WorkerActor {
     var model: ScoringModel?
     /// The challenger its shards answer a share of live queries with (`models deploy --as challenger`).
     var challenger: ServedChallenger?
+    /// The models active beside the served one (`models activate`): scored in every job.
+    var activeModels: [ServedActiveModel] = []
     /// A model loaded ahead of a deployment's switch (`prepareModel`).
     var preparedModel: ScoringModel?
     /// The other version of a comparison (`prepareComparison`).
@@ -133,6 +135,7 @@ public distributed actor WorkerActor {
         }
         guard let model else { throw ClusterError("no model to score with") }
         await follow(challenger: assignment.challenger)
+        await follow(active: assignment.active)
         if eventsModel != model.version || triggers != assignment.triggers {
             let rules: TriggerRules?
             do {
@@ -338,9 +341,9 @@ public distributed actor WorkerActor {
 
     private func hostActor(_ shard: Int, role: ShardRole, model: ScoringModel) -> ShardActor {
         let system = actorSystem, store = stores[shard] ?? LoadedShard(store: ProfileStore()), scoring = scoring
-        let challenger = challenger
+        let challenger = challenger, others = activeModels
         return system.withActorName(ShardActor.name(shard, role: role)) {
-            ShardActor(actorSystem: system, shard: shard, store: store, model: model, challenger: challenger, scoring: scoring)
+            ShardActor(actorSystem: system, shard: shard, store: store, model: model, challenger: challenger, others: others, scoring: scoring)
         }
     }
 
@@ -466,6 +469,7 @@ extension WorkerActor: AccessControlled {
         "holdFeatures(_:term:)": [.coordinator],
         "switchModel(version:term:)": [.coordinator],
         "switchChallenger(_:term:)": [.coordinator],
+        "serveActive(_:term:)": [.coordinator],
         "prepareComparison(_:term:)": [.coordinator],
         "compareModels(_:term:)": [.coordinator],
         "profilesErased(from:to:term:)": [.coordinator],

@@ -35,10 +35,14 @@ struct JobSummary: Sendable {
         var contributions: [Float]
     }
 
+    /// Subscribers scored by each model active beside the served one (its segment's).
+    private(set) var perModel: [String: Int] = [:]
+
     /// Adds a shard's scores.
     mutating func add(_ scores: ShardScores) {
         let n = scores.count
         subscribers += n
+        for other in scores.others { perModel[other.name, default: 0] += other.count }
         scores.probabilities.elements.withUnsafeBufferPointer { p in
             for i in 0..<n {
                 let v = Double(p[i])

@@ -24,13 +24,16 @@ public struct ShardScores: Sendable, WireCodable {
     /// without a challenger, or from a worker one version older).
     public var shadowVersion = ""
     public var shadow = BulkArray<Float>([])
+    /// The models active beside the served one, each over its segment (empty without any, or
+    /// from a worker one version older).
+    public var others: [ModelScores] = []
 
     public var count: Int { ids.elements.count }
 
     public func encode(to w: inout WireWriter) {
         w.write(shard); w.write(modelVersion); w.write(ids); w.write(probabilities); w.write(bands)
         w.write(regions); w.write(reasons); w.write(contributions); w.write(arpu)
-        w.write(shadowVersion); w.write(shadow)
+        w.write(shadowVersion); w.write(shadow); w.write(others)
     }
 
     public init(from r: inout WireReader) throws(WireError) {
@@ -39,7 +42,11 @@ public struct ShardScores: Sendable, WireCodable {
         bands = try r.read(); regions = try r.read(); reasons = try r.read(); contributions = try r.read()
         arpu = r.remaining > 0 ? try r.read() : BulkArray([])
         if r.remaining > 0 { shadowVersion = try r.read(); shadow = try r.read() }
+        if r.remaining > 0 { others = try r.read() }
         let n = ids.elements.count
+        guard others.count <= maxActiveModels, others.allSatisfy({ $0.fits(n) }), Set(others.map(\.name)).count == others.count else {
+            throw WireError(offset: at, expected: "at most \(maxActiveModels) active models' scores, each named once, over the shard's \(n) subscribers")
+        }
         guard probabilities.elements.count == n, bands.elements.count == n, regions.elements.count == n,
               reasons.elements.count == 3 * n, contributions.elements.count == 3 * n,
               arpu.elements.isEmpty || arpu.elements.count == n, shadow.elements.isEmpty || shadow.elements.count == n,
@@ -88,8 +95,11 @@ extension ScoringModel {
     /// Scores every subscriber of `store` on the calling thread with top-3 reasons for those
     /// `options` asks for: by default everyone, by path attribution (the method a live query uses
     /// by default, so both agree), tabulated per leaf so reasons cost little more than the walk.
-    public func score(shard: Int, store: ProfileStore, options: RescoreOptions = .standard, shadow: ScoringModel? = nil) throws -> ShardScores {
+    func score(shard: Int, store: ProfileStore, options: RescoreOptions = .standard, shadow: ScoringModel? = nil,
+               others: [ServedActiveModel] = []) throws -> ShardScores {
         var out = ShardScores(shard: shard, modelVersion: version, capacity: store.count)
+        var block = OtherModelBlock()
+        out.others = others.map { ModelScores(name: $0.name, version: $0.model.version) }
         var shadowMargins = [Double](), shadowProbabilities = [Double]()
         if let shadow {
             out.shadowVersion = shadow.version
@@ -124,7 +134,12 @@ extension ScoringModel {
                     }
                 }
             }
+            let base = out.ids.elements.count
             out.ids.elements.append(contentsOf: UnsafeBufferPointer(start: ids, count: rows))
+            // The other active models in the same walk, each over its segment's rows.
+            for (k, other) in others.enumerated() {
+                try block.score(other, columns: columns, rows: rows, base: base, options: options, into: &out.others[k])
+            }
             if let shadow {
                 // The challenger in the same walk: the same rows, in the same order, at the same moment.
                 shadowMargins = [Double](repeating: 0, count: rows)
@@ -219,5 +234,95 @@ extension ScoringModel {
         // Contributions as a job stores them (Float).
         let reasons = Self.top3(phi, count: featureNames.count).map { Reason(feature: featureNames[$0.feature], contribution: Double(Float($0.contribution))) }
         return (p, RiskBand(probability: p), reasons)
+    }
+}
+
+/// Scores an active model over its segment's rows of one run of a walk (one per walk: its scratch
+/// buffers are reused run after run). The segment's rows are gathered into contiguous columns of
+/// the features the model reads, so a model for a tenth of the base walks its trees for a tenth.
+struct OtherModelBlock {
+    private var selected: [Int32] = []
+    private var gathered: [Float] = []
+    private var margins: [Double] = []
+    private var probabilities: [Double] = []
+    private var features: [Int16] = []
+    private var values: [Float] = []
+    private var row: [Float] = []
+    private var phi: [Double] = []
+
+    mutating func score(_ other: ServedActiveModel, columns: [UnsafePointer<Float>], rows: Int, base: Int, options: RescoreOptions,
+                        into out: inout ModelScores) throws {
+        let model = other.model
+        selected.removeAll(keepingCapacity: true)
+        if let segment = other.segment {
+            guard segment.maxColumn < columns.count else {
+                throw ClusterError("model \(other.name)'s segment reads a column this shard's profiles do not hold (its extra columns are not loaded)")
+            }
+            for i in 0..<rows where segment.contains(columns, row: i) { selected.append(Int32(i)) }
+        } else {
+            selected.append(contentsOf: (0..<Int32(rows)))
+        }
+        let n = selected.count
+        guard n > 0 else { return }
+        let f = model.featureNames.count
+        let all = n == rows
+        var input = try model.input(columns, rows: rows)
+        if !all {
+            // Gather the segment's rows of each feature the model reads.
+            if gathered.count < f * n { gathered = [Float](repeating: 0, count: f * n) }
+            gathered.withUnsafeMutableBufferPointer { g in
+                for (j, column) in input.columns.enumerated() {
+                    let to = g.baseAddress! + j * n
+                    for (r, i) in selected.enumerated() { to[r] = column[Int(i)] }
+                }
+            }
+        }
+        margins = [Double](repeating: 0, count: n)
+        probabilities = [Double](repeating: 0, count: n)
+        let explain = options.reasons != .none
+        let tabulated = explain && options.method == .approx ? model.attribution : nil
+        if tabulated != nil {
+            features = [Int16](repeating: -1, count: 3 * n)
+            values = [Float](repeating: 0, count: 3 * n)
+        }
+        try gathered.withUnsafeBufferPointer { g throws in
+            if !all { input = FeatureColumns(columns: (0..<f).map { g.baseAddress! + $0 * n }, rowCount: n) }
+            try margins.withUnsafeMutableBufferPointer { m throws in
+                try probabilities.withUnsafeMutableBufferPointer { p throws in
+                    if let tabulated {
+                        try features.withUnsafeMutableBufferPointer { fe throws in
+                            try values.withUnsafeMutableBufferPointer { v throws in
+                                try tabulated.score(input, margins: m.baseAddress!, outputs: p.baseAddress!, top: 3, features: fe.baseAddress!, values: v.baseAddress!)
+                            }
+                        }
+                    } else {
+                        try model.forest.score(input, margins: m.baseAddress!, outputs: p.baseAddress!, threads: 1)
+                    }
+                }
+            }
+            let reasonsFrom = options.reasonsFrom
+            if row.count != f { row = [Float](repeating: 0, count: f) }
+            if phi.count != model.explainer.contributionCount { phi = [Double](repeating: 0, count: model.explainer.contributionCount) }
+            for r in 0..<n {
+                let p = probabilities[r]
+                out.rows.elements.append(Int32(base) + selected[r])
+                out.probabilities.elements.append(Float(p))
+                out.bands.elements.append(RiskBand(probability: p).rawValue)
+                if !explain || p < reasonsFrom {
+                    out.reasons.elements.append(contentsOf: [-1, -1, -1])
+                    out.contributions.elements.append(contentsOf: [0, 0, 0])
+                } else if tabulated != nil {
+                    out.reasons.elements.append(contentsOf: features[(3 * r)..<(3 * r + 3)])
+                    out.contributions.elements.append(contentsOf: values[(3 * r)..<(3 * r + 3)])
+                } else {
+                    for j in 0..<f { row[j] = input.columns[j][r] }
+                    let best = model.topReasons(row: &row, phi: &phi, method: options.method.method)
+                    for k in 0..<3 {
+                        out.reasons.elements.append(k < best.count ? Int16(best[k].feature) : -1)
+                        out.contributions.elements.append(k < best.count ? Float(best[k].contribution) : 0)
+                    }
+                }
+            }
+        }
     }
 }

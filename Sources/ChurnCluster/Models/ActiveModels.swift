@@ -1,0 +1,110 @@
+import SubscriberProfiles
+import TreeModel
+import WireFormat
+
+/// A model active beside the served one (docs/models.md, "Several models"): scored in every
+/// rescoring job, in the same walk over each shard's profiles as the served model, for the
+/// subscribers of its segment. Travels with every assignment, so a worker that joins, restarts or
+/// takes shards over scores what the others score.
+public struct ActiveModelPackage: Sendable, WireCodable, Equatable {
+    public var name: String
+    public var model: ModelPackage
+    /// The segment's canonical text (`ModelSegment.description`); empty: every subscriber.
+    public var segment: String
+
+    public init(name: String, model: ModelPackage, segment: String) {
+        self.name = name
+        self.model = model
+        self.segment = segment
+    }
+
+    public func encode(to w: inout WireWriter) { w.write(name); w.write(model); w.write(segment) }
+    public init(from r: inout WireReader) throws(WireError) {
+        let at = r.offset
+        name = try r.read(); model = try r.read(); segment = try r.read()
+        guard (1...64).contains(name.utf8.count), segment.utf8.count <= ModelSegment.maxBytes else {
+            throw WireError(offset: at, expected: "an active model with a name of 1–64 bytes and a segment of at most \(ModelSegment.maxBytes) bytes")
+        }
+    }
+
+    public static func == (a: ActiveModelPackage, b: ActiveModelPackage) -> Bool {
+        a.name == b.name && a.model.version == b.model.version && a.segment == b.segment
+    }
+}
+
+/// The most models active beside the served one.
+public let maxActiveModels = 32
+
+/// An active model as a worker holds it: compiled against its profiles, its segment bound to
+/// their columns.
+struct ServedActiveModel: Sendable {
+    let name: String
+    let model: ScoringModel
+    let segmentText: String
+    let segment: BoundSegment?
+}
+
+/// What `status` and `models list` show of an active model.
+public struct ActiveModelStatus: Sendable, WireCodable, Codable, Equatable {
+    public var name: String
+    public var version: String
+    /// The segment's canonical text; empty: every subscriber.
+    public var segment: String
+
+    public init(name: String, version: String, segment: String) {
+        self.name = name
+        self.version = version
+        self.segment = segment
+    }
+
+    public func encode(to w: inout WireWriter) { w.write(name); w.write(version); w.write(segment) }
+    public init(from r: inout WireReader) throws(WireError) { name = try r.read(); version = try r.read(); segment = try r.read() }
+}
+
+/// One active model's scores of a shard in a job: its segment's subscribers only, by their row in
+/// the shard's scores (`ShardScores.ids`), with probability, band and top-3 reasons (feature index
+/// in this model, -1 for none) and contributions.
+public struct ModelScores: Sendable, WireCodable {
+    public var name: String
+    public var version: String
+    /// Positions in `ShardScores.ids`, increasing.
+    public var rows: BulkArray<Int32>
+    public var probabilities: BulkArray<Float>
+    public var bands: BulkArray<UInt8>
+    /// 3 per subscriber.
+    public var reasons: BulkArray<Int16>
+    /// 3 per subscriber.
+    public var contributions: BulkArray<Float>
+
+    public var count: Int { rows.elements.count }
+
+    init(name: String, version: String) {
+        self.name = name
+        self.version = version
+        rows = BulkArray([]); probabilities = BulkArray([]); bands = BulkArray([]); reasons = BulkArray([]); contributions = BulkArray([])
+    }
+
+    public func encode(to w: inout WireWriter) {
+        w.write(name); w.write(version); w.write(rows); w.write(probabilities); w.write(bands); w.write(reasons); w.write(contributions)
+    }
+
+    public init(from r: inout WireReader) throws(WireError) {
+        let at = r.offset
+        name = try r.read(); version = try r.read(); rows = try r.read(); probabilities = try r.read(); bands = try r.read()
+        reasons = try r.read(); contributions = try r.read()
+        let n = rows.elements.count
+        guard probabilities.elements.count == n, bands.elements.count == n, reasons.elements.count == 3 * n, contributions.elements.count == 3 * n else {
+            throw WireError(offset: at, expected: "an active model's scores with matching column lengths (\(n) subscribers)")
+        }
+        guard probabilities.elements.allSatisfy({ $0 >= 0 && $0 <= 1 }) else { throw WireError(offset: at, expected: "probabilities between 0 and 1") }
+        guard bands.elements.allSatisfy({ Int($0) < RiskBand.allCases.count }) else { throw WireError(offset: at, expected: "risk bands 0–\(RiskBand.allCases.count - 1)") }
+        var last: Int32 = -1
+        for row in rows.elements {
+            guard row > last else { throw WireError(offset: at, expected: "increasing row positions") }
+            last = row
+        }
+    }
+
+    /// Whether every row is a position of a shard's `count` scores.
+    func fits(_ count: Int) -> Bool { rows.elements.last.map { Int($0) < count } ?? true }
+}

@@ -1,0 +1,155 @@
+import ClusterSystem
+import Distributed
+import ProfileDatabase
+import SubscriberProfiles
+import TreeModel
+import WireFormat
+
+/// Several models at once (docs/models.md, "Several models"): registered models active beside
+/// the served one, each over a segment, scored in every job in the same pass over the profiles.
+extension CoordinatorActor {
+    /// Activates a registered version of model `name` beside the served model, for the
+    /// subscribers of `segment` (empty: everyone), or changes an active model's version or
+    /// segment (admin). Every worker loads it first (the extra columns it and its segment read
+    /// included); if one cannot, those that switched go back and nothing changes. Then it is
+    /// recorded (a restart or takeover keeps it). From the next job on, every job scores it.
+    /// Refused while a job, campaign run, erasure, comparison or deployment runs.
+    public distributed func activateModel(name: String, version: String, segment: String) async throws -> ActiveModelStatus {
+        let caller = ClusterActorSystem.caller
+        let name = try ModelRegistry.validName(name)
+        guard name != modelName else {
+            throw ModelRefusal(.served, "model \(name) is the model the cluster serves: it is scored in every job already (activate models of other names beside it)")
+        }
+        try checkDeployable()
+        deploying = true
+        defer { deploying = false }
+        let (entry, bytes) = try await database.registeredModel(name: name, version: version)
+        let stored: FeatureSchemaStore.Stored
+        do {
+            stored = try await database.featureSchema()
+        } catch {
+            throw ClusterError("the feature schema in force cannot be read to check model \(name)'s features and segment: \(error)")
+        }
+        let package: ActiveModelPackage
+        do {
+            package = try await Task.detached {
+                try Self.checkedActive(name: name, version: entry.version, bytes: bytes, segment: segment, servedName: "", schema: stored, canonical: false)
+            }.value
+        } catch {
+            await audit(caller, action: "models activate", target: "\(name) \(entry.version)", outcome: "refused: \(error)")
+            throw ModelRefusal(.unloadable, "model \(name) \(entry.version) not activated: \(error)")
+        }
+        guard activeModels.count < maxActiveModels || activeModels.contains(where: { $0.name == name }) else {
+            throw ModelRefusal(.busy, "\(maxActiveModels) models are active already: deactivate one first")
+        }
+        var next = activeModels
+        if let i = next.firstIndex(where: { $0.name == name }) { next[i] = package } else { next.append(package) }
+        next.sort { $0.name < $1.name }  // the order a coordinator that starts reads them in
+        try await serveEverywhere(next, action: "models activate", target: "\(name) \(entry.version)", caller: caller)
+        do {
+            try await database.register(model: try ScoringModel(bytes: bytes, source: package.model.source))
+            try await database.setActive(name: name, version: entry.version, segment: package.segment, by: Self.callerName(caller))
+        } catch let error as LeaseLost {
+            lease.lost(error)
+            throw ClusterError("this coordinator has lost its lease and is stepping down; nothing was activated")
+        } catch {
+            await serveBack(from: next)
+            throw ClusterError("model \(name) \(entry.version) not activated: it could not be recorded (\(error)); the workers went back")
+        }
+        activeModels = next
+        await audit(caller, action: "models activate", target: "\(name) \(entry.version)",
+                    outcome: "activated" + (package.segment.isEmpty ? " for every subscriber" : " for segment \(package.segment)"))
+        logger.notice("model activated", metadata: ["name": "\(name)", "version": "\(entry.version)", "segment": "\(package.segment)",
+                                                     "active": "\(next.map(\.name))"])
+        return ActiveModelStatus(name: name, version: entry.version, segment: package.segment)
+    }
+
+    /// Stops scoring model `name` beside the served one (admin): jobs from the next one on no
+    /// longer score it; its published scores stay until a job replaces them.
+    /// - Returns: what was active.
+    public distributed func deactivateModel(name: String) async throws -> ActiveModelStatus {
+        let caller = ClusterActorSystem.caller
+        let name = try ModelRegistry.validName(name)
+        guard let current = activeModels.first(where: { $0.name == name }) else {
+            throw ModelRefusal(.unknownModel, "model \(name) is not active (active: \(activeModels.isEmpty ? "none" : activeModels.map(\.name).joined(separator: ", ")))")
+        }
+        try checkDeployable()
+        deploying = true
+        defer { deploying = false }
+        let next = activeModels.filter { $0.name != name }
+        try await serveEverywhere(next, action: "models deactivate", target: "\(name) \(current.model.version)", caller: caller)
+        do {
+            try await database.setActive(name: name, version: nil, segment: "", by: Self.callerName(caller))
+        } catch let error as LeaseLost {
+            lease.lost(error)
+            throw ClusterError("this coordinator has lost its lease and is stepping down; nothing was deactivated")
+        } catch {
+            await serveBack(from: next)
+            throw ClusterError("model \(name) not deactivated: it could not be recorded (\(error)); the workers went back")
+        }
+        activeModels = next
+        await audit(caller, action: "models deactivate", target: "\(name) \(current.model.version)", outcome: "deactivated")
+        logger.notice("model deactivated", metadata: ["name": "\(name)", "version": "\(current.model.version)"])
+        return ActiveModelStatus(name: name, version: current.model.version, segment: current.segment)
+    }
+
+    /// The models active beside the served one (readers).
+    public distributed func activeModelList() -> [ActiveModelStatus] {
+        activeModels.map { ActiveModelStatus(name: $0.name, version: $0.model.version, segment: $0.segment) }
+    }
+
+    /// Every worker serves `next`; if one cannot, those that did go back to what is active now.
+    private func serveEverywhere(_ next: [ActiveModelPackage], action: String, target: String, caller: Caller?) async throws {
+        await lockMembership()
+        defer { unlockMembership() }
+        let term = term
+        let served = await Self.onEveryWorker(memberWorkers(), timeout: Self.prepareTimeout) { try await $0.serveActive(next, term: term) }
+        let failed = served.compactMap { name, result -> String? in
+            if case .failure(let error) = result { return "\(name) (\(error))" }
+            return nil
+        }
+        guard failed.isEmpty else {
+            let back = memberWorkers().filter { w in served.contains { $0.0 == w.name && (try? $0.1.get()) != nil } }
+            let current = activeModels
+            _ = await Self.onEveryWorker(back, timeout: Self.prepareTimeout) { try await $0.serveActive(current, term: term) }
+            await audit(caller, action: action, target: target, outcome: "failed: not every worker loaded it")
+            throw ClusterError("\(target): \(failed.joined(separator: ", ")) could not load it; nothing changed")
+        }
+    }
+
+    /// Every worker goes back from `next` to what is active now (a change that was not recorded).
+    private func serveBack(from next: [ActiveModelPackage]) async {
+        await lockMembership()
+        defer { unlockMembership() }
+        let term = term, current = activeModels
+        let back = await Self.onEveryWorker(memberWorkers(), timeout: Self.prepareTimeout) { try await $0.serveActive(current, term: term) }
+        for (worker, result) in back {
+            if case .failure(let error) = result {
+                logger.error("a worker could not go back to the active models recorded: it scores others until the next assignment",
+                             metadata: ["worker": "\(worker)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// An active model checked on the coordinator: it loads, reads only features of the schema in
+    /// force, and its segment (`canonical`: stored already) reads schema features; named apart
+    /// from the served model.
+    static func checkedActive(name: String, version: String, bytes: [UInt8], segment: String, servedName: String,
+                              schema stored: FeatureSchemaStore.Stored, canonical: Bool = true) throws -> ActiveModelPackage {
+        guard name != servedName else { throw ClusterError("model \(name) is the model served") }
+        let source = "registry:\(name)/\(version)"
+        let tree = try TreeEnsemble.parse(bytes, file: source)
+        if let problem = ModelFeatureCheck.problem(model: tree, schema: stored.schema, schemaVersion: stored.version) {
+            throw ClusterError("\(source): \(problem)")
+        }
+        let loaded = try ScoringModel(bytes: bytes, source: source)
+        guard loaded.version == version else { throw ClusterError("the bytes registered as \(version) are model \(loaded.version)") }
+        let trimmed = segment.trimmingCharacters(in: .whitespacesAndNewlines)
+        var text = ""
+        if !trimmed.isEmpty {
+            let names = WorkerActor.readableFeatures(schema: stored.schema.names)
+            text = try ModelSegment.parse(trimmed, features: names, schema: canonical ? nil : stored.schema).description
+        }
+        return ActiveModelPackage(name: name, model: ModelPackage(version: version, source: source, bytes: bytes), segment: text)
+    }
+}
