@@ -47,7 +47,8 @@ def main():
     bench = os.path.join(ROOT, ".churngrid/bench")
     logs = os.path.join(bench, "multi-model-logs")
     os.makedirs(logs, exist_ok=True)
-    psql(url, "DO $$ BEGIN IF to_regclass('model_served') IS NOT NULL THEN DELETE FROM model_active; DELETE FROM model_served; DELETE FROM model_registry; END IF; END $$")
+    psql(url, "DO $$ BEGIN IF to_regclass('model_active') IS NOT NULL THEN DELETE FROM model_active; END IF; "
+              "IF to_regclass('model_served') IS NOT NULL THEN DELETE FROM model_served; DELETE FROM model_registry; END IF; END $$")
     text = open(MODEL).read()
     if BASE_SCORE not in text:
         raise SystemExit("the default model no longer has " + BASE_SCORE)
@@ -72,18 +73,17 @@ def main():
         t1 = statistics.median(one)
         print(f"one model: {t1:.2f} s (runs {one})", flush=True)
         results = []
-        active = []
         for k in (3, 10):
-            # Separate: k jobs of one model each (the served one: every variant costs the same).
+            # Separate: k jobs of one model each (the served one alone: every variant costs the same).
             separate = []
             for _ in range(a.runs):
                 separate.append(sum(rescore(endpoint)["seconds"] for _ in range(k)))
             # One job: k − 1 variants beside it, for everyone.
-            while len(active) < k - 1:
-                name = variants[len(active)][0]
+            for name, _ in variants[:k - 1]:
                 sh(BIN, "models", "activate", name, "--version", versions[name], "--coordinator", endpoint)
-                active.append(name)
             together = [rescore(endpoint) for _ in range(a.runs)]
+            for name, _ in variants[:k - 1]:
+                sh(BIN, "models", "deactivate", name, "--coordinator", endpoint)
             r = {"k": k, "segments": "everyone", "separate_jobs_seconds": separate, "one_job_seconds": [j["seconds"] for j in together],
                  "rows_written": together[-1]["subscribers"] * k}
             r["ratio_to_separate"] = statistics.median(r["one_job_seconds"]) / statistics.median(separate)
@@ -105,8 +105,10 @@ def main():
         results.append(r)
         print(json.dumps(r), flush=True)
         out["results"] = results
-        for name in active:
+        for name, _ in variants:
             sh(BIN, "models", "deactivate", name, "--coordinator", endpoint)
+        out["timelines"] = [l.split("job timeline")[0].split("churngrid.coordinator: ")[-1].strip()
+                            for l in open(os.path.join(logs, "coordinator.log")) if "job timeline" in l]
     finally:
         stop_cluster(procs)
     psql(url, "DELETE FROM model_active; DELETE FROM model_served; DELETE FROM model_registry")

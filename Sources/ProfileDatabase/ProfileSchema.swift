@@ -612,6 +612,8 @@ public enum ProfileSchema {
                 subscribers bigint,
                 PRIMARY KEY (job_id, model_name)
             );
+            -- Each shard's claim also counts the rows it wrote of every active model (name -> rows).
+            ALTER TABLE scoring_job_shards ADD COLUMN models jsonb;
             -- Scores are per model: the rows written so far are the served model's (named as it is served now).
             DO $$ BEGIN
                 EXECUTE format('ALTER TABLE churn_scores ADD COLUMN model_name text NOT NULL DEFAULT %L',

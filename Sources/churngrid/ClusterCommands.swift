@@ -370,17 +370,22 @@ struct ScoreCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = makeLogger("churngrid.score")
         try await reportingClusterErrors {
-            let (answer, recent) = try await withCoordinator(target, logger: logger) { client in
+            let (answer, recent, others) = try await withCoordinator(target, logger: logger) { client in
                 let answer = try await client.score(subscriber)
                 let recent = (try? await client.recentEvents(of: subscriber)) ?? []
-                return (answer, recent)
+                let others = (try? await client.activeModelScores(of: subscriber)) ?? []
+                return (answer, recent, others)
             }
             switch answer {
             case .found(let s):
                 if json {
-                    try printJSON(ScoreWithEvents(score: s, recentEvents: recent))
+                    try printJSON(ScoreWithEvents(score: s, recentEvents: recent, activeModels: others))
                 } else {
                     print(describe(s))
+                    for o in others {
+                        let reasons = o.reasons.map { String(format: "%@ (+%.2f)", $0.feature, $0.contribution) }.joined(separator: ", ")
+                        print(String(format: "  model %@  p=%.4f  %@  reasons: %@  [%@]", o.name, o.probability, o.riskBand, reasons.isEmpty ? "none" : reasons, o.modelVersion))
+                    }
                     for e in recent.reversed() {
                         print(String(format: "  event %@  %@%@  %@/%@  seq %lld  → p=%.4f", Timestamp.format(e.at), e.type,
                                      e.value == 1 ? "" : String(format: " %g", e.value), e.source, e.eventID, e.seq, e.probabilityAfter))
@@ -425,6 +430,9 @@ struct StatusCommand: AsyncParsableCommand {
             print("coordinator \(status.coordinator)")
             let challenger = status.challenger.map { String(format: " (challenger %@ for %.2f%% of live answers)", $0.version, $0.percent) } ?? ""
             print("shards \(status.shardCount), epoch \(status.epoch), model \(status.modelVersion)\(challenger), unassigned \(status.unassignedShards), moving \(status.movingShards)")
+            for a in status.activeModels {
+                print("active model \(a.name) \(a.version) beside it, for " + (a.segment.isEmpty ? "every subscriber" : "segment \(a.segment)"))
+            }
             if let starting = status.starting { print("starting: \(starting) before shards are placed") }
             for w in status.workers {
                 print(String(format: "  %@  %@  %d shards  %d subscribers  profiles %.1f MB (%.0f B/subscriber)  standby %d shards %.1f MB  RSS %.1f MB  %d cores",
@@ -685,11 +693,14 @@ func watchStandardInput() -> StopFlag {
 struct ScoreWithEvents: Encodable {
     let score: LiveScore
     let recentEvents: [RecentEvent]
-    enum Keys: String, CodingKey { case recentEvents = "recent_events" }
+    /// The models active beside the served one whose segment holds the subscriber.
+    let activeModels: [ActiveModelAnswer]
+    enum Keys: String, CodingKey { case recentEvents = "recent_events", activeModels = "active_models" }
     func encode(to encoder: Encoder) throws {
         try score.encode(to: encoder)
         var c = encoder.container(keyedBy: Keys.self)
         try c.encode(recentEvents, forKey: .recentEvents)
+        try c.encode(activeModels, forKey: .activeModels)
     }
 }
 

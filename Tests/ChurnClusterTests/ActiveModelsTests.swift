@@ -97,6 +97,24 @@ struct ActiveModelsTests {
             #expect(reasonsDiffering == 0, "\(name): \(reasonsDiffering) subscribers' stored reasons differ from the engine's")
         }
 
+        // Live: `score` answers with the served model and every active model whose segment holds
+        // the subscriber, each equal to the job's score (the profiles have not changed since).
+        let stored = Dictionary(uniqueKeysWithValues: try db.query("SELECT subscriber_id || '/' || model_name, probability FROM churn_scores_current").rows.map { ($0[0]!, Double($0[1]!)!) })
+        let prepaidOne = try #require(inSegment.min()), otherOne = try #require(Set(profiles.keys).subtracting(inSegment).min())
+        for (sid, expected) in [(prepaidOne, ["churn-90d", "churn-prepaid"]), (otherOne, ["churn-90d"])] {
+            let live = await runCommand("\(churngrid) score \(sid) \(at) --json")
+            let answer = ModelRegistryTests.json(live.output) as? [String: Any] ?? [:]
+            let others = answer["active_models"] as? [[String: Any]] ?? []
+            #expect(live.status == 0 && others.compactMap { $0["name"] as? String } == expected, "\(live.output)")
+            for o in others {
+                let name = o["name"] as? String ?? "", p = o["probability"] as? Double ?? -1
+                #expect(abs(p - (stored["\(sid)/\(name)"] ?? -2)) < 1e-6, "\(sid) \(name): live \(p), job \(stored["\(sid)/\(name)"] ?? -2)")
+                #expect(o["modelVersion"] as? String == versions[name])
+            }
+        }
+        let text = await runCommand("\(churngrid) status \(at)")
+        #expect(text.output.contains("active model churn-prepaid \(prepaid) beside it, for segment is_prepaid = 1"), "\(text.output)")
+
         // A worker that joins gets the active models with its assignment; a restarted coordinator keeps them.
         try cluster.addWorker("worker-3", threads: 1)
         _ = try await RescoringTests.waitForBalance(client, workers: 3)

@@ -362,10 +362,15 @@ final class ClusterDatabase: @unchecked Sendable {
         let term = term
         return try await run(on: index) { c in
             try Self.transaction(c, fencedBy: term) {
-                let values = batch.enumerated().map { i, _ in "($1, $\(3 * i + 2)::integer, $\(3 * i + 3)::integer, $\(3 * i + 4))" }
-                let parameters = [String(job)] + batch.flatMap { [String($0.scores.shard), String($0.scores.count), $0.node] }
+                let values = batch.enumerated().map { i, _ in "($1, $\(4 * i + 2)::integer, $\(4 * i + 3)::integer, $\(4 * i + 4), $\(4 * i + 5)::jsonb)" }
+                let parameters = [String(job)] + batch.flatMap { entry -> [String?] in
+                    // The rows of each active model, counted with the claim (checked when the job is published).
+                    let models = entry.scores.others.isEmpty ? nil
+                        : "{" + entry.scores.others.map { "\(Self.jsonString($0.name)): \($0.count)" }.joined(separator: ", ") + "}"
+                    return [String(entry.scores.shard), String(entry.scores.count), entry.node, models]
+                }
                 let claimed = Set(try c.query("""
-                    INSERT INTO scoring_job_shards (job_id, shard, subscribers, node) VALUES \(values.joined(separator: ", "))
+                    INSERT INTO scoring_job_shards (job_id, shard, subscribers, node, models) VALUES \(values.joined(separator: ", "))
                     ON CONFLICT DO NOTHING RETURNING shard
                     """, parameters).rows.compactMap { $0[0].flatMap(Int.init) })
                 guard !claimed.isEmpty else {
@@ -478,9 +483,12 @@ final class ClusterDatabase: @unchecked Sendable {
                 guard claimed == String(summary.subscribers) else {
                     throw ClusterError("job \(job): the shards claim \(claimed ?? "no") subscribers but \(summary.subscribers) scores were written")
                 }
-                // Every model's rows: as many as the shards scored of it (the served one's, everyone).
-                var written: [String: Int] = [:]
-                for row in try c.query("SELECT model_name, count(*) FROM churn_scores_job_\(job) GROUP BY 1").rows {
+                // Every active model's rows: as many as the claims of the shards that wrote them count
+                // (written in the same transactions) and as the coordinator tallied.
+                var written: [String: Int] = [modelName: summary.subscribers]
+                for row in try c.query("""
+                    SELECT m.key, sum(m.value::bigint) FROM scoring_job_shards s, jsonb_each_text(s.models) m WHERE s.job_id = $1 GROUP BY 1
+                    """, [String(job)]).rows {
                     if let name = row[0], let n = row[1].flatMap(Int.init) { written[name] = n }
                 }
                 let expected = summary.perModel.merging([modelName: summary.subscribers]) { _, served in served }
@@ -488,7 +496,7 @@ final class ClusterDatabase: @unchecked Sendable {
                 for name in Set(models).union(written.keys).union(expected.keys) {
                     let rows = written[name] ?? 0, scored = expected[name] ?? 0
                     guard rows == scored, models.contains(name) || rows == 0 else {
-                        throw ClusterError("job \(job): \(rows) scores of model \(name) were written but its shards scored \(scored)\(models.contains(name) ? "" : " (not a model of the job)")")
+                        throw ClusterError("job \(job): the shards claim \(rows) scores of model \(name) but \(scored) were written\(models.contains(name) ? "" : " (not a model of the job)")")
                     }
                     _ = try c.query("UPDATE scoring_job_models SET subscribers = $3 WHERE job_id = $1 AND model_name = $2", [String(job), name, String(rows)])
                 }
@@ -630,4 +638,20 @@ public struct LeaseLost: Error, CustomStringConvertible, Sendable {
 /// only that thread uses it.
 struct UncheckedConnection: @unchecked Sendable {
     let connection: PostgresConnection
+}
+
+extension ClusterDatabase {
+    /// `s` as a JSON string literal.
+    static func jsonString(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out + "\""
+    }
 }

@@ -108,3 +108,25 @@ public struct ModelScores: Sendable, WireCodable {
     /// Whether every row is a position of a shard's `count` scores.
     func fits(_ count: Int) -> Bool { rows.elements.last.map { Int($0) < count } ?? true }
 }
+
+/// One active model's live answer for a subscriber in its segment (`churngrid score`).
+public struct ActiveModelAnswer: Sendable, WireCodable, Codable, Equatable {
+    public var name: String
+    public var modelVersion: String
+    public var probability: Double
+    public var riskBand: String
+    public var reasons: [Reason]
+
+    public init(name: String, modelVersion: String, probability: Double, riskBand: String, reasons: [Reason]) {
+        self.name = name
+        self.modelVersion = modelVersion
+        self.probability = probability
+        self.riskBand = riskBand
+        self.reasons = reasons
+    }
+
+    public func encode(to w: inout WireWriter) { w.write(name); w.write(modelVersion); w.write(probability); w.write(riskBand); w.write(reasons) }
+    public init(from r: inout WireReader) throws(WireError) {
+        name = try r.read(); modelVersion = try r.read(); probability = try r.read(); riskBand = try r.read(); reasons = try r.read()
+    }
+}

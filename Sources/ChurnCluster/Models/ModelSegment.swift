@@ -101,6 +101,12 @@ public struct ModelSegment: Sendable, Equatable, CustomStringConvertible {
 /// A segment with each clause's column in a store's run.
 public struct BoundSegment: Sendable {
     let clauses: [(column: Int, clause: ModelSegment.Clause)]
+    /// Whether a profile (its values in column order) is in the segment; a column beyond it is missing.
+    public func contains(profile: [Float]) -> Bool {
+        for (k, c) in clauses where !c.admits(k < profile.count ? profile[k] : .nan) { return false }
+        return true
+    }
+
     /// The highest column it reads (-1: none).
     var maxColumn: Int { clauses.map(\.column).max() ?? -1 }
 

@@ -1072,12 +1072,14 @@ public distributed actor CoordinatorActor {
                 silent.append(name)
             }
         }
-        return ClusterStatus(coordinator: "\(actorSystem.node)", shardCount: map.shardCount, epoch: map.epoch, modelVersion: model.version,
+        var status = ClusterStatus(coordinator: "\(actorSystem.node)", shardCount: map.shardCount, epoch: map.epoch, modelVersion: model.version,
                              unassignedShards: map.shardCount - ready.count,
                              movingShards: moves != movesBefore || movingBefore > 0 ? max(1, moving, movingBefore) : moving,
                              workers: workers, silentWorkers: silent, job: job(), starting: startGate.waiting,
                              shardLoads: await shardLoads(), drift: await latestDrift(),
                              challenger: challenger.map(ChallengerStatus.init))
+        status.activeModels = activeModelList()
+        return status
     }
 
     /// Job `job`'s drift against its model version's reference (0: the last job measured); nil

@@ -303,6 +303,8 @@ public struct ClusterStatus: Sendable, WireCodable, Codable {
     public var drift: DriftReport?
     /// The challenger served beside the model (nil: none).
     public var challenger: ChallengerStatus?
+    /// The models active beside the served one (`models activate`), scored in every job.
+    public var activeModels: [ActiveModelStatus] = []
 
     public func encode(to w: inout WireWriter) {
         w.write(coordinator); w.write(shardCount); w.write(epoch); w.write(modelVersion); w.write(unassignedShards)
@@ -310,6 +312,7 @@ public struct ClusterStatus: Sendable, WireCodable, Codable {
         w.write(starting); w.write(shardLoads ?? [])
         w.write(drift)
         w.write(challenger)
+        w.write(activeModels)
     }
 
     public init(from r: inout WireReader) throws(WireError) {
@@ -322,6 +325,7 @@ public struct ClusterStatus: Sendable, WireCodable, Codable {
         }
         if r.remaining > 0 { drift = try r.read() }
         if r.remaining > 0 { challenger = try r.read() }
+        if r.remaining > 0 { activeModels = try r.read() }
     }
 
     public init(coordinator: String, shardCount: Int, epoch: Int64, modelVersion: String, unassignedShards: Int, movingShards: Int,

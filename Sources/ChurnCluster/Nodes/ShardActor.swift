@@ -73,6 +73,17 @@ public distributed actor ShardActor {
                                 modelVersion: model.version, shard: shard, node: actorSystem.node.name, epoch: 0))
     }
 
+    /// The live answers of the models active beside the served one whose segment holds the
+    /// subscriber (empty when none does, or the subscriber is not here).
+    public distributed func lookupActive(_ subscriberID: Int64) -> [ActiveModelAnswer] {
+        guard !others.isEmpty, let profile = loaded.store.profile(of: subscriberID) else { return [] }
+        return others.compactMap { other in
+            guard other.segment?.contains(profile: profile) ?? true else { return nil }
+            let (p, band, reasons) = other.model.score(profile: profile)
+            return ActiveModelAnswer(name: other.name, modelVersion: other.model.version, probability: p, riskBand: band.description, reasons: reasons)
+        }
+    }
+
     /// One subscriber's score, explained the way the caller asks.
     public distributed func lookup(_ subscriberID: Int64, explain: ExplainMode) -> ScoreLookup {
         guard let profile = loaded.store.profile(of: subscriberID) else {
@@ -142,6 +153,7 @@ extension ShardActor: AccessControlled {
     public static let access: [String: Set<Role>] = [
         "lookup(_:)": Role.readers,
         "lookup(_:explain:)": Role.readers,
+        "lookupActive(_:)": Role.readers,
         "rescore()": [.coordinator],
         "rescore(_:)": [.coordinator],
         "campaignValues(_:)": [.coordinator],
