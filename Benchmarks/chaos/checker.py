@@ -76,7 +76,7 @@ def check_partition(url, job, ref):
     exists = psql(url, f"SELECT to_regclass('churn_scores_job_{int(job)}') IS NOT NULL")[0][0] == "t"
     if not exists:
         return {"job": job, "present": False}
-    body = copy_binary(url, f"SELECT subscriber_id, probability FROM churn_scores_job_{int(job)}")
+    body = copy_binary(url, f"SELECT subscriber_id, probability FROM churn_scores_job_{int(job)} WHERE model_name = 'churn'")
     rows = np.frombuffer(body, dtype=np.dtype([("n", ">i2"), ("l1", ">i4"), ("id", ">i8"), ("l2", ">i4"), ("p", ">f4")]))
     ids = rows["id"].astype(np.int64)
     p = rows["p"].astype(np.float32)

@@ -81,7 +81,7 @@ def main():
         # A job first (every subscriber has scores: the outcomes and the erasure use them).
         job = json.loads(sh(BIN, "rescore", "--wait", "--json", "--coordinator", endpoint))
         psql(url, "TRUNCATE subscriber_outcomes")
-        psql(url, "INSERT INTO subscriber_outcomes (subscriber_id, observed_at, churned) SELECT subscriber_id, now(), random() < probability FROM churn_scores_current WHERE subscriber_id % 5 = 0")
+        psql(url, "INSERT INTO subscriber_outcomes (subscriber_id, observed_at, churned) SELECT subscriber_id, now(), random() < probability FROM churn_scores_current WHERE model_name = 'churn' AND subscriber_id % 5 = 0")
         t = time.time()
         out["compare"] = json.loads(sh(BIN, "models", "compare", "churn", "--version", v1, "--coordinator", endpoint, "--json"))
         out["compare_wall_seconds"] = time.time() - t

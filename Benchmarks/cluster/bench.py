@@ -100,10 +100,10 @@ def main():
             xs = sorted(xs)
             return None if not xs else xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
         warm_all, warm_none = median(warm["all"]), median(warm["none"])
-        explained = int(psql(url, "SELECT count(*) FROM churn_scores_current WHERE reason1 IS NOT NULL"))
+        explained = int(psql(url, "SELECT count(*) FROM churn_scores_current WHERE model_name = 'churn' AND reason1 IS NOT NULL"))
 
-        written = int(psql(url, "SELECT count(*) FROM churn_scores_current"))
-        distinct = int(psql(url, "SELECT count(DISTINCT subscriber_id) FROM churn_scores_current"))
+        written = int(psql(url, "SELECT count(*) FROM churn_scores_current WHERE model_name = 'churn'"))
+        distinct = int(psql(url, "SELECT count(DISTINCT subscriber_id) FROM churn_scores_current WHERE model_name = 'churn'"))
 
         # Reference 1: psql COPY of the same number of score rows.
         dump = os.path.join(ROOT, ".churngrid/bench/scores.copy")

@@ -94,7 +94,7 @@ def main():
         last = int(psql(url, "SELECT max(id) FROM scoring_jobs WHERE state = 'completed'"))
         out["shadow_rows"] = int(psql(url, "SELECT count(*) FROM churn_scores_challenger"))
         psql(url, "TRUNCATE subscriber_outcomes")
-        psql(url, "INSERT INTO subscriber_outcomes (subscriber_id, observed_at, churned) SELECT subscriber_id, now(), random() < probability FROM churn_scores_current WHERE subscriber_id % 5 = 0")
+        psql(url, "INSERT INTO subscriber_outcomes (subscriber_id, observed_at, churned) SELECT subscriber_id, now(), random() < probability FROM churn_scores_current WHERE model_name = 'churn' AND subscriber_id % 5 = 0")
         t = time.time()
         out["compare_job"] = json.loads(sh(BIN, "models", "compare", "churn", "--job", str(last), "--coordinator", endpoint, "--json"))
         out["compare_job_wall_seconds"] = time.time() - t

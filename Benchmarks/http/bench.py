@@ -95,7 +95,7 @@ def main():
 
         # Reference: pgbench's primary-key lookup of the same scores in a plain table.
         psql(url, "DROP TABLE IF EXISTS bench_scores; CREATE TABLE bench_scores (subscriber_id bigint PRIMARY KEY, probability real);"
-                  "INSERT INTO bench_scores SELECT subscriber_id, probability FROM churn_scores_current")
+                  "INSERT INTO bench_scores SELECT subscriber_id, probability FROM churn_scores_current WHERE model_name = 'churn'")
         psql(url, "VACUUM ANALYZE bench_scores")
         pg_script = secret_file(f"\\set id random(1000000000, {1_000_000_000 + n - 1})\nSELECT probability FROM bench_scores WHERE subscriber_id = :id;\n")
         scripts.append(pg_script)

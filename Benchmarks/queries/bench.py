@@ -92,14 +92,14 @@ def main():
                 pass
         if have_table != n:
             try:
-                published = int(psql(url, "SELECT count(*) FROM churn_scores_current"))
+                published = int(psql(url, "SELECT count(*) FROM churn_scores_current WHERE model_name = 'churn'"))
             except subprocess.CalledProcessError:
                 published = 0
             if published != n:
                 job = json.loads(sh(BIN, "rescore", "--wait", "--json", "--coordinator", endpoint))
                 print(f"job {job['id']} {job['state']} in {job['seconds']:.1f} s", flush=True)
             psql(url, "DROP TABLE IF EXISTS bench_scores; CREATE TABLE bench_scores (subscriber_id bigint PRIMARY KEY, probability real);"
-                      "INSERT INTO bench_scores SELECT subscriber_id, probability FROM churn_scores_current")
+                      "INSERT INTO bench_scores SELECT subscriber_id, probability FROM churn_scores_current WHERE model_name = 'churn'")
             psql(url, "VACUUM ANALYZE bench_scores")
         psql(url, "SELECT count(*) FROM bench_scores")  # warm
         fd, script = tempfile.mkstemp(prefix="churngrid-pgbench-", suffix=".sql")

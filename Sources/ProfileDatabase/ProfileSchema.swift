@@ -615,11 +615,12 @@ public enum ProfileSchema {
             -- Each shard's claim also counts the rows it wrote of every active model (name -> rows).
             ALTER TABLE scoring_job_shards ADD COLUMN models jsonb;
             -- Scores are per model: the rows written so far are the served model's (named as it is served now).
+            -- The default stays so that a coordinator of the previous release, which does not name the
+            -- model, can still write its jobs during a rolling upgrade (docs/operations.md).
             DO $$ BEGIN
                 EXECUTE format('ALTER TABLE churn_scores ADD COLUMN model_name text NOT NULL DEFAULT %L',
                                coalesce((SELECT name FROM model_served), 'churn'));
             END $$;
-            ALTER TABLE churn_scores ALTER COLUMN model_name DROP DEFAULT;
             INSERT INTO scoring_job_models (job_id, model_name, model_version, role, subscribers)
                 SELECT id, coalesce((SELECT name FROM model_served), 'churn'), model_version, 'served',
                        CASE WHEN state = 'completed' THEN subscribers END
@@ -630,11 +631,12 @@ public enum ProfileSchema {
                        m.features[s.reason1 + 1] AS reason1, s.contribution1,
                        m.features[s.reason2 + 1] AS reason2, s.contribution2,
                        m.features[s.reason3 + 1] AS reason3, s.contribution3,
-                       s.job_id, jm.model_version, j.finished_at AS scored_at, s.clv, s.model_name
+                       s.job_id, coalesce(jm.model_version, j.model_version) AS model_version, j.finished_at AS scored_at, s.clv, s.model_name
                 FROM churn_scores s
                 JOIN scoring_jobs j ON j.id = s.job_id
-                JOIN scoring_job_models jm ON jm.job_id = s.job_id AND jm.model_name = s.model_name
-                JOIN scoring_models m ON m.version = jm.model_version
+                -- A job of a coordinator of the previous release records no models: its rows are its model's.
+                LEFT JOIN scoring_job_models jm ON jm.job_id = s.job_id AND jm.model_name = s.model_name
+                JOIN scoring_models m ON m.version = coalesce(jm.model_version, j.model_version)
                 WHERE s.job_id = (SELECT job_id FROM churngrid_published);
             -- The same rows by what they are: each model name's champion (a challenger's scores, in shadow,
             -- are in churn_scores_challenger), one row per subscriber and model name.

@@ -127,9 +127,18 @@ struct ActiveModelsTests {
         #expect(try await restarted.coordinator.activeModelList().map(\.name) == ["churn-90d", "churn-prepaid"])
         let off = await runCommand("\(churngrid) models deactivate churn-90d \(at)")
         #expect(off.status == 0 && off.output.contains("no longer active"), "\(off.output)")
+        // A challenger of the served model beside an active one: a job scores all three, and
+        // comparing the job's champion with its challenger reads the served model's rows only.
+        let challengerFile = try ModelRegistryTests.variant("challenger", with: "\"base_score\":\"[5.0E-2]\"")
+        let addedChallenger = await runCommand("\(churngrid) models add --name churn --file \(challengerFile) \(at) --json")
+        let challengerVersion = (ModelRegistryTests.json(addedChallenger.output) as? [String: Any])?["version"] as? String ?? ""
+        let deployed = await runCommand("\(churngrid) models deploy churn --version \(challengerVersion) --as challenger --traffic 10 \(at)")
+        #expect(deployed.status == 0, "\(deployed.output)")
         let second = try await restarted.coordinator.startRescore()
         let secondJob = try await RescoringTests.waitForJob(restarted, second)
         #expect(secondJob.state == .completed, "\(secondJob.error ?? "")")
+        let compared = await runCommand("\(churngrid) models compare churn --job \(second) \(at) --json")
+        #expect(compared.status == 0 && (ModelRegistryTests.json(compared.output) as? [String: Any])?["subscribers"] as? Int == n, "\(compared.output)")
         let after = Dictionary(uniqueKeysWithValues: try db.query("SELECT model_name, count(*) FROM churn_scores_current GROUP BY 1").rows.map { ($0[0]!, $0[1]!) })
         #expect(after == ["churn": String(n), "churn-prepaid": String(inSegment.count)], "\(after)")
         #expect(try db.query("SELECT count(*) FROM churn_scores WHERE job_id = $1 AND model_name = 'churn-prepaid' AND subscriber_id IN (SELECT subscriber_id FROM subscriber_profiles WHERE is_prepaid IS DISTINCT FROM 1)",

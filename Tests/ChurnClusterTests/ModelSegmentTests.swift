@@ -58,13 +58,13 @@ struct ModelSegmentTests {
 
     @Test("an active model's scores cross the wire whole; mismatched lengths, unordered rows or rows beyond the shard are refused")
     func wire() throws {
-        var m = ModelScores(name: "churn-90d", version: "m-1")
+        var m = ModelScores(name: "churn-90d", version: "m-1", segment: "is_prepaid = 1")
         m.rows = BulkArray([0, 2]); m.probabilities = BulkArray([0.1, 0.9]); m.bands = BulkArray([0, 3])
         m.reasons = BulkArray([1, 2, -1, 0, -1, -1]); m.contributions = BulkArray([0.5, 0.2, 0, 0.7, 0, 0])
         var w = WireWriter()
         w.write(m)
         let back = try ModelScores.decode(w.take())
-        #expect(back.rows.elements == [0, 2] && back.probabilities.elements == [0.1, 0.9] && back.reasons.elements == m.reasons.elements)
+        #expect(back.segment == "is_prepaid = 1" && back.rows.elements == [0, 2] && back.probabilities.elements == [0.1, 0.9] && back.reasons.elements == m.reasons.elements)
         var unordered = m
         unordered.rows = BulkArray([2, 0])
         var u = WireWriter()

@@ -35,12 +35,14 @@ extension ClusterDatabase {
         guard try c.query("SELECT to_regclass('churn_shadow_scores_job_\(job)') IS NOT NULL AND to_regclass('churn_scores_job_\(job)') IS NOT NULL").scalar == "t" else {
             throw ClusterError("job \(job)'s scores were dropped (the newest completed jobs' are kept): compare a newer job")
         }
+        // The served model's scores only (the models active beside it share the partition).
         let b = ComparisonHistograms.bins
         var h = [Int64](repeating: 0, count: 6 * b)
         let rows = try c.query("""
             WITH labels AS (SELECT DISTINCT ON (subscriber_id) subscriber_id, churned FROM subscriber_outcomes ORDER BY subscriber_id, observed_at DESC)
             SELECT 0, least(\(b - 1), greatest(0, floor(s.probability::float8 * \(b))))::int AS bin, l.churned, count(*)
-            FROM churn_scores_job_\(job) s LEFT JOIN labels l USING (subscriber_id) WHERE s.probability IS NOT NULL GROUP BY 2, 3
+            FROM churn_scores_job_\(job) s LEFT JOIN labels l USING (subscriber_id)
+            WHERE s.probability IS NOT NULL AND s.model_name = (SELECT model_name FROM scoring_job_models WHERE job_id = \(job) AND role = 'served') GROUP BY 2, 3
             UNION ALL
             SELECT 1, least(\(b - 1), greatest(0, floor(h.probability::float8 * \(b))))::int AS bin, l.churned, count(*)
             FROM churn_shadow_scores_job_\(job) h LEFT JOIN labels l USING (subscriber_id) GROUP BY 2, 3
@@ -63,6 +65,7 @@ extension ClusterDatabase {
             SELECT count(*) FILTER (WHERE s.probability >= $1::float8), count(*) FILTER (WHERE h.probability >= $2::float8),
                    count(*) FILTER (WHERE s.probability >= $1::float8 AND h.probability >= $2::float8)
             FROM churn_scores_job_\(job) s JOIN churn_shadow_scores_job_\(job) h USING (subscriber_id)
+            WHERE s.model_name = (SELECT model_name FROM scoring_job_models WHERE job_id = \(job) AND role = 'served')
             """, [String(cuts[0]), String(cuts[1])]).rows.first
         guard let top, top.count == 3 else { throw ClusterError("job \(job): no top-decile counts") }
         return (champion, challenger, subscribers, h, top.map { $0.flatMap(Int.init) ?? 0 })

@@ -67,6 +67,8 @@ public struct ActiveModelStatus: Sendable, WireCodable, Codable, Equatable {
 public struct ModelScores: Sendable, WireCodable {
     public var name: String
     public var version: String
+    /// The segment scored (canonical text; empty: everyone): a worker on a stale one is refused.
+    public var segment: String
     /// Positions in `ShardScores.ids`, increasing.
     public var rows: BulkArray<Int32>
     public var probabilities: BulkArray<Float>
@@ -78,19 +80,20 @@ public struct ModelScores: Sendable, WireCodable {
 
     public var count: Int { rows.elements.count }
 
-    init(name: String, version: String) {
+    init(name: String, version: String, segment: String) {
         self.name = name
         self.version = version
+        self.segment = segment
         rows = BulkArray([]); probabilities = BulkArray([]); bands = BulkArray([]); reasons = BulkArray([]); contributions = BulkArray([])
     }
 
     public func encode(to w: inout WireWriter) {
-        w.write(name); w.write(version); w.write(rows); w.write(probabilities); w.write(bands); w.write(reasons); w.write(contributions)
+        w.write(name); w.write(version); w.write(segment); w.write(rows); w.write(probabilities); w.write(bands); w.write(reasons); w.write(contributions)
     }
 
     public init(from r: inout WireReader) throws(WireError) {
         let at = r.offset
-        name = try r.read(); version = try r.read(); rows = try r.read(); probabilities = try r.read(); bands = try r.read()
+        name = try r.read(); version = try r.read(); segment = try r.read(); rows = try r.read(); probabilities = try r.read(); bands = try r.read()
         reasons = try r.read(); contributions = try r.read()
         let n = rows.elements.count
         guard probabilities.elements.count == n, bands.elements.count == n, reasons.elements.count == 3 * n, contributions.elements.count == 3 * n else {

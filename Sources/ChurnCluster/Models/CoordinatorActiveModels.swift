@@ -30,9 +30,9 @@ extension CoordinatorActor {
         } catch {
             throw ClusterError("the feature schema in force cannot be read to check model \(name)'s features and segment: \(error)")
         }
-        let package: ActiveModelPackage
+        let package: ActiveModelPackage, compiled: ScoringModel
         do {
-            package = try await Task.detached {
+            (package, compiled) = try await Task.detached {
                 try Self.checkedActive(name: name, version: entry.version, bytes: bytes, segment: segment, servedName: "", schema: stored, canonical: false)
             }.value
         } catch {
@@ -44,10 +44,21 @@ extension CoordinatorActor {
         }
         var next = activeModels
         if let i = next.firstIndex(where: { $0.name == name }) { next[i] = package } else { next.append(package) }
-        next.sort { $0.name < $1.name }  // the order a coordinator that starts reads them in
+        next.sort { $0.name < $1.name }  // the order a coordinator that starts sorts them in too
+        // Every assignment carries every model's file: they must fit in one message with room to spare.
+        let limit = actorSystem.configuration.options.maxMessageBytes / 2
+        let carried = package.model.bytes.elements.count + self.package.bytes.elements.count + (challenger?.model.bytes.elements.count ?? 0)
+            + next.filter { $0.name != name }.reduce(0) { $0 + $1.model.bytes.elements.count }
+        guard carried <= limit else {
+            throw ModelRefusal(.busy, "model \(name) not activated: the served model, its challenger and the active models would take \(carried >> 20) MiB "
+                               + "of every assignment, over half the largest message (\(limit >> 19) MiB, --max-message-mb): deactivate one first")
+        }
+        // No joins, moves or failovers until it is recorded and assignments carry it.
+        await lockMembership()
+        defer { unlockMembership() }
         try await serveEverywhere(next, action: "models activate", target: "\(name) \(entry.version)", caller: caller)
         do {
-            try await database.register(model: try ScoringModel(bytes: bytes, source: package.model.source))
+            try await database.register(model: compiled)
             try await database.setActive(name: name, version: entry.version, segment: package.segment, by: Self.callerName(caller))
         } catch let error as LeaseLost {
             lease.lost(error)
@@ -77,6 +88,8 @@ extension CoordinatorActor {
         deploying = true
         defer { deploying = false }
         let next = activeModels.filter { $0.name != name }
+        await lockMembership()
+        defer { unlockMembership() }
         try await serveEverywhere(next, action: "models deactivate", target: "\(name) \(current.model.version)", caller: caller)
         do {
             try await database.setActive(name: name, version: nil, segment: "", by: Self.callerName(caller))
@@ -98,10 +111,9 @@ extension CoordinatorActor {
         activeModels.map { ActiveModelStatus(name: $0.name, version: $0.model.version, segment: $0.segment) }
     }
 
-    /// Every worker serves `next`; if one cannot, those that did go back to what is active now.
+    /// Every worker serves `next`; if one cannot, those that did go back to what is active now
+    /// (the caller holds the membership lock).
     private func serveEverywhere(_ next: [ActiveModelPackage], action: String, target: String, caller: Caller?) async throws {
-        await lockMembership()
-        defer { unlockMembership() }
         let term = term
         let served = await Self.onEveryWorker(memberWorkers(), timeout: Self.prepareTimeout) { try await $0.serveActive(next, term: term) }
         let failed = served.compactMap { name, result -> String? in
@@ -117,10 +129,9 @@ extension CoordinatorActor {
         }
     }
 
-    /// Every worker goes back from `next` to what is active now (a change that was not recorded).
+    /// Every worker goes back from `next` to what is active now (a change that was not recorded;
+    /// the caller holds the membership lock).
     private func serveBack(from next: [ActiveModelPackage]) async {
-        await lockMembership()
-        defer { unlockMembership() }
         let term = term, current = activeModels
         let back = await Self.onEveryWorker(memberWorkers(), timeout: Self.prepareTimeout) { try await $0.serveActive(current, term: term) }
         for (worker, result) in back {
@@ -135,7 +146,7 @@ extension CoordinatorActor {
     /// force, and its segment (`canonical`: stored already) reads schema features; named apart
     /// from the served model.
     static func checkedActive(name: String, version: String, bytes: [UInt8], segment: String, servedName: String,
-                              schema stored: FeatureSchemaStore.Stored, canonical: Bool = true) throws -> ActiveModelPackage {
+                              schema stored: FeatureSchemaStore.Stored, canonical: Bool = true) throws -> (ActiveModelPackage, ScoringModel) {
         guard name != servedName else { throw ClusterError("model \(name) is the model served") }
         let source = "registry:\(name)/\(version)"
         let tree = try TreeEnsemble.parse(bytes, file: source)
@@ -150,6 +161,6 @@ extension CoordinatorActor {
             let names = WorkerActor.readableFeatures(schema: stored.schema.names)
             text = try ModelSegment.parse(trimmed, features: names, schema: canonical ? nil : stored.schema).description
         }
-        return ActiveModelPackage(name: name, model: ModelPackage(version: version, source: source, bytes: bytes), segment: text)
+        return (ActiveModelPackage(name: name, model: ModelPackage(version: version, source: source, bytes: bytes), segment: text), loaded)
     }
 }

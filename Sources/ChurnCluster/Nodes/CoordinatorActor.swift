@@ -850,7 +850,7 @@ public distributed actor CoordinatorActor {
         // The challenger scored in shadow (fixed while a job runs: deployments wait for it).
         let shadowVersion = challenger?.model.version ?? ""
         // So are the models active beside it (fixed too: activations wait for the job).
-        let others = activeModels.map { "\($0.name) \($0.model.version)" }
+        let others = activeModels.map { "\($0.name) \($0.model.version) [\($0.segment)]" }
         let shardActor = members[node].flatMap { try? ShardActor.resolve(shard: shard, role: role, on: $0.node, using: actorSystem) }
         group.addTask {
             do {
@@ -866,7 +866,7 @@ public distributed actor CoordinatorActor {
                 guard scores.shadowVersion == shadowVersion || scores.count == 0 else {
                     throw ClusterError("\(node) scored shard \(shard) in shadow with challenger '\(scores.shadowVersion)', not the job's '\(shadowVersion)'")
                 }
-                let scoredOthers = scores.others.map { "\($0.name) \($0.version)" }
+                let scoredOthers = scores.others.map { "\($0.name) \($0.version) [\($0.segment)]" }
                 guard scoredOthers == others || (scores.count == 0 && scores.others.isEmpty) else {
                     throw ClusterError("\(node) scored shard \(shard) with the active models [\(scoredOthers.joined(separator: ", "))], not the job's [\(others.joined(separator: ", "))]")
                 }

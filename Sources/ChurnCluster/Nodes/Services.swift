@@ -250,7 +250,7 @@ public final class CoordinatorService: Service, Sendable {
         for a in try await database.activeModels() {
             do {
                 active.append(try CoordinatorActor.checkedActive(name: a.name, version: a.version, bytes: a.bytes, segment: a.segment,
-                                                                 servedName: served.name, schema: stored))
+                                                                 servedName: served.name, schema: stored).0)
                 logger.notice("scoring an active model", metadata: ["name": "\(a.name)", "version": "\(a.version)", "segment": "\(a.segment)"])
             } catch {
                 logger.error("an active model recorded in model_active does not load here or no longer fits the feature schema: it is deactivated (activate it again once it does)",
@@ -258,6 +258,7 @@ public final class CoordinatorService: Service, Sendable {
                 try await database.setActive(name: a.name, version: nil, segment: "", by: "\(system.node.name) (it did not load)")
             }
         }
+        active.sort { $0.name < $1.name }  // as activations keep them
         let model = serving, package = servingPackage, name = served.name, servedChallenger = challenger, held = liveFeatures, others = active
         let coordinator = system.withActorName(CoordinatorActor.name) {
             CoordinatorActor(actorSystem: system, database: database, lease: lease, term: term, model: model, package: package, modelName: name, map: map, saved: saved,

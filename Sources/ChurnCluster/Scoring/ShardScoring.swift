@@ -99,7 +99,7 @@ extension ScoringModel {
                others: [ServedActiveModel] = []) throws -> ShardScores {
         var out = ShardScores(shard: shard, modelVersion: version, capacity: store.count)
         var block = OtherModelBlock()
-        out.others = others.map { ModelScores(name: $0.name, version: $0.model.version) }
+        out.others = others.map { ModelScores(name: $0.name, version: $0.model.version, segment: $0.segmentText) }
         var shadowMargins = [Double](), shadowProbabilities = [Double]()
         if let shadow {
             out.shadowVersion = shadow.version
