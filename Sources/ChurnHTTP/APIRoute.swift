@@ -35,6 +35,8 @@ public enum APIRoute: Sendable, Equatable {
     case models
     case deployModel(name: String)
     case promoteModel(name: String)
+    case activateModel(name: String)
+    case deactivateModel(name: String)
 
     /// The path template as the OpenAPI document names it (metrics and logs use it, never the raw
     /// path: ids would make one series per subscriber).
@@ -67,6 +69,8 @@ public enum APIRoute: Sendable, Equatable {
         case .models: "/v1/models"
         case .deployModel: "/v1/models/{name}:deploy"
         case .promoteModel: "/v1/models/{name}:promote"
+        case .activateModel: "/v1/models/{name}:activate"
+        case .deactivateModel: "/v1/models/{name}:deactivate"
         }
     }
 
@@ -76,7 +80,7 @@ public enum APIRoute: Sendable, Equatable {
         case .dashboard, .openAPI, .healthz, .readyz, .metrics, .createSession, .deleteSession: nil
         case .score, .batchScores, .jobs, .job, .jobSummary, .jobDrift, .stream, .cluster, .models, .liveCampaign: Role.readers
         case .startJob, .postEvents, .runCampaign, .campaignReport, .campaignActions, .importOutcomes, .startLiveCampaign, .stopLiveCampaign: Role.operators
-        case .drain, .tokens, .createToken, .revokeToken, .eraseSubscribers, .deployModel, .promoteModel: Role.admins
+        case .drain, .tokens, .createToken, .revokeToken, .eraseSubscribers, .deployModel, .promoteModel, .activateModel, .deactivateModel: Role.admins
         }
     }
 
@@ -90,7 +94,7 @@ public enum APIRoute: Sendable, Equatable {
         ("POST", "/v1/campaigns/runs"), ("GET", "/v1/campaigns/runs/{run}/report"), ("GET", "/v1/campaigns/runs/{run}/actions.csv"), ("POST", "/v1/outcomes"),
         ("GET", "/v1/campaigns/live"), ("PUT", "/v1/campaigns/live"), ("DELETE", "/v1/campaigns/live"),
         ("POST", "/v1/subscribers:erase"), ("GET", "/v1/models"), ("POST", "/v1/models/{name}:deploy"),
-        ("POST", "/v1/models/{name}:promote"),
+        ("POST", "/v1/models/{name}:promote"), ("POST", "/v1/models/{name}:activate"), ("POST", "/v1/models/{name}:deactivate"),
     ]
 
     /// The route of `method` `path` (the path without its query).
@@ -150,6 +154,10 @@ public enum APIRoute: Sendable, Equatable {
             return try only(["POST": .deployModel(name: String(p[2].dropLast(7)).removingPercentEncoding())])
         case let p where p.count == 3 && p[0] == "v1" && p[1] == "models" && p[2].hasSuffix(":promote") && p[2].count > 8:
             return try only(["POST": .promoteModel(name: String(p[2].dropLast(8)).removingPercentEncoding())])
+        case let p where p.count == 3 && p[0] == "v1" && p[1] == "models" && p[2].hasSuffix(":activate") && p[2].count > 9:
+            return try only(["POST": .activateModel(name: String(p[2].dropLast(9)).removingPercentEncoding())])
+        case let p where p.count == 3 && p[0] == "v1" && p[1] == "models" && p[2].hasSuffix(":deactivate") && p[2].count > 11:
+            return try only(["POST": .deactivateModel(name: String(p[2].dropLast(11)).removingPercentEncoding())])
         case ["v1", "cluster"]: return try only(["GET": .cluster])
         case let p where p.count == 3 && p[0] == "v1" && p[1] == "nodes" && p[2].hasSuffix(":drain") && p[2].count > 6:
             return try only(["POST": .drain(node: String(p[2].dropLast(6)).removingPercentEncoding())])

@@ -50,6 +50,8 @@ struct Handlers {
         case .models: return try await models()
         case .deployModel(let name): return try await deployModel(name)
         case .promoteModel(let name): return try await promoteModel(name)
+        case .activateModel(let name): return try await activateModel(name)
+        case .deactivateModel(let name): return try await deactivateModel(name)
         }
     }
 
@@ -742,10 +744,15 @@ struct Handlers {
     /// `GET /v1/models` (reader): every registered model version (`churngrid models list`).
     func models() async throws -> Response {
         let c = try leader()
-        let all: [RegisteredModel]
-        do { all = try await c.models() } catch { throw unavailable("the model registry could not be read", error) }
+        let all: [RegisteredModel], active: [ActiveModelStatus]
+        do {
+            all = try await c.models()
+            active = try await c.activeModelList()
+        } catch { throw unavailable("the model registry could not be read", error) }
         return json(status: .ok) { o in
             o.object { o in
+                o.key("active")
+                o.array { o in for a in active { Self.activeModel(a, into: &o) } }
                 o.key("models")
                 o.array { o in
                     for m in all {
@@ -818,6 +825,69 @@ struct Handlers {
         }
     }
 
+    private struct ActivateBody: Decodable {
+        var version: String
+        var segment: String?
+    }
+
+    /// `POST /v1/models/{name}:activate` (admin): `churngrid models activate` over HTTP (docs/models.md, "Several models").
+    func activateModel(_ name: String) async throws -> Response {
+        let posted = try await body(ActivateBody.self)
+        guard !posted.version.isEmpty, posted.version.utf8.count <= 128 else { throw Problem(.invalidBody, "version: 1–128 characters", field: "version") }
+        guard (posted.segment?.utf8.count ?? 0) <= ModelSegment.maxBytes else {
+            throw Problem(.invalidBody, "segment: at most \(ModelSegment.maxBytes) bytes", field: "segment")
+        }
+        do { _ = try ModelRegistry.validName(name) } catch { throw Problem(.invalidParameter, error.description, field: "name") }
+        let c = try leader()
+        return try await activeChange {
+            try await ClusterActorSystem.$caller.withValue(caller) {
+                try await ClusterActorSystem.$callTimeout.withValue(.seconds(600)) {
+                    try await c.activateModel(name: name, version: posted.version, segment: posted.segment ?? "")
+                }
+            }
+        }
+    }
+
+    /// `POST /v1/models/{name}:deactivate` (admin): `churngrid models deactivate` over HTTP.
+    func deactivateModel(_ name: String) async throws -> Response {
+        do { _ = try ModelRegistry.validName(name) } catch { throw Problem(.invalidParameter, error.description, field: "name") }
+        let c = try leader()
+        return try await activeChange {
+            try await ClusterActorSystem.$caller.withValue(caller) {
+                try await ClusterActorSystem.$callTimeout.withValue(.seconds(600)) { try await c.deactivateModel(name: name) }
+            }
+        }
+    }
+
+    /// An activation's or deactivation's answer, or its refusal as the status it means.
+    private func activeChange(_ change: () async throws -> ActiveModelStatus) async throws -> Response {
+        let done: ActiveModelStatus
+        do {
+            done = try await change()
+        } catch let refusal as ModelRefusal {
+            switch refusal.kind {
+            case .unknownModel, .notActive: throw Problem(.unknownModel, refusal.description, field: "name")
+            case .unknownVersion: throw Problem(.unknownModel, refusal.description, field: "version")
+            case .ambiguousVersion: throw Problem(.invalidBody, refusal.description, field: "version")
+            case .invalidSegment: throw Problem(.invalidBody, refusal.description, field: "segment")
+            case .busy, .served, .unloadable, .referenceExists, .noChallenger: throw Problem(.conflict, refusal.description)
+            }
+        } catch let error as ClusterError {
+            throw retryLater(error)
+        } catch {
+            throw unavailable("the change of active models did not finish", error, retryAfter: 5)
+        }
+        return json(status: .ok) { o in Self.activeModel(done, into: &o) }
+    }
+
+    static func activeModel(_ a: ActiveModelStatus, into o: inout JSONOut) {
+        o.object { o in
+            o.key("name"); o.string(a.name)
+            o.key("version"); o.string(a.version)
+            o.key("segment"); a.segment.isEmpty ? o.null() : o.string(a.segment)
+        }
+    }
+
     /// A deployment's answer, or its refusal as the status it means.
     private func deployment(_ deploy: () async throws -> ModelDeployment) async throws -> Response {
         let report: ModelDeployment
@@ -828,7 +898,7 @@ struct Handlers {
             case .unknownModel: throw Problem(.unknownModel, refusal.description, field: "name")
             case .unknownVersion: throw Problem(.unknownModel, refusal.description, field: "version")
             case .ambiguousVersion: throw Problem(.invalidBody, refusal.description, field: "version")
-            case .busy, .served, .unloadable, .referenceExists, .noChallenger: throw Problem(.conflict, refusal.description)
+            case .busy, .served, .unloadable, .referenceExists, .noChallenger, .invalidSegment, .notActive: throw Problem(.conflict, refusal.description)
             }
         } catch let error as ClusterError {
             // Not every worker loaded it (nothing changed), or the registry could not be read.

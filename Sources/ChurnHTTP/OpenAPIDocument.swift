@@ -850,9 +850,17 @@ enum OpenAPIDocument {
         "type": "object",
         "additionalProperties": false,
         "required": [
+         "active",
          "models"
         ],
         "properties": {
+         "active": {
+          "type": "array",
+          "description": "The models active beside the served one, scored in every job (docs/models.md, Several models).",
+          "items": {
+           "$ref": "#/components/schemas/ActiveModel"
+          }
+         },
          "models": {
           "type": "array",
           "items": {
@@ -914,6 +922,45 @@ enum OpenAPIDocument {
          "added_at": {
           "type": "string",
           "format": "date-time"
+         }
+        }
+       },
+       "ActiveModel": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "name",
+         "version",
+         "segment"
+        ],
+        "properties": {
+         "name": {
+          "type": "string"
+         },
+         "version": {
+          "type": "string"
+         },
+         "segment": {
+          "type": ["string", "null"],
+          "description": "The subscribers it scores, as conditions on profile features in canonical form (category names as codes); null: everyone."
+         }
+        }
+       },
+       "ActivateRequest": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "version"
+        ],
+        "properties": {
+         "version": {
+          "type": "string",
+          "description": "The version, or a unique prefix of at least 6 characters."
+         },
+         "segment": {
+          "type": "string",
+          "maxLength": 2000,
+          "description": "Conditions on profile features joined by and, e.g. \"contract = 'Month-to-month' and tenure_months < 12\" (docs/models.md, Several models); absent or empty: everyone."
          }
         }
        },
@@ -2812,6 +2859,130 @@ enum OpenAPIDocument {
            "application/json": {
             "schema": {
              "$ref": "#/components/schemas/ModelDeployment"
+            }
+           }
+          }
+         },
+         "400": {
+          "$ref": "#/components/responses/Problem400"
+         },
+         "401": {
+          "$ref": "#/components/responses/Problem401"
+         },
+         "403": {
+          "$ref": "#/components/responses/Problem403"
+         },
+         "404": {
+          "$ref": "#/components/responses/Problem404"
+         },
+         "409": {
+          "$ref": "#/components/responses/Problem409"
+         },
+         "503": {
+          "$ref": "#/components/responses/Problem503"
+         }
+        }
+       }
+      },
+      "/v1/models/{name}:activate": {
+       "post": {
+        "operationId": "activateModel",
+        "summary": "Score a registered model beside the served one in every job, for the subscribers of a segment or everyone (role admin; churngrid models activate; docs/models.md, Several models): every worker loads it first, then it is recorded. Activating an active model again changes its version or segment. 400 for a segment that does not parse or names a feature the schema lacks; 409 for the served model's name, or while a job, a campaign run, an erasure or a deployment runs.",
+        "security": [
+         {
+          "bearer": []
+         },
+         {
+          "session": []
+         }
+        ],
+        "parameters": [
+         {
+          "name": "name",
+          "in": "path",
+          "required": true,
+          "schema": {
+           "type": "string"
+          }
+         }
+        ],
+        "requestBody": {
+         "required": true,
+         "content": {
+          "application/json": {
+           "schema": {
+            "$ref": "#/components/schemas/ActivateRequest"
+           }
+          }
+         }
+        },
+        "responses": {
+         "200": {
+          "description": "Active",
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/ActiveModel"
+            }
+           }
+          }
+         },
+         "400": {
+          "$ref": "#/components/responses/Problem400"
+         },
+         "401": {
+          "$ref": "#/components/responses/Problem401"
+         },
+         "403": {
+          "$ref": "#/components/responses/Problem403"
+         },
+         "404": {
+          "$ref": "#/components/responses/Problem404"
+         },
+         "409": {
+          "$ref": "#/components/responses/Problem409"
+         },
+         "413": {
+          "$ref": "#/components/responses/Problem413"
+         },
+         "415": {
+          "$ref": "#/components/responses/Problem415"
+         },
+         "503": {
+          "$ref": "#/components/responses/Problem503"
+         }
+        }
+       }
+      },
+      "/v1/models/{name}:deactivate": {
+       "post": {
+        "operationId": "deactivateModel",
+        "summary": "Stop scoring an active model beside the served one (role admin; churngrid models deactivate): jobs from the next one on no longer score it; its published scores stay until the next job. 404 when it is not active.",
+        "security": [
+         {
+          "bearer": []
+         },
+         {
+          "session": []
+         }
+        ],
+        "parameters": [
+         {
+          "name": "name",
+          "in": "path",
+          "required": true,
+          "schema": {
+           "type": "string"
+          }
+         }
+        ],
+        "responses": {
+         "200": {
+          "description": "No longer active",
+          "content": {
+           "application/json": {
+            "schema": {
+             "$ref": "#/components/schemas/ActiveModel"
             }
            }
           }

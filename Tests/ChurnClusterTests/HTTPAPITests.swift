@@ -8,6 +8,7 @@ import ProfileDatabase
 import SubscriberProfiles
 import Testing
 import TestSupport
+import WireFormat
 
 /// The coordinator's HTTP API against a real cluster (a coordinator and workers as `churngrid`
 /// processes, a real PostgreSQL): every endpoint with and without the right token, every response
@@ -56,6 +57,10 @@ struct HTTPAPITests {
             secrets.append(token)
         }
         try await Task.sleep(for: .milliseconds(2500))  // the server reads the tokens every 2 s
+        // A registered model that is not served, for the activation routes.
+        let other = try ModelRegistryTests.variant("http-active")
+        let added = try await client.coordinator.addModel(name: "churn-90d", source: "churn-90d.json", bytes: BulkArray(Array(try Data(contentsOf: URL(fileURLWithPath: other)))))
+        environment += ["CG_ACTIVE_MODEL=churn-90d", "CG_ACTIVE_VERSION=\(added.version)"]
 
         let script = TestDatabase.packageRoot.appendingPathComponent("Tests/ChurnClusterTests/api_check.py").path
         let line = environment.joined(separator: " ") + " python3 " + [script, base, workerMetrics, "1000000042", "worker-3", "1000000000", "40000"].map(shellQuoted).joined(separator: " ")

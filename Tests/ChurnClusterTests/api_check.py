@@ -5,6 +5,7 @@ token, and validates every response against the OpenAPI document the server serv
 usage: api_check.py BASE_URL WORKER_METRICS_URL SUBSCRIBER_ID WORKER_TO_DRAIN FIRST_SUBSCRIBER_ID SUBSCRIBERS
        (the base's ids are FIRST_SUBSCRIBER_ID … FIRST_SUBSCRIBER_ID + SUBSCRIBERS - 1: outcomes are imported for all)
 env:   CG_READER, CG_OPERATOR, CG_ADMIN  bearer tokens of each role (never on the command line)
+       CG_ACTIVE_MODEL, CG_ACTIVE_VERSION  a registered model that is not served (activated and deactivated)
 Exits non-zero with a message naming the failed check."""
 import csv, io, json, os, subprocess, sys, time, urllib.error, urllib.request
 from http.cookies import SimpleCookie
@@ -146,6 +147,7 @@ for method, path in [("GET", "/v1/cluster"), ("GET", f"/v1/subscribers/{subscrib
                      ("POST", "/v1/tokens"), ("POST", "/v1/tokens/x:revoke"), ("POST", "/v1/events"),
                      ("POST", "/v1/campaigns/runs"), ("GET", "/v1/campaigns/runs/1/report"), ("GET", "/v1/campaigns/runs/1/actions.csv?channel=sms"),
                      ("POST", "/v1/outcomes"), ("POST", "/v1/subscribers:erase"), ("GET", "/v1/models"), ("POST", "/v1/models/churn:deploy"), ("POST", "/v1/models/churn:promote"),
+                     ("POST", "/v1/models/churn-90d:activate"), ("POST", "/v1/models/churn-90d:deactivate"),
                      ("GET", "/v1/campaigns/live"), ("PUT", "/v1/campaigns/live"), ("DELETE", "/v1/campaigns/live")]:
     h, _ = check(method, path, 401, problem_type="unauthorized")
     if "Bearer" not in h.get("WWW-Authenticate", ""):
@@ -500,6 +502,39 @@ for weaker in (reader, operator):
 check("POST", "/v1/models/churn:promote", 409, token=admin, problem_type="conflict")
 check("GET", "/v1/models/churn:promote", 405, token=admin, problem_type="method-not-allowed")
 check("GET", "/v1/models/churn:deploy", 405, token=admin, problem_type="method-not-allowed")
+
+# Models active beside the served one (admin): CG_ACTIVE_MODEL is registered, not served.
+active_name, active_version = os.environ["CG_ACTIVE_MODEL"], os.environ["CG_ACTIVE_VERSION"]
+for weaker in (reader, operator):
+    check("POST", f"/v1/models/{active_name}:activate", 403, token=weaker, body={"version": active_version}, problem_type="forbidden")
+    check("POST", f"/v1/models/{active_name}:deactivate", 403, token=weaker, problem_type="forbidden")
+check("POST", "/v1/models/churn:activate", 409, token=admin, body={"version": v}, problem_type="conflict")
+check("POST", f"/v1/models/{active_name}:activate", 400, token=admin, body={"version": active_version, "segment": "is_prepiad = 1"},
+      problem_type="invalid-body", field="segment")
+if "closest: is_prepaid" not in last_body.decode():
+    fail(f"a misspelt segment feature is not named with the closest: {last_body[:300]!r}")
+check("POST", f"/v1/models/{active_name}:activate", 400, token=admin, body={"version": active_version, "segment": "is_prepaid = "},
+      problem_type="invalid-body", field="segment")
+check("POST", f"/v1/models/{active_name}:activate", 404, token=admin, body={"version": "m-0000000000"}, problem_type="unknown-model", field="version")
+check("POST", "/v1/models/nosuchmodel:activate", 404, token=admin, body={"version": active_version}, problem_type="unknown-model", field="name")
+check("POST", f"/v1/models/{active_name}:activate", 400, token=admin, body={"segment": "is_prepaid = 1"}, problem_type="invalid-body")
+check("POST", f"/v1/models/{active_name}:deactivate", 404, token=admin, problem_type="unknown-model", field="name")
+_, activated = check("POST", f"/v1/models/{active_name}:activate", 200, token=admin, body={"version": active_version[:10], "segment": "is_prepaid = true"})
+if activated != {"name": active_name, "version": active_version, "segment": "is_prepaid = 1"}:
+    fail(f"activate: {activated}")
+_, listed_active = check("GET", "/v1/models", 200, token=reader)
+if listed_active["active"] != [activated]:
+    fail(f"models list after activate: {listed_active['active']}")
+_, everyone = check("POST", f"/v1/models/{active_name}:activate", 200, token=admin, body={"version": active_version})
+if everyone["segment"] is not None:
+    fail(f"activate again without a segment: {everyone}")
+_, deactivated = check("POST", f"/v1/models/{active_name}:deactivate", 200, token=admin)
+if deactivated["name"] != active_name:
+    fail(f"deactivate: {deactivated}")
+_, listed_after = check("GET", "/v1/models", 200, token=reader)
+if listed_after["active"]:
+    fail(f"models list after deactivate: {listed_after['active']}")
+check("GET", f"/v1/models/{active_name}:activate", 405, token=admin, problem_type="method-not-allowed")
 
 # Erasure (admin): the subscriber is gone from the cluster; bad bodies and weaker roles are refused.
 erased_id = first_id + 7

@@ -37,7 +37,7 @@ extension CoordinatorActor {
             }.value
         } catch {
             await audit(caller, action: "models activate", target: "\(name) \(entry.version)", outcome: "refused: \(error)")
-            throw ModelRefusal(.unloadable, "model \(name) \(entry.version) not activated: \(error)")
+            throw ModelRefusal(error is ModelSegmentError ? .invalidSegment : .unloadable, "model \(name) \(entry.version) not activated: \(error)")
         }
         guard activeModels.count < maxActiveModels || activeModels.contains(where: { $0.name == name }) else {
             throw ModelRefusal(.busy, "\(maxActiveModels) models are active already: deactivate one first")
@@ -82,7 +82,7 @@ extension CoordinatorActor {
         let caller = ClusterActorSystem.caller
         let name = try ModelRegistry.validName(name)
         guard let current = activeModels.first(where: { $0.name == name }) else {
-            throw ModelRefusal(.unknownModel, "model \(name) is not active (active: \(activeModels.isEmpty ? "none" : activeModels.map(\.name).joined(separator: ", ")))")
+            throw ModelRefusal(.notActive, "model \(name) is not active (active: \(activeModels.isEmpty ? "none" : activeModels.map(\.name).joined(separator: ", ")))")
         }
         try checkDeployable()
         deploying = true

@@ -53,6 +53,10 @@ public struct ModelRefusal: Error, Sendable, CustomStringConvertible {
         case referenceExists
         /// The model has no challenger to promote.
         case noChallenger
+        /// A segment that does not parse or names what the schema lacks.
+        case invalidSegment
+        /// The model is not active beside the served one.
+        case notActive
     }
 
     public var kind: Kind
