@@ -612,6 +612,9 @@ public enum ProfileSchema {
                 subscribers bigint,
                 PRIMARY KEY (job_id, model_name)
             );
+            -- Drift per model of a job: the served one's and each active model's (a coordinator of the previous
+            -- release, which keys it by job and feature, no longer stores drift during a rolling upgrade).
+            ALTER TABLE model_drift DROP CONSTRAINT model_drift_pkey, ADD PRIMARY KEY (job_id, model_version, feature);
             -- Each shard's claim also counts the rows it wrote of every active model (name -> rows).
             ALTER TABLE scoring_job_shards ADD COLUMN models jsonb;
             -- Scores are per model: the rows written so far are the served model's (named as it is served now).

@@ -97,6 +97,24 @@ struct ActiveModelsTests {
             #expect(reasonsDiffering == 0, "\(name): \(reasonsDiffering) subscribers' stored reasons differ from the engine's")
         }
 
+        // Drift: each active model's reference is taken from this first job, over its segment's
+        // subscribers only (every feature's bins count them all), as the served model's is.
+        let driftDeadline = ContinuousClock.now + .seconds(60)
+        var measured: [String: String] = [:]
+        while ContinuousClock.now < driftDeadline {
+            measured = Dictionary(uniqueKeysWithValues: try db.query("SELECT model_version, count(*) FROM model_drift WHERE job_id = $1 GROUP BY 1",
+                                                                     [String(id)]).rows.map { ($0[0]!, $0[1]!) })
+            if measured.count == 3 { break }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        #expect(measured.keys.sorted() == [all, prepaid, job.modelVersion].sorted(), "\(measured)")
+        for (version, size) in [(prepaid, inSegment.count), (all, n)] {
+            let sums = try db.query("SELECT feature, (SELECT sum(c) FROM unnest(counts) AS c) FROM model_drift_reference WHERE model_version = $1", [version]).rows
+            #expect(!sums.isEmpty && sums.allSatisfy { $0[1] == String(size) }, "\(version): \(sums.prefix(3)) (expected \(size) each)")
+        }
+        let shown = await runCommand("\(churngrid) models show churn-prepaid \(at)")
+        #expect(shown.status == 0 && shown.output.contains("drift") && !shown.output.contains("no job of this version measured yet"), "\(shown.output.prefix(800))")
+
         // Live: `score` answers with the served model and every active model whose segment holds
         // the subscriber, each equal to the job's score (the profiles have not changed since).
         let stored = Dictionary(uniqueKeysWithValues: try db.query("SELECT subscriber_id || '/' || model_name, probability FROM churn_scores_current").rows.map { ($0[0]!, Double($0[1]!)!) })

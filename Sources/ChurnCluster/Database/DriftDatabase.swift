@@ -52,7 +52,7 @@ extension ClusterDatabase {
                 for f in report.features {
                     _ = try c.query("""
                         INSERT INTO model_drift (job_id, model_version, reference_job_id, feature, psi, level, counts) VALUES ($1, $2, $3, $4, $5, $6, $7)
-                        ON CONFLICT (job_id, feature) DO NOTHING
+                        ON CONFLICT (job_id, model_version, feature) DO NOTHING
                         """, [String(report.job), report.modelVersion, String(report.referenceJob), f.feature, String(f.psi), f.level.rawValue,
                               EventLog.intArray(counts[f.feature] ?? [])])
                 }
@@ -60,26 +60,36 @@ extension ClusterDatabase {
         }
     }
 
-    /// The drift of `job`, or of the last job that has any when nil.
-    func drift(job: Int64?) async throws -> DriftReport? {
+    /// The drift of `job` for `modelVersion` (nil: the version the job served), or, with `job`
+    /// nil, of the last job whose served model's drift was measured.
+    func drift(job: Int64?, modelVersion: String? = nil) async throws -> DriftReport? {
         try await run { c in
             let id: Int64?
-            if let job { id = job } else { id = try c.query("SELECT max(job_id) FROM model_drift").scalar.flatMap { Int64($0) } }
+            if let job {
+                id = job
+            } else {
+                id = try c.query("""
+                    SELECT max(d.job_id) FROM model_drift d JOIN scoring_jobs j ON j.id = d.job_id AND j.model_version = d.model_version
+                    """).scalar.flatMap { Int64($0) }
+            }
             guard let id else { return nil }
-            let rows = try c.query("SELECT model_version, reference_job_id, feature, psi FROM model_drift WHERE job_id = $1", [String(id)]).rows
+            let rows = try c.query("""
+                SELECT model_version, reference_job_id, feature, psi FROM model_drift
+                WHERE job_id = $1 AND model_version = coalesce($2, (SELECT model_version FROM scoring_jobs WHERE id = $1))
+                """, [String(id), modelVersion]).rows
             guard let first = rows.first else { return nil }
             return DriftReport(job: id, modelVersion: first[0] ?? "", referenceJob: first[1].flatMap { Int64($0) } ?? 0,
                                features: rows.map { FeatureDrift(feature: $0[2] ?? "", psi: $0[3].flatMap { Double($0) } ?? 0) })
         }
     }
 
-    /// The drift of the last job measured that scored with `modelVersion`, if any.
+    /// The drift of the last job measured that scored with `modelVersion` (served or active), if any.
     func lastDrift(modelVersion: String) async throws -> DriftReport? {
         let job = try await run { c in
             try c.query("SELECT max(job_id) FROM model_drift WHERE model_version = $1", [modelVersion]).scalar.flatMap { Int64($0) }
         }
         guard let job else { return nil }
-        return try await drift(job: job)
+        return try await drift(job: job, modelVersion: modelVersion)
     }
 
     /// The integers of a PostgreSQL bigint[]'s text; nil when it is not one.

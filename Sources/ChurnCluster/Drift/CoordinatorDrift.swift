@@ -1,16 +1,18 @@
 import Logging
 import Metrics
+import TreeModel
 
 /// Drift of a published job against its model version's reference (docs/models.md, "Drift"):
 /// measured after the job is published, so it never delays the scores.
 extension CoordinatorActor {
     /// Measures job `id`'s drift after the measurements of earlier jobs (one at a time, in job
     /// order: the first job of a model version takes its reference, never a later one).
-    func queueDriftMeasurement(job id: Int64, scoreHistogram: [Int64]) {
+    /// With `active`, the drift of that model active beside the served one, over its segment.
+    func queueDriftMeasurement(job id: Int64, scoreHistogram: [Int64], active: ActiveModelPackage? = nil) {
         let previous = driftTail
         driftTail = Task {
             await previous?.value
-            await self.measureDrift(job: id, scoreHistogram: scoreHistogram)
+            await self.measureDrift(job: id, scoreHistogram: scoreHistogram, active: active)
         }
     }
 
@@ -18,12 +20,19 @@ extension CoordinatorActor {
     /// stores it and keeps it for `status`. A shard that cannot be reached (moving, its worker
     /// lost) is asked again after the cluster had time to settle, twice; a failure then is logged,
     /// and the job stays published.
-    func measureDrift(job id: Int64, scoreHistogram: [Int64]) async {
+    func measureDrift(job id: Int64, scoreHistogram: [Int64], active: ActiveModelPackage? = nil) async {
         let start = ContinuousClock.now
         for attempt in 0..<Self.driftAttempts.count {
             do {
-                let report = try await drift(of: id, scoreHistogram: scoreHistogram, again: true)
-                if (lastDrift?.job ?? 0) <= report.job {
+                let target: DriftTarget
+                if let active {
+                    let names = try await Task.detached { try TreeEnsemble.parse(active.model.bytes.elements, file: active.model.source).featureNames }.value
+                    target = DriftTarget(name: active.name, version: active.model.version, features: names)
+                } else {
+                    target = DriftTarget(name: "", version: model.version, features: model.featureNames)
+                }
+                let report = try await drift(of: id, target: target, scoreHistogram: scoreHistogram, again: true)
+                if active == nil, (lastDrift?.job ?? 0) <= report.job {
                     lastDrift = report
                     Gauge(label: "churngrid_model_drift_psi_max").record(report.features.first?.psi ?? 0)
                     for level in PopulationStability.Level.allCases {
@@ -32,7 +41,7 @@ extension CoordinatorActor {
                 }
                 let flagged = report.features.filter { $0.level != .stable }
                 logger.log(level: report.worst == .act ? .warning : .info, report.isReference ? "drift reference taken" : "drift measured", metadata: [
-                    "job": "\(id)", "model": "\(report.modelVersion)", "reference_job": "\(report.referenceJob)",
+                    "job": "\(id)", "model": "\(report.modelVersion)", "active_model": "\(active?.name ?? "-")", "reference_job": "\(report.referenceJob)",
                     "act": "\(report.at(.act).map(\.feature))", "watch": "\(report.at(.watch).map(\.feature))",
                     "worst_psi": "\(report.features.first.map { String(format: "%.4f", $0.psi) } ?? "-")",
                     "flagged": "\(flagged.count)", "seconds": "\(seconds(ContinuousClock.now - start))"])
@@ -40,7 +49,7 @@ extension CoordinatorActor {
             } catch {
                 let wait = Self.driftAttempts[attempt]
                 guard let wait, !Task.isCancelled else {
-                    logger.warning("the job's drift was not measured (it stays published)", metadata: ["job": "\(id)", "error": "\(error)"])
+                    logger.warning("the job's drift was not measured (it stays published)", metadata: ["job": "\(id)", "active_model": "\(active?.name ?? "-")", "error": "\(error)"])
                     return
                 }
                 logger.notice("the job's drift could not be measured yet; trying again", metadata: ["job": "\(id)", "in": "\(wait)", "error": "\(error)"])
@@ -66,8 +75,15 @@ extension CoordinatorActor {
         return lastDrift
     }
 
-    private func drift(of id: Int64, scoreHistogram: [Int64], again: Bool) async throws -> DriftReport {
-        let version = model.version, names = model.featureNames
+    /// Whose drift: the served model (`name` empty) or an active model, by version and features.
+    struct DriftTarget: Sendable {
+        var name: String
+        var version: String
+        var features: [String]
+    }
+
+    private func drift(of id: Int64, target: DriftTarget, scoreHistogram: [Int64], again: Bool) async throws -> DriftReport {
+        let version = target.version, names = target.features
         let stored = try await database.driftReference(modelVersion: version)
         let edges: [[Float]]
         if let stored {
@@ -76,7 +92,7 @@ extension CoordinatorActor {
                 return bins.edges
             }
         } else {
-            let request = DriftRequest(modelVersion: version, sampleRows: DriftAssembly.sampleRows(shardCount: shardCount))
+            let request = DriftRequest(modelVersion: version, sampleRows: DriftAssembly.sampleRows(shardCount: shardCount), modelName: target.name)
             let samples = try await everyShardPass(what: "sample", of: "drift measurement", otherwise: Self.driftRetried) { try await $0.drift(request) }
             try Self.check(samples, version: version, edges: nil)
             // Sorting a few million sampled values is CPU work: off the coordinator's actor, which
@@ -84,7 +100,7 @@ extension CoordinatorActor {
             let rows = samples.map { $0.1.sample.elements }, width = names.count
             edges = try await Task.detached { try DriftAssembly.edges(samples: rows, features: width) }.value
         }
-        let request = DriftRequest(modelVersion: version, edges: edges)
+        let request = DriftRequest(modelVersion: version, edges: edges, modelName: target.name)
         let answers = try await everyShardPass(what: "counts", of: "drift measurement", otherwise: Self.driftRetried) { try await $0.drift(request) }
         try Self.check(answers, version: version, edges: edges)
         let counted = answers.map { $0.1.counts.elements }
@@ -104,7 +120,7 @@ extension CoordinatorActor {
             // Another coordinator stored its reference first (other bins): count again in those.
             if reference.job != id {
                 guard again else { throw ClusterError("the drift reference of model \(version) changed while it was taken") }
-                return try await drift(of: id, scoreHistogram: scoreHistogram, again: false)
+                return try await drift(of: id, target: target, scoreHistogram: scoreHistogram, again: false)
             }
         }
         let features = try current.map { name, c -> FeatureDrift in

@@ -11,19 +11,24 @@ public struct DriftRequest: Sendable, WireCodable {
     /// Each model feature's edges, one feature after another (`edgeCounts[j]` for feature j).
     public var edges: BulkArray<Float>
     public var edgeCounts: BulkArray<Int32>
+    /// The model active beside the served one whose drift is measured, over its segment (empty:
+    /// the served model).
+    public var modelName = ""
 
     /// At most this many rows are sampled per shard, and at most this many edges per feature.
     public static let maxSampleRows = 100_000
     public static let maxEdges = 64
 
-    public init(modelVersion: String, sampleRows: Int) {
+    public init(modelVersion: String, sampleRows: Int, modelName: String = "") {
+        self.modelName = modelName
         self.modelVersion = modelVersion
         self.sampleRows = sampleRows
         edges = BulkArray([])
         edgeCounts = BulkArray([])
     }
 
-    public init(modelVersion: String, edges: [[Float]]) {
+    public init(modelVersion: String, edges: [[Float]], modelName: String = "") {
+        self.modelName = modelName
         self.modelVersion = modelVersion
         sampleRows = 0
         self.edges = BulkArray(edges.flatMap { $0 })
@@ -33,11 +38,12 @@ public struct DriftRequest: Sendable, WireCodable {
     public var isSample: Bool { edgeCounts.elements.isEmpty }
 
     public func encode(to w: inout WireWriter) {
-        w.write(modelVersion); w.write(sampleRows); w.write(edges); w.write(edgeCounts)
+        w.write(modelVersion); w.write(sampleRows); w.write(edges); w.write(edgeCounts); w.write(modelName)
     }
 
     public init(from r: inout WireReader) throws(WireError) {
         modelVersion = try r.read(); sampleRows = try r.read(); edges = try r.read(); edgeCounts = try r.read()
+        if r.remaining > 0 { modelName = try r.read() }
     }
 
     /// Each feature's edges, checked against a model of `features` features: a clear refusal for a
@@ -119,11 +125,31 @@ extension ScoringModel {
     }
 
     /// Measures what `request` asks on a shard's store (a scoring thread runs it; the store is
-    /// only read).
-    func drift(shard: Int, store: ProfileStore, request: DriftRequest) throws -> ShardDrift {
+    /// only read), over the rows of `segment` when given (an active model's).
+    func drift(shard: Int, store: ProfileStore, request: DriftRequest, segment: BoundSegment? = nil) throws -> ShardDrift {
         let columns = profileColumn
         let edges = try request.validatedEdges(features: columns.count)
-        let n = store.count
+        if let segment {
+            var fits = true
+            store.forEachRun { _, _, _, runColumns in if segment.maxColumn >= runColumns.count { fits = false } }
+            guard fits else { throw ClusterError("shard \(shard) does not hold the columns the segment of model \(request.modelName) reads") }
+        }
+        // The segment's rows of a run (every row without one).
+        var selected: [Int] = []
+        func rowsOf(_ rows: Int, _ runColumns: [UnsafePointer<Float>]) -> [Int] {
+            selected.removeAll(keepingCapacity: true)
+            if let segment {
+                for r in 0..<rows where segment.contains(runColumns, row: r) { selected.append(r) }
+            } else {
+                selected.append(contentsOf: 0..<rows)
+            }
+            return selected
+        }
+        var n = store.count
+        if segment != nil {
+            n = 0
+            store.forEachRun { _, rows, _, runColumns in n += rowsOf(rows, runColumns).count }
+        }
         if request.isSample {
             let want = min(request.sampleRows, n)
             var sample: [Float] = []
@@ -133,23 +159,39 @@ extension ScoringModel {
                 // erased ones skipped): the same rows every time for the same shard.
                 var k = 0, seen = 0
                 store.forEachRun { _, rows, _, runColumns in
-                    while k < want, k * n / want < seen + rows {
-                        let r = k * n / want - seen
+                    let picked = segment == nil ? nil : rowsOf(rows, runColumns)
+                    let count = picked?.count ?? rows
+                    while k < want, k * n / want < seen + count {
+                        let at = k * n / want - seen
+                        let r = picked.map { $0[at] } ?? at
                         for c in columns { sample.append(c >= 0 && c < runColumns.count ? runColumns[c][r] : .nan) }
                         k += 1
                     }
-                    seen += rows
+                    seen += count
                 }
             }
             return ShardDrift(shard: shard, modelVersion: version, subscribers: n, sample: sample, counts: [])
         }
         var bins = edges.map { [Int64](repeating: 0, count: PopulationStability.binCount(edges: $0.count)) }
-        // Column by column over the store's contiguous runs (no per-value lookup of the row).
+        var gathered: [Float] = []
+        // Column by column over the store's contiguous runs (no per-value lookup of the row); a
+        // segment's rows gathered first.
         store.forEachRun { _, rows, _, runColumns in
+            let picked = segment == nil ? nil : rowsOf(rows, runColumns)
             for (j, c) in columns.enumerated() where c >= 0 && c < runColumns.count {
                 let column = runColumns[c]
                 edges[j].withUnsafeBufferPointer { e in
-                    bins[j].withUnsafeMutableBufferPointer { b in Self.count(column, rows: rows, edges: e, into: b) }
+                    bins[j].withUnsafeMutableBufferPointer { b in
+                        if let picked {
+                            gathered.removeAll(keepingCapacity: true)
+                            for r in picked { gathered.append(column[r]) }
+                            gathered.withUnsafeBufferPointer { g in
+                                if let base = g.baseAddress { Self.count(base, rows: g.count, edges: e, into: b) }
+                            }
+                        } else {
+                            Self.count(column, rows: rows, edges: e, into: b)
+                        }
+                    }
                 }
             }
         }

@@ -937,6 +937,11 @@ public distributed actor CoordinatorActor {
                 run?.status.state = .completed
                 logger.info("rescoring completed and published", metadata: ["job": "\(id)"])
                 queueDriftMeasurement(job: id, scoreHistogram: summary.histogram.map { Int64($0) })
+                // Each active model's too, over its segment (the job's models: activations wait for jobs).
+                for other in activeModels {
+                    let histogram = summary.perModelHistogram[other.name] ?? [Int](repeating: 0, count: JobSummary.histogramBins)
+                    queueDriftMeasurement(job: id, scoreHistogram: histogram.map { Int64($0) }, active: other)
+                }
             } catch {
                 run?.status.state = .failed
                 run?.status.error = "publishing failed: \(error)"

@@ -114,6 +114,14 @@ public distributed actor ShardActor {
     /// Drift for a job: a sample of the model's features (a new reference) or their counts in
     /// the reference's bins, on a scoring thread (lookups are answered meanwhile).
     public distributed func drift(_ request: DriftRequest) async throws -> ShardDrift {
+        if !request.modelName.isEmpty {
+            // An active model's drift, over its segment.
+            guard let other = others.first(where: { $0.name == request.modelName }), other.model.version == request.modelVersion else {
+                throw ClusterError("shard \(shard) does not score model \(request.modelName) \(request.modelVersion) beside the served one")
+            }
+            let (shard, loaded) = (shard, loaded)
+            return try await scoring.run { try other.model.drift(shard: shard, store: loaded.store, request: request, segment: other.segment) }
+        }
         guard request.modelVersion == model.version else {
             throw ClusterError("shard \(shard) serves model \(model.version); the drift request is for \(request.modelVersion)")
         }

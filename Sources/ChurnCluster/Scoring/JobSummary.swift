@@ -37,12 +37,19 @@ struct JobSummary: Sendable {
 
     /// Subscribers scored by each model active beside the served one (its segment's).
     private(set) var perModel: [String: Int] = [:]
+    /// Each active model's score histogram (`histogramBins`, as the served model's): its drift.
+    private(set) var perModelHistogram: [String: [Int]] = [:]
 
     /// Adds a shard's scores.
     mutating func add(_ scores: ShardScores) {
         let n = scores.count
         subscribers += n
-        for other in scores.others { perModel[other.name, default: 0] += other.count }
+        for other in scores.others {
+            perModel[other.name, default: 0] += other.count
+            var h = perModelHistogram[other.name] ?? [Int](repeating: 0, count: Self.histogramBins)
+            for p in other.probabilities.elements { h[Self.scoreBin(p)] += 1 }
+            perModelHistogram[other.name] = h
+        }
         scores.probabilities.elements.withUnsafeBufferPointer { p in
             for i in 0..<n {
                 let v = Double(p[i])
