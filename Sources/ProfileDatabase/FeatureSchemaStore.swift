@@ -49,6 +49,18 @@ public enum FeatureSchemaStore {
         }
     }
 
+    /// The features an earlier schema version had and the one in force does not (dropped by
+    /// `profiles migrate --allow-drop`), by name: what something written before the drop (trigger
+    /// rules, a model) may still name, and is then held as missing rather than refused.
+    public static func dropped(_ connection: PostgresConnection, inForce: Stored) throws -> [String] {
+        let names = try connection.query("""
+            SELECT DISTINCT f->>'name' FROM churngrid_feature_schema s, jsonb_array_elements(s.document->'features') f
+            WHERE s.version < $1 ORDER BY 1
+            """, [String(inForce.version)]).rows.compactMap { $0[0] }
+        let kept = Set(inForce.schema.names)
+        return names.filter { !kept.contains($0) }
+    }
+
     /// The newest schema row (version, document), nil when there is none.
     private static func newestRow(_ connection: PostgresConnection) throws -> [String?]? {
         do {

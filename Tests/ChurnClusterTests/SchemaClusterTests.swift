@@ -2,6 +2,7 @@
 import ClusterSystem
 import Foundation
 import Postgres
+import ProfileDatabase
 import SubscriberEvents
 import SubscriberProfiles
 import Testing
@@ -336,5 +337,61 @@ extension SchemaClusterTests {
             WHERE a.run_id = $1 AND a.subscriber_id = ANY($2::bigint[])
             """, [String(run), "{" + onThird.map(String.init).joined(separator: ",") + "}"]).rows
         #expect(!late.isEmpty && late.allSatisfy { ($0[0] == "m2m_call") == ($0[1] == "0") }, "worker-3's actions: \(late)")
+    }
+}
+
+extension SchemaClusterTests {
+    @Test("trigger rules naming a feature that a migration later drops: the coordinator still restarts and leads (logging which features are held as missing), and a worker that joins loads its shards; a feature the schema never had is still refused")
+    func rulesOnDroppedFeature() async throws {
+        let url = try await TestDatabase.fresh()
+        let dir = "/tmp/churngrid-test-\(getpid())-dropped"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try await onOwnThread {
+            _ = try BaseLoader(connection: try PostgresConnection(url: url)).load(SyntheticBase(seed: 7), count: 6_000) { _ in }
+        }
+        try await Self.addContract(url: url, dir: dir)
+        let rulesFile = "\(dir)/contract_triggers.json"
+        try """
+            {"cooldown_hours": 1, "rules": [{"name": "month_to_month_complaint", "when": {"event": ["complaint"], "features": [
+              {"feature": "contract", "op": "==", "value": 0}]}}]}
+            """.write(toFile: rulesFile, atomically: true, encoding: .utf8)
+        let logs = "/tmp/churngrid-test-\(getpid())-dropped-logs"
+        let cluster = try await LocalCluster.start(executable: try churngridExecutable(), postgresURL: url, model: RescoringTests.model, workers: 2,
+                                                   threads: 1, shards: 16, coordinatorOptions: ["--triggers", rulesFile],
+                                                   logDirectory: logs, logger: RescoringTests.logger)
+        defer { cluster.stop() }
+        let client = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: RescoringTests.logger)
+        defer { Task { await client.close() } }
+        _ = try await RescoringTests.waitForBalance(client, workers: 2)
+
+        // The operator drops the feature (no registered model reads it, so the migration allows it).
+        let churngrid = shellQuoted(try churngridExecutable())
+        let dropped = await runCommand("\(churngrid) profiles migrate --schema \(shellQuoted(TestDatabase.packageRoot.appendingPathComponent("Deploy/schema/default.json").path)) --allow-drop --postgres \(url)")
+        #expect(dropped.status == 0 && dropped.output.contains("contract"), "\(dropped.output)")
+        // A misspelt feature is still refused at start, naming the closest.
+        let typo = "\(dir)/typo_triggers.json"
+        try """
+            {"rules": [{"name": "r", "when": {"event": ["complaint"], "features": [{"feature": "tenure_monthz", "op": "<", "value": 3}]}}]}
+            """.write(toFile: typo, atomically: true, encoding: .utf8)
+        let refused = await runCommand("\(churngrid) coordinator --listen tcp://127.0.0.1:0 --postgres \(url) --model \(shellQuoted(RescoringTests.model)) --triggers \(typo) 2>&1",
+                                       timeout: .seconds(120))
+        #expect(refused.status != 0 && refused.output.contains("tenure_monthz") && refused.output.contains("tenure_months"), "\(refused.output)")
+
+        // The coordinator restarts with the same rules: it leads, and says which features are held as missing.
+        kill(try #require(cluster.pid("coordinator")), SIGKILL)
+        try await Task.sleep(for: .seconds(1))
+        try await cluster.restartCoordinator()
+        let restarted = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: RescoringTests.logger)
+        defer { Task { await restarted.close() } }
+        _ = try await RescoringTests.waitForBalance(restarted, workers: 2)
+        let coordinatorLog = (try? String(contentsOfFile: "\(logs)/coordinator.log", encoding: .utf8)) ?? ""
+        #expect(coordinatorLog.contains("trigger rules name features the feature schema in force no longer has") && coordinatorLog.contains("features=contract"),
+                "the coordinator did not say which features its rules read that the schema dropped")
+        // A worker that joins parses the rules, holds the feature as missing, and takes shards.
+        try cluster.addWorker("worker-3", threads: 1)
+        let balanced = try await RescoringTests.waitForBalance(restarted, workers: 3)
+        #expect((balanced.workers.first { $0.name == "worker-3" }?.shards ?? 0) > 0, "no shard moved to worker-3")
+        let joinedLog = (try? String(contentsOfFile: "\(logs)/worker-3.log", encoding: .utf8)) ?? ""
+        #expect(joinedLog.contains("no longer in the feature schema: held as missing") && joinedLog.contains("contract"), "\(joinedLog.suffix(2000))")
     }
 }

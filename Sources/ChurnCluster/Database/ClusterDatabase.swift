@@ -384,49 +384,21 @@ final class ClusterDatabase: @unchecked Sendable {
                     for (scores, _) in batch where claimed.contains(scores.shard) {
                         let revenue = scores.arpu.elements
                         for i in 0..<scores.count {
-                            e.beginRow(fields: 13)
-                            e.int64(job)
-                            e.int64(scores.ids.elements[i])
-                            e.float32OrNull(scores.probabilities.elements[i])
-                            e.int16(Int16(scores.bands.elements[i]))
-                            let region = scores.regions.elements[i]
-                            if region < 0 { e.null() } else { e.int16(region) }
-                            for k in 0..<3 {
-                                let r = scores.reasons.elements[3 * i + k]
-                                if r < 0 { e.null() } else { e.int16(r) }
-                            }
-                            for k in 0..<3 {
-                                if scores.reasons.elements[3 * i + k] < 0 { e.null() } else { e.float32OrNull(scores.contributions.elements[3 * i + k]) }
-                            }
                             // Unknown revenue (or a worker that did not send it): no CLV rather than a made-up one.
-                            if i < revenue.count, revenue[i].isFinite {
-                                e.float32OrNull(Float(clv.clv(probability: Double(scores.probabilities.elements[i]), arpu: Double(revenue[i]))))
-                            } else {
-                                e.null()
-                            }
-                            e.text(modelName)
+                            let value: Float? = i < revenue.count && revenue[i].isFinite
+                                ? Float(clv.clv(probability: Double(scores.probabilities.elements[i]), arpu: Double(revenue[i]))) : nil
+                            Self.scoreRow(&e, job: job, id: scores.ids.elements[i], probability: scores.probabilities.elements[i], band: scores.bands.elements[i],
+                                          region: scores.regions.elements[i], reasons: scores.reasons.elements, contributions: scores.contributions.elements,
+                                          at: 3 * i, clv: value, model: modelName)
                             if e.bytes.count > 1 << 20 { try w.write(e.take()) }
                         }
                         // The models active beside it, each over its segment (no CLV: it is the served model's).
                         for other in scores.others {
                             for r in 0..<other.count {
                                 let i = Int(other.rows.elements[r])
-                                e.beginRow(fields: 13)
-                                e.int64(job)
-                                e.int64(scores.ids.elements[i])
-                                e.float32OrNull(other.probabilities.elements[r])
-                                e.int16(Int16(other.bands.elements[r]))
-                                let region = scores.regions.elements[i]
-                                if region < 0 { e.null() } else { e.int16(region) }
-                                for k in 0..<3 {
-                                    let reason = other.reasons.elements[3 * r + k]
-                                    if reason < 0 { e.null() } else { e.int16(reason) }
-                                }
-                                for k in 0..<3 {
-                                    if other.reasons.elements[3 * r + k] < 0 { e.null() } else { e.float32OrNull(other.contributions.elements[3 * r + k]) }
-                                }
-                                e.null()
-                                e.text(other.name)
+                                Self.scoreRow(&e, job: job, id: scores.ids.elements[i], probability: other.probabilities.elements[r], band: other.bands.elements[r],
+                                              region: scores.regions.elements[i], reasons: other.reasons.elements, contributions: other.contributions.elements,
+                                              at: 3 * r, clv: nil, model: other.name)
                                 if e.bytes.count > 1 << 20 { try w.write(e.take()) }
                             }
                         }
@@ -641,6 +613,28 @@ struct UncheckedConnection: @unchecked Sendable {
 }
 
 extension ClusterDatabase {
+    /// One row of `churn_scores` in COPY's binary form: reasons and contributions from `at` in
+    /// their arrays (a reason below 0 is none), a region below 0 unknown.
+    @inline(__always)
+    static func scoreRow(_ e: inout BinaryCopyEncoder, job: Int64, id: Int64, probability: Float, band: UInt8, region: Int16,
+                         reasons: [Int16], contributions: [Float], at: Int, clv: Float?, model: String) {
+        e.beginRow(fields: 13)
+        e.int64(job)
+        e.int64(id)
+        e.float32OrNull(probability)
+        e.int16(Int16(band))
+        if region < 0 { e.null() } else { e.int16(region) }
+        for k in 0..<3 {
+            let r = reasons[at + k]
+            if r < 0 { e.null() } else { e.int16(r) }
+        }
+        for k in 0..<3 {
+            if reasons[at + k] < 0 { e.null() } else { e.float32OrNull(contributions[at + k]) }
+        }
+        if let clv { e.float32OrNull(clv) } else { e.null() }
+        e.text(model)
+    }
+
     /// `s` as a JSON string literal.
     static func jsonString(_ s: String) -> String {
         var out = "\""

@@ -65,6 +65,11 @@ extension ClusterDatabase {
         try await run { c in try FeatureSchemaStore.inForce(c) }
     }
 
+    /// The features earlier schema versions had and `inForce` does not (`FeatureSchemaStore.dropped`).
+    func droppedFeatures(inForce: FeatureSchemaStore.Stored) async throws -> [String] {
+        try await run { c in try FeatureSchemaStore.dropped(c, inForce: inForce) }
+    }
+
     /// Every registered version, by name, newest first.
     func registeredModels(name: String? = nil) async throws -> [RegisteredModel] {
         try await run { c in

@@ -15,11 +15,16 @@ extension WorkerActor {
         let bytes = package.bytes.elements, source = package.source
         let catalogue = FeatureCatalogue.names
         if case .success(let rules) = Self.parse(bytes, source, catalogue + extraLayout) { return rules }
-        // A feature not held here yet: read against the whole schema in force, then held.
+        // A feature not held here yet: read against the whole schema in force (and the features
+        // dropped from it since, held as missing: their conditions never hold), then held.
         let url = postgresURL
-        let schema = try await loader.run { try FeatureSchemaStore.inForce(try PostgresConnection(url: url)).schema.names }
+        let (schema, dropped) = try await loader.run {
+            let c = try PostgresConnection(url: url)
+            let stored = try FeatureSchemaStore.inForce(c)
+            return (stored.schema.names, try FeatureSchemaStore.dropped(c, inForce: stored))
+        }
         let known = Set(catalogue)
-        let rules = try Self.parse(bytes, source, Self.readableFeatures(schema: schema)).get()
+        let rules = try Self.parse(bytes, source, Self.readableFeatures(schema: schema, dropped: dropped)).get()
         let layout = try await holdExtras(adding: rules.featuresRead.filter { !known.contains($0) })
         return try Self.parse(bytes, source, catalogue + layout).get()
     }
@@ -29,9 +34,12 @@ extension WorkerActor {
     }
 
     /// The features trigger rules and campaign eligibility may read on a cluster whose schema in
-    /// force has `schema`: the catalogue's (held always), then the schema's others.
-    static func readableFeatures(schema: [String]) -> [String] {
-        let known = Set(FeatureCatalogue.names)
-        return FeatureCatalogue.names + schema.filter { !known.contains($0) }
+    /// force has `schema`: the catalogue's (held always), then the schema's others, then those
+    /// `dropped` from it since (held as missing).
+    static func readableFeatures(schema: [String], dropped: [String] = []) -> [String] {
+        var known = Set(FeatureCatalogue.names)
+        var out = FeatureCatalogue.names
+        for name in schema + dropped where known.insert(name).inserted { out.append(name) }
+        return out
     }
 }

@@ -64,7 +64,7 @@ extension WorkerActor {
             do {
                 let dropped = try await loader.run { try ExtraColumnLoading.attach(layout, to: targets.map { ($0.shard, $0.loaded.store) }, url: url, shardCount: count) }
                 if !dropped.isEmpty {
-                    logger.warning("features a model loaded here reads are no longer in the feature schema: held as missing",
+                    logger.warning("features a model, the trigger rules or a campaign loaded here read are no longer in the feature schema: held as missing",
                                    metadata: ["features": "\(dropped.joined(separator: ","))"])
                 }
             } catch {

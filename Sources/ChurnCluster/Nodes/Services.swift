@@ -70,8 +70,9 @@ public final class CoordinatorService: Service, Sendable {
         database = try await ClusterDatabase.open(url: configuration.postgresURL, connections: configuration.writers,
                                                   statementTimeout: configuration.settings.statementTimeout, logger: configuration.node.logger)
         do {
-            // Trigger rules that name a feature the schema lacks: refused now, not at a failover.
-            try Self.checkRules(configuration.settings.triggers, against: try await database.featureSchema())
+            // Trigger rules that name a feature the schema never had: refused now, not at a failover.
+            let stored = try await database.featureSchema()
+            try Self.checkRules(configuration.settings.triggers, against: stored, dropped: try await database.droppedFeatures(inForce: stored), logger: logger)
             system = try await ClusterActorSystem(configuration.node)
         } catch {
             database.close()
@@ -169,13 +170,23 @@ public final class CoordinatorService: Service, Sendable {
         database.close()
     }
 
-    /// Refuses trigger rules that name a feature the feature schema in force lacks.
-    private static func checkRules(_ rules: TriggerPackage, against stored: FeatureSchemaStore.Stored) throws {
+    /// Refuses trigger rules that name a feature the feature schema never had (a misspelt name);
+    /// one that a migration dropped since (`dropped`) is held as missing, so its conditions never
+    /// hold: logged as an error, and the coordinator starts (a drop must not stop a restart).
+    private static func checkRules(_ rules: TriggerPackage, against stored: FeatureSchemaStore.Stored, dropped: [String], logger: Logger) throws {
         guard !rules.bytes.elements.isEmpty else { return }
+        let parsed: TriggerRules
         do {
-            _ = try TriggerRules.parse(rules.bytes.elements, file: rules.source, featureNames: WorkerActor.readableFeatures(schema: stored.schema.names))
+            parsed = try TriggerRules.parse(rules.bytes.elements, file: rules.source,
+                                            featureNames: WorkerActor.readableFeatures(schema: stored.schema.names, dropped: dropped))
         } catch {
             throw ClusterError("--triggers: \(error) (checked against the feature schema in force, version \(stored.version))")
+        }
+        // Dropped since (or a catalogue feature the schema left out): always missing.
+        let missing = parsed.featuresRead.filter { stored.schema.index(of: $0) == nil }
+        if !missing.isEmpty {
+            logger.error("trigger rules name features the feature schema in force no longer has: held as missing, their conditions never hold (fix --triggers)",
+                         metadata: ["features": "\(missing.joined(separator: ","))", "schema_version": "\(stored.version)", "rules": "\(rules.source)"])
         }
     }
 
@@ -187,7 +198,7 @@ public final class CoordinatorService: Service, Sendable {
         // The --model file must read what the profiles can hold (checked as `models add` checks),
         // and the trigger rules too.
         let stored = try await database.featureSchema()
-        try Self.checkRules(configuration.settings.triggers, against: stored)
+        try Self.checkRules(configuration.settings.triggers, against: stored, dropped: try await database.droppedFeatures(inForce: stored), logger: logger)
         // A file that does not fit the schema is not registered; the cluster then serves what it
         // served (a restart after a schema change never stops on an old --model), or does not start.
         let startupModel = try TreeEnsemble.parse(package.bytes.elements, file: configuration.modelPath)
