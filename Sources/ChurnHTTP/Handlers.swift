@@ -169,6 +169,12 @@ struct Handlers {
 
     func score(_ id: Int64) async throws -> Response {
         let explain = try explainMode()
+        let allModels: Bool
+        switch request.uri.queryParameters["models"].map(String.init) {
+        case nil, "served": allModels = false
+        case "all": allModels = true
+        case let other?: throw Problem(.invalidParameter, "models must be 'served' or 'all', got '\(other.prefix(40))'", field: "models")
+        }
         let router = try server.router()
         let start = ContinuousClock.now
         defer { MetricHandles.shared.timer("churngrid_query_duration_seconds", [("kind", "single")]).record(duration: ContinuousClock.now - start) }
@@ -182,7 +188,16 @@ struct Handlers {
         switch answer {
         case .found(let s):
             MetricHandles.shared.counter("churngrid_queries_total", [("outcome", "found")]).increment()
-            return json(status: .ok) { o in Self.write(s, explain: explain, to: &o) }
+            // ?models=all: the models active beside the served one whose segment holds it too.
+            var others: [ActiveModelAnswer]?
+            if allModels {
+                do {
+                    others = try await router.activeModelScores(of: id)
+                } catch {
+                    throw unavailable("subscriber \(id): the active models' answers failed", error)
+                }
+            }
+            return json(status: .ok) { o in Self.write(s, explain: explain, active: others, to: &o) }
         case .notFound(_, let shard):
             MetricHandles.shared.counter("churngrid_queries_total", [("outcome", "not_found")]).increment()
             throw Problem(.unknownSubscriber, "no subscriber \(id) (its shard \(shard) does not hold it)", field: "id")
@@ -194,8 +209,23 @@ struct Handlers {
         }
     }
 
-    static func write(_ s: LiveScore, explain: ExplainMode, to o: inout JSONOut) {
+    static func write(_ s: LiveScore, explain: ExplainMode, active: [ActiveModelAnswer]? = nil, to o: inout JSONOut) {
         o.object { o in
+            if let active {
+                o.key("active_models")
+                o.array { o in
+                    for a in active {
+                        o.object { o in
+                            o.key("name"); o.string(a.name)
+                            o.key("model_version"); o.string(a.modelVersion)
+                            o.key("probability"); o.double(a.probability)
+                            o.key("risk_band"); o.string(a.riskBand)
+                            o.key("reasons")
+                            o.array { o in for r in a.reasons { o.object { o in o.key("feature"); o.string(r.feature); o.key("contribution"); o.double(r.contribution) } } }
+                        }
+                    }
+                }
+            }
             o.key("subscriber_id"); o.int(s.subscriberID)
             o.key("probability"); o.double(s.probability)
             o.key("risk_band"); o.string(s.riskBand)

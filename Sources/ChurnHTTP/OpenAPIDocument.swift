@@ -168,6 +168,13 @@ enum OpenAPIDocument {
          },
          "epoch": {
           "type": "integer"
+         },
+         "active_models": {
+          "type": "array",
+          "description": "With models=all: each model active beside the served one whose segment holds the subscriber.",
+          "items": {
+           "$ref": "#/components/schemas/ActiveModelScore"
+          }
          }
         }
        },
@@ -922,6 +929,46 @@ enum OpenAPIDocument {
          "added_at": {
           "type": "string",
           "format": "date-time"
+         }
+        }
+       },
+       "ActiveModelScore": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "name",
+         "model_version",
+         "probability",
+         "risk_band",
+         "reasons"
+        ],
+        "properties": {
+         "name": {
+          "type": "string"
+         },
+         "model_version": {
+          "type": "string"
+         },
+         "probability": {
+          "type": "number",
+          "minimum": 0,
+          "maximum": 1
+         },
+         "risk_band": {
+          "type": "string",
+          "enum": [
+           "low",
+           "medium",
+           "high",
+           "very_high"
+          ]
+         },
+         "reasons": {
+          "type": "array",
+          "maxItems": 3,
+          "items": {
+           "$ref": "#/components/schemas/Reason"
+          }
          }
         }
        },
@@ -2121,6 +2168,20 @@ enum OpenAPIDocument {
            "default": "approx"
           },
           "description": "approx: path attribution (what jobs store); exact: TreeSHAP."
+         },
+         {
+          "name": "models",
+          "in": "query",
+          "required": false,
+          "schema": {
+           "type": "string",
+           "enum": [
+            "served",
+            "all"
+           ],
+           "default": "served"
+          },
+          "description": "all: also the answers of the models active beside the served one whose segment holds the subscriber (active_models; docs/models.md, Several models), from the same profile; they are explained by path attribution."
          }
         ],
         "responses": {

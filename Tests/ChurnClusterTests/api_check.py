@@ -528,6 +528,13 @@ if listed_active["active"] != [activated]:
 _, everyone = check("POST", f"/v1/models/{active_name}:activate", 200, token=admin, body={"version": active_version})
 if everyone["segment"] is not None:
     fail(f"activate again without a segment: {everyone}")
+# Live: ?models=all adds the active model's answer (for everyone now); the served answer is unchanged.
+_, plain = check("GET", f"/v1/subscribers/{subscriber}/score", 200, token=reader)
+_, both = check("GET", f"/v1/subscribers/{subscriber}/score?models=all", 200, token=reader)
+if "active_models" in plain or [a["name"] for a in both.get("active_models", [])] != [active_name] \
+        or both["active_models"][0]["model_version"] != active_version or both["probability"] != plain["probability"]:
+    fail(f"score with models=all: {both} (plain: {plain})")
+check("GET", f"/v1/subscribers/{subscriber}/score?models=some", 400, token=reader, problem_type="invalid-parameter", field="models")
 _, deactivated = check("POST", f"/v1/models/{active_name}:deactivate", 200, token=admin)
 if deactivated["name"] != active_name:
     fail(f"deactivate: {deactivated}")

@@ -155,10 +155,7 @@ public struct ClusterClient: Sendable {
     /// The live answers of the models active beside the served one whose segment holds the
     /// subscriber, asked of the shard's owner.
     public func activeModelScores(of subscriberID: Int64) async throws -> [ActiveModelAnswer] {
-        let table = try await router.routing()
-        let shard = table.map.shard(of: subscriberID)
-        guard let node = table.node(serving: shard) else { return [] }
-        return try await ShardActor.resolve(shard: shard, on: node, using: system).lookupActive(subscriberID)
+        try await router.activeModelScores(of: subscriberID)
     }
 
     /// Every worker's event figures and trigger feed.

@@ -116,6 +116,23 @@ public final class ScoreRouter: Sendable {
         return try await coordinator.score(subscriberID)
     }
 
+    /// The live answers of the models active beside the served one whose segment holds the
+    /// subscriber, from the shard's owner (a fresh map once if the cached one is stale).
+    public func activeModelScores(of subscriberID: Int64) async throws -> [ActiveModelAnswer] {
+        var refresh = false
+        while true {
+            let table = try await routing(refresh: refresh)
+            let shard = table.map.shard(of: subscriberID)
+            guard let node = table.node(serving: shard) else { throw ClusterError("shard \(shard) has no ready owner") }
+            do {
+                return try await ShardActor.resolve(shard: shard, on: node, using: system).lookupActive(subscriberID)
+            } catch let error as RemoteCallError where !refresh {
+                refresh = true
+                _ = error
+            }
+        }
+    }
+
     /// One query through its worker's coalesced batch calls; nil when that did not answer it (the
     /// call failed, or the worker no longer owns the shard): the caller goes the single way.
     private func coalesced(_ id: Int64, shard: Int, node: NodeID, explain: ExplainMode, epoch: Int64) async -> ScoreLookup? {
