@@ -15,7 +15,8 @@ each costs the same to score, and every probability differs (another version).
     once more by the variant of its band.
 
 Each figure is the median of --runs jobs; the ratio is one job's time over the k separate jobs'
-sum. The issue's goal: 10 models in one job ≤ 4× the time of one.
+sum. After each job the script waits for the drift of its models (measured after publication) so
+that it does not overlap the next job. The issue's goal: 10 models in one job ≤ 4× the time of one.
 
 Usage: python3 Benchmarks/cluster/multi_model.py --subscribers N [--runs R]   (after `make release`)
 Results: .churngrid/bench/multi_model.json (PostgreSQL runs with fsync off here: see Deploy/local/pg.sh)
@@ -30,11 +31,20 @@ MODEL = os.path.join(ROOT, "models/churn-default.json")
 BASE_SCORE = '"base_score":"[3.2799017E-2]"'
 
 
-def rescore(endpoint):
-    """One job, waited for: its seconds (coordinator's count, start to published) and rows."""
+def rescore(endpoint, url):
+    """One job, waited for: its seconds (coordinator's count, start to published) and rows. Then
+    waits (up to 120 s) for the drift of each of its models, measured after it is published, so
+    that it does not run beside the next job and slow it."""
     j = json.loads(sh(BIN, "rescore", "--wait", "--json", "--coordinator", endpoint))
     if j.get("state") != "completed":
         raise SystemExit(f"job failed: {j}")
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        models = int(psql(url, f"SELECT count(*) FROM scoring_job_models WHERE job_id = {int(j['id'])}"))
+        measured = int(psql(url, f"SELECT count(DISTINCT model_version) FROM model_drift WHERE job_id = {int(j['id'])}"))
+        if measured >= models:
+            break
+        time.sleep(0.2)
     return j
 
 
@@ -67,8 +77,8 @@ def main():
         versions = {}
         for name, path in variants:
             versions[name] = json.loads(sh(BIN, "models", "add", "--name", name, "--file", path, "--coordinator", endpoint, "--json"))["version"]
-        rescore(endpoint)  # warm: the first job after a start pays for page faults
-        one = [rescore(endpoint)["seconds"] for _ in range(max(a.runs, 3))]
+        rescore(endpoint, url)  # warm: the first job after a start pays for page faults
+        one = [rescore(endpoint, url)["seconds"] for _ in range(max(a.runs, 3))]
         out["one_model_job_seconds"] = one
         t1 = statistics.median(one)
         print(f"one model: {t1:.2f} s (runs {one})", flush=True)
@@ -77,11 +87,11 @@ def main():
             # Separate: k jobs of one model each (the served one alone: every variant costs the same).
             separate = []
             for _ in range(a.runs):
-                separate.append(sum(rescore(endpoint)["seconds"] for _ in range(k)))
+                separate.append(sum(rescore(endpoint, url)["seconds"] for _ in range(k)))
             # One job: k − 1 variants beside it, for everyone.
             for name, _ in variants[:k - 1]:
                 sh(BIN, "models", "activate", name, "--version", versions[name], "--coordinator", endpoint)
-            together = [rescore(endpoint) for _ in range(a.runs)]
+            together = [rescore(endpoint, url) for _ in range(a.runs)]
             for name, _ in variants[:k - 1]:
                 sh(BIN, "models", "deactivate", name, "--coordinator", endpoint)
             r = {"k": k, "segments": "everyone", "separate_jobs_seconds": separate, "one_job_seconds": [j["seconds"] for j in together],
@@ -96,7 +106,7 @@ def main():
         for i, (name, _) in enumerate(variants):
             sh(BIN, "models", "activate", name, "--version", versions[name], "--segment",
                f"tenure_months >= {edges[i]:g} and tenure_months < {edges[i + 1]:g}", "--coordinator", endpoint)
-        segmented = [rescore(endpoint) for _ in range(a.runs)]
+        segmented = [rescore(endpoint, url) for _ in range(a.runs)]
         rows = {r.split("|")[0]: int(r.split("|")[1]) for r in psql(url, "SELECT model_name, subscribers FROM scoring_job_models WHERE job_id = (SELECT job_id FROM churngrid_published)").splitlines()}
         r = {"k": 10, "segments": "9 tenure bands", "one_job_seconds": [j["seconds"] for j in segmented], "rows_per_model": rows,
              "rows_written": sum(rows.values()), "separate_jobs_seconds": results[-1]["separate_jobs_seconds"]}
