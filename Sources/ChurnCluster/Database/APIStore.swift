@@ -41,14 +41,15 @@ public final class APIStore: Sendable {
         try await database.run { c in try c.query("SELECT job_id FROM churngrid_published").scalar.flatMap { Int64($0) } }
     }
 
-    /// Job `id`'s drift as the API's JSON (`JobDrift`), worst first; nil when none was measured.
+    /// Job `id`'s drift as the API's JSON (`JobDrift`), worst first: the served model's (the
+    /// models active beside it are measured too: `models show`); nil when none was measured.
     public func driftJSON(job id: Int64) async throws -> String? {
         try await database.run { c in
             try c.query("""
                 SELECT json_build_object('job_id', min(job_id), 'model_version', min(model_version), 'reference_job_id', min(reference_job_id),
                                          'features', json_agg(json_build_object('feature', feature, 'psi', psi, 'level', level)
                                                               ORDER BY psi DESC, feature))::text
-                FROM model_drift WHERE job_id = $1 HAVING count(*) > 0
+                FROM model_drift WHERE job_id = $1 AND model_version = (SELECT model_version FROM scoring_jobs WHERE id = $1) HAVING count(*) > 0
                 """, [String(id)]).scalar
         }
     }

@@ -38,7 +38,8 @@ public struct DriftRequest: Sendable, WireCodable {
     public var isSample: Bool { edgeCounts.elements.isEmpty }
 
     public func encode(to w: inout WireWriter) {
-        w.write(modelVersion); w.write(sampleRows); w.write(edges); w.write(edgeCounts); w.write(modelName)
+        w.write(modelVersion); w.write(sampleRows); w.write(edges); w.write(edgeCounts)
+        if !modelName.isEmpty { w.write(modelName) }  // a worker one version older reads the served model's request
     }
 
     public init(from r: inout WireReader) throws(WireError) {
@@ -146,7 +147,8 @@ extension ScoringModel {
             return selected
         }
         var n = store.count
-        if segment != nil {
+        if segment != nil && request.isSample {
+            // How many to space the sample over (counted again with the bins, below).
             n = 0
             store.forEachRun { _, rows, _, runColumns in n += rowsOf(rows, runColumns).count }
         }
@@ -174,10 +176,14 @@ extension ScoringModel {
         }
         var bins = edges.map { [Int64](repeating: 0, count: PopulationStability.binCount(edges: $0.count)) }
         var gathered: [Float] = []
+        // The segment's subscribers are counted in the same walk as the bins: an event may move
+        // one in or out of it between two walks, and the bins must add up to the count sent.
+        if segment != nil { n = 0 }
         // Column by column over the store's contiguous runs (no per-value lookup of the row); a
         // segment's rows gathered first.
         store.forEachRun { _, rows, _, runColumns in
             let picked = segment == nil ? nil : rowsOf(rows, runColumns)
+            n += picked?.count ?? 0
             for (j, c) in columns.enumerated() where c >= 0 && c < runColumns.count {
                 let column = runColumns[c]
                 edges[j].withUnsafeBufferPointer { e in

@@ -123,12 +123,15 @@ public final class ScoreRouter: Sendable {
         while true {
             let table = try await routing(refresh: refresh)
             let shard = table.map.shard(of: subscriberID)
-            guard let node = table.node(serving: shard) else { throw ClusterError("shard \(shard) has no ready owner") }
+            guard let node = table.node(serving: shard) else {
+                // A move in progress: a fresh map once, then the answer that there is no owner.
+                if !refresh { refresh = true; continue }
+                throw ClusterError("shard \(shard) has no ready owner")
+            }
             do {
                 return try await ShardActor.resolve(shard: shard, on: node, using: system).lookupActive(subscriberID)
-            } catch let error as RemoteCallError where !refresh {
+            } catch is RemoteCallError where !refresh {
                 refresh = true
-                _ = error
             }
         }
     }
