@@ -175,7 +175,8 @@ struct SchemaClusterTests {
         querying.cancel()
         let during = await querying.value
         try #require(deployed.status == 0, "\(deployed.output)")
-        #expect(during.queries > 50 && during.failed == 0 && during.wrong == 0 && during.backwards == 0 && during.lightgbm > 0,
+        // Queries ran across the switch (answers of both versions; how many depends on the machine's load).
+        #expect(during.failed == 0 && during.wrong == 0 && during.backwards == 0 && during.lightgbm > 0 && during.queries - during.lightgbm > 0,
                 "queries during the deployment: \(during)")
         let lgbm = try await scoredByJob("lightgbm") { expected[$0].map { Float($0.lightgbm) } }
         #expect(lgbm.job.state == .completed && lgbm.job.modelVersion == version, "\(lgbm.job.error ?? "") \(lgbm.job.modelVersion)")
