@@ -209,6 +209,11 @@ struct Handlers {
         }
     }
 
+    /// Reasons as the API writes them: `[{"feature", "contribution"}]`, strongest first.
+    static func write(_ reasons: [Reason], to o: inout JSONOut) {
+        o.array { o in for r in reasons { o.object { o in o.key("feature"); o.string(r.feature); o.key("contribution"); o.double(r.contribution) } } }
+    }
+
     static func write(_ s: LiveScore, explain: ExplainMode, active: [ActiveModelAnswer]? = nil, to o: inout JSONOut) {
         o.object { o in
             if let active {
@@ -221,7 +226,7 @@ struct Handlers {
                             o.key("probability"); o.double(a.probability)
                             o.key("risk_band"); o.string(a.riskBand)
                             o.key("reasons")
-                            o.array { o in for r in a.reasons { o.object { o in o.key("feature"); o.string(r.feature); o.key("contribution"); o.double(r.contribution) } } }
+                            Self.write(a.reasons, to: &o)
                         }
                     }
                 }
@@ -230,7 +235,7 @@ struct Handlers {
             o.key("probability"); o.double(s.probability)
             o.key("risk_band"); o.string(s.riskBand)
             o.key("reasons")
-            o.array { o in for r in s.reasons { o.object { o in o.key("feature"); o.string(r.feature); o.key("contribution"); o.double(r.contribution) } } }
+            Self.write(s.reasons, to: &o)
             o.key("explain"); o.string(explain.description)
             o.key("model_version"); o.string(s.modelVersion)
             o.key("shard"); o.int(s.shard)
