@@ -18,6 +18,9 @@ public struct ProfileLoader: Sendable {
     /// Features the table has no column for: read as missing (NaN).
     let absent: Set<String>
 
+    /// The store columns of the features the table has no column for (`absent`).
+    public var absentColumns: Set<Int> { Set(features.indices.filter { absent.contains(features[$0].name) }) }
+
     /// A loader of the built-in catalogue's features from the database at `url` (every one a
     /// `real` column, as the default schema has them).
     public init(url: String) {
@@ -123,7 +126,8 @@ public struct ProfileLoader: Sendable {
         let start = clock.now
         let f = features.count
         var stores: [Int: ProfileStore] = [:]
-        for s in shards { stores[s] = ProfileStore(featureCount: f) }
+        // A feature the table has no column for gets none in the stores either (it reads as missing).
+        for s in shards { stores[s] = ProfileStore(featureCount: f, absent: absentColumns) }
         // Size each store for its expected share of the table (one index resize instead of many).
         if let estimate = try? connection.query("SELECT reltuples::bigint FROM pg_class WHERE relname = 'subscriber_profiles'").scalar,
            let total = Int(estimate), total > 0 {

@@ -14,8 +14,11 @@ import Synchronization
 /// moves, so a lookup of another subscriber running meanwhile is never misled; the hole goes
 /// when the shard is next exported (streamed, snapshotted) and rebuilt.
 ///
-/// Memory per subscriber: 4 bytes per feature + 8 for the id + 5–11 for the index
-/// (36 features: about 160 bytes).
+/// Memory per subscriber: 4 bytes per held feature + 8 for the id + 5–11 for the index
+/// (36 features: about 160 bytes). A feature of the store's own that is *absent* (a built-in
+/// catalogue feature the feature schema in force lacks) has no column at all: it reads as missing
+/// and writes to it are dropped, so a worker on an operator's own schema pays nothing for the
+/// catalogue it does not use.
 ///
 /// Not thread-safe: a shard actor owns its store.
 public final class ProfileStore {
@@ -26,6 +29,12 @@ public final class ProfileStore {
     /// worker): events update them, and a shard travels and is snapshotted with them.
     public let featureCount: Int
 
+    /// For each of the store's own features, its column in a chunk, or -1 when it is absent.
+    private let slot: [Int]
+    /// Columns a chunk allocates: the own features that are not absent.
+    public let heldCount: Int
+    /// The store's own features that are absent (no column: missing for every row).
+    public var absent: Set<Int> { Set(slot.indices.filter { slot[$0] < 0 }) }
     /// The extra features attached (`attach`), or nil.
     public var extras: ExtraColumns? { extraBlock.withLock { $0 } }
 
@@ -79,10 +88,38 @@ public final class ProfileStore {
         }
     }
 
-    /// An empty store for profiles of `featureCount` features.
-    public init(featureCount: Int = FeatureCatalogue.count) {
+    /// An empty store for profiles of `featureCount` features, of which those in `absent` get no
+    /// column (they read as missing; writes to them are dropped).
+    public init(featureCount: Int = FeatureCatalogue.count, absent: Set<Int> = []) {
         precondition(featureCount > 0)
         self.featureCount = featureCount
+        var slot = [Int](repeating: -1, count: featureCount), held = 0
+        for j in 0..<featureCount where !absent.contains(j) {
+            slot[j] = held
+            held += 1
+        }
+        self.slot = slot
+        heldCount = held
+    }
+
+    /// Whether feature `feature` of the store's own has a column (is not absent).
+    public func holds(feature: Int) -> Bool { feature >= 0 && feature < featureCount && slot[feature] >= 0 }
+
+    /// The features of `values` (feature-major, `featureCount` columns of `rows` values, as
+    /// `exported()` gives them) among `candidates` whose every value is missing: those a store
+    /// rebuilt from them may leave absent without losing anything.
+    public static func allMissing(_ values: [Float], rows: Int, featureCount: Int, among candidates: Set<Int>) -> Set<Int> {
+        guard values.count == rows * featureCount else { return [] }
+        var out = Set<Int>()
+        for j in candidates where j >= 0 && j < featureCount {
+            var missing = true
+            for r in 0..<rows where !values[j * rows + r].isNaN {
+                missing = false
+                break
+            }
+            if missing { out.insert(j) }
+        }
+        return out
     }
 
     @inline(__always)
@@ -107,8 +144,10 @@ public final class ProfileStore {
     public func value(row: Int, feature: Int) -> Float {
         precondition(row >= 0 && row < rowCount && feature >= 0)
         guard feature < featureCount else { return extras?.value(row: row, feature: feature - featureCount) ?? .nan }
+        let s = slot[feature]
+        guard s >= 0 else { return .nan }
         let (c, r) = locate(row)
-        return c.values[feature * c.capacity + r]
+        return c.values[s * c.capacity + r]
     }
 
     /// Copies `row`'s features into `out` (at least `featureCount` slots): the store's own, then
@@ -116,7 +155,10 @@ public final class ProfileStore {
     public func profile(row: Int, into out: UnsafeMutableBufferPointer<Float>) {
         precondition(row >= 0 && row < rowCount && out.count >= featureCount)
         let (c, r) = locate(row)
-        for j in 0..<featureCount { out[j] = c.values[j * c.capacity + r] }
+        for j in 0..<featureCount {
+            let s = slot[j]
+            out[j] = s >= 0 ? c.values[s * c.capacity + r] : .nan
+        }
         guard out.count > featureCount else { return }
         let extras = extras
         for j in featureCount..<out.count { out[j] = extras?.value(row: row, feature: j - featureCount) ?? .nan }
@@ -171,18 +213,22 @@ public final class ProfileStore {
         profile.withUnsafeBufferPointer { upsert(id: id, profile: $0) }
     }
 
+    /// Writes the own features of `profile` to `row` (those absent are dropped).
     private func write(row: Int, _ profile: UnsafeBufferPointer<Float>) {
         let (c, r) = locate(row)
-        for j in 0..<featureCount { c.values[j * c.capacity + r] = profile[j] }
+        for j in 0..<featureCount {
+            let s = slot[j]
+            if s >= 0 { c.values[s * c.capacity + r] = profile[j] }
+        }
     }
 
     /// Makes sure `row` has a slot: a new full chunk, or a bigger first chunk.
     private func ensureRoom(forRow row: Int) {
         let chunk = row >> 16
         if chunk == chunks.count {
-            chunks.append(Chunk(featureCount: featureCount, capacity: chunk == 0 ? 1024 : Self.chunkRows))
+            chunks.append(Chunk(featureCount: heldCount, capacity: chunk == 0 ? 1024 : Self.chunkRows))
         } else if chunk == 0, row >= chunks[0].capacity {
-            chunks[0] = chunks[0].grown(to: min(Self.chunkRows, chunks[0].capacity * 2), rows: rowCount, featureCount: featureCount)
+            chunks[0] = chunks[0].grown(to: min(Self.chunkRows, chunks[0].capacity * 2), rows: rowCount, featureCount: heldCount)
         }
     }
 
@@ -199,7 +245,7 @@ public final class ProfileStore {
             let (src, s) = locate(last)
             let moved = src.ids[s]
             dst.ids[d] = moved
-            for j in 0..<featureCount { dst.values[j * dst.capacity + d] = src.values[j * src.capacity + s] }
+            for j in 0..<heldCount { dst.values[j * dst.capacity + d] = src.values[j * src.capacity + s] }
             if moved == Self.erasedID {
                 // The last row is a hole: it moves, and so does its (dead) index slot.
                 index.repoint(row: last, to: row)
@@ -230,7 +276,7 @@ public final class ProfileStore {
         // The hole first: a walk that starts from now on skips the row before its id changes.
         holes.withLock { h in h.insert(row, at: h.firstIndex { $0 > row } ?? h.count) }
         c.ids[r] = Self.erasedID
-        for j in 0..<featureCount { c.values[j * c.capacity + r] = .nan }
+        for j in 0..<heldCount { c.values[j * c.capacity + r] = .nan }
         extras?.clear(row: row)
         return true
     }
@@ -240,9 +286,9 @@ public final class ProfileStore {
         index.reserve(rowCount + additional) { self.id(at: $0) }
         let rows = min(Self.chunkRows, rowCount + additional)
         if chunks.isEmpty {
-            chunks.append(Chunk(featureCount: featureCount, capacity: max(rows, 1)))
+            chunks.append(Chunk(featureCount: heldCount, capacity: max(rows, 1)))
         } else if chunks.count == 1, chunks[0].capacity < rows {
-            chunks[0] = chunks[0].grown(to: rows, rows: rowCount, featureCount: featureCount)
+            chunks[0] = chunks[0].grown(to: rows, rows: rowCount, featureCount: heldCount)
         }
     }
 
@@ -273,7 +319,7 @@ public final class ProfileStore {
                 if start < extraRows && stop > extraRows { stop = extraRows }
                 if stop > start {
                     let offset = start - first
-                    var columns = (0..<featureCount).map { UnsafePointer(c.values + $0 * c.capacity + offset) }
+                    var columns = slot.map { $0 >= 0 ? UnsafePointer(c.values + $0 * c.capacity + offset) : Self.missingColumn }
                     if let extras {
                         for k in 0..<extraCount { columns.append(extras.column(k, from: start) ?? Self.missingColumn) }
                     }
@@ -285,7 +331,8 @@ public final class ProfileStore {
         }
     }
 
-    /// `chunkRows` missing values: the column of an extra feature past the extras' rows.
+    /// `chunkRows` missing values: the column of an absent feature, and of an extra feature past
+    /// the extras' rows.
     nonisolated(unsafe) private static let missingColumn: UnsafePointer<Float> = {
         let p = UnsafeMutablePointer<Float>.allocate(capacity: chunkRows)
         p.initialize(repeating: .nan, count: chunkRows)
@@ -318,10 +365,11 @@ public final class ProfileStore {
     }
 
     /// A store holding what `exported()` produced: each column is copied a chunk at a time, then
-    /// the index is built from the ids.
+    /// the index is built from the ids. The features in `absent` get no column: pass only features
+    /// whose values are all missing (`allMissing`), or their values are dropped.
     /// - Throws: `ProfileStoreError` when the arrays do not fit together or an id repeats.
-    public convenience init(featureCount: Int, ids: [Int64], values: [Float]) throws(ProfileStoreError) {
-        self.init(featureCount: featureCount)
+    public convenience init(featureCount: Int, ids: [Int64], values: [Float], absent: Set<Int> = []) throws(ProfileStoreError) {
+        self.init(featureCount: featureCount, absent: absent)
         let n = ids.count
         guard values.count == n * featureCount else {
             throw ProfileStoreError("\(values.count) values for \(n) subscribers of \(featureCount) features (expected \(n * featureCount))")
@@ -335,8 +383,8 @@ public final class ProfileStore {
                     let (c, r) = locate(first)
                     let rows = min(c.capacity - r, n - first)
                     (c.ids + r).update(from: idp.baseAddress! + first, count: rows)
-                    for j in 0..<featureCount {
-                        (c.values + j * c.capacity + r).update(from: v.baseAddress! + j * n + first, count: rows)
+                    for j in 0..<featureCount where slot[j] >= 0 {
+                        (c.values + slot[j] * c.capacity + r).update(from: v.baseAddress! + j * n + first, count: rows)
                     }
                     rowCount = first + rows
                     for row in first..<rowCount {
@@ -353,7 +401,7 @@ public final class ProfileStore {
 
     /// Bytes held for profiles, ids and the index (what the store itself costs; excludes allocator overhead).
     public var residentBytes: Int {
-        chunks.reduce(0) { $0 + $1.capacity * (8 + 4 * featureCount) } + index.bytes + (extras?.residentBytes ?? 0)
+        chunks.reduce(0) { $0 + $1.capacity * (8 + 4 * heldCount) } + index.bytes + (extras?.residentBytes ?? 0)
     }
 }
 

@@ -102,6 +102,12 @@ struct SchemaClusterTests {
         let telcoNames = Set(try db.query("SELECT jsonb_array_elements(document->'features')->>'name' FROM churngrid_feature_schema ORDER BY version DESC").rows.compactMap { $0[0] })
         let reasons = try db.query("SELECT DISTINCT reason1 FROM churn_scores_current WHERE reason1 IS NOT NULL").rows.compactMap { $0[0] }
         #expect(!reasons.isEmpty && reasons.allSatisfy { telcoNames.contains($0) }, "\(reasons)")
+        // The schema has none of the built-in catalogue: the workers hold no column for it, only
+        // the ids, their index and the model's columns (docs/models.md, "What the cluster reads"),
+        // less than the catalogue's values alone would cost.
+        let held = try #require(await StartAndReloadTests.status(client) { $0.workers.reduce(0) { $0 + $1.subscribers } == Self.rows })
+        let perSubscriber = held.workers.reduce(0) { $0 + $1.profileBytes } / Self.rows
+        #expect(perSubscriber < 4 * FeatureCatalogue.count, "\(perSubscriber) bytes per subscriber held: the catalogue's columns are held")
         // Live queries answer the same.
         for sid in expected.keys.sorted().prefix(40) {
             guard case .found(let live) = try await client.coordinator.score(sid) else { Issue.record("subscriber \(sid) not found live"); continue }

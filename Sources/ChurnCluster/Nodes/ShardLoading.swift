@@ -51,11 +51,12 @@ enum ShardLoading {
 
     static func load(url: String, shards: [Int], shardCount: Int, streams: Int = 2) throws -> Loaded {
         var out = Loaded()
+        let lacking = catalogueLacking(url: url)
         do {
             let found = try ProfileSnapshotStore.read(url: url, shards: shards, shardCount: shardCount, streams: streams) { shard, found in
                 switch found {
                 case .invalid(let why): return Result<(LoadedShard, ShardEventSnapshot), SnapshotRejected>.failure(SnapshotRejected(why))
-                case .snapshot(let d): return Result { () throws(SnapshotRejected) in try restore(d, shard: shard) }
+                case .snapshot(let d): return Result { () throws(SnapshotRejected) in try restore(d, shard: shard, lacking: lacking) }
                 }
             }
             for (shard, result) in found {
@@ -90,8 +91,24 @@ enum ShardLoading {
         return out
     }
 
+    /// The built-in catalogue's features (store columns) that the feature schema in force lacks: a
+    /// worker gives them no column (docs/models.md, "What the cluster reads"). Empty when the schema
+    /// cannot be read: everything is held, as before.
+    static func catalogueLacking(url: String) -> Set<Int> {
+        guard let connection = try? PostgresConnection(url: url), let stored = try? FeatureSchemaStore.inForce(connection) else { return [] }
+        return Set(FeatureCatalogue.names.indices.filter { stored.schema.index(of: FeatureCatalogue.names[$0]) == nil })
+    }
+
+    /// A store of a shard's exported profiles (a stream, a snapshot): the catalogue features in
+    /// `lacking` whose every value is missing get no column; one that holds a value (written before
+    /// the schema dropped it) keeps its column, so nothing received is lost.
+    static func store(ids: [Int64], values: [Float], lacking: Set<Int>) throws(ProfileStoreError) -> ProfileStore {
+        let absent = ProfileStore.allMissing(values, rows: ids.count, featureCount: FeatureCatalogue.count, among: lacking)
+        return try ProfileStore(featureCount: FeatureCatalogue.count, ids: ids, values: values, absent: absent)
+    }
+
     /// The store and event state of a decoded snapshot.
-    static func restore(_ d: ProfileSnapshotFormat.Decoded, shard: Int) throws(SnapshotRejected) -> (LoadedShard, ShardEventSnapshot) {
+    static func restore(_ d: ProfileSnapshotFormat.Decoded, shard: Int, lacking: Set<Int> = []) throws(SnapshotRejected) -> (LoadedShard, ShardEventSnapshot) {
         let events: ShardEventSnapshot
         do {
             events = try d.eventState.withUnsafeBytes { raw throws(WireError) in
@@ -107,7 +124,7 @@ enum ShardLoading {
             throw SnapshotRejected("its event state is of shard \(events.shard) at sequence \(events.appliedSeq), its header shard \(shard) at \(d.header.appliedSeq)")
         }
         do {
-            let store = try ProfileStore(featureCount: FeatureCatalogue.count, ids: d.ids, values: d.values)
+            let store = try store(ids: d.ids, values: d.values, lacking: lacking)
             return (LoadedShard(store: store, generation: d.header.generation), events)
         } catch {
             throw SnapshotRejected("its profiles do not make a store: \(error)")

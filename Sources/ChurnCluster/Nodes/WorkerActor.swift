@@ -43,6 +43,8 @@ public distributed actor WorkerActor {
     var extraLayout: [String] = []
     /// The last change of extra columns: the next one waits for it.
     var extrasWork: Task<Void, Error>?
+    /// The catalogue features last logged as held without a column (the schema in force lacks them).
+    var loggedAbsent: Set<Int> = []
     /// The cluster's shard count, from the last assignment (0 before the first).
     var shardCount = 0
     let scoring: ScoringThreads
@@ -172,6 +174,8 @@ public distributed actor WorkerActor {
         }
         var streamed = 0, streamedShards = 0
         var snapshots: [Int: ShardEventSnapshot] = [:]
+        // The catalogue features the schema in force lacks: the streamed copies hold no column for them.
+        let lacking = fromPeers.isEmpty ? [] : try await loader.run { [postgresURL] in ShardLoading.catalogueLacking(url: postgresURL) }
         for (peer, shards) in fromPeers {
             let (states, failed) = await stream(shards, from: peer)
             streamedShards += states.count
@@ -191,7 +195,7 @@ public distributed actor WorkerActor {
                 }
                 snapshots[state.shard] = snapshot
                 let store = try await loader.run { () throws -> LoadedShard in
-                    LoadedShard(store: try ProfileStore(featureCount: state.featureCount, ids: state.ids.elements, values: state.values.elements),
+                    LoadedShard(store: try ShardLoading.store(ids: state.ids.elements, values: state.values.elements, lacking: lacking),
                                 generation: state.profileGeneration)
                 }
                 stores[state.shard] = store
@@ -216,6 +220,14 @@ public distributed actor WorkerActor {
         let arriving = assignment.shards.reduce(into: [Int: LoadedShard]()) { out, s in if owned[s] == nil && standing[s] == nil { out[s] = stores[s] } }
         if !arriving.isEmpty, try await events.cleanArriving(arriving) > 0 {
             logger.info("erased subscribers removed from arriving copies", metadata: ["shards": "\(arriving.count)"])
+        }
+        // Catalogue features the schema in force lacks have no column in the copies loaded now:
+        // said once per change (event updates of them are skipped).
+        let absent = arriving.values.reduce(into: Set<Int>()) { $0.formUnion($1.store.absent) }
+        if !absent.isEmpty, absent != loggedAbsent {
+            loggedAbsent = absent
+            logger.notice("built-in catalogue features the feature schema in force lacks are held without a column: they read as missing and event updates of them are skipped",
+                          metadata: ["features": "\(absent.sorted().map { FeatureCatalogue.names[$0] }.joined(separator: ","))", "count": "\(absent.count)"])
         }
         // The extra columns the models loaded here read, and those the assignment names (the live
         // campaign's eligibility), before the arriving copies answer.
