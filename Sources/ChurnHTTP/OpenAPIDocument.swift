@@ -478,7 +478,8 @@ enum OpenAPIDocument {
          "per_region_band",
          "top_risk",
          "model_version",
-         "finished_at"
+         "finished_at",
+         "models"
         ],
         "properties": {
          "job_id": {
@@ -604,6 +605,66 @@ enum OpenAPIDocument {
            "string",
            "null"
           ]
+         },
+         "models": {
+          "type": "array",
+          "description": "Every model the job scored, the served one first: each with its own figures over the subscribers it scored (an active model's segment). Jobs published before these were kept have the count only.",
+          "items": {
+           "type": "object",
+           "additionalProperties": false,
+           "required": [
+            "model_name",
+            "model_version",
+            "role",
+            "segment"
+           ],
+           "properties": {
+            "model_name": {
+             "type": "string"
+            },
+            "model_version": {
+             "type": "string"
+            },
+            "role": {
+             "type": "string",
+             "enum": [
+              "served",
+              "active"
+             ]
+            },
+            "segment": {
+             "type": "string",
+             "description": "The segment scored (canonical text); empty: every subscriber."
+            },
+            "subscribers": {
+             "type": "integer"
+            },
+            "mean_probability": {
+             "type": "number"
+            },
+            "deciles": {
+             "type": "array",
+             "items": {
+              "type": "number"
+             },
+             "maxItems": 9
+            },
+            "histogram": {
+             "type": "array",
+             "items": {
+              "type": "integer"
+             },
+             "minItems": 20,
+             "maxItems": 20
+            },
+            "per_band": {
+             "type": "object",
+             "additionalProperties": {
+              "type": "integer"
+             }
+            }
+           }
+          }
          }
         }
        },

@@ -648,6 +648,12 @@ public enum ProfileSchema {
                        reason1, contribution1, reason2, contribution2, reason3, contribution3, clv, job_id, scored_at
                 FROM churn_scores_current;
             """),
+        Migration(version: 17, name: "each model's summary of a job", sql: """
+            -- Each model's figures over the subscribers it scored in the job (an active model's segment):
+            -- {"subscribers", "mean_probability", "deciles", "histogram", "per_band"}, the keys of the job's
+            -- own summary (scoring_job_summaries); NULL for jobs published before.
+            ALTER TABLE scoring_job_models ADD COLUMN summary jsonb;
+            """),
     ]
 
     /// Applies the migrations `connection`'s database lacks.

@@ -112,15 +112,23 @@ struct ShowModel: AsyncParsableCommand {
         try await reportingClusterErrors {
             let details = try await withCoordinator(target, logger: logger) { client in try await client.coordinator.model(name: name) }
             if json { try printJSON(details) } else {
-                for (m, drift) in zip(details.versions, details.drift) {
+                for (k, (m, drift)) in zip(details.versions, details.drift).enumerated() {
                     print(modelLine(m, challenger: details.challenger))
                     print("  features (\(m.features.count)): \(m.features.joined(separator: ", "))")
                     print("  sha256 \(m.sha256)")
+                    if k < details.lastJobs.count, let job = details.lastJobs[k] { print("  " + jobFiguresLine(job)) }
                     print("  " + (drift.map(driftSummary) ?? "drift: no job of this version measured yet"))
                 }
             }
         }
     }
+}
+
+/// A version's last job in one line: which job, as what, over whom, its mean and its bands.
+func jobFiguresLine(_ j: ModelJobFigures) -> String {
+    let over = j.segment.isEmpty ? "everyone" : "segment \(j.segment)"
+    let bands = zip(["low", "medium", "high", "very high"], j.perBand).map { "\($0) \($1)" }.joined(separator: ", ")
+    return "last job \(j.job) (\(j.role), \(over)): \(j.subscribers) subscribers, mean probability \(String(format: "%.4f", j.meanProbability)); \(bands)"
 }
 
 struct RemoveModel: AsyncParsableCommand {

@@ -77,6 +77,35 @@ struct ActiveModelsTests {
             .map { ($0[0]!, [$0[1]!, $0[2]!]) })
         #expect(counts == ["churn": [String(n), String(n)], "churn-prepaid": [String(inSegment.count), String(inSegment.count)], "churn-90d": [String(n), String(n)]])
         #expect(try db.query("SELECT count(*) FROM churn_scores_champion").scalar == String(2 * n + inSegment.count))
+        // Each model's summary of the job is its own rows' (tallied by the coordinator while it wrote
+        // them): count, mean and bands exact, deciles within the fine histogram's bin of PostgreSQL's.
+        let models = try db.query("SELECT model_name, summary::text FROM scoring_job_models WHERE job_id = $1", [String(id)]).rows
+        #expect(models.count == 3)
+        for row in models {
+            let name = row[0] ?? ""
+            let summary = try #require(try JSONSerialization.jsonObject(with: Data((row[1] ?? "null").utf8)) as? [String: Any], "\(name): no summary")
+            let exact = try #require(try db.query("""
+                SELECT count(*), avg(probability::float8), percentile_cont(ARRAY[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]) WITHIN GROUP (ORDER BY probability)
+                FROM churn_scores WHERE job_id = $1 AND model_name = $2
+                """, [String(id), name]).rows.first)
+            #expect(summary["subscribers"] as? Int == Int(exact[0] ?? ""), "\(name): \(summary)")
+            let mean = (summary["mean_probability"] as? Double) ?? -1, want = Double(exact[1] ?? "") ?? -2
+            #expect(abs(mean - want) < 1e-9, "\(name): mean \(mean), PostgreSQL's \(want)")
+            let bands = Dictionary(uniqueKeysWithValues: try db.query("""
+                SELECT churngrid_risk_band(risk_band), count(*) FROM churn_scores WHERE job_id = $1 AND model_name = $2 GROUP BY 1
+                """, [String(id), name]).rows.map { ($0[0] ?? "", Int($0[1] ?? "") ?? -1) })
+            let stored = (summary["per_band"] as? [String: Int] ?? [:]).filter { $0.value > 0 }
+            #expect(stored == bands, "\(name): bands \(stored), PostgreSQL's \(bands)")
+            let histogram = summary["histogram"] as? [Int] ?? []
+            #expect(histogram.count == 20 && histogram.reduce(0, +) == Int(exact[0] ?? ""), "\(name): \(histogram)")
+            let deciles = summary["deciles"] as? [Double] ?? []
+            let pg = (exact[2] ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "{}")).split(separator: ",").compactMap { Double($0) }
+            #expect(deciles.count == 9 && pg.count == 9 && zip(deciles, pg).allSatisfy { abs($0 - $1) <= 1.0 / 65_536 },
+                    "\(name): deciles \(deciles), PostgreSQL's \(pg)")
+        }
+        // `models show` prints the active model's last job.
+        let lastJob = await runCommand("\(churngrid) models show churn-prepaid \(at)")
+        #expect(lastJob.output.contains("last job \(id) (active, segment is_prepaid = 1): \(inSegment.count) subscribers"), "\(lastJob.output)")
 
         // Each model's stored probability is the engine's own for that subscriber, with its reasons.
         for (name, file) in [("churn-prepaid", prepaidFile), ("churn-90d", allFile), ("churn", RescoringTests.model)] {

@@ -238,6 +238,10 @@ check("GET", "/v1/jobs/987654/drift", 404, token=reader, problem_type="unknown-j
 _, summary = check("GET", f"/v1/jobs/{published}/summary", 200, token=reader)
 if sum(summary["histogram"]) != summary["subscribers"] or sum(summary["per_band"].values()) != summary["subscribers"]:
     fail("summary: histogram or bands do not add up to the subscribers")
+served = [m for m in summary["models"] if m["role"] == "served"]
+if len(served) != 1 or summary["models"][0] is not served[0] or served[0]["model_version"] != summary["model_version"] \
+        or served[0]["subscribers"] != summary["subscribers"] or served[0]["per_band"] != summary["per_band"] or served[0]["histogram"] != summary["histogram"]:
+    fail(f"summary: the served model's figures under models differ from the job's: {summary['models']}")
 for region, count in summary["per_region"].items():
     if sum(summary["per_region_band"].get(region, {}).values()) != count:
         fail(f"summary: region {region}'s bands do not add up to its subscribers")

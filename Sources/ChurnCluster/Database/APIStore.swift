@@ -62,7 +62,14 @@ public final class APIStore: Sendable {
                                          'deciles', s.deciles, 'histogram', s.histogram, 'per_band', s.per_band,
                                          'per_region', s.per_region, 'per_region_band', s.per_region_band, 'top_risk', s.top_risk,
                                          'model_version', j.model_version,
-                                         'finished_at', to_char(j.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))::text
+                                         'finished_at', to_char(j.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                                         -- Every model the job scored, the served one first, each with its own figures
+                                         -- over the subscribers it scored (none for jobs published before they were kept).
+                                         'models', (SELECT coalesce(json_agg(jsonb_build_object('model_name', m.model_name, 'model_version', m.model_version,
+                                                                                              'role', m.role, 'segment', m.segment)
+                                                                           || coalesce(m.summary, jsonb_strip_nulls(jsonb_build_object('subscribers', m.subscribers)))
+                                                                           ORDER BY m.role DESC, m.model_name), '[]'::json)
+                                                    FROM scoring_job_models m WHERE m.job_id = s.job_id))::text
                 FROM scoring_job_summaries s JOIN scoring_jobs j ON j.id = s.job_id WHERE s.job_id = $1
                 """, [String(id)]).scalar
         }

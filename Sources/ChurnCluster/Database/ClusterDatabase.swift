@@ -470,7 +470,10 @@ final class ClusterDatabase: @unchecked Sendable {
                     guard rows == scored, models.contains(name) || rows == 0 else {
                         throw ClusterError("job \(job): the shards claim \(rows) scores of model \(name) but \(scored) were written\(models.contains(name) ? "" : " (not a model of the job)")")
                     }
-                    _ = try c.query("UPDATE scoring_job_models SET subscribers = $3 WHERE job_id = $1 AND model_name = $2", [String(job), name, String(rows)])
+                    // Each model's figures over the subscribers it scored (the served one's as the job's own).
+                    let figures = name == modelName ? summary.served : (summary.models[name] ?? ModelTally()).figures
+                    _ = try c.query("UPDATE scoring_job_models SET subscribers = $3, summary = $4::jsonb WHERE job_id = $1 AND model_name = $2",
+                                    [String(job), name, String(rows), figures.json])
                 }
                 // A challenger's shadow scores: one per subscriber, as many as the champion's.
                 if try c.query("SELECT to_regclass('churn_shadow_scores_job_\(job)') IS NOT NULL").scalar == "t" {

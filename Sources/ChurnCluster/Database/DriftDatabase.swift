@@ -92,6 +92,22 @@ extension ClusterDatabase {
         return try await drift(job: job, modelVersion: modelVersion)
     }
 
+    /// The last completed job that scored model `name` at `version` with its figures kept
+    /// (`scoring_job_models.summary`), if any.
+    func lastJobFigures(name: String, version: String) async throws -> ModelJobFigures? {
+        try await run { c in
+            let bands = RiskBand.allCases.map { "m.summary->'per_band'->>'\($0.description)'" }.joined(separator: ", ")
+            guard let row = try c.query("""
+                SELECT m.job_id, m.role, m.segment, m.summary->>'subscribers', m.summary->>'mean_probability', \(bands)
+                FROM scoring_job_models m JOIN scoring_jobs j ON j.id = m.job_id AND j.state = 'completed'
+                WHERE m.model_name = $1 AND m.model_version = $2 AND m.summary IS NOT NULL
+                ORDER BY m.job_id DESC LIMIT 1
+                """, [name, version]).rows.first, let job = row[0].flatMap({ Int64($0) }) else { return nil }
+            return ModelJobFigures(job: job, role: row[1] ?? "", segment: row[2] ?? "", subscribers: row[3].flatMap { Int($0) } ?? 0,
+                                   meanProbability: row[4].flatMap { Double($0) } ?? 0, perBand: row[5...].map { $0.flatMap { Int($0) } ?? 0 })
+        }
+    }
+
     /// The integers of a PostgreSQL bigint[]'s text; nil when it is not one.
     static func integers(_ text: String?) -> [Int64]? { elements(text) { Int64($0) } }
 

@@ -88,6 +88,7 @@ extension CoordinatorActor {
         var drift: [DriftReport?] = []
         for v in versions { drift.append(try await database.lastDrift(modelVersion: v.version)) }
         var details = ModelDetails(name: name, versions: versions, drift: drift)
+        for v in versions { details.lastJobs.append(try await database.lastJobFigures(name: name, version: v.version)) }
         if let challenger, challenger.name == name {
             details.challenger = ChallengerStatus(challenger)
         }

@@ -111,6 +111,9 @@ public struct ModelDetails: Sendable, Codable, WireCodable {
     public var drift: [DriftReport?]
     /// The challenger served beside this model (nil: none).
     public var challenger: ChallengerStatus?
+    /// Per version (same order): the last completed job that scored it, with its figures over the
+    /// subscribers it scored; nil when none did (or only jobs published before these were kept).
+    public var lastJobs: [ModelJobFigures?] = []
 
     public init(name: String, versions: [RegisteredModel], drift: [DriftReport?]) {
         self.name = name
@@ -126,6 +129,11 @@ public struct ModelDetails: Sendable, Codable, WireCodable {
             if let d { w.write(d) }
         }
         w.write(challenger)
+        w.write(lastJobs.count)
+        for j in lastJobs {
+            w.write(j != nil)
+            if let j { w.write(j) }
+        }
     }
 
     public init(from r: inout WireReader) throws(WireError) {
@@ -139,6 +147,47 @@ public struct ModelDetails: Sendable, Codable, WireCodable {
             drift.append(present ? try r.read(DriftReport.self) : nil)
         }
         if r.remaining > 0 { challenger = try r.read() }
+        if r.remaining > 0 {
+            let at = r.offset
+            let k: Int = try r.read()
+            guard k == 0 || k == versions.count else { throw WireError(offset: at, expected: "none or one last-job entry per version") }
+            for _ in 0..<k {
+                let present: Bool = try r.read()
+                lastJobs.append(present ? try r.read(ModelJobFigures.self) : nil)
+            }
+        }
+    }
+}
+
+/// A model version's figures in one job (`scoring_job_models`): the subscribers it scored (its
+/// segment's, for an active model), their mean probability and how many fell in each risk band.
+public struct ModelJobFigures: Sendable, Codable, WireCodable, Equatable {
+    public var job: Int64
+    /// `served` or `active`.
+    public var role: String
+    /// The segment scored (canonical text; empty: everyone).
+    public var segment: String
+    public var subscribers: Int
+    public var meanProbability: Double
+    /// Subscribers per band, low … very high.
+    public var perBand: [Int]
+
+    public init(job: Int64, role: String, segment: String, subscribers: Int, meanProbability: Double, perBand: [Int]) {
+        self.job = job
+        self.role = role
+        self.segment = segment
+        self.subscribers = subscribers
+        self.meanProbability = meanProbability
+        self.perBand = perBand
+    }
+
+    public func encode(to w: inout WireWriter) {
+        w.write(job); w.write(role); w.write(segment); w.write(subscribers); w.write(meanProbability); w.write(perBand)
+    }
+
+    public init(from r: inout WireReader) throws(WireError) {
+        job = try r.read(); role = try r.read(); segment = try r.read(); subscribers = try r.read()
+        meanProbability = try r.read(); perBand = try r.read()
     }
 }
 

@@ -35,20 +35,28 @@ struct JobSummary: Sendable {
         var contributions: [Float]
     }
 
-    /// Subscribers scored by each model active beside the served one (its segment's).
-    private(set) var perModel: [String: Int] = [:]
+    /// Each model active beside the served one, over the subscribers it scored (its segment's).
+    private(set) var models: [String: ModelTally] = [:]
+
+    /// Subscribers scored by each model active beside the served one.
+    var perModel: [String: Int] { models.mapValues(\.subscribers) }
+
     /// Each active model's score histogram (`histogramBins`, as the served model's): its drift.
-    private(set) var perModelHistogram: [String: [Int]] = [:]
+    var perModelHistogram: [String: [Int]] { models.mapValues(\.histogram) }
+
+    /// The served model's figures in the form an active model's take (`scoring_job_models.summary`).
+    var served: ModelTally.Figures {
+        ModelTally.Figures(subscribers: subscribers, mean: mean, deciles: deciles, histogram: histogram, perBand: perBand)
+    }
 
     /// Adds a shard's scores.
     mutating func add(_ scores: ShardScores) {
         let n = scores.count
         subscribers += n
         for other in scores.others {
-            perModel[other.name, default: 0] += other.count
-            var h = perModelHistogram[other.name] ?? [Int](repeating: 0, count: Self.histogramBins)
-            for p in other.probabilities.elements { h[Self.scoreBin(p)] += 1 }
-            perModelHistogram[other.name] = h
+            var tally = models.removeValue(forKey: other.name) ?? ModelTally()
+            tally.add(other.probabilities.elements, bands: other.bands.elements)
+            models[other.name] = tally
         }
         scores.probabilities.elements.withUnsafeBufferPointer { p in
             for i in 0..<n {
@@ -94,39 +102,86 @@ struct JobSummary: Sendable {
     var mean: Double { subscribers == 0 ? 0 : sum / Double(subscribers) }
 
     /// The 10th … 90th percentiles (none for an empty job).
-    var deciles: [Double] {
-        guard subscribers > 0 else { return [] }
-        let positions = (1...9).map { Double($0) / 10 * Double(subscribers - 1) }
+    var deciles: [Double] { Self.deciles(count: subscribers, fine: fine) }
+
+    /// The 10th … 90th percentiles of `count` probabilities counted in `fine` (equal bins over
+    /// [0, 1]), interpolated between the values at ranks ⌊f·(n−1)⌋ and ⌈f·(n−1)⌉ like
+    /// PostgreSQL's `percentile_cont`, each taken as its bin's centre.
+    static func deciles(count: Int, fine: [UInt32]) -> [Double] {
+        guard count > 0, !fine.isEmpty else { return [] }
+        let positions = (1...9).map { Double($0) / 10 * Double(count - 1) }
         var ranks: [Int] = []
         for p in positions { ranks += [Int(p.rounded(.down)), Int(p.rounded(.up))] }
-        let values = valuesAt(sortedRanks: ranks)
+        // The value at each 0-based rank, ranks ascending.
+        var values: [Double] = []
+        var seen = 0, bin = 0
+        for rank in ranks {
+            while bin < fine.count - 1 && seen + Int(fine[bin]) <= rank {
+                seen += Int(fine[bin])
+                bin += 1
+            }
+            values.append((Double(bin) + 0.5) / Double(fine.count))
+        }
         return positions.enumerated().map { k, p in
             let low = values[2 * k], high = values[2 * k + 1]
             return low + (p - p.rounded(.down)) * (high - low)
         }
     }
 
-    /// The (approximate) value at each 0-based rank, ranks ascending.
-    private func valuesAt(sortedRanks ranks: [Int]) -> [Double] {
-        var out: [Double] = []
-        var seen = 0, bin = 0
-        for rank in ranks {
-            while seen + Int(fine[bin]) <= rank {
-                seen += Int(fine[bin])
-                bin += 1
-            }
-            out.append((Double(bin) + 0.5) / Double(Self.fineBins))
-        }
-        return out
-    }
-
     /// The bin of the score's histogram (`histogramBins`) that probability `p` counts in, as a
     /// job counts it.
     static func scoreBin(_ p: Float) -> Int { bin(Double(p), of: histogramBins) }
 
-    private static func bin(_ p: Double, of bins: Int) -> Int {
+    static func bin(_ p: Double, of bins: Int) -> Int {
         guard p > 0 else { return 0 }  // NaN too (never produced, but never out of range)
         guard p < 1 else { return bins - 1 }  // 1 and +infinity (a decoded value is checked, but never trap here)
         return min(Int(p * Double(bins)), bins - 1)
+    }
+}
+
+/// One model's figures over the subscribers it scored in a job (an active model's segment): count,
+/// mean, the 20-bin histogram and the bands exactly; deciles from a 2^16-bin histogram (within
+/// 2^-17 ≈ 7.6e-6), 256 KiB per model.
+struct ModelTally: Sendable {
+    static let fineBins = 1 << 16
+
+    private(set) var subscribers = 0
+    private var sum = 0.0
+    private var fine = [UInt32](repeating: 0, count: fineBins)
+    private(set) var histogram = [Int](repeating: 0, count: JobSummary.histogramBins)
+    private(set) var perBand = [Int](repeating: 0, count: RiskBand.allCases.count)
+
+    /// Adds a shard's scores of the model.
+    mutating func add(_ probabilities: [Float], bands: [UInt8]) {
+        subscribers += probabilities.count
+        for p in probabilities {
+            let v = Double(p)
+            sum += v
+            fine[JobSummary.bin(v, of: Self.fineBins)] &+= 1
+            histogram[JobSummary.bin(v, of: JobSummary.histogramBins)] += 1
+        }
+        for b in bands where Int(b) < perBand.count { perBand[Int(b)] += 1 }
+    }
+
+    var figures: Figures {
+        Figures(subscribers: subscribers, mean: subscribers == 0 ? 0 : sum / Double(subscribers),
+                deciles: JobSummary.deciles(count: subscribers, fine: fine), histogram: histogram, perBand: perBand)
+    }
+
+    /// What `scoring_job_models.summary` stores of a model (the keys of the job's own summary).
+    struct Figures: Sendable, Equatable {
+        var subscribers: Int
+        var mean: Double
+        var deciles: [Double]
+        var histogram: [Int]
+        var perBand: [Int]
+
+        /// As a JSON object: `subscribers`, `mean_probability`, `deciles`, `histogram`, `per_band`.
+        var json: String {
+            let bands = RiskBand.allCases.map { "\"\($0.description)\": \(Int($0.rawValue) < perBand.count ? perBand[Int($0.rawValue)] : 0)" }.joined(separator: ", ")
+            let m = mean.isFinite ? mean : 0
+            return "{\"subscribers\": \(subscribers), \"mean_probability\": \(m), \"deciles\": [" + deciles.map { String($0) }.joined(separator: ", ")
+                + "], \"histogram\": [" + histogram.map { String($0) }.joined(separator: ", ") + "], \"per_band\": {" + bands + "}}"
+        }
     }
 }
