@@ -220,7 +220,7 @@ public final class SocketThread: Sendable {
     }
 
     private func run(_ loop: Loop) {
-        czmq_name_thread(String(name.prefix(15)))
+        nameCurrentThread(name)
         var drain = [UInt8](repeating: 0, count: 256)
         while true {
             var work: [@Sendable (Loop) -> Void] = []
@@ -252,4 +252,13 @@ public final class SocketThread: Sendable {
         loop.closeAll()
         finished.withLock { $0 = true }
     }
+}
+
+/// Names the calling thread as `top -H` and `ps -L` show it (Linux keeps the first 15 bytes). A
+/// thread started without a name inherits its creator's: a Swift pool thread's is
+/// "com.apple.root.default-qos", which says nothing about the work.
+public func nameCurrentThread(_ name: String) {
+    var bytes = Array(name.utf8.prefix(15))
+    while !bytes.isEmpty && String(validating: bytes, as: UTF8.self) == nil { bytes.removeLast() }  // never half a character
+    czmq_name_thread(String(decoding: bytes, as: UTF8.self))
 }

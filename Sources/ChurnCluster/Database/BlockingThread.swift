@@ -1,4 +1,5 @@
 import Synchronization
+import ZeroMQ
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -59,6 +60,9 @@ final class BlockingThread: @unchecked Sendable {
     }
 
     private func loop() {
+        // Named, so `top -H` and `ps -L` show what a busy thread does (a new thread inherits its
+        // creator's name otherwise: a pool thread's "com.apple.root.default-qos"); 15 bytes at most.
+        nameCurrentThread(name)
         if niceness != 0 {
             // Linux: `who` 0 is the calling thread, whose nice value is its own (and inherited by
             // the threads it starts).
