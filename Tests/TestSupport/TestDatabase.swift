@@ -28,12 +28,30 @@ public enum TestDatabase {
     }
 
     /// A new, empty database; its URL.
+    ///
+    /// The shared server serves every test at once; a connection it closes while it starts one
+    /// (libpq: "server closed the connection unexpectedly", seen once under the whole suite's load)
+    /// is tried again, for up to 10 s, and the new database is connected to once before its URL is
+    /// returned, so a test starts only on a server that answers.
     public static func fresh() async throws -> String {
         let url = try await server()
         let name = "t_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
-        let admin = try PostgresConnection(url: url)
-        try admin.execute("CREATE DATABASE \(name)")
         // Same server, other database: replace the path's last component.
-        return String(url[..<url.lastIndex(of: "/")!]) + "/" + name
+        let created = String(url[..<url.lastIndex(of: "/")!]) + "/" + name
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                let admin = try PostgresConnection(url: url)
+                if try admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]).rows.isEmpty {
+                    try admin.execute("CREATE DATABASE \(name)")
+                }
+                _ = try PostgresConnection(url: created).query("SELECT 1")
+                return created
+            } catch {
+                guard attempt < 20 else { throw error }
+                try await Task.sleep(for: .milliseconds(500))
+            }
+        }
     }
 }
