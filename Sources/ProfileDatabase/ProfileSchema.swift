@@ -654,6 +654,17 @@ public enum ProfileSchema {
             -- own summary (scoring_job_summaries); NULL for jobs published before.
             ALTER TABLE scoring_job_models ADD COLUMN summary jsonb;
             """),
+        Migration(version: 18, name: "drift references per population", sql: """
+            -- A drift reference is of the population it was taken over: '' every subscriber (the served
+            -- model, a model active over everyone, or a file given with `models add --reference`, job_id 0),
+            -- else an active model's segment (canonical text). A version scored over another population
+            -- (its segment changed, or it is served after it was active over a segment) takes a reference
+            -- of its own instead of reporting the change of population as drift; a file's reference serves
+            -- every population. (A coordinator of the previous release stores no reference from then on.)
+            ALTER TABLE model_drift_reference ADD COLUMN population text NOT NULL DEFAULT '';
+            ALTER TABLE model_drift_reference DROP CONSTRAINT model_drift_reference_pkey,
+                ADD PRIMARY KEY (model_version, population, feature);
+            """),
     ]
 
     /// Applies the migrations `connection`'s database lacks.

@@ -190,6 +190,24 @@ struct ActiveModelsTests {
         #expect(after == ["churn": String(n), "churn-prepaid": String(inSegment.count)], "\(after)")
         #expect(try db.query("SELECT count(*) FROM churn_scores WHERE job_id = $1 AND model_name = 'churn-prepaid' AND subscriber_id IN (SELECT subscriber_id FROM subscriber_profiles WHERE is_prepaid IS DISTINCT FROM 1)",
                              [String(second)]).scalar == "0")
+        // The segment changes: the version's drift over the new population is measured against a
+        // reference of its own (taken by the next job), not against the old segment's, which would
+        // report the change of population as drift (is_prepaid: every subscriber 1 before, 0 now).
+        let moved = await runCommand("\(churngrid) models activate churn-prepaid --version \(prepaid) --segment 'is_prepaid = 0' \(at)")
+        #expect(moved.status == 0, "\(moved.output)")
+        let third = try await restarted.coordinator.startRescore()
+        #expect(try await RescoringTests.waitForJob(restarted, third).state == .completed)
+        let referenced = try await RescoringTests.eventually("job \(third)'s drift of churn-prepaid was not measured", timeout: .seconds(60)) { () -> [String]? in
+            let ids = try db.query("SELECT DISTINCT reference_job_id::text FROM model_drift WHERE job_id = $1 AND model_version = $2", [String(third), prepaid]).rows
+                .compactMap { $0[0] }
+            return ids.isEmpty ? nil : ids
+        }
+        #expect(referenced == [String(third)], "job \(third) measured churn-prepaid against the reference of job(s) \(referenced)")
+        let populations = try db.query("SELECT population, min(job_id), count(*) FROM model_drift_reference WHERE model_version = $1 GROUP BY 1 ORDER BY 1",
+                                       [prepaid]).rows.map { $0.map { $0 ?? "" } }
+        #expect(populations.map { $0[0] } == ["is_prepaid = 0", "is_prepaid = 1"] && populations.map { $0[1] } == [String(third), String(id)], "\(populations)")
+        let psi = try db.query("SELECT max(psi) FROM model_drift WHERE job_id = $1 AND model_version = $2", [String(third), prepaid]).scalar
+        #expect(Double(psi ?? "") == 0, "a job measured against its own reference drifts by 0, not \(psi ?? "nothing")")
         let audit = try db.query("SELECT action, outcome FROM churngrid_audit_log WHERE action LIKE 'models %activate' ORDER BY id").rows.map { "\($0[0]!): \($0[1]!)" }
         #expect(audit.contains("models activate: activated for segment is_prepaid = 1") && audit.contains("models deactivate: deactivated"), "\(audit)")
     }

@@ -2,10 +2,15 @@ import Postgres
 
 /// Drift references and per-job drift in PostgreSQL (`model_drift_reference`, `model_drift`).
 extension ClusterDatabase {
-    /// The reference of `modelVersion`, if one was taken.
-    func driftReference(modelVersion: String) async throws -> DriftReference? {
+    /// The reference of `modelVersion` over `population` (docs/models.md, "Drift of each model":
+    /// '' every subscriber, else an active model's segment), if one was taken; a file's reference
+    /// (`models add --reference`, job 0) serves every population.
+    func driftReference(modelVersion: String, population: String = "") async throws -> DriftReference? {
         try await run { c in
-            let rows = try c.query("SELECT feature, edges, counts, job_id FROM model_drift_reference WHERE model_version = $1", [modelVersion]).rows
+            let rows = try c.query("""
+                SELECT feature, edges, counts, job_id FROM model_drift_reference
+                WHERE model_version = $1 AND (population = $2 OR (population = '' AND job_id = 0))
+                """, [modelVersion, population]).rows
             guard let first = rows.first, let job = first[3].flatMap({ Int64($0) }) else { return nil }
             var bins: [String: (edges: [Float], counts: [Int64])] = [:]
             for r in rows {
@@ -22,24 +27,25 @@ extension ClusterDatabase {
     /// Stores a reference (the first one stored for a version stays: a second coordinator that
     /// took one at the same time keeps the first; the job's own drift rows are stored after).
     /// - Returns: the reference that is stored.
-    func saveDriftReference(modelVersion: String, _ reference: DriftReference) async throws -> DriftReference {
+    func saveDriftReference(modelVersion: String, population: String = "", _ reference: DriftReference) async throws -> DriftReference {
         let term = term
         _ = try await run { c in
-            try Self.transaction(c, fencedBy: term) { try Self.insert(c, reference: reference, modelVersion: modelVersion) }
+            try Self.transaction(c, fencedBy: term) { try Self.insert(c, reference: reference, modelVersion: modelVersion, population: population) }
         }
-        return try await driftReference(modelVersion: modelVersion) ?? reference
+        return try await driftReference(modelVersion: modelVersion, population: population) ?? reference
     }
 
     /// Inserts a reference's rows (in the caller's transaction; rows already there stay).
     /// - Returns: the rows inserted (fewer than the bins when another reference got there first).
     @discardableResult
-    static func insert(_ c: PostgresConnection, reference: DriftReference, modelVersion: String) throws -> Int {
+    static func insert(_ c: PostgresConnection, reference: DriftReference, modelVersion: String, population: String = "") throws -> Int {
         var inserted = 0
         for (name, bin) in reference.bins.sorted(by: { $0.key < $1.key }) {
             inserted += try c.query("""
-                INSERT INTO model_drift_reference (model_version, feature, edges, counts, job_id) VALUES ($1, $2, $3, $4, $5)
-                ON CONFLICT (model_version, feature) DO NOTHING RETURNING 1
-                """, [modelVersion, name, EventLog.doubleArray(bin.edges.map(Double.init)), EventLog.intArray(bin.counts), String(reference.job)]).rows.count
+                INSERT INTO model_drift_reference (model_version, population, feature, edges, counts, job_id) VALUES ($1, $2, $3, $4, $5, $6)
+                ON CONFLICT (model_version, population, feature) DO NOTHING RETURNING 1
+                """, [modelVersion, population, name, EventLog.doubleArray(bin.edges.map(Double.init)), EventLog.intArray(bin.counts),
+                      String(reference.job)]).rows.count
         }
         return inserted
     }

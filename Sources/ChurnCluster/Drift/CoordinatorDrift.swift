@@ -27,9 +27,9 @@ extension CoordinatorActor {
                 let target: DriftTarget
                 if let active {
                     let names = try await Task.detached { try TreeEnsemble.parse(active.model.bytes.elements, file: active.model.source).featureNames }.value
-                    target = DriftTarget(name: active.name, version: active.model.version, features: names)
+                    target = DriftTarget(name: active.name, version: active.model.version, features: names, population: active.segment)
                 } else {
-                    target = DriftTarget(name: "", version: model.version, features: model.featureNames)
+                    target = DriftTarget(name: "", version: model.version, features: model.featureNames, population: "")
                 }
                 let report = try await drift(of: id, target: target, scoreHistogram: scoreHistogram, again: true)
                 if active == nil, (lastDrift?.job ?? 0) <= report.job {
@@ -75,16 +75,18 @@ extension CoordinatorActor {
         return lastDrift
     }
 
-    /// Whose drift: the served model (`name` empty) or an active model, by version and features.
+    /// Whose drift: the served model (`name` empty) or an active model, by version and features,
+    /// over which population (its reference's: '' every subscriber, else the active model's segment).
     struct DriftTarget: Sendable {
         var name: String
         var version: String
         var features: [String]
+        var population: String
     }
 
     private func drift(of id: Int64, target: DriftTarget, scoreHistogram: [Int64], again: Bool) async throws -> DriftReport {
         let version = target.version, names = target.features
-        let stored = try await database.driftReference(modelVersion: version)
+        let stored = try await database.driftReference(modelVersion: version, population: target.population)
         let edges: [[Float]]
         if let stored {
             edges = try names.map { name in
@@ -116,7 +118,7 @@ extension CoordinatorActor {
             var bins: [String: (edges: [Float], counts: [Int64])] = [:]
             for (j, name) in names.enumerated() { bins[name] = (edges[j], counts[j]) }
             bins[DriftReport.scoreName] = (DriftAssembly.scoreEdges, scoreHistogram)
-            reference = try await database.saveDriftReference(modelVersion: version, DriftReference(job: id, bins: bins))
+            reference = try await database.saveDriftReference(modelVersion: version, population: target.population, DriftReference(job: id, bins: bins))
             // Another coordinator stored its reference first (other bins): count again in those.
             if reference.job != id {
                 guard again else { throw ClusterError("the drift reference of model \(version) changed while it was taken") }
