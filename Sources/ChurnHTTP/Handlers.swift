@@ -167,14 +167,18 @@ struct Handlers {
 
     // MARK: Scores
 
-    func score(_ id: Int64) async throws -> Response {
-        let explain = try explainMode()
-        let allModels: Bool
+    /// `?models=served` (the default) or `?models=all` (the models active beside it too).
+    func allModelsParameter() throws -> Bool {
         switch request.uri.queryParameters["models"].map(String.init) {
-        case nil, "served": allModels = false
-        case "all": allModels = true
+        case nil, "served": return false
+        case "all": return true
         case let other?: throw Problem(.invalidParameter, "models must be 'served' or 'all', got '\(other.prefix(40))'", field: "models")
         }
+    }
+
+    func score(_ id: Int64) async throws -> Response {
+        let explain = try explainMode()
+        let allModels = try allModelsParameter()
         let router = try server.router()
         let start = ContinuousClock.now
         defer { MetricHandles.shared.timer("churngrid_query_duration_seconds", [("kind", "single")]).record(duration: ContinuousClock.now - start) }
@@ -214,22 +218,27 @@ struct Handlers {
         o.array { o in for r in reasons { o.object { o in o.key("feature"); o.string(r.feature); o.key("contribution"); o.double(r.contribution) } } }
     }
 
+    /// Active models' answers as the API writes them: `[{"name", "model_version", "probability", "risk_band", "reasons"}]`.
+    static func write(_ active: [ActiveModelAnswer], to o: inout JSONOut) {
+        o.array { o in
+            for a in active {
+                o.object { o in
+                    o.key("name"); o.string(a.name)
+                    o.key("model_version"); o.string(a.modelVersion)
+                    o.key("probability"); o.double(a.probability)
+                    o.key("risk_band"); o.string(a.riskBand)
+                    o.key("reasons")
+                    Self.write(a.reasons, to: &o)
+                }
+            }
+        }
+    }
+
     static func write(_ s: LiveScore, explain: ExplainMode, active: [ActiveModelAnswer]? = nil, to o: inout JSONOut) {
         o.object { o in
             if let active {
                 o.key("active_models")
-                o.array { o in
-                    for a in active {
-                        o.object { o in
-                            o.key("name"); o.string(a.name)
-                            o.key("model_version"); o.string(a.modelVersion)
-                            o.key("probability"); o.double(a.probability)
-                            o.key("risk_band"); o.string(a.riskBand)
-                            o.key("reasons")
-                            Self.write(a.reasons, to: &o)
-                        }
-                    }
-                }
+                Self.write(active, to: &o)
             }
             o.key("subscriber_id"); o.int(s.subscriberID)
             o.key("probability"); o.double(s.probability)
@@ -257,6 +266,7 @@ struct Handlers {
     }
 
     func batch() async throws -> Response {
+        let allModels = try allModelsParameter()
         let posted = try await body(BatchRequest.self)
         guard posted.subscriberIDs.count <= LookupBatch.maxCount else {
             throw Problem(.tooManyIds, "\(posted.subscriberIDs.count) ids; at most \(LookupBatch.maxCount) per request", field: "subscriber_ids")
@@ -279,7 +289,7 @@ struct Handlers {
         defer { MetricHandles.shared.timer("churngrid_query_duration_seconds", [("kind", "batch")]).record(duration: ContinuousClock.now - start) }
         let answer: BatchAnswer
         do {
-            answer = try await router.scores(posted.subscriberIDs, explain: explain)
+            answer = try await router.scores(posted.subscriberIDs, explain: explain, models: allModels)
         } catch {
             MetricHandles.shared.counter("churngrid_queries_total", [("outcome", "error")]).increment(by: posted.subscriberIDs.count)
             throw unavailable("the batch failed", error)
@@ -297,6 +307,12 @@ struct Handlers {
                         let part = answer.parts[Int(p)], r = Int(row)
                         let probability = part.probabilities.elements[r]
                         o.object { o in
+                            // ?models=all: the models active beside the served one whose segment
+                            // holds it (left out when its worker, one version older, did not say).
+                            if allModels, let lists = part.active, r < lists.count {
+                                o.key("active_models")
+                                Self.write(lists[r], to: &o)
+                            }
                             o.key("subscriber_id"); o.int(ids[i])
                             o.key("probability"); o.double(probability)
                             o.key("risk_band"); o.string(RiskBand(probability: probability).description)

@@ -2286,6 +2286,22 @@ enum OpenAPIDocument {
           "session": []
          }
         ],
+        "parameters": [
+         {
+          "name": "models",
+          "in": "query",
+          "required": false,
+          "schema": {
+           "type": "string",
+           "enum": [
+            "served",
+            "all"
+           ],
+           "default": "served"
+          },
+          "description": "all: each score also carries the answers of the models active beside the served one whose segment holds the subscriber (active_models), from the same profile, explained by path attribution."
+         }
+        ],
         "requestBody": {
          "required": true,
          "content": {

@@ -529,6 +529,24 @@ if activated != {"name": active_name, "version": active_version, "segment": "is_
 _, listed_active = check("GET", "/v1/models", 200, token=reader)
 if listed_active["active"] != [activated]:
     fail(f"models list after activate: {listed_active['active']}")
+# A batch with ?models=all carries, per subscriber, the same active models' answers as a single query
+# (over the segment: only the prepaid subscribers have one), and the same served answer as without.
+ids = [first_id + k for k in range(40)]
+_, batch_all = check("POST", "/v1/scores:batch?models=all", 200, token=reader, body={"subscriber_ids": ids + [424242424242]})
+_, batch_plain = check("POST", "/v1/scores:batch", 200, token=reader, body={"subscriber_ids": ids})
+if batch_all["not_found"] != [424242424242] or len(batch_all["scores"]) != len(ids) or any("active_models" in x for x in batch_plain["scores"]):
+    fail(f"batch with models=all: not_found {batch_all['not_found']}, {len(batch_all['scores'])} scores; plain has active_models: {batch_plain['scores'][:1]}")
+in_segment = 0
+for x, y in zip(batch_all["scores"], batch_plain["scores"]):
+    _, single = check("GET", f"/v1/subscribers/{x['subscriber_id']}/score?models=all", 200, token=reader)
+    names = [(a["name"], a["model_version"], round(a["probability"], 9), a["risk_band"], [r["feature"] for r in a["reasons"]]) for a in x.get("active_models", [None])]
+    want = [(a["name"], a["model_version"], round(a["probability"], 9), a["risk_band"], [r["feature"] for r in a["reasons"]]) for a in single["active_models"]]
+    if "active_models" not in x or names != want or x["probability"] != y["probability"]:
+        fail(f"batch with models=all for {x['subscriber_id']}: {x} (single: {single}, plain: {y})")
+    in_segment += bool(want)
+if not 0 < in_segment < len(ids):
+    fail(f"batch with models=all: {in_segment} of {len(ids)} subscribers in the segment is_prepaid = 1")
+check("POST", "/v1/scores:batch?models=some", 400, token=reader, body={"subscriber_ids": ids}, problem_type="invalid-parameter", field="models")
 _, everyone = check("POST", f"/v1/models/{active_name}:activate", 200, token=admin, body={"version": active_version})
 if everyone["segment"] is not None:
     fail(f"activate again without a segment: {everyone}")

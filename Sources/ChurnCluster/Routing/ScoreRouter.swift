@@ -236,7 +236,9 @@ public final class ScoreRouter: Sendable {
     /// Many subscribers' live scores: one call per worker with the ids of its shards, all workers
     /// at once; ids whose worker could not answer (or no longer owns the shard) go the way of a
     /// single query.
-    public func scores(_ ids: [Int64], explain: ExplainMode = .approx) async throws -> BatchAnswer {
+    /// With `models`, each answer also carries the models active beside the served one whose
+    /// segment holds the subscriber (`BatchScores.active`).
+    public func scores(_ ids: [Int64], explain: ExplainMode = .approx, models: Bool = false) async throws -> BatchAnswer {
         var table = try await routing()
         var answer = BatchAnswer(count: ids.count, epoch: table.map.epoch)
         var pending = Array(ids.indices)
@@ -271,7 +273,8 @@ public final class ScoreRouter: Sendable {
                     group.addTask {
                         do {
                             let worker = try WorkerActor.resolve(id: ActorID(node: node, name: WorkerActor.name), using: system)
-                            return (node, .success(try await worker.lookup(batch: LookupBatch(ids: part.ids, shards: part.shards, explain: explain))))
+                            return (node, .success(try await worker.lookup(batch: LookupBatch(ids: part.ids, shards: part.shards, explain: explain,
+                                                                                                   models: models))))
                         } catch {
                             return (node, .failure(error))
                         }

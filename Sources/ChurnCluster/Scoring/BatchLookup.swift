@@ -10,17 +10,26 @@ public struct LookupBatch: Sendable, WireCodable {
     public var ids: BulkArray<Int64>
     public var shards: BulkArray<Int32>
     public var explain: ExplainMode
+    /// Also the answers of the models active beside the served one whose segment holds each
+    /// subscriber (`?models=all`). Sent only when asked (a worker one version older ignores it and
+    /// answers the served model alone).
+    public var models = false
 
-    public init(ids: [Int64], shards: [Int32], explain: ExplainMode) {
+    public init(ids: [Int64], shards: [Int32], explain: ExplainMode, models: Bool = false) {
         self.ids = BulkArray(ids)
         self.shards = BulkArray(shards)
         self.explain = explain
+        self.models = models
     }
 
-    public func encode(to w: inout WireWriter) { w.write(ids); w.write(shards); w.write(explain) }
+    public func encode(to w: inout WireWriter) {
+        w.write(ids); w.write(shards); w.write(explain)
+        if models { w.write(true) }
+    }
     public init(from r: inout WireReader) throws(WireError) {
         let at = r.offset
         ids = try r.read(); shards = try r.read(); explain = try r.read()
+        if r.remaining > 0 { models = try r.read() }
         guard ids.elements.count == shards.elements.count else { throw WireError(offset: at, expected: "as many shards as ids in a lookup batch") }
         guard ids.elements.count <= Self.maxCount else { throw WireError(offset: at, expected: "at most \(Self.maxCount) ids in a lookup batch") }
     }
@@ -55,6 +64,9 @@ public struct BatchScores: Sendable, WireCodable {
     public var challengerVersion = ""
     public var challengerFeatureNames: [String] = []
     public var fromChallenger = BulkArray<UInt8>([])
+    /// When the batch asked for them (`LookupBatch.models`): per row, the answers of the models
+    /// active beside the served one whose segment holds the subscriber (empty for a row not found).
+    public var active: [[ActiveModelAnswer]]?
 
     public var count: Int { outcomes.elements.count }
 
@@ -78,6 +90,10 @@ public struct BatchScores: Sendable, WireCodable {
         w.write(outcomes); w.write(probabilities); w.write(reasons); w.write(contributions)
         w.write(featureNames); w.write(modelVersion); w.write(node)
         w.write(challengerVersion); w.write(challengerFeatureNames); w.write(fromChallenger)
+        if let active {
+            w.write(active.count)
+            for answers in active { w.write(answers) }
+        }
     }
 
     public init(from r: inout WireReader) throws(WireError) {
@@ -88,6 +104,18 @@ public struct BatchScores: Sendable, WireCodable {
             challengerVersion = try r.read(); challengerFeatureNames = try r.read(); fromChallenger = try r.read()
         }
         let n = outcomes.elements.count
+        if r.remaining > 0 {
+            let k: Int = try r.read()
+            guard k == n else { throw WireError(offset: at, expected: "one list of active models' answers per row of the batch scores (\(n)), not \(k)") }
+            var lists: [[ActiveModelAnswer]] = []
+            lists.reserveCapacity(n)
+            for _ in 0..<k {
+                let answers: [ActiveModelAnswer] = try r.read()
+                guard answers.count <= maxActiveModels else { throw WireError(offset: at, expected: "at most \(maxActiveModels) active models' answers per row") }
+                lists.append(answers)
+            }
+            active = lists
+        }
         guard probabilities.elements.count == n, reasons.elements.count == 3 * n, contributions.elements.count == 3 * n else {
             throw WireError(offset: at, expected: "batch scores with matching column lengths (\(n) ids)")
         }
@@ -103,7 +131,7 @@ public struct BatchScores: Sendable, WireCodable {
         }
     }
 
-    init(capacity n: Int, model: ScoringModel?, challenger: ServedChallenger? = nil, node: String) {
+    init(capacity n: Int, model: ScoringModel?, challenger: ServedChallenger? = nil, node: String, active: Bool = false) {
         outcomes = BulkArray([]); probabilities = BulkArray([]); reasons = BulkArray([]); contributions = BulkArray([])
         outcomes.elements.reserveCapacity(n); probabilities.elements.reserveCapacity(n)
         reasons.elements.reserveCapacity(3 * n); contributions.elements.reserveCapacity(3 * n)
@@ -115,10 +143,12 @@ public struct BatchScores: Sendable, WireCodable {
             challengerFeatureNames = challenger.model.featureNames
             fromChallenger.elements.reserveCapacity(n)
         }
+        if active { self.active = [] }
     }
 
     mutating func append(_ outcome: LookupOutcome) {
         if !challengerVersion.isEmpty { fromChallenger.elements.append(0) }
+        active?.append([])
         outcomes.elements.append(outcome.rawValue)
         probabilities.elements.append(0)
         reasons.elements.append(contentsOf: [-1, -1, -1])
@@ -130,9 +160,10 @@ extension ScoringModel {
     /// Scores and explains the subscribers of `batch` found in `stores` (shard → profiles) on
     /// the calling thread, each with the version that answers for it (this model, or `challenger`
     /// within its share); ids whose shard is not in `stores` are `notHere`.
-    func score(batch: LookupBatch, stores: [Int: LoadedShard], challenger: ServedChallenger? = nil, node: String) -> BatchScores {
+    func score(batch: LookupBatch, stores: [Int: LoadedShard], challenger: ServedChallenger? = nil, others: [ServedActiveModel] = [],
+               node: String) -> BatchScores {
         let n = batch.ids.elements.count
-        var out = BatchScores(capacity: n, model: self, challenger: challenger, node: node)
+        var out = BatchScores(capacity: n, model: self, challenger: challenger, node: node, active: batch.models)
         var profile = [Float](repeating: 0, count: stores.values.first?.store.width ?? 0)
         let method = batch.explain.method
         var champion = RowScratch(self), other = challenger.map { RowScratch($0.model) }
@@ -163,6 +194,14 @@ extension ScoringModel {
             let (a, b, c) = scored.reasons
             out.reasons.elements.append(Int16(a.0)); out.reasons.elements.append(Int16(b.0)); out.reasons.elements.append(Int16(c.0))
             out.contributions.elements.append(a.1); out.contributions.elements.append(b.1); out.contributions.elements.append(c.1)
+            if batch.models {
+                // Each active model whose segment holds the subscriber.
+                out.active?.append(others.compactMap { other in
+                    guard other.segment?.contains(profile: profile) ?? true else { return nil }
+                    let (p, band, reasons) = other.model.score(profile: profile)  // path attribution, as a single query's
+                    return ActiveModelAnswer(name: other.name, modelVersion: other.model.version, probability: p, riskBand: band.description, reasons: reasons)
+                })
+            }
         }
         return out
     }
@@ -214,27 +253,30 @@ extension WorkerActor {
     public distributed func lookup(batch: LookupBatch) async -> BatchScores {
         let stores = ownedStores(batch.shards.elements)
         let model = currentModel, challenger = currentChallenger, node = actorSystem.node.name
-        return await Self.score(batch, stores: stores, model: model, challenger: challenger, node: node)
+        let others = batch.models ? activeModels : []
+        return await Self.score(batch, stores: stores, model: model, challenger: challenger, others: others, node: node)
     }
 
     /// Scores the batch in slices of 256, yielding between them: a large batch (or an exact one)
     /// never holds one of the few pool threads long enough to delay this worker's heartbeats or
     /// its other calls.
     private nonisolated static func score(_ batch: LookupBatch, stores: [Int: LoadedShard], model: ScoringModel?, challenger: ServedChallenger?,
-                                          node: String) async -> BatchScores {
+                                          others: [ServedActiveModel], node: String) async -> BatchScores {
         guard let model else {
-            var out = BatchScores(capacity: batch.ids.elements.count, model: nil, node: node)
+            var out = BatchScores(capacity: batch.ids.elements.count, model: nil, node: node, active: batch.models)
             for _ in batch.ids.elements { out.append(.notHere) }
             return out
         }
         let n = batch.ids.elements.count, slice = 256
-        guard n > slice else { return model.score(batch: batch, stores: stores, challenger: challenger, node: node) }
-        var out = BatchScores(capacity: n, model: model, challenger: challenger, node: node)
+        guard n > slice else { return model.score(batch: batch, stores: stores, challenger: challenger, others: others, node: node) }
+        var out = BatchScores(capacity: n, model: model, challenger: challenger, node: node, active: batch.models)
         var start = 0
         while start < n {
             let end = min(n, start + slice)
             let part = model.score(batch: LookupBatch(ids: Array(batch.ids.elements[start..<end]), shards: Array(batch.shards.elements[start..<end]),
-                                                      explain: batch.explain), stores: stores, challenger: challenger, node: node)
+                                                      explain: batch.explain, models: batch.models),
+                                   stores: stores, challenger: challenger, others: others, node: node)
+            if let answers = part.active { out.active?.append(contentsOf: answers) }
             out.outcomes.elements += part.outcomes.elements
             out.fromChallenger.elements += part.fromChallenger.elements
             out.probabilities.elements += part.probabilities.elements
