@@ -660,8 +660,14 @@ public enum ProfileSchema {
             -- else an active model's segment (canonical text). A version scored over another population
             -- (its segment changed, or it is served after it was active over a segment) takes a reference
             -- of its own instead of reporting the change of population as drift; a file's reference serves
-            -- every population. (A coordinator of the previous release stores no reference from then on.)
+            -- every population. (A coordinator of the previous release can then neither store a reference
+            -- nor add a model with `--reference`: finish the upgrade first.)
             ALTER TABLE model_drift_reference ADD COLUMN population text NOT NULL DEFAULT '';
+            -- References taken before by a job that scored the version as an active model over a segment
+            -- are of that segment.
+            UPDATE model_drift_reference r SET population = m.segment
+                FROM scoring_job_models m
+                WHERE r.job_id <> 0 AND m.job_id = r.job_id AND m.model_version = r.model_version AND m.role = 'active';
             ALTER TABLE model_drift_reference DROP CONSTRAINT model_drift_reference_pkey,
                 ADD PRIMARY KEY (model_version, population, feature);
             """),

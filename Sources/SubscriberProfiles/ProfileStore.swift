@@ -105,6 +105,14 @@ public final class ProfileStore {
     /// Whether feature `feature` of the store's own has a column (is not absent).
     public func holds(feature: Int) -> Bool { feature >= 0 && feature < featureCount && slot[feature] >= 0 }
 
+    /// Sets the absent features of `profile` (the store's order) to missing: what the store holds
+    /// of it once written, so whoever scores the profile before reading it back (an event's
+    /// rescoring and trigger rules) sees what every later read sees.
+    public func maskAbsent(_ profile: inout [Float]) {
+        guard heldCount < featureCount else { return }
+        for j in 0..<min(featureCount, profile.count) where slot[j] < 0 { profile[j] = .nan }
+    }
+
     /// The features of `values` (feature-major, `featureCount` columns of `rows` values, as
     /// `exported()` gives them) among `candidates` whose every value is missing: those a store
     /// rebuilt from them may leave absent without losing anything.

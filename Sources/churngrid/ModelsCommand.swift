@@ -110,7 +110,14 @@ struct ShowModel: AsyncParsableCommand {
     func run() async throws {
         let logger = makeLogger("churngrid.models")
         try await reportingClusterErrors {
-            let details = try await withCoordinator(target, logger: logger) { client in try await client.coordinator.model(name: name) }
+            let details = try await withCoordinator(target, logger: logger) { client -> ModelDetails in
+                var details = try await client.coordinator.model(name: name)
+                // Each version's last job (a coordinator one version older has no such method).
+                if let jobs = try? await client.coordinator.modelLastJobs(name: name), jobs.count == details.versions.count {
+                    details.lastJobs = jobs
+                }
+                return details
+            }
             if json { try printJSON(details) } else {
                 for (k, (m, drift)) in zip(details.versions, details.drift).enumerated() {
                     print(modelLine(m, challenger: details.challenger))

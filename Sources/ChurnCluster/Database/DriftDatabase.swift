@@ -7,9 +7,13 @@ extension ClusterDatabase {
     /// (`models add --reference`, job 0) serves every population.
     func driftReference(modelVersion: String, population: String = "") async throws -> DriftReference? {
         try await run { c in
+            // One reference, never a mix: the population's own, else a file's.
             let rows = try c.query("""
                 SELECT feature, edges, counts, job_id FROM model_drift_reference
-                WHERE model_version = $1 AND (population = $2 OR (population = '' AND job_id = 0))
+                WHERE model_version = $1 AND (population, job_id) = (
+                    SELECT population, job_id FROM model_drift_reference
+                    WHERE model_version = $1 AND (population = $2 OR (population = '' AND job_id = 0))
+                    ORDER BY population = $2 DESC, job_id LIMIT 1)
                 """, [modelVersion, population]).rows
             guard let first = rows.first, let job = first[3].flatMap({ Int64($0) }) else { return nil }
             var bins: [String: (edges: [Float], counts: [Int64])] = [:]
@@ -39,6 +43,7 @@ extension ClusterDatabase {
     /// - Returns: the rows inserted (fewer than the bins when another reference got there first).
     @discardableResult
     static func insert(_ c: PostgresConnection, reference: DriftReference, modelVersion: String, population: String = "") throws -> Int {
+        try lockDriftReferences(c, modelVersion: modelVersion)
         var inserted = 0
         for (name, bin) in reference.bins.sorted(by: { $0.key < $1.key }) {
             inserted += try c.query("""
@@ -48,6 +53,12 @@ extension ClusterDatabase {
                       String(reference.job)]).rows.count
         }
         return inserted
+    }
+
+    /// Serialises the writers of `modelVersion`'s references until the transaction ends (a job
+    /// taking one and `models add --reference` checking for one and adding a file's).
+    static func lockDriftReferences(_ c: PostgresConnection, modelVersion: String) throws {
+        _ = try c.query("SELECT pg_advisory_xact_lock(hashtext('churngrid drift reference ' || $1))", [modelVersion])
     }
 
     /// Stores a job's drift (once: a job measured again keeps its first rows).

@@ -34,6 +34,8 @@ extension ClusterDatabase {
         return try await run { c in
             try Self.transaction(c, fencedBy: term) {
                 let result = try Self.insertModel(c, name: name, version: version, source: source, format: format, names: names, hex: hex, by: by)
+                // No job may take a reference of the version between this check and the file's rows.
+                try Self.lockDriftReferences(c, modelVersion: version)
                 if let held = try c.query("SELECT job_id FROM model_drift_reference WHERE model_version = $1 LIMIT 1", [version]).scalar {
                     throw ModelRefusal(.referenceExists, "model \(name) version \(version) already has a drift reference "
                                        + (held == "0" ? "(from a file)" : "(taken by job \(held))") + "; it is kept, and nothing was added")

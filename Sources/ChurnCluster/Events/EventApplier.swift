@@ -31,6 +31,9 @@ struct EventApplier: Sendable {
         }
         let before = model.probability(profile: profile)
         binding.apply(outcome.writes, to: &profile)
+        // A feature this copy holds no column for (the schema in force lacks it) stays missing, as
+        // the store keeps it: the rescoring and the rules below see what every copy and replay sees.
+        store.maskAbsent(&profile)
         store.upsert(id: event.subscriberID, profile: profile)
         let after = model.probability(profile: profile)
         state.note(Float(before), day: nowDay)

@@ -88,11 +88,21 @@ extension CoordinatorActor {
         var drift: [DriftReport?] = []
         for v in versions { drift.append(try await database.lastDrift(modelVersion: v.version)) }
         var details = ModelDetails(name: name, versions: versions, drift: drift)
-        for v in versions { details.lastJobs.append(try await database.lastJobFigures(name: name, version: v.version)) }
         if let challenger, challenger.name == name {
             details.challenger = ChallengerStatus(challenger)
         }
         return details
+    }
+
+    /// Each version of model `name` (newest first, as `model(name:)` lists them): the last completed
+    /// job that scored it, with its figures over the subscribers it scored (readers). Nil for a
+    /// version no job scored since the figures are kept.
+    public distributed func modelLastJobs(name: String) async throws -> [ModelJobFigures?] {
+        let versions = try await database.registeredModels(name: try ModelRegistry.validName(name))
+        guard !versions.isEmpty else { throw ModelRefusal(.unknownModel, "no model named '\(name)' is registered (churngrid models list)") }
+        var out: [ModelJobFigures?] = []
+        for v in versions { out.append(try await database.lastJobFigures(name: name, version: v.version)) }
+        return out
     }
 
     /// Removes a registered version (admin); the one served is refused.

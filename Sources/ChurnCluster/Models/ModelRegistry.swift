@@ -113,6 +113,8 @@ public struct ModelDetails: Sendable, Codable, WireCodable {
     public var challenger: ChallengerStatus?
     /// Per version (same order): the last completed job that scored it, with its figures over the
     /// subscribers it scored; nil when none did (or only jobs published before these were kept).
+    /// Not on the wire (a client one version older reads `ModelDetails` strictly): the coordinator's
+    /// `modelLastJobs(name:)` answers it, and `models show` fills it in.
     public var lastJobs: [ModelJobFigures?] = []
 
     public init(name: String, versions: [RegisteredModel], drift: [DriftReport?]) {
@@ -129,11 +131,6 @@ public struct ModelDetails: Sendable, Codable, WireCodable {
             if let d { w.write(d) }
         }
         w.write(challenger)
-        w.write(lastJobs.count)
-        for j in lastJobs {
-            w.write(j != nil)
-            if let j { w.write(j) }
-        }
     }
 
     public init(from r: inout WireReader) throws(WireError) {
@@ -147,15 +144,6 @@ public struct ModelDetails: Sendable, Codable, WireCodable {
             drift.append(present ? try r.read(DriftReport.self) : nil)
         }
         if r.remaining > 0 { challenger = try r.read() }
-        if r.remaining > 0 {
-            let at = r.offset
-            let k: Int = try r.read()
-            guard k == 0 || k == versions.count else { throw WireError(offset: at, expected: "none or one last-job entry per version") }
-            for _ in 0..<k {
-                let present: Bool = try r.read()
-                lastJobs.append(present ? try r.read(ModelJobFigures.self) : nil)
-            }
-        }
     }
 }
 

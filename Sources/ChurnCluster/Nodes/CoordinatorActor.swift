@@ -1125,6 +1125,7 @@ extension CoordinatorActor: AccessControlled {
         "addModel(name:source:bytes:reference:)": Role.admins,
         "models()": Role.readers,
         "model(name:)": Role.readers,
+        "modelLastJobs(name:)": Role.readers,
         "removeModel(name:version:)": Role.admins,
         "deployModel(name:version:)": Role.admins,
         "deployChallenger(name:version:trafficPercent:)": Role.admins,
