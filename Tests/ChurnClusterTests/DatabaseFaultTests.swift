@@ -143,6 +143,16 @@ struct DatabaseFaultTests {
         defer { setup.stop() }
         let (dir, url, cluster, client, logger) = (setup.dir, setup.url, setup.cluster, setup.client, setup.logger)
         let before = try await client.coordinator.status().epoch
+        // Every owner has taken its shards' events (raised their fences) before the server goes:
+        // a copy whose owner has not yet done so travels without event state, and the joining
+        // worker would have to load it from PostgreSQL, which is down. (The cold start streams
+        // half the shards just before this; on a loaded machine the fences may still be rising.)
+        _ = try await RescoringTests.eventually("the owners' event fences were not all raised", timeout: .seconds(60)) { () -> Bool? in
+            let raised = try PostgresConnection(url: url).query("""
+                SELECT count(*) FROM churngrid_event_owners o JOIN churngrid_shard_map m ON m.shard = o.shard AND m.node = o.node
+                """).scalar
+            return raised == "48" ? true : nil
+        }
 
         _ = await runCommand("bash \(shellQuoted(Self.script)) stop \(shellQuoted(dir))")
         try cluster.addWorker("worker-3", threads: 1)
