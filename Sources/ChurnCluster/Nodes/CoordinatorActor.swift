@@ -939,7 +939,8 @@ public distributed actor CoordinatorActor {
                 queueDriftMeasurement(job: id, scoreHistogram: summary.histogram.map { Int64($0) })
                 // Each active model's too, over its segment (the job's models: activations wait for jobs).
                 for other in activeModels {
-                    let histogram = summary.perModelHistogram[other.name] ?? [Int](repeating: 0, count: JobSummary.histogramBins)
+                    // Its score histogram (`histogramBins`, as the served model's), over its segment.
+                    let histogram = summary.models[other.name]?.histogram ?? [Int](repeating: 0, count: JobSummary.histogramBins)
                     queueDriftMeasurement(job: id, scoreHistogram: histogram.map { Int64($0) }, active: other)
                 }
             } catch {

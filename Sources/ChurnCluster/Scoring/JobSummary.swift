@@ -41,9 +41,6 @@ struct JobSummary: Sendable {
     /// Subscribers scored by each model active beside the served one.
     var perModel: [String: Int] { models.mapValues(\.subscribers) }
 
-    /// Each active model's score histogram (`histogramBins`, as the served model's): its drift.
-    var perModelHistogram: [String: [Int]] { models.mapValues(\.histogram) }
-
     /// The served model's figures in the form an active model's take (`scoring_job_models.summary`).
     var served: ModelTally.Figures {
         ModelTally.Figures(subscribers: subscribers, mean: mean, deciles: deciles, histogram: histogram, perBand: perBand)
