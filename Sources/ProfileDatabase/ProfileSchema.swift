@@ -671,6 +671,36 @@ public enum ProfileSchema {
             ALTER TABLE model_drift_reference DROP CONSTRAINT model_drift_reference_pkey,
                 ADD PRIMARY KEY (model_version, population, feature);
             """),
+        Migration(version: 19, name: "a challenger per active model", sql: """
+            -- A model active beside the served one can have a challenger too (docs/models.md, "Champion and
+            -- challenger"): another version of it answering a deterministic share of its live answers, in
+            -- basis points, scored in shadow over its segment in every job. A change of its version (activating
+            -- another, promoting the challenger) or deactivating it ends the challenger.
+            ALTER TABLE model_active
+                ADD COLUMN challenger_version text,
+                ADD COLUMN challenger_basis_points integer CHECK (challenger_basis_points BETWEEN 1 AND 10000),
+                ADD COLUMN challenger_since timestamptz,
+                ADD COLUMN challenger_by text,
+                ADD CONSTRAINT model_active_challenger_registered FOREIGN KEY (name, challenger_version) REFERENCES model_registry (name, version),
+                ADD CONSTRAINT model_active_challenger_complete CHECK ((challenger_version IS NULL) = (challenger_basis_points IS NULL)),
+                ADD CONSTRAINT model_active_challenger_other CHECK (challenger_version IS DISTINCT FROM version);
+            -- Every model of a job with the version of its challenger scored in shadow beside it (NULL: none).
+            ALTER TABLE scoring_job_models ADD COLUMN challenger_version text;
+            UPDATE scoring_job_models m SET challenger_version = j.challenger_version
+                FROM scoring_jobs j WHERE m.job_id = j.id AND m.role = 'served' AND j.challenger_version IS NOT NULL;
+            -- Shadow scores name the model whose challenger gave them; NULL: the served model's (rows written
+            -- before this migration, or by a coordinator of the previous release during a rolling upgrade).
+            ALTER TABLE churn_shadow_scores ADD COLUMN model_name text;
+            -- The published job's shadow scores: the challenger version and the model it challenges.
+            CREATE OR REPLACE VIEW churn_scores_challenger AS
+                SELECT h.subscriber_id, h.probability, coalesce(m.challenger_version, j.challenger_version) AS model_version, h.job_id,
+                       coalesce(h.model_name, served.model_name) AS model_name
+                FROM churn_shadow_scores h
+                JOIN churngrid_published p ON p.job_id = h.job_id
+                JOIN scoring_jobs j ON j.id = h.job_id
+                LEFT JOIN scoring_job_models served ON served.job_id = h.job_id AND served.role = 'served'
+                LEFT JOIN scoring_job_models m ON m.job_id = h.job_id AND m.model_name = coalesce(h.model_name, served.model_name);
+            """),
     ]
 
     /// Applies the migrations `connection`'s database lacks.

@@ -422,16 +422,18 @@ struct StatusCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = makeLogger("churngrid.status")
         try await reportingClusterErrors {
-            let (status, events) = try await withCoordinator(target, logger: logger) { client in
+            let (status, events, challengers) = try await withCoordinator(target, logger: logger) { client in
                 let status = try await client.coordinator.status()
-                return (status, (try? await client.eventStatus()) ?? [])
+                return (status, (try? await client.eventStatus()) ?? [], (try? await client.coordinator.activeChallengerList()) ?? [])
             }
             if json { try printJSON(StatusWithEvents(status: status, events: events)); return }
             print("coordinator \(status.coordinator)")
             let challenger = status.challenger.map { String(format: " (challenger %@ for %.2f%% of live answers)", $0.version, $0.percent) } ?? ""
             print("shards \(status.shardCount), epoch \(status.epoch), model \(status.modelVersion)\(challenger), unassigned \(status.unassignedShards), moving \(status.movingShards)")
             for a in status.activeModels {
-                print("active model \(a.name) \(a.version) beside it, for " + (a.segment.isEmpty ? "every subscriber" : "segment \(a.segment)"))
+                let challenger = challengers.first { $0.name == a.name }
+                    .map { String(format: " (challenger %@ for %.2f%% of its live answers)", $0.version, $0.percent) } ?? ""
+                print("active model \(a.name) \(a.version) beside it, for " + (a.segment.isEmpty ? "every subscriber" : "segment \(a.segment)") + challenger)
             }
             if let starting = status.starting { print("starting: \(starting) before shards are placed") }
             for w in status.workers {

@@ -80,15 +80,19 @@ struct ListModels: AsyncParsableCommand {
     func run() async throws {
         let logger = makeLogger("churngrid.models")
         try await reportingClusterErrors {
-            let (all, challenger, active) = try await withCoordinator(target, logger: logger) { client in
-                (try await client.coordinator.models(), try? await client.coordinator.status().challenger, (try? await client.coordinator.activeModelList()) ?? [])
+            let (all, challengers, active) = try await withCoordinator(target, logger: logger) { client -> ([RegisteredModel], [ChallengerStatus], [ActiveModelStatus]) in
+                // The active models' challengers beside the served one's (a coordinator one version older has none).
+                let served: ChallengerStatus? = (try? await client.coordinator.status())?.challenger
+                let others: [ChallengerStatus] = (try? await client.coordinator.activeChallengerList()) ?? []
+                let active: [ActiveModelStatus] = (try? await client.coordinator.activeModelList()) ?? []
+                return (try await client.coordinator.models(), (served.map { [$0] } ?? []) + others, active)
             }
             if json { try printJSON(all) } else {
                 if all.isEmpty { print("no models registered") }
                 for m in all {
                     let mark = active.first { $0.name == m.name && $0.version == m.version }
                         .map { "  (active beside the served model, for " + ($0.segment.isEmpty ? "every subscriber" : "segment \($0.segment)") + ")" } ?? ""
-                    print(modelLine(m, challenger: challenger) + mark)
+                    print(modelLine(m, challengers: challengers) + mark)
                 }
             }
         }
@@ -110,17 +114,17 @@ struct ShowModel: AsyncParsableCommand {
     func run() async throws {
         let logger = makeLogger("churngrid.models")
         try await reportingClusterErrors {
-            let details = try await withCoordinator(target, logger: logger) { client -> ModelDetails in
+            let (details, active) = try await withCoordinator(target, logger: logger) { client -> (ModelDetails, [ChallengerStatus]) in
                 var details = try await client.coordinator.model(name: name)
                 // Each version's last job (a coordinator one version older has no such method).
                 if let jobs = try? await client.coordinator.modelLastJobs(name: name), jobs.count == details.versions.count {
                     details.lastJobs = jobs
                 }
-                return details
+                return (details, (try? await client.coordinator.activeChallengerList())?.filter { $0.name == name } ?? [])
             }
             if json { try printJSON(details) } else {
                 for (k, (m, drift)) in zip(details.versions, details.drift).enumerated() {
-                    print(modelLine(m, challenger: details.challenger))
+                    print(modelLine(m, challengers: (details.challenger.map { [$0] } ?? []) + active))
                     print("  features (\(m.features.count)): \(m.features.joined(separator: ", "))")
                     print("  sha256 \(m.sha256)")
                     if k < details.lastJobs.count, let job = details.lastJobs[k] { print("  " + jobFiguresLine(job)) }
@@ -289,8 +293,10 @@ struct CompareModels: AsyncParsableCommand {
                 try await ClusterActorSystem.$callTimeout.withValue(.seconds(3600)) {
                     if let job { return try await client.coordinator.compareJob(name: name, job: job) }
                     if let version { return try await client.coordinator.compareModels(name: name, version: version) }
-                    // Neither: the served model against its challenger, over the live base.
-                    guard let challenger = try await client.coordinator.status().challenger, challenger.name == name else {
+                    // Neither: the model (served, or active over its segment) against its challenger, over the live base.
+                    let served = try await client.coordinator.status().challenger.map { [$0] } ?? []
+                    let active = (try? await client.coordinator.activeChallengerList()) ?? []
+                    guard let challenger = (served + active).first(where: { $0.name == name }) else {
                         throw ClusterError("model '\(name)' has no challenger: give --version V (any registered version) or --job ID")
                     }
                     return try await client.coordinator.compareModels(name: name, version: challenger.version)
@@ -312,9 +318,10 @@ struct CompareModels: AsyncParsableCommand {
 }
 
 /// One line per registered version.
-func modelLine(_ m: RegisteredModel, challenger: ChallengerStatus?) -> String {
+func modelLine(_ m: RegisteredModel, challengers: [ChallengerStatus]) -> String {
     let added = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(m.addedAt) / 1000))
-    let isChallenger = m.served == false && challenger?.version == m.version && challenger?.name == m.name
+    let challenger = challengers.first { $0.version == m.version && $0.name == m.name }
+    let isChallenger = m.served == false && challenger != nil
     let role = m.served ? "  (served)" : isChallenger ? String(format: "  (challenger, %.2f%% of live answers)", challenger?.percent ?? 0) : ""
     return "\(m.served ? "*" : isChallenger ? "~" : " ") \(m.name) \(m.version)  \(m.format), \(m.features.count) features, \(m.bytes) B, from \(m.source), added by \(m.addedBy) at \(added)\(role)"
 }

@@ -330,7 +330,7 @@ final class ClusterDatabase: @unchecked Sendable {
     /// Creates a job and its empty partition (and its shadow scores' when it has a challenger),
     /// recording every model it scores: the served one (`modelName`) and `active` beside it.
     func startJob(modelVersion: String, shardCount: Int, clv: CLVSettings, challenger: String? = nil, modelName: String = "churn",
-                  active: [(name: String, version: String, segment: String)] = []) async throws -> Int64 {
+                  active: [(name: String, version: String, segment: String, challenger: String?)] = []) async throws -> Int64 {
         let term = term
         let settings = "{\"margin_rate\": \(clv.marginRate), \"monthly_discount\": \(clv.monthlyDiscount), \"horizon_months\": \(clv.horizonMonths)}"
         return try await run { c in
@@ -340,14 +340,17 @@ final class ClusterDatabase: @unchecked Sendable {
                     VALUES ($1, 'running', $2, $3, $4::jsonb, $5) RETURNING id
                     """, [modelVersion, String(shardCount), term.map { String($0) }, settings, challenger]).scalar,
                       let id = Int64(inserted) else { throw ClusterError("PostgreSQL returned no job id") }
-                _ = try c.query("INSERT INTO scoring_job_models (job_id, model_name, model_version, role) VALUES ($1, $2, $3, 'served')",
-                                [String(id), modelName, modelVersion])
+                // Each model with the challenger scored in shadow beside it (NULL: none).
+                _ = try c.query("INSERT INTO scoring_job_models (job_id, model_name, model_version, role, challenger_version) VALUES ($1, $2, $3, 'served', $4)",
+                                [String(id), modelName, modelVersion, challenger])
                 for a in active {
-                    _ = try c.query("INSERT INTO scoring_job_models (job_id, model_name, model_version, role, segment) VALUES ($1, $2, $3, 'active', $4)",
-                                    [String(id), a.name, a.version, a.segment])
+                    _ = try c.query("""
+                        INSERT INTO scoring_job_models (job_id, model_name, model_version, role, segment, challenger_version)
+                        VALUES ($1, $2, $3, 'active', $4, $5)
+                        """, [String(id), a.name, a.version, a.segment, a.challenger])
                 }
                 try c.execute("CREATE TABLE churn_scores_job_\(id) PARTITION OF churn_scores FOR VALUES IN (\(id))")
-                if challenger != nil {
+                if challenger != nil || active.contains(where: { $0.challenger != nil }) {
                     try c.execute("CREATE TABLE churn_shadow_scores_job_\(id) PARTITION OF churn_shadow_scores FOR VALUES IN (\(id))")
                 }
                 return id
@@ -406,18 +409,33 @@ final class ClusterDatabase: @unchecked Sendable {
                     e.finish()
                     try w.write(e.take())
                 }
-                // The challenger's shadow scores, in the same transaction (exactly once with the shard's).
-                let shadowed = batch.filter { claimed.contains($0.scores.shard) && !$0.scores.shadow.elements.isEmpty }
+                // The challengers' shadow scores (the served model's and the active models'), in the
+                // same transaction: exactly once with the shard's, named by the model they challenge.
+                let shadowed = batch.filter { claimed.contains($0.scores.shard) && (!$0.scores.shadow.elements.isEmpty || !$0.scores.otherShadows.isEmpty) }
                 if !shadowed.isEmpty {
-                    try c.copyIn("COPY churn_shadow_scores_job_\(job) (job_id, subscriber_id, probability) FROM STDIN (FORMAT binary)") { w in
+                    try c.copyIn("COPY churn_shadow_scores_job_\(job) (job_id, subscriber_id, probability, model_name) FROM STDIN (FORMAT binary)") { w in
                         var e = BinaryCopyEncoder()
                         for (scores, _) in shadowed {
-                            for i in 0..<scores.count {
-                                e.beginRow(fields: 3)
+                            for i in 0..<scores.shadow.elements.count {
+                                e.beginRow(fields: 4)
                                 e.int64(job)
                                 e.int64(scores.ids.elements[i])
                                 e.float32OrNull(scores.shadow.elements[i])
+                                e.text(modelName)
                                 if e.bytes.count > 1 << 20 { try w.write(e.take()) }
+                            }
+                            for h in scores.otherShadows {
+                                guard let other = scores.others.first(where: { $0.name == h.name }), other.count == h.probabilities.elements.count else {
+                                    throw ClusterError("shard \(scores.shard): shadow scores of model \(h.name) without its scores")
+                                }
+                                for r in 0..<other.count {
+                                    e.beginRow(fields: 4)
+                                    e.int64(job)
+                                    e.int64(scores.ids.elements[Int(other.rows.elements[r])])
+                                    e.float32OrNull(h.probabilities.elements[r])
+                                    e.text(h.name)
+                                    if e.bytes.count > 1 << 20 { try w.write(e.take()) }
+                                }
                             }
                         }
                         e.finish()
@@ -475,12 +493,22 @@ final class ClusterDatabase: @unchecked Sendable {
                     _ = try c.query("UPDATE scoring_job_models SET subscribers = $3, summary = $4::jsonb WHERE job_id = $1 AND model_name = $2",
                                     [String(job), name, String(rows), figures.json])
                 }
-                // A challenger's shadow scores: one per subscriber, as many as the champion's.
+                // The challengers' shadow scores: one per subscriber and model challenged, as many as
+                // the model's own scores (its segment's), and none of a model without a challenger.
                 if try c.query("SELECT to_regclass('churn_shadow_scores_job_\(job)') IS NOT NULL").scalar == "t" {
-                    try c.execute("CREATE UNIQUE INDEX churn_shadow_scores_job_\(job)_subscriber ON churn_shadow_scores_job_\(job) (subscriber_id)")
-                    let shadow = try c.query("SELECT count(*) FROM churn_shadow_scores_job_\(job)").scalar
-                    guard shadow == String(summary.subscribers) else {
-                        throw ClusterError("job \(job): \(shadow ?? "no") shadow scores of the challenger for \(summary.subscribers) subscribers")
+                    try c.execute("CREATE UNIQUE INDEX churn_shadow_scores_job_\(job)_subscriber ON churn_shadow_scores_job_\(job) (model_name, subscriber_id)")
+                    var shadowRows: [String: Int] = [:]
+                    for row in try c.query("SELECT coalesce(model_name, ''), count(*) FROM churn_shadow_scores_job_\(job) GROUP BY 1").rows {
+                        if let name = row[0], let n = row[1].flatMap(Int.init) { shadowRows[name.isEmpty ? modelName : name, default: 0] += n }
+                    }
+                    let challenged = try c.query("SELECT model_name FROM scoring_job_models WHERE job_id = $1 AND challenger_version IS NOT NULL",
+                                                 [String(job)]).rows.compactMap { $0[0] }
+                    for name in Set(challenged).union(shadowRows.keys) {
+                        let rows = shadowRows[name] ?? 0, scored = written[name] ?? 0
+                        guard challenged.contains(name), rows == scored else {
+                            throw ClusterError("job \(job): \(rows) shadow scores of model \(name)'s challenger for \(scored) scores of the model"
+                                               + (challenged.contains(name) ? "" : " (it had no challenger in the job)"))
+                        }
                     }
                 }
                 try c.query("""

@@ -110,6 +110,10 @@ extension ClusterDatabase {
                     throw ModelRefusal(.served, "model \(name) version \(exact) is the challenger the cluster serves: end it first "
                                        + "(churngrid models deploy \(name) --version <the champion's> ends it; models promote \(name) makes it the champion)")
                 }
+                if try c.query("SELECT 1 FROM model_active WHERE name = $1 AND challenger_version = $2", [name, exact]).rows.count == 1 {
+                    throw ModelRefusal(.served, "model \(name) version \(exact) is the challenger of the active model \(name): end it first "
+                                       + "(churngrid models deploy \(name) --version <the champion's> ends it; models promote \(name) makes it the champion)")
+                }
                 if try c.query("SELECT 1 FROM model_active WHERE name = $1 AND version = $2", [name, exact]).rows.count == 1 {
                     throw ModelRefusal(.served, "model \(name) version \(exact) is active beside the served model: deactivate it first (churngrid models deactivate \(name))")
                 }
@@ -142,11 +146,44 @@ extension ClusterDatabase {
                     _ = try c.query("""
                         INSERT INTO model_active (name, version, segment, activated_by) VALUES ($1, $2, $3, $4)
                         ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version, segment = EXCLUDED.segment,
-                            activated_by = EXCLUDED.activated_by, since = now()
+                            activated_by = EXCLUDED.activated_by, since = now(),
+                            -- Another version ends its challenger (a new segment keeps it: it challenges the same version).
+                            challenger_version = CASE WHEN model_active.version = EXCLUDED.version THEN model_active.challenger_version END,
+                            challenger_basis_points = CASE WHEN model_active.version = EXCLUDED.version THEN model_active.challenger_basis_points END,
+                            challenger_since = CASE WHEN model_active.version = EXCLUDED.version THEN model_active.challenger_since END,
+                            challenger_by = CASE WHEN model_active.version = EXCLUDED.version THEN model_active.challenger_by END
                         """, [name, version, segment, by])
                 } else {
                     _ = try c.query("DELETE FROM model_active WHERE name = $1", [name])
                 }
+            }
+        }
+    }
+
+    /// Records the challenger of the active model `name` (nil: none), fenced by the lease.
+    func setActiveChallenger(name: String, version: String?, basisPoints: Int, by: String) async throws {
+        let term = term
+        try await run { c in
+            try Self.transaction(c, fencedBy: term) {
+                let updated = try c.query("""
+                    UPDATE model_active SET challenger_version = $2, challenger_basis_points = $3,
+                        challenger_since = CASE WHEN $2::text IS NULL THEN NULL ELSE now() END, challenger_by = CASE WHEN $2::text IS NULL THEN NULL ELSE $4 END
+                    WHERE name = $1 RETURNING 1
+                    """, [name, version, version == nil ? nil : String(basisPoints), by]).rows.count
+                guard updated == 1 else { throw ClusterError("model \(name) is not active (model_active): no challenger recorded") }
+            }
+        }
+    }
+
+    /// The challengers recorded beside the active models: name, version, share and file bytes.
+    func activeChallengers() async throws -> [(name: String, version: String, basisPoints: Int, bytes: [UInt8])] {
+        try await run { c in
+            try c.query("""
+                SELECT a.name, a.challenger_version, a.challenger_basis_points, encode(r.bytes, 'hex') FROM model_active a
+                JOIN model_registry r ON r.name = a.name AND r.version = a.challenger_version ORDER BY a.name
+                """).rows.compactMap { row in
+                guard let name = row[0], let version = row[1], let bp = row[2].flatMap({ Int($0) }), let hex = row[3], let bytes = Self.unhex(hex) else { return nil }
+                return (name, version, bp, bytes)
             }
         }
     }

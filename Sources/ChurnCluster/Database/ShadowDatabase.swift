@@ -22,31 +22,39 @@ extension ClusterDatabase {
     }
 
     private static func shadowComparison(_ c: PostgresConnection, job: Int64, name: String) throws -> (String, String, Int, [Int64], [Int]) {
-        guard let row = try c.query("SELECT model_version, challenger_version, state FROM scoring_jobs WHERE id = $1", [String(job)]).rows.first else {
+        guard let row = try c.query("SELECT state FROM scoring_jobs WHERE id = $1", [String(job)]).rows.first else {
             throw ClusterError("there is no job \(job)")
         }
-        guard let champion = row[0], let challenger = row[1] else {
-            throw ClusterError("job \(job) had no challenger: nothing was scored in shadow (churngrid models deploy NAME --version V --as challenger)")
+        // The model's row of the job: its version and its challenger's (the served model's or an active one's).
+        guard let scored = try c.query("SELECT model_version, challenger_version FROM scoring_job_models WHERE job_id = $1 AND model_name = $2",
+                                       [String(job), name]).rows.first, let champion = scored[0] else {
+            let models = try c.query("SELECT model_name FROM scoring_job_models WHERE job_id = $1 ORDER BY 1", [String(job)]).rows.compactMap { $0[0] }
+            throw ClusterError("job \(job) did not score model '\(name)' (it scored: \(models.isEmpty ? "nothing recorded" : models.joined(separator: ", ")))")
         }
-        guard row[2] == "completed" else { throw ClusterError("job \(job) is \(row[2] ?? "unknown"), not completed: its shadow scores are not all written") }
+        guard let challenger = scored[1] else {
+            throw ClusterError("job \(job) had no challenger of model \(name): nothing was scored in shadow (churngrid models deploy \(name) --version V --as challenger)")
+        }
+        guard row[0] == "completed" else { throw ClusterError("job \(job) is \(row[0] ?? "unknown"), not completed: its shadow scores are not all written") }
         guard try c.query("SELECT 1 FROM model_registry WHERE name = $1 AND version = $2", [name, champion]).rows.count == 1 else {
             throw ClusterError("job \(job) scored model version \(champion), which is not a registered version of model '\(name)'")
         }
         guard try c.query("SELECT to_regclass('churn_shadow_scores_job_\(job)') IS NOT NULL AND to_regclass('churn_scores_job_\(job)') IS NOT NULL").scalar == "t" else {
             throw ClusterError("job \(job)'s scores were dropped (the newest completed jobs' are kept): compare a newer job")
         }
-        // The served model's scores only (the models active beside it share the partition).
+        // The model's own scores (the other models share the partitions); shadow rows without a
+        // name are the served model's (written before migration 19).
+        let shadowOf = "coalesce(h.model_name, (SELECT model_name FROM scoring_job_models WHERE job_id = \(job) AND role = 'served')) = $1"
         let b = ComparisonHistograms.bins
         var h = [Int64](repeating: 0, count: 6 * b)
         let rows = try c.query("""
             WITH labels AS (SELECT DISTINCT ON (subscriber_id) subscriber_id, churned FROM subscriber_outcomes ORDER BY subscriber_id, observed_at DESC)
             SELECT 0, least(\(b - 1), greatest(0, floor(s.probability::float8 * \(b))))::int AS bin, l.churned, count(*)
             FROM churn_scores_job_\(job) s LEFT JOIN labels l USING (subscriber_id)
-            WHERE s.probability IS NOT NULL AND s.model_name = (SELECT model_name FROM scoring_job_models WHERE job_id = \(job) AND role = 'served') GROUP BY 2, 3
+            WHERE s.probability IS NOT NULL AND s.model_name = $1 GROUP BY 2, 3
             UNION ALL
             SELECT 1, least(\(b - 1), greatest(0, floor(h.probability::float8 * \(b))))::int AS bin, l.churned, count(*)
-            FROM churn_shadow_scores_job_\(job) h LEFT JOIN labels l USING (subscriber_id) GROUP BY 2, 3
-            """).rows
+            FROM churn_shadow_scores_job_\(job) h LEFT JOIN labels l USING (subscriber_id) WHERE \(shadowOf) GROUP BY 2, 3
+            """, [name]).rows
         var subscribers = 0, shadowed = 0
         for r in rows {
             guard let side = r[0].flatMap(Int.init), (0...1).contains(side), let bin = r[1].flatMap(Int.init), (0..<b).contains(bin),
@@ -65,8 +73,8 @@ extension ClusterDatabase {
             SELECT count(*) FILTER (WHERE s.probability >= $1::float8), count(*) FILTER (WHERE h.probability >= $2::float8),
                    count(*) FILTER (WHERE s.probability >= $1::float8 AND h.probability >= $2::float8)
             FROM churn_scores_job_\(job) s JOIN churn_shadow_scores_job_\(job) h USING (subscriber_id)
-            WHERE s.model_name = (SELECT model_name FROM scoring_job_models WHERE job_id = \(job) AND role = 'served')
-            """, [String(cuts[0]), String(cuts[1])]).rows.first
+            WHERE s.model_name = $3 AND \(shadowOf.replacingOccurrences(of: "$1", with: "$3"))
+            """, [String(cuts[0]), String(cuts[1]), name]).rows.first
         guard let top, top.count == 3 else { throw ClusterError("job \(job): no top-decile counts") }
         return (champion, challenger, subscribers, h, top.map { $0.flatMap(Int.init) ?? 0 })
     }

@@ -42,6 +42,58 @@ struct ServedActiveModel: Sendable {
     let model: ScoringModel
     let segmentText: String
     let segment: BoundSegment?
+    /// Its challenger: answers a share of its live answers, scored in shadow in jobs.
+    var challenger: ServedChallenger?
+
+    /// The version that answers live for `subscriber`: the challenger within its share, else this model.
+    func answering(_ subscriber: Int64) -> ScoringModel {
+        challenger?.model(for: subscriber, champion: model) ?? model
+    }
+}
+
+/// The challengers of active models (docs/models.md, "Champion and challenger"). Pure.
+public enum ActiveChallengers {
+    /// Whether `challengers` fit `active`: at most one per active model, each named as one and of
+    /// another version than it.
+    public static func fit(_ challengers: [ChallengerPackage], active: [ActiveModelPackage]) -> Bool {
+        guard Set(challengers.map(\.name)).count == challengers.count else { return false }
+        return challengers.allSatisfy { c in active.contains { $0.name == c.name && $0.model.version != c.model.version } }
+    }
+
+    /// `challengers` without those that no longer fit `active` (their model deactivated, or its
+    /// champion now at the challenger's version): a change of champion ends its challenger.
+    public static func kept(_ challengers: [ChallengerPackage], active: [ActiveModelPackage], previous: [ActiveModelPackage]) -> [ChallengerPackage] {
+        challengers.filter { c in
+            guard let now = active.first(where: { $0.name == c.name }), now.model.version != c.model.version else { return false }
+            // The champion's version is the one it challenged.
+            return previous.first(where: { $0.name == c.name })?.model.version == now.model.version
+        }
+    }
+}
+
+/// An active model's challenger scored in shadow over a shard in a job: its probability of each
+/// of the model's segment rows (`ModelScores.rows` of the model of the same name, in order).
+public struct ModelShadow: Sendable, WireCodable {
+    /// The active model it challenges.
+    public var name: String
+    /// The challenger's version.
+    public var version: String
+    public var probabilities: BulkArray<Float>
+
+    init(name: String, version: String) {
+        self.name = name
+        self.version = version
+        probabilities = BulkArray([])
+    }
+
+    public func encode(to w: inout WireWriter) { w.write(name); w.write(version); w.write(probabilities) }
+    public init(from r: inout WireReader) throws(WireError) {
+        let at = r.offset
+        name = try r.read(); version = try r.read(); probabilities = try r.read()
+        guard probabilities.elements.allSatisfy({ $0 >= 0 && $0 <= 1 }) else {
+            throw WireError(offset: at, expected: "shadow probabilities of model \(name) between 0 and 1")
+        }
+    }
 }
 
 /// What `status` and `models list` show of an active model.

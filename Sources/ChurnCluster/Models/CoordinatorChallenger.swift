@@ -1,5 +1,7 @@
 import ClusterSystem
 import Distributed
+import ProfileDatabase
+import TreeModel
 
 extension CoordinatorActor {
     /// Deploys a registered version of the served model as its challenger (admin): it answers
@@ -13,8 +15,12 @@ extension CoordinatorActor {
         let caller = ClusterActorSystem.caller
         let name = try ModelRegistry.validName(name)
         let basisPoints = try ChallengerSplit.basisPoints(percent: trafficPercent)
+        if activeModels.contains(where: { $0.name == name }) {
+            return try await deployActiveChallenger(name: name, version: version, basisPoints: basisPoints)
+        }
         guard name == modelName else {
-            throw ModelRefusal(.unknownModel, "a challenger challenges the served model (\(modelName)); model '\(name)' is not served")
+            throw ModelRefusal(.unknownModel, "a challenger challenges the served model (\(modelName)) or an active model "
+                               + "(\(activeModels.isEmpty ? "none" : activeModels.map(\.name).joined(separator: ", "))); model '\(name)' is neither")
         }
         try checkDeployable()
         deploying = true
@@ -75,6 +81,15 @@ extension CoordinatorActor {
     /// challenger's version (already loaded on every worker), which ends the challenger.
     public distributed func promoteChallenger(name: String) async throws -> ModelDeployment {
         let name = try ModelRegistry.validName(name)
+        if let c = activeChallengers.first(where: { $0.name == name }), let active = activeModels.first(where: { $0.name == name }) {
+            // An active model's: its challenger's version becomes the active one, over the same segment.
+            try checkDeployable()
+            deploying = true
+            defer { deploying = false }
+            let change = try await changeActive(name: name, version: c.model.version, segment: active.segment, action: "models promote")
+            return ModelDeployment(name: name, version: change.status.version, previous: change.previous, workers: change.workers,
+                                   switchSeconds: change.switchSeconds, seconds: change.seconds)
+        }
         guard let challenger, challenger.name == name else {
             throw ModelRefusal(.noChallenger, "model '\(name)' has no challenger to promote (churngrid models deploy \(name) --version V --as challenger)")
         }
@@ -82,6 +97,74 @@ extension CoordinatorActor {
         deploying = true
         defer { deploying = false }
         return try await deployChampion(name: name, version: challenger.model.version, action: "models promote")
+    }
+
+    /// The challengers of the active models (readers): model, version and share.
+    public distributed func activeChallengerList() -> [ChallengerStatus] {
+        activeChallengers.map { ChallengerStatus($0) }
+    }
+
+    /// Deploys version `version` of the active model `name` as its challenger at `basisPoints`
+    /// (`deploying` not yet set): it answers that share of the model's live answers (single and
+    /// batch lookups with the active models), and every job scores it in shadow over the model's
+    /// segment. All or nothing on the workers, recorded in `model_active`, carried by assignments.
+    private func deployActiveChallenger(name: String, version: String, basisPoints: Int) async throws -> ModelDeployment {
+        let caller = ClusterActorSystem.caller
+        try checkDeployable()
+        deploying = true
+        defer { deploying = false }
+        let start = ContinuousClock.now
+        guard let active = activeModels.first(where: { $0.name == name }) else {
+            throw ModelRefusal(.notActive, "model \(name) is no longer active")
+        }
+        let (entry, bytes) = try await database.registeredModel(name: name, version: version)
+        guard entry.version != active.model.version else {
+            throw ModelRefusal(.served, "model \(name) version \(entry.version) is the active one; a challenger is another version")
+        }
+        let stored: FeatureSchemaStore.Stored
+        do {
+            stored = try await database.featureSchema()
+        } catch {
+            throw ClusterError("the feature schema in force cannot be read to check model \(name) \(entry.version)'s features: \(error)")
+        }
+        let checked: ActiveModelPackage, compiled: ScoringModel
+        do {
+            let segment = active.segment
+            (checked, compiled) = try await Task.detached {
+                try Self.checkedActive(name: name, version: entry.version, bytes: bytes, segment: segment, servedName: "", schema: stored)
+            }.value
+        } catch {
+            await audit(caller, action: "models deploy", target: "\(name) \(entry.version) as challenger", outcome: "refused: \(error)")
+            throw ModelRefusal(.unloadable, "model \(name) \(entry.version) not deployed as challenger: \(error)")
+        }
+        let previous = activeChallengers.first { $0.name == name }?.model.version ?? ""
+        let next = ChallengerPackage(name: name, model: checked.model, basisPoints: basisPoints)
+        var nextChallengers = activeChallengers.filter { $0.name != name }
+        nextChallengers.append(next)
+        nextChallengers.sort { $0.name < $1.name }
+        try checkCarried(active: activeModels, challengers: nextChallengers, what: "model \(name) \(entry.version) not deployed as challenger")
+        await lockMembership()
+        defer { unlockMembership() }
+        let target = "\(name) \(entry.version) as challenger"
+        let (workers, switchSeconds) = try await serveEverywhere(activeModels, challengers: nextChallengers, action: "models deploy", target: target, caller: caller)
+        do {
+            try await database.register(model: compiled)
+            try await database.setActiveChallenger(name: name, version: entry.version, basisPoints: basisPoints, by: Self.callerName(caller))
+        } catch let error as LeaseLost {
+            lease.lost(error)
+            throw ClusterError("this coordinator has lost its lease and is stepping down; nothing was deployed")
+        } catch {
+            await serveBack(from: activeModels)
+            throw ClusterError("model \(name) \(entry.version) not deployed as challenger: it could not be recorded (\(error)); the workers went back")
+        }
+        activeChallengers = nextChallengers
+        var report = ModelDeployment(name: name, version: entry.version, previous: previous, workers: workers, switchSeconds: switchSeconds,
+                                     seconds: seconds(ContinuousClock.now - start))
+        report.challengerPercent = Double(basisPoints) / 100
+        await audit(caller, action: "models deploy", target: "\(name) \(entry.version) as challenger at \(report.challengerPercent ?? 0)%", outcome: "deployed")
+        logger.notice("active model's challenger deployed", metadata: ["name": "\(name)", "version": "\(entry.version)", "champion": "\(active.model.version)",
+                                                                        "basis_points": "\(basisPoints)", "workers": "\(workers)", "switchSeconds": "\(switchSeconds)"])
+        return report
     }
 
     /// Compares a job's champion scores with its challenger's shadow scores (operators): both

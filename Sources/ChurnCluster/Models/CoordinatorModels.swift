@@ -127,12 +127,17 @@ extension CoordinatorActor {
     /// version served already ends it, and `promoteChallenger` deploys the challenger's version.
     public distributed func deployModel(name: String, version: String) async throws -> ModelDeployment {
         let name = try ModelRegistry.validName(name)
-        guard !activeModels.contains(where: { $0.name == name }) else {
-            throw ModelRefusal(.served, "model \(name) is active beside the served model: deactivate it first (churngrid models deactivate \(name)) to serve it")
-        }
         try checkDeployable()
         deploying = true
         defer { deploying = false }
+        if let active = activeModels.first(where: { $0.name == name }) {
+            // An active model's champion: that version over the same segment (its challenger ends).
+            let change = try await changeActive(name: name, version: version, segment: active.segment, action: "models deploy", endChallenger: true)
+            let same = change.previous == change.status.version
+            // The same version: nothing changed, unless its challenger ended.
+            return ModelDeployment(name: name, version: change.status.version, previous: same && change.endedChallenger == nil ? "" : change.previous,
+                                   workers: change.workers, switchSeconds: change.switchSeconds, seconds: change.seconds)
+        }
         return try await deployChampion(name: name, version: version, action: "models deploy")
     }
 
@@ -287,7 +292,16 @@ extension CoordinatorActor {
         comparing = true
         defer { comparing = false }
         let start = ContinuousClock.now
-        let served = package.version
+        // The served model, or an active model over its segment.
+        let activeName = name == modelName ? "" : name
+        let served: String
+        if activeName.isEmpty {
+            served = package.version
+        } else if let active = activeModels.first(where: { $0.name == name }) {
+            served = active.model.version
+        } else {
+            throw ModelRefusal(.unknownModel, "model '\(name)' is neither the served model (\(modelName)) nor active beside it: nothing of it is scored to compare with")
+        }
         let (entry, bytes) = try await database.registeredModel(name: name, version: version)
         let other = ModelPackage(version: entry.version, source: "registry:\(name)/\(entry.version)", bytes: bytes)
         let (owners, missing) = readyOwners()
@@ -319,7 +333,7 @@ extension CoordinatorActor {
         })
         let first = await Self.onEveryWorker(workers, timeout: settings.rescoreTimeout) { w in
             guard let r = requests[w.id.node.name] else { throw ClusterError("no request for \(w.id.node.name)") }
-            return try await w.compareModels(r, term: term)
+            return activeName.isEmpty ? try await w.compareModels(r, term: term) : try await w.compareModels(r, activeModel: activeName, term: term)
         }
         var histograms = [Int64](repeating: 0, count: 6 * ComparisonHistograms.bins)
         var subscribers = 0
@@ -335,11 +349,12 @@ extension CoordinatorActor {
             for (i, c) in part.histograms.elements.enumerated() { histograms[i] += Int64(c) }
         }
         let b = ComparisonHistograms.bins
-        guard subscribers > 0 else { throw ClusterError("the cluster holds no subscribers to compare") }
+        guard subscribers > 0 else { throw ClusterError(activeName.isEmpty ? "the cluster holds no subscribers to compare" : "model \(name)'s segment holds no subscribers to compare") }
         let cuts = [ComparisonHistograms.topCut(Array(histograms[0..<b]), share: 0.1), ComparisonHistograms.topCut(Array(histograms[b..<(2 * b)]), share: 0.1)]
         let second = await Self.onEveryWorker(workers, timeout: settings.rescoreTimeout) { w in
             guard let first = requests[w.id.node.name] else { throw ClusterError("no request for \(w.id.node.name)") }
-            return try await w.compareModels(CompareRequest(version: version, shards: first.shards, churned: [], retained: [], thresholds: cuts), term: term)
+            let second = CompareRequest(version: version, shards: first.shards, churned: [], retained: [], thresholds: cuts)
+            return activeName.isEmpty ? try await w.compareModels(second, term: term) : try await w.compareModels(second, activeModel: activeName, term: term)
         }
         var top = [0, 0, 0], counted = 0
         for (worker, result) in second {
@@ -356,7 +371,7 @@ extension CoordinatorActor {
         }
         let report = ModelComparison.make(name: name, versions: (served, version), subscribers: subscribers, histograms: histograms, top: top,
                                           seconds: seconds(ContinuousClock.now - start))
-        logger.info("models compared", metadata: ["name": "\(name)", "served": "\(package.version)", "other": "\(version)", "subscribers": "\(subscribers)",
+        logger.info("models compared", metadata: ["name": "\(name)", "served": "\(served)", "other": "\(version)", "subscribers": "\(subscribers)",
                                                    "agreement": "\(report.topDecileAgreement)", "seconds": "\(report.seconds)"])
         return report
     }

@@ -11,23 +11,67 @@ extension WorkerActor {
     /// this worker: one that does not load leaves what was served.
     /// - Returns: the versions served, in order.
     public distributed func serveActive(_ packages: [ActiveModelPackage], term: Int64) async throws -> [String] {
+        try await serveActive(packages, challengers: [], term: term)
+    }
+
+    /// Serves `packages` as the active models, and `challengers` beside them (at most one per
+    /// active model, another version of it): each answers the share of its model's live answers
+    /// its hash names and is scored in shadow over its model's segment in every job. All or
+    /// nothing on this worker, as `serveActive(_:term:)`, which serves no challenger.
+    public distributed func serveActive(_ packages: [ActiveModelPackage], challengers: [ChallengerPackage], term: Int64) async throws -> [String] {
         try obey(term: term, epoch: nil, "serveActive")
         guard packages.count <= maxActiveModels, Set(packages.map(\.name)).count == packages.count else {
             throw ClusterError("serveActive: at most \(maxActiveModels) active models, each named once")
         }
-        let next = try await load(active: packages)
+        guard ActiveChallengers.fit(challengers, active: packages) else {
+            throw ClusterError("serveActive: at most one challenger per active model, of another version than it")
+        }
+        var next = try await load(active: packages)
+        for i in next.indices {
+            next[i].challenger = try await loadChallenger(challengers.first { $0.name == next[i].name }, of: next[i])
+        }
         activeModels = next
         await switchOthers()
-        logger.notice("active models served", metadata: ["models": "\(next.map { "\($0.name)=\($0.model.version)" })"])
+        logger.notice("active models served", metadata: ["models": "\(next.map { "\($0.name)=\($0.model.version)" })",
+                                                          "challengers": "\(next.compactMap { m in m.challenger.map { "\(m.name)=\($0.model.version)@\($0.basisPoints)bp" } })"])
         return next.map(\.model.version)
+    }
+
+    /// The challenger `package` of `active` as it will be served (nil: none): the one held
+    /// already when it is the same version, else compiled (the extra columns it reads loaded first).
+    private func loadChallenger(_ package: ChallengerPackage?, of active: ServedActiveModel) async throws -> ServedChallenger? {
+        guard let package else { return nil }
+        guard package.model.version != active.model.version else {
+            throw ClusterError("\(actorSystem.node.name): model \(active.name) \(package.model.version) is the champion; it cannot also be its challenger")
+        }
+        let compiled: ScoringModel
+        if let held = activeModels.first(where: { $0.challenger?.model.version == package.model.version })?.challenger?.model {
+            compiled = held
+        } else if let held = activeModels.first(where: { $0.model.version == package.model.version })?.model {
+            compiled = held
+        } else if let m = model, m.version == package.model.version {
+            compiled = m
+        } else {
+            do {
+                compiled = try await compile(bytes: package.model.bytes.elements, source: package.model.source)
+            } catch {
+                throw ClusterError("\(actorSystem.node.name) cannot load challenger \(package.model.version) of active model \(active.name): \(error)")
+            }
+            guard compiled.version == package.model.version else {
+                throw ClusterError("the bytes sent as \(package.model.version) are model \(compiled.version)")
+            }
+        }
+        return ServedChallenger(name: package.name, model: compiled, basisPoints: package.basisPoints)
     }
 
     /// Takes an assignment's active models (loading those new here). One that does not load is
     /// logged and not scored here (jobs refuse this worker's shards, whose scores of it would be
     /// missing, until it is fixed or deactivated): the assignment itself goes on.
-    func follow(active packages: [ActiveModelPackage]) async {
+    func follow(active packages: [ActiveModelPackage], challengers: [ChallengerPackage]) async {
+        let held = activeModels.compactMap { m in m.challenger.map { "\(m.name) \($0.model.version) \($0.basisPoints)" } }
+        let wanted = challengers.map { "\($0.name) \($0.model.version) \($0.basisPoints)" }
         if packages.map(\.name) == activeModels.map(\.name), packages.map(\.model.version) == activeModels.map(\.model.version),
-           packages.map(\.segment) == activeModels.map(\.segmentText) { return }
+           packages.map(\.segment) == activeModels.map(\.segmentText), Set(held) == Set(wanted) { return }
         var next: [ServedActiveModel] = []
         for p in packages {
             do {
@@ -35,6 +79,16 @@ extension WorkerActor {
             } catch {
                 logger.error("an active model does not load here: not scored by this worker (jobs refuse its shards until it is fixed or deactivated)",
                              metadata: ["name": "\(p.name)", "version": "\(p.model.version)", "error": "\(error)"])
+            }
+        }
+        for i in next.indices {
+            do {
+                next[i].challenger = try await loadChallenger(challengers.first { $0.name == next[i].name }, of: next[i])
+            } catch {
+                // Its model answers alone here; jobs refuse this worker's shards (their shadow scores would be missing).
+                next[i].challenger = nil
+                logger.error("an active model's challenger does not load here: not served by this worker (jobs refuse its shards until it loads or ends)",
+                             metadata: ["name": "\(next[i].name)", "error": "\(error)"])
             }
         }
         activeModels = next
@@ -55,6 +109,8 @@ extension WorkerActor {
                     compiled = m
                 } else if let held = activeModels.first(where: { $0.model.version == p.model.version }) {
                     compiled = held.model
+                } else if let promoted = activeModels.first(where: { $0.challenger?.model.version == p.model.version })?.challenger?.model {
+                    compiled = promoted  // its challenger promoted: loaded already
                 } else {
                     compiled = try await compile(bytes: p.model.bytes.elements, source: p.model.source)
                     guard compiled.version == p.model.version else {

@@ -184,8 +184,27 @@ extension WorkerActor {
     /// other version, on a scoring thread: their histograms (first pass) or their top-decile
     /// counts against `request.thresholds` (second pass). See `ModelComparison`.
     public distributed func compareModels(_ request: CompareRequest, term: Int64) async throws -> ComparisonPart {
+        try await compare(request, activeModel: "", term: term)
+    }
+
+    /// As `compareModels(_:term:)`, with the active model `activeModel` in place of the served
+    /// one, over its segment's subscribers.
+    public distributed func compareModels(_ request: CompareRequest, activeModel: String, term: Int64) async throws -> ComparisonPart {
+        try await compare(request, activeModel: activeModel, term: term)
+    }
+
+    private func compare(_ request: CompareRequest, activeModel: String, term: Int64) async throws -> ComparisonPart {
         try obey(term: term, epoch: nil, "compareModels")
-        guard let champion = model else { throw ClusterError("\(actorSystem.node.name) serves no model yet") }
+        guard let served = model else { throw ClusterError("\(actorSystem.node.name) serves no model yet") }
+        var champion = served, segment: BoundSegment?
+        if !activeModel.isEmpty {
+            // An active model's champion, over its segment.
+            guard let active = activeModels.first(where: { $0.name == activeModel }) else {
+                throw ClusterError("\(actorSystem.node.name) does not score model \(activeModel) beside the served one")
+            }
+            champion = active.model
+            segment = active.segment
+        }
         guard let challenger = comparisonModel, challenger.version == request.version else {
             throw ClusterError("\(actorSystem.node.name) has not loaded model \(request.version) to compare with")
         }
@@ -199,13 +218,14 @@ extension WorkerActor {
         }
         let churned = Set(request.churned.elements), retained = Set(request.retained.elements), thresholds = request.thresholds
         let shards = held
-        var part = try await scoring.run { try Self.compare(shards, champion, challenger, churned: churned, retained: retained, thresholds: thresholds) }
+        let compared = champion, within = segment
+        var part = try await scoring.run { try Self.compare(shards, compared, challenger, churned: churned, retained: retained, thresholds: thresholds, segment: within) }
         part.version = champion.version
         return part
     }
 
     static func compare(_ stores: [LoadedShard], _ a: ScoringModel, _ b: ScoringModel, churned: Set<Int64>, retained: Set<Int64>,
-                        thresholds: [Double]) throws -> ComparisonPart {
+                        thresholds: [Double], segment: BoundSegment? = nil) throws -> ComparisonPart {
         let bins = ComparisonHistograms.bins
         let histograms = !thresholds.isEmpty
         var h = [Int32](repeating: 0, count: histograms ? 0 : 6 * bins)
@@ -213,11 +233,15 @@ extension WorkerActor {
         var ma = [Double](), pa = [Double](), mb = [Double](), pb = [Double]()
         for loaded in stores {
             try loaded.store.forEachRun { (_: Int, rows: Int, ids: UnsafePointer<Int64>, columns: [UnsafePointer<Float>]) throws in
-                subscribers += rows
+                if let segment, segment.maxColumn >= columns.count {
+                    throw ClusterError("the compared model's segment reads a column these profiles do not hold (its extra columns are not loaded)")
+                }
                 ma = [Double](repeating: 0, count: rows); pa = ma; mb = ma; pb = ma
                 try a.forest.score(a.input(columns, rows: rows), margins: &ma, outputs: &pa)
                 try b.forest.score(b.input(columns, rows: rows), margins: &mb, outputs: &pb)
                 for i in 0..<rows {
+                    if let segment, !segment.contains(columns, row: i) { continue }
+                    subscribers += 1
                     if histograms {
                         if pa[i] >= thresholds[0] { top[0] += 1 }
                         if pb[i] >= thresholds[1] { top[1] += 1 }

@@ -105,6 +105,9 @@ public distributed actor CoordinatorActor {
     /// The models active beside the served one (`models activate`), carried by every assignment
     /// and scored in every job.
     var activeModels: [ActiveModelPackage] = []
+    /// The challengers of active models (`models deploy NAME --as challenger` for an active
+    /// model), at most one each: carried by every assignment, scored in shadow in every job.
+    var activeChallengers: [ChallengerPackage] = []
     /// The live campaign's eligibility features beyond the catalogue: every assignment asks the
     /// worker to hold them (set when it starts, and read back when this coordinator takes over).
     var liveFeatures: [String] = []
@@ -174,10 +177,11 @@ public distributed actor CoordinatorActor {
     init(actorSystem: ClusterActorSystem, database: ClusterDatabase, lease: LeaseKeeper, term: Int64, model: ScoringModel, package: ModelPackage,
          modelName: String = ModelRegistry.defaultName, map: ShardMap, saved: ShardMap? = nil, settings: Settings, estimatedSubscribers: Int = 0,
          erasuresOnRecord: Bool = false, challenger: ChallengerPackage? = nil, liveFeatures: [String] = [], activeModels: [ActiveModelPackage] = [],
-         logger: Logger) {
+         activeChallengers: [ChallengerPackage] = [], logger: Logger) {
         self.actorSystem = actorSystem
         self.challenger = challenger
         self.activeModels = activeModels
+        self.activeChallengers = activeChallengers
         self.liveFeatures = liveFeatures
         // A profile: its id, its features as Float32, and about half as much again for the index
         // and the chunks' slack.
@@ -288,7 +292,7 @@ public distributed actor CoordinatorActor {
         let assignment = Assignment(shardCount: map.shardCount, shards: shards,
                                     roles: Array(repeating: .owner, count: owned.count) + Array(repeating: .standby, count: standby.count),
                                     epoch: next.epoch, term: term, model: package, triggers: settings.triggers,
-                                    challenger: challenger, features: heldFeatures, active: activeModels)
+                                    challenger: challenger, features: heldFeatures, active: activeModels, activeChallengers: activeChallengers)
         _ = try await ClusterActorSystem.$callTimeout.withValue(settings.assignTimeout) { try await member.actor.assign(assignment) }
         map = next
         for s in owned { ready.insert(s) }
@@ -351,7 +355,7 @@ public distributed actor CoordinatorActor {
                     continue
                 }
                 let assignment = Assignment(shardCount: map.shardCount, shards: shards, epoch: next.epoch, term: term, model: package, triggers: settings.triggers,
-                                    challenger: challenger, features: heldFeatures, active: activeModels)
+                                    challenger: challenger, features: heldFeatures, active: activeModels, activeChallengers: activeChallengers)
                 group.addTask {
                     do {
                         _ = try await ClusterActorSystem.$callTimeout.withValue(.seconds(30)) { try await member.actor.assign(assignment) }
@@ -495,7 +499,7 @@ public distributed actor CoordinatorActor {
                 guard let member = members[name] else { continue }
                 let assignment = Assignment(shardCount: map.shardCount, shards: w.shards, roles: w.roles, sources: w.sources, epoch: next.epoch,
                                             term: term, model: package, triggers: settings.triggers,
-                                    challenger: challenger, features: heldFeatures, active: activeModels)
+                                    challenger: challenger, features: heldFeatures, active: activeModels, activeChallengers: activeChallengers)
                 let timeout = settings.assignTimeout
                 group.addTask {
                     _ = try await ClusterActorSystem.$callTimeout.withValue(timeout) { try await member.actor.assign(assignment) }
@@ -726,7 +730,9 @@ public distributed actor CoordinatorActor {
         let id: Int64
         do {
             id = try await database.startJob(modelVersion: model.version, shardCount: map.shardCount, clv: settings.clv, challenger: challenger?.model.version,
-                                             modelName: modelName, active: activeModels.map { ($0.name, $0.model.version, $0.segment) })
+                                             modelName: modelName, active: activeModels.map { a in
+                                                 (a.name, a.model.version, a.segment, activeChallengers.first { $0.name == a.name }?.model.version)
+                                             })
         } catch let error as LeaseLost {
             lease.lost(error)
             throw ClusterError("this coordinator has lost its lease and is stepping down; ask the coordinator that took over")
@@ -851,6 +857,8 @@ public distributed actor CoordinatorActor {
         let shadowVersion = challenger?.model.version ?? ""
         // So are the models active beside it (fixed too: activations wait for the job).
         let others = activeModels.map { "\($0.name) \($0.model.version) [\($0.segment)]" }
+        // And their challengers in shadow, each over its model's rows.
+        let otherShadows = activeChallengers.map { "\($0.name) \($0.model.version)" }.sorted()
         let shardActor = members[node].flatMap { try? ShardActor.resolve(shard: shard, role: role, on: $0.node, using: actorSystem) }
         group.addTask {
             do {
@@ -869,6 +877,11 @@ public distributed actor CoordinatorActor {
                 let scoredOthers = scores.others.map { "\($0.name) \($0.version) [\($0.segment)]" }
                 guard scoredOthers == others || (scores.count == 0 && scores.others.isEmpty) else {
                     throw ClusterError("\(node) scored shard \(shard) with the active models [\(scoredOthers.joined(separator: ", "))], not the job's [\(others.joined(separator: ", "))]")
+                }
+                let scoredShadows = scores.otherShadows.map { "\($0.name) \($0.version)" }.sorted()
+                guard scoredShadows == otherShadows || (scores.count == 0 && scores.otherShadows.isEmpty) else {
+                    throw ClusterError("\(node) scored shard \(shard) in shadow with the active models' challengers [\(scoredShadows.joined(separator: ", "))], "
+                                       + "not the job's [\(otherShadows.joined(separator: ", "))]")
                 }
                 return .scored(shard: shard, node: node, scores)
             } catch let error as RemoteCallError where [.unreachable, .nodeRestarted].contains(error.code) {
@@ -1127,6 +1140,7 @@ extension CoordinatorActor: AccessControlled {
         "models()": Role.readers,
         "model(name:)": Role.readers,
         "modelLastJobs(name:)": Role.readers,
+        "activeChallengerList()": Role.readers,
         "removeModel(name:version:)": Role.admins,
         "deployModel(name:version:)": Role.admins,
         "deployChallenger(name:version:trafficPercent:)": Role.admins,

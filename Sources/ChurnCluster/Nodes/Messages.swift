@@ -59,12 +59,17 @@ public struct Assignment: Sendable, WireCodable {
     public var features: [String] = []
     /// The models active beside the served one (`models activate`), scored in every job.
     public var active: [ActiveModelPackage] = []
+    /// The challengers of active models (`models deploy NAME --as challenger` for an active
+    /// model), at most one per active model; written only when there is one (a worker one version
+    /// older reads an assignment without them).
+    public var activeChallengers: [ChallengerPackage] = []
     // No database settings travel with an assignment: each worker has its own (`--postgres`
     // with the password from PGPASSWORD/PGPASSFILE), so no secret crosses the wire.
 
     public func encode(to w: inout WireWriter) {
         w.write(shardCount); w.write(shards); w.write(roles); w.write(sources); w.write(epoch); w.write(term); w.write(model); w.write(triggers)
         w.write(challenger); w.write(features); w.write(active)
+        if !activeChallengers.isEmpty { w.write(activeChallengers) }
     }
 
     public init(from r: inout WireReader) throws(WireError) {
@@ -75,8 +80,12 @@ public struct Assignment: Sendable, WireCodable {
         challenger = r.remaining > 0 ? try r.read() : nil
         features = r.remaining > 0 ? try r.read() : []
         active = r.remaining > 0 ? try r.read() : []
+        activeChallengers = r.remaining > 0 ? try r.read() : []
         guard active.count <= maxActiveModels, Set(active.map(\.name)).count == active.count else {
             throw WireError(offset: at, expected: "at most \(maxActiveModels) active models, each named once")
+        }
+        guard ActiveChallengers.fit(activeChallengers, active: active) else {
+            throw WireError(offset: at, expected: "at most one challenger per active model, each of another version than its champion")
         }
         guard features.count <= FeatureSchema.maxFeatures, features.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 63 }) else {
             throw WireError(offset: at, expected: "at most \(FeatureSchema.maxFeatures) feature names of 1–63 bytes")
@@ -93,8 +102,9 @@ public struct Assignment: Sendable, WireCodable {
     }
 
     public init(shardCount: Int, shards: [Int], roles: [ShardRole]? = nil, sources: [NodeID?]? = nil, epoch: Int64, term: Int64, model: ModelPackage,
-                triggers: TriggerPackage = .none, challenger: ChallengerPackage? = nil, features: [String] = [], active: [ActiveModelPackage] = []) {
+                triggers: TriggerPackage = .none, challenger: ChallengerPackage? = nil, features: [String] = [], active: [ActiveModelPackage] = [], activeChallengers: [ChallengerPackage] = []) {
         self.triggers = triggers
+        self.activeChallengers = activeChallengers
         self.active = active
         self.features = features
         self.challenger = challenger

@@ -270,11 +270,27 @@ public final class CoordinatorService: Service, Sendable {
             }
         }
         active.sort { $0.name < $1.name }  // as activations keep them
+        // Their challengers (one that no longer loads or fits is ended, and recorded so).
+        var activeChallengers: [ChallengerPackage] = []
+        for c in try await database.activeChallengers() {
+            guard let champion = active.first(where: { $0.name == c.name }) else { continue }
+            do {
+                let checked = try CoordinatorActor.checkedActive(name: c.name, version: c.version, bytes: c.bytes, segment: champion.segment,
+                                                                 servedName: served.name, schema: stored).0
+                activeChallengers.append(ChallengerPackage(name: c.name, model: checked.model, basisPoints: c.basisPoints))
+                logger.notice("serving an active model's challenger", metadata: ["name": "\(c.name)", "version": "\(c.version)", "basis_points": "\(c.basisPoints)"])
+            } catch {
+                logger.error("an active model's challenger recorded in model_active does not load here or no longer fits the feature schema: it is ended (deploy it again once it does)",
+                             metadata: ["name": "\(c.name)", "version": "\(c.version)", "error": "\(error)"])
+                try await database.setActiveChallenger(name: c.name, version: nil, basisPoints: 0, by: "\(system.node.name) (it did not load)")
+            }
+        }
+        let challengers = activeChallengers
         let model = serving, package = servingPackage, name = served.name, servedChallenger = challenger, held = liveFeatures, others = active
         let coordinator = system.withActorName(CoordinatorActor.name) {
             CoordinatorActor(actorSystem: system, database: database, lease: lease, term: term, model: model, package: package, modelName: name, map: map, saved: saved,
                              settings: settings, estimatedSubscribers: subscribers, erasuresOnRecord: erased, challenger: servedChallenger,
-                             liveFeatures: held, activeModels: others, logger: logger)
+                             liveFeatures: held, activeModels: others, activeChallengers: challengers, logger: logger)
         }
         leading.withLock { $0 = coordinator }
         logger.info("coordinator ready", metadata: ["endpoint": "\(system.node.endpoint)", "term": "\(term)", "shards": "\(map.shardCount)",

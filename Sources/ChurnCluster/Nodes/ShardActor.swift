@@ -79,8 +79,9 @@ public distributed actor ShardActor {
         guard !others.isEmpty, let profile = loaded.store.profile(of: subscriberID) else { return [] }
         return others.compactMap { other in
             guard other.segment?.contains(profile: profile) ?? true else { return nil }
-            let (p, band, reasons) = other.model.score(profile: profile)
-            return ActiveModelAnswer(name: other.name, modelVersion: other.model.version, probability: p, riskBand: band.description, reasons: reasons)
+            let model = other.answering(subscriberID)  // its challenger within its share
+            let (p, band, reasons) = model.score(profile: profile)
+            return ActiveModelAnswer(name: other.name, modelVersion: model.version, probability: p, riskBand: band.description, reasons: reasons)
         }
     }
 

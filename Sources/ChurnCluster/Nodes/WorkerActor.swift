@@ -137,7 +137,7 @@ public distributed actor WorkerActor {
         }
         guard let model else { throw ClusterError("no model to score with") }
         await follow(challenger: assignment.challenger)
-        await follow(active: assignment.active)
+        await follow(active: assignment.active, challengers: assignment.activeChallengers)
         if eventsModel != model.version || triggers != assignment.triggers {
             let rules: TriggerRules?
             do {
@@ -482,8 +482,10 @@ extension WorkerActor: AccessControlled {
         "switchModel(version:term:)": [.coordinator],
         "switchChallenger(_:term:)": [.coordinator],
         "serveActive(_:term:)": [.coordinator],
+        "serveActive(_:challengers:term:)": [.coordinator],
         "prepareComparison(_:term:)": [.coordinator],
         "compareModels(_:term:)": [.coordinator],
+        "compareModels(_:activeModel:term:)": [.coordinator],
         "profilesErased(from:to:term:)": [.coordinator],
         "liveCampaignChanged(term:)": [.coordinator],
     ]

@@ -198,8 +198,9 @@ extension ScoringModel {
                 // Each active model whose segment holds the subscriber.
                 out.active?.append(others.compactMap { other in
                     guard other.segment?.contains(profile: profile) ?? true else { return nil }
-                    let (p, band, reasons) = other.model.score(profile: profile)  // path attribution, as a single query's
-                    return ActiveModelAnswer(name: other.name, modelVersion: other.model.version, probability: p, riskBand: band.description, reasons: reasons)
+                    let model = other.answering(id)  // its challenger within its share
+                    let (p, band, reasons) = model.score(profile: profile)  // path attribution, as a single query's
+                    return ActiveModelAnswer(name: other.name, modelVersion: model.version, probability: p, riskBand: band.description, reasons: reasons)
                 })
             }
         }

@@ -27,6 +27,9 @@ public struct ShardScores: Sendable, WireCodable {
     /// The models active beside the served one, each over its segment (empty without any, or
     /// from a worker one version older).
     public var others: [ModelScores] = []
+    /// The challengers of active models, scored in shadow over their model's rows (written only
+    /// when there is one: a coordinator one version older reads scores without them).
+    public var otherShadows: [ModelShadow] = []
 
     public var count: Int { ids.elements.count }
 
@@ -34,6 +37,7 @@ public struct ShardScores: Sendable, WireCodable {
         w.write(shard); w.write(modelVersion); w.write(ids); w.write(probabilities); w.write(bands)
         w.write(regions); w.write(reasons); w.write(contributions); w.write(arpu)
         w.write(shadowVersion); w.write(shadow); w.write(others)
+        if !otherShadows.isEmpty { w.write(otherShadows) }
     }
 
     public init(from r: inout WireReader) throws(WireError) {
@@ -43,7 +47,12 @@ public struct ShardScores: Sendable, WireCodable {
         arpu = r.remaining > 0 ? try r.read() : BulkArray([])
         if r.remaining > 0 { shadowVersion = try r.read(); shadow = try r.read() }
         if r.remaining > 0 { others = try r.read() }
+        if r.remaining > 0 { otherShadows = try r.read() }
         let n = ids.elements.count
+        guard Set(otherShadows.map(\.name)).count == otherShadows.count,
+              otherShadows.allSatisfy({ h in others.contains { $0.name == h.name && $0.count == h.probabilities.elements.count } }) else {
+            throw WireError(offset: at, expected: "at most one challenger's shadow scores per active model, one per row of its scores")
+        }
         guard others.count <= maxActiveModels, others.allSatisfy({ $0.fits(n) }), Set(others.map(\.name)).count == others.count else {
             throw WireError(offset: at, expected: "at most \(maxActiveModels) active models' scores, each named once, over the shard's \(n) subscribers")
         }
@@ -100,6 +109,8 @@ extension ScoringModel {
         var out = ShardScores(shard: shard, modelVersion: version, capacity: store.count)
         var block = OtherModelBlock()
         out.others = others.map { ModelScores(name: $0.name, version: $0.model.version, segment: $0.segmentText) }
+        // Their challengers in shadow, over the same rows.
+        var otherShadows = others.map { o in o.challenger.map { ModelShadow(name: o.name, version: $0.model.version) } }
         var shadowMargins = [Double](), shadowProbabilities = [Double]()
         if let shadow {
             out.shadowVersion = shadow.version
@@ -138,7 +149,7 @@ extension ScoringModel {
             out.ids.elements.append(contentsOf: UnsafeBufferPointer(start: ids, count: rows))
             // The other active models in the same walk, each over its segment's rows.
             for (k, other) in others.enumerated() {
-                try block.score(other, columns: columns, rows: rows, base: base, options: options, into: &out.others[k])
+                try block.score(other, columns: columns, rows: rows, base: base, options: options, into: &out.others[k], shadow: &otherShadows[k])
             }
             if let shadow {
                 // The challenger in the same walk: the same rows, in the same order, at the same moment.
@@ -180,6 +191,7 @@ extension ScoringModel {
                 }
             }
         }
+        out.otherShadows = otherShadows.compactMap { $0 }
         return out
     }
 
@@ -249,9 +261,14 @@ struct OtherModelBlock {
     private var values: [Float] = []
     private var row: [Float] = []
     private var phi: [Double] = []
+    private var shadowGathered: [Float] = []
+    private var shadowMargins: [Double] = []
+    private var shadowProbabilities: [Double] = []
 
+    /// Scores `other` over its segment's rows of the run into `out`, and its challenger (when
+    /// `shadow` is set) over the same rows into `shadow`.
     mutating func score(_ other: ServedActiveModel, columns: [UnsafePointer<Float>], rows: Int, base: Int, options: RescoreOptions,
-                        into out: inout ModelScores) throws {
+                        into out: inout ModelScores, shadow: inout ModelShadow?) throws {
         let model = other.model
         selected.removeAll(keepingCapacity: true)
         if let segment = other.segment {
@@ -266,6 +283,9 @@ struct OtherModelBlock {
         guard n > 0 else { return }
         let f = model.featureNames.count
         let all = n == rows
+        if shadow != nil, let challenger = other.challenger?.model {
+            try scoreShadow(challenger, columns: columns, rows: rows, all: all, into: &shadow)
+        }
         var input = try model.input(columns, rows: rows)
         if !all {
             // Gather the segment's rows of each feature the model reads.
@@ -324,5 +344,28 @@ struct OtherModelBlock {
                 }
             }
         }
+    }
+
+    /// The challenger's probabilities of the selected rows, appended to `shadow`.
+    private mutating func scoreShadow(_ challenger: ScoringModel, columns: [UnsafePointer<Float>], rows: Int, all: Bool,
+                                      into shadow: inout ModelShadow?) throws {
+        let n = selected.count, f = challenger.featureNames.count
+        let input = try challenger.input(columns, rows: rows)
+        if !all {
+            if shadowGathered.count < f * n { shadowGathered = [Float](repeating: 0, count: f * n) }
+            shadowGathered.withUnsafeMutableBufferPointer { g in
+                for (j, column) in input.columns.enumerated() {
+                    let to = g.baseAddress! + j * n
+                    for (r, i) in selected.enumerated() { to[r] = column[Int(i)] }
+                }
+            }
+        }
+        shadowMargins = [Double](repeating: 0, count: n)
+        shadowProbabilities = [Double](repeating: 0, count: n)
+        try shadowGathered.withUnsafeBufferPointer { g throws in
+            let rowsIn = all ? input : FeatureColumns(columns: (0..<f).map { g.baseAddress! + $0 * n }, rowCount: n)
+            try challenger.forest.score(rowsIn, margins: &shadowMargins, outputs: &shadowProbabilities)
+        }
+        for p in shadowProbabilities { shadow?.probabilities.elements.append(Float(p)) }
     }
 }
