@@ -177,6 +177,51 @@ struct DatabaseFaultTests {
         #expect(nodes == "3")
     }
 
+    @Test("a worker lost while PostgreSQL is down (no standbys): its shards cannot be reloaded, so their placement is retried; a worker that joins meanwhile is not turned away; once the server is back every shard has an owner again and answers")
+    func lostWhileDown() async throws {
+        let setup = try await Setup.start("pg-lost", subscribers: 6_000, shards: 48, seed: 23)
+        defer { setup.stop() }
+        let (dir, url, cluster, client, logger) = (setup.dir, setup.url, setup.cluster, setup.client, setup.logger)
+        _ = try await RescoringTests.eventually("the owners' event fences were not all raised", timeout: .seconds(60)) { () -> Bool? in
+            let raised = try PostgresConnection(url: url).query("""
+                SELECT count(*) FROM churngrid_event_owners o JOIN churngrid_shard_map m ON m.shard = o.shard AND m.node = o.node
+                """).scalar
+            return raised == "48" ? true : nil
+        }
+        let ids = try PostgresConnection(url: url).query("SELECT subscriber_id FROM subscriber_profiles ORDER BY subscriber_id LIMIT 200").rows.compactMap { $0[0].flatMap { Int64($0) } }
+
+        _ = await runCommand("bash \(shellQuoted(Self.script)) stop \(shellQuoted(dir))")
+        kill(try #require(cluster.pid("worker-2")), SIGKILL)
+        // Declared lost; its shards cannot be loaded on worker-1 from the stopped server.
+        let logPath = cluster.logPath("coordinator")
+        _ = try await RescoringTests.eventually("the coordinator did not fail to move the lost worker's shards", timeout: .seconds(60)) { () -> Bool? in
+            ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").contains("could not move the lost worker's shards; trying again") ? true : nil
+        }
+        let stranded = try await client.coordinator.status()
+        #expect(stranded.unassignedShards > 0, "shards without an owner while the server is down: \(stranded.unassignedShards)")
+        // A worker that joins meanwhile is a member, not turned away by the failed placement.
+        try cluster.addWorker("worker-3", threads: 1)
+        try await Task.sleep(for: .seconds(4))
+
+        let (restarted, text) = await runCommand("PG_SAME_PORT=1 bash \(shellQuoted(Self.script)) start \(shellQuoted(dir)) 2>&1")
+        #expect(restarted == 0, "\(text)")
+        let settled = try await RescoringTests.eventually("the shards were not all placed again after the server came back", timeout: .seconds(180)) { () -> ClusterStatus? in
+            guard let s = try? await client.coordinator.status(), s.unassignedShards == 0, s.movingShards == 0,
+                  s.workers.map(\.name).sorted() == ["worker-1", "worker-3"], s.workers.allSatisfy({ $0.shards > 0 }) else { return nil }
+            return s
+        }
+        #expect(settled.workers.reduce(0) { $0 + $1.shards } == 48)
+        let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        #expect(log.contains("placed the shards after failed attempts"), "the placement was retried until it succeeded")
+        // Every subscriber asked for answers (from its shard's new owner).
+        var found = 0
+        for id in ids {
+            if case .found = try await client.score(id) { found += 1 }
+        }
+        #expect(found == ids.count, "\(found) of \(ids.count) subscribers answered")
+        _ = logger
+    }
+
     /// The private server's processes (postmaster and backends), for SIGSTOP/SIGCONT.
     static func serverProcesses(_ dir: String) async -> [pid_t] {
         guard let text = try? String(contentsOfFile: "\(dir)/data/postmaster.pid", encoding: .utf8),

@@ -171,6 +171,9 @@ public distributed actor CoordinatorActor {
     private var shardBytesMeasured: ContinuousClock.Instant?
     /// Whether shards may be placed yet (`--min-workers`).
     var startGate: StartGate
+    /// When to try placing shards again after a rebalance failed (`PlacementRetry`).
+    private var placementRetry = PlacementRetry()
+    private var placementTimer: Task<Void, Never>?
 
     /// - Parameter saved: the shard map a previous coordinator left (its owners are waited for
     ///   for `settings.rejoinGrace`); `map` starts with no owner.
@@ -262,7 +265,9 @@ public distributed actor CoordinatorActor {
                 }
             }
         } else {
-            try await rebalance()
+            // The worker is a member now: a placement that fails (PostgreSQL away while shards
+            // must be loaded from it) is tried again later rather than turning the worker away.
+            await rebalanceOrRetry("could not place shards after a worker joined")
         }
         // Fencing: what the worker hosts that the map gives to others is dropped.
         let strayOwned = holdings.owned.filter { map.owners[$0] != node.name }
@@ -308,11 +313,42 @@ public distributed actor CoordinatorActor {
         defer { unlockMembership() }
         if !awaited.isEmpty { logger.warning("workers of the saved map did not register again", metadata: ["workers": "\(awaited.sorted())"]) }
         awaited = []
+        await rebalanceOrRetry("could not place the shards after the rejoin grace")
+    }
+
+    /// Rebalances (the caller holds the membership lock); when that fails, logs `failure` and
+    /// tries again later (`PlacementRetry`: after 1 s, doubling up to 30 s, until it succeeds).
+    private func rebalanceOrRetry(_ failure: String) async {
         do {
             try await rebalance()
+            if case .settled(let retries) = placementRetry.succeeded() {
+                logger.notice("placed the shards after failed attempts", metadata: ["retries": "\(retries)", "unassigned": "\(map.owners.filter { $0 == nil }.count)"])
+            }
+        } catch let error as LeaseLost {
+            lease.lost(error)
         } catch {
-            logger.error("could not place the shards after the rejoin grace", metadata: ["error": "\(error)"])
+            let unowned = map.owners.filter { $0 == nil }.count
+            switch placementRetry.failed(now: .now) {
+            case .schedule(let at, let attempt):
+                logger.error("\(failure); trying again", metadata: ["error": "\(error)", "attempt": "\(attempt)", "in": "\(at - .now)", "unassigned": "\(unowned)"])
+                placementTimer = Task {
+                    try? await Task.sleep(until: at)
+                    await self.retryPlacement()
+                }
+            case .alreadyScheduled, .settled, .none:
+                logger.error("\(failure); a retry is scheduled", metadata: ["error": "\(error)", "unassigned": "\(unowned)"])
+            }
         }
+    }
+
+    /// The scheduled retry of a failed placement.
+    private func retryPlacement() async {
+        placementRetry.retrying()
+        do { try await lease.held() } catch { return }  // stepping down: the next leader places them
+        await lockMembership()
+        defer { unlockMembership() }
+        Counter(label: "churngrid_placement_retries_total").increment()
+        await rebalanceOrRetry("placing shards failed again")
     }
 
     /// A worker was lost (unreachable): its shards move to the survivors, which reload them from
@@ -329,11 +365,7 @@ public distributed actor CoordinatorActor {
         gateLeft(name)
         for s in map.shards(of: name) { ready.remove(s) }
         await promoteStandbys(replacing: name)
-        do {
-            try await rebalance()
-        } catch {
-            logger.error("could not move the lost worker's shards", metadata: ["error": "\(error)"])
-        }
+        await rebalanceOrRetry("could not move the lost worker's shards")
     }
 
     /// The standbys of a lost worker's shards become their owners at once (they hold the
