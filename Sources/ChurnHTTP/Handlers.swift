@@ -795,15 +795,26 @@ struct Handlers {
     /// `GET /v1/models` (reader): every registered model version (`churngrid models list`).
     func models() async throws -> Response {
         let c = try leader()
-        let all: [RegisteredModel], active: [ActiveModelStatus]
+        let all: [RegisteredModel], active: [ActiveModelStatus], challengers: [ChallengerStatus]
         do {
             all = try await c.models()
             active = try await c.activeModelList()
+            challengers = try await c.challengerList()
         } catch { throw unavailable("the model registry could not be read", error) }
         return json(status: .ok) { o in
             o.object { o in
                 o.key("active")
                 o.array { o in for a in active { Self.activeModel(a, into: &o) } }
+                o.key("challengers")
+                o.array { o in
+                    for ch in challengers {
+                        o.object { o in
+                            o.key("name"); o.string(ch.name)
+                            o.key("version"); o.string(ch.version)
+                            o.key("percent"); o.double(ch.percent)
+                        }
+                    }
+                }
                 o.key("models")
                 o.array { o in
                     for m in all {

@@ -919,6 +919,7 @@ enum OpenAPIDocument {
         "additionalProperties": false,
         "required": [
          "active",
+         "challengers",
          "models"
         ],
         "properties": {
@@ -927,6 +928,32 @@ enum OpenAPIDocument {
           "description": "The models active beside the served one, scored in every job (docs/models.md, Several models).",
           "items": {
            "$ref": "#/components/schemas/ActiveModel"
+          }
+         },
+         "challengers": {
+          "type": "array",
+          "description": "Every challenger served: the served model's first, then the active models' (docs/models.md, Champion and challenger).",
+          "items": {
+           "type": "object",
+           "additionalProperties": false,
+           "required": [
+            "name",
+            "version",
+            "percent"
+           ],
+           "properties": {
+            "name": {
+             "type": "string",
+             "description": "The model it challenges."
+            },
+            "version": {
+             "type": "string"
+            },
+            "percent": {
+             "type": "number",
+             "description": "Its share of the model's live answers, in percent."
+            }
+           }
           }
          },
          "models": {

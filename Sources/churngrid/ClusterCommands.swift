@@ -424,7 +424,7 @@ struct StatusCommand: AsyncParsableCommand {
         try await reportingClusterErrors {
             let (status, events, challengers) = try await withCoordinator(target, logger: logger) { client in
                 let status = try await client.coordinator.status()
-                return (status, (try? await client.eventStatus()) ?? [], (try? await client.coordinator.activeChallengerList()) ?? [])
+                return (status, (try? await client.eventStatus()) ?? [], (try? await client.coordinator.challengerList()) ?? [])
             }
             if json { try printJSON(StatusWithEvents(status: status, events: events)); return }
             print("coordinator \(status.coordinator)")

@@ -81,11 +81,13 @@ struct ListModels: AsyncParsableCommand {
         let logger = makeLogger("churngrid.models")
         try await reportingClusterErrors {
             let (all, challengers, active) = try await withCoordinator(target, logger: logger) { client -> ([RegisteredModel], [ChallengerStatus], [ActiveModelStatus]) in
-                // The active models' challengers beside the served one's (a coordinator one version older has none).
-                let served: ChallengerStatus? = (try? await client.coordinator.status())?.challenger
-                let others: [ChallengerStatus] = (try? await client.coordinator.activeChallengerList()) ?? []
+                // Every challenger (from a coordinator one version older: the served model's, from its status).
+                var challengers: [ChallengerStatus]
+                if let all = try? await client.coordinator.challengerList() { challengers = all } else {
+                    challengers = ((try? await client.coordinator.status())?.challenger).map { [$0] } ?? []
+                }
                 let active: [ActiveModelStatus] = (try? await client.coordinator.activeModelList()) ?? []
-                return (try await client.coordinator.models(), (served.map { [$0] } ?? []) + others, active)
+                return (try await client.coordinator.models(), challengers, active)
             }
             if json { try printJSON(all) } else {
                 if all.isEmpty { print("no models registered") }
@@ -120,7 +122,7 @@ struct ShowModel: AsyncParsableCommand {
                 if let jobs = try? await client.coordinator.modelLastJobs(name: name), jobs.count == details.versions.count {
                     details.lastJobs = jobs
                 }
-                return (details, (try? await client.coordinator.activeChallengerList())?.filter { $0.name == name } ?? [])
+                return (details, (try? await client.coordinator.challengerList())?.filter { $0.name == name } ?? [])
             }
             if json { try printJSON(details) } else {
                 for (k, (m, drift)) in zip(details.versions, details.drift).enumerated() {
@@ -294,9 +296,9 @@ struct CompareModels: AsyncParsableCommand {
                     if let job { return try await client.coordinator.compareJob(name: name, job: job) }
                     if let version { return try await client.coordinator.compareModels(name: name, version: version) }
                     // Neither: the model (served, or active over its segment) against its challenger, over the live base.
-                    let served = try await client.coordinator.status().challenger.map { [$0] } ?? []
-                    let active = (try? await client.coordinator.activeChallengerList()) ?? []
-                    guard let challenger = (served + active).first(where: { $0.name == name }) else {
+                    var challengers = (try? await client.coordinator.challengerList()) ?? []
+                    if challengers.isEmpty, let served = try await client.coordinator.status().challenger { challengers = [served] }
+                    guard let challenger = challengers.first(where: { $0.name == name }) else {
                         throw ClusterError("model '\(name)' has no challenger: give --version V (any registered version) or --job ID")
                     }
                     return try await client.coordinator.compareModels(name: name, version: challenger.version)

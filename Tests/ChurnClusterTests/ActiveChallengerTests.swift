@@ -44,7 +44,7 @@ struct ActiveChallengerTests {
         #expect(unknown.status != 0 && unknown.output.contains("model 'churn-nobody' is neither"), "\(unknown.output)")
         let none = await runCommand("\(churngrid) models promote \(name) \(at)")
         #expect(none.status != 0 && none.output.contains("has no challenger to promote"), "\(none.output)")
-        #expect(try await client.coordinator.activeChallengerList().isEmpty)
+        #expect(try await client.coordinator.challengerList().isEmpty)
 
         // The profiles, to check each answer against the engine.
         let (stores, _) = try await onOwnThread { try ProfileLoader(url: url).load(shards: Array(0..<8), shardCount: 8) }
@@ -80,7 +80,7 @@ struct ActiveChallengerTests {
         await load.value
         #expect(deployed.status == 0 && (ModelRegistryTests.json(deployed.output) as? [String: Any])?["challengerPercent"] as? Double == 30, "\(deployed.output)")
         #expect(failed.load(ordering: .relaxed) == 0, "\(failed.load(ordering: .relaxed)) live answers failed or lacked the active model during the deployment")
-        #expect(try await client.coordinator.activeChallengerList() == [ChallengerStatus(name: name, version: v2, percent: 30)])
+        #expect(try await client.coordinator.challengerList() == [ChallengerStatus(name: name, version: v2, percent: 30)])
         let recorded = try db.query("SELECT version, challenger_version, challenger_basis_points FROM model_active WHERE name = $1", [name]).rows.first
         #expect(recorded == [v1, v2, "3000"], "\(String(describing: recorded))")
         let status = await runCommand("\(churngrid) status \(at)")
@@ -138,14 +138,14 @@ struct ActiveChallengerTests {
         let restarted = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: RescoringTests.logger)
         defer { Task { await restarted.close() } }
         _ = try await RescoringTests.waitForBalance(restarted, workers: 2)
-        #expect(try await restarted.coordinator.activeChallengerList() == [ChallengerStatus(name: name, version: v2, percent: 30)])
+        #expect(try await restarted.coordinator.challengerList() == [ChallengerStatus(name: name, version: v2, percent: 30)])
         #expect(try await checkLive(restarted, challenger: v2, champion: v1) == share)
 
         // Promoted: the challenger's version is the active one, over the same segment; no challenger.
         let promoted = await runCommand("\(churngrid) models promote \(name) \(at)")
         #expect(promoted.status == 0 && promoted.output.contains("(was \(v1))"), "\(promoted.output)")
         #expect(try await restarted.coordinator.activeModelList() == [ActiveModelStatus(name: name, version: v2, segment: "is_prepaid = 1")])
-        #expect(try await restarted.coordinator.activeChallengerList().isEmpty)
+        #expect(try await restarted.coordinator.challengerList().isEmpty)
         #expect(try db.query("SELECT challenger_version IS NULL FROM model_active WHERE name = $1", [name]).scalar == "t")
         #expect(try await checkLive(restarted, challenger: nil, champion: v2) == 0)
 

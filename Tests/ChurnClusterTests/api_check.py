@@ -483,7 +483,8 @@ check("POST", "/v1/campaigns/live", 405, token=operator, problem_type="method-no
 # The model registry (reader) and deployments (admin): the served version again changes nothing.
 _, listed_models = check("GET", "/v1/models", 200, token=reader)
 served = [m for m in listed_models["models"] if m["served"]]
-if len(served) != 1 or served[0]["name"] != "churn" or not served[0]["version"].startswith("m-") or not served[0]["features"]:
+if len(served) != 1 or served[0]["name"] != "churn" or not served[0]["version"].startswith("m-") or not served[0]["features"] \
+        or listed_models["challengers"] != []:
     fail(f"models: {listed_models}")
 for weaker in (reader, operator):
     check("POST", "/v1/models/churn:deploy", 403, token=weaker, body={"version": served[0]["version"]}, problem_type="forbidden")

@@ -99,9 +99,10 @@ extension CoordinatorActor {
         return try await deployChampion(name: name, version: challenger.model.version, action: "models promote")
     }
 
-    /// The challengers of the active models (readers): model, version and share.
-    public distributed func activeChallengerList() -> [ChallengerStatus] {
-        activeChallengers.map { ChallengerStatus($0) }
+    /// Every challenger served (readers): the served model's first, then the active models', each
+    /// with the model it challenges, its version and its share of live answers.
+    public distributed func challengerList() -> [ChallengerStatus] {
+        (challenger.map { [ChallengerStatus($0)] } ?? []) + activeChallengers.map { ChallengerStatus($0) }
     }
 
     /// Deploys version `version` of the active model `name` as its challenger at `basisPoints`

@@ -1172,7 +1172,7 @@ extension CoordinatorActor: AccessControlled {
         "models()": Role.readers,
         "model(name:)": Role.readers,
         "modelLastJobs(name:)": Role.readers,
-        "activeChallengerList()": Role.readers,
+        "challengerList()": Role.readers,
         "removeModel(name:version:)": Role.admins,
         "deployModel(name:version:)": Role.admins,
         "deployChallenger(name:version:trafficPercent:)": Role.admins,
