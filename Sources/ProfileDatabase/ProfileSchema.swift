@@ -681,6 +681,9 @@ public enum ProfileSchema {
                 ADD COLUMN challenger_basis_points integer CHECK (challenger_basis_points BETWEEN 1 AND 10000),
                 ADD COLUMN challenger_since timestamptz,
                 ADD COLUMN challenger_by text,
+                -- The version it challenges (a coordinator of the previous release that activates another
+                -- version during a rolling upgrade leaves it; the next coordinator ends such a challenger).
+                ADD COLUMN challenger_of text,
                 ADD CONSTRAINT model_active_challenger_registered FOREIGN KEY (name, challenger_version) REFERENCES model_registry (name, version),
                 ADD CONSTRAINT model_active_challenger_complete CHECK ((challenger_version IS NULL) = (challenger_basis_points IS NULL)),
                 ADD CONSTRAINT model_active_challenger_other CHECK (challenger_version IS DISTINCT FROM version);

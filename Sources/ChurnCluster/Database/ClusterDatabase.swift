@@ -496,7 +496,7 @@ final class ClusterDatabase: @unchecked Sendable {
                 // The challengers' shadow scores: one per subscriber and model challenged, as many as
                 // the model's own scores (its segment's), and none of a model without a challenger.
                 if try c.query("SELECT to_regclass('churn_shadow_scores_job_\(job)') IS NOT NULL").scalar == "t" {
-                    try c.execute("CREATE UNIQUE INDEX churn_shadow_scores_job_\(job)_subscriber ON churn_shadow_scores_job_\(job) (model_name, subscriber_id)")
+                    try c.execute("CREATE UNIQUE INDEX churn_shadow_scores_job_\(job)_subscriber ON churn_shadow_scores_job_\(job) (model_name, subscriber_id) NULLS NOT DISTINCT")
                     var shadowRows: [String: Int] = [:]
                     for row in try c.query("SELECT coalesce(model_name, ''), count(*) FROM churn_shadow_scores_job_\(job) GROUP BY 1").rows {
                         if let name = row[0], let n = row[1].flatMap(Int.init) { shadowRows[name.isEmpty ? modelName : name, default: 0] += n }

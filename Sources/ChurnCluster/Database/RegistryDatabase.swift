@@ -138,7 +138,8 @@ extension ClusterDatabase {
 
     /// Records a model active beside the served one (fenced by the lease): `name` at `version`
     /// over `segment`, or, with `version` nil, `name` no longer active.
-    func setActive(name: String, version: String?, segment: String, by: String) async throws {
+    /// `endChallenger`: its challenger ends too, in the same transaction (another version ends it anyway).
+    func setActive(name: String, version: String?, segment: String, by: String, endChallenger: Bool = false) async throws {
         let term = term
         try await run { c in
             try Self.transaction(c, fencedBy: term) {
@@ -151,8 +152,15 @@ extension ClusterDatabase {
                             challenger_version = CASE WHEN model_active.version = EXCLUDED.version THEN model_active.challenger_version END,
                             challenger_basis_points = CASE WHEN model_active.version = EXCLUDED.version THEN model_active.challenger_basis_points END,
                             challenger_since = CASE WHEN model_active.version = EXCLUDED.version THEN model_active.challenger_since END,
-                            challenger_by = CASE WHEN model_active.version = EXCLUDED.version THEN model_active.challenger_by END
+                            challenger_by = CASE WHEN model_active.version = EXCLUDED.version THEN model_active.challenger_by END,
+                            challenger_of = CASE WHEN model_active.version = EXCLUDED.version THEN model_active.challenger_of END
                         """, [name, version, segment, by])
+                    if endChallenger {
+                        _ = try c.query("""
+                            UPDATE model_active SET challenger_version = NULL, challenger_basis_points = NULL, challenger_since = NULL,
+                                challenger_by = NULL, challenger_of = NULL WHERE name = $1
+                            """, [name])
+                    }
                 } else {
                     _ = try c.query("DELETE FROM model_active WHERE name = $1", [name])
                 }
@@ -167,7 +175,8 @@ extension ClusterDatabase {
             try Self.transaction(c, fencedBy: term) {
                 let updated = try c.query("""
                     UPDATE model_active SET challenger_version = $2, challenger_basis_points = $3,
-                        challenger_since = CASE WHEN $2::text IS NULL THEN NULL ELSE now() END, challenger_by = CASE WHEN $2::text IS NULL THEN NULL ELSE $4 END
+                        challenger_since = CASE WHEN $2::text IS NULL THEN NULL ELSE now() END, challenger_by = CASE WHEN $2::text IS NULL THEN NULL ELSE $4 END,
+                        challenger_of = CASE WHEN $2::text IS NULL THEN NULL ELSE version END
                     WHERE name = $1 RETURNING 1
                     """, [name, version, version == nil ? nil : String(basisPoints), by]).rows.count
                 guard updated == 1 else { throw ClusterError("model \(name) is not active (model_active): no challenger recorded") }
@@ -175,15 +184,20 @@ extension ClusterDatabase {
         }
     }
 
-    /// The challengers recorded beside the active models: name, version, share and file bytes.
-    func activeChallengers() async throws -> [(name: String, version: String, basisPoints: Int, bytes: [UInt8])] {
+    /// The challengers recorded beside the active models: name, version, share, file bytes (nil:
+    /// the row does not read) and whether it challenges the version active now (a coordinator of
+    /// the previous release may have activated another version beside it during an upgrade).
+    func activeChallengers() async throws -> [(name: String, version: String, basisPoints: Int, bytes: [UInt8]?, current: Bool)] {
         try await run { c in
             try c.query("""
-                SELECT a.name, a.challenger_version, a.challenger_basis_points, encode(r.bytes, 'hex') FROM model_active a
-                JOIN model_registry r ON r.name = a.name AND r.version = a.challenger_version ORDER BY a.name
+                SELECT a.name, a.challenger_version, a.challenger_basis_points, encode(r.bytes, 'hex'), a.challenger_of IS NOT DISTINCT FROM a.version
+                FROM model_active a LEFT JOIN model_registry r ON r.name = a.name AND r.version = a.challenger_version
+                WHERE a.challenger_version IS NOT NULL ORDER BY a.name
                 """).rows.compactMap { row in
-                guard let name = row[0], let version = row[1], let bp = row[2].flatMap({ Int($0) }), let hex = row[3], let bytes = Self.unhex(hex) else { return nil }
-                return (name, version, bp, bytes)
+                guard let name = row[0] else { return nil }
+                let bp = row[2].flatMap { Int($0) }
+                let bytes = row[3].flatMap { Self.unhex($0) }
+                return (name, row[1] ?? "", bp ?? 0, bp == nil ? nil : bytes, row[4] == "t")
             }
         }
     }

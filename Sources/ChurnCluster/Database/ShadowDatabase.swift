@@ -26,8 +26,11 @@ extension ClusterDatabase {
             throw ClusterError("there is no job \(job)")
         }
         // The model's row of the job: its version and its challenger's (the served model's or an active one's).
-        guard let scored = try c.query("SELECT model_version, challenger_version FROM scoring_job_models WHERE job_id = $1 AND model_name = $2",
-                                       [String(job), name]).rows.first, let champion = scored[0] else {
+        // (A job a coordinator of the previous release started records its challenger in scoring_jobs only.)
+        guard let scored = try c.query("""
+            SELECT m.model_version, coalesce(m.challenger_version, CASE WHEN m.role = 'served' THEN j.challenger_version END)
+            FROM scoring_job_models m JOIN scoring_jobs j ON j.id = m.job_id WHERE m.job_id = $1 AND m.model_name = $2
+            """, [String(job), name]).rows.first, let champion = scored[0] else {
             let models = try c.query("SELECT model_name FROM scoring_job_models WHERE job_id = $1 ORDER BY 1", [String(job)]).rows.compactMap { $0[0] }
             throw ClusterError("job \(job) did not score model '\(name)' (it scored: \(models.isEmpty ? "nothing recorded" : models.joined(separator: ", ")))")
         }

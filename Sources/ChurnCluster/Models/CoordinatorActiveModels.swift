@@ -76,8 +76,7 @@ extension CoordinatorActor {
         let (workers, switchSeconds) = try await serveEverywhere(next, challengers: nextChallengers, action: action, target: "\(name) \(entry.version)", caller: caller)
         do {
             try await database.register(model: compiled)
-            try await database.setActive(name: name, version: entry.version, segment: package.segment, by: Self.callerName(caller))
-            if ended != nil { try await database.setActiveChallenger(name: name, version: nil, basisPoints: 0, by: Self.callerName(caller)) }
+            try await database.setActive(name: name, version: entry.version, segment: package.segment, by: Self.callerName(caller), endChallenger: ended != nil)
         } catch let error as LeaseLost {
             lease.lost(error)
             throw ClusterError("this coordinator has lost its lease and is stepping down; nothing was activated")

@@ -131,6 +131,11 @@ extension CoordinatorActor {
         deploying = true
         defer { deploying = false }
         if let active = activeModels.first(where: { $0.name == name }) {
+            // The version active already, without a challenger: nothing to change.
+            let (entry, _) = try await database.registeredModel(name: name, version: version)
+            if entry.version == active.model.version && !activeChallengers.contains(where: { $0.name == name }) {
+                return ModelDeployment(name: name, version: entry.version, previous: "", workers: 0, switchSeconds: 0, seconds: 0)
+            }
             // An active model's champion: that version over the same segment (its challenger ends).
             let change = try await changeActive(name: name, version: version, segment: active.segment, action: "models deploy", endChallenger: true)
             let same = change.previous == change.status.version
@@ -292,16 +297,11 @@ extension CoordinatorActor {
         comparing = true
         defer { comparing = false }
         let start = ContinuousClock.now
-        // The served model, or an active model over its segment.
-        let activeName = name == modelName ? "" : name
-        let served: String
-        if activeName.isEmpty {
-            served = package.version
-        } else if let active = activeModels.first(where: { $0.name == name }) {
-            served = active.model.version
-        } else {
-            throw ModelRefusal(.unknownModel, "model '\(name)' is neither the served model (\(modelName)) nor active beside it: nothing of it is scored to compare with")
-        }
+        // An active model over its segment; else the served model (against a version of any
+        // name: one of another name may be about to replace it).
+        let active = name == modelName ? nil : activeModels.first { $0.name == name }
+        let activeName = active?.name ?? "", segment = active?.segment ?? ""
+        let served = active?.model.version ?? package.version
         let (entry, bytes) = try await database.registeredModel(name: name, version: version)
         let other = ModelPackage(version: entry.version, source: "registry:\(name)/\(entry.version)", bytes: bytes)
         let (owners, missing) = readyOwners()
@@ -333,7 +333,7 @@ extension CoordinatorActor {
         })
         let first = await Self.onEveryWorker(workers, timeout: settings.rescoreTimeout) { w in
             guard let r = requests[w.id.node.name] else { throw ClusterError("no request for \(w.id.node.name)") }
-            return activeName.isEmpty ? try await w.compareModels(r, term: term) : try await w.compareModels(r, activeModel: activeName, term: term)
+            return activeName.isEmpty ? try await w.compareModels(r, term: term) : try await w.compareModels(r, activeModel: activeName, segment: segment, term: term)
         }
         var histograms = [Int64](repeating: 0, count: 6 * ComparisonHistograms.bins)
         var subscribers = 0
@@ -354,7 +354,8 @@ extension CoordinatorActor {
         let second = await Self.onEveryWorker(workers, timeout: settings.rescoreTimeout) { w in
             guard let first = requests[w.id.node.name] else { throw ClusterError("no request for \(w.id.node.name)") }
             let second = CompareRequest(version: version, shards: first.shards, churned: [], retained: [], thresholds: cuts)
-            return activeName.isEmpty ? try await w.compareModels(second, term: term) : try await w.compareModels(second, activeModel: activeName, term: term)
+            return activeName.isEmpty ? try await w.compareModels(second, term: term)
+                : try await w.compareModels(second, activeModel: activeName, segment: segment, term: term)
         }
         var top = [0, 0, 0], counted = 0
         for (worker, result) in second {

@@ -184,16 +184,17 @@ extension WorkerActor {
     /// other version, on a scoring thread: their histograms (first pass) or their top-decile
     /// counts against `request.thresholds` (second pass). See `ModelComparison`.
     public distributed func compareModels(_ request: CompareRequest, term: Int64) async throws -> ComparisonPart {
-        try await compare(request, activeModel: "", term: term)
+        try await compare(request, activeModel: "", segment: "", term: term)
     }
 
     /// As `compareModels(_:term:)`, with the active model `activeModel` in place of the served
-    /// one, over its segment's subscribers.
-    public distributed func compareModels(_ request: CompareRequest, activeModel: String, term: Int64) async throws -> ComparisonPart {
-        try await compare(request, activeModel: activeModel, term: term)
+    /// one, over its segment's subscribers (refused when this worker holds it over another
+    /// segment than `segment`, the coordinator's: the population would differ).
+    public distributed func compareModels(_ request: CompareRequest, activeModel: String, segment: String, term: Int64) async throws -> ComparisonPart {
+        try await compare(request, activeModel: activeModel, segment: segment, term: term)
     }
 
-    private func compare(_ request: CompareRequest, activeModel: String, term: Int64) async throws -> ComparisonPart {
+    private func compare(_ request: CompareRequest, activeModel: String, segment wanted: String, term: Int64) async throws -> ComparisonPart {
         try obey(term: term, epoch: nil, "compareModels")
         guard let served = model else { throw ClusterError("\(actorSystem.node.name) serves no model yet") }
         var champion = served, segment: BoundSegment?
@@ -201,6 +202,9 @@ extension WorkerActor {
             // An active model's champion, over its segment.
             guard let active = activeModels.first(where: { $0.name == activeModel }) else {
                 throw ClusterError("\(actorSystem.node.name) does not score model \(activeModel) beside the served one")
+            }
+            guard active.segmentText == wanted else {
+                throw ClusterError("\(actorSystem.node.name) scores model \(activeModel) over segment '\(active.segmentText)', not '\(wanted)': compare when every worker has the change")
             }
             champion = active.model
             segment = active.segment

@@ -265,9 +265,25 @@ public distributed actor CoordinatorActor {
                 }
             }
         } else {
-            // The worker is a member now: a placement that fails (PostgreSQL away while shards
-            // must be loaded from it) is tried again later rather than turning the worker away.
-            await rebalanceOrRetry("could not place shards after a worker joined")
+            do {
+                try await rebalance()
+                settledPlacement()
+            } catch let failed as MoveFailed where failed.workers == [node.name] {
+                if await databaseReachable() {
+                    // Only this worker failed to take its shards, while PostgreSQL answers: it cannot
+                    // (e.g. a release that cannot read what this cluster serves). It is turned away, as
+                    // a worker whose registration fails always was, rather than kept as a member whose
+                    // every placement fails.
+                    logger.error("the joining worker could not take its shards: it is turned away", metadata: ["worker": "\(node.name)", "error": "\(failed)"])
+                    await removeMember(node.name)
+                    throw ClusterError("\(node.name) could not take the shards it was given: \(failed)")
+                }
+                placementFailed("could not place shards after a worker joined", failed)
+            } catch {
+                // The worker is a member now: a placement that fails for another reason (PostgreSQL
+                // away while shards must be loaded from it) is tried again later.
+                placementFailed("could not place shards after a worker joined", error)
+            }
         }
         // Fencing: what the worker hosts that the map gives to others is dropped.
         let strayOwned = holdings.owned.filter { map.owners[$0] != node.name }
@@ -321,34 +337,58 @@ public distributed actor CoordinatorActor {
     private func rebalanceOrRetry(_ failure: String) async {
         do {
             try await rebalance()
-            if case .settled(let retries) = placementRetry.succeeded() {
-                logger.notice("placed the shards after failed attempts", metadata: ["retries": "\(retries)", "unassigned": "\(map.owners.filter { $0 == nil }.count)"])
-            }
-        } catch let error as LeaseLost {
-            lease.lost(error)
+            settledPlacement()
         } catch {
-            let unowned = map.owners.filter { $0 == nil }.count
-            switch placementRetry.failed(now: .now) {
-            case .schedule(let at, let attempt):
-                logger.error("\(failure); trying again", metadata: ["error": "\(error)", "attempt": "\(attempt)", "in": "\(at - .now)", "unassigned": "\(unowned)"])
-                placementTimer = Task {
-                    try? await Task.sleep(until: at)
-                    await self.retryPlacement()
-                }
-            case .alreadyScheduled, .settled, .none:
-                logger.error("\(failure); a retry is scheduled", metadata: ["error": "\(error)", "unassigned": "\(unowned)"])
+            placementFailed(failure, error)
+        }
+    }
+
+    /// A rebalance succeeded: a scheduled retry is no longer needed.
+    private func settledPlacement() {
+        if case .settled(let retries) = placementRetry.succeeded() {
+            logger.notice("placed the shards after failed attempts", metadata: ["retries": "\(retries)", "unassigned": "\(map.owners.filter { $0 == nil }.count)"])
+        }
+        placementTimer?.cancel()
+        placementTimer = nil
+    }
+
+    /// A rebalance failed with `error`: logged, and tried again later (not when the lease is lost).
+    private func placementFailed(_ failure: String, _ error: any Error) {
+        if let lost = error as? LeaseLost {
+            lease.lost(lost)
+            return
+        }
+        let unowned = map.owners.filter { $0 == nil }.count
+        switch placementRetry.failed(now: .now) {
+        case .schedule(let at, let attempt):
+            logger.error("\(failure); trying again", metadata: ["error": "\(error)", "attempt": "\(attempt)", "in": "\(at - .now)", "unassigned": "\(unowned)"])
+            placementTimer = Task {
+                try? await Task.sleep(until: at)
+                if !Task.isCancelled { await self.retryPlacement() }
             }
+        case .alreadyScheduled, .settled, .none:
+            logger.error("\(failure); a retry is scheduled", metadata: ["error": "\(error)", "unassigned": "\(unowned)"])
         }
     }
 
     /// The scheduled retry of a failed placement.
     private func retryPlacement() async {
-        placementRetry.retrying()
         do { try await lease.held() } catch { return }  // stepping down: the next leader places them
         await lockMembership()
         defer { unlockMembership() }
+        placementRetry.retrying()  // from here a failure schedules the next retry
+        guard !Task.isCancelled else { return }  // a rebalance succeeded meanwhile
         Counter(label: "churngrid_placement_retries_total").increment()
         await rebalanceOrRetry("placing shards failed again")
+    }
+
+    /// Whether PostgreSQL answers now.
+    private func databaseReachable() async -> Bool {
+        do {
+            return try await database.run { c in try c.query("SELECT 1").scalar == "1" }
+        } catch {
+            return false
+        }
     }
 
     /// A worker was lost (unreachable): its shards move to the survivors, which reload them from
@@ -360,6 +400,12 @@ public distributed actor CoordinatorActor {
         // a member's endpoint with another key cannot get the member declared lost.
         guard let (name, _) = members.first(where: { $0.value.node.endpoint == endpoint && $0.value.node.publicKey == publicKey }) else { return }
         logger.error("worker lost", metadata: ["worker": "\(name)", "reason": "\(reason)"])
+        await removeMember(name)
+    }
+
+    /// Member `name` is gone (lost, or turned away): its standbys take over, its other shards
+    /// move to the others (the caller holds the membership lock).
+    private func removeMember(_ name: String) async {
         members[name] = nil
         lostAt[name] = .now
         gateLeft(name)
@@ -526,7 +572,8 @@ public distributed actor CoordinatorActor {
             if let owner = next.owners[s], owner != previous.owners[s] || !ready.contains(s) { add(owner, s, .owner) }
             if let standby = next.standbys[s], standby != previous.standbys[s] { add(standby, s, .standby) }
         }
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        // Every worker's part at once; the move fails (the map stays) when any part failed, naming each.
+        let failures = await withTaskGroup(of: (String, String?).self) { group in
             for (name, w) in work {
                 guard let member = members[name] else { continue }
                 let assignment = Assignment(shardCount: map.shardCount, shards: w.shards, roles: w.roles, sources: w.sources, epoch: next.epoch,
@@ -534,11 +581,19 @@ public distributed actor CoordinatorActor {
                                     challenger: challenger, features: heldFeatures, active: activeModels, activeChallengers: activeChallengers)
                 let timeout = settings.assignTimeout
                 group.addTask {
-                    _ = try await ClusterActorSystem.$callTimeout.withValue(timeout) { try await member.actor.assign(assignment) }
+                    do {
+                        _ = try await ClusterActorSystem.$callTimeout.withValue(timeout) { try await member.actor.assign(assignment) }
+                        return (name, nil)
+                    } catch {
+                        return (name, "\(error)")
+                    }
                 }
             }
-            try await group.waitForAll()
+            var failed: [String: String] = [:]
+            for await (name, error) in group { if let error { failed[name] = error } }
+            return failed
         }
+        guard failures.isEmpty else { throw MoveFailed(failures: failures) }
         map = next
         for s in shards where map.owners[s] != nil { ready.insert(s) }
         await saveMap()
@@ -1196,4 +1251,11 @@ public struct ClusterError: Error, CustomStringConvertible, Sendable {
 
 func seconds(_ d: Duration) -> Double {
     Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+}
+
+/// A move step failed: the workers whose part of it failed, with why (the map did not change).
+struct MoveFailed: Error, CustomStringConvertible {
+    let failures: [String: String]
+    var workers: Set<String> { Set(failures.keys) }
+    var description: String { failures.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; ") }
 }

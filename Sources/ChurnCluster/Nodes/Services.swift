@@ -275,7 +275,9 @@ public final class CoordinatorService: Service, Sendable {
         for c in try await database.activeChallengers() {
             guard let champion = active.first(where: { $0.name == c.name }) else { continue }
             do {
-                let checked = try CoordinatorActor.checkedActive(name: c.name, version: c.version, bytes: c.bytes, segment: champion.segment,
+                guard c.current else { throw ClusterError("it challenged another version than the one active now (\(champion.model.version))") }
+                guard let bytes = c.bytes else { throw ClusterError("its row in model_active or model_registry does not read") }
+                let checked = try CoordinatorActor.checkedActive(name: c.name, version: c.version, bytes: bytes, segment: champion.segment,
                                                                  servedName: served.name, schema: stored).0
                 activeChallengers.append(ChallengerPackage(name: c.name, model: checked.model, basisPoints: c.basisPoints))
                 logger.notice("serving an active model's challenger", metadata: ["name": "\(c.name)", "version": "\(c.version)", "basis_points": "\(c.basisPoints)"])

@@ -485,7 +485,7 @@ extension WorkerActor: AccessControlled {
         "serveActive(_:challengers:term:)": [.coordinator],
         "prepareComparison(_:term:)": [.coordinator],
         "compareModels(_:term:)": [.coordinator],
-        "compareModels(_:activeModel:term:)": [.coordinator],
+        "compareModels(_:activeModel:segment:term:)": [.coordinator],
         "profilesErased(from:to:term:)": [.coordinator],
         "liveCampaignChanged(term:)": [.coordinator],
     ]

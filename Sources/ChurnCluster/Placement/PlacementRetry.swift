@@ -55,16 +55,19 @@ struct PlacementRetry: Sendable, Equatable {
         return .schedule(at: at, attempt: failures)
     }
 
-    /// The scheduled retry is running (its timer fired).
+    /// The scheduled retry is running (its timer fired and it holds the membership lock): a
+    /// failure from here on schedules the next one.
     mutating func retrying() {
         due = nil
         retriesRun += 1
     }
 
-    /// A rebalance succeeded (nothing left to move, or every move done).
+    /// A rebalance succeeded (nothing left to move, or every move done): a scheduled retry is
+    /// no longer due (the coordinator cancels its timer).
     mutating func succeeded() -> Action {
         let retries = failures
         failures = 0
+        due = nil
         guard retries > 0 else { return .none }
         return .settled(retries: retries)
     }
