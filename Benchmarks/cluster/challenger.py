@@ -58,7 +58,8 @@ def main():
     a = ap.parse_args()
     url, have = bench_base(BIN, ROOT, a.subscribers)
     # A new cluster each run: the served model and the registry start from --model.
-    psql(url, "DO $$ BEGIN IF to_regclass('model_served') IS NOT NULL THEN DELETE FROM model_served; DELETE FROM model_registry; END IF; END $$")
+    psql(url, "DO $$ BEGIN IF to_regclass('model_active') IS NOT NULL THEN DELETE FROM model_active; END IF; "
+              "IF to_regclass('model_served') IS NOT NULL THEN DELETE FROM model_served; DELETE FROM model_registry; END IF; END $$")
     variant = os.path.join(ROOT, ".churngrid/bench/churn-variant.json")
     os.makedirs(os.path.dirname(variant), exist_ok=True)
     text = open(MODEL).read()

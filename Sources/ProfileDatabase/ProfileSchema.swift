@@ -691,8 +691,9 @@ public enum ProfileSchema {
             ALTER TABLE scoring_job_models ADD COLUMN challenger_version text;
             UPDATE scoring_job_models m SET challenger_version = j.challenger_version
                 FROM scoring_jobs j WHERE m.job_id = j.id AND m.role = 'served' AND j.challenger_version IS NOT NULL;
-            -- Shadow scores name the model whose challenger gave them; NULL: the served model's (rows written
-            -- before this migration, or by a coordinator of the previous release during a rolling upgrade).
+            -- Shadow scores name the active model whose challenger gave them; NULL: the served model's (so its
+            -- rows stay as narrow as before; so are the rows written before this migration, and those of a
+            -- coordinator of the previous release during a rolling upgrade).
             ALTER TABLE churn_shadow_scores ADD COLUMN model_name text;
             -- The published job's shadow scores: the challenger version and the model it challenges.
             CREATE OR REPLACE VIEW churn_scores_challenger AS

@@ -410,7 +410,8 @@ final class ClusterDatabase: @unchecked Sendable {
                     try w.write(e.take())
                 }
                 // The challengers' shadow scores (the served model's and the active models'), in the
-                // same transaction: exactly once with the shard's, named by the model they challenge.
+                // same transaction: exactly once with the shard's, named by the active model they
+                // challenge (NULL: the served model).
                 let shadowed = batch.filter { claimed.contains($0.scores.shard) && (!$0.scores.shadow.elements.isEmpty || !$0.scores.otherShadows.isEmpty) }
                 if !shadowed.isEmpty {
                     try c.copyIn("COPY churn_shadow_scores_job_\(job) (job_id, subscriber_id, probability, model_name) FROM STDIN (FORMAT binary)") { w in
@@ -421,7 +422,7 @@ final class ClusterDatabase: @unchecked Sendable {
                                 e.int64(job)
                                 e.int64(scores.ids.elements[i])
                                 e.float32OrNull(scores.shadow.elements[i])
-                                e.text(modelName)
+                                e.null()  // the served model's (NULL: narrower rows and index entries than its name)
                                 if e.bytes.count > 1 << 20 { try w.write(e.take()) }
                             }
                             for h in scores.otherShadows {
