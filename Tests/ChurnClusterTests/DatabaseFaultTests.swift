@@ -222,6 +222,36 @@ struct DatabaseFaultTests {
         _ = logger
     }
 
+    @Test("a worker that alone cannot take its shards while PostgreSQL answers (its --postgres reaches no server; shards hand over through the database) is turned away: it exits with the reason, the others keep every shard, and a worker set up right joins after it")
+    func turnedAway() async throws {
+        let setup = try await Setup.start("pg-turned", subscribers: 4_000, shards: 24, seed: 29, coordinatorOptions: ["--handoff", "postgres"])
+        defer { setup.stop() }
+        let (cluster, client, logger) = (setup.cluster, setup.client, setup.logger)
+        let before = try await client.coordinator.status()
+        #expect(before.unassignedShards == 0 && before.workers.count == 2)
+
+        // Nothing listens on port 1: every load from PostgreSQL fails on this worker only.
+        try cluster.addWorker("worker-3", threads: 1, arguments: ["--postgres", "postgresql://postgres@127.0.0.1:1/postgres"])
+        let status = try await RescoringTests.eventually("worker-3 was not turned away", timeout: .seconds(120)) { cluster.exitStatus("worker-3") }
+        #expect(status != 0)
+        let workerLog = (try? String(contentsOfFile: cluster.logPath("worker-3"), encoding: .utf8)) ?? ""
+        #expect(workerLog.contains("could not take the shards it was given"), "\(workerLog.suffix(1500))")
+        let coordinatorLog = (try? String(contentsOfFile: cluster.logPath("coordinator"), encoding: .utf8)) ?? ""
+        #expect(coordinatorLog.contains("it is turned away"), "the coordinator says why")
+        let after = try await client.coordinator.status()
+        #expect(after.unassignedShards == 0 && after.workers.map(\.name).sorted() == ["worker-1", "worker-2"], "\(after.workers.map { ($0.name, $0.shards) })")
+        #expect(after.workers.reduce(0) { $0 + $1.shards } == 24)
+
+        // A worker set up right joins and takes its share.
+        try cluster.addWorker("worker-4", threads: 1)
+        _ = try await RescoringTests.eventually("worker-4 did not take a share", timeout: .seconds(120)) { () -> Bool? in
+            guard let s = try? await client.coordinator.status(), s.unassignedShards == 0, s.movingShards == 0,
+                  s.workers.first(where: { $0.name == "worker-4" }).map({ $0.shards > 0 }) == true else { return nil }
+            return true
+        }
+        _ = logger
+    }
+
     /// The private server's processes (postmaster and backends), for SIGSTOP/SIGCONT.
     static func serverProcesses(_ dir: String) async -> [pid_t] {
         guard let text = try? String(contentsOfFile: "\(dir)/data/postmaster.pid", encoding: .utf8),

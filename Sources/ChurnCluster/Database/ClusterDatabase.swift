@@ -497,10 +497,13 @@ final class ClusterDatabase: @unchecked Sendable {
                 // The challengers' shadow scores: one per subscriber and model challenged, as many as
                 // the model's own scores (its segment's), and none of a model without a challenger.
                 if try c.query("SELECT to_regclass('churn_shadow_scores_job_\(job)') IS NOT NULL").scalar == "t" {
-                    try c.execute("CREATE UNIQUE INDEX churn_shadow_scores_job_\(job)_subscriber ON churn_shadow_scores_job_\(job) (model_name, subscriber_id) NULLS NOT DISTINCT")
+                    try c.execute("CREATE UNIQUE INDEX churn_shadow_scores_job_\(job)_subscriber ON churn_shadow_scores_job_\(job) ((coalesce(model_name, '')), subscriber_id)")
                     var shadowRows: [String: Int] = [:]
                     for row in try c.query("SELECT coalesce(model_name, ''), count(*) FROM churn_shadow_scores_job_\(job) GROUP BY 1").rows {
-                        if let name = row[0], let n = row[1].flatMap(Int.init) { shadowRows[name.isEmpty ? modelName : name, default: 0] += n }
+                        guard let name = row[0], let n = row[1].flatMap(Int.init) else { continue }
+                        // The served model's rows are NULL: one naming it would escape the unique index's check.
+                        guard name != modelName else { throw ClusterError("job \(job): shadow scores naming the served model \(modelName) (its rows have no name)") }
+                        shadowRows[name.isEmpty ? modelName : name, default: 0] += n
                     }
                     let challenged = try c.query("SELECT model_name FROM scoring_job_models WHERE job_id = $1 AND challenger_version IS NOT NULL",
                                                  [String(job)]).rows.compactMap { $0[0] }

@@ -84,10 +84,12 @@ extension CoordinatorActor {
             await serveBack(from: next)
             throw ClusterError("model \(name) \(entry.version) not activated: it could not be recorded (\(error)); the workers went back")
         }
+        let unchanged = previous == entry.version && ended == nil && activeModels == next
         activeModels = next
         activeChallengers = nextChallengers
         await audit(caller, action: action, target: "\(name) \(entry.version)",
-                    outcome: "activated" + (package.segment.isEmpty ? " for every subscriber" : " for segment \(package.segment)")
+                    outcome: unchanged ? "unchanged (sent to every worker again)"
+                        : "activated" + (package.segment.isEmpty ? " for every subscriber" : " for segment \(package.segment)")
                         + (previous.isEmpty || previous == entry.version ? "" : " (previous \(previous))") + (ended.map { "; challenger \($0) ended" } ?? ""))
         logger.notice("model activated", metadata: ["name": "\(name)", "version": "\(entry.version)", "segment": "\(package.segment)",
                                                      "active": "\(next.map(\.name))", "challenger_ended": "\(ended ?? "-")"])

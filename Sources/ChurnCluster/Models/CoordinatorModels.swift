@@ -131,15 +131,11 @@ extension CoordinatorActor {
         deploying = true
         defer { deploying = false }
         if let active = activeModels.first(where: { $0.name == name }) {
-            // The version active already, without a challenger: nothing to change.
-            let (entry, _) = try await database.registeredModel(name: name, version: version)
-            if entry.version == active.model.version && !activeChallengers.contains(where: { $0.name == name }) {
-                return ModelDeployment(name: name, version: entry.version, previous: "", workers: 0, switchSeconds: 0, seconds: 0)
-            }
             // An active model's champion: that version over the same segment (its challenger ends).
             let change = try await changeActive(name: name, version: version, segment: active.segment, action: "models deploy", endChallenger: true)
             let same = change.previous == change.status.version
-            // The same version: nothing changed, unless its challenger ended.
+            // The same version: nothing changed (it was sent to every worker again, setting right one
+            // that missed a change), unless its challenger ended.
             return ModelDeployment(name: name, version: change.status.version, previous: same && change.endedChallenger == nil ? "" : change.previous,
                                    workers: change.workers, switchSeconds: change.switchSeconds, seconds: change.seconds)
         }

@@ -174,6 +174,11 @@ public distributed actor CoordinatorActor {
     /// When to try placing shards again after a rebalance failed (`PlacementRetry`).
     private var placementRetry = PlacementRetry()
     private var placementTimer: Task<Void, Never>?
+    /// Whether a scheduled retry is placing shards now (a success elsewhere does not cancel it).
+    private var retryRunning = false
+    /// Workers turned away (they alone could not take their shards while PostgreSQL answered), by
+    /// name: the same process is refused at once when it asks again.
+    private var turnedAway: [String: (node: NodeID, reason: String)] = [:]
 
     /// - Parameter saved: the shard map a previous coordinator left (its owners are waited for
     ///   for `settings.rejoinGrace`); `map` starts with no owner.
@@ -222,6 +227,14 @@ public distributed actor CoordinatorActor {
             throw ClusterError("'\(node.name)' claims the endpoint \(node.endpoint) of member '\(other)'")
         }
         defer { unlockMembership() }
+        // The same process turned away before asks again (its heartbeat after a coordinator restart):
+        // refused at once, without moving anything. A restarted process (another incarnation) is tried.
+        if let refused = turnedAway[node.name] {
+            if refused.node == node {
+                throw ClusterError("\(node.name) was turned away: \(refused.reason); restart it once that is fixed")
+            }
+            turnedAway[node.name] = nil
+        }
         let known = members[node.name] != nil || awaited.contains(node.name)
         if let old = members[node.name], old.node != node {
             logger.notice("worker restarted", metadata: ["worker": "\(node.name)"])
@@ -249,7 +262,44 @@ public distributed actor CoordinatorActor {
         drained.remove(node.name)
         awaited.remove(node.name)
         logger.info("worker joined", metadata: ["worker": "\(node)"])
-        let holdings = try await adopt(from: member)
+        do {
+            return try await admit(member)
+        } catch let error as LeaseLost {
+            throw error  // stepping down
+        } catch {
+            // A member that could not be given what is its is not left half-registered.
+            if members[node.name]?.node == node {
+                // It alone failed while PostgreSQL answers: it cannot (e.g. a release that cannot read
+                // what this cluster serves). Remembered, so that its next attempts are refused at once.
+                if error is WorkerRefusedShards, await databaseReachable() {
+                    turnedAway[node.name] = (node, "\(error)")
+                    logger.error("the joining worker could not take its shards while the others and PostgreSQL could: it is turned away",
+                                 metadata: ["worker": "\(node.name)", "error": "\(error)"])
+                } else {
+                    logger.warning("the joining worker could not be admitted; it may register again", metadata: ["worker": "\(node.name)", "error": "\(error)"])
+                }
+                await removeMember(node.name)
+            }
+            throw ClusterError("\(node.name) could not be admitted: \(error)")
+        }
+    }
+
+    /// The joining `member`'s shards: those it still hosts (adopted), its share of a rebalance,
+    /// and the release of what it hosts that the map gives to others (the caller holds the
+    /// membership lock). A placement that fails for a reason other than this worker is tried
+    /// again later (PostgreSQL away while shards must be loaded from it): the worker stays.
+    /// - Throws: `WorkerRefusedShards` when this worker alone could not take what it was given.
+    /// - Returns: the number of shards it hosts.
+    private func admit(_ member: Member) async throws -> Int {
+        let node = member.node, actor = member.actor
+        let holdings: Holdings
+        do {
+            holdings = try await adopt(from: member)
+        } catch let error as LeaseLost {
+            throw error
+        } catch {
+            throw WorkerRefusedShards(detail: "the shards it still hosts could not be given back to it: \(error)")
+        }
         if case .wait = gateRegistered(node.name, holdings: holdings) {
             // --min-workers: nothing is placed before enough workers are here (each shard is then
             // loaded once, on its final owner).
@@ -269,19 +319,11 @@ public distributed actor CoordinatorActor {
                 try await rebalance()
                 settledPlacement()
             } catch let failed as MoveFailed where failed.workers == [node.name] {
-                if await databaseReachable() {
-                    // Only this worker failed to take its shards, while PostgreSQL answers: it cannot
-                    // (e.g. a release that cannot read what this cluster serves). It is turned away, as
-                    // a worker whose registration fails always was, rather than kept as a member whose
-                    // every placement fails.
-                    logger.error("the joining worker could not take its shards: it is turned away", metadata: ["worker": "\(node.name)", "error": "\(failed)"])
-                    await removeMember(node.name)
-                    throw ClusterError("\(node.name) could not take the shards it was given: \(failed)")
-                }
+                if await databaseReachable() { throw WorkerRefusedShards(detail: "\(failed)") }
                 placementFailed("could not place shards after a worker joined", failed)
+            } catch let error as LeaseLost {
+                throw error
             } catch {
-                // The worker is a member now: a placement that fails for another reason (PostgreSQL
-                // away while shards must be loaded from it) is tried again later.
                 placementFailed("could not place shards after a worker joined", error)
             }
         }
@@ -348,8 +390,10 @@ public distributed actor CoordinatorActor {
         if case .settled(let retries) = placementRetry.succeeded() {
             logger.notice("placed the shards after failed attempts", metadata: ["retries": "\(retries)", "unassigned": "\(map.owners.filter { $0 == nil }.count)"])
         }
-        placementTimer?.cancel()
-        placementTimer = nil
+        if !retryRunning {
+            placementTimer?.cancel()
+            placementTimer = nil
+        }
     }
 
     /// A rebalance failed with `error`: logged, and tried again later (not when the lease is lost).
@@ -376,8 +420,10 @@ public distributed actor CoordinatorActor {
         do { try await lease.held() } catch { return }  // stepping down: the next leader places them
         await lockMembership()
         defer { unlockMembership() }
+        guard !Task.isCancelled else { return }  // a rebalance succeeded meanwhile (a later failure has its own timer)
         placementRetry.retrying()  // from here a failure schedules the next retry
-        guard !Task.isCancelled else { return }  // a rebalance succeeded meanwhile
+        retryRunning = true
+        defer { retryRunning = false }
         Counter(label: "churngrid_placement_retries_total").increment()
         await rebalanceOrRetry("placing shards failed again")
     }
@@ -1258,4 +1304,10 @@ struct MoveFailed: Error, CustomStringConvertible {
     let failures: [String: String]
     var workers: Set<String> { Set(failures.keys) }
     var description: String { failures.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; ") }
+}
+
+/// A joining worker could not take the shards it was given while the others could.
+struct WorkerRefusedShards: Error, CustomStringConvertible {
+    let detail: String
+    var description: String { "it could not take the shards it was given: \(detail)" }
 }
