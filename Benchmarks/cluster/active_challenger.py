@@ -22,7 +22,7 @@ Results: .churngrid/bench/active_challenger.json (PostgreSQL runs with fsync off
 """
 import argparse, json, os, statistics, time
 
-from local import bench_base, profile_matrix, psql, sh, start_coordinator, start_workers, stop_cluster
+from local import bench_base, psql, rescore_settled, sh, start_coordinator, start_workers, stop_cluster, xgboost_inplace_seconds
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, ".build/release/churngrid")
@@ -31,18 +31,7 @@ BASE_SCORE = '"base_score":"[3.2799017E-2]"'
 
 
 def rescore(endpoint, url):
-    """One job, waited for, then its models' drift (measured after publication): its report."""
-    j = json.loads(sh(BIN, "rescore", "--wait", "--json", "--coordinator", endpoint))
-    if j.get("state") != "completed":
-        raise SystemExit(f"job failed: {j}")
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        models = int(psql(url, f"SELECT count(*) FROM scoring_job_models WHERE job_id = {int(j['id'])}"))
-        measured = int(psql(url, f"SELECT count(DISTINCT model_version) FROM model_drift WHERE job_id = {int(j['id'])}"))
-        if measured >= models:
-            break
-        time.sleep(0.2)
-    return j
+    return rescore_settled(BIN, endpoint, url)
 
 
 def main():
@@ -101,15 +90,7 @@ def main():
     finally:
         stop_cluster(procs)
     # The shadow's reference: XGBoost predicting the challenger's file on the same rows, 2 threads.
-    import xgboost as xgb
-    X = profile_matrix(url, MODEL)
-    b = xgb.Booster(model_file=files["challenger"])
-    b.set_param({"nthread": 2})
-    runs = []
-    for _ in range(3):
-        t = time.time()
-        b.inplace_predict(X)
-        runs.append(time.time() - t)
+    runs = xgboost_inplace_seconds(url, MODEL, files["challenger"])
     out["xgboost_predict_challenger_seconds_runs"] = runs
     plain, shadow = statistics.median(out["jobs_plain_seconds"]), statistics.median(out["jobs_shadow_seconds"])
     raw = out["rpc"].get("raw_p50_us")

@@ -23,7 +23,7 @@ Results: .churngrid/bench/challenger.json (PostgreSQL runs with fsync off here: 
 """
 import argparse, json, os, subprocess, sys, time
 
-from local import bench_base, profile_matrix, psql, query_load, sh, start_coordinator, start_workers, stop_cluster
+from local import bench_base, psql, query_load, sh, start_coordinator, start_workers, stop_cluster, xgboost_inplace_seconds
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, ".build/release/churngrid")
@@ -106,15 +106,7 @@ def main():
     finally:
         stop_cluster(procs)
     # The shadow's reference: XGBoost predicting the challenger's file on the same rows, 2 threads.
-    import xgboost as xgb
-    X = profile_matrix(url, MODEL)
-    b = xgb.Booster(model_file=variant)
-    b.set_param({"nthread": 2})
-    runs = []
-    for _ in range(3):
-        t = time.time()
-        b.inplace_predict(X)
-        runs.append(time.time() - t)
+    runs = xgboost_inplace_seconds(url, MODEL, variant)
     out["xgboost_predict_challenger_seconds_runs"] = runs
     plain, shadow = median(out["jobs_plain_seconds"]), median(out["jobs_shadow_seconds"])
     r, d, s = out["reference"]["queries"], out["deploy"], out["served"]["queries"]

@@ -107,3 +107,37 @@ def profile_matrix(url, model):
     dtype = np.dtype([("n", ">i2")] + [(f"l{i}", ">i4") if k == 0 else (f"v{i}", ">f4") for i in range(len(features)) for k in (0, 1)])
     rows = np.frombuffer(raw[19:len(raw) - 2], dtype=dtype)
     return np.column_stack([rows[f"v{i}"].astype(np.float32) for i in range(len(features))])
+
+
+def rescore_settled(binary, endpoint, url):
+    """One job, waited for: its report (`rescore --json`: its seconds, start to published, and
+    rows). Then waits (up to 120 s) for the drift of each of its models, measured after it is
+    published, so that it does not run beside the next job and slow it."""
+    import json, time
+    j = json.loads(sh(binary, "rescore", "--wait", "--json", "--coordinator", endpoint))
+    if j.get("state") != "completed":
+        raise SystemExit(f"job failed: {j}")
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        models = int(psql(url, f"SELECT count(*) FROM scoring_job_models WHERE job_id = {int(j['id'])}"))
+        measured = int(psql(url, f"SELECT count(DISTINCT model_version) FROM model_drift WHERE job_id = {int(j['id'])}"))
+        if measured >= models:
+            break
+        time.sleep(0.2)
+    return j
+
+
+def xgboost_inplace_seconds(url, features_model, model_file, runs=3):
+    """XGBoost's own `inplace_predict` of `model_file` over every profile (the features of
+    `features_model`, read back from PostgreSQL, not timed), 2 threads: the seconds of each run."""
+    import time
+    import xgboost as xgb
+    X = profile_matrix(url, features_model)
+    b = xgb.Booster(model_file=model_file)
+    b.set_param({"nthread": 2})
+    out = []
+    for _ in range(runs):
+        t = time.time()
+        b.inplace_predict(X)
+        out.append(time.time() - t)
+    return out

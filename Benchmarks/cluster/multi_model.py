@@ -21,9 +21,9 @@ that it does not overlap the next job. The issue's goal: 10 models in one job â‰
 Usage: python3 Benchmarks/cluster/multi_model.py --subscribers N [--runs R]   (after `make release`)
 Results: .churngrid/bench/multi_model.json (PostgreSQL runs with fsync off here: see Deploy/local/pg.sh)
 """
-import argparse, json, os, statistics, time
+import argparse, json, os, statistics
 
-from local import bench_base, psql, sh, start_coordinator, start_workers, stop_cluster
+from local import bench_base, psql, rescore_settled, sh, start_coordinator, start_workers, stop_cluster
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, ".build/release/churngrid")
@@ -32,20 +32,7 @@ BASE_SCORE = '"base_score":"[3.2799017E-2]"'
 
 
 def rescore(endpoint, url):
-    """One job, waited for: its seconds (coordinator's count, start to published) and rows. Then
-    waits (up to 120 s) for the drift of each of its models, measured after it is published, so
-    that it does not run beside the next job and slow it."""
-    j = json.loads(sh(BIN, "rescore", "--wait", "--json", "--coordinator", endpoint))
-    if j.get("state") != "completed":
-        raise SystemExit(f"job failed: {j}")
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        models = int(psql(url, f"SELECT count(*) FROM scoring_job_models WHERE job_id = {int(j['id'])}"))
-        measured = int(psql(url, f"SELECT count(DISTINCT model_version) FROM model_drift WHERE job_id = {int(j['id'])}"))
-        if measured >= models:
-            break
-        time.sleep(0.2)
-    return j
+    return rescore_settled(BIN, endpoint, url)
 
 
 def main():

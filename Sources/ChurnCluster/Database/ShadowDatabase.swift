@@ -28,7 +28,7 @@ extension ClusterDatabase {
         // The model's row of the job: its version and its challenger's (the served model's or an active one's).
         // (A job a coordinator of the previous release started records its challenger in scoring_jobs only.)
         guard let scored = try c.query("""
-            SELECT m.model_version, coalesce(m.challenger_version, CASE WHEN m.role = 'served' THEN j.challenger_version END)
+            SELECT m.model_version, coalesce(m.challenger_version, CASE WHEN m.role = 'served' THEN j.challenger_version END), m.role = 'served'
             FROM scoring_job_models m JOIN scoring_jobs j ON j.id = m.job_id WHERE m.job_id = $1 AND m.model_name = $2
             """, [String(job), name]).rows.first, let champion = scored[0] else {
             let models = try c.query("SELECT model_name FROM scoring_job_models WHERE job_id = $1 ORDER BY 1", [String(job)]).rows.compactMap { $0[0] }
@@ -44,9 +44,9 @@ extension ClusterDatabase {
         guard try c.query("SELECT to_regclass('churn_shadow_scores_job_\(job)') IS NOT NULL AND to_regclass('churn_scores_job_\(job)') IS NOT NULL").scalar == "t" else {
             throw ClusterError("job \(job)'s scores were dropped (the newest completed jobs' are kept): compare a newer job")
         }
-        // The model's own scores (the other models share the partitions); shadow rows without a
-        // name are the served model's (written before migration 19).
-        let shadowOf = "coalesce(h.model_name, (SELECT model_name FROM scoring_job_models WHERE job_id = \(job) AND role = 'served')) = $1"
+        // The model's own scores (the other models share the partitions); the served model's
+        // shadow rows have no name.
+        let shadowOf = scored[2] == "t" ? "h.model_name IS NULL AND $1::text IS NOT NULL" : "h.model_name = $1"
         let b = ComparisonHistograms.bins
         var h = [Int64](repeating: 0, count: 6 * b)
         let rows = try c.query("""
