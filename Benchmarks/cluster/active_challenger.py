@@ -22,7 +22,7 @@ Results: .churngrid/bench/active_challenger.json (PostgreSQL runs with fsync off
 """
 import argparse, json, os, statistics, time
 
-from local import bench_base, psql, rescore_settled, sh, start_coordinator, start_workers, stop_cluster, xgboost_inplace_seconds
+from local import bench_base, psql, reset_models, rescore_settled, sh, start_coordinator, start_workers, stop_cluster, xgboost_inplace_seconds
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, ".build/release/churngrid")
@@ -44,8 +44,7 @@ def main():
     logs = os.path.join(bench, "active-challenger-logs")
     os.makedirs(logs, exist_ok=True)
     # A new cluster each run: the served model and the registry start from --model.
-    psql(url, "DO $$ BEGIN IF to_regclass('model_active') IS NOT NULL THEN DELETE FROM model_active; END IF; "
-              "IF to_regclass('model_served') IS NOT NULL THEN DELETE FROM model_served; DELETE FROM model_registry; END IF; END $$")
+    reset_models(url)
     text = open(MODEL).read()
     if BASE_SCORE not in text:
         raise SystemExit("the default model no longer has " + BASE_SCORE)

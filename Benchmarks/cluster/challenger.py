@@ -23,7 +23,7 @@ Results: .churngrid/bench/challenger.json (PostgreSQL runs with fsync off here: 
 """
 import argparse, json, os, subprocess, sys, time
 
-from local import bench_base, psql, query_load, sh, start_coordinator, start_workers, stop_cluster, xgboost_inplace_seconds
+from local import bench_base, psql, reset_models, query_load, sh, start_coordinator, start_workers, stop_cluster, xgboost_inplace_seconds
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, ".build/release/churngrid")
@@ -58,8 +58,7 @@ def main():
     a = ap.parse_args()
     url, have = bench_base(BIN, ROOT, a.subscribers)
     # A new cluster each run: the served model and the registry start from --model.
-    psql(url, "DO $$ BEGIN IF to_regclass('model_active') IS NOT NULL THEN DELETE FROM model_active; END IF; "
-              "IF to_regclass('model_served') IS NOT NULL THEN DELETE FROM model_served; DELETE FROM model_registry; END IF; END $$")
+    reset_models(url)
     variant = os.path.join(ROOT, ".churngrid/bench/churn-variant.json")
     os.makedirs(os.path.dirname(variant), exist_ok=True)
     text = open(MODEL).read()

@@ -141,3 +141,10 @@ def xgboost_inplace_seconds(url, features_model, model_file, runs=3):
         b.inplace_predict(X)
         out.append(time.time() - t)
     return out
+
+
+def reset_models(url):
+    """Forgets the models of an earlier run (active, served, registered), so that a new cluster's
+    served model and registry start from its --model."""
+    psql(url, "DO $$ BEGIN IF to_regclass('model_active') IS NOT NULL THEN DELETE FROM model_active; END IF; "
+              "IF to_regclass('model_served') IS NOT NULL THEN DELETE FROM model_served; DELETE FROM model_registry; END IF; END $$")

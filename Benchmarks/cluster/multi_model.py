@@ -23,7 +23,7 @@ Results: .churngrid/bench/multi_model.json (PostgreSQL runs with fsync off here:
 """
 import argparse, json, os, statistics
 
-from local import bench_base, psql, rescore_settled, sh, start_coordinator, start_workers, stop_cluster
+from local import bench_base, psql, reset_models, rescore_settled, sh, start_coordinator, start_workers, stop_cluster
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, ".build/release/churngrid")
@@ -44,8 +44,7 @@ def main():
     bench = os.path.join(ROOT, ".churngrid/bench")
     logs = os.path.join(bench, "multi-model-logs")
     os.makedirs(logs, exist_ok=True)
-    psql(url, "DO $$ BEGIN IF to_regclass('model_active') IS NOT NULL THEN DELETE FROM model_active; END IF; "
-              "IF to_regclass('model_served') IS NOT NULL THEN DELETE FROM model_served; DELETE FROM model_registry; END IF; END $$")
+    reset_models(url)
     text = open(MODEL).read()
     if BASE_SCORE not in text:
         raise SystemExit("the default model no longer has " + BASE_SCORE)
