@@ -63,9 +63,9 @@ public enum ActiveChallengers {
     /// `challengers` without those that no longer fit `active` (their model deactivated, or its
     /// champion now at the challenger's version): a change of champion ends its challenger.
     public static func kept(_ challengers: [ChallengerPackage], active: [ActiveModelPackage], previous: [ActiveModelPackage]) -> [ChallengerPackage] {
+        // Its model still active, at the version it challenged.
         challengers.filter { c in
-            guard let now = active.first(where: { $0.name == c.name }), now.model.version != c.model.version else { return false }
-            // The champion's version is the one it challenged.
+            guard let now = active.first(where: { $0.name == c.name }) else { return false }
             return previous.first(where: { $0.name == c.name })?.model.version == now.model.version
         }
     }

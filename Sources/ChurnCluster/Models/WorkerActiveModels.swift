@@ -45,12 +45,8 @@ extension WorkerActor {
             throw ClusterError("\(actorSystem.node.name): model \(active.name) \(package.model.version) is the champion; it cannot also be its challenger")
         }
         let compiled: ScoringModel
-        if let held = activeModels.first(where: { $0.challenger?.model.version == package.model.version })?.challenger?.model {
+        if let held = compiledHeld(package.model.version) {
             compiled = held
-        } else if let held = activeModels.first(where: { $0.model.version == package.model.version })?.model {
-            compiled = held
-        } else if let m = model, m.version == package.model.version {
-            compiled = m
         } else {
             do {
                 compiled = try await compile(bytes: package.model.bytes.elements, source: package.model.source)
@@ -62,6 +58,13 @@ extension WorkerActor {
             }
         }
         return ServedChallenger(name: package.name, model: compiled, basisPoints: package.basisPoints)
+    }
+
+    /// Version `version` compiled here already: the served model, an active model or an active
+    /// model's challenger.
+    private func compiledHeld(_ version: String) -> ScoringModel? {
+        if let m = model, m.version == version { return m }
+        return activeModels.lazy.flatMap { [$0.model, $0.challenger?.model].compactMap { $0 } }.first { $0.version == version }
     }
 
     /// Takes an assignment's active models (loading those new here). One that does not load is
@@ -105,12 +108,8 @@ extension WorkerActor {
             do {
                 let segment = p.segment.isEmpty ? nil : try ModelSegment.parse(p.segment, features: nil)
                 let compiled: ScoringModel
-                if let m = model, m.version == p.model.version {
-                    compiled = m
-                } else if let held = activeModels.first(where: { $0.model.version == p.model.version }) {
-                    compiled = held.model
-                } else if let promoted = activeModels.first(where: { $0.challenger?.model.version == p.model.version })?.challenger?.model {
-                    compiled = promoted  // its challenger promoted: loaded already
+                if let held = compiledHeld(p.model.version) {
+                    compiled = held  // e.g. its challenger promoted
                 } else {
                     compiled = try await compile(bytes: p.model.bytes.elements, source: p.model.source)
                     guard compiled.version == p.model.version else {

@@ -352,16 +352,21 @@ public distributed actor CoordinatorActor {
         try await lease.held()
         let next = map.giving(name, owned: owned, standby: standby)
         let shards = owned + standby
-        let assignment = Assignment(shardCount: map.shardCount, shards: shards,
-                                    roles: Array(repeating: .owner, count: owned.count) + Array(repeating: .standby, count: standby.count),
-                                    epoch: next.epoch, term: term, model: package, triggers: settings.triggers,
-                                    challenger: challenger, features: heldFeatures, active: activeModels, activeChallengers: activeChallengers)
+        let assignment = self.assignment(shards, roles: Array(repeating: .owner, count: owned.count) + Array(repeating: .standby, count: standby.count),
+                                         epoch: next.epoch)
         _ = try await ClusterActorSystem.$callTimeout.withValue(settings.assignTimeout) { try await member.actor.assign(assignment) }
         map = next
         for s in owned { ready.insert(s) }
         logger.notice("adopted the shards the worker still hosts", metadata: ["worker": "\(name)", "owned": "\(owned.count)", "standby": "\(standby.count)"])
         await saveMap()
         return holdings
+    }
+
+    /// An assignment of `shards` at `epoch`: with everything a worker serves beside them (the
+    /// model, its challenger, the active models and theirs, the trigger rules, the features to hold).
+    private func assignment(_ shards: [Int], roles: [ShardRole]? = nil, sources: [NodeID?]? = nil, epoch: Int64) -> Assignment {
+        Assignment(shardCount: map.shardCount, shards: shards, roles: roles, sources: sources, epoch: epoch, term: term, model: package,
+                   triggers: settings.triggers, challenger: challenger, features: heldFeatures, active: activeModels, activeChallengers: activeChallengers)
     }
 
     /// The saved map's workers had their time to register again: the shards of those that did not
@@ -478,8 +483,7 @@ public distributed actor CoordinatorActor {
                     group.addTask { (name, shards, false) }
                     continue
                 }
-                let assignment = Assignment(shardCount: map.shardCount, shards: shards, epoch: next.epoch, term: term, model: package, triggers: settings.triggers,
-                                    challenger: challenger, features: heldFeatures, active: activeModels, activeChallengers: activeChallengers)
+                let assignment = self.assignment(shards, epoch: next.epoch)
                 group.addTask {
                     do {
                         _ = try await ClusterActorSystem.$callTimeout.withValue(.seconds(30)) { try await member.actor.assign(assignment) }
@@ -622,9 +626,7 @@ public distributed actor CoordinatorActor {
         let failures = await withTaskGroup(of: (String, String?).self) { group in
             for (name, w) in work {
                 guard let member = members[name] else { continue }
-                let assignment = Assignment(shardCount: map.shardCount, shards: w.shards, roles: w.roles, sources: w.sources, epoch: next.epoch,
-                                            term: term, model: package, triggers: settings.triggers,
-                                    challenger: challenger, features: heldFeatures, active: activeModels, activeChallengers: activeChallengers)
+                let assignment = self.assignment(w.shards, roles: w.roles, sources: w.sources, epoch: next.epoch)
                 let timeout = settings.assignTimeout
                 group.addTask {
                     do {

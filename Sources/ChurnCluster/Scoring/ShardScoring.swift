@@ -287,16 +287,7 @@ struct OtherModelBlock {
             try scoreShadow(challenger, columns: columns, rows: rows, all: all, into: &shadow)
         }
         var input = try model.input(columns, rows: rows)
-        if !all {
-            // Gather the segment's rows of each feature the model reads.
-            if gathered.count < f * n { gathered = [Float](repeating: 0, count: f * n) }
-            gathered.withUnsafeMutableBufferPointer { g in
-                for (j, column) in input.columns.enumerated() {
-                    let to = g.baseAddress! + j * n
-                    for (r, i) in selected.enumerated() { to[r] = column[Int(i)] }
-                }
-            }
-        }
+        if !all { Self.gather(input, selected, into: &gathered) }  // the segment's rows of each feature the model reads
         margins = [Double](repeating: 0, count: n)
         probabilities = [Double](repeating: 0, count: n)
         let explain = options.reasons != .none
@@ -346,20 +337,26 @@ struct OtherModelBlock {
         }
     }
 
+    /// Copies rows `selected` of each column of `input` into `buffer`, column after column
+    /// (`selected.count` values each), growing it when it is too small.
+    private static func gather(_ input: FeatureColumns, _ selected: [Int32], into buffer: inout [Float]) {
+        let n = selected.count
+        if buffer.count < input.columns.count * n { buffer = [Float](repeating: 0, count: input.columns.count * n) }
+        buffer.withUnsafeMutableBufferPointer { g in
+            guard let base = g.baseAddress else { return }
+            for (j, column) in input.columns.enumerated() {
+                let to = base + j * n
+                for (r, i) in selected.enumerated() { to[r] = column[Int(i)] }
+            }
+        }
+    }
+
     /// The challenger's probabilities of the selected rows, appended to `shadow`.
     private mutating func scoreShadow(_ challenger: ScoringModel, columns: [UnsafePointer<Float>], rows: Int, all: Bool,
                                       into shadow: inout ModelShadow?) throws {
         let n = selected.count, f = challenger.featureNames.count
         let input = try challenger.input(columns, rows: rows)
-        if !all {
-            if shadowGathered.count < f * n { shadowGathered = [Float](repeating: 0, count: f * n) }
-            shadowGathered.withUnsafeMutableBufferPointer { g in
-                for (j, column) in input.columns.enumerated() {
-                    let to = g.baseAddress! + j * n
-                    for (r, i) in selected.enumerated() { to[r] = column[Int(i)] }
-                }
-            }
-        }
+        if !all { Self.gather(input, selected, into: &shadowGathered) }
         shadowMargins = [Double](repeating: 0, count: n)
         shadowProbabilities = [Double](repeating: 0, count: n)
         try shadowGathered.withUnsafeBufferPointer { g throws in
