@@ -119,17 +119,24 @@ public struct FileScoring: Sendable {
         let start = clock.now
         let logger = self.logger
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            var row = [Float](repeating: 0, count: model.featureCount)
-            var phi = [Double](repeating: 0, count: explainer.contributionCount)
+            let f = model.featureCount, stride = explainer.contributionCount
+            var row = [Float](repeating: 0, count: f)
+            // A chunk's rows explained as one batch (exact TreeSHAP walks each tree for many rows at once).
+            var batch = [Float](repeating: 0, count: chunk * f)
+            var phis = [Double](repeating: 0, count: chunk * stride)
             while true {
                 let first = cursor.wrappingAdd(chunk, ordering: .relaxed).oldValue
                 if first >= rows { break }
-                for r in first..<min(rows, first + chunk) {
-                    columns.row(r, into: &row)
-                    row.withUnsafeBufferPointer { x in
-                        phi.withUnsafeMutableBufferPointer { explainer.contributions(row: x, into: $0, method: method) }
-                    }
-                    result.set(r, TreeExplainer.topReasons(phi: phi, k: k, names: model.featureNames))
+                let count = min(rows, first + chunk) - first
+                for i in 0..<count {
+                    columns.row(first + i, into: &row)
+                    batch.replaceSubrange(i * f..<(i + 1) * f, with: row)
+                }
+                batch.withUnsafeBufferPointer { x in
+                    phis.withUnsafeMutableBufferPointer { explainer.contributions(rows: x, count: count, into: $0, method: method) }
+                }
+                for i in 0..<count {
+                    result.set(first + i, TreeExplainer.topReasons(phi: phis[i * stride..<(i + 1) * stride], k: k, names: model.featureNames))
                 }
                 let finished = done.wrappingAdd(min(rows, first + chunk) - first, ordering: .relaxed).newValue
                 if worker == 0, finished < rows, finished % (chunk * 64) < chunk {

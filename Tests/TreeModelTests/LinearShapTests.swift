@@ -143,4 +143,37 @@ struct LinearShapTests {
             for j in a.indices { #expect(abs(a[j] - b[j]) < 1e-10 * max(1, abs(a[j]))) }
         }
     }
+
+    @Test("rows explained as a batch, tree by tree over blocks of rows, equal each row explained alone",
+          arguments: [TreeExplainer.Method.exact, .approximate])
+    func batchEqualsRowByRow(method: TreeExplainer.Method) {
+        var rng = SplitMix(seed: 2026)
+        // Walked trees of several lane widths, one left to the recurrences (a zero cover), a stump,
+        // and a tree deeper than the walk takes (quadrature): every branch of the batch.
+        var zeroCover = Self.randomTree(depth: 6, features: 9, rng: &rng, categorical: false, consistentCovers: true)
+        zeroCover.cover[Int(zeroCover.left[0])] = 0
+        let trees = [Self.randomTree(depth: 3, features: 9, rng: &rng, categorical: false, consistentCovers: true),
+                     Self.randomTree(depth: 8, features: 9, rng: &rng, categorical: true, consistentCovers: true),
+                     zeroCover,
+                     Self.randomTree(depth: 0, features: 9, rng: &rng, categorical: false, consistentCovers: true),
+                     Self.randomTree(depth: 40, features: 9, rng: &rng, categorical: false, consistentCovers: true),
+                     Self.randomTree(depth: 17, features: 9, rng: &rng, categorical: true, consistentCovers: false)]
+        let model = Self.model(trees, features: 9, library: .xgboost)
+        let explainer = TreeExplainer(model)
+        #expect(explainer.linear?.lanes == [2, 4, 0, 0, 0, 16])
+        // More rows than one block, and not a multiple of it.
+        let count = TreeExplainer.walkBlock * 2 + 37
+        let rows = (0..<count).map { _ in Self.randomRow(features: 9, rng: &rng) }
+        var phis = [Double](repeating: .nan, count: count * explainer.contributionCount)
+        let flat = rows.flatMap { $0 }
+        flat.withUnsafeBufferPointer { x in
+            phis.withUnsafeMutableBufferPointer { explainer.contributions(rows: x, count: count, into: $0, method: method) }
+        }
+        for (r, row) in rows.enumerated() {
+            let alone = explainer.contributions(row: row, method: method)
+            let batched = Array(phis[r * explainer.contributionCount..<(r + 1) * explainer.contributionCount])
+            // The same additions in the same order: equal to the bit.
+            #expect(batched == alone, "row \(r)")
+        }
+    }
 }

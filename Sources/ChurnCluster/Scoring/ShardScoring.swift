@@ -124,6 +124,7 @@ extension ScoringModel {
         var features = [Int16](), values = [Float]()
         var row = [Float](repeating: 0, count: f)
         var phi = [Double](repeating: 0, count: explainer.contributionCount)
+        var exactRows = [Float](), exactPhis = [Double]()
         try store.forEachRun { (_: Int, rows: Int, ids: UnsafePointer<Int64>, columns: [UnsafePointer<Float>]) throws in
             let input = try self.input(columns, rows: rows)
             margins = [Double](repeating: 0, count: rows)
@@ -159,6 +160,24 @@ extension ScoringModel {
                                         margins: &shadowMargins, outputs: &shadowProbabilities)
                 for p in shadowProbabilities { out.shadow.elements.append(Float(p)) }
             }
+            // Exact TreeSHAP for the run's explained rows as one batch: each tree is walked for many
+            // rows before the next (a large model's nodes read once per block, not once per row).
+            var exactRow = [Int](repeating: -1, count: tabulated == nil && options.reasons != .none && options.method.method == .exact ? rows : 0)
+            if !exactRow.isEmpty {
+                var explained = 0
+                for i in 0..<rows where probabilities[i] >= reasonsFrom {
+                    exactRow[i] = explained
+                    explained += 1
+                }
+                exactRows = [Float](repeating: 0, count: explained * f)
+                exactPhis = [Double](repeating: 0, count: explained * explainer.contributionCount)
+                for i in 0..<rows where exactRow[i] >= 0 {
+                    for j in 0..<f { exactRows[exactRow[i] * f + j] = input.columns[j][i] }
+                }
+                exactRows.withUnsafeBufferPointer { x in
+                    exactPhis.withUnsafeMutableBufferPointer { explainer.contributions(rows: x, count: explained, into: $0, method: .exact) }
+                }
+            }
             let explainedFrom = out.reasons.elements.count
             if tabulated != nil {
                 out.reasons.elements.append(contentsOf: features)
@@ -185,6 +204,9 @@ extension ScoringModel {
                 } else if p < reasonsFrom {
                     out.reasons.elements.append(contentsOf: [-1, -1, -1])
                     out.contributions.elements.append(contentsOf: [0, 0, 0])
+                } else if !exactRow.isEmpty {
+                    let stride = explainer.contributionCount, at = exactRow[i] * stride
+                    appendReasons(Self.top3(exactPhis[at..<at + stride], count: f), to: &out)
                 } else {
                     for j in 0..<f { row[j] = input.columns[j][i] }
                     appendReasons(row: &row, phi: &phi, to: &out, method: options.method.method)
@@ -196,7 +218,10 @@ extension ScoringModel {
     }
 
     private func appendReasons(row: inout [Float], phi: inout [Double], to out: inout ShardScores, method: TreeExplainer.Method = .approximate) {
-        let best = topReasons(row: &row, phi: &phi, method: method)
+        appendReasons(topReasons(row: &row, phi: &phi, method: method), to: &out)
+    }
+
+    private func appendReasons(_ best: [(feature: Int, contribution: Double)], to out: inout ShardScores) {
         for k in 0..<3 {
             out.reasons.elements.append(k < best.count ? Int16(best[k].feature) : -1)
             out.contributions.elements.append(k < best.count ? Float(best[k].contribution) : 0)
@@ -216,12 +241,15 @@ extension ScoringModel {
     }
 
     /// The 3 largest positive values of `phi[0..<count]`, biggest first (ties: lower index first).
-    static func top3(_ phi: [Double], count: Int) -> [(feature: Int, contribution: Double)] {
+    static func top3<C: RandomAccessCollection>(_ phi: C, count: Int) -> [(feature: Int, contribution: Double)]
+    where C.Element == Double, C.Index == Int {
         var best: [(feature: Int, contribution: Double)] = []
-        for j in 0..<count where phi[j] > 0 {
-            if best.count == 3, phi[j] <= best[2].contribution { continue }
-            let at = best.firstIndex { $0.contribution < phi[j] } ?? best.count
-            best.insert((j, phi[j]), at: at)
+        for j in 0..<count {
+            let c = phi[phi.startIndex + j]
+            guard c > 0 else { continue }
+            if best.count == 3, c <= best[2].contribution { continue }
+            let at = best.firstIndex { $0.contribution < c } ?? best.count
+            best.insert((j, c), at: at)
             if best.count > 3 { best.removeLast() }
         }
         return best

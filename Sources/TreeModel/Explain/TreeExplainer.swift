@@ -158,7 +158,8 @@ public final class TreeExplainer: @unchecked Sendable {
         case .approximate:
             for root in roots { pathAttribution(root, row, phi) }
         case .exact where linear != nil:
-            exactByWalk(row: row, phi: phi)
+            guard let r = row.baseAddress, let p = phi.baseAddress else { return }
+            exactByWalk(rows: r, phis: p, count: 1)
         case .exact where !quadratureNodes.isEmpty:
             let pathCapacity = (maxDepth + 2) * (maxDepth + 3) / 2
             withUnsafeTemporaryAllocation(of: PathElement.self, capacity: pathCapacity) { path in
@@ -182,6 +183,29 @@ public final class TreeExplainer: @unchecked Sendable {
                          zeroFraction: 1, oneFraction: 1, feature: -1)
                 }
             }
+        }
+    }
+
+    /// `contributions(row:into:method:)` for `count` rows at once: `rows` holds them one after
+    /// another (`model.featureCount` values each) and `phis` receives theirs (`contributionCount`
+    /// slots each). Exact TreeSHAP walks each tree for a block of rows before the next tree, which
+    /// reads a large model's nodes from memory once per block instead of once per row.
+    public func contributions(rows: UnsafeBufferPointer<Float>, count: Int, into phis: UnsafeMutableBufferPointer<Double>,
+                              method: Method = .exact) {
+        let f = model.featureCount, stride = contributionCount
+        precondition(count >= 0 && rows.count >= count * f && phis.count >= count * stride)
+        guard count > 0, let r = rows.baseAddress, let p = phis.baseAddress else { return }
+        if method == .exact, linear != nil {
+            for i in 0..<count {
+                for j in 0..<f { p[i * stride + j] = 0 }
+                p[i * stride + f] = model.baseMargin
+            }
+            exactByWalk(rows: r, phis: p, count: count)
+            return
+        }
+        for i in 0..<count {
+            contributions(row: UnsafeBufferPointer(start: r + i * f, count: f),
+                          into: UnsafeMutableBufferPointer(start: p + i * stride, count: stride), method: method)
         }
     }
 

@@ -1,0 +1,44 @@
+import Foundation
+import SubscriberProfiles
+import Testing
+@testable import ChurnCluster
+@testable import TreeModel
+
+/// A job's reasons by exact TreeSHAP (`rescore --explain-method exact`), computed for a run's
+/// rows as one batch, are each subscriber's own: the same as a live query's exact explanation.
+@Suite("Exact reasons in a job equal each subscriber's own explanation")
+struct ShardExplainTests {
+    @Test("exact reasons for everyone and for the at-risk only", arguments: [RescoreOptions.Reasons.all, .atRisk])
+    func exactReasons(reasons: RescoreOptions.Reasons) throws {
+        let model = try ScoringModel(bytes: Array(try Data(contentsOf: URL(fileURLWithPath: RescoringTests.model))), source: RescoringTests.model)
+        let store = ProfileStore()
+        var rng = SystemRandomNumberGenerator()
+        // Several blocks of the explainer's batch, the last one partial.
+        let count = 3 * TreeExplainer.walkBlock + 41
+        for k in 0..<count {
+            let profile = (0..<store.featureCount).map { _ -> Float in
+                Int.random(in: 0..<12, using: &rng) == 0 ? .nan : Float.random(in: 0...60, using: &rng)
+            }
+            #expect(store.upsert(id: 1_000_000 + Int64(k), profile: profile))
+        }
+        let out = try model.score(shard: 0, store: store, options: RescoreOptions(reasons: reasons, method: .exact))
+        #expect(out.ids.elements.count == count)
+        var explained = 0
+        for (i, id) in out.ids.elements.enumerated() {
+            let profile = try #require(store.profile(of: id))
+            let alone = model.score(profile: profile, explain: .exact)
+            #expect(Float(alone.probability) == out.probabilities.elements[i])
+            let stored = (0..<3).compactMap { k -> Reason? in
+                let f = Int(out.reasons.elements[3 * i + k])
+                return f < 0 ? nil : Reason(feature: model.featureNames[f], contribution: Double(out.contributions.elements[3 * i + k]))
+            }
+            if reasons == .atRisk && alone.band == .low {
+                #expect(stored.isEmpty, "subscriber \(id) below medium risk got reasons")
+            } else {
+                #expect(stored == alone.reasons, "subscriber \(id)")
+                explained += stored.isEmpty ? 0 : 1
+            }
+        }
+        #expect(explained > 0)
+    }
+}
