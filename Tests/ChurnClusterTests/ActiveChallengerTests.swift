@@ -123,11 +123,16 @@ struct ActiveChallengerTests {
         #expect(try db.query("SELECT count(*) FROM churn_scores_challenger WHERE model_name <> $1", [name]).scalar == "0")
 
         // Compared: the job's champion and shadow scores, and live over the segment.
+        var means: [[Double]] = []
         for how in ["--job \(id)", ""] {
             let compared = await runCommand("\(churngrid) models compare \(name) \(how) \(at) --json")
             let report = ModelRegistryTests.json(compared.output) as? [String: Any] ?? [:]
             #expect(compared.status == 0 && report["subscribers"] as? Int == inSegment.count, "\(how): \(compared.output)")
+            means.append(["champion", "challenger"].map { ((report[$0] as? [String: Any])?["meanProbability"] as? Double) ?? -1 })
         }
+        // Live, over the same profiles, both versions score the segment's subscribers as the job did
+        // (the job stored them as 4-byte floats).
+        #expect(means.count == 2 && zip(means[0], means[1]).allSatisfy { $0 >= 0 && abs($0 - $1) < 1e-5 }, "job and live means: \(means)")
         let served = await runCommand("\(churngrid) models compare churn --job \(id) \(at)")
         #expect(served.status != 0 && served.output.contains("had no challenger of model churn"), "\(served.output)")
 

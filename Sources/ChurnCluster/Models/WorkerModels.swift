@@ -235,24 +235,46 @@ extension WorkerActor {
         var h = [Int32](repeating: 0, count: histograms ? 0 : 6 * bins)
         var top = [0, 0, 0], subscribers = 0
         var ma = [Double](), pa = [Double](), mb = [Double](), pb = [Double]()
+        var selected: [Int32] = [], gatheredA: [Float] = [], gatheredB: [Float] = []
         for loaded in stores {
             try loaded.store.forEachRun { (_: Int, rows: Int, ids: UnsafePointer<Int64>, columns: [UnsafePointer<Float>]) throws in
-                if let segment, segment.maxColumn >= columns.count {
-                    throw ClusterError("the compared model's segment reads a column these profiles do not hold (its extra columns are not loaded)")
+                let inputA = try a.input(columns, rows: rows), inputB = try b.input(columns, rows: rows)
+                var n = rows
+                if let segment {
+                    // Only the segment's rows are scored, by both models: gathered into contiguous columns.
+                    guard segment.maxColumn < columns.count else {
+                        throw ClusterError("the compared model's segment reads a column these profiles do not hold (its extra columns are not loaded)")
+                    }
+                    selected.removeAll(keepingCapacity: true)
+                    for i in 0..<rows where segment.contains(columns, row: i) { selected.append(Int32(i)) }
+                    n = selected.count
+                    if n == 0 { return }
+                    OtherModelBlock.gather(inputA, selected, into: &gatheredA)
+                    OtherModelBlock.gather(inputB, selected, into: &gatheredB)
                 }
-                ma = [Double](repeating: 0, count: rows); pa = ma; mb = ma; pb = ma
-                try a.forest.score(a.input(columns, rows: rows), margins: &ma, outputs: &pa)
-                try b.forest.score(b.input(columns, rows: rows), margins: &mb, outputs: &pb)
-                for i in 0..<rows {
-                    if let segment, !segment.contains(columns, row: i) { continue }
+                ma = [Double](repeating: 0, count: n); pa = ma; mb = ma; pb = ma
+                if segment == nil {
+                    try a.forest.score(inputA, margins: &ma, outputs: &pa)
+                    try b.forest.score(inputB, margins: &mb, outputs: &pb)
+                } else {
+                    try gatheredA.withUnsafeBufferPointer { ga throws in
+                        try gatheredB.withUnsafeBufferPointer { gb throws in
+                            guard let ga = ga.baseAddress, let gb = gb.baseAddress else { return }
+                            try a.forest.score(FeatureColumns(columns: (0..<inputA.columns.count).map { ga + $0 * n }, rowCount: n), margins: &ma, outputs: &pa)
+                            try b.forest.score(FeatureColumns(columns: (0..<inputB.columns.count).map { gb + $0 * n }, rowCount: n), margins: &mb, outputs: &pb)
+                        }
+                    }
+                }
+                for r in 0..<n {
+                    let i = segment == nil ? r : Int(selected[r])
                     subscribers += 1
                     if histograms {
-                        if pa[i] >= thresholds[0] { top[0] += 1 }
-                        if pb[i] >= thresholds[1] { top[1] += 1 }
-                        if pa[i] >= thresholds[0] && pb[i] >= thresholds[1] { top[2] += 1 }
+                        if pa[r] >= thresholds[0] { top[0] += 1 }
+                        if pb[r] >= thresholds[1] { top[1] += 1 }
+                        if pa[r] >= thresholds[0] && pb[r] >= thresholds[1] { top[2] += 1 }
                         continue
                     }
-                    let x = ComparisonHistograms.bin(pa[i]), y = ComparisonHistograms.bin(pb[i])
+                    let x = ComparisonHistograms.bin(pa[r]), y = ComparisonHistograms.bin(pb[r])
                     h[x] &+= 1
                     h[bins + y] &+= 1
                     if churned.contains(ids[i]) {

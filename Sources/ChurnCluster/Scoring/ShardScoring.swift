@@ -367,7 +367,7 @@ struct OtherModelBlock {
 
     /// Copies rows `selected` of each column of `input` into `buffer`, column after column
     /// (`selected.count` values each), growing it when it is too small.
-    private static func gather(_ input: FeatureColumns, _ selected: [Int32], into buffer: inout [Float]) {
+    static func gather(_ input: FeatureColumns, _ selected: [Int32], into buffer: inout [Float]) {
         let n = selected.count
         if buffer.count < input.columns.count * n { buffer = [Float](repeating: 0, count: input.columns.count * n) }
         buffer.withUnsafeMutableBufferPointer { g in

@@ -188,24 +188,38 @@ public final class TreeExplainer: @unchecked Sendable {
 
     /// `contributions(row:into:method:)` for `count` rows at once: `rows` holds them one after
     /// another (`model.featureCount` values each) and `phis` receives theirs (`contributionCount`
-    /// slots each). Exact TreeSHAP walks each tree for a block of rows before the next tree, which
+    /// slots each). Both methods walk each tree for a block of rows before the next tree, which
     /// reads a large model's nodes from memory once per block instead of once per row.
     public func contributions(rows: UnsafeBufferPointer<Float>, count: Int, into phis: UnsafeMutableBufferPointer<Double>,
                               method: Method = .exact) {
         let f = model.featureCount, stride = contributionCount
         precondition(count >= 0 && rows.count >= count * f && phis.count >= count * stride)
         guard count > 0, let r = rows.baseAddress, let p = phis.baseAddress else { return }
-        if method == .exact, linear != nil {
+        guard method == .approximate || linear != nil else {
             for i in 0..<count {
-                for j in 0..<f { p[i * stride + j] = 0 }
-                p[i * stride + f] = model.baseMargin
+                contributions(row: UnsafeBufferPointer(start: r + i * f, count: f),
+                              into: UnsafeMutableBufferPointer(start: p + i * stride, count: stride), method: method)
             }
-            exactByWalk(rows: r, phis: p, count: count)
             return
         }
         for i in 0..<count {
-            contributions(row: UnsafeBufferPointer(start: r + i * f, count: f),
-                          into: UnsafeMutableBufferPointer(start: p + i * stride, count: stride), method: method)
+            for j in 0..<f { p[i * stride + j] = 0 }
+            p[i * stride + f] = model.baseMargin
+        }
+        if method == .exact {
+            exactByWalk(rows: r, phis: p, count: count)
+            return
+        }
+        // Path attribution, tree by tree over blocks of rows (the same additions per row, in the same order).
+        var first = 0
+        while first < count {
+            let block = first..<min(count, first + Self.walkBlock)
+            for root in roots {
+                for i in block {
+                    pathAttribution(root, UnsafeBufferPointer(start: r + i * f, count: f), UnsafeMutableBufferPointer(start: p + i * stride, count: stride))
+                }
+            }
+            first = block.upperBound
         }
     }
 
