@@ -104,6 +104,13 @@ struct ActiveChallengerTests {
         let share = try await checkLive(client, challenger: v2, champion: v1)
         #expect(share > sample.count / 5 && share < sample.count * 2 / 5, "the challenger answered \(share) of \(sample.count)")
 
+        // A worker that joins now gets its shards with the active model's challenger (it travels
+        // with the assignment): the same answers, some of them from the new worker.
+        try cluster.addWorker("worker-3", threads: 1)
+        _ = try await RescoringTests.waitForBalance(client, workers: 3)
+        #expect(try await client.coordinator.status().workers.contains { $0.name == "worker-3" && $0.shards > 0 })
+        #expect(try await checkLive(client, challenger: v2, champion: v1) == share)
+
         // A job scores the challenger in shadow over the segment only, beside its champion.
         let id = try await client.coordinator.startRescore()
         let job = try await RescoringTests.waitForJob(client, id)
@@ -142,7 +149,7 @@ struct ActiveChallengerTests {
         try await cluster.restartCoordinator()
         let restarted = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: RescoringTests.logger)
         defer { Task { await restarted.close() } }
-        _ = try await RescoringTests.waitForBalance(restarted, workers: 2)
+        _ = try await RescoringTests.waitForBalance(restarted, workers: 3)
         #expect(try await restarted.coordinator.challengerList() == [ChallengerStatus(name: name, version: v2, percent: 30)])
         #expect(try await checkLive(restarted, challenger: v2, champion: v1) == share)
 

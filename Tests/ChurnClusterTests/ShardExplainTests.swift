@@ -21,8 +21,23 @@ struct ShardExplainTests {
             }
             #expect(store.upsert(id: 1_000_000 + Int64(k), profile: profile))
         }
-        let out = try model.score(shard: 0, store: store, options: RescoreOptions(reasons: reasons, method: .exact))
+        // The same model also active over a segment (half the rows with random is_prepaid), explained in the same walk.
+        let segment = try ModelSegment.parse("is_prepaid >= 30", features: FeatureCatalogue.names).bind { FeatureCatalogue.index(of: $0) }
+        let other = ServedActiveModel(name: "churn_prepaid", model: model, segmentText: "is_prepaid >= 30", segment: segment)
+        let out = try model.score(shard: 0, store: store, options: RescoreOptions(reasons: reasons, method: .exact), others: [other])
         #expect(out.ids.elements.count == count)
+        let o = try #require(out.others.first)
+        #expect(o.rows.elements.count > 0 && o.rows.elements.count < count)
+        for (k, row) in o.rows.elements.enumerated() {
+            let profile = try #require(store.profile(of: out.ids.elements[Int(row)]))
+            #expect(segment.contains(profile: profile))
+            let alone = model.score(profile: profile, explain: .exact)
+            let stored = (0..<3).compactMap { j -> Reason? in
+                let f = Int(o.reasons.elements[3 * k + j])
+                return f < 0 ? nil : Reason(feature: model.featureNames[f], contribution: Double(o.contributions.elements[3 * k + j]))
+            }
+            #expect(stored == (reasons == .atRisk && alone.band == .low ? [] : alone.reasons), "segment row \(row)")
+        }
         var explained = 0
         for (i, id) in out.ids.elements.enumerated() {
             let profile = try #require(store.profile(of: id))

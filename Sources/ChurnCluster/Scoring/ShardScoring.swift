@@ -162,22 +162,8 @@ extension ScoringModel {
             }
             // Exact TreeSHAP for the run's explained rows as one batch: each tree is walked for many
             // rows before the next (a large model's nodes read once per block, not once per row).
-            var exactRow = [Int](repeating: -1, count: tabulated == nil && options.reasons != .none && options.method.method == .exact ? rows : 0)
-            if !exactRow.isEmpty {
-                var explained = 0
-                for i in 0..<rows where probabilities[i] >= reasonsFrom {
-                    exactRow[i] = explained
-                    explained += 1
-                }
-                exactRows = [Float](repeating: 0, count: explained * f)
-                exactPhis = [Double](repeating: 0, count: explained * explainer.contributionCount)
-                for i in 0..<rows where exactRow[i] >= 0 {
-                    for j in 0..<f { exactRows[exactRow[i] * f + j] = input.columns[j][i] }
-                }
-                exactRows.withUnsafeBufferPointer { x in
-                    exactPhis.withUnsafeMutableBufferPointer { explainer.contributions(rows: x, count: explained, into: $0, method: .exact) }
-                }
-            }
+            let exactRow = tabulated == nil && options.reasons != .none && options.method.method == .exact
+                ? exactContributions(input, probabilities: probabilities, from: reasonsFrom, rows: &exactRows, phis: &exactPhis) : []
             let explainedFrom = out.reasons.elements.count
             if tabulated != nil {
                 out.reasons.elements.append(contentsOf: features)
@@ -226,6 +212,30 @@ extension ScoringModel {
             out.reasons.elements.append(k < best.count ? Int16(best[k].feature) : -1)
             out.contributions.elements.append(k < best.count ? Float(best[k].contribution) : 0)
         }
+    }
+
+    /// Exact TreeSHAP for the rows of `input` whose probability is at least `from`, as one batch:
+    /// each tree is walked for many rows before the next (a large model's nodes are read once per
+    /// block, not once per row).
+    /// - Returns: per row of `input`, its place among the explained ones (-1: not explained); their
+    ///   contributions are in `phis`, `contributionCount` each (`rows` is scratch).
+    func exactContributions(_ input: FeatureColumns, probabilities: [Double], from: Double, rows: inout [Float], phis: inout [Double]) -> [Int] {
+        let f = featureNames.count
+        var at = [Int](repeating: -1, count: input.rowCount)
+        var explained = 0
+        for i in 0..<input.rowCount where probabilities[i] >= from {
+            at[i] = explained
+            explained += 1
+        }
+        if rows.count < explained * f { rows = [Float](repeating: 0, count: explained * f) }
+        if phis.count < explained * explainer.contributionCount { phis = [Double](repeating: 0, count: explained * explainer.contributionCount) }
+        for i in 0..<input.rowCount where at[i] >= 0 {
+            for j in 0..<f { rows[at[i] * f + j] = input.columns[j][i] }
+        }
+        rows.withUnsafeBufferPointer { x in
+            phis.withUnsafeMutableBufferPointer { explainer.contributions(rows: x, count: explained, into: $0, method: .exact) }
+        }
+        return at
     }
 
     /// The top 3 positive contributions to `row`'s margin, biggest first (model feature indices).
@@ -292,6 +302,8 @@ struct OtherModelBlock {
     private var shadowGathered: [Float] = []
     private var shadowMargins: [Double] = []
     private var shadowProbabilities: [Double] = []
+    private var exactRows: [Float] = []
+    private var exactPhis: [Double] = []
 
     /// Scores `other` over its segment's rows of the run into `out`, and its challenger (when
     /// `shadow` is set) over the same rows into `shadow`.
@@ -342,6 +354,8 @@ struct OtherModelBlock {
             let reasonsFrom = options.reasonsFrom
             if row.count != f { row = [Float](repeating: 0, count: f) }
             if phi.count != model.explainer.contributionCount { phi = [Double](repeating: 0, count: model.explainer.contributionCount) }
+            let exactRow = explain && tabulated == nil && options.method.method == .exact
+                ? model.exactContributions(input, probabilities: probabilities, from: reasonsFrom, rows: &exactRows, phis: &exactPhis) : []
             for r in 0..<n {
                 let p = probabilities[r]
                 out.rows.elements.append(Int32(base) + selected[r])
@@ -354,8 +368,14 @@ struct OtherModelBlock {
                     out.reasons.elements.append(contentsOf: features[(3 * r)..<(3 * r + 3)])
                     out.contributions.elements.append(contentsOf: values[(3 * r)..<(3 * r + 3)])
                 } else {
-                    for j in 0..<f { row[j] = input.columns[j][r] }
-                    let best = model.topReasons(row: &row, phi: &phi, method: options.method.method)
+                    let best: [(feature: Int, contribution: Double)]
+                    if exactRow.isEmpty {
+                        for j in 0..<f { row[j] = input.columns[j][r] }
+                        best = model.topReasons(row: &row, phi: &phi, method: options.method.method)
+                    } else {
+                        let stride = model.explainer.contributionCount, at = exactRow[r] * stride
+                        best = ScoringModel.top3(exactPhis[at..<at + stride], count: f)
+                    }
                     for k in 0..<3 {
                         out.reasons.elements.append(k < best.count ? Int16(best[k].feature) : -1)
                         out.contributions.elements.append(k < best.count ? Float(best[k].contribution) : 0)
