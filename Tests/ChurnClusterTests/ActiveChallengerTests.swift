@@ -108,8 +108,12 @@ struct ActiveChallengerTests {
         // with the assignment): the same answers, some of them from the new worker.
         try cluster.addWorker("worker-3", threads: 1)
         _ = try await RescoringTests.waitForBalance(client, workers: 3)
-        #expect(try await client.coordinator.status().workers.contains { $0.name == "worker-3" && $0.shards > 0 })
         #expect(try await checkLive(client, challenger: v2, champion: v1) == share)
+        var fromNewWorker = 0
+        for sid in sample {
+            if case .found(let s) = try await client.score(sid), s.node == "worker-3" { fromNewWorker += 1 }
+        }
+        #expect(fromNewWorker > 0, "no sampled subscriber is on the worker that joined")
 
         // A job scores the challenger in shadow over the segment only, beside its champion.
         let id = try await client.coordinator.startRescore()

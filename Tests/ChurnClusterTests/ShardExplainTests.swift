@@ -1,5 +1,6 @@
 import Foundation
 import SubscriberProfiles
+import TestSupport
 import Testing
 @testable import ChurnCluster
 @testable import TreeModel
@@ -12,7 +13,7 @@ struct ShardExplainTests {
     func exactReasons(reasons: RescoreOptions.Reasons) throws {
         let model = try ScoringModel(bytes: Array(try Data(contentsOf: URL(fileURLWithPath: RescoringTests.model))), source: RescoringTests.model)
         let store = ProfileStore()
-        var rng = SystemRandomNumberGenerator()
+        var rng = SeededGenerator("ShardExplainTests \(reasons)")
         // Several blocks of the explainer's batch, the last one partial.
         let count = 3 * TreeExplainer.walkBlock + 41
         for k in 0..<count {

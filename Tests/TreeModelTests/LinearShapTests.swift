@@ -159,21 +159,50 @@ struct LinearShapTests {
                      Self.randomTree(depth: 40, features: 9, rng: &rng, categorical: false, consistentCovers: true),
                      Self.randomTree(depth: 17, features: 9, rng: &rng, categorical: true, consistentCovers: false)]
         let model = Self.model(trees, features: 9, library: .xgboost)
-        let explainer = TreeExplainer(model)
-        #expect(explainer.linear?.lanes == [2, 4, 0, 0, 0, 16])
+        #expect(TreeExplainer(model).linear?.lanes == [2, 4, 0, 0, 0, 16])
+        // Without the deep tree the zero-cover tree takes the path recurrences instead of the quadrature.
+        let shallow = Self.model(trees.enumerated().filter { $0.offset != 4 }.map(\.element), features: 9, library: .lightgbm)
+        #expect(TreeExplainer(shallow).linear?.lanes == [2, 4, 0, 0, 16] && TreeExplainer(shallow).quadratureNodes.isEmpty)
         // More rows than one block, and not a multiple of it.
         let count = TreeExplainer.walkBlock * 2 + 37
         let rows = (0..<count).map { _ in Self.randomRow(features: 9, rng: &rng) }
-        var phis = [Double](repeating: .nan, count: count * explainer.contributionCount)
         let flat = rows.flatMap { $0 }
-        flat.withUnsafeBufferPointer { x in
-            phis.withUnsafeMutableBufferPointer { explainer.contributions(rows: x, count: count, into: $0, method: method) }
+        // The linear walk (with either fallback), and explainers without it (recurrences or quadrature everywhere).
+        for (label, explainer) in [("deep", TreeExplainer(model)), ("shallow", TreeExplainer(shallow)),
+                                   ("no walk", TreeExplainer(shallow, linear: false)), ("quadrature", TreeExplainer(model, quadrature: true))] {
+            var phis = [Double](repeating: .nan, count: count * explainer.contributionCount)
+            flat.withUnsafeBufferPointer { x in
+                phis.withUnsafeMutableBufferPointer { explainer.contributions(rows: x, count: count, into: $0, method: method) }
+            }
+            for (r, row) in rows.enumerated() {
+                let alone = explainer.contributions(row: row, method: method)
+                let batched = Array(phis[r * explainer.contributionCount..<(r + 1) * explainer.contributionCount])
+                // The same additions in the same order: equal to the bit.
+                #expect(batched == alone, "\(label), row \(r)")
+            }
+            // No rows: nothing written.
+            var untouched = [Double](repeating: 7, count: explainer.contributionCount)
+            flat.withUnsafeBufferPointer { x in
+                untouched.withUnsafeMutableBufferPointer { explainer.contributions(rows: x, count: 0, into: $0, method: method) }
+            }
+            #expect(untouched.allSatisfy { $0 == 7 })
         }
-        for (r, row) in rows.enumerated() {
-            let alone = explainer.contributions(row: row, method: method)
-            let batched = Array(phis[r * explainer.contributionCount..<(r + 1) * explainer.contributionCount])
-            // The same additions in the same order: equal to the bit.
-            #expect(batched == alone, "row \(r)")
+    }
+
+    @Test("a model without features: every row's contribution is its trees' mean, alone or in a batch")
+    func noFeatures() {
+        var rng = SplitMix(seed: 3)
+        let stumps = (0..<3).map { _ in Self.randomTree(depth: 0, features: 1, rng: &rng, categorical: false, consistentCovers: true) }
+        let model = Self.model(stumps, features: 0, library: .xgboost)
+        let explainer = TreeExplainer(model)
+        let expected = stumps.reduce(model.baseMargin) { $0 + $1.leafValue[0] }
+        for method in [TreeExplainer.Method.exact, .approximate] {
+            #expect(explainer.contributions(row: [], method: method) == [expected])
+            var phis = [Double](repeating: .nan, count: 5)
+            [Float]().withUnsafeBufferPointer { x in
+                phis.withUnsafeMutableBufferPointer { explainer.contributions(rows: x, count: 5, into: $0, method: method) }
+            }
+            #expect(phis == [Double](repeating: expected, count: 5))
         }
     }
 }

@@ -238,13 +238,13 @@ extension WorkerActor {
         var selected: [Int32] = [], gatheredA: [Float] = [], gatheredB: [Float] = []
         for loaded in stores {
             try loaded.store.forEachRun { (_: Int, rows: Int, ids: UnsafePointer<Int64>, columns: [UnsafePointer<Float>]) throws in
+                if let segment, segment.maxColumn >= columns.count {
+                    throw ClusterError("the compared model's segment reads a column these profiles do not hold (its extra columns are not loaded)")
+                }
                 let inputA = try a.input(columns, rows: rows), inputB = try b.input(columns, rows: rows)
                 var n = rows
                 if let segment {
                     // Only the segment's rows are scored, by both models: gathered into contiguous columns.
-                    guard segment.maxColumn < columns.count else {
-                        throw ClusterError("the compared model's segment reads a column these profiles do not hold (its extra columns are not loaded)")
-                    }
                     selected.removeAll(keepingCapacity: true)
                     for i in 0..<rows where segment.contains(columns, row: i) { selected.append(Int32(i)) }
                     n = selected.count
@@ -259,7 +259,9 @@ extension WorkerActor {
                 } else {
                     try gatheredA.withUnsafeBufferPointer { ga throws in
                         try gatheredB.withUnsafeBufferPointer { gb throws in
-                            guard let ga = ga.baseAddress, let gb = gb.baseAddress else { return }
+                            guard let ga = ga.baseAddress, let gb = gb.baseAddress else {
+                                throw ClusterError("comparing over a segment: \(n) rows gathered into an empty buffer")
+                            }
                             try a.forest.score(FeatureColumns(columns: (0..<inputA.columns.count).map { ga + $0 * n }, rowCount: n), margins: &ma, outputs: &pa)
                             try b.forest.score(FeatureColumns(columns: (0..<inputB.columns.count).map { gb + $0 * n }, rowCount: n), margins: &mb, outputs: &pb)
                         }

@@ -124,7 +124,7 @@ extension ScoringModel {
         var features = [Int16](), values = [Float]()
         var row = [Float](repeating: 0, count: f)
         var phi = [Double](repeating: 0, count: explainer.contributionCount)
-        var exactRows = [Float](), exactPhis = [Double]()
+        var exactScratch = ExactScratch()
         try store.forEachRun { (_: Int, rows: Int, ids: UnsafePointer<Int64>, columns: [UnsafePointer<Float>]) throws in
             let input = try self.input(columns, rows: rows)
             margins = [Double](repeating: 0, count: rows)
@@ -162,10 +162,12 @@ extension ScoringModel {
             }
             // Exact TreeSHAP for the run's explained rows as one batch: each tree is walked for many
             // rows before the next (a large model's nodes read once per block, not once per row).
-            let exactRow = tabulated == nil && options.reasons != .none && options.method.method == .exact
-                ? exactContributions(input, probabilities: probabilities, from: reasonsFrom, rows: &exactRows, phis: &exactPhis) : []
+            let exact = tabulated == nil && options.reasons != .none && options.method.method == .exact
+            if exact {
+                exactReasons(input, probabilities: probabilities, from: reasonsFrom, features: &features, values: &values, scratch: &exactScratch)
+            }
             let explainedFrom = out.reasons.elements.count
-            if tabulated != nil {
+            if tabulated != nil || exact {
                 out.reasons.elements.append(contentsOf: features)
                 out.contributions.elements.append(contentsOf: values)
             } else if options.reasons == .none {
@@ -179,7 +181,7 @@ extension ScoringModel {
                 let region = regionColumn.map { columns[$0][i] } ?? .nan
                 out.regions.elements.append(region.isFinite && region > -32_768 && region < 32_768 ? Int16(region) : -1)  // a hostile import never traps
                 out.arpu.elements.append(arpuColumn.map { columns[$0][i] } ?? .nan)
-                if tabulated != nil || options.reasons == .none {
+                if tabulated != nil || exact || options.reasons == .none {
                     if p < reasonsFrom && options.reasons != .none {
                         // Explained in the same walk, but not asked for: stored as none.
                         for k in 0..<3 {
@@ -190,9 +192,6 @@ extension ScoringModel {
                 } else if p < reasonsFrom {
                     out.reasons.elements.append(contentsOf: [-1, -1, -1])
                     out.contributions.elements.append(contentsOf: [0, 0, 0])
-                } else if !exactRow.isEmpty {
-                    let stride = explainer.contributionCount, at = exactRow[i] * stride
-                    appendReasons(Self.top3(exactPhis[at..<at + stride], count: f), to: &out)
                 } else {
                     for j in 0..<f { row[j] = input.columns[j][i] }
                     appendReasons(row: &row, phi: &phi, to: &out, method: options.method.method)
@@ -214,28 +213,45 @@ extension ScoringModel {
         }
     }
 
-    /// Exact TreeSHAP for the rows of `input` whose probability is at least `from`, as one batch:
-    /// each tree is walked for many rows before the next (a large model's nodes are read once per
-    /// block, not once per row).
-    /// - Returns: per row of `input`, its place among the explained ones (-1: not explained); their
-    ///   contributions are in `phis`, `contributionCount` each (`rows` is scratch).
-    func exactContributions(_ input: FeatureColumns, probabilities: [Double], from: Double, rows: inout [Float], phis: inout [Double]) -> [Int] {
-        let f = featureNames.count
-        var at = [Int](repeating: -1, count: input.rowCount)
-        var explained = 0
-        for i in 0..<input.rowCount where probabilities[i] >= from {
-            at[i] = explained
-            explained += 1
+    /// Top-3 reasons by exact TreeSHAP for the rows of `input` whose probability is at least
+    /// `from`, computed in batches of up to `ExactScratch.batchRows` rows: each tree is walked for
+    /// many rows before the next (a large model's nodes are read once per block, not once per row),
+    /// with bounded scratch memory.
+    /// - Parameters:
+    ///   - features: set to 3 entries per row of `input`: model feature indices, biggest first
+    ///     (-1: none, and for every row not explained).
+    ///   - values: their contributions (0 where none).
+    func exactReasons(_ input: FeatureColumns, probabilities: [Double], from: Double, features: inout [Int16], values: inout [Float],
+                      scratch: inout ExactScratch) {
+        let f = featureNames.count, n = input.rowCount, stride = explainer.contributionCount
+        features = [Int16](repeating: -1, count: 3 * n)
+        values = [Float](repeating: 0, count: 3 * n)
+        let capacity = ExactScratch.batchRows
+        if scratch.rows.count < capacity * f { scratch.rows = [Float](repeating: 0, count: capacity * f) }
+        if scratch.phis.count < capacity * stride { scratch.phis = [Double](repeating: 0, count: capacity * stride) }
+        scratch.picked.removeAll(keepingCapacity: true)
+        func flush(_ scratch: inout ExactScratch) {
+            let count = scratch.picked.count
+            guard count > 0 else { return }
+            scratch.rows.withUnsafeBufferPointer { x in
+                scratch.phis.withUnsafeMutableBufferPointer { explainer.contributions(rows: x, count: count, into: $0, method: .exact) }
+            }
+            for (k, i) in scratch.picked.enumerated() {
+                let best = Self.top3(scratch.phis[k * stride..<(k + 1) * stride], count: f)
+                for j in 0..<best.count {
+                    features[3 * i + j] = Int16(best[j].feature)
+                    values[3 * i + j] = Float(best[j].contribution)
+                }
+            }
+            scratch.picked.removeAll(keepingCapacity: true)
         }
-        if rows.count < explained * f { rows = [Float](repeating: 0, count: explained * f) }
-        if phis.count < explained * explainer.contributionCount { phis = [Double](repeating: 0, count: explained * explainer.contributionCount) }
-        for i in 0..<input.rowCount where at[i] >= 0 {
-            for j in 0..<f { rows[at[i] * f + j] = input.columns[j][i] }
+        for i in 0..<n where probabilities[i] >= from {
+            let k = scratch.picked.count
+            for j in 0..<f { scratch.rows[k * f + j] = input.columns[j][i] }
+            scratch.picked.append(i)
+            if scratch.picked.count == capacity { flush(&scratch) }
         }
-        rows.withUnsafeBufferPointer { x in
-            phis.withUnsafeMutableBufferPointer { explainer.contributions(rows: x, count: explained, into: $0, method: .exact) }
-        }
-        return at
+        flush(&scratch)
     }
 
     /// The top 3 positive contributions to `row`'s margin, biggest first (model feature indices).
@@ -302,8 +318,7 @@ struct OtherModelBlock {
     private var shadowGathered: [Float] = []
     private var shadowMargins: [Double] = []
     private var shadowProbabilities: [Double] = []
-    private var exactRows: [Float] = []
-    private var exactPhis: [Double] = []
+    private var exactScratch = ExactScratch()
 
     /// Scores `other` over its segment's rows of the run into `out`, and its challenger (when
     /// `shadow` is set) over the same rows into `shadow`.
@@ -354,8 +369,10 @@ struct OtherModelBlock {
             let reasonsFrom = options.reasonsFrom
             if row.count != f { row = [Float](repeating: 0, count: f) }
             if phi.count != model.explainer.contributionCount { phi = [Double](repeating: 0, count: model.explainer.contributionCount) }
-            let exactRow = explain && tabulated == nil && options.method.method == .exact
-                ? model.exactContributions(input, probabilities: probabilities, from: reasonsFrom, rows: &exactRows, phis: &exactPhis) : []
+            let exact = explain && tabulated == nil && options.method.method == .exact
+            if exact {
+                model.exactReasons(input, probabilities: probabilities, from: reasonsFrom, features: &features, values: &values, scratch: &exactScratch)
+            }
             for r in 0..<n {
                 let p = probabilities[r]
                 out.rows.elements.append(Int32(base) + selected[r])
@@ -364,18 +381,12 @@ struct OtherModelBlock {
                 if !explain || p < reasonsFrom {
                     out.reasons.elements.append(contentsOf: [-1, -1, -1])
                     out.contributions.elements.append(contentsOf: [0, 0, 0])
-                } else if tabulated != nil {
+                } else if tabulated != nil || exact {
                     out.reasons.elements.append(contentsOf: features[(3 * r)..<(3 * r + 3)])
                     out.contributions.elements.append(contentsOf: values[(3 * r)..<(3 * r + 3)])
                 } else {
-                    let best: [(feature: Int, contribution: Double)]
-                    if exactRow.isEmpty {
-                        for j in 0..<f { row[j] = input.columns[j][r] }
-                        best = model.topReasons(row: &row, phi: &phi, method: options.method.method)
-                    } else {
-                        let stride = model.explainer.contributionCount, at = exactRow[r] * stride
-                        best = ScoringModel.top3(exactPhis[at..<at + stride], count: f)
-                    }
+                    for j in 0..<f { row[j] = input.columns[j][r] }
+                    let best = model.topReasons(row: &row, phi: &phi, method: options.method.method)
                     for k in 0..<3 {
                         out.reasons.elements.append(k < best.count ? Int16(best[k].feature) : -1)
                         out.contributions.elements.append(k < best.count ? Float(best[k].contribution) : 0)
@@ -413,4 +424,14 @@ struct OtherModelBlock {
         }
         for p in shadowProbabilities { shadow?.probabilities.elements.append(Float(p)) }
     }
+}
+
+/// Scratch of `ScoringModel.exactReasons`, reused run after run.
+struct ExactScratch {
+    /// Rows explained per batch: enough to fill the explainer's blocks many times over, few enough
+    /// that the scratch stays small (40 features: 160 KiB of rows, 328 KiB of contributions).
+    static let batchRows = 1_024
+    var rows: [Float] = []
+    var phis: [Double] = []
+    var picked: [Int] = []
 }

@@ -158,8 +158,8 @@ public final class TreeExplainer: @unchecked Sendable {
         case .approximate:
             for root in roots { pathAttribution(root, row, phi) }
         case .exact where linear != nil:
-            guard let r = row.baseAddress, let p = phi.baseAddress else { return }
-            exactByWalk(rows: r, phis: p, count: 1)
+            guard let p = phi.baseAddress else { return }
+            Self.withRowPointer(row) { exactByWalk(rows: $0, phis: p, count: 1) }
         case .exact where !quadratureNodes.isEmpty:
             let pathCapacity = (maxDepth + 2) * (maxDepth + 3) / 2
             withUnsafeTemporaryAllocation(of: PathElement.self, capacity: pathCapacity) { path in
@@ -194,32 +194,45 @@ public final class TreeExplainer: @unchecked Sendable {
                               method: Method = .exact) {
         let f = model.featureCount, stride = contributionCount
         precondition(count >= 0 && rows.count >= count * f && phis.count >= count * stride)
-        guard count > 0, let r = rows.baseAddress, let p = phis.baseAddress else { return }
-        guard method == .approximate || linear != nil else {
-            for i in 0..<count {
-                contributions(row: UnsafeBufferPointer(start: r + i * f, count: f),
-                              into: UnsafeMutableBufferPointer(start: p + i * stride, count: stride), method: method)
-            }
-            return
-        }
-        for i in 0..<count {
-            for j in 0..<f { p[i * stride + j] = 0 }
-            p[i * stride + f] = model.baseMargin
-        }
-        if method == .exact {
-            exactByWalk(rows: r, phis: p, count: count)
-            return
-        }
-        // Path attribution, tree by tree over blocks of rows (the same additions per row, in the same order).
-        var first = 0
-        while first < count {
-            let block = first..<min(count, first + Self.walkBlock)
-            for root in roots {
-                for i in block {
-                    pathAttribution(root, UnsafeBufferPointer(start: r + i * f, count: f), UnsafeMutableBufferPointer(start: p + i * stride, count: stride))
+        guard count > 0, let p = phis.baseAddress else { return }
+        Self.withRowPointer(rows) { r in
+            guard method == .approximate || linear != nil else {
+                for i in 0..<count {
+                    contributions(row: UnsafeBufferPointer(start: r + i * f, count: f),
+                                  into: UnsafeMutableBufferPointer(start: p + i * stride, count: stride), method: method)
                 }
+                return
             }
-            first = block.upperBound
+            for i in 0..<count {
+                for j in 0..<f { p[i * stride + j] = 0 }
+                p[i * stride + f] = model.baseMargin
+            }
+            if method == .exact {
+                exactByWalk(rows: r, phis: p, count: count)
+                return
+            }
+            // Path attribution, tree by tree over blocks of rows (the same additions per row, in the same order).
+            var first = 0
+            while first < count {
+                let block = first..<min(count, first + Self.walkBlock)
+                for root in roots {
+                    for i in block {
+                        pathAttribution(root, UnsafeBufferPointer(start: r + i * f, count: f), UnsafeMutableBufferPointer(start: p + i * stride, count: stride))
+                    }
+                }
+                first = block.upperBound
+            }
+        }
+    }
+
+    /// Calls `body` with the rows' first value; a model without features has none (an empty
+    /// buffer has no address), and gets a pointer to a scratch value it never reads.
+    private static func withRowPointer(_ rows: UnsafeBufferPointer<Float>, _ body: (UnsafePointer<Float>) -> Void) {
+        if let r = rows.baseAddress { return body(r) }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 1) { scratch in
+            guard let s = scratch.baseAddress else { return }
+            s.initialize(to: .nan)
+            body(UnsafePointer(s))
         }
     }
 
