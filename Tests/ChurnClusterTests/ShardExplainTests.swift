@@ -5,15 +5,20 @@ import Testing
 @testable import ChurnCluster
 @testable import TreeModel
 
-/// A job's reasons by exact TreeSHAP (`rescore --explain-method exact`), computed for a run's
-/// rows as one batch, are each subscriber's own: the same as a live query's exact explanation.
-@Suite("Exact reasons in a job equal each subscriber's own explanation")
+/// A job's reasons explained in batches (exact TreeSHAP, `rescore --explain-method exact`, or path
+/// attribution for a model too big to tabulate) are each subscriber's own: the same as a live query's.
+@Suite("Reasons explained in batches in a job equal each subscriber's own explanation")
 struct ShardExplainTests {
-    @Test("exact reasons for everyone and for the at-risk only", arguments: [RescoreOptions.Reasons.all, .atRisk])
-    func exactReasons(reasons: RescoreOptions.Reasons) throws {
-        let model = try ScoringModel(bytes: Array(try Data(contentsOf: URL(fileURLWithPath: RescoringTests.model))), source: RescoringTests.model)
+    @Test("exact reasons for everyone and for the at-risk only; path attribution of a model too big to tabulate",
+          arguments: zip([RescoreOptions.Reasons.all, .atRisk, .all], [ExplainMode.exact, .exact, .approx]))
+    func batchedReasons(reasons: RescoreOptions.Reasons, method: ExplainMode) throws {
+        // An approx job tabulates path attribution per leaf; without the tables (a model too big
+        // for them) it explains in batches like exact.
+        let model = try ScoringModel(bytes: Array(try Data(contentsOf: URL(fileURLWithPath: RescoringTests.model))), source: RescoringTests.model,
+                                     tabulate: method == .exact)
+        #expect((model.attribution == nil) == (method == .approx))
         let store = ProfileStore()
-        var rng = SeededGenerator("ShardExplainTests \(reasons)")
+        var rng = SeededGenerator("ShardExplainTests \(reasons) \(method)")
         // Several blocks of the explainer's batch, the last one partial.
         let count = 3 * TreeExplainer.walkBlock + 41
         for k in 0..<count {
@@ -25,14 +30,14 @@ struct ShardExplainTests {
         // The same model also active over a segment (half the rows with random is_prepaid), explained in the same walk.
         let segment = try ModelSegment.parse("is_prepaid >= 30", features: FeatureCatalogue.names).bind { FeatureCatalogue.index(of: $0) }
         let other = ServedActiveModel(name: "churn_prepaid", model: model, segmentText: "is_prepaid >= 30", segment: segment)
-        let out = try model.score(shard: 0, store: store, options: RescoreOptions(reasons: reasons, method: .exact), others: [other])
+        let out = try model.score(shard: 0, store: store, options: RescoreOptions(reasons: reasons, method: method), others: [other])
         #expect(out.ids.elements.count == count)
         let o = try #require(out.others.first)
         #expect(o.rows.elements.count > 0 && o.rows.elements.count < count)
         for (k, row) in o.rows.elements.enumerated() {
             let profile = try #require(store.profile(of: out.ids.elements[Int(row)]))
             #expect(segment.contains(profile: profile))
-            let alone = model.score(profile: profile, explain: .exact)
+            let alone = model.score(profile: profile, explain: method)
             let stored = (0..<3).compactMap { j -> Reason? in
                 let f = Int(o.reasons.elements[3 * k + j])
                 return f < 0 ? nil : Reason(feature: model.featureNames[f], contribution: Double(o.contributions.elements[3 * k + j]))
@@ -42,7 +47,7 @@ struct ShardExplainTests {
         var explained = 0
         for (i, id) in out.ids.elements.enumerated() {
             let profile = try #require(store.profile(of: id))
-            let alone = model.score(profile: profile, explain: .exact)
+            let alone = model.score(profile: profile, explain: method)
             #expect(Float(alone.probability) == out.probabilities.elements[i])
             let stored = (0..<3).compactMap { k -> Reason? in
                 let f = Int(out.reasons.elements[3 * i + k])

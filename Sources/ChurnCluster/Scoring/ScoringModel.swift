@@ -47,11 +47,13 @@ public final class ScoringModel: Sendable {
     /// columns named by `extras` (a worker's layout), or, when `extras` is nil, are laid out in
     /// model order (a coordinator, which only checks and distributes the model).
     /// - Throws: `ModelError` for a model that cannot be loaded, or that reads a feature `extras` lacks.
-    public init(bytes: [UInt8], source: String, extras: [String]? = nil) throws(ModelError) {
+    /// `tabulate: false` leaves the path attribution to `explainer` (what a model too big to
+    /// tabulate gets; for tests).
+    public init(bytes: [UInt8], source: String, extras: [String]? = nil, tabulate: Bool = true) throws(ModelError) {
         let model = try TreeEnsemble.parse(bytes, file: source)
         forest = try CompiledForest(model)
         explainer = TreeExplainer(model)
-        attribution = LeafAttribution(forest)
+        attribution = tabulate ? LeafAttribution(forest) : nil
         featureNames = model.featureNames
         version = Self.version(of: bytes)
         self.source = source

@@ -116,15 +116,12 @@ extension ScoringModel {
             out.shadowVersion = shadow.version
             out.shadow.elements.reserveCapacity(store.count)
         }
-        let f = featureNames.count
         let reasonsFrom = options.reasonsFrom
         let arpuColumn = arpuColumn  // looked up by name: once, not per row
         let tabulated = options.method == .approx && options.reasons != .none ? attribution : nil
         var margins = [Double](), probabilities = [Double]()
         var features = [Int16](), values = [Float]()
-        var row = [Float](repeating: 0, count: f)
-        var phi = [Double](repeating: 0, count: explainer.contributionCount)
-        var exactScratch = ExactScratch()
+        var reasonScratch = ReasonScratch()
         try store.forEachRun { (_: Int, rows: Int, ids: UnsafePointer<Int64>, columns: [UnsafePointer<Float>]) throws in
             let input = try self.input(columns, rows: rows)
             margins = [Double](repeating: 0, count: rows)
@@ -160,17 +157,17 @@ extension ScoringModel {
                                         margins: &shadowMargins, outputs: &shadowProbabilities)
                 for p in shadowProbabilities { out.shadow.elements.append(Float(p)) }
             }
-            // Exact TreeSHAP for the run's explained rows as one batch: each tree is walked for many
-            // rows before the next (a large model's nodes read once per block, not once per row).
-            let exact = tabulated == nil && options.reasons != .none && options.method.method == .exact
-            if exact {
-                exactReasons(input, probabilities: probabilities, from: reasonsFrom, features: &features, values: &values, scratch: &exactScratch)
+            // Exact TreeSHAP, or path attribution for a model too big to tabulate, for the run's
+            // explained rows in batches: each tree is walked for many rows before the next.
+            if tabulated == nil && options.reasons != .none {
+                batchReasons(input, probabilities: probabilities, from: reasonsFrom, method: options.method.method,
+                             features: &features, values: &values, scratch: &reasonScratch)
             }
             let explainedFrom = out.reasons.elements.count
-            if tabulated != nil || exact {
+            if options.reasons != .none {
                 out.reasons.elements.append(contentsOf: features)
                 out.contributions.elements.append(contentsOf: values)
-            } else if options.reasons == .none {
+            } else {
                 out.reasons.elements.append(contentsOf: repeatElement(-1, count: 3 * rows))
                 out.contributions.elements.append(contentsOf: repeatElement(0, count: 3 * rows))
             }
@@ -181,20 +178,12 @@ extension ScoringModel {
                 let region = regionColumn.map { columns[$0][i] } ?? .nan
                 out.regions.elements.append(region.isFinite && region > -32_768 && region < 32_768 ? Int16(region) : -1)  // a hostile import never traps
                 out.arpu.elements.append(arpuColumn.map { columns[$0][i] } ?? .nan)
-                if tabulated != nil || exact || options.reasons == .none {
-                    if p < reasonsFrom && options.reasons != .none {
-                        // Explained in the same walk, but not asked for: stored as none.
-                        for k in 0..<3 {
-                            out.reasons.elements[explainedFrom + 3 * i + k] = -1
-                            out.contributions.elements[explainedFrom + 3 * i + k] = 0
-                        }
+                if tabulated != nil && p < reasonsFrom {
+                    // Explained in the same walk, but not asked for: stored as none.
+                    for k in 0..<3 {
+                        out.reasons.elements[explainedFrom + 3 * i + k] = -1
+                        out.contributions.elements[explainedFrom + 3 * i + k] = 0
                     }
-                } else if p < reasonsFrom {
-                    out.reasons.elements.append(contentsOf: [-1, -1, -1])
-                    out.contributions.elements.append(contentsOf: [0, 0, 0])
-                } else {
-                    for j in 0..<f { row[j] = input.columns[j][i] }
-                    appendReasons(row: &row, phi: &phi, to: &out, method: options.method.method)
                 }
             }
         }
@@ -202,39 +191,29 @@ extension ScoringModel {
         return out
     }
 
-    private func appendReasons(row: inout [Float], phi: inout [Double], to out: inout ShardScores, method: TreeExplainer.Method = .approximate) {
-        appendReasons(topReasons(row: &row, phi: &phi, method: method), to: &out)
-    }
 
-    private func appendReasons(_ best: [(feature: Int, contribution: Double)], to out: inout ShardScores) {
-        for k in 0..<3 {
-            out.reasons.elements.append(k < best.count ? Int16(best[k].feature) : -1)
-            out.contributions.elements.append(k < best.count ? Float(best[k].contribution) : 0)
-        }
-    }
-
-    /// Top-3 reasons by exact TreeSHAP for the rows of `input` whose probability is at least
-    /// `from`, computed in batches of up to `ExactScratch.batchRows` rows: each tree is walked for
-    /// many rows before the next (a large model's nodes are read once per block, not once per row),
-    /// with bounded scratch memory.
+    /// Top-3 reasons by `method` (`explainer`'s) for the rows of `input` whose probability is at
+    /// least `from`, computed in batches of up to `ReasonScratch.batchRows` rows: each tree is
+    /// walked for many rows before the next (a large model's nodes are read once per block, not
+    /// once per row), with bounded scratch memory.
     /// - Parameters:
     ///   - features: set to 3 entries per row of `input`: model feature indices, biggest first
     ///     (-1: none, and for every row not explained).
     ///   - values: their contributions (0 where none).
-    func exactReasons(_ input: FeatureColumns, probabilities: [Double], from: Double, features: inout [Int16], values: inout [Float],
-                      scratch: inout ExactScratch) {
+    func batchReasons(_ input: FeatureColumns, probabilities: [Double], from: Double, method: TreeExplainer.Method,
+                      features: inout [Int16], values: inout [Float], scratch: inout ReasonScratch) {
         let f = featureNames.count, n = input.rowCount, stride = explainer.contributionCount
         features = [Int16](repeating: -1, count: 3 * n)
         values = [Float](repeating: 0, count: 3 * n)
-        let capacity = ExactScratch.batchRows
+        let capacity = ReasonScratch.batchRows
         if scratch.rows.count < capacity * f { scratch.rows = [Float](repeating: 0, count: capacity * f) }
         if scratch.phis.count < capacity * stride { scratch.phis = [Double](repeating: 0, count: capacity * stride) }
         scratch.picked.removeAll(keepingCapacity: true)
-        func flush(_ scratch: inout ExactScratch) {
+        func flush(_ scratch: inout ReasonScratch) {
             let count = scratch.picked.count
             guard count > 0 else { return }
             scratch.rows.withUnsafeBufferPointer { x in
-                scratch.phis.withUnsafeMutableBufferPointer { explainer.contributions(rows: x, count: count, into: $0, method: .exact) }
+                scratch.phis.withUnsafeMutableBufferPointer { explainer.contributions(rows: x, count: count, into: $0, method: method) }
             }
             for (k, i) in scratch.picked.enumerated() {
                 let best = Self.top3(scratch.phis[k * stride..<(k + 1) * stride], count: f)
@@ -313,12 +292,10 @@ struct OtherModelBlock {
     private var probabilities: [Double] = []
     private var features: [Int16] = []
     private var values: [Float] = []
-    private var row: [Float] = []
-    private var phi: [Double] = []
     private var shadowGathered: [Float] = []
     private var shadowMargins: [Double] = []
     private var shadowProbabilities: [Double] = []
-    private var exactScratch = ExactScratch()
+    private var reasonScratch = ReasonScratch()
 
     /// Scores `other` over its segment's rows of the run into `out`, and its challenger (when
     /// `shadow` is set) over the same rows into `shadow`.
@@ -367,11 +344,9 @@ struct OtherModelBlock {
                 }
             }
             let reasonsFrom = options.reasonsFrom
-            if row.count != f { row = [Float](repeating: 0, count: f) }
-            if phi.count != model.explainer.contributionCount { phi = [Double](repeating: 0, count: model.explainer.contributionCount) }
-            let exact = explain && tabulated == nil && options.method.method == .exact
-            if exact {
-                model.exactReasons(input, probabilities: probabilities, from: reasonsFrom, features: &features, values: &values, scratch: &exactScratch)
+            if explain && tabulated == nil {
+                model.batchReasons(input, probabilities: probabilities, from: reasonsFrom, method: options.method.method,
+                                   features: &features, values: &values, scratch: &reasonScratch)
             }
             for r in 0..<n {
                 let p = probabilities[r]
@@ -381,16 +356,10 @@ struct OtherModelBlock {
                 if !explain || p < reasonsFrom {
                     out.reasons.elements.append(contentsOf: [-1, -1, -1])
                     out.contributions.elements.append(contentsOf: [0, 0, 0])
-                } else if tabulated != nil || exact {
+                } else {
+                    // Tabulated in the walk, or explained in batches above.
                     out.reasons.elements.append(contentsOf: features[(3 * r)..<(3 * r + 3)])
                     out.contributions.elements.append(contentsOf: values[(3 * r)..<(3 * r + 3)])
-                } else {
-                    for j in 0..<f { row[j] = input.columns[j][r] }
-                    let best = model.topReasons(row: &row, phi: &phi, method: options.method.method)
-                    for k in 0..<3 {
-                        out.reasons.elements.append(k < best.count ? Int16(best[k].feature) : -1)
-                        out.contributions.elements.append(k < best.count ? Float(best[k].contribution) : 0)
-                    }
                 }
             }
         }
@@ -426,8 +395,8 @@ struct OtherModelBlock {
     }
 }
 
-/// Scratch of `ScoringModel.exactReasons`, reused run after run.
-struct ExactScratch {
+/// Scratch of `ScoringModel.batchReasons`, reused run after run.
+struct ReasonScratch {
     /// Rows explained per batch: enough to fill the explainer's blocks many times over, few enough
     /// that the scratch stays small (40 features: 160 KiB of rows, 328 KiB of contributions).
     static let batchRows = 1_024
