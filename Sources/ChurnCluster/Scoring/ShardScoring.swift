@@ -191,7 +191,6 @@ extension ScoringModel {
         return out
     }
 
-
     /// Top-3 reasons by `method` (`explainer`'s) for the rows of `input` whose probability is at
     /// least `from`, computed in batches of up to `ReasonScratch.batchRows` rows: each tree is
     /// walked for many rows before the next (a large model's nodes are read once per block, not
