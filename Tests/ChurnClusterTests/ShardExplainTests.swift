@@ -62,4 +62,22 @@ struct ShardExplainTests {
         }
         #expect(explained > 0)
     }
+
+    @Test("a model reading more features than a reason's 16-bit index can name is refused with the reason, not trapped on in a job")
+    func tooManyFeatures() throws {
+        var json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: RescoringTests.model))) as? [String: Any])
+        var learner = try #require(json["learner"] as? [String: Any])
+        let names = try #require(learner["feature_names"] as? [String])
+        let count = Int(Int16.max) + 1
+        learner["feature_names"] = names + (names.count..<count).map { "extra_\($0)" }
+        var parameters = try #require(learner["learner_model_param"] as? [String: Any])
+        parameters["num_feature"] = String(count)
+        learner["learner_model_param"] = parameters
+        json["learner"] = learner
+        let bytes = Array(try JSONSerialization.data(withJSONObject: json))
+        #expect(throws: (any Error).self) { try ScoringModel(bytes: bytes, source: "wide.json") }
+        do { _ = try ScoringModel(bytes: bytes, source: "wide.json") } catch {
+            #expect("\(error)".contains("wide.json") && "\(error)".contains("reads 32768 features; a scoring model may read at most 32767"), "\(error)")
+        }
+    }
 }

@@ -259,11 +259,8 @@ extension WorkerActor {
                 } else {
                     try gatheredA.withUnsafeBufferPointer { ga throws in
                         try gatheredB.withUnsafeBufferPointer { gb throws in
-                            guard let ga = ga.baseAddress, let gb = gb.baseAddress else {
-                                throw ClusterError("comparing over a segment: \(n) rows gathered into an empty buffer")
-                            }
-                            try a.forest.score(FeatureColumns(columns: (0..<inputA.columns.count).map { ga + $0 * n }, rowCount: n), margins: &ma, outputs: &pa)
-                            try b.forest.score(FeatureColumns(columns: (0..<inputB.columns.count).map { gb + $0 * n }, rowCount: n), margins: &mb, outputs: &pb)
+                            try a.forest.score(FeatureColumns(gathered: ga, columns: inputA.columns.count, rows: n), margins: &ma, outputs: &pa)
+                            try b.forest.score(FeatureColumns(gathered: gb, columns: inputB.columns.count, rows: n), margins: &mb, outputs: &pb)
                         }
                     }
                 }

@@ -51,6 +51,11 @@ public final class ScoringModel: Sendable {
     /// tabulate gets; for tests).
     public init(bytes: [UInt8], source: String, extras: [String]? = nil, tabulate: Bool = true) throws(ModelError) {
         let model = try TreeEnsemble.parse(bytes, file: source)
+        // Reasons name a feature by a 16-bit index (jobs' and the wire's): a model reading more
+        // features is refused here, not trapped on in a job.
+        guard model.featureNames.count <= Int(Int16.max) else {
+            throw ModelError(.invalidInput, file: source, "the model reads \(model.featureNames.count) features; a scoring model may read at most \(Int16.max) (reasons name features by 16-bit index)")
+        }
         forest = try CompiledForest(model)
         explainer = TreeExplainer(model)
         attribution = tabulate ? LeafAttribution(forest) : nil

@@ -328,7 +328,7 @@ struct OtherModelBlock {
             values = [Float](repeating: 0, count: 3 * n)
         }
         try gathered.withUnsafeBufferPointer { g throws in
-            if !all { input = FeatureColumns(columns: (0..<f).map { g.baseAddress! + $0 * n }, rowCount: n) }
+            if !all { input = FeatureColumns(gathered: g, columns: f, rows: n) }
             try margins.withUnsafeMutableBufferPointer { m throws in
                 try probabilities.withUnsafeMutableBufferPointer { p throws in
                     if let tabulated {
@@ -365,7 +365,8 @@ struct OtherModelBlock {
     }
 
     /// Copies rows `selected` of each column of `input` into `buffer`, column after column
-    /// (`selected.count` values each), growing it when it is too small.
+    /// (`selected.count` values each), growing it when it is too small; `FeatureColumns(gathered:…)`
+    /// reads them back.
     static func gather(_ input: FeatureColumns, _ selected: [Int32], into buffer: inout [Float]) {
         let n = selected.count
         if buffer.count < input.columns.count * n { buffer = [Float](repeating: 0, count: input.columns.count * n) }
@@ -387,7 +388,7 @@ struct OtherModelBlock {
         shadowMargins = [Double](repeating: 0, count: n)
         shadowProbabilities = [Double](repeating: 0, count: n)
         try shadowGathered.withUnsafeBufferPointer { g throws in
-            let rowsIn = all ? input : FeatureColumns(columns: (0..<f).map { g.baseAddress! + $0 * n }, rowCount: n)
+            let rowsIn = all ? input : FeatureColumns(gathered: g, columns: f, rows: n)
             try challenger.forest.score(rowsIn, margins: &shadowMargins, outputs: &shadowProbabilities)
         }
         for p in shadowProbabilities { shadow?.probabilities.elements.append(Float(p)) }
@@ -402,4 +403,13 @@ struct ReasonScratch {
     var rows: [Float] = []
     var phis: [Double] = []
     var picked: [Int] = []
+}
+
+extension FeatureColumns {
+    /// `columns` columns of `rows` values each, one after another in `buffer` (as
+    /// `OtherModelBlock.gather` leaves them).
+    init(gathered buffer: UnsafeBufferPointer<Float>, columns: Int, rows: Int) {
+        let base = buffer.baseAddress
+        self.init(columns: base.map { b in (0..<columns).map { b + $0 * rows } } ?? [], rowCount: rows)
+    }
 }

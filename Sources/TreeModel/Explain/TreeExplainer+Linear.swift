@@ -31,8 +31,7 @@ extension TreeExplainer {
                                oneMinusT: rule.oneMinusT, hot: hot, zero: zero,
                                taken: raw.bindMemory(to: V.self, capacity: slots))
             }
-            var first = 0
-            while first < count {
+            for first in Swift.stride(from: 0, to: count, by: Self.walkBlock) {
                 let block = first..<min(count, first + Self.walkBlock)
                 for (t, root) in roots.enumerated() {
                     let mean = nodes[root].mean
@@ -58,7 +57,6 @@ extension TreeExplainer {
                         }
                     }
                 }
-                first = block.upperBound
             }
         }
         }

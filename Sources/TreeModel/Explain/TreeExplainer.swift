@@ -212,15 +212,13 @@ public final class TreeExplainer: @unchecked Sendable {
                 return
             }
             // Path attribution, tree by tree over blocks of rows (the same additions per row, in the same order).
-            var first = 0
-            while first < count {
+            for first in Swift.stride(from: 0, to: count, by: Self.walkBlock) {
                 let block = first..<min(count, first + Self.walkBlock)
                 for root in roots {
                     for i in block {
                         pathAttribution(root, UnsafeBufferPointer(start: r + i * f, count: f), UnsafeMutableBufferPointer(start: p + i * stride, count: stride))
                     }
                 }
-                first = block.upperBound
             }
         }
     }
