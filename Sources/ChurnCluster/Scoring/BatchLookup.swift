@@ -160,90 +160,145 @@ extension ScoringModel {
     /// Scores and explains the subscribers of `batch` found in `stores` (shard → profiles) on
     /// the calling thread, each with the version that answers for it (this model, or `challenger`
     /// within its share); ids whose shard is not in `stores` are `notHere`.
+    ///
+    /// The found rows' features are gathered per answering model and scored as one batch, as a
+    /// job does: path attribution tabulated per leaf gives margins and top-3 reasons in one walk
+    /// of the trees (the single query's `score(profile:explain:)` uses the same tables, so both
+    /// agree); exact TreeSHAP, or path attribution of a model too big to tabulate, explains the
+    /// rows tree by tree over the batch (`batchReasons`).
     func score(batch: LookupBatch, stores: [Int: LoadedShard], challenger: ServedChallenger? = nil, others: [ServedActiveModel] = [],
                node: String) -> BatchScores {
         let n = batch.ids.elements.count
         var out = BatchScores(capacity: n, model: self, challenger: challenger, node: node, active: batch.models)
-        var profile = [Float](repeating: 0, count: stores.values.first?.store.width ?? 0)
-        let method = batch.explain.method
-        var champion = RowScratch(self), other = challenger.map { RowScratch($0.model) }
+        // Pass 1: each id's row, and the features of the found ones gathered by the model that answers.
+        var champion = LookupGather(self, capacity: n), other = challenger.map { LookupGather($0.model, capacity: n) }
+        var placed: [(store: ProfileStore, row: Int, byChallenger: Bool, slot: Int)?] = []
+        placed.reserveCapacity(n)
         for i in 0..<n {
             let id = batch.ids.elements[i]
             guard let loaded = stores[Int(batch.shards.elements[i])] else {
                 out.append(.notHere)
+                placed.append(nil)
                 continue
             }
-            let store = loaded.store
-            guard let r = store.row(of: id) else {
+            guard let r = loaded.store.row(of: id) else {
                 out.append(.notFound)
+                placed.append(nil)
                 continue
             }
-            if profile.count != store.width { profile = [Float](repeating: 0, count: store.width) }
-            profile.withUnsafeMutableBufferPointer { store.profile(row: r, into: $0) }
-            let answersChallenger = challenger.map { ChallengerSplit.answersChallenger(name: $0.name, subscriber: id, basisPoints: $0.basisPoints) } ?? false
-            let scored: (p: Double, reasons: Reasons3)
-            if answersChallenger, let s = other?.score(profile, method: method) {
-                scored = s
-                out.fromChallenger.elements.append(1)
-            } else {
-                scored = champion.score(profile, method: method)
-                if challenger != nil { out.fromChallenger.elements.append(0) }
-            }
+            let byChallenger = other != nil && challenger.map { ChallengerSplit.answersChallenger(name: $0.name, subscriber: id, basisPoints: $0.basisPoints) } == true
+            let slot = byChallenger ? other?.add(loaded.store, row: r) ?? 0 : champion.add(loaded.store, row: r)
+            placed.append((loaded.store, r, byChallenger, slot))
+            // Placeholders, overwritten in pass 3.
             out.outcomes.elements.append(LookupOutcome.found.rawValue)
-            out.probabilities.elements.append(scored.p)
-            let (a, b, c) = scored.reasons
-            out.reasons.elements.append(Int16(a.0)); out.reasons.elements.append(Int16(b.0)); out.reasons.elements.append(Int16(c.0))
-            out.contributions.elements.append(a.1); out.contributions.elements.append(b.1); out.contributions.elements.append(c.1)
+            out.probabilities.elements.append(0)
+            out.reasons.elements.append(contentsOf: [-1, -1, -1])
+            out.contributions.elements.append(contentsOf: [0, 0, 0])
+            if challenger != nil { out.fromChallenger.elements.append(byChallenger ? 1 : 0) }
+            if batch.models { out.active?.append([]) }
+        }
+        // Pass 2: each model's rows as one batch.
+        let method = batch.explain.method
+        var batched = true
+        do {
+            try champion.explain(method: method)
+            try other?.explain(method: method)
+        } catch {
+            batched = false
+        }
+        // Pass 3: the answers in the batch's order.
+        var profile: [Float] = []
+        for i in 0..<n {
+            guard let at = placed[i] else { continue }
+            if !batched || batch.models {
+                if profile.count != at.store.width { profile = [Float](repeating: 0, count: at.store.width) }
+                profile.withUnsafeMutableBufferPointer { at.store.profile(row: at.row, into: $0) }
+            }
+            if batched, let g = at.byChallenger ? other : champion {
+                out.probabilities.elements[i] = g.probabilities[at.slot]
+                for k in 0..<3 {
+                    out.reasons.elements[3 * i + k] = g.features[3 * at.slot + k]
+                    out.contributions.elements[3 * i + k] = g.values[3 * at.slot + k]
+                }
+            } else {
+                // Never expected (the gathered columns are the model's own): row by row instead.
+                let model = at.byChallenger ? (challenger?.model ?? self) : self
+                let (p, _, reasons) = model.score(profile: profile, explain: batch.explain)
+                out.probabilities.elements[i] = p
+                for (k, reason) in reasons.prefix(3).enumerated() {
+                    out.reasons.elements[3 * i + k] = Int16(model.featureNames.firstIndex(of: reason.feature) ?? -1)
+                    out.contributions.elements[3 * i + k] = Float(reason.contribution)
+                }
+            }
             if batch.models {
                 // Each active model whose segment holds the subscriber.
-                out.active?.append(others.compactMap { other in
+                let id = batch.ids.elements[i]
+                out.active?[i] = others.compactMap { other in
                     guard other.segment?.contains(profile: profile) ?? true else { return nil }
                     let model = other.answering(id)  // its challenger within its share
                     let (p, band, reasons) = model.score(profile: profile)  // path attribution, as a single query's
                     return ActiveModelAnswer(name: other.name, modelVersion: model.version, probability: p, riskBand: band.description, reasons: reasons)
-                })
+                }
             }
         }
         return out
     }
 }
 
-/// Three reasons: feature index (-1: none) and contribution.
-private typealias Reasons3 = ((Int, Float), (Int, Float), (Int, Float))
-
-/// One model's buffers for scoring and explaining one profile after another.
-private struct RowScratch {
+/// One model's rows of a lookup batch: their features gathered column by column (`capacity`
+/// values a column, the first `count` used), then scored and explained together.
+private struct LookupGather {
     let model: ScoringModel
-    var row: [Float]
-    var phi: [Double]
+    let capacity: Int
+    private(set) var count = 0
+    private var columns: [Float]
+    private(set) var probabilities: [Double] = []
+    /// 3 per row: model feature indices, biggest first (-1: none).
+    private(set) var features: [Int16] = []
+    /// 3 per row: their contributions (0 where none).
+    private(set) var values: [Float] = []
 
-    init(_ model: ScoringModel) {
+    init(_ model: ScoringModel, capacity: Int) {
         self.model = model
-        row = [Float](repeating: 0, count: model.featureNames.count)
-        phi = [Double](repeating: 0, count: model.explainer.contributionCount)
+        self.capacity = capacity
+        columns = [Float](repeating: .nan, count: model.featureNames.count * capacity)
     }
 
-    /// The probability of `profile` and its top 3 positive contributions, biggest first (feature
-    /// index and contribution; -1 and 0 where there are fewer).
-    mutating func score(_ profile: [Float], method: TreeExplainer.Method) -> (p: Double, reasons: Reasons3) {
-        let f = row.count, model = model
-        for j in 0..<f { let c = model.profileColumn[j]; row[j] = c < profile.count ? profile[c] : .nan }
-        let p = row.withUnsafeBufferPointer { model.forest.transform(margin: model.forest.margin(row: $0)) }
-        row.withUnsafeBufferPointer { r in
-            phi.withUnsafeMutableBufferPointer { model.explainer.contributions(row: r, into: $0, method: method) }
+    /// Gathers the model's features of `row` of `store` (missing where the store holds no such
+    /// column); returns the row's slot in this batch.
+    mutating func add(_ store: ProfileStore, row: Int) -> Int {
+        let slot = count, width = store.width
+        for (j, c) in model.profileColumn.enumerated() {
+            columns[j * capacity + slot] = c < width ? store.value(row: row, feature: c) : .nan
         }
-        var top: (Int, Int, Int) = (-1, -1, -1)
-        for j in 0..<f where phi[j] > 0 {
-            if top.0 < 0 || phi[j] > phi[top.0] {
-                top = (j, top.0, top.1)
-            } else if top.1 < 0 || phi[j] > phi[top.1] {
-                top = (top.0, j, top.1)
-            } else if top.2 < 0 || phi[j] > phi[top.2] {
-                top.2 = j
+        count += 1
+        return slot
+    }
+
+    /// Probabilities and top-3 reasons of every gathered row, by `method`.
+    /// - Throws: `ModelError` if the model refuses the gathered columns (it cannot: there is one
+    ///   per model feature).
+    mutating func explain(method: TreeExplainer.Method) throws(ModelError) {
+        let n = count, f = model.featureNames.count, capacity = capacity, model = model
+        var probabilities = [Double](repeating: 0, count: n)
+        var features = [Int16](repeating: -1, count: 3 * n)
+        var values = [Float](repeating: 0, count: 3 * n)
+        defer { (self.probabilities, self.features, self.values) = (probabilities, features, values) }
+        guard n > 0 else { return }
+        var margins = [Double](repeating: 0, count: n)
+        let tabulated = method == .approximate ? model.attribution : nil
+        try columns.withUnsafeBufferPointer { c throws(ModelError) in
+            // Column j starts at j × capacity; its first n values are this batch's rows.
+            let input = FeatureColumns(columns: c.baseAddress.map { b in (0..<f).map { b + $0 * capacity } } ?? [], rowCount: n)
+            if let tabulated {
+                try tabulated.score(input, margins: &margins, outputs: &probabilities, top: 3, features: &features, values: &values)
+            } else {
+                try model.forest.score(input, margins: &margins, outputs: &probabilities)
+                var scratch = ReasonScratch()
+                model.batchReasons(input, probabilities: probabilities, from: -.infinity, method: method,
+                                   features: &features, values: &values, scratch: &scratch)
             }
         }
-        func at(_ j: Int) -> (Int, Float) { (j, j >= 0 ? Float(phi[j]) : 0) }
-        return (p, (at(top.0), at(top.1), at(top.2)))
     }
 }
 
