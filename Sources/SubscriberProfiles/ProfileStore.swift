@@ -158,6 +158,28 @@ public final class ProfileStore {
         return c.values[s * c.capacity + r]
     }
 
+    /// Features `features` of `row`, each as `value(row:feature:)` reads it (an index past
+    /// `featureCount` reads the attached extras; missing where nothing holds it), the k-th into
+    /// `out[k · stride]`: a model's inputs gathered column by column, with the row's chunk found
+    /// once (live query batches).
+    public func values(row: Int, features: [Int], into out: UnsafeMutablePointer<Float>, stride: Int) {
+        precondition(row >= 0 && row < rowCount)
+        let (c, r) = locate(row)
+        var extras: ExtraColumns?
+        var extrasRead = false
+        for (k, feature) in features.enumerated() {
+            var v = Float.nan
+            if feature >= 0 && feature < featureCount {
+                let s = slot[feature]
+                if s >= 0 { v = c.values[s * c.capacity + r] }
+            } else if feature >= featureCount {
+                if !extrasRead { (extras, extrasRead) = (self.extras, true) }
+                v = extras?.value(row: row, feature: feature - featureCount) ?? .nan
+            }
+            out[k * stride] = v
+        }
+    }
+
     /// Copies `row`'s features into `out` (at least `featureCount` slots): the store's own, then
     /// as many of the attached extras as `out` has room for (NaN past the extras).
     public func profile(row: Int, into out: UnsafeMutableBufferPointer<Float>) {

@@ -48,6 +48,25 @@ struct ProfileStoreExtrasTests {
         #expect(store.width == 3 && store.profile(of: 9) == [9, 1, -9])
     }
 
+    @Test("a row's chosen features gathered at a stride read as each `value(row:feature:)`: the store's own in any order, absent ones and indices past the extras missing, the extras")
+    func gatheredValues() throws {
+        let n = ProfileStore.chunkRows + 300
+        let store = ProfileStoreErasureTests.store(n)
+        try store.attach(Self.block(for: store))
+        let features = [4, 0, 2, 9, 3, 1, 3]
+        var out = [Float](repeating: 0, count: 3 * features.count)
+        for id in [Int64(3), Int64(ProfileStore.chunkRows) + 17] {
+            let row = try #require(store.row(of: id))
+            out.withUnsafeMutableBufferPointer { store.values(row: row, features: features, into: $0.baseAddress! + 1, stride: 3) }
+            for (k, feature) in features.enumerated() {
+                let want = store.value(row: row, feature: feature)
+                #expect(out[1 + 3 * k] == want || (out[1 + 3 * k].isNaN && want.isNaN), "subscriber \(id), feature \(feature)")
+            }
+            #expect(out[1 + 3 * 3].isNaN, "an index past the extras is missing")
+            #expect(out[1 + 3 * 0] == Float(id) * -1 && out[1 + 3 * 4] == Float(id) * 10)
+        }
+    }
+
     @Test("rows added after a block was attached read its columns as missing (NaN), in runs of their own")
     func rowsPastTheBlock() throws {
         let store = ProfileStore(featureCount: 1)

@@ -267,9 +267,10 @@ private struct LookupGather {
     /// Gathers the model's features of `row` of `store` (missing where the store holds no such
     /// column); returns the row's slot in this batch.
     mutating func add(_ store: ProfileStore, row: Int) -> Int {
-        let slot = count, width = store.width
-        for (j, c) in model.profileColumn.enumerated() {
-            columns[j * capacity + slot] = c < width ? store.value(row: row, feature: c) : .nan
+        let slot = count, capacity = capacity, features = model.profileColumn
+        columns.withUnsafeMutableBufferPointer { c in
+            guard let base = c.baseAddress else { return }
+            store.values(row: row, features: features, into: base + slot, stride: capacity)
         }
         count += 1
         return slot
