@@ -135,7 +135,13 @@ def main():
         rate = a.start_rate or reference / 2
         best = 0
         while True:
-            r = queries(rate)
+            try:
+                r = queries(rate)
+            except subprocess.CalledProcessError as e:
+                # The load generator itself gave out (e.g. killed for memory): not sustained.
+                print(f"bench queries at {rate:,.0f}/s: the load generator exited ({e.returncode}) — NOT sustained", flush=True)
+                sweep.append({"rate": rate, "sustained": False, "load_generator_exit": e.returncode})
+                break
             ok = sustained(r, rate)
             sweep.append({"rate": rate, "sustained": ok, **r})
             print(f"bench queries at {rate:,.0f}/s: achieved {r['achieved_per_second']:,.0f}/s, failed {r['failed']}, p50 {r['p50_us']:.0f} µs, "

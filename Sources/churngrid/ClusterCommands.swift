@@ -622,7 +622,7 @@ extension BenchCommand {
                                 switch outcome {
                                 case .found: done(.found)
                                 case .notFound: done(.notFound)
-                                case .unavailable, .failed: done(.failed)
+                                case .unavailable, .failed, .shed: done(.failed)
                                 }
                             }
                         } else {

@@ -1,6 +1,7 @@
-import ChurnCluster
+@testable import ChurnCluster
 import ClusterSystem
 import Foundation
+import Synchronization
 import Testing
 import TestSupport
 
@@ -54,6 +55,36 @@ struct QueryCoalescingTests {
         let notFound = json["not_found"] as? Int ?? 0
         #expect(notFound > 100 && notFound < 700, "about 1 in 6 ids is beyond the base: \(notFound)")
         #expect((json["achieved_per_second"] as? Double ?? 0) > 900)
+    }
+
+    @Test("an open-loop client asked for far more than its workers answer sheds the excess at once instead of piling it up; every query it kept is answered once the workers are back")
+    func overloadSheds() async throws {
+        let n = 2_000
+        let (_, cluster, client) = try await RescoringTests.cluster(subscribers: n, shards: 8, name: "shed")
+        defer { cluster.stop() }
+        try await client.prepareRouting()
+        let workers = [try #require(cluster.pid("worker-1")), try #require(cluster.pid("worker-2"))]
+        let outcomes = Mutex<[ScoreRouter.Outcome]>([])
+        let total = 30_000
+        // Both workers frozen: nothing is answered while the queries arrive.
+        for pid in workers { kill(pid, SIGSTOP) }
+        for i in 0..<total {
+            client.submit(Int64(1_000_000_000 + (i * 7919) % n)) { outcome in outcomes.withLock { $0.append(outcome) } }
+        }
+        let early = outcomes.withLock { $0 }
+        for pid in workers { kill(pid, SIGCONT) }
+        // Per worker, the first calls go out alone and the next queries wait; the rest is shed.
+        let coalescer = LookupCoalescing<Int>(maxInFlight: 4)
+        let kept = 2 * (coalescer.maxInFlight + coalescer.maxWaiting)
+        #expect(early.count == total - kept, "\(early.count) queries ended while both workers were frozen; \(total - kept) were to be shed")
+        #expect(early.allSatisfy { $0 == .shed }, "only shed queries end before a worker answers")
+        let all = try await RescoringTests.eventually("every query ended", timeout: .seconds(60)) { () -> [ScoreRouter.Outcome]? in
+            let o = outcomes.withLock { $0 }
+            return o.count >= total ? o : nil
+        }
+        #expect(all.count == total, "each query ends exactly once")
+        #expect(all.filter { $0 == .shed }.count == total - kept)
+        #expect(all.filter { $0 == .found }.count == kept, "every query kept is answered")
     }
 
     @Test("the open-loop benchmark counts failures: with no worker left, every query fails, and their latency counts")

@@ -51,7 +51,15 @@ public final class ScoreRouter: Sendable {
         case unavailable
         /// The query threw (the coordinator could not be asked either).
         case failed
+        /// Refused at once, never sent: too many queries were already waiting for its worker, or
+        /// going the single-query way (an overloaded client sheds load instead of piling it up).
+        case shed
     }
+
+    /// Queries `submit` sends the single-query way at most at once (their calls failed in a
+    /// batch, or the batch could not take them); more are shed.
+    static let maxSingleQueries = 4_096
+    private let singleQueries = Atomic<Int>(0)
 
     /// - Parameters:
     ///   - coalesce: send concurrent single queries for one worker in shared batch calls.
@@ -140,22 +148,28 @@ public final class ScoreRouter: Sendable {
     /// call failed, or the worker no longer owns the shard): the caller goes the single way.
     private func coalesced(_ id: Int64, shard: Int, node: NodeID, explain: ExplainMode, epoch: Int64) async -> ScoreLookup? {
         await withCheckedContinuation { continuation in
-            enqueue(id, shard: shard, node: node, explain: explain, epoch: epoch) { row in
+            // A caller that awaits its answer bounds its own queries: when the queue is full, it
+            // goes the single way.
+            let queued = enqueue(id, shard: shard, node: node, explain: explain, epoch: epoch) { row in
                 continuation.resume(returning: row.map { Self.lookup($0, id: id, shard: shard, epoch: epoch) })
             }
+            if !queued { continuation.resume(returning: nil) }
         }
     }
 
     /// Puts a query in its worker's coalescing queue (sending a batch if a call is free).
-    private func enqueue(_ id: Int64, shard: Int, node: NodeID, explain: ExplainMode, epoch: Int64, _ deliver: @escaping @Sendable (AnsweredRow?) -> Void) {
+    /// - Returns: false when the queue is full: `deliver` is never called.
+    private func enqueue(_ id: Int64, shard: Int, node: NodeID, explain: ExplainMode, epoch: Int64,
+                         _ deliver: @escaping @Sendable (AnsweredRow?) -> Void) -> Bool {
         let key = CoalesceKey(node: node, explain: explain)
         let waiting = Waiting(id: id, shard: Int32(shard), epoch: epoch, deliver: deliver)
         let inFlight = batchesInFlight
         switch coalescing.withLock({ $0[key, default: LookupCoalescing(maxInFlight: inFlight)].enqueue(waiting) }) {
         case .send(let batch): send(batch, key)
         case .queued: break
-        case .full: deliver(nil)
+        case .full: return false
         }
+        return true
     }
 
     /// Row `row` of a batch answer as the single query's answer.
@@ -172,9 +186,19 @@ public final class ScoreRouter: Sendable {
     /// many callers): with coalescing and a cached map it joins its worker's next batch call
     /// without a task of its own; otherwise, or when the batch could not answer it, it goes the
     /// single-query way on a task. `done` is called exactly once.
+    /// An open-loop caller never waits, so the queries it has under way are bounded here: at most
+    /// `LookupCoalescing.maxWaiting` wait per worker and `maxSingleQueries` go the single way at
+    /// once; beyond that a query is `shed` at once (a client asked for more than the cluster
+    /// answers keeps its memory and its latency bounded, and says so).
     public func submit(_ subscriberID: Int64, explain: ExplainMode = .approx, _ done: @escaping @Sendable (Outcome) -> Void) {
         let single: @Sendable () -> Void = { [self] in
+            guard singleQueries.add(1, ordering: .relaxed).newValue <= Self.maxSingleQueries else {
+                singleQueries.subtract(1, ordering: .relaxed)
+                Counter(label: "churngrid_queries_shed_total").increment()
+                return done(.shed)
+            }
             Task {
+                defer { singleQueries.subtract(1, ordering: .relaxed) }
                 do {
                     switch try await score(subscriberID, explain: explain) {
                     case .found: done(.found)
@@ -189,9 +213,13 @@ public final class ScoreRouter: Sendable {
         guard coalesce, let table = cache.withLock({ $0 }) else { return single() }
         let shard = table.map.shard(of: subscriberID)
         guard let node = table.node(serving: shard) else { return single() }
-        enqueue(subscriberID, shard: shard, node: node, explain: explain, epoch: table.map.epoch) { answer in
+        let queued = enqueue(subscriberID, shard: shard, node: node, explain: explain, epoch: table.map.epoch) { answer in
             guard let answer else { return single() }
             done(answer.scores.scores.outcome(answer.row) == .found ? .found : .notFound)
+        }
+        if !queued {
+            Counter(label: "churngrid_queries_shed_total").increment()
+            done(.shed)
         }
     }
 
