@@ -262,3 +262,11 @@ public func nameCurrentThread(_ name: String) {
     while !bytes.isEmpty && String(validating: bytes, as: UTF8.self) == nil { bytes.removeLast() }  // never half a character
     czmq_name_thread(String(decoding: bytes, as: UTF8.self))
 }
+
+/// Sets the calling thread's timer slack (how late Linux may end its sleeps; 50 µs by default):
+/// a thread that must wake at scheduled times, such as an open-loop load generator's, sets it
+/// low. - Returns: whether the kernel accepted it.
+@discardableResult
+public func setCurrentThreadTimerSlack(nanoseconds: UInt) -> Bool {
+    czmq_timer_slack(nanoseconds) == 0
+}

@@ -1,5 +1,6 @@
 import Foundation
 import SubscriberProfiles
+import WireFormat
 import TestSupport
 import Testing
 @testable import ChurnCluster
@@ -15,8 +16,16 @@ struct BatchLookupTests {
     func eachAnswerIsItsOwn(explain: ExplainMode) throws {
         let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: RescoringTests.model)))
         let model = try ScoringModel(bytes: bytes, source: RescoringTests.model)
-        // The challenger without the per-leaf tables: its rows take the batched explainer's way.
-        let challengerModel = try ScoringModel(bytes: bytes, source: "challenger.json", tabulate: false)
+        // The challenger: another base score (so every probability differs from the served
+        // model's), without the per-leaf tables (its rows take the batched explainer's way).
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(text.contains("\"base_score\":\"[3.2799017E-2]\""))
+        let challengerBytes = Array(text.replacingOccurrences(of: "\"base_score\":\"[3.2799017E-2]\"", with: "\"base_score\":\"[1.5E-1]\"").utf8)
+        let challengerModel = try ScoringModel(bytes: challengerBytes, source: "challenger.json", tabulate: false)
+        #expect(challengerModel.version != model.version)
+        // An active model over a segment (the served model's bytes), answered per row when asked.
+        let segment = try ModelSegment.parse("is_prepaid >= 30", features: FeatureCatalogue.names).bind { FeatureCatalogue.index(of: $0) }
+        let active = ServedActiveModel(name: "churn_prepaid", model: model, segmentText: "is_prepaid >= 30", segment: segment)
         let challenger = ServedChallenger(name: "churn-next", model: challengerModel, basisPoints: 3_000)
         var rng = SeededGenerator("BatchLookupTests \(explain)")
         // Two shards; the second holds no column for one feature the model reads (absent: missing).
@@ -41,10 +50,17 @@ struct BatchLookupTests {
         order = order.enumerated().flatMap { k, i in k % 50 == 7 ? [i, -1, -2] : [i] }
         let askedIDs = order.map { $0 == -1 ? 5_000_000 : $0 == -2 ? ids[0] : ids[$0] }
         let askedShards = order.map { $0 == -1 ? 0 : $0 == -2 ? 9 : shards[$0] }
-        let batch = LookupBatch(ids: askedIDs, shards: askedShards, explain: explain)
-        let out = model.score(batch: batch, stores: stores, challenger: challenger, node: "worker-test")
+        let batch = LookupBatch(ids: askedIDs, shards: askedShards, explain: explain, models: true)
+        let scored = model.score(batch: batch, stores: stores, challenger: challenger, others: [active], node: "worker-test")
+        // What the client reads: the answer after the wire.
+        var w = WireWriter()
+        scored.encode(to: &w)
+        let out = try w.bytes.withUnsafeBytes { raw in
+            var r = WireReader(raw)
+            return try BatchScores(from: &r)
+        }
         #expect(out.count == askedIDs.count)
-        var byChallenger = 0, explained = 0
+        var byChallenger = 0, explained = 0, inSegment = 0
         for (i, id) in askedIDs.enumerated() {
             switch order[i] {
             case -1:
@@ -67,8 +83,19 @@ struct BatchLookupTests {
             let reasons = (0..<3).compactMap { out.reason(i, $0) }.map { Reason(feature: $0.feature, contribution: $0.contribution) }
             #expect(reasons == alone.reasons, "subscriber \(id)")
             explained += reasons.isEmpty ? 0 : 1
+            // The active model's answer, only where its segment holds the subscriber.
+            let answers = try #require(out.active?[i])
+            if segment.contains(profile: profile) {
+                let own = model.score(profile: profile)
+                #expect(answers.count == 1 && answers.first?.name == "churn_prepaid" && answers.first?.probability == own.probability
+                        && answers.first?.reasons == own.reasons, "subscriber \(id): the active model's answer")
+                inSegment += 1
+            } else {
+                #expect(answers.isEmpty, "subscriber \(id) is outside the active model's segment")
+            }
         }
         #expect(byChallenger > 60 && byChallenger < 300, "about 30% of 600 answered by the challenger: \(byChallenger)")
+        #expect(inSegment > 0 && inSegment < 600)
         #expect(explained > 500)
     }
 

@@ -66,16 +66,21 @@ struct QueryCoalescingTests {
         let workers = [try #require(cluster.pid("worker-1")), try #require(cluster.pid("worker-2"))]
         let outcomes = Mutex<[ScoreRouter.Outcome]>([])
         let total = 30_000
+        let ids = (0..<total).map { Int64(1_000_000_000 + ($0 * 7919) % n) }
+        // Per worker, the first calls go out alone and the next queries wait; the rest is shed.
+        let table = try await client.coordinator.routing()
+        var perWorker: [String: Int] = [:]
+        for id in ids { perWorker[try #require(table.node(serving: table.map.shard(of: id))).name, default: 0] += 1 }
+        #expect(perWorker.count == 2, "both workers own shards: \(perWorker)")
+        let coalescer = LookupCoalescing<Int>(maxInFlight: 4)
+        let kept = perWorker.values.reduce(0) { $0 + min($1, coalescer.maxInFlight + coalescer.maxWaiting) }
         // Both workers frozen: nothing is answered while the queries arrive.
         for pid in workers { kill(pid, SIGSTOP) }
-        for i in 0..<total {
-            client.submit(Int64(1_000_000_000 + (i * 7919) % n)) { outcome in outcomes.withLock { $0.append(outcome) } }
+        for id in ids {
+            client.submit(id) { outcome in outcomes.withLock { $0.append(outcome) } }
         }
         let early = outcomes.withLock { $0 }
         for pid in workers { kill(pid, SIGCONT) }
-        // Per worker, the first calls go out alone and the next queries wait; the rest is shed.
-        let coalescer = LookupCoalescing<Int>(maxInFlight: 4)
-        let kept = 2 * (coalescer.maxInFlight + coalescer.maxWaiting)
         #expect(early.count == total - kept, "\(early.count) queries ended while both workers were frozen; \(total - kept) were to be shed")
         #expect(early.allSatisfy { $0 == .shed }, "only shed queries end before a worker answers")
         let all = try await RescoringTests.eventually("every query ended", timeout: .seconds(60)) { () -> [ScoreRouter.Outcome]? in

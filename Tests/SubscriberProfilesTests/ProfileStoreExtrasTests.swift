@@ -48,7 +48,7 @@ struct ProfileStoreExtrasTests {
         #expect(store.width == 3 && store.profile(of: 9) == [9, 1, -9])
     }
 
-    @Test("a row's chosen features gathered at a stride read as each `value(row:feature:)`: the store's own in any order, absent ones and indices past the extras missing, the extras")
+    @Test("a row's chosen features gathered at a stride read as each `value(row:feature:)`: the store's own in any order, the extras, an index past the extras missing (absent features: BatchLookupTests)")
     func gatheredValues() throws {
         let n = ProfileStore.chunkRows + 300
         let store = ProfileStoreErasureTests.store(n)

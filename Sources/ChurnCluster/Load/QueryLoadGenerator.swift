@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import ZeroMQ
 
 /// An open-loop live-query load (`churngrid bench queries`): a thread of its own sends query i
 /// at its scheduled time (`OpenLoopRecorder`) through one of several targets in turn (a target
@@ -53,6 +54,9 @@ public enum QueryLoadGenerator {
         await withCheckedContinuation { (scheduleOver: CheckedContinuation<Void, Never>) in
             // A thread of its own: it sleeps between sends (never on the cooperative pool).
             Thread.detachNewThread {
+                // Sends are due every few microseconds: a sleep may not end 50 µs late (Linux's
+                // default slack), or the generator's own lateness would count as the cluster's.
+                setCurrentThreadTimerSlack(nanoseconds: 1_000)
                 var next = 0
                 while next < total, !options.stop() {
                     let now = monotonicNanos()

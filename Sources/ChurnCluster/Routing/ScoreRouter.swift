@@ -51,8 +51,10 @@ public final class ScoreRouter: Sendable {
         case unavailable
         /// The query threw (the coordinator could not be asked either).
         case failed
-        /// Refused at once, never sent: too many queries were already waiting for its worker, or
-        /// going the single-query way (an overloaded client sheds load instead of piling it up).
+        /// Not answered because the client is overloaded: refused at once because too many
+        /// queries were already waiting for its worker, or — after its batch call failed or its
+        /// shard moved — because 4,096 others were already going the single-query way. An
+        /// overloaded client sheds load instead of piling it up.
         case shed
     }
 
@@ -60,6 +62,7 @@ public final class ScoreRouter: Sendable {
     /// batch, or the batch could not take them); more are shed.
     static let maxSingleQueries = 4_096
     private let singleQueries = Atomic<Int>(0)
+    private let shedQueries = Counter(label: "churngrid_queries_shed_total")
 
     /// - Parameters:
     ///   - coalesce: send concurrent single queries for one worker in shared batch calls.
@@ -194,7 +197,7 @@ public final class ScoreRouter: Sendable {
         let single: @Sendable () -> Void = { [self] in
             guard singleQueries.add(1, ordering: .relaxed).newValue <= Self.maxSingleQueries else {
                 singleQueries.subtract(1, ordering: .relaxed)
-                Counter(label: "churngrid_queries_shed_total").increment()
+                shedQueries.increment()
                 return done(.shed)
             }
             Task {
@@ -218,7 +221,7 @@ public final class ScoreRouter: Sendable {
             done(answer.scores.scores.outcome(answer.row) == .found ? .found : .notFound)
         }
         if !queued {
-            Counter(label: "churngrid_queries_shed_total").increment()
+            shedQueries.increment()
             done(.shed)
         }
     }
