@@ -585,6 +585,9 @@ extension BenchCommand {
         @Option(help: "direct: to the owning node with the client's cached shard map (what `churngrid score` does); coordinator: through the coordinator.")
         var via = Route.direct
 
+        @Option(name: .customLong("explain-method"), help: "How each answer's reasons are computed: approx (path attribution, default) or exact (TreeSHAP).")
+        var explainMethod: ExplainMethod = .approx
+
         @Flag(help: "Also end the schedule early when standard input closes (scripts that stop the load when their work is done).")
         var stopOnStdinEof = false
 
@@ -594,6 +597,9 @@ extension BenchCommand {
         func validate() throws {
             guard rate > 0, duration > 0, (1...64).contains(connections), (1...256).contains(inFlight), subscribers > 0, drain >= 0, drain <= 3600 else {
                 throw ValidationError("rate, duration and subscribers are positive, connections 1–64, in-flight 1–256, drain 0–3600 s")
+            }
+            guard explainMethod == .approx || via == .direct else {
+                throw ValidationError("--explain-method exact needs --via direct (the coordinator's single query explains by path attribution)")
             }
             guard rate * duration <= Double(OpenLoopRecorder.maxQueries) else {
                 throw ValidationError("at most \(OpenLoopRecorder.maxQueries) queries per run (rate × duration)")
@@ -615,10 +621,11 @@ extension BenchCommand {
                     throw error
                 }
                 let direct = via == .direct
+                let explain: ExplainMode = explainMethod == .exact ? .exact : .approx
                 let targets: [QueryLoadGenerator.Target] = clients.map { client in
                     { id, done in
                         if direct {
-                            client.submit(id) { outcome in
+                            client.submit(id, explain: explain) { outcome in
                                 switch outcome {
                                 case .found: done(.found)
                                 case .notFound: done(.notFound)
