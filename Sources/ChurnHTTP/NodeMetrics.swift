@@ -55,6 +55,7 @@ public enum MetricCatalogue {
         "churngrid_queries_total": "Live score queries (single and batch ids), by outcome: found, not_found, unavailable, error.",
         "churngrid_query_duration_seconds": "Live query latency at the coordinator's HTTP API, by kind (single or batch request).",
         "churngrid_query_fallbacks_total": "Live queries that a worker's batch call could not answer (the call failed, or the shard had moved) and that went the single-query way.",
+        "churngrid_queries_shed_total": "Live queries submitted without waiting that were shed at once: too many already waited for their worker, or too many were going the single-query way.",
         "churngrid_call_duration_seconds": "Latency of the distributed calls this node makes, from the call to its reply or failure, by method.",
         "churngrid_jobs_total": "Rescoring jobs ended, by outcome (completed or failed).",
         "churngrid_model_drift_psi_max": "The last measured job's highest population stability index, over the model's features and the score (act from 0.25).",
