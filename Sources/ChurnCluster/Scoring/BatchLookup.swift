@@ -171,31 +171,21 @@ extension ScoringModel {
         let n = batch.ids.elements.count
         var out = BatchScores(capacity: n, model: self, challenger: challenger, node: node, active: batch.models)
         // Pass 1: each id's row, and the features of the found ones gathered by the model that answers.
-        var champion = LookupGather(self, capacity: n), other = challenger.map { LookupGather($0.model, capacity: n) }
-        var placed: [(store: ProfileStore, row: Int, byChallenger: Bool, slot: Int)?] = []
+        let champion = LookupGather(self, capacity: n), other = challenger.map { LookupGather($0.model, capacity: n) }
+        var placed: [LookupPlace] = []
         placed.reserveCapacity(n)
         for i in 0..<n {
             let id = batch.ids.elements[i]
             guard let loaded = stores[Int(batch.shards.elements[i])] else {
-                out.append(.notHere)
-                placed.append(nil)
+                placed.append(.missing(.notHere))
                 continue
             }
-            guard let r = loaded.store.row(of: id) else {
-                out.append(.notFound)
-                placed.append(nil)
+            guard let row = loaded.store.row(of: id) else {
+                placed.append(.missing(.notFound))
                 continue
             }
-            let byChallenger = other != nil && challenger.map { ChallengerSplit.answersChallenger(name: $0.name, subscriber: id, basisPoints: $0.basisPoints) } == true
-            let slot = byChallenger ? other?.add(loaded.store, row: r) ?? 0 : champion.add(loaded.store, row: r)
-            placed.append((loaded.store, r, byChallenger, slot))
-            // Placeholders, overwritten in pass 3.
-            out.outcomes.elements.append(LookupOutcome.found.rawValue)
-            out.probabilities.elements.append(0)
-            out.reasons.elements.append(contentsOf: [-1, -1, -1])
-            out.contributions.elements.append(contentsOf: [0, 0, 0])
-            if challenger != nil { out.fromChallenger.elements.append(byChallenger ? 1 : 0) }
-            if batch.models { out.active?.append([]) }
+            let gather = challenger.flatMap { c in ChallengerSplit.answersChallenger(name: c.name, subscriber: id, basisPoints: c.basisPoints) ? other : nil } ?? champion
+            placed.append(.found(store: loaded.store, row: row, gather: gather, slot: gather.add(loaded.store, row: row)))
         }
         // Pass 2: each model's rows as one batch.
         let method = batch.explain.method
@@ -208,46 +198,56 @@ extension ScoringModel {
         }
         // Pass 3: the answers in the batch's order.
         var profile: [Float] = []
-        for i in 0..<n {
-            guard let at = placed[i] else { continue }
-            if !batched || batch.models {
-                if profile.count != at.store.width { profile = [Float](repeating: 0, count: at.store.width) }
-                profile.withUnsafeMutableBufferPointer { at.store.profile(row: at.row, into: $0) }
+        for (i, place) in placed.enumerated() {
+            guard case .found(let store, let row, let gather, let slot) = place else {
+                if case .missing(let outcome) = place { out.append(outcome) }
+                continue
             }
-            if batched, let g = at.byChallenger ? other : champion {
-                out.probabilities.elements[i] = g.probabilities[at.slot]
-                for k in 0..<3 {
-                    out.reasons.elements[3 * i + k] = g.features[3 * at.slot + k]
-                    out.contributions.elements[3 * i + k] = g.values[3 * at.slot + k]
-                }
+            if !batched || batch.models {
+                if profile.count != store.width { profile = [Float](repeating: 0, count: store.width) }
+                profile.withUnsafeMutableBufferPointer { store.profile(row: row, into: $0) }
+            }
+            out.outcomes.elements.append(LookupOutcome.found.rawValue)
+            if challenger != nil { out.fromChallenger.elements.append(gather === champion ? 0 : 1) }
+            if batched {
+                out.probabilities.elements.append(gather.probabilities[slot])
+                out.reasons.elements.append(contentsOf: gather.features[(3 * slot)..<(3 * slot + 3)])
+                out.contributions.elements.append(contentsOf: gather.values[(3 * slot)..<(3 * slot + 3)])
             } else {
                 // Never expected (the gathered columns are the model's own): row by row instead.
-                let model = at.byChallenger ? (challenger?.model ?? self) : self
+                let model = gather.model
                 let (p, _, reasons) = model.score(profile: profile, explain: batch.explain)
-                out.probabilities.elements[i] = p
-                for (k, reason) in reasons.prefix(3).enumerated() {
-                    out.reasons.elements[3 * i + k] = Int16(model.featureNames.firstIndex(of: reason.feature) ?? -1)
-                    out.contributions.elements[3 * i + k] = Float(reason.contribution)
+                out.probabilities.elements.append(p)
+                for k in 0..<3 {
+                    let reason = k < reasons.count ? reasons[k] : nil
+                    out.reasons.elements.append(Int16(reason.flatMap { model.featureNames.firstIndex(of: $0.feature) } ?? -1))
+                    out.contributions.elements.append(reason.map { Float($0.contribution) } ?? 0)
                 }
             }
             if batch.models {
                 // Each active model whose segment holds the subscriber.
                 let id = batch.ids.elements[i]
-                out.active?[i] = others.compactMap { other in
+                out.active?.append(others.compactMap { other in
                     guard other.segment?.contains(profile: profile) ?? true else { return nil }
                     let model = other.answering(id)  // its challenger within its share
                     let (p, band, reasons) = model.score(profile: profile)  // path attribution, as a single query's
                     return ActiveModelAnswer(name: other.name, modelVersion: model.version, probability: p, riskBand: band.description, reasons: reasons)
-                }
+                })
             }
         }
         return out
     }
 }
 
+/// Where a lookup batch's id stands after pass 1: not answerable, or found and gathered.
+private enum LookupPlace {
+    case missing(LookupOutcome)
+    case found(store: ProfileStore, row: Int, gather: LookupGather, slot: Int)
+}
+
 /// One model's rows of a lookup batch: their features gathered column by column (`capacity`
 /// values a column, the first `count` used), then scored and explained together.
-private struct LookupGather {
+private final class LookupGather {
     let model: ScoringModel
     let capacity: Int
     private(set) var count = 0
@@ -266,7 +266,7 @@ private struct LookupGather {
 
     /// Gathers the model's features of `row` of `store` (missing where the store holds no such
     /// column); returns the row's slot in this batch.
-    mutating func add(_ store: ProfileStore, row: Int) -> Int {
+    func add(_ store: ProfileStore, row: Int) -> Int {
         let slot = count, capacity = capacity, features = model.profileColumn
         columns.withUnsafeMutableBufferPointer { c in
             guard let base = c.baseAddress else { return }
@@ -279,18 +279,17 @@ private struct LookupGather {
     /// Probabilities and top-3 reasons of every gathered row, by `method`.
     /// - Throws: `ModelError` if the model refuses the gathered columns (it cannot: there is one
     ///   per model feature).
-    mutating func explain(method: TreeExplainer.Method) throws(ModelError) {
-        let n = count, f = model.featureNames.count, capacity = capacity, model = model
-        var probabilities = [Double](repeating: 0, count: n)
-        var features = [Int16](repeating: -1, count: 3 * n)
-        var values = [Float](repeating: 0, count: 3 * n)
-        defer { (self.probabilities, self.features, self.values) = (probabilities, features, values) }
+    func explain(method: TreeExplainer.Method) throws(ModelError) {
+        let n = count, model = model
+        probabilities = [Double](repeating: 0, count: n)
+        features = [Int16](repeating: -1, count: 3 * n)
+        values = [Float](repeating: 0, count: 3 * n)
         guard n > 0 else { return }
         var margins = [Double](repeating: 0, count: n)
         let tabulated = method == .approximate ? model.attribution : nil
         try columns.withUnsafeBufferPointer { c throws(ModelError) in
             // Column j starts at j × capacity; its first n values are this batch's rows.
-            let input = FeatureColumns(columns: c.baseAddress.map { b in (0..<f).map { b + $0 * capacity } } ?? [], rowCount: n)
+            let input = FeatureColumns(gathered: c, columns: model.featureNames.count, rows: n, stride: capacity)
             if let tabulated {
                 try tabulated.score(input, margins: &margins, outputs: &probabilities, top: 3, features: &features, values: &values)
             } else {

@@ -406,10 +406,10 @@ struct ReasonScratch {
 }
 
 extension FeatureColumns {
-    /// `columns` columns of `rows` values each, one after another in `buffer` (as
-    /// `OtherModelBlock.gather` leaves them).
-    init(gathered buffer: UnsafeBufferPointer<Float>, columns: Int, rows: Int) {
-        let base = buffer.baseAddress
-        self.init(columns: base.map { b in (0..<columns).map { b + $0 * rows } } ?? [], rowCount: rows)
+    /// `columns` columns of `rows` values each in `buffer`, column j starting at j × `stride`
+    /// (by default one right after another, as `OtherModelBlock.gather` leaves them).
+    init(gathered buffer: UnsafeBufferPointer<Float>, columns: Int, rows: Int, stride: Int? = nil) {
+        let base = buffer.baseAddress, stride = stride ?? rows
+        self.init(columns: base.map { b in (0..<columns).map { b + $0 * stride } } ?? [], rowCount: rows)
     }
 }
