@@ -11,7 +11,9 @@ columns are category codes (12, 40, 300, 3 and 5 categories, ~1% NaN), on which 
 XGBoost 300 x depth 6 and LightGBM 300 x 63 leaves with native categorical splits
 (xgb_cat_300_d6, lgb_cat_300_63); then for each model and thread count measures:
   reference  XGBoost Booster.predict on a prebuilt DMatrix / inplace_predict, LightGBM predict
-  churngrid  `churngrid model bench` (rows read once, scored R times, median)
+  churngrid  `churngrid model bench` (rows read once, scored R times, median), and the same binary
+             with `--kernel portable` (the portable walks alone: what the AVX-512 leaf-bitvector
+             walk adds, with equal margins required)
   lleaves    (LightGBM models, when the `lleaves` package is installed) the LLVM-compiled model's
              predict on the same rows as float64 (its input type, converted untimed); compile time
              is excluded and reported (the compiled library is cached in DIR, keyed by the model
@@ -298,6 +300,12 @@ def main():
             row = {"model": name, "threads": t, **ref, "churngrid": ours}
             row["ratio"] = ours["rows_per_second"] / ref["reference_rows_per_second"]
             row["same_rows"] = abs(ours["margin_checksum"] - margin_sum) <= 1e-3 * max(1.0, abs(margin_sum))
+            # The same binary held to the portable walks: what the AVX-512 leaf-bitvector walk adds.
+            portable_cmd = [args.binary, "model", "bench", "--model", path, "--input", data_csv, "--threads", str(t),
+                            "--repeat", str(args.repeat), "--kernel", "portable", "--json"]
+            portable = json.loads(subprocess.run(portable_cmd, check=True, capture_output=True, text=True).stdout)
+            row["portable"] = portable
+            row["same_rows"] = row["same_rows"] and portable["margin_checksum"] == ours["margin_checksum"]
             if args.baseline_binary:
                 cmd[0] = args.baseline_binary
                 base = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
@@ -325,6 +333,12 @@ def main():
               f"{r['reference_shap_rows_per_second']:>16,.0f} / {c['shap_rows_per_second']:>10,.0f} "
               f"({r['churngrid']['shap_rows_per_second'] / r['reference_shap_rows_per_second']:.2f}x), "
               f"{c.get('shap_single_rows_per_second', float('nan')):>8,.0f} {approx:>30}")
+    print(f"\nKernels of the same binary (`--kernel portable` against the default), same rows, same run\n")
+    print(f"{'model':<14} {'thr':>3} {'portable rows/s':>16} {'default rows/s':>15} {'default / portable':>19} {'trees by leaf bits':>19}")
+    for r in results:
+        p = r["portable"]["rows_per_second"]
+        print(f"{r['model']:<14} {r['threads']:>3} {p:>16,.0f} {r['churngrid']['rows_per_second']:>15,.0f} "
+              f"{r['churngrid']['rows_per_second'] / p:>18.2f}x {r['churngrid'].get('exit_leaf_trees', 0):>19}")
     lleaves_rows = [r for r in results if "lleaves_rows_per_second" in r]
     if lleaves_rows:
         print(f"\nLightGBM models against lleaves (LLVM-compiled), same rows, same run\n")

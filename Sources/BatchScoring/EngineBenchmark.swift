@@ -12,8 +12,11 @@ public struct EngineBenchmark: Sendable {
         public var singleRowSamples: Int = 0
         /// Rows explained by exact TreeSHAP and by the path attribution on one thread (0 = skip).
         public var explainRows: Int = 0
+        /// The block kernels the scoring may use (`.portable` for the portable walks alone).
+        public var kernel: ScoringKernel = .automatic
 
-        public init(threads: Int = 1, repeats: Int = 5, singleRowSamples: Int = 0, explainRows: Int = 0) {
+        public init(threads: Int = 1, repeats: Int = 5, singleRowSamples: Int = 0, explainRows: Int = 0, kernel: ScoringKernel = .automatic) {
+            self.kernel = kernel
             self.threads = threads
             self.repeats = repeats
             self.singleRowSamples = singleRowSamples
@@ -47,6 +50,10 @@ public struct EngineBenchmark: Sendable {
         public var reasonsRowsPerSecond: Double?
         /// Sum of margins, so a run can be checked against another engine's on the same rows.
         public var marginChecksum: Double
+        /// The kernels asked for, and how many trees the leaf-bitvector walk scored (0 when the
+        /// processor or the model does not allow it).
+        public var kernel: String = ScoringKernel.automatic.rawValue
+        public var exitLeafTrees: Int = 0
 
         enum CodingKeys: String, CodingKey {
             case rows, threads, trees
@@ -58,6 +65,7 @@ public struct EngineBenchmark: Sendable {
             case shapSingleRowsPerSecond = "shap_single_rows_per_second", approxSingleRowsPerSecond = "approx_single_rows_per_second"
             case reasonsRowsPerSecond = "scores_with_reasons_rows_per_second"
             case marginChecksum = "margin_checksum"
+            case kernel, exitLeafTrees = "exit_leaf_trees"
         }
     }
 
@@ -67,7 +75,7 @@ public struct EngineBenchmark: Sendable {
     /// - Throws: `ModelError` or `TableError` for bad files.
     public func run(modelPath: String, input: String, options: Options) throws -> Result {
         let model = try TreeEnsemble.load(path: modelPath)
-        let forest = try CompiledForest(model)
+        let forest = try CompiledForest(model, kernel: options.kernel)
         let columns = try InputColumns(path: input, model: model)
         let rows = columns.rowCount
         guard rows > 0 else { throw ModelError(.invalidInput, file: input, "input has no rows to score") }
@@ -91,7 +99,7 @@ public struct EngineBenchmark: Sendable {
             rows: rows, threads: options.threads, repeats: rates.count, trees: model.trees.count,
             maxDepth: model.maxDepth, rowsPerSecond: median, nsPerRow: 1e9 / median,
             rowsPerSecondMin: rates.first!, rowsPerSecondMax: rates.last!,
-            marginChecksum: margins.reduce(0, +))
+            marginChecksum: margins.reduce(0, +), kernel: options.kernel.rawValue, exitLeafTrees: forest.exitLeafTrees)
 
         if options.singleRowSamples > 0 {
             var row = [Float](repeating: 0, count: model.featureCount)

@@ -154,6 +154,9 @@ extension ModelCommand {
         @Option(help: "Also time exact TreeSHAP and the path attribution on this many rows (one thread).")
         var explainRows: Int = 0
 
+        @Option(help: "Block kernels: automatic (AVX-512 leaf-bitvector walk where the processor has it) or portable.")
+        var kernel: ScoringKernel = .automatic
+
         @Flag(help: "Print one JSON object.")
         var json = false
 
@@ -164,7 +167,7 @@ extension ModelCommand {
 
         func run() throws {
             try reportingErrors {
-                let options = EngineBenchmark.Options(threads: threads, repeats: repeats, singleRowSamples: singleRow, explainRows: explainRows)
+                let options = EngineBenchmark.Options(threads: threads, repeats: repeats, singleRowSamples: singleRow, explainRows: explainRows, kernel: kernel)
                 let r = try EngineBenchmark().run(modelPath: model, input: input, options: options)
                 if json {
                     try printJSON(r)
@@ -181,6 +184,8 @@ extension ModelCommand {
         }
     }
 }
+
+extension ScoringKernel: ExpressibleByArgument {}
 
 enum ExplainMethod: String, ExpressibleByArgument, CaseIterable {
     case exact, approx

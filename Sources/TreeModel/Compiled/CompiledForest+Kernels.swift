@@ -17,13 +17,31 @@ extension CompiledForest {
     /// Hands each row's leaf of every tree to `sink`, trees in model order.
     @inline(__always)
     func accumulate<S: ForestStep, K: LeafSink>(_ s: S, _ x: UnsafeMutablePointer<Float>, rows: Int, into sink: K) {
-        for t in 0..<treeCount {
-            let root = Int(treeRoot[t])
-            if treeUntilLeaves[t] {
-                walkUntilLeaves(s, root: root, x, rows: rows, into: sink)
-            } else {
-                walkFullDepth(s, root: root, depth: Int(treeDepth[t]), x, rows: rows, into: sink)
+        guard let exitLeaves else {
+            for t in 0..<treeCount { walk(s, tree: t, x, rows: rows, into: sink) }
+            return
+        }
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 2 * blockRows) { words in
+            guard let low = words.baseAddress else { return }
+            let high = low + blockRows
+            for t in 0..<treeCount {
+                if exitLeaves.first[t] >= 0 {
+                    walkExitLeaves(exitLeaves, tree: t, x, rows: rows, low: low, high: high, into: sink)
+                } else {
+                    walk(s, tree: t, x, rows: rows, into: sink)
+                }
             }
+        }
+    }
+
+    /// Tree `t` for the block's rows by the portable walk chosen for it.
+    @inline(__always)
+    func walk<S: ForestStep, K: LeafSink>(_ s: S, tree t: Int, _ x: UnsafeMutablePointer<Float>, rows: Int, into sink: K) {
+        let root = Int(treeRoot[t])
+        if treeUntilLeaves[t] {
+            walkUntilLeaves(s, root: root, x, rows: rows, into: sink)
+        } else {
+            walkFullDepth(s, root: root, depth: Int(treeDepth[t]), x, rows: rows, into: sink)
         }
     }
 
@@ -104,11 +122,17 @@ extension CompiledForest {
 /// What a block kernel does with the leaf each row's walk ended on (absolute node index).
 protocol LeafSink {
     func add(_ row: Int, _ leaf: Int)
+    /// Tree `t`'s exit leaves for the block's rows by a fused leaf-bitvector kernel of the sink's
+    /// own, with the same results as `add` for each; false when the sink has none.
+    func addExitLeaves(_ e: ExitLeafTables, tree t: Int, _ x: UnsafeMutablePointer<Float>, rows: Int) -> Bool
     /// The leaves of rows `row` to `row + 7`.
     func add8(_ row: Int, _ i0: Int, _ i1: Int, _ i2: Int, _ i3: Int, _ i4: Int, _ i5: Int, _ i6: Int, _ i7: Int)
 }
 
 extension LeafSink {
+    @inline(__always)
+    func addExitLeaves(_ e: ExitLeafTables, tree t: Int, _ x: UnsafeMutablePointer<Float>, rows: Int) -> Bool { false }
+
     /// Eight rows one after the other (a sink with a faster way implements its own).
     @inline(__always)
     func add8(_ row: Int, _ i0: Int, _ i1: Int, _ i2: Int, _ i3: Int, _ i4: Int, _ i5: Int, _ i6: Int, _ i7: Int) {

@@ -87,6 +87,11 @@ public final class CompiledForest: @unchecked Sendable {
     /// For each slot of the layout, the node of its tree (`model.trees[t]` index) placed there
     /// (`LeafAttribution` tabulates per leaf slot).
     let slotNode: [Int32]
+    /// The leaf-bitvector walk's tables for the trees of at most 64 leaves, when this processor
+    /// runs it and the model is numeric (`CompiledForest+ExitLeaves.swift`); nil otherwise.
+    let exitLeaves: ExitLeafTables?
+    /// The kernels asked for.
+    public let kernel: ScoringKernel
 
     /// Compiles `model`.
     /// - Throws: `ModelError` if a tree is not a valid tree (children out of range, a feature the
@@ -95,8 +100,10 @@ public final class CompiledForest: @unchecked Sendable {
     ///   expressed (a non-finite threshold on a default-left split), or the model exceeds the
     ///   compact layout's limits (8,192 feature views, 65,535 nodes between a node and its
     ///   children, 2^31 nodes, `ModelLimits.maximumCategoryWords` words of category bitsets).
-    public init(_ model: TreeEnsemble) throws(ModelError) {
+    ///   - kernel: `.portable` keeps to the portable walks (for comparisons); results are the same.
+    public init(_ model: TreeEnsemble, kernel: ScoringKernel = .automatic) throws(ModelError) {
         self.model = model
+        self.kernel = kernel
         let total = model.nodeCount
         guard total < Int(UInt32.max) / 2 else {
             throw ModelError(.unsupported, file: model.source, "model has \(total) nodes; at most 2^31 are supported")
@@ -231,7 +238,14 @@ public final class CompiledForest: @unchecked Sendable {
         self.treeUntilLeaves = untilLeaves
         self.treeCount = model.trees.count
         self.slotNode = slotNode
+        exitLeaves = mixed || kernel == .portable ? nil
+            : ExitLeafTables(model: model, roots: roots, slotCount: next, slotNode: slotNode, blockRows: blockRows) { t, n in
+                view(for: model.trees[t], n) * blockRows
+            }
     }
+
+    /// Trees scored by the leaf-bitvector walk (0 when the processor or the model does not allow it).
+    public var exitLeafTrees: Int { exitLeaves?.trees ?? 0 }
 
     deinit {
         nodes?.deallocate()

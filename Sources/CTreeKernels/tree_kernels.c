@@ -1,0 +1,143 @@
+#include "tree_kernels.h"
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+
+int cg_tree_kernels_avx512(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    // OSXSAVE: the OS saves extended state, so XGETBV may be read.
+    if (!(c & (1u << 27))) return 0;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    // XMM, YMM, opmask, upper ZMM halves and ZMM16-31 state all enabled.
+    if ((lo & 0xE6u) != 0xE6u) return 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return (b & (1u << 16)) && (b & (1u << 28)) ? 1 : 0;  // AVX512F and AVX512CD
+}
+
+// Each row's 64-bit set is kept as two 32-bit halves in separate registers, 16 rows per register:
+// a split whose left subtree lies in one half changes only that half, so most splits cost one
+// compare and one AND per 16 rows. Four chunks of 16 rows a pass, so each split's record is read
+// once per 64 rows and eight chains of ANDs are in flight.
+#define CG_PASS(ROWS)                                                                              \
+    do {                                                                                            \
+        const float *x = scratch + c * 16;                                                          \
+        __m512i lo[ROWS], hi[ROWS];                                                                 \
+        for (int k = 0; k < ROWS; k++) lo[k] = hi[k] = all;                                         \
+        const cg_leaf_split *s = splits;                                                            \
+        for (size_t j = 0; j < low; j++, s++) {                                                     \
+            const __m512 t = _mm512_set1_ps(s->threshold);                                          \
+            const __m512i keep = _mm512_set1_epi32((int)(uint32_t)s->keep);                         \
+            const float *v = x + s->offset;                                                         \
+            for (int k = 0; k < ROWS; k++)                                                          \
+                lo[k] = _mm512_mask_and_epi32(lo[k], _mm512_cmp_ps_mask(_mm512_loadu_ps(v + 16 * k), t, _CMP_GE_OQ), lo[k], keep); \
+        }                                                                                           \
+        for (size_t j = 0; j < high; j++, s++) {                                                    \
+            const __m512 t = _mm512_set1_ps(s->threshold);                                          \
+            const __m512i keep = _mm512_set1_epi32((int)(uint32_t)(s->keep >> 32));                 \
+            const float *v = x + s->offset;                                                         \
+            for (int k = 0; k < ROWS; k++)                                                          \
+                hi[k] = _mm512_mask_and_epi32(hi[k], _mm512_cmp_ps_mask(_mm512_loadu_ps(v + 16 * k), t, _CMP_GE_OQ), hi[k], keep); \
+        }                                                                                           \
+        for (size_t j = 0; j < both; j++, s++) {                                                    \
+            const __m512 t = _mm512_set1_ps(s->threshold);                                          \
+            const __m512i keepLo = _mm512_set1_epi32((int)(uint32_t)s->keep);                       \
+            const __m512i keepHi = _mm512_set1_epi32((int)(uint32_t)(s->keep >> 32));               \
+            const float *v = x + s->offset;                                                         \
+            for (int k = 0; k < ROWS; k++) {                                                        \
+                const __mmask16 r = _mm512_cmp_ps_mask(_mm512_loadu_ps(v + 16 * k), t, _CMP_GE_OQ); \
+                lo[k] = _mm512_mask_and_epi32(lo[k], r, lo[k], keepLo);                             \
+                hi[k] = _mm512_mask_and_epi32(hi[k], r, hi[k], keepHi);                             \
+            }                                                                                       \
+        }                                                                                           \
+        for (int k = 0; k < ROWS; k++) {                                                            \
+            _mm512_storeu_si512((void *)(outLow + c * 16 + 16 * k), lo[k]);                         \
+            _mm512_storeu_si512((void *)(outHigh + c * 16 + 16 * k), hi[k]);                        \
+        }                                                                                           \
+    } while (0)
+
+__attribute__((target("avx512f")))
+void cg_exit_leaves_avx512(const float *scratch, size_t chunks, const cg_leaf_split *splits, size_t low, size_t high, size_t both,
+                           uint32_t *outLow, uint32_t *outHigh) {
+    const __m512i all = _mm512_set1_epi32(-1);
+    size_t c = 0;
+    for (; c + 4 <= chunks; c += 4) CG_PASS(4);
+    for (; c < chunks; c++) CG_PASS(1);
+}
+
+// Each row's exit leaf (the lowest set bit of its two halves) as a vector of 16 leaf numbers.
+__attribute__((target("avx512f,avx512cd")))
+static inline __m512i cg_exit_leaf16(const uint32_t *low, const uint32_t *high) {
+    const __m512i lo = _mm512_loadu_si512((const void *)low), hi = _mm512_loadu_si512((const void *)high);
+    const __m512i zero = _mm512_setzero_si512(), top = _mm512_set1_epi32(31);
+    // The lowest set bit alone (x & -x), its index 31 - lzcnt; a zero half gives -1 (lzcnt 32).
+    const __m512i tzLo = _mm512_sub_epi32(top, _mm512_lzcnt_epi32(_mm512_and_si512(lo, _mm512_sub_epi32(zero, lo))));
+    const __m512i tzHi = _mm512_sub_epi32(_mm512_set1_epi32(63), _mm512_lzcnt_epi32(_mm512_and_si512(hi, _mm512_sub_epi32(zero, hi))));
+    const __mmask16 inLow = _mm512_test_epi32_mask(lo, lo);
+    // Kept within 0-63 whatever the bits say.
+    return _mm512_and_si512(_mm512_mask_blend_epi32(inLow, tzHi, tzLo), _mm512_set1_epi32(63));
+}
+
+__attribute__((target("avx512f,avx512cd")))
+void cg_exit_leaves_add_f64(const float *scratch, size_t rows, const cg_leaf_split *splits, size_t low, size_t high, size_t both,
+                            const double *values, double *acc) {
+    uint32_t lo[128], hi[128];
+    const size_t n = rows < 128 ? rows : 128, done = 0;
+    {
+        const size_t chunks = (n + 15) / 16;
+        cg_exit_leaves_avx512(scratch, chunks, splits, low, high, both, lo, hi);
+        for (size_t c = 0; c < chunks; c++) {
+            const __m512i leaf = cg_exit_leaf16(lo + c * 16, hi + c * 16);
+            const size_t left = n - c * 16;
+            const __mmask16 live = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+            double *a = acc + done + c * 16;
+            const __m512d v0 = _mm512_i32gather_pd(_mm512_castsi512_si256(leaf), values, 8);
+            const __m512d v1 = _mm512_i32gather_pd(_mm512_extracti64x4_epi64(leaf, 1), values, 8);
+            const __mmask8 m0 = (__mmask8)live, m1 = (__mmask8)(live >> 8);
+            _mm512_mask_storeu_pd(a, m0, _mm512_add_pd(_mm512_maskz_loadu_pd(m0, a), v0));
+            _mm512_mask_storeu_pd(a + 8, m1, _mm512_add_pd(_mm512_maskz_loadu_pd(m1, a + 8), v1));
+        }
+    }
+}
+
+__attribute__((target("avx512f,avx512cd")))
+void cg_exit_leaves_add_f32(const float *scratch, size_t rows, const cg_leaf_split *splits, size_t low, size_t high, size_t both,
+                            const float *values, float *acc) {
+    uint32_t lo[128], hi[128];
+    const size_t n = rows < 128 ? rows : 128, done = 0;
+    {
+        const size_t chunks = (n + 15) / 16;
+        cg_exit_leaves_avx512(scratch, chunks, splits, low, high, both, lo, hi);
+        for (size_t c = 0; c < chunks; c++) {
+            const __m512i leaf = cg_exit_leaf16(lo + c * 16, hi + c * 16);
+            const size_t left = n - c * 16;
+            const __mmask16 live = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+            float *a = acc + done + c * 16;
+            const __m512 v = _mm512_i32gather_ps(leaf, values, 4);
+            _mm512_mask_storeu_ps(a, live, _mm512_add_ps(_mm512_maskz_loadu_ps(live, a), v));
+        }
+    }
+}
+
+#else
+
+int cg_tree_kernels_avx512(void) { return 0; }
+
+void cg_exit_leaves_avx512(const float *scratch, size_t chunks, const cg_leaf_split *splits, size_t low, size_t high, size_t both,
+                           uint32_t *outLow, uint32_t *outHigh) {
+    (void)scratch; (void)chunks; (void)splits; (void)low; (void)high; (void)both; (void)outLow; (void)outHigh;
+}
+
+void cg_exit_leaves_add_f64(const float *scratch, size_t rows, const cg_leaf_split *splits, size_t low, size_t high, size_t both,
+                            const double *values, double *acc) {
+    (void)scratch; (void)rows; (void)splits; (void)low; (void)high; (void)both; (void)values; (void)acc;
+}
+
+void cg_exit_leaves_add_f32(const float *scratch, size_t rows, const cg_leaf_split *splits, size_t low, size_t high, size_t both,
+                            const float *values, float *acc) {
+    (void)scratch; (void)rows; (void)splits; (void)low; (void)high; (void)both; (void)values; (void)acc;
+}
+
+#endif
