@@ -84,21 +84,18 @@ __attribute__((target("avx512f,avx512cd")))
 void cg_exit_leaves_add_f64(const float *scratch, size_t rows, const cg_leaf_split *splits, size_t low, size_t high, size_t both,
                             const double *values, double *acc) {
     uint32_t lo[128], hi[128];
-    const size_t n = rows < 128 ? rows : 128, done = 0;
-    {
-        const size_t chunks = (n + 15) / 16;
-        cg_exit_leaves_avx512(scratch, chunks, splits, low, high, both, lo, hi);
-        for (size_t c = 0; c < chunks; c++) {
-            const __m512i leaf = cg_exit_leaf16(lo + c * 16, hi + c * 16);
-            const size_t left = n - c * 16;
-            const __mmask16 live = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-            double *a = acc + done + c * 16;
-            const __m512d v0 = _mm512_i32gather_pd(_mm512_castsi512_si256(leaf), values, 8);
-            const __m512d v1 = _mm512_i32gather_pd(_mm512_extracti64x4_epi64(leaf, 1), values, 8);
-            const __mmask8 m0 = (__mmask8)live, m1 = (__mmask8)(live >> 8);
-            _mm512_mask_storeu_pd(a, m0, _mm512_add_pd(_mm512_maskz_loadu_pd(m0, a), v0));
-            _mm512_mask_storeu_pd(a + 8, m1, _mm512_add_pd(_mm512_maskz_loadu_pd(m1, a + 8), v1));
-        }
+    const size_t n = rows < 128 ? rows : 128, chunks = (n + 15) / 16;
+    cg_exit_leaves_avx512(scratch, chunks, splits, low, high, both, lo, hi);
+    for (size_t c = 0; c < chunks; c++) {
+        const __m512i leaf = cg_exit_leaf16(lo + c * 16, hi + c * 16);
+        const size_t left = n - c * 16;
+        const __mmask16 live = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        double *a = acc + c * 16;
+        const __m512d v0 = _mm512_i32gather_pd(_mm512_castsi512_si256(leaf), values, 8);
+        const __m512d v1 = _mm512_i32gather_pd(_mm512_extracti64x4_epi64(leaf, 1), values, 8);
+        const __mmask8 m0 = (__mmask8)live, m1 = (__mmask8)(live >> 8);
+        _mm512_mask_storeu_pd(a, m0, _mm512_add_pd(_mm512_maskz_loadu_pd(m0, a), v0));
+        _mm512_mask_storeu_pd(a + 8, m1, _mm512_add_pd(_mm512_maskz_loadu_pd(m1, a + 8), v1));
     }
 }
 
@@ -106,18 +103,15 @@ __attribute__((target("avx512f,avx512cd")))
 void cg_exit_leaves_add_f32(const float *scratch, size_t rows, const cg_leaf_split *splits, size_t low, size_t high, size_t both,
                             const float *values, float *acc) {
     uint32_t lo[128], hi[128];
-    const size_t n = rows < 128 ? rows : 128, done = 0;
-    {
-        const size_t chunks = (n + 15) / 16;
-        cg_exit_leaves_avx512(scratch, chunks, splits, low, high, both, lo, hi);
-        for (size_t c = 0; c < chunks; c++) {
-            const __m512i leaf = cg_exit_leaf16(lo + c * 16, hi + c * 16);
-            const size_t left = n - c * 16;
-            const __mmask16 live = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-            float *a = acc + done + c * 16;
-            const __m512 v = _mm512_i32gather_ps(leaf, values, 4);
-            _mm512_mask_storeu_ps(a, live, _mm512_add_ps(_mm512_maskz_loadu_ps(live, a), v));
-        }
+    const size_t n = rows < 128 ? rows : 128, chunks = (n + 15) / 16;
+    cg_exit_leaves_avx512(scratch, chunks, splits, low, high, both, lo, hi);
+    for (size_t c = 0; c < chunks; c++) {
+        const __m512i leaf = cg_exit_leaf16(lo + c * 16, hi + c * 16);
+        const size_t left = n - c * 16;
+        const __mmask16 live = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        float *a = acc + c * 16;
+        const __m512 v = _mm512_i32gather_ps(leaf, values, 4);
+        _mm512_mask_storeu_ps(a, live, _mm512_add_ps(_mm512_maskz_loadu_ps(live, a), v));
     }
 }
 

@@ -9,15 +9,20 @@ import Testing
 /// 16 rows, one and two threads, both accumulation types.
 @Suite("The leaf-bitvector walk")
 struct ExitLeafTests {
-    /// A chain of `splits` splits whose continuing child is on the `right` or left side.
-    static func chain(splits: Int, right: Bool, _ rng: inout SplitMix) -> DecisionTree {
+    /// A chain of `splits` splits whose continuing child is on the `right` or left side. On `ordered`
+    /// chains every split reads feature 0 with thresholds in the order that lets rows go all the
+    /// way (integers from −100 to 600, so the inputs' integers tie with them): every leaf, the
+    /// deepest included, is some row's exit. Otherwise features and thresholds are random.
+    static func chain(splits: Int, right: Bool, ordered: Bool = false, _ rng: inout SplitMix) -> DecisionTree {
         var t = DecisionTree(left: [], right: [], feature: [], threshold: [], defaultLeft: [], missing: [],
                              leafValue: [], cover: [])
-        for _ in 0..<splits {
+        for k in 0..<splits {
             let split = t.left.count
             // the split, its leaf, then the next split (or the last leaf)
             t.left.append(Int32(right ? split + 1 : split + 2)); t.right.append(Int32(right ? split + 2 : split + 1))
-            t.feature.append(Int32(rng.next() % 4)); t.threshold.append(Float(Int(rng.next() % 1400) - 200) / 2)
+            let step = Float(-100 + 700 * (k + 1) / (splits + 1))
+            t.feature.append(ordered ? 0 : Int32(rng.next() % 4))
+            t.threshold.append(ordered ? (right ? step : 500 - step) : Float(Int(rng.next() % 1400) - 200) / 2)
             t.defaultLeft.append(rng.next() % 2 == 0); t.missing.append(.nanDefault)
             t.leafValue.append(0); t.cover.append(1)
             t.left.append(-1); t.right.append(-1); t.feature.append(0); t.threshold.append(0); t.defaultLeft.append(false)
@@ -36,8 +41,10 @@ struct ExitLeafTests {
             trees.append(UnbalancedWalkTests.leafWiseTree(library, leaves: leaves, categorical: false, &rng))
         }
         for splits in [1, 31, 32, 63, 64] {
-            trees.append(Self.chain(splits: splits, right: true, &rng))
-            trees.append(Self.chain(splits: splits, right: false, &rng))
+            for ordered in [false, true] {
+                trees.append(Self.chain(splits: splits, right: true, ordered: ordered, &rng))
+                trees.append(Self.chain(splits: splits, right: false, ordered: ordered, &rng))
+            }
         }
         trees.append(UnbalancedWalkTests.balancedTree(depth: 6, &rng))  // 64 leaves, XGBoost's shape
         trees.append(UnbalancedWalkTests.balancedTree(depth: 7, &rng))  // 128: portable
@@ -89,6 +96,14 @@ struct ExitLeafTests {
         }
         #expect(mismatches.isEmpty, "seed \(seed): \(mismatches.count) mismatches, first: \(mismatches.prefix(3))")
 
+        // Blocks of every size around the 16-row lanes and the 8 rows below which blocks are walked,
+        // through the fused scoring kernel (a part-filled group of 16, an end of 8 rows or fewer).
+        for count in [1, 7, 8, 9, 15, 16, 17, 24, 104, 127, 128, 129, 250] {
+            let part = columns.map { Array($0.prefix(count)) }
+            let (a, _) = try fast.score(columns: part, threads: 1)
+            #expect(Array(a) == Array(slow.prefix(count)), "seed \(seed): \(count) rows scored alone")
+        }
+
         // The path attribution's sink takes each exit leaf from the same walk.
         let fastReasons = try #require(LeafAttribution(fast)), slowReasons = try #require(LeafAttribution(portable))
         var differ: [String] = []
@@ -111,5 +126,18 @@ struct ExitLeafTests {
         #expect(differ.isEmpty, "seed \(seed): \(differ.prefix(3))")
         #expect(margins[0] == margins[1] && margins[0] == slow, "block margins with reasons")
         #expect(features[0] == features[1] && values[0] == values[1], "block top-\(k) reasons")
+    }
+}
+
+extension ExitLeafTests {
+    @Test("a model with a categorical split keeps the portable walks")
+    func categoricalModelsWalk() throws {
+        var rng = SplitMix(seed: 11)
+        let trees = (0..<4).map { _ in UnbalancedWalkTests.leafWiseTree(.lightgbm, leaves: 20, categorical: true, &rng) }
+        let model = TreeEnsemble(
+            source: "random", library: .lightgbm, libraryVersion: nil, objective: .lightgbmBinary(sigmoid: 1),
+            featureNames: ["a", "b", "c", "d"], featureTypes: nil, baseMargin: 0, baseScore: 0, trees: trees, accumulation: .float64)
+        try #require(model.categoricalSplitCount > 0)
+        #expect(try CompiledForest(model).exitLeafTrees == 0)
     }
 }

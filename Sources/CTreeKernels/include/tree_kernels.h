@@ -27,8 +27,8 @@ typedef struct {
 /// CD, with the opmask and ZMM state enabled by the OS), else 0.
 int cg_tree_kernels_avx512(void);
 
-/// For each of `chunks` x 16 rows of a block's scratch, the set of leaves no split on its path
-/// eliminated, as two 32-bit halves (bit k of `outLow[r] | outHigh[r] << 32` = leaf k in
+/// For each of `chunks` x 16 rows of a block's scratch, the set of leaves that no split the row goes
+/// right at (on its path or not) eliminated, as two 32-bit halves (bit k of `outLow[r] | outHigh[r] << 32` = leaf k in
 /// left-to-right order); the lowest set bit is the row's exit leaf. `splits` holds first the
 /// `low` splits whose left subtree lies in leaves 0-31, then the `high` ones in leaves 32-63,
 /// then the `both` others. Every split is evaluated for 16 rows per instruction.

@@ -16,8 +16,8 @@ public enum ScoringKernel: String, Sendable, CaseIterable {
 /// the row goes right at, its left subtree's leaves, the lowest leaf left is the row's exit leaf —
 /// whether or not the split lies on the row's path (a split off the path only removes leaves the
 /// path already excluded or lying to its right). So instead of walking a path, every split of the
-/// tree is evaluated, 16 rows per vector compare and 8 rows' 64-bit sets per vector AND, with no
-/// dependent loads and no branch (`cg_exit_leaves_avx512`). The exit leaf is the lowest set bit.
+/// tree is evaluated for 16 rows per vector compare, with no dependent loads and no branch
+/// (`cg_exit_leaves_avx512`). The exit leaf is the lowest set bit.
 /// Each row's set is kept as two 32-bit halves, 16 rows to a register: a split whose left subtree
 /// lies within one half (all but the few around leaf 31/32) changes that half alone, so it costs
 /// one compare and one AND per 16 rows.
@@ -32,6 +32,10 @@ final class ExitLeafTables: @unchecked Sendable {
     static let maximumLeaves = 64
     /// Rows per vector compare; the block size must be a multiple.
     static let laneRows = 16
+    /// Fewest rows of a block for which the walk is used: it costs as much for 1 row as for 16,
+    /// where the portable walks cost per row (a 63-leaf tree: ~62 compares and ANDs for the 16
+    /// lanes, against 4–6 dependent steps per row).
+    static let minimumRows = 8
 
     /// Every tree's splits, tree after tree.
     let splits: UnsafeMutablePointer<cg_leaf_split>
@@ -44,10 +48,11 @@ final class ExitLeafTables: @unchecked Sendable {
     let both: UnsafeMutablePointer<Int32>
     /// Per tree, 64 layout slots: leaf k's, and the last leaf's repeated to the end.
     let leafSlots: UnsafeMutablePointer<UInt32>
-    /// Per tree, 64 leaf values by leaf number in each accumulation type (the last leaf's value
-    /// repeated to the end), for scoring's fused kernel.
-    let valuesDouble: UnsafeMutablePointer<Double>
-    let valuesFloat: UnsafeMutablePointer<Float>
+    /// Per tree, 64 leaf values by leaf number in the model's accumulation type (the last leaf's
+    /// value repeated to the end), for scoring's fused kernel: the values `CompiledForest` keeps
+    /// per leaf slot (`leafDouble` / `leafFloat`), converted the same way.
+    let valuesDouble: UnsafeMutablePointer<Double>?
+    let valuesFloat: UnsafeMutablePointer<Float>?
     /// Trees walked this way.
     let trees: Int
 
@@ -80,10 +85,10 @@ final class ExitLeafTables: @unchecked Sendable {
         both = .allocate(capacity: treeCount)
         leafSlots = .allocate(capacity: treeCount * Self.maximumLeaves)
         leafSlots.initialize(repeating: 0, count: treeCount * Self.maximumLeaves)
-        valuesDouble = .allocate(capacity: treeCount * Self.maximumLeaves)
-        valuesDouble.initialize(repeating: 0, count: treeCount * Self.maximumLeaves)
-        valuesFloat = .allocate(capacity: treeCount * Self.maximumLeaves)
-        valuesFloat.initialize(repeating: 0, count: treeCount * Self.maximumLeaves)
+        valuesDouble = model.accumulation == .float64 ? .allocate(capacity: treeCount * Self.maximumLeaves) : nil
+        valuesDouble?.initialize(repeating: 0, count: treeCount * Self.maximumLeaves)
+        valuesFloat = model.accumulation == .float32 ? .allocate(capacity: treeCount * Self.maximumLeaves) : nil
+        valuesFloat?.initialize(repeating: 0, count: treeCount * Self.maximumLeaves)
         var next = 0, walked = 0
         for (t, tree) in model.trees.enumerated() {
             let order = leaves[t]
@@ -104,8 +109,8 @@ final class ExitLeafTables: @unchecked Sendable {
             for k in 0..<Self.maximumLeaves {
                 let leaf = order[min(k, order.count - 1)]
                 leafSlots[t * Self.maximumLeaves + k] = UInt32(slotOf[leaf])
-                valuesDouble[t * Self.maximumLeaves + k] = tree.leafValue[leaf]
-                valuesFloat[t * Self.maximumLeaves + k] = Float(tree.leafValue[leaf])
+                valuesDouble?[t * Self.maximumLeaves + k] = tree.leafValue[leaf]
+                valuesFloat?[t * Self.maximumLeaves + k] = Float(tree.leafValue[leaf])
             }
             // Each split: the leaves of its left subtree are consecutive in the order. Grouped by
             // the halves of the set they change.
@@ -138,8 +143,8 @@ final class ExitLeafTables: @unchecked Sendable {
         high.deallocate()
         both.deallocate()
         leafSlots.deallocate()
-        valuesDouble.deallocate()
-        valuesFloat.deallocate()
+        valuesDouble?.deallocate()
+        valuesFloat?.deallocate()
     }
 
     /// The tree's leaves from left to right (empty when it has more than 64).
@@ -181,6 +186,7 @@ extension CompiledForest {
     @inline(__always)
     func walkExitLeaves<K: LeafSink>(_ e: ExitLeafTables, tree t: Int, _ x: UnsafeMutablePointer<Float>, rows: Int,
                                      low: UnsafeMutablePointer<UInt32>, high: UnsafeMutablePointer<UInt32>, into sink: K) {
+        assert(rows <= blockRows, "a block holds at most \(blockRows) rows")
         if sink.addExitLeaves(e, tree: t, x, rows: rows) { return }
         let chunks = (rows + ExitLeafTables.laneRows - 1) / ExitLeafTables.laneRows
         cg_exit_leaves_avx512(x, chunks, e.splits + Int(e.first[t]), Int(e.low[t]), Int(e.high[t]), Int(e.both[t]), low, high)
@@ -206,14 +212,15 @@ extension AccumulateLeaves {
     func addExitLeaves(_ e: ExitLeafTables, tree t: Int, _ x: UnsafeMutablePointer<Float>, rows: Int) -> Bool {
         let splits = e.splits + Int(e.first[t]), low = Int(e.low[t]), high = Int(e.high[t]), both = Int(e.both[t])
         let at = t * ExitLeafTables.maximumLeaves
-        if Leaf.self == Double.self {
+        assert(rows <= 128, "the fused kernels take a block of at most 128 rows")
+        if Leaf.self == Double.self, let values = e.valuesDouble {
             acc.withMemoryRebound(to: Double.self, capacity: rows) { a in
-                cg_exit_leaves_add_f64(x, rows, splits, low, high, both, e.valuesDouble + at, a)
+                cg_exit_leaves_add_f64(x, rows, splits, low, high, both, values + at, a)
             }
             return true
-        } else if Leaf.self == Float.self {
+        } else if Leaf.self == Float.self, let values = e.valuesFloat {
             acc.withMemoryRebound(to: Float.self, capacity: rows) { a in
-                cg_exit_leaves_add_f32(x, rows, splits, low, high, both, e.valuesFloat + at, a)
+                cg_exit_leaves_add_f32(x, rows, splits, low, high, both, values + at, a)
             }
             return true
         }

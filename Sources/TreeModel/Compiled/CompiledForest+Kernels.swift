@@ -17,10 +17,13 @@ extension CompiledForest {
     /// Hands each row's leaf of every tree to `sink`, trees in model order.
     @inline(__always)
     func accumulate<S: ForestStep, K: LeafSink>(_ s: S, _ x: UnsafeMutablePointer<Float>, rows: Int, into sink: K) {
-        guard let exitLeaves else {
+        // A block of a few rows (a live query's) is walked: the leaf-bitvector walk evaluates every
+        // split for 16 rows at once whether 1 or 16 are there.
+        guard let exitLeaves, rows >= ExitLeafTables.minimumRows else {
             for t in 0..<treeCount { walk(s, tree: t, x, rows: rows, into: sink) }
             return
         }
+        assert(rows <= blockRows, "a block holds at most \(blockRows) rows")
         withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 2 * blockRows) { words in
             guard let low = words.baseAddress else { return }
             let high = low + blockRows

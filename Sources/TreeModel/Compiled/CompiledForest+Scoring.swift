@@ -206,6 +206,9 @@ extension CompiledForest {
         let objective = model.objective
         let baseMargin = model.baseMargin
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchFloats)
+        // Zeroed once: the vector kernels read a part-filled block's lanes up to a multiple of 16
+        // rows (and discard them), so nothing reads memory that was never written.
+        scratch.initialize(repeating: 0, count: scratchFloats)
         defer { scratch.deallocate() }
         let accF = UnsafeMutablePointer<Float>.allocate(capacity: b)
         defer { accF.deallocate() }

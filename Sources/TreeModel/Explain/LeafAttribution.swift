@@ -191,6 +191,7 @@ public final class LeafAttribution: @unchecked Sendable {
         // buffers only need the rows there are (one for a live query).
         let rowsAtMost = max(1, min(b, input.rowCount))
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: forest.scratchFloats)
+        scratch.initialize(repeating: 0, count: forest.scratchFloats)  // as in CompiledForest.scoreBlocks
         defer { scratch.deallocate() }
         let phi = UnsafeMutablePointer<Float>.allocate(capacity: rowsAtMost * stride)
         defer { phi.deallocate() }
