@@ -90,8 +90,6 @@ public final class CompiledForest: @unchecked Sendable {
     /// The leaf-bitvector walk's tables for the trees of at most 64 leaves, when this processor
     /// runs it and the model is numeric (`CompiledForest+ExitLeaves.swift`); nil otherwise.
     let exitLeaves: ExitLeafTables?
-    /// The kernels asked for.
-    public let kernel: ScoringKernel
 
     /// Compiles `model`.
     /// - Throws: `ModelError` if a tree is not a valid tree (children out of range, a feature the
@@ -103,7 +101,6 @@ public final class CompiledForest: @unchecked Sendable {
     ///   - kernel: `.portable` keeps to the portable walks (for comparisons); results are the same.
     public init(_ model: TreeEnsemble, kernel: ScoringKernel = .automatic) throws(ModelError) {
         self.model = model
-        self.kernel = kernel
         let total = model.nodeCount
         guard total < Int(UInt32.max) / 2 else {
             throw ModelError(.unsupported, file: model.source, "model has \(total) nodes; at most 2^31 are supported")
