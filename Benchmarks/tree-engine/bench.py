@@ -13,7 +13,8 @@ XGBoost 300 x depth 6 and LightGBM 300 x 63 leaves with native categorical split
   reference  XGBoost Booster.predict on a prebuilt DMatrix / inplace_predict, LightGBM predict
   churngrid  `churngrid model bench` (rows read once, scored R times, median), and the same binary
              with `--kernel portable` (the portable walks alone: what the AVX-512 leaf-bitvector
-             walk adds, with equal margins required)
+             walk adds, with equal margins required) and, where the processor has AVX2, with
+             `--kernel avx2` (the same walk on AVX2, as on a processor without AVX-512)
   lleaves    (LightGBM models, when the `lleaves` package is installed) the LLVM-compiled model's
              predict on the same rows as float64 (its input type, converted untimed); compile time
              is excluded and reported (the compiled library is cached in DIR, keyed by the model
@@ -306,6 +307,11 @@ def main():
             portable = json.loads(subprocess.run(portable_cmd, check=True, capture_output=True, text=True).stdout)
             row["portable"] = portable
             row["same_rows"] = row["same_rows"] and portable["margin_checksum"] == ours["margin_checksum"]
+            # The same binary on AVX2 (refused by a processor without it).
+            avx2 = subprocess.run(portable_cmd[:-2] + ["avx2", "--json"], capture_output=True, text=True)
+            if avx2.returncode == 0:
+                row["avx2"] = json.loads(avx2.stdout)
+                row["same_rows"] = row["same_rows"] and row["avx2"]["margin_checksum"] == ours["margin_checksum"]
             if args.baseline_binary:
                 cmd[0] = args.baseline_binary
                 base = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
@@ -333,11 +339,13 @@ def main():
               f"{r['reference_shap_rows_per_second']:>16,.0f} / {c['shap_rows_per_second']:>10,.0f} "
               f"({r['churngrid']['shap_rows_per_second'] / r['reference_shap_rows_per_second']:.2f}x), "
               f"{c.get('shap_single_rows_per_second', float('nan')):>8,.0f} {approx:>30}")
-    print(f"\nKernels of the same binary (`--kernel portable` against the default), same rows, same run\n")
-    print(f"{'model':<14} {'thr':>3} {'portable rows/s':>16} {'default rows/s':>15} {'default / portable':>19} {'trees by leaf bits':>19}")
+    print(f"\nKernels of the same binary (`--kernel portable` and `--kernel avx2` against the default), same rows, same run\n")
+    print(f"{'model':<14} {'thr':>3} {'portable rows/s':>16} {'avx2 rows/s':>12} {'avx2 / portable':>16} {'default rows/s':>15} "
+          f"{'default / portable':>19} {'trees by leaf bits':>19}")
     for r in results:
         p = r["portable"]["rows_per_second"]
-        print(f"{r['model']:<14} {r['threads']:>3} {p:>16,.0f} {r['churngrid']['rows_per_second']:>15,.0f} "
+        a = r["avx2"]["rows_per_second"] if "avx2" in r else float("nan")
+        print(f"{r['model']:<14} {r['threads']:>3} {p:>16,.0f} {a:>12,.0f} {a / p:>15.2f}x {r['churngrid']['rows_per_second']:>15,.0f} "
               f"{r['churngrid']['rows_per_second'] / p:>18.2f}x {r['churngrid'].get('exit_leaf_trees', 0):>19}")
     lleaves_rows = [r for r in results if "lleaves_rows_per_second" in r]
     if lleaves_rows:

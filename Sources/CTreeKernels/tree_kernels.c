@@ -115,9 +115,114 @@ void cg_exit_leaves_add_f32(const float *scratch, size_t rows, const cg_leaf_spl
     }
 }
 
+int cg_tree_kernels_avx2(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    if (!(c & (1u << 27))) return 0;  // OSXSAVE
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 0x6u) != 0x6u) return 0;  // XMM and YMM state enabled
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return (b & (1u << 5)) ? 1 : 0;  // AVX2
+}
+
+// The AVX2 form of CG_PASS: 8 rows per register, and no mask registers, so a split ANDs each
+// lane with `keep` where the row goes right and with all ones elsewhere: lo &= ~(right & ~keep).
+// Four chunks of 8 rows a pass (eight registers of sets, the rest for the compares).
+#define CG_PASS_AVX2(ROWS)                                                                         \
+    do {                                                                                            \
+        const float *x = scratch + c * 8;                                                           \
+        __m256i lo[ROWS], hi[ROWS];                                                                 \
+        for (int k = 0; k < ROWS; k++) lo[k] = hi[k] = all;                                         \
+        const cg_leaf_split *s = splits;                                                            \
+        for (size_t j = 0; j < low; j++, s++) {                                                     \
+            const __m256 t = _mm256_set1_ps(s->threshold);                                          \
+            const __m256i drop = _mm256_set1_epi32((int)~(uint32_t)s->keep);                        \
+            const float *v = x + s->offset;                                                         \
+            for (int k = 0; k < ROWS; k++) {                                                        \
+                const __m256i r = _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(v + 8 * k), t, _CMP_GE_OQ)); \
+                lo[k] = _mm256_andnot_si256(_mm256_and_si256(r, drop), lo[k]);                      \
+            }                                                                                       \
+        }                                                                                           \
+        for (size_t j = 0; j < high; j++, s++) {                                                    \
+            const __m256 t = _mm256_set1_ps(s->threshold);                                          \
+            const __m256i drop = _mm256_set1_epi32((int)~(uint32_t)(s->keep >> 32));                \
+            const float *v = x + s->offset;                                                         \
+            for (int k = 0; k < ROWS; k++) {                                                        \
+                const __m256i r = _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(v + 8 * k), t, _CMP_GE_OQ)); \
+                hi[k] = _mm256_andnot_si256(_mm256_and_si256(r, drop), hi[k]);                      \
+            }                                                                                       \
+        }                                                                                           \
+        for (size_t j = 0; j < both; j++, s++) {                                                    \
+            const __m256 t = _mm256_set1_ps(s->threshold);                                          \
+            const __m256i dropLo = _mm256_set1_epi32((int)~(uint32_t)s->keep);                      \
+            const __m256i dropHi = _mm256_set1_epi32((int)~(uint32_t)(s->keep >> 32));              \
+            const float *v = x + s->offset;                                                         \
+            for (int k = 0; k < ROWS; k++) {                                                        \
+                const __m256i r = _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(v + 8 * k), t, _CMP_GE_OQ)); \
+                lo[k] = _mm256_andnot_si256(_mm256_and_si256(r, dropLo), lo[k]);                    \
+                hi[k] = _mm256_andnot_si256(_mm256_and_si256(r, dropHi), hi[k]);                    \
+            }                                                                                       \
+        }                                                                                           \
+        for (int k = 0; k < ROWS; k++) {                                                            \
+            _mm256_storeu_si256((__m256i *)(void *)(outLow + c * 8 + 8 * k), lo[k]);                \
+            _mm256_storeu_si256((__m256i *)(void *)(outHigh + c * 8 + 8 * k), hi[k]);               \
+        }                                                                                           \
+    } while (0)
+
+__attribute__((target("avx2")))
+void cg_exit_leaves_avx2(const float *scratch, size_t chunks, const cg_leaf_split *splits, size_t low, size_t high, size_t both,
+                         uint32_t *outLow, uint32_t *outHigh) {
+    const __m256i all = _mm256_set1_epi32(-1);
+    size_t c = 0;
+    for (; c + 4 <= chunks; c += 4) CG_PASS_AVX2(4);
+    for (; c < chunks; c++) CG_PASS_AVX2(1);
+}
+
+// A row's exit leaf: the lowest set bit of its two halves (kept within 0-63 whatever the bits say).
+static inline unsigned cg_exit_leaf(uint32_t low, uint32_t high) {
+    const uint64_t set = (uint64_t)low | (uint64_t)high << 32;
+    return set == 0 ? 0u : (unsigned)__builtin_ctzll(set) & 63u;
+}
+
+__attribute__((target("avx2")))
+void cg_exit_leaves_add_f64_avx2(const float *scratch, size_t rows, const cg_leaf_split *splits, size_t low, size_t high, size_t both,
+                                 const double *values, double *acc) {
+    uint32_t lo[128], hi[128];
+    const size_t n = rows < 128 ? rows : 128;
+    cg_exit_leaves_avx2(scratch, (n + 7) / 8, splits, low, high, both, lo, hi);
+    for (size_t r = 0; r < n; r++) acc[r] += values[cg_exit_leaf(lo[r], hi[r])];
+}
+
+__attribute__((target("avx2")))
+void cg_exit_leaves_add_f32_avx2(const float *scratch, size_t rows, const cg_leaf_split *splits, size_t low, size_t high, size_t both,
+                                 const float *values, float *acc) {
+    uint32_t lo[128], hi[128];
+    const size_t n = rows < 128 ? rows : 128;
+    cg_exit_leaves_avx2(scratch, (n + 7) / 8, splits, low, high, both, lo, hi);
+    for (size_t r = 0; r < n; r++) acc[r] += values[cg_exit_leaf(lo[r], hi[r])];
+}
+
 #else
 
 int cg_tree_kernels_avx512(void) { return 0; }
+
+int cg_tree_kernels_avx2(void) { return 0; }
+
+void cg_exit_leaves_avx2(const float *scratch, size_t chunks, const cg_leaf_split *splits, size_t low, size_t high, size_t both,
+                         uint32_t *outLow, uint32_t *outHigh) {
+    (void)scratch; (void)chunks; (void)splits; (void)low; (void)high; (void)both; (void)outLow; (void)outHigh;
+}
+
+void cg_exit_leaves_add_f64_avx2(const float *scratch, size_t rows, const cg_leaf_split *splits, size_t low, size_t high, size_t both,
+                                 const double *values, double *acc) {
+    (void)scratch; (void)rows; (void)splits; (void)low; (void)high; (void)both; (void)values; (void)acc;
+}
+
+void cg_exit_leaves_add_f32_avx2(const float *scratch, size_t rows, const cg_leaf_split *splits, size_t low, size_t high, size_t both,
+                                 const float *values, float *acc) {
+    (void)scratch; (void)rows; (void)splits; (void)low; (void)high; (void)both; (void)values; (void)acc;
+}
 
 void cg_exit_leaves_avx512(const float *scratch, size_t chunks, const cg_leaf_split *splits, size_t low, size_t high, size_t both,
                            uint32_t *outLow, uint32_t *outHigh) {

@@ -154,7 +154,7 @@ extension ModelCommand {
         @Option(help: "Also time exact TreeSHAP and the path attribution on this many rows (one thread).")
         var explainRows: Int = 0
 
-        @Option(help: "Block kernels: automatic (AVX-512 leaf-bitvector walk where the processor has it) or portable.")
+        @Option(help: "Block kernels: automatic (the leaf-bitvector walk on AVX-512, else AVX2, where the processor has it), avx2 (that walk on AVX2 even where AVX-512 is there) or portable.")
         var kernel: ScoringKernel = .automatic
 
         @Flag(help: "Print one JSON object.")
@@ -163,6 +163,7 @@ extension ModelCommand {
         func validate() throws {
             guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
             guard repeats >= 1 else { throw ValidationError("--repeat must be at least 1") }
+            guard kernel.isAvailable else { throw ValidationError("--kernel \(kernel.rawValue): this processor does not have \(kernel.rawValue.uppercased())") }
         }
 
         func run() throws {

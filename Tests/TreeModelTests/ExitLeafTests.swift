@@ -2,11 +2,11 @@ import Foundation
 import Testing
 @testable import TreeModel
 
-/// The leaf-bitvector walk (`CompiledForest+ExitLeaves.swift`, AVX-512) scores and attributes
+/// The leaf-bitvector walk (`CompiledForest+ExitLeaves.swift`, AVX-512 and AVX2) scores and attributes
 /// exactly as the portable walks do, and as walking the loaded trees does: trees of 1 to 80 leaves
 /// (those beyond 64 keep the portable walk), leaves on either half of the 64-bit set and splits
 /// across both, left and right chains, awkward values, blocks that end part-way through a group of
-/// 16 rows, one and two threads, both accumulation types.
+/// 16 rows, one and two threads, both accumulation types, each instruction set this processor has.
 @Suite("The leaf-bitvector walk")
 struct ExitLeafTests {
     /// A chain of `splits` splits whose continuing child is on the `right` or left side. On `ordered`
@@ -58,8 +58,12 @@ struct ExitLeafTests {
     }
 
     @Test("scores and reasons equal the portable walks' and the trees', to the bit",
-          arguments: [TreeEnsemble.Library.lightgbm, .xgboost])
-    func sameAsPortable(library: TreeEnsemble.Library) throws {
+          arguments: [TreeEnsemble.Library.lightgbm, .xgboost], [ScoringKernel.automatic, .avx2])
+    func sameAsPortable(library: TreeEnsemble.Library, kernel: ScoringKernel) throws {
+        guard kernel.isAvailable else {
+            print("this processor has no AVX2: the \(kernel.rawValue) kernels cannot be tested here")
+            return
+        }
         let seed = UInt64(ProcessInfo.processInfo.environment["CHURNGRID_TEST_SEED"] ?? "") ?? UInt64.random(in: 0...UInt64.max)
         print("random seed \(seed) for 'the leaf-bitvector walk' (CHURNGRID_TEST_SEED=\(seed) repeats it)")
         var rng = SplitMix(seed: seed)
@@ -69,14 +73,16 @@ struct ExitLeafTests {
             objective: library == .xgboost ? .binaryLogistic : .lightgbmBinary(sigmoid: 1),
             featureNames: ["a", "b", "c", "d"], featureTypes: nil, baseMargin: library == .xgboost ? 0.25 : 0,
             baseScore: 0, trees: trees, accumulation: library == .xgboost ? .float32 : .float64)
-        let fast = try CompiledForest(model)
+        let fast = try CompiledForest(model, kernel: kernel)
         let portable = try CompiledForest(model, kernel: .portable)
         #expect(portable.exitLeafTrees == 0)
         let eligible = trees.filter { t in (0..<t.nodeCount).filter { t.isLeaf($0) }.count >= 2 && (0..<t.nodeCount).filter { t.isLeaf($0) }.count <= 64 }.count
-        if ExitLeafTables.available {
+        if let instructions = kernel.instructions {
             #expect(fast.exitLeafTrees == eligible, "every tree of 2…64 leaves, no other")
+            #expect(fast.exitLeaves?.instructions == instructions)
+            if kernel == .automatic { #expect(instructions == (ExitLeafTables.hasAVX512 ? .avx512 : .avx2)) }
         } else {
-            print("this processor has no AVX-512 F and CD: the leaf-bitvector walk is not used here (both forests walk portably)")
+            print("this processor has neither AVX-512 F and CD nor AVX2: the leaf-bitvector walk is not used here (both forests walk portably)")
             #expect(fast.exitLeafTrees == 0)
         }
 

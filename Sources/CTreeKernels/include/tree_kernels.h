@@ -46,6 +46,23 @@ void cg_exit_leaves_add_f64(const float *scratch, size_t rows, const cg_leaf_spl
 void cg_exit_leaves_add_f32(const float *scratch, size_t rows, const cg_leaf_split *splits, size_t low, size_t high, size_t both,
                             const float *values, float *acc);
 
+/// 1 when this processor and operating system run the `*_avx2` kernels (AVX2, with the YMM state
+/// enabled by the OS), else 0.
+int cg_tree_kernels_avx2(void);
+
+/// `cg_exit_leaves_avx512` on AVX2: `chunks` x 8 rows, 8 rows per compare. Call only when
+/// `cg_tree_kernels_avx2()` returned 1; `scratch + split.offset + chunks * 8` must stay inside the
+/// scratch for every split; `outLow` and `outHigh` hold `chunks * 8` words.
+void cg_exit_leaves_avx2(const float *scratch, size_t chunks, const cg_leaf_split *splits, size_t low, size_t high, size_t both,
+                         uint32_t *outLow, uint32_t *outHigh);
+
+/// `cg_exit_leaves_add_f64` / `_f32` on AVX2 (the same contract: at most 128 rows, each row's
+/// addition the scalar one).
+void cg_exit_leaves_add_f64_avx2(const float *scratch, size_t rows, const cg_leaf_split *splits, size_t low, size_t high, size_t both,
+                                 const double *values, double *acc);
+void cg_exit_leaves_add_f32_avx2(const float *scratch, size_t rows, const cg_leaf_split *splits, size_t low, size_t high, size_t both,
+                                 const float *values, float *acc);
+
 #ifdef __cplusplus
 }
 #endif

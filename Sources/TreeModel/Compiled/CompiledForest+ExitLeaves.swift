@@ -2,11 +2,25 @@ import CTreeKernels
 
 /// Which block kernels a `CompiledForest` may use.
 public enum ScoringKernel: String, Sendable, CaseIterable {
-    /// The fastest this processor runs: the leaf-bitvector walk on AVX-512 for trees of at most
-    /// 64 leaves, the portable walks for the rest.
+    /// The fastest this processor runs: the leaf-bitvector walk for trees of at most 64 leaves on
+    /// AVX-512, else on AVX2; the portable walks for the rest, and on a processor with neither.
     case automatic
+    /// The leaf-bitvector walk on AVX2 even where AVX-512 is there (for comparisons and tests).
+    case avx2
     /// The portable walks only (`CompiledForest+Kernels.swift`): for comparisons and benchmarks.
     case portable
+
+    /// Whether this processor runs the kernels asked for (the portable walks run everywhere).
+    public var isAvailable: Bool { self != .avx2 || ExitLeafTables.hasAVX2 }
+
+    /// The vector instructions the leaf-bitvector walk runs on with this choice (nil: none).
+    var instructions: ExitLeafTables.Instructions? {
+        switch self {
+        case .automatic: ExitLeafTables.best
+        case .avx2: ExitLeafTables.hasAVX2 ? .avx2 : nil
+        case .portable: nil
+        }
+    }
 }
 
 /// The leaf-bitvector walk (QuickScorer, Lucchese et al. 2015), for trees of at most 64 leaves.
@@ -17,7 +31,8 @@ public enum ScoringKernel: String, Sendable, CaseIterable {
 /// whether or not the split lies on the row's path (a split off the path only removes leaves the
 /// path already excluded or lying to its right). So instead of walking a path, every split of the
 /// tree is evaluated for 16 rows per vector compare, with no dependent loads and no branch
-/// (`cg_exit_leaves_avx512`). The exit leaf is the lowest set bit.
+/// (`cg_exit_leaves_avx512`; 8 rows per compare on AVX2, `cg_exit_leaves_avx2`). The exit leaf is
+/// the lowest set bit.
 /// Each row's set is kept as two 32-bit halves, 16 rows to a register: a split whose left subtree
 /// lies within one half (all but the few around leaf 31/32) changes that half alone, so it costs
 /// one compare and one AND per 16 rows.
@@ -30,7 +45,7 @@ final class ExitLeafTables: @unchecked Sendable {
 
     /// Most leaves a tree may have to be walked this way (one bit each in a 64-bit word).
     static let maximumLeaves = 64
-    /// Rows per vector compare; the block size must be a multiple.
+    /// Rows per AVX-512 compare (twice the AVX2 kernel's); the block size must be a multiple.
     static let laneRows = 16
     /// Fewest rows of a block for which the walk is used: it costs as much for 1 row as for 16,
     /// where the portable walks cost per row (a 63-leaf tree: ~62 compares and ANDs for the 16
@@ -56,17 +71,35 @@ final class ExitLeafTables: @unchecked Sendable {
     /// Trees walked this way.
     let trees: Int
 
-    /// Whether this processor runs the kernel (checked once).
-    static let available: Bool = cg_tree_kernels_avx512() != 0
+    /// The instruction sets the walk has kernels for.
+    enum Instructions: Sendable {
+        /// 16 rows per compare, leaves gathered and added in vectors.
+        case avx512
+        /// 8 rows per compare (no mask registers: a compare, an AND and an AND-NOT), leaves added
+        /// one row at a time.
+        case avx2
 
-    /// Tables for the trees of `model` that have 2…64 leaves, or nil when the processor lacks
-    /// the kernel, the block size is not a multiple of 16 rows, or no tree qualifies.
+        /// Rows per vector compare.
+        var laneRows: Int { self == .avx512 ? 16 : 8 }
+    }
+
+    /// What this processor runs (checked once).
+    static let hasAVX512: Bool = cg_tree_kernels_avx512() != 0
+    static let hasAVX2: Bool = cg_tree_kernels_avx2() != 0
+    /// The fastest kernels this processor runs, nil when it has neither.
+    static let best: Instructions? = hasAVX512 ? .avx512 : hasAVX2 ? .avx2 : nil
+
+    /// The kernels these tables are walked with.
+    let instructions: Instructions
+
+    /// Tables for the trees of `model` that have 2…64 leaves, walked with `instructions`, or nil
+    /// when the block size is not a multiple of 16 rows or no tree qualifies.
     /// - Parameters:
     ///   - roots: each tree's root slot in the compiled layout; `slotNode[slot]` the tree node there.
     ///   - viewOffset: the scratch offset of node `n`'s view in tree `t` (view index × block rows).
-    init?(model: TreeEnsemble, roots: UnsafeMutablePointer<UInt32>, slotCount: Int, slotNode: [Int32], blockRows: Int,
+    init?(model: TreeEnsemble, instructions: Instructions, roots: UnsafeMutablePointer<UInt32>, slotCount: Int, slotNode: [Int32], blockRows: Int,
           viewOffset: (_ tree: Int, _ node: Int) -> Int) {
-        guard Self.available, blockRows % Self.laneRows == 0, !model.trees.isEmpty else { return nil }
+        guard blockRows % Self.laneRows == 0, !model.trees.isEmpty else { return nil }
         let treeCount = model.trees.count
         // Which trees qualify, and how many splits they bring.
         var leaves = [[Int]](repeating: [], count: treeCount)
@@ -78,6 +111,7 @@ final class ExitLeafTables: @unchecked Sendable {
             total += order.count - 1  // a binary tree has one split fewer than leaves
         }
         guard total > 0 else { return nil }
+        self.instructions = instructions
         splits = .allocate(capacity: total)
         first = .allocate(capacity: treeCount)
         low = .allocate(capacity: treeCount)
@@ -188,8 +222,12 @@ extension CompiledForest {
                                      low: UnsafeMutablePointer<UInt32>, high: UnsafeMutablePointer<UInt32>, into sink: K) {
         assert(rows <= blockRows, "a block holds at most \(blockRows) rows")
         if sink.addExitLeaves(e, tree: t, x, rows: rows) { return }
-        let chunks = (rows + ExitLeafTables.laneRows - 1) / ExitLeafTables.laneRows
-        cg_exit_leaves_avx512(x, chunks, e.splits + Int(e.first[t]), Int(e.low[t]), Int(e.high[t]), Int(e.both[t]), low, high)
+        let lanes = e.instructions.laneRows
+        let chunks = (rows + lanes - 1) / lanes
+        switch e.instructions {
+        case .avx512: cg_exit_leaves_avx512(x, chunks, e.splits + Int(e.first[t]), Int(e.low[t]), Int(e.high[t]), Int(e.both[t]), low, high)
+        case .avx2: cg_exit_leaves_avx2(x, chunks, e.splits + Int(e.first[t]), Int(e.low[t]), Int(e.high[t]), Int(e.both[t]), low, high)
+        }
         let slots = e.leafSlots + t * ExitLeafTables.maximumLeaves
         @inline(__always) func leaf(_ r: Int) -> Int {
             Int(slots[(UInt64(low[r]) | UInt64(high[r]) << 32).trailingZeroBitCount & 63])
@@ -215,12 +253,18 @@ extension AccumulateLeaves {
         assert(rows <= 128, "the fused kernels take a block of at most 128 rows")
         if Leaf.self == Double.self, let values = e.valuesDouble {
             acc.withMemoryRebound(to: Double.self, capacity: rows) { a in
-                cg_exit_leaves_add_f64(x, rows, splits, low, high, both, values + at, a)
+                switch e.instructions {
+                case .avx512: cg_exit_leaves_add_f64(x, rows, splits, low, high, both, values + at, a)
+                case .avx2: cg_exit_leaves_add_f64_avx2(x, rows, splits, low, high, both, values + at, a)
+                }
             }
             return true
         } else if Leaf.self == Float.self, let values = e.valuesFloat {
             acc.withMemoryRebound(to: Float.self, capacity: rows) { a in
-                cg_exit_leaves_add_f32(x, rows, splits, low, high, both, values + at, a)
+                switch e.instructions {
+                case .avx512: cg_exit_leaves_add_f32(x, rows, splits, low, high, both, values + at, a)
+                case .avx2: cg_exit_leaves_add_f32_avx2(x, rows, splits, low, high, both, values + at, a)
+                }
             }
             return true
         }

@@ -235,10 +235,11 @@ public final class CompiledForest: @unchecked Sendable {
         self.treeUntilLeaves = untilLeaves
         self.treeCount = model.trees.count
         self.slotNode = slotNode
-        exitLeaves = mixed || kernel == .portable ? nil
-            : ExitLeafTables(model: model, roots: roots, slotCount: next, slotNode: slotNode, blockRows: blockRows) { t, n in
+        exitLeaves = mixed ? nil : kernel.instructions.flatMap { instructions in
+            ExitLeafTables(model: model, instructions: instructions, roots: roots, slotCount: next, slotNode: slotNode, blockRows: blockRows) { t, n in
                 view(for: model.trees[t], n) * blockRows
             }
+        }
     }
 
     /// Trees scored by the leaf-bitvector walk (0 when the processor or the model does not allow it).
