@@ -185,58 +185,44 @@ static inline unsigned cg_exit_leaf(uint32_t low, uint32_t high) {
     return set == 0 ? 0u : (unsigned)__builtin_ctzll(set) & 63u;
 }
 
-__attribute__((target("avx2")))
-void cg_exit_leaves_add_f64_avx2(const float *scratch, size_t rows, const cg_leaf_split *splits, size_t low, size_t high, size_t both,
-                                 const double *values, double *acc) {
-    uint32_t lo[128], hi[128];
-    const size_t n = rows < 128 ? rows : 128;
-    cg_exit_leaves_avx2(scratch, (n + 7) / 8, splits, low, high, both, lo, hi);
-    for (size_t r = 0; r < n; r++) acc[r] += values[cg_exit_leaf(lo[r], hi[r])];
-}
+// Scoring's fused kernels on AVX2: each row's leaf value added one row at a time (T: the model's
+// accumulation type).
+#define CG_EXIT_LEAVES_ADD_AVX2(NAME, T)                                                           \
+    __attribute__((target("avx2")))                                                                 \
+    void NAME(const float *scratch, size_t rows, const cg_leaf_split *splits, size_t low, size_t high, size_t both, \
+              const T *values, T *acc) {                                                            \
+        uint32_t lo[128], hi[128];                                                                  \
+        const size_t n = rows < 128 ? rows : 128;                                                   \
+        cg_exit_leaves_avx2(scratch, (n + 7) / 8, splits, low, high, both, lo, hi);                 \
+        for (size_t r = 0; r < n; r++) acc[r] += values[cg_exit_leaf(lo[r], hi[r])];                \
+    }
 
-__attribute__((target("avx2")))
-void cg_exit_leaves_add_f32_avx2(const float *scratch, size_t rows, const cg_leaf_split *splits, size_t low, size_t high, size_t both,
-                                 const float *values, float *acc) {
-    uint32_t lo[128], hi[128];
-    const size_t n = rows < 128 ? rows : 128;
-    cg_exit_leaves_avx2(scratch, (n + 7) / 8, splits, low, high, both, lo, hi);
-    for (size_t r = 0; r < n; r++) acc[r] += values[cg_exit_leaf(lo[r], hi[r])];
-}
+CG_EXIT_LEAVES_ADD_AVX2(cg_exit_leaves_add_f64_avx2, double)
+CG_EXIT_LEAVES_ADD_AVX2(cg_exit_leaves_add_f32_avx2, float)
 
 #else
 
+// Elsewhere no processor runs the kernels (both checks answer 0, so Swift never calls the others).
 int cg_tree_kernels_avx512(void) { return 0; }
 
 int cg_tree_kernels_avx2(void) { return 0; }
 
-void cg_exit_leaves_avx2(const float *scratch, size_t chunks, const cg_leaf_split *splits, size_t low, size_t high, size_t both,
-                         uint32_t *outLow, uint32_t *outHigh) {
-    (void)scratch; (void)chunks; (void)splits; (void)low; (void)high; (void)both; (void)outLow; (void)outHigh;
-}
+#define CG_NO_EXIT_LEAVES(NAME)                                                                    \
+    void NAME(const float *scratch, size_t chunks, const cg_leaf_split *splits, size_t low, size_t high, size_t both, \
+              uint32_t *outLow, uint32_t *outHigh) {                                                \
+        (void)scratch; (void)chunks; (void)splits; (void)low; (void)high; (void)both; (void)outLow; (void)outHigh; \
+    }
+#define CG_NO_EXIT_LEAVES_ADD(NAME, T)                                                             \
+    void NAME(const float *scratch, size_t rows, const cg_leaf_split *splits, size_t low, size_t high, size_t both, \
+              const T *values, T *acc) {                                                            \
+        (void)scratch; (void)rows; (void)splits; (void)low; (void)high; (void)both; (void)values; (void)acc; \
+    }
 
-void cg_exit_leaves_add_f64_avx2(const float *scratch, size_t rows, const cg_leaf_split *splits, size_t low, size_t high, size_t both,
-                                 const double *values, double *acc) {
-    (void)scratch; (void)rows; (void)splits; (void)low; (void)high; (void)both; (void)values; (void)acc;
-}
-
-void cg_exit_leaves_add_f32_avx2(const float *scratch, size_t rows, const cg_leaf_split *splits, size_t low, size_t high, size_t both,
-                                 const float *values, float *acc) {
-    (void)scratch; (void)rows; (void)splits; (void)low; (void)high; (void)both; (void)values; (void)acc;
-}
-
-void cg_exit_leaves_avx512(const float *scratch, size_t chunks, const cg_leaf_split *splits, size_t low, size_t high, size_t both,
-                           uint32_t *outLow, uint32_t *outHigh) {
-    (void)scratch; (void)chunks; (void)splits; (void)low; (void)high; (void)both; (void)outLow; (void)outHigh;
-}
-
-void cg_exit_leaves_add_f64(const float *scratch, size_t rows, const cg_leaf_split *splits, size_t low, size_t high, size_t both,
-                            const double *values, double *acc) {
-    (void)scratch; (void)rows; (void)splits; (void)low; (void)high; (void)both; (void)values; (void)acc;
-}
-
-void cg_exit_leaves_add_f32(const float *scratch, size_t rows, const cg_leaf_split *splits, size_t low, size_t high, size_t both,
-                            const float *values, float *acc) {
-    (void)scratch; (void)rows; (void)splits; (void)low; (void)high; (void)both; (void)values; (void)acc;
-}
+CG_NO_EXIT_LEAVES(cg_exit_leaves_avx512)
+CG_NO_EXIT_LEAVES(cg_exit_leaves_avx2)
+CG_NO_EXIT_LEAVES_ADD(cg_exit_leaves_add_f64, double)
+CG_NO_EXIT_LEAVES_ADD(cg_exit_leaves_add_f32, float)
+CG_NO_EXIT_LEAVES_ADD(cg_exit_leaves_add_f64_avx2, double)
+CG_NO_EXIT_LEAVES_ADD(cg_exit_leaves_add_f32_avx2, float)
 
 #endif
