@@ -34,7 +34,7 @@ let package = Package(
     targets: [
         // Tree ensembles: loading XGBoost/LightGBM files, compiling, scoring, explaining.
         .target(name: "TreeModel", dependencies: ["CTreeKernels"], swiftSettings: performance),
-        // The tree engine's vector kernels (AVX-512, chosen at run time; portable Swift otherwise).
+        // The tree engine's vector kernels (AVX-512 or AVX2, chosen at run time; portable Swift otherwise).
         // Optimised in debug builds too, so that tests scoring through them stay quick.
         .target(name: "CTreeKernels", cSettings: [.unsafeFlags(["-O2"])]),
         // Columnar tables read from and written to CSV.

@@ -307,8 +307,11 @@ def main():
             portable = json.loads(subprocess.run(portable_cmd, check=True, capture_output=True, text=True).stdout)
             row["portable"] = portable
             row["same_rows"] = row["same_rows"] and portable["margin_checksum"] == ours["margin_checksum"]
-            # The same binary on AVX2 (refused by a processor without it).
+            # The same binary on AVX2: refused (exit 64, a validation error) by a processor without
+            # it; any other failure stops the run.
             avx2 = subprocess.run(portable_cmd[:-2] + ["avx2", "--json"], capture_output=True, text=True)
+            if avx2.returncode not in (0, 64):
+                sys.exit(f"{name}: --kernel avx2 failed ({avx2.returncode}): {avx2.stderr.strip()}")
             if avx2.returncode == 0:
                 row["avx2"] = json.loads(avx2.stdout)
                 row["same_rows"] = row["same_rows"] and row["avx2"]["margin_checksum"] == ours["margin_checksum"]

@@ -50,9 +50,11 @@ public struct EngineBenchmark: Sendable {
         public var reasonsRowsPerSecond: Double?
         /// Sum of margins, so a run can be checked against another engine's on the same rows.
         public var marginChecksum: Double
-        /// The kernels asked for, and how many trees the leaf-bitvector walk scored (0 when the
-        /// processor or the model does not allow it).
+        /// The kernels asked for, the instruction set they ran on here ("avx512", "avx2" or
+        /// "none"), and how many trees the leaf-bitvector walk scored (0 when the processor or the
+        /// model does not allow it).
         public var kernel: String = ScoringKernel.automatic.rawValue
+        public var instructionSet: String = "none"
         public var exitLeafTrees: Int = 0
 
         enum CodingKeys: String, CodingKey {
@@ -65,7 +67,7 @@ public struct EngineBenchmark: Sendable {
             case shapSingleRowsPerSecond = "shap_single_rows_per_second", approxSingleRowsPerSecond = "approx_single_rows_per_second"
             case reasonsRowsPerSecond = "scores_with_reasons_rows_per_second"
             case marginChecksum = "margin_checksum"
-            case kernel, exitLeafTrees = "exit_leaf_trees"
+            case kernel, instructionSet = "instruction_set", exitLeafTrees = "exit_leaf_trees"
         }
     }
 
@@ -99,7 +101,8 @@ public struct EngineBenchmark: Sendable {
             rows: rows, threads: options.threads, repeats: rates.count, trees: model.trees.count,
             maxDepth: model.maxDepth, rowsPerSecond: median, nsPerRow: 1e9 / median,
             rowsPerSecondMin: rates.first!, rowsPerSecondMax: rates.last!,
-            marginChecksum: margins.reduce(0, +), kernel: options.kernel.rawValue, exitLeafTrees: forest.exitLeafTrees)
+            marginChecksum: margins.reduce(0, +), kernel: options.kernel.rawValue,
+            instructionSet: forest.exitLeafTrees > 0 ? options.kernel.instructionSet : "none", exitLeafTrees: forest.exitLeafTrees)
 
         if options.singleRowSamples > 0 {
             var row = [Float](repeating: 0, count: model.featureCount)

@@ -7,8 +7,8 @@
 int cg_tree_kernels_avx512(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
-    // OSXSAVE: the OS saves extended state, so XGETBV may be read.
-    if (!(c & (1u << 27))) return 0;
+    // OSXSAVE (the OS saves extended state, so XGETBV may be read) and AVX.
+    if (!(c & (1u << 27)) || !(c & (1u << 28))) return 0;
     unsigned lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     // XMM, YMM, opmask, upper ZMM halves and ZMM16-31 state all enabled.
@@ -118,7 +118,7 @@ void cg_exit_leaves_add_f32(const float *scratch, size_t rows, const cg_leaf_spl
 int cg_tree_kernels_avx2(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
-    if (!(c & (1u << 27))) return 0;  // OSXSAVE
+    if (!(c & (1u << 27)) || !(c & (1u << 28))) return 0;  // OSXSAVE and AVX
     unsigned lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     if ((lo & 0x6u) != 0x6u) return 0;  // XMM and YMM state enabled

@@ -18,7 +18,7 @@ extension CompiledForest {
     @inline(__always)
     func accumulate<S: ForestStep, K: LeafSink>(_ s: S, _ x: UnsafeMutablePointer<Float>, rows: Int, into sink: K) {
         // A block of a few rows (a live query's) is walked: the leaf-bitvector walk evaluates every
-        // split for 16 rows at once whether 1 or 16 are there.
+        // split for 16 (AVX2: 8) rows at once whether 1 or 16 are there.
         guard let exitLeaves, rows >= ExitLeafTables.minimumRows else {
             for t in 0..<treeCount { walk(s, tree: t, x, rows: rows, into: sink) }
             return
