@@ -56,8 +56,6 @@ final class ExitLeafTables: @unchecked Sendable {
 
     /// Most leaves a tree may have to be walked this way (one bit each in a 64-bit word).
     static let maximumLeaves = 64
-    /// Rows per AVX-512 compare (twice the AVX2 kernel's); the block size must be a multiple.
-    static let laneRows = 16
     /// Fewest rows of a block for which the walk is used: it costs as much for 1 row as for 16,
     /// where the portable walks cost per row (a 63-leaf tree: ~62 compares and ANDs for the 16
     /// lanes, against 4–6 dependent steps per row).
@@ -90,7 +88,7 @@ final class ExitLeafTables: @unchecked Sendable {
         /// one row at a time.
         case avx2
 
-        /// Rows per vector compare.
+        /// Rows per vector compare: the block size must be a multiple.
         var laneRows: Int { self == .avx512 ? 16 : 8 }
     }
 
@@ -104,13 +102,13 @@ final class ExitLeafTables: @unchecked Sendable {
     let instructions: Instructions
 
     /// Tables for the trees of `model` that have 2…64 leaves, walked with `instructions`, or nil
-    /// when the block size is not a multiple of 16 rows or no tree qualifies.
+    /// when the block size is not a multiple of its rows per compare or no tree qualifies.
     /// - Parameters:
     ///   - roots: each tree's root slot in the compiled layout; `slotNode[slot]` the tree node there.
     ///   - viewOffset: the scratch offset of node `n`'s view in tree `t` (view index × block rows).
     init?(model: TreeEnsemble, instructions: Instructions, roots: UnsafeMutablePointer<UInt32>, slotCount: Int, slotNode: [Int32], blockRows: Int,
           viewOffset: (_ tree: Int, _ node: Int) -> Int) {
-        guard blockRows % Self.laneRows == 0, !model.trees.isEmpty else { return nil }
+        guard blockRows % instructions.laneRows == 0, !model.trees.isEmpty else { return nil }
         let treeCount = model.trees.count
         // Which trees qualify, and how many splits they bring.
         var leaves = [[Int]](repeating: [], count: treeCount)
