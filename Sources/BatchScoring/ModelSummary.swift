@@ -19,16 +19,24 @@ public struct ModelSummary: Sendable, Codable {
     public var baseScore: Double
     /// The same base score as a margin, the value summation starts from.
     public var baseMargin: Double
+    /// How this process scores it: the kernels chosen (`CHURNGRID_SCORING_KERNEL`, else automatic),
+    /// the instruction set they run on here ("avx512", "avx2" or "none") and the trees the
+    /// leaf-bitvector walk takes (0: all walked portably). Nil when the summary was made without
+    /// compiling the model.
+    public var scoringKernel: String?
+    public var instructionSet: String?
+    public var exitLeafTrees: Int?
 
     enum CodingKeys: String, CodingKey {
         case file, library, objective, trees, nodes, leaves, features
         case libraryVersion = "library_version", maxDepth = "max_depth", categoricalSplits = "categorical_splits"
         case featureNames = "feature_names", featureTypes = "feature_types"
         case baseScore = "base_score", baseMargin = "base_margin"
+        case scoringKernel = "scoring_kernel", instructionSet = "instruction_set", exitLeafTrees = "exit_leaf_trees"
     }
 
-    /// Summarises `model`, loaded from `file`.
-    public init(_ model: TreeEnsemble, file: String) {
+    /// Summarises `model`, loaded from `file`, and how `compiled` (when given) scores it.
+    public init(_ model: TreeEnsemble, file: String, compiled: CompiledForest? = nil) {
         self.file = file
         self.library = model.library.rawValue
         self.libraryVersion = model.libraryVersion
@@ -43,6 +51,11 @@ public struct ModelSummary: Sendable, Codable {
         self.featureTypes = model.featureTypes
         self.baseScore = model.baseScore
         self.baseMargin = model.baseMargin
+        if let compiled {
+            scoringKernel = compiled.kernel.rawValue
+            instructionSet = compiled.exitLeafTrees > 0 ? compiled.kernel.instructionSet : "none"
+            exitLeafTrees = compiled.exitLeafTrees
+        }
     }
 
     /// A human-readable report, one fact per line.
@@ -55,8 +68,11 @@ public struct ModelSummary: Sendable, Codable {
             "max depth:   \(maxDepth)",
             "nodes:       \(nodes) (\(leaves) leaves\(categoricalSplits > 0 ? ", \(categoricalSplits) categorical splits" : ""))",
             "base score:  \(baseScore) (margin \(baseMargin))",
-            "features:    \(features)",
         ]
+        if let scoringKernel, let instructionSet, let exitLeafTrees {
+            lines.append("scoring:     \(scoringKernel) kernels, \(instructionSet == "none" ? "portable walks" : "\(instructionSet) leaf-bitvector walk for \(exitLeafTrees) of \(trees) trees")")
+        }
+        lines.append("features:    \(features)")
         for (i, name) in featureNames.enumerated() {
             let type = featureTypes.flatMap { i < $0.count ? " (\($0[i]))" : nil } ?? ""
             lines.append("  \(String(i).leftPadded(to: 4)) \(name)\(type)")

@@ -20,6 +20,17 @@ struct ChurnGrid: AsyncParsableCommand {
             ClusterCommand.self, BenchCommand.self, SimulateCommand.self, DriftCommand.self, SubscribersCommand.self, ModelsCommand.self,
         ]
     )
+
+    /// Refuses to start with a `CHURNGRID_SCORING_KERNEL` that names no kernel this processor runs
+    /// (rather than scoring with another one than the operator pinned), then runs the command.
+    static func main() async {
+        do {
+            _ = try ScoringKernel.configured(ProcessInfo.processInfo.environment[ScoringKernel.environmentVariable])
+        } catch {
+            exit(withError: ValidationError(error.message))
+        }
+        await main(nil)
+    }
 }
 
 struct ModelCommand: ParsableCommand {
@@ -89,8 +100,8 @@ extension ModelCommand {
         func run() throws {
             try reportingErrors {
                 let model = try TreeEnsemble.load(path: file)
-                _ = try CompiledForest(model)  // a model that loads but cannot be compiled is reported here
-                let summary = ModelSummary(model, file: file)
+                let compiled = try CompiledForest(model)  // a model that loads but cannot be compiled is reported here
+                let summary = ModelSummary(model, file: file, compiled: compiled)
                 if json { try printJSON(summary) } else { print(summary.text) }
             }
         }

@@ -4,6 +4,7 @@ import ChurnHTTP
 import ClusterSystem
 import Foundation
 import Logging
+import TreeModel
 import Retention
 import ServiceLifecycle
 import Synchronization
@@ -229,6 +230,9 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         configuration.maxMemory = memory
         configuration.triggersPublish = triggersPublish
+        // Which tree kernels this worker's models run (CHURNGRID_SCORING_KERNEL pins them).
+        let kernel = ScoringKernel.processDefault
+        logger.info("scoring kernels", metadata: ["kernel": "\(kernel.rawValue)", "instruction_set": "\(kernel.instructionSet)"])
         try await reportingClusterErrors {
             let service = try await WorkerService(configuration)
             var services: [any Service] = [service]

@@ -14,8 +14,9 @@ public final class ChildProcess: @unchecked Sendable {
     private var reaped = false
     private var status: Int32 = 0
 
-    /// Starts `executable` with `arguments`.
-    public init(_ executable: String, _ arguments: [String], logPath: String) throws {
+    /// Starts `executable` with `arguments`, in this process's environment with `environment`'s
+    /// variables set on top.
+    public init(_ executable: String, _ arguments: [String], logPath: String, environment: [String: String] = [:]) throws {
         var fds: [Int32] = [0, 0]
         // Close-on-exec from the start: a process another test spawns meanwhile must not inherit
         // the write end (this child would then never see end of file). dup2 onto 0 clears it there.
@@ -29,8 +30,17 @@ public final class ChildProcess: @unchecked Sendable {
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        var envp: [UnsafeMutablePointer<CChar>?] = []
+        var inherited = environ
+        while let entry = inherited.pointee {
+            let name = String(cString: entry).prefix { $0 != "=" }
+            if environment[String(name)] == nil { envp.append(strdup(entry)) }
+            inherited += 1
+        }
+        envp += environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { envp.forEach { free($0) } }
         var child: pid_t = 0
-        let rc = posix_spawn(&child, executable, &actions, nil, argv, environ)
+        let rc = posix_spawn(&child, executable, &actions, nil, argv, envp)
         close(fds[0])
         guard rc == 0 else {
             close(fds[1])

@@ -1,39 +1,5 @@
 import CTreeKernels
 
-/// Which block kernels a `CompiledForest` may use.
-public enum ScoringKernel: String, Sendable, CaseIterable {
-    /// The fastest this processor runs: the leaf-bitvector walk for trees of at most 64 leaves on
-    /// AVX-512, else on AVX2; the portable walks for the rest, and on a processor with neither.
-    case automatic
-    /// The leaf-bitvector walk on AVX2 even where AVX-512 is there (for comparisons and tests); the
-    /// portable walks on a processor without AVX2 (`isAvailable` says which).
-    case avx2
-    /// The portable walks only (`CompiledForest+Kernels.swift`): for comparisons and benchmarks.
-    case portable
-
-    /// Whether this processor runs the kernels asked for (the portable walks run everywhere).
-    public var isAvailable: Bool { self != .avx2 || ExitLeafTables.hasAVX2 }
-
-    /// The instruction set the leaf-bitvector walk runs on with this choice on this processor:
-    /// "avx512", "avx2" or "none" (the portable walks).
-    public var instructionSet: String {
-        switch instructions {
-        case .avx512: "avx512"
-        case .avx2: "avx2"
-        case nil: "none"
-        }
-    }
-
-    /// The vector instructions the leaf-bitvector walk runs on with this choice (nil: none).
-    var instructions: ExitLeafTables.Instructions? {
-        switch self {
-        case .automatic: ExitLeafTables.best
-        case .avx2: ExitLeafTables.hasAVX2 ? .avx2 : nil
-        case .portable: nil
-        }
-    }
-}
-
 /// The leaf-bitvector walk (QuickScorer, Lucchese et al. 2015), for trees of at most 64 leaves.
 ///
 /// Number a tree's leaves 0…63 from left to right. A row that goes right at a split cannot end in

@@ -90,6 +90,8 @@ public final class CompiledForest: @unchecked Sendable {
     /// The leaf-bitvector walk's tables for the trees of at most 64 leaves, when this processor
     /// runs it and the model is numeric (`CompiledForest+ExitLeaves.swift`); nil otherwise.
     let exitLeaves: ExitLeafTables?
+    /// The kernels this forest was compiled for (`exitLeafTrees` says how many trees take the walk).
+    public let kernel: ScoringKernel
 
     /// Compiles `model`.
     /// - Throws: `ModelError` if a tree is not a valid tree (children out of range, a feature the
@@ -99,7 +101,8 @@ public final class CompiledForest: @unchecked Sendable {
     ///   compact layout's limits (8,192 feature views, 65,535 nodes between a node and its
     ///   children, 2^31 nodes, `ModelLimits.maximumCategoryWords` words of category bitsets).
     ///   - kernel: `.portable` keeps to the portable walks (for comparisons); results are the same.
-    public init(_ model: TreeEnsemble, kernel: ScoringKernel = .automatic) throws(ModelError) {
+    ///     The default is the process's (`ScoringKernel.processDefault`: `CHURNGRID_SCORING_KERNEL`).
+    public init(_ model: TreeEnsemble, kernel: ScoringKernel = .processDefault) throws(ModelError) {
         self.model = model
         let total = model.nodeCount
         guard total < Int(UInt32.max) / 2 else {
@@ -235,6 +238,7 @@ public final class CompiledForest: @unchecked Sendable {
         self.treeUntilLeaves = untilLeaves
         self.treeCount = model.trees.count
         self.slotNode = slotNode
+        self.kernel = kernel
         exitLeaves = mixed ? nil : kernel.instructions.flatMap { instructions in
             ExitLeafTables(model: model, instructions: instructions, roots: roots, slotCount: next, slotNode: slotNode, blockRows: blockRows) { t, n in
                 view(for: model.trees[t], n) * blockRows
