@@ -102,7 +102,7 @@ public struct EngineBenchmark: Sendable {
             maxDepth: model.maxDepth, rowsPerSecond: median, nsPerRow: 1e9 / median,
             rowsPerSecondMin: rates.first!, rowsPerSecondMax: rates.last!,
             marginChecksum: margins.reduce(0, +), kernel: options.kernel.rawValue,
-            instructionSet: forest.exitLeafTrees > 0 ? options.kernel.instructionSet : "none", exitLeafTrees: forest.exitLeafTrees)
+            instructionSet: forest.instructionSet, exitLeafTrees: forest.exitLeafTrees)
 
         if options.singleRowSamples > 0 {
             var row = [Float](repeating: 0, count: model.featureCount)

@@ -53,7 +53,7 @@ public struct ModelSummary: Sendable, Codable {
         self.baseMargin = model.baseMargin
         if let compiled {
             scoringKernel = compiled.kernel.rawValue
-            instructionSet = compiled.exitLeafTrees > 0 ? compiled.kernel.instructionSet : "none"
+            instructionSet = compiled.instructionSet
             exitLeafTrees = compiled.exitLeafTrees
         }
     }

@@ -4,17 +4,26 @@
 #include <cpuid.h>
 #include <immintrin.h>
 
-int cg_tree_kernels_avx512(void) {
+// The extended state the OS saves (XCR0), 0 unless the processor has OSXSAVE (so XGETBV may be
+// read) and AVX; and leaf 7's feature bits (EBX), 0 when the processor has no leaf 7.
+static unsigned cg_xcr0(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
-    // OSXSAVE (the OS saves extended state, so XGETBV may be read) and AVX.
     if (!(c & (1u << 27)) || !(c & (1u << 28))) return 0;
     unsigned lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    // XMM, YMM, opmask, upper ZMM halves and ZMM16-31 state all enabled.
-    if ((lo & 0xE6u) != 0xE6u) return 0;
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
-    return (b & (1u << 16)) && (b & (1u << 28)) ? 1 : 0;  // AVX512F and AVX512CD
+    return lo;
+}
+
+static unsigned cg_leaf7_ebx(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) ? b : 0;
+}
+
+int cg_tree_kernels_avx512(void) {
+    // XMM, YMM, opmask, upper ZMM halves and ZMM16-31 state all enabled; AVX512F and AVX512CD.
+    const unsigned state = 0xE6u, features = (1u << 16) | (1u << 28);
+    return (cg_xcr0() & state) == state && (cg_leaf7_ebx() & features) == features;
 }
 
 // Each row's 64-bit set is kept as two 32-bit halves in separate registers, 16 rows per register:
@@ -80,50 +89,42 @@ static inline __m512i cg_exit_leaf16(const uint32_t *low, const uint32_t *high) 
     return _mm512_and_si512(_mm512_mask_blend_epi32(inLow, tzHi, tzLo), _mm512_set1_epi32(63));
 }
 
-__attribute__((target("avx512f,avx512cd")))
-void cg_exit_leaves_add_f64(const float *scratch, size_t rows, const cg_leaf_split *splits, size_t low, size_t high, size_t both,
-                            const double *values, double *acc) {
-    uint32_t lo[128], hi[128];
-    const size_t n = rows < 128 ? rows : 128, chunks = (n + 15) / 16;
-    cg_exit_leaves_avx512(scratch, chunks, splits, low, high, both, lo, hi);
-    for (size_t c = 0; c < chunks; c++) {
-        const __m512i leaf = cg_exit_leaf16(lo + c * 16, hi + c * 16);
-        const size_t left = n - c * 16;
-        const __mmask16 live = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-        double *a = acc + c * 16;
-        const __m512d v0 = _mm512_i32gather_pd(_mm512_castsi512_si256(leaf), values, 8);
-        const __m512d v1 = _mm512_i32gather_pd(_mm512_extracti64x4_epi64(leaf, 1), values, 8);
-        const __mmask8 m0 = (__mmask8)live, m1 = (__mmask8)(live >> 8);
-        _mm512_mask_storeu_pd(a, m0, _mm512_add_pd(_mm512_maskz_loadu_pd(m0, a), v0));
-        _mm512_mask_storeu_pd(a + 8, m1, _mm512_add_pd(_mm512_maskz_loadu_pd(m1, a + 8), v1));
-    }
+// 16 rows' leaf values (`leaf`: their leaf numbers) added to `a`, the rows of `live` only.
+__attribute__((target("avx512f")))
+static inline void cg_add16_f64(double *a, __m512i leaf, __mmask16 live, const double *values) {
+    const __m512d v0 = _mm512_i32gather_pd(_mm512_castsi512_si256(leaf), values, 8);
+    const __m512d v1 = _mm512_i32gather_pd(_mm512_extracti64x4_epi64(leaf, 1), values, 8);
+    const __mmask8 m0 = (__mmask8)live, m1 = (__mmask8)(live >> 8);
+    _mm512_mask_storeu_pd(a, m0, _mm512_add_pd(_mm512_maskz_loadu_pd(m0, a), v0));
+    _mm512_mask_storeu_pd(a + 8, m1, _mm512_add_pd(_mm512_maskz_loadu_pd(m1, a + 8), v1));
 }
 
-__attribute__((target("avx512f,avx512cd")))
-void cg_exit_leaves_add_f32(const float *scratch, size_t rows, const cg_leaf_split *splits, size_t low, size_t high, size_t both,
-                            const float *values, float *acc) {
-    uint32_t lo[128], hi[128];
-    const size_t n = rows < 128 ? rows : 128, chunks = (n + 15) / 16;
-    cg_exit_leaves_avx512(scratch, chunks, splits, low, high, both, lo, hi);
-    for (size_t c = 0; c < chunks; c++) {
-        const __m512i leaf = cg_exit_leaf16(lo + c * 16, hi + c * 16);
-        const size_t left = n - c * 16;
-        const __mmask16 live = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-        float *a = acc + c * 16;
-        const __m512 v = _mm512_i32gather_ps(leaf, values, 4);
-        _mm512_mask_storeu_ps(a, live, _mm512_add_ps(_mm512_maskz_loadu_ps(live, a), v));
-    }
+__attribute__((target("avx512f")))
+static inline void cg_add16_f32(float *a, __m512i leaf, __mmask16 live, const float *values) {
+    _mm512_mask_storeu_ps(a, live, _mm512_add_ps(_mm512_maskz_loadu_ps(live, a), _mm512_i32gather_ps(leaf, values, 4)));
 }
+
+// Scoring's fused kernels on AVX-512 (T: the model's accumulation type; ADD16 adds 16 rows' values).
+#define CG_EXIT_LEAVES_ADD_AVX512(NAME, T, ADD16)                                                  \
+    __attribute__((target("avx512f,avx512cd")))                                                     \
+    void NAME(const float *scratch, size_t rows, const cg_leaf_split *splits, size_t low, size_t high, size_t both, \
+              const T *values, T *acc) {                                                            \
+        uint32_t lo[128], hi[128];                                                                  \
+        const size_t n = rows < 128 ? rows : 128, chunks = (n + 15) / 16;                           \
+        cg_exit_leaves_avx512(scratch, chunks, splits, low, high, both, lo, hi);                    \
+        for (size_t c = 0; c < chunks; c++) {                                                       \
+            const size_t left = n - c * 16;                                                         \
+            const __mmask16 live = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);  \
+            ADD16(acc + c * 16, cg_exit_leaf16(lo + c * 16, hi + c * 16), live, values);            \
+        }                                                                                           \
+    }
+
+CG_EXIT_LEAVES_ADD_AVX512(cg_exit_leaves_add_f64, double, cg_add16_f64)
+CG_EXIT_LEAVES_ADD_AVX512(cg_exit_leaves_add_f32, float, cg_add16_f32)
 
 int cg_tree_kernels_avx2(void) {
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
-    if (!(c & (1u << 27)) || !(c & (1u << 28))) return 0;  // OSXSAVE and AVX
-    unsigned lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    if ((lo & 0x6u) != 0x6u) return 0;  // XMM and YMM state enabled
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
-    return (b & (1u << 5)) ? 1 : 0;  // AVX2
+    // XMM and YMM state enabled; AVX2.
+    return (cg_xcr0() & 0x6u) == 0x6u && (cg_leaf7_ebx() & (1u << 5)) != 0;
 }
 
 // The AVX2 form of CG_PASS: 8 rows per register, and no mask registers, so a split ANDs each

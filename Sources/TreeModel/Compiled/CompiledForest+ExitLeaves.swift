@@ -56,6 +56,8 @@ final class ExitLeafTables: @unchecked Sendable {
 
         /// Rows per vector compare: the block size must be a multiple.
         var laneRows: Int { self == .avx512 ? 16 : 8 }
+        /// As reports name it ("avx512", "avx2").
+        var name: String { self == .avx512 ? "avx512" : "avx2" }
     }
 
     /// What this processor runs (checked once).

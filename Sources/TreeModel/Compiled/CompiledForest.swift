@@ -249,6 +249,9 @@ public final class CompiledForest: @unchecked Sendable {
     /// Trees scored by the leaf-bitvector walk (0 when the processor or the model does not allow it).
     public var exitLeafTrees: Int { exitLeaves?.trees ?? 0 }
 
+    /// The instruction set that walk runs on here: "avx512", "avx2" or "none" (portable walks only).
+    public var instructionSet: String { exitLeaves?.instructions.name ?? "none" }
+
     deinit {
         nodes?.deallocate()
         mixedNodes?.deallocate()

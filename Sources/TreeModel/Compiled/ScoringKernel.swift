@@ -16,13 +16,7 @@ public enum ScoringKernel: String, Sendable, CaseIterable {
 
     /// The instruction set the leaf-bitvector walk runs on with this choice on this processor:
     /// "avx512", "avx2" or "none" (the portable walks).
-    public var instructionSet: String {
-        switch instructions {
-        case .avx512: "avx512"
-        case .avx2: "avx2"
-        case nil: "none"
-        }
-    }
+    public var instructionSet: String { instructions?.name ?? "none" }
 
     /// The vector instructions the leaf-bitvector walk runs on with this choice (nil: none).
     var instructions: ExitLeafTables.Instructions? {
