@@ -5,6 +5,7 @@ import Postgres
 import ProfileDatabase
 import SubscriberEvents
 import SubscriberProfiles
+import Synchronization
 import Testing
 import TestSupport
 
@@ -154,6 +155,7 @@ struct SchemaClusterTests {
         // Queried throughout the deployment: no query fails, and each answer is one version's own
         // probability — XGBoost's until the switch, LightGBM's from then on, never back.
         let ids = expected.keys.sorted()
+        let answered = AnswerCount()
         let querying = Task { () -> (queries: Int, failed: Int, wrong: Int, backwards: Int, lightgbm: Int) in
             var queries = 0, failed = 0, wrong = 0, backwards = 0, lightgbm = 0, switched = false
             while !Task.isCancelled {
@@ -165,6 +167,7 @@ struct SchemaClusterTests {
                     continue
                 }
                 guard case .found(let live) = answer, let want = expected[sid] else { failed += 1; print("query of \(sid): \(answer)"); continue }
+                answered.add()
                 if live.modelVersion == version {
                     switched = true
                     lightgbm += 1
@@ -176,6 +179,8 @@ struct SchemaClusterTests {
             }
             return (queries, failed, wrong, backwards, lightgbm)
         }
+        // The deployment starts once the queries are answered (a loaded machine may start the task late).
+        _ = try await RescoringTests.eventually("no query answered before the deployment", timeout: .seconds(60)) { answered.value > 0 ? true : nil }
         let deployed = await runCommand("\(churngrid) models deploy telco --version \(version) \(at)")
         try await Task.sleep(for: .milliseconds(300))
         querying.cancel()
@@ -203,7 +208,13 @@ struct SchemaClusterTests {
         // A third worker joins: the shards streamed to it (the catalogue's columns only) load their
         // extra columns before they answer, and score with LightGBM's own probabilities.
         try cluster.addWorker("worker-3", threads: 1)
-        let balanced = try await RescoringTests.waitForBalance(client, workers: 3)
+        _ = try await RescoringTests.waitForBalance(client, workers: 3)
+        // Settled with worker-3 holding its share (right after it registers, the status may list it
+        // before the rebalance has planned its moves).
+        let balanced = try await RescoringTests.eventually("worker-3 took no shard", timeout: .seconds(300)) { () -> ClusterStatus? in
+            let s = try await RescoringTests.waitForBalance(client, workers: 3)
+            return (s.workers.first { $0.name == "worker-3" }?.shards ?? 0) > 0 ? s : nil
+        }
         let third = try #require(balanced.workers.first { $0.name == "worker-3" })
         #expect(third.shards > 0, "no shard moved to worker-3")
         let after = try await scoredByJob("lightgbm after a join") { expected[$0].map { Float($0.lightgbm) } }
@@ -401,4 +412,11 @@ extension SchemaClusterTests {
         let joinedLog = (try? String(contentsOfFile: "\(logs)/worker-3.log", encoding: .utf8)) ?? ""
         #expect(joinedLog.contains("no longer in the feature schema: held as missing") && joinedLog.contains("contract"), "\(joinedLog.suffix(2000))")
     }
+}
+
+/// Answers counted across tasks (the query loop and the test that waits for its first answer).
+final class AnswerCount: Sendable {
+    private let count = Mutex(0)
+    func add() { count.withLock { $0 += 1 } }
+    var value: Int { count.withLock { $0 } }
 }
