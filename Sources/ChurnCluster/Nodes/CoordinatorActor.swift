@@ -140,6 +140,12 @@ public distributed actor CoordinatorActor {
     private var moving = 0
     /// Counts the starts and ends of moves (a status that straddles one reports it as moving).
     private var moves = 0
+    /// Workers registered whose shards are still being planned or placed (`register`): until
+    /// that is done the map is not settled, though no shard may be loading yet.
+    private var admitting: Set<String> = []
+    /// Shards moving as the status and metrics report them: at least one while a worker is being
+    /// admitted (a joining worker listed with no shards and nothing moving would look settled).
+    private var movingReported: Int { admitting.isEmpty ? moving : max(1, moving) }
     /// When each member's last heartbeat came (workers send one a second).
     private var lastHeartbeat: [String: ContinuousClock.Instant] = [:]
     /// The members whose shards are moving away before they leave.
@@ -262,6 +268,8 @@ public distributed actor CoordinatorActor {
         drained.remove(node.name)
         awaited.remove(node.name)
         logger.info("worker joined", metadata: ["worker": "\(node)"])
+        admitting.insert(node.name)
+        defer { admitting.remove(node.name) }
         do {
             return try await admit(member)
         } catch let error as LeaseLost {
@@ -1205,7 +1213,7 @@ public distributed actor CoordinatorActor {
         let now = ContinuousClock.now
         let silent = members.keys.filter { name in lastHeartbeat[name].map { now - $0 > .seconds(3) } ?? false }.sorted()
         return CoordinatorOverview(term: term, epoch: map.epoch, shardCount: map.shardCount, owned: map.owners.filter { $0 != nil }.count,
-                                   ready: ready.count, moving: moving, nodes: nodes(), silent: silent, job: job())
+                                   ready: ready.count, moving: movingReported, nodes: nodes(), silent: silent, job: job())
     }
 
     /// The shard map (for clients that route queries themselves).
@@ -1217,7 +1225,7 @@ public distributed actor CoordinatorActor {
         if mapUnsaved { await saveMap() }
         // The workers are asked one after the other while shards may move: a status whose
         // answers straddle a move says so (moving > 0), never a settled cluster it did not see.
-        let movesBefore = moves, movingBefore = moving
+        let movesBefore = moves, movingBefore = movingReported
         var workers: [WorkerStatus] = [], silent: [String] = []
         for (name, member) in members.sorted(by: { $0.key < $1.key }) {
             do {
@@ -1228,7 +1236,7 @@ public distributed actor CoordinatorActor {
         }
         var status = ClusterStatus(coordinator: "\(actorSystem.node)", shardCount: map.shardCount, epoch: map.epoch, modelVersion: model.version,
                              unassignedShards: map.shardCount - ready.count,
-                             movingShards: moves != movesBefore || movingBefore > 0 ? max(1, moving, movingBefore) : moving,
+                             movingShards: moves != movesBefore || movingBefore > 0 ? max(1, movingReported, movingBefore) : movingReported,
                              workers: workers, silentWorkers: silent, job: job(), starting: startGate.waiting,
                              shardLoads: await shardLoads(), drift: await latestDrift(),
                              challenger: challenger.map(ChallengerStatus.init))

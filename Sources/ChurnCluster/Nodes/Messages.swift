@@ -298,7 +298,8 @@ public struct ClusterStatus: Sendable, WireCodable, Codable {
     public var epoch: Int64
     public var modelVersion: String
     public var unassignedShards: Int
-    /// Shards being loaded by a new owner (a join, leave or failover in progress).
+    /// Shards being loaded by a new owner (a join, leave or failover in progress); at least 1
+    /// from a worker's registration until its shards are planned and placed.
     public var movingShards: Int
     public var workers: [WorkerStatus]
     /// Workers that did not answer the status request.
