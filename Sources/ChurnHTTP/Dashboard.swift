@@ -483,7 +483,13 @@ enum Dashboard {
           : muted('No worker has joined yet.');
         const silent = (c.silent_nodes || []).length
           ? el('p', { class: 'error', text: 'Silent (missed heartbeats): ' + c.silent_nodes.join(', ') }) : null;
-        fill('cluster', [stats, nodes, silent], c.coordinator + ' · model ' + c.model_version);
+        // Placing shards fails and is tried again: nothing moves, so the numbers alone look settled.
+        const p = c.placement;
+        const placement = p
+          ? el('p', { class: 'error', id: 'cluster-placement', text: 'Placing shards failed ' + fmtInt(p.failures) + (p.failures === 1 ? ' time' : ' times')
+              + ' (last: ' + p.last_error + '); ' + (p.retry_in_seconds == null ? 'trying again now' : 'next try in ' + Math.round(p.retry_in_seconds) + ' s') })
+          : null;
+        fill('cluster', [stats, nodes, silent, placement], c.coordinator + ' · model ' + c.model_version);
       }
 
       /** A job as `GET /v1/jobs` records it, shaped like the stream's. */

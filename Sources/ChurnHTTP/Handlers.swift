@@ -666,6 +666,16 @@ struct Handlers {
                 }
                 o.key("silent_nodes"); o.array { o in for s in status.silentWorkers { o.string(s) } }
                 o.key("job"); if let j = status.job { Self.write(j, published: nil, to: &o) } else { o.null() }
+                o.key("placement")
+                if let p = status.placement {
+                    o.object { o in
+                        o.key("failures"); o.int(p.failures)
+                        o.key("last_error"); o.string(p.lastError)
+                        o.key("retry_in_seconds"); if let s = p.retryInSeconds { o.double(s) } else { o.null() }
+                    }
+                } else {
+                    o.null()
+                }
             }
         }
     }

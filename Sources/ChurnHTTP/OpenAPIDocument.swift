@@ -748,7 +748,8 @@ enum OpenAPIDocument {
          "model_version",
          "nodes",
          "silent_nodes",
-         "job"
+         "job",
+         "placement"
         ],
         "properties": {
          "coordinator": {
@@ -800,6 +801,42 @@ enum OpenAPIDocument {
            {
             "type": "null"
            }
+          ]
+         },
+         "placement": {
+          "description": "Placing shards failed and is tried again (null: the last placement succeeded).",
+          "oneOf": [
+           {
+            "$ref": "#/components/schemas/PlacementPending"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         }
+        }
+       },
+       "PlacementPending": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "failures",
+         "last_error",
+         "retry_in_seconds"
+        ],
+        "properties": {
+         "failures": {
+          "type": "integer",
+          "description": "Failed attempts since the last success."
+         },
+         "last_error": {
+          "type": "string"
+         },
+         "retry_in_seconds": {
+          "description": "Seconds until the next try (null: it is running now).",
+          "type": [
+           "number",
+           "null"
           ]
          }
         }

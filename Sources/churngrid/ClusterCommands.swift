@@ -103,6 +103,14 @@ struct CoordinatorCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
+        // Every flag in seconds, checked before anything starts.
+        let unreachableDuration = try SecondsFlag.duration(unreachableAfter, "--unreachable-after")
+        let leaseDuration = try SecondsFlag.duration(leaseSeconds, "--lease-seconds", floor: 2)
+        let rejoinDuration = try SecondsFlag.duration(rejoinGrace, "--rejoin-grace")
+        let databaseDuration = try SecondsFlag.duration(databaseDeadline, "--database-deadline")
+        let unownedDuration = try SecondsFlag.duration(unownedDeadline, "--unowned-deadline")
+        let stragglerDuration = try SecondsFlag.duration(stragglerSeconds, "--straggler-seconds", floor: 0.2)
+        let statementDuration = try SecondsFlag.duration(statementTimeout, "--statement-timeout", floor: 1)
         var triggerPackage = TriggerPackage.none
         let triggers = triggers ?? (FileManager.default.fileExists(atPath: TriggerRules.defaultFileName) ? TriggerRules.defaultFileName : nil)
         if triggers == nil { logger.warning("no trigger rules (no --triggers, and no Deploy/triggers.json here): events fire no triggers") }
@@ -136,21 +144,21 @@ struct CoordinatorCommand: AsyncParsableCommand {
             throw ValidationError("--tls-cert/--tls-key need --http")
         }
         var node = ClusterActorSystem.Configuration(name: try name ?? security.keyName() ?? "coordinator", listen: listen, cluster: cluster, logger: logger)
-        node.options.unreachableAfter = .milliseconds(Int(unreachableAfter * 1000))
+        node.options.unreachableAfter = unreachableDuration
         try security.apply(to: &node)
         var configuration = CoordinatorService.Configuration(node: node, postgresURL: try postgresURL(option: postgres), modelPath: model)
         configuration.authorizedKeysPath = security.authorizedKeys
         configuration.shardCount = shards
-        configuration.leasePeriod = .milliseconds(Int(max(2, leaseSeconds) * 1000))
+        configuration.leasePeriod = leaseDuration
         configuration.settings.handoff = handoff
         configuration.settings.standbys = standbys
         guard minWorkers >= 1 else { throw ValidationError("--min-workers: at least 1") }
         configuration.settings.minWorkers = minWorkers
-        configuration.settings.rejoinGrace = .milliseconds(Int(max(0, rejoinGrace) * 1000))
-        configuration.settings.databaseDeadline = .milliseconds(Int(max(0, databaseDeadline) * 1000))
-        configuration.settings.unownedShardDeadline = .milliseconds(Int(max(0, unownedDeadline) * 1000))
-        configuration.settings.stragglerDeadline = .milliseconds(Int(max(0.2, stragglerSeconds) * 1000))
-        configuration.settings.statementTimeout = .milliseconds(Int(max(1, statementTimeout) * 1000))
+        configuration.settings.rejoinGrace = rejoinDuration
+        configuration.settings.databaseDeadline = databaseDuration
+        configuration.settings.unownedShardDeadline = unownedDuration
+        configuration.settings.stragglerDeadline = stragglerDuration
+        configuration.settings.statementTimeout = statementDuration
         configuration.settings.triggers = triggerPackage
         configuration.settings.eventRetentionDays = eventRetentionDays
         configuration.settings.clv = clv
@@ -440,6 +448,7 @@ struct StatusCommand: AsyncParsableCommand {
                 print("active model \(a.name) \(a.version) beside it, for " + (a.segment.isEmpty ? "every subscriber" : "segment \(a.segment)") + challenger)
             }
             if let starting = status.starting { print("starting: \(starting) before shards are placed") }
+            if let placement = status.placement { print("placement: \(placement.description)") }
             for w in status.workers {
                 print(String(format: "  %@  %@  %d shards  %d subscribers  profiles %.1f MB (%.0f B/subscriber)  standby %d shards %.1f MB  RSS %.1f MB  %d cores",
                              w.name, w.endpoint, w.shards, w.subscribers, Double(w.profileBytes) / 1e6,
@@ -649,7 +658,7 @@ extension BenchCommand {
                 }
                 var options = QueryLoadGenerator.Options(rate: rate, seconds: duration, subscribers: subscribers)
                 options.seed = seed
-                options.drain = .milliseconds(Int(drain * 1000))
+                options.drain = try SecondsFlag.duration(drain, "--drain")
                 if stopOnStdinEof {
                     let stop = watchStandardInput()
                     options.stop = { stop.isSet }

@@ -199,6 +199,12 @@ struct DatabaseFaultTests {
         }
         let stranded = try await client.coordinator.status()
         #expect(stranded.unassignedShards > 0, "shards without an owner while the server is down: \(stranded.unassignedShards)")
+        // The status says why nothing moves, and when it is tried again (not only the log).
+        let pending = try #require(stranded.placement, "the status does not say that placing shards failed")
+        // The last attempt's reason names the cause: the worker could not reach PostgreSQL.
+        #expect(pending.failures >= 1 && pending.lastError.contains("PostgreSQL") && pending.lastError.contains("worker-1"), "\(pending)")
+        let shown = await runCommand("\(shellQuoted(try churngridExecutable())) status --coordinator \(cluster.coordinatorEndpoint)")
+        #expect(shown.status == 0 && shown.output.contains("placement: placing shards failed"), "\(shown.output)")
         // A worker that joins meanwhile is a member, not turned away by the failed placement.
         try cluster.addWorker("worker-3", threads: 1)
         try await Task.sleep(for: .seconds(4))
@@ -211,6 +217,7 @@ struct DatabaseFaultTests {
             return s
         }
         #expect(settled.workers.reduce(0) { $0 + $1.shards } == 48)
+        #expect(settled.placement == nil, "placed: the status no longer reports a failure (\(String(describing: settled.placement)))")
         let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
         #expect(log.contains("placed the shards after failed attempts"), "the placement was retried until it succeeded")
         // Every subscriber asked for answers (from its shard's new owner).

@@ -416,7 +416,7 @@ public distributed actor CoordinatorActor {
             return
         }
         let unowned = map.owners.filter { $0 == nil }.count
-        switch placementRetry.failed(now: .now) {
+        switch placementRetry.failed(now: .now, reason: "\(failure): \(error)") {
         case .schedule(let at, let attempt):
             logger.error("\(failure); trying again", metadata: ["error": "\(error)", "attempt": "\(attempt)", "in": "\(at - .now)", "unassigned": "\(unowned)"])
             placementTimer = Task {
@@ -1241,6 +1241,7 @@ public distributed actor CoordinatorActor {
                              shardLoads: await shardLoads(), drift: await latestDrift(),
                              challenger: challenger.map(ChallengerStatus.init))
         status.activeModels = activeModelList()
+        status.placement = placementRetry.pending(now: .now)
         return status
     }
 

@@ -316,6 +316,8 @@ public struct ClusterStatus: Sendable, WireCodable, Codable {
     public var challenger: ChallengerStatus?
     /// The models active beside the served one (`models activate`), scored in every job.
     public var activeModels: [ActiveModelStatus] = []
+    /// Placing shards failed and is tried again (nil: the last placement succeeded).
+    public var placement: PlacementPending?
 
     public func encode(to w: inout WireWriter) {
         w.write(coordinator); w.write(shardCount); w.write(epoch); w.write(modelVersion); w.write(unassignedShards)
@@ -324,6 +326,7 @@ public struct ClusterStatus: Sendable, WireCodable, Codable {
         w.write(drift)
         w.write(challenger)
         w.write(activeModels)
+        w.write(placement)
     }
 
     public init(from r: inout WireReader) throws(WireError) {
@@ -337,6 +340,7 @@ public struct ClusterStatus: Sendable, WireCodable, Codable {
         if r.remaining > 0 { drift = try r.read() }
         if r.remaining > 0 { challenger = try r.read() }
         if r.remaining > 0 { activeModels = try r.read() }
+        if r.remaining > 0 { placement = try r.read() }
     }
 
     public init(coordinator: String, shardCount: Int, epoch: Int64, modelVersion: String, unassignedShards: Int, movingShards: Int,

@@ -1,3 +1,5 @@
+import WireFormat
+
 /// When the coordinator tries again to place shards after a placement failed (docs/cluster.md,
 /// "When placing fails"): a pure state machine, events in, actions out, clock injected; the
 /// coordinator actor only feeds it and obeys.
@@ -30,6 +32,11 @@ struct PlacementRetry: Sendable, Equatable {
     private(set) var due: ContinuousClock.Instant?
     /// Every retry run since the coordinator started (a metric).
     private(set) var retriesRun = 0
+    /// Why the last attempt failed (nil: none failed since the last success).
+    private(set) var lastFailure: String?
+
+    /// The longest failure kept for the status (an error may quote a whole server message).
+    static let failureLimit = 500
 
     init(first: Duration = .seconds(1), cap: Duration = .seconds(30)) {
         self.first = max(first, .milliseconds(1))
@@ -46,9 +53,10 @@ struct PlacementRetry: Sendable, Equatable {
         return min(d, cap)
     }
 
-    /// A rebalance failed at `now`.
-    mutating func failed(now: ContinuousClock.Instant) -> Action {
+    /// A rebalance failed at `now`, for `reason`.
+    mutating func failed(now: ContinuousClock.Instant, reason: String = "") -> Action {
         failures += 1
+        lastFailure = reason.count > Self.failureLimit ? String(reason.prefix(Self.failureLimit)) + "…" : reason
         if due != nil { return .alreadyScheduled }
         let at = now + delay(attempt: failures)
         due = at
@@ -68,7 +76,44 @@ struct PlacementRetry: Sendable, Equatable {
         let retries = failures
         failures = 0
         due = nil
+        lastFailure = nil
         guard retries > 0 else { return .none }
         return .settled(retries: retries)
+    }
+
+    /// What `churngrid status` shows while placing shards fails (nil: the last placement
+    /// succeeded): the failed attempts, the last one's reason, and when the next try is due
+    /// (nil: it is running now).
+    func pending(now: ContinuousClock.Instant) -> PlacementPending? {
+        guard failures > 0 else { return nil }
+        let next = due.map { max(0, ($0 - now) / .seconds(1)) }
+        return PlacementPending(failures: failures, lastError: lastFailure ?? "", retryInSeconds: next)
+    }
+}
+
+/// Placing shards failed and is tried again (`ClusterStatus.placement`): an operator sees it in
+/// `churngrid status` rather than only in the coordinator's log, since the cluster otherwise
+/// looks settled (nothing moving) while shards wait for an owner or a joined worker for its share.
+public struct PlacementPending: Sendable, WireCodable, Codable, Equatable {
+    /// Failed attempts since the last success.
+    public var failures: Int
+    /// Why the last one failed.
+    public var lastError: String
+    /// Seconds until the next try (nil: it is running now).
+    public var retryInSeconds: Double?
+
+    public init(failures: Int, lastError: String, retryInSeconds: Double?) {
+        self.failures = failures
+        self.lastError = lastError
+        self.retryInSeconds = retryInSeconds
+    }
+
+    public func encode(to w: inout WireWriter) { w.write(failures); w.write(lastError); w.write(retryInSeconds) }
+    public init(from r: inout WireReader) throws(WireError) { failures = try r.read(); lastError = try r.read(); retryInSeconds = try r.read() }
+
+    /// One line for `churngrid status`.
+    public var description: String {
+        "placing shards failed \(failures) time\(failures == 1 ? "" : "s") (last: \(lastError)); "
+            + (retryInSeconds.map { String(format: "next try in %.0f s", $0) } ?? "trying again now")
     }
 }
