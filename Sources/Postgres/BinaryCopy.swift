@@ -211,6 +211,9 @@ public struct BinaryCopyDecoder {
                 at += 2
                 break
             }
+            guard fields >= 0 else {
+                throw PostgresError(.protocolViolation, message: "binary COPY row declares \(fields) fields", context: "decoding COPY data")
+            }
             // Find the row's end before handing it out, so a row split across chunks waits for the rest.
             var end = at + 2
             var complete = true

@@ -9,6 +9,16 @@ extension SubscriberEvent {
         if let r = EventParser.checkID(eventID, field: "event_id") { return r.0 }
         if let r = EventParser.checkID(source, field: "source") { return r.0 }
         guard subscriberID > 0 else { return .badSubscriberID }
+        if let r = valueRejection { return r }
+        if at > now &+ maxFutureMillis { return .inFuture }
+        if at < now &- allowedLatenessMillis { return .tooLate }
+        return nil
+    }
+
+    /// Why the event's value does not fit its type (nil: it does): checked on arrival and again
+    /// when an event is applied, so a logged row altered in PostgreSQL (a value out of range, NaN
+    /// or infinite) is skipped on replay as a rejection rather than trapping a worker.
+    public var valueRejection: RejectionReason? {
         let spec = type.spec
         switch spec.value {
         case .required, .optional:
@@ -18,8 +28,6 @@ extension SubscriberEvent {
         case .forbidden:
             guard value == 1 else { return .valueNotAllowed }
         }
-        if at > now &+ maxFutureMillis { return .inFuture }
-        if at < now &- allowedLatenessMillis { return .tooLate }
         return nil
     }
 }

@@ -99,9 +99,11 @@ public struct WindowedState: Sendable, Equatable {
     }
 
     /// Adds `amount` of `series` on `day` (which must be within the series' horizon of `today`).
-    mutating func add(_ series: Series, day: Int32, _ amount: Double) {
+    mutating func add(_ series: Series, day: Int32, _ given: Double) {
         let age = Int(today) - Int(day)
-        guard age >= 0, age < series.horizonDays else { return }
+        guard age >= 0, age < series.horizonDays, given.isFinite else { return }
+        // Bounded before any integer conversion (the catalogue's ranges are far inside it).
+        let amount = min(max(given, -1e9), 1e9)
         switch series {
         case .calls, .sms:
             let k = (series == .calls ? 0 : Self.longRing) + Self.slot(Int(day), Self.longRing)
@@ -111,7 +113,7 @@ public struct WindowedState: Sendable, Equatable {
             small[k] = UInt16(clamping: Int(small[k]) + Int((amount * Self.tenths).rounded()))
         case .dataMB:
             let k = Self.slot(Int(day), Self.longRing)
-            data[k] = UInt32(clamping: Int64(data[k]) + Int64((min(amount, 1e9) * Self.tenths).rounded()))
+            data[k] = UInt32(clamping: Int64(data[k]) + Int64((amount * Self.tenths).rounded()))
         case .activeDays:
             if age < 32 { activeMask |= 1 << UInt32(age) }
             lastActivityDay = max(lastActivityDay, day)
@@ -213,6 +215,7 @@ public struct WindowedState: Sendable, Equatable {
     /// (nothing changes), otherwise advances to the event's day (or now's, whichever is later), adds
     /// it to its series and returns the writes its catalogue updates declare.
     public mutating func apply(_ event: SubscriberEvent, now: Int64) -> EventOutcome {
+        if let r = event.valueRejection { return EventOutcome(rejection: r) }
         if event.at > now &+ Self.maxFutureMillis { return EventOutcome(rejection: .inFuture) }
         if event.at < now &- Self.allowedLatenessMillis { return EventOutcome(rejection: .tooLate) }
         let nowDay = Int32(clamping: Timestamp.floorDiv(now, Timestamp.millisPerDay))

@@ -130,7 +130,7 @@ extension ModelCommand {
         var threads: Int = defaultThreads()
 
         func validate() throws {
-            guard explain >= 0 else { throw ValidationError("--explain must be 0 or more") }
+            guard (0...10_000).contains(explain) else { throw ValidationError("--explain: 0 to 10000 reasons per row") }
             guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         }
 

@@ -245,6 +245,7 @@ extension BenchCommand {
                 throw ValidationError("--url: http://HOST:PORT")
             }
             guard rate > 0, duration > 0, connections > 0, subscribers > 0, (0...10_000).contains(batch) else { throw ValidationError("rate, duration, connections and subscribers are positive; batch 0–10000") }
+            guard rate * duration <= 100_000_000 else { throw ValidationError("at most 100000000 requests per run (rate × duration)") }
             let token = ProcessInfo.processInfo.environment["CHURNGRID_TOKEN"] ?? ""
             let auth = token.isEmpty ? "" : "Authorization: Bearer \(token)\r\n"
             let (n, batch, seed) = (UInt64(subscribers), batch, seed)
@@ -262,7 +263,7 @@ extension BenchCommand {
                 let body = "{\"subscriber_ids\":[" + (0..<batch).map { String(id(UInt64($0) &* 7919)) }.joined(separator: ",") + "]}"
                 return Array("POST /v1/scores:batch HTTP/1.1\r\nHost: \(host)\r\n\(auth)Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
             }
-            let result = try await HTTPLoadGenerator.run(.init(host: host, port: port, rate: rate, duration: .milliseconds(Int(duration * 1000)),
+            let result = try await HTTPLoadGenerator.run(.init(host: host, port: port, rate: rate, duration: try SecondsFlag.duration(duration, "--duration"),
                                                               connections: connections, request: request))
             if json {
                 try printJSON(result)

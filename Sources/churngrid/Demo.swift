@@ -36,6 +36,11 @@ struct DemoCommand: AsyncParsableCommand {
     @Flag(help: "End with one JSON object (subscribers, job_id, rescore_seconds, scores_written, postgres_url, …).")
     var json = false
 
+    func validate() throws {
+        guard (1...100_000_000).contains(subscribers) else { throw ValidationError("--subscribers: 1 to 100000000") }
+        guard (1...64).contains(workers) else { throw ValidationError("--workers: 1 to 64") }
+    }
+
     func run() async throws {
         var logger = makeLogger("churngrid.demo")
         logger.logLevel = .warning

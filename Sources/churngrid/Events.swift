@@ -42,7 +42,7 @@ struct EventsCommand: ParsableCommand {
         var json = false
 
         func validate() throws {
-            guard rate >= 0, rate.isFinite else { throw ValidationError("--rate: events per second, 0 or more") }
+            guard rate == 0 || (rate >= 0.001 && rate.isFinite) else { throw ValidationError("--rate: events per second, 0 (as fast as possible) or at least 0.001") }
             guard inFlight >= 1, chunk >= 1, chunk <= EventBatch.maxCount else { throw ValidationError("--in-flight ≥ 1 and --chunk in 1…\(EventBatch.maxCount)") }
         }
 

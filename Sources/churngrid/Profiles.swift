@@ -139,6 +139,11 @@ struct ProfilesCommand: ParsableCommand {
         @Flag(help: "Print one JSON object.")
         var json = false
 
+        func validate() throws {
+            guard (1...ShardMap.maxShardCount).contains(shardCount) else { throw ValidationError("--shard-count: 1 to \(ShardMap.maxShardCount)") }
+            guard (1...64).contains(streams) else { throw ValidationError("--streams: 1 to 64 connections") }
+        }
+
         func run() throws {
             let list: [Int]
             if shards == "all" {

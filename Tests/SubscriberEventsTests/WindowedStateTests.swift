@@ -164,6 +164,19 @@ struct WindowedStateTests {
         if case .rejected(let r) = parser.parse(late.ndjson, lineNumber: 4) { #expect(r.reason == .tooLate && r.line == 4) } else { Issue.record("accepted") }
     }
 
+    @Test("a value that does not fit its type (NaN, infinite, out of range: a logged row altered in PostgreSQL and replayed) is rejected when applied, and nothing changes")
+    func badValues() {
+        let now = Self.t0 + 40 * Self.day
+        var state = WindowedState()
+        #expect(state.apply(Self.event(.call, at: now, value: .infinity), now: now).rejection == .nonFiniteValue)
+        #expect(state.apply(Self.event(.call, at: now, value: 1e300), now: now).rejection == .valueOutOfRange)
+        #expect(state.apply(Self.event(.dataSession, at: now, value: .nan), now: now).rejection == .missingValue)
+        #expect(state.apply(Self.event(.dataSession, at: now, value: -.infinity), now: now).rejection == .nonFiniteValue)
+        #expect(state == WindowedState())
+        #expect(state.apply(Self.event(.call, at: now, value: 1_440), now: now).applied)
+        #expect(state.windowedValue(.sum(.callMinutes, days: 30)) == 1_440)
+    }
+
     @Test("replaying from a copy of the state at any split point gives the same outcomes and state")
     func splitReplay() {
         var rng = SeededGenerator("split replay")

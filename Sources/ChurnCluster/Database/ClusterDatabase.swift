@@ -158,7 +158,8 @@ final class ClusterDatabase: @unchecked Sendable {
             try c.query("INSERT INTO churngrid_cluster (shard_count) VALUES ($1) ON CONFLICT (singleton) DO NOTHING", [String(requestedShardCount)])
             guard let row = try c.query("SELECT shard_count, epoch FROM churngrid_cluster").rows.first,
                   let count = row[0].flatMap({ Int($0) }), (1...ShardMap.maxShardCount).contains(count),
-                  let epoch = row[1].flatMap({ Int64($0) }) else {
+                  let epoch = row[1].flatMap({ Int64($0) }), (0...(Int64.max / 2)).contains(epoch) else {
+                // (An epoch near Int64.max could not advance: a value written by hand, refused here.)
                 throw ClusterError("churngrid_cluster holds no valid shard count and epoch")
             }
             var owners = [String?](repeating: nil, count: count), standbys = owners

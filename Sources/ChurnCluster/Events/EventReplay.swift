@@ -112,7 +112,9 @@ public struct EventReplay {
         let parser = EventParser()
         let start = DispatchTime.now().uptimeNanoseconds
         report.startedAtMicros = Int64((Date().timeIntervalSince1970 * 1e6).rounded())
-        let interval = options.rate > 0 ? 1e9 / options.rate : 0
+        // Nanoseconds between events (0: as fast as possible), at most a day: a rate too small for a
+        // finite gap would otherwise make the schedule NaN.
+        let interval = options.rate > 0 ? min(1e9 / options.rate, 86_400e9) : 0
         var lineNumber = 0, k = 0
         var chunk: [SubscriberEvent] = [], due: [UInt64] = [], lines: [Int] = []
         var lastProgress = start
@@ -180,7 +182,7 @@ public struct EventReplay {
                     continue
                 case .event(let event):
                     report.events += 1
-                    let scheduled = interval > 0 ? start &+ UInt64(Double(k) * interval) : DispatchTime.now().uptimeNanoseconds
+                    let scheduled = interval > 0 ? start &+ UInt64(min(Double(k) * interval, 1e18)) : DispatchTime.now().uptimeNanoseconds
                     k += 1
                     if interval > 0 {
                         let now = DispatchTime.now().uptimeNanoseconds

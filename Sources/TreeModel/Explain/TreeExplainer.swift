@@ -254,7 +254,7 @@ public final class TreeExplainer: @unchecked Sendable {
     public static func topReasons<C: RandomAccessCollection>(phi: C, k: Int, names: [String]) -> [ReasonCode]
     where C.Element == Double, C.Index == Int {
         var best: [ReasonCode] = []
-        best.reserveCapacity(k + 1)
+        best.reserveCapacity(min(max(0, k), names.count) + 1)
         for j in 0..<names.count {
             let c = phi[phi.startIndex + j]
             guard c > 0, k > 0 else { continue }

@@ -1,0 +1,41 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Command-line values that are numbers but not usable ones (NaN, infinity, 1e300, 0 workers):
+/// each is refused at once with the flag named (exit 64), before anything starts, rather than
+/// stopping the process when it is turned into an integer or a range.
+@Suite("Flags out of bounds on the command line")
+struct CommandBoundsTests {
+    /// Runs `churngrid` with `arguments`; its exit code and output.
+    func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        let log = NSTemporaryDirectory() + "churngrid-bounds-\(getpid())-\(UUID().uuidString).log"
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        // No database anywhere: a command that got past its checks would fail otherwise, not with 64.
+        let child = try ChildProcess(try churngridExecutable(), arguments, logPath: log,
+                                     environment: ["CHURNGRID_POSTGRES_URL": "postgresql://postgres@127.0.0.1:1/postgres"])
+        let status = try await child.wait(timeout: .seconds(60))
+        return (status, child.log)
+    }
+
+    static let cases: [(arguments: [String], names: String)] = [
+        (["coordinator", "--lease-seconds", "inf"], "--lease-seconds"),
+        (["coordinator", "--straggler-seconds", "nan"], "--straggler-seconds"),
+        (["coordinator", "--rejoin-grace", "1e300"], "--rejoin-grace"),
+        (["coordinator", "--unreachable-after", "-inf"], "--unreachable-after"),
+        (["demo", "--workers", "0"], "--workers"),
+        (["demo", "--subscribers", "0"], "--subscribers"),
+        (["profiles", "load", "--shard-count", "0"], "--shard-count"),
+        (["events", "replay", "--input", "/dev/null", "--rate", "1e-300"], "--rate"),
+        (["model", "score", "--model", "m.json", "--input", "i.csv", "--output", "o.csv", "--explain", "9223372036854775807"], "--explain"),
+        (["bench", "http", "--url", "http://127.0.0.1:1", "--duration", "1e300"], "rate × duration"),
+    ]
+
+    @Test("refused with exit 64 and the flag named", arguments: cases.indices)
+    func refused(_ index: Int) async throws {
+        let (arguments, names) = Self.cases[index]
+        let (status, output) = try await run(arguments)
+        #expect(status == 64, "\(arguments.joined(separator: " ")): exit \(status)\n\(output)")
+        #expect(output.contains(names), "\(arguments.joined(separator: " ")): the refusal does not name \(names)\n\(output)")
+    }
+}
