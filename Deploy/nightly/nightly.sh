@@ -37,8 +37,10 @@ need CHURNGRID_EXPORT_DIR
 command -v "$CHURNGRID" >/dev/null || die "churngrid not found ($CHURNGRID)"
 command -v psql >/dev/null || die "psql not found (install postgresql-client)"
 # A password in the URL would show in every process list (psql gets the URL as an argument).
-case "$CHURNGRID_POSTGRES_URL" in
-  *password=*|*://*:*@*) die "CHURNGRID_POSTGRES_URL carries a password: put it in PGPASSFILE instead" ;;
+# Refused broadly: any key with "pass" in it (password, sslpassword, spaces around '=' allowed),
+# any percent-escape (a key may be spelt pass%77ord), and user info with a password.
+case "${CHURNGRID_POSTGRES_URL,,}" in
+  *pass*|*%*|*://*:*@*) die "CHURNGRID_POSTGRES_URL carries a password or a percent-escape: put the password in PGPASSFILE instead" ;;
 esac
 client=(--coordinator "$CHURNGRID_COORDINATORS")
 if [ -n "${CHURNGRID_CURVE_KEY:-}" ]; then

@@ -15,5 +15,9 @@ printf '<2>%s\n' "$text"
 if [ -n "${CHURNGRID_ALERT_WEBHOOK:-}" ]; then
   body=$(python3 -c 'import json,sys; print(json.dumps({"text": sys.stdin.read()}))' <<<"$text" 2>/dev/null \
          || printf '{"text": "ChurnGrid: %s FAILED on %s (see its journal)"}' "$unit" "$host")
-  curl -fsS -m 20 -H 'Content-Type: application/json' --data-binary "$body" "$CHURNGRID_ALERT_WEBHOOK" >/dev/null
+  # The webhook URL is often a secret: given to curl on standard input (a config line), never in
+  # its argv, which any local user can read in /proc.
+  url=${CHURNGRID_ALERT_WEBHOOK//\\/\\\\}
+  url=${url//\"/\\\"}
+  printf 'url = "%s"\n' "$url" | curl -fsS -m 20 -K - -H 'Content-Type: application/json' --data-binary "$body" >/dev/null
 fi

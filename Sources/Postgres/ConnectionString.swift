@@ -1,44 +1,93 @@
 /// PostgreSQL connection strings as libpq takes them — URLs (`postgresql://user:pw@host/db?…`) and
 /// key=value conninfo (`host=h password='p w'`) — and what may be shown of them.
 public enum ConnectionString {
-    /// `text` with every password replaced by `***`: the `user:password@` of a URL, a
-    /// `password=` query parameter of a URL, and a `password=` pair of a conninfo string, quoted
-    /// or not. Safe for logs, errors and status output.
-    public static func redacted(_ text: String) -> String {
+    /// `text` with every password replaced by `***`: the `user:password@` of a URL (also one
+    /// libpq would not take as user info, `user:ab/cd@host`), a query parameter of a URL whose
+    /// key percent-decodes to `password` or ends in it (`sslpassword`), and such a pair of a
+    /// conninfo string, quoted or not. Safe for logs, errors and status output.
+    public static func redacted(_ text: String) -> String { redaction(text).text }
+
+    /// Whether `text` carries a password (which must then not be given on a command line).
+    public static func containsPassword(_ text: String) -> Bool { !redaction(text).secrets.isEmpty }
+
+    /// The secrets `text` carries, as written and percent-decoded: what must not be shown of a
+    /// message about it either, such as libpq's, which may quote a value it could not parse.
+    public static func secrets(_ text: String) -> [String] {
+        var out: [String] = []
+        for s in redaction(text).secrets where !s.isEmpty {
+            out.append(s)
+            let decoded = percentDecoded(s)
+            if decoded != s { out.append(decoded) }
+        }
+        return out
+    }
+
+    /// `message` (about a connection to `connection`) with each of the connection string's
+    /// secrets replaced by `***`; when one is too short to replace without mangling the text (under
+    /// 4 characters) and the message holds it, the whole message is withheld.
+    public static func scrubbed(_ message: String, of connection: String) -> String {
+        var out = message
+        for secret in secrets(connection).sorted(by: { $0.count > $1.count }) where out.contains(secret) {
+            guard secret.count >= 4 else { return "(the server's message is withheld: it may quote the connection's password)" }
+            out = out.replacingAll(secret, with: "***")
+        }
+        return out
+    }
+
+    private static func redaction(_ text: String) -> (text: String, secrets: [String]) {
         let chars = Array(text)
         if isURL(chars) { return redactedURL(chars) }
         return redactedConninfo(chars)
     }
-
-    /// Whether `text` carries a password (which must then not be given on a command line).
-    public static func containsPassword(_ text: String) -> Bool { redacted(text) != text }
 
     private static func isURL(_ c: [Character]) -> Bool {
         let s = String(c.prefix(13)).lowercased()
         return s.hasPrefix("postgresql://") || s.hasPrefix("postgres://")
     }
 
-    private static func redactedURL(_ c: [Character]) -> String {
-        guard let schemeEnd = indexAfter("://", in: c) else { return String(c) }
-        var out = c
-        // As libpq reads it: the user info runs to the first '@' unless a '/' comes first, and the
-        // password is what follows its first ':' (it may hold '?' or '#').
-        if let stop = c[schemeEnd...].firstIndex(where: { $0 == "@" || $0 == "/" }), c[stop] == "@",
-           let colon = c[schemeEnd..<stop].firstIndex(of: ":") {
-            out = Array(c[..<(colon + 1)]) + Array("***") + Array(c[stop...])
+    /// Keys whose value is a secret: `password`, and any other ending in it (`sslpassword`, the
+    /// passphrase of the client's TLS key).
+    private static func isSecretKey(_ key: String) -> Bool {
+        key.trimmingSpaces().lowercased().hasSuffix("password")
+    }
+
+    private static func redactedURL(_ c: [Character]) -> (text: String, secrets: [String]) {
+        guard let schemeEnd = indexAfter("://", in: c) else { return (String(c), []) }
+        var out = c, secrets: [String] = []
+        var hostStart = schemeEnd
+        if let stop = c[schemeEnd...].firstIndex(where: { $0 == "@" || $0 == "/" }), c[stop] == "@" {
+            // As libpq reads it: the user info runs to the first '@' unless a '/' comes first, and
+            // the password is what follows its first ':' (it may hold '?' or '#').
+            if let colon = c[schemeEnd..<stop].firstIndex(of: ":") {
+                secrets.append(String(c[(colon + 1)..<stop]))
+                out = Array(c[...colon]) + Array("***") + Array(c[stop...])
+            }
+            hostStart = (out[schemeEnd...].firstIndex(of: "@") ?? schemeEnd) + 1
+        } else {
+            // Not user info to libpq (a '/' comes first: "user:ab/cd@host", a password with an
+            // unencoded '/'); libpq then fails on it and may quote it: masked all the same.
+            let end = c[schemeEnd...].firstIndex(of: "?") ?? c.count
+            if let at = c[schemeEnd..<end].lastIndex(of: "@"), let colon = c[schemeEnd..<at].firstIndex(of: ":") {
+                let secret = c[(colon + 1)..<at]
+                secrets.append(String(secret))
+                // libpq reads the part before the '/' as a port, and quotes it when it is not one.
+                if let slash = secret.firstIndex(of: "/"), slash > secret.startIndex { secrets.append(String(secret[..<slash])) }
+                out = Array(c[...colon]) + Array("***") + Array(c[at...])
+                hostStart = colon + 1 + 3 + 1
+            }
         }
-        // Query parameters after the host part: a key that percent-decodes to "password".
-        let hostStart = out.firstIndex(of: "@").map { $0 + 1 } ?? schemeEnd
-        guard let q = out[hostStart...].firstIndex(of: "?") else { return String(out) }
-        var result = Array(out[...q])
+        // Query parameters after the host part (an '@' in the query, "user=name@server", is not
+        // user info).
+        guard hostStart <= out.count, let q = out[hostStart...].firstIndex(of: "?") else { return (String(out), secrets) }
         let query = String(out[(q + 1)...])
         let pairs = query.split(separator: "&", omittingEmptySubsequences: false).map { pair -> String in
-            let key = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
-            if percentDecoded(key).lowercased() == "password" { return "password=***" }
-            return String(pair)
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let key = parts.first.map(String.init) ?? ""
+            guard isSecretKey(percentDecoded(key)) else { return String(pair) }
+            if parts.count == 2 { secrets.append(String(parts[1])) }
+            return key + "=***"
         }
-        result += Array(pairs.joined(separator: "&"))
-        return String(result)
+        return (String(out[...q]) + pairs.joined(separator: "&"), secrets)
     }
 
     /// `%XX` sequences decoded (a malformed one is kept as it is).
@@ -58,9 +107,10 @@ public enum ConnectionString {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    private static func redactedConninfo(_ c: [Character]) -> String {
-        // key = value pairs separated by whitespace; values may be single-quoted with \ escapes.
-        var out: [Character] = []
+    private static func redactedConninfo(_ c: [Character]) -> (text: String, secrets: [String]) {
+        // key = value pairs separated by whitespace; values may be single-quoted, and a backslash
+        // escapes the next character (a quote, or a space of an unquoted value).
+        var out: [Character] = [], secrets: [String] = []
         var i = 0
         while i < c.count {
             // Copy whitespace.
@@ -85,11 +135,23 @@ public enum ConnectionString {
                 }
                 i = min(i + 1, c.count)
             } else {
-                while i < c.count, !c[i].isWhitespace { i += 1 }
+                while i < c.count, !c[i].isWhitespace {
+                    if c[i] == "\\" { i += 1 }
+                    i += 1
+                }
+                i = min(i, c.count)
             }
-            if key.lowercased() == "password" { out += Array("***") } else { out += c[valueStart..<i] }
+            if isSecretKey(key) {
+                var value = String(c[valueStart..<i])
+                if value.count >= 2, value.first == "'", value.last == "'" { value = String(value.dropFirst().dropLast()) }
+                secrets.append(value)
+                secrets.append(value.replacingAll("\\", with: ""))  // as libpq reads it, escapes removed
+                out += Array("***")
+            } else {
+                out += c[valueStart..<i]
+            }
         }
-        return String(out)
+        return (String(out), secrets)
     }
 
     private static func indexAfter(_ needle: String, in c: [Character]) -> Int? {
@@ -97,5 +159,28 @@ public enum ConnectionString {
         guard c.count >= n.count else { return nil }
         for i in 0...(c.count - n.count) where Array(c[i..<(i + n.count)]) == n { return i + n.count }
         return nil
+    }
+}
+
+extension String {
+    /// Every occurrence of `target` replaced (no Foundation in this module).
+    fileprivate func replacingAll(_ target: String, with replacement: String) -> String {
+        guard !target.isEmpty else { return self }
+        let t = Array(target), s = Array(self)
+        var out: [Character] = [], i = 0
+        while i < s.count {
+            if i + t.count <= s.count, Array(s[i..<(i + t.count)]) == t {
+                out += replacement
+                i += t.count
+            } else {
+                out.append(s[i])
+                i += 1
+            }
+        }
+        return String(out)
+    }
+
+    fileprivate func trimmingSpaces() -> String {
+        String(drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
     }
 }

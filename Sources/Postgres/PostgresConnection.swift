@@ -34,7 +34,8 @@ public final class PostgresConnection {
             throw PostgresError(.connection, message: "libpq could not allocate a connection", context: "connect to \(endpoint)")
         }
         guard PQstatus(c) == CONNECTION_OK else {
-            let message = String(cString: PQerrorMessage(c)).trimmingNewlines()
+            // libpq may quote a value it could not parse, a password included.
+            let message = ConnectionString.scrubbed(String(cString: PQerrorMessage(c)).trimmingNewlines(), of: url)
             PQfinish(c)
             throw PostgresError(.connection, message: message, context: "connect to \(endpoint)")
         }

@@ -237,12 +237,19 @@ extension BenchCommand {
         @Option(help: "Seed of the random ids.")
         var seed: UInt64 = 1
 
+        @Flag(help: "Send the token (CHURNGRID_TOKEN) to a host that is not a loopback address, in clear (this load generator speaks plain HTTP).")
+        var insecure = false
+
         @Flag(help: "Print JSON.")
         var json = false
 
         func run() async throws {
             guard url.hasPrefix("http://"), let (host, port) = APIServer.Configuration.parse(address: String(url.dropFirst(7).split(separator: "/").first ?? "")) else {
                 throw ValidationError("--url: http://HOST:PORT")
+            }
+            let loopback = host == "::1" || host == "localhost" || host.hasPrefix("127.")
+            if !(ProcessInfo.processInfo.environment["CHURNGRID_TOKEN"] ?? "").isEmpty, !loopback, !insecure {
+                throw ValidationError("--url \(url) is not a loopback address: the token (CHURNGRID_TOKEN) would cross the network in clear over plain HTTP. Run it on the coordinator's machine, or give --insecure to accept that.")
             }
             guard rate > 0, duration > 0, connections > 0, subscribers > 0, (0...10_000).contains(batch) else { throw ValidationError("rate, duration, connections and subscribers are positive; batch 0–10000") }
             guard rate * duration <= 100_000_000 else { throw ValidationError("at most 100000000 requests per run (rate × duration)") }

@@ -129,7 +129,8 @@ struct DemoCommand: AsyncParsableCommand {
                     Dashboard and HTTP API: \(base)/  (API described at \(base)/openapi.json\(keepRunning ? "" : "; up until the demo ends: KEEP_RUNNING=1 keeps it"))
                       a reader token '\(name)' (sign in with it on the dashboard; shown only now):
                       \(token)
-                      curl -H 'Authorization: Bearer \(token)' \(base)/v1/subscribers/\(top.first?[0] ?? "ID")/score
+                      printf 'Authorization: Bearer %s\\n' '\(token)' | curl -H @- \(base)/v1/subscribers/\(top.first?[0] ?? "ID")/score
+                      (the header comes on standard input: a token in curl's arguments would show in the process list)
                     """)
             }
             await client.close()

@@ -8,12 +8,12 @@ import TestSupport
 @Suite("Flags out of bounds on the command line")
 struct CommandBoundsTests {
     /// Runs `churngrid` with `arguments`; its exit code and output.
-    func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+    func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, output: String) {
         let log = NSTemporaryDirectory() + "churngrid-bounds-\(getpid())-\(UUID().uuidString).log"
         defer { try? FileManager.default.removeItem(atPath: log) }
         // No database anywhere: a command that got past its checks would fail otherwise, not with 64.
         let child = try ChildProcess(try churngridExecutable(), arguments, logPath: log,
-                                     environment: ["CHURNGRID_POSTGRES_URL": "postgresql://postgres@127.0.0.1:1/postgres"])
+                                     environment: ["CHURNGRID_POSTGRES_URL": "postgresql://postgres@127.0.0.1:1/postgres"].merging(environment) { $1 })
         let status = try await child.wait(timeout: .seconds(60))
         return (status, child.log)
     }
@@ -37,5 +37,13 @@ struct CommandBoundsTests {
         let (status, output) = try await run(arguments)
         #expect(status == 64, "\(arguments.joined(separator: " ")): exit \(status)\n\(output)")
         #expect(output.contains(names), "\(arguments.joined(separator: " ")): the refusal does not name \(names)\n\(output)")
+    }
+
+    @Test("bench http does not send the token in clear to a host off this machine unless --insecure")
+    func tokenInClear() async throws {
+        let token = ["CHURNGRID_TOKEN": "cgt_not-a-real-token"]
+        let refused = try await run(["bench", "http", "--url", "http://192.0.2.1:8080", "--duration", "1"], environment: token)
+        #expect(refused.status == 64 && refused.output.contains("--insecure") && refused.output.contains("in clear"), "\(refused.output)")
+        #expect(!refused.output.contains("cgt_not-a-real-token"))
     }
 }

@@ -95,17 +95,46 @@ struct ProfileDatabaseTests {
     @Test("a password is redacted in every form libpq takes", arguments: [
         ("postgresql://churn:s3cr%40t@db.example:5432/churn?sslmode=require", "postgresql://churn:***@db.example:5432/churn?sslmode=require"),
         ("postgres://churn@db:5432/churn?password=s3cr%40t&sslmode=require", "postgres://churn@db:5432/churn?password=***&sslmode=require"),
-        ("postgresql://db/churn?sslmode=require&Password=s3cr%40t", "postgresql://db/churn?sslmode=require&password=***"),
+        ("postgresql://db/churn?sslmode=require&Password=s3cr%40t", "postgresql://db/churn?sslmode=require&Password=***"),
         ("host=db port=5432 password=s3cr@t user=churn", "host=db port=5432 password=*** user=churn"),
         ("host=db password = 's3cr @t\\' x' dbname=churn", "host=db password = *** dbname=churn"),
         ("postgresql://churn@db:5432/churn", "postgresql://churn@db:5432/churn"),
         ("postgresql://churn:s3cr?t#x@db/churn", "postgresql://churn:***@db/churn"),
-        ("postgresql://db/churn?pass%77ord=s3cr3t", "postgresql://db/churn?password=***"),
+        ("postgresql://db/churn?pass%77ord=s3cr3t", "postgresql://db/churn?pass%77ord=***"),
+        // An '@' in the query (an Azure-style user) is not user info: the password after it still is a secret.
+        ("postgresql://db/churn?user=churn@prod&password=s3cr3t", "postgresql://db/churn?user=churn@prod&password=***"),
+        // A '/' in the password: libpq does not take it as user info (and fails quoting it); masked all the same.
+        ("postgresql://churn:ab/s3cr@db/churn", "postgresql://churn:***@db/churn"),
+        // The passphrase of the client's TLS key.
+        ("postgresql://churn@db/churn?sslmode=verify-full&sslpassword=s3cr3t", "postgresql://churn@db/churn?sslmode=verify-full&sslpassword=***"),
+        ("host=db sslpassword=s3cr3t", "host=db sslpassword=***"),
+        // An escaped space in an unquoted value.
+        ("host=db password=ab\\ s3cr user=churn", "host=db password=*** user=churn"),
+        // Nothing secret: IPv6 hosts, an '@' in a query value.
+        ("postgresql://churn@[::1]:5432/churn", "postgresql://churn@[::1]:5432/churn"),
+        ("postgresql://[::1]:5432/churn?user=a@b&sslmode=require", "postgresql://[::1]:5432/churn?user=a@b&sslmode=require"),
     ])
     func redaction(url: String, shown: String) {
         #expect(ConnectionString.redacted(url) == shown)
         #expect(!ConnectionString.redacted(url).contains("s3cr"))
         #expect(ConnectionString.containsPassword(url) == (url != shown))
+    }
+
+    @Test("libpq's own message, which quotes a value it cannot parse, never shows the password")
+    func libpqMessage() {
+        // An undecodable percent-escape in the password: libpq refuses the URL quoting it.
+        do {
+            _ = try PostgresConnection(url: "postgresql://churn:s3cr%zzet@127.0.0.1:1/churn")
+            Issue.record("connected")
+        } catch {
+            #expect(!"\(error)".contains("s3cr"), "\(error)")
+            #expect("\(error)".contains("***") || "\(error)".contains("withheld"), "\(error)")
+        }
+        #expect(ConnectionString.scrubbed("invalid percent-encoded token: \"s3cr%zzet\"", of: "postgresql://churn:s3cr%zzet@db/churn")
+                == "invalid percent-encoded token: \"***\"")
+        // Too short to replace without mangling the message: withheld.
+        #expect(ConnectionString.scrubbed("invalid value \"ab\" for port", of: "postgresql://churn:ab/cd@db/churn").contains("withheld"))
+        #expect(ConnectionString.scrubbed("could not connect", of: "postgresql://churn:secret@db/churn") == "could not connect")
     }
 
     @Test("a COPY aborted by the caller stores nothing")
