@@ -161,6 +161,8 @@ struct CSVScanner {
 
     init(bytes: [UInt8]) {
         self.bytes = bytes
+        // A UTF-8 byte order mark (spreadsheets write one) is not part of the first column's name.
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { pos = 3 }
     }
 
     /// A quoted field whose closing quote never comes: the rest of the file would silently become

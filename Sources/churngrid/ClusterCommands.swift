@@ -382,10 +382,23 @@ struct ScoreCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = makeLogger("churngrid.score")
         try await reportingClusterErrors {
-            let (answer, recent, others) = try await withCoordinator(target, logger: logger) { client in
+            let (answer, recent, others) = try await withCoordinator(target, logger: logger) { client -> (ScoreLookup, [RecentEvent], [ActiveModelAnswer]) in
                 let answer = try await client.score(subscriber)
-                let recent = (try? await client.recentEvents(of: subscriber)) ?? []
-                let others = (try? await client.activeModelScores(of: subscriber)) ?? []
+                // The extras only beside a score, and briefly: right after a worker died they could
+                // each wait for it (the answer came from elsewhere) and keep the operator waiting.
+                guard case .found = answer else { return (answer, [], []) }
+                let recent: [RecentEvent]
+                do {
+                    recent = try await ClusterActorSystem.$callTimeout.withValue(.seconds(5)) { try await client.recentEvents(of: subscriber) }
+                } catch {
+                    recent = []
+                }
+                let others: [ActiveModelAnswer]
+                do {
+                    others = try await ClusterActorSystem.$callTimeout.withValue(.seconds(5)) { try await client.activeModelScores(of: subscriber) }
+                } catch {
+                    others = []
+                }
                 return (answer, recent, others)
             }
             switch answer {

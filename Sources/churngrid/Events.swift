@@ -48,6 +48,10 @@ struct EventsCommand: ParsableCommand {
 
         func run() async throws {
             let logger = makeLogger("churngrid.events")
+            var info = stat()
+            if input != "-", stat(input, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR {
+                throw ValidationError("--input: \(input) is a directory, not an NDJSON file")
+            }
             let file: UnsafeMutablePointer<FILE>? = input == "-" ? fdopen(0, "r") : fopen(input, "r")
             guard let file else { throw ValidationError("--input: cannot read \(input): \(String(cString: strerror(errno)))") }
             defer { if input != "-" { fclose(file) } }
@@ -79,7 +83,10 @@ struct EventsCommand: ParsableCommand {
                     }
                     print("ack µs p50 \(report.ackUs.p50) p99 \(report.ackUs.p99) p99.9 \(report.ackUs.p999); event → trigger µs p50 \(report.triggerUs.p50) p99 \(report.triggerUs.p99) p99.9 \(report.triggerUs.p999)")
                 }
-                if report.unsettled > 0 { throw ExitCode(4) }
+                if report.unsettled > 0 {
+                    FileHandle.standardError.write(Data("\(report.unsettled) events unsettled (not acknowledged; sending them again never applies one twice)\(report.unsettledReason.map { ": the last failed send: \($0)" } ?? ": the cluster kept asking to retry until the deadline")\n".utf8))
+                    throw ExitCode(4)
+                }
             }
         }
     }

@@ -76,6 +76,23 @@ struct CoordinatorOptions: ParsableArguments {
     @Option(help: "The coordinator's public key file (NAME.pub), to reach a cluster with CURVE; with several coordinators, their files separated by commas in the order of --coordinator.")
     var coordinatorKey: String?
 
+    func validate() throws {
+        for endpoint in coordinator.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !endpoint.isEmpty {
+            guard Self.isEndpoint(endpoint) else {
+                throw ValidationError("--coordinator: '\(endpoint)' is not tcp://HOST:PORT (e.g. tcp://127.0.0.1:7400)")
+            }
+        }
+    }
+
+    /// `tcp://HOST:PORT` with a port in 1…65535 (`ipc://PATH` too, for one machine).
+    static func isEndpoint(_ endpoint: String) -> Bool {
+        if endpoint.hasPrefix("ipc://") { return endpoint.count > 6 }
+        guard endpoint.hasPrefix("tcp://"), let colon = endpoint.lastIndex(of: ":") else { return false }
+        let host = endpoint[endpoint.index(endpoint.startIndex, offsetBy: 6)..<colon]
+        guard !host.isEmpty, let port = Int(endpoint[endpoint.index(after: colon)...]), (1...65_535).contains(port) else { return false }
+        return true
+    }
+
     func credentials() throws -> ClusterClient.Credentials? {
         switch (curveKeys, coordinatorKey) {
         case (nil, nil): return nil

@@ -29,6 +29,9 @@ struct CommandBoundsTests {
         (["events", "replay", "--input", "/dev/null", "--rate", "1e-300"], "--rate"),
         (["model", "score", "--model", "m.json", "--input", "i.csv", "--output", "o.csv", "--explain", "9223372036854775807"], "--explain"),
         (["bench", "http", "--url", "http://127.0.0.1:1", "--duration", "1e300"], "rate × duration"),
+        (["status", "--coordinator", "127.0.0.1:7400"], "is not tcp://HOST:PORT"),
+        (["events", "replay", "--input", "/tmp"], "is a directory"),
+        (["score", "1000000001", "--coordinator", "tcp://127.0.0.1:notaport"], "is not tcp://HOST:PORT"),
     ]
 
     @Test("refused with exit 64 and the flag named", arguments: cases.indices)
@@ -45,5 +48,11 @@ struct CommandBoundsTests {
         let refused = try await run(["bench", "http", "--url", "http://192.0.2.1:8080", "--duration", "1"], environment: token)
         #expect(refused.status == 64 && refused.output.contains("--insecure") && refused.output.contains("in clear"), "\(refused.output)")
         #expect(!refused.output.contains("cgt_not-a-real-token"))
+    }
+
+    @Test("a key file that is a directory: the reason, not 'no name line'")
+    func keyDirectory() async throws {
+        let (status, output) = try await run(["status", "--curve-keys", "/tmp", "--coordinator-key", "/tmp"])
+        #expect(status != 0 && output.contains("/tmp") && output.contains("Is a directory"), "\(output)")
     }
 }

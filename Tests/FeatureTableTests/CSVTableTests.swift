@@ -20,6 +20,13 @@ struct CSVTableTests {
         #expect(t.rawCell(column: 3, row: 2).isEmpty)
     }
 
+    @Test("a UTF-8 byte order mark (as spreadsheets write) is not part of the first column's name")
+    func byteOrderMark() throws {
+        let t = try CSVTable(bytes: [0xEF, 0xBB, 0xBF] + Array("a,b,id\n1,2,x\n".utf8), file: "in.csv", numericColumns: ["a", "b"])
+        #expect(t.header == ["a", "b", "id"])
+        #expect(try #require(t.column(named: "a")) == [1])
+    }
+
     @Test("a non-numeric cell is reported with its line and column")
     func badCell() {
         #expect {

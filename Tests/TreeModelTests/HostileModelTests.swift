@@ -121,6 +121,7 @@ struct HostileModelTests {
         num_tree_per_iteration=1
         max_feature_idx=\(inner - 1)
         objective=binary sigmoid:1
+        feature_names=\(line((0..<inner).map { "f\($0)" }))
 
         Tree=0
         num_leaves=\(leaves)

@@ -93,6 +93,10 @@ struct LoadingErrorTests {
         Case(label: "count", text: ModelFiles.lightgbm(threshold: "0.5"), code: .inconsistent, field: "Tree=0 threshold", mentions: "expected 2 values"),
         Case(label: "missing type", text: ModelFiles.lightgbm(decisionType: "12 10"), code: .malformed, field: "Tree=0 decision_type", mentions: "missing type 3"),
         Case(label: "child", text: ModelFiles.lightgbm(leftChild: "-1 5"), code: .inconsistent, field: "Tree=0 left_child", mentions: "child 5"),
+        // Without its names a model's features could only be guessed by position (it was scored
+        // with the catalogue's first features, silently).
+        Case(label: "no feature names", text: ModelFiles.lightgbm().replacingOccurrences(of: "feature_names=tenure bill\n", with: ""), code: .malformed,
+             field: "feature_names", mentions: "missing"),
     ]
 
     @Test("LightGBM text errors name the line and key", arguments: lightgbmCases)

@@ -54,6 +54,9 @@ public struct EventReplay {
         public var resent = 0
         /// Events the cluster had not settled by the deadline (send them again: never applied twice).
         public var unsettled = 0
+        /// Why the last send that left events unsettled failed (nil: none failed, or the cluster
+        /// asked to retry until the deadline).
+        public var unsettledReason: String?
         public var seconds = 0.0
         /// When the first event was due, wall clock (µs since 1970): event k was due at this plus
         /// k / rate (what a benchmark joins with times recorded elsewhere, e.g. in PostgreSQL).
@@ -61,6 +64,7 @@ public struct EventReplay {
 
         enum CodingKeys: String, CodingKey {
             case events, accepted, duplicates, rejected, triggers, resent, unsettled, seconds
+            case unsettledReason = "unsettled_reason"
             case startedAtMicros = "started_at_us"
             case rejectedByReason = "rejected_by_reason"
             case eventsPerSecond = "events_per_second"
@@ -74,6 +78,8 @@ public struct EventReplay {
         var resent: Int
         var due: [UInt64]
         var done: UInt64
+        /// Why the send failed (nil: it did not).
+        var failure: String? = nil
     }
 
     let client: ClusterClient
@@ -125,6 +131,7 @@ public struct EventReplay {
 
         func merge(_ sent: Sent, lines: [Int]) {
             report.resent += sent.resent
+            if let failure = sent.failure { report.unsettledReason = failure }
             for (i, ack) in sent.acks.enumerated() {
                 // A failed send counts too, timed to when it failed (no failure leaves the figures).
                 _ = ackHistogram.record(max(1, (sent.done &- min(sent.done, sent.due[i])) / 1000))
@@ -155,7 +162,7 @@ public struct EventReplay {
                         return (Sent(acks: acks, resent: resent, due: dueTimes2, done: DispatchTime.now().uptimeNanoseconds), lineNumbers)
                     } catch {
                         let none = [EventAck](repeating: EventAck(status: .retry, seq: 0, reason: nil), count: events.count)
-                        return (Sent(acks: none, resent: 0, due: dueTimes2, done: DispatchTime.now().uptimeNanoseconds), lineNumbers)
+                        return (Sent(acks: none, resent: 0, due: dueTimes2, done: DispatchTime.now().uptimeNanoseconds, failure: "\(error)"), lineNumbers)
                     }
                 }
                 outstanding += 1
@@ -210,6 +217,10 @@ public struct EventReplay {
                         dueTimes.withLock { $0.drop(before: horizon) }
                     }
                 }
+            }
+            // getline returns -1 at the end and on an error alike (a directory, an I/O error).
+            if ferror(file) != 0 {
+                throw ClusterError("reading the events failed after line \(lineNumber): \(String(cString: strerror(errno)))")
             }
             flush()
             while let (sent, nums) = try await group.next() { merge(sent, lines: nums) }

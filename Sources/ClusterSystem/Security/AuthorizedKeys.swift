@@ -200,7 +200,11 @@ func readTextFile(_ path: String) throws(AuthorizedKeysError) -> String {
     while true {
         let n = fread(&chunk, 1, chunk.count, file)
         if n > 0 { bytes += chunk[0..<n] }
-        if n < chunk.count { break }
+        if n < chunk.count {
+            // A short read is the end, or an error (a directory reads as one: EISDIR).
+            if ferror(file) != 0 { throw AuthorizedKeysError(source: path, line: 0, message: "cannot read it: \(String(cString: strerror(errno)))") }
+            break
+        }
         if bytes.count > 4 << 20 { throw AuthorizedKeysError(source: path, line: 0, message: "larger than 4 MiB: not a key file") }
     }
     return String(decoding: bytes, as: UTF8.self)

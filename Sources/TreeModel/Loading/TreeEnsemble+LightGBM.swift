@@ -46,10 +46,13 @@ extension TreeEnsemble {
             throw header.error("max_feature_idx", "declares \(maxFeature) + 1 features; at most \(ModelLimits.maximumFeatures) are supported", .unsupported)
         }
         let featureCount = maxFeature + 1
-        var names = header.value("feature_names").map { $0.split(separator: " ").map(String.init) } ?? []
-        if names.isEmpty {
-            names = (0..<featureCount).map { "f\($0)" }
-        } else if names.count != featureCount {
+        // LightGBM always writes the names (Column_0 … when it was given none): without them a
+        // model's features could only be guessed by position, so a file without is refused.
+        guard let line = header.value("feature_names") else {
+            throw header.error("feature_names", "required key is missing (truncated?)", .malformed)
+        }
+        let names = line.split(separator: " ").map(String.init)
+        if names.count != featureCount {
             throw header.error("feature_names", "expected \(featureCount) names (max_feature_idx + 1), found \(names.count)", .inconsistent)
         }
 
