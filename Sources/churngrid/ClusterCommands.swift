@@ -570,6 +570,10 @@ func reportingClusterErrors(_ body: () async throws -> Void) async throws {
     } catch let e as RemoteCallError where e.code == .notAuthorized {
         FileHandle.standardError.write(Data("\(e.message)\n".utf8))  // "not authorized: <method> needs role <r>"
         throw ExitCode(4)
+    } catch let e as RemoteCallError where e.code == .remoteThrew {
+        // What the node said first; which call it answered after.
+        FileHandle.standardError.write(Data("error: \(e.message)\n  (the answer of \(e.method) on \(e.node))\n".utf8))
+        throw ExitCode(1)
     } catch {
         FileHandle.standardError.write(Data("error: \(error)\n".utf8))
         throw ExitCode(1)

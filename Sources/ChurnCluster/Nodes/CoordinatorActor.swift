@@ -864,7 +864,11 @@ public distributed actor CoordinatorActor {
         if let refusal = startGate.refusal { throw ClusterError(refusal) }
         guard !erasing else { throw ClusterError("subscribers are being erased; start the job when the erasure has finished") }
         guard !deploying else { throw ClusterError("a model is being deployed; start the job when the deployment has finished") }
-        guard !members.isEmpty else { throw ClusterError("no workers have joined yet") }
+        guard !members.isEmpty else {
+            let lost = lostAt.keys.filter { !drained.contains($0) }.sorted()
+            throw ClusterError(lost.isEmpty ? "no workers have joined yet"
+                               : "no workers: every worker was lost (\(lost.joined(separator: ", "))); start them again, they register by themselves")
+        }
         guard !jobStarting else { throw ClusterError("another job is being started") }
         // From here to `run` being set, erasures and deployments are refused (they check this).
         jobStarting = true

@@ -83,6 +83,8 @@ public struct RemoteCallError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         if code == .notAuthorized { return message }  // "not authorized: <method> needs role <r>"
         let type = remoteErrorType.map { " [\($0)]" } ?? ""
+        // A failure of the connection itself (no actor was called yet): the endpoint and why.
+        if actor.isEmpty { return "cannot reach \(node): \(code): \(message)\(type)" }
         return "remote call \(method) to \(actor) on \(node): \(code): \(message)\(type)"
     }
 }
