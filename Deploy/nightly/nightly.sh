@@ -37,10 +37,11 @@ need CHURNGRID_EXPORT_DIR
 command -v "$CHURNGRID" >/dev/null || die "churngrid not found ($CHURNGRID)"
 command -v psql >/dev/null || die "psql not found (install postgresql-client)"
 # A password in the URL would show in every process list (psql gets the URL as an argument).
-# Refused broadly: any key with "pass" in it (password, sslpassword, spaces around '=' allowed),
-# any percent-escape (a key may be spelt pass%77ord), and user info with a password.
-case "${CHURNGRID_POSTGRES_URL,,}" in
-  *pass*|*%*|*://*:*@*) die "CHURNGRID_POSTGRES_URL carries a password or a percent-escape: put the password in PGPASSFILE instead" ;;
+# Checked on the URL percent-decoded (a key may be spelt pass%77ord) and lowercased: any key
+# ending in "password" (sslpassword too; spaces around '=' allowed), and user info with a password.
+decoded=$(printf '%b' "${CHURNGRID_POSTGRES_URL//%/\\x}")
+case "${decoded,,}" in
+  *password*|*://*:*@*) die "CHURNGRID_POSTGRES_URL carries a password: put it in PGPASSFILE instead" ;;
 esac
 client=(--coordinator "$CHURNGRID_COORDINATORS")
 if [ -n "${CHURNGRID_CURVE_KEY:-}" ]; then

@@ -37,6 +37,14 @@ public enum ConnectionString {
     private static func redaction(_ text: String) -> (text: String, secrets: [String]) {
         let chars = Array(text)
         if isURL(chars) { return redactedURL(chars) }
+        // A URL behind a prefix ("jdbc:postgresql://…", pasted from elsewhere): libpq takes it as
+        // a conninfo key and quotes it in its error; redacted as the URL it is.
+        let lower = Array(text.lowercased())
+        if lower.count == chars.count, let start = indexOf("postgresql://", in: lower) ?? indexOf("postgres://", in: lower) {
+            let (rest, secrets) = redactedURL(Array(chars[start...]))
+            let (prefix, more) = redactedConninfo(Array(chars[..<start]))
+            return (prefix + rest, more + secrets)
+        }
         return redactedConninfo(chars)
     }
 
@@ -51,9 +59,18 @@ public enum ConnectionString {
         key.trimmingSpaces().lowercased().hasSuffix("password")
     }
 
-    private static func redactedURL(_ c: [Character]) -> (text: String, secrets: [String]) {
-        guard let schemeEnd = indexAfter("://", in: c) else { return (String(c), []) }
-        var out = c, secrets: [String] = []
+    private static func redactedURL(_ given: [Character]) -> (text: String, secrets: [String]) {
+        guard let schemeEnd = indexAfter("://", in: given) else { return (String(given), []) }
+        var secrets: [String] = []
+        // First, whatever follows the first '?' as a query, wherever libpq would put the user info
+        // ("postgresql://h?user=a@b&password=x" has an '@' only in its query): masks more, never less.
+        var c = given
+        if let q = given[schemeEnd...].firstIndex(of: "?") {
+            let (masked, found) = maskedQuery(given, after: q)
+            c = masked
+            secrets += found
+        }
+        var out = c
         var hostStart = schemeEnd
         if let stop = c[schemeEnd...].firstIndex(where: { $0 == "@" || $0 == "/" }), c[stop] == "@" {
             // As libpq reads it: the user info runs to the first '@' unless a '/' comes first, and
@@ -76,18 +93,26 @@ public enum ConnectionString {
                 hostStart = colon + 1 + 3 + 1
             }
         }
-        // Query parameters after the host part (an '@' in the query, "user=name@server", is not
-        // user info).
+        // Query parameters after the host part as libpq reads them (an '@' in the query,
+        // "user=name@server", is not user info).
         guard hostStart <= out.count, let q = out[hostStart...].firstIndex(of: "?") else { return (String(out), secrets) }
-        let query = String(out[(q + 1)...])
+        let (masked, found) = maskedQuery(out, after: q)
+        return (String(masked), secrets + found)
+    }
+
+    /// `c` with the value of every `key=value` pair after position `q` (a '?') whose key
+    /// percent-decodes to a password masked, and those values.
+    private static func maskedQuery(_ c: [Character], after q: Int) -> ([Character], [String]) {
+        var secrets: [String] = []
+        let query = String(c[(q + 1)...])
         let pairs = query.split(separator: "&", omittingEmptySubsequences: false).map { pair -> String in
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let key = parts.first.map(String.init) ?? ""
             guard isSecretKey(percentDecoded(key)) else { return String(pair) }
-            if parts.count == 2 { secrets.append(String(parts[1])) }
+            if parts.count == 2, parts[1] != "***" { secrets.append(String(parts[1])) }
             return key + "=***"
         }
-        return (String(out[...q]) + pairs.joined(separator: "&"), secrets)
+        return (Array(c[...q]) + Array(pairs.joined(separator: "&")), secrets)
     }
 
     /// `%XX` sequences decoded (a malformed one is kept as it is).
@@ -152,6 +177,10 @@ public enum ConnectionString {
             }
         }
         return (String(out), secrets)
+    }
+
+    private static func indexOf(_ needle: String, in c: [Character]) -> Int? {
+        indexAfter(needle, in: c).map { $0 - needle.count }
     }
 
     private static func indexAfter(_ needle: String, in c: [Character]) -> Int? {

@@ -102,7 +102,8 @@ public struct WindowedState: Sendable, Equatable {
     mutating func add(_ series: Series, day: Int32, _ given: Double) {
         let age = Int(today) - Int(day)
         guard age >= 0, age < series.horizonDays, given.isFinite else { return }
-        // Bounded before any integer conversion (the catalogue's ranges are far inside it).
+        // Bounded before the integer rings' conversions (the catalogue's ranges are far inside
+        // it); the Float entries take the amount as given (seeding spreads sums up to 1e12).
         let amount = min(max(given, -1e9), 1e9)
         switch series {
         case .calls, .sms:
@@ -130,9 +131,9 @@ public struct WindowedState: Sendable, Equatable {
                 if e.day < day || (e.day == day && e.series.rawValue < series.rawValue) { lo = mid + 1 } else { hi = mid }
             }
             if lo < sparse.count, sparse[lo].day == day, sparse[lo].series == series {
-                sparse[lo].amount += Float(amount)
+                sparse[lo].amount += Float(given)
             } else {
-                sparse.insert(Entry(day: day, series: series, amount: Float(amount)), at: lo)
+                sparse.insert(Entry(day: day, series: series, amount: Float(given)), at: lo)
             }
         }
     }

@@ -110,6 +110,11 @@ struct ProfileDatabaseTests {
         ("host=db sslpassword=s3cr3t", "host=db sslpassword=***"),
         // An escaped space in an unquoted value.
         ("host=db password=ab\\ s3cr user=churn", "host=db password=*** user=churn"),
+        // An '@' in the query and no path: libpq takes "h?user=a" for user info; the password is masked either way.
+        ("postgresql://h?user=a@b&password=s3cret", "postgresql://h?user=a@b&password=***"),
+        ("postgresql://h:5432?user=a@b&password=s3cret", "postgresql://h:***@b&password=***"),
+        // A URL behind a prefix (pasted from a JDBC setting): libpq would quote it whole.
+        ("jdbc:postgresql://churn:s3cret@db/churn?sslmode=require", "jdbc:postgresql://churn:***@db/churn?sslmode=require"),
         // Nothing secret: IPv6 hosts, an '@' in a query value.
         ("postgresql://churn@[::1]:5432/churn", "postgresql://churn@[::1]:5432/churn"),
         ("postgresql://[::1]:5432/churn?user=a@b&sslmode=require", "postgresql://[::1]:5432/churn?user=a@b&sslmode=require"),

@@ -84,7 +84,7 @@ public struct RemoteCallError: Error, Sendable, CustomStringConvertible {
         if code == .notAuthorized { return message }  // "not authorized: <method> needs role <r>"
         let type = remoteErrorType.map { " [\($0)]" } ?? ""
         // A failure of the connection itself (no actor was called yet): the endpoint and why.
-        if actor.isEmpty { return "cannot reach \(node): \(code): \(message)\(type)" }
+        if actor.isEmpty && method == "connect" && !node.isEmpty { return "cannot reach \(node): \(code): \(message)\(type)" }
         return "remote call \(method) to \(actor) on \(node): \(code): \(message)\(type)"
     }
 }
