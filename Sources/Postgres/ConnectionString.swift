@@ -36,21 +36,22 @@ public enum ConnectionString {
 
     private static func redaction(_ text: String) -> (text: String, secrets: [String]) {
         let chars = Array(text)
-        if isURL(chars) { return redactedURL(chars) }
-        // A URL behind a prefix ("jdbc:postgresql://…", pasted from elsewhere): libpq takes it as
-        // a conninfo key and quotes it in its error; redacted as the URL it is.
-        let lower = Array(text.lowercased())
-        if lower.count == chars.count, let start = indexOf("postgresql://", in: lower) ?? indexOf("postgres://", in: lower) {
-            let (rest, secrets) = redactedURL(Array(chars[start...]))
-            let (prefix, more) = redactedConninfo(Array(chars[..<start]))
-            return (prefix + rest, more + secrets)
-        }
-        return redactedConninfo(chars)
+        // A URL, also behind a prefix ("jdbc:postgresql://…", pasted from elsewhere: libpq takes
+        // that for a conninfo key and quotes it whole in its error).
+        guard let start = indexOfScheme(in: chars) else { return redactedConninfo(chars) }
+        let (prefix, before) = redactedConninfo(Array(chars[..<start]))
+        let (url, secrets) = redactedURL(Array(chars[start...]))
+        return (prefix + url, before + secrets)
     }
 
-    private static func isURL(_ c: [Character]) -> Bool {
-        let s = String(c.prefix(13)).lowercased()
-        return s.hasPrefix("postgresql://") || s.hasPrefix("postgres://")
+    /// Where "postgresql://" or "postgres://" starts in `c`, in any case.
+    private static func indexOfScheme(in c: [Character]) -> Int? {
+        for needle in ["postgresql://", "postgres://"] {
+            let n = Array(needle)
+            guard c.count >= n.count else { continue }
+            for i in 0...(c.count - n.count) where zip(c[i..<(i + n.count)], n).allSatisfy({ $0.lowercased() == String($1) }) { return i }
+        }
+        return nil
     }
 
     /// Keys whose value is a secret: `password`, and any other ending in it (`sslpassword`, the
@@ -59,60 +60,62 @@ public enum ConnectionString {
         key.trimmingSpaces().lowercased().hasSuffix("password")
     }
 
-    private static func redactedURL(_ given: [Character]) -> (text: String, secrets: [String]) {
-        guard let schemeEnd = indexAfter("://", in: given) else { return (String(given), []) }
-        var secrets: [String] = []
-        // First, whatever follows the first '?' as a query, wherever libpq would put the user info
-        // ("postgresql://h?user=a@b&password=x" has an '@' only in its query): masks more, never less.
-        var c = given
-        if let q = given[schemeEnd...].firstIndex(of: "?") {
-            let (masked, found) = maskedQuery(given, after: q)
-            c = masked
-            secrets += found
-        }
-        var out = c
+    /// Each reading that could put a password somewhere marks its range of `c`; the union is
+    /// masked, so one reading never undoes another's (masks more, never less).
+    private static func redactedURL(_ c: [Character]) -> (text: String, secrets: [String]) {
+        guard let schemeEnd = indexAfter("://", in: c) else { return (String(c), []) }
+        var masks: [Range<Int>] = [], fragments: [String] = []
+        // libpq's reading: the user info runs to the first '@' unless a '/' comes first, and the
+        // password is what follows its first ':' (it may hold '?' or '#'); the host part after.
         var hostStart = schemeEnd
         if let stop = c[schemeEnd...].firstIndex(where: { $0 == "@" || $0 == "/" }), c[stop] == "@" {
-            // As libpq reads it: the user info runs to the first '@' unless a '/' comes first, and
-            // the password is what follows its first ':' (it may hold '?' or '#').
-            if let colon = c[schemeEnd..<stop].firstIndex(of: ":") {
-                secrets.append(String(c[(colon + 1)..<stop]))
-                out = Array(c[...colon]) + Array("***") + Array(c[stop...])
-            }
-            hostStart = (out[schemeEnd...].firstIndex(of: "@") ?? schemeEnd) + 1
-        } else {
-            // Not user info to libpq (a '/' comes first: "user:ab/cd@host", a password with an
-            // unencoded '/'); libpq then fails on it and may quote it: masked all the same.
-            let end = c[schemeEnd...].firstIndex(of: "?") ?? c.count
-            if let at = c[schemeEnd..<end].lastIndex(of: "@"), let colon = c[schemeEnd..<at].firstIndex(of: ":") {
-                let secret = c[(colon + 1)..<at]
-                secrets.append(String(secret))
-                // libpq reads the part before the '/' as a port, and quotes it when it is not one.
-                if let slash = secret.firstIndex(of: "/"), slash > secret.startIndex { secrets.append(String(secret[..<slash])) }
-                out = Array(c[...colon]) + Array("***") + Array(c[at...])
-                hostStart = colon + 1 + 3 + 1
-            }
+            if let colon = c[schemeEnd..<stop].firstIndex(of: ":") { masks.append((colon + 1)..<stop) }
+            hostStart = stop + 1
         }
-        // Query parameters after the host part as libpq reads them (an '@' in the query,
-        // "user=name@server", is not user info).
-        guard hostStart <= out.count, let q = out[hostStart...].firstIndex(of: "?") else { return (String(out), secrets) }
-        let (masked, found) = maskedQuery(out, after: q)
-        return (String(masked), secrets + found)
+        // A password libpq would misread ("user:ab/cd@host", an unencoded '/'): it takes the part
+        // before the '/' for a port and quotes it in its error.
+        let firstQuery = c[schemeEnd...].firstIndex(of: "?")
+        if let at = c[schemeEnd..<(firstQuery ?? c.count)].lastIndex(of: "@"), let colon = c[schemeEnd..<at].firstIndex(of: ":") {
+            masks.append((colon + 1)..<at)
+            if let slash = c[(colon + 1)..<at].firstIndex(of: "/"), slash > colon + 1 { fragments.append(String(c[(colon + 1)..<slash])) }
+        }
+        // Query values whose key percent-decodes to a password, from the first '?' and from
+        // libpq's ("postgresql://h?user=a@b&password=x": libpq sees user info "h?user=a").
+        for q in Set([firstQuery, c[hostStart...].firstIndex(of: "?")].compactMap { $0 }) { masks += secretValues(c, after: q) }
+
+        var out: [Character] = [], at = 0
+        for r in merged(masks) {
+            out += c[at..<r.lowerBound] + Array("***")
+            at = r.upperBound
+        }
+        out += c[at...]
+        return (String(out), masks.map { String(c[$0]) } + fragments)
     }
 
-    /// `c` with the value of every `key=value` pair after position `q` (a '?') whose key
-    /// percent-decodes to a password masked, and those values.
-    private static func maskedQuery(_ c: [Character], after q: Int) -> ([Character], [String]) {
-        var secrets: [String] = []
-        let query = String(c[(q + 1)...])
-        let pairs = query.split(separator: "&", omittingEmptySubsequences: false).map { pair -> String in
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let key = parts.first.map(String.init) ?? ""
-            guard isSecretKey(percentDecoded(key)) else { return String(pair) }
-            if parts.count == 2, parts[1] != "***" { secrets.append(String(parts[1])) }
-            return key + "=***"
+    /// The ranges of the values of the `key=value` pairs after `q` (a '?') whose key
+    /// percent-decodes to a password.
+    private static func secretValues(_ c: [Character], after q: Int) -> [Range<Int>] {
+        var out: [Range<Int>] = []
+        var start = q + 1
+        while start <= c.count {
+            let end = c[start...].firstIndex(of: "&") ?? c.count
+            if let eq = c[start..<end].firstIndex(of: "="), isSecretKey(percentDecoded(String(c[start..<eq]))) { out.append((eq + 1)..<end) }
+            start = end + 1
         }
-        return (Array(c[...q]) + Array(pairs.joined(separator: "&")), secrets)
+        return out
+    }
+
+    /// `ranges` sorted, overlapping or touching ones joined.
+    private static func merged(_ ranges: [Range<Int>]) -> [Range<Int>] {
+        var out: [Range<Int>] = []
+        for r in ranges.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            if let last = out.last, r.lowerBound <= last.upperBound {
+                out[out.count - 1] = last.lowerBound..<max(last.upperBound, r.upperBound)
+            } else {
+                out.append(r)
+            }
+        }
+        return out
     }
 
     /// `%XX` sequences decoded (a malformed one is kept as it is).
@@ -177,10 +180,6 @@ public enum ConnectionString {
             }
         }
         return (String(out), secrets)
-    }
-
-    private static func indexOf(_ needle: String, in c: [Character]) -> Int? {
-        indexAfter(needle, in: c).map { $0 - needle.count }
     }
 
     private static func indexAfter(_ needle: String, in c: [Character]) -> Int? {

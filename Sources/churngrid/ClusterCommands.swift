@@ -387,18 +387,8 @@ struct ScoreCommand: AsyncParsableCommand {
                 // The extras only beside a score, and briefly: right after a worker died they could
                 // each wait for it (the answer came from elsewhere) and keep the operator waiting.
                 guard case .found = answer else { return (answer, [], []) }
-                let recent: [RecentEvent]
-                do {
-                    recent = try await ClusterActorSystem.$callTimeout.withValue(.seconds(5)) { try await client.recentEvents(of: subscriber) }
-                } catch {
-                    recent = []
-                }
-                let others: [ActiveModelAnswer]
-                do {
-                    others = try await ClusterActorSystem.$callTimeout.withValue(.seconds(5)) { try await client.activeModelScores(of: subscriber) }
-                } catch {
-                    others = []
-                }
+                let recent = await briefly { try await client.recentEvents(of: subscriber) } ?? []
+                let others = await briefly { try await client.activeModelScores(of: subscriber) } ?? []
                 return (answer, recent, others)
             }
             switch answer {
@@ -560,6 +550,11 @@ func quiet(_ logger: Logger) -> Logger {
 }
 
 /// Cluster errors as one clear line and exit code 1.
+/// A call's answer within 5 s, nil when it fails or takes longer (for extras beside an answer).
+func briefly<T: Sendable>(_ call: () async throws -> T) async -> T? {
+    try? await ClusterActorSystem.$callTimeout.withValue(.seconds(5)) { try await call() }
+}
+
 func reportingClusterErrors(_ body: () async throws -> Void) async throws {
     do {
         try await body()

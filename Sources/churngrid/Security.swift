@@ -87,9 +87,11 @@ struct CoordinatorOptions: ParsableArguments {
     /// `tcp://HOST:PORT` with a port in 1…65535 (`ipc://PATH` too, for one machine).
     static func isEndpoint(_ endpoint: String) -> Bool {
         if endpoint.hasPrefix("ipc://") { return endpoint.count > 6 }
-        guard endpoint.hasPrefix("tcp://"), let colon = endpoint.lastIndex(of: ":") else { return false }
-        let host = endpoint[endpoint.index(endpoint.startIndex, offsetBy: 6)..<colon]
-        guard !host.isEmpty, let port = Int(endpoint[endpoint.index(after: colon)...]), (1...65_535).contains(port) else { return false }
+        guard endpoint.hasPrefix("tcp://") else { return false }
+        // The port after the last ':' of what follows the scheme (an IPv6 host has colons of its own).
+        let address = endpoint.dropFirst(6)
+        guard let colon = address.lastIndex(of: ":"), colon > address.startIndex,
+              let port = Int(address[address.index(after: colon)...]), (1...65_535).contains(port) else { return false }
         return true
     }
 

@@ -32,6 +32,7 @@ struct CommandBoundsTests {
         (["status", "--coordinator", "127.0.0.1:7400"], "is not tcp://HOST:PORT"),
         (["events", "replay", "--input", "/tmp"], "is a directory"),
         (["score", "1000000001", "--coordinator", "tcp://127.0.0.1:notaport"], "is not tcp://HOST:PORT"),
+        (["status", "--coordinator", "tcp://host"], "is not tcp://HOST:PORT"),
     ]
 
     @Test("refused with exit 64 and the flag named", arguments: cases.indices)

@@ -113,6 +113,8 @@ struct ProfileDatabaseTests {
         // An '@' in the query and no path: libpq takes "h?user=a" for user info; the password is masked either way.
         ("postgresql://h?user=a@b&password=s3cret", "postgresql://h?user=a@b&password=***"),
         ("postgresql://h:5432?user=a@b&password=s3cret", "postgresql://h:***@b&password=***"),
+        // A password holding "?…&password=": one reading's mask never undoes another's.
+        ("postgresql://u:s3?a&password=cr@db/churn", "postgresql://u:***"),
         // A URL behind a prefix (pasted from a JDBC setting): libpq would quote it whole.
         ("jdbc:postgresql://churn:s3cret@db/churn?sslmode=require", "jdbc:postgresql://churn:***@db/churn?sslmode=require"),
         // Nothing secret: IPv6 hosts, an '@' in a query value.

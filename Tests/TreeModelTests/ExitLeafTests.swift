@@ -135,11 +135,7 @@ struct ExitLeafTests {
 extension ExitLeafTests {
     @Test("a model with a categorical split keeps the portable walks")
     func categoricalModelsWalk() throws {
-        var rng = SplitMix(seed: 11)
-        let trees = (0..<4).map { _ in UnbalancedWalkTests.leafWiseTree(.lightgbm, leaves: 20, categorical: true, &rng) }
-        let model = TreeEnsemble(
-            source: "random", library: .lightgbm, libraryVersion: nil, objective: .lightgbmBinary(sigmoid: 1),
-            featureNames: ["a", "b", "c", "d"], featureTypes: nil, baseMargin: 0, baseScore: 0, trees: trees, accumulation: .float64)
+        let model = UnbalancedWalkTests.lightGBMModel(trees: 4, categorical: true, seed: 11)
         try #require(model.categoricalSplitCount > 0)
         #expect(try CompiledForest(model).exitLeafTrees == 0)
     }

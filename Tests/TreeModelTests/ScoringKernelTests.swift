@@ -29,11 +29,7 @@ struct ScoringKernelTests {
 
     @Test("a forest compiled for the portable kernels walks every tree portably and says so")
     func compiledKernel() throws {
-        var rng = SplitMix(seed: 5)
-        let trees = (0..<3).map { _ in UnbalancedWalkTests.leafWiseTree(.lightgbm, leaves: 20, categorical: false, &rng) }
-        let model = TreeEnsemble(
-            source: "random", library: .lightgbm, libraryVersion: nil, objective: .lightgbmBinary(sigmoid: 1),
-            featureNames: ["a", "b", "c", "d"], featureTypes: nil, baseMargin: 0, baseScore: 0, trees: trees, accumulation: .float64)
+        let model = UnbalancedWalkTests.lightGBMModel(trees: 3, categorical: false, seed: 5)
         let portable = try CompiledForest(model, kernel: .portable)
         #expect(portable.kernel == .portable && portable.exitLeafTrees == 0)
         let automatic = try CompiledForest(model, kernel: .automatic)

@@ -8,6 +8,15 @@ import Testing
 /// the trees it is meant for.
 @Suite("Walking unbalanced trees")
 struct UnbalancedWalkTests {
+    /// A LightGBM binary model of `count` random leaf-wise trees of 20 leaves over features a…d.
+    static func lightGBMModel(trees count: Int, categorical: Bool, seed: UInt64) -> TreeEnsemble {
+        var rng = SplitMix(seed: seed)
+        let trees = (0..<count).map { _ in leafWiseTree(.lightgbm, leaves: 20, categorical: categorical, &rng) }
+        return TreeEnsemble(
+            source: "random", library: .lightgbm, libraryVersion: nil, objective: .lightgbmBinary(sigmoid: 1),
+            featureNames: ["a", "b", "c", "d"], featureTypes: nil, baseMargin: 0, baseScore: 0, trees: trees, accumulation: .float64)
+    }
+
     /// A leaf-wise grown tree (as LightGBM grows them) over 4 features: `leaves` leaves, each split
     /// taken on the newest leaf most of the time so that long chains form, the cover split unevenly
     /// (2–98%) so that most of it ends in shallow leaves. Splits are numeric with any missing rule
