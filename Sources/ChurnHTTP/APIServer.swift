@@ -131,6 +131,7 @@ public final class APIServer: Service, Sendable {
         }
         Gauge(label: "churngrid_coordinator_leading").record(1)
         guard let view = try? await coordinator.whenLocal({ await $0.overview() }) else { return }
+        if let database = view.database { Gauge(label: "churngrid_database_reachable").record(database.reachable ? 1 : 0) }
         Gauge(label: "churngrid_shard_map_epoch").record(view.epoch)
         Gauge(label: "churngrid_shards", dimensions: [("state", "owned")]).record(view.owned)
         Gauge(label: "churngrid_shards", dimensions: [("state", "ready")]).record(view.ready)

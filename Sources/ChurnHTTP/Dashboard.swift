@@ -489,7 +489,14 @@ enum Dashboard {
           ? el('p', { class: 'error', id: 'cluster-placement', text: 'Placing shards failed ' + fmtInt(p.failures) + (p.failures === 1 ? ' time' : ' times')
               + ' (last: ' + p.last_error + '); ' + (p.retry_in_seconds == null ? 'trying again now' : 'next try in ' + Math.round(p.retry_in_seconds) + ' s') })
           : null;
-        fill('cluster', [stats, nodes, silent, placement], c.coordinator + ' · model ' + c.model_version);
+        // PostgreSQL away: queries go on, but no job, registry change or shard move until it answers.
+        const d = c.database;
+        const database = d && !d.reachable
+          ? el('p', { class: 'error', id: 'cluster-database', text: 'PostgreSQL unreachable for ' + Math.round(d.unreachable_for_seconds || 0) + ' s, '
+              + fmtInt(d.failures) + (d.failures === 1 ? ' failed call' : ' failed calls') + (d.last_error ? ' (last: ' + d.last_error + ')' : '')
+              + (d.lease_valid ? '' : '; the coordinator lease has run out: no jobs or shard moves until it answers again') })
+          : null;
+        fill('cluster', [stats, nodes, silent, placement, database], c.coordinator + ' · model ' + c.model_version);
       }
 
       /** A job as `GET /v1/jobs` records it, shaped like the stream's. */

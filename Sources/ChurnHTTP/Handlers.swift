@@ -676,6 +676,19 @@ struct Handlers {
                 } else {
                     o.null()
                 }
+                o.key("database")
+                if let d = status.database {
+                    o.object { o in
+                        o.key("reachable"); o.bool(d.reachable)
+                        o.key("last_answer_seconds_ago"); if let s = d.lastAnswerSecondsAgo { o.double(s) } else { o.null() }
+                        o.key("unreachable_for_seconds"); if let s = d.unreachableForSeconds { o.double(s) } else { o.null() }
+                        o.key("failures"); o.int(d.failures)
+                        o.key("last_error"); if let e = d.lastError { o.string(e) } else { o.null() }
+                        o.key("lease_valid"); o.bool(d.leaseValid)
+                    }
+                } else {
+                    o.null()
+                }
             }
         }
     }

@@ -71,6 +71,7 @@ public enum MetricCatalogue {
         "churngrid_node_shards": "Shards per node by role and state: owned, ready, standby.",
         "churngrid_nodes": "Workers by state: active, draining, silent.",
         "churngrid_coordinator_leading": "1 when this coordinator holds the lease and leads, 0 while it stands by.",
+        "churngrid_database_reachable": "1 while this coordinator's PostgreSQL answers its calls, 0 from the first call that could not reach it until one is answered again.",
         "churngrid_shard_map_epoch": "The shard map's epoch (changes with every move).",
         "churngrid_worker_shards": "Shards hosted by this worker, by role: owner or standby.",
         "churngrid_worker_shards_loading": "Shards of an assignment this worker is loading now.",

@@ -749,7 +749,8 @@ enum OpenAPIDocument {
          "nodes",
          "silent_nodes",
          "job",
-         "placement"
+         "placement",
+         "database"
         ],
         "properties": {
          "coordinator": {
@@ -813,6 +814,64 @@ enum OpenAPIDocument {
             "type": "null"
            }
           ]
+         },
+         "database": {
+          "description": "Whether the coordinator's PostgreSQL answers, from the outcome of its calls (null: a coordinator that does not say).",
+          "oneOf": [
+           {
+            "$ref": "#/components/schemas/DatabaseStatus"
+           },
+           {
+            "type": "null"
+           }
+          ]
+         }
+        }
+       },
+       "DatabaseStatus": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+         "reachable",
+         "last_answer_seconds_ago",
+         "unreachable_for_seconds",
+         "failures",
+         "last_error",
+         "lease_valid"
+        ],
+        "properties": {
+         "reachable": {
+          "type": "boolean",
+          "description": "False from the first call that could not reach the server until one is answered again."
+         },
+         "last_answer_seconds_ago": {
+          "description": "Seconds since the server last answered a call (null: none yet).",
+          "type": [
+           "number",
+           "null"
+          ]
+         },
+         "unreachable_for_seconds": {
+          "description": "Seconds since the first failed call of the current outage (null: reachable).",
+          "type": [
+           "number",
+           "null"
+          ]
+         },
+         "failures": {
+          "type": "integer",
+          "description": "Failed calls in the current outage."
+         },
+         "last_error": {
+          "description": "Why the last call failed (the server named, never a password).",
+          "type": [
+           "string",
+           "null"
+          ]
+         },
+         "lease_valid": {
+          "type": "boolean",
+          "description": "Whether the coordinator lease is valid; it lapses while PostgreSQL is away, and the coordinator then serves reads but gives no orders."
          }
         }
        },

@@ -452,6 +452,7 @@ struct StatusCommand: AsyncParsableCommand {
             }
             if let starting = status.starting { print("starting: \(starting) before shards are placed") }
             if let placement = status.placement { print("placement: \(placement.description)") }
+            if let database = status.database { print("database: \(database.description)") }
             for w in status.workers {
                 print(String(format: "  %@  %@  %d shards  %d subscribers  profiles %.1f MB (%.0f B/subscriber)  standby %d shards %.1f MB  RSS %.1f MB  %d cores",
                              w.name, w.endpoint, w.shards, w.subscribers, Double(w.profileBytes) / 1e6,

@@ -205,6 +205,10 @@ struct DatabaseFaultTests {
         #expect(pending.failures >= 1 && pending.lastError.contains("PostgreSQL") && pending.lastError.contains("worker-1"), "\(pending)")
         let shown = await runCommand("\(shellQuoted(try churngridExecutable())) status --coordinator \(cluster.coordinatorEndpoint)")
         #expect(shown.status == 0 && shown.output.contains("placement: placing shards failed"), "\(shown.output)")
+        // And that the coordinator's own PostgreSQL calls fail (the lease renewal makes one a second).
+        let database = try #require(stranded.database, "the status does not say whether PostgreSQL answers")
+        #expect(!database.reachable && database.failures >= 1 && (database.unreachableForSeconds ?? 0) > 0 && database.lastError?.contains("PostgreSQL") == true, "\(database)")
+        #expect(shown.output.contains("database: UNREACHABLE for "), "\(shown.output)")
         // A worker that joins meanwhile is a member, not turned away by the failed placement.
         try cluster.addWorker("worker-3", threads: 1)
         try await Task.sleep(for: .seconds(4))
@@ -218,6 +222,8 @@ struct DatabaseFaultTests {
         }
         #expect(settled.workers.reduce(0) { $0 + $1.shards } == 48)
         #expect(settled.placement == nil, "placed: the status no longer reports a failure (\(String(describing: settled.placement)))")
+        #expect(settled.database?.reachable == true && settled.database?.failures == 0 && settled.database?.leaseValid == true,
+                "\(String(describing: settled.database))")
         let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
         #expect(log.contains("placed the shards after failed attempts"), "the placement was retried until it succeeded")
         // Every subscriber asked for answers (from its shard's new owner).

@@ -179,6 +179,10 @@ if cluster["ready_shards"] != cluster["shard_count"] or not cluster["nodes"]:
     fail(f"/v1/cluster: not every shard ready or no nodes: {cluster}")
 if sum(n["shards"] for n in cluster["nodes"]) != cluster["shard_count"]:
     fail("/v1/cluster: the nodes' shards do not add up to the shard count")
+# The coordinator's PostgreSQL answers (its lease renewal alone asks every second).
+db = cluster.get("database")
+if not db or db["reachable"] is not True or db["failures"] != 0 or not db["lease_valid"] or db["last_answer_seconds_ago"] is None:
+    fail(f"/v1/cluster: database should be reachable with a recent answer: {db}")
 
 # Live scores.
 _, score = check("GET", f"/v1/subscribers/{subscriber}/score", 200, token=reader)

@@ -79,6 +79,32 @@ final class ClusterDatabase: @unchecked Sendable {
 
     var term: Int64? { heldTerm.withLock { $0 } }
 
+    /// Whether the server answers, from every call's outcome (`churngrid status`).
+    private let health = Mutex(DatabaseHealth())
+
+    /// The server as the status shows it; `leaseValid`: whether this coordinator may give orders.
+    func status(leaseValid: Bool) -> DatabaseStatus {
+        let now = ContinuousClock.now
+        return health.withLock { $0.report(now: now, leaseValid: leaseValid) }
+    }
+
+    /// Records a call's outcome: only a server that could not be reached counts as a failure.
+    private func record(_ error: (any Error)?) {
+        let now = ContinuousClock.now
+        guard let error else {
+            health.withLock { $0.answered(at: now) }
+            return
+        }
+        // Another error (the caller's own check, a cancellation) says nothing about the server.
+        guard let error = error as? PostgresError else { return }
+        if error.isUnavailable {
+            let text = "\(error)"
+            health.withLock { $0.failed(at: now, error: text) }
+        } else {
+            health.withLock { $0.answered(at: now) }  // an SQL error is an answer
+        }
+    }
+
     /// Connections opened again after the server dropped them, over all slots.
     var reconnects: Int { connections.reduce(0) { $0 + $1.reconnects } }
 
@@ -124,29 +150,36 @@ final class ClusterDatabase: @unchecked Sendable {
             logger.warning("a PostgreSQL call waited longer than the statement timeout; its connection was cut", metadata: ["timeout": "\(timeout)"])
         }
         defer { watchdog.cancel() }
-        return try await slot.thread.run {
-            let id = slot.begin()
-            call.withLock { $0 = id }
-            defer { slot.end() }
-            if !slot.connection.isOpen {
-                // Throws the connection error (naming the server, never the password) while the
-                // server is still away; a later call tries again, after the backoff.
-                if let notBefore = slot.backoff.notBefore, ContinuousClock.now < notBefore {
-                    let wait = notBefore - ContinuousClock.now
-                    usleep(UInt32(clamping: wait.components.seconds * 1_000_000 + wait.components.attoseconds / 1_000_000_000_000))
+        do {
+            let result = try await slot.thread.run {
+                let id = slot.begin()
+                call.withLock { $0 = id }
+                defer { slot.end() }
+                if !slot.connection.isOpen {
+                    // Throws the connection error (naming the server, never the password) while the
+                    // server is still away; a later call tries again, after the backoff.
+                    if let notBefore = slot.backoff.notBefore, ContinuousClock.now < notBefore {
+                        let wait = notBefore - ContinuousClock.now
+                        usleep(UInt32(clamping: wait.components.seconds * 1_000_000 + wait.components.attoseconds / 1_000_000_000_000))
+                    }
+                    let now = ContinuousClock.now
+                    do {
+                        slot.replace(try PostgresConnection(url: url, defaults: Self.connectionDefaults))
+                    } catch {
+                        slot.backoff.failed(at: now, jitter: Double.random(in: 0...1))
+                        throw error
+                    }
+                    slot.backoff.succeeded()
+                    slot.reconnects += 1
+                    logger.notice("reconnected to PostgreSQL", metadata: ["server": "\(slot.connection.endpoint)", "reconnects": "\(slot.reconnects)"])
                 }
-                let now = ContinuousClock.now
-                do {
-                    slot.replace(try PostgresConnection(url: url, defaults: Self.connectionDefaults))
-                } catch {
-                    slot.backoff.failed(at: now, jitter: Double.random(in: 0...1))
-                    throw error
-                }
-                slot.backoff.succeeded()
-                slot.reconnects += 1
-                logger.notice("reconnected to PostgreSQL", metadata: ["server": "\(slot.connection.endpoint)", "reconnects": "\(slot.reconnects)"])
+                return try body(slot.connection)
             }
-            return try body(slot.connection)
+            record(nil)
+            return result
+        } catch {
+            record(error)
+            throw error
         }
     }
 

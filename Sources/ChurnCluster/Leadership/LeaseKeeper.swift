@@ -27,6 +27,12 @@ public final class LeaseKeeper: Sendable {
     /// The term held (nil while standing by).
     public var term: Int64? { machine.withLock { $0.term } }
 
+    /// Whether this coordinator may give orders now (it leads and its last renewal is recent).
+    public var isValid: Bool {
+        let now = ContinuousClock.now
+        return machine.withLock { $0.isValid(at: now) }
+    }
+
     /// Waits as a standby until this coordinator takes the lease (cancellation ends the wait).
     /// - Returns: the term taken.
     func acquire() async throws -> Int64 {

@@ -1217,7 +1217,8 @@ public distributed actor CoordinatorActor {
         let now = ContinuousClock.now
         let silent = members.keys.filter { name in lastHeartbeat[name].map { now - $0 > .seconds(3) } ?? false }.sorted()
         return CoordinatorOverview(term: term, epoch: map.epoch, shardCount: map.shardCount, owned: map.owners.filter { $0 != nil }.count,
-                                   ready: ready.count, moving: movingReported, nodes: nodes(), silent: silent, job: job())
+                                   ready: ready.count, moving: movingReported, nodes: nodes(), silent: silent, job: job(),
+                                   database: database.status(leaseValid: lease.isValid))
     }
 
     /// The shard map (for clients that route queries themselves).
@@ -1246,6 +1247,7 @@ public distributed actor CoordinatorActor {
                              challenger: challenger.map(ChallengerStatus.init))
         status.activeModels = activeModelList()
         status.placement = placementRetry.pending(now: .now)
+        status.database = database.status(leaseValid: lease.isValid)
         return status
     }
 

@@ -318,6 +318,8 @@ public struct ClusterStatus: Sendable, WireCodable, Codable {
     public var activeModels: [ActiveModelStatus] = []
     /// Placing shards failed and is tried again (nil: the last placement succeeded).
     public var placement: PlacementPending?
+    /// Whether the coordinator's PostgreSQL answers (nil: a coordinator that does not say).
+    public var database: DatabaseStatus?
 
     public func encode(to w: inout WireWriter) {
         w.write(coordinator); w.write(shardCount); w.write(epoch); w.write(modelVersion); w.write(unassignedShards)
@@ -327,6 +329,7 @@ public struct ClusterStatus: Sendable, WireCodable, Codable {
         w.write(challenger)
         w.write(activeModels)
         w.write(placement)
+        w.write(database)
     }
 
     public init(from r: inout WireReader) throws(WireError) {
@@ -341,6 +344,7 @@ public struct ClusterStatus: Sendable, WireCodable, Codable {
         if r.remaining > 0 { challenger = try r.read() }
         if r.remaining > 0 { activeModels = try r.read() }
         if r.remaining > 0 { placement = try r.read() }
+        if r.remaining > 0 { database = try r.read() }
     }
 
     public init(coordinator: String, shardCount: Int, epoch: Int64, modelVersion: String, unassignedShards: Int, movingShards: Int,
@@ -519,6 +523,8 @@ public struct CoordinatorOverview: Sendable {
     /// Members whose heartbeat has been missing for more than 3 s.
     public var silent: [String]
     public var job: JobStatus?
+    /// Whether the coordinator's PostgreSQL answers.
+    public var database: DatabaseStatus?
 
     /// Every shard owned and ready (the coordinator's `/readyz`).
     public var isReady: Bool { shardCount > 0 && ready == shardCount }
