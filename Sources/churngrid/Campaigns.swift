@@ -30,14 +30,14 @@ struct CampaignCommand: ParsableCommand {
         func run() async throws {
             let logger = makeLogger("churngrid.campaign")
             try await reportingClusterErrors {
-                guard let data = FileManager.default.contents(atPath: config) else { throw ValidationError("--config: cannot read \(config)") }
+                let data = try readOptionFile(config, option: "--config")
                 // Checked here first: a mistake in the file is named before anything is asked of the cluster.
-                let campaign = try Campaign.check(Array(data), source: config)
+                let campaign = try Campaign.check(data, source: config)
                 if !json { FileHandle.standardError.write(Data("deciding campaign \(campaign.name) over the published job …\n".utf8)) }
                 let summary = try await withCoordinator(target, logger: logger) { client in
                     // A run scores and explains the whole base: minutes on a large one, not the default call timeout.
                     try await ClusterActorSystem.$callTimeout.withValue(.seconds(3600)) {
-                        try await client.coordinator.runCampaign(CampaignRunRequest(config: Array(data), source: config, job: job))
+                        try await client.coordinator.runCampaign(CampaignRunRequest(config: data, source: config, job: job))
                     }
                 }
                 if json {

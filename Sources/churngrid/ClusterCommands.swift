@@ -115,15 +115,15 @@ struct CoordinatorCommand: AsyncParsableCommand {
         let triggers = triggers ?? (FileManager.default.fileExists(atPath: TriggerRules.defaultFileName) ? TriggerRules.defaultFileName : nil)
         if triggers == nil { logger.warning("no trigger rules (no --triggers, and no Deploy/triggers.json here): events fire no triggers") }
         if let triggers, triggers != "none" {
-            guard let data = FileManager.default.contents(atPath: triggers) else { throw ValidationError("--triggers: cannot read \(triggers)") }
+            let data = try readOptionFile(triggers, option: "--triggers")
             do {
-                _ = try TriggerRules.parse(Array(data), file: triggers, featureNames: FeatureCatalogue.names)
+                _ = try TriggerRules.parse(data, file: triggers, featureNames: FeatureCatalogue.names)
             } catch {
                 // A feature beyond the catalogue is checked against the schema in force once the
                 // coordinator reaches PostgreSQL; anything else is wrong whatever the schema.
                 guard error.code == .unknownFeature else { throw ValidationError("--triggers: \(error)") }
             }
-            triggerPackage = TriggerPackage(source: triggers, bytes: Array(data))
+            triggerPackage = TriggerPackage(source: triggers, bytes: data)
         }
         guard contactRetentionDays >= 1 else { throw ValidationError("--contact-retention-days: at least 1") }
         guard eventRetentionDays >= 10 else { throw ValidationError("--event-retention-days: at least 10 (events may arrive 7 days late)") }

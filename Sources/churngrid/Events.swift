@@ -87,6 +87,13 @@ struct EventsCommand: ParsableCommand {
                     FileHandle.standardError.write(Data("\(report.unsettled) events unsettled (not acknowledged; sending them again never applies one twice)\(report.unsettledReason.map { ": the last failed send: \($0)" } ?? ": the cluster kept asking to retry until the deadline")\n".utf8))
                     throw ExitCode(4)
                 }
+                if report.rejected > 0, report.accepted + report.duplicates == 0 {
+                    // Every line refused (the wrong file, a binary, a base that does not hold these
+                    // subscribers): a script checking the exit code must notice.
+                    let reasons = report.rejectedByReason.sorted { $0.value > $1.value }.prefix(3).map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                    FileHandle.standardError.write(Data("no event accepted: all \(report.rejected) were rejected (\(reasons))\n".utf8))
+                    throw ExitCode(5)
+                }
             }
         }
     }

@@ -32,13 +32,13 @@ struct LiveCampaignCommand: ParsableCommand {
             let logger = makeLogger("churngrid.campaign")
             try await reportingClusterErrors {
                 guard (1...86_400).contains(maxTriggerAge) else { throw ValidationError("--max-trigger-age: 1 to 86400 seconds") }
-                guard let data = FileManager.default.contents(atPath: config) else { throw ValidationError("--config: cannot read \(config)") }
-                let campaign = try Campaign.check(Array(data), source: config)
+                let data = try readOptionFile(config, option: "--config")
+                let campaign = try Campaign.check(data, source: config)
                 if !json { FileHandle.standardError.write(Data("cutting value tiers over the base and making \(campaign.name) live …\n".utf8)) }
                 let out = try await withCoordinator(target, logger: logger) { client in
                     // The value tiers are cut over the whole base first: more than the default call timeout on a large one.
                     try await ClusterActorSystem.$callTimeout.withValue(.seconds(3600)) {
-                        try await client.coordinator.startLiveCampaign(LiveCampaignRequest(config: Array(data), source: config, maxTriggerAgeSeconds: maxTriggerAge))
+                        try await client.coordinator.startLiveCampaign(LiveCampaignRequest(config: data, source: config, maxTriggerAgeSeconds: maxTriggerAge))
                     }
                 }
                 if json {

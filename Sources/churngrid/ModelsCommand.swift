@@ -37,7 +37,14 @@ struct AddModel: AsyncParsableCommand {
     func run() async throws {
         let logger = makeLogger("churngrid.models")
         let bytes: [UInt8]
-        do { bytes = try TreeEnsemble.bytes(ofFile: file) } catch { throw ValidationError("\(error)") }
+        do {
+            bytes = try TreeEnsemble.bytes(ofFile: file)
+            // A file that is no model is named here, before it is sent (the coordinator checks it
+            // again, with the features against the cluster's schema).
+            _ = try TreeEnsemble.parse(bytes, file: file)
+        } catch {
+            throw ValidationError("\(error)")
+        }
         var upload: DriftReferenceUpload?
         if let reference {
             // Binned and scored here: only the bins cross the wire.

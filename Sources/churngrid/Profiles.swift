@@ -36,11 +36,12 @@ struct ProfilesCommand: ParsableCommand {
         func run() throws {
             if allowDrop && schema == nil { throw ValidationError("--allow-drop goes with --schema FILE") }
             try reportingErrors {
+                // The file is read and checked first: a bad one changes nothing in the database.
+                let file = try schema.map { try FeatureSchema.parse(try readSchemaFile($0), source: $0) }
                 let connection = try PostgresConnection(url: try postgresURL(option: postgres))
                 let applied = try ProfileSchema.migrate(connection)
                 print(applied.isEmpty ? "tables up to date" : "applied migrations \(applied.map(String.init).joined(separator: ", "))")
-                guard let schema else { return }
-                let file = try FeatureSchema.parse(try readSchemaFile(schema), source: schema)
+                guard let file else { return }
                 let result = try FeatureSchemaStore.apply(file, to: connection, allowDrop: allowDrop, appliedBy: operatingSystemUser())
                 print(result.change.isEmpty
                       ? "feature schema unchanged (version \(result.version), \(file.count) features)"
@@ -205,16 +206,8 @@ struct ProfilesCommand: ParsableCommand {
 
 /// A schema file's bytes (at most `FeatureSchema.maxFileBytes` are accepted by the parser).
 func readSchemaFile(_ path: String) throws -> [UInt8] {
-    guard let handle = FileHandle(forReadingAtPath: path) else {
-        throw ValidationError("--schema \(path): cannot open the file")
-    }
-    defer { try? handle.close() }
-    // One byte more than a schema may have: the parser refuses it with the limit named (and a
-    // path such as /dev/zero is not read for ever).
-    guard let data = try? handle.read(upToCount: FeatureSchema.maxFileBytes + 1) else {
-        throw ValidationError("--schema \(path): cannot read the file")
-    }
-    return Array(data)
+    // One byte more than a schema may have: the parser refuses it with the limit named.
+    try readOptionFile(path, option: "--schema", limit: FeatureSchema.maxFileBytes + 1, truncate: true)
 }
 
 /// The operating-system user running the command (who applied a change, for the audit log).

@@ -33,6 +33,12 @@ struct CommandBoundsTests {
         (["events", "replay", "--input", "/tmp"], "is a directory"),
         (["score", "1000000001", "--coordinator", "tcp://127.0.0.1:notaport"], "is not tcp://HOST:PORT"),
         (["status", "--coordinator", "tcp://host"], "is not tcp://HOST:PORT"),
+        // Files named by an option: the system's reason, before anything is asked of a database or cluster.
+        (["campaign", "run", "--config", "/nonexistent/campaign.json"], "--config /nonexistent/campaign.json: cannot open it: No such file or directory"),
+        (["campaign", "live", "start", "--config", "/tmp"], "--config /tmp: is a directory"),
+        (["profiles", "migrate", "--schema", "/nonexistent/schema.json"], "--schema /nonexistent/schema.json: cannot open it: No such file or directory"),
+        (["models", "add", "--name", "m", "--file", "/etc/passwd"], "/etc/passwd: not an XGBoost JSON model"),
+        (["coordinator", "--triggers", "/nonexistent/triggers.json"], "--triggers /nonexistent/triggers.json: cannot open it"),
     ]
 
     @Test("refused with exit 64 and the flag named", arguments: cases.indices)

@@ -161,8 +161,10 @@ struct ErasureClusterTests {
         // An event for an erased subscriber is rejected, as for one never known.
         let late = "/tmp/churngrid-test-\(getpid())-erase-late.ndjson"
         try (SubscriberEvent(eventID: "erase-late", source: "test", subscriberID: victims[2], type: .complaint, at: now).ndjson + "\n").write(toFile: late, atomically: true, encoding: .utf8)
-        let (_, lateReport) = try await EventTests.replay(late, cluster: cluster, log: "/tmp/churngrid-test-\(getpid())-erase-late.log")
+        let (lateStatus, lateReport) = try await EventTests.replay(late, cluster: cluster, log: "/tmp/churngrid-test-\(getpid())-erase-late.log")
         #expect((lateReport["rejected_by_reason"] as? [String: Int])?["unknown_subscriber"] == 1, "\(lateReport)")
+        // Nothing accepted, everything rejected: exit 5, so a script notices.
+        #expect(lateStatus == 5, "events replay exit \(lateStatus)")
 
         // worker-1 dies: its standbys take over, and they do not hold the victims either.
         let (_, moved) = try await StartAndReloadTests.killWorker1(cluster, client)

@@ -156,7 +156,8 @@ struct EventTests {
             #expect(byReason[reason] == 1, "\(reason): \(byReason)")
         }
         let replayLog = (try? String(contentsOfFile: "\(cluster.logDirectory)/replay-1.log", encoding: .utf8)) ?? ""
-        #expect(replayLog.contains("\(path):\(events.count + 3): rejected: unknown_subscriber"), "the rejected line is named with its number")
+        #expect(replayLog.contains("\(path):\(events.count + 3): rejected: unknown_subscriber: subscriber 999 has no profile in the cluster (event default/b2)"),
+                "the rejected line is named with its number, its subscriber and its event")
 
         // The log holds each distinct event once.
         let db = try PostgresConnection(url: url)

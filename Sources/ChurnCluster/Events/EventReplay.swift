@@ -78,12 +78,24 @@ public struct EventReplay {
         var resent: Int
         var due: [UInt64]
         var done: UInt64
+        /// Each event's subscriber and (source, event id), to name a rejected one.
+        var named: [(subscriber: Int64, source: String, eventID: String)] = []
         /// Why the send failed (nil: it did not).
         var failure: String? = nil
     }
 
     let client: ClusterClient
     let options: Options
+
+    /// What a line the owning worker rejected is told: the subscriber and event it named.
+    static func clusterRejection(_ reason: RejectionReason, _ event: (subscriber: Int64, source: String, eventID: String)?) -> String {
+        guard let event else { return "rejected by the cluster" }
+        let which = "event \(event.source)/\(event.eventID)"
+        switch reason {
+        case .unknownSubscriber: return "subscriber \(event.subscriber) has no profile in the cluster (\(which))"
+        default: return "\(which) for subscriber \(event.subscriber) rejected by its owner"
+        }
+    }
 
     public init(client: ClusterClient, options: Options) {
         self.client = client
@@ -142,7 +154,7 @@ public struct EventReplay {
                     report.rejected += 1
                     let reason = ack.reason ?? .malformedJSON
                     report.rejectedByReason[reason.code, default: 0] += 1
-                    onRejectedLine(EventRejection(reason: reason, line: lines[i], detail: "rejected by the cluster"))
+                    onRejectedLine(EventRejection(reason: reason, line: lines[i], detail: Self.clusterRejection(reason, sent.named.indices.contains(i) ? sent.named[i] : nil)))
                 default: report.unsettled += 1
                 }
             }
@@ -159,7 +171,8 @@ public struct EventReplay {
                 group.addTask {
                     do {
                         let (acks, resent) = try await client.send(events: events, deadline: deadline)
-                        return (Sent(acks: acks, resent: resent, due: dueTimes2, done: DispatchTime.now().uptimeNanoseconds), lineNumbers)
+                        let named = events.map { (subscriber: $0.subscriberID, source: $0.source, eventID: $0.eventID) }
+                        return (Sent(acks: acks, resent: resent, due: dueTimes2, done: DispatchTime.now().uptimeNanoseconds, named: named), lineNumbers)
                     } catch {
                         let none = [EventAck](repeating: EventAck(status: .retry, seq: 0, reason: nil), count: events.count)
                         return (Sent(acks: none, resent: 0, due: dueTimes2, done: DispatchTime.now().uptimeNanoseconds, failure: "\(error)"), lineNumbers)
