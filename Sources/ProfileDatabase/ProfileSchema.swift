@@ -705,6 +705,20 @@ public enum ProfileSchema {
                 LEFT JOIN scoring_job_models served ON served.job_id = h.job_id AND served.role = 'served'
                 LEFT JOIN scoring_job_models m ON m.job_id = h.job_id AND m.model_name = coalesce(h.model_name, served.model_name);
             """),
+        Migration(version: 20, name: "workers turned away", sql: """
+            -- A worker process that alone could not take its shards while PostgreSQL answered (docs/cluster.md,
+            -- "When placing fails"): kept here so that a restarted coordinator, or a standby taking over, refuses
+            -- the same process (name, endpoint, incarnation and key) at once instead of moving shards to it again.
+            -- Another process of the same name (restarted) clears the row.
+            CREATE TABLE churngrid_turned_away (
+                node text PRIMARY KEY,
+                endpoint text NOT NULL,
+                incarnation bigint NOT NULL,
+                public_key text NOT NULL,
+                reason text NOT NULL,
+                turned_away_at timestamptz NOT NULL DEFAULT now()
+            );
+            """),
     ]
 
     /// Applies the migrations `connection`'s database lacks.

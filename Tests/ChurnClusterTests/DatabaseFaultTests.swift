@@ -235,7 +235,7 @@ struct DatabaseFaultTests {
         _ = logger
     }
 
-    @Test("a worker that alone cannot take its shards while PostgreSQL answers (its --postgres reaches no server; shards hand over through the database) is turned away: it exits with the reason, the others keep every shard, and a worker set up right joins after it")
+    @Test("a worker that alone cannot take its shards while PostgreSQL answers (its --postgres reaches no server; shards hand over through the database) is turned away: it exits with the reason, the others keep every shard, and a worker set up right joins after it; the refusal is on record for a restarted coordinator, and a new process of that name clears it")
     func turnedAway() async throws {
         let setup = try await Setup.start("pg-turned", subscribers: 4_000, shards: 24, seed: 29, coordinatorOptions: ["--handoff", "postgres"])
         defer { setup.stop() }
@@ -262,6 +262,27 @@ struct DatabaseFaultTests {
                   s.workers.first(where: { $0.name == "worker-4" }).map({ $0.shards > 0 }) == true else { return nil }
             return true
         }
+
+        // On record, so that the next coordinator refuses that process at once too (a restart, a takeover).
+        let db = try PostgresConnection(url: setup.url)
+        let record = try db.query("SELECT node, reason FROM churngrid_turned_away").rows
+        #expect(record.count == 1 && record.first?[0] == "worker-3" && record.first?[1]?.contains("could not take the shards it was given") == true, "\(record)")
+        kill(try #require(cluster.pid("coordinator")), SIGKILL)
+        _ = try await RescoringTests.eventually("the coordinator did not stop", timeout: .seconds(30)) { cluster.isRunning("coordinator") ? nil : true }
+        try await cluster.restartCoordinator()
+        let restartedLog = (try? String(contentsOfFile: cluster.logPath("coordinator"), encoding: .utf8)) ?? ""
+        #expect(restartedLog.contains("workers turned away earlier are refused until restarted") && restartedLog.contains("worker-3@"),
+                "the restarted coordinator read the record")
+        // worker-3 restarted with a working configuration (another process): admitted, and the record cleared.
+        let restarted = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: logger)
+        defer { Task { await restarted.close() } }
+        try cluster.addWorker("worker-3", threads: 1)
+        _ = try await RescoringTests.eventually("the restarted worker-3 did not take a share", timeout: .seconds(180)) { () -> Bool? in
+            guard let s = try? await restarted.coordinator.status(), s.unassignedShards == 0, s.movingShards == 0,
+                  s.workers.first(where: { $0.name == "worker-3" }).map({ $0.shards > 0 }) == true else { return nil }
+            return true
+        }
+        #expect(try db.query("SELECT count(*) FROM churngrid_turned_away").scalar == "0", "a new process of the name clears the record")
         _ = logger
     }
 

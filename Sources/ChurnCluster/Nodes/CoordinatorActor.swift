@@ -191,8 +191,9 @@ public distributed actor CoordinatorActor {
     init(actorSystem: ClusterActorSystem, database: ClusterDatabase, lease: LeaseKeeper, term: Int64, model: ScoringModel, package: ModelPackage,
          modelName: String = ModelRegistry.defaultName, map: ShardMap, saved: ShardMap? = nil, settings: Settings, estimatedSubscribers: Int = 0,
          erasuresOnRecord: Bool = false, challenger: ChallengerPackage? = nil, liveFeatures: [String] = [], activeModels: [ActiveModelPackage] = [],
-         activeChallengers: [ChallengerPackage] = [], logger: Logger) {
+         activeChallengers: [ChallengerPackage] = [], turnedAway: [(node: NodeID, reason: String)] = [], logger: Logger) {
         self.actorSystem = actorSystem
+        for t in turnedAway { self.turnedAway[t.node.name] = (t.node, t.reason) }
         self.challenger = challenger
         self.activeModels = activeModels
         self.activeChallengers = activeChallengers
@@ -240,6 +241,13 @@ public distributed actor CoordinatorActor {
                 throw ClusterError("\(node.name) was turned away: \(refused.reason); restart it once that is fixed")
             }
             turnedAway[node.name] = nil
+            do {
+                try await database.forgetTurnedAway(name: node.name)
+            } catch {
+                // Kept in memory only: a later coordinator would refuse this new process once, at its
+                // first registration, until the record is cleared by the next one it admits.
+                logger.warning("the record of a worker turned away could not be cleared", metadata: ["worker": "\(node.name)", "error": "\(error)"])
+            }
         }
         let known = members[node.name] != nil || awaited.contains(node.name)
         if let old = members[node.name], old.node != node {
@@ -283,6 +291,12 @@ public distributed actor CoordinatorActor {
                     turnedAway[node.name] = (node, "\(error)")
                     logger.error("the joining worker could not take its shards while the others and PostgreSQL could: it is turned away",
                                  metadata: ["worker": "\(node.name)", "error": "\(error)"])
+                    // On record too, so the next coordinator (a restart, a takeover) refuses it at once.
+                    do {
+                        try await database.recordTurnedAway(node, reason: "\(error)")
+                    } catch {
+                        logger.warning("a worker turned away could not be recorded: the next coordinator will try it again", metadata: ["worker": "\(node.name)", "error": "\(error)"])
+                    }
                 } else {
                     logger.warning("the joining worker could not be admitted; it may register again", metadata: ["worker": "\(node.name)", "error": "\(error)"])
                 }

@@ -227,6 +227,10 @@ public final class CoordinatorService: Service, Sendable {
         let map = ShardMap(shardCount: saved.shardCount, epoch: saved.epoch)
         let subscribers = (try? await database.estimatedSubscribers()) ?? 0
         let erased = try await database.erasuresOnRecord()
+        let turnedAway = try await database.turnedAwayWorkers()
+        if !turnedAway.isEmpty {
+            logger.notice("workers turned away earlier are refused until restarted", metadata: ["workers": "\(turnedAway.map { "\($0.node)" })"])
+        }
         let system = system, database = database, lease = lease, settings = configuration.settings, logger = logger
         // The challenger deployed beside it, if any (one that no longer loads here is not served).
         var challenger: ChallengerPackage?
@@ -292,7 +296,7 @@ public final class CoordinatorService: Service, Sendable {
         let coordinator = system.withActorName(CoordinatorActor.name) {
             CoordinatorActor(actorSystem: system, database: database, lease: lease, term: term, model: model, package: package, modelName: name, map: map, saved: saved,
                              settings: settings, estimatedSubscribers: subscribers, erasuresOnRecord: erased, challenger: servedChallenger,
-                             liveFeatures: held, activeModels: others, activeChallengers: challengers, logger: logger)
+                             liveFeatures: held, activeModels: others, activeChallengers: challengers, turnedAway: turnedAway, logger: logger)
         }
         leading.withLock { $0 = coordinator }
         logger.info("coordinator ready", metadata: ["endpoint": "\(system.node.endpoint)", "term": "\(term)", "shards": "\(map.shardCount)",
