@@ -125,7 +125,7 @@ extension Handlers {
         let buffer = try await collectBody(limit: server.configuration.maxOutcomesBodyBytes)
         let file: OutcomesFile
         do {
-            file = try OutcomesFile(bytes: Array(buffer.readableBytesView), file: Self.bodySource)
+            file = try OutcomesFile(bytes: Array(buffer.readableBytesView), file: Self.bodySource, maxRows: CoordinatorActor.maxOutcomesPerImport)
         } catch {
             var p = Problem(.invalidBody, "\(error)", field: error.column)
             if let line = error.line { p.lines = [line] }

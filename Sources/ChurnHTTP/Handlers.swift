@@ -1,6 +1,7 @@
 import ChurnCluster
 import ClusterSystem
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Metrics
 import NIOCore
@@ -145,6 +146,8 @@ struct Handlers {
 
     struct SessionRequest: Decodable { var token: String }
 
+    static let forwardedProto = HTTPField.Name("X-Forwarded-Proto")
+
     func createSession() async throws -> Response {
         let posted = try await body(SessionRequest.self)
         guard let identity = server.tokens.identity(of: posted.token) else {
@@ -152,7 +155,11 @@ struct Handlers {
         }
         let id = SessionTable.newID(), now = ContinuousClock.now
         server.sessions.withLock { $0.open(id: id, identity: identity, now: now) }
-        let secure = server.configuration.tls != nil ? "; Secure" : ""
+        // Secure under TLS here, or behind a proxy that terminated it (X-Forwarded-Proto: https):
+        // the browser then never sends the cookie over plain HTTP.
+        let forwardedHTTPS = Self.forwardedProto.flatMap { request.headers[$0] }
+            .map { $0.split(separator: ",").first?.trimmingCharacters(in: .whitespaces).lowercased() == "https" } ?? false
+        let secure = server.configuration.tls != nil || forwardedHTTPS ? "; Secure" : ""
         var headers: HTTPFields = [:]
         headers[.setCookie] = "churngrid_session=\(id); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(Int(SessionTable.lifetime.components.seconds))\(secure)"
         return json(status: .ok, headers: headers) { o in o.object { o in o.key("name"); o.string(identity.name); o.key("role"); o.string(identity.role.rawValue) } }
@@ -360,6 +367,23 @@ struct Handlers {
 
     // MARK: Events
 
+    /// Lines the event parser does not take as blank: anything but spaces and tabs (and a
+    /// carriage return ending the line).
+    static func nonBlankLines(_ bytes: [UInt8]) -> Int {
+        var count = 0, blank = true
+        for (i, b) in bytes.enumerated() {
+            switch b {
+            case 0x0A:
+                if !blank { count += 1 }
+                blank = true
+            case 0x20, 0x09: break
+            case 0x0D where i + 1 == bytes.count || bytes[i + 1] == 0x0A: break
+            default: blank = false
+            }
+        }
+        return blank ? count : count + 1
+    }
+
     /// `POST /v1/events`: NDJSON events (docs/events.md), at most `EventBatch.maxCount` a request,
     /// sent to the owning workers; every line answered with its outcome, in order.
     func postEvents() async throws -> Response {
@@ -367,7 +391,13 @@ struct Handlers {
             throw Problem(.unsupportedMediaType, "send events as application/x-ndjson: one JSON object a line (docs/events.md)")
         }
         let buffer = try await collectBody()
-        let lines = EventParser().parseAll(Array(buffer.readableBytesView))
+        let body = Array(buffer.readableBytesView)
+        // Counted before parsing: a rejected line is answered like an event, so it counts too.
+        let given = Self.nonBlankLines(body)
+        guard given <= EventBatch.maxCount else {
+            throw Problem(.tooManyEvents, "\(given) lines; at most \(EventBatch.maxCount) events per request")
+        }
+        let lines = EventParser().parseAll(body)
         var events: [SubscriberEvent] = [], eventLines: [Int] = []
         var results: [(line: Int, status: String, seq: Int64?, reason: String?)] = []
         var byReason: [String: Int] = [:]
@@ -383,9 +413,6 @@ struct Handlers {
             }
         }
         let unparsed = results.count
-        guard events.count <= EventBatch.maxCount else {
-            throw Problem(.tooManyEvents, "\(events.count) events; at most \(EventBatch.maxCount) per request")
-        }
         let router = try server.router()
         let acks: [EventAck]
         do {

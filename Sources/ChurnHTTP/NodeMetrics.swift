@@ -52,6 +52,7 @@ public enum MetricCatalogue {
         "churngrid_transport_inbound_paused": "1 while reading new calls is paused because too many are outstanding (backpressure).",
         "churngrid_http_requests_total": "HTTP requests answered, by route template and status code.",
         "churngrid_http_request_duration_seconds": "HTTP request latency from arrival to response, by route template.",
+        "churngrid_http_events_total": "Subscriber events taken by the HTTP API (POST /v1/events), by outcome.",
         "churngrid_queries_total": "Live score queries (single and batch ids), by outcome: found, not_found, unavailable, error.",
         "churngrid_query_duration_seconds": "Live query latency at the coordinator's HTTP API, by kind (single or batch request).",
         "churngrid_query_fallbacks_total": "Live queries that a worker's batch call could not answer (the call failed, or the shard had moved) and that went the single-query way.",

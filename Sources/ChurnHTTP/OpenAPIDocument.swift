@@ -8,7 +8,7 @@ enum OpenAPIDocument {
      "info": {
       "title": "ChurnGrid HTTP API",
       "version": "1.0.0",
-      "description": "Live churn scores with reasons, rescoring jobs, events, campaign runs and outcomes, the cluster, tokens. JSON keys are snake_case; errors are RFC 9457 problem documents (application/problem+json) with a stable `type`. Authenticate with `Authorization: Bearer TOKEN` (`churngrid tokens create`) or the dashboard's session cookie. Roles: reader (reads), operator (also jobs, events, campaign runs and outcomes), admin (also nodes and tokens). Bodies are limited to 1 MiB (outcomes files to 256 MiB)."
+      "description": "Live churn scores with reasons, rescoring jobs, events, campaign runs and outcomes, the cluster, tokens. JSON keys are snake_case; errors are RFC 9457 problem documents (application/problem+json) with a stable `type`. Authenticate with `Authorization: Bearer TOKEN` (`churngrid tokens create`) or the dashboard's session cookie (reads only: a request that changes something needs the bearer token, so a cross-site form cannot act with the cookie). Roles: reader (reads), operator (also jobs, events, campaign runs and outcomes), admin (also nodes and tokens). Bodies are limited to 1 MiB (outcomes files to 256 MiB)."
      },
      "servers": [
       {
@@ -1172,7 +1172,10 @@ enum OpenAPIDocument {
           "type": "string"
          },
          "segment": {
-          "type": ["string", "null"],
+          "type": [
+           "string",
+           "null"
+          ],
           "description": "The subscribers it scores, as conditions on profile features in canonical form (category names as codes); null: everyone."
          }
         }
@@ -1208,7 +1211,10 @@ enum OpenAPIDocument {
          },
          "as": {
           "type": "string",
-          "enum": ["champion", "challenger"],
+          "enum": [
+           "champion",
+           "challenger"
+          ],
           "description": "champion (the default) serves it alone and ends any challenger; challenger serves it beside the champion for a share of live answers (docs/models.md, Champion and challenger)."
          },
          "traffic": {
@@ -2404,9 +2410,6 @@ enum OpenAPIDocument {
         "security": [
          {
           "bearer": []
-         },
-         {
-          "session": []
          }
         ],
         "parameters": [
@@ -2523,9 +2526,6 @@ enum OpenAPIDocument {
         "security": [
          {
           "bearer": []
-         },
-         {
-          "session": []
          }
         ],
         "responses": {
@@ -2804,9 +2804,6 @@ enum OpenAPIDocument {
         "security": [
          {
           "bearer": []
-         },
-         {
-          "session": []
          }
         ],
         "parameters": [
@@ -2888,9 +2885,6 @@ enum OpenAPIDocument {
         "security": [
          {
           "bearer": []
-         },
-         {
-          "session": []
          }
         ],
         "requestBody": {
@@ -2945,9 +2939,6 @@ enum OpenAPIDocument {
         "security": [
          {
           "bearer": []
-         },
-         {
-          "session": []
          }
         ],
         "parameters": [
@@ -3028,9 +3019,6 @@ enum OpenAPIDocument {
         "security": [
          {
           "bearer": []
-         },
-         {
-          "session": []
          }
         ],
         "parameters": [
@@ -3098,9 +3086,6 @@ enum OpenAPIDocument {
         "security": [
          {
           "bearer": []
-         },
-         {
-          "session": []
          }
         ],
         "parameters": [
@@ -3152,9 +3137,6 @@ enum OpenAPIDocument {
         "security": [
          {
           "bearer": []
-         },
-         {
-          "session": []
          }
         ],
         "parameters": [
@@ -3222,9 +3204,6 @@ enum OpenAPIDocument {
         "security": [
          {
           "bearer": []
-         },
-         {
-          "session": []
          }
         ],
         "parameters": [
@@ -3276,9 +3255,6 @@ enum OpenAPIDocument {
         "security": [
          {
           "bearer": []
-         },
-         {
-          "session": []
          }
         ],
         "requestBody": {
@@ -3333,9 +3309,6 @@ enum OpenAPIDocument {
         "security": [
          {
           "bearer": []
-         },
-         {
-          "session": []
          }
         ],
         "parameters": [
@@ -3437,9 +3410,6 @@ enum OpenAPIDocument {
         "security": [
          {
           "bearer": []
-         },
-         {
-          "session": []
          }
         ],
         "parameters": [
@@ -3506,9 +3476,6 @@ enum OpenAPIDocument {
         "security": [
          {
           "bearer": []
-         },
-         {
-          "session": []
          }
         ],
         "responses": {
@@ -3673,9 +3640,6 @@ enum OpenAPIDocument {
         "security": [
          {
           "bearer": []
-         },
-         {
-          "session": []
          }
         ],
         "requestBody": {
@@ -3730,9 +3694,6 @@ enum OpenAPIDocument {
         "security": [
          {
           "bearer": []
-         },
-         {
-          "session": []
          }
         ],
         "requestBody": {

@@ -32,17 +32,25 @@ public struct CSVTable: Sendable {
         return try CSVTable(bytes: bytes, file: path, numericColumns: numericColumns)
     }
 
+    /// The most columns a header may name (a wide feature mart has a few thousand).
+    public static let maxColumns = 100_000
+
     /// Parses CSV `bytes`; `file` names them in errors.
-    public init(bytes: [UInt8], file: String, numericColumns: Set<String>) throws(TableError) {
+    /// - Parameter maxRows: the most data rows taken; more is refused while reading, before the
+    ///   rows' cells take memory (a request body of millions of empty lines).
+    public init(bytes: [UInt8], file: String, numericColumns: Set<String>, maxRows: Int = .max) throws(TableError) {
         var scanner = CSVScanner(bytes: bytes)
         let first: [CSVScanner.Field]?
         do throws(CSVScanner.UnterminatedQuote) {
-            first = try scanner.nextRecord()
+            first = try scanner.nextRecord(maxFields: Self.maxColumns)
         } catch {
             throw error.tableError(file: file, header: nil)
         }
         guard let headerFields = first else {
             throw TableError(file: file, line: 1, "file is empty; expected a header line")
+        }
+        guard scanner.recordFields <= Self.maxColumns else {
+            throw TableError(file: file, line: 1, "the header names \(scanner.recordFields) columns; at most \(Self.maxColumns)")
         }
         let header = headerFields.map { scanner.text($0) }
         var seen = Set<String>()
@@ -66,14 +74,17 @@ public struct CSVTable: Sendable {
             let line = scanner.line
             let more: Bool
             do throws(CSVScanner.UnterminatedQuote) {
-                more = try scanner.nextRecord(into: &fields)
+                more = try scanner.nextRecord(into: &fields, maxFields: header.count)
             } catch {
                 throw error.tableError(file: file, header: header)
             }
             guard more else { break }
-            if fields.count == 1 && fields[0].range.isEmpty { continue }  // blank line
-            guard fields.count == header.count else {
-                throw TableError(file: file, line: line, "expected \(header.count) fields as in the header, found \(fields.count)")
+            if scanner.recordFields == 1 && fields[0].range.isEmpty { continue }  // blank line
+            guard scanner.recordFields == header.count else {
+                throw TableError(file: file, line: line, "expected \(header.count) fields as in the header, found \(scanner.recordFields)")
+            }
+            guard rows < maxRows else {
+                throw TableError(file: file, line: line, "more than \(maxRows) rows; at most \(maxRows) in one file")
             }
             for (i, f) in fields.enumerated() {
                 let k = isNumeric[i]
@@ -158,6 +169,8 @@ struct CSVScanner {
     var pos = 0
     /// 1-based line number of the next record.
     var line = 1
+    /// The fields of the last record read, counted past `maxFields` too (only that many are kept).
+    private(set) var recordFields = 0
 
     init(bytes: [UInt8]) {
         self.bytes = bytes
@@ -185,13 +198,23 @@ struct CSVScanner {
         return try nextRecord(into: &fields) ? fields : nil
     }
 
+    mutating func nextRecord(maxFields: Int) throws(UnterminatedQuote) -> [Field]? {
+        var fields: [Field] = []
+        return try nextRecord(into: &fields, maxFields: maxFields) ? fields : nil
+    }
+
     /// Reads the next record into `fields`; false at end of input.
     /// - Throws: `UnterminatedQuote` when a quoted field runs to the end of the input.
-    mutating func nextRecord(into fields: inout [Field]) throws(UnterminatedQuote) -> Bool {
+    /// - Parameter maxFields: the most fields kept; a record with more is read to its end and
+    ///   counted (`recordFields`), so a line of millions of commas costs no memory.
+    mutating func nextRecord(into fields: inout [Field], maxFields: Int = .max) throws(UnterminatedQuote) -> Bool {
         fields.removeAll(keepingCapacity: true)
+        recordFields = 0
         guard pos < bytes.count else { return false }
         let n = bytes.count
         while true {
+            defer { if fields.count > maxFields { fields.removeLast() } }
+            recordFields += 1
             let start = pos
             if pos < n && bytes[pos] == UInt8(ascii: "\"") {
                 let openLine = line

@@ -50,10 +50,11 @@ public struct OutcomesFile: Sendable {
 
     /// Checks CSV `bytes`; `file` names them in errors.
     /// - Throws: `OutcomesFileError` naming the line and column of the first problem.
-    public init(bytes: [UInt8], file: String) throws(OutcomesFileError) {
+    /// - Parameter maxRows: the most outcomes taken (more is refused while reading).
+    public init(bytes: [UInt8], file: String, maxRows: Int = .max) throws(OutcomesFileError) {
         let table: CSVTable
         do {
-            table = try CSVTable(bytes: bytes, file: file, numericColumns: [])
+            table = try CSVTable(bytes: bytes, file: file, numericColumns: [], maxRows: maxRows)
         } catch {
             throw OutcomesFileError(error)
         }

@@ -1,9 +1,11 @@
 import ChurnCluster
+import ChurnHTTP
 import ClusterSystem
 import Foundation
 import Logging
 import Postgres
 import ProfileDatabase
+import SubscriberEvents
 import SubscriberProfiles
 import Testing
 import TestSupport
@@ -37,7 +39,7 @@ struct ClusterSecurityTests {
         let logs = "/tmp/churngrid-test-\(getpid())-security"
         let keys = "/tmp/churngrid-test-\(getpid())-security-keys"
         let cluster = try await LocalCluster.start(executable: try churngridExecutable(), postgresURL: url, model: Self.model, workers: 2, threads: 1,
-                                                   shards: 16, keyDirectory: keys, logDirectory: logs, logger: logger)
+                                                   shards: 16, coordinatorOptions: ["--http", "127.0.0.1:0"], keyDirectory: keys, logDirectory: logs, logger: logger)
         defer { cluster.stop() }
         let endpoint = cluster.coordinatorEndpoint
         let coordinatorKey = "\(keys)/coordinator.pub"
@@ -98,6 +100,21 @@ struct ClusterSecurityTests {
         }
         #expect(audit.contains { $0[0] == "demo" && $0[1] == "rescore" && $0[2] == "job \(job)" })
         #expect(audit.contains { $0[0] == "demo" && $0[1] == "drain" && $0[2] == "worker-2" && ($0[3] ?? "").hasPrefix("curve:") })
+
+        // Events posted to the HTTP API with an operator's token reach the owning worker on a CURVE
+        // cluster: the coordinator forwards them under its own key (role coordinator).
+        let http = try await cluster.httpURL()
+        let (token, hash) = APIToken.generate()
+        let tokens = try await ClusterClient.connect(endpoint, credentials: admin, logger: logger)
+        try await tokens.coordinator.addToken(name: "test-operator", role: "operator", sha256: hash)
+        await tokens.close()
+        try await Task.sleep(for: .milliseconds(2500))  // the server reads the tokens every 2 s
+        let at = Timestamp.format(Int64(Date().timeIntervalSince1970 * 1000) - 60_000)
+        let event = #"{"event_id":"curve-1","source":"security","subscriber_id":1000000017,"type":"complaint","at":"\#(at)"}"#
+        let eventFile = "\(logs)/event.ndjson"
+        try event.write(toFile: eventFile, atomically: true, encoding: .utf8)
+        let posted = await runCommand("printf 'Authorization: Bearer %s' \(shellQuoted(token)) | curl -s -H @- -H 'Content-Type: application/x-ndjson' --data-binary @\(shellQuoted(eventFile)) \(shellQuoted(http + "/v1/events"))")
+        #expect(posted.status == 0 && posted.output.contains(#""accepted":1"#) && posted.output.contains(#""status":"accepted""#), "\(posted.output)")
 
         // Not one log line of the run holds the password.
         cluster.stop()

@@ -277,6 +277,14 @@ struct HTTPAPIUnitTests {
         #expect(table.identity(of: a) == nil)
     }
 
+    @Test("POST /v1/events counts the lines the parser answers: blank ones (spaces, tabs, a CR before the newline) are not counted, anything else is")
+    func eventLineCount() {
+        #expect(Handlers.nonBlankLines(Array("".utf8)) == 0)
+        #expect(Handlers.nonBlankLines(Array("a\n\n  \t\nb".utf8)) == 2)
+        #expect(Handlers.nonBlankLines(Array("a\r\n\r\n \r".utf8)) == 1)
+        #expect(Handlers.nonBlankLines(Array("\r\r\nx\n".utf8)) == 2, "a CR not ending its line is content, as the parser takes it")
+    }
+
     @Test("JSON output escapes strings and writes non-finite numbers as null")
     func json() throws {
         var o = JSONOut()

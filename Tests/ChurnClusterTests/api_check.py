@@ -303,6 +303,12 @@ morsel = SimpleCookie(set_cookie)["churngrid_session"]
 cookie = f"churngrid_session={morsel.value}"
 if reader in set_cookie:
     fail("the session cookie carries the token itself")
+if "Secure" in set_cookie:
+    fail(f"plain HTTP without a proxy: the cookie cannot be Secure: {set_cookie}")
+# Behind a proxy that terminated TLS, the cookie is Secure (never sent back over plain HTTP).
+h_proxied, _ = check("POST", "/v1/session", 200, body={"token": reader}, headers={"X-Forwarded-Proto": "https"})
+if "; Secure" not in h_proxied.get("Set-Cookie", ""):
+    fail(f"X-Forwarded-Proto https: the session cookie is not Secure: {h_proxied.get('Set-Cookie')}")
 check("GET", "/v1/cluster", 200, cookie=cookie)
 check("POST", "/v1/jobs", 403, cookie=cookie, problem_type="forbidden")
 # A session cookie only reads, even an admin's: a cross-site page cannot drain or revoke through it.
@@ -391,6 +397,8 @@ _, after_event = check("GET", f"/v1/subscribers/{subscriber}/score", 200, token=
 check("POST", "/v1/events", 415, token=operator, body={"events": []}, problem_type="unsupported-media-type")
 too_many = "\n".join(json.dumps({"event_id": f"m{i}", "subscriber_id": subscriber, "type": "sms", "at": now}) for i in range(10001))
 check("POST", "/v1/events", 400, token=operator, raw=too_many.encode(), headers=ndjson, problem_type="too-many-events")
+# Malformed lines count too: each would be answered like an event.
+check("POST", "/v1/events", 400, token=operator, raw=b"x\n" * 10001, headers=ndjson, problem_type="too-many-events")
 
 # Campaigns (operator): a run over the published job (the one started above), its exports,
 # outcomes for the whole base, and the run's report.

@@ -113,4 +113,25 @@ struct CSVHostileInputTests {
         #expect(t.rawCell(column: 0, row: 2) == [0x00])
         #expect(t.column(named: "a")?[2] == 2)
     }
+
+    @Test("a line of millions of fields is counted, not kept: refused with the count; a header wider than the limit is refused; rows beyond maxRows are refused while reading")
+    func bounds() throws {
+        let wide = "id,a\n1," + String(repeating: ",", count: 2_000_000) + "\n"
+        let e = try #require(failure(wide, numeric: ["a"]))
+        #expect(e.line == 2 && e.message.contains("expected 2 fields as in the header, found 2000002"), "\(e)")
+        let header = try #require(failure(String(repeating: "c,", count: CSVTable.maxColumns) + "c\n", numeric: []))
+        #expect(header.line == 1 && header.message.contains("\(CSVTable.maxColumns + 1) columns"), "\(header)")
+        let rows = Array(("id,a\n" + String(repeating: "1,2\n", count: 11) + "\n").utf8)
+        #expect(try CSVTable(bytes: rows, file: "in.csv", numericColumns: ["a"], maxRows: 11).rowCount == 11)
+        func refusal(_ bytes: [UInt8]) -> TableError? {
+            do {
+                _ = try CSVTable(bytes: bytes, file: "in.csv", numericColumns: ["a"], maxRows: 11)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        let over = try #require(refusal(rows + Array("1,2\n".utf8)), "12 rows taken with maxRows 11")
+        #expect(over.line == 14 && over.message.contains("more than 11 rows"), "\(over)")
+    }
 }

@@ -471,7 +471,9 @@ extension WorkerActor: AccessControlled {
         "export(_:)": [.worker],
         "status()": Role.readers,
         "lookup(batch:)": Role.readers,
-        "ingest(_:)": Role.operators,
+        // An operator's producer sends straight to the worker; the coordinator forwards what its
+        // HTTP API took from an operator's token (POST /v1/events).
+        "ingest(_:)": Role.operators.union([.coordinator]),
         "recentEvents(_:shard:)": Role.readers,
         "eventStatus()": Role.readers,
         "writeSnapshots(_:shardCount:)": [.coordinator],
