@@ -310,6 +310,9 @@ final class Confined: @unchecked Sendable {
         // A write stuck behind a lock, or a session left in a transaction by a cut connection,
         // must not hold a shard's fence or keys for long.
         try c.execute("SET lock_timeout TO '10s'; SET idle_in_transaction_session_timeout TO '30s'; SET statement_timeout TO '60s'")
+        // A transaction whose client is gone (a cut connection) is rolled back within a second of
+        // the server noticing, not left holding a fence the shard's next write waits for.
+        try c.execute("SET client_connection_check_interval TO '1s'")
         // The log's statements are prepared once per connection and planned once: planning an insert
         // into the partitioned log costs more than the insert of a small group.
         try c.execute("SET plan_cache_mode TO force_generic_plan")
@@ -380,9 +383,10 @@ final class Confined: @unchecked Sendable {
             return acks
         }
         let now = Self.nowMillis()
-        // Shards whose last write had an unknown outcome replay the log first.
+        // Shards whose last write had an unknown outcome (or whose takeover's replay failed)
+        // replay the log first.
         let unsynced = slots.filter { $0.value.unsynced }.map(\.key)
-        if !unsynced.isEmpty { try? catchUp(unsynced, now: now, fenced: true) }
+        if !unsynced.isEmpty { resync(unsynced, now: now) }
 
         var candidates: [Candidate] = []
         var nextSeq: [Int: Int64] = [:]
@@ -590,6 +594,36 @@ final class Confined: @unchecked Sendable {
         }
     }
 
+    /// Owned `shards` whose log this copy may not have read to its end: their fences are raised
+    /// again first — which waits until a write of an earlier connection still holding one has
+    /// committed or rolled back, so its outcome is in the log the replay reads — then the log
+    /// is replayed. A shard whose fence a newer owner holds is lost. Left unsynced (its events
+    /// answered `retry`) while PostgreSQL cannot be reached.
+    private func resync(_ shards: [Int], now: Int64) {
+        struct Fence: Hashable { var term: Int64, epoch: Int64 }
+        var byFence: [Fence: [Int]] = [:]
+        for s in shards {
+            if case .owner(let term, let epoch)? = slots[s]?.role, slots[s]?.lost == false { byFence[Fence(term: term, epoch: epoch), default: []].append(s) }
+        }
+        guard !byFence.isEmpty else { return }
+        do {
+            let c = try db()
+            var ready: [Int] = []
+            for (fence, group) in byFence {
+                let held = try EventLog.fence(c, shards: group, node: node, term: fence.term, epoch: fence.epoch)
+                for s in group where !held.contains(s) {
+                    slots[s]?.lost = true
+                    logger.warning("another owner holds the shard's event fence now; its events go there", metadata: ["shard": "\(s)"])
+                }
+                ready += group.filter { held.contains($0) }
+            }
+            try catchUp(ready, now: now, fenced: true)
+        } catch {
+            if (error as? PostgresError)?.isUnavailable ?? true { connection = nil }
+            logger.debug("the shards' log could not be replayed yet; their events are answered retry", metadata: ["shards": "\(shards.count)", "error": "\(error)"])
+        }
+    }
+
     func own(_ items: [OwnItem], term: Int64, epoch: Int64) throws {
         let c = try db()
         try ensurePartitions(c, now: Self.nowMillis())
@@ -612,6 +646,10 @@ final class Confined: @unchecked Sendable {
         for (_, slot) in prepared {
             slot.role = .owner(term: term, epoch: epoch)
             slot.lost = false
+            // Not synced until the replay below has read the log to its end: should it fail half-way
+            // (PostgreSQL away), the shard's events are answered `retry` and the next group replays
+            // first, instead of numbering new events from a copy that misses the previous owner's.
+            slot.unsynced = true
             firedAsStandby += slot.firedAsStandby
             slot.firedAsStandby = []
         }
@@ -659,7 +697,8 @@ final class Confined: @unchecked Sendable {
             events = ShardEvents(snapshot)
         } else if item.fromDatabase {
             events = ShardEvents(shard: item.shard)
-            events.receivedFloor = floor
+            // The `as_of` read with the profiles; the one read now only for a copy loaded without it.
+            events.receivedFloor = item.store.generation > 0 ? (item.store.asOf ?? 0) : floor
         } else {
             return nil
         }

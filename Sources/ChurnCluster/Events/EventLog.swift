@@ -41,8 +41,11 @@ enum EventLog {
     static func dropPartitions(_ c: PostgresConnection, olderThan retentionDays: Int, today day: Int32) throws -> [String] {
         var cutoff = Int(day) - max(retentionDays, partitionDaysBehind + 1)
         // Never the events a load from PostgreSQL would still replay (received after the newest
-        // profile snapshot).
-        if let asOf = try profilesAsOf(c) { cutoff = min(cutoff, Int(asOf / 86_400_000) - 1) }
+        // profile snapshot): partitions go by the day of `at`, and an event received after `as_of`
+        // may be up to the allowed lateness older than it.
+        if let asOf = try profilesAsOf(c) {
+            cutoff = min(cutoff, Int(Timestamp.floorDiv(asOf, Timestamp.millisPerDay)) - WindowedState.allowedLatenessDays - 2)
+        }
         // Nor those a load from a profile snapshot would replay (received after it was taken, so
         // at most the allowed lateness older): snapshots that old are deleted first — their shards
         // load from subscriber_profiles instead.

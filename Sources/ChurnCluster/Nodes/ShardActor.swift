@@ -184,4 +184,8 @@ struct LoadedShard: @unchecked Sendable {
     /// The `subscriber_profiles` generation the profiles descend from (0: unknown, e.g. streamed
     /// from a peer one version older): a snapshot of them is written only while it is current.
     var generation: Int64 = 0
+    /// For profiles loaded from `subscriber_profiles`: the `as_of` of the import they come from,
+    /// read with them (no import committed between; nil: none on record, or not loaded from the
+    /// table). The copy replays the events received after it.
+    var asOf: Int64? = nil
 }

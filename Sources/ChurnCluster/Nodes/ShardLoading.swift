@@ -49,6 +49,9 @@ enum ShardLoading {
         var rejected: [(shard: Int, reason: String)] = []
     }
 
+    /// Loads from the table tried before the shards are given up (the profiles kept changing).
+    static let maxAttempts = 3
+
     static func load(url: String, shards: [Int], shardCount: Int, streams: Int = 2) throws -> Loaded {
         var out = Loaded()
         let lacking = catalogueLacking(url: url)
@@ -77,15 +80,29 @@ enum ShardLoading {
         }
         let rest = shards.filter { out.stores[$0] == nil }
         if !rest.isEmpty {
-            // The generation first: a change that commits during the COPY makes these profiles
-            // newer than the generation recorded, never older (their snapshot is then refused).
             let connection = try PostgresConnection(url: url)
-            let generation = try ProfileSnapshotStore.currentGeneration(connection)
-            // By the schema in force: a catalogue feature it lacks (migrated with --allow-drop) is
-            // held as missing.
-            let (stores, _) = try ProfileLoader.catalogue(url: url, connection: connection).load(shards: rest, shardCount: shardCount, streams: streams)
-            for s in rest { out.stores[s] = LoadedShard(store: stores[s] ?? ProfileStore(), generation: generation) }
-            out.fromTable = rest
+            var attempt = 1
+            while true {
+                // The generation and the import's `as_of` before the COPY, the generation again after:
+                // unchanged, no import (nor any other change) committed meanwhile, so these profiles
+                // are those of that `as_of` — the events received after it are replayed onto them,
+                // none before. A change during the COPY (the streams may read either side of it)
+                // loads them again.
+                let generation = try ProfileSnapshotStore.currentGeneration(connection)
+                let asOf = try EventLog.profilesAsOf(connection)
+                // By the schema in force: a catalogue feature it lacks (migrated with --allow-drop) is
+                // held as missing.
+                let (stores, _) = try ProfileLoader.catalogue(url: url, connection: connection).load(shards: rest, shardCount: shardCount, streams: streams)
+                if try ProfileSnapshotStore.currentGeneration(connection) == generation {
+                    for s in rest { out.stores[s] = LoadedShard(store: stores[s] ?? ProfileStore(), generation: generation, asOf: asOf) }
+                    out.fromTable = rest
+                    break
+                }
+                guard attempt < maxAttempts else {
+                    throw ClusterError("the subscriber profiles changed during each of \(maxAttempts) loads of \(rest.count) shards (an import or erasure running); the shards are placed again later")
+                }
+                attempt += 1
+            }
         }
         out.rejected.sort { $0.shard < $1.shard }
         return out

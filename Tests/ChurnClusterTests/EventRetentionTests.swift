@@ -1,0 +1,42 @@
+@testable import ChurnCluster
+import Foundation
+import Postgres
+import ProfileDatabase
+import SubscriberEvents
+import Testing
+import TestSupport
+
+@Suite("Event log retention: old partitions go, never those a load from PostgreSQL would replay")
+struct EventRetentionTests {
+    /// The daily partitions of `subscriber_events`, as days since 1970.
+    static func partitionDays(_ c: PostgresConnection) throws -> Set<Int> {
+        let rows = try c.query("""
+            SELECT (to_date(substring(c.relname FROM '_p([0-9]{8})$'), 'YYYYMMDD') - date '1970-01-01')
+            FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+            WHERE p.relname = 'subscriber_events'
+            """).rows
+        return Set(rows.compactMap { $0[0].flatMap { Int($0) } })
+    }
+
+    @Test("the profiles' as_of 25 days back, retention 10 days: partitions from 9 days before as_of on are kept (events received after it may be 7 days late), older ones dropped")
+    func keepsWhatALoadReplays() async throws {
+        let url = try await TestDatabase.fresh()
+        try await onOwnThread {
+            let c = try PostgresConnection(url: url)
+            try ProfileSchema.migrate(c)
+            let today = Int(Timestamp.floorDiv(Int64(Date().timeIntervalSince1970 * 1000), Timestamp.millisPerDay))
+            try c.query("SELECT churngrid_event_partitions(date '1970-01-01' + $1::int, date '1970-01-01' + $2::int)", [String(today - 45), String(today + 1)])
+            let asOfDay = today - 25
+            try c.query("INSERT INTO churngrid_profile_snapshots (as_of, source) VALUES (timestamptz 'epoch' + $1::bigint * interval '1 millisecond', 'import')",
+                        [String(Int64(asOfDay) * Timestamp.millisPerDay + 3_600_000)])
+            // An event received after as_of, 7 days late: its partition is as_of's day − 7.
+            let lateDay = asOfDay - WindowedState.allowedLatenessDays
+            let dropped = try EventLog.dropPartitions(c, olderThan: 10, today: Int32(today))
+            let kept = try Self.partitionDays(c)
+            #expect(kept.contains(lateDay) && kept.contains(lateDay - 1), "the partition of a late event received after as_of was dropped: \(dropped)")
+            #expect(!kept.contains(today - 45) && kept.contains(today), "\(kept.sorted())")
+            #expect(kept.min() == asOfDay - WindowedState.allowedLatenessDays - 2, "\(kept.sorted())")
+            #expect(!dropped.isEmpty)
+        }
+    }
+}
