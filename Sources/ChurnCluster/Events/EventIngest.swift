@@ -671,7 +671,10 @@ final class Confined: @unchecked Sendable {
     }
 
     func standBy(_ items: [OwnItem]) throws {
-        let floor = try EventLog.profilesAsOf(try db()) ?? 0
+        // The copies are adopted even while PostgreSQL is away (a copy loaded from the table carries
+        // the as_of read with it; the one in force only serves a copy without): they follow the log
+        // once it is back, and a promotion finds their event state.
+        let floor = (try? EventLog.profilesAsOf(try db())) ?? 0
         for item in items {
             guard adopt(item, role: .standby, floor: floor) != nil else {
                 throw ClusterError("\(node) holds shard \(item.shard) without its event state; it must be loaded again")
