@@ -1159,6 +1159,15 @@ public distributed actor CoordinatorActor {
                 run?.status.retries += 1
                 logger.warning("PostgreSQL is unavailable; publishing waits for it", metadata: ["job": "\(id)", "error": "\(e)"])
                 try? await Task.sleep(for: .milliseconds(500))
+            } catch {
+                // A cut-off publish whose transaction still ran on the server can commit while this
+                // try runs, which then fails (its index exists, the job is no longer running): the
+                // job is published, once — not failed.
+                if cutOff, (try? await database.isPublished(job: id)) == true {
+                    logger.notice("the cut-off publish had committed meanwhile; the job is published", metadata: ["job": "\(id)", "error": "\(error)"])
+                    return
+                }
+                throw error
             }
         }
     }
