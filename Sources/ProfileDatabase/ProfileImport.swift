@@ -94,7 +94,7 @@ public struct ProfileImport: Sendable {
     /// Inserts new subscribers and replaces the profiles of known ones (stamping `updated_at`),
     /// in one transaction, and records `asOf` (ms since 1970; nil: now): when the warehouse took
     /// these profiles. A shard loaded from PostgreSQL afterwards replays the events its owners
-    /// received after the newest `asOf`, so events that arrived after the extract are never lost
+    /// received after the last import's `asOf`, so events that arrived after the extract are never lost
     /// (the import is taken as a full refresh: the events before `asOf` are in its profiles).
     /// - Throws: `ProfileImport.SchemaMismatch` when the file was read by a schema other than the
     ///   one in force; `PostgresError`. Nothing is written then.

@@ -37,6 +37,10 @@ struct EventRetentionTests {
             #expect(!kept.contains(today - 45) && kept.contains(today), "\(kept.sorted())")
             #expect(kept.min() == asOfDay - WindowedState.allowedLatenessDays - 2, "\(kept.sorted())")
             #expect(!dropped.isEmpty)
+            // A re-import of an older extract is the profiles' as_of from then on (not the newest ever recorded).
+            let older = Int64(asOfDay - 3) * Timestamp.millisPerDay
+            try c.query("INSERT INTO churngrid_profile_snapshots (as_of, source) VALUES (timestamptz 'epoch' + $1::bigint * interval '1 millisecond', 'import')", [String(older)])
+            #expect(try EventLog.profilesAsOf(c) == older)
         }
     }
 }

@@ -129,10 +129,11 @@ enum EventLog {
         return out
     }
 
-    /// The newest `as_of` of the profiles in `subscriber_profiles` (ms since 1970), nil when none
-    /// was recorded.
+    /// The `as_of` of the profiles in `subscriber_profiles` (ms since 1970): the last import's
+    /// (a full refresh as of then — also when it is older than an earlier import's, e.g. a
+    /// re-import of an older extract); nil when none was recorded.
     static func profilesAsOf(_ c: PostgresConnection) throws -> Int64? {
-        let rows = try c.query("SELECT (extract(epoch FROM max(as_of)) * 1000)::bigint FROM churngrid_profile_snapshots").rows
+        let rows = try c.query("SELECT (extract(epoch FROM as_of) * 1000)::bigint FROM churngrid_profile_snapshots ORDER BY id DESC LIMIT 1").rows
         return rows.first.flatMap { $0.first ?? nil }.flatMap(Int64.init)
     }
 
