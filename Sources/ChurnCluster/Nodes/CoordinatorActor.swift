@@ -663,7 +663,10 @@ public distributed actor CoordinatorActor {
             for await (name, error) in group { if let error { failed[name] = error } }
             return failed
         }
-        guard failures.isEmpty else { throw MoveFailed(failures: failures) }
+        guard failures.isEmpty else {
+            await takeBackFences(shards, previous: previous, next: next, failures: failures)
+            throw MoveFailed(failures: failures)
+        }
         map = next
         for s in shards where map.owners[s] != nil { ready.insert(s) }
         await saveMap()
@@ -675,6 +678,45 @@ public distributed actor CoordinatorActor {
         }
         for (name, r) in released {
             if let member = members[name] { try? await member.actor.release(owned: r.owned, standby: r.standby, term: term) }
+        }
+    }
+
+    /// After a move failed half-way (the map stays): the workers whose part succeeded may have
+    /// raised the event fences of the shards they were to own at `next.epoch`, and the owners the
+    /// map keeps would then answer those shards' events `not_owner` until the shards moved again.
+    /// The map's epoch passes `next.epoch`, the kept owners raise the fences again under it, and
+    /// the copies the map does not give (a new owner that held no role for the shard) are released.
+    private func takeBackFences(_ shards: [Int], previous: ShardMap, next: ShardMap, failures: [String: String]) async {
+        let fenced = shards.filter { s in
+            guard let owner = next.owners[s], owner != previous.owners[s] else { return false }
+            return failures[owner] == nil
+        }
+        guard !fenced.isEmpty else { return }
+        map = map.superseding(next.epoch)
+        await saveMap()
+        var kept: [String: [Int]] = [:], stray: [String: [Int]] = [:]
+        for s in fenced {
+            // A shard whose owner is gone (a failover) keeps its new copy: the next try adopts it.
+            guard let old = previous.owners[s], members[old] != nil else { continue }
+            kept[old, default: []].append(s)
+            // A former standby keeps its copy (it follows the log again when promoted).
+            if let owner = next.owners[s], owner != previous.standbys[s], members[owner] != nil { stray[owner, default: []].append(s) }
+        }
+        guard !kept.isEmpty else { return }
+        logger.warning("a move failed half-way: the owners the map keeps raise their shards' event fences again",
+                       metadata: ["shards": "\(fenced.count)", "epoch": "\(map.epoch)", "owners": "\(kept.keys.sorted())"])
+        for (name, owned) in kept {
+            guard let member = members[name] else { continue }
+            let assignment = self.assignment(owned, roles: owned.map { _ in .owner }, sources: owned.map { _ in nil }, epoch: map.epoch)
+            do {
+                _ = try await ClusterActorSystem.$callTimeout.withValue(settings.assignTimeout) { try await member.actor.assign(assignment) }
+            } catch {
+                logger.warning("an owner could not raise its shards' event fences again; they move with the next rebalance or failover",
+                               metadata: ["worker": "\(name)", "shards": "\(owned.count)", "error": "\(error)"])
+            }
+        }
+        for (name, owned) in stray {
+            if let member = members[name] { try? await member.actor.release(owned: owned, standby: [], term: term) }
         }
     }
 

@@ -153,6 +153,14 @@ public struct ShardMap: Sendable, Equatable, WireCodable {
         return next
     }
 
+    /// This map with its epoch past `epoch` (used by a move that failed half-way: fences raised
+    /// under it are taken back under a later one).
+    public func superseding(_ epoch: Int64) -> ShardMap {
+        var next = self
+        next.epoch = max(self.epoch, epoch) + 1
+        return next
+    }
+
     /// This map with `node` as the owner of `owned` and the standby of `standby`, epoch increased.
     public func giving(_ node: String, owned: [Int], standby: [Int]) -> ShardMap {
         var next = self
