@@ -228,7 +228,7 @@ struct CSVScanner {
                     if bytes[pos] == 0x0A { line += 1 }
                     pos += 1
                 }
-                guard pos < n else { throw UnterminatedQuote(line: openLine, field: fields.count) }
+                guard pos < n else { throw UnterminatedQuote(line: openLine, field: recordFields - 1) }
                 let contentEnd = pos
                 pos += 1  // closing quote
                 // Anything between the closing quote and the separator is kept in the raw cell.

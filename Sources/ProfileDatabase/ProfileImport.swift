@@ -104,6 +104,8 @@ public struct ProfileImport: Sendable {
         let columns = schema.names.joined(separator: ", ")
         try connection.execute("BEGIN")
         do {
+            // One import at a time: the last `as_of` recorded (by id) is then the last committed.
+            try connection.execute("LOCK TABLE churngrid_profile_snapshots IN SHARE ROW EXCLUSIVE MODE")
             try connection.execute("""
                 CREATE TEMP TABLE import_profiles (subscriber_id bigint NOT NULL, \
                 \(schema.names.map { "\($0) real" }.joined(separator: ", "))) ON COMMIT DROP

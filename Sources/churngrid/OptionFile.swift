@@ -20,11 +20,10 @@ func readOptionFile(_ path: String, option: String, limit: Int = 16 << 20, trunc
     var chunk = [UInt8](repeating: 0, count: 64 << 10)
     while bytes.count <= limit {
         let n = fread(&chunk, 1, min(chunk.count, limit + 1 - bytes.count), file)
+        let failure = ferror(file) != 0 ? errno : 0  // before anything else can change errno
         if n > 0 { bytes += chunk[0..<n] }
-        if n == 0 || ferror(file) != 0 {
-            if ferror(file) != 0 { throw ValidationError("\(option) \(path): cannot read it: \(String(cString: strerror(errno)))") }
-            break
-        }
+        if failure != 0 { throw ValidationError("\(option) \(path): cannot read it: \(String(cString: strerror(failure)))") }
+        if n == 0 { break }
         if bytes.count > limit { break }
     }
     if bytes.count > limit {

@@ -97,7 +97,11 @@ final class ClusterDatabase: @unchecked Sendable {
         }
         // Another error (the caller's own check, a cancellation) says nothing about the server.
         guard let error = error as? PostgresError else { return }
-        if error.isUnavailable {
+        // A server that answers but cannot take writes counts as away too: read-only (a connection
+        // that landed on a standby after a failover), out of resources (disk full, too many
+        // connections), or a system error.
+        let cannotWrite = error.sqlState.map { $0 == "25006" || $0.hasPrefix("53") || $0.hasPrefix("58") } ?? false
+        if error.isUnavailable || cannotWrite {
             let text = "\(error)"
             health.withLock { $0.failed(at: now, error: text) }
         } else {

@@ -6,9 +6,10 @@ import WireFormat
 /// server is away, since when and why, rather than only jobs and registry commands failing one by
 /// one. Pure: the calls' outcomes and the time are passed in.
 ///
-/// A call the server answered — with rows or with an SQL error — counts as an answer; only a
+/// A call the server answered — with rows or with an SQL error — counts as an answer; a
 /// connection that could not be opened or was lost (`PostgresError.isUnavailable`, a call cut by
-/// the statement watchdog) counts as a failure.
+/// the statement watchdog), and a server that cannot take writes (read-only, out of disk or
+/// connections: SQLSTATE 25006, class 53, class 58), count as failures.
 struct DatabaseHealth: Sendable {
     /// The longest reason kept (a libpq message can be long; the status stays one line).
     static let errorLimit = 300

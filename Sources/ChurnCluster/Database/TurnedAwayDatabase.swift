@@ -7,10 +7,17 @@ extension ClusterDatabase {
     /// The longest reason stored (an error's text can be long).
     static let turnedAwayReasonLimit = 2_000
 
-    /// Every process on record, with why it was turned away.
+    /// How long a record is honoured by a coordinator that starts: a process refused for a cause
+    /// that passed (a slow start, a blip) is tried again, once, by a later coordinator.
+    static let turnedAwayMemory = "1 hour"
+
+    /// The processes on record from the last `turnedAwayMemory`, with why they were turned away.
     func turnedAwayWorkers() async throws -> [(node: NodeID, reason: String)] {
         try await run { c in
-            try c.query("SELECT node, endpoint, incarnation, public_key, reason FROM churngrid_turned_away ORDER BY node").rows.compactMap { r in
+            try c.query("""
+                SELECT node, endpoint, incarnation, public_key, reason FROM churngrid_turned_away
+                WHERE turned_away_at > now() - interval '\(Self.turnedAwayMemory)' ORDER BY node
+                """).rows.compactMap { r in
                 guard let name = r[0], let endpoint = r[1], let incarnation = r[2].flatMap({ Int64($0) }), let key = r[3], let reason = r[4] else { return nil }
                 return (NodeID(name: name, endpoint: endpoint, incarnation: UInt64(bitPattern: incarnation), publicKey: key), reason)
             }
@@ -29,8 +36,12 @@ extension ClusterDatabase {
         }
     }
 
-    /// Another process named `name` registers: the record of an earlier one no longer holds.
-    func forgetTurnedAway(name: String) async throws {
-        try await run { c in _ = try c.query("DELETE FROM churngrid_turned_away WHERE node = $1", [name]) }
+    /// Another process of `refused`'s name registers: the record of `refused` no longer holds
+    /// (deleted only if it is still that process's: a later refusal of the new one stays).
+    func forgetTurnedAway(_ refused: NodeID) async throws {
+        try await run { c in
+            _ = try c.query("DELETE FROM churngrid_turned_away WHERE node = $1 AND incarnation = $2",
+                            [refused.name, String(Int64(bitPattern: refused.incarnation))])
+        }
     }
 }

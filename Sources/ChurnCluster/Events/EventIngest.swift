@@ -311,8 +311,10 @@ final class Confined: @unchecked Sendable {
         // must not hold a shard's fence or keys for long.
         try c.execute("SET lock_timeout TO '10s'; SET idle_in_transaction_session_timeout TO '30s'; SET statement_timeout TO '60s'")
         // A transaction whose client is gone (a cut connection) is rolled back within a second of
-        // the server noticing, not left holding a fence the shard's next write waits for.
-        try c.execute("SET client_connection_check_interval TO '1s'")
+        // the server noticing, not left holding a fence the shard's next write waits for
+        // (PostgreSQL 14 and later, on systems that can tell; elsewhere the lock and idle timeouts
+        // above bound it).
+        _ = try? c.execute("SET client_connection_check_interval TO '1s'")
         // The log's statements are prepared once per connection and planned once: planning an insert
         // into the partitioned log costs more than the insert of a small group.
         try c.execute("SET plan_cache_mode TO force_generic_plan")
@@ -610,7 +612,8 @@ final class Confined: @unchecked Sendable {
             let c = try db()
             var ready: [Int] = []
             for (fence, group) in byFence {
-                let held = try EventLog.fence(c, shards: group, node: node, term: fence.term, epoch: fence.epoch)
+                // A short wait: this runs on the event thread, before every shard's events.
+                let held = try EventLog.fence(c, shards: group, node: node, term: fence.term, epoch: fence.epoch, lockTimeout: .milliseconds(200))
                 for s in group where !held.contains(s) {
                     slots[s]?.lost = true
                     logger.warning("another owner holds the shard's event fence now; its events go there", metadata: ["shard": "\(s)"])
@@ -620,9 +623,18 @@ final class Confined: @unchecked Sendable {
             try catchUp(ready, now: now, fenced: true)
         } catch {
             if (error as? PostgresError)?.isUnavailable ?? true { connection = nil }
-            logger.debug("the shards' log could not be replayed yet; their events are answered retry", metadata: ["shards": "\(shards.count)", "error": "\(error)"])
+            // Said at most every 10 s (this is tried before every group while it lasts).
+            let now = ContinuousClock.now
+            if resyncWarned.map({ now - $0 > .seconds(10) }) ?? true {
+                resyncWarned = now
+                logger.warning("the log of shards whose last write is unknown could not be replayed yet; their events are answered retry",
+                               metadata: ["shards": "\(shards.sorted().prefix(16))", "error": "\(error)"])
+            }
         }
     }
+
+    /// When `resync` last said it failed.
+    private var resyncWarned: ContinuousClock.Instant?
 
     func own(_ items: [OwnItem], term: Int64, epoch: Int64) throws {
         let c = try db()

@@ -68,12 +68,15 @@ enum EventLog {
     /// write in progress to commit.
     /// - Returns: the shards whose fence is now this owner's; the others are held under a newer
     ///   (term, epoch) by another owner (this node is stale for them).
-    static func fence(_ c: PostgresConnection, shards: [Int], node: String, term: Int64, epoch: Int64) throws -> Set<Int> {
+    /// - Parameter lockTimeout: how long to wait for a previous write still holding a fence (nil:
+    ///   the connection's `lock_timeout`).
+    static func fence(_ c: PostgresConnection, shards: [Int], node: String, term: Int64, epoch: Int64, lockTimeout: Duration? = nil) throws -> Set<Int> {
         guard !shards.isEmpty else { return [] }
         // All or none: a refused shard leaves every fence as it was.
         try c.execute("BEGIN")
         let rows: PostgresRows
         do {
+            if let lockTimeout { try c.execute("SET LOCAL lock_timeout TO '\(max(1, Int(lockTimeout / .milliseconds(1))))ms'") }
             rows = try c.query("""
             INSERT INTO churngrid_event_owners AS o (shard, node, term, epoch)
             SELECT s, $2, $3, $4 FROM unnest($1::int[]) AS s

@@ -241,12 +241,13 @@ public distributed actor CoordinatorActor {
                 throw ClusterError("\(node.name) was turned away: \(refused.reason); restart it once that is fixed")
             }
             turnedAway[node.name] = nil
-            do {
-                try await database.forgetTurnedAway(name: node.name)
-            } catch {
-                // Kept in memory only: a later coordinator would refuse this new process once, at its
-                // first registration, until the record is cleared by the next one it admits.
-                logger.warning("the record of a worker turned away could not be cleared", metadata: ["worker": "\(node.name)", "error": "\(error)"])
+            // Off the membership lock (the database may be slow): a record left behind names the
+            // old process only, which never registers again.
+            let database = database, logger = logger
+            Task {
+                do { try await database.forgetTurnedAway(refused.node) } catch {
+                    logger.warning("the record of a worker turned away could not be cleared", metadata: ["worker": "\(refused.node)", "error": "\(error)"])
+                }
             }
         }
         let known = members[node.name] != nil || awaited.contains(node.name)
@@ -291,11 +292,13 @@ public distributed actor CoordinatorActor {
                     turnedAway[node.name] = (node, "\(error)")
                     logger.error("the joining worker could not take its shards while the others and PostgreSQL could: it is turned away",
                                  metadata: ["worker": "\(node.name)", "error": "\(error)"])
-                    // On record too, so the next coordinator (a restart, a takeover) refuses it at once.
-                    do {
-                        try await database.recordTurnedAway(node, reason: "\(error)")
-                    } catch {
-                        logger.warning("a worker turned away could not be recorded: the next coordinator will try it again", metadata: ["worker": "\(node.name)", "error": "\(error)"])
+                    // On record too, so the next coordinator (a restart, a takeover) refuses it at once;
+                    // off the membership lock.
+                    let database = database, logger = logger, reason = "\(error)"
+                    Task {
+                        do { try await database.recordTurnedAway(node, reason: reason) } catch {
+                            logger.warning("a worker turned away could not be recorded: the next coordinator will try it again", metadata: ["worker": "\(node.name)", "error": "\(error)"])
+                        }
                     }
                 } else {
                     logger.warning("the joining worker could not be admitted; it may register again", metadata: ["worker": "\(node.name)", "error": "\(error)"])

@@ -83,12 +83,17 @@ enum ShardLoading {
             let connection = try PostgresConnection(url: url)
             var attempt = 1
             while true {
-                // The generation and the import's `as_of` before the COPY, the generation again after:
-                // unchanged, no import (nor any other change) committed meanwhile, so these profiles
-                // are those of that `as_of` — the events received after it are replayed onto them,
-                // none before. A change during the COPY (the streams may read either side of it)
-                // loads them again.
-                let generation = try ProfileSnapshotStore.currentGeneration(connection)
+                // The generation row held FOR SHARE while the streams copy: an import or an erasure
+                // (whose statement trigger raises the generation, or which locks it first) cannot
+                // commit meanwhile, so these profiles are those of the `as_of` read here — the events
+                // received after it are replayed onto them, none before. The generation is read again
+                // after the COPY all the same (a lock lost with its connection), and a change loads
+                // the shards again.
+                try connection.execute("BEGIN")
+                defer { try? connection.execute("ROLLBACK") }
+                guard let generation = try connection.query("SELECT generation FROM churngrid_profile_generation FOR SHARE").scalar.flatMap({ Int64($0) }) else {
+                    throw ClusterError("churngrid_profile_generation has no row")
+                }
                 let asOf = try EventLog.profilesAsOf(connection)
                 // By the schema in force: a catalogue feature it lacks (migrated with --allow-drop) is
                 // held as missing.
@@ -99,7 +104,7 @@ enum ShardLoading {
                     break
                 }
                 guard attempt < maxAttempts else {
-                    throw ClusterError("the subscriber profiles changed during each of \(maxAttempts) loads of \(rest.count) shards (an import or erasure running); the shards are placed again later")
+                    throw ClusterError("the subscriber profiles changed during each of \(maxAttempts) loads of \(rest.count) shards although their generation was held")
                 }
                 attempt += 1
             }
