@@ -125,7 +125,9 @@ extension EventCatalogue {
         "trigger_us": {…}, "resent", "unsettled", "seconds", "started_at_us"}` (`started_at_us`: the
         wall-clock time, µs since 1970, at which the first event was due; with `--rate R` event k of the
         file was due at `started_at_us + k × 10⁶ / R`); it exits 4 when some events were still
-        unsettled at the end (send the file again: nothing is applied twice).
+        unsettled at the end (send the file again: nothing is applied twice), and 5 when it had events
+        and every one was rejected (the wrong file, a binary, a base without these subscribers): the
+        report is printed all the same, and stderr names the commonest reasons.
 
         ## Durability: logged before acknowledged, applied exactly once
 
@@ -160,7 +162,10 @@ extension EventCatalogue {
           as another event.
         - Retention: the coordinator creates the daily partitions ahead and drops those older than
           `--event-retention-days` (default 30) every hour, for the events and `retention_triggers`.
-          Keep it longer than the interval between profile refreshes.
+          A partition a load from PostgreSQL would still replay is kept whatever the setting: events
+          received after the profiles' `as_of` may be up to 7 days late, so partitions from 9 days
+          before `as_of` on stay until the next refresh moves it. Duplicates are detected only while
+          their day's partition is kept.
 
         Each applied event rescores its subscriber with the shard's model (the probability before and
         after); the reasons are computed for the triggers it fires. `churngrid score ID` shows the last
