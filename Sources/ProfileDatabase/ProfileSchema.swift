@@ -719,6 +719,12 @@ public enum ProfileSchema {
                 turned_away_at timestamptz NOT NULL DEFAULT now()
             );
             """),
+        Migration(version: 21, name: "event sequence floors", sql: """
+            -- The highest sequence number a shard's log has held, kept when rows that held it are deleted
+            -- (an erasure, retention dropping an idle shard's last partition): an owner loaded from the
+            -- table numbers its next events past it, never again a number a standby already applied.
+            ALTER TABLE churngrid_event_owners ADD COLUMN seq_floor bigint NOT NULL DEFAULT 0;
+            """),
     ]
 
     /// Applies the migrations `connection`'s database lacks.

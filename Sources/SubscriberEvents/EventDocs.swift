@@ -141,6 +141,9 @@ extension EventCatalogue {
           and a PostgreSQL restart; a write whose outcome is unknown is answered `retry`, and the
           shard replays the log before it takes more events, so memory and log never disagree.
         - Each shard numbers its events (`seq`); the in-memory state records the last number applied.
+          A new owner numbers past the highest number the shard's log ever held (kept in
+          `churngrid_event_owners.seq_floor` when an erasure or the retention deletes the newest rows),
+          never again a number a standby copy already applied.
           A shard streamed to another worker carries its profiles, its windowed states, its triggers'
           cool-downs and that number; the receiver replays the log after it. A shard loaded from
           PostgreSQL replays every event received after the profiles' snapshot (`as_of` in

@@ -43,4 +43,27 @@ struct EventRetentionTests {
             #expect(try EventLog.profilesAsOf(c) == older)
         }
     }
+
+    @Test("a shard whose newest events go (retention drops an idle shard's last partition, or they are erased) keeps their sequence numbers: its next owner numbers past them, never again a number a standby applied")
+    func sequenceFloor() async throws {
+        let url = try await TestDatabase.fresh()
+        try await onOwnThread {
+            let c = try PostgresConnection(url: url)
+            try ProfileSchema.migrate(c)
+            let today = Int(Timestamp.floorDiv(Int64(Date().timeIntervalSince1970 * 1000), Timestamp.millisPerDay))
+            try c.query("SELECT churngrid_event_partitions(date '1970-01-01' + $1::int, date '1970-01-01' + $2::int)", [String(today - 45), String(today + 1)])
+            try c.query("INSERT INTO churngrid_event_owners (shard, node, term, epoch) VALUES (2, 'worker-1', 1, 1), (3, 'worker-1', 1, 1)")
+            // Shard 2 idle for 40 days: its events (seq 1…5) are all in a partition retention drops.
+            let old = Int64(today - 40) * Timestamp.millisPerDay
+            for seq in 1...5 {
+                try c.query("INSERT INTO subscriber_events VALUES ('test', $1, timestamptz 'epoch' + $2::bigint * interval '1 millisecond', 1000000002, 2, $3, 1, 1, $2)",
+                            ["e\(seq)", String(old + Int64(seq)), String(seq)])
+            }
+            #expect(try EventLog.lastSeqs(c, shards: [2])[2] == 5)
+            let dropped = try EventLog.dropPartitions(c, olderThan: 30, today: Int32(today))
+            #expect(dropped.contains { $0.hasPrefix("subscriber_events_") })
+            #expect(try c.query("SELECT count(*) FROM subscriber_events WHERE shard = 2").scalar == "0")
+            #expect(try EventLog.lastSeqs(c, shards: [2, 3]) == [2: 5, 3: 0], "the dropped events' numbers are kept; a shard never logged stays at 0")
+        }
+    }
 }

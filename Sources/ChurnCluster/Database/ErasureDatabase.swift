@@ -60,6 +60,12 @@ extension ClusterDatabase {
                 for table in Self.erasedTables {
                     out.rows[table] = try count("WITH d AS (DELETE FROM \(table) WHERE subscriber_id = ANY($1::bigint[]) RETURNING 1) SELECT count(*) FROM d")
                 }
+                // The erased events may be their shards' newest: their numbers are kept.
+                try c.query("""
+                    UPDATE churngrid_event_owners o
+                    SET seq_floor = GREATEST(o.seq_floor, coalesce((SELECT max(seq) FROM subscriber_events e WHERE e.shard = o.shard), 0))
+                    WHERE o.shard = ANY($1::int[])
+                    """, [shards])
                 out.rows["subscriber_events"] = try count("""
                     WITH d AS (DELETE FROM subscriber_events WHERE shard = ANY($2::integer[]) AND subscriber_id = ANY($1::bigint[]) RETURNING 1)
                     SELECT count(*) FROM d

@@ -58,10 +58,22 @@ enum EventLog {
               AND substring(c.relname FROM '_p([0-9]{8})$') IS NOT NULL
               AND to_date(substring(c.relname FROM '_p([0-9]{8})$'), 'YYYYMMDD') < date '1970-01-01' + $1::int
             """, [String(cutoff)]).rows.compactMap { $0[0] }
+        // A shard idle for longer than the retention may lose its newest events with them.
+        if rows.contains(where: { $0.hasPrefix("subscriber_events_") }) { try keepSeqFloors(c) }
         for name in rows where name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) {
             try c.execute("DROP TABLE IF EXISTS \(name)")
         }
         return rows
+    }
+
+    /// Keeps the highest sequence number logged for `shards` (every shard with an owner when nil)
+    /// in `churngrid_event_owners.seq_floor`, before rows that may hold it are deleted.
+    static func keepSeqFloors(_ c: PostgresConnection, shards: [Int]? = nil) throws {
+        let which = shards == nil ? "" : " WHERE o.shard = ANY($1::int[])"
+        try c.query("""
+            UPDATE churngrid_event_owners o
+            SET seq_floor = GREATEST(o.seq_floor, coalesce((SELECT max(seq) FROM subscriber_events e WHERE e.shard = o.shard), 0))\(which)
+            """, shards.map { [intArray($0)] } ?? [])
     }
 
     /// Raises the fence of `shards` to this owner's (term, epoch), waiting for a previous owner's
@@ -99,7 +111,9 @@ enum EventLog {
         var out: [Int: Int64] = [:]
         for s in shards { out[s] = 0 }
         let rows = try c.query("""
-            SELECT s, (SELECT max(seq) FROM subscriber_events e WHERE e.shard = s) FROM unnest($1::int[]) AS s
+            SELECT s, GREATEST((SELECT max(seq) FROM subscriber_events e WHERE e.shard = s),
+                               (SELECT seq_floor FROM churngrid_event_owners o WHERE o.shard = s))
+            FROM unnest($1::int[]) AS s
             """, [intArray(shards)])
         for row in rows.rows {
             if let s = row[0].flatMap(Int.init), let seq = row[1].flatMap(Int64.init) { out[s] = seq }
