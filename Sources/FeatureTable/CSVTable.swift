@@ -213,7 +213,6 @@ struct CSVScanner {
         guard pos < bytes.count else { return false }
         let n = bytes.count
         while true {
-            defer { if fields.count > maxFields { fields.removeLast() } }
             recordFields += 1
             let start = pos
             if pos < n && bytes[pos] == UInt8(ascii: "\"") {
@@ -235,12 +234,12 @@ struct CSVScanner {
                 while pos < n && bytes[pos] != UInt8(ascii: ",") && bytes[pos] != 0x0A { pos += 1 }
                 var rawEnd = pos
                 if rawEnd > start, bytes[rawEnd - 1] == 0x0D { rawEnd -= 1 }
-                fields.append(Field(range: contentStart..<contentEnd, raw: start..<rawEnd, quoted: true))
+                if fields.count < maxFields { fields.append(Field(range: contentStart..<contentEnd, raw: start..<rawEnd, quoted: true)) }
             } else {
                 while pos < n && bytes[pos] != UInt8(ascii: ",") && bytes[pos] != 0x0A { pos += 1 }
                 var end = pos
                 if end > start, bytes[end - 1] == 0x0D { end -= 1 }
-                fields.append(Field(range: start..<end, raw: start..<end, quoted: false))
+                if fields.count < maxFields { fields.append(Field(range: start..<end, raw: start..<end, quoted: false)) }
             }
             if pos < n && bytes[pos] == UInt8(ascii: ",") {
                 pos += 1

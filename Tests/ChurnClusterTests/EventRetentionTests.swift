@@ -18,14 +18,21 @@ struct EventRetentionTests {
         return Set(rows.compactMap { $0[0].flatMap { Int($0) } })
     }
 
-    @Test("the profiles' as_of 25 days back, retention 10 days: partitions from 9 days before as_of on are kept (events received after it may be 7 days late), older ones dropped")
-    func keepsWhatALoadReplays() async throws {
+    /// A fresh database with daily partitions from 45 days ago to today; `body` gets a connection and today (days since 1970).
+    static func withLog(_ body: @escaping @Sendable (PostgresConnection, Int) throws -> Void) async throws {
         let url = try await TestDatabase.fresh()
         try await onOwnThread {
             let c = try PostgresConnection(url: url)
             try ProfileSchema.migrate(c)
             let today = Int(Timestamp.floorDiv(Int64(Date().timeIntervalSince1970 * 1000), Timestamp.millisPerDay))
             try c.query("SELECT churngrid_event_partitions(date '1970-01-01' + $1::int, date '1970-01-01' + $2::int)", [String(today - 45), String(today + 1)])
+            try body(c, today)
+        }
+    }
+
+    @Test("the profiles' as_of 25 days back, retention 10 days: partitions from 9 days before as_of on are kept (events received after it may be 7 days late), older ones dropped")
+    func keepsWhatALoadReplays() async throws {
+        try await Self.withLog { c, today in
             let asOfDay = today - 25
             try c.query("INSERT INTO churngrid_profile_snapshots (as_of, source) VALUES (timestamptz 'epoch' + $1::bigint * interval '1 millisecond', 'import')",
                         [String(Int64(asOfDay) * Timestamp.millisPerDay + 3_600_000)])
@@ -46,12 +53,7 @@ struct EventRetentionTests {
 
     @Test("a shard whose newest events go (retention drops an idle shard's last partition, or they are erased) keeps their sequence numbers: its next owner numbers past them, never again a number a standby applied")
     func sequenceFloor() async throws {
-        let url = try await TestDatabase.fresh()
-        try await onOwnThread {
-            let c = try PostgresConnection(url: url)
-            try ProfileSchema.migrate(c)
-            let today = Int(Timestamp.floorDiv(Int64(Date().timeIntervalSince1970 * 1000), Timestamp.millisPerDay))
-            try c.query("SELECT churngrid_event_partitions(date '1970-01-01' + $1::int, date '1970-01-01' + $2::int)", [String(today - 45), String(today + 1)])
+        try await Self.withLog { c, today in
             try c.query("INSERT INTO churngrid_event_owners (shard, node, term, epoch) VALUES (2, 'worker-1', 1, 1), (3, 'worker-1', 1, 1)")
             // Shard 2 idle for 40 days: its events (seq 1…5) are all in a partition retention drops.
             let old = Int64(today - 40) * Timestamp.millisPerDay

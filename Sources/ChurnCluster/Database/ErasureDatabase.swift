@@ -37,7 +37,8 @@ extension ClusterDatabase {
         let term = term
         let list = "{" + ids.map(String.init).joined(separator: ",") + "}"
         // Events are found through their shard's index (shard, seq): the shard count never changes.
-        let shards = "{" + Set(ids.map { ShardKey.shard(of: $0, shardCount: shardCount) }).sorted().map(String.init).joined(separator: ",") + "}"
+        let shardList = Set(ids.map { ShardKey.shard(of: $0, shardCount: shardCount) }).sorted()
+        let shards = "{" + shardList.map(String.init).joined(separator: ",") + "}"
         return try await run { c in
             try Self.transaction(c, fencedBy: term) {
                 var out = DatabaseErasure()
@@ -61,11 +62,7 @@ extension ClusterDatabase {
                     out.rows[table] = try count("WITH d AS (DELETE FROM \(table) WHERE subscriber_id = ANY($1::bigint[]) RETURNING 1) SELECT count(*) FROM d")
                 }
                 // The erased events may be their shards' newest: their numbers are kept.
-                try c.query("""
-                    UPDATE churngrid_event_owners o
-                    SET seq_floor = GREATEST(o.seq_floor, coalesce((SELECT max(seq) FROM subscriber_events e WHERE e.shard = o.shard), 0))
-                    WHERE o.shard = ANY($1::int[])
-                    """, [shards])
+                try EventLog.keepSeqFloors(c, shards: shardList)
                 out.rows["subscriber_events"] = try count("""
                     WITH d AS (DELETE FROM subscriber_events WHERE shard = ANY($2::integer[]) AND subscriber_id = ANY($1::bigint[]) RETURNING 1)
                     SELECT count(*) FROM d
