@@ -32,6 +32,10 @@ public final class WorkerHTTP: Service, Sendable {
             Gauge(label: "churngrid_profile_bytes", dimensions: [("role", "owner")]).record(s.status.profileBytes)
             Gauge(label: "churngrid_profile_bytes", dimensions: [("role", "standby")]).record(s.status.standbyBytes)
             Gauge(label: "churngrid_profile_subscribers").record(s.status.subscribers)
+            guard let e = await worker.whenLocal({ await $0.eventStatus() }) else { return }
+            Gauge(label: "churngrid_event_shards_blocked", dimensions: [("state", "replaying")]).record(e.stats.shardsReplaying)
+            Gauge(label: "churngrid_event_shards_blocked", dimensions: [("state", "waiting")]).record(e.stats.shardsWaiting)
+            Gauge(label: "churngrid_event_shards_blocked", dimensions: [("state", "lost")]).record(e.stats.shardsLost)
         }
     }
 

@@ -167,13 +167,19 @@ extension EventCatalogue {
           `--event-retention-days` (default 30) every hour, for the events and `retention_triggers`.
           A partition a load from PostgreSQL would still replay is kept whatever the setting: events
           received after the profiles' `as_of` may be up to 7 days late, so partitions from 9 days
-          before `as_of` on stay until the next refresh moves it. Duplicates are detected only while
-          their day's partition is kept.
+          before `as_of` on stay until the next refresh moves it (the coordinator warns, and sets
+          `churngrid_event_log_held_by_profiles` to 1, while stale profiles hold the log past the
+          retention; `churngrid_event_log_days` is how far back it goes). Duplicates are detected only
+          while their day's partition is kept.
 
         Each applied event rescores its subscriber with the shard's model (the probability before and
         after); the reasons are computed for the triggers it fires. `churngrid score ID` shows the last
         events applied to a subscriber and `churngrid status` the events, triggers, lag and the event
-        state's bytes per subscriber of each worker.
+        state's bytes per subscriber of each worker, and the owned shards not taking events: replaying
+        the log first (after a write whose outcome is unknown or a takeover whose replay did not finish;
+        their events are answered `retry`, and they replay once PostgreSQL answers, without waiting
+        for the next event), waiting for PostgreSQL to raise their fences, or held by a newer owner
+        (metric `churngrid_event_shards_blocked{state}`, alert `ChurnGridEventShardsBlocked`).
 
         ## Triggers
 

@@ -462,7 +462,7 @@ struct StatusCommand: AsyncParsableCommand {
             for e in events {
                 let groups = e.stats.groups > 0 ? String(format: "; %d groups, %.2f ms each", e.stats.groups, Double(e.stats.writeMicros) / Double(e.stats.groups) / 1000) : ""
                 let live = e.stats.liveRun > 0 ? "; live campaign run \(e.stats.liveRun): \(e.stats.liveDecided) actions, \(e.stats.liveSkipped) triggers without" : ""
-                let feed = groups + live + (e.triggerFeed.isEmpty ? "" : "; triggers on " + e.triggerFeed)
+                let feed = groups + live + (e.triggerFeed.isEmpty ? "" : "; triggers on " + e.triggerFeed) + blockedShards(e.stats)
                 print("  \(e.name)  " + String(format: "events: %.0f/s, triggers %.1f/s, lag %.1f s; %d applied, %d duplicates, %d rejected, %d triggers; state for %d subscribers (%.0f B each)",
                                                 e.stats.eventsPerSecond, e.stats.triggersPerSecond, Double(e.stats.lagMillis) / 1000,
                                                 e.stats.applied, e.stats.duplicates, e.stats.rejected, e.stats.triggers,
@@ -479,6 +479,15 @@ struct StatusCommand: AsyncParsableCommand {
             if let drift = status.drift { print(driftSummary(drift)) }
         }
     }
+}
+
+/// Owned shards whose events a worker does not take now, said only when there are any.
+func blockedShards(_ s: EventStats) -> String {
+    var parts: [String] = []
+    if s.shardsReplaying > 0 { parts.append("\(s.shardsReplaying) replaying the log (their events answered retry)") }
+    if s.shardsWaiting > 0 { parts.append("\(s.shardsWaiting) waiting for PostgreSQL to take their events over") }
+    if s.shardsLost > 0 { parts.append("\(s.shardsLost) held by a newer owner (their events refused)") }
+    return parts.isEmpty ? "" : "; shards not taking events: " + parts.joined(separator: ", ")
 }
 
 struct NodesCommand: AsyncParsableCommand {

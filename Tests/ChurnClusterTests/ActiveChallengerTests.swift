@@ -72,10 +72,14 @@ struct ActiveChallengerTests {
                 k += 1
             }
         }
-        try await RescoringTests.eventually("no live answer before the deployment", timeout: .seconds(30)) { answered.load(ordering: .relaxed) > 20 ? true : nil }
+        do {
+            try await RescoringTests.eventually("no live answer before the deployment", timeout: .seconds(180)) { answered.load(ordering: .relaxed) > 20 ? true : nil }
+        } catch {
+            throw ClusterError("\(error) (\(answered.load(ordering: .relaxed)) answered, \(failed.load(ordering: .relaxed)) failed)")
+        }
         let before = answered.load(ordering: .relaxed)
         let deployed = await runCommand("\(churngrid) models deploy \(name) --version \(v2) --as challenger --traffic 30 \(at) --json")
-        try await RescoringTests.eventually("no live answer after the deployment", timeout: .seconds(30)) { answered.load(ordering: .relaxed) > before + 20 ? true : nil }
+        try await RescoringTests.eventually("no live answer after the deployment", timeout: .seconds(180)) { answered.load(ordering: .relaxed) > before + 20 ? true : nil }
         stop.store(true, ordering: .relaxed)
         await load.value
         #expect(deployed.status == 0 && (ModelRegistryTests.json(deployed.output) as? [String: Any])?["challengerPercent"] as? Double == 30, "\(deployed.output)")

@@ -43,6 +43,24 @@ struct EventMessagesTests {
         }
     }
 
+    @Test("a worker's event status round-trips with its blocked shards; one from a worker a version older reads them as none; a cut one throws")
+    func workerEventStatus() throws {
+        var stats = EventStats()
+        stats.applied = 7; stats.liveRun = 3; stats.liveDecided = 2
+        stats.shardsReplaying = 5; stats.shardsWaiting = 1; stats.shardsLost = 2
+        let status = WorkerEventStatus(name: "worker-1", stats: stats, triggerFeed: "tcp://127.0.0.1:5", publicKey: "")
+        let bytes = status.wireBytes()
+        let back = try WorkerEventStatus.decode(bytes)
+        #expect(back.name == "worker-1" && back.stats.applied == 7 && back.stats.liveDecided == 2)
+        #expect(back.stats.shardsReplaying == 5 && back.stats.shardsWaiting == 1 && back.stats.shardsLost == 2)
+        // The three counts are the last 24 bytes: without them, an older worker's message.
+        let older = try WorkerEventStatus.decode(Array(bytes.dropLast(24)))
+        #expect(older.stats.liveRun == 3 && older.stats.shardsReplaying == 0 && older.stats.shardsLost == 0)
+        for cut in [1, 9, 30, bytes.count - 1] {
+            #expect(throws: WireError.self) { _ = try WorkerEventStatus.decode(Array(bytes.dropLast(cut))) }
+        }
+    }
+
     @Test("acks carry status, sequence and reason per event; a reason code past the list reads as none")
     func acks() throws {
         var acks = EventAcks(count: 4)

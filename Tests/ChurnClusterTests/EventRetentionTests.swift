@@ -38,7 +38,9 @@ struct EventRetentionTests {
                         [String(Int64(asOfDay) * Timestamp.millisPerDay + 3_600_000)])
             // An event received after as_of, 7 days late: its partition is as_of's day − 7.
             let lateDay = asOfDay - WindowedState.allowedLatenessDays
-            let dropped = try EventLog.dropPartitions(c, olderThan: 10, today: Int32(today))
+            let pruned = try EventLog.dropPartitions(c, olderThan: 10, today: Int32(today))
+            let dropped = pruned.dropped
+            #expect(pruned.heldByProfiles && pruned.keptFromDay == asOfDay - WindowedState.allowedLatenessDays - 2, "\(pruned)")
             let kept = try Self.partitionDays(c)
             #expect(kept.contains(lateDay) && kept.contains(lateDay - 1), "the partition of a late event received after as_of was dropped: \(dropped)")
             #expect(!kept.contains(today - 45) && kept.contains(today), "\(kept.sorted())")
@@ -62,8 +64,9 @@ struct EventRetentionTests {
                             ["e\(seq)", String(old + Int64(seq)), String(seq)])
             }
             #expect(try EventLog.lastSeqs(c, shards: [2])[2] == 5)
-            let dropped = try EventLog.dropPartitions(c, olderThan: 30, today: Int32(today))
-            #expect(dropped.contains { $0.hasPrefix("subscriber_events_") })
+            let pruned = try EventLog.dropPartitions(c, olderThan: 30, today: Int32(today))
+            #expect(pruned.dropped.contains { $0.hasPrefix("subscriber_events_") })
+            #expect(!pruned.heldByProfiles && pruned.keptFromDay == today - 30, "no profiles imported: the retention alone decides (\(pruned))")
             #expect(try c.query("SELECT count(*) FROM subscriber_events WHERE shard = 2").scalar == "0")
             #expect(try EventLog.lastSeqs(c, shards: [2, 3]) == [2: 5, 3: 0], "the dropped events' numbers are kept; a shard never logged stays at 0")
         }

@@ -253,6 +253,33 @@ struct EventTests {
             return (0..<Self.shards).allSatisfy { r.node(serving: $0) != nil } ? true : nil
         }
         _ = try await Self.expectLiveEqualsRebuilt(client, url: url)
+
+        // PostgreSQL stopped: events are answered retry, and their shards replay the log before
+        // they take events again — `status` says so. Back, they replay without waiting for the
+        // next events, and the events sent again are applied once.
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let probes = events.prefix(200).enumerated().map { i, e in
+            SubscriberEvent(eventID: "after-stop-\(i)", subscriberID: e.subscriberID, type: .complaint, at: now - 1_000)
+        }
+        _ = system("bash \(shellQuoted(script)) stop \(shellQuoted(dir)) >/dev/null 2>&1")
+        let (refused, _) = try await client.send(events: Array(probes), deadline: .seconds(3))
+        #expect(refused.allSatisfy { $0.status == .retry }, "\(Set(refused.map(\.status)))")
+        let replaying = try await RescoringTests.eventually("shards replaying while PostgreSQL is away", timeout: .seconds(60)) { () async throws -> Int? in
+            let n = try await client.eventStatus().reduce(0) { $0 + $1.stats.shardsReplaying }
+            return n > 0 ? n : nil
+        }
+        let touched = Set(probes.map { ShardKey.shard(of: $0.subscriberID, shardCount: Self.shards) })
+        #expect(replaying == touched.count, "every shard whose events failed to log, and only those")
+        let shown = await runCommand("\(shellQuoted(try churngridExecutable())) status --coordinator \(cluster.coordinatorEndpoint)")
+        #expect(shown.output.contains("shards not taking events: \(replaying) replaying the log"), "\(shown.output)")
+        let (back, backText) = await runCommand("PG_SAME_PORT=1 bash \(shellQuoted(script)) start \(shellQuoted(dir)) 2>&1")
+        try #require(back == 0, "\(backText)")
+        _ = try await RescoringTests.eventually("shards synced again with no event sent", timeout: .seconds(120)) { () async throws -> Bool? in
+            try await client.eventStatus().allSatisfy { $0.stats.shardsReplaying == 0 } ? true : nil
+        }
+        let (sent, _) = try await client.send(events: Array(probes), deadline: .seconds(60))
+        #expect(sent.allSatisfy { $0.status == .accepted }, "\(Set(sent.map(\.status)))")
+        _ = try await Self.expectLiveEqualsRebuilt(client, url: url)
         await client.close()
     }
 

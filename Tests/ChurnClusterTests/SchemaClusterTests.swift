@@ -180,7 +180,7 @@ struct SchemaClusterTests {
             return (queries, failed, wrong, backwards, lightgbm)
         }
         // The deployment starts once the queries are answered (a loaded machine may start the task late).
-        _ = try await RescoringTests.eventually("no query answered before the deployment", timeout: .seconds(60)) { answered.value > 0 ? true : nil }
+        _ = try await RescoringTests.eventually("no query answered before the deployment", timeout: .seconds(180)) { answered.value > 0 ? true : nil }
         let deployed = await runCommand("\(churngrid) models deploy telco --version \(version) \(at)")
         try await Task.sleep(for: .milliseconds(300))
         querying.cancel()

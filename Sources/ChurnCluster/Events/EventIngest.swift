@@ -234,6 +234,13 @@ public struct EventStats: Sendable, Codable {
     public var liveRun: Int64 = 0
     public var liveDecided = 0
     public var liveSkipped = 0
+    /// Owned shards whose events are not taken now: replaying the log first (their last write's
+    /// outcome is unknown, or their takeover's replay did not finish: answered `retry`), waiting
+    /// for PostgreSQL to raise their fences (answered `not_owner`), and held by a newer owner
+    /// (answered `not_owner` until the shard is released here).
+    public var shardsReplaying = 0
+    public var shardsWaiting = 0
+    public var shardsLost = 0
     public init() {}
 }
 
@@ -295,6 +302,11 @@ final class Confined: @unchecked Sendable {
         self.logger = logger
     }
 
+    /// How long a statement of the log's connection waits for a lock (a replay before a group
+    /// waits `resyncLockTimeout` only: every shard's events wait behind it on this thread).
+    static let lockTimeout = "10s"
+    static let resyncLockTimeout: Duration = .milliseconds(200)
+
     static func nowMillis() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) }
     /// What a standby copy remembers of the triggers it fired (`Slot.firedAsStandby`): the longest
     /// trigger age a live campaign may decide (a day), at most this many per shard.
@@ -309,7 +321,7 @@ final class Confined: @unchecked Sendable {
         try c.execute("SET client_min_messages TO warning")
         // A write stuck behind a lock, or a session left in a transaction by a cut connection,
         // must not hold a shard's fence or keys for long.
-        try c.execute("SET lock_timeout TO '10s'; SET idle_in_transaction_session_timeout TO '30s'; SET statement_timeout TO '60s'")
+        try c.execute("SET lock_timeout TO '\(Self.lockTimeout)'; SET idle_in_transaction_session_timeout TO '30s'; SET statement_timeout TO '60s'")
         // A transaction whose client is gone (a cut connection) is rolled back within a second of
         // the server noticing, not left holding a fence the shard's next write waits for
         // (PostgreSQL 14 and later, on systems that can tell; elsewhere the lock and idle timeouts
@@ -556,9 +568,13 @@ final class Confined: @unchecked Sendable {
 
     /// Applies what the log holds for `shards` beyond their copies (no publishing: what was fired
     /// then was published then; trigger rows are written again, idempotently).
-    func catchUp(_ shards: [Int], now: Int64, fenced: Bool = false) throws {
+    func catchUp(_ shards: [Int], now: Int64, fenced: Bool = false, lockTimeout: Duration? = nil) throws {
         guard let applier else { return }
         let c = try db()
+        if let lockTimeout {
+            try c.execute("SET lock_timeout TO '\(max(1, Int(lockTimeout / .milliseconds(1))))ms'")
+        }
+        defer { if lockTimeout != nil, c.isOpen { _ = try? c.execute("SET lock_timeout TO '\(Self.lockTimeout)'") } }
         for s in shards {
             guard let slot = slots[s] else { continue }
             var total = 0
@@ -613,14 +629,14 @@ final class Confined: @unchecked Sendable {
             var ready: [Int] = []
             for (fence, group) in byFence {
                 // A short wait: this runs on the event thread, before every shard's events.
-                let held = try EventLog.fence(c, shards: group, node: node, term: fence.term, epoch: fence.epoch, lockTimeout: .milliseconds(200))
+                let held = try EventLog.fence(c, shards: group, node: node, term: fence.term, epoch: fence.epoch, lockTimeout: Self.resyncLockTimeout)
                 for s in group where !held.contains(s) {
                     slots[s]?.lost = true
                     logger.warning("another owner holds the shard's event fence now; its events go there", metadata: ["shard": "\(s)"])
                 }
                 ready += group.filter { held.contains($0) }
             }
-            try catchUp(ready, now: now, fenced: true)
+            try catchUp(ready, now: now, fenced: true, lockTimeout: Self.resyncLockTimeout)
         } catch {
             if (error as? PostgresError)?.isUnavailable ?? true { connection = nil }
             // Said at most every 10 s (this is tried before every group while it lasts).
@@ -727,6 +743,13 @@ final class Confined: @unchecked Sendable {
 
     func release(_ shards: [Int]) {
         for s in shards { slots[s] = nil }
+        // A takeover still waiting for PostgreSQL no longer applies to shards that went: taken
+        // later, it would adopt a copy this worker no longer hosts.
+        let gone = Set(shards)
+        pendingOwn = pendingOwn.compactMap { items, term, epoch in
+            let kept = items.filter { !gone.contains($0.shard) }
+            return kept.isEmpty ? nil : (kept, term, epoch)
+        }
     }
 
     func refreshStandbys() {
@@ -740,6 +763,10 @@ final class Confined: @unchecked Sendable {
                 }
             }
         }
+        // Owned shards left unsynced replay now, not only before their next events (which are
+        // answered `retry` until they have).
+        let unsynced = slots.filter { $0.value.unsynced }.map(\.key)
+        if !unsynced.isEmpty { resync(unsynced, now: Self.nowMillis()) }
         let standbys = slots.filter { if case .standby = $0.value.role { return true } else { return false } }.map(\.key)
         guard !standbys.isEmpty else { return }
         do {
@@ -770,6 +797,12 @@ final class Confined: @unchecked Sendable {
         }
         s.subscribersWithState = slots.values.reduce(0) { $0 + $1.events.subscribers.count }
         s.stateBytes = slots.values.reduce(0) { $0 + $1.events.bytes }
+        let waiting = Set(pendingOwn.flatMap { $0.0.map(\.shard) })
+        s.shardsWaiting = waiting.count
+        for (shard, slot) in slots where !waiting.contains(shard) {
+            guard case .owner = slot.role else { continue }
+            if slot.lost { s.shardsLost += 1 } else if slot.unsynced { s.shardsReplaying += 1 }
+        }
         if let live {
             s.liveRun = live.runID.load(ordering: .relaxed)
             s.liveDecided = live.decided.load(ordering: .relaxed)

@@ -35,11 +35,19 @@ enum EventLog {
         try c.query("SELECT churngrid_event_partitions(date '1970-01-01' + $1::int, date '1970-01-01' + $2::int)", [String(from), String(to)])
     }
 
+    /// What a retention pass did: the partitions it dropped, the first day it kept, and whether
+    /// the profiles' `as_of` kept days the retention alone would have dropped.
+    struct Pruned: Sendable {
+        var dropped: [String]
+        var keptFromDay: Int
+        var heldByProfiles: Bool
+    }
+
     /// Drops the daily partitions of events and triggers whose whole day is older than
     /// `retentionDays` before `day`.
-    /// - Returns: the partitions dropped.
-    static func dropPartitions(_ c: PostgresConnection, olderThan retentionDays: Int, today day: Int32) throws -> [String] {
-        var cutoff = Int(day) - max(retentionDays, partitionDaysBehind + 1)
+    static func dropPartitions(_ c: PostgresConnection, olderThan retentionDays: Int, today day: Int32) throws -> Pruned {
+        let byRetention = Int(day) - max(retentionDays, partitionDaysBehind + 1)
+        var cutoff = byRetention
         // Never the events a load from PostgreSQL would still replay (received after the newest
         // profile snapshot): partitions go by the day of `at`, and an event received after `as_of`
         // may be up to the allowed lateness older than it.
@@ -63,7 +71,7 @@ enum EventLog {
         for name in rows where name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) {
             try c.execute("DROP TABLE IF EXISTS \(name)")
         }
-        return rows
+        return Pruned(dropped: rows, keptFromDay: cutoff, heldByProfiles: cutoff < byRetention)
     }
 
     /// Keeps the highest sequence number logged for `shards` (every shard with an owner when nil)

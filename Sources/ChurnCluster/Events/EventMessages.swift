@@ -265,6 +265,7 @@ public struct WorkerEventStatus: Sendable, WireCodable, Codable {
         w.write(stats.subscribersWithState); w.write(stats.stateBytes); w.write(stats.groups); w.write(stats.writeMicros)
         w.write(stats.eventsPerSecond); w.write(stats.triggersPerSecond)
         w.write(stats.liveRun); w.write(stats.liveDecided); w.write(stats.liveSkipped)
+        w.write(stats.shardsReplaying); w.write(stats.shardsWaiting); w.write(stats.shardsLost)
     }
 
     public init(from r: inout WireReader) throws(WireError) {
@@ -276,6 +277,9 @@ public struct WorkerEventStatus: Sendable, WireCodable, Codable {
         stats.eventsPerSecond = try r.read(); stats.triggersPerSecond = try r.read()
         if r.remaining > 0 {  // from a worker one version older: no live campaign figures
             stats.liveRun = try r.read(); stats.liveDecided = try r.read(); stats.liveSkipped = try r.read()
+        }
+        if r.remaining > 0 {  // from a worker one version older: no blocked shards reported
+            stats.shardsReplaying = try r.read(); stats.shardsWaiting = try r.read(); stats.shardsLost = try r.read()
         }
     }
 }

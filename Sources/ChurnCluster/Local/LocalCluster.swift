@@ -160,8 +160,13 @@ public final class LocalCluster: @unchecked Sendable {
         return process
     }
 
+    /// How long a node may take to say it listens (or leads).
+    static let startTimeout: Duration = .seconds(180)
+
     private func endpoint(of name: String, prefix: String, occurrence: Int = 1) async throws -> String {
-        let deadline = ContinuousClock.now + .seconds(60)
+        // Generous: a node starting on a machine loaded with other clusters (a test run) may take a
+        // while to migrate and load its model; a node that exits says so at once below.
+        let deadline = ContinuousClock.now + Self.startTimeout
         while ContinuousClock.now < deadline {
             let text = (try? String(contentsOfFile: logPath(name), encoding: .utf8)) ?? ""
             let lines = text.split(separator: "\n").filter { $0.hasPrefix(prefix) }
@@ -173,7 +178,8 @@ public final class LocalCluster: @unchecked Sendable {
             }
             try await Task.sleep(for: .milliseconds(50))
         }
-        throw ClusterError("\(name) did not start within 60 s; see \(logPath(name))")
+        let text = (try? String(contentsOfFile: logPath(name), encoding: .utf8)) ?? ""
+        throw ClusterError("\(name) did not start within \(Self.startTimeout); see \(logPath(name)):\n\(text.suffix(2000))")
     }
 
     /// Waits until `workers` workers have joined and every shard is loaded.

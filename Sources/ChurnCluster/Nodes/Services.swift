@@ -119,12 +119,22 @@ public final class CoordinatorService: Service, Sendable {
         let partitions = Task {
             while !Task.isCancelled {
                 do {
-                    let dropped = try await database.run { c in
-                        let day = Int32(clamping: Int64(Date().timeIntervalSince1970) / 86_400)
+                    let day = Int32(clamping: Int64(Date().timeIntervalSince1970) / 86_400)
+                    let pruned = try await database.run { c in
                         try EventLog.ensurePartitions(c, around: day)
                         return try EventLog.dropPartitions(c, olderThan: retention, today: day)
                     }
-                    if !dropped.isEmpty { logger.notice("dropped event partitions past the retention", metadata: ["partitions": "\(dropped)", "days": "\(retention)"]) }
+                    if !pruned.dropped.isEmpty {
+                        logger.notice("dropped event partitions past the retention", metadata: ["partitions": "\(pruned.dropped)", "days": "\(retention)"])
+                    }
+                    let keptDays = Int(day) - pruned.keptFromDay
+                    Gauge(label: "churngrid_event_log_days").record(keptDays)
+                    Gauge(label: "churngrid_event_log_held_by_profiles").record(pruned.heldByProfiles ? 1 : 0)
+                    if pruned.heldByProfiles {
+                        // The log grows by a day a day until the profiles are refreshed.
+                        logger.warning("the event log is kept beyond its retention: a load from subscriber_profiles would replay it (their as_of is old); import fresh profiles to let it go",
+                                       metadata: ["kept_days": "\(keptDays)", "retention_days": "\(retention)"])
+                    }
                 } catch {
                     logger.warning("could not maintain the event log's partitions", metadata: ["error": "\(error)"])
                 }
