@@ -40,6 +40,10 @@ final class LiveDecisions: @unchecked Sendable {
     // @unchecked: `inbox` is a Mutex; everything else is touched only on this object's thread.
     private struct Inbox {
         var inputs: [LiveInput] = []
+        /// Shards of the triggers this thread holds undecided (taken from `inputs`, waiting to be
+        /// tried again or for room): set under the lock as they are taken, so a trigger is always
+        /// in `inputs` or here until it is decided.
+        var inFlight: Set<Int> = []
         var owned: Set<Int> = []
         var poked = false
         var stopped = false
@@ -140,6 +144,13 @@ final class LiveDecisions: @unchecked Sendable {
         wake.signal()
     }
 
+    /// Whether a trigger fired on `shard` still waits for its decision to be recorded (a profile
+    /// snapshot taken now would let a worker that loads it skip the event that fired it, so the
+    /// trigger would be lost with this worker).
+    func undecided(shard: Int) -> Bool {
+        inbox.withLock { box in box.inFlight.contains(shard) || box.inputs.contains { $0.shard == shard } }
+    }
+
     /// Reads the live campaign again now (the coordinator started or stopped one).
     /// The worker holds `layout` as extra columns from now on (it only grows).
     func hold(_ layout: [String]) {
@@ -187,8 +198,10 @@ final class LiveDecisions: @unchecked Sendable {
         while true {
             // Triggers waiting (for a lease's top-up, or for the database) are tried again soon.
             _ = wake.wait(timeout: .now() + .milliseconds(retry.isEmpty ? Int(Self.pollInterval / .milliseconds(1)) : 250))
+            let held = Set(retry.map(\.shard)).union(waitingForRoom.map(\.shard))
             let (inputs, ownedNow, poked, stopped) = inbox.withLock { box in
                 defer { box.inputs.removeAll(keepingCapacity: true); box.poked = false }
+                box.inFlight = held.union(box.inputs.map(\.shard))
                 return (box.inputs, box.owned, box.poked, box.stopped)
             }
             if !inputs.isEmpty { owned = ownedNow }
@@ -204,6 +217,8 @@ final class LiveDecisions: @unchecked Sendable {
             if live != nil, roomRead.map({ ContinuousClock.now - $0 > .milliseconds(200) }) ?? true { try? readRoom() }
             retry += waitingForRoom
             waitingForRoom = []
+            let waiting = Set(retry.map(\.shard))
+            inbox.withLock { $0.inFlight = waiting }
             if stopped {
                 // What is still waiting gets one more chance (the node is stopping: no waiting for a database away).
                 if !retry.isEmpty { decide(retry) }

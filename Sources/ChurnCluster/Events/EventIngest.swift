@@ -166,12 +166,14 @@ final class EventIngest: Sendable {
     }
 
     /// A shard's event state, taken between two groups (consistent with its profiles), and the
-    /// profiles themselves.
-    func export(_ shard: Int, store: LoadedShard) async throws -> (ids: [Int64], values: [Float], events: ShardEventSnapshot?) {
+    /// profiles themselves; `unsettled` when a trigger its events fired is not recorded yet (its
+    /// `retention_triggers` row or its live decision): a copy loaded from a snapshot of this
+    /// state would never fire it again.
+    func export(_ shard: Int, store: LoadedShard) async throws -> (ids: [Int64], values: [Float], events: ShardEventSnapshot?, unsettled: Bool) {
         let confined = confined
         return try await thread.run {
             let (ids, values) = store.store.exported()
-            return (ids, values, confined.slots[shard]?.events.snapshot)
+            return (ids, values, confined.slots[shard]?.events.snapshot, confined.unsettledTriggers(shard))
         }
     }
 
@@ -515,6 +517,12 @@ final class Confined: @unchecked Sendable {
     }
 
     /// Hands triggers fired on owned shards to the live campaign's decisions, with their profiles.
+    /// Whether a trigger fired on `shard` waits for its row or its live decision to be recorded.
+    func unsettledTriggers(_ shard: Int) -> Bool {
+        if live?.undecided(shard: shard) == true { return true }
+        return pendingTriggers.contains { ShardKey.shard(of: $0.subscriberID, shardCount: shardCount) == shard }
+    }
+
     private func decideLive(_ fired: [FiredTrigger]) {
         guard let live, !fired.isEmpty else { return }
         var inputs: [LiveInput] = []

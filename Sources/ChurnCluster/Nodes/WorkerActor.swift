@@ -364,7 +364,7 @@ public distributed actor WorkerActor {
     public distributed func export(_ shard: Int) async throws -> ShardState {
         guard let loaded = stores[shard] else { throw ClusterError("\(actorSystem.node.name) does not hold shard \(shard)") }
         // Taken on the event thread between two groups: the profiles and the event state agree.
-        let (ids, values, snapshot) = try await events.export(shard, store: loaded)
+        let (ids, values, snapshot, _) = try await events.export(shard, store: loaded)
         var state = ShardState(shard: shard, featureCount: loaded.store.featureCount, ids: ids, values: values)
         state.events = snapshot
         state.profileGeneration = loaded.generation

@@ -56,9 +56,15 @@ extension WorkerActor {
                     report.skipped.append("shard \(shard): profile generation unknown (streamed from a worker one version older; reload it)")
                     continue
                 }
-                let (ids, values, events) = try await self.events.export(shard, store: loaded)
+                let (ids, values, events, unsettled) = try await self.events.export(shard, store: loaded)
                 guard let events else {
                     report.skipped.append("shard \(shard): its event state is not ready yet")
+                    continue
+                }
+                guard !unsettled else {
+                    // A copy loaded from this snapshot would not replay the events that fired them:
+                    // the shard keeps its previous snapshot (or loads from the table) this time.
+                    report.skipped.append("shard \(shard): triggers fired on it wait for their live decision or their row (snapshot it again shortly)")
                     continue
                 }
                 batch.append((shard, ids, values, loaded.store.featureCount, events, loaded.generation,
