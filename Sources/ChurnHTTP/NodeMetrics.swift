@@ -78,7 +78,7 @@ public enum MetricCatalogue {
         "churngrid_worker_shards_loading": "Shards of an assignment this worker is loading now.",
         "churngrid_profile_bytes": "Bytes of subscriber profiles held in memory by this worker, by role.",
         "churngrid_profile_subscribers": "Subscribers held by this worker as owner.",
-        "churngrid_event_log_days": "Days of the event log kept behind today after the last retention pass (the leader's, hourly).",
+        "churngrid_event_log_oldest_timestamp_seconds": "Start (Unix time) of the oldest day of events kept after the last retention pass (the leader's, hourly).",
         "churngrid_event_log_held_by_profiles": "1 when the profiles' old as_of keeps event partitions the retention would drop (a load from subscriber_profiles replays them): import fresh profiles.",
         "churngrid_event_shards_blocked": "Owned shards whose events this worker does not take now, by state: replaying (the log is read back first; events answered retry), waiting (PostgreSQL away at the takeover), lost (a newer owner holds the fence).",
         "churngrid_api_sessions": "Dashboard sessions open on this coordinator.",

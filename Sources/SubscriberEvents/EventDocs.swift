@@ -118,7 +118,7 @@ extension EventCatalogue {
         | `rejected` | wrong in itself (a reason above, or `unknown_subscriber`) | done; `replay` names the line |
         | `not_owner` | the worker no longer owns the shard (it moved, failed over) | resends with a fresh map |
         | `busy` | the worker's queue is full (bounded: 200,000 events, and the oldest waiting batch at most 0.5 s old) | resends after the delay given |
-        | `retry` | the outcome is unknown (the database went away mid-write) | resends; if it had been logged it comes back `duplicate` |
+        | `retry` | the outcome is unknown (the database went away mid-write), or its shard replays the log before it takes events | resends; if it had been logged it comes back `duplicate` |
 
         `replay --json` prints one line at the end: `{"events", "accepted", "duplicates", "rejected",
         "rejected_by_reason": {…}, "events_per_second", "triggers", "ack_us": {"p50", "p99", "p999", "max"},
@@ -169,7 +169,7 @@ extension EventCatalogue {
           received after the profiles' `as_of` may be up to 7 days late, so partitions from 9 days
           before `as_of` on stay until the next refresh moves it (the coordinator warns, and sets
           `churngrid_event_log_held_by_profiles` to 1, while stale profiles hold the log past the
-          retention; `churngrid_event_log_days` is how far back it goes). Duplicates are detected only
+          retention; `churngrid_event_log_oldest_timestamp_seconds` is how far back it goes). Duplicates are detected only
           while their day's partition is kept.
 
         Each applied event rescores its subscriber with the shard's model (the probability before and

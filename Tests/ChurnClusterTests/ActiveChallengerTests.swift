@@ -73,7 +73,7 @@ struct ActiveChallengerTests {
             }
         }
         do {
-            try await RescoringTests.eventually("no live answer before the deployment", timeout: .seconds(180)) { answered.load(ordering: .relaxed) > 20 ? true : nil }
+            _ = try await RescoringTests.eventually("no live answer before the deployment", timeout: .seconds(180)) { answered.load(ordering: .relaxed) > 20 ? true : nil }
         } catch {
             throw ClusterError("\(error) (\(answered.load(ordering: .relaxed)) answered, \(failed.load(ordering: .relaxed)) failed)")
         }

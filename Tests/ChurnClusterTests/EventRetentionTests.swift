@@ -53,6 +53,22 @@ struct EventRetentionTests {
         }
     }
 
+    @Test("a young log (partitions from 5 days back) under profiles 40 days old: no partition is held past the retention, so nothing is said")
+    func youngLog() async throws {
+        try await Self.withLog { c, today in
+            let young = try c.query("""
+                SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+                WHERE p.relname IN ('subscriber_events', 'retention_triggers')
+                  AND to_date(substring(c.relname FROM '_p([0-9]{8})$'), 'YYYYMMDD') < date '1970-01-01' + $1::int
+                """, [String(today - 5)]).rows.compactMap { $0[0] }
+            for name in young { try c.execute("DROP TABLE \(name)") }
+            try c.query("INSERT INTO churngrid_profile_snapshots (as_of, source) VALUES (timestamptz 'epoch' + $1::bigint * interval '1 millisecond', 'import')",
+                        [String(Int64(today - 40) * Timestamp.millisPerDay)])
+            let pruned = try EventLog.dropPartitions(c, olderThan: 30, today: Int32(today))
+            #expect(pruned.dropped.isEmpty && !pruned.heldByProfiles && pruned.keptFromDay == today - 5, "\(pruned)")
+        }
+    }
+
     @Test("a shard whose newest events go (retention drops an idle shard's last partition, or they are erased) keeps their sequence numbers: its next owner numbers past them, never again a number a standby applied")
     func sequenceFloor() async throws {
         try await Self.withLog { c, today in

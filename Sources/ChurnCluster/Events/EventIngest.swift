@@ -183,10 +183,20 @@ final class EventIngest: Sendable {
         return (try? await thread.run { confined.slots[shard]?.events.subscribers[subscriber]?.recent ?? [] }) ?? []
     }
 
-    /// Counters for `status`.
+    /// Counters for `status` and `/metrics`. The event thread may be busy for long (a takeover's
+    /// replay, a lock, PostgreSQL away): after a second the last figures it computed are
+    /// answered, with the blocked shards as they are now (kept current by the thread itself).
     func stats() async -> EventStats {
-        let confined = confined
-        return (try? await thread.run { confined.stats() }) ?? EventStats()
+        let confined = confined, thread = thread
+        let fresh: EventStats? = await withCheckedContinuation { continuation in
+            let once = ResumeOnce(continuation)
+            Task { let s = try? await thread.run { confined.stats() }; once.resume(s) }
+            Task { try? await Task.sleep(for: .seconds(1)); once.resume(nil) }
+        }
+        if let fresh { return fresh }
+        var s = confined.lastStats.withLock { $0 }
+        (s.shardsReplaying, s.shardsWaiting, s.shardsLost) = confined.blocked.withLock { $0 }
+        return s
     }
 
     /// Publishes fired triggers on `endpoint` (a ZeroMQ PUB socket bound on the event thread).
@@ -211,6 +221,13 @@ final class EventIngest: Sendable {
         thread.stop()
         confined.live?.stop()
     }
+}
+
+/// A continuation resumed by the first of several racing tasks.
+final class ResumeOnce<T: Sendable>: Sendable {
+    private let continuation: Mutex<CheckedContinuation<T, Never>?>
+    init(_ continuation: CheckedContinuation<T, Never>) { self.continuation = Mutex(continuation) }
+    func resume(_ value: T) { continuation.withLock { $0.take() }?.resume(returning: value) }
 }
 
 /// Event figures of one worker (`churngrid status`).
@@ -238,8 +255,9 @@ public struct EventStats: Sendable, Codable {
     public var liveSkipped = 0
     /// Owned shards whose events are not taken now: replaying the log first (their last write's
     /// outcome is unknown, or their takeover's replay did not finish: answered `retry`), waiting
-    /// for PostgreSQL to raise their fences (answered `not_owner`), and held by a newer owner
-    /// (answered `not_owner` until the shard is released here).
+    /// for a takeover deferred while PostgreSQL was away or busy (answered `not_owner`, or `retry`
+    /// when the shard was owned here already), and held by a newer owner (answered `not_owner`
+    /// until the shard is released here).
     public var shardsReplaying = 0
     public var shardsWaiting = 0
     public var shardsLost = 0
@@ -256,8 +274,14 @@ struct OwnItem: @unchecked Sendable {
 
 /// What the event thread alone touches.
 final class Confined: @unchecked Sendable {
-    // @unchecked: every member is read and written only on `EventIngest`'s thread.
+    // @unchecked: every member is read and written only on `EventIngest`'s thread, but the two
+    // mutexes, which any thread may read.
     enum Role { case owner(term: Int64, epoch: Int64), standby }
+
+    /// The figures `stats()` last computed, and the blocked shards (replaying, waiting, lost) as of
+    /// the thread's last change to them: what `status` shows while the thread is busy.
+    let lastStats = Mutex(EventStats())
+    let blocked = Mutex((0, 0, 0))
 
     final class Slot {
         let store: LoadedShard
@@ -380,6 +404,7 @@ final class Confined: @unchecked Sendable {
     }
 
     func process(_ batches: [EventBatch]) -> [EventAcks] {
+        defer { publishBlocked() }
         var copies: [Copy] = []
         var acks = processGroup(batches, copies: &copies)
         // A copy is settled with its first: a duplicate once that is logged, else as it is.
@@ -582,7 +607,10 @@ final class Confined: @unchecked Sendable {
         if let lockTimeout {
             try c.execute("SET lock_timeout TO '\(max(1, Int(lockTimeout / .milliseconds(1))))ms'")
         }
-        defer { if lockTimeout != nil, c.isOpen { _ = try? c.execute("SET lock_timeout TO '\(Self.lockTimeout)'") } }
+        defer {
+            // A session left with the short wait would fail the next group's write: replaced instead.
+            if lockTimeout != nil, c.isOpen, (try? c.execute("SET lock_timeout TO '\(Self.lockTimeout)'")) == nil { connection = nil }
+        }
         for s in shards {
             guard let slot = slots[s] else { continue }
             var total = 0
@@ -644,7 +672,16 @@ final class Confined: @unchecked Sendable {
                 }
                 ready += group.filter { held.contains($0) }
             }
-            try catchUp(ready, now: now, fenced: true, lockTimeout: Self.resyncLockTimeout)
+            // One shard whose log is locked stays unsynced; the others replay.
+            var blocked: PostgresError?
+            for s in ready {
+                do {
+                    try catchUp([s], now: now, fenced: true, lockTimeout: Self.resyncLockTimeout)
+                } catch let error as PostgresError where error.sqlState == "55P03" {
+                    blocked = error
+                }
+            }
+            if let blocked { throw blocked }
         } catch {
             if (error as? PostgresError)?.isUnavailable ?? true { connection = nil }
             // Said at most every 10 s (this is tried before every group while it lasts).
@@ -661,6 +698,8 @@ final class Confined: @unchecked Sendable {
     private var resyncWarned: ContinuousClock.Instant?
 
     func own(_ items: [OwnItem], term: Int64, epoch: Int64) throws {
+        // An earlier takeover of these shards still waiting is superseded by this one.
+        forgetPending(Set(items.map(\.shard)))
         let c = try db()
         try ensurePartitions(c, now: Self.nowMillis())
         let floor = try EventLog.profilesAsOf(c) ?? 0
@@ -690,6 +729,7 @@ final class Confined: @unchecked Sendable {
             slot.firedAsStandby = []
         }
         decideLive(firedAsStandby)
+        publishBlocked()  // replaying from now until the replay below has read the log to its end
         try catchUp(items.map(\.shard), now: Self.nowMillis(), fenced: true)
     }
 
@@ -697,16 +737,36 @@ final class Confined: @unchecked Sendable {
     /// refresh): the shards move and answer queries meanwhile; their events are refused until the
     /// fences are raised and the log replayed.
     func ownOrDefer(_ items: [OwnItem], term: Int64, epoch: Int64) throws {
+        defer { publishBlocked() }
         do {
             try own(items, term: term, epoch: epoch)
-        } catch let error as PostgresError where error.isUnavailable {
-            connection = nil
-            logger.warning("PostgreSQL is away: the shards' events wait until their fences can be raised", metadata: ["shards": "\(items.count)", "error": "\(error)"])
+        } catch let error as PostgresError where Self.deferrable(error) {
+            if error.isUnavailable { connection = nil }
+            logger.warning("PostgreSQL is away or busy: the shards' events wait until their fences can be raised", metadata: ["shards": "\(items.count)", "error": "\(error)"])
             pendingOwn.append((items, term, epoch))
         }
     }
 
+    /// An error a takeover is tried again after (every standby refresh): PostgreSQL away, or a
+    /// lock or statement timeout, a deadlock, a server short of resources. A refusal (a newer
+    /// owner's fence, a copy without event state) is final.
+    static func deferrable(_ error: PostgresError) -> Bool {
+        error.isUnavailable || LiveDecisions.isTransient(error)
+    }
+
+    /// Drops the deferred takeovers of `shards` (released, demoted to standby, or taken over again).
+    private func forgetPending(_ shards: Set<Int>) {
+        guard !pendingOwn.isEmpty else { return }
+        pendingOwn = pendingOwn.compactMap { items, term, epoch in
+            let kept = items.filter { !shards.contains($0.shard) }
+            return kept.isEmpty ? nil : (kept, term, epoch)
+        }
+    }
+
     func standBy(_ items: [OwnItem]) throws {
+        // A shard demoted to standby is not taken over later by a takeover still waiting.
+        forgetPending(Set(items.map(\.shard)))
+        defer { publishBlocked() }
         // The copies are adopted even while PostgreSQL is away (a copy loaded from the table carries
         // the as_of read with it; the one in force only serves a copy without): they follow the log
         // once it is back, and a promotion finds their event state.
@@ -753,20 +813,18 @@ final class Confined: @unchecked Sendable {
         for s in shards { slots[s] = nil }
         // A takeover still waiting for PostgreSQL no longer applies to shards that went: taken
         // later, it would adopt a copy this worker no longer hosts.
-        let gone = Set(shards)
-        pendingOwn = pendingOwn.compactMap { items, term, epoch in
-            let kept = items.filter { !gone.contains($0.shard) }
-            return kept.isEmpty ? nil : (kept, term, epoch)
-        }
+        forgetPending(Set(shards))
+        publishBlocked()
     }
 
     func refreshStandbys() {
+        defer { publishBlocked() }
         if !pendingOwn.isEmpty {
             let waiting = pendingOwn
             pendingOwn = []
             for (items, term, epoch) in waiting {
                 do { try own(items, term: term, epoch: epoch) } catch {
-                    if (error as? PostgresError)?.isUnavailable ?? false { pendingOwn.append((items, term, epoch)) }
+                    if let e = error as? PostgresError, Self.deferrable(e) { pendingOwn.append((items, term, epoch)) }
                     logger.warning("taking over the shards' events failed", metadata: ["error": "\(error)"])
                 }
             }
@@ -793,6 +851,20 @@ final class Confined: @unchecked Sendable {
         if samples.count > 61 { samples.removeFirst(samples.count - 61) }
     }
 
+    /// Counts the owned shards not taking events (those waiting for a deferred takeover once)
+    /// and publishes them in `blocked`.
+    @discardableResult
+    func publishBlocked() -> (replaying: Int, waiting: Int, lost: Int) {
+        let waiting = Set(pendingOwn.flatMap { $0.0.map(\.shard) })
+        var replaying = 0, lost = 0
+        for (shard, slot) in slots where !waiting.contains(shard) {
+            guard case .owner = slot.role else { continue }
+            if slot.lost { lost += 1 } else if slot.unsynced { replaying += 1 }
+        }
+        blocked.withLock { $0 = (replaying, waiting.count, lost) }
+        return (replaying, waiting.count, lost)
+    }
+
     func stats() -> EventStats {
         sample()
         var s = counts
@@ -805,17 +877,13 @@ final class Confined: @unchecked Sendable {
         }
         s.subscribersWithState = slots.values.reduce(0) { $0 + $1.events.subscribers.count }
         s.stateBytes = slots.values.reduce(0) { $0 + $1.events.bytes }
-        let waiting = Set(pendingOwn.flatMap { $0.0.map(\.shard) })
-        s.shardsWaiting = waiting.count
-        for (shard, slot) in slots where !waiting.contains(shard) {
-            guard case .owner = slot.role else { continue }
-            if slot.lost { s.shardsLost += 1 } else if slot.unsynced { s.shardsReplaying += 1 }
-        }
+        (s.shardsReplaying, s.shardsWaiting, s.shardsLost) = publishBlocked()
         if let live {
             s.liveRun = live.runID.load(ordering: .relaxed)
             s.liveDecided = live.decided.load(ordering: .relaxed)
             s.liveSkipped = live.skipped.load(ordering: .relaxed)
         }
+        lastStats.withLock { $0 = s }
         return s
     }
 }

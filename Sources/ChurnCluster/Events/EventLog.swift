@@ -35,8 +35,8 @@ enum EventLog {
         try c.query("SELECT churngrid_event_partitions(date '1970-01-01' + $1::int, date '1970-01-01' + $2::int)", [String(from), String(to)])
     }
 
-    /// What a retention pass did: the partitions it dropped, the first day it kept, and whether
-    /// the profiles' `as_of` kept days the retention alone would have dropped.
+    /// What a retention pass did: the partitions it dropped, the oldest day of the events left, and
+    /// whether the profiles' `as_of` kept a partition the retention alone would have dropped.
     struct Pruned: Sendable {
         var dropped: [String]
         var keptFromDay: Int
@@ -71,7 +71,14 @@ enum EventLog {
         for name in rows where name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) {
             try c.execute("DROP TABLE IF EXISTS \(name)")
         }
-        return Pruned(dropped: rows, keptFromDay: cutoff, heldByProfiles: cutoff < byRetention)
+        // What is left: the oldest day of the events' partitions (today when there are none). Held by
+        // the profiles only when a partition the retention alone would have dropped is still there.
+        let oldest = try c.query("""
+            SELECT min(to_date(substring(c.relname FROM '_p([0-9]{8})$'), 'YYYYMMDD') - date '1970-01-01')
+            FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+            WHERE p.relname = 'subscriber_events' AND substring(c.relname FROM '_p([0-9]{8})$') IS NOT NULL
+            """).scalar.flatMap { Int($0) } ?? Int(day)
+        return Pruned(dropped: rows, keptFromDay: oldest, heldByProfiles: oldest < byRetention)
     }
 
     /// Keeps the highest sequence number logged for `shards` (every shard with an owner when nil)

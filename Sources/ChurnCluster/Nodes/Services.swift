@@ -128,7 +128,7 @@ public final class CoordinatorService: Service, Sendable {
                         logger.notice("dropped event partitions past the retention", metadata: ["partitions": "\(pruned.dropped)", "days": "\(retention)"])
                     }
                     let keptDays = Int(day) - pruned.keptFromDay
-                    Gauge(label: "churngrid_event_log_days").record(keptDays)
+                    Gauge(label: "churngrid_event_log_oldest_timestamp_seconds").record(pruned.keptFromDay * 86_400)
                     Gauge(label: "churngrid_event_log_held_by_profiles").record(pruned.heldByProfiles ? 1 : 0)
                     if pruned.heldByProfiles {
                         // The log grows by a day a day until the profiles are refreshed.
