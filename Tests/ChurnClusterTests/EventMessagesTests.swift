@@ -61,6 +61,24 @@ struct EventMessagesTests {
         }
     }
 
+    @Test("a streamed shard carries the triggers its sender had not decided; from a sender a version older it carries none; a cut one throws")
+    func shardStateUndecided() throws {
+        var state = ShardState(shard: 3, featureCount: 2, ids: [10, 11], values: [1, 2, 3, 4])
+        state.profileGeneration = 7
+        state.undecided = [FiredTrigger(triggerID: "t", rule: "r", subscriberID: 10, source: "s", eventID: "e", eventType: "complaint", eventAt: 5,
+                                        probabilityBefore: 0.1, probabilityAfter: 0.5, band: "very_high", reasons: [Reason(feature: "complaints_90d", contribution: 0.3)],
+                                        modelVersion: "m", node: "worker-1", firedAt: 6)]
+        let bytes = state.wireBytes()
+        let back = try ShardState.decode(bytes)
+        #expect(back.undecided == state.undecided && back.profileGeneration == 7 && back.ids.elements == [10, 11])
+        // A sender one version older stops after the generation: an empty list of triggers (8 bytes).
+        let older = try ShardState.decode(Array(bytes.prefix(bytes.count - (state.undecided.wireBytes().count))))
+        #expect(older.undecided.isEmpty && older.profileGeneration == 7)
+        for cut in [1, 5, 20] {
+            #expect(throws: WireError.self) { _ = try ShardState.decode(Array(bytes.dropLast(cut))) }
+        }
+    }
+
     @Test("acks carry status, sequence and reason per event; a reason code past the list reads as none")
     func acks() throws {
         var acks = EventAcks(count: 4)

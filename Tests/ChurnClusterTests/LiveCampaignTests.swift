@@ -323,6 +323,56 @@ struct LiveCampaignTests {
         #expect(decided.allSatisfy { $0[1] == "worker-2" }, "\(decided.filter { $0[1] != "worker-2" }.prefix(3))")
     }
 
+    @Test("drained while its decisions wait for the database: the triggers it had not decided stream with their shards, and the worker they move to decides them once the drained one has given up and exited; one action each")
+    func drainedWhileUndecided() async throws {
+        let (url, cluster, client, dir) = try await Self.cluster(name: "live-drain", standbys: false)
+        defer { cluster.stop() }
+        let db = try PostgresConnection(url: url)
+        let cli = "\(shellQuoted(try churngridExecutable()))"
+        let config = "\(dir)/live.json"
+        try Data(Self.campaign(name: "live-drain", callCapacity: nil, control: 0).utf8).write(to: URL(fileURLWithPath: config))
+        let started = await runCommand("\(cli) campaign live start --config \(config) --json --coordinator \(cluster.coordinatorEndpoint)")
+        try #require(started.status == 0, "\(started.output)")
+        let run = try #require((try CampaignTests.json(started.output))["run_id"] as? Int64)
+
+        let routing = try await client.coordinator.routing()
+        let shardCount = routing.map.shardCount
+        let candidates = try Self.ids(db, "SELECT subscriber_id FROM subscriber_profiles ORDER BY subscriber_id LIMIT 2000")
+        let victims = Array(candidates.filter { routing.node(serving: ShardKey.shard(of: $0, shardCount: shardCount))?.name == "worker-1" }.prefix(40))
+        try #require(victims.count == 40)
+        let list = "{\(victims.map(String.init).joined(separator: ","))}"
+
+        // Every live decision held while the triggers fire and the shards move.
+        let holder = try PostgresConnection(url: url)
+        try holder.execute("BEGIN")
+        _ = try holder.query("SELECT 1 FROM campaign_live FOR UPDATE")
+        try await Self.inquire(client, victims, tag: "drain")
+        let owner = try WorkerActor.resolve(id: ActorID(node: try #require(routing.nodes.first { $0.name == "worker-1" }), name: WorkerActor.name), using: client.system)
+        _ = try await RescoringTests.eventually("worker-1 fired the triggers", timeout: .seconds(60)) { () async throws -> Bool? in
+            try await owner.eventStatus().stats.triggers >= 40 ? true : nil
+        }
+        let drained = await runCommand("\(cli) nodes drain worker-1 --coordinator \(cluster.coordinatorEndpoint)")
+        #expect(drained.status == 0, "\(drained.output)")
+        _ = try await RescoringTests.eventually("worker-2 serves every shard", timeout: .seconds(120)) { () async throws -> Bool? in
+            let r = try await client.coordinator.routing()
+            return (0..<shardCount).allSatisfy { r.node(serving: $0)?.name == "worker-2" } ? true : nil
+        }
+        // worker-1 tries its decisions once more as it stops, gives up on the held row, and exits.
+        _ = try await RescoringTests.eventually("worker-1 exited", timeout: .seconds(240)) { cluster.isRunning("worker-1") ? nil : true }
+        let gaveUp = (try? String(contentsOfFile: cluster.logPath("worker-1"), encoding: .utf8)) ?? ""
+        #expect(gaveUp.contains("live decisions not recorded at stop"), "the drained worker left its decisions undone")
+        try holder.execute("COMMIT")
+
+        let decided = try await RescoringTests.eventually("the victims' triggers decided", timeout: .seconds(120)) { () throws -> [[String?]]? in
+            let rows = try db.query("SELECT subscriber_id, decided_by FROM campaign_actions WHERE run_id = $1 AND subscriber_id = ANY($2::bigint[])",
+                                    [String(run), list]).rows
+            return rows.count == victims.count ? rows : nil
+        }
+        #expect(decided.allSatisfy { $0[1] == "worker-2" }, "\(decided.filter { $0[1] != "worker-2" }.prefix(3))")
+        #expect(try db.query("SELECT count(*) FROM campaign_actions WHERE run_id = $1 AND subscriber_id = ANY($2::bigint[])", [String(run), list]).scalar == "40",
+                "one action each")
+    }
+
     @Test("a batch run while the live campaign decides: subscribers decided live while the run was deciding are left out of it, the live workers see the run's contacts at once after it, and no subscriber is ever contacted beyond the policy")
     func batchRunBesideLive() async throws {
         let (url, cluster, client, dir) = try await Self.cluster(name: "live-batch", standbys: false)

@@ -40,10 +40,10 @@ final class LiveDecisions: @unchecked Sendable {
     // @unchecked: `inbox` is a Mutex; everything else is touched only on this object's thread.
     private struct Inbox {
         var inputs: [LiveInput] = []
-        /// Shards of the triggers this thread holds undecided (taken from `inputs`, waiting to be
-        /// tried again or for room): set under the lock as they are taken, so a trigger is always
-        /// in `inputs` or here until it is decided.
-        var inFlight: Set<Int> = []
+        /// The triggers this thread holds undecided (taken from `inputs`, waiting to be tried
+        /// again or for room): set under the lock as they are taken, so a trigger is always in
+        /// `inputs` or here until it is decided.
+        var inFlight: [LiveInput] = []
         var owned: Set<Int> = []
         var poked = false
         var stopped = false
@@ -148,7 +148,13 @@ final class LiveDecisions: @unchecked Sendable {
     /// snapshot taken now would let a worker that loads it skip the event that fired it, so the
     /// trigger would be lost with this worker).
     func undecided(shard: Int) -> Bool {
-        inbox.withLock { box in box.inFlight.contains(shard) || box.inputs.contains { $0.shard == shard } }
+        inbox.withLock { box in box.inFlight.contains { $0.shard == shard } || box.inputs.contains { $0.shard == shard } }
+    }
+
+    /// The triggers fired on `shard` not decided yet: what a worker the shard streams to decides
+    /// (this one may still decide them too; the second is `already`).
+    func undecidedTriggers(shard: Int) -> [FiredTrigger] {
+        inbox.withLock { box in (box.inFlight + box.inputs).filter { $0.shard == shard }.map(\.trigger) }
     }
 
     /// Reads the live campaign again now (the coordinator started or stopped one).
@@ -198,10 +204,10 @@ final class LiveDecisions: @unchecked Sendable {
         while true {
             // Triggers waiting (for a lease's top-up, or for the database) are tried again soon.
             _ = wake.wait(timeout: .now() + .milliseconds(retry.isEmpty ? Int(Self.pollInterval / .milliseconds(1)) : 250))
-            let held = Set(retry.map(\.shard)).union(waitingForRoom.map(\.shard))
+            let held = retry + waitingForRoom
             let (inputs, ownedNow, poked, stopped) = inbox.withLock { box in
                 defer { box.inputs.removeAll(keepingCapacity: true); box.poked = false }
-                box.inFlight = held.union(box.inputs.map(\.shard))
+                box.inFlight = held + box.inputs
                 return (box.inputs, box.owned, box.poked, box.stopped)
             }
             if !inputs.isEmpty { owned = ownedNow }
@@ -217,7 +223,7 @@ final class LiveDecisions: @unchecked Sendable {
             if live != nil, roomRead.map({ ContinuousClock.now - $0 > .milliseconds(200) }) ?? true { try? readRoom() }
             retry += waitingForRoom
             waitingForRoom = []
-            let waiting = Set(retry.map(\.shard))
+            let waiting = retry
             inbox.withLock { $0.inFlight = waiting }
             if stopped {
                 // What is still waiting gets one more chance (the node is stopping: no waiting for a database away).

@@ -177,6 +177,24 @@ final class EventIngest: Sendable {
         }
     }
 
+    /// A shard's state for a worker taking it over by stream: as `export`, with the triggers its
+    /// events fired whose live decision is not recorded yet (the receiver decides them).
+    func exportForHandoff(_ shard: Int, store: LoadedShard) async throws -> (ids: [Int64], values: [Float], events: ShardEventSnapshot?, undecided: [FiredTrigger]) {
+        let confined = confined
+        return try await thread.run {
+            let (ids, values) = store.store.exported()
+            return (ids, values, confined.slots[shard]?.events.snapshot, confined.live?.undecidedTriggers(shard: shard) ?? [])
+        }
+    }
+
+    /// Triggers streamed with shards (`ShardState.undecided`): kept with each shard's copy when it
+    /// is adopted, and decided when this worker owns it (`own`), as a standby's own.
+    func carry(_ triggers: [Int: [FiredTrigger]]) async {
+        guard !triggers.isEmpty else { return }
+        let confined = confined
+        _ = try? await thread.run { confined.carried.merge(triggers) { $0 + $1 } }
+    }
+
     /// The last events applied to `subscriber` (newest last).
     func recent(_ subscriber: Int64, shard: Int) async -> [RecentEvent] {
         let confined = confined
@@ -312,6 +330,8 @@ final class Confined: @unchecked Sendable {
     /// Triggers fired whose row could not be written yet (the database was away).
     var pendingTriggers: [FiredTrigger] = []
     var counts = EventStats()
+    /// Triggers streamed with shards not adopted yet (see `EventIngest.carry`).
+    var carried: [Int: [FiredTrigger]] = [:]
     /// Ownerships waiting for PostgreSQL (see `ownOrDefer`).
     var pendingOwn: [([OwnItem], Int64, Int64)] = []
     /// (when, events applied, triggers fired) about once a second over the last minute: the rates.
@@ -805,12 +825,14 @@ final class Confined: @unchecked Sendable {
         // erased subscribers; the profiles were cleaned by `WorkerActor.assign` before hosting.
         forgetErased(in: events)
         let slot = Slot(store: item.store, events: events, role: role)
+        // What the sender had not decided of the triggers its events fired (a streamed copy).
+        if let triggers = carried.removeValue(forKey: item.shard), !item.fromDatabase { slot.firedAsStandby = triggers }
         slots[item.shard] = slot
         return slot
     }
 
     func release(_ shards: [Int]) {
-        for s in shards { slots[s] = nil }
+        for s in shards { slots[s] = nil; carried[s] = nil }
         // A takeover still waiting for PostgreSQL no longer applies to shards that went: taken
         // later, it would adopt a copy this worker no longer hosts.
         forgetPending(Set(shards))

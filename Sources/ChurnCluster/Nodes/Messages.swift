@@ -145,6 +145,10 @@ public struct ShardState: Sendable, WireCodable {
     /// The generation of `subscriber_profiles` the profiles descend from (0: unknown); see
     /// `ProfileSnapshotStore`.
     var profileGeneration: Int64 = 0
+    /// Triggers the sender's events fired on the shard whose live decision it has not recorded
+    /// yet: the receiver decides them when it owns the shard (it took the state after their
+    /// events, so it never fires them itself; a second decision is `already`).
+    var undecided: [FiredTrigger] = []
 
     public init(shard: Int, featureCount: Int, ids: [Int64], values: [Float]) {
         self.shard = shard
@@ -153,12 +157,15 @@ public struct ShardState: Sendable, WireCodable {
         self.values = BulkArray(values)
     }
 
-    public func encode(to w: inout WireWriter) { w.write(shard); w.write(featureCount); w.write(ids); w.write(values); w.write(events); w.write(profileGeneration) }
+    public func encode(to w: inout WireWriter) {
+        w.write(shard); w.write(featureCount); w.write(ids); w.write(values); w.write(events); w.write(profileGeneration); w.write(undecided)
+    }
     public init(from r: inout WireReader) throws(WireError) {
         let at = r.offset
         shard = try r.read(); featureCount = try r.read(); ids = try r.read(); values = try r.read()
         events = r.remaining > 0 ? try r.read() : nil  // a peer one version older sends none
         profileGeneration = r.remaining > 0 ? try r.read() : 0  // likewise
+        undecided = r.remaining > 0 ? try r.read() : []  // likewise
         guard (1...65_536).contains(featureCount), ids.elements.count.multipliedReportingOverflow(by: featureCount) == (values.elements.count, false) else {
             throw WireError(offset: at, expected: "a shard's profiles: 1–65536 features and features × subscribers values (\(featureCount) × \(ids.elements.count) ≠ \(values.elements.count))")
         }

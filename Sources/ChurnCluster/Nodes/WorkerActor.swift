@@ -174,6 +174,7 @@ public distributed actor WorkerActor {
         }
         var streamed = 0, streamedShards = 0
         var snapshots: [Int: ShardEventSnapshot] = [:]
+        var carried: [Int: [FiredTrigger]] = [:]
         // The catalogue features the schema in force lacks: the streamed copies hold no column for them.
         let lacking = fromPeers.isEmpty ? [] : try await loader.run { [postgresURL] in ShardLoading.catalogueLacking(url: postgresURL) }
         for (peer, shards) in fromPeers {
@@ -194,6 +195,7 @@ public distributed actor WorkerActor {
                     continue
                 }
                 snapshots[state.shard] = snapshot
+                if !state.undecided.isEmpty { carried[state.shard] = state.undecided }
                 let store = try await loader.run { () throws -> LoadedShard in
                     LoadedShard(store: try ShardLoading.store(ids: state.ids.elements, values: state.values.elements, lacking: lacking),
                                 generation: state.profileGeneration)
@@ -244,6 +246,9 @@ public distributed actor WorkerActor {
         let followers = zip(assignment.shards, assignment.roles).filter { $0.1 == .standby && owned[$0.0] == nil }.compactMap { item($0.0) }
         // The shards answer queries at once; their events are refused until the fences are raised
         // and the log replayed on the event thread (in order with what that thread does next).
+        // Triggers the senders had not decided go with the copies (queued on the event thread
+        // before the ownership below).
+        await events.carry(carried)
         let events = events, logger = logger, term = assignment.term, epoch = assignment.epoch
         Task {
             do { try await events.own(owners, term: term, epoch: epoch) } catch {
@@ -364,9 +369,10 @@ public distributed actor WorkerActor {
     public distributed func export(_ shard: Int) async throws -> ShardState {
         guard let loaded = stores[shard] else { throw ClusterError("\(actorSystem.node.name) does not hold shard \(shard)") }
         // Taken on the event thread between two groups: the profiles and the event state agree.
-        let (ids, values, snapshot, _) = try await events.export(shard, store: loaded)
+        let (ids, values, snapshot, undecided) = try await events.exportForHandoff(shard, store: loaded)
         var state = ShardState(shard: shard, featureCount: loaded.store.featureCount, ids: ids, values: values)
         state.events = snapshot
+        state.undecided = undecided
         state.profileGeneration = loaded.generation
         return state
     }
