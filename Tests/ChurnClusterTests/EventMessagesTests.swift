@@ -77,6 +77,25 @@ struct EventMessagesTests {
         for cut in [1, 5, 20] {
             #expect(throws: WireError.self) { _ = try ShardState.decode(Array(bytes.dropLast(cut))) }
         }
+        // None to carry: exactly what a receiver one version older reads whole.
+        var plain = state
+        plain.undecided = []
+        #expect(plain.wireBytes() == Array(bytes.prefix(bytes.count - state.undecided.wireBytes().count)))
+
+        // What a receiver keeps of a peer's list: the shard's subscribers, fired within the last
+        // day, at most 10,000.
+        let now: Int64 = 10 * 86_400_000
+        func trigger(_ subscriber: Int64, firedAt: Int64) -> FiredTrigger {
+            FiredTrigger(triggerID: "t\(subscriber)-\(firedAt)", rule: "r", subscriberID: subscriber, source: "s", eventID: "e", eventType: "complaint",
+                         eventAt: firedAt, probabilityBefore: 0.1, probabilityAfter: 0.5, band: "high", reasons: [], modelVersion: "m", node: "w", firedAt: firedAt)
+        }
+        let ids: [Int64] = (1_000_000_000..<1_000_000_400).filter { ShardKey.shard(of: $0, shardCount: 8) == 3 }
+        let other = try #require((1_000_000_000..<1_000_000_400).first { ShardKey.shard(of: $0, shardCount: 8) != 3 })
+        let kept = Confined.received([trigger(ids[0], firedAt: now - 1_000), trigger(other, firedAt: now - 1_000), trigger(2, firedAt: now - 1_000),
+                                      trigger(ids[1], firedAt: now - 2 * 86_400_000)], shard: 3, shardCount: 8, ids: Set(ids), now: now)
+        #expect(kept.map(\.subscriberID) == [ids[0]], "another shard's, an unknown subscriber's and a two-day-old trigger are dropped")
+        let flood = (0..<12_000).map { trigger(ids[$0 % ids.count], firedAt: now - Int64($0)) }
+        #expect(Confined.received(flood, shard: 3, shardCount: 8, ids: Set(ids), now: now).count == 10_000)
     }
 
     @Test("acks carry status, sequence and reason per event; a reason code past the list reads as none")

@@ -100,12 +100,17 @@ struct LiveCampaignHandoverTests {
         _ = try await RescoringTests.eventually("worker-1 fired the triggers", timeout: .seconds(60)) { () async throws -> Bool? in
             try await owner.eventStatus().stats.triggers >= 40 ? true : nil
         }
+        let moving = (0..<shardCount).filter { routing.node(serving: $0)?.name == "worker-1" }.count
+        func streamed() async throws -> Int { try await client.coordinator.status().shardLoads?.first { $0.worker == "worker-2" }?.streamed ?? -1 }
+        let streamedBefore = try await streamed()
         let drained = await runCommand("\(cli) nodes drain worker-1 --coordinator \(cluster.coordinatorEndpoint)")
         #expect(drained.status == 0, "\(drained.output)")
         _ = try await RescoringTests.eventually("worker-2 serves every shard", timeout: .seconds(120)) { () async throws -> Bool? in
             let r = try await client.coordinator.routing()
             return (0..<shardCount).allSatisfy { r.node(serving: $0)?.name == "worker-2" } ? true : nil
         }
+        // Streamed (with the triggers), not loaded from PostgreSQL (whose replay would fire them again).
+        #expect(try await streamed() - streamedBefore == moving, "worker-2 streamed worker-1's \(moving) shards")
         // worker-1 tries its decisions once more as it stops, gives up on the held row, and exits.
         _ = try await RescoringTests.eventually("worker-1 exited", timeout: .seconds(240)) { cluster.isRunning("worker-1") ? nil : true }
         let gaveUp = (try? String(contentsOfFile: cluster.logPath("worker-1"), encoding: .utf8)) ?? ""

@@ -183,7 +183,7 @@ final class EventIngest: Sendable {
         let confined = confined
         return try await thread.run {
             let (ids, values) = store.store.exported()
-            return (ids, values, confined.slots[shard]?.events.snapshot, confined.live?.undecidedTriggers(shard: shard) ?? [])
+            return (ids, values, confined.slots[shard]?.events.snapshot, confined.handoffTriggers(shard))
         }
     }
 
@@ -330,6 +330,8 @@ final class Confined: @unchecked Sendable {
     /// Triggers fired whose row could not be written yet (the database was away).
     var pendingTriggers: [FiredTrigger] = []
     var counts = EventStats()
+    /// A group made a shard unsynced or lost (`blocked` is counted again after it).
+    var blockedChanged = false
     /// Triggers streamed with shards not adopted yet (see `EventIngest.carry`).
     var carried: [Int: [FiredTrigger]] = [:]
     /// Ownerships waiting for PostgreSQL (see `ownOrDefer`).
@@ -424,7 +426,11 @@ final class Confined: @unchecked Sendable {
     }
 
     func process(_ batches: [EventBatch]) -> [EventAcks] {
-        defer { publishBlocked() }
+        // Counted again only when a shard may have become, or still is, blocked (not per group).
+        defer {
+            if blockedChanged || blocked.withLock({ $0 != (0, 0, 0) }) { publishBlocked() }
+            blockedChanged = false
+        }
         var copies: [Copy] = []
         var acks = processGroup(batches, copies: &copies)
         // A copy is settled with its first: a duplicate once that is logged, else as it is.
@@ -512,11 +518,13 @@ final class Confined: @unchecked Sendable {
             logger.warning("logging events failed; the senders resend them", metadata: ["events": "\(candidates.count)", "error": "\(error)"])
             if (error as? PostgresError)?.isUnavailable ?? true { connection = nil }
             for s in nextSeq.keys { slots[s]?.unsynced = true }
+            blockedChanged = true
             for c in candidates { acks[c.batch].set(c.index, .retry) }
             Counter(label: "churngrid_events_retried_total").increment(by: candidates.count)
             return acks
         }
         for s in lost {
+            blockedChanged = true
             slots[s]?.lost = true
             logger.warning("another owner holds the shard's event fence now; its events go there", metadata: ["shard": "\(s)"])
         }
@@ -565,7 +573,25 @@ final class Confined: @unchecked Sendable {
     /// Whether a trigger fired on `shard` waits for its row or its live decision to be recorded.
     func unsettledTriggers(_ shard: Int) -> Bool {
         if live?.undecided(shard: shard) == true { return true }
+        // A copy whose takeover is not done yet holds what its predecessor fired undecided.
+        if slots[shard]?.firedAsStandby.isEmpty == false || carried[shard] != nil { return true }
         return pendingTriggers.contains { ShardKey.shard(of: $0.subscriberID, shardCount: shardCount) == shard }
+    }
+
+    /// What a worker taking `shard` over by stream decides: the triggers not decided here yet,
+    /// and those a standby copy (streamed from when its owner is gone) fired for its owner.
+    func handoffTriggers(_ shard: Int) -> [FiredTrigger] {
+        (live?.undecidedTriggers(shard: shard) ?? []) + (slots[shard]?.firedAsStandby ?? [])
+    }
+
+    /// Triggers a peer streamed with `shard`, kept only when they are the shard's (a subscriber of
+    /// `ids`), recent enough to be decided, and at most as many as a standby remembers.
+    static func received(_ triggers: [FiredTrigger], shard: Int, shardCount: Int, ids: Set<Int64>, now: Int64) -> [FiredTrigger] {
+        let oldest = now - standbyTriggerMemoryMillis
+        let kept = triggers.filter {
+            $0.firedAt >= oldest && ids.contains($0.subscriberID) && ShardKey.shard(of: $0.subscriberID, shardCount: shardCount) == shard
+        }
+        return Array(kept.suffix(standbyTriggerMemory))
     }
 
     private func decideLive(_ fired: [FiredTrigger]) {

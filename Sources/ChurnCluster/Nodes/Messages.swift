@@ -158,7 +158,10 @@ public struct ShardState: Sendable, WireCodable {
     }
 
     public func encode(to w: inout WireWriter) {
-        w.write(shard); w.write(featureCount); w.write(ids); w.write(values); w.write(events); w.write(profileGeneration); w.write(undecided)
+        w.write(shard); w.write(featureCount); w.write(ids); w.write(values); w.write(events); w.write(profileGeneration)
+        // Only when there are any: a receiver one version older reads no further than the
+        // generation (and refuses a reply with bytes it did not read).
+        if !undecided.isEmpty { w.write(undecided) }
     }
     public init(from r: inout WireReader) throws(WireError) {
         let at = r.offset

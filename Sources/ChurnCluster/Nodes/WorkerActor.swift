@@ -195,7 +195,11 @@ public distributed actor WorkerActor {
                     continue
                 }
                 snapshots[state.shard] = snapshot
-                if !state.undecided.isEmpty { carried[state.shard] = state.undecided }
+                if !state.undecided.isEmpty {
+                    let kept = Confined.received(state.undecided, shard: state.shard, shardCount: assignment.shardCount, ids: Set(state.ids.elements),
+                                                 now: Confined.nowMillis())
+                    if !kept.isEmpty { carried[state.shard] = kept }
+                }
                 let store = try await loader.run { () throws -> LoadedShard in
                     LoadedShard(store: try ShardLoading.store(ids: state.ids.elements, values: state.values.elements, lacking: lacking),
                                 generation: state.profileGeneration)

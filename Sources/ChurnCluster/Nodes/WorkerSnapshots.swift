@@ -30,6 +30,8 @@ public struct SnapshotWrite: Sendable, WireCodable, Codable {
 extension WorkerActor {
     /// Shards encoded and written per PostgreSQL transaction.
     static let snapshotBatch = 32
+    /// Further tries, a second apart, for shards whose triggers wait for their decision.
+    static let snapshotTriggerRounds = 5
 
     /// Writes a snapshot of each of `shards` this worker owns: its profiles and event state,
     /// taken together on the event thread (so the snapshot's sequence number says exactly which
@@ -44,9 +46,23 @@ extension WorkerActor {
         for s in Set(shards) where held[s] == nil { report.skipped.append("shard \(s): not owned here") }
         let thread = BlockingThread(name: "cg-snapshot", niceness: 5)
         defer { thread.stop() }
-        let order = held.keys.sorted()
+        var order = held.keys.sorted()
         var next = 0
-        while next < order.count {
+        // Shards whose triggers wait for their decision are tried again a few times, a second
+        // apart (a decision usually takes milliseconds; a dry lease waits up to 30 s).
+        var waiting: [Int] = [], rounds = 0
+        while next < order.count || !waiting.isEmpty {
+            if next >= order.count {
+                rounds += 1
+                if rounds > Self.snapshotTriggerRounds {
+                    for shard in waiting {
+                        report.skipped.append("shard \(shard): triggers fired on it wait for their live decision or their row (a copy loaded from it would never fire them again; snapshot it again once they are decided)")
+                    }
+                    break
+                }
+                try await Task.sleep(for: .seconds(1))
+                (order, waiting, next) = (waiting, [], 0)
+            }
             var batch: [(shard: Int, ids: [Int64], values: [Float], featureCount: Int, events: ShardEventSnapshot, generation: Int64, taken: Int64)] = []
             while next < order.count && batch.count < Self.snapshotBatch {
                 let shard = order[next]
@@ -63,8 +79,8 @@ extension WorkerActor {
                 }
                 guard !unsettled else {
                     // A copy loaded from this snapshot would not replay the events that fired them:
-                    // the shard keeps its previous snapshot (or loads from the table) this time.
-                    report.skipped.append("shard \(shard): triggers fired on it wait for their live decision or their row (snapshot it again shortly)")
+                    // tried again shortly; else the shard keeps its previous snapshot (or the table).
+                    waiting.append(shard)
                     continue
                 }
                 batch.append((shard, ids, values, loaded.store.featureCount, events, loaded.generation,
