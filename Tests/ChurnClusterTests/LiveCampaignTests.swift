@@ -53,6 +53,75 @@ struct LiveCampaignTests {
     }
 
     /// One port-out inquiry per subscriber, now; every one must be accepted.
+    /// A fresh cluster with a live campaign whose decisions are all held (the `campaign_live` row
+    /// they read is locked by `holder`), and `victims` subscribers of worker-1's shards whose
+    /// port-out inquiries fired triggers there (counted by worker-1, their rows written), none decided.
+    struct HeldDecisions {
+        let url: String
+        let cluster: LocalCluster
+        let client: ClusterClient
+        let db: PostgresConnection
+        let run: Int64
+        let routing: Routing
+        let shardCount: Int
+        let victims: [Int64]
+        /// The victims as a PostgreSQL array literal.
+        let list: String
+        let holder: PostgresConnection
+    }
+
+    static func heldDecisions(name: String, standbys: Bool, victims count: Int) async throws -> HeldDecisions {
+        let (url, cluster, client, dir) = try await Self.cluster(name: name, standbys: standbys)
+        do {
+            let db = try PostgresConnection(url: url)
+            let config = "\(dir)/live.json"
+            try Data(Self.campaign(name: name, callCapacity: nil, control: 0).utf8).write(to: URL(fileURLWithPath: config))
+            let started = await runCommand("\(shellQuoted(try churngridExecutable())) campaign live start --config \(config) --json --coordinator \(cluster.coordinatorEndpoint)")
+            try #require(started.status == 0, "\(started.output)")
+            let run = try #require((try CampaignTests.json(started.output))["run_id"] as? Int64)
+            let routing = try await client.coordinator.routing()
+            let shardCount = routing.map.shardCount
+            let candidates = try Self.ids(db, "SELECT subscriber_id FROM subscriber_profiles ORDER BY subscriber_id LIMIT 2000")
+            let victims = Array(candidates.filter { routing.node(serving: ShardKey.shard(of: $0, shardCount: shardCount))?.name == "worker-1" }.prefix(count))
+            try #require(victims.count == count)
+            let holder = try PostgresConnection(url: url)
+            try holder.execute("BEGIN")
+            _ = try holder.query("SELECT 1 FROM campaign_live FOR UPDATE")
+            try await Self.inquire(client, victims, tag: name)
+            let list = "{\(victims.map(String.init).joined(separator: ","))}"
+            // Fired by their owner, worker-1 (its own count), and on record (a standby following the
+            // log fires the same triggers: whichever writes a trigger's row first is named on it).
+            let owner = try WorkerActor.resolve(id: ActorID(node: try #require(routing.nodes.first { $0.name == "worker-1" }), name: WorkerActor.name), using: client.system)
+            _ = try await RescoringTests.eventually("worker-1 fired the triggers", timeout: .seconds(60)) { () async throws -> Bool? in
+                let fired = try await owner.eventStatus().stats.triggers
+                let stored = try db.query("SELECT count(DISTINCT subscriber_id) FROM retention_triggers WHERE subscriber_id = ANY($1::bigint[])", [list]).scalar
+                return fired >= count && stored == String(count) ? true : nil
+            }
+            return HeldDecisions(url: url, cluster: cluster, client: client, db: db, run: run, routing: routing, shardCount: shardCount,
+                                 victims: victims, list: list, holder: holder)
+        } catch {
+            cluster.stop()
+            throw error
+        }
+    }
+
+    /// Waits until worker-2 serves every shard.
+    static func worker2ServesAll(_ client: ClusterClient, shardCount: Int) async throws {
+        _ = try await RescoringTests.eventually("worker-2 serves every shard", timeout: .seconds(120)) { () async throws -> Bool? in
+            let r = try await client.coordinator.routing()
+            return (0..<shardCount).allSatisfy { r.node(serving: $0)?.name == "worker-2" } ? true : nil
+        }
+    }
+
+    /// The victims' actions of `run` (subscriber, decided_by), once there is one for each.
+    static func decided(_ held: HeldDecisions) async throws -> [[String?]] {
+        try await RescoringTests.eventually("the victims' triggers decided", timeout: .seconds(120)) { () throws -> [[String?]]? in
+            let rows = try held.db.query("SELECT subscriber_id, decided_by FROM campaign_actions WHERE run_id = $1 AND subscriber_id = ANY($2::bigint[])",
+                                         [String(held.run), held.list]).rows
+            return rows.count == held.victims.count ? rows : nil
+        }
+    }
+
     static func inquire(_ client: ClusterClient, _ ids: [Int64], tag: String) async throws {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         let events = ids.map { SubscriberEvent(eventID: "\(tag)-\($0)", source: "test", subscriberID: $0, type: .portOutInquiry, at: now) }
@@ -217,51 +286,14 @@ struct LiveCampaignTests {
 
     @Test("the owner SIGKILLed while its decisions wait for the database: its standby, promoted, decides the triggers the dead owner fired; one action each")
     func ownerKilledBeforeRecording() async throws {
-        let (url, cluster, client, dir) = try await Self.cluster(name: "live-kill", standbys: true)
-        defer { cluster.stop() }
-        let db = try PostgresConnection(url: url)
-        let cli = "\(shellQuoted(try churngridExecutable()))"
-        let config = "\(dir)/live.json"
-        try Data(Self.campaign(name: "live-kill", callCapacity: nil, control: 0).utf8).write(to: URL(fileURLWithPath: config))
-        let started = await runCommand("\(cli) campaign live start --config \(config) --json --coordinator \(cluster.coordinatorEndpoint)")
-        try #require(started.status == 0, "\(started.output)")
-        let run = try #require((try CampaignTests.json(started.output))["run_id"] as? Int64)
-
-        // Subscribers whose shards worker-1 owns.
-        let routing = try await client.coordinator.routing()
-        let shardCount = routing.map.shardCount
-        let candidates = try Self.ids(db, "SELECT subscriber_id FROM subscriber_profiles ORDER BY subscriber_id LIMIT 2000")
-        let victims = Array(candidates.filter { routing.node(serving: ShardKey.shard(of: $0, shardCount: shardCount))?.name == "worker-1" }.prefix(100))
-        try #require(victims.count == 100)
-
-        // Hold every live decision: the row their write reads is locked.
-        let holder = try PostgresConnection(url: url)
-        try holder.execute("BEGIN")
-        _ = try holder.query("SELECT 1 FROM campaign_live FOR UPDATE")
-        try await Self.inquire(client, victims, tag: "kill")
-        let list = "{\(victims.map(String.init).joined(separator: ","))}"
-        // Fired by their owner, worker-1 (its own count), and on record (the standby, following the
-        // log, fires the same triggers: whichever writes a trigger's row first is named on it).
-        let owner = try WorkerActor.resolve(id: ActorID(node: try #require(routing.nodes.first { $0.name == "worker-1" }), name: WorkerActor.name), using: client.system)
-        _ = try await RescoringTests.eventually("worker-1 fired the triggers", timeout: .seconds(60)) { () async throws -> Bool? in
-            let fired = try await owner.eventStatus().stats.triggers
-            let stored = try db.query("SELECT count(DISTINCT subscriber_id) FROM retention_triggers WHERE subscriber_id = ANY($1::bigint[])", [list]).scalar
-            return fired >= 100 && stored == "100" ? true : nil
-        }
+        let held = try await Self.heldDecisions(name: "live-kill", standbys: true, victims: 100)
+        defer { held.cluster.stop() }
         try await Task.sleep(for: .seconds(3))  // the standby follows the log (every 2 s)
-        kill(try #require(cluster.pid("worker-1")), SIGKILL)
-        _ = try await RescoringTests.eventually("worker-2 serves every shard", timeout: .seconds(120)) { () async throws -> Bool? in
-            let r = try await client.coordinator.routing()
-            return (0..<shardCount).allSatisfy { r.node(serving: $0)?.name == "worker-2" } ? true : nil
-        }
+        kill(try #require(held.cluster.pid("worker-1")), SIGKILL)
+        try await Self.worker2ServesAll(held.client, shardCount: held.shardCount)
         try await Task.sleep(for: .seconds(2))  // the dead worker's waiting write is cancelled by the server
-        try holder.execute("COMMIT")
-
-        let decided = try await RescoringTests.eventually("the victims' triggers decided", timeout: .seconds(120)) { () throws -> [[String?]]? in
-            let rows = try db.query("SELECT subscriber_id, decided_by FROM campaign_actions WHERE run_id = $1 AND subscriber_id = ANY($2::bigint[])",
-                                    [String(run), list]).rows
-            return rows.count == victims.count ? rows : nil
-        }
+        try held.holder.execute("COMMIT")
+        let decided = try await Self.decided(held)
         #expect(decided.allSatisfy { $0[1] == "worker-2" }, "the dead worker's decisions landed after it died: \(decided.filter { $0[1] != "worker-2" }.prefix(3))")
     }
 
