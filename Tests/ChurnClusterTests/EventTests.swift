@@ -261,7 +261,8 @@ struct EventTests {
         let probes = events.prefix(200).enumerated().map { i, e in
             SubscriberEvent(eventID: "after-stop-\(i)", subscriberID: e.subscriberID, type: .complaint, at: now - 1_000)
         }
-        _ = system("bash \(shellQuoted(script)) stop \(shellQuoted(dir)) >/dev/null 2>&1")
+        let (stopped, stopText) = await runCommand("bash \(shellQuoted(script)) stop \(shellQuoted(dir)) 2>&1")
+        try #require(stopped == 0, "\(stopText)")
         let (refused, _) = try await client.send(events: Array(probes), deadline: .seconds(3))
         #expect(refused.allSatisfy { $0.status == .retry }, "\(Set(refused.map(\.status)))")
         let replaying = try await RescoringTests.eventually("shards replaying while PostgreSQL is away", timeout: .seconds(60)) { () async throws -> Int? in
