@@ -140,12 +140,16 @@ struct FrozenWorkerTests {
         defer { Task { await client.close() } }
         let pid = try #require(cluster.pid("worker-1"))
         // 1.2 s stopped, 0.6 s running: heartbeats get through (the limit is 3 s), scoring crawls.
+        // Stopped before the job starts: its first calls to worker-1 wait past the 1 s deadline
+        // (scoring its part takes a fraction of a running window, so a job started while it runs
+        // could end with no straggler at all).
+        kill(pid, SIGSTOP)
         let slowing = Task.detached {
             while !Task.isCancelled {
-                kill(pid, SIGSTOP)
                 try? await Task.sleep(for: .milliseconds(1200))
                 kill(pid, SIGCONT)
                 try? await Task.sleep(for: .milliseconds(600))
+                kill(pid, SIGSTOP)
             }
             kill(pid, SIGCONT)
         }
