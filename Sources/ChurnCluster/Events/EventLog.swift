@@ -60,24 +60,26 @@ enum EventLog {
         try ProfileSnapshotStore.dropTaken(before: cutoff + WindowedState.allowedLatenessDays + 2, c)
         try c.execute("SET lock_timeout TO '5s'")
         defer { try? c.execute("SET lock_timeout TO 0") }
-        let rows = try c.query("""
-            SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+        // Every daily partition with its day, read once: those before the cutoff go, and the oldest
+        // of the events' that stays is how far back the log goes.
+        let partitions = try c.query("""
+            SELECT c.relname, to_date(substring(c.relname FROM '_p([0-9]{8})$'), 'YYYYMMDD') - date '1970-01-01'
+            FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
             WHERE p.relname IN ('subscriber_events', 'retention_triggers')
               AND substring(c.relname FROM '_p([0-9]{8})$') IS NOT NULL
-              AND to_date(substring(c.relname FROM '_p([0-9]{8})$'), 'YYYYMMDD') < date '1970-01-01' + $1::int
-            """, [String(cutoff)]).rows.compactMap { $0[0] }
+            """).rows.compactMap { row -> (name: String, day: Int)? in
+                guard row.count == 2, let name = row[0], let day = row[1].flatMap({ Int($0) }) else { return nil }
+                return (name, day)
+            }
+        let rows = partitions.filter { $0.day < cutoff }.map(\.name)
         // A shard idle for longer than the retention may lose its newest events with them.
         if rows.contains(where: { $0.hasPrefix("subscriber_events_") }) { try keepSeqFloors(c) }
         for name in rows where name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) {
             try c.execute("DROP TABLE IF EXISTS \(name)")
         }
-        // What is left: the oldest day of the events' partitions (today when there are none). Held by
-        // the profiles only when a partition the retention alone would have dropped is still there.
-        let oldest = try c.query("""
-            SELECT min(to_date(substring(c.relname FROM '_p([0-9]{8})$'), 'YYYYMMDD') - date '1970-01-01')
-            FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
-            WHERE p.relname = 'subscriber_events' AND substring(c.relname FROM '_p([0-9]{8})$') IS NOT NULL
-            """).scalar.flatMap { Int($0) } ?? Int(day)
+        // Held by the profiles only when a partition the retention alone would have dropped is
+        // still there (today when the log has no partition).
+        let oldest = partitions.filter { $0.day >= cutoff && $0.name.hasPrefix("subscriber_events_") }.map(\.day).min() ?? Int(day)
         return Pruned(dropped: rows, keptFromDay: oldest, heldByProfiles: oldest < byRetention)
     }
 
