@@ -725,6 +725,12 @@ public enum ProfileSchema {
             -- table numbers its next events past it, never again a number a standby already applied.
             ALTER TABLE churngrid_event_owners ADD COLUMN seq_floor bigint NOT NULL DEFAULT 0;
             """),
+        Migration(version: 22, name: "event fence generations", sql: """
+            -- Raised by one at every raise of a shard's fence (a takeover, or its owner's replay after a
+            -- write whose outcome it does not know): an owner writes only under the generation it raised
+            -- last, so a write cut off before it locked its fence can never commit after that replay.
+            ALTER TABLE churngrid_event_owners ADD COLUMN generation bigint NOT NULL DEFAULT 0;
+            """),
     ]
 
     /// Applies the migrations `connection`'s database lacks.

@@ -133,7 +133,8 @@ extension EventCatalogue {
 
         The owning worker takes everything waiting (up to 8,192 events) and, in one PostgreSQL
         transaction: checks it still holds each shard's **fence** (`churngrid_event_owners`: the
-        node and the (term, epoch) it took the shard in, read `FOR SHARE`) and inserts the events into
+        node, the (term, epoch) it took the shard in and the generation of its last raise, read
+        `FOR SHARE`) and inserts the events into
         **`subscriber_events`** with `ON CONFLICT DO NOTHING`. Only then does it apply them in memory,
         in sequence order, and acknowledge. So:
 
@@ -158,6 +159,13 @@ extension EventCatalogue {
         - A new owner raises the fence before it replays (waiting for the previous owner's write in
           progress to commit): a stale owner that wakes up can no longer log, so it cannot acknowledge
           what the new owner would never see; its events are answered `not_owner`.
+        - A write whose connection failed (outcome unknown) is followed, before the shard takes more
+          events, by its owner raising the fence again (a new generation) and replaying the log. A
+          write the server is still running (its client gone, the server unaware) either holds the
+          fence already, and the raise waits until it commits, so the replay applies it; or it has not
+          locked the fence yet (it waits for a lock on the table, say), and then finds the generation
+          changed and logs nothing. Never does it log events after the replay that memory would miss
+          (they would be answered `duplicate` when resent and never applied).
         - Duplicates: `subscriber_events` is partitioned by the day of `at` (PostgreSQL requires the
           partition key in a unique constraint), so its primary key is (`source`, `event_id`, `at`). A
           re-sent event carries the same `at` and always meets its first copy; duplicates are detected
@@ -190,6 +198,14 @@ extension EventCatalogue {
         replay never writes it twice) and published at once, best-effort, on the worker's ZeroMQ PUB
         socket (`worker --triggers-publish tcp://HOST:PORT`; with CURVE only authorized keys may
         subscribe). `churngrid triggers tail [--json]` subscribes to every worker's.
+
+        A trigger row that cannot be written (PostgreSQL away, the table locked) is kept in memory (at
+        most 1,000,000 a worker, oldest dropped first) and written again with the next group and at every
+        standby refresh (2 s; waiting 200 ms at most for a lock there), with the warning "trigger rows
+        could not be written yet" at most every 10 s. A shard streamed away (a drain, a rebalance) takes
+        its unwritten rows with it (within the last day, at most 10,000 a shard): the worker it moves to
+        writes them, named for the worker that fired them, so a worker that exits before the database is
+        back loses none ("trigger rows not written at stop" counts what it still held).
 
         """
         return s

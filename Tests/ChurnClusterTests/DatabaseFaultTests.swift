@@ -344,7 +344,8 @@ struct DatabaseFaultTests {
     static func publishWaiting(_ url: String) throws -> Bool {
         try PostgresConnection(url: url).query("""
             SELECT count(*) FROM pg_stat_activity
-            WHERE application_name = 'churngrid-coordinator' AND wait_event_type = 'Lock' AND query LIKE '%churngrid_published%'
+            WHERE datname = current_database() AND application_name = 'churngrid-coordinator' AND wait_event_type = 'Lock'
+              AND query LIKE '%churngrid_published%'
             """).scalar != "0"
     }
 
@@ -367,7 +368,8 @@ struct DatabaseFaultTests {
         // between the two), then the server restarts, which ends the holder's transaction too.
         let cut = try holder.query("""
             SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-            WHERE application_name = 'churngrid-coordinator' AND wait_event_type = 'Lock' AND query LIKE '%churngrid_published%'
+            WHERE datname = current_database() AND application_name = 'churngrid-coordinator' AND wait_event_type = 'Lock'
+              AND query LIKE '%churngrid_published%'
             """).scalar
         #expect(cut == "1", "the waiting publication was cut (\(cut ?? "none"))")
         let (restarted, text) = await runCommand("bash \(shellQuoted(Self.script)) restart \(shellQuoted(dir)) 2>&1")

@@ -62,4 +62,55 @@ struct LiveCampaignHandoverTests {
         #expect(try held.db.query("SELECT count(*) FROM campaign_actions WHERE run_id = $1 AND subscriber_id = ANY($2::bigint[])",
                                   [String(held.run), held.list]).scalar == "40", "one action each")
     }
+    @Test("drained while its trigger rows cannot be written (retention_triggers locked): the unwritten rows stream with their shards, and the worker they move to writes each once after the drained one exited, named for the worker that fired it")
+    func drainedWithRowsUnwritten() async throws {
+        let (url, cluster, client, _) = try await LiveCampaignTests.cluster(name: "rows-drain", standbys: false)
+        defer { cluster.stop() }
+        let db = try PostgresConnection(url: url)
+        let routing = try await client.coordinator.routing()
+        let shardCount = routing.map.shardCount
+        let candidates = try LiveCampaignTests.ids(db, "SELECT subscriber_id FROM subscriber_profiles ORDER BY subscriber_id LIMIT 2000")
+        let victims = Array(candidates.filter { routing.node(serving: ShardKey.shard(of: $0, shardCount: shardCount))?.name == "worker-1" }.prefix(30))
+        try #require(victims.count == 30)
+        let list = "{\(victims.map(String.init).joined(separator: ","))}"
+        // Trigger rows cannot be written while this is held (their INSERT waits out its lock timeout
+        // and fails); the events themselves are logged and acknowledged.
+        let holder = try PostgresConnection(url: url)
+        try holder.execute("BEGIN")
+        try holder.execute("LOCK TABLE retention_triggers IN SHARE MODE")
+        let owner = try WorkerActor.resolve(id: ActorID(node: try #require(routing.nodes.first { $0.name == "worker-1" }), name: WorkerActor.name), using: client.system)
+        let firedBefore = try await owner.eventStatus().stats.triggers
+        try await LiveCampaignTests.inquire(client, victims, tag: "rows-drain")
+        #expect(try await owner.eventStatus().stats.triggers - firedBefore >= victims.count, "worker-1 fired the victims' triggers")
+        // The fault happened: worker-1 tried to write the rows and could not.
+        _ = try await RescoringTests.eventually("worker-1 failed to write the trigger rows", timeout: .seconds(120)) { () -> Bool? in
+            let log = (try? String(contentsOfFile: cluster.logPath("worker-1"), encoding: .utf8)) ?? ""
+            return log.contains("trigger rows could not be written yet") ? true : nil
+        }
+        #expect(try db.query("SELECT count(*) FROM retention_triggers WHERE subscriber_id = ANY($1::bigint[])", [list]).scalar == "0")
+
+        let moving = (0..<shardCount).filter { routing.node(serving: $0)?.name == "worker-1" }.count
+        func streamed() async throws -> Int { try await client.coordinator.status().shardLoads?.first { $0.worker == "worker-2" }?.streamed ?? -1 }
+        let streamedBefore = try await streamed()
+        let drained = await runCommand("\(shellQuoted(try churngridExecutable())) nodes drain worker-1 --coordinator \(cluster.coordinatorEndpoint)")
+        #expect(drained.status == 0, "\(drained.output)")
+        try await LiveCampaignTests.worker2ServesAll(client, shardCount: shardCount)
+        // Streamed with the unwritten rows, not loaded from PostgreSQL (whose replay would fire the
+        // triggers again, on worker-2).
+        #expect(try await streamed() - streamedBefore == moving, "worker-2 streamed worker-1's \(moving) shards")
+        // worker-1 tries the rows once more as it stops, fails on the lock, and exits.
+        _ = try await RescoringTests.eventually("worker-1 exited", timeout: .seconds(240)) { cluster.isRunning("worker-1") ? nil : true }
+        let stopped = (try? String(contentsOfFile: cluster.logPath("worker-1"), encoding: .utf8)) ?? ""
+        #expect(stopped.contains("trigger rows not written at stop"), "the drained worker exited with its rows unwritten")
+        #expect(try db.query("SELECT count(*) FROM retention_triggers WHERE subscriber_id = ANY($1::bigint[])", [list]).scalar == "0")
+
+        try holder.execute("COMMIT")
+        let rows = try await RescoringTests.eventually("the victims' trigger rows written", timeout: .seconds(120)) { () throws -> [[String?]]? in
+            let rows = try db.query("SELECT subscriber_id, node FROM retention_triggers WHERE subscriber_id = ANY($1::bigint[])", [list]).rows
+            return rows.count >= victims.count ? rows : nil
+        }
+        #expect(rows.count == victims.count, "one row per trigger: \(rows.count) for \(victims.count)")
+        #expect(Set(rows.compactMap { $0[0].flatMap { Int64($0) } }) == Set(victims))
+        #expect(rows.allSatisfy { $0[1] == "worker-1" }, "named for the worker that fired them: \(rows.filter { $0[1] != "worker-1" }.prefix(3))")
+    }
 }

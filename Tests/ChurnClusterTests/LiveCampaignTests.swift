@@ -324,7 +324,7 @@ struct LiveCampaignTests {
                                        logPath: "\(dir)/batch-run.log")
         _ = try await RescoringTests.eventually("the run waits to write", timeout: .seconds(120)) { () throws -> Bool? in
             try db.query("""
-                SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE NOT l.granted AND a.query LIKE '%INSERT INTO campaign_runs%'
+                SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.datname = current_database() AND NOT l.granted AND a.query LIKE '%INSERT INTO campaign_runs%'
                 """).scalar == "1" ? true : nil
         }
         try await Self.inquire(client, during, tag: "during")

@@ -38,7 +38,7 @@ struct TakeoverReplayFaultTests {
         // connection is terminated there, half-way through the takeover.
         let reader = try await RescoringTests.eventually("the survivor's replay waiting on the log", timeout: .seconds(120)) {
             try db.query("""
-                SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'SELECT source, event_id, %'
+                SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'SELECT source, event_id, %'
                 """).rows.first?[0].flatMap { $0 }
         }
         let fenced = try db.query("SELECT count(*) FROM churngrid_event_owners WHERE node = 'worker-2'").scalar.flatMap { Int($0) } ?? 0

@@ -7,20 +7,44 @@ import Glibc
 /// A TCP proxy a test controls, for network partitions: it relays 127.0.0.1:`port` to `target`
 /// until `cut()`, which turns it into a black hole (connections stay open, bytes are swallowed,
 /// new connections are accepted and never relayed — a partition, not a refusal); `heal()` closes
-/// what was cut off, so both sides reconnect, and relays again. Blocking sockets, a thread per
-/// direction.
+/// what was cut off, so both sides reconnect, and relays again. `dropClients()` fails the clients'
+/// side only (the server cannot tell). Blocking sockets, a thread per direction.
+///
+/// A connection's descriptors are closed only once both of its directions have ended, and every
+/// shutdown and close happens under the state's lock: a number is never shut down after it was
+/// closed and reused by another connection (of this proxy or of another in the same process).
 public final class TCPProxy: @unchecked Sendable {
     // @unchecked: the mutable state is in `state` (a Mutex); the listening socket is fixed.
     public let port: UInt16
     private let targetPort: UInt16
     private let listener: Int32
+
+    /// One accepted connection: its client side and, when relayed, its server side.
+    private struct Link {
+        let client: Int32
+        let upstream: Int32?
+        /// Directions that ended (the descriptors are closed when all have).
+        var ended = 0
+        /// The client side was dropped (`dropClients`): the server side stays open, swallowed.
+        var orphaned = false
+        var closed = false
+    }
+
     private struct State {
         var cut = false
-        var sockets: Set<Int32> = []
         var stopped = false
+        var links: [Int: Link] = [:]
+        var nextLink = 0
         /// Bytes relayed and swallowed (a test asserts the cut happened under traffic).
         var relayed = 0
         var swallowed = 0
+
+        /// Shuts both sides of `id` down (their reads end); nothing once it is closed.
+        mutating func shutdownLink(_ id: Int, clientOnly: Bool = false) {
+            guard let link = links[id], !link.closed else { return }
+            shutdown(link.client, Int32(SHUT_RDWR))
+            if !clientOnly, let upstream = link.upstream { shutdown(upstream, Int32(SHUT_RDWR)) }
+        }
     }
     private let state = Mutex(State())
 
@@ -54,27 +78,41 @@ public final class TCPProxy: @unchecked Sendable {
     /// Black-holes everything from now on.
     public func cut() { state.withLock { $0.cut = true } }
 
+    /// Closes the client side of every connection relayed now, as a client whose network failed
+    /// sees it (its read ends), and keeps the server side open with nothing more sent on it: the
+    /// server cannot tell (a statement it runs goes on, and may commit), and what it answers is
+    /// swallowed. New connections are relayed as before.
+    /// - Returns: how many connections were dropped.
+    @discardableResult
+    public func dropClients() -> Int {
+        state.withLock { s in
+            var n = 0
+            for (id, link) in s.links where link.upstream != nil && !link.orphaned && !link.closed {
+                s.links[id]?.orphaned = true
+                s.shutdownLink(id, clientOnly: true)
+                n += 1
+            }
+            return n
+        }
+    }
+
     /// Closes what was cut off and relays again.
     public func heal() {
-        let sockets = state.withLock { s -> Set<Int32> in
+        state.withLock { s in
             s.cut = false
-            defer { s.sockets = [] }
-            return s.sockets
+            for id in s.links.keys { s.shutdownLink(id) }
         }
-        for fd in sockets { shutdown(fd, Int32(SHUT_RDWR)) }
     }
 
     public var bytesRelayed: Int { state.withLock { $0.relayed } }
     public var bytesSwallowed: Int { state.withLock { $0.swallowed } }
 
     public func stop() {
-        let sockets = state.withLock { s -> Set<Int32> in
+        state.withLock { s in
             s.stopped = true
-            return s.sockets
+            shutdown(listener, Int32(SHUT_RDWR))
+            for id in s.links.keys { s.shutdownLink(id) }
         }
-        shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
-        for fd in sockets { shutdown(fd, Int32(SHUT_RDWR)) }
     }
 
     private static func loopback(port: UInt16) -> sockaddr_in {
@@ -89,15 +127,15 @@ public final class TCPProxy: @unchecked Sendable {
         while true {
             let client = accept(listener, nil, nil)
             if client < 0 {
-                if state.withLock({ $0.stopped }) { return }
+                if state.withLock({ $0.stopped }) {
+                    close(listener)
+                    return
+                }
                 continue
             }
-            let cut = state.withLock { s -> Bool in
-                s.sockets.insert(client)
-                return s.cut
-            }
-            if cut {
-                Thread.detachNewThread { [self] in pump(from: client, to: nil) }
+            if state.withLock({ $0.cut }) {
+                let id = register(client: client, upstream: nil)
+                Thread.detachNewThread { [self] in pump(id, from: client, to: nil) }
                 continue
             }
             let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -105,26 +143,38 @@ public final class TCPProxy: @unchecked Sendable {
             let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
             guard connected == 0 else {
                 close(upstream)
-                shutdown(client, Int32(SHUT_RDWR))
+                close(client)
                 continue
             }
-            state.withLock { _ = $0.sockets.insert(upstream) }
-            Thread.detachNewThread { [self] in pump(from: client, to: upstream) }
-            Thread.detachNewThread { [self] in pump(from: upstream, to: client) }
+            let id = register(client: client, upstream: upstream)
+            Thread.detachNewThread { [self] in pump(id, from: client, to: upstream) }
+            Thread.detachNewThread { [self] in pump(id, from: upstream, to: client) }
         }
     }
 
-    /// Copies `from` to `to` while not cut; swallows while cut; closes both at the end.
-    private func pump(from: Int32, to: Int32?) {
+    private func register(client: Int32, upstream: Int32?) -> Int {
+        state.withLock { s in
+            let id = s.nextLink
+            s.nextLink += 1
+            s.links[id] = Link(client: client, upstream: upstream)
+            return id
+        }
+    }
+
+    /// Copies `from` to `to` while relaying; swallows while cut (and from a dropped client's server
+    /// side); when this direction ends, ends the other too (unless the client was dropped: then its
+    /// server side lives on), and the last direction to end closes both descriptors.
+    private func pump(_ id: Int, from: Int32, to: Int32?) {
         var buffer = [UInt8](repeating: 0, count: 65_536)
         while true {
             let n = buffer.withUnsafeMutableBytes { recv(from, $0.baseAddress, $0.count, 0) }
             if n <= 0 { break }
-            let cut = state.withLock { s -> Bool in
-                if s.cut || to == nil { s.swallowed += n } else { s.relayed += n }
-                return s.cut
+            let swallow = state.withLock { s -> Bool in
+                let swallow = s.cut || to == nil || s.links[id]?.orphaned == true
+                if swallow { s.swallowed += n } else { s.relayed += n }
+                return swallow
             }
-            guard !cut, let to else { continue }
+            guard !swallow, let to else { continue }
             var sent = 0
             while sent < n {
                 let m = buffer.withUnsafeBytes { send(to, $0.baseAddress! + sent, n - sent, Int32(MSG_NOSIGNAL)) }
@@ -133,13 +183,21 @@ public final class TCPProxy: @unchecked Sendable {
             }
             if sent < n { break }
         }
-        shutdown(from, Int32(SHUT_RDWR))
-        if let to { shutdown(to, Int32(SHUT_RDWR)) }
         state.withLock { s in
-            s.sockets.remove(from)
-            if let to { s.sockets.remove(to) }
+            guard var link = s.links[id] else { return }
+            link.ended += 1
+            let directions = link.upstream == nil ? 1 : 2
+            if link.ended >= directions {
+                link.closed = true
+                close(link.client)
+                if let upstream = link.upstream { close(upstream) }
+                s.links[id] = nil
+                return
+            }
+            s.links[id] = link
+            // The other direction ends too, except a dropped client's server side.
+            if !(link.orphaned && from == link.client) { s.shutdownLink(id) }
         }
-        close(from)
     }
 }
 

@@ -50,8 +50,13 @@ extension Confined {
                 }
             }
             forget(erased, in: slot.events)
+            slot.firedAsStandby.removeAll { erased.contains($0.subscriberID) }
         }
         pendingTriggers.removeAll { erased.contains($0.subscriberID) }
+        for (shard, triggers) in carried {
+            let kept = triggers.filter { !erased.contains($0.subscriberID) }
+            carried[shard] = kept.isEmpty ? nil : kept
+        }
         return WorkerErasure(found: found.sorted(), copies: copies)
     }
 

@@ -309,6 +309,9 @@ final class Confined: @unchecked Sendable {
         var lost = false
         /// The last write's outcome is unknown: replay the log before taking more events.
         var unsynced = false
+        /// The generation of the shard's fence as this copy last raised it (owned copies only): its
+        /// writes are logged only under it (`EventLog.heldFences`).
+        var generation: Int64 = 0
         /// Triggers this copy fired while it stood by (its owner fired them too): decided here if
         /// it becomes the owner, since its owner may have died before recording their decisions.
         var firedAsStandby: [FiredTrigger] = []
@@ -387,6 +390,15 @@ final class Confined: @unchecked Sendable {
     func close() {
         publisher?.close()
         publisher = nil
+        // Trigger rows still unwritten: tried once more. Those of shards streamed away before were
+        // carried to their new owner, which writes them; the others are lost with this process
+        // unless the shard's next owner replays the events that fired them.
+        if !pendingTriggers.isEmpty {
+            writePendingTriggers()
+            if !pendingTriggers.isEmpty {
+                logger.error("trigger rows not written at stop", metadata: ["triggers": "\(pendingTriggers.count)"])
+            }
+        }
         connection = nil
     }
 
@@ -497,9 +509,9 @@ final class Confined: @unchecked Sendable {
         guard !candidates.isEmpty else { return acks }
 
         // Log them.
-        let fences: [(shard: Int, term: Int64, epoch: Int64)] = nextSeq.keys.sorted().compactMap { s in
-            guard case .owner(let term, let epoch)? = slots[s]?.role else { return nil }
-            return (s, term, epoch)
+        let fences: [EventLog.Fence] = nextSeq.keys.sorted().compactMap { s in
+            guard let slot = slots[s], case .owner(let term, let epoch) = slot.role else { return nil }
+            return EventLog.Fence(shard: s, term: term, epoch: epoch, generation: slot.generation)
         }
         let logged: Set<ShardSeq>, lost: Set<Int>
         let writeStart = ContinuousClock.now
@@ -578,10 +590,15 @@ final class Confined: @unchecked Sendable {
         return pendingTriggers.contains { ShardKey.shard(of: $0.subscriberID, shardCount: shardCount) == shard }
     }
 
-    /// What a worker taking `shard` over by stream decides: the triggers not decided here yet,
-    /// and those a standby copy (streamed from when its owner is gone) fired for its owner.
+    /// What a worker taking `shard` over by stream settles: the triggers not decided here yet,
+    /// those a standby copy (streamed from when its owner is gone) fired for its owner, and those
+    /// whose `retention_triggers` row is not written yet (PostgreSQL away): the receiver writes
+    /// every one's row again (idempotently) and decides them, so none is lost when this worker
+    /// exits before the database is back. Each trigger once.
     func handoffTriggers(_ shard: Int) -> [FiredTrigger] {
-        (live?.undecidedTriggers(shard: shard) ?? []) + (slots[shard]?.firedAsStandby ?? [])
+        let unwritten = pendingTriggers.filter { ShardKey.shard(of: $0.subscriberID, shardCount: shardCount) == shard }
+        var seen = Set<String>()
+        return ((live?.undecidedTriggers(shard: shard) ?? []) + (slots[shard]?.firedAsStandby ?? []) + unwritten).filter { seen.insert($0.triggerID).inserted }
     }
 
     /// Triggers a peer streamed with `shard`, kept only when they are the shard's (a subscriber of
@@ -626,6 +643,13 @@ final class Confined: @unchecked Sendable {
             pendingTriggers.removeAll(keepingCapacity: true)
         } catch {
             if (error as? PostgresError)?.isUnavailable ?? true { connection = nil }
+            // Said at most every 10 s (tried with every group and standby refresh while it lasts).
+            let now = ContinuousClock.now
+            if triggersWarned.map({ now - $0 > .seconds(10) }) ?? true {
+                triggersWarned = now
+                logger.warning("trigger rows could not be written yet; kept in memory and written again",
+                               metadata: ["waiting": "\(pendingTriggers.count)", "error": "\(error)"])
+            }
             if pendingTriggers.count > 1_000_000 {
                 // Bounded: the oldest are dropped from memory (they were published; their rows are
                 // written again only if the shard's log is replayed, e.g. by its next owner).
@@ -635,6 +659,19 @@ final class Confined: @unchecked Sendable {
             }
         }
     }
+
+    /// Writes the trigger rows left unwritten, waiting `resyncLockTimeout` at most for a lock
+    /// (every shard's events wait behind this on the event thread).
+    private func writePendingTriggers() {
+        guard !pendingTriggers.isEmpty, let c = try? db() else { return }
+        let short = (try? c.execute("SET lock_timeout TO '\(max(1, Int(Self.resyncLockTimeout / .milliseconds(1))))ms'")) != nil
+        writeTriggers([])
+        // A session left with the short wait would fail the next group's write: replaced instead.
+        if short, c.isOpen, (try? c.execute("SET lock_timeout TO '\(Self.lockTimeout)'")) == nil { connection = nil }
+    }
+
+    /// When `writeTriggers` last said it failed.
+    private var triggersWarned: ContinuousClock.Instant?
 
     private func ensurePartitions(_ c: PostgresConnection, now: Int64) throws {
         let day = Int32(clamping: Timestamp.floorDiv(now, Timestamp.millisPerDay))
@@ -712,11 +749,15 @@ final class Confined: @unchecked Sendable {
             for (fence, group) in byFence {
                 // A short wait: this runs on the event thread, before every shard's events.
                 let held = try EventLog.fence(c, shards: group, node: node, term: fence.term, epoch: fence.epoch, lockTimeout: Self.resyncLockTimeout)
-                for s in group where !held.contains(s) {
-                    slots[s]?.lost = true
-                    logger.warning("another owner holds the shard's event fence now; its events go there", metadata: ["shard": "\(s)"])
+                for s in group {
+                    if let generation = held[s] {
+                        slots[s]?.generation = generation
+                        ready.append(s)
+                    } else {
+                        slots[s]?.lost = true
+                        logger.warning("another owner holds the shard's event fence now; its events go there", metadata: ["shard": "\(s)"])
+                    }
                 }
-                ready += group.filter { held.contains($0) }
             }
             // One shard whose log is locked stays unsynced; the others replay.
             var blocked: PostgresError?
@@ -759,13 +800,14 @@ final class Confined: @unchecked Sendable {
             prepared.append((item, slot))
         }
         let held = try EventLog.fence(c, shards: items.map(\.shard), node: node, term: term, epoch: epoch)
-        let refused = items.map(\.shard).filter { !held.contains($0) }
+        let refused = items.map(\.shard).filter { held[$0] == nil }
         guard refused.isEmpty else {
             throw ClusterError("\(node) cannot own shards \(refused.prefix(8)) under term \(term) epoch \(epoch): a newer owner holds their event fence")
         }
         var firedAsStandby: [FiredTrigger] = []
-        for (_, slot) in prepared {
+        for (item, slot) in prepared {
             slot.role = .owner(term: term, epoch: epoch)
+            slot.generation = held[item.shard] ?? 0
             slot.lost = false
             // Not synced until the replay below has read the log to its end: should it fail half-way
             // (PostgreSQL away), the shard's events are answered `retry` and the next group replays
@@ -851,8 +893,14 @@ final class Confined: @unchecked Sendable {
         // erased subscribers; the profiles were cleaned by `WorkerActor.assign` before hosting.
         forgetErased(in: events)
         let slot = Slot(store: item.store, events: events, role: role)
-        // What the sender had not decided of the triggers its events fired (a streamed copy).
-        if let triggers = carried.removeValue(forKey: item.shard), !item.fromDatabase { slot.firedAsStandby = triggers }
+        // What the sender had not settled of the triggers its events fired (a streamed copy):
+        // decided when this copy is owned; their rows written (again: `ON CONFLICT DO NOTHING`)
+        // with the next write, as the sender may have exited without writing them.
+        if var triggers = carried.removeValue(forKey: item.shard), !item.fromDatabase {
+            if !erasures.isEmpty { triggers.removeAll { erasures.ids.contains($0.subscriberID) } }
+            slot.firedAsStandby = triggers
+            pendingTriggers += triggers
+        }
         slots[item.shard] = slot
         return slot
     }
@@ -867,6 +915,9 @@ final class Confined: @unchecked Sendable {
 
     func refreshStandbys() {
         defer { publishBlocked() }
+        // Trigger rows left unwritten (PostgreSQL was away) are written once it answers, not only
+        // with the next group's: no events may come for a while.
+        writePendingTriggers()
         if !pendingOwn.isEmpty {
             let waiting = pendingOwn
             pendingOwn = []

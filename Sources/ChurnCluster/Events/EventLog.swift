@@ -95,29 +95,34 @@ enum EventLog {
 
     /// Raises the fence of `shards` to this owner's (term, epoch), waiting for a previous owner's
     /// write in progress to commit.
-    /// - Returns: the shards whose fence is now this owner's; the others are held under a newer
-    ///   (term, epoch) by another owner (this node is stale for them).
+    /// Every raise gives the fence a new generation (see `heldFences`).
+    /// - Returns: the shards whose fence is now this owner's, with its generation; the others are
+    ///   held under a newer (term, epoch) by another owner (this node is stale for them).
     /// - Parameter lockTimeout: how long to wait for a previous write still holding a fence (nil:
     ///   the connection's `lock_timeout`).
-    static func fence(_ c: PostgresConnection, shards: [Int], node: String, term: Int64, epoch: Int64, lockTimeout: Duration? = nil) throws -> Set<Int> {
-        guard !shards.isEmpty else { return [] }
+    static func fence(_ c: PostgresConnection, shards: [Int], node: String, term: Int64, epoch: Int64, lockTimeout: Duration? = nil) throws -> [Int: Int64] {
+        guard !shards.isEmpty else { return [:] }
         // All or none: a refused shard leaves every fence as it was.
         try c.execute("BEGIN")
         let rows: PostgresRows
         do {
             if let lockTimeout { try c.execute("SET LOCAL lock_timeout TO '\(max(1, Int(lockTimeout / .milliseconds(1))))ms'") }
             rows = try c.query("""
-            INSERT INTO churngrid_event_owners AS o (shard, node, term, epoch)
-            SELECT s, $2, $3, $4 FROM unnest($1::int[]) AS s
-            ON CONFLICT (shard) DO UPDATE SET node = EXCLUDED.node, term = EXCLUDED.term, epoch = EXCLUDED.epoch, since = now()
+            INSERT INTO churngrid_event_owners AS o (shard, node, term, epoch, generation)
+            SELECT s, $2, $3, $4, 1 FROM unnest($1::int[]) AS s
+            ON CONFLICT (shard) DO UPDATE SET node = EXCLUDED.node, term = EXCLUDED.term, epoch = EXCLUDED.epoch, since = now(),
+                                              generation = o.generation + 1
             WHERE (o.term, o.epoch) <= (EXCLUDED.term, EXCLUDED.epoch)
-            RETURNING shard
+            RETURNING shard, generation
             """, [intArray(shards), node, String(term), String(epoch)])
         } catch {
             try? c.execute("ROLLBACK")
             throw error
         }
-        let held = Set(rows.rows.compactMap { $0[0].flatMap(Int.init) })
+        var held: [Int: Int64] = [:]
+        for row in rows.rows {
+            if row.count == 2, let shard = row[0].flatMap(Int.init), let generation = row[1].flatMap(Int64.init) { held[shard] = generation }
+        }
         try c.execute(held.count == Set(shards).count ? "COMMIT" : "ROLLBACK")
         return held
     }
@@ -176,7 +181,7 @@ enum EventLog {
     /// the duplicates of rows logged before).
     /// - Returns: the (shard, sequence number)s logged now (the others were duplicates), and the shards
     ///   whose fence another owner holds now (their events were not written).
-    static func append(_ c: PostgresConnection, _ rows: [LoggedEvent], fences: [(shard: Int, term: Int64, epoch: Int64)], node: String,
+    static func append(_ c: PostgresConnection, _ rows: [LoggedEvent], fences: [Fence], node: String,
                        receivedMillis: Int64) throws -> (logged: Set<ShardSeq>, lost: Set<Int>) {
         if rows.count <= smallGroup { return try appendSmall(c, rows, fences: fences, node: node, receivedMillis: receivedMillis) }
         try c.execute("BEGIN")
@@ -203,14 +208,15 @@ enum EventLog {
             // raise waits for this commit), and the insert of the events of those shards, which
             // says what was new ('h' rows: shards held; 'i' rows: events logged).
             let result = try c.query(prepared: "cg_events_append", """
-                \(heldFences),
+                \(heldFences(generations: 6)),
                 ins AS (
                     INSERT INTO subscriber_events (source, event_id, at, subscriber_id, shard, seq, type, value, received_ms)
                     SELECT source, event_id, timestamptz 'epoch' + at_ms * interval '1 millisecond', subscriber_id, shard, seq, type, value, $5
                     FROM churngrid_event_stage WHERE shard IN (SELECT shard FROM held)
                     ON CONFLICT DO NOTHING RETURNING shard, seq)
                 SELECT 'h', shard, 0 FROM held UNION ALL SELECT 'i', shard, seq FROM ins
-                """, [intArray(fences.map(\.shard)), intArray(fences.map(\.term)), intArray(fences.map(\.epoch)), node, String(receivedMillis)])
+                """, [intArray(fences.map(\.shard)), intArray(fences.map(\.term)), intArray(fences.map(\.epoch)), node, String(receivedMillis),
+                      intArray(fences.map(\.generation))])
             let outcome = appended(result, fences: fences)
             try c.execute("COMMIT")
             return outcome
@@ -227,10 +233,10 @@ enum EventLog {
     /// `append` for a small group, in one statement (its own transaction): the same fence check and
     /// insert, the events passed as arrays. At moderate rates groups are small and the event thread
     /// spends its time on round trips, not rows: one instead of five (BEGIN, COPY, query, COMMIT).
-    static func appendSmall(_ c: PostgresConnection, _ rows: [LoggedEvent], fences: [(shard: Int, term: Int64, epoch: Int64)], node: String,
+    static func appendSmall(_ c: PostgresConnection, _ rows: [LoggedEvent], fences: [Fence], node: String,
                             receivedMillis: Int64) throws -> (logged: Set<ShardSeq>, lost: Set<Int>) {
         let result = try c.query(prepared: "cg_events_append_small", """
-            \(heldFences),
+            \(heldFences(generations: 14)),
             ins AS (
                 INSERT INTO subscriber_events (source, event_id, at, subscriber_id, shard, seq, type, value, received_ms)
                 SELECT s, e, timestamptz 'epoch' + a * interval '1 millisecond', sub, sh, sq, t, v, $5
@@ -242,23 +248,37 @@ enum EventLog {
             """, [intArray(fences.map(\.shard)), intArray(fences.map(\.term)), intArray(fences.map(\.epoch)), node, String(receivedMillis),
                   ClusterDatabase.textArray(rows.map(\.event.source)), ClusterDatabase.textArray(rows.map(\.event.eventID)),
                   intArray(rows.map(\.event.at)), intArray(rows.map(\.event.subscriberID)), intArray(rows.map(\.shard)), intArray(rows.map(\.seq)),
-                  intArray(rows.map { $0.event.type.index }), exactDoubleArray(rows.map(\.event.value))])
+                  intArray(rows.map { $0.event.type.index }), exactDoubleArray(rows.map(\.event.value)), intArray(fences.map(\.generation))])
         return appended(result, fences: fences)
     }
 
-    /// The fences this owner still holds ($1–$3: shards, terms, epochs; $4: the node), locked FOR
-    /// SHARE so that a new owner's raise waits for the insert's commit: the `held` CTE of both appends.
-    static let heldFences = """
+    /// The fences this owner still holds ($1–$3: shards, terms, epochs; $4: the node; parameter
+    /// `generations`: the generation of each it raised last), locked FOR SHARE so that a raise
+    /// waits for the insert's commit: the `held` CTE of both appends. The generation makes a write
+    /// that had not locked its fences yet when its connection failed (waiting in the server for a
+    /// lock, say) find none once the owner has raised them again to replay the log: it writes
+    /// nothing after that replay, instead of events the owner would never apply.
+    static func heldFences(generations: Int) -> String {
+        """
         WITH held AS (
             SELECT o.shard FROM churngrid_event_owners o
-            JOIN unnest($1::int[], $2::bigint[], $3::bigint[]) AS f(shard, term, epoch)
-              ON o.shard = f.shard AND o.term = f.term AND o.epoch = f.epoch AND o.node = $4
+            JOIN unnest($1::int[], $2::bigint[], $3::bigint[], $\(generations)::bigint[]) AS f(shard, term, epoch, generation)
+              ON o.shard = f.shard AND o.term = f.term AND o.epoch = f.epoch AND o.node = $4 AND o.generation = f.generation
             FOR SHARE OF o)
         """
+    }
+
+    /// A shard's fence as its owner last raised it.
+    struct Fence: Sendable {
+        var shard: Int
+        var term: Int64
+        var epoch: Int64
+        var generation: Int64
+    }
 
     /// What an append's statement answered ('h' rows: shards held; 'i' rows: events logged): the
     /// events logged, and the shards whose fence another owner holds now.
-    static func appended(_ result: PostgresRows, fences: [(shard: Int, term: Int64, epoch: Int64)]) -> (logged: Set<ShardSeq>, lost: Set<Int>) {
+    static func appended(_ result: PostgresRows, fences: [Fence]) -> (logged: Set<ShardSeq>, lost: Set<Int>) {
         var held = Set<Int>(), logged = Set<ShardSeq>()
         logged.reserveCapacity(result.rows.count)
         for row in result.rows {

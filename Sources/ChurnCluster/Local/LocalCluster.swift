@@ -19,6 +19,8 @@ public final class LocalCluster: @unchecked Sendable {
     private var processes: [(name: String, process: Process)] = []
     /// The PostgreSQL URL, handed to the processes in their environment (never in argv).
     private var postgresURL = ""
+    /// Another PostgreSQL URL for some processes (by name), e.g. through a proxy a test cuts.
+    private var postgresURLs: [String: String] = [:]
     /// Further options of every `churngrid worker` (`--triggers-publish tcp://127.0.0.1:*`).
     private var workerOptions: [String] = []
     /// With CURVE: where every node's key and the authorized-keys file are.
@@ -38,11 +40,12 @@ public final class LocalCluster: @unchecked Sendable {
     ///     "coordinator-2", … stand by on the same database; workers and clients know them all.
     public static func start(executable: String, postgresURL: String, model: String, workers: Int, threads: Int,
                              shards: Int = 1024, coordinatorOptions: [String] = [], keyDirectory: String? = nil,
-                             coordinators: Int = 1, workerOptions: [String] = [], logDirectory: String, logger: Logger,
-                             waitForReady: Bool = true) async throws -> LocalCluster {
+                             coordinators: Int = 1, workerOptions: [String] = [], postgresURLs: [String: String] = [:],
+                             logDirectory: String, logger: Logger, waitForReady: Bool = true) async throws -> LocalCluster {
         try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
         let cluster = LocalCluster(executable: executable, logDirectory: logDirectory)
         cluster.postgresURL = postgresURL
+        cluster.postgresURLs = postgresURLs
         cluster.workerOptions = workerOptions
         let coordinatorNames = (1...max(1, coordinators)).map { $0 == 1 ? "coordinator" : "coordinator-\($0)" }
         if let keyDirectory { try cluster.makeKeys(in: keyDirectory, workers: max(1, workers), coordinators: coordinatorNames) }
@@ -145,7 +148,7 @@ public final class LocalCluster: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
-        environment["CHURNGRID_POSTGRES_URL"] = postgresURL
+        environment["CHURNGRID_POSTGRES_URL"] = postgresURLs[name] ?? postgresURL
         process.environment = environment
         if !appendLog || !FileManager.default.fileExists(atPath: logPath(name)) {
             _ = FileManager.default.createFile(atPath: logPath(name), contents: nil)
