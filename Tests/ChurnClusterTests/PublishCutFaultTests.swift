@@ -1,0 +1,76 @@
+@testable import ChurnCluster
+import ClusterSystem
+import Foundation
+import Postgres
+import ProfileDatabase
+import SubscriberProfiles
+import Testing
+import TestSupport
+
+/// A publication whose COMMIT was sent when the coordinator's connection failed, and which the
+/// server went on to commit: the coordinator cannot tell whether it did. It must find the job
+/// published — once, completed, never failed — whether its next try comes before the late commit
+/// or waits for it (beside `DatabaseFaultTests.restartedMidPublish`, where the cut publish rolls back).
+@Suite("A publication committing after its connection was cut", .timeLimit(.minutes(10)))
+struct PublishCutFaultTests {
+    @Test("the coordinator's COMMIT of a publication waits in the server (a deferred trigger the test installs waits on a lock) when its connection is cut (through a proxy, the server side left open); the coordinator retries, the late COMMIT goes through: the job is completed and published once, its scores whole")
+    func commitAfterCut() async throws {
+        let url = try await TestDatabase.fresh()
+        let subscribers = 20_000
+        try await onOwnThread {
+            _ = try BaseLoader(connection: try PostgresConnection(url: url)).load(SyntheticBase(seed: 5), count: subscribers) { _ in }
+        }
+        var components = try #require(URLComponents(string: url))
+        let proxy = try TCPProxy(targetPort: UInt16(try #require(components.port)))
+        defer { proxy.stop() }
+        components.port = Int(proxy.port)
+        let cluster = try await LocalCluster.start(executable: try churngridExecutable(), postgresURL: url, model: RescoringTests.model, workers: 2, threads: 1,
+                                                   shards: 32, postgresURLs: ["coordinator": try #require(components.string)],
+                                                   logDirectory: "/tmp/churngrid-test-\(getpid())-publish-cut", logger: RescoringTests.logger)
+        defer { cluster.stop() }
+        let client = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: RescoringTests.logger)
+        let db = try PostgresConnection(url: url)
+        // A publication's COMMIT runs this deferred trigger, which waits while the test holds the lock.
+        try db.execute("""
+            CREATE FUNCTION test_hold_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NULL; END $$;
+            CREATE CONSTRAINT TRIGGER test_hold_commit AFTER INSERT OR UPDATE ON churngrid_published
+                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_hold_commit();
+            """)
+        let holder = try PostgresConnection(url: url)
+        _ = try holder.query("SELECT pg_advisory_lock(4242)")
+        let job = try await client.coordinator.startRescore()
+        let committing = try await RescoringTests.eventually("the publication's COMMIT waiting", timeout: .seconds(300)) {
+            try db.query("""
+                SELECT pid FROM pg_stat_activity
+                WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory' AND query = 'COMMIT'
+                """).rows.first?[0].flatMap { $0 }
+        }
+        #expect(proxy.dropClients() > 0, "the coordinator's connections were cut")
+        // The coordinator sees its publish fail and tries again (its new connections are relayed)
+        // while the cut COMMIT still waits in the server.
+        let log = { (try? String(contentsOfFile: cluster.logPath("coordinator"), encoding: .utf8)) ?? "" }
+        _ = try await RescoringTests.eventually("the coordinator retried the publication", timeout: .seconds(120)) {
+            log().contains("publishing waits for it") ? true : nil
+        }
+        try await Task.sleep(for: .seconds(1))
+        #expect(try db.query("SELECT wait_event FROM pg_stat_activity WHERE pid = $1", [committing]).scalar == "advisory",
+                "the server did not notice the cut: the COMMIT still waits")
+        #expect(try db.query("SELECT count(*) FROM churngrid_published").scalar == "0", "nothing published before the late COMMIT")
+        _ = try holder.query("SELECT pg_advisory_unlock(4242)")
+
+        let done = try #require(try await DatabaseFaultTests.ended(client, job, within: .seconds(300)))
+        #expect(done.state == .completed, "\(done)")
+        #expect(done.retries > 0, "the publish was retried (retries \(done.retries))")
+        #expect(try db.query("SELECT job_id FROM churngrid_published").scalar == String(job))
+        #expect(try db.query("SELECT state FROM scoring_jobs WHERE id = $1", [String(job)]).scalar == "completed")
+        let counts = try db.query("SELECT count(*), count(DISTINCT subscriber_id) FROM churn_scores_current").rows.first
+        #expect(counts?[0] == String(subscribers) && counts?[1] == String(subscribers), "\(String(describing: counts))")
+        #expect(try db.query("SELECT count(*) FROM scoring_job_summaries WHERE job_id = $1", [String(job)]).scalar == "1")
+        // The next job publishes normally (the trigger no longer waits).
+        let next = try await client.coordinator.startRescore()
+        #expect(try await DatabaseFaultTests.ended(client, next, within: .seconds(300))?.state == .completed)
+        #expect(try db.query("SELECT job_id FROM churngrid_published").scalar == String(next))
+        await client.close()
+    }
+}
