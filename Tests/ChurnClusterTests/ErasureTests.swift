@@ -58,7 +58,7 @@ struct ErasureTests {
         #expect(admitted == [true, true])
         confined.slots[0] = Confined.Slot(store: owner, events: events, role: .standby)
 
-        let result = confined.erase([10, 1_500, 5_000], stores: [0: owner, 1: standby])
+        let result = try confined.erase([10, 1_500, 5_000], stores: [0: owner, 1: standby])
         #expect(result.found.elements == [10, 1_500] && result.copies == 2)
         #expect(owner.store.profile(of: 10) == nil && standby.store.profile(of: 1_500) == nil)
         #expect(owner.store.count == 999 && standby.store.count == 999)

@@ -47,6 +47,11 @@ final class LiveDecisions: @unchecked Sendable {
         var owned: Set<Int> = []
         var poked = false
         var stopped = false
+        /// Subscribers erased (`forget`) not yet dropped from what the thread holds; `erasedRound`
+        /// counts the calls, `forgotten` the last one the thread has applied.
+        var erased: Set<Int64> = []
+        var erasedRound = 0
+        var forgotten = 0
     }
 
     /// The live campaign as this worker runs it.
@@ -157,6 +162,30 @@ final class LiveDecisions: @unchecked Sendable {
         inbox.withLock { box in (box.inFlight + box.inputs).filter { $0.shard == shard }.map(\.trigger) }
     }
 
+    /// Drops every trigger of `ids` (erased subscribers) from what waits for a decision, and waits
+    /// until the thread has done so too: a decision it was making when this was called is recorded
+    /// (or failed) before this returns, so the erasure's PostgreSQL phase, which follows, deletes
+    /// it; none of theirs starts afterwards.
+    /// - Returns: false when the thread did not get there within `timeout` (a decision waiting for
+    ///   the database): the erasure must not go on to PostgreSQL.
+    func forget(_ ids: Set<Int64>, timeout: Duration = .seconds(20)) -> Bool {
+        guard !ids.isEmpty else { return true }
+        let round = inbox.withLock { box in
+            box.inputs.removeAll { ids.contains($0.trigger.subscriberID) }
+            box.inFlight.removeAll { ids.contains($0.trigger.subscriberID) }
+            box.erased.formUnion(ids)
+            box.erasedRound += 1
+            return box.erasedRound
+        }
+        wake.signal()
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if inbox.withLock({ $0.forgotten >= round || $0.stopped }) { return true }
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+        return false
+    }
+
     /// Reads the live campaign again now (the coordinator started or stopped one).
     /// The worker holds `layout` as extra columns from now on (it only grows).
     func hold(_ layout: [String]) {
@@ -204,10 +233,21 @@ final class LiveDecisions: @unchecked Sendable {
         while true {
             // Triggers waiting (for a lease's top-up, or for the database) are tried again soon.
             _ = wake.wait(timeout: .now() + .milliseconds(retry.isEmpty ? Int(Self.pollInterval / .milliseconds(1)) : 250))
-            let held = retry + waitingForRoom
+            // Taken as one step with the held ones listed in flight, so that a trigger is always in
+            // `inputs` or `inFlight` until it is decided; erased subscribers' dropped first.
             let (inputs, ownedNow, poked, stopped) = inbox.withLock { box in
-                defer { box.inputs.removeAll(keepingCapacity: true); box.poked = false }
-                box.inFlight = held + box.inputs
+                defer {
+                    box.inputs.removeAll(keepingCapacity: true)
+                    box.poked = false
+                    box.erased = []
+                    box.forgotten = box.erasedRound
+                }
+                if !box.erased.isEmpty {
+                    let erased = box.erased
+                    retry.removeAll { erased.contains($0.trigger.subscriberID) }
+                    waitingForRoom.removeAll { erased.contains($0.trigger.subscriberID) }
+                }
+                box.inFlight = retry + waitingForRoom + box.inputs
                 return (box.inputs, box.owned, box.poked, box.stopped)
             }
             if !inputs.isEmpty { owned = ownedNow }

@@ -29,8 +29,15 @@ struct RememberedErasures {
 extension Confined {
     /// Erases `ids` from `stores` (every copy the worker holds) and from its shards' event state
     /// (windowed buckets, recent events, cool-downs, triggers waiting to be written), and
-    /// remembers them. Runs on the event thread: between two event groups, and the store's one writer.
-    func erase(_ ids: [Int64], stores: [Int: LoadedShard]) -> WorkerErasure {
+    /// remembers them; their triggers waiting for a live decision are dropped first (a decision
+    /// under way is recorded before this returns, for the PostgreSQL phase to delete). Runs on the
+    /// event thread: between two event groups, and the store's one writer.
+    /// - Throws: when a live decision under way did not end in time (waiting for the database):
+    ///   nothing is erased here, and the erasure must not go on to PostgreSQL.
+    func erase(_ ids: [Int64], stores: [Int: LoadedShard]) throws -> WorkerErasure {
+        if let live, !live.forget(Set(ids)) {
+            throw ClusterError("\(node): a live decision under way did not end within 20 s (PostgreSQL slow or away); nothing was erased on this worker: run the erasure again")
+        }
         erasures.remember(ids)
         var found = Set<Int64>(), copies = 0
         var cleaned = Set<ObjectIdentifier>()
@@ -101,7 +108,7 @@ extension EventIngest {
     /// See `Confined.erase`: on the event thread, between two groups.
     func erase(_ ids: [Int64], stores: [Int: LoadedShard]) async throws -> WorkerErasure {
         let confined = confined
-        return try await thread.run { confined.erase(ids, stores: stores) }
+        return try await thread.run { try confined.erase(ids, stores: stores) }
     }
 
     /// See `Confined.cleanArriving`.
