@@ -48,9 +48,17 @@ struct LiveErasureTests {
                 """).scalar != "0" ? true : nil
         }
         let erasure = Task { await runCommand("\(cli) subscribers erase \(victims.map(String.init).joined(separator: " ")) --coordinator \(cluster.coordinatorEndpoint)") }
-        // The erasure waits for the decisions under way (worker-1 confirms once they have ended).
-        try await Task.sleep(for: .seconds(3))
-        #expect(try db.query("SELECT count(*) FROM churngrid_audit_log WHERE action = 'erase'").scalar == "0", "the erasure waited for the decisions")
+        // The erasure waits for the decisions under way (worker-1 confirms once they have ended):
+        // 3 s after worker-2 (which decides none of theirs) has confirmed, it has not reached
+        // PostgreSQL. (Without that wait it would have, and the decisions would land after it.)
+        func audited() throws -> Bool { try db.query("SELECT count(*) FROM churngrid_audit_log WHERE action = 'erase'").scalar != "0" }
+        _ = try await RescoringTests.eventually("worker-2 confirmed, or the erasure reached PostgreSQL", timeout: .seconds(180)) { () throws -> Bool? in
+            let log = (try? String(contentsOfFile: cluster.logPath("worker-2"), encoding: .utf8)) ?? ""
+            let reached = try audited()
+            return log.contains("erased subscribers") || reached ? true : nil
+        }
+        for _ in 0..<30 where try !audited() { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(try !audited(), "the erasure waited for the decisions under way")
         try holder.execute("COMMIT")
         let erased = await erasure.value
         #expect(erased.status == 0, "\(erased.output)")

@@ -11,7 +11,7 @@ import TestSupport
 /// server went on to commit: the coordinator cannot tell whether it did. It must find the job
 /// published — once, completed, never failed — whether its next try comes before the late commit
 /// or waits for it (beside `DatabaseFaultTests.restartedMidPublish`, where the cut publish rolls back).
-@Suite("A publication committing after its connection was cut", .timeLimit(.minutes(10)))
+@Suite("A job start or publication committing after its connection was cut", .timeLimit(.minutes(10)))
 struct PublishCutFaultTests {
     @Test("the coordinator's COMMIT of a publication waits in the server (a deferred trigger the test installs waits on a lock) when its connection is cut (through a proxy, the server side left open); the coordinator retries, the late COMMIT goes through: the job is completed and published once, its scores whole")
     func commitAfterCut() async throws {
@@ -71,6 +71,58 @@ struct PublishCutFaultTests {
         let next = try await client.coordinator.startRescore()
         #expect(try await DatabaseFaultTests.ended(client, next, within: .seconds(300))?.state == .completed)
         #expect(try db.query("SELECT job_id FROM churngrid_published").scalar == String(next))
+        await client.close()
+    }
+    @Test("a job's start whose COMMIT waits in the server when the coordinator's connection is cut: the caller is told it failed, the server commits it later (a job recorded running that never runs); the next start fails that orphan and runs, completed and published")
+    func startCommitAfterCut() async throws {
+        let url = try await TestDatabase.fresh()
+        let subscribers = 20_000
+        try await onOwnThread {
+            _ = try BaseLoader(connection: try PostgresConnection(url: url)).load(SyntheticBase(seed: 5), count: subscribers) { _ in }
+        }
+        var components = try #require(URLComponents(string: url))
+        let proxy = try TCPProxy(targetPort: UInt16(try #require(components.port)))
+        defer { proxy.stop() }
+        components.port = Int(proxy.port)
+        let cluster = try await LocalCluster.start(executable: try churngridExecutable(), postgresURL: url, model: RescoringTests.model, workers: 2, threads: 1,
+                                                   shards: 32, postgresURLs: ["coordinator": try #require(components.string)],
+                                                   logDirectory: "/tmp/churngrid-test-\(getpid())-start-cut", logger: RescoringTests.logger)
+        defer { cluster.stop() }
+        let client = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: RescoringTests.logger)
+        let db = try PostgresConnection(url: url)
+        try db.execute("""
+            CREATE FUNCTION test_hold_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_advisory_xact_lock(4243); RETURN NULL; END $$;
+            CREATE CONSTRAINT TRIGGER test_hold_commit AFTER INSERT ON scoring_jobs
+                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_hold_commit();
+            """)
+        let holder = try PostgresConnection(url: url)
+        _ = try holder.query("SELECT pg_advisory_lock(4243)")
+        let start = Task { try await client.coordinator.startRescore() }
+        _ = try await RescoringTests.eventually("the job's start waiting in its COMMIT", timeout: .seconds(120)) {
+            try db.query("""
+                SELECT pid FROM pg_stat_activity
+                WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory' AND query = 'COMMIT'
+                """).rows.first?[0].flatMap { $0 }
+        }
+        #expect(proxy.dropClients() > 0, "the coordinator's connections were cut")
+        let told = await start.result
+        #expect((try? told.get()) == nil, "the caller is told the start failed: \(told)")
+        _ = try holder.query("SELECT pg_advisory_unlock(4243)")
+        let orphan = try await RescoringTests.eventually("the cut-off start committed", timeout: .seconds(60)) { () throws -> String? in
+            try db.query("SELECT id FROM scoring_jobs WHERE state = 'running'").scalar
+        }
+        // The next start fails the orphan (it never runs) and runs.
+        let next = try await client.coordinator.startRescore()
+        #expect(String(next) != orphan)
+        #expect(try await DatabaseFaultTests.ended(client, next, within: .seconds(300))?.state == .completed)
+        let row = try db.query("SELECT state, error FROM scoring_jobs WHERE id = $1", [orphan]).rows.first
+        let error = row?[1].flatMap { $0 } ?? ""
+        #expect(row?[0] == "failed" && error.contains("start was cut off"), "\(String(describing: row))")
+        #expect(try db.query("SELECT job_id FROM churngrid_published").scalar == String(next))
+        #expect(try db.query("SELECT to_regclass('churn_scores_job_' || $1) IS NULL", [orphan]).scalar == "t", "the orphan's partition dropped")
+        let counts = try db.query("SELECT count(*), count(DISTINCT subscriber_id) FROM churn_scores_current").rows.first
+        #expect(counts?[0] == String(subscribers) && counts?[1] == String(subscribers), "\(String(describing: counts))")
         await client.close()
     }
 }

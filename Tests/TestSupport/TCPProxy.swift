@@ -181,7 +181,8 @@ public final class TCPProxy: @unchecked Sendable {
                 if m <= 0 { break }
                 sent += m
             }
-            if sent < n { break }
+            // A send that failed because the client was dropped meanwhile: this server side lives on.
+            if sent < n, state.withLock({ $0.links[id]?.orphaned != true }) { break }
         }
         state.withLock { s in
             guard var link = s.links[id] else { return }

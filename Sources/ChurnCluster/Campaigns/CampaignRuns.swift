@@ -329,6 +329,10 @@ extension CoordinatorActor {
         guard batch.ids.elements.count <= Self.maxOutcomesPerImport else {
             throw ClusterError("\(batch.source): \(batch.ids.elements.count) outcomes in one import; at most \(Self.maxOutcomesPerImport)")
         }
+        // Its rows of subscribers being erased could land after the erasure's deletes.
+        guard !erasing else { throw ClusterError("subscribers are being erased; import the outcomes when the erasure has finished") }
+        outcomesImporting += 1
+        defer { outcomesImporting -= 1 }
         let caller = ClusterActorSystem.caller
         let (inserted, replaced) = try await database.importOutcomes(batch.batch)
         await audit(caller, action: "outcomes import", target: batch.source, outcome: "ok: \(inserted) inserted, \(replaced) replaced")

@@ -170,13 +170,16 @@ final class LiveDecisions: @unchecked Sendable {
     ///   the database): the erasure must not go on to PostgreSQL.
     func forget(_ ids: Set<Int64>, timeout: Duration = .seconds(20)) -> Bool {
         guard !ids.isEmpty else { return true }
-        let round = inbox.withLock { box in
+        // The thread holds in `inFlight` every trigger it has taken and not decided: when none is
+        // of these subscribers, no decision of theirs is under way and there is nothing to wait for.
+        let round = inbox.withLock { box -> Int? in
             box.inputs.removeAll { ids.contains($0.trigger.subscriberID) }
-            box.inFlight.removeAll { ids.contains($0.trigger.subscriberID) }
+            guard box.inFlight.contains(where: { ids.contains($0.trigger.subscriberID) }) else { return nil }
             box.erased.formUnion(ids)
             box.erasedRound += 1
             return box.erasedRound
         }
+        guard let round else { return true }
         wake.signal()
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {

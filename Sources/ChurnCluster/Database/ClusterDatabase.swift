@@ -272,6 +272,25 @@ final class ClusterDatabase: @unchecked Sendable {
         return ids
     }
 
+    /// Fails the jobs of this coordinator's term still recorded running but not run by it (`except`:
+    /// those it runs or still has to record failed): a start whose COMMIT was cut off after it was
+    /// sent, which the server committed while the coordinator was told it failed. Called before a
+    /// job starts (none runs then); their partitions are dropped.
+    func failOrphanedJobs(except: [Int64]) async throws -> [Int64] {
+        let term = term
+        let ids = try await run { c in
+            try Self.transaction(c, fencedBy: term) {
+                try c.query("""
+                    UPDATE scoring_jobs SET state = 'failed', finished_at = now(),
+                        error = 'its start was cut off (the coordinator was told it failed): never run'
+                    WHERE state = 'running' AND term = $1 AND NOT (id = ANY($2::bigint[])) RETURNING id
+                    """, [String(term ?? 0), "{" + except.map(String.init).joined(separator: ",") + "}"]).rows.compactMap { $0[0].flatMap(Int64.init) }
+            }
+        }
+        if !ids.isEmpty { await dropFailedPartitions() }
+        return ids
+    }
+
     /// Drops the partitions of failed jobs that still exist. Dropping a partition locks the
     /// scores' parent table, so each drop waits at most 2 s for its lock (a frozen writer of an
     /// earlier term may still hold one) and is otherwise left for the next call: a failed job's

@@ -42,20 +42,6 @@ extension ClusterDatabase {
         return try await run { c in
             try Self.transaction(c, fencedBy: term) {
                 var out = DatabaseErasure()
-                // Writes still running in the server — a worker's statement whose connection failed
-                // (the worker saw an error, the server did not; it may wait for a lock) — must not
-                // commit after the deletes. Bounded: a statement stuck longer fails the erasure, to
-                // be run again (erasing twice is harmless).
-                try c.execute("SET LOCAL lock_timeout TO '20s'")
-                // Live decisions: those under way hold the live campaign's row FOR SHARE (this waits
-                // for them; the deletes below see their rows), and any later one carries the contact
-                // generation this raises, so it is refused as stale (the workers have forgotten the
-                // erased subscribers' triggers by then, and reload their contact state without their
-                // contacts). First, before the table locks: a decision under way writes its rows.
-                try c.execute("UPDATE campaign_live SET contact_generation = contact_generation + 1")
-                // Events, trigger rows, actions and contacts being written finish before the deletes,
-                // which then see their rows; new writes wait for the erasure's commit.
-                try c.execute("LOCK TABLE subscriber_events, retention_triggers, campaign_actions, contact_history IN SHARE MODE")
                 func count(_ sql: String, _ parameters: [String] = [list]) throws -> Int {
                     Int(try c.query(sql, parameters).scalar ?? "0") ?? 0
                 }
@@ -72,6 +58,21 @@ extension ClusterDatabase {
                 } else {
                     out.rows["subscriber_profiles"] = 0
                 }
+                // Writes still running in the server — a worker's statement whose connection failed
+                // (the worker saw an error, the server did not; it may wait for a lock) — must not
+                // commit after the deletes. Each wait below is bounded: a statement stuck longer
+                // fails the erasure, to be run again (erasing twice is harmless); and short, as this
+                // connection also renews the coordinator's lease.
+                try c.execute("SET LOCAL lock_timeout TO '5s'")
+                // Live decisions: those under way hold the live campaign's row FOR SHARE (this waits
+                // for them; the deletes below see their rows), and any later one carries the contact
+                // generation this raises, so it is refused as stale (the workers have forgotten the
+                // erased subscribers' triggers by then, and reload their contact state without their
+                // contacts). Before the table locks: a decision under way writes its rows.
+                try c.execute("UPDATE campaign_live SET contact_generation = contact_generation + 1")
+                // Events, trigger rows, actions and contacts being written finish before the deletes,
+                // which then see their rows; new writes wait for the erasure's commit (a moment).
+                try c.execute("LOCK TABLE subscriber_events, retention_triggers, campaign_actions, contact_history IN SHARE MODE")
                 for table in Self.erasedTables {
                     out.rows[table] = try count("WITH d AS (DELETE FROM \(table) WHERE subscriber_id = ANY($1::bigint[]) RETURNING 1) SELECT count(*) FROM d")
                 }

@@ -17,6 +17,7 @@ extension CoordinatorActor {
             throw ErasureRefusal("job \(job.id) is running (\(job.shardsDone)/\(job.shardCount) shards): erase when it has finished, or its scores of these subscribers would be written after the erasure")
         }
         guard !campaignBusy else { throw ErasureRefusal("a campaign run is deciding: erase when it has finished") }
+        guard outcomesImporting == 0 else { throw ErasureRefusal("outcomes are being imported: erase when the import has finished") }
         guard !deploying else { throw ErasureRefusal("a model is being deployed: erase when it has finished") }
         guard !jobStarting else { throw ErasureRefusal("a job is being started: erase when it has finished") }
         // After a coordinator start, workers of the saved map that have not registered again may

@@ -32,11 +32,12 @@ extension Confined {
     /// remembers them; their triggers waiting for a live decision are dropped first (a decision
     /// under way is recorded before this returns, for the PostgreSQL phase to delete). Runs on the
     /// event thread: between two event groups, and the store's one writer.
-    /// - Throws: when a live decision under way did not end in time (waiting for the database):
-    ///   nothing is erased here, and the erasure must not go on to PostgreSQL.
+    /// - Throws: when a live decision of theirs under way did not end in time (waiting for the
+    ///   database): only their waiting triggers were dropped here, and the erasure must not go on
+    ///   to PostgreSQL.
     func erase(_ ids: [Int64], stores: [Int: LoadedShard]) throws -> WorkerErasure {
         if let live, !live.forget(Set(ids)) {
-            throw ClusterError("\(node): a live decision under way did not end within 20 s (PostgreSQL slow or away); nothing was erased on this worker: run the erasure again")
+            throw ClusterError("\(node): a live decision of these subscribers under way did not end within 20 s (PostgreSQL slow or away); their triggers waiting for a decision were dropped, nothing else was erased on this worker: run the erasure again")
         }
         erasures.remember(ids)
         var found = Set<Int64>(), copies = 0

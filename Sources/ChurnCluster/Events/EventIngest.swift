@@ -390,9 +390,12 @@ final class Confined: @unchecked Sendable {
     func close() {
         publisher?.close()
         publisher = nil
-        // Trigger rows still unwritten: tried once more. Those of shards streamed away before were
-        // carried to their new owner, which writes them; the others are lost with this process
-        // unless the shard's next owner replays the events that fired them.
+        // Trigger rows still unwritten: tried once more (with those streamed here whose shard was
+        // never taken over: PostgreSQL away). Those of shards streamed away before were carried to
+        // their new owner, which writes them; the others are lost with this process unless the
+        // shard's next owner replays the events that fired them.
+        pendingTriggers += carried.values.flatMap { $0 }
+        carried = [:]
         if !pendingTriggers.isEmpty {
             writePendingTriggers()
             if !pendingTriggers.isEmpty {
@@ -592,13 +595,15 @@ final class Confined: @unchecked Sendable {
 
     /// What a worker taking `shard` over by stream settles: the triggers not decided here yet,
     /// those a standby copy (streamed from when its owner is gone) fired for its owner, and those
-    /// whose `retention_triggers` row is not written yet (PostgreSQL away): the receiver writes
+    /// whose `retention_triggers` row is not written yet (PostgreSQL away), with those streamed here
+    /// whose shard was not taken over yet: the receiver writes
     /// every one's row again (idempotently) and decides them, so none is lost when this worker
     /// exits before the database is back. Each trigger once.
     func handoffTriggers(_ shard: Int) -> [FiredTrigger] {
         let unwritten = pendingTriggers.filter { ShardKey.shard(of: $0.subscriberID, shardCount: shardCount) == shard }
         var seen = Set<String>()
-        return ((live?.undecidedTriggers(shard: shard) ?? []) + (slots[shard]?.firedAsStandby ?? []) + unwritten).filter { seen.insert($0.triggerID).inserted }
+        return ((live?.undecidedTriggers(shard: shard) ?? []) + (slots[shard]?.firedAsStandby ?? []) + (carried[shard] ?? []) + unwritten)
+            .filter { seen.insert($0.triggerID).inserted }
     }
 
     /// Triggers a peer streamed with `shard`, kept only when they are the shard's (a subscriber of
@@ -748,15 +753,21 @@ final class Confined: @unchecked Sendable {
             var ready: [Int] = []
             for (fence, group) in byFence {
                 // A short wait: this runs on the event thread, before every shard's events.
-                let held = try EventLog.fence(c, shards: group, node: node, term: fence.term, epoch: fence.epoch, lockTimeout: Self.resyncLockTimeout)
-                for s in group {
-                    if let generation = held[s] {
-                        slots[s]?.generation = generation
-                        ready.append(s)
-                    } else {
+                // All or none: the shards another owner holds are marked lost, and the others raised
+                // again without them.
+                var remaining = group
+                while !remaining.isEmpty {
+                    let (raised, refused) = try EventLog.fence(c, shards: remaining, node: node, term: fence.term, epoch: fence.epoch,
+                                                               lockTimeout: Self.resyncLockTimeout)
+                    for s in refused.sorted() {
                         slots[s]?.lost = true
                         logger.warning("another owner holds the shard's event fence now; its events go there", metadata: ["shard": "\(s)"])
                     }
+                    for (s, generation) in raised {
+                        slots[s]?.generation = generation
+                        ready.append(s)
+                    }
+                    remaining = refused.isEmpty ? [] : remaining.filter { !refused.contains($0) }
                 }
             }
             // One shard whose log is locked stays unsynced; the others replay.
@@ -799,10 +810,9 @@ final class Confined: @unchecked Sendable {
             }
             prepared.append((item, slot))
         }
-        let held = try EventLog.fence(c, shards: items.map(\.shard), node: node, term: term, epoch: epoch)
-        let refused = items.map(\.shard).filter { held[$0] == nil }
+        let (held, refused) = try EventLog.fence(c, shards: items.map(\.shard), node: node, term: term, epoch: epoch)
         guard refused.isEmpty else {
-            throw ClusterError("\(node) cannot own shards \(refused.prefix(8)) under term \(term) epoch \(epoch): a newer owner holds their event fence")
+            throw ClusterError("\(node) cannot own shards \(refused.sorted().prefix(8)) under term \(term) epoch \(epoch): a newer owner holds their event fence")
         }
         var firedAsStandby: [FiredTrigger] = []
         for (item, slot) in prepared {
@@ -893,6 +903,9 @@ final class Confined: @unchecked Sendable {
         // erased subscribers; the profiles were cleaned by `WorkerActor.assign` before hosting.
         forgetErased(in: events)
         let slot = Slot(store: item.store, events: events, role: role)
+        // A copy replacing an owned one keeps the fence generation raised for it (until `own`
+        // raises it again), not 0, which would make its next write find the fence lost.
+        slot.generation = slots[item.shard]?.generation ?? 0
         // What the sender had not settled of the triggers its events fired (a streamed copy):
         // decided when this copy is owned; their rows written (again: `ON CONFLICT DO NOTHING`)
         // with the next write, as the sender may have exited without writing them.

@@ -95,13 +95,16 @@ enum EventLog {
 
     /// Raises the fence of `shards` to this owner's (term, epoch), waiting for a previous owner's
     /// write in progress to commit.
-    /// Every raise gives the fence a new generation (see `heldFences`).
-    /// - Returns: the shards whose fence is now this owner's, with its generation; the others are
-    ///   held under a newer (term, epoch) by another owner (this node is stale for them).
+    /// Every raise gives the fence a new generation (see `heldFences`). All or none: when a shard is
+    /// refused, no fence moves.
+    /// - Returns: when every fence was raised, each shard's new generation (`refused` empty); else
+    ///   the shards held under a newer (term, epoch) by another owner (this node is stale for them)
+    ///   in `refused`, and no generation (nothing was raised).
     /// - Parameter lockTimeout: how long to wait for a previous write still holding a fence (nil:
     ///   the connection's `lock_timeout`).
-    static func fence(_ c: PostgresConnection, shards: [Int], node: String, term: Int64, epoch: Int64, lockTimeout: Duration? = nil) throws -> [Int: Int64] {
-        guard !shards.isEmpty else { return [:] }
+    static func fence(_ c: PostgresConnection, shards: [Int], node: String, term: Int64, epoch: Int64,
+                      lockTimeout: Duration? = nil) throws -> (raised: [Int: Int64], refused: Set<Int>) {
+        guard !shards.isEmpty else { return ([:], []) }
         // All or none: a refused shard leaves every fence as it was.
         try c.execute("BEGIN")
         let rows: PostgresRows
@@ -123,8 +126,9 @@ enum EventLog {
         for row in rows.rows {
             if row.count == 2, let shard = row[0].flatMap(Int.init), let generation = row[1].flatMap(Int64.init) { held[shard] = generation }
         }
-        try c.execute(held.count == Set(shards).count ? "COMMIT" : "ROLLBACK")
-        return held
+        let refused = Set(shards).subtracting(held.keys)
+        try c.execute(refused.isEmpty ? "COMMIT" : "ROLLBACK")
+        return refused.isEmpty ? (held, []) : ([:], refused)
     }
 
     /// The highest sequence number logged for each of `shards` (0 when none).

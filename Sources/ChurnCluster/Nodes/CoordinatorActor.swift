@@ -155,6 +155,8 @@ public distributed actor CoordinatorActor {
     var campaignBusy = false
     /// An erasure is running (`erase(subscribers:)`): jobs and campaign runs wait for it.
     var erasing = false
+    /// Outcome imports under way (an erasure is refused meanwhile: their rows could land after its deletes).
+    var outcomesImporting = 0
     /// When this coordinator last erased subscribers, and when each worker it lost was lost: a
     /// worker that comes back after an erasure it missed has its copies dropped (`register`).
     var lastErasure: ContinuousClock.Instant?
@@ -933,6 +935,12 @@ public distributed actor CoordinatorActor {
         jobStarting = true
         defer { jobStarting = false }
         await writeUnrecordedFailures()
+        // A start of this term whose COMMIT was cut off may have committed after all: its job is
+        // recorded running and never runs. None runs now, so any such row is one of those.
+        if let orphans = try? await database.failOrphanedJobs(except: Array(unrecordedFailures.keys) + (run.map { [$0.status.id] } ?? [])),
+           !orphans.isEmpty {
+            logger.warning("jobs whose start was cut off had been recorded running; failed", metadata: ["jobs": "\(orphans)"])
+        }
         let id: Int64
         do {
             id = try await database.startJob(modelVersion: model.version, shardCount: map.shardCount, clv: settings.clv, challenger: challenger?.model.version,
