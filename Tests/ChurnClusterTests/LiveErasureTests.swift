@@ -47,20 +47,29 @@ struct LiveErasureTests {
                 WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%churngrid_live_decide%'
                 """).scalar != "0" ? true : nil
         }
-        let erasure = Task { await runCommand("\(cli) subscribers erase \(victims.map(String.init).joined(separator: " ")) --coordinator \(cluster.coordinatorEndpoint)") }
-        // The erasure waits for the decisions under way (worker-1 confirms once they have ended):
-        // 3 s after worker-2 (which decides none of theirs) has confirmed, it has not reached
-        // PostgreSQL. (Without that wait it would have, and the decisions would land after it.)
-        func audited() throws -> Bool { try db.query("SELECT count(*) FROM churngrid_audit_log WHERE action = 'erase'").scalar != "0" }
-        _ = try await RescoringTests.eventually("worker-2 confirmed, or the erasure reached PostgreSQL", timeout: .seconds(180)) { () throws -> Bool? in
-            let log = (try? String(contentsOfFile: cluster.logPath("worker-2"), encoding: .utf8)) ?? ""
-            let reached = try audited()
-            return log.contains("erased subscribers") || reached ? true : nil
+        let command = "\(cli) subscribers erase \(victims.map(String.init).joined(separator: " ")) --coordinator \(cluster.coordinatorEndpoint)"
+        let erasure = Task { await runCommand(command) }
+        // The erasure does not complete while the decisions are under way (worker-1 confirms once
+        // they have ended): 3 s after worker-2 (which decides none of theirs) has confirmed, none
+        // is recorded. (Without that wait it would have been, and the decisions landed after it.)
+        func erasedOnRecord() throws -> Bool {
+            try db.query("SELECT count(*) FROM churngrid_audit_log WHERE action = 'erase' AND outcome = 'erased'").scalar != "0"
         }
-        for _ in 0..<30 where try !audited() { try await Task.sleep(for: .milliseconds(100)) }
-        #expect(try !audited(), "the erasure waited for the decisions under way")
+        _ = try await RescoringTests.eventually("worker-2 confirmed, or the erasure ended", timeout: .seconds(180)) { () throws -> Bool? in
+            let log = (try? String(contentsOfFile: cluster.logPath("worker-2"), encoding: .utf8)) ?? ""
+            let ended = try db.query("SELECT count(*) FROM churngrid_audit_log WHERE action = 'erase'").scalar != "0"
+            return log.contains("erased subscribers") || ended ? true : nil
+        }
+        for _ in 0..<30 where try !erasedOnRecord() { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(try !erasedOnRecord(), "the erasure waited for the decisions under way")
         try holder.execute("COMMIT")
-        let erased = await erasure.value
+        var erased = await erasure.value
+        if erased.status != 0 {
+            // A loaded machine may release the decisions only after worker-1's 20 s: it refuses to
+            // confirm, and the erasure stops before PostgreSQL. Run again, as its message says.
+            #expect(erased.output.contains("did not end within 20 s"), "\(erased.output)")
+            erased = await runCommand(command)
+        }
         #expect(erased.status == 0, "\(erased.output)")
         #expect(try db.query("SELECT count(*) FROM churngrid_audit_log WHERE action = 'erase' AND outcome = 'erased'").scalar == "1")
         let decided = try await LiveCampaignTests.liveCounts(client)

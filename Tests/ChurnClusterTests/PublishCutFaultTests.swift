@@ -13,39 +13,69 @@ import TestSupport
 /// or waits for it (beside `DatabaseFaultTests.restartedMidPublish`, where the cut publish rolls back).
 @Suite("A job start or publication committing after its connection was cut", .timeLimit(.minutes(10)))
 struct PublishCutFaultTests {
+    /// A fresh base of `subscribers` and a cluster whose coordinator reaches PostgreSQL through a
+    /// proxy the test cuts (`TCPProxy.dropClients`).
+    struct ProxiedCoordinator {
+        static let subscribers = 20_000
+        let url: String
+        let proxy: TCPProxy
+        let cluster: LocalCluster
+        let client: ClusterClient
+        let db: PostgresConnection
+
+        static func start(_ name: String) async throws -> ProxiedCoordinator {
+            let url = try await TestDatabase.fresh()
+            try await onOwnThread {
+                _ = try BaseLoader(connection: try PostgresConnection(url: url)).load(SyntheticBase(seed: 5), count: subscribers) { _ in }
+            }
+            var components = try #require(URLComponents(string: url))
+            let proxy = try TCPProxy(targetPort: UInt16(try #require(components.port)))
+            components.port = Int(proxy.port)
+            let cluster = try await LocalCluster.start(executable: try churngridExecutable(), postgresURL: url, model: RescoringTests.model, workers: 2,
+                                                       threads: 1, shards: 32, postgresURLs: ["coordinator": try #require(components.string)],
+                                                       logDirectory: "/tmp/churngrid-test-\(getpid())-\(name)", logger: RescoringTests.logger)
+            let client = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: RescoringTests.logger)
+            return ProxiedCoordinator(url: url, proxy: proxy, cluster: cluster, client: client, db: try PostgresConnection(url: url))
+        }
+
+        /// Makes the COMMIT of a transaction that writes `table` (`events`: "INSERT", "INSERT OR
+        /// UPDATE") wait while advisory lock `key` is held: a deferred trigger runs at COMMIT.
+        func holdCommits(writing table: String, on events: String, key: Int) throws {
+            try db.execute("""
+                CREATE FUNCTION test_hold_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN PERFORM pg_advisory_xact_lock(\(key)); RETURN NULL; END $$;
+                CREATE CONSTRAINT TRIGGER test_hold_commit AFTER \(events) ON \(table)
+                    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_hold_commit();
+                """)
+        }
+
+        /// The backend whose COMMIT waits on the advisory lock.
+        func heldCommit() async throws -> String {
+            try await RescoringTests.eventually("a COMMIT waiting", timeout: .seconds(300)) {
+                try db.query("""
+                    SELECT pid FROM pg_stat_activity
+                    WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory' AND query = 'COMMIT'
+                    """).rows.first?[0].flatMap { $0 }
+            }
+        }
+
+        func stop() {
+            cluster.stop()
+            proxy.stop()
+        }
+    }
+
     @Test("the coordinator's COMMIT of a publication waits in the server (a deferred trigger the test installs waits on a lock) when its connection is cut (through a proxy, the server side left open); the coordinator retries, the late COMMIT goes through: the job is completed and published once, its scores whole")
     func commitAfterCut() async throws {
-        let url = try await TestDatabase.fresh()
-        let subscribers = 20_000
-        try await onOwnThread {
-            _ = try BaseLoader(connection: try PostgresConnection(url: url)).load(SyntheticBase(seed: 5), count: subscribers) { _ in }
-        }
-        var components = try #require(URLComponents(string: url))
-        let proxy = try TCPProxy(targetPort: UInt16(try #require(components.port)))
-        defer { proxy.stop() }
-        components.port = Int(proxy.port)
-        let cluster = try await LocalCluster.start(executable: try churngridExecutable(), postgresURL: url, model: RescoringTests.model, workers: 2, threads: 1,
-                                                   shards: 32, postgresURLs: ["coordinator": try #require(components.string)],
-                                                   logDirectory: "/tmp/churngrid-test-\(getpid())-publish-cut", logger: RescoringTests.logger)
-        defer { cluster.stop() }
-        let client = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: RescoringTests.logger)
-        let db = try PostgresConnection(url: url)
-        // A publication's COMMIT runs this deferred trigger, which waits while the test holds the lock.
-        try db.execute("""
-            CREATE FUNCTION test_hold_commit() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NULL; END $$;
-            CREATE CONSTRAINT TRIGGER test_hold_commit AFTER INSERT OR UPDATE ON churngrid_published
-                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_hold_commit();
-            """)
+        let setup = try await ProxiedCoordinator.start("publish-cut")
+        defer { setup.stop() }
+        let (url, proxy, cluster, client, db, subscribers) = (setup.url, setup.proxy, setup.cluster, setup.client, setup.db, ProxiedCoordinator.subscribers)
+        // A publication's COMMIT waits while the test holds the lock.
+        try setup.holdCommits(writing: "churngrid_published", on: "INSERT OR UPDATE", key: 4242)
         let holder = try PostgresConnection(url: url)
         _ = try holder.query("SELECT pg_advisory_lock(4242)")
         let job = try await client.coordinator.startRescore()
-        let committing = try await RescoringTests.eventually("the publication's COMMIT waiting", timeout: .seconds(300)) {
-            try db.query("""
-                SELECT pid FROM pg_stat_activity
-                WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory' AND query = 'COMMIT'
-                """).rows.first?[0].flatMap { $0 }
-        }
+        let committing = try await setup.heldCommit()
         #expect(proxy.dropClients() > 0, "the coordinator's connections were cut")
         // The coordinator sees its publish fail and tries again (its new connections are relayed)
         // while the cut COMMIT still waits in the server.
@@ -75,36 +105,14 @@ struct PublishCutFaultTests {
     }
     @Test("a job's start whose COMMIT waits in the server when the coordinator's connection is cut: the caller is told it failed, the server commits it later (a job recorded running that never runs); the next start fails that orphan and runs, completed and published")
     func startCommitAfterCut() async throws {
-        let url = try await TestDatabase.fresh()
-        let subscribers = 20_000
-        try await onOwnThread {
-            _ = try BaseLoader(connection: try PostgresConnection(url: url)).load(SyntheticBase(seed: 5), count: subscribers) { _ in }
-        }
-        var components = try #require(URLComponents(string: url))
-        let proxy = try TCPProxy(targetPort: UInt16(try #require(components.port)))
-        defer { proxy.stop() }
-        components.port = Int(proxy.port)
-        let cluster = try await LocalCluster.start(executable: try churngridExecutable(), postgresURL: url, model: RescoringTests.model, workers: 2, threads: 1,
-                                                   shards: 32, postgresURLs: ["coordinator": try #require(components.string)],
-                                                   logDirectory: "/tmp/churngrid-test-\(getpid())-start-cut", logger: RescoringTests.logger)
-        defer { cluster.stop() }
-        let client = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: RescoringTests.logger)
-        let db = try PostgresConnection(url: url)
-        try db.execute("""
-            CREATE FUNCTION test_hold_commit() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN PERFORM pg_advisory_xact_lock(4243); RETURN NULL; END $$;
-            CREATE CONSTRAINT TRIGGER test_hold_commit AFTER INSERT ON scoring_jobs
-                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_hold_commit();
-            """)
+        let setup = try await ProxiedCoordinator.start("start-cut")
+        defer { setup.stop() }
+        let (url, proxy, client, db, subscribers) = (setup.url, setup.proxy, setup.client, setup.db, ProxiedCoordinator.subscribers)
+        try setup.holdCommits(writing: "scoring_jobs", on: "INSERT", key: 4243)
         let holder = try PostgresConnection(url: url)
         _ = try holder.query("SELECT pg_advisory_lock(4243)")
         let start = Task { try await client.coordinator.startRescore() }
-        _ = try await RescoringTests.eventually("the job's start waiting in its COMMIT", timeout: .seconds(120)) {
-            try db.query("""
-                SELECT pid FROM pg_stat_activity
-                WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory' AND query = 'COMMIT'
-                """).rows.first?[0].flatMap { $0 }
-        }
+        _ = try await setup.heldCommit()
         #expect(proxy.dropClients() > 0, "the coordinator's connections were cut")
         let told = await start.result
         #expect((try? told.get()) == nil, "the caller is told the start failed: \(told)")

@@ -35,7 +35,9 @@ struct SchemaClusterTests {
         let dir = "/tmp/churngrid-test-\(getpid())-telco"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let python = ProcessInfo.processInfo.environment["PYTHON"] ?? "python3"
-        let made = await runCommand("\(python) \(shellQuoted(Self.script)) \(dir) \(Self.rows) 11")
+        // One thread, waiting passively: OpenMP threads spinning at barriers on a machine loaded with
+        // every other test slow training down many times over.
+        let made = await runCommand("OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE \(python) \(shellQuoted(Self.script)) \(dir) \(Self.rows) 11")
         try #require(made.status == 0, "telco_models.py: \(made.output)")
         let churngrid = shellQuoted(try churngridExecutable())
         let schema = "\(dir)/telco_schema.json"

@@ -110,7 +110,7 @@ with open(f"{out}/telco.csv", "w", newline="") as fh:
 subset = [n for n in names if n not in ("gender", "streaming_tv", "paperless_billing", "total_charges")]
 Xs = X[:, [col[n] for n in subset]]
 dtrain = xgb.DMatrix(Xs, label=y, feature_names=subset, missing=np.nan)
-booster = xgb.train({"objective": "binary:logistic", "max_depth": 5, "eta": 0.1, "seed": seed, "nthread": 2},
+booster = xgb.train({"objective": "binary:logistic", "max_depth": 5, "eta": 0.1, "seed": seed, "nthread": 1},
                     dtrain, num_boost_round=80)
 booster.save_model(f"{out}/telco_xgboost.json")
 p_xgb = booster.predict(xgb.DMatrix(Xs, feature_names=subset, missing=np.nan))
@@ -119,7 +119,7 @@ categorical = ["gender", "multiple_lines", "internet_service", "online_security"
                "contract", "payment_method"]
 ds = lgb.Dataset(X, label=y, feature_name=names, categorical_feature=categorical, free_raw_data=False)
 model = lgb.train({"objective": "binary", "num_leaves": 15, "learning_rate": 0.1, "seed": seed, "verbose": -1,
-                   "num_threads": 2, "min_data_per_group": 20, "cat_smooth": 5}, ds, num_boost_round=60)
+                   "num_threads": 1, "min_data_per_group": 20, "cat_smooth": 5}, ds, num_boost_round=60)
 model.save_model(f"{out}/telco_lightgbm.txt")
 p_lgb = model.predict(X)
 

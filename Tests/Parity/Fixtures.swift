@@ -43,7 +43,11 @@ enum Fixtures {
         let manifest = dir.appendingPathComponent("manifest.csv")
         if FileManager.default.fileExists(atPath: manifest.path) { return .success(dir) }
         let tmp = dir.path + ".tmp-\(getpid())"
-        let (status, output) = await runCommand("python3 \(shellQuoted(script.path)) \(shellQuoted(tmp))")
+        // One thread (the scripts train with one too), waiting passively: a rehearsal ran out of its
+        // 600 s on a script that takes 31 s alone, most likely OpenMP threads spinning at barriers
+        // while every other test loaded the machine.
+        let (status, output) = await runCommand("OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE python3 \(shellQuoted(script.path)) \(shellQuoted(tmp))",
+                                                timeout: .seconds(1200))
         guard status == 0 else {
             return .failure(FixtureError(description:
                 "\(name) failed (run `make test-deps` to install xgboost and lightgbm):\n" + output))

@@ -144,7 +144,7 @@ def record_xgb(name, booster):
 
 
 def xgb_model(name, depth, trees, extra=None, objective="binary:logistic", label=y):
-    params = {"objective": objective, "max_depth": depth, "eta": 0.1, "nthread": 2,
+    params = {"objective": objective, "max_depth": depth, "eta": 0.1, "nthread": 1,
               "tree_method": "hist", "seed": 1, "max_cat_to_onehot": 1}
     params.update(extra or {})
     booster = xgb.train(params, xgb.DMatrix(X, label=label, feature_names=NAMES, feature_types=TYPES,
@@ -167,7 +167,7 @@ def record_lgb(name, booster):
 
 def lgb_model(name, leaves, trees, extra=None, features=None):
     p = {"objective": "binary", "num_leaves": leaves, "learning_rate": 0.1, "verbose": -1,
-         "num_threads": 2, "seed": 1, "min_data_in_leaf": 10, "min_data_per_group": 10,
+         "num_threads": 1, "seed": 1, "min_data_in_leaf": 10, "min_data_per_group": 10,
          "cat_smooth": 5, "max_cat_threshold": 64}
     p.update(extra or {})
     ds = lgb.Dataset(X, label=y, feature_name=NAMES, categorical_feature=CAT_IDX, free_raw_data=False)

@@ -78,7 +78,7 @@ def save_matrix(name, kind, m):
 
 def xgb_model(name, objective, label, depth, trees, naming, extra=None, rows=N):
     names = NAMINGS[naming] if naming == "named" else None
-    params = {"objective": objective, "max_depth": depth, "eta": 0.1, "nthread": 2,
+    params = {"objective": objective, "max_depth": depth, "eta": 0.1, "nthread": 1,
               "tree_method": "hist", "seed": 1}
     params.update(extra or {})
     dtrain = xgb.DMatrix(X[:rows], label=label[:rows], feature_names=names, missing=np.nan)
@@ -96,7 +96,7 @@ def xgb_model(name, objective, label, depth, trees, naming, extra=None, rows=N):
 
 def lgb_model(name, params, leaves, trees, naming):
     p = {"objective": "binary", "num_leaves": leaves, "learning_rate": 0.1, "verbose": -1,
-         "num_threads": 2, "seed": 1, "min_data_in_leaf": 10}
+         "num_threads": 1, "seed": 1, "min_data_in_leaf": 10}
     p.update(params)
     names = NAMINGS[naming] if naming == "named" else "auto"
     ds = lgb.Dataset(X, label=y, feature_name=names, free_raw_data=False)
