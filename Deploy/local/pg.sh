@@ -37,7 +37,7 @@ case "$cmd" in
     mkdir -p "$dir/sock"; [ "$(id -u)" = 0 ] && chown postgres "$dir/sock" "$dir/port"
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o \
       "-p $port -k $dir/sock -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-       -c max_wal_size=8GB -c maintenance_work_mem=1GB -c shared_buffers=512MB -c max_connections=200" >/dev/null \
+       -c max_wal_size=8GB -c maintenance_work_mem=1GB -c shared_buffers=512MB -c max_connections=500" >/dev/null \
       || { echo "pg.sh: server did not start, see $dir/server.log" >&2; tail -20 "$dir/server.log" >&2; exit 1; }
     url
     ;;

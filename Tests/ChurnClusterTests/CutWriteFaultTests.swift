@@ -117,6 +117,7 @@ struct CutWriteFaultTests {
             // The server did not notice the cut: the statement still waits (unless it ran out of
             // its own lock wait first — then this attempt proves nothing).
             guard try stillWaiting() else {
+                proxy.releaseDropped()
                 try holder.execute("ROLLBACK")
                 let (settled, _) = try await client.send(events: events)
                 #expect(settled.allSatisfy { $0.status == .accepted }, "\(settled.filter { $0.status != .accepted }.prefix(3))")
@@ -131,6 +132,7 @@ struct CutWriteFaultTests {
             _ = try await RescoringTests.eventually("the cut statement ended", timeout: .seconds(60)) { () throws -> Bool? in
                 try db.query("SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active'", [waiting]).scalar == "0" ? true : nil
             }
+            proxy.releaseDropped()
             switch point {
             case .beforeFences:
                 // Its fences had been raised again since it was sent: it logged none of its events.

@@ -64,7 +64,8 @@ struct LiveErasureTests {
         #expect(try !erasedOnRecord(), "the erasure waited for the decisions under way")
         try holder.execute("COMMIT")
         var erased = await erasure.value
-        if erased.status != 0 {
+        let refusedFirst = erased.status != 0
+        if refusedFirst {
             // A loaded machine may release the decisions only after worker-1's 20 s: it refuses to
             // confirm, and the erasure stops before PostgreSQL. Run again, as its message says.
             #expect(erased.output.contains("did not end within 20 s"), "\(erased.output)")
@@ -72,8 +73,11 @@ struct LiveErasureTests {
         }
         #expect(erased.status == 0, "\(erased.output)")
         #expect(try db.query("SELECT count(*) FROM churngrid_audit_log WHERE action = 'erase' AND outcome = 'erased'").scalar == "1")
-        let decided = try await LiveCampaignTests.liveCounts(client)
-        #expect(decided.decided + decided.skipped >= victims.count, "the decisions under way were made (\(decided))")
+        if !refusedFirst {
+            // (After a refusal, decisions that had failed meanwhile were dropped with the erasure.)
+            let decided = try await LiveCampaignTests.liveCounts(client)
+            #expect(decided.decided + decided.skipped >= victims.count, "the decisions under way were made (\(decided))")
+        }
         for table in ["campaign_actions", "contact_history", "retention_triggers", "subscriber_events"] {
             #expect(try rows(table) == "0", "\(table) keeps rows of erased subscribers")
         }

@@ -88,6 +88,10 @@ struct PublishCutFaultTests {
                 "the server did not notice the cut: the COMMIT still waits")
         #expect(try db.query("SELECT count(*) FROM churngrid_published").scalar == "0", "nothing published before the late COMMIT")
         _ = try holder.query("SELECT pg_advisory_unlock(4242)")
+        _ = try await RescoringTests.eventually("the late COMMIT done", timeout: .seconds(120)) { () throws -> Bool? in
+            try db.query("SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active'", [committing]).scalar == "0" ? true : nil
+        }
+        proxy.releaseDropped()
 
         let done = try #require(try await DatabaseFaultTests.ended(client, job, within: .seconds(300)))
         #expect(done.state == .completed, "\(done)")
@@ -120,6 +124,7 @@ struct PublishCutFaultTests {
         let orphan = try await RescoringTests.eventually("the cut-off start committed", timeout: .seconds(60)) { () throws -> String? in
             try db.query("SELECT id FROM scoring_jobs WHERE state = 'running'").scalar
         }
+        proxy.releaseDropped()
         // The next start fails the orphan (it never runs) and runs.
         let next = try await client.coordinator.startRescore()
         #expect(String(next) != orphan)

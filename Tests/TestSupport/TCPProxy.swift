@@ -96,6 +96,14 @@ public final class TCPProxy: @unchecked Sendable {
         }
     }
 
+    /// Closes the server sides `dropClients` left open (their sessions end in the server): once
+    /// the test has seen what it needed, so that they do not hold the server's connection slots.
+    public func releaseDropped() {
+        state.withLock { s in
+            for (id, link) in s.links where link.orphaned { s.shutdownLink(id) }
+        }
+    }
+
     /// Closes what was cut off and relays again.
     public func heal() {
         state.withLock { s in
