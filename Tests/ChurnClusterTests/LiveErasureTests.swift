@@ -61,7 +61,14 @@ struct LiveErasureTests {
             return log.contains("erased subscribers") || ended ? true : nil
         }
         for _ in 0..<30 where try !erasedOnRecord() { try await Task.sleep(for: .milliseconds(100)) }
-        #expect(try !erasedOnRecord(), "the erasure waited for the decisions under way")
+        // Still under way only while their statement still waits: on a machine loaded enough, it
+        // gave up its own 30 s lock wait first (the triggers waited for a retry, which the erasure
+        // dropped), and the erasure had nothing to wait for.
+        let stillDeciding = try db.query("""
+            SELECT count(*) FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%churngrid_live_decide%'
+            """).scalar != "0"
+        if stillDeciding { #expect(try !erasedOnRecord(), "the erasure waited for the decisions under way") }
         try holder.execute("COMMIT")
         var erased = await erasure.value
         let refusedFirst = erased.status != 0
@@ -73,7 +80,7 @@ struct LiveErasureTests {
         }
         #expect(erased.status == 0, "\(erased.output)")
         #expect(try db.query("SELECT count(*) FROM churngrid_audit_log WHERE action = 'erase' AND outcome = 'erased'").scalar == "1")
-        if !refusedFirst {
+        if !refusedFirst && stillDeciding {
             // (After a refusal, decisions that had failed meanwhile were dropped with the erasure.)
             let decided = try await LiveCampaignTests.liveCounts(client)
             #expect(decided.decided + decided.skipped >= victims.count, "the decisions under way were made (\(decided))")
