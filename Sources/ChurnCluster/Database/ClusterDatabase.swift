@@ -284,7 +284,7 @@ final class ClusterDatabase: @unchecked Sendable {
                     UPDATE scoring_jobs SET state = 'failed', finished_at = now(),
                         error = 'its start was cut off (the coordinator was told it failed): never run'
                     WHERE state = 'running' AND term = $1 AND NOT (id = ANY($2::bigint[])) RETURNING id
-                    """, [String(term ?? 0), "{" + except.map(String.init).joined(separator: ",") + "}"]).rows.compactMap { $0[0].flatMap(Int64.init) }
+                    """, [String(term ?? 0), EventLog.intArray(except)]).rows.compactMap { $0[0].flatMap(Int64.init) }
             }
         }
         if !ids.isEmpty { await dropFailedPartitions() }
