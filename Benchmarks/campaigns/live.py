@@ -46,12 +46,13 @@ def worker_stats(endpoint):
     return {w["name"]: w["stats"] for w in st.get("events", [])}
 
 
-def open_loop(url, endpoint, streams, run, rate, share, duration, replay_log):
-    """One open-loop replay at `share`% of `rate`; event → decided action from the actions' decided_at."""
+def open_loop(url, endpoint, streams, run, rate, share, duration, replay_log, tick):
+    """One open-loop replay at `share`% of `rate`, its sender waking at most every `tick` µs;
+    event → decided action from the actions' decided_at."""
     r = rate * share / 100
     count = max(1, int(r * duration))
     path = os.path.join(OUTDIR, f"live-{share}.ndjson")
-    print(f"open loop at {share}% = {r:,.0f} events/s: {count:,} events …", flush=True)
+    print(f"open loop at {share}% = {r:,.0f} events/s, send tick {tick} µs: {count:,} events …", flush=True)
     streams.make(path, count)
     due_line = {}
     k = 0
@@ -66,7 +67,7 @@ def open_loop(url, endpoint, streams, run, rate, share, duration, replay_log):
                 continue
             due_line[(e.get("source", "default"), e["event_id"])] = k
             k += 1
-    res = replay(endpoint, path, round(r, 1), replay_log)
+    res = replay(endpoint, path, round(r, 1), replay_log, ["--send-tick-us", str(tick)])
     os.remove(path)
     time.sleep(3)  # the last decisions are recorded
     lat = []
@@ -82,7 +83,7 @@ def open_loop(url, endpoint, streams, run, rate, share, duration, replay_log):
             if idx is not None:
                 lat.append(max(0.0, int(decided) - (start_us + idx * 1e6 / r)))
     lat.sort()
-    return dict(res, target_rate=r, actions_timed=len(lat),
+    return dict(res, target_rate=r, send_tick_us=tick, actions_timed=len(lat),
                 action_us={"p50": percentile(lat, 50), "p99": percentile(lat, 99), "p999": percentile(lat, 99.9), "max": lat[-1] if lat else float("nan")})
 
 
@@ -94,6 +95,8 @@ def main():
     ap.add_argument("--shares", default="50,25,5", help="open-loop rates as percentages of the maximum (50: the events issue's rate)")
     ap.add_argument("--no-live", action="store_true", help="no live campaign (the event path's own figures, for comparison)")
     ap.add_argument("--reuse-base", action="store_true")
+    ap.add_argument("--send-tick-us", type=int, default=1000, help="`events replay --send-tick-us` of the open-loop runs")
+    ap.add_argument("--before-send-tick-us", type=int, help="also run each share with this send tick (0: a send per event, the replay before the tick), same cluster")
     a = ap.parse_args()
     if not os.access(BIN, os.X_OK):
         raise SystemExit(f"{BIN} is missing: build it first with `swift build -c release`")
@@ -176,17 +179,21 @@ def main():
         time.sleep(3)  # the decisions of the maximum-rate run are recorded
 
         out["open_loop"] = {}
+        ticks = [(a.send_tick_us, "open_loop")] + ([(a.before_send_tick_us, "open_loop_before")] if a.before_send_tick_us is not None else [])
+        for tick, key in ticks:
+            out[key] = {}
         for share in [int(x) for x in a.shares.split(",") if x]:
-            before = worker_stats(endpoint)
-            out["open_loop"][str(share)] = open_loop(url, endpoint, streams, run, rate, share, a.duration, replay_log)
-            after = worker_stats(endpoint)
-            # Where the event thread's time went: groups written (one transaction each) and µs per group.
-            groups = sum(after[w]["groups"] - before.get(w, {}).get("groups", 0) for w in after)
-            micros = sum(after[w]["writeMicros"] - before.get(w, {}).get("writeMicros", 0) for w in after)
-            applied = sum(after[w]["applied"] - before.get(w, {}).get("applied", 0) for w in after)
-            out["open_loop"][str(share)]["event_thread"] = {"groups": groups, "events_per_group": ratio(applied, groups),
-                                                            "us_per_group": ratio(micros, groups)}
-            print(f"  event thread: {groups:,} groups, {ratio(applied, groups):,.1f} events and {ratio(micros, groups):,.0f} µs each", flush=True)
+            for tick, key in ticks:
+                before = worker_stats(endpoint)
+                out[key][str(share)] = open_loop(url, endpoint, streams, run, rate, share, a.duration, replay_log, tick)
+                after = worker_stats(endpoint)
+                # Where the event thread's time went: groups written (one transaction each) and µs per group.
+                groups = sum(after[w]["groups"] - before.get(w, {}).get("groups", 0) for w in after)
+                micros = sum(after[w]["writeMicros"] - before.get(w, {}).get("writeMicros", 0) for w in after)
+                applied = sum(after[w]["applied"] - before.get(w, {}).get("applied", 0) for w in after)
+                out[key][str(share)]["event_thread"] = {"groups": groups, "events_per_group": ratio(applied, groups),
+                                                        "us_per_group": ratio(micros, groups)}
+                print(f"  event thread: {groups:,} groups, {ratio(applied, groups):,.1f} events and {ratio(micros, groups):,.0f} µs each", flush=True)
         st = json.loads(sh(BIN, "status", "--coordinator", endpoint, "--json"))
         out["workers_live"] = [{"name": w["name"], "liveDecided": w["stats"].get("liveDecided"), "liveSkipped": w["stats"].get("liveSkipped")}
                                for w in st.get("events", [])]
@@ -208,9 +215,9 @@ def main():
     out["reference_rpc"] = rpc
     print(f"\n== event → decided action{' (no live campaign: event path only)' if a.no_live else ''}; maximum {rate:,.0f} events/s; "
           f"raw libzmq round trip p50 {rpc['raw_p50_us']:.1f} µs, p99 {rpc['raw_p99_us']:.1f} µs (reference)")
-    for share, x in out["open_loop"].items():
+    for share, x in [(s, x) for key in ("open_loop", "open_loop_before") for s, x in out.get(key, {}).items()]:
         trg, act = x["trigger_us"], x["action_us"]
-        print(f"  {share:>3}% ({x['events_per_second']:,.0f} events/s of {x['target_rate']:,.0f} targeted): "
+        print(f"  {share:>3}% ({x['events_per_second']:,.0f} events/s of {x['target_rate']:,.0f} targeted, send tick {x['send_tick_us']} µs): "
               f"ack p99 {x['ack_us']['p99']:,} µs; event → trigger p50 {trg['p50']:,} / p99 {trg['p99']:,} / p99.9 {trg['p999']:,} µs ({x['triggers']:,}); "
               f"event → action p50 {act['p50']:,.0f} / p99 {act['p99']:,.0f} / p99.9 {act['p999']:,.0f} µs ({x['actions_timed']:,} actions)")
         x["ratio_action_p99_to_trigger_p99"] = ratio(act["p99"], trg["p99"])

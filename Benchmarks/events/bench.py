@@ -73,10 +73,10 @@ class Streams:
         return rfc3339(start)
 
 
-def replay(endpoint, path, rate, log):
-    """`events replay --json`: its last stdout line. Exit 4 (some events unsettled) is a result, not a failure."""
+def replay(endpoint, path, rate, log, extra=()):
+    """`events replay --json` (with `extra` arguments): its last stdout line. Exit 4 (some events unsettled) is a result, not a failure."""
     with open(log, "a") as err:
-        r = subprocess.run([BIN, "events", "replay", "--input", path, "--coordinator", endpoint, "--rate", str(rate), "--json"],
+        r = subprocess.run([BIN, "events", "replay", "--input", path, "--coordinator", endpoint, "--rate", str(rate), "--json", *extra],
                            stdout=subprocess.PIPE, stderr=err, text=True)
     lines = r.stdout.strip().splitlines()
     if r.returncode not in (0, 4) or not lines:

@@ -44,6 +44,8 @@ def main():
     ap.add_argument("--start-rate", type=float, default=0, help="first rate of the sweep (default: half the reference)")
     ap.add_argument("--no-job", action="store_true", help="skip the measurement during a rescoring job")
     ap.add_argument("--bin", default=os.environ.get("CHURNGRID_BIN", os.path.join(ROOT, ".build/release/churngrid")))
+    ap.add_argument("--send-tick-us", type=int, default=100, help="`bench queries --send-tick-us`: the sending thread wakes at most this often")
+    ap.add_argument("--before-send-tick-us", type=int, help="also measure at the reference rate (idle and during a job) with this send tick (0: a wake-up per query, the generator before the tick)")
     ap.add_argument("--before-bin", help="also run this (older) binary's `bench queries` at the reference rate against the same cluster, for a before/after")
     a = ap.parse_args()
     BIN = os.path.abspath(a.bin)
@@ -110,9 +112,10 @@ def main():
             res = sh("pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-T", str(a.duration), "-f", script, url)
             return float(re.search(r"tps = ([\d.]+)", res).group(1))
 
-        def queries(rate, seconds=None, stdin_stop=False):
+        def queries(rate, seconds=None, stdin_stop=False, tick=None):
             args = [BIN, "bench", "queries", "--coordinator", endpoint, "--rate", str(int(rate)), "--duration", str(seconds or a.duration),
-                    "--connections", str(a.connections), "--in-flight", str(a.in_flight), "--subscribers", str(n), "--json"]
+                    "--connections", str(a.connections), "--in-flight", str(a.in_flight), "--subscribers", str(n), "--json",
+                    "--send-tick-us", str(a.send_tick_us if tick is None else tick)]
             if stdin_stop:
                 args.insert(3, "--stop-on-stdin-eof")
                 return subprocess.Popen(args, stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True)
@@ -175,13 +178,18 @@ def main():
             print(f"previous client asked for {reference:,.0f}/s: achieved {old['achieved_per_second']:,.0f}/s (closed loop: its latencies, p50 {old['p50_us']:.0f} µs, "
                   f"p99 {old['p99_us']:.0f} µs, are from the actual send and not comparable), failed {old.get('failed')}", flush=True)
 
-        # Half the goal (2× the reference), i.e. the reference's rate: idle, then during a job.
+        # Half the goal (2× the reference), i.e. the reference's rate: idle, then during a job;
+        # with the send tick asked for, then (for a before/after in the same run) the other one.
         half = reference
-        idle = queries(half)
-        out["at_reference_rate_idle"] = idle
-        print(f"at {half:,.0f}/s idle: p50 {idle['p50_us']:.0f} µs, p99 {idle['p99_us']:.0f} µs, p99.9 {idle['p999_us']:.0f} µs, failed {idle['failed']}", flush=True)
-        if not a.no_job:
-            load = queries(half, seconds=900, stdin_stop=True)
+        ticks = [(a.send_tick_us, "")] + ([(a.before_send_tick_us, "_send_tick_before")] if a.before_send_tick_us is not None else [])
+        for tick, suffix in ticks:
+            idle = queries(half, tick=tick)
+            out["at_reference_rate_idle" + suffix] = dict(idle, send_tick_us=tick)
+            print(f"at {half:,.0f}/s idle, send tick {tick} µs: p50 {idle['p50_us']:.0f} µs, p99 {idle['p99_us']:.0f} µs, p99.9 {idle['p999_us']:.0f} µs, "
+                  f"failed {idle['failed']}   (load {loadavg()})", flush=True)
+            if a.no_job:
+                continue
+            load = queries(half, seconds=900, stdin_stop=True, tick=tick)
             time.sleep(1)
             t = time.time()
             job = json.loads(sh(BIN, "rescore", "--wait", "--json", "--coordinator", endpoint))
@@ -189,8 +197,8 @@ def main():
             during = json.loads(load.communicate(input="")[0] or "{}")
             if load.returncode != 0 or not all(k in during for k in ("p50_us", "p99_us", "p999_us", "max_us", "failed", "queries")):
                 raise SystemExit(f"the query load during the job did not report (exit {load.returncode}): {during}")
-            out["during_job"] = {"job_seconds": job_s, "job_state": job["state"], **during}
-            print(f"at {half:,.0f}/s during a {n:,} rescoring job ({job['state']}, {job_s:.1f} s): p50 {during.get('p50_us', 0):.0f} µs, "
+            out["during_job" + suffix] = {"job_seconds": job_s, "job_state": job["state"], "send_tick_us": tick, **during}
+            print(f"at {half:,.0f}/s during a {n:,} rescoring job ({job['state']}, {job_s:.1f} s), send tick {tick} µs: p50 {during.get('p50_us', 0):.0f} µs, "
                   f"p99 {during.get('p99_us', 0):.0f} µs, p99.9 {during.get('p999_us', 0):.0f} µs, max {during.get('max_us', 0):.0f} µs, "
                   f"failed {during.get('failed')} of {during.get('queries')}", flush=True)
         out["load_at_end"] = loadavg()

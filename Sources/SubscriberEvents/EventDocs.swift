@@ -104,9 +104,12 @@ extension EventCatalogue {
 
         ## Sending events
 
-        `churngrid events replay --input FILE.ndjson [--rate N] [--coordinator ADDR] [--json]` streams a
-        file (`-`: standard input) at N events a second (0: as fast as the cluster takes them), open
-        loop: event k is due at start + k/N, and its acknowledgement latency counts from then.
+        `churngrid events replay --input FILE.ndjson [--rate N] [--send-tick-us T] [--coordinator ADDR] [--json]`
+        streams a file (`-`: standard input) at N events a second (0: as fast as the cluster takes them),
+        open loop: event k is due at start + k/N, and its acknowledgement latency counts from then. At a
+        rate the sender wakes at most every T µs (default 1,000; 0: for each event) and sends the events
+        then due together, as a producer reading a stream sends what it has read; an event sent late
+        counts its lateness.
         `ClusterClient.send(events:)` is the same path for programs. Events go straight to the worker
         owning the subscriber's shard (the cached shard map, as queries), in batches of up to 10,000,
         several in flight. Each event gets one answer:

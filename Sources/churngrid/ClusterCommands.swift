@@ -613,6 +613,9 @@ extension BenchCommand {
         @Option(help: "Seconds to wait for the last answers after the schedule ends (unanswered ones fail).")
         var drain = 5.0
 
+        @Option(name: .customLong("send-tick-us"), help: "The sending thread wakes at most every this many microseconds and sends the queries then due (0: a wake-up per query); a query sent late counts its lateness.")
+        var sendTickMicroseconds = 100
+
         enum Route: String, ExpressibleByArgument, CaseIterable {
             case direct, coordinator
         }
@@ -630,8 +633,9 @@ extension BenchCommand {
         var json = false
 
         func validate() throws {
-            guard rate > 0, duration > 0, (1...64).contains(connections), (1...256).contains(inFlight), subscribers > 0, drain >= 0, drain <= 3600 else {
-                throw ValidationError("rate, duration and subscribers are positive, connections 1–64, in-flight 1–256, drain 0–3600 s")
+            guard rate > 0, duration > 0, (1...64).contains(connections), (1...256).contains(inFlight), subscribers > 0, drain >= 0, drain <= 3600,
+                  (0...10_000).contains(sendTickMicroseconds) else {
+                throw ValidationError("rate, duration and subscribers are positive, connections 1–64, in-flight 1–256, drain 0–3600 s, send tick 0–10000 µs")
             }
             guard explainMethod == .approx || via == .direct else {
                 throw ValidationError("--explain-method exact needs --via direct (the coordinator's single query explains by path attribution)")
@@ -681,6 +685,7 @@ extension BenchCommand {
                 var options = QueryLoadGenerator.Options(rate: rate, seconds: duration, subscribers: subscribers)
                 options.seed = seed
                 options.drain = try SecondsFlag.duration(drain, "--drain")
+                options.sendTick = .microseconds(sendTickMicroseconds)
                 if stopOnStdinEof {
                     let stop = watchStandardInput()
                     options.stop = { stop.isSet }
@@ -689,7 +694,8 @@ extension BenchCommand {
                 let batches = clients.reduce((calls: 0, queries: 0)) { ($0.calls + $1.coalescingCounts.calls, $0.queries + $1.coalescingCounts.queries) }
                 for c in clients { await c.close() }
                 if json {
-                    try printJSON(QueriesReport(result: result, connections: connections, batchCalls: batches.calls, batchedQueries: batches.queries))
+                    try printJSON(QueriesReport(result: result, connections: connections, batchCalls: batches.calls, batchedQueries: batches.queries,
+                                                sendTickMicroseconds: sendTickMicroseconds))
                 } else {
                     print(String(format: "%d queries at %.0f/s over %d connection(s): %d failed, %d not found; achieved %.0f/s; latency from the scheduled send p50 %.0f µs, p90 %.0f µs, p99 %.0f µs, p99.9 %.0f µs, max %.0f µs; %d batch calls carried %d queries",
                                  result.queries, result.rate, connections, result.failed, result.not_found, result.achieved_per_second,
@@ -706,13 +712,15 @@ struct QueriesReport: Encodable {
     let connections: Int
     let batchCalls: Int
     let batchedQueries: Int
-    enum Keys: String, CodingKey { case connections, batch_calls, batched_queries }
+    let sendTickMicroseconds: Int
+    enum Keys: String, CodingKey { case connections, batch_calls, batched_queries, send_tick_us }
     func encode(to encoder: Encoder) throws {
         try result.encode(to: encoder)
         var c = encoder.container(keyedBy: Keys.self)
         try c.encode(connections, forKey: .connections)
         try c.encode(batchCalls, forKey: .batch_calls)
         try c.encode(batchedQueries, forKey: .batched_queries)
+        try c.encode(sendTickMicroseconds, forKey: .send_tick_us)
     }
 }
 

@@ -30,6 +30,9 @@ struct EventsCommand: ParsableCommand {
         @Option(help: "Events per send at most.")
         var chunk: Int = 2_000
 
+        @Option(name: .customLong("send-tick-us"), help: "At a rate, wake at most every this many microseconds and send the events then due together (0: a send per event due); an event sent late counts its lateness.")
+        var sendTickMicroseconds = 1_000
+
         @Option(help: "Rejected lines named on standard error at most (all are counted).")
         var showRejected: Int = 20
 
@@ -44,6 +47,7 @@ struct EventsCommand: ParsableCommand {
         func validate() throws {
             guard rate == 0 || (rate >= 0.001 && rate.isFinite) else { throw ValidationError("--rate: events per second, 0 (as fast as possible) or at least 0.001") }
             guard inFlight >= 1, chunk >= 1, chunk <= EventBatch.maxCount else { throw ValidationError("--in-flight ≥ 1 and --chunk in 1…\(EventBatch.maxCount)") }
+            guard (0...1_000_000).contains(sendTickMicroseconds) else { throw ValidationError("--send-tick-us: 0–1000000 microseconds") }
         }
 
         func run() async throws {
@@ -59,6 +63,7 @@ struct EventsCommand: ParsableCommand {
             options.rate = rate
             options.inFlight = inFlight
             options.chunk = chunk
+            options.sendTick = .microseconds(sendTickMicroseconds)
             options.watchTriggers = !noTriggers
             let shown = Atomic(0), limit = showRejected, path = input
             try await reportingClusterErrors {

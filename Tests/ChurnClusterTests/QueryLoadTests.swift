@@ -1,4 +1,5 @@
 @testable import ChurnCluster
+import Synchronization
 import Testing
 
 @Suite("The open-loop query load's bookkeeping")
@@ -49,5 +50,35 @@ struct OpenLoopRecorderTests {
         let ids = (0..<10_000).map { QueryLoadGenerator.subscriber($0, seed: 1, subscribers: 1000) }
         #expect(ids.allSatisfy { (1_000_000_000..<1_000_001_000).contains($0) })
         #expect(Set(ids).count > 900)
+    }
+
+    @Test("the sender wakes at most once per tick: queries due within it go together, none before its time, each once")
+    func sendTick() async {
+        #expect(QueryLoadGenerator.nextWake(due: 10, lastWake: 0, tick: 100) == 100)
+        #expect(QueryLoadGenerator.nextWake(due: 500, lastWake: 0, tick: 100) == 500)
+        #expect(QueryLoadGenerator.nextWake(due: 10, lastWake: 0, tick: 0) == 10)
+        // 20,000/s for 0.3 s (a query due every 50 µs) with a 2 ms tick: ~150 wake-ups of ~40
+        // queries, not 6,000 of one. Every send is timed, and none may come before its due time.
+        let sends = Mutex<[(i: Int, at: UInt64)]>([])
+        let counter = Atomic<Int>(0)
+        var options = QueryLoadGenerator.Options(rate: 20_000, seconds: 0.3, subscribers: 1000)
+        options.sendTick = .milliseconds(2)
+        options.drain = .seconds(2)
+        let before = monotonicNanos()  // the schedule starts 20 ms after `run` is called
+        let result = await QueryLoadGenerator.run(options, targets: [{ _, done in
+            let i = counter.add(1, ordering: .relaxed).oldValue
+            let at = monotonicNanos()
+            sends.withLock { $0.append((i, at)) }
+            done(.found)
+        }])
+        let all = sends.withLock { $0 }
+        #expect(result.queries == 6000 && result.found == 6000 && all.count == 6000)
+        // Bursts: sends more than 500 µs after the previous one start a new wake-up.
+        var bursts = 1
+        for k in 1..<all.count where all[k].at &- all[k - 1].at > 500_000 { bursts += 1 }
+        #expect(bursts >= 100 && bursts <= 200, "\(bursts) wake-ups for 6,000 queries over 0.3 s with a 2 ms tick")
+        // Queries go out in order, query i not before start + i × 50 µs (start ≥ before + 20 ms).
+        #expect(all.enumerated().allSatisfy { $0.offset == $0.element.i })
+        #expect(all.allSatisfy { $0.at >= before + 20_000_000 + UInt64($0.i) * 50_000 }, "a query sent before its time")
     }
 }

@@ -16,6 +16,11 @@ public struct EventReplay {
         public var inFlight = 16
         /// Events per send at most.
         public var chunk = 2_000
+        /// At a rate, the sender wakes at most once per tick and sends every event then due in one
+        /// send: waking for each event sent each in a call of its own (at 35,000 events/s, one
+        /// call and one timer every 29 µs, which took the cores the cluster needed). An event sent
+        /// late counts its lateness (latencies run from its due time). Zero: a wake-up per event.
+        public var sendTick: Duration = .milliseconds(1)
         /// How long one send may keep resending its unsettled events.
         public var deadline: Duration = .seconds(120)
         /// Subscribe to the trigger feeds and time them.
@@ -133,6 +138,8 @@ public struct EventReplay {
         // Nanoseconds between events (0: as fast as possible), at most a day: a rate too small for a
         // finite gap would otherwise make the schedule NaN.
         let interval = options.rate > 0 ? min(1e9 / options.rate, 86_400e9) : 0
+        let tick = UInt64(max(0, options.sendTick / .nanoseconds(1)))
+        var lastWake: UInt64 = 0
         var lineNumber = 0, k = 0
         var chunk: [SubscriberEvent] = [], due: [UInt64] = [], lines: [Int] = []
         var lastProgress = start
@@ -207,8 +214,11 @@ public struct EventReplay {
                     if interval > 0 {
                         let now = DispatchTime.now().uptimeNanoseconds
                         if scheduled > now {
-                            flush()  // what is due goes now; this one waits for its time
-                            try await Task.sleep(nanoseconds: scheduled - now)
+                            flush()  // what is due goes now; this one waits for its time, and
+                            // for a tick after the last wake-up (what falls due meanwhile goes with it)
+                            let wake = QueryLoadGenerator.nextWake(due: scheduled, lastWake: lastWake, tick: tick)
+                            try await Task.sleep(nanoseconds: wake - now)
+                            lastWake = wake
                         }
                     }
                     chunk.append(event)
