@@ -34,6 +34,19 @@ struct CoordinatorTakeoverTests {
         return (url, cluster, client)
     }
 
+    /// Holds the job's publication back until `release`: its transaction waits at the summary's
+    /// INSERT (before it marks the job completed or checks the lease), so the job is still running
+    /// when the test strikes however slowly a loaded machine gets there. Readers pass.
+    final class PublicationHold {
+        let connection: PostgresConnection
+        init(url: String) throws {
+            connection = try PostgresConnection(url: url)
+            try connection.execute("BEGIN")
+            try connection.execute("LOCK TABLE scoring_job_summaries IN EXCLUSIVE MODE")
+        }
+        func release() { try? connection.execute("ROLLBACK") }
+    }
+
     static func log(_ cluster: LocalCluster, _ name: String) -> String {
         (try? String(contentsOfFile: cluster.logPath(name), encoding: .utf8)) ?? ""
     }
@@ -94,6 +107,8 @@ struct CoordinatorTakeoverTests {
         let n = 60_000, shards = 96
         let (url, cluster, client) = try await Self.start("takeover-kill", subscribers: n, shards: shards)
         defer { cluster.stop() }
+        let hold = try PublicationHold(url: url)
+        defer { hold.release() }
         // An operator's `rescore --wait` given both coordinators: it follows the takeover and
         // reports how the job ended.
         let waiting = try ChildProcess(try churngridExecutable(), ["rescore", "--wait", "--json", "--coordinator", cluster.coordinatorEndpoint],
@@ -113,6 +128,7 @@ struct CoordinatorTakeoverTests {
         try #require(try await Self.midJob(client, first), "the job ended before the leader could be killed under it")
         let killedAt = ContinuousClock.now
         kill(try #require(cluster.pid("coordinator")), SIGKILL)
+        hold.release()  // the dead leader's transaction, if it waited there, can only roll back
         await client.close()
 
         let next = try #require(try await Self.ledBy("coordinator-2", cluster, within: .seconds(120)), "coordinator-2 did not take over")
@@ -144,10 +160,15 @@ struct CoordinatorTakeoverTests {
         let n = 120_000, shards = 128
         let (url, cluster, client) = try await Self.start("takeover-freeze", subscribers: n, shards: shards)
         defer { cluster.stop() }
+        let hold = try PublicationHold(url: url)
+        defer { hold.release() }
         let first = try await client.coordinator.startRescore()
         try #require(try await Self.midJob(client, first), "the job ended before the leader could be frozen under it")
         let frozen = try #require(cluster.pid("coordinator"))
         kill(frozen, SIGSTOP)
+        // Released while frozen: a publication that waited goes on to wait for its frozen leader
+        // with no hold on the lease row or the job's (the lease is checked just before COMMIT).
+        hold.release()
         await client.close()
 
         let next = try await Self.ledBy("coordinator-2", cluster, within: .seconds(120))
