@@ -126,6 +126,19 @@ struct CoordinatorTakeoverTests {
         for _ in 0..<600 where !waiting.log.contains("rescoring job started") { try await Task.sleep(for: .milliseconds(20)) }
         try #require(waiting.log.contains("rescoring job started"), "the CLI never had its job's id: \(waiting.log)")
         try #require(try await Self.midJob(client, first), "the job ended before the leader could be killed under it")
+        // Its publication waits at the hold; the leader renews its lease meanwhile, on a
+        // connection of its own: twice the lease later it still leads. (When renewals queued
+        // behind the publication on the shared connection, the standby took over here.)
+        let db0 = try PostgresConnection(url: url)
+        _ = try await RescoringTests.eventually("the publication waits at the hold", timeout: .seconds(300)) {
+            try db0.query("""
+                SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
+                    AND query LIKE '%INSERT INTO scoring_job_summaries%'
+                """).scalar != "0" ? true : nil
+        }
+        try await Task.sleep(for: .seconds(2 * Self.lease))
+        let held = try db0.query("SELECT term, holder FROM churngrid_lease").rows.first
+        try #require(held?[0] == "1" && held?[1] != "coordinator-2", "the leader lost its lease while its publication waited: \(String(describing: held))")
         let killedAt = ContinuousClock.now
         kill(try #require(cluster.pid("coordinator")), SIGKILL)
         hold.release()  // the dead leader's transaction, if it waited there, can only roll back
@@ -164,10 +177,15 @@ struct CoordinatorTakeoverTests {
         defer { hold.release() }
         let first = try await client.coordinator.startRescore()
         try #require(try await Self.midJob(client, first), "the job ended before the leader could be frozen under it")
+        let db0 = try PostgresConnection(url: url)
+        try #require(try db0.query("SELECT term FROM churngrid_lease").scalar == "1", "the leader still leads when it is frozen")
         let frozen = try #require(cluster.pid("coordinator"))
         kill(frozen, SIGSTOP)
-        // Released while frozen: a publication that waited goes on to wait for its frozen leader
-        // with no hold on the lease row or the job's (the lease is checked just before COMMIT).
+        // Released while frozen: a publication that waited goes on to wait for its frozen leader,
+        // idle in its transaction (ended by the server after 10 s), holding nothing a takeover
+        // waits for: the lease row is locked only just before COMMIT; its KEY SHARE lock on the
+        // job's row does not stop the job being failed, and the partition's drop gives up and is
+        // tried again later.
         hold.release()
         await client.close()
 

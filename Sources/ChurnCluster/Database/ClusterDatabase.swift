@@ -9,10 +9,14 @@ import SubscriberProfiles
 
 /// The coordinator's state in PostgreSQL — cluster settings, shard map, models, jobs, scores.
 /// Each connection is used only from a thread of its own (libpq blocks); the first serves
-/// everything, the others only write job scores, so several shards are written at once.
+/// everything, the others only write job scores, so several shards are written at once. The
+/// lease has a connection of its own: its renewals never wait behind a long statement (a
+/// publication's index build over a large base, a slow COPY), or the lease would run out under
+/// a leader that is alive and well, and a standby take over mid-job.
 final class ClusterDatabase: @unchecked Sendable {
     // @unchecked: each connection is only used inside its own thread's `run`, which serialises it.
     private let connections: [Slot]
+    private let leaseSlot: Slot
     let url: String
     private let logger: Logger
 
@@ -110,7 +114,7 @@ final class ClusterDatabase: @unchecked Sendable {
     }
 
     /// Connections opened again after the server dropped them, over all slots.
-    var reconnects: Int { connections.reduce(0) { $0 + $1.reconnects } }
+    var reconnects: Int { connections.reduce(leaseSlot.reconnects) { $0 + $1.reconnects } }
 
     /// Connections that write scores (the first included).
     var writers: Int { connections.count }
@@ -129,22 +133,36 @@ final class ClusterDatabase: @unchecked Sendable {
             }
             opened.append(Slot(connection: c.connection, thread: thread))
         }
-        return ClusterDatabase(connections: opened, url: url, statementTimeout: statementTimeout, logger: logger)
+        // Not niced: a renewal is small and must not wait.
+        let leaseThread = BlockingThread(name: "cg-db-lease")
+        let lease = try await leaseThread.run { UncheckedConnection(connection: try PostgresConnection(url: url, defaults: Self.connectionDefaults)) }
+        return ClusterDatabase(connections: opened, lease: Slot(connection: lease.connection, thread: leaseThread), url: url,
+                               statementTimeout: statementTimeout, logger: logger)
     }
 
-    private init(connections: [Slot], url: String, statementTimeout: Duration, logger: Logger) {
+    private init(connections: [Slot], lease: Slot, url: String, statementTimeout: Duration, logger: Logger) {
         self.logger = logger
         self.statementTimeout = statementTimeout
         self.connections = connections
+        self.leaseSlot = lease
         self.url = url
     }
 
     func close() {
         for c in connections { c.thread.stop() }
+        leaseSlot.thread.stop()
     }
 
     func run<T: Sendable>(on index: Int = 0, _ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
-        let slot = connections[index % connections.count]
+        try await run(slot: connections[index % connections.count], body)
+    }
+
+    /// `run` on the lease's own connection.
+    private func runLease<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
+        try await run(slot: leaseSlot, body)
+    }
+
+    private func run<T: Sendable>(slot: Slot, _ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
         let url = url, logger = logger, timeout = statementTimeout
         let call = Mutex<UInt64?>(nil)
         // The watchdog: a call still waiting for the server after the timeout has its socket cut.
@@ -317,7 +335,7 @@ final class ClusterDatabase: @unchecked Sendable {
 
     /// The coordinator lease's record (nil: no coordinator has held it yet).
     func leaseRecord() async throws -> CoordinatorLease.Record? {
-        try await run { c in try Self.leaseRecord(c) }
+        try await runLease { c in try Self.leaseRecord(c) }
     }
 
     private static func leaseRecord(_ c: PostgresConnection) throws -> CoordinatorLease.Record? {
@@ -329,7 +347,7 @@ final class ClusterDatabase: @unchecked Sendable {
     /// Takes the lease if its record is still `replacing` (nil: there is none yet).
     /// - Returns: the new term, or nil and the record found when another coordinator got there first.
     func acquireLease(replacing: CoordinatorLease.Record?, holder: String, endpoint: String) async throws -> (term: Int64?, current: CoordinatorLease.Record?) {
-        try await run { c in
+        try await runLease { c in
             let taken: String?
             if let replacing {
                 // Waits for the old holder's fenced writes in flight (they hold KEY SHARE on the row).
@@ -350,7 +368,7 @@ final class ClusterDatabase: @unchecked Sendable {
     /// Renews the lease of `term`.
     /// - Returns: nil when renewed; otherwise the record that holds the lease now.
     func renewLease(term: Int64) async throws -> CoordinatorLease.Record?? {
-        try await run { c in
+        try await runLease { c in
             if try c.query("UPDATE churngrid_lease SET renewals = renewals + 1, renewed_at = now() WHERE term = $1 RETURNING term", [String(term)]).rows.count == 1 {
                 return nil
             }
