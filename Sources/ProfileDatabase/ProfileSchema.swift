@@ -731,6 +731,13 @@ public enum ProfileSchema {
             -- last, so a write cut off before it locked its fence can never commit after that replay.
             ALTER TABLE churngrid_event_owners ADD COLUMN generation bigint NOT NULL DEFAULT 0;
             """),
+        Migration(version: 23, name: "campaign run request tokens", sql: """
+            -- One per `campaign run` request, written with its run: a write whose COMMIT was cut off is
+            -- written again under the same token, which waits for the cut one to end and then either
+            -- finds its run (it committed) or writes it (it did not) — never twice. NULL for live runs
+            -- and runs written before.
+            ALTER TABLE campaign_runs ADD COLUMN request_token text UNIQUE;
+            """),
     ]
 
     /// Applies the migrations `connection`'s database lacks.

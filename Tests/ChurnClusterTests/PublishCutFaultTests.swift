@@ -138,4 +138,46 @@ struct PublishCutFaultTests {
         #expect(counts?[0] == String(subscribers) && counts?[1] == String(subscribers), "\(String(describing: counts))")
         await client.close()
     }
+
+    @Test("a campaign run whose COMMIT waits in the server when the coordinator's connection is cut: the coordinator writes it again under the same request token, which waits for the late COMMIT and finds its run; the caller is told that run, its contacts written once")
+    func campaignRunCommitAfterCut() async throws {
+        let setup = try await ProxiedCoordinator.start("campaign-cut")
+        defer { setup.stop() }
+        let (url, proxy, cluster, client, db) = (setup.url, setup.proxy, setup.cluster, setup.client, setup.db)
+        let job = try await client.coordinator.startRescore()
+        #expect(try await DatabaseFaultTests.ended(client, job, within: .seconds(300))?.state == .completed)
+        try setup.holdCommits(writing: "campaign_runs", on: "INSERT", key: 4244)
+        let holder = try PostgresConnection(url: url)
+        _ = try holder.query("SELECT pg_advisory_lock(4244)")
+        let config = Array(LiveCampaignTests.campaign(name: "cut-run", callCapacity: nil, control: 0.2).utf8)
+        let run = Task {
+            try await ClusterActorSystem.$callTimeout.withValue(.seconds(600)) {
+                try await client.coordinator.runCampaign(CampaignRunRequest(config: config, source: "cut-run.json", job: job))
+            }
+        }
+        let committing = try await setup.heldCommit()
+        #expect(proxy.dropClients() > 0, "the coordinator's connections were cut")
+        // The coordinator's write failed; it writes again while the cut COMMIT still waits.
+        let log = { (try? String(contentsOfFile: cluster.logPath("coordinator"), encoding: .utf8)) ?? "" }
+        _ = try await RescoringTests.eventually("the coordinator wrote the run again", timeout: .seconds(120)) {
+            log().contains("the campaign run's write waits for it") ? true : nil
+        }
+        try await Task.sleep(for: .seconds(1))
+        #expect(try db.query("SELECT wait_event FROM pg_stat_activity WHERE pid = $1", [committing]).scalar == "advisory",
+                "the server did not notice the cut: the COMMIT still waits")
+        #expect(try db.query("SELECT count(*) FROM campaign_runs").scalar == "0", "nothing written before the late COMMIT")
+        _ = try holder.query("SELECT pg_advisory_unlock(4244)")
+        let answer = try await run.value
+        proxy.releaseDropped()
+        let summary = try CampaignTests.json(answer)
+        let runID = try #require(summary["run_id"] as? Int64, "the caller is told the run: \(answer)")
+        // One run, the one the late COMMIT wrote; its contacts once each.
+        let runs = try db.query("SELECT run_id, request_token IS NOT NULL FROM campaign_runs").rows
+        #expect(runs.count == 1 && runs.first?[0] == String(runID) && runs.first?[1] == "t", "\(runs)")
+        let treated = Int(try db.query("SELECT count(*) FROM campaign_actions WHERE run_id = $1 AND arm = 'treatment'", [String(runID)]).scalar ?? "") ?? 0
+        #expect(treated > 100 && summary["treatment"] as? Int == treated, "treated \(treated), told \(summary["treatment"] ?? "-")")
+        let contacts = try db.query("SELECT count(*), count(DISTINCT subscriber_id) FROM contact_history").rows.first
+        #expect(contacts?[0] == String(treated) && contacts?[1] == String(treated), "\(String(describing: contacts))")
+        await client.close()
+    }
 }

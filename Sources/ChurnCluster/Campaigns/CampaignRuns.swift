@@ -2,6 +2,7 @@ import ClusterSystem
 import Distributed
 import Foundation
 import Logging
+import Postgres
 import Retention
 import Uplift
 import SubscriberProfiles
@@ -217,7 +218,7 @@ extension CoordinatorActor {
         let runID: Int64
         let dropped: [CampaignActionRow]
         do {
-            (runID, dropped) = try await database.writeCampaignRun(record, actions: actions, liveSince: rows.readAtMillis)
+            (runID, dropped) = try await writeRunWaitingForTheDatabase(record, actions: actions, liveSince: rows.readAtMillis)
         } catch let error as LeaseLost {
             lease.lost(error)
             throw ClusterError("this coordinator has lost its lease and is stepping down; nothing of the run was written")
@@ -235,6 +236,24 @@ extension CoordinatorActor {
         ])
         return Self.runSummaryJSON(run: runID, campaign: name, job: jobID, model: modelVersion, scanned: scanned, inCell: inCell, summary: written,
                                    perChannel: written.perChannel, perCell: written.perCell, seconds: timings.total())
+    }
+
+    /// Writes a run, trying again while PostgreSQL is unavailable (up to the database deadline):
+    /// a write whose connection failed may have committed all the same (its COMMIT was on its way),
+    /// so the next try, under the same request token, waits for it to end and then finds that run
+    /// (`writeCampaignRun`) — the caller is told the run once, and its contacts are written once.
+    func writeRunWaitingForTheDatabase(_ record: CampaignRunRecord, actions: [CampaignActionRow],
+                                       liveSince: Int64) async throws -> (id: Int64, dropped: [CampaignActionRow]) {
+        let start = ContinuousClock.now
+        while true {
+            do {
+                return try await database.writeCampaignRun(record, actions: actions, liveSince: liveSince)
+            } catch let e as PostgresError where e.isUnavailable && ContinuousClock.now - start < settings.databaseDeadline {
+                logger.warning("PostgreSQL is unavailable; the campaign run's write waits for it (an earlier try that committed is found, not written again)",
+                               metadata: ["campaign": "\(record.campaign)", "request": "\(record.requestToken)", "error": "\(e)"])
+                try await Task.sleep(for: .seconds(1))
+            }
+        }
     }
 
     /// One call per shard to its ready owner, `campaignCallsPerWorker` per worker at a time; a

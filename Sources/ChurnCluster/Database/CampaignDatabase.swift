@@ -56,70 +56,88 @@ extension ClusterDatabase {
     /// for this transaction, then reload the contact state), and drops the actions of subscribers
     /// the live campaign decided for since `liveSince` − 60 s (the run may not have seen those contacts).
     /// - Returns: the run's id and the actions dropped for that reason.
+    ///
+    /// The run's row carries `run.requestToken` (unique): written again after a write whose outcome
+    /// is unknown (its connection failed, perhaps at COMMIT), the row's INSERT waits for that
+    /// write's transaction to end, and finds the run it committed instead of writing a second one.
     func writeCampaignRun(_ run: CampaignRunRecord, actions all: [CampaignActionRow], liveSince: Int64) async throws -> (id: Int64, dropped: [CampaignActionRow]) {
         let term = term
         return try await self.run { c in
-            try Self.transaction(c, fencedBy: term) {
-                let actions = all
-                guard let inserted = try c.query("""
-                    INSERT INTO campaign_runs (campaign, config, job_id, model_version, term, started_at, created_by, summary)
-                    VALUES ($1, $2::jsonb, $3, $4, $5, to_timestamp($6::double precision / 1000), $7, '{}')
-                    RETURNING run_id
-                    """, [run.campaign, run.config, run.jobID.map { String($0) }, run.modelVersion, term.map { String($0) },
-                          String(run.startedMillis), run.createdBy]).scalar, let id = Int64(inserted) else {
-                    throw ClusterError("PostgreSQL returned no campaign run id")
+            do {
+                return try Self.writeCampaignRun(c, run, actions: all, liveSince: liveSince, term: term)
+            } catch let e as PostgresError where e.sqlState == "23505" && (e.detail ?? e.message).contains("request_token") {
+                // An earlier try of this request committed after all: that is the run.
+                guard let id = try c.query("SELECT run_id FROM campaign_runs WHERE request_token = $1", [run.requestToken]).scalar.flatMap({ Int64($0) }) else {
+                    throw e
                 }
-                try c.copyIn("""
-                    COPY campaign_actions (run_id, subscriber_id, arm, offer_id, channel, cost, priority, expected_value,
-                        probability, clv, tier, band, reasons, script, send_after) FROM STDIN (FORMAT binary)
-                    """) { w in
-                    var e = BinaryCopyEncoder()
-                    for a in actions {
-                        e.beginRow(fields: 15)
-                        e.int64(id); e.int64(a.subscriberID); e.text(a.treated ? "treatment" : "control"); e.text(a.offerID); e.text(a.channel)
-                        e.float32OrNull(a.cost); e.int32(a.priority); e.float32OrNull(a.expectedValue); e.float32OrNull(a.probability)
-                        e.float32OrNull(a.clv); e.text(a.tier); e.text(a.band); e.textArray(a.reasons)
-                        if let script = a.script { e.text(script) } else { e.null() }
-                        e.timestamp(microsecondsSince1970: a.sendAfterMillis * 1000)
-                        if e.bytes.count > 1 << 20 { try w.write(e.take()) }
-                    }
-                    e.finish()
-                    try w.write(e.take())
-                }
-                try c.copyIn("COPY contact_history (subscriber_id, channel, at, run_id, offer_id) FROM STDIN (FORMAT binary)") { w in
-                    var e = BinaryCopyEncoder()
-                    for a in actions where a.treated {
-                        e.beginRow(fields: 5)
-                        e.int64(a.subscriberID); e.text(a.channel); e.timestamp(microsecondsSince1970: a.sendAfterMillis * 1000)
-                        e.int64(id); e.text(a.offerID)
-                        if e.bytes.count > 1 << 20 { try w.write(e.take()) }
-                    }
-                    e.finish()
-                    try w.write(e.take())
-                }
-                // Last (the live campaign's row is held only from here to COMMIT): its contact state
-                // changes, so its workers' next writes wait for this commit and then reload; and the
-                // subscribers it decided for that this run may not have seen are left out of the run.
-                // A live decision committed after the run read the contacts was made at most a live
-                // statement's timeout (60 s) before it committed: everything decided since `liveSince`
-                // less that is left out (more than needed, never less).
-                var dropped: [CampaignActionRow] = []
-                if let live = try c.query("UPDATE campaign_live SET contact_generation = contact_generation + 1 RETURNING run_id").scalar {
-                    let decided = Set(try c.query("""
-                        SELECT DISTINCT subscriber_id FROM campaign_actions
-                        WHERE run_id = $1 AND decided_at >= to_timestamp($2::double precision / 1000) - interval '60 seconds'
-                        """, [live, String(liveSince)]).rows.compactMap { $0[0].flatMap { Int64($0) } })
-                    dropped = actions.filter { decided.contains($0.subscriberID) }
-                    if !dropped.isEmpty {
-                        let ids = EventLog.intArray(dropped.map(\.subscriberID))
-                        try c.query("DELETE FROM campaign_actions WHERE run_id = $1 AND subscriber_id = ANY($2::bigint[])", [String(id), ids])
-                        try c.query("DELETE FROM contact_history WHERE run_id = $1 AND subscriber_id = ANY($2::bigint[])", [String(id), ids])
-                    }
-                }
-                // The summary names the run, so it is written once the id is known.
-                try c.query("UPDATE campaign_runs SET summary = $2::jsonb WHERE run_id = $1", [String(id), run.summary(id, dropped)])
-                return (id, dropped)
+                let kept = Set(try c.query("SELECT subscriber_id FROM campaign_actions WHERE run_id = $1", [String(id)]).rows.compactMap { $0[0].flatMap { Int64($0) } })
+                return (id, all.filter { !kept.contains($0.subscriberID) })
             }
+        }
+    }
+
+    private static func writeCampaignRun(_ c: PostgresConnection, _ run: CampaignRunRecord, actions all: [CampaignActionRow], liveSince: Int64,
+                                         term: Int64?) throws -> (id: Int64, dropped: [CampaignActionRow]) {
+        try Self.transaction(c, fencedBy: term) {
+            let actions = all
+            guard let inserted = try c.query("""
+                INSERT INTO campaign_runs (campaign, config, job_id, model_version, term, started_at, created_by, summary, request_token)
+                VALUES ($1, $2::jsonb, $3, $4, $5, to_timestamp($6::double precision / 1000), $7, '{}', $8)
+                RETURNING run_id
+                """, [run.campaign, run.config, run.jobID.map { String($0) }, run.modelVersion, term.map { String($0) },
+                      String(run.startedMillis), run.createdBy, run.requestToken]).scalar, let id = Int64(inserted) else {
+                throw ClusterError("PostgreSQL returned no campaign run id")
+            }
+            try c.copyIn("""
+                COPY campaign_actions (run_id, subscriber_id, arm, offer_id, channel, cost, priority, expected_value,
+                    probability, clv, tier, band, reasons, script, send_after) FROM STDIN (FORMAT binary)
+                """) { w in
+                var e = BinaryCopyEncoder()
+                for a in actions {
+                    e.beginRow(fields: 15)
+                    e.int64(id); e.int64(a.subscriberID); e.text(a.treated ? "treatment" : "control"); e.text(a.offerID); e.text(a.channel)
+                    e.float32OrNull(a.cost); e.int32(a.priority); e.float32OrNull(a.expectedValue); e.float32OrNull(a.probability)
+                    e.float32OrNull(a.clv); e.text(a.tier); e.text(a.band); e.textArray(a.reasons)
+                    if let script = a.script { e.text(script) } else { e.null() }
+                    e.timestamp(microsecondsSince1970: a.sendAfterMillis * 1000)
+                    if e.bytes.count > 1 << 20 { try w.write(e.take()) }
+                }
+                e.finish()
+                try w.write(e.take())
+            }
+            try c.copyIn("COPY contact_history (subscriber_id, channel, at, run_id, offer_id) FROM STDIN (FORMAT binary)") { w in
+                var e = BinaryCopyEncoder()
+                for a in actions where a.treated {
+                    e.beginRow(fields: 5)
+                    e.int64(a.subscriberID); e.text(a.channel); e.timestamp(microsecondsSince1970: a.sendAfterMillis * 1000)
+                    e.int64(id); e.text(a.offerID)
+                    if e.bytes.count > 1 << 20 { try w.write(e.take()) }
+                }
+                e.finish()
+                try w.write(e.take())
+            }
+            // Last (the live campaign's row is held only from here to COMMIT): its contact state
+            // changes, so its workers' next writes wait for this commit and then reload; and the
+            // subscribers it decided for that this run may not have seen are left out of the run.
+            // A live decision committed after the run read the contacts was made at most a live
+            // statement's timeout (60 s) before it committed: everything decided since `liveSince`
+            // less that is left out (more than needed, never less).
+            var dropped: [CampaignActionRow] = []
+            if let live = try c.query("UPDATE campaign_live SET contact_generation = contact_generation + 1 RETURNING run_id").scalar {
+                let decided = Set(try c.query("""
+                    SELECT DISTINCT subscriber_id FROM campaign_actions
+                    WHERE run_id = $1 AND decided_at >= to_timestamp($2::double precision / 1000) - interval '60 seconds'
+                    """, [live, String(liveSince)]).rows.compactMap { $0[0].flatMap { Int64($0) } })
+                dropped = actions.filter { decided.contains($0.subscriberID) }
+                if !dropped.isEmpty {
+                    let ids = EventLog.intArray(dropped.map(\.subscriberID))
+                    try c.query("DELETE FROM campaign_actions WHERE run_id = $1 AND subscriber_id = ANY($2::bigint[])", [String(id), ids])
+                    try c.query("DELETE FROM contact_history WHERE run_id = $1 AND subscriber_id = ANY($2::bigint[])", [String(id), ids])
+                }
+            }
+            // The summary names the run, so it is written once the id is known.
+            try c.query("UPDATE campaign_runs SET summary = $2::jsonb WHERE run_id = $1", [String(id), run.summary(id, dropped)])
+            return (id, dropped)
         }
     }
 
@@ -251,6 +269,9 @@ struct CampaignRunRecord: Sendable {
     var modelVersion: String
     var startedMillis: Int64
     var createdBy: String
+    /// Names this request's run (unique): a write tried again after its outcome was unknown finds
+    /// the run an earlier try committed.
+    var requestToken = UUID().uuidString
     /// The run's totals as JSON, given its id and the actions dropped when it was written.
     var summary: @Sendable (Int64, [CampaignActionRow]) -> String
 }
