@@ -125,11 +125,14 @@ extension EventCatalogue {
 
         `replay --json` prints one line at the end: `{"events", "accepted", "duplicates", "rejected",
         "rejected_by_reason": {…}, "events_per_second", "triggers", "ack_us": {"p50", "p99", "p999", "max"},
-        "trigger_us": {…}, "resent", "unsettled", "seconds", "started_at_us"}` (`started_at_us`: the
-        wall-clock time, µs since 1970, at which the first event was due; with `--rate R` event k of the
-        file was due at `started_at_us + k × 10⁶ / R`); it exits 4 when some events were still
-        unsettled at the end (send the file again: nothing is applied twice), and 5 when it had events
-        and every one was rejected (the wrong file, a binary, a base without these subscribers): the
+        "trigger_us": {…}, "resent", "resent_by_reason": {"not_owner", "busy", "retry", "unreachable",
+        "no_owner", "misanswered"}, "unsettled", "seconds", "started_at_us", "send_tick_us"}` (with a rate,
+        `send_tick_us` is the sender's tick; `resent_by_reason`: what the events sent again were
+        answered, or that the call failed, or that the map named no owner;
+        `started_at_us`: the wall-clock time, µs since 1970, at which the first event was due; with
+        `--rate R` event k of the file was due at `started_at_us + k × 10⁶ / R`); it exits 4 when some
+        events were still unsettled at the end (send the file again: nothing is applied twice), and 5
+        when it had events and every one was rejected (the wrong file, a binary, a base without these subscribers): the
         report is printed all the same, and stderr names the commonest reasons.
 
         ## Durability: logged before acknowledged, applied exactly once

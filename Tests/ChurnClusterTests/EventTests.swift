@@ -315,6 +315,12 @@ struct EventTests {
         #expect(status == 0, "replay: \(replay.log.suffix(2000))")
         #expect(report["unsettled"] as? Int == 0)
         #expect((report["resent"] as? Int ?? 0) > 0, "the faults made the producer resend: \(report)")
+        // The resends by cause add up, and the dead worker shows in them: calls to it failed, or
+        // its shards were named another's (or no one's) before the map caught up.
+        let causes = report["resent_by_reason"] as? [String: Int] ?? [:]
+        #expect(Set(causes.keys) == ["not_owner", "busy", "retry", "unreachable", "no_owner", "misanswered"], "\(report)")
+        #expect(causes.values.reduce(0, +) == report["resent"] as? Int, "\(report)")
+        #expect((causes["unreachable"] ?? 0) + (causes["not_owner"] ?? 0) + (causes["no_owner"] ?? 0) > 0, "\(report)")
         let accepted = report["accepted"] as? Int ?? -1, duplicates = report["duplicates"] as? Int ?? -1
         #expect(accepted + duplicates == events.count, "\(report)")
         // Every event the producer was told is accepted or a duplicate is in the log, once.

@@ -57,6 +57,8 @@ public struct EventReplay {
         public var triggerUs = Percentiles()
         /// Sends repeated (not owner, busy, unknown outcome).
         public var resent = 0
+        /// The same, by cause.
+        public var resentByReason = EventResends()
         /// Events the cluster had not settled by the deadline (send them again: never applied twice).
         public var unsettled = 0
         /// Why the last send that left events unsettled failed (nil: none failed, or the cluster
@@ -66,12 +68,16 @@ public struct EventReplay {
         /// When the first event was due, wall clock (µs since 1970): event k was due at this plus
         /// k / rate (what a benchmark joins with times recorded elsewhere, e.g. in PostgreSQL).
         public var startedAtMicros: Int64 = 0
+        /// At a rate, how often the sender woke at most (µs; nil without a rate).
+        public var sendTickMicros: Int64?
 
         enum CodingKeys: String, CodingKey {
             case events, accepted, duplicates, rejected, triggers, resent, unsettled, seconds
             case unsettledReason = "unsettled_reason"
             case startedAtMicros = "started_at_us"
+            case sendTickMicros = "send_tick_us"
             case rejectedByReason = "rejected_by_reason"
+            case resentByReason = "resent_by_reason"
             case eventsPerSecond = "events_per_second"
             case ackUs = "ack_us"
             case triggerUs = "trigger_us"
@@ -80,7 +86,7 @@ public struct EventReplay {
 
     private struct Sent: Sendable {
         var acks: [EventAck]
-        var resent: Int
+        var resent: EventResends
         var due: [UInt64]
         var done: UInt64
         /// Each event's subscriber and (source, event id), to name a rejected one.
@@ -138,7 +144,8 @@ public struct EventReplay {
         // Nanoseconds between events (0: as fast as possible), at most a day: a rate too small for a
         // finite gap would otherwise make the schedule NaN.
         let interval = options.rate > 0 ? min(1e9 / options.rate, 86_400e9) : 0
-        let tick = UInt64(max(0, options.sendTick / .nanoseconds(1)))
+        let tick = UInt64(min(max(0, options.sendTick / .nanoseconds(1)), 1e15))  // a day is 8.6e13 ns
+        if interval > 0 { report.sendTickMicros = Int64(tick / 1000) }
         var lastWake: UInt64 = 0
         var lineNumber = 0, k = 0
         var chunk: [SubscriberEvent] = [], due: [UInt64] = [], lines: [Int] = []
@@ -149,7 +156,8 @@ public struct EventReplay {
         let client = client, deadline = options.deadline
 
         func merge(_ sent: Sent, lines: [Int]) {
-            report.resent += sent.resent
+            report.resent += sent.resent.total
+            report.resentByReason += sent.resent
             if let failure = sent.failure { report.unsettledReason = failure }
             for (i, ack) in sent.acks.enumerated() {
                 // A failed send counts too, timed to when it failed (no failure leaves the figures).
@@ -177,12 +185,12 @@ public struct EventReplay {
                 }
                 group.addTask {
                     do {
-                        let (acks, resent) = try await client.send(events: events, deadline: deadline)
+                        let (acks, resent) = try await client.sendCounting(events: events, deadline: deadline)
                         let named = events.map { (subscriber: $0.subscriberID, source: $0.source, eventID: $0.eventID) }
                         return (Sent(acks: acks, resent: resent, due: dueTimes2, done: DispatchTime.now().uptimeNanoseconds, named: named), lineNumbers)
                     } catch {
                         let none = [EventAck](repeating: EventAck(status: .retry, seq: 0, reason: nil), count: events.count)
-                        return (Sent(acks: none, resent: 0, due: dueTimes2, done: DispatchTime.now().uptimeNanoseconds, failure: "\(error)"), lineNumbers)
+                        return (Sent(acks: none, resent: EventResends(), due: dueTimes2, done: DispatchTime.now().uptimeNanoseconds, failure: "\(error)"), lineNumbers)
                     }
                 }
                 outstanding += 1

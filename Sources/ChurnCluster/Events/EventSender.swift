@@ -11,6 +11,39 @@ public struct EventAck: Sendable, Equatable {
     public var reason: RejectionReason?
 }
 
+/// Why events were sent again, by cause (`events replay --json`'s `resent_by_reason`): a producer
+/// resending for a long time is diagnosed by what it was answered.
+public struct EventResends: Sendable, Equatable, Codable {
+    /// The worker no longer owned the shard (a move, a failover): resent with a fresh map.
+    public var notOwner = 0
+    /// The worker's queue was full: resent after the delay it asked for.
+    public var busy = 0
+    /// The outcome was unknown (the database went away mid-write, the shard replays its log).
+    public var retry = 0
+    /// The call failed: the worker could not be reached or died mid-call.
+    public var unreachable = 0
+    /// The map named no ready owner for the shard (a move in progress).
+    public var noOwner = 0
+    /// A worker answered for other events than it was sent.
+    public var misanswered = 0
+
+    public init() {}
+
+    /// Every resend.
+    public var total: Int { notOwner + busy + retry + unreachable + noOwner + misanswered }
+
+    public static func += (a: inout EventResends, b: EventResends) {
+        a.notOwner += b.notOwner; a.busy += b.busy; a.retry += b.retry
+        a.unreachable += b.unreachable; a.noOwner += b.noOwner; a.misanswered += b.misanswered
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case busy, retry, unreachable, misanswered
+        case notOwner = "not_owner"
+        case noOwner = "no_owner"
+    }
+}
+
 /// Sends events straight to the workers owning their shards, with the cached shard map (as
 /// queries go): one `ingest` call per worker per batch of up to `EventBatch.maxCount`, all
 /// workers at once. Events a worker does not own (the map moved) go again with a fresh map; a busy
@@ -22,10 +55,10 @@ struct EventSender {
     /// A router over the coordinator that leads now, when the one known stopped answering.
     let reconnect: @Sendable () async throws -> ScoreRouter
 
-    mutating func send(_ events: [SubscriberEvent], deadline: Duration) async throws -> (acks: [EventAck], resent: Int) {
+    mutating func send(_ events: [SubscriberEvent], deadline: Duration) async throws -> (acks: [EventAck], resent: EventResends) {
         var acks = [EventAck](repeating: EventAck(status: .retry, seq: 0, reason: nil), count: events.count)
         var pending = Array(events.indices)
-        var resent = 0
+        var resent = EventResends()
         let end = ContinuousClock.now + deadline
         var refresh = false
         var pause: Duration = .zero
@@ -80,6 +113,7 @@ struct EventSender {
                 return all
             }
             var next: [Int] = homeless
+            resent.noOwner += homeless.count
             if !homeless.isEmpty {
                 refresh = true
                 pause = max(pause, .milliseconds(50))
@@ -89,6 +123,7 @@ struct EventSender {
                 case .failure:
                     // The worker could not be reached or died mid-call: the outcome is unknown.
                     next += part
+                    resent.unreachable += part.count
                     refresh = true
                     pause = max(pause, .milliseconds(100))
                 case .success(let a) where a.count == part.count:
@@ -99,22 +134,25 @@ struct EventSender {
                             acks[i] = EventAck(status: status, seq: a.seqs.elements[k], reason: a.reason(k))
                         case .notOwner:
                             next.append(i)
+                            resent.notOwner += 1
                             refresh = true
                             pause = max(pause, .milliseconds(5))
                         case .busy:
                             next.append(i)
+                            resent.busy += 1
                             pause = max(pause, .milliseconds(Int64(min(max(a.retryAfterMillis, 1), 5_000))))
                         case .retry:
                             next.append(i)
+                            resent.retry += 1
                             pause = max(pause, .milliseconds(20))
                         }
                     }
                 case .success:
                     next += part  // a worker that answers for other events than it was sent
+                    resent.misanswered += part.count
                     refresh = true
                 }
             }
-            resent += next.count
             pending = next
         }
         return (acks, resent)
@@ -126,6 +164,7 @@ extension ScoreRouter {
     /// coordinator's HTTP API uses (`POST /v1/events`).
     public func send(events: [SubscriberEvent], deadline: Duration) async throws -> (acks: [EventAck], resent: Int) {
         var sender = EventSender(system: system, router: self, reconnect: { self })
-        return try await sender.send(events, deadline: deadline)
+        let (acks, resent) = try await sender.send(events, deadline: deadline)
+        return (acks, resent.total)
     }
 }

@@ -140,8 +140,15 @@ public struct ClusterClient: Sendable {
     /// - Returns: an ack per event, in order, and how many sends were repeated (not owner, busy,
     ///   unknown outcome).
     public func send(events: [SubscriberEvent], deadline: Duration = .seconds(60)) async throws -> (acks: [EventAck], resent: Int) {
+        let (acks, resends) = try await sendCounting(events: events, deadline: deadline)
+        return (acks, resends.total)
+    }
+
+    /// `send(events:deadline:)`, with the resends counted by cause.
+    public func sendCounting(events: [SubscriberEvent], deadline: Duration = .seconds(60)) async throws -> (acks: [EventAck], resends: EventResends) {
         var sender = EventSender(system: system, router: router, reconnect: { try await self.reconnectedRouter() })
-        return try await sender.send(events, deadline: deadline)
+        let (acks, resends) = try await sender.send(events, deadline: deadline)
+        return (acks, resends)
     }
 
     /// The last events applied to a subscriber, from the worker owning it (empty when none).
