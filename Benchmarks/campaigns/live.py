@@ -52,7 +52,7 @@ def open_loop(url, endpoint, streams, run, rate, share, duration, replay_log, ti
     r = rate * share / 100
     count = max(1, int(r * duration))
     path = os.path.join(OUTDIR, f"live-{share}.ndjson")
-    print(f"open loop at {share}% = {r:,.0f} events/s, send tick {tick} µs: {count:,} events …", flush=True)
+    print(f"open loop at {share}% = {r:,.0f} events/s, send tick {'default' if tick is None else tick} µs: {count:,} events …", flush=True)
     streams.make(path, count)
     due_line = {}
     k = 0
@@ -67,7 +67,8 @@ def open_loop(url, endpoint, streams, run, rate, share, duration, replay_log, ti
                 continue
             due_line[(e.get("source", "default"), e["event_id"])] = k
             k += 1
-    res = replay(endpoint, path, round(r, 1), replay_log, ["--send-tick-us", str(tick)])
+    # The flag only when asked: a binary older than it refuses it.
+    res = replay(endpoint, path, round(r, 1), replay_log, [] if tick is None else ["--send-tick-us", str(tick)])
     os.remove(path)
     time.sleep(3)  # the last decisions are recorded
     lat = []
@@ -83,7 +84,7 @@ def open_loop(url, endpoint, streams, run, rate, share, duration, replay_log, ti
             if idx is not None:
                 lat.append(max(0.0, int(decided) - (start_us + idx * 1e6 / r)))
     lat.sort()
-    return dict(res, target_rate=r, send_tick_us=tick, actions_timed=len(lat),
+    return dict(res, target_rate=r, actions_timed=len(lat),
                 action_us={"p50": percentile(lat, 50), "p99": percentile(lat, 99), "p999": percentile(lat, 99.9), "max": lat[-1] if lat else float("nan")})
 
 
@@ -95,7 +96,7 @@ def main():
     ap.add_argument("--shares", default="50,25,5", help="open-loop rates as percentages of the maximum (50: the events issue's rate)")
     ap.add_argument("--no-live", action="store_true", help="no live campaign (the event path's own figures, for comparison)")
     ap.add_argument("--reuse-base", action="store_true")
-    ap.add_argument("--send-tick-us", type=int, default=1000, help="`events replay --send-tick-us` of the open-loop runs")
+    ap.add_argument("--send-tick-us", type=int, help="`events replay --send-tick-us` of the open-loop runs (default: the binary's own, 1,000 µs)")
     ap.add_argument("--before-send-tick-us", type=int, help="also run each share with this send tick (0: a send per event, the replay before the tick), same cluster")
     a = ap.parse_args()
     if not os.access(BIN, os.X_OK):
@@ -217,7 +218,7 @@ def main():
           f"raw libzmq round trip p50 {rpc['raw_p50_us']:.1f} µs, p99 {rpc['raw_p99_us']:.1f} µs (reference)")
     for share, x in [(s, x) for key in ("open_loop", "open_loop_before") for s, x in out.get(key, {}).items()]:
         trg, act = x["trigger_us"], x["action_us"]
-        print(f"  {share:>3}% ({x['events_per_second']:,.0f} events/s of {x['target_rate']:,.0f} targeted, send tick {x['send_tick_us']} µs): "
+        print(f"  {share:>3}% ({x['events_per_second']:,.0f} events/s of {x['target_rate']:,.0f} targeted, send tick {x.get('send_tick_us', 'none')} µs): "
               f"ack p99 {x['ack_us']['p99']:,} µs; event → trigger p50 {trg['p50']:,} / p99 {trg['p99']:,} / p99.9 {trg['p999']:,} µs ({x['triggers']:,}); "
               f"event → action p50 {act['p50']:,.0f} / p99 {act['p99']:,.0f} / p99.9 {act['p999']:,.0f} µs ({x['actions_timed']:,} actions)")
         x["ratio_action_p99_to_trigger_p99"] = ratio(act["p99"], trg["p99"])

@@ -44,7 +44,7 @@ def main():
     ap.add_argument("--start-rate", type=float, default=0, help="first rate of the sweep (default: half the reference)")
     ap.add_argument("--no-job", action="store_true", help="skip the measurement during a rescoring job")
     ap.add_argument("--bin", default=os.environ.get("CHURNGRID_BIN", os.path.join(ROOT, ".build/release/churngrid")))
-    ap.add_argument("--send-tick-us", type=int, default=100, help="`bench queries --send-tick-us`: the sending thread wakes at most this often")
+    ap.add_argument("--send-tick-us", type=int, help="`bench queries --send-tick-us` (default: the binary's own, 100 µs; a binary older than the flag has none)")
     ap.add_argument("--before-send-tick-us", type=int, help="also measure at the reference rate (idle and during a job) with this send tick (0: a wake-up per query, the generator before the tick)")
     ap.add_argument("--before-bin", help="also run this (older) binary's `bench queries` at the reference rate against the same cluster, for a before/after")
     a = ap.parse_args()
@@ -114,8 +114,10 @@ def main():
 
         def queries(rate, seconds=None, stdin_stop=False, tick=None):
             args = [BIN, "bench", "queries", "--coordinator", endpoint, "--rate", str(int(rate)), "--duration", str(seconds or a.duration),
-                    "--connections", str(a.connections), "--in-flight", str(a.in_flight), "--subscribers", str(n), "--json",
-                    "--send-tick-us", str(a.send_tick_us if tick is None else tick)]
+                    "--connections", str(a.connections), "--in-flight", str(a.in_flight), "--subscribers", str(n), "--json"]
+            tick = a.send_tick_us if tick is None else tick
+            if tick is not None:  # only when asked: a binary older than the flag refuses it
+                args += ["--send-tick-us", str(tick)]
             if stdin_stop:
                 args.insert(3, "--stop-on-stdin-eof")
                 return subprocess.Popen(args, stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True)
@@ -184,8 +186,8 @@ def main():
         ticks = [(a.send_tick_us, "")] + ([(a.before_send_tick_us, "_send_tick_before")] if a.before_send_tick_us is not None else [])
         for tick, suffix in ticks:
             idle = queries(half, tick=tick)
-            out["at_reference_rate_idle" + suffix] = dict(idle, send_tick_us=tick)
-            print(f"at {half:,.0f}/s idle, send tick {tick} µs: p50 {idle['p50_us']:.0f} µs, p99 {idle['p99_us']:.0f} µs, p99.9 {idle['p999_us']:.0f} µs, "
+            out["at_reference_rate_idle" + suffix] = idle
+            print(f"at {half:,.0f}/s idle, send tick {idle.get('send_tick_us', 'none')} µs: p50 {idle['p50_us']:.0f} µs, p99 {idle['p99_us']:.0f} µs, p99.9 {idle['p999_us']:.0f} µs, "
                   f"failed {idle['failed']}   (load {loadavg()})", flush=True)
             if a.no_job:
                 continue
@@ -197,8 +199,8 @@ def main():
             during = json.loads(load.communicate(input="")[0] or "{}")
             if load.returncode != 0 or not all(k in during for k in ("p50_us", "p99_us", "p999_us", "max_us", "failed", "queries")):
                 raise SystemExit(f"the query load during the job did not report (exit {load.returncode}): {during}")
-            out["during_job" + suffix] = {"job_seconds": job_s, "job_state": job["state"], "send_tick_us": tick, **during}
-            print(f"at {half:,.0f}/s during a {n:,} rescoring job ({job['state']}, {job_s:.1f} s), send tick {tick} µs: p50 {during.get('p50_us', 0):.0f} µs, "
+            out["during_job" + suffix] = {"job_seconds": job_s, "job_state": job["state"], **during}
+            print(f"at {half:,.0f}/s during a {n:,} rescoring job ({job['state']}, {job_s:.1f} s), send tick {during.get('send_tick_us', 'none')} µs: p50 {during.get('p50_us', 0):.0f} µs, "
                   f"p99 {during.get('p99_us', 0):.0f} µs, p99.9 {during.get('p999_us', 0):.0f} µs, max {during.get('max_us', 0):.0f} µs, "
                   f"failed {during.get('failed')} of {during.get('queries')}", flush=True)
         out["load_at_end"] = loadavg()

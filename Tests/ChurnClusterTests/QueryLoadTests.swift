@@ -52,33 +52,32 @@ struct OpenLoopRecorderTests {
         #expect(Set(ids).count > 900)
     }
 
-    @Test("the sender wakes at most once per tick: queries due within it go together, none before its time, each once")
+    @Test("the sender wakes at most once per tick: queries due within it go together, none before its time, each once and in order")
     func sendTick() async {
         #expect(QueryLoadGenerator.nextWake(due: 10, lastWake: 0, tick: 100) == 100)
         #expect(QueryLoadGenerator.nextWake(due: 500, lastWake: 0, tick: 100) == 500)
         #expect(QueryLoadGenerator.nextWake(due: 10, lastWake: 0, tick: 0) == 10)
-        // 20,000/s for 0.3 s (a query due every 50 µs) with a 2 ms tick: ~150 wake-ups of ~40
-        // queries, not 6,000 of one. Every send is timed, and none may come before its due time.
-        let sends = Mutex<[(i: Int, at: UInt64)]>([])
-        let counter = Atomic<Int>(0)
-        var options = QueryLoadGenerator.Options(rate: 20_000, seconds: 0.3, subscribers: 1000)
+        // 5,000/s for 0.6 s (a query due every 200 µs) with a 2 ms tick: ~300 wake-ups of ~10
+        // queries. A wake-up per query would be ~3,000 sends over 100 µs apart; a loaded machine
+        // only merges wake-ups (or splits one where it preempts the sender mid-burst).
+        let sends = Mutex<[(id: Int64, at: UInt64)]>([])
+        var options = QueryLoadGenerator.Options(rate: 5_000, seconds: 0.6, subscribers: 1000)
         options.sendTick = .milliseconds(2)
         options.drain = .seconds(2)
         let before = monotonicNanos()  // the schedule starts 20 ms after `run` is called
-        let result = await QueryLoadGenerator.run(options, targets: [{ _, done in
-            let i = counter.add(1, ordering: .relaxed).oldValue
+        let result = await QueryLoadGenerator.run(options, targets: [{ id, done in
             let at = monotonicNanos()
-            sends.withLock { $0.append((i, at)) }
+            sends.withLock { $0.append((id, at)) }
             done(.found)
         }])
         let all = sends.withLock { $0 }
-        #expect(result.queries == 6000 && result.found == 6000 && all.count == 6000)
-        // Bursts: sends more than 500 µs after the previous one start a new wake-up.
-        var bursts = 1
-        for k in 1..<all.count where all[k].at &- all[k - 1].at > 500_000 { bursts += 1 }
-        #expect(bursts >= 100 && bursts <= 200, "\(bursts) wake-ups for 6,000 queries over 0.3 s with a 2 ms tick")
-        // Queries go out in order, query i not before start + i × 50 µs (start ≥ before + 20 ms).
-        #expect(all.enumerated().allSatisfy { $0.offset == $0.element.i })
-        #expect(all.allSatisfy { $0.at >= before + 20_000_000 + UInt64($0.i) * 50_000 }, "a query sent before its time")
+        #expect(result.queries == 3000 && result.found == 3000 && all.count == 3000)
+        var wakeups = 1
+        for k in 1..<all.count where all[k].at &- all[k - 1].at > 100_000 { wakeups += 1 }
+        #expect(wakeups <= 1_000, "\(wakeups) wake-ups for 3,000 queries over 0.6 s with a 2 ms tick")
+        // Each query once, in schedule order (query k asks for the k-th id of the seeded sequence),
+        // and none before its due time (start + k × 200 µs, start ≥ before + 20 ms).
+        #expect(all.enumerated().allSatisfy { $0.element.id == QueryLoadGenerator.subscriber($0.offset, seed: options.seed, subscribers: 1000) })
+        #expect(all.enumerated().allSatisfy { $0.element.at >= before + 20_000_000 + UInt64($0.offset) * 200_000 }, "a query sent before its time")
     }
 }

@@ -63,7 +63,7 @@ public enum QueryLoadGenerator {
         guard !targets.isEmpty else { return run.recorder.withLock { $0.finish(submitted: 0, at: start) } }
         let (total, interval) = run.recorder.withLock { ($0.total, $0.interval) }
         @Sendable func due(_ i: Int) -> UInt64 { start &+ UInt64(Double(i) * interval) }
-        let tick = UInt64(max(0, options.sendTick / .nanoseconds(1)))
+        let tick = UInt64(min(max(0, options.sendTick / .nanoseconds(1)), 1e15))  // a day is 8.6e13 ns
         await withCheckedContinuation { (scheduleOver: CheckedContinuation<Void, Never>) in
             // A thread of its own: it sleeps between sends (never on the cooperative pool).
             Thread.detachNewThread {
