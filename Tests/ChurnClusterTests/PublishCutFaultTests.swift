@@ -6,6 +6,7 @@ import ProfileDatabase
 import SubscriberProfiles
 import Testing
 import TestSupport
+import WireFormat
 
 /// A publication whose COMMIT was sent when the coordinator's connection failed, and which the
 /// server went on to commit: the coordinator cannot tell whether it did. It must find the job
@@ -178,6 +179,78 @@ struct PublishCutFaultTests {
         #expect(treated > 100 && summary["treatment"] as? Int == treated, "treated \(treated), told \(summary["treatment"] ?? "-")")
         let contacts = try db.query("SELECT count(*), count(DISTINCT subscriber_id) FROM contact_history").rows.first
         #expect(contacts?[0] == String(treated) && contacts?[1] == String(treated), "\(String(describing: contacts))")
+        await client.close()
+    }
+
+    @Test("a live campaign's start whose COMMIT waits in the server when the coordinator's connection is cut: the coordinator starts it again under the same request token, which waits for the late COMMIT and finds its run; the operator is told that run is live, and it is the one live")
+    func liveStartCommitAfterCut() async throws {
+        let setup = try await ProxiedCoordinator.start("live-start-cut")
+        defer { setup.stop() }
+        let (url, proxy, cluster, client, db) = (setup.url, setup.proxy, setup.cluster, setup.client, setup.db)
+        try setup.holdCommits(writing: "campaign_live", on: "INSERT", key: 4245)
+        let holder = try PostgresConnection(url: url)
+        _ = try holder.query("SELECT pg_advisory_lock(4245)")
+        let config = Array(LiveCampaignTests.campaign(name: "cut-live", callCapacity: nil, control: 0.2).utf8)
+        let start = Task {
+            try await ClusterActorSystem.$callTimeout.withValue(.seconds(600)) {
+                try await client.coordinator.startLiveCampaign(LiveCampaignRequest(config: config, source: "cut-live.json"))
+            }
+        }
+        let committing = try await setup.heldCommit()
+        #expect(proxy.dropClients() > 0, "the coordinator's connections were cut")
+        let log = { (try? String(contentsOfFile: cluster.logPath("coordinator"), encoding: .utf8)) ?? "" }
+        _ = try await RescoringTests.eventually("the coordinator started it again", timeout: .seconds(120)) {
+            log().contains("the live campaign's start waits for it") ? true : nil
+        }
+        try await Task.sleep(for: .seconds(1))
+        #expect(try db.query("SELECT wait_event FROM pg_stat_activity WHERE pid = $1", [committing]).scalar == "advisory",
+                "the server did not notice the cut: the COMMIT still waits")
+        #expect(try db.query("SELECT count(*) FROM campaign_live").scalar == "0", "nothing live before the late COMMIT")
+        _ = try holder.query("SELECT pg_advisory_unlock(4245)")
+        let answer = try await start.value
+        proxy.releaseDropped()
+        let runID = try #require(try CampaignTests.json(answer)["run_id"] as? Int64, "the operator is told the run: \(answer)")
+        // One run, live: the one the late COMMIT made.
+        #expect(try db.query("SELECT count(*) FROM campaign_runs").scalar == "1")
+        #expect(try db.query("SELECT run_id FROM campaign_live").scalar == String(runID))
+        let status = try CampaignTests.json(try await client.coordinator.liveCampaignStatus())
+        #expect(status["run_id"] as? Int64 == runID, "\(status)")
+        await client.close()
+    }
+
+    @Test("a model deployment whose record's COMMIT waits in the server when the coordinator's connection is cut: the coordinator writes it again (the same model and version), which waits for the late COMMIT; the deployment goes through, and the cluster serves what the database names")
+    func deployCommitAfterCut() async throws {
+        let setup = try await ProxiedCoordinator.start("deploy-cut")
+        defer { setup.stop() }
+        let (url, proxy, cluster, client, db) = (setup.url, setup.proxy, setup.cluster, setup.client, setup.db)
+        let file = try ModelRegistryTests.variant("deploy-cut")
+        let added = try await client.coordinator.addModel(name: "churn", source: "deploy-cut.json", bytes: BulkArray(Array(try Data(contentsOf: URL(fileURLWithPath: file)))))
+        let before = try #require(try db.query("SELECT version FROM model_served").scalar)
+        #expect(before != added.version)
+        try setup.holdCommits(writing: "model_served", on: "INSERT OR UPDATE", key: 4246)
+        let holder = try PostgresConnection(url: url)
+        _ = try holder.query("SELECT pg_advisory_lock(4246)")
+        let deploy = Task {
+            try await ClusterActorSystem.$callTimeout.withValue(.seconds(600)) {
+                try await client.coordinator.deployModel(name: "churn", version: added.version)
+            }
+        }
+        let committing = try await setup.heldCommit()
+        #expect(proxy.dropClients() > 0, "the coordinator's connections were cut")
+        let log = { (try? String(contentsOfFile: cluster.logPath("coordinator"), encoding: .utf8)) ?? "" }
+        _ = try await RescoringTests.eventually("the coordinator wrote the deployment again", timeout: .seconds(120)) {
+            log().contains("recording the deployment waits for it") ? true : nil
+        }
+        try await Task.sleep(for: .seconds(1))
+        #expect(try db.query("SELECT wait_event FROM pg_stat_activity WHERE pid = $1", [committing]).scalar == "advisory",
+                "the server did not notice the cut: the COMMIT still waits")
+        #expect(try db.query("SELECT version FROM model_served").scalar == before, "the old model recorded until the late COMMIT")
+        _ = try holder.query("SELECT pg_advisory_unlock(4246)")
+        let deployment = try await deploy.value
+        proxy.releaseDropped()
+        #expect(deployment.version == added.version && deployment.previous == before, "\(deployment)")
+        #expect(try db.query("SELECT version FROM model_served").scalar == added.version)
+        #expect(try await client.coordinator.status().modelVersion == added.version, "the cluster serves what the database names")
         await client.close()
     }
 }

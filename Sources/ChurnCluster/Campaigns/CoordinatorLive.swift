@@ -2,6 +2,7 @@ import ClusterSystem
 import Distributed
 import Foundation
 import Logging
+import Postgres
 import Retention
 import WireFormat
 
@@ -70,9 +71,22 @@ extension CoordinatorActor {
         let live = LiveCampaignRecord(runID: 0, campaign: campaign.name, config: config, tierCuts: tiers.cuts, clv: CLVWire(clv),
                                       maxTriggerAgeSeconds: request.maxTriggerAgeSeconds, generation: Int64(startedMillis), startedMillis: startedMillis, startedBy: by)
         let (run, replaced): (Int64, Int64?)
+        let capacity = Dictionary(uniqueKeysWithValues: campaign.capacity.map { ($0.key.rawValue, $0.value) })
         do {
-            (run, replaced) = try await database.startLiveCampaign(record, live: live, capacity: Dictionary(uniqueKeysWithValues: campaign.capacity.map { ($0.key.rawValue, $0.value) }),
-                                                                  budget: campaign.budget)
+            // Tried again while PostgreSQL is unavailable (up to the database deadline), under the
+            // same request token: a start cut off at COMMIT that committed after all is found, not
+            // made twice, and the operator is told the campaign is live.
+            let deadline = ContinuousClock.now + settings.databaseDeadline
+            while true {
+                do {
+                    (run, replaced) = try await database.startLiveCampaign(record, live: live, capacity: capacity, budget: campaign.budget)
+                    break
+                } catch let e as PostgresError where e.isUnavailable && ContinuousClock.now < deadline {
+                    logger.warning("PostgreSQL is unavailable; the live campaign's start waits for it (an earlier try that committed is found, not made twice)",
+                                   metadata: ["campaign": "\(campaign.name)", "request": "\(record.requestToken)", "error": "\(e)"])
+                    try await Task.sleep(for: .seconds(1))
+                }
+            }
         } catch let error as LeaseLost {
             lease.lost(error)
             throw ClusterError("this coordinator has lost its lease and is stepping down; the campaign did not go live")

@@ -157,32 +157,51 @@ struct ShardContactState: Sendable {
 extension ClusterDatabase {
     /// Makes `campaign` the live campaign (replacing the one live before, whose run ends), as a
     /// run of its own, in one transaction fenced by this coordinator's term.
+    ///
+    /// The run's row carries `run.requestToken`, as a batch run's does (`writeCampaignRun`): tried
+    /// again after a start whose outcome is unknown (its connection failed, perhaps at COMMIT), it
+    /// waits for that start's transaction to end and returns the run it made live, if it committed.
     /// - Returns: the new run's id and the run that was live before, if any.
     func startLiveCampaign(_ run: CampaignRunRecord, live: LiveCampaignRecord, capacity: [String: Int], budget: Double?) async throws -> (run: Int64, replaced: Int64?) {
         let term = term
         return try await self.run { c in
-            try Self.transaction(c, fencedBy: term) {
-                let replaced = try c.query("SELECT run_id FROM campaign_live FOR UPDATE").scalar.flatMap { Int64($0) }
-                guard let inserted = try c.query("""
-                    INSERT INTO campaign_runs (campaign, config, job_id, model_version, term, started_at, created_by, summary)
-                    VALUES ($1, $2::jsonb, NULL, $3, $4, to_timestamp($5::double precision / 1000), $6, '{"live": true}')
-                    RETURNING run_id
-                    """, [run.campaign, run.config, run.modelVersion, term.map { String($0) }, String(run.startedMillis), run.createdBy]).scalar,
-                      let id = Int64(inserted) else {
-                    throw ClusterError("PostgreSQL returned no campaign run id")
-                }
-                if let replaced { try Self.endLive(c, run: replaced) }
-                let cap = "{" + capacity.sorted { $0.key < $1.key }.map { "\"\($0.key)\": \($0.value)" }.joined(separator: ", ") + "}"
-                // A new run's generation is its start time: never one a worker holds for the run before.
-                try c.query("""
-                    INSERT INTO campaign_live (run_id, config, tier_cuts, clv_margin_rate, clv_monthly_discount, clv_horizon_months, capacity, budget,
-                                               max_trigger_age_seconds, contact_generation, started_at, started_by)
-                    VALUES ($1, $2, $3::float8[], $4, $5, $6, $7::jsonb, $8, $9, $10, to_timestamp($11::double precision / 1000), $12)
-                    """, [String(id), live.config, EventLog.doubleArray(live.tierCuts), String(live.clv.marginRate), String(live.clv.monthlyDiscount),
-                          String(live.clv.horizonMonths), cap, budget.map { String($0) }, String(live.maxTriggerAgeSeconds),
-                          String(live.generation), String(live.startedMillis), live.startedBy])
-                return (id, replaced)
+            do {
+                return try Self.startLiveCampaign(c, run, live: live, capacity: capacity, budget: budget, term: term)
+            } catch let e as PostgresError where e.sqlState == "23505" && (e.detail ?? e.message).contains("request_token") {
+                // An earlier try of this request committed after all: that run is live (or was, and
+                // has been replaced or stopped since).
+                guard let row = try c.query("SELECT run_id, (summary->>'replaces')::bigint FROM campaign_runs WHERE request_token = $1",
+                                            [run.requestToken]).rows.first, let id = row[0].flatMap({ Int64($0) }) else { throw e }
+                return (id, row[1].flatMap { Int64($0) })
             }
+        }
+    }
+
+    private static func startLiveCampaign(_ c: PostgresConnection, _ run: CampaignRunRecord, live: LiveCampaignRecord, capacity: [String: Int],
+                                          budget: Double?, term: Int64?) throws -> (run: Int64, replaced: Int64?) {
+        try Self.transaction(c, fencedBy: term) {
+            let replaced = try c.query("SELECT run_id FROM campaign_live FOR UPDATE").scalar.flatMap { Int64($0) }
+            let summary = replaced.map { "{\"live\": true, \"replaces\": \($0)}" } ?? "{\"live\": true}"
+            guard let inserted = try c.query("""
+                INSERT INTO campaign_runs (campaign, config, job_id, model_version, term, started_at, created_by, summary, request_token)
+                VALUES ($1, $2::jsonb, NULL, $3, $4, to_timestamp($5::double precision / 1000), $6, $7::jsonb, $8)
+                RETURNING run_id
+                """, [run.campaign, run.config, run.modelVersion, term.map { String($0) }, String(run.startedMillis), run.createdBy,
+                      summary, run.requestToken]).scalar,
+                  let id = Int64(inserted) else {
+                throw ClusterError("PostgreSQL returned no campaign run id")
+            }
+            if let replaced { try Self.endLive(c, run: replaced) }
+            let cap = "{" + capacity.sorted { $0.key < $1.key }.map { "\"\($0.key)\": \($0.value)" }.joined(separator: ", ") + "}"
+            // A new run's generation is its start time: never one a worker holds for the run before.
+            try c.query("""
+                INSERT INTO campaign_live (run_id, config, tier_cuts, clv_margin_rate, clv_monthly_discount, clv_horizon_months, capacity, budget,
+                                           max_trigger_age_seconds, contact_generation, started_at, started_by)
+                VALUES ($1, $2, $3::float8[], $4, $5, $6, $7::jsonb, $8, $9, $10, to_timestamp($11::double precision / 1000), $12)
+                """, [String(id), live.config, EventLog.doubleArray(live.tierCuts), String(live.clv.marginRate), String(live.clv.monthlyDiscount),
+                      String(live.clv.horizonMonths), cap, budget.map { String($0) }, String(live.maxTriggerAgeSeconds),
+                      String(live.generation), String(live.startedMillis), live.startedBy])
+            return (id, replaced)
         }
     }
 

@@ -1,4 +1,5 @@
 import ClusterSystem
+import Postgres
 import ProfileDatabase
 import Distributed
 import SubscriberProfiles
@@ -203,10 +204,24 @@ extension CoordinatorActor {
             await audit(caller, action: action, target: "\(name) \(entry.version)", outcome: "failed: not every worker loaded it")
             throw ClusterError("model \(name) \(entry.version) not deployed: \(failed.joined(separator: ", ")) could not load it; the cluster still serves \(previous)")
         }
-        // 2. Recorded: a coordinator that starts or takes over from now on serves it.
+        // 2. Recorded: a coordinator that starts or takes over from now on serves it. Written again
+        // while PostgreSQL is unavailable (up to the database deadline): a write cut off at COMMIT
+        // may have been carried out all the same, and writing the same model and version again is
+        // harmless (it waits for the cut one, then sets what it set) — so the cluster never goes on
+        // serving the old model while the database names the new one.
         do {
-            try await database.register(model: next)
-            try await database.setServed(name: name, version: next.version, by: Self.callerName(caller))
+            let deadline = ContinuousClock.now + settings.databaseDeadline
+            while true {
+                do {
+                    try await database.register(model: next)
+                    try await database.setServed(name: name, version: next.version, by: Self.callerName(caller))
+                    break
+                } catch let e as PostgresError where e.isUnavailable && ContinuousClock.now < deadline {
+                    logger.warning("PostgreSQL is unavailable; recording the deployment waits for it (written again, the same model and version)",
+                                   metadata: ["model": "\(name)", "version": "\(next.version)", "error": "\(e)"])
+                    try await Task.sleep(for: .seconds(1))
+                }
+            }
         } catch let error as LeaseLost {
             lease.lost(error)
             throw ClusterError("this coordinator has lost its lease and is stepping down; nothing was deployed")
