@@ -60,6 +60,31 @@ struct PublishCutFaultTests {
             }
         }
 
+        /// Runs `call` with the COMMIT of its write to `table` held in the server (advisory lock
+        /// `key`), cuts the coordinator's connections while that COMMIT waits, waits for the
+        /// coordinator to log `retried` (it writes again), checks that the held COMMIT still waits
+        /// and that `unseen` (a count) is still 0 — then lets the COMMIT through and returns what
+        /// `call` returned.
+        func cutAtCommit<T: Sendable>(writing table: String, on events: String, key: Int, retried: String, unseen: String,
+                                      _ call: @escaping @Sendable () async throws -> T) async throws -> T {
+            try holdCommits(writing: table, on: events, key: key)
+            let holder = try PostgresConnection(url: url)
+            _ = try holder.query("SELECT pg_advisory_lock($1)", [String(key)])
+            let task = Task { try await ClusterActorSystem.$callTimeout.withValue(.seconds(600)) { try await call() } }
+            let committing = try await heldCommit()
+            #expect(proxy.dropClients() > 0, "the coordinator's connections were cut")
+            let log = { [cluster] in (try? String(contentsOfFile: cluster.logPath("coordinator"), encoding: .utf8)) ?? "" }
+            _ = try await RescoringTests.eventually("the coordinator wrote again", timeout: .seconds(120)) { log().contains(retried) ? true : nil }
+            try await Task.sleep(for: .seconds(1))
+            #expect(try db.query("SELECT wait_event FROM pg_stat_activity WHERE pid = $1", [committing]).scalar == "advisory",
+                    "the server did not notice the cut: the COMMIT still waits")
+            #expect(try db.query(unseen).scalar == "0", "nothing visible before the late COMMIT: \(unseen)")
+            _ = try holder.query("SELECT pg_advisory_unlock($1)", [String(key)])
+            let result = try await task.value
+            proxy.releaseDropped()
+            return result
+        }
+
         func stop() {
             cluster.stop()
             proxy.stop()
@@ -144,32 +169,14 @@ struct PublishCutFaultTests {
     func campaignRunCommitAfterCut() async throws {
         let setup = try await ProxiedCoordinator.start("campaign-cut")
         defer { setup.stop() }
-        let (url, proxy, cluster, client, db) = (setup.url, setup.proxy, setup.cluster, setup.client, setup.db)
+        let (client, db) = (setup.client, setup.db)
         let job = try await client.coordinator.startRescore()
         #expect(try await DatabaseFaultTests.ended(client, job, within: .seconds(300))?.state == .completed)
-        try setup.holdCommits(writing: "campaign_runs", on: "INSERT", key: 4244)
-        let holder = try PostgresConnection(url: url)
-        _ = try holder.query("SELECT pg_advisory_lock(4244)")
         let config = Array(LiveCampaignTests.campaign(name: "cut-run", callCapacity: nil, control: 0.2).utf8)
-        let run = Task {
-            try await ClusterActorSystem.$callTimeout.withValue(.seconds(600)) {
-                try await client.coordinator.runCampaign(CampaignRunRequest(config: config, source: "cut-run.json", job: job))
-            }
+        let answer = try await setup.cutAtCommit(writing: "campaign_runs", on: "INSERT", key: 4244, retried: "the campaign run's write waits for it",
+                                                 unseen: "SELECT count(*) FROM campaign_runs") {
+            try await client.coordinator.runCampaign(CampaignRunRequest(config: config, source: "cut-run.json", job: job))
         }
-        let committing = try await setup.heldCommit()
-        #expect(proxy.dropClients() > 0, "the coordinator's connections were cut")
-        // The coordinator's write failed; it writes again while the cut COMMIT still waits.
-        let log = { (try? String(contentsOfFile: cluster.logPath("coordinator"), encoding: .utf8)) ?? "" }
-        _ = try await RescoringTests.eventually("the coordinator wrote the run again", timeout: .seconds(120)) {
-            log().contains("the campaign run's write waits for it") ? true : nil
-        }
-        try await Task.sleep(for: .seconds(1))
-        #expect(try db.query("SELECT wait_event FROM pg_stat_activity WHERE pid = $1", [committing]).scalar == "advisory",
-                "the server did not notice the cut: the COMMIT still waits")
-        #expect(try db.query("SELECT count(*) FROM campaign_runs").scalar == "0", "nothing written before the late COMMIT")
-        _ = try holder.query("SELECT pg_advisory_unlock(4244)")
-        let answer = try await run.value
-        proxy.releaseDropped()
         let summary = try CampaignTests.json(answer)
         let runID = try #require(summary["run_id"] as? Int64, "the caller is told the run: \(answer)")
         // One run, the one the late COMMIT wrote; its contacts once each.
@@ -186,29 +193,12 @@ struct PublishCutFaultTests {
     func liveStartCommitAfterCut() async throws {
         let setup = try await ProxiedCoordinator.start("live-start-cut")
         defer { setup.stop() }
-        let (url, proxy, cluster, client, db) = (setup.url, setup.proxy, setup.cluster, setup.client, setup.db)
-        try setup.holdCommits(writing: "campaign_live", on: "INSERT", key: 4245)
-        let holder = try PostgresConnection(url: url)
-        _ = try holder.query("SELECT pg_advisory_lock(4245)")
+        let (client, db) = (setup.client, setup.db)
         let config = Array(LiveCampaignTests.campaign(name: "cut-live", callCapacity: nil, control: 0.2).utf8)
-        let start = Task {
-            try await ClusterActorSystem.$callTimeout.withValue(.seconds(600)) {
-                try await client.coordinator.startLiveCampaign(LiveCampaignRequest(config: config, source: "cut-live.json"))
-            }
+        let answer = try await setup.cutAtCommit(writing: "campaign_live", on: "INSERT", key: 4245, retried: "the live campaign's start waits for it",
+                                                 unseen: "SELECT count(*) FROM campaign_live") {
+            try await client.coordinator.startLiveCampaign(LiveCampaignRequest(config: config, source: "cut-live.json"))
         }
-        let committing = try await setup.heldCommit()
-        #expect(proxy.dropClients() > 0, "the coordinator's connections were cut")
-        let log = { (try? String(contentsOfFile: cluster.logPath("coordinator"), encoding: .utf8)) ?? "" }
-        _ = try await RescoringTests.eventually("the coordinator started it again", timeout: .seconds(120)) {
-            log().contains("the live campaign's start waits for it") ? true : nil
-        }
-        try await Task.sleep(for: .seconds(1))
-        #expect(try db.query("SELECT wait_event FROM pg_stat_activity WHERE pid = $1", [committing]).scalar == "advisory",
-                "the server did not notice the cut: the COMMIT still waits")
-        #expect(try db.query("SELECT count(*) FROM campaign_live").scalar == "0", "nothing live before the late COMMIT")
-        _ = try holder.query("SELECT pg_advisory_unlock(4245)")
-        let answer = try await start.value
-        proxy.releaseDropped()
         let runID = try #require(try CampaignTests.json(answer)["run_id"] as? Int64, "the operator is told the run: \(answer)")
         // One run, live: the one the late COMMIT made.
         #expect(try db.query("SELECT count(*) FROM campaign_runs").scalar == "1")
@@ -222,32 +212,15 @@ struct PublishCutFaultTests {
     func deployCommitAfterCut() async throws {
         let setup = try await ProxiedCoordinator.start("deploy-cut")
         defer { setup.stop() }
-        let (url, proxy, cluster, client, db) = (setup.url, setup.proxy, setup.cluster, setup.client, setup.db)
+        let (client, db) = (setup.client, setup.db)
         let file = try ModelRegistryTests.variant("deploy-cut")
         let added = try await client.coordinator.addModel(name: "churn", source: "deploy-cut.json", bytes: BulkArray(Array(try Data(contentsOf: URL(fileURLWithPath: file)))))
         let before = try #require(try db.query("SELECT version FROM model_served").scalar)
         #expect(before != added.version)
-        try setup.holdCommits(writing: "model_served", on: "INSERT OR UPDATE", key: 4246)
-        let holder = try PostgresConnection(url: url)
-        _ = try holder.query("SELECT pg_advisory_lock(4246)")
-        let deploy = Task {
-            try await ClusterActorSystem.$callTimeout.withValue(.seconds(600)) {
-                try await client.coordinator.deployModel(name: "churn", version: added.version)
-            }
+        let deployment = try await setup.cutAtCommit(writing: "model_served", on: "INSERT OR UPDATE", key: 4246, retried: "recording the deployment waits for it",
+                                                     unseen: "SELECT count(*) FROM model_served WHERE version = '\(added.version)'") {
+            try await client.coordinator.deployModel(name: "churn", version: added.version)
         }
-        let committing = try await setup.heldCommit()
-        #expect(proxy.dropClients() > 0, "the coordinator's connections were cut")
-        let log = { (try? String(contentsOfFile: cluster.logPath("coordinator"), encoding: .utf8)) ?? "" }
-        _ = try await RescoringTests.eventually("the coordinator wrote the deployment again", timeout: .seconds(120)) {
-            log().contains("recording the deployment waits for it") ? true : nil
-        }
-        try await Task.sleep(for: .seconds(1))
-        #expect(try db.query("SELECT wait_event FROM pg_stat_activity WHERE pid = $1", [committing]).scalar == "advisory",
-                "the server did not notice the cut: the COMMIT still waits")
-        #expect(try db.query("SELECT version FROM model_served").scalar == before, "the old model recorded until the late COMMIT")
-        _ = try holder.query("SELECT pg_advisory_unlock(4246)")
-        let deployment = try await deploy.value
-        proxy.releaseDropped()
         #expect(deployment.version == added.version && deployment.previous == before, "\(deployment)")
         #expect(try db.query("SELECT version FROM model_served").scalar == added.version)
         #expect(try await client.coordinator.status().modelVersion == added.version, "the cluster serves what the database names")
