@@ -734,8 +734,8 @@ public enum ProfileSchema {
         Migration(version: 23, name: "campaign run request tokens", sql: """
             -- One per `campaign run` request, written with its run: a write whose COMMIT was cut off is
             -- written again under the same token, which waits for the cut one to end and then either
-            -- finds its run (it committed) or writes it (it did not) — never twice. NULL for live runs
-            -- and runs written before.
+            -- finds its run (it committed) or writes it (it did not) — never twice. Batch runs and live
+            -- starts carry one; NULL for runs written before.
             ALTER TABLE campaign_runs ADD COLUMN request_token text UNIQUE;
             """),
     ]

@@ -14,7 +14,7 @@ import TestSupport
 @Suite("Two coordinators: lease, takeover and fencing", .serialized, .timeLimit(.minutes(10)))
 struct CoordinatorTakeoverTests {
     static let model = TestDatabase.packageRoot.appendingPathComponent("models/churn-default.json").path
-    static let lease = 4.0
+    static let lease = 6.0
 
     static var logger: Logger {
         var l = Logger(label: "test.takeover")
@@ -127,7 +127,7 @@ struct CoordinatorTakeoverTests {
         try #require(waiting.log.contains("rescoring job started"), "the CLI never had its job's id: \(waiting.log)")
         try #require(try await Self.midJob(client, first), "the job ended before the leader could be killed under it")
         // Its publication waits at the hold; the leader renews its lease meanwhile, on a
-        // connection of its own: twice the lease later it still leads. (When renewals queued
+        // connection of its own: 1.5 leases later it still leads. (When renewals queued
         // behind the publication on the shared connection, the standby took over here.)
         let db0 = try PostgresConnection(url: url)
         _ = try await RescoringTests.eventually("the publication waits at the hold", timeout: .seconds(300)) {
@@ -136,7 +136,7 @@ struct CoordinatorTakeoverTests {
                     AND query LIKE '%INSERT INTO scoring_job_summaries%'
                 """).scalar != "0" ? true : nil
         }
-        try await Task.sleep(for: .seconds(2 * Self.lease))
+        try await Task.sleep(for: .seconds(1.5 * Self.lease))
         let held = try db0.query("SELECT term, holder FROM churngrid_lease").rows.first
         try #require(held?[0] == "1" && held?[1] != "coordinator-2", "the leader lost its lease while its publication waited: \(String(describing: held))")
         let killedAt = ContinuousClock.now

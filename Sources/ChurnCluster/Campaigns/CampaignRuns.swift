@@ -248,7 +248,11 @@ extension CoordinatorActor {
         while true {
             do {
                 return try await database.writeCampaignRun(record, actions: actions, liveSince: liveSince)
-            } catch let e as PostgresError where e.isUnavailable && ContinuousClock.now - start < settings.databaseDeadline {
+            } catch let e as PostgresError where e.isUnavailable {
+                guard ContinuousClock.now - start < settings.databaseDeadline else {
+                    throw ClusterError("campaign \(record.campaign): PostgreSQL did not take the run within \(settings.databaseDeadline); whether a cut-off try "
+                                       + "was written is known once PostgreSQL ends it — request token \(record.requestToken) (campaign_runs.request_token): \(e)")
+                }
                 logger.warning("PostgreSQL is unavailable; the campaign run's write waits for it (an earlier try that committed is found, not written again)",
                                metadata: ["campaign": "\(record.campaign)", "request": "\(record.requestToken)", "error": "\(e)"])
                 try await Task.sleep(for: .seconds(1))

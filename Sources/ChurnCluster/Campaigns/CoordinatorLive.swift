@@ -81,7 +81,11 @@ extension CoordinatorActor {
                 do {
                     (run, replaced) = try await database.startLiveCampaign(record, live: live, capacity: capacity, budget: campaign.budget)
                     break
-                } catch let e as PostgresError where e.isUnavailable && ContinuousClock.now < deadline {
+                } catch let e as PostgresError where e.isUnavailable {
+                    guard ContinuousClock.now < deadline else {
+                        throw ClusterError("campaign \(campaign.name): PostgreSQL did not take the live start within \(settings.databaseDeadline); whether a "
+                                           + "cut-off try went live is known once PostgreSQL ends it (`campaign live status`) — request token \(record.requestToken): \(e)")
+                    }
                     logger.warning("PostgreSQL is unavailable; the live campaign's start waits for it (an earlier try that committed is found, not made twice)",
                                    metadata: ["campaign": "\(campaign.name)", "request": "\(record.requestToken)", "error": "\(e)"])
                     try await Task.sleep(for: .seconds(1))

@@ -14,7 +14,7 @@ public final class APIStore: Sendable {
 
     /// Opens its connection (the schema is brought up to date first).
     public static func open(url: String, statementTimeout: Duration = .seconds(30), logger: Logger) async throws -> APIStore {
-        APIStore(database: try await ClusterDatabase.open(url: url, connections: 1, statementTimeout: statementTimeout, logger: logger))
+        APIStore(database: try await ClusterDatabase.open(url: url, connections: 1, statementTimeout: statementTimeout, lease: false, logger: logger))
     }
 
     public func close() { database.close() }

@@ -70,8 +70,14 @@ extension ClusterDatabase {
                 guard let id = try c.query("SELECT run_id FROM campaign_runs WHERE request_token = $1", [run.requestToken]).scalar.flatMap({ Int64($0) }) else {
                     throw e
                 }
-                let kept = Set(try c.query("SELECT subscriber_id FROM campaign_actions WHERE run_id = $1", [String(id)]).rows.compactMap { $0[0].flatMap { Int64($0) } })
-                return (id, all.filter { !kept.contains($0.subscriberID) })
+                // Its actions are ours less those it dropped (one per subscriber and run): usually none.
+                let kept = Int(try c.query("SELECT count(*) FROM campaign_actions WHERE run_id = $1", [String(id)]).scalar ?? "") ?? -1
+                guard kept != all.count else { return (id, []) }
+                let missing = Set(try c.query("""
+                    SELECT a.id FROM unnest($2::bigint[]) AS a(id)
+                    WHERE NOT EXISTS (SELECT 1 FROM campaign_actions x WHERE x.run_id = $1 AND x.subscriber_id = a.id)
+                    """, [String(id), EventLog.intArray(all.map(\.subscriberID))]).rows.compactMap { $0[0].flatMap { Int64($0) } })
+                return (id, all.filter { missing.contains($0.subscriberID) })
             }
         }
     }

@@ -16,7 +16,9 @@ import SubscriberProfiles
 final class ClusterDatabase: @unchecked Sendable {
     // @unchecked: each connection is only used inside its own thread's `run`, which serialises it.
     private let connections: [Slot]
-    private let leaseSlot: Slot
+    /// Nil for a handle that never holds the lease (the HTTP API's store): the lease calls then
+    /// use the first connection.
+    private let leaseSlot: Slot?
     let url: String
     private let logger: Logger
 
@@ -114,13 +116,16 @@ final class ClusterDatabase: @unchecked Sendable {
     }
 
     /// Connections opened again after the server dropped them, over all slots.
-    var reconnects: Int { connections.reduce(leaseSlot.reconnects) { $0 + $1.reconnects } }
+    var reconnects: Int { connections.reduce(0) { $0 + $1.reconnects } }
 
     /// Connections that write scores (the first included).
     var writers: Int { connections.count }
 
     /// Connects `connections` times and brings the schema up to date.
-    static func open(url: String, connections: Int = 2, statementTimeout: Duration = .seconds(300), logger: Logger) async throws -> ClusterDatabase {
+    /// - Parameter lease: open the lease's own connection (a coordinator's handle; not the HTTP
+    ///   API's, which never holds the lease).
+    static func open(url: String, connections: Int = 2, statementTimeout: Duration = .seconds(300), lease: Bool = true,
+                     logger: Logger) async throws -> ClusterDatabase {
         var opened: [Slot] = []
         for i in 0..<max(1, connections) {
             // Below normal priority: encoding COPY rows is bulk work; the coordinator's query
@@ -133,14 +138,17 @@ final class ClusterDatabase: @unchecked Sendable {
             }
             opened.append(Slot(connection: c.connection, thread: thread))
         }
-        // Not niced: a renewal is small and must not wait.
-        let leaseThread = BlockingThread(name: "cg-db-lease")
-        let lease = try await leaseThread.run { UncheckedConnection(connection: try PostgresConnection(url: url, defaults: Self.connectionDefaults)) }
-        return ClusterDatabase(connections: opened, lease: Slot(connection: lease.connection, thread: leaseThread), url: url,
-                               statementTimeout: statementTimeout, logger: logger)
+        var leaseSlot: Slot?
+        if lease {
+            // Not niced: a renewal is small and must not wait.
+            let thread = BlockingThread(name: "cg-db-lease")
+            let c = try await thread.run { UncheckedConnection(connection: try PostgresConnection(url: url, defaults: Self.connectionDefaults)) }
+            leaseSlot = Slot(connection: c.connection, thread: thread)
+        }
+        return ClusterDatabase(connections: opened, lease: leaseSlot, url: url, statementTimeout: statementTimeout, logger: logger)
     }
 
-    private init(connections: [Slot], lease: Slot, url: String, statementTimeout: Duration, logger: Logger) {
+    private init(connections: [Slot], lease: Slot?, url: String, statementTimeout: Duration, logger: Logger) {
         self.logger = logger
         self.statementTimeout = statementTimeout
         self.connections = connections
@@ -150,7 +158,7 @@ final class ClusterDatabase: @unchecked Sendable {
 
     func close() {
         for c in connections { c.thread.stop() }
-        leaseSlot.thread.stop()
+        leaseSlot?.thread.stop()
     }
 
     func run<T: Sendable>(on index: Int = 0, _ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
@@ -159,7 +167,7 @@ final class ClusterDatabase: @unchecked Sendable {
 
     /// `run` on the lease's own connection.
     private func runLease<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
-        try await run(slot: leaseSlot, body)
+        try await run(slot: leaseSlot ?? connections[0], body)
     }
 
     private func run<T: Sendable>(slot: Slot, _ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {

@@ -170,8 +170,13 @@ extension ClusterDatabase {
             } catch let e as PostgresError where e.sqlState == "23505" && (e.detail ?? e.message).contains("request_token") {
                 // An earlier try of this request committed after all: that run is live (or was, and
                 // has been replaced or stopped since).
-                guard let row = try c.query("SELECT run_id, (summary->>'replaces')::bigint FROM campaign_runs WHERE request_token = $1",
-                                            [run.requestToken]).rows.first, let id = row[0].flatMap({ Int64($0) }) else { throw e }
+                guard let row = try c.query("""
+                    SELECT r.run_id, (r.summary->>'replaces')::bigint, l.run_id IS NOT NULL
+                    FROM campaign_runs r LEFT JOIN campaign_live l ON l.run_id = r.run_id WHERE r.request_token = $1
+                    """, [run.requestToken]).rows.first, let id = row[0].flatMap({ Int64($0) }) else { throw e }
+                guard row[2] == "t" else {
+                    throw ClusterError("campaign \(run.campaign) went live as run \(id), and was stopped or replaced since (`campaign live status`)")
+                }
                 return (id, row[1].flatMap { Int64($0) })
             }
         }

@@ -216,7 +216,12 @@ extension CoordinatorActor {
                     try await database.register(model: next)
                     try await database.setServed(name: name, version: next.version, by: Self.callerName(caller))
                     break
-                } catch let e as PostgresError where e.isUnavailable && ContinuousClock.now < deadline {
+                } catch let e as PostgresError where e.isUnavailable {
+                    guard ContinuousClock.now < deadline else {
+                        await audit(caller, action: action, target: "\(name) \(entry.version)", outcome: "failed: PostgreSQL did not take the record")
+                        throw ClusterError("model \(name) \(entry.version) not deployed: PostgreSQL did not take its record within \(settings.databaseDeadline); "
+                                           + "a cut-off try may yet land — run `models deploy` again once PostgreSQL answers: \(e)")
+                    }
                     logger.warning("PostgreSQL is unavailable; recording the deployment waits for it (written again, the same model and version)",
                                    metadata: ["model": "\(name)", "version": "\(next.version)", "error": "\(e)"])
                     try await Task.sleep(for: .seconds(1))
