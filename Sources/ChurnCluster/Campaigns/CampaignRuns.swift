@@ -2,7 +2,6 @@ import ClusterSystem
 import Distributed
 import Foundation
 import Logging
-import Postgres
 import Retention
 import Uplift
 import SubscriberProfiles
@@ -218,7 +217,17 @@ extension CoordinatorActor {
         let runID: Int64
         let dropped: [CampaignActionRow]
         do {
-            (runID, dropped) = try await writeRunWaitingForTheDatabase(record, actions: actions, liveSince: rows.readAtMillis)
+            // Written again under the same request token: a try cut off at COMMIT that committed
+            // after all is found (`writeCampaignRun`), so the caller is told one run and its
+            // contacts are written once.
+            let liveSince = rows.readAtMillis
+            (runID, dropped) = try await writingAgainWhileUnavailable(
+                "the campaign run's write waits for it (an earlier try that committed is found, not written again)",
+                metadata: ["campaign": "\(name)", "request": "\(record.requestToken)"],
+                givingUp: { e in
+                    ClusterError("campaign \(name): PostgreSQL did not take the run within \(settings.databaseDeadline); whether a cut-off try "
+                                 + "was written is known once PostgreSQL ends it — request token \(record.requestToken) (campaign_runs.request_token): \(e)")
+                }) { try await database.writeCampaignRun(record, actions: actions, liveSince: liveSince) }
         } catch let error as LeaseLost {
             lease.lost(error)
             throw ClusterError("this coordinator has lost its lease and is stepping down; nothing of the run was written")
@@ -236,28 +245,6 @@ extension CoordinatorActor {
         ])
         return Self.runSummaryJSON(run: runID, campaign: name, job: jobID, model: modelVersion, scanned: scanned, inCell: inCell, summary: written,
                                    perChannel: written.perChannel, perCell: written.perCell, seconds: timings.total())
-    }
-
-    /// Writes a run, trying again while PostgreSQL is unavailable (up to the database deadline):
-    /// a write whose connection failed may have committed all the same (its COMMIT was on its way),
-    /// so the next try, under the same request token, waits for it to end and then finds that run
-    /// (`writeCampaignRun`) — the caller is told the run once, and its contacts are written once.
-    func writeRunWaitingForTheDatabase(_ record: CampaignRunRecord, actions: [CampaignActionRow],
-                                       liveSince: Int64) async throws -> (id: Int64, dropped: [CampaignActionRow]) {
-        let start = ContinuousClock.now
-        while true {
-            do {
-                return try await database.writeCampaignRun(record, actions: actions, liveSince: liveSince)
-            } catch let e as PostgresError where e.isUnavailable {
-                guard ContinuousClock.now - start < settings.databaseDeadline else {
-                    throw ClusterError("campaign \(record.campaign): PostgreSQL did not take the run within \(settings.databaseDeadline); whether a cut-off try "
-                                       + "was written is known once PostgreSQL ends it — request token \(record.requestToken) (campaign_runs.request_token): \(e)")
-                }
-                logger.warning("PostgreSQL is unavailable; the campaign run's write waits for it (an earlier try that committed is found, not written again)",
-                               metadata: ["campaign": "\(record.campaign)", "request": "\(record.requestToken)", "error": "\(e)"])
-                try await Task.sleep(for: .seconds(1))
-            }
-        }
     }
 
     /// One call per shard to its ready owner, `campaignCallsPerWorker` per worker at a time; a

@@ -2,7 +2,6 @@ import ClusterSystem
 import Distributed
 import Foundation
 import Logging
-import Postgres
 import Retention
 import WireFormat
 
@@ -73,24 +72,15 @@ extension CoordinatorActor {
         let (run, replaced): (Int64, Int64?)
         let capacity = Dictionary(uniqueKeysWithValues: campaign.capacity.map { ($0.key.rawValue, $0.value) })
         do {
-            // Tried again while PostgreSQL is unavailable (up to the database deadline), under the
-            // same request token: a start cut off at COMMIT that committed after all is found, not
-            // made twice, and the operator is told the campaign is live.
-            let deadline = ContinuousClock.now + settings.databaseDeadline
-            while true {
-                do {
-                    (run, replaced) = try await database.startLiveCampaign(record, live: live, capacity: capacity, budget: campaign.budget)
-                    break
-                } catch let e as PostgresError where e.isUnavailable {
-                    guard ContinuousClock.now < deadline else {
-                        throw ClusterError("campaign \(campaign.name): PostgreSQL did not take the live start within \(settings.databaseDeadline); whether a "
-                                           + "cut-off try went live is known once PostgreSQL ends it (`campaign live status`) — request token \(record.requestToken): \(e)")
-                    }
-                    logger.warning("PostgreSQL is unavailable; the live campaign's start waits for it (an earlier try that committed is found, not made twice)",
-                                   metadata: ["campaign": "\(campaign.name)", "request": "\(record.requestToken)", "error": "\(e)"])
-                    try await Task.sleep(for: .seconds(1))
-                }
-            }
+            // Started again under the same request token: a start cut off at COMMIT that
+            // committed after all is found, not made twice, and the operator is told it is live.
+            (run, replaced) = try await writingAgainWhileUnavailable(
+                "the live campaign's start waits for it (an earlier try that committed is found, not made twice)",
+                metadata: ["campaign": "\(campaign.name)", "request": "\(record.requestToken)"],
+                givingUp: { e in
+                    ClusterError("campaign \(campaign.name): PostgreSQL did not take the live start within \(settings.databaseDeadline); whether a "
+                                 + "cut-off try went live is known once PostgreSQL ends it (`campaign live status`) — request token \(record.requestToken): \(e)")
+                }) { try await database.startLiveCampaign(record, live: live, capacity: capacity, budget: campaign.budget) }
         } catch let error as LeaseLost {
             lease.lost(error)
             throw ClusterError("this coordinator has lost its lease and is stepping down; the campaign did not go live")

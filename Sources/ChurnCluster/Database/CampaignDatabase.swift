@@ -65,7 +65,7 @@ extension ClusterDatabase {
         return try await self.run { c in
             do {
                 return try Self.writeCampaignRun(c, run, actions: all, liveSince: liveSince, term: term)
-            } catch let e as PostgresError where e.sqlState == "23505" && (e.detail ?? e.message).contains("request_token") {
+            } catch let e as PostgresError where Self.isRequestTokenConflict(e) {
                 // An earlier try of this request committed after all: that is the run.
                 guard let id = try c.query("SELECT run_id FROM campaign_runs WHERE request_token = $1", [run.requestToken]).scalar.flatMap({ Int64($0) }) else {
                     throw e
@@ -80,6 +80,13 @@ extension ClusterDatabase {
                 return (id, all.filter { missing.contains($0.subscriberID) })
             }
         }
+    }
+
+    /// Whether `e` is a run's INSERT finding its request token taken: an earlier try of the same
+    /// request committed (the unique violation names the column in its detail, or its constraint
+    /// `campaign_runs_request_token_key` in its message).
+    static func isRequestTokenConflict(_ e: PostgresError) -> Bool {
+        e.sqlState == "23505" && (e.detail ?? e.message).contains("request_token")
     }
 
     private static func writeCampaignRun(_ c: PostgresConnection, _ run: CampaignRunRecord, actions all: [CampaignActionRow], liveSince: Int64,

@@ -167,7 +167,7 @@ extension ClusterDatabase {
         return try await self.run { c in
             do {
                 return try Self.startLiveCampaign(c, run, live: live, capacity: capacity, budget: budget, term: term)
-            } catch let e as PostgresError where e.sqlState == "23505" && (e.detail ?? e.message).contains("request_token") {
+            } catch let e as PostgresError where Self.isRequestTokenConflict(e) {
                 // An earlier try of this request committed after all: that run is live (or was, and
                 // has been replaced or stopped since).
                 guard let row = try c.query("""

@@ -144,7 +144,7 @@ public struct EventReplay {
         // Nanoseconds between events (0: as fast as possible), at most a day: a rate too small for a
         // finite gap would otherwise make the schedule NaN.
         let interval = options.rate > 0 ? min(1e9 / options.rate, 86_400e9) : 0
-        let tick = UInt64(min(max(0, options.sendTick / .nanoseconds(1)), 1e15))  // a day is 8.6e13 ns
+        let tick = QueryLoadGenerator.tickNanoseconds(options.sendTick)
         if interval > 0 { report.sendTickMicros = Int64(tick / 1000) }
         var lastWake: UInt64 = 0
         var lineNumber = 0, k = 0

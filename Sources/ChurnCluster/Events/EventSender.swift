@@ -55,7 +55,7 @@ struct EventSender {
     /// A router over the coordinator that leads now, when the one known stopped answering.
     let reconnect: @Sendable () async throws -> ScoreRouter
 
-    mutating func send(_ events: [SubscriberEvent], deadline: Duration) async throws -> (acks: [EventAck], resent: EventResends) {
+    mutating func send(_ events: [SubscriberEvent], deadline: Duration) async throws -> (acks: [EventAck], resends: EventResends) {
         var acks = [EventAck](repeating: EventAck(status: .retry, seq: 0, reason: nil), count: events.count)
         var pending = Array(events.indices)
         var resent = EventResends()

@@ -48,6 +48,11 @@ public enum QueryLoadGenerator {
         max(due, lastWake &+ tick)
     }
 
+    /// A send tick in nanoseconds, bounded (none below zero, none past ~11 days).
+    static func tickNanoseconds(_ tick: Duration) -> UInt64 {
+        UInt64(min(max(0, tick / .nanoseconds(1)), 1e15))
+    }
+
     /// What the sending thread and the answers share.
     private final class Run: Sendable {
         let recorder: Mutex<OpenLoopRecorder>
@@ -63,7 +68,7 @@ public enum QueryLoadGenerator {
         guard !targets.isEmpty else { return run.recorder.withLock { $0.finish(submitted: 0, at: start) } }
         let (total, interval) = run.recorder.withLock { ($0.total, $0.interval) }
         @Sendable func due(_ i: Int) -> UInt64 { start &+ UInt64(Double(i) * interval) }
-        let tick = UInt64(min(max(0, options.sendTick / .nanoseconds(1)), 1e15))  // a day is 8.6e13 ns
+        let tick = tickNanoseconds(options.sendTick)
         await withCheckedContinuation { (scheduleOver: CheckedContinuation<Void, Never>) in
             // A thread of its own: it sleeps between sends (never on the cooperative pool).
             Thread.detachNewThread {
@@ -74,7 +79,6 @@ public enum QueryLoadGenerator {
                 var next = 0
                 while next < total, !options.stop() {
                     let now = monotonicNanos()
-                    let woke = now
                     while next < total, due(next) <= now {
                         let i = next
                         let id = subscriber(i, seed: options.seed, subscribers: options.subscribers)
@@ -87,7 +91,7 @@ public enum QueryLoadGenerator {
                     }
                     guard next < total else { break }
                     let now2 = monotonicNanos()
-                    let wake = nextWake(due: due(next), lastWake: woke, tick: tick)
+                    let wake = nextWake(due: due(next), lastWake: now, tick: tick)
                     if wake > now2 {
                         let wait = wake - now2
                         var ts = timespec(tv_sec: Int(wait / 1_000_000_000), tv_nsec: Int(wait % 1_000_000_000))

@@ -1,5 +1,4 @@
 import ClusterSystem
-import Postgres
 import ProfileDatabase
 import Distributed
 import SubscriberProfiles
@@ -210,22 +209,17 @@ extension CoordinatorActor {
         // harmless (it waits for the cut one, then sets what it set) — so the cluster never goes on
         // serving the old model while the database names the new one.
         do {
-            let deadline = ContinuousClock.now + settings.databaseDeadline
-            while true {
-                do {
-                    try await database.register(model: next)
-                    try await database.setServed(name: name, version: next.version, by: Self.callerName(caller))
-                    break
-                } catch let e as PostgresError where e.isUnavailable {
-                    guard ContinuousClock.now < deadline else {
-                        await audit(caller, action: action, target: "\(name) \(entry.version)", outcome: "failed: PostgreSQL did not take the record")
-                        throw ClusterError("model \(name) \(entry.version) not deployed: PostgreSQL did not take its record within \(settings.databaseDeadline); "
-                                           + "a cut-off try may yet land — run `models deploy` again once PostgreSQL answers: \(e)")
-                    }
-                    logger.warning("PostgreSQL is unavailable; recording the deployment waits for it (written again, the same model and version)",
-                                   metadata: ["model": "\(name)", "version": "\(next.version)", "error": "\(e)"])
-                    try await Task.sleep(for: .seconds(1))
-                }
+            let by = Self.callerName(caller)
+            try await writingAgainWhileUnavailable(
+                "recording the deployment waits for it (written again, the same model and version)",
+                metadata: ["model": "\(name)", "version": "\(next.version)"],
+                givingUp: { e in
+                    await audit(caller, action: action, target: "\(name) \(entry.version)", outcome: "failed: PostgreSQL did not take the record")
+                    return ClusterError("model \(name) \(entry.version) not deployed: PostgreSQL did not take its record within \(settings.databaseDeadline); "
+                                        + "a cut-off try may yet land — run `models deploy` again once PostgreSQL answers: \(e)")
+                }) {
+                try await database.register(model: next)
+                try await database.setServed(name: name, version: next.version, by: by)
             }
         } catch let error as LeaseLost {
             lease.lost(error)

@@ -147,8 +147,7 @@ public struct ClusterClient: Sendable {
     /// `send(events:deadline:)`, with the resends counted by cause.
     public func sendCounting(events: [SubscriberEvent], deadline: Duration = .seconds(60)) async throws -> (acks: [EventAck], resends: EventResends) {
         var sender = EventSender(system: system, router: router, reconnect: { try await self.reconnectedRouter() })
-        let (acks, resends) = try await sender.send(events, deadline: deadline)
-        return (acks, resends)
+        return try await sender.send(events, deadline: deadline)
     }
 
     /// The last events applied to a subscriber, from the worker owning it (empty when none).

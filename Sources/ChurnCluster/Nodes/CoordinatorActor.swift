@@ -1225,6 +1225,26 @@ public distributed actor CoordinatorActor {
         }
     }
 
+    /// Runs an operator's write, and runs it again while PostgreSQL is unavailable (logging
+    /// "PostgreSQL is unavailable; `waiting`"), up to the
+    /// database deadline (checked between tries): a try cut off at COMMIT may have been carried
+    /// out all the same, so `write` must find it or repeat it harmlessly (a request token, or the
+    /// same values). Past the deadline it throws what `givingUp` makes of the last error.
+    func writingAgainWhileUnavailable<T: Sendable>(_ waiting: String, metadata: Logger.Metadata,
+                                                   givingUp: (PostgresError) async -> Error,
+                                                   _ write: () async throws -> T) async throws -> T {
+        let deadline = ContinuousClock.now + settings.databaseDeadline
+        while true {
+            do {
+                return try await write()
+            } catch let e as PostgresError where e.isUnavailable {
+                guard ContinuousClock.now < deadline else { throw await givingUp(e) }
+                logger.warning("PostgreSQL is unavailable; \(waiting)", metadata: metadata.merging(["error": "\(e)"]) { $1 })
+                try await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+
     /// Writes a job's failure (guarded: a job that is no longer running keeps its state and its
     /// scores). While the database is away the failure is kept and written before the next job
     /// starts, or when `status` is asked — never lost, never left 'running'.
