@@ -15,16 +15,21 @@ def psql(url, sql):
 def bench_base(binary, root, subscribers):
     """Starts the benchmarks' PostgreSQL (.churngrid/pg-bench) and makes sure its base has at least
     `subscribers` profiles (generated when it has fewer); (its URL, the profiles it has). The URL is
-    exported as CHURNGRID_POSTGRES_URL for the processes started afterwards."""
+    exported as CHURNGRID_POSTGRES_URL for the processes started afterwards. CHURNGRID_BENCH_PG_DIR
+    names another server directory (e.g. a 1M base kept beside the 10M one in .churngrid/pg-bench)."""
     import os
-    url = sh("bash", "Deploy/local/pg.sh", "start", os.path.join(root, ".churngrid/pg-bench")).strip().splitlines()[-1]
+    pg_dir = os.environ.get("CHURNGRID_BENCH_PG_DIR") or os.path.join(root, ".churngrid/pg-bench")
+    url = sh("bash", "Deploy/local/pg.sh", "start", pg_dir).strip().splitlines()[-1]
     os.environ["CHURNGRID_POSTGRES_URL"] = url
     exists = psql(url, "SELECT to_regclass('subscriber_profiles') IS NOT NULL") == "t"
     have = int(psql(url, "SELECT count(*) FROM subscriber_profiles")) if exists else 0
     if have < subscribers:
         print(f"generating {subscribers:,} subscribers", flush=True)
         sh(binary, "generate", "--subscribers", str(subscribers), "--postgres", url)
-    return url, int(psql(url, "SELECT count(*) FROM subscriber_profiles"))
+    have = int(psql(url, "SELECT count(*) FROM subscriber_profiles"))
+    if have > subscribers:
+        print(f"the base in {pg_dir} has {have:,} subscribers (more than the {subscribers:,} asked): the figures are for {have:,}", flush=True)
+    return url, have
 
 
 def stop_cluster(procs):

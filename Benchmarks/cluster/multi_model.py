@@ -18,7 +18,8 @@ Each figure is the median of --runs jobs; the ratio is one job's time over the k
 sum. After each job the script waits for the drift of its models (measured after publication) so
 that it does not overlap the next job. The issue's goal: 10 models in one job ≤ 4× the time of one.
 
-Usage: python3 Benchmarks/cluster/multi_model.py --subscribers N [--runs R]   (after `make release`)
+Usage: python3 Benchmarks/cluster/multi_model.py --subscribers N [--runs R]   (after `make release`;
+CHURNGRID_BIN another binary, CHURNGRID_BENCH_PG_DIR another server directory: Benchmarks/cluster/local.py)
 Results: .churngrid/bench/multi_model.json (PostgreSQL runs with fsync off here: see Deploy/local/pg.sh)
 """
 import argparse, json, os, statistics
@@ -26,7 +27,7 @@ import argparse, json, os, statistics
 from local import bench_base, psql, reset_models, rescore_settled, sh, start_coordinator, start_workers, stop_cluster
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.join(ROOT, ".build/release/churngrid")
+BIN = os.environ.get("CHURNGRID_BIN") or os.path.join(ROOT, ".build/release/churngrid")
 MODEL = os.path.join(ROOT, "models/churn-default.json")
 BASE_SCORE = '"base_score":"[3.2799017E-2]"'
 

@@ -551,8 +551,11 @@ final class ClusterDatabase: @unchecked Sendable {
         let term = term
         try await run { c in
             try Self.transaction(c, fencedBy: term) {
-                // One row per subscriber and model.
-                try c.execute("CREATE UNIQUE INDEX churn_scores_job_\(job)_subscriber ON churn_scores_job_\(job) (subscriber_id, model_name)")
+                // One row per subscriber and model. The model name compares bytewise ("C"): the same
+                // uniqueness as the database's collation (a deterministic one: equal only when the
+                // bytes are), without a locale's string comparison for every tie of a subscriber's
+                // rows (each subscriber has one per model: 10M of them for 10 models over 1M).
+                try c.execute("CREATE UNIQUE INDEX churn_scores_job_\(job)_subscriber ON churn_scores_job_\(job) (subscriber_id, model_name COLLATE \"C\")")
                 let claimed = try c.query("SELECT coalesce(sum(subscribers), 0) FROM scoring_job_shards WHERE job_id = $1", [String(job)]).scalar
                 guard claimed == String(summary.subscribers) else {
                     throw ClusterError("job \(job): the shards claim \(claimed ?? "no") subscribers but \(summary.subscribers) scores were written")
@@ -584,7 +587,7 @@ final class ClusterDatabase: @unchecked Sendable {
                     // an expression (slower to build) before.
                     let v15 = (try c.query("SHOW server_version_num").scalar.flatMap(Int.init) ?? 0) >= 150_000
                     try c.execute("CREATE UNIQUE INDEX churn_shadow_scores_job_\(job)_subscriber ON churn_shadow_scores_job_\(job) "
-                                  + (v15 ? "(model_name, subscriber_id) NULLS NOT DISTINCT" : "((coalesce(model_name, '')), subscriber_id)"))
+                                  + (v15 ? "(model_name COLLATE \"C\", subscriber_id) NULLS NOT DISTINCT" : "((coalesce(model_name, '') COLLATE \"C\"), subscriber_id)"))
                     var shadowRows: [String: Int] = [:]
                     for row in try c.query("SELECT coalesce(model_name, ''), count(*) FROM churn_shadow_scores_job_\(job) GROUP BY 1").rows {
                         guard let name = row[0], let n = row[1].flatMap(Int.init) else { continue }
