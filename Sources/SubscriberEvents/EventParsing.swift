@@ -597,14 +597,21 @@ public enum Timestamp {
         return result >= 0 ? result : nil
     }
 
-    /// `millis` as `YYYY-MM-DDTHH:MM:SS[.mmm]Z`.
+    /// The latest time `format` writes as a date (9999-12-31T23:59:59.999Z).
+    public static let latestFormatted: Int64 = 253_402_300_799_999
+
+    /// `millis` as `YYYY-MM-DDTHH:MM:SS[.mmm]Z` (from 0000-01-01 to 9999-12-31; a time outside
+    /// that — a peer's or a row's — as its milliseconds, `…ms since 1970`, rather than a date
+    /// whose arithmetic would overflow).
     public static func format(_ millis: Int64) -> String {
+        guard millis >= -62_167_219_200_000, millis <= latestFormatted else { return "\(millis) ms since 1970" }
         let days = floorDiv(millis, millisPerDay)
         let inDay = millis - days * millisPerDay
         let (y, m, d) = civil(fromDays: Int(days))
         let s = Int(inDay / 1000), ms = Int(inDay % 1000)
         func two(_ x: Int) -> String { x < 10 ? "0\(x)" : "\(x)" }
-        var out = "\(y)-\(two(m))-\(two(d))T\(two(s / 3600)):\(two(s / 60 % 60)):\(two(s % 60))"
+        let year = String(y)
+        var out = String(repeating: "0", count: max(0, 4 - year.count)) + year + "-\(two(m))-\(two(d))T\(two(s / 3600)):\(two(s / 60 % 60)):\(two(s % 60))"
         if ms != 0 { out += "." + String(String(ms + 1000).dropFirst()) }
         return out + "Z"
     }

@@ -104,6 +104,20 @@ public struct WireReader {
         try T(from: &self)
     }
 
+    /// The largest count a peer's answer may report (subscribers, copies, bytes written…): 2^40,
+    /// so that the sum of the answers of every shard (at most 2^20) stays far inside `Int`.
+    public static let maxCount = 1 << 40
+
+    /// Reads a count a peer reports (`what` names it in the error): an `Int` in 0 ... `maxCount`.
+    /// A receiver that adds up counts from many peers reads them with this, so that a hostile or
+    /// broken answer is a malformed frame rather than an overflow.
+    public mutating func readCount(_ what: String) throws(WireError) -> Int {
+        let at = offset
+        let v: Int = try read()
+        guard v >= 0, v <= Self.maxCount else { throw WireError(offset: at, expected: "\(what): a count in 0...\(Self.maxCount), found \(v)") }
+        return v
+    }
+
     /// Reads a fixed-width little-endian integer.
     public mutating func readFixed<T: FixedWidthInteger>(_: T.Type = T.self) throws(WireError) -> T {
         let n = MemoryLayout<T>.size

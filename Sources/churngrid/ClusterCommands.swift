@@ -132,9 +132,11 @@ struct CoordinatorCommand: AsyncParsableCommand {
             guard let (host, port) = APIServer.Configuration.parse(address: http) else { throw ValidationError("--http: HOST:PORT, e.g. 127.0.0.1:8080") }
             var c = APIServer.Configuration(host: host, port: port, logger: makeLogger("churngrid.http"))
             switch (tlsCert, tlsKey) {
-            case (let cert?, let key?): c.tls = (cert, key)
+            case (let cert?, let key?):
+                if let refusal = SecretFile.refusal(path: key) { throw ValidationError("--tls-key \(key): \(refusal)") }
+                c.tls = (cert, key)
             case (nil, nil):
-                guard host == "::1" || host == "localhost" || host.hasPrefix("127.") || security.insecure else {
+                guard isLoopbackHost(host) || security.insecure else {
                     throw ValidationError("--http \(http) is not a loopback address and no --tls-cert/--tls-key were given: tokens would cross the network in clear. Give a certificate and key, or --insecure to accept that.")
                 }
             default: throw ValidationError("--tls-cert and --tls-key go together")
@@ -237,6 +239,9 @@ struct WorkerCommand: AsyncParsableCommand {
             throw ValidationError("--max-memory: bytes with K, M or G (e.g. 8G), or a percentage of the machine's memory (e.g. 80%)")
         }
         configuration.maxMemory = memory
+        if let triggersPublish, security.curveKeys == nil, !isLoopback(triggersPublish), !security.insecure {
+            throw ValidationError("--triggers-publish \(triggersPublish) is not a loopback address and no --curve-keys was given: anyone who reaches it could read every fired trigger (subscriber, event, scores). Give the worker a key and --authorized-keys, or --insecure to accept that.")
+        }
         configuration.triggersPublish = triggersPublish
         // Which tree kernels this worker's models run (CHURNGRID_SCORING_KERNEL pins them).
         let kernel = ScoringKernel.processDefault
@@ -337,11 +342,14 @@ func waitForJob(_ client: ClusterClient, id: Int64, showProgress: Bool, target: 
         guard let status = answer else {
             throw ClusterError("the coordinator knows no job \(id)")
         }
-        if showProgress && (isatty(2) == 1 || status.state != .running || Int(status.seconds * 5) % 25 == 0) {
+        // The coordinator's figures (for a job it did not run: the table's, which an operator can
+        // edit) are bounded before they size the bar.
+        if showProgress && (isatty(2) == 1 || status.state != .running || (status.seconds.isFinite && Int(min(max(status.seconds, 0), 1e9) * 5) % 25 == 0)) {
             let rate = status.subscribersPerSecond
-            let left = status.shardCount - status.shardsDone
-            let eta = status.shardsDone > 0 ? status.seconds / Double(status.shardsDone) * Double(left) : 0
-            let width = 30, filled = status.shardCount > 0 ? width * status.shardsDone / status.shardCount : 0
+            let left = Double(status.shardCount) - Double(status.shardsDone)
+            let eta = status.shardsDone > 0 ? status.seconds / Double(status.shardsDone) * left : 0
+            let width = 30
+            let filled = status.shardCount > 0 ? Int(min(Double(width), max(0, Double(width) * Double(status.shardsDone) / Double(status.shardCount)))) : 0
             let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
             FileHandle.standardError.write(Data(String(format: (isatty(2) == 1 ? "\r" : "") + "  job %lld [%@] %d/%d shards  %d subscribers  %.0f/s  ETA %.0fs   " + (isatty(2) == 1 ? "" : "\n"),
                 id, bar, status.shardsDone, status.shardCount, status.subscribers, rate, eta).utf8))

@@ -138,6 +138,14 @@ struct EventParsingTests {
             let t = Int64.random(in: 0..<253_402_300_799_000, using: &rng)
             #expect(Timestamp.parse(Timestamp.format(t)) == t)
         }
+        // A time from a peer or a row (a fired trigger's, an event's) outside the calendar: its
+        // milliseconds, never an overflow.
+        #expect(Timestamp.format(Timestamp.latestFormatted) == "9999-12-31T23:59:59.999Z")
+        #expect(Timestamp.format(-62_167_219_200_000) == "0000-01-01T00:00:00Z")
+        #expect(Timestamp.format(-1) == "1969-12-31T23:59:59.999Z")
+        for t in [Int64.min, Int64.min + 1, -62_167_219_200_001, Timestamp.latestFormatted + 1, Int64.max] {
+            #expect(Timestamp.format(t) == "\(t) ms since 1970")
+        }
     }
 
     @Test("throughput (printed, not asserted)")

@@ -98,7 +98,7 @@ public struct ShardCandidates: Sendable, WireCodable {
 
     public init(from r: inout WireReader) throws(WireError) {
         let at = r.offset
-        shard = try r.read(); modelVersion = try r.read(); scanned = try r.read(); inCell = try r.read()
+        shard = try r.read(); modelVersion = try r.read(); scanned = try r.readCount("subscribers scanned"); inCell = try r.readCount("subscribers in a cell")
         ids = try r.read(); probabilities = try r.read(); clv = try r.read(); tiers = try r.read(); bands = try r.read(); regions = try r.read()
         reasons = try r.read(); reasonValues = try r.read(); offers = try r.read(); expectedValues = try r.read(); savedCLV = try r.read()
         let n = ids.elements.count, k = Self.offersPerSubscriber

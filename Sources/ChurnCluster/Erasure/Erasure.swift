@@ -91,5 +91,5 @@ public struct WorkerErasure: Sendable, WireCodable {
     }
 
     public func encode(to w: inout WireWriter) { w.write(found); w.write(copies) }
-    public init(from r: inout WireReader) throws(WireError) { found = try r.read(); copies = try r.read() }
+    public init(from r: inout WireReader) throws(WireError) { found = try r.read(); copies = try r.readCount("copies erased") }
 }

@@ -119,9 +119,10 @@ public struct ComparisonPart: Sendable, WireCodable {
     public func encode(to w: inout WireWriter) { w.write(version); w.write(subscribers); w.write(histograms); w.write(top) }
     public init(from r: inout WireReader) throws(WireError) {
         let at = r.offset
-        version = try r.read(); subscribers = try r.read(); histograms = try r.read(); top = try r.read()
-        guard histograms.elements.isEmpty || histograms.elements.count == 6 * ComparisonHistograms.bins, top.isEmpty || top.count == 3 else {
-            throw WireError(offset: at, expected: "6 histograms of \(ComparisonHistograms.bins) bins, or 3 top-decile counts")
+        version = try r.read(); subscribers = try r.readCount("subscribers compared"); histograms = try r.read(); top = try r.read()
+        guard histograms.elements.isEmpty || histograms.elements.count == 6 * ComparisonHistograms.bins, top.isEmpty || top.count == 3,
+              top.allSatisfy({ $0 >= 0 && $0 <= subscribers }), histograms.elements.allSatisfy({ $0 >= 0 }) else {
+            throw WireError(offset: at, expected: "6 histograms of \(ComparisonHistograms.bins) bins of counts ≥ 0, or 3 top-decile counts within the subscribers compared")
         }
     }
 }

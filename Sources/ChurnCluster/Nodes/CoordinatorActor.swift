@@ -327,7 +327,9 @@ public distributed actor CoordinatorActor {
         } catch {
             throw WorkerRefusedShards(detail: "the shards it still hosts could not be given back to it: \(error)")
         }
-        if case .wait = gateRegistered(node.name, holdings: holdings) {
+        // Only this cluster's shards count as serving (a foreign number does not open the gate).
+        let ours = Holdings(owned: holdings.owned.filter { map.contains(shard: $0) }, standby: holdings.standby.filter { map.contains(shard: $0) })
+        if case .wait = gateRegistered(node.name, holdings: ours) {
             // --min-workers: nothing is placed before enough workers are here (each shard is then
             // loaded once, on its final owner).
         } else if !awaited.isEmpty && ContinuousClock.now < rejoinDeadline {
@@ -355,8 +357,7 @@ public distributed actor CoordinatorActor {
             }
         }
         // Fencing: what the worker hosts that the map gives to others is dropped.
-        let strayOwned = holdings.owned.filter { map.owners[$0] != node.name }
-        let strayStandby = holdings.standby.filter { map.standbys[$0] != node.name }
+        let (strayOwned, strayStandby) = map.stray(in: holdings, of: node.name)
         if !strayOwned.isEmpty || !strayStandby.isEmpty {
             logger.notice("the worker hosted shards the map gives to others; released", metadata: ["worker": "\(node.name)",
                                                                                                     "owned": "\(strayOwned.count)", "standby": "\(strayStandby.count)"])
@@ -373,8 +374,14 @@ public distributed actor CoordinatorActor {
     private func adopt(from member: Member) async throws -> Holdings {
         let name = member.node.name
         let holdings = try await member.actor.holdings()
-        let owned = holdings.owned.filter { map.owners[$0] == nil }
-        let standby = settings.standbys ? holdings.standby.filter { map.standbys[$0] == nil && map.owners[$0] != name && !owned.contains($0) } : []
+        let foreign = (holdings.owned + holdings.standby).filter { !map.contains(shard: $0) }
+        if !foreign.isEmpty {
+            // Not this cluster's shards (released below as stray, never adopted).
+            logger.warning("the worker hosts shard numbers this cluster does not have: they are dropped, not adopted",
+                           metadata: ["worker": "\(name)", "shards": "\(foreign.prefix(10).map(String.init).joined(separator: ","))\(foreign.count > 10 ? ",…" : "")",
+                                      "count": "\(foreign.count)", "shardCount": "\(map.shardCount)"])
+        }
+        let (owned, standby) = map.adoptable(from: holdings, by: name, standbys: settings.standbys)
         guard !owned.isEmpty || !standby.isEmpty else { return holdings }
         try await lease.held()
         let next = map.giving(name, owned: owned, standby: standby)

@@ -23,7 +23,8 @@ public struct SnapshotWrite: Sendable, WireCodable, Codable {
     }
 
     public init(from r: inout WireReader) throws(WireError) {
-        worker = try r.read(); written = try r.read(); subscribers = try r.read(); bytes = try r.read(); skipped = try r.read(); seconds = try r.read()
+        worker = try r.read(); written = try r.readCount("shards written"); subscribers = try r.readCount("subscribers written"); bytes = try r.readCount("bytes written")
+        skipped = try r.read(); seconds = try r.read()
     }
 }
 

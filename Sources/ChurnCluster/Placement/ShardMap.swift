@@ -161,6 +161,30 @@ public struct ShardMap: Sendable, Equatable, WireCodable {
         return next
     }
 
+    /// Whether `shard` is one of this cluster's shards (0 ..< `shardCount`): a number a worker
+    /// reports is checked before it indexes the map.
+    public func contains(shard: Int) -> Bool { shard >= 0 && shard < shardCount }
+
+    /// What a registering worker may keep of what it says it hosts (`Holdings`: the coordinator
+    /// restarted, the worker did not): the shards nobody owns, as owner, and — with standbys — those
+    /// with no standby that it does not own now, as standby. Each once, ascending. Numbers outside
+    /// the map (a worker of another cluster, or of this database before it was created again with
+    /// fewer shards) are never adopted: `stray` names them for release.
+    public func adoptable(from holdings: Holdings, by node: String, standbys withStandbys: Bool) -> (owned: [Int], standby: [Int]) {
+        let owned = Set(holdings.owned.filter { contains(shard: $0) && owners[$0] == nil }).sorted()
+        guard withStandbys else { return (owned, []) }
+        let taken = Set(owned)
+        let standby = Set(holdings.standby.filter { contains(shard: $0) && standbys[$0] == nil && owners[$0] != node && !taken.contains($0) }).sorted()
+        return (owned, standby)
+    }
+
+    /// What a worker hosts that is not its in this map (the map gives it to another, or it is not
+    /// one of the map's shards at all): it drops them (fencing).
+    public func stray(in holdings: Holdings, of node: String) -> (owned: [Int], standby: [Int]) {
+        (Set(holdings.owned.filter { !contains(shard: $0) || owners[$0] != node }).sorted(),
+         Set(holdings.standby.filter { !contains(shard: $0) || standbys[$0] != node }).sorted())
+    }
+
     /// This map with `node` as the owner of `owned` and the standby of `standby`, epoch increased.
     public func giving(_ node: String, owned: [Int], standby: [Int]) -> ShardMap {
         var next = self
