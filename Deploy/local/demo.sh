@@ -6,10 +6,12 @@
 #   SUBSCRIBERS=N   base size (default 1000000)
 #   WORKERS=W       worker processes (default 2)
 #   KEEP_RUNNING=1  leave the cluster and PostgreSQL up and print how to query them
-#   POSTGRES=URL    use this PostgreSQL instead of the private one
+#   POSTGRES=URL    use this PostgreSQL instead of the private one (handed over in the environment,
+#                   CHURNGRID_POSTGRES_URL, not on the command line; its password still belongs in
+#                   PGPASSWORD or PGPASSFILE)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 args=(--subscribers "${SUBSCRIBERS:-1000000}" --workers "${WORKERS:-2}")
 [ "${KEEP_RUNNING:-0}" = 1 ] && args+=(--keep-running)
-[ -n "${POSTGRES:-}" ] && args+=(--postgres "$POSTGRES")
+if [ -n "${POSTGRES:-}" ]; then export CHURNGRID_POSTGRES_URL="$POSTGRES"; args+=(--postgres-from-environment); fi
 exec .build/release/churngrid demo "${args[@]}" "$@"

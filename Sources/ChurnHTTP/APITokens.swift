@@ -88,7 +88,11 @@ public struct SessionTable: Sendable {
     /// Sessions one token may hold at once.
     public static let perToken = 16
 
+    /// By the SHA-256 of the session id, as tokens are kept by theirs: the cookie's value is never
+    /// held, and finding a session does not compare it byte by byte with the ids held.
     private var sessions: [String: Session] = [:]
+
+    private static func key(_ id: String) -> String { APIToken.sha256(of: id) }
 
     public init() {}
 
@@ -96,6 +100,7 @@ public struct SessionTable: Sendable {
 
     /// Opens a session for `identity` under `id` (a random id made by the caller).
     public mutating func open(id: String, identity: APIIdentity, now: ContinuousClock.Instant) {
+        let id = Self.key(id)
         // One token may hold a few sessions (a few browsers); beyond that its oldest goes, so one
         // token cannot push everyone else's sessions out.
         let own = sessions.filter { $0.value.identity.tokenHash == identity.tokenHash }
@@ -110,6 +115,7 @@ public struct SessionTable: Sendable {
 
     /// The identity of session `id`; nil (and the session gone) when unknown or expired.
     public mutating func identity(of id: String, now: ContinuousClock.Instant) -> APIIdentity? {
+        let id = Self.key(id)
         guard let s = sessions[id] else { return nil }
         guard s.expires > now else {
             sessions[id] = nil
@@ -118,7 +124,7 @@ public struct SessionTable: Sendable {
         return s.identity
     }
 
-    public mutating func close(id: String) { sessions[id] = nil }
+    public mutating func close(id: String) { sessions[Self.key(id)] = nil }
 
     /// Ends the sessions whose token is no longer live, and the expired ones.
     public mutating func prune(isLive: (String) -> Bool, now: ContinuousClock.Instant) {

@@ -247,7 +247,7 @@ extension BenchCommand {
             guard url.hasPrefix("http://"), let (host, port) = APIServer.Configuration.parse(address: String(url.dropFirst(7).split(separator: "/").first ?? "")) else {
                 throw ValidationError("--url: http://HOST:PORT")
             }
-            let loopback = host == "::1" || host == "localhost" || host.hasPrefix("127.")
+            let loopback = isLoopbackHost(host)
             if !(ProcessInfo.processInfo.environment["CHURNGRID_TOKEN"] ?? "").isEmpty, !loopback, !insecure {
                 throw ValidationError("--url \(url) is not a loopback address: the token (CHURNGRID_TOKEN) would cross the network in clear over plain HTTP. Run it on the coordinator's machine, or give --insecure to accept that.")
             }

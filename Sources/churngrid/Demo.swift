@@ -21,6 +21,9 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "PostgreSQL URL without a password (PGPASSWORD or PGPASSFILE; default: a private server under .churngrid/pg, started and stopped here).")
     var postgres: String?
 
+    @Flag(help: "Use the PostgreSQL in CHURNGRID_POSTGRES_URL (a URL with its password stays out of the process list). Never implied: the demo replaces subscriber_profiles.")
+    var postgresFromEnvironment = false
+
     @Option(help: "Model file.")
     var model = "models/churn-default.json"
 
@@ -39,6 +42,7 @@ struct DemoCommand: AsyncParsableCommand {
     func validate() throws {
         guard (1...100_000_000).contains(subscribers) else { throw ValidationError("--subscribers: 1 to 100000000") }
         guard (1...64).contains(workers) else { throw ValidationError("--workers: 1 to 64") }
+        guard postgres == nil || !postgresFromEnvironment else { throw ValidationError("give --postgres URL or --postgres-from-environment, not both") }
     }
 
     func run() async throws {
@@ -46,8 +50,8 @@ struct DemoCommand: AsyncParsableCommand {
         logger.logLevel = .warning
         let say: (String) -> Void = { line in if json { FileHandle.standardError.write(Data((line + "\n").utf8)) } else { print(line) } }
         try await reportingClusterErrors {
-            let ownDatabase = postgres == nil
-            let url = try postgres.map { try postgresURL(option: $0) } ?? startPrivatePostgres()
+            let ownDatabase = postgres == nil && !postgresFromEnvironment
+            let url = ownDatabase ? try startPrivatePostgres() : try postgresURL(option: postgres)
             say("ChurnGrid demo: \(subscribers) subscribers, \(workers) workers, PostgreSQL \(PostgresConnection.redacted(url))")
 
             say("\n[1/5] Generating the synthetic base into subscriber_profiles")

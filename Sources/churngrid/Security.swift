@@ -14,7 +14,7 @@ struct ListenerSecurityOptions: ParsableArguments {
     @Option(help: "Who may connect and what each may call: lines 'ROLE PUBLIC_KEY NAME' (roles: reader, operator, admin, worker, coordinator). Read again on SIGHUP.")
     var authorizedKeys: String?
 
-    @Flag(help: "Allow listening on an address other than loopback without CURVE (anyone who reaches the port can do anything), and the coordinator's --http there without TLS.")
+    @Flag(help: "Allow listening on an address other than loopback without CURVE (anyone who reaches the port can do anything), a worker's --triggers-publish there without CURVE, and the coordinator's --http there without TLS.")
     var insecure = false
 
     @Option(help: "Largest message accepted, in MiB (the largest real one is a shard's profiles or a model).")
@@ -41,6 +41,10 @@ struct ListenerSecurityOptions: ParsableArguments {
             throw ValidationError("--authorized-keys needs --curve-keys (without CURVE nobody is authenticated)")
         } else if let listen = configuration.listen, !isLoopback(listen), !insecure {
             throw ValidationError("\(listen) is not a loopback address and no --curve-keys was given: anyone who reaches it could join, read every profile and run jobs. Give the node a key (`churngrid cluster keys`) and --authorized-keys, or --insecure to accept that.")
+        } else if let listen = configuration.listen {
+            // Allowed (loopback, or --insecure), but said at every start: nobody is authenticated.
+            configuration.logger.warning("no --curve-keys: this node authenticates nobody, and every process that reaches its address may call every method as admin (docs/security.md)",
+                                         metadata: ["listen": "\(listen)", "insecure": "\(insecure)"])
         }
     }
 
@@ -61,7 +65,25 @@ func isLoopback(_ endpoint: String) -> Bool {
     } else {
         host = String(rest.split(separator: ":", maxSplits: 1).first ?? "")
     }
-    return host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    return isLoopbackHost(host)
+}
+
+/// Whether `host` is a loopback address written as one: `localhost`, an IPv4 address in
+/// 127.0.0.0/8, `::1` or an IPv4-mapped 127.x address. A name (`127.example.com`) is not, even if
+/// it starts like one: it resolves to whatever DNS says.
+func isLoopbackHost(_ host: String) -> Bool {
+    if host == "localhost" { return true }
+    var v4 = in_addr()
+    if inet_pton(AF_INET, host, &v4) == 1 {
+        return UInt32(bigEndian: v4.s_addr) >> 24 == 127
+    }
+    var v6 = in6_addr()
+    guard inet_pton(AF_INET6, host, &v6) == 1 else { return false }
+    let bytes = withUnsafeBytes(of: &v6) { Array($0) }
+    guard bytes.count == 16 else { return false }
+    if bytes[0..<15].allSatisfy({ $0 == 0 }) && bytes[15] == 1 { return true }  // ::1
+    // ::ffff:127.x.y.z
+    return bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF && bytes[12] == 127
 }
 
 /// How a command reaches the coordinator: its endpoint, and on a cluster with CURVE the

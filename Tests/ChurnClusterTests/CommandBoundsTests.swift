@@ -39,6 +39,12 @@ struct CommandBoundsTests {
         (["profiles", "migrate", "--schema", "/nonexistent/schema.json"], "--schema /nonexistent/schema.json: cannot open it: No such file or directory"),
         (["models", "add", "--name", "m", "--file", "/etc/passwd"], "/etc/passwd: not an XGBoost JSON model"),
         (["coordinator", "--triggers", "/nonexistent/triggers.json"], "--triggers /nonexistent/triggers.json: cannot open it"),
+        // Addresses off this machine without CURVE or TLS: a name that starts like a loopback
+        // address is a name (DNS decides where it points), not loopback.
+        (["worker", "--coordinator", "tcp://127.0.0.1:1", "--triggers-publish", "tcp://0.0.0.0:0"], "--triggers-publish tcp://0.0.0.0:0 is not a loopback address"),
+        (["worker", "--coordinator", "tcp://127.0.0.1:1", "--triggers-publish", "tcp://127.0.0.1.example.net:7500"], "is not a loopback address"),
+        (["coordinator", "--http", "127.0.0.1.example.net:8080"], "--http 127.0.0.1.example.net:8080 is not a loopback address"),
+        (["coordinator", "--listen", "tcp://127.example.net:7400"], "tcp://127.example.net:7400 is not a loopback address"),
     ]
 
     @Test("refused with exit 64 and the flag named", arguments: cases.indices)
@@ -55,6 +61,27 @@ struct CommandBoundsTests {
         let refused = try await run(["bench", "http", "--url", "http://192.0.2.1:8080", "--duration", "1"], environment: token)
         #expect(refused.status == 64 && refused.output.contains("--insecure") && refused.output.contains("in clear"), "\(refused.output)")
         #expect(!refused.output.contains("cgt_not-a-real-token"))
+        let named = try await run(["bench", "http", "--url", "http://127.0.0.1.example.net:8080", "--duration", "1"], environment: token)
+        #expect(named.status == 64 && named.output.contains("in clear"), "a host name starting with 127. is not loopback: \(named.output)")
+    }
+
+    @Test("a secret key file every user may read is refused, naming the file and the remedy, never the secret; a group-readable one is accepted")
+    func worldReadableKey() async throws {
+        let directory = NSTemporaryDirectory() + "churngrid-keymode-\(getpid())-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let made = try await run(["cluster", "keys", "--out", directory, "--name", "tool"])
+        try #require(made.status == 0, "\(made.output)")
+        let key = "\(directory)/tool.key"
+        let secret = try #require(try String(contentsOfFile: key, encoding: .utf8).split(separator: "\n").first { $0.hasPrefix("secret ") }?.dropFirst(7))
+        try #require(chmod(key, 0o644) == 0)
+        let refused = try await run(["status", "--curve-keys", key, "--coordinator-key", "\(directory)/tool.pub", "--coordinator", "tcp://127.0.0.1:1"])
+        #expect(refused.status != 0 && refused.output.contains(key) && refused.output.contains("every user may read it (mode 644)")
+                && refused.output.contains("chmod 600"), "\(refused.output)")
+        #expect(!refused.output.contains(secret))
+        // Group-readable (a Kubernetes secret volume's 0440): past the key check, to the unreachable coordinator.
+        try #require(chmod(key, 0o440) == 0)
+        let group = try await run(["status", "--curve-keys", key, "--coordinator-key", "\(directory)/tool.pub", "--coordinator", "tcp://127.0.0.1:1"])
+        #expect(!group.output.contains("every user may"), "\(group.output)")
     }
 
     @Test("a key file that is a directory: the reason, not 'no name line'")

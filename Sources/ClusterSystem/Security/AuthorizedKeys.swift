@@ -174,9 +174,9 @@ public struct NodeKeyFile: Sendable {
         keys = CurveKeyPair(publicKey: derived, secretKey: sec)
     }
 
-    /// Reads a `NAME.key` file.
+    /// Reads a `NAME.key` file (refused when every user may read or write it: `SecretFile`).
     public static func load(path: String) throws(AuthorizedKeysError) -> NodeKeyFile {
-        let text = try readTextFile(path)
+        let text = try readTextFile(path, secret: true)
         return try NodeKeyFile(parsing: text, source: path)
     }
 
@@ -189,12 +189,16 @@ public struct NodeKeyFile: Sendable {
     }
 }
 
-/// The text of a small file (keys, authorized keys), or an error naming it.
-func readTextFile(_ path: String) throws(AuthorizedKeysError) -> String {
+/// The text of a small file (keys, authorized keys), or an error naming it. A `secret` one is
+/// checked on the descriptor read (`SecretFile.refusal`).
+func readTextFile(_ path: String, secret: Bool = false) throws(AuthorizedKeysError) -> String {
     guard let file = fopen(path, "rb") else {
         throw AuthorizedKeysError(source: path, line: 0, message: "cannot read it: \(String(cString: strerror(errno)))")
     }
     defer { fclose(file) }
+    if secret, let refusal = SecretFile.refusal(descriptor: fileno(file)) {
+        throw AuthorizedKeysError(source: path, line: 0, message: refusal)
+    }
     var bytes: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 4096)
     while true {
@@ -216,5 +220,30 @@ extension StringProtocol {
         while let f = s.first, set.contains(f) { s.removeFirst() }
         while let l = s.last, set.contains(l) { s.removeLast() }
         return String(s)
+    }
+}
+
+/// A file holding a secret (a node's CURVE key, the HTTP server's TLS key) is refused when every
+/// user of the machine may read or write it, as ssh and libpq refuse theirs: whoever can read it
+/// can pose as the node. Group access is allowed (Kubernetes mounts secrets 0440 for the pod's
+/// group; systemd credentials and the compose secrets are 0400/0600).
+public enum SecretFile {
+    /// Why the open file `descriptor` may not hold a secret, or nil when it may.
+    public static func refusal(descriptor: Int32) -> String? {
+        var st = stat()
+        guard fstat(descriptor, &st) == 0 else { return "cannot inspect it: \(String(cString: strerror(errno)))" }
+        // Not a file (a directory, a device): reading it says what it is.
+        guard st.st_mode & S_IFMT == S_IFREG else { return nil }
+        let mode = st.st_mode & 0o777
+        guard mode & 0o007 != 0 else { return nil }
+        return "every user may \(mode & 0o004 != 0 ? "read" : "write") it (mode \(String(mode, radix: 8))): a secret key file must not be; chmod 600 it (or 640/440 for a group)"
+    }
+
+    /// Why the file at `path` may not hold a secret, or nil when it may.
+    public static func refusal(path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return "cannot read it: \(String(cString: strerror(errno)))" }
+        defer { close(fd) }
+        return refusal(descriptor: fd)
     }
 }
