@@ -131,6 +131,7 @@ def main():
     json.dump(campaign, open(config, "w"))
 
     procs = []
+    run = None  # the live campaign's run, once started
     streams = Streams(n)
     try:
         coord = subprocess.Popen([BIN, "coordinator", "--listen", "tcp://127.0.0.1:*", "--model", MODEL, "--triggers", TRIGGERS],
@@ -160,7 +161,6 @@ def main():
                 raise SystemExit(f"the cluster is not ready after {time.time() - started:.0f} s; see {logs}")
             time.sleep(0.5)
         print(f"cluster ready in {time.time() - started:.1f} s", flush=True)
-        run = None
         if not a.no_live:
             t0 = time.time()
             live = json.loads(sh(BIN, "campaign", "live", "start", "--config", config, "--json", "--coordinator", endpoint).strip().splitlines()[-1])
@@ -201,6 +201,13 @@ def main():
         if run is not None:
             out["live_status"] = json.loads(sh(BIN, "campaign", "live", "status", "--json", "--coordinator", endpoint).strip().splitlines()[-1])
     finally:
+        # End the campaign it made live (its run's summary written): left live, it would decide for
+        # every later benchmark's triggers on this database and hold the workers' memory.
+        if run is not None:
+            try:
+                sh(BIN, "campaign", "live", "stop", "--coordinator", endpoint)
+            except Exception as e:  # the cluster may be what failed; the next start replaces it anyway
+                print(f"could not stop the live campaign (run {run}): {e}", flush=True)
         stop_cluster(procs)
 
     result = os.path.join(OUTDIR, "live-nolive.json" if a.no_live else "live.json")
