@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ChurnGrid's nightly pipeline: import → rescore (and its drift, logged) → campaign → export. One run, top to bottom;
+# ChurnGrid's nightly pipeline: import → rescore (and its drift, logged) → export → campaign. One run, top to bottom;
 # the first step that fails stops the run with a non-zero exit status and a line saying which
 # step failed (systemd then starts churngrid-failure@…, Kubernetes marks the Job failed).
 # Run by Deploy/systemd/churngrid-nightly.service and Deploy/k8s/nightly-cronjob.yaml.
@@ -14,7 +14,8 @@
 #                               refused when older than CHURNGRID_IMPORT_MAX_AGE_HOURS (20);
 #                               CHURNGRID_SKIP_IMPORT=1 skips the import on purpose (logged)
 #   CHURNGRID_EXPORT_DIR        where churn_scores_YYYY-MM-DD.csv is written (atomically)
-#   CHURNGRID_CAMPAIGN_ARGS     words after `churngrid campaign`, once that command exists
+#   CHURNGRID_CAMPAIGN_ARGS     words after `churngrid campaign` (e.g. `run --config FILE`), or
+#                               `none` for no campaign on purpose; unset, the last step fails
 #   CHURNGRID_BIN               the churngrid executable (default: churngrid on PATH)
 set -euo pipefail
 
@@ -90,24 +91,7 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------------
-step="3/4 campaign"
-# The campaign command (issue 14) does not exist yet. Until it does, this step is SKIPPED, and
-# says so; it never pretends to have run. Once `churngrid help` lists `campaign`, the step runs
-# `churngrid campaign $CHURNGRID_CAMPAIGN_ARGS` — and fails if those arguments are not set, so
-# that an upgrade cannot silently leave campaigns unsent.
-help_text=$("$CHURNGRID" help 2>&1)
-if printf '%s\n' "$help_text" | grep -Eq '^[[:space:]]+campaign([[:space:]]|$)'; then
-  need CHURNGRID_CAMPAIGN_ARGS
-  read -r -a campaign_args <<<"$CHURNGRID_CAMPAIGN_ARGS"
-  log "running churngrid campaign ${campaign_args[*]}"
-  "$CHURNGRID" campaign "${campaign_args[@]}" "${client[@]}"
-  log "done"
-else
-  log "NOTICE: SKIPPED — this churngrid has no 'campaign' command yet (issue 14); no campaign was run"
-fi
-
-# ---------------------------------------------------------------------------------------------
-step="4/4 export"
+step="3/4 export"
 day=$(date -u +%Y-%m-%d)
 final="$CHURNGRID_EXPORT_DIR/churn_scores_$day.csv"
 partial="$final.partial"
@@ -118,14 +102,32 @@ if [ "$published" != "$job" ]; then
   log "WARNING: the published job is $published, not $job (another job completed since): exporting $published"
 fi
 rm -f "$partial"
-# One statement, so one snapshot: the view never mixes two jobs.
-"${psql_[@]}" -c "\\copy (SELECT * FROM churn_scores_current ORDER BY subscriber_id) TO '$partial' WITH (FORMAT csv, HEADER)"
+# One statement, so one snapshot: the view never mixes two jobs. The served model's scores only,
+# one row per subscriber: churn_scores_current has a row per model and subscriber once models are
+# active beside the served one (docs/models.md); theirs stay in the database.
+"${psql_[@]}" -c "\\copy (SELECT s.* FROM churn_scores_current s JOIN scoring_job_models m ON m.job_id = s.job_id AND m.model_name = s.model_name AND m.role = 'served' ORDER BY s.subscriber_id) TO '$partial' WITH (FORMAT csv, HEADER)"
 rows=$(( $(wc -l <"$partial") - 1 ))
 [ "$rows" -gt 0 ] || die "the export has no rows ($partial kept for inspection)"
-expected=$("${psql_[@]}" -A -t -c "SELECT subscribers FROM scoring_jobs WHERE id = $published")
-[ "$rows" = "$expected" ] || die "exported $rows rows but job $published scored $expected subscribers ($partial kept)"
+expected=$("${psql_[@]}" -A -t -c "SELECT subscribers FROM scoring_job_models WHERE job_id = $published AND role = 'served'")
+[ "$rows" = "$expected" ] || die "exported $rows rows but job $published scored $expected subscribers with its served model ($partial kept)"
 mv -f "$partial" "$final"
-log "wrote $final: $rows rows of job $published"
+log "wrote $final: $rows rows of job $published (its served model)"
+
+# ---------------------------------------------------------------------------------------------
+step="4/4 campaign"
+# After the export, so that tonight's scores are written whatever the campaign does. The words
+# after `churngrid campaign` (e.g. `run --config /etc/churngrid/campaign.json`); `none` runs no
+# campaign on purpose (logged). Unset, the step fails: an upgrade or a lost setting must not
+# silently leave campaigns unsent.
+need CHURNGRID_CAMPAIGN_ARGS
+if [ "$CHURNGRID_CAMPAIGN_ARGS" = none ]; then
+  log "NOTICE: no campaign on purpose (CHURNGRID_CAMPAIGN_ARGS=none)"
+else
+  read -r -a campaign_args <<<"$CHURNGRID_CAMPAIGN_ARGS"
+  log "running churngrid campaign ${campaign_args[*]}"
+  "$CHURNGRID" campaign "${campaign_args[@]}" "${client[@]}"
+  log "done"
+fi
 
 step="end"
 log "nightly run complete in $(( $(date +%s) - started )) s"
