@@ -375,6 +375,14 @@ for name in ("churngrid_call_duration_seconds_bucket", "churngrid_http_requests_
              "churngrid_transport_outbound_in_flight"):
     if name not in coordinator_metrics:
         fail(f"the coordinator's metrics lack {name}")
+# The alerts' job series: both outcomes exist from the lead on (a failed job's first increase is
+# seen), and the last completion's time (ChurnGridNoCompletedJob) is recent after the job.
+if 'churngrid_jobs_total{outcome="failed"}' not in coordinator_metrics:
+    fail("the failed-jobs counter does not exist before a job fails")
+last = [l for l in coordinator_metrics.splitlines() if l.startswith("churngrid_last_completed_job_timestamp_seconds ")]
+if not last or abs(time.time() - float(last[0].split()[1])) > 3600:
+    fail(f"churngrid_last_completed_job_timestamp_seconds is missing or not recent: {last}")
+checks += 1
 if 'churngrid_http_requests_total{route="/v1/subscribers/{id}/score",code="200"}' not in coordinator_metrics:
     fail("request counts are not labelled by route template and code")
 

@@ -281,6 +281,14 @@ final class ClusterDatabase: @unchecked Sendable {
         }
     }
 
+    /// When the last job completed (seconds since 1970), or nil when none has: what a coordinator
+    /// that takes the lead reports until its own first job completes.
+    func lastCompletedJobTime() async throws -> Double? {
+        try await run { c in
+            try c.query("SELECT extract(epoch FROM max(finished_at))::float8 FROM scoring_jobs WHERE state = 'completed'").scalar.flatMap(Double.init)
+        }
+    }
+
     /// Jobs left running by a previous coordinator (or an earlier term): marked failed; their
     /// partial scores are dropped by `dropFailedPartitions`.
     func failInterruptedJobs(reason: String) async throws -> [Int64] {

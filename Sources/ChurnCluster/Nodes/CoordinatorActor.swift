@@ -511,24 +511,28 @@ public distributed actor CoordinatorActor {
             return
         }
         let start = ContinuousClock.now
-        await withTaskGroup(of: (String, [Int], Bool).self) { group in
+        // Each standby's failure, if any: why it could not take over.
+        await withTaskGroup(of: (String, [Int], String?).self) { group in
             for (name, shards) in promoted {
                 guard let member = members[name] else {
-                    group.addTask { (name, shards, false) }
+                    group.addTask { (name, shards, "it is no longer a member") }
                     continue
                 }
                 let assignment = self.assignment(shards, epoch: next.epoch)
                 group.addTask {
                     do {
                         _ = try await ClusterActorSystem.$callTimeout.withValue(.seconds(30)) { try await member.actor.assign(assignment) }
-                        return (name, shards, true)
+                        return (name, shards, nil)
                     } catch {
-                        return (name, shards, false)
+                        return (name, shards, "\(error)")
                     }
                 }
             }
-            for await (name, shards, ok) in group where !ok {
-                logger.warning("a standby could not take over; its shards will be reloaded", metadata: ["worker": "\(name)", "shards": "\(shards.count)"])
+            for await (name, shards, failure) in group {
+                guard let failure else { continue }
+                logger.warning("a standby could not take over; its shards will be reloaded",
+                               metadata: ["worker": "\(name)", "shards": "\(shards.count)", "error": "\(failure)",
+                                          "first_shards": "\(shards.sorted().prefix(10).map(String.init).joined(separator: ","))"])
                 next = next.withoutOwner(shards)
             }
         }
@@ -1185,7 +1189,7 @@ public distributed actor CoordinatorActor {
             }
         }
         if let r = run { run?.status.seconds = seconds(ContinuousClock.now - r.started) }
-        Counter(label: "churngrid_jobs_total", dimensions: [("outcome", run?.status.state == .completed ? "completed" : "failed")]).increment()
+        JobMetrics.ended(completed: run?.status.state == .completed)
     }
 
     /// Saves the shard map (for a coordinator that restarts). The map in memory is the truth: a

@@ -174,7 +174,13 @@ public final class CoordinatorService: Service, Sendable {
         }
         logger.info("coordinator stopping")
         if let job = await coordinator.whenLocal({ $0.job() }) ?? nil, job.state == .running {
-            try? await database.fail(job: job.id, reason: "the coordinator was stopped")
+            do {
+                try await database.fail(job: job.id, reason: "the coordinator was stopped")
+                JobMetrics.ended(completed: false)
+            } catch {
+                // The next coordinator to lead fails it (failInterruptedJobs).
+                logger.warning("could not mark the running job failed while stopping; the next coordinator to lead will", metadata: ["job": "\(job.id)", "error": "\(error)"])
+            }
         }
         await system.shutdown()
         database.close()
@@ -204,7 +210,16 @@ public final class CoordinatorService: Service, Sendable {
     /// coordinator actor (workers re-register and keep the shards they host).
     private func lead(term: Int64) async throws -> CoordinatorActor {
         let interrupted = try await database.failInterruptedJobs(reason: "the coordinator stopped while the job was running")
+        // The job counters exist from the lead on (at 0), so that `increase()` sees this process's
+        // first job of either outcome (a series born at 1 shows no increase); jobs this lead failed
+        // count as failed. The last completion's time is the database's until this process completes one.
+        JobMetrics.started(failedNow: interrupted.count)
         if !interrupted.isEmpty { logger.warning("jobs interrupted by a coordinator stop were marked failed", metadata: ["jobs": "\(interrupted)"]) }
+        do {
+            if let last = try await database.lastCompletedJobTime() { JobMetrics.completed(at: last) }
+        } catch {
+            logger.warning("could not read when the last job completed (churngrid_last_completed_job_timestamp_seconds stays unset until a job completes)", metadata: ["error": "\(error)"])
+        }
         // The --model file must read what the profiles can hold (checked as `models add` checks),
         // and the trigger rules too.
         let stored = try await database.featureSchema()
@@ -356,6 +371,8 @@ public final class WorkerService: Service, Sendable {
     /// The coordinator endpoint tried first (the last one that answered as leader).
     private let current = Mutex(0)
     private let joinedCluster = Mutex(false)
+    /// Heartbeats failed in a row (their first failure, every 60th and the recovery are logged).
+    private let heartbeatFailures = Mutex(0)
 
     /// Whether the worker has registered with a leading coordinator and loaded what it was given
     /// (a worker's `/readyz`, with no assignment being loaded).
@@ -457,6 +474,10 @@ public final class WorkerService: Service, Sendable {
 
     static let heartbeatInterval: Duration = .seconds(1)
 
+    /// One heartbeat. A coordinator that no longer counts this worker makes it register again;
+    /// until that succeeds the worker is not ready (`/readyz`). A failure is logged when it starts
+    /// (and every minute it lasts, with the refusal's reason when the coordinator turned the worker
+    /// away), and the recovery too: a worker the cluster does not use says so.
     private func heartbeat() async {
         do {
             let (coordinator, probed) = try await leader(timeout: .seconds(2))
@@ -464,11 +485,22 @@ public final class WorkerService: Service, Sendable {
             if let probed { membership = probed } else {
                 membership = try await ClusterActorSystem.$callTimeout.withValue(.seconds(2)) { try await coordinator.heartbeat(worker: system.node) }
             }
-            guard membership == .unknown else { return }
-            logger.notice("the coordinator does not count this worker as a member (failed over while unreachable, the coordinator restarted, or a standby took over); joining again")
-            try await join(coordinator)
+            if membership == .unknown {
+                joinedCluster.withLock { $0 = false }
+                logger.notice("the coordinator does not count this worker as a member (failed over while unreachable, the coordinator restarted, or a standby took over); joining again")
+                try await join(coordinator)
+            }
+            let failed = heartbeatFailures.withLock { n in defer { n = 0 }; return n }
+            if failed > 0 { logger.notice("heartbeats answered again", metadata: ["failed": "\(failed)", "coordinator": "\(coordinator.id.node)"]) }
         } catch {
-            logger.debug("heartbeat failed", metadata: ["error": "\(error)"])
+            let n = heartbeatFailures.withLock { n in n += 1; return n }
+            guard n == 1 || n % 60 == 0 else { return }
+            let refused = (error as? RemoteCallError)?.code == .remoteThrew
+            logger.log(level: refused ? .error : .warning,
+                       refused ? "the coordinator refused this worker when it registered again: it serves nothing until that is fixed (then restart it)"
+                               : "heartbeat failed: the worker goes on serving what it holds and tries every second",
+                       metadata: ["error": "\(error)", "failures": "\(n)", "coordinators": "\(configuration.coordinators.joined(separator: ","))",
+                                  "joined": "\(hasJoined)"])
         }
     }
 
