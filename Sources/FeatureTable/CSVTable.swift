@@ -256,8 +256,13 @@ struct CSVScanner {
         return f.quoted ? s.replacingDoubledQuotes() : s
     }
 
-    /// The field as a Float; NaN for empty/NaN; nil when it is not a number.
+    /// The field as a Float; NaN for empty/NaN; nil when it is not a number (a quoted one with
+    /// anything but spaces after its closing quote, `"0.5"7`, is not one either).
     func float(_ f: Field) -> Float? {
+        if f.quoted, f.raw.upperBound > f.range.upperBound + 1,
+           bytes[(f.range.upperBound + 1)..<f.raw.upperBound].contains(where: { $0 != 0x20 }) {
+            return nil
+        }
         var r = f.range
         while r.lowerBound < r.upperBound, bytes[r.lowerBound] == 0x20 { r = (r.lowerBound + 1)..<r.upperBound }
         while r.lowerBound < r.upperBound, bytes[r.upperBound - 1] == 0x20 { r = r.lowerBound..<(r.upperBound - 1) }

@@ -47,6 +47,10 @@ public struct ProfileImport: Sendable {
             guard id != ProfileStore.erasedID else {
                 throw TableError(file: path, line: Int(table.lines[r]), column: schema.id, "\(id) is reserved (it marks an erased subscriber in memory); use another id")
             }
+            guard id > 0 else {
+                throw TableError(file: path, line: Int(table.lines[r]), column: schema.id,
+                                 "\(id) is not a positive subscriber id (events, queries and erasures name subscribers by positive ids: this profile could never be reached)")
+            }
             if let earlier = firstLine.updateValue(table.lines[r], forKey: id) {
                 throw TableError(file: path, line: Int(table.lines[r]), column: schema.id,
                                  "subscriber \(id) appears again (first on line \(earlier)); a file holds one profile per subscriber")

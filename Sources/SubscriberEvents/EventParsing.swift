@@ -12,7 +12,9 @@ import SubscriberProfiles
 public struct SubscriberEvent: Sendable, Equatable, Hashable {
     /// Producer's id, unique per source (1–64 bytes of UTF-8).
     public var eventID: String
-    /// Producer ("default" when the line has none); (source, eventID) is unique.
+    /// Producer ("default" when the line has none). An event is known by (source, eventID, at): a
+    /// resend must carry the same `at` to be recognised as a duplicate (docs/events.md); the same
+    /// id with another time is another event.
     public var source: String
     public var subscriberID: Int64
     public var type: EventType

@@ -445,10 +445,13 @@ struct StatusCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = makeLogger("churngrid.status")
         try await reportingClusterErrors {
-            let (status, events, challengers) = try await withCoordinator(target, logger: logger) { client in
+            let (status, report, challengers) = try await withCoordinator(target, logger: logger) { client in
                 let status = try await client.coordinator.status()
-                return (status, (try? await client.eventStatus()) ?? [], (try? await client.coordinator.challengerList()) ?? [])
+                let report: (answered: [WorkerEventStatus], unanswered: [String: String])
+                do { report = try await client.eventStatusReport() } catch { report = ([], ["(routing)": "\(error)"]) }
+                return (status, report, (try? await client.coordinator.challengerList()) ?? [])
             }
+            let events = report.answered
             if json { try printJSON(StatusWithEvents(status: status, events: events)); return }
             print("coordinator \(status.coordinator)")
             let challenger = status.challenger.map { String(format: " (challenger %@ for %.2f%% of live answers)", $0.version, $0.percent) } ?? ""
@@ -466,6 +469,10 @@ struct StatusCommand: AsyncParsableCommand {
                              w.name, w.endpoint, w.shards, w.subscribers, Double(w.profileBytes) / 1e6,
                              w.subscribers > 0 ? Double(w.profileBytes) / Double(w.subscribers) : 0, w.standbyShards, Double(w.standbyBytes) / 1e6,
                              Double(w.residentBytes) / 1e6, w.cores))
+            }
+            // A worker whose event figures did not come is named, not left out.
+            for (name, error) in report.unanswered.sorted(by: { $0.key < $1.key }) {
+                print("  \(name)  events: no answer (\(error))")
             }
             for e in events {
                 let groups = e.stats.groups > 0 ? String(format: "; %d groups, %.2f ms each", e.stats.groups, Double(e.stats.writeMicros) / Double(e.stats.groups) / 1000) : ""
@@ -586,6 +593,15 @@ func reportingClusterErrors(_ body: () async throws -> Void) async throws {
     } catch let e as RemoteCallError where e.code == .remoteThrew {
         // What the node said first; which call it answered after.
         FileHandle.standardError.write(Data("error: \(e.message)\n  (the answer of \(e.method) on \(e.node))\n".utf8))
+        throw ExitCode(1)
+    } catch let e as RemoteCallError where e.code == .actorNotFound && e.actor == CoordinatorActor.name {
+        // A coordinator standing by has no coordinator actor (after a failover, the old leader).
+        FileHandle.standardError.write(Data("""
+            error: \(e.node) does not lead: it is a coordinator standing by (or not a coordinator). Give every coordinator's \
+            endpoint, comma-separated (--coordinator tcp://A:7400,tcp://B:7400): the one that leads answers.
+              (\(e))
+
+            """.utf8))
         throw ExitCode(1)
     } catch {
         FileHandle.standardError.write(Data("error: \(error)\n".utf8))

@@ -37,6 +37,18 @@ struct CSVTableTests {
         }
     }
 
+    @Test("a quoted number with text after its closing quote is not a number (not the quoted part alone)")
+    func junkAfterQuote() throws {
+        #expect {
+            _ = try table("id,a,b\n1,\"0.5\"7,3\n")
+        } throws: { e in
+            let e = e as! TableError
+            return e.line == 2 && e.column == "a" && e.description.contains("is not a number")
+        }
+        let t = try table("id,a,b\n1,\"0.5\" ,\"2\"\r\n")
+        #expect(try #require(t.column(named: "a")) == [0.5] && t.column(named: "b") == [2])
+    }
+
     @Test("a line with the wrong number of fields is reported with its line")
     func fieldCount() {
         #expect {

@@ -164,15 +164,25 @@ public struct ClusterClient: Sendable {
         try await router.activeModelScores(of: subscriberID)
     }
 
-    /// Every worker's event figures and trigger feed.
+    /// Every worker's event figures and trigger feed (the workers that did not answer are left out).
     public func eventStatus() async throws -> [WorkerEventStatus] {
+        try await eventStatusReport().answered
+    }
+
+    /// Every worker's event figures and trigger feed, and why each worker that did not answer
+    /// within 5 s did not (by worker name).
+    public func eventStatusReport() async throws -> (answered: [WorkerEventStatus], unanswered: [String: String]) {
         let table = try await router.routing(refresh: true)
-        var out: [WorkerEventStatus] = []
+        var out: [WorkerEventStatus] = [], unanswered: [String: String] = [:]
         for node in table.nodes {
             let worker = try WorkerActor.resolve(id: ActorID(node: node, name: WorkerActor.name), using: system)
-            if let s = try? await ClusterActorSystem.$callTimeout.withValue(.seconds(5), operation: { try await worker.eventStatus() }) { out.append(s) }
+            do {
+                out.append(try await ClusterActorSystem.$callTimeout.withValue(.seconds(5), operation: { try await worker.eventStatus() }))
+            } catch {
+                unanswered[node.name] = "\(error)"
+            }
         }
-        return out.sorted { $0.name < $1.name }
+        return (out.sorted { $0.name < $1.name }, unanswered)
     }
 
     public func close() async {
