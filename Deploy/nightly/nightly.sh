@@ -124,6 +124,11 @@ if [ "$CHURNGRID_CAMPAIGN_ARGS" = none ]; then
   log "NOTICE: no campaign on purpose (CHURNGRID_CAMPAIGN_ARGS=none)"
 else
   read -r -a campaign_args <<<"$CHURNGRID_CAMPAIGN_ARGS"
+  # One run per night: a re-run of the night (after a failure later on, or by hand) is answered
+  # with the run already written instead of contacting the same subscribers again.
+  if [ "${campaign_args[0]}" = run ] && [[ " ${campaign_args[*]} " != *" --request-token "* ]]; then
+    campaign_args+=(--request-token "nightly-$day")
+  fi
   log "running churngrid campaign ${campaign_args[*]}"
   "$CHURNGRID" campaign "${campaign_args[@]}" "${client[@]}"
   log "done"

@@ -1,6 +1,7 @@
 import ChurnCluster
 import ClusterSystem
 import Foundation
+import HTTPTypes
 import Hummingbird
 import NIOCore
 import Retention
@@ -34,18 +35,29 @@ extension Handlers {
         } catch {
             throw Problem(.invalidBody, "\(error)", field: error.field)
         }
+        // `Idempotency-Key`: the same request sent again (its answer lost to a timeout) gets the
+        // run the first one wrote, not a second run.
+        var token: String?
+        if let name = Self.idempotencyKey, let key = request.headers[name] {
+            guard CampaignRunRequest.validToken(key) else {
+                throw Problem(.invalidParameter, "Idempotency-Key: 1–128 letters, digits and '._:-'", field: "Idempotency-Key")
+            }
+            token = key
+        }
         let c = try leader()
         // The run goes on if the caller gives up waiting (a proxy's timeout): it runs in a task of
         // its own, which the request only waits for, and is recorded whole or not at all.
         let caller = caller
-        let run = Task {
+        let run = Task { [token] in
             try await ClusterActorSystem.$caller.withValue(caller) {
-                try await c.runCampaign(CampaignRunRequest(config: bytes, source: Self.bodySource, job: job))
+                try await c.runCampaign(CampaignRunRequest(config: bytes, source: Self.bodySource, job: job, requestToken: token))
             }
         }
         let summary = try await campaignCall("the campaign run failed") { try await run.value }
         return rawJSON(summary)
     }
+
+    static let idempotencyKey = HTTPField.Name("Idempotency-Key")
 
     /// `PUT /v1/campaigns/live[?max_trigger_age_seconds=600]`: the campaign file made the live
     /// campaign (docs/retention.md, "Real time"), replacing the one live before.
@@ -183,6 +195,9 @@ extension Handlers {
             var p = Problem(.unknownSubscribers, refusal.description, field: "subscriber_id")
             p.lines = refusal.lines
             return p
+        case .outcomeUnknown:
+            // No Retry-After: a plain retry (without the same Idempotency-Key) could run it twice.
+            return Problem(.unavailable, refusal.description)
         }
     }
 }

@@ -3322,6 +3322,16 @@ enum OpenAPIDocument {
            "format": "int64",
            "minimum": 0
           }
+         },
+         {
+          "name": "Idempotency-Key",
+          "in": "header",
+          "required": false,
+          "description": "This request's name (1–128 letters, digits and '._:-'). Sent again with the same key (after a timeout, a cut connection, a 503 without Retry-After), the request is answered with the run the first one wrote: nothing is decided or contacted twice. Without it, a retry is a new run.",
+          "schema": {
+           "type": "string",
+           "pattern": "^[A-Za-z0-9._:-]{1,128}$"
+          }
          }
         ],
         "requestBody": {

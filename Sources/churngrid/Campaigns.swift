@@ -22,22 +22,34 @@ struct CampaignCommand: ParsableCommand {
         @Option(help: "The published job the run must decide over (refused if another job is published).")
         var job: Int64?
 
+        @Option(help: "This request's name (1–128 letters, digits, '._:-'; e.g. nightly-2026-12-07): run again with the same token after a timeout or a cut connection, it answers with the run the first one wrote instead of contacting anyone twice. Without it the command makes one and prints it.")
+        var requestToken: String?
+
         @Flag(help: "Print the run's summary as JSON.")
         var json = false
 
         @OptionGroup var target: CoordinatorOptions
 
+        func validate() throws {
+            if let requestToken, !CampaignRunRequest.validToken(requestToken) {
+                throw ValidationError("--request-token: 1–128 letters, digits and '._:-'")
+            }
+        }
+
         func run() async throws {
             let logger = makeLogger("churngrid.campaign")
             try await reportingClusterErrors {
                 let data = try readOptionFile(config, option: "--config")
+                // Named before the call, so that a caller cut off can ask again for the same run.
+                let token = requestToken ?? "cli-" + UUID().uuidString.lowercased()
+                FileHandle.standardError.write(Data("request token \(token) (if this command is cut off, run it again with --request-token \(token): the run is not repeated)\n".utf8))
                 // Checked here first: a mistake in the file is named before anything is asked of the cluster.
                 let campaign = try Campaign.check(data, source: config)
                 if !json { FileHandle.standardError.write(Data("deciding campaign \(campaign.name) over the published job …\n".utf8)) }
                 let summary = try await withCoordinator(target, logger: logger) { client in
                     // A run scores and explains the whole base: minutes on a large one, not the default call timeout.
                     try await ClusterActorSystem.$callTimeout.withValue(.seconds(3600)) {
-                        try await client.coordinator.runCampaign(CampaignRunRequest(config: data, source: config, job: job))
+                        try await client.coordinator.runCampaign(CampaignRunRequest(config: data, source: config, job: job, requestToken: token))
                     }
                 }
                 if json {

@@ -77,13 +77,25 @@ struct CampaignTests {
         let refused = await runCommand("\(cli) campaign run --config \(bad) \(target)")
         #expect(refused.status != 0 && refused.output.contains("offers[0].cost"), "\(refused.output)")
 
-        let first = await runCommand("\(cli) campaign run --config \(config) --job \(job.id) --json \(target)")
+        let first = await runCommand("\(cli) campaign run --config \(config) --job \(job.id) --request-token test-run-1 --json \(target)")
         try #require(first.status == 0, "\(first.output)")
         let run1 = try Self.json(first.output)
         let runID = try #require(run1["run_id"] as? Int)
         let treatment = try #require(run1["treatment"] as? Int), control = try #require(run1["control"] as? Int)
         #expect(treatment > 100 && control > 20, "\(run1)")
         #expect(run1["eligible"] as? Int ?? 0 >= treatment + control)
+
+        // Asked again under the same token (a caller cut off before the answer): the run it wrote,
+        // nothing decided or contacted again.
+        let runsBefore = try db.query("SELECT count(*) FROM campaign_runs").scalar, contactsBefore = try db.query("SELECT count(*) FROM contact_history").scalar
+        let again = await runCommand("\(cli) campaign run --config \(config) --job \(job.id) --request-token test-run-1 --json \(target)")
+        try #require(again.status == 0, "\(again.output)")
+        let repeated = try Self.json(again.output)
+        #expect(repeated["run_id"] as? Int == runID && repeated["treatment"] as? Int == treatment && repeated["control"] as? Int == control, "\(repeated)")
+        #expect(try db.query("SELECT count(*) FROM campaign_runs").scalar == runsBefore)
+        #expect(try db.query("SELECT count(*) FROM contact_history").scalar == contactsBefore)
+        let badToken = await runCommand("\(cli) campaign run --config \(config) --request-token 'no spaces' \(target)")
+        #expect(badToken.status == 64 && badToken.output.contains("--request-token"), "\(badToken.output)")
 
         // What was written is what was reported, within capacity and budget.
         let perChannel = Dictionary(uniqueKeysWithValues: try db.query("""

@@ -14,6 +14,9 @@ public struct CampaignRefusal: Error, Sendable, CustomStringConvertible {
         case unknownRun
         /// Outcomes of subscribers the base does not have; `lines` are the first of them.
         case unknownSubscribers
+        /// The write may yet be carried out by PostgreSQL (a try cut off at COMMIT, still pending
+        /// when the coordinator gave up): asking again is safe only under the same request token.
+        case outcomeUnknown
     }
 
     public var kind: Kind

@@ -14,15 +14,28 @@ public struct CampaignRunRequest: Sendable, WireCodable {
     public var source: String
     /// The job the operator reviewed: the run is refused unless it is the published one.
     public var job: Int64?
+    /// The caller's name for this request (`--request-token`, the HTTP `Idempotency-Key`): asked
+    /// again with the same token — after a timeout, a cut connection — the coordinator answers
+    /// with the run that token already wrote instead of running again (nil: a token of its own).
+    public var requestToken: String?
 
-    public init(config: [UInt8], source: String, job: Int64?) {
+    public init(config: [UInt8], source: String, job: Int64?, requestToken: String? = nil) {
         self.config = BulkArray(config)
         self.source = source
         self.job = job
+        self.requestToken = requestToken
     }
 
-    public func encode(to w: inout WireWriter) { w.write(config); w.write(source); w.write(job) }
-    public init(from r: inout WireReader) throws(WireError) { config = try r.read(); source = try r.read(); job = try r.read() }
+    /// A caller's token: 1–128 letters, digits and `._:-`.
+    public static func validToken(_ token: String) -> Bool {
+        !token.isEmpty && token.utf8.count <= 128 && token.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._:-".unicodeScalars.contains($0)) }
+    }
+
+    public func encode(to w: inout WireWriter) { w.write(config); w.write(source); w.write(job); w.write(requestToken) }
+    public init(from r: inout WireReader) throws(WireError) {
+        config = try r.read(); source = try r.read(); job = try r.read()
+        requestToken = r.remaining > 0 ? try r.read() : nil  // a caller one version older sends none
+    }
 }
 
 /// Outcomes on the wire (`churngrid outcomes import`), column by column.
@@ -77,6 +90,7 @@ extension CoordinatorActor {
     /// - Returns: the run's summary (JSON, the keys `campaign run --json` prints).
     public distributed func runCampaign(_ request: CampaignRunRequest) async throws -> String {
         let caller = ClusterActorSystem.caller
+        let callerToken = request.requestToken
         let started = Date()
         let clock = ContinuousClock.now
         // Eligibility may read any feature of the schema in force.
@@ -86,6 +100,17 @@ extension CoordinatorActor {
         guard !deploying else { throw CampaignRefusal(.conflict, "a model is being deployed; run the campaign when the deployment has finished") }
         campaignBusy = true
         defer { campaignBusy = false }
+        if let token = request.requestToken {
+            guard CampaignRunRequest.validToken(token) else {
+                throw CampaignRefusal(.invalidArgument, "request token: 1–128 letters, digits and '._:-'", field: "request_token")
+            }
+            // Asked again (its caller timed out, its connection was cut): the run it wrote, not another.
+            if let earlier = try await database.campaignRunSummary(requestToken: token) {
+                logger.notice("campaign run asked again with its request token: the run it wrote is answered, nothing is decided again",
+                              metadata: ["campaign": "\(campaign.name)", "request": "\(token)"])
+                return earlier
+            }
+        }
         guard let published = try await database.publishedJob() else {
             throw CampaignRefusal(.conflict, "no job has been published yet: run `churngrid rescore --wait` first (a campaign decides over the published scores)")
         }
@@ -206,7 +231,7 @@ extension CoordinatorActor {
         let timings = (decide: seconds(decided - clock), total: { seconds(ContinuousClock.now - clock) })
         let name = campaign.name, modelVersion = version, jobID = published.id
         let (scannedAll, inCellAll) = (scanned, inCell)
-        let record = CampaignRunRecord(
+        var record = CampaignRunRecord(
             campaign: name, config: String(decoding: request.campaign.elements, as: UTF8.self), jobID: jobID, modelVersion: modelVersion,
             startedMillis: Int64(started.timeIntervalSince1970 * 1000), createdBy: Self.callerName(caller),
             summary: { id, dropped in
@@ -214,6 +239,7 @@ extension CoordinatorActor {
                 return Self.runSummaryJSON(run: id, campaign: name, job: jobID, model: modelVersion, scanned: scannedAll, inCell: inCellAll, summary: s,
                                            perChannel: s.perChannel, perCell: s.perCell, seconds: nil)
             })
+        if let token = callerToken { record.requestToken = token }
         let runID: Int64
         let dropped: [CampaignActionRow]
         do {
@@ -224,10 +250,11 @@ extension CoordinatorActor {
             (runID, dropped) = try await writingAgainWhileUnavailable(
                 "the campaign run's write waits for it (an earlier try that committed is found, not written again)",
                 metadata: ["campaign": "\(name)", "request": "\(record.requestToken)"],
-                givingUp: { e in
-                    ClusterError("campaign \(name): PostgreSQL did not take the run within \(settings.databaseDeadline); whether a cut-off try "
-                                 + "was written is known once PostgreSQL ends it — request token \(record.requestToken) (campaign_runs.request_token): \(e)")
-                }) { try await database.writeCampaignRun(record, actions: actions, liveSince: liveSince) }
+                givingUp: { [record] e in
+                    CampaignRefusal(.outcomeUnknown, "campaign \(name): PostgreSQL did not take the run within \(settings.databaseDeadline); whether a cut-off try "
+                                    + "was written is known once PostgreSQL ends it — request token \(record.requestToken) (campaign_runs.request_token). "
+                                    + "Ask again with that token (--request-token, or the Idempotency-Key header): never without it, or subscribers may be contacted twice: \(e)")
+                }) { [record] in try await database.writeCampaignRun(record, actions: actions, liveSince: liveSince) }
         } catch let error as LeaseLost {
             lease.lost(error)
             throw ClusterError("this coordinator has lost its lease and is stepping down; nothing of the run was written")

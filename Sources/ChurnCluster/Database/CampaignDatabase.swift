@@ -82,6 +82,14 @@ extension ClusterDatabase {
         }
     }
 
+    /// The summary of the run written under `requestToken` (the JSON `campaign run --json`
+    /// printed), or nil when none was.
+    func campaignRunSummary(requestToken: String) async throws -> String? {
+        try await run { c in
+            try c.query("SELECT summary::text FROM campaign_runs WHERE request_token = $1", [requestToken]).scalar
+        }
+    }
+
     /// Whether `e` is a run's INSERT finding its request token taken: an earlier try of the same
     /// request committed (the unique violation names the column in its detail, or its constraint
     /// `campaign_runs_request_token_key` in its message).
