@@ -97,9 +97,10 @@ public struct ProfileImport: Sendable {
 
     /// Inserts new subscribers and replaces the profiles of known ones (stamping `updated_at`),
     /// in one transaction, and records `asOf` (ms since 1970; nil: now): when the warehouse took
-    /// these profiles. A shard loaded from PostgreSQL afterwards replays the events its owners
-    /// received after the last import's `asOf`, so events that arrived after the extract are never lost
-    /// (the import is taken as a full refresh: the events before `asOf` are in its profiles).
+    /// these profiles. A shard loaded from PostgreSQL afterwards replays onto each profile the
+    /// events received after the `asOf` of the import that wrote its row (the rows' `updated_at` is
+    /// that import's `recorded_at`), so events that arrived after an extract are never lost, also
+    /// for the subscribers a later (delta) import did not carry.
     /// - Throws: `ProfileImport.SchemaMismatch` when the file was read by a schema other than the
     ///   one in force; `PostgresError`. Nothing is written then.
     public func upsert(into connection: PostgresConnection, asOf: Int64? = nil) throws -> Report {

@@ -103,6 +103,12 @@ public struct ProfileLoader: Sendable {
     /// a `real` (a boolean as 0/1, a category as its code).
     public static func selectSQL(shards: [Int], shardCount: Int, features: [FeatureSchema.Feature] = FeatureSchema.catalogue.features,
                                  absent: Set<String> = []) -> String {
+        let columns = features.map { absent.contains($0.name) ? "NULL::real" : $0.kind.asReal($0.name) }.joined(separator: ", ")
+        return "SELECT subscriber_id, \(columns) FROM subscriber_profiles WHERE \(shardCondition(shards: shards, shardCount: shardCount))"
+    }
+
+    /// The rows of `shards` of `subscriber_profiles`, as a condition on its `shard_key` (indexed).
+    public static func shardCondition(shards: [Int], shardCount: Int) -> String {
         // Adjacent shards merge into one key range.
         var ranges: [Range<Int64>] = []
         for s in shards.sorted() {
@@ -113,9 +119,7 @@ public struct ProfileLoader: Sendable {
                 ranges.append(r)
             }
         }
-        let condition = ranges.isEmpty ? "false" : ranges.map { "(shard_key >= \($0.lowerBound) AND shard_key < \($0.upperBound))" }.joined(separator: " OR ")
-        let columns = features.map { absent.contains($0.name) ? "NULL::real" : $0.kind.asReal($0.name) }.joined(separator: ", ")
-        return "SELECT subscriber_id, \(columns) FROM subscriber_profiles WHERE \(condition)"
+        return ranges.isEmpty ? "false" : "(" + ranges.map { "(shard_key >= \($0.lowerBound) AND shard_key < \($0.upperBound))" }.joined(separator: " OR ") + ")"
     }
 
     /// Loads the profiles of `shards` into one store per shard (NULL becomes NaN, missing).

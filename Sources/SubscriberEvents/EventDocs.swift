@@ -155,10 +155,13 @@ extension EventCatalogue {
           cool-downs and that number; the receiver replays the log after it. A shard loaded from
           PostgreSQL replays every event received after the profiles' snapshot (`as_of` in
           `churngrid_profile_snapshots`, written by `generate` and `profiles import --as-of`), so the
-          nightly refresh never drops the events that arrived after the extract was taken (an import
-          is a full refresh as of its `as_of`: give `--as-of` the time the warehouse took the extract;
-          the default is the import's start). Such a copy never applies an event received before
-          that time, also after it moves. The retention never drops a partition a load from
+          nightly refresh never drops the events that arrived after the extract was taken (give
+          `--as-of` the time the warehouse took the extract; the default is the import's start). Such
+          a copy never applies an event received before that time, also after it moves. A subscriber
+          whose row the last import did not carry (a delta import, or one the extract left out) is
+          as of the import that wrote its row: the events received after that one's `as_of` are
+          replayed onto it (its row's `updated_at` names that import), as far back as the log still
+          holds them (the retention below follows the last import's `as_of` only). The retention never drops a partition a load from
           PostgreSQL would still replay. A copy that arrives with no event state (from a peer one
           version older) is loaded from PostgreSQL instead. A standby copy follows the log every
           2 seconds and replays the rest when it is promoted.

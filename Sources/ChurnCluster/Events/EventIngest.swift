@@ -703,13 +703,21 @@ final class Confined: @unchecked Sendable {
             guard let slot = slots[s] else { continue }
             var total = 0
             // A copy loaded from PostgreSQL never applies what was received before its profiles'
-            // snapshot (`receivedFloor`): its profiles hold those already.
-            let floor = slot.events.receivedFloor > 0 ? slot.events.receivedFloor : nil
+            // snapshot (`receivedFloor`): its profiles hold those already — but a subscriber whose
+            // row is older (the last import did not carry it) gets what was received after its own.
+            let floor = slot.events.receivedFloor > 0 ? min(slot.events.receivedFloor, slot.events.olderProfiles.values.min() ?? .max) : nil
             while true {
                 let rows = try EventLog.events(c, shard: s, afterSeq: slot.events.appliedSeq, receivedAfter: floor)
-                if rows.isEmpty { break }
+                if rows.isEmpty {
+                    slot.events.olderProfiles = [:]  // caught up: what comes next was received after every floor
+                    break
+                }
                 var fired: [FiredTrigger] = []
                 for row in rows {
+                    guard slot.events.holdsNot(row) else {
+                        slot.events.appliedSeq = max(slot.events.appliedSeq, row.seq)
+                        continue
+                    }
                     if case .applied(_, _, let t) = applier.apply(row.event, seq: row.seq, now: row.receivedMillis, events: slot.events, store: slot.store.store) {
                         fired += t
                     }
@@ -896,6 +904,7 @@ final class Confined: @unchecked Sendable {
             events = ShardEvents(shard: item.shard)
             // The `as_of` read with the profiles; the one read now only for a copy loaded without it.
             events.receivedFloor = item.store.generation > 0 ? (item.store.asOf ?? 0) : floor
+            if item.store.generation > 0 { events.olderProfiles = item.store.older }
         } else {
             return nil
         }

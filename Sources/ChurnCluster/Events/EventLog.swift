@@ -1,6 +1,7 @@
 import Postgres
 import ProfileDatabase
 import SubscriberEvents
+import SubscriberProfiles
 
 /// An event as the log holds it.
 struct LoggedEvent: Sendable {
@@ -178,6 +179,27 @@ enum EventLog {
     static func profilesAsOf(_ c: PostgresConnection) throws -> Int64? {
         let rows = try c.query("SELECT (extract(epoch FROM as_of) * 1000)::bigint FROM churngrid_profile_snapshots ORDER BY id DESC LIMIT 1").rows
         return rows.first.flatMap { $0.first ?? nil }.flatMap(Int64.init)
+    }
+
+    /// The subscribers of `shards` whose profile rows are older than the last import (`latest`, its
+    /// `as_of` in ms): rows a later import did not carry (a delta, or a subscriber the extract left
+    /// out), with the `as_of` of the import or generated base that wrote each (ms). A row's
+    /// `updated_at` is its writer's transaction time, which is that import's `recorded_at`. Rows
+    /// that match no recorded import are taken as of `latest`, as before imports were recorded.
+    static func olderProfiles(_ c: PostgresConnection, shards: [Int], shardCount: Int, latest: Int64) throws -> [Int: [Int64: Int64]] {
+        guard !shards.isEmpty else { return [:] }
+        let rows = try c.query("""
+            SELECT p.subscriber_id, (extract(epoch FROM s.as_of) * 1000)::bigint
+            FROM subscriber_profiles p JOIN churngrid_profile_snapshots s ON s.recorded_at = p.updated_at
+            WHERE \(ProfileLoader.shardCondition(shards: shards, shardCount: shardCount))
+              AND s.as_of < timestamptz 'epoch' + $1::bigint * interval '1 millisecond'
+            """, [String(latest)]).rows
+        var out: [Int: [Int64: Int64]] = [:]
+        for row in rows {
+            guard row.count == 2, let id = row[0].flatMap(Int64.init), let asOf = row[1].flatMap(Int64.init) else { continue }
+            out[ShardKey.shard(of: id, shardCount: shardCount), default: [:]][id] = asOf
+        }
+        return out
     }
 
     /// One write of a group of events: in one transaction, checks that this owner still holds

@@ -19,16 +19,24 @@ enum EventRebuild {
         let (stores, _) = try ProfileLoader.catalogue(url: url).load(shards: shards, shardCount: shardCount)
         let c = try PostgresConnection(url: url)
         let asOf = try EventLog.profilesAsOf(c) ?? 0
+        let older = asOf > 0 ? try EventLog.olderProfiles(c, shards: shards, shardCount: shardCount, latest: asOf) : [:]
         let applier = EventApplier(model: model, binding: ProfileSchemaBinding(featureNames: FeatureCatalogue.names), rules: rules, node: "rebuild")
         var out: [Int: Shard] = [:]
         for s in shards {
             let store = stores[s] ?? ProfileStore()
             let events = ShardEvents(shard: s)
+            events.receivedFloor = asOf
+            events.olderProfiles = older[s] ?? [:]
+            let floor = min(asOf, events.olderProfiles.values.min() ?? .max)
             var ids = Set<String>()
             while true {
-                let rows = try EventLog.events(c, shard: s, afterSeq: events.appliedSeq, receivedAfter: asOf)
+                let rows = try EventLog.events(c, shard: s, afterSeq: events.appliedSeq, receivedAfter: floor)
                 if rows.isEmpty { break }
                 for row in rows {
+                    guard events.holdsNot(row) else {
+                        events.appliedSeq = max(events.appliedSeq, row.seq)
+                        continue
+                    }
                     if case .applied(_, _, let fired) = applier.apply(row.event, seq: row.seq, now: row.receivedMillis, events: events, store: store) {
                         for t in fired { ids.insert(t.triggerID) }
                     }

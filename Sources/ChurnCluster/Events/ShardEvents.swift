@@ -77,10 +77,23 @@ final class ShardEvents: @unchecked Sendable {
     /// For a copy whose profiles came from PostgreSQL: events received up to this time (ms) are
     /// in its profiles already and are never applied to it (0: none).
     var receivedFloor: Int64 = 0
+    /// For such a copy: its subscribers whose profile rows are older than `receivedFloor` (the last
+    /// import did not carry them), with their rows' own `as_of` (ms). The log's events received
+    /// after that are theirs to apply, including those before `receivedFloor`. Dropped once the
+    /// copy has caught up with the log (`EventIngest.catchUp`).
+    var olderProfiles: [Int64: Int64] = [:]
     /// Events applied here since the shard was hosted (live and replayed).
     var applied = 0
 
     init(shard: Int) { self.shard = shard }
+
+    /// Whether the logged event `row` is not in the copy's profiles yet: received after the
+    /// profiles' snapshot, or after the older row of its subscriber (`olderProfiles`).
+    func holdsNot(_ row: LoggedEvent) -> Bool {
+        guard receivedFloor > 0, row.receivedMillis <= receivedFloor else { return true }
+        guard let own = olderProfiles[row.event.subscriberID] else { return false }
+        return row.receivedMillis > own
+    }
 
     /// The bytes the event state takes (the windowed buckets dominate).
     var bytes: Int {

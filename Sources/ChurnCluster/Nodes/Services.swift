@@ -493,6 +493,7 @@ public final class WorkerService: Service, Sendable {
             let failed = heartbeatFailures.withLock { n in defer { n = 0 }; return n }
             if failed > 0 { logger.notice("heartbeats answered again", metadata: ["failed": "\(failed)", "coordinator": "\(coordinator.id.node)"]) }
         } catch {
+            if error is CancellationError || Task.isCancelled { return }  // the worker is stopping
             let n = heartbeatFailures.withLock { n in n += 1; return n }
             guard n == 1 || n % 60 == 0 else { return }
             let refused = (error as? RemoteCallError)?.code == .remoteThrew

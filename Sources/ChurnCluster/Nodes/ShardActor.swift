@@ -188,4 +188,7 @@ struct LoadedShard: @unchecked Sendable {
     /// read with them (no import committed between; nil: none on record, or not loaded from the
     /// table). The copy replays the events received after it.
     var asOf: Int64? = nil
+    /// Its subscribers whose rows are older than `asOf` (a later import did not carry them), with
+    /// their own rows' `as_of`: the events received after that are replayed onto them too.
+    var older: [Int64: Int64] = [:]
 }

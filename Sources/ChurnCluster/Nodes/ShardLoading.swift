@@ -98,8 +98,10 @@ enum ShardLoading {
                 // By the schema in force: a catalogue feature it lacks (migrated with --allow-drop) is
                 // held as missing.
                 let (stores, _) = try ProfileLoader.catalogue(url: url, connection: connection).load(shards: rest, shardCount: shardCount, streams: streams)
+                // Read under the same generation: the rows no later import carried, with their own as_of.
+                let older = try asOf.map { try EventLog.olderProfiles(connection, shards: rest, shardCount: shardCount, latest: $0) } ?? [:]
                 if try ProfileSnapshotStore.currentGeneration(connection) == generation {
-                    for s in rest { out.stores[s] = LoadedShard(store: stores[s] ?? ProfileStore(), generation: generation, asOf: asOf) }
+                    for s in rest { out.stores[s] = LoadedShard(store: stores[s] ?? ProfileStore(), generation: generation, asOf: asOf, older: older[s] ?? [:]) }
                     out.fromTable = rest
                     break
                 }
