@@ -69,7 +69,7 @@ public struct BaseLoader {
         do {
             try connection.execute("TRUNCATE subscriber_profiles; DROP INDEX IF EXISTS subscriber_profiles_shard_key")
             // The profiles are as of now: a shard loaded from them replays only events received later.
-            try connection.execute("INSERT INTO churngrid_profile_snapshots (as_of, source) VALUES (now(), 'generated base')")
+            try connection.execute("INSERT INTO churngrid_profile_snapshots (as_of, source, older_rows) VALUES (now(), 'generated base', 0)")
             var lastReport = clock.now
             try connection.copyIn("COPY subscriber_profiles (subscriber_id, \(ProfileSchema.featureColumns)) FROM STDIN (FORMAT binary)") { writer in
                 for b in 0..<batches {

@@ -143,6 +143,12 @@ public struct ProfileImport: Sendable {
                     RETURNING (xmax = 0) AS inserted)
                 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up
                 """)
+            // The rows this file did not carry (as of an earlier import): loads look their own as_of
+            // up only when there are some.
+            try connection.execute("""
+                UPDATE churngrid_profile_snapshots SET older_rows = (SELECT count(*) FROM subscriber_profiles WHERE updated_at <> now())
+                WHERE id = (SELECT max(id) FROM churngrid_profile_snapshots)
+                """)
             try connection.execute("COMMIT")
             let row = counts.rows.first ?? []
             return Report(inserted: Int(row.first.flatMap { $0 } ?? "0") ?? 0, updated: Int(row.last.flatMap { $0 } ?? "0") ?? 0)

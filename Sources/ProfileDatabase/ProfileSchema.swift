@@ -738,6 +738,13 @@ public enum ProfileSchema {
             -- starts carry one; NULL for runs written before.
             ALTER TABLE campaign_runs ADD COLUMN request_token text UNIQUE;
             """),
+        Migration(version: 24, name: "rows an import left older", sql: """
+            -- How many rows of subscriber_profiles an import (or generated base) left as of an earlier
+            -- one (rows its file did not carry): a shard loaded from the table replays onto each of
+            -- those the events received after its own import's as_of. 0: none, and loads skip the
+            -- look-up; NULL (recorded before): unknown, looked up.
+            ALTER TABLE churngrid_profile_snapshots ADD COLUMN older_rows bigint;
+            """),
     ]
 
     /// Applies the migrations `connection`'s database lacks.

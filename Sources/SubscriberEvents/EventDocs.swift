@@ -161,9 +161,11 @@ extension EventCatalogue {
           whose row the last import did not carry (a delta import, or one the extract left out) is
           as of the import that wrote its row: the events received after that one's `as_of` are
           replayed onto it (its row's `updated_at` names that import), as far back as the log still
-          holds them (the retention below follows the last import's `as_of` only). The retention never drops a partition a load from
-          PostgreSQL would still replay. A copy that arrives with no event state (from a peer one
-          version older) is loaded from PostgreSQL instead. A standby copy follows the log every
+          holds them: the retention never drops a partition a load would replay after the last
+          import's `as_of`, but it follows that one only, so a row no import has carried for longer
+          than `--event-retention-days` gets the events still kept. A copy that arrives with no
+          event state (from a peer one version older, or sent before its older rows caught up with
+          the log) is loaded from PostgreSQL instead. A standby copy follows the log every
           2 seconds and replays the rest when it is promoted.
         - A new owner raises the fence before it replays (waiting for the previous owner's write in
           progress to commit): a stale owner that wakes up can no longer log, so it cannot acknowledge

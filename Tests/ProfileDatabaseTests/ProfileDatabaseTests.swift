@@ -191,6 +191,14 @@ struct ProfileImportTests {
         #expect(try second.upsert(into: db) == .init(inserted: 1, updated: 1))
         let rows = try db.query("SELECT subscriber_id, tenure_months, days_to_contract_end, days_to_promo_end FROM subscriber_profiles ORDER BY 1").rows
         #expect(rows == [["1", "1", nil, nil], ["2", "2", nil, nil], ["3", "10", "10", "10"], ["4", "20", "20", "20"]])
+        // Each import records the rows it left as of an earlier one (what a shard load looks up),
+        // and each row's updated_at is its import's recorded_at (how a load finds its as_of).
+        #expect(try db.query("SELECT older_rows FROM churngrid_profile_snapshots ORDER BY id").rows == [["0"], ["2"]])
+        let writers = try db.query("""
+            SELECT p.subscriber_id, s.id FROM subscriber_profiles p JOIN churngrid_profile_snapshots s ON s.recorded_at = p.updated_at ORDER BY 1
+            """).rows.map { $0[1] }
+        let ids = try db.query("SELECT id FROM churngrid_profile_snapshots ORDER BY id").rows.map { $0[0] }
+        #expect(ids.count == 2 && writers == [ids[0], ids[0], ids[1], ids[1]])
     }
 
     struct Bad: Sendable, CustomTestStringConvertible {

@@ -173,7 +173,7 @@ final class EventIngest: Sendable {
         let confined = confined
         return try await thread.run {
             let (ids, values) = store.store.exported()
-            return (ids, values, confined.slots[shard]?.events.snapshot, confined.unsettledTriggers(shard))
+            return (ids, values, confined.slots[shard]?.events.travelling, confined.unsettledTriggers(shard))
         }
     }
 
@@ -183,7 +183,7 @@ final class EventIngest: Sendable {
         let confined = confined
         return try await thread.run {
             let (ids, values) = store.store.exported()
-            return (ids, values, confined.slots[shard]?.events.snapshot, confined.handoffTriggers(shard))
+            return (ids, values, confined.slots[shard]?.events.travelling, confined.handoffTriggers(shard))
         }
     }
 
@@ -911,7 +911,10 @@ final class Confined: @unchecked Sendable {
         // Event state that arrives after an erasure (with a streamed copy or a snapshot) loses the
         // erased subscribers; the profiles were cleaned by `WorkerActor.assign` before hosting.
         forgetErased(in: events)
-        let slot = Slot(store: item.store, events: events, role: role)
+        // The older rows' floors live in the event state until it has caught up, not with the store.
+        var kept = item.store
+        kept.older = [:]
+        let slot = Slot(store: kept, events: events, role: role)
         // A copy replacing an owned one keeps the fence generation raised for it (until `own`
         // raises it again), not 0, which would make its next write find the fence lost.
         slot.generation = slots[item.shard]?.generation ?? 0

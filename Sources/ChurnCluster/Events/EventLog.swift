@@ -173,9 +173,9 @@ enum EventLog {
         return out
     }
 
-    /// The `as_of` of the profiles in `subscriber_profiles` (ms since 1970): the last import's
-    /// (a full refresh as of then — also when it is older than an earlier import's, e.g. a
-    /// re-import of an older extract); nil when none was recorded.
+    /// The `as_of` of the profiles in `subscriber_profiles` (ms since 1970): the last import's, for
+    /// the rows it wrote (also when it is older than an earlier import's, e.g. a re-import of an
+    /// older extract; rows it did not carry: `olderProfiles`); nil when none was recorded.
     static func profilesAsOf(_ c: PostgresConnection) throws -> Int64? {
         let rows = try c.query("SELECT (extract(epoch FROM as_of) * 1000)::bigint FROM churngrid_profile_snapshots ORDER BY id DESC LIMIT 1").rows
         return rows.first.flatMap { $0.first ?? nil }.flatMap(Int64.init)
@@ -186,13 +186,19 @@ enum EventLog {
     /// out), with the `as_of` of the import or generated base that wrote each (ms). A row's
     /// `updated_at` is its writer's transaction time, which is that import's `recorded_at`. Rows
     /// that match no recorded import are taken as of `latest`, as before imports were recorded.
+    /// The latest import records how many rows it left older (`older_rows`): when none, nothing
+    /// is read (the common full refresh costs no second pass over the shards' rows).
     static func olderProfiles(_ c: PostgresConnection, shards: [Int], shardCount: Int, latest: Int64) throws -> [Int: [Int64: Int64]] {
         guard !shards.isEmpty else { return [:] }
+        let left = try c.query("SELECT older_rows FROM churngrid_profile_snapshots ORDER BY id DESC LIMIT 1").scalar
+        if left == "0" { return [:] }
+        // In ms as `latest` is (rounded alike), and never the latest record's own rows.
         let rows = try c.query("""
             SELECT p.subscriber_id, (extract(epoch FROM s.as_of) * 1000)::bigint
             FROM subscriber_profiles p JOIN churngrid_profile_snapshots s ON s.recorded_at = p.updated_at
             WHERE \(ProfileLoader.shardCondition(shards: shards, shardCount: shardCount))
-              AND s.as_of < timestamptz 'epoch' + $1::bigint * interval '1 millisecond'
+              AND (extract(epoch FROM s.as_of) * 1000)::bigint < $1::bigint
+              AND s.id <> (SELECT max(id) FROM churngrid_profile_snapshots)
             """, [String(latest)]).rows
         var out: [Int: [Int64: Int64]] = [:]
         for row in rows {

@@ -100,6 +100,11 @@ final class ShardEvents: @unchecked Sendable {
         subscribers.values.reduce(0) { $0 + $1.window.bytes + 16 + $1.lows.count * 8 + $1.recent.count * 80 } + subscribers.count * 16 + cooldowns.bytes
     }
 
+    /// The event state as it may travel (streamed, or written as a profile snapshot), or nil while
+    /// older rows have not caught up with the log (`olderProfiles`): their floors do not travel,
+    /// so the receiver loads the shard from the table instead, as for a copy with no event state.
+    var travelling: ShardEventSnapshot? { olderProfiles.isEmpty ? snapshot : nil }
+
     var snapshot: ShardEventSnapshot {
         let ids = subscribers.keys.sorted()
         var s = ShardEventSnapshot(shard: shard, appliedSeq: appliedSeq, ids: ids, states: ids.compactMap { subscribers[$0] }, cooldowns: cooldowns)

@@ -248,6 +248,9 @@ public distributed actor WorkerActor {
         }
         let owners = zip(assignment.shards, assignment.roles).filter { $0.1 == .owner }.compactMap { item($0.0) }
         let followers = zip(assignment.shards, assignment.roles).filter { $0.1 == .standby && owned[$0.0] == nil }.compactMap { item($0.0) }
+        // The older rows' floors go to the event state with the items; the copies kept here (and
+        // the shard actors') hold none.
+        for s in loadedFromDatabase { stores[s]?.older = [:] }
         // The shards answer queries at once; their events are refused until the fences are raised
         // and the log replayed on the event thread (in order with what that thread does next).
         // Triggers the senders had not decided go with the copies (queued on the event thread
