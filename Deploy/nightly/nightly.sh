@@ -126,7 +126,7 @@ else
   read -r -a campaign_args <<<"$CHURNGRID_CAMPAIGN_ARGS"
   # One run per night: a re-run of the night (after a failure later on, or by hand) is answered
   # with the run already written instead of contacting the same subscribers again.
-  if [ "${campaign_args[0]}" = run ] && [[ " ${campaign_args[*]} " != *" --request-token "* ]]; then
+  if [ "${campaign_args[0]}" = run ] && [[ " ${campaign_args[*]} " != *" --request-token"* ]]; then
     campaign_args+=(--request-token "nightly-$day")
   fi
   log "running churngrid campaign ${campaign_args[*]}"

@@ -94,6 +94,12 @@ struct CampaignTests {
         #expect(repeated["run_id"] as? Int == runID && repeated["treatment"] as? Int == treatment && repeated["control"] as? Int == control, "\(repeated)")
         #expect(try db.query("SELECT count(*) FROM campaign_runs").scalar == runsBefore)
         #expect(try db.query("SELECT count(*) FROM contact_history").scalar == contactsBefore)
+        // The same token for another campaign file: refused (a token names one intended run), nothing written.
+        let other = dir.appendingPathComponent("other.json").path
+        try Data(Self.campaignJSON.replacingOccurrences(of: "\"budget\": 90", with: "\"budget\": 91").utf8).write(to: URL(fileURLWithPath: other))
+        let reused = await runCommand("\(cli) campaign run --config \(other) --request-token test-run-1 \(target)")
+        #expect(reused.status != 0 && reused.output.contains("request token test-run-1 was used by run \(runID) for another campaign file"), "\(reused.output)")
+        #expect(try db.query("SELECT count(*) FROM campaign_runs").scalar == runsBefore)
         let badToken = await runCommand("\(cli) campaign run --config \(config) --request-token 'no spaces' \(target)")
         #expect(badToken.status == 64 && badToken.output.contains("--request-token"), "\(badToken.output)")
 

@@ -105,10 +105,14 @@ extension CoordinatorActor {
                 throw CampaignRefusal(.invalidArgument, "request token: 1–128 letters, digits and '._:-'", field: "request_token")
             }
             // Asked again (its caller timed out, its connection was cut): the run it wrote, not another.
-            if let earlier = try await database.campaignRunSummary(requestToken: token) {
+            if let earlier = try await database.campaignRun(requestToken: token, config: String(decoding: request.config.elements, as: UTF8.self), job: request.job) {
+                guard earlier.same else {
+                    throw CampaignRefusal(.conflict, "request token \(token) was used by run \(earlier.id) for another campaign file or job: "
+                                          + "give this request a token of its own (a token names one intended run)")
+                }
                 logger.notice("campaign run asked again with its request token: the run it wrote is answered, nothing is decided again",
-                              metadata: ["campaign": "\(campaign.name)", "request": "\(token)"])
-                return earlier
+                              metadata: ["campaign": "\(campaign.name)", "request": "\(token)", "run": "\(earlier.id)"])
+                return earlier.summary
             }
         }
         guard let published = try await database.publishedJob() else {

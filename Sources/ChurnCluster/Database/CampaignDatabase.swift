@@ -82,11 +82,17 @@ extension ClusterDatabase {
         }
     }
 
-    /// The summary of the run written under `requestToken` (the JSON `campaign run --json`
-    /// printed), or nil when none was.
-    func campaignRunSummary(requestToken: String) async throws -> String? {
+    /// The run written under `requestToken`: its id, its summary (the JSON `campaign run --json`
+    /// printed) and whether it was a run of `config` (the campaign file) over `job` (nil: any);
+    /// nil when no run was written under it.
+    func campaignRun(requestToken: String, config: String, job: Int64?) async throws -> (id: String, summary: String, same: Bool)? {
         try await run { c in
-            try c.query("SELECT summary::text FROM campaign_runs WHERE request_token = $1", [requestToken]).scalar
+            guard let row = try c.query("""
+                SELECT run_id, summary::text, config = $2::jsonb AND ($3::bigint IS NULL OR job_id = $3::bigint)
+                FROM campaign_runs WHERE request_token = $1
+                """, [requestToken, config, job.map { String($0) }]).rows.first, row.count == 3,
+                  let id = row[0], let summary = row[1] else { return nil }
+            return (id, summary, row[2] == "t")
         }
     }
 
