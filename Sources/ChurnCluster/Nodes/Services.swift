@@ -176,7 +176,6 @@ public final class CoordinatorService: Service, Sendable {
         if let job = await coordinator.whenLocal({ $0.job() }) ?? nil, job.state == .running {
             do {
                 try await database.fail(job: job.id, reason: "the coordinator was stopped")
-                JobMetrics.ended(completed: false)
             } catch {
                 // The next coordinator to lead fails it (failInterruptedJobs).
                 logger.warning("could not mark the running job failed while stopping; the next coordinator to lead will", metadata: ["job": "\(job.id)", "error": "\(error)"])
@@ -371,6 +370,12 @@ public final class WorkerService: Service, Sendable {
     /// The coordinator endpoint tried first (the last one that answered as leader).
     private let current = Mutex(0)
     private let joinedCluster = Mutex(false)
+    /// The coordinator refused this worker's registration again (it answered the call with an error).
+    private struct RefusedAgain: Error, CustomStringConvertible {
+        let error: RemoteCallError
+        var description: String { "\(error)" }
+    }
+
     /// Heartbeats failed in a row (their first failure, every 60th and the recovery are logged).
     private let heartbeatFailures = Mutex(0)
 
@@ -488,7 +493,9 @@ public final class WorkerService: Service, Sendable {
             if membership == .unknown {
                 joinedCluster.withLock { $0 = false }
                 logger.notice("the coordinator does not count this worker as a member (failed over while unreachable, the coordinator restarted, or a standby took over); joining again")
-                try await join(coordinator)
+                do { try await join(coordinator) } catch let e as RemoteCallError where e.code == .remoteThrew {
+                    throw RefusedAgain(error: e)
+                }
             }
             let failed = heartbeatFailures.withLock { n in defer { n = 0 }; return n }
             if failed > 0 { logger.notice("heartbeats answered again", metadata: ["failed": "\(failed)", "coordinator": "\(coordinator.id.node)"]) }
@@ -496,7 +503,7 @@ public final class WorkerService: Service, Sendable {
             if error is CancellationError || Task.isCancelled { return }  // the worker is stopping
             let n = heartbeatFailures.withLock { n in n += 1; return n }
             guard n == 1 || n % 60 == 0 else { return }
-            let refused = (error as? RemoteCallError)?.code == .remoteThrew
+            let refused = error is RefusedAgain
             logger.log(level: refused ? .error : .warning,
                        refused ? "the coordinator refused this worker when it registered again: it serves nothing until that is fixed (then restart it)"
                                : "heartbeat failed: the worker goes on serving what it holds and tries every second",
