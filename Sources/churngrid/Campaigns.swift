@@ -49,7 +49,13 @@ struct CampaignCommand: ParsableCommand {
                 let summary = try await withCoordinator(target, logger: logger) { client in
                     // A run scores and explains the whole base: minutes on a large one, not the default call timeout.
                     try await ClusterActorSystem.$callTimeout.withValue(.seconds(3600)) {
-                        try await client.coordinator.runCampaign(CampaignRunRequest(config: data, source: config, job: job, requestToken: token))
+                        do {
+                            return try await client.coordinator.runCampaign(CampaignRunRequest(config: data, source: config, job: job, requestToken: token))
+                        } catch let e as RemoteCallError where e.code == .invalidInvocation && e.message.contains("bytes after the last argument") {
+                            // A coordinator of the previous release (a rolling upgrade): it knows no tokens.
+                            FileHandle.standardError.write(Data("the coordinator is of an earlier release and takes no request token: running without one (if this command is cut off, do not run it again before `campaign report` or campaign_runs shows whether it ran)\n".utf8))
+                            return try await client.coordinator.runCampaign(CampaignRunRequest(config: data, source: config, job: job))
+                        }
                     }
                 }
                 if json {

@@ -31,7 +31,12 @@ public struct CampaignRunRequest: Sendable, WireCodable {
         !token.isEmpty && token.utf8.count <= 128 && token.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._:-".unicodeScalars.contains($0)) }
     }
 
-    public func encode(to w: inout WireWriter) { w.write(config); w.write(source); w.write(job); w.write(requestToken) }
+    /// The token is written only when there is one: a coordinator one release older reads the
+    /// request without it (and refuses one with it, which the CLI then sends again without).
+    public func encode(to w: inout WireWriter) {
+        w.write(config); w.write(source); w.write(job)
+        if let requestToken { w.write(Optional(requestToken)) }
+    }
     public init(from r: inout WireReader) throws(WireError) {
         config = try r.read(); source = try r.read(); job = try r.read()
         requestToken = r.remaining > 0 ? try r.read() : nil  // a caller one version older sends none
