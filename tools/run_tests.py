@@ -30,6 +30,10 @@ def main() -> int:
     parser.add_argument("--limit", type=float, default=float(os.environ.get("TEST_TIME_LIMIT", "2400")),
                         help="seconds the test run may take (TEST_TIME_LIMIT, default 2400)")
     parser.add_argument("--log", default=".churngrid/test-output.log", help="a copy of the output")
+    parser.add_argument("--width", type=int, default=int(os.environ.get("TEST_PARALLEL_WIDTH", "32")),
+                        help="tests run at once at most (TEST_PARALLEL_WIDTH, default 32; 0: no limit). Without a "
+                             "limit Swift Testing starts every test at once: on a 2-core machine ~80 clusters of "
+                             "processes then share the cores, and each test's time limit runs for the whole suite")
     parser.add_argument("swift_args", nargs="*", help="more arguments for swift test")
     args = parser.parse_args()
 
@@ -39,7 +43,10 @@ def main() -> int:
     os.makedirs(os.path.dirname(args.log) or ".", exist_ok=True)
     log = open(args.log, "w", encoding="utf-8", errors="replace")
     start = time.monotonic()
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    env = dict(os.environ)
+    if args.width > 0:
+        env.setdefault("SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH", str(args.width))
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
                              start_new_session=True, bufsize=0)
     running: dict[str, int] = {}
     started_at: dict[str, float] = {}

@@ -14,21 +14,33 @@ import TestSupport
 /// skip the events in between.
 @Suite("A profile import during a shard's load", .timeLimit(.minutes(10)))
 struct ImportDuringLoadTests {
+    /// A cluster (no standbys) that took 3,000 events, and worker-1's state of its shards then:
+    /// what a correct reload of them reproduces (no event comes meanwhile).
+    static func eventsThenWorker1State(_ name: String) async throws
+        -> (url: String, cluster: LocalCluster, client: ClusterClient, events: [SubscriberEvent], routing: Routing, moving: [Int], before: [Int: ShardState]) {
+        let (url, cluster, client) = try await EventTests.cluster(name: name, standbys: false)
+        do {
+            let (_, events) = try EventTests.stream(name, events: 3_000)
+            let (acks, _) = try await client.send(events: events, deadline: .seconds(120))
+            #expect(acks.allSatisfy { $0.status == .accepted || $0.status == .duplicate }, "\(Set(acks.map(\.status)))")
+            let routing = try await client.coordinator.routing()
+            let moving = (0..<EventTests.shards).filter { routing.map.owners[$0] == "worker-1" }
+            try #require(!moving.isEmpty)
+            let worker1 = try WorkerActor.resolve(id: ActorID(node: try #require(routing.nodes.first { $0.name == "worker-1" }), name: WorkerActor.name),
+                                                  using: client.system)
+            var before: [Int: ShardState] = [:]
+            for s in moving { before[s] = try await worker1.export(s) }
+            return (url, cluster, client, events, routing, moving, before)
+        } catch {
+            cluster.stop()
+            throw error
+        }
+    }
+
     @Test("worker-1 SIGKILLed (no standby) while the table is locked: worker-2's load of its shards waits in its COPY, an import (newer as_of, one subscriber changed) is started and waits behind it; the lock goes: the load copies the old profiles and replays the events after their as_of, exactly the dead worker's state, and the import commits after it")
     func importDuringLoad() async throws {
-        let (url, cluster, client) = try await EventTests.cluster(name: "import-load", standbys: false)
+        let (url, cluster, client, _, routing, moving, before) = try await Self.eventsThenWorker1State("import-load")
         defer { cluster.stop() }
-        let (_, events) = try EventTests.stream("import-load", events: 3_000)
-        let (acks, _) = try await client.send(events: events, deadline: .seconds(120))
-        #expect(acks.allSatisfy { $0.status == .accepted || $0.status == .duplicate }, "\(Set(acks.map(\.status)))")
-        let routing = try await client.coordinator.routing()
-        let moving = (0..<EventTests.shards).filter { routing.map.owners[$0] == "worker-1" }
-        try #require(!moving.isEmpty)
-        // worker-1's state of its shards: what a correct reload reproduces (no event comes meanwhile).
-        let worker1 = try WorkerActor.resolve(id: ActorID(node: try #require(routing.nodes.first { $0.name == "worker-1" }), name: WorkerActor.name),
-                                              using: client.system)
-        var before: [Int: ShardState] = [:]
-        for s in moving { before[s] = try await worker1.export(s) }
         let db = try PostgresConnection(url: url)
         let id = try #require(try db.query("SELECT min(subscriber_id) FROM subscriber_profiles WHERE churngrid_shard(subscriber_id, $1) = $2",
                                            [String(EventTests.shards), String(moving[0])]).scalar.flatMap(Int64.init))
@@ -82,18 +94,8 @@ struct ImportDuringLoadTests {
 
     @Test("a delta import (one subscriber, newer as_of) after events: worker-1 SIGKILLed, worker-2 loads its shards from the table and replays onto every other subscriber the events received after their own rows' as_of; the imported one is as the file says")
     func deltaImport() async throws {
-        let (url, cluster, client) = try await EventTests.cluster(name: "delta-import", standbys: false)
+        let (url, cluster, client, events, routing, moving, before) = try await Self.eventsThenWorker1State("delta-import")
         defer { cluster.stop() }
-        let (_, events) = try EventTests.stream("delta-import", events: 3_000)
-        let (acks, _) = try await client.send(events: events, deadline: .seconds(120))
-        #expect(acks.allSatisfy { $0.status == .accepted || $0.status == .duplicate }, "\(Set(acks.map(\.status)))")
-        let routing = try await client.coordinator.routing()
-        let moving = (0..<EventTests.shards).filter { routing.map.owners[$0] == "worker-1" }
-        try #require(!moving.isEmpty)
-        let worker1 = try WorkerActor.resolve(id: ActorID(node: try #require(routing.nodes.first { $0.name == "worker-1" }), name: WorkerActor.name),
-                                              using: client.system)
-        var before: [Int: ShardState] = [:]
-        for s in moving { before[s] = try await worker1.export(s) }
         // Subscribers of worker-1's shards that events changed: what the reload must not lose.
         let held = Set(before.values.flatMap(\.ids.elements))
         let touched = Set(events.map(\.subscriberID)).intersection(held)
