@@ -82,9 +82,9 @@ struct CutWriteFaultTests {
                 try holder.execute("LOCK TABLE \(partition) IN SHARE MODE")
             }
             let first = Task {
-                try await ClusterActorSystem.$callTimeout.withValue(.seconds(120)) { try await owner.ingest(EventBatch(events, shards: shards)) }
+                try await ClusterActorSystem.$callTimeout.withValue(.seconds(300)) { try await owner.ingest(EventBatch(events, shards: shards)) }
             }
-            let waiting = try await RescoringTests.eventually("worker-1's write waiting on the lock", timeout: .seconds(120)) {
+            let waiting = try await RescoringTests.eventually("worker-1's write waiting on the lock", timeout: .seconds(300)) {
                 try db.query("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'WITH held AS%'").rows.first?[0].flatMap { $0 }
             }
             func generations() throws -> [[String?]] {
@@ -101,14 +101,14 @@ struct CutWriteFaultTests {
             case .beforeFences:
                 // The owner raises its fences again and replays the log (at its next standby
                 // refresh) while the cut statement still waits in the server.
-                _ = try await RescoringTests.eventually("worker-1's fences raised again after the cut", timeout: .seconds(120)) { () throws -> Bool? in
+                _ = try await RescoringTests.eventually("worker-1's fences raised again after the cut", timeout: .seconds(300)) { () throws -> Bool? in
                     let now = try generations()
                     return now.count == atCut.count && zip(now, atCut).allSatisfy { $0[1] != $1[1] } ? true : nil
                 }
             case .afterFences:
                 // The raise waits for the cut statement (it holds the fences): the shards stay
                 // replaying, their events answered retry.
-                _ = try await RescoringTests.eventually("worker-1's replay waiting for the cut statement", timeout: .seconds(120)) { () async throws -> Bool? in
+                _ = try await RescoringTests.eventually("worker-1's replay waiting for the cut statement", timeout: .seconds(300)) { () async throws -> Bool? in
                     let replaying = try await owner.eventStatus().stats.shardsReplaying
                     let gone = try !stillWaiting()
                     return worker1Log().contains("could not be replayed yet") && replaying > 0 || gone ? true : nil
@@ -141,7 +141,7 @@ struct CutWriteFaultTests {
                 // It committed, and the owner's replay (which waited for it) applies its events.
                 #expect(try logged() == "40")
             }
-            _ = try await RescoringTests.eventually("worker-1 synced again", timeout: .seconds(120)) { () async throws -> Bool? in
+            _ = try await RescoringTests.eventually("worker-1 synced again", timeout: .seconds(300)) { () async throws -> Bool? in
                 try await owner.eventStatus().stats.shardsReplaying == 0 ? true : nil
             }
             // The producer resends (it was told retry): every event is taken once, by the resend or
