@@ -705,7 +705,7 @@ final class Confined: @unchecked Sendable {
             // A copy loaded from PostgreSQL never applies what was received before its profiles'
             // snapshot (`receivedFloor`): its profiles hold those already — but a subscriber whose
             // row is older (the last import did not carry it) gets what was received after its own.
-            let floor = slot.events.receivedFloor > 0 ? min(slot.events.receivedFloor, slot.events.olderProfiles.values.min() ?? .max) : nil
+            let floor = slot.events.replayFloor
             while true {
                 let rows = try EventLog.events(c, shard: s, afterSeq: slot.events.appliedSeq, receivedAfter: floor)
                 if rows.isEmpty {

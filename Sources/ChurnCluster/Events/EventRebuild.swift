@@ -27,7 +27,7 @@ enum EventRebuild {
             let events = ShardEvents(shard: s)
             events.receivedFloor = asOf
             events.olderProfiles = older[s] ?? [:]
-            let floor = min(asOf, events.olderProfiles.values.min() ?? .max)
+            let floor = events.replayFloor
             var ids = Set<String>()
             while true {
                 let rows = try EventLog.events(c, shard: s, afterSeq: events.appliedSeq, receivedAfter: floor)

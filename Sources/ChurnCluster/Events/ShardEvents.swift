@@ -87,6 +87,12 @@ final class ShardEvents: @unchecked Sendable {
 
     init(shard: Int) { self.shard = shard }
 
+    /// The log is read past this receive time (ms) to replay onto the copy: its profiles' snapshot,
+    /// or an older row's own `as_of` when earlier; nil for a copy not loaded from the table.
+    var replayFloor: Int64? {
+        receivedFloor > 0 ? min(receivedFloor, olderProfiles.values.min() ?? .max) : nil
+    }
+
     /// Whether the logged event `row` is not in the copy's profiles yet: received after the
     /// profiles' snapshot, or after the older row of its subscriber (`olderProfiles`).
     func holdsNot(_ row: LoggedEvent) -> Bool {
