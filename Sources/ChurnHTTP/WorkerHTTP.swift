@@ -36,6 +36,7 @@ public final class WorkerHTTP: Service, Sendable {
             Gauge(label: "churngrid_event_shards_blocked", dimensions: [("state", "replaying")]).record(e.stats.shardsReplaying)
             Gauge(label: "churngrid_event_shards_blocked", dimensions: [("state", "waiting")]).record(e.stats.shardsWaiting)
             Gauge(label: "churngrid_event_shards_blocked", dimensions: [("state", "lost")]).record(e.stats.shardsLost)
+            Gauge(label: "churngrid_event_state_bytes").record(e.stats.stateBytes)
         }
     }
 

@@ -28,7 +28,7 @@ struct CoordinatorTakeoverTests {
             _ = try BaseLoader(connection: try PostgresConnection(url: url)).load(SyntheticBase(seed: 29), count: subscribers) { _ in }
         }
         let cluster = try await LocalCluster.start(executable: try churngridExecutable(), postgresURL: url, model: model, workers: 2, threads: 1,
-                                                   shards: shards, coordinatorOptions: ["--lease-seconds", String(lease), "--rejoin-grace", "30"],
+                                                   shards: shards, coordinatorOptions: ["--lease-seconds", String(lease), "--rejoin-grace", "30", "--http", "127.0.0.1:0"],
                                                    coordinators: 2, logDirectory: "/tmp/churngrid-test-\(getpid())-\(name)", logger: logger)
         let client = try await ClusterClient.connect(cluster.coordinatorEndpoint, logger: logger)
         return (url, cluster, client)
@@ -155,6 +155,16 @@ struct CoordinatorTakeoverTests {
         #expect(lease?[0] == "2" && lease?[1] == "coordinator-2", "\(String(describing: lease))")
         let interrupted = try db.query("SELECT state, term FROM scoring_jobs WHERE id = $1", [String(first)]).rows.first
         #expect(interrupted?[0] == "failed" && interrupted?[1] == "1", "\(String(describing: interrupted))")
+        // The alert's gauge (ChurnGridJobFailed): the new leader read the failure it marked, which a
+        // counter born with it in would not show as an increase.
+        let fetched = await runCommand("curl -sf \(shellQuoted(try await cluster.httpURL(of: "coordinator-2") + "/metrics"))")
+        #expect(fetched.status == 0, "coordinator-2's /metrics: \(fetched.output)")
+        let metrics = fetched.output
+        let failedAt = metrics.split(separator: "\n").first { $0.hasPrefix("churngrid_last_failed_job_timestamp_seconds ") }
+            .flatMap { $0.split(separator: " ").last }.flatMap { Double($0) }
+        let failedRow = try db.query("SELECT extract(epoch FROM finished_at)::float8 FROM scoring_jobs WHERE id = $1", [String(first)]).scalar.flatMap(Double.init)
+        #expect(failedAt != nil && failedRow != nil && abs((failedAt ?? 0) - (failedRow ?? -9)) < 1, "the new leader's last failed job time \(String(describing: failedAt)) is the interrupted job's end \(String(describing: failedRow))")
+        #expect(metrics.contains("churngrid_last_completed_job_timestamp_seconds "), "a cluster that never completed a job shows its creation time")
         let cliStatus = try await waiting.wait(timeout: .seconds(120))
         #expect(cliStatus == 1, "rescore --wait exits 1 for a failed job: \(waiting.log)")
         #expect(waiting.log.contains("\"failed\"") && waiting.log.contains("coordinator stopped"), "rescore --wait followed the takeover: \(waiting.log)")

@@ -209,15 +209,24 @@ public final class CoordinatorService: Service, Sendable {
     /// coordinator actor (workers re-register and keep the shards they host).
     private func lead(term: Int64) async throws -> CoordinatorActor {
         let interrupted = try await database.failInterruptedJobs(reason: "the coordinator stopped while the job was running")
-        // The job counters exist from the lead on (at 0), so that `increase()` sees this process's
-        // first job of either outcome (a series born at 1 shows no increase); jobs this lead failed
-        // count as failed. The last completion's time is the database's until this process completes one.
+        // The job counters exist from the lead on (at 0); jobs this lead failed count as failed.
+        // The alerts read the last completion's and failure's times, the database's until this
+        // process ends a job (a failure marked just now included).
         JobMetrics.started(failedNow: interrupted.count)
         if !interrupted.isEmpty { logger.warning("jobs interrupted by a coordinator stop were marked failed", metadata: ["jobs": "\(interrupted)"]) }
         do {
-            if let last = try await database.lastCompletedJobTime() { JobMetrics.completed(at: last) }
+            JobMetrics.record(try await database.jobTimes())
         } catch {
-            logger.warning("could not read when the last job completed (churngrid_last_completed_job_timestamp_seconds stays unset until a job completes)", metadata: ["error": "\(error)"])
+            logger.warning("could not read when jobs last completed and failed: read again every 30 s until it can be", metadata: ["error": "\(error)"])
+            Task { [database, logger] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(30))
+                    guard let times = try? await database.jobTimes() else { continue }
+                    JobMetrics.record(times)
+                    logger.info("read when jobs last completed and failed", metadata: ["completed": "\(times.lastCompleted.map { String($0) } ?? "never")"])
+                    return
+                }
+            }
         }
         // The --model file must read what the profiles can hold (checked as `models add` checks),
         // and the trigger rules too.
