@@ -103,7 +103,7 @@ public struct ProfileImport: Sendable {
     /// for the subscribers a later (delta) import did not carry.
     /// - Throws: `ProfileImport.SchemaMismatch` when the file was read by a schema other than the
     ///   one in force; `PostgresError`. Nothing is written then.
-    public func upsert(into connection: PostgresConnection, asOf: Int64? = nil) throws -> Report {
+    public func upsert(into connection: PostgresConnection, asOf: Int64? = nil, progress: (Stage) -> Void = { _ in }) throws -> Report {
         let inForce = try FeatureSchemaStore.current(connection)
         try Self.check(schema, against: inForce)
         let columns = schema.names.joined(separator: ", ")
@@ -117,15 +117,18 @@ public struct ProfileImport: Sendable {
                 """)
             try connection.copyIn("COPY import_profiles (subscriber_id, \(columns)) FROM STDIN (FORMAT binary)") { writer in
                 var encoder = BinaryCopyEncoder()
+                let step = max(1, ids.count / 10)
                 for r in ids.indices {
                     encoder.beginRow(fields: features.count + 1)
                     encoder.int64(ids[r])
                     for column in features { encoder.float32OrNull(column[r]) }
                     if encoder.bytes.count >= 1 << 20 { try writer.write(encoder.take()) }
+                    if (r + 1) % step == 0 && r + 1 < ids.count { progress(.staging(rows: r + 1, of: ids.count)) }
                 }
                 encoder.finish()
                 try writer.write(encoder.take())
             }
+            progress(.merging(rows: ids.count))
             if let asOf {
                 try connection.query("INSERT INTO churngrid_profile_snapshots (as_of, source) VALUES (timestamptz 'epoch' + $1::bigint * interval '1 millisecond', 'import')",
                                      [String(asOf)])
@@ -145,6 +148,7 @@ public struct ProfileImport: Sendable {
                 """)
             // The rows this file did not carry (as of an earlier import): loads look their own as_of
             // up only when there are some.
+            progress(.countingOlder)
             try connection.execute("""
                 UPDATE churngrid_profile_snapshots SET older_rows = (SELECT count(*) FROM subscriber_profiles WHERE updated_at <> now())
                 WHERE id = (SELECT max(id) FROM churngrid_profile_snapshots)
@@ -156,6 +160,15 @@ public struct ProfileImport: Sendable {
             try? connection.execute("ROLLBACK")
             throw error
         }
+    }
+
+    /// Where an upsert is (for a command's progress): the rows staged by COPY so far, then the
+    /// merge into `subscriber_profiles` (one statement: the long part of a large import, with no
+    /// finer progress), then the count of the rows left older.
+    public enum Stage: Equatable, Sendable {
+        case staging(rows: Int, of: Int)
+        case merging(rows: Int)
+        case countingOlder
     }
 
     /// A file read by a schema that is not the one in force.

@@ -198,7 +198,9 @@ extension EventCatalogue {
         the log first (after a write whose outcome is unknown or a takeover whose replay did not finish;
         their events are answered `retry`, and they replay once PostgreSQL answers, without waiting
         for the next event), waiting for PostgreSQL to raise their fences, or held by a newer owner
-        (metric `churngrid_event_shards_blocked{state}`, alert `ChurnGridEventShardsBlocked`).
+        (metric `churngrid_event_shards_blocked{state}`, alert `ChurnGridEventShardsBlocked`). A worker
+        whose figures did not come is named with the error (`status --json`: `events_unanswered`). The
+        state's bytes are also `churngrid_event_state_bytes` on the worker's `/metrics`.
 
         ## Triggers
 

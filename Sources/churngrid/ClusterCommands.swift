@@ -452,7 +452,7 @@ struct StatusCommand: AsyncParsableCommand {
                 return (status, report, (try? await client.coordinator.challengerList()) ?? [])
             }
             let events = report.answered
-            if json { try printJSON(StatusWithEvents(status: status, events: events)); return }
+            if json { try printJSON(StatusWithEvents(status: status, events: events, unanswered: report.unanswered)); return }
             print("coordinator \(status.coordinator)")
             let challenger = status.challenger.map { String(format: " (challenger %@ for %.2f%% of live answers)", $0.version, $0.percent) } ?? ""
             print("shards \(status.shardCount), epoch \(status.epoch), model \(status.modelVersion)\(challenger), unassigned \(status.unassignedShards), moving \(status.movingShards)")
@@ -545,7 +545,20 @@ struct NodesCommand: AsyncParsableCommand {
             try await reportingClusterErrors {
                 let start = ContinuousClock.now
                 let moved = try await withCoordinator(target, logger: logger) { client in
-                    try await ClusterActorSystem.$callTimeout.withValue(.seconds(3600)) { try await client.coordinator.drain(node) }
+                    // Progress on standard error every 5 s while the coordinator moves the shards:
+                    // how many the worker still owns and hosts as a standby.
+                    let progress = Task { [node] in
+                        while !Task.isCancelled {
+                            try? await Task.sleep(for: .seconds(5))
+                            guard !Task.isCancelled else { return }
+                            let nodes = await briefly { try await client.coordinator.nodes() }
+                            guard let info = nodes?.first(where: { $0.name == node }) else { continue }
+                            let line = "  \(node) \(info.state.rawValue): \(info.shards) shards still owned, \(info.standbyShards) standby copies (\(Int((ContinuousClock.now - start) / .seconds(1))) s)"
+                            FileHandle.standardError.write(Data((line + "\n").utf8))
+                        }
+                    }
+                    defer { progress.cancel() }
+                    return try await ClusterActorSystem.$callTimeout.withValue(.seconds(3600)) { try await client.coordinator.drain(node) }
                 }
                 print("\(node) drained: \(moved) shards moved in \(ContinuousClock.now - start); it has left the cluster")
             }
@@ -780,15 +793,22 @@ struct ScoreWithEvents: Encodable {
     }
 }
 
-/// `status --json`: the cluster's keys, and each worker's event figures under `events`.
+/// `status --json`: the cluster's keys, each worker's event figures under `events`, and under
+/// `events_unanswered` the workers whose figures did not come, each with the error (a frozen or
+/// lost worker is named, not left out; `{}` when every worker answered).
 struct StatusWithEvents: Encodable {
     let status: ClusterStatus
     let events: [WorkerEventStatus]
-    enum Keys: String, CodingKey { case events }
+    let unanswered: [String: String]
+    enum Keys: String, CodingKey {
+        case events
+        case unanswered = "events_unanswered"
+    }
     func encode(to encoder: Encoder) throws {
         try status.encode(to: encoder)
         var c = encoder.container(keyedBy: Keys.self)
         try c.encode(events, forKey: .events)
+        try c.encode(unanswered, forKey: .unanswered)
     }
 }
 

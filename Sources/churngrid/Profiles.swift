@@ -110,8 +110,21 @@ struct ProfilesCommand: ParsableCommand {
                 let inForce = try FeatureSchemaStore.current(connection)
                 let byFile = try schema.map { path in try FeatureSchema.parse(try readSchemaFile(path), source: path) }
                 if let byFile { try ProfileImport.check(byFile, against: inForce) }  // before reading the whole export
+                // Progress on standard error, one line a stage (the answer stays on standard output).
+                let start = ContinuousClock.now
+                func say(_ text: String) {
+                    FileHandle.standardError.write(Data(String(format: "  %@ (%.1f s)\n", text, Double((ContinuousClock.now - start) / .milliseconds(1)) / 1000).utf8))
+                }
+                say("reading \(input)")
                 let file = try ProfileImport(path: input, schema: byFile ?? inForce.schema)
-                let report = try file.upsert(into: connection, asOf: asOfMillis)
+                say("read and checked \(file.ids.count) profiles; staging them in PostgreSQL")
+                let report = try file.upsert(into: connection, asOf: asOfMillis) { stage in
+                    switch stage {
+                    case .staging(let rows, let total): say("staged \(rows)/\(total) profiles")
+                    case .merging(let rows): say("staged \(rows) profiles; merging them into subscriber_profiles")
+                    case .countingOlder: say("merged; counting the rows this import left older")
+                    }
+                }
                 print("\(report.inserted) subscribers added, \(report.updated) updated")
             }
         }

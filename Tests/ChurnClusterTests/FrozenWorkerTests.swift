@@ -31,14 +31,28 @@ struct FrozenWorkerTests {
         let pid = try #require(cluster.pid("worker-1"))
 
         kill(pid, SIGSTOP)
+        // An operator's `status --json` while it is frozen: a worker whose event figures do not
+        // come is named under events_unanswered, not left out.
+        let status = try ChildProcess(try churngridExecutable(), ["status", "--json"] + cluster.clientOptions,
+                                      logPath: "/tmp/churngrid-test-\(getpid())-frozen-status.log")
         var failedOver = false
         for _ in 0..<300 {
             let names = try await client.coordinator.nodes().map(\.name)
             if names == ["worker-2"] { failedOver = true; break }
             try await Task.sleep(for: .milliseconds(100))
         }
+        #expect(try await status.wait(timeout: .seconds(60)) == 0, "\(status.log)")
         kill(pid, SIGCONT)
         try #require(failedOver, "worker-1 was never failed over while frozen")
+        let line = try #require(status.log.split(separator: "\n").first { $0.hasPrefix("{") }, "status --json printed no JSON: \(status.log)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let unanswered = try #require(json["events_unanswered"] as? [String: String], "no events_unanswered: \(line)")
+        let answered = ((json["events"] as? [[String: Any]]) ?? []).compactMap { $0["name"] as? String }
+        let listed = ((json["workers"] as? [[String: Any]]) ?? []).compactMap { $0["name"] as? String }
+        #expect(answered == ["worker-2"], "\(line)")
+        // Every worker the status lists is answered or named; worker-1, frozen, never answers.
+        #expect(listed.allSatisfy { answered.contains($0) || unanswered[$0] != nil }, "\(line)")
+        #expect(listed.contains("worker-1") == (unanswered["worker-1"] != nil), "\(line)")
 
         var back: [NodeInfo] = []
         for _ in 0..<300 {

@@ -55,8 +55,14 @@ struct StartAndReloadTests {
         let earlier = try #require(try await client.coordinator.status().shardLoads?.first { $0.worker == "worker-2" }, "no load counters from worker-2")
         let pid = try #require(cluster.pid("worker-1"))
         kill(pid, SIGKILL)
-        let settled = try await status(client) { $0.workers.map(\.name) == ["worker-2"] && $0.unassignedShards == 0 && $0.movingShards == 0 }
-        let s = try #require(settled, "worker-2 did not take over worker-1's shards")
+        // Owned is not yet loaded: a shard counts as it finishes loading, so wait for the counters
+        // too (before, a count read while the last shards still loaded came out short).
+        let settled = try await status(client) { s in
+            guard s.workers.map(\.name) == ["worker-2"], s.unassignedShards == 0, s.movingShards == 0,
+                  let now = s.shardLoads?.first(where: { $0.worker == "worker-2" }) else { return false }
+            return now.fromTable + now.fromSnapshot + now.streamed - earlier.fromTable - earlier.fromSnapshot - earlier.streamed >= moved
+        }
+        let s = try #require(settled, "worker-2 did not take over (and load) worker-1's \(moved) shards")
         var loads = try #require(s.shardLoads?.first { $0.worker == "worker-2" }, "no load counters from worker-2")
         // What the takeover loaded (worker-2 may have loaded shards from the table at the start).
         loads.fromTable -= earlier.fromTable

@@ -263,6 +263,8 @@ struct FeatureSchemaStoreTests {
         let csv = try ProfileImportTests.write([header, "7,\(cells),5,no,Month-to-month,19.5"].joined(separator: "\n"))
         let imported = await runCommand("\(cli) profiles import --schema \(schemaPath) --input \(csv) --postgres \(url)")
         #expect(imported.status == 0 && imported.output.contains("1 subscribers added, 0 updated"), "\(imported.output)")
+        // Its progress, a line a stage on standard error.
+        #expect(imported.output.contains("read and checked 1 profiles") && imported.output.contains("merging them into subscriber_profiles"), "\(imported.output)")
         let plain = await runCommand("\(cli) profiles import --input \(csv) --postgres \(url)")
         #expect(plain.status == 0 && plain.output.contains("0 subscribers added, 1 updated"), "by the schema in force: \(plain.output)")
 

@@ -17,6 +17,23 @@ struct ProfileDatabaseTests {
         #expect(columns.rows.map { $0[0]! } == ["subscriber_id", "shard_key"] + FeatureCatalogue.names + ["updated_at"])
     }
 
+    @Test("docs/operations.md's backup list names every table the schema makes")
+    func backupListComplete() async throws {
+        let db = try PostgresConnection(url: try await TestDatabase.fresh())
+        try ProfileSchema.migrate(db)
+        let tables = try db.query("""
+            SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 1
+            """).rows.compactMap { $0.first ?? nil }
+        #expect(tables.count > 30)
+        let text = try String(contentsOf: TestDatabase.packageRoot.appendingPathComponent("docs/operations.md"), encoding: .utf8)
+        let start = try #require(text.range(of: "What lives in PostgreSQL, and therefore in the backup:"))
+        let end = try #require(text.range(of: "Not in PostgreSQL", range: start.upperBound..<text.endIndex))
+        let section = text[start.upperBound..<end.lowerBound]
+        let missing = tables.filter { !section.contains("`\($0)`") }
+        #expect(missing.isEmpty, "tables docs/operations.md's backup list does not name: \(missing)")
+    }
+
     @Test("SQL computes the same shard key and shard as Swift")
     func shardKeyParity() async throws {
         let db = try PostgresConnection(url: try await TestDatabase.fresh())
@@ -186,7 +203,10 @@ struct ProfileImportTests {
         let first = try ProfileImport(path: try Self.write(Self.csv(ids: ["1", "2", "3"], extraHeader: ",churned_30d") { r, j in
             j == 2 ? "" : (j == 3 ? "NaN" : "\(r + 1)")
         }))
-        #expect(try first.upsert(into: db) == .init(inserted: 3, updated: 0))
+        var stages: [ProfileImport.Stage] = []
+        let report = try first.upsert(into: db) { stages.append($0) }
+        #expect(report == .init(inserted: 3, updated: 0))
+        #expect(stages == [.staging(rows: 1, of: 3), .staging(rows: 2, of: 3), .merging(rows: 3), .countingOlder], "\(stages)")
         let second = try ProfileImport(path: try Self.write(Self.csv(ids: ["3", "4"]) { r, j in "\(10 * (r + 1))" }))
         #expect(try second.upsert(into: db) == .init(inserted: 1, updated: 1))
         let rows = try db.query("SELECT subscriber_id, tenure_months, days_to_contract_end, days_to_promo_end FROM subscriber_profiles ORDER BY 1").rows
