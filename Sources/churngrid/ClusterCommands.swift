@@ -545,22 +545,17 @@ struct NodesCommand: AsyncParsableCommand {
             try await reportingClusterErrors {
                 let start = ContinuousClock.now
                 let moved = try await withCoordinator(target, logger: logger) { client in
-                    // Progress on standard error every 5 s while the coordinator moves the shards:
-                    // how many the worker still owns and hosts as a standby.
-                    let progress = Task { [node] in
-                        while !Task.isCancelled {
-                            try? await Task.sleep(for: .seconds(5))
-                            guard !Task.isCancelled else { return }
-                            let nodes = await briefly { try await client.coordinator.nodes() }
-                            guard let info = nodes?.first(where: { $0.name == node }) else { continue }
-                            let line = "  \(node) \(info.state.rawValue): \(info.shards) shards still owned, \(info.standbyShards) standby copies (\(Int((ContinuousClock.now - start) / .seconds(1))) s)"
-                            FileHandle.standardError.write(Data((line + "\n").utf8))
-                        }
+                    // Progress every 5 s while the coordinator moves the shards: how many the worker
+                    // still owns and hosts as a standby.
+                    try await withProgress({ [node] in
+                        guard let info = await briefly({ try await client.coordinator.nodes() })?.first(where: { $0.name == node }) else { return nil }
+                        return "\(node) \(info.state.rawValue): \(info.shards) shards still owned, \(info.standbyShards) standby copies"
+                    }) {
+                        try await ClusterActorSystem.$callTimeout.withValue(.seconds(3600)) { try await client.coordinator.drain(node) }
                     }
-                    defer { progress.cancel() }
-                    return try await ClusterActorSystem.$callTimeout.withValue(.seconds(3600)) { try await client.coordinator.drain(node) }
                 }
-                print("\(node) drained: \(moved) shards moved in \(ContinuousClock.now - start); it has left the cluster")
+                print(String(format: "%@ drained: %d shards moved in %.1f s; it has left the cluster", node, moved,
+                             Double((ContinuousClock.now - start) / .milliseconds(1)) / 1000))
             }
         }
     }

@@ -20,7 +20,18 @@ struct ProfileSnapshotCommand: AsyncParsableCommand {
         try await reportingClusterErrors {
             // Writing every shard takes a while on a large base (the workers write in parallel).
             let report = try await withCoordinator(target, logger: logger) { client in
-                try await ClusterActorSystem.$callTimeout.withValue(.seconds(3600)) { try await client.coordinator.snapshotProfiles() }
+                let write = { try await ClusterActorSystem.$callTimeout.withValue(.seconds(3600)) { try await client.coordinator.snapshotProfiles() } }
+                if json { return try await write() }
+                // Progress every 5 s: the shards written so far (the workers count each batch as it commits).
+                @Sendable func written() async -> (Int, Int)? {
+                    guard let s = await briefly({ try await client.coordinator.status() }), let loads = s.shardLoads else { return nil }
+                    return (loads.map(\.snapshotsWritten).reduce(0, +), s.shardCount)
+                }
+                let before = await written()?.0 ?? 0
+                return try await withProgress({
+                    guard let (now, shards) = await written() else { return nil }
+                    return "\(max(0, now - before)) of \(shards) shards snapshotted"
+                }, write)
             }
             if json {
                 try printJSON(report)

@@ -103,6 +103,7 @@ extension WorkerActor {
             for e in entries {
                 if written.contains(e.header.shard) {
                     report.written += 1
+                    loadCounts.snapshotsWritten += 1  // as each batch commits (`profiles snapshot`'s progress)
                     report.subscribers += e.subscribers
                     report.bytes += e.bytes.count
                 } else {
@@ -111,7 +112,6 @@ extension WorkerActor {
             }
         }
         report.seconds = seconds(ContinuousClock.now - start)
-        loadCounts.snapshotsWritten += report.written
         logger.notice("profile snapshots written", metadata: ["shards": "\(report.written)", "subscribers": "\(report.subscribers)",
                                                              "bytes": "\(report.bytes)", "skipped": "\(report.skipped.count)",
                                                              "seconds": "\(report.seconds)"])
