@@ -149,10 +149,9 @@ public struct ProfileImport: Sendable {
             // The rows this file did not carry (as of an earlier import): loads look their own as_of
             // up only when there are some.
             progress(.countingOlder)
-            try connection.execute("""
-                UPDATE churngrid_profile_snapshots SET older_rows = (SELECT count(*) FROM subscriber_profiles WHERE updated_at <> now())
-                WHERE id = (SELECT max(id) FROM churngrid_profile_snapshots)
-                """)
+            // In the same pass: the earliest as_of the rows are still as of (the retention keeps the
+            // events a load would replay onto them).
+            try connection.execute(ProfileImport.olderRowsUpdate)
             try connection.execute("COMMIT")
             let row = counts.rows.first ?? []
             return Report(inserted: Int(row.first.flatMap { $0 } ?? "0") ?? 0, updated: Int(row.last.flatMap { $0 } ?? "0") ?? 0)
@@ -161,6 +160,18 @@ public struct ProfileImport: Sendable {
             throw error
         }
     }
+
+    /// Sets the latest record's `older_rows` (rows as of an earlier import) and `oldest_as_of` (the
+    /// earliest `as_of` of the imports the rows are still as of, the latest's included), in one pass
+    /// over `subscriber_profiles` grouped by `updated_at` (each import's transaction time).
+    public static let olderRowsUpdate = """
+        WITH d AS (SELECT updated_at, count(*) AS n FROM subscriber_profiles GROUP BY updated_at),
+             latest AS (SELECT max(id) AS id FROM churngrid_profile_snapshots)
+        UPDATE churngrid_profile_snapshots SET
+            older_rows = (SELECT coalesce(sum(n), 0) FROM d WHERE updated_at <> now()),
+            oldest_as_of = (SELECT min(s.as_of) FROM d JOIN churngrid_profile_snapshots s ON s.recorded_at = d.updated_at)
+        WHERE id = (SELECT id FROM latest)
+        """
 
     /// Where an upsert is (for a command's progress): the rows staged by COPY so far, then the
     /// merge into `subscriber_profiles` (one statement: the long part of a large import, with no

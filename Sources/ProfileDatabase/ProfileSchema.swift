@@ -745,6 +745,13 @@ public enum ProfileSchema {
             -- look-up; NULL (recorded before): unknown, looked up.
             ALTER TABLE churngrid_profile_snapshots ADD COLUMN older_rows bigint;
             """),
+        Migration(version: 25, name: "the oldest import rows are still as of", sql: """
+            -- The earliest as_of among the imports whose rows subscriber_profiles still holds (this one's
+            -- included), counted in the same pass as older_rows: the event log's retention keeps what a
+            -- load from the table would replay onto the oldest of them. NULL (recorded before): unknown,
+            -- worked out once by the retention and stored.
+            ALTER TABLE churngrid_profile_snapshots ADD COLUMN oldest_as_of timestamptz;
+            """),
     ]
 
     /// Applies the migrations `connection`'s database lacks.

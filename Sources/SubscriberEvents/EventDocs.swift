@@ -160,10 +160,11 @@ extension EventCatalogue {
           a copy never applies an event received before that time, also after it moves. A subscriber
           whose row the last import did not carry (a delta import, or one the extract left out) is
           as of the import that wrote its row: the events received after that one's `as_of` are
-          replayed onto it (its row's `updated_at` names that import), as far back as the log still
-          holds them: the retention never drops a partition a load would replay after the last
-          import's `as_of`, but it follows that one only, so a row no import has carried for longer
-          than `--event-retention-days` gets the events still kept. A copy that arrives with no
+          replayed onto it (its row's `updated_at` names that import): the retention never drops a
+          partition a load would replay onto the oldest such row (each import records the earliest
+          `as_of` its rows are still as of, `oldest_as_of`, counted in the pass that counts them).
+          Under delta imports the log is therefore kept back to the oldest row's import, and the
+          coordinator says so (below) until a full refresh carries every row again. A copy that arrives with no
           event state (from a peer one version older, or sent before its older rows caught up with
           the log) is loaded from PostgreSQL instead. A standby copy follows the log every
           2 seconds and replays the rest when it is promoted.
@@ -185,7 +186,7 @@ extension EventCatalogue {
         - Retention: the coordinator creates the daily partitions ahead and drops those older than
           `--event-retention-days` (default 30) every hour, for the events and `retention_triggers`.
           A partition a load from PostgreSQL would still replay is kept whatever the setting: events
-          received after the profiles' `as_of` may be up to 7 days late, so partitions from 9 days
+          received after the profiles' `as_of` (the oldest row's, above) may be up to 7 days late, so partitions from 9 days
           before `as_of` on stay until the next refresh moves it (the coordinator warns, and sets
           `churngrid_event_log_held_by_profiles` to 1, while stale profiles hold the log past the
           retention; `churngrid_event_log_oldest_timestamp_seconds` is how far back it goes). Duplicates are detected only

@@ -3,6 +3,7 @@ import Foundation
 import Postgres
 import ProfileDatabase
 import SubscriberEvents
+import SubscriberProfiles
 import Testing
 import TestSupport
 
@@ -50,6 +51,38 @@ struct EventRetentionTests {
             let older = Int64(asOfDay - 3) * Timestamp.millisPerDay
             try c.query("INSERT INTO churngrid_profile_snapshots (as_of, source) VALUES (timestamptz 'epoch' + $1::bigint * interval '1 millisecond', 'import')", [String(older)])
             #expect(try EventLog.profilesAsOf(c) == older)
+        }
+    }
+
+    @Test("after a delta import, the rows it did not carry hold the log from their own import's as_of: a load replays onto them from there")
+    func deltaImportHoldsTheLog() async throws {
+        try await Self.withLog { c, today in
+            func importing(_ ids: [Int], asOfDay: Int) throws {
+                let header = "subscriber_id," + FeatureCatalogue.names.joined(separator: ",")
+                let zeros = Array(repeating: "0", count: FeatureCatalogue.count).joined(separator: ",")
+                let path = FileManager.default.temporaryDirectory.appendingPathComponent("cg-retention-\(UUID()).csv").path
+                try ([header] + ids.map { "\($0),\(zeros)" }).joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+                _ = try ProfileImport(path: path).upsert(into: c, asOf: Int64(asOfDay) * Timestamp.millisPerDay)
+            }
+            // A full import 40 days back, then a delta of one subscriber 2 days back.
+            try importing([1_000_000_001, 1_000_000_002, 1_000_000_003], asOfDay: today - 40)
+            try importing([1_000_000_002], asOfDay: today - 2)
+            let record = try c.query("SELECT older_rows, (extract(epoch FROM oldest_as_of) * 1000)::bigint FROM churngrid_profile_snapshots ORDER BY id DESC LIMIT 1").rows.first
+            #expect(record == ["2", String(Int64(today - 40) * Timestamp.millisPerDay)], "\(String(describing: record))")
+            #expect(try EventLog.replayedFrom(c) == Int64(today - 40) * Timestamp.millisPerDay)
+            // Retention 10 days: the last import alone would let everything before today − 11 go;
+            // the two rows as of 40 days back keep the log (45 days of partitions here) whole.
+            let pruned = try EventLog.dropPartitions(c, olderThan: 10, today: Int32(today))
+            #expect(!pruned.dropped.contains { $0.hasPrefix("subscriber_events_") } && pruned.heldByProfiles && pruned.keptFromDay == today - 45, "\(pruned)")
+            // An import recorded by the previous release (no oldest_as_of): worked out once and kept.
+            try c.execute("UPDATE churngrid_profile_snapshots SET oldest_as_of = NULL")
+            #expect(try EventLog.replayedFrom(c) == Int64(today - 40) * Timestamp.millisPerDay)
+            #expect(try c.query("SELECT oldest_as_of IS NOT NULL FROM churngrid_profile_snapshots ORDER BY id DESC LIMIT 1").scalar == "t")
+            // A full refresh carries every row again: the log follows its as_of alone.
+            try importing([1_000_000_001, 1_000_000_002, 1_000_000_003], asOfDay: today - 1)
+            #expect(try EventLog.replayedFrom(c) == Int64(today - 1) * Timestamp.millisPerDay)
+            let after = try EventLog.dropPartitions(c, olderThan: 10, today: Int32(today))
+            #expect(after.dropped.contains { $0.hasPrefix("subscriber_events_") } && after.keptFromDay == today - 10, "\(after)")
         }
     }
 

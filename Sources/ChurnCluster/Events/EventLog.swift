@@ -52,7 +52,9 @@ enum EventLog {
         // Never the events a load from PostgreSQL would still replay (received after the newest
         // profile snapshot): partitions go by the day of `at`, and an event received after `as_of`
         // may be up to the allowed lateness older than it.
-        if let asOf = try profilesAsOf(c) {
+        // The oldest of them: rows a later (delta) import did not carry replay from their own
+        // import's as_of on.
+        if let asOf = try replayedFrom(c) {
             cutoff = min(cutoff, Int(Timestamp.floorDiv(asOf, Timestamp.millisPerDay)) - WindowedState.allowedLatenessDays - 2)
         }
         // Nor those a load from a profile snapshot would replay (received after it was taken, so
@@ -176,6 +178,30 @@ enum EventLog {
     /// The `as_of` of the profiles in `subscriber_profiles` (ms since 1970): the last import's, for
     /// the rows it wrote (also when it is older than an earlier import's, e.g. a re-import of an
     /// older extract; rows it did not carry: `olderProfiles`); nil when none was recorded.
+    /// The earliest `as_of` a load from `subscriber_profiles` replays from (ms): the last import's,
+    /// or, when it left rows as of earlier imports, the earliest of those (`oldest_as_of`, counted
+    /// by the import; for an import recorded by an earlier release, worked out here once and
+    /// stored). nil when no import was recorded.
+    static func replayedFrom(_ c: PostgresConnection) throws -> Int64? {
+        let row = try c.query("""
+            SELECT id, (extract(epoch FROM as_of) * 1000)::bigint, older_rows, (extract(epoch FROM oldest_as_of) * 1000)::bigint
+            FROM churngrid_profile_snapshots ORDER BY id DESC LIMIT 1
+            """).rows.first
+        guard let row, row.count == 4, let id = row[0], let latest = row[1].flatMap(Int64.init) else { return nil }
+        if row[2] == "0" { return latest }
+        if let oldest = row[3].flatMap(Int64.init) { return min(latest, oldest) }
+        // Not behind an import in progress (it locks the table for its whole run): tried again next time.
+        try c.execute("SET lock_timeout TO '5s'")
+        defer { try? c.execute("SET lock_timeout TO 0") }
+        let worked = try c.query("""
+            WITH d AS (SELECT DISTINCT updated_at FROM subscriber_profiles)
+            UPDATE churngrid_profile_snapshots SET oldest_as_of =
+                (SELECT min(s.as_of) FROM d JOIN churngrid_profile_snapshots s ON s.recorded_at = d.updated_at)
+            WHERE id = $1::bigint RETURNING (extract(epoch FROM oldest_as_of) * 1000)::bigint
+            """, [id]).scalar.flatMap(Int64.init)
+        return min(latest, worked ?? latest)
+    }
+
     static func profilesAsOf(_ c: PostgresConnection) throws -> Int64? {
         let rows = try c.query("SELECT (extract(epoch FROM as_of) * 1000)::bigint FROM churngrid_profile_snapshots ORDER BY id DESC LIMIT 1").rows
         return rows.first.flatMap { $0.first ?? nil }.flatMap(Int64.init)
