@@ -29,18 +29,23 @@ struct GenerateBase: ParsableCommand {
     @Option(help: "Write a CSV file (subscriber_id, the features, churned_30d).")
     var out: String?
 
-    @Option(help: "Replace subscriber_profiles in this PostgreSQL database (URL).")
+    @Option(help: "Replace subscriber_profiles in this PostgreSQL database (URL without a password: PGPASSWORD or PGPASSFILE).")
     var postgres: String?
+
+    @Flag(help: "Replace subscriber_profiles in the PostgreSQL of CHURNGRID_POSTGRES_URL (a URL with its password stays out of the process list). Never implied: it replaces the base.")
+    var postgresFromEnvironment = false
 
     func validate() throws {
         guard subscribers >= 1 else { throw ValidationError("--subscribers must be at least 1") }
-        guard (out == nil) != (postgres == nil) else { throw ValidationError("give exactly one of --out FILE.csv and --postgres URL") }
+        guard [out != nil, postgres != nil, postgresFromEnvironment].filter({ $0 }).count == 1 else {
+            throw ValidationError("give exactly one of --out FILE.csv, --postgres URL and --postgres-from-environment")
+        }
     }
 
     func run() throws {
         let base = SyntheticBase(seed: seed)
         let bar = ProgressBar(label: "generating", total: subscribers)
-        if let postgres {
+        if postgres != nil || postgresFromEnvironment {
             try reportingErrors {
                 let connection = try PostgresConnection(url: try postgresURL(option: postgres))
                 let report = try BaseLoader(connection: connection).load(base, count: subscribers) { p in

@@ -34,6 +34,17 @@ struct ProfileDatabaseTests {
         #expect(missing.isEmpty, "tables docs/operations.md's backup list does not name: \(missing)")
     }
 
+    @Test("generate --postgres-from-environment fills the database of CHURNGRID_POSTGRES_URL (no URL in argv); never implied")
+    func generateFromEnvironment() async throws {
+        let url = try await TestDatabase.fresh()
+        let cli = shellQuoted(try churngridExecutable())
+        let made = await runCommand("CHURNGRID_POSTGRES_URL=\(shellQuoted(url)) \(cli) generate --subscribers 50 --postgres-from-environment")
+        #expect(made.status == 0 && made.output.contains("50 subscribers into"), "\(made.output)")
+        #expect(try PostgresConnection(url: url).query("SELECT count(*) FROM subscriber_profiles").scalar == "50")
+        let implied = await runCommand("CHURNGRID_POSTGRES_URL=\(shellQuoted(url)) \(cli) generate --subscribers 50")
+        #expect(implied.status == 64 && implied.output.contains("--postgres-from-environment"), "\(implied.output)")
+    }
+
     @Test("SQL computes the same shard key and shard as Swift")
     func shardKeyParity() async throws {
         let db = try PostgresConnection(url: try await TestDatabase.fresh())
