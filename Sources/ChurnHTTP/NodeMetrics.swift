@@ -59,7 +59,7 @@ public enum MetricCatalogue {
         "churngrid_queries_shed_total": "Live queries submitted without waiting that were shed at once: too many already waited for their worker, or too many were going the single-query way.",
         "churngrid_call_duration_seconds": "Latency of the distributed calls this node makes, from the call to its reply or failure, by method.",
         "churngrid_jobs_total": "Rescoring jobs ended, by outcome (completed or failed), since this coordinator took the lead (both at 0 from then).",
-        "churngrid_last_completed_job_timestamp_seconds": "When the last rescoring job completed (seconds since 1970; read from PostgreSQL when the coordinator takes the lead); when none ever did, when the cluster's schema was made.",
+        "churngrid_last_completed_job_timestamp_seconds": "When the last rescoring job completed (seconds since 1970; read from PostgreSQL when the coordinator takes the lead); when none ever did, when the cluster first led.",
         "churngrid_last_failed_job_timestamp_seconds": "When the last rescoring job failed (seconds since 1970; read from PostgreSQL when the coordinator takes the lead, the jobs that lead failed included); absent while none ever failed.",
         "churngrid_model_drift_psi_max": "The last measured job's highest population stability index, over the model's features and the score (act from 0.25).",
         "churngrid_model_drift_features": "The model's features (and the score) at each drift level in the last measured job: stable, watch (PSI >= 0.1), act (>= 0.25).",

@@ -200,7 +200,8 @@ extension EventCatalogue {
         their events are answered `retry`, and they replay once PostgreSQL answers, without waiting
         for the next event), waiting for PostgreSQL to raise their fences, or held by a newer owner
         (metric `churngrid_event_shards_blocked{state}`, alert `ChurnGridEventShardsBlocked`). A worker
-        whose figures did not come is named with the error (`status --json`: `events_unanswered`). The
+        whose figures did not come is named with the error (`status --json`: `events_unanswered`, by
+        worker name; `events_error` when the workers could not be listed). The
         state's bytes are also `churngrid_event_state_bytes` on the worker's `/metrics`.
 
         ## Triggers

@@ -445,14 +445,15 @@ struct StatusCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = makeLogger("churngrid.status")
         try await reportingClusterErrors {
-            let (status, report, challengers) = try await withCoordinator(target, logger: logger) { client in
+            let (status, report, routingError, challengers) = try await withCoordinator(target, logger: logger) { client in
                 let status = try await client.coordinator.status()
-                let report: (answered: [WorkerEventStatus], unanswered: [String: String])
-                do { report = try await client.eventStatusReport() } catch { report = ([], ["(routing)": "\(error)"]) }
-                return (status, report, (try? await client.coordinator.challengerList()) ?? [])
+                var report: (answered: [WorkerEventStatus], unanswered: [String: String]) = ([], [:])
+                var routingError: String?
+                do { report = try await client.eventStatusReport() } catch { routingError = "\(error)" }
+                return (status, report, routingError, (try? await client.coordinator.challengerList()) ?? [])
             }
             let events = report.answered
-            if json { try printJSON(StatusWithEvents(status: status, events: events, unanswered: report.unanswered)); return }
+            if json { try printJSON(StatusWithEvents(status: status, events: events, unanswered: report.unanswered, error: routingError)); return }
             print("coordinator \(status.coordinator)")
             let challenger = status.challenger.map { String(format: " (challenger %@ for %.2f%% of live answers)", $0.version, $0.percent) } ?? ""
             print("shards \(status.shardCount), epoch \(status.epoch), model \(status.modelVersion)\(challenger), unassigned \(status.unassignedShards), moving \(status.movingShards)")
@@ -471,6 +472,7 @@ struct StatusCommand: AsyncParsableCommand {
                              Double(w.residentBytes) / 1e6, w.cores))
             }
             // A worker whose event figures did not come is named, not left out.
+            if let routingError { print("  events: the workers could not be listed (\(routingError))") }
             for (name, error) in report.unanswered.sorted(by: { $0.key < $1.key }) {
                 print("  \(name)  events: no answer (\(error))")
             }
@@ -789,21 +791,25 @@ struct ScoreWithEvents: Encodable {
 }
 
 /// `status --json`: the cluster's keys, each worker's event figures under `events`, and under
-/// `events_unanswered` the workers whose figures did not come, each with the error (a frozen or
-/// lost worker is named, not left out; `{}` when every worker answered).
+/// `events_unanswered` the workers whose figures did not come, by name, each with the error (a
+/// frozen or lost worker is named, not left out; `{}` when every worker answered). When the
+/// workers could not even be listed, `events_error` says why.
 struct StatusWithEvents: Encodable {
     let status: ClusterStatus
     let events: [WorkerEventStatus]
     let unanswered: [String: String]
+    let error: String?
     enum Keys: String, CodingKey {
         case events
         case unanswered = "events_unanswered"
+        case error = "events_error"
     }
     func encode(to encoder: Encoder) throws {
         try status.encode(to: encoder)
         var c = encoder.container(keyedBy: Keys.self)
         try c.encode(events, forKey: .events)
         try c.encode(unanswered, forKey: .unanswered)
+        try c.encodeIfPresent(error, forKey: .error)
     }
 }
 

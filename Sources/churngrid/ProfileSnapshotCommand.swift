@@ -22,15 +22,18 @@ struct ProfileSnapshotCommand: AsyncParsableCommand {
             let report = try await withCoordinator(target, logger: logger) { client in
                 let write = { try await ClusterActorSystem.$callTimeout.withValue(.seconds(3600)) { try await client.coordinator.snapshotProfiles() } }
                 if json { return try await write() }
-                // Progress every 5 s: the shards written so far (the workers count each batch as it commits).
-                @Sendable func written() async -> (Int, Int)? {
+                // Progress every 5 s: the shards written so far (each worker counts its batches as
+                // they commit; a worker's count from before this run is taken off; a worker that did
+                // not answer then or now is left out of the sum), of the shards with an owner.
+                @Sendable func written() async -> (byWorker: [String: Int], owned: Int)? {
                     guard let s = await briefly({ try await client.coordinator.status() }), let loads = s.shardLoads else { return nil }
-                    return (loads.map(\.snapshotsWritten).reduce(0, +), s.shardCount)
+                    return (Dictionary(loads.map { ($0.worker, $0.snapshotsWritten) }, uniquingKeysWith: max), s.shardCount - s.unassignedShards)
                 }
-                let before = await written()?.0 ?? 0
+                let before = await written()?.byWorker
                 return try await withProgress({
-                    guard let (now, shards) = await written() else { return nil }
-                    return "\(max(0, now - before)) of \(shards) shards snapshotted"
+                    guard let before, let (now, owned) = await written() else { return nil }
+                    let done = now.reduce(0) { sum, w in sum + max(0, w.value - (before[w.key] ?? w.value)) }
+                    return "\(done) of \(owned) owned shards snapshotted"
                 }, write)
             }
             if json {

@@ -283,13 +283,14 @@ final class ClusterDatabase: @unchecked Sendable {
 
     /// When the last job completed (seconds since 1970), or nil when none has: what a coordinator
     /// that takes the lead reports until its own first job completes.
-    /// When jobs last completed and failed, and when the cluster's schema was made.
+    /// When jobs last completed and failed, and when the cluster was made (its first lead: now
+    /// when this is it).
     func jobTimes() async throws -> JobTimes {
         try await run { c in
             let row = try c.query("""
                 SELECT (SELECT extract(epoch FROM max(finished_at))::float8 FROM scoring_jobs WHERE state = 'completed'),
                        (SELECT extract(epoch FROM max(finished_at))::float8 FROM scoring_jobs WHERE state = 'failed'),
-                       (SELECT extract(epoch FROM min(applied_at))::float8 FROM churngrid_schema_migrations)
+                       extract(epoch FROM coalesce((SELECT created_at FROM churngrid_cluster), now()))::float8
                 """).rows.first
             func value(_ i: Int) -> Double? { row.flatMap { i < $0.count ? $0[i] : nil }.flatMap(Double.init) }
             return JobTimes(lastCompleted: value(0), lastFailed: value(1), created: value(2))

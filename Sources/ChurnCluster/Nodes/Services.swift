@@ -151,6 +151,16 @@ public final class CoordinatorService: Service, Sendable {
             }
         }
         defer { partitions.cancel() }
+        // When jobs last completed and failed (the alerts' gauges), if the lead could not read it.
+        let jobTimes = Task {
+            while !Task.isCancelled && !JobMetrics.timesRead {
+                try? await Task.sleep(for: .seconds(30))
+                guard !Task.isCancelled, let times = try? await database.jobTimes() else { continue }
+                JobMetrics.record(times)
+                logger.info("read when jobs last completed and failed", metadata: ["completed": "\(times.lastCompleted.map { String($0) } ?? "never")"])
+            }
+        }
+        defer { jobTimes.cancel() }
         // The live campaign's capacity and budget, leased to the workers (docs/retention.md, "Real time").
         let leases = Task {
             while !Task.isCancelled {
@@ -217,16 +227,8 @@ public final class CoordinatorService: Service, Sendable {
         do {
             JobMetrics.record(try await database.jobTimes())
         } catch {
+            // Read again every 30 s while this coordinator leads (`run`).
             logger.warning("could not read when jobs last completed and failed: read again every 30 s until it can be", metadata: ["error": "\(error)"])
-            Task { [database, logger] in
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: .seconds(30))
-                    guard let times = try? await database.jobTimes() else { continue }
-                    JobMetrics.record(times)
-                    logger.info("read when jobs last completed and failed", metadata: ["completed": "\(times.lastCompleted.map { String($0) } ?? "never")"])
-                    return
-                }
-            }
         }
         // The --model file must read what the profiles can hold (checked as `models add` checks),
         // and the trigger rules too.
