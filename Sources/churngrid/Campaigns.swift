@@ -48,13 +48,20 @@ struct CampaignCommand: ParsableCommand {
                 if !json { FileHandle.standardError.write(Data("deciding campaign \(campaign.name) over the published job …\n".utf8)) }
                 let summary = try await withCoordinator(target, logger: logger) { client in
                     // A run scores and explains the whole base: minutes on a large one, not the default call timeout.
-                    try await ClusterActorSystem.$callTimeout.withValue(.seconds(3600)) {
-                        do {
-                            return try await client.coordinator.runCampaign(CampaignRunRequest(config: data, source: config, job: job, requestToken: token))
-                        } catch let e as RemoteCallError where e.code == .invalidInvocation && e.message.contains("bytes after the last argument") {
-                            // A coordinator of the previous release (a rolling upgrade): it knows no tokens.
-                            FileHandle.standardError.write(Data("the coordinator is of an earlier release and takes no request token: running without one (if this command is cut off, do not run it again before `campaign report` or campaign_runs shows whether it ran)\n".utf8))
-                            return try await client.coordinator.runCampaign(CampaignRunRequest(config: data, source: config, job: job))
+                    // Its stage every 5 s on standard error (not with --json; nothing from a coordinator
+                    // of an earlier release, which has no such call).
+                    try await withProgress({ [json] in
+                        guard !json, let line = await briefly({ try await client.coordinator.campaignRunProgress() }), !line.isEmpty else { return nil }
+                        return line
+                    }) {
+                        try await ClusterActorSystem.$callTimeout.withValue(.seconds(3600)) {
+                            do {
+                                return try await client.coordinator.runCampaign(CampaignRunRequest(config: data, source: config, job: job, requestToken: token))
+                            } catch let e as RemoteCallError where e.code == .invalidInvocation && e.message.contains("bytes after the last argument") {
+                                // A coordinator of the previous release (a rolling upgrade): it knows no tokens.
+                                FileHandle.standardError.write(Data("the coordinator is of an earlier release and takes no request token: running without one (if this command is cut off, do not run it again before `campaign report` or campaign_runs shows whether it ran)\n".utf8))
+                                return try await client.coordinator.runCampaign(CampaignRunRequest(config: data, source: config, job: job))
+                            }
                         }
                     }
                 }

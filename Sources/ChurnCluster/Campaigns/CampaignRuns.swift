@@ -104,7 +104,7 @@ extension CoordinatorActor {
         guard !erasing else { throw CampaignRefusal(.conflict, "subscribers are being erased; run the campaign when the erasure has finished") }
         guard !deploying else { throw CampaignRefusal(.conflict, "a model is being deployed; run the campaign when the deployment has finished") }
         campaignBusy = true
-        defer { campaignBusy = false }
+        defer { campaignBusy = false; campaignProgress.begin(.idle) }
         if let token = request.requestToken {
             guard CampaignRunRequest.validToken(token) else {
                 throw CampaignRefusal(.invalidArgument, "request token: 1–128 letters, digits and '._:-'", field: "request_token")
@@ -137,7 +137,7 @@ extension CoordinatorActor {
         logger.info("campaign run started", metadata: ["campaign": "\(campaign.name)", "job": "\(published.id)", "offers": "\(campaign.offers.count)"])
 
         // First pass: the distribution of values if retained → the tiers' cut values.
-        let histograms = try await everyShardPass(what: "values") { actor in
+        let histograms = try await everyShardPass(what: "values", progress: campaignProgress) { actor in
             try ValueHistogram(encodedBytes: try await actor.campaignValues(CLVWire(clv)).elements)
         }
         var merged = ValueHistogram()
@@ -153,7 +153,7 @@ extension CoordinatorActor {
         // Second pass: every shard's candidates.
         let request = CampaignDecisionRequest(campaign: request.config.elements, source: request.source, clv: CLVWire(clv), cuts: tiers.cuts)
         let shardCount = shardCount, version = model.version
-        let parts = try await everyShardPass(what: "candidates") { actor in try await actor.campaignCandidates(request) }
+        let parts = try await everyShardPass(what: "candidates", progress: campaignProgress) { actor in try await actor.campaignCandidates(request) }
         var scanned = 0, inCell = 0
         for (shard, part) in parts {
             guard part.shard == shard, part.modelVersion == version,
@@ -167,6 +167,7 @@ extension CoordinatorActor {
         let decided = ContinuousClock.now
 
         // The contact policy, the control group and the fill.
+        campaignProgress.begin(.fill(candidates: parts.reduce(0) { $0 + $1.1.count }))
         let policy = ContactPolicy(campaign: campaign)
         let now = Int64(started.timeIntervalSince1970)
         let rows = try await database.contactPolicyRows(contactsSince: now - Int64(policy.historyDays) * 86_400,
@@ -256,6 +257,7 @@ extension CoordinatorActor {
             // after all is found (`writeCampaignRun`), so the caller is told one run and its
             // contacts are written once.
             let liveSince = rows.readAtMillis
+            campaignProgress.begin(.writing(actions: actions.count))
             (runID, dropped) = try await writingAgainWhileUnavailable(
                 "the campaign run's write waits for it (an earlier try that committed is found, not written again)",
                 metadata: ["campaign": "\(name)", "request": "\(record.requestToken)"],
@@ -287,11 +289,13 @@ extension CoordinatorActor {
     /// shard whose call fails is asked again (its owner may have changed) up to three times.
     func everyShardPass<T: Sendable>(what: String, of owner: String = "campaign",
                                      otherwise: String = "nothing was written — run it again once `churngrid status` shows every shard ready",
+                                     progress: CampaignProgress? = nil,
                                      _ call: @escaping @Sendable (ShardActor) async throws -> T) async throws -> [(Int, T)] {
         var results: [Int: T] = [:]
         var failures: [Int: String] = [:]
         for attempt in 0..<3 {
             let (owners, missing) = readyOwners()
+            if attempt == 0 { progress?.begin(.pass(what), shards: owners.count + missing.count) }
             let pending = owners.filter { results[$0.shard] == nil }
             if pending.isEmpty && missing.allSatisfy({ results[$0] != nil }) { break }
             if attempt > 0 { try await Task.sleep(for: .milliseconds(500)) }
@@ -309,6 +313,7 @@ extension CoordinatorActor {
                                 do {
                                     let actor = try ShardActor.resolve(shard: shard, on: node, using: system)
                                     out.append((shard, .success(try await ClusterActorSystem.$callTimeout.withValue(timeout) { try await call(actor) })))
+                                    progress?.shardAnswered()
                                 } catch {
                                     out.append((shard, .failure(error)))
                                 }
@@ -362,6 +367,12 @@ extension CoordinatorActor {
     }
 
     /// A run's treatment actions on one channel, as CSV (header first), for the channel's system.
+    /// Where the campaign run in progress is, one line (`campaign run`'s progress); "" when none
+    /// is deciding.
+    public distributed func campaignRunProgress() -> String {
+        campaignProgress.line
+    }
+
     public distributed func exportCampaign(run: Int64, channel: String) async throws -> String {
         guard let c = Channel(rawValue: channel) else {
             throw CampaignRefusal(.invalidArgument, "channel '\(channel)': one of \(Channel.allCases.map(\.rawValue).joined(separator: ", "))", field: "channel")

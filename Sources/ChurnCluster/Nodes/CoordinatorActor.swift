@@ -153,6 +153,8 @@ public distributed actor CoordinatorActor {
     private var membershipBusy = false
     /// A campaign run is deciding (one at a time: each reads the contacts the previous one wrote).
     var campaignBusy = false
+    /// Where the campaign run in progress is (`campaignRunProgress()`).
+    let campaignProgress = CampaignProgress()
     /// An erasure is running (`erase(subscribers:)`): jobs and campaign runs wait for it.
     var erasing = false
     /// Outcome imports under way (an erasure is refused meanwhile: their rows could land after its deletes).
@@ -1387,6 +1389,7 @@ extension CoordinatorActor: AccessControlled {
         "revokeToken(name:)": Role.admins,
         "tokens()": Role.admins,
         "runCampaign(_:)": Role.operators,
+        "campaignRunProgress()": Role.readers,
         "exportCampaign(run:channel:)": Role.operators,
         "campaignReport(run:windowDays:)": Role.operators,
         "importOutcomes(_:)": Role.operators,
