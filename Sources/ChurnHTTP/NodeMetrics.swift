@@ -82,7 +82,7 @@ public enum MetricCatalogue {
         "churngrid_event_state_bytes": "Bytes of real-time event state (the windowed day buckets) held by this worker, owned and standby shards together: 1.1-1.6 KB per subscriber with events.",
         "churngrid_profile_subscribers": "Subscribers held by this worker as owner.",
         "churngrid_event_log_oldest_timestamp_seconds": "Start (Unix time) of the oldest day of events kept after the last retention pass (the leader's, hourly).",
-        "churngrid_event_log_held_by_profiles": "1 when the profiles' old as_of keeps event partitions the retention would drop (a load from subscriber_profiles replays them): import fresh profiles.",
+        "churngrid_event_log_held_by_profiles": "1 when the profiles' old as_of keeps event partitions the retention would drop (a load from subscriber_profiles replays them onto rows as of an old import): import profiles carrying those subscribers, or erase those no extract carries any more.",
         "churngrid_event_shards_blocked": "Owned shards whose events this worker does not take now, by state: replaying (the log is read back first; events answered retry), waiting (PostgreSQL away at the takeover), lost (a newer owner holds the fence).",
         "churngrid_api_sessions": "Dashboard sessions open on this coordinator.",
         "churngrid_events_applied_total": "Subscriber events logged and applied by this worker.",

@@ -169,7 +169,7 @@ public struct ProfileImport: Sendable {
              latest AS (SELECT max(id) AS id FROM churngrid_profile_snapshots)
         UPDATE churngrid_profile_snapshots SET
             older_rows = (SELECT coalesce(sum(n), 0) FROM d WHERE updated_at <> now()),
-            oldest_as_of = (SELECT min(s.as_of) FROM d JOIN churngrid_profile_snapshots s ON s.recorded_at = d.updated_at)
+            oldest_as_of = coalesce((SELECT min(s.as_of) FROM d JOIN churngrid_profile_snapshots s ON s.recorded_at = d.updated_at), as_of)
         WHERE id = (SELECT id FROM latest)
         """
 

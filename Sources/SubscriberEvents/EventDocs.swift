@@ -164,7 +164,8 @@ extension EventCatalogue {
           partition a load would replay onto the oldest such row (each import records the earliest
           `as_of` its rows are still as of, `oldest_as_of`, counted in the pass that counts them).
           Under delta imports the log is therefore kept back to the oldest row's import, and the
-          coordinator says so (below) until a full refresh carries every row again. A copy that arrives with no
+          coordinator says so (below) until an import carries those rows again or their subscribers
+          are erased (rows no extract carries any more, e.g. departed subscribers, hold it until then). A copy that arrives with no
           event state (from a peer one version older, or sent before its older rows caught up with
           the log) is loaded from PostgreSQL instead. A standby copy follows the log every
           2 seconds and replays the rest when it is promoted.
@@ -187,7 +188,7 @@ extension EventCatalogue {
           `--event-retention-days` (default 30) every hour, for the events and `retention_triggers`.
           A partition a load from PostgreSQL would still replay is kept whatever the setting: events
           received after the profiles' `as_of` (the oldest row's, above) may be up to 7 days late, so partitions from 9 days
-          before `as_of` on stay until the next refresh moves it (the coordinator warns, and sets
+          before `as_of` on stay until a refresh moves it (the coordinator warns, and sets
           `churngrid_event_log_held_by_profiles` to 1, while stale profiles hold the log past the
           retention; `churngrid_event_log_oldest_timestamp_seconds` is how far back it goes). Duplicates are detected only
           while their day's partition is kept.

@@ -70,6 +70,10 @@ struct EventRetentionTests {
             let record = try c.query("SELECT older_rows, (extract(epoch FROM oldest_as_of) * 1000)::bigint FROM churngrid_profile_snapshots ORDER BY id DESC LIMIT 1").rows.first
             #expect(record == ["2", String(Int64(today - 40) * Timestamp.millisPerDay)], "\(String(describing: record))")
             #expect(try EventLog.replayedFrom(c) == Int64(today - 40) * Timestamp.millisPerDay)
+            // The retention keeps from where a load replays: the loader's own floor for the older rows.
+            let latest = try #require(try EventLog.profilesAsOf(c))
+            let floors = try EventLog.olderProfiles(c, shards: [0], shardCount: 1, latest: latest)
+            #expect(floors[0]?.values.min() == (try EventLog.replayedFrom(c)), "\(floors)")
             // Retention 10 days: the last import alone would let everything before today − 11 go;
             // the two rows as of 40 days back keep the log (45 days of partitions here) whole.
             let pruned = try EventLog.dropPartitions(c, olderThan: 10, today: Int32(today))
@@ -77,6 +81,12 @@ struct EventRetentionTests {
             // An import recorded by the previous release (no oldest_as_of): worked out once and kept.
             try c.execute("UPDATE churngrid_profile_snapshots SET oldest_as_of = NULL")
             #expect(try EventLog.replayedFrom(c) == Int64(today - 40) * Timestamp.millisPerDay)
+            #expect(try c.query("SELECT oldest_as_of IS NOT NULL FROM churngrid_profile_snapshots ORDER BY id DESC LIMIT 1").scalar == "t")
+            // Rows that match no recorded import (loaded before imports were recorded) count as of
+            // the last import, as the loader takes them: worked out once, never NULL again.
+            try c.execute("UPDATE subscriber_profiles SET updated_at = timestamptz '2001-01-01'")
+            try c.execute("UPDATE churngrid_profile_snapshots SET oldest_as_of = NULL")
+            #expect(try EventLog.replayedFrom(c) == Int64(today - 2) * Timestamp.millisPerDay)
             #expect(try c.query("SELECT oldest_as_of IS NOT NULL FROM churngrid_profile_snapshots ORDER BY id DESC LIMIT 1").scalar == "t")
             // A full refresh carries every row again: the log follows its as_of alone.
             try importing([1_000_000_001, 1_000_000_002, 1_000_000_003], asOfDay: today - 1)

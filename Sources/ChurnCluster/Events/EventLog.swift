@@ -42,6 +42,8 @@ enum EventLog {
         var dropped: [String]
         var keptFromDay: Int
         var heldByProfiles: Bool
+        /// The `as_of` a load from the table replays from (`replayedFrom`), which holds the log.
+        var replayedFromMillis: Int64? = nil
     }
 
     /// Drops the daily partitions of events and triggers whose whole day is older than
@@ -49,12 +51,13 @@ enum EventLog {
     static func dropPartitions(_ c: PostgresConnection, olderThan retentionDays: Int, today day: Int32) throws -> Pruned {
         let byRetention = Int(day) - max(retentionDays, partitionDaysBehind + 1)
         var cutoff = byRetention
-        // Never the events a load from PostgreSQL would still replay (received after the newest
-        // profile snapshot): partitions go by the day of `at`, and an event received after `as_of`
+        // Never the events a load from PostgreSQL would still replay (received after the profiles'
+        // as_of): partitions go by the day of `at`, and an event received after `as_of`
         // may be up to the allowed lateness older than it.
         // The oldest of them: rows a later (delta) import did not carry replay from their own
         // import's as_of on.
-        if let asOf = try replayedFrom(c) {
+        let replayed = try replayedFrom(c)
+        if let asOf = replayed {
             cutoff = min(cutoff, Int(Timestamp.floorDiv(asOf, Timestamp.millisPerDay)) - WindowedState.allowedLatenessDays - 2)
         }
         // Nor those a load from a profile snapshot would replay (received after it was taken, so
@@ -83,7 +86,7 @@ enum EventLog {
         // Held by the profiles only when a partition the retention alone would have dropped is
         // still there (today when the log has no partition).
         let oldest = partitions.filter { $0.day >= cutoff && $0.name.hasPrefix("subscriber_events_") }.map(\.day).min() ?? Int(day)
-        return Pruned(dropped: rows, keptFromDay: oldest, heldByProfiles: oldest < byRetention)
+        return Pruned(dropped: rows, keptFromDay: oldest, heldByProfiles: oldest < byRetention, replayedFromMillis: replayed)
     }
 
     /// Keeps the highest sequence number logged for `shards` (every shard with an owner when nil)
@@ -175,9 +178,6 @@ enum EventLog {
         return out
     }
 
-    /// The `as_of` of the profiles in `subscriber_profiles` (ms since 1970): the last import's, for
-    /// the rows it wrote (also when it is older than an earlier import's, e.g. a re-import of an
-    /// older extract; rows it did not carry: `olderProfiles`); nil when none was recorded.
     /// The earliest `as_of` a load from `subscriber_profiles` replays from (ms): the last import's,
     /// or, when it left rows as of earlier imports, the earliest of those (`oldest_as_of`, counted
     /// by the import; for an import recorded by an earlier release, worked out here once and
@@ -196,12 +196,15 @@ enum EventLog {
         let worked = try c.query("""
             WITH d AS (SELECT DISTINCT updated_at FROM subscriber_profiles)
             UPDATE churngrid_profile_snapshots SET oldest_as_of =
-                (SELECT min(s.as_of) FROM d JOIN churngrid_profile_snapshots s ON s.recorded_at = d.updated_at)
+                coalesce((SELECT min(s.as_of) FROM d JOIN churngrid_profile_snapshots s ON s.recorded_at = d.updated_at), as_of)
             WHERE id = $1::bigint RETURNING (extract(epoch FROM oldest_as_of) * 1000)::bigint
             """, [id]).scalar.flatMap(Int64.init)
         return min(latest, worked ?? latest)
     }
 
+    /// The `as_of` of the profiles in `subscriber_profiles` (ms since 1970): the last import's, for
+    /// the rows it wrote (also when it is older than an earlier import's, e.g. a re-import of an
+    /// older extract; rows it did not carry: `olderProfiles`); nil when none was recorded.
     static func profilesAsOf(_ c: PostgresConnection) throws -> Int64? {
         let rows = try c.query("SELECT (extract(epoch FROM as_of) * 1000)::bigint FROM churngrid_profile_snapshots ORDER BY id DESC LIMIT 1").rows
         return rows.first.flatMap { $0.first ?? nil }.flatMap(Int64.init)

@@ -132,8 +132,13 @@ public final class CoordinatorService: Service, Sendable {
                     Gauge(label: "churngrid_event_log_held_by_profiles").record(pruned.heldByProfiles ? 1 : 0)
                     if pruned.heldByProfiles {
                         // The log grows by a day a day until the profiles are refreshed.
-                        logger.warning("the event log is kept beyond its retention: a load from subscriber_profiles would replay it (their as_of is old); import fresh profiles to let it go",
-                                       metadata: ["kept_days": "\(keptDays)", "retention_days": "\(retention)"])
+                        logger.warning("""
+                            the event log is kept beyond its retention: a load from subscriber_profiles would replay it onto rows as of \
+                            an old import; import profiles carrying those subscribers (a delta or an extract that leaves them out \
+                            keeps their old rows), or erase the subscribers no extract carries any more, to let it go
+                            """,
+                                       metadata: ["kept_days": "\(keptDays)", "retention_days": "\(retention)",
+                                                  "replayed_from": "\(pruned.replayedFromMillis.map(Timestamp.format) ?? "?")"])
                     }
                 } catch {
                     logger.warning("could not maintain the event log's partitions", metadata: ["error": "\(error)"])
