@@ -1,5 +1,6 @@
 @testable import ChurnCluster
 import Foundation
+import Logging
 import Postgres
 import ProfileDatabase
 import SubscriberEvents
@@ -57,13 +58,7 @@ struct EventRetentionTests {
     @Test("after a delta import, the rows it did not carry hold the log from their own import's as_of: a load replays onto them from there")
     func deltaImportHoldsTheLog() async throws {
         try await Self.withLog { c, today in
-            func importing(_ ids: [Int], asOfDay: Int) throws {
-                let header = "subscriber_id," + FeatureCatalogue.names.joined(separator: ",")
-                let zeros = Array(repeating: "0", count: FeatureCatalogue.count).joined(separator: ",")
-                let path = FileManager.default.temporaryDirectory.appendingPathComponent("cg-retention-\(UUID()).csv").path
-                try ([header] + ids.map { "\($0),\(zeros)" }).joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
-                _ = try ProfileImport(path: path).upsert(into: c, asOf: Int64(asOfDay) * Timestamp.millisPerDay)
-            }
+            func importing(_ ids: [Int], asOfDay: Int) throws { try Self.importing(c, ids, asOfDay: asOfDay) }
             // A full import 40 days back, then a delta of one subscriber 2 days back.
             try importing([1_000_000_001, 1_000_000_002, 1_000_000_003], asOfDay: today - 40)
             try importing([1_000_000_002], asOfDay: today - 2)
@@ -94,6 +89,39 @@ struct EventRetentionTests {
             let after = try EventLog.dropPartitions(c, olderThan: 10, today: Int32(today))
             #expect(after.dropped.contains { $0.hasPrefix("subscriber_events_") } && after.keptFromDay == today - 10, "\(after)")
         }
+    }
+
+    @Test("erasing the subscribers whose rows hold the log lets it go: the retention works its floor out again")
+    func erasureReleasesTheLog() async throws {
+        let url = try await TestDatabase.fresh()
+        let today = Int(Timestamp.floorDiv(Int64(Date().timeIntervalSince1970 * 1000), Timestamp.millisPerDay))
+        try await onOwnThread {
+            let c = try PostgresConnection(url: url)
+            try ProfileSchema.migrate(c)
+            try Self.importing(c, [1_000_000_001, 1_000_000_002, 1_000_000_003], asOfDay: today - 40)
+            try Self.importing(c, [1_000_000_002], asOfDay: today - 2)
+            #expect(try EventLog.replayedFrom(c) == Int64(today - 40) * Timestamp.millisPerDay)
+        }
+        let db = try await ClusterDatabase.open(url: url, connections: 1, logger: Logger(label: "test.retention"))
+        defer { db.close() }
+        let taken = try await db.acquireLease(replacing: nil, holder: "test", endpoint: "tcp://127.0.0.1:1")
+        db.lead(term: try #require(taken.term))
+        _ = try await db.erase([1_000_000_001, 1_000_000_003], shardCount: 1,
+                               audit: AuditEntry(actor: "test", roles: "admin", credential: "-", action: "erase", target: "2", outcome: "ok"))
+        try await onOwnThread {
+            let c = try PostgresConnection(url: url)
+            #expect(try EventLog.replayedFrom(c) == Int64(today - 2) * Timestamp.millisPerDay, "only the delta's row is left")
+        }
+    }
+
+    /// Imports profiles of `ids` (every feature 0) taken on `asOfDay`.
+    static func importing(_ c: PostgresConnection, _ ids: [Int], asOfDay: Int) throws {
+        let header = "subscriber_id," + FeatureCatalogue.names.joined(separator: ",")
+        let zeros = Array(repeating: "0", count: FeatureCatalogue.count).joined(separator: ",")
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("cg-retention-\(UUID()).csv").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try ([header] + ids.map { "\($0),\(zeros)" }).joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        _ = try ProfileImport(path: path).upsert(into: c, asOf: Int64(asOfDay) * Timestamp.millisPerDay)
     }
 
     @Test("a young log (partitions from 5 days back) under profiles 40 days old: no partition is held past the retention, so nothing is said")

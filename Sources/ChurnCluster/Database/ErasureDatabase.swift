@@ -53,6 +53,11 @@ extension ClusterDatabase {
                     }
                     out.snapshots = try count("SELECT count(*) FROM churngrid_shard_snapshots", [])
                     out.rows["subscriber_profiles"] = try count("WITH d AS (DELETE FROM subscriber_profiles WHERE subscriber_id = ANY($1::bigint[]) RETURNING 1) SELECT count(*) FROM d")
+                    // The rows gone may be the oldest the event log is kept for: the retention works
+                    // the floor out again (EventLog.replayedFrom), so erasing them lets the log go.
+                    if (out.rows["subscriber_profiles"] ?? 0) > 0 {
+                        try c.execute("UPDATE churngrid_profile_snapshots SET oldest_as_of = NULL WHERE id = (SELECT max(id) FROM churngrid_profile_snapshots) AND older_rows <> 0")
+                    }
                     let after = try c.query("SELECT generation FROM churngrid_profile_generation").scalar.flatMap { Int64($0) } ?? before
                     out.generation = (before, after)
                 } else {
