@@ -167,7 +167,7 @@ struct ErasureClusterTests {
         #expect(lateStatus == 5, "events replay exit \(lateStatus)")
 
         // worker-1 dies: its standbys take over, and they do not hold the victims either.
-        let (_, moved) = try await StartAndReloadTests.killWorker1(cluster, client)
+        let (_, moved) = try await StartAndReloadTests.killWorker1(cluster, client, loading: false)
         #expect(moved > 0)
         for id in victims {
             if case .found = try await client.score(id) { Issue.record("erased subscriber \(id) is back after the failover") }
