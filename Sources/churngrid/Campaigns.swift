@@ -50,9 +50,18 @@ struct CampaignCommand: ParsableCommand {
                     // A run scores and explains the whole base: minutes on a large one, not the default call timeout.
                     // Its stage every 5 s on standard error (not with --json; nothing from a coordinator
                     // of an earlier release, which has no such call).
-                    try await withProgress({ [json] in
-                        guard !json, let line = await briefly({ try await client.coordinator.campaignRunProgress() }), !line.isEmpty else { return nil }
-                        return line
+                    let unsupported = ProbeOff(json)
+                    return try await withProgress({
+                        guard !unsupported.isOff else { return nil }
+                        do {
+                            let line = try await ClusterActorSystem.$callTimeout.withValue(.seconds(5)) { try await client.coordinator.campaignRunProgress() }
+                            return line.isEmpty ? nil : line
+                        } catch let e as RemoteCallError where e.code == .invalidInvocation || e.code == .notAuthorized {
+                            unsupported.turnOff()  // not asked again (each refusal is logged there)
+                            return nil
+                        } catch {
+                            return nil
+                        }
                     }) {
                         try await ClusterActorSystem.$callTimeout.withValue(.seconds(3600)) {
                             do {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Runs `body`, a long call the coordinator answers only at its end; meanwhile, every `period`,
 /// prints on standard error the line `probe` makes of the cluster's state (nothing when it makes
@@ -17,4 +18,13 @@ func withProgress<T>(every period: Duration = .seconds(5), _ probe: @escaping @S
     }
     defer { task.cancel() }
     return try await body()
+}
+
+/// A progress probe turned off for good (e.g. the coordinator, of an earlier release, refuses its
+/// call: asking every 5 s would only fill its log with refusals).
+final class ProbeOff: Sendable {
+    private let off: Mutex<Bool>
+    init(_ off: Bool = false) { self.off = Mutex(off) }
+    var isOff: Bool { off.withLock { $0 } }
+    func turnOff() { off.withLock { $0 = true } }
 }

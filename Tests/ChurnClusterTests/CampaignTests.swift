@@ -86,7 +86,7 @@ struct CampaignTests {
                     let stage = ["values:", "candidates:", "contact policy, control group and fill over", "writing the run:"].first { line.hasPrefix($0) } ?? line
                     seen.withLock { _ = $0.insert(stage) }
                 }
-                try? await Task.sleep(for: .milliseconds(2))
+                try? await Task.sleep(for: .milliseconds(20))
             }
         }
         let first = await runCommand("\(cli) campaign run --config \(config) --job \(job.id) --request-token test-run-1 --json \(target)")

@@ -106,8 +106,21 @@ struct EventRetentionTests {
         defer { db.close() }
         let taken = try await db.acquireLease(replacing: nil, holder: "test", endpoint: "tcp://127.0.0.1:1")
         db.lead(term: try #require(taken.term))
-        _ = try await db.erase([1_000_000_001, 1_000_000_003], shardCount: 1,
-                               audit: AuditEntry(actor: "test", roles: "admin", credential: "-", action: "erase", target: "2", outcome: "ok"))
+        let audit = AuditEntry(actor: "test", roles: "admin", credential: "-", action: "erase", target: "1", outcome: "ok")
+        // During an import (it holds the table from start to end): the erasure does not wait for it,
+        // and leaves the floor as it was (older: the log is kept longer, never dropped early).
+        let importer = try PostgresConnection(url: url)
+        try importer.execute("BEGIN")
+        try importer.execute("LOCK TABLE churngrid_profile_snapshots IN SHARE ROW EXCLUSIVE MODE")
+        _ = try await db.erase([1_000_000_001], shardCount: 1, audit: audit)
+        try importer.execute("ROLLBACK")
+        try await onOwnThread {
+            let c = try PostgresConnection(url: url)
+            #expect(try c.query("SELECT count(*) FROM subscriber_profiles").scalar == "2", "the erasure went through")
+            #expect(try EventLog.replayedFrom(c) == Int64(today - 40) * Timestamp.millisPerDay)
+        }
+        // No import running: the erasure of the last old row has the floor worked out again.
+        _ = try await db.erase([1_000_000_003], shardCount: 1, audit: audit)
         try await onOwnThread {
             let c = try PostgresConnection(url: url)
             #expect(try EventLog.replayedFrom(c) == Int64(today - 2) * Timestamp.millisPerDay, "only the delta's row is left")

@@ -18,8 +18,8 @@ final class CampaignProgress: Sendable {
     private let answered = Atomic<Int>(0)
 
     func begin(_ stage: Stage, shards: Int = 0) {
+        answered.store(0, ordering: .relaxed)  // first: never the last pass's count under this stage
         state.withLock { $0 = (stage, shards) }
-        answered.store(0, ordering: .relaxed)
     }
 
     func shardAnswered() { answered.add(1, ordering: .relaxed) }

@@ -366,13 +366,13 @@ extension CoordinatorActor {
         return String(decoding: data, as: UTF8.self)
     }
 
-    /// A run's treatment actions on one channel, as CSV (header first), for the channel's system.
     /// Where the campaign run in progress is, one line (`campaign run`'s progress); "" when none
     /// is deciding.
     public distributed func campaignRunProgress() -> String {
         campaignProgress.line
     }
 
+    /// A run's treatment actions on one channel, as CSV (header first), for the channel's system.
     public distributed func exportCampaign(run: Int64, channel: String) async throws -> String {
         guard let c = Channel(rawValue: channel) else {
             throw CampaignRefusal(.invalidArgument, "channel '\(channel)': one of \(Channel.allCases.map(\.rawValue).joined(separator: ", "))", field: "channel")

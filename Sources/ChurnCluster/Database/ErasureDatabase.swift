@@ -55,8 +55,22 @@ extension ClusterDatabase {
                     out.rows["subscriber_profiles"] = try count("WITH d AS (DELETE FROM subscriber_profiles WHERE subscriber_id = ANY($1::bigint[]) RETURNING 1) SELECT count(*) FROM d")
                     // The rows gone may be the oldest the event log is kept for: the retention works
                     // the floor out again (EventLog.replayedFrom), so erasing them lets the log go.
+                    // Never waited for: an import holds the table from its start to its end (and then
+                    // waits for the generation row this erasure holds: a deadlock), and counts the floor
+                    // itself at its end. Skipped then, the floor stays older than it need be: the log
+                    // is kept longer, nothing is dropped early.
                     if (out.rows["subscriber_profiles"] ?? 0) > 0 {
-                        try c.execute("UPDATE churngrid_profile_snapshots SET oldest_as_of = NULL WHERE id = (SELECT max(id) FROM churngrid_profile_snapshots) AND older_rows <> 0")
+                        try c.execute("SAVEPOINT erasure_floor")
+                        do {
+                            try c.execute("LOCK TABLE churngrid_profile_snapshots IN ROW EXCLUSIVE MODE NOWAIT")
+                            try c.execute("""
+                                UPDATE churngrid_profile_snapshots SET oldest_as_of = NULL
+                                WHERE id = (SELECT max(id) FROM churngrid_profile_snapshots) AND older_rows IS DISTINCT FROM 0
+                                """)
+                            try c.execute("RELEASE SAVEPOINT erasure_floor")
+                        } catch let error as PostgresError where error.sqlState == "55P03" {
+                            try c.execute("ROLLBACK TO SAVEPOINT erasure_floor")
+                        }
                     }
                     let after = try c.query("SELECT generation FROM churngrid_profile_generation").scalar.flatMap { Int64($0) } ?? before
                     out.generation = (before, after)
