@@ -2,7 +2,6 @@ import ChurnCluster
 import Foundation
 import Postgres
 import Retention
-import Synchronization
 import Testing
 import TestSupport
 
@@ -79,22 +78,23 @@ struct CampaignTests {
         #expect(refused.status != 0 && refused.output.contains("offers[0].cost"), "\(refused.output)")
 
         // While it decides, any reader may ask where it is (`campaign run` prints it every 5 s).
-        let seen = Mutex<Set<String>>([])
-        let watching = Task {
-            while !Task.isCancelled {
-                if let line = try? await client.coordinator.campaignRunProgress(), !line.isEmpty {
-                    let stage = ["values:", "candidates:", "contact policy, control group and fill over", "writing the run:"].first { line.hasPrefix($0) } ?? line
-                    seen.withLock { _ = $0.insert(stage) }
-                }
-                try? await Task.sleep(for: .milliseconds(20))
-            }
+        // The run is held at its fill (contact_history locked: the policy's read waits), so the
+        // stage is there to be read however loaded the machine is.
+        let hold = try PostgresConnection(url: url)
+        try hold.execute("BEGIN")
+        try hold.execute("LOCK TABLE contact_history IN ACCESS EXCLUSIVE MODE")
+        defer { try? hold.execute("ROLLBACK") }
+        let running = Task { await runCommand("\(cli) campaign run --config \(config) --job \(job.id) --request-token test-run-1 --json \(target)") }
+        let atFill = try await RescoringTests.eventually("the run's progress names its fill", timeout: .seconds(300)) {
+            let line = (try? await client.coordinator.campaignRunProgress()) ?? ""
+            return line.hasPrefix("contact policy, control group and fill over ") ? line : nil
         }
-        let first = await runCommand("\(cli) campaign run --config \(config) --job \(job.id) --request-token test-run-1 --json \(target)")
-        watching.cancel()
+        try hold.execute("ROLLBACK")
+        let candidates = Int(atFill.dropFirst("contact policy, control group and fill over ".count).prefix { $0.isNumber }) ?? 0
+        #expect(candidates > 0, "\(atFill)")
+        let first = await running.value
         try #require(first.status == 0, "\(first.output)")
         #expect(try await client.coordinator.campaignRunProgress() == "", "no run deciding: an empty line")
-        #expect(!seen.withLock { $0 }.isEmpty && seen.withLock { $0 }.isSubset(of: ["values:", "candidates:", "contact policy, control group and fill over", "writing the run:"]),
-                "the stages seen while it decided: \(seen.withLock { $0 })")
         let run1 = try Self.json(first.output)
         let runID = try #require(run1["run_id"] as? Int)
         let treatment = try #require(run1["treatment"] as? Int), control = try #require(run1["control"] as? Int)

@@ -233,7 +233,10 @@ struct EventTests {
         let afterRestart = try await RescoringTests.eventually("events logged after the restart", timeout: .seconds(120)) { () throws -> Int? in
             (try? logged()).flatMap { $0 > 0 ? $0 : nil }
         }
-        _ = try await RescoringTests.eventually("more events logged", timeout: .seconds(120)) { try logged() > afterRestart + 2_000 ? true : nil }
+        // More events after the restart, or all of them: on a loaded machine the 15-second stream
+        // may be nearly over by the time the restart is seen (a rehearsal waited here for 2,000
+        // more of 146 left). The kill then strikes a worker whose shards reload and replay all.
+        _ = try await RescoringTests.eventually("more events logged", timeout: .seconds(120)) { try logged() >= min(afterRestart + 2_000, distinct) ? true : nil }
         kill(try #require(cluster.pid("worker-1")), SIGKILL)
         let status = try await replay.wait(timeout: .seconds(600))
         let line = replay.log.split(separator: "\n").last { $0.hasPrefix("{") } ?? ""

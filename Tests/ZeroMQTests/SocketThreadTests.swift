@@ -17,6 +17,10 @@ struct SocketThreadTests {
         // The server echoes every message back to its sender, from its handler on the I/O thread.
         let endpoint = try await server.perform { loop in
             let (id, router) = try loop.makeSocket(.router)
+            // A ROUTER drops what it cannot queue: with the default 1,000 and a client thread
+            // starved on a loaded machine, some of the 2,000 echoes were dropped and the test
+            // waited out its limit (a rehearsal at load average 59). The transport queues 100,000.
+            try router.set(.sendHighWaterMark, 100_000)
             let bound = try router.bind("tcp://127.0.0.1:*")
             loop.watch(id) { socket in
                 while let parts = try? socket.receive(wait: false) { _ = try? socket.send(parts: parts) }
@@ -27,6 +31,7 @@ struct SocketThreadTests {
         let (replies, sink) = AsyncStream<[UInt8]>.makeStream()
         let dealer = try await client.perform { loop in
             let (id, socket) = try loop.makeSocket(.dealer)
+            try socket.set(.receiveHighWaterMark, 100_000)
             try socket.connect(endpoint)
             loop.watch(id) { socket in
                 while let parts = try? socket.receive(wait: false) { sink.yield(parts[0].bytes) }
