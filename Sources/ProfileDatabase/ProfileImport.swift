@@ -118,12 +118,16 @@ public struct ProfileImport: Sendable {
             try connection.copyIn("COPY import_profiles (subscriber_id, \(columns)) FROM STDIN (FORMAT binary)") { writer in
                 var encoder = BinaryCopyEncoder()
                 let step = max(1, ids.count / 10)
+                var nextReport = step
                 for r in ids.indices {
                     encoder.beginRow(fields: features.count + 1)
                     encoder.int64(ids[r])
                     for column in features { encoder.float32OrNull(column[r]) }
                     if encoder.bytes.count >= 1 << 20 { try writer.write(encoder.take()) }
-                    if (r + 1) % step == 0 && r + 1 < ids.count { progress(.staging(rows: r + 1, of: ids.count)) }
+                    if r + 1 == nextReport {
+                        nextReport += step
+                        if r + 1 < ids.count { progress(.staging(rows: r + 1, of: ids.count)) }
+                    }
                 }
                 encoder.finish()
                 try writer.write(encoder.take())
@@ -169,9 +173,15 @@ public struct ProfileImport: Sendable {
              latest AS (SELECT max(id) AS id FROM churngrid_profile_snapshots)
         UPDATE churngrid_profile_snapshots SET
             older_rows = (SELECT coalesce(sum(n), 0) FROM d WHERE updated_at <> now()),
-            oldest_as_of = coalesce((SELECT min(s.as_of) FROM d JOIN churngrid_profile_snapshots s ON s.recorded_at = d.updated_at), as_of)
+            oldest_as_of = \(oldestAsOf)
         WHERE id = (SELECT id FROM latest)
         """
+
+    /// In an UPDATE of a `churngrid_profile_snapshots` record, with `d` the distinct `updated_at`
+    /// of `subscriber_profiles`: the earliest `as_of` of the imports the rows are as of; rows that
+    /// match no import count as of the record's own `as_of` (as loads take them).
+    public static let oldestAsOf =
+        "coalesce((SELECT min(s.as_of) FROM d JOIN churngrid_profile_snapshots s ON s.recorded_at = d.updated_at), as_of)"
 
     /// Where an upsert is (for a command's progress): the rows staged by COPY so far, then the
     /// merge into `subscriber_profiles` (one statement: the long part of a large import, with no

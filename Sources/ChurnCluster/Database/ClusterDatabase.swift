@@ -281,8 +281,6 @@ final class ClusterDatabase: @unchecked Sendable {
         }
     }
 
-    /// When the last job completed (seconds since 1970), or nil when none has: what a coordinator
-    /// that takes the lead reports until its own first job completes.
     /// When jobs last completed and failed, and when the cluster was made (its first lead: now
     /// when this is it).
     func jobTimes() async throws -> JobTimes {

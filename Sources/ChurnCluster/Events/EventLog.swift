@@ -195,8 +195,7 @@ enum EventLog {
         defer { try? c.execute("SET lock_timeout TO 0") }
         let worked = try c.query("""
             WITH d AS (SELECT DISTINCT updated_at FROM subscriber_profiles)
-            UPDATE churngrid_profile_snapshots SET oldest_as_of =
-                coalesce((SELECT min(s.as_of) FROM d JOIN churngrid_profile_snapshots s ON s.recorded_at = d.updated_at), as_of)
+            UPDATE churngrid_profile_snapshots SET oldest_as_of = \(ProfileImport.oldestAsOf)
             WHERE id = $1::bigint RETURNING (extract(epoch FROM oldest_as_of) * 1000)::bigint
             """, [id]).scalar.flatMap(Int64.init)
         return min(latest, worked ?? latest)
